@@ -1,0 +1,45 @@
+# infra-templates. `make help` lists the targets. Every target sets up what it needs itself.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+$(STAMP): requirements.lock pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.lock
+	touch $(STAMP)
+
+venv: $(STAMP) ## create .venv with the pinned tools (done by every other target)
+
+templates: $(STAMP) ## write output/<env>/ for every environment (python generate.py)
+	$(PY) generate.py
+
+gate: templates ## run the gate on output/: wiring, limits, cfn-lint, checkov
+	$(PY) generate.py check
+
+lint: $(STAMP) ## ruff and mypy on the project's own code
+	$(PY) -m ruff check generate.py src templates tests
+	$(PY) -m ruff format --check generate.py src templates tests
+	$(PY) -m mypy
+
+unit: $(STAMP) ## the pytest suite
+	$(PY) -m pytest -q
+
+test: lint gate unit ## the whole gate: lint, templates + gate, tests
+
+golden: $(STAMP) ## re-record tests/golden/ from the environment files (review the diff!)
+	$(PY) generate.py --quiet --output tests/golden
+
+format: $(STAMP) ## format the code with ruff
+	$(PY) -m ruff format generate.py src templates tests
+	$(PY) -m ruff check --fix generate.py src templates tests
+
+clean: ## remove output/ and the virtual environment
+	rm -rf output $(VENV)
+
+.PHONY: help venv templates gate lint unit test golden format clean

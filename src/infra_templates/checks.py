@@ -1,0 +1,239 @@
+"""The gate: whole-output checks on exactly the files users upload.
+
+1. wiring   every Fn::ImportValue names an export of an earlier stack in the same environment and
+            region; no export name twice; stacks depend only on stacks before them
+2. limits   template bodies within 51,200 bytes (deployable without an S3 bucket) and within
+            CloudFormation's quotas on resources, outputs, parameters and mappings
+3. cfn-lint every template, informational rules included, against its own region
+4. checkov  the CloudFormation framework over the whole folder; skips only in resource Metadata
+
+A check that cannot run (a tool missing or crashing) is a failure, never a pass.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cfnlint.api import ManualArgs, lint_file
+
+MAX_BODY_BYTES = 51_200
+MAX_RESOURCES = 500
+MAX_OUTPUTS = 200
+MAX_PARAMETERS = 200
+MAX_MAPPINGS = 200
+
+
+@dataclass(frozen=True)
+class Problem:
+    check: str
+    where: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"[{self.check}] {self.where}: {self.message}"
+
+
+@dataclass(frozen=True)
+class TemplateFile:
+    path: Path
+    environment: str
+    stack: str
+    region: str
+
+
+def load_manifests(output: Path) -> list[tuple[Path, dict[str, Any]]]:
+    return [(path, json.loads(path.read_text(encoding="utf-8"))) for path in sorted(output.glob("*/manifest.json"))]
+
+
+def template_files(manifests: Iterable[tuple[Path, dict[str, Any]]]) -> list[TemplateFile]:
+    files = []
+    for path, manifest in manifests:
+        for stack in manifest["stacks"]:
+            for name in (stack["templates"]["yaml"], stack["templates"]["json"]):
+                files.append(TemplateFile(path.parent / name, manifest["environment"], stack["name"], stack["region"]))
+    return files
+
+
+# --- wiring -----------------------------------------------------------------------------------
+
+
+def check_wiring(manifests: Iterable[tuple[Path, dict[str, Any]]]) -> list[Problem]:
+    problems: list[Problem] = []
+    for path, manifest in manifests:
+        where = str(path)
+        exported: dict[str, str] = {}  # export name -> stack, for stacks deployed so far
+        region_of: dict[str, str] = {}
+        for stack in manifest["stacks"]:
+            name, region = stack["name"], stack["region"]
+            for dependency in stack["depends_on"]:
+                if dependency not in region_of:
+                    problems.append(
+                        Problem("wiring", where, f"{name} depends on {dependency}, which is not deployed before it")
+                    )
+            for imported in stack["imports"]:
+                source = exported.get(imported)
+                if source is None:
+                    problems.append(
+                        Problem("wiring", where, f"{name} imports {imported}, which no earlier stack exports")
+                    )
+                elif region_of[source] != region:
+                    problems.append(
+                        Problem(
+                            "wiring",
+                            where,
+                            f"{name} ({region}) imports {imported} from {source} ({region_of[source]}): "
+                            "exports are regional",
+                        )
+                    )
+                elif source not in stack["depends_on"]:
+                    problems.append(
+                        Problem("wiring", where, f"{name} imports from {source} but does not list it in depends_on")
+                    )
+            for export in stack["exports"]:
+                if export in exported:
+                    problems.append(
+                        Problem("wiring", where, f"export {export} of {name} is already exported by {exported[export]}")
+                    )
+                exported[export] = name
+            region_of[name] = region
+    return problems
+
+
+# --- limits -----------------------------------------------------------------------------------
+
+
+def check_limits(files: Iterable[TemplateFile]) -> list[Problem]:
+    problems: list[Problem] = []
+    for file in files:
+        size = file.path.stat().st_size
+        if size > MAX_BODY_BYTES:
+            problems.append(
+                Problem("limits", str(file.path), f"{size:,} bytes; a template body may have {MAX_BODY_BYTES:,}")
+            )
+        if file.path.suffix != ".json":
+            continue
+        body = json.loads(file.path.read_text(encoding="utf-8"))
+        for section, limit in (
+            ("Resources", MAX_RESOURCES),
+            ("Outputs", MAX_OUTPUTS),
+            ("Parameters", MAX_PARAMETERS),
+            ("Mappings", MAX_MAPPINGS),
+        ):
+            count = len(body.get(section, {}))
+            if count > limit:
+                problems.append(Problem("limits", str(file.path), f"{count} {section}; CloudFormation allows {limit}"))
+    return problems
+
+
+# --- cfn-lint ---------------------------------------------------------------------------------
+
+
+def check_cfn_lint(files: Iterable[TemplateFile]) -> list[Problem]:
+    problems: list[Problem] = []
+    for file in files:
+        config = ManualArgs(include_checks=["I"], regions=[file.region])
+        for match in lint_file(file.path, config):
+            problems.append(
+                Problem(
+                    "cfn-lint",
+                    f"{file.path}:{match.linenumber}",
+                    f"{match.rule.id} {match.message}",
+                )
+            )
+    return problems
+
+
+# --- checkov ----------------------------------------------------------------------------------
+
+
+def checkov_command() -> list[str]:
+    beside = Path(sys.executable).parent / "checkov"
+    found = str(beside) if beside.exists() else shutil.which("checkov")
+    if not found:
+        raise RuntimeError("checkov is not installed (run `make venv`)")
+    return [found]
+
+
+def check_checkov(output: Path) -> list[Problem]:
+    env = dict(os.environ)
+    # No platform account: keep checkov from reaching out (guidelines, version checks, telemetry).
+    env.update({"BC_SKIP_MAPPING": "TRUE", "CHECKOV_SKIP_VERSION_CHECK": "TRUE", "LOG_LEVEL": "ERROR"})
+    command = [
+        *checkov_command(),
+        "--directory", str(output),
+        "--framework", "cloudformation",
+        "--output", "json",
+        "--quiet",
+        "--compact",
+        "--skip-download",
+    ]  # fmt: skip
+    result = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
+    if result.returncode not in (0, 1):
+        raise RuntimeError(f"checkov exited {result.returncode}: {result.stderr.strip()[-2000:]}")
+    try:
+        report = json.loads(result.stdout) if result.stdout.strip() else {}
+    except json.JSONDecodeError as error:
+        raise RuntimeError(f"checkov printed something other than JSON: {result.stdout[:500]}") from error
+    reports = report if isinstance(report, list) else [report]
+    problems: list[Problem] = []
+    scanned = 0
+    for entry in reports:
+        results = entry.get("results", {})
+        summary = entry.get("summary", {})
+        scanned += summary.get("resource_count", 0)
+        for failed in results.get("failed_checks", []):
+            problems.append(
+                Problem(
+                    "checkov",
+                    f"{failed.get('file_path', '?')} {failed.get('resource', '?')}",
+                    f"{failed['check_id']} {failed.get('check_name', '')}",
+                )
+            )
+        if summary.get("parsing_errors"):
+            problems.append(Problem("checkov", str(output), f"{summary['parsing_errors']} files could not be parsed"))
+    if scanned == 0 and not problems:
+        problems.append(Problem("checkov", str(output), "scanned no resources: is the output folder empty?"))
+    return problems
+
+
+# --- the gate ---------------------------------------------------------------------------------
+
+
+def run_gate(output: Path, print_: Callable[[str], None] = print) -> int:
+    """Run every check on ``output``; print what each found; 0 when all are silent, else 1."""
+    manifests = load_manifests(output)
+    if not manifests:
+        print_(f"gate: no manifest.json under {output}/: run `make templates` first")
+        return 1
+    files = template_files(manifests)
+    missing = [f for f in files if not f.path.is_file()]
+    if missing:
+        print_(f"gate: the manifest names files that are not there: {', '.join(str(f.path) for f in missing)}")
+        return 1
+    steps: list[tuple[str, Callable[[], list[Problem]]]] = [
+        ("wiring", lambda: check_wiring(manifests)),
+        ("limits", lambda: check_limits(files)),
+        ("cfn-lint", lambda: check_cfn_lint(files)),
+        ("checkov", lambda: check_checkov(output)),
+    ]
+    failed = False
+    for name, step in steps:
+        try:
+            problems = step()
+        except Exception as error:  # a check that cannot run is a failure, not a pass
+            problems = [Problem(name, "gate", f"could not run: {error}")]
+        failed = failed or bool(problems)
+        status = "ok" if not problems else f"{len(problems)} problem(s)"
+        print_(f"gate: {name:<9} {status} ({len(files)} templates, {len(manifests)} environments)")
+        for problem in problems:
+            print_(f"  {problem}")
+    print_("gate: passed" if not failed else "gate: FAILED")
+    return 1 if failed else 0

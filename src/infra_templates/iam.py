@@ -1,0 +1,106 @@
+"""IAM policy builders on awacs: least privilege, a Sid on every statement, partition-aware ARNs."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from awacs import kms
+from awacs.aws import (
+    Action,
+    Allow,
+    ArnLike,
+    Condition,
+    ConditionElement,
+    PolicyDocument,
+    Principal,
+    Statement,
+    StringEquals,
+)
+from troposphere import AccountId, Sub
+
+VERSION = "2012-10-17"
+
+# What a key administrator needs, per AWS's "default key policy" guide, spelled out instead of kms:*.
+KEY_ADMIN_ACTIONS = (
+    kms.CancelKeyDeletion, kms.CreateAlias, kms.CreateGrant, kms.DeleteAlias,
+    kms.DisableKey, kms.DisableKeyRotation, kms.EnableKey, kms.EnableKeyRotation, kms.GetKeyPolicy,
+    kms.GetKeyRotationStatus, kms.ListAliases, kms.ListGrants, kms.ListKeyPolicies,
+    kms.ListResourceTags, kms.PutKeyPolicy, kms.RetireGrant, kms.RevokeGrant, kms.ScheduleKeyDeletion,
+    kms.TagResource, kms.UntagResource, kms.UpdateAlias, kms.UpdateKeyDescription,
+)  # fmt: skip
+KEY_USE_ACTIONS = (
+    kms.Decrypt, kms.DescribeKey, kms.Encrypt, kms.GenerateDataKey, kms.GenerateDataKeyWithoutPlaintext,
+    kms.ReEncryptFrom, kms.ReEncryptTo,
+)  # fmt: skip
+
+
+def allow(
+    sid: str,
+    actions: Sequence[Action],
+    resources: Sequence[Any],
+    conditions: Sequence[ConditionElement] = (),
+    principal: Principal | None = None,
+) -> Statement:
+    """One Allow statement. ``resources`` are ARNs (``GetAtt``/``Sub``); never an empty list."""
+    if not actions or not resources:
+        raise ValueError(f"statement {sid} needs actions and resources")
+    # Keys in the order people write them: Sid, Effect, Principal, Action, Resource, Condition.
+    fields: dict[str, Any] = {"Sid": sid, "Effect": Allow}
+    if principal is not None:
+        fields["Principal"] = principal
+    fields["Action"] = list(actions)
+    fields["Resource"] = list(resources)
+    if conditions:
+        fields["Condition"] = Condition(list(conditions))
+    return Statement(**fields)
+
+
+def document(*statements: Statement) -> PolicyDocument:
+    return PolicyDocument(Version=VERSION, Statement=list(statements))
+
+
+def service_trust(service: str, source_arn: Any | None = None) -> PolicyDocument:
+    """Trust policy letting one AWS service assume a role, only on behalf of this account.
+
+    ``aws:SourceAccount`` (and ``aws:SourceArn`` where given) guard against the confused deputy.
+    """
+    conditions: list[ConditionElement] = [StringEquals("aws:SourceAccount", AccountId)]
+    if source_arn is not None:
+        conditions.append(ArnLike("aws:SourceArn", source_arn))
+    return document(
+        Statement(
+            Sid="TrustService",
+            Effect=Allow,
+            Principal=Principal("Service", service),
+            Action=[Action("sts", "AssumeRole")],
+            Condition=Condition(conditions),
+        )
+    )
+
+
+def arn(service: str, resource: str, region: bool = True, account: bool = True) -> Sub:
+    """``arn:${AWS::Partition}:service:${AWS::Region}:${AWS::AccountId}:resource`` (resource may use ${})."""
+    return Sub(
+        "arn:${AWS::Partition}:%s:%s:%s:%s"
+        % (service, "${AWS::Region}" if region else "", "${AWS::AccountId}" if account else "", resource)
+    )
+
+
+def account_root() -> Principal:
+    return Principal("AWS", Sub("arn:${AWS::Partition}:iam::${AWS::AccountId}:root"))
+
+
+def key_policy(*users: Statement) -> PolicyDocument:
+    """A KMS key policy: the account administers the key and may delegate its use through IAM (so a
+    role still needs its own policy naming the key); ``users`` name the services that use it.
+
+    In a key policy ``Resource: "*"`` means "this key": a key policy cannot name anything else.
+    """
+    admin = allow(
+        "AccountAdministersKeyAndDelegatesUseToIam",
+        KEY_ADMIN_ACTIONS + KEY_USE_ACTIONS,
+        ["*"],
+        principal=account_root(),
+    )
+    return document(admin, *users)

@@ -1,0 +1,30 @@
+"""Names of stacks, exports, logical IDs and the standard tags."""
+
+from __future__ import annotations
+
+import re
+
+from infra_templates import MANAGED_BY
+
+
+def stack_name(project: str, environment: str | None, layer: str) -> str:
+    """``{project}-{env}-{layer}``; a project-level stack (``environment=None``) drops the env."""
+    parts = [project, environment, layer] if environment else [project, layer]
+    return "-".join(parts)
+
+
+def export_name(stack: str, output_key: str) -> str:
+    return f"{stack}-{output_key}"
+
+
+def logical_id(*parts: str) -> str:
+    """PascalCase logical ID from words: ``logical_id("private", "subnet", "a")`` is ``PrivateSubnetA``."""
+    words = [w for part in parts for w in re.split(r"[^A-Za-z0-9]+", part) if w]
+    return "".join(w[0].upper() + w[1:] for w in words)
+
+
+def standard_tags(project: str, environment: str, layer: str, extra: dict[str, str]) -> dict[str, str]:
+    """The tags every taggable resource carries; the file's own tags come after, sorted."""
+    tags = {"Project": project, "Environment": environment, "Layer": layer, "ManagedBy": MANAGED_BY}
+    tags.update(sorted(extra.items()))
+    return tags

@@ -1,0 +1,208 @@
+"""Settings: the shipped files load, merging works, and every refusal names file, field and fix."""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+
+import pytest
+from conftest import ENVIRONMENTS, edit_yaml
+
+from infra_templates.config import SettingsError, deep_merge, load_environment
+
+
+def refusal(settings_dir: Path, env: str = "staging") -> str:
+    with pytest.raises(SettingsError) as caught:
+        load_environment(env, settings_dir)
+    return str(caught.value)
+
+
+def test_shipped_environments_are_the_four_the_platform_needs() -> None:
+    assert ENVIRONMENTS == ["dev", "dr", "prod", "staging"]
+
+
+def test_dr_runs_in_another_region_than_prod(environments) -> None:
+    assert environments["dr"].region != environments["prod"].region
+
+
+def test_environment_file_overrides_defaults_and_mappings_merge(environments) -> None:
+    dev, prod = environments["dev"], environments["prod"]
+    assert dev.network.nat_gateways == "single"  # dev.yaml overrides defaults' per-zone
+    assert prod.network.nat_gateways == "per-zone"  # from defaults.yaml
+    assert dev.network.flow_logs.traffic_type == "ALL"  # merged from defaults under a mapping dev sets
+    assert dev.network.flow_logs.retention_days == 14
+    assert dev.network.interface_endpoints == []  # a list replaces, it does not append
+    assert prod.network.interface_endpoints == ["ecr.api", "ecr.dkr", "logs", "secretsmanager"]
+
+
+def test_deep_merge_merges_mappings_and_replaces_the_rest() -> None:
+    base = {"a": {"b": 1, "c": [1, 2]}, "d": 1}
+    assert deep_merge(base, {"a": {"c": [3]}, "d": 2}) == {"a": {"b": 1, "c": [3]}, "d": 2}
+    assert base == {"a": {"b": 1, "c": [1, 2]}, "d": 1}  # inputs untouched
+
+
+def test_settings_are_frozen(environments) -> None:
+    with pytest.raises(ValueError):
+        environments["dev"].region = "us-east-1"  # type: ignore[misc]
+
+
+def test_unknown_key_is_refused_with_the_valid_keys(settings_dir: Path) -> None:
+    edit_yaml(settings_dir / "staging.yaml", network__flow_logs__trafic_type="ALL")
+    message = refusal(settings_dir)
+    assert "staging.yaml: network.flow_logs.trafic_type = 'ALL': is not a known setting" in message
+    assert "valid keys here: retention_days, traffic_type" in message
+
+
+def test_unknown_top_level_key_is_refused(settings_dir: Path) -> None:
+    edit_yaml(settings_dir / "staging.yaml", colour="blue")
+    assert "staging.yaml: colour = 'blue': is not a known setting; valid keys here: account_id" in refusal(settings_dir)
+
+
+def test_wrong_type_is_refused_not_coerced(settings_dir: Path) -> None:
+    edit_yaml(settings_dir / "staging.yaml", network__availability_zones="2")
+    message = refusal(settings_dir)
+    assert "staging.yaml: network.availability_zones = '2': input should be a valid integer" in message
+
+
+def test_malformed_cidr_is_refused(settings_dir: Path) -> None:
+    edit_yaml(settings_dir / "staging.yaml", network__cidr="10.20.0.0/33")
+    assert "staging.yaml: network.cidr = '10.20.0.0/33': is not a valid IPv4 CIDR block" in refusal(settings_dir)
+
+
+def test_cidr_with_host_bits_suggests_the_network(settings_dir: Path) -> None:
+    edit_yaml(settings_dir / "staging.yaml", network__cidr="10.20.0.1/16")
+    assert "did you mean '10.20.0.0/16'?" in refusal(settings_dir)
+
+
+def test_overlapping_subnets_are_refused_and_both_named(settings_dir: Path) -> None:
+    edit_yaml(
+        settings_dir / "staging.yaml",
+        network__subnets__data=["10.20.64.0/24", "10.20.1.0/24"],
+    )
+    message = refusal(settings_dir)
+    assert (
+        "staging.yaml: network.subnets.data[1] = '10.20.1.0/24': overlaps network.subnets.public[1] (10.20.1.0/24)"
+        in message
+    )
+
+
+def test_every_subnet_problem_is_reported_at_once(settings_dir: Path) -> None:
+    edit_yaml(
+        settings_dir / "staging.yaml",
+        network__subnets__data=["10.99.64.0/24", "10.98.1.0/24"],
+    )
+    message = refusal(settings_dir)
+    assert "network.subnets.data[0] = '10.99.64.0/24': is outside the VPC's CIDR block 10.20.0.0/16" in message
+    assert "network.subnets.data[1] = '10.98.1.0/24': is outside the VPC's CIDR block 10.20.0.0/16" in message
+
+
+def test_subnet_count_must_match_zone_count(settings_dir: Path) -> None:
+    edit_yaml(settings_dir / "staging.yaml", network__subnets__public=["10.20.0.0/24"])
+    assert "network.subnets.public: has 1 CIDR blocks but availability_zones is 2" in refusal(settings_dir)
+
+
+def test_fewer_than_two_zones_is_refused(settings_dir: Path) -> None:
+    edit_yaml(settings_dir / "staging.yaml", network__availability_zones=1)
+    assert "staging.yaml: network.availability_zones = 1: input should be greater than or equal to 2" in refusal(
+        settings_dir
+    )
+
+
+def test_more_zones_than_the_region_has_is_refused(settings_dir: Path) -> None:
+    edit_yaml(settings_dir / "staging.yaml", region="us-west-1")
+    assert load_environment("staging", settings_dir).region == "us-west-1"  # two zones there: fine
+    edit_yaml(
+        settings_dir / "prod.yaml",
+        region="us-west-1",
+    )
+    assert "prod.yaml: network.availability_zones = 3: us-west-1 has 2 availability zones; use at most 2" in refusal(
+        settings_dir, "prod"
+    )
+
+
+@pytest.mark.parametrize("account", ["12345678901", "1234567890123", "12345678901a"])
+def test_account_id_must_be_twelve_digits(settings_dir: Path, account: str) -> None:
+    edit_yaml(settings_dir / "staging.yaml", account_id=account)
+    message = refusal(settings_dir)
+    assert f"staging.yaml: account_id = '{account}': string should match pattern '^[0-9]{{12}}$'" in message
+
+
+def test_unquoted_account_id_is_refused_with_the_fix(settings_dir: Path) -> None:
+    edit_yaml(settings_dir / "staging.yaml", account_id=222222222222)
+    assert "account_id = 222222222222: must be a string: quote it in YAML" in refusal(settings_dir)
+
+
+def test_unknown_region_is_refused_with_the_known_ones(settings_dir: Path) -> None:
+    edit_yaml(settings_dir / "staging.yaml", region="eu-west-9")
+    message = refusal(settings_dir)
+    assert "staging.yaml: region = 'eu-west-9': is not an AWS region; use one of" in message
+    assert "eu-west-1" in message
+
+
+@pytest.mark.parametrize("project", ["Shop", "shop_two", "9shop", "shop-", "sh--op", "a" * 21])
+def test_project_must_fit_in_a_stack_name(settings_dir: Path, project: str) -> None:
+    edit_yaml(settings_dir / "defaults.yaml", project=project)
+    message = refusal(settings_dir)
+    assert f"defaults.yaml: project = '{project}'" in message
+
+
+def test_problem_is_blamed_on_the_file_that_set_the_value(settings_dir: Path) -> None:
+    edit_yaml(settings_dir / "defaults.yaml", network__flow_logs__traffic_type="SOME")
+    message = refusal(settings_dir)
+    assert "defaults.yaml: network.flow_logs.traffic_type = 'SOME'" in message
+    assert "staging.yaml: network.flow_logs.traffic_type" not in message
+
+
+def test_invalid_retention_lists_the_valid_ones(settings_dir: Path) -> None:
+    edit_yaml(settings_dir / "staging.yaml", network__flow_logs__retention_days=100)
+    message = refusal(settings_dir)
+    assert "network.flow_logs.retention_days = 100: is not a retention CloudWatch Logs accepts" in message
+    assert "90, 120" in message
+
+
+def test_reserved_tag_keys_are_refused(settings_dir: Path) -> None:
+    edit_yaml(settings_dir / "staging.yaml", tags={"Environment": "x"})
+    assert "staging.yaml: tags.Environment = 'x': is set by the generator" in refusal(settings_dir)
+
+
+def test_vpc_cidr_size_is_checked(settings_dir: Path) -> None:
+    edit_yaml(settings_dir / "staging.yaml", network__cidr="10.0.0.0/8")
+    assert "network.cidr = '10.0.0.0/8': a VPC's CIDR block must be between /16 and /28" in refusal(settings_dir)
+
+
+def test_missing_required_setting_is_named(settings_dir: Path) -> None:
+    path = settings_dir / "staging.yaml"
+    path.write_text(path.read_text().replace('account_id: "222222222222"\n', ""))
+    assert "staging.yaml: account_id: is required but not set in this file or in defaults.yaml" in refusal(settings_dir)
+
+
+def test_malformed_yaml_names_file_and_line(settings_dir: Path) -> None:
+    (settings_dir / "staging.yaml").write_text("region: [eu-west-1\nnetwork: {}\n")
+    message = refusal(settings_dir)
+    assert message.startswith(str(settings_dir / "staging.yaml").lstrip("/")) or "staging.yaml" in message
+    assert "is not valid YAML (line" in message
+
+
+def test_a_file_that_is_not_a_mapping_is_refused(settings_dir: Path) -> None:
+    (settings_dir / "staging.yaml").write_text("- just\n- a list\n")
+    assert "staging.yaml: must be a mapping of settings, not list" in refusal(settings_dir)
+
+
+def test_missing_environment_lists_the_ones_there_are(settings_dir: Path) -> None:
+    message = refusal(settings_dir, "qa")
+    assert "qa.yaml: no such environment file; environments here: dev, dr, prod, staging" in message
+
+
+def test_environment_file_names_must_fit_in_a_stack_name(settings_dir: Path) -> None:
+    (settings_dir / "staging.yaml").rename(settings_dir / "Stage_1.yaml")
+    assert "Stage_1.yaml: name = 'Stage_1': string should match pattern" in refusal(settings_dir, "Stage_1")
+
+
+def test_name_cannot_be_set_inside_the_file(settings_dir: Path) -> None:
+    edit_yaml(settings_dir / "staging.yaml", name="prod")
+    assert "staging.yaml: name: is taken from the file name" in refusal(settings_dir)
+
+
+def test_parsed_settings_have_real_types(environments) -> None:
+    assert environments["prod"].network.cidr == ipaddress.IPv4Network("10.30.0.0/16")
+    assert environments["prod"].production is True

@@ -1,0 +1,92 @@
+"""generate.py as users run it: exit codes, untouched output on refusal, one environment, --quiet."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import ENVIRONMENTS, LAYER_NAMES, ROOT, edit_yaml
+
+
+def generate(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(ROOT / "generate.py"), *args], capture_output=True, text=True, cwd=cwd, check=False
+    )
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_writes_every_environment_with_a_summary_line_per_stack(tmp_path: Path) -> None:
+    result = generate("--output", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    for env in ENVIRONMENTS:
+        assert sorted(p.name for p in (tmp_path / env).iterdir()) == sorted(
+            [f"{layer}.{ext}" for layer in LAYER_NAMES for ext in ("yaml", "json")] + ["manifest.json"]
+        )
+        for layer in LAYER_NAMES:
+            assert f"shop-{env}-{layer}" in result.stdout
+    assert "resources" in result.stdout and "bytes" in result.stdout
+
+
+def test_quiet_prints_nothing(tmp_path: Path) -> None:
+    result = generate("--quiet", "--output", str(tmp_path))
+    assert result.returncode == 0
+    assert result.stdout == result.stderr == ""
+
+
+def test_env_builds_only_that_environment_and_keeps_the_others(tmp_path: Path) -> None:
+    assert generate("--quiet", "--output", str(tmp_path)).returncode == 0
+    before = snapshot(tmp_path / "prod")
+    (tmp_path / "prod" / "marker").write_text("kept")
+    result = generate("--env", "dev", "--output", str(tmp_path))
+    assert result.returncode == 0
+    assert "shop-dev-network" in result.stdout and "shop-prod" not in result.stdout
+    assert (tmp_path / "prod" / "marker").read_text() == "kept"
+    assert {k: v for k, v in snapshot(tmp_path / "prod").items() if k != "marker"} == before
+
+
+def test_bad_settings_exit_2_name_file_and_field_and_leave_output_untouched(tmp_path: Path, settings_dir) -> None:
+    output = tmp_path / "out"
+    assert generate("--quiet", "--output", str(output)).returncode == 0
+    before = snapshot(output)
+    edit_yaml(settings_dir / "prod.yaml", network__subnets__data=["10.30.64.0/24", "10.30.65.0/24", "10.99.0.0/24"])
+    result = generate("--settings", str(settings_dir), "--output", str(output))
+    assert result.returncode == 2
+    assert "prod.yaml: network.subnets.data[2] = '10.99.0.0/24': is outside the VPC's CIDR block" in result.stderr
+    assert "nothing was written" in result.stderr
+    assert snapshot(output) == before
+    assert not any(p.name.startswith(".staging") for p in output.iterdir())
+
+
+def test_malformed_yaml_exits_2_without_creating_output(tmp_path: Path, settings_dir) -> None:
+    (settings_dir / "dev.yaml").write_text("network: [\n")
+    output = tmp_path / "never"
+    result = generate("--settings", str(settings_dir), "--output", str(output))
+    assert result.returncode == 2
+    assert "dev.yaml: is not valid YAML (line" in result.stderr
+    assert not output.exists()
+
+
+def test_missing_environment_exits_2(tmp_path: Path) -> None:
+    result = generate("--env", "qa", "--output", str(tmp_path / "o"))
+    assert result.returncode == 2
+    assert "environments/qa.yaml: no such environment file; environments here: dev, dr, prod, staging" in result.stderr
+
+
+def test_full_build_retires_output_of_a_deleted_environment(tmp_path: Path, settings_dir) -> None:
+    output = tmp_path / "out"
+    assert generate("--quiet", "--settings", str(settings_dir), "--output", str(output)).returncode == 0
+    (settings_dir / "staging.yaml").unlink()
+    (output / "notes").mkdir()
+    assert generate("--quiet", "--settings", str(settings_dir), "--output", str(output)).returncode == 0
+    assert sorted(p.name for p in output.iterdir()) == ["dev", "dr", "notes", "prod"]
+
+
+def test_help_explains_every_option() -> None:
+    result = generate("--help")
+    assert result.returncode == 0
+    for option in ("--env", "--quiet", "--settings", "--output", "check"):
+        assert option in result.stdout

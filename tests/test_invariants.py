@@ -1,0 +1,148 @@
+"""Invariants over every environment x layer: what no template may ever get wrong."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from cfnlint.decode import decode_str
+from cfnlint.schema import PROVIDER_SCHEMA_MANAGER
+from conftest import ENVIRONMENTS, LAYER_NAMES, ROOT, all_stacks, resources, walk
+
+from infra_templates.render import RESOURCE_KEY_ORDER, SECTION_ORDER
+
+CASES = [(env, layer) for env in ENVIRONMENTS for layer in LAYER_NAMES]
+STANDARD_TAGS = ("Project", "Environment", "Layer", "ManagedBy")
+# Resources that hold data or decide who can read it: they must say what happens when the stack
+# deletes or replaces them. Their logical IDs are pinned in test_golden.py.
+STATEFUL_TYPES = {
+    "AWS::KMS::Key",
+    "AWS::Logs::LogGroup",
+    "AWS::S3::Bucket",
+    "AWS::RDS::DBCluster",
+    "AWS::RDS::DBInstance",
+    "AWS::ECR::Repository",
+    "AWS::SecretsManager::Secret",
+    "AWS::CodeCommit::Repository",
+}
+
+
+def taggable(type_: str, region: str) -> bool:
+    """Whether CloudFormation's own resource schema (as cfn-lint ships it) gives the type Tags."""
+    schema = PROVIDER_SCHEMA_MANAGER.get_resource_schema(region, type_)
+    return "Tags" in schema.schema.get("properties", {})
+
+
+def tag_dict(tags) -> dict[str, str]:
+    return tags if isinstance(tags, dict) else {t["Key"]: t["Value"] for t in tags}
+
+
+@pytest.mark.parametrize(("env", "layer"), CASES)
+def test_every_taggable_resource_carries_the_standard_tags(stacks, env, layer) -> None:
+    stack = stacks[env][layer]
+    checked = 0
+    for name, resource in resources(stack.body).items():
+        if not taggable(resource["Type"], stack.region):
+            continue
+        tags = tag_dict(resource["Properties"].get("Tags", []))
+        expected = {"Project": "shop", "Environment": env, "Layer": layer, "ManagedBy": "infra-templates"}
+        assert {k: tags.get(k) for k in STANDARD_TAGS} == expected, name
+        assert tags.get("CostCenter") == "platform", name  # the file's own tags too
+        checked += 1
+    assert checked > 0
+
+
+@pytest.mark.parametrize(("env", "layer"), CASES)
+def test_no_literal_aws_partition_in_arns(stacks, env, layer) -> None:
+    assert "arn:aws:" not in stacks[env][layer].json
+
+
+@pytest.mark.parametrize(("env", "layer"), CASES)
+def test_sections_and_resource_keys_in_the_usual_order(stacks, env, layer) -> None:
+    body = stacks[env][layer].body
+    sections = list(body)
+    assert sections == sorted(sections, key=SECTION_ORDER.index)
+    assert sections[:2] == ["AWSTemplateFormatVersion", "Description"]
+    for resource in body["Resources"].values():
+        keys = list(resource)
+        assert keys[0] == "Type"
+        assert keys == sorted(keys, key=RESOURCE_KEY_ORDER.index)
+
+
+@pytest.mark.parametrize(("env", "layer"), CASES)
+def test_stateful_resources_say_what_happens_on_delete_and_replace(stacks, environments, env, layer) -> None:
+    for name, resource in resources(stacks[env][layer].body).items():
+        if resource["Type"] not in STATEFUL_TYPES:
+            continue
+        assert resource.get("DeletionPolicy") in ("Retain", "Snapshot", "Delete"), name
+        assert resource.get("UpdateReplacePolicy") == resource["DeletionPolicy"], name
+        if environments[env].production or resource["Type"] == "AWS::KMS::Key":
+            assert resource["DeletionPolicy"] in ("Retain", "Snapshot"), name
+
+
+def policy_statements(body: dict) -> list[tuple[str, dict]]:
+    """Every IAM statement in a template with the name of the resource that holds it."""
+    found = []
+    for name, resource in resources(body).items():
+        for node in walk(resource.get("Properties", {})):
+            if isinstance(node, dict) and "Statement" in node and "Version" in node:
+                found.extend((name, s) for s in node["Statement"])
+    return found
+
+
+@pytest.mark.parametrize(("env", "layer"), CASES)
+def test_iam_statements_are_named_and_never_wildcard_actions(stacks, env, layer) -> None:
+    body = stacks[env][layer].body
+    for holder, statement in policy_statements(body):
+        assert statement.get("Sid"), f"{holder}: statement without Sid"
+        actions = statement.get("Action", [])
+        for action in [actions] if isinstance(actions, str) else actions:
+            assert action != "*" and not action.endswith(":*"), f"{holder} {statement['Sid']}: {action}"
+        resources_ = statement.get("Resource", [])
+        if "*" in ([resources_] if isinstance(resources_, str) else resources_):
+            # In a key policy "*" means "this key"; anywhere else it must be justified in iam.py.
+            assert body["Resources"][holder]["Type"] == "AWS::KMS::Key", f"{holder} {statement['Sid']}"
+
+
+@pytest.mark.parametrize(("env", "layer"), CASES)
+def test_trust_policies_guard_against_the_confused_deputy(stacks, env, layer) -> None:
+    for name, role in resources(stacks[env][layer].body, "AWS::IAM::Role").items():
+        for statement in role["Properties"]["AssumeRolePolicyDocument"]["Statement"]:
+            if "Service" in statement["Principal"]:
+                assert "aws:SourceAccount" in statement["Condition"]["StringEquals"], name
+
+
+@pytest.mark.parametrize(("env", "layer"), CASES)
+def test_yaml_and_json_are_the_same_template(stacks, env, layer) -> None:
+    stack = stacks[env][layer]
+    from_yaml, errors = decode_str(stack.yaml)
+    assert not errors
+    assert json.loads(json.dumps(from_yaml)) == json.loads(stack.json) == stack.body
+
+
+def test_yaml_uses_short_form_intrinsics(stacks) -> None:
+    text = stacks["prod"]["network"].yaml
+    assert "VpcId: !Ref Vpc\n" in text
+    assert "Fn::" not in text and "Ref:" not in text
+
+
+def test_every_stack_of_an_environment_is_named_project_env_layer(stacks) -> None:
+    for env, layer, stack in all_stacks(stacks):
+        assert stack.name == f"shop-{env}-{layer}"
+
+
+def _generate(output: Path, hash_seed: str) -> dict[str, bytes]:
+    env = dict(os.environ, PYTHONHASHSEED=hash_seed)
+    subprocess.run([sys.executable, str(ROOT / "generate.py"), "--quiet", "--output", str(output)], check=True, env=env)
+    return {str(p.relative_to(output)): p.read_bytes() for p in sorted(output.rglob("*")) if p.is_file()}
+
+
+def test_output_is_byte_identical_across_runs_and_hash_seeds(tmp_path: Path) -> None:
+    first = _generate(tmp_path / "a", "1")
+    second = _generate(tmp_path / "b", "2")
+    assert len(first) == len(ENVIRONMENTS) * (2 * len(LAYER_NAMES) + 1)
+    assert first == second

@@ -1,0 +1,43 @@
+"""Keys layer: rotated customer managed keys whose policies name who may use them."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import ENVIRONMENTS, resources
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_logs_key_rotates_and_is_never_deleted_with_the_stack(stacks, env) -> None:
+    key = resources(stacks[env]["keys"].body, "AWS::KMS::Key")["LogsKey"]
+    assert key["Properties"]["EnableKeyRotation"] is True
+    assert key["DeletionPolicy"] == key["UpdateReplacePolicy"] == "Retain"
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_logs_key_serves_only_this_environments_log_groups(stacks, env) -> None:
+    policy = stacks[env]["keys"].body["Resources"]["LogsKey"]["Properties"]["KeyPolicy"]
+    (logs,) = [s for s in policy["Statement"] if s["Principal"].get("Service")]
+    assert logs["Principal"] == {"Service": {"Fn::Sub": "logs.${AWS::Region}.amazonaws.com"}}
+    condition = logs["Condition"]["ArnLike"]["kms:EncryptionContext:aws:logs:arn"]
+    assert condition == {
+        "Fn::Sub": f"arn:${{AWS::Partition}}:logs:${{AWS::Region}}:${{AWS::AccountId}}:log-group:shop-{env}-*"
+    }
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_account_statement_spells_out_actions_instead_of_kms_star(stacks, env) -> None:
+    policy = stacks[env]["keys"].body["Resources"]["LogsKey"]["Properties"]["KeyPolicy"]
+    (account,) = [s for s in policy["Statement"] if "AWS" in s["Principal"]]
+    assert "kms:*" not in account["Action"]
+    assert all(not a.endswith("*") for a in account["Action"])
+    assert account["Principal"]["AWS"] == {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:root"}
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_log_groups_are_named_by_cloudformation_under_the_stack_name(stacks, env) -> None:
+    # The logs key trusts log groups named "{project}-{env}-*": CloudFormation starts generated
+    # names with the stack name, so no log group may carry a name of its own.
+    for stack in stacks[env].values():
+        assert stack.name.startswith(f"shop-{env}-")
+        for group in resources(stack.body, "AWS::Logs::LogGroup").values():
+            assert "LogGroupName" not in group["Properties"]
