@@ -18,10 +18,17 @@ sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT))
 
 from infra_templates import checks  # noqa: E402
-from infra_templates.config import SettingsError, available_environments, load_environment  # noqa: E402
-from infra_templates.pipeline import build_stacks, environment_files  # noqa: E402
+from infra_templates.config import SettingsError, available_environments, load_environment, project_of  # noqa: E402
+from infra_templates.pipeline import (  # noqa: E402
+    PROJECT_FOLDER,
+    Stack,
+    build_project_stacks,
+    build_stacks,
+    environment_files,
+    project_files,
+)
 from infra_templates.render import replace_folders  # noqa: E402
-from templates import LAYERS  # noqa: E402
+from templates import LAYERS, PROJECT_LAYERS  # noqa: E402
 
 EXIT_SETTINGS = 2
 
@@ -72,24 +79,41 @@ def run_build(names: list[str] | None, settings: Path, output: Path, quiet: bool
         except SettingsError as error:
             problems.extend(p for p in error.problems if p not in problems)  # defaults.yaml once
     if problems:
-        print("Refused: nothing was written. Fix these settings:", file=sys.stderr)
-        for problem in problems:
-            print(f"  {problem}", file=sys.stderr)
-        return EXIT_SETTINGS
-    folders = {}
+        return _refuse(problems)
+    try:
+        project = project_of(environments, settings)
+    except SettingsError as error:
+        return _refuse(error.problems)
+    project_stacks = build_project_stacks(project, PROJECT_LAYERS)
+    folders: dict[str, dict[str, str]] = {}
+    if not names_given:  # project stacks depend on every environment: written by full builds only
+        folders[PROJECT_FOLDER] = project_files(project, project_stacks)
+        _summary(quiet, "project", project_stacks)
     for env in environments:
         stacks = build_stacks(env, LAYERS)
-        folders[env.name] = environment_files(env, stacks)
-        if not quiet:
-            for stack in stacks:
-                print(
-                    f"{env.name:<8} {stack.name:<32} {stack.region:<15} "
-                    f"{stack.resource_count:>4} resources {len(stack.yaml.encode()):>7,} bytes (YAML)"
-                )
+        folders[env.name] = environment_files(env, stacks, project_stacks)
+        _summary(quiet, env.name, stacks)
     replace_folders(output, folders, prune=not names_given)
     if not quiet:
-        print(f"wrote {', '.join(f'{output.name}/{e.name}/' for e in environments)}")
+        print(f"wrote {', '.join(f'{output.name}/{name}/' for name in folders)}")
     return 0
+
+
+def _refuse(problems: list[str]) -> int:
+    print("Refused: nothing was written. Fix these settings:", file=sys.stderr)
+    for problem in problems:
+        print(f"  {problem}", file=sys.stderr)
+    return EXIT_SETTINGS
+
+
+def _summary(quiet: bool, label: str, stacks: list[Stack]) -> None:
+    if quiet:
+        return
+    for stack in stacks:
+        print(
+            f"{label:<8} {stack.name:<28} {stack.region:<13} {stack.resource_count:>4} resources "
+            f"{len(stack.yaml.encode()):>7,} bytes (YAML)"
+        )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -109,7 +109,8 @@ def test_fewer_than_two_zones_is_refused(settings_dir: Path) -> None:
 
 
 def test_more_zones_than_the_region_has_is_refused(settings_dir: Path) -> None:
-    edit_yaml(settings_dir / "staging.yaml", region="us-west-1")
+    cert = "arn:aws:acm:us-west-1:222222222222:certificate/22222222-2222-2222-2222-222222222222"
+    edit_yaml(settings_dir / "staging.yaml", region="us-west-1", platform__certificate_arn=cert)
     assert load_environment("staging", settings_dir).region == "us-west-1"  # two zones there: fine
     edit_yaml(
         settings_dir / "prod.yaml",

@@ -54,12 +54,14 @@ def load_manifests(output: Path) -> list[tuple[Path, dict[str, Any]]]:
 
 
 def template_files(manifests: Iterable[tuple[Path, dict[str, Any]]]) -> list[TemplateFile]:
-    files = []
+    """Every template file the manifests name, once (project stacks are named by every manifest)."""
+    files: dict[Path, TemplateFile] = {}
     for path, manifest in manifests:
         for stack in manifest["stacks"]:
             for name in (stack["templates"]["yaml"], stack["templates"]["json"]):
-                files.append(TemplateFile(path.parent / name, manifest["environment"], stack["name"], stack["region"]))
-    return files
+                file = (path.parent / name).resolve()
+                files.setdefault(file, TemplateFile(file, manifest["environment"], stack["name"], stack["region"]))
+    return list(files.values())
 
 
 # --- wiring -----------------------------------------------------------------------------------
@@ -163,6 +165,7 @@ def checkov_command() -> list[str]:
 
 
 def check_checkov(output: Path) -> list[Problem]:
+    """Zero failed checks, and every skip in a template's Metadata has a reason and was needed."""
     env = dict(os.environ)
     # No platform account: keep checkov from reaching out (guidelines, version checks, telemetry).
     env.update({"BC_SKIP_MAPPING": "TRUE", "CHECKOV_SKIP_VERSION_CHECK": "TRUE", "LOG_LEVEL": "ERROR"})
@@ -171,7 +174,6 @@ def check_checkov(output: Path) -> list[Problem]:
         "--directory", str(output),
         "--framework", "cloudformation",
         "--output", "json",
-        "--quiet",
         "--compact",
         "--skip-download",
     ]  # fmt: skip
@@ -185,6 +187,7 @@ def check_checkov(output: Path) -> list[Problem]:
     reports = report if isinstance(report, list) else [report]
     problems: list[Problem] = []
     scanned = 0
+    used: set[tuple[str, str, str]] = set()
     for entry in reports:
         results = entry.get("results", {})
         summary = entry.get("summary", {})
@@ -197,10 +200,44 @@ def check_checkov(output: Path) -> list[Problem]:
                     f"{failed['check_id']} {failed.get('check_name', '')}",
                 )
             )
+        for skipped in results.get("skipped_checks", []):
+            logical = str(skipped.get("resource", "")).split(".", 1)[-1]
+            used.add((str(skipped.get("file_path", "")).lstrip("/"), logical, skipped["check_id"]))
         if summary.get("parsing_errors"):
             problems.append(Problem("checkov", str(output), f"{summary['parsing_errors']} files could not be parsed"))
     if scanned == 0 and not problems:
         problems.append(Problem("checkov", str(output), "scanned no resources: is the output folder empty?"))
+    problems.extend(_audit_skips(output, used))
+    return problems
+
+
+def declared_skips(output: Path) -> list[tuple[str, str, str, str]]:
+    """(file, logical ID, check, reason) of every checkov skip in the templates below ``output``."""
+    skips = []
+    for manifest_path, manifest in load_manifests(output):
+        for stack in manifest["stacks"]:
+            body = json.loads((manifest_path.parent / stack["templates"]["json"]).read_text(encoding="utf-8"))
+            for logical, resource in body.get("Resources", {}).items():
+                for skip in resource.get("Metadata", {}).get("checkov", {}).get("skip", []):
+                    for kind in ("yaml", "json"):
+                        file = (manifest_path.parent / stack["templates"][kind]).resolve().relative_to(output.resolve())
+                        skips.append((str(file), logical, skip.get("id", ""), skip.get("comment", "")))
+    return sorted(set(skips))
+
+
+def _audit_skips(output: Path, used: set[tuple[str, str, str]]) -> list[Problem]:
+    problems = []
+    for file, logical, check, reason in declared_skips(output):
+        if len(reason.strip()) < 20:
+            problems.append(
+                Problem("checkov", f"{file} {logical}", f"skip of {check} needs a reason a reviewer accepts")
+            )
+        if (file, logical, check) not in used:
+            problems.append(
+                Problem(
+                    "checkov", f"{file} {logical}", f"skip of {check} was not needed: the check passes or is unknown"
+                )
+            )
     return problems
 
 
