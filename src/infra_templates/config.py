@@ -479,11 +479,11 @@ class Environment(Strict):
     def _known_region(cls, region: str) -> str:
         return _check_region(region)
 
-    @field_validator("services")
+    @field_validator("services", mode="before")
     @classmethod
-    def _service_names(cls, services: dict[str, Service]) -> dict[str, Service]:
-        for name in services:
-            if not re.fullmatch(SERVICE_NAME, name):
+    def _service_names(cls, services: Any) -> Any:
+        for name in services if isinstance(services, dict) else ():
+            if not re.fullmatch(SERVICE_NAME, str(name)):
                 raise FieldValueError(
                     (name,),
                     "is not a DNS-safe service name: lower-case letters, digits and hyphens, starting with a "

@@ -135,7 +135,7 @@ def deny_insecure_transport(bucket: s3.Bucket) -> Statement:
         Principal=Principal("*"),
         Action=[s3_actions.Action("*")],
         Resource=[GetAtt(bucket, "Arn"), Sub("${%s.Arn}/*" % bucket.title)],
-        Condition=Condition(Bool("aws:SecureTransport", False)),
+        Condition=Condition(Bool("aws:SecureTransport", "false")),
     )
 
 
