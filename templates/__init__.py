@@ -4,7 +4,7 @@ Project layers are deployed once for all environments, before any environment's 
 """
 
 from infra_templates.pipeline import LayerSpec, ProjectLayerSpec
-from templates import keys, network, platform, registry, security, service
+from templates import data, keys, network, platform, registry, security, service
 
 PROJECT_LAYERS: tuple[ProjectLayerSpec, ...] = (ProjectLayerSpec("registry", registry.build),)
 
@@ -12,6 +12,7 @@ LAYERS: tuple[LayerSpec, ...] = (
     LayerSpec("keys", keys.build),
     LayerSpec("network", network.build, imports_from=("keys",)),
     LayerSpec("security", security.build, imports_from=("network",)),
+    LayerSpec("data", data.build, imports_from=("keys", "network", "security")),
     LayerSpec("platform", platform.build, imports_from=("keys", "network", "security")),
-    LayerSpec("svc", service.build, imports_from=("keys", "network", "security", "platform"), per_service=True),
+    LayerSpec("svc", service.build, imports_from=("keys", "network", "security", "data", "platform"), per_service=True),
 )

@@ -10,6 +10,7 @@ WAF_LOG_PREFIX = "aws-waf-logs-"
 
 class Keys:
     LOGS_KEY_ARN = ExportSpec("keys", "LogsKeyArn", "KMS key that encrypts every log group of the environment")
+    DATA_KEY_ARN = ExportSpec("keys", "DataKeyArn", "KMS key of the environment's data: database, its secret, assets")
 
 
 class Network:
@@ -45,3 +46,12 @@ class Platform:
     LOAD_BALANCER_FULL_NAME = ExportSpec("platform", "LoadBalancerFullName", "The ALB's name in CloudWatch metrics")
     LOAD_BALANCER_DNS_NAME = ExportSpec("platform", "LoadBalancerDnsName", "The ALB's DNS name")
     LOG_BUCKET_NAME = ExportSpec("platform", "LogBucketName", "Bucket of the environment's access logs")
+
+
+class Data:
+    CLUSTER_IDENTIFIER = ExportSpec("data", "ClusterIdentifier", "Aurora cluster identifier")
+    ENDPOINT = ExportSpec("data", "ClusterEndpoint", "Writer endpoint")
+    READER_ENDPOINT = ExportSpec("data", "ReaderEndpoint", "Reader endpoint")
+    PORT = ExportSpec("data", "Port", "Database port")
+    SECRET_ARN = ExportSpec("data", "SecretArn", "Secrets Manager secret of the administrator (managed by RDS)")
+    DATABASE_NAME = ExportSpec("data", "DatabaseName", "Name of the first database")

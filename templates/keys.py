@@ -6,8 +6,8 @@ It deploys first because the network layer's flow-log group already needs the lo
 from __future__ import annotations
 
 from awacs import kms
-from awacs.aws import ArnLike, Principal, Statement
-from troposphere import GetAtt, Sub, Template
+from awacs.aws import ArnLike, Principal, Statement, StringEquals
+from troposphere import AccountId, GetAtt, Sub, Template
 
 from infra_templates import constructs, iam
 from infra_templates.config import Environment
@@ -28,7 +28,49 @@ def build(env: Environment) -> Template:
     )
     t.add_resource(constructs.kms_alias("LogsKeyAlias", f"{ctx.stack_name}/logs", logs_key))
     ctx.export(t, Keys.LOGS_KEY_ARN, GetAtt(logs_key, "Arn"))
+
+    data_key = t.add_resource(
+        constructs.kms_key(
+            "DataKey",
+            env,
+            f"Encrypts the data of {env.project} {env.name}: database storage, its secret, backups, static assets",
+            iam.key_policy(_data_services_may_use(ctx)),
+        )
+    )
+    t.add_resource(constructs.kms_alias("DataKeyAlias", f"{ctx.stack_name}/data", data_key))
+    ctx.export(t, Keys.DATA_KEY_ARN, GetAtt(data_key, "Arn"))
     return t
+
+
+def _data_services_may_use(ctx: LayerContext) -> Statement:
+    """RDS, Secrets Manager and S3 may use the key on behalf of this account's principals only.
+
+    The AWS-managed keys' pattern: the principal must be in this account (and still needs IAM
+    permission), and the request must come through one of the named services in this region.
+    """
+    return iam.allow(
+        "DataServicesOfThisAccount",
+        [
+            kms.CreateGrant,
+            kms.Decrypt,
+            kms.DescribeKey,
+            kms.Encrypt,
+            kms.GenerateDataKey,
+            kms.GenerateDataKeyWithoutPlaintext,
+            kms.ListGrants,
+            kms.ReEncryptFrom,
+            kms.ReEncryptTo,
+        ],
+        ["*"],
+        conditions=[
+            StringEquals("kms:CallerAccount", AccountId),
+            StringEquals(
+                "kms:ViaService",
+                [Sub("%s.${AWS::Region}.amazonaws.com" % service) for service in ("rds", "secretsmanager", "s3")],
+            ),
+        ],
+        principal=iam.account_root(),
+    )
 
 
 def _logs_may_use(ctx: LayerContext) -> Statement:
@@ -48,7 +90,11 @@ def _logs_may_use(ctx: LayerContext) -> Statement:
                 "kms:EncryptionContext:aws:logs:arn",
                 [
                     Sub("arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:%s*" % prefix)
-                    for prefix in (f"{env_prefix}-", f"{WAF_LOG_PREFIX}{env_prefix}-")
+                    for prefix in (
+                        f"{env_prefix}-",
+                        f"{WAF_LOG_PREFIX}{env_prefix}-",
+                        f"/aws/rds/cluster/{env_prefix}/",  # the database's exported logs
+                    )
                 ],
             )
         ],

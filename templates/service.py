@@ -6,9 +6,10 @@ from __future__ import annotations
 from typing import Any
 
 from awacs import ecr as ecr_actions
+from awacs import kms as kms_actions
 from awacs import logs as logs_actions
 from awacs import secretsmanager, ssm, ssmmessages
-from awacs.aws import Statement
+from awacs.aws import Statement, StringEquals
 from troposphere import GetAtt, Join, Parameter, Ref, Region, Sub, Template, applicationautoscaling, ecs
 from troposphere import elasticloadbalancingv2 as elb
 from troposphere.iam import Policy, Role
@@ -17,7 +18,7 @@ from infra_templates import constructs, iam
 from infra_templates.config import Environment, Service
 from infra_templates.layer import LayerContext
 from infra_templates.naming import repository_name
-from templates.contracts import Keys, Network, Platform, Security
+from templates.contracts import Data, Keys, Network, Platform, Security
 
 IMAGE_TAG = "ImageTag"
 
@@ -174,6 +175,18 @@ def _execution_role(ctx: LayerContext, name: str, service: Service, logs: Any) -
         statements.append(
             iam.allow("ReadThisServicesParameters", [ssm.GetParameters], [Sub(a) for a in parameter_arns])
         )
+    if service.database_access:
+        statements.append(
+            iam.allow("ReadTheDatabaseSecret", [secretsmanager.GetSecretValue], [ctx.import_value(Data.SECRET_ARN)])
+        )
+        statements.append(
+            iam.allow(
+                "DecryptTheDatabaseSecret",
+                [kms_actions.Decrypt],
+                [ctx.import_value(Keys.DATA_KEY_ARN)],
+                conditions=[StringEquals("kms:ViaService", Sub("secretsmanager.${AWS::Region}.amazonaws.com"))],
+            )
+        )
     return Role(
         "ExecutionRole",
         Description=f"ECS starts {ctx.stack_name}: pulls its image, writes its logs, reads its secrets",
@@ -230,13 +243,23 @@ def _task_definition(
     ctx: LayerContext, name: str, service: Service, *, logs: Any, execution_role: Role, task_role: Role
 ) -> ecs.TaskDefinition:
     env = ctx.env
+    variables: dict[str, Any] = dict(service.environment)
+    secrets: dict[str, Any] = {k: _secret_value_from(v) for k, v in service.secrets.items()}
+    if service.database_access:
+        variables.update(
+            DB_HOST=ctx.import_value(Data.ENDPOINT),
+            DB_PORT=ctx.import_value(Data.PORT),
+            DB_NAME=ctx.import_value(Data.DATABASE_NAME),
+        )
+        for variable, key in (("DB_USERNAME", "username"), ("DB_PASSWORD", "password")):
+            secrets[variable] = Sub("${Secret}:%s::" % key, Secret=ctx.import_value(Data.SECRET_ARN))
     container = ecs.ContainerDefinition(
         Name=name,
         Image=image(env, name),
         Essential=True,
         PortMappings=[ecs.PortMapping(ContainerPort=service.port, Protocol="tcp")],
-        Environment=[ecs.Environment(Name=k, Value=v) for k, v in sorted(service.environment.items())],
-        Secrets=[ecs.Secret(Name=k, ValueFrom=_secret_value_from(v)) for k, v in sorted(service.secrets.items())],
+        Environment=[ecs.Environment(Name=k, Value=v) for k, v in sorted(variables.items())],
+        Secrets=[ecs.Secret(Name=k, ValueFrom=v) for k, v in sorted(secrets.items())],
         ReadonlyRootFilesystem=service.read_only_root_filesystem,
         MountPoints=[ecs.MountPoint(SourceVolume="tmp", ContainerPath="/tmp", ReadOnly=False)],
         LinuxParameters=ecs.LinuxParameters(InitProcessEnabled=True),

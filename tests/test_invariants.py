@@ -23,8 +23,7 @@ STATEFUL_TYPES = {
     "AWS::KMS::Key",
     "AWS::Logs::LogGroup",
     "AWS::S3::Bucket",
-    "AWS::RDS::DBCluster",
-    "AWS::RDS::DBInstance",
+    "AWS::RDS::DBCluster",  # (not its instances: an Aurora instance holds no data of its own)
     "AWS::ECR::Repository",
     "AWS::SecretsManager::Secret",
     "AWS::CodeCommit::Repository",

@@ -23,6 +23,7 @@ def test_logs_key_serves_only_this_environments_log_groups(stacks, env) -> None:
     assert condition == [
         {"Fn::Sub": f"{prefix}shop-{env}-*"},
         {"Fn::Sub": f"{prefix}aws-waf-logs-shop-{env}-*"},
+        {"Fn::Sub": f"{prefix}/aws/rds/cluster/shop-{env}/*"},
     ]
 
 
@@ -38,10 +39,13 @@ def test_account_statement_spells_out_actions_instead_of_kms_star(stacks, env) -
 @pytest.mark.parametrize("env", ENVIRONMENTS)
 def test_every_log_group_falls_under_the_logs_keys_policy(stacks, env) -> None:
     # The logs key trusts log groups named "shop-{env}-*" (CloudFormation starts generated names
-    # with the stack name) or "aws-waf-logs-shop-{env}-*" (WAF accepts no other name).
+    # with the stack name), "aws-waf-logs-shop-{env}-*" (WAF accepts no other name) and
+    # "/aws/rds/cluster/shop-{env}/*" (where RDS exports the database's logs).
     for stack in stacks[env].values():
         assert stack.name.startswith(f"shop-{env}-")
         for name, group in resources(stack.body, "AWS::Logs::LogGroup").items():
             explicit = group["Properties"].get("LogGroupName")
-            assert explicit is None or explicit == f"aws-waf-logs-{stack.name}", name
+            assert explicit in (None, f"aws-waf-logs-{stack.name}") or explicit.startswith(
+                f"/aws/rds/cluster/shop-{env}/"
+            ), name
             assert group["Properties"]["KmsKeyId"] == {"Fn::ImportValue": f"shop-{env}-keys-LogsKeyArn"}

@@ -96,14 +96,29 @@ def test_task_definition_is_fargate_awsvpc_non_root_read_only(stacks, environmen
 @pytest.mark.parametrize("env", ENVIRONMENTS)
 def test_secrets_are_injected_by_reference_never_as_environment(stacks, env) -> None:
     definition = container(body_of(stacks, env, "api"))
-    assert {e["Name"] for e in definition["Environment"]} == {"LOG_LEVEL"}
+    variables = {e["Name"]: e["Value"] for e in definition["Environment"]}
+    assert variables == {
+        "LOG_LEVEL": "info",
+        "DB_HOST": {"Fn::ImportValue": f"shop-{env}-data-ClusterEndpoint"},
+        "DB_PORT": {"Fn::ImportValue": f"shop-{env}-data-Port"},
+        "DB_NAME": {"Fn::ImportValue": f"shop-{env}-data-DatabaseName"},
+    }
     secrets = {s["Name"]: s["ValueFrom"]["Fn::Sub"] for s in definition["Secrets"]}
     prefix = "arn:${AWS::Partition}:"
+    database_secret = {"Secret": {"Fn::ImportValue": f"shop-{env}-data-SecretArn"}}
     assert secrets == {
-        "DATABASE_PASSWORD": prefix
-        + "secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:shop/api/database:password::",
-        "PAYMENT_API_KEY": prefix + "ssm:${AWS::Region}:${AWS::AccountId}:parameter/shop/api/payment-api-key",
+        "PAYMENT_API_KEY": prefix + "secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:shop/api/payment:api_key::",
+        "SIGNING_KEY": prefix + "ssm:${AWS::Region}:${AWS::AccountId}:parameter/shop/api/signing-key",
+        "DB_USERNAME": ["${Secret}:username::", database_secret],
+        "DB_PASSWORD": ["${Secret}:password::", database_secret],
     }
+
+
+def test_a_service_without_database_access_gets_no_database_settings(stacks) -> None:
+    definition = container(body_of(stacks, "prod", "web"))
+    names = {e["Name"] for e in definition.get("Environment", [])} | {s["Name"] for s in definition.get("Secrets", [])}
+    assert not names & {"DB_HOST", "DB_PORT", "DB_NAME", "DB_USERNAME", "DB_PASSWORD"}
+    assert "data-" not in stacks["prod"]["svc-web"].json
 
 
 @pytest.mark.parametrize(("env", "service"), CASES)
@@ -175,9 +190,16 @@ def test_execution_role_reaches_only_this_services_image_logs_and_secrets(stacks
     assert allowed["WriteThisServicesLogs"]["Resource"] == [{"Fn::GetAtt": ["LogGroup", "Arn"]}]
     if service == "api":
         (secret,) = allowed["ReadThisServicesSecrets"]["Resource"]
-        assert secret["Fn::Sub"].endswith(":secret:shop/api/database-??????")
+        assert secret["Fn::Sub"].endswith(":secret:shop/api/payment-??????")
         (parameter,) = allowed["ReadThisServicesParameters"]["Resource"]
-        assert parameter["Fn::Sub"].endswith(":parameter/shop/api/payment-api-key")
+        assert parameter["Fn::Sub"].endswith(":parameter/shop/api/signing-key")
+        assert allowed["ReadTheDatabaseSecret"]["Resource"] == [{"Fn::ImportValue": f"shop-{env}-data-SecretArn"}]
+        decrypt = allowed["DecryptTheDatabaseSecret"]
+        assert decrypt["Action"] == ["kms:Decrypt"]
+        assert decrypt["Resource"] == [{"Fn::ImportValue": f"shop-{env}-keys-DataKeyArn"}]
+        assert decrypt["Condition"] == {
+            "StringEquals": {"kms:ViaService": {"Fn::Sub": "secretsmanager.${AWS::Region}.amazonaws.com"}}
+        }
     else:
         assert set(allowed) == {"PullThisServicesImage", "GetRegistryLoginToken", "WriteThisServicesLogs"}
 

@@ -28,7 +28,7 @@ from pydantic import (
     model_validator,
 )
 
-from infra_templates.regions import REGIONS, zones_of
+from infra_templates.catalog import REGIONS, aurora_versions, zones_of
 
 DEFAULTS_FILE = "defaults.yaml"
 
@@ -223,6 +223,9 @@ DATABASE_PORTS = {"aurora-postgresql": 5432, "aurora-mysql": 3306}
 SERVICE_NAME = r"^[a-z][a-z0-9-]{0,30}[a-z0-9]$"
 SECRET_REFERENCE = r"^(secretsmanager:[A-Za-z0-9/_+=.@-]{1,512}(#[A-Za-z0-9_.-]+)?|ssm:/[A-Za-z0-9/_.-]{1,1011})$"
 ENV_VAR_NAME = r"^[A-Za-z_][A-Za-z0-9_]{0,254}$"
+# What a service with database_access receives: host, port and name as variables, user and
+# password from the database's secret.
+DATABASE_VARIABLES = ("DB_HOST", "DB_PORT", "DB_NAME", "DB_USERNAME", "DB_PASSWORD")
 
 
 class Capacity(Strict):
@@ -371,6 +374,15 @@ class Service(Strict):
         both = sorted(set(self.environment) & set(self.secrets))
         if both:
             raise FieldValueError(("secrets", both[0]), "is also set in environment; keep one")
+        if self.database_access:
+            for field in ("environment", "secrets"):
+                taken = sorted(set(getattr(self, field)) & set(DATABASE_VARIABLES))
+                if taken:
+                    raise FieldValueError(
+                        (field, taken[0]),
+                        f"is set from the database when database_access is true ({', '.join(DATABASE_VARIABLES)}); "
+                        "use another name",
+                    )
         return self
 
 
@@ -431,12 +443,108 @@ class Registry(Strict):
         return _check_region(region)
 
 
+RESERVED_DB_USERS = ("admin", "administrator", "postgres", "root", "rdsadmin", "master", "mysql", "sa", "user")
+
+
+class ServerlessCapacity(Strict):
+    mode: Literal["serverless"]
+    min_acu: float = Field(ge=0, le=256, description="Aurora capacity units at the least (0 lets it pause).")
+    max_acu: float = Field(ge=1, le=256, description="Aurora capacity units at the most.")
+    readers: int = Field(default=0, ge=0, le=15, description="Reader instances besides the writer.")
+
+    @model_validator(mode="after")
+    def _order(self) -> ServerlessCapacity:
+        problems = []
+        for field in ("min_acu", "max_acu"):
+            if (getattr(self, field) * 2) % 1:
+                problems.append(FieldValueError((field,), "must be a multiple of 0.5", getattr(self, field)))
+        if self.min_acu > self.max_acu:
+            problems.append(FieldValueError(("min_acu",), f"is above max_acu ({self.max_acu})", self.min_acu))
+        if problems:
+            raise ManyFieldsError(problems)
+        return self
+
+
+class ProvisionedCapacity(Strict):
+    mode: Literal["provisioned"]
+    instance_class: str = Field(pattern=r"^db\.[a-z0-9]+\.[a-z0-9]+$", description="Such as db.r7g.large.")
+    readers: int = Field(ge=0, le=15, description="Reader instances besides the writer, spread over the zones.")
+
+
 class Database(Strict):
     engine: Literal["aurora-postgresql", "aurora-mysql"]
+    engine_version: str
+    name: str = Field(default="app", pattern=r"^[a-z][a-z0-9_]{0,62}$", description="The first database's name.")
+    master_username: str = Field(
+        pattern=r"^[a-z][a-z0-9_]{0,15}$", description="Administrator user name (not a well-known default)."
+    )
+    capacity: ServerlessCapacity | ProvisionedCapacity = Field(discriminator="mode")
+    backup_retention_days: int = Field(ge=1, le=35)
+    deletion_protection: bool
+    performance_insights_retention_days: int = Field(
+        default=7, description="7, or a multiple of 31 up to 731 (paid beyond 7)."
+    )
+    monitoring_interval: Literal[1, 5, 10, 15, 30, 60] = Field(
+        default=60, description="Seconds between enhanced monitoring samples."
+    )
+    log_retention_days: int = Field(default=30, description="Retention of the database's exported logs.")
+    preferred_backup_window: str = Field(
+        default="02:00-03:00", pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]-([01][0-9]|2[0-3]):[0-5][0-9]$"
+    )
+    preferred_maintenance_window: str = Field(
+        default="sun:03:30-sun:04:30",
+        pattern=r"^(mon|tue|wed|thu|fri|sat|sun):[0-2][0-9]:[0-5][0-9]-(mon|tue|wed|thu|fri|sat|sun):[0-2][0-9]:[0-5][0-9]$",
+    )
+
+    _retention = field_validator("log_retention_days")(lambda cls, days: _check_retention(days))
+
+    @field_validator("master_username")
+    @classmethod
+    def _not_default(cls, user: str) -> str:
+        if user in RESERVED_DB_USERS:
+            raise ValueError(
+                f"is a well-known or reserved name; pick one of your own (not {', '.join(RESERVED_DB_USERS)})"
+            )
+        return user
+
+    @field_validator("performance_insights_retention_days")
+    @classmethod
+    def _pi_retention(cls, days: int) -> int:
+        if days != 7 and not (days % 31 == 0 and 31 <= days <= 731) and days != 731:
+            raise ValueError("Performance Insights keeps 7 days, or a multiple of 31 days up to 731")
+        return days
+
+    @model_validator(mode="after")
+    def _known_version(self) -> Database:
+        known = aurora_versions(self.engine)
+        if self.engine_version not in known:
+            raise FieldValueError(
+                ("engine_version",),
+                f"is not a {self.engine} version CloudFormation accepts for a new cluster (unknown or "
+                f"deprecated); use one of {', '.join(known)}",
+                self.engine_version,
+            )
+        return self
 
     @property
     def port(self) -> int:
         return DATABASE_PORTS[self.engine]
+
+    @property
+    def major(self) -> str:
+        """The parameter group family's version part: '16' or '8.0'."""
+        if self.engine == "aurora-mysql":
+            return self.engine_version.split(".mysql_aurora")[0]
+        return self.engine_version.split(".")[0]
+
+    @property
+    def parameter_family(self) -> str:
+        return f"{self.engine}{self.major}"
+
+    @property
+    def log_types(self) -> list[str]:
+        """Every log type the engine can export to CloudWatch Logs."""
+        return ["postgresql"] if self.engine == "aurora-postgresql" else ["audit", "error", "general", "slowquery"]
 
 
 def _check_region(region: str) -> str:
@@ -511,7 +619,12 @@ class Environment(Strict):
     @model_validator(mode="after")
     def _cross_field_rules(self) -> Environment:
         """Every rule that spans several settings, all reported at once."""
-        problems = [*self._certificate_problems(), *self._route_problems(), *self._zone_problems()]
+        problems = [
+            *self._certificate_problems(),
+            *self._route_problems(),
+            *self._zone_problems(),
+            *self._production_problems(),
+        ]
         if problems:
             raise ManyFieldsError(problems)
         return self
@@ -562,6 +675,41 @@ class Environment(Strict):
                             priority,
                         )
                     )
+        return problems
+
+    def _production_problems(self) -> list[FieldValueError]:
+        """Production environments keep their safety nets on."""
+        if not self.production:
+            return []
+        problems = []
+        if not self.database.deletion_protection:
+            problems.append(
+                FieldValueError(
+                    ("database", "deletion_protection"),
+                    "must be true in a production environment (production: true)",
+                    False,
+                )
+            )
+        if not self.platform.deletion_protection:
+            problems.append(
+                FieldValueError(
+                    ("platform", "deletion_protection"),
+                    "must be true in a production environment (production: true)",
+                    False,
+                )
+            )
+        if (
+            isinstance(self.database.capacity, ProvisionedCapacity | ServerlessCapacity)
+            and self.database.capacity.readers < 1
+        ):
+            problems.append(
+                FieldValueError(
+                    ("database", "capacity", "readers"),
+                    "must be at least 1 in a production environment: a reader in another zone takes over "
+                    "when the writer's zone fails",
+                    self.database.capacity.readers,
+                )
+            )
         return problems
 
     def _zone_problems(self) -> list[FieldValueError]:
@@ -633,7 +781,7 @@ def load_environment(name: str, folder: Path) -> Environment:
         return Environment.model_validate(merged)
     except ValidationError as error:
         sources = {"own": (env_path, own), "defaults": (defaults_path, defaults)}
-        lines = {line for e in error.errors() for line in _describe(e, sources)}
+        lines = {line for e in error.errors() for line in _describe(e, sources, merged)}
         raise SettingsError(sorted(lines)) from None
 
 
@@ -689,15 +837,21 @@ def _show(path: Path) -> str:
         return str(path)
 
 
-def _describe(error: Any, sources: dict[str, tuple[Path, dict[str, Any]]]) -> list[str]:
+def _describe(error: Any, sources: dict[str, tuple[Path, dict[str, Any]]], merged: dict[str, Any]) -> list[str]:
     """One line per problem: ``file: field.path = value: what is wrong and what would be valid``."""
-    loc: tuple[str | int, ...] = tuple(error["loc"])
+    raw: tuple[str | int, ...] = tuple(error["loc"])
+    loc = _as_written(raw, merged)
     value = error.get("input")
     cause = (error.get("ctx") or {}).get("error")
     causes = cause.errors if isinstance(cause, ManyFieldsError) else [cause]
     if all(isinstance(c, FieldValueError) for c in causes):
         return [
-            _line(loc + c.path, c.value if c.value is not None else _lookup(value, c.path), str(c), sources)
+            _line(
+                _as_written(raw + c.path, merged),
+                c.value if c.value is not None else _lookup(value, c.path),
+                str(c),
+                sources,
+            )
             for c in causes
             if isinstance(c, FieldValueError)
         ]
@@ -721,6 +875,19 @@ def _line(
 ) -> str:
     shown = "" if value is None or isinstance(value, dict | list) else f" = {value!r}"
     return f"{_show(_origin(loc, sources))}: {_dotted(loc)}{shown}: {message}"
+
+
+def _as_written(loc: tuple[str | int, ...], data: Any) -> tuple[str | int, ...]:
+    """``loc`` without the parts pydantic adds that are not in the file (a union's tag, such as
+    ``capacity.serverless.min_acu`` for what the file calls ``capacity.min_acu``)."""
+    written: list[str | int] = []
+    for index, part in enumerate(loc):
+        following = loc[index + 1] if index + 1 < len(loc) else None
+        if isinstance(data, dict) and isinstance(part, str) and part not in data and following in data:
+            continue
+        written.append(part)
+        data = _lookup(data, (part,)) if _has(data, (part,)) else None
+    return tuple(written)
 
 
 def _origin(loc: tuple[str | int, ...], sources: dict[str, tuple[Path, dict[str, Any]]]) -> Path:

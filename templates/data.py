@@ -1,0 +1,169 @@
+"""Data layer: an Aurora cluster (PostgreSQL or MySQL) in the isolated data subnets, reachable only
+from the services allowed to use it; encrypted, TLS-only, IAM authentication on, its administrator
+password managed by RDS in Secrets Manager, backed up, monitored, and kept on deletion."""
+
+from __future__ import annotations
+
+from awacs import logs as logs_actions
+from troposphere import GetAtt, Ref, Sub, Template, rds
+from troposphere.iam import Policy, Role
+from troposphere.logs import LogGroup
+
+from infra_templates import constructs, iam
+from infra_templates.config import Environment, ServerlessCapacity
+from infra_templates.layer import LayerContext
+from templates.contracts import Data, Keys, Network, Security
+
+CA_CERTIFICATE = "rds-ca-rsa2048-g1"  # AWS's current default; rotates without a client change until 2061
+
+
+def cluster_identifier(env: Environment) -> str:
+    """Named, because people, runbooks and the log groups RDS writes to need to find it."""
+    return f"{env.project}-{env.name}"
+
+
+def build(env: Environment) -> Template:
+    ctx = LayerContext(env, "data")
+    database = env.database
+    t = ctx.new_template(f"Aurora {database.engine} {database.engine_version} in the isolated data subnets")
+    data_key = ctx.import_value(Keys.DATA_KEY_ARN)
+
+    subnets = t.add_resource(
+        rds.DBSubnetGroup(
+            "SubnetGroup",
+            DBSubnetGroupDescription=f"{ctx.stack_name}: the isolated data subnets, no route to the internet",
+            SubnetIds=ctx.import_list(Network.DATA_SUBNET_IDS),
+        )
+    )
+    parameters = t.add_resource(
+        rds.DBClusterParameterGroup(
+            "ClusterParameterGroup",
+            Description=f"{ctx.stack_name}: TLS required"
+            + (", audit log on" if database.engine == "aurora-mysql" else ""),
+            Family=database.parameter_family,
+            Parameters=_tls_only(env),
+        )
+    )
+    log_groups = [t.add_resource(_exported_log_group(ctx, log_type)) for log_type in database.log_types]
+    capacity = database.capacity
+    cluster = rds.DBCluster(
+        "Cluster",
+        DependsOn=[group.title for group in log_groups],  # RDS would create them without retention
+        DBClusterIdentifier=cluster_identifier(env),
+        Engine=database.engine,
+        EngineVersion=database.engine_version,
+        DatabaseName=database.name,
+        Port=database.port,
+        MasterUsername=database.master_username,
+        ManageMasterUserPassword=True,
+        MasterUserSecret=rds.MasterUserSecret(KmsKeyId=data_key),
+        StorageEncrypted=True,
+        KmsKeyId=data_key,
+        EnableIAMDatabaseAuthentication=True,
+        DBSubnetGroupName=Ref(subnets),
+        DBClusterParameterGroupName=Ref(parameters),
+        VpcSecurityGroupIds=[ctx.import_value(Security.DATABASE_SECURITY_GROUP)],
+        BackupRetentionPeriod=database.backup_retention_days,
+        PreferredBackupWindow=database.preferred_backup_window,
+        PreferredMaintenanceWindow=database.preferred_maintenance_window,
+        DeletionProtection=database.deletion_protection,
+        CopyTagsToSnapshot=True,
+        EnableCloudwatchLogsExports=database.log_types,
+        AutoMinorVersionUpgrade=True,
+    )
+    if isinstance(capacity, ServerlessCapacity):
+        cluster.ServerlessV2ScalingConfiguration = rds.ServerlessV2ScalingConfiguration(
+            MinCapacity=capacity.min_acu, MaxCapacity=capacity.max_acu
+        )
+    # The cluster holds the data: a deleted or replaced stack leaves a final snapshot behind.
+    cluster.DeletionPolicy = "Snapshot"
+    cluster.UpdateReplacePolicy = "Snapshot"
+    t.add_resource(cluster)
+
+    monitoring = t.add_resource(_monitoring_role(ctx))
+    instance_class = "db.serverless" if isinstance(capacity, ServerlessCapacity) else capacity.instance_class
+    for index in range(1 + capacity.readers):
+        zone = ctx.zones[index % len(ctx.zones)]  # writer in the first zone, readers in the next ones
+        instance = t.add_resource(
+            rds.DBInstance(
+                "WriterInstance" if index == 0 else f"ReaderInstance{index}",
+                DBClusterIdentifier=Ref(cluster),
+                DBInstanceClass=instance_class,
+                Engine=database.engine,
+                AvailabilityZone=zone.name,
+                PromotionTier=0 if index < 2 else 1,  # the first reader takes over first
+                PubliclyAccessible=False,
+                AutoMinorVersionUpgrade=True,
+                CACertificateIdentifier=CA_CERTIFICATE,
+                EnablePerformanceInsights=True,
+                PerformanceInsightsKMSKeyId=data_key,
+                PerformanceInsightsRetentionPeriod=database.performance_insights_retention_days,
+                MonitoringInterval=database.monitoring_interval,
+                MonitoringRoleArn=GetAtt(monitoring, "Arn"),
+            )
+        )
+        # An instance holds no data of its own (the cluster volume does): deleting it loses nothing.
+        instance.DeletionPolicy = "Delete"
+        instance.UpdateReplacePolicy = "Delete"
+
+    ctx.export(t, Data.CLUSTER_IDENTIFIER, Ref(cluster))
+    ctx.export(t, Data.ENDPOINT, GetAtt(cluster, "Endpoint.Address"))
+    ctx.export(t, Data.READER_ENDPOINT, GetAtt(cluster, "ReadEndpoint.Address"))
+    ctx.export(t, Data.PORT, GetAtt(cluster, "Endpoint.Port"))
+    ctx.export(t, Data.SECRET_ARN, GetAtt(cluster, "MasterUserSecret.SecretArn"))
+    ctx.export(t, Data.DATABASE_NAME, database.name)
+    return t
+
+
+def _tls_only(env: Environment) -> dict[str, str]:
+    if env.database.engine == "aurora-postgresql":
+        return {"rds.force_ssl": "1"}
+    # Aurora MySQL: refuse plain connections, and write the audit log that is exported.
+    return {"require_secure_transport": "ON", "server_audit_logging": "1", "server_audit_events": "CONNECT,QUERY_DDL"}
+
+
+def _exported_log_group(ctx: LayerContext, log_type: str) -> LogGroup:
+    """The log group RDS exports ``log_type`` to, created first so it has a retention and a key."""
+    group = constructs.log_group(
+        f"{log_type.capitalize()}LogGroup",
+        ctx.env,
+        ctx.env.database.log_retention_days,
+        ctx.import_value(Keys.LOGS_KEY_ARN),
+    )
+    group.LogGroupName = f"/aws/rds/cluster/{cluster_identifier(ctx.env)}/{log_type}"
+    return group
+
+
+def _monitoring_role(ctx: LayerContext) -> Role:
+    """Enhanced monitoring: RDS writes OS metrics to the RDSOSMetrics log group, and nothing else.
+
+    The same permissions as AWS's AmazonRDSEnhancedMonitoringRole, written out with awacs.
+    """
+    metrics = "arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:RDSOSMetrics"
+    return Role(
+        "MonitoringRole",
+        Description=f"RDS enhanced monitoring of {ctx.stack_name} writes OS metrics",
+        AssumeRolePolicyDocument=iam.service_trust("monitoring.rds.amazonaws.com"),
+        Policies=[
+            Policy(
+                PolicyName="enhanced-monitoring",
+                PolicyDocument=iam.document(
+                    iam.allow(
+                        "CreateTheMetricsLogGroup",
+                        [logs_actions.CreateLogGroup, logs_actions.PutRetentionPolicy],
+                        [Sub(metrics + ":*")],
+                    ),
+                    iam.allow(
+                        "WriteTheMetricsLogStreams",
+                        [
+                            logs_actions.CreateLogStream,
+                            logs_actions.DescribeLogStreams,
+                            logs_actions.GetLogEvents,
+                            logs_actions.PutLogEvents,
+                        ],
+                        [Sub(metrics + ":log-stream:*")],
+                    ),
+                ),
+            )
+        ],
+    )

@@ -1,0 +1,186 @@
+"""Data layer: Aurora in the isolated tier, encrypted, TLS-only, password managed by RDS, kept."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from conftest import ENVIRONMENTS, build_all, edit_yaml, resources, walk
+
+from infra_templates.config import SettingsError, load_environment
+
+
+def cluster(stacks, env: str) -> dict:
+    return stacks[env]["data"].body["Resources"]["Cluster"]
+
+
+def instances(stacks, env: str) -> dict[str, dict]:
+    return resources(stacks[env]["data"].body, "AWS::RDS::DBInstance")
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_cluster_lives_in_the_data_subnets_behind_the_database_group(stacks, env) -> None:
+    body = stacks[env]["data"].body
+    (group,) = resources(body, "AWS::RDS::DBSubnetGroup").values()
+    assert group["Properties"]["SubnetIds"] == {
+        "Fn::Split": [",", {"Fn::ImportValue": f"shop-{env}-network-DataSubnetIds"}]
+    }
+    props = cluster(stacks, env)["Properties"]
+    assert props["VpcSecurityGroupIds"] == [{"Fn::ImportValue": f"shop-{env}-security-DatabaseSecurityGroupId"}]
+    for instance in instances(stacks, env).values():
+        assert instance["Properties"]["PubliclyAccessible"] is False
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_encrypted_iam_auth_and_password_managed_by_rds(stacks, env) -> None:
+    props = cluster(stacks, env)["Properties"]
+    data_key = {"Fn::ImportValue": f"shop-{env}-keys-DataKeyArn"}
+    assert props["StorageEncrypted"] is True and props["KmsKeyId"] == data_key
+    assert props["ManageMasterUserPassword"] is True
+    assert props["MasterUserSecret"] == {"KmsKeyId": data_key}
+    assert props["EnableIAMDatabaseAuthentication"] is True
+    assert props["MasterUsername"] == "shop_admin"
+    for node in walk(stacks[env]["data"].body):
+        assert not (isinstance(node, dict) and "MasterUserPassword" in node)
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_tls_is_required_by_the_parameter_group(stacks, env) -> None:
+    (group,) = resources(stacks[env]["data"].body, "AWS::RDS::DBClusterParameterGroup").values()
+    assert group["Properties"]["Family"] == "aurora-postgresql17"
+    assert group["Properties"]["Parameters"] == {"rds.force_ssl": "1"}
+
+
+@pytest.mark.parametrize(("env", "days", "protected", "policy"), [
+    ("dev", 1, False, "Snapshot"),
+    ("staging", 7, True, "Snapshot"),
+    ("prod", 30, True, "Snapshot"),
+    ("dr", 30, True, "Snapshot"),
+])  # fmt: skip
+def test_backups_and_deletion_safety_per_environment(stacks, env, days, protected, policy) -> None:
+    resource = cluster(stacks, env)
+    assert resource["Properties"]["BackupRetentionPeriod"] == days
+    assert resource["Properties"]["DeletionProtection"] is protected
+    assert resource["Properties"]["CopyTagsToSnapshot"] is True
+    assert resource["DeletionPolicy"] == resource["UpdateReplacePolicy"] == policy
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_every_log_type_is_exported_to_a_group_with_retention_created_first(stacks, environments, env) -> None:
+    resource = cluster(stacks, env)
+    assert resource["Properties"]["EnableCloudwatchLogsExports"] == ["postgresql"]
+    group = stacks[env]["data"].body["Resources"]["PostgresqlLogGroup"]
+    assert group["Properties"]["LogGroupName"] == f"/aws/rds/cluster/shop-{env}/postgresql"
+    assert group["Properties"]["RetentionInDays"] == environments[env].database.log_retention_days
+    assert resource["DependsOn"] == ["PostgresqlLogGroup"]
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_instances_have_insights_enhanced_monitoring_and_minor_upgrades(stacks, env) -> None:
+    for name, instance in instances(stacks, env).items():
+        props = instance["Properties"]
+        assert props["EnablePerformanceInsights"] is True, name
+        assert props["PerformanceInsightsKMSKeyId"] == {"Fn::ImportValue": f"shop-{env}-keys-DataKeyArn"}
+        assert props["MonitoringInterval"] == 60
+        assert props["MonitoringRoleArn"] == {"Fn::GetAtt": ["MonitoringRole", "Arn"]}
+        assert props["AutoMinorVersionUpgrade"] is True
+    role = stacks[env]["data"].body["Resources"]["MonitoringRole"]["Properties"]
+    assert role["AssumeRolePolicyDocument"]["Statement"][0]["Principal"] == {"Service": "monitoring.rds.amazonaws.com"}
+    for policy in role["Policies"]:
+        for statement in policy["PolicyDocument"]["Statement"]:
+            for arn in statement["Resource"]:
+                assert ":log-group:RDSOSMetrics:" in arn["Fn::Sub"]
+
+
+def test_dev_is_a_small_serverless_writer(stacks) -> None:
+    props = cluster(stacks, "dev")["Properties"]
+    assert props["ServerlessV2ScalingConfiguration"] == {"MinCapacity": 0.5, "MaxCapacity": 2}
+    (writer,) = instances(stacks, "dev").values()
+    assert writer["Properties"]["DBInstanceClass"] == "db.serverless"
+
+
+def test_prod_has_a_writer_and_a_reader_in_another_zone(stacks) -> None:
+    found = instances(stacks, "prod")
+    assert set(found) == {"WriterInstance", "ReaderInstance1"}
+    zones = {n: i["Properties"]["AvailabilityZone"]["Fn::Select"][0] for n, i in found.items()}
+    assert zones["WriterInstance"] != zones["ReaderInstance1"]
+    assert {i["Properties"]["DBInstanceClass"] for i in found.values()} == {"db.r7g.large"}
+    assert "ServerlessV2ScalingConfiguration" not in cluster(stacks, "prod")["Properties"]
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_exports_what_services_and_monitoring_need(stacks, env) -> None:
+    assert stacks[env]["data"].exports == sorted(
+        f"shop-{env}-data-{key}"
+        for key in ("ClusterIdentifier", "ClusterEndpoint", "ReaderEndpoint", "Port", "SecretArn", "DatabaseName")
+    )
+
+
+def test_mysql_gets_its_port_log_types_and_tls_parameter(settings_dir: Path) -> None:
+    edit_yaml(
+        settings_dir / "defaults.yaml",
+        database__engine="aurora-mysql",
+        database__engine_version="8.0.mysql_aurora.3.08.2",
+    )
+    built = build_all(settings_dir)
+    body = built.stacks["staging"]["data"].body
+    props = body["Resources"]["Cluster"]["Properties"]
+    assert props["Port"] == 3306
+    assert props["EnableCloudwatchLogsExports"] == ["audit", "error", "general", "slowquery"]
+    (group,) = resources(body, "AWS::RDS::DBClusterParameterGroup").values()
+    assert group["Properties"]["Family"] == "aurora-mysql8.0"
+    assert group["Properties"]["Parameters"]["require_secure_transport"] == "ON"
+    security = built.stacks["staging"]["security"].body
+    into_db = [
+        r["Properties"]
+        for r in resources(security, "AWS::EC2::SecurityGroupIngress").values()
+        if r["Properties"]["GroupId"]["Fn::GetAtt"][0] == "DatabaseSecurityGroup"
+    ]
+    assert {r["FromPort"] for r in into_db} == {3306}
+
+
+def refusal(settings_dir: Path, env: str = "staging") -> str:
+    with pytest.raises(SettingsError) as caught:
+        load_environment(env, settings_dir)
+    return str(caught.value)
+
+
+def test_unknown_or_deprecated_engine_version_is_refused(settings_dir: Path) -> None:
+    edit_yaml(settings_dir / "staging.yaml", database__engine_version="16.4")
+    message = refusal(settings_dir)
+    assert "database.engine_version = '16.4': is not a aurora-postgresql version CloudFormation accepts" in message
+    assert "17.5" in message
+
+
+def test_serverless_min_above_max_is_refused(settings_dir: Path) -> None:
+    edit_yaml(settings_dir / "staging.yaml", database__capacity={"mode": "serverless", "min_acu": 8, "max_acu": 2})
+    assert "staging.yaml: database.capacity.min_acu = 8.0: is above max_acu (2.0)" in refusal(settings_dir)
+
+
+def test_production_without_deletion_protection_is_refused(settings_dir: Path) -> None:
+    edit_yaml(settings_dir / "prod.yaml", database__deletion_protection=False)
+    assert "prod.yaml: database.deletion_protection = False: must be true in a production environment" in refusal(
+        settings_dir, "prod"
+    )
+
+
+def test_production_without_a_reader_is_refused(settings_dir: Path) -> None:
+    edit_yaml(
+        settings_dir / "prod.yaml",
+        database__capacity={"mode": "provisioned", "instance_class": "db.r7g.large", "readers": 0},
+    )
+    assert "database.capacity.readers = 0: must be at least 1 in a production environment" in refusal(
+        settings_dir, "prod"
+    )
+
+
+@pytest.mark.parametrize("user", ["admin", "postgres", "root"])
+def test_well_known_admin_names_are_refused(settings_dir: Path, user: str) -> None:
+    edit_yaml(settings_dir / "staging.yaml", database__master_username=user)
+    assert f"database.master_username = '{user}': is a well-known or reserved name" in refusal(settings_dir)
+
+
+def test_service_variables_cannot_shadow_the_database_ones(settings_dir: Path) -> None:
+    edit_yaml(settings_dir / "staging.yaml", services__api__environment={"DB_HOST": "elsewhere"})
+    message = refusal(settings_dir)
+    assert "services.api.environment.DB_HOST = 'elsewhere': is set from the database when database_access" in message
