@@ -4,7 +4,7 @@ Project layers are deployed once for all environments, before any environment's 
 """
 
 from infra_templates.pipeline import LayerSpec, ProjectLayerSpec
-from templates import data, keys, network, platform, registry, security, service
+from templates import data, edge, edge_waf, keys, network, platform, registry, security, service
 
 PROJECT_LAYERS: tuple[ProjectLayerSpec, ...] = (ProjectLayerSpec("registry", registry.build),)
 
@@ -14,5 +14,12 @@ LAYERS: tuple[LayerSpec, ...] = (
     LayerSpec("security", security.build, imports_from=("network",)),
     LayerSpec("data", data.build, imports_from=("keys", "network", "security")),
     LayerSpec("platform", platform.build, imports_from=("keys", "network", "security")),
-    LayerSpec("svc", service.build, imports_from=("keys", "network", "security", "data", "platform"), per_service=True),
+    LayerSpec("edge-waf", edge_waf.build, region=edge_waf.region, when=edge_waf.needed),
+    LayerSpec("edge", edge.build, imports_from=("keys", "platform", "edge-waf")),
+    LayerSpec(
+        "svc",
+        service.build,
+        imports_from=("keys", "network", "security", "data", "platform", "edge"),
+        per_service=True,
+    ),
 )

@@ -4,9 +4,6 @@ layers that read it, so a renamed export breaks at build time in Python, not at 
 from infra_templates.layer import ExportSpec
 from infra_templates.naming import logical_id
 
-# WAF delivers logs only to log groups whose names start with this; the logs key trusts them.
-WAF_LOG_PREFIX = "aws-waf-logs-"
-
 
 class Keys:
     LOGS_KEY_ARN = ExportSpec("keys", "LogsKeyArn", "KMS key that encrypts every log group of the environment")
@@ -55,3 +52,16 @@ class Data:
     PORT = ExportSpec("data", "Port", "Database port")
     SECRET_ARN = ExportSpec("data", "SecretArn", "Secrets Manager secret of the administrator (managed by RDS)")
     DATABASE_NAME = ExportSpec("data", "DatabaseName", "Name of the first database")
+
+
+class EdgeFirewall:
+    """Outputs (not exports: they are read from another region) of the us-east-1 firewall stack."""
+
+    WEB_ACL_ARN = ExportSpec("edge-waf", "WebAclArn", "CloudFront web ACL (us-east-1)")
+
+
+class Edge:
+    ASSETS_BUCKET_NAME = ExportSpec("edge", "AssetsBucketName", "Static-assets bucket")
+    ASSETS_BUCKET_ARN = ExportSpec("edge", "AssetsBucketArn", "Static-assets bucket ARN")
+    DISTRIBUTION_ID = ExportSpec("edge", "DistributionId", "CloudFront distribution id")
+    DISTRIBUTION_DOMAIN = ExportSpec("edge", "DistributionDomainName", "CloudFront distribution domain name")

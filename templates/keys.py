@@ -11,8 +11,9 @@ from troposphere import AccountId, GetAtt, Sub, Template
 
 from infra_templates import constructs, iam
 from infra_templates.config import Environment
+from infra_templates.constructs import WAF_LOG_PREFIX
 from infra_templates.layer import LayerContext
-from templates.contracts import WAF_LOG_PREFIX, Keys
+from templates.contracts import Keys
 
 
 def build(env: Environment) -> Template:

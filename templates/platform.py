@@ -10,16 +10,10 @@ from troposphere import elasticloadbalancingv2 as elb
 from infra_templates import constructs, iam
 from infra_templates.config import Environment, certificate_id
 from infra_templates.layer import LayerContext
-from templates.contracts import WAF_LOG_PREFIX, Keys, Network, Platform, Security
+from templates.contracts import Keys, Network, Platform, Security
 
 TLS_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"  # TLS 1.3 and 1.2 with forward secrecy only
 ACCESS_LOG_PREFIX = "alb"
-MANAGED_RULE_GROUPS = (
-    # (name, why) in evaluation order after the rate limit
-    ("AWSManagedRulesAmazonIpReputationList", "sources known for bots and reconnaissance"),
-    ("AWSManagedRulesCommonRuleSet", "OWASP top-ten style exploits"),
-    ("AWSManagedRulesKnownBadInputsRuleSet", "request patterns known to be malicious, Log4Shell among them"),
-)
 
 
 def build(env: Environment) -> Template:
@@ -102,7 +96,16 @@ def build(env: Environment) -> Template:
             )
         )
 
-    _firewall(t, ctx, alb)
+    acl = constructs.firewall(
+        t,
+        env,
+        name=ctx.stack_name,
+        scope="REGIONAL",
+        rate_limit=env.platform.waf_rate_limit,
+        logs_key_arn=ctx.import_value(Keys.LOGS_KEY_ARN),
+        retention_days=env.platform.log_retention_days,
+    )
+    t.add_resource(wafv2.WebACLAssociation("WebAclAssociation", ResourceArn=Ref(alb), WebACLArn=GetAtt(acl, "Arn")))
 
     ctx.export(t, Platform.CLUSTER_NAME, Ref(cluster))
     ctx.export(t, Platform.CLUSTER_ARN, GetAtt(cluster, "Arn"))
@@ -153,68 +156,3 @@ def _access_log_bucket(t: Template, ctx: LayerContext) -> tuple[s3.Bucket, s3.Bu
         )
     )
     return bucket, policy
-
-
-def _firewall(t: Template, ctx: LayerContext, alb: elb.LoadBalancer) -> None:
-    env = ctx.env
-    metric = ctx.stack_name.replace("-", "")
-
-    def visibility(name: str) -> wafv2.VisibilityConfig:
-        return wafv2.VisibilityConfig(
-            CloudWatchMetricsEnabled=True, SampledRequestsEnabled=True, MetricName=f"{metric}{name}"
-        )
-
-    rules = [
-        wafv2.WebACLRule(
-            Name="RateLimitPerIp",
-            Priority=0,
-            Action=wafv2.RuleAction(Block=wafv2.BlockAction()),
-            Statement=wafv2.Statement(
-                RateBasedStatement=wafv2.RateBasedStatement(
-                    Limit=env.platform.waf_rate_limit, AggregateKeyType="IP", EvaluationWindowSec=300
-                )
-            ),
-            VisibilityConfig=visibility("RateLimitPerIp"),
-        )
-    ]
-    for priority, (group, _why) in enumerate(MANAGED_RULE_GROUPS, start=1):
-        rules.append(
-            wafv2.WebACLRule(
-                Name=group,
-                Priority=priority,
-                OverrideAction=wafv2.OverrideAction(**{"None": {}}),
-                Statement=wafv2.Statement(
-                    ManagedRuleGroupStatement=wafv2.ManagedRuleGroupStatement(VendorName="AWS", Name=group)
-                ),
-                VisibilityConfig=visibility(group),
-            )
-        )
-    acl = t.add_resource(
-        wafv2.WebACL(
-            "WebAcl",
-            # WAF descriptions allow letters, digits, spaces and = : # @ / - , . only.
-            Description=f"{ctx.stack_name} - rate limit per IP, then AWS managed rules - "
-            + ", ".join(group.removeprefix("AWSManagedRules") for group, _ in MANAGED_RULE_GROUPS),
-            Scope="REGIONAL",
-            DefaultAction=wafv2.DefaultAction(Allow=wafv2.AllowAction()),
-            Rules=rules,
-            VisibilityConfig=visibility("WebAcl"),
-        )
-    )
-    t.add_resource(wafv2.WebACLAssociation("WebAclAssociation", ResourceArn=Ref(alb), WebACLArn=GetAtt(acl, "Arn")))
-    # WAF writes only to log groups whose names start with aws-waf-logs-; the logs key trusts them.
-    group = constructs.log_group(
-        "WafLogGroup", env, env.platform.log_retention_days, ctx.import_value(Keys.LOGS_KEY_ARN)
-    )
-    group.LogGroupName = f"{WAF_LOG_PREFIX}{ctx.stack_name}"
-    t.add_resource(group)
-    t.add_resource(
-        wafv2.LoggingConfiguration(
-            "WafLogging",
-            ResourceArn=GetAtt(acl, "Arn"),
-            # WAF wants the log group's ARN without the ":*" that GetAtt Arn ends with.
-            LogDestinationConfigs=[
-                Sub("arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:${%s}" % group.title)
-            ],
-        )
-    )

@@ -20,6 +20,8 @@ PINNED_STATEFUL_IDS = {
     "security": set(),
     "data": {"Cluster", "PostgresqlLogGroup"},
     "platform": {"AccessLogBucket", "WafLogGroup"},
+    "edge-waf": {"LogsKey", "WafLogGroup"},
+    "edge": {"AssetsBucket"},
     **{f"svc-{service}": {"LogGroup"} for service in BUILT.project.services},
 }
 PINNED_PROJECT_IDS = {"registry": {"RegistryKey", *(f"{s.capitalize()}Repository" for s in BUILT.project.services)}}

@@ -18,9 +18,9 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -73,45 +73,57 @@ def template_files(manifests: Iterable[tuple[Path, dict[str, Any]]]) -> list[Tem
 
 
 def check_wiring(manifests: Iterable[tuple[Path, dict[str, Any]]]) -> list[Problem]:
+    """Each manifest, stack by stack in deploy order, against what the stacks before it provide."""
     problems: list[Problem] = []
     for path, manifest in manifests:
-        where = str(path)
-        exported: dict[str, str] = {}  # export name -> stack, for stacks deployed so far
-        region_of: dict[str, str] = {}
+        deployed = _Deployed()
         for stack in manifest["stacks"]:
-            name, region = stack["name"], stack["region"]
-            for dependency in stack["depends_on"]:
-                if dependency not in region_of:
-                    problems.append(
-                        Problem("wiring", where, f"{name} depends on {dependency}, which is not deployed before it")
-                    )
-            for imported in stack["imports"]:
-                source = exported.get(imported)
-                if source is None:
-                    problems.append(
-                        Problem("wiring", where, f"{name} imports {imported}, which no earlier stack exports")
-                    )
-                elif region_of[source] != region:
-                    problems.append(
-                        Problem(
-                            "wiring",
-                            where,
-                            f"{name} ({region}) imports {imported} from {source} ({region_of[source]}): "
-                            "exports are regional",
-                        )
-                    )
-                elif source not in stack["depends_on"]:
-                    problems.append(
-                        Problem("wiring", where, f"{name} imports from {source} but does not list it in depends_on")
-                    )
-            for export in stack["exports"]:
-                if export in exported:
-                    problems.append(
-                        Problem("wiring", where, f"export {export} of {name} is already exported by {exported[export]}")
-                    )
-                exported[export] = name
-            region_of[name] = region
+            problems.extend(Problem("wiring", str(path), message) for message in deployed.check(stack))
+            deployed.add(stack)
     return problems
+
+
+@dataclass
+class _Deployed:
+    """What the stacks deployed so far provide: exports (regional), outputs, regions."""
+
+    exported: dict[str, str] = field(default_factory=dict)  # export name -> stack
+    region_of: dict[str, str] = field(default_factory=dict)
+    outputs_of: dict[str, set[str]] = field(default_factory=dict)
+
+    def check(self, stack: dict[str, Any]) -> Iterator[str]:
+        name, region = stack["name"], stack["region"]
+        for dependency in stack["depends_on"]:
+            if dependency not in self.region_of:
+                yield f"{name} depends on {dependency}, which is not deployed before it"
+        for imported in stack["imports"]:
+            source = self.exported.get(imported)
+            if source is None:
+                yield f"{name} imports {imported}, which no earlier stack exports"
+            elif self.region_of[source] != region:
+                yield (
+                    f"{name} ({region}) imports {imported} from {source} ({self.region_of[source]}): "
+                    "exports are regional"
+                )
+            elif source not in stack["depends_on"]:
+                yield f"{name} imports from {source} but does not list it in depends_on"
+        for parameter, source in stack.get("parameters", {}).items():
+            if "stack" not in source:
+                continue
+            given = self.outputs_of.get(source["stack"])
+            if given is None:
+                yield f"{name} parameter {parameter} comes from {source['stack']}, which is not deployed before it"
+            elif source["output"] not in given:
+                yield f"{name} parameter {parameter} reads output {source['output']}, which {source['stack']} lacks"
+        for export in stack["exports"]:
+            if export in self.exported:
+                yield f"export {export} of {name} is already exported by {self.exported[export]}"
+
+    def add(self, stack: dict[str, Any]) -> None:
+        for export in stack["exports"]:
+            self.exported.setdefault(export, stack["name"])
+        self.region_of[stack["name"]] = stack["region"]
+        self.outputs_of[stack["name"]] = set(stack.get("outputs", []))
 
 
 # --- limits -----------------------------------------------------------------------------------

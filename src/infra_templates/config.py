@@ -321,6 +321,9 @@ class Service(Strict):
     read_only_root_filesystem: bool = True
     exec: bool = Field(default=False, description="ECS Exec (a shell into running tasks); off unless asked.")
     database_access: bool = Field(default=False, description="Whether the service may connect to the database.")
+    assets: Literal["none", "read", "write"] = Field(
+        default="none", description="What the service may do with the static-assets bucket."
+    )
 
     @model_validator(mode="after")
     def _fargate_size(self) -> Service:
@@ -547,6 +550,36 @@ class Database(Strict):
         return ["postgresql"] if self.engine == "aurora-postgresql" else ["audit", "error", "general", "slowquery"]
 
 
+HOST_NAME = r"^(\*\.)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$"
+CLOUDFRONT_REGION = "us-east-1"  # CloudFront's certificates and web ACLs live here, whatever the environment's
+
+
+class Edge(Strict):
+    """Static assets in S3 and the API behind one CloudFront distribution."""
+
+    origin_domain: str = Field(
+        pattern=HOST_NAME.replace("(\\*\\.)?", ""),
+        description="Host name CloudFront connects to for the API: a DNS name of the ALB that "
+        "platform.certificate_arn covers (CloudFront checks the ALB's certificate against it).",
+    )
+    api_path: str = Field(default="/api/*", pattern=r"^/[A-Za-z0-9_\-.~/]*\*?$")
+    aliases: list[str] = Field(default_factory=list, max_length=10, description="Viewer host names.")
+    certificate_arn: str | None = Field(
+        default=None, description="ACM certificate for the aliases; CloudFront needs it in us-east-1."
+    )
+    price_class: Literal["PriceClass_100", "PriceClass_200", "PriceClass_All"] = "PriceClass_100"
+    default_root_object: str = Field(default="index.html", pattern=r"^[A-Za-z0-9_\-.]{1,255}$")
+    noncurrent_asset_days: int = Field(default=30, ge=1, le=3650, description="Days old versions of assets are kept.")
+
+    @field_validator("aliases")
+    @classmethod
+    def _hosts(cls, aliases: list[str]) -> list[str]:
+        for index, alias in enumerate(aliases):
+            if not re.fullmatch(HOST_NAME, alias):
+                raise FieldValueError((index,), "is not a host name such as 'www.example.com'", alias)
+        return aliases
+
+
 def _check_region(region: str) -> str:
     if region not in REGIONS:
         raise ValueError(f"is not an AWS region; use one of {', '.join(REGIONS)}")
@@ -573,6 +606,7 @@ class Environment(Strict):
     platform: Platform
     registry: Registry
     database: Database
+    edge: Edge
     services: dict[str, Service] = Field(description="Services by name (DNS-safe, unique).")
 
     @field_validator("project")
@@ -624,6 +658,7 @@ class Environment(Strict):
             *self._route_problems(),
             *self._zone_problems(),
             *self._production_problems(),
+            *self._edge_problems(),
         ]
         if problems:
             raise ManyFieldsError(problems)
@@ -676,6 +711,31 @@ class Environment(Strict):
                         )
                     )
         return problems
+
+    def _edge_problems(self) -> list[FieldValueError]:
+        edge = self.edge
+        where = ("edge", "certificate_arn")
+        if edge.certificate_arn is None:
+            if edge.aliases:
+                return [
+                    FieldValueError(
+                        where, "is required with edge.aliases: CloudFront serves an alias only with its certificate"
+                    )
+                ]
+            return []
+        if not edge.aliases:
+            return [FieldValueError(where, "is set but edge.aliases is empty: give the host names it is for")]
+        match = re.fullmatch(
+            r"arn:aws(-[a-z]+)*:acm:([a-z0-9-]+):([0-9]{12}):certificate/[0-9a-f-]{36}", edge.certificate_arn
+        )
+        problem = None
+        if not match:
+            problem = "is not an ACM certificate ARN (arn:aws:acm:us-east-1:ACCOUNT:certificate/ID)"
+        elif match.group(2) != CLOUDFRONT_REGION:
+            problem = f"must be a certificate in {CLOUDFRONT_REGION}: CloudFront uses no other region's"
+        elif match.group(3) != self.account_id:
+            problem = f"must be a certificate of this environment's account {self.account_id}"
+        return [FieldValueError(where, problem)] if problem else []
 
     def _production_problems(self) -> list[FieldValueError]:
         """Production environments keep their safety nets on."""

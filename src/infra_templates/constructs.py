@@ -6,7 +6,7 @@ from typing import Any
 
 from awacs import s3 as s3_actions
 from awacs.aws import Bool, Condition, Deny, PolicyDocument, Principal, Statement
-from troposphere import AWSObject, GetAtt, Ref, Sub, Tags, ec2, kms, logs, s3
+from troposphere import AWSObject, GetAtt, Ref, Sub, Tags, Template, ec2, kms, logs, s3, wafv2
 
 from infra_templates.config import Environment
 
@@ -88,7 +88,7 @@ def private_bucket(
     env: Environment,
     *,
     kms_key_arn: Any | None,
-    expire_days: int,
+    expire_days: int | None,
     noncurrent_days: int = 30,
 ) -> s3.Bucket:
     """A bucket nobody outside the account can read: public access blocked, ACLs off (owner
@@ -114,11 +114,11 @@ def private_bucket(
         LifecycleConfiguration=s3.LifecycleConfiguration(
             Rules=[
                 s3.LifecycleRule(
-                    Id="expire",
+                    Id="expire" if expire_days else "expire-old-versions",
                     Status="Enabled",
-                    ExpirationInDays=expire_days,
                     NoncurrentVersionExpiration=s3.NoncurrentVersionExpiration(NoncurrentDays=noncurrent_days),
                     AbortIncompleteMultipartUpload=s3.AbortIncompleteMultipartUpload(DaysAfterInitiation=7),
+                    **({"ExpirationInDays": expire_days} if expire_days else {}),
                 )
             ]
         ),
@@ -160,3 +160,84 @@ def elb_log_delivery(region: str) -> Principal:
     if account is None:
         return Principal("Service", "logdelivery.elasticloadbalancing.amazonaws.com")
     return Principal("AWS", Sub("arn:${AWS::Partition}:iam::%s:root" % account))
+
+
+# AWS managed rule groups every web ACL runs after the rate limit, in this order.
+MANAGED_RULE_GROUPS = (
+    "AWSManagedRulesAmazonIpReputationList",  # sources known for bots and reconnaissance
+    "AWSManagedRulesCommonRuleSet",  # OWASP top-ten style exploits
+    "AWSManagedRulesKnownBadInputsRuleSet",  # request patterns known to be malicious, Log4Shell among them
+)
+WAF_LOG_PREFIX = "aws-waf-logs-"  # WAF delivers logs only to log groups named like this
+
+
+def firewall(
+    t: Template,
+    env: Environment,
+    *,
+    name: str,
+    scope: str,
+    rate_limit: int,
+    logs_key_arn: Any,
+    retention_days: int,
+) -> wafv2.WebACL:
+    """A WAFv2 web ACL: a rate limit per IP, then AWS's managed rule groups, logged to an encrypted
+    group named ``aws-waf-logs-<name>`` (WAF accepts no other name)."""
+    metric = name.replace("-", "")
+
+    def visibility(rule: str) -> wafv2.VisibilityConfig:
+        return wafv2.VisibilityConfig(
+            CloudWatchMetricsEnabled=True, SampledRequestsEnabled=True, MetricName=f"{metric}{rule}"
+        )
+
+    rules = [
+        wafv2.WebACLRule(
+            Name="RateLimitPerIp",
+            Priority=0,
+            Action=wafv2.RuleAction(Block=wafv2.BlockAction()),
+            Statement=wafv2.Statement(
+                RateBasedStatement=wafv2.RateBasedStatement(
+                    Limit=rate_limit, AggregateKeyType="IP", EvaluationWindowSec=300
+                )
+            ),
+            VisibilityConfig=visibility("RateLimitPerIp"),
+        )
+    ]
+    for priority, group in enumerate(MANAGED_RULE_GROUPS, start=1):
+        rules.append(
+            wafv2.WebACLRule(
+                Name=group,
+                Priority=priority,
+                OverrideAction=wafv2.OverrideAction(**{"None": {}}),
+                Statement=wafv2.Statement(
+                    ManagedRuleGroupStatement=wafv2.ManagedRuleGroupStatement(VendorName="AWS", Name=group)
+                ),
+                VisibilityConfig=visibility(group),
+            )
+        )
+    acl = t.add_resource(
+        wafv2.WebACL(
+            "WebAcl",
+            # WAF descriptions allow letters, digits, spaces and = : # @ / - , . only.
+            Description=f"{name} - rate limit per IP, then AWS managed rules - "
+            + ", ".join(group.removeprefix("AWSManagedRules") for group in MANAGED_RULE_GROUPS),
+            Scope=scope,
+            DefaultAction=wafv2.DefaultAction(Allow=wafv2.AllowAction()),
+            Rules=rules,
+            VisibilityConfig=visibility("WebAcl"),
+        )
+    )
+    group = log_group("WafLogGroup", env, retention_days, logs_key_arn)
+    group.LogGroupName = f"{WAF_LOG_PREFIX}{name}"
+    t.add_resource(group)
+    t.add_resource(
+        wafv2.LoggingConfiguration(
+            "WafLogging",
+            ResourceArn=GetAtt(acl, "Arn"),
+            # WAF wants the log group's ARN without the ":*" that GetAtt Arn ends with.
+            LogDestinationConfigs=[
+                Sub("arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:${%s}" % group.title)
+            ],
+        )
+    )
+    return acl

@@ -5,12 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from troposphere import Export, GetAZs, ImportValue, Output, Select, Split, Tags, Template
+from troposphere import Export, GetAZs, ImportValue, Output, Parameter, Select, Split, Tags, Template
 
 from infra_templates.config import Environment
 from infra_templates.naming import export_name, stack_name
 
 Scope = Literal["environment", "project"]
+# Template Metadata key naming the stack output each cross-region parameter is filled from.
+SOURCES_METADATA = "InfraTemplatesParameterSources"
 
 
 @dataclass(frozen=True)
@@ -74,6 +76,29 @@ class LayerContext:
         if spec.layer == self.layer:
             raise ValueError(f"layer {self.layer!r} imports its own export {spec.key}")
         return ImportValue(spec.name(self.env))
+
+    def output(self, t: Template, spec: ExportSpec, value: Any) -> None:
+        """An output read by a stack in another region (exports are regional): no export."""
+        if spec.layer != self.layer:
+            raise ValueError(f"layer {self.layer!r} cannot output {spec.layer}.{spec.key}")
+        t.add_output(Output(spec.key, Description=spec.description, Value=value))
+
+    def parameter_from(self, t: Template, spec: ExportSpec) -> Parameter:
+        """A parameter filled from another stack's output, for what ``Fn::ImportValue`` cannot
+        reach (another region). The template's Metadata names the source, so the manifest, the
+        deploy script and the gate know where the value comes from."""
+        source = stack_name(self.env.project, self.env.name if spec.scope == "environment" else None, spec.layer)
+        parameter = t.add_parameter(
+            Parameter(
+                spec.key,
+                Type="String",
+                AllowedPattern=r"^arn:[a-z-]+:[a-z0-9-]+:[a-z0-9-]*:[0-9]{12}:\S+$",
+                Description=f"{spec.description}: output {spec.key} of stack {source}",
+            )
+        )
+        metadata = t.metadata.setdefault(SOURCES_METADATA, {})
+        metadata[spec.key] = {"Stack": source, "Output": spec.key}
+        return parameter
 
     def import_list(self, spec: ExportSpec) -> Split:
         """A comma-joined list export (subnet ids per tier) as a list."""

@@ -16,7 +16,7 @@ from typing import Any
 from troposphere import Template
 
 from infra_templates.config import Environment, Project
-from infra_templates.layer import apply_tags
+from infra_templates.layer import SOURCES_METADATA, apply_tags
 from infra_templates.naming import stack_name, standard_tags
 from infra_templates.render import template_dict, to_json, to_yaml
 
@@ -36,6 +36,8 @@ class LayerSpec:
     build: Callable[..., Template]
     imports_from: tuple[str, ...] = ()
     per_service: bool = False
+    region: Callable[[Environment], str] | None = None  # default: the environment's region
+    when: Callable[[Environment], bool] | None = None  # default: always
 
 
 @dataclass(frozen=True)
@@ -66,6 +68,17 @@ class Stack:
     @property
     def imports(self) -> list[str]:
         return sorted(set(find_imports(self.body)))
+
+    @property
+    def parameters(self) -> dict[str, dict[str, str]]:
+        """Each parameter and where its value comes from: another stack's output, or the deployer."""
+        sources = self.body.get("Metadata", {}).get(SOURCES_METADATA, {})
+        return {
+            name: {"stack": sources[name]["Stack"], "output": sources[name]["Output"]}
+            if name in sources
+            else {"from": "deployer", "description": spec.get("Description", "")}
+            for name, spec in self.body.get("Parameters", {}).items()
+        }
 
     @property
     def resource_count(self) -> int:
@@ -112,17 +125,20 @@ def build_stacks(env: Environment, layers: Sequence[LayerSpec]) -> list[Stack]:
     names: dict[str, list[str]] = {}  # layer -> its stack names (several for a per-service layer)
     for layer in layers:
         depends_on = [n for dependency in layer.imports_from for n in names[dependency]]
+        names[layer.name] = []
+        if layer.when is not None and not layer.when(env):
+            continue
+        region = layer.region(env) if layer.region else env.region
         units: list[tuple[str, tuple[Any, ...]]]
         if layer.per_service:
             units = [(f"{layer.name}-{service}", (env, service)) for service in sorted(env.services)]
         else:
             units = [(layer.name, (env,))]
-        names[layer.name] = []
         for unit, args in units:
             template = layer.build(*args)
             apply_tags(template, standard_tags(env.project, env.name, unit, env.tags))
             name = stack_name(env.project, env.name, unit)
-            stacks.append(_stack(name, unit, env.region, template, depends_on=depends_on, scope="environment"))
+            stacks.append(_stack(name, unit, region, template, depends_on=depends_on, scope="environment"))
             names[layer.name].append(name)
     return stacks
 
@@ -147,6 +163,8 @@ def _entry(position: int, stack: Stack) -> dict[str, Any]:
         "region": stack.region,
         "templates": {"yaml": f"{stack.folder}{stack.layer}.yaml", "json": f"{stack.folder}{stack.layer}.json"},
         "depends_on": stack.depends_on,
+        "parameters": stack.parameters,
+        "outputs": sorted(stack.body.get("Outputs", {})),
         "exports": stack.exports,
         "imports": stack.imports,
     }
