@@ -22,6 +22,9 @@ templates: $(STAMP) ## write output/<env>/ for every environment (python generat
 gate: templates ## run the gate on output/: wiring, limits, cfn-lint, checkov
 	$(PY) generate.py check
 
+diff: $(STAMP) ## what a build would change against output/, stateful losses flagged (exit 3 on changes)
+	$(PY) generate.py diff
+
 lint: $(STAMP) ## ruff and mypy on the project's own code
 	$(PY) -m ruff check generate.py src templates tests
 	$(PY) -m ruff format --check generate.py src templates tests
@@ -42,4 +45,4 @@ format: $(STAMP) ## format the code with ruff
 clean: ## remove output/ and the virtual environment
 	rm -rf output $(VENV)
 
-.PHONY: help venv templates gate lint unit test golden format clean
+.PHONY: help venv templates gate diff lint unit test golden format clean

@@ -3,8 +3,10 @@
 
     python generate.py [--env NAME ...] [--output DIR] [--quiet]   write output/<env>/ (default)
     python generate.py check [--output DIR]                          run the gate on written output
+    python generate.py diff [--env NAME ...] [--against DIR]         preview changes against DIR (output/)
 
-Exit status: 0 done, 1 the gate found problems, 2 the settings were refused (nothing written).
+Exit status: 0 done, 1 the gate found problems, 2 the settings were refused (nothing written),
+3 (diff only) the built templates differ from those in DIR.
 """
 
 from __future__ import annotations
@@ -17,13 +19,14 @@ ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT))
 
-from infra_templates import checks  # noqa: E402
-from infra_templates.config import SettingsError, available_environments, load_environment  # noqa: E402
+from infra_templates import checks, diff  # noqa: E402
+from infra_templates.config import Environment, SettingsError, available_environments, load_environment  # noqa: E402
 from infra_templates.pipeline import build_stacks, environment_files  # noqa: E402
 from infra_templates.render import replace_folders  # noqa: E402
 from templates import LAYERS  # noqa: E402
 
 EXIT_SETTINGS = 2
+EXIT_CHANGES = 3
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -33,10 +36,20 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="Settings live in environments/: defaults.yaml plus one <env>.yaml per environment.",
     )
-    commands = parser.add_subparsers(dest="command", metavar="{build,check}")
+    commands = parser.add_subparsers(dest="command", metavar="{build,check,diff}")
     build = commands.add_parser("build", help="write the templates (the default command)")
     check = commands.add_parser("check", help="run the gate (cfn-lint, checkov, wiring, limits) on output")
-    for sub in (parser, build):
+    changes = commands.add_parser(
+        "diff",
+        help="build in memory and show what would change against written templates; exit 3 on changes",
+        description="Build the environments in memory and compare with the templates in DIR/<env>/: stacks, "
+        "resources (added, removed, changed, replaced), outputs. Deleting or replacing a stateful resource "
+        "prints a line starting with 'WARNING:'. Exit status: 0 no changes, 3 changes, 2 settings refused.",
+    )
+    changes.add_argument(
+        "--against", type=Path, default=ROOT / "output", metavar="DIR", help="folder to compare with (default: output/)"
+    )
+    for sub in (parser, build, changes):
         sub.add_argument(
             "--env",
             action="append",
@@ -61,9 +74,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return args
 
 
-def run_build(names: list[str] | None, settings: Path, output: Path, quiet: bool) -> int:
-    names_given = bool(names)
-    names = names or available_environments(settings)
+def load_environments(names: list[str], settings: Path, refused: str) -> list[Environment] | None:
+    """Every named environment, or None after printing every problem of every file at once."""
     problems: list[str] = []
     environments = []
     for name in names:
@@ -72,9 +84,17 @@ def run_build(names: list[str] | None, settings: Path, output: Path, quiet: bool
         except SettingsError as error:
             problems.extend(p for p in error.problems if p not in problems)  # defaults.yaml once
     if problems:
-        print("Refused: nothing was written. Fix these settings:", file=sys.stderr)
+        print(f"Refused: {refused}. Fix these settings:", file=sys.stderr)
         for problem in problems:
             print(f"  {problem}", file=sys.stderr)
+        return None
+    return environments
+
+
+def run_build(names: list[str] | None, settings: Path, output: Path, quiet: bool) -> int:
+    names_given = bool(names)
+    environments = load_environments(names or available_environments(settings), settings, "nothing was written")
+    if environments is None:
         return EXIT_SETTINGS
     folders = {}
     for env in environments:
@@ -92,10 +112,49 @@ def run_build(names: list[str] | None, settings: Path, output: Path, quiet: bool
     return 0
 
 
+def run_diff(names: list[str] | None, settings: Path, against: Path, quiet: bool) -> int:
+    """Compare freshly built stacks with DIR/<env>/; with no --env, also environments only in DIR."""
+    environments = load_environments(names or available_environments(settings), settings, "nothing was compared")
+    if environments is None:
+        return EXIT_SETTINGS
+    pairs: list[tuple[str, list[diff.StackTemplate]]] = [
+        (env.name, [diff.StackTemplate(s.name, s.region, s.body) for s in build_stacks(env, LAYERS)])
+        for env in environments
+    ]
+    if not names:  # an environment whose file was deleted: a full build would retire its output
+        built = {name for name, _ in pairs}
+        pairs.extend((p.parent.name, []) for p in sorted(against.glob("*/manifest.json")) if p.parent.name not in built)
+    changed = False
+    for name, stacks in pairs:
+        try:
+            old = diff.read_output(against / name)
+        except diff.DiffError as error:
+            print(f"diff: {error}", file=sys.stderr)
+            return 1
+        label = f"{name} (against {_relative(against / name)}/)"
+        if old is None:
+            label += ": not there yet, every stack is new"
+        diffs = diff.diff_stacks(old or [], stacks)
+        changed = changed or any(d.changed for d in diffs)
+        if not quiet:
+            print("\n".join(diff.report(label, diffs)))
+    return EXIT_CHANGES if changed else 0
+
+
+def _relative(path: Path) -> str:
+    """The path as the user would type it: relative to the working folder when inside it."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     if args.command == "check":
         return checks.run_gate(args.output)
+    if args.command == "diff":
+        return run_diff(args.env, args.settings, args.against, args.quiet)
     return run_build(args.env, args.settings, args.output, args.quiet)
 
 
