@@ -22,6 +22,9 @@ templates: $(STAMP) ## write output/<env>/ for every environment (python generat
 gate: templates ## run the gate on output/: wiring, limits, cfn-lint, checkov
 	$(PY) generate.py check
 
+schema: $(STAMP) ## write schema/environment.schema.json (editor support) from the settings models
+	$(PY) generate.py schema
+
 diff: $(STAMP) ## what a build would change against output/, stateful losses flagged (exit 3 on changes)
 	$(PY) generate.py diff
 
@@ -45,4 +48,4 @@ format: $(STAMP) ## format the code with ruff
 clean: ## remove output/ and the virtual environment
 	rm -rf output $(VENV)
 
-.PHONY: help venv templates gate diff lint unit test golden format clean
+.PHONY: help venv templates gate schema diff lint unit test golden format clean

@@ -4,9 +4,11 @@
     python generate.py [--env NAME ...] [--output DIR] [--quiet]   write output/<env>/ (default)
     python generate.py check [--output DIR]                          run the gate on written output
     python generate.py diff [--env NAME ...] [--against DIR]         preview changes against DIR (output/)
+    python generate.py schema [--check]                              write the environment files' JSON Schema
 
 Exit status: 0 done, 1 the gate found problems, 2 the settings were refused (nothing written),
-3 (diff only) the built templates differ from those in DIR.
+3 (diff only) the built templates differ from those in DIR. schema --check exits 1 when the
+committed schema is stale.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT))
 
-from infra_templates import checks, diff  # noqa: E402
+from infra_templates import checks, diff, schema  # noqa: E402
 from infra_templates.config import Environment, SettingsError, available_environments, load_environment  # noqa: E402
 from infra_templates.pipeline import build_stacks, environment_files  # noqa: E402
 from infra_templates.render import replace_folders  # noqa: E402
@@ -27,6 +29,7 @@ from templates import LAYERS  # noqa: E402
 
 EXIT_SETTINGS = 2
 EXIT_CHANGES = 3
+SCHEMA_FILE = ROOT / "schema" / "environment.schema.json"
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -36,7 +39,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="Settings live in environments/: defaults.yaml plus one <env>.yaml per environment.",
     )
-    commands = parser.add_subparsers(dest="command", metavar="{build,check,diff}")
+    commands = parser.add_subparsers(dest="command", metavar="{build,check,diff,schema}")
     build = commands.add_parser("build", help="write the templates (the default command)")
     check = commands.add_parser("check", help="run the gate (cfn-lint, checkov, wiring, limits) on output")
     changes = commands.add_parser(
@@ -48,6 +51,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     )
     changes.add_argument(
         "--against", type=Path, default=ROOT / "output", metavar="DIR", help="folder to compare with (default: output/)"
+    )
+    schema_command = commands.add_parser(
+        "schema", help="write schema/environment.schema.json (editor support) from the settings models"
+    )
+    schema_command.add_argument(
+        "--check", action="store_true", help="write nothing; exit 1 if the committed schema is stale"
     )
     for sub in (parser, build, changes):
         sub.add_argument(
@@ -141,6 +150,18 @@ def run_diff(names: list[str] | None, settings: Path, against: Path, quiet: bool
     return EXIT_CHANGES if changed else 0
 
 
+def run_schema(check: bool) -> int:
+    shown = _relative(SCHEMA_FILE)
+    if check:
+        if schema.is_current(SCHEMA_FILE):
+            return 0
+        print(f"{shown} is stale: the settings models changed; run `make schema` and commit it", file=sys.stderr)
+        return 1
+    schema.write(SCHEMA_FILE)
+    print(f"wrote {shown}")
+    return 0
+
+
 def _relative(path: Path) -> str:
     """The path as the user would type it: relative to the working folder when inside it."""
     try:
@@ -153,6 +174,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     if args.command == "check":
         return checks.run_gate(args.output)
+    if args.command == "schema":
+        return run_schema(args.check)
     if args.command == "diff":
         return run_diff(args.env, args.settings, args.against, args.quiet)
     return run_build(args.env, args.settings, args.output, args.quiet)
