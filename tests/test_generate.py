@@ -8,6 +8,8 @@ from pathlib import Path
 
 from conftest import ENVIRONMENTS, LAYER_NAMES, ROOT, edit_yaml
 
+from infra_templates.handover import FILES as HANDOVER_FILES
+
 
 def generate(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
@@ -24,7 +26,7 @@ def test_writes_every_environment_with_a_summary_line_per_stack(tmp_path: Path) 
     assert result.returncode == 0, result.stderr
     for env in ENVIRONMENTS:
         assert sorted(p.name for p in (tmp_path / env).iterdir()) == sorted(
-            [f"{layer}.{ext}" for layer in LAYER_NAMES for ext in ("yaml", "json")] + ["manifest.json"]
+            [f"{layer}.{ext}" for layer in LAYER_NAMES for ext in ("yaml", "json")] + ["manifest.json", *HANDOVER_FILES]
         )
         for layer in LAYER_NAMES:
             assert f"shop-{env}-{layer}" in result.stdout

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 from conftest import ENVIRONMENTS, LAYER_NAMES, ROOT
 
-from infra_templates.pipeline import manifest
+from infra_templates.handover import FILES as HANDOVER_FILES
+from infra_templates.pipeline import environment_files, manifest
 
 GOLDEN = ROOT / "tests" / "golden"
 HINT = "output changed: if that is intended, run `make golden` and review the diff"
@@ -37,6 +38,13 @@ def test_manifest_matches_golden(stacks, environments, env) -> None:
     assert manifest(environments[env], list(stacks[env].values())) == golden(env, "manifest.json"), HINT
 
 
+@pytest.mark.parametrize(("env", "name"), [(e, n) for e in ENVIRONMENTS for n in HANDOVER_FILES])
+def test_deploy_guide_and_script_match_golden(stacks, environments, env, name) -> None:
+    path = GOLDEN / env / name
+    assert path.is_file(), f"{path} is missing: run `make golden`"
+    assert environment_files(environments[env], list(stacks[env].values()))[name] == path.read_text(), HINT
+
+
 def test_golden_has_no_environment_that_is_gone() -> None:
     assert sorted(p.name for p in GOLDEN.iterdir() if p.is_dir()) == ENVIRONMENTS
 
@@ -56,4 +64,5 @@ def test_golden_files_are_what_make_golden_writes(tmp_path: Path) -> None:
     # The golden folder is a full output folder: YAML too, so reviewers read diffs in YAML.
     for env in ENVIRONMENTS:
         names = sorted(p.name for p in (GOLDEN / env).iterdir())
-        assert names == sorted([f"{la}.{ext}" for la in LAYER_NAMES for ext in ("json", "yaml")] + ["manifest.json"])
+        expected = [f"{la}.{ext}" for la in LAYER_NAMES for ext in ("json", "yaml")] + ["manifest.json"]
+        assert names == sorted(expected + list(HANDOVER_FILES))

@@ -13,6 +13,7 @@ from cfnlint.decode import decode_str
 from cfnlint.schema import PROVIDER_SCHEMA_MANAGER
 from conftest import ENVIRONMENTS, LAYER_NAMES, ROOT, all_stacks, resources, walk
 
+from infra_templates.handover import FILES as HANDOVER_FILES
 from infra_templates.render import RESOURCE_KEY_ORDER, SECTION_ORDER
 
 CASES = [(env, layer) for env in ENVIRONMENTS for layer in LAYER_NAMES]
@@ -144,5 +145,5 @@ def _generate(output: Path, hash_seed: str) -> dict[str, bytes]:
 def test_output_is_byte_identical_across_runs_and_hash_seeds(tmp_path: Path) -> None:
     first = _generate(tmp_path / "a", "1")
     second = _generate(tmp_path / "b", "2")
-    assert len(first) == len(ENVIRONMENTS) * (2 * len(LAYER_NAMES) + 1)
+    assert len(first) == len(ENVIRONMENTS) * (2 * len(LAYER_NAMES) + 1 + len(HANDOVER_FILES))
     assert first == second

@@ -9,6 +9,7 @@ from typing import Any
 from troposphere import Template
 
 from infra_templates.config import Environment
+from infra_templates.handover import handover_files
 from infra_templates.layer import Scope, apply_tags
 from infra_templates.naming import stack_name, standard_tags
 from infra_templates.render import template_dict, to_json, to_yaml
@@ -121,10 +122,13 @@ def manifest(env: Environment, stacks: Sequence[Stack]) -> dict[str, Any]:
 
 
 def environment_files(env: Environment, stacks: Sequence[Stack]) -> dict[str, str]:
-    """The files of ``output/<env>/``: each template as YAML and JSON, and the manifest."""
+    """The files of ``output/<env>/``: each template as YAML and JSON, the manifest, and the deploy
+    guide and script (DEPLOY.md, deploy.sh) derived from them."""
     files: dict[str, str] = {}
     for stack in stacks:
         files[f"{stack.layer}.yaml"] = stack.yaml
         files[f"{stack.layer}.json"] = stack.json
-    files["manifest.json"] = to_json(manifest(env, stacks))
+    described = manifest(env, stacks)
+    files["manifest.json"] = to_json(described)
+    files.update(handover_files(described, {stack.name: stack.body for stack in stacks}))
     return files
