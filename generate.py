@@ -22,10 +22,24 @@ sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT))
 
 from infra_templates import checks, diff, schema  # noqa: E402
-from infra_templates.config import Environment, SettingsError, available_environments, load_environment  # noqa: E402
-from infra_templates.pipeline import build_stacks, environment_files  # noqa: E402
+from infra_templates.config import (  # noqa: E402
+    Environment,
+    Project,
+    SettingsError,
+    available_environments,
+    load_environment,
+    project_of,
+)
+from infra_templates.pipeline import (  # noqa: E402
+    PROJECT_FOLDER,
+    Stack,
+    build_project_stacks,
+    build_stacks,
+    environment_files,
+    project_files,
+)
 from infra_templates.render import replace_folders  # noqa: E402
-from templates import LAYERS  # noqa: E402
+from templates import LAYERS, PROJECT_LAYERS  # noqa: E402
 
 EXIT_SETTINGS = 2
 EXIT_CHANGES = 3
@@ -45,9 +59,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     changes = commands.add_parser(
         "diff",
         help="build in memory and show what would change against written templates; exit 3 on changes",
-        description="Build the environments in memory and compare with the templates in DIR/<env>/: stacks, "
-        "resources (added, removed, changed, replaced), outputs. Deleting or replacing a stateful resource "
-        "prints a line starting with 'WARNING:'. Exit status: 0 no changes, 3 changes, 2 settings refused.",
+        description="Build the environments in memory and compare with the templates in DIR/<env>/ (and, "
+        "without --env, DIR/project/): stacks, resources (added, removed, changed, replaced), outputs. Deleting "
+        "or replacing a stateful resource prints a line starting with 'WARNING:'. Exit status: 0 no changes, "
+        "3 changes, 2 settings refused.",
     )
     changes.add_argument(
         "--against", type=Path, default=ROOT / "output", metavar="DIR", help="folder to compare with (default: output/)"
@@ -83,8 +98,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return args
 
 
-def load_environments(names: list[str], settings: Path, refused: str) -> list[Environment] | None:
-    """Every named environment, or None after printing every problem of every file at once."""
+def load_settings(names: list[str], settings: Path) -> tuple[list[Environment], Project]:
+    """The named environments and the project they share; SettingsError lists every problem at once."""
     problems: list[str] = []
     environments = []
     for name in names:
@@ -93,48 +108,63 @@ def load_environments(names: list[str], settings: Path, refused: str) -> list[En
         except SettingsError as error:
             problems.extend(p for p in error.problems if p not in problems)  # defaults.yaml once
     if problems:
-        print(f"Refused: {refused}. Fix these settings:", file=sys.stderr)
-        for problem in problems:
-            print(f"  {problem}", file=sys.stderr)
-        return None
-    return environments
+        raise SettingsError(problems)
+    return environments, project_of(environments, settings)
 
 
 def run_build(names: list[str] | None, settings: Path, output: Path, quiet: bool) -> int:
     names_given = bool(names)
-    environments = load_environments(names or available_environments(settings), settings, "nothing was written")
-    if environments is None:
-        return EXIT_SETTINGS
-    folders = {}
+    try:
+        environments, project = load_settings(names or available_environments(settings), settings)
+    except SettingsError as error:
+        return _refuse(error.problems)
+    project_stacks = build_project_stacks(project, PROJECT_LAYERS)
+    folders: dict[str, dict[str, str]] = {}
+    if not names_given:  # project stacks depend on every environment: written by full builds only
+        folders[PROJECT_FOLDER] = project_files(project, project_stacks)
+        _summary(quiet, "project", project_stacks)
     for env in environments:
         stacks = build_stacks(env, LAYERS)
-        folders[env.name] = environment_files(env, stacks)
-        if not quiet:
-            for stack in stacks:
-                print(
-                    f"{env.name:<8} {stack.name:<32} {stack.region:<15} "
-                    f"{stack.resource_count:>4} resources {len(stack.yaml.encode()):>7,} bytes (YAML)"
-                )
+        folders[env.name] = environment_files(env, stacks, project_stacks)
+        _summary(quiet, env.name, stacks)
     replace_folders(output, folders, prune=not names_given)
     if not quiet:
-        print(f"wrote {', '.join(f'{output.name}/{e.name}/' for e in environments)}")
+        print(f"wrote {', '.join(f'{output.name}/{name}/' for name in folders)}")
     return 0
 
 
+def _refuse(problems: list[str], what: str = "nothing was written") -> int:
+    print(f"Refused: {what}. Fix these settings:", file=sys.stderr)
+    for problem in problems:
+        print(f"  {problem}", file=sys.stderr)
+    return EXIT_SETTINGS
+
+
+def _summary(quiet: bool, label: str, stacks: list[Stack]) -> None:
+    if quiet:
+        return
+    for stack in stacks:
+        print(
+            f"{label:<8} {stack.name:<28} {stack.region:<13} {stack.resource_count:>4} resources "
+            f"{len(stack.yaml.encode()):>7,} bytes (YAML)"
+        )
+
+
 def run_diff(names: list[str] | None, settings: Path, against: Path, quiet: bool) -> int:
-    """Compare freshly built stacks with DIR/<env>/; with no --env, also environments only in DIR."""
-    environments = load_environments(names or available_environments(settings), settings, "nothing was compared")
-    if environments is None:
-        return EXIT_SETTINGS
-    pairs: list[tuple[str, list[diff.StackTemplate]]] = [
-        (env.name, [diff.StackTemplate(s.name, s.region, s.body) for s in build_stacks(env, LAYERS)])
-        for env in environments
-    ]
-    if not names:  # an environment whose file was deleted: a full build would retire its output
-        built = {name for name, _ in pairs}
-        pairs.extend((p.parent.name, []) for p in sorted(against.glob("*/manifest.json")) if p.parent.name not in built)
+    """Compare freshly built stacks with DIR/<folder>/, folder by folder, as a build would write them:
+    without --env also the project folder, and folders of environments whose file was deleted."""
+    try:
+        environments, project = load_settings(names or available_environments(settings), settings)
+    except SettingsError as error:
+        return _refuse(error.problems, "nothing was compared")
+    folders: list[tuple[str, list[Stack]]] = [(env.name, build_stacks(env, LAYERS)) for env in environments]
+    if not names:
+        folders.insert(0, (PROJECT_FOLDER, build_project_stacks(project, PROJECT_LAYERS)))
+        built = {name for name, _ in folders}
+        gone = sorted(p.parent.name for p in against.glob("*/manifest.json") if p.parent.name not in built)
+        folders.extend((name, []) for name in gone)
     changed = False
-    for name, stacks in pairs:
+    for name, stacks in folders:
         try:
             old = diff.read_output(against / name)
         except diff.DiffError as error:
@@ -143,7 +173,7 @@ def run_diff(names: list[str] | None, settings: Path, against: Path, quiet: bool
         label = f"{name} (against {_relative(against / name)}/)"
         if old is None:
             label += ": not there yet, every stack is new"
-        diffs = diff.diff_stacks(old or [], stacks)
+        diffs = diff.diff_stacks(old or [], [diff.StackTemplate(s.name, s.region, s.body) for s in stacks])
         changed = changed or any(d.changed for d in diffs)
         if not quiet:
             print("\n".join(diff.report(label, diffs)))

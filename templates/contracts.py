@@ -2,6 +2,10 @@
 layers that read it, so a renamed export breaks at build time in Python, not at deploy time."""
 
 from infra_templates.layer import ExportSpec
+from infra_templates.naming import logical_id
+
+# WAF delivers logs only to log groups whose names start with this; the logs key trusts them.
+WAF_LOG_PREFIX = "aws-waf-logs-"
 
 
 class Keys:
@@ -18,3 +22,26 @@ class Network:
     DATA_SUBNET_IDS = ExportSpec(
         "network", "DataSubnetIds", "Isolated data subnet ids (no route to the internet), comma-separated"
     )
+
+
+class Security:
+    ALB_SECURITY_GROUP = ExportSpec("security", "AlbSecurityGroupId", "Security group of the load balancer")
+    DATABASE_SECURITY_GROUP = ExportSpec(
+        "security", "DatabaseSecurityGroupId", "Security group of the database: its port, from services that may"
+    )
+
+    @staticmethod
+    def service_security_group(service: str) -> ExportSpec:
+        return ExportSpec(
+            "security", f"{logical_id(service)}ServiceSecurityGroupId", f"Security group of the {service} service"
+        )
+
+
+class Platform:
+    CLUSTER_NAME = ExportSpec("platform", "ClusterName", "ECS cluster name")
+    CLUSTER_ARN = ExportSpec("platform", "ClusterArn", "ECS cluster ARN")
+    HTTPS_LISTENER_ARN = ExportSpec("platform", "HttpsListenerArn", "The ALB's HTTPS listener")
+    LOAD_BALANCER_ARN = ExportSpec("platform", "LoadBalancerArn", "The ALB")
+    LOAD_BALANCER_FULL_NAME = ExportSpec("platform", "LoadBalancerFullName", "The ALB's name in CloudWatch metrics")
+    LOAD_BALANCER_DNS_NAME = ExportSpec("platform", "LoadBalancerDnsName", "The ALB's DNS name")
+    LOG_BUCKET_NAME = ExportSpec("platform", "LogBucketName", "Bucket of the environment's access logs")

@@ -12,7 +12,7 @@ from troposphere import GetAtt, Sub, Template
 from infra_templates import constructs, iam
 from infra_templates.config import Environment
 from infra_templates.layer import LayerContext
-from templates.contracts import Keys
+from templates.contracts import WAF_LOG_PREFIX, Keys
 
 
 def build(env: Environment) -> Template:
@@ -35,8 +35,10 @@ def _logs_may_use(ctx: LayerContext) -> Statement:
     """CloudWatch Logs in this region may use the key, for this environment's log groups only.
 
     Log group names are left to CloudFormation, which starts them with the stack name, and every
-    stack of the environment is named ``{project}-{env}-...``.
+    stack of the environment is named ``{project}-{env}-...``; WAF's group must be named
+    ``aws-waf-logs-...``, so it is ``aws-waf-logs-{stack}``.
     """
+    env_prefix = f"{ctx.env.project}-{ctx.env.name}"
     return iam.allow(
         "CloudWatchLogsEncryptsThisEnvironmentsLogGroups",
         [kms.Encrypt, kms.Decrypt, kms.ReEncryptFrom, kms.ReEncryptTo, kms.GenerateDataKey, kms.DescribeKey],
@@ -44,10 +46,10 @@ def _logs_may_use(ctx: LayerContext) -> Statement:
         conditions=[
             ArnLike(
                 "kms:EncryptionContext:aws:logs:arn",
-                Sub(
-                    "arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:%s-%s-*"
-                    % (ctx.env.project, ctx.env.name)
-                ),
+                [
+                    Sub("arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:%s*" % prefix)
+                    for prefix in (f"{env_prefix}-", f"{WAF_LOG_PREFIX}{env_prefix}-")
+                ],
             )
         ],
         principal=Principal("Service", Sub("logs.${AWS::Region}.amazonaws.com")),

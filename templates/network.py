@@ -92,17 +92,14 @@ def _subnet(t: Template, ctx: LayerContext, vpc: ec2.VPC, zone: Zone, tier: str)
         Tags=Tags(Name=f"{ctx.stack_name}-{tier}-{zone.letter.lower()}", Tier=tier),
     )
     if public_ip:
-        subnet.Metadata = {
-            "checkov": {
-                "skip": [
-                    {
-                        "id": "CKV_AWS_130",
-                        "comment": "network.map_public_ip_on_launch is true in this environment's "
-                        "settings: instances launched here get a public address by request",
-                    }
-                ]
-            }
-        }
+        constructs.skip_checkov(
+            subnet,
+            (
+                "CKV_AWS_130",
+                "network.map_public_ip_on_launch is true in this environment's settings: instances launched "
+                "here get a public address by request",
+            ),
+        )
     return t.add_resource(subnet)
 
 
@@ -230,15 +227,8 @@ def _endpoints(
                     Description="HTTPS to the AWS APIs from anywhere in the VPC",
                 )
             ],
-            # Endpoints only answer; they never open connections. A group with no egress rule gets
-            # CloudFormation's allow-all default, so this one rule to nowhere replaces it.
-            SecurityGroupEgress=[
-                ec2.SecurityGroupRule(
-                    IpProtocol="-1",
-                    CidrIp="127.0.0.1/32",
-                    Description="No outbound traffic (placeholder that removes the allow-all default)",
-                )
-            ],
+            # Endpoints only answer; they never open connections.
+            SecurityGroupEgress=[constructs.NO_EGRESS],
             Tags=Tags(Name=f"{ctx.stack_name}-endpoints"),
         )
     )

@@ -4,31 +4,68 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from infra_templates.config import Environment, available_environments, load_environment
-from infra_templates.pipeline import Stack, build_stacks
-from templates import LAYERS
+from infra_templates.config import Environment, Project, available_environments, load_environment, project_of
+from infra_templates.pipeline import Stack, build_project_stacks, build_stacks
+from templates import LAYERS, PROJECT_LAYERS
 
 ROOT = Path(__file__).resolve().parent.parent
 SETTINGS = ROOT / "environments"
 ENVIRONMENTS = available_environments(SETTINGS)
-LAYER_NAMES = [layer.name for layer in LAYERS]
+
+
+@dataclass(frozen=True)
+class Built:
+    environments: dict[str, Environment]
+    project: Project
+    project_stacks: dict[str, Stack]
+    stacks: dict[str, dict[str, Stack]]  # env -> stack layer ("network", "svc-api") -> stack
+
+
+def build_all(settings: Path = SETTINGS) -> Built:
+    environments = {name: load_environment(name, settings) for name in available_environments(settings)}
+    project = project_of(list(environments.values()), settings)
+    return Built(
+        environments,
+        project,
+        {s.layer: s for s in build_project_stacks(project, PROJECT_LAYERS)},
+        {name: {s.layer: s for s in build_stacks(env, LAYERS)} for name, env in environments.items()},
+    )
+
+
+# Built once at collection, so tests can be parametrized over every stack that exists.
+BUILT = build_all()
+STACK_CASES = [(env, layer) for env in ENVIRONMENTS for layer in BUILT.stacks[env]]
+PROJECT_CASES = [("project", layer) for layer in BUILT.project_stacks]
+ALL_CASES = PROJECT_CASES + STACK_CASES
+SERVICES = sorted(BUILT.project.services)
+
+
+def stack_of(env: str, layer: str) -> Stack:
+    """A built stack; ``env`` "project" names the project-wide stacks."""
+    return BUILT.project_stacks[layer] if env == "project" else BUILT.stacks[env][layer]
 
 
 @pytest.fixture(scope="session")
 def environments() -> dict[str, Environment]:
-    return {name: load_environment(name, SETTINGS) for name in ENVIRONMENTS}
+    return BUILT.environments
 
 
 @pytest.fixture(scope="session")
-def stacks(environments: dict[str, Environment]) -> dict[str, dict[str, Stack]]:
-    """``stacks[env][layer]`` for every shipped environment."""
-    return {name: {s.layer: s for s in build_stacks(env, LAYERS)} for name, env in environments.items()}
+def stacks() -> dict[str, dict[str, Stack]]:
+    """``stacks[env][layer]`` for every shipped environment; services are ``svc-<name>``."""
+    return BUILT.stacks
+
+
+@pytest.fixture(scope="session")
+def project_stacks() -> dict[str, Stack]:
+    return BUILT.project_stacks
 
 
 @pytest.fixture
@@ -67,5 +104,5 @@ def walk(node: Any) -> Iterator[Any]:
             yield from walk(item)
 
 
-def all_stacks(stacks: dict[str, dict[str, Stack]]) -> list[tuple[str, str, Stack]]:
-    return [(env, layer, stack) for env, by_layer in stacks.items() for layer, stack in by_layer.items()]
+def all_stacks() -> list[tuple[str, str, Stack]]:
+    return [(env, layer, stack_of(env, layer)) for env, layer in ALL_CASES]

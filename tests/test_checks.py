@@ -165,3 +165,34 @@ def test_gate_fails_when_the_manifest_names_a_missing_file(tmp_path: Path) -> No
     lines: list[str] = []
     assert checks.run_gate(output, lines.append) == 1
     assert "not there" in lines[0]
+
+
+def test_checkov_refuses_skips_that_are_unneeded_or_unexplained(tmp_path: Path) -> None:
+    queue = {"Type": "AWS::SQS::Queue", "Properties": {"KmsMasterKeyId": "alias/aws/sqs"}}
+    body = {
+        "AWSTemplateFormatVersion": "2010-09-09",
+        "Resources": {
+            "Needed": {
+                "Type": "AWS::SQS::Queue",
+                "Metadata": {"checkov": {"skip": [{"id": "CKV_AWS_27", "comment": "x"}]}},
+                "Properties": {},
+            },
+            "Unneeded": {
+                **queue,
+                "Metadata": {"checkov": {"skip": [{"id": "CKV_AWS_27", "comment": "a long enough reason, but moot"}]}},
+            },
+        },
+    }
+    output = write_output(tmp_path, body)
+    problems = [f"{p.where} {p.message}" for p in checks.check_checkov(output)]
+    assert "test/x.json Needed skip of CKV_AWS_27 needs a reason a reviewer accepts" in problems
+    assert "test/x.json Unneeded skip of CKV_AWS_27 is not needed: it hides nothing" in problems
+    assert "test/x.yaml Unneeded skip of CKV_AWS_27 is not needed: it hides nothing" in problems
+    assert not any(p.startswith("test/x.json Needed skip of CKV_AWS_27 is not needed") for p in problems)
+    assert not any(p.startswith("test/x.json Needed CKV_AWS_27") for p in problems)  # skipped, so no failure
+
+
+def test_checkov_fails_a_finding_without_a_skip(tmp_path: Path) -> None:
+    body = {"AWSTemplateFormatVersion": "2010-09-09", "Resources": {"Queue": {"Type": "AWS::SQS::Queue"}}}
+    problems = [f"{p.where} {p.message}" for p in checks.check_checkov(write_output(tmp_path, body))]
+    assert any(p.startswith("test/x.json Queue CKV_AWS_27") for p in problems)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from conftest import ENVIRONMENTS, edit_yaml
 
-from infra_templates.config import SettingsError, deep_merge, load_environment
+from infra_templates.config import SettingsError, deep_merge, load_environment, project_of
 
 
 def refusal(settings_dir: Path, env: str = "staging") -> str:
@@ -109,7 +109,8 @@ def test_fewer_than_two_zones_is_refused(settings_dir: Path) -> None:
 
 
 def test_more_zones_than_the_region_has_is_refused(settings_dir: Path) -> None:
-    edit_yaml(settings_dir / "staging.yaml", region="us-west-1")
+    cert = "arn:aws:acm:us-west-1:222222222222:certificate/22222222-2222-2222-2222-222222222222"
+    edit_yaml(settings_dir / "staging.yaml", region="us-west-1", platform__certificate_arn=cert)
     assert load_environment("staging", settings_dir).region == "us-west-1"  # two zones there: fine
     edit_yaml(
         settings_dir / "prod.yaml",
@@ -206,3 +207,117 @@ def test_name_cannot_be_set_inside_the_file(settings_dir: Path) -> None:
 def test_parsed_settings_have_real_types(environments) -> None:
     assert environments["prod"].network.cidr == ipaddress.IPv4Network("10.30.0.0/16")
     assert environments["prod"].production is True
+
+
+# --- services, platform, registry -------------------------------------------------------------
+
+
+def test_services_merge_per_key_so_environments_override_counts(environments) -> None:
+    assert environments["prod"].services["api"].desired_count == 3
+    assert environments["prod"].services["api"].port == 8000  # from defaults.yaml
+    assert environments["dev"].services["api"].exec is True
+    assert environments["prod"].services["api"].exec is False
+
+
+@pytest.mark.parametrize(("cpu", "memory", "message"), [
+    (300, 512, "services.web.cpu = 300: is not a Fargate CPU size; use one of 256, 512"),
+    (256, 4096, "services.web.memory = 4096: is not a size Fargate accepts with cpu 256; use 512 to 2048"),
+    (1024, 1500, "services.web.memory = 1500: is not a size Fargate accepts with cpu 1024; use 2048 to 8192 "
+                 "in steps of 1024"),
+])  # fmt: skip
+def test_cpu_and_memory_must_be_a_fargate_size(settings_dir: Path, cpu: int, memory: int, message: str) -> None:
+    edit_yaml(settings_dir / "staging.yaml", services__web__cpu=cpu, services__web__memory=memory)
+    assert f"staging.yaml: {message}" in refusal(settings_dir)
+
+
+@pytest.mark.parametrize("name", ["Web", "web_app", "-web", "web-", "w" * 33])
+def test_service_names_must_be_dns_safe(settings_dir: Path, name: str) -> None:
+    edit_yaml(settings_dir / "staging.yaml", services={name: {"port": 1}})
+    assert f"staging.yaml: services.{name}: is not a DNS-safe service name" in refusal(settings_dir)
+
+
+def test_a_service_named_twice_is_refused(settings_dir: Path) -> None:
+    path = settings_dir / "staging.yaml"
+    path.write_text(path.read_text() + "services:\n  web: {desired_count: 2}\n  web: {desired_count: 3}\n")
+    message = refusal(settings_dir)
+    assert "staging.yaml: is not valid YAML (line" in message
+    assert "key 'web' is given twice in one mapping" in message
+
+
+def test_two_services_on_the_same_route_are_refused(settings_dir: Path) -> None:
+    edit_yaml(settings_dir / "staging.yaml", services__api__routing={"paths": ["/*"]})
+    assert "defaults.yaml: services.web.routing.paths[0] = '/*': routes the same requests as services.api" in refusal(
+        settings_dir
+    )
+
+
+def test_two_services_with_one_priority_are_refused(settings_dir: Path) -> None:
+    edit_yaml(
+        settings_dir / "staging.yaml",
+        services__api__routing={"paths": ["/api/*"], "priority": 10},
+        services__web__routing={"paths": ["/*"], "priority": 10},
+    )
+    assert "services.web.routing.priority = 10: is already the priority of services.api" in refusal(settings_dir)
+
+
+@pytest.mark.parametrize("port", [0, 65536])
+def test_port_must_be_a_port(settings_dir: Path, port: int) -> None:
+    edit_yaml(settings_dir / "staging.yaml", services__web__port=port)
+    assert f"staging.yaml: services.web.port = {port}: input should be" in refusal(settings_dir)
+
+
+@pytest.mark.parametrize("value", ["hunter2", "secretsmanager:", "ssm:relative/name", "arn:aws:secretsmanager:x"])
+def test_a_secret_given_as_a_value_is_refused_and_not_echoed(settings_dir: Path, value: str) -> None:
+    edit_yaml(settings_dir / "staging.yaml", services__api__secrets={"DATABASE_PASSWORD": value})
+    message = refusal(settings_dir)
+    assert "services.api.secrets.DATABASE_PASSWORD = '(hidden)': looks like a value, not a reference" in message
+    assert f"'{value}'" not in message
+
+
+def test_desired_count_must_lie_within_autoscaling(settings_dir: Path) -> None:
+    edit_yaml(settings_dir / "staging.yaml", services__web__desired_count=9)
+    assert "services.web.desired_count = 9: must lie between autoscaling.min (2) and max (6)" in refusal(settings_dir)
+
+
+def test_autoscaling_min_above_max_is_refused(settings_dir: Path) -> None:
+    edit_yaml(settings_dir / "staging.yaml", services__web__autoscaling={"min": 5, "max": 3})
+    assert "services.web.autoscaling.min = 5: is above max (3)" in refusal(settings_dir)
+
+
+def test_capacity_needs_some_weight(settings_dir: Path) -> None:
+    edit_yaml(
+        settings_dir / "staging.yaml", platform__capacity={"fargate_base": 1, "fargate_weight": 0, "spot_weight": 0}
+    )
+    assert "platform.capacity.spot_weight = 0: fargate_weight and spot_weight cannot both be 0" in refusal(settings_dir)
+
+
+def test_a_route_needs_a_path_or_a_host(settings_dir: Path) -> None:
+    edit_yaml(settings_dir / "staging.yaml", services__web__routing={"paths": []})
+    assert "services.web.routing: give at least one path pattern or host header" in refusal(settings_dir)
+
+
+def test_certificate_from_another_region_is_refused(settings_dir: Path) -> None:
+    edit_yaml(
+        settings_dir / "staging.yaml",
+        platform__certificate_arn="arn:aws:acm:us-east-1:222222222222:certificate/22222222-2222-2222-2222-222222222222",
+    )
+    assert "platform.certificate_arn = 'arn:aws:acm:us-east-1:" in refusal(settings_dir)
+    assert "an ALB can only use a certificate from its own account and region" in refusal(settings_dir)
+
+
+def test_cloudfront_ingress_needs_the_prefix_list(settings_dir: Path) -> None:
+    edit_yaml(settings_dir / "staging.yaml", platform__ingress="cloudfront")
+    assert "platform.cloudfront_prefix_list_id: is required when ingress is 'cloudfront'" in refusal(settings_dir)
+
+
+def test_registry_must_be_the_same_for_every_environment(settings_dir: Path) -> None:
+    edit_yaml(settings_dir / "prod.yaml", registry__region="eu-west-2")
+    environments = [load_environment(n, settings_dir) for n in ENVIRONMENTS]
+    with pytest.raises(SettingsError) as caught:
+        project_of(environments, settings_dir)
+    assert "prod.yaml: registry: differs from dev.yaml; every environment shares one registry" in str(caught.value)
+
+
+def test_project_is_a_reserved_environment_name(settings_dir: Path) -> None:
+    (settings_dir / "staging.yaml").rename(settings_dir / "project.yaml")
+    assert "project.yaml: name = 'project': is reserved" in refusal(settings_dir, "project")

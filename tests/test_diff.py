@@ -8,7 +8,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import edit_yaml
+from conftest import BUILT, ENVIRONMENTS, edit_yaml
 from test_generate import generate
 
 from infra_templates.diff import StackTemplate, _at_pointer, diff_stacks, report
@@ -40,7 +40,8 @@ def diff(*args: str) -> tuple[int, str, str]:
 def test_no_change_exits_0(written: Path) -> None:
     code, out, _ = diff("--against", str(written))
     assert code == 0, out
-    assert out.count(": no changes") == 4
+    assert out.count(": no changes") == len(ENVIRONMENTS) + 1  # and the project folder
+    assert "project (against " in out
     assert "WARNING" not in out
 
 
@@ -52,6 +53,7 @@ def test_a_changed_property_is_reported_in_place_and_exits_3(against: Path, sett
     assert "    ~ FlowLogGroup (AWS::Logs::LogGroup)\n        Properties.RetentionInDays: 14 -> 30\n" in out
     assert "REPLACED" not in out and "WARNING" not in out  # retention changes in place
     assert "shop-dev-keys" not in out  # unchanged stacks are not listed
+    assert "shop-registry" not in out  # listed in dev's manifest, but compared in the project folder only
 
 
 def test_quiet_prints_nothing_but_keeps_the_exit_status(against: Path, settings_dir: Path) -> None:
@@ -101,15 +103,18 @@ def test_a_new_vpc_cidr_replaces_the_vpc_and_everything_placed_in_it(against: Pa
 def test_stacks_added_and_removed_are_reported(against: Path) -> None:
     manifest_path = against / "dev" / "manifest.json"
     manifest = json.loads(manifest_path.read_text())
-    network = manifest["stacks"].pop()  # as if the network stack had never been deployed
-    manifest["stacks"].append(dict(network, name="shop-dev-legacy", templates={"yaml": "l.yaml", "json": "l.json"}))
+    stacks = manifest["stacks"]
+    (network,) = [s for s in stacks if s["name"] == "shop-dev-network"]
+    stacks.remove(network)  # as if the network stack had never been deployed
+    stacks.append(dict(network, name="shop-dev-legacy", templates={"yaml": "l.yaml", "json": "l.json"}))
     legacy = {"Resources": {"Bucket": {"Type": "AWS::S3::Bucket", "DeletionPolicy": "Retain"}}}
     (against / "dev" / "l.json").write_text(json.dumps(legacy))
     manifest_path.write_text(json.dumps(manifest))
     code, out, _ = diff("--env", "dev", "--against", str(against))
     assert code == 3
     assert "1 added, 1 removed" in out
-    assert "+ stack shop-dev-network (eu-west-1): new, 31 resources" in out
+    count = BUILT.stacks["dev"]["network"].resource_count
+    assert f"+ stack shop-dev-network (eu-west-1): new, {count} resources" in out
     assert "- stack shop-dev-legacy (eu-west-1): no longer generated; it holds 1 resources" in out
     assert (
         "WARNING: DELETES STATEFUL shop-dev-legacy Bucket (AWS::S3::Bucket): its stack is no longer generated; "
@@ -126,11 +131,21 @@ def test_an_environment_only_in_the_folder_is_reported_when_diffing_all(against:
     assert "WARNING: DELETES STATEFUL shop-staging-keys LogsKey (AWS::KMS::Key)" in out
 
 
+def test_the_project_folder_is_compared_on_a_full_diff(against: Path, settings_dir: Path) -> None:
+    edit_yaml(settings_dir / "defaults.yaml", registry__keep_release_images=50)
+    code, out, _ = diff("--settings", str(settings_dir), "--against", str(against))
+    assert code == 3
+    assert out.startswith("project (against ")
+    assert "~ stack shop-registry (eu-west-1): resources 0 added, 0 removed, 2 changed" in out
+    assert out.count(": no changes") == len(ENVIRONMENTS)
+
+
 def test_an_environment_never_written_is_all_new(tmp_path: Path) -> None:
     code, out, _ = diff("--env", "prod", "--against", str(tmp_path))
     assert code == 3
     assert "not there yet, every stack is new" in out
-    assert "+ stack shop-prod-keys (eu-west-1): new, 2 resources" in out
+    assert f"+ stack shop-prod-keys (eu-west-1): new, {BUILT.stacks['prod']['keys'].resource_count} resources" in out
+    assert "shop-registry" not in out  # with --env, the project folder is not compared
 
 
 def test_refused_settings_exit_2_like_build(against: Path, settings_dir: Path) -> None:

@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import ENVIRONMENTS, LAYER_NAMES, ROOT, edit_yaml
+from conftest import BUILT, ENVIRONMENTS, ROOT, edit_yaml
 
 from infra_templates.handover import FILES as HANDOVER_FILES
 
@@ -25,11 +25,15 @@ def test_writes_every_environment_with_a_summary_line_per_stack(tmp_path: Path) 
     result = generate("--output", str(tmp_path))
     assert result.returncode == 0, result.stderr
     for env in ENVIRONMENTS:
+        layers = BUILT.stacks[env]
         assert sorted(p.name for p in (tmp_path / env).iterdir()) == sorted(
-            [f"{layer}.{ext}" for layer in LAYER_NAMES for ext in ("yaml", "json")] + ["manifest.json", *HANDOVER_FILES]
+            [f"{layer}.{ext}" for layer in layers for ext in ("yaml", "json")] + ["manifest.json", *HANDOVER_FILES]
         )
-        for layer in LAYER_NAMES:
+        for layer in layers:
             assert f"shop-{env}-{layer}" in result.stdout
+    assert sorted(p.name for p in (tmp_path / "project").iterdir()) == sorted(
+        ["manifest.json", "registry.json", "registry.yaml", *HANDOVER_FILES]
+    )
     assert "resources" in result.stdout and "bytes" in result.stdout
 
 
@@ -84,7 +88,7 @@ def test_full_build_retires_output_of_a_deleted_environment(tmp_path: Path, sett
     (settings_dir / "staging.yaml").unlink()
     (output / "notes").mkdir()
     assert generate("--quiet", "--settings", str(settings_dir), "--output", str(output)).returncode == 0
-    assert sorted(p.name for p in output.iterdir()) == ["dev", "dr", "notes", "prod"]
+    assert sorted(p.name for p in output.iterdir()) == ["dev", "dr", "notes", "prod", "project"]
 
 
 def test_help_explains_every_option() -> None:

@@ -4,13 +4,12 @@ review the diff like code: a changed logical ID of a stateful resource replaces 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
-from conftest import ENVIRONMENTS, LAYER_NAMES, ROOT
+from conftest import ALL_CASES, BUILT, ENVIRONMENTS, ROOT, stack_of
 
 from infra_templates.handover import FILES as HANDOVER_FILES
-from infra_templates.pipeline import environment_files, manifest
+from infra_templates.pipeline import environment_files, manifest, project_files, project_manifest
 
 GOLDEN = ROOT / "tests" / "golden"
 HINT = "output changed: if that is intended, run `make golden` and review the diff"
@@ -19,7 +18,11 @@ HINT = "output changed: if that is intended, run `make golden` and review the di
 PINNED_STATEFUL_IDS = {
     "keys": {"LogsKey"},
     "network": {"FlowLogGroup"},
+    "security": set(),
+    "platform": {"AccessLogBucket", "WafLogGroup"},
+    **{f"svc-{service}": {"LogGroup"} for service in BUILT.project.services},
 }
+PINNED_PROJECT_IDS = {"registry": {"RegistryKey", *(f"{s.capitalize()}Repository" for s in BUILT.project.services)}}
 
 
 def golden(env: str, name: str) -> dict:
@@ -28,41 +31,51 @@ def golden(env: str, name: str) -> dict:
     return json.loads(path.read_text())
 
 
-@pytest.mark.parametrize(("env", "layer"), [(e, la) for e in ENVIRONMENTS for la in LAYER_NAMES])
-def test_template_matches_golden(stacks, env, layer) -> None:
-    assert stacks[env][layer].body == golden(env, f"{layer}.json"), HINT
+@pytest.mark.parametrize(("env", "layer"), ALL_CASES)
+def test_template_matches_golden(env, layer) -> None:
+    assert stack_of(env, layer).body == golden(env, f"{layer}.json"), HINT
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)
-def test_manifest_matches_golden(stacks, environments, env) -> None:
-    assert manifest(environments[env], list(stacks[env].values())) == golden(env, "manifest.json"), HINT
+def test_manifest_matches_golden(env) -> None:
+    expected = manifest(BUILT.environments[env], list(BUILT.stacks[env].values()), list(BUILT.project_stacks.values()))
+    assert expected == golden(env, "manifest.json"), HINT
 
 
-@pytest.mark.parametrize(("env", "name"), [(e, n) for e in ENVIRONMENTS for n in HANDOVER_FILES])
-def test_deploy_guide_and_script_match_golden(stacks, environments, env, name) -> None:
+def test_project_manifest_matches_golden() -> None:
+    assert project_manifest(BUILT.project, list(BUILT.project_stacks.values())) == golden("project", "manifest.json")
+
+
+@pytest.mark.parametrize(("env", "name"), [(e, n) for e in [*ENVIRONMENTS, "project"] for n in HANDOVER_FILES])
+def test_deploy_guide_and_script_match_golden(env, name) -> None:
     path = GOLDEN / env / name
     assert path.is_file(), f"{path} is missing: run `make golden`"
-    assert environment_files(environments[env], list(stacks[env].values()))[name] == path.read_text(), HINT
+    project_stacks = list(BUILT.project_stacks.values())
+    if env == "project":
+        files = project_files(BUILT.project, project_stacks)
+    else:
+        files = environment_files(BUILT.environments[env], list(BUILT.stacks[env].values()), project_stacks)
+    assert files[name] == path.read_text(), HINT
 
 
 def test_golden_has_no_environment_that_is_gone() -> None:
-    assert sorted(p.name for p in GOLDEN.iterdir() if p.is_dir()) == ENVIRONMENTS
+    assert sorted(p.name for p in GOLDEN.iterdir() if p.is_dir()) == sorted([*ENVIRONMENTS, "project"])
 
 
-@pytest.mark.parametrize("layer", sorted(PINNED_STATEFUL_IDS))
-def test_stateful_logical_ids_are_pinned(stacks, layer) -> None:
-    for env in ENVIRONMENTS:
-        stateful = {
-            name
-            for name, r in stacks[env][layer].body["Resources"].items()
-            if "DeletionPolicy" in r and r["Type"] != "AWS::IAM::Role"
-        }
-        assert stateful == PINNED_STATEFUL_IDS[layer], f"{env}/{layer}: a stateful logical ID changed"
+def stateful_ids(body: dict) -> set[str]:
+    return {name for name, r in body["Resources"].items() if "DeletionPolicy" in r}
 
 
-def test_golden_files_are_what_make_golden_writes(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("env", "layer"), ALL_CASES)
+def test_stateful_logical_ids_are_pinned(env, layer) -> None:
+    pinned = PINNED_PROJECT_IDS if env == "project" else PINNED_STATEFUL_IDS
+    assert stateful_ids(stack_of(env, layer).body) == pinned[layer], f"{env}/{layer}: a stateful logical ID changed"
+
+
+@pytest.mark.parametrize("env", [*ENVIRONMENTS, "project"])
+def test_golden_files_are_what_make_golden_writes(env) -> None:
     # The golden folder is a full output folder: YAML too, so reviewers read diffs in YAML.
-    for env in ENVIRONMENTS:
-        names = sorted(p.name for p in (GOLDEN / env).iterdir())
-        expected = [f"{la}.{ext}" for la in LAYER_NAMES for ext in ("json", "yaml")] + ["manifest.json"]
-        assert names == sorted(expected + list(HANDOVER_FILES))
+    layers = BUILT.project_stacks if env == "project" else BUILT.stacks[env]
+    names = sorted(p.name for p in (GOLDEN / env).iterdir())
+    expected = [f"{la}.{ext}" for la in layers for ext in ("json", "yaml")] + ["manifest.json", *HANDOVER_FILES]
+    assert names == sorted(expected)

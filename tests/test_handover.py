@@ -11,7 +11,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import ENVIRONMENTS, ROOT
+from conftest import BUILT, ENVIRONMENTS, ROOT
 
 from infra_templates import checks
 from infra_templates.handover import (
@@ -21,7 +21,7 @@ from infra_templates.handover import (
     termination_protection_reasons,
     variable_name,
 )
-from infra_templates.pipeline import environment_files
+from infra_templates.pipeline import PROJECT_FOLDER, environment_files, project_files
 from infra_templates.render import replace_folders
 
 ROLE = {"Type": "AWS::IAM::Role", "Properties": {"AssumeRolePolicyDocument": {}}}
@@ -35,13 +35,30 @@ done
 """
 
 
+FOLDERS = [PROJECT_FOLDER, *ENVIRONMENTS]
+TAGS = {"Project": "app", "Environment": "test", "ManagedBy": "infra-templates"}
+
+
 @pytest.fixture(scope="module")
-def written(environments, stacks, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """output/ of every shipped environment, written the way generate.py writes it."""
+def written(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """output/ of every shipped environment and of the project, written the way generate.py writes it."""
     output = tmp_path_factory.mktemp("handover") / "output"
-    folders = {name: environment_files(environments[name], list(stacks[name].values())) for name in ENVIRONMENTS}
+    shared = list(BUILT.project_stacks.values())
+    folders = {PROJECT_FOLDER: project_files(BUILT.project, shared)}
+    for name in ENVIRONMENTS:
+        folders[name] = environment_files(BUILT.environments[name], list(BUILT.stacks[name].values()), shared)
     replace_folders(output, folders)
     return output
+
+
+def own_stacks(folder: Path) -> list[dict]:
+    """The manifest's stacks whose templates are in this folder: those its script deploys."""
+    stacks = json.loads((folder / "manifest.json").read_text())["stacks"]
+    return [s for s in stacks if (folder / s["templates"]["yaml"]).resolve().parent == folder.resolve()]
+
+
+def account_of(folder: Path) -> str:
+    return json.loads((folder / "manifest.json").read_text())["account_id"]
 
 
 def run_script(script: Path, tmp_path: Path, *args: str, **env: str) -> tuple[int, list[str], str]:
@@ -69,51 +86,80 @@ def protected(calls: list[str]) -> list[str]:
 # --- the shipped environments -------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("env", ENVIRONMENTS)
-def test_script_and_guide_follow_the_manifest_order(written: Path, env: str) -> None:
-    order = [s["name"] for s in json.loads((written / env / "manifest.json").read_text())["stacks"]]
-    script = (written / env / "deploy.sh").read_text()
+@pytest.mark.parametrize("folder", FOLDERS)
+def test_script_and_guide_follow_the_manifest_order(written: Path, folder: str) -> None:
+    order = [s["name"] for s in own_stacks(written / folder)]
+    assert order  # every folder deploys something
+    script = (written / folder / "deploy.sh").read_text()
     assert re.findall(r"^  --stack-name (\S+) \\$", script, re.MULTILINE) == order
-    guide = (written / env / "DEPLOY.md").read_text()
+    guide = (written / folder / "DEPLOY.md").read_text()
     assert re.findall(r"^### \d+\. (\S+)$", guide, re.MULTILINE) == order
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)
-def test_script_deploys_in_order_and_protects_the_stateful_stacks(written: Path, tmp_path: Path, env: str) -> None:
-    account = json.loads((written / env / "manifest.json").read_text())["account_id"]
-    status, calls, err = run_script(written / env / "deploy.sh", tmp_path, FAKE_ACCOUNT=account)
+def test_an_environment_leaves_the_shared_stacks_to_the_project_folder(written: Path, env: str) -> None:
+    listed = [s["name"] for s in json.loads((written / env / "manifest.json").read_text())["stacks"]]
+    assert listed[0] == "shop-registry"  # the manifest lists it first...
+    assert "shop-registry" not in [s["name"] for s in own_stacks(written / env)]  # ...the project deploys it
+    script = (written / env / "deploy.sh").read_text()
+    assert "--stack-name shop-registry" not in script
+    assert 'echo "Assumes the shared stacks are up: shop-registry (../project/deploy.sh)"' in script
+    guide = (written / env / "DEPLOY.md").read_text()
+    assert (
+        "- `shop-registry` (region `eu-west-1`) is up: it is shared by every environment and deployed once, " in guide
+    )
+    assert "from `../project/` (see `../project/DEPLOY.md`)" in guide
+
+
+@pytest.mark.parametrize("folder", FOLDERS)
+def test_script_deploys_in_order_and_protects_the_stateful_stacks(written: Path, tmp_path: Path, folder: str) -> None:
+    stacks = own_stacks(written / folder)
+    status, calls, err = run_script(
+        written / folder / "deploy.sh", tmp_path, FAKE_ACCOUNT=account_of(written / folder), IMAGE_TAG="0123abc"
+    )
     assert status == 0, err
     assert calls[0] == "sts get-caller-identity --query Account --output text"
-    assert deployed(calls) == [f"shop-{env}-keys", f"shop-{env}-network"]
-    # The keys stack holds the KMS key, the network stack the flow-log group: both protected, each
-    # right after its own deploy.
-    assert protected(calls) == [f"shop-{env}-keys", f"shop-{env}-network"]
-    assert [c.split()[1] for c in calls[1:]] == [
-        "deploy",
-        "update-termination-protection",
-        "deploy",
-        "update-termination-protection",
-    ]
-    first = calls[1]
-    assert f"--region eu-{'central' if env == 'dr' else 'west'}-1" in first
-    assert f"--template-file {written / env / 'keys.yaml'}" in first
-    assert "--tags Project=shop Environment=" + env + " ManagedBy=infra-templates" in first
-    assert "--no-fail-on-empty-changeset" in first
-    assert "--no-execute-changeset" not in first
-    assert "--capabilities" not in first and "--capabilities CAPABILITY_IAM " in calls[3]
+    assert deployed(calls) == [s["name"] for s in stacks]
+    # Protection right after the deploy of each stack that holds data, and only those.
+    built = [*BUILT.project_stacks.values(), *BUILT.stacks.get(folder, {}).values()]
+    holding = {s.name for s in built if termination_protection_reasons(s.body)}
+    expected: list[str] = []
+    for stack in stacks:
+        expected += ["deploy", *(["update-termination-protection"] if stack["name"] in holding else [])]
+    assert [c.split()[1] for c in calls[1:]] == expected
+    for stack, call in zip(stacks, [c for c in calls if c.startswith("cloudformation deploy ")], strict=True):
+        assert f"--region {stack['region']} " in call
+        assert f"--template-file {(written / folder / stack['templates']['yaml']).resolve()} " in call
+        environment = "shared" if folder == PROJECT_FOLDER else folder
+        assert f"--tags Project=shop Environment={environment} ManagedBy=infra-templates " in call
+        assert call.endswith("--no-fail-on-empty-changeset")
+
+
+def test_capabilities_and_parameters_reach_the_commands(written: Path, tmp_path: Path) -> None:
+    status, calls, err = run_script(
+        written / "prod" / "deploy.sh", tmp_path, FAKE_ACCOUNT="333333333333", IMAGE_TAG="v9"
+    )
+    assert status == 0, err
+    by_stack = {re.search(r"--stack-name (\S+)", c)[1]: c for c in calls if c.startswith("cloudformation deploy ")}
+    assert "--capabilities" not in by_stack["shop-prod-keys"]
+    assert "--capabilities CAPABILITY_IAM " in by_stack["shop-prod-network"]  # the flow-log role
+    assert "--parameter-overrides ImageTag=v9 " in by_stack["shop-prod-svc-api"]
+    assert "--parameter-overrides" not in by_stack["shop-prod-platform"]
 
 
 def test_review_creates_change_sets_only(written: Path, tmp_path: Path) -> None:
-    status, calls, err = run_script(written / "prod" / "deploy.sh", tmp_path, "--review", FAKE_ACCOUNT="333333333333")
+    status, calls, err = run_script(
+        written / "prod" / "deploy.sh", tmp_path, "--review", FAKE_ACCOUNT="333333333333", IMAGE_TAG="v1"
+    )
     assert status == 0, err
-    assert deployed(calls) == ["shop-prod-keys", "shop-prod-network"]
+    assert deployed(calls) == [s["name"] for s in own_stacks(written / "prod")]
     assert all("--no-execute-changeset" in c for c in calls if c.startswith("cloudformation deploy"))
     assert protected(calls) == []  # nothing changed, nothing to protect yet
 
 
 def test_script_stops_at_the_first_failure(written: Path, tmp_path: Path) -> None:
     status, calls, err = run_script(
-        written / "dev" / "deploy.sh", tmp_path, FAKE_ACCOUNT="111111111111", FAIL_STACK="shop-dev-keys"
+        written / "dev" / "deploy.sh", tmp_path, FAKE_ACCOUNT="111111111111", FAIL_STACK="shop-dev-keys", IMAGE_TAG="v1"
     )
     assert status != 0
     assert deployed(calls) == ["shop-dev-keys"]
@@ -122,7 +168,9 @@ def test_script_stops_at_the_first_failure(written: Path, tmp_path: Path) -> Non
 
 
 def test_script_refuses_the_wrong_account_before_touching_anything(written: Path, tmp_path: Path) -> None:
-    status, calls, err = run_script(written / "prod" / "deploy.sh", tmp_path, FAKE_ACCOUNT="111111111111")
+    status, calls, err = run_script(
+        written / "prod" / "deploy.sh", tmp_path, FAKE_ACCOUNT="111111111111", IMAGE_TAG="v1"
+    )
     assert status == 1
     assert deployed(calls) == []
     assert "signed in to account 111111111111, but shop prod lives in account 333333333333" in err
@@ -134,9 +182,15 @@ def test_script_refuses_unknown_arguments(written: Path, tmp_path: Path) -> None
     assert "usage:" in err
 
 
-@pytest.mark.parametrize("env", ENVIRONMENTS)
-def test_script_is_executable(written: Path, env: str) -> None:
-    assert (written / env / "deploy.sh").stat().st_mode & stat.S_IXUSR
+@pytest.mark.parametrize("folder", FOLDERS)
+def test_script_is_executable(written: Path, folder: str) -> None:
+    assert (written / folder / "deploy.sh").stat().st_mode & stat.S_IXUSR
+
+
+def test_a_missing_image_tag_stops_the_script_before_anything(written: Path, tmp_path: Path) -> None:
+    status, calls, err = run_script(written / "prod" / "deploy.sh", tmp_path, FAKE_ACCOUNT="333333333333")
+    assert status != 0 and calls == []
+    assert "IMAGE_TAG: set IMAGE_TAG: ImageTag of shop-prod-svc-api, shop-prod-svc-web" in err
 
 
 def test_guide_marks_termination_protection_and_capabilities(written: Path) -> None:
@@ -152,7 +206,9 @@ def test_guide_marks_termination_protection_and_capabilities(written: Path) -> N
 
 def test_keys_stack_is_protected_in_every_environment(stacks) -> None:
     for env in ENVIRONMENTS:
-        assert termination_protection_reasons(stacks[env]["keys"].body) == ("LogsKey (AWS::KMS::Key)",)
+        reasons = termination_protection_reasons(stacks[env]["keys"].body)
+        assert "LogsKey (AWS::KMS::Key)" in reasons
+        assert all("(AWS::KMS::Key)" in reason for reason in reasons)
 
 
 # --- synthetic templates --------------------------------------------------------------------------
@@ -236,13 +292,13 @@ def test_two_parameters_sharing_a_variable_are_refused() -> None:
         {"DbName": {"Type": "String"}}, {"name": "app-test-db", "parameters": {"DBName": {"Type": "String"}}}
     )
     with pytest.raises(ValueError, match=r"parameters DbName and DBName would both be read from \$DB_NAME"):
-        plan(manifest_, templates)
+        plan(manifest_, templates, "test")
 
 
 def test_a_parameter_may_not_be_read_from_a_variable_the_shell_or_the_cli_reads() -> None:
     for name in ("Path", "AwsProfile"):
         with pytest.raises(ValueError, match=f"parameter {name} would be read from"):
-            plan(*synthetic({name: {"Type": "String"}}))
+            plan(*synthetic({name: {"Type": "String"}}), "test")
 
 
 def test_parameters_without_default_come_from_the_environment(tmp_path: Path) -> None:
@@ -252,7 +308,7 @@ def test_parameters_without_default_come_from_the_environment(tmp_path: Path) ->
         "ApiKey": {"Type": "String", "NoEcho": True, "Default": "secret-default", "Description": "Key"},
     }
     manifest_, templates = synthetic(parameters)
-    files = handover_files(manifest_, templates)
+    files = handover_files(manifest_, templates, "test", TAGS)
     guide = files["DEPLOY.md"]
     assert "| `ImageTag` | String | none | Image tag from the CI build; the script reads `$IMAGE_TAG` |" in guide
     assert "| `DesiredCount` | Number | `2` | Tasks to run |" in guide

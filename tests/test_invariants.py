@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 from cfnlint.decode import decode_str
 from cfnlint.schema import PROVIDER_SCHEMA_MANAGER
-from conftest import ENVIRONMENTS, LAYER_NAMES, ROOT, all_stacks, resources, walk
+from conftest import ALL_CASES, ENVIRONMENTS, ROOT, all_stacks, resources, stack_of, walk
 
 from infra_templates.handover import FILES as HANDOVER_FILES
 from infra_templates.render import RESOURCE_KEY_ORDER, SECTION_ORDER
 
-CASES = [(env, layer) for env in ENVIRONMENTS for layer in LAYER_NAMES]
+CASES = ALL_CASES
 STANDARD_TAGS = ("Project", "Environment", "Layer", "ManagedBy")
 # Resources that hold data or decide who can read it: they must say what happens when the stack
 # deletes or replaces them. Their logical IDs are pinned in test_golden.py.
@@ -44,13 +44,14 @@ def tag_dict(tags) -> dict[str, str]:
 
 @pytest.mark.parametrize(("env", "layer"), CASES)
 def test_every_taggable_resource_carries_the_standard_tags(stacks, env, layer) -> None:
-    stack = stacks[env][layer]
+    stack = stack_of(env, layer)
     checked = 0
     for name, resource in resources(stack.body).items():
         if not taggable(resource["Type"], stack.region):
             continue
         tags = tag_dict(resource["Properties"].get("Tags", []))
-        expected = {"Project": "shop", "Environment": env, "Layer": layer, "ManagedBy": "infra-templates"}
+        environment = "shared" if env == "project" else env
+        expected = {"Project": "shop", "Environment": environment, "Layer": layer, "ManagedBy": "infra-templates"}
         assert {k: tags.get(k) for k in STANDARD_TAGS} == expected, name
         assert tags.get("CostCenter") == "platform", name  # the file's own tags too
         checked += 1
@@ -59,12 +60,12 @@ def test_every_taggable_resource_carries_the_standard_tags(stacks, env, layer) -
 
 @pytest.mark.parametrize(("env", "layer"), CASES)
 def test_no_literal_aws_partition_in_arns(stacks, env, layer) -> None:
-    assert "arn:aws:" not in stacks[env][layer].json
+    assert "arn:aws:" not in stack_of(env, layer).json
 
 
 @pytest.mark.parametrize(("env", "layer"), CASES)
 def test_sections_and_resource_keys_in_the_usual_order(stacks, env, layer) -> None:
-    body = stacks[env][layer].body
+    body = stack_of(env, layer).body
     sections = list(body)
     assert sections == sorted(sections, key=SECTION_ORDER.index)
     assert sections[:2] == ["AWSTemplateFormatVersion", "Description"]
@@ -75,13 +76,13 @@ def test_sections_and_resource_keys_in_the_usual_order(stacks, env, layer) -> No
 
 
 @pytest.mark.parametrize(("env", "layer"), CASES)
-def test_stateful_resources_say_what_happens_on_delete_and_replace(stacks, environments, env, layer) -> None:
-    for name, resource in resources(stacks[env][layer].body).items():
+def test_stateful_resources_say_what_happens_on_delete_and_replace(environments, env, layer) -> None:
+    for name, resource in resources(stack_of(env, layer).body).items():
         if resource["Type"] not in STATEFUL_TYPES:
             continue
         assert resource.get("DeletionPolicy") in ("Retain", "Snapshot", "Delete"), name
         assert resource.get("UpdateReplacePolicy") == resource["DeletionPolicy"], name
-        if environments[env].production or resource["Type"] == "AWS::KMS::Key":
+        if env == "project" or environments[env].production or resource["Type"] == "AWS::KMS::Key":
             assert resource["DeletionPolicy"] in ("Retain", "Snapshot"), name
 
 
@@ -95,23 +96,41 @@ def policy_statements(body: dict) -> list[tuple[str, dict]]:
     return found
 
 
+# Actions that AWS authorizes only on "*": they have no resource-level permissions (Service
+# Authorization Reference). Anything else must name its resources.
+NO_RESOURCE_LEVEL_ACTIONS = {
+    "ecr:GetAuthorizationToken",
+    "ssmmessages:CreateControlChannel",
+    "ssmmessages:CreateDataChannel",
+    "ssmmessages:OpenControlChannel",
+    "ssmmessages:OpenDataChannel",
+}
+# In these resource policies "*" means the resource the policy is attached to.
+SELF_RESOURCE_POLICIES = {"AWS::KMS::Key", "AWS::ECR::Repository"}
+
+
 @pytest.mark.parametrize(("env", "layer"), CASES)
-def test_iam_statements_are_named_and_never_wildcard_actions(stacks, env, layer) -> None:
-    body = stacks[env][layer].body
+def test_iam_statements_are_named_and_never_wildcard_actions(env, layer) -> None:
+    body = stack_of(env, layer).body
     for holder, statement in policy_statements(body):
+        where = f"{holder} {statement.get('Sid')}"
         assert statement.get("Sid"), f"{holder}: statement without Sid"
-        actions = statement.get("Action", [])
-        for action in [actions] if isinstance(actions, str) else actions:
-            assert action != "*" and not action.endswith(":*"), f"{holder} {statement['Sid']}: {action}"
+        if statement["Effect"] != "Allow":
+            continue  # a Deny may be as broad as it likes
+        actions = statement["Action"]
+        actions = [actions] if isinstance(actions, str) else actions
+        for action in actions:
+            assert "*" not in action, f"{where}: {action}"
         resources_ = statement.get("Resource", [])
         if "*" in ([resources_] if isinstance(resources_, str) else resources_):
-            # In a key policy "*" means "this key"; anywhere else it must be justified in iam.py.
-            assert body["Resources"][holder]["Type"] == "AWS::KMS::Key", f"{holder} {statement['Sid']}"
+            if body["Resources"][holder]["Type"] in SELF_RESOURCE_POLICIES:
+                continue
+            assert set(actions) <= NO_RESOURCE_LEVEL_ACTIONS, f"{where}: Resource '*' for {actions}"
 
 
 @pytest.mark.parametrize(("env", "layer"), CASES)
 def test_trust_policies_guard_against_the_confused_deputy(stacks, env, layer) -> None:
-    for name, role in resources(stacks[env][layer].body, "AWS::IAM::Role").items():
+    for name, role in resources(stack_of(env, layer).body, "AWS::IAM::Role").items():
         for statement in role["Properties"]["AssumeRolePolicyDocument"]["Statement"]:
             if "Service" in statement["Principal"]:
                 assert "aws:SourceAccount" in statement["Condition"]["StringEquals"], name
@@ -119,7 +138,7 @@ def test_trust_policies_guard_against_the_confused_deputy(stacks, env, layer) ->
 
 @pytest.mark.parametrize(("env", "layer"), CASES)
 def test_yaml_and_json_are_the_same_template(stacks, env, layer) -> None:
-    stack = stacks[env][layer]
+    stack = stack_of(env, layer)
     from_yaml, errors = decode_str(stack.yaml)
     assert not errors
     assert json.loads(json.dumps(from_yaml)) == json.loads(stack.json) == stack.body
@@ -132,8 +151,8 @@ def test_yaml_uses_short_form_intrinsics(stacks) -> None:
 
 
 def test_every_stack_of_an_environment_is_named_project_env_layer(stacks) -> None:
-    for env, layer, stack in all_stacks(stacks):
-        assert stack.name == f"shop-{env}-{layer}"
+    for env, layer, stack in all_stacks():
+        assert stack.name == (f"shop-{layer}" if env == "project" else f"shop-{env}-{layer}")
 
 
 def _generate(output: Path, hash_seed: str) -> dict[str, bytes]:
@@ -145,5 +164,6 @@ def _generate(output: Path, hash_seed: str) -> dict[str, bytes]:
 def test_output_is_byte_identical_across_runs_and_hash_seeds(tmp_path: Path) -> None:
     first = _generate(tmp_path / "a", "1")
     second = _generate(tmp_path / "b", "2")
-    assert len(first) == len(ENVIRONMENTS) * (2 * len(LAYER_NAMES) + 1 + len(HANDOVER_FILES))
+    folders = len(ENVIRONMENTS) + 1  # and the project's
+    assert len(first) == 2 * len(ALL_CASES) + folders * (1 + len(HANDOVER_FILES))  # + manifest, guide, script
     assert first == second

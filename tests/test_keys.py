@@ -19,9 +19,11 @@ def test_logs_key_serves_only_this_environments_log_groups(stacks, env) -> None:
     (logs,) = [s for s in policy["Statement"] if s["Principal"].get("Service")]
     assert logs["Principal"] == {"Service": {"Fn::Sub": "logs.${AWS::Region}.amazonaws.com"}}
     condition = logs["Condition"]["ArnLike"]["kms:EncryptionContext:aws:logs:arn"]
-    assert condition == {
-        "Fn::Sub": f"arn:${{AWS::Partition}}:logs:${{AWS::Region}}:${{AWS::AccountId}}:log-group:shop-{env}-*"
-    }
+    prefix = "arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:"
+    assert condition == [
+        {"Fn::Sub": f"{prefix}shop-{env}-*"},
+        {"Fn::Sub": f"{prefix}aws-waf-logs-shop-{env}-*"},
+    ]
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)
@@ -34,10 +36,12 @@ def test_account_statement_spells_out_actions_instead_of_kms_star(stacks, env) -
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)
-def test_log_groups_are_named_by_cloudformation_under_the_stack_name(stacks, env) -> None:
-    # The logs key trusts log groups named "{project}-{env}-*": CloudFormation starts generated
-    # names with the stack name, so no log group may carry a name of its own.
+def test_every_log_group_falls_under_the_logs_keys_policy(stacks, env) -> None:
+    # The logs key trusts log groups named "shop-{env}-*" (CloudFormation starts generated names
+    # with the stack name) or "aws-waf-logs-shop-{env}-*" (WAF accepts no other name).
     for stack in stacks[env].values():
         assert stack.name.startswith(f"shop-{env}-")
-        for group in resources(stack.body, "AWS::Logs::LogGroup").values():
-            assert "LogGroupName" not in group["Properties"]
+        for name, group in resources(stack.body, "AWS::Logs::LogGroup").items():
+            explicit = group["Properties"].get("LogGroupName")
+            assert explicit is None or explicit == f"aws-waf-logs-{stack.name}", name
+            assert group["Properties"]["KmsKeyId"] == {"Fn::ImportValue": f"shop-{env}-keys-LogsKeyArn"}

@@ -18,12 +18,17 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from cfnlint.api import ManualArgs, lint_file
+from cfnlint.decode import decode_str
+
+from infra_templates.render import to_json, to_yaml
 
 MAX_BODY_BYTES = 51_200
 MAX_RESOURCES = 500
@@ -55,12 +60,14 @@ def load_manifests(output: Path) -> list[tuple[Path, dict[str, Any]]]:
 
 
 def template_files(manifests: Iterable[tuple[Path, dict[str, Any]]]) -> list[TemplateFile]:
-    files = []
+    """Every template file the manifests name, once (project stacks are named by every manifest)."""
+    files: dict[Path, TemplateFile] = {}
     for path, manifest in manifests:
         for stack in manifest["stacks"]:
             for name in (stack["templates"]["yaml"], stack["templates"]["json"]):
-                files.append(TemplateFile(path.parent / name, manifest["environment"], stack["name"], stack["region"]))
-    return files
+                file = (path.parent / name).resolve()
+                files.setdefault(file, TemplateFile(file, manifest["environment"], stack["name"], stack["region"]))
+    return list(files.values())
 
 
 # --- wiring -----------------------------------------------------------------------------------
@@ -164,12 +171,58 @@ def checkov_command() -> list[str]:
 
 
 def check_checkov(output: Path) -> list[Problem]:
+    """Zero failed checks; every skip in a template's Metadata has a reason and is really needed.
+
+    checkov runs on a scratch copy of the templates with the skips taken out, so that the gate sees
+    what each skip hides: a finding with a skip is accepted, a finding without one fails, and a
+    skip with no finding behind it fails too (it would silence a future regression unseen).
+    """
+    files = template_files(load_manifests(output))
+    root = output.resolve()
+    declared: dict[tuple[str, str, str], str] = {}
+    with tempfile.TemporaryDirectory(prefix="checkov-") as scratch:
+        for file in files:
+            relative = str(file.path.relative_to(root))
+            decoded, errors = decode_str(file.path.read_text(encoding="utf-8"))
+            if errors or decoded is None:
+                raise RuntimeError(f"{file.path} does not parse: {errors}")
+            body = json.loads(json.dumps(decoded))  # cfn-lint's node classes -> plain data
+            for logical, resource in body.get("Resources", {}).items():
+                metadata = resource.get("Metadata", {})
+                for skip in metadata.pop("checkov", {}).get("skip", []):
+                    declared[(relative, logical, skip.get("id", ""))] = skip.get("comment", "")
+                if "Metadata" in resource and not metadata:
+                    del resource["Metadata"]
+            target = Path(scratch) / relative
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(to_json(body) if file.path.suffix == ".json" else to_yaml(body), encoding="utf-8")
+        findings, scanned = _run_checkov(Path(scratch))
+    problems: list[Problem] = []
+    for (relative, logical, check), name in sorted(findings.items()):
+        if (relative, logical, check) not in declared:
+            problems.append(Problem("checkov", f"{relative} {logical}", f"{check} {name}"))
+    for (relative, logical, check), reason in sorted(declared.items()):
+        if len(reason.strip()) < 20:
+            problems.append(
+                Problem("checkov", f"{relative} {logical}", f"skip of {check} needs a reason a reviewer accepts")
+            )
+        if (relative, logical, check) not in findings:
+            problems.append(
+                Problem("checkov", f"{relative} {logical}", f"skip of {check} is not needed: it hides nothing")
+            )
+    if scanned == 0:
+        problems.append(Problem("checkov", str(output), "scanned no resources: is the output folder empty?"))
+    return problems
+
+
+def _run_checkov(folder: Path) -> tuple[dict[tuple[str, str, str], str], int]:
+    """Failed checks ``{(file, logical ID, check id): check name}`` and the resources scanned."""
     env = dict(os.environ)
     # No platform account: keep checkov from reaching out (guidelines, version checks, telemetry).
     env.update({"BC_SKIP_MAPPING": "TRUE", "CHECKOV_SKIP_VERSION_CHECK": "TRUE", "LOG_LEVEL": "ERROR"})
     command = [
         *checkov_command(),
-        "--directory", str(output),
+        "--directory", str(folder),
         "--framework", "cloudformation",
         "--output", "json",
         "--quiet",
@@ -183,26 +236,18 @@ def check_checkov(output: Path) -> list[Problem]:
         report = json.loads(result.stdout) if result.stdout.strip() else {}
     except json.JSONDecodeError as error:
         raise RuntimeError(f"checkov printed something other than JSON: {result.stdout[:500]}") from error
-    reports = report if isinstance(report, list) else [report]
-    problems: list[Problem] = []
+    findings: dict[tuple[str, str, str], str] = {}
     scanned = 0
-    for entry in reports:
-        results = entry.get("results", {})
+    for entry in report if isinstance(report, list) else [report]:
         summary = entry.get("summary", {})
         scanned += summary.get("resource_count", 0)
-        for failed in results.get("failed_checks", []):
-            problems.append(
-                Problem(
-                    "checkov",
-                    f"{failed.get('file_path', '?')} {failed.get('resource', '?')}",
-                    f"{failed['check_id']} {failed.get('check_name', '')}",
-                )
-            )
         if summary.get("parsing_errors"):
-            problems.append(Problem("checkov", str(output), f"{summary['parsing_errors']} files could not be parsed"))
-    if scanned == 0 and not problems:
-        problems.append(Problem("checkov", str(output), "scanned no resources: is the output folder empty?"))
-    return problems
+            raise RuntimeError(f"checkov could not parse {summary['parsing_errors']} files")
+        for failed in entry.get("results", {}).get("failed_checks", []):
+            logical = str(failed.get("resource", "")).split(".", 1)[-1]
+            key = (str(failed.get("file_path", "")).lstrip("/"), logical, failed["check_id"])
+            findings[key] = failed.get("check_name", "")
+    return findings, scanned
 
 
 # --- shellcheck -------------------------------------------------------------------------------
@@ -243,6 +288,13 @@ def check_shellcheck(manifests: Iterable[tuple[Path, dict[str, Any]]]) -> list[P
 # --- the gate ---------------------------------------------------------------------------------
 
 
+def _guarded(name: str, step: Callable[[], list[Problem]]) -> list[Problem]:
+    try:
+        return step()
+    except Exception as error:  # a check that cannot run is a failure, not a pass
+        return [Problem(name, "gate", f"could not run: {error}")]
+
+
 def run_gate(output: Path, print_: Callable[[str], None] = print) -> int:
     """Run every check on ``output``; print what each found; 0 when all are silent, else 1."""
     manifests = load_manifests(output)
@@ -261,12 +313,13 @@ def run_gate(output: Path, print_: Callable[[str], None] = print) -> int:
         ("checkov", lambda: check_checkov(output)),
         ("shellcheck", lambda: check_shellcheck(manifests)),
     ]
+    # checkov runs in a subprocess: start it first so it overlaps cfn-lint, which runs in-process.
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        futures = [(name, pool.submit(_guarded, name, step)) for name, step in reversed(steps)]
+        results = {name: future.result() for name, future in futures}
     failed = False
-    for name, step in steps:
-        try:
-            problems = step()
-        except Exception as error:  # a check that cannot run is a failure, not a pass
-            problems = [Problem(name, "gate", f"could not run: {error}")]
+    for name, _ in steps:
+        problems = results[name]
         failed = failed or bool(problems)
         status = "ok" if not problems else f"{len(problems)} problem(s)"
         print_(f"gate: {name:<10} {status} ({len(files)} templates, {len(manifests)} environments)")

@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
-from collections.abc import Mapping
+import re
+import zlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -37,6 +40,8 @@ LOG_RETENTION_DAYS = (
 RESERVED_TAG_KEYS = ("Project", "Environment", "Layer", "ManagedBy")
 INTERFACE_ENDPOINTS = ("ecr.api", "ecr.dkr", "logs", "secretsmanager")
 MAX_ZONES = 3
+RESERVED_ENVIRONMENT_NAMES = ("project", "defaults")
+PRIORITY_BAND = 2000  # listener rule priorities per specificity band; 20 bands fit under 50,000
 
 
 class FieldValueError(ValueError):
@@ -204,6 +209,242 @@ class Network(Strict):
         return self
 
 
+# Task sizes Fargate accepts: CPU units -> memory (MiB) choices.
+FARGATE_SIZES: dict[int, tuple[int, ...]] = {
+    256: (512, 1024, 2048),
+    512: tuple(range(1024, 4097, 1024)),
+    1024: tuple(range(2048, 8193, 1024)),
+    2048: tuple(range(4096, 16385, 1024)),
+    4096: tuple(range(8192, 30721, 1024)),
+    8192: tuple(range(16384, 61441, 4096)),
+    16384: tuple(range(32768, 122881, 8192)),
+}
+DATABASE_PORTS = {"aurora-postgresql": 5432, "aurora-mysql": 3306}
+SERVICE_NAME = r"^[a-z][a-z0-9-]{0,30}[a-z0-9]$"
+SECRET_REFERENCE = r"^(secretsmanager:[A-Za-z0-9/_+=.@-]{1,512}(#[A-Za-z0-9_.-]+)?|ssm:/[A-Za-z0-9/_.-]{1,1011})$"
+ENV_VAR_NAME = r"^[A-Za-z_][A-Za-z0-9_]{0,254}$"
+
+
+class Capacity(Strict):
+    """How a service's tasks are spread over FARGATE and FARGATE_SPOT."""
+
+    fargate_base: int = Field(ge=0, le=100000, description="Tasks that always run on FARGATE (on-demand).")
+    fargate_weight: int = Field(ge=0, le=1000, description="Share of tasks beyond the base placed on FARGATE.")
+    spot_weight: int = Field(ge=0, le=1000, description="Share of tasks beyond the base placed on FARGATE_SPOT.")
+
+    @model_validator(mode="after")
+    def _some_weight(self) -> Capacity:
+        if self.fargate_weight == self.spot_weight == 0:
+            raise FieldValueError(("spot_weight",), "fargate_weight and spot_weight cannot both be 0", 0)
+        return self
+
+
+class Routing(Strict):
+    """Which requests the ALB sends to a service: path patterns and/or host headers."""
+
+    paths: list[str] = Field(default_factory=list, max_length=5)
+    hosts: list[str] = Field(default_factory=list, max_length=5)
+    priority: int | None = Field(
+        default=None, ge=1, le=50000, description="Listener rule priority; derived from the rule when not set."
+    )
+
+    @field_validator("paths")
+    @classmethod
+    def _paths(cls, paths: list[str]) -> list[str]:
+        for index, path in enumerate(paths):
+            if not re.fullmatch(r"/[A-Za-z0-9_\-.$/~\"'@:+*?&=%]{0,127}", path):
+                raise FieldValueError(
+                    (index,), "a path pattern starts with '/' and has at most 128 URL characters, * or ?", path
+                )
+        return paths
+
+    @field_validator("hosts")
+    @classmethod
+    def _hosts(cls, hosts: list[str]) -> list[str]:
+        for index, host in enumerate(hosts):
+            if not re.fullmatch(r"(\*\.)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}", host):
+                raise FieldValueError((index,), "is not a host name such as 'api.example.com' or '*.example.com'", host)
+        return hosts
+
+    @model_validator(mode="after")
+    def _something(self) -> Routing:
+        if not self.paths and not self.hosts:
+            raise ValueError("give at least one path pattern or host header")
+        return self
+
+
+class HealthCheck(Strict):
+    path: str = Field(default="/health", pattern=r"^/[A-Za-z0-9_\-.~/?=&%]{0,1023}$")
+    healthy_codes: str = Field(default="200-399", pattern=r"^[0-9]{3}(-[0-9]{3})?(,[0-9]{3}(-[0-9]{3})?)*$")
+
+
+class Autoscaling(Strict):
+    min: int = Field(ge=0, le=1000)
+    max: int = Field(ge=1, le=1000)
+    cpu_target: int = Field(default=60, ge=10, le=90, description="Average CPU % the service scales to hold.")
+    requests_per_target: int | None = Field(
+        default=1000, ge=1, le=1000000, description="ALB requests per task per minute to hold; null turns it off."
+    )
+
+    @model_validator(mode="after")
+    def _order(self) -> Autoscaling:
+        if self.min > self.max:
+            raise FieldValueError(("min",), f"is above max ({self.max})", self.min)
+        return self
+
+
+class Service(Strict):
+    """One containerised service: one image, one ECS service, one stack."""
+
+    port: int = Field(ge=1, le=65535, description="The container port the ALB sends traffic to.")
+    cpu: int = Field(description="Fargate CPU units: 256, 512, 1024, 2048, 4096, 8192 or 16384.")
+    memory: int = Field(description="MiB; must be a size Fargate accepts for the CPU.")
+    desired_count: int = Field(ge=0, le=1000)
+    autoscaling: Autoscaling
+    routing: Routing
+    health_check: HealthCheck = Field(default_factory=HealthCheck)
+    environment: dict[str, str] = Field(default_factory=dict, description="Plain, non-secret variables.")
+    secrets: dict[str, str] = Field(
+        default_factory=dict,
+        description="Variable -> 'secretsmanager:NAME[#json-key]' or 'ssm:/NAME': names, never values.",
+    )
+    capacity: Capacity | None = Field(default=None, description="Overrides platform.capacity for this service.")
+    architecture: Literal["X86_64", "ARM64"] = "X86_64"
+    user: str | None = Field(
+        default="1000",
+        pattern=r"^[0-9]{1,10}(:[0-9]{1,10})?$",
+        description="uid[:gid] to run as; null keeps the image's",
+    )
+    read_only_root_filesystem: bool = True
+    exec: bool = Field(default=False, description="ECS Exec (a shell into running tasks); off unless asked.")
+    database_access: bool = Field(default=False, description="Whether the service may connect to the database.")
+
+    @model_validator(mode="after")
+    def _fargate_size(self) -> Service:
+        if self.cpu not in FARGATE_SIZES:
+            raise FieldValueError(
+                ("cpu",), f"is not a Fargate CPU size; use one of {', '.join(map(str, FARGATE_SIZES))}"
+            )
+        if self.memory not in FARGATE_SIZES[self.cpu]:
+            sizes = FARGATE_SIZES[self.cpu]
+            raise FieldValueError(
+                ("memory",),
+                f"is not a size Fargate accepts with cpu {self.cpu}; use {sizes[0]} to {sizes[-1]} "
+                f"in steps of {sizes[1] - sizes[0]}",
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _count_in_range(self) -> Service:
+        if not self.autoscaling.min <= self.desired_count <= self.autoscaling.max:
+            raise FieldValueError(
+                ("desired_count",),
+                f"must lie between autoscaling.min ({self.autoscaling.min}) and max ({self.autoscaling.max})",
+            )
+        return self
+
+    @field_validator("environment")
+    @classmethod
+    def _plain_names(cls, variables: dict[str, str]) -> dict[str, str]:
+        for key in variables:
+            if not re.fullmatch(ENV_VAR_NAME, key):
+                raise FieldValueError((key,), "is not a valid environment variable name")
+        return variables
+
+    @field_validator("secrets")
+    @classmethod
+    def _references_only(cls, secrets: dict[str, str]) -> dict[str, str]:
+        for key, value in secrets.items():
+            if not re.fullmatch(ENV_VAR_NAME, key):
+                raise FieldValueError((key,), "is not a valid environment variable name", value)
+            if not re.fullmatch(SECRET_REFERENCE, value):
+                raise FieldValueError(
+                    (key,),
+                    "looks like a value, not a reference: give 'secretsmanager:NAME' (optionally '#json-key') "
+                    "or 'ssm:/PARAMETER/NAME' and keep the value in AWS",
+                    "(hidden)",
+                )
+        return secrets
+
+    @model_validator(mode="after")
+    def _no_overlap(self) -> Service:
+        both = sorted(set(self.environment) & set(self.secrets))
+        if both:
+            raise FieldValueError(("secrets", both[0]), "is also set in environment; keep one")
+        return self
+
+
+class Platform(Strict):
+    """The shared front of the environment: ALB, WAF, cluster defaults."""
+
+    certificate_arn: str = Field(
+        description="ACM certificate for the ALB's HTTPS listener, in the environment's account and region."
+    )
+    ingress: Literal["internet", "cloudfront"] = Field(
+        description="Who may reach the ALB: anyone, or only CloudFront (its managed prefix list)."
+    )
+    cloudfront_prefix_list_id: str | None = Field(
+        default=None,
+        pattern=r"^pl-[0-9a-f]{8,17}$",
+        description="ID of com.amazonaws.global.cloudfront.origin-facing in this region (ingress: cloudfront).",
+    )
+    http_redirect: bool = Field(default=True, description="Listen on port 80 only to redirect to HTTPS.")
+    deletion_protection: bool
+    waf_rate_limit: int = Field(ge=10, le=2_000_000_000, description="Requests per IP per 5 minutes before WAF blocks.")
+    log_retention_days: int = Field(description="Retention of the services' and WAF's log groups.")
+    access_log_expiration_days: int = Field(ge=1, le=3650, description="Days ALB access logs are kept in S3.")
+    capacity: Capacity
+
+    _retention = field_validator("log_retention_days")(lambda cls, days: _check_retention(days))
+
+    @model_validator(mode="after")
+    def _prefix_list(self) -> Platform:
+        if self.ingress == "cloudfront" and self.cloudfront_prefix_list_id is None:
+            raise FieldValueError(
+                ("cloudfront_prefix_list_id",),
+                "is required when ingress is 'cloudfront': look it up with `aws ec2 describe-managed-prefix-lists "
+                "--filters Name=prefix-list-name,Values=com.amazonaws.global.cloudfront.origin-facing`",
+            )
+        if self.ingress == "internet" and self.cloudfront_prefix_list_id is not None:
+            raise FieldValueError(
+                ("cloudfront_prefix_list_id",), "is only used when ingress is 'cloudfront'; remove it"
+            )
+        return self
+
+
+def certificate_id(arn: str) -> str:
+    """The id at the end of an ACM certificate ARN."""
+    return arn.rsplit("/", 1)[-1]
+
+
+class Registry(Strict):
+    """Where the container images live: one ECR repository per service, for the whole project."""
+
+    account_id: Annotated[str, BeforeValidator(_quoted_string)] = Field(pattern=r"^[0-9]{12}$")
+    region: str
+    keep_release_images: int = Field(ge=1, le=1000, description="Tagged images kept per repository.")
+    untagged_expire_days: int = Field(ge=1, le=365, description="Days before an untagged image is deleted.")
+
+    @field_validator("region")
+    @classmethod
+    def _known_region(cls, region: str) -> str:
+        return _check_region(region)
+
+
+class Database(Strict):
+    engine: Literal["aurora-postgresql", "aurora-mysql"]
+
+    @property
+    def port(self) -> int:
+        return DATABASE_PORTS[self.engine]
+
+
+def _check_region(region: str) -> str:
+    if region not in REGIONS:
+        raise ValueError(f"is not an AWS region; use one of {', '.join(REGIONS)}")
+    return region
+
+
 class Environment(Strict):
     """One environment: what ``environments/defaults.yaml`` + ``environments/<name>.yaml`` say."""
 
@@ -221,6 +462,10 @@ class Environment(Strict):
     production: bool = Field(description="Production-grade safety nets (deletion protection...).")
     tags: dict[str, str] = Field(default_factory=dict)
     network: Network
+    platform: Platform
+    registry: Registry
+    database: Database
+    services: dict[str, Service] = Field(description="Services by name (DNS-safe, unique).")
 
     @field_validator("project")
     @classmethod
@@ -232,9 +477,19 @@ class Environment(Strict):
     @field_validator("region")
     @classmethod
     def _known_region(cls, region: str) -> str:
-        if region not in REGIONS:
-            raise ValueError(f"is not an AWS region; use one of {', '.join(REGIONS)}")
-        return region
+        return _check_region(region)
+
+    @field_validator("services", mode="before")
+    @classmethod
+    def _service_names(cls, services: Any) -> Any:
+        for name in services if isinstance(services, dict) else ():
+            if not re.fullmatch(SERVICE_NAME, str(name)):
+                raise FieldValueError(
+                    (name,),
+                    "is not a DNS-safe service name: lower-case letters, digits and hyphens, starting with a "
+                    "letter, at most 32",
+                )
+        return services
 
     @field_validator("tags")
     @classmethod
@@ -246,16 +501,109 @@ class Environment(Strict):
                 raise FieldValueError((key,), "tag keys are 1-128 characters and must not start with 'aws:'")
         return tags
 
+    @field_validator("name")
+    @classmethod
+    def _not_reserved(cls, name: str) -> str:
+        if name in RESERVED_ENVIRONMENT_NAMES:
+            raise ValueError("is reserved for the output of project-wide stacks; rename the file")
+        return name
+
     @model_validator(mode="after")
-    def _zones_in_region(self) -> Environment:
+    def _cross_field_rules(self) -> Environment:
+        """Every rule that spans several settings, all reported at once."""
+        problems = [*self._certificate_problems(), *self._route_problems(), *self._zone_problems()]
+        if problems:
+            raise ManyFieldsError(problems)
+        return self
+
+    def _certificate_problems(self) -> list[FieldValueError]:
+        match = re.fullmatch(
+            r"arn:aws(-[a-z]+)*:acm:([a-z0-9-]+):([0-9]{12}):certificate/[0-9a-f-]{36}", self.platform.certificate_arn
+        )
+        where = ("platform", "certificate_arn")
+        if not match:
+            return [FieldValueError(where, "is not an ACM certificate ARN (arn:aws:acm:REGION:ACCOUNT:certificate/ID)")]
+        if match.group(2) != self.region or match.group(3) != self.account_id:
+            return [
+                FieldValueError(
+                    where,
+                    f"must be a certificate in this environment's account {self.account_id} and region "
+                    f"{self.region}: an ALB can only use a certificate from its own account and region",
+                )
+            ]
+        return []
+
+    def _route_problems(self) -> list[FieldValueError]:
+        problems: list[FieldValueError] = []
+        seen: dict[tuple[frozenset[str], str], str] = {}
+        for name in sorted(self.services):
+            routing = self.services[name].routing
+            hosts = frozenset(routing.hosts)
+            for index, path in enumerate(routing.paths or ["(any)"]):
+                owner = seen.setdefault((hosts, path), name)
+                if owner != name:
+                    problems.append(
+                        FieldValueError(
+                            ("services", name, "routing", "paths" if routing.paths else "hosts", index),
+                            f"routes the same requests as services.{owner}; give each service its own paths or hosts",
+                            path,
+                        )
+                    )
+        priorities: dict[int, str] = {}
+        for name in sorted(self.services):
+            priority = self.services[name].routing.priority
+            if priority is not None:
+                owner = priorities.setdefault(priority, name)
+                if owner != name:
+                    problems.append(
+                        FieldValueError(
+                            ("services", name, "routing", "priority"),
+                            f"is already the priority of services.{owner}; priorities must be unique",
+                            priority,
+                        )
+                    )
+        return problems
+
+    def _zone_problems(self) -> list[FieldValueError]:
         known = len(zones_of(self.region))
         if self.network.availability_zones > known:
-            raise FieldValueError(
-                ("network", "availability_zones"),
-                f"{self.region} has {known} availability zones; use at most {known}",
-                self.network.availability_zones,
+            return [
+                FieldValueError(
+                    ("network", "availability_zones"),
+                    f"{self.region} has {known} availability zones; use at most {known}",
+                    self.network.availability_zones,
+                )
+            ]
+        return []
+
+    def capacity_of(self, service: str) -> Capacity:
+        return self.services[service].capacity or self.platform.capacity
+
+    def listener_priorities(self) -> dict[str, int]:
+        """A listener rule priority per service: explicit ones as given, the rest derived.
+
+        Derived priorities put more specific rules first (host headers before paths only, deeper
+        paths before shallower, the catch-all ``/*`` last) and, within that band, a slot from a hash
+        of the name: adding a service leaves the others' priorities alone, so service stacks can
+        be deployed in any order without two rules claiming one priority.
+        """
+        taken = {s.routing.priority: n for n, s in self.services.items() if s.routing.priority is not None}
+        result = {name: priority for priority, name in taken.items()}
+        for name in sorted(self.services):
+            if name in result:
+                continue
+            routing = self.services[name].routing
+            depth = max(
+                (len([x for x in p.split("*")[0].split("?")[0].split("/") if x]) for p in routing.paths), default=0
             )
-        return self
+            band = (0 if routing.hosts else 10) + 9 - min(depth, 9)
+            slot = zlib.crc32(name.encode()) % PRIORITY_BAND
+            priority = band * PRIORITY_BAND + 1 + slot
+            while priority in taken:
+                priority = band * PRIORITY_BAND + 1 + (priority - band * PRIORITY_BAND) % PRIORITY_BAND
+            taken[priority] = name
+            result[name] = priority
+        return dict(sorted(result.items()))
 
 
 # --- loading ----------------------------------------------------------------------------------
@@ -300,9 +648,24 @@ def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str
     return merged
 
 
+class _StrictLoader(yaml.SafeLoader):
+    """Safe YAML that refuses a key given twice in one mapping (PyYAML keeps the last silently)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} is given twice in one mapping", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
 def _read_mapping(path: Path) -> dict[str, Any]:
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_StrictLoader)
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
@@ -442,3 +805,57 @@ def _model_in(annotation: Any) -> Any:
         if isinstance(found, type) and issubclass(found, BaseModel):
             return found
     return annotation
+
+
+# --- the project: what all environments share --------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Project:
+    """What the environments share, for project-wide stacks (the image registry)."""
+
+    name: str
+    registry: Registry
+    environments: tuple[Environment, ...]
+
+    @property
+    def account_id(self) -> str:
+        return self.registry.account_id
+
+    @property
+    def region(self) -> str:
+        return self.registry.region
+
+    @property
+    def services(self) -> list[str]:
+        """Every service of any environment: each gets its repository."""
+        return sorted({name for env in self.environments for name in env.services})
+
+    @property
+    def accounts(self) -> list[str]:
+        """The accounts that run the environments (and pull images)."""
+        return sorted({env.account_id for env in self.environments})
+
+    @property
+    def tags(self) -> dict[str, str]:
+        """The extra tags every environment agrees on."""
+        first, *rest = self.environments
+        return {k: v for k, v in first.tags.items() if all(e.tags.get(k) == v for e in rest)}
+
+
+def project_of(environments: Sequence[Environment], folder: Path) -> Project:
+    """The project the environments describe; they must agree on its name and registry."""
+    if not environments:
+        raise SettingsError([f"{_show(folder)}: no environment files; add one such as dev.yaml"])
+    first = environments[0]
+    problems = []
+    for env in environments[1:]:
+        for field in ("project", "registry"):
+            if getattr(env, field) != getattr(first, field):
+                problems.append(
+                    f"{_show(folder / (env.name + '.yaml'))}: {field}: differs from {first.name}.yaml; every "
+                    f"environment shares one {field} (set it in defaults.yaml only)"
+                )
+    if problems:
+        raise SettingsError(problems)
+    return Project(first.project, first.registry, tuple(environments))

@@ -92,7 +92,11 @@ class _Resources:
 
 def read_output(folder: Path) -> list[StackTemplate] | None:
     """The stacks of a generated folder (its manifest.json and the JSON templates it names), in
-    manifest order; None when the folder holds no manifest (an environment never built there)."""
+    manifest order; None when the folder holds no manifest (an environment never built there).
+
+    A stack whose template lies in another folder (a project-wide stack an environment's manifest
+    lists first) is left to that folder, so each stack is compared once.
+    """
     manifest_path = folder / "manifest.json"
     if not manifest_path.is_file():
         return None
@@ -101,6 +105,8 @@ def read_output(folder: Path) -> list[StackTemplate] | None:
         stacks = []
         for stack in manifest["stacks"]:
             path = folder / stack["templates"]["json"]
+            if path.resolve().parent != folder.resolve():
+                continue
             if not path.is_file():
                 raise DiffError(f"{manifest_path} names {path.name}, which is not there")
             stacks.append(StackTemplate(stack["name"], stack["region"], json.loads(path.read_text(encoding="utf-8"))))

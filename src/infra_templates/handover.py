@@ -1,7 +1,10 @@
-"""Deploy guide and script of one environment: ``DEPLOY.md`` and ``deploy.sh`` in ``output/<env>/``.
+"""Deploy guide and script of one output folder: ``DEPLOY.md`` and ``deploy.sh`` in ``output/<env>/``
+(and in ``output/project/`` for the project-wide stacks).
 
-Both are derived from the manifest (stacks in deploy order, regions, template files) and from the
-templates themselves, so a new layer needs nothing here:
+Both are derived from the folder's manifest (stacks in deploy order, regions, template files) and
+from the templates themselves, so a new layer needs nothing here. A manifest may list stacks whose
+templates live in another folder (the project-wide stacks every environment builds on): the guide
+and the script name them as deployed first, from that folder, and deploy only their own. Per stack:
 
 - capabilities: ``CAPABILITY_NAMED_IAM`` when an IAM role, user, group, managed policy or instance
   profile sets its name, else ``CAPABILITY_IAM`` when there is any ``AWS::IAM::*`` resource;
@@ -14,13 +17,13 @@ templates themselves, so a new layer needs nothing here:
 
 from __future__ import annotations
 
+import posixpath
 import re
 import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from infra_templates import MANAGED_BY
 from infra_templates.stateful import kept_resources, stateful_resources
 
 GUIDE = "DEPLOY.md"
@@ -64,11 +67,12 @@ class Output:
 class StackPlan:
     """How to deploy one stack: everything DEPLOY.md and deploy.sh say about it."""
 
-    order: int
+    order: int  # among the stacks this folder deploys
     name: str
     region: str
-    template: str  # the YAML file, relative to the environment's folder
+    template: str  # the YAML file, relative to this folder
     json_template: str
+    elsewhere: str | None  # the folder that deploys it (relative to this one), if not this one
     depends_on: tuple[str, ...]
     capabilities: tuple[str, ...]
     iam: tuple[str, ...]  # logical IDs of the IAM resources behind the capabilities
@@ -138,18 +142,28 @@ def _outputs(body: Mapping[str, Any]) -> tuple[Output, ...]:
     )
 
 
-def plan(manifest: Mapping[str, Any], templates: Mapping[str, Mapping[str, Any]]) -> list[StackPlan]:
-    """The stacks of the manifest in its order; ``templates`` maps each stack name to its template."""
+def plan(manifest: Mapping[str, Any], templates: Mapping[str, Mapping[str, Any]], folder: str) -> list[StackPlan]:
+    """The stacks of the manifest in its order; ``templates`` maps each stack name to its template.
+
+    ``folder`` is the name of the manifest's folder: a stack whose template resolves outside it is
+    deployed from the folder that holds it (``elsewhere``), not from this one.
+    """
     plans = []
-    for position, stack in enumerate(manifest["stacks"], start=1):
+    position = 0
+    for stack in manifest["stacks"]:
         body = templates[stack["name"]]
+        where = posixpath.normpath(posixpath.join(folder, stack["templates"]["yaml"]))
+        home = posixpath.dirname(where)
+        own = home == folder
+        position += own
         plans.append(
             StackPlan(
-                order=position,
+                order=position if own else 0,
                 name=stack["name"],
                 region=stack["region"],
-                template=stack["templates"]["yaml"],
-                json_template=stack["templates"]["json"],
+                template=posixpath.relpath(where, folder),
+                json_template=posixpath.relpath(posixpath.join(folder, stack["templates"]["json"]), folder),
+                elsewhere=None if own else posixpath.relpath(home, folder),
                 depends_on=tuple(stack["depends_on"]),
                 capabilities=capabilities(body),
                 iam=tuple(k for k, r in body.get("Resources", {}).items() if r["Type"].startswith("AWS::IAM::")),
@@ -158,7 +172,7 @@ def plan(manifest: Mapping[str, Any], templates: Mapping[str, Mapping[str, Any]]
                 outputs=_outputs(body),
             )
         )
-    _check_variables(plans)
+    _check_variables([p for p in plans if p.elsewhere is None])
     return plans
 
 
@@ -177,20 +191,75 @@ def _check_variables(plans: Sequence[StackPlan]) -> None:
                 )
 
 
+@dataclass(frozen=True)
+class Handover:
+    """One folder's deployment: who it is for, where, with which tags, and its stacks."""
+
+    title: str  # "shop prod", "shop shared stacks"
+    folder: str
+    account: str
+    tags: tuple[str, ...]  # Key=Value, the stack tags
+    plans: tuple[StackPlan, ...]
+
+    @property
+    def own(self) -> list[StackPlan]:
+        return [p for p in self.plans if p.elsewhere is None]
+
+    @property
+    def shared(self) -> list[StackPlan]:
+        return [p for p in self.plans if p.elsewhere is not None]
+
+    @property
+    def required(self) -> dict[str, Required]:
+        """The parameters without a default, by the variable the script reads them from."""
+        found: dict[str, Required] = {}
+        for stack in self.own:
+            for parameter in stack.required:
+                entry = found.setdefault(parameter.variable, Required(parameter.variable, parameter.name, [], set()))
+                entry.stacks.append(stack.name)
+                entry.descriptions.add(parameter.description)
+        return found
+
+
+@dataclass
+class Required:
+    """One environment variable the script needs: the parameter it fills, in every stack that has it."""
+
+    variable: str
+    parameter: str
+    stacks: list[str]
+    descriptions: set[str]
+
+    def __str__(self) -> str:
+        """``ImageTag of a, b: its description`` (one value for all of them)."""
+        text = f"{self.parameter} of {', '.join(self.stacks)}"
+        if len(self.descriptions) == 1 and (description := next(iter(self.descriptions))):
+            return f"{text}: {_cell(description)}"
+        return text + (" (one value for all of them)" if len(self.stacks) > 1 else "")
+
+
 # --- the files --------------------------------------------------------------------------------
 
 
-def handover_files(manifest: Mapping[str, Any], templates: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:
-    """``DEPLOY.md`` and ``deploy.sh`` of one environment folder."""
-    plans = plan(manifest, templates)
-    return {GUIDE: deploy_guide(manifest, plans), SCRIPT: deploy_script(manifest, plans)}
+def handover_files(
+    manifest: Mapping[str, Any], templates: Mapping[str, Mapping[str, Any]], folder: str, tags: Mapping[str, str]
+) -> dict[str, str]:
+    """``DEPLOY.md`` and ``deploy.sh`` of the folder named ``folder``, whose manifest is ``manifest``.
+
+    ``tags`` are put on every stack (CloudFormation copies them to the resources that take tags).
+    """
+    environment = manifest.get("environment")
+    context = Handover(
+        title=f"{manifest['project']} {environment if environment else 'shared stacks'}",
+        folder=folder,
+        account=str(manifest["account_id"]),
+        tags=tuple(f"{k}={v}" for k, v in tags.items()),
+        plans=tuple(plan(manifest, templates, folder)),
+    )
+    return {GUIDE: deploy_guide(context), SCRIPT: deploy_script(context)}
 
 
-def stack_tags(manifest: Mapping[str, Any]) -> list[str]:
-    return [f"Project={manifest['project']}", f"Environment={manifest['environment']}", f"ManagedBy={MANAGED_BY}"]
-
-
-def _command(manifest: Mapping[str, Any], stack: StackPlan, template: str, overrides: list[str]) -> list[str]:
+def _command(context: Handover, stack: StackPlan, template: str, overrides: list[str]) -> list[str]:
     """The lines of one ``aws cloudformation deploy`` (without its execute/review option)."""
     q = shlex.quote
     lines = [
@@ -203,18 +272,16 @@ def _command(manifest: Mapping[str, Any], stack: StackPlan, template: str, overr
         lines.append(f"--capabilities {' '.join(stack.capabilities)}")
     if overrides:
         lines.append(f"--parameter-overrides {' '.join(overrides)}")
-    lines.append(f"--tags {' '.join(q(t) for t in stack_tags(manifest))}")
+    lines.append(f"--tags {' '.join(q(t) for t in context.tags)}")
     return lines
 
 
-def deploy_script(manifest: Mapping[str, Any], plans: Sequence[StackPlan]) -> str:
+def deploy_script(context: Handover) -> str:
     q = shlex.quote
-    env = f"{manifest['project']} {manifest['environment']}"
-    account = manifest["account_id"]
-    required = {p.variable: (p, s) for s in plans for p in s.required}
+    own, account, title = context.own, context.account, context.title
     out = [
         "#!/usr/bin/env bash",
-        f"# Deploys {env}: the {len(plans)} stacks of this folder, in order, to account {account}.",
+        f"# Deploys {title}: the {_stacks(len(own))} of this folder, in order, to account {account}.",
         "# Generated by infra-templates; do not edit: change the environment files and run `make templates`.",
         "#",
         "#   ./deploy.sh            create or update every stack, then turn on termination protection",
@@ -224,12 +291,11 @@ def deploy_script(manifest: Mapping[str, Any], plans: Sequence[StackPlan]) -> st
         "#",
         "# Needs the AWS CLI signed in to that account. DEPLOY.md beside this script explains each step.",
     ]
-    if required:
+    for stack in context.shared:
+        out.append(f"# Deployed first, once for every environment, by {stack.elsewhere}/deploy.sh: {stack.name}.")
+    if context.required:
         out.append("# Parameters without a default, read from environment variables:")
-        out.extend(
-            f"#   {v:<24} {p.name} of {s.name}: {_cell(p.description) or '(no description)'}"
-            for v, (p, s) in required.items()
-        )
+        out.extend(f"#   {variable:<24} {required}" for variable, required in context.required.items())
     out += [
         "set -euo pipefail",
         "",
@@ -248,28 +314,33 @@ def deploy_script(manifest: Mapping[str, Any], plans: Sequence[StackPlan]) -> st
         "fi",
         "",
     ]
-    if required:
+    if context.required:
         out.append("# Every value first, so a missing one stops the script before any stack changes.")
-        out.extend(f': "${{{v}:?set {v}: {p.name} of {s.name}}}"' for v, (p, s) in required.items())
+        out.extend(
+            f': "${{{v}:?set {v}: {r.parameter} of {", ".join(r.stacks)}}}"' for v, r in context.required.items()
+        )
         out.append("")
     out += [
         "command -v aws >/dev/null || { echo 'deploy.sh: the AWS CLI (aws) is not installed' >&2; exit 1; }",
         'account="$(aws sts get-caller-identity --query Account --output text)"',
         f'if [[ "$account" != {q(account)} ]]; then',
-        f'  echo "deploy.sh: signed in to account $account, but {env} lives in account {account}" >&2',
+        f'  echo "deploy.sh: signed in to account $account, but {title} lives in account {account}" >&2',
         "  exit 1",
         "fi",
     ]
-    for stack in plans:
+    if context.shared:
+        names = ", ".join(f"{s.name} ({s.elsewhere}/deploy.sh)" for s in context.shared)
+        out.append(f'echo "Assumes the shared stacks are up: {names}"')
+    for stack in own:
         overrides = [f'"{p.name}=${{{p.variable}:?set {p.variable}}}"' for p in stack.required]
-        command = _command(manifest, stack, f'"$here/{stack.template}"', overrides)
+        command = _command(context, stack, f'"$here/{stack.template}"', overrides)
         command.append('"${changeset[@]}"')
         out += [
             "",
-            f"# {stack.order}/{len(plans)} {stack.name}",
-            f'echo "==> {stack.order}/{len(plans)} {stack.name} ({stack.region})"',
+            f"# {stack.order}/{len(own)} {stack.name}",
+            f'echo "==> {stack.order}/{len(own)} {stack.name} ({stack.region})"',
+            " \\\n  ".join(command),
         ]
-        out.append(" \\\n  ".join(command))
         if stack.protect:
             out += [
                 f"# It holds {', '.join(stack.holds)}: deleting the stack must take a deliberate step.",
@@ -284,23 +355,21 @@ def deploy_script(manifest: Mapping[str, Any], plans: Sequence[StackPlan]) -> st
         'if [[ "$review" == true ]]; then',
         '  echo "Change sets created, none executed: review them, then run this script without --review."',
         "else",
-        f'  echo "{env}: all {len(plans)} stacks deployed."',
+        f'  echo "{title}: {_stacks(len(own))} deployed."',
         "fi",
     ]
     return "\n".join(out) + "\n"
 
 
-def deploy_guide(manifest: Mapping[str, Any], plans: Sequence[StackPlan]) -> str:
-    env = f"{manifest['project']} {manifest['environment']}"
-    account = manifest["account_id"]
-    required = [(p, s) for s in plans for p in s.required]
+def deploy_guide(context: Handover) -> str:
+    own, account, title = context.own, context.account, context.title
     out = [
-        f"# Deploying {env}",
+        f"# Deploying {title}",
         "",
         "Generated by infra-templates together with the templates beside it; do not edit: change the environment "
         "files and run `make templates`.",
         "",
-        f"{len(plans)} CloudFormation stacks, deployed in the order below into AWS account `{account}`. Start a "
+        f"{_stacks(len(own))}, deployed in the order below into AWS account `{account}`. Start a "
         "stack only once the one before it is `CREATE_COMPLETE` or `UPDATE_COMPLETE`: later stacks import what "
         "earlier ones export.",
         "",
@@ -308,14 +377,16 @@ def deploy_guide(manifest: Mapping[str, Any], plans: Sequence[StackPlan]) -> str
         "",
         f"- The AWS CLI (v2), signed in to account `{account}` with the rights to create what the templates "
         "hold: `aws sts get-caller-identity` shows the account.",
-        "- Run the commands below from this folder: they name the templates relative to it.",
     ]
-    if required:
+    out.extend(
+        f"- `{s.name}` (region `{s.region}`) is up: it is shared by every environment and deployed once, from "
+        f"`{s.elsewhere}/` (see `{s.elsewhere}/{GUIDE}`), possibly in another account."
+        for s in context.shared
+    )
+    out.append("- Run the commands below from this folder: they name the templates relative to it.")
+    if context.required:
         out.append("- Set the values of the parameters without a default as environment variables:")
-        out.extend(
-            f"  `{p.variable}` for {p.name} of {s.name}: {p.description or '(no description in the template)'}"
-            for p, s in required
-        )
+        out.extend(f"  `{variable}` for {required}" for variable, required in context.required.items())
     out += [
         "",
         "## The short way: the script",
@@ -325,10 +396,10 @@ def deploy_guide(manifest: Mapping[str, Any], plans: Sequence[StackPlan]) -> str
         "./deploy.sh --review   # only change sets, none executed: review them in the console",
         "```",
         "",
-        f"From the repository's root the same is `make deploy ENV={manifest['environment']}` (and `REVIEW=1`). "
+        f"From the repository's root the same is `make deploy ENV={context.folder}` (and `REVIEW=1`). "
         "The script checks it is signed in to the right account, deploys each stack with the command shown "
-        "below, and turns on termination protection where the table says so. `--review` on an environment that "
-        "was never deployed stops at the first stack that imports from one not yet created: deploy those first.",
+        "below, and turns on termination protection where the table says so. `--review` on stacks that were "
+        "never deployed stops at the first one that imports from a stack not yet created: deploy those first.",
         "",
         "## The stacks",
         "",
@@ -341,14 +412,14 @@ def deploy_guide(manifest: Mapping[str, Any], plans: Sequence[StackPlan]) -> str
     out.extend(
         f"| {s.order} | `{s.name}` | `{s.region}` | `{s.template}` | {', '.join(s.capabilities) or 'none'} | "
         f"{'**on**' if s.protect else 'off'} |"
-        for s in plans
+        for s in own
     )
-    for stack in plans:
-        out += ["", *_stack_section(manifest, stack)]
+    for stack in own:
+        out += ["", *_stack_section(context, stack)]
     return "\n".join(out) + "\n"
 
 
-def _stack_section(manifest: Mapping[str, Any], stack: StackPlan) -> list[str]:
+def _stack_section(context: Handover, stack: StackPlan) -> list[str]:
     return [
         f"### {stack.order}. {stack.name}",
         "",
@@ -356,15 +427,15 @@ def _stack_section(manifest: Mapping[str, Any], stack: StackPlan) -> list[str]:
         "",
         *_parameter_table(stack),
         "",
-        *_cli_block(manifest, stack),
+        *_cli_block(context, stack),
         "",
-        _console_line(manifest, stack),
+        _console_line(context, stack),
         *_outputs_table(stack),
     ]
 
 
-def _cli_block(manifest: Mapping[str, Any], stack: StackPlan) -> list[str]:
-    command = _command(manifest, stack, stack.template, [f"{p.name}=<value>" for p in stack.required])
+def _cli_block(context: Handover, stack: StackPlan) -> list[str]:
+    command = _command(context, stack, stack.template, [f"{p.name}=<value>" for p in stack.required])
     command.append("--no-fail-on-empty-changeset")
     out = ["With the AWS CLI:", "", "```sh", " \\\n  ".join(command)]
     if stack.protect:
@@ -410,7 +481,7 @@ def _parameter_table(stack: StackPlan) -> list[str]:
     return out
 
 
-def _console_line(manifest: Mapping[str, Any], stack: StackPlan) -> str:
+def _console_line(context: Handover, stack: StackPlan) -> str:
     steps = [
         f"CloudFormation console, region `{stack.region}`",
         "**Create stack** > With new resources (an existing stack: select it > **Update** > Replace current template)",
@@ -419,7 +490,7 @@ def _console_line(manifest: Mapping[str, Any], stack: StackPlan) -> str:
     ]
     if stack.parameters:
         steps.append("fill in the parameters as in the table above")
-    steps.append(f"tags {', '.join(f'`{t}`' for t in stack_tags(manifest))}")
+    steps.append(f"tags {', '.join(f'`{t}`' for t in context.tags)}")
     if stack.capabilities:
         steps.append("tick the acknowledgement(s) of " + ", ".join(f"`{c}`" for c in stack.capabilities))
     steps.append("**Submit**")
@@ -439,6 +510,10 @@ def _outputs_table(stack: StackPlan) -> list[str]:
         "|---|---|---|",
         *(f"| `{o.key}` | {f'`{o.export}`' if o.export else '-'} | {_cell(o.description)} |" for o in stack.outputs),
     ]
+
+
+def _stacks(count: int) -> str:
+    return f"{count} CloudFormation stack{'' if count == 1 else 's'}"
 
 
 def _cell(text: str) -> str:

@@ -28,3 +28,8 @@ def standard_tags(project: str, environment: str, layer: str, extra: dict[str, s
     tags = {"Project": project, "Environment": environment, "Layer": layer, "ManagedBy": MANAGED_BY}
     tags.update(sorted(extra.items()))
     return tags
+
+
+def repository_name(project: str, service: str) -> str:
+    """A service's ECR repository: named, because pipelines push to it and people look for it."""
+    return f"{project}/{service}"

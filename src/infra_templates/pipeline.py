@@ -1,4 +1,11 @@
-"""From settings to files: run each layer's build, tag, render, and describe the stacks in order."""
+"""From settings to files: run each layer's build, tag, render, and describe the stacks in order.
+
+Two kinds of layer:
+- an environment layer builds one stack per environment (``{project}-{env}-{layer}``), or with
+  ``per_service`` one stack per service (``{project}-{env}-{layer}-{service}``);
+- a project layer builds one stack for the whole project (``{project}-{layer}``) from every
+  environment's settings, written to ``output/project/`` and listed first in each manifest.
+"""
 
 from __future__ import annotations
 
@@ -8,21 +15,37 @@ from typing import Any
 
 from troposphere import Template
 
-from infra_templates.config import Environment
+from infra_templates import MANAGED_BY
+from infra_templates.config import Environment, Project
 from infra_templates.handover import handover_files
-from infra_templates.layer import Scope, apply_tags
+from infra_templates.layer import apply_tags
 from infra_templates.naming import stack_name, standard_tags
 from infra_templates.render import template_dict, to_json, to_yaml
+
+PROJECT_FOLDER = "project"
+PROJECT_ENVIRONMENT_TAG = "shared"
 
 
 @dataclass(frozen=True)
 class LayerSpec:
-    """One layer of the platform: its name, its build function and the layers it imports from."""
+    """One environment layer: its name, its build function and the layers it imports from.
+
+    ``build(env)`` returns the template; with ``per_service`` it is ``build(env, service)`` and the
+    layer yields one stack per service in the settings.
+    """
 
     name: str
-    build: Callable[[Environment], Template]
+    build: Callable[..., Template]
     imports_from: tuple[str, ...] = ()
-    scope: Scope = "environment"
+    per_service: bool = False
+
+
+@dataclass(frozen=True)
+class ProjectLayerSpec:
+    """One project layer: built once from every environment (``build(project)``)."""
+
+    name: str
+    build: Callable[[Project], Template]
 
 
 @dataclass
@@ -36,6 +59,7 @@ class Stack:
     depends_on: list[str]
     yaml: str = field(repr=False)
     json: str = field(repr=False)
+    scope: str = "environment"
 
     @property
     def exports(self) -> list[str]:
@@ -48,6 +72,11 @@ class Stack:
     @property
     def resource_count(self) -> int:
         return len(self.body.get("Resources", {}))
+
+    @property
+    def folder(self) -> str:
+        """Where the template files sit, relative to an environment's folder."""
+        return f"../{PROJECT_FOLDER}/" if self.scope == "project" else ""
 
 
 def find_imports(node: Any) -> Iterator[str]:
@@ -73,62 +102,110 @@ def check_layer_order(layers: Sequence[LayerSpec]) -> None:
         seen.add(layer.name)
 
 
+def _stack(name: str, layer: str, region: str, template: Template, *, depends_on: list[str], scope: str) -> Stack:
+    body = template_dict(template)
+    return Stack(name, layer, region, body, depends_on, yaml=to_yaml(body), json=to_json(body), scope=scope)
+
+
 def build_stacks(env: Environment, layers: Sequence[LayerSpec]) -> list[Stack]:
+    """Every environment stack of ``env``, in deploy order."""
     check_layer_order(layers)
     stacks: list[Stack] = []
-    names = {
-        layer.name: stack_name(env.project, env.name if layer.scope == "environment" else None, layer.name)
-        for layer in layers
-    }
+    names: dict[str, list[str]] = {}  # layer -> its stack names (several for a per-service layer)
     for layer in layers:
-        template = layer.build(env)
-        apply_tags(template, standard_tags(env.project, env.name, layer.name, env.tags))
-        body = template_dict(template)
-        stacks.append(
-            Stack(
-                name=names[layer.name],
-                layer=layer.name,
-                region=env.region,
-                body=body,
-                depends_on=[names[n] for n in layer.imports_from],
-                yaml=to_yaml(body),
-                json=to_json(body),
-            )
-        )
+        depends_on = [n for dependency in layer.imports_from for n in names[dependency]]
+        units: list[tuple[str, tuple[Any, ...]]]
+        if layer.per_service:
+            units = [(f"{layer.name}-{service}", (env, service)) for service in sorted(env.services)]
+        else:
+            units = [(layer.name, (env,))]
+        names[layer.name] = []
+        for unit, args in units:
+            template = layer.build(*args)
+            apply_tags(template, standard_tags(env.project, env.name, unit, env.tags))
+            name = stack_name(env.project, env.name, unit)
+            stacks.append(_stack(name, unit, env.region, template, depends_on=depends_on, scope="environment"))
+            names[layer.name].append(name)
     return stacks
 
 
-def manifest(env: Environment, stacks: Sequence[Stack]) -> dict[str, Any]:
-    """The deploy order of one environment: what a human or a script needs to upload the stacks."""
+def build_project_stacks(project: Project, layers: Sequence[ProjectLayerSpec]) -> list[Stack]:
+    """The project-wide stacks (one each), in deploy order, in the registry's region."""
+    stacks = []
+    for layer in layers:
+        template = layer.build(project)
+        apply_tags(template, standard_tags(project.name, PROJECT_ENVIRONMENT_TAG, layer.name, project.tags))
+        name = stack_name(project.name, None, layer.name)
+        stacks.append(_stack(name, layer.name, project.region, template, depends_on=[], scope="project"))
+    return stacks
+
+
+def _entry(position: int, stack: Stack) -> dict[str, Any]:
+    return {
+        "order": position,
+        "name": stack.name,
+        "scope": stack.scope,
+        "layer": stack.layer,
+        "region": stack.region,
+        "templates": {"yaml": f"{stack.folder}{stack.layer}.yaml", "json": f"{stack.folder}{stack.layer}.json"},
+        "depends_on": stack.depends_on,
+        "exports": stack.exports,
+        "imports": stack.imports,
+    }
+
+
+def manifest(env: Environment, stacks: Sequence[Stack], project_stacks: Sequence[Stack] = ()) -> dict[str, Any]:
+    """The deploy order of one environment: the project's shared stacks first (deploy them once
+    for all environments), then the environment's own."""
     return {
         "project": env.project,
         "environment": env.name,
         "account_id": env.account_id,
         "region": env.region,
-        "stacks": [
-            {
-                "order": position,
-                "name": stack.name,
-                "layer": stack.layer,
-                "region": stack.region,
-                "templates": {"yaml": f"{stack.layer}.yaml", "json": f"{stack.layer}.json"},
-                "depends_on": stack.depends_on,
-                "exports": stack.exports,
-                "imports": stack.imports,
-            }
-            for position, stack in enumerate(stacks, start=1)
-        ],
+        "stacks": [_entry(i, s) for i, s in enumerate([*project_stacks, *stacks], start=1)],
     }
 
 
-def environment_files(env: Environment, stacks: Sequence[Stack]) -> dict[str, str]:
-    """The files of ``output/<env>/``: each template as YAML and JSON, the manifest, and the deploy
-    guide and script (DEPLOY.md, deploy.sh) derived from them."""
+def project_manifest(project: Project, stacks: Sequence[Stack]) -> dict[str, Any]:
+    return {
+        "project": project.name,
+        "environment": None,
+        "account_id": project.account_id,
+        "region": project.region,
+        "stacks": [_entry(i, s) for i, s in enumerate(stacks, start=1)],
+    }
+
+
+def _template_files(stacks: Sequence[Stack]) -> dict[str, str]:
     files: dict[str, str] = {}
     for stack in stacks:
         files[f"{stack.layer}.yaml"] = stack.yaml
         files[f"{stack.layer}.json"] = stack.json
-    described = manifest(env, stacks)
-    files["manifest.json"] = to_json(described)
-    files.update(handover_files(described, {stack.name: stack.body for stack in stacks}))
     return files
+
+
+def environment_files(
+    env: Environment, stacks: Sequence[Stack], project_stacks: Sequence[Stack] = ()
+) -> dict[str, str]:
+    """The files of ``output/<env>/``: each template as YAML and JSON, the manifest, and the deploy
+    guide and script (DEPLOY.md, deploy.sh) derived from them."""
+    files = _template_files(stacks)
+    described = manifest(env, stacks, project_stacks)
+    files["manifest.json"] = to_json(described)
+    tags = {"Project": env.project, "Environment": env.name, "ManagedBy": MANAGED_BY}
+    files.update(handover_files(described, _bodies([*project_stacks, *stacks]), env.name, tags))
+    return files
+
+
+def project_files(project: Project, stacks: Sequence[Stack]) -> dict[str, str]:
+    """The files of ``output/project/``, with their own DEPLOY.md and deploy.sh."""
+    files = _template_files(stacks)
+    described = project_manifest(project, stacks)
+    files["manifest.json"] = to_json(described)
+    tags = {"Project": project.name, "Environment": PROJECT_ENVIRONMENT_TAG, "ManagedBy": MANAGED_BY}
+    files.update(handover_files(described, _bodies(stacks), PROJECT_FOLDER, tags))
+    return files
+
+
+def _bodies(stacks: Sequence[Stack]) -> dict[str, dict[str, Any]]:
+    return {stack.name: stack.body for stack in stacks}

@@ -1,0 +1,153 @@
+"""Security layer: who may talk to whom. Internet (or CloudFront) -> ALB -> each service on its own
+port -> the database port, and nothing else. Every rule is its own resource with a description."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from troposphere import GetAtt, Template, ec2
+
+from infra_templates import constructs
+from infra_templates.config import Environment
+from infra_templates.layer import LayerContext
+from infra_templates.naming import logical_id
+from templates.contracts import Network, Security
+
+HTTPS = 443
+HTTP = 80
+
+
+def build(env: Environment) -> Template:
+    ctx = LayerContext(env, "security")
+    t = ctx.new_template("security groups: internet -> ALB -> services -> database")
+    vpc = ctx.import_value(Network.VPC_ID)
+
+    alb = t.add_resource(
+        constructs.security_group(
+            "AlbSecurityGroup",
+            f"{ctx.stack_name} load balancer: HTTPS from "
+            + ("the internet" if env.platform.ingress == "internet" else "CloudFront only"),
+            vpc,
+            f"{ctx.stack_name}-alb",
+        )
+    )
+    _alb_ingress(t, env, alb, HTTPS, "HTTPS from viewers")
+    if env.platform.http_redirect:
+        _alb_ingress(t, env, alb, HTTP, "HTTP, answered only with a redirect to HTTPS")
+
+    database = t.add_resource(
+        constructs.security_group(
+            "DatabaseSecurityGroup",
+            f"{ctx.stack_name} database: {env.database.engine} port from the services that may use it",
+            vpc,
+            f"{ctx.stack_name}-database",
+        )
+    )
+
+    for name in sorted(env.services):
+        service = env.services[name]
+        label = logical_id(name)
+        group = t.add_resource(
+            constructs.security_group(
+                f"{label}ServiceSecurityGroup",
+                f"{ctx.stack_name} service {name}: port {service.port} from the ALB only",
+                vpc,
+                f"{ctx.stack_name}-svc-{name}",
+            )
+        )
+        t.add_resource(
+            ec2.SecurityGroupEgress(
+                f"AlbTo{label}Egress",
+                GroupId=GetAtt(alb, "GroupId"),
+                IpProtocol="tcp",
+                FromPort=service.port,
+                ToPort=service.port,
+                DestinationSecurityGroupId=GetAtt(group, "GroupId"),
+                Description=f"ALB forwards to the {name} service's container port",
+            )
+        )
+        t.add_resource(
+            ec2.SecurityGroupIngress(
+                f"{label}FromAlbIngress",
+                GroupId=GetAtt(group, "GroupId"),
+                IpProtocol="tcp",
+                FromPort=service.port,
+                ToPort=service.port,
+                SourceSecurityGroupId=GetAtt(alb, "GroupId"),
+                Description=f"{name} container port, from the ALB only",
+            )
+        )
+        t.add_resource(
+            ec2.SecurityGroupEgress(
+                f"{label}HttpsEgress",
+                GroupId=GetAtt(group, "GroupId"),
+                IpProtocol="tcp",
+                FromPort=HTTPS,
+                ToPort=HTTPS,
+                CidrIp="0.0.0.0/0",
+                Description=f"{name} calls AWS APIs (ECR, Logs, Secrets Manager) and HTTPS services",
+            )
+        )
+        if service.database_access:
+            _database_path(t, env, name, group, database)
+        ctx.export(t, Security.service_security_group(name), GetAtt(group, "GroupId"))
+
+    ctx.export(t, Security.ALB_SECURITY_GROUP, GetAtt(alb, "GroupId"))
+    ctx.export(t, Security.DATABASE_SECURITY_GROUP, GetAtt(database, "GroupId"))
+    return t
+
+
+def _alb_ingress(t: Template, env: Environment, alb: ec2.SecurityGroup, port: int, what: str) -> None:
+    source: dict[str, Any]
+    if env.platform.ingress == "cloudfront":
+        source = {"SourcePrefixListId": env.platform.cloudfront_prefix_list_id}
+    else:
+        source = {"CidrIp": "0.0.0.0/0"}
+    rule = ec2.SecurityGroupIngress(
+        f"Alb{'Https' if port == HTTPS else 'Http'}Ingress",
+        GroupId=GetAtt(alb, "GroupId"),
+        IpProtocol="tcp",
+        FromPort=port,
+        ToPort=port,
+        Description=what + (" (CloudFront origin-facing prefix list)" if env.platform.ingress == "cloudfront" else ""),
+        **source,
+    )
+    if port == HTTP and env.platform.ingress == "internet":
+        constructs.skip_checkov(
+            rule,
+            (
+                "CKV_AWS_260",
+                "a public website's ALB listens on port 80 only to answer with a permanent redirect to HTTPS "
+                "(that listener has no forward action); platform.http_redirect: false closes it",
+            ),
+        )
+    t.add_resource(rule)
+
+
+def _database_path(
+    t: Template, env: Environment, name: str, group: ec2.SecurityGroup, database: ec2.SecurityGroup
+) -> None:
+    label = logical_id(name)
+    port = env.database.port
+    t.add_resource(
+        ec2.SecurityGroupEgress(
+            f"{label}ToDatabaseEgress",
+            GroupId=GetAtt(group, "GroupId"),
+            IpProtocol="tcp",
+            FromPort=port,
+            ToPort=port,
+            DestinationSecurityGroupId=GetAtt(database, "GroupId"),
+            Description=f"{name} connects to the database",
+        )
+    )
+    t.add_resource(
+        ec2.SecurityGroupIngress(
+            f"DatabaseFrom{label}Ingress",
+            GroupId=GetAtt(database, "GroupId"),
+            IpProtocol="tcp",
+            FromPort=port,
+            ToPort=port,
+            SourceSecurityGroupId=GetAtt(group, "GroupId"),
+            Description=f"{env.database.engine} port, from the {name} service",
+        )
+    )

@@ -1,0 +1,330 @@
+"""Service layer, one stack per service: target group and listener rule, task definition, the ECS
+service on Fargate + Fargate Spot in private subnets, autoscaling, and the service's own roles."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from awacs import ecr as ecr_actions
+from awacs import logs as logs_actions
+from awacs import secretsmanager, ssm, ssmmessages
+from awacs.aws import Statement
+from troposphere import GetAtt, Join, Parameter, Ref, Region, Sub, Template, applicationautoscaling, ecs
+from troposphere import elasticloadbalancingv2 as elb
+from troposphere.iam import Policy, Role
+
+from infra_templates import constructs, iam
+from infra_templates.config import Environment, Service
+from infra_templates.layer import LayerContext
+from infra_templates.naming import repository_name
+from templates.contracts import Keys, Network, Platform, Security
+
+IMAGE_TAG = "ImageTag"
+
+
+def image(env: Environment, service: str) -> Sub:
+    """``<registry>/<repo>:<ImageTag>`` in the registry's account and region (partition-aware host)."""
+    return Sub(
+        "%s.dkr.ecr.%s.${AWS::URLSuffix}/%s:${%s}"
+        % (env.registry.account_id, env.registry.region, repository_name(env.project, service), IMAGE_TAG)
+    )
+
+
+def build(env: Environment, name: str) -> Template:
+    service = env.services[name]
+    ctx = LayerContext(env, f"svc-{name}")
+    t = ctx.new_template(f"the {name} service: task definition, ECS service, routing and autoscaling")
+    t.add_parameter(
+        Parameter(
+            IMAGE_TAG,
+            Type="String",
+            AllowedPattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$",
+            Description=f"Tag of the {repository_name(env.project, name)} image to run: the pushed commit id",
+        )
+    )
+
+    logs = t.add_resource(
+        constructs.log_group("LogGroup", env, env.platform.log_retention_days, ctx.import_value(Keys.LOGS_KEY_ARN))
+    )
+    execution_role = t.add_resource(_execution_role(ctx, name, service, logs))
+    task_role = t.add_resource(_task_role(ctx, name, service))
+    task = t.add_resource(
+        _task_definition(ctx, name, service, logs=logs, execution_role=execution_role, task_role=task_role)
+    )
+
+    target_group = t.add_resource(
+        elb.TargetGroup(
+            "TargetGroup",
+            TargetType="ip",
+            Protocol="HTTP",
+            ProtocolVersion="HTTP1",
+            Port=service.port,
+            VpcId=ctx.import_value(Network.VPC_ID),
+            HealthCheckEnabled=True,
+            HealthCheckProtocol="HTTP",
+            HealthCheckPath=service.health_check.path,
+            HealthCheckIntervalSeconds=15,
+            HealthyThresholdCount=2,
+            UnhealthyThresholdCount=3,
+            Matcher=elb.Matcher(HttpCode=service.health_check.healthy_codes),
+            TargetGroupAttributes=[
+                elb.TargetGroupAttribute(Key="deregistration_delay.timeout_seconds", Value="30"),
+            ],
+        )
+    )
+    rule = t.add_resource(
+        elb.ListenerRule(
+            "ListenerRule",
+            ListenerArn=ctx.import_value(Platform.HTTPS_LISTENER_ARN),
+            Priority=env.listener_priorities()[name],
+            Conditions=_conditions(service),
+            Actions=[elb.ListenerRuleAction(Type="forward", TargetGroupArn=Ref(target_group))],
+        )
+    )
+
+    capacity = env.capacity_of(name)
+    ecs_service = t.add_resource(
+        ecs.Service(
+            "Service",
+            DependsOn=[rule.title],  # the target group must belong to the ALB before tasks register
+            Cluster=ctx.import_value(Platform.CLUSTER_NAME),
+            TaskDefinition=Ref(task),
+            DesiredCount=service.desired_count,
+            CapacityProviderStrategy=[
+                ecs.CapacityProviderStrategyItem(
+                    CapacityProvider="FARGATE", Base=capacity.fargate_base, Weight=capacity.fargate_weight
+                ),
+                ecs.CapacityProviderStrategyItem(CapacityProvider="FARGATE_SPOT", Weight=capacity.spot_weight),
+            ],
+            NetworkConfiguration=ecs.NetworkConfiguration(
+                AwsvpcConfiguration=ecs.AwsvpcConfiguration(
+                    AssignPublicIp="DISABLED",
+                    Subnets=ctx.import_list(Network.PRIVATE_SUBNET_IDS),
+                    SecurityGroups=[ctx.import_value(Security.service_security_group(name))],
+                )
+            ),
+            LoadBalancers=[
+                ecs.LoadBalancer(ContainerName=name, ContainerPort=service.port, TargetGroupArn=Ref(target_group))
+            ],
+            HealthCheckGracePeriodSeconds=60,
+            DeploymentConfiguration=ecs.DeploymentConfiguration(
+                DeploymentCircuitBreaker=ecs.DeploymentCircuitBreaker(Enable=True, Rollback=True),
+                MaximumPercent=200,
+                MinimumHealthyPercent=100,
+            ),
+            DeploymentController=ecs.DeploymentController(Type="ECS"),
+            EnableExecuteCommand=service.exec,
+            EnableECSManagedTags=True,
+            PropagateTags="SERVICE",
+        )
+    )
+    _autoscaling(t, ctx, service, ecs_service, target_group)
+    return t
+
+
+def _conditions(service: Service) -> list[elb.Condition]:
+    conditions = []
+    if service.routing.hosts:
+        conditions.append(
+            elb.Condition(Field="host-header", HostHeaderConfig=elb.HostHeaderConfig(Values=service.routing.hosts))
+        )
+    if service.routing.paths:
+        conditions.append(
+            elb.Condition(Field="path-pattern", PathPatternConfig=elb.PathPatternConfig(Values=service.routing.paths))
+        )
+    return conditions
+
+
+def _ecs_trust() -> Any:
+    return iam.service_trust(
+        "ecs-tasks.amazonaws.com", source_arn=Sub("arn:${AWS::Partition}:ecs:${AWS::Region}:${AWS::AccountId}:*")
+    )
+
+
+def _execution_role(ctx: LayerContext, name: str, service: Service, logs: Any) -> Role:
+    """What ECS itself needs to start the task: this image, this log group, these secrets. No more."""
+    env = ctx.env
+    repository = Sub(
+        "arn:${AWS::Partition}:ecr:%s:%s:repository/%s"
+        % (env.registry.region, env.registry.account_id, repository_name(env.project, name))
+    )
+    statements: list[Statement] = [
+        iam.allow(
+            "PullThisServicesImage",
+            [ecr_actions.BatchCheckLayerAvailability, ecr_actions.BatchGetImage, ecr_actions.GetDownloadUrlForLayer],
+            [repository],
+        ),
+        # ecr:GetAuthorizationToken has no resource-level permissions: AWS accepts only "*" here.
+        iam.allow("GetRegistryLoginToken", [ecr_actions.GetAuthorizationToken], ["*"]),
+        iam.allow(
+            "WriteThisServicesLogs", [logs_actions.CreateLogStream, logs_actions.PutLogEvents], [GetAtt(logs, "Arn")]
+        ),
+    ]
+    secret_arns = sorted({_secret_arn(ref) for ref in service.secrets.values() if ref.startswith("secretsmanager:")})
+    if secret_arns:
+        statements.append(
+            iam.allow(
+                "ReadThisServicesSecrets",
+                [secretsmanager.GetSecretValue],
+                [Sub(arn + "-??????") for arn in secret_arns],  # Secrets Manager appends 6 random characters
+            )
+        )
+    parameter_arns = sorted({_parameter_arn(ref) for ref in service.secrets.values() if ref.startswith("ssm:")})
+    if parameter_arns:
+        statements.append(
+            iam.allow("ReadThisServicesParameters", [ssm.GetParameters], [Sub(a) for a in parameter_arns])
+        )
+    return Role(
+        "ExecutionRole",
+        Description=f"ECS starts {ctx.stack_name}: pulls its image, writes its logs, reads its secrets",
+        AssumeRolePolicyDocument=_ecs_trust(),
+        Policies=[Policy(PolicyName="start-task", PolicyDocument=iam.document(*statements))],
+    )
+
+
+def _task_role(ctx: LayerContext, name: str, service: Service) -> Role:
+    """What the application may do. Empty unless the settings grant something."""
+    statements: list[Statement] = []
+    if service.exec:
+        # ECS Exec opens a Session Manager channel; ssmmessages has no resource-level permissions.
+        statements.append(
+            iam.allow(
+                "EcsExecSessionChannels",
+                [
+                    ssmmessages.CreateControlChannel,
+                    ssmmessages.CreateDataChannel,
+                    ssmmessages.OpenControlChannel,
+                    ssmmessages.OpenDataChannel,
+                ],
+                ["*"],
+            )
+        )
+    role = Role(
+        "TaskRole",
+        Description=f"What the {name} application may do in AWS: only what its settings grant",
+        AssumeRolePolicyDocument=_ecs_trust(),
+    )
+    if statements:
+        role.Policies = [Policy(PolicyName="application", PolicyDocument=iam.document(*statements))]
+    return role
+
+
+def _secret_arn(reference: str) -> str:
+    name = reference.removeprefix("secretsmanager:").split("#", 1)[0]
+    return "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:" + name
+
+
+def _parameter_arn(reference: str) -> str:
+    return "arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter" + reference.removeprefix("ssm:")
+
+
+def _secret_value_from(reference: str) -> Sub:
+    if reference.startswith("ssm:"):
+        return Sub(_parameter_arn(reference))
+    name, _, key = reference.removeprefix("secretsmanager:").partition("#")
+    arn = _secret_arn("secretsmanager:" + name)
+    return Sub(f"{arn}:{key}::" if key else arn)
+
+
+def _task_definition(
+    ctx: LayerContext, name: str, service: Service, *, logs: Any, execution_role: Role, task_role: Role
+) -> ecs.TaskDefinition:
+    env = ctx.env
+    container = ecs.ContainerDefinition(
+        Name=name,
+        Image=image(env, name),
+        Essential=True,
+        PortMappings=[ecs.PortMapping(ContainerPort=service.port, Protocol="tcp")],
+        Environment=[ecs.Environment(Name=k, Value=v) for k, v in sorted(service.environment.items())],
+        Secrets=[ecs.Secret(Name=k, ValueFrom=_secret_value_from(v)) for k, v in sorted(service.secrets.items())],
+        ReadonlyRootFilesystem=service.read_only_root_filesystem,
+        MountPoints=[ecs.MountPoint(SourceVolume="tmp", ContainerPath="/tmp", ReadOnly=False)],
+        LinuxParameters=ecs.LinuxParameters(InitProcessEnabled=True),
+        StopTimeout=30,
+        LogConfiguration=ecs.LogConfiguration(
+            LogDriver="awslogs",
+            Options={
+                "awslogs-group": Ref(logs),
+                "awslogs-region": Region,
+                "awslogs-stream-prefix": name,
+                # Never block the application on a slow log delivery; buffer instead.
+                "mode": "non-blocking",
+                "max-buffer-size": "25m",
+            },
+        ),
+    )
+    if service.user is not None:
+        container.User = service.user
+    task = ecs.TaskDefinition(
+        "TaskDefinition",
+        Family=ctx.stack_name,
+        Cpu=str(service.cpu),
+        Memory=str(service.memory),
+        NetworkMode="awsvpc",
+        RequiresCompatibilities=["FARGATE"],
+        RuntimePlatform=ecs.RuntimePlatform(OperatingSystemFamily="LINUX", CpuArchitecture=service.architecture),
+        ExecutionRoleArn=GetAtt(execution_role, "Arn"),
+        TaskRoleArn=GetAtt(task_role, "Arn"),
+        # A writable scratch space for a read-only root filesystem, gone with the task.
+        Volumes=[ecs.Volume(Name="tmp")],
+        ContainerDefinitions=[container],
+    )
+    return task
+
+
+def _autoscaling(
+    t: Template, ctx: LayerContext, service: Service, ecs_service: ecs.Service, target_group: elb.TargetGroup
+) -> None:
+    scaling = service.autoscaling
+    target = t.add_resource(
+        applicationautoscaling.ScalableTarget(
+            "ScalableTarget",
+            ServiceNamespace="ecs",
+            ScalableDimension="ecs:service:DesiredCount",
+            ResourceId=Join("/", ["service", ctx.import_value(Platform.CLUSTER_NAME), GetAtt(ecs_service, "Name")]),
+            MinCapacity=scaling.min,
+            MaxCapacity=scaling.max,
+        )
+    )
+    t.add_resource(
+        applicationautoscaling.ScalingPolicy(
+            "CpuScaling",
+            PolicyName=Sub("${AWS::StackName}-cpu"),
+            PolicyType="TargetTrackingScaling",
+            ScalingTargetId=Ref(target),
+            TargetTrackingScalingPolicyConfiguration=applicationautoscaling.TargetTrackingScalingPolicyConfiguration(
+                TargetValue=float(scaling.cpu_target),
+                PredefinedMetricSpecification=applicationautoscaling.PredefinedMetricSpecification(
+                    PredefinedMetricType="ECSServiceAverageCPUUtilization"
+                ),
+                ScaleInCooldown=300,
+                ScaleOutCooldown=60,
+            ),
+        )
+    )
+    if scaling.requests_per_target is None:
+        return
+    # ResourceLabel: app/<alb-name>/<alb-id>/targetgroup/<tg-name>/<tg-id>
+    label = Join(
+        "/",
+        [
+            ctx.import_value(Platform.LOAD_BALANCER_FULL_NAME),
+            GetAtt(target_group, "TargetGroupFullName"),
+        ],
+    )
+    t.add_resource(
+        applicationautoscaling.ScalingPolicy(
+            "RequestScaling",
+            PolicyName=Sub("${AWS::StackName}-requests"),
+            PolicyType="TargetTrackingScaling",
+            ScalingTargetId=Ref(target),
+            TargetTrackingScalingPolicyConfiguration=applicationautoscaling.TargetTrackingScalingPolicyConfiguration(
+                TargetValue=float(scaling.requests_per_target),
+                PredefinedMetricSpecification=applicationautoscaling.PredefinedMetricSpecification(
+                    PredefinedMetricType="ALBRequestCountPerTarget", ResourceLabel=label
+                ),
+                ScaleInCooldown=300,
+                ScaleOutCooldown=60,
+            ),
+        )
+    )

@@ -1,0 +1,99 @@
+"""Security layer: the chain internet -> ALB -> service port -> database port, and nothing else."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import ENVIRONMENTS, build_all, edit_yaml, resources
+
+from infra_templates.config import load_environment
+from templates import security
+
+
+def group_id(ref: dict) -> str:
+    return ref["Fn::GetAtt"][0]
+
+
+def rules(body: dict, kind: str) -> list[dict]:
+    return [r["Properties"] for r in resources(body, f"AWS::EC2::SecurityGroup{kind}").values()]
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_alb_accepts_https_and_http_from_the_internet_only(stacks, env) -> None:
+    body = stacks[env]["security"].body
+    into_alb = [r for r in rules(body, "Ingress") if group_id(r["GroupId"]) == "AlbSecurityGroup"]
+    assert sorted((r["FromPort"], r["ToPort"], r["CidrIp"]) for r in into_alb) == [
+        (80, 80, "0.0.0.0/0"),
+        (443, 443, "0.0.0.0/0"),
+    ]
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_each_service_accepts_its_port_only_from_the_alb(stacks, environments, env) -> None:
+    body = stacks[env]["security"].body
+    for name, service in environments[env].services.items():
+        group = f"{name.capitalize()}ServiceSecurityGroup"
+        ingress = [r for r in rules(body, "Ingress") if group_id(r["GroupId"]) == group]
+        assert [(r["FromPort"], r["ToPort"], group_id(r["SourceSecurityGroupId"])) for r in ingress] == [
+            (service.port, service.port, "AlbSecurityGroup")
+        ]
+        alb_out = [
+            r
+            for r in rules(body, "Egress")
+            if group_id(r["GroupId"]) == "AlbSecurityGroup" and group_id(r["DestinationSecurityGroupId"]) == group
+        ]
+        assert [(r["FromPort"], r["ToPort"]) for r in alb_out] == [(service.port, service.port)]
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_database_port_is_reachable_only_from_services_that_may_use_it(stacks, environments, env) -> None:
+    body = stacks[env]["security"].body
+    port = environments[env].database.port
+    into_db = [r for r in rules(body, "Ingress") if group_id(r["GroupId"]) == "DatabaseSecurityGroup"]
+    allowed = sorted(
+        f"{n.capitalize()}ServiceSecurityGroup" for n, s in environments[env].services.items() if s.database_access
+    )
+    assert allowed == ["ApiServiceSecurityGroup"]
+    assert sorted(group_id(r["SourceSecurityGroupId"]) for r in into_db) == allowed
+    assert all((r["FromPort"], r["ToPort"]) == (port, port) for r in into_db)
+    assert all("CidrIp" not in r for r in into_db)
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_every_group_starts_closed_and_every_rule_is_described(stacks, env) -> None:
+    body = stacks[env]["security"].body
+    for name, group in resources(body, "AWS::EC2::SecurityGroup").items():
+        (egress,) = group["Properties"]["SecurityGroupEgress"]
+        assert egress["CidrIp"] == "127.0.0.1/32", name  # replaces CloudFormation's allow-all default
+        assert "SecurityGroupIngress" not in group["Properties"], name
+    for rule in rules(body, "Ingress") + rules(body, "Egress"):
+        assert len(rule["Description"]) > 10
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_services_reach_out_only_on_https_and_the_database_port(stacks, environments, env) -> None:
+    body = stacks[env]["security"].body
+    for name, service in environments[env].services.items():
+        group = f"{name.capitalize()}ServiceSecurityGroup"
+        out = sorted(r["FromPort"] for r in rules(body, "Egress") if group_id(r["GroupId"]) == group)
+        assert out == sorted([443] + ([environments[env].database.port] if service.database_access else []))
+
+
+def test_cloudfront_only_ingress_uses_the_managed_prefix_list(settings_dir) -> None:
+    edit_yaml(
+        settings_dir / "staging.yaml",
+        platform__ingress="cloudfront",
+        platform__cloudfront_prefix_list_id="pl-4fa04526",
+    )
+    body = security.build(load_environment("staging", settings_dir)).to_dict()
+    into_alb = [r for r in rules(body, "Ingress") if group_id(r["GroupId"]) == "AlbSecurityGroup"]
+    assert {r["SourcePrefixListId"] for r in into_alb} == {"pl-4fa04526"}
+    assert all("CidrIp" not in r for r in into_alb)
+    assert all("Metadata" not in r for r in resources(body, "AWS::EC2::SecurityGroupIngress").values())
+
+
+def test_closing_port_80_removes_its_rule_and_its_skip(settings_dir) -> None:
+    edit_yaml(settings_dir / "staging.yaml", platform__http_redirect=False)
+    built = build_all(settings_dir)
+    body = built.stacks["staging"]["security"].body
+    assert "AlbHttpIngress" not in body["Resources"]
+    assert "HttpRedirectListener" not in built.stacks["staging"]["platform"].body["Resources"]

@@ -1,0 +1,243 @@
+"""Service stacks: routing, task definition, ECS service, autoscaling and per-service IAM."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import ENVIRONMENTS, SERVICES, build_all, edit_yaml, resources, walk
+
+CASES = [(env, service) for env in ENVIRONMENTS for service in SERVICES]
+
+
+def body_of(stacks, env: str, service: str) -> dict:
+    return stacks[env][f"svc-{service}"].body
+
+
+def container(body: dict) -> dict:
+    (definition,) = body["Resources"]["TaskDefinition"]["Properties"]["ContainerDefinitions"]
+    return definition
+
+
+def statements(body: dict, role: str) -> dict[str, dict]:
+    policies = body["Resources"][role]["Properties"].get("Policies", [])
+    return {s["Sid"]: s for p in policies for s in p["PolicyDocument"]["Statement"]}
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_one_stack_per_service(stacks, environments, env) -> None:
+    assert sorted(k for k in stacks[env] if k.startswith("svc-")) == sorted(
+        f"svc-{s}" for s in environments[env].services
+    )
+    assert stacks[env]["svc-api"].name == f"shop-{env}-svc-api"
+
+
+@pytest.mark.parametrize(("env", "service"), CASES)
+def test_the_image_tag_is_the_only_parameter(stacks, env, service) -> None:
+    body = body_of(stacks, env, service)
+    assert list(body["Parameters"]) == ["ImageTag"]
+    assert container(body)["Image"] == {
+        "Fn::Sub": f"444444444444.dkr.ecr.eu-west-1.${{AWS::URLSuffix}}/shop/{service}:${{ImageTag}}"
+    }
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_routing_sends_api_paths_to_api_before_the_catch_all(stacks, env) -> None:
+    rules = {s: body_of(stacks, env, s)["Resources"]["ListenerRule"]["Properties"] for s in SERVICES}
+    assert rules["api"]["Conditions"] == [{"Field": "path-pattern", "PathPatternConfig": {"Values": ["/api/*"]}}]
+    assert rules["web"]["Conditions"] == [{"Field": "path-pattern", "PathPatternConfig": {"Values": ["/*"]}}]
+    assert rules["api"]["Priority"] < rules["web"]["Priority"]  # lower is evaluated first
+    assert rules["api"]["ListenerArn"] == {"Fn::ImportValue": f"shop-{env}-platform-HttpsListenerArn"}
+
+
+def test_priorities_are_unique_and_stable_when_a_service_is_added(settings_dir, environments) -> None:
+    before = environments["prod"].listener_priorities()
+    edit_yaml(
+        settings_dir / "defaults.yaml",
+        services__admin={
+            "port": 9000,
+            "cpu": 256,
+            "memory": 512,
+            "desired_count": 1,
+            "autoscaling": {"min": 1, "max": 2},
+            "routing": {"paths": ["/admin/*"], "hosts": ["admin.example.com"]},
+        },
+    )
+    after = build_all(settings_dir).environments["prod"].listener_priorities()
+    assert {k: after[k] for k in before} == before
+    assert len(set(after.values())) == len(after)
+    assert after["admin"] < after["api"] < after["web"]  # host + path, then a path, then "/*"
+
+
+def test_an_explicit_priority_wins_and_collisions_are_probed_away(settings_dir) -> None:
+    edit_yaml(settings_dir / "defaults.yaml", services__api__routing={"paths": ["/api/*"], "priority": 7})
+    priorities = build_all(settings_dir).environments["dev"].listener_priorities()
+    assert priorities["api"] == 7
+    assert priorities["web"] != 7
+
+
+@pytest.mark.parametrize(("env", "service"), CASES)
+def test_task_definition_is_fargate_awsvpc_non_root_read_only(stacks, environments, env, service) -> None:
+    settings = environments[env].services[service]
+    body = body_of(stacks, env, service)
+    task = body["Resources"]["TaskDefinition"]["Properties"]
+    assert task["NetworkMode"] == "awsvpc"
+    assert task["RequiresCompatibilities"] == ["FARGATE"]
+    assert (task["Cpu"], task["Memory"]) == (str(settings.cpu), str(settings.memory))
+    definition = container(body)
+    assert definition["User"] == "1000"
+    assert definition["ReadonlyRootFilesystem"] is True
+    assert definition["PortMappings"] == [{"ContainerPort": settings.port, "Protocol": "tcp"}]
+    logging = definition["LogConfiguration"]
+    assert logging["LogDriver"] == "awslogs" and logging["Options"]["awslogs-group"] == {"Ref": "LogGroup"}
+    group = body["Resources"]["LogGroup"]["Properties"]
+    assert group["RetentionInDays"] == environments[env].platform.log_retention_days
+    assert group["KmsKeyId"] == {"Fn::ImportValue": f"shop-{env}-keys-LogsKeyArn"}
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_secrets_are_injected_by_reference_never_as_environment(stacks, env) -> None:
+    definition = container(body_of(stacks, env, "api"))
+    assert {e["Name"] for e in definition["Environment"]} == {"LOG_LEVEL"}
+    secrets = {s["Name"]: s["ValueFrom"]["Fn::Sub"] for s in definition["Secrets"]}
+    prefix = "arn:${AWS::Partition}:"
+    assert secrets == {
+        "DATABASE_PASSWORD": prefix
+        + "secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:shop/api/database:password::",
+        "PAYMENT_API_KEY": prefix + "ssm:${AWS::Region}:${AWS::AccountId}:parameter/shop/api/payment-api-key",
+    }
+
+
+@pytest.mark.parametrize(("env", "service"), CASES)
+def test_service_runs_in_private_subnets_without_public_ip_with_circuit_breaker(stacks, env, service) -> None:
+    props = body_of(stacks, env, service)["Resources"]["Service"]["Properties"]
+    network = props["NetworkConfiguration"]["AwsvpcConfiguration"]
+    assert network["AssignPublicIp"] == "DISABLED"
+    assert network["Subnets"] == {"Fn::Split": [",", {"Fn::ImportValue": f"shop-{env}-network-PrivateSubnetIds"}]}
+    assert network["SecurityGroups"] == [
+        {"Fn::ImportValue": f"shop-{env}-security-{service.capitalize()}ServiceSecurityGroupId"}
+    ]
+    breaker = props["DeploymentConfiguration"]["DeploymentCircuitBreaker"]
+    assert breaker == {"Enable": True, "Rollback": True}
+    assert props["LoadBalancers"][0]["ContainerName"] == service
+
+
+@pytest.mark.parametrize(
+    ("env", "service", "exec_on"), [("dev", "api", True), ("dev", "web", False), ("prod", "api", False)]
+)
+def test_ecs_exec_is_off_unless_asked(stacks, env, service, exec_on) -> None:
+    body = body_of(stacks, env, service)
+    assert body["Resources"]["Service"]["Properties"]["EnableExecuteCommand"] is exec_on
+    assert ("EcsExecSessionChannels" in statements(body, "TaskRole")) is exec_on
+
+
+@pytest.mark.parametrize(
+    ("env", "base", "fargate", "spot"),
+    [("dev", 0, 0, 1), ("staging", 1, 1, 3), ("prod", 2, 1, 3), ("dr", 1, 1, 1)],
+)
+def test_spot_mix_per_environment(stacks, env, base, fargate, spot) -> None:
+    for service in SERVICES:
+        strategy = body_of(stacks, env, service)["Resources"]["Service"]["Properties"]["CapacityProviderStrategy"]
+        assert strategy == [
+            {"CapacityProvider": "FARGATE", "Base": base, "Weight": fargate},
+            {"CapacityProvider": "FARGATE_SPOT", "Weight": spot},
+        ]
+
+
+def test_a_service_can_override_the_capacity_mix(settings_dir) -> None:
+    edit_yaml(
+        settings_dir / "prod.yaml", services__web__capacity={"fargate_base": 0, "fargate_weight": 1, "spot_weight": 0}
+    )
+    body = build_all(settings_dir).stacks["prod"]["svc-web"].body
+    strategy = body["Resources"]["Service"]["Properties"]["CapacityProviderStrategy"]
+    assert [s["Weight"] for s in strategy] == [1, 0]
+
+
+@pytest.mark.parametrize(("env", "service"), CASES)
+def test_autoscaling_tracks_cpu_and_requests_per_target(stacks, environments, env, service) -> None:
+    settings = environments[env].services[service].autoscaling
+    body = body_of(stacks, env, service)
+    target = body["Resources"]["ScalableTarget"]["Properties"]
+    assert (target["MinCapacity"], target["MaxCapacity"]) == (settings.min, settings.max)
+    cpu = body["Resources"]["CpuScaling"]["Properties"]["TargetTrackingScalingPolicyConfiguration"]
+    assert cpu["TargetValue"] == settings.cpu_target
+    requests = body["Resources"]["RequestScaling"]["Properties"]["TargetTrackingScalingPolicyConfiguration"]
+    assert requests["PredefinedMetricSpecification"]["PredefinedMetricType"] == "ALBRequestCountPerTarget"
+    assert requests["TargetValue"] == settings.requests_per_target
+
+
+@pytest.mark.parametrize(("env", "service"), CASES)
+def test_execution_role_reaches_only_this_services_image_logs_and_secrets(stacks, env, service) -> None:
+    body = body_of(stacks, env, service)
+    allowed = statements(body, "ExecutionRole")
+    assert allowed["PullThisServicesImage"]["Resource"] == [
+        {"Fn::Sub": f"arn:${{AWS::Partition}}:ecr:eu-west-1:444444444444:repository/shop/{service}"}
+    ]
+    assert allowed["GetRegistryLoginToken"]["Action"] == ["ecr:GetAuthorizationToken"]
+    assert allowed["WriteThisServicesLogs"]["Resource"] == [{"Fn::GetAtt": ["LogGroup", "Arn"]}]
+    if service == "api":
+        (secret,) = allowed["ReadThisServicesSecrets"]["Resource"]
+        assert secret["Fn::Sub"].endswith(":secret:shop/api/database-??????")
+        (parameter,) = allowed["ReadThisServicesParameters"]["Resource"]
+        assert parameter["Fn::Sub"].endswith(":parameter/shop/api/payment-api-key")
+    else:
+        assert set(allowed) == {"PullThisServicesImage", "GetRegistryLoginToken", "WriteThisServicesLogs"}
+
+
+@pytest.mark.parametrize(("env", "service"), CASES)
+def test_task_role_grants_nothing_the_settings_do_not(stacks, environments, env, service) -> None:
+    granted = statements(body_of(stacks, env, service), "TaskRole")
+    expected = {"EcsExecSessionChannels"} if environments[env].services[service].exec else set()
+    assert set(granted) == expected
+
+
+@pytest.mark.parametrize(("env", "service"), CASES)
+def test_no_other_services_names_appear_in_a_service_stack(stacks, env, service) -> None:
+    others = [s for s in SERVICES if s != service]
+    text = stacks[env][f"svc-{service}"].json
+    for other in others:
+        assert f"shop/{other}" not in text and f"{other.capitalize()}Service" not in text
+
+
+def test_adding_a_service_adds_one_stack_and_one_repository(settings_dir) -> None:
+    before = build_all(settings_dir)
+    edit_yaml(
+        settings_dir / "defaults.yaml",
+        services__worker={
+            "port": 7000,
+            "cpu": 256,
+            "memory": 1024,
+            "desired_count": 1,
+            "autoscaling": {"min": 1, "max": 2},
+            "routing": {"paths": ["/jobs/*"]},
+        },
+    )
+    after = build_all(settings_dir)
+    for env in before.stacks:
+        assert set(after.stacks[env]) - set(before.stacks[env]) == {"svc-worker"}
+        for layer in before.stacks[env]:
+            if layer != "security":  # the new service's security group joins the chain
+                assert after.stacks[env][layer].body == before.stacks[env][layer].body, (env, layer)
+    repos = {
+        name
+        for name, _ in (
+            (n, r)
+            for n, r in after.project_stacks["registry"].body["Resources"].items()
+            if r["Type"] == "AWS::ECR::Repository"
+        )
+    }
+    assert repos == {"ApiRepository", "WebRepository", "WorkerRepository"}
+
+
+def test_read_write_root_filesystem_only_when_asked(settings_dir) -> None:
+    edit_yaml(settings_dir / "defaults.yaml", services__web__read_only_root_filesystem=False, services__web__user=None)
+    body = build_all(settings_dir).stacks["prod"]["svc-web"].body
+    definition = container(body)
+    assert definition["ReadonlyRootFilesystem"] is False
+    assert "User" not in definition
+
+
+@pytest.mark.parametrize(("env", "service"), CASES)
+def test_no_secret_value_is_ever_in_a_template(stacks, env, service) -> None:
+    for node in walk(body_of(stacks, env, service)):
+        if isinstance(node, dict) and "Name" in node and "Value" in node:
+            assert "PASSWORD" not in node["Name"] and "KEY" not in node["Name"]
+    assert resources(body_of(stacks, env, service), "AWS::SecretsManager::Secret") == {}
