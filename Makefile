@@ -22,6 +22,16 @@ templates: $(STAMP) ## write output/<env>/ for every environment (python generat
 gate: templates ## run the gate on output/: wiring, limits, cfn-lint, checkov
 	$(PY) generate.py check
 
+deploy: gate ## deploy one environment: make deploy ENV=name [REVIEW=1: only create change sets]
+	@test -x "output/$(ENV)/deploy.sh" || { echo "usage: make deploy ENV=name [REVIEW=1]; environments: $$(ls output | tr '\n' ' ')" >&2; exit 2; }
+	output/$(ENV)/deploy.sh $(if $(REVIEW),--review)
+
+schema: $(STAMP) ## write schema/environment.schema.json (editor support) from the settings models
+	$(PY) generate.py schema
+
+diff: $(STAMP) ## what a build would change against output/, stateful losses flagged (exit 3 on changes)
+	$(PY) generate.py diff
+
 lint: $(STAMP) ## ruff and mypy on the project's own code
 	$(PY) -m ruff check generate.py src templates tests
 	$(PY) -m ruff format --check generate.py src templates tests
@@ -42,4 +52,4 @@ format: $(STAMP) ## format the code with ruff
 clean: ## remove output/ and the virtual environment
 	rm -rf output $(VENV)
 
-.PHONY: help venv templates gate lint unit test golden format clean
+.PHONY: help venv templates gate deploy schema diff lint unit test golden format clean

@@ -3,8 +3,12 @@
 
     python generate.py [--env NAME ...] [--output DIR] [--quiet]   write output/<env>/ (default)
     python generate.py check [--output DIR]                          run the gate on written output
+    python generate.py diff [--env NAME ...] [--against DIR]         preview changes against DIR (output/)
+    python generate.py schema [--check]                              write the environment files' JSON Schema
 
-Exit status: 0 done, 1 the gate found problems, 2 the settings were refused (nothing written).
+Exit status: 0 done, 1 the gate found problems, 2 the settings were refused (nothing written),
+3 (diff only) the built templates differ from those in DIR. schema --check exits 1 when the
+committed schema is stale.
 """
 
 from __future__ import annotations
@@ -17,8 +21,15 @@ ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT))
 
-from infra_templates import checks  # noqa: E402
-from infra_templates.config import SettingsError, available_environments, load_environment, project_of  # noqa: E402
+from infra_templates import checks, diff, schema  # noqa: E402
+from infra_templates.config import (  # noqa: E402
+    Environment,
+    Project,
+    SettingsError,
+    available_environments,
+    load_environment,
+    project_of,
+)
 from infra_templates.pipeline import (  # noqa: E402
     PROJECT_FOLDER,
     Stack,
@@ -31,6 +42,8 @@ from infra_templates.render import replace_folders  # noqa: E402
 from templates import LAYERS, PROJECT_LAYERS  # noqa: E402
 
 EXIT_SETTINGS = 2
+EXIT_CHANGES = 3
+SCHEMA_FILE = ROOT / "schema" / "environment.schema.json"
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -40,10 +53,27 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="Settings live in environments/: defaults.yaml plus one <env>.yaml per environment.",
     )
-    commands = parser.add_subparsers(dest="command", metavar="{build,check}")
+    commands = parser.add_subparsers(dest="command", metavar="{build,check,diff,schema}")
     build = commands.add_parser("build", help="write the templates (the default command)")
     check = commands.add_parser("check", help="run the gate (cfn-lint, checkov, wiring, limits) on output")
-    for sub in (parser, build):
+    changes = commands.add_parser(
+        "diff",
+        help="build in memory and show what would change against written templates; exit 3 on changes",
+        description="Build the environments in memory and compare with the templates in DIR/<env>/ (and, "
+        "without --env, DIR/project/): stacks, resources (added, removed, changed, replaced), outputs. Deleting "
+        "or replacing a stateful resource prints a line starting with 'WARNING:'. Exit status: 0 no changes, "
+        "3 changes, 2 settings refused.",
+    )
+    changes.add_argument(
+        "--against", type=Path, default=ROOT / "output", metavar="DIR", help="folder to compare with (default: output/)"
+    )
+    schema_command = commands.add_parser(
+        "schema", help="write schema/environment.schema.json (editor support) from the settings models"
+    )
+    schema_command.add_argument(
+        "--check", action="store_true", help="write nothing; exit 1 if the committed schema is stale"
+    )
+    for sub in (parser, build, changes):
         sub.add_argument(
             "--env",
             action="append",
@@ -68,9 +98,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return args
 
 
-def run_build(names: list[str] | None, settings: Path, output: Path, quiet: bool) -> int:
-    names_given = bool(names)
-    names = names or available_environments(settings)
+def load_settings(names: list[str], settings: Path) -> tuple[list[Environment], Project]:
+    """The named environments and the project they share; SettingsError lists every problem at once."""
     problems: list[str] = []
     environments = []
     for name in names:
@@ -79,9 +108,14 @@ def run_build(names: list[str] | None, settings: Path, output: Path, quiet: bool
         except SettingsError as error:
             problems.extend(p for p in error.problems if p not in problems)  # defaults.yaml once
     if problems:
-        return _refuse(problems)
+        raise SettingsError(problems)
+    return environments, project_of(environments, settings)
+
+
+def run_build(names: list[str] | None, settings: Path, output: Path, quiet: bool) -> int:
+    names_given = bool(names)
     try:
-        project = project_of(environments, settings)
+        environments, project = load_settings(names or available_environments(settings), settings)
     except SettingsError as error:
         return _refuse(error.problems)
     project_stacks = build_project_stacks(project, PROJECT_LAYERS)
@@ -99,8 +133,8 @@ def run_build(names: list[str] | None, settings: Path, output: Path, quiet: bool
     return 0
 
 
-def _refuse(problems: list[str]) -> int:
-    print("Refused: nothing was written. Fix these settings:", file=sys.stderr)
+def _refuse(problems: list[str], what: str = "nothing was written") -> int:
+    print(f"Refused: {what}. Fix these settings:", file=sys.stderr)
     for problem in problems:
         print(f"  {problem}", file=sys.stderr)
     return EXIT_SETTINGS
@@ -116,10 +150,64 @@ def _summary(quiet: bool, label: str, stacks: list[Stack]) -> None:
         )
 
 
+def run_diff(names: list[str] | None, settings: Path, against: Path, quiet: bool) -> int:
+    """Compare freshly built stacks with DIR/<folder>/, folder by folder, as a build would write them:
+    without --env also the project folder, and folders of environments whose file was deleted."""
+    try:
+        environments, project = load_settings(names or available_environments(settings), settings)
+    except SettingsError as error:
+        return _refuse(error.problems, "nothing was compared")
+    folders: list[tuple[str, list[Stack]]] = [(env.name, build_stacks(env, LAYERS)) for env in environments]
+    if not names:
+        folders.insert(0, (PROJECT_FOLDER, build_project_stacks(project, PROJECT_LAYERS)))
+        built = {name for name, _ in folders}
+        gone = sorted(p.parent.name for p in against.glob("*/manifest.json") if p.parent.name not in built)
+        folders.extend((name, []) for name in gone)
+    changed = False
+    for name, stacks in folders:
+        try:
+            old = diff.read_output(against / name)
+        except diff.DiffError as error:
+            print(f"diff: {error}", file=sys.stderr)
+            return 1
+        label = f"{name} (against {_relative(against / name)}/)"
+        if old is None:
+            label += ": not there yet, every stack is new"
+        diffs = diff.diff_stacks(old or [], [diff.StackTemplate(s.name, s.region, s.body) for s in stacks])
+        changed = changed or any(d.changed for d in diffs)
+        if not quiet:
+            print("\n".join(diff.report(label, diffs)))
+    return EXIT_CHANGES if changed else 0
+
+
+def run_schema(check: bool) -> int:
+    shown = _relative(SCHEMA_FILE)
+    if check:
+        if schema.is_current(SCHEMA_FILE):
+            return 0
+        print(f"{shown} is stale: the settings models changed; run `make schema` and commit it", file=sys.stderr)
+        return 1
+    schema.write(SCHEMA_FILE)
+    print(f"wrote {shown}")
+    return 0
+
+
+def _relative(path: Path) -> str:
+    """The path as the user would type it: relative to the working folder when inside it."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     if args.command == "check":
         return checks.run_gate(args.output)
+    if args.command == "schema":
+        return run_schema(args.check)
+    if args.command == "diff":
+        return run_diff(args.env, args.settings, args.against, args.quiet)
     return run_build(args.env, args.settings, args.output, args.quiet)
 
 

@@ -8,6 +8,8 @@ from pathlib import Path
 
 from conftest import BUILT, ENVIRONMENTS, ROOT, edit_yaml
 
+from infra_templates.handover import FILES as HANDOVER_FILES
+
 
 def generate(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
@@ -25,15 +27,13 @@ def test_writes_every_environment_with_a_summary_line_per_stack(tmp_path: Path) 
     for env in ENVIRONMENTS:
         layers = BUILT.stacks[env]
         assert sorted(p.name for p in (tmp_path / env).iterdir()) == sorted(
-            [f"{layer}.{ext}" for layer in layers for ext in ("yaml", "json")] + ["manifest.json"]
+            [f"{layer}.{ext}" for layer in layers for ext in ("yaml", "json")] + ["manifest.json", *HANDOVER_FILES]
         )
         for layer in layers:
             assert f"shop-{env}-{layer}" in result.stdout
-    assert sorted(p.name for p in (tmp_path / "project").iterdir()) == [
-        "manifest.json",
-        "registry.json",
-        "registry.yaml",
-    ]
+    assert sorted(p.name for p in (tmp_path / "project").iterdir()) == sorted(
+        ["manifest.json", "registry.json", "registry.yaml", *HANDOVER_FILES]
+    )
     assert "resources" in result.stdout and "bytes" in result.stdout
 
 

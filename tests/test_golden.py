@@ -8,7 +8,8 @@ import json
 import pytest
 from conftest import ALL_CASES, BUILT, ENVIRONMENTS, ROOT, stack_of
 
-from infra_templates.pipeline import manifest, project_manifest
+from infra_templates.handover import FILES as HANDOVER_FILES
+from infra_templates.pipeline import environment_files, manifest, project_files, project_manifest
 
 GOLDEN = ROOT / "tests" / "golden"
 HINT = "output changed: if that is intended, run `make golden` and review the diff"
@@ -48,6 +49,18 @@ def test_project_manifest_matches_golden() -> None:
     assert project_manifest(BUILT.project, list(BUILT.project_stacks.values())) == golden("project", "manifest.json")
 
 
+@pytest.mark.parametrize(("env", "name"), [(e, n) for e in [*ENVIRONMENTS, "project"] for n in HANDOVER_FILES])
+def test_deploy_guide_and_script_match_golden(env, name) -> None:
+    path = GOLDEN / env / name
+    assert path.is_file(), f"{path} is missing: run `make golden`"
+    project_stacks = list(BUILT.project_stacks.values())
+    if env == "project":
+        files = project_files(BUILT.project, project_stacks)
+    else:
+        files = environment_files(BUILT.environments[env], list(BUILT.stacks[env].values()), project_stacks)
+    assert files[name] == path.read_text(), HINT
+
+
 def test_golden_has_no_environment_that_is_gone() -> None:
     assert sorted(p.name for p in GOLDEN.iterdir() if p.is_dir()) == sorted([*ENVIRONMENTS, "project"])
 
@@ -70,4 +83,5 @@ def test_golden_files_are_what_make_golden_writes(env) -> None:
     # The golden folder is a full output folder: YAML too, so reviewers read diffs in YAML.
     layers = BUILT.project_stacks if env == "project" else BUILT.stacks[env]
     names = sorted(p.name for p in (GOLDEN / env).iterdir())
-    assert names == sorted([f"{la}.{ext}" for la in layers for ext in ("json", "yaml")] + ["manifest.json"])
+    expected = [f"{la}.{ext}" for la in layers for ext in ("json", "yaml")] + ["manifest.json", *HANDOVER_FILES]
+    assert names == sorted(expected)

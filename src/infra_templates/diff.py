@@ -1,0 +1,446 @@
+"""Change preview: what deploying freshly built templates would do to the stacks of an output folder.
+
+``diff_stacks(old, new)`` compares two sets of stacks (usually: the templates in ``output/<env>/``,
+which is what was last deployed, and the ones just built from the settings) and says, per stack,
+which resources CloudFormation would add, remove, change or replace, and which outputs change.
+
+Replacement is read from CloudFormation's own resource provider schemas, as cfn-lint ships them: a
+change to any of a type's ``createOnlyProperties`` replaces the resource; so does a new Type under
+the same logical ID, and a create-only property that refers (Ref, GetAtt, Sub) to a resource that
+is replaced, since its physical ID changes. Deleting or replacing a resource of a stateful type
+(see :mod:`infra_templates.stateful`) is reported on a line of its own starting with ``WARNING:``.
+
+It knows no layers: stacks are matched by stack name, resources by logical ID.
+
+Limits: properties whose replacement depends on the value (CloudFormation's "conditional"
+replacement) and values only known at deploy time (an ``Fn::ImportValue`` whose export changed)
+are not predicted; a change set (``deploy.sh --review``) is the final word.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from cfnlint.schema import PROVIDER_SCHEMA_MANAGER, ResourceNotFoundError
+
+from infra_templates.pipeline import find_imports
+from infra_templates.stateful import KEEPING_POLICIES, STATEFUL_TYPES
+
+Action = Literal["add", "remove", "modify"]
+SIGN: dict[Action, str] = {"add": "+", "remove": "-", "modify": "~"}
+MAX_DETAILS = 8  # changed paths shown per resource; the rest are counted
+MAX_VALUE = 60  # characters of a value shown in a changed path
+LABELS = {"Outputs": "output ", "Parameters": "parameter "}
+
+
+class DiffError(Exception):
+    """The folder to compare with cannot be read (a manifest that names a missing file...)."""
+
+
+@dataclass(frozen=True)
+class StackTemplate:
+    """A stack as the diff sees it: its name, its region and its template as data."""
+
+    name: str
+    region: str
+    body: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class Change:
+    """One resource, output, parameter or other template section that differs."""
+
+    section: str  # "Resources", "Outputs", "Parameters" or a section name ("Description", "Mappings", ...)
+    key: str  # logical ID, output or parameter name; the section name for a whole section
+    action: Action
+    type: str = ""  # resource type (the new one when it changed)
+    details: tuple[str, ...] = ()  # what changed: "Properties.CidrBlock: '10.0.0.0/16' -> '10.1.0.0/16'"
+    replacement: tuple[str, ...] = ()  # why CloudFormation would replace the resource; empty: in place
+
+
+@dataclass(frozen=True)
+class StackDiff:
+    name: str
+    region: str
+    action: Action
+    changes: tuple[Change, ...] = ()
+    warnings: tuple[str, ...] = ()
+    resource_count: int = 0
+
+    @property
+    def changed(self) -> bool:
+        return self.action != "modify" or bool(self.changes)
+
+
+@dataclass
+class _Resources:
+    """Resource changes of one stack while they are being worked out."""
+
+    changes: dict[str, Change] = field(default_factory=dict)
+    replaced: dict[str, list[str]] = field(default_factory=dict)
+
+
+# --- reading an output folder -----------------------------------------------------------------
+
+
+def read_output(folder: Path) -> list[StackTemplate] | None:
+    """The stacks of a generated folder (its manifest.json and the JSON templates it names), in
+    manifest order; None when the folder holds no manifest (an environment never built there).
+
+    A stack whose template lies in another folder (a project-wide stack an environment's manifest
+    lists first) is left to that folder, so each stack is compared once.
+    """
+    manifest_path = folder / "manifest.json"
+    if not manifest_path.is_file():
+        return None
+    try:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+        stacks = []
+        for stack in manifest["stacks"]:
+            path = folder / stack["templates"]["json"]
+            if path.resolve().parent != folder.resolve():
+                continue
+            if not path.is_file():
+                raise DiffError(f"{manifest_path} names {path.name}, which is not there")
+            stacks.append(StackTemplate(stack["name"], stack["region"], json.loads(path.read_text(encoding="utf-8"))))
+    except (json.JSONDecodeError, KeyError, TypeError) as error:
+        raise DiffError(f"{folder}: not a generated output folder ({type(error).__name__}: {error})") from None
+    return stacks
+
+
+# --- comparing --------------------------------------------------------------------------------
+
+
+def diff_stacks(old: Sequence[StackTemplate], new: Sequence[StackTemplate]) -> list[StackDiff]:
+    """Per stack (new ones in their order, then removed ones): what deploying ``new`` over ``old`` does."""
+    before = {s.name: s for s in old}
+    after = {s.name: s for s in new}
+    importers = _importers(old)
+    diffs: list[StackDiff] = []
+    for stack in new:
+        if stack.name not in before:
+            diffs.append(StackDiff(stack.name, stack.region, "add", resource_count=len(_resources(stack.body))))
+        else:
+            diffs.append(_diff_stack(before[stack.name], stack, importers))
+    for stack in old:
+        if stack.name not in after:
+            warnings = tuple(
+                _warn("DELETES", stack.name, logical_id, resource, "its stack is no longer generated")
+                for logical_id, resource in _resources(stack.body).items()
+                if resource.get("Type") in STATEFUL_TYPES
+            )
+            diffs.append(StackDiff(stack.name, stack.region, "remove", (), warnings, len(_resources(stack.body))))
+    return diffs
+
+
+def _diff_stack(old: StackTemplate, new: StackTemplate, importers: Mapping[str, list[str]]) -> StackDiff:
+    region = new.region
+    old_resources, new_resources = _resources(old.body), _resources(new.body)
+    work = _Resources()
+    for logical_id, resource in new_resources.items():
+        previous = old_resources.get(logical_id)
+        if previous is None:
+            work.changes[logical_id] = Change("Resources", logical_id, "add", resource.get("Type", "?"))
+        elif previous != resource:
+            reasons = _replacement_reasons(region, previous, resource)
+            if reasons:
+                work.replaced[logical_id] = reasons
+            work.changes[logical_id] = Change(
+                "Resources", logical_id, "modify", resource.get("Type", "?"), _details(previous, resource, "")
+            )
+    _cascade(region, old_resources, new_resources, work)
+    for logical_id, resource in old_resources.items():
+        if logical_id not in new_resources:
+            work.changes[logical_id] = Change("Resources", logical_id, "remove", resource.get("Type", "?"))
+
+    changes: list[Change] = []
+    warnings: list[str] = []
+    in_order = [k for k in [*new_resources, *old_resources] if k in work.changes]
+    for logical_id in dict.fromkeys(in_order):
+        change = work.changes[logical_id]
+        why = tuple(work.replaced.get(logical_id, ()))
+        changes.append(dataclasses.replace(change, replacement=why))
+        if change.action == "remove" and change.type in STATEFUL_TYPES:
+            warnings.append(_warn("DELETES", new.name, logical_id, old_resources[logical_id], _gone(change, work)))
+        elif why and old_resources[logical_id].get("Type") in STATEFUL_TYPES:
+            warnings.append(_warn("REPLACES", new.name, logical_id, old_resources[logical_id], why[0]))
+    changes.extend(_diff_outputs(old.body, new.body, importers, set(work.replaced)))
+    changes.extend(_diff_named("Parameters", old.body, new.body))
+    changes.extend(_diff_sections(old.body, new.body))
+    return StackDiff(new.name, region, "modify", tuple(changes), tuple(warnings), len(new_resources))
+
+
+def _resources(body: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    resources: dict[str, dict[str, Any]] = body.get("Resources", {})
+    return resources
+
+
+def _gone(change: Change, work: _Resources) -> str:
+    """Why a removed resource goes; a new logical ID of the same type reads like a rename."""
+    same_type = [c.key for c in work.changes.values() if c.action == "add" and c.type == change.type]
+    if same_type:
+        return f"its logical ID is gone (renamed to {' or '.join(same_type)}?): a rename replaces it"
+    return "its logical ID is gone"
+
+
+def _warn(verb: Literal["DELETES", "REPLACES"], stack: str, logical_id: str, old: Mapping[str, Any], why: str) -> str:
+    """The loud line for a stateful resource that goes; the old template's policy says what becomes of it."""
+    policy_key = "DeletionPolicy" if verb == "DELETES" else "UpdateReplacePolicy"
+    policy = old.get(policy_key, "Delete")
+    if policy in KEEPING_POLICIES:
+        fate = f"{policy_key} {policy} keeps the old one, orphaned outside the stack"
+    else:
+        fate = f"{policy_key} {policy}: CloudFormation deletes the old one and its data"
+    return f"WARNING: {verb} STATEFUL {stack} {logical_id} ({old.get('Type')}): {why}; {fate}"
+
+
+# --- replacement ------------------------------------------------------------------------------
+
+
+@functools.cache
+def create_only_properties(region: str, type_: str) -> tuple[str, ...]:
+    """JSON pointers (``/properties/CidrBlock``) of the properties whose change replaces a resource."""
+    try:
+        schema = PROVIDER_SCHEMA_MANAGER.get_resource_schema(region, type_).schema
+    except ResourceNotFoundError:  # custom resources, or a type this region does not have
+        return ()
+    return tuple(schema.get("createOnlyProperties", ()))
+
+
+def _replacement_reasons(region: str, old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
+    if old.get("Type") != new.get("Type"):
+        return [f"Type changes from {old.get('Type')} to {new.get('Type')}"]
+    reasons = []
+    for pointer in create_only_properties(region, new.get("Type", "")):
+        if _at_pointer(old.get("Properties", {}), pointer) != _at_pointer(new.get("Properties", {}), pointer):
+            reasons.append(f"{_pointer_name(pointer)} is create-only")
+    return reasons
+
+
+def _cascade(
+    region: str, old: Mapping[str, Mapping[str, Any]], new: Mapping[str, Mapping[str, Any]], work: _Resources
+) -> None:
+    """A create-only property that refers to a replaced resource changes too: replace until stable."""
+    settled = False
+    while not settled:
+        settled = True
+        for logical_id, resource in new.items():
+            if logical_id in work.replaced or logical_id not in old:
+                continue
+            for pointer in create_only_properties(region, resource.get("Type", "")):
+                values = _at_pointer(resource.get("Properties", {}), pointer)
+                hit = sorted(_references(values) & set(work.replaced))
+                if hit:
+                    work.replaced[logical_id] = [f"{_pointer_name(pointer)} refers to {hit[0]}, which is replaced"]
+                    work.changes.setdefault(
+                        logical_id, Change("Resources", logical_id, "modify", resource.get("Type", "?"))
+                    )
+                    settled = False
+                    break
+
+
+def _pointer_name(pointer: str) -> str:
+    return ".".join(pointer.split("/")[2:]).replace(".*", "[*]")
+
+
+def _at_pointer(properties: Any, pointer: str) -> dict[str, Any]:
+    """``{concrete path: value}`` for a create-only pointer such as ``/properties/List/*/Name``.
+
+    An intrinsic function met on the way is taken as the value, so a change inside it counts.
+    """
+    parts = [p.replace("~1", "/").replace("~0", "~") for p in pointer.split("/")[2:]]
+    found: dict[str, Any] = {}
+
+    def walk(node: Any, rest: list[str], where: str) -> None:
+        if not rest or _is_intrinsic(node):
+            found[where] = node
+            return
+        head, *tail = rest
+        if head == "*" and isinstance(node, list):
+            for index, item in enumerate(node):
+                walk(item, tail, f"{where}[{index}]")
+        elif isinstance(node, dict) and head != "*":
+            if head in node:
+                walk(node[head], tail, f"{where}.{head}")
+        else:  # not the shape the schema describes: compare it whole
+            found[where] = node
+
+    walk(properties, parts, "")
+    return found
+
+
+def _is_intrinsic(node: Any) -> bool:
+    if not (isinstance(node, dict) and len(node) == 1):
+        return False
+    key = next(iter(node))
+    return isinstance(key, str) and (key == "Ref" or key.startswith("Fn::"))
+
+
+_SUB_NAME = re.compile(r"\$\{([A-Za-z0-9]+)(?:\.[^}]*)?\}")
+
+
+def _references(node: Any) -> set[str]:
+    """Logical IDs (and parameters) a value refers to with Ref, Fn::GetAtt or Fn::Sub."""
+    found: set[str] = set()
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "Ref" and isinstance(value, str):
+                found.add(value)
+            elif key == "Fn::GetAtt":
+                target = value[0] if isinstance(value, list) and value else value
+                if isinstance(target, str):
+                    found.add(target.split(".")[0])
+            elif key == "Fn::Sub":
+                text, names = (value[0], value[1]) if isinstance(value, list) and len(value) == 2 else (value, {})
+                if isinstance(text, str):
+                    found.update(n for n in _SUB_NAME.findall(text) if n not in names)
+                found.update(_references(names))
+            else:
+                found.update(_references(value))
+    elif isinstance(node, list):
+        for item in node:
+            found.update(_references(item))
+    return found
+
+
+# --- outputs, parameters and the other sections -----------------------------------------------
+
+
+def _importers(stacks: Sequence[StackTemplate]) -> dict[str, list[str]]:
+    """``{export name: [stacks that import it]}`` among the stacks as they are deployed now."""
+    importers: dict[str, list[str]] = {}
+    for stack in stacks:
+        for name in sorted(set(find_imports(stack.body))):
+            importers.setdefault(name, []).append(stack.name)
+    return importers
+
+
+def _diff_outputs(
+    old: Mapping[str, Any], new: Mapping[str, Any], importers: Mapping[str, list[str]], replaced: set[str]
+) -> list[Change]:
+    """Outputs added, removed or changed, including those whose text stays but whose value refers to a
+    replaced resource; an export that other stacks import is flagged (CloudFormation refuses to change it)."""
+    changes = _diff_named("Outputs", old, new)
+    before = old.get("Outputs", {})
+    listed = {c.key for c in changes}
+    for key, output in new.get("Outputs", {}).items():
+        hit = sorted(_references(output.get("Value")) & replaced)
+        if key in before and key not in listed and hit:
+            changes.append(Change("Outputs", key, "modify", "", (f"Value: refers to {hit[0]}, which is replaced",)))
+    flagged = []
+    for change in changes:
+        export = before.get(change.key, {}).get("Export", {}).get("Name")
+        users = importers.get(export, []) if isinstance(export, str) else []
+        if change.action == "add" or not users:
+            flagged.append(change)
+            continue
+        note = (
+            f"export {export} is imported by {', '.join(users)}: CloudFormation refuses to "
+            f"{'remove' if change.action == 'remove' else 'change'} it until they stop importing it"
+        )
+        flagged.append(dataclasses.replace(change, details=(*change.details, note)))
+    return flagged
+
+
+def _diff_named(section: str, old: Mapping[str, Any], new: Mapping[str, Any]) -> list[Change]:
+    before, after = old.get(section, {}), new.get(section, {})
+    changes = [
+        Change(section, key, "add")
+        if key not in before
+        else Change(section, key, "modify", "", _details(before[key], value, ""))
+        for key, value in after.items()
+        if before.get(key) != value
+    ]
+    changes.extend(Change(section, key, "remove") for key in before if key not in after)
+    return changes
+
+
+def _diff_sections(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[Change]:
+    changes = []
+    for section in [*old, *(k for k in new if k not in old)]:
+        if section in ("Resources", "Outputs", "Parameters") or old.get(section) == new.get(section):
+            continue
+        action: Action = "add" if section not in old else "remove" if section not in new else "modify"
+        details = _details(old[section], new[section], section) if action == "modify" else ()
+        changes.append(Change(section, section, action, "", details))
+    return changes
+
+
+# --- showing what changed ---------------------------------------------------------------------
+
+_ABSENT = object()
+
+
+def _details(old: Any, new: Any, path: str) -> tuple[str, ...]:
+    found = list(_differences(old, new, path))
+    shown = [f"{where or '(value)'}: {_show(before)} -> {_show(after)}" for where, before, after in found[:MAX_DETAILS]]
+    if len(found) > MAX_DETAILS:
+        shown.append(f"... and {len(found) - MAX_DETAILS} more")
+    return tuple(shown)
+
+
+def _differences(old: Any, new: Any, path: str) -> Iterator[tuple[str, Any, Any]]:
+    if old == new:
+        return
+    if isinstance(old, dict) and isinstance(new, dict):
+        for key in [*old, *(k for k in new if k not in old)]:
+            yield from _differences(old.get(key, _ABSENT), new.get(key, _ABSENT), f"{path}.{key}" if path else key)
+    elif isinstance(old, list) and isinstance(new, list) and len(old) == len(new):
+        for index, (before, after) in enumerate(zip(old, new, strict=True)):
+            yield from _differences(before, after, f"{path}[{index}]")
+    else:
+        yield path, old, new
+
+
+def _show(value: Any) -> str:
+    if value is _ABSENT:
+        return "(absent)"
+    text = json.dumps(value, ensure_ascii=False) if not isinstance(value, str) else repr(value)
+    return text if len(text) <= MAX_VALUE else text[: MAX_VALUE - 3] + "..."
+
+
+def report(label: str, diffs: Sequence[StackDiff]) -> list[str]:
+    """Readable lines for one environment: a summary, a block per changed stack, then the warnings."""
+    changed = [d for d in diffs if d.changed]
+    if not changed:
+        return [f"{label}: no changes"]
+    counts = {a: sum(1 for d in changed if d.action == a) for a in ("add", "remove", "modify")}
+    lines = [
+        f"{label}: {counts['modify']} stack(s) changed, {counts['add']} added, {counts['remove']} removed",
+    ]
+    for stack in changed:
+        if stack.action == "add":
+            lines.append(f"+ stack {stack.name} ({stack.region}): new, {stack.resource_count} resources")
+            continue
+        if stack.action == "remove":
+            lines.append(
+                f"- stack {stack.name} ({stack.region}): no longer generated; it holds {stack.resource_count} "
+                "resources, which deleting the stack deletes"
+            )
+            continue
+        resources = [c for c in stack.changes if c.section == "Resources"]
+        tally = ", ".join(
+            f"{sum(1 for c in resources if c.action == a)} {word}"
+            for a, word in (("add", "added"), ("remove", "removed"), ("modify", "changed"))
+        )
+        replaced = sum(1 for c in resources if c.replacement)
+        lines.append(
+            f"~ stack {stack.name} ({stack.region}): resources {tally}"
+            + (f" ({replaced} replaced)" if replaced else "")
+        )
+        for change in stack.changes:
+            what = LABELS.get(change.section, "") + change.key
+            if change.section == "Resources":
+                what = f"{change.key} ({change.type})"
+            replaced_note = f"  REPLACED: {'; '.join(change.replacement)}" if change.replacement else ""
+            lines.append(f"    {SIGN[change.action]} {what}{replaced_note}")
+            lines.extend(f"        {detail}" for detail in change.details)
+    lines.extend(warning for stack in changed for warning in stack.warnings)
+    return lines

@@ -1,0 +1,547 @@
+"""Deploy guide and script of one output folder: ``DEPLOY.md`` and ``deploy.sh`` in ``output/<env>/``
+(and in ``output/project/`` for the project-wide stacks).
+
+Both are derived from the folder's manifest (stacks in deploy order, regions, template files) and
+from the templates themselves, so a new layer needs nothing here. A manifest may list stacks whose
+templates live in another folder (the project-wide stacks every environment builds on): the guide
+and the script name them as deployed first, from that folder, and deploy only their own. Per stack:
+
+- capabilities: ``CAPABILITY_NAMED_IAM`` when an IAM role, user, group, managed policy or instance
+  profile sets its name, else ``CAPABILITY_IAM`` when there is any ``AWS::IAM::*`` resource;
+  ``CAPABILITY_AUTO_EXPAND`` too when the template has a ``Transform``;
+- termination protection: on for a stack that holds a resource of a stateful type or one whose
+  DeletionPolicy keeps it (Retain, Snapshot);
+- parameters without a default: read by the script from an environment variable named after the
+  parameter (``ImageTag`` -> ``IMAGE_TAG``), all checked before the first stack is touched.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+import shlex
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from infra_templates.stateful import kept_resources, stateful_resources
+
+GUIDE = "DEPLOY.md"
+SCRIPT = "deploy.sh"
+FILES = (GUIDE, SCRIPT)
+
+# The property by which each IAM resource type sets its own name (CAPABILITY_NAMED_IAM).
+IAM_NAME_PROPERTIES = {
+    "AWS::IAM::Group": "GroupName",
+    "AWS::IAM::InstanceProfile": "InstanceProfileName",
+    "AWS::IAM::ManagedPolicy": "ManagedPolicyName",
+    "AWS::IAM::Role": "RoleName",
+    "AWS::IAM::User": "UserName",
+}
+# Variables a parameter must not be read from: the shell's, the locale's and the AWS CLI's own.
+RESERVED_VARIABLES = {"HOME", "IFS", "OLDPWD", "PATH", "PWD", "SHELL", "TERM", "TMPDIR", "USER"}
+RESERVED_PREFIXES = ("AWS_", "BASH", "LC_")
+
+
+@dataclass(frozen=True)
+class Parameter:
+    name: str
+    type: str
+    description: str
+    default: str | None  # as text; None: the value must be given at deploy time
+    no_echo: bool
+    source: tuple[str, str, str] | None = None  # (stack, output, region) it is read from, if any
+
+    @property
+    def variable(self) -> str:
+        return variable_name(self.name)
+
+
+@dataclass(frozen=True)
+class Output:
+    key: str
+    description: str
+    export: str | None
+
+
+@dataclass(frozen=True)
+class StackPlan:
+    """How to deploy one stack: everything DEPLOY.md and deploy.sh say about it."""
+
+    order: int  # among the stacks this folder deploys
+    name: str
+    region: str
+    template: str  # the YAML file, relative to this folder
+    json_template: str
+    elsewhere: str | None  # the folder that deploys it (relative to this one), if not this one
+    depends_on: tuple[str, ...]
+    capabilities: tuple[str, ...]
+    iam: tuple[str, ...]  # logical IDs of the IAM resources behind the capabilities
+    holds: tuple[str, ...]  # why termination protection: "LogsKey (AWS::KMS::Key)"
+    parameters: tuple[Parameter, ...]
+    outputs: tuple[Output, ...]
+
+    @property
+    def protect(self) -> bool:
+        return bool(self.holds)
+
+    @property
+    def required(self) -> tuple[Parameter, ...]:
+        """What the deployer must give: no default and no other stack's output to read it from."""
+        return tuple(p for p in self.parameters if p.default is None and p.source is None)
+
+    @property
+    def sourced(self) -> tuple[Parameter, ...]:
+        """What the script reads from another stack's output (in another region, out of ImportValue's reach)."""
+        return tuple(p for p in self.parameters if p.source is not None)
+
+
+# --- reading the templates --------------------------------------------------------------------
+
+
+def capabilities(body: Mapping[str, Any]) -> tuple[str, ...]:
+    """The capabilities CloudFormation asks to acknowledge before it creates the template's stack."""
+    resources = body.get("Resources", {}).values()
+    iam = [r for r in resources if str(r.get("Type", "")).startswith("AWS::IAM::")]
+    named = [r for r in iam if IAM_NAME_PROPERTIES.get(r["Type"]) in r.get("Properties", {})]
+    found = ["CAPABILITY_NAMED_IAM"] if named else ["CAPABILITY_IAM"] if iam else []
+    if "Transform" in body:
+        found.append("CAPABILITY_AUTO_EXPAND")
+    return tuple(found)
+
+
+def termination_protection_reasons(body: Mapping[str, Any]) -> tuple[str, ...]:
+    """What in the stack would be lost with it: stateful resources and those asking to be kept."""
+    reasons = {name: f"{name} ({type_})" for name, type_ in stateful_resources(body).items()}
+    for name, policy in kept_resources(body).items():
+        reasons.setdefault(name, f"{name} (DeletionPolicy {policy})")
+    return tuple(reasons.values())
+
+
+def variable_name(parameter: str) -> str:
+    """The environment variable a parameter is read from: ``ImageTag`` -> ``IMAGE_TAG``."""
+    words = re.sub(r"([A-Z]+)([A-Z][a-z])", r"\1_\2", parameter)
+    return re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", words).upper()
+
+
+def _parameters(body: Mapping[str, Any], sources: Mapping[str, tuple[str, str, str]]) -> tuple[Parameter, ...]:
+    found = []
+    for name, spec in body.get("Parameters", {}).items():
+        default = spec.get("Default")
+        if isinstance(default, list):
+            default = ",".join(str(d) for d in default)
+        found.append(
+            Parameter(
+                name=name,
+                type=str(spec.get("Type", "String")),
+                description=str(spec.get("Description", "")),
+                default=None if default is None else str(default),
+                no_echo=str(spec.get("NoEcho", "false")).lower() == "true",
+                source=sources.get(name),
+            )
+        )
+    return tuple(found)
+
+
+def _outputs(body: Mapping[str, Any]) -> tuple[Output, ...]:
+    return tuple(
+        Output(key, str(spec.get("Description", "")), spec.get("Export", {}).get("Name"))
+        for key, spec in body.get("Outputs", {}).items()
+    )
+
+
+def plan(manifest: Mapping[str, Any], templates: Mapping[str, Mapping[str, Any]], folder: str) -> list[StackPlan]:
+    """The stacks of the manifest in its order; ``templates`` maps each stack name to its template.
+
+    ``folder`` is the name of the manifest's folder: a stack whose template resolves outside it is
+    deployed from the folder that holds it (``elsewhere``), not from this one.
+    """
+    plans = []
+    position = 0
+    region_of = {stack["name"]: stack["region"] for stack in manifest["stacks"]}
+    for stack in manifest["stacks"]:
+        sources = {
+            name: (given["stack"], given["output"], region_of.get(given["stack"], stack["region"]))
+            for name, given in stack.get("parameters", {}).items()
+            if "stack" in given
+        }
+        body = templates[stack["name"]]
+        where = posixpath.normpath(posixpath.join(folder, stack["templates"]["yaml"]))
+        home = posixpath.dirname(where)
+        own = home == folder
+        position += own
+        plans.append(
+            StackPlan(
+                order=position if own else 0,
+                name=stack["name"],
+                region=stack["region"],
+                template=posixpath.relpath(where, folder),
+                json_template=posixpath.relpath(posixpath.join(folder, stack["templates"]["json"]), folder),
+                elsewhere=None if own else posixpath.relpath(home, folder),
+                depends_on=tuple(stack["depends_on"]),
+                capabilities=capabilities(body),
+                iam=tuple(k for k, r in body.get("Resources", {}).items() if r["Type"].startswith("AWS::IAM::")),
+                holds=termination_protection_reasons(body),
+                parameters=_parameters(body, sources),
+                outputs=_outputs(body),
+            )
+        )
+    _check_variables([p for p in plans if p.elsewhere is None])
+    return plans
+
+
+def _check_variables(plans: Sequence[StackPlan]) -> None:
+    """Two parameter names must not share a variable, nor take one the shell or the AWS CLI reads."""
+    owner: dict[str, str] = {}
+    for stack in plans:
+        for parameter in stack.required:
+            variable = parameter.variable
+            if variable in RESERVED_VARIABLES or variable.startswith(RESERVED_PREFIXES):
+                raise ValueError(f"{stack.name}: parameter {parameter.name} would be read from ${variable}; rename it")
+            if owner.setdefault(variable, parameter.name) != parameter.name:
+                raise ValueError(
+                    f"{stack.name}: parameters {owner[variable]} and {parameter.name} would both be read from "
+                    f"${variable}; rename one"
+                )
+
+
+@dataclass(frozen=True)
+class Handover:
+    """One folder's deployment: who it is for, where, with which tags, and its stacks."""
+
+    title: str  # "shop prod", "shop shared stacks"
+    folder: str
+    account: str
+    tags: tuple[str, ...]  # Key=Value, the stack tags
+    plans: tuple[StackPlan, ...]
+
+    @property
+    def own(self) -> list[StackPlan]:
+        return [p for p in self.plans if p.elsewhere is None]
+
+    @property
+    def shared(self) -> list[StackPlan]:
+        return [p for p in self.plans if p.elsewhere is not None]
+
+    @property
+    def required(self) -> dict[str, Required]:
+        """The parameters without a default, by the variable the script reads them from."""
+        found: dict[str, Required] = {}
+        for stack in self.own:
+            for parameter in stack.required:
+                entry = found.setdefault(parameter.variable, Required(parameter.variable, parameter.name, [], set()))
+                entry.stacks.append(stack.name)
+                entry.descriptions.add(parameter.description)
+        return found
+
+
+@dataclass
+class Required:
+    """One environment variable the script needs: the parameter it fills, in every stack that has it."""
+
+    variable: str
+    parameter: str
+    stacks: list[str]
+    descriptions: set[str]
+
+    def __str__(self) -> str:
+        """``ImageTag of a, b: its description`` (one value for all of them)."""
+        text = f"{self.parameter} of {', '.join(self.stacks)}"
+        if len(self.descriptions) == 1 and (description := next(iter(self.descriptions))):
+            return f"{text}: {_cell(description)}"
+        return text + (" (one value for all of them)" if len(self.stacks) > 1 else "")
+
+
+# --- the files --------------------------------------------------------------------------------
+
+
+def handover_files(
+    manifest: Mapping[str, Any], templates: Mapping[str, Mapping[str, Any]], folder: str, tags: Mapping[str, str]
+) -> dict[str, str]:
+    """``DEPLOY.md`` and ``deploy.sh`` of the folder named ``folder``, whose manifest is ``manifest``.
+
+    ``tags`` are put on every stack (CloudFormation copies them to the resources that take tags).
+    """
+    environment = manifest.get("environment")
+    context = Handover(
+        title=f"{manifest['project']} {environment if environment else 'shared stacks'}",
+        folder=folder,
+        account=str(manifest["account_id"]),
+        tags=tuple(f"{k}={v}" for k, v in tags.items()),
+        plans=tuple(plan(manifest, templates, folder)),
+    )
+    return {GUIDE: deploy_guide(context), SCRIPT: deploy_script(context)}
+
+
+def _command(context: Handover, stack: StackPlan, template: str, overrides: list[str]) -> list[str]:
+    """The lines of one ``aws cloudformation deploy`` (without its execute/review option)."""
+    q = shlex.quote
+    lines = [
+        "aws cloudformation deploy",
+        f"--stack-name {q(stack.name)}",
+        f"--region {q(stack.region)}",
+        f"--template-file {template}",
+    ]
+    if stack.capabilities:
+        lines.append(f"--capabilities {' '.join(stack.capabilities)}")
+    if overrides:
+        lines.append(f"--parameter-overrides {' '.join(overrides)}")
+    lines.append(f"--tags {' '.join(q(t) for t in context.tags)}")
+    return lines
+
+
+def deploy_script(context: Handover) -> str:
+    q = shlex.quote
+    own, account, title = context.own, context.account, context.title
+    out = [
+        "#!/usr/bin/env bash",
+        f"# Deploys {title}: the {_stacks(len(own))} of this folder, in order, to account {account}.",
+        "# Generated by infra-templates; do not edit: change the environment files and run `make templates`.",
+        "#",
+        "#   ./deploy.sh            create or update every stack, then turn on termination protection",
+        "#                          where a stack holds data; stops at the first failure",
+        "#   ./deploy.sh --review   only create a change set per stack and leave it unexecuted: review",
+        "#                          each in the CloudFormation console (or with the command printed)",
+        "#",
+        "# Needs the AWS CLI signed in to that account. DEPLOY.md beside this script explains each step.",
+    ]
+    for stack in context.shared:
+        out.append(f"# Deployed first, once for every environment, by {stack.elsewhere}/deploy.sh: {stack.name}.")
+    if context.required:
+        out.append("# Parameters without a default, read from environment variables:")
+        out.extend(f"#   {variable:<24} {required}" for variable, required in context.required.items())
+    out += [
+        "set -euo pipefail",
+        "",
+        'here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"',
+        "review=false",
+        'case "$*" in',
+        '  "") ;;',
+        "  --review) review=true ;;",
+        '  *) echo "usage: $0 [--review]" >&2; exit 2 ;;',
+        "esac",
+        "# Options of every deploy below: succeed when nothing changed; with --review, create the change set",
+        '# and stop. (Never empty, so "${changeset[@]}" also works under `set -u` in bash 3.2, as on macOS.)',
+        "changeset=(--no-fail-on-empty-changeset)",
+        'if [[ "$review" == true ]]; then',
+        "  changeset+=(--no-execute-changeset)",
+        "fi",
+        "",
+    ]
+    if context.required:
+        out.append("# Every value first, so a missing one stops the script before any stack changes.")
+        out.extend(
+            f': "${{{v}:?set {v}: {r.parameter} of {", ".join(r.stacks)}}}"' for v, r in context.required.items()
+        )
+        out.append("")
+    out += [
+        "command -v aws >/dev/null || { echo 'deploy.sh: the AWS CLI (aws) is not installed' >&2; exit 1; }",
+        'account="$(aws sts get-caller-identity --query Account --output text)"',
+        f'if [[ "$account" != {q(account)} ]]; then',
+        f'  echo "deploy.sh: signed in to account $account, but {title} lives in account {account}" >&2',
+        "  exit 1",
+        "fi",
+    ]
+    if context.shared:
+        names = ", ".join(f"{s.name} ({s.elsewhere}/deploy.sh)" for s in context.shared)
+        out.append(f'echo "Assumes the shared stacks are up: {names}"')
+    for stack in own:
+        overrides = [f'"{p.name}=${{{p.variable}:?set {p.variable}}}"' for p in stack.required]
+        overrides += [f'"{p.name}=${p.variable.lower()}"' for p in stack.sourced]
+        command = _command(context, stack, f'"$here/{stack.template}"', overrides)
+        command.append('"${changeset[@]}"')
+        out += [
+            "",
+            f"# {stack.order}/{len(own)} {stack.name}",
+            f'echo "==> {stack.order}/{len(own)} {stack.name} ({stack.region})"',
+        ]
+        for p in stack.sourced:
+            assert p.source is not None
+            source, output, region = p.source
+            out += [
+                f"# {p.name} is an output of {source} in {region}: ImportValue cannot cross regions.",
+                f'{p.variable.lower()}="$(aws cloudformation describe-stacks \\',
+                f"  --stack-name {q(source)} --region {q(region)} \\",
+                f'  --query "Stacks[0].Outputs[?OutputKey==\'{output}\'].OutputValue" --output text)"',
+            ]
+        out.append(" \\\n  ".join(command))
+        if stack.protect:
+            out += [
+                f"# It holds {', '.join(stack.holds)}: deleting the stack must take a deliberate step.",
+                'if [[ "$review" == false ]]; then',
+                "  aws cloudformation update-termination-protection --enable-termination-protection \\",
+                f"    --stack-name {q(stack.name)} --region {q(stack.region)} >/dev/null",
+                f'  echo "    termination protection on for {stack.name}"',
+                "fi",
+            ]
+    out += [
+        "",
+        'if [[ "$review" == true ]]; then',
+        '  echo "Change sets created, none executed: review them, then run this script without --review."',
+        "else",
+        f'  echo "{title}: {_stacks(len(own))} deployed."',
+        "fi",
+    ]
+    return "\n".join(out) + "\n"
+
+
+def deploy_guide(context: Handover) -> str:
+    own, account, title = context.own, context.account, context.title
+    out = [
+        f"# Deploying {title}",
+        "",
+        "Generated by infra-templates together with the templates beside it; do not edit: change the environment "
+        "files and run `make templates`.",
+        "",
+        f"{_stacks(len(own))}, deployed in the order below into AWS account `{account}`. Start a "
+        "stack only once the one before it is `CREATE_COMPLETE` or `UPDATE_COMPLETE`: later stacks import what "
+        "earlier ones export.",
+        "",
+        "## Before you start",
+        "",
+        f"- The AWS CLI (v2), signed in to account `{account}` with the rights to create what the templates "
+        "hold: `aws sts get-caller-identity` shows the account.",
+    ]
+    out.extend(
+        f"- `{s.name}` (region `{s.region}`) is up: it is shared by every environment and deployed once, from "
+        f"`{s.elsewhere}/` (see `{s.elsewhere}/{GUIDE}`), possibly in another account."
+        for s in context.shared
+    )
+    out.append("- Run the commands below from this folder: they name the templates relative to it.")
+    if context.required:
+        out.append("- Set the values of the parameters without a default as environment variables:")
+        out.extend(f"  `{variable}` for {required}" for variable, required in context.required.items())
+    out += [
+        "",
+        "## The short way: the script",
+        "",
+        "```sh",
+        "./deploy.sh            # every stack in order; stops at the first failure",
+        "./deploy.sh --review   # only change sets, none executed: review them in the console",
+        "```",
+        "",
+        f"From the repository's root the same is `make deploy ENV={context.folder}` (and `REVIEW=1`). "
+        "The script checks it is signed in to the right account, deploys each stack with the command shown "
+        "below, and turns on termination protection where the table says so. `--review` on stacks that were "
+        "never deployed stops at the first one that imports from a stack not yet created: deploy those first.",
+        "",
+        "## The stacks",
+        "",
+        "Termination protection makes deleting a stack that holds data a deliberate act: to delete one, first "
+        "turn it off (Stack actions > Edit termination protection).",
+        "",
+        "| # | stack | region | template | capabilities | termination protection |",
+        "|---|---|---|---|---|---|",
+    ]
+    out.extend(
+        f"| {s.order} | `{s.name}` | `{s.region}` | `{s.template}` | {', '.join(s.capabilities) or 'none'} | "
+        f"{'**on**' if s.protect else 'off'} |"
+        for s in own
+    )
+    for stack in own:
+        out += ["", *_stack_section(context, stack)]
+    return "\n".join(out) + "\n"
+
+
+def _stack_section(context: Handover, stack: StackPlan) -> list[str]:
+    return [
+        f"### {stack.order}. {stack.name}",
+        "",
+        *_facts(stack),
+        "",
+        *_parameter_table(stack),
+        "",
+        *_cli_block(context, stack),
+        "",
+        _console_line(context, stack),
+        *_outputs_table(stack),
+    ]
+
+
+def _cli_block(context: Handover, stack: StackPlan) -> list[str]:
+    command = _command(context, stack, stack.template, [f"{p.name}=<value>" for p in stack.required])
+    command.append("--no-fail-on-empty-changeset")
+    out = ["With the AWS CLI:", "", "```sh", " \\\n  ".join(command)]
+    if stack.protect:
+        out.append(
+            "aws cloudformation update-termination-protection --enable-termination-protection "
+            f"--stack-name {stack.name} --region {stack.region}"
+        )
+    return [*out, "```"]
+
+
+def _facts(stack: StackPlan) -> list[str]:
+    reasons = []
+    if "CAPABILITY_NAMED_IAM" in stack.capabilities:
+        reasons.append(f"`CAPABILITY_NAMED_IAM`: it creates IAM resources with names ({', '.join(stack.iam)})")
+    elif "CAPABILITY_IAM" in stack.capabilities:
+        reasons.append(f"`CAPABILITY_IAM`: it creates IAM resources ({', '.join(stack.iam)})")
+    if "CAPABILITY_AUTO_EXPAND" in stack.capabilities:
+        reasons.append("`CAPABILITY_AUTO_EXPAND`: the template uses a transform")
+    capabilities = "; ".join(reasons) or "none"
+    protection = f"**on**, it holds {', '.join(stack.holds)}" if stack.protect else "off, it holds no data"
+    return [
+        f"- Region: `{stack.region}`",
+        f"- Template: `{stack.template}` (`{stack.json_template}` is the same template in JSON)",
+        f"- Deploy after: {', '.join(f'`{d}`' for d in stack.depends_on) or 'nothing, it comes first'}",
+        f"- Capabilities: {capabilities}",
+        f"- Termination protection: {protection}",
+    ]
+
+
+def _parameter_table(stack: StackPlan) -> list[str]:
+    if not stack.parameters:
+        return ["Parameters: none; every setting was decided when the template was generated."]
+    out = ["Parameters:", "", "| name | type | default | where the value comes from |", "|---|---|---|---|"]
+    for p in stack.parameters:
+        if p.default is None:
+            default = "none"
+        else:
+            default = "(hidden)" if p.no_echo else f"`{p.default}`" if p.default else "(empty)"
+        source = p.description or "(no description in the template)"
+        if p.source is not None:
+            source += f"; the script reads it from the stack (`describe-stacks`, region `{p.source[2]}`)"
+        elif p.default is None:
+            source += f"; the script reads `${p.variable}`"
+        out.append(f"| `{p.name}` | {p.type} | {default} | {_cell(source)} |")
+    return out
+
+
+def _console_line(context: Handover, stack: StackPlan) -> str:
+    steps = [
+        f"CloudFormation console, region `{stack.region}`",
+        "**Create stack** > With new resources (an existing stack: select it > **Update** > Replace current template)",
+        f"Upload a template file: `{stack.template}`",
+        f"stack name `{stack.name}`",
+    ]
+    if stack.parameters:
+        steps.append("fill in the parameters as in the table above")
+    steps.append(f"tags {', '.join(f'`{t}`' for t in context.tags)}")
+    if stack.capabilities:
+        steps.append("tick the acknowledgement(s) of " + ", ".join(f"`{c}`" for c in stack.capabilities))
+    steps.append("**Submit**")
+    if stack.protect:
+        steps.append("once complete: Stack actions > Edit termination protection > Activated")
+    return "In the console: " + " > ".join(steps) + "."
+
+
+def _outputs_table(stack: StackPlan) -> list[str]:
+    if not stack.outputs:
+        return []
+    return [
+        "",
+        "Once it is up, check its **Outputs** tab:",
+        "",
+        "| output | export | what it is |",
+        "|---|---|---|",
+        *(f"| `{o.key}` | {f'`{o.export}`' if o.export else '-'} | {_cell(o.description)} |" for o in stack.outputs),
+    ]
+
+
+def _stacks(count: int) -> str:
+    return f"{count} CloudFormation stack{'' if count == 1 else 's'}"
+
+
+def _cell(text: str) -> str:
+    """Text that stays inside one Markdown table cell."""
+    return text.replace("|", "\\|").replace("\n", " ")

@@ -1,0 +1,258 @@
+"""The change preview: `generate.py diff` against written output, and diff_stacks on synthetic pairs."""
+
+from __future__ import annotations
+
+import copy
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from conftest import BUILT, ENVIRONMENTS, edit_yaml
+from test_generate import generate
+
+from infra_templates.diff import StackTemplate, _at_pointer, diff_stacks, report
+
+
+@pytest.fixture(scope="module")
+def written(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Every shipped environment built once; tests copy it before changing anything."""
+    output = tmp_path_factory.mktemp("written") / "output"
+    assert generate("--quiet", "--output", str(output)).returncode == 0
+    return output
+
+
+@pytest.fixture
+def against(written: Path, tmp_path: Path) -> Path:
+    copied = tmp_path / "against"
+    shutil.copytree(written, copied)
+    return copied
+
+
+def diff(*args: str) -> tuple[int, str, str]:
+    result = generate("diff", *args)
+    return result.returncode, result.stdout, result.stderr
+
+
+# --- through generate.py ----------------------------------------------------------------------
+
+
+def test_no_change_exits_0(written: Path) -> None:
+    code, out, _ = diff("--against", str(written))
+    assert code == 0, out
+    assert out.count(": no changes") == len(ENVIRONMENTS) + 1  # and the project folder
+    assert "project (against " in out
+    assert "WARNING" not in out
+
+
+def test_a_changed_property_is_reported_in_place_and_exits_3(against: Path, settings_dir: Path) -> None:
+    edit_yaml(settings_dir / "dev.yaml", network__flow_logs={"retention_days": 30})
+    code, out, _ = diff("--env", "dev", "--settings", str(settings_dir), "--against", str(against))
+    assert code == 3
+    assert "~ stack shop-dev-network (eu-west-1): resources 0 added, 0 removed, 1 changed" in out
+    assert "    ~ FlowLogGroup (AWS::Logs::LogGroup)\n        Properties.RetentionInDays: 14 -> 30\n" in out
+    assert "REPLACED" not in out and "WARNING" not in out  # retention changes in place
+    assert "shop-dev-keys" not in out  # unchanged stacks are not listed
+    assert "shop-registry" not in out  # listed in dev's manifest, but compared in the project folder only
+
+
+def test_quiet_prints_nothing_but_keeps_the_exit_status(against: Path, settings_dir: Path) -> None:
+    edit_yaml(settings_dir / "dev.yaml", network__flow_logs={"retention_days": 30})
+    result = generate("diff", "--quiet", "--env", "dev", "--settings", str(settings_dir), "--against", str(against))
+    assert (result.returncode, result.stdout) == (3, "")
+
+
+def test_renaming_a_stateful_logical_id_is_a_loud_deletion(against: Path) -> None:
+    # The deployed (old) template calls the log group FlowLogGroupOld; the new build calls it FlowLogGroup.
+    network = against / "dev" / "network.json"
+    network.write_text(network.read_text().replace('"FlowLogGroup"', '"FlowLogGroupOld"'))
+    code, out, _ = diff("--env", "dev", "--against", str(against))
+    assert code == 3
+    assert "    + FlowLogGroup (AWS::Logs::LogGroup)" in out
+    assert "    - FlowLogGroupOld (AWS::Logs::LogGroup)" in out
+    warnings = [line for line in out.splitlines() if line.startswith("WARNING:")]
+    assert warnings == [
+        "WARNING: DELETES STATEFUL shop-dev-network FlowLogGroupOld (AWS::Logs::LogGroup): its logical ID is gone "
+        "(renamed to FlowLogGroup?): a rename replaces it; DeletionPolicy Delete: CloudFormation deletes the old one "
+        "and its data"
+    ]
+    # The flow log points at the log group through a create-only property, so it is replaced too.
+    assert "~ VpcFlowLog (AWS::EC2::FlowLog)  REPLACED: LogGroupName is create-only" in out
+
+
+def test_a_new_vpc_cidr_replaces_the_vpc_and_everything_placed_in_it(against: Path, settings_dir: Path) -> None:
+    edit_yaml(
+        settings_dir / "dev.yaml",
+        network__cidr="10.11.0.0/16",
+        network__subnets={
+            "public": ["10.11.0.0/24", "10.11.1.0/24"],
+            "private": ["10.11.16.0/20", "10.11.32.0/20"],
+            "data": ["10.11.64.0/24", "10.11.65.0/24"],
+        },
+    )
+    code, out, _ = diff("--env", "dev", "--settings", str(settings_dir), "--against", str(against))
+    assert code == 3
+    assert "    ~ Vpc (AWS::EC2::VPC)  REPLACED: CidrBlock is create-only" in out
+    assert "        Properties.CidrBlock: '10.10.0.0/16' -> '10.11.0.0/16'" in out
+    assert "    ~ PrivateRouteTableA (AWS::EC2::RouteTable)  REPLACED: VpcId refers to Vpc, which is replaced" in out
+    assert "    ~ output VpcId\n        Value: refers to Vpc, which is replaced" in out
+    assert "FlowLogGroup" not in out  # the log group does not depend on the VPC
+    assert "WARNING" not in out  # nothing stateful is lost
+
+
+def test_stacks_added_and_removed_are_reported(against: Path) -> None:
+    manifest_path = against / "dev" / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    stacks = manifest["stacks"]
+    (network,) = [s for s in stacks if s["name"] == "shop-dev-network"]
+    stacks.remove(network)  # as if the network stack had never been deployed
+    stacks.append(dict(network, name="shop-dev-legacy", templates={"yaml": "l.yaml", "json": "l.json"}))
+    legacy = {"Resources": {"Bucket": {"Type": "AWS::S3::Bucket", "DeletionPolicy": "Retain"}}}
+    (against / "dev" / "l.json").write_text(json.dumps(legacy))
+    manifest_path.write_text(json.dumps(manifest))
+    code, out, _ = diff("--env", "dev", "--against", str(against))
+    assert code == 3
+    assert "1 added, 1 removed" in out
+    count = BUILT.stacks["dev"]["network"].resource_count
+    assert f"+ stack shop-dev-network (eu-west-1): new, {count} resources" in out
+    assert "- stack shop-dev-legacy (eu-west-1): no longer generated; it holds 1 resources" in out
+    assert (
+        "WARNING: DELETES STATEFUL shop-dev-legacy Bucket (AWS::S3::Bucket): its stack is no longer generated; "
+        "DeletionPolicy Retain keeps the old one, orphaned outside the stack"
+    ) in out
+
+
+def test_an_environment_only_in_the_folder_is_reported_when_diffing_all(against: Path, settings_dir: Path) -> None:
+    (settings_dir / "staging.yaml").unlink()
+    code, out, _ = diff("--settings", str(settings_dir), "--against", str(against))
+    assert code == 3
+    assert "- stack shop-staging-network (eu-west-1): no longer generated" in out
+    assert "WARNING: DELETES STATEFUL shop-staging-network FlowLogGroup" in out
+    assert "WARNING: DELETES STATEFUL shop-staging-keys LogsKey (AWS::KMS::Key)" in out
+
+
+def test_the_project_folder_is_compared_on_a_full_diff(against: Path, settings_dir: Path) -> None:
+    edit_yaml(settings_dir / "defaults.yaml", registry__keep_release_images=50)
+    code, out, _ = diff("--settings", str(settings_dir), "--against", str(against))
+    assert code == 3
+    assert out.startswith("project (against ")
+    assert "~ stack shop-registry (eu-west-1): resources 0 added, 0 removed, 2 changed" in out
+    assert out.count(": no changes") == len(ENVIRONMENTS)
+
+
+def test_an_environment_never_written_is_all_new(tmp_path: Path) -> None:
+    code, out, _ = diff("--env", "prod", "--against", str(tmp_path))
+    assert code == 3
+    assert "not there yet, every stack is new" in out
+    assert f"+ stack shop-prod-keys (eu-west-1): new, {BUILT.stacks['prod']['keys'].resource_count} resources" in out
+    assert "shop-registry" not in out  # with --env, the project folder is not compared
+
+
+def test_refused_settings_exit_2_like_build(against: Path, settings_dir: Path) -> None:
+    edit_yaml(settings_dir / "prod.yaml", network__nat_gateways="some")
+    code, out, err = diff("--settings", str(settings_dir), "--against", str(against))
+    assert code == 2
+    assert out == ""
+    assert "Refused: nothing was compared. Fix these settings:" in err
+    assert "prod.yaml: network.nat_gateways = 'some'" in err
+
+
+def test_a_folder_that_names_missing_templates_is_an_error(against: Path) -> None:
+    (against / "dev" / "network.json").unlink()
+    code, _, err = diff("--env", "dev", "--against", str(against))
+    assert code == 1
+    assert "names network.json, which is not there" in err
+
+
+# --- diff_stacks on synthetic templates ---------------------------------------------------------
+
+CLUSTER = {
+    "Type": "AWS::RDS::DBCluster",
+    "Properties": {"Engine": "aurora-postgresql", "StorageEncrypted": True, "DatabaseName": "shop"},
+    "DeletionPolicy": "Snapshot",
+    "UpdateReplacePolicy": "Snapshot",
+}
+
+
+def one(resources: dict, outputs: dict | None = None, name: str = "t-data") -> StackTemplate:
+    body: dict = {"Resources": resources}
+    if outputs:
+        body["Outputs"] = outputs
+    return StackTemplate(name, "eu-west-1", body)
+
+
+def test_a_create_only_property_of_a_database_replaces_it_loudly() -> None:
+    changed = copy.deepcopy(CLUSTER)
+    changed["Properties"]["DatabaseName"] = "shop2"
+    (stack,) = diff_stacks([one({"Db": CLUSTER})], [one({"Db": changed})])
+    (change,) = stack.changes
+    assert change.replacement == ("DatabaseName is create-only",)
+    lines = report("test", [stack])
+    assert "    ~ Db (AWS::RDS::DBCluster)  REPLACED: DatabaseName is create-only" in lines
+    assert lines[-1] == (
+        "WARNING: REPLACES STATEFUL t-data Db (AWS::RDS::DBCluster): DatabaseName is create-only; "
+        "UpdateReplacePolicy Snapshot keeps the old one, orphaned outside the stack"
+    )
+
+
+def test_an_updatable_property_of_a_database_is_changed_in_place() -> None:
+    changed = copy.deepcopy(CLUSTER)
+    changed["Properties"]["BackupRetentionPeriod"] = 14
+    (stack,) = diff_stacks([one({"Db": CLUSTER})], [one({"Db": changed})])
+    assert [(c.key, c.action, c.replacement) for c in stack.changes] == [("Db", "modify", ())]
+    assert stack.changes[0].details == ("Properties.BackupRetentionPeriod: (absent) -> 14",)
+    assert stack.warnings == ()
+
+
+def test_a_changed_deletion_policy_is_a_change() -> None:
+    changed = dict(CLUSTER, DeletionPolicy="Delete")
+    (stack,) = diff_stacks([one({"Db": CLUSTER})], [one({"Db": changed})])
+    assert stack.changes[0].details == ("DeletionPolicy: 'Snapshot' -> 'Delete'",)
+    assert stack.changed
+
+
+def test_a_new_type_under_the_same_logical_id_replaces() -> None:
+    bucket = {"Type": "AWS::S3::Bucket", "DeletionPolicy": "Delete"}
+    table = {"Type": "AWS::DynamoDB::Table", "Properties": {}}
+    (stack,) = diff_stacks([one({"Store": bucket})], [one({"Store": table})])
+    assert stack.changes[0].replacement == ("Type changes from AWS::S3::Bucket to AWS::DynamoDB::Table",)
+    assert stack.warnings[0].startswith("WARNING: REPLACES STATEFUL t-data Store (AWS::S3::Bucket)")
+    assert stack.warnings[0].endswith("UpdateReplacePolicy Delete: CloudFormation deletes the old one and its data")
+
+
+def test_a_removed_stateful_resource_without_a_successor_is_a_deletion() -> None:
+    (stack,) = diff_stacks([one({"Db": CLUSTER, "Topic": {"Type": "AWS::SNS::Topic"}})], [one({})])
+    assert [(c.key, c.action) for c in stack.changes] == [("Db", "remove"), ("Topic", "remove")]
+    assert stack.warnings == (
+        "WARNING: DELETES STATEFUL t-data Db (AWS::RDS::DBCluster): its logical ID is gone; "
+        "DeletionPolicy Snapshot keeps the old one, orphaned outside the stack",
+    )
+
+
+def test_an_export_other_stacks_import_is_flagged_when_it_changes() -> None:
+    old_net = one({}, {"VpcId": {"Value": "a", "Export": {"Name": "t-net-VpcId"}}}, "t-net")
+    new_net = one({}, {"VpcId": {"Value": "b", "Export": {"Name": "t-net-VpcId"}}}, "t-net")
+    user = one({"T": {"Type": "AWS::SNS::Topic", "Properties": {"TopicName": {"Fn::ImportValue": "t-net-VpcId"}}}})
+    net, _ = diff_stacks([old_net, user], [new_net, user])
+    (change,) = net.changes
+    assert change.details == (
+        "Value: 'a' -> 'b'",
+        "export t-net-VpcId is imported by t-data: CloudFormation refuses to change it until they stop importing it",
+    )
+
+
+def test_parameters_and_other_sections_are_compared() -> None:
+    old = StackTemplate("s", "eu-west-1", {"Description": "a", "Parameters": {"Tag": {"Type": "String"}}})
+    new = StackTemplate("s", "eu-west-1", {"Description": "b", "Parameters": {"Tag": {"Type": "Number"}}})
+    (stack,) = diff_stacks([old], [new])
+    assert [(c.section, c.key, c.details) for c in stack.changes] == [
+        ("Parameters", "Tag", ("Type: 'String' -> 'Number'",)),
+        ("Description", "Description", ("Description: 'a' -> 'b'",)),
+    ]
+
+
+def test_create_only_pointers_reach_into_lists_and_stop_at_intrinsics() -> None:
+    properties = {"List": [{"Name": "a"}, {"Name": {"Ref": "P"}}], "Whole": {"Fn::If": ["C", 1, 2]}}
+    assert _at_pointer(properties, "/properties/List/*/Name") == {".List[0].Name": "a", ".List[1].Name": {"Ref": "P"}}
+    assert _at_pointer(properties, "/properties/Whole/Deep") == {".Whole": {"Fn::If": ["C", 1, 2]}}
+    assert _at_pointer(properties, "/properties/Missing") == {}

@@ -1,0 +1,410 @@
+"""The deploy guide and script of each environment: derived from manifest and templates, shellcheck
+clean, and behaving as DEPLOY.md says when run (against a stand-in `aws` that records its calls)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import stat
+import subprocess
+from pathlib import Path
+
+import pytest
+from conftest import BUILT, ENVIRONMENTS, ROOT
+
+from infra_templates import checks
+from infra_templates.handover import (
+    capabilities,
+    handover_files,
+    plan,
+    termination_protection_reasons,
+    variable_name,
+)
+from infra_templates.pipeline import PROJECT_FOLDER, environment_files, project_files
+from infra_templates.render import replace_folders
+
+ROLE = {"Type": "AWS::IAM::Role", "Properties": {"AssumeRolePolicyDocument": {}}}
+FAKE_AWS = """#!/usr/bin/env bash
+# Stand-in for the AWS CLI: records each call; fails for the stack named in FAIL_STACK.
+printf '%s\\n' "$*" >> "$FAKE_AWS_LOG"
+if [[ "$1 $2" == "sts get-caller-identity" ]]; then echo "$FAKE_ACCOUNT"; exit 0; fi
+if [[ "$1 $2" == "cloudformation describe-stacks" ]]; then
+  echo "arn:aws:wafv2:us-east-1:1:global/webacl/x/y"; exit 0
+fi
+for arg in "$@"; do
+  if [[ "$arg" == "${FAIL_STACK:-}" ]]; then echo "stack $arg failed" >&2; exit 255; fi
+done
+"""
+
+
+FOLDERS = [PROJECT_FOLDER, *ENVIRONMENTS]
+TAGS = {"Project": "app", "Environment": "test", "ManagedBy": "infra-templates"}
+
+
+@pytest.fixture(scope="module")
+def written(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """output/ of every shipped environment and of the project, written the way generate.py writes it."""
+    output = tmp_path_factory.mktemp("handover") / "output"
+    shared = list(BUILT.project_stacks.values())
+    folders = {PROJECT_FOLDER: project_files(BUILT.project, shared)}
+    for name in ENVIRONMENTS:
+        folders[name] = environment_files(BUILT.environments[name], list(BUILT.stacks[name].values()), shared)
+    replace_folders(output, folders)
+    return output
+
+
+def own_stacks(folder: Path) -> list[dict]:
+    """The manifest's stacks whose templates are in this folder: those its script deploys."""
+    stacks = json.loads((folder / "manifest.json").read_text())["stacks"]
+    return [s for s in stacks if (folder / s["templates"]["yaml"]).resolve().parent == folder.resolve()]
+
+
+def account_of(folder: Path) -> str:
+    return json.loads((folder / "manifest.json").read_text())["account_id"]
+
+
+def run_script(script: Path, tmp_path: Path, *args: str, **env: str) -> tuple[int, list[str], str]:
+    """Run a deploy.sh with a recording stand-in for `aws` first on PATH; return (status, aws calls, stderr)."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    (bin_dir / "aws").write_text(FAKE_AWS)
+    (bin_dir / "aws").chmod(0o755)
+    log = tmp_path / "aws.log"
+    log.write_text("")
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("AWS")}
+    environ.update(PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}", FAKE_AWS_LOG=str(log), **env)
+    result = subprocess.run([str(script), *args], capture_output=True, text=True, env=environ, check=False)
+    return result.returncode, log.read_text().splitlines(), result.stderr
+
+
+def deployed(calls: list[str]) -> list[str]:
+    return [re.search(r"--stack-name (\S+)", c)[1] for c in calls if c.startswith("cloudformation deploy ")]
+
+
+def protected(calls: list[str]) -> list[str]:
+    return [re.search(r"--stack-name (\S+)", c)[1] for c in calls if c.startswith("cloudformation update-termination")]
+
+
+# --- the shipped environments -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("folder", FOLDERS)
+def test_script_and_guide_follow_the_manifest_order(written: Path, folder: str) -> None:
+    order = [s["name"] for s in own_stacks(written / folder)]
+    assert order  # every folder deploys something
+    script = (written / folder / "deploy.sh").read_text()
+    assert re.findall(r"^  --stack-name (\S+) \\$", script, re.MULTILINE) == order
+    guide = (written / folder / "DEPLOY.md").read_text()
+    assert re.findall(r"^### \d+\. (\S+)$", guide, re.MULTILINE) == order
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_an_environment_leaves_the_shared_stacks_to_the_project_folder(written: Path, env: str) -> None:
+    listed = [s["name"] for s in json.loads((written / env / "manifest.json").read_text())["stacks"]]
+    assert listed[0] == "shop-registry"  # the manifest lists it first...
+    assert "shop-registry" not in [s["name"] for s in own_stacks(written / env)]  # ...the project deploys it
+    script = (written / env / "deploy.sh").read_text()
+    assert "--stack-name shop-registry" not in script
+    assert 'echo "Assumes the shared stacks are up: shop-registry (../project/deploy.sh)"' in script
+    guide = (written / env / "DEPLOY.md").read_text()
+    assert (
+        "- `shop-registry` (region `eu-west-1`) is up: it is shared by every environment and deployed once, " in guide
+    )
+    assert "from `../project/` (see `../project/DEPLOY.md`)" in guide
+
+
+@pytest.mark.parametrize("folder", FOLDERS)
+def test_script_deploys_in_order_and_protects_the_stateful_stacks(written: Path, tmp_path: Path, folder: str) -> None:
+    stacks = own_stacks(written / folder)
+    status, calls, err = run_script(
+        written / folder / "deploy.sh", tmp_path, FAKE_ACCOUNT=account_of(written / folder), IMAGE_TAG="0123abc"
+    )
+    assert status == 0, err
+    assert calls[0] == "sts get-caller-identity --query Account --output text"
+    assert deployed(calls) == [s["name"] for s in stacks]
+    # Protection right after the deploy of each stack that holds data, and only those.
+    built = [*BUILT.project_stacks.values(), *BUILT.stacks.get(folder, {}).values()]
+    holding = {s.name for s in built if termination_protection_reasons(s.body)}
+    expected: list[str] = []
+    for stack in stacks:
+        # A parameter from another region's stack is read from that stack first.
+        expected += ["describe-stacks"] * sum("stack" in p for p in stack["parameters"].values())
+        expected += ["deploy", *(["update-termination-protection"] if stack["name"] in holding else [])]
+    assert [c.split()[1] for c in calls[1:]] == expected
+    for stack, call in zip(stacks, [c for c in calls if c.startswith("cloudformation deploy ")], strict=True):
+        assert f"--region {stack['region']} " in call
+        assert f"--template-file {(written / folder / stack['templates']['yaml']).resolve()} " in call
+        environment = "shared" if folder == PROJECT_FOLDER else folder
+        assert f"--tags Project=shop Environment={environment} ManagedBy=infra-templates " in call
+        assert call.endswith("--no-fail-on-empty-changeset")
+
+
+def test_capabilities_and_parameters_reach_the_commands(written: Path, tmp_path: Path) -> None:
+    status, calls, err = run_script(
+        written / "prod" / "deploy.sh", tmp_path, FAKE_ACCOUNT="333333333333", IMAGE_TAG="v9"
+    )
+    assert status == 0, err
+    by_stack = {re.search(r"--stack-name (\S+)", c)[1]: c for c in calls if c.startswith("cloudformation deploy ")}
+    assert "--capabilities" not in by_stack["shop-prod-keys"]
+    assert "--capabilities CAPABILITY_IAM " in by_stack["shop-prod-network"]  # the flow-log role
+    assert "--parameter-overrides ImageTag=v9 " in by_stack["shop-prod-svc-api"]
+    assert "--parameter-overrides" not in by_stack["shop-prod-platform"]
+
+
+def test_review_creates_change_sets_only(written: Path, tmp_path: Path) -> None:
+    status, calls, err = run_script(
+        written / "prod" / "deploy.sh", tmp_path, "--review", FAKE_ACCOUNT="333333333333", IMAGE_TAG="v1"
+    )
+    assert status == 0, err
+    assert deployed(calls) == [s["name"] for s in own_stacks(written / "prod")]
+    assert all("--no-execute-changeset" in c for c in calls if c.startswith("cloudformation deploy"))
+    assert protected(calls) == []  # nothing changed, nothing to protect yet
+
+
+def test_script_stops_at_the_first_failure(written: Path, tmp_path: Path) -> None:
+    status, calls, err = run_script(
+        written / "dev" / "deploy.sh", tmp_path, FAKE_ACCOUNT="111111111111", FAIL_STACK="shop-dev-keys", IMAGE_TAG="v1"
+    )
+    assert status != 0
+    assert deployed(calls) == ["shop-dev-keys"]
+    assert protected(calls) == []
+    assert "stack shop-dev-keys failed" in err
+
+
+def test_script_refuses_the_wrong_account_before_touching_anything(written: Path, tmp_path: Path) -> None:
+    status, calls, err = run_script(
+        written / "prod" / "deploy.sh", tmp_path, FAKE_ACCOUNT="111111111111", IMAGE_TAG="v1"
+    )
+    assert status == 1
+    assert deployed(calls) == []
+    assert "signed in to account 111111111111, but shop prod lives in account 333333333333" in err
+
+
+def test_script_refuses_unknown_arguments(written: Path, tmp_path: Path) -> None:
+    status, calls, err = run_script(written / "dev" / "deploy.sh", tmp_path, "--reveiw", FAKE_ACCOUNT="111111111111")
+    assert (status, calls) == (2, [])
+    assert "usage:" in err
+
+
+@pytest.mark.parametrize("folder", FOLDERS)
+def test_script_is_executable(written: Path, folder: str) -> None:
+    assert (written / folder / "deploy.sh").stat().st_mode & stat.S_IXUSR
+
+
+def test_a_missing_image_tag_stops_the_script_before_anything(written: Path, tmp_path: Path) -> None:
+    status, calls, err = run_script(written / "prod" / "deploy.sh", tmp_path, FAKE_ACCOUNT="333333333333")
+    assert status != 0 and calls == []
+    assert "IMAGE_TAG: set IMAGE_TAG: ImageTag of shop-prod-svc-api, shop-prod-svc-web" in err
+
+
+def test_guide_marks_termination_protection_and_capabilities(written: Path) -> None:
+    guide = (written / "prod" / "DEPLOY.md").read_text()
+    assert "| 1 | `shop-prod-keys` | `eu-west-1` | `keys.yaml` | none | **on** |" in guide
+    assert "| 2 | `shop-prod-network` | `eu-west-1` | `network.yaml` | CAPABILITY_IAM | **on** |" in guide
+    assert "- Termination protection: **on**, it holds LogsKey (AWS::KMS::Key)" in guide
+    assert "- Capabilities: `CAPABILITY_IAM`: it creates IAM resources (FlowLogRole)" in guide
+    assert "| `LogsKeyArn` | `shop-prod-keys-LogsKeyArn` |" in guide
+    assert "aws cloudformation deploy \\\n  --stack-name shop-prod-keys \\\n  --region eu-west-1 \\\n" in guide
+    assert "In the console: CloudFormation console, region `eu-west-1` > **Create stack**" in guide
+
+
+def test_keys_stack_is_protected_in_every_environment(stacks) -> None:
+    for env in ENVIRONMENTS:
+        reasons = termination_protection_reasons(stacks[env]["keys"].body)
+        assert "LogsKey (AWS::KMS::Key)" in reasons
+        assert all("(AWS::KMS::Key)" in reason for reason in reasons)
+
+
+# --- synthetic templates --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("resources", "transform", "expected"),
+    [
+        ({"Topic": {"Type": "AWS::SNS::Topic"}}, False, ()),
+        ({"Role": ROLE}, False, ("CAPABILITY_IAM",)),
+        ({"Policy": {"Type": "AWS::IAM::Policy", "Properties": {"PolicyName": "inline"}}}, False, ("CAPABILITY_IAM",)),
+        ({"Role": ROLE, "Named": {"Type": "AWS::IAM::Role", "Properties": {"RoleName": "x"}}}, False,
+         ("CAPABILITY_NAMED_IAM",)),
+        ({"User": {"Type": "AWS::IAM::User", "Properties": {"UserName": "x"}}}, False, ("CAPABILITY_NAMED_IAM",)),
+        ({"G": {"Type": "AWS::IAM::Group", "Properties": {"GroupName": "x"}}}, False, ("CAPABILITY_NAMED_IAM",)),
+        ({"P": {"Type": "AWS::IAM::ManagedPolicy", "Properties": {"ManagedPolicyName": "x"}}}, False,
+         ("CAPABILITY_NAMED_IAM",)),
+        ({"I": {"Type": "AWS::IAM::InstanceProfile", "Properties": {"InstanceProfileName": "x", "Roles": []}}}, False,
+         ("CAPABILITY_NAMED_IAM",)),
+        ({"Topic": {"Type": "AWS::SNS::Topic"}}, True, ("CAPABILITY_AUTO_EXPAND",)),
+        ({"Role": ROLE}, True, ("CAPABILITY_IAM", "CAPABILITY_AUTO_EXPAND")),
+    ],
+)  # fmt: skip
+def test_capabilities(resources: dict, transform: bool, expected: tuple[str, ...]) -> None:
+    body: dict = {"Resources": resources}
+    if transform:
+        body["Transform"] = "AWS::Serverless-2016-10-31"
+    assert capabilities(body) == expected
+
+
+def test_termination_protection_for_stateful_types_and_keeping_policies() -> None:
+    assert termination_protection_reasons({"Resources": {"T": {"Type": "AWS::SNS::Topic"}}}) == ()
+    assert termination_protection_reasons(
+        {
+            "Resources": {
+                "Table": {"Type": "AWS::DynamoDB::Table", "DeletionPolicy": "Delete"},
+                "Volume": {"Type": "AWS::EC2::Volume", "DeletionPolicy": "Snapshot"},
+                "Topic": {"Type": "AWS::SNS::Topic", "DeletionPolicy": "Retain"},
+                "Queue": {"Type": "AWS::SQS::Queue", "DeletionPolicy": "Delete"},
+            }
+        }
+    ) == ("Table (AWS::DynamoDB::Table)", "Volume (DeletionPolicy Snapshot)", "Topic (DeletionPolicy Retain)")
+
+
+@pytest.mark.parametrize(
+    ("parameter", "variable"),
+    [("ImageTag", "IMAGE_TAG"), ("DBPassword", "DB_PASSWORD"), ("Vpc2Cidr", "VPC2_CIDR"), ("Port", "PORT")],
+)
+def test_parameter_variables(parameter: str, variable: str) -> None:
+    assert variable_name(parameter) == variable
+
+
+def synthetic(parameters: dict, extra_stack: dict | None = None) -> tuple[dict, dict]:
+    """A manifest of one (or two) stacks whose templates take the given parameters."""
+    stacks = [{"name": "app-test-svc", "parameters": parameters}]
+    if extra_stack:
+        stacks.append(extra_stack)
+    manifest_ = {
+        "project": "app",
+        "environment": "test",
+        "account_id": "123456789012",
+        "region": "eu-west-1",
+        "stacks": [
+            {
+                "name": s["name"],
+                "region": "eu-west-1",
+                "templates": {"yaml": f"{s['name']}.yaml", "json": f"{s['name']}.json"},
+                "depends_on": [],
+            }
+            for s in stacks
+        ],
+    }
+    templates = {
+        s["name"]: {"Parameters": s["parameters"], "Resources": {"T": {"Type": "AWS::SNS::Topic"}}} for s in stacks
+    }
+    return manifest_, templates
+
+
+def test_two_parameters_sharing_a_variable_are_refused() -> None:
+    manifest_, templates = synthetic(
+        {"DbName": {"Type": "String"}}, {"name": "app-test-db", "parameters": {"DBName": {"Type": "String"}}}
+    )
+    with pytest.raises(ValueError, match=r"parameters DbName and DBName would both be read from \$DB_NAME"):
+        plan(manifest_, templates, "test")
+
+
+def test_a_parameter_may_not_be_read_from_a_variable_the_shell_or_the_cli_reads() -> None:
+    for name in ("Path", "AwsProfile"):
+        with pytest.raises(ValueError, match=f"parameter {name} would be read from"):
+            plan(*synthetic({name: {"Type": "String"}}), "test")
+
+
+def test_parameters_without_default_come_from_the_environment(tmp_path: Path) -> None:
+    parameters = {
+        "ImageTag": {"Type": "String", "Description": "Image tag from the CI build"},
+        "DesiredCount": {"Type": "Number", "Default": 2, "Description": "Tasks to run"},
+        "ApiKey": {"Type": "String", "NoEcho": True, "Default": "secret-default", "Description": "Key"},
+    }
+    manifest_, templates = synthetic(parameters)
+    files = handover_files(manifest_, templates, "test", TAGS)
+    guide = files["DEPLOY.md"]
+    assert "| `ImageTag` | String | none | Image tag from the CI build; the script reads `$IMAGE_TAG` |" in guide
+    assert "| `DesiredCount` | Number | `2` | Tasks to run |" in guide
+    assert "| `ApiKey` | String | (hidden) | Key |" in guide and "secret-default" not in guide
+    assert "--parameter-overrides ImageTag=<value>" in guide
+    assert "`IMAGE_TAG` for ImageTag of app-test-svc: Image tag from the CI build" in guide
+
+    output = tmp_path / "out"
+    replace_folders(output, {"test": {**files, "manifest.json": json.dumps(manifest_)}})
+    script = output / "test" / "deploy.sh"
+    assert checks.check_shellcheck(checks.load_manifests(output)) == []
+
+    status, calls, err = run_script(script, tmp_path, FAKE_ACCOUNT="123456789012")
+    assert status != 0 and calls == []  # the missing value is caught before anything, even the account check
+    assert "IMAGE_TAG: set IMAGE_TAG: ImageTag of app-test-svc" in err
+
+    status, calls, err = run_script(script, tmp_path, FAKE_ACCOUNT="123456789012", IMAGE_TAG="v1.2.3")
+    assert status == 0, err
+    assert "--parameter-overrides ImageTag=v1.2.3 --tags" in calls[1]
+    assert "DesiredCount" not in calls[1]
+
+
+# --- the gate's shellcheck step -------------------------------------------------------------------
+
+
+def gate_folder(tmp_path: Path, script: str | None) -> Path:
+    output = tmp_path / "gated"
+    folder = output / "test"
+    folder.mkdir(parents=True)
+    (folder / "manifest.json").write_text(json.dumps({"environment": "test", "stacks": []}))
+    if script is not None:
+        (folder / "deploy.sh").write_text(script)
+    return output
+
+
+def test_shellcheck_step_catches_a_bad_script(tmp_path: Path) -> None:
+    output = gate_folder(tmp_path, "#!/usr/bin/env bash\nrm -rf $TARGET/*\n")
+    problems = checks.check_shellcheck(checks.load_manifests(output))
+    assert any("SC2086" in p.message for p in problems), problems  # unquoted: word splitting
+    assert all(p.where.endswith("deploy.sh:2") for p in problems)
+
+
+def test_shellcheck_step_accepts_a_clean_script(tmp_path: Path) -> None:
+    output = gate_folder(tmp_path, '#!/usr/bin/env bash\nset -euo pipefail\necho "${1:-}"\n')
+    assert checks.check_shellcheck(checks.load_manifests(output)) == []
+
+
+def test_shellcheck_step_requires_a_script_per_environment(tmp_path: Path) -> None:
+    output = gate_folder(tmp_path, None)
+    (problem,) = checks.check_shellcheck(checks.load_manifests(output))
+    assert problem.message == "is missing: run `make templates`"
+
+
+def test_gate_fails_when_shellcheck_is_missing(written: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def missing() -> list[str]:
+        raise RuntimeError("shellcheck is not installed")
+
+    monkeypatch.setattr(checks, "shellcheck_command", missing)
+    monkeypatch.setattr(checks, "check_checkov", lambda output: [])  # keep this test fast: not what it is about
+    lines: list[str] = []
+    assert checks.run_gate(written, lines.append) == 1
+    assert "  [shellcheck] gate: could not run: shellcheck is not installed" in lines
+
+
+def test_make_deploy_runs_the_environments_script() -> None:
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("MAKE")}  # also when run by `make test`
+    dry = subprocess.run(
+        ["make", "--dry-run", "--no-print-directory", "deploy", "ENV=dev", "REVIEW=1"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=environ,
+        check=False,
+    )
+    assert dry.returncode == 0, dry.stderr
+    assert dry.stdout.splitlines()[-1] == "output/dev/deploy.sh --review"
+    assert "generate.py check" in dry.stdout  # the gate runs first
+
+
+def test_a_parameter_from_another_region_is_read_from_its_stack(written: Path, tmp_path: Path) -> None:
+    status, calls, err = run_script(
+        written / "prod" / "deploy.sh", tmp_path, FAKE_ACCOUNT="333333333333", IMAGE_TAG="v9"
+    )
+    assert status == 0, err
+    read = calls.index(
+        "cloudformation describe-stacks --stack-name shop-prod-edge-waf --region us-east-1 "
+        "--query Stacks[0].Outputs[?OutputKey=='WebAclArn'].OutputValue --output text"
+    )
+    edge = next(i for i, c in enumerate(calls) if c.startswith("cloudformation deploy --stack-name shop-prod-edge "))
+    waf = next(i for i, c in enumerate(calls) if c.startswith("cloudformation deploy --stack-name shop-prod-edge-waf "))
+    assert waf < read < edge
+    assert "--parameter-overrides WebAclArn=arn:aws:wafv2:us-east-1:1:global/webacl/x/y " in calls[edge]
+    guide = (written / "prod" / "DEPLOY.md").read_text()
+    assert "the script reads it from the stack (`describe-stacks`, region `us-east-1`)" in guide
