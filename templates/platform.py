@@ -4,7 +4,8 @@ access-log bucket, and a WAF web ACL with AWS's managed rules and a rate limit."
 from __future__ import annotations
 
 from awacs import s3 as s3_actions
-from troposphere import GetAtt, Ref, Sub, Template, ecs, s3, wafv2
+from awacs.aws import Principal, StringEquals
+from troposphere import AccountId, GetAtt, Ref, Sub, Template, ecs, s3, wafv2
 from troposphere import elasticloadbalancingv2 as elb
 
 from infra_templates import constructs, iam
@@ -141,6 +142,12 @@ def _access_log_bucket(t: Template, ctx: LayerContext) -> tuple[s3.Bucket, s3.Bu
         bucket,
         ("CKV_AWS_18", "this is the environment's access-log bucket; logging its own access to itself would loop"),
     )
+    # CloudFront's standard logging writes with an ACL grant to its log-delivery account, so this
+    # one bucket keeps ACLs enabled (the writer's objects become the bucket owner's); public ACLs
+    # stay blocked. Every other bucket enforces ownership with ACLs off.
+    bucket.OwnershipControls = s3.OwnershipControls(
+        Rules=[s3.OwnershipControlsRule(ObjectOwnership="BucketOwnerPreferred")]
+    )
     t.add_resource(bucket)
     delivery = iam.allow(
         "LoadBalancerWritesAccessLogs",
@@ -152,7 +159,17 @@ def _access_log_bucket(t: Template, ctx: LayerContext) -> tuple[s3.Bucket, s3.Bu
         s3.BucketPolicy(
             "AccessLogBucketPolicy",
             Bucket=Ref(bucket),
-            PolicyDocument=iam.document(constructs.deny_insecure_transport(bucket), delivery),
+            PolicyDocument=iam.document(
+                constructs.deny_insecure_transport(bucket),
+                delivery,
+                iam.allow(
+                    "S3WritesServerAccessLogsOfThisAccount",
+                    [s3_actions.PutObject],
+                    [Sub("${%s.Arn}/s3/*" % bucket.title)],
+                    conditions=[StringEquals("aws:SourceAccount", AccountId)],
+                    principal=Principal("Service", "logging.s3.amazonaws.com"),
+                ),
+            ),
         )
     )
     return bucket, policy

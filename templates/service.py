@@ -8,6 +8,7 @@ from typing import Any
 from awacs import ecr as ecr_actions
 from awacs import kms as kms_actions
 from awacs import logs as logs_actions
+from awacs import s3 as s3_actions
 from awacs import secretsmanager, ssm, ssmmessages
 from awacs.aws import Statement, StringEquals
 from troposphere import GetAtt, Join, Parameter, Ref, Region, Sub, Template, applicationautoscaling, ecs
@@ -18,7 +19,7 @@ from infra_templates import constructs, iam
 from infra_templates.config import Environment, Service
 from infra_templates.layer import LayerContext
 from infra_templates.naming import repository_name
-from templates.contracts import Data, Keys, Network, Platform, Security
+from templates.contracts import Data, Edge, Keys, Network, Platform, Security
 
 IMAGE_TAG = "ImageTag"
 
@@ -212,6 +213,7 @@ def _task_role(ctx: LayerContext, name: str, service: Service) -> Role:
                 ["*"],
             )
         )
+    statements.extend(_asset_statements(ctx, service))
     role = Role(
         "TaskRole",
         Description=f"What the {name} application may do in AWS: only what its settings grant",
@@ -220,6 +222,27 @@ def _task_role(ctx: LayerContext, name: str, service: Service) -> Role:
     if statements:
         role.Policies = [Policy(PolicyName="application", PolicyDocument=iam.document(*statements))]
     return role
+
+
+def _asset_statements(ctx: LayerContext, service: Service) -> list[Statement]:
+    """Read (or read and write) on the static-assets bucket's objects, as the settings grant."""
+    if service.assets == "none":
+        return []
+    bucket = ctx.import_value(Edge.ASSETS_BUCKET_ARN)
+    objects = Sub("${Bucket}/*", Bucket=bucket)
+    via_s3 = [StringEquals("kms:ViaService", Sub("s3.${AWS::Region}.amazonaws.com"))]
+    statements = [
+        iam.allow("ListTheAssetsBucket", [s3_actions.ListBucket], [bucket]),
+        iam.allow("ReadAssets", [s3_actions.GetObject], [objects]),
+    ]
+    key_actions = [kms_actions.Decrypt]
+    if service.assets == "write":
+        statements.append(iam.allow("WriteAssets", [s3_actions.PutObject, s3_actions.DeleteObject], [objects]))
+        key_actions.append(kms_actions.GenerateDataKey)
+    statements.append(
+        iam.allow("UseTheAssetsKeyThroughS3", key_actions, [ctx.import_value(Keys.DATA_KEY_ARN)], conditions=via_s3)
+    )
+    return statements
 
 
 def _secret_arn(reference: str) -> str:

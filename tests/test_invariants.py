@@ -166,3 +166,16 @@ def test_output_is_byte_identical_across_runs_and_hash_seeds(tmp_path: Path) -> 
     folders = len(ENVIRONMENTS) + 1  # and the project's
     assert len(first) == 2 * len(ALL_CASES) + folders * (1 + len(HANDOVER_FILES))  # + manifest, guide, script
     assert first == second
+
+
+SECRET_PROPERTIES = {"MasterUserPassword", "SecretString", "Password", "AuthToken", "SecretAccessKey"}
+
+
+@pytest.mark.parametrize(("env", "layer"), CASES)
+def test_no_secret_value_in_any_template(env, layer) -> None:
+    # Passwords are generated and kept by AWS (RDS-managed secrets); services get references only.
+    for node in walk(stack_of(env, layer).body):
+        if isinstance(node, dict):
+            assert not SECRET_PROPERTIES & set(node), f"{env}/{layer}: {SECRET_PROPERTIES & set(node)}"
+    for parameter in stack_of(env, layer).body.get("Parameters", {}).values():
+        assert "Default" not in parameter or parameter.get("NoEcho") is not True

@@ -94,10 +94,13 @@ def test_access_log_bucket_is_private_tls_only_and_writable_by_elb_only(stacks, 
     body = stacks[env]["platform"].body
     bucket = body["Resources"]["AccessLogBucket"]["Properties"]
     assert all(bucket["PublicAccessBlockConfiguration"].values())
-    assert bucket["OwnershipControls"]["Rules"] == [{"ObjectOwnership": "BucketOwnerEnforced"}]
+    # CloudFront's standard logging writes with an ACL grant: this bucket alone keeps ACLs on.
+    assert bucket["OwnershipControls"]["Rules"] == [{"ObjectOwnership": "BucketOwnerPreferred"}]
     assert bucket["VersioningConfiguration"] == {"Status": "Enabled"}
     (policy,) = resources(body, "AWS::S3::BucketPolicy").values()
-    deny, write = policy["Properties"]["PolicyDocument"]["Statement"]
+    deny, write, server_logs = policy["Properties"]["PolicyDocument"]["Statement"]
+    assert server_logs["Principal"] == {"Service": "logging.s3.amazonaws.com"}
+    assert server_logs["Condition"] == {"StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}}
     assert deny["Effect"] == "Deny" and deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
     assert write["Action"] == ["s3:PutObject"]
     assert write["Resource"] == [{"Fn::Sub": "${AccessLogBucket.Arn}/alb/AWSLogs/${AWS::AccountId}/*"}]

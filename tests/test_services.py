@@ -204,11 +204,37 @@ def test_execution_role_reaches_only_this_services_image_logs_and_secrets(stacks
         assert set(allowed) == {"PullThisServicesImage", "GetRegistryLoginToken", "WriteThisServicesLogs"}
 
 
+ASSET_GRANTS = {
+    "none": set(),
+    "read": {"ListTheAssetsBucket", "ReadAssets", "UseTheAssetsKeyThroughS3"},
+    "write": {"ListTheAssetsBucket", "ReadAssets", "WriteAssets", "UseTheAssetsKeyThroughS3"},
+}
+
+
 @pytest.mark.parametrize(("env", "service"), CASES)
 def test_task_role_grants_nothing_the_settings_do_not(stacks, environments, env, service) -> None:
+    settings = environments[env].services[service]
     granted = statements(body_of(stacks, env, service), "TaskRole")
-    expected = {"EcsExecSessionChannels"} if environments[env].services[service].exec else set()
+    expected = ({"EcsExecSessionChannels"} if settings.exec else set()) | ASSET_GRANTS[settings.assets]
     assert set(granted) == expected
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_asset_grants_reach_only_the_assets_bucket(stacks, env) -> None:
+    web = statements(body_of(stacks, env, "web"), "TaskRole")  # read
+    api = statements(body_of(stacks, env, "api"), "TaskRole")  # write
+    bucket = {"Fn::ImportValue": f"shop-{env}-edge-AssetsBucketArn"}
+    objects = {"Fn::Sub": ["${Bucket}/*", {"Bucket": bucket}]}
+    assert web["ReadAssets"]["Resource"] == [objects] and web["ReadAssets"]["Action"] == ["s3:GetObject"]
+    assert web["ListTheAssetsBucket"]["Resource"] == [bucket]
+    assert web["UseTheAssetsKeyThroughS3"]["Action"] == ["kms:Decrypt"]
+    assert api["WriteAssets"]["Action"] == ["s3:PutObject", "s3:DeleteObject"]
+    assert api["WriteAssets"]["Resource"] == [objects]
+    assert api["UseTheAssetsKeyThroughS3"]["Action"] == ["kms:Decrypt", "kms:GenerateDataKey"]
+    for grants in (web, api):
+        key = grants["UseTheAssetsKeyThroughS3"]
+        assert key["Resource"] == [{"Fn::ImportValue": f"shop-{env}-keys-DataKeyArn"}]
+        assert key["Condition"] == {"StringEquals": {"kms:ViaService": {"Fn::Sub": "s3.${AWS::Region}.amazonaws.com"}}}
 
 
 @pytest.mark.parametrize(("env", "service"), CASES)
