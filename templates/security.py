@@ -55,27 +55,13 @@ def build(env: Environment) -> Template:
                 f"{ctx.stack_name}-svc-{name}",
             )
         )
-        t.add_resource(
-            ec2.SecurityGroupEgress(
-                f"AlbTo{label}Egress",
-                GroupId=GetAtt(alb, "GroupId"),
-                IpProtocol="tcp",
-                FromPort=service.port,
-                ToPort=service.port,
-                DestinationSecurityGroupId=GetAtt(group, "GroupId"),
-                Description=f"ALB forwards to the {name} service's container port",
-            )
-        )
-        t.add_resource(
-            ec2.SecurityGroupIngress(
-                f"{label}FromAlbIngress",
-                GroupId=GetAtt(group, "GroupId"),
-                IpProtocol="tcp",
-                FromPort=service.port,
-                ToPort=service.port,
-                SourceSecurityGroupId=GetAtt(alb, "GroupId"),
-                Description=f"{name} container port, from the ALB only",
-            )
+        constructs.allow_between(
+            t,
+            alb,
+            group,
+            service.port,
+            egress=(f"AlbTo{label}Egress", f"ALB forwards to the {name} service's container port"),
+            ingress=(f"{label}FromAlbIngress", f"{name} container port, from the ALB only"),
         )
         t.add_resource(
             ec2.SecurityGroupEgress(
@@ -128,26 +114,11 @@ def _database_path(
     t: Template, env: Environment, name: str, group: ec2.SecurityGroup, database: ec2.SecurityGroup
 ) -> None:
     label = logical_id(name)
-    port = env.database.port
-    t.add_resource(
-        ec2.SecurityGroupEgress(
-            f"{label}ToDatabaseEgress",
-            GroupId=GetAtt(group, "GroupId"),
-            IpProtocol="tcp",
-            FromPort=port,
-            ToPort=port,
-            DestinationSecurityGroupId=GetAtt(database, "GroupId"),
-            Description=f"{name} connects to the database",
-        )
-    )
-    t.add_resource(
-        ec2.SecurityGroupIngress(
-            f"DatabaseFrom{label}Ingress",
-            GroupId=GetAtt(database, "GroupId"),
-            IpProtocol="tcp",
-            FromPort=port,
-            ToPort=port,
-            SourceSecurityGroupId=GetAtt(group, "GroupId"),
-            Description=f"{env.database.engine} port, from the {name} service",
-        )
+    constructs.allow_between(
+        t,
+        group,
+        database,
+        env.database.port,
+        egress=(f"{label}ToDatabaseEgress", f"{name} connects to the database"),
+        ingress=(f"DatabaseFrom{label}Ingress", f"{env.database.engine} port, from the {name} service"),
     )

@@ -333,44 +333,48 @@ def _autoscaling(
         )
     )
     t.add_resource(
-        applicationautoscaling.ScalingPolicy(
-            "CpuScaling",
-            PolicyName=Sub("${AWS::StackName}-cpu"),
-            PolicyType="TargetTrackingScaling",
-            ScalingTargetId=Ref(target),
-            TargetTrackingScalingPolicyConfiguration=applicationautoscaling.TargetTrackingScalingPolicyConfiguration(
-                TargetValue=float(scaling.cpu_target),
-                PredefinedMetricSpecification=applicationautoscaling.PredefinedMetricSpecification(
-                    PredefinedMetricType="ECSServiceAverageCPUUtilization"
-                ),
-                ScaleInCooldown=300,
-                ScaleOutCooldown=60,
-            ),
+        _target_tracking(
+            "CpuScaling", "cpu", target, value=scaling.cpu_target, metric="ECSServiceAverageCPUUtilization"
         )
     )
     if scaling.requests_per_target is None:
         return
     # ResourceLabel: app/<alb-name>/<alb-id>/targetgroup/<tg-name>/<tg-id>
-    label = Join(
-        "/",
-        [
-            ctx.import_value(Platform.LOAD_BALANCER_FULL_NAME),
-            GetAtt(target_group, "TargetGroupFullName"),
-        ],
-    )
+    label = Join("/", [ctx.import_value(Platform.LOAD_BALANCER_FULL_NAME), GetAtt(target_group, "TargetGroupFullName")])
     t.add_resource(
-        applicationautoscaling.ScalingPolicy(
+        _target_tracking(
             "RequestScaling",
-            PolicyName=Sub("${AWS::StackName}-requests"),
-            PolicyType="TargetTrackingScaling",
-            ScalingTargetId=Ref(target),
-            TargetTrackingScalingPolicyConfiguration=applicationautoscaling.TargetTrackingScalingPolicyConfiguration(
-                TargetValue=float(scaling.requests_per_target),
-                PredefinedMetricSpecification=applicationautoscaling.PredefinedMetricSpecification(
-                    PredefinedMetricType="ALBRequestCountPerTarget", ResourceLabel=label
-                ),
-                ScaleInCooldown=300,
-                ScaleOutCooldown=60,
-            ),
+            "requests",
+            target,
+            value=scaling.requests_per_target,
+            metric="ALBRequestCountPerTarget",
+            label=label,
         )
+    )
+
+
+def _target_tracking(
+    logical_id: str,
+    suffix: str,
+    target: applicationautoscaling.ScalableTarget,
+    *,
+    value: float,
+    metric: str,
+    label: Any = None,
+) -> applicationautoscaling.ScalingPolicy:
+    """Scale out fast (1 minute), scale in slowly (5 minutes) to hold ``metric`` at ``value``."""
+    specification = applicationautoscaling.PredefinedMetricSpecification(PredefinedMetricType=metric)
+    if label is not None:
+        specification.ResourceLabel = label
+    return applicationautoscaling.ScalingPolicy(
+        logical_id,
+        PolicyName=Sub("${AWS::StackName}-%s" % suffix),
+        PolicyType="TargetTrackingScaling",
+        ScalingTargetId=Ref(target),
+        TargetTrackingScalingPolicyConfiguration=applicationautoscaling.TargetTrackingScalingPolicyConfiguration(
+            TargetValue=float(value),
+            PredefinedMetricSpecification=specification,
+            ScaleInCooldown=300,
+            ScaleOutCooldown=60,
+        ),
     )

@@ -11,7 +11,14 @@ from typing import Any
 import pytest
 import yaml
 
-from infra_templates.config import Environment, Project, available_environments, load_environment, project_of
+from infra_templates.config import (
+    Environment,
+    Project,
+    SettingsError,
+    available_environments,
+    load_environment,
+    project_of,
+)
 from infra_templates.pipeline import Stack, build_project_stacks, build_stacks
 from templates import LAYERS, PROJECT_LAYERS
 
@@ -74,6 +81,13 @@ def settings_dir(tmp_path: Path) -> Path:
     folder = tmp_path / "environments"
     shutil.copytree(SETTINGS, folder)
     return folder
+
+
+def refusal(settings_dir: Path, env: str = "staging") -> str:
+    """The message loading ``env`` from ``settings_dir`` is refused with (failing if it loads)."""
+    with pytest.raises(SettingsError) as caught:
+        load_environment(env, settings_dir)
+    return str(caught.value)
 
 
 def edit_yaml(path: Path, **changes: Any) -> None:

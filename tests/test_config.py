@@ -6,15 +6,9 @@ import ipaddress
 from pathlib import Path
 
 import pytest
-from conftest import ENVIRONMENTS, edit_yaml
+from conftest import ENVIRONMENTS, edit_yaml, refusal
 
 from infra_templates.config import SettingsError, deep_merge, load_environment, project_of
-
-
-def refusal(settings_dir: Path, env: str = "staging") -> str:
-    with pytest.raises(SettingsError) as caught:
-        load_environment(env, settings_dir)
-    return str(caught.value)
 
 
 def test_shipped_environments_are_the_four_the_platform_needs() -> None:

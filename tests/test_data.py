@@ -5,9 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import ENVIRONMENTS, build_all, edit_yaml, resources, walk
-
-from infra_templates.config import SettingsError, load_environment
+from conftest import ENVIRONMENTS, build_all, edit_yaml, refusal, resources, walk
 
 
 def cluster(stacks, env: str) -> dict:
@@ -137,12 +135,6 @@ def test_mysql_gets_its_port_log_types_and_tls_parameter(settings_dir: Path) -> 
         if r["Properties"]["GroupId"]["Fn::GetAtt"][0] == "DatabaseSecurityGroup"
     ]
     assert {r["FromPort"] for r in into_db} == {3306}
-
-
-def refusal(settings_dir: Path, env: str = "staging") -> str:
-    with pytest.raises(SettingsError) as caught:
-        load_environment(env, settings_dir)
-    return str(caught.value)
 
 
 def test_unknown_or_deprecated_engine_version_is_refused(settings_dir: Path) -> None:

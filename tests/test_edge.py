@@ -5,9 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import ENVIRONMENTS, build_all, edit_yaml, resources
-
-from infra_templates.config import SettingsError, load_environment
+from conftest import ENVIRONMENTS, build_all, edit_yaml, refusal, resources
 
 
 def distribution(stacks, env: str) -> dict:
@@ -140,12 +138,6 @@ def test_an_environment_in_us_east_1_keeps_its_web_acl_in_the_edge_stack(setting
     assert body["Resources"]["Distribution"]["Properties"]["DistributionConfig"]["WebACLId"] == {
         "Fn::GetAtt": ["WebAcl", "Arn"]
     }
-
-
-def refusal(settings_dir: Path, env: str = "staging") -> str:
-    with pytest.raises(SettingsError) as caught:
-        load_environment(env, settings_dir)
-    return str(caught.value)
 
 
 def test_a_cloudfront_certificate_outside_us_east_1_is_refused(settings_dir: Path) -> None:

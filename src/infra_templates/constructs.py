@@ -241,3 +241,39 @@ def firewall(
         )
     )
     return acl
+
+
+def allow_between(
+    t: Template,
+    source: ec2.SecurityGroup,
+    target: ec2.SecurityGroup,
+    port: int,
+    *,
+    egress: tuple[str, str],
+    ingress: tuple[str, str],
+) -> None:
+    """Let ``source`` open TCP connections to ``target`` on ``port``: the egress rule on the source
+    and the ingress rule on the target, each ``(logical ID, description)``. Both groups start
+    closed, so this pair is the whole path."""
+    t.add_resource(
+        ec2.SecurityGroupEgress(
+            egress[0],
+            GroupId=GetAtt(source, "GroupId"),
+            IpProtocol="tcp",
+            FromPort=port,
+            ToPort=port,
+            DestinationSecurityGroupId=GetAtt(target, "GroupId"),
+            Description=egress[1],
+        )
+    )
+    t.add_resource(
+        ec2.SecurityGroupIngress(
+            ingress[0],
+            GroupId=GetAtt(target, "GroupId"),
+            IpProtocol="tcp",
+            FromPort=port,
+            ToPort=port,
+            SourceSecurityGroupId=GetAtt(source, "GroupId"),
+            Description=ingress[1],
+        )
+    )
