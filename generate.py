@@ -27,6 +27,7 @@ from infra_templates.config import (  # noqa: E402
     Project,
     SettingsError,
     available_environments,
+    link,
     load_environment,
     project_of,
 )
@@ -35,11 +36,10 @@ from infra_templates.pipeline import (  # noqa: E402
     Stack,
     build_project_stacks,
     build_stacks,
-    environment_files,
     project_files,
 )
 from infra_templates.render import replace_folders  # noqa: E402
-from templates import LAYERS, PROJECT_LAYERS  # noqa: E402
+from templates import LAYERS, PROJECT_LAYERS, environment_output  # noqa: E402
 
 EXIT_SETTINGS = 2
 EXIT_CHANGES = 3
@@ -98,36 +98,42 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return args
 
 
-def load_settings(names: list[str], settings: Path) -> tuple[list[Environment], Project]:
-    """The named environments and the project they share; SettingsError lists every problem at once."""
+def load_settings(names: list[str] | None, settings: Path) -> tuple[list[Environment], Project, list[Environment]]:
+    """The named environments (default: all), linked to their DR standby, and the project.
+
+    Every environment file is read and checked even when only some are named: the project-wide
+    stacks and a DR pairing depend on all of them. SettingsError lists every problem at once.
+    """
+    everything = available_environments(settings)
+    wanted = names or everything
     problems: list[str] = []
-    environments = []
-    for name in names:
+    loaded = []
+    for name in [*everything, *(n for n in wanted if n not in everything)]:
         try:
-            environments.append(load_environment(name, settings))
+            loaded.append(load_environment(name, settings))
         except SettingsError as error:
             problems.extend(p for p in error.problems if p not in problems)  # defaults.yaml once
     if problems:
         raise SettingsError(problems)
-    return environments, project_of(environments, settings)
+    project = project_of(loaded, settings)
+    everyone = link(loaded)
+    return [env for env in everyone if env.name in wanted], project, everyone
 
 
 def run_build(names: list[str] | None, settings: Path, output: Path, quiet: bool) -> int:
-    names_given = bool(names)
     try:
-        environments, project = load_settings(names or available_environments(settings), settings)
+        environments, project, everyone = load_settings(names, settings)
     except SettingsError as error:
         return _refuse(error.problems)
     project_stacks = build_project_stacks(project, PROJECT_LAYERS)
     folders: dict[str, dict[str, str]] = {}
-    if not names_given:  # project stacks depend on every environment: written by full builds only
+    if not names:  # the project folder is written by full builds only
         folders[PROJECT_FOLDER] = project_files(project, project_stacks)
         _summary(quiet, "project", project_stacks)
     for env in environments:
-        stacks = build_stacks(env, LAYERS)
-        folders[env.name] = environment_files(env, stacks, project_stacks)
+        stacks, folders[env.name] = environment_output(env, everyone, project_stacks)
         _summary(quiet, env.name, stacks)
-    replace_folders(output, folders, prune=not names_given)
+    replace_folders(output, folders, prune=not names)
     if not quiet:
         print(f"wrote {', '.join(f'{output.name}/{name}/' for name in folders)}")
     return 0
@@ -154,7 +160,7 @@ def run_diff(names: list[str] | None, settings: Path, against: Path, quiet: bool
     """Compare freshly built stacks with DIR/<folder>/, folder by folder, as a build would write them:
     without --env also the project folder, and folders of environments whose file was deleted."""
     try:
-        environments, project = load_settings(names or available_environments(settings), settings)
+        environments, project, _ = load_settings(names, settings)
     except SettingsError as error:
         return _refuse(error.problems, "nothing was compared")
     folders: list[tuple[str, list[Stack]]] = [(env.name, build_stacks(env, LAYERS)) for env in environments]

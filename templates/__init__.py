@@ -3,8 +3,18 @@
 Project layers are deployed once for all environments, before any environment's stacks.
 """
 
-from infra_templates.pipeline import LayerSpec, ProjectLayerSpec
-from templates import data, edge, edge_waf, keys, network, platform, registry, security, service
+from collections.abc import Sequence
+
+from infra_templates.config import Environment
+from infra_templates.pipeline import (
+    LayerSpec,
+    ProjectLayerSpec,
+    Stack,
+    build_stacks,
+    environment_files,
+    standby_prerequisites,
+)
+from templates import data, edge, edge_waf, keys, network, platform, registry, runbook, security, service
 
 PROJECT_LAYERS: tuple[ProjectLayerSpec, ...] = (ProjectLayerSpec("registry", registry.build),)
 
@@ -23,3 +33,23 @@ LAYERS: tuple[LayerSpec, ...] = (
         per_service=True,
     ),
 )
+
+# What a DR environment's stacks need from its primary's first: (DR layer, primary layer). The DR
+# database joins the global cluster the primary's data stack creates.
+STANDBY_NEEDS: tuple[tuple[str, str], ...] = (("data", "data"),)
+
+
+def environment_output(
+    env: Environment, environments: Sequence[Environment], project_stacks: Sequence[Stack]
+) -> tuple[list[Stack], dict[str, str]]:
+    """One environment's stacks and the files of its output folder, DR pieces included."""
+    stacks = build_stacks(env, LAYERS)
+    needed: list[Stack] = []
+    extra: dict[str, str] = {}
+    primary = next((e for e in environments if env.dr is not None and e.name == env.dr.protects), None)
+    if primary is not None:
+        needed = standby_prerequisites(stacks, primary.name, build_stacks(primary, LAYERS), STANDBY_NEEDS)
+        extra["RUNBOOK.md"] = runbook.build(env, primary, stacks)
+    files = environment_files(env, stacks, [*project_stacks, *needed])
+    files.update(extra)
+    return stacks, files

@@ -50,7 +50,8 @@ class Data:
     ENDPOINT = ExportSpec("data", "ClusterEndpoint", "Writer endpoint")
     READER_ENDPOINT = ExportSpec("data", "ReaderEndpoint", "Reader endpoint")
     PORT = ExportSpec("data", "Port", "Database port")
-    SECRET_ARN = ExportSpec("data", "SecretArn", "Secrets Manager secret of the administrator (managed by RDS)")
+    SECRET_ARN = ExportSpec("data", "SecretArn", "Secrets Manager secret of the administrator (for ECS Secrets)")
+    SECRET_RESOURCE = ExportSpec("data", "SecretResource", "The administrator secret's ARN as IAM policies name it")
     DATABASE_NAME = ExportSpec("data", "DatabaseName", "Name of the first database")
 
 

@@ -4,8 +4,11 @@ password managed by RDS in Secrets Manager, backed up, monitored, and kept on de
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 from awacs import logs as logs_actions
-from troposphere import GetAtt, Ref, Sub, Template, rds
+from troposphere import GetAtt, Ref, Sub, Template, rds, secretsmanager
 from troposphere.iam import Policy, Role
 from troposphere.logs import LogGroup
 
@@ -52,11 +55,7 @@ def build(env: Environment) -> Template:
         DBClusterIdentifier=cluster_identifier(env),
         Engine=database.engine,
         EngineVersion=database.engine_version,
-        DatabaseName=database.name,
         Port=database.port,
-        MasterUsername=database.master_username,
-        ManageMasterUserPassword=True,
-        MasterUserSecret=rds.MasterUserSecret(KmsKeyId=data_key),
         StorageEncrypted=True,
         KmsKeyId=data_key,
         EnableIAMDatabaseAuthentication=True,
@@ -75,6 +74,7 @@ def build(env: Environment) -> Template:
         cluster.ServerlessV2ScalingConfiguration = rds.ServerlessV2ScalingConfiguration(
             MinCapacity=capacity.min_acu, MaxCapacity=capacity.max_acu
         )
+    secret_arn, secret_resource = _credentials(t, ctx, cluster)
     # The cluster holds the data: a deleted or replaced stack leaves a final snapshot behind.
     cluster.DeletionPolicy = "Snapshot"
     cluster.UpdateReplacePolicy = "Snapshot"
@@ -82,7 +82,7 @@ def build(env: Environment) -> Template:
 
     monitoring = t.add_resource(_monitoring_role(ctx))
     instance_class = "db.serverless" if isinstance(capacity, ServerlessCapacity) else capacity.instance_class
-    for index in range(1 + capacity.readers):
+    for index in range(instance_count(env)):
         zone = ctx.zones[index % len(ctx.zones)]  # writer in the first zone, readers in the next ones
         instance = t.add_resource(
             rds.DBInstance(
@@ -110,9 +110,98 @@ def build(env: Environment) -> Template:
     ctx.export(t, Data.ENDPOINT, GetAtt(cluster, "Endpoint.Address"))
     ctx.export(t, Data.READER_ENDPOINT, GetAtt(cluster, "ReadEndpoint.Address"))
     ctx.export(t, Data.PORT, GetAtt(cluster, "Endpoint.Port"))
-    ctx.export(t, Data.SECRET_ARN, GetAtt(cluster, "MasterUserSecret.SecretArn"))
+    ctx.export(t, Data.SECRET_ARN, secret_arn)
+    ctx.export(t, Data.SECRET_RESOURCE, secret_resource)
     ctx.export(t, Data.DATABASE_NAME, database.name)
+    if env.standby is not None:
+        # This cluster becomes the primary of a global database; the DR environment's cluster joins it.
+        t.add_resource(
+            rds.GlobalCluster(
+                "GlobalCluster",
+                GlobalClusterIdentifier=global_cluster_identifier(env.project, env.name),
+                SourceDBClusterIdentifier=GetAtt(cluster, "DBClusterArn"),
+                DeletionProtection=database.deletion_protection,
+            )
+        )
     return t
+
+
+def instance_count(env: Environment) -> int:
+    """Writer plus readers; a pilot-light DR cluster has none (headless) until failover."""
+    if env.dr is not None and env.dr.posture == "pilot-light":
+        return 0
+    return 1 + env.database.capacity.readers
+
+
+def global_cluster_identifier(project: str, primary: str) -> str:
+    return f"{project}-{primary}-global"
+
+
+def secret_name(project: str, primary: str) -> str:
+    """The database secret's name: the same in the primary's region and, replicated, in the DR one."""
+    return f"{project}/{primary}/database"
+
+
+def _credentials(t: Template, ctx: LayerContext, cluster: rds.DBCluster) -> tuple[Any, Any]:
+    """Set how the cluster gets its administrator; return (the secret's ARN for ``Secrets``, the
+    ARN pattern an IAM policy names it by).
+
+    - a DR cluster joins the global database and has no credentials of its own (AWS requires it);
+      it uses the primary's secret, replicated to this region under the same name;
+    - ``password: managed``: RDS generates and keeps it in Secrets Manager;
+    - ``password: generated``: a secret this stack generates, replicated to the DR region when one
+      stands by (RDS-managed passwords cannot be in a global database).
+    """
+    env, database = ctx.env, ctx.env.database
+    data_key = ctx.import_value(Keys.DATA_KEY_ARN)
+    if env.dr is not None:
+        cluster.GlobalClusterIdentifier = global_cluster_identifier(env.project, env.dr.protects)
+        replica = Sub(
+            "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:%s"
+            % secret_name(env.project, env.dr.protects)
+        )
+        pattern = Sub(
+            "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:%s-??????"
+            % secret_name(env.project, env.dr.protects)
+        )
+        return replica, pattern
+    cluster.DatabaseName = database.name
+    if database.password == "managed":
+        cluster.MasterUsername = database.master_username
+        cluster.ManageMasterUserPassword = True
+        cluster.MasterUserSecret = rds.MasterUserSecret(KmsKeyId=data_key)
+        arn = GetAtt(cluster, "MasterUserSecret.SecretArn")
+        return arn, arn
+    secret = secretsmanager.Secret(
+        "DatabaseSecret",
+        Name=secret_name(env.project, env.name),
+        Description=f"Administrator of {cluster_identifier(env)}: generated here, never written anywhere",
+        KmsKeyId=data_key,
+        GenerateSecretString=secretsmanager.GenerateSecretString(
+            SecretStringTemplate=json.dumps({"username": database.master_username}),
+            GenerateStringKey="password",
+            PasswordLength=32,
+            ExcludeCharacters="\"@/\\' `",
+        ),
+    )
+    if env.standby is not None:
+        # The replica is encrypted with Secrets Manager's AWS-managed key of the DR region: naming
+        # the DR environment's own data key would make this stack wait for the DR keys stack, and
+        # the DR database waits for this one (its global cluster) - a cycle between environments.
+        secret.ReplicaRegions = [secretsmanager.ReplicaRegion(Region=env.standby.region)]
+    constructs.protect(secret, env)
+    t.add_resource(secret)
+    cluster.MasterUsername = Sub("{{resolve:secretsmanager:${%s}:SecretString:username}}" % secret.title)
+    cluster.MasterUserPassword = Sub("{{resolve:secretsmanager:${%s}:SecretString:password}}" % secret.title)
+    t.add_resource(
+        secretsmanager.SecretTargetAttachment(
+            "DatabaseSecretAttachment",
+            SecretId=Ref(secret),
+            TargetId=Ref(cluster),
+            TargetType="AWS::RDS::DBCluster",
+        )
+    )
+    return Ref(secret), Ref(secret)
 
 
 def _tls_only(env: Environment) -> dict[str, str]:

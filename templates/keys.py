@@ -13,6 +13,7 @@ from infra_templates import constructs, iam
 from infra_templates.config import Environment
 from infra_templates.constructs import WAF_LOG_PREFIX
 from infra_templates.layer import LayerContext
+from infra_templates.naming import key_alias
 from templates.contracts import Keys
 
 
@@ -27,7 +28,7 @@ def build(env: Environment) -> Template:
             iam.key_policy(_logs_may_use(ctx)),
         )
     )
-    t.add_resource(constructs.kms_alias("LogsKeyAlias", f"{ctx.stack_name}/logs", logs_key))
+    t.add_resource(constructs.kms_alias("LogsKeyAlias", key_alias(env.project, env.name, "logs"), logs_key))
     ctx.export(t, Keys.LOGS_KEY_ARN, GetAtt(logs_key, "Arn"))
 
     data_key = t.add_resource(
@@ -38,7 +39,7 @@ def build(env: Environment) -> Template:
             iam.key_policy(_data_services_may_use(ctx)),
         )
     )
-    t.add_resource(constructs.kms_alias("DataKeyAlias", f"{ctx.stack_name}/data", data_key))
+    t.add_resource(constructs.kms_alias("DataKeyAlias", key_alias(env.project, env.name, "data"), data_key))
     ctx.export(t, Keys.DATA_KEY_ARN, GetAtt(data_key, "Arn"))
     return t
 

@@ -178,16 +178,19 @@ def _execution_role(ctx: LayerContext, name: str, service: Service, logs: Any) -
         )
     if service.database_access:
         statements.append(
-            iam.allow("ReadTheDatabaseSecret", [secretsmanager.GetSecretValue], [ctx.import_value(Data.SECRET_ARN)])
-        )
-        statements.append(
             iam.allow(
-                "DecryptTheDatabaseSecret",
-                [kms_actions.Decrypt],
-                [ctx.import_value(Keys.DATA_KEY_ARN)],
-                conditions=[StringEquals("kms:ViaService", Sub("secretsmanager.${AWS::Region}.amazonaws.com"))],
+                "ReadTheDatabaseSecret", [secretsmanager.GetSecretValue], [ctx.import_value(Data.SECRET_RESOURCE)]
             )
         )
+        if env.dr is None:  # a DR region's replica uses Secrets Manager's AWS-managed key
+            statements.append(
+                iam.allow(
+                    "DecryptTheDatabaseSecret",
+                    [kms_actions.Decrypt],
+                    [ctx.import_value(Keys.DATA_KEY_ARN)],
+                    conditions=[StringEquals("kms:ViaService", Sub("secretsmanager.${AWS::Region}.amazonaws.com"))],
+                )
+            )
     return Role(
         "ExecutionRole",
         Description=f"ECS starts {ctx.stack_name}: pulls its image, writes its logs, reads its secrets",

@@ -16,11 +16,12 @@ from infra_templates.config import (
     Project,
     SettingsError,
     available_environments,
+    link,
     load_environment,
     project_of,
 )
-from infra_templates.pipeline import Stack, build_project_stacks, build_stacks
-from templates import LAYERS, PROJECT_LAYERS
+from infra_templates.pipeline import PROJECT_FOLDER, Stack, build_project_stacks, project_files
+from templates import PROJECT_LAYERS, environment_output
 
 ROOT = Path(__file__).resolve().parent.parent
 SETTINGS = ROOT / "environments"
@@ -33,17 +34,20 @@ class Built:
     project: Project
     project_stacks: dict[str, Stack]
     stacks: dict[str, dict[str, Stack]]  # env -> stack layer ("network", "svc-api") -> stack
+    files: dict[str, dict[str, str]]  # output folder ("dev", "project") -> file name -> text
 
 
 def build_all(settings: Path = SETTINGS) -> Built:
-    environments = {name: load_environment(name, settings) for name in available_environments(settings)}
-    project = project_of(list(environments.values()), settings)
-    return Built(
-        environments,
-        project,
-        {s.layer: s for s in build_project_stacks(project, PROJECT_LAYERS)},
-        {name: {s.layer: s for s in build_stacks(env, LAYERS)} for name, env in environments.items()},
-    )
+    loaded = [load_environment(name, settings) for name in available_environments(settings)]
+    project = project_of(loaded, settings)
+    environments = {env.name: env for env in link(loaded)}
+    shared = build_project_stacks(project, PROJECT_LAYERS)
+    stacks: dict[str, dict[str, Stack]] = {}
+    files = {PROJECT_FOLDER: project_files(project, shared)}
+    for name, env in environments.items():
+        built, files[name] = environment_output(env, list(environments.values()), shared)
+        stacks[name] = {s.layer: s for s in built}
+    return Built(environments, project, {s.layer: s for s in shared}, stacks, files)
 
 
 # Built once at collection, so tests can be parametrized over every stack that exists.

@@ -195,7 +195,7 @@ def test_environment_file_names_must_fit_in_a_stack_name(settings_dir: Path) -> 
 
 def test_name_cannot_be_set_inside_the_file(settings_dir: Path) -> None:
     edit_yaml(settings_dir / "staging.yaml", name="prod")
-    assert "staging.yaml: name: is taken from the file name" in refusal(settings_dir)
+    assert "staging.yaml: name: is set by the generator, not in a file; remove the key" in refusal(settings_dir)
 
 
 def test_parsed_settings_have_real_types(environments) -> None:

@@ -30,16 +30,45 @@ def test_cluster_lives_in_the_data_subnets_behind_the_database_group(stacks, env
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)
-def test_encrypted_iam_auth_and_password_managed_by_rds(stacks, env) -> None:
+def test_encrypted_with_the_data_key_and_iam_auth(stacks, env) -> None:
     props = cluster(stacks, env)["Properties"]
-    data_key = {"Fn::ImportValue": f"shop-{env}-keys-DataKeyArn"}
-    assert props["StorageEncrypted"] is True and props["KmsKeyId"] == data_key
-    assert props["ManageMasterUserPassword"] is True
-    assert props["MasterUserSecret"] == {"KmsKeyId": data_key}
+    assert props["StorageEncrypted"] is True
+    assert props["KmsKeyId"] == {"Fn::ImportValue": f"shop-{env}-keys-DataKeyArn"}
     assert props["EnableIAMDatabaseAuthentication"] is True
+    for node in walk(stacks[env]["data"].body):  # no password value anywhere, only references
+        if isinstance(node, dict) and "MasterUserPassword" in node:
+            assert node["MasterUserPassword"] == {
+                "Fn::Sub": "{{resolve:secretsmanager:${DatabaseSecret}:SecretString:password}}"
+            }
+
+
+@pytest.mark.parametrize("env", ["dev", "staging"])
+def test_password_managed_by_rds_by_default(stacks, env) -> None:
+    props = cluster(stacks, env)["Properties"]
+    assert props["ManageMasterUserPassword"] is True
+    assert props["MasterUserSecret"] == {"KmsKeyId": {"Fn::ImportValue": f"shop-{env}-keys-DataKeyArn"}}
     assert props["MasterUsername"] == "shop_admin"
-    for node in walk(stacks[env]["data"].body):
-        assert not (isinstance(node, dict) and "MasterUserPassword" in node)
+    assert "MasterUserPassword" not in props
+
+
+def test_a_global_primary_generates_its_secret_and_replicates_it_to_the_dr_region(stacks) -> None:
+    body = stacks["prod"]["data"].body
+    props = body["Resources"]["Cluster"]["Properties"]
+    assert "ManageMasterUserPassword" not in props  # AWS refuses it on a global database member
+    secret = body["Resources"]["DatabaseSecret"]
+    assert secret["Properties"]["Name"] == "shop/prod/database"
+    assert secret["Properties"]["KmsKeyId"] == {"Fn::ImportValue": "shop-prod-keys-DataKeyArn"}
+    assert secret["Properties"]["ReplicaRegions"] == [{"Region": "eu-central-1"}]
+    generated = secret["Properties"]["GenerateSecretString"]
+    assert generated["GenerateStringKey"] == "password" and generated["PasswordLength"] >= 32
+    assert secret["DeletionPolicy"] == "Retain"
+    assert props["MasterUsername"] == {"Fn::Sub": "{{resolve:secretsmanager:${DatabaseSecret}:SecretString:username}}"}
+    attachment = body["Resources"]["DatabaseSecretAttachment"]["Properties"]
+    assert attachment == {
+        "SecretId": {"Ref": "DatabaseSecret"},
+        "TargetId": {"Ref": "Cluster"},
+        "TargetType": "AWS::RDS::DBCluster",
+    }
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)
@@ -110,7 +139,15 @@ def test_prod_has_a_writer_and_a_reader_in_another_zone(stacks) -> None:
 def test_exports_what_services_and_monitoring_need(stacks, env) -> None:
     assert stacks[env]["data"].exports == sorted(
         f"shop-{env}-data-{key}"
-        for key in ("ClusterIdentifier", "ClusterEndpoint", "ReaderEndpoint", "Port", "SecretArn", "DatabaseName")
+        for key in (
+            "ClusterIdentifier",
+            "ClusterEndpoint",
+            "ReaderEndpoint",
+            "Port",
+            "SecretArn",
+            "SecretResource",
+            "DatabaseName",
+        )
     )
 
 

@@ -27,7 +27,9 @@ def test_writes_every_environment_with_a_summary_line_per_stack(tmp_path: Path) 
     for env in ENVIRONMENTS:
         layers = BUILT.stacks[env]
         assert sorted(p.name for p in (tmp_path / env).iterdir()) == sorted(
-            [f"{layer}.{ext}" for layer in layers for ext in ("yaml", "json")] + ["manifest.json", *HANDOVER_FILES]
+            [f"{layer}.{ext}" for layer in layers for ext in ("yaml", "json")]
+            + ["manifest.json", *HANDOVER_FILES]
+            + (["RUNBOOK.md"] if BUILT.environments[env].dr else [])
         )
         for layer in layers:
             assert f"shop-{env}-{layer}" in result.stdout

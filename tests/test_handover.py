@@ -21,7 +21,7 @@ from infra_templates.handover import (
     termination_protection_reasons,
     variable_name,
 )
-from infra_templates.pipeline import PROJECT_FOLDER, environment_files, project_files
+from infra_templates.pipeline import PROJECT_FOLDER
 from infra_templates.render import replace_folders
 
 ROLE = {"Type": "AWS::IAM::Role", "Properties": {"AssumeRolePolicyDocument": {}}}
@@ -46,11 +46,7 @@ TAGS = {"Project": "app", "Environment": "test", "ManagedBy": "infra-templates"}
 def written(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """output/ of every shipped environment and of the project, written the way generate.py writes it."""
     output = tmp_path_factory.mktemp("handover") / "output"
-    shared = list(BUILT.project_stacks.values())
-    folders = {PROJECT_FOLDER: project_files(BUILT.project, shared)}
-    for name in ENVIRONMENTS:
-        folders[name] = environment_files(BUILT.environments[name], list(BUILT.stacks[name].values()), shared)
-    replace_folders(output, folders)
+    replace_folders(output, BUILT.files)
     return output
 
 
@@ -106,7 +102,10 @@ def test_an_environment_leaves_the_shared_stacks_to_the_project_folder(written: 
     assert "shop-registry" not in [s["name"] for s in own_stacks(written / env)]  # ...the project deploys it
     script = (written / env / "deploy.sh").read_text()
     assert "--stack-name shop-registry" not in script
-    assert 'echo "Assumes the shared stacks are up: shop-registry (../project/deploy.sh)"' in script
+    elsewhere = "shop-registry (../project/deploy.sh)"
+    if env == "dr":  # and the primary's data stack, whose global cluster the DR database joins
+        elsewhere += ", shop-prod-data (../prod/deploy.sh)"
+    assert f'echo "Assumes the shared stacks are up: {elsewhere}"' in script
     guide = (written / env / "DEPLOY.md").read_text()
     assert (
         "- `shop-registry` (region `eu-west-1`) is up: it is shared by every environment and deployed once, " in guide

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -164,11 +165,14 @@ def test_output_is_byte_identical_across_runs_and_hash_seeds(tmp_path: Path) -> 
     first = _generate(tmp_path / "a", "1")
     second = _generate(tmp_path / "b", "2")
     folders = len(ENVIRONMENTS) + 1  # and the project's
-    assert len(first) == 2 * len(ALL_CASES) + folders * (1 + len(HANDOVER_FILES))  # + manifest, guide, script
+    runbooks = sum(1 for e in ENVIRONMENTS if (ROOT / "environments" / f"{e}.yaml").read_text().count("\ndr:"))
+    # + a manifest, a guide and a script per folder, and the DR environment's runbook
+    assert len(first) == 2 * len(ALL_CASES) + folders * (1 + len(HANDOVER_FILES)) + runbooks
     assert first == second
 
 
 SECRET_PROPERTIES = {"MasterUserPassword", "SecretString", "Password", "AuthToken", "SecretAccessKey"}
+DYNAMIC_REFERENCE = re.compile(r"^\{\{resolve:secretsmanager:\$\{\w+\}:SecretString:\w+\}\}$")
 
 
 @pytest.mark.parametrize(("env", "layer"), CASES)
@@ -176,6 +180,8 @@ def test_no_secret_value_in_any_template(env, layer) -> None:
     # Passwords are generated and kept by AWS (RDS-managed secrets); services get references only.
     for node in walk(stack_of(env, layer).body):
         if isinstance(node, dict):
-            assert not SECRET_PROPERTIES & set(node), f"{env}/{layer}: {SECRET_PROPERTIES & set(node)}"
+            for key in SECRET_PROPERTIES & set(node):  # only a dynamic reference to Secrets Manager
+                value = node[key].get("Fn::Sub") if isinstance(node[key], dict) else node[key]
+                assert isinstance(value, str) and DYNAMIC_REFERENCE.match(value), f"{env}/{layer}: {key}"
     for parameter in stack_of(env, layer).body.get("Parameters", {}).values():
         assert "Default" not in parameter or parameter.get("NoEcho") is not True

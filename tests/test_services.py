@@ -193,7 +193,10 @@ def test_execution_role_reaches_only_this_services_image_logs_and_secrets(stacks
         assert secret["Fn::Sub"].endswith(":secret:shop/api/payment-??????")
         (parameter,) = allowed["ReadThisServicesParameters"]["Resource"]
         assert parameter["Fn::Sub"].endswith(":parameter/shop/api/signing-key")
-        assert allowed["ReadTheDatabaseSecret"]["Resource"] == [{"Fn::ImportValue": f"shop-{env}-data-SecretArn"}]
+        assert allowed["ReadTheDatabaseSecret"]["Resource"] == [{"Fn::ImportValue": f"shop-{env}-data-SecretResource"}]
+        if env == "dr":  # the replica in the DR region uses Secrets Manager's AWS-managed key
+            assert "DecryptTheDatabaseSecret" not in allowed
+            return
         decrypt = allowed["DecryptTheDatabaseSecret"]
         assert decrypt["Action"] == ["kms:Decrypt"]
         assert decrypt["Resource"] == [{"Fn::ImportValue": f"shop-{env}-keys-DataKeyArn"}]

@@ -474,6 +474,25 @@ class ProvisionedCapacity(Strict):
     readers: int = Field(ge=0, le=15, description="Reader instances besides the writer, spread over the zones.")
 
 
+class DisasterRecovery(Strict):
+    """Set in a DR environment's file: which environment it stands in for, and how ready it is."""
+
+    protects: str = Field(description="The environment this one takes over from (its primary), e.g. prod.")
+    posture: Literal["pilot-light", "warm-standby"] = Field(
+        description="pilot-light: the database has no instance and services run at most one task until "
+        "failover; warm-standby: a database instance and services at a reduced count."
+    )
+    rto_minutes: int = Field(ge=1, le=10080, description="Recovery time objective, repeated in the runbook.")
+    rpo_minutes: int = Field(ge=0, le=10080, description="Recovery point objective, repeated in the runbook.")
+
+
+class Standby(Strict):
+    """Which environment stands by for this one: set by the generator, never in a file."""
+
+    environment: str
+    region: str
+
+
 class Database(Strict):
     engine: Literal["aurora-postgresql", "aurora-mysql"]
     engine_version: str
@@ -482,6 +501,11 @@ class Database(Strict):
         pattern=r"^[a-z][a-z0-9_]{0,15}$", description="Administrator user name (not a well-known default)."
     )
     capacity: ServerlessCapacity | ProvisionedCapacity = Field(discriminator="mode")
+    password: Literal["managed", "generated"] = Field(
+        default="managed",
+        description="'managed': RDS generates and keeps it (not allowed in a global database); 'generated': "
+        "a Secrets Manager secret the stack generates, replicated to the DR region when one protects this.",
+    )
     backup_retention_days: int = Field(ge=1, le=35)
     deletion_protection: bool
     performance_insights_retention_days: int = Field(
@@ -607,6 +631,8 @@ class Environment(Strict):
     registry: Registry
     database: Database
     edge: Edge
+    dr: DisasterRecovery | None = Field(default=None, description="Only in a DR environment's own file.")
+    standby: Standby | None = Field(default=None, description="Set from the DR environment that protects this one.")
     services: dict[str, Service] = Field(description="Services by name (DNS-safe, unique).")
 
     @field_validator("project")
@@ -659,6 +685,7 @@ class Environment(Strict):
             *self._zone_problems(),
             *self._production_problems(),
             *self._edge_problems(),
+            *self._posture_problems(),
         ]
         if problems:
             raise ManyFieldsError(problems)
@@ -712,6 +739,19 @@ class Environment(Strict):
                     )
         return problems
 
+    def _posture_problems(self) -> list[FieldValueError]:
+        if self.dr is None or self.dr.posture != "pilot-light":
+            return []
+        return [
+            FieldValueError(
+                ("services", name, "desired_count"),
+                "must be 0 or 1 in a pilot-light DR environment (dr.posture); failover scales it up",
+                service.desired_count,
+            )
+            for name, service in sorted(self.services.items())
+            if service.desired_count > 1 or service.autoscaling.min > 1
+        ]
+
     def _edge_problems(self) -> list[FieldValueError]:
         edge = self.edge
         where = ("edge", "certificate_arn")
@@ -759,7 +799,7 @@ class Environment(Strict):
                 )
             )
         if (
-            isinstance(self.database.capacity, ProvisionedCapacity | ServerlessCapacity)
+            self.dr is None  # a DR cluster's instances follow its posture; its primary has the reader
             and self.database.capacity.readers < 1
         ):
             problems.append(
@@ -833,8 +873,11 @@ def load_environment(name: str, folder: Path) -> Environment:
         raise SettingsError([f"{_show(env_path)}: no such environment file; environments here: {known}"])
     defaults = _read_mapping(defaults_path) if defaults_path.is_file() else {}
     own = _read_mapping(env_path)
-    if "name" in own:
-        raise SettingsError([f"{_show(env_path)}: name: is taken from the file name; remove the key"])
+    for derived in ("name", "standby"):
+        if derived in own or derived in defaults:
+            raise SettingsError(
+                [f"{_show(env_path)}: {derived}: is set by the generator, not in a file; remove the key"]
+            )
     merged = deep_merge(defaults, own)
     merged["name"] = name
     try:
@@ -1083,6 +1126,63 @@ def project_of(environments: Sequence[Environment], folder: Path) -> Project:
                     f"{_show(folder / (env.name + '.yaml'))}: {field}: differs from {first.name}.yaml; every "
                     f"environment shares one {field} (set it in defaults.yaml only)"
                 )
+    problems.extend(_dr_problems(environments, folder))
     if problems:
         raise SettingsError(problems)
     return Project(first.project, first.registry, tuple(environments))
+
+
+def _dr_problems(environments: Sequence[Environment], folder: Path) -> list[str]:
+    """A DR environment must pair with its primary the way an Aurora global database allows."""
+    by_name = {env.name: env for env in environments}
+    problems = []
+    for env in environments:
+        if env.dr is None:
+            continue
+        where = f"{_show(folder / (env.name + '.yaml'))}: dr.protects = {env.dr.protects!r}"
+        primary = by_name.get(env.dr.protects)
+        if primary is None or primary.dr is not None:
+            names = ", ".join(sorted(n for n, e in by_name.items() if e.dr is None and n != env.name))
+            problems.append(f"{where}: is not an environment it can protect; use one of {names}")
+            continue
+        checks = [
+            (
+                primary.region != env.region,
+                f"region: is {env.region}, the same as {primary.name}'s; a DR copy runs in another region",
+            ),
+            (
+                primary.account_id == env.account_id,
+                f"account_id: differs from {primary.name}'s; an Aurora global database spans one account",
+            ),
+            (
+                (primary.database.engine, primary.database.engine_version)
+                == (env.database.engine, env.database.engine_version),
+                f"database.engine_version: must equal {primary.name}'s ({primary.database.engine} "
+                f"{primary.database.engine_version}); a global database runs one version",
+            ),
+        ]
+        problems.extend(f"{_show(folder / (env.name + '.yaml'))}: {message}" for ok, message in checks if not ok)
+        if primary.database.password == "managed":
+            problems.append(
+                f"{_show(folder / (primary.name + '.yaml'))}: database.password = 'managed': AWS does not allow an "
+                f"RDS-managed password on a global database member, and {env.name} protects {primary.name}; "
+                "set database.password: generated"
+            )
+    return problems
+
+
+def link(environments: Sequence[Environment]) -> list[Environment]:
+    """The environments, each primary told which DR environment stands by for it (``standby``)."""
+    linked = []
+    for env in environments:
+        guard = next((e for e in environments if e.dr is not None and e.dr.protects == env.name), None)
+        standby = None if guard is None else Standby(environment=guard.name, region=guard.region)
+        linked.append(env.model_copy(update={"standby": standby}) if standby else env)
+    return linked
+
+
+def primary_of(environment: Environment, environments: Sequence[Environment]) -> Environment | None:
+    """The environment a DR environment protects."""
+    if environment.dr is None:
+        return None
+    return next((e for e in environments if e.name == environment.dr.protects), None)

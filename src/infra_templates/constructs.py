@@ -36,7 +36,8 @@ def kms_key(logical_id: str, env: Environment | None, description: str, policy: 
 
 
 def kms_alias(logical_id: str, name: str, key: kms.Key) -> kms.Alias:
-    return kms.Alias(logical_id, AliasName=f"alias/{name}", TargetKeyId=Ref(key))
+    """``name`` with or without its ``alias/`` prefix."""
+    return kms.Alias(logical_id, AliasName=f"alias/{name.removeprefix('alias/')}", TargetKeyId=Ref(key))
 
 
 def log_group(logical_id: str, env: Environment, retention_days: int, kms_key_arn: Any) -> logs.LogGroup:

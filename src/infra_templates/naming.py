@@ -33,3 +33,9 @@ def standard_tags(project: str, environment: str, layer: str, extra: dict[str, s
 def repository_name(project: str, service: str) -> str:
     """A service's ECR repository: named, because pipelines push to it and people look for it."""
     return f"{project}/{service}"
+
+
+def key_alias(project: str, environment: str, purpose: str) -> str:
+    """The alias of an environment's KMS key (``alias/shop-prod-keys/data``): known in any region,
+    unlike the key's id, so a stack elsewhere can name the key."""
+    return f"alias/{stack_name(project, environment, 'keys')}/{purpose}"

@@ -10,7 +10,7 @@ Two kinds of layer:
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from troposphere import Template
@@ -62,6 +62,7 @@ class Stack:
     yaml: str = field(repr=False)
     json: str = field(repr=False)
     scope: str = "environment"
+    home: str | None = None  # another environment's folder, for a stack listed in this one's manifest
 
     @property
     def exports(self) -> list[str]:
@@ -89,7 +90,9 @@ class Stack:
     @property
     def folder(self) -> str:
         """Where the template files sit, relative to an environment's folder."""
-        return f"../{PROJECT_FOLDER}/" if self.scope == "project" else ""
+        if self.scope == "project":
+            return f"../{PROJECT_FOLDER}/"
+        return f"../{self.home}/" if self.home else ""
 
 
 def find_imports(node: Any) -> Iterator[str]:
@@ -172,9 +175,30 @@ def _entry(position: int, stack: Stack) -> dict[str, Any]:
     }
 
 
+def standby_prerequisites(
+    stacks: Sequence[Stack], primary: str, primary_stacks: Sequence[Stack], needs: Sequence[tuple[str, str]]
+) -> list[Stack]:
+    """The primary environment's stacks that a DR environment's stacks need first, listed in the DR
+    manifest (deployed from the primary's folder); each needing stack gets them in ``depends_on``.
+
+    ``needs`` pairs (DR layer, primary layer): e.g. the DR data stack needs the primary's data
+    stack, whose global cluster it joins.
+    """
+    by_layer = {stack.layer: stack for stack in primary_stacks}
+    needed: list[Stack] = []
+    for stack in stacks:
+        for dr_layer, primary_layer in needs:
+            if stack.layer == dr_layer and primary_layer in by_layer:
+                source = by_layer[primary_layer]
+                stack.depends_on.append(source.name)
+                if all(s.name != source.name for s in needed):
+                    needed.append(replace(source, home=primary))
+    return needed
+
+
 def manifest(env: Environment, stacks: Sequence[Stack], project_stacks: Sequence[Stack] = ()) -> dict[str, Any]:
-    """The deploy order of one environment: the project's shared stacks first (deploy them once
-    for all environments), then the environment's own."""
+    """The deploy order of one environment: the stacks it needs from elsewhere first (the
+    project's, deployed once for all environments; a DR environment's primary's), then its own."""
     return {
         "project": env.project,
         "environment": env.name,

@@ -30,9 +30,12 @@ DESCRIPTION = (
 
 
 def environment_file_schema() -> dict[str, Any]:
-    """The schema of a partial environment file: the models' schema, nothing required, no ``name``."""
+    """The schema of a partial environment file: the models' schema, nothing required, and none
+    of the fields the generator sets itself (``name``, ``standby``)."""
     schema = Environment.model_json_schema()
-    schema["properties"].pop("name", None)
+    for derived in ("name", "standby"):
+        schema["properties"].pop(derived, None)
+    schema.get("$defs", {}).pop("Standby", None)
     _drop_required(schema)
     schema["description"] = DESCRIPTION
     return {"$schema": DRAFT, **schema}

@@ -9,6 +9,7 @@
 #
 # Needs the AWS CLI signed in to that account. DEPLOY.md beside this script explains each step.
 # Deployed first, once for every environment, by ../project/deploy.sh: shop-registry.
+# Deployed first, once for every environment, by ../prod/deploy.sh: shop-prod-data.
 # Parameters without a default, read from environment variables:
 #   IMAGE_TAG                ImageTag of shop-dr-svc-api, shop-dr-svc-web (one value for all of them)
 set -euo pipefail
@@ -36,7 +37,7 @@ if [[ "$account" != 333333333333 ]]; then
   echo "deploy.sh: signed in to account $account, but shop dr lives in account 333333333333" >&2
   exit 1
 fi
-echo "Assumes the shared stacks are up: shop-registry (../project/deploy.sh)"
+echo "Assumes the shared stacks are up: shop-registry (../project/deploy.sh), shop-prod-data (../prod/deploy.sh)"
 
 # 1/9 shop-dr-keys
 echo "==> 1/9 shop-dr-keys (eu-central-1)"
@@ -87,7 +88,7 @@ aws cloudformation deploy \
   --capabilities CAPABILITY_IAM \
   --tags Project=shop Environment=dr ManagedBy=infra-templates \
   "${changeset[@]}"
-# It holds PostgresqlLogGroup (AWS::Logs::LogGroup), Cluster (AWS::RDS::DBCluster), WriterInstance (AWS::RDS::DBInstance), ReaderInstance1 (AWS::RDS::DBInstance): deleting the stack must take a deliberate step.
+# It holds PostgresqlLogGroup (AWS::Logs::LogGroup), Cluster (AWS::RDS::DBCluster): deleting the stack must take a deliberate step.
 if [[ "$review" == false ]]; then
   aws cloudformation update-termination-protection --enable-termination-protection \
     --stack-name shop-dr-data --region eu-central-1 >/dev/null
