@@ -4,9 +4,14 @@ Project layers are deployed once for all environments, before any environment's 
 """
 
 from infra_templates.pipeline import LayerSpec, ProjectLayerSpec
-from templates import data, edge, edge_waf, keys, network, platform, registry, security, service
+from templates import data, delivery, edge, edge_waf, keys, network, platform, registry, security, service
 
-PROJECT_LAYERS: tuple[ProjectLayerSpec, ...] = (ProjectLayerSpec("registry", registry.build),)
+PROJECT_LAYERS: tuple[ProjectLayerSpec, ...] = (
+    ProjectLayerSpec("registry", registry.build),
+    ProjectLayerSpec("delivery", delivery.build_shared),
+    ProjectLayerSpec("delivery-artifacts", delivery.build_region, regions=delivery.other_regions),
+    ProjectLayerSpec("delivery", delivery.build_service, imports_from=("delivery",), per_service=True),
+)
 
 LAYERS: tuple[LayerSpec, ...] = (
     LayerSpec("keys", keys.build),
