@@ -40,10 +40,12 @@ from infra_templates.pipeline import (  # noqa: E402
 )
 from infra_templates.render import replace_folders  # noqa: E402
 from templates import LAYERS, PROJECT_LAYERS, environment_output  # noqa: E402
+from templates.release_files import delivery_files  # noqa: E402
 
 EXIT_SETTINGS = 2
 EXIT_CHANGES = 3
 SCHEMA_FILE = ROOT / "schema" / "environment.schema.json"
+DELIVERY_FOLDER = "delivery"  # output/delivery/<service>/: files for the application repositories
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -130,9 +132,13 @@ def run_build(names: list[str] | None, settings: Path, output: Path, quiet: bool
     if not names:  # the project folder is written by full builds only
         folders[PROJECT_FOLDER] = project_files(project, project_stacks)
         _summary(quiet, "project", project_stacks)
+    built: dict[str, list[Stack]] = {}
     for env in environments:
         stacks, folders[env.name] = environment_output(env, everyone, project_stacks)
+        built[env.name] = stacks
         _summary(quiet, env.name, stacks)
+    if not names:  # the release files of every service, from every environment's stacks
+        folders[DELIVERY_FOLDER] = delivery_files(project, built)
     replace_folders(output, folders, prune=not names)
     if not quiet:
         print(f"wrote {', '.join(f'{output.name}/{name}/' for name in folders)}")

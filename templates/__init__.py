@@ -14,9 +14,26 @@ from infra_templates.pipeline import (
     environment_files,
     standby_prerequisites,
 )
-from templates import data, edge, edge_waf, keys, network, platform, registry, runbook, security, service
+from templates import (
+    data,
+    delivery,
+    edge,
+    edge_waf,
+    keys,
+    network,
+    platform,
+    registry,
+    runbook,
+    security,
+    service,
+)
 
-PROJECT_LAYERS: tuple[ProjectLayerSpec, ...] = (ProjectLayerSpec("registry", registry.build),)
+PROJECT_LAYERS: tuple[ProjectLayerSpec, ...] = (
+    ProjectLayerSpec("registry", registry.build),
+    ProjectLayerSpec("delivery", delivery.build_shared),
+    ProjectLayerSpec("delivery-artifacts", delivery.build_region, regions=delivery.other_regions),
+    ProjectLayerSpec("delivery", delivery.build_service, imports_from=("delivery",), per_service=True),
+)
 
 LAYERS: tuple[LayerSpec, ...] = (
     LayerSpec("keys", keys.build),

@@ -43,6 +43,9 @@ class Platform:
     LOAD_BALANCER_FULL_NAME = ExportSpec("platform", "LoadBalancerFullName", "The ALB's name in CloudWatch metrics")
     LOAD_BALANCER_DNS_NAME = ExportSpec("platform", "LoadBalancerDnsName", "The ALB's DNS name")
     LOG_BUCKET_NAME = ExportSpec("platform", "LogBucketName", "Bucket of the environment's access logs")
+    TEST_LISTENER_ARN = ExportSpec(
+        "platform", "TestListenerArn", "The ALB's test listener: a blue/green release's new tasks before the shift"
+    )
 
 
 class Data:
@@ -66,3 +69,14 @@ class Edge:
     ASSETS_BUCKET_ARN = ExportSpec("edge", "AssetsBucketArn", "Static-assets bucket ARN")
     DISTRIBUTION_ID = ExportSpec("edge", "DistributionId", "CloudFront distribution id")
     DISTRIBUTION_DOMAIN = ExportSpec("edge", "DistributionDomainName", "CloudFront distribution domain name")
+
+
+class Delivery:
+    """Exports of the project's shared delivery stack, read by each service's delivery stack."""
+
+    ARTIFACT_BUCKET_NAME = ExportSpec("delivery", "ArtifactBucketName", "Bucket of the pipelines' artifacts", "project")
+    ARTIFACT_BUCKET_ARN = ExportSpec("delivery", "ArtifactBucketArn", "Bucket of the pipelines' artifacts", "project")
+    ARTIFACT_KEY_ARN = ExportSpec("delivery", "ArtifactKeyArn", "KMS key of the pipelines' artifacts", "project")
+    NOTIFICATION_TOPIC_ARN = ExportSpec(
+        "delivery", "NotificationTopicArn", "SNS topic of approvals and failed releases", "project"
+    )

@@ -11,6 +11,7 @@ from troposphere import elasticloadbalancingv2 as elb
 from infra_templates import constructs, iam
 from infra_templates.config import Environment, certificate_id
 from infra_templates.layer import LayerContext
+from infra_templates.naming import cluster_name
 from templates.contracts import Keys, Network, Platform, Security
 
 TLS_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"  # TLS 1.3 and 1.2 with forward secrecy only
@@ -24,6 +25,8 @@ def build(env: Environment) -> Template:
     cluster = t.add_resource(
         ecs.Cluster(
             "Cluster",
+            # Named: the release pipeline, in another account, names the cluster in its deploy actions.
+            ClusterName=cluster_name(env.project, env.name),
             ClusterSettings=[ecs.ClusterSetting(Name="containerInsights", Value="enabled")],
             CapacityProviders=["FARGATE", "FARGATE_SPOT"],
             DefaultCapacityProviderStrategy=_strategy(env),
@@ -81,6 +84,7 @@ def build(env: Environment) -> Template:
             ],
         )
     )
+    _test_listener(t, ctx, alb)
     if env.platform.http_redirect:
         t.add_resource(
             elb.Listener(
@@ -116,6 +120,41 @@ def build(env: Environment) -> Template:
     ctx.export(t, Platform.HTTPS_LISTENER_ARN, Ref(https))
     ctx.export(t, Platform.LOG_BUCKET_NAME, Ref(bucket))
     return t
+
+
+def _test_listener(t: Template, ctx: LayerContext, alb: elb.LoadBalancer) -> None:
+    """Blue/green releases: CodeDeploy routes this port to the new tasks before shifting production
+    traffic, so they can be tried first. Only with a blue-green service; the security layer opens
+    the port to the VPC only."""
+    env = ctx.env
+    if not env.blue_green_services:
+        return
+    listener = t.add_resource(
+        elb.Listener(
+            "TestListener",
+            LoadBalancerArn=Ref(alb),
+            Port=env.deployment.test_listener_port,
+            Protocol="HTTPS",
+            SslPolicy=TLS_POLICY,
+            Certificates=[
+                elb.Certificate(
+                    CertificateArn=Sub(
+                        "arn:${AWS::Partition}:acm:${AWS::Region}:${AWS::AccountId}:certificate/"
+                        + certificate_id(env.platform.certificate_arn)
+                    )
+                )
+            ],
+            DefaultActions=[
+                elb.Action(
+                    Type="fixed-response",
+                    FixedResponseConfig=elb.FixedResponseConfig(
+                        StatusCode="404", ContentType="text/plain", MessageBody="Not found"
+                    ),
+                )
+            ],
+        )
+    )
+    ctx.export(t, Platform.TEST_LISTENER_ARN, Ref(listener))
 
 
 def _bool(value: bool) -> str:

@@ -35,6 +35,8 @@ def build(env: Environment) -> Template:
     if env.platform.http_redirect:
         _alb_ingress(t, env, alb, HTTP, "HTTP, answered only with a redirect to HTTPS")
 
+    _test_listener_ingress(t, ctx, alb)
+
     database = t.add_resource(
         constructs.security_group(
             "DatabaseSecurityGroup",
@@ -81,6 +83,26 @@ def build(env: Environment) -> Template:
     ctx.export(t, Security.ALB_SECURITY_GROUP, GetAtt(alb, "GroupId"))
     ctx.export(t, Security.DATABASE_SECURITY_GROUP, GetAtt(database, "GroupId"))
     return t
+
+
+def _test_listener_ingress(t: Template, ctx: LayerContext, alb: ec2.SecurityGroup) -> None:
+    """The blue/green test listener answers the VPC only (a bastion, a VPN, a test task), never
+    the internet: it serves a release before anyone approved it."""
+    env = ctx.env
+    if not env.blue_green_services:
+        return
+    port = env.deployment.test_listener_port
+    t.add_resource(
+        ec2.SecurityGroupIngress(
+            "AlbTestListenerIngress",
+            GroupId=GetAtt(alb, "GroupId"),
+            IpProtocol="tcp",
+            FromPort=port,
+            ToPort=port,
+            CidrIp=str(env.network.cidr),
+            Description="Blue/green test listener, from inside the VPC only",
+        )
+    )
 
 
 def _alb_ingress(t: Template, env: Environment, alb: ec2.SecurityGroup, port: int, what: str) -> None:

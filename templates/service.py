@@ -5,20 +5,45 @@ from __future__ import annotations
 
 from typing import Any
 
+from awacs import cloudwatch as cloudwatch_actions
+from awacs import codedeploy as codedeploy_actions
 from awacs import ecr as ecr_actions
+from awacs import ecs as ecs_actions
+from awacs import elasticloadbalancing as elb_actions
+from awacs import iam as iam_actions
 from awacs import kms as kms_actions
 from awacs import logs as logs_actions
 from awacs import s3 as s3_actions
 from awacs import secretsmanager, ssm, ssmmessages
-from awacs.aws import Statement, StringEquals
-from troposphere import GetAtt, Join, Parameter, Ref, Region, Sub, Template, applicationautoscaling, ecs
+from awacs import sts as sts_actions
+from awacs.aws import Allow, ArnEquals, Condition, ForAnyValueStringEquals, Principal, Statement, StringEquals
+from troposphere import (
+    GetAtt,
+    Join,
+    Parameter,
+    Ref,
+    Region,
+    Sub,
+    Template,
+    applicationautoscaling,
+    cloudwatch,
+    codedeploy,
+    ecs,
+)
 from troposphere import elasticloadbalancingv2 as elb
 from troposphere.iam import Policy, Role
 
 from infra_templates import constructs, iam
 from infra_templates.config import Environment, Service
 from infra_templates.layer import LayerContext
-from infra_templates.naming import repository_name
+from infra_templates.naming import (
+    artifact_bucket_name,
+    artifact_key_alias,
+    pipeline_role_name,
+    release_name,
+    repository_name,
+    service_role_name,
+)
 from templates.contracts import Data, Edge, Keys, Network, Platform, Security
 
 IMAGE_TAG = "ImageTag"
@@ -48,6 +73,7 @@ def build(env: Environment, name: str) -> Template:
     logs = t.add_resource(
         constructs.log_group("LogGroup", env, env.platform.log_retention_days, ctx.import_value(Keys.LOGS_KEY_ARN))
     )
+    logs.LogGroupName = ctx.stack_name  # named: the release's taskdef.json names it
     execution_role = t.add_resource(_execution_role(ctx, name, service, logs))
     task_role = t.add_resource(_task_role(ctx, name, service))
     task = t.add_resource(
@@ -74,13 +100,15 @@ def build(env: Environment, name: str) -> Template:
             ],
         )
     )
+    blue_green = env.strategy_of(name) == "blue-green"
+    green = t.add_resource(_green_target_group(target_group)) if blue_green else None
     rule = t.add_resource(
         elb.ListenerRule(
             "ListenerRule",
             ListenerArn=ctx.import_value(Platform.HTTPS_LISTENER_ARN),
             Priority=env.listener_priorities()[name],
             Conditions=_conditions(service),
-            Actions=[elb.ListenerRuleAction(Type="forward", TargetGroupArn=Ref(target_group))],
+            Actions=[_forward(target_group, green)],
         )
     )
 
@@ -89,6 +117,7 @@ def build(env: Environment, name: str) -> Template:
         ecs.Service(
             "Service",
             DependsOn=[rule.title],  # the target group must belong to the ALB before tasks register
+            ServiceName=name,  # named: the release pipeline, in another account, names it
             Cluster=ctx.import_value(Platform.CLUSTER_NAME),
             TaskDefinition=Ref(task),
             DesiredCount=service.desired_count,
@@ -121,6 +150,13 @@ def build(env: Environment, name: str) -> Template:
         )
     )
     _autoscaling(t, ctx, service, ecs_service, target_group)
+    roles = [execution_role, task_role]
+    if green is not None:
+        _hand_over_to_codedeploy(ecs_service, task, ctx.stack_name)
+        _blue_green(
+            t, ctx, name, service=service, ecs_service=ecs_service, groups=(target_group, green), rule=rule, roles=roles
+        )
+    _release_role(t, ctx, name, ecs_service=ecs_service, roles=roles, blue_green=blue_green)
     return t
 
 
@@ -193,6 +229,7 @@ def _execution_role(ctx: LayerContext, name: str, service: Service, logs: Any) -
             )
     return Role(
         "ExecutionRole",
+        RoleName=service_role_name(env.project, env.name, name, "exec"),  # taskdef.json names it
         Description=f"ECS starts {ctx.stack_name}: pulls its image, writes its logs, reads its secrets",
         AssumeRolePolicyDocument=_ecs_trust(),
         Policies=[Policy(PolicyName="start-task", PolicyDocument=iam.document(*statements))],
@@ -219,6 +256,7 @@ def _task_role(ctx: LayerContext, name: str, service: Service) -> Role:
     statements.extend(_asset_statements(ctx, service))
     role = Role(
         "TaskRole",
+        RoleName=service_role_name(ctx.env.project, ctx.env.name, name, "task"),  # taskdef.json names it
         Description=f"What the {name} application may do in AWS: only what its settings grant",
         AssumeRolePolicyDocument=_ecs_trust(),
     )
@@ -380,4 +418,277 @@ def _target_tracking(
             ScaleInCooldown=300,
             ScaleOutCooldown=60,
         ),
+    )
+
+
+# --- releases: blue/green through CodeDeploy, and the role the release pipeline assumes -----------
+
+
+def _green_target_group(blue: elb.TargetGroup) -> elb.TargetGroup:
+    """The second target group a blue/green release starts the new tasks in: the first's twin."""
+    return elb.TargetGroup("GreenTargetGroup", **{k: v for k, v in blue.properties.items() if k != "Tags"})
+
+
+def _forward(blue: elb.TargetGroup, green: elb.TargetGroup | None) -> elb.ListenerRuleAction:
+    """Forward to the service; with blue/green, to both groups weighted 1/0, the form CodeDeploy
+    itself leaves a rule in after a shift (the idle group stays attached at weight 0)."""
+    if green is None:
+        return elb.ListenerRuleAction(Type="forward", TargetGroupArn=Ref(blue))
+    return elb.ListenerRuleAction(
+        Type="forward",
+        ForwardConfig=elb.ForwardConfig(
+            TargetGroups=[
+                elb.TargetGroupTuple(TargetGroupArn=Ref(blue), Weight=1),
+                elb.TargetGroupTuple(TargetGroupArn=Ref(green), Weight=0),
+            ]
+        ),
+    )
+
+
+def _hand_over_to_codedeploy(ecs_service: ecs.Service, task: ecs.TaskDefinition, family: str) -> None:
+    """CODE_DEPLOY controller. CloudFormation cannot update the TaskDefinition or LoadBalancers of
+    such a service, so the service names its task definition by family (the latest ACTIVE
+    revision): the property never changes, a later stack update leaves the service alone, and
+    releases register new revisions of the same family through CodeDeploy."""
+    ecs_service.TaskDefinition = family
+    ecs_service.DependsOn = [*ecs_service.DependsOn, task.title]
+    ecs_service.DeploymentController = ecs.DeploymentController(Type="CODE_DEPLOY")
+    ecs_service.DeploymentConfiguration = ecs.DeploymentConfiguration(MaximumPercent=200, MinimumHealthyPercent=100)
+
+
+def _blue_green(
+    t: Template,
+    ctx: LayerContext,
+    name: str,
+    *,
+    service: Service,
+    ecs_service: ecs.Service,
+    groups: tuple[elb.TargetGroup, elb.TargetGroup],
+    rule: elb.ListenerRule,
+    roles: list[Role],
+) -> None:
+    env = ctx.env
+    blue, green = groups
+    test_rule = t.add_resource(
+        elb.ListenerRule(
+            "TestListenerRule",
+            ListenerArn=ctx.import_value(Platform.TEST_LISTENER_ARN),
+            Priority=env.listener_priorities()[name],
+            Conditions=_conditions(service),
+            Actions=[_forward(blue, green)],
+        )
+    )
+    ecs_service.DependsOn = [*ecs_service.DependsOn, test_rule.title]
+    alarms = [t.add_resource(_errors_alarm(ctx, group)) for group in groups]
+    codedeploy_role = t.add_resource(_codedeploy_role(ctx, ecs_service, [rule, test_rule], alarms, roles))
+    application = t.add_resource(
+        codedeploy.Application(
+            "CodeDeployApplication",
+            ApplicationName=release_name(env.project, env.name, name),
+            ComputePlatform="ECS",
+        )
+    )
+    t.add_resource(
+        codedeploy.DeploymentGroup(
+            "DeploymentGroup",
+            ApplicationName=Ref(application),
+            DeploymentGroupName=release_name(env.project, env.name, name),
+            ServiceRoleArn=GetAtt(codedeploy_role, "Arn"),
+            DeploymentConfigName=env.deployment.traffic_shift,
+            DeploymentStyle=codedeploy.DeploymentStyle(
+                DeploymentType="BLUE_GREEN", DeploymentOption="WITH_TRAFFIC_CONTROL"
+            ),
+            BlueGreenDeploymentConfiguration=codedeploy.BlueGreenDeploymentConfiguration(
+                DeploymentReadyOption=codedeploy.DeploymentReadyOption(ActionOnTimeout="CONTINUE_DEPLOYMENT"),
+                TerminateBlueInstancesOnDeploymentSuccess=codedeploy.BlueInstanceTerminationOption(
+                    Action="TERMINATE", TerminationWaitTimeInMinutes=env.deployment.termination_wait_minutes
+                ),
+            ),
+            ECSServices=[
+                codedeploy.ECSService(
+                    ClusterName=ctx.import_value(Platform.CLUSTER_NAME), ServiceName=GetAtt(ecs_service, "Name")
+                )
+            ],
+            LoadBalancerInfo=codedeploy.LoadBalancerInfo(
+                TargetGroupPairInfoList=[
+                    codedeploy.TargetGroupPairInfo(
+                        TargetGroups=[
+                            codedeploy.TargetGroupInfo(Name=GetAtt(group, "TargetGroupName")) for group in groups
+                        ],
+                        ProdTrafficRoute=codedeploy.TrafficRoute(
+                            ListenerArns=[ctx.import_value(Platform.HTTPS_LISTENER_ARN)]
+                        ),
+                        TestTrafficRoute=codedeploy.TrafficRoute(
+                            ListenerArns=[ctx.import_value(Platform.TEST_LISTENER_ARN)]
+                        ),
+                    )
+                ]
+            ),
+            AutoRollbackConfiguration=codedeploy.AutoRollbackConfiguration(
+                Enabled=True, Events=["DEPLOYMENT_FAILURE", "DEPLOYMENT_STOP_ON_ALARM"]
+            ),
+            AlarmConfiguration=codedeploy.AlarmConfiguration(
+                Enabled=True, Alarms=[codedeploy.Alarm(Name=Ref(alarm)) for alarm in alarms]
+            ),
+        )
+    )
+
+
+def _errors_alarm(ctx: LayerContext, group: elb.TargetGroup) -> cloudwatch.Alarm:
+    """5xx answers of one target group: a release that raises it is rolled back."""
+    return cloudwatch.Alarm(
+        f"{group.title.removesuffix('TargetGroup') or 'Blue'}ErrorsAlarm",
+        AlarmDescription=f"{ctx.stack_name}: the {group.title} answers 5xx; CodeDeploy rolls a release back on it",
+        Namespace="AWS/ApplicationELB",
+        MetricName="HTTPCode_Target_5XX_Count",
+        Dimensions=[
+            cloudwatch.MetricDimension(Name="LoadBalancer", Value=ctx.import_value(Platform.LOAD_BALANCER_FULL_NAME)),
+            cloudwatch.MetricDimension(Name="TargetGroup", Value=GetAtt(group, "TargetGroupFullName")),
+        ],
+        Statistic="Sum",
+        Period=60,
+        EvaluationPeriods=1,
+        Threshold=5,
+        ComparisonOperator="GreaterThanOrEqualToThreshold",
+        TreatMissingData="notBreaching",
+    )
+
+
+def _pass_roles(roles: list[Role]) -> Statement:
+    return iam.allow(
+        "PassThisServicesTaskRoles",
+        [iam_actions.PassRole],
+        [GetAtt(role, "Arn") for role in roles],
+        conditions=[StringEquals("iam:PassedToService", "ecs-tasks.amazonaws.com")],
+    )
+
+
+def _codedeploy_role(
+    ctx: LayerContext, ecs_service: ecs.Service, rules: list[elb.ListenerRule], alarms: list[Any], roles: list[Role]
+) -> Role:
+    """What CodeDeploy needs to release this service: its task sets, its two listener rules, its alarms."""
+    task_sets = Sub(
+        "arn:${AWS::Partition}:ecs:${AWS::Region}:${AWS::AccountId}:task-set/${Cluster}/${Service}/*",
+        Cluster=ctx.import_value(Platform.CLUSTER_NAME),
+        Service=GetAtt(ecs_service, "Name"),
+    )
+    statements = [
+        iam.allow(
+            "ManageThisServicesTaskSets",
+            [
+                ecs_actions.DescribeServices,
+                ecs_actions.CreateTaskSet,
+                ecs_actions.DeleteTaskSet,
+                ecs_actions.UpdateServicePrimaryTaskSet,
+            ],
+            [Ref(ecs_service), task_sets],
+        ),
+        # Describe calls of Elastic Load Balancing have no resource-level permissions.
+        iam.allow(
+            "ReadLoadBalancing",
+            [
+                elb_actions.DescribeListeners,
+                elb_actions.DescribeRules,
+                elb_actions.DescribeTargetGroups,
+                elb_actions.DescribeTargetHealth,
+            ],
+            ["*"],
+        ),
+        iam.allow("ShiftThisServicesRules", [elb_actions.ModifyRule], [Ref(rule) for rule in rules]),
+        iam.allow(
+            "ReadThisServicesAlarms",
+            [cloudwatch_actions.DescribeAlarms],
+            [GetAtt(alarm, "Arn") for alarm in alarms],
+        ),
+        _pass_roles(roles),
+    ]
+    return Role(
+        "CodeDeployRole",
+        Description=f"CodeDeploy releases {ctx.stack_name}: its task sets, listener rules and alarms",
+        AssumeRolePolicyDocument=iam.service_trust("codedeploy.amazonaws.com"),
+        Policies=[Policy(PolicyName="release", PolicyDocument=iam.document(*statements))],
+    )
+
+
+def _release_role(
+    t: Template, ctx: LayerContext, name: str, *, ecs_service: ecs.Service, roles: list[Role], blue_green: bool
+) -> None:
+    """The role this service's pipeline (in the registry's account) assumes to release it here.
+
+    Named, so the pipeline can name it before this stack exists; trusted only by that pipeline's
+    role. It reads the pipeline's artifacts (their bucket and key are in the registry's account and
+    the release's region) and starts a CodeDeploy deployment (blue/green) or updates the ECS
+    service (rolling), passing only this service's task roles.
+    """
+    env = ctx.env
+    registry = env.registry.account_id
+    bucket = artifact_bucket_name(env.project, registry, env.region)
+    statements = [
+        iam.allow(
+            "ReadThePipelinesArtifacts",
+            [s3_actions.GetObject, s3_actions.GetObjectVersion],
+            [Sub("arn:${AWS::Partition}:s3:::%s/*" % bucket)],
+        ),
+        iam.allow(
+            "DecryptThePipelinesArtifacts",
+            [kms_actions.Decrypt, kms_actions.DescribeKey],
+            [Sub("arn:${AWS::Partition}:kms:${AWS::Region}:%s:key/*" % registry)],
+            conditions=[
+                ForAnyValueStringEquals("kms:ResourceAliases", artifact_key_alias(env.project)),
+                StringEquals("kms:ViaService", Sub("s3.${AWS::Region}.amazonaws.com")),
+            ],
+        ),
+        # Registering a task definition has no resource-level permissions.
+        iam.allow(
+            "RegisterTaskDefinitions",
+            [ecs_actions.RegisterTaskDefinition, ecs_actions.DescribeTaskDefinition],
+            ["*"],
+        ),
+        _pass_roles(roles),
+    ]
+    if blue_green:
+        release = release_name(env.project, env.name, name)
+        statements.append(
+            iam.allow(
+                "ReleaseThroughThisServicesDeploymentGroup",
+                [
+                    codedeploy_actions.CreateDeployment,
+                    codedeploy_actions.GetDeployment,
+                    codedeploy_actions.GetApplication,
+                    codedeploy_actions.GetApplicationRevision,
+                    codedeploy_actions.RegisterApplicationRevision,
+                    codedeploy_actions.GetDeploymentConfig,
+                ],
+                [
+                    iam.arn("codedeploy", f"application:{release}"),
+                    iam.arn("codedeploy", f"deploymentgroup:{release}/{release}"),
+                    iam.arn("codedeploy", f"deploymentconfig:{env.deployment.traffic_shift}"),
+                ],
+            )
+        )
+    else:
+        statements.append(
+            iam.allow(
+                "RollThisService",
+                [ecs_actions.DescribeServices, ecs_actions.UpdateService],
+                [Ref(ecs_service)],
+            )
+        )
+    pipeline_role = "arn:${AWS::Partition}:iam::%s:role/%s" % (registry, pipeline_role_name(env.project, name))
+    t.add_resource(
+        Role(
+            "ReleaseRole",
+            RoleName=service_role_name(env.project, env.name, name, "deploy"),
+            Description=f"The {name} pipeline (account {registry}) releases {ctx.stack_name} with this role",
+            AssumeRolePolicyDocument=iam.document(
+                Statement(
+                    Sid="TrustThisServicesPipeline",
+                    Effect=Allow,
+                    Principal=Principal("AWS", Sub("arn:${AWS::Partition}:iam::%s:root" % registry)),
+                    Action=[sts_actions.AssumeRole],
+                    Condition=Condition([ArnEquals("aws:PrincipalArn", Sub(pipeline_role))]),
+                )
+            ),
+            Policies=[Policy(PolicyName="release", PolicyDocument=iam.document(*statements))],
+        )
     )

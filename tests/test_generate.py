@@ -34,8 +34,10 @@ def test_writes_every_environment_with_a_summary_line_per_stack(tmp_path: Path) 
         for layer in layers:
             assert f"shop-{env}-{layer}" in result.stdout
     assert sorted(p.name for p in (tmp_path / "project").iterdir()) == sorted(
-        ["manifest.json", "registry.json", "registry.yaml", *HANDOVER_FILES]
+        [f"{layer}.{ext}" for layer in BUILT.project_stacks for ext in ("yaml", "json")]
+        + ["manifest.json", *HANDOVER_FILES]
     )
+    assert sorted(p.name for p in (tmp_path / "delivery").iterdir()) == sorted(BUILT.project.services)
     assert "resources" in result.stdout and "bytes" in result.stdout
 
 
@@ -88,9 +90,10 @@ def test_full_build_retires_output_of_a_deleted_environment(tmp_path: Path, sett
     output = tmp_path / "out"
     assert generate("--quiet", "--settings", str(settings_dir), "--output", str(output)).returncode == 0
     (settings_dir / "staging.yaml").unlink()
+    edit_yaml(settings_dir / "defaults.yaml", delivery__stages=["dev", "prod", "dr"])  # releases skip it too
     (output / "notes").mkdir()
     assert generate("--quiet", "--settings", str(settings_dir), "--output", str(output)).returncode == 0
-    assert sorted(p.name for p in output.iterdir()) == ["dev", "dr", "notes", "prod", "project"]
+    assert sorted(p.name for p in output.iterdir()) == ["delivery", "dev", "dr", "notes", "prod", "project"]
 
 
 def test_help_explains_every_option() -> None:

@@ -9,6 +9,7 @@ import pytest
 from conftest import ALL_CASES, BUILT, ENVIRONMENTS, ROOT, stack_of
 
 from infra_templates.handover import FILES as HANDOVER_FILES
+from templates.release_files import delivery_files
 
 GOLDEN = ROOT / "tests" / "golden"
 HINT = "output changed: if that is intended, run `make golden` and review the diff"
@@ -24,7 +25,12 @@ PINNED_STATEFUL_IDS = {
     "edge": {"AssetsBucket"},
     **{f"svc-{service}": {"LogGroup"} for service in BUILT.project.services},
 }
-PINNED_PROJECT_IDS = {"registry": {"RegistryKey", *(f"{s.capitalize()}Repository" for s in BUILT.project.services)}}
+PINNED_PROJECT_IDS = {
+    "registry": {"RegistryKey", *(f"{s.capitalize()}Repository" for s in BUILT.project.services)},
+    "delivery": {"ArtifactKey", "ArtifactBucket"},
+    **{f"delivery-artifacts-{r}": {"ArtifactKey", "ArtifactBucket"} for r in ("eu-central-1",)},
+    **{f"delivery-{s}": {"SourceRepository", "BuildLogGroup"} for s in BUILT.project.services},
+}
 
 
 def golden(env: str, name: str) -> dict:
@@ -59,7 +65,15 @@ def test_every_other_file_matches_golden(folder, name) -> None:
 
 
 def test_golden_has_no_environment_that_is_gone() -> None:
-    assert sorted(p.name for p in GOLDEN.iterdir() if p.is_dir()) == sorted([*ENVIRONMENTS, "project"])
+    assert sorted(p.name for p in GOLDEN.iterdir() if p.is_dir()) == sorted([*ENVIRONMENTS, "project", "delivery"])
+
+
+def test_release_files_match_golden() -> None:
+    files = delivery_files(BUILT.project, {env: list(stacks.values()) for env, stacks in BUILT.stacks.items()})
+    written = sorted(str(p.relative_to(GOLDEN / "delivery")) for p in (GOLDEN / "delivery").rglob("*") if p.is_file())
+    assert written == sorted(files), HINT
+    for name, text in files.items():
+        assert (GOLDEN / "delivery" / name).read_text() == text, f"{name}: {HINT}"
 
 
 def stateful_ids(body: dict) -> set[str]:

@@ -121,5 +121,6 @@ def test_exports_what_services_and_monitoring_need(stacks, env) -> None:
             "LoadBalancerDnsName",
             "HttpsListenerArn",
             "LogBucketName",
+            *(["TestListenerArn"] if env != "dev" else []),  # blue/green services need a test listener
         )
     )

@@ -18,13 +18,17 @@ def rules(body: dict, kind: str) -> list[dict]:
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)
-def test_alb_accepts_https_and_http_from_the_internet_only(stacks, env) -> None:
+def test_alb_accepts_https_and_http_from_the_internet_only(stacks, environments, env) -> None:
     body = stacks[env]["security"].body
     into_alb = [r for r in rules(body, "Ingress") if group_id(r["GroupId"]) == "AlbSecurityGroup"]
-    assert sorted((r["FromPort"], r["ToPort"], r["CidrIp"]) for r in into_alb) == [
-        (80, 80, "0.0.0.0/0"),
-        (443, 443, "0.0.0.0/0"),
-    ]
+    test_listener = [(8443, 8443, str(environments[env].network.cidr))] if env != "dev" else []  # VPC only
+    assert sorted((r["FromPort"], r["ToPort"], r["CidrIp"]) for r in into_alb) == sorted(
+        [
+            (80, 80, "0.0.0.0/0"),
+            (443, 443, "0.0.0.0/0"),
+            *test_listener,
+        ]
+    )
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)
@@ -85,7 +89,9 @@ def test_cloudfront_only_ingress_uses_the_managed_prefix_list(settings_dir) -> N
         platform__cloudfront_prefix_list_id="pl-4fa04526",
     )
     body = security.build(load_environment("staging", settings_dir)).to_dict()
-    into_alb = [r for r in rules(body, "Ingress") if group_id(r["GroupId"]) == "AlbSecurityGroup"]
+    into_alb = [
+        r for r in rules(body, "Ingress") if group_id(r["GroupId"]) == "AlbSecurityGroup" and r["FromPort"] != 8443
+    ]
     assert {r["SourcePrefixListId"] for r in into_alb} == {"pl-4fa04526"}
     assert all("CidrIp" not in r for r in into_alb)
     assert all("Metadata" not in r for r in resources(body, "AWS::EC2::SecurityGroupIngress").values())

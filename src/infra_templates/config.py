@@ -40,7 +40,7 @@ LOG_RETENTION_DAYS = (
 RESERVED_TAG_KEYS = ("Project", "Environment", "Layer", "ManagedBy")
 INTERFACE_ENDPOINTS = ("ecr.api", "ecr.dkr", "logs", "secretsmanager")
 MAX_ZONES = 3
-RESERVED_ENVIRONMENT_NAMES = ("project", "defaults")
+RESERVED_ENVIRONMENT_NAMES = ("project", "defaults", "delivery")
 PRIORITY_BAND = 2000  # listener rule priorities per specificity band; 20 bands fit under 50,000
 
 
@@ -321,6 +321,9 @@ class Service(Strict):
     read_only_root_filesystem: bool = True
     exec: bool = Field(default=False, description="ECS Exec (a shell into running tasks); off unless asked.")
     database_access: bool = Field(default=False, description="Whether the service may connect to the database.")
+    deployment_strategy: Literal["blue-green", "rolling"] | None = Field(
+        default=None, description="Overrides deployment.strategy for this service."
+    )
     assets: Literal["none", "read", "write"] = Field(
         default="none", description="What the service may do with the static-assets bucket."
     )
@@ -604,6 +607,102 @@ class Edge(Strict):
         return aliases
 
 
+TrafficShift = Literal[
+    "CodeDeployDefault.ECSAllAtOnce",
+    "CodeDeployDefault.ECSCanary10Percent5Minutes",
+    "CodeDeployDefault.ECSCanary10Percent15Minutes",
+    "CodeDeployDefault.ECSLinear10PercentEvery1Minutes",
+    "CodeDeployDefault.ECSLinear10PercentEvery3Minutes",
+]
+Strategy = Literal["blue-green", "rolling"]
+
+
+class Deployment(Strict):
+    """How this environment's services take a new release (a service may override the strategy)."""
+
+    strategy: Strategy = Field(
+        description="blue-green: CodeDeploy shifts traffic between two target groups; rolling: ECS replaces "
+        "tasks in place, with the circuit breaker rolling back."
+    )
+    traffic_shift: TrafficShift = Field(
+        default="CodeDeployDefault.ECSCanary10Percent5Minutes", description="CodeDeploy's traffic shift (blue-green)."
+    )
+    termination_wait_minutes: int = Field(
+        default=5, ge=0, le=2880, description="Minutes the old (blue) tasks keep running after the shift."
+    )
+    test_listener_port: int = Field(
+        default=8443, ge=1024, le=65535, description="ALB port of the test listener, reachable from the VPC only."
+    )
+
+
+class Connection(Strict):
+    """A CodeStar connection (GitHub, GitLab, Bitbucket), created and authorised once in the console."""
+
+    provider: Literal["GitHub", "GitHubEnterpriseServer", "GitLab", "Bitbucket"]
+    arn: str = Field(
+        pattern=r"^arn:aws(-[a-z]+)*:(codestar-connections|codeconnections):[a-z0-9-]+:[0-9]{12}:connection/[0-9a-f-]{36}$",
+        description="The connection's ARN, in the registry's account.",
+    )
+    repositories: dict[str, str] = Field(
+        description="Per service, the repository id the connection reads: owner/name.",
+    )
+
+    @field_validator("repositories")
+    @classmethod
+    def _repository_ids(cls, repositories: dict[str, str]) -> dict[str, str]:
+        for service, repository in repositories.items():
+            if not re.fullmatch(r"[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)+", repository):
+                raise FieldValueError((service,), "is not a repository id: owner/name", repository)
+        return repositories
+
+
+class Delivery(Strict):
+    """The release pipelines, one per service, in the registry's account and region."""
+
+    stages: list[str] = Field(min_length=1, description="Environments a release goes through, in order.")
+    approval_before: list[str] = Field(
+        default_factory=list, description="Stages that wait for a manual approval (notified by SNS) first."
+    )
+    branch: str = Field(default="main", pattern=r"^[A-Za-z0-9._/-]{1,100}$", description="The branch released.")
+    connection: Connection | None = Field(
+        default=None,
+        description="Source from GitHub/GitLab/Bitbucket; without it each service gets a CodeCommit repository.",
+    )
+    build_image: str = Field(default="aws/codebuild/amazonlinux-x86_64-standard:5.0", pattern=r"^[a-z0-9./:_-]+$")
+    build_compute: Literal["BUILD_GENERAL1_SMALL", "BUILD_GENERAL1_MEDIUM", "BUILD_GENERAL1_LARGE"] = (
+        "BUILD_GENERAL1_SMALL"
+    )
+    test_command: str = Field(
+        default="make test", min_length=1, description="What the build runs before building the image."
+    )
+    artifact_expiration_days: int = Field(default=30, ge=1, le=3650, description="Days pipeline artifacts are kept.")
+    log_retention_days: int = Field(default=90, description="Retention of the builds' log groups.")
+
+    @field_validator("log_retention_days")
+    @classmethod
+    def _retention(cls, days: int) -> int:
+        return _check_retention(days)
+
+    @model_validator(mode="after")
+    def _stages(self) -> Delivery:
+        problems = []
+        seen: set[str] = set()
+        for index, stage in enumerate(self.stages):
+            if stage in seen:
+                problems.append(
+                    FieldValueError(("stages", index), "is listed twice; a release visits a stage once", stage)
+                )
+            seen.add(stage)
+        for index, stage in enumerate(self.approval_before):
+            if stage not in seen:
+                problems.append(
+                    FieldValueError(("approval_before", index), f"is not one of delivery.stages {self.stages}", stage)
+                )
+        if problems:
+            raise ManyFieldsError(problems)
+        return self
+
+
 def _check_region(region: str) -> str:
     if region not in REGIONS:
         raise ValueError(f"is not an AWS region; use one of {', '.join(REGIONS)}")
@@ -634,6 +733,8 @@ class Environment(Strict):
     dr: DisasterRecovery | None = Field(default=None, description="Only in a DR environment's own file.")
     standby: Standby | None = Field(default=None, description="Set from the DR environment that protects this one.")
     services: dict[str, Service] = Field(description="Services by name (DNS-safe, unique).")
+    delivery: Delivery
+    deployment: Deployment
 
     @field_validator("project")
     @classmethod
@@ -686,6 +787,7 @@ class Environment(Strict):
             *self._production_problems(),
             *self._edge_problems(),
             *self._posture_problems(),
+            *self._delivery_problems(),
         ]
         if problems:
             raise ManyFieldsError(problems)
@@ -823,6 +925,44 @@ class Environment(Strict):
                 )
             ]
         return []
+
+    def _delivery_problems(self) -> list[FieldValueError]:
+        """Role names fit IAM's 64 characters; a connection names a repository for every service."""
+        problems = [
+            FieldValueError(
+                ("services", name),
+                f"makes the role name {self.project}-{self.name}-{name}-deploy longer than IAM's 64 characters; "
+                "use a shorter service, environment or project name",
+            )
+            for name in sorted(self.services)
+            if len(f"{self.project}-{self.name}-{name}-deploy") > 64
+        ]
+        connection = self.delivery.connection
+        if connection is None:
+            return problems
+        problems += [
+            FieldValueError(
+                ("delivery", "connection", "repositories", name),
+                "is missing: with a connection every service needs its repository id (owner/name)",
+            )
+            for name in sorted(set(self.services) - set(connection.repositories))
+        ]
+        problems += [
+            FieldValueError(
+                ("delivery", "connection", "repositories", name),
+                f"is not a service; services are {sorted(self.services)}",
+            )
+            for name in sorted(set(connection.repositories) - set(self.services))
+        ]
+        return problems
+
+    def strategy_of(self, service: str) -> Strategy:
+        """The service's own strategy if it sets one, else the environment's."""
+        return self.services[service].deployment_strategy or self.deployment.strategy
+
+    @property
+    def blue_green_services(self) -> list[str]:
+        return [name for name in sorted(self.services) if self.strategy_of(name) == "blue-green"]
 
     def capacity_of(self, service: str) -> Capacity:
         return self.services[service].capacity or self.platform.capacity
@@ -1102,6 +1242,10 @@ class Project:
         return sorted({name for env in self.environments for name in env.services})
 
     @property
+    def delivery(self) -> Delivery:
+        return self.environments[0].delivery
+
+    @property
     def accounts(self) -> list[str]:
         """The accounts that run the environments (and pull images)."""
         return sorted({env.account_id for env in self.environments})
@@ -1120,13 +1264,19 @@ def project_of(environments: Sequence[Environment], folder: Path) -> Project:
     first = environments[0]
     problems = []
     for env in environments[1:]:
-        for field in ("project", "registry"):
+        for field in ("project", "registry", "delivery"):
             if getattr(env, field) != getattr(first, field):
                 problems.append(
                     f"{_show(folder / (env.name + '.yaml'))}: {field}: differs from {first.name}.yaml; every "
                     f"environment shares one {field} (set it in defaults.yaml only)"
                 )
     problems.extend(_dr_problems(environments, folder))
+    for index, stage in enumerate(first.delivery.stages):
+        if not (folder / f"{stage}.yaml").is_file():
+            problems.append(
+                f"{_show(folder / DEFAULTS_FILE)}: delivery.stages[{index}] = {stage!r}: is not an environment; "
+                f"environments are {available_environments(folder)}"
+            )
     if problems:
         raise SettingsError(problems)
     return Project(first.project, first.registry, tuple(environments))

@@ -86,7 +86,7 @@ def skip_checkov(resource: AWSObject, *reasons: tuple[str, str]) -> None:
 
 def private_bucket(
     logical_id: str,
-    env: Environment,
+    env: Environment | None,
     *,
     kms_key_arn: Any | None,
     expire_days: int | None,

@@ -39,3 +39,32 @@ def key_alias(project: str, environment: str, purpose: str) -> str:
     """The alias of an environment's KMS key (``alias/shop-prod-keys/data``): known in any region,
     unlike the key's id, so a stack elsewhere can name the key."""
     return f"alias/{stack_name(project, environment, 'keys')}/{purpose}"
+
+
+# Names the release pipeline (in the registry's account) must know before the environments' stacks
+# exist, so they are set, not left to CloudFormation: the deploy actions name them in other accounts.
+def cluster_name(project: str, environment: str) -> str:
+    return f"{project}-{environment}"
+
+
+def release_name(project: str, environment: str, service: str) -> str:
+    """The CodeDeploy application and deployment group of a blue/green service."""
+    return f"{project}-{environment}-{service}"
+
+
+def service_role_name(project: str, environment: str, service: str, purpose: str) -> str:
+    """``{project}-{env}-{service}-{purpose}``: a role of a service in an environment (exec, task, deploy)."""
+    return f"{project}-{environment}-{service}-{purpose}"
+
+
+def pipeline_role_name(project: str, service: str) -> str:
+    return f"{project}-{service}-pipeline"
+
+
+def artifact_bucket_name(project: str, account: str, region: str) -> str:
+    """The pipelines' artifact bucket of one region (a cross-region deploy needs one there too)."""
+    return f"{project}-delivery-{account}-{region}"
+
+
+def artifact_key_alias(project: str) -> str:
+    return f"alias/{project}-delivery/artifacts"

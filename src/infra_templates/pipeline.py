@@ -44,10 +44,18 @@ class LayerSpec:
 
 @dataclass(frozen=True)
 class ProjectLayerSpec:
-    """One project layer: built once from every environment (``build(project)``)."""
+    """One project layer: built once from every environment (``build(project)``).
+
+    With ``per_service`` it is ``build(project, service)``, one stack per service
+    (``{project}-{layer}-{service}``); with ``regions`` it is ``build(project, region)``, one stack
+    per region it returns (``{project}-{layer}-{region}``, deployed in that region).
+    """
 
     name: str
-    build: Callable[[Project], Template]
+    build: Callable[..., Template]
+    imports_from: tuple[str, ...] = ()
+    per_service: bool = False
+    regions: Callable[[Project], list[str]] | None = None
 
 
 @dataclass
@@ -151,11 +159,23 @@ def build_stacks(env: Environment, layers: Sequence[LayerSpec]) -> list[Stack]:
 def build_project_stacks(project: Project, layers: Sequence[ProjectLayerSpec]) -> list[Stack]:
     """The project-wide stacks (one each), in deploy order, in the registry's region."""
     stacks = []
+    names: dict[str, list[str]] = {}
     for layer in layers:
-        template = layer.build(project)
-        apply_tags(template, standard_tags(project.name, PROJECT_ENVIRONMENT_TAG, layer.name, project.tags))
-        name = stack_name(project.name, None, layer.name)
-        stacks.append(_stack(name, layer.name, project.region, template, depends_on=[], scope="project"))
+        depends_on = [n for dependency in layer.imports_from for n in names[dependency]]
+        units: list[tuple[str, str, tuple[Any, ...]]]  # (unit, region, build arguments)
+        if layer.per_service:
+            units = [(f"{layer.name}-{s}", project.region, (project, s)) for s in project.services]
+        elif layer.regions is not None:
+            units = [(f"{layer.name}-{r}", r, (project, r)) for r in layer.regions(project)]
+        else:
+            units = [(layer.name, project.region, (project,))]
+        names[layer.name] = []
+        for unit, region, args in units:
+            template = layer.build(*args)
+            apply_tags(template, standard_tags(project.name, PROJECT_ENVIRONMENT_TAG, unit, project.tags))
+            name = stack_name(project.name, None, unit)
+            stacks.append(_stack(name, unit, region, template, depends_on=depends_on, scope="project"))
+            names[layer.name].append(name)
     return stacks
 
 

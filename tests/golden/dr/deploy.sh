@@ -9,6 +9,10 @@
 #
 # Needs the AWS CLI signed in to that account. DEPLOY.md beside this script explains each step.
 # Deployed first, once for every environment, by ../project/deploy.sh: shop-registry.
+# Deployed first, once for every environment, by ../project/deploy.sh: shop-delivery.
+# Deployed first, once for every environment, by ../project/deploy.sh: shop-delivery-artifacts-eu-central-1.
+# Deployed first, once for every environment, by ../project/deploy.sh: shop-delivery-api.
+# Deployed first, once for every environment, by ../project/deploy.sh: shop-delivery-web.
 # Deployed first, once for every environment, by ../prod/deploy.sh: shop-prod-data.
 # Parameters without a default, read from environment variables:
 #   IMAGE_TAG                ImageTag of shop-dr-svc-api, shop-dr-svc-web (one value for all of them)
@@ -37,7 +41,7 @@ if [[ "$account" != 333333333333 ]]; then
   echo "deploy.sh: signed in to account $account, but shop dr lives in account 333333333333" >&2
   exit 1
 fi
-echo "Assumes the shared stacks are up: shop-registry (../project/deploy.sh), shop-prod-data (../prod/deploy.sh)"
+echo "Assumes the shared stacks are up: shop-registry (../project/deploy.sh), shop-delivery (../project/deploy.sh), shop-delivery-artifacts-eu-central-1 (../project/deploy.sh), shop-delivery-api (../project/deploy.sh), shop-delivery-web (../project/deploy.sh), shop-prod-data (../prod/deploy.sh)"
 
 # 1/9 shop-dr-keys
 echo "==> 1/9 shop-dr-keys (eu-central-1)"
@@ -151,7 +155,7 @@ aws cloudformation deploy \
   --stack-name shop-dr-svc-api \
   --region eu-central-1 \
   --template-file "$here/svc-api.yaml" \
-  --capabilities CAPABILITY_IAM \
+  --capabilities CAPABILITY_NAMED_IAM \
   --parameter-overrides "ImageTag=${IMAGE_TAG:?set IMAGE_TAG}" \
   --tags Project=shop Environment=dr ManagedBy=infra-templates \
   "${changeset[@]}"
@@ -168,7 +172,7 @@ aws cloudformation deploy \
   --stack-name shop-dr-svc-web \
   --region eu-central-1 \
   --template-file "$here/svc-web.yaml" \
-  --capabilities CAPABILITY_IAM \
+  --capabilities CAPABILITY_NAMED_IAM \
   --parameter-overrides "ImageTag=${IMAGE_TAG:?set IMAGE_TAG}" \
   --tags Project=shop Environment=dr ManagedBy=infra-templates \
   "${changeset[@]}"

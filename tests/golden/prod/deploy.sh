@@ -9,6 +9,10 @@
 #
 # Needs the AWS CLI signed in to that account. DEPLOY.md beside this script explains each step.
 # Deployed first, once for every environment, by ../project/deploy.sh: shop-registry.
+# Deployed first, once for every environment, by ../project/deploy.sh: shop-delivery.
+# Deployed first, once for every environment, by ../project/deploy.sh: shop-delivery-artifacts-eu-central-1.
+# Deployed first, once for every environment, by ../project/deploy.sh: shop-delivery-api.
+# Deployed first, once for every environment, by ../project/deploy.sh: shop-delivery-web.
 # Parameters without a default, read from environment variables:
 #   IMAGE_TAG                ImageTag of shop-prod-svc-api, shop-prod-svc-web (one value for all of them)
 set -euo pipefail
@@ -36,7 +40,7 @@ if [[ "$account" != 333333333333 ]]; then
   echo "deploy.sh: signed in to account $account, but shop prod lives in account 333333333333" >&2
   exit 1
 fi
-echo "Assumes the shared stacks are up: shop-registry (../project/deploy.sh)"
+echo "Assumes the shared stacks are up: shop-registry (../project/deploy.sh), shop-delivery (../project/deploy.sh), shop-delivery-artifacts-eu-central-1 (../project/deploy.sh), shop-delivery-api (../project/deploy.sh), shop-delivery-web (../project/deploy.sh)"
 
 # 1/9 shop-prod-keys
 echo "==> 1/9 shop-prod-keys (eu-west-1)"
@@ -150,7 +154,7 @@ aws cloudformation deploy \
   --stack-name shop-prod-svc-api \
   --region eu-west-1 \
   --template-file "$here/svc-api.yaml" \
-  --capabilities CAPABILITY_IAM \
+  --capabilities CAPABILITY_NAMED_IAM \
   --parameter-overrides "ImageTag=${IMAGE_TAG:?set IMAGE_TAG}" \
   --tags Project=shop Environment=prod ManagedBy=infra-templates \
   "${changeset[@]}"
@@ -167,7 +171,7 @@ aws cloudformation deploy \
   --stack-name shop-prod-svc-web \
   --region eu-west-1 \
   --template-file "$here/svc-web.yaml" \
-  --capabilities CAPABILITY_IAM \
+  --capabilities CAPABILITY_NAMED_IAM \
   --parameter-overrides "ImageTag=${IMAGE_TAG:?set IMAGE_TAG}" \
   --tags Project=shop Environment=prod ManagedBy=infra-templates \
   "${changeset[@]}"

@@ -1,0 +1,184 @@
+"""The files a service's application repository needs for its release pipeline, written to
+``output/delivery/<service>/``: ``buildspec.yml`` (CodeBuild), and per blue/green environment
+``taskdef-<env>.json`` and ``appspec-<env>.yaml`` (CodeDeploy).
+
+The task definition is not written by hand: it is the service stack's own ``TaskDefinition``
+resource, translated to the ECS API's shape with every reference resolved from the settings (role
+and log group names are fixed, see ``naming``). The image becomes CodeDeploy's ``<IMAGE1_NAME>``
+placeholder. Values another stack creates at deploy time (the database's endpoint and secret)
+cannot be known here: they appear as ``@@<export name>@@``, to be replaced once after that stack is
+deployed (the README says how).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from infra_templates.config import Environment, Project
+from infra_templates.pipeline import Stack
+from infra_templates.render import to_json, to_yaml
+
+IMAGE_PLACEHOLDER = "<IMAGE1_NAME>"
+TASK_DEFINITION_PLACEHOLDER = "<TASK_DEFINITION>"
+KEEP_KEYS = ("Options",)  # log driver options: their keys are the driver's, kept as written
+
+
+def partition(region: str) -> str:
+    if region.startswith("cn-"):
+        return "aws-cn"
+    if region.startswith("us-gov-"):
+        return "aws-us-gov"
+    return "aws"
+
+
+def delivery_files(project: Project, stacks: dict[str, list[Stack]]) -> dict[str, str]:
+    """``{"<service>/<file>": text}`` for every service; ``stacks`` are each environment's stacks."""
+    files: dict[str, str] = {}
+    stages = [e for name in project.delivery.stages for e in project.environments if e.name == name]
+    for service in project.services:
+        blue_green = [e for e in stages if service in e.services and e.strategy_of(service) == "blue-green"]
+        for env in blue_green:
+            body = next(s.body for s in stacks[env.name] if s.layer == f"svc-{service}")
+            files[f"{service}/taskdef-{env.name}.json"] = to_json(task_definition(env, body))
+            files[f"{service}/appspec-{env.name}.yaml"] = to_yaml(appspec(body))
+        files[f"{service}/buildspec.yml"] = to_yaml(buildspec(project, service, [e.name for e in blue_green]))
+        files[f"{service}/README.md"] = _readme(project, service, [e.name for e in blue_green])
+    return files
+
+
+def task_definition(env: Environment, body: dict[str, Any]) -> dict[str, Any]:
+    """The service stack's task definition in the shape ``aws ecs register-task-definition`` takes."""
+    resources = body["Resources"]
+    properties = {k: v for k, v in resources["TaskDefinition"]["Properties"].items() if k != "Tags"}
+    resolved = _api_shape(_resolve(env, resources, properties))
+    for container in resolved["containerDefinitions"]:
+        container["image"] = IMAGE_PLACEHOLDER
+    return dict(resolved)
+
+
+def appspec(body: dict[str, Any]) -> dict[str, Any]:
+    """The AppSpec CodeDeploy releases with: the container and port the target groups send to."""
+    service = body["Resources"]["Service"]["Properties"]
+    (load_balancer,) = service["LoadBalancers"]
+    properties: dict[str, Any] = {
+        "TaskDefinition": TASK_DEFINITION_PLACEHOLDER,
+        "LoadBalancerInfo": {
+            "ContainerName": load_balancer["ContainerName"],
+            "ContainerPort": load_balancer["ContainerPort"],
+        },
+    }
+    if "CapacityProviderStrategy" in service:
+        properties["CapacityProviderStrategy"] = service["CapacityProviderStrategy"]
+    return {"version": 0.0, "Resources": [{"TargetService": {"Type": "AWS::ECS::Service", "Properties": properties}}]}
+
+
+def buildspec(project: Project, service: str, blue_green: list[str]) -> dict[str, Any]:
+    """Test, build, push the image tagged with the commit id (once: tags are immutable), and write
+    what the deploy actions read: imagedefinitions.json (ECS), imageDetail.json (CodeDeploy)."""
+    image = "$REPOSITORY_URI:$COMMIT_ID"
+    files = ["imagedefinitions.json", "imageDetail.json"]
+    files += [f for env in blue_green for f in (f"taskdef-{env}.json", f"appspec-{env}.yaml")]
+    return {
+        "version": 0.2,
+        "env": {"shell": "bash"},
+        "phases": {
+            "pre_build": {
+                "commands": [
+                    'test -n "$COMMIT_ID"',
+                    'aws ecr get-login-password --region "$AWS_REGION" | docker login --username AWS '
+                    '--password-stdin "${REPOSITORY_URI%%/*}"',
+                ]
+            },
+            "build": {"commands": [project.delivery.test_command, f'docker build --tag "{image}" .']},
+            "post_build": {
+                "commands": [
+                    'test "$CODEBUILD_BUILD_SUCCEEDING" = 1',
+                    # A retried release finds its image pushed already: tags are immutable.
+                    'aws ecr describe-images --repository-name "${REPOSITORY_URI#*/}" '
+                    f'--image-ids imageTag="$COMMIT_ID" >/dev/null 2>&1 || docker push "{image}"',
+                    f'printf \'[{{"name":"%s","imageUri":"%s"}}]\' "$CONTAINER_NAME" "{image}" > imagedefinitions.json',
+                    f'printf \'{{"ImageURI":"%s"}}\' "{image}" > imageDetail.json',
+                ]
+            },
+        },
+        "artifacts": {"files": files},
+    }
+
+
+def _resolve(env: Environment, resources: dict[str, Any], node: Any) -> Any:
+    """Replace CloudFormation references with the values they take in ``env``."""
+    if isinstance(node, list):
+        return [_resolve(env, resources, item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    if len(node) == 1 and next(iter(node)) in INTRINSICS:
+        (function, argument), *_ = node.items()
+        return _intrinsic(env, resources, function, argument)
+    return {key: _resolve(env, resources, value) for key, value in node.items()}
+
+
+INTRINSICS = ("Ref", "Fn::GetAtt", "Fn::ImportValue", "Fn::Sub")
+
+
+def _intrinsic(env: Environment, resources: dict[str, Any], function: str, argument: Any) -> str:
+    if function == "Ref":
+        return _ref(env, resources, argument)
+    if function == "Fn::ImportValue":
+        return f"@@{argument}@@"
+    if function == "Fn::Sub":
+        text, variables = (argument, {}) if isinstance(argument, str) else argument
+        values = {k: _resolve(env, resources, v) for k, v in variables.items()}
+        return re.sub(r"\$\{([^}]+)\}", lambda m: str(values.get(m[1]) or _ref(env, resources, m[1])), text)
+    logical, attribute = argument
+    if attribute != "Arn" or resources[logical]["Type"] != "AWS::IAM::Role":
+        raise ValueError(f"cannot resolve GetAtt {logical}.{attribute} for a task definition")
+    name = resources[logical]["Properties"]["RoleName"]
+    return f"arn:{partition(env.region)}:iam::{env.account_id}:role/{name}"
+
+
+def _ref(env: Environment, resources: dict[str, Any], name: str) -> str:
+    pseudo = {
+        "AWS::Region": env.region,
+        "AWS::AccountId": env.account_id,
+        "AWS::Partition": partition(env.region),
+        "AWS::URLSuffix": "amazonaws.com.cn" if env.region.startswith("cn-") else "amazonaws.com",
+    }
+    if name in pseudo:
+        return pseudo[name]
+    if name in resources and resources[name]["Type"] == "AWS::Logs::LogGroup":
+        return str(resources[name]["Properties"]["LogGroupName"])
+    if name == "ImageTag":
+        return IMAGE_PLACEHOLDER
+    raise ValueError(f"cannot resolve Ref {name} for a task definition")
+
+
+def _api_shape(node: Any) -> Any:
+    """CloudFormation's PascalCase property names to the ECS API's camelCase."""
+    if isinstance(node, list):
+        return [_api_shape(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    return {key[0].lower() + key[1:]: value if key in KEEP_KEYS else _api_shape(value) for key, value in node.items()}
+
+
+def _readme(project: Project, service: str, blue_green: list[str]) -> str:
+    files = "".join(f"- `taskdef-{e}.json`, `appspec-{e}.yaml`: what CodeDeploy releases to {e}\n" for e in blue_green)
+    return f"""# Release files of {service}
+
+Generated by infra-templates from the environment files; do not edit them here, regenerate.
+
+Copy these files to the root of the {service} repository, next to its `Dockerfile`, and commit
+them on `{project.delivery.branch}`: the pipeline `{project.name}-{service}` builds and releases
+every commit of that branch.
+
+- `buildspec.yml`: CodeBuild runs `{project.delivery.test_command}`, builds the image, pushes it to
+  `{project.name}/{service}` tagged with the commit id, and writes the files the deploy actions read
+{files}
+A task definition names the service's roles, log group and secrets exactly as its stack creates
+them. Where it says `@@<export>@@` (a database value, known only once the data stack exists),
+replace it once with the export's value:
+`aws cloudformation list-exports --query "Exports[?Name=='<export>'].Value" --output text`
+in the environment's account and region. After changing the environment files, regenerate and copy
+the files again.
+"""

@@ -1,0 +1,323 @@
+"""Delivery: the release pipelines (project stacks), blue/green services, the release roles in the
+environments' accounts, and the files the application repositories need."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import BUILT, SERVICES, build_all, edit_yaml, resources, stack_of
+
+from infra_templates.config import SettingsError, load_environment, project_of
+from templates.release_files import IMAGE_PLACEHOLDER, delivery_files
+
+CONNECTION = "arn:aws:codeconnections:eu-west-1:444444444444:connection/11111111-2222-3333-4444-555555555555"
+
+
+def pipeline_of(body: dict[str, Any]) -> dict[str, Any]:
+    (pipeline,) = resources(body, "AWS::CodePipeline::Pipeline").values()
+    return pipeline["Properties"]
+
+
+def actions(stage: dict[str, Any]) -> list[tuple[int, str, str]]:
+    return [(a["RunOrder"], a["ActionTypeId"]["Category"], a["ActionTypeId"]["Provider"]) for a in stage["Actions"]]
+
+
+def role_policies(body: dict[str, Any], name: str) -> str:
+    return json.dumps(body["Resources"][name]["Properties"]["Policies"])
+
+
+# --- the pipeline ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_the_pipeline_releases_through_the_stages_in_the_settings_order(service) -> None:
+    pipeline = pipeline_of(stack_of("project", f"delivery-{service}").body)
+    assert pipeline["PipelineType"] == "V2"
+    assert [s["Name"] for s in pipeline["Stages"]] == ["Source", "Build", "Dev", "Staging", "Prod", "Dr"]
+    stages = {s["Name"]: s for s in pipeline["Stages"]}
+    assert actions(stages["Dev"]) == [(1, "Deploy", "ECS")]  # dev is rolling
+    assert actions(stages["Staging"]) == [(1, "Deploy", "CodeDeployToECS")]
+    assert actions(stages["Prod"]) == [(1, "Approval", "Manual"), (2, "Deploy", "CodeDeployToECS")]
+    assert stages["Prod"]["Actions"][0]["Configuration"]["NotificationArn"] == {
+        "Fn::ImportValue": "shop-delivery-NotificationTopicArn"
+    }
+    assert stages["Dr"]["Actions"][0]["Region"] == "eu-central-1"
+
+
+def test_stage_order_and_approvals_follow_the_settings(settings_dir: Path) -> None:
+    edit_yaml(settings_dir / "defaults.yaml", delivery__stages=["staging", "dev"], delivery__approval_before=["dev"])
+    built = build_all(settings_dir)
+    pipeline = pipeline_of(built.project_stacks["delivery-web"].body)
+    assert [s["Name"] for s in pipeline["Stages"]] == ["Source", "Build", "Staging", "Dev"]
+    assert actions(pipeline["Stages"][3]) == [(1, "Approval", "Manual"), (2, "Deploy", "ECS")]
+
+
+def test_each_region_a_release_reaches_has_an_artifact_store() -> None:
+    stores = pipeline_of(stack_of("project", "delivery-web").body)["ArtifactStores"]
+    assert [s["Region"] for s in stores] == ["eu-west-1", "eu-central-1"]
+    assert stores[1]["ArtifactStore"]["Location"] == "shop-delivery-444444444444-eu-central-1"
+    region_stack = BUILT.project_stacks["delivery-artifacts-eu-central-1"]
+    assert region_stack.region == "eu-central-1"
+    (bucket,) = resources(region_stack.body, "AWS::S3::Bucket").values()
+    assert bucket["Properties"]["BucketName"] == "shop-delivery-444444444444-eu-central-1"
+
+
+def test_failed_releases_are_reported_to_the_topic() -> None:
+    body = stack_of("project", "delivery-web").body
+    (rule,) = [r for r in resources(body, "AWS::Events::Rule").values() if "aws.codepipeline" in json.dumps(r)]
+    assert rule["Properties"]["EventPattern"]["detail"]["state"] == ["FAILED"]
+    assert rule["Properties"]["Targets"][0]["Arn"] == {"Fn::ImportValue": "shop-delivery-NotificationTopicArn"}
+
+
+def test_the_artifact_bucket_is_encrypted_tls_only_with_a_lifecycle() -> None:
+    body = stack_of("project", "delivery").body
+    bucket = body["Resources"]["ArtifactBucket"]["Properties"]
+    rule = bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"]
+    assert rule == {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": {"Fn::GetAtt": ["ArtifactKey", "Arn"]}}
+    assert bucket["LifecycleConfiguration"]["Rules"][0]["ExpirationInDays"] == 30
+    statements = body["Resources"]["ArtifactBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    assert statements[0]["Sid"] == "DenyInsecureTransport"
+
+
+def test_only_the_environments_release_roles_may_read_artifacts() -> None:
+    key = stack_of("project", "delivery").body["Resources"]["ArtifactKey"]["Properties"]["KeyPolicy"]
+    (reader,) = [s for s in key["Statement"] if s["Sid"] == "ReleaseRolesOfTheEnvironmentsReadArtifacts"]
+    accounts = json.dumps(reader["Principal"])
+    assert all(a in accounts for a in ("111111111111", "222222222222", "333333333333"))
+    roles = json.dumps(reader["Condition"]["ArnLike"]["aws:PrincipalArn"])
+    assert "role/shop-prod-*-deploy" in roles
+    assert "shop-dr-" not in roles  # dr reads from its own region's bucket
+
+
+# --- roles: each scoped to its own service ----------------------------------------------------
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_pipeline_and_build_roles_name_only_their_own_service(service) -> None:
+    body = stack_of("project", f"delivery-{service}").body
+    others = [s for s in SERVICES if s != service]
+    for role in ("PipelineRole", "BuildRole"):
+        text = role_policies(body, role)
+        for other in others:
+            assert f"-{other}-" not in text and f"/{other}" not in text, f"{role} names {other}"
+    assumed = json.loads(role_policies(body, "PipelineRole"))[0]["PolicyDocument"]["Statement"]
+    (assume,) = [s for s in assumed if s["Action"] == ["sts:AssumeRole"]]
+    names = [r["Fn::Sub"].rsplit("/", 1)[1] for r in assume["Resource"]]
+    assert names == [f"shop-{env}-{service}-deploy" for env in ("dev", "staging", "prod", "dr")]
+    push = json.loads(role_policies(body, "BuildRole"))[0]["PolicyDocument"]["Statement"]
+    (ecr,) = [s for s in push if s["Sid"] == "PushThisServicesImage"]
+    assert ecr["Resource"] == [
+        {"Fn::Sub": f"arn:${{AWS::Partition}}:ecr:${{AWS::Region}}:${{AWS::AccountId}}:repository/shop/{service}"}
+    ]
+
+
+@pytest.mark.parametrize(("env", "service"), [(e, s) for e in ("dev", "prod") for s in SERVICES])
+def test_release_and_codedeploy_roles_are_scoped_to_their_service(env, service) -> None:
+    body = stack_of(env, f"svc-{service}").body
+    role = body["Resources"]["ReleaseRole"]["Properties"]
+    assert role["RoleName"] == f"shop-{env}-{service}-deploy"
+    (trust,) = role["AssumeRolePolicyDocument"]["Statement"]
+    assert trust["Condition"]["ArnEquals"]["aws:PrincipalArn"] == {
+        "Fn::Sub": f"arn:${{AWS::Partition}}:iam::444444444444:role/shop-{service}-pipeline"
+    }
+    statements = {s["Sid"]: s for s in role["Policies"][0]["PolicyDocument"]["Statement"]}
+    assert statements["PassThisServicesTaskRoles"]["Resource"] == [
+        {"Fn::GetAtt": ["ExecutionRole", "Arn"]},
+        {"Fn::GetAtt": ["TaskRole", "Arn"]},
+    ]
+    if env == "dev":
+        assert statements["RollThisService"]["Resource"] == [{"Ref": "Service"}]
+        assert "CodeDeployRole" not in body["Resources"]
+    else:
+        release = statements["ReleaseThroughThisServicesDeploymentGroup"]["Resource"]
+        assert f"deploymentgroup:shop-{env}-{service}/shop-{env}-{service}" in json.dumps(release)
+        codedeploy = {
+            s["Sid"]: s for s in json.loads(role_policies(body, "CodeDeployRole"))[0]["PolicyDocument"]["Statement"]
+        }
+        assert codedeploy["ShiftThisServicesRules"]["Resource"] == [
+            {"Ref": "ListenerRule"},
+            {"Ref": "TestListenerRule"},
+        ]
+        assert {"Ref": "Service"} in codedeploy["ManageThisServicesTaskSets"]["Resource"]
+
+
+# --- blue/green --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("env", ["staging", "prod", "dr"])
+def test_a_blue_green_service_has_two_target_groups_a_test_listener_and_alarm_rollback(env) -> None:
+    body = stack_of(env, "svc-web").body
+    assert sorted(resources(body, "AWS::ElasticLoadBalancingV2::TargetGroup")) == ["GreenTargetGroup", "TargetGroup"]
+    test_rule = body["Resources"]["TestListenerRule"]["Properties"]
+    assert test_rule["ListenerArn"] == {"Fn::ImportValue": f"shop-{env}-platform-TestListenerArn"}
+    group = body["Resources"]["DeploymentGroup"]["Properties"]
+    assert group["DeploymentStyle"] == {"DeploymentOption": "WITH_TRAFFIC_CONTROL", "DeploymentType": "BLUE_GREEN"}
+    assert group["DeploymentConfigName"] == "CodeDeployDefault.ECSCanary10Percent5Minutes"
+    assert group["AutoRollbackConfiguration"] == {
+        "Enabled": True,
+        "Events": ["DEPLOYMENT_FAILURE", "DEPLOYMENT_STOP_ON_ALARM"],
+    }
+    assert group["AlarmConfiguration"]["Enabled"] is True
+    alarms = [a["Name"]["Ref"] for a in group["AlarmConfiguration"]["Alarms"]]
+    assert alarms and all(body["Resources"][a]["Type"] == "AWS::CloudWatch::Alarm" for a in alarms)
+    termination = group["BlueGreenDeploymentConfiguration"]["TerminateBlueInstancesOnDeploymentSuccess"]
+    assert termination == {"Action": "TERMINATE", "TerminationWaitTimeInMinutes": 5}
+    pair = group["LoadBalancerInfo"]["TargetGroupPairInfoList"][0]
+    assert pair["TestTrafficRoute"]["ListenerArns"] == [{"Fn::ImportValue": f"shop-{env}-platform-TestListenerArn"}]
+
+
+def test_a_blue_green_service_is_handed_to_codedeploy_without_cloudformation_fighting_it() -> None:
+    service = stack_of("prod", "svc-web").body["Resources"]["Service"]
+    properties = service["Properties"]
+    assert properties["DeploymentController"] == {"Type": "CODE_DEPLOY"}
+    # By family: a later stack update never changes the property CloudFormation cannot update.
+    assert properties["TaskDefinition"] == "shop-prod-svc-web"
+    assert "TaskDefinition" in service["DependsOn"]
+    assert "DeploymentCircuitBreaker" not in properties["DeploymentConfiguration"]
+
+
+def test_a_rolling_service_keeps_the_circuit_breaker_and_one_target_group() -> None:
+    body = stack_of("dev", "svc-web").body
+    properties = body["Resources"]["Service"]["Properties"]
+    assert properties["DeploymentController"] == {"Type": "ECS"}
+    assert properties["DeploymentConfiguration"]["DeploymentCircuitBreaker"] == {"Enable": True, "Rollback": True}
+    assert list(resources(body, "AWS::ElasticLoadBalancingV2::TargetGroup")) == ["TargetGroup"]
+    assert not resources(body, "AWS::CodeDeploy::DeploymentGroup")
+
+
+def test_the_test_listener_exists_only_with_blue_green_and_answers_the_vpc_only(environments) -> None:
+    assert "TestListener" not in stack_of("dev", "platform").body["Resources"]
+    assert "AlbTestListenerIngress" not in stack_of("dev", "security").body["Resources"]
+    listener = stack_of("prod", "platform").body["Resources"]["TestListener"]["Properties"]
+    assert (listener["Port"], listener["Protocol"]) == (8443, "HTTPS")
+    ingress = stack_of("prod", "security").body["Resources"]["AlbTestListenerIngress"]["Properties"]
+    assert (ingress["FromPort"], ingress["CidrIp"]) == (8443, str(environments["prod"].network.cidr))
+
+
+def test_a_service_may_override_its_environments_strategy(settings_dir: Path) -> None:
+    edit_yaml(settings_dir / "prod.yaml", services__api__deployment_strategy="rolling")
+    env = load_environment("prod", settings_dir)
+    assert (env.strategy_of("api"), env.strategy_of("web")) == ("rolling", "blue-green")
+
+
+# --- files of the application repositories ------------------------------------------------------
+
+
+@pytest.mark.parametrize(("env", "service"), [(e, s) for e in ("staging", "prod", "dr") for s in SERVICES])
+def test_taskdef_names_the_container_port_roles_and_logs_of_the_service_stack(env, service) -> None:
+    files = delivery_files(BUILT.project, {e: list(s.values()) for e, s in BUILT.stacks.items()})
+    taskdef = json.loads(files[f"{service}/taskdef-{env}.json"])
+    body = stack_of(env, f"svc-{service}").body
+    settings = BUILT.environments[env]
+    account, region = settings.account_id, settings.region
+    role = body["Resources"]["ExecutionRole"]["Properties"]["RoleName"]
+    assert taskdef["executionRoleArn"] == f"arn:aws:iam::{account}:role/{role}"
+    role = body["Resources"]["TaskRole"]["Properties"]["RoleName"]
+    assert taskdef["taskRoleArn"] == f"arn:aws:iam::{account}:role/{role}"
+    assert taskdef["family"] == body["Resources"]["Service"]["Properties"]["TaskDefinition"]
+    (container,) = taskdef["containerDefinitions"]
+    (load_balancer,) = body["Resources"]["Service"]["Properties"]["LoadBalancers"]
+    assert container["name"] == load_balancer["ContainerName"] == service
+    assert container["portMappings"] == [{"containerPort": load_balancer["ContainerPort"], "protocol": "tcp"}]
+    assert container["image"] == IMAGE_PLACEHOLDER
+    options = container["logConfiguration"]["options"]
+    assert options["awslogs-group"] == body["Resources"]["LogGroup"]["Properties"]["LogGroupName"]
+    assert options["awslogs-region"] == region
+    stack_secrets = body["Resources"]["TaskDefinition"]["Properties"]["ContainerDefinitions"][0].get("Secrets", [])
+    assert [s["name"] for s in container.get("secrets", [])] == [s["Name"] for s in stack_secrets]
+    assert "${" not in json.dumps(taskdef)  # every reference resolved
+    appspec = files[f"{service}/appspec-{env}.yaml"]
+    assert f"ContainerName: {service}" in appspec and f"ContainerPort: {load_balancer['ContainerPort']}" in appspec
+
+
+def test_database_values_known_only_at_deploy_time_name_their_export() -> None:
+    files = delivery_files(BUILT.project, {e: list(s.values()) for e, s in BUILT.stacks.items()})
+    taskdef = files["api/taskdef-prod.json"]
+    imports = set(BUILT.stacks["prod"]["svc-api"].imports)
+    placeholders = {p.split("@@")[0] for p in taskdef.split("@@")[1::2]}
+    assert placeholders and placeholders <= imports
+
+
+def test_the_buildspec_pushes_the_commit_and_ships_what_the_deploy_actions_read() -> None:
+    files = delivery_files(BUILT.project, {e: list(s.values()) for e, s in BUILT.stacks.items()})
+    buildspec = files["web/buildspec.yml"]
+    assert 'docker push "$REPOSITORY_URI:$COMMIT_ID"' in buildspec
+    for name in ("imagedefinitions.json", "imageDetail.json", "taskdef-prod.json", "appspec-prod.yaml"):
+        assert f"- {name}" in buildspec
+    assert "taskdef-dev.json" not in buildspec  # dev is rolling: ECS reads imagedefinitions.json
+    assert "make test" in buildspec
+
+
+# --- sources -------------------------------------------------------------------------------------
+
+
+def test_a_connection_replaces_the_codecommit_repositories(settings_dir: Path) -> None:
+    edit_yaml(
+        settings_dir / "defaults.yaml",
+        delivery__connection={
+            "provider": "GitHub",
+            "arn": CONNECTION,
+            "repositories": {"web": "acme/shop-web", "api": "acme/shop-api"},
+        },
+    )
+    body = build_all(settings_dir).project_stacks["delivery-web"].body
+    assert not resources(body, "AWS::CodeCommit::Repository")
+    source = pipeline_of(body)["Stages"][0]["Actions"][0]
+    assert source["ActionTypeId"]["Provider"] == "CodeStarSourceConnection"
+    assert source["Configuration"]["FullRepositoryId"] == "acme/shop-web"
+    assert CONNECTION in role_policies(body, "PipelineRole")
+
+
+def test_without_a_connection_each_service_has_a_codecommit_repository() -> None:
+    body = stack_of("project", "delivery-api").body
+    (repository,) = resources(body, "AWS::CodeCommit::Repository").values()
+    assert repository["Properties"]["RepositoryName"] == "shop-api"
+    assert repository["DeletionPolicy"] == "Retain"
+
+
+# --- refusals --------------------------------------------------------------------------------------
+
+
+def refusal(settings_dir: Path, env: str = "staging") -> str:
+    with pytest.raises(SettingsError) as caught:
+        load_environment(env, settings_dir)
+    return str(caught.value)
+
+
+def test_a_connection_without_a_services_repository_is_refused(settings_dir: Path) -> None:
+    edit_yaml(
+        settings_dir / "defaults.yaml",
+        delivery__connection={"provider": "GitHub", "arn": CONNECTION, "repositories": {"web": "acme/shop-web"}},
+    )
+    message = refusal(settings_dir)
+    assert "defaults.yaml: delivery.connection.repositories.api" in message
+    assert "every service needs its repository id" in message
+
+
+def test_a_provider_without_its_connection_arn_is_refused(settings_dir: Path) -> None:
+    edit_yaml(settings_dir / "defaults.yaml", delivery__connection={"provider": "GitHub"})
+    message = refusal(settings_dir)
+    assert "delivery.connection.arn" in message and "delivery.connection.repositories" in message
+    assert "defaults.yaml" in message
+
+
+def test_an_approval_for_a_stage_not_released_to_is_refused(settings_dir: Path) -> None:
+    edit_yaml(settings_dir / "defaults.yaml", delivery__approval_before=["qa"])
+    message = refusal(settings_dir)
+    assert "defaults.yaml: delivery.approval_before[0] = 'qa'" in message
+
+
+def test_a_stage_that_is_no_environment_is_refused(settings_dir: Path) -> None:
+    edit_yaml(settings_dir / "defaults.yaml", delivery__stages=["dev", "qa"], delivery__approval_before=[])
+    environments = [load_environment(name, settings_dir) for name in ("dev", "staging")]
+    with pytest.raises(SettingsError) as caught:
+        project_of(environments, settings_dir)
+    assert "defaults.yaml: delivery.stages[1] = 'qa': is not an environment" in str(caught.value)
+
+
+def test_an_unknown_traffic_shift_is_refused(settings_dir: Path) -> None:
+    edit_yaml(settings_dir / "staging.yaml", deployment__traffic_shift="CodeDeployDefault.AllAtOnce")
+    assert "staging.yaml: deployment.traffic_shift" in refusal(settings_dir)
