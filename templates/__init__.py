@@ -4,7 +4,7 @@ Project layers are deployed once for all environments, before any environment's 
 """
 
 from infra_templates.pipeline import LayerSpec, ProjectLayerSpec
-from templates import data, edge, edge_waf, keys, network, platform, registry, security, service
+from templates import data, edge, edge_waf, keys, monitoring, network, platform, registry, security, service
 
 PROJECT_LAYERS: tuple[ProjectLayerSpec, ...] = (ProjectLayerSpec("registry", registry.build),)
 
@@ -16,10 +16,12 @@ LAYERS: tuple[LayerSpec, ...] = (
     LayerSpec("platform", platform.build, imports_from=("keys", "network", "security")),
     LayerSpec("edge-waf", edge_waf.build, region=edge_waf.region, when=edge_waf.needed),
     LayerSpec("edge", edge.build, imports_from=("keys", "platform", "edge-waf")),
+    LayerSpec("monitoring", monitoring.build, imports_from=("keys", "network", "data", "platform", "edge")),
+    LayerSpec("dashboard", monitoring.build_dashboard, imports_from=("data", "platform", "edge")),
     LayerSpec(
         "svc",
         service.build,
-        imports_from=("keys", "network", "security", "data", "platform", "edge"),
+        imports_from=("keys", "network", "security", "data", "platform", "edge", "monitoring"),
         per_service=True,
     ),
 )

@@ -20,6 +20,9 @@ class Network:
     DATA_SUBNET_IDS = ExportSpec(
         "network", "DataSubnetIds", "Isolated data subnet ids (no route to the internet), comma-separated"
     )
+    NAT_GATEWAY_IDS = ExportSpec(
+        "network", "NatGatewayIds", "NAT gateway ids, comma-separated, in zone order (one when shared)"
+    )
 
 
 class Security:
@@ -65,3 +68,7 @@ class Edge:
     ASSETS_BUCKET_ARN = ExportSpec("edge", "AssetsBucketArn", "Static-assets bucket ARN")
     DISTRIBUTION_ID = ExportSpec("edge", "DistributionId", "CloudFront distribution id")
     DISTRIBUTION_DOMAIN = ExportSpec("edge", "DistributionDomainName", "CloudFront distribution domain name")
+
+
+class Monitoring:
+    ALARM_TOPIC_ARN = ExportSpec("monitoring", "AlarmTopicArn", "SNS topic every alarm of the environment notifies")
