@@ -4,7 +4,19 @@ Project layers are deployed once for all environments, before any environment's 
 """
 
 from infra_templates.pipeline import LayerSpec, ProjectLayerSpec
-from templates import data, edge, edge_waf, keys, monitoring, network, platform, registry, security, service
+from templates import (
+    data,
+    edge,
+    edge_alarms,
+    edge_waf,
+    keys,
+    monitoring,
+    network,
+    platform,
+    registry,
+    security,
+    service,
+)
 
 PROJECT_LAYERS: tuple[ProjectLayerSpec, ...] = (ProjectLayerSpec("registry", registry.build),)
 
@@ -18,6 +30,7 @@ LAYERS: tuple[LayerSpec, ...] = (
     LayerSpec("edge", edge.build, imports_from=("keys", "platform", "edge-waf")),
     LayerSpec("monitoring", monitoring.build, imports_from=("keys", "network", "data", "platform", "edge")),
     LayerSpec("dashboard", monitoring.build_dashboard, imports_from=("data", "platform", "edge")),
+    LayerSpec("edge-alarms", edge_alarms.build, region=edge_alarms.region, imports_from=("edge",)),
     LayerSpec(
         "svc",
         service.build,

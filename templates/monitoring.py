@@ -47,46 +47,7 @@ LAMBDA_RUNTIME = "python3.13"
 def build(env: Environment) -> Template:
     ctx = LayerContext(env, "monitoring")
     t = ctx.new_template("alarm topic, alarms on the ALB, database and NAT gateways, ECS events, dashboard")
-    key = t.add_resource(
-        constructs.kms_key(
-            "AlarmTopicKey",
-            env,
-            f"Encrypts the alarm topic of {env.project} {env.name}",
-            iam.key_policy(
-                # The services that publish to the topic must encrypt with its key. AWS documents
-                # these statements without conditions (CloudWatch and EventBridge send no source
-                # context to KMS); the key encrypts nothing but this topic.
-                iam.allow(
-                    "CloudWatchAlarmsPublishToTheTopic",
-                    [kms_actions.GenerateDataKey, kms_actions.Decrypt],
-                    ["*"],
-                    principal=Principal("Service", "cloudwatch.amazonaws.com"),
-                ),
-                iam.allow(
-                    "EventBridgeRulesPublishToTheTopic",
-                    [kms_actions.GenerateDataKey, kms_actions.Decrypt],
-                    ["*"],
-                    principal=Principal("Service", "events.amazonaws.com"),
-                ),
-            ),
-        )
-    )
-    t.add_resource(constructs.kms_alias("AlarmTopicKeyAlias", f"{ctx.stack_name}/alarms", key))
-    topic = t.add_resource(
-        sns.Topic(
-            "AlarmTopic",
-            DisplayName=f"{env.project} {env.name} alarms",
-            KmsMasterKeyId=GetAtt(key, "Arn"),
-        )
-    )
-    _topic_policy(t, topic)
-    if env.monitoring.sns_email.enabled:
-        for index, address in enumerate(env.monitoring.sns_email.recipients):
-            t.add_resource(
-                sns.SubscriptionResource(
-                    f"EmailSubscription{index + 1}", TopicArn=Ref(topic), Protocol="email", Endpoint=address
-                )
-            )
+    key, topic = alarm_topic(t, ctx, eventbridge=True)
     ctx.export(t, Monitoring.ALARM_TOPIC_ARN, Ref(topic))
 
     topic_arn = Ref(topic)
@@ -108,36 +69,84 @@ def build_dashboard(env: Environment) -> Template:
     return t
 
 
-def _topic_policy(t: Template, topic: sns.Topic) -> None:
-    """Only this account's CloudWatch alarms and EventBridge rules may publish to the topic."""
-    t.add_resource(
-        sns.TopicPolicy(
-            "AlarmTopicPolicy",
-            Topics=[Ref(topic)],
-            PolicyDocument=iam.document(
-                iam.allow(
-                    "CloudWatchAlarmsOfThisAccount",
-                    [sns_actions.Publish],
-                    [Ref(topic)],
-                    conditions=[
-                        StringEquals("aws:SourceAccount", AccountId),
-                        ArnLike("aws:SourceArn", iam.arn("cloudwatch", "alarm:*")),
-                    ],
-                    principal=Principal("Service", "cloudwatch.amazonaws.com"),
-                ),
-                iam.allow(
-                    "EventBridgeRulesOfThisAccount",
-                    [sns_actions.Publish],
-                    [Ref(topic)],
-                    conditions=[
-                        StringEquals("aws:SourceAccount", AccountId),
-                        ArnLike("aws:SourceArn", iam.arn("events", "rule/*")),
-                    ],
-                    principal=Principal("Service", "events.amazonaws.com"),
-                ),
-            ),
+def alarm_topic(t: Template, ctx: LayerContext, *, eventbridge: bool) -> tuple[Any, sns.Topic]:
+    """The KMS-encrypted alarm topic, its key, its policy and (if on) its e-mail subscriptions.
+
+    Only this account's CloudWatch alarms (and, with ``eventbridge``, EventBridge rules) publish.
+    """
+    env = ctx.env
+    # The services that publish to the topic must encrypt with its key. AWS documents these
+    # statements without conditions (CloudWatch and EventBridge send no source context to KMS);
+    # the key encrypts nothing but this topic (and the mailer's dead letters, through SQS).
+    users = [
+        iam.allow(
+            "CloudWatchAlarmsPublishToTheTopic",
+            [kms_actions.GenerateDataKey, kms_actions.Decrypt],
+            ["*"],
+            principal=Principal("Service", "cloudwatch.amazonaws.com"),
+        )
+    ]
+    if eventbridge:
+        users.append(
+            iam.allow(
+                "EventBridgeRulesPublishToTheTopic",
+                [kms_actions.GenerateDataKey, kms_actions.Decrypt],
+                ["*"],
+                principal=Principal("Service", "events.amazonaws.com"),
+            )
+        )
+    key = t.add_resource(
+        constructs.kms_key(
+            "AlarmTopicKey", env, f"Encrypts the alarm topic of {env.project} {env.name}", iam.key_policy(*users)
         )
     )
+    t.add_resource(constructs.kms_alias("AlarmTopicKeyAlias", f"{ctx.stack_name}/alarms", key))
+    topic = t.add_resource(
+        sns.Topic(
+            "AlarmTopic",
+            DisplayName=f"{env.project} {env.name} alarms",
+            KmsMasterKeyId=GetAtt(key, "Arn"),
+        )
+    )
+    _topic_policy(t, topic, eventbridge=eventbridge)
+    if env.monitoring.sns_email.enabled:
+        for index, address in enumerate(env.monitoring.sns_email.recipients):
+            t.add_resource(
+                sns.SubscriptionResource(
+                    f"EmailSubscription{index + 1}", TopicArn=Ref(topic), Protocol="email", Endpoint=address
+                )
+            )
+    return key, topic
+
+
+def _topic_policy(t: Template, topic: sns.Topic, *, eventbridge: bool) -> None:
+    """Only this account's CloudWatch alarms and EventBridge rules may publish to the topic."""
+    statements = [
+        iam.allow(
+            "CloudWatchAlarmsOfThisAccount",
+            [sns_actions.Publish],
+            [Ref(topic)],
+            conditions=[
+                StringEquals("aws:SourceAccount", AccountId),
+                ArnLike("aws:SourceArn", iam.arn("cloudwatch", "alarm:*")),
+            ],
+            principal=Principal("Service", "cloudwatch.amazonaws.com"),
+        )
+    ]
+    if eventbridge:
+        statements.append(
+            iam.allow(
+                "EventBridgeRulesOfThisAccount",
+                [sns_actions.Publish],
+                [Ref(topic)],
+                conditions=[
+                    StringEquals("aws:SourceAccount", AccountId),
+                    ArnLike("aws:SourceArn", iam.arn("events", "rule/*")),
+                ],
+                principal=Principal("Service", "events.amazonaws.com"),
+            )
+        )
+    t.add_resource(sns.TopicPolicy("AlarmTopicPolicy", Topics=[Ref(topic)], PolicyDocument=iam.document(*statements)))
 
 
 def _alarm(t: Template, ctx: LayerContext, topic_arn: Any, logical_id: str, **kwargs: Any) -> cloudwatch.Alarm:

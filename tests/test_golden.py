@@ -25,6 +25,7 @@ PINNED_STATEFUL_IDS = {
     "edge": {"AssetsBucket"},
     "monitoring": {"AlarmTopicKey"},  # + MailerLogGroup, MailerDeadLetterQueue where the SES path is on
     "dashboard": set(),
+    "edge-alarms": {"AlarmTopicKey"},
     **{f"svc-{service}": {"LogGroup"} for service in BUILT.project.services},
 }
 PINNED_PROJECT_IDS = {"registry": {"RegistryKey", *(f"{s.capitalize()}Repository" for s in BUILT.project.services)}}

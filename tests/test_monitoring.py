@@ -42,7 +42,9 @@ def test_every_alarm_in_every_template_notifies_the_topic_when_it_fires_and_clea
             assert not alarms(stack.body)
             continue
         topic_export = {"Fn::ImportValue": Monitoring.ALARM_TOPIC_ARN.name(environments[env])}
-        topic = {"Ref": "AlarmTopic"} if layer == "monitoring" else topic_export
+        # The monitoring stack's topic, or in us-east-1 the edge alarms' own (alarms notify only
+        # topics of their region); the service stacks import the monitoring stack's.
+        topic = {"Ref": "AlarmTopic"} if layer in {"monitoring", "edge-alarms"} else topic_export
         for name, alarm in alarms(stack.body).items():
             props = alarm["Properties"]
             assert props["AlarmActions"] == [topic], f"{env}/{layer} {name}"
@@ -374,3 +376,34 @@ def test_no_alarm_or_rule_names_itself(stacks) -> None:
             for name, resource in resources(stack.body).items():
                 if resource["Type"] in (*ALARM_TYPES, "AWS::Events::Rule"):
                     assert not {"AlarmName", "Name"} & set(resource["Properties"]), f"{env}/{layer} {name}"
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_cloudfront_5xx_alarm_lives_in_us_east_1_with_a_topic_there(stacks, environments, env) -> None:
+    settings = environments[env]
+    stack = stacks[env]["edge-alarms"]
+    assert stack.region == "us-east-1"
+    assert f"shop-{env}-edge" in stack.depends_on
+    (alarm,) = alarms(stack.body).values()
+    props = alarm["Properties"]
+    assert (props["Namespace"], props["MetricName"]) == ("AWS/CloudFront", "5xxErrorRate")
+    assert props["Dimensions"] == [
+        {"Name": "DistributionId", "Value": {"Ref": "DistributionId"}},
+        {"Name": "Region", "Value": "Global"},
+    ]
+    assert props["Threshold"] == settings.monitoring.alarms.cloudfront_5xx_percent
+    assert stack.parameters["DistributionId"] == {"stack": f"shop-{env}-edge", "output": "DistributionId"}
+    assert resources(stack.body, "AWS::SNS::Topic")
+    subscriptions = resources(stack.body, "AWS::SNS::Subscription")
+    expected = settings.monitoring.sns_email.recipients if settings.monitoring.sns_email.enabled else []
+    assert sorted(s["Properties"]["Endpoint"] for s in subscriptions.values()) == sorted(expected)
+    # With the SES path on, its state changes travel to the mailer's region; otherwise no rule.
+    rules = resources(stack.body, "AWS::Events::Rule")
+    if settings.monitoring.ses_email.enabled:
+        (rule,) = rules.values()
+        (target,) = rule["Properties"]["Targets"]
+        assert target["Arn"] == {
+            "Fn::Sub": "arn:${AWS::Partition}:events:%s:${AWS::AccountId}:event-bus/default" % settings.region
+        }
+    else:
+        assert not rules

@@ -661,6 +661,7 @@ class Thresholds(Strict):
     database_replica_lag_ms: int = Field(default=1000, ge=1, description="AuroraReplicaLag, milliseconds.")
     database_acu_percent: int = Field(default=90, ge=1, le=100, description="ACUUtilization (Serverless v2 only).")
     nat_dropped_packets: int = Field(default=100, ge=1, description="PacketsDropCount per period.")
+    cloudfront_5xx_percent: float = Field(default=5, gt=0, le=100, description="CloudFront 5xxErrorRate, %.")
 
     @model_validator(mode="after")
     def _datapoints(self) -> Thresholds:
