@@ -20,6 +20,9 @@ class Network:
     DATA_SUBNET_IDS = ExportSpec(
         "network", "DataSubnetIds", "Isolated data subnet ids (no route to the internet), comma-separated"
     )
+    NAT_GATEWAY_IDS = ExportSpec(
+        "network", "NatGatewayIds", "NAT gateway ids, comma-separated, in zone order (one when shared)"
+    )
 
 
 class Security:
@@ -80,3 +83,7 @@ class Delivery:
     NOTIFICATION_TOPIC_ARN = ExportSpec(
         "delivery", "NotificationTopicArn", "SNS topic of approvals and failed releases", "project"
     )
+
+
+class Monitoring:
+    ALARM_TOPIC_ARN = ExportSpec("monitoring", "AlarmTopicArn", "SNS topic every alarm of the environment notifies")

@@ -77,6 +77,7 @@ def build(env: Environment) -> Template:
     ctx.export(t, Network.PUBLIC_SUBNET_IDS, Join(",", [Ref(s) for s in subnets["public"]]))
     ctx.export(t, Network.PRIVATE_SUBNET_IDS, Join(",", [Ref(s) for s in subnets["private"]]))
     ctx.export(t, Network.DATA_SUBNET_IDS, Join(",", [Ref(s) for s in subnets["data"]]))
+    ctx.export(t, Network.NAT_GATEWAY_IDS, Join(",", [Ref(n) for n in nats]))  # for the NAT alarms
     return t
 
 

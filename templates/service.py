@@ -44,7 +44,7 @@ from infra_templates.naming import (
     repository_name,
     service_role_name,
 )
-from templates.contracts import Data, Edge, Keys, Network, Platform, Security
+from templates.contracts import Data, Edge, Keys, Monitoring, Network, Platform, Security
 
 IMAGE_TAG = "ImageTag"
 
@@ -157,6 +157,7 @@ def build(env: Environment, name: str) -> Template:
             t, ctx, name, service=service, ecs_service=ecs_service, groups=(target_group, green), rule=rule, roles=roles
         )
     _release_role(t, ctx, name, ecs_service=ecs_service, roles=roles, blue_green=blue_green)
+    _alarms(t, ctx, name, service=service, ecs_service=ecs_service, target_group=target_group)
     return t
 
 
@@ -550,7 +551,10 @@ def _errors_alarm(ctx: LayerContext, group: elb.TargetGroup) -> cloudwatch.Alarm
         EvaluationPeriods=1,
         Threshold=5,
         ComparisonOperator="GreaterThanOrEqualToThreshold",
-        TreatMissingData="notBreaching",
+        TreatMissingData="notBreaching",  # no 5xx answers, no data points: nothing is wrong
+        # A rollback is news: the topic hears of it, like every other alarm.
+        AlarmActions=[ctx.import_value(Monitoring.ALARM_TOPIC_ARN)],
+        OKActions=[ctx.import_value(Monitoring.ALARM_TOPIC_ARN)],
     )
 
 
@@ -690,5 +694,89 @@ def _release_role(
                 )
             ),
             Policies=[Policy(PolicyName="release", PolicyDocument=iam.document(*statements))],
+        )
+    )
+
+
+def _alarms(
+    t: Template,
+    ctx: LayerContext,
+    name: str,
+    *,
+    service: Service,
+    ecs_service: ecs.Service,
+    target_group: elb.TargetGroup,
+) -> None:
+    """The service's warnings (CPU, memory, tasks below the minimum, unhealthy targets) and one
+    composite alarm for paging: users are affected when its targets answer 5xx while it is short
+    of healthy targets. Every alarm tells the environment's alarm topic when it fires and clears."""
+    limits = ctx.env.monitoring.alarms
+    topic = ctx.import_value(Monitoring.ALARM_TOPIC_ARN)
+    cluster = ctx.import_value(Platform.CLUSTER_NAME)
+    ecs_dims = {"ClusterName": cluster, "ServiceName": GetAtt(ecs_service, "Name")}
+    tg_dims = {
+        "TargetGroup": GetAtt(target_group, "TargetGroupFullName"),
+        "LoadBalancer": ctx.import_value(Platform.LOAD_BALANCER_FULL_NAME),
+    }
+    common: dict[str, Any] = {
+        "period": limits.period_seconds,
+        "evaluation_periods": limits.evaluation_periods,
+        "datapoints": limits.datapoints_to_alarm,
+    }
+
+    def add(logical_id: str, **kwargs: Any) -> cloudwatch.Alarm:
+        return t.add_resource(constructs.metric_alarm(logical_id, topic, **common, **kwargs))
+
+    # ECS reports CPU and memory every minute while the service exists; with no tasks the
+    # task-count alarm speaks, so these two stay quiet on missing data.
+    add(
+        "CpuAlarm", description=f"{name}: average CPU above {limits.service_cpu_percent} %",
+        namespace="AWS/ECS", metric="CPUUtilization", dimensions=ecs_dims, statistic="Average",
+        comparison="GreaterThanThreshold", threshold=limits.service_cpu_percent, missing_data="notBreaching",
+    )  # fmt: skip
+    add(
+        "MemoryAlarm", description=f"{name}: average memory above {limits.service_memory_percent} %",
+        namespace="AWS/ECS", metric="MemoryUtilization", dimensions=ecs_dims, statistic="Average",
+        comparison="GreaterThanThreshold", threshold=limits.service_memory_percent, missing_data="notBreaching",
+    )  # fmt: skip
+    if service.autoscaling.min > 0:
+        # Container Insights reports the count while tasks run: no data means none run, breaching.
+        add(
+            "RunningTasksAlarm",
+            description=f"{name}: fewer running tasks than the minimum of {service.autoscaling.min}",
+            namespace="ECS/ContainerInsights", metric="RunningTaskCount", dimensions=ecs_dims,
+            statistic="Minimum", comparison="LessThanThreshold", threshold=service.autoscaling.min,
+            missing_data="breaching",
+        )  # fmt: skip
+    add(
+        "UnhealthyTargetsAlarm", description=f"{name}: the load balancer sees unhealthy targets",
+        namespace="AWS/ApplicationELB", metric="UnHealthyHostCount", dimensions=tg_dims, statistic="Maximum",
+        comparison="GreaterThanThreshold", threshold=0,
+        missing_data="notBreaching",  # reported while the target group is attached; absent means no targets yet
+    )  # fmt: skip
+    healthy_low = add(
+        "HealthyTargetsLowAlarm",
+        description=f"{name}: fewer healthy targets than the minimum of {max(service.autoscaling.min, 1)}",
+        namespace="AWS/ApplicationELB", metric="HealthyHostCount", dimensions=tg_dims, statistic="Minimum",
+        comparison="LessThanThreshold", threshold=max(service.autoscaling.min, 1),
+        missing_data="breaching",  # no healthy-host data means the target group serves nobody
+    )  # fmt: skip
+    errors = add(
+        "Target5xxAlarm", description=f"{name}: more than {limits.service_5xx_count} 5xx answers per period",
+        namespace="AWS/ApplicationELB", metric="HTTPCode_Target_5XX_Count", dimensions=tg_dims,
+        comparison="GreaterThanThreshold", threshold=limits.service_5xx_count,
+        missing_data="notBreaching",  # published only when a target answers 5xx
+    )  # fmt: skip
+    t.add_resource(
+        cloudwatch.CompositeAlarm(
+            "UsersAffectedAlarm",
+            AlarmDescription=f"PAGE: users of {name} are affected: 5xx answers while short of healthy targets",
+            AlarmRule=Sub(
+                'ALARM("${Errors}") AND ALARM("${HealthyLow}")',
+                Errors=GetAtt(errors, "Arn"),
+                HealthyLow=GetAtt(healthy_low, "Arn"),
+            ),
+            AlarmActions=[topic],
+            OKActions=[topic],
         )
     )

@@ -23,6 +23,9 @@ PINNED_STATEFUL_IDS = {
     "platform": {"AccessLogBucket", "WafLogGroup"},
     "edge-waf": {"LogsKey", "WafLogGroup"},
     "edge": {"AssetsBucket"},
+    "monitoring": {"AlarmTopicKey"},  # + MailerLogGroup, MailerDeadLetterQueue where the SES path is on
+    "dashboard": set(),
+    "edge-alarms": {"AlarmTopicKey"},
     **{f"svc-{service}": {"LogGroup"} for service in BUILT.project.services},
 }
 PINNED_PROJECT_IDS = {
@@ -85,10 +88,13 @@ def stateful_ids(body: dict) -> set[str]:
 
 @pytest.mark.parametrize(("env", "layer"), ALL_CASES)
 def test_stateful_logical_ids_are_pinned(env, layer) -> None:
-    pinned = set((PINNED_PROJECT_IDS if env == "project" else PINNED_STATEFUL_IDS)[layer])
+    pinned = PINNED_PROJECT_IDS if env == "project" else PINNED_STATEFUL_IDS
+    expected = set(pinned[layer])
     if (env, layer) == ("prod", "data"):
-        pinned.add("DatabaseSecret")  # the generated secret of a global database's primary
-    assert stateful_ids(stack_of(env, layer).body) == pinned, f"{env}/{layer}: a stateful logical ID changed"
+        expected.add("DatabaseSecret")  # the generated secret of a global database's primary
+    if layer == "monitoring" and BUILT.environments[env].monitoring.ses_email.enabled:
+        expected |= {"MailerLogGroup", "MailerDeadLetterQueue"}
+    assert stateful_ids(stack_of(env, layer).body) == expected, f"{env}/{layer}: a stateful logical ID changed"
 
 
 @pytest.mark.parametrize("env", [*ENVIRONMENTS, "project"])

@@ -167,11 +167,16 @@ def test_exports_give_vpc_and_subnet_lists_per_tier(stacks, environments, env) -
     stack = stacks[env]["network"]
     assert stack.exports == sorted(
         f"shop-{env}-network-{key}"
-        for key in ("VpcId", "VpcCidr", "PublicSubnetIds", "PrivateSubnetIds", "DataSubnetIds")
+        for key in ("VpcId", "VpcCidr", "PublicSubnetIds", "PrivateSubnetIds", "DataSubnetIds", "NatGatewayIds")
     )
     zones = environments[env].network.availability_zones
     private = stack.body["Outputs"]["PrivateSubnetIds"]["Value"]
     assert private == {"Fn::Join": [",", [{"Ref": f"PrivateSubnet{z}"} for z in "ABC"[:zones]]]}
+    nats = zones if environments[env].network.nat_gateways == "per-zone" else 1
+    # The monitoring stack selects one id per NAT gateway from this list, in zone order.
+    assert stack.body["Outputs"]["NatGatewayIds"]["Value"] == {
+        "Fn::Join": [",", [{"Ref": f"NatGateway{z}"} for z in "ABC"[:nats]]]
+    }
 
 
 def test_a_third_zone_adds_a_subnet_per_tier(settings_dir) -> None:

@@ -6,7 +6,7 @@ from typing import Any
 
 from awacs import s3 as s3_actions
 from awacs.aws import Bool, Condition, Deny, PolicyDocument, Principal, Statement
-from troposphere import AWSObject, GetAtt, Ref, Sub, Tags, Template, ec2, kms, logs, s3, wafv2
+from troposphere import AWSObject, GetAtt, Ref, Sub, Tags, Template, cloudwatch, ec2, kms, logs, s3, wafv2
 
 from infra_templates.config import Environment
 
@@ -277,4 +277,45 @@ def allow_between(
             SourceSecurityGroupId=GetAtt(source, "GroupId"),
             Description=ingress[1],
         )
+    )
+
+
+def metric_alarm(
+    logical_id: str,
+    topic_arn: Any,
+    *,
+    description: str,
+    namespace: str,
+    metric: str,
+    dimensions: dict[str, Any],
+    comparison: str,
+    threshold: float,
+    missing_data: str,
+    period: int,
+    evaluation_periods: int,
+    datapoints: int,
+    statistic: str = "Sum",
+) -> cloudwatch.Alarm:
+    """A metric alarm that tells the alarm topic both when it fires and when it clears.
+
+    ``statistic`` is a plain statistic (Sum, Average, Minimum, Maximum) or a percentile (p95).
+    ``missing_data`` is chosen by the caller for each metric: some metrics are absent when all is
+    well (no 5xx), others when something is badly wrong (no running tasks).
+    """
+    stat: dict[str, Any] = {"ExtendedStatistic": statistic} if statistic.startswith("p") else {"Statistic": statistic}
+    return cloudwatch.Alarm(
+        logical_id,
+        AlarmDescription=description,
+        Namespace=namespace,
+        MetricName=metric,
+        Dimensions=[cloudwatch.MetricDimension(Name=k, Value=v) for k, v in dimensions.items()],
+        ComparisonOperator=comparison,
+        Threshold=float(threshold),
+        Period=period,
+        EvaluationPeriods=evaluation_periods,
+        DatapointsToAlarm=datapoints,
+        TreatMissingData=missing_data,
+        AlarmActions=[topic_arn],
+        OKActions=[topic_arn],
+        **stat,
     )

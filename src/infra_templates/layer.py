@@ -13,6 +13,7 @@ from infra_templates.naming import export_name, stack_name
 Scope = Literal["environment", "project"]
 # Template Metadata key naming the stack output each cross-region parameter is filled from.
 SOURCES_METADATA = "InfraTemplatesParameterSources"
+ARN_PATTERN = r"^arn:[a-z-]+:[a-z0-9-]+:[a-z0-9-]*:[0-9]{12}:\S+$"
 
 
 @dataclass(frozen=True)
@@ -83,7 +84,7 @@ class LayerContext:
             raise ValueError(f"layer {self.layer!r} cannot output {spec.layer}.{spec.key}")
         t.add_output(Output(spec.key, Description=spec.description, Value=value))
 
-    def parameter_from(self, t: Template, spec: ExportSpec) -> Parameter:
+    def parameter_from(self, t: Template, spec: ExportSpec, pattern: str = ARN_PATTERN) -> Parameter:
         """A parameter filled from another stack's output, for what ``Fn::ImportValue`` cannot
         reach (another region). The template's Metadata names the source, so the manifest, the
         deploy script and the gate know where the value comes from."""
@@ -92,7 +93,7 @@ class LayerContext:
             Parameter(
                 spec.key,
                 Type="String",
-                AllowedPattern=r"^arn:[a-z-]+:[a-z0-9-]+:[a-z0-9-]*:[0-9]{12}:\S+$",
+                AllowedPattern=pattern,
                 Description=f"{spec.description}: output {spec.key} of stack {source}",
             )
         )
