@@ -84,4 +84,5 @@ def test_golden_files_are_what_make_golden_writes(env) -> None:
     layers = BUILT.project_stacks if env == "project" else BUILT.stacks[env]
     names = sorted(p.name for p in (GOLDEN / env).iterdir())
     expected = [f"{la}.{ext}" for la in layers for ext in ("json", "yaml")] + ["manifest.json", *HANDOVER_FILES]
+    expected.append("architecture.dot")  # the diagram's source (tests/test_diagram.py); SVG and PNG are not kept
     assert names == sorted(expected)
