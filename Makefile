@@ -16,8 +16,9 @@ $(STAMP): requirements.lock pyproject.toml
 
 venv: $(STAMP) ## create .venv with the pinned tools (done by every other target)
 
-templates: $(STAMP) ## write output/<env>/ for every environment (python generate.py)
+templates: $(STAMP) dot ## write output/<env>/ for every environment (python generate.py), diagrams included
 	$(PY) generate.py
+	$(PY) generate.py diagram
 
 gate: templates ## run the gate on output/: wiring, limits, cfn-lint, checkov
 	$(PY) generate.py check
@@ -33,8 +34,8 @@ diff: $(STAMP) ## what a build would change against output/, stateful losses fla
 	$(PY) generate.py diff
 
 lint: $(STAMP) ## ruff and mypy on the project's own code
-	$(PY) -m ruff check generate.py src templates tests
-	$(PY) -m ruff format --check generate.py src templates tests
+	$(PY) -m ruff check generate.py src templates tests bench
+	$(PY) -m ruff format --check generate.py src templates tests bench
 	$(PY) -m mypy
 
 unit: $(STAMP) ## the pytest suite
@@ -44,6 +45,7 @@ test: lint gate unit ## the whole gate: lint, templates + gate, tests
 
 golden: $(STAMP) ## re-record tests/golden/ from the environment files (review the diff!)
 	$(PY) generate.py --quiet --output tests/golden
+	$(PY) generate.py diagram --output tests/golden --dot-only
 
 format: $(STAMP) ## format the code with ruff
 	$(PY) -m ruff format generate.py src templates tests
@@ -53,3 +55,12 @@ clean: ## remove output/ and the virtual environment
 	rm -rf output $(VENV)
 
 .PHONY: help venv templates gate deploy schema diff lint unit test golden format clean
+
+dot: ## install Graphviz's dot (Debian package graphviz, as root) when it is missing
+	@command -v dot >/dev/null || (apt-get update && apt-get install -y graphviz)
+
+diagram: templates ## draw output/<env>/architecture.{dot,svg,png} from the templates (make templates does too)
+
+bench: $(STAMP) ## measure generation (per layer), the gate (per check) and a 100-service environment
+	$(PY) bench/bench.py
+.PHONY: dot diagram bench

@@ -5,6 +5,7 @@
     python generate.py check [--output DIR]                          run the gate on written output
     python generate.py diff [--env NAME ...] [--against DIR]         preview changes against DIR (output/)
     python generate.py schema [--check]                              write the environment files' JSON Schema
+    python generate.py diagram [--env NAME ...] [--output DIR] [--dot-only]  draw output/<env>/architecture.*
 
 Exit status: 0 done, 1 the gate found problems, 2 the settings were refused (nothing written),
 3 (diff only) the built templates differ from those in DIR. schema --check exits 1 when the
@@ -21,7 +22,7 @@ ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT))
 
-from infra_templates import checks, diff, schema  # noqa: E402
+from infra_templates import checks, diagram, diff, schema  # noqa: E402
 from infra_templates.config import (  # noqa: E402
     Environment,
     Project,
@@ -55,7 +56,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="Settings live in environments/: defaults.yaml plus one <env>.yaml per environment.",
     )
-    commands = parser.add_subparsers(dest="command", metavar="{build,check,diff,schema}")
+    commands = parser.add_subparsers(dest="command", metavar="{build,check,diff,schema,diagram}")
     build = commands.add_parser("build", help="write the templates (the default command)")
     check = commands.add_parser("check", help="run the gate (cfn-lint, checkov, wiring, limits) on output")
     changes = commands.add_parser(
@@ -75,6 +76,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     schema_command.add_argument(
         "--check", action="store_true", help="write nothing; exit 1 if the committed schema is stale"
     )
+    drawing = commands.add_parser(
+        "diagram",
+        help="draw DIR/<folder>/architecture.{dot,svg,png} from the templates written there (needs Graphviz's dot)",
+    )
+    drawing.add_argument("--env", action="append", metavar="NAME", help="draw only this folder (repeat for several)")
+    drawing.add_argument("--dot-only", action="store_true", help="write only the DOT source (no Graphviz needed)")
     for sub in (parser, build, changes):
         sub.add_argument(
             "--env",
@@ -90,7 +97,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
             metavar="DIR",
             help="folder of defaults.yaml and <env>.yaml files (default: environments/)",
         )
-    for sub in (parser, build, check):
+    for sub in (parser, build, check, drawing):
         sub.add_argument(
             "--output", type=Path, default=ROOT / "output", metavar="DIR", help="output folder (default: output/)"
         )
@@ -134,7 +141,7 @@ def run_build(names: list[str] | None, settings: Path, output: Path, quiet: bool
         _summary(quiet, "project", project_stacks)
     built: dict[str, list[Stack]] = {}
     for env in environments:
-        stacks, folders[env.name] = environment_output(env, everyone, project_stacks)
+        stacks, folders[env.name] = environment_output(env, everyone, project_stacks, LAYERS)
         built[env.name] = stacks
         _summary(quiet, env.name, stacks)
     if not names:  # the release files of every service, from every environment's stacks
@@ -204,6 +211,21 @@ def run_schema(check: bool) -> int:
     return 0
 
 
+def run_diagram(names: list[str] | None, output: Path, dot_only: bool) -> int:
+    folders = [output / name for name in names] if names else sorted(p.parent for p in output.glob("*/manifest.json"))
+    if not folders:
+        print(f"diagram: no manifest.json under {_relative(output)}/: run `make templates` first", file=sys.stderr)
+        return 1
+    try:
+        for folder in folders:
+            diagram.write(folder, dot_only=dot_only)
+    except diagram.DiagramError as error:
+        print(f"diagram: {error}", file=sys.stderr)
+        return 1
+    print(f"drew {', '.join(f'{_relative(f)}/architecture.*' for f in folders)}")
+    return 0
+
+
 def _relative(path: Path) -> str:
     """The path as the user would type it: relative to the working folder when inside it."""
     try:
@@ -218,6 +240,8 @@ def main(argv: list[str] | None = None) -> int:
         return checks.run_gate(args.output)
     if args.command == "schema":
         return run_schema(args.check)
+    if args.command == "diagram":
+        return run_diagram(args.env, args.output, args.dot_only)
     if args.command == "diff":
         return run_diff(args.env, args.settings, args.against, args.quiet)
     return run_build(args.env, args.settings, args.output, args.quiet)

@@ -62,15 +62,18 @@ STANDBY_NEEDS: tuple[tuple[str, str], ...] = (("data", "data"),)
 
 
 def environment_output(
-    env: Environment, environments: Sequence[Environment], project_stacks: Sequence[Stack]
+    env: Environment,
+    environments: Sequence[Environment],
+    project_stacks: Sequence[Stack],
+    layers: Sequence[LayerSpec] = LAYERS,
 ) -> tuple[list[Stack], dict[str, str]]:
     """One environment's stacks and the files of its output folder, DR pieces included."""
-    stacks = build_stacks(env, LAYERS)
+    stacks = build_stacks(env, layers)
     needed: list[Stack] = []
     extra: dict[str, str] = {}
     primary = next((e for e in environments if env.dr is not None and e.name == env.dr.protects), None)
     if primary is not None:
-        needed = standby_prerequisites(stacks, primary.name, build_stacks(primary, LAYERS), STANDBY_NEEDS)
+        needed = standby_prerequisites(stacks, primary.name, build_stacks(primary, layers), STANDBY_NEEDS)
         extra["RUNBOOK.md"] = runbook.build(env, primary, stacks)
     files = environment_files(env, stacks, [*project_stacks, *needed])
     files.update(extra)

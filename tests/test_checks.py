@@ -196,3 +196,15 @@ def test_checkov_fails_a_finding_without_a_skip(tmp_path: Path) -> None:
     body = {"AWSTemplateFormatVersion": "2010-09-09", "Resources": {"Queue": {"Type": "AWS::SQS::Queue"}}}
     problems = [f"{p.where} {p.message}" for p in checks.check_checkov(write_output(tmp_path, body))]
     assert any(p.startswith("test/x.json Queue CKV_AWS_27") for p in problems)
+
+
+def test_cfn_lint_refuses_a_yaml_template_that_differs_from_its_json_twin(tmp_path: Path) -> None:
+    """cfn-lint lints the JSON; the YAML passes only if it decodes to the same template."""
+    output = write_output(tmp_path, BUCKET_WITHOUT_ANYTHING)
+    files = checks.template_files(checks.load_manifests(output))
+    assert checks.check_cfn_lint(files) == []
+    (output / "test" / "x.yaml").write_text(to_json(dict(BUCKET_WITHOUT_ANYTHING, Description="other")))
+    problems = checks.check_cfn_lint(files)
+    assert [p.message for p in problems] == ["does not hold the same template as x.json: []"]
+    (output / "test" / "x.yaml").write_text("Resources: [unclosed\n")
+    assert any("does not hold the same template" in p.message for p in checks.check_cfn_lint(files))

@@ -105,4 +105,5 @@ def test_golden_files_are_what_make_golden_writes(env) -> None:
     expected = [f"{la}.{ext}" for la in layers for ext in ("json", "yaml")] + ["manifest.json", *HANDOVER_FILES]
     if env != "project" and BUILT.environments[env].dr:
         expected.append("RUNBOOK.md")
+    expected.append("architecture.dot")  # the diagram's source (tests/test_diagram.py); SVG and PNG are not kept
     assert names == sorted(expected)

@@ -1,0 +1,190 @@
+"""The architecture diagram: drawn from the templates, arrows exactly where the security groups
+allow traffic, DOT source pinned by golden files, SVG and PNG byte-identical across runs."""
+
+from __future__ import annotations
+
+import copy
+import html
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import BUILT, ENVIRONMENTS, ROOT
+
+from infra_templates import diagram
+
+GOLDEN = ROOT / "tests" / "golden"
+
+
+def built_stacks(env: str) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    """The manifest and template bodies of one folder (an environment, or "project"), as written
+    to output/: the manifest may name stacks of other folders (the project's, a DR primary's)."""
+    described = json.loads(BUILT.files[env]["manifest.json"])
+    everything = [*BUILT.project_stacks.values(), *(s for stacks in BUILT.stacks.values() for s in stacks.values())]
+    bodies = {s.name: s.body for s in everything}
+    return described, {entry["name"]: bodies[entry["name"]] for entry in described["stacks"]}
+
+
+def draw(env: str, bodies: dict[str, dict[str, Any]] | None = None) -> diagram.Diagram:
+    described, built = built_stacks(env)
+    return diagram.build(described, diagram.stack_docs(described, bodies or built, BUILT.project.account_id))
+
+
+def without(env: str, stack: str, logical: str) -> diagram.Diagram:
+    """The diagram after removing one resource (a rule) from a copy of one template."""
+    _, bodies = built_stacks(env)
+    bodies = copy.deepcopy(bodies)
+    del bodies[stack]["Resources"][logical]
+    return draw(env, bodies)
+
+
+PROD = "shop-prod"
+ALB = f"{PROD}-platform/LoadBalancer"
+DATABASE = f"{PROD}-data/Cluster"
+
+
+def service(name: str) -> str:
+    return f"{PROD}-svc-{name}/Service"
+
+
+def test_prod_draws_every_service_the_database_alb_cdn_and_bucket() -> None:
+    drawn = draw("prod")
+    for name in BUILT.environments["prod"].services:
+        assert service(name) in drawn.nodes
+        assert "ECS Service" in drawn.nodes[service(name)]
+    assert "RDS DBCluster" in drawn.nodes[DATABASE]
+    assert "LoadBalancer" in drawn.nodes[ALB]
+    assert "CloudFront Distribution" in drawn.nodes[f"{PROD}-edge/Distribution"]
+    assert "S3 Bucket" in drawn.nodes[f"{PROD}-edge/AssetsBucket"]
+    # the CDN serves the bucket (a reference in its template)
+    assert (f"{PROD}-edge/Distribution", f"{PROD}-edge/AssetsBucket", "ref") in drawn.references
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_one_node_per_subnet_tier_and_zone(env) -> None:
+    drawn = draw(env)
+    zones = "abc"[: BUILT.environments[env].network.availability_zones]
+    assert set(drawn.subnets) == {(tier, zone) for tier in ("public", "private", "data") for zone in zones}
+    for (tier, _), node in drawn.subnets.items():
+        assert drawn.place[node][-1] == f"{tier} tier"
+
+
+def test_resources_sit_in_the_tier_of_their_subnets_and_regions_are_clusters() -> None:
+    drawn = draw("prod")
+    assert drawn.place[ALB][-1] == "public tier"
+    assert drawn.place[DATABASE][-1] == "data tier"
+    assert all(drawn.place[service(n)][-1] == "private tier" for n in BUILT.environments["prod"].services)
+    assert drawn.place[f"{PROD}-edge-waf/WebAcl"][0] == "account 333333333333, us-east-1"
+    registry = BUILT.project
+    assert drawn.place["shop-registry/RegistryKey"][0] == f"account {registry.account_id}, {registry.region}"
+
+
+def test_arrows_follow_the_security_groups() -> None:
+    drawn = draw("prod")
+    services = BUILT.environments["prod"].services
+    for name, settings in services.items():
+        assert drawn.arrows(ALB, service(name)) == [f"tcp {settings.port}"]
+        assert drawn.arrows(service(name), ALB) == []
+        expected = [f"tcp {BUILT.environments['prod'].database.port}"] if settings.database_access else []
+        assert drawn.arrows(service(name), DATABASE) == expected
+    assert any(s.database_access for s in services.values())
+    assert not all(s.database_access for s in services.values())  # both cases above were exercised
+    assert drawn.arrows("peer:0.0.0.0/0", ALB) == ["tcp 443", "tcp 80"]
+
+
+@pytest.mark.parametrize(
+    ("stack", "rule", "source", "target"),
+    [
+        ("security", "ApiFromAlbIngress", ALB, service("api")),  # the service no longer admits the ALB
+        ("security", "AlbToApiEgress", ALB, service("api")),  # the ALB may no longer send to it
+        ("security", "DatabaseFromApiIngress", service("api"), DATABASE),
+        ("security", "ApiToDatabaseEgress", service("api"), DATABASE),
+    ],
+)
+def test_removing_a_rule_removes_its_arrow_and_only_it(stack, rule, source, target) -> None:
+    before = draw("prod")
+    after = without("prod", f"{PROD}-{stack}", rule)
+    assert before.arrows(source, target)
+    assert after.arrows(source, target) == []
+    assert after.flows == {f for f in before.flows if (f[0], f[1]) != (source, target)}
+
+
+def test_a_group_without_egress_rules_keeps_aws_allow_all_egress() -> None:
+    _, bodies = built_stacks("prod")
+    bodies = copy.deepcopy(bodies)
+    security = bodies[f"{PROD}-security"]["Resources"]
+    del security["AlbToApiEgress"]
+    del security["AlbSecurityGroup"]["Properties"]["SecurityGroupEgress"]  # AWS's default: all outbound
+    assert draw("prod", bodies).arrows(ALB, service("api")) == ["tcp 8000"]
+
+
+def test_a_cloudfront_only_alb_is_reached_from_the_prefix_list() -> None:
+    _, bodies = built_stacks("prod")
+    bodies = copy.deepcopy(bodies)
+    rule = bodies[f"{PROD}-security"]["Resources"]["AlbHttpsIngress"]["Properties"]
+    del rule["CidrIp"]
+    rule["SourcePrefixListId"] = "pl-4fa04526"
+    drawn = draw("prod", bodies)
+    assert drawn.arrows("peer:pl-4fa04526", ALB) == ["tcp 443"]
+    assert drawn.arrows("peer:0.0.0.0/0", ALB) == ["tcp 80"]
+
+
+def test_a_new_layer_appears_by_resource_type() -> None:
+    """Resources of types the diagram never heard of are drawn; many of one type become one node."""
+    _, bodies = built_stacks("prod")
+    bodies = copy.deepcopy(bodies)
+    platform = bodies[f"{PROD}-platform"]["Resources"]
+    platform["Alerts"] = {"Type": "AWS::SNS::Topic", "Properties": {}}
+    for i in range(5):
+        platform[f"Alarm{i}"] = {"Type": "AWS::CloudWatch::Alarm", "Properties": {"AlarmActions": [{"Ref": "Alerts"}]}}
+    drawn = draw("prod", bodies)
+    assert "SNS Topic" in drawn.nodes[f"{PROD}-platform/Alerts"]
+    alarms = f"{PROD}-platform/AWS::CloudWatch::Alarm"
+    assert drawn.nodes[alarms].startswith("5 x CloudWatch Alarm")
+    assert (alarms, f"{PROD}-platform/Alerts", "ref") in drawn.references
+
+
+@pytest.mark.parametrize("env", [*ENVIRONMENTS, "project"])
+def test_dot_source_matches_golden(env) -> None:
+    path = GOLDEN / env / "architecture.dot"
+    assert path.is_file(), f"{path} is missing: run `make golden`"
+    assert diagram.dot_source(draw(env)) == path.read_text(), "diagram changed: run `make golden`, review the diff"
+
+
+def _draw_output(output: Path, seed: str) -> dict[str, bytes]:
+    env = {**os.environ, "PYTHONHASHSEED": seed}
+    command = [sys.executable, str(ROOT / "generate.py"), "diagram", "--output", str(output), "--env", "prod"]
+    subprocess.run(command, check=True, env=env, capture_output=True)
+    return {name: (output / "prod" / name).read_bytes() for name in diagram.FILES}
+
+
+def test_svg_and_png_are_byte_identical_across_runs(tmp_path: Path) -> None:
+    """Needs Graphviz's dot (make test installs it): a missing dot fails here, it is not skipped."""
+    output = tmp_path / "output"
+    subprocess.run(
+        [sys.executable, str(ROOT / "generate.py"), "--quiet", "--output", str(output)], check=True, capture_output=True
+    )
+    first = _draw_output(output, "1")
+    second = _draw_output(output, "2")
+    assert first == second
+    assert first["architecture.svg"].startswith(b"<?xml")
+    assert b"Generated by graphviz" not in first["architecture.svg"]
+    assert first["architecture.png"].startswith(b"\x89PNG")
+    text = html.unescape(first["architecture.svg"].decode())  # Graphviz writes '-' as &#45;
+    for name in BUILT.environments["prod"].services:
+        assert f"shop-prod-svc-{name}" in text
+
+
+def test_diagram_of_an_empty_folder_fails(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "generate.py"), "diagram", "--output", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert "run `make templates` first" in result.stderr
