@@ -2,7 +2,6 @@
 layers that read it, so a renamed export breaks at build time in Python, not at deploy time."""
 
 from infra_templates.layer import ExportSpec
-from infra_templates.naming import logical_id
 
 
 class Keys:
@@ -30,12 +29,6 @@ class Security:
     DATABASE_SECURITY_GROUP = ExportSpec(
         "security", "DatabaseSecurityGroupId", "Security group of the database: its port, from services that may"
     )
-
-    @staticmethod
-    def service_security_group(service: str) -> ExportSpec:
-        return ExportSpec(
-            "security", f"{logical_id(service)}ServiceSecurityGroupId", f"Security group of the {service} service"
-        )
 
 
 class Platform:

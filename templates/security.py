@@ -10,7 +10,6 @@ from troposphere import GetAtt, Template, ec2
 from infra_templates import constructs
 from infra_templates.config import Environment
 from infra_templates.layer import LayerContext
-from infra_templates.naming import logical_id
 from templates.contracts import Network, Security
 
 HTTPS = 443
@@ -19,7 +18,7 @@ HTTP = 80
 
 def build(env: Environment) -> Template:
     ctx = LayerContext(env, "security")
-    t = ctx.new_template("security groups: internet -> ALB -> services -> database")
+    t = ctx.new_template("security groups of the load balancer and the database")
     vpc = ctx.import_value(Network.VPC_ID)
 
     alb = t.add_resource(
@@ -46,40 +45,8 @@ def build(env: Environment) -> Template:
         )
     )
 
-    for name in sorted(env.services):
-        service = env.services[name]
-        label = logical_id(name)
-        group = t.add_resource(
-            constructs.security_group(
-                f"{label}ServiceSecurityGroup",
-                f"{ctx.stack_name} service {name}: port {service.port} from the ALB only",
-                vpc,
-                f"{ctx.stack_name}-svc-{name}",
-            )
-        )
-        constructs.allow_between(
-            t,
-            alb,
-            group,
-            service.port,
-            egress=(f"AlbTo{label}Egress", f"ALB forwards to the {name} service's container port"),
-            ingress=(f"{label}FromAlbIngress", f"{name} container port, from the ALB only"),
-        )
-        t.add_resource(
-            ec2.SecurityGroupEgress(
-                f"{label}HttpsEgress",
-                GroupId=GetAtt(group, "GroupId"),
-                IpProtocol="tcp",
-                FromPort=HTTPS,
-                ToPort=HTTPS,
-                CidrIp="0.0.0.0/0",
-                Description=f"{name} calls AWS APIs (ECR, Logs, Secrets Manager) and HTTPS services",
-            )
-        )
-        if service.database_access:
-            _database_path(t, env, name, group, database)
-        ctx.export(t, Security.service_security_group(name), GetAtt(group, "GroupId"))
-
+    # Each service's own group and its path ALB -> service -> database live in the service's
+    # stack: a service then adds nothing here, and fifty of them stay within a stack's limits.
     ctx.export(t, Security.ALB_SECURITY_GROUP, GetAtt(alb, "GroupId"))
     ctx.export(t, Security.DATABASE_SECURITY_GROUP, GetAtt(database, "GroupId"))
     return t
@@ -130,17 +97,3 @@ def _alb_ingress(t: Template, env: Environment, alb: ec2.SecurityGroup, port: in
             ),
         )
     t.add_resource(rule)
-
-
-def _database_path(
-    t: Template, env: Environment, name: str, group: ec2.SecurityGroup, database: ec2.SecurityGroup
-) -> None:
-    label = logical_id(name)
-    constructs.allow_between(
-        t,
-        group,
-        database,
-        env.database.port,
-        egress=(f"{label}ToDatabaseEgress", f"{name} connects to the database"),
-        ingress=(f"DatabaseFrom{label}Ingress", f"{env.database.engine} port, from the {name} service"),
-    )

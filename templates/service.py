@@ -28,6 +28,7 @@ from troposphere import (
     applicationautoscaling,
     cloudwatch,
     codedeploy,
+    ec2,
     ecs,
 )
 from troposphere import elasticloadbalancingv2 as elb
@@ -112,6 +113,7 @@ def build(env: Environment, name: str) -> Template:
         )
     )
 
+    group = _security_group(t, ctx, name, service)
     capacity = env.capacity_of(name)
     ecs_service = t.add_resource(
         ecs.Service(
@@ -131,7 +133,7 @@ def build(env: Environment, name: str) -> Template:
                 AwsvpcConfiguration=ecs.AwsvpcConfiguration(
                     AssignPublicIp="DISABLED",
                     Subnets=ctx.import_list(Network.PRIVATE_SUBNET_IDS),
-                    SecurityGroups=[ctx.import_value(Security.service_security_group(name))],
+                    SecurityGroups=[GetAtt(group, "GroupId")],
                 )
             ),
             LoadBalancers=[
@@ -780,3 +782,48 @@ def _alarms(
             OKActions=[topic],
         )
     )
+
+
+def _security_group(t: Template, ctx: LayerContext, name: str, service: Service) -> ec2.SecurityGroup:
+    """The service's group: its container port from the ALB only; out, HTTPS and (if it may) the
+    database port. The rules on the ALB's and the database's groups that complete each path are
+    here too, so the security stack does not grow with the services."""
+    env = ctx.env
+    group = t.add_resource(
+        constructs.security_group(
+            "ServiceSecurityGroup",
+            f"{ctx.stack_name}: port {service.port} from the ALB only",
+            ctx.import_value(Network.VPC_ID),
+            ctx.stack_name,
+        )
+    )
+    own = GetAtt(group, "GroupId")
+    constructs.allow_between(
+        t,
+        ctx.import_value(Security.ALB_SECURITY_GROUP),
+        own,
+        service.port,
+        egress=("AlbToServiceEgress", f"ALB forwards to the {name} service's container port"),
+        ingress=("ServiceFromAlbIngress", f"{name} container port, from the ALB only"),
+    )
+    t.add_resource(
+        ec2.SecurityGroupEgress(
+            "ServiceHttpsEgress",
+            GroupId=own,
+            IpProtocol="tcp",
+            FromPort=443,
+            ToPort=443,
+            CidrIp="0.0.0.0/0",
+            Description=f"{name} calls AWS APIs (ECR, Logs, Secrets Manager) and HTTPS services",
+        )
+    )
+    if service.database_access:
+        constructs.allow_between(
+            t,
+            own,
+            ctx.import_value(Security.DATABASE_SECURITY_GROUP),
+            env.database.port,
+            egress=("ServiceToDatabaseEgress", f"{name} connects to the database"),
+            ingress=("DatabaseFromServiceIngress", f"{env.database.engine} port, from the {name} service"),
+        )
+    return group

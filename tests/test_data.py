@@ -165,11 +165,11 @@ def test_mysql_gets_its_port_log_types_and_tls_parameter(settings_dir: Path) -> 
     (group,) = resources(body, "AWS::RDS::DBClusterParameterGroup").values()
     assert group["Properties"]["Family"] == "aurora-mysql8.0"
     assert group["Properties"]["Parameters"]["require_secure_transport"] == "ON"
-    security = built.stacks["staging"]["security"].body
+    service = built.stacks["staging"]["svc-api"].body
     into_db = [
         r["Properties"]
-        for r in resources(security, "AWS::EC2::SecurityGroupIngress").values()
-        if r["Properties"]["GroupId"]["Fn::GetAtt"][0] == "DatabaseSecurityGroup"
+        for r in resources(service, "AWS::EC2::SecurityGroupIngress").values()
+        if r["Properties"]["GroupId"] == {"Fn::ImportValue": "shop-staging-security-DatabaseSecurityGroupId"}
     ]
     assert {r["FromPort"] for r in into_db} == {3306}
 

@@ -99,10 +99,10 @@ def test_arrows_follow_the_security_groups() -> None:
 @pytest.mark.parametrize(
     ("stack", "rule", "source", "target"),
     [
-        ("security", "ApiFromAlbIngress", ALB, service("api")),  # the service no longer admits the ALB
-        ("security", "AlbToApiEgress", ALB, service("api")),  # the ALB may no longer send to it
-        ("security", "DatabaseFromApiIngress", service("api"), DATABASE),
-        ("security", "ApiToDatabaseEgress", service("api"), DATABASE),
+        ("svc-api", "ServiceFromAlbIngress", ALB, service("api")),  # the service no longer admits the ALB
+        ("svc-api", "AlbToServiceEgress", ALB, service("api")),  # the ALB may no longer send to it
+        ("svc-api", "DatabaseFromServiceIngress", service("api"), DATABASE),
+        ("svc-api", "ServiceToDatabaseEgress", service("api"), DATABASE),
     ],
 )
 def test_removing_a_rule_removes_its_arrow_and_only_it(stack, rule, source, target) -> None:
@@ -116,9 +116,8 @@ def test_removing_a_rule_removes_its_arrow_and_only_it(stack, rule, source, targ
 def test_a_group_without_egress_rules_keeps_aws_allow_all_egress() -> None:
     _, bodies = built_stacks("prod")
     bodies = copy.deepcopy(bodies)
-    security = bodies[f"{PROD}-security"]["Resources"]
-    del security["AlbToApiEgress"]
-    del security["AlbSecurityGroup"]["Properties"]["SecurityGroupEgress"]  # AWS's default: all outbound
+    del bodies[f"{PROD}-svc-api"]["Resources"]["AlbToServiceEgress"]
+    del bodies[f"{PROD}-security"]["Resources"]["AlbSecurityGroup"]["Properties"]["SecurityGroupEgress"]  # all out
     assert draw("prod", bodies).arrows(ALB, service("api")) == ["tcp 8000"]
 
 

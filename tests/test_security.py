@@ -31,35 +31,71 @@ def test_alb_accepts_https_and_http_from_the_internet_only(stacks, environments,
     )
 
 
+def service_rules(stacks, env: str, service: str, kind: str) -> list[dict]:
+    return rules(stacks[env][f"svc-{service}"].body, kind)
+
+
+ALB_GROUP = {"Fn::ImportValue": "shop-{env}-security-AlbSecurityGroupId"}
+DATABASE_GROUP = {"Fn::ImportValue": "shop-{env}-security-DatabaseSecurityGroupId"}
+OWN_GROUP = {"Fn::GetAtt": ["ServiceSecurityGroup", "GroupId"]}
+
+
+def imported(template: dict, env: str) -> dict:
+    return {"Fn::ImportValue": template["Fn::ImportValue"].format(env=env)}
+
+
 @pytest.mark.parametrize("env", ENVIRONMENTS)
 def test_each_service_accepts_its_port_only_from_the_alb(stacks, environments, env) -> None:
-    body = stacks[env]["security"].body
+    alb = imported(ALB_GROUP, env)
     for name, service in environments[env].services.items():
-        group = f"{name.capitalize()}ServiceSecurityGroup"
-        ingress = [r for r in rules(body, "Ingress") if group_id(r["GroupId"]) == group]
-        assert [(r["FromPort"], r["ToPort"], group_id(r["SourceSecurityGroupId"])) for r in ingress] == [
-            (service.port, service.port, "AlbSecurityGroup")
+        ingress = [r for r in service_rules(stacks, env, name, "Ingress") if r["GroupId"] == OWN_GROUP]
+        assert [(r["FromPort"], r["ToPort"], r["SourceSecurityGroupId"]) for r in ingress] == [
+            (service.port, service.port, alb)
         ]
-        alb_out = [
-            r
-            for r in rules(body, "Egress")
-            if group_id(r["GroupId"]) == "AlbSecurityGroup" and group_id(r["DestinationSecurityGroupId"]) == group
-        ]
-        assert [(r["FromPort"], r["ToPort"]) for r in alb_out] == [(service.port, service.port)]
+        alb_out = [r for r in service_rules(stacks, env, name, "Egress") if r["GroupId"] == alb]
+        assert [(r["FromPort"], r["DestinationSecurityGroupId"]) for r in alb_out] == [(service.port, OWN_GROUP)]
+        (group,) = resources(stacks[env][f"svc-{name}"].body, "AWS::EC2::SecurityGroup").values()
+        assert group["Properties"]["SecurityGroupEgress"][0]["CidrIp"] == "127.0.0.1/32"  # closed by default
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)
 def test_database_port_is_reachable_only_from_services_that_may_use_it(stacks, environments, env) -> None:
-    body = stacks[env]["security"].body
-    port = environments[env].database.port
-    into_db = [r for r in rules(body, "Ingress") if group_id(r["GroupId"]) == "DatabaseSecurityGroup"]
-    allowed = sorted(
-        f"{n.capitalize()}ServiceSecurityGroup" for n, s in environments[env].services.items() if s.database_access
+    database, port = imported(DATABASE_GROUP, env), environments[env].database.port
+    allowed = []
+    for name in environments[env].services:
+        into_db = [r for r in service_rules(stacks, env, name, "Ingress") if r["GroupId"] == database]
+        if into_db:
+            allowed.append(name)
+            assert [(r["FromPort"], r["ToPort"], r["SourceSecurityGroupId"]) for r in into_db] == [
+                (port, port, OWN_GROUP)
+            ]
+    assert allowed == [n for n, s in environments[env].services.items() if s.database_access] == ["api"]
+    body = stacks[env]["security"].body  # and nothing else opens the database's group
+    assert not [r for r in rules(body, "Ingress") if group_id(r["GroupId"]) == "DatabaseSecurityGroup"]
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_services_reach_out_only_on_https_and_the_database_port(stacks, environments, env) -> None:
+    for name, service in environments[env].services.items():
+        out = sorted(r["FromPort"] for r in service_rules(stacks, env, name, "Egress") if r["GroupId"] == OWN_GROUP)
+        assert out == sorted([443] + ([environments[env].database.port] if service.database_access else []))
+
+
+def test_the_security_stack_does_not_grow_with_the_services(settings_dir) -> None:
+    before = build_all(settings_dir).stacks["prod"]["security"].body
+    edit_yaml(
+        settings_dir / "defaults.yaml",
+        services__worker={
+            "port": 7000,
+            "cpu": 256,
+            "memory": 512,
+            "desired_count": 1,
+            "autoscaling": {"min": 1, "max": 2},
+            "routing": {"paths": ["/jobs/*"]},
+            "database_access": True,
+        },
     )
-    assert allowed == ["ApiServiceSecurityGroup"]
-    assert sorted(group_id(r["SourceSecurityGroupId"]) for r in into_db) == allowed
-    assert all((r["FromPort"], r["ToPort"]) == (port, port) for r in into_db)
-    assert all("CidrIp" not in r for r in into_db)
+    assert build_all(settings_dir).stacks["prod"]["security"].body == before
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)
@@ -71,15 +107,6 @@ def test_every_group_starts_closed_and_every_rule_is_described(stacks, env) -> N
         assert "SecurityGroupIngress" not in group["Properties"], name
     for rule in rules(body, "Ingress") + rules(body, "Egress"):
         assert len(rule["Description"]) > 10
-
-
-@pytest.mark.parametrize("env", ENVIRONMENTS)
-def test_services_reach_out_only_on_https_and_the_database_port(stacks, environments, env) -> None:
-    body = stacks[env]["security"].body
-    for name, service in environments[env].services.items():
-        group = f"{name.capitalize()}ServiceSecurityGroup"
-        out = sorted(r["FromPort"] for r in rules(body, "Egress") if group_id(r["GroupId"]) == group)
-        assert out == sorted([443] + ([environments[env].database.port] if service.database_access else []))
 
 
 def test_cloudfront_only_ingress_uses_the_managed_prefix_list(settings_dir) -> None:

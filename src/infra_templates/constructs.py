@@ -246,35 +246,36 @@ def firewall(
 
 def allow_between(
     t: Template,
-    source: ec2.SecurityGroup,
-    target: ec2.SecurityGroup,
+    source: Any,
+    target: Any,
     port: int,
     *,
     egress: tuple[str, str],
     ingress: tuple[str, str],
 ) -> None:
-    """Let ``source`` open TCP connections to ``target`` on ``port``: the egress rule on the source
-    and the ingress rule on the target, each ``(logical ID, description)``. Both groups start
+    """Let the group ``source`` open TCP connections to the group ``target`` on ``port``: the egress
+    rule on the source and the ingress rule on the target, each ``(logical ID, description)``.
+    Groups are given by id (``GetAtt(group, "GroupId")``, or an imported id). Both groups start
     closed, so this pair is the whole path."""
     t.add_resource(
         ec2.SecurityGroupEgress(
             egress[0],
-            GroupId=GetAtt(source, "GroupId"),
+            GroupId=source,
             IpProtocol="tcp",
             FromPort=port,
             ToPort=port,
-            DestinationSecurityGroupId=GetAtt(target, "GroupId"),
+            DestinationSecurityGroupId=target,
             Description=egress[1],
         )
     )
     t.add_resource(
         ec2.SecurityGroupIngress(
             ingress[0],
-            GroupId=GetAtt(target, "GroupId"),
+            GroupId=target,
             IpProtocol="tcp",
             FromPort=port,
             ToPort=port,
-            SourceSecurityGroupId=GetAtt(source, "GroupId"),
+            SourceSecurityGroupId=source,
             Description=ingress[1],
         )
     )
