@@ -32,6 +32,7 @@ from templates import (
 
 PROJECT_LAYERS: tuple[ProjectLayerSpec, ...] = (
     ProjectLayerSpec("registry", registry.build),
+    ProjectLayerSpec("registry", registry.build_service, imports_from=("registry",), per_service=True),
     ProjectLayerSpec("delivery", delivery.build_shared),
     ProjectLayerSpec("delivery-artifacts", delivery.build_region, regions=delivery.other_regions),
     ProjectLayerSpec("delivery", delivery.build_service, imports_from=("delivery",), per_service=True),

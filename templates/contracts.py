@@ -80,3 +80,7 @@ class Delivery:
 
 class Monitoring:
     ALARM_TOPIC_ARN = ExportSpec("monitoring", "AlarmTopicArn", "SNS topic every alarm of the environment notifies")
+
+
+class Registry:
+    KEY_ARN = ExportSpec("registry", "RegistryKeyArn", "KMS key of the container image repositories", "project")

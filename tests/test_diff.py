@@ -137,7 +137,8 @@ def test_the_project_folder_is_compared_on_a_full_diff(against: Path, settings_d
     code, out, _ = diff("--settings", str(settings_dir), "--against", str(against))
     assert code == 3
     assert out.startswith("project (against ")
-    assert "~ stack shop-registry (eu-west-1): resources 0 added, 0 removed, 2 changed" in out
+    for service in ("api", "web"):  # the lifecycle policy of each service's repository
+        assert f"~ stack shop-registry-{service} (eu-west-1): resources 0 added, 0 removed, 1 changed" in out
     assert out.count(": no changes") == len(ENVIRONMENTS)
 
 

@@ -29,7 +29,8 @@ PINNED_STATEFUL_IDS = {
     **{f"svc-{service}": {"LogGroup"} for service in BUILT.project.services},
 }
 PINNED_PROJECT_IDS = {
-    "registry": {"RegistryKey", *(f"{s.capitalize()}Repository" for s in BUILT.project.services)},
+    "registry": {"RegistryKey"},
+    **{f"registry-{s}": {"Repository"} for s in BUILT.project.services},
     "delivery": {"ArtifactKey", "ArtifactBucket"},
     **{f"delivery-artifacts-{r}": {"ArtifactKey", "ArtifactBucket"} for r in ("eu-central-1",)},
     **{f"delivery-{s}": {"SourceRepository", "BuildLogGroup"} for s in BUILT.project.services},

@@ -266,15 +266,11 @@ def test_adding_a_service_adds_one_stack_and_one_repository(settings_dir) -> Non
         for layer in before.stacks[env]:
             if layer not in ("monitoring", "dashboard"):  # which watch every service
                 assert after.stacks[env][layer].body == before.stacks[env][layer].body, (env, layer)
-    repos = {
-        name
-        for name, _ in (
-            (n, r)
-            for n, r in after.project_stacks["registry"].body["Resources"].items()
-            if r["Type"] == "AWS::ECR::Repository"
-        )
-    }
-    assert repos == {"ApiRepository", "WebRepository", "WorkerRepository"}
+    assert set(after.project_stacks) - set(before.project_stacks) == {"registry-worker", "delivery-worker"}
+    worker = after.project_stacks["registry-worker"].body["Resources"]["Repository"]["Properties"]
+    assert worker["RepositoryName"] == "shop/worker"
+    for layer, stack in before.project_stacks.items():
+        assert after.project_stacks[layer].body == stack.body, layer  # nothing else changes
 
 
 def test_read_write_root_filesystem_only_when_asked(settings_dir) -> None:
