@@ -58,32 +58,7 @@ def build(env: Environment) -> Template:
             ],
         )
     )
-    https = t.add_resource(
-        elb.Listener(
-            "HttpsListener",
-            LoadBalancerArn=Ref(alb),
-            Port=443,
-            Protocol="HTTPS",
-            SslPolicy=TLS_POLICY,
-            # The settings checked that the certificate is in this account and region.
-            Certificates=[
-                elb.Certificate(
-                    CertificateArn=Sub(
-                        "arn:${AWS::Partition}:acm:${AWS::Region}:${AWS::AccountId}:certificate/"
-                        + certificate_id(env.platform.certificate_arn)
-                    )
-                )
-            ],
-            DefaultActions=[
-                elb.Action(
-                    Type="fixed-response",
-                    FixedResponseConfig=elb.FixedResponseConfig(
-                        StatusCode="404", ContentType="text/plain", MessageBody="Not found"
-                    ),
-                )
-            ],
-        )
-    )
+    https = t.add_resource(_https_listener("HttpsListener", env, alb, 443))
     _test_listener(t, ctx, alb)
     if env.platform.http_redirect:
         t.add_resource(
@@ -129,31 +104,7 @@ def _test_listener(t: Template, ctx: LayerContext, alb: elb.LoadBalancer) -> Non
     env = ctx.env
     if not env.blue_green_services:
         return
-    listener = t.add_resource(
-        elb.Listener(
-            "TestListener",
-            LoadBalancerArn=Ref(alb),
-            Port=env.deployment.test_listener_port,
-            Protocol="HTTPS",
-            SslPolicy=TLS_POLICY,
-            Certificates=[
-                elb.Certificate(
-                    CertificateArn=Sub(
-                        "arn:${AWS::Partition}:acm:${AWS::Region}:${AWS::AccountId}:certificate/"
-                        + certificate_id(env.platform.certificate_arn)
-                    )
-                )
-            ],
-            DefaultActions=[
-                elb.Action(
-                    Type="fixed-response",
-                    FixedResponseConfig=elb.FixedResponseConfig(
-                        StatusCode="404", ContentType="text/plain", MessageBody="Not found"
-                    ),
-                )
-            ],
-        )
-    )
+    listener = t.add_resource(_https_listener("TestListener", env, alb, env.deployment.test_listener_port))
     ctx.export(t, Platform.TEST_LISTENER_ARN, Ref(listener))
 
 
@@ -212,3 +163,31 @@ def _access_log_bucket(t: Template, ctx: LayerContext) -> tuple[s3.Bucket, s3.Bu
         )
     )
     return bucket, policy
+
+
+def _https_listener(logical_id: str, env: Environment, alb: elb.LoadBalancer, port: int) -> elb.Listener:
+    """An HTTPS listener with the modern TLS policy, the settings' certificate (checked to be in
+    this account and region) and a fixed 404 for whatever no rule claims."""
+    return elb.Listener(
+        logical_id,
+        LoadBalancerArn=Ref(alb),
+        Port=port,
+        Protocol="HTTPS",
+        SslPolicy=TLS_POLICY,
+        Certificates=[
+            elb.Certificate(
+                CertificateArn=Sub(
+                    "arn:${AWS::Partition}:acm:${AWS::Region}:${AWS::AccountId}:certificate/"
+                    + certificate_id(env.platform.certificate_arn)
+                )
+            )
+        ],
+        DefaultActions=[
+            elb.Action(
+                Type="fixed-response",
+                FixedResponseConfig=elb.FixedResponseConfig(
+                    StatusCode="404", ContentType="text/plain", MessageBody="Not found"
+                ),
+            )
+        ],
+    )
