@@ -9,7 +9,7 @@ from typing import Any
 
 from awacs import logs as logs_actions
 from troposphere import GetAtt, Ref, Sub, Template, rds, secretsmanager
-from troposphere.iam import Policy, Role
+from troposphere.iam import Role
 from troposphere.logs import LogGroup
 
 from infra_templates import constructs, iam
@@ -229,30 +229,26 @@ def _monitoring_role(ctx: LayerContext) -> Role:
     The same permissions as AWS's AmazonRDSEnhancedMonitoringRole, written out with awacs.
     """
     metrics = "arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:RDSOSMetrics"
-    return Role(
+    return iam.service_role(
         "MonitoringRole",
-        Description=f"RDS enhanced monitoring of {ctx.stack_name} writes OS metrics",
-        AssumeRolePolicyDocument=iam.service_trust("monitoring.rds.amazonaws.com"),
-        Policies=[
-            Policy(
-                PolicyName="enhanced-monitoring",
-                PolicyDocument=iam.document(
-                    iam.allow(
-                        "CreateTheMetricsLogGroup",
-                        [logs_actions.CreateLogGroup, logs_actions.PutRetentionPolicy],
-                        [Sub(metrics + ":*")],
-                    ),
-                    iam.allow(
-                        "WriteTheMetricsLogStreams",
-                        [
-                            logs_actions.CreateLogStream,
-                            logs_actions.DescribeLogStreams,
-                            logs_actions.GetLogEvents,
-                            logs_actions.PutLogEvents,
-                        ],
-                        [Sub(metrics + ":log-stream:*")],
-                    ),
-                ),
-            )
+        service="monitoring.rds.amazonaws.com",
+        description=f"RDS enhanced monitoring of {ctx.stack_name} writes OS metrics",
+        policy_name="enhanced-monitoring",
+        statements=[
+            iam.allow(
+                "CreateTheMetricsLogGroup",
+                [logs_actions.CreateLogGroup, logs_actions.PutRetentionPolicy],
+                [Sub(metrics + ":*")],
+            ),
+            iam.allow(
+                "WriteTheMetricsLogStreams",
+                [
+                    logs_actions.CreateLogStream,
+                    logs_actions.DescribeLogStreams,
+                    logs_actions.GetLogEvents,
+                    logs_actions.PutLogEvents,
+                ],
+                [Sub(metrics + ":log-stream:*")],
+            ),
         ],
     )

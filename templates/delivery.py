@@ -616,18 +616,12 @@ def _start_on_push(
     """A push to the release branch starts the pipeline (CodeCommit sources do not poll)."""
     pipeline_arn = iam.arn("codepipeline", "${%s}" % pipeline.title)
     role = t.add_resource(
-        Role(
+        iam.service_role(
             "StartPipelineRole",
-            Description="EventBridge starts the release pipeline on a push to the release branch",
-            AssumeRolePolicyDocument=iam.service_trust("events.amazonaws.com"),
-            Policies=[
-                Policy(
-                    PolicyName="start",
-                    PolicyDocument=iam.document(
-                        iam.allow("StartThisPipeline", [codepipeline_actions.StartPipelineExecution], [pipeline_arn])
-                    ),
-                )
-            ],
+            service="events.amazonaws.com",
+            description="EventBridge starts the release pipeline on a push to the release branch",
+            policy_name="start",
+            statements=[iam.allow("StartThisPipeline", [codepipeline_actions.StartPipelineExecution], [pipeline_arn])],
         )
     )
     t.add_resource(

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from awacs import events as events_actions
 from troposphere import GetAtt, Ref, Sub, Template, events
-from troposphere.iam import Policy, Role
 
 from infra_templates import constructs, iam
 from infra_templates.config import CLOUDFRONT_REGION, Environment
@@ -59,18 +58,12 @@ def _forward_to_the_mailer(t: Template, ctx: LayerContext) -> None:
     """This stack's alarm state changes, to the default event bus of the environment's region."""
     bus = Sub("arn:${AWS::Partition}:events:%s:${AWS::AccountId}:event-bus/default" % ctx.env.region)
     role = t.add_resource(
-        Role(
+        iam.service_role(
             "ForwardAlarmsRole",
-            Description=f"EventBridge forwards {ctx.stack_name} alarm state changes to {ctx.env.region}",
-            AssumeRolePolicyDocument=iam.service_trust("events.amazonaws.com"),
-            Policies=[
-                Policy(
-                    PolicyName="forward-alarm-state-changes",
-                    PolicyDocument=iam.document(
-                        iam.allow("PutEventsOnTheEnvironmentsDefaultBus", [events_actions.PutEvents], [bus])
-                    ),
-                )
-            ],
+            service="events.amazonaws.com",
+            description=f"EventBridge forwards {ctx.stack_name} alarm state changes to {ctx.env.region}",
+            policy_name="forward-alarm-state-changes",
+            statements=[iam.allow("PutEventsOnTheEnvironmentsDefaultBus", [events_actions.PutEvents], [bus])],
         )
     )
     t.add_resource(

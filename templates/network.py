@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import awacs.logs as awslogs
 from troposphere import GetAtt, Join, Ref, Sub, Tags, Template, ec2
-from troposphere.iam import Policy, Role
 
 from infra_templates import constructs, iam
 from infra_templates.config import Environment
@@ -150,33 +149,23 @@ def _flow_logs(t: Template, ctx: LayerContext, vpc: ec2.VPC) -> None:
         constructs.log_group("FlowLogGroup", ctx.env, settings.retention_days, ctx.import_value(Keys.LOGS_KEY_ARN))
     )
     role = t.add_resource(
-        Role(
+        iam.service_role(
             "FlowLogRole",
-            Description=f"VPC flow logs of {ctx.stack_name} deliver to their log group",
-            AssumeRolePolicyDocument=iam.service_trust(
-                "vpc-flow-logs.amazonaws.com",
-                source_arn=Sub("arn:${AWS::Partition}:ec2:${AWS::Region}:${AWS::AccountId}:vpc-flow-log/*"),
-            ),
-            Policies=[
-                Policy(
-                    PolicyName="deliver-flow-logs",
-                    PolicyDocument=iam.document(
-                        iam.allow(
-                            "WriteToTheFlowLogGroupOnly",
-                            [
-                                awslogs.CreateLogStream,
-                                awslogs.PutLogEvents,
-                                awslogs.DescribeLogStreams,
-                            ],
-                            [GetAtt(group, "Arn")],
-                        ),
-                        iam.allow(
-                            "DescribeTheFlowLogGroup",
-                            [awslogs.DescribeLogGroups],
-                            [Sub("arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:*")],
-                        ),
-                    ),
-                )
+            service="vpc-flow-logs.amazonaws.com",
+            source_arn=Sub("arn:${AWS::Partition}:ec2:${AWS::Region}:${AWS::AccountId}:vpc-flow-log/*"),
+            description=f"VPC flow logs of {ctx.stack_name} deliver to their log group",
+            policy_name="deliver-flow-logs",
+            statements=[
+                iam.allow(
+                    "WriteToTheFlowLogGroupOnly",
+                    [awslogs.CreateLogStream, awslogs.PutLogEvents, awslogs.DescribeLogStreams],
+                    [GetAtt(group, "Arn")],
+                ),
+                iam.allow(
+                    "DescribeTheFlowLogGroup",
+                    [awslogs.DescribeLogGroups],
+                    [Sub("arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:*")],
+                ),
             ],
         )
     )

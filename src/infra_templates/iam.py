@@ -18,6 +18,7 @@ from awacs.aws import (
     StringEquals,
 )
 from troposphere import AccountId, Sub
+from troposphere.iam import Policy, Role
 
 VERSION = "2012-10-17"
 
@@ -104,3 +105,21 @@ def key_policy(*users: Statement) -> PolicyDocument:
         principal=account_root(),
     )
     return document(admin, *users)
+
+
+def service_role(
+    logical_id: str,
+    *,
+    service: str,
+    description: str,
+    policy_name: str,
+    statements: Sequence[Statement],
+    source_arn: Any | None = None,
+) -> Role:
+    """A role one AWS service assumes (for this account only), with one inline policy."""
+    return Role(
+        logical_id,
+        Description=description,
+        AssumeRolePolicyDocument=service_trust(service, source_arn=source_arn),
+        Policies=[Policy(PolicyName=policy_name, PolicyDocument=document(*statements))],
+    )
