@@ -23,15 +23,7 @@ sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT))
 
 from infra_templates import checks, diagram, diff, schema  # noqa: E402
-from infra_templates.config import (  # noqa: E402
-    Environment,
-    Project,
-    SettingsError,
-    available_environments,
-    link,
-    load_environment,
-    project_of,
-)
+from infra_templates.config import SettingsError, load_settings  # noqa: E402
 from infra_templates.pipeline import (  # noqa: E402
     PROJECT_FOLDER,
     Stack,
@@ -107,31 +99,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return args
 
 
-def load_settings(names: list[str] | None, settings: Path) -> tuple[list[Environment], Project, list[Environment]]:
-    """The named environments (default: all), linked to their DR standby, and the project.
-
-    Every environment file is read and checked even when only some are named: the project-wide
-    stacks and a DR pairing depend on all of them. SettingsError lists every problem at once.
-    """
-    everything = available_environments(settings)
-    wanted = names or everything
-    problems: list[str] = []
-    loaded = []
-    for name in [*everything, *(n for n in wanted if n not in everything)]:
-        try:
-            loaded.append(load_environment(name, settings))
-        except SettingsError as error:
-            problems.extend(p for p in error.problems if p not in problems)  # defaults.yaml once
-    if problems:
-        raise SettingsError(problems)
-    project = project_of(loaded, settings)
-    everyone = link(loaded)
-    return [env for env in everyone if env.name in wanted], project, everyone
-
-
 def run_build(names: list[str] | None, settings: Path, output: Path, quiet: bool) -> int:
     try:
-        environments, project, everyone = load_settings(names, settings)
+        environments, project, everyone = load_settings(settings, names)
     except SettingsError as error:
         return _refuse(error.problems)
     project_stacks = build_project_stacks(project, PROJECT_LAYERS)
@@ -173,7 +143,7 @@ def run_diff(names: list[str] | None, settings: Path, against: Path, quiet: bool
     """Compare freshly built stacks with DIR/<folder>/, folder by folder, as a build would write them:
     without --env also the project folder, and folders of environments whose file was deleted."""
     try:
-        environments, project, _ = load_settings(names, settings)
+        environments, project, _ = load_settings(settings, names)
     except SettingsError as error:
         return _refuse(error.problems, "nothing was compared")
     folders: list[tuple[str, list[Stack]]] = [(env.name, build_stacks(env, LAYERS)) for env in environments]

@@ -36,7 +36,7 @@ from troposphere.iam import Policy, Role
 
 from infra_templates import constructs, iam
 from infra_templates.config import Environment, Service
-from infra_templates.layer import LayerContext
+from infra_templates.layer import ExportSpec, LayerContext
 from infra_templates.naming import (
     artifact_bucket_name,
     artifact_key_alias,
@@ -104,13 +104,7 @@ def build(env: Environment, name: str) -> Template:
     blue_green = env.strategy_of(name) == "blue-green"
     green = t.add_resource(_green_target_group(target_group)) if blue_green else None
     rule = t.add_resource(
-        elb.ListenerRule(
-            "ListenerRule",
-            ListenerArn=ctx.import_value(Platform.HTTPS_LISTENER_ARN),
-            Priority=env.listener_priorities()[name],
-            Conditions=_conditions(service),
-            Actions=[_forward(target_group, green)],
-        )
+        _listener_rule("ListenerRule", ctx, name, Platform.HTTPS_LISTENER_ARN, blue=target_group, green=green)
     )
 
     group = _security_group(t, ctx, name, service)
@@ -161,6 +155,25 @@ def build(env: Environment, name: str) -> Template:
     _release_role(t, ctx, name, ecs_service=ecs_service, roles=roles, blue_green=blue_green)
     _alarms(t, ctx, name, service=service, ecs_service=ecs_service, target_group=target_group)
     return t
+
+
+def _listener_rule(
+    logical_id: str,
+    ctx: LayerContext,
+    name: str,
+    listener: ExportSpec,
+    *,
+    blue: elb.TargetGroup,
+    green: elb.TargetGroup | None,
+) -> elb.ListenerRule:
+    """The service's rule on one of the ALB's listeners: its routes, its priority, its target groups."""
+    return elb.ListenerRule(
+        logical_id,
+        ListenerArn=ctx.import_value(listener),
+        Priority=ctx.env.listener_priorities()[name],
+        Conditions=_conditions(ctx.env.services[name]),
+        Actions=[_forward(blue, green)],
+    )
 
 
 def _conditions(service: Service) -> list[elb.Condition]:
@@ -473,13 +486,7 @@ def _blue_green(
     env = ctx.env
     blue, green = groups
     test_rule = t.add_resource(
-        elb.ListenerRule(
-            "TestListenerRule",
-            ListenerArn=ctx.import_value(Platform.TEST_LISTENER_ARN),
-            Priority=env.listener_priorities()[name],
-            Conditions=_conditions(service),
-            Actions=[_forward(blue, green)],
-        )
+        _listener_rule("TestListenerRule", ctx, name, Platform.TEST_LISTENER_ARN, blue=blue, green=green)
     )
     ecs_service.DependsOn = [*ecs_service.DependsOn, test_rule.title]
     alarms = [t.add_resource(_errors_alarm(ctx, group)) for group in groups]

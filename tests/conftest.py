@@ -16,9 +16,8 @@ from infra_templates.config import (
     Project,
     SettingsError,
     available_environments,
-    link,
     load_environment,
-    project_of,
+    load_settings,
 )
 from infra_templates.pipeline import PROJECT_FOLDER, Stack, build_project_stacks, project_files
 from templates import PROJECT_LAYERS, environment_output
@@ -38,9 +37,8 @@ class Built:
 
 
 def build_all(settings: Path = SETTINGS) -> Built:
-    loaded = [load_environment(name, settings) for name in available_environments(settings)]
-    project = project_of(loaded, settings)
-    environments = {env.name: env for env in link(loaded)}
+    _, project, everyone = load_settings(settings)
+    environments = {env.name: env for env in everyone}
     shared = build_project_stacks(project, PROJECT_LAYERS)
     stacks: dict[str, dict[str, Stack]] = {}
     files = {PROJECT_FOLDER: project_files(project, shared)}

@@ -1438,3 +1438,28 @@ def primary_of(environment: Environment, environments: Sequence[Environment]) ->
     if environment.dr is None:
         return None
     return next((e for e in environments if e.name == environment.dr.protects), None)
+
+
+def load_settings(
+    folder: Path, names: Sequence[str] | None = None
+) -> tuple[list[Environment], Project, list[Environment]]:
+    """The named environments (default: all), linked to their DR standby; the project; and every
+    environment, linked.
+
+    Every environment file is read and checked even when only some are named: the project-wide
+    stacks and a DR pairing depend on all of them. SettingsError lists every problem at once.
+    """
+    everything = available_environments(folder)
+    wanted = list(names or everything)
+    problems: list[str] = []
+    loaded = []
+    for name in [*everything, *(n for n in wanted if n not in everything)]:
+        try:
+            loaded.append(load_environment(name, folder))
+        except SettingsError as error:
+            problems.extend(p for p in error.problems if p not in problems)  # defaults.yaml once
+    if problems:
+        raise SettingsError(problems)
+    project = project_of(loaded, folder)
+    everyone = link(loaded)
+    return [env for env in everyone if env.name in wanted], project, everyone
