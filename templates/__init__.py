@@ -12,11 +12,13 @@ from infra_templates.pipeline import (
     Stack,
     build_stacks,
     environment_files,
-    standby_prerequisites,
+    prerequisites,
 )
 from templates import (
+    assets_replica,
     data,
     delivery,
+    dns,
     edge,
     edge_alarms,
     edge_waf,
@@ -44,22 +46,37 @@ LAYERS: tuple[LayerSpec, ...] = (
     LayerSpec("security", security.build, imports_from=("network",)),
     LayerSpec("data", data.build, imports_from=("keys", "network", "security")),
     LayerSpec("platform", platform.build, imports_from=("keys", "network", "security")),
+    LayerSpec("dns", dns.build, imports_from=("platform",), when=dns.needed),
+    LayerSpec("assets-replica", assets_replica.build, imports_from=("keys", "platform"), when=assets_replica.needed),
     LayerSpec("edge-waf", edge_waf.build, region=edge_waf.region, when=edge_waf.needed),
-    LayerSpec("edge", edge.build, imports_from=("keys", "platform", "edge-waf")),
+    LayerSpec("edge", edge.build, imports_from=("keys", "platform", "assets-replica", "edge-waf")),
     LayerSpec("monitoring", monitoring.build, imports_from=("keys", "network", "data", "platform", "edge")),
     LayerSpec("dashboard", monitoring.build_dashboard, imports_from=("data", "platform", "edge")),
     LayerSpec("edge-alarms", edge_alarms.build, region=edge_alarms.region, imports_from=("edge",)),
     LayerSpec(
         "svc",
         service.build,
-        imports_from=("keys", "network", "security", "data", "platform", "edge", "monitoring"),
+        imports_from=("keys", "network", "security", "data", "platform", "assets-replica", "edge", "monitoring"),
         per_service=True,
     ),
 )
 
-# What a DR environment's stacks need from its primary's first: (DR layer, primary layer). The DR
-# database joins the global cluster the primary's data stack creates.
-STANDBY_NEEDS: tuple[tuple[str, str], ...] = (("data", "data"),)
+# What a DR environment's stacks need from its primary's: (DR layer, primary layer). The DR
+# database joins the global cluster the primary's data stack creates; the DR edge lets the
+# primary's distribution (fail over and) read its replica bucket. The primary deploys first, so
+# these are its stacks alone, already deployed.
+STANDBY_NEEDS: tuple[tuple[str, str], ...] = (("data", "data"), ("edge", "edge"))
+# What a primary's stacks need from the DR environment protecting it: (primary layer, DR layer).
+# The primary's database secret replicates under the DR data key; its edge replicates its assets
+# into the DR replica bucket and fails over to it; its dns stack points the secondary record at
+# the DR load balancer. They come with the DR stacks
+# they stand on (keys, network, security, platform).
+PROTECTED_NEEDS: tuple[tuple[str, str], ...] = (
+    ("data", "keys"),
+    ("edge", "keys"),
+    ("edge", "assets-replica"),
+    ("dns", "platform"),
+)
 
 
 def environment_output(
@@ -68,14 +85,22 @@ def environment_output(
     project_stacks: Sequence[Stack],
     layers: Sequence[LayerSpec] = LAYERS,
 ) -> tuple[list[Stack], dict[str, str]]:
-    """One environment's stacks and the files of its output folder, DR pieces included."""
+    """One environment's stacks and the files of its output folder, with the stacks of its DR pair
+    it needs listed where they are needed (and deployed from their own folder)."""
     stacks = build_stacks(env, layers)
-    needed: list[Stack] = []
+    external: list[Stack] = []
     extra: dict[str, str] = {}
-    primary = next((e for e in environments if env.dr is not None and e.name == env.dr.protects), None)
-    if primary is not None:
-        needed = standby_prerequisites(stacks, primary.name, build_stacks(primary, layers), STANDBY_NEEDS)
+    by_name = {e.name: e for e in environments}
+    if env.dr is not None and env.dr.protects in by_name:
+        primary = by_name[env.dr.protects]
+        primary_stacks = build_stacks(primary, layers)
+        # The primary's stacks as the primary's own manifest describes them (what they need here).
+        prerequisites(primary_stacks, env.name, stacks, PROTECTED_NEEDS, closure=True)
+        external = prerequisites(stacks, primary.name, primary_stacks, STANDBY_NEEDS, closure=False)
         extra["RUNBOOK.md"] = runbook.build(env, primary, stacks)
-    files = environment_files(env, stacks, [*project_stacks, *needed])
+    elif env.standby is not None and env.standby.environment in by_name:
+        standby = by_name[env.standby.environment]
+        external = prerequisites(stacks, standby.name, build_stacks(standby, layers), PROTECTED_NEEDS, closure=True)
+    files = environment_files(env, stacks, project_stacks, external)
     files.update(extra)
     return stacks, files

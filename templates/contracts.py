@@ -1,6 +1,7 @@
 """Every name a layer exports, in one place: imported by the layer that exports it and by the
 layers that read it, so a renamed export breaks at build time in Python, not at deploy time."""
 
+from infra_templates.config import Environment
 from infra_templates.layer import ExportSpec
 
 
@@ -38,6 +39,9 @@ class Platform:
     LOAD_BALANCER_ARN = ExportSpec("platform", "LoadBalancerArn", "The ALB")
     LOAD_BALANCER_FULL_NAME = ExportSpec("platform", "LoadBalancerFullName", "The ALB's name in CloudWatch metrics")
     LOAD_BALANCER_DNS_NAME = ExportSpec("platform", "LoadBalancerDnsName", "The ALB's DNS name")
+    LOAD_BALANCER_ZONE_ID = ExportSpec(
+        "platform", "LoadBalancerHostedZoneId", "The ALB's canonical hosted zone (a Route 53 alias target)"
+    )
     LOG_BUCKET_NAME = ExportSpec("platform", "LogBucketName", "Bucket of the environment's access logs")
     TEST_LISTENER_ARN = ExportSpec(
         "platform", "TestListenerArn", "The ALB's test listener: a blue/green release's new tasks before the shift"
@@ -60,11 +64,28 @@ class EdgeFirewall:
     WEB_ACL_ARN = ExportSpec("edge-waf", "WebAclArn", "CloudFront web ACL (us-east-1)")
 
 
+class AssetsReplica:
+    """A DR environment's copy of its primary's static assets: exported for its own edge stack,
+    and read as outputs by the primary's edge stack in the other region (which replicates into it)."""
+
+    BUCKET_NAME = ExportSpec("assets-replica", "ReplicaBucketName", "Bucket the primary's static assets replicate to")
+    BUCKET_ARN = ExportSpec("assets-replica", "ReplicaBucketArn", "ARN of the bucket the primary's assets replicate to")
+    BUCKET_DOMAIN = ExportSpec(
+        "assets-replica", "ReplicaBucketDomainName", "Regional domain name of the replica bucket (a CloudFront origin)"
+    )
+
+
 class Edge:
     ASSETS_BUCKET_NAME = ExportSpec("edge", "AssetsBucketName", "Static-assets bucket")
     ASSETS_BUCKET_ARN = ExportSpec("edge", "AssetsBucketArn", "Static-assets bucket ARN")
     DISTRIBUTION_ID = ExportSpec("edge", "DistributionId", "CloudFront distribution id")
     DISTRIBUTION_DOMAIN = ExportSpec("edge", "DistributionDomainName", "CloudFront distribution domain name")
+
+
+def assets_bucket_arn(env: Environment) -> ExportSpec:
+    """Where an environment's static assets are: its edge bucket, or in a DR environment the
+    replica its primary's assets replicate to."""
+    return AssetsReplica.BUCKET_ARN if env.dr is not None else Edge.ASSETS_BUCKET_ARN
 
 
 class Delivery:

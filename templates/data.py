@@ -185,10 +185,10 @@ def _credentials(t: Template, ctx: LayerContext, cluster: rds.DBCluster) -> tupl
         ),
     )
     if env.standby is not None:
-        # The replica is encrypted with Secrets Manager's AWS-managed key of the DR region: naming
-        # the DR environment's own data key would make this stack wait for the DR keys stack, and
-        # the DR database waits for this one (its global cluster) - a cycle between environments.
-        secret.ReplicaRegions = [secretsmanager.ReplicaRegion(Region=env.standby.region)]
+        # The replica is encrypted with the DR environment's own data key, read from its keys
+        # stack (which needs nothing of this environment, so it deploys first).
+        replica_key = ctx.parameter_from(t, Keys.DATA_KEY_ARN, environment=env.standby.environment)
+        secret.ReplicaRegions = [secretsmanager.ReplicaRegion(Region=env.standby.region, KmsKeyId=Ref(replica_key))]
     constructs.protect(secret, env)
     t.add_resource(secret)
     cluster.MasterUsername = Sub("{{resolve:secretsmanager:${%s}:SecretString:username}}" % secret.title)

@@ -1,17 +1,28 @@
 """Edge layer: a private static-assets bucket served by CloudFront through Origin Access Control,
 and the API behind the same distribution, over HTTPS to the ALB, uncached. Security headers,
-TLS 1.2+, HTTP/2 and HTTP/3, compression, access logs and a WAF web ACL."""
+TLS 1.2+, HTTP/2 and HTTP/3, compression, access logs and a WAF web ACL.
+
+With a DR environment standing by, the assets bucket replicates to the DR environment's replica
+bucket (``assets-replica``), and the distribution's assets origin is an origin group that fails
+over to that replica. The API behaviour takes every method, and CloudFront fails over only
+behaviours limited to GET, HEAD and OPTIONS: the API's origin name moves by DNS instead (``dns``).
+A DR environment's edge stack serves its replica bucket rather than a bucket of its own.
+"""
 
 from __future__ import annotations
 
+from typing import Any
+
+from awacs import kms as kms_actions
 from awacs import s3 as s3_actions
-from awacs.aws import Principal, StringEquals
+from awacs.aws import Principal, StringEquals, StringLike
 from troposphere import GetAtt, Ref, Sub, Template, cloudfront, s3
+from troposphere import iam as iam_resources
 
 from infra_templates import constructs, iam
 from infra_templates.config import CLOUDFRONT_REGION, Environment
 from infra_templates.layer import LayerContext
-from templates.contracts import Edge, EdgeFirewall, Keys, Platform
+from templates.contracts import AssetsReplica, Edge, EdgeFirewall, Keys, Platform
 
 # AWS-managed CloudFront policies (their ids are the same in every account).
 CACHING_OPTIMIZED = "658327ea-f89d-4fab-a63d-7e88639e58f6"
@@ -20,7 +31,15 @@ CACHING_DISABLED = "4135ea2d-6df8-44a3-9df3-4b5a84be39ad"
 # own name to the ALB, or its certificate check fails.
 ALL_VIEWER_EXCEPT_HOST = "b689b0a8-53d0-40ab-baf2-68738e2966ac"
 ASSETS = "assets"
+ASSETS_STANDBY = "assets-standby"
+ASSETS_GROUP = "assets-failover"
 API = "api"
+# What the assets origin answers when its region is in trouble (403: the key or bucket is
+# unreachable; 404: an object not replicated back yet is still looked for in the other copy).
+FAILOVER_STATUS_CODES = [403, 404, 500, 502, 503, 504]
+S3_BUCKET_ARN = r"^arn:aws[a-z-]*:s3:::[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"
+S3_REGIONAL_DOMAIN = r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]\.s3\.[a-z0-9-]+\.amazonaws\.com(\.cn)?$"
+DISTRIBUTION_ID = r"^[A-Z0-9]{6,20}$"
 
 
 def build(env: Environment) -> Template:
@@ -29,17 +48,33 @@ def build(env: Environment) -> Template:
     t = ctx.new_template("static assets in S3 and the API behind one CloudFront distribution")
     log_bucket = ctx.import_value(Platform.LOG_BUCKET_NAME)
 
-    bucket = constructs.private_bucket(
-        "AssetsBucket",
-        env,
-        kms_key_arn=ctx.import_value(Keys.DATA_KEY_ARN),
-        expire_days=None,
-        noncurrent_days=edge.noncurrent_asset_days,
-    )
-    bucket.LoggingConfiguration = s3.LoggingConfiguration(
-        DestinationBucketName=log_bucket, LogFilePrefix=f"s3/{ctx.stack_name}-assets/"
-    )
-    t.add_resource(bucket)
+    bucket_name: Any
+    bucket_arn: Any
+    bucket_domain: Any
+    standby_domain: Any = None
+    if env.dr is not None:
+        # A DR environment serves the copy its primary replicates into it.
+        bucket_name = ctx.import_value(AssetsReplica.BUCKET_NAME)
+        bucket_arn = ctx.import_value(AssetsReplica.BUCKET_ARN)
+        bucket_domain = ctx.import_value(AssetsReplica.BUCKET_DOMAIN)
+    else:
+        bucket = constructs.private_bucket(
+            "AssetsBucket",
+            env,
+            kms_key_arn=ctx.import_value(Keys.DATA_KEY_ARN),
+            expire_days=None,
+            noncurrent_days=edge.noncurrent_asset_days,
+        )
+        bucket.LoggingConfiguration = s3.LoggingConfiguration(
+            DestinationBucketName=log_bucket, LogFilePrefix=f"s3/{ctx.stack_name}-assets/"
+        )
+        t.add_resource(bucket)
+        bucket_name, bucket_arn, bucket_domain = (
+            Ref(bucket),
+            GetAtt(bucket, "Arn"),
+            GetAtt(bucket, "RegionalDomainName"),
+        )
+        standby_domain = _replicate(t, ctx, bucket) if env.standby is not None else None
 
     access = t.add_resource(
         cloudfront.OriginAccessControl(
@@ -79,12 +114,8 @@ def build(env: Environment) -> Template:
                 PriceClass=edge.price_class,
                 DefaultRootObject=edge.default_root_object,
                 Origins=[
-                    cloudfront.Origin(
-                        Id=ASSETS,
-                        DomainName=GetAtt(bucket, "RegionalDomainName"),
-                        OriginAccessControlId=GetAtt(access, "Id"),
-                        S3OriginConfig=cloudfront.S3OriginConfig(OriginAccessIdentity=""),
-                    ),
+                    _bucket_origin(ASSETS, bucket_domain, access),
+                    *([_bucket_origin(ASSETS_STANDBY, standby_domain, access)] if standby_domain else []),
                     cloudfront.Origin(
                         Id=API,
                         DomainName=edge.origin_domain,
@@ -96,7 +127,8 @@ def build(env: Environment) -> Template:
                     ),
                 ],
                 DefaultCacheBehavior=cloudfront.DefaultCacheBehavior(
-                    TargetOriginId=ASSETS,
+                    # Only GET, HEAD and OPTIONS: what CloudFront allows an origin group to fail over.
+                    TargetOriginId=ASSETS_GROUP if standby_domain else ASSETS,
                     ViewerProtocolPolicy="redirect-to-https",
                     AllowedMethods=["GET", "HEAD", "OPTIONS"],
                     CachedMethods=["GET", "HEAD"],
@@ -128,6 +160,8 @@ def build(env: Environment) -> Template:
             ),
         )
     )
+    if standby_domain is not None:
+        distribution.properties["DistributionConfig"].OriginGroups = _failover_group()
     if edge.aliases:
         distribution.properties["DistributionConfig"].Aliases = edge.aliases
     else:
@@ -141,36 +175,166 @@ def build(env: Environment) -> Template:
             ),
         )
 
+    readers = [distribution_arn(distribution.title)]
+    if env.dr is not None:
+        # The primary's distribution fails over to this bucket: it reads here too.
+        primary = ctx.parameter_from(t, Edge.DISTRIBUTION_ID, DISTRIBUTION_ID, environment=env.dr.protects)
+        readers.append(distribution_arn(primary.title))
     t.add_resource(
         s3.BucketPolicy(
             "AssetsBucketPolicy",
-            Bucket=Ref(bucket),
+            Bucket=bucket_name,
             PolicyDocument=iam.document(
-                constructs.deny_insecure_transport(bucket),
+                constructs.deny_insecure_transport(bucket_arn),
                 iam.allow(
-                    "ThisDistributionReadsAssets",
+                    "DistributionsReadAssets" if len(readers) > 1 else "ThisDistributionReadsAssets",
                     [s3_actions.GetObject],
-                    [Sub("${%s.Arn}/*" % bucket.title)],
-                    conditions=[
-                        StringEquals(
-                            "AWS:SourceArn",
-                            Sub(
-                                "arn:${AWS::Partition}:cloudfront::${AWS::AccountId}:distribution/${%s}"
-                                % distribution.title
-                            ),
-                        )
-                    ],
+                    [Sub("${Bucket}/*", Bucket=bucket_arn)],
+                    conditions=[StringEquals("AWS:SourceArn", readers if len(readers) > 1 else readers[0])],
                     principal=Principal("Service", "cloudfront.amazonaws.com"),
                 ),
             ),
         )
     )
 
-    ctx.export(t, Edge.ASSETS_BUCKET_NAME, Ref(bucket))
-    ctx.export(t, Edge.ASSETS_BUCKET_ARN, GetAtt(bucket, "Arn"))
+    if env.dr is None:  # a DR environment's bucket is exported by the assets-replica stack
+        ctx.export(t, Edge.ASSETS_BUCKET_NAME, bucket_name)
+        ctx.export(t, Edge.ASSETS_BUCKET_ARN, bucket_arn)
     ctx.export(t, Edge.DISTRIBUTION_ID, Ref(distribution))
     ctx.export(t, Edge.DISTRIBUTION_DOMAIN, GetAtt(distribution, "DomainName"))
     return t
+
+
+def distribution_arn(name: str) -> Sub:
+    """The ARN of the distribution whose id is the template's resource or parameter ``name``."""
+    return Sub("arn:${AWS::Partition}:cloudfront::${AWS::AccountId}:distribution/${%s}" % name)
+
+
+def _bucket_origin(origin_id: str, domain: Any, access: cloudfront.OriginAccessControl) -> cloudfront.Origin:
+    return cloudfront.Origin(
+        Id=origin_id,
+        DomainName=domain,
+        OriginAccessControlId=GetAtt(access, "Id"),
+        S3OriginConfig=cloudfront.S3OriginConfig(OriginAccessIdentity=""),
+    )
+
+
+def _failover_group() -> cloudfront.OriginGroups:
+    return cloudfront.OriginGroups(
+        Quantity=1,
+        Items=[
+            cloudfront.OriginGroup(
+                Id=ASSETS_GROUP,
+                FailoverCriteria=cloudfront.OriginGroupFailoverCriteria(
+                    StatusCodes=cloudfront.StatusCodes(Quantity=len(FAILOVER_STATUS_CODES), Items=FAILOVER_STATUS_CODES)
+                ),
+                Members=cloudfront.OriginGroupMembers(
+                    Quantity=2,
+                    Items=[cloudfront.OriginGroupMember(OriginId=o) for o in (ASSETS, ASSETS_STANDBY)],
+                ),
+            )
+        ],
+    )
+
+
+def _replicate(t: Template, ctx: LayerContext, bucket: s3.Bucket) -> Any:
+    """Replicate every object, delete marker and tag of the assets bucket to the DR environment's
+    replica bucket, re-encrypted there with its key; return the replica's domain name.
+
+    The role's policy is a resource of its own: the bucket names the role, and the policy names
+    the bucket, so one resource holding both would be a circular dependency.
+    """
+    standby = ctx.env.standby
+    assert standby is not None
+    replica_arn = Ref(ctx.parameter_from(t, AssetsReplica.BUCKET_ARN, S3_BUCKET_ARN, environment=standby.environment))
+    # The DR environment's data key, which encrypts its replica bucket.
+    replica_key = Ref(ctx.parameter_from(t, Keys.DATA_KEY_ARN, environment=standby.environment))
+    replica_domain = Ref(
+        ctx.parameter_from(t, AssetsReplica.BUCKET_DOMAIN, S3_REGIONAL_DOMAIN, environment=standby.environment)
+    )
+    source_key = ctx.import_value(Keys.DATA_KEY_ARN)
+    role = t.add_resource(
+        iam_resources.Role(
+            "ReplicationRole",
+            Description=f"S3 replicates the assets of {ctx.stack_name} to {standby.environment} ({standby.region})",
+            AssumeRolePolicyDocument=iam.service_trust("s3.amazonaws.com"),
+        )
+    )
+    source_arn = GetAtt(bucket, "Arn")
+    source_objects = Sub("${%s.Arn}/*" % bucket.title)
+    # With S3 Bucket Keys the encryption context is the bucket's ARN, without them the object's.
+    t.add_resource(
+        iam_resources.PolicyType(
+            "ReplicationPolicy",
+            PolicyName="replicate-assets",
+            Roles=[Ref(role)],
+            PolicyDocument=iam.document(
+                iam.allow(
+                    "ReadReplicationConfiguration",
+                    [s3_actions.GetReplicationConfiguration, s3_actions.ListBucket],
+                    [source_arn],
+                ),
+                iam.allow(
+                    "ReadSourceVersions",
+                    [
+                        s3_actions.GetObjectVersionForReplication,
+                        s3_actions.GetObjectVersionAcl,
+                        s3_actions.GetObjectVersionTagging,
+                    ],
+                    [source_objects],
+                ),
+                iam.allow(
+                    "WriteReplica",
+                    [s3_actions.ReplicateObject, s3_actions.ReplicateDelete, s3_actions.ReplicateTags],
+                    [Sub("${Bucket}/*", Bucket=replica_arn)],
+                ),
+                iam.allow(
+                    "DecryptSourceThroughS3",
+                    [kms_actions.Decrypt],
+                    [source_key],
+                    conditions=[
+                        StringEquals("kms:ViaService", Sub("s3.${AWS::Region}.amazonaws.com")),
+                        StringLike("kms:EncryptionContext:aws:s3:arn", [source_arn, source_objects]),
+                    ],
+                ),
+                iam.allow(
+                    "EncryptReplicaThroughS3",
+                    [kms_actions.Encrypt, kms_actions.GenerateDataKey],
+                    [replica_key],
+                    conditions=[
+                        StringEquals("kms:ViaService", f"s3.{standby.region}.amazonaws.com"),
+                        StringLike(
+                            "kms:EncryptionContext:aws:s3:arn", [replica_arn, Sub("${Bucket}/*", Bucket=replica_arn)]
+                        ),
+                    ],
+                ),
+            ),
+        )
+    )
+    bucket.ReplicationConfiguration = s3.ReplicationConfiguration(
+        Role=GetAtt(role, "Arn"),
+        Rules=[
+            s3.ReplicationConfigurationRules(
+                Id=f"assets-to-{standby.environment}",
+                Status="Enabled",
+                Priority=1,
+                Filter=s3.ReplicationRuleFilter(Prefix=""),
+                DeleteMarkerReplication=s3.DeleteMarkerReplication(Status="Enabled"),
+                SourceSelectionCriteria=s3.SourceSelectionCriteria(
+                    SseKmsEncryptedObjects=s3.SseKmsEncryptedObjects(Status="Enabled")
+                ),
+                Destination=s3.ReplicationConfigurationRulesDestination(
+                    Bucket=replica_arn,
+                    EncryptionConfiguration=s3.EncryptionConfiguration(ReplicaKmsKeyID=replica_key),
+                    # Replication Time Control: 99.99 % of objects within 15 minutes, and the
+                    # metrics (latency, pending, failed) to watch it by.
+                    ReplicationTime=s3.ReplicationTime(Status="Enabled", Time=s3.ReplicationTimeValue(Minutes=15)),
+                    Metrics=s3.Metrics(Status="Enabled", EventThreshold=s3.ReplicationTimeValue(Minutes=15)),
+                ),
+            )
+        ],
+    )
+    return replica_domain
 
 
 def _certificate(env: Environment) -> cloudfront.ViewerCertificate:

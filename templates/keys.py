@@ -36,7 +36,7 @@ def build(env: Environment) -> Template:
             "DataKey",
             env,
             f"Encrypts the data of {env.project} {env.name}: database storage, its secret, backups, static assets",
-            iam.key_policy(_data_services_may_use(ctx)),
+            iam.key_policy(_data_services_may_use(ctx), _distributions_may_read()),
         )
     )
     t.add_resource(constructs.kms_alias("DataKeyAlias", key_alias(env.project, env.name, "data"), data_key))
@@ -72,6 +72,22 @@ def _data_services_may_use(ctx: LayerContext) -> Statement:
             ),
         ],
         principal=iam.account_root(),
+    )
+
+
+def _distributions_may_read() -> Statement:
+    """CloudFront may decrypt the static assets it fetches through Origin Access Control, for this
+    account's distributions only (AWS: "Restrict access to an Amazon S3 origin", SSE-KMS). The
+    distributions are made after this key, so they are matched by account, not by id; the assets
+    buckets' policies name the exact distributions allowed to read."""
+    return iam.allow(
+        "CloudFrontDistributionsOfThisAccountDecryptAssets",
+        [kms.Decrypt],
+        ["*"],
+        conditions=[
+            ArnLike("AWS:SourceArn", Sub("arn:${AWS::Partition}:cloudfront::${AWS::AccountId}:distribution/*"))
+        ],
+        principal=Principal("Service", "cloudfront.amazonaws.com"),
     )
 
 

@@ -92,6 +92,7 @@ def build(env: Environment) -> Template:
     ctx.export(t, Platform.LOAD_BALANCER_ARN, Ref(alb))
     ctx.export(t, Platform.LOAD_BALANCER_FULL_NAME, GetAtt(alb, "LoadBalancerFullName"))
     ctx.export(t, Platform.LOAD_BALANCER_DNS_NAME, GetAtt(alb, "DNSName"))
+    ctx.export(t, Platform.LOAD_BALANCER_ZONE_ID, GetAtt(alb, "CanonicalHostedZoneID"))
     ctx.export(t, Platform.HTTPS_LISTENER_ARN, Ref(https))
     ctx.export(t, Platform.LOG_BUCKET_NAME, Ref(bucket))
     return t

@@ -22,6 +22,11 @@ def build(dr: Environment, primary: Environment, stacks: Sequence[Stack]) -> str
     cluster_stack = f"{project}-{dr.name}-platform"
     instance_class = getattr(dr.database.capacity, "instance_class", "db.serverless")
     headless = instance_count(dr) == 0
+    dns = objectives.dns
+    origin = primary.edge.origin_domain
+    replica_stack = f"{project}-{dr.name}-assets-replica"
+    primary_edge = f"{project}-{primary.name}-edge"
+    dns_stack = f"{project}-{primary.name}-dns"
     lines = [
         f"# {project} {dr.name}: disaster recovery runbook",
         "",
@@ -50,6 +55,31 @@ def build(dr: Environment, primary: Environment, stacks: Sequence[Stack]) -> str
         f"  `{dr.region}` data key; the services of `{dr.name}` read it by that name.",
         f"- **Services**: {', '.join(f'`{project}-{dr.name}-svc-{s}`' for s in services)}, running at their",
         "  pilot-light or standby counts behind their own load balancer and distribution.",
+        f"- **Static assets**: the bucket of `{replica_stack}` holds a copy of `{primary.name}`'s assets bucket:",
+        "  S3 replicates every object, tag and delete marker, re-encrypted with the recovery region's data key,",
+        "  99.99 % within 15 minutes (Replication Time Control). `" + dr.name + "`'s own distribution serves it.",
+        "",
+        "## What moves by itself",
+        "",
+        f"- **Assets**: `{primary.name}`'s distribution fetches assets through an origin group: when the primary",
+        "  bucket answers 403, 404 or 5xx, CloudFront asks the replica in the recovery region for the same",
+        "  request. CloudFront is a global service and keeps serving the public names.",
+    ]
+    if dns is not None:
+        lines += [
+            f"- **API**: CloudFront sends API calls to `{origin}`. Route 53 answers that name with",
+            f"  `{primary.name}`'s load balancer while its health check (HTTPS `{dns.health_check_path}`, every 30 s)",
+            f"  passes, and with `{dr.name}`'s load balancer after {dns.failure_threshold} failures in a row",
+            f"  (records and check in `{dns_stack}`, hosted zone `{dns.hosted_zone_id}`). `{dr.name}`'s",
+            f"  certificate (`platform.certificate_arn`) must cover `{origin}`: CloudFront checks it.",
+        ]
+    else:
+        lines += [
+            "- **API**: nothing. CloudFront cannot fail the API over itself (it takes POST, and origin groups",
+            "  serve only GET, HEAD and OPTIONS), and no Route 53 zone is set (`dr.dns` in",
+            f"  `environments/{dr.name}.yaml`): point `{origin}` at `{dr.name}`'s load balancer by hand (step 5).",
+        ]
+    lines += [
         "",
         "## Fail over (the primary region is down)",
         "",
@@ -96,8 +126,18 @@ def build(dr: Environment, primary: Environment, stacks: Sequence[Stack]) -> str
         "   Then raise `services.<name>.desired_count` and `autoscaling` in "
         f"`environments/{dr.name}.yaml` to match, set `dr.posture: warm-standby`, regenerate and deploy",
         f"   `{dr.name}`, so the next stack update does not scale them back down.",
-        "5. Move traffic: point the public names (DNS) at the recovery region's distribution, the",
-        f"   `DistributionDomainName` output of `{project}-{dr.name}-edge`.",
+        *(
+            [
+                f"5. Traffic: check that `{origin}` now answers with `{dr.name}`'s load balancer (Route 53 moved it):",
+                f"   `dig +short {origin}`. The public names stay on `{primary.name}`'s distribution.",
+            ]
+            if dns is not None
+            else [
+                f"5. Traffic: point `{origin}` (the API's origin name) at `{dr.name}`'s load balancer, the",
+                f"   `LoadBalancerDnsName` output of `{cluster_stack}`. The public names stay on",
+                f"   `{primary.name}`'s distribution, whose assets already fail over.",
+            ]
+        ),
         "6. Check: the outputs of every stack in `DEPLOY.md`, the dashboard, the alarms; then announce.",
         "",
         "## Fail back (the primary region is healthy again)",
@@ -112,8 +152,22 @@ def build(dr: Environment, primary: Environment, stacks: Sequence[Stack]) -> str
         f"     --target-db-cluster-identifier {primary_arn}",
         "   ```",
         "",
-        f"3. Move DNS back to `{primary.name}`'s distribution, scale `{dr.name}` back to its posture",
-        "   (restore its settings and deploy).",
+        "3. Copy back the assets written in the recovery region meanwhile (replication runs one way):",
+        "",
+        "   ```sh",
+        f"   replica=$(aws cloudformation describe-stacks --region {dr.region} --stack-name {replica_stack} \\",
+        "     --query \"Stacks[0].Outputs[?OutputKey=='ReplicaBucketName'].OutputValue\" --output text)",
+        f"   assets=$(aws cloudformation describe-stacks --region {primary.region} --stack-name {primary_edge} \\",
+        "     --query \"Stacks[0].Outputs[?OutputKey=='AssetsBucketName'].OutputValue\" --output text)",
+        '   aws s3 sync "s3://$replica" "s3://$assets"',
+        "   ```",
+        "",
+        (
+            f"4. Route 53 moves `{origin}` back once `{primary.name}`'s health check passes again. Scale"
+            if dns is not None
+            else f"4. Point `{origin}` back at `{primary.name}`'s load balancer. Scale"
+        ),
+        f"   `{dr.name}` back to its posture (restore its settings and deploy).",
         "",
         "## Rehearse (every quarter, and after every change to the database layer)",
         "",
@@ -125,6 +179,26 @@ def build(dr: Environment, primary: Environment, stacks: Sequence[Stack]) -> str
         "# ... run the smoke tests against the recovery region, time every step against the RTO ...",
         f"aws rds switchover-global-cluster --region {primary.region} --global-cluster-identifier {global_id} \\",
         f"  --target-db-cluster-identifier {primary_arn}",
+        "```",
+        "",
+        "Check the rest of the recovery path on the same day:",
+        "",
+        "```sh",
+        "# Assets: the replication status of an object (COMPLETED on the source means it is in the replica).",
+        f"assets=$(aws cloudformation describe-stacks --region {primary.region} --stack-name {primary_edge} \\",
+        "  --query \"Stacks[0].Outputs[?OutputKey=='AssetsBucketName'].OutputValue\" --output text)",
+        f'aws s3api head-object --region {primary.region} --bucket "$assets" \\',
+        f"  --key {primary.edge.default_root_object} --query ReplicationStatus",
+        *(
+            [
+                "# API origin name: the health check Route 53 fails over on.",
+                f"check=$(aws cloudformation describe-stacks --region {primary.region} --stack-name {dns_stack} \\",
+                "  --query \"Stacks[0].Outputs[?OutputKey=='PrimaryHealthCheckId'].OutputValue\" --output text)",
+                'aws route53 get-health-check-status --health-check-id "$check"',
+            ]
+            if dns is not None
+            else []
+        ),
         "```",
         "",
         "Record how long each step took, and whether the RTO and RPO above still hold.",

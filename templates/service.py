@@ -45,7 +45,7 @@ from infra_templates.naming import (
     repository_name,
     service_role_name,
 )
-from templates.contracts import Data, Edge, Keys, Monitoring, Network, Platform, Security
+from templates.contracts import Data, Keys, Monitoring, Network, Platform, Security, assets_bucket_arn
 
 IMAGE_TAG = "ImageTag"
 
@@ -234,15 +234,16 @@ def _execution_role(ctx: LayerContext, name: str, service: Service, logs: Any) -
                 "ReadTheDatabaseSecret", [secretsmanager.GetSecretValue], [ctx.import_value(Data.SECRET_RESOURCE)]
             )
         )
-        if env.dr is None:  # a DR region's replica uses Secrets Manager's AWS-managed key
-            statements.append(
-                iam.allow(
-                    "DecryptTheDatabaseSecret",
-                    [kms_actions.Decrypt],
-                    [ctx.import_value(Keys.DATA_KEY_ARN)],
-                    conditions=[StringEquals("kms:ViaService", Sub("secretsmanager.${AWS::Region}.amazonaws.com"))],
-                )
+        # The primary's secret, and its replica in a DR region, are encrypted with the data key
+        # of the region they are in.
+        statements.append(
+            iam.allow(
+                "DecryptTheDatabaseSecret",
+                [kms_actions.Decrypt],
+                [ctx.import_value(Keys.DATA_KEY_ARN)],
+                conditions=[StringEquals("kms:ViaService", Sub("secretsmanager.${AWS::Region}.amazonaws.com"))],
             )
+        )
     return Role(
         "ExecutionRole",
         RoleName=service_role_name(env.project, env.name, name, "exec"),  # taskdef.json names it
@@ -285,7 +286,7 @@ def _asset_statements(ctx: LayerContext, service: Service) -> list[Statement]:
     """Read (or read and write) on the static-assets bucket's objects, as the settings grant."""
     if service.assets == "none":
         return []
-    bucket = ctx.import_value(Edge.ASSETS_BUCKET_ARN)
+    bucket = ctx.import_value(assets_bucket_arn(ctx.env))
     objects = Sub("${Bucket}/*", Bucket=bucket)
     via_s3 = [StringEquals("kms:ViaService", Sub("s3.${AWS::Region}.amazonaws.com"))]
     statements = [

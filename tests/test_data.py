@@ -58,7 +58,7 @@ def test_a_global_primary_generates_its_secret_and_replicates_it_to_the_dr_regio
     secret = body["Resources"]["DatabaseSecret"]
     assert secret["Properties"]["Name"] == "shop/prod/database"
     assert secret["Properties"]["KmsKeyId"] == {"Fn::ImportValue": "shop-prod-keys-DataKeyArn"}
-    assert secret["Properties"]["ReplicaRegions"] == [{"Region": "eu-central-1"}]
+    assert secret["Properties"]["ReplicaRegions"] == [{"Region": "eu-central-1", "KmsKeyId": {"Ref": "DataKeyArn"}}]
     generated = secret["Properties"]["GenerateSecretString"]
     assert generated["GenerateStringKey"] == "password" and generated["PasswordLength"] >= 32
     assert secret["DeletionPolicy"] == "Retain"

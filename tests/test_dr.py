@@ -6,10 +6,11 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import BUILT, ENVIRONMENTS, build_all, edit_yaml, resources
+from conftest import BUILT, ENVIRONMENTS, build_all, edit_yaml, refusal, resources
 
 from infra_templates import checks
 from infra_templates.config import SettingsError, load_environment, project_of
+from infra_templates.pipeline import Stack, interleave
 
 
 def test_dr_protects_prod_from_another_region(environments) -> None:
@@ -85,6 +86,13 @@ def test_the_runbook_names_this_projects_stacks_clusters_and_commands() -> None:
         "--stack-name shop-dr-platform",
         "## Fail back",
         "## Rehearse",
+        # what moves by itself, with this project's names
+        "the bucket of `shop-dr-assets-replica` holds a copy of `prod`'s assets bucket",
+        "when the primary\n  bucket answers 403, 404 or 5xx",
+        "Route 53 answers that name with\n  `prod`'s load balancer",
+        "hosted zone `Z0123456789SHOPEXAMPLE`",
+        'aws s3 sync "s3://$replica" "s3://$assets"',
+        "aws route53 get-health-check-status",
     ):
         assert expected in runbook, expected
     assert "RUNBOOK.md" not in BUILT.files["prod"]
@@ -154,3 +162,207 @@ def test_warm_standby_keeps_a_database_instance(settings_dir: Path) -> None:
     edit_yaml(settings_dir / "dr.yaml", dr__posture="warm-standby")
     stacks = build_all(settings_dir).stacks["dr"]
     assert set(resources(stacks["data"].body, "AWS::RDS::DBInstance")) == {"WriterInstance", "ReaderInstance1"}
+
+
+# --- static assets: replicated to the DR region, failed over by CloudFront ----------------------
+
+
+def edge_config(stacks, env: str) -> dict:
+    return stacks[env]["edge"].body["Resources"]["Distribution"]["Properties"]["DistributionConfig"]
+
+
+def test_prod_assets_replicate_to_the_dr_replica_with_its_key(stacks) -> None:
+    prod_edge = stacks["prod"]["edge"]
+    bucket = prod_edge.body["Resources"]["AssetsBucket"]["Properties"]
+    assert bucket["VersioningConfiguration"] == {"Status": "Enabled"}  # replication needs it on both sides
+    replica = stacks["dr"]["assets-replica"].body["Resources"]["ReplicaBucket"]["Properties"]
+    assert replica["VersioningConfiguration"] == {"Status": "Enabled"}
+    assert replica["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"][
+        "KMSMasterKeyID"
+    ] == {"Fn::ImportValue": "shop-dr-keys-DataKeyArn"}  # the replica's own region's key
+    config = bucket["ReplicationConfiguration"]
+    assert config["Role"] == {"Fn::GetAtt": ["ReplicationRole", "Arn"]}
+    (rule,) = config["Rules"]
+    assert rule["Status"] == "Enabled" and rule["DeleteMarkerReplication"] == {"Status": "Enabled"}
+    assert rule["SourceSelectionCriteria"] == {"SseKmsEncryptedObjects": {"Status": "Enabled"}}
+    assert rule["Destination"]["Bucket"] == {"Ref": "ReplicaBucketArn"}
+    assert rule["Destination"]["EncryptionConfiguration"] == {"ReplicaKmsKeyID": {"Ref": "DataKeyArn"}}
+    # Each destination value is read from the DR stacks' outputs (exports do not cross regions).
+    assert prod_edge.parameters["ReplicaBucketArn"] == {"stack": "shop-dr-assets-replica", "output": "ReplicaBucketArn"}
+    assert prod_edge.parameters["DataKeyArn"] == {"stack": "shop-dr-keys", "output": "DataKeyArn"}
+    assert "ReplicationConfiguration" not in stacks["staging"]["edge"].body["Resources"]["AssetsBucket"]["Properties"]
+
+
+def test_the_replication_role_reaches_only_the_two_buckets_and_keys(stacks) -> None:
+    body = stacks["prod"]["edge"].body
+    trust = body["Resources"]["ReplicationRole"]["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+    assert [s["Principal"] for s in trust] == [{"Service": "s3.amazonaws.com"}]
+    policy = body["Resources"]["ReplicationPolicy"]["Properties"]
+    assert policy["Roles"] == [{"Ref": "ReplicationRole"}]
+    by_sid = {s["Sid"]: s for s in policy["PolicyDocument"]["Statement"]}
+    source, objects = {"Fn::GetAtt": ["AssetsBucket", "Arn"]}, {"Fn::Sub": "${AssetsBucket.Arn}/*"}
+    replica_objects = {"Fn::Sub": ["${Bucket}/*", {"Bucket": {"Ref": "ReplicaBucketArn"}}]}
+    assert by_sid["ReadReplicationConfiguration"]["Resource"] == [source]
+    assert by_sid["ReadSourceVersions"]["Resource"] == [objects]
+    assert by_sid["WriteReplica"]["Resource"] == [replica_objects]
+    assert by_sid["WriteReplica"]["Action"] == ["s3:ReplicateObject", "s3:ReplicateDelete", "s3:ReplicateTags"]
+    decrypt, encrypt = by_sid["DecryptSourceThroughS3"], by_sid["EncryptReplicaThroughS3"]
+    assert decrypt["Action"] == ["kms:Decrypt"]
+    assert decrypt["Resource"] == [{"Fn::ImportValue": "shop-prod-keys-DataKeyArn"}]
+    assert decrypt["Condition"]["StringLike"] == {"kms:EncryptionContext:aws:s3:arn": [source, objects]}
+    assert encrypt["Action"] == ["kms:Encrypt", "kms:GenerateDataKey"]
+    assert encrypt["Resource"] == [{"Ref": "DataKeyArn"}]
+    assert encrypt["Condition"]["StringEquals"] == {"kms:ViaService": "s3.eu-central-1.amazonaws.com"}
+    for statement in policy["PolicyDocument"]["Statement"]:
+        assert "*" not in statement["Resource"] and statement["Effect"] == "Allow"
+
+
+def test_prods_assets_origin_group_fails_over_to_the_dr_region(stacks) -> None:
+    config = edge_config(stacks, "prod")
+    origins = {o["Id"]: o for o in config["Origins"]}
+    assert origins["assets"]["DomainName"] == {"Fn::GetAtt": ["AssetsBucket", "RegionalDomainName"]}
+    assert origins["assets-standby"]["DomainName"] == {"Ref": "ReplicaBucketDomainName"}
+    assert stacks["prod"]["edge"].parameters["ReplicaBucketDomainName"]["stack"] == "shop-dr-assets-replica"
+    assert stacks["dr"]["assets-replica"].region == "eu-central-1"
+    (group,) = config["OriginGroups"]["Items"]
+    assert [m["OriginId"] for m in group["Members"]["Items"]] == ["assets", "assets-standby"]
+    assert {500, 502, 503, 504} <= set(group["FailoverCriteria"]["StatusCodes"]["Items"])
+    default = config["DefaultCacheBehavior"]
+    assert default["TargetOriginId"] == group["Id"]
+    # CloudFront fails over only behaviours limited to GET, HEAD (and OPTIONS): the API moves by DNS.
+    assert set(default["AllowedMethods"]) <= {"GET", "HEAD", "OPTIONS"}
+    (api,) = config["CacheBehaviors"]
+    assert api["TargetOriginId"] == "api"
+
+
+def test_the_dr_distribution_serves_the_replica_which_both_distributions_may_read(stacks) -> None:
+    dr_edge = stacks["dr"]["edge"]
+    assert resources(dr_edge.body, "AWS::S3::Bucket") == {}
+    (origin,) = (o for o in edge_config(stacks, "dr")["Origins"] if o["Id"] == "assets")
+    assert origin["DomainName"] == {"Fn::ImportValue": "shop-dr-assets-replica-ReplicaBucketDomainName"}
+    (policy,) = resources(dr_edge.body, "AWS::S3::BucketPolicy").values()
+    assert policy["Properties"]["Bucket"] == {"Fn::ImportValue": "shop-dr-assets-replica-ReplicaBucketName"}
+    deny, read = policy["Properties"]["PolicyDocument"]["Statement"]
+    assert deny["Effect"] == "Deny"
+    arn = "arn:${AWS::Partition}:cloudfront::${AWS::AccountId}:distribution/${%s}"
+    assert read["Condition"] == {
+        "StringEquals": {"AWS:SourceArn": [{"Fn::Sub": arn % "Distribution"}, {"Fn::Sub": arn % "DistributionId"}]}
+    }
+    assert dr_edge.parameters["DistributionId"] == {"stack": "shop-prod-edge", "output": "DistributionId"}
+
+
+def test_cloudfront_may_decrypt_assets_for_this_accounts_distributions_only(stacks) -> None:
+    for env in ENVIRONMENTS:
+        policy = stacks[env]["keys"].body["Resources"]["DataKey"]["Properties"]["KeyPolicy"]
+        (statement,) = (s for s in policy["Statement"] if s["Principal"] == {"Service": "cloudfront.amazonaws.com"})
+        assert statement["Action"] == ["kms:Decrypt"]
+        assert statement["Condition"] == {
+            "ArnLike": {
+                "AWS:SourceArn": {"Fn::Sub": "arn:${AWS::Partition}:cloudfront::${AWS::AccountId}:distribution/*"}
+            }
+        }
+
+
+# --- the API's origin name: Route 53 failover ---------------------------------------------------
+
+
+def test_route53_fails_the_api_origin_over_to_the_dr_load_balancer(stacks, environments) -> None:
+    assert "dns" not in stacks["dr"] and "dns" not in stacks["staging"]
+    dns = stacks["prod"]["dns"]
+    records = resources(dns.body, "AWS::Route53::RecordSet")
+    primary, secondary = records["PrimaryRecord"]["Properties"], records["SecondaryRecord"]["Properties"]
+    name = environments["prod"].edge.origin_domain + "."
+    zone = environments["dr"].dr.dns.hosted_zone_id
+    assert (primary["Name"], primary["HostedZoneId"], primary["Failover"]) == (name, zone, "PRIMARY")
+    assert (secondary["Name"], secondary["HostedZoneId"], secondary["Failover"]) == (name, zone, "SECONDARY")
+    assert primary["HealthCheckId"] == {"Ref": "PrimaryHealthCheck"}
+    assert primary["AliasTarget"]["DNSName"] == {"Fn::ImportValue": "shop-prod-platform-LoadBalancerDnsName"}
+    assert secondary["AliasTarget"]["DNSName"] == {"Ref": "LoadBalancerDnsName"}
+    assert secondary["AliasTarget"]["HostedZoneId"] == {"Ref": "LoadBalancerHostedZoneId"}
+    assert dns.parameters["LoadBalancerDnsName"] == {"stack": "shop-dr-platform", "output": "LoadBalancerDnsName"}
+    check = dns.body["Resources"]["PrimaryHealthCheck"]["Properties"]["HealthCheckConfig"]
+    assert check["Type"] == "HTTPS" and check["Port"] == 443
+    assert check["FullyQualifiedDomainName"] == {"Fn::ImportValue": "shop-prod-platform-LoadBalancerDnsName"}
+    assert check["ResourcePath"] == environments["dr"].dr.dns.health_check_path
+
+
+def test_without_dns_settings_there_are_no_failover_records(settings_dir: Path) -> None:
+    edit_yaml(
+        settings_dir / "dr.yaml", dr={"protects": "prod", "posture": "pilot-light", "rto_minutes": 60, "rpo_minutes": 5}
+    )
+    assert "dns" not in build_all(settings_dir).stacks["prod"]
+
+
+def test_dns_failover_behind_a_cloudfront_only_load_balancer_is_refused(settings_dir: Path) -> None:
+    edit_yaml(
+        settings_dir / "prod.yaml", platform__ingress="cloudfront", platform__cloudfront_prefix_list_id="pl-4fa04526"
+    )
+    message = project_refusal(settings_dir)
+    assert "dr.yaml: dr.dns: Route 53 checks prod's load balancer from the internet" in message
+    assert "set platform.ingress: internet in prod.yaml or remove dr.dns" in message
+
+
+def test_a_malformed_hosted_zone_id_is_refused(settings_dir: Path) -> None:
+    edit_yaml(settings_dir / "dr.yaml", dr__dns={"hosted_zone_id": "shop.example.com"})
+    message = refusal(settings_dir, "dr")
+    assert "dr.yaml" in message and "dr.dns.hosted_zone_id" in message
+
+
+# --- the order across regions -------------------------------------------------------------------
+
+
+def test_prods_manifest_brings_the_dr_stacks_its_edge_and_dns_need_first() -> None:
+    manifest = json.loads(BUILT.files["prod"]["manifest.json"])
+    names = [s["name"] for s in manifest["stacks"]]
+    regions = {s["name"]: s["region"] for s in manifest["stacks"]}
+    for needed in ("shop-dr-keys", "shop-dr-platform", "shop-dr-assets-replica"):
+        assert regions[needed] == "eu-central-1"
+        assert names.index(needed) < names.index("shop-prod-edge")
+    assert names.index("shop-dr-platform") < names.index("shop-prod-dns")
+    assert "shop-dr-data" not in names  # only what prod needs, not all of dr
+    replica = next(s for s in manifest["stacks"] if s["name"] == "shop-dr-assets-replica")
+    assert replica["templates"]["yaml"] == "../dr/assets-replica.yaml"
+    assert checks.check_wiring([(Path("prod/manifest.json"), manifest)]) == []
+
+
+@pytest.mark.parametrize("env", ["prod", "dr"])
+def test_both_manifests_deploy_without_a_missing_output_and_catch_a_wrong_order(tmp_path: Path, env: str) -> None:
+    manifest = json.loads(BUILT.files[env]["manifest.json"])
+    assert checks.check_wiring([(tmp_path / "manifest.json", manifest)]) == []
+    stacks = manifest["stacks"]
+    moved = "shop-dr-assets-replica" if env == "prod" else "shop-prod-edge"
+    consumer = "shop-prod-edge" if env == "prod" else "shop-dr-edge"
+    stacks.append(stacks.pop(next(i for i, s in enumerate(stacks) if s["name"] == moved)))
+    problems = [p.message for p in checks.check_wiring([(tmp_path / "manifest.json", manifest)])]
+    assert any(
+        m.startswith(f"{consumer} parameter ") and f"comes from {moved}, which is not deployed" in m for m in problems
+    )
+
+
+def test_interleave_lists_a_partner_stack_just_before_it_is_needed() -> None:
+    def stack(name: str, *depends_on: str) -> Stack:
+        return Stack(name, name, "r", {}, list(depends_on), yaml="", json="")
+
+    own = [stack("a"), stack("b", "a", "x2"), stack("c", "b"), stack("d", "y")]
+    external = [stack("x1"), stack("x2", "x1"), stack("y")]
+    assert [s.name for s in interleave(own, external)] == ["a", "x1", "x2", "b", "c", "y", "d"]
+    assert [s.name for s in interleave(own[:1], external)] == ["a", "x1", "x2", "y"]  # none is dropped
+
+
+def test_without_dns_the_runbook_says_to_move_the_api_name_by_hand(settings_dir: Path) -> None:
+    edit_yaml(
+        settings_dir / "dr.yaml", dr={"protects": "prod", "posture": "pilot-light", "rto_minutes": 60, "rpo_minutes": 5}
+    )
+    runbook = build_all(settings_dir).files["dr"]["RUNBOOK.md"]
+    assert "- **API**: nothing. CloudFront cannot fail the API over itself" in runbook
+    assert "5. Traffic: point `origin.shop.example.com` (the API's origin name) at `dr`'s load balancer" in runbook
+    assert "route53" not in runbook
+
+
+def test_the_secret_replica_is_encrypted_with_the_dr_data_key(stacks) -> None:
+    data = stacks["prod"]["data"]
+    (replica,) = data.body["Resources"]["DatabaseSecret"]["Properties"]["ReplicaRegions"]
+    assert replica == {"Region": "eu-central-1", "KmsKeyId": {"Ref": "DataKeyArn"}}
+    assert data.parameters["DataKeyArn"] == {"stack": "shop-dr-keys", "output": "DataKeyArn"}
+    names = [s["name"] for s in json.loads(BUILT.files["prod"]["manifest.json"])["stacks"]]
+    assert names.index("shop-dr-keys") < names.index("shop-prod-data")

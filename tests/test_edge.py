@@ -12,9 +12,18 @@ def distribution(stacks, env: str) -> dict:
     return stacks[env]["edge"].body["Resources"]["Distribution"]["Properties"]["DistributionConfig"]
 
 
+OWN_ASSETS = [e for e in ENVIRONMENTS if e != "dr"]  # dr serves the replica of prod's assets
+
+
+def assets_bucket(stacks, env: str) -> dict:
+    if env == "dr":
+        return stacks[env]["assets-replica"].body["Resources"]["ReplicaBucket"]["Properties"]
+    return stacks[env]["edge"].body["Resources"]["AssetsBucket"]["Properties"]
+
+
 @pytest.mark.parametrize("env", ENVIRONMENTS)
 def test_assets_bucket_is_private_encrypted_versioned_and_logged(stacks, env) -> None:
-    bucket = stacks[env]["edge"].body["Resources"]["AssetsBucket"]["Properties"]
+    bucket = assets_bucket(stacks, env)
     assert all(bucket["PublicAccessBlockConfiguration"].values())
     assert bucket["OwnershipControls"] == {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]}
     (rule,) = bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"]
@@ -31,7 +40,7 @@ def test_assets_bucket_is_private_encrypted_versioned_and_logged(stacks, env) ->
     }
 
 
-@pytest.mark.parametrize("env", ENVIRONMENTS)
+@pytest.mark.parametrize("env", OWN_ASSETS)
 def test_bucket_is_readable_by_its_distribution_only(stacks, env) -> None:
     (policy,) = resources(stacks[env]["edge"].body, "AWS::S3::BucketPolicy").values()
     deny, read = policy["Properties"]["PolicyDocument"]["Statement"]
@@ -53,7 +62,8 @@ def test_bucket_is_readable_by_its_distribution_only(stacks, env) -> None:
 @pytest.mark.parametrize("env", ENVIRONMENTS)
 def test_static_by_default_and_the_api_path_to_the_alb_uncached_over_https(stacks, environments, env) -> None:
     config = distribution(stacks, env)
-    assert config["DefaultCacheBehavior"]["TargetOriginId"] == "assets"
+    # prod, protected by dr, fails its assets over to dr's replica (see test_dr.py)
+    assert config["DefaultCacheBehavior"]["TargetOriginId"] == ("assets-failover" if env == "prod" else "assets")
     assert config["DefaultCacheBehavior"]["ViewerProtocolPolicy"] == "redirect-to-https"
     assert config["DefaultCacheBehavior"]["Compress"] is True
     (api,) = config["CacheBehaviors"]
@@ -62,7 +72,7 @@ def test_static_by_default_and_the_api_path_to_the_alb_uncached_over_https(stack
     assert api["OriginRequestPolicyId"] == "b689b0a8-53d0-40ab-baf2-68738e2966ac"  # all viewer values but Host
     assert api["ViewerProtocolPolicy"] == "https-only"
     assert "POST" in api["AllowedMethods"]
-    alb = config["Origins"][1]
+    (alb,) = (o for o in config["Origins"] if o["Id"] == "api")
     assert alb["DomainName"] == environments[env].edge.origin_domain
     assert alb["CustomOriginConfig"]["OriginProtocolPolicy"] == "https-only"
     assert alb["CustomOriginConfig"]["OriginSSLProtocols"] == ["TLSv1.2"]
@@ -118,8 +128,8 @@ def test_the_cloudfront_web_acl_lives_in_us_east_1(stacks, env) -> None:
     acl = waf.body["Resources"]["WebAcl"]["Properties"]
     assert acl["Scope"] == "CLOUDFRONT"
     assert distribution(stacks, env)["WebACLId"] == {"Ref": "WebAclArn"}
-    assert stacks[env]["edge"].parameters == {"WebAclArn": {"stack": f"shop-{env}-edge-waf", "output": "WebAclArn"}}
-    assert stacks[env]["edge"].depends_on[-1] == f"shop-{env}-edge-waf"
+    assert stacks[env]["edge"].parameters["WebAclArn"] == {"stack": f"shop-{env}-edge-waf", "output": "WebAclArn"}
+    assert f"shop-{env}-edge-waf" in stacks[env]["edge"].depends_on
     group = waf.body["Resources"]["WafLogGroup"]["Properties"]
     assert group["KmsKeyId"] == {"Fn::GetAtt": ["LogsKey", "Arn"]}  # a key of its own region
 

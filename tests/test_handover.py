@@ -50,10 +50,16 @@ def written(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return output
 
 
+def home_of(folder: Path, stack: dict) -> str:
+    """The folder a manifest entry's template is in."""
+    return (folder / stack["templates"]["yaml"]).resolve().parent.name
+
+
 def own_stacks(folder: Path) -> list[dict]:
-    """The manifest's stacks whose templates are in this folder: those its script deploys."""
+    """The manifest's stacks its script deploys: those whose templates are in this folder, and those of
+    its DR pair's other environment (any folder but the project's)."""
     stacks = json.loads((folder / "manifest.json").read_text())["stacks"]
-    return [s for s in stacks if (folder / s["templates"]["yaml"]).resolve().parent == folder.resolve()]
+    return [s for s in stacks if home_of(folder, s) in (folder.name, *ENVIRONMENTS)]
 
 
 def account_of(folder: Path) -> str:
@@ -103,8 +109,8 @@ def test_an_environment_leaves_the_shared_stacks_to_the_project_folder(written: 
     script = (written / env / "deploy.sh").read_text()
     assert "--stack-name shop-registry" not in script
     assert 'echo "Assumes the shared stacks are up: shop-registry (../project/deploy.sh), ' in script
-    if env == "dr":  # and the primary's data stack, whose global cluster the DR database joins
-        assert "shop-prod-data (../prod/deploy.sh)" in script
+    if env == "dr":  # the primary's data stack, whose global cluster the DR database joins, it deploys itself
+        assert "--stack-name shop-prod-data" in script and "shop-prod-data (../prod/deploy.sh)" not in script
     guide = (written / env / "DEPLOY.md").read_text()
     assert (
         "- `shop-registry` (region `eu-west-1`) is up: it is shared by every environment and deployed once, " in guide
@@ -122,7 +128,7 @@ def test_script_deploys_in_order_and_protects_the_stateful_stacks(written: Path,
     assert calls[0] == "sts get-caller-identity --query Account --output text"
     assert deployed(calls) == [s["name"] for s in stacks]
     # Protection right after the deploy of each stack that holds data, and only those.
-    built = [*BUILT.project_stacks.values(), *BUILT.stacks.get(folder, {}).values()]
+    built = [*BUILT.project_stacks.values(), *(s for e in BUILT.stacks.values() for s in e.values())]
     holding = {s.name for s in built if termination_protection_reasons(s.body)}
     expected: list[str] = []
     for stack in stacks:
@@ -132,8 +138,9 @@ def test_script_deploys_in_order_and_protects_the_stateful_stacks(written: Path,
     assert [c.split()[1] for c in calls[1:]] == expected
     for stack, call in zip(stacks, [c for c in calls if c.startswith("cloudformation deploy ")], strict=True):
         assert f"--region {stack['region']} " in call
-        assert f"--template-file {(written / folder / stack['templates']['yaml']).resolve()} " in call
-        environment = "shared" if folder == PROJECT_FOLDER else folder
+        template = Path(re.search(r"--template-file (\S+) ", call)[1]).resolve()
+        assert template == (written / folder / stack["templates"]["yaml"]).resolve()
+        environment = "shared" if folder == PROJECT_FOLDER else home_of(written / folder, stack)
         assert f"--tags Project=shop Environment={environment} ManagedBy=infra-templates " in call
         assert call.endswith("--no-fail-on-empty-changeset")
 
@@ -403,6 +410,6 @@ def test_a_parameter_from_another_region_is_read_from_its_stack(written: Path, t
     edge = next(i for i, c in enumerate(calls) if c.startswith("cloudformation deploy --stack-name shop-prod-edge "))
     waf = next(i for i, c in enumerate(calls) if c.startswith("cloudformation deploy --stack-name shop-prod-edge-waf "))
     assert waf < read < edge
-    assert "--parameter-overrides WebAclArn=arn:aws:wafv2:us-east-1:1:global/webacl/x/y " in calls[edge]
+    assert "WebAclArn=arn:aws:wafv2:us-east-1:1:global/webacl/x/y " in calls[edge]
     guide = (written / "prod" / "DEPLOY.md").read_text()
     assert "the script reads it from the stack (`describe-stacks`, region `us-east-1`)" in guide

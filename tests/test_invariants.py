@@ -32,10 +32,14 @@ STATEFUL_TYPES = {
 }
 
 
+def tag_property(type_: str) -> str:
+    return "HealthCheckTags" if type_ == "AWS::Route53::HealthCheck" else "Tags"
+
+
 def taggable(type_: str, region: str) -> bool:
-    """Whether CloudFormation's own resource schema (as cfn-lint ships it) gives the type Tags."""
+    """Whether CloudFormation's own resource schema (as cfn-lint ships it) gives the type tags."""
     schema = PROVIDER_SCHEMA_MANAGER.get_resource_schema(region, type_)
-    return "Tags" in schema.schema.get("properties", {})
+    return tag_property(type_) in schema.schema.get("properties", {})
 
 
 def tag_dict(tags) -> dict[str, str]:
@@ -49,7 +53,7 @@ def test_every_taggable_resource_carries_the_standard_tags(stacks, env, layer) -
     for name, resource in resources(stack.body).items():
         if not taggable(resource["Type"], stack.region):
             continue
-        tags = tag_dict(resource["Properties"].get("Tags", []))
+        tags = tag_dict(resource["Properties"].get(tag_property(resource["Type"]), []))
         environment = "shared" if env == "project" else env
         expected = {"Project": "shop", "Environment": environment, "Layer": layer, "ManagedBy": "infra-templates"}
         assert {k: tags.get(k) for k in STANDARD_TAGS} == expected, name

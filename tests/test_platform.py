@@ -119,6 +119,7 @@ def test_exports_what_services_and_monitoring_need(stacks, env) -> None:
             "LoadBalancerArn",
             "LoadBalancerFullName",
             "LoadBalancerDnsName",
+            "LoadBalancerHostedZoneId",  # Route 53 alias records (dns failover)
             "HttpsListenerArn",
             "LogBucketName",
             *(["TestListenerArn"] if env != "dev" else []),  # blue/green services need a test listener

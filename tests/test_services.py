@@ -193,9 +193,7 @@ def test_execution_role_reaches_only_this_services_image_logs_and_secrets(stacks
         (parameter,) = allowed["ReadThisServicesParameters"]["Resource"]
         assert parameter["Fn::Sub"].endswith(":parameter/shop/api/signing-key")
         assert allowed["ReadTheDatabaseSecret"]["Resource"] == [{"Fn::ImportValue": f"shop-{env}-data-SecretResource"}]
-        if env == "dr":  # the replica in the DR region uses Secrets Manager's AWS-managed key
-            assert "DecryptTheDatabaseSecret" not in allowed
-            return
+        # in dr, the replica of prod's secret, encrypted with dr's own data key
         decrypt = allowed["DecryptTheDatabaseSecret"]
         assert decrypt["Action"] == ["kms:Decrypt"]
         assert decrypt["Resource"] == [{"Fn::ImportValue": f"shop-{env}-keys-DataKeyArn"}]
@@ -225,7 +223,12 @@ def test_task_role_grants_nothing_the_settings_do_not(stacks, environments, env,
 def test_asset_grants_reach_only_the_assets_bucket(stacks, env) -> None:
     web = statements(body_of(stacks, env, "web"), "TaskRole")  # read
     api = statements(body_of(stacks, env, "api"), "TaskRole")  # write
-    bucket = {"Fn::ImportValue": f"shop-{env}-edge-AssetsBucketArn"}
+    # dr's services use the replica of prod's assets, in their own region
+    bucket = {
+        "Fn::ImportValue": "shop-dr-assets-replica-ReplicaBucketArn"
+        if env == "dr"
+        else f"shop-{env}-edge-AssetsBucketArn"
+    }
     objects = {"Fn::Sub": ["${Bucket}/*", {"Bucket": bucket}]}
     assert web["ReadAssets"]["Resource"] == [objects] and web["ReadAssets"]["Action"] == ["s3:GetObject"]
     assert web["ListTheAssetsBucket"]["Resource"] == [bucket]

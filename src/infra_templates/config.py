@@ -477,6 +477,22 @@ class ProvisionedCapacity(Strict):
     readers: int = Field(ge=0, le=15, description="Reader instances besides the writer, spread over the zones.")
 
 
+class DnsFailover(Strict):
+    """Where the API's origin name lives in Route 53, and how its primary is checked."""
+
+    hosted_zone_id: str = Field(
+        pattern=r"^Z[A-Z0-9]{1,31}$", description="The public hosted zone that holds the primary's edge.origin_domain."
+    )
+    health_check_path: str = Field(
+        default="/",
+        pattern=r"^/[A-Za-z0-9_\-.~/]*$",
+        description="Path Route 53 requests over HTTPS from the primary's load balancer; a 2xx or 3xx is healthy.",
+    )
+    failure_threshold: int = Field(
+        default=3, ge=1, le=10, description="Consecutive failed checks (30 s apart) before Route 53 fails over."
+    )
+
+
 class DisasterRecovery(Strict):
     """Set in a DR environment's file: which environment it stands in for, and how ready it is."""
 
@@ -487,6 +503,11 @@ class DisasterRecovery(Strict):
     )
     rto_minutes: int = Field(ge=1, le=10080, description="Recovery time objective, repeated in the runbook.")
     rpo_minutes: int = Field(ge=0, le=10080, description="Recovery point objective, repeated in the runbook.")
+    dns: DnsFailover | None = Field(
+        default=None,
+        description="Route 53 failover records for the primary's edge.origin_domain (the API's origin name): "
+        "the primary's load balancer while its health check passes, this environment's otherwise.",
+    )
 
 
 class Standby(Strict):
@@ -494,6 +515,7 @@ class Standby(Strict):
 
     environment: str
     region: str
+    dns: DnsFailover | None = None
 
 
 class Database(Strict):
@@ -1414,6 +1436,12 @@ def _dr_problems(environments: Sequence[Environment], folder: Path) -> list[str]
             ),
         ]
         problems.extend(f"{_show(folder / (env.name + '.yaml'))}: {message}" for ok, message in checks if not ok)
+        if env.dr.dns is not None and primary.platform.ingress == "cloudfront":
+            problems.append(
+                f"{_show(folder / (env.name + '.yaml'))}: dr.dns: Route 53 checks {primary.name}'s load balancer "
+                f"from the internet, but {primary.name}'s platform.ingress = 'cloudfront' lets only CloudFront in; "
+                f"set platform.ingress: internet in {primary.name}.yaml or remove dr.dns"
+            )
         if primary.database.password == "managed":
             problems.append(
                 f"{_show(folder / (primary.name + '.yaml'))}: database.password = 'managed': AWS does not allow an "
@@ -1428,7 +1456,11 @@ def link(environments: Sequence[Environment]) -> list[Environment]:
     linked = []
     for env in environments:
         guard = next((e for e in environments if e.dr is not None and e.dr.protects == env.name), None)
-        standby = None if guard is None else Standby(environment=guard.name, region=guard.region)
+        standby = (
+            None
+            if guard is None or guard.dr is None
+            else Standby(environment=guard.name, region=guard.region, dns=guard.dr.dns)
+        )
         linked.append(env.model_copy(update={"standby": standby}) if standby else env)
     return linked
 

@@ -128,14 +128,20 @@ def private_bucket(
     return bucket
 
 
-def deny_insecure_transport(bucket: s3.Bucket) -> Statement:
-    """The statement every bucket policy starts with: no request over plain HTTP (Security Hub S3.5)."""
+def deny_insecure_transport(bucket: s3.Bucket | Any) -> Statement:
+    """The statement every bucket policy starts with: no request over plain HTTP (Security Hub S3.5).
+
+    ``bucket`` is this template's bucket, or the ARN of one another stack made."""
+    if isinstance(bucket, s3.Bucket):
+        arn, objects = GetAtt(bucket, "Arn"), Sub("${%s.Arn}/*" % bucket.title)
+    else:
+        arn, objects = bucket, Sub("${Bucket}/*", Bucket=bucket)
     return Statement(
         Sid="DenyInsecureTransport",
         Effect=Deny,
         Principal=Principal("*"),
         Action=[s3_actions.Action("*")],
-        Resource=[GetAtt(bucket, "Arn"), Sub("${%s.Arn}/*" % bucket.title)],
+        Resource=[arn, objects],
         Condition=Condition(Bool("aws:SecureTransport", "false")),
     )
 

@@ -3,8 +3,12 @@
 
 Both are derived from the folder's manifest (stacks in deploy order, regions, template files) and
 from the templates themselves, so a new layer needs nothing here. A manifest may list stacks whose
-templates live in another folder (the project-wide stacks every environment builds on): the guide
-and the script name them as deployed first, from that folder, and deploy only their own. Per stack:
+templates live in another folder. The project-wide stacks every environment builds on (``project/``,
+possibly in another account) are named as deployed first, from that folder. The stacks of a DR
+pair's other environment (same account, by rule) are deployed here too, from their own folder's
+templates and with that environment's tags, where the manifest lists them: a primary and its DR
+environment need some of each other's stacks in between their own, so neither folder could be
+deployed whole before the other. Deploying an unchanged stack again changes nothing. Per stack:
 
 - capabilities: ``CAPABILITY_NAMED_IAM`` when an IAM role, user, group, managed policy or instance
   profile sets its name, else ``CAPABILITY_IAM`` when there is any ``AWS::IAM::*`` resource;
@@ -27,6 +31,7 @@ from typing import Any
 from infra_templates.stateful import kept_resources, stateful_resources
 
 GUIDE = "DEPLOY.md"
+SHARED_FOLDER = "project"  # the project-wide stacks' folder: deployed by its own script
 SCRIPT = "deploy.sh"
 FILES = (GUIDE, SCRIPT)
 
@@ -73,13 +78,18 @@ class StackPlan:
     region: str
     template: str  # the YAML file, relative to this folder
     json_template: str
-    elsewhere: str | None  # the folder that deploys it (relative to this one), if not this one
+    elsewhere: str | None  # the folder its templates are in (relative to this one), if not this one
     depends_on: tuple[str, ...]
     capabilities: tuple[str, ...]
     iam: tuple[str, ...]  # logical IDs of the IAM resources behind the capabilities
     holds: tuple[str, ...]  # why termination protection: "LogsKey (AWS::KMS::Key)"
     parameters: tuple[Parameter, ...]
     outputs: tuple[Output, ...]
+    partner: str | None = None  # the DR pair's other environment it belongs to, if deployed from here
+
+    @property
+    def deployed_here(self) -> bool:
+        return self.elsewhere is None or self.partner is not None
 
     @property
     def protect(self) -> bool:
@@ -169,10 +179,12 @@ def plan(manifest: Mapping[str, Any], templates: Mapping[str, Mapping[str, Any]]
         where = posixpath.normpath(posixpath.join(folder, stack["templates"]["yaml"]))
         home = posixpath.dirname(where)
         own = home == folder
-        position += own
+        partner = None if own or posixpath.basename(home) == SHARED_FOLDER else posixpath.basename(home)
+        here = own or partner is not None
+        position += here
         plans.append(
             StackPlan(
-                order=position if own else 0,
+                order=position if here else 0,
                 name=stack["name"],
                 region=stack["region"],
                 template=posixpath.relpath(where, folder),
@@ -184,9 +196,10 @@ def plan(manifest: Mapping[str, Any], templates: Mapping[str, Mapping[str, Any]]
                 holds=termination_protection_reasons(body),
                 parameters=_parameters(body, sources),
                 outputs=_outputs(body),
+                partner=partner,
             )
         )
-    _check_variables([p for p in plans if p.elsewhere is None])
+    _check_variables([p for p in plans if p.deployed_here])
     return plans
 
 
@@ -217,11 +230,22 @@ class Handover:
 
     @property
     def own(self) -> list[StackPlan]:
-        return [p for p in self.plans if p.elsewhere is None]
+        """The stacks this folder's script deploys: its own, and its DR partner's it needs."""
+        return [p for p in self.plans if p.deployed_here]
 
     @property
     def shared(self) -> list[StackPlan]:
-        return [p for p in self.plans if p.elsewhere is not None]
+        return [p for p in self.plans if not p.deployed_here]
+
+    @property
+    def partners(self) -> list[StackPlan]:
+        return [p for p in self.plans if p.partner is not None]
+
+    def tags_of(self, stack: StackPlan) -> tuple[str, ...]:
+        """A partner's stack keeps its own environment's tag."""
+        if stack.partner is None:
+            return self.tags
+        return tuple(f"Environment={stack.partner}" if t.startswith("Environment=") else t for t in self.tags)
 
     @property
     def required(self) -> dict[str, Required]:
@@ -286,7 +310,7 @@ def _command(context: Handover, stack: StackPlan, template: str, overrides: list
         lines.append(f"--capabilities {' '.join(stack.capabilities)}")
     if overrides:
         lines.append(f"--parameter-overrides {' '.join(overrides)}")
-    lines.append(f"--tags {' '.join(q(t) for t in context.tags)}")
+    lines.append(f"--tags {' '.join(q(t) for t in context.tags_of(stack))}")
     return lines
 
 
@@ -307,6 +331,12 @@ def deploy_script(context: Handover) -> str:
     ]
     for stack in context.shared:
         out.append(f"# Deployed first, once for every environment, by {stack.elsewhere}/deploy.sh: {stack.name}.")
+    if context.partners:
+        out.append(
+            "# Deployed here too, from their own folders, where this environment needs them: "
+            + ", ".join(f"{s.name} ({s.elsewhere}/)" for s in context.partners)
+            + "."
+        )
     if context.required:
         out.append("# Parameters without a default, read from environment variables:")
         out.extend(f"#   {variable:<24} {required}" for variable, required in context.required.items())
@@ -407,6 +437,13 @@ def deploy_guide(context: Handover) -> str:
         f"`{s.elsewhere}/` (see `{s.elsewhere}/{GUIDE}`), possibly in another account."
         for s in context.shared
     )
+    if context.partners:
+        names = ", ".join(f"`{s.name}`" for s in context.partners)
+        out.append(
+            f"- {names} belong to the other environment of this DR pair (same account) and are listed below where "
+            "this environment needs them: deploy them from their folder's template at that point (the script "
+            "does). If they are up already, deploying them again changes nothing."
+        )
     out.append("- Run the commands below from this folder: they name the templates relative to it.")
     if context.required:
         out.append("- Set the values of the parameters without a default as environment variables:")
@@ -516,7 +553,7 @@ def _console_line(context: Handover, stack: StackPlan) -> str:
     ]
     if stack.parameters:
         steps.append("fill in the parameters as in the table above")
-    steps.append(f"tags {', '.join(f'`{t}`' for t in context.tags)}")
+    steps.append(f"tags {', '.join(f'`{t}`' for t in context.tags_of(stack))}")
     if stack.capabilities:
         steps.append("tick the acknowledgement(s) of " + ", ".join(f"`{c}`" for c in stack.capabilities))
     steps.append("**Submit**")

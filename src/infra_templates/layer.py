@@ -84,11 +84,15 @@ class LayerContext:
             raise ValueError(f"layer {self.layer!r} cannot output {spec.layer}.{spec.key}")
         t.add_output(Output(spec.key, Description=spec.description, Value=value))
 
-    def parameter_from(self, t: Template, spec: ExportSpec, pattern: str = ARN_PATTERN) -> Parameter:
+    def parameter_from(
+        self, t: Template, spec: ExportSpec, pattern: str = ARN_PATTERN, *, environment: str | None = None
+    ) -> Parameter:
         """A parameter filled from another stack's output, for what ``Fn::ImportValue`` cannot
         reach (another region). The template's Metadata names the source, so the manifest, the
-        deploy script and the gate know where the value comes from."""
-        source = stack_name(self.env.project, self.env.name if spec.scope == "environment" else None, spec.layer)
+        deploy script and the gate know where the value comes from. ``environment`` names another
+        environment's stack (a DR pair's), default this one's."""
+        owner = environment or self.env.name
+        source = stack_name(self.env.project, owner if spec.scope == "environment" else None, spec.layer)
         parameter = t.add_parameter(
             Parameter(
                 spec.key,
@@ -106,22 +110,27 @@ class LayerContext:
         return Split(",", self.import_value(spec))
 
 
+# Resource types whose tags property has another name.
+TAG_PROPERTIES = {"AWS::Route53::HealthCheck": "HealthCheckTags"}
+
+
 def apply_tags(t: Template, tags: dict[str, str]) -> None:
     """Give every taggable resource the standard tags, keeping tags a layer set itself (Name)."""
     for resource in t.resources.values():
-        expected = resource.props.get("Tags")
+        prop = TAG_PROPERTIES.get(resource.resource_type, "Tags")
+        expected = resource.props.get(prop)
         if expected is None:
             continue
-        own = resource.properties.get("Tags")
+        own = resource.properties.get(prop)
         if expected[0] is dict:
             merged_dict = dict(tags)
             merged_dict.update(own or {})
-            resource.properties["Tags"] = merged_dict
+            resource.properties[prop] = merged_dict
             continue
         own_tags = own.to_dict() if isinstance(own, Tags) else list(own or [])
         own_keys = {tag["Key"] for tag in own_tags}
         standard = [{"Key": k, "Value": v} for k, v in tags.items() if k not in own_keys]
-        resource.properties["Tags"] = _tags_from(standard + own_tags)
+        resource.properties[prop] = _tags_from(standard + own_tags)
 
 
 def _tags_from(items: list[dict[str, Any]]) -> Tags:

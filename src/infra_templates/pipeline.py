@@ -195,30 +195,64 @@ def _entry(position: int, stack: Stack) -> dict[str, Any]:
     }
 
 
-def standby_prerequisites(
-    stacks: Sequence[Stack], primary: str, primary_stacks: Sequence[Stack], needs: Sequence[tuple[str, str]]
+def prerequisites(
+    stacks: Sequence[Stack],
+    other: str,
+    other_stacks: Sequence[Stack],
+    needs: Sequence[tuple[str, str]],
+    *,
+    closure: bool,
 ) -> list[Stack]:
-    """The primary environment's stacks that a DR environment's stacks need first, listed in the DR
-    manifest (deployed from the primary's folder); each needing stack gets them in ``depends_on``.
+    """The stacks of another environment (``other``: a DR pair's other half) that ``stacks`` need
+    first, in that environment's deploy order, each marked to be deployed from its own folder; each
+    needing stack gets them in ``depends_on``.
 
-    ``needs`` pairs (DR layer, primary layer): e.g. the DR data stack needs the primary's data
-    stack, whose global cluster it joins.
+    ``needs`` pairs (this environment's layer, the other's layer): e.g. a DR data stack needs the
+    primary's data stack, whose global cluster it joins. With ``closure`` the other environment's
+    stacks those need come too (a primary deploys before its DR environment, so the DR
+    environment's stacks it needs must bring their own foundations); without, the other
+    environment is taken as deployed already.
     """
-    by_layer = {stack.layer: stack for stack in primary_stacks}
-    needed: list[Stack] = []
+    by_layer = {stack.layer: stack for stack in other_stacks}
+    by_name = {stack.name: stack for stack in other_stacks}
+    wanted: set[str] = set()
+
+    def want(name: str) -> None:
+        if name in wanted or name not in by_name:
+            return
+        wanted.add(name)
+        if closure:
+            for dependency in by_name[name].depends_on:
+                want(dependency)
+
     for stack in stacks:
-        for dr_layer, primary_layer in needs:
-            if stack.layer == dr_layer and primary_layer in by_layer:
-                source = by_layer[primary_layer]
-                stack.depends_on.append(source.name)
-                if all(s.name != source.name for s in needed):
-                    needed.append(replace(source, home=primary))
-    return needed
+        for layer, other_layer in needs:
+            if stack.layer == layer and other_layer in by_layer:
+                source = by_layer[other_layer]
+                if source.name not in stack.depends_on:
+                    stack.depends_on.append(source.name)
+                want(source.name)
+    return [replace(s, home=other) for s in other_stacks if s.name in wanted]
+
+
+def interleave(stacks: Sequence[Stack], external: Sequence[Stack]) -> list[Stack]:
+    """This environment's stacks in order, each preceded by the external stacks (another
+    environment's, in their own order) up to the last one it depends on, so a stack from elsewhere
+    is listed just before it is first needed."""
+    position = {stack.name: i for i, stack in enumerate(external)}
+    ordered: list[Stack] = []
+    placed = 0
+    for stack in stacks:
+        last = max((position[d] for d in stack.depends_on if d in position), default=-1)
+        ordered.extend(external[placed : last + 1])
+        placed = max(placed, last + 1)
+        ordered.append(stack)
+    return [*ordered, *external[placed:]]
 
 
 def manifest(env: Environment, stacks: Sequence[Stack], project_stacks: Sequence[Stack] = ()) -> dict[str, Any]:
-    """The deploy order of one environment: the stacks it needs from elsewhere first (the
-    project's, deployed once for all environments; a DR environment's primary's), then its own."""
+    """The deploy order of one environment: the project's stacks first (deployed once for all
+    environments), then ``stacks``: its own, with any it needs from its DR pair just before them."""
     return {
         "project": env.project,
         "environment": env.name,
@@ -247,15 +281,20 @@ def _template_files(stacks: Sequence[Stack]) -> dict[str, str]:
 
 
 def environment_files(
-    env: Environment, stacks: Sequence[Stack], project_stacks: Sequence[Stack] = ()
+    env: Environment,
+    stacks: Sequence[Stack],
+    project_stacks: Sequence[Stack] = (),
+    external: Sequence[Stack] = (),
 ) -> dict[str, str]:
     """The files of ``output/<env>/``: each template as YAML and JSON, the manifest, and the deploy
-    guide and script (DEPLOY.md, deploy.sh) derived from them."""
+    guide and script (DEPLOY.md, deploy.sh) derived from them. ``external`` are the stacks of the
+    DR pair's other environment this one needs (see ``prerequisites``): listed, not written here."""
     files = _template_files(stacks)
-    described = manifest(env, stacks, project_stacks)
+    ordered = interleave(stacks, external)
+    described = manifest(env, ordered, project_stacks)
     files["manifest.json"] = to_json(described)
     tags = {"Project": env.project, "Environment": env.name, "ManagedBy": MANAGED_BY}
-    files.update(handover_files(described, _bodies([*project_stacks, *stacks]), env.name, tags))
+    files.update(handover_files(described, _bodies([*project_stacks, *ordered]), env.name, tags))
     return files
 
 

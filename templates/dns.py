@@ -1,0 +1,97 @@
+"""DNS layer, in a primary environment whose DR environment sets ``dr.dns``: Route 53 failover
+records for the API's origin name (``edge.origin_domain``, the name CloudFront sends API calls to).
+
+The primary record points at this environment's load balancer while a Route 53 health check of it
+passes; the secondary points at the DR environment's load balancer. Both records sit in this one
+stack, in the primary's region: Route 53 is a global service, so the records keep answering (and
+fail over) while this region is down, and a single stack keeps the pair consistent.
+
+CloudFront cannot fail the API over by itself (an origin group only serves behaviours limited to
+GET, HEAD and OPTIONS, and the API takes every method), so this is how API traffic moves.
+"""
+
+from __future__ import annotations
+
+from troposphere import Output, Ref, Tags, Template, route53
+
+from infra_templates.config import Environment
+from infra_templates.layer import LayerContext
+from templates.contracts import Platform
+
+LOAD_BALANCER_DNS = r"^[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.elb\.amazonaws\.com(\.cn)?$"
+HOSTED_ZONE_ID = r"^Z[A-Z0-9]{1,31}$"
+CHECK_INTERVAL_SECONDS = 30
+
+
+def needed(env: Environment) -> bool:
+    return env.standby is not None and env.standby.dns is not None
+
+
+def build(env: Environment) -> Template:
+    standby = env.standby
+    assert standby is not None and standby.dns is not None
+    dns = standby.dns
+    ctx = LayerContext(env, "dns")
+    name = env.edge.origin_domain + "."
+    t = ctx.new_template(
+        f"Route 53 failover of {env.edge.origin_domain}: this load balancer, else {standby.environment}'s"
+    )
+    own_dns = ctx.import_value(Platform.LOAD_BALANCER_DNS_NAME)
+    health = t.add_resource(
+        route53.HealthCheck(
+            "PrimaryHealthCheck",
+            HealthCheckConfig=route53.HealthCheckConfig(
+                Type="HTTPS",
+                FullyQualifiedDomainName=own_dns,
+                Port=443,
+                ResourcePath=dns.health_check_path,
+                RequestInterval=CHECK_INTERVAL_SECONDS,
+                FailureThreshold=dns.failure_threshold,
+                EnableSNI=True,
+            ),
+            HealthCheckTags=Tags(Name=f"{ctx.stack_name}-primary"),
+        )
+    )
+    t.add_resource(
+        route53.RecordSetType(
+            "PrimaryRecord",
+            HostedZoneId=dns.hosted_zone_id,
+            Name=name,
+            Type="A",
+            SetIdentifier=f"{env.name}-{env.region}",
+            Failover="PRIMARY",
+            HealthCheckId=Ref(health),
+            AliasTarget=route53.AliasTarget(
+                HostedZoneId=ctx.import_value(Platform.LOAD_BALANCER_ZONE_ID),
+                DNSName=own_dns,
+                EvaluateTargetHealth=True,
+            ),
+        )
+    )
+    standby_dns = ctx.parameter_from(
+        t, Platform.LOAD_BALANCER_DNS_NAME, LOAD_BALANCER_DNS, environment=standby.environment
+    )
+    standby_zone = ctx.parameter_from(
+        t, Platform.LOAD_BALANCER_ZONE_ID, HOSTED_ZONE_ID, environment=standby.environment
+    )
+    t.add_resource(
+        route53.RecordSetType(
+            "SecondaryRecord",
+            HostedZoneId=dns.hosted_zone_id,
+            Name=name,
+            Type="A",
+            SetIdentifier=f"{standby.environment}-{standby.region}",
+            Failover="SECONDARY",
+            AliasTarget=route53.AliasTarget(
+                HostedZoneId=Ref(standby_zone), DNSName=Ref(standby_dns), EvaluateTargetHealth=True
+            ),
+        )
+    )
+    t.add_output(
+        Output(
+            "PrimaryHealthCheckId",
+            Description="Route 53 health check of this load balancer: failing it fails the API name over",
+            Value=Ref(health),
+        )
+    )
+    return t
