@@ -52,7 +52,7 @@ LAYERS: tuple[LayerSpec, ...] = (
     LayerSpec("edge", edge.build, imports_from=("keys", "platform", "assets-replica", "edge-waf")),
     LayerSpec("monitoring", monitoring.build, imports_from=("keys", "network", "data", "platform", "edge")),
     LayerSpec("dashboard", monitoring.build_dashboard, imports_from=("data", "platform", "edge")),
-    LayerSpec("edge-alarms", edge_alarms.build, region=edge_alarms.region, imports_from=("edge",)),
+    LayerSpec("edge-alarms", edge_alarms.build, region=edge_alarms.region, imports_from=("dns", "edge")),
     LayerSpec(
         "svc",
         service.build,
@@ -76,6 +76,7 @@ PROTECTED_NEEDS: tuple[tuple[str, str], ...] = (
     ("edge", "keys"),
     ("edge", "assets-replica"),
     ("dns", "platform"),
+    ("monitoring", "assets-replica"),
 )
 
 

@@ -75,6 +75,14 @@ class AssetsReplica:
     )
 
 
+class Dns:
+    """Outputs of a primary's dns stack, read by its us-east-1 alarms (Route 53's metrics are there)."""
+
+    HEALTH_CHECK_ID = ExportSpec(
+        "dns", "PrimaryHealthCheckId", "Route 53 health check of this load balancer: failing it fails the API name over"
+    )
+
+
 class Edge:
     ASSETS_BUCKET_NAME = ExportSpec("edge", "AssetsBucketName", "Static-assets bucket")
     ASSETS_BUCKET_ARN = ExportSpec("edge", "AssetsBucketArn", "Static-assets bucket ARN")

@@ -12,11 +12,11 @@ GET, HEAD and OPTIONS, and the API takes every method), so this is how API traff
 
 from __future__ import annotations
 
-from troposphere import Output, Ref, Tags, Template, route53
+from troposphere import Ref, Tags, Template, route53
 
 from infra_templates.config import Environment
 from infra_templates.layer import LayerContext
-from templates.contracts import Platform
+from templates.contracts import Dns, Platform
 
 LOAD_BALANCER_DNS = r"^[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.elb\.amazonaws\.com(\.cn)?$"
 HOSTED_ZONE_ID = r"^Z[A-Z0-9]{1,31}$"
@@ -87,11 +87,5 @@ def build(env: Environment) -> Template:
             ),
         )
     )
-    t.add_output(
-        Output(
-            "PrimaryHealthCheckId",
-            Description="Route 53 health check of this load balancer: failing it fails the API name over",
-            Value=Ref(health),
-        )
-    )
+    ctx.output(t, Dns.HEALTH_CHECK_ID, Ref(health))
     return t

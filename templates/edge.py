@@ -205,6 +205,12 @@ def build(env: Environment) -> Template:
     return t
 
 
+def replication_rule_id(env: Environment) -> str:
+    """The assets bucket's replication rule (a dimension of S3's replication metrics)."""
+    assert env.standby is not None
+    return f"assets-to-{env.standby.environment}"
+
+
 def distribution_arn(name: str) -> Sub:
     """The ARN of the distribution whose id is the template's resource or parameter ``name``."""
     return Sub("arn:${AWS::Partition}:cloudfront::${AWS::AccountId}:distribution/${%s}" % name)
@@ -315,7 +321,7 @@ def _replicate(t: Template, ctx: LayerContext, bucket: s3.Bucket) -> Any:
         Role=GetAtt(role, "Arn"),
         Rules=[
             s3.ReplicationConfigurationRules(
-                Id=f"assets-to-{standby.environment}",
+                Id=replication_rule_id(ctx.env),
                 Status="Enabled",
                 Priority=1,
                 Filter=s3.ReplicationRuleFilter(Prefix=""),

@@ -16,10 +16,11 @@ from troposphere import GetAtt, Ref, Sub, Template, events
 from infra_templates import constructs, iam
 from infra_templates.config import CLOUDFRONT_REGION, Environment
 from infra_templates.layer import LayerContext
-from templates.contracts import Edge
+from templates.contracts import Dns, Edge
 from templates.monitoring import alarm_topic
 
 DISTRIBUTION_ID_PATTERN = r"^[A-Z0-9]{1,64}$"
+HEALTH_CHECK_ID_PATTERN = r"^[0-9a-f-]{36}$"
 
 
 def region(env: Environment) -> str:
@@ -49,9 +50,37 @@ def build(env: Environment) -> Template:
             datapoints=limits.datapoints_to_alarm,
         )
     )
+    if env.standby is not None and env.standby.dns is not None:
+        _failover_alarm(t, ctx, Ref(topic))
     if env.monitoring.ses_email.enabled and env.region != CLOUDFRONT_REGION:
         _forward_to_the_mailer(t, ctx)
     return t
+
+
+def _failover_alarm(t: Template, ctx: LayerContext, topic_arn: Ref) -> None:
+    """The health check Route 53 fails the API's origin name over on: its metric is in us-east-1."""
+    check = ctx.parameter_from(t, Dns.HEALTH_CHECK_ID, pattern=HEALTH_CHECK_ID_PATTERN)
+    limits = ctx.env.monitoring.alarms
+    standby = ctx.env.standby
+    assert standby is not None
+    t.add_resource(
+        constructs.metric_alarm(
+            "ApiFailoverAlarm",
+            topic_arn,
+            description=f"{ctx.env.name}: the load balancer fails its Route 53 health check; "
+            f"{ctx.env.edge.origin_domain} answers with {standby.environment}'s (see the DR runbook)",
+            namespace="AWS/Route53",
+            metric="HealthCheckStatus",
+            dimensions={"HealthCheckId": Ref(check)},
+            statistic="Minimum",
+            comparison="LessThanThreshold",
+            threshold=1,
+            missing_data="breaching",  # Route 53 reports every check; silence is not health
+            period=limits.period_seconds,
+            evaluation_periods=1,
+            datapoints=1,
+        )
+    )
 
 
 def _forward_to_the_mailer(t: Template, ctx: LayerContext) -> None:

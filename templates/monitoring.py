@@ -39,9 +39,11 @@ from troposphere.iam import Policy, Role
 from infra_templates import constructs, iam
 from infra_templates.config import Environment, ServerlessCapacity
 from infra_templates.layer import LayerContext
-from templates.contracts import Data, Edge, Keys, Monitoring, Network, Platform
+from templates.contracts import AssetsReplica, Data, Edge, Keys, Monitoring, Network, Platform
+from templates.edge import replication_rule_id
 
 LAMBDA_RUNTIME = "python3.13"
+BUCKET_NAME = r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"
 
 
 def build(env: Environment) -> Template:
@@ -54,6 +56,8 @@ def build(env: Environment) -> Template:
     _load_balancer_alarms(t, ctx, topic_arn)
     _database_alarms(t, ctx, topic_arn)
     _nat_alarms(t, ctx, topic_arn)
+    if env.standby is not None:
+        _replication_alarms(t, ctx, topic_arn)
     _ecs_event_rules(t, ctx, topic)
     if env.monitoring.ses_email.enabled:
         _ses_mailer(t, ctx, topic_arn, key)
@@ -191,6 +195,32 @@ def _load_balancer_alarms(t: Template, ctx: LayerContext, topic_arn: Any) -> Non
         namespace="AWS/ApplicationELB", metric="TargetResponseTime", dimensions=alb, statistic="p95",
         comparison="GreaterThanThreshold", threshold=limits.alb_p95_response_seconds,
         missing_data="notBreaching",  # no requests, no response time
+    )  # fmt: skip
+
+
+def _replication_alarms(t: Template, ctx: LayerContext, topic_arn: Any) -> None:
+    """The assets' replication to the DR region: a failed object, or one late beyond Replication
+    Time Control's 15 minutes, means the DR copy is not what failover would serve."""
+    standby = ctx.env.standby
+    assert standby is not None
+    replica = ctx.parameter_from(t, AssetsReplica.BUCKET_NAME, BUCKET_NAME, environment=standby.environment)
+    dimensions = {
+        "SourceBucket": ctx.import_value(Edge.ASSETS_BUCKET_NAME),
+        "DestinationBucket": Ref(replica),
+        "RuleId": replication_rule_id(ctx.env),
+    }
+    _alarm(
+        t, ctx, topic_arn, "AssetsReplicationFailedAlarm",
+        description=f"{ctx.env.name}: static assets failed to replicate to {standby.environment} ({standby.region})",
+        namespace="AWS/S3", metric="OperationsFailedReplication", dimensions=dimensions,
+        comparison="GreaterThanThreshold", threshold=0, missing_data="notBreaching",  # published on failures
+    )  # fmt: skip
+    _alarm(
+        t, ctx, topic_arn, "AssetsReplicationLateAlarm",
+        description=f"{ctx.env.name}: static assets reach {standby.environment} more than 15 minutes late",
+        namespace="AWS/S3", metric="ReplicationLatency", dimensions=dimensions, statistic="Maximum",
+        comparison="GreaterThanThreshold", threshold=900,
+        missing_data="notBreaching",  # published while objects replicate
     )  # fmt: skip
 
 

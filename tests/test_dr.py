@@ -366,3 +366,39 @@ def test_the_secret_replica_is_encrypted_with_the_dr_data_key(stacks) -> None:
     assert data.parameters["DataKeyArn"] == {"stack": "shop-dr-keys", "output": "DataKeyArn"}
     names = [s["name"] for s in json.loads(BUILT.files["prod"]["manifest.json"])["stacks"]]
     assert names.index("shop-dr-keys") < names.index("shop-prod-data")
+
+
+def test_people_hear_of_a_failed_replication_and_of_an_api_failover(stacks) -> None:
+    monitoring = stacks["prod"]["monitoring"]
+    alarms = resources(monitoring.body, "AWS::CloudWatch::Alarm")
+    dimensions = {
+        "SourceBucket": {"Fn::ImportValue": "shop-prod-edge-AssetsBucketName"},
+        "DestinationBucket": {"Ref": "ReplicaBucketName"},
+        "RuleId": "assets-to-dr",
+    }
+    for name, metric in (
+        ("AssetsReplicationFailedAlarm", "OperationsFailedReplication"),
+        ("AssetsReplicationLateAlarm", "ReplicationLatency"),
+    ):
+        props = alarms[name]["Properties"]
+        assert (props["Namespace"], props["MetricName"]) == ("AWS/S3", metric)
+        assert {d["Name"]: d["Value"] for d in props["Dimensions"]} == dimensions
+        assert props["AlarmActions"] == [{"Ref": "AlarmTopic"}]
+    rule = stacks["prod"]["edge"].body["Resources"]["AssetsBucket"]["Properties"]["ReplicationConfiguration"]
+    assert rule["Rules"][0]["Id"] == dimensions["RuleId"]  # the metric's dimension is the rule's id
+    assert monitoring.parameters["ReplicaBucketName"] == {
+        "stack": "shop-dr-assets-replica",
+        "output": "ReplicaBucketName",
+    }
+    assert "AssetsReplicationFailedAlarm" not in resources(stacks["staging"]["monitoring"].body)
+
+    edge_alarms = stacks["prod"]["edge-alarms"]
+    assert edge_alarms.region == "us-east-1"  # where Route 53 publishes its health checks' metrics
+    props = edge_alarms.body["Resources"]["ApiFailoverAlarm"]["Properties"]
+    assert (props["Namespace"], props["MetricName"]) == ("AWS/Route53", "HealthCheckStatus")
+    assert props["Dimensions"] == [{"Name": "HealthCheckId", "Value": {"Ref": "PrimaryHealthCheckId"}}]
+    assert edge_alarms.parameters["PrimaryHealthCheckId"] == {
+        "stack": "shop-prod-dns",
+        "output": "PrimaryHealthCheckId",
+    }
+    assert "shop-prod-dns" in edge_alarms.depends_on

@@ -259,11 +259,16 @@ fi
 
 # 14/18 shop-prod-monitoring
 echo "==> 14/18 shop-prod-monitoring (eu-west-1)"
+# ReplicaBucketName is an output of shop-dr-assets-replica in eu-central-1: ImportValue cannot cross regions.
+replica_bucket_name="$(aws cloudformation describe-stacks \
+  --stack-name shop-dr-assets-replica --region eu-central-1 \
+  --query "Stacks[0].Outputs[?OutputKey=='ReplicaBucketName'].OutputValue" --output text)"
 aws cloudformation deploy \
   --stack-name shop-prod-monitoring \
   --region eu-west-1 \
   --template-file "$here/monitoring.yaml" \
   --capabilities CAPABILITY_IAM \
+  --parameter-overrides "ReplicaBucketName=$replica_bucket_name" \
   --tags Project=shop Environment=prod ManagedBy=infra-templates \
   "${changeset[@]}"
 # It holds AlarmTopicKey (AWS::KMS::Key), MailerLogGroup (AWS::Logs::LogGroup), MailerDeadLetterQueue (DeletionPolicy Retain): deleting the stack must take a deliberate step.
@@ -288,12 +293,16 @@ echo "==> 16/18 shop-prod-edge-alarms (us-east-1)"
 distribution_id="$(aws cloudformation describe-stacks \
   --stack-name shop-prod-edge --region eu-west-1 \
   --query "Stacks[0].Outputs[?OutputKey=='DistributionId'].OutputValue" --output text)"
+# PrimaryHealthCheckId is an output of shop-prod-dns in eu-west-1: ImportValue cannot cross regions.
+primary_health_check_id="$(aws cloudformation describe-stacks \
+  --stack-name shop-prod-dns --region eu-west-1 \
+  --query "Stacks[0].Outputs[?OutputKey=='PrimaryHealthCheckId'].OutputValue" --output text)"
 aws cloudformation deploy \
   --stack-name shop-prod-edge-alarms \
   --region us-east-1 \
   --template-file "$here/edge-alarms.yaml" \
   --capabilities CAPABILITY_IAM \
-  --parameter-overrides "DistributionId=$distribution_id" \
+  --parameter-overrides "DistributionId=$distribution_id" "PrimaryHealthCheckId=$primary_health_check_id" \
   --tags Project=shop Environment=prod ManagedBy=infra-templates \
   "${changeset[@]}"
 # It holds AlarmTopicKey (AWS::KMS::Key): deleting the stack must take a deliberate step.
