@@ -30,9 +30,15 @@ def standard_tags(project: str, environment: str, layer: str, extra: dict[str, s
     return tags
 
 
+def repository_prefix(project: str) -> str:
+    """The namespace of the project's repositories (``shop`` of ``shop/web``): replication and the
+    repository creation templates of the DR regions select the project's repositories by it."""
+    return project
+
+
 def repository_name(project: str, service: str) -> str:
     """A service's ECR repository: named, because pipelines push to it and people look for it."""
-    return f"{project}/{service}"
+    return f"{repository_prefix(project)}/{service}"
 
 
 def key_alias(project: str, environment: str, purpose: str) -> str:
