@@ -1,6 +1,8 @@
 """The platform's layers, in deploy order: each imports only from layers listed before it.
 
-Project layers are deployed once for all environments, before any environment's stacks.
+Project layers are deployed once for all environments, before any environment's stacks: the
+registry (its key, a repository per service, and, with a DR environment in another region, the
+replicas' key and creation template there and then the replication configuration), then delivery.
 """
 
 from collections.abc import Sequence
@@ -35,6 +37,15 @@ from templates import (
 PROJECT_LAYERS: tuple[ProjectLayerSpec, ...] = (
     ProjectLayerSpec("registry", registry.build),
     ProjectLayerSpec("registry", registry.build_service, imports_from=("registry",), per_service=True),
+    # ECR replicates the images to each DR region: the creation template there first, so the first
+    # replicated image already lands in a repository with the right key, tags, lifecycle and policy.
+    ProjectLayerSpec(registry.REPLICA_LAYER, registry.build_replica, regions=registry.replica_regions),
+    ProjectLayerSpec(
+        registry.REPLICATION_LAYER,
+        registry.build_replication,
+        imports_from=(registry.REPLICA_LAYER,),  # no export crosses regions: the order alone
+        when=registry.replicates,
+    ),
     ProjectLayerSpec("delivery", delivery.build_shared),
     ProjectLayerSpec("delivery-artifacts", delivery.build_region, regions=delivery.other_regions),
     ProjectLayerSpec("delivery", delivery.build_service, imports_from=("delivery",), per_service=True),

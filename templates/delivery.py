@@ -8,7 +8,13 @@ accounts: each deploy action assumes the service's release role in the environme
 (``{project}-{env}-{service}-deploy``, created by the service stack there), which reads the
 artifacts from the bucket of its region in the registry's account; the bucket policies and the key
 policies let exactly those roles read. Nothing else crosses: CodeDeploy and ECS run in the
-environment's account, the image is pulled from the registry as the service stacks already allow.
+environment's account, the image is pulled from the registry as the service stacks already allow
+(a DR environment's from ECR's replica in its own region, same account).
+
+The build pushes to the registry's region only; ECR replicates to the DR regions asynchronously,
+usually within minutes. The Dr stage comes after Prod (and its approval), so the replica is there
+long before; if a Dr release ever fails with CannotPullContainerError, retry the stage once
+``aws ecr describe-images --region <dr region>`` lists the tag.
 """
 
 from __future__ import annotations
@@ -52,6 +58,7 @@ from infra_templates.naming import (
     artifact_bucket_name,
     artifact_key_alias,
     cluster_name,
+    image_region,
     logical_id,
     pipeline_role_name,
     release_name,
@@ -403,6 +410,10 @@ def _deploy_stage(project: Project, service: str, env: Environment, topic: objec
         % (env.account_id, service_role_name(project.name, env.name, service, "deploy"))
     )
     configuration: dict[str, object]
+    # A DR environment pulls from ECR's replica in its own region: the build wrote that image into
+    # its task definition (blue/green) or into imagedefinitions-<env>.json (rolling), since
+    # imageDetail.json and imagedefinitions.json name the registry's region.
+    replica = image_region(env) != project.region
     if env.strategy_of(service) == "blue-green":
         provider = "CodeDeployToECS"
         configuration = {
@@ -412,15 +423,15 @@ def _deploy_stage(project: Project, service: str, env: Environment, topic: objec
             "TaskDefinitionTemplatePath": f"taskdef-{env.name}.json",
             "AppSpecTemplateArtifact": BUILD,
             "AppSpecTemplatePath": f"appspec-{env.name}.yaml",
-            "Image1ArtifactName": BUILD,
-            "Image1ContainerName": "IMAGE1_NAME",
         }
+        if not replica:
+            configuration.update(Image1ArtifactName=BUILD, Image1ContainerName="IMAGE1_NAME")
     else:
         provider = "ECS"
         configuration = {
             "ClusterName": cluster_name(project.name, env.name),
             "ServiceName": service,
-            "FileName": "imagedefinitions.json",
+            "FileName": f"imagedefinitions-{env.name}.json" if replica else "imagedefinitions.json",
         }
     actions.append(
         codepipeline.Actions(

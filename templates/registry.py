@@ -1,19 +1,43 @@
 """Registry layers, once per project: the key (``registry``) and one ECR repository per service
 (``registry-<service>``), scanned on push, with immutable tags, encrypted with that key, a lifecycle,
-and pull access for the accounts that run the environments."""
+and pull access for the accounts that run the environments.
+
+With a DR environment in another region, ECR replicates the project's images there, in the same
+registry account: ``registry-replica-<region>`` (deployed in that region) holds the region's key and
+the repository creation template ECR applies to the repositories it creates on first replication;
+``registry-replication`` (in the registry's region, after every replica stack) holds the registry's
+one replication configuration.
+"""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from typing import Any
 
 from awacs import ecr as ecr_actions
-from awacs.aws import Principal
-from troposphere import Export, GetAtt, ImportValue, Output, Sub, Template, ecr
+from awacs import kms as kms_actions
+from awacs.aws import PolicyDocument, Principal
+from troposphere import AccountId, Export, GetAtt, ImportValue, Output, Sub, Tags, Template, ecr, encode_to_dict
+from troposphere.iam import Policy, Role
 
 from infra_templates import constructs, iam
 from infra_templates.config import Project
-from infra_templates.naming import repository_name, stack_name
+from infra_templates.naming import repository_name, repository_prefix, stack_name, standard_tags
+from infra_templates.pipeline import PROJECT_ENVIRONMENT_TAG
 from templates.contracts import Registry
+
+REPLICA_LAYER = "registry-replica"
+REPLICATION_LAYER = "registry-replication"
+
+
+def replica_regions(project: Project) -> list[str]:
+    """The regions of the DR environments other than the registry's: ECR replicates the images there."""
+    return sorted({e.region for e in project.environments if e.dr is not None} - {project.region})
+
+
+def replicates(project: Project) -> bool:
+    return bool(replica_regions(project))
 
 
 def _template(project: Project, layer: str, what: str) -> Template:
@@ -48,7 +72,6 @@ def build(project: Project) -> Template:
 def build_service(project: Project, service: str) -> Template:
     """One service's repository, in a stack of its own so the registry never outgrows a stack."""
     t = _template(project, f"registry-{service}", f"the container image repository of {service}")
-    pullers = [a for a in project.accounts if a != project.account_id]
     repository = t.add_resource(
         ecr.Repository(
             "Repository",
@@ -62,19 +85,9 @@ def build_service(project: Project, service: str) -> Template:
             EmptyOnDelete=False,
         )
     )
-    if pullers:
-        repository.RepositoryPolicyText = iam.document(
-            iam.allow(
-                "EnvironmentAccountsPull",
-                [
-                    ecr_actions.BatchCheckLayerAvailability,
-                    ecr_actions.BatchGetImage,
-                    ecr_actions.GetDownloadUrlForLayer,
-                ],
-                ["*"],  # in a repository policy "*" means "this repository"
-                principal=Principal("AWS", [Sub("arn:${AWS::Partition}:iam::%s:root" % a) for a in pullers]),
-            )
-        )
+    pull = _pull_policy(project, Sub)
+    if pull is not None:
+        repository.RepositoryPolicyText = pull
     # Images are what every environment runs, dev's and prod's alike: never delete them with the stack.
     constructs.protect(repository, None, always=True)
     t.add_output(
@@ -82,6 +95,125 @@ def build_service(project: Project, service: str) -> Template:
             "RepositoryUri",
             Description=f"Push {service}'s images here, tagged with the commit id",
             Value=GetAtt(repository, "RepositoryUri"),
+        )
+    )
+    return t
+
+
+def _pull_policy(project: Project, arn: Callable[[str], Any]) -> PolicyDocument | None:
+    """Pull access for the accounts that run the environments (none if the registry's runs them all).
+
+    ``arn`` wraps each principal's ARN: ``Sub`` in a policy given as data, ``str`` in one given as
+    text inside a single ``Fn::Sub`` (a repository creation template's ``RepositoryPolicy``).
+    """
+    pullers = [a for a in project.accounts if a != project.account_id]
+    if not pullers:
+        return None
+    return iam.document(
+        iam.allow(
+            "EnvironmentAccountsPull",
+            [
+                ecr_actions.BatchCheckLayerAvailability,
+                ecr_actions.BatchGetImage,
+                ecr_actions.GetDownloadUrlForLayer,
+            ],
+            ["*"],  # in a repository policy "*" means "this repository"
+            principal=Principal("AWS", [arn("arn:${AWS::Partition}:iam::%s:root" % a) for a in pullers]),
+        )
+    )
+
+
+def build_replica(project: Project, region: str) -> Template:
+    """What ECR applies to the repositories it creates in ``region`` when it first replicates an
+    image there: the region's own key, immutable tags, the source's lifecycle and pull access.
+
+    Deployed before ``registry-replication``: a repository created before its template exists
+    keeps ECR's defaults (AES-256, mutable tags, no lifecycle, no pull access) for good.
+    """
+    unit = f"{REPLICA_LAYER}-{region}"
+    t = _template(project, unit, f"the key and repository creation template of the image replicas in {region}")
+    key = t.add_resource(
+        constructs.kms_key(
+            "ReplicaKey", None, f"Encrypts the replicated container images of {project.name}", iam.key_policy()
+        )
+    )
+    # The same alias as the registry's key, in this region: alias/<project>-registry/images.
+    t.add_resource(constructs.kms_alias("ReplicaKeyAlias", f"{stack_name(project.name, None, 'registry')}/images", key))
+    role = t.add_resource(_creation_role(project, key))
+    template = ecr.RepositoryCreationTemplate(
+        "ReplicaRepositoryTemplate",
+        Prefix=repository_prefix(project.name),  # ECR reads "shop" as "shop/": the project's repositories
+        AppliedFor=["REPLICATION"],
+        Description=f"Replicas of the {project.name} images: this region's key, immutable tags, lifecycle, pull access",
+        # ECR needs a role of ours to use a customer managed key and to tag what it creates.
+        CustomRoleArn=GetAtt(role, "Arn"),
+        EncryptionConfiguration=ecr.EncryptionConfiguration(EncryptionType="KMS", KmsKey=GetAtt(key, "Arn")),
+        ImageTagMutability="IMMUTABLE",
+        LifecyclePolicy=_lifecycle(project),
+        ResourceTags=Tags(**standard_tags(project.name, PROJECT_ENVIRONMENT_TAG, unit, project.tags)),
+    )
+    pull = _pull_policy(project, str)
+    if pull is not None:
+        template.RepositoryPolicy = Sub(json.dumps(encode_to_dict(pull)))
+    t.add_resource(template)
+    t.add_output(
+        Output("ReplicaKeyArn", Description=f"The key of the image replicas in {region}", Value=GetAtt(key, "Arn"))
+    )
+    return t
+
+
+def _creation_role(project: Project, key: Any) -> Role:
+    """The role ECR assumes to create a replica repository with the template's key and tags: the
+    project's repositories of this region and this key only (AWS's example grants both on "*")."""
+    repositories = Sub(
+        "arn:${AWS::Partition}:ecr:${AWS::Region}:${AWS::AccountId}:repository/%s/*" % repository_prefix(project.name)
+    )
+    return Role(
+        "RepositoryCreationRole",
+        Description=f"ECR creates the {project.name} image replicas of this region with their key and tags",
+        AssumeRolePolicyDocument=iam.service_trust("ecr.amazonaws.com"),
+        Policies=[
+            Policy(
+                PolicyName="create-replicas",
+                PolicyDocument=iam.document(
+                    iam.allow(
+                        "CreateAndTagTheProjectsReplicas",
+                        [ecr_actions.CreateRepository, ecr_actions.ReplicateImage, ecr_actions.TagResource],
+                        [repositories],
+                    ),
+                    iam.allow(
+                        "EncryptTheReplicasWithThisRegionsKey",
+                        [kms_actions.CreateGrant, kms_actions.RetireGrant, kms_actions.DescribeKey],
+                        [GetAtt(key, "Arn")],
+                    ),
+                ),
+            )
+        ],
+    )
+
+
+def build_replication(project: Project) -> Template:
+    """The registry's replication configuration: the project's repositories to every DR region."""
+    regions = replica_regions(project)
+    prefix = f"{repository_prefix(project.name)}/"  # "shop/", not "shop": "shopping/x" is not ours
+    t = _template(
+        project,
+        REPLICATION_LAYER,
+        f"ECR replication of the {prefix} images to {', '.join(regions)} (ECR keeps ONE "
+        "replication configuration per registry and region and this stack replaces it: merge any other "
+        "replication rule of the registry into this template first)",
+    )
+    t.add_resource(
+        ecr.ReplicationConfiguration(
+            "ReplicationConfiguration",
+            ReplicationConfiguration=ecr.ReplicationConfigurationProperty(
+                Rules=[
+                    ecr.ReplicationRule(
+                        Destinations=[ecr.ReplicationDestination(Region=r, RegistryId=AccountId) for r in regions],
+                        RepositoryFilters=[ecr.RepositoryFilter(Filter=prefix, FilterType="PREFIX_MATCH")],
+                    )
+                ]
+            ),
         )
     )
     return t

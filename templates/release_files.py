@@ -5,7 +5,10 @@
 The task definition is not written by hand: it is the service stack's own ``TaskDefinition``
 resource, translated to the ECS API's shape with every reference resolved from the settings (role
 and log group names are fixed, see ``naming``). The image becomes CodeDeploy's ``<IMAGE1_NAME>``
-placeholder. Values another stack creates at deploy time (the database's endpoint and secret)
+placeholder, except in an environment that pulls from ECR's replica in its own region (a DR
+environment): there it names the replica's repository, tagged ``<COMMIT_ID>``, which the build
+replaces with the commit id (CodeDeploy's image file names the registry's region only). Values
+another stack creates at deploy time (the database's endpoint and secret)
 cannot be known here: they appear as ``@@<export name>@@``, to be replaced once after that stack is
 deployed (the README says how).
 """
@@ -16,10 +19,12 @@ import re
 from typing import Any
 
 from infra_templates.config import Environment, Project
+from infra_templates.naming import image_region, image_repository
 from infra_templates.pipeline import Stack
 from infra_templates.render import to_json, to_yaml
 
 IMAGE_PLACEHOLDER = "<IMAGE1_NAME>"
+COMMIT_PLACEHOLDER = "<COMMIT_ID>"  # the image tag in a task definition the build completes
 TASK_DEFINITION_PLACEHOLDER = "<TASK_DEFINITION>"
 KEEP_KEYS = ("Options",)  # log driver options: their keys are the driver's, kept as written
 
@@ -42,18 +47,39 @@ def delivery_files(project: Project, stacks: dict[str, list[Stack]]) -> dict[str
             body = next(s.body for s in stacks[env.name] if s.layer == f"svc-{service}")
             files[f"{service}/taskdef-{env.name}.json"] = to_json(task_definition(env, body))
             files[f"{service}/appspec-{env.name}.yaml"] = to_yaml(appspec(body))
-        files[f"{service}/buildspec.yml"] = to_yaml(buildspec(project, service, [e.name for e in blue_green]))
-        files[f"{service}/README.md"] = _readme(project, service, [e.name for e in blue_green])
+        runs = [e for e in stages if service in e.services]
+        replicas = {e.name: replica_repository(e, service) for e in runs if pulls_replica(e)}
+        files[f"{service}/buildspec.yml"] = to_yaml(
+            buildspec(project, service, [e.name for e in blue_green], replicas=replicas)
+        )
+        files[f"{service}/README.md"] = _readme(project, service, [e.name for e in blue_green], replicas)
     return files
 
 
+def pulls_replica(env: Environment) -> bool:
+    """Whether ``env`` pulls its images from ECR's replica in its own region, not the registry's."""
+    return image_region(env) != env.registry.region
+
+
+def replica_repository(env: Environment, service: str) -> str:
+    """The service's repository in the region ``env`` pulls from, as a URI without a tag."""
+    region = image_region(env)
+    return image_repository(env.registry.account_id, region, env.project, service, _url_suffix(region))
+
+
 def task_definition(env: Environment, body: dict[str, Any]) -> dict[str, Any]:
-    """The service stack's task definition in the shape ``aws ecs register-task-definition`` takes."""
+    """The service stack's task definition in the shape ``aws ecs register-task-definition`` takes.
+
+    Its image is CodeDeploy's placeholder, which the release fills from ``imageDetail.json`` (the
+    registry's region); in an environment that pulls from a replica it stays the stack's own image,
+    with the tag ``<COMMIT_ID>`` for the build to replace.
+    """
     resources = body["Resources"]
     properties = {k: v for k, v in resources["TaskDefinition"]["Properties"].items() if k != "Tags"}
     resolved = _api_shape(_resolve(env, resources, properties))
-    for container in resolved["containerDefinitions"]:
-        container["image"] = IMAGE_PLACEHOLDER
+    if not pulls_replica(env):
+        for container in resolved["containerDefinitions"]:
+            container["image"] = IMAGE_PLACEHOLDER
     return dict(resolved)
 
 
@@ -73,12 +99,30 @@ def appspec(body: dict[str, Any]) -> dict[str, Any]:
     return {"version": 0.0, "Resources": [{"TargetService": {"Type": "AWS::ECS::Service", "Properties": properties}}]}
 
 
-def buildspec(project: Project, service: str, blue_green: list[str]) -> dict[str, Any]:
+def buildspec(
+    project: Project, service: str, blue_green: list[str], replicas: dict[str, str] | None = None
+) -> dict[str, Any]:
     """Test, build, push the image tagged with the commit id (once: tags are immutable), and write
-    what the deploy actions read: imagedefinitions.json (ECS), imageDetail.json (CodeDeploy)."""
+    what the deploy actions read: imagedefinitions.json (ECS), imageDetail.json (CodeDeploy).
+
+    An environment of ``replicas`` (name -> its replica repository) pulls from ECR's replica in its
+    own region: its task definition gets the commit id as its tag (blue/green), or it reads
+    ``imagedefinitions-<env>.json``, which names the replica (rolling).
+    """
     image = "$REPOSITORY_URI:$COMMIT_ID"
+    replicas = replicas or {}
     files = ["imagedefinitions.json", "imageDetail.json"]
     files += [f for env in blue_green for f in (f"taskdef-{env}.json", f"appspec-{env}.yaml")]
+    regional: list[str] = []
+    for env, repository in sorted(replicas.items()):
+        if env in blue_green:
+            regional.append(f'sed -i "s#{COMMIT_PLACEHOLDER}#$COMMIT_ID#g" taskdef-{env}.json')
+        else:
+            regional.append(
+                f'printf \'[{{"name":"%s","imageUri":"%s"}}]\' "$CONTAINER_NAME" "{repository}:$COMMIT_ID" '
+                f"> imagedefinitions-{env}.json"
+            )
+            files.append(f"imagedefinitions-{env}.json")
     return {
         "version": 0.2,
         "env": {"shell": "bash"},
@@ -99,6 +143,7 @@ def buildspec(project: Project, service: str, blue_green: list[str]) -> dict[str
                     f'--image-ids imageTag="$COMMIT_ID" >/dev/null 2>&1 || docker push "{image}"',
                     f'printf \'[{{"name":"%s","imageUri":"%s"}}]\' "$CONTAINER_NAME" "{image}" > imagedefinitions.json',
                     f'printf \'{{"ImageURI":"%s"}}\' "{image}" > imageDetail.json',
+                    *regional,
                 ]
             },
         },
@@ -137,19 +182,23 @@ def _intrinsic(env: Environment, resources: dict[str, Any], function: str, argum
     return f"arn:{partition(env.region)}:iam::{env.account_id}:role/{name}"
 
 
+def _url_suffix(region: str) -> str:
+    return "amazonaws.com.cn" if region.startswith("cn-") else "amazonaws.com"
+
+
 def _ref(env: Environment, resources: dict[str, Any], name: str) -> str:
     pseudo = {
         "AWS::Region": env.region,
         "AWS::AccountId": env.account_id,
         "AWS::Partition": partition(env.region),
-        "AWS::URLSuffix": "amazonaws.com.cn" if env.region.startswith("cn-") else "amazonaws.com",
+        "AWS::URLSuffix": _url_suffix(env.region),
     }
     if name in pseudo:
         return pseudo[name]
     if name in resources and resources[name]["Type"] == "AWS::Logs::LogGroup":
         return str(resources[name]["Properties"]["LogGroupName"])
     if name == "ImageTag":
-        return IMAGE_PLACEHOLDER
+        return COMMIT_PLACEHOLDER
     raise ValueError(f"cannot resolve Ref {name} for a task definition")
 
 
@@ -162,8 +211,16 @@ def _api_shape(node: Any) -> Any:
     return {key[0].lower() + key[1:]: value if key in KEEP_KEYS else _api_shape(value) for key, value in node.items()}
 
 
-def _readme(project: Project, service: str, blue_green: list[str]) -> str:
+def _readme(project: Project, service: str, blue_green: list[str], replicas: dict[str, str]) -> str:
     files = "".join(f"- `taskdef-{e}.json`, `appspec-{e}.yaml`: what CodeDeploy releases to {e}\n" for e in blue_green)
+    for e, uri in sorted(replicas.items()):
+        where = (
+            f"over `{COMMIT_PLACEHOLDER}` in `taskdef-{e}.json`"
+            if e in blue_green
+            else f"into `imagedefinitions-{e}.json`"
+        )
+        files += f"- {e} pulls from ECR's replica of the image in its own region, `{uri}`: the build writes\n"
+        files += f"  the commit id {where}\n"
     return f"""# Release files of {service}
 
 Generated by infra-templates from the environment files; do not edit them here, regenerate.

@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from infra_templates.config import Environment
+from infra_templates.naming import image_region, repository_name, stack_name
 from infra_templates.pipeline import Stack
 from templates.data import cluster_identifier, global_cluster_identifier, instance_count, secret_name
+from templates.registry import REPLICA_LAYER, REPLICATION_LAYER
 
 
 def build(dr: Environment, primary: Environment, stacks: Sequence[Stack]) -> str:
@@ -55,6 +57,7 @@ def build(dr: Environment, primary: Environment, stacks: Sequence[Stack]) -> str
         f"  `{dr.region}` data key; the services of `{dr.name}` read it by that name.",
         f"- **Services**: {', '.join(f'`{project}-{dr.name}-svc-{s}`' for s in services)}, running at their",
         "  pilot-light or standby counts behind their own load balancer and distribution.",
+        *_images(dr),
         f"- **Static assets**: the bucket of `{replica_stack}` holds a copy of `{primary.name}`'s assets bucket:",
         "  S3 replicates every object, tag and delete marker, re-encrypted with the recovery region's data key,",
         "  99.99 % within 15 minutes (Replication Time Control). `" + dr.name + "`'s own distribution serves it.",
@@ -181,7 +184,8 @@ def build(dr: Environment, primary: Environment, stacks: Sequence[Stack]) -> str
         f"  --target-db-cluster-identifier {primary_arn}",
         "```",
         "",
-        "Check the rest of the recovery path on the same day:",
+        *_image_check(dr),
+        "Check the assets' replication and the API's failover too:",
         "",
         "```sh",
         "# Assets: the replication status of an object (COMPLETED on the source means it is in the replica).",
@@ -209,3 +213,50 @@ def build(dr: Environment, primary: Environment, stacks: Sequence[Stack]) -> str
         "",
     ]
     return "\n".join(lines)
+
+
+def _images(dr: Environment) -> list[str]:
+    """What ECR does by itself: the images are in the recovery region before anyone needs them."""
+    registry = dr.registry
+    region = image_region(dr)
+    if region == registry.region:
+        return [f"- **Images**: `{registry.region}` is also the registry's region; the services pull from there."]
+    return [
+        f"- **Images**: ECR replicates every image pushed to `{repository_name(dr.project, '*')}` in "
+        f"`{registry.region}`",
+        f"  to `{region}` (same registry account `{registry.account_id}`), by itself and usually within",
+        f"  minutes (`{stack_name(dr.project, None, REPLICATION_LAYER)}`), into repositories encrypted with",
+        f"  that region's key (`{stack_name(dr.project, None, f'{REPLICA_LAYER}-{region}')}`). The services of",
+        f"  `{dr.name}` pull from `{registry.account_id}.dkr.ecr.{region}.amazonaws.com`: a failover needs nothing",
+        f"  from `{registry.region}`. Only images pushed after replication was set up are there: check below.",
+    ]
+
+
+def _image_check(dr: Environment) -> list[str]:
+    """The rehearsal's check that the images the services run are in the recovery region."""
+    registry = dr.registry
+    region = image_region(dr)
+    if region == registry.region:
+        return []
+    lines = [
+        f"Check that the images `{dr.name}` would run are in `{region}`, with credentials of the registry's account",
+        f"`{registry.account_id}` (`<tag>`: the commit id running in production; a release replicates there in",
+        "minutes). An image pushed before replication was set up is not there: release that service again (a new",
+        "commit) before relying on the recovery region.",
+        "",
+        "```sh",
+    ]
+    for service in sorted(dr.services):
+        repository = repository_name(dr.project, service)
+        lines += [
+            f"aws ecr describe-images --region {region} --registry-id {registry.account_id} \\",
+            f"  --repository-name {repository} --image-ids imageTag=<tag>",
+        ]
+    lines += [
+        "# an image missing there: what the registry's region says of its replication",
+        f"aws ecr describe-image-replication-status --region {registry.region} "
+        f"--repository-name {repository_name(dr.project, '<service>')} --image-id imageTag=<tag>",
+        "```",
+        "",
+    ]
+    return lines

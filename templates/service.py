@@ -40,6 +40,8 @@ from infra_templates.layer import ExportSpec, LayerContext
 from infra_templates.naming import (
     artifact_bucket_name,
     artifact_key_alias,
+    image_region,
+    image_repository,
     pipeline_role_name,
     release_name,
     repository_name,
@@ -51,11 +53,12 @@ IMAGE_TAG = "ImageTag"
 
 
 def image(env: Environment, service: str) -> Sub:
-    """``<registry>/<repo>:<ImageTag>`` in the registry's account and region (partition-aware host)."""
-    return Sub(
-        "%s.dkr.ecr.%s.${AWS::URLSuffix}/%s:${%s}"
-        % (env.registry.account_id, env.registry.region, repository_name(env.project, service), IMAGE_TAG)
+    """``<registry>/<repo>:<ImageTag>`` in the registry's account, in the region ``env`` pulls from
+    (partition-aware host)."""
+    repository = image_repository(
+        env.registry.account_id, image_region(env), env.project, service, url_suffix="${AWS::URLSuffix}"
     )
+    return Sub("%s:${%s}" % (repository, IMAGE_TAG))
 
 
 def build(env: Environment, name: str) -> Template:
@@ -196,11 +199,15 @@ def _ecs_trust() -> Any:
 
 
 def _execution_role(ctx: LayerContext, name: str, service: Service, logs: Any) -> Role:
-    """What ECS itself needs to start the task: this image, this log group, these secrets. No more."""
+    """What ECS itself needs to start the task: this image, this log group, these secrets. No more.
+
+    No KMS permission for the image: ECR decrypts it with its own grant on the repository's key (the
+    registry's, or in a DR region the replicas' key), whoever pulls.
+    """
     env = ctx.env
     repository = Sub(
         "arn:${AWS::Partition}:ecr:%s:%s:repository/%s"
-        % (env.registry.region, env.registry.account_id, repository_name(env.project, name))
+        % (image_region(env), env.registry.account_id, repository_name(env.project, name))
     )
     statements: list[Statement] = [
         iam.allow(

@@ -11,6 +11,7 @@ from conftest import BUILT, ENVIRONMENTS, build_all, edit_yaml, refusal, resourc
 from infra_templates import checks
 from infra_templates.config import SettingsError, load_environment, project_of
 from infra_templates.pipeline import Stack, interleave
+from templates.release_files import delivery_files
 
 
 def test_dr_protects_prod_from_another_region(environments) -> None:
@@ -402,3 +403,67 @@ def test_people_hear_of_a_failed_replication_and_of_an_api_failover(stacks) -> N
         "output": "PrimaryHealthCheckId",
     }
     assert "shop-prod-dns" in edge_alarms.depends_on
+
+
+# --- images: pulled from ECR's replica in the DR region -------------------------------------------
+
+
+@pytest.mark.parametrize(("env", "region"), [("dr", "eu-central-1"), ("prod", "eu-west-1"), ("staging", "eu-west-1")])
+def test_services_pull_from_their_own_region_in_dr_and_from_the_registrys_elsewhere(stacks, env, region) -> None:
+    for service in ("api", "web"):
+        resources_ = stacks[env][f"svc-{service}"].body["Resources"]
+        (container,) = resources_["TaskDefinition"]["Properties"]["ContainerDefinitions"]
+        assert container["Image"] == {
+            "Fn::Sub": f"444444444444.dkr.ecr.{region}.${{AWS::URLSuffix}}/shop/{service}:${{ImageTag}}"
+        }
+        statements = resources_["ExecutionRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+        (pull,) = [s for s in statements if s["Sid"] == "PullThisServicesImage"]
+        assert pull["Resource"] == [
+            {"Fn::Sub": f"arn:${{AWS::Partition}}:ecr:{region}:444444444444:repository/shop/{service}"}
+        ]
+
+
+def test_the_dr_release_files_name_the_same_replica_as_the_service_stack(stacks) -> None:
+    files = delivery_files(BUILT.project, {e: list(s.values()) for e, s in BUILT.stacks.items()})
+    for service in ("api", "web"):
+        (container,) = json.loads(files[f"{service}/taskdef-dr.json"])["containerDefinitions"]
+        (in_stack,) = stacks["dr"][f"svc-{service}"].body["Resources"]["TaskDefinition"]["Properties"][
+            "ContainerDefinitions"
+        ]
+        host = in_stack["Image"]["Fn::Sub"].split("/")[0].replace("${AWS::URLSuffix}", "amazonaws.com")
+        assert container["image"] == f"{host}/shop/{service}:<COMMIT_ID>"
+        assert ".eu-central-1." in host
+        # the build fills in the tag, since imageDetail.json names the registry's region
+        assert 'sed -i "s#<COMMIT_ID>#$COMMIT_ID#g" taskdef-dr.json' in files[f"{service}/buildspec.yml"]
+        (prod,) = json.loads(files[f"{service}/taskdef-prod.json"])["containerDefinitions"]
+        assert prod["image"] == "<IMAGE1_NAME>"  # prod: CodeDeploy's image, in the registry's region
+
+
+def test_the_dr_release_action_takes_its_image_from_the_task_definition(project_stacks) -> None:
+    pipeline = project_stacks["delivery-api"].body["Resources"]["Pipeline"]["Properties"]
+    actions = {a["Name"]: a for stage in pipeline["Stages"] for a in stage["Actions"]}
+    assert "Image1ArtifactName" not in actions["ReleaseDr"]["Configuration"]
+    assert actions["ReleaseDr"]["Region"] == "eu-central-1"
+    assert actions["ReleaseProd"]["Configuration"]["Image1ArtifactName"] == "BuildOutput"
+
+
+def test_the_runbook_says_the_images_are_already_there_and_how_to_check() -> None:
+    runbook = BUILT.files["dr"]["RUNBOOK.md"]
+    assert "- **Images**: ECR replicates every image pushed to `shop/*` in `eu-west-1`" in runbook
+    assert "aws ecr describe-images --region eu-central-1 --registry-id 444444444444 \\\n" in runbook
+    assert "  --repository-name shop/api --image-ids imageTag=<tag>" in runbook
+
+
+def test_a_rolling_dr_service_reads_image_definitions_that_name_the_replica(settings_dir: Path) -> None:
+    edit_yaml(settings_dir / "dr.yaml", services__web__deployment_strategy="rolling")
+    built = build_all(settings_dir)
+    files = delivery_files(built.project, {e: list(s.values()) for e, s in built.stacks.items()})
+    assert "web/taskdef-dr.json" not in files
+    buildspec = files["web/buildspec.yml"]
+    replica = "444444444444.dkr.ecr.eu-central-1.amazonaws.com/shop/web:$COMMIT_ID"
+    assert f'"$CONTAINER_NAME" "{replica}" > imagedefinitions-dr.json' in buildspec
+    assert "- imagedefinitions-dr.json" in buildspec
+    pipeline = built.project_stacks["delivery-web"].body["Resources"]["Pipeline"]["Properties"]
+    actions = {a["Name"]: a for stage in pipeline["Stages"] for a in stage["Actions"]}
+    assert actions["ReleaseDr"]["Configuration"]["FileName"] == "imagedefinitions-dr.json"
+    assert actions["ReleaseDev"]["Configuration"]["FileName"] == "imagedefinitions.json"  # registry's region

@@ -33,6 +33,8 @@ PINNED_STATEFUL_IDS = {
 PINNED_PROJECT_IDS = {
     "registry": {"RegistryKey"},
     **{f"registry-{s}": {"Repository"} for s in BUILT.project.services},
+    **{f"registry-replica-{r}": {"ReplicaKey"} for r in ("eu-central-1",)},  # the replicas' key
+    "registry-replication": set(),
     "delivery": {"ArtifactKey", "ArtifactBucket"},
     **{f"delivery-artifacts-{r}": {"ArtifactKey", "ArtifactBucket"} for r in ("eu-central-1",)},
     **{f"delivery-{s}": {"SourceRepository", "BuildLogGroup"} for s in BUILT.project.services},

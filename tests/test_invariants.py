@@ -59,7 +59,8 @@ def test_every_taggable_resource_carries_the_standard_tags(stacks, env, layer) -
         assert {k: tags.get(k) for k in STANDARD_TAGS} == expected, name
         assert tags.get("CostCenter") == "platform", name  # the file's own tags too
         checked += 1
-    assert checked > 0
+    # The replication stack's only resource, the registry's replication configuration, has no tags.
+    assert checked > 0 or layer == "registry-replication"
 
 
 @pytest.mark.parametrize(("env", "layer"), CASES)

@@ -34,8 +34,9 @@ def test_one_stack_per_service(stacks, environments, env) -> None:
 def test_the_image_tag_is_the_only_parameter(stacks, env, service) -> None:
     body = body_of(stacks, env, service)
     assert list(body["Parameters"]) == ["ImageTag"]
+    region = "eu-central-1" if env == "dr" else "eu-west-1"  # dr: ECR's replica in its region (test_dr.py)
     assert container(body)["Image"] == {
-        "Fn::Sub": f"444444444444.dkr.ecr.eu-west-1.${{AWS::URLSuffix}}/shop/{service}:${{ImageTag}}"
+        "Fn::Sub": f"444444444444.dkr.ecr.{region}.${{AWS::URLSuffix}}/shop/{service}:${{ImageTag}}"
     }
 
 
@@ -182,8 +183,9 @@ def test_autoscaling_tracks_cpu_and_requests_per_target(stacks, environments, en
 def test_execution_role_reaches_only_this_services_image_logs_and_secrets(stacks, env, service) -> None:
     body = body_of(stacks, env, service)
     allowed = statements(body, "ExecutionRole")
+    region = "eu-central-1" if env == "dr" else "eu-west-1"  # dr: ECR's replica in its region (test_dr.py)
     assert allowed["PullThisServicesImage"]["Resource"] == [
-        {"Fn::Sub": f"arn:${{AWS::Partition}}:ecr:eu-west-1:444444444444:repository/shop/{service}"}
+        {"Fn::Sub": f"arn:${{AWS::Partition}}:ecr:{region}:444444444444:repository/shop/{service}"}
     ]
     assert allowed["GetRegistryLoginToken"]["Action"] == ["ecr:GetAuthorizationToken"]
     assert allowed["WriteThisServicesLogs"]["Resource"] == [{"Fn::GetAtt": ["LogGroup", "Arn"]}]

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
 from infra_templates import MANAGED_BY
+
+if TYPE_CHECKING:  # names only: naming stays importable without the settings models
+    from infra_templates.config import Environment
 
 
 def stack_name(project: str, environment: str | None, layer: str) -> str:
@@ -30,9 +34,30 @@ def standard_tags(project: str, environment: str, layer: str, extra: dict[str, s
     return tags
 
 
+def repository_prefix(project: str) -> str:
+    """The namespace of the project's repositories (``shop`` of ``shop/web``): replication and the
+    repository creation templates of the DR regions select the project's repositories by it."""
+    return project
+
+
 def repository_name(project: str, service: str) -> str:
     """A service's ECR repository: named, because pipelines push to it and people look for it."""
-    return f"{project}/{service}"
+    return f"{repository_prefix(project)}/{service}"
+
+
+def image_region(env: Environment) -> str:
+    """The region ``env`` pulls its images from, in the registry's account.
+
+    A DR environment pulls from ECR's replica in its own region, so a failover does not need the
+    registry's region, the one that may be down; every other environment pulls from the registry's
+    region. The service stacks, the release files, the pipelines and the runbook all ask here.
+    """
+    return env.region if env.dr is not None else env.registry.region
+
+
+def image_repository(account: str, region: str, project: str, service: str, url_suffix: str) -> str:
+    """``<account>.dkr.ecr.<region>.<url_suffix>/<repository>``: a service's repository in one region."""
+    return f"{account}.dkr.ecr.{region}.{url_suffix}/{repository_name(project, service)}"
 
 
 def key_alias(project: str, environment: str, purpose: str) -> str:

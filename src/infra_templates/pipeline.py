@@ -56,6 +56,7 @@ class ProjectLayerSpec:
     imports_from: tuple[str, ...] = ()
     per_service: bool = False
     regions: Callable[[Project], list[str]] | None = None
+    when: Callable[[Project], bool] | None = None  # default: always
 
 
 @dataclass
@@ -163,7 +164,9 @@ def build_project_stacks(project: Project, layers: Sequence[ProjectLayerSpec]) -
     for layer in layers:
         depends_on = [n for dependency in layer.imports_from for n in names[dependency]]
         units: list[tuple[str, str, tuple[Any, ...]]]  # (unit, region, build arguments)
-        if layer.per_service:
+        if layer.when is not None and not layer.when(project):
+            units = []
+        elif layer.per_service:
             units = [(f"{layer.name}-{s}", project.region, (project, s)) for s in project.services]
         elif layer.regions is not None:
             units = [(f"{layer.name}-{r}", r, (project, r)) for r in layer.regions(project)]

@@ -11,6 +11,8 @@
 # Deployed first, once for every environment, by ../project/deploy.sh: shop-registry.
 # Deployed first, once for every environment, by ../project/deploy.sh: shop-registry-api.
 # Deployed first, once for every environment, by ../project/deploy.sh: shop-registry-web.
+# Deployed first, once for every environment, by ../project/deploy.sh: shop-registry-replica-eu-central-1.
+# Deployed first, once for every environment, by ../project/deploy.sh: shop-registry-replication.
 # Deployed first, once for every environment, by ../project/deploy.sh: shop-delivery.
 # Deployed first, once for every environment, by ../project/deploy.sh: shop-delivery-artifacts-eu-central-1.
 # Deployed first, once for every environment, by ../project/deploy.sh: shop-delivery-api.
@@ -43,7 +45,7 @@ if [[ "$account" != 333333333333 ]]; then
   echo "deploy.sh: signed in to account $account, but shop dr lives in account 333333333333" >&2
   exit 1
 fi
-echo "Assumes the shared stacks are up: shop-registry (../project/deploy.sh), shop-registry-api (../project/deploy.sh), shop-registry-web (../project/deploy.sh), shop-delivery (../project/deploy.sh), shop-delivery-artifacts-eu-central-1 (../project/deploy.sh), shop-delivery-api (../project/deploy.sh), shop-delivery-web (../project/deploy.sh)"
+echo "Assumes the shared stacks are up: shop-registry (../project/deploy.sh), shop-registry-api (../project/deploy.sh), shop-registry-web (../project/deploy.sh), shop-registry-replica-eu-central-1 (../project/deploy.sh), shop-registry-replication (../project/deploy.sh), shop-delivery (../project/deploy.sh), shop-delivery-artifacts-eu-central-1 (../project/deploy.sh), shop-delivery-api (../project/deploy.sh), shop-delivery-web (../project/deploy.sh)"
 
 # 1/15 shop-dr-keys
 echo "==> 1/15 shop-dr-keys (eu-central-1)"
