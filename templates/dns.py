@@ -12,6 +12,8 @@ GET, HEAD and OPTIONS, and the API takes every method), so this is how API traff
 
 from __future__ import annotations
 
+from typing import Any
+
 from troposphere import Ref, Tags, Template, route53
 
 from infra_templates.config import Environment
@@ -53,19 +55,14 @@ def build(env: Environment) -> Template:
         )
     )
     t.add_resource(
-        route53.RecordSetType(
-            "PrimaryRecord",
-            HostedZoneId=dns.hosted_zone_id,
-            Name=name,
-            Type="A",
-            SetIdentifier=f"{env.name}-{env.region}",
-            Failover="PRIMARY",
-            HealthCheckId=Ref(health),
-            AliasTarget=route53.AliasTarget(
-                HostedZoneId=ctx.import_value(Platform.LOAD_BALANCER_ZONE_ID),
-                DNSName=own_dns,
-                EvaluateTargetHealth=True,
-            ),
+        _failover_record(
+            "PRIMARY",
+            name,
+            dns.hosted_zone_id,
+            f"{env.name}-{env.region}",
+            zone=ctx.import_value(Platform.LOAD_BALANCER_ZONE_ID),
+            target=own_dns,
+            health_check=Ref(health),
         )
     )
     standby_dns = ctx.parameter_from(
@@ -75,17 +72,30 @@ def build(env: Environment) -> Template:
         t, Platform.LOAD_BALANCER_ZONE_ID, HOSTED_ZONE_ID, environment=standby.environment
     )
     t.add_resource(
-        route53.RecordSetType(
-            "SecondaryRecord",
-            HostedZoneId=dns.hosted_zone_id,
-            Name=name,
-            Type="A",
-            SetIdentifier=f"{standby.environment}-{standby.region}",
-            Failover="SECONDARY",
-            AliasTarget=route53.AliasTarget(
-                HostedZoneId=Ref(standby_zone), DNSName=Ref(standby_dns), EvaluateTargetHealth=True
-            ),
+        _failover_record(
+            "SECONDARY",
+            name,
+            dns.hosted_zone_id,
+            f"{standby.environment}-{standby.region}",
+            zone=Ref(standby_zone),
+            target=Ref(standby_dns),
         )
     )
     ctx.output(t, Dns.HEALTH_CHECK_ID, Ref(health))
     return t
+
+
+def _failover_record(
+    role: str, name: str, hosted_zone: str, identifier: str, *, zone: Any, target: Any, health_check: Any = None
+) -> route53.RecordSetType:
+    """One of the pair: an alias of a load balancer, answered while it (and its check) is healthy."""
+    return route53.RecordSetType(
+        f"{role.capitalize()}Record",
+        HostedZoneId=hosted_zone,
+        Name=name,
+        Type="A",
+        SetIdentifier=identifier,
+        Failover=role,
+        **({} if health_check is None else {"HealthCheckId": health_check}),
+        AliasTarget=route53.AliasTarget(HostedZoneId=zone, DNSName=target, EvaluateTargetHealth=True),
+    )
