@@ -1,11 +1,18 @@
 """The platform's layers, in deploy order: each imports only from layers listed before it.
 
-Project layers are deployed once for all environments, before any environment's stacks.
+Project layers are deployed once for all environments, before any environment's stacks; the last,
+``delivery-infrastructure``, is the infrastructure's own pipeline, built from every environment's
+stacks (``infrastructure_plan``). Each environment starts with its ``deployer`` layer: the roles
+that pipeline deploys the rest with, derived from the resource types of the layers after it.
 """
 
 from collections.abc import Sequence
+from functools import partial
 
-from infra_templates.config import Environment
+from troposphere import Template
+
+from infra_templates.config import Environment, Project, link
+from infra_templates.naming import artifact_bucket_name
 from infra_templates.pipeline import (
     LayerSpec,
     ProjectLayerSpec,
@@ -17,9 +24,11 @@ from infra_templates.pipeline import (
 from templates import (
     data,
     delivery,
+    deployer,
     edge,
     edge_alarms,
     edge_waf,
+    infrastructure,
     keys,
     monitoring,
     network,
@@ -30,15 +39,41 @@ from templates import (
     service,
 )
 
+
+def _shared(project: Project) -> Template:
+    return delivery.build_shared(project, infrastructure_plan(project).deployers_in())
+
+
+def _artifacts(project: Project, region: str) -> Template:
+    return delivery.build_region(project, region, infrastructure_plan(project).deployers_in())
+
+
+def _artifact_regions(project: Project) -> list[str]:
+    """Every region a pipeline acts in besides the registry's: the releases' environments and every
+    region the infrastructure pipeline deploys a stack to (us-east-1 for the edge stacks)."""
+    return sorted({*delivery.release_regions(project), *infrastructure_plan(project).regions} - {project.region})
+
+
+def _infrastructure(project: Project) -> Template:
+    return infrastructure.build(project, infrastructure_plan(project))
+
+
 PROJECT_LAYERS: tuple[ProjectLayerSpec, ...] = (
     ProjectLayerSpec("registry", registry.build),
     ProjectLayerSpec("registry", registry.build_service, imports_from=("registry",), per_service=True),
-    ProjectLayerSpec("delivery", delivery.build_shared),
-    ProjectLayerSpec("delivery-artifacts", delivery.build_region, regions=delivery.other_regions),
+    ProjectLayerSpec("delivery", _shared),
+    ProjectLayerSpec("delivery-artifacts", _artifacts, regions=_artifact_regions),
     ProjectLayerSpec("delivery", delivery.build_service, imports_from=("delivery",), per_service=True),
+    ProjectLayerSpec(
+        infrastructure.LAYER,
+        _infrastructure,
+        imports_from=("delivery", "delivery-artifacts"),
+        upload_bucket=lambda project: artifact_bucket_name(project.name, project.account_id, project.region),
+    ),
 )
 
-LAYERS: tuple[LayerSpec, ...] = (
+# What the environment runs, in deploy order; the deployer layer (first) is derived from them.
+RUNNING: tuple[LayerSpec, ...] = (
     LayerSpec("keys", keys.build),
     LayerSpec("network", network.build, imports_from=("keys",)),
     LayerSpec("security", security.build, imports_from=("network",)),
@@ -56,6 +91,9 @@ LAYERS: tuple[LayerSpec, ...] = (
         per_service=True,
     ),
 )
+# The deployer's roles come first: the first hand-run deploy.sh creates them, then the
+# infrastructure pipeline deploys the rest with them.
+LAYERS: tuple[LayerSpec, ...] = (LayerSpec("deployer", partial(deployer.build, layers=RUNNING)), *RUNNING)
 
 # What a DR environment's stacks need from its primary's first: (DR layer, primary layer). The DR
 # database joins the global cluster the primary's data stack creates.
@@ -79,3 +117,31 @@ def environment_output(
     files = environment_files(env, stacks, [*project_stacks, *needed])
     files.update(extra)
     return stacks, files
+
+
+_plans: dict[int, tuple[Project, infrastructure.Plan]] = {}
+
+
+def infrastructure_plan(project: Project) -> infrastructure.Plan:
+    """What the infrastructure pipeline deploys: each environment of ``delivery.stages`` (of those
+    loaded), its manifest's own stacks and the prerequisites it lists from other folders, in order."""
+    cached = _plans.get(id(project))
+    if cached is not None and cached[0] is project:
+        return cached[1]
+    everyone = link(project.environments)
+    by_name = {env.name: env for env in everyone}
+    deployments = []
+    for name in project.delivery.stages:
+        env = by_name.get(name)
+        if env is None:
+            continue
+        stacks = build_stacks(env, RUNNING)
+        needed: list[Stack] = []
+        primary = by_name.get(env.dr.protects) if env.dr is not None else None
+        if primary is not None:
+            needed = standby_prerequisites(stacks, primary.name, build_stacks(primary, RUNNING), STANDBY_NEEDS)
+        deployments.append(infrastructure.Deployment(env, [*needed, *stacks]))
+    plan = infrastructure.Plan(deployments, by_name)
+    _plans.clear()
+    _plans[id(project)] = (project, plan)
+    return plan

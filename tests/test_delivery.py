@@ -261,6 +261,7 @@ def test_a_connection_replaces_the_codecommit_repositories(settings_dir: Path) -
             "provider": "GitHub",
             "arn": CONNECTION,
             "repositories": {"web": "acme/shop-web", "api": "acme/shop-api"},
+            "infrastructure": "acme/shop-infrastructure",
         },
     )
     body = build_all(settings_dir).project_stacks["delivery-web"].body

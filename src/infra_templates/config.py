@@ -646,6 +646,12 @@ class Connection(Strict):
     repositories: dict[str, str] = Field(
         description="Per service, the repository id the connection reads: owner/name.",
     )
+    infrastructure: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)+$",
+        description="The repository id (owner/name) of these templates' own repository: the source of the "
+        "infrastructure pipeline.",
+    )
 
     @field_validator("repositories")
     @classmethod
@@ -1042,6 +1048,14 @@ class Environment(Strict):
         connection = self.delivery.connection
         if connection is None:
             return problems
+        if connection.infrastructure is None:
+            problems.append(
+                FieldValueError(
+                    ("delivery", "connection", "infrastructure"),
+                    "is missing: with a connection, the infrastructure pipeline reads this repository through it "
+                    "too; give its repository id (owner/name)",
+                )
+            )
         problems += [
             FieldValueError(
                 ("delivery", "connection", "repositories", name),

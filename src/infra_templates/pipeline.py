@@ -56,6 +56,8 @@ class ProjectLayerSpec:
     imports_from: tuple[str, ...] = ()
     per_service: bool = False
     regions: Callable[[Project], list[str]] | None = None
+    # A bucket to upload the template through, for a template beyond 51,200 bytes (up to 1 MB)
+    upload_bucket: Callable[[Project], str] | None = None
 
 
 @dataclass
@@ -71,6 +73,7 @@ class Stack:
     json: str = field(repr=False)
     scope: str = "environment"
     home: str | None = None  # another environment's folder, for a stack listed in this one's manifest
+    upload_bucket: str | None = None  # deployed through this bucket (a template beyond 51,200 bytes)
 
     @property
     def exports(self) -> list[str]:
@@ -174,13 +177,17 @@ def build_project_stacks(project: Project, layers: Sequence[ProjectLayerSpec]) -
             template = layer.build(*args)
             apply_tags(template, standard_tags(project.name, PROJECT_ENVIRONMENT_TAG, unit, project.tags))
             name = stack_name(project.name, None, unit)
-            stacks.append(_stack(name, unit, region, template, depends_on=depends_on, scope="project"))
+            stack = _stack(name, unit, region, template, depends_on=depends_on, scope="project")
+            if layer.upload_bucket is not None:
+                stack.upload_bucket = layer.upload_bucket(project)
+            stacks.append(stack)
             names[layer.name].append(name)
     return stacks
 
 
 def _entry(position: int, stack: Stack) -> dict[str, Any]:
-    return {
+    upload = {"upload_bucket": stack.upload_bucket} if stack.upload_bucket else {}
+    return upload | {
         "order": position,
         "name": stack.name,
         "scope": stack.scope,
