@@ -10,7 +10,8 @@ Two kinds of layer:
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
+from functools import cached_property
 from typing import Any
 
 from troposphere import Template
@@ -69,11 +70,19 @@ class Stack:
     region: str
     body: dict[str, Any]
     depends_on: list[str]
-    yaml: str = field(repr=False)
-    json: str = field(repr=False)
     scope: str = "environment"
     home: str | None = None  # another environment's folder, for a stack listed in this one's manifest
     upload_bucket: str | None = None  # deployed through this bucket (a template beyond 51,200 bytes)
+
+    @cached_property
+    def yaml(self) -> str:
+        """The template as YAML, rendered when first asked for (stacks built only to be read, such
+        as those the deployer and the infrastructure pipeline derive from, are never rendered)."""
+        return to_yaml(self.body)
+
+    @cached_property
+    def json(self) -> str:
+        return to_json(self.body)
 
     @property
     def exports(self) -> list[str]:
@@ -131,7 +140,7 @@ def check_layer_order(layers: Sequence[LayerSpec]) -> None:
 
 def _stack(name: str, layer: str, region: str, template: Template, *, depends_on: list[str], scope: str) -> Stack:
     body = template_dict(template)
-    return Stack(name, layer, region, body, depends_on, yaml=to_yaml(body), json=to_json(body), scope=scope)
+    return Stack(name, layer, region, body, depends_on, scope=scope)
 
 
 def build_stacks(env: Environment, layers: Sequence[LayerSpec]) -> list[Stack]:
