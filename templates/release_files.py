@@ -7,7 +7,7 @@ resource, translated to the ECS API's shape with every reference resolved from t
 and log group names are fixed, see ``naming``). The image becomes CodeDeploy's ``<IMAGE1_NAME>``
 placeholder. Values another stack creates at deploy time (the database's endpoint and secret)
 cannot be known here: they appear as ``@@<export name>@@``, to be replaced once after that stack is
-deployed (the README says how).
+deployed (the README says how); the database's name and port come from the settings.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from typing import Any
 from infra_templates.config import Environment, Project
 from infra_templates.pipeline import Stack
 from infra_templates.render import to_json, to_yaml
+from templates.contracts import Data
 
 IMAGE_PLACEHOLDER = "<IMAGE1_NAME>"
 TASK_DEFINITION_PLACEHOLDER = "<TASK_DEFINITION>"
@@ -121,11 +122,18 @@ def _resolve(env: Environment, resources: dict[str, Any], node: Any) -> Any:
 INTRINSICS = ("Ref", "Fn::GetAtt", "Fn::ImportValue", "Fn::Sub")
 
 
+def _settled(env: Environment) -> dict[str, str]:
+    """Exports whose value the settings decide: the database's name (exported as written) and port
+    (the cluster's ``Port`` is set from the settings). Only the endpoint and the secret, which AWS
+    names when it creates them, stay placeholders."""
+    return {Data.DATABASE_NAME.name(env): env.database.name, Data.PORT.name(env): str(env.database.port)}
+
+
 def _intrinsic(env: Environment, resources: dict[str, Any], function: str, argument: Any) -> str:
     if function == "Ref":
         return _ref(env, resources, argument)
     if function == "Fn::ImportValue":
-        return f"@@{argument}@@"
+        return _settled(env).get(argument, f"@@{argument}@@")
     if function == "Fn::Sub":
         text, variables = (argument, {}) if isinstance(argument, str) else argument
         values = {k: _resolve(env, resources, v) for k, v in variables.items()}
