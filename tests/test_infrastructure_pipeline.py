@@ -36,7 +36,10 @@ def change_sets(body: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
 
 
 def not_deployed(body: dict[str, Any]) -> dict[str, str]:
-    return body["Metadata"]["InfraTemplatesNotDeployed"]
+    """Each stack the pipeline leaves alone, with the reason its Metadata gives."""
+    return {
+        name: group["Reason"] for group in body["Metadata"]["InfraTemplatesNotDeployed"] for name in group["Stacks"]
+    }
 
 
 BODY = stack_of("project", LAYER).body

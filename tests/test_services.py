@@ -271,8 +271,9 @@ def test_adding_a_service_adds_one_stack_and_one_repository(settings_dir) -> Non
     assert worker["RepositoryName"] == "shop/worker"
     for layer, stack in before.project_stacks.items():
         if layer == "delivery-infrastructure":  # it names the new service stacks it leaves to deploy.sh
-            old = after.project_stacks[layer].body["Metadata"]["InfraTemplatesNotDeployed"]
-            assert {k for k in old if k.endswith("-svc-worker")} == {f"shop-{e}-svc-worker" for e in before.stacks}
+            groups = after.project_stacks[layer].body["Metadata"]["InfraTemplatesNotDeployed"]
+            named = {name for group in groups for name in group["Stacks"]}
+            assert {n for n in named if n.endswith("-svc-worker")} == {f"shop-{e}-svc-worker" for e in before.stacks}
             continue
         assert after.project_stacks[layer].body == stack.body, layer  # nothing else changes
 
