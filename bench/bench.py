@@ -266,11 +266,8 @@ def first_breaking(services: int, scratch: Path) -> str:
         for stack in stacks:
             size = max(len(stack.yaml.encode()), len(stack.json.encode()))
             outputs = len(stack.body.get("Outputs", {}))
-            if (
-                size > checks.MAX_BODY_BYTES
-                or stack.resource_count > checks.MAX_RESOURCES
-                or outputs > checks.MAX_OUTPUTS
-            ):
+            limit = checks.MAX_UPLOADED_BYTES if stack.upload_bucket else checks.MAX_BODY_BYTES
+            if size > limit or stack.resource_count > checks.MAX_RESOURCES or outputs > checks.MAX_OUTPUTS:
                 return (
                     f"{count} services: `{stack.name}` has {size:,} bytes, {stack.resource_count} resources, "
                     f"{outputs} outputs"
@@ -296,7 +293,11 @@ def bench_scale(services: int, repeat: int, scratch: Path) -> tuple[list[str], l
         s["name"]: max((folder / s["templates"][f]).stat().st_size for f in ("yaml", "json"))
         for s in described["stacks"]
     }
-    largest = max(sizes, key=lambda name: sizes[name])
+    limits = {  # a stack uploaded through a bucket may be larger than one sent in the request
+        s["name"]: checks.MAX_UPLOADED_BYTES if "upload_bucket" in s else checks.MAX_BODY_BYTES
+        for s in described["stacks"]
+    }
+    largest = max(sizes, key=lambda name: sizes[name] / limits[name])  # the closest to its limit
     security = next(s for s in own if s["layer"] == "security")
     security_body = json.loads((folder / security["templates"]["json"]).read_text(encoding="utf-8"))
     registry = next(s for s in described["stacks"] if s["layer"] == "registry")
@@ -313,7 +314,7 @@ def bench_scale(services: int, repeat: int, scratch: Path) -> tuple[list[str], l
         + (f" (**refused**: troposphere: {refused}; measured with its limits lifted)" if refused else "")
         + " |",
         f"| stacks of `{SCALED_ENV}` (its own + project) | {len(own)} + {count - len(own)} |",
-        f"| largest template | `{largest}`: {sizes[largest]:,} bytes (limit {checks.MAX_BODY_BYTES:,}) |",
+        f"| largest template (against its limit) | `{largest}`: {sizes[largest]:,} bytes (limit {limits[largest]:,}) |",
         f"| security stack | {sizes[security['name']]:,} bytes, "
         f"{len(security_body['Resources'])} resources (limit {checks.MAX_RESOURCES}), "
         f"{len(security_body.get('Outputs', {}))} outputs (limit {checks.MAX_OUTPUTS}) |",

@@ -2,28 +2,39 @@
 
 Project layers are deployed once for all environments, before any environment's stacks: the
 registry (its key, a repository per service, and, with a DR environment in another region, the
-replicas' key and creation template there and then the replication configuration), then delivery.
+replicas' key and creation template there and then the replication configuration), then delivery;
+the last, ``delivery-infrastructure``, is the infrastructure's own pipeline, built from every
+environment's stacks (``infrastructure_plan``). Each environment starts with its ``deployer``
+layer: the roles that pipeline deploys the rest with, derived from the resource types of the
+layers after it.
 """
 
 from collections.abc import Sequence
+from functools import partial
 
-from infra_templates.config import Environment
+from troposphere import Template
+
+from infra_templates.config import Environment, Project, link
+from infra_templates.naming import artifact_bucket_name
 from infra_templates.pipeline import (
     LayerSpec,
     ProjectLayerSpec,
     Stack,
     build_stacks,
     environment_files,
+    interleave,
     prerequisites,
 )
 from templates import (
     assets_replica,
     data,
     delivery,
+    deployer,
     dns,
     edge,
     edge_alarms,
     edge_waf,
+    infrastructure,
     keys,
     monitoring,
     network,
@@ -33,6 +44,25 @@ from templates import (
     security,
     service,
 )
+
+
+def _shared(project: Project) -> Template:
+    return delivery.build_shared(project, infrastructure_plan(project).deployers_in())
+
+
+def _artifacts(project: Project, region: str) -> Template:
+    return delivery.build_region(project, region, infrastructure_plan(project).deployers_in())
+
+
+def _artifact_regions(project: Project) -> list[str]:
+    """Every region a pipeline acts in besides the registry's: the releases' environments and every
+    region the infrastructure pipeline deploys a stack to (us-east-1 for the edge stacks)."""
+    return sorted({*delivery.release_regions(project), *infrastructure_plan(project).regions} - {project.region})
+
+
+def _infrastructure(project: Project) -> Template:
+    return infrastructure.build(project, infrastructure_plan(project))
+
 
 PROJECT_LAYERS: tuple[ProjectLayerSpec, ...] = (
     ProjectLayerSpec("registry", registry.build),
@@ -46,12 +76,19 @@ PROJECT_LAYERS: tuple[ProjectLayerSpec, ...] = (
         imports_from=(registry.REPLICA_LAYER,),  # no export crosses regions: the order alone
         when=registry.replicates,
     ),
-    ProjectLayerSpec("delivery", delivery.build_shared),
-    ProjectLayerSpec("delivery-artifacts", delivery.build_region, regions=delivery.other_regions),
+    ProjectLayerSpec("delivery", _shared),
+    ProjectLayerSpec("delivery-artifacts", _artifacts, regions=_artifact_regions),
     ProjectLayerSpec("delivery", delivery.build_service, imports_from=("delivery",), per_service=True),
+    ProjectLayerSpec(
+        infrastructure.LAYER,
+        _infrastructure,
+        imports_from=("delivery", "delivery-artifacts"),
+        upload_bucket=lambda project: artifact_bucket_name(project.name, project.account_id, project.region),
+    ),
 )
 
-LAYERS: tuple[LayerSpec, ...] = (
+# What the environment runs, in deploy order; the deployer layer (first) is derived from them.
+RUNNING: tuple[LayerSpec, ...] = (
     LayerSpec("keys", keys.build),
     LayerSpec("network", network.build, imports_from=("keys",)),
     LayerSpec("security", security.build, imports_from=("network",)),
@@ -71,6 +108,9 @@ LAYERS: tuple[LayerSpec, ...] = (
         per_service=True,
     ),
 )
+# The deployer's roles come first: the first hand-run deploy.sh creates them, then the
+# infrastructure pipeline deploys the rest with them.
+LAYERS: tuple[LayerSpec, ...] = (LayerSpec("deployer", partial(deployer.build, layers=RUNNING)), *RUNNING)
 
 # What a DR environment's stacks need from its primary's: (DR layer, primary layer). The DR
 # database joins the global cluster the primary's data stack creates; the DR edge lets the
@@ -91,6 +131,25 @@ PROTECTED_NEEDS: tuple[tuple[str, str], ...] = (
 )
 
 
+def paired_stacks(
+    env: Environment, environments: Sequence[Environment], layers: Sequence[LayerSpec] = LAYERS
+) -> tuple[list[Stack], list[Stack]]:
+    """One environment's own stacks, and the stacks of its DR pair's other environment it needs
+    (marked to be deployed from their folder), each side's ``depends_on`` naming the other's."""
+    stacks = build_stacks(env, layers)
+    by_name = {e.name: e for e in environments}
+    if env.dr is not None and env.dr.protects in by_name:
+        primary = by_name[env.dr.protects]
+        primary_stacks = build_stacks(primary, layers)
+        # The primary's stacks as the primary's own manifest describes them (what they need here).
+        prerequisites(primary_stacks, env.name, stacks, PROTECTED_NEEDS, closure=True)
+        return stacks, prerequisites(stacks, primary.name, primary_stacks, STANDBY_NEEDS, closure=False)
+    if env.standby is not None and env.standby.environment in by_name:
+        standby = by_name[env.standby.environment]
+        return stacks, prerequisites(stacks, standby.name, build_stacks(standby, layers), PROTECTED_NEEDS, closure=True)
+    return stacks, []
+
+
 def environment_output(
     env: Environment,
     environments: Sequence[Environment],
@@ -99,20 +158,33 @@ def environment_output(
 ) -> tuple[list[Stack], dict[str, str]]:
     """One environment's stacks and the files of its output folder, with the stacks of its DR pair
     it needs listed where they are needed (and deployed from their own folder)."""
-    stacks = build_stacks(env, layers)
-    external: list[Stack] = []
-    extra: dict[str, str] = {}
-    by_name = {e.name: e for e in environments}
-    if env.dr is not None and env.dr.protects in by_name:
-        primary = by_name[env.dr.protects]
-        primary_stacks = build_stacks(primary, layers)
-        # The primary's stacks as the primary's own manifest describes them (what they need here).
-        prerequisites(primary_stacks, env.name, stacks, PROTECTED_NEEDS, closure=True)
-        external = prerequisites(stacks, primary.name, primary_stacks, STANDBY_NEEDS, closure=False)
-        extra["RUNBOOK.md"] = runbook.build(env, primary, stacks)
-    elif env.standby is not None and env.standby.environment in by_name:
-        standby = by_name[env.standby.environment]
-        external = prerequisites(stacks, standby.name, build_stacks(standby, layers), PROTECTED_NEEDS, closure=True)
+    stacks, external = paired_stacks(env, environments, layers)
     files = environment_files(env, stacks, project_stacks, external)
-    files.update(extra)
+    primary = next((e for e in environments if env.dr is not None and e.name == env.dr.protects), None)
+    if primary is not None:
+        files["RUNBOOK.md"] = runbook.build(env, primary, stacks)
     return stacks, files
+
+
+_plans: dict[int, tuple[Project, infrastructure.Plan]] = {}
+
+
+def infrastructure_plan(project: Project) -> infrastructure.Plan:
+    """What the infrastructure pipeline deploys: each environment of ``delivery.stages`` (of those
+    loaded), its manifest's own stacks and the prerequisites it lists from other folders, in order."""
+    cached = _plans.get(id(project))
+    if cached is not None and cached[0] is project:
+        return cached[1]
+    everyone = link(project.environments)
+    by_name = {env.name: env for env in everyone}
+    deployments = []
+    for name in project.delivery.stages:
+        env = by_name.get(name)
+        if env is None:
+            continue
+        stacks, external = paired_stacks(env, everyone, RUNNING)
+        deployments.append(infrastructure.Deployment(env, interleave(stacks, external)))
+    plan = infrastructure.Plan(deployments, by_name)
+    _plans.clear()
+    _plans[id(project)] = (project, plan)
+    return plan

@@ -20,6 +20,7 @@ long before; if a Dr release ever fails with CannotPullContainerError, retry the
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 
 from awacs import codebuild as codebuild_actions
 from awacs import codecommit as codecommit_actions
@@ -31,7 +32,7 @@ from awacs import logs as logs_actions
 from awacs import s3 as s3_actions
 from awacs import sns as sns_actions
 from awacs import sts as sts_actions
-from awacs.aws import ArnLike, ForAnyValueStringEquals, Principal, Statement, StringEquals
+from awacs.aws import ArnEquals, ArnLike, ForAnyValueStringEquals, Principal, Statement, StringEquals
 from troposphere import (
     Export,
     GetAtt,
@@ -58,6 +59,7 @@ from infra_templates.naming import (
     artifact_bucket_name,
     artifact_key_alias,
     cluster_name,
+    deployer_role_name,
     image_region,
     logical_id,
     pipeline_role_name,
@@ -73,7 +75,7 @@ BUILD = "BuildOutput"
 COMMIT_ID = "#{SourceVariables.CommitId}"
 
 
-def other_regions(project: Project) -> list[str]:
+def release_regions(project: Project) -> list[str]:
     """Regions a release deploys to besides the registry's: each needs an artifact store there."""
     return sorted({e.region for e in _released_to(project)} - {project.region})
 
@@ -131,11 +133,46 @@ def _deploy_principals(project: Project, region: str) -> tuple[Principal, ArnLik
     return principal, roles
 
 
-def _artifacts(t: Template, project: Project, region: str, *, shared: bool) -> tuple[kms.Key, s3.Bucket]:
+def _deployer_principals(deployers: Sequence[Environment]) -> tuple[Principal, ArnEquals] | None:
+    """The infrastructure pipeline's action roles of these environments (deployer stacks)."""
+    envs = sorted(deployers, key=lambda e: e.name)
+    if not envs:
+        return None
+    accounts = sorted({e.account_id for e in envs})
+    principal = Principal("AWS", [Sub("arn:${AWS::Partition}:iam::%s:root" % a) for a in accounts])
+    roles = ArnEquals(
+        "aws:PrincipalArn",
+        [
+            Sub(
+                "arn:${AWS::Partition}:iam::%s:role/%s"
+                % (e.account_id, deployer_role_name(e.project, e.name, "action"))
+            )
+            for e in envs
+        ],
+    )
+    return principal, roles
+
+
+def _artifacts(
+    t: Template, project: Project, region: str, deployers: Sequence[Environment], *, shared: bool
+) -> tuple[kms.Key, s3.Bucket]:
     """The artifact key and bucket of one region, named so pipelines and release roles in other
-    stacks and accounts can name them."""
+    stacks and accounts can name them. ``deployers``: the environments whose deployer action role
+    deploys stacks in this region for the infrastructure pipeline (it reads templates, writes outputs)."""
     users: list[Statement] = []
     readers = _deploy_principals(project, region)
+    writers = _deployer_principals(deployers)
+    if writers is not None:
+        deployer_accounts, deployer_roles = writers
+        users.append(
+            iam.allow(
+                "InfrastructurePipelineActionRolesUseArtifacts",
+                [kms_actions.Decrypt, kms_actions.DescribeKey, kms_actions.Encrypt, kms_actions.GenerateDataKey],
+                ["*"],
+                conditions=[deployer_roles],
+                principal=deployer_accounts,
+            )
+        )
     if readers is not None:
         principal, roles = readers
         users.append(
@@ -214,15 +251,27 @@ def _artifacts(t: Template, project: Project, region: str, *, shared: bool) -> t
                 principal=principal,
             )
         )
+    if writers is not None:
+        deployer_accounts, deployer_roles = writers
+        statements.append(
+            iam.allow(
+                "InfrastructurePipelineActionRolesReadTemplatesAndWriteOutputs",
+                [s3_actions.GetObject, s3_actions.GetObjectVersion, s3_actions.PutObject],
+                [Sub("${%s.Arn}/*" % bucket.title)],
+                conditions=[deployer_roles],
+                principal=deployer_accounts,
+            )
+        )
     t.add_resource(
         s3.BucketPolicy("ArtifactBucketPolicy", Bucket=Ref(bucket), PolicyDocument=iam.document(*statements))
     )
     return key, bucket
 
 
-def build_shared(project: Project) -> Template:
-    t = _template(project, "delivery", "what the release pipelines share: artifact bucket and key, notifications")
-    key, bucket = _artifacts(t, project, project.region, shared=True)
+def build_shared(project: Project, deployers: Mapping[str, Sequence[Environment]]) -> Template:
+    """``deployers``: per region, the environments whose deployer roles act there (see ``_artifacts``)."""
+    t = _template(project, "delivery", "what the pipelines share: artifact bucket and key, notifications")
+    key, bucket = _artifacts(t, project, project.region, deployers.get(project.region, ()), shared=True)
     topic = t.add_resource(
         sns.Topic(
             "NotificationTopic",
@@ -252,9 +301,9 @@ def build_shared(project: Project) -> Template:
     return t
 
 
-def build_region(project: Project, region: str) -> Template:
-    t = _template(project, f"delivery-artifacts-{region}", f"artifact bucket and key of releases to {region}")
-    _artifacts(t, project, region, shared=False)
+def build_region(project: Project, region: str, deployers: Mapping[str, Sequence[Environment]]) -> Template:
+    t = _template(project, f"delivery-artifacts-{region}", f"artifact bucket and key of the pipelines in {region}")
+    _artifacts(t, project, region, deployers.get(region, ()), shared=False)
     return t
 
 
@@ -297,27 +346,9 @@ def build_service(project: Project, service: str) -> Template:
             PipelineType="V2",
             ExecutionMode="QUEUED",  # every commit is released in turn; none is skipped past an approval
             RoleArn=GetAtt(pipeline_role, "Arn"),
-            ArtifactStores=[
-                codepipeline.ArtifactStoreMap(
-                    Region=region,
-                    ArtifactStore=codepipeline.ArtifactStore(
-                        Type="S3",
-                        Location=artifact_bucket_name(project.name, project.account_id, region),
-                        EncryptionKey=codepipeline.EncryptionKey(
-                            Type="KMS",
-                            Id=key_arn
-                            if region == project.region
-                            else Sub(
-                                "arn:${AWS::Partition}:kms:%s:${AWS::AccountId}:%s"
-                                % (region, artifact_key_alias(project.name))
-                            ),
-                        ),
-                    ),
-                )
-                for region in [project.region, *other_regions(project)]
-            ],
+            ArtifactStores=artifact_stores(project, key_arn, [project.region, *release_regions(project)]),
             Stages=[
-                _source_stage(project, service, repository),
+                source_stage(project, repository, _repository_id(project, service)),
                 codepipeline.Stages(
                     Name="Build",
                     Actions=[
@@ -343,8 +374,8 @@ def build_service(project: Project, service: str) -> Template:
         )
     )
     if repository is not None:
-        _start_on_push(t, project, repository, pipeline)
-    _notify_failures(t, project, pipeline, topic)
+        start_on_push(t, project, repository, pipeline)
+    notify_failures(t, project, pipeline, topic)
     t.add_output(Output("PipelineName", Description="The release pipeline", Value=Ref(pipeline)))
     if repository is not None:
         t.add_output(
@@ -353,7 +384,10 @@ def build_service(project: Project, service: str) -> Template:
     return t
 
 
-def _source_stage(project: Project, service: str, repository: codecommit.Repository | None) -> codepipeline.Stages:
+def source_stage(
+    project: Project, repository: codecommit.Repository | None, repository_id: str | None
+) -> codepipeline.Stages:
+    """The Source stage: the CodeCommit ``repository``, or ``repository_id`` through the connection."""
     delivery = project.delivery
     if repository is not None:
         provider = "CodeCommit"
@@ -368,7 +402,7 @@ def _source_stage(project: Project, service: str, repository: codecommit.Reposit
         provider = "CodeStarSourceConnection"
         configuration = {
             "ConnectionArn": delivery.connection.arn,
-            "FullRepositoryId": delivery.connection.repositories[service],
+            "FullRepositoryId": repository_id,
             "BranchName": delivery.branch,
             "DetectChanges": "true",
             "OutputArtifactFormat": "CODE_ZIP",
@@ -445,6 +479,34 @@ def _deploy_stage(project: Project, service: str, env: Environment, topic: objec
         )
     )
     return codepipeline.Stages(Name=logical_id(env.name), Actions=actions)
+
+
+def _repository_id(project: Project, service: str) -> str | None:
+    """The service's repository id through the connection, if there is one."""
+    connection = project.delivery.connection
+    return None if connection is None else connection.repositories[service]
+
+
+def artifact_stores(project: Project, key_arn: object, regions: list[str]) -> list[codepipeline.ArtifactStoreMap]:
+    """An artifact store per region the pipeline acts in: the bucket and key of that region."""
+    return [
+        codepipeline.ArtifactStoreMap(
+            Region=region,
+            ArtifactStore=codepipeline.ArtifactStore(
+                Type="S3",
+                Location=artifact_bucket_name(project.name, project.account_id, region),
+                EncryptionKey=codepipeline.EncryptionKey(
+                    Type="KMS",
+                    Id=key_arn
+                    if region == project.region
+                    else Sub(
+                        "arn:${AWS::Partition}:kms:%s:${AWS::AccountId}:%s" % (region, artifact_key_alias(project.name))
+                    ),
+                ),
+            ),
+        )
+        for region in regions
+    ]
 
 
 def _build_project(
@@ -553,7 +615,7 @@ def _pipeline_role(
 ) -> Role:
     """The pipeline: its source, its build, the artifacts of every region it deploys to, the
     approval topic, and assuming this service's release role in each environment's account."""
-    regions = [project.region, *other_regions(project)]
+    regions = [project.region, *release_regions(project)]
     keys, by_alias = _artifact_keys(project, regions)
     statements: list[Statement] = [
         iam.allow(
@@ -621,7 +683,7 @@ def _pipeline_role(
     )
 
 
-def _start_on_push(
+def start_on_push(
     t: Template, project: Project, repository: codecommit.Repository, pipeline: codepipeline.Pipeline
 ) -> None:
     """A push to the release branch starts the pipeline (CodeCommit sources do not poll)."""
@@ -654,7 +716,7 @@ def _start_on_push(
     )
 
 
-def _notify_failures(t: Template, project: Project, pipeline: codepipeline.Pipeline, topic: object) -> None:
+def notify_failures(t: Template, project: Project, pipeline: codepipeline.Pipeline, topic: object) -> None:
     t.add_resource(
         events.Rule(
             "FailedReleaseRule",

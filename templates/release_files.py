@@ -10,7 +10,7 @@ environment): there it names the replica's repository, tagged ``<COMMIT_ID>``, w
 replaces with the commit id (CodeDeploy's image file names the registry's region only). Values
 another stack creates at deploy time (the database's endpoint and secret)
 cannot be known here: they appear as ``@@<export name>@@``, to be replaced once after that stack is
-deployed (the README says how).
+deployed (the README says how); the database's name and port come from the settings.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from infra_templates.config import Environment, Project
 from infra_templates.naming import image_region, image_repository
 from infra_templates.pipeline import Stack
 from infra_templates.render import to_json, to_yaml
+from templates.contracts import Data
 
 IMAGE_PLACEHOLDER = "<IMAGE1_NAME>"
 COMMIT_PLACEHOLDER = "<COMMIT_ID>"  # the image tag in a task definition the build completes
@@ -166,11 +167,18 @@ def _resolve(env: Environment, resources: dict[str, Any], node: Any) -> Any:
 INTRINSICS = ("Ref", "Fn::GetAtt", "Fn::ImportValue", "Fn::Sub")
 
 
+def _settled(env: Environment) -> dict[str, str]:
+    """Exports whose value the settings decide: the database's name (exported as written) and port
+    (the cluster's ``Port`` is set from the settings). Only the endpoint and the secret, which AWS
+    names when it creates them, stay placeholders."""
+    return {Data.DATABASE_NAME.name(env): env.database.name, Data.PORT.name(env): str(env.database.port)}
+
+
 def _intrinsic(env: Environment, resources: dict[str, Any], function: str, argument: Any) -> str:
     if function == "Ref":
         return _ref(env, resources, argument)
     if function == "Fn::ImportValue":
-        return f"@@{argument}@@"
+        return _settled(env).get(argument, f"@@{argument}@@")
     if function == "Fn::Sub":
         text, variables = (argument, {}) if isinstance(argument, str) else argument
         values = {k: _resolve(env, resources, v) for k, v in variables.items()}

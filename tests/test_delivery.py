@@ -240,6 +240,11 @@ def test_database_values_known_only_at_deploy_time_name_their_export() -> None:
     imports = set(BUILT.stacks["prod"]["svc-api"].imports)
     placeholders = {p.split("@@")[0] for p in taskdef.split("@@")[1::2]}
     assert placeholders and placeholders <= imports
+    # the settings decide the name and port: only what AWS names at creation stays a placeholder
+    assert placeholders == {"shop-prod-data-ClusterEndpoint", "shop-prod-data-SecretArn"}
+    variables = {v["name"]: v["value"] for v in json.loads(taskdef)["containerDefinitions"][0]["environment"]}
+    assert variables["DB_NAME"] == BUILT.environments["prod"].database.name
+    assert variables["DB_PORT"] == "5432"
 
 
 def test_the_buildspec_pushes_the_commit_and_ships_what_the_deploy_actions_read() -> None:
@@ -262,6 +267,7 @@ def test_a_connection_replaces_the_codecommit_repositories(settings_dir: Path) -
             "provider": "GitHub",
             "arn": CONNECTION,
             "repositories": {"web": "acme/shop-web", "api": "acme/shop-api"},
+            "infrastructure": "acme/shop-infrastructure",
         },
     )
     body = build_all(settings_dir).project_stacks["delivery-web"].body

@@ -342,7 +342,7 @@ def test_both_manifests_deploy_without_a_missing_output_and_catch_a_wrong_order(
 
 def test_interleave_lists_a_partner_stack_just_before_it_is_needed() -> None:
     def stack(name: str, *depends_on: str) -> Stack:
-        return Stack(name, name, "r", {}, list(depends_on), yaml="", json="")
+        return Stack(name, name, "r", {}, list(depends_on))
 
     own = [stack("a"), stack("b", "a", "x2"), stack("c", "b"), stack("d", "y")]
     external = [stack("x1"), stack("x2", "x1"), stack("y")]

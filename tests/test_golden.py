@@ -16,6 +16,7 @@ HINT = "output changed: if that is intended, run `make golden` and review the di
 
 # Logical IDs of stateful resources are an API: renaming one makes CloudFormation replace it.
 PINNED_STATEFUL_IDS = {
+    "deployer": set(),
     "keys": {"LogsKey", "DataKey"},
     "network": {"FlowLogGroup"},
     "security": set(),
@@ -36,8 +37,9 @@ PINNED_PROJECT_IDS = {
     **{f"registry-replica-{r}": {"ReplicaKey"} for r in ("eu-central-1",)},  # the replicas' key
     "registry-replication": set(),
     "delivery": {"ArtifactKey", "ArtifactBucket"},
-    **{f"delivery-artifacts-{r}": {"ArtifactKey", "ArtifactBucket"} for r in ("eu-central-1",)},
+    **{f"delivery-artifacts-{r}": {"ArtifactKey", "ArtifactBucket"} for r in ("eu-central-1", "us-east-1")},
     **{f"delivery-{s}": {"SourceRepository", "BuildLogGroup"} for s in BUILT.project.services},
+    "delivery-infrastructure": {"SourceRepository", "BuildLogGroup"},
 }
 
 

@@ -172,8 +172,8 @@ def test_script_stops_at_the_first_failure(written: Path, tmp_path: Path) -> Non
         written / "dev" / "deploy.sh", tmp_path, FAKE_ACCOUNT="111111111111", FAIL_STACK="shop-dev-keys", IMAGE_TAG="v1"
     )
     assert status != 0
-    assert deployed(calls) == ["shop-dev-keys"]
-    assert protected(calls) == []
+    assert deployed(calls) == ["shop-dev-deployer", "shop-dev-keys"]
+    assert protected(calls) == []  # the deployer holds no data; keys failed before protection
     assert "stack shop-dev-keys failed" in err
 
 
@@ -205,8 +205,9 @@ def test_a_missing_image_tag_stops_the_script_before_anything(written: Path, tmp
 
 def test_guide_marks_termination_protection_and_capabilities(written: Path) -> None:
     guide = (written / "prod" / "DEPLOY.md").read_text()
-    assert "| 1 | `shop-prod-keys` | `eu-west-1` | `keys.yaml` | none | **on** |" in guide
-    assert "| 2 | `shop-prod-network` | `eu-west-1` | `network.yaml` | CAPABILITY_IAM | **on** |" in guide
+    assert "| 1 | `shop-prod-deployer` | `eu-west-1` | `deployer.yaml` | CAPABILITY_NAMED_IAM | off |" in guide
+    assert "| 2 | `shop-prod-keys` | `eu-west-1` | `keys.yaml` | none | **on** |" in guide
+    assert "| 3 | `shop-prod-network` | `eu-west-1` | `network.yaml` | CAPABILITY_IAM | **on** |" in guide
     assert "- Termination protection: **on**, it holds LogsKey (AWS::KMS::Key)" in guide
     assert "- Capabilities: `CAPABILITY_IAM`: it creates IAM resources (FlowLogRole)" in guide
     assert "| `LogsKeyArn` | `shop-prod-keys-LogsKeyArn` |" in guide

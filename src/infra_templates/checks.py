@@ -2,8 +2,10 @@
 
 1. wiring   every Fn::ImportValue names an export of an earlier stack in the same environment and
             region; no export name twice; stacks depend only on stacks before them
-2. limits   template bodies within 51,200 bytes (deployable without an S3 bucket) and within
-            CloudFormation's quotas on resources, outputs, parameters and mappings
+2. limits   template bodies within 51,200 bytes (deployable without an S3 bucket; 1 MB for a stack
+            the manifest uploads through a bucket) and within CloudFormation's quotas on resources,
+            outputs, parameters and mappings; pipelines within CodePipeline's 50 stages and 50
+            actions per stage
 3. cfn-lint every template, informational rules included, against its own region
 4. checkov  the CloudFormation framework over the whole folder; skips only in resource Metadata
 5. shellcheck every environment's deploy.sh (the script a human runs against the account)
@@ -31,10 +33,13 @@ from cfnlint.decode import decode_str
 from infra_templates.render import to_json, to_yaml
 
 MAX_BODY_BYTES = 51_200
+MAX_UPLOADED_BYTES = 1_048_576  # a template CloudFormation reads from S3 (TemplateURL)
 MAX_RESOURCES = 500
 MAX_OUTPUTS = 200
 MAX_PARAMETERS = 200
 MAX_MAPPINGS = 200
+MAX_PIPELINE_STAGES = 50  # CodePipeline quotas
+MAX_STAGE_ACTIONS = 50
 
 
 @dataclass(frozen=True)
@@ -53,6 +58,7 @@ class TemplateFile:
     environment: str
     stack: str
     region: str
+    uploaded: bool = False  # deployed through an S3 bucket: the larger limit applies
 
 
 def load_manifests(output: Path) -> list[tuple[Path, dict[str, Any]]]:
@@ -66,7 +72,12 @@ def template_files(manifests: Iterable[tuple[Path, dict[str, Any]]]) -> list[Tem
         for stack in manifest["stacks"]:
             for name in (stack["templates"]["yaml"], stack["templates"]["json"]):
                 file = (path.parent / name).resolve()
-                files.setdefault(file, TemplateFile(file, manifest["environment"], stack["name"], stack["region"]))
+                files.setdefault(
+                    file,
+                    TemplateFile(
+                        file, manifest["environment"], stack["name"], stack["region"], "upload_bucket" in stack
+                    ),
+                )
     return list(files.values())
 
 
@@ -137,10 +148,9 @@ def check_limits(files: Iterable[TemplateFile]) -> list[Problem]:
     problems: list[Problem] = []
     for file in files:
         size = file.path.stat().st_size
-        if size > MAX_BODY_BYTES:
-            problems.append(
-                Problem("limits", str(file.path), f"{size:,} bytes; a template body may have {MAX_BODY_BYTES:,}")
-            )
+        limit, how = (MAX_UPLOADED_BYTES, "uploaded to S3") if file.uploaded else (MAX_BODY_BYTES, "body")
+        if size > limit:
+            problems.append(Problem("limits", str(file.path), f"{size:,} bytes; a template {how} may have {limit:,}"))
         if file.path.suffix != ".json":
             continue
         body = json.loads(file.path.read_text(encoding="utf-8"))
@@ -153,7 +163,22 @@ def check_limits(files: Iterable[TemplateFile]) -> list[Problem]:
             count = len(body.get(section, {}))
             if count > limit:
                 problems.append(Problem("limits", str(file.path), f"{count} {section}; CloudFormation allows {limit}"))
+        problems.extend(Problem("limits", str(file.path), message) for message in _pipeline_limits(body))
     return problems
+
+
+def _pipeline_limits(body: dict[str, Any]) -> Iterator[str]:
+    """CodePipeline's quotas: at most 50 stages in a pipeline and 50 actions in a stage."""
+    for name, resource in body.get("Resources", {}).items():
+        if resource.get("Type") != "AWS::CodePipeline::Pipeline":
+            continue
+        stages = resource.get("Properties", {}).get("Stages", [])
+        if len(stages) > MAX_PIPELINE_STAGES:
+            yield f"{name}: {len(stages)} stages; CodePipeline allows {MAX_PIPELINE_STAGES}"
+        for stage in stages:
+            actions = len(stage.get("Actions", []))
+            if actions > MAX_STAGE_ACTIONS:
+                yield f"{name} stage {stage.get('Name')}: {actions} actions; CodePipeline allows {MAX_STAGE_ACTIONS}"
 
 
 # --- cfn-lint ---------------------------------------------------------------------------------

@@ -668,6 +668,12 @@ class Connection(Strict):
     repositories: dict[str, str] = Field(
         description="Per service, the repository id the connection reads: owner/name.",
     )
+    infrastructure: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)+$",
+        description="The repository id (owner/name) of these templates' own repository: the source of the "
+        "infrastructure pipeline.",
+    )
 
     @field_validator("repositories")
     @classmethod
@@ -1064,6 +1070,14 @@ class Environment(Strict):
         connection = self.delivery.connection
         if connection is None:
             return problems
+        if connection.infrastructure is None:
+            problems.append(
+                FieldValueError(
+                    ("delivery", "connection", "infrastructure"),
+                    "is missing: with a connection, the infrastructure pipeline reads this repository through it "
+                    "too; give its repository id (owner/name)",
+                )
+            )
         problems += [
             FieldValueError(
                 ("delivery", "connection", "repositories", name),

@@ -78,6 +78,7 @@ class StackPlan:
     region: str
     template: str  # the YAML file, relative to this folder
     json_template: str
+    upload_bucket: str | None  # deployed through this S3 bucket (a template beyond 51,200 bytes)
     elsewhere: str | None  # the folder its templates are in (relative to this one), if not this one
     depends_on: tuple[str, ...]
     capabilities: tuple[str, ...]
@@ -189,6 +190,7 @@ def plan(manifest: Mapping[str, Any], templates: Mapping[str, Mapping[str, Any]]
                 region=stack["region"],
                 template=posixpath.relpath(where, folder),
                 json_template=posixpath.relpath(posixpath.join(folder, stack["templates"]["json"]), folder),
+                upload_bucket=stack.get("upload_bucket"),
                 elsewhere=None if own else posixpath.relpath(home, folder),
                 depends_on=tuple(stack["depends_on"]),
                 capabilities=capabilities(body),
@@ -306,6 +308,8 @@ def _command(context: Handover, stack: StackPlan, template: str, overrides: list
         f"--region {q(stack.region)}",
         f"--template-file {template}",
     ]
+    if stack.upload_bucket:  # beyond the 51,200 bytes CloudFormation takes in a request
+        lines.append(f"--s3-bucket {q(stack.upload_bucket)} --s3-prefix templates")
     if stack.capabilities:
         lines.append(f"--capabilities {' '.join(stack.capabilities)}")
     if overrides:
@@ -520,6 +524,14 @@ def _facts(stack: StackPlan) -> list[str]:
     return [
         f"- Region: `{stack.region}`",
         f"- Template: `{stack.template}` (`{stack.json_template}` is the same template in JSON)",
+        *(
+            [
+                f"- Uploaded through the bucket `{stack.upload_bucket}` (prefix `templates/`): the template is "
+                "beyond the 51,200 bytes CloudFormation takes in a request"
+            ]
+            if stack.upload_bucket
+            else []
+        ),
         f"- Deploy after: {', '.join(f'`{d}`' for d in stack.depends_on) or 'nothing, it comes first'}",
         f"- Capabilities: {capabilities}",
         f"- Termination protection: {protection}",

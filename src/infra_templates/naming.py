@@ -93,3 +93,15 @@ def artifact_bucket_name(project: str, account: str, region: str) -> str:
 
 def artifact_key_alias(project: str) -> str:
     return f"alias/{project}-delivery/artifacts"
+
+
+# The infrastructure pipeline (in the registry's account) acts in each environment's account
+# through two roles of that environment's deployer stack, named so each side can name the other.
+def deployer_role_name(project: str, environment: str, purpose: str) -> str:
+    """``{project}-{env}-deployer-{purpose}``: ``action`` (the pipeline's hand in the account) or
+    ``cfn`` (what CloudFormation runs as)."""
+    return f"{project}-{environment}-deployer-{purpose}"
+
+
+def infrastructure_pipeline_role_name(project: str) -> str:
+    return f"{project}-infrastructure-pipeline"

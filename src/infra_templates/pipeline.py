@@ -10,7 +10,8 @@ Two kinds of layer:
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
+from functools import cached_property
 from typing import Any
 
 from troposphere import Template
@@ -57,6 +58,8 @@ class ProjectLayerSpec:
     per_service: bool = False
     regions: Callable[[Project], list[str]] | None = None
     when: Callable[[Project], bool] | None = None  # default: always
+    # A bucket to upload the template through, for a template beyond 51,200 bytes (up to 1 MB)
+    upload_bucket: Callable[[Project], str] | None = None
 
 
 @dataclass
@@ -68,10 +71,19 @@ class Stack:
     region: str
     body: dict[str, Any]
     depends_on: list[str]
-    yaml: str = field(repr=False)
-    json: str = field(repr=False)
     scope: str = "environment"
     home: str | None = None  # another environment's folder, for a stack listed in this one's manifest
+    upload_bucket: str | None = None  # deployed through this bucket (a template beyond 51,200 bytes)
+
+    @cached_property
+    def yaml(self) -> str:
+        """The template as YAML, rendered when first asked for (stacks built only to be read, such
+        as those the deployer and the infrastructure pipeline derive from, are never rendered)."""
+        return to_yaml(self.body)
+
+    @cached_property
+    def json(self) -> str:
+        return to_json(self.body)
 
     @property
     def exports(self) -> list[str]:
@@ -129,7 +141,7 @@ def check_layer_order(layers: Sequence[LayerSpec]) -> None:
 
 def _stack(name: str, layer: str, region: str, template: Template, *, depends_on: list[str], scope: str) -> Stack:
     body = template_dict(template)
-    return Stack(name, layer, region, body, depends_on, yaml=to_yaml(body), json=to_json(body), scope=scope)
+    return Stack(name, layer, region, body, depends_on, scope=scope)
 
 
 def build_stacks(env: Environment, layers: Sequence[LayerSpec]) -> list[Stack]:
@@ -177,13 +189,17 @@ def build_project_stacks(project: Project, layers: Sequence[ProjectLayerSpec]) -
             template = layer.build(*args)
             apply_tags(template, standard_tags(project.name, PROJECT_ENVIRONMENT_TAG, unit, project.tags))
             name = stack_name(project.name, None, unit)
-            stacks.append(_stack(name, unit, region, template, depends_on=depends_on, scope="project"))
+            stack = _stack(name, unit, region, template, depends_on=depends_on, scope="project")
+            if layer.upload_bucket is not None:
+                stack.upload_bucket = layer.upload_bucket(project)
+            stacks.append(stack)
             names[layer.name].append(name)
     return stacks
 
 
 def _entry(position: int, stack: Stack) -> dict[str, Any]:
-    return {
+    upload = {"upload_bucket": stack.upload_bucket} if stack.upload_bucket else {}
+    return upload | {
         "order": position,
         "name": stack.name,
         "scope": stack.scope,

@@ -1,0 +1,245 @@
+"""Deployer layer, first in every environment: the two roles through which the infrastructure
+pipeline (in the registry's account) deploys this environment's stacks.
+
+- ``{project}-{env}-deployer-action``: the pipeline's hand in this account. Only the pipeline's role
+  may assume it; it creates and executes change sets of this environment's stacks, passes the
+  execution role to CloudFormation, and reads templates from (and writes stack outputs to) the
+  pipeline's artifact buckets in the registry's account.
+- ``{project}-{env}-deployer-cfn``: what CloudFormation runs as. Not AdministratorAccess: its actions
+  are exactly those CloudFormation's resource provider schemas list for the resource types this
+  environment's own templates hold (create, read, update, delete handlers), allowed only in the
+  regions its stacks go to; its IAM actions reach only roles named after the environment's stacks
+  (``{project}-{env}-*``), never the deployer's own roles.
+
+The pipeline never deploys this stack: a commit must not be able to widen the roles it runs with.
+Deploy it by hand (``deploy.sh`` deploys it first) whenever the layers gain a resource type.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from awacs import cloudformation as cfn_actions
+from awacs import iam as iam_actions
+from awacs import kms as kms_actions
+from awacs import s3 as s3_actions
+from awacs import sts as sts_actions
+from awacs.aws import (
+    Action,
+    Allow,
+    ArnEquals,
+    Condition,
+    Deny,
+    ForAnyValueStringEquals,
+    Principal,
+    Statement,
+    StringEquals,
+)
+from troposphere import Output, Ref, Sub, Template
+from troposphere.iam import ManagedPolicy, Policy, Role
+
+from infra_templates import iam
+from infra_templates.catalog import handler_permissions
+from infra_templates.config import CLOUDFRONT_REGION, Environment
+from infra_templates.layer import LayerContext
+from infra_templates.naming import (
+    artifact_bucket_name,
+    artifact_key_alias,
+    deployer_role_name,
+    infrastructure_pipeline_role_name,
+    stack_name,
+)
+from infra_templates.pipeline import LayerSpec, Stack, build_stacks
+
+CHANGE_SET_NAME = "infrastructure-pipeline"
+# IAM counts a managed policy's characters without white space: at most 6,144. Keep a margin, and
+# measure the template's own text (its ${AWS::Partition} is longer than the "aws" it becomes).
+POLICY_CHARACTERS = 6000
+MAX_MANAGED_POLICIES = 10  # attached to one role (IAM's default quota)
+# Global services (IAM, CloudFront, ...) take their requests in us-east-1 (aws:RequestedRegion).
+GLOBAL_REGION = CLOUDFRONT_REGION
+
+
+def build(env: Environment, layers: Sequence[LayerSpec]) -> Template:
+    """The deployer roles of ``env``, derived from the stacks ``layers`` build for it."""
+    ctx = LayerContext(env, "deployer")
+    t = ctx.new_template("the roles the infrastructure pipeline deploys this environment's stacks with")
+    stacks = build_stacks(env, layers)
+    regions = sorted({s.region for s in stacks})
+    execution = t.add_resource(_execution_role(env, stacks, regions, t))
+    t.add_resource(_action_role(env, regions))
+    t.add_output(
+        Output("ExecutionRoleArn", Description="CloudFormation's role", Value=Sub("${%s.Arn}" % execution.title))
+    )
+    return t
+
+
+def role_arn(env: Environment, purpose: str) -> Sub:
+    return Sub(
+        "arn:${AWS::Partition}:iam::%s:role/%s" % (env.account_id, deployer_role_name(env.project, env.name, purpose))
+    )
+
+
+def _action_role(env: Environment, regions: list[str]) -> Role:
+    registry = env.registry.account_id
+    prefix = stack_name(env.project, env.name, "")
+    stacks = [
+        Sub("arn:${AWS::Partition}:cloudformation:%s:${AWS::AccountId}:stack/%s*/*" % (region, prefix))
+        for region in regions
+    ]
+    change_sets = [
+        Sub("arn:${AWS::Partition}:cloudformation:%s:${AWS::AccountId}:changeSet/%s/*" % (region, CHANGE_SET_NAME))
+        for region in regions
+    ]
+    statements = [
+        iam.allow(
+            "ChangeThisEnvironmentsStacksThroughChangeSets",
+            [
+                cfn_actions.CreateChangeSet,
+                cfn_actions.DeleteChangeSet,
+                cfn_actions.DescribeChangeSet,
+                cfn_actions.DescribeStacks,
+                cfn_actions.ExecuteChangeSet,
+            ],
+            stacks + change_sets,
+        ),
+        # cloudformation:ValidateTemplate has no resource-level permissions: AWS accepts only "*".
+        iam.allow("ValidateTemplates", [cfn_actions.ValidateTemplate], ["*"]),
+        iam.allow(
+            "HandTheExecutionRoleToCloudFormation",
+            [iam_actions.PassRole],
+            [
+                Sub(
+                    "arn:${AWS::Partition}:iam::${AWS::AccountId}:role/%s"
+                    % deployer_role_name(env.project, env.name, "cfn")
+                )
+            ],
+            conditions=[StringEquals("iam:PassedToService", "cloudformation.amazonaws.com")],
+        ),
+        iam.allow(
+            "ReadTemplatesAndWriteStackOutputs",
+            [s3_actions.GetObject, s3_actions.GetObjectVersion, s3_actions.PutObject],
+            [
+                Sub("arn:${AWS::Partition}:s3:::%s/*" % artifact_bucket_name(env.project, registry, region))
+                for region in regions
+            ],
+        ),
+        iam.allow(
+            "UseTheArtifactKeys",
+            [kms_actions.Decrypt, kms_actions.DescribeKey, kms_actions.Encrypt, kms_actions.GenerateDataKey],
+            [Sub("arn:${AWS::Partition}:kms:%s:%s:key/*" % (region, registry)) for region in regions],
+            conditions=[ForAnyValueStringEquals("kms:ResourceAliases", artifact_key_alias(env.project))],
+        ),
+    ]
+    pipeline_role = "arn:${AWS::Partition}:iam::%s:role/%s" % (registry, infrastructure_pipeline_role_name(env.project))
+    return Role(
+        "ActionRole",
+        RoleName=deployer_role_name(env.project, env.name, "action"),
+        Description=f"The infrastructure pipeline (account {registry}) deploys {env.name}'s stacks with this role",
+        AssumeRolePolicyDocument=iam.document(
+            Statement(
+                Sid="TrustTheInfrastructurePipeline",
+                Effect=Allow,
+                Principal=Principal("AWS", Sub("arn:${AWS::Partition}:iam::%s:root" % registry)),
+                Action=[sts_actions.AssumeRole],
+                Condition=Condition([ArnEquals("aws:PrincipalArn", Sub(pipeline_role))]),
+            )
+        ),
+        Policies=[Policy(PolicyName="deploy", PolicyDocument=iam.document(*statements))],
+    )
+
+
+def permissions(stacks: Sequence[Stack]) -> dict[str, list[str]]:
+    """The actions CloudFormation needs for every resource type of ``stacks``, by service prefix."""
+    by_service: dict[str, set[str]] = {}
+    for stack in stacks:
+        for resource in stack.body.get("Resources", {}).values():
+            for action in handler_permissions(stack.region, resource["Type"]):
+                service, _, name = action.partition(":")
+                by_service.setdefault(service, set()).add(name)
+    return {service: sorted(names) for service, names in sorted(by_service.items())}
+
+
+def _execution_role(env: Environment, stacks: Sequence[Stack], regions: list[str], t: Template) -> Role:
+    needed = permissions(stacks)
+    prefix = stack_name(env.project, env.name, "")
+    roles = Sub("arn:${AWS::Partition}:iam::${AWS::AccountId}:role/%s*" % prefix)
+    linked = Sub("arn:${AWS::Partition}:iam::${AWS::AccountId}:role/aws-service-role/*")
+    deployer = Sub(
+        "arn:${AWS::Partition}:iam::${AWS::AccountId}:role/%s" % deployer_role_name(env.project, env.name, "*")
+    )
+    statements: list[Statement] = []
+    iam_names = needed.pop("iam", [])
+    if iam_names:
+        statements.append(
+            iam.allow("ManageOnlyThisEnvironmentsRoles", [Action("iam", n) for n in iam_names], [roles, linked])
+        )
+    statements.append(
+        Statement(
+            Sid="NeverChangeTheDeployerRoles",
+            Effect=Deny,
+            Action=[Action("iam", "*")],
+            Resource=[deployer],
+        )
+    )
+    in_regions = StringEquals("aws:RequestedRegion", sorted({*regions, GLOBAL_REGION}))
+    statements.extend(
+        # Resource "*": the resources do not exist yet and most get generated names; the actions are
+        # exactly those CloudFormation's handlers need for this environment's resource types.
+        iam.allow(f"Manage{_word(service)}Resources", [Action(service, n) for n in names], ["*"], [in_regions])
+        for service, names in needed.items()
+    )
+    policies = []
+    for index, chunk in enumerate(_chunks(statements), start=1):
+        policy = t.add_resource(
+            ManagedPolicy(
+                f"ExecutionPolicy{index}",
+                Description=f"What CloudFormation may do for {env.name}'s stacks ({index}): derived from the "
+                "resource types of its templates",
+                PolicyDocument=iam.document(*chunk),
+            )
+        )
+        policies.append(Ref(policy))
+    if len(policies) > MAX_MANAGED_POLICIES:
+        raise ValueError(f"{env.name}: the execution role needs {len(policies)} managed policies; IAM attaches 10")
+    return Role(
+        "ExecutionRole",
+        RoleName=deployer_role_name(env.project, env.name, "cfn"),
+        Description=f"CloudFormation deploys {env.name}'s stacks with this role (for the infrastructure pipeline)",
+        AssumeRolePolicyDocument=iam.service_trust("cloudformation.amazonaws.com"),
+        ManagedPolicyArns=policies,
+    )
+
+
+def _word(service: str) -> str:
+    return "".join(part.capitalize() for part in service.replace("_", "-").split("-"))
+
+
+def _size(statement: Statement) -> int:
+    return len(json.dumps(statement, separators=(",", ":"), default=_text))
+
+
+def _text(value: Any) -> Any:
+    if hasattr(value, "JSONrepr"):
+        return value.JSONrepr()
+    return value.to_dict() if hasattr(value, "to_dict") else str(value)
+
+
+def _chunks(statements: Sequence[Statement]) -> list[list[Statement]]:
+    """Statements in groups whose policy stays within IAM's managed policy size."""
+    chunks: list[list[Statement]] = [[]]
+    used = 0
+    for statement in statements:
+        size = _size(statement)
+        if size > POLICY_CHARACTERS:
+            raise ValueError(
+                f"statement {statement.Sid} alone exceeds a managed policy's {POLICY_CHARACTERS} characters"
+            )
+        if used + size > POLICY_CHARACTERS and chunks[-1]:
+            chunks.append([])
+            used = 0
+        chunks[-1].append(statement)
+        used += size + 1
+    return chunks
