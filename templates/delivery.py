@@ -636,30 +636,7 @@ def _pipeline_role(
         ),
         iam.allow("AskForApproval", [sns_actions.Publish], [topic]),
     ]
-    if repository is not None:
-        statements.append(
-            iam.allow(
-                "ReadThisServicesRepository",
-                [
-                    codecommit_actions.GetBranch,
-                    codecommit_actions.GetCommit,
-                    codecommit_actions.GetRepository,
-                    codecommit_actions.UploadArchive,
-                    codecommit_actions.GetUploadArchiveStatus,
-                    codecommit_actions.CancelUploadArchive,
-                ],
-                [GetAtt(repository, "Arn")],
-            )
-        )
-    else:
-        assert project.delivery.connection is not None
-        statements.append(
-            iam.allow(
-                "UseTheSourceConnection",
-                [codestar_connections.UseConnection, codeconnections.UseConnection],
-                [project.delivery.connection.arn],
-            )
-        )
+    statements.append(read_source(project, repository, "ReadThisServicesRepository"))
     if stages:
         statements.append(
             iam.allow(
@@ -728,4 +705,28 @@ def notify_failures(t: Template, project: Project, pipeline: codepipeline.Pipeli
             },
             Targets=[events.Target(Id="NotificationTopic", Arn=topic)],
         )
+    )
+
+
+def read_source(project: Project, repository: codecommit.Repository | None, sid: str) -> Statement:
+    """What a pipeline's role needs of its source: its CodeCommit repository (``sid``), or the
+    settings' connection."""
+    if repository is not None:
+        return iam.allow(
+            sid,
+            [
+                codecommit_actions.GetBranch,
+                codecommit_actions.GetCommit,
+                codecommit_actions.GetRepository,
+                codecommit_actions.UploadArchive,
+                codecommit_actions.GetUploadArchiveStatus,
+                codecommit_actions.CancelUploadArchive,
+            ],
+            [GetAtt(repository, "Arn")],
+        )
+    assert project.delivery.connection is not None
+    return iam.allow(
+        "UseTheSourceConnection",
+        [codestar_connections.UseConnection, codeconnections.UseConnection],
+        [project.delivery.connection.arn],
     )

@@ -27,8 +27,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from awacs import codebuild as codebuild_actions
-from awacs import codecommit as codecommit_actions
-from awacs import codeconnections, codestar_connections
 from awacs import kms as kms_actions
 from awacs import logs as logs_actions
 from awacs import s3 as s3_actions
@@ -436,30 +434,7 @@ def _pipeline_role(
         ),
         iam.allow("AskForApproval", [sns_actions.Publish], [topic]),
     ]
-    if repository is not None:
-        statements.append(
-            iam.allow(
-                "ReadThisRepository",
-                [
-                    codecommit_actions.GetBranch,
-                    codecommit_actions.GetCommit,
-                    codecommit_actions.GetRepository,
-                    codecommit_actions.UploadArchive,
-                    codecommit_actions.GetUploadArchiveStatus,
-                    codecommit_actions.CancelUploadArchive,
-                ],
-                [GetAtt(repository, "Arn")],
-            )
-        )
-    else:
-        assert project.delivery.connection is not None
-        statements.append(
-            iam.allow(
-                "UseTheSourceConnection",
-                [codestar_connections.UseConnection, codeconnections.UseConnection],
-                [project.delivery.connection.arn],
-            )
-        )
+    statements.append(delivery.read_source(project, repository, "ReadThisRepository"))
     if owners:
         statements.append(
             iam.allow(
