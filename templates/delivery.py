@@ -549,11 +549,11 @@ def _repository_uri(project: Project, service: str) -> Sub:
     return Sub("${AWS::AccountId}.dkr.ecr.${AWS::Region}.${AWS::URLSuffix}/%s" % repository_name(project.name, service))
 
 
-def _artifact_objects(project: Project, region: str) -> Sub:
+def artifact_objects(project: Project, region: str) -> Sub:
     return Sub("arn:${AWS::Partition}:s3:::%s/*" % artifact_bucket_name(project.name, project.account_id, region))
 
 
-def _artifact_keys(project: Project, regions: list[str]) -> tuple[list[Sub], ForAnyValueStringEquals]:
+def artifact_keys(project: Project, regions: Sequence[str]) -> tuple[list[Sub], ForAnyValueStringEquals]:
     """The artifact keys of these regions, by their alias (a key's ARN is not known across regions)."""
     keys = [Sub("arn:${AWS::Partition}:kms:%s:${AWS::AccountId}:key/*" % region) for region in regions]
     return keys, ForAnyValueStringEquals("kms:ResourceAliases", artifact_key_alias(project.name))
@@ -561,7 +561,7 @@ def _artifact_keys(project: Project, regions: list[str]) -> tuple[list[Sub], For
 
 def _build_role(project: Project, service: str, log_group: logs.LogGroup) -> Role:
     """The build: its logs, the pipeline's artifacts, and pushing to this service's repository only."""
-    keys, by_alias = _artifact_keys(project, [project.region])
+    keys, by_alias = artifact_keys(project, [project.region])
     statements = [
         iam.allow(
             "WriteThisBuildsLogs", [logs_actions.CreateLogStream, logs_actions.PutLogEvents], [GetAtt(log_group, "Arn")]
@@ -569,7 +569,7 @@ def _build_role(project: Project, service: str, log_group: logs.LogGroup) -> Rol
         iam.allow(
             "ReadAndWriteArtifacts",
             [s3_actions.GetObject, s3_actions.GetObjectVersion, s3_actions.PutObject],
-            [_artifact_objects(project, project.region)],
+            [artifact_objects(project, project.region)],
         ),
         iam.allow(
             "UseTheArtifactKey",
@@ -615,28 +615,13 @@ def _pipeline_role(
 ) -> Role:
     """The pipeline: its source, its build, the artifacts of every region it deploys to, the
     approval topic, and assuming this service's release role in each environment's account."""
-    regions = [project.region, *release_regions(project)]
-    keys, by_alias = _artifact_keys(project, regions)
-    statements: list[Statement] = [
-        iam.allow(
-            "ReadAndWriteArtifacts",
-            [s3_actions.GetObject, s3_actions.GetObjectVersion, s3_actions.PutObject, s3_actions.PutObjectAcl],
-            [_artifact_objects(project, region) for region in regions],
-        ),
-        iam.allow(
-            "UseTheArtifactKeys",
-            [kms_actions.Decrypt, kms_actions.Encrypt, kms_actions.GenerateDataKey, kms_actions.DescribeKey],
-            keys,
-            conditions=[by_alias],
-        ),
-        iam.allow(
-            "RunThisServicesBuild",
-            [codebuild_actions.StartBuild, codebuild_actions.BatchGetBuilds],
-            [GetAtt(build, "Arn")],
-        ),
-        iam.allow("AskForApproval", [sns_actions.Publish], [topic]),
-    ]
-    statements.append(read_source(project, repository, "ReadThisServicesRepository"))
+    statements = pipeline_statements(
+        project,
+        [project.region, *release_regions(project)],
+        build=(build, "RunThisServicesBuild"),
+        topic=topic,
+        source=(repository, "ReadThisServicesRepository"),
+    )
     if stages:
         statements.append(
             iam.allow(
@@ -706,6 +691,40 @@ def notify_failures(t: Template, project: Project, pipeline: codepipeline.Pipeli
             Targets=[events.Target(Id="NotificationTopic", Arn=topic)],
         )
     )
+
+
+def pipeline_statements(
+    project: Project,
+    regions: Sequence[str],
+    *,
+    build: tuple[codebuild.Project, str],
+    topic: object,
+    source: tuple[codecommit.Repository | None, str],
+) -> list[Statement]:
+    """What every pipeline role of the project needs: the artifacts and their keys in ``regions``,
+    starting its build, asking for approval on ``topic``, and reading its source (each named by
+    the Sid given with it)."""
+    keys, by_alias = artifact_keys(project, regions)
+    project_build, build_sid = build
+    repository, source_sid = source
+    return [
+        iam.allow(
+            "ReadAndWriteArtifacts",
+            [s3_actions.GetObject, s3_actions.GetObjectVersion, s3_actions.PutObject, s3_actions.PutObjectAcl],
+            [artifact_objects(project, region) for region in regions],
+        ),
+        iam.allow(
+            "UseTheArtifactKeys",
+            [kms_actions.Decrypt, kms_actions.Encrypt, kms_actions.GenerateDataKey, kms_actions.DescribeKey],
+            keys,
+            conditions=[by_alias],
+        ),
+        iam.allow(
+            build_sid, [codebuild_actions.StartBuild, codebuild_actions.BatchGetBuilds], [GetAtt(project_build, "Arn")]
+        ),
+        iam.allow("AskForApproval", [sns_actions.Publish], [topic]),
+        read_source(project, repository, source_sid),
+    ]
 
 
 def read_source(project: Project, repository: codecommit.Repository | None, sid: str) -> Statement:

@@ -22,17 +22,13 @@ stacks, this one included (no self-update: see the README).
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from awacs import codebuild as codebuild_actions
 from awacs import kms as kms_actions
 from awacs import logs as logs_actions
 from awacs import s3 as s3_actions
-from awacs import sns as sns_actions
 from awacs import sts as sts_actions
-from awacs.aws import ForAnyValueStringEquals, Statement
 from troposphere import GetAtt, ImportValue, Output, Ref, Sub, Template, codebuild, codecommit, codepipeline, logs
 from troposphere.iam import Policy, Role
 
@@ -40,8 +36,6 @@ from infra_templates import constructs, iam
 from infra_templates.config import Environment, Project
 from infra_templates.handover import capabilities
 from infra_templates.naming import (
-    artifact_bucket_name,
-    artifact_key_alias,
     deployer_role_name,
     infrastructure_pipeline_role_name,
     logical_id,
@@ -362,18 +356,9 @@ def _stack_actions(
     ]
 
 
-def _artifact_keys(project: Project, regions: Sequence[str]) -> tuple[list[Sub], ForAnyValueStringEquals]:
-    keys = [Sub("arn:${AWS::Partition}:kms:%s:${AWS::AccountId}:key/*" % region) for region in regions]
-    return keys, ForAnyValueStringEquals("kms:ResourceAliases", artifact_key_alias(project.name))
-
-
-def _objects(project: Project, region: str) -> Sub:
-    return Sub("arn:${AWS::Partition}:s3:::%s/*" % artifact_bucket_name(project.name, project.account_id, region))
-
-
 def _build_role(project: Project, log_group: logs.LogGroup) -> Role:
     """The gate: its logs and the pipeline's artifacts; no AWS API beyond those."""
-    keys, by_alias = _artifact_keys(project, [project.region])
+    keys, by_alias = delivery.artifact_keys(project, [project.region])
     return iam.service_role(
         "GateRole",
         service="codebuild.amazonaws.com",
@@ -388,7 +373,7 @@ def _build_role(project: Project, log_group: logs.LogGroup) -> Role:
             iam.allow(
                 "ReadSourceAndWriteTemplates",
                 [s3_actions.GetObject, s3_actions.GetObjectVersion, s3_actions.PutObject],
-                [_objects(project, project.region)],
+                [delivery.artifact_objects(project, project.region)],
             ),
             iam.allow(
                 "UseTheArtifactKey",
@@ -412,29 +397,13 @@ def _pipeline_role(
 ) -> Role:
     """The pipeline: its source, the gate, the artifacts of every region it acts in, the approval
     topic, and assuming the deployer action role of each environment it deploys to."""
-    keys, by_alias = _artifact_keys(project, regions)
     owners = sorted(
         {plan.owner(d, s).name: plan.owner(d, s) for d, stacks in plan.stages() for s in stacks}.values(),
         key=lambda e: e.name,
     )
-    statements: list[Statement] = [
-        iam.allow(
-            "ReadAndWriteArtifacts",
-            [s3_actions.GetObject, s3_actions.GetObjectVersion, s3_actions.PutObject, s3_actions.PutObjectAcl],
-            [_objects(project, region) for region in regions],
-        ),
-        iam.allow(
-            "UseTheArtifactKeys",
-            [kms_actions.Decrypt, kms_actions.Encrypt, kms_actions.GenerateDataKey, kms_actions.DescribeKey],
-            keys,
-            conditions=[by_alias],
-        ),
-        iam.allow(
-            "RunTheGate", [codebuild_actions.StartBuild, codebuild_actions.BatchGetBuilds], [GetAtt(gate, "Arn")]
-        ),
-        iam.allow("AskForApproval", [sns_actions.Publish], [topic]),
-    ]
-    statements.append(delivery.read_source(project, repository, "ReadThisRepository"))
+    statements = delivery.pipeline_statements(
+        project, regions, build=(gate, "RunTheGate"), topic=topic, source=(repository, "ReadThisRepository")
+    )
     if owners:
         statements.append(
             iam.allow(
