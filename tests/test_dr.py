@@ -83,7 +83,7 @@ def test_the_runbook_names_this_projects_stacks_clusters_and_commands() -> None:
         "--target-db-cluster-identifier arn:aws:rds:eu-central-1:333333333333:cluster:shop-dr --allow-data-loss",
         "aws rds create-db-instance --region eu-central-1 --db-cluster-identifier shop-dr",
         "aws rds switchover-global-cluster --region eu-west-1 --global-cluster-identifier shop-prod-global",
-        "--service shop-dr-svc-api --desired-count 3",
+        "--service api --desired-count 3",  # the ECS service is named after the service (ServiceName)
         "--stack-name shop-dr-platform",
         "## Fail back",
         "## Rehearse",
