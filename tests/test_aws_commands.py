@@ -15,11 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import aws_cli
 import pytest
+from conftest import SETTINGS
 
 import generate
-from tests import aws_cli
-from tests.conftest import SETTINGS
 
 # Values of the placeholders the Markdown files ask the reader to fill in.
 PLACEHOLDERS = {"<tag>": "0123456789abcdef", "<COMMIT_ID>": "0123456789abcdef", "<value>": "0123456789abcdef"}

@@ -6,6 +6,9 @@
             the manifest uploads through a bucket) and within CloudFormation's quotas on resources,
             outputs, parameters and mappings; pipelines within CodePipeline's 50 stages and 50
             actions per stage
+   quotas   AWS's default quotas counted across stacks (quotas.py: target groups and rules per load
+            balancer, rules per security group with prefix-list weights, ...), and every region a
+            stack's resources act in allowed to the deployer role (regions.py)
 3. cfn-lint every template, informational rules included, against its own region
 4. checkov  the CloudFormation framework over the whole folder; skips only in resource Metadata
 5. shellcheck every environment's deploy.sh (the script a human runs against the account)
@@ -30,6 +33,7 @@ from typing import Any
 from cfnlint.api import ManualArgs, lint_file
 from cfnlint.decode import decode_str
 
+from infra_templates.quotas import check_output_quotas
 from infra_templates.render import to_json, to_yaml
 
 MAX_BODY_BYTES = 51_200
@@ -361,6 +365,7 @@ def run_gate(output: Path, print_: Callable[[str], None] = print) -> int:
     steps: list[tuple[str, Callable[[], list[Problem]]]] = [
         ("wiring", lambda: check_wiring(manifests)),
         ("limits", lambda: check_limits(files)),
+        ("quotas", lambda: [Problem("quotas", "output", p) for p in check_output_quotas(manifests)]),
         ("cfn-lint", lambda: check_cfn_lint(files)),
         ("checkov", lambda: check_checkov(output)),
         ("shellcheck", lambda: check_shellcheck(manifests)),

@@ -28,6 +28,7 @@ from pydantic import (
     model_validator,
 )
 
+from infra_templates import quotas
 from infra_templates.catalog import REGIONS, aurora_versions, zones_of
 
 DEFAULTS_FILE = "defaults.yaml"
@@ -273,6 +274,20 @@ class Routing(Strict):
     def _something(self) -> Routing:
         if not self.paths and not self.hosts:
             raise ValueError("give at least one path pattern or host header")
+        limit = quotas.CONDITION_VALUES_PER_RULE
+        if len(self.paths) + len(self.hosts) > limit.default:
+            raise ValueError(
+                f"{len(self.paths)} paths and {len(self.hosts)} hosts make one listener rule of "
+                f"{len(self.paths) + len(self.hosts)} condition values; AWS quota '{limit.name}' is "
+                f"{limit.default} ({limit.source})"
+            )
+        wildcards = sum(value.count("*") + value.count("?") for value in [*self.paths, *self.hosts])
+        if wildcards > quotas.CONDITION_WILDCARDS_PER_RULE.default:
+            limit = quotas.CONDITION_WILDCARDS_PER_RULE
+            raise ValueError(
+                f"{wildcards} wildcards (* or ?) in one listener rule; AWS quota '{limit.name}' is "
+                f"{limit.default} ({limit.source})"
+            )
         return self
 
 
@@ -918,10 +933,43 @@ class Environment(Strict):
             *self._edge_problems(),
             *self._posture_problems(),
             *self._delivery_problems(),
+            *self._quota_problems(),
         ]
         if problems:
             raise ManyFieldsError(problems)
         return self
+
+    def _quota_problems(self) -> list[FieldValueError]:
+        """AWS's default quotas the environment's one load balancer and its security groups would
+        exceed (quotas.py has each quota's name, value and source; the gate counts the same in the
+        output). The output has one ALB per environment: past a quota, fewer services (or rolling
+        instead of blue-green) are the way out, named in the message."""
+        blue_green = set(self.blue_green_services)
+        per_service = {name: 2 if name in blue_green else 1 for name in self.services}
+        weight = quotas.CLOUDFRONT_ORIGIN_FACING_WEIGHT if self.platform.ingress == "cloudfront" else 1
+        usage: list[tuple[tuple[str | int, ...], quotas.Quota, int, str]] = [
+            (("services",), quotas.TARGET_GROUPS_PER_ALB, sum(per_service.values()),
+             "target groups on the environment's load balancer (a blue-green service has two)"),
+            (("services",), quotas.RULES_PER_ALB, sum(per_service.values()),
+             "listener rules on the environment's load balancer (a blue-green service has a test listener rule too)"),
+            (("services",), quotas.OUTBOUND_RULES_PER_GROUP, 1 + len(self.services),
+             "outbound rules on the load balancer's security group (one per service, one that removes the default)"),
+            (("services",), quotas.TARGETS_PER_ALB,
+             sum(self.services[n].autoscaling.max * per_service[n] for n in self.services),
+             "targets at most on the load balancer (autoscaling.max of each service, twice for blue-green)"),
+            (("platform", "ingress"), quotas.INBOUND_RULES_PER_GROUP,
+             weight * (2 if self.platform.http_redirect else 1) + (1 if blue_green else 0),
+             "inbound rules on the load balancer's security group (the CloudFront origin-facing prefix list "
+             "weighs 55; platform.http_redirect adds a second port)"),
+            (("services",), quotas.INBOUND_RULES_PER_GROUP,
+             sum(1 for s in self.services.values() if s.database_access),
+             "inbound rules on the database's security group (one per service with database_access)"),
+        ]  # fmt: skip
+        return [
+            FieldValueError(where, f"{count} {what}; AWS quota '{quota.name}' is {quota.default} ({quota.source})")
+            for where, quota, count, what in usage
+            if count > quota.default
+        ]
 
     def _certificate_problems(self) -> list[FieldValueError]:
         match = re.fullmatch(
