@@ -63,7 +63,7 @@ def leaves(node: dict[str, Any], path: tuple[str, ...] = ()) -> Iterator[tuple[t
     yield path, node
 
 
-LEAVES = sorted({path: schema for path, schema in leaves(SCHEMA)}.items())
+LEAVES = sorted(dict(leaves(SCHEMA)).items())
 
 
 def values(schema: dict[str, Any]) -> st.SearchStrategy[Any]:
@@ -76,30 +76,40 @@ def values(schema: dict[str, Any]) -> st.SearchStrategy[Any]:
         return st.just(schema["const"])
     if "enum" in schema:
         return st.one_of(st.sampled_from(schema["enum"]), st.sampled_from(["", "other"]))
-    kind = schema.get("type")
-    if kind == "null":
-        return st.none()
-    if kind == "boolean":
-        return st.booleans()
-    if kind == "integer":
-        low = schema.get("minimum", schema.get("exclusiveMinimum", -10))
-        high = schema.get("maximum", schema.get("exclusiveMaximum", low + 100_000))
-        return st.one_of(st.integers(low, high), st.integers(low - 2, high + 2))
-    if kind == "number":
-        low = schema.get("minimum", schema.get("exclusiveMinimum", -10.0))
-        high = schema.get("maximum", schema.get("exclusiveMaximum", low + 1000.0))
-        return st.floats(low - 1, high + 1, allow_nan=False, allow_infinity=False)
-    if kind == "array":
-        items = values(schema.get("items", {"type": "string"}))
-        return st.lists(items, max_size=min(schema.get("maxItems", 4), 6))
-    if kind == "string":
-        pattern = schema.get("pattern")
-        texts = st.text(st.characters(min_codepoint=32, max_codepoint=126), max_size=schema.get("maxLength", 40))
-        if pattern:
-            with contextlib.suppress(re.error):
-                return st.one_of(st.from_regex(pattern, fullmatch=True), texts)
-        return texts
-    return st.just(None)
+    return _BY_TYPE.get(schema.get("type", ""), lambda _: st.just(None))(schema)
+
+
+def _integers(schema: dict[str, Any]) -> st.SearchStrategy[Any]:
+    low = schema.get("minimum", schema.get("exclusiveMinimum", -10))
+    high = schema.get("maximum", schema.get("exclusiveMaximum", low + 100_000))
+    return st.one_of(st.integers(low, high), st.integers(low - 2, high + 2))
+
+
+def _numbers(schema: dict[str, Any]) -> st.SearchStrategy[Any]:
+    low = schema.get("minimum", schema.get("exclusiveMinimum", -10.0))
+    high = schema.get("maximum", schema.get("exclusiveMaximum", low + 1000.0))
+    return st.floats(low - 1, high + 1, allow_nan=False, allow_infinity=False)
+
+
+def _strings(schema: dict[str, Any]) -> st.SearchStrategy[Any]:
+    texts = st.text(st.characters(min_codepoint=32, max_codepoint=126), max_size=schema.get("maxLength", 40))
+    pattern = schema.get("pattern")
+    if pattern:
+        with contextlib.suppress(re.error):
+            return st.one_of(st.from_regex(pattern, fullmatch=True), texts)
+    return texts
+
+
+_BY_TYPE: dict[str, Any] = {
+    "null": lambda _: st.none(),
+    "boolean": lambda _: st.booleans(),
+    "integer": _integers,
+    "number": _numbers,
+    "string": _strings,
+    "array": lambda schema: st.lists(
+        values(schema.get("items", {"type": "string"})), max_size=min(schema.get("maxItems", 4), 6)
+    ),
+}
 
 
 def _set(data: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
@@ -134,7 +144,8 @@ def test_drawn_settings_build_or_are_refused_without_a_traceback(data: st.DataOb
     env = data.draw(st.sampled_from(ENVIRONMENTS), label="environment")
     file = folder / f"{env}.yaml"
     content = yaml.safe_load(file.read_text(encoding="utf-8")) or {}
-    for path, schema in data.draw(st.lists(st.sampled_from(LEAVES), min_size=1, max_size=3, unique_by=lambda leaf: leaf[0]), "settings"):
+    drawn = st.lists(st.sampled_from(LEAVES), min_size=1, max_size=3, unique_by=lambda leaf: leaf[0])
+    for path, schema in data.draw(drawn, "settings"):
         _set(content, path, data.draw(values(schema), label=".".join(path)))
     file.write_text(yaml.safe_dump(content, sort_keys=False), encoding="utf-8")
     output = scratch / "output"
