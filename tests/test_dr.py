@@ -296,7 +296,10 @@ def test_without_dns_settings_there_are_no_failover_records(settings_dir: Path) 
 
 def test_dns_failover_behind_a_cloudfront_only_load_balancer_is_refused(settings_dir: Path) -> None:
     edit_yaml(
-        settings_dir / "prod.yaml", platform__ingress="cloudfront", platform__cloudfront_prefix_list_id="pl-4fa04526"
+        settings_dir / "prod.yaml",
+        platform__ingress="cloudfront",
+        platform__cloudfront_prefix_list_id="pl-4fa04526",
+        platform__http_redirect=False,  # two origin-facing prefix-list rules would weigh 110 of 60
     )
     message = project_refusal(settings_dir)
     assert "dr.yaml: dr.dns: Route 53 checks prod's load balancer from the internet" in message

@@ -220,21 +220,54 @@ def test_fifty_blue_green_services_fit_one_load_balancer(settings_dir: Path) -> 
     _with_services(settings_dir, 50)
     env = load_environment("staging", settings_dir)
     assert len(env.blue_green_services) == 50
+    assert env.load_balancer_groups() == [sorted(env.services, key=lambda n: (n != "api", n))]
 
 
-def test_fifty_one_blue_green_services_are_refused_with_the_quota(settings_dir: Path) -> None:
+def test_past_a_load_balancers_quotas_the_services_split_over_more(settings_dir: Path, tmp_path: Path) -> None:
+    """51 blue-green services need 102 target groups: a second load balancer, with its own
+    security group, listeners and exports; each service's stack uses its own load balancer's."""
     _with_services(settings_dir, 51)
-    message = refusal(settings_dir)
-    assert "staging.yaml: services: 102 target groups" in message
-    assert "AWS quota 'Target Groups per Application Load Balancer' is 100" in message
-    assert "AWS quota 'Rules per Application Load Balancer (excluding default rules)' is 100" in message
+    env = load_environment("staging", settings_dir)
+    groups = env.load_balancer_groups()
+    assert [len(g) for g in groups] == [50, 1]
+    assert groups[0][0] == "api"  # routed under edge.api_path: on the load balancer CloudFront reaches
+    [moved] = groups[1]
+    assert generate.run_build(["staging"], settings_dir, tmp_path, quiet=True) == 0
+    folder = tmp_path / "staging"
+
+    def body(name: str) -> dict[str, Any]:
+        data: dict[str, Any] = json.loads((folder / f"{name}.json").read_text(encoding="utf-8"))
+        return data
+
+    platform, security, service = body("platform"), body("security"), body(f"svc-{moved}")
+    for logical in ("LoadBalancer2", "HttpsListener2", "TestListener2", "HttpRedirectListener2", "WebAclAssociation2"):
+        assert logical in platform["Resources"], logical
+    assert {"HttpsListenerArn2", "TestListenerArn2", "LoadBalancerFullName2"} <= set(platform["Outputs"])
+    assert "AlbSecurityGroup2" in security["Resources"] and "AlbSecurityGroupId2" in security["Outputs"]
+    rule = service["Resources"]["ListenerRule"]["Properties"]["ListenerArn"]
+    assert rule == {"Fn::ImportValue": "shop-staging-platform-HttpsListenerArn2"}
+    egress = service["Resources"]["AlbToServiceEgress"]["Properties"]["GroupId"]
+    assert egress == {"Fn::ImportValue": "shop-staging-security-AlbSecurityGroupId2"}
+    assert "LoadBalancer2" not in json.dumps(body("svc-api"))
+    manifests = [(folder / "manifest.json", json.loads((folder / "manifest.json").read_text(encoding="utf-8")))]
+    assert quotas.check_quotas(manifests) == []
 
 
-def test_sixty_rolling_services_are_refused_by_the_load_balancers_security_group(settings_dir: Path) -> None:
-    _with_services(settings_dir, 60, deployment_strategy="rolling")
+def test_what_no_split_fixes_is_refused_with_the_quota(settings_dir: Path) -> None:
+    path = settings_dir / "staging.yaml"
+    data = yaml.safe_load(path.read_text()) or {}
+    data.setdefault("services", {})["web"] = {"autoscaling": {"min": 1, "max": 501}}  # blue-green: 1,002 targets
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
     message = refusal(settings_dir)
-    assert "61 outbound rules on the load balancer's security group" in message
-    assert "target groups" not in message
+    assert "staging.yaml: services.web: 1002 targets at most on one load balancer" in message
+    assert "AWS quota 'Targets per Application Load Balancer' is 1000" in message
+
+
+def test_sixty_one_services_reaching_the_database_are_refused(settings_dir: Path) -> None:
+    _with_services(settings_dir, 62, database_access=True)  # 60 added, and api
+    message = refusal(settings_dir)
+    assert "61 inbound rules on the database's security group" in message
+    assert "'Inbound or outbound rules per security group' is 60" in message
 
 
 def test_a_rule_of_more_than_five_condition_values_is_refused(settings_dir: Path) -> None:
@@ -256,6 +289,6 @@ def test_cloudfront_ingress_with_the_http_redirect_exceeds_the_groups_inbound_ru
     data["platform"].update(ingress="cloudfront", cloudfront_prefix_list_id="pl-4fa04526", http_redirect=redirect)
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     if redirect:
-        assert "111 inbound rules on the load balancer's security group" in refusal(settings_dir)
+        assert "111 inbound rules on a load balancer's security group" in refusal(settings_dir)
     else:
         assert load_environment("staging", settings_dir).platform.ingress == "cloudfront"

@@ -940,36 +940,94 @@ class Environment(Strict):
         return self
 
     def _quota_problems(self) -> list[FieldValueError]:
-        """AWS's default quotas the environment's one load balancer and its security groups would
-        exceed (quotas.py has each quota's name, value and source; the gate counts the same in the
-        output). The output has one ALB per environment: past a quota, fewer services (or rolling
-        instead of blue-green) are the way out, named in the message."""
-        blue_green = set(self.blue_green_services)
-        per_service = {name: 2 if name in blue_green else 1 for name in self.services}
+        """AWS's default quotas the environment's load balancers and security groups would exceed
+        (quotas.py has each quota's name, value and source; the gate counts the same in the
+        output). Services are split over as many load balancers as the quotas need
+        (``load_balancer_groups``); what no split can fix is refused, the quota named."""
+        problems: list[FieldValueError] = []
+        for group in self.load_balancer_groups():
+            problems += [
+                FieldValueError(
+                    ("services", group[0]) if len(group) == 1 else ("services",),
+                    f"{count} {what}; AWS quota '{quota.name}' is {quota.default} ({quota.source})",
+                )
+                for quota, count, what in self._load_balancer_usage(group)
+                if count > quota.default
+            ]
+        groups = len(self.load_balancer_groups())
+        if groups > quotas.LOAD_BALANCERS_PER_REGION.default:
+            limit = quotas.LOAD_BALANCERS_PER_REGION
+            problems.append(
+                FieldValueError(
+                    ("services",),
+                    f"need {groups} load balancers; AWS quota '{limit.name}' is {limit.default} ({limit.source})",
+                )
+            )
         weight = quotas.CLOUDFRONT_ORIGIN_FACING_WEIGHT if self.platform.ingress == "cloudfront" else 1
-        usage: list[tuple[tuple[str | int, ...], quotas.Quota, int, str]] = [
-            (("services",), quotas.TARGET_GROUPS_PER_ALB, sum(per_service.values()),
-             "target groups on the environment's load balancer (a blue-green service has two)"),
-            (("services",), quotas.RULES_PER_ALB, sum(per_service.values()),
-             "listener rules on the environment's load balancer (a blue-green service has a test listener rule too)"),
-            (("services",), quotas.OUTBOUND_RULES_PER_GROUP, 1 + len(self.services),
-             "outbound rules on the load balancer's security group (one per service, one that removes the default)"),
-            (("services",), quotas.TARGETS_PER_ALB,
-             sum(self.services[n].autoscaling.max * per_service[n] for n in self.services),
-             "targets at most on the load balancer (autoscaling.max of each service, twice for blue-green)"),
-            (("platform", "ingress"), quotas.INBOUND_RULES_PER_GROUP,
-             weight * (2 if self.platform.http_redirect else 1) + (1 if blue_green else 0),
-             "inbound rules on the load balancer's security group (the CloudFront origin-facing prefix list "
-             "weighs 55; platform.http_redirect adds a second port)"),
-            (("services",), quotas.INBOUND_RULES_PER_GROUP,
-             sum(1 for s in self.services.values() if s.database_access),
-             "inbound rules on the database's security group (one per service with database_access)"),
-        ]  # fmt: skip
+        inbound = weight * (2 if self.platform.http_redirect else 1) + (1 if self.blue_green_services else 0)
+        database = sum(1 for s in self.services.values() if s.database_access)
+        for where, count, what in (
+            (
+                ("platform", "ingress"),
+                inbound,
+                "inbound rules on a load balancer's security group (the CloudFront origin-facing prefix list "
+                "weighs 55; platform.http_redirect adds a second port)",
+            ),
+            (
+                ("services",),
+                database,
+                "inbound rules on the database's security group (one per service with database_access)",
+            ),
+        ):
+            limit = quotas.INBOUND_RULES_PER_GROUP
+            if count > limit.default:
+                problems.append(
+                    FieldValueError(
+                        where, f"{count} {what}; AWS quota '{limit.name}' is {limit.default} ({limit.source})"
+                    )
+                )
+        return problems
+
+    def _load_balancer_usage(self, group: Sequence[str]) -> list[tuple[quotas.Quota, int, str]]:
+        """What the services of one load balancer put on it and on its security group."""
+        per_service = {name: 2 if self.strategy_of(name) == "blue-green" else 1 for name in group}
         return [
-            FieldValueError(where, f"{count} {what}; AWS quota '{quota.name}' is {quota.default} ({quota.source})")
-            for where, quota, count, what in usage
-            if count > quota.default
-        ]
+            (quotas.TARGET_GROUPS_PER_ALB, sum(per_service.values()),
+             "target groups on one load balancer (a blue-green service has two)"),
+            (quotas.RULES_PER_ALB, sum(per_service.values()),
+             "listener rules on one load balancer (a blue-green service has a test listener rule too)"),
+            (quotas.OUTBOUND_RULES_PER_GROUP, 1 + len(group),
+             "outbound rules on a load balancer's security group (one per service, one that removes the default)"),
+            (quotas.TARGETS_PER_ALB, sum(self.services[n].autoscaling.max * per_service[n] for n in group),
+             "targets at most on one load balancer (autoscaling.max of each service, twice for blue-green)"),
+        ]  # fmt: skip
+
+    def load_balancer_groups(self) -> list[list[str]]:
+        """The services of each load balancer, the first load balancer's first.
+
+        One load balancer holds as many services as AWS's default quotas let it (100 target groups
+        and 100 rules, 60 outbound rules on its security group, 1,000 targets; a blue-green service
+        takes two target groups and two rules): services are taken in order and a new load balancer
+        starts when the next one would not fit. The order puts the services CloudFront reaches
+        (routes under ``edge.api_path``, served through ``edge.origin_domain``: the first load
+        balancer) first, then by name. An environment that fits in one gets one, as before.
+        """
+        api = self.edge.api_path.rstrip("*")
+        reached = sorted(n for n, s in self.services.items() if any(p.startswith(api) for p in s.routing.paths))
+        order = reached + sorted(set(self.services) - set(reached))
+        groups: list[list[str]] = [[]]
+        for name in order:
+            candidate = [*groups[-1], name]
+            fits = all(count <= quota.default for quota, count, _ in self._load_balancer_usage(candidate))
+            if groups[-1] and not fits:
+                groups.append([name])
+            else:
+                groups[-1].append(name)
+        return groups
+
+    def load_balancer_of(self, service: str) -> int:
+        """Index (from 0) of the load balancer whose listeners route to ``service``."""
+        return next(i for i, group in enumerate(self.load_balancer_groups()) if service in group)
 
     def _certificate_problems(self) -> list[FieldValueError]:
         match = re.fullmatch(

@@ -54,6 +54,7 @@ RULES_PER_ALB = Quota(
     "listener rules on its listeners",
     ELB_QUOTAS,
 )
+LOAD_BALANCERS_PER_REGION = Quota("Application Load Balancers per Region", 50, "load balancers", ELB_QUOTAS)
 LISTENERS_PER_ALB = Quota("Listeners per Application Load Balancer", 50, "listeners", ELB_QUOTAS)
 CERTIFICATES_PER_ALB = Quota(
     "Certificates per Application Load Balancer (excluding default certificates)",
@@ -93,6 +94,7 @@ ALARMS_PER_COMPOSITE_RULE = Quota(
 )
 
 QUOTAS: tuple[Quota, ...] = (
+    LOAD_BALANCERS_PER_REGION,
     TARGET_GROUPS_PER_ALB,
     RULES_PER_ALB,
     LISTENERS_PER_ALB,
@@ -223,6 +225,9 @@ def _load_balancers(folder: _Folder) -> Iterator[str]:
         rules[alb] += 1
         groups[alb] |= set(_forwarded(folder, stack, props.get("Actions", [])))
         yield from _rule(props, f"{stack} {logical}")
+    balancers = sum(1 for _ in folder.resources("AWS::ElasticLoadBalancingV2::LoadBalancer"))
+    if balancers > LOAD_BALANCERS_PER_REGION.default:
+        yield LOAD_BALANCERS_PER_REGION.exceeded(balancers, "this folder's stacks")
     targets = _targets(folder)
     for alb in sorted(set(listener_of.values())):
         where = f"load balancer {alb[1]} of {alb[0]}"
