@@ -263,6 +263,19 @@ def test_what_no_split_fixes_is_refused_with_the_quota(settings_dir: Path) -> No
     assert "AWS quota 'Targets per Application Load Balancer' is 1000" in message
 
 
+def test_api_services_beyond_the_first_load_balancer_are_refused(settings_dir: Path) -> None:
+    """CloudFront sends edge.api_path to the first load balancer only: its services must fit there."""
+    path = settings_dir / "staging.yaml"
+    _with_services(settings_dir, 52)
+    data = yaml.safe_load(path.read_text()) or {}
+    for name, service in data["services"].items():
+        if name.startswith("s"):
+            service["routing"] = {"paths": [f"/api/{name}/*"]}
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    message = refusal(settings_dir)
+    assert "routes under edge.api_path (/api/*), which CloudFront sends to the first load balancer only" in message
+
+
 def test_sixty_one_services_reaching_the_database_are_refused(settings_dir: Path) -> None:
     _with_services(settings_dir, 62, database_access=True)  # 60 added, and api
     message = refusal(settings_dir)

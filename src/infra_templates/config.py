@@ -955,6 +955,17 @@ class Environment(Strict):
                 if count > quota.default
             ]
         groups = len(self.load_balancer_groups())
+        reached = self._reached_by_cloudfront()
+        beyond = [name for group in self.load_balancer_groups()[1:] for name in group if name in reached]
+        if beyond:
+            problems.append(
+                FieldValueError(
+                    ("services", beyond[0]),
+                    f"routes under edge.api_path ({self.edge.api_path}), which CloudFront sends to the first load "
+                    f"balancer only, but the {len(reached)} such services do not fit on one (AWS's quotas per "
+                    "Application Load Balancer: 100 target groups, 100 rules; a blue-green service takes two of each)",
+                )
+            )
         if groups > quotas.LOAD_BALANCERS_PER_REGION.default:
             limit = quotas.LOAD_BALANCERS_PER_REGION
             problems.append(
@@ -1012,8 +1023,7 @@ class Environment(Strict):
         (routes under ``edge.api_path``, served through ``edge.origin_domain``: the first load
         balancer) first, then by name. An environment that fits in one gets one, as before.
         """
-        api = self.edge.api_path.rstrip("*")
-        reached = sorted(n for n, s in self.services.items() if any(p.startswith(api) for p in s.routing.paths))
+        reached = self._reached_by_cloudfront()
         order = reached + sorted(set(self.services) - set(reached))
         groups: list[list[str]] = [[]]
         for name in order:
@@ -1024,6 +1034,11 @@ class Environment(Strict):
             else:
                 groups[-1].append(name)
         return groups
+
+    def _reached_by_cloudfront(self) -> list[str]:
+        """Services with a path under ``edge.api_path``: CloudFront sends those to the first ALB."""
+        api = self.edge.api_path.rstrip("*")
+        return sorted(n for n, s in self.services.items() if any(p.startswith(api) for p in s.routing.paths))
 
     def load_balancer_of(self, service: str) -> int:
         """Index (from 0) of the load balancer whose listeners route to ``service``."""
