@@ -14,6 +14,7 @@ import re
 import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -1014,7 +1015,21 @@ class Environment(Strict):
         ]  # fmt: skip
 
     def load_balancer_groups(self) -> list[list[str]]:
-        """The services of each load balancer, the first load balancer's first.
+        """The services of each load balancer (a copy of ``_load_balancer_groups``)."""
+        return [list(group) for group in self._load_balancer_groups]
+
+    def load_balancer_of(self, service: str) -> int:
+        """Index (from 0) of the load balancer whose listeners route to ``service``."""
+        return self._load_balancer_index[service]
+
+    @cached_property
+    def _load_balancer_index(self) -> dict[str, int]:
+        return {name: i for i, group in enumerate(self._load_balancer_groups) for name in group}
+
+    @cached_property
+    def _load_balancer_groups(self) -> tuple[tuple[str, ...], ...]:
+        """The services of each load balancer, the first load balancer's first (computed once:
+        every service stack asks which load balancer it is on).
 
         One load balancer holds as many services as AWS's default quotas let it (100 target groups
         and 100 rules, 60 outbound rules on its security group, 1,000 targets; a blue-green service
@@ -1033,16 +1048,12 @@ class Environment(Strict):
                 groups.append([name])
             else:
                 groups[-1].append(name)
-        return groups
+        return tuple(tuple(group) for group in groups)
 
     def _reached_by_cloudfront(self) -> list[str]:
         """Services with a path under ``edge.api_path``: CloudFront sends those to the first ALB."""
         api = self.edge.api_path.rstrip("*")
         return sorted(n for n, s in self.services.items() if any(p.startswith(api) for p in s.routing.paths))
-
-    def load_balancer_of(self, service: str) -> int:
-        """Index (from 0) of the load balancer whose listeners route to ``service``."""
-        return next(i for i, group in enumerate(self.load_balancer_groups()) if service in group)
 
     def _certificate_problems(self) -> list[FieldValueError]:
         match = re.fullmatch(
