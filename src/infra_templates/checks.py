@@ -6,7 +6,8 @@
             the manifest uploads through a bucket) and within CloudFormation's quotas on resources,
             outputs, parameters and mappings; pipelines within CodePipeline's 50 stages and 50
             actions per stage
-3. cfn-lint every template, informational rules included, against its own region
+3. cfn-lint every template, informational rules included, against its own region, with the
+            project's rule pack (``RULES_DIR``: AWS's documented contracts cfn-lint does not know)
 4. checkov  the CloudFormation framework over the whole folder; skips only in resource Metadata
 5. shellcheck every environment's deploy.sh (the script a human runs against the account)
 
@@ -32,6 +33,7 @@ from cfnlint.decode import decode_str
 
 from infra_templates.render import to_json, to_yaml
 
+RULES_DIR = Path(__file__).parent / "rules"  # the project's cfn-lint rule pack (AWS's contracts)
 MAX_BODY_BYTES = 51_200
 MAX_UPLOADED_BYTES = 1_048_576  # a template CloudFormation reads from S3 (TemplateURL)
 MAX_RESOURCES = 500
@@ -194,7 +196,7 @@ def check_cfn_lint(files: Iterable[TemplateFile]) -> list[Problem]:
     for file in files:
         twin = by_stem.get(file.path.with_suffix(""))
         if file.path.suffix == ".json" or twin is None:
-            config = ManualArgs(include_checks=["I"], regions=[file.region])
+            config = ManualArgs(include_checks=["I"], regions=[file.region], append_rules=[str(RULES_DIR)])
             for match in lint_file(file.path, config):
                 problems.append(
                     Problem("cfn-lint", f"{file.path}:{match.linenumber}", f"{match.rule.id} {match.message}")

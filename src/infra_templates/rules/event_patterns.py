@@ -1,0 +1,82 @@
+"""EventBridge rules whose pattern can never match what the service sends."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cfnlint.rules import CloudFormationLintRule, RuleMatch
+
+# Amazon ECS events reference: the detail types ECS sends, and the deployment state change events.
+ECS_DETAIL_TYPES = {
+    "ECS Task State Change",
+    "ECS Container Instance State Change",
+    "ECS Service Action",
+    "ECS Deployment State Change",
+}
+ECS_DEPLOYMENT_EVENTS = {"SERVICE_DEPLOYMENT_IN_PROGRESS", "SERVICE_DEPLOYMENT_COMPLETED", "SERVICE_DEPLOYMENT_FAILED"}
+
+
+def _listify(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def _exact(values: Any) -> list[str] | None:
+    """The exact strings a pattern field matches, or None if it uses a content filter (prefix...)."""
+    items = _listify(values)
+    return [str(v) for v in items] if all(isinstance(v, str) for v in items) else None
+
+
+def _sends_deployment_failed(service: dict[str, Any]) -> bool:
+    """SERVICE_DEPLOYMENT_FAILED is sent only for services with the deployment circuit breaker on,
+    which only the rolling update (ECS) deployment controller has."""
+    properties = service.get("Properties", {})
+    controller = properties.get("DeploymentController", {}).get("Type", "ECS")
+    breaker = properties.get("DeploymentConfiguration", {}).get("DeploymentCircuitBreaker", {})
+    return controller == "ECS" and breaker.get("Enable") in (True, "true", "True")
+
+
+class EcsEventPatternCanMatch(CloudFormationLintRule):
+    """E9005: an EventBridge pattern on ECS events names only what ECS sends."""
+
+    id = "E9005"
+    shortdesc = "EventBridge patterns on ECS events can match"
+    description = (
+        "A rule on source aws.ecs matches only the detail types ECS sends; ECS Deployment State Change "
+        "events are SERVICE_DEPLOYMENT_IN_PROGRESS, _COMPLETED and _FAILED, and _FAILED is sent only "
+        "for services with the deployment circuit breaker turned on (rolling update, ECS controller): "
+        "a rule for it in a template whose services all deploy with CODE_DEPLOY (or without the "
+        "breaker) never fires. Source: Amazon ECS Developer Guide, 'Amazon ECS service deployment "
+        "state change events'."
+    )
+    source_url = "https://docs.aws.amazon.com/AmazonECS/latest/developerguide/ecs_service_deployment_events.html"
+    tags = ["resources", "events", "ecs"]
+
+    def match(self, cfn: Any) -> list[RuleMatch]:
+        matches = []
+        services = cfn.get_resources("AWS::ECS::Service")
+        for logical, rule in cfn.get_resources("AWS::Events::Rule").items():
+            pattern = rule.get("Properties", {}).get("EventPattern")
+            if not isinstance(pattern, dict) or _exact(pattern.get("source", [])) != ["aws.ecs"]:
+                continue
+            path = ["Resources", logical, "Properties", "EventPattern"]
+            detail_types = _exact(pattern.get("detail-type", [])) if "detail-type" in pattern else None
+            for unknown in sorted(set(detail_types or []) - ECS_DETAIL_TYPES):
+                matches.append(RuleMatch([*path, "detail-type"], f"ECS sends no events of detail type {unknown!r}"))
+            if detail_types != ["ECS Deployment State Change"]:
+                continue
+            names = _exact(pattern.get("detail", {}).get("eventName", [])) or []
+            for unknown in sorted(set(names) - ECS_DEPLOYMENT_EVENTS):
+                matches.append(
+                    RuleMatch([*path, "detail", "eventName"], f"ECS sends no deployment event named {unknown!r}")
+                )
+            if "SERVICE_DEPLOYMENT_FAILED" in names and services and not any(
+                _sends_deployment_failed(s) for s in services.values()
+            ):
+                matches.append(
+                    RuleMatch(
+                        [*path, "detail", "eventName"],
+                        "SERVICE_DEPLOYMENT_FAILED is sent only for services with the deployment circuit "
+                        "breaker (ECS controller); no service of this template has it, so the rule never fires",
+                    )
+                )
+        return matches
