@@ -5,13 +5,13 @@ password managed by RDS in Secrets Manager, backed up, monitored, and kept on de
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, ClassVar
 
 from awacs import logs as logs_actions
 from troposphere import GetAtt, Ref, Select, Split, Sub, Template, rds, secretsmanager
-from troposphere.validators import double
 from troposphere.iam import Role
 from troposphere.logs import LogGroup
+from troposphere.validators import double
 
 from infra_templates import constructs, iam
 from infra_templates.config import Environment, ServerlessCapacity
@@ -131,14 +131,14 @@ def build(env: Environment) -> Template:
     return t
 
 
-class ServerlessV2Scaling(rds.ServerlessV2ScalingConfiguration):  # type: ignore[misc]
+class ServerlessV2Scaling(rds.ServerlessV2ScalingConfiguration):
     """troposphere 4.11's validator refuses a MinCapacity below 0.5, but Aurora Serverless v2 takes 0
     (auto-pause) on engine versions that support it ("Scaling to Zero ACUs with automatic pause and
     resume for Aurora Serverless v2"; RDS API, ServerlessV2ScalingConfiguration.MinCapacity). The one
     place the project works around it: the settings and the gate's rule E9007 check the engine
     version instead."""
 
-    props = {**rds.ServerlessV2ScalingConfiguration.props, "MinCapacity": (double, False)}
+    props: ClassVar[dict[str, Any]] = {**rds.ServerlessV2ScalingConfiguration.props, "MinCapacity": (double, False)}
 
 
 def instance_count(env: Environment) -> int:

@@ -237,7 +237,9 @@ def _execution_role(ctx: LayerContext, name: str, service: Service, logs: Any) -
         statements.append(
             iam.allow(
                 # The same complete ARN the task definition's DB_USERNAME/DB_PASSWORD read.
-                "ReadTheDatabaseSecret", [secretsmanager.GetSecretValue], [ctx.import_value(Data.SECRET_ARN)]
+                "ReadTheDatabaseSecret",
+                [secretsmanager.GetSecretValue],
+                [ctx.import_value(Data.SECRET_ARN)],
             )
         )
         # The primary's secret, and its replica in a DR region, are encrypted with the data key

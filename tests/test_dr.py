@@ -53,7 +53,10 @@ def test_dr_services_read_the_replicated_secret_in_their_region(stacks) -> None:
     assert outputs["SecretArn"]["Value"] == {
         "Fn::Sub": [secret + "${Name}", {"Name": {"Fn::Select": [6, {"Fn::Split": [":", {"Ref": "SecretArn"}]}]}}]
     }
-    assert body["Metadata"]["InfraTemplatesParameterSources"]["SecretArn"] == {"Stack": "shop-prod-data", "Output": "SecretArn"}
+    assert body["Metadata"]["InfraTemplatesParameterSources"]["SecretArn"] == {
+        "Stack": "shop-prod-data",
+        "Output": "SecretArn",
+    }
     assert outputs["SecretResource"]["Value"] == {"Fn::Sub": secret + "shop/prod/database-??????"}
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, ClassVar
 
 from cfnlint.rules import CloudFormationLintRule, RuleMatch
 
@@ -53,7 +53,7 @@ class AuroraZeroAcuNeedsAutoPauseVersion(CloudFormationLintRule):
         "Aurora Serverless v2'; RDS API reference, ServerlessV2ScalingConfiguration."
     )
     source_url = "https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/aurora-serverless-v2-auto-pause.html"
-    tags = ["resources", "rds"]
+    tags: ClassVar[list[str]] = ["resources", "rds"]
 
     def match(self, cfn: Any) -> list[RuleMatch]:
         matches = []
@@ -64,15 +64,15 @@ class AuroraZeroAcuNeedsAutoPauseVersion(CloudFormationLintRule):
                 continue
             path = ["Resources", logical, "Properties", "ServerlessV2ScalingConfiguration"]
             engine, version = properties.get("Engine"), properties.get("EngineVersion")
-            if _number(scaling.get("MinCapacity")) == 0 and isinstance(engine, str) and isinstance(version, str):
-                if supports_zero_acu(engine, version) is False:
-                    matches.append(
-                        RuleMatch(
-                            [*path, "MinCapacity"],
-                            f"MinCapacity 0 (auto-pause) needs a newer {engine} than {version} "
-                            "(PostgreSQL 13.15/14.12/15.7/16.3+, MySQL 3.08.0+); use 0.5 or upgrade",
-                        )
+            zero = _number(scaling.get("MinCapacity")) == 0
+            if zero and isinstance(engine, str) and isinstance(version, str) and not supports_zero_acu(engine, version):
+                matches.append(
+                    RuleMatch(
+                        [*path, "MinCapacity"],
+                        f"MinCapacity 0 (auto-pause) needs a newer {engine} than {version} "
+                        "(PostgreSQL 13.15/14.12/15.7/16.3+, MySQL 3.08.0+); use 0.5 or upgrade",
                     )
+                )
             seconds = _number(scaling.get("SecondsUntilAutoPause"))
             if seconds is not None and not PAUSE_SECONDS[0] <= seconds <= PAUSE_SECONDS[1]:
                 matches.append(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from cfnlint.rules import CloudFormationLintRule, RuleMatch
 
@@ -53,7 +53,7 @@ class EcsExecNeedsWritableRootFilesystem(CloudFormationLintRule):
         "filesystem); AWS's amazon-ecs-exec-checker reports the same."
     )
     source_url = "https://docs.aws.amazon.com/AmazonECS/latest/developerguide/ecs-exec.html"
-    tags = ["resources", "ecs"]
+    tags: ClassVar[list[str]] = ["resources", "ecs"]
 
     def match(self, cfn: Any) -> list[RuleMatch]:
         matches = []
@@ -88,7 +88,7 @@ class NoRequestCountScalingWithCodeDeploy(CloudFormationLintRule):
         "Developer Guide, 'Scale your Amazon ECS service using a target metric value'."
     )
     source_url = "https://docs.aws.amazon.com/AmazonECS/latest/developerguide/service-autoscaling-targettracking.html"
-    tags = ["resources", "ecs", "applicationautoscaling"]
+    tags: ClassVar[list[str]] = ["resources", "ecs", "applicationautoscaling"]
 
     def match(self, cfn: Any) -> list[RuleMatch]:
         resources = cfn.template.get("Resources", {})
@@ -131,3 +131,35 @@ class NoRequestCountScalingWithCodeDeploy(CloudFormationLintRule):
 
         walk(resource_id)
         return found
+
+
+class CircuitBreakerOnlyWithEcsController(CloudFormationLintRule):
+    """E9010: the deployment circuit breaker only on a service with the rolling (ECS) controller."""
+
+    id = "E9010"
+    shortdesc = "Deployment circuit breaker only with the ECS deployment controller"
+    description = (
+        "The deployment circuit breaker can only be used for services using the rolling update (ECS) "
+        "deployment type; a CODE_DEPLOY or EXTERNAL service with it enabled is refused, and its "
+        "releases would not be rolled back by it anyway. Source: Amazon ECS API reference, "
+        "DeploymentCircuitBreaker."
+    )
+    source_url = "https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_DeploymentCircuitBreaker.html"
+    tags: ClassVar[list[str]] = ["resources", "ecs"]
+
+    def match(self, cfn: Any) -> list[RuleMatch]:
+        matches = []
+        for logical, service in cfn.get_resources("AWS::ECS::Service").items():
+            configuration = service.get("Properties", {}).get("DeploymentConfiguration", {})
+            breaker = configuration.get("DeploymentCircuitBreaker", {}) if isinstance(configuration, dict) else {}
+            if isinstance(breaker, dict) and breaker.get("Enable") in (True, "true", "True"):
+                controller = _controller(service)
+                if controller != "ECS":
+                    matches.append(
+                        RuleMatch(
+                            ["Resources", logical, "Properties", "DeploymentConfiguration", "DeploymentCircuitBreaker"],
+                            f"the deployment circuit breaker needs the ECS (rolling) controller; this service "
+                            f"uses {controller}",
+                        )
+                    )
+        return matches

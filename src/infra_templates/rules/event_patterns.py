@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from cfnlint.rules import CloudFormationLintRule, RuleMatch
 
@@ -49,7 +49,7 @@ class EcsEventPatternCanMatch(CloudFormationLintRule):
         "state change events'."
     )
     source_url = "https://docs.aws.amazon.com/AmazonECS/latest/developerguide/ecs_service_deployment_events.html"
-    tags = ["resources", "events", "ecs"]
+    tags: ClassVar[list[str]] = ["resources", "events", "ecs"]
 
     def match(self, cfn: Any) -> list[RuleMatch]:
         matches = []
@@ -69,8 +69,10 @@ class EcsEventPatternCanMatch(CloudFormationLintRule):
                 matches.append(
                     RuleMatch([*path, "detail", "eventName"], f"ECS sends no deployment event named {unknown!r}")
                 )
-            if "SERVICE_DEPLOYMENT_FAILED" in names and services and not any(
-                _sends_deployment_failed(s) for s in services.values()
+            if (
+                "SERVICE_DEPLOYMENT_FAILED" in names
+                and services
+                and not any(_sends_deployment_failed(s) for s in services.values())
             ):
                 matches.append(
                     RuleMatch(

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, ClassVar
 
 from cfnlint.rules import CloudFormationLintRule, RuleMatch
 
@@ -15,6 +16,46 @@ ECR_POLICIES = {
     "AWS::ECR::PublicRepository": "RepositoryPolicyText",
 }
 KMS_POLICIES = {"AWS::KMS::Key": "KeyPolicy", "AWS::KMS::ReplicaKey": "KeyPolicy"}
+S3_POLICIES = {"AWS::S3::BucketPolicy": "PolicyDocument"}
+TOKEN = re.compile(r"\$\{[^}]*\}")
+PSEUDO = re.compile(r"^\$\{AWS::[A-Za-z]+\}")
+
+
+def canonical(value: Any) -> str | None:  # noqa: PLR0911 (one return per intrinsic form)
+    """``value`` as text, each intrinsic an opaque ``${...}`` token (the same normal form as in
+    secrets_arns.py: cfn-lint loads each rule module on its own, so modules share no code)."""
+    if isinstance(value, str):
+        return value
+    if not isinstance(value, dict) or len(value) != 1:
+        return None
+    ((function, argument),) = value.items()
+    if function == "Fn::Sub":
+        text, variables = (argument, {}) if isinstance(argument, str) else (argument[0], dict(argument[1]))
+        if not isinstance(text, str):
+            return None
+
+        def token(match: re.Match[str]) -> str:
+            name = match.group(0)[2:-1]
+            if name.startswith(("!", "AWS::")):
+                return match.group(0)
+            if name in variables:
+                inner = canonical(variables[name])
+                return inner if inner is not None else _token(variables[name])
+            if "." in name:
+                return _token({"Fn::GetAtt": name.split(".", 1)})
+            return _token({"Ref": name})
+
+        return TOKEN.sub(token, text)
+    if function == "Ref" and isinstance(argument, str) and argument.startswith("AWS::"):
+        return "${%s}" % argument
+    if function == "Fn::GetAtt" and isinstance(argument, str):
+        return _token({"Fn::GetAtt": argument.split(".", 1)})
+    return _token(value)
+
+
+def _token(value: Any) -> str:
+    text = json.dumps(value, sort_keys=True, separators=(",", ":"))
+    return "${%s}" % text.replace("{", "(").replace("}", ")")
 
 
 def _listify(value: Any) -> list[Any]:
@@ -55,7 +96,7 @@ class EcrRepositoryPolicyWithoutResource(CloudFormationLintRule):
         "examples' (no statement has a Resource) and 'Private repository policies'."
     )
     source_url = "https://docs.aws.amazon.com/AmazonECR/latest/userguide/repository-policy-examples.html"
-    tags = ["resources", "ecr", "iam"]
+    tags: ClassVar[list[str]] = ["resources", "ecr", "iam"]
 
     def match(self, cfn: Any) -> list[RuleMatch]:
         return [
@@ -77,7 +118,7 @@ class KmsKeyPolicyResourceIsStar(CloudFormationLintRule):
         "(Elements in a key policy: Resource)."
     )
     source_url = "https://docs.aws.amazon.com/kms/latest/developerguide/key-policy-overview.html"
-    tags = ["resources", "kms", "iam"]
+    tags: ClassVar[list[str]] = ["resources", "kms", "iam"]
 
     def match(self, cfn: Any) -> list[RuleMatch]:
         matches = []
@@ -86,7 +127,61 @@ class KmsKeyPolicyResourceIsStar(CloudFormationLintRule):
                 matches.append(RuleMatch([*path, "NotResource"], "a key policy statement has NotResource; use '*'"))
             elif _listify(statement.get("Resource")) != ["*"]:
                 matches.append(
-                    RuleMatch([*path, "Resource"], f"a key policy statement names {statement.get('Resource')!r}; "
-                              "in a key policy Resource is '*' (this key)")
+                    RuleMatch(
+                        [*path, "Resource"],
+                        f"a key policy statement names {statement.get('Resource')!r}; "
+                        "in a key policy Resource is '*' (this key)",
+                    )
                 )
         return matches
+
+
+class S3BucketPolicyNamesItsBucket(CloudFormationLintRule):
+    """E9009: a bucket policy's statements name that bucket or objects in it, nothing else."""
+
+    id = "E9009"
+    shortdesc = "S3 bucket policy resources are the policy's bucket and its objects"
+    description = (
+        "A bucket policy applies to one bucket: every Resource is that bucket's ARN "
+        "(arn:aws:s3:::bucket) or objects in it (arn:aws:s3:::bucket/key-pattern); S3 refuses "
+        "another resource with 'MalformedPolicy: Policy has invalid resource'. Source: Amazon S3 User "
+        "Guide, 'Examples of Amazon S3 bucket policies' and 'Policy resources for Amazon S3'; the "
+        "error as reported in aws-samples/aws-serverless-appsync-app#4."
+    )
+    source_url = "https://docs.aws.amazon.com/AmazonS3/latest/userguide/example-bucket-policies.html"
+    tags: ClassVar[list[str]] = ["resources", "s3", "iam"]
+
+    def match(self, cfn: Any) -> list[RuleMatch]:
+        matches = []
+        resources = cfn.template.get("Resources", {})
+        for path, statement in _statements(cfn, S3_POLICIES):
+            bucket = resources[path[1]].get("Properties", {}).get("Bucket")
+            arns = self._bucket_arns(resources, bucket)
+            if not arns:
+                continue
+            for r, value in enumerate(_listify(statement.get("Resource", []))):
+                text = canonical(value)
+                if text is None or text == "*" or any(text == arn or text.startswith(arn + "/") for arn in arns):
+                    continue
+                if TOKEN.match(text) and not PSEUDO.match(text):
+                    continue  # starts with a value this template cannot see (an import, a parameter)
+                matches.append(
+                    RuleMatch(
+                        [*path, "Resource", r],
+                        f"Resource {text!r} is not bucket {bucket!r} or an object in it; S3 refuses the policy",
+                    )
+                )
+        return matches
+
+    @staticmethod
+    def _bucket_arns(resources: dict[str, Any], bucket: Any) -> list[str]:
+        """The texts a Resource may start with to name ``bucket``."""
+        name = canonical(bucket)
+        if name is None:
+            return []
+        arns = [f"arn:${{AWS::Partition}}:s3:::{name}", f"arn:aws:s3:::{name}"]
+        if isinstance(bucket, dict) and isinstance(bucket.get("Ref"), str):
+            logical = bucket["Ref"]
+            if resources.get(logical, {}).get("Type") == "AWS::S3::Bucket":
+                arns.append(_token({"Fn::GetAtt": [logical, "Arn"]}))
+        return arns

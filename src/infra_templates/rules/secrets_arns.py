@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, ClassVar
 
 from cfnlint.rules import CloudFormationLintRule, RuleMatch
 
@@ -28,13 +28,13 @@ COMPLETE_ARN_ATTRIBUTES = {("AWS::RDS::DBCluster", "MasterUserSecret.SecretArn")
 SECRET_TYPES = {"AWS::SecretsManager::Secret"}
 
 
-def canonical(value: Any) -> str | None:
+def canonical(value: Any) -> str | None:  # noqa: PLR0911 (one return per intrinsic form)
     """``value`` as text with each intrinsic as an opaque ``${...}`` token; None if not a string form."""
     if isinstance(value, str):
         return value
     if not isinstance(value, dict) or len(value) != 1:
         return None
-    (function, argument), = value.items()
+    ((function, argument),) = value.items()
     if function == "Fn::Sub":
         text, variables = (argument, {}) if isinstance(argument, str) else (argument[0], dict(argument[1]))
         if not isinstance(text, str):
@@ -42,7 +42,7 @@ def canonical(value: Any) -> str | None:
 
         def token(match: re.Match[str]) -> str:
             name = match.group(0)[2:-1]
-            if name.startswith("!") or name.startswith("AWS::"):
+            if name.startswith(("!", "AWS::")):
                 return match.group(0)
             if name in variables:
                 inner = canonical(variables[name])
@@ -69,7 +69,12 @@ def _token(value: Any) -> str:
 def _split_fields(text: str) -> list[str]:
     """``text`` split at colons outside ``${...}`` tokens."""
     tokens: list[str] = []
-    masked = TOKEN.sub(lambda m: "\x00%d\x00" % (tokens.append(m.group(0)) or len(tokens) - 1), text)
+
+    def mask(match: re.Match[str]) -> str:
+        tokens.append(match.group(0))
+        return "\x00%d\x00" % (len(tokens) - 1)
+
+    masked = TOKEN.sub(mask, text)
     return [re.sub(r"\x00(\d+)\x00", lambda m: tokens[int(m.group(1))], part) for part in masked.split(":")]
 
 
@@ -164,7 +169,7 @@ class EcsSecretFromCompleteArnTheRoleGrants(CloudFormationLintRule):
         "Amazon ECS environment variables' (required IAM permissions)."
     )
     source_url = "https://docs.aws.amazon.com/AmazonECS/latest/developerguide/secrets-envvar-secrets-manager.html"
-    tags = ["resources", "ecs", "secretsmanager", "iam"]
+    tags: ClassVar[list[str]] = ["resources", "ecs", "secretsmanager", "iam"]
 
     def match(self, cfn: Any) -> list[RuleMatch]:
         matches: list[RuleMatch] = []
@@ -172,7 +177,7 @@ class EcsSecretFromCompleteArnTheRoleGrants(CloudFormationLintRule):
             properties = resource.get("Properties", {})
             statements, hidden = self._execution_role(cfn, properties.get("ExecutionRoleArn"))
             granted = [
-                r for s in statements if _grants(s, "secretsmanager:GetSecretValue") for r in _resources(s)
+                r for s in statements or [] if _grants(s, "secretsmanager:GetSecretValue") for r in _resources(s)
             ]
             for path, value in _value_froms(properties):
                 full_path = ["Resources", logical, "Properties", *path]
@@ -232,9 +237,10 @@ def _value_froms(properties: dict[str, Any]) -> Iterator[tuple[list[Any], Any]]:
         options = container.get("LogConfiguration", {}).get("SecretOptions", [])
         for s, secret in enumerate(_listify(options)):
             if isinstance(secret, dict) and "ValueFrom" in secret:
-                yield ["ContainerDefinitions", c, "LogConfiguration", "SecretOptions", s, "ValueFrom"], secret[
-                    "ValueFrom"
-                ]
+                yield (
+                    ["ContainerDefinitions", c, "LogConfiguration", "SecretOptions", s, "ValueFrom"],
+                    secret["ValueFrom"],
+                )
 
 
 class SecretArnsComplete(CloudFormationLintRule):
@@ -251,10 +257,8 @@ class SecretArnsComplete(CloudFormationLintRule):
         "Secrets Manager User Guide, 'Finding a secret from a partial ARN' and 'Permissions policy "
         "examples' (the -?????? wildcard)."
     )
-    source_url = (
-        "https://docs.aws.amazon.com/secretsmanager/latest/userguide/troubleshoot.html#ARN_secretnamehyphen"
-    )
-    tags = ["outputs", "iam", "secretsmanager"]
+    source_url = "https://docs.aws.amazon.com/secretsmanager/latest/userguide/troubleshoot.html#ARN_secretnamehyphen"
+    tags: ClassVar[list[str]] = ["outputs", "iam", "secretsmanager"]
 
     def match(self, cfn: Any) -> list[RuleMatch]:
         matches: list[RuleMatch] = []
