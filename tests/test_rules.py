@@ -460,3 +460,10 @@ def test_the_gate_runs_the_pack(tmp_path: Path) -> None:
     path.write_text(template(service(exec_=True, read_only=True)), encoding="utf-8")
     problems = check_cfn_lint([TemplateFile(path, "test", "shop-test-svc", "eu-west-1")])
     assert any(" E9004 " in f" {p.message}" for p in problems), problems
+
+
+def test_the_readme_lists_every_rule_with_its_source() -> None:
+    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    for rule in pack_rules():
+        (row,) = [line for line in readme.splitlines() if line.startswith(f"| {rule.id} |")]
+        assert "https://docs.aws.amazon.com/" in row, rule.id
