@@ -46,11 +46,12 @@ class EcsExecNeedsWritableRootFilesystem(CloudFormationLintRule):
     id = "E9004"
     shortdesc = "ECS Exec needs a writable root filesystem"
     description = (
-        "ECS Exec runs the SSM agent inside each container and it writes to the container's "
-        "filesystem: with readonlyRootFilesystem true the agent cannot start and "
-        "'aws ecs execute-command' fails. Source: Amazon ECS Developer Guide, 'Monitor Amazon ECS "
-        "containers with ECS Exec' (considerations: ECS Exec does not support a read-only root "
-        "filesystem); AWS's amazon-ecs-exec-checker reports the same."
+        "ECS Exec bind-mounts the SSM agent into each container, and the agent writes to the "
+        "container's filesystem: with readonlyRootFilesystem true it crashes soon after launch and "
+        "'aws ecs execute-command' fails. Sources: Amazon ECS Developer Guide, 'Monitor Amazon ECS "
+        "containers with ECS Exec'; AWS's own amazon-ecs-exec-checker requires readonlyRootFilesystem "
+        "false (aws-containers/amazon-ecs-exec-checker#21); aws/containers-roadmap#1359 (the request to "
+        "support read-only root filesystems, open)."
     )
     source_url = "https://docs.aws.amazon.com/AmazonECS/latest/developerguide/ecs-exec.html"
     tags: ClassVar[list[str]] = ["resources", "ecs"]
