@@ -367,6 +367,18 @@ def test_e9005_breaks_on_events_ecs_never_sends(event_name: str, detail_type: st
     assert "E9005" in ids(template(deployment_rule(event_name, detail_type)))
 
 
+@pytest.mark.parametrize(
+    ("source", "detail_type"),
+    [("aws.codedeploy", "CodeDeploy Deployment State-change Notification"), ("aws.ecs", "AWS API Call via CloudTrail")],
+)
+def test_e9005_keeps_what_ecs_and_codedeploy_send(source: str, detail_type: str) -> None:
+    rule = deployment_rule("SERVICE_DEPLOYMENT_FAILED", detail_type)
+    rule["DeploymentFailedRule"]["Properties"]["EventPattern"]["source"] = [source]
+    assert "E9005" not in ids(template(rule))
+    rule["DeploymentFailedRule"]["Properties"]["EventPattern"]["detail-type"] = ["CodeDeploy Deployment Failed"]
+    assert "E9005" in ids(template(rule))
+
+
 def test_e9005_keeps_deployment_failed_for_a_service_with_the_circuit_breaker() -> None:
     resources = {**service(controller="ECS", breaker=True), **deployment_rule("SERVICE_DEPLOYMENT_FAILED")}
     assert "E9005" not in ids(template(resources))

@@ -6,12 +6,22 @@ from typing import Any, ClassVar
 
 from cfnlint.rules import CloudFormationLintRule, RuleMatch
 
-# Amazon ECS events reference: the detail types ECS sends, and the deployment state change events.
-ECS_DETAIL_TYPES = {
-    "ECS Task State Change",
-    "ECS Container Instance State Change",
-    "ECS Service Action",
-    "ECS Deployment State Change",
+# The detail types each source sends (EventBridge events reference, "Amazon ECS events" and "AWS
+# CodeDeploy events"); both also deliver their API calls through CloudTrail.
+CLOUDTRAIL = "AWS API Call via CloudTrail"
+DETAIL_TYPES = {
+    "aws.ecs": {
+        "ECS Task State Change",
+        "ECS Container Instance State Change",
+        "ECS Service Action",
+        "ECS Deployment State Change",
+        CLOUDTRAIL,
+    },
+    "aws.codedeploy": {
+        "CodeDeploy Deployment State-change Notification",
+        "CodeDeploy Instance State-change Notification",
+        CLOUDTRAIL,
+    },
 }
 ECS_DEPLOYMENT_EVENTS = {"SERVICE_DEPLOYMENT_IN_PROGRESS", "SERVICE_DEPLOYMENT_COMPLETED", "SERVICE_DEPLOYMENT_FAILED"}
 
@@ -36,12 +46,13 @@ def _sends_deployment_failed(service: dict[str, Any]) -> bool:
 
 
 class EcsEventPatternCanMatch(CloudFormationLintRule):
-    """E9005: an EventBridge pattern on ECS events names only what ECS sends."""
+    """E9005: an EventBridge pattern on ECS or CodeDeploy events names only what they send."""
 
     id = "E9005"
-    shortdesc = "EventBridge patterns on ECS events can match"
+    shortdesc = "EventBridge patterns on ECS and CodeDeploy events can match"
     description = (
-        "A rule on source aws.ecs matches only the detail types ECS sends; ECS Deployment State Change "
+        "A rule on source aws.ecs or aws.codedeploy matches only the detail types the service sends "
+        "(EventBridge events reference: 'Amazon ECS events', 'AWS CodeDeploy events'); ECS Deployment State Change "
         "events are SERVICE_DEPLOYMENT_IN_PROGRESS, _COMPLETED and _FAILED, and _FAILED is sent only "
         "for services with the deployment circuit breaker turned on (rolling update, ECS controller): "
         "a rule for it in a template whose services all deploy with CODE_DEPLOY (or without the "
@@ -56,13 +67,17 @@ class EcsEventPatternCanMatch(CloudFormationLintRule):
         services = cfn.get_resources("AWS::ECS::Service")
         for logical, rule in cfn.get_resources("AWS::Events::Rule").items():
             pattern = rule.get("Properties", {}).get("EventPattern")
-            if not isinstance(pattern, dict) or _exact(pattern.get("source", [])) != ["aws.ecs"]:
+            sources = _exact(pattern.get("source", [])) if isinstance(pattern, dict) else None
+            if not sources or len(sources) != 1 or sources[0] not in DETAIL_TYPES:
                 continue
+            (source,) = sources
             path = ["Resources", logical, "Properties", "EventPattern"]
             detail_types = _exact(pattern.get("detail-type", [])) if "detail-type" in pattern else None
-            for unknown in sorted(set(detail_types or []) - ECS_DETAIL_TYPES):
-                matches.append(RuleMatch([*path, "detail-type"], f"ECS sends no events of detail type {unknown!r}"))
-            if detail_types != ["ECS Deployment State Change"]:
+            for unknown in sorted(set(detail_types or []) - DETAIL_TYPES[source]):
+                matches.append(
+                    RuleMatch([*path, "detail-type"], f"{source} sends no events of detail type {unknown!r}")
+                )
+            if source != "aws.ecs" or detail_types != ["ECS Deployment State Change"]:
                 continue
             names = _exact(pattern.get("detail", {}).get("eventName", [])) or []
             for unknown in sorted(set(names) - ECS_DEPLOYMENT_EVENTS):
