@@ -23,7 +23,6 @@ ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT))
 
-from infra_templates import checks, diagram, diff, schema  # noqa: E402
 from infra_templates.config import Environment, Project, SettingsError, load_settings  # noqa: E402
 from infra_templates.pipeline import (  # noqa: E402
     PROJECT_FOLDER,
@@ -165,6 +164,8 @@ def _summary(quiet: bool, label: str, stacks: list[Stack]) -> None:
 def run_diff(names: list[str] | None, settings: Path, against: Path, quiet: bool) -> int:
     """Compare freshly built stacks with DIR/<folder>/, folder by folder, as a build would write them:
     without --env also the project folder, and folders of environments whose file was deleted."""
+    from infra_templates import diff  # noqa: PLC0415 - each command imports only what it runs
+
     try:
         environments, project, _ = load_settings(settings, names)
     except SettingsError as error:
@@ -194,6 +195,8 @@ def run_diff(names: list[str] | None, settings: Path, against: Path, quiet: bool
 
 
 def run_schema(check: bool) -> int:
+    from infra_templates import schema  # noqa: PLC0415 - each command imports only what it runs
+
     shown = _relative(SCHEMA_FILE)
     if check:
         if schema.is_current(SCHEMA_FILE):
@@ -206,6 +209,8 @@ def run_schema(check: bool) -> int:
 
 
 def run_diagram(names: list[str] | None, output: Path, dot_only: bool) -> int:
+    from infra_templates import diagram  # noqa: PLC0415 - each command imports only what it runs
+
     folders = [output / name for name in names] if names else sorted(p.parent for p in output.glob("*/manifest.json"))
     if not folders:
         print(f"diagram: no manifest.json under {_relative(output)}/: run `make templates` first", file=sys.stderr)
@@ -231,6 +236,10 @@ def _relative(path: Path) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     if args.command == "check":
+        # The gate's module (and cfn-lint, in its workers) is imported only by the gate: a build
+        # that imported them spent more time importing than building.
+        from infra_templates import checks  # noqa: PLC0415
+
         return checks.run_gate(args.output, environments=args.env)
     if args.command == "schema":
         return run_schema(args.check)

@@ -18,6 +18,7 @@ ODD_VALUES = [
     {"a": {}, "b": [], "c": [[]], "d": [{}]},
     {"Description": 'quotes " and \\ and tabs \t and é, ü, 中文 and \u2028'},
     {"n": 0, "neg": -7, "big": 10**20, "t": True, "f": False, "none": None, "float": 0.5, "e": 1e17},
+    {"nan": float("nan"), "inf": float("inf"), "-inf": float("-inf"), "tiny": 1e-7, "neg": -0.0},
     {"tuple": (1, 2)},  # not a template type: json.dumps writes it
     {1: "an integer key"},  # json.dumps makes it "1"
     {"Fn::GetAtt": ["A", 1]},

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -113,14 +114,21 @@ def _json_chunks(value: Any, indent: str, append: Callable[[str], None]) -> None
             _json_chunks(item, inner, append)
             separator = ",\n" + inner
         append("\n" + indent + "]")
-    elif kind is bool:
-        append("true" if value else "false")
-    elif kind is int:
-        append(int.__repr__(value))
-    elif value is None:
-        append("null")
     else:
-        raise _NotPlainError
+        append(_json_scalar(value))
+
+
+def _json_scalar(value: Any) -> str:
+    kind = type(value)
+    if kind is bool:
+        return "true" if value else "false"
+    if kind is int:
+        return int.__repr__(value)
+    if kind is float and math.isfinite(value):
+        return float.__repr__(value)  # as json writes a finite float (NaN and infinities its own way)
+    if value is None:
+        return "null"
+    raise _NotPlainError
 
 
 # --- YAML with CloudFormation's short-form intrinsic functions --------------------------------
@@ -193,11 +201,24 @@ _CfnDumper.add_representer(dict, _represent_dict)
 _CfnDumper.add_representer(str, _represent_str)
 
 _FastCfnDumper: Any = None  # the libyaml dumper class, when PyYAML has libyaml
+_RESOLVED: dict[tuple[str, tuple[bool, bool]], str] = {}  # (scalar text, implicit) -> the tag it resolves to
 if yaml.__with_libyaml__:  # PyYAML built with libyaml: its C emitter is 5x faster, same text (tests/test_render.py)
 
     class _CCfnDumper(yaml.CSafeDumper):
         def ignore_aliases(self, data: Any) -> bool:
             return True
+
+        def resolve(self, kind: type[yaml.Node], value: Any, implicit: Any) -> str:
+            # libyaml's serializer asks twice for each scalar whether its text would read back
+            # as the same type without a tag; for a scalar the answer depends on the text alone
+            # (a dumper has no path resolvers), and templates repeat their texts: remember it.
+            if kind is not yaml.ScalarNode:
+                return str(super().resolve(kind, value, implicit))
+            key = (value, implicit)
+            tag = _RESOLVED.get(key)
+            if tag is None:
+                tag = _RESOLVED[key] = str(super().resolve(kind, value, implicit))
+            return tag
 
     _CCfnDumper.add_representer(dict, _represent_dict)
     _CCfnDumper.add_representer(str, _represent_str)
