@@ -87,12 +87,14 @@ class Stack:
     def json(self) -> str:
         return to_json(self.body)
 
-    @property
+    @cached_property
     def exports(self) -> list[str]:
         return sorted(out["Export"]["Name"] for out in self.body.get("Outputs", {}).values() if "Export" in out)
 
-    @property
+    @cached_property
     def imports(self) -> list[str]:
+        """Every export name the template imports (it walks the whole template: asked for by every
+        manifest that lists the stack, so kept; the template data does not change once built)."""
         return sorted(set(find_imports(self.body)))
 
     @property
