@@ -174,6 +174,7 @@ def run_diff(names: list[str] | None, settings: Path, against: Path, quiet: bool
         folders: list[tuple[str, list[Stack]]] = [(env.name, build_stacks(env, LAYERS)) for env in environments]
         if not names:
             folders.insert(0, (PROJECT_FOLDER, build_project_stacks(project, PROJECT_LAYERS)))
+    if not names:
         built = {name for name, _ in folders}
         gone = sorted(p.parent.name for p in against.glob("*/manifest.json") if p.parent.name not in built)
         folders.extend((name, []) for name in gone)
