@@ -489,6 +489,13 @@ def _pool(workers: int) -> ProcessPoolExecutor:
     return ProcessPoolExecutor(max_workers=workers, mp_context=context)
 
 
+def _cores() -> int:
+    """The cores this process may run on (its affinity where the platform tells, as `nproc` does)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0)) or 1
+    return os.cpu_count() or 1
+
+
 def _cpu_seconds() -> float:
     """CPU time of this process and of its children that have ended (workers, checkov, shellcheck)."""
     mine, theirs = getrusage(RUSAGE_SELF), getrusage(RUSAGE_CHILDREN)
@@ -536,7 +543,7 @@ def run_gate(
         *cfn_lint_jobs(files, append_rules),
         Job("shellcheck", "check_shellcheck", (manifests,)),
     ]
-    workers = max(1, min(workers or os.cpu_count() or 1, len(jobs)))
+    workers = max(1, min(workers or _cores(), len(jobs)))
     results: dict[str, list[Problem]] = {name: [] for name in CHECKS}
     seconds: dict[str, float] = dict.fromkeys(CHECKS, 0.0)
     with _pool(workers) as pool:
