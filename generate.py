@@ -2,12 +2,13 @@
 """infra-templates: environment files in, CloudFormation templates out, checked before upload.
 
     python generate.py [--env NAME ...] [--output DIR] [--quiet]   write output/<env>/ (default)
-    python generate.py check [--output DIR]                          run the gate on written output
+    python generate.py check [--env NAME ...] [--output DIR]         run the gate on written output
     python generate.py diff [--env NAME ...] [--against DIR]         preview changes against DIR (output/)
     python generate.py schema [--check]                              write the environment files' JSON Schema
     python generate.py diagram [--env NAME ...] [--output DIR] [--dot-only]  draw output/<env>/architecture.*
 
-Exit status: 0 done, 1 the gate found problems, 2 the settings were refused (nothing written),
+Exit status: 0 done, 1 the gate found problems, 2 the settings were refused (nothing written) or
+`check --env` names a folder that is not there,
 3 (diff only) the built templates differ from those in DIR. schema --check exits 1 when the
 committed schema is stale.
 """
@@ -22,11 +23,11 @@ ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT))
 
-from infra_templates import checks, diagram, diff, schema  # noqa: E402
-from infra_templates.config import SettingsError, load_settings  # noqa: E402
+from infra_templates.config import Environment, Project, SettingsError, load_settings  # noqa: E402
 from infra_templates.pipeline import (  # noqa: E402
     PROJECT_FOLDER,
     Stack,
+    build_once,
     build_project_stacks,
     build_stacks,
     project_files,
@@ -73,6 +74,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="draw DIR/<folder>/architecture.{dot,svg,png} from the templates written there (needs Graphviz's dot)",
     )
     drawing.add_argument("--env", action="append", metavar="NAME", help="draw only this folder (repeat for several)")
+    check.add_argument(
+        "--env",
+        action="append",
+        metavar="NAME",
+        help="check only this environment's folder and the project folder its manifest names (repeat for "
+        "several); default: every folder",
+    )
     drawing.add_argument("--dot-only", action="store_true", help="write only the DOT source (no Graphviz needed)")
     for sub in (parser, build, changes):
         sub.add_argument(
@@ -104,6 +112,23 @@ def run_build(names: list[str] | None, settings: Path, output: Path, quiet: bool
         environments, project, everyone = load_settings(settings, names)
     except SettingsError as error:
         return _refuse(error.problems)
+    with build_once():  # each environment's stacks once, however many stacks derive from them
+        folders = _build_folders(names, environments, project, everyone, quiet)
+    replace_folders(output, folders, prune=not names)
+    if not quiet:
+        print(f"wrote {', '.join(f'{output.name}/{name}/' for name in folders)}")
+    return 0
+
+
+def _build_folders(
+    names: list[str] | None,
+    environments: list[Environment],
+    project: Project,
+    everyone: list[Environment],
+    quiet: bool,
+) -> dict[str, dict[str, str]]:
+    """Every folder's files (``{folder: {relative path: text}}``): the project's and the delivery
+    files on a full build (no ``names``), and each environment's."""
     project_stacks = build_project_stacks(project, PROJECT_LAYERS)
     folders: dict[str, dict[str, str]] = {}
     if not names:  # the project folder is written by full builds only
@@ -116,10 +141,7 @@ def run_build(names: list[str] | None, settings: Path, output: Path, quiet: bool
         _summary(quiet, env.name, stacks)
     if not names:  # the release files of every service, from every environment's stacks
         folders[DELIVERY_FOLDER] = delivery_files(project, built)
-    replace_folders(output, folders, prune=not names)
-    if not quiet:
-        print(f"wrote {', '.join(f'{output.name}/{name}/' for name in folders)}")
-    return 0
+    return folders
 
 
 def _refuse(problems: list[str], what: str = "nothing was written") -> int:
@@ -142,13 +164,17 @@ def _summary(quiet: bool, label: str, stacks: list[Stack]) -> None:
 def run_diff(names: list[str] | None, settings: Path, against: Path, quiet: bool) -> int:
     """Compare freshly built stacks with DIR/<folder>/, folder by folder, as a build would write them:
     without --env also the project folder, and folders of environments whose file was deleted."""
+    from infra_templates import diff  # noqa: PLC0415 - each command imports only what it runs
+
     try:
         environments, project, _ = load_settings(settings, names)
     except SettingsError as error:
         return _refuse(error.problems, "nothing was compared")
-    folders: list[tuple[str, list[Stack]]] = [(env.name, build_stacks(env, LAYERS)) for env in environments]
+    with build_once():
+        folders: list[tuple[str, list[Stack]]] = [(env.name, build_stacks(env, LAYERS)) for env in environments]
+        if not names:
+            folders.insert(0, (PROJECT_FOLDER, build_project_stacks(project, PROJECT_LAYERS)))
     if not names:
-        folders.insert(0, (PROJECT_FOLDER, build_project_stacks(project, PROJECT_LAYERS)))
         built = {name for name, _ in folders}
         gone = sorted(p.parent.name for p in against.glob("*/manifest.json") if p.parent.name not in built)
         folders.extend((name, []) for name in gone)
@@ -170,6 +196,8 @@ def run_diff(names: list[str] | None, settings: Path, against: Path, quiet: bool
 
 
 def run_schema(check: bool) -> int:
+    from infra_templates import schema  # noqa: PLC0415 - each command imports only what it runs
+
     shown = _relative(SCHEMA_FILE)
     if check:
         if schema.is_current(SCHEMA_FILE):
@@ -182,6 +210,8 @@ def run_schema(check: bool) -> int:
 
 
 def run_diagram(names: list[str] | None, output: Path, dot_only: bool) -> int:
+    from infra_templates import diagram  # noqa: PLC0415 - each command imports only what it runs
+
     folders = [output / name for name in names] if names else sorted(p.parent for p in output.glob("*/manifest.json"))
     if not folders:
         print(f"diagram: no manifest.json under {_relative(output)}/: run `make templates` first", file=sys.stderr)
@@ -207,7 +237,11 @@ def _relative(path: Path) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     if args.command == "check":
-        return checks.run_gate(args.output)
+        # The gate's module (and cfn-lint, in its workers) is imported only by the gate: a build
+        # that imported them spent more time importing than building.
+        from infra_templates import checks  # noqa: PLC0415
+
+        return checks.run_gate(args.output, environments=args.env)
     if args.command == "schema":
         return run_schema(args.check)
     if args.command == "diagram":

@@ -5,17 +5,21 @@ password managed by RDS in Secrets Manager, backed up, monitored, and kept on de
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, ClassVar
 
 from awacs import logs as logs_actions
-from troposphere import GetAtt, Ref, Sub, Template, rds, secretsmanager
+from troposphere import GetAtt, Ref, Select, Split, Sub, Template, rds, secretsmanager
 from troposphere.iam import Role
 from troposphere.logs import LogGroup
+from troposphere.validators import double
 
 from infra_templates import constructs, iam
 from infra_templates.config import Environment, ServerlessCapacity
 from infra_templates.layer import LayerContext
 from templates.contracts import Data, Keys, Network, Security
+
+# A secret's complete ARN: its name ends in a hyphen and the 6 characters Secrets Manager appends.
+SECRET_ARN_PATTERN = r"^arn:[a-z-]+:secretsmanager:[a-z0-9-]+:[0-9]{12}:secret:[A-Za-z0-9/_+=.@-]+-[A-Za-z0-9]{6}$"
 
 CA_CERTIFICATE = "rds-ca-rsa2048-g1"  # AWS's current default; rotates without a client change until 2061
 
@@ -71,9 +75,10 @@ def build(env: Environment) -> Template:
         AutoMinorVersionUpgrade=True,
     )
     if isinstance(capacity, ServerlessCapacity):
-        cluster.ServerlessV2ScalingConfiguration = rds.ServerlessV2ScalingConfiguration(
-            MinCapacity=capacity.min_acu, MaxCapacity=capacity.max_acu
-        )
+        scaling = ServerlessV2Scaling(MinCapacity=capacity.min_acu, MaxCapacity=capacity.max_acu)
+        if capacity.seconds_until_auto_pause is not None:
+            scaling.SecondsUntilAutoPause = capacity.seconds_until_auto_pause
+        cluster.ServerlessV2ScalingConfiguration = scaling
     secret_arn, secret_resource = _credentials(t, ctx, cluster)
     # The cluster holds the data: a deleted or replaced stack leaves a final snapshot behind.
     cluster.DeletionPolicy = "Snapshot"
@@ -126,6 +131,16 @@ def build(env: Environment) -> Template:
     return t
 
 
+class ServerlessV2Scaling(rds.ServerlessV2ScalingConfiguration):
+    """troposphere 4.11's validator refuses a MinCapacity below 0.5, but Aurora Serverless v2 takes 0
+    (auto-pause) on engine versions that support it ("Scaling to Zero ACUs with automatic pause and
+    resume for Aurora Serverless v2"; RDS API, ServerlessV2ScalingConfiguration.MinCapacity). The one
+    place the project works around it: the settings and the gate's rule E9007 check the engine
+    version instead."""
+
+    props: ClassVar[dict[str, Any]] = {**rds.ServerlessV2ScalingConfiguration.props, "MinCapacity": (double, False)}
+
+
 def instance_count(env: Environment) -> int:
     """Writer plus readers; a pilot-light DR cluster has none (headless) until failover."""
     if env.dr is not None and env.dr.posture == "pilot-light":
@@ -156,9 +171,13 @@ def _credentials(t: Template, ctx: LayerContext, cluster: rds.DBCluster) -> tupl
     data_key = ctx.import_value(Keys.DATA_KEY_ARN)
     if env.dr is not None:
         cluster.GlobalClusterIdentifier = global_cluster_identifier(env.project, env.dr.protects)
+        # The replica keeps the primary secret's name and 6-character suffix: its complete ARN is
+        # the primary's (an output of the primary's data stack, deployed before this one) in this
+        # region. ECS takes a secret's full ARN (ECS API reference, Secret.valueFrom).
+        primary = Ref(ctx.parameter_from(t, Data.SECRET_ARN, SECRET_ARN_PATTERN, environment=env.dr.protects))
         replica = Sub(
-            "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:%s"
-            % secret_name(env.project, env.dr.protects)
+            "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:${Name}",
+            Name=Select(6, Split(":", primary)),
         )
         pattern = Sub(
             "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:%s-??????"

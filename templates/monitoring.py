@@ -39,6 +39,7 @@ from troposphere.iam import Policy, Role
 from infra_templates import constructs, iam
 from infra_templates.config import Environment, ServerlessCapacity
 from infra_templates.layer import LayerContext
+from infra_templates.naming import release_name
 from templates.contracts import AssetsReplica, Data, Edge, Keys, Monitoring, Network, Platform
 from templates.edge import replication_rule_id
 
@@ -58,9 +59,9 @@ def build(env: Environment) -> Template:
     _nat_alarms(t, ctx, topic_arn)
     if env.standby is not None:
         _replication_alarms(t, ctx, topic_arn)
-    _ecs_event_rules(t, ctx, topic)
+    event_rules = _ecs_event_rules(t, ctx, topic)
     if env.monitoring.ses_email.enabled:
-        _ses_mailer(t, ctx, topic_arn, key)
+        _ses_mailer(t, ctx, topic_arn, key, event_rules)
     return t
 
 
@@ -302,37 +303,62 @@ def _service_arns(ctx: LayerContext) -> Sub:
     )
 
 
-def _ecs_event_rules(t: Template, ctx: LayerContext, topic: sns.Topic) -> None:
-    """Failed deployments and service errors of this environment's cluster, to the topic."""
-    patterns = {
-        "DeploymentFailedRule": (
-            "a deployment of a service failed (rolled back by the circuit breaker)",
+def _ecs_event_rules(t: Template, ctx: LayerContext, topic: sns.Topic) -> list[str]:
+    """Failed releases and service errors of this environment's cluster, to the topic; return the
+    rules' logical IDs.
+
+    A failed release reaches the topic whichever way the service deploys: ECS sends
+    SERVICE_DEPLOYMENT_FAILED only for services with the deployment circuit breaker (rolling, ECS
+    controller; ECS Developer Guide, "Amazon ECS service deployment state change events"), and a
+    blue/green service's release is a CodeDeploy deployment, whose failure CodeDeploy sends as a
+    "CodeDeploy Deployment State-change Notification" in state FAILURE (EventBridge events
+    reference, "AWS CodeDeploy events"). Each rule exists only where a service can send its event
+    (the gate's rule E9005).
+    """
+    env = ctx.env
+    rolling = [name for name in sorted(env.services) if env.strategy_of(name) == "rolling"]
+    patterns: dict[str, tuple[str, dict[str, Any]]] = {}
+    if rolling:
+        patterns["DeploymentFailedRule"] = (
+            "a rolling deployment of a service failed (rolled back by the circuit breaker)",
             {
                 "source": ["aws.ecs"],
                 "detail-type": ["ECS Deployment State Change"],
                 "resources": [{"prefix": _service_arns(ctx)}],
                 "detail": {"eventName": ["SERVICE_DEPLOYMENT_FAILED"]},
             },
-        ),
-        "ServiceErrorRule": (
-            "ECS reports an error for a service (tasks cannot start, cannot be placed...)",
+        )
+    if env.blue_green_services:
+        patterns["ReleaseFailedRule"] = (
+            "a blue/green release of a service failed (CodeDeploy rolled it back)",
             {
-                "source": ["aws.ecs"],
-                "detail-type": ["ECS Service Action"],
-                "detail": {"eventType": ["ERROR"], "clusterArn": [ctx.import_value(Platform.CLUSTER_ARN)]},
+                "source": ["aws.codedeploy"],
+                "detail-type": ["CodeDeploy Deployment State-change Notification"],
+                "detail": {
+                    "state": ["FAILURE"],
+                    "application": [release_name(env.project, env.name, n) for n in env.blue_green_services],
+                },
             },
-        ),
-    }
+        )
+    patterns["ServiceErrorRule"] = (
+        "ECS reports an error for a service (tasks cannot start, cannot be placed...)",
+        {
+            "source": ["aws.ecs"],
+            "detail-type": ["ECS Service Action"],
+            "detail": {"eventType": ["ERROR"], "clusterArn": [ctx.import_value(Platform.CLUSTER_ARN)]},
+        },
+    )
     for logical_id, (description, pattern) in patterns.items():
         t.add_resource(
             events.Rule(
                 logical_id,
-                Description=f"{ctx.env.name}: {description}",
+                Description=f"{env.name}: {description}",
                 EventPattern=pattern,
                 State="ENABLED",
                 Targets=[events.Target(Id="AlarmTopic", Arn=Ref(topic))],
             )
         )
+    return list(patterns)
 
 
 # The mailer, inline (at most 4 KiB). Its settings are part of the code, not environment
@@ -391,7 +417,7 @@ def mailer_code(env: Environment) -> str:
     return MAILER_CODE % {"config": json.dumps(config, sort_keys=True)}
 
 
-def _ses_mailer(t: Template, ctx: LayerContext, topic_arn: Any, key: Any) -> None:
+def _ses_mailer(t: Template, ctx: LayerContext, topic_arn: Any, key: Any, event_rules: list[str]) -> None:
     """SES identity, the mailer function (its role, log group, dead-letter queue) and the rules
     that call it: alarm state changes of this environment's alarms, and the ECS rules' events."""
     env = ctx.env
@@ -482,7 +508,7 @@ def _ses_mailer(t: Template, ctx: LayerContext, topic_arn: Any, key: Any) -> Non
             Targets=[events.Target(Id="Mailer", Arn=GetAtt(function, "Arn"))],
         )
     )
-    rules = [alarm_rule.title, "DeploymentFailedRule", "ServiceErrorRule"]
+    rules = [alarm_rule.title, *event_rules]
     for rule in rules[1:]:
         t.resources[rule].Targets.append(events.Target(Id="Mailer", Arn=GetAtt(function, "Arn")))
     for rule in rules:

@@ -17,7 +17,7 @@ from typing import Any
 
 from awacs import ecr as ecr_actions
 from awacs import kms as kms_actions
-from awacs.aws import PolicyDocument, Principal
+from awacs.aws import Allow, PolicyDocument, Principal, Statement
 from troposphere import AccountId, Export, GetAtt, ImportValue, Output, Sub, Tags, Template, ecr, encode_to_dict
 from troposphere.iam import Policy, Role
 
@@ -109,16 +109,19 @@ def _pull_policy(project: Project, arn: Callable[[str], Any]) -> PolicyDocument 
     pullers = [a for a in project.accounts if a != project.account_id]
     if not pullers:
         return None
+    # No Resource element: a repository policy applies to its repository, and ECR refuses one that
+    # names a Resource ("Invalid repository policy provided"; ECR User Guide, "Private repository
+    # policy examples"). The gate's rule E9003 checks it.
     return iam.document(
-        iam.allow(
-            "EnvironmentAccountsPull",
-            [
+        Statement(
+            Sid="EnvironmentAccountsPull",
+            Effect=Allow,
+            Principal=Principal("AWS", [arn("arn:${AWS::Partition}:iam::%s:root" % a) for a in pullers]),
+            Action=[
                 ecr_actions.BatchCheckLayerAvailability,
                 ecr_actions.BatchGetImage,
                 ecr_actions.GetDownloadUrlForLayer,
             ],
-            ["*"],  # in a repository policy "*" means "this repository"
-            principal=Principal("AWS", [arn("arn:${AWS::Partition}:iam::%s:root" % a) for a in pullers]),
         )
     )
 

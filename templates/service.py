@@ -159,7 +159,7 @@ def build(env: Environment, name: str) -> Template:
             PropagateTags="SERVICE",
         )
     )
-    _autoscaling(t, ctx, service, ecs_service, target_group)
+    _autoscaling(t, ctx, service, ecs_service, target_group, blue_green=blue_green)
     roles = [execution_role, task_role]
     if green is not None:
         _hand_over_to_codedeploy(ecs_service, task, ctx.stack_name)
@@ -240,12 +240,10 @@ def _execution_role(ctx: LayerContext, name: str, service: Service, logs: Any) -
     ]
     secret_arns = sorted({_secret_arn(ref) for ref in service.secrets.values() if ref.startswith("secretsmanager:")})
     if secret_arns:
+        # The complete ARNs that the task definition's ValueFrom names (the settings give each
+        # secret's name with its 6-character suffix): what ECS reads is exactly what is granted.
         statements.append(
-            iam.allow(
-                "ReadThisServicesSecrets",
-                [secretsmanager.GetSecretValue],
-                [Sub(arn + "-??????") for arn in secret_arns],  # Secrets Manager appends 6 random characters
-            )
+            iam.allow("ReadThisServicesSecrets", [secretsmanager.GetSecretValue], [Sub(a) for a in secret_arns])
         )
     parameter_arns = sorted({_parameter_arn(ref) for ref in service.secrets.values() if ref.startswith("ssm:")})
     if parameter_arns:
@@ -255,7 +253,10 @@ def _execution_role(ctx: LayerContext, name: str, service: Service, logs: Any) -
     if service.database_access:
         statements.append(
             iam.allow(
-                "ReadTheDatabaseSecret", [secretsmanager.GetSecretValue], [ctx.import_value(Data.SECRET_RESOURCE)]
+                # The same complete ARN the task definition's DB_USERNAME/DB_PASSWORD read.
+                "ReadTheDatabaseSecret",
+                [secretsmanager.GetSecretValue],
+                [ctx.import_value(Data.SECRET_ARN)],
             )
         )
         # The primary's secret, and its replica in a DR region, are encrypted with the data key
@@ -328,6 +329,9 @@ def _asset_statements(ctx: LayerContext, service: Service) -> list[Statement]:
 
 
 def _secret_arn(reference: str) -> str:
+    """The complete ARN of a ``secretsmanager:NAME-SUFFIX[#key]`` reference, in this account and
+    region (a replicated secret keeps its name and suffix in the replica's region). ECS takes "the
+    full ARN of the Secrets Manager secret" (ECS API reference, Secret.valueFrom)."""
     name = reference.removeprefix("secretsmanager:").split("#", 1)[0]
     return "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:" + name
 
@@ -401,7 +405,13 @@ def _task_definition(
 
 
 def _autoscaling(
-    t: Template, ctx: LayerContext, service: Service, ecs_service: ecs.Service, target_group: elb.TargetGroup
+    t: Template,
+    ctx: LayerContext,
+    service: Service,
+    ecs_service: ecs.Service,
+    target_group: elb.TargetGroup,
+    *,
+    blue_green: bool,
 ) -> None:
     scaling = service.autoscaling
     target = t.add_resource(
@@ -419,7 +429,11 @@ def _autoscaling(
             "CpuScaling", "cpu", target, value=scaling.cpu_target, metric="ECSServiceAverageCPUUtilization"
         )
     )
-    if scaling.requests_per_target is None:
+    if scaling.requests_per_target is None or blue_green:
+        # AWS does not support ALBRequestCountPerTarget target tracking for a service with the
+        # blue/green (CODE_DEPLOY) deployment type: its ResourceLabel names one target group while
+        # CodeDeploy moves the traffic between two (ECS Developer Guide, "Scale your Amazon ECS
+        # service using a target metric value"). Blue/green services scale on CPU.
         return
     # ResourceLabel: app/<alb-name>/<alb-id>/targetgroup/<tg-name>/<tg-id>
     label = Join(

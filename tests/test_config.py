@@ -315,3 +315,38 @@ def test_registry_must_be_the_same_for_every_environment(settings_dir: Path) -> 
 def test_project_is_a_reserved_environment_name(settings_dir: Path) -> None:
     (settings_dir / "staging.yaml").rename(settings_dir / "project.yaml")
     assert "project.yaml: name = 'project': is reserved" in refusal(settings_dir, "project")
+
+
+def test_a_secret_named_without_its_suffix_is_refused(settings_dir: Path) -> None:
+    # ECS takes a secret's full ARN (ECS API reference, Secret.valueFrom): name plus 6 characters.
+    edit_yaml(settings_dir / "staging.yaml", services__api__secrets={"KEY": "secretsmanager:shop/api/payment#api_key"})
+    message = refusal(settings_dir)
+    assert "services.api.secrets.KEY = 'secretsmanager:shop/api/payment#api_key': names the secret without" in message
+    assert "ECS takes a secret's full ARN" in message
+
+
+def test_exec_with_a_read_only_root_filesystem_is_refused(settings_dir: Path) -> None:
+    # ECS Exec's agent writes to the container's filesystem (ECS Developer Guide, ECS Exec).
+    edit_yaml(settings_dir / "staging.yaml", services__web__exec=True)
+    assert "services.web.exec = True: needs read_only_root_filesystem: false" in refusal(settings_dir)
+    edit_yaml(settings_dir / "staging.yaml", services__web__read_only_root_filesystem=False)
+    assert load_environment("staging", settings_dir).services["web"].exec
+
+
+def test_zero_acu_needs_an_auto_pause_engine_version(settings_dir: Path) -> None:
+    serverless = {"mode": "serverless", "min_acu": 0, "max_acu": 4, "readers": 0}
+    edit_yaml(settings_dir / "staging.yaml", database__capacity=serverless, database__engine_version="13.9")
+    message = refusal(settings_dir)
+    assert "database.capacity.min_acu = 0: 0 (auto-pause) needs aurora-postgresql 13.15, 14.12" in message
+
+
+def test_seconds_until_auto_pause_only_with_zero_acu_and_in_aws_range(settings_dir: Path) -> None:
+    capacity = {"mode": "serverless", "min_acu": 0.5, "max_acu": 4, "seconds_until_auto_pause": 600}
+    edit_yaml(settings_dir / "staging.yaml", database__capacity=capacity)
+    assert "database.capacity.seconds_until_auto_pause = 600: applies only with min_acu 0" in refusal(settings_dir)
+    edit_yaml(
+        settings_dir / "staging.yaml", database__capacity={**capacity, "min_acu": 0, "seconds_until_auto_pause": 299}
+    )
+    assert "database.capacity.seconds_until_auto_pause = 299: input should be greater than or equal to 300" in refusal(
+        settings_dir
+    )

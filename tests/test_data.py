@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
+from cfnlint.api import ManualArgs, lint
 from conftest import ENVIRONMENTS, build_all, edit_yaml, refusal, resources, walk
+
+from infra_templates.checks import RULES_DIR
 
 
 def cluster(stacks, env: str) -> dict:
@@ -213,3 +217,15 @@ def test_service_variables_cannot_shadow_the_database_ones(settings_dir: Path) -
     edit_yaml(settings_dir / "staging.yaml", services__api__environment={"DB_HOST": "elsewhere"})
     message = refusal(settings_dir)
     assert "services.api.environment.DB_HOST = 'elsewhere': is set from the database when database_access" in message
+
+
+def test_zero_acu_builds_with_auto_pause_and_passes_the_gate_lint(settings_dir: Path) -> None:
+    # AWS takes 0 ACUs (auto-pause) on recent engines; troposphere's validator does not (data.py
+    # works around it in one place). The template must be what cfn-lint and the rule pack accept.
+    capacity = {"mode": "serverless", "min_acu": 0, "max_acu": 4, "readers": 0, "seconds_until_auto_pause": 900}
+    edit_yaml(settings_dir / "staging.yaml", database__capacity=capacity)
+    body = build_all(settings_dir).stacks["staging"]["data"].body
+    scaling = body["Resources"]["Cluster"]["Properties"]["ServerlessV2ScalingConfiguration"]
+    assert scaling == {"MinCapacity": 0.0, "MaxCapacity": 4.0, "SecondsUntilAutoPause": 900}
+    config = ManualArgs(include_checks=["I"], regions=["eu-west-1"], append_rules=[str(RULES_DIR)])
+    assert [f"{m.rule.id} {m.message}" for m in lint(json.dumps(body), config=config)] == []

@@ -45,10 +45,19 @@ def test_pilot_light_is_headless_until_failover(stacks) -> None:
 
 
 def test_dr_services_read_the_replicated_secret_in_their_region(stacks) -> None:
-    outputs = stacks["dr"]["data"].body["Outputs"]
-    secret = "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:shop/prod/database"
-    assert outputs["SecretArn"]["Value"] == {"Fn::Sub": secret}
-    assert outputs["SecretResource"]["Value"] == {"Fn::Sub": secret + "-??????"}
+    body = stacks["dr"]["data"].body
+    outputs = body["Outputs"]
+    secret = "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:"
+    # The complete ARN (ECS takes a full ARN): the replica keeps the name and suffix of prod's
+    # secret, whose ARN (prod data's output SecretArn) is a parameter; only the region differs.
+    assert outputs["SecretArn"]["Value"] == {
+        "Fn::Sub": [secret + "${Name}", {"Name": {"Fn::Select": [6, {"Fn::Split": [":", {"Ref": "SecretArn"}]}]}}]
+    }
+    assert body["Metadata"]["InfraTemplatesParameterSources"]["SecretArn"] == {
+        "Stack": "shop-prod-data",
+        "Output": "SecretArn",
+    }
+    assert outputs["SecretResource"]["Value"] == {"Fn::Sub": secret + "shop/prod/database-??????"}
 
 
 def test_the_dr_manifest_orders_both_regions(stacks) -> None:

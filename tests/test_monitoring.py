@@ -127,14 +127,27 @@ def test_the_topic_is_encrypted_and_only_cloudwatch_and_eventbridge_of_this_acco
 def test_ecs_failures_of_this_cluster_reach_the_topic(stacks, environments, env) -> None:
     body = stacks[env]["monitoring"].body
     rules = resources(body, "AWS::Events::Rule")
-    failed = rules["DeploymentFailedRule"]["Properties"]
-    assert failed["EventPattern"]["detail"] == {"eventName": ["SERVICE_DEPLOYMENT_FAILED"]}
-    assert failed["EventPattern"]["detail-type"] == ["ECS Deployment State Change"]
+    settings = environments[env]
+    rolling = [s for s in settings.services if settings.strategy_of(s) == "rolling"]
+    # ECS sends SERVICE_DEPLOYMENT_FAILED only for rolling services (circuit breaker); a blue/green
+    # release fails as a CodeDeploy deployment. Each rule exists only where it can fire (E9005).
+    assert ("DeploymentFailedRule" in rules) == bool(rolling)
+    assert ("ReleaseFailedRule" in rules) == bool(settings.blue_green_services)
+    if rolling:
+        failed = rules["DeploymentFailedRule"]["Properties"]
+        assert failed["EventPattern"]["detail"] == {"eventName": ["SERVICE_DEPLOYMENT_FAILED"]}
+        assert failed["EventPattern"]["detail-type"] == ["ECS Deployment State Change"]
+    if settings.blue_green_services:
+        released = rules["ReleaseFailedRule"]["Properties"]["EventPattern"]
+        assert released["source"] == ["aws.codedeploy"]
+        assert released["detail-type"] == ["CodeDeploy Deployment State-change Notification"]
+        assert released["detail"]["state"] == ["FAILURE"]
+        assert released["detail"]["application"] == [f"shop-{env}-{s}" for s in settings.blue_green_services]
     errors = rules["ServiceErrorRule"]["Properties"]["EventPattern"]
     assert errors["detail"]["eventType"] == ["ERROR"]
     assert errors["detail"]["clusterArn"] == [{"Fn::ImportValue": f"shop-{env}-platform-ClusterArn"}]
     mailer = environments[env].monitoring.ses_email.enabled
-    for name in ("DeploymentFailedRule", "ServiceErrorRule"):
+    for name in set(rules) & {"DeploymentFailedRule", "ReleaseFailedRule", "ServiceErrorRule"}:
         targets = {t["Id"]: t["Arn"] for t in rules[name]["Properties"]["Targets"]}
         assert targets["AlarmTopic"] == {"Ref": "AlarmTopic"}
         assert ("Mailer" in targets) == mailer

@@ -85,7 +85,8 @@ def test_task_definition_is_fargate_awsvpc_non_root_read_only(stacks, environmen
     assert (task["Cpu"], task["Memory"]) == (str(settings.cpu), str(settings.memory))
     definition = container(body)
     assert definition["User"] == "1000"
-    assert definition["ReadonlyRootFilesystem"] is True
+    # Read-only unless the service asks for ECS Exec, whose agent needs a writable root (config refuses both).
+    assert definition["ReadonlyRootFilesystem"] is (not settings.exec)
     assert definition["PortMappings"] == [{"ContainerPort": settings.port, "Protocol": "tcp"}]
     logging = definition["LogConfiguration"]
     assert logging["LogDriver"] == "awslogs" and logging["Options"]["awslogs-group"] == {"Ref": "LogGroup"}
@@ -108,7 +109,9 @@ def test_secrets_are_injected_by_reference_never_as_environment(stacks, env) -> 
     prefix = "arn:${AWS::Partition}:"
     database_secret = {"Secret": {"Fn::ImportValue": f"shop-{env}-data-SecretArn"}}
     assert secrets == {
-        "PAYMENT_API_KEY": prefix + "secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:shop/api/payment:api_key::",
+        # the complete ARN (name and the suffix Secrets Manager appended): ECS takes a full ARN
+        "PAYMENT_API_KEY": prefix
+        + "secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:shop/api/payment-AbC123:api_key::",
         "SIGNING_KEY": prefix + "ssm:${AWS::Region}:${AWS::AccountId}:parameter/shop/api/signing-key",
         "DB_USERNAME": ["${Secret}:username::", database_secret],
         "DB_PASSWORD": ["${Secret}:password::", database_secret],
@@ -174,6 +177,10 @@ def test_autoscaling_tracks_cpu_and_requests_per_target(stacks, environments, en
     assert (target["MinCapacity"], target["MaxCapacity"]) == (settings.min, settings.max)
     cpu = body["Resources"]["CpuScaling"]["Properties"]["TargetTrackingScalingPolicyConfiguration"]
     assert cpu["TargetValue"] == settings.cpu_target
+    if environments[env].strategy_of(service) == "blue-green":
+        # AWS does not support ALBRequestCountPerTarget with the blue/green deployment type (rule E9006)
+        assert "RequestScaling" not in body["Resources"]
+        return
     requests = body["Resources"]["RequestScaling"]["Properties"]["TargetTrackingScalingPolicyConfiguration"]
     assert requests["PredefinedMetricSpecification"]["PredefinedMetricType"] == "ALBRequestCountPerTarget"
     assert requests["TargetValue"] == settings.requests_per_target
@@ -191,10 +198,10 @@ def test_execution_role_reaches_only_this_services_image_logs_and_secrets(stacks
     assert allowed["WriteThisServicesLogs"]["Resource"] == [{"Fn::GetAtt": ["LogGroup", "Arn"]}]
     if service == "api":
         (secret,) = allowed["ReadThisServicesSecrets"]["Resource"]
-        assert secret["Fn::Sub"].endswith(":secret:shop/api/payment-??????")
+        assert secret["Fn::Sub"].endswith(":secret:shop/api/payment-AbC123")  # exactly what ValueFrom names
         (parameter,) = allowed["ReadThisServicesParameters"]["Resource"]
         assert parameter["Fn::Sub"].endswith(":parameter/shop/api/signing-key")
-        assert allowed["ReadTheDatabaseSecret"]["Resource"] == [{"Fn::ImportValue": f"shop-{env}-data-SecretResource"}]
+        assert allowed["ReadTheDatabaseSecret"]["Resource"] == [{"Fn::ImportValue": f"shop-{env}-data-SecretArn"}]
         # in dr, the replica of prod's secret, encrypted with dr's own data key
         decrypt = allowed["DecryptTheDatabaseSecret"]
         assert decrypt["Action"] == ["kms:Decrypt"]

@@ -1,19 +1,55 @@
-"""What AWS offers (regions, zones, Aurora versions), read from the data cfn-lint ships.
+"""What AWS offers (regions, zones, Aurora versions, the permissions CloudFormation needs), read
+from the data cfn-lint ships.
 
 We read cfn-lint's tables rather than keep our own: they are maintained with every release, and
 they are the same tables the lint gate checks templates against, so the settings and the lint
 never disagree (a version the settings accept is one cfn-lint accepts, and not deprecated).
+
+They are read straight from cfn-lint's package folder, which is located without importing it:
+importing any ``cfnlint`` module runs ``cfnlint/__init__.py``, which loads its linter, rules and
+their dependencies (sympy, networkx): about 0.4 s of CPU, more than generating every environment
+takes. Only the bundled tables of the pinned cfn-lint are read (not a schema cache a user may have
+downloaded with ``cfn-lint --update-specs``), so the same inputs always give the same templates.
+``tests/test_catalog.py`` checks that each table read here equals what cfn-lint's own API returns.
 """
 
 from __future__ import annotations
 
+import ast
+import importlib.util
 import json
 from functools import cache
-from importlib import resources
+from pathlib import Path
+from typing import Any
 
-from cfnlint.helpers import AVAILABILITY_ZONES
-from cfnlint.schema import PROVIDER_SCHEMA_MANAGER
 
+@cache
+def _cfnlint_folder() -> Path:
+    """cfn-lint's package folder, found without running its ``__init__`` (``find_spec`` of a
+    top-level package only locates it)."""
+    spec = importlib.util.find_spec("cfnlint")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("cfn-lint is not installed (run `make venv`)")
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def _read_json(*parts: str) -> Any:
+    return json.loads(_cfnlint_folder().joinpath(*parts).read_text(encoding="utf-8"))
+
+
+def _availability_zones() -> dict[str, list[str]]:
+    """``cfnlint.helpers.AVAILABILITY_ZONES`` (region -> its zones), a literal in that module's source:
+    evaluated as a literal, never imported (``cfnlint.helpers`` imports the whole linter)."""
+    source = (_cfnlint_folder() / "helpers.py").read_text(encoding="utf-8")
+    start = source.find("\nAVAILABILITY_ZONES = {")
+    end = source.find("\n}\n", start)
+    if start < 0 or end < 0:
+        raise RuntimeError("cfn-lint's helpers.py has no AVAILABILITY_ZONES table: another cfn-lint version?")
+    table = ast.literal_eval(source[source.index("{", start) : end + 2])
+    return {str(region): [str(zone) for zone in zones] for region, zones in table.items()}
+
+
+AVAILABILITY_ZONES: dict[str, list[str]] = _availability_zones()
 REGIONS: tuple[str, ...] = tuple(sorted(AVAILABILITY_ZONES))
 
 
@@ -24,15 +60,15 @@ def zones_of(region: str) -> tuple[str, ...]:
 @cache
 def aurora_versions(engine: str) -> tuple[str, ...]:
     """Engine versions CloudFormation accepts for a new ``engine`` cluster, deprecated ones left out."""
-    folder = resources.files("cfnlint.data.schemas.extensions.aws_rds_dbcluster")
-    known = _versions(json.loads(folder.joinpath("engine_version.json").read_text()), engine, "then")
-    deprecated = _versions(json.loads(folder.joinpath("engine_version_deprecated.json").read_text()), engine, "if")
+    folder = ("data", "schemas", "extensions", "aws_rds_dbcluster")
+    known = _versions(_read_json(*folder, "engine_version.json"), engine, "then")
+    deprecated = _versions(_read_json(*folder, "engine_version_deprecated.json"), engine, "if")
     # "-limitless" versions belong to Aurora Limitless Database, another engine mode.
     usable = {v for v in set(known) - set(deprecated) if not v.endswith("-limitless")}
     return tuple(sorted(usable, key=_version_key))
 
 
-def _versions(schema: dict, engine: str, branch: str) -> list[str]:
+def _versions(schema: dict[str, Any], engine: str, branch: str) -> list[str]:
     for rule in schema.get("allOf", []):
         condition = rule.get("if", {}).get("properties", {})
         if condition.get("Engine", {}).get("const") == engine:
@@ -51,10 +87,33 @@ STACK_HANDLERS = ("create", "read", "update", "delete")
 
 
 @cache
+def _provider_types(region: str) -> dict[str, str]:
+    """Resource type -> the file name (a hash) of its provider schema in ``region``, as cfn-lint's
+    schema manager maps them (``data/schemas/providers/<region>.json``; us-east-1's for a region
+    it has no table for)."""
+    folder = _cfnlint_folder() / "data" / "schemas" / "providers"
+    path = folder / f"{region}.json"
+    return dict(json.loads((path if path.is_file() else folder / "us-east-1.json").read_text(encoding="utf-8")))
+
+
+@cache
+def resource_schema(region: str, resource_type: str) -> dict[str, Any]:
+    """The CloudFormation resource provider schema of ``resource_type`` in ``region``, as cfn-lint
+    ships it (``PROVIDER_SCHEMA_MANAGER.get_resource_schema(region, type).schema``).
+
+    Raises ``KeyError`` when the region has no such type (a custom resource, a type not offered
+    there). The returned dict is shared: do not change it.
+    """
+    digest = _provider_types(region)[resource_type]
+    schema: dict[str, Any] = _read_json("data", "schemas", "resources", f"{digest}.json")
+    return schema
+
+
+@cache
 def handler_permissions(region: str, resource_type: str) -> tuple[str, ...]:
     """The IAM actions CloudFormation needs to manage a resource of this type, as its resource
     provider schema lists them (cfn-lint ships the schemas); empty if the schema lists none."""
-    handlers = PROVIDER_SCHEMA_MANAGER.get_resource_schema(region, resource_type).schema.get("handlers", {})
+    handlers = resource_schema(region, resource_type).get("handlers", {})
     found = {p for name in STACK_HANDLERS for p in handlers.get(name, {}).get("permissions", [])}
     # Only actions IAM knows (cfn-lint's table of them): a schema may list one that IAM never
     # authorizes (an API operation name, not an action), which a policy need not name.
@@ -65,5 +124,5 @@ def handler_permissions(region: str, resource_type: str) -> tuple[str, ...]:
 @cache
 def _iam_actions() -> frozenset[str]:
     """Every ``service:action`` IAM knows, lower-case, from the table cfn-lint checks policies with."""
-    table = json.loads(resources.files("cfnlint.data.AdditionalSpecs").joinpath("Policies.json").read_text())
+    table = _read_json("data", "AdditionalSpecs", "Policies.json")
     return frozenset(f"{service}:{action}" for service, spec in table.items() for action in spec.get("Actions", {}))

@@ -19,19 +19,20 @@ A check that cannot run (a tool missing or crashing) is a failure, never a pass.
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
+from resource import RUSAGE_CHILDREN, RUSAGE_SELF, getrusage
 from typing import Any
-
-from cfnlint.api import ManualArgs, lint_file
-from cfnlint.decode import decode_str
 
 from infra_templates.quotas import check_output_quotas
 from infra_templates.render import to_json, to_yaml
@@ -65,8 +66,36 @@ class TemplateFile:
     uploaded: bool = False  # deployed through an S3 bucket: the larger limit applies
 
 
-def load_manifests(output: Path) -> list[tuple[Path, dict[str, Any]]]:
-    return [(path, json.loads(path.read_text(encoding="utf-8"))) for path in sorted(output.glob("*/manifest.json"))]
+class GateInputError(ValueError):
+    """The gate was asked for a folder that is not there."""
+
+
+def load_manifests(output: Path, environments: Sequence[str] | None = None) -> list[tuple[Path, dict[str, Any]]]:
+    """``(path, manifest)`` of every ``output/<folder>/manifest.json``, by folder name; with
+    ``environments``, only those folders' and the folders of the project stacks they list.
+
+    Raises GateInputError naming a folder of ``environments`` that has no manifest.
+    """
+    if environments is None:
+        paths = sorted(output.glob("*/manifest.json"))
+        return [(path, json.loads(path.read_text(encoding="utf-8"))) for path in paths]
+    loaded: dict[Path, dict[str, Any]] = {}
+    for name in environments:
+        path = output / name / "manifest.json"
+        if not path.is_file():
+            there = sorted(p.parent.name for p in output.glob("*/manifest.json"))
+            raise GateInputError(
+                f"--env {name}: {path} is not there (run `make templates`); folders: {', '.join(there) or 'none'}"
+            )
+        loaded[path] = json.loads(path.read_text(encoding="utf-8"))
+    for path, manifest in list(loaded.items()):
+        for stack in manifest["stacks"]:
+            if stack.get("scope") == "project":  # deployed from the project's folder: check that one too
+                folder = os.path.normpath(path.parent / stack["templates"]["json"].rsplit("/", 1)[0])
+                project = Path(folder) / "manifest.json"
+                if project not in loaded and project.is_file():
+                    loaded[project] = json.loads(project.read_text(encoding="utf-8"))
+    return sorted(loaded.items(), key=lambda item: str(item[0]))
 
 
 def template_files(manifests: Iterable[tuple[Path, dict[str, Any]]]) -> list[TemplateFile]:
@@ -187,30 +216,107 @@ def _pipeline_limits(body: dict[str, Any]) -> Iterator[str]:
 
 # --- cfn-lint ---------------------------------------------------------------------------------
 
+# Our cfn-lint custom rules (cfn-lint's extension point, as `cfn-lint --append-rules DIR` loads
+# them): run on every template. A missing pack is an error, never a silent pass.
+RULES_DIR = Path(__file__).parent / "rules"
+LINT_BATCH = 6  # templates per cfn-lint job: small enough that the jobs spread evenly over the cores
 
-def check_cfn_lint(files: Iterable[TemplateFile]) -> list[Problem]:
-    """cfn-lint on each stack's JSON template; its YAML twin must decode (with cfn-lint's own YAML
-    loader) to the same data, so linting it again would only repeat the findings: linting one of
-    the two halves the gate's longest step."""
-    problems: list[Problem] = []
+
+def default_rules() -> tuple[Path, ...]:
+    """The custom rule directories cfn-lint appends to its own rules: ``RULES_DIR``.
+
+    Raises RuntimeError when the folder is missing: the gate would otherwise pass without AWS's
+    contracts, which is a check that cannot run."""
+    if not RULES_DIR.is_dir():
+        raise RuntimeError(f"the rule pack {RULES_DIR} is missing: the gate cannot check AWS's contracts")
+    return (RULES_DIR,)
+
+
+@dataclass(frozen=True)
+class Job:
+    """One piece of a check, run in a worker process: ``function`` (a name in this module, looked up
+    when it runs) called with ``args``; it returns the problems it found."""
+
+    check: str
+    function: str
+    args: tuple[Any, ...]
+
+
+def cfn_lint_jobs(files: Iterable[TemplateFile], append_rules: Sequence[Path] | None = None) -> list[Job]:
+    """cfn-lint's share of the gate, as jobs: each stack's JSON template linted against its own
+    region (batches of ``LINT_BATCH`` templates of one region), and one job checking that each
+    YAML twin decodes (with cfn-lint's own YAML loader) to the same data as its JSON, so that
+    linting the YAML too would only repeat the findings."""
+    rules = tuple(str(path) for path in (default_rules() if append_rules is None else append_rules))
     files = list(files)
     by_stem = {file.path.with_suffix(""): file for file in files if file.path.suffix == ".json"}
+    by_region: dict[str, list[str]] = {}
+    twins: list[tuple[str, str]] = []
     for file in files:
         twin = by_stem.get(file.path.with_suffix(""))
         if file.path.suffix == ".json" or twin is None:
-            config = ManualArgs(include_checks=["I"], regions=[file.region])
-            for match in lint_file(file.path, config):
-                problems.append(
-                    Problem("cfn-lint", f"{file.path}:{match.linenumber}", f"{match.rule.id} {match.message}")
-                )
-            continue
-        mine, mine_errors = decode_str(file.path.read_text(encoding="utf-8"))
-        theirs, _ = decode_str(twin.path.read_text(encoding="utf-8"))
-        if mine_errors or json.loads(json.dumps(mine)) != json.loads(json.dumps(theirs)):
+            by_region.setdefault(file.region, []).append(str(file.path))
+        else:
+            twins.append((str(file.path), str(twin.path)))
+    jobs = [
+        Job("cfn-lint", "lint_templates", (region, tuple(paths[i : i + LINT_BATCH]), rules))
+        for region, paths in sorted(by_region.items())
+        for i in range(0, len(paths), LINT_BATCH)
+    ]
+    if twins:
+        jobs.append(Job("cfn-lint", "compare_twins", (tuple(twins),)))
+    return jobs
+
+
+def check_cfn_lint(files: Iterable[TemplateFile], append_rules: Sequence[Path] | None = None) -> list[Problem]:
+    """cfn-lint on every JSON template, informational rules and ``append_rules`` (default:
+    ``default_rules()``) included, and the YAML twins compared; in this process, one job after
+    another (``run_gate`` spreads the same jobs over the cores)."""
+    return [problem for job in cfn_lint_jobs(files, append_rules) for problem in run_job(job)[0]]
+
+
+@cache
+def _cfn_lint_rules(append_rules: tuple[str, ...]) -> Any:
+    """cfn-lint's rules with ``append_rules`` appended, loaded once per process (as its CLI loads
+    them once for all the templates it is given): loading them takes longer than linting a template."""
+    from cfnlint.config import ConfigMixIn, ManualArgs  # noqa: PLC0415 - heavy: only where linting
+    from cfnlint.runner import Runner  # noqa: PLC0415
+
+    return Runner(ConfigMixIn(**ManualArgs(append_rules=list(append_rules)))).rules
+
+
+def lint_templates(region: str, paths: Sequence[str], append_rules: Sequence[str] = ()) -> list[Problem]:
+    """cfn-lint on ``paths``, each against ``region``, informational rules included: what
+    ``cfn-lint --regions REGION --include-checks I --append-rules DIR PATH...`` reports."""
+    from cfnlint.config import ConfigMixIn, ManualArgs  # noqa: PLC0415 - heavy: only where linting
+    from cfnlint.runner import run_template_by_file_path  # noqa: PLC0415
+
+    rules = _cfn_lint_rules(tuple(append_rules))
+    config = ConfigMixIn(
+        **ManualArgs(templates=list(paths), regions=[region], include_checks=["I"], append_rules=list(append_rules))
+    )
+    problems: list[Problem] = []
+    for path in paths:
+        for match in run_template_by_file_path(path, config, rules, False):
+            problems.append(Problem("cfn-lint", f"{path}:{match.linenumber}", f"{match.rule.id} {match.message}"))
+    return problems
+
+
+def compare_twins(pairs: Sequence[tuple[str, str]]) -> list[Problem]:
+    """Each ``(yaml, json)`` pair: the YAML must decode, with cfn-lint's YAML loader (short-form
+    intrinsics), to exactly the data of its JSON twin."""
+    from cfnlint.decode import decode_str  # noqa: PLC0415 - heavy: only where linting
+
+    problems: list[Problem] = []
+    for yaml_path, json_path in pairs:
+        mine, errors = decode_str(Path(yaml_path).read_text(encoding="utf-8"))
+        try:
+            theirs = json.loads(Path(json_path).read_text(encoding="utf-8"))
+        except json.JSONDecodeError:
+            theirs = None  # cfn-lint reports the JSON itself
+        if errors or json.loads(json.dumps(mine)) != theirs:
             problems.append(
-                Problem(
-                    "cfn-lint", str(file.path), f"does not hold the same template as {twin.path.name}: {mine_errors}"
-                )
+                Problem("cfn-lint", yaml_path, f"does not hold the same template as {Path(json_path).name}: {errors}")
             )
     return problems
 
@@ -226,23 +332,25 @@ def checkov_command() -> list[str]:
     return [found]
 
 
-def check_checkov(output: Path) -> list[Problem]:
+def check_checkov(output: Path, environments: Sequence[str] | None = None) -> list[Problem]:
     """Zero failed checks; every skip in a template's Metadata has a reason and is really needed.
 
-    checkov runs on a scratch copy of the templates with the skips taken out, so that the gate sees
-    what each skip hides: a finding with a skip is accepted, a finding without one fails, and a
-    skip with no finding behind it fails too (it would silence a future regression unseen).
+    checkov runs once, on a scratch copy of the JSON templates (the folders of ``environments``
+    and what their manifests name, default: every folder) with the skips taken out, so that the
+    gate sees what each skip hides: a finding with a skip is accepted, a finding without one
+    fails, and a skip with no finding behind it fails too (it would silence a future regression
+    unseen). The YAML twins are left out: cfn-lint's step checks that each holds the same
+    template as its JSON, so scanning them too would only repeat each finding.
     """
-    files = template_files(load_manifests(output))
+    files = template_files(load_manifests(output, environments))
+    jsons = {file.path.with_suffix("") for file in files if file.path.suffix == ".json"}
+    scanned_files = [f for f in files if f.path.suffix == ".json" or f.path.with_suffix("") not in jsons]
     root = output.resolve()
     declared: dict[tuple[str, str, str], str] = {}
     with tempfile.TemporaryDirectory(prefix="checkov-") as scratch:
-        for file in files:
+        for file in scanned_files:
             relative = str(file.path.relative_to(root))
-            decoded, errors = decode_str(file.path.read_text(encoding="utf-8"))
-            if errors or decoded is None:
-                raise RuntimeError(f"{file.path} does not parse: {errors}")
-            body = json.loads(json.dumps(decoded))  # cfn-lint's node classes -> plain data
+            body = _plain_template(file.path)
             for logical, resource in body.get("Resources", {}).items():
                 metadata = resource.get("Metadata", {})
                 for skip in metadata.pop("checkov", {}).get("skip", []):
@@ -269,6 +377,27 @@ def check_checkov(output: Path) -> list[Problem]:
     if scanned == 0:
         problems.append(Problem("checkov", str(output), "scanned no resources: is the output folder empty?"))
     return problems
+
+
+def _plain_template(path: Path) -> dict[str, Any]:
+    """A template file as plain data: JSON directly, YAML (short-form intrinsics) with cfn-lint's
+    loader. Raises RuntimeError when it does not parse."""
+    text = path.read_text(encoding="utf-8")
+    if path.suffix == ".json":
+        try:
+            body = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise RuntimeError(f"{path} does not parse: {error}") from error
+    else:
+        from cfnlint.decode import decode_str  # noqa: PLC0415 - heavy: only for a YAML-only template
+
+        decoded, errors = decode_str(text)
+        if errors or decoded is None:
+            raise RuntimeError(f"{path} does not parse: {errors}")
+        body = json.loads(json.dumps(decoded))  # cfn-lint's node classes -> plain data
+    if not isinstance(body, dict):
+        raise RuntimeError(f"{path} is not a template (a mapping)")
+    return body
 
 
 def _run_checkov(folder: Path) -> tuple[dict[tuple[str, str, str], str], int]:
@@ -344,16 +473,71 @@ def check_shellcheck(manifests: Iterable[tuple[Path, dict[str, Any]]]) -> list[P
 # --- the gate ---------------------------------------------------------------------------------
 
 
-def _guarded(name: str, step: Callable[[], list[Problem]]) -> list[Problem]:
+def run_job(job: Job) -> tuple[list[Problem], float]:
+    """Run one job (in whatever process calls this): its problems, and the seconds it took."""
+    return _timed(job.check, lambda: globals()[job.function](*job.args))
+
+
+def _timed(check: str, step: Callable[[], list[Problem]]) -> tuple[list[Problem], float]:
+    """What ``step`` found and its wall time; a step that cannot run (a tool missing or crashing)
+    is a failure, never a pass."""
+    start = time.perf_counter()
     try:
-        return step()
-    except Exception as error:  # a check that cannot run is a failure, not a pass
-        return [Problem(name, "gate", f"could not run: {error}")]
+        problems = step()
+    except Exception as error:
+        problems = [Problem(check, "gate", f"could not run: {error}")]
+    return problems, time.perf_counter() - start
 
 
-def run_gate(output: Path, print_: Callable[[str], None] = print) -> int:
-    """Run every check on ``output``; print what each found; 0 when all are silent, else 1."""
-    manifests = load_manifests(output)
+def _pool(workers: int) -> ProcessPoolExecutor:
+    """Worker processes for the CPU-bound checks (threads would share one core: the GIL). Forked
+    where the platform can, so a worker starts in a moment and sees this process's modules as
+    they are (a test's stand-in for a tool included)."""
+    methods = multiprocessing.get_all_start_methods()
+    context = multiprocessing.get_context("fork" if "fork" in methods else None)
+    return ProcessPoolExecutor(max_workers=workers, mp_context=context)
+
+
+def _cores() -> int:
+    """The cores this process may run on (its affinity where the platform tells, as `nproc` does)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0)) or 1
+    return os.cpu_count() or 1
+
+
+def _cpu_seconds() -> float:
+    """CPU time of this process and of its children that have ended (workers, checkov, shellcheck)."""
+    mine, theirs = getrusage(RUSAGE_SELF), getrusage(RUSAGE_CHILDREN)
+    return mine.ru_utime + mine.ru_stime + theirs.ru_utime + theirs.ru_stime
+
+
+CHECKS = ("wiring", "limits", "quotas", "cfn-lint", "checkov", "shellcheck")
+
+
+def run_gate(
+    output: Path,
+    print_: Callable[[str], None] = print,
+    *,
+    environments: Sequence[str] | None = None,
+    append_rules: Sequence[Path] | None = None,
+    workers: int | None = None,
+) -> int:
+    """Run every check on ``output`` (only the folders of ``environments`` and the project folder
+    their manifests name, when given); print what each found and the time it took; 0 when all
+    are silent, 1 when any found a problem or could not run, 2 when an environment has no folder.
+
+    checkov (a subprocess) and cfn-lint (in batches of templates) run as jobs on ``workers``
+    processes (default: one per core), checkov first as the longest; wiring and limits run here
+    meanwhile. Each check's time is the sum of its jobs' wall times (its share of the workers);
+    the last line gives the gate's wall time and the CPU time of it and every process it started.
+    ``append_rules``: cfn-lint custom rule directories (default: ``default_rules()``).
+    """
+    started, cpu_before = time.perf_counter(), _cpu_seconds()
+    try:
+        manifests = load_manifests(output, environments)
+    except GateInputError as error:
+        print_(f"gate: {error}")
+        return 2
     if not manifests:
         print_(f"gate: no manifest.json under {output}/: run `make templates` first")
         return 1
@@ -362,25 +546,40 @@ def run_gate(output: Path, print_: Callable[[str], None] = print) -> int:
     if missing:
         print_(f"gate: the manifest names files that are not there: {', '.join(str(f.path) for f in missing)}")
         return 1
-    steps: list[tuple[str, Callable[[], list[Problem]]]] = [
-        ("wiring", lambda: check_wiring(manifests)),
-        ("limits", lambda: check_limits(files)),
-        ("quotas", lambda: [Problem("quotas", "output", p) for p in check_output_quotas(manifests)]),
-        ("cfn-lint", lambda: check_cfn_lint(files)),
-        ("checkov", lambda: check_checkov(output)),
-        ("shellcheck", lambda: check_shellcheck(manifests)),
+    checkov_args: tuple[Any, ...] = (output,) if environments is None else (output, tuple(environments))
+    jobs = [
+        Job("checkov", "check_checkov", checkov_args),
+        *cfn_lint_jobs(files, append_rules),
+        Job("shellcheck", "check_shellcheck", (manifests,)),
     ]
-    # checkov runs in a subprocess: start it first so it overlaps cfn-lint, which runs in-process.
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        futures = [(name, pool.submit(_guarded, name, step)) for name, step in reversed(steps)]
-        results = {name: future.result() for name, future in futures}
+    workers = max(1, min(workers or _cores(), len(jobs)))
+    results: dict[str, list[Problem]] = {name: [] for name in CHECKS}
+    seconds: dict[str, float] = dict.fromkeys(CHECKS, 0.0)
+    with _pool(workers) as pool:
+        futures = [(job, pool.submit(run_job, job)) for job in jobs]
+        # meanwhile, here: the quick checks on what the manifests say
+        for name, step in (
+            ("wiring", lambda: check_wiring(manifests)),
+            ("limits", lambda: check_limits(files)),
+            ("quotas", lambda: [Problem("quotas", "output", p) for p in check_output_quotas(manifests)]),
+        ):
+            results[name], seconds[name] = _timed(name, step)
+        for job, future in futures:
+            try:
+                problems, spent = future.result()
+            except Exception as error:  # the worker itself died (killed, out of memory)
+                problems, spent = [Problem(job.check, "gate", f"could not run: {error!r}")], 0.0
+            results[job.check] += problems
+            seconds[job.check] += spent
+    print_(f"gate: {len(files)} template files, {len(manifests)} folders, {workers} worker processes")
     failed = False
-    for name, _ in steps:
+    for name in CHECKS:
         problems = results[name]
         failed = failed or bool(problems)
         status = "ok" if not problems else f"{len(problems)} problem(s)"
-        print_(f"gate: {name:<10} {status} ({len(files)} templates, {len(manifests)} environments)")
+        print_(f"gate: {name:<10} {status:<16} {seconds[name]:6.1f} s")
         for problem in problems:
             print_(f"  {problem}")
-    print_("gate: passed" if not failed else "gate: FAILED")
+    wall, cpu = time.perf_counter() - started, _cpu_seconds() - cpu_before
+    print_(f"gate: {'passed' if not failed else 'FAILED'} in {wall:.1f} s wall, {cpu:.1f} s CPU")
     return 1 if failed else 0

@@ -224,6 +224,9 @@ FARGATE_SIZES: dict[int, tuple[int, ...]] = {
 DATABASE_PORTS = {"aurora-postgresql": 5432, "aurora-mysql": 3306}
 SERVICE_NAME = r"^[a-z][a-z0-9-]{0,30}[a-z0-9]$"
 SECRET_REFERENCE = r"^(secretsmanager:[A-Za-z0-9/_+=.@-]{1,512}(#[A-Za-z0-9_.-]+)?|ssm:/[A-Za-z0-9/_.-]{1,1011})$"
+# A secret's complete name: the name, a hyphen and the 6 random characters Secrets Manager appends
+# (the end of its ARN). ECS takes the full ARN of a secret (ECS API reference, Secret.valueFrom).
+COMPLETE_SECRET_NAME = r"^secretsmanager:[A-Za-z0-9/_+=.@-]+-[A-Za-z0-9]{6}(#.*)?$"
 ENV_VAR_NAME = r"^[A-Za-z_][A-Za-z0-9_]{0,254}$"
 # What a service with database_access receives: host, port and name as variables, user and
 # password from the database's secret.
@@ -325,7 +328,8 @@ class Service(Strict):
     environment: dict[str, str] = Field(default_factory=dict, description="Plain, non-secret variables.")
     secrets: dict[str, str] = Field(
         default_factory=dict,
-        description="Variable -> 'secretsmanager:NAME[#json-key]' or 'ssm:/NAME': names, never values.",
+        description="Variable -> 'secretsmanager:NAME-SUFFIX[#json-key]' (the secret's complete name, as its ARN "
+        "ends, with the 6 characters Secrets Manager appended) or 'ssm:/NAME': references, never values.",
     )
     capacity: Capacity | None = Field(default=None, description="Overrides platform.capacity for this service.")
     architecture: Literal["X86_64", "ARM64"] = "X86_64"
@@ -335,7 +339,11 @@ class Service(Strict):
         description="uid[:gid] to run as; null keeps the image's",
     )
     read_only_root_filesystem: bool = True
-    exec: bool = Field(default=False, description="ECS Exec (a shell into running tasks); off unless asked.")
+    exec: bool = Field(
+        default=False,
+        description="ECS Exec (a shell into running tasks); off unless asked. Needs read_only_root_filesystem: "
+        "false (the ECS Exec agent writes to the container's filesystem).",
+    )
     database_access: bool = Field(default=False, description="Whether the service may connect to the database.")
     deployment_strategy: Literal["blue-green", "rolling"] | None = Field(
         default=None, description="Overrides deployment.strategy for this service."
@@ -356,6 +364,19 @@ class Service(Strict):
                 ("memory",),
                 f"is not a size Fargate accepts with cpu {self.cpu}; use {sizes[0]} to {sizes[-1]} "
                 f"in steps of {sizes[1] - sizes[0]}",
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _exec_needs_writable_root(self) -> Service:
+        # ECS Developer Guide, ECS Exec considerations: the SSM agent ECS Exec runs in the container
+        # writes to its filesystem; the gate's rule E9004 checks the same on the template.
+        if self.exec and self.read_only_root_filesystem:
+            raise FieldValueError(
+                ("exec",),
+                "needs read_only_root_filesystem: false (the ECS Exec agent cannot run on a read-only root "
+                "filesystem); set it for this service, or turn exec off",
+                self.exec,
             )
         return self
 
@@ -388,6 +409,14 @@ class Service(Strict):
                     "looks like a value, not a reference: give 'secretsmanager:NAME' (optionally '#json-key') "
                     "or 'ssm:/PARAMETER/NAME' and keep the value in AWS",
                     "(hidden)",
+                )
+            if value.startswith("secretsmanager:") and not re.fullmatch(COMPLETE_SECRET_NAME, value):
+                raise FieldValueError(
+                    (key,),
+                    "names the secret without the 6 characters Secrets Manager appends to its name: give the "
+                    "complete name as its ARN ends ('secretsmanager:shop/api/payment-AbC123#key', see "
+                    "'aws secretsmanager describe-secret'); ECS takes a secret's full ARN",
+                    value,
                 )
         return secrets
 
@@ -470,9 +499,21 @@ RESERVED_DB_USERS = ("admin", "administrator", "postgres", "root", "rdsadmin", "
 
 class ServerlessCapacity(Strict):
     mode: Literal["serverless"]
-    min_acu: float = Field(ge=0, le=256, description="Aurora capacity units at the least (0 lets it pause).")
+    min_acu: float = Field(
+        ge=0,
+        le=256,
+        description="Aurora capacity units at the least; 0 lets idle instances pause (auto-pause: needs Aurora "
+        "PostgreSQL 13.15/14.12/15.7/16.3+ or MySQL 3.08.0+).",
+    )
     max_acu: float = Field(ge=1, le=256, description="Aurora capacity units at the most.")
     readers: int = Field(default=0, ge=0, le=15, description="Reader instances besides the writer.")
+    seconds_until_auto_pause: int | None = Field(
+        default=None,
+        ge=300,
+        le=86400,
+        description="With min_acu 0: idle seconds before an instance pauses (AWS: 300 to 86400; AWS's default "
+        "when unset). Only with min_acu 0.",
+    )
 
     @model_validator(mode="after")
     def _order(self) -> ServerlessCapacity:
@@ -482,6 +523,14 @@ class ServerlessCapacity(Strict):
                 problems.append(FieldValueError((field,), "must be a multiple of 0.5", getattr(self, field)))
         if self.min_acu > self.max_acu:
             problems.append(FieldValueError(("min_acu",), f"is above max_acu ({self.max_acu})", self.min_acu))
+        if self.seconds_until_auto_pause is not None and self.min_acu != 0:
+            problems.append(
+                FieldValueError(
+                    ("seconds_until_auto_pause",),
+                    f"applies only with min_acu 0 (auto-pause); min_acu is {self.min_acu}",
+                    self.seconds_until_auto_pause,
+                )
+            )
         if problems:
             raise ManyFieldsError(problems)
         return self
@@ -592,6 +641,19 @@ class Database(Strict):
                 f"deprecated); use one of {', '.join(known)}",
                 self.engine_version,
             )
+        capacity = self.capacity
+        if isinstance(capacity, ServerlessCapacity) and capacity.min_acu == 0:
+            # One statement of the contract: the gate's rule E9007 (imported here only when needed:
+            # the rule module imports cfn-lint, which settings otherwise never need).
+            from infra_templates.rules.aurora import supports_zero_acu  # noqa: PLC0415
+
+            if not supports_zero_acu(self.engine, self.engine_version):
+                raise FieldValueError(
+                    ("capacity", "min_acu"),
+                    f"0 (auto-pause) needs {self.engine} 13.15, 14.12, 15.7, 16.3 or later (PostgreSQL), "
+                    f"3.08.0 or later (MySQL); {self.engine_version} takes 0.5 at the least",
+                    0,
+                )
         return self
 
     @property
@@ -1309,29 +1371,54 @@ def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str
     return merged
 
 
-class _StrictLoader(yaml.SafeLoader):
-    """Safe YAML that refuses a key given twice in one mapping (PyYAML keeps the last silently)."""
+def _construct_mapping_once(
+    self: yaml.constructor.SafeConstructor, node: yaml.MappingNode, deep: bool = False
+) -> dict[Any, Any]:
+    """A mapping, refusing a key given twice in it (PyYAML keeps the last silently)."""
+    seen: set[Any] = set()
+    for key_node, _ in node.value:
+        key = self.construct_object(key_node, deep=deep)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"key {key!r} is given twice in one mapping", key_node.start_mark
+            )
+        seen.add(key)
+    mapping: dict[Any, Any] = yaml.constructor.SafeConstructor.construct_mapping(self, node, deep=deep)
+    return mapping
 
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        seen: set[Any] = set()
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)
-            if key in seen:
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"key {key!r} is given twice in one mapping", key_node.start_mark
-                )
-            seen.add(key)
-        return super().construct_mapping(node, deep=deep)
+
+class _StrictLoader(yaml.SafeLoader):
+    """Safe YAML that refuses a key given twice in one mapping."""
+
+    construct_mapping = _construct_mapping_once
+
+
+_FastStrictLoader: Any = _StrictLoader
+if yaml.__with_libyaml__:  # libyaml's parser (C), the same constructor: 3x faster on a valid file
+
+    class _CStrictLoader(yaml.CSafeLoader):
+        construct_mapping = _construct_mapping_once
+
+    _FastStrictLoader = _CStrictLoader
 
 
 def _read_mapping(path: Path) -> dict[str, Any]:
+    text = path.read_text(encoding="utf-8")
     try:
-        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_StrictLoader)
+        return _checked_mapping(path, yaml.load(text, Loader=_FastStrictLoader))
+    except yaml.YAMLError:
+        pass  # read it again with PyYAML's own parser, whose messages (and marks) the user gets
+    try:
+        data = yaml.load(text, Loader=_StrictLoader)
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
         problem = getattr(error, "problem", None) or str(error)
         raise SettingsError([f"{_show(path)}: is not valid YAML{where}: {problem}"]) from None
+    return _checked_mapping(path, data)
+
+
+def _checked_mapping(path: Path, data: Any) -> dict[str, Any]:
     if data is None:
         return {}
     if not isinstance(data, dict):

@@ -28,8 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from cfnlint.schema import PROVIDER_SCHEMA_MANAGER, ResourceNotFoundError
-
+from infra_templates.catalog import resource_schema
 from infra_templates.pipeline import find_imports
 from infra_templates.stateful import KEEPING_POLICIES, STATEFUL_TYPES
 
@@ -208,8 +207,8 @@ def _warn(verb: Literal["DELETES", "REPLACES"], stack: str, logical_id: str, old
 def create_only_properties(region: str, type_: str) -> tuple[str, ...]:
     """JSON pointers (``/properties/CidrBlock``) of the properties whose change replaces a resource."""
     try:
-        schema = PROVIDER_SCHEMA_MANAGER.get_resource_schema(region, type_).schema
-    except ResourceNotFoundError:  # custom resources, or a type this region does not have
+        schema = resource_schema(region, type_)
+    except KeyError:  # custom resources, or a type this region does not have
         return ()
     return tuple(schema.get("createOnlyProperties", ()))
 

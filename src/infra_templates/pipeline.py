@@ -10,6 +10,8 @@ Two kinds of layer:
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, replace
 from functools import cached_property
 from typing import Any
@@ -85,12 +87,14 @@ class Stack:
     def json(self) -> str:
         return to_json(self.body)
 
-    @property
+    @cached_property
     def exports(self) -> list[str]:
         return sorted(out["Export"]["Name"] for out in self.body.get("Outputs", {}).values() if "Export" in out)
 
-    @property
+    @cached_property
     def imports(self) -> list[str]:
+        """Every export name the template imports (it walks the whole template: asked for by every
+        manifest that lists the stack, so kept; the template data does not change once built)."""
         return sorted(set(find_imports(self.body)))
 
     @property
@@ -149,9 +153,36 @@ def _stack(name: str, layer: str, region: str, template: Template, *, depends_on
     return Stack(name, layer, region, body, depends_on, scope=scope)
 
 
+# (environment's settings as JSON, layer, unit) -> the unit's template as data; set inside build_once()
+_BUILT: ContextVar[dict[tuple[str, LayerSpec, str], dict[str, Any]] | None] = ContextVar("built", default=None)
+
+
+@contextmanager
+def build_once() -> Iterator[None]:
+    """Within this block, ``build_stacks`` builds each environment's layer (each service's, for a
+    per-service layer) once and hands the same template data out again when asked for it again.
+
+    A build asks for an environment's stacks several times: for its own folder, for its DR pair's
+    folder, for the deployer layer (the roles derive from the other layers' resource types) and
+    for the infrastructure pipeline (every environment it deploys). Layers are pure functions of
+    the settings (STYLE.md), so equal settings (compared as their JSON) give the same template.
+    Each call still returns new ``Stack`` objects with their own ``depends_on`` lists
+    (``prerequisites`` extends those); the template data is shared and must not be changed.
+    Outside the block nothing is kept: a test that changes a layer's module between builds
+    sees the change.
+    """
+    token = _BUILT.set({})
+    try:
+        yield
+    finally:
+        _BUILT.reset(token)
+
+
 def build_stacks(env: Environment, layers: Sequence[LayerSpec]) -> list[Stack]:
     """Every environment stack of ``env``, in deploy order."""
     check_layer_order(layers)
+    built = _BUILT.get()
+    settings = env.model_dump_json() if built is not None else ""
     stacks: list[Stack] = []
     names: dict[str, list[str]] = {}  # layer -> its stack names (several for a per-service layer)
     for layer in layers:
@@ -166,10 +197,15 @@ def build_stacks(env: Environment, layers: Sequence[LayerSpec]) -> list[Stack]:
         else:
             units = [(layer.name, (env,))]
         for unit, args in units:
-            template = layer.build(*args)
-            apply_tags(template, standard_tags(env.project, env.name, unit, env.tags))
             name = stack_name(env.project, env.name, unit)
-            stacks.append(_stack(name, unit, region, template, depends_on=depends_on, scope="environment"))
+            body = built.get((settings, layer, unit)) if built is not None else None
+            if body is None:
+                template = layer.build(*args)
+                apply_tags(template, standard_tags(env.project, env.name, unit, env.tags))
+                body = template_dict(template)
+                if built is not None:
+                    built[(settings, layer, unit)] = body
+            stacks.append(Stack(name, unit, region, body, list(depends_on), scope="environment"))
             names[layer.name].append(name)
     return stacks
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import os
 import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -60,8 +62,73 @@ def _order(mapping: Mapping[str, Any], first: tuple[str, ...]) -> dict[str, Any]
 def to_json(data: Any) -> str:
     """JSON indented by one space: still one key a line, and a third smaller than two spaces, which
     keeps a large service stack within the 51,200-byte body ``aws cloudformation deploy`` uploads
-    without a bucket. The YAML beside it is the one written for reading."""
-    return json.dumps(data, indent=1, ensure_ascii=False) + "\n"
+    without a bucket. The YAML beside it is the one written for reading.
+
+    The text of ``json.dumps(data, indent=1, ensure_ascii=False)``, written twice as fast (the
+    standard library's C encoder takes no indent): a template's types directly, anything else
+    (a float, a tuple, a key that is not a string) by ``json.dumps`` itself.
+    """
+    chunks: list[str] = []
+    try:
+        _json_chunks(data, "", chunks.append)
+    except _NotPlainError:
+        return json.dumps(data, indent=1, ensure_ascii=False) + "\n"
+    chunks.append("\n")
+    return "".join(chunks)
+
+
+class _NotPlainError(Exception):
+    """A value ``_json_chunks`` leaves to ``json.dumps``."""
+
+
+_json_string = json.encoder.encode_basestring  # the C function json.dumps uses with ensure_ascii=False
+
+
+def _json_chunks(value: Any, indent: str, append: Callable[[str], None]) -> None:
+    kind = type(value)
+    if kind is str:
+        append(_json_string(value))
+    elif kind is dict:
+        if not value:
+            append("{}")
+            return
+        inner = indent + " "
+        separator = "{\n" + inner
+        for key, item in value.items():
+            if type(key) is not str:
+                raise _NotPlainError
+            append(separator)
+            append(_json_string(key))
+            append(": ")
+            _json_chunks(item, inner, append)
+            separator = ",\n" + inner
+        append("\n" + indent + "}")
+    elif kind is list:
+        if not value:
+            append("[]")
+            return
+        inner = indent + " "
+        separator = "[\n" + inner
+        for item in value:
+            append(separator)
+            _json_chunks(item, inner, append)
+            separator = ",\n" + inner
+        append("\n" + indent + "]")
+    else:
+        append(_json_scalar(value))
+
+
+def _json_scalar(value: Any) -> str:
+    kind = type(value)
+    if kind is bool:
+        return "true" if value else "false"
+    if kind is int:
+        return int.__repr__(value)
+    if kind is float and math.isfinite(value):
+        return float.__repr__(value)  # as json writes a finite float (NaN and infinities its own way)
+    if value is None:
+        return "null"
+    raise _NotPlainError
 
 
 # --- YAML with CloudFormation's short-form intrinsic functions --------------------------------
@@ -96,6 +163,7 @@ class _CfnDumper(yaml.SafeDumper):
 _PROBE = yaml.emitter.Emitter(io.StringIO())  # only its analyze_scalar, which keeps no state
 
 
+@cache
 def _tagged_style(value: str) -> str | None:
     """The style of a short-form intrinsic's scalar: plain where plain is unambiguous (the test of
     ``_CfnDumper.choose_scalar_style``), else quoted. Decided here, so that libyaml's C emitter,
@@ -133,25 +201,99 @@ _CfnDumper.add_representer(dict, _represent_dict)
 _CfnDumper.add_representer(str, _represent_str)
 
 _FastCfnDumper: Any = None  # the libyaml dumper class, when PyYAML has libyaml
+_RESOLVED: dict[tuple[str, tuple[bool, bool]], str] = {}  # (scalar text, implicit) -> the tag it resolves to
 if yaml.__with_libyaml__:  # PyYAML built with libyaml: its C emitter is 5x faster, same text (tests/test_render.py)
 
     class _CCfnDumper(yaml.CSafeDumper):
         def ignore_aliases(self, data: Any) -> bool:
             return True
 
+        def resolve(self, kind: type[yaml.Node], value: Any, implicit: Any) -> str:
+            # libyaml's serializer asks twice for each scalar whether its text would read back
+            # as the same type without a tag; for a scalar the answer depends on the text alone
+            # (a dumper has no path resolvers), and templates repeat their texts: remember it.
+            if kind is not yaml.ScalarNode:
+                return str(super().resolve(kind, value, implicit))
+            key = (value, implicit)
+            tag = _RESOLVED.get(key)
+            if tag is None:
+                tag = _RESOLVED[key] = str(super().resolve(kind, value, implicit))
+            return tag
+
     _CCfnDumper.add_representer(dict, _represent_dict)
     _CCfnDumper.add_representer(str, _represent_str)
     _FastCfnDumper = _CCfnDumper
 
+_STR, _MAP, _SEQ = "tag:yaml.org,2002:str", "tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"
+_ScalarNode, _MappingNode, _SequenceNode = yaml.ScalarNode, yaml.MappingNode, yaml.SequenceNode
+
+
+def _node(data: Any, fallback: yaml.representer.SafeRepresenter) -> yaml.Node:
+    """The YAML node ``_CfnDumper``'s representers make of ``data`` (a template: dicts, lists,
+    strings, numbers, booleans), made directly: PyYAML's generic representer looks up a function
+    per object and tracks aliases, which was most of the time a template took to render.
+    Anything else (a float, a subclass) goes to ``fallback``, the representer itself."""
+    kind = type(data)
+    node: yaml.Node | None
+    if kind is str:
+        node = _ScalarNode(_STR, data, style="|" if "\n" in data else None)
+    elif kind is dict:
+        node = _short_form(data, fallback) if len(data) == 1 else None
+        if node is None:
+            pairs = [(_node(k, fallback), _node(v, fallback)) for k, v in data.items()]
+            node = _MappingNode(_MAP, pairs, flow_style=False)
+    elif kind is list:
+        node = _SequenceNode(_SEQ, [_node(item, fallback) for item in data], flow_style=False)
+    elif kind is bool:
+        node = _ScalarNode("tag:yaml.org,2002:bool", "true" if data else "false")
+    elif kind is int:
+        node = _ScalarNode("tag:yaml.org,2002:int", str(data))
+    elif data is None:
+        node = _ScalarNode("tag:yaml.org,2002:null", "null")
+    else:
+        node = fallback.represent_data(data)
+    return node
+
+
+def _short_form(data: dict[str, Any], fallback: yaml.representer.SafeRepresenter) -> yaml.Node | None:
+    """A one-key intrinsic function (``{"Ref": x}``, ``{"Fn::Sub": ...}``) as its short form
+    (``!Ref x``), as ``_represent_dict`` writes it; None for any other mapping."""
+    ((key, value),) = data.items()
+    if key == "Ref" and type(value) is str:
+        tag = "!Ref"
+    elif key == "Fn::GetAtt" and type(value) is list and all(type(v) is str for v in value):
+        tag, value = "!GetAtt", ".".join(value)
+    elif key.startswith("Fn::") or key == "Condition":
+        tag = "!" + key.removeprefix("Fn::")
+    else:
+        return None
+    if type(value) is list:
+        return _SequenceNode(tag, [_node(item, fallback) for item in value], flow_style=False)
+    if type(value) is dict:
+        return _MappingNode(tag, [(_node(k, fallback), _node(v, fallback)) for k, v in value.items()], flow_style=False)
+    if type(value) is str:
+        return _ScalarNode(tag, value, style=_tagged_style(value))
+    return None
+
 
 def to_yaml(data: Any, *, pure_python: bool = False) -> str:
-    """The YAML text of a template: the same bytes from libyaml's emitter (when PyYAML has it) or
-    PyYAML's Python one (``pure_python``); the emitter was most of the generation time."""
-    dumper = _CfnDumper if pure_python or _FastCfnDumper is None else _FastCfnDumper
-    text: str = yaml.dump(
-        data, Dumper=dumper, sort_keys=False, default_flow_style=False, width=100_000, allow_unicode=True
-    )
-    return text
+    """The YAML text of a template: the same bytes from libyaml's emitter (when PyYAML has it),
+    fed nodes made by ``_node``, or from PyYAML's Python representers and emitter
+    (``pure_python``); ``tests/test_render.py`` holds them to the same text."""
+    if pure_python or _FastCfnDumper is None:
+        text: str = yaml.dump(
+            data, Dumper=_CfnDumper, sort_keys=False, default_flow_style=False, width=100_000, allow_unicode=True
+        )
+        return text
+    stream = io.StringIO()
+    dumper = _FastCfnDumper(stream, default_flow_style=False, width=100_000, allow_unicode=True, sort_keys=False)
+    try:
+        dumper.open()
+        dumper.serialize(_node(data, dumper))
+        dumper.close()
+    finally:
+        dumper.dispose()
+    return stream.getvalue()
 
 
 # --- writing ----------------------------------------------------------------------------------

@@ -122,11 +122,16 @@ fi
 
 # 6/16 shop-dr-data
 echo "==> 6/16 shop-dr-data (eu-central-1)"
+# SecretArn is an output of shop-prod-data in eu-west-1: ImportValue cannot cross regions.
+secret_arn="$(aws cloudformation describe-stacks \
+  --stack-name shop-prod-data --region eu-west-1 \
+  --query "Stacks[0].Outputs[?OutputKey=='SecretArn'].OutputValue" --output text)"
 aws cloudformation deploy \
   --stack-name shop-dr-data \
   --region eu-central-1 \
   --template-file "$here/data.yaml" \
   --capabilities CAPABILITY_IAM \
+  --parameter-overrides "SecretArn=$secret_arn" \
   --tags Project=shop Environment=dr ManagedBy=infra-templates \
   "${changeset[@]}"
 # It holds PostgresqlLogGroup (AWS::Logs::LogGroup), Cluster (AWS::RDS::DBCluster): deleting the stack must take a deliberate step.

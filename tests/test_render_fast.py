@@ -1,0 +1,79 @@
+"""The fast writers (to_json's own encoder, to_yaml's direct nodes for libyaml) write exactly what
+the standard library's json.dumps and PyYAML's own representers write."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+import generate
+from infra_templates import config, render
+
+ODD_VALUES = [
+    {},
+    [],
+    {"a": {}, "b": [], "c": [[]], "d": [{}]},
+    {"Description": 'quotes " and \\ and tabs \t and é, ü, 中文 and \u2028'},
+    {"n": 0, "neg": -7, "big": 10**20, "t": True, "f": False, "none": None, "float": 0.5, "e": 1e17},
+    {"nan": float("nan"), "inf": float("inf"), "-inf": float("-inf"), "tiny": 1e-7, "neg": -0.0},
+    {"tuple": (1, 2)},  # not a template type: json.dumps writes it
+    {1: "an integer key"},  # json.dumps makes it "1"
+    {"Fn::GetAtt": ["A", 1]},
+    {"Ref": 3},
+    {"Fn::Sub": ["${A}", {"A": "x"}]},
+    {"Fn::If": ["C", {"Ref": "AWS::NoValue"}, "yes"]},
+    {"Condition": "IsProd"},
+    {"k": "multi\nline\n"},
+    {"k": "true", "l": "123", "m": "", "n": "null", "o": "- dash", "p": "a: b"},
+]
+
+
+@pytest.mark.parametrize("value", ODD_VALUES, ids=range(len(ODD_VALUES)))
+def test_to_json_writes_what_json_dumps_writes(value: object) -> None:
+    assert render.to_json(value) == json.dumps(value, indent=1, ensure_ascii=False) + "\n"
+
+
+@pytest.mark.parametrize("value", [v for v in ODD_VALUES if "tuple" not in v and 1 not in v], ids=str)
+def test_to_yaml_writes_what_pyyaml_writes(value: object) -> None:
+    """What libyaml writes when PyYAML's representers feed it (the writer before this one), and,
+    but for a lone scalar (libyaml leaves out the "..." after it), what PyYAML's emitter writes."""
+    before = yaml.dump(
+        value,
+        Dumper=render._FastCfnDumper,
+        sort_keys=False,
+        default_flow_style=False,
+        width=100_000,
+        allow_unicode=True,
+    )
+    assert render.to_yaml(value) == before
+    if render.to_yaml(value, pure_python=True).endswith("\n...\n"):
+        assert len(value) == 1 and isinstance(value, dict)  # {"Ref": x} and the like: a scalar
+    else:
+        assert render.to_yaml(value) == render.to_yaml(value, pure_python=True)
+
+
+def test_to_yaml_refuses_a_key_that_is_not_a_string_as_pyyaml_does() -> None:
+    with pytest.raises(AttributeError):
+        render.to_yaml({1: "x"})
+    with pytest.raises(AttributeError):
+        render.to_yaml({1: "x"}, pure_python=True)
+
+
+def test_shipped_output_is_the_same_by_either_writer(tmp_path: Path) -> None:
+    """Every template and manifest a build writes: the fast and the reference writers agree."""
+    assert generate.run_build(None, generate.ROOT / "environments", tmp_path, quiet=True) == 0
+    for path in sorted(tmp_path.glob("*/*.json")):
+        data = json.loads(path.read_text(encoding="utf-8"))
+        assert path.read_text(encoding="utf-8") == json.dumps(data, indent=1, ensure_ascii=False) + "\n", path
+        if path.with_suffix(".yaml").is_file():
+            assert render.to_yaml(data) == render.to_yaml(data, pure_python=True), path
+
+
+def test_settings_read_by_libyaml_are_those_pyyaml_reads() -> None:
+    for path in sorted((Path(__file__).parent.parent / "environments").glob("*.yaml")):
+        text = path.read_text(encoding="utf-8")
+        assert yaml.load(text, Loader=config._FastStrictLoader) == yaml.load(text, Loader=config._StrictLoader)
+    assert config._FastStrictLoader is not config._StrictLoader  # libyaml is there: the fast one is used
