@@ -20,8 +20,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
-from conftest import ENVIRONMENTS, SETTINGS
+from conftest import ENVIRONMENTS, SETTINGS, refusal
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -172,3 +173,22 @@ def test_the_settings_drawn_cover_every_part_of_the_models() -> None:
     assert tops == set(SCHEMA["properties"]) - {"tags"}  # tags: a free mapping, no leaf to draw
     assert {path[1] for path, _ in LEAVES if path[0] == "services"} == set(SERVICE_NAMES)
     assert len(LEAVES) > 100
+
+
+# What the draw found, pinned (RDS, CreateDBCluster: each window at least 30 minutes, the two apart).
+@pytest.mark.parametrize(
+    ("changes", "expected"),
+    [
+        ({"preferred_backup_window": "00:00-00:00"}, "database.preferred_backup_window = '00:00-00:00': must last"),
+        ({"preferred_backup_window": "02:10-02:00"}, "its end at least 30 minutes from its start"),
+        ({"preferred_maintenance_window": "sun:29:00-sun:29:40"}, "29:00 is not a time of day"),
+        ({"preferred_maintenance_window": "mon:01:00-mon:01:10"}, "must last at least 30 minutes"),
+        ({"preferred_backup_window": "03:00-04:00"}, "overlaps preferred_maintenance_window (sun:03:30-sun:04:30)"),
+    ],
+)
+def test_database_windows_rds_refuses_are_refused(settings_dir: Path, changes: dict[str, str], expected: str) -> None:
+    path = settings_dir / "staging.yaml"
+    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    data.setdefault("database", {}).update(changes)
+    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    assert expected in refusal(settings_dir)

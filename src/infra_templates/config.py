@@ -583,6 +583,25 @@ class Standby(Strict):
     dns: DnsFailover | None = None
 
 
+MINUTES_PER_DAY = 24 * 60
+MINUTES_PER_WEEK = 7 * MINUTES_PER_DAY
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def _clock_minutes(text: str) -> int:
+    """``hh:mm`` (24 hours) as minutes after midnight; ValueError past 23:59."""
+    hours, minutes = (int(part) for part in text.split(":"))
+    if hours > 23 or minutes > 59:
+        raise ValueError(f"{text} is not a time of day (hh24:mi)")
+    return hours * 60 + minutes
+
+
+def _week_minutes(text: str) -> int:
+    """``ddd:hh:mm`` as minutes after Monday midnight."""
+    day, clock = text.split(":", 1)
+    return WEEKDAYS.index(day) * MINUTES_PER_DAY + _clock_minutes(clock)
+
+
 class Database(Strict):
     engine: Literal["aurora-postgresql", "aurora-mysql"]
     engine_version: str
@@ -623,6 +642,43 @@ class Database(Strict):
                 f"is a well-known or reserved name; pick one of your own (not {', '.join(RESERVED_DB_USERS)})"
             )
         return user
+
+    # RDS, CreateDBCluster: each window "must be at least 30 minutes" and the two "must not
+    # conflict" (https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_CreateDBCluster.html).
+    # troposphere refuses (with a traceback) a window whose end is less than 30 minutes from its
+    # start either way, so that is refused here too, with the field named.
+    @field_validator("preferred_backup_window")
+    @classmethod
+    def _backup_window(cls, window: str) -> str:
+        start, end = (_clock_minutes(part) for part in window.split("-"))
+        if (end - start) % MINUTES_PER_DAY < 30 or abs(end - start) < 30:
+            raise ValueError("must last at least 30 minutes (RDS), its end at least 30 minutes from its start")
+        return window
+
+    @field_validator("preferred_maintenance_window")
+    @classmethod
+    def _maintenance_window(cls, window: str) -> str:
+        start, end = (_week_minutes(part) for part in window.split("-"))
+        if (end - start) % MINUTES_PER_WEEK < 30 or abs(end - start) < 30:
+            raise ValueError("must last at least 30 minutes (RDS), its end at least 30 minutes from its start")
+        return window
+
+    @model_validator(mode="after")
+    def _windows_apart(self) -> Database:
+        start, end = (_clock_minutes(part) for part in self.preferred_backup_window.split("-"))
+        backup = (end - start) % MINUTES_PER_DAY
+        m_start, m_end = (_week_minutes(part) for part in self.preferred_maintenance_window.split("-"))
+        maintenance = (m_end - m_start) % MINUTES_PER_WEEK
+        for day in range(7):
+            b_start = day * MINUTES_PER_DAY + start
+            if (b_start - m_start) % MINUTES_PER_WEEK < maintenance or (m_start - b_start) % MINUTES_PER_WEEK < backup:
+                raise FieldValueError(
+                    ("preferred_backup_window",),
+                    f"overlaps preferred_maintenance_window ({self.preferred_maintenance_window}); RDS requires "
+                    "the two not to conflict",
+                    self.preferred_backup_window,
+                )
+        return self
 
     @field_validator("performance_insights_retention_days")
     @classmethod
