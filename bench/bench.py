@@ -47,6 +47,7 @@ from infra_templates.pipeline import LayerSpec  # noqa: E402
 from templates import LAYERS, PROJECT_LAYERS  # noqa: E402
 
 SCALED_ENV = "prod"
+SETTINGS = ROOT / "environments"  # the default; the test suite passes its fixtures (--settings)
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -55,6 +56,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--gate-repeat", type=int, default=1, help="runs per gate figure (checkov takes seconds)")
     parser.add_argument("--services", type=int, default=100, help="services in the scaled environment")
     parser.add_argument("--no-gate", action="store_true", help="do not time the gate")
+    parser.add_argument(
+        "--settings", type=Path, default=SETTINGS, metavar="DIR", help="environment files (default: environments/)"
+    )
     parser.add_argument("--quick", action="store_true", help="1 run, 5 services, no gate: does the bench still run?")
     args = parser.parse_args(argv)
     if args.quick:
@@ -131,17 +135,20 @@ def generate_once(settings: Path, output: Path, spent: dict[str, float]) -> floa
     return elapsed
 
 
-def bench_generation(repeat: int, scratch: Path) -> tuple[list[str], Path]:
+def bench_generation(repeat: int, scratch: Path, settings: Path = SETTINGS) -> tuple[list[str], Path]:
     output = scratch / "output"
     totals: list[float] = []
     per_layer: dict[str, list[float]] = {}
     for _ in range(repeat):
         spent: dict[str, float] = {}
-        totals.append(generate_once(ROOT / "environments", output, spent))
+        totals.append(generate_once(settings, output, spent))
         for name, seconds in spent.items():
             per_layer.setdefault(name, []).append(seconds)
     process = [
-        _run([sys.executable, str(ROOT / "generate.py"), "--quiet", "--output", str(output)]) for _ in range(repeat)
+        _run(
+            [sys.executable, str(ROOT / "generate.py"), "--quiet", "--settings", str(settings), "--output", str(output)]
+        )
+        for _ in range(repeat)
     ]
     drawing = [
         _run([sys.executable, str(ROOT / "generate.py"), "diagram", "--output", str(output)]) for _ in range(repeat)
@@ -212,11 +219,11 @@ def bench_gate(output: Path, repeat: int) -> tuple[list[str], list[str]]:
 # --- scale ------------------------------------------------------------------------------------
 
 
-def scaled_settings(folder: Path, services: int) -> Path:
+def scaled_settings(folder: Path, services: int, settings: Path = SETTINGS) -> Path:
     """A copy of environments/ whose prod runs ``services`` services in all (the shipped ones plus
     generated ones, each with a route of its own)."""
     target = folder / "environments"
-    shutil.copytree(ROOT / "environments", target)
+    shutil.copytree(settings, target)
     path = target / f"{SCALED_ENV}.yaml"
     text = path.read_text(encoding="utf-8")
     data = yaml.safe_load(text) or {}
@@ -253,15 +260,15 @@ def lifted_troposphere_limits() -> Iterator[None]:
             setattr(troposphere, name, value)
 
 
-def first_breaking(services: int, scratch: Path) -> str:
+def first_breaking(services: int, scratch: Path, settings: Path = SETTINGS) -> str:
     """The smallest number of services at which one of prod's stacks or the project's breaks a limit
     (bytes of the YAML or JSON body, resources, outputs), building prod alone with 3, 4, ... services."""
     for count in range(3, services + 1):
         folder = scratch / f"breaking-{count}"
-        settings = scaled_settings(folder, count)
+        scaled = scaled_settings(folder, count, settings)
         with lifted_troposphere_limits():
-            env = load_environment(SCALED_ENV, settings)
-            stacks = pipeline.build_project_stacks(project_of([env], settings), PROJECT_LAYERS)
+            env = load_environment(SCALED_ENV, scaled)
+            stacks = pipeline.build_project_stacks(project_of([env], scaled), PROJECT_LAYERS)
             stacks += pipeline.build_stacks(env, LAYERS)
         for stack in stacks:
             size = max(len(stack.yaml.encode()), len(stack.json.encode()))
@@ -276,8 +283,8 @@ def first_breaking(services: int, scratch: Path) -> str:
     return f"none up to {services}"
 
 
-def bench_scale(services: int, repeat: int, scratch: Path) -> tuple[list[str], list[str]]:
-    settings = scaled_settings(scratch, services)
+def bench_scale(services: int, repeat: int, scratch: Path, shipped: Path = SETTINGS) -> tuple[list[str], list[str]]:
+    settings = scaled_settings(scratch, services, shipped)
     output = scratch / "scaled"
     refused = ""
     try:
@@ -321,7 +328,7 @@ def bench_scale(services: int, repeat: int, scratch: Path) -> tuple[list[str], l
         f"| registry stack (project) | {sizes[registry['name']]:,} bytes, "
         f"{len(registry_body['Resources'])} resources, {len(registry_body.get('Outputs', {}))} outputs |",
         f"| limits and wiring on the scaled output | {'ok' if not problems else f'{len(problems)} problem(s)'} |",
-        f"| first breaking point (a limit exceeded) | {first_breaking(services, scratch)} |",
+        f"| first breaking point (a limit exceeded) | {first_breaking(services, scratch, shipped)} |",
     ]
     return rows, problems
 
@@ -330,7 +337,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     print(f"Measured {machine()}.\n")
     with tempfile.TemporaryDirectory(prefix="bench-") as scratch:
-        rows, output = bench_generation(args.repeat, Path(scratch))
+        rows, output = bench_generation(args.repeat, Path(scratch), args.settings)
         print(f"| generation (median of {args.repeat}) | time |\n|---|---:|")
         print("\n".join(rows))
         problems: list[str] = []
@@ -341,7 +348,7 @@ def main(argv: list[str] | None = None) -> int:
             problems += gate_problems
             print(f"\n| the gate, full output (median of {args.gate_repeat}) | time |\n|---|---:|")
             print("\n".join(gate_rows))
-        scale_rows, scale_problems = bench_scale(args.services, args.repeat, Path(scratch))
+        scale_rows, scale_problems = bench_scale(args.services, args.repeat, Path(scratch), args.settings)
         problems += scale_problems
         print(f"\n| scale: {args.services} services | figure |\n|---|---|")
         print("\n".join(scale_rows))

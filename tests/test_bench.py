@@ -1,4 +1,4 @@
-"""The benchmark script (`make bench`) still runs: quick mode, 1 run, 5 services, no gate."""
+"""The benchmark script (`make bench`) still runs: quick mode, 1 run, 5 services, no gate, on the fixtures."""
 
 from __future__ import annotations
 
@@ -6,14 +6,19 @@ import re
 import subprocess
 import sys
 
-from conftest import ROOT
+import pytest
+from conftest import ROOT, SETTINGS
 
 from templates import LAYERS
 
 
+@pytest.mark.slow  # generates, draws and scales whole outputs: ~10 s
 def test_bench_quick_mode_prints_every_table() -> None:
     result = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "bench.py"), "--quick"], capture_output=True, text=True, check=False
+        [sys.executable, str(ROOT / "bench" / "bench.py"), "--quick", "--settings", str(SETTINGS)],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert result.returncode == 0, result.stderr
     out = result.stdout
