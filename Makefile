@@ -49,7 +49,10 @@ unit: $(STAMP) dot ## the tool's tests, on tests/fixtures/ (TEST_JOBS=2 workers;
 unit-fast: $(STAMP) ## the tool's tests without those marked slow, for the inner loop
 	$(PY) -m pytest -q -n $(TEST_JOBS) -m "not slow"
 
-test: lint gate unit ## lint, your environments/ built and gated, the tool's tests (on its fixtures)
+# The three side by side (each target's output printed whole when it ends): the gate and the tests
+# leave cores idle at times (one linter, one scanner, a slow test); together they keep both busy.
+test: $(STAMP) dot ## lint, your environments/ built and gated, the tool's tests (on its fixtures)
+	@$(MAKE) --no-print-directory -j 3 --output-sync=target lint gate unit
 
 golden: $(STAMP) ## re-record tests/golden/ from the tool's fixtures, tests/fixtures/environments/ (review the diff!)
 	$(PY) generate.py --quiet --settings $(FIXTURES) --output tests/golden

@@ -121,16 +121,34 @@ NEW_ENVIRONMENT = {
 COPY_TESTS = ["tests/test_golden.py", "tests/test_schema.py"]
 
 
+TOP_SKIPPED = {".git", ".venv", "output", "environments"}  # the user's settings are the test's own
+CACHES = {"__pycache__", ".mypy_cache", ".ruff_cache", ".pytest_cache"}
+
+
+def project_files() -> list[str]:
+    """The project's files: as git knows them (tracked and new, not ignored), or, in a checkout without
+    git (an unpacked archive), every file outside the generated and cached folders."""
+    with suppress(OSError, subprocess.CalledProcessError):
+        listed = subprocess.run(
+            ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.split("\0")
+        return [name for name in listed if name]
+    return [
+        str(path.relative_to(ROOT))
+        for path in ROOT.rglob("*")
+        if path.is_file()
+        and path.relative_to(ROOT).parts[0] not in TOP_SKIPPED
+        and not CACHES & set(path.relative_to(ROOT).parts)
+    ]
+
+
 def copy_of_the_project(target: Path) -> Path:
-    """The project's files as git knows them (tracked and new, not ignored), without the user's settings."""
-    listed = subprocess.run(
-        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split("\0")
-    for name in filter(None, listed):
+    """A copy of the project without the user's settings (environments/) and without output/."""
+    for name in project_files():
         source = ROOT / name
         if name.startswith(("environments/", "output/")) or not source.is_file():
             continue
