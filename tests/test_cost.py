@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import build_all, edit_yaml
 
 from infra_templates import cost
 from infra_templates.cost import CostError, Prices, StackInput
@@ -275,23 +276,55 @@ def test_cli_prints_a_table_per_environment() -> None:
 
 def test_cli_against_shows_what_a_change_costs(tmp_path: Path) -> None:
     shutil.copytree(GOLDEN / "dev", tmp_path / "dev")
-    platform = tmp_path / "dev" / "platform.json"
-    body = json.loads(platform.read_text(encoding="utf-8"))
+    service = tmp_path / "dev" / "svc-web.json"
+    body = json.loads(service.read_text(encoding="utf-8"))
     changed = copy.deepcopy(body)
-    changed["Resources"]["Cluster"]["Properties"]["ClusterSettings"] = [
-        {"Name": "containerInsights", "Value": "disabled"}
-    ]
-    platform.write_text(json.dumps(changed), encoding="utf-8")
+    changed["Resources"]["Service"]["Properties"]["DesiredCount"] += 1
+    service.write_text(json.dumps(changed), encoding="utf-8")
     before = cost.read_folder(GOLDEN / "dev")
     after = cost.read_folder(tmp_path / "dev")
     result = _run("--output", str(tmp_path), "--env", "dev", "--against", str(GOLDEN))
     assert result.returncode == 0, result.stderr
-    delta = cost.money(before.total - after.total)
-    assert f"dev          -{delta}" in result.stdout
-    assert "shop-dev-platform" in result.stdout
+    delta = after.total - before.total
+    assert delta > 0
+    assert f"dev          +{cost.money(delta)}" in result.stdout
+    assert f"shop-dev-svc-web                         +{cost.money(delta)}" in result.stdout
 
 
 def test_cli_without_output_says_what_to_do(tmp_path: Path) -> None:
     result = _run("--output", str(tmp_path))
     assert result.returncode == 1
     assert "make templates" in result.stderr
+
+
+CHEAP = {
+    "database__capacity": {"mode": "serverless", "min_acu": 0, "max_acu": 2, "readers": 0},
+    "network__nat_gateways": "single",
+    "platform__container_insights": "disabled",
+    "platform__waf": {"cloudfront": False},
+}
+
+
+def _fixed_cost(settings: Path, env: str) -> float:
+    built = build_all(settings)
+    manifest = json.loads(built.files[env]["manifest.json"])
+    bodies = {s.name: s.body for s in [*built.project_stacks.values(), *built.stacks[env].values()]}
+    return cost.folder_estimate(manifest, bodies, env).total
+
+
+def test_dev_with_the_cheap_settings_costs_at_most_100_dollars(settings_dir: Path) -> None:
+    dev = settings_dir / "dev.yaml"
+    full = _fixed_cost(settings_dir, "dev")
+    edit_yaml(dev, **CHEAP)
+    cheap = _fixed_cost(settings_dir, "dev")
+    assert cheap <= 100
+    # each lever is a setting: turning one back on costs its share again
+    for setting, costly in (
+        ("platform__container_insights", "enabled"),
+        ("platform__waf", {"cloudfront": True}),
+        ("network__nat_gateways", "per-zone"),
+        ("database__capacity", {**CHEAP["database__capacity"], "min_acu": 0.5}),
+    ):
+        edit_yaml(dev, **{**CHEAP, setting: costly})
+        assert _fixed_cost(settings_dir, "dev") > cheap + 1, setting
+    assert full >= cheap
