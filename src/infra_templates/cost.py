@@ -240,6 +240,8 @@ USAGE_OF: dict[str, tuple[str, ...]] = {
 }
 
 ITEM_NAMES = {
+    "aurora_acu_hour_above_floor": "Aurora Serverless v2 capacity above the floor",
+    "fargate_vcpu_hour_scaled": "Fargate tasks beyond the desired count",
     "nat_gateway_gb": "NAT gateway data processed",
     "interface_endpoint_gb": "interface endpoint data processed",
     "alb_lcu_hour": "load balancer capacity units",
@@ -455,6 +457,7 @@ def _service(p: _Pricer, logical_id: str, props: Mapping[str, Any]) -> None:
             p.hourly(
                 f"{what}, {_number(memory)} GB", tasks * memory, "fargate_gb_hour", p.price("fargate_gb_hour") * scale
             )
+    p.use("fargate_vcpu_hour_scaled")
     network = props.get("NetworkConfiguration", {}).get("AwsvpcConfiguration", {})
     if network.get("AssignPublicIp") == "ENABLED":
         p.hourly(f"service {name}: a public IPv4 address per task", desired, "public_ipv4_hour")
@@ -479,6 +482,7 @@ def _db_instance(p: _Pricer, logical_id: str, props: Mapping[str, Any]) -> None:
         floor = float(cluster.get("ServerlessV2ScalingConfiguration", {}).get("MinCapacity", 0.5))
         # At 0 ACU the instance pauses when idle and costs nothing for compute while paused.
         p.hourly(f"database {logical_id}: {_number(floor)} ACU floor", floor, "aurora_acu_hour")
+        p.use("aurora_acu_hour_above_floor")
     else:
         p.hourly(
             f"database {logical_id}: {instance_class}",
