@@ -209,7 +209,7 @@ def run_diagram(names: list[str] | None, output: Path, dot_only: bool) -> int:
 def run_cost(names: list[str] | None, output: Path, against: Path | None) -> int:
     try:
         estimates = cost.read_output(output, names)
-        old = cost.read_output(against, names) if against is not None else None
+        old = cost.read_output(against, names, missing_ok=True) if against is not None else None
     except cost.CostError as error:
         print(f"cost: {error}", file=sys.stderr)
         return 1

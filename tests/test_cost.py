@@ -328,3 +328,10 @@ def test_dev_with_the_cheap_settings_costs_at_most_100_dollars(settings_dir: Pat
         edit_yaml(dev, **{**CHEAP, setting: costly})
         assert _fixed_cost(settings_dir, "dev") > cheap + 1, setting
     assert full >= cheap
+
+
+def test_cli_against_an_empty_folder_shows_everything_as_new(tmp_path: Path) -> None:
+    result = _run("--output", str(GOLDEN), "--env", "dev", "--against", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    dev = cost.read_folder(GOLDEN / "dev")
+    assert f"dev          +{cost.money(dev.total)} ($0.00 -> {cost.money(dev.total)})" in result.stdout

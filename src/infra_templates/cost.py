@@ -620,9 +620,16 @@ def read_folder(path: Path, prices: Prices | None = None) -> Estimate:
     return folder_estimate(manifest, templates, path.name, prices)
 
 
-def read_output(output: Path, names: Iterable[str] | None = None, prices: Prices | None = None) -> list[Estimate]:
-    """Estimates of ``output/<name>/`` for each name, or of every folder with a manifest.json."""
+def read_output(
+    output: Path, names: Iterable[str] | None = None, prices: Prices | None = None, missing_ok: bool = False
+) -> list[Estimate]:
+    """Estimates of ``output/<name>/`` for each name, or of every folder with a manifest.json.
+
+    With ``missing_ok`` (the old side of a comparison) a named folder that is not there is skipped,
+    and an output without any folder gives no estimates: everything in it is new."""
     folders = [output / n for n in names] if names else sorted(p.parent for p in output.glob("*/manifest.json"))
+    if missing_ok:
+        return [read_folder(folder, prices) for folder in folders if (folder / "manifest.json").is_file()]
     if not folders:
         raise CostError(f"no manifest.json under {output}/: run `make templates` first")
     return [read_folder(folder, prices) for folder in folders]
