@@ -33,18 +33,32 @@ schema: $(STAMP) ## write schema/environment.schema.json (editor support) from t
 diff: $(STAMP) ## what a build would change against output/, stateful losses flagged (exit 3 on changes)
 	$(PY) generate.py diff
 
+cost: templates ## fixed monthly cost per environment and stack at AWS list prices (AGAINST=dir: what a change costs)
+	$(PY) generate.py cost $(if $(AGAINST),--against $(AGAINST))
+
 lint: $(STAMP) ## ruff and mypy on the project's own code
 	$(PY) -m ruff check generate.py src templates tests bench
 	$(PY) -m ruff format --check generate.py src templates tests bench
 	$(PY) -m mypy
 
-unit: $(STAMP) ## the pytest suite
-	$(PY) -m pytest -q
+# The tool's tests run on its fixture environments (tests/fixtures/environments/), never on yours in
+# environments/: your settings are checked by the gate on output/. Two pytest workers (pytest-xdist).
+TEST_JOBS ?= 2
+FIXTURES := tests/fixtures/environments
 
-test: lint gate unit ## the whole gate: lint, templates + gate, tests
+unit: $(STAMP) dot ## the tool's tests, on tests/fixtures/ (TEST_JOBS=2 workers; the slow ones included)
+	$(PY) -m pytest -q -n $(TEST_JOBS)
 
-golden: $(STAMP) ## re-record tests/golden/ from the environment files (review the diff!)
-	$(PY) generate.py --quiet --output tests/golden
+unit-fast: $(STAMP) ## the tool's tests without those marked slow, for the inner loop
+	$(PY) -m pytest -q -n $(TEST_JOBS) -m "not slow"
+
+# The three side by side (each target's output printed whole when it ends): the gate and the tests
+# leave cores idle at times (one linter, one scanner, a slow test); together they keep both busy.
+test: $(STAMP) dot ## lint, your environments/ built and gated, the tool's tests (on its fixtures)
+	@$(MAKE) --no-print-directory -j 3 --output-sync=target lint gate unit
+
+golden: $(STAMP) ## re-record tests/golden/ from the tool's fixtures, tests/fixtures/environments/ (review the diff!)
+	$(PY) generate.py --quiet --settings $(FIXTURES) --output tests/golden
 	$(PY) generate.py diagram --output tests/golden --dot-only
 
 format: $(STAMP) ## format the code with ruff
@@ -54,7 +68,7 @@ format: $(STAMP) ## format the code with ruff
 clean: ## remove output/ and the virtual environment
 	rm -rf output $(VENV)
 
-.PHONY: help venv templates gate deploy schema diff lint unit test golden format clean
+.PHONY: help venv templates gate deploy schema diff cost lint unit unit-fast test golden format clean
 
 dot: ## install Graphviz's dot (Debian package graphviz, as root) when it is missing
 	@command -v dot >/dev/null || (apt-get update && apt-get install -y graphviz)

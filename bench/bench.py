@@ -54,6 +54,7 @@ from infra_templates.config import load_environment, project_of  # noqa: E402
 from templates import LAYERS, PROJECT_LAYERS  # noqa: E402
 
 SCALED_ENV = "prod"
+SETTINGS = ROOT / "environments"  # the environment files measured; the test suite passes its fixtures (--settings)
 FLOOR_CODE = "import troposphere, awacs"
 # The CDK peer (the same platform written with the AWS CDK) is not in this repository: its figure
 # is quoted as measured on this machine, with the date.
@@ -67,6 +68,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--gate-repeat", type=int, default=1, help="runs per gate figure (the gate takes seconds)")
     parser.add_argument("--services", type=int, default=100, help="services in the scaled environment")
     parser.add_argument("--no-gate", action="store_true", help="do not time the gate")
+    parser.add_argument(
+        "--settings", type=Path, default=SETTINGS, metavar="DIR", help="environment files (default: environments/)"
+    )
     parser.add_argument("--quick", action="store_true", help="1 run, 5 services, no gate: does the bench still run?")
     args = parser.parse_args(argv)
     if args.quick:
@@ -214,11 +218,14 @@ def bench_generation(repeat: int, scratch: Path, base: Sample) -> tuple[list[str
     per_layer: dict[str, list[float]] = {}
     for _ in range(repeat):
         spent: dict[str, float] = {}
-        totals.append(generate_once(ROOT / "environments", output, spent))
+        totals.append(generate_once(SETTINGS, output, spent))
         for name, seconds in spent.items():
             per_layer.setdefault(name, []).append(seconds)
     generate_py = [sys.executable, str(ROOT / "generate.py")]
-    process = median([run_process([*generate_py, "--quiet", "--output", str(output)])[0] for _ in range(repeat)])
+    settings = ["--settings", str(SETTINGS)]
+    process = median(
+        [run_process([*generate_py, "--quiet", *settings, "--output", str(output)])[0] for _ in range(repeat)]
+    )
     drawing = median([run_process([*generate_py, "diagram", "--output", str(output)])[0] for _ in range(repeat)])
     code = f"import sys; sys.path[:0] = {[str(ROOT / 'src'), str(ROOT)]}; import generate"
     imports = median([run_process([sys.executable, "-c", code])[0] for _ in range(repeat)])
@@ -312,7 +319,7 @@ def scaled_settings(folder: Path, services: int) -> Path:
     """A copy of environments/ whose prod runs ``services`` services in all (the shipped ones plus
     generated ones, each with a route of its own)."""
     target = folder / "environments"
-    shutil.copytree(ROOT / "environments", target)
+    shutil.copytree(SETTINGS, target)
     path = target / f"{SCALED_ENV}.yaml"
     text = path.read_text(encoding="utf-8")
     data = yaml.safe_load(text) or {}
@@ -456,11 +463,22 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     started = time.perf_counter()
     print(f"Measured {machine()}.\n")
-    global PROCESS_ENV  # noqa: PLW0603 - one setting for every measured process of this run
+    global PROCESS_ENV, SETTINGS  # noqa: PLW0603 - one setting for every measured process of this run
     scratch_folder = tempfile.TemporaryDirectory(prefix="bench-")
     scratch = Path(scratch_folder.name)
     PROCESS_ENV = process_environment(scratch)
-    run_process([sys.executable, str(ROOT / "generate.py"), "--quiet", "--output", str(scratch / "warm-up")])
+    SETTINGS = args.settings
+    run_process(
+        [
+            sys.executable,
+            str(ROOT / "generate.py"),
+            "--quiet",
+            "--settings",
+            str(SETTINGS),
+            "--output",
+            str(scratch / "warm-up"),
+        ]
+    )
     base = floor(args.repeat)
     print(
         f'Every ratio divides by the floor measured in this run: `python -c "{FLOOR_CODE}"` in a new process, '

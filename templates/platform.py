@@ -27,29 +27,40 @@ def build(env: Environment) -> Template:
             "Cluster",
             # Named: the release pipeline, in another account, names the cluster in its deploy actions.
             ClusterName=cluster_name(env.project, env.name),
-            ClusterSettings=[ecs.ClusterSetting(Name="containerInsights", Value="enabled")],
+            ClusterSettings=[ecs.ClusterSetting(Name="containerInsights", Value=env.platform.container_insights)],
             CapacityProviders=["FARGATE", "FARGATE_SPOT"],
             DefaultCapacityProviderStrategy=_strategy(env),
         )
     )
 
+    if env.platform.container_insights == "disabled":
+        constructs.skip_checkov(
+            cluster,
+            (
+                "CKV_AWS_65",
+                "platform.container_insights is 'disabled' in this environment's settings (a cost choice): ECS's "
+                "own service CPU and memory metrics, which the alarms and scaling use, remain",
+            ),
+        )
     bucket, bucket_policy = _access_log_bucket(t, ctx)
     albs = [_load_balancer(t, ctx, index, bucket, bucket_policy) for index in range(len(env.load_balancer_groups()))]
 
-    acl = constructs.firewall(
-        t,
-        env,
-        name=ctx.stack_name,
-        scope="REGIONAL",
-        rate_limit=env.platform.waf_rate_limit,
-        logs_key_arn=ctx.import_value(Keys.LOGS_KEY_ARN),
-        retention_days=env.platform.log_retention_days,
-    )
-    for index, alb in enumerate(albs):
-        suffix = "" if index == 0 else str(index + 1)
-        t.add_resource(
-            wafv2.WebACLAssociation(f"WebAclAssociation{suffix}", ResourceArn=Ref(alb), WebACLArn=GetAtt(acl, "Arn"))
+    if env.platform.waf.load_balancer:  # else only CloudFront reaches it, through CloudFront's web ACL (config)
+        acl = constructs.firewall(
+            t,
+            env,
+            name=ctx.stack_name,
+            scope="REGIONAL",
+            rate_limit=env.platform.waf_rate_limit,
+            logs_key_arn=ctx.import_value(Keys.LOGS_KEY_ARN),
+            retention_days=env.platform.log_retention_days,
         )
+        for index, alb in enumerate(albs):
+            t.add_resource(
+                wafv2.WebACLAssociation(
+                    f"WebAclAssociation{_suffix(index)}", ResourceArn=Ref(alb), WebACLArn=GetAtt(acl, "Arn")
+                )
+            )
 
     ctx.export(t, Platform.CLUSTER_NAME, Ref(cluster))
     ctx.export(t, Platform.CLUSTER_ARN, GetAtt(cluster, "Arn"))

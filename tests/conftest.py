@@ -1,9 +1,19 @@
-"""Shared fixtures and helpers: the shipped environments, their built stacks, and small queries."""
+"""Shared fixtures and helpers: the tool's fixture environments, their built stacks, and small queries.
+
+The tool's tests never read the user's settings (``environments/``): they build from the fixture
+environments in ``tests/fixtures/environments/`` (SETTINGS), so a user's valid change of their own
+settings keeps ``make test`` green. An audit hook fails any test that opens a file in ``environments/``.
+"""
 
 from __future__ import annotations
 
+import io
+import os
 import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
+from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,7 +33,9 @@ from infra_templates.pipeline import PROJECT_FOLDER, Stack, build_project_stacks
 from templates import PROJECT_LAYERS, environment_output
 
 ROOT = Path(__file__).resolve().parent.parent
-SETTINGS = ROOT / "environments"
+FIXTURES = ROOT / "tests" / "fixtures"
+SETTINGS = FIXTURES / "environments"  # the tool's own test settings: what the golden files are recorded from
+USER_SETTINGS = ROOT / "environments"  # the user's: read by `make templates` and the gate, never by these tests
 ENVIRONMENTS = available_environments(SETTINGS)
 
 
@@ -46,6 +58,122 @@ def build_all(settings: Path = SETTINGS) -> Built:
         built, files[name] = environment_output(env, list(environments.values()), shared)
         stacks[name] = {s.layer: s for s in built}
     return Built(environments, project, {s.layer: s for s in shared}, stacks, files)
+
+
+# --- the guard: no test reads the user's settings ------------------------------------------------
+#
+# Every open(), listdir() and scandir() of this process passes an audit hook (PEP 578) that records
+# paths inside the user's environments/; every generate.py or bench.py started with subprocess must
+# name its settings. A test that does either fails at teardown, naming what it read or ran.
+
+_USER_PREFIX = str(USER_SETTINGS) + os.sep
+_READS_SETTINGS = {None, "build", "diff"}  # generate.py's commands that read settings (None: the default, build)
+_TAKES_A_VALUE = {"--env", "--settings", "--output", "--against"}
+_USER_DEFAULTING = {str(ROOT / "generate.py"), str(ROOT / "bench" / "bench.py")}
+_seen_user_settings: list[str] = []
+
+
+def _command(argv: list[str]) -> tuple[int, str | None]:
+    """generate.py's command in its arguments and the index where that command's own options start
+    (0 and None when there is none: the default command, build)."""
+    i = 0
+    while i < len(argv):
+        if argv[i] in _TAKES_A_VALUE:
+            i += 2
+        elif argv[i].startswith("-"):
+            i += 1
+        else:
+            return i + 1, argv[i]
+    return 0, None
+
+
+def _reads_user_settings(argv: list[str], cwd: str) -> bool:
+    """Whether a command line runs this checkout's generate.py (a command of it that reads settings) or
+    bench.py without --settings: both default to the user's environments/."""
+    for i, arg in enumerate(argv):
+        script = os.path.normpath(os.path.join(cwd, arg))
+        if script not in _USER_DEFAULTING:
+            continue
+        rest = argv[i + 1 :]
+        if {"--settings", "--help", "-h"} & set(rest):
+            return False
+        return script.endswith("bench.py") or _command(rest)[1] in _READS_SETTINGS
+    return False
+
+
+def _audit(event: str, args: tuple[Any, ...]) -> None:
+    if event in ("open", "os.listdir", "os.scandir"):
+        path = args[0]
+        if isinstance(path, (str, bytes, os.PathLike)):
+            text = os.path.abspath(os.fsdecode(path))
+            if text.startswith(_USER_PREFIX) or text == str(USER_SETTINGS):
+                _seen_user_settings.append(f"{event} {text}")
+    elif event == "subprocess.Popen":
+        _, argv, cwd, _ = args
+        if isinstance(argv, (list, tuple)):
+            words = [os.fsdecode(a) for a in argv if isinstance(a, (str, bytes, os.PathLike))]
+            if _reads_user_settings(words, os.fsdecode(cwd) if cwd is not None else os.getcwd()):
+                _seen_user_settings.append(f"ran {' '.join(words)} (without --settings: reads environments/)")
+
+
+sys.addaudithook(_audit)
+
+
+@pytest.fixture(autouse=True)
+def _the_users_settings_are_not_read() -> Iterator[None]:
+    """Fails (at teardown) the test that read the user's settings; the first test also answers for collection."""
+    yield
+    read = _seen_user_settings[:]
+    _seen_user_settings.clear()
+    assert not read, (
+        "the tool's tests must not read the user's settings (environments/); use SETTINGS "
+        f"(tests/fixtures/environments/) or generate(...), which passes --settings: {read}"
+    )
+
+
+def generate_command(*args: str) -> list[str]:
+    """``python generate.py ARGS`` with ``--settings SETTINGS`` added where the command reads settings and
+    the arguments name none (a test that means other settings passes its own ``--settings``)."""
+    argv = list(args)
+    at, command = _command(argv)
+    if command in _READS_SETTINGS and not {"--settings", "--help", "-h"} & set(argv):
+        argv[at:at] = ["--settings", str(SETTINGS)]
+    return [sys.executable, str(ROOT / "generate.py"), *argv]
+
+
+def generate(*args: str, cwd: Path = ROOT, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run generate.py as users do (from the fixtures, see generate_command); never raises on exit status."""
+    return subprocess.run(generate_command(*args), capture_output=True, text=True, cwd=cwd, env=env, check=False)
+
+
+def generate_main(*args: str) -> tuple[int, str, str]:
+    """generate.py's ``main`` in this process, arguments as for ``generate``: (exit status, stdout, stderr).
+    The same code as the command without an interpreter's start-up and imports (~0.9 s CPU a call)."""
+    import generate as cli  # noqa: PLC0415  (generate.py: the composition root, imported when needed)
+
+    out, err = io.StringIO(), io.StringIO()
+    with redirect_stdout(out), redirect_stderr(err):
+        try:
+            status = cli.main(generate_command(*args)[2:])
+        except SystemExit as exit_:  # argparse refusing the arguments
+            status = exit_.code if isinstance(exit_.code, int) else 1
+    return status, out.getvalue(), err.getvalue()
+
+
+@dataclass(frozen=True)
+class Generated:
+    output: Path  # output/ of every fixture environment and the project, as `generate.py` writes it
+    stdout: str  # its summary lines
+
+
+@pytest.fixture(scope="session")
+def generated(tmp_path_factory: pytest.TempPathFactory) -> Generated:
+    """One full ``generate.py`` run over the fixtures (PYTHONHASHSEED=1), shared by the tests that need
+    written output: read it, or copy it (``shutil.copytree``) before changing anything."""
+    output = tmp_path_factory.mktemp("generated") / "output"
+    result = generate("--output", str(output), env={**os.environ, "PYTHONHASHSEED": "1"})
+    assert result.returncode == 0, result.stderr
+    return Generated(output, result.stdout)
 
 
 # Built once at collection, so tests can be parametrized over every stack that exists.
@@ -122,3 +250,8 @@ def walk(node: Any) -> Iterator[Any]:
 
 def all_stacks() -> list[tuple[str, str, Stack]]:
     return [(env, layer, stack_of(env, layer)) for env, layer in ALL_CASES]
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Slow tests first: run two at a time (`make unit`), they overlap the many fast ones instead of trailing."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import ROOT
+from conftest import ROOT, SETTINGS
 
 from templates import LAYERS
 
@@ -16,9 +16,13 @@ sys.path.insert(0, str(ROOT / "bench"))
 import bench
 
 
+@pytest.mark.slow  # generates, draws and scales whole outputs: ~10 s
 def test_bench_quick_mode_prints_every_table() -> None:
     result = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "bench.py"), "--quick"], capture_output=True, text=True, check=False
+        [sys.executable, str(ROOT / "bench" / "bench.py"), "--quick", "--settings", str(SETTINGS)],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert result.returncode == 0, result.stderr
     out = result.stdout

@@ -8,18 +8,15 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import BUILT, ENVIRONMENTS, edit_yaml
-from test_generate import generate
+from conftest import BUILT, ENVIRONMENTS, Generated, edit_yaml, generate, generate_main
 
 from infra_templates.diff import StackTemplate, _at_pointer, diff_stacks, report
 
 
-@pytest.fixture(scope="module")
-def written(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Every shipped environment built once; tests copy it before changing anything."""
-    output = tmp_path_factory.mktemp("written") / "output"
-    assert generate("--quiet", "--output", str(output)).returncode == 0
-    return output
+@pytest.fixture
+def written(generated: Generated) -> Path:
+    """Every fixture environment, built once per session; tests copy it before changing anything."""
+    return generated.output
 
 
 @pytest.fixture
@@ -30,8 +27,9 @@ def against(written: Path, tmp_path: Path) -> Path:
 
 
 def diff(*args: str) -> tuple[int, str, str]:
-    result = generate("diff", *args)
-    return result.returncode, result.stdout, result.stderr
+    """``generate.py diff ARGS``, run in process (generate.main) to spare an interpreter per test; the test
+    of --quiet runs the real command."""
+    return generate_main("diff", *args)
 
 
 # --- through generate.py ----------------------------------------------------------------------

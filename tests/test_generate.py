@@ -2,43 +2,37 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
+import shutil
 from pathlib import Path
 
-from conftest import BUILT, ENVIRONMENTS, ROOT, edit_yaml
+from conftest import BUILT, ENVIRONMENTS, Generated, edit_yaml, generate
 
 from infra_templates.handover import FILES as HANDOVER_FILES
 
-
-def generate(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, str(ROOT / "generate.py"), *args], capture_output=True, text=True, cwd=cwd, check=False
-    )
+__all__ = ["generate", "snapshot"]  # generate (from conftest: builds from the fixtures) is imported from here too
 
 
 def snapshot(folder: Path) -> dict[str, bytes]:
     return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
-def test_writes_every_environment_with_a_summary_line_per_stack(tmp_path: Path) -> None:
-    result = generate("--output", str(tmp_path))
-    assert result.returncode == 0, result.stderr
+def test_writes_every_environment_with_a_summary_line_per_stack(generated: Generated) -> None:
+    output, stdout = generated.output, generated.stdout  # the session's one full run of generate.py
     for env in ENVIRONMENTS:
         layers = BUILT.stacks[env]
-        assert sorted(p.name for p in (tmp_path / env).iterdir()) == sorted(
+        assert sorted(p.name for p in (output / env).iterdir()) == sorted(
             [f"{layer}.{ext}" for layer in layers for ext in ("yaml", "json")]
             + ["manifest.json", *HANDOVER_FILES]
             + (["RUNBOOK.md"] if BUILT.environments[env].dr else [])
         )
         for layer in layers:
-            assert f"shop-{env}-{layer}" in result.stdout
-    assert sorted(p.name for p in (tmp_path / "project").iterdir()) == sorted(
+            assert f"shop-{env}-{layer}" in stdout
+    assert sorted(p.name for p in (output / "project").iterdir()) == sorted(
         [f"{layer}.{ext}" for layer in BUILT.project_stacks for ext in ("yaml", "json")]
         + ["manifest.json", *HANDOVER_FILES]
     )
-    assert sorted(p.name for p in (tmp_path / "delivery").iterdir()) == sorted(BUILT.project.services)
-    assert "resources" in result.stdout and "bytes" in result.stdout
+    assert sorted(p.name for p in (output / "delivery").iterdir()) == sorted(BUILT.project.services)
+    assert "resources" in stdout and "bytes" in stdout
 
 
 def test_quiet_prints_nothing(tmp_path: Path) -> None:
@@ -47,20 +41,23 @@ def test_quiet_prints_nothing(tmp_path: Path) -> None:
     assert result.stdout == result.stderr == ""
 
 
-def test_env_builds_only_that_environment_and_keeps_the_others(tmp_path: Path) -> None:
-    assert generate("--quiet", "--output", str(tmp_path)).returncode == 0
-    before = snapshot(tmp_path / "prod")
-    (tmp_path / "prod" / "marker").write_text("kept")
-    result = generate("--env", "dev", "--output", str(tmp_path))
+def test_env_builds_only_that_environment_and_keeps_the_others(tmp_path: Path, generated: Generated) -> None:
+    output = tmp_path / "output"
+    shutil.copytree(generated.output, output)  # a full build's output
+    before = snapshot(output / "prod")
+    (output / "prod" / "marker").write_text("kept")
+    result = generate("--env", "dev", "--output", str(output))
     assert result.returncode == 0
     assert "shop-dev-network" in result.stdout and "shop-prod" not in result.stdout
-    assert (tmp_path / "prod" / "marker").read_text() == "kept"
-    assert {k: v for k, v in snapshot(tmp_path / "prod").items() if k != "marker"} == before
+    assert (output / "prod" / "marker").read_text() == "kept"
+    assert {k: v for k, v in snapshot(output / "prod").items() if k != "marker"} == before
 
 
-def test_bad_settings_exit_2_name_file_and_field_and_leave_output_untouched(tmp_path: Path, settings_dir) -> None:
+def test_bad_settings_exit_2_name_file_and_field_and_leave_output_untouched(
+    tmp_path: Path, settings_dir, generated: Generated
+) -> None:
     output = tmp_path / "out"
-    assert generate("--quiet", "--output", str(output)).returncode == 0
+    shutil.copytree(generated.output, output)  # a full build's output
     before = snapshot(output)
     edit_yaml(settings_dir / "prod.yaml", network__subnets__data=["10.30.64.0/24", "10.30.65.0/24", "10.99.0.0/24"])
     result = generate("--settings", str(settings_dir), "--output", str(output))
@@ -86,9 +83,9 @@ def test_missing_environment_exits_2(tmp_path: Path) -> None:
     assert "environments/qa.yaml: no such environment file; environments here: dev, dr, prod, staging" in result.stderr
 
 
-def test_full_build_retires_output_of_a_deleted_environment(tmp_path: Path, settings_dir) -> None:
+def test_full_build_retires_output_of_a_deleted_environment(tmp_path: Path, settings_dir, generated: Generated) -> None:
     output = tmp_path / "out"
-    assert generate("--quiet", "--settings", str(settings_dir), "--output", str(output)).returncode == 0
+    shutil.copytree(generated.output, output)  # a full build of the same settings (settings_dir is their copy)
     (settings_dir / "staging.yaml").unlink()
     edit_yaml(settings_dir / "defaults.yaml", delivery__stages=["dev", "prod", "dr"])  # releases skip it too
     (output / "notes").mkdir()

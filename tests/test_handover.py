@@ -373,14 +373,16 @@ def test_shellcheck_step_requires_a_script_per_environment(tmp_path: Path) -> No
     assert problem.message == "is missing: run `make templates`"
 
 
-def test_gate_fails_when_shellcheck_is_missing(written: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_gate_fails_when_shellcheck_is_missing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     def missing() -> list[str]:
         raise RuntimeError("shellcheck is not installed")
 
     monkeypatch.setattr(checks, "shellcheck_command", missing)
     monkeypatch.setattr(checks, "check_checkov", lambda output: [])  # keep this test fast: not what it is about
+    # A folder the other checks pass (no templates, a clean script): only the missing shellcheck can fail it.
+    output = gate_folder(tmp_path, '#!/usr/bin/env bash\nset -euo pipefail\necho "${1:-}"\n')
     lines: list[str] = []
-    assert checks.run_gate(written, lines.append) == 1
+    assert checks.run_gate(output, lines.append) == 1
     assert "  [shellcheck] gate: could not run: shellcheck is not installed" in lines
 
 

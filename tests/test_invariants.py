@@ -5,14 +5,12 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from cfnlint.decode import decode_str
 from cfnlint.schema import PROVIDER_SCHEMA_MANAGER
-from conftest import ALL_CASES, ENVIRONMENTS, ROOT, all_stacks, resources, stack_of, walk
+from conftest import ALL_CASES, ENVIRONMENTS, SETTINGS, Generated, all_stacks, generate, resources, stack_of, walk
 
 from infra_templates.handover import FILES as HANDOVER_FILES
 from infra_templates.render import RESOURCE_KEY_ORDER, SECTION_ORDER
@@ -181,17 +179,21 @@ def test_every_stack_of_an_environment_is_named_project_env_layer(stacks) -> Non
         assert stack.name == (f"shop-{layer}" if env == "project" else f"shop-{env}-{layer}")
 
 
-def _generate(output: Path, hash_seed: str) -> dict[str, bytes]:
-    env = dict(os.environ, PYTHONHASHSEED=hash_seed)
-    subprocess.run([sys.executable, str(ROOT / "generate.py"), "--quiet", "--output", str(output)], check=True, env=env)
+def _files(output: Path) -> dict[str, bytes]:
     return {str(p.relative_to(output)): p.read_bytes() for p in sorted(output.rglob("*")) if p.is_file()}
 
 
-def test_output_is_byte_identical_across_runs_and_hash_seeds(tmp_path: Path) -> None:
-    first = _generate(tmp_path / "a", "1")
+def _generate(output: Path, hash_seed: str) -> dict[str, bytes]:
+    env = dict(os.environ, PYTHONHASHSEED=hash_seed)
+    assert generate("--quiet", "--output", str(output), env=env).returncode == 0
+    return _files(output)
+
+
+def test_output_is_byte_identical_across_runs_and_hash_seeds(tmp_path: Path, generated: Generated) -> None:
+    first = _files(generated.output)  # the session's run, with PYTHONHASHSEED=1
     second = _generate(tmp_path / "b", "2")
     folders = len(ENVIRONMENTS) + 1  # and the project's
-    runbooks = sum(1 for e in ENVIRONMENTS if (ROOT / "environments" / f"{e}.yaml").read_text().count("\ndr:"))
+    runbooks = sum(1 for e in ENVIRONMENTS if (SETTINGS / f"{e}.yaml").read_text().count("\ndr:"))
     release_files = len([p for p in first if p.startswith("delivery/")])
     assert release_files
     # + a manifest, a guide and a script per folder, the DR environment's runbook, the release files

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import SETTINGS
 
 import generate
 from infra_templates import config, render
@@ -64,7 +65,7 @@ def test_to_yaml_refuses_a_key_that_is_not_a_string_as_pyyaml_does() -> None:
 
 def test_shipped_output_is_the_same_by_either_writer(tmp_path: Path) -> None:
     """Every template and manifest a build writes: the fast and the reference writers agree."""
-    assert generate.run_build(None, generate.ROOT / "environments", tmp_path, quiet=True) == 0
+    assert generate.run_build(None, SETTINGS, tmp_path, quiet=True) == 0
     for path in sorted(tmp_path.glob("*/*.json")):
         data = json.loads(path.read_text(encoding="utf-8"))
         assert path.read_text(encoding="utf-8") == json.dumps(data, indent=1, ensure_ascii=False) + "\n", path
@@ -73,7 +74,7 @@ def test_shipped_output_is_the_same_by_either_writer(tmp_path: Path) -> None:
 
 
 def test_settings_read_by_libyaml_are_those_pyyaml_reads() -> None:
-    for path in sorted((Path(__file__).parent.parent / "environments").glob("*.yaml")):
+    for path in sorted(SETTINGS.glob("*.yaml")):
         text = path.read_text(encoding="utf-8")
         assert yaml.load(text, Loader=config._FastStrictLoader) == yaml.load(text, Loader=config._StrictLoader)
     assert config._FastStrictLoader is not config._StrictLoader  # libyaml is there: the fast one is used
