@@ -448,7 +448,7 @@ def _deploy_stage(project: Project, service: str, env: Environment, topic: objec
     # its task definition (blue/green) or into imagedefinitions-<env>.json (rolling), since
     # imageDetail.json and imagedefinitions.json name the registry's region.
     replica = image_region(env) != project.region
-    if env.strategy_of(service) == "blue-green":
+    if env.codedeploy(service):
         provider = "CodeDeployToECS"
         configuration = {
             "ApplicationName": release_name(project.name, env.name, service),

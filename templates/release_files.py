@@ -43,7 +43,7 @@ def delivery_files(project: Project, stacks: dict[str, list[Stack]]) -> dict[str
     files: dict[str, str] = {}
     stages = [e for name in project.delivery.stages for e in project.environments if e.name == name]
     for service in project.services:
-        blue_green = [e for e in stages if service in e.services and e.strategy_of(service) == "blue-green"]
+        blue_green = [e for e in stages if service in e.services and e.codedeploy(service)]
         for env in blue_green:
             body = next(s.body for s in stacks[env.name] if s.layer == f"svc-{service}")
             files[f"{service}/taskdef-{env.name}.json"] = to_json(task_definition(env, body))

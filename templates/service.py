@@ -150,12 +150,14 @@ def build(env: Environment, name: str) -> Template:
     )
     _autoscaling(t, ctx, service, ecs_service, target_group, blue_green=blue_green)
     roles = [execution_role, task_role]
-    if green is not None:
+    if green is not None and env.codedeploy(name):
         _hand_over_to_codedeploy(ecs_service, task, ctx.stack_name)
         _blue_green(
             t, ctx, name, service=service, ecs_service=ecs_service, groups=(target_group, green), rule=rule, roles=roles
         )
-    _release_role(t, ctx, name, ecs_service=ecs_service, roles=roles, blue_green=blue_green)
+    elif green is not None:
+        _ecs_blue_green(t, ctx, name, ecs_service=ecs_service, groups=(target_group, green), rule=rule)
+    _release_role(t, ctx, name, ecs_service=ecs_service, roles=roles, codedeploy=env.codedeploy(name))
     _alarms(t, ctx, name, service=service, ecs_service=ecs_service, target_group=target_group)
     return t
 
@@ -494,6 +496,101 @@ def _hand_over_to_codedeploy(ecs_service: ecs.Service, task: ecs.TaskDefinition,
     ecs_service.DeploymentConfiguration = ecs.DeploymentConfiguration(MaximumPercent=200, MinimumHealthyPercent=100)
 
 
+def _ecs_blue_green(
+    t: Template,
+    ctx: LayerContext,
+    name: str,
+    *,
+    ecs_service: ecs.Service,
+    groups: tuple[elb.TargetGroup, elb.TargetGroup],
+    rule: elb.ListenerRule,
+) -> None:
+    """Blue/green, canary or linear, shifted by ECS itself (deployment controller ECS).
+
+    The stack stays the service's one owner: a new image, CPU, variable, secret, capacity mix or
+    route is a stack update, and ECS rolls it out by moving the production listener rule's weights
+    from the target group in use to the alternate one (the test listener rule first), keeps the old
+    revision for the bake time and rolls back when a deployment alarm fires. Sources: Amazon ECS
+    Developer Guide, "Amazon ECS blue/green deployments" and "Required resources for Amazon ECS
+    blue/green deployments"; CloudFormation reference, AWS::ECS::Service AdvancedConfiguration and
+    DeploymentConfiguration.
+
+    The rule's forward action stays the one the template gives (weights 1/0): ECS changes the live
+    weights, and CloudFormation sends the template's action again only when the rule itself
+    changes (a new route or priority), which is why the diff warns on such a change
+    (aws/aws-cdk#36649).
+    """
+    env = ctx.env
+    blue, green = groups
+    test_rule = t.add_resource(
+        _listener_rule("TestListenerRule", ctx, name, Platform.TEST_LISTENER_ARN, blue=blue, green=green)
+    )
+    # AdvancedConfiguration refers to both rules: that orders the service after them.
+    ecs_service.DependsOn = [d for d in ecs_service.DependsOn if d != rule.title]
+    if not ecs_service.DependsOn:
+        del ecs_service.resource["DependsOn"]
+    role = t.add_resource(_load_balancer_role(ctx, groups, [rule, test_rule]))
+    ecs_service.LoadBalancers[0].AdvancedConfiguration = ecs.AdvancedConfiguration(
+        AlternateTargetGroupArn=Ref(green),
+        ProductionListenerRule=Ref(rule),
+        TestListenerRule=Ref(test_rule),
+        RoleArn=GetAtt(role, "Arn"),
+    )
+    alarms = [t.add_resource(_errors_alarm(ctx, group, by="ECS")) for group in groups]
+    strategy, percent, minutes = env.deployment.ecs_strategy()
+    configuration = ecs.DeploymentConfiguration(
+        Strategy=strategy,
+        # The old revision keeps running this long after production traffic moved: a rollback
+        # within it is immediate (ECS API reference, DeploymentConfiguration.bakeTimeInMinutes).
+        BakeTimeInMinutes=env.deployment.termination_wait_minutes,
+        MaximumPercent=200,
+        MinimumHealthyPercent=100,
+        Alarms=ecs.DeploymentAlarms(AlarmNames=[Ref(alarm) for alarm in alarms], Enable=True, Rollback=True),
+    )
+    if strategy == "CANARY":
+        configuration.CanaryConfiguration = ecs.CanaryConfiguration(
+            CanaryPercent=percent, CanaryBakeTimeInMinutes=minutes
+        )
+    elif strategy == "LINEAR":
+        configuration.LinearConfiguration = ecs.LinearConfiguration(StepPercent=percent, StepBakeTimeInMinutes=minutes)
+    ecs_service.DeploymentConfiguration = configuration
+
+
+def _load_balancer_role(
+    ctx: LayerContext, groups: tuple[elb.TargetGroup, elb.TargetGroup], rules: list[elb.ListenerRule]
+) -> Role:
+    """What ECS needs to shift this service's traffic: the least-privilege subset of the managed
+    policy AmazonECSInfrastructureRolePolicyForLoadBalancers (AWS Managed Policy Reference) that
+    concerns an ALB: read the load balancing setup, register targets in this service's two
+    groups, modify this service's two listener rules. Trusted by ECS ("Amazon ECS infrastructure
+    IAM role for load balancers", Amazon ECS Developer Guide)."""
+    statements = [
+        # Describe calls of Elastic Load Balancing have no resource-level permissions.
+        iam.allow(
+            "ReadLoadBalancing",
+            [
+                elb_actions.DescribeListeners,
+                elb_actions.DescribeRules,
+                elb_actions.DescribeTargetGroups,
+                elb_actions.DescribeTargetHealth,
+            ],
+            ["*"],
+        ),
+        iam.allow(
+            "RegisterInThisServicesTargetGroups",
+            [elb_actions.RegisterTargets, elb_actions.DeregisterTargets],
+            [Ref(group) for group in groups],
+        ),
+        iam.allow("ShiftThisServicesRules", [elb_actions.ModifyRule], [Ref(rule) for rule in rules]),
+    ]
+    return Role(
+        "LoadBalancerRole",
+        Description=f"ECS shifts the traffic of {ctx.stack_name}: its target groups and listener rules",
+        AssumeRolePolicyDocument=iam.service_trust("ecs.amazonaws.com"),
+        Policies=[Policy(PolicyName="shift-traffic", PolicyDocument=iam.document(*statements))],
+    )
+
+
 def _blue_green(
     t: Template,
     ctx: LayerContext,
@@ -566,11 +663,11 @@ def _blue_green(
     )
 
 
-def _errors_alarm(ctx: LayerContext, group: elb.TargetGroup) -> cloudwatch.Alarm:
+def _errors_alarm(ctx: LayerContext, group: elb.TargetGroup, by: str = "CodeDeploy") -> cloudwatch.Alarm:
     """5xx answers of one target group: a release that raises it is rolled back."""
     return cloudwatch.Alarm(
         f"{group.title.removesuffix('TargetGroup') or 'Blue'}ErrorsAlarm",
-        AlarmDescription=f"{ctx.stack_name}: the {group.title} answers 5xx; CodeDeploy rolls a release back on it",
+        AlarmDescription=f"{ctx.stack_name}: the {group.title} answers 5xx; {by} rolls a release back on it",
         Namespace="AWS/ApplicationELB",
         MetricName="HTTPCode_Target_5XX_Count",
         Dimensions=[
@@ -646,14 +743,15 @@ def _codedeploy_role(
 
 
 def _release_role(
-    t: Template, ctx: LayerContext, name: str, *, ecs_service: ecs.Service, roles: list[Role], blue_green: bool
+    t: Template, ctx: LayerContext, name: str, *, ecs_service: ecs.Service, roles: list[Role], codedeploy: bool
 ) -> None:
     """The role this service's pipeline (in the registry's account) assumes to release it here.
 
     Named, so the pipeline can name it before this stack exists; trusted only by that pipeline's
     role. It reads the pipeline's artifacts (their bucket and key are in the registry's account and
-    the release's region) and starts a CodeDeploy deployment (blue/green) or updates the ECS
-    service (rolling), passing only this service's task roles.
+    the release's region) and starts a CodeDeploy deployment (CODE_DEPLOY controller) or updates
+    the ECS service (ECS controller: rolling, or blue/green shifted by ECS), passing only this
+    service's task roles.
     """
     env = ctx.env
     registry = env.registry.account_id
@@ -681,7 +779,7 @@ def _release_role(
         ),
         _pass_roles(roles),
     ]
-    if blue_green:
+    if codedeploy:
         release = release_name(env.project, env.name, name)
         statements.append(
             iam.allow(

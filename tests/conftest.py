@@ -122,3 +122,13 @@ def walk(node: Any) -> Iterator[Any]:
 
 def all_stacks() -> list[tuple[str, str, Stack]]:
     return [(env, layer, stack_of(env, layer)) for env, layer in ALL_CASES]
+
+
+@pytest.fixture(scope="session")
+def codedeploy_built(tmp_path_factory: pytest.TempPathFactory) -> Built:
+    """The shipped settings with ``deployment.controller: codedeploy``: blue/green services that
+    CodeDeploy releases (the ECS controller is the default)."""
+    folder = tmp_path_factory.mktemp("codedeploy") / "environments"
+    shutil.copytree(SETTINGS, folder)
+    edit_yaml(folder / "defaults.yaml", deployment__controller="codedeploy")
+    return build_all(folder)

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from conftest import BUILT, SERVICES, build_all, edit_yaml, resources, stack_of
 
+from infra_templates.checks import TemplateFile, check_cfn_lint
 from infra_templates.config import SettingsError, load_environment, project_of
 from templates.release_files import IMAGE_PLACEHOLDER, delivery_files
 
@@ -33,8 +34,8 @@ def role_policies(body: dict[str, Any], name: str) -> str:
 
 
 @pytest.mark.parametrize("service", SERVICES)
-def test_the_pipeline_releases_through_the_stages_in_the_settings_order(service) -> None:
-    pipeline = pipeline_of(stack_of("project", f"delivery-{service}").body)
+def test_the_pipeline_releases_through_the_stages_in_the_settings_order(service, codedeploy_built) -> None:
+    pipeline = pipeline_of(codedeploy_built.project_stacks[f"delivery-{service}"].body)
     assert pipeline["PipelineType"] == "V2"
     assert [s["Name"] for s in pipeline["Stages"]] == ["Source", "Build", "Dev", "Staging", "Prod", "Dr"]
     stages = {s["Name"]: s for s in pipeline["Stages"]}
@@ -115,8 +116,8 @@ def test_pipeline_and_build_roles_name_only_their_own_service(service) -> None:
 
 
 @pytest.mark.parametrize(("env", "service"), [(e, s) for e in ("dev", "prod") for s in SERVICES])
-def test_release_and_codedeploy_roles_are_scoped_to_their_service(env, service) -> None:
-    body = stack_of(env, f"svc-{service}").body
+def test_release_and_codedeploy_roles_are_scoped_to_their_service(env, service, codedeploy_built) -> None:
+    body = codedeploy_built.stacks[env][f"svc-{service}"].body
     role = body["Resources"]["ReleaseRole"]["Properties"]
     assert role["RoleName"] == f"shop-{env}-{service}-deploy"
     (trust,) = role["AssumeRolePolicyDocument"]["Statement"]
@@ -148,8 +149,8 @@ def test_release_and_codedeploy_roles_are_scoped_to_their_service(env, service) 
 
 
 @pytest.mark.parametrize("env", ["staging", "prod", "dr"])
-def test_a_blue_green_service_has_two_target_groups_a_test_listener_and_alarm_rollback(env) -> None:
-    body = stack_of(env, "svc-web").body
+def test_a_codedeploy_service_has_two_target_groups_a_test_listener_and_alarm_rollback(env, codedeploy_built) -> None:
+    body = codedeploy_built.stacks[env]["svc-web"].body
     assert sorted(resources(body, "AWS::ElasticLoadBalancingV2::TargetGroup")) == ["GreenTargetGroup", "TargetGroup"]
     test_rule = body["Resources"]["TestListenerRule"]["Properties"]
     assert test_rule["ListenerArn"] == {"Fn::ImportValue": f"shop-{env}-platform-TestListenerArn"}
@@ -169,14 +170,94 @@ def test_a_blue_green_service_has_two_target_groups_a_test_listener_and_alarm_ro
     assert pair["TestTrafficRoute"]["ListenerArns"] == [{"Fn::ImportValue": f"shop-{env}-platform-TestListenerArn"}]
 
 
-def test_a_blue_green_service_is_handed_to_codedeploy_without_cloudformation_fighting_it() -> None:
-    service = stack_of("prod", "svc-web").body["Resources"]["Service"]
+def test_a_codedeploy_service_is_handed_to_codedeploy_without_cloudformation_fighting_it(codedeploy_built) -> None:
+    service = codedeploy_built.stacks["prod"]["svc-web"].body["Resources"]["Service"]
     properties = service["Properties"]
     assert properties["DeploymentController"] == {"Type": "CODE_DEPLOY"}
     # By family: a later stack update never changes the property CloudFormation cannot update.
     assert properties["TaskDefinition"] == "shop-prod-svc-web"
     assert "TaskDefinition" in service["DependsOn"]
     assert "DeploymentCircuitBreaker" not in properties["DeploymentConfiguration"]
+
+
+@pytest.mark.parametrize("env", ["staging", "prod", "dr"])
+def test_a_blue_green_service_is_shifted_by_ecs_and_owned_by_its_stack(env) -> None:
+    body = stack_of(env, "svc-web").body
+    properties = body["Resources"]["Service"]["Properties"]
+    assert properties["DeploymentController"] == {"Type": "ECS"}
+    # the stack's own task definition: a new image or variable is a stack update
+    assert properties["TaskDefinition"] == {"Ref": "TaskDefinition"}
+    (balancer,) = properties["LoadBalancers"]
+    assert balancer["TargetGroupArn"] == {"Ref": "TargetGroup"}
+    assert balancer["AdvancedConfiguration"] == {
+        "AlternateTargetGroupArn": {"Ref": "GreenTargetGroup"},
+        "ProductionListenerRule": {"Ref": "ListenerRule"},
+        "TestListenerRule": {"Ref": "TestListenerRule"},
+        "RoleArn": {"Fn::GetAtt": ["LoadBalancerRole", "Arn"]},
+    }
+    configuration = properties["DeploymentConfiguration"]
+    # CodeDeployDefault.ECSCanary10Percent5Minutes: 10 % for 5 minutes, then the rest
+    assert configuration["Strategy"] == "CANARY"
+    assert configuration["CanaryConfiguration"] == {"CanaryPercent": 10.0, "CanaryBakeTimeInMinutes": 5}
+    assert configuration["BakeTimeInMinutes"] == 5  # deployment.termination_wait_minutes
+    assert "DeploymentCircuitBreaker" not in configuration
+    alarms = configuration["Alarms"]
+    assert (alarms["Enable"], alarms["Rollback"]) == (True, True)
+    assert alarms["AlarmNames"] and all(
+        body["Resources"][a["Ref"]]["Type"] == "AWS::CloudWatch::Alarm" for a in alarms["AlarmNames"]
+    )
+    assert not resources(body, "AWS::CodeDeploy::DeploymentGroup")
+    assert not resources(body, "AWS::CodeDeploy::Application")
+    assert "CodeDeployRole" not in body["Resources"]
+
+
+def test_ecs_may_shift_only_this_services_rules_and_target_groups() -> None:
+    role = stack_of("prod", "svc-api").body["Resources"]["LoadBalancerRole"]["Properties"]
+    (trust,) = role["AssumeRolePolicyDocument"]["Statement"]
+    assert trust["Principal"] == {"Service": "ecs.amazonaws.com"}
+    statements = {s["Sid"]: s for s in role["Policies"][0]["PolicyDocument"]["Statement"]}
+    assert statements["ShiftThisServicesRules"]["Resource"] == [{"Ref": "ListenerRule"}, {"Ref": "TestListenerRule"}]
+    assert statements["ShiftThisServicesRules"]["Action"] == ["elasticloadbalancing:ModifyRule"]
+    assert statements["RegisterInThisServicesTargetGroups"]["Resource"] == [
+        {"Ref": "TargetGroup"},
+        {"Ref": "GreenTargetGroup"},
+    ]
+    assert statements["ReadLoadBalancing"]["Resource"] == ["*"]  # Describe* has no resource-level permissions
+    assert set(statements) == {"ReadLoadBalancing", "RegisterInThisServicesTargetGroups", "ShiftThisServicesRules"}
+
+
+@pytest.mark.parametrize(
+    ("shift", "strategy", "extra"),
+    [
+        ("CodeDeployDefault.ECSAllAtOnce", "BLUE_GREEN", {}),
+        (
+            "CodeDeployDefault.ECSCanary10Percent15Minutes",
+            "CANARY",
+            {"CanaryConfiguration": {"CanaryPercent": 10.0, "CanaryBakeTimeInMinutes": 15}},
+        ),
+        (
+            "CodeDeployDefault.ECSLinear10PercentEvery3Minutes",
+            "LINEAR",
+            {"LinearConfiguration": {"StepPercent": 10.0, "StepBakeTimeInMinutes": 3}},
+        ),
+    ],
+)
+def test_the_traffic_shift_becomes_the_ecs_strategy(settings_dir: Path, shift: str, strategy: str, extra: dict) -> None:
+    edit_yaml(settings_dir / "defaults.yaml", deployment__traffic_shift=shift)
+    built = build_all(settings_dir)
+    configuration = built.stacks["prod"]["svc-web"].body["Resources"]["Service"]["Properties"][
+        "DeploymentConfiguration"
+    ]
+    assert configuration["Strategy"] == strategy
+    assert {k: configuration[k] for k in ("CanaryConfiguration", "LinearConfiguration") if k in configuration} == extra
+
+
+def test_a_bake_time_ecs_refuses_is_refused_with_the_ecs_controller(settings_dir: Path) -> None:
+    edit_yaml(settings_dir / "defaults.yaml", deployment__termination_wait_minutes=1441)
+    message = refusal(settings_dir, "prod")
+    assert "deployment.termination_wait_minutes" in message and "1440" in message
+    edit_yaml(settings_dir / "defaults.yaml", deployment__controller="codedeploy")
+    assert load_environment("prod", settings_dir).deployment.termination_wait_minutes == 1441
 
 
 def test_a_rolling_service_keeps_the_circuit_breaker_and_one_target_group() -> None:
@@ -207,11 +288,12 @@ def test_a_service_may_override_its_environments_strategy(settings_dir: Path) ->
 
 
 @pytest.mark.parametrize(("env", "service"), [(e, s) for e in ("staging", "prod", "dr") for s in SERVICES])
-def test_taskdef_names_the_container_port_roles_and_logs_of_the_service_stack(env, service) -> None:
-    files = delivery_files(BUILT.project, {e: list(s.values()) for e, s in BUILT.stacks.items()})
+def test_taskdef_names_the_container_port_roles_and_logs_of_the_service_stack(env, service, codedeploy_built) -> None:
+    built = codedeploy_built
+    files = delivery_files(built.project, {e: list(s.values()) for e, s in built.stacks.items()})
     taskdef = json.loads(files[f"{service}/taskdef-{env}.json"])
-    body = stack_of(env, f"svc-{service}").body
-    settings = BUILT.environments[env]
+    body = built.stacks[env][f"svc-{service}"].body
+    settings = built.environments[env]
     account, region = settings.account_id, settings.region
     role = body["Resources"]["ExecutionRole"]["Properties"]["RoleName"]
     assert taskdef["executionRoleArn"] == f"arn:aws:iam::{account}:role/{role}"
@@ -234,21 +316,23 @@ def test_taskdef_names_the_container_port_roles_and_logs_of_the_service_stack(en
     assert f"ContainerName: {service}" in appspec and f"ContainerPort: {load_balancer['ContainerPort']}" in appspec
 
 
-def test_database_values_known_only_at_deploy_time_name_their_export() -> None:
-    files = delivery_files(BUILT.project, {e: list(s.values()) for e, s in BUILT.stacks.items()})
+def test_database_values_known_only_at_deploy_time_name_their_export(codedeploy_built) -> None:
+    built = codedeploy_built
+    files = delivery_files(built.project, {e: list(s.values()) for e, s in built.stacks.items()})
     taskdef = files["api/taskdef-prod.json"]
-    imports = set(BUILT.stacks["prod"]["svc-api"].imports)
+    imports = set(built.stacks["prod"]["svc-api"].imports)
     placeholders = {p.split("@@")[0] for p in taskdef.split("@@")[1::2]}
     assert placeholders and placeholders <= imports
     # the settings decide the name and port: only what AWS names at creation stays a placeholder
     assert placeholders == {"shop-prod-data-ClusterEndpoint", "shop-prod-data-SecretArn"}
     variables = {v["name"]: v["value"] for v in json.loads(taskdef)["containerDefinitions"][0]["environment"]}
-    assert variables["DB_NAME"] == BUILT.environments["prod"].database.name
+    assert variables["DB_NAME"] == built.environments["prod"].database.name
     assert variables["DB_PORT"] == "5432"
 
 
-def test_the_buildspec_pushes_the_commit_and_ships_what_the_deploy_actions_read() -> None:
-    files = delivery_files(BUILT.project, {e: list(s.values()) for e, s in BUILT.stacks.items()})
+def test_the_buildspec_pushes_the_commit_and_ships_what_the_deploy_actions_read(codedeploy_built) -> None:
+    built = codedeploy_built
+    files = delivery_files(built.project, {e: list(s.values()) for e, s in built.stacks.items()})
     buildspec = files["web/buildspec.yml"]
     assert 'docker push "$REPOSITORY_URI:$COMMIT_ID"' in buildspec
     for name in ("imagedefinitions.json", "imageDetail.json", "taskdef-prod.json", "appspec-prod.yaml"):
@@ -328,3 +412,15 @@ def test_a_stage_that_is_no_environment_is_refused(settings_dir: Path) -> None:
 def test_an_unknown_traffic_shift_is_refused(settings_dir: Path) -> None:
     edit_yaml(settings_dir / "staging.yaml", deployment__traffic_shift="CodeDeployDefault.AllAtOnce")
     assert "staging.yaml: deployment.traffic_shift" in refusal(settings_dir)
+
+
+def test_codedeploy_services_still_pass_cfn_lint_and_the_rule_pack(codedeploy_built, tmp_path: Path) -> None:
+    files = []
+    for env in ("staging", "prod", "dr"):
+        for service in SERVICES:
+            stack = codedeploy_built.stacks[env][f"svc-{service}"]
+            assert stack.body["Resources"]["Service"]["Properties"]["DeploymentController"] == {"Type": "CODE_DEPLOY"}
+            path = tmp_path / f"{env}-{service}.json"
+            path.write_text(json.dumps(stack.body), encoding="utf-8")
+            files.append(TemplateFile(path, env, stack.name, stack.region))
+    assert check_cfn_lint(files) == []

@@ -432,8 +432,9 @@ def test_services_pull_from_their_own_region_in_dr_and_from_the_registrys_elsewh
         ]
 
 
-def test_the_dr_release_files_name_the_same_replica_as_the_service_stack(stacks) -> None:
-    files = delivery_files(BUILT.project, {e: list(s.values()) for e, s in BUILT.stacks.items()})
+def test_the_dr_release_files_name_the_same_replica_as_the_service_stack(codedeploy_built) -> None:
+    stacks = codedeploy_built.stacks
+    files = delivery_files(codedeploy_built.project, {e: list(s.values()) for e, s in stacks.items()})
     for service in ("api", "web"):
         (container,) = json.loads(files[f"{service}/taskdef-dr.json"])["containerDefinitions"]
         (in_stack,) = stacks["dr"][f"svc-{service}"].body["Resources"]["TaskDefinition"]["Properties"][
@@ -448,8 +449,8 @@ def test_the_dr_release_files_name_the_same_replica_as_the_service_stack(stacks)
         assert prod["image"] == "<IMAGE1_NAME>"  # prod: CodeDeploy's image, in the registry's region
 
 
-def test_the_dr_release_action_takes_its_image_from_the_task_definition(project_stacks) -> None:
-    pipeline = project_stacks["delivery-api"].body["Resources"]["Pipeline"]["Properties"]
+def test_the_dr_release_action_takes_its_image_from_the_task_definition(codedeploy_built) -> None:
+    pipeline = codedeploy_built.project_stacks["delivery-api"].body["Resources"]["Pipeline"]["Properties"]
     actions = {a["Name"]: a for stage in pipeline["Stages"] for a in stage["Actions"]}
     assert "Image1ArtifactName" not in actions["ReleaseDr"]["Configuration"]
     assert actions["ReleaseDr"]["Region"] == "eu-central-1"

@@ -128,21 +128,22 @@ def test_ecs_failures_of_this_cluster_reach_the_topic(stacks, environments, env)
     body = stacks[env]["monitoring"].body
     rules = resources(body, "AWS::Events::Rule")
     settings = environments[env]
-    rolling = [s for s in settings.services if settings.strategy_of(s) == "rolling"]
-    # ECS sends SERVICE_DEPLOYMENT_FAILED only for rolling services (circuit breaker); a blue/green
-    # release fails as a CodeDeploy deployment. Each rule exists only where it can fire (E9005).
-    assert ("DeploymentFailedRule" in rules) == bool(rolling)
-    assert ("ReleaseFailedRule" in rules) == bool(settings.blue_green_services)
-    if rolling:
+    by_ecs = [s for s in settings.services if not settings.codedeploy(s)]
+    # ECS sends SERVICE_DEPLOYMENT_FAILED for services of its own controller (rolling with the
+    # circuit breaker, blue/green with deployment alarms); a CODE_DEPLOY release fails as a
+    # CodeDeploy deployment. Each rule exists only where it can fire (E9005).
+    assert ("DeploymentFailedRule" in rules) == bool(by_ecs)
+    assert ("ReleaseFailedRule" in rules) == bool(settings.codedeploy_services)
+    if by_ecs:
         failed = rules["DeploymentFailedRule"]["Properties"]
         assert failed["EventPattern"]["detail"] == {"eventName": ["SERVICE_DEPLOYMENT_FAILED"]}
         assert failed["EventPattern"]["detail-type"] == ["ECS Deployment State Change"]
-    if settings.blue_green_services:
+    if settings.codedeploy_services:
         released = rules["ReleaseFailedRule"]["Properties"]["EventPattern"]
         assert released["source"] == ["aws.codedeploy"]
         assert released["detail-type"] == ["CodeDeploy Deployment State-change Notification"]
         assert released["detail"]["state"] == ["FAILURE"]
-        assert released["detail"]["application"] == [f"shop-{env}-{s}" for s in settings.blue_green_services]
+        assert released["detail"]["application"] == [f"shop-{env}-{s}" for s in settings.codedeploy_services]
     errors = rules["ServiceErrorRule"]["Properties"]["EventPattern"]
     assert errors["detail"]["eventType"] == ["ERROR"]
     assert errors["detail"]["clusterArn"] == [{"Fn::ImportValue": f"shop-{env}-platform-ClusterArn"}]

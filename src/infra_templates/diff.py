@@ -73,6 +73,7 @@ class StackDiff:
     changes: tuple[Change, ...] = ()
     warnings: tuple[str, ...] = ()
     resource_count: int = 0
+    refusals: tuple[str, ...] = ()  # changes AWS refuses: the stack update would fail and roll back
 
     @property
     def changed(self) -> bool:
@@ -174,7 +175,47 @@ def _diff_stack(old: StackTemplate, new: StackTemplate, importers: Mapping[str, 
     changes.extend(_diff_outputs(old.body, new.body, importers, set(work.replaced)))
     changes.extend(_diff_named("Parameters", old.body, new.body))
     changes.extend(_diff_sections(old.body, new.body))
-    return StackDiff(new.name, region, "modify", tuple(changes), tuple(warnings), len(new_resources))
+    refusals = tuple(_code_deploy_refusals(new.name, old_resources, new_resources, set(work.replaced)))
+    return StackDiff(new.name, region, "modify", tuple(changes), tuple(warnings), len(new_resources), refusals)
+
+
+# UpdateService on a service with the blue/green (CODE_DEPLOY) deployment controller updates "only
+# the desired count, deployment configuration, health check grace period, task placement constraints
+# and strategies, enable ECS managed tags option, and propagate tags"; the network configuration,
+# platform version, task definition and load balancers need a CodeDeploy deployment (ECS API
+# reference, UpdateService), and the capacity provider strategy is not among what it updates.
+CODE_DEPLOY_FIXED = (
+    "CapacityProviderStrategy",
+    "LaunchType",
+    "LoadBalancers",
+    "NetworkConfiguration",
+    "PlatformVersion",
+    "TaskDefinition",
+)
+
+
+def _code_deploy_refusals(
+    stack: str, old: Mapping[str, Mapping[str, Any]], new: Mapping[str, Mapping[str, Any]], replaced: set[str]
+) -> Iterator[str]:
+    """A change CloudFormation would pass to UpdateService that ECS refuses on a CODE_DEPLOY service:
+    one of :data:`CODE_DEPLOY_FIXED` written differently, or referring to a resource that is replaced
+    (a security group whose description changed: its new ID is a new network configuration)."""
+    for logical_id, resource in new.items():
+        before = old.get(logical_id, {})
+        if before.get("Type") != "AWS::ECS::Service" or resource.get("Type") != "AWS::ECS::Service":
+            continue
+        if before.get("Properties", {}).get("DeploymentController", {}).get("Type") != "CODE_DEPLOY":
+            continue
+        for name in CODE_DEPLOY_FIXED:
+            was, now = before.get("Properties", {}).get(name), resource.get("Properties", {}).get(name)
+            hit = sorted(_references(now) & replaced)
+            if was != now or hit:
+                why = "changes" if was != now else f"refers to {hit[0]}, which is replaced"
+                yield (
+                    f"REFUSED: {stack} {logical_id} (AWS::ECS::Service, CODE_DEPLOY controller): {name} {why}; "
+                    "UpdateService refuses it on a CODE_DEPLOY service (ECS API reference, UpdateService): "
+                    "release it through CodeDeploy, or move the service to deployment.controller: ecs"
+                )
 
 
 def _resources(body: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
@@ -443,4 +484,5 @@ def report(label: str, diffs: Sequence[StackDiff]) -> list[str]:
             lines.append(f"    {SIGN[change.action]} {what}{replaced_note}")
             lines.extend(f"        {detail}" for detail in change.details)
     lines.extend(warning for stack in changed for warning in stack.warnings)
+    lines.extend(refusal for stack in changed for refusal in stack.refusals)
     return lines

@@ -164,3 +164,70 @@ class CircuitBreakerOnlyWithEcsController(CloudFormationLintRule):
                         )
                     )
         return matches
+
+
+SHIFTING_STRATEGIES = ("BLUE_GREEN", "CANARY", "LINEAR")
+
+
+class EcsBlueGreenNeedsItsResources(CloudFormationLintRule):
+    """E9011: an ECS blue/green, canary or linear service has what ECS shifts traffic with."""
+
+    id = "E9011"
+    shortdesc = "ECS blue/green, canary and linear need an alternate target group, listener rule and role"
+    description = (
+        "With the ECS deployment controller and a Strategy of BLUE_GREEN, CANARY or LINEAR, each load "
+        "balancer of the service names in AdvancedConfiguration the alternate target group, the "
+        "production listener rule (Application Load Balancer) and the IAM role ECS uses to call Elastic "
+        "Load Balancing; CanaryConfiguration goes only with CANARY and LinearConfiguration only with "
+        "LINEAR; the deployment circuit breaker belongs to rolling updates only. Source: Amazon ECS "
+        "Developer Guide, 'Required resources for Amazon ECS blue/green deployments'; ECS API reference, "
+        "AdvancedConfiguration, CanaryConfiguration, LinearConfiguration, DeploymentCircuitBreaker."
+    )
+    source_url = "https://docs.aws.amazon.com/AmazonECS/latest/developerguide/blue-green-deployment-implementation.html"
+    tags: ClassVar[list[str]] = ["resources", "ecs"]
+
+    def match(self, cfn: Any) -> list[RuleMatch]:
+        matches = []
+        for logical, service in cfn.get_resources("AWS::ECS::Service").items():
+            properties = service.get("Properties", {})
+            configuration = properties.get("DeploymentConfiguration", {})
+            if not isinstance(configuration, dict):
+                continue
+            strategy = configuration.get("Strategy", "ROLLING")
+            path = ["Resources", logical, "Properties", "DeploymentConfiguration"]
+            for key, wanted in (("CanaryConfiguration", "CANARY"), ("LinearConfiguration", "LINEAR")):
+                if key in configuration and strategy != wanted:
+                    matches.append(RuleMatch([*path, key], f"{key} needs Strategy {wanted}, not {strategy}"))
+            if strategy not in SHIFTING_STRATEGIES:
+                continue
+            if _controller(service) != "ECS":
+                matches.append(
+                    RuleMatch([*path, "Strategy"], f"Strategy {strategy} needs the ECS deployment controller")
+                )
+            breaker = configuration.get("DeploymentCircuitBreaker", {})
+            if isinstance(breaker, dict) and breaker.get("Enable") in (True, "true", "True"):
+                matches.append(
+                    RuleMatch(
+                        [*path, "DeploymentCircuitBreaker"],
+                        f"the circuit breaker is for rolling updates; Strategy {strategy} rolls back on "
+                        "deployment alarms",
+                    )
+                )
+            for index, balancer in enumerate(_listify(properties.get("LoadBalancers", []))):
+                if not isinstance(balancer, dict) or "TargetGroupArn" not in balancer:
+                    continue
+                advanced = balancer.get("AdvancedConfiguration", {})
+                missing = [
+                    key
+                    for key in ("AlternateTargetGroupArn", "ProductionListenerRule", "RoleArn")
+                    if not isinstance(advanced, dict) or key not in advanced
+                ]
+                if missing:
+                    matches.append(
+                        RuleMatch(
+                            ["Resources", logical, "Properties", "LoadBalancers", index],
+                            f"Strategy {strategy} shifts traffic between two target groups: "
+                            f"AdvancedConfiguration needs {', '.join(missing)}",
+                        )
+                    )
+        return matches
