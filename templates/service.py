@@ -148,7 +148,8 @@ def build(env: Environment, name: str) -> Template:
             PropagateTags="SERVICE",
         )
     )
-    _autoscaling(t, ctx, service, ecs_service, target_group, blue_green=blue_green)
+    groups = (target_group,) if green is None else (target_group, green)
+    _autoscaling(t, ctx, service, ecs_service, groups)
     roles = [execution_role, task_role]
     if green is not None and env.codedeploy(name):
         _hand_over_to_codedeploy(ecs_service, task, ctx.stack_name)
@@ -158,7 +159,7 @@ def build(env: Environment, name: str) -> Template:
     elif green is not None:
         _ecs_blue_green(t, ctx, name, ecs_service=ecs_service, groups=(target_group, green), rule=rule)
     _release_role(t, ctx, name, ecs_service=ecs_service, roles=roles, codedeploy=env.codedeploy(name))
-    _alarms(t, ctx, name, service=service, ecs_service=ecs_service, target_group=target_group)
+    _alarms(t, ctx, name, service=service, ecs_service=ecs_service, groups=groups)
     return t
 
 
@@ -394,10 +395,18 @@ def _autoscaling(
     ctx: LayerContext,
     service: Service,
     ecs_service: ecs.Service,
-    target_group: elb.TargetGroup,
-    *,
-    blue_green: bool,
+    groups: tuple[elb.TargetGroup, ...],
 ) -> None:
+    """CPU target tracking, and request target tracking when the settings ask for it.
+
+    One target group: the predefined ALBRequestCountPerTarget. Two (blue/green): that metric "is
+    not supported for the blue/green deployment type" (ECS Developer Guide, "Scale your Amazon ECS
+    service using a target metric value"), since its ResourceLabel names one target group; the
+    policy tracks a customized metric instead, the requests of both target groups per running task
+    (``(FILL(blue, 0) + FILL(green, 0)) / tasks``), the form AWS's own example uses (Application
+    Auto Scaling User Guide, "Create a target tracking scaling policy for Application Auto Scaling
+    using metric math": a count divided by the service's ECS/ContainerInsights RunningTaskCount),
+    so it follows whichever colour serves."""
     scaling = service.autoscaling
     target = t.add_resource(
         applicationautoscaling.ScalableTarget(
@@ -414,16 +423,14 @@ def _autoscaling(
             "CpuScaling", "cpu", target, value=scaling.cpu_target, metric="ECSServiceAverageCPUUtilization"
         )
     )
-    if scaling.requests_per_target is None or blue_green:
-        # AWS does not support ALBRequestCountPerTarget target tracking for a service with the
-        # blue/green (CODE_DEPLOY) deployment type: its ResourceLabel names one target group while
-        # CodeDeploy moves the traffic between two (ECS Developer Guide, "Scale your Amazon ECS
-        # service using a target metric value"). Blue/green services scale on CPU.
+    if scaling.requests_per_target is None:
         return
-    # ResourceLabel: app/<alb-name>/<alb-id>/targetgroup/<tg-name>/<tg-id>
-    label = Join("/", [ctx.import_value(Platform.LOAD_BALANCER_FULL_NAME), GetAtt(target_group, "TargetGroupFullName")])
-    t.add_resource(
-        _target_tracking(
+    if len(groups) == 1:
+        # ResourceLabel: app/<alb-name>/<alb-id>/targetgroup/<tg-name>/<tg-id>
+        label = Join(
+            "/", [ctx.import_value(Platform.LOAD_BALANCER_FULL_NAME), GetAtt(groups[0], "TargetGroupFullName")]
+        )
+        policy = _target_tracking(
             "RequestScaling",
             "requests",
             target,
@@ -431,7 +438,66 @@ def _autoscaling(
             metric="ALBRequestCountPerTarget",
             label=label,
         )
+    else:
+        policy = _target_tracking(
+            "RequestScaling",
+            "requests",
+            target,
+            value=scaling.requests_per_target,
+            customized=_requests_per_task(ctx, ecs_service, groups),
+        )
+    t.add_resource(policy)
+
+
+def _requests_per_task(
+    ctx: LayerContext, ecs_service: ecs.Service, groups: tuple[elb.TargetGroup, ...]
+) -> applicationautoscaling.CustomizedMetricSpecification:
+    """ALB requests per minute over all of the service's target groups, per running task."""
+
+    def stat(query_id: str, namespace: str, metric: str, dimensions: dict[str, Any], statistic: str) -> Any:
+        return applicationautoscaling.TargetTrackingMetricDataQuery(
+            Id=query_id,
+            ReturnData=False,
+            MetricStat=applicationautoscaling.TargetTrackingMetricStat(
+                Metric=applicationautoscaling.TargetTrackingMetric(
+                    Namespace=namespace,
+                    MetricName=metric,
+                    Dimensions=[
+                        applicationautoscaling.TargetTrackingMetricDimension(Name=k, Value=v)
+                        for k, v in dimensions.items()
+                    ],
+                ),
+                Stat=statistic,
+            ),
+        )
+
+    load_balancer = ctx.import_value(Platform.LOAD_BALANCER_FULL_NAME)
+    queries = [
+        stat(
+            f"requests{index}",
+            "AWS/ApplicationELB",
+            "RequestCount",
+            {"LoadBalancer": load_balancer, "TargetGroup": GetAtt(group, "TargetGroupFullName")},
+            "Sum",
+        )
+        for index, group in enumerate(groups, start=1)
+    ]
+    queries.append(
+        stat(
+            "tasks",
+            "ECS/ContainerInsights",
+            "RunningTaskCount",
+            {"ClusterName": ctx.import_value(Platform.CLUSTER_NAME), "ServiceName": GetAtt(ecs_service, "Name")},
+            "Average",
+        )
     )
+    requests = " + ".join(f"FILL(requests{index}, 0)" for index in range(1, len(groups) + 1))
+    queries.append(
+        applicationautoscaling.TargetTrackingMetricDataQuery(
+            Id="per_task", Expression=f"({requests}) / tasks", Label="ALB requests per task", ReturnData=True
+        )
+    )
+    return applicationautoscaling.CustomizedMetricSpecification(Metrics=queries)
 
 
 def _target_tracking(
@@ -440,24 +506,27 @@ def _target_tracking(
     target: applicationautoscaling.ScalableTarget,
     *,
     value: float,
-    metric: str,
+    metric: str | None = None,
     label: Any = None,
+    customized: applicationautoscaling.CustomizedMetricSpecification | None = None,
 ) -> applicationautoscaling.ScalingPolicy:
-    """Scale out fast (1 minute), scale in slowly (5 minutes) to hold ``metric`` at ``value``."""
-    specification = applicationautoscaling.PredefinedMetricSpecification(PredefinedMetricType=metric)
-    if label is not None:
-        specification.ResourceLabel = label
+    """Scale out fast (1 minute), scale in slowly (5 minutes) to hold a predefined ``metric`` (or a
+    ``customized`` one) at ``value``."""
+    how: dict[str, Any] = {"CustomizedMetricSpecification": customized}
+    if customized is None:
+        specification = applicationautoscaling.PredefinedMetricSpecification(PredefinedMetricType=metric)
+        if label is not None:
+            specification.ResourceLabel = label
+        how = {"PredefinedMetricSpecification": specification}
+    configuration = applicationautoscaling.TargetTrackingScalingPolicyConfiguration(
+        TargetValue=float(value), **how, ScaleInCooldown=300, ScaleOutCooldown=60
+    )
     return applicationautoscaling.ScalingPolicy(
         logical_id,
         PolicyName=Sub("${AWS::StackName}-%s" % suffix),
         PolicyType="TargetTrackingScaling",
         ScalingTargetId=Ref(target),
-        TargetTrackingScalingPolicyConfiguration=applicationautoscaling.TargetTrackingScalingPolicyConfiguration(
-            TargetValue=float(value),
-            PredefinedMetricSpecification=specification,
-            ScaleInCooldown=300,
-            ScaleOutCooldown=60,
-        ),
+        TargetTrackingScalingPolicyConfiguration=configuration,
     )
 
 
@@ -536,7 +605,7 @@ def _ecs_blue_green(
         TestListenerRule=Ref(test_rule),
         RoleArn=GetAtt(role, "Arn"),
     )
-    alarms = [t.add_resource(_errors_alarm(ctx, group, by="ECS")) for group in groups]
+    alarms = [t.add_resource(_errors_alarm(ctx, groups, by="ECS"))]
     strategy, percent, minutes = env.deployment.ecs_strategy()
     configuration = ecs.DeploymentConfiguration(
         Strategy=strategy,
@@ -608,7 +677,7 @@ def _blue_green(
         _listener_rule("TestListenerRule", ctx, name, Platform.TEST_LISTENER_ARN, blue=blue, green=green)
     )
     ecs_service.DependsOn = [*ecs_service.DependsOn, test_rule.title]
-    alarms = [t.add_resource(_errors_alarm(ctx, group)) for group in groups]
+    alarms = [t.add_resource(_errors_alarm(ctx, groups))]
     codedeploy_role = t.add_resource(_codedeploy_role(ctx, ecs_service, [rule, test_rule], alarms, roles))
     application = t.add_resource(
         codedeploy.Application(
@@ -663,26 +732,27 @@ def _blue_green(
     )
 
 
-def _errors_alarm(ctx: LayerContext, group: elb.TargetGroup, by: str = "CodeDeploy") -> cloudwatch.Alarm:
-    """5xx answers of one target group: a release that raises it is rolled back."""
-    return cloudwatch.Alarm(
-        f"{group.title.removesuffix('TargetGroup') or 'Blue'}ErrorsAlarm",
-        AlarmDescription=f"{ctx.stack_name}: the {group.title} answers 5xx; {by} rolls a release back on it",
-        Namespace="AWS/ApplicationELB",
-        MetricName="HTTPCode_Target_5XX_Count",
-        Dimensions=[
-            cloudwatch.MetricDimension(Name="LoadBalancer", Value=ctx.import_value(Platform.LOAD_BALANCER_FULL_NAME)),
-            cloudwatch.MetricDimension(Name="TargetGroup", Value=GetAtt(group, "TargetGroupFullName")),
+def _errors_alarm(ctx: LayerContext, groups: tuple[elb.TargetGroup, ...], by: str = "CodeDeploy") -> cloudwatch.Alarm:
+    """5xx answers of the service's targets, in both target groups (whichever colour serves, and
+    the new one during a shift): a release that raises it is rolled back."""
+    load_balancer = ctx.import_value(Platform.LOAD_BALANCER_FULL_NAME)
+    topic = ctx.import_value(Monitoring.ALARM_TOPIC_ARN)
+    return constructs.metric_sum_alarm(
+        "ReleaseErrorsAlarm",
+        topic,  # a rollback is news: the topic hears of it, like every other alarm
+        description=f"{ctx.stack_name}: its targets answer 5xx; {by} rolls a release back on it",
+        namespace="AWS/ApplicationELB",
+        metric="HTTPCode_Target_5XX_Count",
+        dimension_sets=[
+            {"LoadBalancer": load_balancer, "TargetGroup": GetAtt(group, "TargetGroupFullName")} for group in groups
         ],
-        Statistic="Sum",
-        Period=60,
-        EvaluationPeriods=1,
-        Threshold=5,
-        ComparisonOperator="GreaterThanOrEqualToThreshold",
-        TreatMissingData="notBreaching",  # no 5xx answers, no data points: nothing is wrong
-        # A rollback is news: the topic hears of it, like every other alarm.
-        AlarmActions=[ctx.import_value(Monitoring.ALARM_TOPIC_ARN)],
-        OKActions=[ctx.import_value(Monitoring.ALARM_TOPIC_ARN)],
+        statistic="Sum",
+        period=60,
+        evaluation_periods=1,
+        datapoints=1,
+        threshold=5,
+        comparison="GreaterThanOrEqualToThreshold",
+        missing_data="notBreaching",  # no 5xx answers, no data points: nothing is wrong
     )
 
 
@@ -834,19 +904,25 @@ def _alarms(
     *,
     service: Service,
     ecs_service: ecs.Service,
-    target_group: elb.TargetGroup,
+    groups: tuple[elb.TargetGroup, ...],
 ) -> None:
     """The service's warnings (CPU, memory, tasks below the minimum, unhealthy targets) and one
     composite alarm for paging: users are affected when its targets answer 5xx while it is short
-    of healthy targets. Every alarm tells the environment's alarm topic when it fires and clears."""
+    of healthy targets. Every alarm tells the environment's alarm topic when it fires and clears.
+
+    The target-group alarms sum their metric over all of the service's target groups (both
+    colours of a blue/green service), so they see the service's targets whichever colour serves."""
     limits = ctx.env.monitoring.alarms
     topic = ctx.import_value(Monitoring.ALARM_TOPIC_ARN)
     cluster = ctx.import_value(Platform.CLUSTER_NAME)
     ecs_dims = {"ClusterName": cluster, "ServiceName": GetAtt(ecs_service, "Name")}
-    tg_dims = {
-        "TargetGroup": GetAtt(target_group, "TargetGroupFullName"),
-        "LoadBalancer": ctx.import_value(Platform.LOAD_BALANCER_FULL_NAME),
-    }
+    tg_dims = [
+        {
+            "TargetGroup": GetAtt(group, "TargetGroupFullName"),
+            "LoadBalancer": ctx.import_value(Platform.LOAD_BALANCER_FULL_NAME),
+        }
+        for group in groups
+    ]
     common: dict[str, Any] = {
         "period": limits.period_seconds,
         "evaluation_periods": limits.evaluation_periods,
@@ -855,6 +931,11 @@ def _alarms(
 
     def add(logical_id: str, **kwargs: Any) -> cloudwatch.Alarm:
         return t.add_resource(constructs.metric_alarm(logical_id, topic, **common, **kwargs))
+
+    def add_over_groups(logical_id: str, **kwargs: Any) -> cloudwatch.Alarm:
+        return t.add_resource(
+            constructs.metric_sum_alarm(logical_id, topic, dimension_sets=tg_dims, **common, **kwargs)
+        )
 
     # ECS reports CPU and memory every minute while the service exists; with no tasks the
     # task-count alarm speaks, so these two stay quiet on missing data.
@@ -877,22 +958,22 @@ def _alarms(
             statistic="Minimum", comparison="LessThanThreshold", threshold=service.autoscaling.min,
             missing_data="breaching",
         )  # fmt: skip
-    add(
+    add_over_groups(
         "UnhealthyTargetsAlarm", description=f"{name}: the load balancer sees unhealthy targets",
-        namespace="AWS/ApplicationELB", metric="UnHealthyHostCount", dimensions=tg_dims, statistic="Maximum",
+        namespace="AWS/ApplicationELB", metric="UnHealthyHostCount", statistic="Maximum",
         comparison="GreaterThanThreshold", threshold=0,
         missing_data="notBreaching",  # reported while the target group is attached; absent means no targets yet
     )  # fmt: skip
-    healthy_low = add(
+    healthy_low = add_over_groups(
         "HealthyTargetsLowAlarm",
         description=f"{name}: fewer healthy targets than the minimum of {max(service.autoscaling.min, 1)}",
-        namespace="AWS/ApplicationELB", metric="HealthyHostCount", dimensions=tg_dims, statistic="Minimum",
+        namespace="AWS/ApplicationELB", metric="HealthyHostCount", statistic="Minimum",
         comparison="LessThanThreshold", threshold=max(service.autoscaling.min, 1),
         missing_data="breaching",  # no healthy-host data means the target group serves nobody
     )  # fmt: skip
-    errors = add(
+    errors = add_over_groups(
         "Target5xxAlarm", description=f"{name}: more than {limits.service_5xx_count} 5xx answers per period",
-        namespace="AWS/ApplicationELB", metric="HTTPCode_Target_5XX_Count", dimensions=tg_dims,
+        namespace="AWS/ApplicationELB", metric="HTTPCode_Target_5XX_Count",
         comparison="GreaterThanThreshold", threshold=limits.service_5xx_count,
         missing_data="notBreaching",  # published only when a target answers 5xx
     )  # fmt: skip

@@ -55,6 +55,23 @@ def test_every_alarm_in_every_template_notifies_the_topic_when_it_fires_and_clea
     assert counted > 20 * len(ENVIRONMENTS)
 
 
+GREEN_AND_BLUE = (
+    {"Fn::GetAtt": ["TargetGroup", "TargetGroupFullName"]},
+    {"Fn::GetAtt": ["GreenTargetGroup", "TargetGroupFullName"]},
+)
+
+
+def groups_seen(alarm: dict[str, Any]) -> list[Any]:
+    """The target groups an alarm's metric (or the metrics its expression sums) names, in order;
+    with metric math, checks the expression sums every metric it queries."""
+    if "Metrics" not in alarm:
+        return [{d["Name"]: d["Value"] for d in alarm["Dimensions"]}["TargetGroup"]]
+    stats = [q for q in alarm["Metrics"] if "MetricStat" in q]
+    (total,) = [q for q in alarm["Metrics"] if q.get("ReturnData")]
+    assert total["Expression"] == " + ".join(f"FILL({q['Id']}, 0)" for q in stats)
+    return [{d["Name"]: d["Value"] for d in q["MetricStat"]["Metric"]["Dimensions"]}["TargetGroup"] for q in stats]
+
+
 @pytest.mark.parametrize("env", ENVIRONMENTS)
 def test_every_service_has_warnings_and_a_paging_alarm(stacks, environments, env) -> None:
     for service, settings in environments[env].services.items():
@@ -63,16 +80,20 @@ def test_every_service_has_warnings_and_a_paging_alarm(stacks, environments, env
         expected = {"CpuAlarm", "MemoryAlarm", "UnhealthyTargetsAlarm", "HealthyTargetsLowAlarm", "Target5xxAlarm"}
         if settings.autoscaling.min > 0:
             expected.add("RunningTasksAlarm")
-        if environments[env].strategy_of(service) == "blue-green":  # CodeDeploy rolls back on these
-            expected |= {"BlueErrorsAlarm", "GreenErrorsAlarm"}
+        blue_green = environments[env].strategy_of(service) == "blue-green"
+        if blue_green:  # ECS (or CodeDeploy) rolls a release back on it
+            expected.add("ReleaseErrorsAlarm")
         assert expected | {"UsersAffectedAlarm"} == set(found)
         tasks = found.get("RunningTasksAlarm", {}).get("Properties", {})
         if tasks:
             assert (tasks["Namespace"], tasks["MetricName"]) == ("ECS/ContainerInsights", "RunningTaskCount")
             assert tasks["Threshold"] == settings.autoscaling.min
             assert tasks["TreatMissingData"] == "breaching"  # no data: no task runs
-        unhealthy = {d["Name"] for d in found["UnhealthyTargetsAlarm"]["Properties"]["Dimensions"]}
-        assert unhealthy == {"TargetGroup", "LoadBalancer"}
+        for name in ("UnhealthyTargetsAlarm", "HealthyTargetsLowAlarm", "Target5xxAlarm", "ReleaseErrorsAlarm"):
+            if name in found:
+                assert groups_seen(found[name]["Properties"]) == (
+                    [GREEN_AND_BLUE[0], GREEN_AND_BLUE[1]] if blue_green else [GREEN_AND_BLUE[0]]
+                ), f"{env}/{service} {name}: tied to one colour"
         rule = found["UsersAffectedAlarm"]["Properties"]["AlarmRule"]["Fn::Sub"]
         assert rule[0] == 'ALARM("${Errors}") AND ALARM("${HealthyLow}")'
         assert rule[1] == {

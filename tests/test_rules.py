@@ -322,6 +322,12 @@ def test_e9006_breaks_on_request_count_scaling_of_a_blue_green_service() -> None
     assert "E9006" in ids(template(service(controller="CODE_DEPLOY")))
 
 
+def test_e9006_breaks_on_request_count_scaling_of_an_ecs_blue_green_service() -> None:
+    body = service()
+    body["Service"]["Properties"]["DeploymentConfiguration"]["Strategy"] = "CANARY"
+    assert "E9006" in ids(template(body))
+
+
 def test_e9006_keeps_request_count_scaling_of_a_rolling_service() -> None:
     assert "E9006" not in ids(template(service(controller="ECS")))
 
