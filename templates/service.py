@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from awacs import cloudformation as cfn_actions
 from awacs import cloudwatch as cloudwatch_actions
 from awacs import codedeploy as codedeploy_actions
 from awacs import ecr as ecr_actions
@@ -40,9 +41,12 @@ from infra_templates.layer import ExportSpec, LayerContext
 from infra_templates.naming import (
     artifact_bucket_name,
     artifact_key_alias,
+    deployer_role_name,
     image_region,
     image_repository,
+    image_tag_parameter,
     pipeline_role_name,
+    release_build_role_name,
     release_name,
     repository_name,
     service_role_name,
@@ -61,18 +65,34 @@ def image(env: Environment, service: str) -> Sub:
     return Sub("%s:${%s}" % (repository, IMAGE_TAG))
 
 
+def _image_tag(env: Environment, name: str) -> Parameter:
+    """The image tag to run. ECS controller: the SSM parameter the release writes
+    (``/{project}/{env}/{service}/image-tag``), which CloudFormation resolves on every create and
+    update of the stack (CloudFormation User Guide, "Specify existing resources at runtime with
+    CloudFormation-supplied parameter types"): a release is a stack update, and a stack update by
+    anyone else (the infrastructure pipeline) runs the released tag, never an older one. CODE_DEPLOY
+    controller: given at creation only, since CodeDeploy releases the image."""
+    repository = repository_name(env.project, name)
+    if env.codedeploy(name):
+        return Parameter(
+            IMAGE_TAG,
+            Type="String",
+            AllowedPattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$",
+            Description=f"Tag of the {repository} image to run: the pushed commit id",
+        )
+    return Parameter(
+        IMAGE_TAG,
+        Type="AWS::SSM::Parameter::Value<String>",
+        Default=image_tag_parameter(env.project, env.name, name),
+        Description=f"The SSM parameter holding the tag of the {repository} image to run; the release writes it",
+    )
+
+
 def build(env: Environment, name: str) -> Template:
     service = env.services[name]
     ctx = LayerContext(env, f"svc-{name}")
     t = ctx.new_template(f"the {name} service: task definition, ECS service, routing and autoscaling")
-    t.add_parameter(
-        Parameter(
-            IMAGE_TAG,
-            Type="String",
-            AllowedPattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$",
-            Description=f"Tag of the {repository_name(env.project, name)} image to run: the pushed commit id",
-        )
-    )
+    t.add_parameter(_image_tag(env, name))
 
     logs = t.add_resource(
         constructs.log_group("LogGroup", env, env.platform.log_retention_days, ctx.import_value(Keys.LOGS_KEY_ARN))
@@ -815,18 +835,77 @@ def _codedeploy_role(
 def _release_role(
     t: Template, ctx: LayerContext, name: str, *, ecs_service: ecs.Service, roles: list[Role], codedeploy: bool
 ) -> None:
-    """The role this service's pipeline (in the registry's account) assumes to release it here.
+    """The role this service's release (in the registry's account) assumes to release it here.
 
-    Named, so the pipeline can name it before this stack exists; trusted only by that pipeline's
-    role. It reads the pipeline's artifacts (their bucket and key are in the registry's account and
-    the release's region) and starts a CodeDeploy deployment (CODE_DEPLOY controller) or updates
-    the ECS service (ECS controller: rolling, or blue/green shifted by ECS), passing only this
-    service's task roles.
+    Named, so the release can name it before this stack exists. ECS controller: trusted by the
+    service's release build (``{project}-{service}-release``), which writes the image tag parameter
+    and updates this stack through CloudFormation, with the deployer's CloudFormation role.
+    CODE_DEPLOY controller: trusted by the service's pipeline, which reads its artifacts and starts
+    a CodeDeploy deployment, passing only this service's task roles.
     """
     env = ctx.env
     registry = env.registry.account_id
+    if codedeploy:
+        principal = pipeline_role_name(env.project, name)
+        statements = _codedeploy_release_statements(ctx, name, roles)
+    else:
+        principal = release_build_role_name(env.project, name)
+        parameter = image_tag_parameter(env.project, env.name, name)
+        statements = [
+            iam.allow(
+                "WriteThisServicesImageTag",
+                [ssm.GetParameter, ssm.GetParameters, ssm.PutParameter],
+                [Sub("arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter%s" % parameter)],
+            ),
+            iam.allow(
+                "UpdateThisStack",
+                [cfn_actions.DescribeStacks, cfn_actions.UpdateStack],
+                [
+                    Sub(
+                        "arn:${AWS::Partition}:cloudformation:${AWS::Region}:${AWS::AccountId}:stack/${AWS::StackName}/*"
+                    )
+                ],
+            ),
+            iam.allow(
+                "UpdateItAsTheDeployersCloudFormationRole",
+                [iam_actions.PassRole],
+                [
+                    Sub(
+                        "arn:${AWS::Partition}:iam::${AWS::AccountId}:role/%s"
+                        % deployer_role_name(env.project, env.name, "cfn")
+                    )
+                ],
+                conditions=[StringEquals("iam:PassedToService", "cloudformation.amazonaws.com")],
+            ),
+        ]
+    trusted = "arn:${AWS::Partition}:iam::%s:role/%s" % (registry, principal)
+    t.add_resource(
+        Role(
+            "ReleaseRole",
+            RoleName=service_role_name(env.project, env.name, name, "deploy"),
+            Description=f"The {name} release (account {registry}) releases {ctx.stack_name} with this role",
+            AssumeRolePolicyDocument=iam.document(
+                Statement(
+                    Sid="TrustThisServicesRelease",
+                    Effect=Allow,
+                    Principal=Principal("AWS", Sub("arn:${AWS::Partition}:iam::%s:root" % registry)),
+                    Action=[sts_actions.AssumeRole],
+                    Condition=Condition([ArnEquals("aws:PrincipalArn", Sub(trusted))]),
+                )
+            ),
+            Policies=[Policy(PolicyName="release", PolicyDocument=iam.document(*statements))],
+        )
+    )
+
+
+def _codedeploy_release_statements(ctx: LayerContext, name: str, roles: list[Role]) -> list[Statement]:
+    """Read the pipeline's artifacts (bucket and key in the registry's account, the release's
+    region), register the task definition, start a deployment of this service's group."""
+    env = ctx.env
+    registry = env.registry.account_id
     bucket = artifact_bucket_name(env.project, registry, env.region)
-    statements = [
+    release = release_name(env.project, env.name, name)
+    return [
         iam.allow(
             "ReadThePipelinesArtifacts",
             [s3_actions.GetObject, s3_actions.GetObjectVersion],
@@ -848,53 +927,23 @@ def _release_role(
             ["*"],
         ),
         _pass_roles(roles),
+        iam.allow(
+            "ReleaseThroughThisServicesDeploymentGroup",
+            [
+                codedeploy_actions.CreateDeployment,
+                codedeploy_actions.GetDeployment,
+                codedeploy_actions.GetApplication,
+                codedeploy_actions.GetApplicationRevision,
+                codedeploy_actions.RegisterApplicationRevision,
+                codedeploy_actions.GetDeploymentConfig,
+            ],
+            [
+                iam.arn("codedeploy", f"application:{release}"),
+                iam.arn("codedeploy", f"deploymentgroup:{release}/{release}"),
+                iam.arn("codedeploy", f"deploymentconfig:{env.deployment.traffic_shift}"),
+            ],
+        ),
     ]
-    if codedeploy:
-        release = release_name(env.project, env.name, name)
-        statements.append(
-            iam.allow(
-                "ReleaseThroughThisServicesDeploymentGroup",
-                [
-                    codedeploy_actions.CreateDeployment,
-                    codedeploy_actions.GetDeployment,
-                    codedeploy_actions.GetApplication,
-                    codedeploy_actions.GetApplicationRevision,
-                    codedeploy_actions.RegisterApplicationRevision,
-                    codedeploy_actions.GetDeploymentConfig,
-                ],
-                [
-                    iam.arn("codedeploy", f"application:{release}"),
-                    iam.arn("codedeploy", f"deploymentgroup:{release}/{release}"),
-                    iam.arn("codedeploy", f"deploymentconfig:{env.deployment.traffic_shift}"),
-                ],
-            )
-        )
-    else:
-        statements.append(
-            iam.allow(
-                "RollThisService",
-                [ecs_actions.DescribeServices, ecs_actions.UpdateService],
-                [Ref(ecs_service)],
-            )
-        )
-    pipeline_role = "arn:${AWS::Partition}:iam::%s:role/%s" % (registry, pipeline_role_name(env.project, name))
-    t.add_resource(
-        Role(
-            "ReleaseRole",
-            RoleName=service_role_name(env.project, env.name, name, "deploy"),
-            Description=f"The {name} pipeline (account {registry}) releases {ctx.stack_name} with this role",
-            AssumeRolePolicyDocument=iam.document(
-                Statement(
-                    Sid="TrustThisServicesPipeline",
-                    Effect=Allow,
-                    Principal=Principal("AWS", Sub("arn:${AWS::Partition}:iam::%s:root" % registry)),
-                    Action=[sts_actions.AssumeRole],
-                    Condition=Condition([ArnEquals("aws:PrincipalArn", Sub(pipeline_role))]),
-                )
-            ),
-            Policies=[Policy(PolicyName="release", PolicyDocument=iam.document(*statements))],
-        )
-    )
 
 
 def _alarms(

@@ -4,14 +4,17 @@ environments' accounts, and the files the application repositories need."""
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from conftest import BUILT, SERVICES, build_all, edit_yaml, resources, stack_of
 
-from infra_templates.checks import TemplateFile, check_cfn_lint
+from infra_templates.checks import TemplateFile, check_cfn_lint, shellcheck_command
 from infra_templates.config import SettingsError, load_environment, project_of
+from templates.delivery import RELEASE_BUILDSPEC
 from templates.release_files import IMAGE_PLACEHOLDER, delivery_files
 
 CONNECTION = "arn:aws:codeconnections:eu-west-1:444444444444:connection/11111111-2222-3333-4444-555555555555"
@@ -39,7 +42,7 @@ def test_the_pipeline_releases_through_the_stages_in_the_settings_order(service,
     assert pipeline["PipelineType"] == "V2"
     assert [s["Name"] for s in pipeline["Stages"]] == ["Source", "Build", "Dev", "Staging", "Prod", "Dr"]
     stages = {s["Name"]: s for s in pipeline["Stages"]}
-    assert actions(stages["Dev"]) == [(1, "Deploy", "ECS")]  # dev is rolling
+    assert actions(stages["Dev"]) == [(1, "Build", "CodeBuild")]  # dev is rolling: through its stack
     assert actions(stages["Staging"]) == [(1, "Deploy", "CodeDeployToECS")]
     assert actions(stages["Prod"]) == [(1, "Approval", "Manual"), (2, "Deploy", "CodeDeployToECS")]
     assert stages["Prod"]["Actions"][0]["Configuration"]["NotificationArn"] == {
@@ -53,7 +56,53 @@ def test_stage_order_and_approvals_follow_the_settings(settings_dir: Path) -> No
     built = build_all(settings_dir)
     pipeline = pipeline_of(built.project_stacks["delivery-web"].body)
     assert [s["Name"] for s in pipeline["Stages"]] == ["Source", "Build", "Staging", "Dev"]
-    assert actions(pipeline["Stages"][3]) == [(1, "Approval", "Manual"), (2, "Deploy", "ECS")]
+    assert actions(pipeline["Stages"][3]) == [(1, "Approval", "Manual"), (2, "Build", "CodeBuild")]
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_each_stage_releases_the_built_tag_through_the_service_stack(service) -> None:
+    body = stack_of("project", f"delivery-{service}").body
+    pipeline = pipeline_of(body)
+    assert [s["Name"] for s in pipeline["Stages"]] == ["Source", "Build", "Dev", "Staging", "Prod", "Dr"]
+    (build,) = pipeline["Stages"][1]["Actions"]
+    assert build["Namespace"] == "BuildVariables"  # the buildspec exports IMAGE_TAG
+    accounts = {"dev": "111111111111", "staging": "222222222222", "prod": "333333333333", "dr": "333333333333"}
+    for stage in pipeline["Stages"][2:]:
+        env = stage["Name"].lower()
+        approval = env in ("prod", "dr") and env == "prod"
+        assert actions(stage) == [(1, "Approval", "Manual")] * approval + [(1 + approval, "Build", "CodeBuild")]
+        release = stage["Actions"][-1]
+        assert release["Configuration"]["ProjectName"] == {"Ref": "Release"}
+        variables = {v["name"]: v["value"] for v in json.loads(release["Configuration"]["EnvironmentVariables"])}
+        assert variables == {
+            "IMAGE_TAG": "#{BuildVariables.IMAGE_TAG}",
+            "RELEASE_ROLE": f"arn:aws:iam::{accounts[env]}:role/shop-{env}-{service}-deploy",
+            "RELEASE_REGION": "eu-central-1" if env == "dr" else "eu-west-1",
+            "STACK_NAME": f"shop-{env}-svc-{service}",
+            "PARAMETER_NAME": f"/shop/{env}/{service}/image-tag",  # each service its own tag
+            "CFN_ROLE": f"arn:aws:iam::{accounts[env]}:role/shop-{env}-deployer-cfn",
+        }
+    project = body["Resources"]["Release"]["Properties"]
+    assert project["Source"]["BuildSpec"] == RELEASE_BUILDSPEC
+    role = body["Resources"]["ReleaseBuildRole"]["Properties"]
+    assert role["RoleName"] == f"shop-{service}-release"
+    statements = {s["Sid"]: s for s in role["Policies"][0]["PolicyDocument"]["Statement"]}
+    assumed = statements["ReleaseThroughThisServicesRoleInEachEnvironment"]["Resource"]
+    assert [r["Fn::Sub"].rsplit("/", 1)[1] for r in assumed] == [
+        f"shop-{env}-{service}-deploy" for env in ("dev", "staging", "prod", "dr")
+    ]
+
+
+def test_the_release_script_is_shellcheck_clean(tmp_path: Path) -> None:
+    script = yaml.safe_load(RELEASE_BUILDSPEC)["phases"]["build"]["commands"][0]
+    path = tmp_path / "release.sh"
+    path.write_text("#!/bin/bash\n" + script, encoding="utf-8")
+    result = subprocess.run(
+        [*shellcheck_command(), "-s", "bash", str(path)], check=False, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stdout
+    # the parameter is put back when the update fails: it always names what runs
+    assert script.count("aws ssm put-parameter") == 2 and "--use-previous-template" in script
 
 
 def test_each_region_a_release_reaches_has_an_artifact_store() -> None:
@@ -105,6 +154,9 @@ def test_pipeline_and_build_roles_name_only_their_own_service(service) -> None:
         for other in others:
             assert f"-{other}-" not in text and f"/{other}" not in text, f"{role} names {other}"
     assumed = json.loads(role_policies(body, "PipelineRole"))[0]["PolicyDocument"]["Statement"]
+    # the pipeline assumes no role: the release build does, with its own role
+    assert not [s for s in assumed if s["Action"] == ["sts:AssumeRole"]]
+    assumed = json.loads(role_policies(body, "ReleaseBuildRole"))[0]["PolicyDocument"]["Statement"]
     (assume,) = [s for s in assumed if s["Action"] == ["sts:AssumeRole"]]
     names = [r["Fn::Sub"].rsplit("/", 1)[1] for r in assume["Resource"]]
     assert names == [f"shop-{env}-{service}-deploy" for env in ("dev", "staging", "prod", "dr")]
@@ -121,18 +173,33 @@ def test_release_and_codedeploy_roles_are_scoped_to_their_service(env, service, 
     role = body["Resources"]["ReleaseRole"]["Properties"]
     assert role["RoleName"] == f"shop-{env}-{service}-deploy"
     (trust,) = role["AssumeRolePolicyDocument"]["Statement"]
-    assert trust["Condition"]["ArnEquals"]["aws:PrincipalArn"] == {
-        "Fn::Sub": f"arn:${{AWS::Partition}}:iam::444444444444:role/shop-{service}-pipeline"
-    }
     statements = {s["Sid"]: s for s in role["Policies"][0]["PolicyDocument"]["Statement"]}
-    assert statements["PassThisServicesTaskRoles"]["Resource"] == [
-        {"Fn::GetAtt": ["ExecutionRole", "Arn"]},
-        {"Fn::GetAtt": ["TaskRole", "Arn"]},
-    ]
-    if env == "dev":
-        assert statements["RollThisService"]["Resource"] == [{"Ref": "Service"}]
+    if env == "dev":  # rolling: released through its stack
+        assert trust["Condition"]["ArnEquals"]["aws:PrincipalArn"] == {
+            "Fn::Sub": f"arn:${{AWS::Partition}}:iam::444444444444:role/shop-{service}-release"
+        }
+        assert statements["WriteThisServicesImageTag"]["Resource"] == [
+            {
+                "Fn::Sub": "arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter"
+                f"/shop/dev/{service}/image-tag"
+            }
+        ]
+        assert statements["UpdateThisStack"]["Action"] == [
+            "cloudformation:DescribeStacks",
+            "cloudformation:UpdateStack",
+        ]
+        assert statements["UpdateItAsTheDeployersCloudFormationRole"]["Condition"] == {
+            "StringEquals": {"iam:PassedToService": "cloudformation.amazonaws.com"}
+        }
         assert "CodeDeployRole" not in body["Resources"]
     else:
+        assert trust["Condition"]["ArnEquals"]["aws:PrincipalArn"] == {
+            "Fn::Sub": f"arn:${{AWS::Partition}}:iam::444444444444:role/shop-{service}-pipeline"
+        }
+        assert statements["PassThisServicesTaskRoles"]["Resource"] == [
+            {"Fn::GetAtt": ["ExecutionRole", "Arn"]},
+            {"Fn::GetAtt": ["TaskRole", "Arn"]},
+        ]
         release = statements["ReleaseThroughThisServicesDeploymentGroup"]["Resource"]
         assert f"deploymentgroup:shop-{env}-{service}/shop-{env}-{service}" in json.dumps(release)
         codedeploy = {
@@ -335,10 +402,27 @@ def test_the_buildspec_pushes_the_commit_and_ships_what_the_deploy_actions_read(
     files = delivery_files(built.project, {e: list(s.values()) for e, s in built.stacks.items()})
     buildspec = files["web/buildspec.yml"]
     assert 'docker push "$REPOSITORY_URI:$COMMIT_ID"' in buildspec
-    for name in ("imagedefinitions.json", "imageDetail.json", "taskdef-prod.json", "appspec-prod.yaml"):
+    for name in ("imageDetail.json", "taskdef-prod.json", "appspec-prod.yaml"):
         assert f"- {name}" in buildspec
-    assert "taskdef-dev.json" not in buildspec  # dev is rolling: ECS reads imagedefinitions.json
+    assert "taskdef-dev.json" not in buildspec  # dev is rolling: released through its stack
     assert "make test" in buildspec
+    assert yaml.safe_load(buildspec)["env"]["exported-variables"] == ["IMAGE_TAG"]
+
+
+def test_services_released_through_their_stacks_need_no_file_filled_in_by_hand() -> None:
+    files = delivery_files(BUILT.project, {e: list(s.values()) for e, s in BUILT.stacks.items()})
+    assert sorted(files) == [f"{s}/{f}" for s in SERVICES for f in ("README.md", "buildspec.yml")]
+    assert not any("@@" in text for text in files.values())
+    for env, stacks in BUILT.stacks.items():
+        for layer, stack in stacks.items():
+            assert "@@" not in stack.json, f"{env}/{layer}"
+        for service in SERVICES:
+            parameter = stacks[f"svc-{service}"].body["Parameters"]["ImageTag"]
+            assert parameter == {
+                "Type": "AWS::SSM::Parameter::Value<String>",
+                "Default": f"/shop/{env}/{service}/image-tag",
+                "Description": parameter["Description"],
+            }
 
 
 # --- sources -------------------------------------------------------------------------------------

@@ -464,16 +464,14 @@ def test_the_runbook_says_the_images_are_already_there_and_how_to_check() -> Non
     assert "  --repository-name shop/api --image-ids imageTag=<tag>" in runbook
 
 
-def test_a_rolling_dr_service_reads_image_definitions_that_name_the_replica(settings_dir: Path) -> None:
-    edit_yaml(settings_dir / "dr.yaml", services__web__deployment_strategy="rolling")
-    built = build_all(settings_dir)
-    files = delivery_files(built.project, {e: list(s.values()) for e, s in built.stacks.items()})
-    assert "web/taskdef-dr.json" not in files
-    buildspec = files["web/buildspec.yml"]
-    replica = "444444444444.dkr.ecr.eu-central-1.amazonaws.com/shop/web:$COMMIT_ID"
-    assert f'"$CONTAINER_NAME" "{replica}" > imagedefinitions-dr.json' in buildspec
-    assert "- imagedefinitions-dr.json" in buildspec
-    pipeline = built.project_stacks["delivery-web"].body["Resources"]["Pipeline"]["Properties"]
+def test_dr_releases_the_same_way_its_stack_naming_the_replica(stacks) -> None:
+    # released through its stack like every environment: the release writes the tag, the stack's
+    # own task definition names the replica in dr's region (no release file names an image)
+    pipeline = BUILT.project_stacks["delivery-web"].body["Resources"]["Pipeline"]["Properties"]
     actions = {a["Name"]: a for stage in pipeline["Stages"] for a in stage["Actions"]}
-    assert actions["ReleaseDr"]["Configuration"]["FileName"] == "imagedefinitions-dr.json"
-    assert actions["ReleaseDev"]["Configuration"]["FileName"] == "imagedefinitions.json"  # registry's region
+    configuration = actions["ReleaseDr"]["Configuration"]
+    variables = {v["name"]: v["value"] for v in json.loads(configuration["EnvironmentVariables"])}
+    assert (variables["RELEASE_REGION"], variables["PARAMETER_NAME"]) == ("eu-central-1", "/shop/dr/web/image-tag")
+    (container,) = stacks["dr"]["svc-web"].body["Resources"]["TaskDefinition"]["Properties"]["ContainerDefinitions"]
+    assert container["Image"]["Fn::Sub"].startswith("444444444444.dkr.ecr.eu-central-1.")
+    assert container["Image"]["Fn::Sub"].endswith(":${ImageTag}")

@@ -309,10 +309,10 @@ def test_adding_a_service_adds_one_stack_and_one_repository(settings_dir) -> Non
     worker = after.project_stacks["registry-worker"].body["Resources"]["Repository"]["Properties"]
     assert worker["RepositoryName"] == "shop/worker"
     for layer, stack in before.project_stacks.items():
-        if layer == "delivery-infrastructure":  # it names the new service stacks it leaves to deploy.sh
-            groups = after.project_stacks[layer].body["Metadata"]["InfraTemplatesNotDeployed"]
-            named = {name for group in groups for name in group["Stacks"]}
-            assert {n for n in named if n.endswith("-svc-worker")} == {f"shop-{e}-svc-worker" for e in before.stacks}
+        if layer == "delivery-infrastructure":  # it deploys the new service stacks too
+            stages = after.project_stacks[layer].body["Resources"]["Pipeline"]["Properties"]["Stages"]
+            deployed = {a["Configuration"].get("StackName") for stage in stages for a in stage["Actions"]}
+            assert {f"shop-{e}-svc-worker" for e in before.stacks} <= deployed
             continue
         assert after.project_stacks[layer].body == stack.body, layer  # nothing else changes
 
