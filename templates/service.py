@@ -3,8 +3,10 @@ service on Fargate + Fargate Spot in private subnets, autoscaling, and the servi
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
+from awacs import awslambda as lambda_actions
 from awacs import cloudformation as cfn_actions
 from awacs import cloudwatch as cloudwatch_actions
 from awacs import codedeploy as codedeploy_actions
@@ -27,6 +29,7 @@ from troposphere import (
     Sub,
     Template,
     applicationautoscaling,
+    awslambda,
     cloudwatch,
     codedeploy,
     ec2,
@@ -54,6 +57,7 @@ from infra_templates.naming import (
 from templates.contracts import Data, Keys, Monitoring, Network, Platform, Security, assets_bucket_arn
 
 IMAGE_TAG = "ImageTag"
+LAMBDA_RUNTIME = "python3.13"
 
 
 def image(env: Environment, service: str) -> Sub:
@@ -178,6 +182,8 @@ def build(env: Environment, name: str) -> Template:
         )
     elif green is not None:
         _ecs_blue_green(t, ctx, name, ecs_service=ecs_service, groups=(target_group, green), rule=rule)
+        if service.pre_release:
+            _pre_release_hook(t, ctx, name, service.pre_release, ecs_service=ecs_service, roles=roles)
     _release_role(t, ctx, name, ecs_service=ecs_service, roles=roles, codedeploy=env.codedeploy(name))
     _alarms(t, ctx, name, service=service, ecs_service=ecs_service, groups=groups)
     return t
@@ -643,6 +649,160 @@ def _ecs_blue_green(
     elif strategy == "LINEAR":
         configuration.LinearConfiguration = ecs.LinearConfiguration(StepPercent=percent, StepBakeTimeInMinutes=minutes)
     ecs_service.DeploymentConfiguration = configuration
+
+
+PRE_RELEASE_CODE = """\
+# The pre-release hook of an ECS deployment (lifecycle stage POST_SCALE_UP: the new revision's
+# tasks run, no traffic reaches them yet). It runs one task of the new revision with the service's
+# pre-release command and answers IN_PROGRESS until the task stops, then SUCCEEDED on exit code 0
+# and FAILED otherwise, which rolls the deployment back. Stateless between invocations: the task is
+# found again by its startedBy, derived from the revision. Amazon ECS Developer Guide, "Lambda hooks
+# for Amazon ECS service deployments" (hookStatus, callBackDelay) and "Lifecycle hooks for Amazon
+# ECS service deployments" (the payload: serviceArn, targetServiceRevisionArn).
+import json
+import os
+
+import boto3
+
+ECS = boto3.client("ecs")
+CONTAINER = os.environ["CONTAINER"]
+COMMAND = json.loads(os.environ["COMMAND"])
+WAIT = {"hookStatus": "IN_PROGRESS", "callBackDelay": 30}
+
+
+def handler(event, context):
+    revision_arn = event["targetServiceRevisionArn"]
+    cluster = event["serviceArn"].split("/")[-2]
+    started_by = "pre-release-" + revision_arn.rsplit("/", 1)[-1]
+    found = []
+    for status in ("RUNNING", "STOPPED"):
+        found += ECS.list_tasks(cluster=cluster, startedBy=started_by, desiredStatus=status)["taskArns"]
+    if not found:
+        (revision,) = ECS.describe_service_revisions(serviceRevisionArns=[revision_arn])["serviceRevisions"]
+        started = ECS.run_task(
+            cluster=cluster,
+            taskDefinition=revision["taskDefinition"],
+            startedBy=started_by,
+            capacityProviderStrategy=[{"capacityProvider": "FARGATE", "weight": 1}],
+            networkConfiguration=revision["networkConfiguration"],
+            overrides={"containerOverrides": [{"name": CONTAINER, "command": COMMAND}]},
+        )
+        if started.get("failures") or not started.get("tasks"):
+            print("the pre-release task did not start:", json.dumps(started.get("failures"), default=str))
+            return {"hookStatus": "FAILED"}
+        print("started", started["tasks"][0]["taskArn"], "with", json.dumps(COMMAND))
+        return WAIT
+    (task,) = ECS.describe_tasks(cluster=cluster, tasks=found[:1])["tasks"]
+    if task["lastStatus"] != "STOPPED":
+        return WAIT
+    code = next((c.get("exitCode") for c in task["containers"] if c["name"] == CONTAINER), None)
+    print(task["taskArn"], "exit code", code, task.get("stoppedReason", ""))
+    return {"hookStatus": "SUCCEEDED" if code == 0 else "FAILED"}
+"""
+
+
+def _pre_release_hook(
+    t: Template, ctx: LayerContext, name: str, command: list[str], *, ecs_service: ecs.Service, roles: list[Role]
+) -> None:
+    """The service's pre-release command as an ECS lifecycle hook at POST_SCALE_UP: a Lambda
+    function runs it as a task of the new revision (its task definition, network configuration,
+    on FARGATE) before test or production traffic moves, and a non-zero exit fails the hook, which
+    rolls the deployment back (and with it the stack update of the release)."""
+    env = ctx.env
+    cluster = ctx.import_value(Platform.CLUSTER_NAME)
+    logs = t.add_resource(
+        constructs.log_group(
+            "PreReleaseLogGroup", env, env.platform.log_retention_days, ctx.import_value(Keys.LOGS_KEY_ARN)
+        )
+    )
+    family = Sub("arn:${AWS::Partition}:ecs:${AWS::Region}:${AWS::AccountId}:task-definition/%s:*" % ctx.stack_name)
+    in_cluster = [ArnEquals("ecs:cluster", ctx.import_value(Platform.CLUSTER_ARN))]
+    role = t.add_resource(
+        Role(
+            "PreReleaseRole",
+            Description=f"The pre-release hook of {ctx.stack_name}: runs one task of the new revision",
+            AssumeRolePolicyDocument=iam.service_trust("lambda.amazonaws.com"),
+            Policies=[
+                Policy(
+                    PolicyName="run-pre-release",
+                    PolicyDocument=iam.document(
+                        iam.allow(
+                            "ReadTheNewRevision",
+                            [ecs_actions.DescribeServiceRevisions],
+                            [
+                                Sub(
+                                    "arn:${AWS::Partition}:ecs:${AWS::Region}:${AWS::AccountId}:"
+                                    "service-revision/${Cluster}/%s/*" % name,
+                                    Cluster=cluster,
+                                )
+                            ],
+                        ),
+                        iam.allow("RunATaskOfThisService", [ecs_actions.RunTask], [family], conditions=in_cluster),
+                        # ecs:ListTasks is scoped by the cluster condition key, not by a resource ARN.
+                        iam.allow("FindItsTask", [ecs_actions.ListTasks], ["*"], conditions=in_cluster),
+                        iam.allow(
+                            "WatchItsTask",
+                            [ecs_actions.DescribeTasks],
+                            [
+                                Sub(
+                                    "arn:${AWS::Partition}:ecs:${AWS::Region}:${AWS::AccountId}:task/${Cluster}/*",
+                                    Cluster=cluster,
+                                )
+                            ],
+                        ),
+                        _pass_roles(roles),
+                        iam.allow(
+                            "WriteItsOwnLogs",
+                            [logs_actions.CreateLogStream, logs_actions.PutLogEvents],
+                            [GetAtt(logs, "Arn")],
+                        ),
+                    ),
+                )
+            ],
+        )
+    )
+    function = awslambda.Function(
+        "PreReleaseHook",
+        Description=f"Runs {name}'s pre-release command as a task of the new revision before traffic shifts",
+        Runtime=LAMBDA_RUNTIME,
+        Handler="index.handler",
+        Code=awslambda.Code(ZipFile=PRE_RELEASE_CODE),
+        Role=GetAtt(role, "Arn"),
+        MemorySize=128,
+        Timeout=60,
+        ReservedConcurrentExecutions=2,
+        Environment=awslambda.Environment(Variables={"CONTAINER": name, "COMMAND": json.dumps(command)}),
+        LoggingConfig=awslambda.LoggingConfig(LogGroup=Ref(logs)),
+    )
+    constructs.skip_checkov(
+        function,
+        ("CKV_AWS_117", "No VPC on purpose: the hook only calls the ECS API"),
+        ("CKV_AWS_116", "ECS invokes the hook synchronously and rolls back when it fails: no event to keep"),
+        ("CKV_AWS_173", "Its variables are the container name and the command from the settings, no secret"),
+    )
+    t.add_resource(function)
+    invoker = t.add_resource(
+        Role(
+            "PreReleaseInvokeRole",
+            Description=f"ECS calls the pre-release hook of {ctx.stack_name}",
+            AssumeRolePolicyDocument=iam.service_trust("ecs.amazonaws.com"),
+            Policies=[
+                Policy(
+                    PolicyName="invoke-pre-release",
+                    PolicyDocument=iam.document(
+                        iam.allow("InvokeThisServicesHook", [lambda_actions.InvokeFunction], [GetAtt(function, "Arn")])
+                    ),
+                )
+            ],
+        )
+    )
+    ecs_service.DeploymentConfiguration.LifecycleHooks = [
+        ecs.DeploymentLifecycleHook(
+            HookTargetArn=GetAtt(function, "Arn"),
+            RoleArn=GetAtt(invoker, "Arn"),
+            LifecycleStages=["POST_SCALE_UP"],
+        )
+    ]
 
 
 def _load_balancer_role(

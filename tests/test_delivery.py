@@ -3,8 +3,12 @@ environments' accounts, and the files the application repositories need."""
 
 from __future__ import annotations
 
+import copy
 import json
+import shutil
 import subprocess
+import sys
+import types
 from pathlib import Path
 from typing import Any
 
@@ -12,10 +16,12 @@ import pytest
 import yaml
 from conftest import BUILT, SERVICES, build_all, edit_yaml, resources, stack_of
 
+from infra_templates import checks
 from infra_templates.checks import TemplateFile, check_cfn_lint, shellcheck_command
 from infra_templates.config import SettingsError, load_environment, project_of
 from templates.delivery import RELEASE_BUILDSPEC
 from templates.release_files import IMAGE_PLACEHOLDER, delivery_files
+from templates.service import PRE_RELEASE_CODE
 
 CONNECTION = "arn:aws:codeconnections:eu-west-1:444444444444:connection/11111111-2222-3333-4444-555555555555"
 
@@ -508,3 +514,125 @@ def test_codedeploy_services_still_pass_cfn_lint_and_the_rule_pack(codedeploy_bu
             path.write_text(json.dumps(stack.body), encoding="utf-8")
             files.append(TemplateFile(path, env, stack.name, stack.region))
     assert check_cfn_lint(files) == []
+
+
+# --- the pre-release task ------------------------------------------------------------------------
+
+MIGRATE = ["python", "manage.py", "migrate"]
+
+
+def test_a_pre_release_command_needs_an_ecs_blue_green_service(settings_dir: Path) -> None:
+    edit_yaml(settings_dir / "defaults.yaml", services__api__pre_release=MIGRATE)
+    message = refusal(settings_dir, "dev")  # dev is rolling
+    assert "services.api.pre_release" in message and "blue-green" in message
+    edit_yaml(settings_dir / "dev.yaml", services__api__pre_release=None)
+    assert load_environment("prod", settings_dir).services["api"].pre_release == MIGRATE
+    edit_yaml(settings_dir / "defaults.yaml", deployment__controller="codedeploy")
+    assert "services.api.pre_release" in refusal(settings_dir, "prod")
+
+
+@pytest.fixture(scope="module")
+def with_pre_release(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    folder = tmp_path_factory.mktemp("pre-release") / "environments"
+    shutil.copytree(Path(__file__).parent.parent / "environments", folder)
+    edit_yaml(folder / "prod.yaml", services__api__pre_release=MIGRATE)
+    return build_all(folder).stacks["prod"]["svc-api"].body
+
+
+def test_the_pre_release_command_runs_from_a_lifecycle_hook_before_traffic_shifts(with_pre_release) -> None:
+    body = with_pre_release
+    (hook,) = body["Resources"]["Service"]["Properties"]["DeploymentConfiguration"]["LifecycleHooks"]
+    assert hook == {
+        "HookTargetArn": {"Fn::GetAtt": ["PreReleaseHook", "Arn"]},
+        "RoleArn": {"Fn::GetAtt": ["PreReleaseInvokeRole", "Arn"]},
+        "LifecycleStages": ["POST_SCALE_UP"],  # the new tasks run; neither test nor production traffic yet
+    }
+    function = body["Resources"]["PreReleaseHook"]["Properties"]
+    assert function["Environment"]["Variables"] == {"CONTAINER": "api", "COMMAND": json.dumps(MIGRATE)}
+    invoke = json.loads(role_policies(body, "PreReleaseInvokeRole"))[0]["PolicyDocument"]["Statement"]
+    assert invoke[0]["Resource"] == [{"Fn::GetAtt": ["PreReleaseHook", "Arn"]}]
+    run = {s["Sid"]: s for s in json.loads(role_policies(body, "PreReleaseRole"))[0]["PolicyDocument"]["Statement"]}
+    assert run["RunATaskOfThisService"]["Resource"] == [
+        {"Fn::Sub": "arn:${AWS::Partition}:ecs:${AWS::Region}:${AWS::AccountId}:task-definition/shop-prod-svc-api:*"}
+    ]
+    assert run["RunATaskOfThisService"]["Condition"] == {
+        "ArnEquals": {"ecs:cluster": {"Fn::ImportValue": "shop-prod-platform-ClusterArn"}}
+    }
+
+
+def test_the_pre_release_template_passes_cfn_lint_and_checkov(with_pre_release, tmp_path: Path) -> None:
+    path = tmp_path / "svc-api.json"
+    path.write_text(json.dumps(with_pre_release), encoding="utf-8")
+    assert check_cfn_lint([TemplateFile(path, "prod", "shop-prod-svc-api", "eu-west-1")]) == []
+    bare = copy.deepcopy(with_pre_release)
+    declared = set()
+    for logical, resource in bare["Resources"].items():
+        for skip in resource.pop("Metadata", {}).get("checkov", {}).get("skip", []):
+            declared.add((logical, skip["id"]))
+    scratch = tmp_path / "scan"
+    scratch.mkdir()
+    (scratch / "svc-api.json").write_text(json.dumps(bare), encoding="utf-8")
+    findings, scanned = checks._run_checkov(scratch)
+    assert scanned > 0
+    assert {(logical, check) for _, logical, check in findings} == declared  # each finding skipped, with a reason
+
+
+class FakeEcs:
+    """The ECS calls the hook makes, answered from a script of task states."""
+
+    def __init__(self, exit_code: int | None, running: bool = False) -> None:
+        self.exit_code, self.running, self.started = exit_code, running, []
+
+    def list_tasks(self, cluster: str, startedBy: str, desiredStatus: str) -> dict:  # noqa: N803 (boto3's names)
+        if not self.started:
+            return {"taskArns": []}
+        return {"taskArns": ["arn:task/1"] if (desiredStatus == "RUNNING") == self.running else []}
+
+    def describe_service_revisions(self, serviceRevisionArns: list[str]) -> dict:  # noqa: N803
+        return {"serviceRevisions": [{"taskDefinition": "td:7", "networkConfiguration": {"awsvpcConfiguration": {}}}]}
+
+    def run_task(self, **kwargs: Any) -> dict:
+        self.started.append(kwargs)
+        return {"tasks": [{"taskArn": "arn:task/1"}], "failures": []}
+
+    def describe_tasks(self, cluster: str, tasks: list[str]) -> dict:
+        status = "RUNNING" if self.running else "STOPPED"
+        return {
+            "tasks": [
+                {"taskArn": tasks[0], "lastStatus": status, "containers": [{"name": "api", "exitCode": self.exit_code}]}
+            ]
+        }
+
+
+def hook(fake: FakeEcs, monkeypatch: pytest.MonkeyPatch) -> Any:
+    boto3 = types.ModuleType("boto3")
+    boto3.client = lambda name: fake  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "boto3", boto3)
+    monkeypatch.setenv("CONTAINER", "api")
+    monkeypatch.setenv("COMMAND", json.dumps(MIGRATE))
+    namespace: dict[str, Any] = {}
+    exec(compile(PRE_RELEASE_CODE, "index.py", "exec"), namespace)
+    return namespace["handler"]
+
+
+EVENT = {
+    "serviceArn": "arn:aws:ecs:eu-west-1:333333333333:service/shop-prod/api",
+    "targetServiceRevisionArn": "arn:aws:ecs:eu-west-1:333333333333:service-revision/shop-prod/api/4242",
+}
+
+
+@pytest.mark.parametrize(("exit_code", "status"), [(0, "SUCCEEDED"), (1, "FAILED"), (None, "FAILED")])
+def test_the_hook_runs_the_command_once_and_a_non_zero_exit_stops_the_release(
+    monkeypatch: pytest.MonkeyPatch, exit_code: int | None, status: str
+) -> None:
+    fake = FakeEcs(exit_code, running=True)
+    handler = hook(fake, monkeypatch)
+    assert handler(EVENT, None) == {"hookStatus": "IN_PROGRESS", "callBackDelay": 30}
+    (started,) = fake.started
+    assert started["taskDefinition"] == "td:7" and started["cluster"] == "shop-prod"
+    assert started["startedBy"] == "pre-release-4242"
+    assert started["overrides"] == {"containerOverrides": [{"name": "api", "command": MIGRATE}]}
+    assert handler(EVENT, None)["hookStatus"] == "IN_PROGRESS"  # still running: not started twice
+    fake.running = False
+    assert handler(EVENT, None) == {"hookStatus": status}
+    assert len(fake.started) == 1

@@ -335,6 +335,13 @@ class Service(Strict):
     assets: Literal["none", "read", "write"] = Field(
         default="none", description="What the service may do with the static-assets bucket."
     )
+    pre_release: list[str] | None = Field(
+        default=None,
+        min_length=1,
+        description="A one-off command (the container's command, exec form: ['python', 'manage.py', 'migrate']) "
+        "run as a task of the new revision before any traffic moves to it; a non-zero exit rolls the release "
+        "back. Needs deployment strategy blue-green with controller ecs (an ECS lifecycle hook).",
+    )
 
     @model_validator(mode="after")
     def _fargate_size(self) -> Service:
@@ -1015,6 +1022,7 @@ class Environment(Strict):
             *self._edge_problems(),
             *self._posture_problems(),
             *self._delivery_problems(),
+            *self._pre_release_problems(),
         ]
         if problems:
             raise ManyFieldsError(problems)
@@ -1152,6 +1160,21 @@ class Environment(Strict):
                 )
             ]
         return []
+
+    def _pre_release_problems(self) -> list[FieldValueError]:
+        """A pre-release command runs from an ECS lifecycle hook (POST_SCALE_UP), which the ECS
+        controller calls for its blue/green, canary and linear deployments (Amazon ECS Developer
+        Guide, "Lifecycle hooks for Amazon ECS service deployments")."""
+        return [
+            FieldValueError(
+                ("services", name, "pre_release"),
+                "needs deployment strategy blue-green with deployment.controller ecs: the command runs from an "
+                f"ECS lifecycle hook before traffic shifts (this service: {self.strategy_of(name)}"
+                f"{', codedeploy' if self.codedeploy(name) else ''})",
+            )
+            for name, service in sorted(self.services.items())
+            if service.pre_release and (self.strategy_of(name) != "blue-green" or self.codedeploy(name))
+        ]
 
     def _delivery_problems(self) -> list[FieldValueError]:
         """Role names fit IAM's 64 characters; a connection names a repository for every service."""
