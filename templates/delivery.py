@@ -554,32 +554,27 @@ def _release_action(
     """Release the tag the build pushed to ``env`` through CloudFormation (RELEASE_BUILDSPEC)."""
     variables = {
         "IMAGE_TAG": IMAGE_TAG,
-        "RELEASE_ROLE": "arn:%s:iam::%s:role/%s"
-        % (_partition(env), env.account_id, service_role_name(project.name, env.name, service, "deploy")),
+        "RELEASE_ROLE": "arn:${AWS::Partition}:iam::%s:role/%s"
+        % (env.account_id, service_role_name(project.name, env.name, service, "deploy")),
         "RELEASE_REGION": env.region,
         "STACK_NAME": stack_name(project.name, env.name, f"svc-{service}"),
         "PARAMETER_NAME": image_tag_parameter(project.name, env.name, service),
-        "CFN_ROLE": "arn:%s:iam::%s:role/%s"
-        % (_partition(env), env.account_id, deployer_role_name(project.name, env.name, "cfn")),
+        "CFN_ROLE": "arn:${AWS::Partition}:iam::%s:role/%s"
+        % (env.account_id, deployer_role_name(project.name, env.name, "cfn")),
     }
     return codepipeline.Actions(
         Name=f"Release{logical_id(env.name)}",
         ActionTypeId=codepipeline.ActionTypeId(Category="Build", Owner="AWS", Provider="CodeBuild", Version="1"),
         Configuration={
             "ProjectName": Ref(release),
-            "EnvironmentVariables": json.dumps(
-                [{"name": k, "value": v, "type": "PLAINTEXT"} for k, v in variables.items()]
+            # Sub: the roles' ARNs in the pipeline's partition (the environments share it)
+            "EnvironmentVariables": Sub(
+                json.dumps([{"name": k, "value": v, "type": "PLAINTEXT"} for k, v in variables.items()])
             ),
         },
         InputArtifacts=[codepipeline.InputArtifacts(Name=BUILD)],
         RunOrder=run_order,
     )
-
-
-def _partition(env: Environment) -> str:
-    if env.region.startswith("cn-"):
-        return "aws-cn"
-    return "aws-us-gov" if env.region.startswith("us-gov-") else "aws"
 
 
 def _release_project(

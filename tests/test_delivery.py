@@ -79,14 +79,15 @@ def test_each_stage_releases_the_built_tag_through_the_service_stack(service) ->
         assert actions(stage) == [(1, "Approval", "Manual")] * approval + [(1 + approval, "Build", "CodeBuild")]
         release = stage["Actions"][-1]
         assert release["Configuration"]["ProjectName"] == {"Ref": "Release"}
-        variables = {v["name"]: v["value"] for v in json.loads(release["Configuration"]["EnvironmentVariables"])}
+        given = release["Configuration"]["EnvironmentVariables"]["Fn::Sub"]
+        variables = {v["name"]: v["value"] for v in json.loads(given)}
         assert variables == {
             "IMAGE_TAG": "#{BuildVariables.IMAGE_TAG}",
-            "RELEASE_ROLE": f"arn:aws:iam::{accounts[env]}:role/shop-{env}-{service}-deploy",
+            "RELEASE_ROLE": f"arn:${{AWS::Partition}}:iam::{accounts[env]}:role/shop-{env}-{service}-deploy",
             "RELEASE_REGION": "eu-central-1" if env == "dr" else "eu-west-1",
             "STACK_NAME": f"shop-{env}-svc-{service}",
             "PARAMETER_NAME": f"/shop/{env}/{service}/image-tag",  # each service its own tag
-            "CFN_ROLE": f"arn:aws:iam::{accounts[env]}:role/shop-{env}-deployer-cfn",
+            "CFN_ROLE": f"arn:${{AWS::Partition}}:iam::{accounts[env]}:role/shop-{env}-deployer-cfn",
         }
     project = body["Resources"]["Release"]["Properties"]
     assert project["Source"]["BuildSpec"] == RELEASE_BUILDSPEC

@@ -470,7 +470,7 @@ def test_dr_releases_the_same_way_its_stack_naming_the_replica(stacks) -> None:
     pipeline = BUILT.project_stacks["delivery-web"].body["Resources"]["Pipeline"]["Properties"]
     actions = {a["Name"]: a for stage in pipeline["Stages"] for a in stage["Actions"]}
     configuration = actions["ReleaseDr"]["Configuration"]
-    variables = {v["name"]: v["value"] for v in json.loads(configuration["EnvironmentVariables"])}
+    variables = {v["name"]: v["value"] for v in json.loads(configuration["EnvironmentVariables"]["Fn::Sub"])}
     assert (variables["RELEASE_REGION"], variables["PARAMETER_NAME"]) == ("eu-central-1", "/shop/dr/web/image-tag")
     (container,) = stacks["dr"]["svc-web"].body["Resources"]["TaskDefinition"]["Properties"]["ContainerDefinitions"]
     assert container["Image"]["Fn::Sub"].startswith("444444444444.dkr.ecr.eu-central-1.")
