@@ -612,8 +612,8 @@ def _ecs_blue_green(
 
     The rule's forward action stays the one the template gives (weights 1/0): ECS changes the live
     weights, and CloudFormation sends the template's action again only when the rule itself
-    changes (a new route or priority), which is why the diff warns on such a change
-    (aws/aws-cdk#36649).
+    changes (a new route or priority), which is why ``generate.py diff`` warns on such a change
+    (RESETS WEIGHTS; aws/aws-cdk#36649).
     """
     env = ctx.env
     blue, green = groups

@@ -331,3 +331,36 @@ def test_diff_exits_1_on_a_change_update_service_refuses(tmp_path: Path, setting
     refused = [line for line in out.splitlines() if line.startswith("REFUSED:")]
     assert {line.split()[1] for line in refused} == {"shop-prod-svc-api", "shop-prod-svc-web"}
     assert all("CapacityProviderStrategy changes" in line for line in refused)
+
+
+def weighted_rule(paths: list[str]) -> dict:
+    forward = {
+        "TargetGroups": [
+            {"TargetGroupArn": {"Ref": "Blue"}, "Weight": 1},
+            {"TargetGroupArn": {"Ref": "Green"}, "Weight": 0},
+        ]
+    }
+    return {
+        "Type": "AWS::ElasticLoadBalancingV2::ListenerRule",
+        "Properties": {
+            "ListenerArn": "arn:listener",
+            "Priority": 10,
+            "Conditions": [{"Field": "path-pattern", "PathPatternConfig": {"Values": paths}}],
+            "Actions": [{"Type": "forward", "ForwardConfig": forward}],
+        },
+    }
+
+
+def test_a_changed_blue_green_listener_rule_warns_that_its_weights_are_reset() -> None:
+    (stack,) = diff_stacks(
+        [one({"Rule": weighted_rule(["/api/*"])}, name="t-svc")],
+        [one({"Rule": weighted_rule(["/v2/*"])}, name="t-svc")],
+    )
+    (warning,) = stack.warnings
+    assert warning.startswith("WARNING: RESETS WEIGHTS t-svc Rule (AWS::ElasticLoadBalancingV2::ListenerRule)")
+    single = weighted_rule(["/v2/*"])
+    single["Properties"]["Actions"] = [{"Type": "forward", "TargetGroupArn": {"Ref": "Blue"}}]
+    old = copy.deepcopy(single)
+    old["Properties"]["Priority"] = 11
+    (stack,) = diff_stacks([one({"Rule": old}, name="t-svc")], [one({"Rule": single}, name="t-svc")])
+    assert stack.warnings == ()  # one target group: nothing a deployment moved

@@ -172,6 +172,12 @@ def _diff_stack(old: StackTemplate, new: StackTemplate, importers: Mapping[str, 
             warnings.append(_warn("DELETES", new.name, logical_id, old_resources[logical_id], _gone(change, work)))
         elif why and old_resources[logical_id].get("Type") in STATEFUL_TYPES:
             warnings.append(_warn("REPLACES", new.name, logical_id, old_resources[logical_id], why[0]))
+        elif change.action == "modify" and _shifted_by_a_deployment(new_resources[logical_id]):
+            warnings.append(
+                f"WARNING: RESETS WEIGHTS {new.name} {logical_id} ({change.type}): CloudFormation writes the "
+                "template's forward weights again, whichever target group serves now (aws/aws-cdk#36649); "
+                "deploy it right after a release that left traffic on the first target group, or release again"
+            )
     changes.extend(_diff_outputs(old.body, new.body, importers, set(work.replaced)))
     changes.extend(_diff_named("Parameters", old.body, new.body))
     changes.extend(_diff_sections(old.body, new.body))
@@ -216,6 +222,18 @@ def _code_deploy_refusals(
                     "UpdateService refuses it on a CODE_DEPLOY service (ECS API reference, UpdateService): "
                     "release it through CodeDeploy, or move the service to deployment.controller: ecs"
                 )
+
+
+def _shifted_by_a_deployment(resource: Mapping[str, Any]) -> bool:
+    """A listener rule forwarding to two weighted target groups: a blue/green deployment (ECS or
+    CodeDeploy) moves its live weights away from the template's."""
+    if resource.get("Type") != "AWS::ElasticLoadBalancingV2::ListenerRule":
+        return False
+    for action in resource.get("Properties", {}).get("Actions", []):
+        groups = action.get("ForwardConfig", {}).get("TargetGroups", []) if isinstance(action, dict) else []
+        if isinstance(groups, list) and len(groups) > 1:
+            return True
+    return False
 
 
 def _resources(body: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
