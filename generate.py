@@ -9,8 +9,9 @@
     python generate.py cost [--env NAME ...] [--output DIR] [--against DIR]    fixed monthly cost of written output
 
 Exit status: 0 done, 1 the gate found problems, 2 the settings were refused (nothing written) or
-`check --env` names a folder that is not there,
-3 (diff only) the built templates differ from those in DIR. schema --check exits 1 when the
+`check --env` names a folder that is not there, 3 (diff only) the built templates differ from those
+in DIR; diff exits 1 when a change is one AWS refuses (a REFUSED: line, e.g. a CODE_DEPLOY
+service's load balancers or capacity mix). schema --check exits 1 when the
 committed schema is stale.
 """
 
@@ -188,7 +189,7 @@ def run_diff(names: list[str] | None, settings: Path, against: Path, quiet: bool
         built = {name for name, _ in folders}
         gone = sorted(p.parent.name for p in against.glob("*/manifest.json") if p.parent.name not in built)
         folders.extend((name, []) for name in gone)
-    changed = False
+    changed = refused = False
     for name, stacks in folders:
         try:
             old = diff.read_output(against / name)
@@ -200,8 +201,11 @@ def run_diff(names: list[str] | None, settings: Path, against: Path, quiet: bool
             label += ": not there yet, every stack is new"
         diffs = diff.diff_stacks(old or [], [diff.StackTemplate(s.name, s.region, s.body) for s in stacks])
         changed = changed or any(d.changed for d in diffs)
+        refused = refused or any(d.refusals for d in diffs)
         if not quiet:
             print("\n".join(diff.report(label, diffs)))
+    if refused:
+        return 1
     return EXIT_CHANGES if changed else 0
 
 

@@ -61,8 +61,10 @@ from infra_templates.naming import (
     cluster_name,
     deployer_role_name,
     image_region,
+    image_tag_parameter,
     logical_id,
     pipeline_role_name,
+    release_build_role_name,
     release_name,
     repository_name,
     service_role_name,
@@ -73,6 +75,56 @@ from templates.contracts import Delivery
 SOURCE = "Source"
 BUILD = "BuildOutput"
 COMMIT_ID = "#{SourceVariables.CommitId}"
+BUILD_VARIABLES = "BuildVariables"  # the build action's namespace: it exports IMAGE_TAG, the tag it pushed
+IMAGE_TAG = "#{%s.IMAGE_TAG}" % BUILD_VARIABLES
+# The release of an ECS-controller service: write its image tag parameter, update its stack with
+# the previous template (CloudFormation resolves the parameter again), wait; on failure put the
+# previous tag back, so the parameter always names what runs. A stack that does not exist yet takes
+# the tag when it is created. Runs in the registry's account, as the environment's release role.
+RELEASE_BUILDSPEC = r"""version: 0.2
+env:
+  shell: bash
+phases:
+  build:
+    commands:
+      - |
+        set -euo pipefail
+        test -n "$IMAGE_TAG"
+        read -r AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_SESSION_TOKEN < <(aws sts assume-role \
+          --role-arn "$RELEASE_ROLE" --role-session-name "release-$IMAGE_TAG" \
+          --query 'Credentials.[AccessKeyId,SecretAccessKey,SessionToken]' --output text)
+        export AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_SESSION_TOKEN
+        export AWS_REGION="$RELEASE_REGION" AWS_DEFAULT_REGION="$RELEASE_REGION"
+        previous=$(aws ssm get-parameter --name "$PARAMETER_NAME" --query Parameter.Value --output text \
+          2>/dev/null || true)
+        aws ssm put-parameter --name "$PARAMETER_NAME" --value "$IMAGE_TAG" --type String --overwrite >/dev/null
+        if ! aws cloudformation describe-stacks --stack-name "$STACK_NAME" >/dev/null 2>&1; then
+          echo "$STACK_NAME does not exist yet: it runs $IMAGE_TAG once it is created"
+          exit 0
+        fi
+        params=()
+        for key in $(aws cloudformation describe-stacks --stack-name "$STACK_NAME" \
+            --query 'Stacks[0].Parameters[].ParameterKey' --output text); do
+          params+=("ParameterKey=$key,UsePreviousValue=true")
+        done
+        if out=$(aws cloudformation update-stack --stack-name "$STACK_NAME" --use-previous-template \
+            --role-arn "$CFN_ROLE" --capabilities CAPABILITY_NAMED_IAM --parameters "${params[@]}" 2>&1); then
+          if aws cloudformation wait stack-update-complete --stack-name "$STACK_NAME"; then
+            echo "$STACK_NAME runs $IMAGE_TAG"
+            exit 0
+          fi
+          echo "the update of $STACK_NAME failed and was rolled back" >&2
+        elif grep -q "No updates are to be performed" <<<"$out"; then
+          echo "$STACK_NAME already runs $IMAGE_TAG"
+          exit 0
+        else
+          echo "$out" >&2
+        fi
+        if [ -n "$previous" ] && [ "$previous" != "None" ]; then
+          aws ssm put-parameter --name "$PARAMETER_NAME" --value "$previous" --type String --overwrite >/dev/null
+        fi
+        exit 1
+"""
 
 
 def release_regions(project: Project) -> list[str]:
@@ -336,8 +388,15 @@ def build_service(project: Project, service: str) -> Template:
     constructs.protect(log_group, None)
     build_role = t.add_resource(_build_role(project, service, log_group))
     build = t.add_resource(_build_project(project, service, build_role, log_group, key_arn))
+    by_stack = [env for env in stages if not env.codedeploy(service)]
+    release = None
+    if by_stack:
+        release_role = t.add_resource(_release_build_role(project, service, log_group, by_stack))
+        release = t.add_resource(_release_project(project, service, release_role, log_group, key_arn))
     pipeline_role = t.add_resource(
-        _pipeline_role(project, service, stages=stages, repository=repository, build=build, topic=topic)
+        _pipeline_role(
+            project, service, stages=stages, repository=repository, build=build, release=release, topic=topic
+        )
     )
     pipeline = t.add_resource(
         codepipeline.Pipeline(
@@ -365,11 +424,12 @@ def build_service(project: Project, service: str) -> Template:
                             },
                             InputArtifacts=[codepipeline.InputArtifacts(Name=SOURCE)],
                             OutputArtifacts=[codepipeline.OutputArtifacts(Name=BUILD)],
+                            Namespace=BUILD_VARIABLES,
                             RunOrder=1,
                         )
                     ],
                 ),
-                *(_deploy_stage(project, service, env, topic) for env in stages),
+                *(_deploy_stage(project, service, env, topic, release) for env in stages),
             ],
         )
     )
@@ -422,8 +482,12 @@ def source_stage(
     )
 
 
-def _deploy_stage(project: Project, service: str, env: Environment, topic: object) -> codepipeline.Stages:
-    """One environment: an approval first if the settings ask, then the release in its account."""
+def _deploy_stage(
+    project: Project, service: str, env: Environment, topic: object, release: codebuild.Project | None
+) -> codepipeline.Stages:
+    """One environment: an approval first if the settings ask, then the release in its account:
+    through CloudFormation (the ECS controller: the release build writes the image tag parameter
+    and updates the service stack), or a CodeDeploy deployment (the CODE_DEPLOY controller)."""
     actions = []
     if env.name in project.delivery.approval_before:
         actions.append(
@@ -443,12 +507,15 @@ def _deploy_stage(project: Project, service: str, env: Environment, topic: objec
         "arn:${AWS::Partition}:iam::%s:role/%s"
         % (env.account_id, service_role_name(project.name, env.name, service, "deploy"))
     )
+    if not env.codedeploy(service):
+        assert release is not None
+        actions.append(_release_action(project, service, env, release, run_order=len(actions) + 1))
+        return codepipeline.Stages(Name=logical_id(env.name), Actions=actions)
     configuration: dict[str, object]
     # A DR environment pulls from ECR's replica in its own region: the build wrote that image into
-    # its task definition (blue/green) or into imagedefinitions-<env>.json (rolling), since
-    # imageDetail.json and imagedefinitions.json name the registry's region.
+    # its task definition, since imageDetail.json names the registry's region.
     replica = image_region(env) != project.region
-    if env.strategy_of(service) == "blue-green":
+    if env.codedeploy(service):
         provider = "CodeDeployToECS"
         configuration = {
             "ApplicationName": release_name(project.name, env.name, service),
@@ -479,6 +546,99 @@ def _deploy_stage(project: Project, service: str, env: Environment, topic: objec
         )
     )
     return codepipeline.Stages(Name=logical_id(env.name), Actions=actions)
+
+
+def _release_action(
+    project: Project, service: str, env: Environment, release: codebuild.Project, *, run_order: int
+) -> codepipeline.Actions:
+    """Release the tag the build pushed to ``env`` through CloudFormation (RELEASE_BUILDSPEC)."""
+    variables = {
+        "IMAGE_TAG": IMAGE_TAG,
+        "RELEASE_ROLE": "arn:${AWS::Partition}:iam::%s:role/%s"
+        % (env.account_id, service_role_name(project.name, env.name, service, "deploy")),
+        "RELEASE_REGION": env.region,
+        "STACK_NAME": stack_name(project.name, env.name, f"svc-{service}"),
+        "PARAMETER_NAME": image_tag_parameter(project.name, env.name, service),
+        "CFN_ROLE": "arn:${AWS::Partition}:iam::%s:role/%s"
+        % (env.account_id, deployer_role_name(project.name, env.name, "cfn")),
+    }
+    return codepipeline.Actions(
+        Name=f"Release{logical_id(env.name)}",
+        ActionTypeId=codepipeline.ActionTypeId(Category="Build", Owner="AWS", Provider="CodeBuild", Version="1"),
+        Configuration={
+            "ProjectName": Ref(release),
+            # Sub: the roles' ARNs in the pipeline's partition (the environments share it)
+            "EnvironmentVariables": Sub(
+                json.dumps([{"name": k, "value": v, "type": "PLAINTEXT"} for k, v in variables.items()])
+            ),
+        },
+        InputArtifacts=[codepipeline.InputArtifacts(Name=BUILD)],
+        RunOrder=run_order,
+    )
+
+
+def _release_project(
+    project: Project, service: str, role: Role, log_group: logs.LogGroup, key_arn: object
+) -> codebuild.Project:
+    """Releases the pushed image to one environment per run, through CloudFormation."""
+    return codebuild.Project(
+        "Release",
+        Description=f"Releases {service} to an environment: writes its image tag parameter and updates its stack",
+        ServiceRole=GetAtt(role, "Arn"),
+        Source=codebuild.Source(Type="CODEPIPELINE", BuildSpec=RELEASE_BUILDSPEC),
+        Artifacts=codebuild.Artifacts(Type="CODEPIPELINE"),
+        EncryptionKey=key_arn,
+        TimeoutInMinutes=120,  # a canary or linear shift and the bake time run inside the stack update
+        Environment=codebuild.Environment(
+            Type="LINUX_CONTAINER",
+            ComputeType="BUILD_GENERAL1_SMALL",
+            Image=project.delivery.build_image,
+            ImagePullCredentialsType="CODEBUILD",
+        ),
+        LogsConfig=codebuild.LogsConfig(
+            CloudWatchLogs=codebuild.CloudWatchLogs(Status="ENABLED", GroupName=Ref(log_group)),
+            S3Logs=codebuild.S3Logs(Status="DISABLED"),
+        ),
+    )
+
+
+def _release_build_role(
+    project: Project, service: str, log_group: logs.LogGroup, environments: Sequence[Environment]
+) -> Role:
+    """The release build: its logs, the pipeline's artifacts (its input), and assuming this
+    service's release role in the environments it releases to through CloudFormation."""
+    keys, by_alias = artifact_keys(project, [project.region])
+    statements = [
+        iam.allow(
+            "WriteThisBuildsLogs", [logs_actions.CreateLogStream, logs_actions.PutLogEvents], [GetAtt(log_group, "Arn")]
+        ),
+        iam.allow(
+            "ReadArtifacts",
+            [s3_actions.GetObject, s3_actions.GetObjectVersion],
+            [artifact_objects(project, project.region)],
+        ),
+        iam.allow("UseTheArtifactKey", [kms_actions.Decrypt, kms_actions.DescribeKey], keys, conditions=[by_alias]),
+        iam.allow(
+            "ReleaseThroughThisServicesRoleInEachEnvironment",
+            [sts_actions.AssumeRole],
+            [
+                Sub(
+                    "arn:${AWS::Partition}:iam::%s:role/%s"
+                    % (env.account_id, service_role_name(project.name, env.name, service, "deploy"))
+                )
+                for env in environments
+            ],
+        ),
+    ]
+    return Role(
+        "ReleaseBuildRole",
+        RoleName=release_build_role_name(project.name, service),  # named: the release roles trust it by name
+        Description=f"CodeBuild releases {service} through CloudFormation in each environment",
+        AssumeRolePolicyDocument=iam.service_trust(
+            "codebuild.amazonaws.com", source_arn=iam.arn("codebuild", "project/*")
+        ),
+        Policies=[Policy(PolicyName="release", PolicyDocument=iam.document(*statements))],
+    )
 
 
 def _repository_id(project: Project, service: str) -> str | None:
@@ -611,10 +771,12 @@ def _pipeline_role(
     stages: list[Environment],
     repository: codecommit.Repository | None,
     build: codebuild.Project,
+    release: codebuild.Project | None,
     topic: object,
 ) -> Role:
-    """The pipeline: its source, its build, the artifacts of every region it deploys to, the
-    approval topic, and assuming this service's release role in each environment's account."""
+    """The pipeline: its source, its build and release build, the artifacts of every region it
+    deploys to, the approval topic, and assuming this service's release role in the accounts of the
+    environments where CodeDeploy releases it."""
     statements = pipeline_statements(
         project,
         [project.region, *release_regions(project)],
@@ -622,6 +784,15 @@ def _pipeline_role(
         topic=topic,
         source=(repository, "ReadThisServicesRepository"),
     )
+    if release is not None:
+        statements.append(
+            iam.allow(
+                "RunThisServicesRelease",
+                [codebuild_actions.StartBuild, codebuild_actions.BatchGetBuilds],
+                [GetAtt(release, "Arn")],
+            )
+        )
+    stages = [env for env in stages if env.codedeploy(service)]
     if stages:
         statements.append(
             iam.allow(

@@ -26,6 +26,7 @@ from awacs import cloudformation as cfn_actions
 from awacs import iam as iam_actions
 from awacs import kms as kms_actions
 from awacs import s3 as s3_actions
+from awacs import ssm as ssm_actions
 from awacs import sts as sts_actions
 from awacs.aws import (
     Action,
@@ -123,6 +124,7 @@ def _action_role(env: Environment, regions: list[str]) -> Role:
             ],
             conditions=[StringEquals("iam:PassedToService", "cloudformation.amazonaws.com")],
         ),
+        _read_image_tags(env, regions),
         iam.allow(
             "ReadTemplatesAndWriteStackOutputs",
             [s3_actions.GetObject, s3_actions.GetObjectVersion, s3_actions.PutObject],
@@ -156,6 +158,20 @@ def _action_role(env: Environment, regions: list[str]) -> Role:
     )
 
 
+def _read_image_tags(env: Environment, regions: list[str]) -> Statement:
+    """A service stack's ImageTag is an SSM parameter type: creating a change set resolves the
+    environment's ``/{project}/{env}/<service>/image-tag`` parameters (CloudFormation User Guide,
+    "Specify existing resources at runtime with CloudFormation-supplied parameter types")."""
+    return iam.allow(
+        "ResolveTheReleasedImageTags",
+        [ssm_actions.GetParameters],
+        [
+            Sub("arn:${AWS::Partition}:ssm:%s:${AWS::AccountId}:parameter/%s/%s/*" % (region, env.project, env.name))
+            for region in regions
+        ],
+    )
+
+
 def permissions(stacks: Sequence[Stack]) -> dict[str, list[str]]:
     """The actions CloudFormation needs for every resource type of ``stacks``, by service prefix."""
     by_service: dict[str, set[str]] = {}
@@ -175,7 +191,7 @@ def _execution_role(env: Environment, stacks: Sequence[Stack], regions: list[str
     deployer = Sub(
         "arn:${AWS::Partition}:iam::${AWS::AccountId}:role/%s" % deployer_role_name(env.project, env.name, "*")
     )
-    statements: list[Statement] = []
+    statements: list[Statement] = [_read_image_tags(env, regions)]
     iam_names = needed.pop("iam", [])
     if iam_names:
         statements.append(

@@ -14,9 +14,11 @@ output (across regions) come from that stack's execute action's output file, thr
 
 Not deployed by the pipeline, and why, is written in the template's Metadata
 (``InfraTemplatesNotDeployed``): the deployer stacks (the pipeline must not widen its own roles),
-stacks with a parameter only a person can give (a service's ``ImageTag``: the CloudFormation action
-cannot keep a parameter's previous value, so it would roll a release back), and the project's
-stacks, this one included (no self-update: see the README).
+stacks with a parameter only a person can give (a CODE_DEPLOY service's ``ImageTag``: the
+CloudFormation action cannot keep a parameter's previous value, so it would roll a release back),
+and the project's stacks, this one included (no self-update: see the README). A service stack of
+the ECS controller is deployed: its ``ImageTag`` is the SSM parameter its release writes, which
+CloudFormation resolves on every update, so the pipeline deploys the released tag.
 """
 
 from __future__ import annotations
@@ -317,6 +319,8 @@ def _stack_actions(
     inputs = [TEMPLATES]
     overrides = {}
     for parameter, source in sorted(stack.parameters.items()):
+        if "ssm" in source:
+            continue  # CloudFormation resolves it: a service's released image tag
         if "stack" not in source:
             raise ValueError(f"{stack.name}: parameter {parameter} has no stack to read it from")
         artifact = f"{_label(project, source['stack'])}Outputs"

@@ -312,19 +312,20 @@ def _ecs_event_rules(t: Template, ctx: LayerContext, topic: sns.Topic) -> list[s
     rules' logical IDs.
 
     A failed release reaches the topic whichever way the service deploys: ECS sends
-    SERVICE_DEPLOYMENT_FAILED only for services with the deployment circuit breaker (rolling, ECS
-    controller; ECS Developer Guide, "Amazon ECS service deployment state change events"), and a
-    blue/green service's release is a CodeDeploy deployment, whose failure CodeDeploy sends as a
+    SERVICE_DEPLOYMENT_FAILED for services of the ECS controller (rolling with the circuit breaker,
+    or blue/green, canary and linear with deployment alarms; ECS Developer Guide, "Amazon ECS
+    service deployment state change events"), and a release of a CODE_DEPLOY service is a
+    CodeDeploy deployment, whose failure CodeDeploy sends as a
     "CodeDeploy Deployment State-change Notification" in state FAILURE (EventBridge events
     reference, "AWS CodeDeploy events"). Each rule exists only where a service can send its event
     (the gate's rule E9005).
     """
     env = ctx.env
-    rolling = [name for name in sorted(env.services) if env.strategy_of(name) == "rolling"]
+    by_ecs = [name for name in sorted(env.services) if not env.codedeploy(name)]
     patterns: dict[str, tuple[str, dict[str, Any]]] = {}
-    if rolling:
+    if by_ecs:
         patterns["DeploymentFailedRule"] = (
-            "a rolling deployment of a service failed (rolled back by the circuit breaker)",
+            "a deployment of a service failed (rolled back by the circuit breaker or a deployment alarm)",
             {
                 "source": ["aws.ecs"],
                 "detail-type": ["ECS Deployment State Change"],
@@ -332,7 +333,7 @@ def _ecs_event_rules(t: Template, ctx: LayerContext, topic: sns.Topic) -> list[s
                 "detail": {"eventName": ["SERVICE_DEPLOYMENT_FAILED"]},
             },
         )
-    if env.blue_green_services:
+    if env.codedeploy_services:
         patterns["ReleaseFailedRule"] = (
             "a blue/green release of a service failed (CodeDeploy rolled it back)",
             {
@@ -340,7 +341,7 @@ def _ecs_event_rules(t: Template, ctx: LayerContext, topic: sns.Topic) -> list[s
                 "detail-type": ["CodeDeploy Deployment State-change Notification"],
                 "detail": {
                     "state": ["FAILURE"],
-                    "application": [release_name(env.project, env.name, n) for n in env.blue_green_services],
+                    "application": [release_name(env.project, env.name, n) for n in env.codedeploy_services],
                 },
             },
         )

@@ -43,7 +43,7 @@ def delivery_files(project: Project, stacks: dict[str, list[Stack]]) -> dict[str
     files: dict[str, str] = {}
     stages = [e for name in project.delivery.stages for e in project.environments if e.name == name]
     for service in project.services:
-        blue_green = [e for e in stages if service in e.services and e.strategy_of(service) == "blue-green"]
+        blue_green = [e for e in stages if service in e.services and e.codedeploy(service)]
         for env in blue_green:
             body = next(s.body for s in stacks[env.name] if s.layer == f"svc-{service}")
             files[f"{service}/taskdef-{env.name}.json"] = to_json(task_definition(env, body))
@@ -103,34 +103,33 @@ def appspec(body: dict[str, Any]) -> dict[str, Any]:
 def buildspec(
     project: Project, service: str, blue_green: list[str], replicas: dict[str, str] | None = None
 ) -> dict[str, Any]:
-    """Test, build, push the image tagged with the commit id (once: tags are immutable), and write
-    what the deploy actions read: imagedefinitions.json (ECS), imageDetail.json (CodeDeploy).
+    """Test, build, push the image tagged with the commit id (once: tags are immutable), and export
+    the tag as ``IMAGE_TAG`` (the build action's namespace ``BuildVariables``), which the release
+    actions write to each environment's image tag parameter. ``blue_green`` names the environments
+    CodeDeploy releases to: for them it also writes imageDetail.json and ships their task
+    definitions and appspecs.
 
-    An environment of ``replicas`` (name -> its replica repository) pulls from ECR's replica in its
-    own region: its task definition gets the commit id as its tag (blue/green), or it reads
-    ``imagedefinitions-<env>.json``, which names the replica (rolling).
+    An environment of ``replicas`` (name -> its replica repository) released by CodeDeploy pulls
+    from ECR's replica in its own region: its task definition gets the commit id as its tag. (One
+    released through CloudFormation needs nothing: its stack names its own region's image.)
     """
     image = "$REPOSITORY_URI:$COMMIT_ID"
     replicas = replicas or {}
-    files = ["imagedefinitions.json", "imageDetail.json"]
+    files = ["imageDetail.json"]
     files += [f for env in blue_green for f in (f"taskdef-{env}.json", f"appspec-{env}.yaml")]
-    regional: list[str] = []
-    for env, repository in sorted(replicas.items()):
-        if env in blue_green:
-            regional.append(f'sed -i "s#{COMMIT_PLACEHOLDER}#$COMMIT_ID#g" taskdef-{env}.json')
-        else:
-            regional.append(
-                f'printf \'[{{"name":"%s","imageUri":"%s"}}]\' "$CONTAINER_NAME" "{repository}:$COMMIT_ID" '
-                f"> imagedefinitions-{env}.json"
-            )
-            files.append(f"imagedefinitions-{env}.json")
+    regional = [
+        f'sed -i "s#{COMMIT_PLACEHOLDER}#$COMMIT_ID#g" taskdef-{env}.json'
+        for env in sorted(replicas)
+        if env in blue_green
+    ]
     return {
         "version": 0.2,
-        "env": {"shell": "bash"},
+        "env": {"shell": "bash", "exported-variables": ["IMAGE_TAG"]},
         "phases": {
             "pre_build": {
                 "commands": [
                     'test -n "$COMMIT_ID"',
+                    'export IMAGE_TAG="$COMMIT_ID"',
                     'aws ecr get-login-password --region "$AWS_REGION" | docker login --username AWS '
                     '--password-stdin "${REPOSITORY_URI%%/*}"',
                 ]
@@ -142,7 +141,6 @@ def buildspec(
                     # A retried release finds its image pushed already: tags are immutable.
                     'aws ecr describe-images --repository-name "${REPOSITORY_URI#*/}" '
                     f'--image-ids imageTag="$COMMIT_ID" >/dev/null 2>&1 || docker push "{image}"',
-                    f'printf \'[{{"name":"%s","imageUri":"%s"}}]\' "$CONTAINER_NAME" "{image}" > imagedefinitions.json',
                     f'printf \'{{"ImageURI":"%s"}}\' "{image}" > imageDetail.json',
                     *regional,
                 ]
@@ -222,13 +220,19 @@ def _api_shape(node: Any) -> Any:
 def _readme(project: Project, service: str, blue_green: list[str], replicas: dict[str, str]) -> str:
     files = "".join(f"- `taskdef-{e}.json`, `appspec-{e}.yaml`: what CodeDeploy releases to {e}\n" for e in blue_green)
     for e, uri in sorted(replicas.items()):
-        where = (
-            f"over `{COMMIT_PLACEHOLDER}` in `taskdef-{e}.json`"
-            if e in blue_green
-            else f"into `imagedefinitions-{e}.json`"
-        )
-        files += f"- {e} pulls from ECR's replica of the image in its own region, `{uri}`: the build writes\n"
-        files += f"  the commit id {where}\n"
+        if e in blue_green:
+            files += f"- {e} pulls from ECR's replica of the image in its own region, `{uri}`: the build writes\n"
+            files += f"  the commit id over `{COMMIT_PLACEHOLDER}` in `taskdef-{e}.json`\n"
+    placeholders = ""
+    if blue_green:
+        placeholders = """
+A task definition names the service's roles, log group and secrets exactly as its stack creates
+them. Where it says `@@<export>@@` (a database value, known only once the data stack exists),
+replace it once with the export's value:
+`aws cloudformation list-exports --query "Exports[?Name=='<export>'].Value" --output text`
+in the environment's account and region. After changing the environment files, regenerate and copy
+the files again.
+"""
     return f"""# Release files of {service}
 
 Generated by infra-templates from the environment files; do not edit them here, regenerate.
@@ -238,12 +242,7 @@ them on `{project.delivery.branch}`: the pipeline `{project.name}-{service}` bui
 every commit of that branch.
 
 - `buildspec.yml`: CodeBuild runs `{project.delivery.test_command}`, builds the image, pushes it to
-  `{project.name}/{service}` tagged with the commit id, and writes the files the deploy actions read
-{files}
-A task definition names the service's roles, log group and secrets exactly as its stack creates
-them. Where it says `@@<export>@@` (a database value, known only once the data stack exists),
-replace it once with the export's value:
-`aws cloudformation list-exports --query "Exports[?Name=='<export>'].Value" --output text`
-in the environment's account and region. After changing the environment files, regenerate and copy
-the files again.
-"""
+  `{project.name}/{service}` tagged with the commit id and exports the tag (`IMAGE_TAG`); each
+  environment's release writes it to `/{project.name}/<env>/{service}/image-tag` and updates the
+  service's stack through CloudFormation
+{files}{placeholders}"""

@@ -3,8 +3,11 @@ service on Fargate + Fargate Spot in private subnets, autoscaling, and the servi
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
+from awacs import awslambda as lambda_actions
+from awacs import cloudformation as cfn_actions
 from awacs import cloudwatch as cloudwatch_actions
 from awacs import codedeploy as codedeploy_actions
 from awacs import ecr as ecr_actions
@@ -26,6 +29,7 @@ from troposphere import (
     Sub,
     Template,
     applicationautoscaling,
+    awslambda,
     cloudwatch,
     codedeploy,
     ec2,
@@ -40,9 +44,12 @@ from infra_templates.layer import ExportSpec, LayerContext
 from infra_templates.naming import (
     artifact_bucket_name,
     artifact_key_alias,
+    deployer_role_name,
     image_region,
     image_repository,
+    image_tag_parameter,
     pipeline_role_name,
+    release_build_role_name,
     release_name,
     repository_name,
     service_role_name,
@@ -59,6 +66,7 @@ from templates.contracts import (
 )
 
 IMAGE_TAG = "ImageTag"
+LAMBDA_RUNTIME = "python3.13"
 
 
 def image(env: Environment, service: str) -> Sub:
@@ -70,18 +78,34 @@ def image(env: Environment, service: str) -> Sub:
     return Sub("%s:${%s}" % (repository, IMAGE_TAG))
 
 
+def _image_tag(env: Environment, name: str) -> Parameter:
+    """The image tag to run. ECS controller: the SSM parameter the release writes
+    (``/{project}/{env}/{service}/image-tag``), which CloudFormation resolves on every create and
+    update of the stack (CloudFormation User Guide, "Specify existing resources at runtime with
+    CloudFormation-supplied parameter types"): a release is a stack update, and a stack update by
+    anyone else (the infrastructure pipeline) runs the released tag, never an older one. CODE_DEPLOY
+    controller: given at creation only, since CodeDeploy releases the image."""
+    repository = repository_name(env.project, name)
+    if env.codedeploy(name):
+        return Parameter(
+            IMAGE_TAG,
+            Type="String",
+            AllowedPattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$",
+            Description=f"Tag of the {repository} image to run: the pushed commit id",
+        )
+    return Parameter(
+        IMAGE_TAG,
+        Type="AWS::SSM::Parameter::Value<String>",
+        Default=image_tag_parameter(env.project, env.name, name),
+        Description=f"The SSM parameter holding the tag of the {repository} image to run; the release writes it",
+    )
+
+
 def build(env: Environment, name: str) -> Template:
     service = env.services[name]
     ctx = LayerContext(env, f"svc-{name}")
     t = ctx.new_template(f"the {name} service: task definition, ECS service, routing and autoscaling")
-    t.add_parameter(
-        Parameter(
-            IMAGE_TAG,
-            Type="String",
-            AllowedPattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$",
-            Description=f"Tag of the {repository_name(env.project, name)} image to run: the pushed commit id",
-        )
-    )
+    t.add_parameter(_image_tag(env, name))
 
     logs = t.add_resource(
         constructs.log_group("LogGroup", env, env.platform.log_retention_days, ctx.import_value(Keys.LOGS_KEY_ARN))
@@ -159,15 +183,20 @@ def build(env: Environment, name: str) -> Template:
             PropagateTags="SERVICE",
         )
     )
-    _autoscaling(t, ctx, service, ecs_service, target_group, blue_green=blue_green)
+    groups = (target_group,) if green is None else (target_group, green)
+    _autoscaling(t, ctx, service, ecs_service, groups)
     roles = [execution_role, task_role]
-    if green is not None:
+    if green is not None and env.codedeploy(name):
         _hand_over_to_codedeploy(ecs_service, task, ctx.stack_name)
         _blue_green(
             t, ctx, name, service=service, ecs_service=ecs_service, groups=(target_group, green), rule=rule, roles=roles
         )
-    _release_role(t, ctx, name, ecs_service=ecs_service, roles=roles, blue_green=blue_green)
-    _alarms(t, ctx, name, service=service, ecs_service=ecs_service, target_group=target_group)
+    elif green is not None:
+        _ecs_blue_green(t, ctx, name, ecs_service=ecs_service, groups=(target_group, green), rule=rule)
+        if service.pre_release:
+            _pre_release_hook(t, ctx, name, service.pre_release, ecs_service=ecs_service, roles=roles)
+    _release_role(t, ctx, name, ecs_service=ecs_service, roles=roles, codedeploy=env.codedeploy(name))
+    _alarms(t, ctx, name, service=service, ecs_service=ecs_service, groups=groups)
     return t
 
 
@@ -409,10 +438,18 @@ def _autoscaling(
     ctx: LayerContext,
     service: Service,
     ecs_service: ecs.Service,
-    target_group: elb.TargetGroup,
-    *,
-    blue_green: bool,
+    groups: tuple[elb.TargetGroup, ...],
 ) -> None:
+    """CPU target tracking, and request target tracking when the settings ask for it.
+
+    One target group: the predefined ALBRequestCountPerTarget. Two (blue/green): that metric "is
+    not supported for the blue/green deployment type" (ECS Developer Guide, "Scale your Amazon ECS
+    service using a target metric value"), since its ResourceLabel names one target group; the
+    policy tracks a customized metric instead, the requests of both target groups per running task
+    (``(FILL(blue, 0) + FILL(green, 0)) / tasks``), the form AWS's own example uses (Application
+    Auto Scaling User Guide, "Create a target tracking scaling policy for Application Auto Scaling
+    using metric math": a count divided by the service's ECS/ContainerInsights RunningTaskCount),
+    so it follows whichever colour serves."""
     scaling = service.autoscaling
     target = t.add_resource(
         applicationautoscaling.ScalableTarget(
@@ -429,19 +466,15 @@ def _autoscaling(
             "CpuScaling", "cpu", target, value=scaling.cpu_target, metric="ECSServiceAverageCPUUtilization"
         )
     )
-    if scaling.requests_per_target is None or blue_green:
-        # AWS does not support ALBRequestCountPerTarget target tracking for a service with the
-        # blue/green (CODE_DEPLOY) deployment type: its ResourceLabel names one target group while
-        # CodeDeploy moves the traffic between two (ECS Developer Guide, "Scale your Amazon ECS
-        # service using a target metric value"). Blue/green services scale on CPU.
+    if scaling.requests_per_target is None:
         return
-    # ResourceLabel: app/<alb-name>/<alb-id>/targetgroup/<tg-name>/<tg-id>
-    label = Join(
-        "/",
-        [ctx.import_value(_alb(ctx, Platform.LOAD_BALANCER_FULL_NAME)), GetAtt(target_group, "TargetGroupFullName")],
-    )
-    t.add_resource(
-        _target_tracking(
+    if len(groups) == 1:
+        # ResourceLabel: app/<alb-name>/<alb-id>/targetgroup/<tg-name>/<tg-id>
+        label = Join(
+            "/",
+            [ctx.import_value(_alb(ctx, Platform.LOAD_BALANCER_FULL_NAME)), GetAtt(groups[0], "TargetGroupFullName")],
+        )
+        policy = _target_tracking(
             "RequestScaling",
             "requests",
             target,
@@ -449,7 +482,66 @@ def _autoscaling(
             metric="ALBRequestCountPerTarget",
             label=label,
         )
+    else:
+        policy = _target_tracking(
+            "RequestScaling",
+            "requests",
+            target,
+            value=scaling.requests_per_target,
+            customized=_requests_per_task(ctx, ecs_service, groups),
+        )
+    t.add_resource(policy)
+
+
+def _requests_per_task(
+    ctx: LayerContext, ecs_service: ecs.Service, groups: tuple[elb.TargetGroup, ...]
+) -> applicationautoscaling.CustomizedMetricSpecification:
+    """ALB requests per minute over all of the service's target groups, per running task."""
+
+    def stat(query_id: str, namespace: str, metric: str, dimensions: dict[str, Any], statistic: str) -> Any:
+        return applicationautoscaling.TargetTrackingMetricDataQuery(
+            Id=query_id,
+            ReturnData=False,
+            MetricStat=applicationautoscaling.TargetTrackingMetricStat(
+                Metric=applicationautoscaling.TargetTrackingMetric(
+                    Namespace=namespace,
+                    MetricName=metric,
+                    Dimensions=[
+                        applicationautoscaling.TargetTrackingMetricDimension(Name=k, Value=v)
+                        for k, v in dimensions.items()
+                    ],
+                ),
+                Stat=statistic,
+            ),
+        )
+
+    load_balancer = ctx.import_value(_alb(ctx, Platform.LOAD_BALANCER_FULL_NAME))
+    queries = [
+        stat(
+            f"requests{index}",
+            "AWS/ApplicationELB",
+            "RequestCount",
+            {"LoadBalancer": load_balancer, "TargetGroup": GetAtt(group, "TargetGroupFullName")},
+            "Sum",
+        )
+        for index, group in enumerate(groups, start=1)
+    ]
+    queries.append(
+        stat(
+            "tasks",
+            "ECS/ContainerInsights",
+            "RunningTaskCount",
+            {"ClusterName": ctx.import_value(Platform.CLUSTER_NAME), "ServiceName": GetAtt(ecs_service, "Name")},
+            "Average",
+        )
     )
+    requests = " + ".join(f"FILL(requests{index}, 0)" for index in range(1, len(groups) + 1))
+    queries.append(
+        applicationautoscaling.TargetTrackingMetricDataQuery(
+            Id="per_task", Expression=f"({requests}) / tasks", Label="ALB requests per task", ReturnData=True
+        )
+    )
+    return applicationautoscaling.CustomizedMetricSpecification(Metrics=queries)
 
 
 def _target_tracking(
@@ -458,24 +550,27 @@ def _target_tracking(
     target: applicationautoscaling.ScalableTarget,
     *,
     value: float,
-    metric: str,
+    metric: str | None = None,
     label: Any = None,
+    customized: applicationautoscaling.CustomizedMetricSpecification | None = None,
 ) -> applicationautoscaling.ScalingPolicy:
-    """Scale out fast (1 minute), scale in slowly (5 minutes) to hold ``metric`` at ``value``."""
-    specification = applicationautoscaling.PredefinedMetricSpecification(PredefinedMetricType=metric)
-    if label is not None:
-        specification.ResourceLabel = label
+    """Scale out fast (1 minute), scale in slowly (5 minutes) to hold a predefined ``metric`` (or a
+    ``customized`` one) at ``value``."""
+    how: dict[str, Any] = {"CustomizedMetricSpecification": customized}
+    if customized is None:
+        specification = applicationautoscaling.PredefinedMetricSpecification(PredefinedMetricType=metric)
+        if label is not None:
+            specification.ResourceLabel = label
+        how = {"PredefinedMetricSpecification": specification}
+    configuration = applicationautoscaling.TargetTrackingScalingPolicyConfiguration(
+        TargetValue=float(value), **how, ScaleInCooldown=300, ScaleOutCooldown=60
+    )
     return applicationautoscaling.ScalingPolicy(
         logical_id,
         PolicyName=Sub("${AWS::StackName}-%s" % suffix),
         PolicyType="TargetTrackingScaling",
         ScalingTargetId=Ref(target),
-        TargetTrackingScalingPolicyConfiguration=applicationautoscaling.TargetTrackingScalingPolicyConfiguration(
-            TargetValue=float(value),
-            PredefinedMetricSpecification=specification,
-            ScaleInCooldown=300,
-            ScaleOutCooldown=60,
-        ),
+        TargetTrackingScalingPolicyConfiguration=configuration,
     )
 
 
@@ -514,6 +609,255 @@ def _hand_over_to_codedeploy(ecs_service: ecs.Service, task: ecs.TaskDefinition,
     ecs_service.DeploymentConfiguration = ecs.DeploymentConfiguration(MaximumPercent=200, MinimumHealthyPercent=100)
 
 
+def _ecs_blue_green(
+    t: Template,
+    ctx: LayerContext,
+    name: str,
+    *,
+    ecs_service: ecs.Service,
+    groups: tuple[elb.TargetGroup, elb.TargetGroup],
+    rule: elb.ListenerRule,
+) -> None:
+    """Blue/green, canary or linear, shifted by ECS itself (deployment controller ECS).
+
+    The stack stays the service's one owner: a new image, CPU, variable, secret, capacity mix or
+    route is a stack update, and ECS rolls it out by moving the production listener rule's weights
+    from the target group in use to the alternate one (the test listener rule first), keeps the old
+    revision for the bake time and rolls back when a deployment alarm fires. Sources: Amazon ECS
+    Developer Guide, "Amazon ECS blue/green deployments" and "Required resources for Amazon ECS
+    blue/green deployments"; CloudFormation reference, AWS::ECS::Service AdvancedConfiguration and
+    DeploymentConfiguration.
+
+    The rule's forward action stays the one the template gives (weights 1/0): ECS changes the live
+    weights, and CloudFormation sends the template's action again only when the rule itself
+    changes (a new route or priority), which is why ``generate.py diff`` warns on such a change
+    (RESETS WEIGHTS; aws/aws-cdk#36649).
+    """
+    env = ctx.env
+    blue, green = groups
+    test_rule = t.add_resource(
+        _listener_rule("TestListenerRule", ctx, name, _alb(ctx, Platform.TEST_LISTENER_ARN), blue=blue, green=green)
+    )
+    # AdvancedConfiguration refers to both rules: that orders the service after them.
+    ecs_service.DependsOn = [d for d in ecs_service.DependsOn if d != rule.title]
+    if not ecs_service.DependsOn:
+        del ecs_service.resource["DependsOn"]
+    role = t.add_resource(_load_balancer_role(ctx, groups, [rule, test_rule]))
+    ecs_service.LoadBalancers[0].AdvancedConfiguration = ecs.AdvancedConfiguration(
+        AlternateTargetGroupArn=Ref(green),
+        ProductionListenerRule=Ref(rule),
+        TestListenerRule=Ref(test_rule),
+        RoleArn=GetAtt(role, "Arn"),
+    )
+    alarms = [t.add_resource(_errors_alarm(ctx, groups, by="ECS"))]
+    strategy, percent, minutes = env.deployment.ecs_strategy()
+    configuration = ecs.DeploymentConfiguration(
+        Strategy=strategy,
+        # The old revision keeps running this long after production traffic moved: a rollback
+        # within it is immediate (ECS API reference, DeploymentConfiguration.bakeTimeInMinutes).
+        BakeTimeInMinutes=env.deployment.termination_wait_minutes,
+        MaximumPercent=200,
+        MinimumHealthyPercent=100,
+        Alarms=ecs.DeploymentAlarms(AlarmNames=[Ref(alarm) for alarm in alarms], Enable=True, Rollback=True),
+    )
+    if strategy == "CANARY":
+        configuration.CanaryConfiguration = ecs.CanaryConfiguration(
+            CanaryPercent=percent, CanaryBakeTimeInMinutes=minutes
+        )
+    elif strategy == "LINEAR":
+        configuration.LinearConfiguration = ecs.LinearConfiguration(StepPercent=percent, StepBakeTimeInMinutes=minutes)
+    ecs_service.DeploymentConfiguration = configuration
+
+
+PRE_RELEASE_CODE = """\
+# The pre-release hook of an ECS deployment (lifecycle stage POST_SCALE_UP: the new revision's
+# tasks run, no traffic reaches them yet). It runs one task of the new revision with the service's
+# pre-release command and answers IN_PROGRESS until the task stops, then SUCCEEDED on exit code 0
+# and FAILED otherwise, which rolls the deployment back. Stateless between invocations: the task is
+# found again by its startedBy, derived from the revision. Amazon ECS Developer Guide, "Lambda hooks
+# for Amazon ECS service deployments" (hookStatus, callBackDelay) and "Lifecycle hooks for Amazon
+# ECS service deployments" (the payload: serviceArn, targetServiceRevisionArn).
+import json
+import os
+
+import boto3
+
+ECS = boto3.client("ecs")
+CONTAINER = os.environ["CONTAINER"]
+COMMAND = json.loads(os.environ["COMMAND"])
+WAIT = {"hookStatus": "IN_PROGRESS", "callBackDelay": 30}
+
+
+def handler(event, context):
+    revision_arn = event["targetServiceRevisionArn"]
+    cluster = event["serviceArn"].split("/")[-2]
+    started_by = "pre-release-" + revision_arn.rsplit("/", 1)[-1]
+    found = []
+    for status in ("RUNNING", "STOPPED"):
+        found += ECS.list_tasks(cluster=cluster, startedBy=started_by, desiredStatus=status)["taskArns"]
+    if not found:
+        (revision,) = ECS.describe_service_revisions(serviceRevisionArns=[revision_arn])["serviceRevisions"]
+        started = ECS.run_task(
+            cluster=cluster,
+            taskDefinition=revision["taskDefinition"],
+            startedBy=started_by,
+            capacityProviderStrategy=[{"capacityProvider": "FARGATE", "weight": 1}],
+            networkConfiguration=revision["networkConfiguration"],
+            overrides={"containerOverrides": [{"name": CONTAINER, "command": COMMAND}]},
+        )
+        if started.get("failures") or not started.get("tasks"):
+            print("the pre-release task did not start:", json.dumps(started.get("failures"), default=str))
+            return {"hookStatus": "FAILED"}
+        print("started", started["tasks"][0]["taskArn"], "with", json.dumps(COMMAND))
+        return WAIT
+    (task,) = ECS.describe_tasks(cluster=cluster, tasks=found[:1])["tasks"]
+    if task["lastStatus"] != "STOPPED":
+        return WAIT
+    code = next((c.get("exitCode") for c in task["containers"] if c["name"] == CONTAINER), None)
+    print(task["taskArn"], "exit code", code, task.get("stoppedReason", ""))
+    return {"hookStatus": "SUCCEEDED" if code == 0 else "FAILED"}
+"""
+
+
+def _pre_release_hook(
+    t: Template, ctx: LayerContext, name: str, command: list[str], *, ecs_service: ecs.Service, roles: list[Role]
+) -> None:
+    """The service's pre-release command as an ECS lifecycle hook at POST_SCALE_UP: a Lambda
+    function runs it as a task of the new revision (its task definition, network configuration,
+    on FARGATE) before test or production traffic moves, and a non-zero exit fails the hook, which
+    rolls the deployment back (and with it the stack update of the release)."""
+    env = ctx.env
+    cluster = ctx.import_value(Platform.CLUSTER_NAME)
+    logs = t.add_resource(
+        constructs.log_group(
+            "PreReleaseLogGroup", env, env.platform.log_retention_days, ctx.import_value(Keys.LOGS_KEY_ARN)
+        )
+    )
+    family = Sub("arn:${AWS::Partition}:ecs:${AWS::Region}:${AWS::AccountId}:task-definition/%s:*" % ctx.stack_name)
+    in_cluster = [ArnEquals("ecs:cluster", ctx.import_value(Platform.CLUSTER_ARN))]
+    role = t.add_resource(
+        Role(
+            "PreReleaseRole",
+            Description=f"The pre-release hook of {ctx.stack_name}: runs one task of the new revision",
+            AssumeRolePolicyDocument=iam.service_trust("lambda.amazonaws.com"),
+            Policies=[
+                Policy(
+                    PolicyName="run-pre-release",
+                    PolicyDocument=iam.document(
+                        iam.allow(
+                            "ReadTheNewRevision",
+                            [ecs_actions.DescribeServiceRevisions],
+                            [
+                                Sub(
+                                    "arn:${AWS::Partition}:ecs:${AWS::Region}:${AWS::AccountId}:"
+                                    "service-revision/${Cluster}/%s/*" % name,
+                                    Cluster=cluster,
+                                )
+                            ],
+                        ),
+                        iam.allow("RunATaskOfThisService", [ecs_actions.RunTask], [family], conditions=in_cluster),
+                        # ecs:ListTasks is scoped by the cluster condition key, not by a resource ARN.
+                        iam.allow("FindItsTask", [ecs_actions.ListTasks], ["*"], conditions=in_cluster),
+                        iam.allow(
+                            "WatchItsTask",
+                            [ecs_actions.DescribeTasks],
+                            [
+                                Sub(
+                                    "arn:${AWS::Partition}:ecs:${AWS::Region}:${AWS::AccountId}:task/${Cluster}/*",
+                                    Cluster=cluster,
+                                )
+                            ],
+                        ),
+                        _pass_roles(roles),
+                        iam.allow(
+                            "WriteItsOwnLogs",
+                            [logs_actions.CreateLogStream, logs_actions.PutLogEvents],
+                            [GetAtt(logs, "Arn")],
+                        ),
+                    ),
+                )
+            ],
+        )
+    )
+    function = awslambda.Function(
+        "PreReleaseHook",
+        Description=f"Runs {name}'s pre-release command as a task of the new revision before traffic shifts",
+        Runtime=LAMBDA_RUNTIME,
+        Handler="index.handler",
+        Code=awslambda.Code(ZipFile=PRE_RELEASE_CODE),
+        Role=GetAtt(role, "Arn"),
+        MemorySize=128,
+        Timeout=60,
+        ReservedConcurrentExecutions=2,
+        Environment=awslambda.Environment(Variables={"CONTAINER": name, "COMMAND": json.dumps(command)}),
+        LoggingConfig=awslambda.LoggingConfig(LogGroup=Ref(logs)),
+    )
+    constructs.skip_checkov(
+        function,
+        ("CKV_AWS_117", "No VPC on purpose: the hook only calls the ECS API"),
+        ("CKV_AWS_116", "ECS invokes the hook synchronously and rolls back when it fails: no event to keep"),
+        ("CKV_AWS_173", "Its variables are the container name and the command from the settings, no secret"),
+    )
+    t.add_resource(function)
+    invoker = t.add_resource(
+        Role(
+            "PreReleaseInvokeRole",
+            Description=f"ECS calls the pre-release hook of {ctx.stack_name}",
+            AssumeRolePolicyDocument=iam.service_trust("ecs.amazonaws.com"),
+            Policies=[
+                Policy(
+                    PolicyName="invoke-pre-release",
+                    PolicyDocument=iam.document(
+                        iam.allow("InvokeThisServicesHook", [lambda_actions.InvokeFunction], [GetAtt(function, "Arn")])
+                    ),
+                )
+            ],
+        )
+    )
+    ecs_service.DeploymentConfiguration.LifecycleHooks = [
+        ecs.DeploymentLifecycleHook(
+            HookTargetArn=GetAtt(function, "Arn"),
+            RoleArn=GetAtt(invoker, "Arn"),
+            LifecycleStages=["POST_SCALE_UP"],
+        )
+    ]
+
+
+def _load_balancer_role(
+    ctx: LayerContext, groups: tuple[elb.TargetGroup, elb.TargetGroup], rules: list[elb.ListenerRule]
+) -> Role:
+    """What ECS needs to shift this service's traffic: the least-privilege subset of the managed
+    policy AmazonECSInfrastructureRolePolicyForLoadBalancers (AWS Managed Policy Reference) that
+    concerns an ALB: read the load balancing setup, register targets in this service's two
+    groups, modify this service's two listener rules. Trusted by ECS ("Amazon ECS infrastructure
+    IAM role for load balancers", Amazon ECS Developer Guide)."""
+    statements = [
+        # Describe calls of Elastic Load Balancing have no resource-level permissions.
+        iam.allow(
+            "ReadLoadBalancing",
+            [
+                elb_actions.DescribeListeners,
+                elb_actions.DescribeRules,
+                elb_actions.DescribeTargetGroups,
+                elb_actions.DescribeTargetHealth,
+            ],
+            ["*"],
+        ),
+        iam.allow(
+            "RegisterInThisServicesTargetGroups",
+            [elb_actions.RegisterTargets, elb_actions.DeregisterTargets],
+            [Ref(group) for group in groups],
+        ),
+        iam.allow("ShiftThisServicesRules", [elb_actions.ModifyRule], [Ref(rule) for rule in rules]),
+    ]
+    return Role(
+        "LoadBalancerRole",
+        Description=f"ECS shifts the traffic of {ctx.stack_name}: its target groups and listener rules",
+        AssumeRolePolicyDocument=iam.service_trust("ecs.amazonaws.com"),
+        Policies=[Policy(PolicyName="shift-traffic", PolicyDocument=iam.document(*statements))],
+    )
+
+
 def _blue_green(
     t: Template,
     ctx: LayerContext,
@@ -531,7 +875,7 @@ def _blue_green(
         _listener_rule("TestListenerRule", ctx, name, _alb(ctx, Platform.TEST_LISTENER_ARN), blue=blue, green=green)
     )
     ecs_service.DependsOn = [*ecs_service.DependsOn, test_rule.title]
-    alarms = [t.add_resource(_errors_alarm(ctx, group)) for group in groups]
+    alarms = [t.add_resource(_errors_alarm(ctx, groups))]
     codedeploy_role = t.add_resource(_codedeploy_role(ctx, ecs_service, [rule, test_rule], alarms, roles))
     application = t.add_resource(
         codedeploy.Application(
@@ -586,28 +930,27 @@ def _blue_green(
     )
 
 
-def _errors_alarm(ctx: LayerContext, group: elb.TargetGroup) -> cloudwatch.Alarm:
-    """5xx answers of one target group: a release that raises it is rolled back."""
-    return cloudwatch.Alarm(
-        f"{group.title.removesuffix('TargetGroup') or 'Blue'}ErrorsAlarm",
-        AlarmDescription=f"{ctx.stack_name}: the {group.title} answers 5xx; CodeDeploy rolls a release back on it",
-        Namespace="AWS/ApplicationELB",
-        MetricName="HTTPCode_Target_5XX_Count",
-        Dimensions=[
-            cloudwatch.MetricDimension(
-                Name="LoadBalancer", Value=ctx.import_value(_alb(ctx, Platform.LOAD_BALANCER_FULL_NAME))
-            ),
-            cloudwatch.MetricDimension(Name="TargetGroup", Value=GetAtt(group, "TargetGroupFullName")),
+def _errors_alarm(ctx: LayerContext, groups: tuple[elb.TargetGroup, ...], by: str = "CodeDeploy") -> cloudwatch.Alarm:
+    """5xx answers of the service's targets, in both target groups (whichever colour serves, and
+    the new one during a shift): a release that raises it is rolled back."""
+    load_balancer = ctx.import_value(_alb(ctx, Platform.LOAD_BALANCER_FULL_NAME))
+    topic = ctx.import_value(Monitoring.ALARM_TOPIC_ARN)
+    return constructs.metric_sum_alarm(
+        "ReleaseErrorsAlarm",
+        topic,  # a rollback is news: the topic hears of it, like every other alarm
+        description=f"{ctx.stack_name}: its targets answer 5xx; {by} rolls a release back on it",
+        namespace="AWS/ApplicationELB",
+        metric="HTTPCode_Target_5XX_Count",
+        dimension_sets=[
+            {"LoadBalancer": load_balancer, "TargetGroup": GetAtt(group, "TargetGroupFullName")} for group in groups
         ],
-        Statistic="Sum",
-        Period=60,
-        EvaluationPeriods=1,
-        Threshold=5,
-        ComparisonOperator="GreaterThanOrEqualToThreshold",
-        TreatMissingData="notBreaching",  # no 5xx answers, no data points: nothing is wrong
-        # A rollback is news: the topic hears of it, like every other alarm.
-        AlarmActions=[ctx.import_value(Monitoring.ALARM_TOPIC_ARN)],
-        OKActions=[ctx.import_value(Monitoring.ALARM_TOPIC_ARN)],
+        statistic="Sum",
+        period=60,
+        evaluation_periods=1,
+        datapoints=1,
+        threshold=5,
+        comparison="GreaterThanOrEqualToThreshold",
+        missing_data="notBreaching",  # no 5xx answers, no data points: nothing is wrong
     )
 
 
@@ -668,19 +1011,79 @@ def _codedeploy_role(
 
 
 def _release_role(
-    t: Template, ctx: LayerContext, name: str, *, ecs_service: ecs.Service, roles: list[Role], blue_green: bool
+    t: Template, ctx: LayerContext, name: str, *, ecs_service: ecs.Service, roles: list[Role], codedeploy: bool
 ) -> None:
-    """The role this service's pipeline (in the registry's account) assumes to release it here.
+    """The role this service's release (in the registry's account) assumes to release it here.
 
-    Named, so the pipeline can name it before this stack exists; trusted only by that pipeline's
-    role. It reads the pipeline's artifacts (their bucket and key are in the registry's account and
-    the release's region) and starts a CodeDeploy deployment (blue/green) or updates the ECS
-    service (rolling), passing only this service's task roles.
+    Named, so the release can name it before this stack exists. ECS controller: trusted by the
+    service's release build (``{project}-{service}-release``), which writes the image tag parameter
+    and updates this stack through CloudFormation, with the deployer's CloudFormation role.
+    CODE_DEPLOY controller: trusted by the service's pipeline, which reads its artifacts and starts
+    a CodeDeploy deployment, passing only this service's task roles.
     """
     env = ctx.env
     registry = env.registry.account_id
+    if codedeploy:
+        principal = pipeline_role_name(env.project, name)
+        statements = _codedeploy_release_statements(ctx, name, roles)
+    else:
+        principal = release_build_role_name(env.project, name)
+        parameter = image_tag_parameter(env.project, env.name, name)
+        statements = [
+            iam.allow(
+                "WriteThisServicesImageTag",
+                [ssm.GetParameter, ssm.GetParameters, ssm.PutParameter],
+                [Sub("arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter%s" % parameter)],
+            ),
+            iam.allow(
+                "UpdateThisStack",
+                [cfn_actions.DescribeStacks, cfn_actions.UpdateStack],
+                [
+                    Sub(
+                        "arn:${AWS::Partition}:cloudformation:${AWS::Region}:${AWS::AccountId}:stack/${AWS::StackName}/*"
+                    )
+                ],
+            ),
+            iam.allow(
+                "UpdateItAsTheDeployersCloudFormationRole",
+                [iam_actions.PassRole],
+                [
+                    Sub(
+                        "arn:${AWS::Partition}:iam::${AWS::AccountId}:role/%s"
+                        % deployer_role_name(env.project, env.name, "cfn")
+                    )
+                ],
+                conditions=[StringEquals("iam:PassedToService", "cloudformation.amazonaws.com")],
+            ),
+        ]
+    trusted = "arn:${AWS::Partition}:iam::%s:role/%s" % (registry, principal)
+    t.add_resource(
+        Role(
+            "ReleaseRole",
+            RoleName=service_role_name(env.project, env.name, name, "deploy"),
+            Description=f"The {name} release (account {registry}) releases {ctx.stack_name} with this role",
+            AssumeRolePolicyDocument=iam.document(
+                Statement(
+                    Sid="TrustThisServicesRelease",
+                    Effect=Allow,
+                    Principal=Principal("AWS", Sub("arn:${AWS::Partition}:iam::%s:root" % registry)),
+                    Action=[sts_actions.AssumeRole],
+                    Condition=Condition([ArnEquals("aws:PrincipalArn", Sub(trusted))]),
+                )
+            ),
+            Policies=[Policy(PolicyName="release", PolicyDocument=iam.document(*statements))],
+        )
+    )
+
+
+def _codedeploy_release_statements(ctx: LayerContext, name: str, roles: list[Role]) -> list[Statement]:
+    """Read the pipeline's artifacts (bucket and key in the registry's account, the release's
+    region), register the task definition, start a deployment of this service's group."""
+    env = ctx.env
+    registry = env.registry.account_id
     bucket = artifact_bucket_name(env.project, registry, env.region)
-    statements = [
+    release = release_name(env.project, env.name, name)
+    return [
         iam.allow(
             "ReadThePipelinesArtifacts",
             [s3_actions.GetObject, s3_actions.GetObjectVersion],
@@ -702,53 +1105,23 @@ def _release_role(
             ["*"],
         ),
         _pass_roles(roles),
+        iam.allow(
+            "ReleaseThroughThisServicesDeploymentGroup",
+            [
+                codedeploy_actions.CreateDeployment,
+                codedeploy_actions.GetDeployment,
+                codedeploy_actions.GetApplication,
+                codedeploy_actions.GetApplicationRevision,
+                codedeploy_actions.RegisterApplicationRevision,
+                codedeploy_actions.GetDeploymentConfig,
+            ],
+            [
+                iam.arn("codedeploy", f"application:{release}"),
+                iam.arn("codedeploy", f"deploymentgroup:{release}/{release}"),
+                iam.arn("codedeploy", f"deploymentconfig:{env.deployment.traffic_shift}"),
+            ],
+        ),
     ]
-    if blue_green:
-        release = release_name(env.project, env.name, name)
-        statements.append(
-            iam.allow(
-                "ReleaseThroughThisServicesDeploymentGroup",
-                [
-                    codedeploy_actions.CreateDeployment,
-                    codedeploy_actions.GetDeployment,
-                    codedeploy_actions.GetApplication,
-                    codedeploy_actions.GetApplicationRevision,
-                    codedeploy_actions.RegisterApplicationRevision,
-                    codedeploy_actions.GetDeploymentConfig,
-                ],
-                [
-                    iam.arn("codedeploy", f"application:{release}"),
-                    iam.arn("codedeploy", f"deploymentgroup:{release}/{release}"),
-                    iam.arn("codedeploy", f"deploymentconfig:{env.deployment.traffic_shift}"),
-                ],
-            )
-        )
-    else:
-        statements.append(
-            iam.allow(
-                "RollThisService",
-                [ecs_actions.DescribeServices, ecs_actions.UpdateService],
-                [Ref(ecs_service)],
-            )
-        )
-    pipeline_role = "arn:${AWS::Partition}:iam::%s:role/%s" % (registry, pipeline_role_name(env.project, name))
-    t.add_resource(
-        Role(
-            "ReleaseRole",
-            RoleName=service_role_name(env.project, env.name, name, "deploy"),
-            Description=f"The {name} pipeline (account {registry}) releases {ctx.stack_name} with this role",
-            AssumeRolePolicyDocument=iam.document(
-                Statement(
-                    Sid="TrustThisServicesPipeline",
-                    Effect=Allow,
-                    Principal=Principal("AWS", Sub("arn:${AWS::Partition}:iam::%s:root" % registry)),
-                    Action=[sts_actions.AssumeRole],
-                    Condition=Condition([ArnEquals("aws:PrincipalArn", Sub(pipeline_role))]),
-                )
-            ),
-            Policies=[Policy(PolicyName="release", PolicyDocument=iam.document(*statements))],
-        )
-    )
 
 
 def _alarms(
@@ -758,19 +1131,25 @@ def _alarms(
     *,
     service: Service,
     ecs_service: ecs.Service,
-    target_group: elb.TargetGroup,
+    groups: tuple[elb.TargetGroup, ...],
 ) -> None:
     """The service's warnings (CPU, memory, tasks below the minimum, unhealthy targets) and one
     composite alarm for paging: users are affected when its targets answer 5xx while it is short
-    of healthy targets. Every alarm tells the environment's alarm topic when it fires and clears."""
+    of healthy targets. Every alarm tells the environment's alarm topic when it fires and clears.
+
+    The target-group alarms sum their metric over all of the service's target groups (both
+    colours of a blue/green service), so they see the service's targets whichever colour serves."""
     limits = ctx.env.monitoring.alarms
     topic = ctx.import_value(Monitoring.ALARM_TOPIC_ARN)
     cluster = ctx.import_value(Platform.CLUSTER_NAME)
     ecs_dims = {"ClusterName": cluster, "ServiceName": GetAtt(ecs_service, "Name")}
-    tg_dims = {
-        "TargetGroup": GetAtt(target_group, "TargetGroupFullName"),
-        "LoadBalancer": ctx.import_value(_alb(ctx, Platform.LOAD_BALANCER_FULL_NAME)),
-    }
+    tg_dims = [
+        {
+            "TargetGroup": GetAtt(group, "TargetGroupFullName"),
+            "LoadBalancer": ctx.import_value(_alb(ctx, Platform.LOAD_BALANCER_FULL_NAME)),
+        }
+        for group in groups
+    ]
     common: dict[str, Any] = {
         "period": limits.period_seconds,
         "evaluation_periods": limits.evaluation_periods,
@@ -779,6 +1158,11 @@ def _alarms(
 
     def add(logical_id: str, **kwargs: Any) -> cloudwatch.Alarm:
         return t.add_resource(constructs.metric_alarm(logical_id, topic, **common, **kwargs))
+
+    def add_over_groups(logical_id: str, **kwargs: Any) -> cloudwatch.Alarm:
+        return t.add_resource(
+            constructs.metric_sum_alarm(logical_id, topic, dimension_sets=tg_dims, **common, **kwargs)
+        )
 
     # ECS reports CPU and memory every minute while the service exists; with no tasks the
     # task-count alarm speaks, so these two stay quiet on missing data.
@@ -801,22 +1185,22 @@ def _alarms(
             statistic="Minimum", comparison="LessThanThreshold", threshold=service.autoscaling.min,
             missing_data="breaching",
         )  # fmt: skip
-    add(
+    add_over_groups(
         "UnhealthyTargetsAlarm", description=f"{name}: the load balancer sees unhealthy targets",
-        namespace="AWS/ApplicationELB", metric="UnHealthyHostCount", dimensions=tg_dims, statistic="Maximum",
+        namespace="AWS/ApplicationELB", metric="UnHealthyHostCount", statistic="Maximum",
         comparison="GreaterThanThreshold", threshold=0,
         missing_data="notBreaching",  # reported while the target group is attached; absent means no targets yet
     )  # fmt: skip
-    healthy_low = add(
+    healthy_low = add_over_groups(
         "HealthyTargetsLowAlarm",
         description=f"{name}: fewer healthy targets than the minimum of {max(service.autoscaling.min, 1)}",
-        namespace="AWS/ApplicationELB", metric="HealthyHostCount", dimensions=tg_dims, statistic="Minimum",
+        namespace="AWS/ApplicationELB", metric="HealthyHostCount", statistic="Minimum",
         comparison="LessThanThreshold", threshold=max(service.autoscaling.min, 1),
         missing_data="breaching",  # no healthy-host data means the target group serves nobody
     )  # fmt: skip
-    errors = add(
+    errors = add_over_groups(
         "Target5xxAlarm", description=f"{name}: more than {limits.service_5xx_count} 5xx answers per period",
-        namespace="AWS/ApplicationELB", metric="HTTPCode_Target_5XX_Count", dimensions=tg_dims,
+        namespace="AWS/ApplicationELB", metric="HTTPCode_Target_5XX_Count",
         comparison="GreaterThanThreshold", threshold=limits.service_5xx_count,
         missing_data="notBreaching",  # published only when a target answers 5xx
     )  # fmt: skip

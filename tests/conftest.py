@@ -255,3 +255,13 @@ def all_stacks() -> list[tuple[str, str, Stack]]:
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Slow tests first: run two at a time (`make unit`), they overlap the many fast ones instead of trailing."""
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
+@pytest.fixture(scope="session")
+def codedeploy_built(tmp_path_factory: pytest.TempPathFactory) -> Built:
+    """The shipped settings with ``deployment.controller: codedeploy``: blue/green services that
+    CodeDeploy releases (the ECS controller is the default)."""
+    folder = tmp_path_factory.mktemp("codedeploy") / "environments"
+    shutil.copytree(SETTINGS, folder)
+    edit_yaml(folder / "defaults.yaml", deployment__controller="codedeploy")
+    return build_all(folder)

@@ -3,15 +3,25 @@ environments' accounts, and the files the application repositories need."""
 
 from __future__ import annotations
 
+import copy
 import json
+import shutil
+import subprocess
+import sys
+import types
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from conftest import BUILT, SERVICES, build_all, edit_yaml, resources, stack_of
 
+from infra_templates import checks
+from infra_templates.checks import TemplateFile, check_cfn_lint, shellcheck_command
 from infra_templates.config import SettingsError, load_environment, project_of
+from templates.delivery import RELEASE_BUILDSPEC
 from templates.release_files import IMAGE_PLACEHOLDER, delivery_files
+from templates.service import PRE_RELEASE_CODE
 
 CONNECTION = "arn:aws:codeconnections:eu-west-1:444444444444:connection/11111111-2222-3333-4444-555555555555"
 
@@ -33,12 +43,12 @@ def role_policies(body: dict[str, Any], name: str) -> str:
 
 
 @pytest.mark.parametrize("service", SERVICES)
-def test_the_pipeline_releases_through_the_stages_in_the_settings_order(service) -> None:
-    pipeline = pipeline_of(stack_of("project", f"delivery-{service}").body)
+def test_the_pipeline_releases_through_the_stages_in_the_settings_order(service, codedeploy_built) -> None:
+    pipeline = pipeline_of(codedeploy_built.project_stacks[f"delivery-{service}"].body)
     assert pipeline["PipelineType"] == "V2"
     assert [s["Name"] for s in pipeline["Stages"]] == ["Source", "Build", "Dev", "Staging", "Prod", "Dr"]
     stages = {s["Name"]: s for s in pipeline["Stages"]}
-    assert actions(stages["Dev"]) == [(1, "Deploy", "ECS")]  # dev is rolling
+    assert actions(stages["Dev"]) == [(1, "Build", "CodeBuild")]  # dev is rolling: through its stack
     assert actions(stages["Staging"]) == [(1, "Deploy", "CodeDeployToECS")]
     assert actions(stages["Prod"]) == [(1, "Approval", "Manual"), (2, "Deploy", "CodeDeployToECS")]
     assert stages["Prod"]["Actions"][0]["Configuration"]["NotificationArn"] == {
@@ -52,7 +62,54 @@ def test_stage_order_and_approvals_follow_the_settings(settings_dir: Path) -> No
     built = build_all(settings_dir)
     pipeline = pipeline_of(built.project_stacks["delivery-web"].body)
     assert [s["Name"] for s in pipeline["Stages"]] == ["Source", "Build", "Staging", "Dev"]
-    assert actions(pipeline["Stages"][3]) == [(1, "Approval", "Manual"), (2, "Deploy", "ECS")]
+    assert actions(pipeline["Stages"][3]) == [(1, "Approval", "Manual"), (2, "Build", "CodeBuild")]
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_each_stage_releases_the_built_tag_through_the_service_stack(service) -> None:
+    body = stack_of("project", f"delivery-{service}").body
+    pipeline = pipeline_of(body)
+    assert [s["Name"] for s in pipeline["Stages"]] == ["Source", "Build", "Dev", "Staging", "Prod", "Dr"]
+    (build,) = pipeline["Stages"][1]["Actions"]
+    assert build["Namespace"] == "BuildVariables"  # the buildspec exports IMAGE_TAG
+    accounts = {"dev": "111111111111", "staging": "222222222222", "prod": "333333333333", "dr": "333333333333"}
+    for stage in pipeline["Stages"][2:]:
+        env = stage["Name"].lower()
+        approval = env in ("prod", "dr") and env == "prod"
+        assert actions(stage) == [(1, "Approval", "Manual")] * approval + [(1 + approval, "Build", "CodeBuild")]
+        release = stage["Actions"][-1]
+        assert release["Configuration"]["ProjectName"] == {"Ref": "Release"}
+        given = release["Configuration"]["EnvironmentVariables"]["Fn::Sub"]
+        variables = {v["name"]: v["value"] for v in json.loads(given)}
+        assert variables == {
+            "IMAGE_TAG": "#{BuildVariables.IMAGE_TAG}",
+            "RELEASE_ROLE": f"arn:${{AWS::Partition}}:iam::{accounts[env]}:role/shop-{env}-{service}-deploy",
+            "RELEASE_REGION": "eu-central-1" if env == "dr" else "eu-west-1",
+            "STACK_NAME": f"shop-{env}-svc-{service}",
+            "PARAMETER_NAME": f"/shop/{env}/{service}/image-tag",  # each service its own tag
+            "CFN_ROLE": f"arn:${{AWS::Partition}}:iam::{accounts[env]}:role/shop-{env}-deployer-cfn",
+        }
+    project = body["Resources"]["Release"]["Properties"]
+    assert project["Source"]["BuildSpec"] == RELEASE_BUILDSPEC
+    role = body["Resources"]["ReleaseBuildRole"]["Properties"]
+    assert role["RoleName"] == f"shop-{service}-release"
+    statements = {s["Sid"]: s for s in role["Policies"][0]["PolicyDocument"]["Statement"]}
+    assumed = statements["ReleaseThroughThisServicesRoleInEachEnvironment"]["Resource"]
+    assert [r["Fn::Sub"].rsplit("/", 1)[1] for r in assumed] == [
+        f"shop-{env}-{service}-deploy" for env in ("dev", "staging", "prod", "dr")
+    ]
+
+
+def test_the_release_script_is_shellcheck_clean(tmp_path: Path) -> None:
+    script = yaml.safe_load(RELEASE_BUILDSPEC)["phases"]["build"]["commands"][0]
+    path = tmp_path / "release.sh"
+    path.write_text("#!/bin/bash\n" + script, encoding="utf-8")
+    result = subprocess.run(
+        [*shellcheck_command(), "-s", "bash", str(path)], check=False, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stdout
+    # the parameter is put back when the update fails: it always names what runs
+    assert script.count("aws ssm put-parameter") == 2 and "--use-previous-template" in script
 
 
 def test_each_region_a_release_reaches_has_an_artifact_store() -> None:
@@ -104,6 +161,9 @@ def test_pipeline_and_build_roles_name_only_their_own_service(service) -> None:
         for other in others:
             assert f"-{other}-" not in text and f"/{other}" not in text, f"{role} names {other}"
     assumed = json.loads(role_policies(body, "PipelineRole"))[0]["PolicyDocument"]["Statement"]
+    # the pipeline assumes no role: the release build does, with its own role
+    assert not [s for s in assumed if s["Action"] == ["sts:AssumeRole"]]
+    assumed = json.loads(role_policies(body, "ReleaseBuildRole"))[0]["PolicyDocument"]["Statement"]
     (assume,) = [s for s in assumed if s["Action"] == ["sts:AssumeRole"]]
     names = [r["Fn::Sub"].rsplit("/", 1)[1] for r in assume["Resource"]]
     assert names == [f"shop-{env}-{service}-deploy" for env in ("dev", "staging", "prod", "dr")]
@@ -115,23 +175,38 @@ def test_pipeline_and_build_roles_name_only_their_own_service(service) -> None:
 
 
 @pytest.mark.parametrize(("env", "service"), [(e, s) for e in ("dev", "prod") for s in SERVICES])
-def test_release_and_codedeploy_roles_are_scoped_to_their_service(env, service) -> None:
-    body = stack_of(env, f"svc-{service}").body
+def test_release_and_codedeploy_roles_are_scoped_to_their_service(env, service, codedeploy_built) -> None:
+    body = codedeploy_built.stacks[env][f"svc-{service}"].body
     role = body["Resources"]["ReleaseRole"]["Properties"]
     assert role["RoleName"] == f"shop-{env}-{service}-deploy"
     (trust,) = role["AssumeRolePolicyDocument"]["Statement"]
-    assert trust["Condition"]["ArnEquals"]["aws:PrincipalArn"] == {
-        "Fn::Sub": f"arn:${{AWS::Partition}}:iam::444444444444:role/shop-{service}-pipeline"
-    }
     statements = {s["Sid"]: s for s in role["Policies"][0]["PolicyDocument"]["Statement"]}
-    assert statements["PassThisServicesTaskRoles"]["Resource"] == [
-        {"Fn::GetAtt": ["ExecutionRole", "Arn"]},
-        {"Fn::GetAtt": ["TaskRole", "Arn"]},
-    ]
-    if env == "dev":
-        assert statements["RollThisService"]["Resource"] == [{"Ref": "Service"}]
+    if env == "dev":  # rolling: released through its stack
+        assert trust["Condition"]["ArnEquals"]["aws:PrincipalArn"] == {
+            "Fn::Sub": f"arn:${{AWS::Partition}}:iam::444444444444:role/shop-{service}-release"
+        }
+        assert statements["WriteThisServicesImageTag"]["Resource"] == [
+            {
+                "Fn::Sub": "arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter"
+                f"/shop/dev/{service}/image-tag"
+            }
+        ]
+        assert statements["UpdateThisStack"]["Action"] == [
+            "cloudformation:DescribeStacks",
+            "cloudformation:UpdateStack",
+        ]
+        assert statements["UpdateItAsTheDeployersCloudFormationRole"]["Condition"] == {
+            "StringEquals": {"iam:PassedToService": "cloudformation.amazonaws.com"}
+        }
         assert "CodeDeployRole" not in body["Resources"]
     else:
+        assert trust["Condition"]["ArnEquals"]["aws:PrincipalArn"] == {
+            "Fn::Sub": f"arn:${{AWS::Partition}}:iam::444444444444:role/shop-{service}-pipeline"
+        }
+        assert statements["PassThisServicesTaskRoles"]["Resource"] == [
+            {"Fn::GetAtt": ["ExecutionRole", "Arn"]},
+            {"Fn::GetAtt": ["TaskRole", "Arn"]},
+        ]
         release = statements["ReleaseThroughThisServicesDeploymentGroup"]["Resource"]
         assert f"deploymentgroup:shop-{env}-{service}/shop-{env}-{service}" in json.dumps(release)
         codedeploy = {
@@ -148,8 +223,8 @@ def test_release_and_codedeploy_roles_are_scoped_to_their_service(env, service) 
 
 
 @pytest.mark.parametrize("env", ["staging", "prod", "dr"])
-def test_a_blue_green_service_has_two_target_groups_a_test_listener_and_alarm_rollback(env) -> None:
-    body = stack_of(env, "svc-web").body
+def test_a_codedeploy_service_has_two_target_groups_a_test_listener_and_alarm_rollback(env, codedeploy_built) -> None:
+    body = codedeploy_built.stacks[env]["svc-web"].body
     assert sorted(resources(body, "AWS::ElasticLoadBalancingV2::TargetGroup")) == ["GreenTargetGroup", "TargetGroup"]
     test_rule = body["Resources"]["TestListenerRule"]["Properties"]
     assert test_rule["ListenerArn"] == {"Fn::ImportValue": f"shop-{env}-platform-TestListenerArn"}
@@ -169,14 +244,94 @@ def test_a_blue_green_service_has_two_target_groups_a_test_listener_and_alarm_ro
     assert pair["TestTrafficRoute"]["ListenerArns"] == [{"Fn::ImportValue": f"shop-{env}-platform-TestListenerArn"}]
 
 
-def test_a_blue_green_service_is_handed_to_codedeploy_without_cloudformation_fighting_it() -> None:
-    service = stack_of("prod", "svc-web").body["Resources"]["Service"]
+def test_a_codedeploy_service_is_handed_to_codedeploy_without_cloudformation_fighting_it(codedeploy_built) -> None:
+    service = codedeploy_built.stacks["prod"]["svc-web"].body["Resources"]["Service"]
     properties = service["Properties"]
     assert properties["DeploymentController"] == {"Type": "CODE_DEPLOY"}
     # By family: a later stack update never changes the property CloudFormation cannot update.
     assert properties["TaskDefinition"] == "shop-prod-svc-web"
     assert "TaskDefinition" in service["DependsOn"]
     assert "DeploymentCircuitBreaker" not in properties["DeploymentConfiguration"]
+
+
+@pytest.mark.parametrize("env", ["staging", "prod", "dr"])
+def test_a_blue_green_service_is_shifted_by_ecs_and_owned_by_its_stack(env) -> None:
+    body = stack_of(env, "svc-web").body
+    properties = body["Resources"]["Service"]["Properties"]
+    assert properties["DeploymentController"] == {"Type": "ECS"}
+    # the stack's own task definition: a new image or variable is a stack update
+    assert properties["TaskDefinition"] == {"Ref": "TaskDefinition"}
+    (balancer,) = properties["LoadBalancers"]
+    assert balancer["TargetGroupArn"] == {"Ref": "TargetGroup"}
+    assert balancer["AdvancedConfiguration"] == {
+        "AlternateTargetGroupArn": {"Ref": "GreenTargetGroup"},
+        "ProductionListenerRule": {"Ref": "ListenerRule"},
+        "TestListenerRule": {"Ref": "TestListenerRule"},
+        "RoleArn": {"Fn::GetAtt": ["LoadBalancerRole", "Arn"]},
+    }
+    configuration = properties["DeploymentConfiguration"]
+    # CodeDeployDefault.ECSCanary10Percent5Minutes: 10 % for 5 minutes, then the rest
+    assert configuration["Strategy"] == "CANARY"
+    assert configuration["CanaryConfiguration"] == {"CanaryPercent": 10.0, "CanaryBakeTimeInMinutes": 5}
+    assert configuration["BakeTimeInMinutes"] == 5  # deployment.termination_wait_minutes
+    assert "DeploymentCircuitBreaker" not in configuration
+    alarms = configuration["Alarms"]
+    assert (alarms["Enable"], alarms["Rollback"]) == (True, True)
+    assert alarms["AlarmNames"] and all(
+        body["Resources"][a["Ref"]]["Type"] == "AWS::CloudWatch::Alarm" for a in alarms["AlarmNames"]
+    )
+    assert not resources(body, "AWS::CodeDeploy::DeploymentGroup")
+    assert not resources(body, "AWS::CodeDeploy::Application")
+    assert "CodeDeployRole" not in body["Resources"]
+
+
+def test_ecs_may_shift_only_this_services_rules_and_target_groups() -> None:
+    role = stack_of("prod", "svc-api").body["Resources"]["LoadBalancerRole"]["Properties"]
+    (trust,) = role["AssumeRolePolicyDocument"]["Statement"]
+    assert trust["Principal"] == {"Service": "ecs.amazonaws.com"}
+    statements = {s["Sid"]: s for s in role["Policies"][0]["PolicyDocument"]["Statement"]}
+    assert statements["ShiftThisServicesRules"]["Resource"] == [{"Ref": "ListenerRule"}, {"Ref": "TestListenerRule"}]
+    assert statements["ShiftThisServicesRules"]["Action"] == ["elasticloadbalancing:ModifyRule"]
+    assert statements["RegisterInThisServicesTargetGroups"]["Resource"] == [
+        {"Ref": "TargetGroup"},
+        {"Ref": "GreenTargetGroup"},
+    ]
+    assert statements["ReadLoadBalancing"]["Resource"] == ["*"]  # Describe* has no resource-level permissions
+    assert set(statements) == {"ReadLoadBalancing", "RegisterInThisServicesTargetGroups", "ShiftThisServicesRules"}
+
+
+@pytest.mark.parametrize(
+    ("shift", "strategy", "extra"),
+    [
+        ("CodeDeployDefault.ECSAllAtOnce", "BLUE_GREEN", {}),
+        (
+            "CodeDeployDefault.ECSCanary10Percent15Minutes",
+            "CANARY",
+            {"CanaryConfiguration": {"CanaryPercent": 10.0, "CanaryBakeTimeInMinutes": 15}},
+        ),
+        (
+            "CodeDeployDefault.ECSLinear10PercentEvery3Minutes",
+            "LINEAR",
+            {"LinearConfiguration": {"StepPercent": 10.0, "StepBakeTimeInMinutes": 3}},
+        ),
+    ],
+)
+def test_the_traffic_shift_becomes_the_ecs_strategy(settings_dir: Path, shift: str, strategy: str, extra: dict) -> None:
+    edit_yaml(settings_dir / "defaults.yaml", deployment__traffic_shift=shift)
+    built = build_all(settings_dir)
+    configuration = built.stacks["prod"]["svc-web"].body["Resources"]["Service"]["Properties"][
+        "DeploymentConfiguration"
+    ]
+    assert configuration["Strategy"] == strategy
+    assert {k: configuration[k] for k in ("CanaryConfiguration", "LinearConfiguration") if k in configuration} == extra
+
+
+def test_a_bake_time_ecs_refuses_is_refused_with_the_ecs_controller(settings_dir: Path) -> None:
+    edit_yaml(settings_dir / "defaults.yaml", deployment__termination_wait_minutes=1441)
+    message = refusal(settings_dir, "prod")
+    assert "deployment.termination_wait_minutes" in message and "1440" in message
+    edit_yaml(settings_dir / "defaults.yaml", deployment__controller="codedeploy")
+    assert load_environment("prod", settings_dir).deployment.termination_wait_minutes == 1441
 
 
 def test_a_rolling_service_keeps_the_circuit_breaker_and_one_target_group() -> None:
@@ -207,11 +362,12 @@ def test_a_service_may_override_its_environments_strategy(settings_dir: Path) ->
 
 
 @pytest.mark.parametrize(("env", "service"), [(e, s) for e in ("staging", "prod", "dr") for s in SERVICES])
-def test_taskdef_names_the_container_port_roles_and_logs_of_the_service_stack(env, service) -> None:
-    files = delivery_files(BUILT.project, {e: list(s.values()) for e, s in BUILT.stacks.items()})
+def test_taskdef_names_the_container_port_roles_and_logs_of_the_service_stack(env, service, codedeploy_built) -> None:
+    built = codedeploy_built
+    files = delivery_files(built.project, {e: list(s.values()) for e, s in built.stacks.items()})
     taskdef = json.loads(files[f"{service}/taskdef-{env}.json"])
-    body = stack_of(env, f"svc-{service}").body
-    settings = BUILT.environments[env]
+    body = built.stacks[env][f"svc-{service}"].body
+    settings = built.environments[env]
     account, region = settings.account_id, settings.region
     role = body["Resources"]["ExecutionRole"]["Properties"]["RoleName"]
     assert taskdef["executionRoleArn"] == f"arn:aws:iam::{account}:role/{role}"
@@ -234,27 +390,46 @@ def test_taskdef_names_the_container_port_roles_and_logs_of_the_service_stack(en
     assert f"ContainerName: {service}" in appspec and f"ContainerPort: {load_balancer['ContainerPort']}" in appspec
 
 
-def test_database_values_known_only_at_deploy_time_name_their_export() -> None:
-    files = delivery_files(BUILT.project, {e: list(s.values()) for e, s in BUILT.stacks.items()})
+def test_database_values_known_only_at_deploy_time_name_their_export(codedeploy_built) -> None:
+    built = codedeploy_built
+    files = delivery_files(built.project, {e: list(s.values()) for e, s in built.stacks.items()})
     taskdef = files["api/taskdef-prod.json"]
-    imports = set(BUILT.stacks["prod"]["svc-api"].imports)
+    imports = set(built.stacks["prod"]["svc-api"].imports)
     placeholders = {p.split("@@")[0] for p in taskdef.split("@@")[1::2]}
     assert placeholders and placeholders <= imports
     # the settings decide the name and port: only what AWS names at creation stays a placeholder
     assert placeholders == {"shop-prod-data-ClusterEndpoint", "shop-prod-data-SecretArn"}
     variables = {v["name"]: v["value"] for v in json.loads(taskdef)["containerDefinitions"][0]["environment"]}
-    assert variables["DB_NAME"] == BUILT.environments["prod"].database.name
+    assert variables["DB_NAME"] == built.environments["prod"].database.name
     assert variables["DB_PORT"] == "5432"
 
 
-def test_the_buildspec_pushes_the_commit_and_ships_what_the_deploy_actions_read() -> None:
-    files = delivery_files(BUILT.project, {e: list(s.values()) for e, s in BUILT.stacks.items()})
+def test_the_buildspec_pushes_the_commit_and_ships_what_the_deploy_actions_read(codedeploy_built) -> None:
+    built = codedeploy_built
+    files = delivery_files(built.project, {e: list(s.values()) for e, s in built.stacks.items()})
     buildspec = files["web/buildspec.yml"]
     assert 'docker push "$REPOSITORY_URI:$COMMIT_ID"' in buildspec
-    for name in ("imagedefinitions.json", "imageDetail.json", "taskdef-prod.json", "appspec-prod.yaml"):
+    for name in ("imageDetail.json", "taskdef-prod.json", "appspec-prod.yaml"):
         assert f"- {name}" in buildspec
-    assert "taskdef-dev.json" not in buildspec  # dev is rolling: ECS reads imagedefinitions.json
+    assert "taskdef-dev.json" not in buildspec  # dev is rolling: released through its stack
     assert "make test" in buildspec
+    assert yaml.safe_load(buildspec)["env"]["exported-variables"] == ["IMAGE_TAG"]
+
+
+def test_services_released_through_their_stacks_need_no_file_filled_in_by_hand() -> None:
+    files = delivery_files(BUILT.project, {e: list(s.values()) for e, s in BUILT.stacks.items()})
+    assert sorted(files) == [f"{s}/{f}" for s in SERVICES for f in ("README.md", "buildspec.yml")]
+    assert not any("@@" in text for text in files.values())
+    for env, stacks in BUILT.stacks.items():
+        for layer, stack in stacks.items():
+            assert "@@" not in stack.json, f"{env}/{layer}"
+        for service in SERVICES:
+            parameter = stacks[f"svc-{service}"].body["Parameters"]["ImageTag"]
+            assert parameter == {
+                "Type": "AWS::SSM::Parameter::Value<String>",
+                "Default": f"/shop/{env}/{service}/image-tag",
+                "Description": parameter["Description"],
+            }
 
 
 # --- sources -------------------------------------------------------------------------------------
@@ -328,3 +503,137 @@ def test_a_stage_that_is_no_environment_is_refused(settings_dir: Path) -> None:
 def test_an_unknown_traffic_shift_is_refused(settings_dir: Path) -> None:
     edit_yaml(settings_dir / "staging.yaml", deployment__traffic_shift="CodeDeployDefault.AllAtOnce")
     assert "staging.yaml: deployment.traffic_shift" in refusal(settings_dir)
+
+
+def test_codedeploy_services_still_pass_cfn_lint_and_the_rule_pack(codedeploy_built, tmp_path: Path) -> None:
+    files = []
+    for env in ("staging", "prod", "dr"):
+        for service in SERVICES:
+            stack = codedeploy_built.stacks[env][f"svc-{service}"]
+            assert stack.body["Resources"]["Service"]["Properties"]["DeploymentController"] == {"Type": "CODE_DEPLOY"}
+            path = tmp_path / f"{env}-{service}.json"
+            path.write_text(json.dumps(stack.body), encoding="utf-8")
+            files.append(TemplateFile(path, env, stack.name, stack.region))
+    assert check_cfn_lint(files) == []
+
+
+# --- the pre-release task ------------------------------------------------------------------------
+
+MIGRATE = ["python", "manage.py", "migrate"]
+
+
+def test_a_pre_release_command_needs_an_ecs_blue_green_service(settings_dir: Path) -> None:
+    edit_yaml(settings_dir / "defaults.yaml", services__api__pre_release=MIGRATE)
+    message = refusal(settings_dir, "dev")  # dev is rolling
+    assert "services.api.pre_release" in message and "blue-green" in message
+    edit_yaml(settings_dir / "dev.yaml", services__api__pre_release=None)
+    assert load_environment("prod", settings_dir).services["api"].pre_release == MIGRATE
+    edit_yaml(settings_dir / "defaults.yaml", deployment__controller="codedeploy")
+    assert "services.api.pre_release" in refusal(settings_dir, "prod")
+
+
+@pytest.fixture(scope="module")
+def with_pre_release(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    folder = tmp_path_factory.mktemp("pre-release") / "environments"
+    shutil.copytree(Path(__file__).parent.parent / "environments", folder)
+    edit_yaml(folder / "prod.yaml", services__api__pre_release=MIGRATE)
+    return build_all(folder).stacks["prod"]["svc-api"].body
+
+
+def test_the_pre_release_command_runs_from_a_lifecycle_hook_before_traffic_shifts(with_pre_release) -> None:
+    body = with_pre_release
+    (hook,) = body["Resources"]["Service"]["Properties"]["DeploymentConfiguration"]["LifecycleHooks"]
+    assert hook == {
+        "HookTargetArn": {"Fn::GetAtt": ["PreReleaseHook", "Arn"]},
+        "RoleArn": {"Fn::GetAtt": ["PreReleaseInvokeRole", "Arn"]},
+        "LifecycleStages": ["POST_SCALE_UP"],  # the new tasks run; neither test nor production traffic yet
+    }
+    function = body["Resources"]["PreReleaseHook"]["Properties"]
+    assert function["Environment"]["Variables"] == {"CONTAINER": "api", "COMMAND": json.dumps(MIGRATE)}
+    invoke = json.loads(role_policies(body, "PreReleaseInvokeRole"))[0]["PolicyDocument"]["Statement"]
+    assert invoke[0]["Resource"] == [{"Fn::GetAtt": ["PreReleaseHook", "Arn"]}]
+    run = {s["Sid"]: s for s in json.loads(role_policies(body, "PreReleaseRole"))[0]["PolicyDocument"]["Statement"]}
+    assert run["RunATaskOfThisService"]["Resource"] == [
+        {"Fn::Sub": "arn:${AWS::Partition}:ecs:${AWS::Region}:${AWS::AccountId}:task-definition/shop-prod-svc-api:*"}
+    ]
+    assert run["RunATaskOfThisService"]["Condition"] == {
+        "ArnEquals": {"ecs:cluster": {"Fn::ImportValue": "shop-prod-platform-ClusterArn"}}
+    }
+
+
+def test_the_pre_release_template_passes_cfn_lint_and_checkov(with_pre_release, tmp_path: Path) -> None:
+    path = tmp_path / "svc-api.json"
+    path.write_text(json.dumps(with_pre_release), encoding="utf-8")
+    assert check_cfn_lint([TemplateFile(path, "prod", "shop-prod-svc-api", "eu-west-1")]) == []
+    bare = copy.deepcopy(with_pre_release)
+    declared = set()
+    for logical, resource in bare["Resources"].items():
+        for skip in resource.pop("Metadata", {}).get("checkov", {}).get("skip", []):
+            declared.add((logical, skip["id"]))
+    scratch = tmp_path / "scan"
+    scratch.mkdir()
+    (scratch / "svc-api.json").write_text(json.dumps(bare), encoding="utf-8")
+    findings, scanned = checks._run_checkov(scratch)
+    assert scanned > 0
+    assert {(logical, check) for _, logical, check in findings} == declared  # each finding skipped, with a reason
+
+
+class FakeEcs:
+    """The ECS calls the hook makes, answered from a script of task states."""
+
+    def __init__(self, exit_code: int | None, running: bool = False) -> None:
+        self.exit_code, self.running, self.started = exit_code, running, []
+
+    def list_tasks(self, cluster: str, startedBy: str, desiredStatus: str) -> dict:  # noqa: N803 (boto3's names)
+        if not self.started:
+            return {"taskArns": []}
+        return {"taskArns": ["arn:task/1"] if (desiredStatus == "RUNNING") == self.running else []}
+
+    def describe_service_revisions(self, serviceRevisionArns: list[str]) -> dict:  # noqa: N803
+        return {"serviceRevisions": [{"taskDefinition": "td:7", "networkConfiguration": {"awsvpcConfiguration": {}}}]}
+
+    def run_task(self, **kwargs: Any) -> dict:
+        self.started.append(kwargs)
+        return {"tasks": [{"taskArn": "arn:task/1"}], "failures": []}
+
+    def describe_tasks(self, cluster: str, tasks: list[str]) -> dict:
+        status = "RUNNING" if self.running else "STOPPED"
+        return {
+            "tasks": [
+                {"taskArn": tasks[0], "lastStatus": status, "containers": [{"name": "api", "exitCode": self.exit_code}]}
+            ]
+        }
+
+
+def hook(fake: FakeEcs, monkeypatch: pytest.MonkeyPatch) -> Any:
+    boto3 = types.ModuleType("boto3")
+    boto3.client = lambda name: fake  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "boto3", boto3)
+    monkeypatch.setenv("CONTAINER", "api")
+    monkeypatch.setenv("COMMAND", json.dumps(MIGRATE))
+    namespace: dict[str, Any] = {}
+    exec(compile(PRE_RELEASE_CODE, "index.py", "exec"), namespace)
+    return namespace["handler"]
+
+
+EVENT = {
+    "serviceArn": "arn:aws:ecs:eu-west-1:333333333333:service/shop-prod/api",
+    "targetServiceRevisionArn": "arn:aws:ecs:eu-west-1:333333333333:service-revision/shop-prod/api/4242",
+}
+
+
+@pytest.mark.parametrize(("exit_code", "status"), [(0, "SUCCEEDED"), (1, "FAILED"), (None, "FAILED")])
+def test_the_hook_runs_the_command_once_and_a_non_zero_exit_stops_the_release(
+    monkeypatch: pytest.MonkeyPatch, exit_code: int | None, status: str
+) -> None:
+    fake = FakeEcs(exit_code, running=True)
+    handler = hook(fake, monkeypatch)
+    assert handler(EVENT, None) == {"hookStatus": "IN_PROGRESS", "callBackDelay": 30}
+    (started,) = fake.started
+    assert started["taskDefinition"] == "td:7" and started["cluster"] == "shop-prod"
+    assert started["startedBy"] == "pre-release-4242"
+    assert started["overrides"] == {"containerOverrides": [{"name": "api", "command": MIGRATE}]}
+    assert handler(EVENT, None)["hookStatus"] == "IN_PROGRESS"  # still running: not started twice
+    fake.running = False
+    assert handler(EVENT, None) == {"hookStatus": status}
+    assert len(fake.started) == 1

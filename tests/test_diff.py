@@ -256,3 +256,109 @@ def test_create_only_pointers_reach_into_lists_and_stop_at_intrinsics() -> None:
     assert _at_pointer(properties, "/properties/List/*/Name") == {".List[0].Name": "a", ".List[1].Name": {"Ref": "P"}}
     assert _at_pointer(properties, "/properties/Whole/Deep") == {".Whole": {"Fn::If": ["C", 1, 2]}}
     assert _at_pointer(properties, "/properties/Missing") == {}
+
+
+# --- CODE_DEPLOY services: what UpdateService refuses -------------------------------------------
+
+
+def code_deploy_service(capacity: list, group_description: str = "port 8080 from the ALB") -> dict:
+    return {
+        "Group": {"Type": "AWS::EC2::SecurityGroup", "Properties": {"GroupDescription": group_description}},
+        "Service": {
+            "Type": "AWS::ECS::Service",
+            "Properties": {
+                "DeploymentController": {"Type": "CODE_DEPLOY"},
+                "TaskDefinition": "t-svc",
+                "DesiredCount": 2,
+                "CapacityProviderStrategy": capacity,
+                "NetworkConfiguration": {
+                    "AwsvpcConfiguration": {"SecurityGroups": [{"Fn::GetAtt": ["Group", "GroupId"]}]}
+                },
+            },
+        },
+    }
+
+
+SPOT = [{"CapacityProvider": "FARGATE_SPOT", "Weight": 1}]
+MIXED = [{"CapacityProvider": "FARGATE", "Base": 1, "Weight": 1}, {"CapacityProvider": "FARGATE_SPOT", "Weight": 3}]
+
+
+def test_a_capacity_mix_change_of_a_code_deploy_service_is_refused() -> None:
+    (stack,) = diff_stacks(
+        [one(code_deploy_service(SPOT), name="t-svc")], [one(code_deploy_service(MIXED), name="t-svc")]
+    )
+    (refusal,) = stack.refusals
+    assert refusal.startswith("REFUSED: t-svc Service (AWS::ECS::Service, CODE_DEPLOY controller): ")
+    assert "CapacityProviderStrategy changes" in refusal and "UpdateService" in refusal
+    assert report("test", [stack])[-1] == refusal
+
+
+def test_a_replaced_security_group_of_a_code_deploy_service_is_refused() -> None:
+    # a new GroupDescription replaces the group: the service's network configuration gets its new ID
+    old, new = code_deploy_service(SPOT), code_deploy_service(SPOT, "another description")
+    (stack,) = diff_stacks([one(old, name="t-svc")], [one(new, name="t-svc")])
+    (refusal,) = stack.refusals
+    assert "NetworkConfiguration refers to Group, which is replaced" in refusal
+
+
+def test_what_update_service_accepts_on_a_code_deploy_service_is_not_refused() -> None:
+    new = code_deploy_service(SPOT)
+    new["Service"]["Properties"]["DesiredCount"] = 3
+    (stack,) = diff_stacks([one(code_deploy_service(SPOT), name="t-svc")], [one(new, name="t-svc")])
+    assert stack.changed and stack.refusals == ()
+
+
+def test_the_same_change_on_an_ecs_controller_service_is_a_plain_update() -> None:
+    old, new = code_deploy_service(SPOT), code_deploy_service(MIXED)
+    for body in (old, new):
+        body["Service"]["Properties"]["DeploymentController"] = {"Type": "ECS"}
+    (stack,) = diff_stacks([one(old, name="t-svc")], [one(new, name="t-svc")])
+    assert stack.changed and stack.refusals == ()
+
+
+def test_diff_exits_1_on_a_change_update_service_refuses(tmp_path: Path, settings_dir: Path) -> None:
+    # deployed with CodeDeploy; the settings then change prod's capacity mix
+    edit_yaml(settings_dir / "defaults.yaml", deployment__controller="codedeploy")
+    deployed = tmp_path / "deployed"
+    assert (
+        generate("--quiet", "--env", "prod", "--settings", str(settings_dir), "--output", str(deployed)).returncode == 0
+    )
+    edit_yaml(settings_dir / "prod.yaml", platform__capacity={"fargate_base": 2, "fargate_weight": 1, "spot_weight": 1})
+    code, out, _ = diff("--env", "prod", "--settings", str(settings_dir), "--against", str(deployed))
+    assert code == 1, out
+    refused = [line for line in out.splitlines() if line.startswith("REFUSED:")]
+    assert {line.split()[1] for line in refused} == {"shop-prod-svc-api", "shop-prod-svc-web"}
+    assert all("CapacityProviderStrategy changes" in line for line in refused)
+
+
+def weighted_rule(paths: list[str]) -> dict:
+    forward = {
+        "TargetGroups": [
+            {"TargetGroupArn": {"Ref": "Blue"}, "Weight": 1},
+            {"TargetGroupArn": {"Ref": "Green"}, "Weight": 0},
+        ]
+    }
+    return {
+        "Type": "AWS::ElasticLoadBalancingV2::ListenerRule",
+        "Properties": {
+            "ListenerArn": "arn:listener",
+            "Priority": 10,
+            "Conditions": [{"Field": "path-pattern", "PathPatternConfig": {"Values": paths}}],
+            "Actions": [{"Type": "forward", "ForwardConfig": forward}],
+        },
+    }
+
+
+def test_a_changed_blue_green_listener_rule_warns_that_its_weights_are_reset() -> None:
+    (stack,) = diff_stacks(
+        [one({"Rule": weighted_rule(["/api/*"])}, name="t-svc")],
+        [one({"Rule": weighted_rule(["/v2/*"])}, name="t-svc")],
+    )
+    (warning,) = stack.warnings
+    assert warning.startswith("WARNING: RESETS WEIGHTS t-svc Rule (AWS::ElasticLoadBalancingV2::ListenerRule)")
+    single = weighted_rule(["/v2/*"])
+    single["Properties"]["Actions"] = [{"Type": "forward", "TargetGroupArn": {"Ref": "Blue"}}]
+    old = copy.deepcopy(single)
+    old["Properties"]["Priority"] = 11
+    (stack,) = diff_stacks([one({"Rule": old}, name="t-svc")], [one({"Rule": single}, name="t-svc")])
+    assert stack.warnings == ()  # one target group: nothing a deployment moved

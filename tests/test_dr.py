@@ -435,8 +435,9 @@ def test_services_pull_from_their_own_region_in_dr_and_from_the_registrys_elsewh
         ]
 
 
-def test_the_dr_release_files_name_the_same_replica_as_the_service_stack(stacks) -> None:
-    files = delivery_files(BUILT.project, {e: list(s.values()) for e, s in BUILT.stacks.items()})
+def test_the_dr_release_files_name_the_same_replica_as_the_service_stack(codedeploy_built) -> None:
+    stacks = codedeploy_built.stacks
+    files = delivery_files(codedeploy_built.project, {e: list(s.values()) for e, s in stacks.items()})
     for service in ("api", "web"):
         (container,) = json.loads(files[f"{service}/taskdef-dr.json"])["containerDefinitions"]
         (in_stack,) = stacks["dr"][f"svc-{service}"].body["Resources"]["TaskDefinition"]["Properties"][
@@ -451,8 +452,8 @@ def test_the_dr_release_files_name_the_same_replica_as_the_service_stack(stacks)
         assert prod["image"] == "<IMAGE1_NAME>"  # prod: CodeDeploy's image, in the registry's region
 
 
-def test_the_dr_release_action_takes_its_image_from_the_task_definition(project_stacks) -> None:
-    pipeline = project_stacks["delivery-api"].body["Resources"]["Pipeline"]["Properties"]
+def test_the_dr_release_action_takes_its_image_from_the_task_definition(codedeploy_built) -> None:
+    pipeline = codedeploy_built.project_stacks["delivery-api"].body["Resources"]["Pipeline"]["Properties"]
     actions = {a["Name"]: a for stage in pipeline["Stages"] for a in stage["Actions"]}
     assert "Image1ArtifactName" not in actions["ReleaseDr"]["Configuration"]
     assert actions["ReleaseDr"]["Region"] == "eu-central-1"
@@ -466,16 +467,14 @@ def test_the_runbook_says_the_images_are_already_there_and_how_to_check() -> Non
     assert "  --repository-name shop/api --image-ids imageTag=<tag>" in runbook
 
 
-def test_a_rolling_dr_service_reads_image_definitions_that_name_the_replica(settings_dir: Path) -> None:
-    edit_yaml(settings_dir / "dr.yaml", services__web__deployment_strategy="rolling")
-    built = build_all(settings_dir)
-    files = delivery_files(built.project, {e: list(s.values()) for e, s in built.stacks.items()})
-    assert "web/taskdef-dr.json" not in files
-    buildspec = files["web/buildspec.yml"]
-    replica = "444444444444.dkr.ecr.eu-central-1.amazonaws.com/shop/web:$COMMIT_ID"
-    assert f'"$CONTAINER_NAME" "{replica}" > imagedefinitions-dr.json' in buildspec
-    assert "- imagedefinitions-dr.json" in buildspec
-    pipeline = built.project_stacks["delivery-web"].body["Resources"]["Pipeline"]["Properties"]
+def test_dr_releases_the_same_way_its_stack_naming_the_replica(stacks) -> None:
+    # released through its stack like every environment: the release writes the tag, the stack's
+    # own task definition names the replica in dr's region (no release file names an image)
+    pipeline = BUILT.project_stacks["delivery-web"].body["Resources"]["Pipeline"]["Properties"]
     actions = {a["Name"]: a for stage in pipeline["Stages"] for a in stage["Actions"]}
-    assert actions["ReleaseDr"]["Configuration"]["FileName"] == "imagedefinitions-dr.json"
-    assert actions["ReleaseDev"]["Configuration"]["FileName"] == "imagedefinitions.json"  # registry's region
+    configuration = actions["ReleaseDr"]["Configuration"]
+    variables = {v["name"]: v["value"] for v in json.loads(configuration["EnvironmentVariables"]["Fn::Sub"])}
+    assert (variables["RELEASE_REGION"], variables["PARAMETER_NAME"]) == ("eu-central-1", "/shop/dr/web/image-tag")
+    (container,) = stacks["dr"]["svc-web"].body["Resources"]["TaskDefinition"]["Properties"]["ContainerDefinitions"]
+    assert container["Image"]["Fn::Sub"].startswith("444444444444.dkr.ecr.eu-central-1.")
+    assert container["Image"]["Fn::Sub"].endswith(":${ImageTag}")

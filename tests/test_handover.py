@@ -153,7 +153,8 @@ def test_capabilities_and_parameters_reach_the_commands(written: Path, tmp_path:
     by_stack = {re.search(r"--stack-name (\S+)", c)[1]: c for c in calls if c.startswith("cloudformation deploy ")}
     assert "--capabilities" not in by_stack["shop-prod-keys"]
     assert "--capabilities CAPABILITY_IAM " in by_stack["shop-prod-network"]  # the flow-log role
-    assert "--parameter-overrides ImageTag=v9 " in by_stack["shop-prod-svc-api"]
+    # the service stacks resolve their released tag from SSM: nothing to give
+    assert "--parameter-overrides" not in by_stack["shop-prod-svc-api"]
     assert "--parameter-overrides" not in by_stack["shop-prod-platform"]
 
 
@@ -197,8 +198,11 @@ def test_script_is_executable(written: Path, folder: str) -> None:
     assert (written / folder / "deploy.sh").stat().st_mode & stat.S_IXUSR
 
 
-def test_a_missing_image_tag_stops_the_script_before_anything(written: Path, tmp_path: Path) -> None:
-    status, calls, err = run_script(written / "prod" / "deploy.sh", tmp_path, FAKE_ACCOUNT="333333333333")
+def test_a_missing_image_tag_stops_the_script_before_anything(codedeploy_built, tmp_path: Path) -> None:
+    # a CODE_DEPLOY service's stack takes its first tag from the person deploying it
+    output = tmp_path / "output"
+    replace_folders(output, codedeploy_built.files)
+    status, calls, err = run_script(output / "prod" / "deploy.sh", tmp_path, FAKE_ACCOUNT="333333333333")
     assert status != 0 and calls == []
     assert "IMAGE_TAG: set IMAGE_TAG: ImageTag of shop-prod-svc-api, shop-prod-svc-web" in err
 

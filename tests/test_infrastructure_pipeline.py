@@ -101,9 +101,20 @@ def test_every_stack_of_each_manifest_is_deployed_once_in_manifest_order() -> No
     deployed = [a["Configuration"]["StackName"] for _, a in change_sets(BODY)]
     assert deployed == [name for name in expected if name not in skipped]
     assert len(deployed) == len(set(deployed))
-    for name, reason in skipped.items():  # only the deployer's roles, and stacks a person gives a value
-        assert name.endswith("-deployer") or "-svc-" in name, name
+    for name, reason in skipped.items():  # only the deployer's roles: the service stacks are deployed too
+        assert name.endswith("-deployer"), name
         assert reason
+
+
+def test_the_service_stacks_are_deployed_with_the_released_tag_they_resolve() -> None:
+    # no override of ImageTag: CloudFormation resolves the SSM parameter the release wrote, so
+    # deploying a service stack never rolls its release back
+    services = [(stage, a) for stage, a in change_sets(BODY) if "-svc-" in a["Configuration"]["StackName"]]
+    assert {a["Configuration"]["StackName"] for _, a in services} == {
+        f"shop-{env}-svc-{service}" for env in BUILT.environments for service in ("api", "web")
+    }
+    for _, action in services:
+        assert "ImageTag" not in action["Configuration"].get("ParameterOverrides", "")
 
 
 def test_a_stack_is_deployed_in_the_stage_of_its_environment_or_the_first_that_needs_it() -> None:
@@ -304,6 +315,10 @@ def test_the_execution_role_may_do_exactly_what_its_resource_types_need(env: str
     for statement in execution_statements(env):
         listed = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
         if statement["Effect"] == "Deny":
+            continue
+        if statement["Sid"] == "ResolveTheReleasedImageTags":  # the service stacks' SSM parameter types
+            assert listed == ["ssm:GetParameters"]
+            assert all(f":parameter/shop/{env}/*" in r["Fn::Sub"] for r in statement["Resource"])
             continue
         assert all("*" not in a for a in listed), statement["Sid"]  # no service:* and never *:*
         allowed.update(listed)

@@ -55,6 +55,23 @@ def test_every_alarm_in_every_template_notifies_the_topic_when_it_fires_and_clea
     assert counted > 20 * len(ENVIRONMENTS)
 
 
+GREEN_AND_BLUE = (
+    {"Fn::GetAtt": ["TargetGroup", "TargetGroupFullName"]},
+    {"Fn::GetAtt": ["GreenTargetGroup", "TargetGroupFullName"]},
+)
+
+
+def groups_seen(alarm: dict[str, Any]) -> list[Any]:
+    """The target groups an alarm's metric (or the metrics its expression sums) names, in order;
+    with metric math, checks the expression sums every metric it queries."""
+    if "Metrics" not in alarm:
+        return [{d["Name"]: d["Value"] for d in alarm["Dimensions"]}["TargetGroup"]]
+    stats = [q for q in alarm["Metrics"] if "MetricStat" in q]
+    (total,) = [q for q in alarm["Metrics"] if q.get("ReturnData")]
+    assert total["Expression"] == " + ".join(f"FILL({q['Id']}, 0)" for q in stats)
+    return [{d["Name"]: d["Value"] for d in q["MetricStat"]["Metric"]["Dimensions"]}["TargetGroup"] for q in stats]
+
+
 @pytest.mark.parametrize("env", ENVIRONMENTS)
 def test_every_service_has_warnings_and_a_paging_alarm(stacks, environments, env) -> None:
     for service, settings in environments[env].services.items():
@@ -63,16 +80,20 @@ def test_every_service_has_warnings_and_a_paging_alarm(stacks, environments, env
         expected = {"CpuAlarm", "MemoryAlarm", "UnhealthyTargetsAlarm", "HealthyTargetsLowAlarm", "Target5xxAlarm"}
         if settings.autoscaling.min > 0:
             expected.add("RunningTasksAlarm")
-        if environments[env].strategy_of(service) == "blue-green":  # CodeDeploy rolls back on these
-            expected |= {"BlueErrorsAlarm", "GreenErrorsAlarm"}
+        blue_green = environments[env].strategy_of(service) == "blue-green"
+        if blue_green:  # ECS (or CodeDeploy) rolls a release back on it
+            expected.add("ReleaseErrorsAlarm")
         assert expected | {"UsersAffectedAlarm"} == set(found)
         tasks = found.get("RunningTasksAlarm", {}).get("Properties", {})
         if tasks:
             assert (tasks["Namespace"], tasks["MetricName"]) == ("ECS/ContainerInsights", "RunningTaskCount")
             assert tasks["Threshold"] == settings.autoscaling.min
             assert tasks["TreatMissingData"] == "breaching"  # no data: no task runs
-        unhealthy = {d["Name"] for d in found["UnhealthyTargetsAlarm"]["Properties"]["Dimensions"]}
-        assert unhealthy == {"TargetGroup", "LoadBalancer"}
+        for name in ("UnhealthyTargetsAlarm", "HealthyTargetsLowAlarm", "Target5xxAlarm", "ReleaseErrorsAlarm"):
+            if name in found:
+                assert groups_seen(found[name]["Properties"]) == (
+                    [GREEN_AND_BLUE[0], GREEN_AND_BLUE[1]] if blue_green else [GREEN_AND_BLUE[0]]
+                ), f"{env}/{service} {name}: tied to one colour"
         rule = found["UsersAffectedAlarm"]["Properties"]["AlarmRule"]["Fn::Sub"]
         assert rule[0] == 'ALARM("${Errors}") AND ALARM("${HealthyLow}")'
         assert rule[1] == {
@@ -128,21 +149,22 @@ def test_ecs_failures_of_this_cluster_reach_the_topic(stacks, environments, env)
     body = stacks[env]["monitoring"].body
     rules = resources(body, "AWS::Events::Rule")
     settings = environments[env]
-    rolling = [s for s in settings.services if settings.strategy_of(s) == "rolling"]
-    # ECS sends SERVICE_DEPLOYMENT_FAILED only for rolling services (circuit breaker); a blue/green
-    # release fails as a CodeDeploy deployment. Each rule exists only where it can fire (E9005).
-    assert ("DeploymentFailedRule" in rules) == bool(rolling)
-    assert ("ReleaseFailedRule" in rules) == bool(settings.blue_green_services)
-    if rolling:
+    by_ecs = [s for s in settings.services if not settings.codedeploy(s)]
+    # ECS sends SERVICE_DEPLOYMENT_FAILED for services of its own controller (rolling with the
+    # circuit breaker, blue/green with deployment alarms); a CODE_DEPLOY release fails as a
+    # CodeDeploy deployment. Each rule exists only where it can fire (E9005).
+    assert ("DeploymentFailedRule" in rules) == bool(by_ecs)
+    assert ("ReleaseFailedRule" in rules) == bool(settings.codedeploy_services)
+    if by_ecs:
         failed = rules["DeploymentFailedRule"]["Properties"]
         assert failed["EventPattern"]["detail"] == {"eventName": ["SERVICE_DEPLOYMENT_FAILED"]}
         assert failed["EventPattern"]["detail-type"] == ["ECS Deployment State Change"]
-    if settings.blue_green_services:
+    if settings.codedeploy_services:
         released = rules["ReleaseFailedRule"]["Properties"]["EventPattern"]
         assert released["source"] == ["aws.codedeploy"]
         assert released["detail-type"] == ["CodeDeploy Deployment State-change Notification"]
         assert released["detail"]["state"] == ["FAILURE"]
-        assert released["detail"]["application"] == [f"shop-{env}-{s}" for s in settings.blue_green_services]
+        assert released["detail"]["application"] == [f"shop-{env}-{s}" for s in settings.codedeploy_services]
     errors = rules["ServiceErrorRule"]["Properties"]["EventPattern"]
     assert errors["detail"]["eventType"] == ["ERROR"]
     assert errors["detail"]["clusterArn"] == [{"Fn::ImportValue": f"shop-{env}-platform-ClusterArn"}]

@@ -322,6 +322,12 @@ def test_e9006_breaks_on_request_count_scaling_of_a_blue_green_service() -> None
     assert "E9006" in ids(template(service(controller="CODE_DEPLOY")))
 
 
+def test_e9006_breaks_on_request_count_scaling_of_an_ecs_blue_green_service() -> None:
+    body = service()
+    body["Service"]["Properties"]["DeploymentConfiguration"]["Strategy"] = "CANARY"
+    assert "E9006" in ids(template(body))
+
+
 def test_e9006_keeps_request_count_scaling_of_a_rolling_service() -> None:
     assert "E9006" not in ids(template(service(controller="ECS")))
 
@@ -332,6 +338,46 @@ def test_e9010_breaks_on_a_circuit_breaker_with_code_deploy() -> None:
 
 def test_e9010_keeps_a_circuit_breaker_on_a_rolling_service() -> None:
     assert "E9010" not in ids(template(service(controller="ECS", breaker=True)))
+
+
+def shifting_service(strategy: str = "CANARY", *, advanced: bool = True, **extra: Any) -> dict[str, Any]:
+    """An ECS-controller service with a traffic-shifting strategy, with or without what it shifts with."""
+    body = service()
+    configuration = body["Service"]["Properties"]["DeploymentConfiguration"]
+    configuration.update({"Strategy": strategy, **extra})
+    balancer: dict[str, Any] = {"ContainerName": "app", "ContainerPort": 80, "TargetGroupArn": "arn:tg/blue"}
+    if advanced:
+        balancer["AdvancedConfiguration"] = {
+            "AlternateTargetGroupArn": "arn:tg/green",
+            "ProductionListenerRule": "arn:listener-rule/prod",
+            "RoleArn": "arn:role/ecs-lb",
+        }
+    body["Service"]["Properties"]["LoadBalancers"] = [balancer]
+    del body["RequestScaling"]
+    return body
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        shifting_service(advanced=False),
+        shifting_service("LINEAR", CanaryConfiguration={"CanaryPercent": 10.0, "CanaryBakeTimeInMinutes": 5}),
+        shifting_service("BLUE_GREEN", DeploymentCircuitBreaker={"Enable": True, "Rollback": True}),
+    ],
+)
+def test_e9011_breaks_on_a_shift_without_its_resources_or_with_mismatched_settings(body: dict[str, Any]) -> None:
+    assert "E9011" in ids(template(body))
+
+
+def test_e9011_breaks_on_a_shifting_strategy_with_code_deploy() -> None:
+    body = shifting_service()
+    body["Service"]["Properties"]["DeploymentController"] = {"Type": "CODE_DEPLOY"}
+    assert "E9011" in ids(template(body))
+
+
+@pytest.mark.parametrize("strategy", ["BLUE_GREEN", "CANARY", "LINEAR"])
+def test_e9011_keeps_a_shift_with_alternate_group_rule_and_role(strategy: str) -> None:
+    assert "E9011" not in ids(template(shifting_service(strategy)))
 
 
 # --- E9005: event patterns ------------------------------------------------------------------------

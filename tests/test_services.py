@@ -177,13 +177,40 @@ def test_autoscaling_tracks_cpu_and_requests_per_target(stacks, environments, en
     assert (target["MinCapacity"], target["MaxCapacity"]) == (settings.min, settings.max)
     cpu = body["Resources"]["CpuScaling"]["Properties"]["TargetTrackingScalingPolicyConfiguration"]
     assert cpu["TargetValue"] == settings.cpu_target
-    if environments[env].strategy_of(service) == "blue-green":
-        # AWS does not support ALBRequestCountPerTarget with the blue/green deployment type (rule E9006)
-        assert "RequestScaling" not in body["Resources"]
-        return
     requests = body["Resources"]["RequestScaling"]["Properties"]["TargetTrackingScalingPolicyConfiguration"]
-    assert requests["PredefinedMetricSpecification"]["PredefinedMetricType"] == "ALBRequestCountPerTarget"
     assert requests["TargetValue"] == settings.requests_per_target
+    if environments[env].strategy_of(service) == "blue-green":
+        # AWS does not support ALBRequestCountPerTarget with the blue/green deployment type (rule
+        # E9006): both target groups' requests per running task, whichever colour serves
+        assert "PredefinedMetricSpecification" not in requests
+        queries = {q["Id"]: q for q in requests["CustomizedMetricSpecification"]["Metrics"]}
+        assert queries["per_task"]["Expression"] == "(FILL(requests1, 0) + FILL(requests2, 0)) / tasks"
+        assert [q["Id"] for q in queries.values() if q["ReturnData"]] == ["per_task"]
+        groups = [
+            {d["Name"]: d["Value"] for d in queries[f"requests{i}"]["MetricStat"]["Metric"]["Dimensions"]}[
+                "TargetGroup"
+            ]
+            for i in (1, 2)
+        ]
+        assert groups == [
+            {"Fn::GetAtt": ["TargetGroup", "TargetGroupFullName"]},
+            {"Fn::GetAtt": ["GreenTargetGroup", "TargetGroupFullName"]},
+        ]
+        tasks = queries["tasks"]["MetricStat"]
+        assert (tasks["Metric"]["Namespace"], tasks["Metric"]["MetricName"]) == (
+            "ECS/ContainerInsights",
+            "RunningTaskCount",
+        )
+        return
+    assert requests["PredefinedMetricSpecification"]["PredefinedMetricType"] == "ALBRequestCountPerTarget"
+
+
+def test_requests_per_target_null_leaves_cpu_scaling_only(settings_dir) -> None:
+    edit_yaml(
+        settings_dir / "defaults.yaml", services__web__autoscaling={"min": 2, "max": 6, "requests_per_target": None}
+    )
+    body = build_all(settings_dir).stacks["prod"]["svc-web"].body
+    assert "RequestScaling" not in body["Resources"] and "CpuScaling" in body["Resources"]
 
 
 @pytest.mark.parametrize(("env", "service"), CASES)
@@ -282,10 +309,10 @@ def test_adding_a_service_adds_one_stack_and_one_repository(settings_dir) -> Non
     worker = after.project_stacks["registry-worker"].body["Resources"]["Repository"]["Properties"]
     assert worker["RepositoryName"] == "shop/worker"
     for layer, stack in before.project_stacks.items():
-        if layer == "delivery-infrastructure":  # it names the new service stacks it leaves to deploy.sh
-            groups = after.project_stacks[layer].body["Metadata"]["InfraTemplatesNotDeployed"]
-            named = {name for group in groups for name in group["Stacks"]}
-            assert {n for n in named if n.endswith("-svc-worker")} == {f"shop-{e}-svc-worker" for e in before.stacks}
+        if layer == "delivery-infrastructure":  # it deploys the new service stacks too
+            stages = after.project_stacks[layer].body["Resources"]["Pipeline"]["Properties"]["Stages"]
+            deployed = {a["Configuration"].get("StackName") for stage in stages for a in stage["Actions"]}
+            assert {f"shop-{e}-svc-worker" for e in before.stacks} <= deployed
             continue
         assert after.project_stacks[layer].body == stack.body, layer  # nothing else changes
 

@@ -351,6 +351,13 @@ class Service(Strict):
     assets: Literal["none", "read", "write"] = Field(
         default="none", description="What the service may do with the static-assets bucket."
     )
+    pre_release: list[str] | None = Field(
+        default=None,
+        min_length=1,
+        description="A one-off command (the container's command, exec form: ['python', 'manage.py', 'migrate']) "
+        "run as a task of the new revision before any traffic moves to it; a non-zero exit rolls the release "
+        "back. Needs deployment strategy blue-green with controller ecs (an ECS lifecycle hook).",
+    )
 
     @model_validator(mode="after")
     def _fargate_size(self) -> Service:
@@ -801,24 +808,59 @@ TrafficShift = Literal[
     "CodeDeployDefault.ECSLinear10PercentEvery3Minutes",
 ]
 Strategy = Literal["blue-green", "rolling"]
+ECS_MAX_BAKE_MINUTES = 1440
 
 
 class Deployment(Strict):
     """How this environment's services take a new release (a service may override the strategy)."""
 
     strategy: Strategy = Field(
-        description="blue-green: CodeDeploy shifts traffic between two target groups; rolling: ECS replaces "
-        "tasks in place, with the circuit breaker rolling back."
+        description="blue-green: traffic shifts between two target groups (by ECS or CodeDeploy: controller); "
+        "rolling: ECS replaces tasks in place, with the circuit breaker rolling back."
     )
     traffic_shift: TrafficShift = Field(
-        default="CodeDeployDefault.ECSCanary10Percent5Minutes", description="CodeDeploy's traffic shift (blue-green)."
+        default="CodeDeployDefault.ECSCanary10Percent5Minutes",
+        description="The traffic shift of a blue-green release: CodeDeploy's configuration name; with controller "
+        "ecs, AllAtOnce is BLUE_GREEN, Canary/Linear the ECS CANARY/LINEAR strategy with the same percent and minutes.",
     )
     termination_wait_minutes: int = Field(
-        default=5, ge=0, le=2880, description="Minutes the old (blue) tasks keep running after the shift."
+        default=5,
+        ge=0,
+        le=2880,
+        description="Minutes the old (blue) tasks keep running after the shift (the ECS bake time).",
     )
     test_listener_port: int = Field(
         default=8443, ge=1024, le=65535, description="ALB port of the test listener, reachable from the VPC only."
     )
+    controller: Literal["ecs", "codedeploy"] = Field(
+        default="ecs",
+        description="Who shifts a blue-green service's traffic. ecs: ECS itself (DeploymentConfiguration.Strategy "
+        "BLUE_GREEN, CANARY or LINEAR from traffic_shift), the stack is the service's one owner and every change is "
+        "a stack update; codedeploy: a CodeDeploy deployment group, which then owns the service's task definition, "
+        "load balancers, network configuration and capacity mix.",
+    )
+
+    @model_validator(mode="after")
+    def _bake_time(self) -> Deployment:
+        # ECS API reference, DeploymentConfiguration.bakeTimeInMinutes: 0 to 1440 minutes.
+        if self.controller == "ecs" and self.termination_wait_minutes > ECS_MAX_BAKE_MINUTES:
+            raise FieldValueError(
+                ("termination_wait_minutes",),
+                f"is the ECS bake time with controller ecs: at most {ECS_MAX_BAKE_MINUTES} minutes",
+                self.termination_wait_minutes,
+            )
+        return self
+
+    def ecs_strategy(self) -> tuple[str, float, int]:
+        """``(Strategy, percent, step bake minutes)`` for the ECS controller, from ``traffic_shift``:
+        AllAtOnce is BLUE_GREEN (percent and minutes 0), CanaryXPercentYMinutes is CANARY (X %, Y
+        minutes), LinearXPercentEveryYMinutes is LINEAR. ECS API reference, CanaryConfiguration and
+        LinearConfiguration."""
+        shape = r"CodeDeployDefault\.ECS(Canary|Linear)(\d+)Percent(?:Every)?(\d+)Minutes?"
+        match = re.fullmatch(shape, self.traffic_shift)
+        if match is None:
+            return ("BLUE_GREEN", 0.0, 0)
+        return (match.group(1).upper(), float(match.group(2)), int(match.group(3)))
 
 
 class Connection(Strict):
@@ -1083,6 +1125,7 @@ class Environment(Strict):
             *self._posture_problems(),
             *self._delivery_problems(),
             *self._quota_problems(),
+            *self._pre_release_problems(),
         ]
         if problems:
             raise ManyFieldsError(problems)
@@ -1336,6 +1379,21 @@ class Environment(Strict):
             ]
         return []
 
+    def _pre_release_problems(self) -> list[FieldValueError]:
+        """A pre-release command runs from an ECS lifecycle hook (POST_SCALE_UP), which the ECS
+        controller calls for its blue/green, canary and linear deployments (Amazon ECS Developer
+        Guide, "Lifecycle hooks for Amazon ECS service deployments")."""
+        return [
+            FieldValueError(
+                ("services", name, "pre_release"),
+                "needs deployment strategy blue-green with deployment.controller ecs: the command runs from an "
+                f"ECS lifecycle hook before traffic shifts (this service: {self.strategy_of(name)}"
+                f"{', codedeploy' if self.codedeploy(name) else ''})",
+            )
+            for name, service in sorted(self.services.items())
+            if service.pre_release and (self.strategy_of(name) != "blue-green" or self.codedeploy(name))
+        ]
+
     def _delivery_problems(self) -> list[FieldValueError]:
         """Role names fit IAM's 64 characters; a connection names a repository for every service."""
         problems = [
@@ -1380,7 +1438,17 @@ class Environment(Strict):
 
     @property
     def blue_green_services(self) -> list[str]:
+        """Services released blue/green, by either controller."""
         return [name for name in sorted(self.services) if self.strategy_of(name) == "blue-green"]
+
+    @property
+    def codedeploy_services(self) -> list[str]:
+        """Blue/green services whose traffic CodeDeploy shifts (``deployment.controller: codedeploy``)."""
+        return self.blue_green_services if self.deployment.controller == "codedeploy" else []
+
+    def codedeploy(self, service: str) -> bool:
+        """Whether CodeDeploy releases ``service`` (CODE_DEPLOY controller); otherwise ECS does."""
+        return service in self.codedeploy_services
 
     def capacity_of(self, service: str) -> Capacity:
         return self.services[service].capacity or self.platform.capacity

@@ -326,3 +326,75 @@ def metric_alarm(
         OKActions=[topic_arn],
         **stat,
     )
+
+
+def metric_sum_alarm(
+    logical_id: str,
+    topic_arn: Any,
+    *,
+    description: str,
+    namespace: str,
+    metric: str,
+    dimension_sets: list[dict[str, Any]],
+    comparison: str,
+    threshold: float,
+    missing_data: str,
+    period: int,
+    evaluation_periods: int,
+    datapoints: int,
+    statistic: str = "Sum",
+) -> cloudwatch.Alarm:
+    """:func:`metric_alarm` on the sum of one metric over several dimension sets (both target groups
+    of a blue/green service): ``FILL(m1, 0) + FILL(m2, 0) + ...``, so a set that reports nothing
+    (the idle colour) counts as 0 and the alarm sees the whole, whichever set serves. With one set
+    it is :func:`metric_alarm` itself. Metric math in alarms: CloudWatch User Guide, "Create a
+    CloudWatch alarm based on a metric math expression"."""
+    common: dict[str, Any] = {
+        "description": description,
+        "comparison": comparison,
+        "threshold": threshold,
+        "missing_data": missing_data,
+        "period": period,
+        "evaluation_periods": evaluation_periods,
+        "datapoints": datapoints,
+    }
+    if len(dimension_sets) == 1:
+        return metric_alarm(
+            logical_id,
+            topic_arn,
+            namespace=namespace,
+            metric=metric,
+            dimensions=dimension_sets[0],
+            statistic=statistic,
+            **common,
+        )
+    queries = [
+        cloudwatch.MetricDataQuery(
+            Id=f"m{index}",
+            ReturnData=False,
+            MetricStat=cloudwatch.MetricStat(
+                Metric=cloudwatch.Metric(
+                    Namespace=namespace,
+                    MetricName=metric,
+                    Dimensions=[cloudwatch.MetricDimension(Name=k, Value=v) for k, v in dimensions.items()],
+                ),
+                Period=period,
+                Stat=statistic,
+            ),
+        )
+        for index, dimensions in enumerate(dimension_sets, start=1)
+    ]
+    total = " + ".join(f"FILL(m{index}, 0)" for index in range(1, len(dimension_sets) + 1))
+    queries.append(cloudwatch.MetricDataQuery(Id="total", Expression=total, Label=f"{metric} (all)", ReturnData=True))
+    return cloudwatch.Alarm(
+        logical_id,
+        AlarmDescription=description,
+        Metrics=queries,
+        ComparisonOperator=comparison,
+        Threshold=float(threshold),
+        EvaluationPeriods=evaluation_periods,
+        DatapointsToAlarm=datapoints,
+        TreatMissingData=missing_data,
+        AlarmActions=[topic_arn],
+        OKActions=[topic_arn],
+    )

@@ -72,6 +72,7 @@ class StackDiff:
     changes: tuple[Change, ...] = ()
     warnings: tuple[str, ...] = ()
     resource_count: int = 0
+    refusals: tuple[str, ...] = ()  # changes AWS refuses: the stack update would fail and roll back
 
     @property
     def changed(self) -> bool:
@@ -170,10 +171,68 @@ def _diff_stack(old: StackTemplate, new: StackTemplate, importers: Mapping[str, 
             warnings.append(_warn("DELETES", new.name, logical_id, old_resources[logical_id], _gone(change, work)))
         elif why and old_resources[logical_id].get("Type") in STATEFUL_TYPES:
             warnings.append(_warn("REPLACES", new.name, logical_id, old_resources[logical_id], why[0]))
+        elif change.action == "modify" and _shifted_by_a_deployment(new_resources[logical_id]):
+            warnings.append(
+                f"WARNING: RESETS WEIGHTS {new.name} {logical_id} ({change.type}): CloudFormation writes the "
+                "template's forward weights again, whichever target group serves now (aws/aws-cdk#36649); "
+                "deploy it right after a release that left traffic on the first target group, or release again"
+            )
     changes.extend(_diff_outputs(old.body, new.body, importers, set(work.replaced)))
     changes.extend(_diff_named("Parameters", old.body, new.body))
     changes.extend(_diff_sections(old.body, new.body))
-    return StackDiff(new.name, region, "modify", tuple(changes), tuple(warnings), len(new_resources))
+    refusals = tuple(_code_deploy_refusals(new.name, old_resources, new_resources, set(work.replaced)))
+    return StackDiff(new.name, region, "modify", tuple(changes), tuple(warnings), len(new_resources), refusals)
+
+
+# UpdateService on a service with the blue/green (CODE_DEPLOY) deployment controller updates "only
+# the desired count, deployment configuration, health check grace period, task placement constraints
+# and strategies, enable ECS managed tags option, and propagate tags"; the network configuration,
+# platform version, task definition and load balancers need a CodeDeploy deployment (ECS API
+# reference, UpdateService), and the capacity provider strategy is not among what it updates.
+CODE_DEPLOY_FIXED = (
+    "CapacityProviderStrategy",
+    "LaunchType",
+    "LoadBalancers",
+    "NetworkConfiguration",
+    "PlatformVersion",
+    "TaskDefinition",
+)
+
+
+def _code_deploy_refusals(
+    stack: str, old: Mapping[str, Mapping[str, Any]], new: Mapping[str, Mapping[str, Any]], replaced: set[str]
+) -> Iterator[str]:
+    """A change CloudFormation would pass to UpdateService that ECS refuses on a CODE_DEPLOY service:
+    one of :data:`CODE_DEPLOY_FIXED` written differently, or referring to a resource that is replaced
+    (a security group whose description changed: its new ID is a new network configuration)."""
+    for logical_id, resource in new.items():
+        before = old.get(logical_id, {})
+        if before.get("Type") != "AWS::ECS::Service" or resource.get("Type") != "AWS::ECS::Service":
+            continue
+        if before.get("Properties", {}).get("DeploymentController", {}).get("Type") != "CODE_DEPLOY":
+            continue
+        for name in CODE_DEPLOY_FIXED:
+            was, now = before.get("Properties", {}).get(name), resource.get("Properties", {}).get(name)
+            hit = sorted(_references(now) & replaced)
+            if was != now or hit:
+                why = "changes" if was != now else f"refers to {hit[0]}, which is replaced"
+                yield (
+                    f"REFUSED: {stack} {logical_id} (AWS::ECS::Service, CODE_DEPLOY controller): {name} {why}; "
+                    "UpdateService refuses it on a CODE_DEPLOY service (ECS API reference, UpdateService): "
+                    "release it through CodeDeploy, or move the service to deployment.controller: ecs"
+                )
+
+
+def _shifted_by_a_deployment(resource: Mapping[str, Any]) -> bool:
+    """A listener rule forwarding to two weighted target groups: a blue/green deployment (ECS or
+    CodeDeploy) moves its live weights away from the template's."""
+    if resource.get("Type") != "AWS::ElasticLoadBalancingV2::ListenerRule":
+        return False
+    for action in resource.get("Properties", {}).get("Actions", []):
+        groups = action.get("ForwardConfig", {}).get("TargetGroups", []) if isinstance(action, dict) else []
+        if isinstance(groups, list) and len(groups) > 1:
+            return True
+    return False
 
 
 def _resources(body: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
@@ -442,4 +501,5 @@ def report(label: str, diffs: Sequence[StackDiff]) -> list[str]:
             lines.append(f"    {SIGN[change.action]} {what}{replaced_note}")
             lines.extend(f"        {detail}" for detail in change.details)
     lines.extend(warning for stack in changed for warning in stack.warnings)
+    lines.extend(refusal for stack in changed for refusal in stack.refusals)
     return lines

@@ -86,6 +86,18 @@ def pipeline_role_name(project: str, service: str) -> str:
     return f"{project}-{service}-pipeline"
 
 
+def release_build_role_name(project: str, service: str) -> str:
+    """The role of the CodeBuild project that releases a service through CloudFormation: each
+    environment's release role trusts it by name."""
+    return f"{project}-{service}-release"
+
+
+def image_tag_parameter(project: str, environment: str, service: str) -> str:
+    """The SSM parameter holding the image tag a service runs in an environment: the release writes
+    it, the service stack resolves it (``AWS::SSM::Parameter::Value<String>``)."""
+    return f"/{project}/{environment}/{service}/image-tag"
+
+
 def artifact_bucket_name(project: str, account: str, region: str) -> str:
     """The pipelines' artifact bucket of one region (a cross-region deploy needs one there too)."""
     return f"{project}-delivery-{account}-{region}"

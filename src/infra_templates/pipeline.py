@@ -99,19 +99,24 @@ class Stack:
 
     @property
     def parameters(self) -> dict[str, dict[str, str]]:
-        """Each parameter and where its value comes from: another stack's output (and its region,
-        when the template records it), or the deployer."""
+        """Each parameter and where its value comes from: another stack's output (and its region, when
+        the template records it), an SSM parameter
+        CloudFormation resolves itself (an ``AWS::SSM::Parameter::Value<...>`` type with its name as
+        the default), or the deployer."""
         sources = self.body.get("Metadata", {}).get(SOURCES_METADATA, {})
-        return {
-            name: {
-                "stack": sources[name]["Stack"],
-                "output": sources[name]["Output"],
-                **({"region": sources[name]["Region"]} if "Region" in sources[name] else {}),
-            }
-            if name in sources
-            else {"from": "deployer", "description": spec.get("Description", "")}
-            for name, spec in self.body.get("Parameters", {}).items()
-        }
+        found: dict[str, dict[str, str]] = {}
+        for name, spec in self.body.get("Parameters", {}).items():
+            if name in sources:
+                found[name] = {
+                    "stack": sources[name]["Stack"],
+                    "output": sources[name]["Output"],
+                    **({"region": sources[name]["Region"]} if "Region" in sources[name] else {}),
+                }
+            elif str(spec.get("Type", "")).startswith("AWS::SSM::Parameter::Value<") and "Default" in spec:
+                found[name] = {"ssm": str(spec["Default"])}
+            else:
+                found[name] = {"from": "deployer", "description": spec.get("Description", "")}
+        return found
 
     @property
     def resource_count(self) -> int:

@@ -25,6 +25,13 @@ def _controller(service: dict[str, Any]) -> Any:
     return service.get("Properties", {}).get("DeploymentController", {}).get("Type", "ECS")
 
 
+def _shifts_traffic(service: dict[str, Any]) -> bool:
+    """Blue/green: the CODE_DEPLOY controller, or ECS with BLUE_GREEN, CANARY or LINEAR."""
+    configuration = service.get("Properties", {}).get("DeploymentConfiguration", {})
+    strategy = configuration.get("Strategy", "ROLLING") if isinstance(configuration, dict) else "ROLLING"
+    return _controller(service) == "CODE_DEPLOY" or strategy in ("BLUE_GREEN", "CANARY", "LINEAR")
+
+
 def _task_definition(cfn: Any, service: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
     """The task definition a service runs, when it is in this template. A CODE_DEPLOY service may
     name it by family (the latest revision): then the task definition it DependsOn with that Family."""
@@ -78,15 +85,17 @@ class EcsExecNeedsWritableRootFilesystem(CloudFormationLintRule):
 
 
 class NoRequestCountScalingWithCodeDeploy(CloudFormationLintRule):
-    """E9006: a blue/green (CODE_DEPLOY) service does not scale on ALBRequestCountPerTarget."""
+    """E9006: a blue/green service (CODE_DEPLOY, or ECS with a traffic-shifting strategy) does not
+    scale on ALBRequestCountPerTarget."""
 
     id = "E9006"
-    shortdesc = "No ALBRequestCountPerTarget target tracking for a CODE_DEPLOY service"
+    shortdesc = "No ALBRequestCountPerTarget target tracking for a blue/green service"
     description = (
         "The ALBRequestCountPerTarget metric is not supported for target tracking scaling of a "
-        "service that uses the blue/green deployment type (CODE_DEPLOY controller): its ResourceLabel "
-        "names one target group while CodeDeploy moves traffic between two. Source: Amazon ECS "
-        "Developer Guide, 'Scale your Amazon ECS service using a target metric value'."
+        "service that uses the blue/green deployment type (the CODE_DEPLOY controller, or the ECS "
+        "controller with Strategy BLUE_GREEN, CANARY or LINEAR): its ResourceLabel names one target "
+        "group while the traffic moves between two; scale on a customized metric over both. Source: "
+        "Amazon ECS Developer Guide, 'Scale your Amazon ECS service using a target metric value'."
     )
     source_url = "https://docs.aws.amazon.com/AmazonECS/latest/developerguide/service-autoscaling-targettracking.html"
     tags: ClassVar[list[str]] = ["resources", "ecs", "applicationautoscaling"]
@@ -104,12 +113,12 @@ class NoRequestCountScalingWithCodeDeploy(CloudFormationLintRule):
             target = resources.get(_target(properties.get("ScalingTargetId")) or "", {})
             for service in self._services(target.get("Properties", {}).get("ResourceId")):
                 body = resources.get(service, {})
-                if body.get("Type") == "AWS::ECS::Service" and _controller(body) == "CODE_DEPLOY":
+                if body.get("Type") == "AWS::ECS::Service" and _shifts_traffic(body):
                     matches.append(
                         RuleMatch(
                             ["Resources", logical, "Properties", "TargetTrackingScalingPolicyConfiguration"],
-                            f"ALBRequestCountPerTarget scaling of service {service}, which deploys blue/green "
-                            "(CODE_DEPLOY): AWS does not support this metric with the blue/green deployment type",
+                            f"ALBRequestCountPerTarget scaling of service {service}, which deploys blue/green: "
+                            "AWS does not support this metric with the blue/green deployment type",
                         )
                     )
         return matches
@@ -161,6 +170,73 @@ class CircuitBreakerOnlyWithEcsController(CloudFormationLintRule):
                             ["Resources", logical, "Properties", "DeploymentConfiguration", "DeploymentCircuitBreaker"],
                             f"the deployment circuit breaker needs the ECS (rolling) controller; this service "
                             f"uses {controller}",
+                        )
+                    )
+        return matches
+
+
+SHIFTING_STRATEGIES = ("BLUE_GREEN", "CANARY", "LINEAR")
+
+
+class EcsBlueGreenNeedsItsResources(CloudFormationLintRule):
+    """E9011: an ECS blue/green, canary or linear service has what ECS shifts traffic with."""
+
+    id = "E9011"
+    shortdesc = "ECS blue/green, canary and linear need an alternate target group, listener rule and role"
+    description = (
+        "With the ECS deployment controller and a Strategy of BLUE_GREEN, CANARY or LINEAR, each load "
+        "balancer of the service names in AdvancedConfiguration the alternate target group, the "
+        "production listener rule (Application Load Balancer) and the IAM role ECS uses to call Elastic "
+        "Load Balancing; CanaryConfiguration goes only with CANARY and LinearConfiguration only with "
+        "LINEAR; the deployment circuit breaker belongs to rolling updates only. Source: Amazon ECS "
+        "Developer Guide, 'Required resources for Amazon ECS blue/green deployments'; ECS API reference, "
+        "AdvancedConfiguration, CanaryConfiguration, LinearConfiguration, DeploymentCircuitBreaker."
+    )
+    source_url = "https://docs.aws.amazon.com/AmazonECS/latest/developerguide/blue-green-deployment-implementation.html"
+    tags: ClassVar[list[str]] = ["resources", "ecs"]
+
+    def match(self, cfn: Any) -> list[RuleMatch]:
+        matches = []
+        for logical, service in cfn.get_resources("AWS::ECS::Service").items():
+            properties = service.get("Properties", {})
+            configuration = properties.get("DeploymentConfiguration", {})
+            if not isinstance(configuration, dict):
+                continue
+            strategy = configuration.get("Strategy", "ROLLING")
+            path = ["Resources", logical, "Properties", "DeploymentConfiguration"]
+            for key, wanted in (("CanaryConfiguration", "CANARY"), ("LinearConfiguration", "LINEAR")):
+                if key in configuration and strategy != wanted:
+                    matches.append(RuleMatch([*path, key], f"{key} needs Strategy {wanted}, not {strategy}"))
+            if strategy not in SHIFTING_STRATEGIES:
+                continue
+            if _controller(service) != "ECS":
+                matches.append(
+                    RuleMatch([*path, "Strategy"], f"Strategy {strategy} needs the ECS deployment controller")
+                )
+            breaker = configuration.get("DeploymentCircuitBreaker", {})
+            if isinstance(breaker, dict) and breaker.get("Enable") in (True, "true", "True"):
+                matches.append(
+                    RuleMatch(
+                        [*path, "DeploymentCircuitBreaker"],
+                        f"the circuit breaker is for rolling updates; Strategy {strategy} rolls back on "
+                        "deployment alarms",
+                    )
+                )
+            for index, balancer in enumerate(_listify(properties.get("LoadBalancers", []))):
+                if not isinstance(balancer, dict) or "TargetGroupArn" not in balancer:
+                    continue
+                advanced = balancer.get("AdvancedConfiguration", {})
+                missing = [
+                    key
+                    for key in ("AlternateTargetGroupArn", "ProductionListenerRule", "RoleArn")
+                    if not isinstance(advanced, dict) or key not in advanced
+                ]
+                if missing:
+                    matches.append(
+                        RuleMatch(
+                            ["Resources", logical, "Properties", "LoadBalancers", index],
+                            f"Strategy {strategy} shifts traffic between two target groups: "
+                            f"AdvancedConfiguration needs {', '.join(missing)}",
                         )
                     )
         return matches

@@ -20,8 +20,6 @@
 # Deployed first, once for every environment, by ../project/deploy.sh: shop-delivery-web.
 # Deployed first, once for every environment, by ../project/deploy.sh: shop-delivery-infrastructure.
 # Deployed here too, from their own folders, where this environment needs them: shop-dr-keys (../dr/), shop-dr-network (../dr/), shop-dr-security (../dr/), shop-dr-platform (../dr/), shop-dr-assets-replica (../dr/).
-# Parameters without a default, read from environment variables:
-#   IMAGE_TAG                ImageTag of shop-prod-svc-api, shop-prod-svc-web (one value for all of them)
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -37,9 +35,6 @@ changeset=(--no-fail-on-empty-changeset)
 if [[ "$review" == true ]]; then
   changeset+=(--no-execute-changeset)
 fi
-
-# Every value first, so a missing one stops the script before any stack changes.
-: "${IMAGE_TAG:?set IMAGE_TAG: ImageTag of shop-prod-svc-api, shop-prod-svc-web}"
 
 command -v aws >/dev/null || { echo 'deploy.sh: the AWS CLI (aws) is not installed' >&2; exit 1; }
 account="$(aws sts get-caller-identity --query Account --output text)"
@@ -333,7 +328,6 @@ aws cloudformation deploy \
   --region eu-west-1 \
   --template-file "$here/svc-api.yaml" \
   --capabilities CAPABILITY_NAMED_IAM \
-  --parameter-overrides "ImageTag=${IMAGE_TAG:?set IMAGE_TAG}" \
   --tags Project=shop Environment=prod ManagedBy=infra-templates \
   "${changeset[@]}"
 # It holds LogGroup (AWS::Logs::LogGroup): deleting the stack must take a deliberate step.
@@ -350,7 +344,6 @@ aws cloudformation deploy \
   --region eu-west-1 \
   --template-file "$here/svc-web.yaml" \
   --capabilities CAPABILITY_NAMED_IAM \
-  --parameter-overrides "ImageTag=${IMAGE_TAG:?set IMAGE_TAG}" \
   --tags Project=shop Environment=prod ManagedBy=infra-templates \
   "${changeset[@]}"
 # It holds LogGroup (AWS::Logs::LogGroup): deleting the stack must take a deliberate step.

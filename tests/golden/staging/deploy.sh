@@ -19,8 +19,6 @@
 # Deployed first, once for every environment, by ../project/deploy.sh: shop-delivery-api.
 # Deployed first, once for every environment, by ../project/deploy.sh: shop-delivery-web.
 # Deployed first, once for every environment, by ../project/deploy.sh: shop-delivery-infrastructure.
-# Parameters without a default, read from environment variables:
-#   IMAGE_TAG                ImageTag of shop-staging-svc-api, shop-staging-svc-web (one value for all of them)
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -36,9 +34,6 @@ changeset=(--no-fail-on-empty-changeset)
 if [[ "$review" == true ]]; then
   changeset+=(--no-execute-changeset)
 fi
-
-# Every value first, so a missing one stops the script before any stack changes.
-: "${IMAGE_TAG:?set IMAGE_TAG: ImageTag of shop-staging-svc-api, shop-staging-svc-web}"
 
 command -v aws >/dev/null || { echo 'deploy.sh: the AWS CLI (aws) is not installed' >&2; exit 1; }
 account="$(aws sts get-caller-identity --query Account --output text)"
@@ -215,7 +210,6 @@ aws cloudformation deploy \
   --region eu-west-1 \
   --template-file "$here/svc-api.yaml" \
   --capabilities CAPABILITY_NAMED_IAM \
-  --parameter-overrides "ImageTag=${IMAGE_TAG:?set IMAGE_TAG}" \
   --tags Project=shop Environment=staging ManagedBy=infra-templates \
   "${changeset[@]}"
 # It holds LogGroup (AWS::Logs::LogGroup): deleting the stack must take a deliberate step.
@@ -232,7 +226,6 @@ aws cloudformation deploy \
   --region eu-west-1 \
   --template-file "$here/svc-web.yaml" \
   --capabilities CAPABILITY_NAMED_IAM \
-  --parameter-overrides "ImageTag=${IMAGE_TAG:?set IMAGE_TAG}" \
   --tags Project=shop Environment=staging ManagedBy=infra-templates \
   "${changeset[@]}"
 # It holds LogGroup (AWS::Logs::LogGroup): deleting the stack must take a deliberate step.
