@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import BUILT, SERVICES, build_all, edit_yaml, resources, stack_of
+from conftest import BUILT, SERVICES, SETTINGS, build_all, edit_yaml, resources, stack_of
 
 from infra_templates import checks
 from infra_templates.checks import TemplateFile, check_cfn_lint, shellcheck_command
@@ -535,7 +535,7 @@ def test_a_pre_release_command_needs_an_ecs_blue_green_service(settings_dir: Pat
 @pytest.fixture(scope="module")
 def with_pre_release(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     folder = tmp_path_factory.mktemp("pre-release") / "environments"
-    shutil.copytree(Path(__file__).parent.parent / "environments", folder)
+    shutil.copytree(SETTINGS, folder)
     edit_yaml(folder / "prod.yaml", services__api__pre_release=MIGRATE)
     return build_all(folder).stacks["prod"]["svc-api"].body
 

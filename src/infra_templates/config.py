@@ -351,7 +351,7 @@ class Service(Strict):
     assets: Literal["none", "read", "write"] = Field(
         default="none", description="What the service may do with the static-assets bucket."
     )
-    pre_release: list[str] | None = Field(
+    pre_release: list[Annotated[str, Field(min_length=1)]] | None = Field(
         default=None,
         min_length=1,
         description="A one-off command (the container's command, exec form: ['python', 'manage.py', 'migrate']) "
