@@ -223,7 +223,9 @@ def bench_generation(repeat: int, scratch: Path, base: Sample) -> tuple[list[str
             per_layer.setdefault(name, []).append(seconds)
     generate_py = [sys.executable, str(ROOT / "generate.py")]
     settings = ["--settings", str(SETTINGS)]
-    process = median([run_process([*generate_py, "--quiet", *settings, "--output", str(output)])[0] for _ in range(repeat)])
+    process = median(
+        [run_process([*generate_py, "--quiet", *settings, "--output", str(output)])[0] for _ in range(repeat)]
+    )
     drawing = median([run_process([*generate_py, "diagram", "--output", str(output)])[0] for _ in range(repeat)])
     code = f"import sys; sys.path[:0] = {[str(ROOT / 'src'), str(ROOT)]}; import generate"
     imports = median([run_process([sys.executable, "-c", code])[0] for _ in range(repeat)])
@@ -455,7 +457,15 @@ def main(argv: list[str] | None = None) -> int:
     PROCESS_ENV = process_environment(scratch)
     SETTINGS = args.settings
     run_process(
-        [sys.executable, str(ROOT / "generate.py"), "--quiet", "--settings", str(SETTINGS), "--output", str(scratch / "warm-up")]
+        [
+            sys.executable,
+            str(ROOT / "generate.py"),
+            "--quiet",
+            "--settings",
+            str(SETTINGS),
+            "--output",
+            str(scratch / "warm-up"),
+        ]
     )
     base = floor(args.repeat)
     print(
