@@ -168,7 +168,9 @@ def test_vpc_cidr_size_is_checked(settings_dir: Path) -> None:
 def test_missing_required_setting_is_named(settings_dir: Path) -> None:
     path = settings_dir / "staging.yaml"
     path.write_text(path.read_text().replace('account_id: "222222222222"\n', ""))
-    assert "staging.yaml: account_id: is required but not set in this file or in defaults.yaml" in refusal(settings_dir)
+    assert "staging.yaml: account_id: is required and set neither in this file nor in defaults.yaml" in refusal(
+        settings_dir
+    )
 
 
 def test_malformed_yaml_names_file_and_line(settings_dir: Path) -> None:

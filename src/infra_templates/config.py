@@ -8,6 +8,7 @@ offending value came from, the field path, the value and what would be valid.
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import ipaddress
 import re
@@ -1198,7 +1199,23 @@ class Environment(Strict):
 
 
 def available_environments(folder: Path) -> list[str]:
-    return sorted(p.stem for p in folder.glob("*.yaml") if p.name != DEFAULTS_FILE)
+    """The environments of ``folder``: ``<name>.yaml`` for every visible ``*.yaml`` but defaults.yaml.
+
+    Hidden files (a name starting with ``.``: macOS's ``._prod.yaml``, Emacs's ``.#dev.yaml``, Vim's
+    ``.dev.yaml.swp``) and names not ending in ``.yaml`` (``dev.yaml~``, ``dev.yaml.bak``) are not
+    read. A visible ``*.yaml`` whose name breaks the environment-name rule is not skipped: loading it
+    refuses it by name, so nothing a user wrote is silently ignored.
+    """
+    return sorted(p.stem for p in folder.glob("*.yaml") if p.name != DEFAULTS_FILE and not p.name.startswith("."))
+
+
+def _misnamed(folder: Path) -> list[str]:
+    """Problems for visible files that look like environment files but are never read (``prod.yml``)."""
+    return [
+        f"{_show(p)}: is not read: environment files end in .yaml; rename it to {p.stem}.yaml"
+        for p in sorted(folder.glob("*.yml"))
+        if not p.name.startswith(".")
+    ]
 
 
 def load_environment(name: str, folder: Path) -> Environment:
@@ -1226,6 +1243,14 @@ def load_environment(name: str, folder: Path) -> Environment:
         sources = {"own": (env_path, own), "defaults": (defaults_path, defaults)}
         lines = {line for e in error.errors() for line in _describe(e, sources, merged)}
         raise SettingsError(sorted(lines)) from None
+    except (ValueError, TypeError, ArithmeticError, RecursionError, LookupError) as error:
+        # A value no rule foresaw made a rule itself fail: still a refusal, never a traceback.
+        raise SettingsError(
+            [
+                f"{_show(env_path)}: could not be checked ({type(error).__name__}: {_escaped(str(error))}); "
+                "a value here or in defaults.yaml is of a kind the settings do not expect (please report it)"
+            ]
+        ) from None
 
 
 def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
@@ -1270,20 +1295,108 @@ if yaml.__with_libyaml__:  # libyaml's parser (C), the same constructor: 3x fast
     _FastStrictLoader = _CStrictLoader
 
 
+MAX_FILE_BYTES = 1024 * 1024  # environment files are a few KB; 1 MiB is far beyond any real one
+MAX_NODES = 100_000  # values in one file once YAML aliases are expanded (a "billion laughs" stays small)
+_BOMS = (
+    (codecs.BOM_UTF32_LE, "UTF-32"),
+    (codecs.BOM_UTF32_BE, "UTF-32"),
+    (codecs.BOM_UTF16_LE, "UTF-16"),
+    (codecs.BOM_UTF16_BE, "UTF-16"),
+)
+
+
 def _read_mapping(path: Path) -> dict[str, Any]:
-    text = path.read_text(encoding="utf-8")
+    """The settings of one environment file: the one reading path of every file the tool reads.
+
+    Returns the top-level mapping (``{}`` for an empty file). Raises SettingsError naming the file
+    (and the line where YAML gives one) for every way a file can fail: unreadable, larger than
+    MAX_FILE_BYTES (checked before parsing: a 20 MB file is refused at once), not UTF-8 (a Latin-1
+    byte, a UTF-16 or UTF-32 file; a UTF-8 byte-order mark is accepted, as YAML allows), not YAML,
+    a tag this reader does not construct (``!!python/object``...), a key given twice, a merge key
+    (``<<``) on something other than a mapping, nesting too deep for the parser, or aliases that
+    expand to more than MAX_NODES values. Parsed by libyaml (the C loader) and, only when that
+    fails, again by PyYAML's own parser for its messages and line marks.
+    """
+    shown = _show(path)
     try:
-        return _checked_mapping(path, yaml.load(text, Loader=_FastStrictLoader))
-    except yaml.YAMLError:
-        pass  # read it again with PyYAML's own parser, whose messages (and marks) the user gets
+        with path.open("rb") as stream:
+            raw = stream.read(MAX_FILE_BYTES + 1)
+    except OSError as error:
+        raise SettingsError([f"{shown}: cannot be read: {error.strerror or error}"]) from None
+    if len(raw) > MAX_FILE_BYTES:
+        raise SettingsError([f"{shown}: is larger than {MAX_FILE_BYTES // 1024} KiB; an environment file is a few KB"])
+    for bom, encoding in _BOMS:
+        if raw.startswith(bom):
+            raise SettingsError([f"{shown}: is {encoding} encoded; save it as UTF-8"])
+    if b"\x00" in raw:
+        line = raw[: raw.index(b"\x00")].count(b"\n") + 1
+        raise SettingsError([f"{shown}: line {line}: contains a NUL byte (UTF-16 or a binary file?); save it as UTF-8"])
     try:
-        data = yaml.load(text, Loader=_StrictLoader)
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
-        problem = getattr(error, "problem", None) or str(error)
-        raise SettingsError([f"{_show(path)}: is not valid YAML{where}: {problem}"]) from None
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        line = raw[: error.start].count(b"\n") + 1
+        raise SettingsError(
+            [f"{shown}: line {line}: byte 0x{raw[error.start]:02x} is not UTF-8 (Latin-1?); save the file as UTF-8"]
+        ) from None
+    try:
+        data = _parse(text, _FastStrictLoader)
+    except (yaml.YAMLError, ValueError, TypeError, OverflowError, RecursionError):
+        try:  # read it again with PyYAML's own parser, whose messages (and marks) the user gets
+            data = _parse(text, _StrictLoader)
+        except yaml.YAMLError as error:
+            raise SettingsError([f"{shown}: is not valid YAML{_where(error)}: {_yaml_problem(error)}"]) from None
+        except RecursionError:
+            raise SettingsError([f"{shown}: is nested too deeply to be settings"]) from None
+        except (ValueError, TypeError, OverflowError) as error:
+            raise SettingsError([f"{shown}: is not valid YAML: {_escaped(str(error))}"]) from None
+    try:
+        size = _size(data, {})
+    except RecursionError:
+        raise SettingsError([f"{shown}: is nested too deeply to be settings"]) from None
+    if size > MAX_NODES:
+        raise SettingsError([f"{shown}: its aliases (*name) expand to more than {MAX_NODES:,} values; write them out"])
     return _checked_mapping(path, data)
+
+
+def _parse(text: str, loader: Any) -> Any:
+    return yaml.load(text, Loader=loader)  # _StrictLoader or _CStrictLoader: both safe loaders
+
+
+def _escaped(text: str) -> str:
+    """``text`` with every character outside printable ASCII escaped (``\\u0435``), so a look-alike
+    (a Cyrillic e, U+0435, in eu-west-1), an invisible space or a control character shows in a message."""
+    return "".join(c if " " <= c <= "~" else c.encode("unicode_escape").decode("ascii") for c in text)
+
+
+def _where(error: yaml.YAMLError) -> str:
+    mark = getattr(error, "problem_mark", None) or getattr(error, "context_mark", None)
+    return f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+
+
+def _yaml_problem(error: yaml.YAMLError) -> str:
+    problem = getattr(error, "problem", None) or str(error)
+    if isinstance(error, yaml.constructor.ConstructorError) and "constructor for the tag" in problem:
+        problem += "; settings are plain mappings, lists, strings, numbers and booleans"
+    return _escaped(problem)
+
+
+def _size(data: Any, seen: dict[int, int]) -> int:
+    """How many values ``data`` holds with every alias written out (shared objects counted each
+    time they appear, computed once each: a billion laughs is measured without expanding it)."""
+    if not isinstance(data, dict | list):
+        return 1
+    known = seen.get(id(data))
+    if known is not None:
+        return known
+    seen[id(data)] = MAX_NODES + 1  # a recursive alias (&a [*a]) is refused as too large
+    items = [*data.keys(), *data.values()] if isinstance(data, dict) else data
+    total = 1
+    for item in items:
+        total += _size(item, seen)
+        if total > MAX_NODES:
+            break
+    seen[id(data)] = total
+    return total
 
 
 def _checked_mapping(path: Path, data: Any) -> dict[str, Any]:
@@ -1326,9 +1439,9 @@ def _describe(error: Any, sources: dict[str, tuple[Path, dict[str, Any]]], merge
     if error["type"] == "extra_forbidden":
         allowed = _fields_at(Environment, loc[:-1])
         message = "is not a known setting" + (f"; valid keys here: {', '.join(allowed)}" if allowed else "")
-    elif error["type"] == "missing":
-        message = "is required but not set in this file or in defaults.yaml"
-        value = None
+    elif error["type"] == "missing":  # said of the file being loaded, where the value is missing
+        own_path, _ = sources["own"]
+        return [f"{_show(own_path)}: {_dotted(loc)}: is required and set neither in this file nor in {DEFAULTS_FILE}"]
     else:
         message = str(error["msg"]).removeprefix("Value error, ")
         message = message[0].lower() + message[1:] if message else message
@@ -1341,8 +1454,15 @@ def _describe(error: Any, sources: dict[str, tuple[Path, dict[str, Any]]], merge
 def _line(
     loc: tuple[str | int, ...], value: object, message: str, sources: dict[str, tuple[Path, dict[str, Any]]]
 ) -> str:
-    shown = "" if value is None or isinstance(value, dict | list) else f" = {value!r}"
-    return f"{_show(_origin(loc, sources))}: {_dotted(loc)}{shown}: {message}"
+    shown = "" if value is None or isinstance(value, dict | list) else f" = {_shown(value)}"
+    return f"{_show(_origin(loc, sources))}: {_dotted(loc)}{shown}: {_escaped(message)}"
+
+
+def _shown(value: object, limit: int = 80) -> str:
+    """A value as a message shows it: Python's literal with non-ASCII escaped (``ascii``), so a
+    look-alike character shows; an over-long value cut, with its length."""
+    text = ascii(value)
+    return text if len(text) <= limit else f"{text[: limit - 10]}... ({len(str(value)):,} characters)"
 
 
 def _as_written(loc: tuple[str | int, ...], data: Any) -> tuple[str | int, ...]:
@@ -1398,7 +1518,7 @@ def _lookup(data: object, path: tuple[str | int, ...]) -> object:
 def _dotted(loc: tuple[str | int, ...]) -> str:
     text = ""
     for part in loc:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+        text += f"[{part}]" if isinstance(part, int) else (f".{_escaped(str(part))}" if text else _escaped(str(part)))
     return text or "(top level)"
 
 
@@ -1584,7 +1704,7 @@ def load_settings(
     """
     everything = available_environments(folder)
     wanted = list(names or everything)
-    problems: list[str] = []
+    problems: list[str] = _misnamed(folder)
     loaded = []
     for name in [*everything, *(n for n in wanted if n not in everything)]:
         try:
