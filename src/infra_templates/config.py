@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import codecs
 import contextlib
+import difflib
 import ipaddress
 import re
+import unicodedata
 import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -897,8 +899,33 @@ class Monitoring(Strict):
 
 def _check_region(region: str) -> str:
     if region not in REGIONS:
-        raise ValueError(f"is not an AWS region; use one of {', '.join(REGIONS)}")
+        raise ValueError(f"is not an AWS region{did_you_mean(region, REGIONS)}; use one of {', '.join(REGIONS)}")
     return region
+
+
+def did_you_mean(given: object, valid: Sequence[object]) -> str:
+    """``"; did you mean 'x'?"`` for the valid choice closest to ``given`` (difflib, ratio 0.6 or
+    more, ignoring case and look-alike characters: ``eu-w\u0435st-1`` suggests ``eu-west-1``), else ``""``."""
+    text = str(given)
+    folded = {_fold(str(v)): v for v in valid}
+    close = difflib.get_close_matches(_fold(text), list(folded), n=1, cutoff=0.6)
+    if not close or str(folded[close[0]]) == text:
+        return ""
+    return f"; did you mean {folded[close[0]]!r}?"
+
+
+def _fold(text: str) -> str:
+    """Lower case, with each character replaced by its ASCII look-alike where NFKD gives one, and
+    Cyrillic/Greek letters that look Latin mapped to them (so a homoglyph is close to the real name)."""
+    ascii_text = unicodedata.normalize("NFKD", text).translate(_HOMOGLYPHS)
+    return ascii_text.lower()
+
+
+_HOMOGLYPHS = str.maketrans(
+    "\u0430\u0435\u043e\u0440\u0441\u0443\u0445\u0456\u0458\u0455\u0410\u0412\u0415\u041a\u041c\u041d"
+    "\u041e\u0420\u0421\u0422\u0425\u03bf\u039f\u0391\u0392\u0395",
+    "aeopcyxijsABEKMHOPCTXoOABE",
+)
 
 
 class Environment(Strict):
@@ -1438,13 +1465,17 @@ def _describe(error: Any, sources: dict[str, tuple[Path, dict[str, Any]]], merge
         ]
     if error["type"] == "extra_forbidden":
         allowed = _fields_at(Environment, loc[:-1])
-        message = "is not a known setting" + (f"; valid keys here: {', '.join(allowed)}" if allowed else "")
+        message = "is not a known setting" + did_you_mean(loc[-1], allowed)
+        message += f"; valid keys here: {', '.join(allowed)}" if allowed else ""
     elif error["type"] == "missing":  # said of the file being loaded, where the value is missing
         own_path, _ = sources["own"]
         return [f"{_show(own_path)}: {_dotted(loc)}: is required and set neither in this file nor in {DEFAULTS_FILE}"]
     else:
         message = str(error["msg"]).removeprefix("Value error, ")
         message = message[0].lower() + message[1:] if message else message
+        if error["type"] == "literal_error":  # "Input should be 'a', 'b' or 'c'"
+            choices = re.findall(r"'([^']*)'|(-?\d+)", str((error.get("ctx") or {}).get("expected", "")))
+            message += did_you_mean(value, [quoted or number for quoted, number in choices])
         hint = _description_at(Environment, loc)
         if hint and error["type"] != "value_error":
             message += f" ({hint})"
@@ -1607,14 +1638,9 @@ def project_of(environments: Sequence[Environment], folder: Path) -> Project:
     if not environments:
         raise SettingsError([f"{_show(folder)}: no environment files; add one such as dev.yaml"])
     first = environments[0]
-    problems = []
-    for env in environments[1:]:
-        for field in ("project", "registry", "delivery"):
-            if getattr(env, field) != getattr(first, field):
-                problems.append(
-                    f"{_show(folder / (env.name + '.yaml'))}: {field}: differs from {first.name}.yaml; every "
-                    f"environment shares one {field} (set it in defaults.yaml only)"
-                )
+    problems = [
+        line for field in ("project", "registry", "delivery") for line in _shared_problems(environments, field, folder)
+    ]
     problems.extend(_dr_problems(environments, folder))
     for index, stage in enumerate(first.delivery.stages):
         if not (folder / f"{stage}.yaml").is_file():
@@ -1625,6 +1651,42 @@ def project_of(environments: Sequence[Environment], folder: Path) -> Project:
     if problems:
         raise SettingsError(problems)
     return Project(first.project, first.registry, tuple(environments))
+
+
+def _shared_problems(environments: Sequence[Environment], field: str, folder: Path) -> list[str]:
+    """A setting every environment must share, set differently by some: each line names the file
+    that differs from what most environments say (a tie: from the first environment in order), the
+    field path and its value there, and the value the others have."""
+    by_value: dict[str, list[Environment]] = {}
+    for env in environments:
+        by_value.setdefault(getattr(env, field).model_dump_json() if field != "project" else env.project, []).append(
+            env
+        )
+    if len(by_value) < 2:
+        return []
+    common = max(by_value.values(), key=len)  # max keeps the first of equals: the first environment's group
+    reference = common[0]
+    others = ", ".join(e.name for e in common)
+    problems = []
+    for env in environments:
+        if env in common:
+            continue
+        for path, value, expected in _differences(getattr(env, field), getattr(reference, field), (field,)):
+            problems.append(
+                f"{_show(folder / (env.name + '.yaml'))}: {_dotted(path)} = {_shown(value)}: differs from "
+                f"{_shown(expected)} in {others}; every environment shares one {field} (set it in "
+                f"{DEFAULTS_FILE} only)"
+            )
+    return problems
+
+
+def _differences(a: Any, b: Any, path: tuple[str | int, ...]) -> list[tuple[tuple[str | int, ...], Any, Any]]:
+    """The leaves where ``a`` and ``b`` differ: (path, value in ``a``, value in ``b``)."""
+    if isinstance(a, BaseModel) and type(a) is type(b):
+        return [d for key in type(a).model_fields for d in _differences(getattr(a, key), getattr(b, key), (*path, key))]
+    if isinstance(a, dict) and isinstance(b, dict):
+        return [d for key in sorted({*a, *b}, key=str) for d in _differences(a.get(key), b.get(key), (*path, key))]
+    return [] if a == b else [(path, a, b)]
 
 
 def _dr_problems(environments: Sequence[Environment], folder: Path) -> list[str]:
