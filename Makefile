@@ -33,6 +33,9 @@ schema: $(STAMP) ## write schema/environment.schema.json (editor support) from t
 diff: $(STAMP) ## what a build would change against output/, stateful losses flagged (exit 3 on changes)
 	$(PY) generate.py diff
 
+cost: templates ## fixed monthly cost per environment and stack at AWS list prices (AGAINST=dir: what a change costs)
+	$(PY) generate.py cost $(if $(AGAINST),--against $(AGAINST))
+
 lint: $(STAMP) ## ruff and mypy on the project's own code
 	$(PY) -m ruff check generate.py src templates tests bench
 	$(PY) -m ruff format --check generate.py src templates tests bench
@@ -65,7 +68,7 @@ format: $(STAMP) ## format the code with ruff
 clean: ## remove output/ and the virtual environment
 	rm -rf output $(VENV)
 
-.PHONY: help venv templates gate deploy schema diff lint unit unit-fast test golden format clean
+.PHONY: help venv templates gate deploy schema diff cost lint unit unit-fast test golden format clean
 
 dot: ## install Graphviz's dot (Debian package graphviz, as root) when it is missing
 	@command -v dot >/dev/null || (apt-get update && apt-get install -y graphviz)

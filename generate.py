@@ -6,6 +6,7 @@
     python generate.py diff [--env NAME ...] [--against DIR]         preview changes against DIR (output/)
     python generate.py schema [--check]                              write the environment files' JSON Schema
     python generate.py diagram [--env NAME ...] [--output DIR] [--dot-only]  draw output/<env>/architecture.*
+    python generate.py cost [--env NAME ...] [--output DIR] [--against DIR]    fixed monthly cost of written output
 
 Exit status: 0 done, 1 the gate found problems, 2 the settings were refused (nothing written) or
 `check --env` names a folder that is not there,
@@ -49,7 +50,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="Settings live in environments/: defaults.yaml plus one <env>.yaml per environment.",
     )
-    commands = parser.add_subparsers(dest="command", metavar="{build,check,diff,schema,diagram}")
+    commands = parser.add_subparsers(dest="command", metavar="{build,check,diff,schema,diagram,cost}")
     build = commands.add_parser("build", help="write the templates (the default command)")
     check = commands.add_parser("check", help="run the gate (wiring, limits, cfn-lint, checkov, shellcheck) on output")
     changes = commands.add_parser(
@@ -82,6 +83,15 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "several); default: every folder",
     )
     drawing.add_argument("--dot-only", action="store_true", help="write only the DOT source (no Graphviz needed)")
+    pricing = commands.add_parser(
+        "cost",
+        help="fixed monthly cost of the templates in DIR at AWS list prices, per environment and stack",
+        description="Price the templates written in DIR/<folder>/ (default: every folder with a manifest.json): "
+        "the fixed monthly cost (730 h, no traffic) per folder and stack, and the usage-priced items with their "
+        "unit prices. With --against OLD: what changes per month from OLD's templates to DIR's.",
+    )
+    pricing.add_argument("--env", action="append", metavar="NAME", help="price only this folder (repeat for several)")
+    pricing.add_argument("--against", type=Path, metavar="DIR", help="show what changes against the templates in DIR")
     for sub in (parser, build, changes):
         sub.add_argument(
             "--env",
@@ -97,7 +107,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
             metavar="DIR",
             help="folder of defaults.yaml and <env>.yaml files (default: environments/)",
         )
-    for sub in (parser, build, check, drawing):
+    for sub in (parser, build, check, drawing, pricing):
         sub.add_argument(
             "--output", type=Path, default=ROOT / "output", metavar="DIR", help="output folder (default: output/)"
         )
@@ -226,6 +236,19 @@ def run_diagram(names: list[str] | None, output: Path, dot_only: bool) -> int:
     return 0
 
 
+def run_cost(names: list[str] | None, output: Path, against: Path | None) -> int:
+    from infra_templates import cost  # noqa: PLC0415 - each command imports only what it runs
+
+    try:
+        estimates = cost.read_output(output, names)
+        old = cost.read_output(against, names, missing_ok=True) if against is not None else None
+    except cost.CostError as error:
+        print(f"cost: {error}", file=sys.stderr)
+        return 1
+    print("\n".join(cost.report(estimates, detail=old is None) if old is None else cost.compare(old, estimates)))
+    return 0
+
+
 def _relative(path: Path) -> str:
     """The path as the user would type it: relative to the working folder when inside it."""
     try:
@@ -246,6 +269,8 @@ def main(argv: list[str] | None = None) -> int:
         return run_schema(args.check)
     if args.command == "diagram":
         return run_diagram(args.env, args.output, args.dot_only)
+    if args.command == "cost":
+        return run_cost(args.env, args.output, args.against)
     if args.command == "diff":
         return run_diff(args.env, args.settings, args.against, args.quiet)
     return run_build(args.env, args.settings, args.output, args.quiet)

@@ -89,7 +89,10 @@ def build(env: Environment) -> Template:
         )
     )
     headers = t.add_resource(_security_headers(ctx))
-    if env.region == CLOUDFRONT_REGION:
+    web_acl: Any = None
+    if not env.platform.waf.cloudfront:
+        pass  # platform.waf.cloudfront: false; the load balancer's web ACL filters what reaches the origin
+    elif env.region == CLOUDFRONT_REGION:
         acl = constructs.firewall(
             t,
             env,
@@ -156,10 +159,19 @@ def build(env: Environment) -> Template:
                     Prefix=f"cloudfront/{ctx.stack_name}/",
                     IncludeCookies=False,
                 ),
-                WebACLId=web_acl,
+                **({"WebACLId": web_acl} if web_acl is not None else {}),
             ),
         )
     )
+    if web_acl is None:
+        constructs.skip_checkov(
+            distribution,
+            (
+                "CKV_AWS_68",
+                "platform.waf.cloudfront is false in this environment's settings (a cost choice): requests to "
+                "the load balancer pass its own web ACL; the static assets are not filtered",
+            ),
+        )
     if standby_domain is not None:
         distribution.properties["DistributionConfig"].OriginGroups = _failover_group()
     if edge.aliases:

@@ -1,6 +1,7 @@
 """Edge firewall layer, in us-east-1: the CloudFront web ACL (AWS accepts CLOUDFRONT-scope web ACLs
 only there), with a logs key of its own in that region. Built only for environments in another
-region; the edge stack reads the web ACL's ARN from this stack's output."""
+region, and only with platform.waf.cloudfront; the edge stack reads the web ACL's ARN from this
+stack's output."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from templates.contracts import EdgeFirewall
 
 
 def needed(env: Environment) -> bool:
-    return env.region != CLOUDFRONT_REGION
+    return env.region != CLOUDFRONT_REGION and env.platform.waf.cloudfront
 
 
 def region(env: Environment) -> str:

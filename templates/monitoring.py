@@ -230,19 +230,24 @@ def _database_alarms(t: Template, ctx: LayerContext, topic_arn: Any) -> None:
     limits = env.monitoring.alarms
     cluster = {"DBClusterIdentifier": ctx.import_value(Data.CLUSTER_IDENTIFIER)}
     # A running cluster reports these every minute: missing data means the cluster (or its metrics)
-    # is gone, which is worth an alarm, so missing data is breaching...
+    # is gone, which is worth an alarm, so missing data is breaching... unless it may pause (0 ACU):
+    # a paused instance reports no CPU or memory, and paused is no outage ("Scaling to Zero ACUs
+    # with automatic pause and resume for Aurora Serverless v2", Aurora User Guide).
+    capacity = env.database.capacity
+    pauses = isinstance(capacity, ServerlessCapacity) and capacity.min_acu == 0
+    silent = "notBreaching" if pauses else "breaching"
     _alarm(
         t, ctx, topic_arn, "DatabaseCpuAlarm",
         description=f"{env.name}: database CPU above {limits.database_cpu_percent} %",
         namespace="AWS/RDS", metric="CPUUtilization", dimensions=cluster, statistic="Maximum",
-        comparison="GreaterThanThreshold", threshold=limits.database_cpu_percent, missing_data="breaching",
+        comparison="GreaterThanThreshold", threshold=limits.database_cpu_percent, missing_data=silent,
     )  # fmt: skip
     _alarm(
         t, ctx, topic_arn, "DatabaseMemoryAlarm",
         description=f"{env.name}: database freeable memory below {limits.database_freeable_memory_mib} MiB",
         namespace="AWS/RDS", metric="FreeableMemory", dimensions=cluster, statistic="Minimum",
         comparison="LessThanThreshold", threshold=limits.database_freeable_memory_mib * 1024 * 1024,
-        missing_data="breaching",
+        missing_data=silent,
     )  # fmt: skip
     _alarm(
         t, ctx, topic_arn, "DatabaseConnectionsAlarm",
@@ -252,7 +257,6 @@ def _database_alarms(t: Template, ctx: LayerContext, topic_arn: Any) -> None:
         # ...but a Serverless v2 cluster at 0 ACU pauses and stops reporting connections: not an outage.
         missing_data="notBreaching",
     )  # fmt: skip
-    capacity = env.database.capacity
     if capacity.readers > 0:
         # The cluster-level maximum over its readers (AuroraReplicaLag itself is per instance).
         _alarm(

@@ -27,12 +27,21 @@ def build(env: Environment) -> Template:
             "Cluster",
             # Named: the release pipeline, in another account, names the cluster in its deploy actions.
             ClusterName=cluster_name(env.project, env.name),
-            ClusterSettings=[ecs.ClusterSetting(Name="containerInsights", Value="enabled")],
+            ClusterSettings=[ecs.ClusterSetting(Name="containerInsights", Value=env.platform.container_insights)],
             CapacityProviders=["FARGATE", "FARGATE_SPOT"],
             DefaultCapacityProviderStrategy=_strategy(env),
         )
     )
 
+    if env.platform.container_insights == "disabled":
+        constructs.skip_checkov(
+            cluster,
+            (
+                "CKV_AWS_65",
+                "platform.container_insights is 'disabled' in this environment's settings (a cost choice): ECS's "
+                "own service CPU and memory metrics, which the alarms and scaling use, remain",
+            ),
+        )
     bucket, bucket_policy = _access_log_bucket(t, ctx)
     alb = t.add_resource(
         elb.LoadBalancer(
@@ -76,16 +85,17 @@ def build(env: Environment) -> Template:
             )
         )
 
-    acl = constructs.firewall(
-        t,
-        env,
-        name=ctx.stack_name,
-        scope="REGIONAL",
-        rate_limit=env.platform.waf_rate_limit,
-        logs_key_arn=ctx.import_value(Keys.LOGS_KEY_ARN),
-        retention_days=env.platform.log_retention_days,
-    )
-    t.add_resource(wafv2.WebACLAssociation("WebAclAssociation", ResourceArn=Ref(alb), WebACLArn=GetAtt(acl, "Arn")))
+    if env.platform.waf.load_balancer:  # else only CloudFront reaches it, through CloudFront's web ACL (config)
+        acl = constructs.firewall(
+            t,
+            env,
+            name=ctx.stack_name,
+            scope="REGIONAL",
+            rate_limit=env.platform.waf_rate_limit,
+            logs_key_arn=ctx.import_value(Keys.LOGS_KEY_ARN),
+            retention_days=env.platform.log_retention_days,
+        )
+        t.add_resource(wafv2.WebACLAssociation("WebAclAssociation", ResourceArn=Ref(alb), WebACLArn=GetAtt(acl, "Arn")))
 
     ctx.export(t, Platform.CLUSTER_NAME, Ref(cluster))
     ctx.export(t, Platform.CLUSTER_ARN, GetAtt(cluster, "Arn"))

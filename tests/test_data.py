@@ -125,7 +125,12 @@ def test_instances_have_insights_enhanced_monitoring_and_minor_upgrades(stacks, 
 
 def test_dev_is_a_small_serverless_writer(stacks) -> None:
     props = cluster(stacks, "dev")["Properties"]
-    assert props["ServerlessV2ScalingConfiguration"] == {"MinCapacity": 0.5, "MaxCapacity": 2}
+    # dev's file pauses the database when idle (min_acu 0), after an hour.
+    assert props["ServerlessV2ScalingConfiguration"] == {
+        "MinCapacity": 0,
+        "MaxCapacity": 2,
+        "SecondsUntilAutoPause": 3600,
+    }
     (writer,) = instances(stacks, "dev").values()
     assert writer["Properties"]["DBInstanceClass"] == "db.serverless"
 

@@ -15,7 +15,8 @@ def attributes(body: dict) -> dict[str, object]:
 def test_cluster_offers_fargate_and_spot_with_container_insights(stacks, environments, env) -> None:
     cluster = stacks[env]["platform"].body["Resources"]["Cluster"]["Properties"]
     assert cluster["CapacityProviders"] == ["FARGATE", "FARGATE_SPOT"]
-    assert cluster["ClusterSettings"] == [{"Name": "containerInsights", "Value": "enabled"}]
+    insights = environments[env].platform.container_insights
+    assert cluster["ClusterSettings"] == [{"Name": "containerInsights", "Value": insights}]
     capacity = environments[env].platform.capacity
     assert cluster["DefaultCapacityProviderStrategy"] == [
         {"CapacityProvider": "FARGATE", "Base": capacity.fargate_base, "Weight": capacity.fargate_weight},

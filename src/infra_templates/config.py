@@ -424,6 +424,22 @@ class Service(Strict):
         return self
 
 
+class Firewalls(Strict):
+    """Which WAF web ACLs the environment has. Each costs a fixed amount a month (AWS WAF pricing:
+    per web ACL and per rule, in every region) plus its requests."""
+
+    load_balancer: bool = Field(
+        default=True,
+        description="A REGIONAL web ACL on the load balancer. May be left out only with ingress 'cloudfront' and "
+        "the CloudFront web ACL on: then every request has passed CloudFront's.",
+    )
+    cloudfront: bool = Field(
+        default=True,
+        description="A CLOUDFRONT web ACL on the distribution (in us-east-1, as AWS requires). Without it, "
+        "requests through CloudFront are filtered by the load balancer's web ACL only, and the assets not at all.",
+    )
+
+
 class Platform(Strict):
     """The shared front of the environment: ALB, WAF, cluster defaults."""
 
@@ -441,6 +457,13 @@ class Platform(Strict):
     http_redirect: bool = Field(default=True, description="Listen on port 80 only to redirect to HTTPS.")
     deletion_protection: bool
     waf_rate_limit: int = Field(ge=10, le=2_000_000_000, description="Requests per IP per 5 minutes before WAF blocks.")
+    waf: Firewalls = Field(default_factory=Firewalls, description="Which WAF web ACLs to create.")
+    container_insights: Literal["enabled", "enhanced", "disabled"] = Field(
+        default="enabled",
+        description="CloudWatch Container Insights on the cluster (AWS::ECS::Cluster ClusterSettings "
+        "containerInsights): 'enabled' per-cluster and per-service metrics, 'enhanced' also per task and "
+        "container, 'disabled' none (ECS's free service CPU and memory metrics remain). Billed as custom metrics.",
+    )
     log_retention_days: int = Field(description="Retention of the services' and WAF's log groups.")
     access_log_expiration_days: int = Field(ge=1, le=3650, description="Days ALB access logs are kept in S3.")
     capacity: Capacity
@@ -458,6 +481,13 @@ class Platform(Strict):
         if self.ingress == "internet" and self.cloudfront_prefix_list_id is not None:
             raise FieldValueError(
                 ("cloudfront_prefix_list_id",), "is only used when ingress is 'cloudfront'; remove it"
+            )
+        if not self.waf.load_balancer and (self.ingress != "cloudfront" or not self.waf.cloudfront):
+            raise FieldValueError(
+                ("waf", "load_balancer"),
+                "may be false only when every request passes CloudFront's web ACL first: set ingress: cloudfront "
+                "and keep waf.cloudfront true, or keep the load balancer's web ACL",
+                False,
             )
         return self
 

@@ -28,6 +28,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from infra_templates import cost
 from infra_templates.stateful import kept_resources, stateful_resources
 
 GUIDE = "DEPLOY.md"
@@ -229,6 +230,7 @@ class Handover:
     account: str
     tags: tuple[str, ...]  # Key=Value, the stack tags
     plans: tuple[StackPlan, ...]
+    cost: str = ""  # one sentence: the fixed monthly cost of the folder's own stacks, and the prices' date
 
     @property
     def own(self) -> list[StackPlan]:
@@ -295,6 +297,7 @@ def handover_files(
         account=str(manifest["account_id"]),
         tags=tuple(f"{k}={v}" for k, v in tags.items()),
         plans=tuple(plan(manifest, templates, folder)),
+        cost=_cost(manifest, templates, folder),
     )
     return {GUIDE: deploy_guide(context), SCRIPT: deploy_script(context)}
 
@@ -419,6 +422,13 @@ def deploy_script(context: Handover) -> str:
     return "\n".join(out) + "\n"
 
 
+def _cost(manifest: Mapping[str, Any], templates: Mapping[str, Mapping[str, Any]], folder: str) -> str:
+    try:
+        return cost.summary_line(cost.folder_estimate(manifest, templates, folder))
+    except cost.CostError as error:
+        return f"**What it costs:** not estimated: {error}."
+
+
 def deploy_guide(context: Handover) -> str:
     own, account, title = context.own, context.account, context.title
     out = [
@@ -431,6 +441,7 @@ def deploy_guide(context: Handover) -> str:
         "stack only once the one before it is `CREATE_COMPLETE` or `UPDATE_COMPLETE`: later stacks import what "
         "earlier ones export.",
         "",
+        *([context.cost, ""] if context.cost else []),
         "## Before you start",
         "",
         f"- The AWS CLI (v2), signed in to account `{account}` with the rights to create what the templates "

@@ -1,0 +1,337 @@
+"""The cost estimate: a small hand-written template priced line by line against figures worked out
+by hand, what a change in desired count or zones does to it, refused regions, the shipped table."""
+
+from __future__ import annotations
+
+import copy
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import build_all, edit_yaml
+
+from infra_templates import cost
+from infra_templates.cost import CostError, Prices, StackInput
+
+ROOT = Path(__file__).resolve().parent.parent
+GOLDEN = ROOT / "tests" / "golden"
+HOURS = 730
+
+# Round figures, so every expected amount below is worked out by hand.
+FIXED: dict[str, float] = {
+    "nat_gateway_hour": 0.05,
+    "public_ipv4_hour": 0.005,
+    "alb_hour": 0.02,
+    "interface_endpoint_hour": 0.01,
+    "fargate_vcpu_hour": 0.04,
+    "fargate_gb_hour": 0.004,
+    "fargate_spot_factor": 0.25,
+    "aurora_acu_hour": 0.1,
+    "kms_key_month": 1.0,
+    "secret_month": 0.4,
+    "alarm_metric_month": 0.1,
+    "composite_alarm_month": 0.5,
+    "dashboard_month": 3.0,
+    "custom_metric_month": 0.3,
+    "waf_web_acl_month": 5.0,
+    "waf_rule_month": 1.0,
+    "health_check_month": 0.5,
+    "health_check_feature_month": 1.0,
+}
+
+
+def hand_prices() -> Prices:
+    fixed: dict[str, dict[str, Any]] = {
+        key: {"unit": key, "source": "test", "xx-test-1": value} for key, value in FIXED.items()
+    }
+    fixed["aurora_instance_hour"] = {"unit": "instance-hour", "source": "test", "xx-test-1": {"db.r7g.large": 0.3}}
+    usage = {key: {"unit": key, "source": "test", "xx-test-1": 0.01} for key in cost.ITEM_NAMES}
+    return Prices(
+        read_on="2000-01-01",
+        hours=HOURS,
+        fixed=fixed,
+        usage=usage,
+        sources={"test": {"page": "here"}},
+        container_insights={"per_cluster": 9, "per_service": 14, "per_task_family": 8},
+    )
+
+
+def small_template(desired: int = 3, zones: int = 2) -> dict[str, Any]:
+    subnets = [{"Ref": f"Public{i}"} for i in range(zones)]
+    return {
+        "Resources": {
+            "Nat": {"Type": "AWS::EC2::NatGateway", "Properties": {}},
+            "NatAddress": {"Type": "AWS::EC2::EIP", "Properties": {}},
+            "Alb": {"Type": "AWS::ElasticLoadBalancingV2::LoadBalancer", "Properties": {"Subnets": subnets}},
+            "Endpoint": {
+                "Type": "AWS::EC2::VPCEndpoint",
+                "Properties": {"VpcEndpointType": "Interface", "SubnetIds": subnets},
+            },
+            "Cluster": {
+                "Type": "AWS::ECS::Cluster",
+                "Properties": {"ClusterSettings": [{"Name": "containerInsights", "Value": "enabled"}]},
+            },
+            "Task": {"Type": "AWS::ECS::TaskDefinition", "Properties": {"Cpu": "512", "Memory": "2048"}},
+            "Service": {
+                "Type": "AWS::ECS::Service",
+                "Properties": {
+                    "ServiceName": "api",
+                    "TaskDefinition": {"Ref": "Task"},
+                    "DesiredCount": desired,
+                    "CapacityProviderStrategy": [
+                        {"CapacityProvider": "FARGATE", "Base": 1, "Weight": 1},
+                        {"CapacityProvider": "FARGATE_SPOT", "Weight": 1},
+                    ],
+                },
+            },
+            "Db": {
+                "Type": "AWS::RDS::DBCluster",
+                "Properties": {
+                    "ServerlessV2ScalingConfiguration": {"MinCapacity": 0.5, "MaxCapacity": 4},
+                    "ManageMasterUserPassword": True,
+                },
+            },
+            "Writer": {
+                "Type": "AWS::RDS::DBInstance",
+                "Properties": {"DBInstanceClass": "db.serverless", "DBClusterIdentifier": {"Ref": "Db"}},
+            },
+            "Reader": {
+                "Type": "AWS::RDS::DBInstance",
+                "Properties": {"DBInstanceClass": "db.r7g.large", "DBClusterIdentifier": {"Ref": "Db"}},
+            },
+            "Acl": {"Type": "AWS::WAFv2::WebACL", "Properties": {"Rules": [{}, {}, {}]}},
+            "Key": {"Type": "AWS::KMS::Key", "Properties": {}},
+            "Secret": {"Type": "AWS::SecretsManager::Secret", "Properties": {"ReplicaRegions": [{"Region": "x"}]}},
+            "CpuAlarm": {"Type": "AWS::CloudWatch::Alarm", "Properties": {"MetricName": "CPUUtilization"}},
+            "MathAlarm": {
+                "Type": "AWS::CloudWatch::Alarm",
+                "Properties": {"Metrics": [{"Id": "a", "MetricStat": {}}, {"Id": "b", "MetricStat": {}}, {"Id": "e"}]},
+            },
+            "Either": {"Type": "AWS::CloudWatch::CompositeAlarm", "Properties": {}},
+            "Check": {
+                "Type": "AWS::Route53::HealthCheck",
+                "Properties": {"HealthCheckConfig": {"Type": "HTTPS", "RequestInterval": 30}},
+            },
+            "Logs": {"Type": "AWS::Logs::LogGroup", "Properties": {}},
+            "Role": {"Type": "AWS::IAM::Role", "Properties": {}},
+        }
+    }
+
+
+def priced(body: dict[str, Any], region: str = "xx-test-1") -> cost.Estimate:
+    return cost.estimate("test", [StackInput("s", region, body)], hand_prices())
+
+
+def test_a_small_template_is_priced_line_by_line() -> None:
+    lines = {line.item: round(line.monthly, 6) for line in priced(small_template()).lines}
+    # 3 tasks, base 1 on FARGATE, the other 2 split 1:1: 2 on-demand, 1 on Spot at a quarter of the price.
+    expected = {
+        "NAT gateway Nat": 730 * 0.05,  # 36.50
+        "public IPv4 address NatAddress": 730 * 0.005,  # 3.65
+        "load balancer Alb": 730 * 0.02,  # 14.60
+        "load balancer Alb: public IPv4 addresses": 2 * 730 * 0.005,  # 7.30: one per subnet
+        "interface endpoint Endpoint (one per zone)": 2 * 730 * 0.01,  # 14.60
+        "Container Insights (enabled): cluster and 1 service(s)": (9 + 14 + 8) * 0.3,  # 9.30
+        "service api: 2 task(s) on Fargate, 0.5 vCPU": 2 * 0.5 * 730 * 0.04,  # 29.20
+        "service api: 2 task(s) on Fargate, 2 GB": 2 * 2 * 730 * 0.004,  # 11.68
+        "service api: 1 task(s) on Fargate Spot, 0.5 vCPU": 0.5 * 730 * 0.04 * 0.25,  # 3.65
+        "service api: 1 task(s) on Fargate Spot, 2 GB": 2 * 730 * 0.004 * 0.25,  # 1.46
+        "database Db: its RDS-managed password secret": 0.4,
+        "database Writer: 0.5 ACU floor": 0.5 * 730 * 0.1,  # 36.50
+        "database Reader: db.r7g.large": 730 * 0.3,  # 219.00
+        "WAF web ACL Acl": 5.0,
+        "WAF web ACL Acl: rules and rule groups": 3 * 1.0,
+        "KMS key Key": 1.0,
+        "secret Secret and 1 replica(s)": 2 * 0.4,
+        "alarms (metrics they watch)": (1 + 2) * 0.1,  # the math alarm reads two metrics
+        "composite alarms": 0.5,
+        "health check Check": 0.5,
+        "health check Check: optional features": 1.0,  # HTTPS
+    }
+    assert lines == pytest.approx(expected)
+    assert priced(small_template()).total == pytest.approx(sum(expected.values()))
+
+
+def test_usage_priced_items_are_listed_not_added() -> None:
+    estimate = priced(small_template())
+    names = {u.item for u in estimate.usage}
+    assert {"NAT gateway data processed", "CloudWatch Logs ingestion", "Aurora storage", "WAF requests inspected"} <= (
+        names
+    )
+    assert all(u.unit_price == 0.01 for u in estimate.usage)
+    assert estimate.unpriced == ()
+
+
+def test_one_more_task_costs_what_one_task_costs() -> None:
+    three = priced(small_template(desired=3)).total
+    four = priced(small_template(desired=4)).total
+    # The 4th task: base 1 taken, 3 split 1:1, so half a task more on each provider.
+    task = 0.5 * 730 * 0.04 + 2 * 730 * 0.004  # 14.60 + 5.84 on-demand
+    assert four - three == pytest.approx(task / 2 + task * 0.25 / 2)
+
+
+def test_a_third_zone_adds_an_address_and_an_endpoint_zone() -> None:
+    two = priced(small_template(zones=2)).total
+    three = priced(small_template(zones=3)).total
+    assert three - two == pytest.approx(730 * 0.005 + 730 * 0.01)
+
+
+@pytest.mark.parametrize(
+    ("strategy", "split"),
+    [
+        (
+            [
+                {"CapacityProvider": "FARGATE", "Base": 0, "Weight": 0},
+                {"CapacityProvider": "FARGATE_SPOT", "Weight": 1},
+            ],
+            (0, 4),
+        ),
+        (
+            [
+                {"CapacityProvider": "FARGATE", "Base": 2, "Weight": 1},
+                {"CapacityProvider": "FARGATE_SPOT", "Weight": 3},
+            ],
+            (2.5, 1.5),
+        ),
+        ([{"CapacityProvider": "FARGATE", "Base": 6, "Weight": 1}], (4, 0)),
+    ],
+)
+def test_fargate_split_takes_the_base_first_then_weights(
+    strategy: list[dict[str, Any]], split: tuple[float, float]
+) -> None:
+    assert cost.fargate_split(4, strategy) == split
+
+
+def test_a_paused_database_has_no_compute_floor() -> None:
+    body = small_template()
+    body["Resources"]["Db"]["Properties"]["ServerlessV2ScalingConfiguration"]["MinCapacity"] = 0
+    items = {line.item for line in priced(body).lines}
+    assert not any("ACU floor" in item for item in items)
+
+
+def test_container_insights_off_costs_nothing() -> None:
+    body = small_template()
+    body["Resources"]["Cluster"]["Properties"]["ClusterSettings"] = [{"Name": "containerInsights", "Value": "disabled"}]
+    assert not any("Container Insights" in line.item for line in priced(body).lines)
+
+
+def test_an_unknown_region_is_refused_by_name() -> None:
+    with pytest.raises(CostError, match=r"no prices for region mars-north-1 in aws\.json"):
+        priced(small_template(), region="mars-north-1")
+
+
+def test_an_unknown_instance_class_is_refused_by_name() -> None:
+    body = small_template()
+    body["Resources"]["Reader"]["Properties"]["DBInstanceClass"] = "db.x9.huge"
+    with pytest.raises(CostError, match=r"db\.x9\.huge"):
+        priced(body)
+
+
+def test_unknown_resource_types_are_reported_not_free() -> None:
+    body = {"Resources": {"Odd": {"Type": "AWS::Odd::Thing", "Properties": {}}}}
+    assert priced(body).unpriced == ("AWS::Odd::Thing (s)",)
+
+
+def test_the_shipped_table_is_complete_and_sourced() -> None:
+    prices = Prices.load()
+    assert {"eu-west-1", "eu-central-1", "us-east-1"} <= set(prices.regions)
+    for key, entry in [*prices.fixed.items(), *prices.usage.items()]:
+        assert entry["source"] in prices.sources, key
+        assert prices.sources[entry["source"]]["page"].startswith("https://aws.amazon.com/"), key
+    assert all("checked" in entry for entry in prices.fixed.values())
+    assert set(cost.ITEM_NAMES) == set(prices.usage)
+    assert len(prices.read_on) == 10  # ISO date
+
+
+def test_every_resource_of_the_golden_output_is_known() -> None:
+    for estimate in cost.read_output(GOLDEN):
+        assert estimate.unpriced == (), estimate.label
+        assert estimate.total > 0
+
+
+def test_deploy_guide_shows_the_figure_and_date() -> None:
+    dev = cost.read_folder(GOLDEN / "dev")
+    guide = (GOLDEN / "dev" / "DEPLOY.md").read_text(encoding="utf-8")
+    assert cost.summary_line(dev) in guide
+    assert cost.default_prices().read_on in guide
+
+
+def _run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(ROOT / "generate.py"), "cost", *args], capture_output=True, text=True, check=False
+    )
+
+
+def test_cli_prints_a_table_per_environment() -> None:
+    result = _run("--output", str(GOLDEN))
+    assert result.returncode == 0, result.stderr
+    for folder in ("dev", "staging", "prod", "dr", "project"):
+        assert f"\n  {folder} " in result.stdout
+    assert "Not in the figure, priced by use" in result.stdout
+
+
+def test_cli_against_shows_what_a_change_costs(tmp_path: Path) -> None:
+    shutil.copytree(GOLDEN / "dev", tmp_path / "dev")
+    service = tmp_path / "dev" / "svc-web.json"
+    body = json.loads(service.read_text(encoding="utf-8"))
+    changed = copy.deepcopy(body)
+    changed["Resources"]["Service"]["Properties"]["DesiredCount"] += 1
+    service.write_text(json.dumps(changed), encoding="utf-8")
+    before = cost.read_folder(GOLDEN / "dev")
+    after = cost.read_folder(tmp_path / "dev")
+    result = _run("--output", str(tmp_path), "--env", "dev", "--against", str(GOLDEN))
+    assert result.returncode == 0, result.stderr
+    delta = after.total - before.total
+    assert delta > 0
+    assert f"dev          +{cost.money(delta)}" in result.stdout
+    assert f"shop-dev-svc-web                         +{cost.money(delta)}" in result.stdout
+
+
+def test_cli_without_output_says_what_to_do(tmp_path: Path) -> None:
+    result = _run("--output", str(tmp_path))
+    assert result.returncode == 1
+    assert "make templates" in result.stderr
+
+
+CHEAP = {
+    "database__capacity": {"mode": "serverless", "min_acu": 0, "max_acu": 2, "readers": 0},
+    "network__nat_gateways": "single",
+    "platform__container_insights": "disabled",
+    "platform__waf": {"cloudfront": False},
+}
+
+
+def _fixed_cost(settings: Path, env: str) -> float:
+    built = build_all(settings)
+    manifest = json.loads(built.files[env]["manifest.json"])
+    bodies = {s.name: s.body for s in [*built.project_stacks.values(), *built.stacks[env].values()]}
+    return cost.folder_estimate(manifest, bodies, env).total
+
+
+def test_dev_with_the_cheap_settings_costs_at_most_100_dollars(settings_dir: Path) -> None:
+    dev = settings_dir / "dev.yaml"
+    full = _fixed_cost(settings_dir, "dev")
+    edit_yaml(dev, **CHEAP)
+    cheap = _fixed_cost(settings_dir, "dev")
+    assert cheap <= 100
+    # each lever is a setting: turning one back on costs its share again
+    for setting, costly in (
+        ("platform__container_insights", "enabled"),
+        ("platform__waf", {"cloudfront": True}),
+        ("network__nat_gateways", "per-zone"),
+        ("database__capacity", {**CHEAP["database__capacity"], "min_acu": 0.5}),
+    ):
+        edit_yaml(dev, **{**CHEAP, setting: costly})
+        assert _fixed_cost(settings_dir, "dev") > cheap + 1, setting
+    assert full >= cheap
+
+
+def test_cli_against_an_empty_folder_shows_everything_as_new(tmp_path: Path) -> None:
+    result = _run("--output", str(GOLDEN), "--env", "dev", "--against", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    dev = cost.read_folder(GOLDEN / "dev")
+    assert f"dev          +{cost.money(dev.total)} ($0.00 -> {cost.money(dev.total)})" in result.stdout
