@@ -44,6 +44,17 @@ RESERVED_TAG_KEYS = ("Project", "Environment", "Layer", "ManagedBy")
 INTERFACE_ENDPOINTS = ("ecr.api", "ecr.dkr", "logs", "secretsmanager")
 MAX_ZONES = 3
 RESERVED_ENVIRONMENT_NAMES = ("project", "defaults", "delivery")
+ALB_HEALTHY_CODES = (200, 499)  # TargetGroup Matcher.HttpCode for an Application Load Balancer
+# AWS's tagging limits ("Tag restrictions": AWS Batch user guide, ECS API Tag): at most 50 tags per
+# resource, keys 1-128 characters, values at most 256. The generator adds its own four (standard_tags).
+MAX_TAGS_PER_RESOURCE = 50
+MAX_TAG_VALUE = 256
+# Services whose per-service project stacks would take another project stack's name: {project}-
+# registry-<service> and {project}-delivery-<service> beside the project layers registry-replication,
+# registry-replica-<region>, delivery-infrastructure and delivery-artifacts-<region> (templates/
+# __init__.py PROJECT_LAYERS; tests/test_settings_limits.py derives them from it).
+RESERVED_SERVICE_NAMES = ("infrastructure", "replication")
+RESERVED_SERVICE_PREFIXES = ("replica-", "artifacts-")
 PRIORITY_BAND = 2000  # listener rule priorities per specificity band; 20 bands fit under 50,000
 
 
@@ -224,6 +235,7 @@ FARGATE_SIZES: dict[int, tuple[int, ...]] = {
 }
 DATABASE_PORTS = {"aurora-postgresql": 5432, "aurora-mysql": 3306}
 SERVICE_NAME = r"^[a-z][a-z0-9-]{0,30}[a-z0-9]$"
+ENVIRONMENT_NAME = r"^[a-z][a-z0-9]{0,11}$"
 SECRET_REFERENCE = r"^(secretsmanager:[A-Za-z0-9/_+=.@-]{1,512}(#[A-Za-z0-9_.-]+)?|ssm:/[A-Za-z0-9/_.-]{1,1011})$"
 # A secret's complete name: the name, a hyphen and the 6 random characters Secrets Manager appends
 # (the end of its ARN). ECS takes the full ARN of a secret (ECS API reference, Secret.valueFrom).
@@ -284,7 +296,27 @@ class Routing(Strict):
 
 class HealthCheck(Strict):
     path: str = Field(default="/health", pattern=r"^/[A-Za-z0-9_\-.~/?=&%]{0,1023}$")
-    healthy_codes: str = Field(default="200-399", pattern=r"^[0-9]{3}(-[0-9]{3})?(,[0-9]{3}(-[0-9]{3})?)*$")
+    healthy_codes: str = Field(
+        default="200-399",
+        pattern=r"^[0-9]{3}(-[0-9]{3})?(,[0-9]{3}(-[0-9]{3})?)*$",
+        description="HTTP codes of a healthy target: codes (200,202) or ranges (200-299) within 200-499.",
+    )
+
+    @field_validator("healthy_codes")
+    @classmethod
+    def _alb_codes(cls, codes: str) -> str:
+        """An Application Load Balancer takes HTTP codes 200 to 499, single or as ranges (AWS::
+        ElasticLoadBalancingV2::TargetGroup Matcher, HttpCode: "For Application Load Balancers, you
+        can specify values between 200 and 499"; ELB API reference, Matcher)."""
+        for part in codes.split(","):
+            low, _, high = part.partition("-")
+            first, last = int(low), int(high or low)
+            if not ALB_HEALTHY_CODES[0] <= first <= last <= ALB_HEALTHY_CODES[1]:
+                raise ValueError(
+                    f"{part} is outside what a load balancer accepts: codes and ascending ranges within "
+                    f"{ALB_HEALTHY_CODES[0]}-{ALB_HEALTHY_CODES[1]}"
+                )
+        return codes
 
 
 class Autoscaling(Strict):
@@ -522,7 +554,12 @@ class ServerlessCapacity(Strict):
         description="Aurora capacity units at the least; 0 lets idle instances pause (auto-pause: needs Aurora "
         "PostgreSQL 13.15/14.12/15.7/16.3+ or MySQL 3.08.0+).",
     )
-    max_acu: float = Field(ge=1, le=256, description="Aurora capacity units at the most.")
+    max_acu: float = Field(
+        ge=1,
+        le=256,
+        description="Aurora capacity units at the most: up to 256 on recent Aurora versions, 128 on older ones "
+        "(RDS API, ServerlessV2ScalingConfiguration.MaxCapacity).",
+    )
     readers: int = Field(default=0, ge=0, le=15, description="Reader instances besides the writer.")
     seconds_until_auto_pause: int | None = Field(
         default=None,
@@ -623,11 +660,16 @@ class Database(Strict):
     )
     log_retention_days: int = Field(default=30, description="Retention of the database's exported logs.")
     preferred_backup_window: str = Field(
-        default="02:00-03:00", pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]-([01][0-9]|2[0-3]):[0-5][0-9]$"
+        default="02:00-03:00",
+        pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]-([01][0-9]|2[0-3]):[0-5][0-9]$",
+        description="Daily, UTC, hh24:mi-hh24:mi, at least 30 minutes, apart from the maintenance window.",
     )
     preferred_maintenance_window: str = Field(
         default="sun:03:30-sun:04:30",
-        pattern=r"^(mon|tue|wed|thu|fri|sat|sun):[0-2][0-9]:[0-5][0-9]-(mon|tue|wed|thu|fri|sat|sun):[0-2][0-9]:[0-5][0-9]$",
+        pattern=r"^(mon|tue|wed|thu|fri|sat|sun):([01][0-9]|2[0-3]):[0-5][0-9]-"
+        r"(mon|tue|wed|thu|fri|sat|sun):([01][0-9]|2[0-3]):[0-5][0-9]$",
+        description="Weekly, UTC, ddd:hh24:mi-ddd:hh24:mi (mon..sun), at least 30 minutes, apart from the "
+        "backup window.",
     )
 
     _retention = field_validator("log_retention_days")(lambda cls, days: _check_retention(days))
@@ -647,6 +689,44 @@ class Database(Strict):
         if days != 7 and not (days % 31 == 0 and 31 <= days <= 731) and days != 731:
             raise ValueError("Performance Insights keeps 7 days, or a multiple of 31 days up to 731")
         return days
+
+    @model_validator(mode="after")
+    def _windows(self) -> Database:
+        """RDS's constraints on the two windows (RDS API, CreateDBCluster/ModifyDBCluster,
+        PreferredBackupWindow and PreferredMaintenanceWindow: "Must be at least 30 minutes", "Must not
+        conflict with the preferred maintenance window"); troposphere raises on a short backup window
+        while building, RDS refuses the rest at deploy time."""
+        backup = _backup_minutes(self.preferred_backup_window)
+        maintenance = _maintenance_minutes(self.preferred_maintenance_window)
+        problems = []
+        if len(backup) < 30 * 7:
+            problems.append(
+                FieldValueError(
+                    ("preferred_backup_window",),
+                    f"lasts {len(backup) // 7} minutes; RDS needs at least 30",
+                    self.preferred_backup_window,
+                )
+            )
+        if len(maintenance) < 30:
+            problems.append(
+                FieldValueError(
+                    ("preferred_maintenance_window",),
+                    f"lasts {len(maintenance)} minutes; RDS needs at least 30",
+                    self.preferred_maintenance_window,
+                )
+            )
+        if backup & maintenance:
+            problems.append(
+                FieldValueError(
+                    ("preferred_backup_window",),
+                    f"overlaps preferred_maintenance_window ({self.preferred_maintenance_window}); RDS needs them "
+                    "apart",
+                    self.preferred_backup_window,
+                )
+            )
+        if problems:
+            raise ManyFieldsError(problems)
+        return self
 
     @model_validator(mode="after")
     def _known_version(self) -> Database:
@@ -721,6 +801,8 @@ class Edge(Strict):
         for index, alias in enumerate(aliases):
             if not re.fullmatch(HOST_NAME, alias):
                 raise FieldValueError((index,), "is not a host name such as 'www.example.com'", alias)
+            if alias in aliases[:index]:
+                raise FieldValueError((index,), "is listed twice", alias)
         return aliases
 
 
@@ -811,6 +893,16 @@ class Delivery(Strict):
         problems = []
         seen: set[str] = set()
         for index, stage in enumerate(self.stages):
+            if not re.fullmatch(ENVIRONMENT_NAME, stage):
+                plain = re.sub(r"[^a-z0-9]", "", stage.lower())
+                problems.append(
+                    FieldValueError(
+                        ("stages", index),
+                        "is not an environment name (the name of its file without .yaml: lower-case letters and "
+                        "digits, starting with a letter)" + (f"; did you mean {plain!r}?" if plain else ""),
+                        stage,
+                    )
+                )
             if stage in seen:
                 problems.append(
                     FieldValueError(("stages", index), "is listed twice; a release visits a stage once", stage)
@@ -962,7 +1054,7 @@ class Environment(Strict):
     """One environment: what ``environments/defaults.yaml`` + ``environments/<name>.yaml`` say."""
 
     name: str = Field(
-        pattern=r"^[a-z][a-z0-9]{0,11}$",
+        pattern=ENVIRONMENT_NAME,
         description="The file name without .yaml: lower-case letters and digits, starting with a letter, "
         "at most 12 (it becomes part of every stack name)",
     )
@@ -1008,12 +1100,30 @@ class Environment(Strict):
                     "is not a DNS-safe service name: lower-case letters, digits and hyphens, starting with a "
                     "letter, at most 32",
                 )
+            if name in RESERVED_SERVICE_NAMES or str(name).startswith(RESERVED_SERVICE_PREFIXES):
+                raise FieldValueError(
+                    (name,),
+                    "would give a service stack the name of one of the project's own stacks (registry-replication, "
+                    "registry-replica-<region>, delivery-infrastructure, delivery-artifacts-<region>); pick another "
+                    f"name (not {', '.join(RESERVED_SERVICE_NAMES)}, nor starting with "
+                    f"{', '.join(RESERVED_SERVICE_PREFIXES)})",
+                )
         return services
 
     @field_validator("tags")
     @classmethod
     def _tags(cls, tags: dict[str, str]) -> dict[str, str]:
-        for key in tags:
+        room = MAX_TAGS_PER_RESOURCE - len(RESERVED_TAG_KEYS)
+        if len(tags) > room:
+            raise ValueError(
+                f"has {len(tags)} tags; a resource takes {MAX_TAGS_PER_RESOURCE} (AWS tagging limits) and the "
+                f"generator adds {len(RESERVED_TAG_KEYS)}, so at most {room}"
+            )
+        for key, value in tags.items():
+            if len(value) > MAX_TAG_VALUE:
+                raise FieldValueError(
+                    (key,), f"is {len(value):,} characters; a tag value takes at most {MAX_TAG_VALUE}", value
+                )
             if key in RESERVED_TAG_KEYS:
                 raise FieldValueError((key,), f"is set by the generator; use another key than {RESERVED_TAG_KEYS}")
             if key.lower().startswith("aws:") or not 1 <= len(key) <= 128:
@@ -1038,10 +1148,27 @@ class Environment(Strict):
             *self._edge_problems(),
             *self._posture_problems(),
             *self._delivery_problems(),
+            *self._architecture_problems(),
         ]
         if problems:
             raise ManyFieldsError(problems)
         return self
+
+    def _architecture_problems(self) -> list[FieldValueError]:
+        """ARM64 tasks never run on Fargate Spot ("Linux tasks with the ARM64 architecture don't
+        support the Fargate Spot capacity provider": ECS developer guide, Fargate capacity providers):
+        an ARM64 service's share on FARGATE_SPOT would never start."""
+        return [
+            FieldValueError(
+                ("services", name, "architecture"),
+                f"ARM64 tasks cannot run on Fargate Spot, and this service's capacity puts a share there "
+                f"(spot_weight {self.capacity_of(name).spot_weight}); give it capacity {{fargate_weight: 1, "
+                "spot_weight: 0}} or architecture X86_64",
+                "ARM64",
+            )
+            for name, service in sorted(self.services.items())
+            if service.architecture == "ARM64" and self.capacity_of(name).spot_weight > 0
+        ]
 
     def _certificate_problems(self) -> list[FieldValueError]:
         match = re.fullmatch(
@@ -1250,6 +1377,27 @@ class Environment(Strict):
             taken[priority] = name
             result[name] = priority
         return dict(sorted(result.items()))
+
+
+_WEEK = 7 * 24 * 60
+_DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def _span(start: int, end: int, period: int) -> set[int]:
+    """The minutes from ``start`` up to ``end`` (exclusive), wrapping at ``period``."""
+    return {(start + i) % period for i in range((end - start) % period)}
+
+
+def _backup_minutes(window: str) -> set[int]:
+    """Minutes of the week a daily ``hh24:mi-hh24:mi`` window covers (it may cross midnight)."""
+    start, end = (int(t[:2]) * 60 + int(t[3:]) for t in window.split("-"))
+    return {day * 1440 + m for day in range(7) for m in _span(start, end, 1440)} if start != end else set()
+
+
+def _maintenance_minutes(window: str) -> set[int]:
+    """Minutes of the week a ``ddd:hh24:mi-ddd:hh24:mi`` window covers (it may cross Sunday night)."""
+    start, end = (_DAYS.index(t[:3]) * 1440 + int(t[4:6]) * 60 + int(t[7:]) for t in window.split("-"))
+    return _span(start, end, _WEEK)
 
 
 # --- loading ----------------------------------------------------------------------------------
@@ -1672,15 +1820,35 @@ def project_of(environments: Sequence[Environment], folder: Path) -> Project:
         line for field in ("project", "registry", "delivery") for line in _shared_problems(environments, field, folder)
     ]
     problems.extend(_dr_problems(environments, folder))
+    names = available_environments(folder)
     for index, stage in enumerate(first.delivery.stages):
-        if not (folder / f"{stage}.yaml").is_file():
+        if stage not in names:
             problems.append(
-                f"{_show(folder / DEFAULTS_FILE)}: delivery.stages[{index}] = {stage!r}: is not an environment; "
-                f"environments are {available_environments(folder)}"
+                f"{_show(folder / DEFAULTS_FILE)}: delivery.stages[{index}] = {_shown(stage)}: is not an environment"
+                f"{did_you_mean(stage, names)}; environments are {names}"
             )
+    problems.extend(_alias_problems(environments, folder))
     if problems:
         raise SettingsError(problems)
     return Project(first.project, first.registry, tuple(environments))
+
+
+def _alias_problems(environments: Sequence[Environment], folder: Path) -> list[str]:
+    """A host name is the alias of one CloudFront distribution only ("CNAMEAlreadyExists": an
+    alternate domain name belongs to one distribution; CloudFront developer guide, "Use custom URLs
+    by adding alternate domain names (CNAMEs)"); two environments naming it would fail the second deploy."""
+    owner: dict[str, str] = {}
+    problems = []
+    for env in environments:
+        for index, alias in enumerate(env.edge.aliases):
+            if alias in owner:
+                problems.append(
+                    f"{_show(folder / (env.name + '.yaml'))}: edge.aliases[{index}] = {_shown(alias)}: is also "
+                    f"{owner[alias]}'s alias; a host name is the alias of one CloudFront distribution only"
+                )
+            else:
+                owner[alias] = env.name
+    return problems
 
 
 def _shared_problems(environments: Sequence[Environment], field: str, folder: Path) -> list[str]:
