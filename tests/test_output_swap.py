@@ -15,7 +15,7 @@ from test_generate import snapshot
 
 import generate as cli
 from infra_templates import render
-from templates import LAYERS
+from templates import LAYERS, PROJECT_LAYERS
 
 
 def _stat_snapshot(folder: Path) -> dict[str, tuple[bytes, int]]:
@@ -39,11 +39,12 @@ def _boom(*_: Any, **__: Any) -> Any:
     raise RuntimeError("injected failure")
 
 
-LATE = [spec.name for spec in LAYERS][-3:]  # the last layers built: most folders are ready by then
+EVERY_LAYER = [spec.name for spec in LAYERS]
 
 
-@pytest.mark.parametrize("layer", LATE)
-@pytest.mark.parametrize("only", [None, "prod"])
+@pytest.mark.parametrize(
+    ("layer", "only"), [*((name, None) for name in EVERY_LAYER), (EVERY_LAYER[-1], "prod"), (EVERY_LAYER[-2], "dev")]
+)
 def test_a_layer_that_fails_leaves_output_byte_identical(
     output: Path, monkeypatch: pytest.MonkeyPatch, layer: str, only: str | None
 ) -> None:
@@ -54,6 +55,18 @@ def test_a_layer_that_fails_leaves_output_byte_identical(
         generate_main("--quiet", "--output", str(output), *(["--env", only] if only else []))
     assert _stat_snapshot(output) == before
     assert [p.name for p in output.parent.iterdir()] == ["output"]  # no staging folder left behind
+
+
+@pytest.mark.parametrize("layer", sorted({spec.name for spec in PROJECT_LAYERS}))
+def test_a_project_layer_that_fails_leaves_output_byte_identical(
+    output: Path, monkeypatch: pytest.MonkeyPatch, layer: str
+) -> None:
+    before = _stat_snapshot(output)
+    broken = tuple(dataclasses.replace(s, build=_boom) if s.name == layer else s for s in PROJECT_LAYERS)
+    monkeypatch.setattr(cli, "PROJECT_LAYERS", broken)
+    with pytest.raises(RuntimeError, match="injected failure"):
+        generate_main("--quiet", "--output", str(output))
+    assert _stat_snapshot(output) == before
 
 
 def test_the_release_files_failing_last_leave_output_byte_identical(
