@@ -113,3 +113,12 @@ def test_no_file_ends_in_a_traceback(settings_dir: Path, text: bytes) -> None:
     assert err.startswith("Refused: nothing was written.") and "Traceback" not in err
     assert "staging.yaml" in err
     assert not (settings_dir / "out").exists()
+
+
+@pytest.mark.parametrize("name", ["../environments/prod", "._prod", "Prod", "prod.yaml"])
+def test_an_env_option_that_is_not_an_environment_name_reads_no_file(name: str, settings_dir: Path) -> None:
+    status, _, err = generate_main("--env", name, "--settings", str(settings_dir), "--output", str(settings_dir / "o"))
+    assert status == 2
+    assert f"--env {name!r}: is not an environment name" in err
+    assert "did you mean 'prod'?" in err or "/" in name
+    assert not (settings_dir / "o").exists()

@@ -1964,6 +1964,15 @@ def load_settings(
     """
     everything = available_environments(folder)
     wanted = list(names or everything)
+    bad = [n for n in names or () if not re.fullmatch(ENVIRONMENT_NAME, n)]
+    if bad:  # never read a path made of a name (--env ../x, --env ._prod)
+        raise SettingsError(
+            [
+                f"--env {_shown(n)}: is not an environment name (lower-case letters and digits, starting with a "
+                f"letter, at most 12){did_you_mean(n, everything)}; environments here: {', '.join(everything)}"
+                for n in bad
+            ]
+        )
     problems: list[str] = _misnamed(folder)
     loaded = []
     for name in [*everything, *(n for n in wanted if n not in everything)]:
