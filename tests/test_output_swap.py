@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import shutil
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -145,3 +146,30 @@ def test_no_services_in_defaults_is_refused_or_built_and_never_breaks_output(out
     else:
         assert status == 2, err
         assert snapshot(output) == before
+
+
+@pytest.mark.parametrize("prune", [True, False])
+def test_without_an_atomic_exchange_two_renames_do_the_same(
+    output: Path, monkeypatch: pytest.MonkeyPatch, prune: bool
+) -> None:
+    """Where renameat2(RENAME_EXCHANGE) is missing (other systems, some filesystems) the swap falls
+    back to two renames with the same result."""
+    monkeypatch.setattr(render, "_exchange", lambda a, b: False)
+    render.replace_folders(output, {"dev": {"manifest.json": "{}", "a.sh": "echo"}}, prune=prune)
+    assert snapshot(output / "dev") == {"a.sh": b"echo", "manifest.json": b"{}"}
+    assert os.access(output / "dev" / "a.sh", os.X_OK)
+    assert (output / "prod").is_dir() != prune  # a full build retires the folders it did not build
+    assert [p.name for p in output.parent.iterdir()] == ["output"]
+
+
+def test_the_exchange_is_atomic_on_this_system(tmp_path: Path) -> None:
+    """On Linux the full build's swap is one renameat2(RENAME_EXCHANGE) (man 2 rename); elsewhere
+    the exchange says it cannot, and two renames do it."""
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    (tmp_path / "a" / "x").write_text("a")
+    (tmp_path / "b" / "y").write_text("b")
+    exchanged = render._exchange(tmp_path / "a", tmp_path / "b")
+    assert exchanged == sys.platform.startswith("linux")
+    if exchanged:
+        assert (tmp_path / "b" / "x").read_text() == "a" and (tmp_path / "a" / "y").read_text() == "b"
