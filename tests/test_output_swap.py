@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from conftest import Generated, generate_main
 from test_generate import snapshot
 
@@ -173,3 +174,17 @@ def test_the_exchange_is_atomic_on_this_system(tmp_path: Path) -> None:
     assert exchanged == sys.platform.startswith("linux")
     if exchanged:
         assert (tmp_path / "b" / "x").read_text() == "a" and (tmp_path / "a" / "y").read_text() == "b"
+
+
+def test_no_services_anywhere_builds_whole_with_an_empty_delivery_folder(output: Path, settings_dir: Path) -> None:
+    """The old swap crashed on the empty delivery folder after five folders were replaced (issue 16)."""
+    for path in settings_dir.glob("*.yaml"):
+        data = yaml.safe_load(path.read_text())
+        if "services" in data:
+            data["services"] = {}
+        path.write_text(yaml.safe_dump(data))
+    status, _, err = generate_main("--quiet", "--settings", str(settings_dir), "--output", str(output))
+    assert status == 0, err
+    assert list((output / "delivery").iterdir()) == []
+    assert not list((output / "prod").glob("svc-*"))
+    assert (output / "notes.txt").read_text() == "mine"
