@@ -49,7 +49,7 @@ sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT))
 
 import generate  # noqa: E402
-from infra_templates import checks, pipeline  # noqa: E402
+from infra_templates import checks, pipeline, quotas  # noqa: E402
 from infra_templates.config import load_environment, project_of  # noqa: E402
 from templates import LAYERS, PROJECT_LAYERS  # noqa: E402
 
@@ -425,6 +425,8 @@ def bench_scale(services: int, repeat: int, scratch: Path, base: Sample) -> tupl
     manifests = checks.load_manifests(output)
     problems = [str(p) for p in checks.check_limits(checks.template_files(manifests))]
     problems += [str(p) for p in checks.check_wiring(manifests)]
+    quota_problems = quotas.check_output_quotas(manifests)  # AWS's default quotas, across stacks
+    problems += quota_problems
     if refused:
         problems.insert(0, f"generating {services} services: troposphere refused a template: {refused}")
     count = len(described["stacks"])
@@ -443,8 +445,18 @@ def bench_scale(services: int, repeat: int, scratch: Path, base: Sample) -> tupl
         f"{len(registry_body['Resources'])} resources, {len(registry_body.get('Outputs', {}))} outputs |",
         f"| limits and wiring on the scaled output | {'ok' if not problems else f'{len(problems)} problem(s)'} |",
         f"| first breaking point (a limit exceeded) | {first_breaking(services, scratch)} |",
+        f"| AWS default quotas ({len(quotas.QUOTAS)}: target groups, rules, targets per load balancer, rules per "
+        f"security group...) | {_quota_figure(settings, quota_problems)} |",
     ]
     return rows, problems
+
+
+def _quota_figure(settings: Path, problems: list[str]) -> str:
+    """The scaled environment's blue/green services, load balancers and the quota check's verdict."""
+    env = load_environment(SCALED_ENV, settings)
+    balancers = len(env.load_balancer_groups())
+    verdict = "within every one" if not problems else f"**{len(problems)} exceeded**"
+    return f"{len(env.blue_green_services)} blue/green services on {balancers} load balancer(s): {verdict}"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -48,6 +48,17 @@ class Platform:
     )
 
 
+def for_load_balancer(spec: ExportSpec, index: int) -> ExportSpec:
+    """The export of the environment's ``index``-th load balancer (from 0; see
+    ``Environment.load_balancer_groups``): the first keeps the plain name, so an environment with
+    one load balancer exports exactly what it always did; the second adds ``2`` to the key."""
+    if index == 0:
+        return spec
+    return ExportSpec(
+        spec.layer, f"{spec.key}{index + 1}", f"{spec.description} (load balancer {index + 1})", spec.scope
+    )
+
+
 class Data:
     CLUSTER_IDENTIFIER = ExportSpec("data", "ClusterIdentifier", "Aurora cluster identifier")
     ENDPOINT = ExportSpec("data", "ClusterEndpoint", "Writer endpoint")

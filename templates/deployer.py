@@ -8,8 +8,9 @@ pipeline (in the registry's account) deploys this environment's stacks.
 - ``{project}-{env}-deployer-cfn``: what CloudFormation runs as. Not AdministratorAccess: its actions
   are exactly those CloudFormation's resource provider schemas list for the resource types this
   environment's own templates hold (create, read, update, delete handlers), allowed only in the
-  regions its stacks go to; its IAM actions reach only roles named after the environment's stacks
-  (``{project}-{env}-*``), never the deployer's own roles.
+  regions its stacks go to and the regions their resources act in (a secret's replica); its IAM
+  actions reach only roles named after the environment's stacks (``{project}-{env}-*``), never the
+  deployer's own roles.
 
 The pipeline never deploys this stack: a commit must not be able to widen the roles it runs with.
 Deploy it by hand (``deploy.sh`` deploys it first) whenever the layers gain a resource type.
@@ -52,6 +53,7 @@ from infra_templates.naming import (
     stack_name,
 )
 from infra_templates.pipeline import LayerSpec, Stack, build_stacks
+from infra_templates.regions import acting_regions
 
 CHANGE_SET_NAME = "infrastructure-pipeline"
 # IAM counts a managed policy's characters without white space: at most 6,144. Keep a margin, and
@@ -68,7 +70,10 @@ def build(env: Environment, layers: Sequence[LayerSpec]) -> Template:
     t = ctx.new_template("the roles the infrastructure pipeline deploys this environment's stacks with")
     stacks = build_stacks(env, layers)
     regions = sorted({s.region for s in stacks})
-    execution = t.add_resource(_execution_role(env, stacks, regions, t))
+    # CloudFormation's role acts where the resources act, not only where the stacks are: a secret's
+    # replica is created with its permissions in the replica's region (regions.py cites AWS).
+    acting = sorted({*regions, *(r for s in stacks for r in acting_regions(s.body))})
+    execution = t.add_resource(_execution_role(env, stacks, acting, t))
     t.add_resource(_action_role(env, regions))
     t.add_output(
         Output("ExecutionRoleArn", Description="CloudFormation's role", Value=Sub("${%s.Arn}" % execution.title))

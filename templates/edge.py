@@ -104,7 +104,9 @@ def build(env: Environment) -> Template:
         )
         web_acl = GetAtt(acl, "Arn")
     else:
-        web_acl = Ref(ctx.parameter_from(t, EdgeFirewall.WEB_ACL_ARN))
+        # The firewall stack is in us-east-1 whatever the reader's region (a DR folder deploys its
+        # primary's edge stack, and lists not the primary's firewall stack): say so.
+        web_acl = Ref(ctx.parameter_from(t, EdgeFirewall.WEB_ACL_ARN, region=CLOUDFRONT_REGION))
 
     distribution = t.add_resource(
         cloudfront.Distribution(

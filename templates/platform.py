@@ -12,7 +12,7 @@ from infra_templates import constructs, iam
 from infra_templates.config import Environment, certificate_id
 from infra_templates.layer import LayerContext
 from infra_templates.naming import cluster_name
-from templates.contracts import Keys, Network, Platform, Security
+from templates.contracts import Keys, Network, Platform, Security, for_load_balancer
 
 TLS_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"  # TLS 1.3 and 1.2 with forward secrecy only
 ACCESS_LOG_PREFIX = "alb"
@@ -43,15 +43,66 @@ def build(env: Environment) -> Template:
             ),
         )
     bucket, bucket_policy = _access_log_bucket(t, ctx)
+    albs = [_load_balancer(t, ctx, index, bucket, bucket_policy) for index in range(len(env.load_balancer_groups()))]
+
+    if env.platform.waf.load_balancer:  # else only CloudFront reaches it, through CloudFront's web ACL (config)
+        acl = constructs.firewall(
+            t,
+            env,
+            name=ctx.stack_name,
+            scope="REGIONAL",
+            rate_limit=env.platform.waf_rate_limit,
+            logs_key_arn=ctx.import_value(Keys.LOGS_KEY_ARN),
+            retention_days=env.platform.log_retention_days,
+        )
+        for index, alb in enumerate(albs):
+            t.add_resource(
+                wafv2.WebACLAssociation(
+                    f"WebAclAssociation{_suffix(index)}", ResourceArn=Ref(alb), WebACLArn=GetAtt(acl, "Arn")
+                )
+            )
+
+    ctx.export(t, Platform.CLUSTER_NAME, Ref(cluster))
+    ctx.export(t, Platform.CLUSTER_ARN, GetAtt(cluster, "Arn"))
+    for index, alb in enumerate(albs):
+        for spec, value in (
+            (Platform.LOAD_BALANCER_ARN, Ref(alb)),
+            (Platform.LOAD_BALANCER_FULL_NAME, GetAtt(alb, "LoadBalancerFullName")),
+            (Platform.LOAD_BALANCER_DNS_NAME, GetAtt(alb, "DNSName")),
+            (Platform.LOAD_BALANCER_ZONE_ID, GetAtt(alb, "CanonicalHostedZoneID")),
+        ):
+            ctx.export(t, for_load_balancer(spec, index), value)
+        ctx.export(
+            t, for_load_balancer(Platform.HTTPS_LISTENER_ARN, index), Ref(t.resources[f"HttpsListener{_suffix(index)}"])
+        )
+    ctx.export(t, Platform.LOG_BUCKET_NAME, Ref(bucket))
+    return t
+
+
+def _suffix(index: int) -> str:
+    """Logical-ID suffix of the ``index``-th load balancer's resources: none for the first (an
+    environment with one load balancer keeps its IDs), ``2``, ``3``... for the others."""
+    return "" if index == 0 else str(index + 1)
+
+
+def _load_balancer(
+    t: Template, ctx: LayerContext, index: int, bucket: s3.Bucket, bucket_policy: s3.BucketPolicy
+) -> elb.LoadBalancer:
+    """The ``index``-th internet-facing ALB (``Environment.load_balancer_groups``: as many as AWS's
+    default quotas on target groups and rules per load balancer need) with the security group the
+    security layer made for it, its HTTPS listener, test listener and HTTP redirect; access logs
+    go to the one bucket."""
+    env = ctx.env
+    suffix = _suffix(index)
     alb = t.add_resource(
         elb.LoadBalancer(
-            "LoadBalancer",
+            f"LoadBalancer{suffix}",
             DependsOn=[bucket_policy.title],  # ELB checks that it may write before it accepts the bucket
             Type="application",
             Scheme="internet-facing",
             IpAddressType="ipv4",
             Subnets=ctx.import_list(Network.PUBLIC_SUBNET_IDS),
-            SecurityGroups=[ctx.import_value(Security.ALB_SECURITY_GROUP)],
+            SecurityGroups=[ctx.import_value(for_load_balancer(Security.ALB_SECURITY_GROUP, index))],
             LoadBalancerAttributes=[
                 elb.LoadBalancerAttributes(Key=key, Value=value)
                 for key, value in (
@@ -67,12 +118,12 @@ def build(env: Environment) -> Template:
             ],
         )
     )
-    https = t.add_resource(_https_listener("HttpsListener", env, alb, 443))
-    _test_listener(t, ctx, alb)
+    t.add_resource(_https_listener(f"HttpsListener{suffix}", env, alb, 443))
+    _test_listener(t, ctx, alb, index)
     if env.platform.http_redirect:
         t.add_resource(
             elb.Listener(
-                "HttpRedirectListener",
+                f"HttpRedirectListener{suffix}",
                 LoadBalancerArn=Ref(alb),
                 Port=80,
                 Protocol="HTTP",
@@ -84,39 +135,20 @@ def build(env: Environment) -> Template:
                 ],
             )
         )
-
-    if env.platform.waf.load_balancer:  # else only CloudFront reaches it, through CloudFront's web ACL (config)
-        acl = constructs.firewall(
-            t,
-            env,
-            name=ctx.stack_name,
-            scope="REGIONAL",
-            rate_limit=env.platform.waf_rate_limit,
-            logs_key_arn=ctx.import_value(Keys.LOGS_KEY_ARN),
-            retention_days=env.platform.log_retention_days,
-        )
-        t.add_resource(wafv2.WebACLAssociation("WebAclAssociation", ResourceArn=Ref(alb), WebACLArn=GetAtt(acl, "Arn")))
-
-    ctx.export(t, Platform.CLUSTER_NAME, Ref(cluster))
-    ctx.export(t, Platform.CLUSTER_ARN, GetAtt(cluster, "Arn"))
-    ctx.export(t, Platform.LOAD_BALANCER_ARN, Ref(alb))
-    ctx.export(t, Platform.LOAD_BALANCER_FULL_NAME, GetAtt(alb, "LoadBalancerFullName"))
-    ctx.export(t, Platform.LOAD_BALANCER_DNS_NAME, GetAtt(alb, "DNSName"))
-    ctx.export(t, Platform.LOAD_BALANCER_ZONE_ID, GetAtt(alb, "CanonicalHostedZoneID"))
-    ctx.export(t, Platform.HTTPS_LISTENER_ARN, Ref(https))
-    ctx.export(t, Platform.LOG_BUCKET_NAME, Ref(bucket))
-    return t
+    return alb
 
 
-def _test_listener(t: Template, ctx: LayerContext, alb: elb.LoadBalancer) -> None:
+def _test_listener(t: Template, ctx: LayerContext, alb: elb.LoadBalancer, index: int) -> None:
     """Blue/green releases: CodeDeploy routes this port to the new tasks before shifting production
-    traffic, so they can be tried first. Only with a blue-green service; the security layer opens
-    the port to the VPC only."""
+    traffic, so they can be tried first. Only on a load balancer with a blue-green service; the
+    security layer opens the port to the VPC only."""
     env = ctx.env
-    if not env.blue_green_services:
+    if not any(env.strategy_of(s) == "blue-green" for s in env.load_balancer_groups()[index]):
         return
-    listener = t.add_resource(_https_listener("TestListener", env, alb, env.deployment.test_listener_port))
-    ctx.export(t, Platform.TEST_LISTENER_ARN, Ref(listener))
+    listener = t.add_resource(
+        _https_listener(f"TestListener{_suffix(index)}", env, alb, env.deployment.test_listener_port)
+    )
+    ctx.export(t, for_load_balancer(Platform.TEST_LISTENER_ARN, index), Ref(listener))
 
 
 def _bool(value: bool) -> str:

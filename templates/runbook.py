@@ -121,7 +121,8 @@ def build(dr: Environment, primary: Environment, stacks: Sequence[Stack]) -> str
         count = primary.services[service].desired_count if service in primary.services else 1
         lines.append(
             f'   aws ecs update-service --region {dr.region} --cluster "$cluster" '
-            f"--service {project}-{dr.name}-svc-{service} --desired-count {count}"
+            # The service stack names the ECS service after the service itself (ServiceName), not the stack.
+            f"--service {service} --desired-count {count}"
         )
     lines += [
         "   ```",

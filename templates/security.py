@@ -10,7 +10,7 @@ from troposphere import GetAtt, Template, ec2
 from infra_templates import constructs
 from infra_templates.config import Environment
 from infra_templates.layer import LayerContext
-from templates.contracts import Network, Security
+from templates.contracts import Network, Security, for_load_balancer
 
 HTTPS = 443
 HTTP = 80
@@ -21,20 +21,7 @@ def build(env: Environment) -> Template:
     t = ctx.new_template("security groups of the load balancer and the database")
     vpc = ctx.import_value(Network.VPC_ID)
 
-    alb = t.add_resource(
-        constructs.security_group(
-            "AlbSecurityGroup",
-            f"{ctx.stack_name} load balancer: HTTPS from "
-            + ("the internet" if env.platform.ingress == "internet" else "CloudFront only"),
-            vpc,
-            f"{ctx.stack_name}-alb",
-        )
-    )
-    _alb_ingress(t, env, alb, HTTPS, "HTTPS from viewers")
-    if env.platform.http_redirect:
-        _alb_ingress(t, env, alb, HTTP, "HTTP, answered only with a redirect to HTTPS")
-
-    _test_listener_ingress(t, ctx, alb)
+    albs = [_alb_group(t, ctx, index) for index in range(len(env.load_balancer_groups()))]
 
     database = t.add_resource(
         constructs.security_group(
@@ -47,21 +34,43 @@ def build(env: Environment) -> Template:
 
     # Each service's own group and its path ALB -> service -> database live in the service's
     # stack: a service then adds nothing here, and fifty of them stay within a stack's limits.
-    ctx.export(t, Security.ALB_SECURITY_GROUP, GetAtt(alb, "GroupId"))
+    for index, alb in enumerate(albs):
+        ctx.export(t, for_load_balancer(Security.ALB_SECURITY_GROUP, index), GetAtt(alb, "GroupId"))
     ctx.export(t, Security.DATABASE_SECURITY_GROUP, GetAtt(database, "GroupId"))
     return t
 
 
-def _test_listener_ingress(t: Template, ctx: LayerContext, alb: ec2.SecurityGroup) -> None:
+def _alb_group(t: Template, ctx: LayerContext, index: int) -> ec2.SecurityGroup:
+    """The security group of the environment's ``index``-th load balancer (its own: the outbound
+    rules to its services count against each group's quota) and its inbound rules. The first
+    keeps the logical IDs of an environment with one load balancer; the others add ``2``, ``3``..."""
+    env = ctx.env
+    suffix = "" if index == 0 else str(index + 1)
+    alb = t.add_resource(
+        constructs.security_group(
+            f"AlbSecurityGroup{suffix}",
+            f"{ctx.stack_name} load balancer{' ' + suffix if suffix else ''}: HTTPS from "
+            + ("the internet" if env.platform.ingress == "internet" else "CloudFront only"),
+            ctx.import_value(Network.VPC_ID),
+            f"{ctx.stack_name}-alb{suffix}",
+        )
+    )
+    _alb_ingress(t, env, alb, HTTPS, "HTTPS from viewers", suffix=suffix)
+    if env.platform.http_redirect:
+        _alb_ingress(t, env, alb, HTTP, "HTTP, answered only with a redirect to HTTPS", suffix=suffix)
+    if any(env.strategy_of(s) == "blue-green" for s in env.load_balancer_groups()[index]):
+        _test_listener_ingress(t, ctx, alb, suffix)
+    return alb
+
+
+def _test_listener_ingress(t: Template, ctx: LayerContext, alb: ec2.SecurityGroup, suffix: str) -> None:
     """The blue/green test listener answers the VPC only (a bastion, a VPN, a test task), never
     the internet: it serves a release before anyone approved it."""
     env = ctx.env
-    if not env.blue_green_services:
-        return
     port = env.deployment.test_listener_port
     t.add_resource(
         ec2.SecurityGroupIngress(
-            "AlbTestListenerIngress",
+            f"AlbTestListenerIngress{suffix}",
             GroupId=GetAtt(alb, "GroupId"),
             IpProtocol="tcp",
             FromPort=port,
@@ -72,14 +81,16 @@ def _test_listener_ingress(t: Template, ctx: LayerContext, alb: ec2.SecurityGrou
     )
 
 
-def _alb_ingress(t: Template, env: Environment, alb: ec2.SecurityGroup, port: int, what: str) -> None:
+def _alb_ingress(
+    t: Template, env: Environment, alb: ec2.SecurityGroup, port: int, what: str, *, suffix: str = ""
+) -> None:
     source: dict[str, Any]
     if env.platform.ingress == "cloudfront":
         source = {"SourcePrefixListId": env.platform.cloudfront_prefix_list_id}
     else:
         source = {"CidrIp": "0.0.0.0/0"}
     rule = ec2.SecurityGroupIngress(
-        f"Alb{'Https' if port == HTTPS else 'Http'}Ingress",
+        f"Alb{'Https' if port == HTTPS else 'Http'}Ingress{suffix}",
         GroupId=GetAtt(alb, "GroupId"),
         IpProtocol="tcp",
         FromPort=port,

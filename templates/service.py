@@ -47,7 +47,16 @@ from infra_templates.naming import (
     repository_name,
     service_role_name,
 )
-from templates.contracts import Data, Keys, Monitoring, Network, Platform, Security, assets_bucket_arn
+from templates.contracts import (
+    Data,
+    Keys,
+    Monitoring,
+    Network,
+    Platform,
+    Security,
+    assets_bucket_arn,
+    for_load_balancer,
+)
 
 IMAGE_TAG = "ImageTag"
 
@@ -107,7 +116,9 @@ def build(env: Environment, name: str) -> Template:
     blue_green = env.strategy_of(name) == "blue-green"
     green = t.add_resource(_green_target_group(target_group)) if blue_green else None
     rule = t.add_resource(
-        _listener_rule("ListenerRule", ctx, name, Platform.HTTPS_LISTENER_ARN, blue=target_group, green=green)
+        _listener_rule(
+            "ListenerRule", ctx, name, _alb(ctx, Platform.HTTPS_LISTENER_ARN), blue=target_group, green=green
+        )
     )
 
     group = _security_group(t, ctx, name, service)
@@ -177,6 +188,12 @@ def _listener_rule(
         Conditions=_conditions(ctx.env.services[name]),
         Actions=[_forward(blue, green)],
     )
+
+
+def _alb(ctx: LayerContext, spec: ExportSpec) -> ExportSpec:
+    """``spec`` (a listener, the load balancer's metric name, its security group) of the load
+    balancer this service is on (``Environment.load_balancer_of``)."""
+    return for_load_balancer(spec, ctx.env.load_balancer_of(ctx.layer.removeprefix("svc-")))
 
 
 def _conditions(service: Service) -> list[elb.Condition]:
@@ -419,7 +436,10 @@ def _autoscaling(
         # service using a target metric value"). Blue/green services scale on CPU.
         return
     # ResourceLabel: app/<alb-name>/<alb-id>/targetgroup/<tg-name>/<tg-id>
-    label = Join("/", [ctx.import_value(Platform.LOAD_BALANCER_FULL_NAME), GetAtt(target_group, "TargetGroupFullName")])
+    label = Join(
+        "/",
+        [ctx.import_value(_alb(ctx, Platform.LOAD_BALANCER_FULL_NAME)), GetAtt(target_group, "TargetGroupFullName")],
+    )
     t.add_resource(
         _target_tracking(
             "RequestScaling",
@@ -508,7 +528,7 @@ def _blue_green(
     env = ctx.env
     blue, green = groups
     test_rule = t.add_resource(
-        _listener_rule("TestListenerRule", ctx, name, Platform.TEST_LISTENER_ARN, blue=blue, green=green)
+        _listener_rule("TestListenerRule", ctx, name, _alb(ctx, Platform.TEST_LISTENER_ARN), blue=blue, green=green)
     )
     ecs_service.DependsOn = [*ecs_service.DependsOn, test_rule.title]
     alarms = [t.add_resource(_errors_alarm(ctx, group)) for group in groups]
@@ -548,10 +568,10 @@ def _blue_green(
                             codedeploy.TargetGroupInfo(Name=GetAtt(group, "TargetGroupName")) for group in groups
                         ],
                         ProdTrafficRoute=codedeploy.TrafficRoute(
-                            ListenerArns=[ctx.import_value(Platform.HTTPS_LISTENER_ARN)]
+                            ListenerArns=[ctx.import_value(_alb(ctx, Platform.HTTPS_LISTENER_ARN))]
                         ),
                         TestTrafficRoute=codedeploy.TrafficRoute(
-                            ListenerArns=[ctx.import_value(Platform.TEST_LISTENER_ARN)]
+                            ListenerArns=[ctx.import_value(_alb(ctx, Platform.TEST_LISTENER_ARN))]
                         ),
                     )
                 ]
@@ -574,7 +594,9 @@ def _errors_alarm(ctx: LayerContext, group: elb.TargetGroup) -> cloudwatch.Alarm
         Namespace="AWS/ApplicationELB",
         MetricName="HTTPCode_Target_5XX_Count",
         Dimensions=[
-            cloudwatch.MetricDimension(Name="LoadBalancer", Value=ctx.import_value(Platform.LOAD_BALANCER_FULL_NAME)),
+            cloudwatch.MetricDimension(
+                Name="LoadBalancer", Value=ctx.import_value(_alb(ctx, Platform.LOAD_BALANCER_FULL_NAME))
+            ),
             cloudwatch.MetricDimension(Name="TargetGroup", Value=GetAtt(group, "TargetGroupFullName")),
         ],
         Statistic="Sum",
@@ -747,7 +769,7 @@ def _alarms(
     ecs_dims = {"ClusterName": cluster, "ServiceName": GetAtt(ecs_service, "Name")}
     tg_dims = {
         "TargetGroup": GetAtt(target_group, "TargetGroupFullName"),
-        "LoadBalancer": ctx.import_value(Platform.LOAD_BALANCER_FULL_NAME),
+        "LoadBalancer": ctx.import_value(_alb(ctx, Platform.LOAD_BALANCER_FULL_NAME)),
     }
     common: dict[str, Any] = {
         "period": limits.period_seconds,
@@ -829,7 +851,7 @@ def _security_group(t: Template, ctx: LayerContext, name: str, service: Service)
     own = GetAtt(group, "GroupId")
     constructs.allow_between(
         t,
-        ctx.import_value(Security.ALB_SECURITY_GROUP),
+        ctx.import_value(_alb(ctx, Security.ALB_SECURITY_GROUP)),
         own,
         service.port,
         egress=("AlbToServiceEgress", f"ALB forwards to the {name} service's container port"),

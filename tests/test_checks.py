@@ -226,8 +226,19 @@ QUEUE_WITH_A_TYPO = {
 def broken_output(folder: Path) -> Path:
     """One environment whose template breaks cfn-lint (E3002), checkov (CKV_AWS_27, no encryption)
     and the body limit, whose manifest imports an export nobody makes, and whose deploy.sh has
-    an unquoted variable (shellcheck SC2086)."""
-    write_output(folder, QUEUE_WITH_A_TYPO)
+    an unquoted variable (shellcheck SC2086); its security group references CloudFront's
+    origin-facing prefix list twice (2 x 55 of 60 inbound rules: quotas)."""
+    group = {
+        "Type": "AWS::EC2::SecurityGroup",
+        "Properties": {
+            "GroupDescription": "two prefix-list rules",
+            "SecurityGroupIngress": [
+                {"IpProtocol": "tcp", "FromPort": port, "ToPort": port, "SourcePrefixListId": "pl-4fa04526"}
+                for port in (80, 443)
+            ],
+        },
+    }
+    write_output(folder, {**QUEUE_WITH_A_TYPO, "Resources": {**QUEUE_WITH_A_TYPO["Resources"], "Group": group}})
     manifest_path = folder / "test" / "manifest.json"
     manifest = json.loads(manifest_path.read_text())
     manifest["stacks"][0]["imports"] = ["nobody-Export"]
@@ -245,6 +256,7 @@ def test_the_gate_sees_a_finding_of_every_tool_and_times_each(tmp_path: Path) ->
     assert "[cfn-lint]" in text and "E3002" in text
     assert "[checkov] test/x.json Queue: CKV_AWS_27" in text.replace(" Queue CKV", " Queue: CKV")
     assert "[shellcheck]" in text and "SC2086" in text
+    assert "[quotas]" in text and "110 inbound rules" in text
     for check in checks.CHECKS:
         assert re.search(rf"^gate: {re.escape(check)} +\d+ problem\(s\) +\d+\.\d s$", text, re.M), check
     assert re.search(r"^gate: FAILED in \d+\.\d s wall, \d+\.\d s CPU$", lines[-1])

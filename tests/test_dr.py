@@ -92,7 +92,7 @@ def test_the_runbook_names_this_projects_stacks_clusters_and_commands() -> None:
         "--target-db-cluster-identifier arn:aws:rds:eu-central-1:333333333333:cluster:shop-dr --allow-data-loss",
         "aws rds create-db-instance --region eu-central-1 --db-cluster-identifier shop-dr",
         "aws rds switchover-global-cluster --region eu-west-1 --global-cluster-identifier shop-prod-global",
-        "--service shop-dr-svc-api --desired-count 3",
+        "--service api --desired-count 3",  # the ECS service is named after the service (ServiceName)
         "--stack-name shop-dr-platform",
         "## Fail back",
         "## Rehearse",
@@ -305,7 +305,10 @@ def test_without_dns_settings_there_are_no_failover_records(settings_dir: Path) 
 
 def test_dns_failover_behind_a_cloudfront_only_load_balancer_is_refused(settings_dir: Path) -> None:
     edit_yaml(
-        settings_dir / "prod.yaml", platform__ingress="cloudfront", platform__cloudfront_prefix_list_id="pl-4fa04526"
+        settings_dir / "prod.yaml",
+        platform__ingress="cloudfront",
+        platform__cloudfront_prefix_list_id="pl-4fa04526",
+        platform__http_redirect=False,  # two origin-facing prefix-list rules would weigh 110 of 60
     )
     message = project_refusal(settings_dir)
     assert "dr.yaml: dr.dns: Route 53 checks prod's load balancer from the internet" in message

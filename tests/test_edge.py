@@ -128,7 +128,11 @@ def test_the_cloudfront_web_acl_lives_in_us_east_1(stacks, env) -> None:
     acl = waf.body["Resources"]["WebAcl"]["Properties"]
     assert acl["Scope"] == "CLOUDFRONT"
     assert distribution(stacks, env)["WebACLId"] == {"Ref": "WebAclArn"}
-    assert stacks[env]["edge"].parameters["WebAclArn"] == {"stack": f"shop-{env}-edge-waf", "output": "WebAclArn"}
+    assert stacks[env]["edge"].parameters["WebAclArn"] == {
+        "stack": f"shop-{env}-edge-waf",
+        "output": "WebAclArn",
+        "region": "us-east-1",  # recorded: a DR folder deploys its primary's edge stack, not its firewall
+    }
     assert f"shop-{env}-edge-waf" in stacks[env]["edge"].depends_on
     group = waf.body["Resources"]["WafLogGroup"]["Properties"]
     assert group["KmsKeyId"] == {"Fn::GetAtt": ["LogsKey", "Arn"]}  # a key of its own region

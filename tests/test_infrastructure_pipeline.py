@@ -12,6 +12,7 @@ from conftest import BUILT, build_all, edit_yaml, refusal, resources, stack_of
 
 from infra_templates import checks
 from infra_templates.catalog import handler_permissions
+from infra_templates.regions import acting_regions
 from templates import infrastructure, infrastructure_plan
 
 LAYER = "delivery-infrastructure"
@@ -297,7 +298,9 @@ def test_the_execution_role_may_do_exactly_what_its_resource_types_need(env: str
         for a in handler_permissions(s.region, r["Type"])
     }
     allowed = set()
-    regions = sorted({s.region for s in stacks if s.layer != "deployer"} | {"us-east-1"})
+    # Where the stacks are, us-east-1 (global services), and where their resources act (a replica).
+    acting = {r for s in stacks for r in acting_regions(s.body)}
+    regions = sorted({s.region for s in stacks if s.layer != "deployer"} | {"us-east-1"} | acting)
     for statement in execution_statements(env):
         listed = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
         if statement["Effect"] == "Deny":

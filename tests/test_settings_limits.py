@@ -21,10 +21,16 @@ from templates.data import ServerlessV2Scaling
 
 EXAMPLES = [
     # RDS: "Must be at least 30 minutes" (CreateDBCluster, PreferredBackupWindow)
-    ({"database__preferred_backup_window": "02:00-02:10"}, "preferred_backup_window = '02:00-02:10': lasts 10 minutes"),
+    (
+        {"database__preferred_backup_window": "02:00-02:10"},
+        "preferred_backup_window = '02:00-02:10': must last at least 30 minutes (RDS)",
+    ),
     # RDS: the maintenance window's hours are hh24
     ({"database__preferred_maintenance_window": "sun:29:00-sun:29:30"}, "preferred_maintenance_window = 'sun:29:00"),
-    ({"database__preferred_maintenance_window": "sun:03:00-sun:03:10"}, "lasts 10 minutes; RDS needs at least 30"),
+    (
+        {"database__preferred_maintenance_window": "sun:03:00-sun:03:10"},
+        "preferred_maintenance_window = 'sun:03:00-sun:03:10': must last at least 30 minutes (RDS)",
+    ),
     ({"database__preferred_maintenance_window": "sat:03:00-xyz:04:00"}, "preferred_maintenance_window = 'sat:03:00-x"),
     # RDS: "Must not conflict with the preferred maintenance window"
     (

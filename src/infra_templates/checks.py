@@ -6,6 +6,9 @@
             the manifest uploads through a bucket) and within CloudFormation's quotas on resources,
             outputs, parameters and mappings; pipelines within CodePipeline's 50 stages and 50
             actions per stage
+   quotas   AWS's default quotas counted across stacks (quotas.py: target groups and rules per load
+            balancer, rules per security group with prefix-list weights, ...), and every region a
+            stack's resources act in allowed to the deployer role (regions.py)
 3. cfn-lint every template, informational rules included, against its own region
 4. checkov  the CloudFormation framework over the whole folder; skips only in resource Metadata
 5. shellcheck every environment's deploy.sh (the script a human runs against the account)
@@ -31,6 +34,7 @@ from pathlib import Path
 from resource import RUSAGE_CHILDREN, RUSAGE_SELF, getrusage
 from typing import Any
 
+from infra_templates.quotas import check_output_quotas
 from infra_templates.render import to_json, to_yaml
 
 MAX_BODY_BYTES = 51_200
@@ -507,7 +511,7 @@ def _cpu_seconds() -> float:
     return mine.ru_utime + mine.ru_stime + theirs.ru_utime + theirs.ru_stime
 
 
-CHECKS = ("wiring", "limits", "cfn-lint", "checkov", "shellcheck")
+CHECKS = ("wiring", "limits", "quotas", "cfn-lint", "checkov", "shellcheck")
 
 
 def run_gate(
@@ -554,7 +558,11 @@ def run_gate(
     with _pool(workers) as pool:
         futures = [(job, pool.submit(run_job, job)) for job in jobs]
         # meanwhile, here: the quick checks on what the manifests say
-        for name, step in (("wiring", lambda: check_wiring(manifests)), ("limits", lambda: check_limits(files))):
+        for name, step in (
+            ("wiring", lambda: check_wiring(manifests)),
+            ("limits", lambda: check_limits(files)),
+            ("quotas", lambda: [Problem("quotas", "output", p) for p in check_output_quotas(manifests)]),
+        ):
             results[name], seconds[name] = _timed(name, step)
         for job, future in futures:
             try:

@@ -17,6 +17,7 @@ import unicodedata
 import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -31,6 +32,7 @@ from pydantic import (
     model_validator,
 )
 
+from infra_templates import quotas
 from infra_templates.catalog import REGIONS, aurora_versions, zones_of
 
 DEFAULTS_FILE = "defaults.yaml"
@@ -291,6 +293,20 @@ class Routing(Strict):
     def _something(self) -> Routing:
         if not self.paths and not self.hosts:
             raise ValueError("give at least one path pattern or host header")
+        limit = quotas.CONDITION_VALUES_PER_RULE
+        if len(self.paths) + len(self.hosts) > limit.default:
+            raise ValueError(
+                f"{len(self.paths)} paths and {len(self.hosts)} hosts make one listener rule of "
+                f"{len(self.paths) + len(self.hosts)} condition values; AWS quota '{limit.name}' is "
+                f"{limit.default} ({limit.source})"
+            )
+        wildcards = sum(value.count("*") + value.count("?") for value in [*self.paths, *self.hosts])
+        if wildcards > quotas.CONDITION_WILDCARDS_PER_RULE.default:
+            limit = quotas.CONDITION_WILDCARDS_PER_RULE
+            raise ValueError(
+                f"{wildcards} wildcards (* or ?) in one listener rule; AWS quota '{limit.name}' is "
+                f"{limit.default} ({limit.source})"
+            )
         return self
 
 
@@ -637,6 +653,25 @@ class Standby(Strict):
     dns: DnsFailover | None = None
 
 
+MINUTES_PER_DAY = 24 * 60
+MINUTES_PER_WEEK = 7 * MINUTES_PER_DAY
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def _clock_minutes(text: str) -> int:
+    """``hh:mm`` (24 hours) as minutes after midnight; ValueError past 23:59."""
+    hours, minutes = (int(part) for part in text.split(":"))
+    if hours > 23 or minutes > 59:
+        raise ValueError(f"{text} is not a time of day (hh24:mi)")
+    return hours * 60 + minutes
+
+
+def _week_minutes(text: str) -> int:
+    """``ddd:hh:mm`` as minutes after Monday midnight."""
+    day, clock = text.split(":", 1)
+    return WEEKDAYS.index(day) * MINUTES_PER_DAY + _clock_minutes(clock)
+
+
 class Database(Strict):
     engine: Literal["aurora-postgresql", "aurora-mysql"]
     engine_version: str
@@ -666,8 +701,7 @@ class Database(Strict):
     )
     preferred_maintenance_window: str = Field(
         default="sun:03:30-sun:04:30",
-        pattern=r"^(mon|tue|wed|thu|fri|sat|sun):([01][0-9]|2[0-3]):[0-5][0-9]-"
-        r"(mon|tue|wed|thu|fri|sat|sun):([01][0-9]|2[0-3]):[0-5][0-9]$",
+        pattern=r"^(mon|tue|wed|thu|fri|sat|sun):[0-2][0-9]:[0-5][0-9]-(mon|tue|wed|thu|fri|sat|sun):[0-2][0-9]:[0-5][0-9]$",
         description="Weekly, UTC, ddd:hh24:mi-ddd:hh24:mi (mon..sun), at least 30 minutes, apart from the "
         "backup window.",
     )
@@ -683,50 +717,49 @@ class Database(Strict):
             )
         return user
 
+    # RDS, CreateDBCluster: each window "must be at least 30 minutes" and the two "must not
+    # conflict" (https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_CreateDBCluster.html).
+    # troposphere refuses (with a traceback) a window whose end is less than 30 minutes from its
+    # start either way, so that is refused here too, with the field named.
+    @field_validator("preferred_backup_window")
+    @classmethod
+    def _backup_window(cls, window: str) -> str:
+        start, end = (_clock_minutes(part) for part in window.split("-"))
+        if (end - start) % MINUTES_PER_DAY < 30 or abs(end - start) < 30:
+            raise ValueError("must last at least 30 minutes (RDS), its end at least 30 minutes from its start")
+        return window
+
+    @field_validator("preferred_maintenance_window")
+    @classmethod
+    def _maintenance_window(cls, window: str) -> str:
+        start, end = (_week_minutes(part) for part in window.split("-"))
+        if (end - start) % MINUTES_PER_WEEK < 30 or abs(end - start) < 30:
+            raise ValueError("must last at least 30 minutes (RDS), its end at least 30 minutes from its start")
+        return window
+
+    @model_validator(mode="after")
+    def _windows_apart(self) -> Database:
+        start, end = (_clock_minutes(part) for part in self.preferred_backup_window.split("-"))
+        backup = (end - start) % MINUTES_PER_DAY
+        m_start, m_end = (_week_minutes(part) for part in self.preferred_maintenance_window.split("-"))
+        maintenance = (m_end - m_start) % MINUTES_PER_WEEK
+        for day in range(7):
+            b_start = day * MINUTES_PER_DAY + start
+            if (b_start - m_start) % MINUTES_PER_WEEK < maintenance or (m_start - b_start) % MINUTES_PER_WEEK < backup:
+                raise FieldValueError(
+                    ("preferred_backup_window",),
+                    f"overlaps preferred_maintenance_window ({self.preferred_maintenance_window}); RDS requires "
+                    "the two not to conflict",
+                    self.preferred_backup_window,
+                )
+        return self
+
     @field_validator("performance_insights_retention_days")
     @classmethod
     def _pi_retention(cls, days: int) -> int:
         if days != 7 and not (days % 31 == 0 and 31 <= days <= 731) and days != 731:
             raise ValueError("Performance Insights keeps 7 days, or a multiple of 31 days up to 731")
         return days
-
-    @model_validator(mode="after")
-    def _windows(self) -> Database:
-        """RDS's constraints on the two windows (RDS API, CreateDBCluster/ModifyDBCluster,
-        PreferredBackupWindow and PreferredMaintenanceWindow: "Must be at least 30 minutes", "Must not
-        conflict with the preferred maintenance window"); troposphere raises on a short backup window
-        while building, RDS refuses the rest at deploy time."""
-        backup = _backup_minutes(self.preferred_backup_window)
-        maintenance = _maintenance_minutes(self.preferred_maintenance_window)
-        problems = []
-        if len(backup) < 30 * 7:
-            problems.append(
-                FieldValueError(
-                    ("preferred_backup_window",),
-                    f"lasts {len(backup) // 7} minutes; RDS needs at least 30",
-                    self.preferred_backup_window,
-                )
-            )
-        if len(maintenance) < 30:
-            problems.append(
-                FieldValueError(
-                    ("preferred_maintenance_window",),
-                    f"lasts {len(maintenance)} minutes; RDS needs at least 30",
-                    self.preferred_maintenance_window,
-                )
-            )
-        if backup & maintenance:
-            problems.append(
-                FieldValueError(
-                    ("preferred_backup_window",),
-                    f"overlaps preferred_maintenance_window ({self.preferred_maintenance_window}); RDS needs them "
-                    "apart",
-                    self.preferred_backup_window,
-                )
-            )
-        if problems:
-            raise ManyFieldsError(problems)
-        return self
 
     @model_validator(mode="after")
     def _known_version(self) -> Database:
@@ -1149,6 +1182,7 @@ class Environment(Strict):
             *self._posture_problems(),
             *self._delivery_problems(),
             *self._architecture_problems(),
+            *self._quota_problems(),
         ]
         if problems:
             raise ManyFieldsError(problems)
@@ -1169,6 +1203,121 @@ class Environment(Strict):
             for name, service in sorted(self.services.items())
             if service.architecture == "ARM64" and self.capacity_of(name).spot_weight > 0
         ]
+
+    def _quota_problems(self) -> list[FieldValueError]:
+        """AWS's default quotas the environment's load balancers and security groups would exceed
+        (quotas.py has each quota's name, value and source; the gate counts the same in the
+        output). Services are split over as many load balancers as the quotas need
+        (``load_balancer_groups``); what no split can fix is refused, the quota named."""
+        problems: list[FieldValueError] = []
+        for group in self.load_balancer_groups():
+            problems += [
+                FieldValueError(
+                    ("services", group[0]) if len(group) == 1 else ("services",),
+                    f"{count} {what}; AWS quota '{quota.name}' is {quota.default} ({quota.source})",
+                )
+                for quota, count, what in self._load_balancer_usage(group)
+                if count > quota.default
+            ]
+        groups = len(self.load_balancer_groups())
+        reached = self._reached_by_cloudfront()
+        beyond = [name for group in self.load_balancer_groups()[1:] for name in group if name in reached]
+        if beyond:
+            problems.append(
+                FieldValueError(
+                    ("services", beyond[0]),
+                    f"routes under edge.api_path ({self.edge.api_path}), which CloudFront sends to the first load "
+                    f"balancer only, but the {len(reached)} such services do not fit on one (AWS's quotas per "
+                    "Application Load Balancer: 100 target groups, 100 rules; a blue-green service takes two of each)",
+                )
+            )
+        if groups > quotas.LOAD_BALANCERS_PER_REGION.default:
+            limit = quotas.LOAD_BALANCERS_PER_REGION
+            problems.append(
+                FieldValueError(
+                    ("services",),
+                    f"need {groups} load balancers; AWS quota '{limit.name}' is {limit.default} ({limit.source})",
+                )
+            )
+        weight = quotas.CLOUDFRONT_ORIGIN_FACING_WEIGHT if self.platform.ingress == "cloudfront" else 1
+        inbound = weight * (2 if self.platform.http_redirect else 1) + (1 if self.blue_green_services else 0)
+        database = sum(1 for s in self.services.values() if s.database_access)
+        for where, count, what in (
+            (
+                ("platform", "ingress"),
+                inbound,
+                "inbound rules on a load balancer's security group (the CloudFront origin-facing prefix list "
+                "weighs 55; platform.http_redirect adds a second port)",
+            ),
+            (
+                ("services",),
+                database,
+                "inbound rules on the database's security group (one per service with database_access)",
+            ),
+        ):
+            limit = quotas.INBOUND_RULES_PER_GROUP
+            if count > limit.default:
+                problems.append(
+                    FieldValueError(
+                        where, f"{count} {what}; AWS quota '{limit.name}' is {limit.default} ({limit.source})"
+                    )
+                )
+        return problems
+
+    def _load_balancer_usage(self, group: Sequence[str]) -> list[tuple[quotas.Quota, int, str]]:
+        """What the services of one load balancer put on it and on its security group."""
+        per_service = {name: 2 if self.strategy_of(name) == "blue-green" else 1 for name in group}
+        return [
+            (quotas.TARGET_GROUPS_PER_ALB, sum(per_service.values()),
+             "target groups on one load balancer (a blue-green service has two)"),
+            (quotas.RULES_PER_ALB, sum(per_service.values()),
+             "listener rules on one load balancer (a blue-green service has a test listener rule too)"),
+            (quotas.OUTBOUND_RULES_PER_GROUP, 1 + len(group),
+             "outbound rules on a load balancer's security group (one per service, one that removes the default)"),
+            (quotas.TARGETS_PER_ALB, sum(self.services[n].autoscaling.max * per_service[n] for n in group),
+             "targets at most on one load balancer (autoscaling.max of each service, twice for blue-green)"),
+        ]  # fmt: skip
+
+    def load_balancer_groups(self) -> list[list[str]]:
+        """The services of each load balancer (a copy of ``_load_balancer_groups``)."""
+        return [list(group) for group in self._load_balancer_groups]
+
+    def load_balancer_of(self, service: str) -> int:
+        """Index (from 0) of the load balancer whose listeners route to ``service``."""
+        return self._load_balancer_index[service]
+
+    @cached_property
+    def _load_balancer_index(self) -> dict[str, int]:
+        return {name: i for i, group in enumerate(self._load_balancer_groups) for name in group}
+
+    @cached_property
+    def _load_balancer_groups(self) -> tuple[tuple[str, ...], ...]:
+        """The services of each load balancer, the first load balancer's first (computed once:
+        every service stack asks which load balancer it is on).
+
+        One load balancer holds as many services as AWS's default quotas let it (100 target groups
+        and 100 rules, 60 outbound rules on its security group, 1,000 targets; a blue-green service
+        takes two target groups and two rules): services are taken in order and a new load balancer
+        starts when the next one would not fit. The order puts the services CloudFront reaches
+        (routes under ``edge.api_path``, served through ``edge.origin_domain``: the first load
+        balancer) first, then by name. An environment that fits in one gets one, as before.
+        """
+        reached = self._reached_by_cloudfront()
+        order = reached + sorted(set(self.services) - set(reached))
+        groups: list[list[str]] = [[]]
+        for name in order:
+            candidate = [*groups[-1], name]
+            fits = all(count <= quota.default for quota, count, _ in self._load_balancer_usage(candidate))
+            if groups[-1] and not fits:
+                groups.append([name])
+            else:
+                groups[-1].append(name)
+        return tuple(tuple(group) for group in groups)
+
+    def _reached_by_cloudfront(self) -> list[str]:
+        """Services with a path under ``edge.api_path``: CloudFront sends those to the first ALB."""
+        api = self.edge.api_path.rstrip("*")
+        return sorted(n for n, s in self.services.items() if any(p.startswith(api) for p in s.routing.paths))
 
     def _certificate_problems(self) -> list[FieldValueError]:
         match = re.fullmatch(
@@ -1377,27 +1526,6 @@ class Environment(Strict):
             taken[priority] = name
             result[name] = priority
         return dict(sorted(result.items()))
-
-
-_WEEK = 7 * 24 * 60
-_DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-
-
-def _span(start: int, end: int, period: int) -> set[int]:
-    """The minutes from ``start`` up to ``end`` (exclusive), wrapping at ``period``."""
-    return {(start + i) % period for i in range((end - start) % period)}
-
-
-def _backup_minutes(window: str) -> set[int]:
-    """Minutes of the week a daily ``hh24:mi-hh24:mi`` window covers (it may cross midnight)."""
-    start, end = (int(t[:2]) * 60 + int(t[3:]) for t in window.split("-"))
-    return {day * 1440 + m for day in range(7) for m in _span(start, end, 1440)} if start != end else set()
-
-
-def _maintenance_minutes(window: str) -> set[int]:
-    """Minutes of the week a ``ddd:hh24:mi-ddd:hh24:mi`` window covers (it may cross Sunday night)."""
-    start, end = (_DAYS.index(t[:3]) * 1440 + int(t[4:6]) * 60 + int(t[7:]) for t in window.split("-"))
-    return _span(start, end, _WEEK)
 
 
 # --- loading ----------------------------------------------------------------------------------

@@ -162,6 +162,18 @@ def _outputs(body: Mapping[str, Any]) -> tuple[Output, ...]:
     )
 
 
+def _source_region(given: Mapping[str, str], region_of: Mapping[str, str], reader: str) -> str:
+    """Where the stack a parameter is read from lives: as the template recorded it, else as the
+    manifest lists it. Never a guess: a read in the wrong region stops the script half-way."""
+    region = given.get("region") or region_of.get(given["stack"])
+    if region is None:
+        raise ValueError(
+            f"{reader} reads output {given['output']} of {given['stack']}, which the manifest does not list "
+            "and whose region the template does not record (LayerContext.parameter_from(region=...))"
+        )
+    return region
+
+
 def plan(manifest: Mapping[str, Any], templates: Mapping[str, Mapping[str, Any]], folder: str) -> list[StackPlan]:
     """The stacks of the manifest in its order; ``templates`` maps each stack name to its template.
 
@@ -173,7 +185,7 @@ def plan(manifest: Mapping[str, Any], templates: Mapping[str, Mapping[str, Any]]
     region_of = {stack["name"]: stack["region"] for stack in manifest["stacks"]}
     for stack in manifest["stacks"]:
         sources = {
-            name: (given["stack"], given["output"], region_of.get(given["stack"], stack["region"]))
+            name: (given["stack"], given["output"], _source_region(given, region_of, stack["name"]))
             for name, given in stack.get("parameters", {}).items()
             if "stack" in given
         }

@@ -85,12 +85,20 @@ class LayerContext:
         t.add_output(Output(spec.key, Description=spec.description, Value=value))
 
     def parameter_from(
-        self, t: Template, spec: ExportSpec, pattern: str = ARN_PATTERN, *, environment: str | None = None
+        self,
+        t: Template,
+        spec: ExportSpec,
+        pattern: str = ARN_PATTERN,
+        *,
+        environment: str | None = None,
+        region: str | None = None,
     ) -> Parameter:
         """A parameter filled from another stack's output, for what ``Fn::ImportValue`` cannot
         reach (another region). The template's Metadata names the source, so the manifest, the
         deploy script and the gate know where the value comes from. ``environment`` names another
-        environment's stack (a DR pair's), default this one's."""
+        environment's stack (a DR pair's), default this one's; ``region`` is the source stack's
+        region, needed when the manifest that lists this stack may not list the source (a stack a
+        DR folder deploys for its primary reads the primary's own stacks)."""
         owner = environment or self.env.name
         source = stack_name(self.env.project, owner if spec.scope == "environment" else None, spec.layer)
         parameter = t.add_parameter(
@@ -102,7 +110,7 @@ class LayerContext:
             )
         )
         metadata = t.metadata.setdefault(SOURCES_METADATA, {})
-        metadata[spec.key] = {"Stack": source, "Output": spec.key}
+        metadata[spec.key] = {"Stack": source, "Output": spec.key, **({"Region": region} if region else {})}
         return parameter
 
     def import_list(self, spec: ExportSpec) -> Split:

@@ -99,10 +99,15 @@ class Stack:
 
     @property
     def parameters(self) -> dict[str, dict[str, str]]:
-        """Each parameter and where its value comes from: another stack's output, or the deployer."""
+        """Each parameter and where its value comes from: another stack's output (and its region,
+        when the template records it), or the deployer."""
         sources = self.body.get("Metadata", {}).get(SOURCES_METADATA, {})
         return {
-            name: {"stack": sources[name]["Stack"], "output": sources[name]["Output"]}
+            name: {
+                "stack": sources[name]["Stack"],
+                "output": sources[name]["Output"],
+                **({"region": sources[name]["Region"]} if "Region" in sources[name] else {}),
+            }
             if name in sources
             else {"from": "deployer", "description": spec.get("Description", "")}
             for name, spec in self.body.get("Parameters", {}).items()

@@ -200,9 +200,9 @@ data_key_arn="$(aws cloudformation describe-stacks \
 replica_bucket_domain_name="$(aws cloudformation describe-stacks \
   --stack-name shop-dr-assets-replica --region eu-central-1 \
   --query "Stacks[0].Outputs[?OutputKey=='ReplicaBucketDomainName'].OutputValue" --output text)"
-# WebAclArn is an output of shop-prod-edge-waf in eu-west-1: ImportValue cannot cross regions.
+# WebAclArn is an output of shop-prod-edge-waf in us-east-1: ImportValue cannot cross regions.
 web_acl_arn="$(aws cloudformation describe-stacks \
-  --stack-name shop-prod-edge-waf --region eu-west-1 \
+  --stack-name shop-prod-edge-waf --region us-east-1 \
   --query "Stacks[0].Outputs[?OutputKey=='WebAclArn'].OutputValue" --output text)"
 aws cloudformation deploy \
   --stack-name shop-prod-edge \

@@ -1,0 +1,321 @@
+"""Every ``aws …`` command the output prints (deploy.sh, DEPLOY.md, RUNBOOK.md, the release
+READMEs) is one the real AWS CLI accepts: parsed by awscli's own argument parser, its API calls'
+parameters validated by botocore against the service models, no network (``tests/aws_cli.py``).
+And what a command names exists in the output, with that name, in that region: stacks (and the
+outputs a command reads of them), ECS clusters and services, Aurora clusters and global clusters,
+ECR repositories (in the registry's region or one it replicates to), secrets."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aws_cli
+import pytest
+from conftest import SETTINGS
+
+import generate
+
+# Values of the placeholders the Markdown files ask the reader to fill in.
+PLACEHOLDERS = {"<tag>": "0123456789abcdef", "<COMMIT_ID>": "0123456789abcdef", "<value>": "0123456789abcdef"}
+ARN = re.compile(r"^arn:aws[a-z-]*:(?P<service>[a-z0-9-]+):(?P<region>[a-z0-9-]*):\d*:(?P<rest>.+)$")
+READ_OUTPUT = re.compile(r"OutputKey=='(?P<output>\w+)'")
+ASSIGNMENT = re.compile(r"^\s*(?P<var>[A-Za-z_]\w*)=\"?\$\(\s*aws ")
+
+
+@pytest.fixture(scope="module")
+def output(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """output/ as ``python generate.py`` writes it, delivery folder included."""
+    folder = tmp_path_factory.mktemp("aws-commands") / "output"
+    assert generate.run_build(None, SETTINGS, folder, quiet=True) == 0
+    return folder
+
+
+@dataclass
+class Inventory:
+    """What the output creates, by region: what a command may name."""
+
+    stacks: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))  # region -> names
+    templates: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)  # (stack, region) -> body
+    named: dict[tuple[str, str], set[str]] = field(default_factory=lambda: defaultdict(set))  # (kind, region)
+    accounts: dict[str, str] = field(default_factory=dict)  # folder -> account
+    services: set[str] = field(default_factory=set)
+    registry: tuple[str, str] = ("", "")  # account, region
+
+    def has(self, kind: str, region: str, name: str) -> bool:
+        return name in self.named[(kind, region)]
+
+
+NAME_PROPERTIES = {
+    "AWS::ECS::Cluster": ("cluster", "ClusterName"),
+    "AWS::ECS::Service": ("service", "ServiceName"),
+    "AWS::RDS::DBCluster": ("db-cluster", "DBClusterIdentifier"),
+    "AWS::RDS::GlobalCluster": ("global-cluster", "GlobalClusterIdentifier"),
+    "AWS::ECR::Repository": ("repository", "RepositoryName"),
+    "AWS::SecretsManager::Secret": ("secret", "Name"),
+}
+
+
+def inventory(output: Path) -> Inventory:
+    found = Inventory()
+    for path in sorted(output.glob("*/manifest.json")):
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+        if "account_id" in manifest:
+            found.accounts[path.parent.name] = manifest["account_id"]
+        for stack in manifest["stacks"]:
+            name, region = stack["name"], stack["region"]
+            found.stacks[region].add(name)
+            body = json.loads((path.parent / stack["templates"]["json"]).read_text(encoding="utf-8"))
+            found.templates[(name, region)] = body
+            for resource in body.get("Resources", {}).values():
+                kind, prop = NAME_PROPERTIES.get(resource["Type"], ("", ""))
+                value = resource.get("Properties", {}).get(prop)
+                if kind and isinstance(value, str):
+                    found.named[(kind, region)].add(value)
+                if resource["Type"] == "AWS::ECR::Repository" and isinstance(value, str):
+                    found.services.add(value.rsplit("/", 1)[-1])
+                    # the project's stacks are described by every manifest: the project's own has its account
+                    if path.parent.name == "project":
+                        found.registry = (manifest["account_id"], region)
+    # ECR replicates each repository to the destinations of the registry's replication rules.
+    for (_, region), body in list(found.templates.items()):
+        for resource in body.get("Resources", {}).values():
+            if resource["Type"] != "AWS::ECR::ReplicationConfiguration":
+                continue
+            for rule in resource["Properties"]["ReplicationConfiguration"]["Rules"]:
+                for destination in rule["Destinations"]:
+                    found.named[("repository", destination["Region"])] |= found.named[("repository", region)]
+    return found
+
+
+def _output_value(inv: Inventory, stack: str, region: str, output: str) -> tuple[str | None, str]:
+    """What a ``describe-stacks … OutputKey=='X'`` reads: (a plausible value, the problem if any)."""
+    body = inv.templates.get((stack, region))
+    if body is None:
+        return None, f"reads stack {stack} in {region}, which the output does not deploy there"
+    declared = body.get("Outputs", {}).get(output)
+    if declared is None:
+        return None, f"reads output {output} of {stack}, which it does not have"
+    value = declared["Value"]
+    if isinstance(value, dict) and "Ref" in value:  # a named resource: its name
+        resource = body["Resources"].get(value["Ref"], {})
+        _, prop = NAME_PROPERTIES.get(resource.get("Type", ""), ("", ""))
+        name = resource.get("Properties", {}).get(prop)
+        if isinstance(name, str):
+            return name, ""
+    return f"{output.lower()}-value", ""
+
+
+@dataclass(frozen=True)
+class Printed:
+    file: Path
+    line: int
+    command: str  # as printed
+    argv: list[str]  # with variables and placeholders replaced
+    assigns: str | None  # the shell variable the command's output is assigned to
+
+
+def printed_commands(output: Path, inv: Inventory) -> Iterator[tuple[Printed, str]]:
+    """Every printed command of every file, with the problem of replacing its variables if any."""
+    files = [
+        *sorted(output.glob("*/deploy.sh")),
+        *sorted(output.glob("*/DEPLOY.md")),
+        *sorted(output.glob("*/RUNBOOK.md")),
+        *sorted(output.glob("delivery/*/README.md")),
+    ]
+    assert files, f"no file with commands under {output}"
+    for file in files:
+        variables = {"here": str(file.parent), "account": inv.accounts.get(file.parent.name, "123456789012")}
+        variables["IMAGE_TAG"] = PLACEHOLDERS["<tag>"]
+        for number, line in aws_cli.logical_lines(file.read_text(encoding="utf-8")):
+            assigned = ASSIGNMENT.match(line)
+            for command in aws_cli.commands(line):
+                text, problem = _substitute(command, variables, inv)
+                argv = aws_cli.split(text) if not problem else []
+                printed = Printed(file, number, command, argv, assigned["var"] if assigned else None)
+                yield printed, problem
+                if assigned and not problem:
+                    variables[assigned["var"]] = _assigned_value(printed, inv)
+
+
+def _substitute(command: str, variables: dict[str, str], inv: Inventory) -> tuple[str, str]:
+    text = command.replace('"${changeset[@]}"', "--no-fail-on-empty-changeset")
+    text = text.replace("shop/<service>", f"shop/{sorted(inv.services)[0]}")  # any service's repository
+    for placeholder, value in PLACEHOLDERS.items():
+        text = text.replace(placeholder, value)
+    if "<export>" in text:
+        text = text.replace("<export>", "any-export")
+    left = re.findall(r"<[A-Za-z_-]+>", text)
+    if left:
+        return text, f"placeholder(s) {left} without a test value"
+    unknown: list[str] = []
+
+    def value(match: re.Match[str]) -> str:
+        name = match["name"] or match["braced"]
+        if name not in variables:
+            unknown.append(name)
+            return ""
+        return variables[name]
+
+    text = re.sub(r"\$(?:\{(?P<braced>\w+)\}|(?P<name>\w+))", value, text)
+    return text, f"uses ${unknown[0]}, set by nothing before it" if unknown else ""
+
+
+def _assigned_value(printed: Printed, inv: Inventory) -> str:
+    result = _run(printed.argv)
+    call = result.calls[-1] if result.calls else None
+    read = READ_OUTPUT.search(printed.command)
+    if call is None or call.operation != "DescribeStacks" or read is None or call.region is None:
+        return f"{printed.assigns}-value"
+    value, _ = _output_value(inv, call.params.get("StackName", ""), call.region, read["output"])
+    return value or f"{printed.assigns}-value"
+
+
+_runs: dict[tuple[str, ...], aws_cli.Result] = {}
+
+
+def _run(argv: list[str]) -> aws_cli.Result:
+    key = tuple(argv)
+    if key not in _runs:
+        _runs[key] = aws_cli.run(argv)
+    return _runs[key]
+
+
+def names_problems(printed: Printed, call: aws_cli.Call, inv: Inventory, created: set[str]) -> Iterator[str]:
+    """What one validated call names that the output does not create (there, by that name)."""
+    region = call.region or ""
+    if region not in inv.stacks:
+        yield f"acts in {region}, where the output deploys nothing"
+    checker = {
+        "cloudformation": _cloudformation_names,
+        "ecs": _ecs_names,
+        "rds": _rds_names,
+        "ecr": _ecr_names,
+        "secretsmanager": _secret_names,
+    }.get(call.service)
+    if checker is not None:
+        yield from checker(printed, call.params, region, inv, created)
+
+
+def _cloudformation_names(
+    printed: Printed, params: dict[str, Any], region: str, inv: Inventory, _: set[str]
+) -> Iterator[str]:
+    stack = params.get("StackName")
+    if stack is None:
+        return
+    if stack not in inv.stacks[region]:
+        where = sorted(r for r, names in inv.stacks.items() if stack in names)
+        yield f"names stack {stack} in {region}; the output deploys it in {where or 'no region'}"
+        return
+    read = READ_OUTPUT.search(printed.command)
+    if read and "describe-stacks" in printed.command:
+        _, problem = _output_value(inv, stack, region, read["output"])
+        if problem:
+            yield problem
+
+
+def _ecs_names(_: Printed, params: dict[str, Any], region: str, inv: Inventory, __: set[str]) -> Iterator[str]:
+    for key in ("cluster", "service"):
+        if key in params and not inv.has(key, region, params[key]):
+            yield f"names ECS {key} {params[key]} in {region}; the output's are {sorted(inv.named[(key, region)])}"
+
+
+def _rds_names(
+    printed: Printed, params: dict[str, Any], region: str, inv: Inventory, created: set[str]
+) -> Iterator[str]:
+    for key in ("DBClusterIdentifier", "TargetDbClusterIdentifier"):
+        if key in params:
+            yield from _rds_cluster(params[key], region, inv)
+    global_ids = {name for (kind, _), names in inv.named.items() if kind == "global-cluster" for name in names}
+    if "GlobalClusterIdentifier" in params and params["GlobalClusterIdentifier"] not in global_ids:
+        yield f"names global cluster {params['GlobalClusterIdentifier']}, which the output does not create"
+    instance = params.get("DBInstanceIdentifier")
+    if instance and "create-db-instance" in printed.command:
+        created.add(instance)
+    elif instance and instance not in created:
+        yield f"names DB instance {instance}, which nothing before it creates"
+
+
+def _ecr_names(_: Printed, params: dict[str, Any], region: str, inv: Inventory, __: set[str]) -> Iterator[str]:
+    repository = params.get("repositoryName")
+    if repository and not inv.has("repository", region, repository):
+        yield f"names repository {repository} in {region}, which is not there (nor replicated there)"
+    registry = params.get("registryId")
+    if registry and registry != inv.registry[0]:
+        yield f"names registry {registry}; the images are in {inv.registry[0]}"
+
+
+def _secret_names(_: Printed, params: dict[str, Any], region: str, inv: Inventory, __: set[str]) -> Iterator[str]:
+    secret = params.get("SecretId")
+    if secret and not secret.startswith("arn:") and not inv.has("secret", region, secret):
+        yield f"names secret {secret} in {region}, which the output does not create there"
+
+
+def _rds_cluster(value: str, region: str, inv: Inventory) -> Iterator[str]:
+    arn = ARN.match(value)
+    name, where = (arn["rest"].removeprefix("cluster:"), arn["region"]) if arn else (value, region)
+    if not inv.has("db-cluster", where, name):
+        yield f"names Aurora cluster {name} in {where}, which the output does not create there"
+
+
+def test_every_printed_aws_command_is_accepted_and_names_what_exists(
+    output: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for key, value in aws_cli.CLEAN_ENVIRONMENT.items():
+        monkeypatch.setenv(key, value)
+    inv = inventory(output)
+    problems: list[str] = []
+    seen = 0
+    created: dict[Path, set[str]] = defaultdict(set)
+    for printed, problem in printed_commands(output, inv):
+        where = f"{printed.file.relative_to(output)}:{printed.line}: {printed.command[:90]}"
+        seen += 1
+        if problem:
+            problems.append(f"{where}: {problem}")
+            continue
+        monkeypatch.chdir(printed.file.parent)  # DEPLOY.md names templates relative to its folder
+        result = _run(printed.argv)
+        if not result.accepted:
+            problems.append(f"{where}: the AWS CLI refuses it ({result.status}): {result.stderr.strip()[-400:]}")
+            continue
+        problems.extend(
+            f"{where}: {p}" for call in result.calls for p in names_problems(printed, call, inv, created[printed.file])
+        )
+    assert seen > 100, f"found only {seen} commands: is the extraction broken?"
+    assert not problems, "\n".join(problems)
+
+
+@pytest.mark.parametrize(
+    ("argv", "accepted"),
+    [
+        (["ecs", "update-service", "--region", "eu-west-1", "--cluster", "c", "--service", "s"], True),
+        (["ecs", "update-service", "--region", "eu-west-1", "--cluster", "c", "--servic", "s"], False),  # ambiguous
+        (["ecr", "describe-images", "--repository-name", "r", "--image-ids", "imageTg=x"], False),  # botocore
+        (["rds", "wait", "db-instance-available", "--db-instance-identifier", "x"], True),
+        (["cloudformation", "describe-stacks", "--stack-name", "x", "--query", "Stacks[0]", "--output", "txt"], False),
+    ],
+)  # fmt: skip
+def test_the_cli_validator_refuses_what_the_cli_refuses(
+    argv: list[str], accepted: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for key, value in aws_cli.CLEAN_ENVIRONMENT.items():
+        monkeypatch.setenv(key, value)
+    assert aws_cli.run(argv).accepted is accepted
+
+
+def test_extraction_joins_continued_lines_and_stops_where_the_shell_does() -> None:
+    text = 'x="$(aws cloudformation describe-stacks \\\n  --stack-name a --query "S[?K==\'v\'].O" --output text)"\n'
+    [(number, line)] = list(aws_cli.logical_lines(text))
+    assert number == 1
+    assert list(aws_cli.commands(line)) == [
+        "aws cloudformation describe-stacks --stack-name a --query \"S[?K=='v'].O\" --output text"
+    ]
+    assert list(aws_cli.commands("command -v aws >/dev/null || exit 1")) == []
+    assert list(aws_cli.commands("aws ecr get-login-password --region r | docker login")) == [
+        "aws ecr get-login-password --region r"
+    ]
