@@ -132,13 +132,20 @@ def build(env: Environment) -> Template:
 
 
 class ServerlessV2Scaling(rds.ServerlessV2ScalingConfiguration):
-    """troposphere 4.11's validator refuses a MinCapacity below 0.5, but Aurora Serverless v2 takes 0
-    (auto-pause) on engine versions that support it ("Scaling to Zero ACUs with automatic pause and
-    resume for Aurora Serverless v2"; RDS API, ServerlessV2ScalingConfiguration.MinCapacity). The one
-    place the project works around it: the settings and the gate's rule E9007 check the engine
-    version instead."""
+    """troposphere 4.11's validators refuse a MinCapacity below 0.5 and a MaxCapacity above 128, but
+    Aurora Serverless v2 takes 0 (auto-pause) on engine versions that support it ("Scaling to Zero
+    ACUs with automatic pause and resume for Aurora Serverless v2"; RDS API,
+    ServerlessV2ScalingConfiguration.MinCapacity) and up to 256 ACUs ("Requirements and limitations
+    for Aurora Serverless v2": "from a minimum of 0 ... to a maximum of 256 ACUs"; RDS API,
+    ServerlessV2ScalingConfiguration.MaxCapacity: "256 for recent Aurora versions, or 128 for older
+    versions"). The one place the project works around troposphere: the settings (config.py,
+    ServerlessCapacity) decide the range, and the gate's rule E9007 checks the engine version."""
 
-    props: ClassVar[dict[str, Any]] = {**rds.ServerlessV2ScalingConfiguration.props, "MinCapacity": (double, False)}
+    props: ClassVar[dict[str, Any]] = {
+        **rds.ServerlessV2ScalingConfiguration.props,
+        "MinCapacity": (double, False),
+        "MaxCapacity": (double, False),
+    }
 
 
 def instance_count(env: Environment) -> int:

@@ -130,7 +130,7 @@ def test_unquoted_account_id_is_refused_with_the_fix(settings_dir: Path) -> None
 def test_unknown_region_is_refused_with_the_known_ones(settings_dir: Path) -> None:
     edit_yaml(settings_dir / "staging.yaml", region="eu-west-9")
     message = refusal(settings_dir)
-    assert "staging.yaml: region = 'eu-west-9': is not an AWS region; use one of" in message
+    assert "staging.yaml: region = 'eu-west-9': is not an AWS region; did you mean 'eu-west-3'?; use one of" in message
     assert "eu-west-1" in message
 
 
@@ -168,7 +168,9 @@ def test_vpc_cidr_size_is_checked(settings_dir: Path) -> None:
 def test_missing_required_setting_is_named(settings_dir: Path) -> None:
     path = settings_dir / "staging.yaml"
     path.write_text(path.read_text().replace('account_id: "222222222222"\n', ""))
-    assert "staging.yaml: account_id: is required but not set in this file or in defaults.yaml" in refusal(settings_dir)
+    assert "staging.yaml: account_id: is required and set neither in this file nor in defaults.yaml" in refusal(
+        settings_dir
+    )
 
 
 def test_malformed_yaml_names_file_and_line(settings_dir: Path) -> None:
@@ -309,7 +311,10 @@ def test_registry_must_be_the_same_for_every_environment(settings_dir: Path) -> 
     environments = [load_environment(n, settings_dir) for n in ENVIRONMENTS]
     with pytest.raises(SettingsError) as caught:
         project_of(environments, settings_dir)
-    assert "prod.yaml: registry: differs from dev.yaml; every environment shares one registry" in str(caught.value)
+    assert caught.value.problems == [
+        f"{settings_dir / 'prod.yaml'}: registry.region = 'eu-west-2': differs from 'eu-west-1' in dev, dr, staging; "
+        "every environment shares one registry (set it in defaults.yaml only)"
+    ]
 
 
 def test_project_is_a_reserved_environment_name(settings_dir: Path) -> None:

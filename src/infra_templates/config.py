@@ -8,9 +8,12 @@ offending value came from, the field path, the value and what would be valid.
 
 from __future__ import annotations
 
+import codecs
 import contextlib
+import difflib
 import ipaddress
 import re
+import unicodedata
 import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -43,6 +46,17 @@ RESERVED_TAG_KEYS = ("Project", "Environment", "Layer", "ManagedBy")
 INTERFACE_ENDPOINTS = ("ecr.api", "ecr.dkr", "logs", "secretsmanager")
 MAX_ZONES = 3
 RESERVED_ENVIRONMENT_NAMES = ("project", "defaults", "delivery")
+ALB_HEALTHY_CODES = (200, 499)  # TargetGroup Matcher.HttpCode for an Application Load Balancer
+# AWS's tagging limits ("Tag restrictions": AWS Batch user guide, ECS API Tag): at most 50 tags per
+# resource, keys 1-128 characters, values at most 256. The generator adds its own four (standard_tags).
+MAX_TAGS_PER_RESOURCE = 50
+MAX_TAG_VALUE = 256
+# Services whose per-service project stacks would take another project stack's name: {project}-
+# registry-<service> and {project}-delivery-<service> beside the project layers registry-replication,
+# registry-replica-<region>, delivery-infrastructure and delivery-artifacts-<region> (templates/
+# __init__.py PROJECT_LAYERS; tests/test_settings_limits.py derives them from it).
+RESERVED_SERVICE_NAMES = ("infrastructure", "replication")
+RESERVED_SERVICE_PREFIXES = ("replica-", "artifacts-")
 PRIORITY_BAND = 2000  # listener rule priorities per specificity band; 20 bands fit under 50,000
 
 
@@ -223,6 +237,7 @@ FARGATE_SIZES: dict[int, tuple[int, ...]] = {
 }
 DATABASE_PORTS = {"aurora-postgresql": 5432, "aurora-mysql": 3306}
 SERVICE_NAME = r"^[a-z][a-z0-9-]{0,30}[a-z0-9]$"
+ENVIRONMENT_NAME = r"^[a-z][a-z0-9]{0,11}$"
 SECRET_REFERENCE = r"^(secretsmanager:[A-Za-z0-9/_+=.@-]{1,512}(#[A-Za-z0-9_.-]+)?|ssm:/[A-Za-z0-9/_.-]{1,1011})$"
 # A secret's complete name: the name, a hyphen and the 6 random characters Secrets Manager appends
 # (the end of its ARN). ECS takes the full ARN of a secret (ECS API reference, Secret.valueFrom).
@@ -297,7 +312,27 @@ class Routing(Strict):
 
 class HealthCheck(Strict):
     path: str = Field(default="/health", pattern=r"^/[A-Za-z0-9_\-.~/?=&%]{0,1023}$")
-    healthy_codes: str = Field(default="200-399", pattern=r"^[0-9]{3}(-[0-9]{3})?(,[0-9]{3}(-[0-9]{3})?)*$")
+    healthy_codes: str = Field(
+        default="200-399",
+        pattern=r"^[0-9]{3}(-[0-9]{3})?(,[0-9]{3}(-[0-9]{3})?)*$",
+        description="HTTP codes of a healthy target: codes (200,202) or ranges (200-299) within 200-499.",
+    )
+
+    @field_validator("healthy_codes")
+    @classmethod
+    def _alb_codes(cls, codes: str) -> str:
+        """An Application Load Balancer takes HTTP codes 200 to 499, single or as ranges (AWS::
+        ElasticLoadBalancingV2::TargetGroup Matcher, HttpCode: "For Application Load Balancers, you
+        can specify values between 200 and 499"; ELB API reference, Matcher)."""
+        for part in codes.split(","):
+            low, _, high = part.partition("-")
+            first, last = int(low), int(high or low)
+            if not ALB_HEALTHY_CODES[0] <= first <= last <= ALB_HEALTHY_CODES[1]:
+                raise ValueError(
+                    f"{part} is outside what a load balancer accepts: codes and ascending ranges within "
+                    f"{ALB_HEALTHY_CODES[0]}-{ALB_HEALTHY_CODES[1]}"
+                )
+        return codes
 
 
 class Autoscaling(Strict):
@@ -542,7 +577,12 @@ class ServerlessCapacity(Strict):
         description="Aurora capacity units at the least; 0 lets idle instances pause (auto-pause: needs Aurora "
         "PostgreSQL 13.15/14.12/15.7/16.3+ or MySQL 3.08.0+).",
     )
-    max_acu: float = Field(ge=1, le=256, description="Aurora capacity units at the most.")
+    max_acu: float = Field(
+        ge=1,
+        le=256,
+        description="Aurora capacity units at the most: up to 256 on recent Aurora versions, 128 on older ones "
+        "(RDS API, ServerlessV2ScalingConfiguration.MaxCapacity).",
+    )
     readers: int = Field(default=0, ge=0, le=15, description="Reader instances besides the writer.")
     seconds_until_auto_pause: int | None = Field(
         default=None,
@@ -662,11 +702,15 @@ class Database(Strict):
     )
     log_retention_days: int = Field(default=30, description="Retention of the database's exported logs.")
     preferred_backup_window: str = Field(
-        default="02:00-03:00", pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]-([01][0-9]|2[0-3]):[0-5][0-9]$"
+        default="02:00-03:00",
+        pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]-([01][0-9]|2[0-3]):[0-5][0-9]$",
+        description="Daily, UTC, hh24:mi-hh24:mi, at least 30 minutes, apart from the maintenance window.",
     )
     preferred_maintenance_window: str = Field(
         default="sun:03:30-sun:04:30",
         pattern=r"^(mon|tue|wed|thu|fri|sat|sun):[0-2][0-9]:[0-5][0-9]-(mon|tue|wed|thu|fri|sat|sun):[0-2][0-9]:[0-5][0-9]$",
+        description="Weekly, UTC, ddd:hh24:mi-ddd:hh24:mi (mon..sun), at least 30 minutes, apart from the "
+        "backup window.",
     )
 
     _retention = field_validator("log_retention_days")(lambda cls, days: _check_retention(days))
@@ -797,6 +841,8 @@ class Edge(Strict):
         for index, alias in enumerate(aliases):
             if not re.fullmatch(HOST_NAME, alias):
                 raise FieldValueError((index,), "is not a host name such as 'www.example.com'", alias)
+            if alias in aliases[:index]:
+                raise FieldValueError((index,), "is listed twice", alias)
         return aliases
 
 
@@ -922,6 +968,16 @@ class Delivery(Strict):
         problems = []
         seen: set[str] = set()
         for index, stage in enumerate(self.stages):
+            if not re.fullmatch(ENVIRONMENT_NAME, stage):
+                plain = re.sub(r"[^a-z0-9]", "", stage.lower())
+                problems.append(
+                    FieldValueError(
+                        ("stages", index),
+                        "is not an environment name (the name of its file without .yaml: lower-case letters and "
+                        "digits, starting with a letter)" + (f"; did you mean {plain!r}?" if plain else ""),
+                        stage,
+                    )
+                )
             if stage in seen:
                 problems.append(
                     FieldValueError(("stages", index), "is listed twice; a release visits a stage once", stage)
@@ -1040,15 +1096,40 @@ class Monitoring(Strict):
 
 def _check_region(region: str) -> str:
     if region not in REGIONS:
-        raise ValueError(f"is not an AWS region; use one of {', '.join(REGIONS)}")
+        raise ValueError(f"is not an AWS region{did_you_mean(region, REGIONS)}; use one of {', '.join(REGIONS)}")
     return region
+
+
+def did_you_mean(given: object, valid: Sequence[object]) -> str:
+    """``"; did you mean 'x'?"`` for the valid choice closest to ``given`` (difflib, ratio 0.6 or
+    more, ignoring case and look-alike characters: ``eu-w\u0435st-1`` suggests ``eu-west-1``), else ``""``."""
+    text = str(given)
+    folded = {_fold(str(v)): v for v in valid}
+    close = difflib.get_close_matches(_fold(text), list(folded), n=1, cutoff=0.6)
+    if not close or str(folded[close[0]]) == text:
+        return ""
+    return f"; did you mean {folded[close[0]]!r}?"
+
+
+def _fold(text: str) -> str:
+    """Lower case, with each character replaced by its ASCII look-alike where NFKD gives one, and
+    Cyrillic/Greek letters that look Latin mapped to them (so a homoglyph is close to the real name)."""
+    ascii_text = unicodedata.normalize("NFKD", text).translate(_HOMOGLYPHS)
+    return ascii_text.lower()
+
+
+_HOMOGLYPHS = str.maketrans(
+    "\u0430\u0435\u043e\u0440\u0441\u0443\u0445\u0456\u0458\u0455\u0410\u0412\u0415\u041a\u041c\u041d"
+    "\u041e\u0420\u0421\u0422\u0425\u03bf\u039f\u0391\u0392\u0395",
+    "aeopcyxijsABEKMHOPCTXoOABE",
+)
 
 
 class Environment(Strict):
     """One environment: what ``environments/defaults.yaml`` + ``environments/<name>.yaml`` say."""
 
     name: str = Field(
-        pattern=r"^[a-z][a-z0-9]{0,11}$",
+        pattern=ENVIRONMENT_NAME,
         description="The file name without .yaml: lower-case letters and digits, starting with a letter, "
         "at most 12 (it becomes part of every stack name)",
     )
@@ -1094,12 +1175,30 @@ class Environment(Strict):
                     "is not a DNS-safe service name: lower-case letters, digits and hyphens, starting with a "
                     "letter, at most 32",
                 )
+            if name in RESERVED_SERVICE_NAMES or str(name).startswith(RESERVED_SERVICE_PREFIXES):
+                raise FieldValueError(
+                    (name,),
+                    "would give a service stack the name of one of the project's own stacks (registry-replication, "
+                    "registry-replica-<region>, delivery-infrastructure, delivery-artifacts-<region>); pick another "
+                    f"name (not {', '.join(RESERVED_SERVICE_NAMES)}, nor starting with "
+                    f"{', '.join(RESERVED_SERVICE_PREFIXES)})",
+                )
         return services
 
     @field_validator("tags")
     @classmethod
     def _tags(cls, tags: dict[str, str]) -> dict[str, str]:
-        for key in tags:
+        room = MAX_TAGS_PER_RESOURCE - len(RESERVED_TAG_KEYS)
+        if len(tags) > room:
+            raise ValueError(
+                f"has {len(tags)} tags; a resource takes {MAX_TAGS_PER_RESOURCE} (AWS tagging limits) and the "
+                f"generator adds {len(RESERVED_TAG_KEYS)}, so at most {room}"
+            )
+        for key, value in tags.items():
+            if len(value) > MAX_TAG_VALUE:
+                raise FieldValueError(
+                    (key,), f"is {len(value):,} characters; a tag value takes at most {MAX_TAG_VALUE}", value
+                )
             if key in RESERVED_TAG_KEYS:
                 raise FieldValueError((key,), f"is set by the generator; use another key than {RESERVED_TAG_KEYS}")
             if key.lower().startswith("aws:") or not 1 <= len(key) <= 128:
@@ -1124,12 +1223,29 @@ class Environment(Strict):
             *self._edge_problems(),
             *self._posture_problems(),
             *self._delivery_problems(),
+            *self._architecture_problems(),
             *self._quota_problems(),
             *self._pre_release_problems(),
         ]
         if problems:
             raise ManyFieldsError(problems)
         return self
+
+    def _architecture_problems(self) -> list[FieldValueError]:
+        """ARM64 tasks never run on Fargate Spot ("Linux tasks with the ARM64 architecture don't
+        support the Fargate Spot capacity provider": ECS developer guide, Fargate capacity providers):
+        an ARM64 service's share on FARGATE_SPOT would never start."""
+        return [
+            FieldValueError(
+                ("services", name, "architecture"),
+                f"ARM64 tasks cannot run on Fargate Spot, and this service's capacity puts a share there "
+                f"(spot_weight {self.capacity_of(name).spot_weight}); give it capacity {{fargate_weight: 1, "
+                "spot_weight: 0}} or architecture X86_64",
+                "ARM64",
+            )
+            for name, service in sorted(self.services.items())
+            if service.architecture == "ARM64" and self.capacity_of(name).spot_weight > 0
+        ]
 
     def _quota_problems(self) -> list[FieldValueError]:
         """AWS's default quotas the environment's load balancers and security groups would exceed
@@ -1484,7 +1600,23 @@ class Environment(Strict):
 
 
 def available_environments(folder: Path) -> list[str]:
-    return sorted(p.stem for p in folder.glob("*.yaml") if p.name != DEFAULTS_FILE)
+    """The environments of ``folder``: ``<name>.yaml`` for every visible ``*.yaml`` but defaults.yaml.
+
+    Hidden files (a name starting with ``.``: macOS's ``._prod.yaml``, Emacs's ``.#dev.yaml``, Vim's
+    ``.dev.yaml.swp``) and names not ending in ``.yaml`` (``dev.yaml~``, ``dev.yaml.bak``) are not
+    read. A visible ``*.yaml`` whose name breaks the environment-name rule is not skipped: loading it
+    refuses it by name, so nothing a user wrote is silently ignored.
+    """
+    return sorted(p.stem for p in folder.glob("*.yaml") if p.name != DEFAULTS_FILE and not p.name.startswith("."))
+
+
+def _misnamed(folder: Path) -> list[str]:
+    """Problems for visible files that look like environment files but are never read (``prod.yml``)."""
+    return [
+        f"{_show(p)}: is not read: environment files end in .yaml; rename it to {p.stem}.yaml"
+        for p in sorted(folder.glob("*.yml"))
+        if not p.name.startswith(".")
+    ]
 
 
 def load_environment(name: str, folder: Path) -> Environment:
@@ -1512,6 +1644,14 @@ def load_environment(name: str, folder: Path) -> Environment:
         sources = {"own": (env_path, own), "defaults": (defaults_path, defaults)}
         lines = {line for e in error.errors() for line in _describe(e, sources, merged)}
         raise SettingsError(sorted(lines)) from None
+    except (ValueError, TypeError, ArithmeticError, RecursionError, LookupError) as error:
+        # A value no rule foresaw made a rule itself fail: still a refusal, never a traceback.
+        raise SettingsError(
+            [
+                f"{_show(env_path)}: could not be checked ({type(error).__name__}: {_escaped(str(error))}); "
+                "a value here or in defaults.yaml is of a kind the settings do not expect (please report it)"
+            ]
+        ) from None
 
 
 def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
@@ -1556,20 +1696,108 @@ if yaml.__with_libyaml__:  # libyaml's parser (C), the same constructor: 3x fast
     _FastStrictLoader = _CStrictLoader
 
 
+MAX_FILE_BYTES = 1024 * 1024  # environment files are a few KB; 1 MiB is far beyond any real one
+MAX_NODES = 100_000  # values in one file once YAML aliases are expanded (a "billion laughs" stays small)
+_BOMS = (
+    (codecs.BOM_UTF32_LE, "UTF-32"),
+    (codecs.BOM_UTF32_BE, "UTF-32"),
+    (codecs.BOM_UTF16_LE, "UTF-16"),
+    (codecs.BOM_UTF16_BE, "UTF-16"),
+)
+
+
 def _read_mapping(path: Path) -> dict[str, Any]:
-    text = path.read_text(encoding="utf-8")
+    """The settings of one environment file: the one reading path of every file the tool reads.
+
+    Returns the top-level mapping (``{}`` for an empty file). Raises SettingsError naming the file
+    (and the line where YAML gives one) for every way a file can fail: unreadable, larger than
+    MAX_FILE_BYTES (checked before parsing: a 20 MB file is refused at once), not UTF-8 (a Latin-1
+    byte, a UTF-16 or UTF-32 file; a UTF-8 byte-order mark is accepted, as YAML allows), not YAML,
+    a tag this reader does not construct (``!!python/object``...), a key given twice, a merge key
+    (``<<``) on something other than a mapping, nesting too deep for the parser, or aliases that
+    expand to more than MAX_NODES values. Parsed by libyaml (the C loader) and, only when that
+    fails, again by PyYAML's own parser for its messages and line marks.
+    """
+    shown = _show(path)
     try:
-        return _checked_mapping(path, yaml.load(text, Loader=_FastStrictLoader))
-    except yaml.YAMLError:
-        pass  # read it again with PyYAML's own parser, whose messages (and marks) the user gets
+        with path.open("rb") as stream:
+            raw = stream.read(MAX_FILE_BYTES + 1)
+    except OSError as error:
+        raise SettingsError([f"{shown}: cannot be read: {error.strerror or error}"]) from None
+    if len(raw) > MAX_FILE_BYTES:
+        raise SettingsError([f"{shown}: is larger than {MAX_FILE_BYTES // 1024} KiB; an environment file is a few KB"])
+    for bom, encoding in _BOMS:
+        if raw.startswith(bom):
+            raise SettingsError([f"{shown}: is {encoding} encoded; save it as UTF-8"])
+    if b"\x00" in raw:
+        line = raw[: raw.index(b"\x00")].count(b"\n") + 1
+        raise SettingsError([f"{shown}: line {line}: contains a NUL byte (UTF-16 or a binary file?); save it as UTF-8"])
     try:
-        data = yaml.load(text, Loader=_StrictLoader)
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
-        problem = getattr(error, "problem", None) or str(error)
-        raise SettingsError([f"{_show(path)}: is not valid YAML{where}: {problem}"]) from None
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        line = raw[: error.start].count(b"\n") + 1
+        raise SettingsError(
+            [f"{shown}: line {line}: byte 0x{raw[error.start]:02x} is not UTF-8 (Latin-1?); save the file as UTF-8"]
+        ) from None
+    try:
+        data = _parse(text, _FastStrictLoader)
+    except (yaml.YAMLError, ValueError, TypeError, OverflowError, RecursionError):
+        try:  # read it again with PyYAML's own parser, whose messages (and marks) the user gets
+            data = _parse(text, _StrictLoader)
+        except yaml.YAMLError as error:
+            raise SettingsError([f"{shown}: is not valid YAML{_where(error)}: {_yaml_problem(error)}"]) from None
+        except RecursionError:
+            raise SettingsError([f"{shown}: is nested too deeply to be settings"]) from None
+        except (ValueError, TypeError, OverflowError) as error:
+            raise SettingsError([f"{shown}: is not valid YAML: {_escaped(str(error))}"]) from None
+    try:
+        size = _size(data, {})
+    except RecursionError:
+        raise SettingsError([f"{shown}: is nested too deeply to be settings"]) from None
+    if size > MAX_NODES:
+        raise SettingsError([f"{shown}: its aliases (*name) expand to more than {MAX_NODES:,} values; write them out"])
     return _checked_mapping(path, data)
+
+
+def _parse(text: str, loader: Any) -> Any:
+    return yaml.load(text, Loader=loader)  # _StrictLoader or _CStrictLoader: both safe loaders
+
+
+def _escaped(text: str) -> str:
+    """``text`` with every character outside printable ASCII escaped (``\\u0435``), so a look-alike
+    (a Cyrillic e, U+0435, in eu-west-1), an invisible space or a control character shows in a message."""
+    return "".join(c if " " <= c <= "~" else c.encode("unicode_escape").decode("ascii") for c in text)
+
+
+def _where(error: yaml.YAMLError) -> str:
+    mark = getattr(error, "problem_mark", None) or getattr(error, "context_mark", None)
+    return f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+
+
+def _yaml_problem(error: yaml.YAMLError) -> str:
+    problem = getattr(error, "problem", None) or str(error)
+    if isinstance(error, yaml.constructor.ConstructorError) and "constructor for the tag" in problem:
+        problem += "; settings are plain mappings, lists, strings, numbers and booleans"
+    return _escaped(problem)
+
+
+def _size(data: Any, seen: dict[int, int]) -> int:
+    """How many values ``data`` holds with every alias written out (shared objects counted each
+    time they appear, computed once each: a billion laughs is measured without expanding it)."""
+    if not isinstance(data, dict | list):
+        return 1
+    known = seen.get(id(data))
+    if known is not None:
+        return known
+    seen[id(data)] = MAX_NODES + 1  # a recursive alias (&a [*a]) is refused as too large
+    items = [*data.keys(), *data.values()] if isinstance(data, dict) else data
+    total = 1
+    for item in items:
+        total += _size(item, seen)
+        if total > MAX_NODES:
+            break
+    seen[id(data)] = total
+    return total
 
 
 def _checked_mapping(path: Path, data: Any) -> dict[str, Any]:
@@ -1611,13 +1839,17 @@ def _describe(error: Any, sources: dict[str, tuple[Path, dict[str, Any]]], merge
         ]
     if error["type"] == "extra_forbidden":
         allowed = _fields_at(Environment, loc[:-1])
-        message = "is not a known setting" + (f"; valid keys here: {', '.join(allowed)}" if allowed else "")
-    elif error["type"] == "missing":
-        message = "is required but not set in this file or in defaults.yaml"
-        value = None
+        message = "is not a known setting" + did_you_mean(loc[-1], allowed)
+        message += f"; valid keys here: {', '.join(allowed)}" if allowed else ""
+    elif error["type"] == "missing":  # said of the file being loaded, where the value is missing
+        own_path, _ = sources["own"]
+        return [f"{_show(own_path)}: {_dotted(loc)}: is required and set neither in this file nor in {DEFAULTS_FILE}"]
     else:
         message = str(error["msg"]).removeprefix("Value error, ")
         message = message[0].lower() + message[1:] if message else message
+        if error["type"] == "literal_error":  # "Input should be 'a', 'b' or 'c'"
+            choices = re.findall(r"'([^']*)'|(-?\d+)", str((error.get("ctx") or {}).get("expected", "")))
+            message += did_you_mean(value, [quoted or number for quoted, number in choices])
         hint = _description_at(Environment, loc)
         if hint and error["type"] != "value_error":
             message += f" ({hint})"
@@ -1627,8 +1859,15 @@ def _describe(error: Any, sources: dict[str, tuple[Path, dict[str, Any]]], merge
 def _line(
     loc: tuple[str | int, ...], value: object, message: str, sources: dict[str, tuple[Path, dict[str, Any]]]
 ) -> str:
-    shown = "" if value is None or isinstance(value, dict | list) else f" = {value!r}"
-    return f"{_show(_origin(loc, sources))}: {_dotted(loc)}{shown}: {message}"
+    shown = "" if value is None or isinstance(value, dict | list) else f" = {_shown(value)}"
+    return f"{_show(_origin(loc, sources))}: {_dotted(loc)}{shown}: {_escaped(message)}"
+
+
+def _shown(value: object, limit: int = 80) -> str:
+    """A value as a message shows it: Python's literal with non-ASCII escaped (``ascii``), so a
+    look-alike character shows; an over-long value cut, with its length."""
+    text = ascii(value)
+    return text if len(text) <= limit else f"{text[: limit - 10]}... ({len(str(value)):,} characters)"
 
 
 def _as_written(loc: tuple[str | int, ...], data: Any) -> tuple[str | int, ...]:
@@ -1684,7 +1923,7 @@ def _lookup(data: object, path: tuple[str | int, ...]) -> object:
 def _dotted(loc: tuple[str | int, ...]) -> str:
     text = ""
     for part in loc:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+        text += f"[{part}]" if isinstance(part, int) else (f".{_escaped(str(part))}" if text else _escaped(str(part)))
     return text or "(top level)"
 
 
@@ -1773,24 +2012,75 @@ def project_of(environments: Sequence[Environment], folder: Path) -> Project:
     if not environments:
         raise SettingsError([f"{_show(folder)}: no environment files; add one such as dev.yaml"])
     first = environments[0]
-    problems = []
-    for env in environments[1:]:
-        for field in ("project", "registry", "delivery"):
-            if getattr(env, field) != getattr(first, field):
-                problems.append(
-                    f"{_show(folder / (env.name + '.yaml'))}: {field}: differs from {first.name}.yaml; every "
-                    f"environment shares one {field} (set it in defaults.yaml only)"
-                )
+    problems = [
+        line for field in ("project", "registry", "delivery") for line in _shared_problems(environments, field, folder)
+    ]
     problems.extend(_dr_problems(environments, folder))
+    names = available_environments(folder)
     for index, stage in enumerate(first.delivery.stages):
-        if not (folder / f"{stage}.yaml").is_file():
+        if stage not in names:
             problems.append(
-                f"{_show(folder / DEFAULTS_FILE)}: delivery.stages[{index}] = {stage!r}: is not an environment; "
-                f"environments are {available_environments(folder)}"
+                f"{_show(folder / DEFAULTS_FILE)}: delivery.stages[{index}] = {_shown(stage)}: is not an environment"
+                f"{did_you_mean(stage, names)}; environments are {names}"
             )
+    problems.extend(_alias_problems(environments, folder))
     if problems:
         raise SettingsError(problems)
     return Project(first.project, first.registry, tuple(environments))
+
+
+def _alias_problems(environments: Sequence[Environment], folder: Path) -> list[str]:
+    """A host name is the alias of one CloudFront distribution only ("CNAMEAlreadyExists": an
+    alternate domain name belongs to one distribution; CloudFront developer guide, "Use custom URLs
+    by adding alternate domain names (CNAMEs)"); two environments naming it would fail the second deploy."""
+    owner: dict[str, str] = {}
+    problems = []
+    for env in environments:
+        for index, alias in enumerate(env.edge.aliases):
+            if alias in owner:
+                problems.append(
+                    f"{_show(folder / (env.name + '.yaml'))}: edge.aliases[{index}] = {_shown(alias)}: is also "
+                    f"{owner[alias]}'s alias; a host name is the alias of one CloudFront distribution only"
+                )
+            else:
+                owner[alias] = env.name
+    return problems
+
+
+def _shared_problems(environments: Sequence[Environment], field: str, folder: Path) -> list[str]:
+    """A setting every environment must share, set differently by some: each line names the file
+    that differs from what most environments say (a tie: from the first environment in order), the
+    field path and its value there, and the value the others have."""
+    by_value: dict[str, list[Environment]] = {}
+    for env in environments:
+        by_value.setdefault(getattr(env, field).model_dump_json() if field != "project" else env.project, []).append(
+            env
+        )
+    if len(by_value) < 2:
+        return []
+    common = max(by_value.values(), key=len)  # max keeps the first of equals: the first environment's group
+    reference = common[0]
+    others = ", ".join(e.name for e in common)
+    problems = []
+    for env in environments:
+        if env in common:
+            continue
+        for path, value, expected in _differences(getattr(env, field), getattr(reference, field), (field,)):
+            problems.append(
+                f"{_show(folder / (env.name + '.yaml'))}: {_dotted(path)} = {_shown(value)}: differs from "
+                f"{_shown(expected)} in {others}; every environment shares one {field} (set it in "
+                f"{DEFAULTS_FILE} only)"
+            )
+    return problems
+
+
+def _differences(a: Any, b: Any, path: tuple[str | int, ...]) -> list[tuple[tuple[str | int, ...], Any, Any]]:
+    """The leaves where ``a`` and ``b`` differ: (path, value in ``a``, value in ``b``)."""
+    if isinstance(a, BaseModel) and type(a) is type(b):
+        return [d for key in type(a).model_fields for d in _differences(getattr(a, key), getattr(b, key), (*path, key))]
+    if isinstance(a, dict) and isinstance(b, dict):
+        return [d for key in sorted({*a, *b}, key=str) for d in _differences(a.get(key), b.get(key), (*path, key))]
+    return [] if a == b else [(path, a, b)]
 
 
 def _dr_problems(environments: Sequence[Environment], folder: Path) -> list[str]:
@@ -1870,7 +2160,16 @@ def load_settings(
     """
     everything = available_environments(folder)
     wanted = list(names or everything)
-    problems: list[str] = []
+    bad = [n for n in names or () if not re.fullmatch(ENVIRONMENT_NAME, n)]
+    if bad:  # never read a path made of a name (--env ../x, --env ._prod)
+        raise SettingsError(
+            [
+                f"--env {_shown(n)}: is not an environment name (lower-case letters and digits, starting with a "
+                f"letter, at most 12){did_you_mean(n, everything)}; environments here: {', '.join(everything)}"
+                for n in bad
+            ]
+        )
+    problems: list[str] = _misnamed(folder)
     loaded = []
     for name in [*everything, *(n for n in wanted if n not in everything)]:
         try:

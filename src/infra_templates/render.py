@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import ctypes
+import errno
 import io
 import json
 import math
 import os
 import shutil
+import sys
 import tempfile
 from collections.abc import Callable, Mapping
 from functools import cache
@@ -313,27 +316,111 @@ def write_tree(files: Mapping[str, str], staging: Path) -> None:
 
 
 def replace_folders(output: Path, folders: Mapping[str, Mapping[str, str]], prune: bool = False) -> None:
-    """Replace ``output/<name>`` for each name with exactly the given files, all or nothing.
+    """Replace ``output/<name>`` for each name with exactly the given files (``{name: {relative path:
+    text}}``), all or nothing. Raises OSError when the disk refuses; ``output`` is then as it was.
 
-    Everything is written to a staging folder inside ``output`` first; only when every file is on
-    disk are the old folders swapped out by renames, so a failure leaves ``output`` as it was.
-    ``prune`` also retires generated folders (those with a manifest.json) not in ``folders``: the
-    output of an environment whose file was deleted must not linger and be uploaded.
+    Nothing under ``output`` is touched until every file is on disk: they are written to a staging
+    folder beside ``output`` (``.<output>-staging-*`` in the same parent, so the same filesystem and
+    a rename, never a copy, moves it).
+
+    * A full build (``prune``) stages the whole new ``output``: the given folders plus a copy of what
+      the tool did not generate there (entries without a ``manifest.json``: a user's notes), so the
+      folders of an environment whose file was deleted are dropped (they must not linger and be
+      uploaded). Then the stage and ``output`` change places in one step: Linux's
+      ``renameat2(RENAME_EXCHANGE)``, atomic, a reader sees the old or the new ``output`` and never a
+      mix. Where the kernel or filesystem has no exchange (other systems), two renames (``output``
+      aside, the stage in, the old one put back if the second fails): ``output`` is missing for the
+      instant between them, never half written.
+    * With named folders only (``generate.py --env``), each folder is swapped the same way, one at a
+      time: POSIX has no rename of several directories at once, so each folder changes atomically
+      on its own, and if one swap fails those already swapped are swapped back before the error
+      is raised. Other folders of ``output`` are never touched.
     """
-    output.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=output))
-    retired = staging / ".retired"
+    parent = output.absolute().parent
+    parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{output.name}-staging-", dir=parent))
     try:
-        for name, files in folders.items():
-            write_tree(files, staging / name)
-        retired.mkdir()
-        stale = {p.parent.name for p in output.glob("*/manifest.json")} - set(folders) if prune else set()
-        for name in sorted(stale):
-            os.replace(output / name, retired / name)
-        for name in folders:
-            target = output / name
-            if target.exists():
-                os.replace(target, retired / name)
-            os.replace(staging / name, target)
+        if prune:
+            _replace_whole(output, folders, staging)
+        else:
+            _replace_each(output, folders, staging)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def _replace_whole(output: Path, folders: Mapping[str, Mapping[str, str]], staging: Path) -> None:
+    new = staging / "new"
+    new.mkdir()
+    for name, files in folders.items():
+        (new / name).mkdir()
+        write_tree(files, new / name)
+    if output.is_dir():
+        for entry in sorted(output.iterdir()):
+            generated = (entry / "manifest.json").is_file()
+            if entry.name in folders or generated or entry.name.startswith(".staging-"):
+                continue
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.copytree(entry, new / entry.name, symlinks=True)
+            else:
+                shutil.copy2(entry, new / entry.name, follow_symlinks=False)
+        new.chmod(output.stat().st_mode & 0o7777)
+    _swap_in(new, output, staging / "old")
+
+
+def _replace_each(output: Path, folders: Mapping[str, Mapping[str, str]], staging: Path) -> None:
+    for name, files in folders.items():
+        (staging / "new" / name).mkdir(parents=True)
+        write_tree(files, staging / "new" / name)
+    output.mkdir(exist_ok=True)
+    (staging / "old").mkdir()
+    done: list[str] = []
+    try:
+        for name in folders:
+            _swap_in(staging / "new" / name, output / name, staging / "old" / name)
+            done.append(name)
+    except BaseException:
+        for name in reversed(done):  # put back what was there (or remove what was not)
+            old, target = staging / "old" / name, output / name
+            if old.exists():
+                _swap_in(old, target, staging / "new" / name)
+            else:
+                os.replace(target, staging / "new" / name)
+        raise
+
+
+def _swap_in(new: Path, target: Path, aside: Path) -> None:
+    """Put folder ``new`` at ``target``; what was at ``target`` ends at ``aside`` (if anything was)."""
+    if not target.exists() and not target.is_symlink():
+        os.rename(new, target)
+        return
+    if _exchange(new, target):
+        os.rename(new, aside)  # ``new`` now holds the old folder
+        return
+    os.rename(target, aside)
+    try:
+        os.rename(new, target)
+    except BaseException:
+        os.rename(aside, target)
+        raise
+
+
+_AT_FDCWD = -100
+_RENAME_EXCHANGE = 2  # linux/fs.h
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two paths atomically with Linux's renameat2(RENAME_EXCHANGE) (man 2 rename); False where
+    the system or the filesystem cannot (the caller falls back to two renames)."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):  # a C library without renameat2 (glibc < 2.28, musl < 1.2.?)
+        return False
+    if renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+        return True
+    error = ctypes.get_errno()
+    if error in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+        return False
+    raise OSError(error, os.strerror(error), str(b))
