@@ -18,7 +18,7 @@ HINT = "output changed: if that is intended, run `make golden` and review the di
 PINNED_STATEFUL_IDS = {
     "deployer": set(),
     "keys": {"LogsKey", "DataKey"},
-    "network": {"FlowLogGroup"},
+    "network": {"FlowLogGroup", "DefaultSecurityGroupCloserLogGroup"},
     "security": set(),
     "data": {"Cluster", "PostgresqlLogGroup"},
     "platform": {"AccessLogBucket", "WafLogGroup"},

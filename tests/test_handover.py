@@ -209,7 +209,8 @@ def test_guide_marks_termination_protection_and_capabilities(written: Path) -> N
     assert "| 2 | `shop-prod-keys` | `eu-west-1` | `keys.yaml` | none | **on** |" in guide
     assert "| 3 | `shop-prod-network` | `eu-west-1` | `network.yaml` | CAPABILITY_IAM | **on** |" in guide
     assert "- Termination protection: **on**, it holds LogsKey (AWS::KMS::Key)" in guide
-    assert "- Capabilities: `CAPABILITY_IAM`: it creates IAM resources (FlowLogRole)" in guide
+    roles = "FlowLogRole, DefaultSecurityGroupCloserRole"
+    assert f"- Capabilities: `CAPABILITY_IAM`: it creates IAM resources ({roles})" in guide
     assert "| `LogsKeyArn` | `shop-prod-keys-LogsKeyArn` |" in guide
     assert "aws cloudformation deploy \\\n  --stack-name shop-prod-keys \\\n  --region eu-west-1 \\\n" in guide
     assert "In the console: CloudFormation console, region `eu-west-1` > **Create stack**" in guide

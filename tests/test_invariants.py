@@ -102,6 +102,7 @@ def policy_statements(body: dict) -> list[tuple[str, dict]]:
 # Actions that AWS authorizes only on "*": they have no resource-level permissions (Service
 # Authorization Reference). Anything else must name its resources.
 NO_RESOURCE_LEVEL_ACTIONS = {
+    "ec2:DescribeSecurityGroups",
     "ecr:GetAuthorizationToken",
     "ecs:DescribeTaskDefinition",
     "ecs:RegisterTaskDefinition",

@@ -179,6 +179,7 @@ FREE_TYPES = frozenset(
     {
         "AWS::ApplicationAutoScaling::ScalableTarget",
         "AWS::ApplicationAutoScaling::ScalingPolicy",
+        "AWS::CloudFormation::CustomResource",  # a Lambda-backed custom resource: the function is priced
         "AWS::CloudFront::OriginAccessControl",
         "AWS::CloudFront::ResponseHeadersPolicy",
         "AWS::CodeDeploy::Application",

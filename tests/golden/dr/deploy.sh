@@ -83,7 +83,7 @@ aws cloudformation deploy \
   --capabilities CAPABILITY_IAM \
   --tags Project=shop Environment=dr ManagedBy=infra-templates \
   "${changeset[@]}"
-# It holds FlowLogGroup (AWS::Logs::LogGroup): deleting the stack must take a deliberate step.
+# It holds FlowLogGroup (AWS::Logs::LogGroup), DefaultSecurityGroupCloserLogGroup (AWS::Logs::LogGroup): deleting the stack must take a deliberate step.
 if [[ "$review" == false ]]; then
   aws cloudformation update-termination-protection --enable-termination-protection \
     --stack-name shop-dr-network --region eu-central-1 >/dev/null
