@@ -17,7 +17,7 @@ HINT = "output changed: if that is intended, run `make golden` and review the di
 # Logical IDs of stateful resources are an API: renaming one makes CloudFormation replace it.
 PINNED_STATEFUL_IDS = {
     "deployer": set(),
-    "keys": {"LogsKey", "DataKey"},
+    "keys": {"LogsKey", "DataKey", "BackupVault"},
     "network": {"FlowLogGroup", "DefaultSecurityGroupCloserLogGroup"},
     "security": set(),
     "data": {"Cluster", "PostgresqlLogGroup"},

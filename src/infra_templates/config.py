@@ -611,6 +611,13 @@ class Database(Strict):
         "a Secrets Manager secret the stack generates, replicated to the DR region when one protects this.",
     )
     backup_retention_days: int = Field(ge=1, le=35)
+    backup_plan_retention_days: int = Field(
+        default=35,
+        ge=7,
+        le=36500,
+        description="Days AWS Backup keeps each daily backup of the cluster (and its copy in the DR region's vault, "
+        "when a DR environment protects this one); in production at least the vault lock's minimum, 7.",
+    )
     deletion_protection: bool
     performance_insights_retention_days: int = Field(
         default=7, description="7, or a multiple of 31 up to 731 (paid beyond 7)."
@@ -1564,6 +1571,14 @@ def _dr_problems(environments: Sequence[Environment], folder: Path) -> list[str]
                 == (env.database.engine, env.database.engine_version),
                 f"database.engine_version: must equal {primary.name}'s ({primary.database.engine} "
                 f"{primary.database.engine_version}); a global database runs one version",
+            ),
+            (
+                # The DR vault's lock refuses a copy kept shorter than its minimum (AWS Backup Vault Lock).
+                not env.production
+                or primary.database.backup_plan_retention_days >= env.database.backup_plan_retention_days,
+                f"database.backup_plan_retention_days: is {env.database.backup_plan_retention_days}, the minimum "
+                f"its locked vault keeps, but {primary.name}'s backups are copied here for "
+                f"{primary.database.backup_plan_retention_days} days; use at most that",
             ),
         ]
         problems.extend(f"{_show(folder / (env.name + '.yaml'))}: {message}" for ok, message in checks if not ok)
