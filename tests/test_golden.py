@@ -36,8 +36,11 @@ PINNED_PROJECT_IDS = {
     **{f"registry-{s}": {"Repository"} for s in BUILT.project.services},
     **{f"registry-replica-{r}": {"ReplicaKey"} for r in ("eu-central-1",)},  # the replicas' key
     "registry-replication": set(),
-    "delivery": {"ArtifactKey", "ArtifactBucket"},
-    **{f"delivery-artifacts-{r}": {"ArtifactKey", "ArtifactBucket"} for r in ("eu-central-1", "us-east-1")},
+    "delivery": {"ArtifactKey", "ArtifactBucket", "ArtifactAccessLogBucket"},
+    **{
+        f"delivery-artifacts-{r}": {"ArtifactKey", "ArtifactBucket", "ArtifactAccessLogBucket"}
+        for r in ("eu-central-1", "us-east-1")
+    },
     **{f"delivery-{s}": {"SourceRepository", "BuildLogGroup"} for s in BUILT.project.services},
     "delivery-infrastructure": {"SourceRepository", "BuildLogGroup"},
 }
