@@ -29,6 +29,7 @@ from pydantic import (
 )
 
 from infra_templates.catalog import REGIONS, aurora_versions, zones_of
+from infra_templates.credentials import credential_kinds
 
 DEFAULTS_FILE = "defaults.yaml"
 
@@ -376,9 +377,19 @@ class Service(Strict):
     @field_validator("environment")
     @classmethod
     def _plain_names(cls, variables: dict[str, str]) -> dict[str, str]:
-        for key in variables:
+        for key, value in variables.items():
             if not re.fullmatch(ENV_VAR_NAME, key):
                 raise FieldValueError((key,), "is not a valid environment variable name")
+            kinds = credential_kinds(key, str(value))
+            if kinds:
+                raise FieldValueError(
+                    (key,),
+                    f"looks like a credential ({', '.join(kinds)}, by detect-secrets), and a plain variable is "
+                    "written in clear into the templates and release files: store it in Secrets Manager or SSM "
+                    "and give it under secrets: instead ('secretsmanager:NAME-SUFFIX[#json-key]' or "
+                    "'ssm:/PARAMETER/NAME')",
+                    "(hidden)",
+                )
         return variables
 
     @field_validator("secrets")
