@@ -20,7 +20,7 @@ templates: $(STAMP) dot ## write output/<env>/ for every environment (python gen
 	$(PY) generate.py
 	$(PY) generate.py diagram
 
-gate: templates ## run the gate on output/: wiring, limits, cfn-lint, checkov, shellcheck
+gate: templates ## run the gate on output/: wiring, limits, cfn-lint, checkov, IAM analysis, shellcheck
 	$(PY) generate.py check
 
 deploy: gate ## deploy one environment: make deploy ENV=name [REVIEW=1: only create change sets]

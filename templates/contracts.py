@@ -8,6 +8,7 @@ from infra_templates.layer import ExportSpec
 class Keys:
     LOGS_KEY_ARN = ExportSpec("keys", "LogsKeyArn", "KMS key that encrypts every log group of the environment")
     DATA_KEY_ARN = ExportSpec("keys", "DataKeyArn", "KMS key of the environment's data: database, its secret, assets")
+    BACKUP_VAULT_ARN = ExportSpec("keys", "BackupVaultArn", "AWS Backup vault of the environment's data, and DR copies")
 
 
 class Network:

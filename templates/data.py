@@ -8,7 +8,8 @@ import json
 from typing import Any, ClassVar
 
 from awacs import logs as logs_actions
-from troposphere import GetAtt, Ref, Select, Split, Sub, Template, rds, secretsmanager
+from awacs.aws import Action, Allow, Principal, Statement
+from troposphere import GetAtt, Ref, Select, Split, Sub, Template, backup, rds, secretsmanager
 from troposphere.iam import Role
 from troposphere.logs import LogGroup
 from troposphere.validators import double
@@ -118,6 +119,9 @@ def build(env: Environment) -> Template:
     ctx.export(t, Data.SECRET_ARN, secret_arn)
     ctx.export(t, Data.SECRET_RESOURCE, secret_resource)
     ctx.export(t, Data.DATABASE_NAME, database.name)
+    if env.dr is None:
+        # A DR cluster is the primary's copy, and its vault receives the primary's backup copies.
+        _backup_plan(t, ctx, cluster)
     if env.standby is not None:
         # This cluster becomes the primary of a global database; the DR environment's cluster joins it.
         t.add_resource(
@@ -247,6 +251,77 @@ def _exported_log_group(ctx: LayerContext, log_type: str) -> LogGroup:
     )
     group.LogGroupName = f"/aws/rds/cluster/{cluster_identifier(ctx.env)}/{log_type}"
     return group
+
+
+# Two hours after the cluster's own backup window (database.preferred_backup_window, 02:00-03:00 UTC
+# by default) and after the default maintenance window (sun 03:30-04:30 UTC).
+BACKUP_SCHEDULE = "cron(0 5 * * ? *)"
+BACKUP_START_WINDOW_MINUTES = 60
+BACKUP_COMPLETION_WINDOW_MINUTES = 360
+
+# AWS's managed policy for AWS Backup's role, as the AWS Backup Developer Guide documents it
+# ("Default service role for AWS Backup"): AWS keeps it current for every resource type Backup
+# supports, and Backup can act only on the resources a plan's selection names; our own copy would
+# fall behind AWS's changes. IAM's managed policies cannot be scoped further: the selection is the scope.
+BACKUP_MANAGED_POLICY = "arn:${AWS::Partition}:iam::aws:policy/service-role/AWSBackupServiceRolePolicyForBackup"
+
+
+def _backup_plan(t: Template, ctx: LayerContext, cluster: rds.DBCluster) -> None:
+    """A daily AWS Backup of the cluster into the environment's vault (keys layer), kept
+    ``database.backup_plan_retention_days``; copied to the DR environment's vault in its region when
+    one protects this environment (its keys stack deploys before this stack)."""
+    env = ctx.env
+    days = env.database.backup_plan_retention_days
+    rule = backup.BackupRuleResourceType(
+        RuleName="daily",
+        TargetBackupVault=f"{env.project}-{env.name}",
+        ScheduleExpression=BACKUP_SCHEDULE,
+        StartWindowMinutes=BACKUP_START_WINDOW_MINUTES,
+        CompletionWindowMinutes=BACKUP_COMPLETION_WINDOW_MINUTES,
+        Lifecycle=backup.LifecycleResourceType(DeleteAfterDays=days),
+    )
+    if env.standby is not None:
+        dr_vault = ctx.parameter_from(t, Keys.BACKUP_VAULT_ARN, environment=env.standby.environment)
+        rule.CopyActions = [
+            backup.CopyActionResourceType(
+                DestinationBackupVaultArn=Ref(dr_vault),
+                Lifecycle=backup.LifecycleResourceType(DeleteAfterDays=days),
+            )
+        ]
+    plan = t.add_resource(
+        backup.BackupPlan(
+            "BackupPlan",
+            BackupPlan=backup.BackupPlanResourceType(BackupPlanName=ctx.stack_name, BackupPlanRule=[rule]),
+        )
+    )
+    role = t.add_resource(
+        Role(
+            "BackupRole",
+            Description=f"AWS Backup backs up {cluster_identifier(env)} for {ctx.stack_name}'s plan",
+            # The trust policy of AWS Backup's default service role, as its Developer Guide shows it:
+            # the service principal only (Backup is not documented to send aws:SourceAccount).
+            AssumeRolePolicyDocument=iam.document(
+                Statement(
+                    Sid="TrustAwsBackup",
+                    Effect=Allow,
+                    Principal=Principal("Service", "backup.amazonaws.com"),
+                    Action=[Action("sts", "AssumeRole")],
+                )
+            ),
+            ManagedPolicyArns=[Sub(BACKUP_MANAGED_POLICY)],
+        )
+    )
+    t.add_resource(
+        backup.BackupSelection(
+            "BackupSelection",
+            BackupPlanId=Ref(plan),
+            BackupSelection=backup.BackupSelectionResourceType(
+                SelectionName="database",
+                IamRoleArn=GetAtt(role, "Arn"),
+                Resources=[GetAtt(cluster, "DBClusterArn")],
+            ),
+        )
+    )
 
 
 def _monitoring_role(ctx: LayerContext) -> Role:

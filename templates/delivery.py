@@ -127,6 +127,11 @@ phases:
 """
 
 
+# Server access logs of an artifact bucket are kept a year: who read a release's artifacts is
+# asked long after the artifacts themselves expired.
+ARTIFACT_ACCESS_LOG_DAYS = 365
+
+
 def release_regions(project: Project) -> list[str]:
     """Regions a release deploys to besides the registry's: each needs an artifact store there."""
     return sorted({e.region for e in _released_to(project)} - {project.region})
@@ -286,9 +291,22 @@ def _artifacts(
         noncurrent_days=1,
     )
     bucket.BucketName = artifact_bucket_name(project.name, project.account_id, region)
-    constructs.skip_checkov(
-        bucket,
-        ("CKV_AWS_18", "pipeline artifacts expire within days; CloudTrail data events audit their access"),
+    access_logs, log_writes = constructs.access_log_bucket(
+        "ArtifactAccessLogBucket",
+        None,
+        expire_days=ARTIFACT_ACCESS_LOG_DAYS,
+        source_bucket_names=[bucket.BucketName],
+    )
+    t.add_resource(access_logs)
+    t.add_resource(
+        s3.BucketPolicy(
+            "ArtifactAccessLogBucketPolicy",
+            Bucket=Ref(access_logs),
+            PolicyDocument=iam.document(constructs.deny_insecure_transport(access_logs), log_writes),
+        )
+    )
+    bucket.LoggingConfiguration = s3.LoggingConfiguration(
+        DestinationBucketName=Ref(access_logs), LogFilePrefix=f"s3/{bucket.BucketName}/"
     )
     t.add_resource(bucket)
     statements = [constructs.deny_insecure_transport(bucket)]

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from awacs import kms
 from awacs.aws import ArnLike, Principal, Statement, StringEquals
-from troposphere import AccountId, GetAtt, Sub, Template
+from troposphere import AccountId, GetAtt, Sub, Template, backup
 
 from infra_templates import constructs, iam
 from infra_templates.config import Environment
@@ -41,11 +41,42 @@ def build(env: Environment) -> Template:
     )
     t.add_resource(constructs.kms_alias("DataKeyAlias", key_alias(env.project, env.name, "data"), data_key))
     ctx.export(t, Keys.DATA_KEY_ARN, GetAtt(data_key, "Arn"))
+
+    vault = t.add_resource(backup_vault(env, GetAtt(data_key, "Arn")))
+    ctx.export(t, Keys.BACKUP_VAULT_ARN, GetAtt(vault, "BackupVaultArn"))
     return t
 
 
+# AWS Backup Vault Lock ("AWS::Backup::BackupVault LockConfigurationType", CloudFormation template
+# reference): without ChangeableForDays the lock is in governance mode: it refuses to delete a
+# recovery point before its retention ends, or to keep one beyond the maximum, and a principal
+# allowed backup:DeleteBackupVaultLockConfiguration can still remove it. With ChangeableForDays (3 or
+# more, the 72-hour cooling-off) it turns into compliance mode on the lock date and can never be
+# changed or removed again, not even by AWS: a choice for the account's owner to make by hand, not
+# for a generator's default.
+LOCK_MAX_RETENTION_DAYS = 36500  # the largest retention backup_plan_retention_days allows
+
+
+def backup_vault(env: Environment, key_arn: object) -> backup.BackupVault:
+    """The environment's AWS Backup vault, encrypted with its data key; named ``{project}-{env}``,
+    so a DR pair's plan can name it. Locked (governance mode) in production: no recovery point is
+    deleted before ``database.backup_plan_retention_days``."""
+    vault = backup.BackupVault(
+        "BackupVault",
+        BackupVaultName=f"{env.project}-{env.name}",
+        EncryptionKeyArn=key_arn,
+    )
+    if env.production:
+        vault.LockConfiguration = backup.LockConfigurationType(
+            MinRetentionDays=env.database.backup_plan_retention_days,
+            MaxRetentionDays=LOCK_MAX_RETENTION_DAYS,
+        )
+    constructs.protect(vault, env)
+    return vault
+
+
 def _data_services_may_use(ctx: LayerContext) -> Statement:
-    """RDS, Secrets Manager and S3 may use the key on behalf of this account's principals only.
+    """RDS, Secrets Manager, S3 and AWS Backup (its vault) may use the key on behalf of this account's principals only.
 
     The AWS-managed keys' pattern: the principal must be in this account (and still needs IAM
     permission), and the request must come through one of the named services in this region.
@@ -68,7 +99,10 @@ def _data_services_may_use(ctx: LayerContext) -> Statement:
             StringEquals("kms:CallerAccount", AccountId),
             StringEquals(
                 "kms:ViaService",
-                [Sub("%s.${AWS::Region}.amazonaws.com" % service) for service in ("rds", "secretsmanager", "s3")],
+                [
+                    Sub("%s.${AWS::Region}.amazonaws.com" % service)
+                    for service in ("rds", "secretsmanager", "s3", "backup")
+                ],
             ),
         ],
         principal=iam.account_root(),

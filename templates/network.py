@@ -3,8 +3,10 @@ per zone; internet and NAT gateways; a route table per tier and zone; flow logs;
 
 from __future__ import annotations
 
+import awacs.ec2 as awsec2
 import awacs.logs as awslogs
-from troposphere import GetAtt, Join, Ref, Sub, Tags, Template, ec2
+from troposphere import GetAtt, Join, Ref, Sub, Tags, Template, awslambda, cloudformation, ec2
+from troposphere.iam import Policy, Role
 
 from infra_templates import constructs, iam
 from infra_templates.config import Environment
@@ -12,6 +14,35 @@ from infra_templates.layer import LayerContext, Zone
 from templates.contracts import Keys, Network
 
 TIER_LABELS = {"public": "Public", "private": "Private", "data": "Data"}
+
+# A runtime cfn-lint (E2531) lists as supported; inline (ZipFile) Python code may import cfnresponse
+# (AWS: "cfn-response module", CloudFormation User Guide).
+CLOSER_RUNTIME = "python3.13"
+
+# Security Hub EC2.2 ("VPC default security groups should not allow inbound or outbound traffic"):
+# CloudFormation has no property for the default group's rules, so this function revokes them once,
+# on create and on update (a new VPC has a new default group). On delete it does nothing: the group
+# stays closed, or goes with its VPC. The AWS CDK's `restrictDefaultSecurityGroup` does the same.
+CLOSER_CODE = """\
+import boto3
+import cfnresponse
+
+
+def handler(event, context):
+    group = event["ResourceProperties"]["GroupId"]
+    try:
+        if event["RequestType"] in ("Create", "Update"):
+            ec2 = boto3.client("ec2")
+            found = ec2.describe_security_groups(GroupIds=[group])["SecurityGroups"][0]
+            if found["IpPermissions"]:
+                ec2.revoke_security_group_ingress(GroupId=group, IpPermissions=found["IpPermissions"])
+            if found["IpPermissionsEgress"]:
+                ec2.revoke_security_group_egress(GroupId=group, IpPermissions=found["IpPermissionsEgress"])
+        cfnresponse.send(event, context, cfnresponse.SUCCESS, {}, group)
+    except Exception as error:  # CloudFormation must hear of any failure, or it waits
+        print(repr(error))
+        cfnresponse.send(event, context, cfnresponse.FAILED, {}, group, reason=repr(error)[:200])
+"""
 
 
 def build(env: Environment) -> Template:
@@ -69,6 +100,7 @@ def build(env: Environment) -> Template:
         route_tables["data"].append(data)
 
     _flow_logs(t, ctx, vpc)
+    _close_default_security_group(t, ctx, vpc)
     _endpoints(t, ctx, vpc, subnets["private"], route_tables["private"])
 
     ctx.export(t, Network.VPC_ID, Ref(vpc))
@@ -234,3 +266,77 @@ def _endpoints(
                 SecurityGroupIds=[Ref(group)],
             )
         )
+
+
+def _close_default_security_group(t: Template, ctx: LayerContext, vpc: ec2.VPC) -> None:
+    """Revoke every rule of the VPC's default security group (Security Hub EC2.2), through a small
+    custom resource: a function whose role may revoke rules of that one group and nothing else."""
+    group_id = GetAtt(vpc, "DefaultSecurityGroup")
+    group_arn = Sub(
+        "arn:${AWS::Partition}:ec2:${AWS::Region}:${AWS::AccountId}:security-group/${Group}", Group=group_id
+    )
+    logs = t.add_resource(
+        constructs.log_group(
+            "DefaultSecurityGroupCloserLogGroup",
+            ctx.env,
+            ctx.env.network.flow_logs.retention_days,
+            ctx.import_value(Keys.LOGS_KEY_ARN),
+        )
+    )
+    role = t.add_resource(
+        Role(
+            "DefaultSecurityGroupCloserRole",
+            Description=f"Revokes the rules of {ctx.stack_name}'s default security group, that group only",
+            AssumeRolePolicyDocument=iam.service_trust("lambda.amazonaws.com"),
+            Policies=[
+                Policy(
+                    PolicyName="close-the-default-security-group",
+                    PolicyDocument=iam.document(
+                        iam.allow(
+                            "RevokeTheDefaultGroupsRulesOnly",
+                            [awsec2.RevokeSecurityGroupIngress, awsec2.RevokeSecurityGroupEgress],
+                            [group_arn],
+                        ),
+                        # The service authorization reference lists no resource type for
+                        # ec2:DescribeSecurityGroups: it is granted on "*" or not at all.
+                        iam.allow("ReadTheGroupsRules", [awsec2.DescribeSecurityGroups], ["*"]),
+                        iam.allow(
+                            "WriteItsOwnLogs",
+                            [awslogs.CreateLogStream, awslogs.PutLogEvents],
+                            [GetAtt(logs, "Arn")],
+                        ),
+                    ),
+                )
+            ],
+        )
+    )
+    function = awslambda.Function(
+        "DefaultSecurityGroupCloser",
+        Description=f"Revokes every rule of {ctx.stack_name}'s default security group (Security Hub EC2.2)",
+        Runtime=CLOSER_RUNTIME,
+        Handler="index.handler",
+        Code=awslambda.Code(ZipFile=CLOSER_CODE),
+        Role=GetAtt(role, "Arn"),
+        MemorySize=128,
+        Timeout=60,
+        ReservedConcurrentExecutions=1,
+        LoggingConfig=awslambda.LoggingConfig(LogGroup=Ref(logs)),
+    )
+    constructs.skip_checkov(
+        function,
+        ("CKV_AWS_117", "No VPC on purpose: it calls the EC2 API and CloudFormation's response URL only"),
+        (
+            "CKV_AWS_116",
+            "Only CloudFormation invokes it, and a failed call fails the stack operation (its reason in the "
+            "function's log group): a dead-letter queue would hold nothing anyone acts on",
+        ),
+    )
+    t.add_resource(function)
+    t.add_resource(
+        cloudformation.CustomResource(
+            "DefaultSecurityGroupClosed",
+            ServiceToken=GetAtt(function, "Arn"),
+            ServiceTimeout=300,
+            GroupId=group_id,
+        )
+    )

@@ -395,6 +395,10 @@ def _task_definition(
         Name=name,
         Image=image(env, name),
         Essential=True,
+        # The container's own hard limit in MiB: the task's memory, which a task of one container may
+        # give it whole (ECS task definition parameters, "memory": on Fargate the containers' memory
+        # must not exceed the task's). Past it the container is killed, instead of starving the task.
+        Memory=service.memory,
         PortMappings=[ecs.PortMapping(ContainerPort=service.port, Protocol="tcp")],
         Environment=[ecs.Environment(Name=k, Value=v) for k, v in sorted(variables.items())],
         Secrets=[ecs.Secret(Name=k, ValueFrom=v) for k, v in sorted(secrets.items())],

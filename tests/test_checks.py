@@ -219,7 +219,28 @@ QUEUE_WITH_A_TYPO = {
     "AWSTemplateFormatVersion": "2010-09-09",
     "Description": "a queue with a misspelt property and no encryption",
     "Metadata": {"Padding": "x" * 60_000},  # over the 51,200-byte body limit
-    "Resources": {"Queue": {"Type": "AWS::SQS::Queue", "Properties": {"Nope": 1}}},
+    "Resources": {
+        "Queue": {"Type": "AWS::SQS::Queue", "Properties": {"Nope": 1}},
+        # a misspelt action: the IAM analysis' unknown-action
+        "QueuePolicy": {
+            "Type": "AWS::SQS::QueuePolicy",
+            "Properties": {
+                "Queues": [{"Ref": "Queue"}],
+                "PolicyDocument": {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {
+                            "Sid": "Typo",
+                            "Effect": "Allow",
+                            "Principal": {"Service": "events.amazonaws.com"},
+                            "Action": ["sqs:SendMessages"],
+                            "Resource": [{"Fn::GetAtt": ["Queue", "Arn"]}],
+                        }
+                    ],
+                },
+            },
+        },
+    },
 }
 
 
@@ -257,6 +278,7 @@ def test_the_gate_sees_a_finding_of_every_tool_and_times_each(tmp_path: Path) ->
     assert "[checkov] test/x.json Queue: CKV_AWS_27" in text.replace(" Queue CKV", " Queue: CKV")
     assert "[shellcheck]" in text and "SC2086" in text
     assert "[quotas]" in text and "110 inbound rules" in text
+    assert "[iam]" in text and "unknown-action: t-x QueuePolicy Typo: sqs:SendMessages" in text
     for check in checks.CHECKS:
         assert re.search(rf"^gate: {re.escape(check)} +\d+ problem\(s\) +\d+\.\d s$", text, re.M), check
     assert re.search(r"^gate: FAILED in \d+\.\d s wall, \d+\.\d s CPU$", lines[-1])

@@ -270,6 +270,34 @@ def test_a_secret_given_as_a_value_is_refused_and_not_echoed(settings_dir: Path,
     assert f"'{value}'" not in message
 
 
+# Credential formats detect-secrets knows (these are made-up values of those formats), and a value
+# given to a name that says it is a secret.
+CREDENTIALS = [
+    ("STRIPE_SECRET_KEY", "sk_live_" + "51HxYzAbCdEfGhIjKlMnOpQr", "Stripe Access Key"),
+    ("AWS_ACCESS_KEY_ID", "AKIA" + "IOSFODNN7EXAMPLE", "AWS Access Key"),
+    ("GITHUB_TOKEN", "ghp_" + "abcdefghijklmnopqrstuvwxyz0123456789", "GitHub Token"),
+    ("SMTP_PASSWORD", "hunter2xyzzy", "Secret Keyword"),
+]
+
+
+@pytest.mark.parametrize(("variable", "value", "kind"), CREDENTIALS)
+def test_a_credential_in_a_plain_variable_is_refused_with_the_fix(settings_dir, variable, value, kind) -> None:
+    edit_yaml(settings_dir / "staging.yaml", services__api__environment={"LOG_LEVEL": "info", variable: value})
+    message = refusal(settings_dir)
+    assert f"staging.yaml: services.api.environment.{variable} = '(hidden)': looks like a credential (" in message
+    assert kind in message
+    assert "give it under secrets: instead" in message
+    assert value not in message
+
+
+@pytest.mark.parametrize(
+    "value", ["info", "/api", "https://api.example.com/v1", "30", "123e4567-e89b-12d3-a456-426614174000"]
+)
+def test_ordinary_plain_values_pass_the_credential_check(settings_dir: Path, value: str) -> None:
+    edit_yaml(settings_dir / "staging.yaml", services__api__environment={"SOME_SETTING": value})
+    assert load_environment("staging", settings_dir).services["api"].environment["SOME_SETTING"] == value
+
+
 def test_desired_count_must_lie_within_autoscaling(settings_dir: Path) -> None:
     edit_yaml(settings_dir / "staging.yaml", services__web__desired_count=9)
     assert "services.web.desired_count = 9: must lie between autoscaling.min (2) and max (6)" in refusal(settings_dir)

@@ -118,7 +118,7 @@ def test_each_region_a_release_reaches_has_an_artifact_store() -> None:
     assert stores[1]["ArtifactStore"]["Location"] == "shop-delivery-444444444444-eu-central-1"
     region_stack = BUILT.project_stacks["delivery-artifacts-eu-central-1"]
     assert region_stack.region == "eu-central-1"
-    (bucket,) = resources(region_stack.body, "AWS::S3::Bucket").values()
+    bucket = region_stack.body["Resources"]["ArtifactBucket"]
     assert bucket["Properties"]["BucketName"] == "shop-delivery-444444444444-eu-central-1"
 
 
@@ -137,6 +137,29 @@ def test_the_artifact_bucket_is_encrypted_tls_only_with_a_lifecycle() -> None:
     assert bucket["LifecycleConfiguration"]["Rules"][0]["ExpirationInDays"] == 30
     statements = body["Resources"]["ArtifactBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"]
     assert statements[0]["Sid"] == "DenyInsecureTransport"
+
+
+@pytest.mark.parametrize("layer", ["delivery", "delivery-artifacts-eu-central-1", "delivery-artifacts-us-east-1"])
+def test_every_artifact_bucket_logs_its_access_to_its_own_log_bucket(layer) -> None:
+    body = stack_of("project", layer).body
+    bucket = body["Resources"]["ArtifactBucket"]["Properties"]
+    name = bucket["BucketName"]
+    assert bucket["LoggingConfiguration"] == {
+        "DestinationBucketName": {"Ref": "ArtifactAccessLogBucket"},
+        "LogFilePrefix": f"s3/{name}/",
+    }
+    logs = body["Resources"]["ArtifactAccessLogBucket"]
+    # S3 server access logging delivers only to a bucket encrypted with SSE-S3.
+    encryption = logs["Properties"]["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]
+    assert encryption["ServerSideEncryptionByDefault"] == {"SSEAlgorithm": "AES256"}
+    assert logs["DeletionPolicy"] == "Retain"
+    statements = body["Resources"]["ArtifactAccessLogBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    (writer,) = [s for s in statements if s["Sid"] == "S3WritesServerAccessLogsOfTheNamedBuckets"]
+    assert writer["Principal"] == {"Service": "logging.s3.amazonaws.com"}
+    assert writer["Action"] == ["s3:PutObject"]
+    assert writer["Resource"] == [{"Fn::Sub": "${ArtifactAccessLogBucket.Arn}/s3/*"}]
+    assert writer["Condition"]["ArnLike"]["aws:SourceArn"] == [{"Fn::Sub": f"arn:${{AWS::Partition}}:s3:::{name}"}]
+    assert writer["Condition"]["StringEquals"]["aws:SourceAccount"] == {"Ref": "AWS::AccountId"}
 
 
 def test_only_the_environments_release_roles_may_read_artifacts() -> None:

@@ -47,8 +47,10 @@ def test_a_changed_property_is_reported_in_place_and_exits_3(against: Path, sett
     edit_yaml(settings_dir / "dev.yaml", network__flow_logs={"retention_days": 30})
     code, out, _ = diff("--env", "dev", "--settings", str(settings_dir), "--against", str(against))
     assert code == 3
-    assert "~ stack shop-dev-network (eu-west-1): resources 0 added, 0 removed, 1 changed" in out
-    assert "    ~ FlowLogGroup (AWS::Logs::LogGroup)\n        Properties.RetentionInDays: 14 -> 30\n" in out
+    # The default security group closer's log group keeps the network's log retention too.
+    assert "~ stack shop-dev-network (eu-west-1): resources 0 added, 0 removed, 2 changed" in out
+    for group in ("FlowLogGroup", "DefaultSecurityGroupCloserLogGroup"):
+        assert f"    ~ {group} (AWS::Logs::LogGroup)\n        Properties.RetentionInDays: 14 -> 30\n" in out
     assert "REPLACED" not in out and "WARNING" not in out  # retention changes in place
     assert "shop-dev-keys" not in out  # unchanged stacks are not listed
     assert "shop-registry" not in out  # listed in dev's manifest, but compared in the project folder only

@@ -478,3 +478,66 @@ def test_dr_releases_the_same_way_its_stack_naming_the_replica(stacks) -> None:
     (container,) = stacks["dr"]["svc-web"].body["Resources"]["TaskDefinition"]["Properties"]["ContainerDefinitions"]
     assert container["Image"]["Fn::Sub"].startswith("444444444444.dkr.ecr.eu-central-1.")
     assert container["Image"]["Fn::Sub"].endswith(":${ImageTag}")
+
+
+# --- AWS Backup: the primary's daily backups, copied to the DR region's locked vault ------------------
+
+
+def test_prods_daily_backups_are_copied_to_the_dr_vault(stacks, environments) -> None:
+    body = stacks["prod"]["data"].body
+    ((name, plan),) = resources(body, "AWS::Backup::BackupPlan").items()
+    (rule,) = plan["Properties"]["BackupPlan"]["BackupPlanRule"]
+    days = environments["prod"].database.backup_plan_retention_days
+    assert rule["TargetBackupVault"] == "shop-prod"
+    assert rule["ScheduleExpression"].startswith("cron(") and rule["ScheduleExpression"].endswith(" * * ? *)")
+    assert rule["Lifecycle"] == {"DeleteAfterDays": days}
+    (copy,) = rule["CopyActions"]
+    assert copy == {"DestinationBackupVaultArn": {"Ref": "BackupVaultArn"}, "Lifecycle": {"DeleteAfterDays": days}}
+    sources = body["Metadata"]["InfraTemplatesParameterSources"]
+    assert sources["BackupVaultArn"] == {"Stack": "shop-dr-keys", "Output": "BackupVaultArn"}
+    (selection,) = resources(body, "AWS::Backup::BackupSelection").values()
+    props = selection["Properties"]
+    assert props["BackupPlanId"] == {"Ref": name}
+    assert props["BackupSelection"]["Resources"] == [{"Fn::GetAtt": ["Cluster", "DBClusterArn"]}]
+    assert props["BackupSelection"]["IamRoleArn"] == {"Fn::GetAtt": ["BackupRole", "Arn"]}
+
+
+def test_the_dr_vault_is_locked_with_its_region_key_and_receives_no_plan_of_its_own(stacks, environments) -> None:
+    keys = stacks["dr"]["keys"].body
+    vault = keys["Resources"]["BackupVault"]
+    assert vault["Properties"]["BackupVaultName"] == "shop-dr"
+    assert vault["Properties"]["EncryptionKeyArn"] == {"Fn::GetAtt": ["DataKey", "Arn"]}
+    # Governance mode: no ChangeableForDays, so no irreversible compliance-mode lock date.
+    assert vault["Properties"]["LockConfiguration"] == {
+        "MinRetentionDays": environments["dr"].database.backup_plan_retention_days,
+        "MaxRetentionDays": 36500,
+    }
+    assert keys["Outputs"]["BackupVaultArn"]["Value"] == {"Fn::GetAtt": ["BackupVault", "BackupVaultArn"]}
+    assert not resources(stacks["dr"]["data"].body, "AWS::Backup::BackupPlan")
+
+
+@pytest.mark.parametrize(("env", "locked"), [("dev", False), ("staging", False), ("prod", True)])
+def test_every_primary_backs_up_daily_and_only_production_vaults_are_locked(stacks, env, locked) -> None:
+    vault = stacks[env]["keys"].body["Resources"]["BackupVault"]
+    assert ("LockConfiguration" in vault["Properties"]) is locked
+    assert vault["DeletionPolicy"] == ("Retain" if locked else "Delete")
+    (plan,) = resources(stacks[env]["data"].body, "AWS::Backup::BackupPlan").values()
+    (rule,) = plan["Properties"]["BackupPlan"]["BackupPlanRule"]
+    assert ("CopyActions" in rule) is (env == "prod")  # only prod has a DR environment
+
+
+def test_the_data_key_lets_aws_backup_encrypt_the_vault(stacks) -> None:
+    statement = next(
+        s
+        for s in stacks["dr"]["keys"].body["Resources"]["DataKey"]["Properties"]["KeyPolicy"]["Statement"]
+        if s["Sid"] == "DataServicesOfThisAccount"
+    )
+    services = statement["Condition"]["StringEquals"]["kms:ViaService"]
+    assert {"Fn::Sub": "backup.${AWS::Region}.amazonaws.com"} in services
+
+
+def test_a_dr_vault_keeping_copies_longer_than_prod_sends_them_is_refused(settings_dir: Path) -> None:
+    edit_yaml(settings_dir / "dr.yaml", database__backup_plan_retention_days=90)
+    message = project_refusal(settings_dir)
+    assert "dr.yaml: database.backup_plan_retention_days: is 90, the minimum its locked vault keeps" in message
+    assert "use at most that" in message

@@ -17,8 +17,8 @@ HINT = "output changed: if that is intended, run `make golden` and review the di
 # Logical IDs of stateful resources are an API: renaming one makes CloudFormation replace it.
 PINNED_STATEFUL_IDS = {
     "deployer": set(),
-    "keys": {"LogsKey", "DataKey"},
-    "network": {"FlowLogGroup"},
+    "keys": {"LogsKey", "DataKey", "BackupVault"},
+    "network": {"FlowLogGroup", "DefaultSecurityGroupCloserLogGroup"},
     "security": set(),
     "data": {"Cluster", "PostgresqlLogGroup"},
     "platform": {"AccessLogBucket", "WafLogGroup"},
@@ -36,8 +36,11 @@ PINNED_PROJECT_IDS = {
     **{f"registry-{s}": {"Repository"} for s in BUILT.project.services},
     **{f"registry-replica-{r}": {"ReplicaKey"} for r in ("eu-central-1",)},  # the replicas' key
     "registry-replication": set(),
-    "delivery": {"ArtifactKey", "ArtifactBucket"},
-    **{f"delivery-artifacts-{r}": {"ArtifactKey", "ArtifactBucket"} for r in ("eu-central-1", "us-east-1")},
+    "delivery": {"ArtifactKey", "ArtifactBucket", "ArtifactAccessLogBucket"},
+    **{
+        f"delivery-artifacts-{r}": {"ArtifactKey", "ArtifactBucket", "ArtifactAccessLogBucket"}
+        for r in ("eu-central-1", "us-east-1")
+    },
     **{f"delivery-{s}": {"SourceRepository", "BuildLogGroup"} for s in BUILT.project.services},
     "delivery-infrastructure": {"SourceRepository", "BuildLogGroup"},
 }

@@ -213,7 +213,8 @@ def test_guide_marks_termination_protection_and_capabilities(written: Path) -> N
     assert "| 2 | `shop-prod-keys` | `eu-west-1` | `keys.yaml` | none | **on** |" in guide
     assert "| 3 | `shop-prod-network` | `eu-west-1` | `network.yaml` | CAPABILITY_IAM | **on** |" in guide
     assert "- Termination protection: **on**, it holds LogsKey (AWS::KMS::Key)" in guide
-    assert "- Capabilities: `CAPABILITY_IAM`: it creates IAM resources (FlowLogRole)" in guide
+    roles = "FlowLogRole, DefaultSecurityGroupCloserRole"
+    assert f"- Capabilities: `CAPABILITY_IAM`: it creates IAM resources ({roles})" in guide
     assert "| `LogsKeyArn` | `shop-prod-keys-LogsKeyArn` |" in guide
     assert "aws cloudformation deploy \\\n  --stack-name shop-prod-keys \\\n  --region eu-west-1 \\\n" in guide
     assert "In the console: CloudFormation console, region `eu-west-1` > **Create stack**" in guide
@@ -223,7 +224,7 @@ def test_keys_stack_is_protected_in_every_environment(stacks) -> None:
     for env in ENVIRONMENTS:
         reasons = termination_protection_reasons(stacks[env]["keys"].body)
         assert "LogsKey (AWS::KMS::Key)" in reasons
-        assert all("(AWS::KMS::Key)" in reason for reason in reasons)
+        assert all(reason.endswith(("(AWS::KMS::Key)", "(AWS::Backup::BackupVault)")) for reason in reasons)
 
 
 # --- synthetic templates --------------------------------------------------------------------------

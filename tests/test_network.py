@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import sys
+import types
+
+import boto3
 import pytest
+from botocore.stub import Stubber
 from conftest import ENVIRONMENTS, edit_yaml, resources
 
 from infra_templates.config import load_environment
@@ -195,3 +200,132 @@ def test_a_third_zone_adds_a_subnet_per_tier(settings_dir) -> None:
         "DataSubnetC",
     }
     assert len(resources(body, "AWS::EC2::NatGateway")) == 3
+
+
+# --- the default security group, closed (Security Hub EC2.2) ---------------------------------------
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_the_default_security_group_is_closed_by_a_custom_resource(stacks, env) -> None:
+    body = network_body(stacks, env)
+    (closed,) = resources(body, "AWS::CloudFormation::CustomResource").values()
+    props = closed["Properties"]
+    assert props["GroupId"] == {"Fn::GetAtt": ["Vpc", "DefaultSecurityGroup"]}
+    assert props["ServiceToken"] == {"Fn::GetAtt": ["DefaultSecurityGroupCloser", "Arn"]}
+    function = body["Resources"]["DefaultSecurityGroupCloser"]["Properties"]
+    assert function["Code"]["ZipFile"] == network.CLOSER_CODE
+    assert function["LoggingConfig"]["LogGroup"] == {"Ref": "DefaultSecurityGroupCloserLogGroup"}
+    group = body["Resources"]["DefaultSecurityGroupCloserLogGroup"]["Properties"]
+    assert group["KmsKeyId"] == {"Fn::ImportValue": f"shop-{env}-keys-LogsKeyArn"}
+    assert group["RetentionInDays"] > 0
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_the_closer_may_revoke_rules_of_the_default_group_only(stacks, env) -> None:
+    role = network_body(stacks, env)["Resources"]["DefaultSecurityGroupCloserRole"]["Properties"]
+    (policy,) = role["Policies"]
+    grants = {s["Sid"]: (s["Action"], s["Resource"]) for s in policy["PolicyDocument"]["Statement"]}
+    actions, targets = grants["RevokeTheDefaultGroupsRulesOnly"]
+    assert actions == ["ec2:RevokeSecurityGroupIngress", "ec2:RevokeSecurityGroupEgress"]
+    (target,) = targets
+    assert target["Fn::Sub"][0].endswith(":security-group/${Group}")
+    assert target["Fn::Sub"][1] == {"Group": {"Fn::GetAtt": ["Vpc", "DefaultSecurityGroup"]}}
+    # ec2:DescribeSecurityGroups has no resource type: "*" is the only way to grant it, and it is alone.
+    assert grants["ReadTheGroupsRules"] == (["ec2:DescribeSecurityGroups"], ["*"])
+    assert grants["WriteItsOwnLogs"][1] == [{"Fn::GetAtt": ["DefaultSecurityGroupCloserLogGroup", "Arn"]}]
+    assert set(grants) == {"RevokeTheDefaultGroupsRulesOnly", "ReadTheGroupsRules", "WriteItsOwnLogs"}
+
+
+class _Response:
+    SUCCESS, FAILED = "SUCCESS", "FAILED"
+
+    def __init__(self) -> None:
+        self.sent: list[tuple] = []
+
+    def send(self, event, context, status, data, physical_id, *, reason=None) -> None:
+        self.sent.append((status, physical_id, reason))
+
+
+def _run_closer(
+    monkeypatch, request_type: str, describe: dict | None, revokes: list[tuple[str, dict]], denied: bool = False
+):
+    """Run the inline handler against EC2's real API model (botocore's Stubber checks every request's
+    shape), with cfnresponse recorded. Returns what the handler answered CloudFormation."""
+    session = boto3.session.Session(region_name="eu-west-1", aws_access_key_id="x", aws_secret_access_key="x")
+    client = session.client("ec2")
+    stubber = Stubber(client)
+    if describe is not None:
+        stubber.add_response("describe_security_groups", describe, {"GroupIds": ["sg-0123456789abcdef0"]})
+    if denied:
+        stubber.add_client_error("describe_security_groups", "UnauthorizedOperation", http_status_code=403)
+    for operation, params in revokes:
+        stubber.add_response(operation, {"Return": True}, params)
+    stubber.activate()
+    response = _Response()
+    monkeypatch.setitem(sys.modules, "cfnresponse", response)
+    monkeypatch.setattr(boto3, "client", lambda service: client)
+    module = types.ModuleType("closer")
+    exec(network.CLOSER_CODE, module.__dict__)  # the function's own inline source
+    event = {"RequestType": request_type, "ResourceProperties": {"GroupId": "sg-0123456789abcdef0"}}
+    module.handler(event, None)
+    stubber.assert_no_pending_responses()
+    return response.sent
+
+
+DEFAULT_INGRESS = [
+    {
+        "IpProtocol": "-1",
+        "IpRanges": [],
+        "Ipv6Ranges": [],
+        "PrefixListIds": [],
+        "UserIdGroupPairs": [{"GroupId": "sg-0123456789abcdef0", "UserId": "111111111111"}],
+    }
+]
+DEFAULT_EGRESS = [
+    {
+        "IpProtocol": "-1",
+        "IpRanges": [{"CidrIp": "0.0.0.0/0"}],
+        "Ipv6Ranges": [],
+        "PrefixListIds": [],
+        "UserIdGroupPairs": [],
+    }
+]
+
+
+def _described(ingress: list, egress: list) -> dict:
+    return {
+        "SecurityGroups": [
+            {
+                "GroupId": "sg-0123456789abcdef0",
+                "GroupName": "default",
+                "IpPermissions": ingress,
+                "IpPermissionsEgress": egress,
+            }
+        ]
+    }
+
+
+@pytest.mark.parametrize("request_type", ["Create", "Update"])
+def test_the_closer_revokes_awss_default_rules(monkeypatch, request_type) -> None:
+    sent = _run_closer(
+        monkeypatch,
+        request_type,
+        _described(DEFAULT_INGRESS, DEFAULT_EGRESS),
+        [
+            ("revoke_security_group_ingress", {"GroupId": "sg-0123456789abcdef0", "IpPermissions": DEFAULT_INGRESS}),
+            ("revoke_security_group_egress", {"GroupId": "sg-0123456789abcdef0", "IpPermissions": DEFAULT_EGRESS}),
+        ],
+    )
+    assert sent == [("SUCCESS", "sg-0123456789abcdef0", None)]
+
+
+def test_the_closer_leaves_a_closed_group_alone_and_does_nothing_on_delete(monkeypatch) -> None:
+    assert _run_closer(monkeypatch, "Update", _described([], []), []) == [("SUCCESS", "sg-0123456789abcdef0", None)]
+    assert _run_closer(monkeypatch, "Delete", None, []) == [("SUCCESS", "sg-0123456789abcdef0", None)]
+
+
+def test_the_closer_reports_a_failure_to_cloudformation(monkeypatch) -> None:
+    sent = _run_closer(monkeypatch, "Create", None, [], denied=True)
+    ((status, physical_id, reason),) = sent
+    assert (status, physical_id) == ("FAILED", "sg-0123456789abcdef0")
+    assert "UnauthorizedOperation" in reason

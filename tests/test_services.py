@@ -84,6 +84,7 @@ def test_task_definition_is_fargate_awsvpc_non_root_read_only(stacks, environmen
     assert task["RequiresCompatibilities"] == ["FARGATE"]
     assert (task["Cpu"], task["Memory"]) == (str(settings.cpu), str(settings.memory))
     definition = container(body)
+    assert definition["Memory"] == settings.memory  # the container's own hard limit, the task's whole memory
     assert definition["User"] == "1000"
     # Read-only unless the service asks for ECS Exec, whose agent needs a writable root (config refuses both).
     assert definition["ReadonlyRootFilesystem"] is (not settings.exec)

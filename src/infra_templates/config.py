@@ -34,6 +34,7 @@ from pydantic import (
 
 from infra_templates import quotas
 from infra_templates.catalog import REGIONS, aurora_versions, zones_of
+from infra_templates.credentials import credential_kinds
 
 DEFAULTS_FILE = "defaults.yaml"
 
@@ -434,9 +435,19 @@ class Service(Strict):
     @field_validator("environment")
     @classmethod
     def _plain_names(cls, variables: dict[str, str]) -> dict[str, str]:
-        for key in variables:
+        for key, value in variables.items():
             if not re.fullmatch(ENV_VAR_NAME, key):
                 raise FieldValueError((key,), "is not a valid environment variable name")
+            kinds = credential_kinds(key, str(value))
+            if kinds:
+                raise FieldValueError(
+                    (key,),
+                    f"looks like a credential ({', '.join(kinds)}, by detect-secrets), and a plain variable is "
+                    "written in clear into the templates and release files: store it in Secrets Manager or SSM "
+                    "and give it under secrets: instead ('secretsmanager:NAME-SUFFIX[#json-key]' or "
+                    "'ssm:/PARAMETER/NAME')",
+                    "(hidden)",
+                )
         return variables
 
     @field_validator("secrets")
@@ -693,6 +704,13 @@ class Database(Strict):
         "a Secrets Manager secret the stack generates, replicated to the DR region when one protects this.",
     )
     backup_retention_days: int = Field(ge=1, le=35)
+    backup_plan_retention_days: int = Field(
+        default=35,
+        ge=7,
+        le=36500,
+        description="Days AWS Backup keeps each daily backup of the cluster (and its copy in the DR region's vault, "
+        "when a DR environment protects this one); in production at least the vault lock's minimum, 7.",
+    )
     deletion_protection: bool
     performance_insights_retention_days: int = Field(
         default=7, description="7, or a multiple of 31 up to 731 (paid beyond 7)."
@@ -2110,6 +2128,14 @@ def _dr_problems(environments: Sequence[Environment], folder: Path) -> list[str]
                 == (env.database.engine, env.database.engine_version),
                 f"database.engine_version: must equal {primary.name}'s ({primary.database.engine} "
                 f"{primary.database.engine_version}); a global database runs one version",
+            ),
+            (
+                # The DR vault's lock refuses a copy kept shorter than its minimum (AWS Backup Vault Lock).
+                not env.production
+                or primary.database.backup_plan_retention_days >= env.database.backup_plan_retention_days,
+                f"database.backup_plan_retention_days: is {env.database.backup_plan_retention_days}, the minimum "
+                f"its locked vault keeps, but {primary.name}'s backups are copied here for "
+                f"{primary.database.backup_plan_retention_days} days; use at most that",
             ),
         ]
         problems.extend(f"{_show(folder / (env.name + '.yaml'))}: {message}" for ok, message in checks if not ok)

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from awacs import s3 as s3_actions
-from awacs.aws import Bool, Condition, Deny, PolicyDocument, Principal, Statement
-from troposphere import AWSObject, GetAtt, Ref, Sub, Tags, Template, cloudwatch, ec2, kms, logs, s3, wafv2
+from awacs.aws import Allow, ArnLike, Bool, Condition, Deny, PolicyDocument, Principal, Statement, StringEquals
+from troposphere import AccountId, AWSObject, GetAtt, Ref, Sub, Tags, Template, cloudwatch, ec2, kms, logs, s3, wafv2
 
 from infra_templates.config import Environment
 
@@ -126,6 +126,35 @@ def private_bucket(
     )
     protect(bucket, env)
     return bucket
+
+
+def access_log_bucket(
+    logical_id: str, env: Environment | None, *, expire_days: int, source_bucket_names: list[str]
+) -> tuple[s3.Bucket, Statement]:
+    """A bucket for S3 server access logs of the named buckets, and the bucket-policy statement that
+    lets S3's logging service write them (AWS: "Enabling Amazon S3 server access logging": the
+    destination uses SSE-S3, since SSE-KMS is not supported there; grant ``logging.s3.amazonaws.com``
+    ``s3:PutObject`` with ``aws:SourceArn`` and ``aws:SourceAccount``). Logs are written under
+    ``s3/``; the bucket logs nothing of its own (it would log its own log writes)."""
+    bucket = private_bucket(logical_id, env, kms_key_arn=None, expire_days=expire_days)
+    skip_checkov(
+        bucket,
+        ("CKV_AWS_18", "this bucket holds access logs; logging its own access to itself would loop"),
+    )
+    statement = Statement(
+        Sid="S3WritesServerAccessLogsOfTheNamedBuckets",
+        Effect=Allow,
+        Principal=Principal("Service", "logging.s3.amazonaws.com"),
+        Action=[s3_actions.PutObject],
+        Resource=[Sub("${%s.Arn}/s3/*" % logical_id)],
+        Condition=Condition(
+            [
+                ArnLike("aws:SourceArn", [Sub("arn:${AWS::Partition}:s3:::%s" % n) for n in source_bucket_names]),
+                StringEquals("aws:SourceAccount", AccountId),
+            ]
+        ),
+    )
+    return bucket, statement
 
 
 def deny_insecure_transport(bucket: s3.Bucket | Any) -> Statement:

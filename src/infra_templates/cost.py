@@ -179,6 +179,9 @@ FREE_TYPES = frozenset(
     {
         "AWS::ApplicationAutoScaling::ScalableTarget",
         "AWS::ApplicationAutoScaling::ScalingPolicy",
+        "AWS::Backup::BackupPlan",
+        "AWS::Backup::BackupSelection",
+        "AWS::CloudFormation::CustomResource",  # a Lambda-backed custom resource: the function is priced
         "AWS::CloudFront::OriginAccessControl",
         "AWS::CloudFront::ResponseHeadersPolicy",
         "AWS::CodeDeploy::Application",
@@ -233,6 +236,9 @@ USAGE_OF: dict[str, tuple[str, ...]] = {
     "AWS::ECR::Repository": ("ecr_storage_gb_month",),
     "AWS::CodeBuild::Project": ("codebuild_general1_small_minute",),
     "AWS::Lambda::Function": ("lambda_gb_second",),
+    # AWS Backup bills an Aurora snapshot in a vault as Aurora snapshot storage ("AWS Backup
+    # pricing": Amazon Aurora, warm storage), the same per GB-month; a DR copy adds inter-region transfer.
+    "AWS::Backup::BackupVault": ("aurora_backup_gb_month",),
     "AWS::SNS::Subscription": ("sns_email_100k",),
     "AWS::SQS::Queue": ("sqs_million",),
     "AWS::SES::EmailIdentity": ("ses_thousand",),

@@ -12,6 +12,7 @@ from typing import Any
 # Resource types whose deletion or replacement loses data (or, for a key, everything encrypted with it).
 STATEFUL_TYPES = frozenset(
     {
+        "AWS::Backup::BackupVault",
         "AWS::CodeCommit::Repository",
         "AWS::DynamoDB::Table",
         "AWS::ECR::Repository",

@@ -62,7 +62,7 @@ aws cloudformation deploy \
   --template-file "$here/keys.yaml" \
   --tags Project=shop Environment=prod ManagedBy=infra-templates \
   "${changeset[@]}"
-# It holds LogsKey (AWS::KMS::Key), DataKey (AWS::KMS::Key): deleting the stack must take a deliberate step.
+# It holds LogsKey (AWS::KMS::Key), DataKey (AWS::KMS::Key), BackupVault (AWS::Backup::BackupVault): deleting the stack must take a deliberate step.
 if [[ "$review" == false ]]; then
   aws cloudformation update-termination-protection --enable-termination-protection \
     --stack-name shop-prod-keys --region eu-west-1 >/dev/null
@@ -78,7 +78,7 @@ aws cloudformation deploy \
   --capabilities CAPABILITY_IAM \
   --tags Project=shop Environment=prod ManagedBy=infra-templates \
   "${changeset[@]}"
-# It holds FlowLogGroup (AWS::Logs::LogGroup): deleting the stack must take a deliberate step.
+# It holds FlowLogGroup (AWS::Logs::LogGroup), DefaultSecurityGroupCloserLogGroup (AWS::Logs::LogGroup): deleting the stack must take a deliberate step.
 if [[ "$review" == false ]]; then
   aws cloudformation update-termination-protection --enable-termination-protection \
     --stack-name shop-prod-network --region eu-west-1 >/dev/null
@@ -102,7 +102,7 @@ aws cloudformation deploy \
   --template-file "$here/../dr/keys.yaml" \
   --tags Project=shop Environment=dr ManagedBy=infra-templates \
   "${changeset[@]}"
-# It holds LogsKey (AWS::KMS::Key), DataKey (AWS::KMS::Key): deleting the stack must take a deliberate step.
+# It holds LogsKey (AWS::KMS::Key), DataKey (AWS::KMS::Key), BackupVault (AWS::Backup::BackupVault): deleting the stack must take a deliberate step.
 if [[ "$review" == false ]]; then
   aws cloudformation update-termination-protection --enable-termination-protection \
     --stack-name shop-dr-keys --region eu-central-1 >/dev/null
@@ -115,12 +115,16 @@ echo "==> 6/19 shop-prod-data (eu-west-1)"
 data_key_arn="$(aws cloudformation describe-stacks \
   --stack-name shop-dr-keys --region eu-central-1 \
   --query "Stacks[0].Outputs[?OutputKey=='DataKeyArn'].OutputValue" --output text)"
+# BackupVaultArn is an output of shop-dr-keys in eu-central-1: ImportValue cannot cross regions.
+backup_vault_arn="$(aws cloudformation describe-stacks \
+  --stack-name shop-dr-keys --region eu-central-1 \
+  --query "Stacks[0].Outputs[?OutputKey=='BackupVaultArn'].OutputValue" --output text)"
 aws cloudformation deploy \
   --stack-name shop-prod-data \
   --region eu-west-1 \
   --template-file "$here/data.yaml" \
   --capabilities CAPABILITY_IAM \
-  --parameter-overrides "DataKeyArn=$data_key_arn" \
+  --parameter-overrides "DataKeyArn=$data_key_arn" "BackupVaultArn=$backup_vault_arn" \
   --tags Project=shop Environment=prod ManagedBy=infra-templates \
   "${changeset[@]}"
 # It holds PostgresqlLogGroup (AWS::Logs::LogGroup), DatabaseSecret (AWS::SecretsManager::Secret), Cluster (AWS::RDS::DBCluster), WriterInstance (AWS::RDS::DBInstance), ReaderInstance1 (AWS::RDS::DBInstance): deleting the stack must take a deliberate step.
@@ -154,7 +158,7 @@ aws cloudformation deploy \
   --capabilities CAPABILITY_IAM \
   --tags Project=shop Environment=dr ManagedBy=infra-templates \
   "${changeset[@]}"
-# It holds FlowLogGroup (AWS::Logs::LogGroup): deleting the stack must take a deliberate step.
+# It holds FlowLogGroup (AWS::Logs::LogGroup), DefaultSecurityGroupCloserLogGroup (AWS::Logs::LogGroup): deleting the stack must take a deliberate step.
 if [[ "$review" == false ]]; then
   aws cloudformation update-termination-protection --enable-termination-protection \
     --stack-name shop-dr-network --region eu-central-1 >/dev/null

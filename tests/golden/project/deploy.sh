@@ -109,7 +109,7 @@ aws cloudformation deploy \
   --template-file "$here/delivery.yaml" \
   --tags Project=shop Environment=shared ManagedBy=infra-templates \
   "${changeset[@]}"
-# It holds ArtifactKey (AWS::KMS::Key), ArtifactBucket (AWS::S3::Bucket): deleting the stack must take a deliberate step.
+# It holds ArtifactKey (AWS::KMS::Key), ArtifactAccessLogBucket (AWS::S3::Bucket), ArtifactBucket (AWS::S3::Bucket): deleting the stack must take a deliberate step.
 if [[ "$review" == false ]]; then
   aws cloudformation update-termination-protection --enable-termination-protection \
     --stack-name shop-delivery --region eu-west-1 >/dev/null
@@ -124,7 +124,7 @@ aws cloudformation deploy \
   --template-file "$here/delivery-artifacts-eu-central-1.yaml" \
   --tags Project=shop Environment=shared ManagedBy=infra-templates \
   "${changeset[@]}"
-# It holds ArtifactKey (AWS::KMS::Key), ArtifactBucket (AWS::S3::Bucket): deleting the stack must take a deliberate step.
+# It holds ArtifactKey (AWS::KMS::Key), ArtifactAccessLogBucket (AWS::S3::Bucket), ArtifactBucket (AWS::S3::Bucket): deleting the stack must take a deliberate step.
 if [[ "$review" == false ]]; then
   aws cloudformation update-termination-protection --enable-termination-protection \
     --stack-name shop-delivery-artifacts-eu-central-1 --region eu-central-1 >/dev/null
@@ -139,7 +139,7 @@ aws cloudformation deploy \
   --template-file "$here/delivery-artifacts-us-east-1.yaml" \
   --tags Project=shop Environment=shared ManagedBy=infra-templates \
   "${changeset[@]}"
-# It holds ArtifactKey (AWS::KMS::Key), ArtifactBucket (AWS::S3::Bucket): deleting the stack must take a deliberate step.
+# It holds ArtifactKey (AWS::KMS::Key), ArtifactAccessLogBucket (AWS::S3::Bucket), ArtifactBucket (AWS::S3::Bucket): deleting the stack must take a deliberate step.
 if [[ "$review" == false ]]; then
   aws cloudformation update-termination-protection --enable-termination-protection \
     --stack-name shop-delivery-artifacts-us-east-1 --region us-east-1 >/dev/null

