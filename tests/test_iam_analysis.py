@@ -114,10 +114,21 @@ def test_a_malformed_accepted_list_fails_the_check_naming_the_entry(tmp_path: Pa
     assert problem.check == "iam" and "entry 0" in problem.message and message in problem.message
 
 
-def test_the_shipped_list_gives_every_entry_a_reason_and_each_is_still_needed() -> None:
+def codedeploy_findings(codedeploy_built) -> list[iam_analysis.Finding]:
+    """The findings of the fixtures built with ``deployment.controller: codedeploy``: a user may
+    choose it, so its accepted findings stay in the list although the default output lacks them."""
+    return [
+        finding
+        for env, stacks in codedeploy_built.stacks.items()
+        for stack in stacks.values()
+        for finding in iam_analysis.analyse_template(stack.body, stack.name, f"{env}/{stack.layer}.json")
+    ]
+
+
+def test_the_shipped_list_gives_every_entry_a_reason_and_each_is_still_needed(codedeploy_built) -> None:
     accepted = iam_analysis.load_accepted()
     assert all(len(entry.reason) > 40 for entry in accepted)
-    everything = iam_analysis.analyse_files(golden_policies())
+    everything = iam_analysis.analyse_files(golden_policies()) + codedeploy_findings(codedeploy_built)
     _, used = iam_analysis.unaccepted(everything, accepted)
     stale = [accepted[i] for i in range(len(accepted)) if i not in used]
     assert stale == [], "accepted findings that no longer occur: remove them from iam_accepted.yaml"
@@ -128,6 +139,11 @@ def test_the_shipped_list_gives_every_entry_a_reason_and_each_is_still_needed() 
 
 def test_the_output_has_no_finding_beyond_the_accepted_list() -> None:
     assert checks.check_iam(golden_policies()) == []
+
+
+def test_a_codedeploy_build_has_no_finding_beyond_the_accepted_list(codedeploy_built) -> None:
+    left, _ = iam_analysis.unaccepted(codedeploy_findings(codedeploy_built), iam_analysis.load_accepted())
+    assert left == []
 
 
 def test_without_the_accepted_list_the_deployers_findings_fail_the_check(tmp_path: Path) -> None:
