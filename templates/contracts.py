@@ -121,6 +121,7 @@ class Delivery:
 
 class Monitoring:
     ALARM_TOPIC_ARN = ExportSpec("monitoring", "AlarmTopicArn", "SNS topic every alarm of the environment notifies")
+    PAGING_TOPIC_ARN = ExportSpec("monitoring", "PagingTopicArn", "SNS topic paging alarms and failed releases page")
 
 
 class Registry:

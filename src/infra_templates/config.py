@@ -1083,6 +1083,9 @@ class Thresholds(Strict):
     alb_5xx_count: int = Field(default=10, ge=1, description="ELB or target 5xx responses per period.")
     alb_rejected_connections: int = Field(default=1, ge=1, description="Connections refused at max connections.")
     alb_p95_response_seconds: float = Field(default=1.5, gt=0, le=60, description="p95 target response time.")
+    alb_p99_response_seconds: float = Field(
+        default=5, gt=0, le=60, description="p99 target response time past which the paging alarm fires."
+    )
     service_cpu_percent: int = Field(default=85, ge=1, le=100)
     service_memory_percent: int = Field(default=85, ge=1, le=100)
     service_5xx_count: int = Field(default=5, ge=1, description="A service's target 5xx per period (paging part).")
