@@ -639,7 +639,9 @@ class DnsFailover(Strict):
     health_check_path: str = Field(
         default="/",
         pattern=r"^/[A-Za-z0-9_\-.~/]*$",
-        description="Path Route 53 requests over HTTPS from the primary's load balancer; a 2xx or 3xx is healthy.",
+        description="Path Route 53 requests over HTTPS from the primary's load balancer; a 2xx or 3xx is healthy. "
+        "Use the API service's own health path (services.<api>.health_check.path), so that a failure of another "
+        "service behind the same load balancer does not move API traffic.",
     )
     failure_threshold: int = Field(
         default=3, ge=1, le=10, description="Consecutive failed checks (30 s apart) before Route 53 fails over."
