@@ -91,7 +91,10 @@ class Dns:
     """Outputs of a primary's dns stack, read by its us-east-1 alarms (Route 53's metrics are there)."""
 
     HEALTH_CHECK_ID = ExportSpec(
-        "dns", "PrimaryHealthCheckId", "Route 53 health check of this load balancer: failing it fails the API name over"
+        "dns", "PrimaryHealthCheckId", "Route 53 health check of this load balancer's API health path"
+    )
+    FAILOVER_GATE_ID = ExportSpec(
+        "dns", "FailoverGateHealthCheckId", "Route 53 check the primary record follows: healthy until opened"
     )
 
 
@@ -121,6 +124,7 @@ class Delivery:
 
 class Monitoring:
     ALARM_TOPIC_ARN = ExportSpec("monitoring", "AlarmTopicArn", "SNS topic every alarm of the environment notifies")
+    PAGING_TOPIC_ARN = ExportSpec("monitoring", "PagingTopicArn", "SNS topic paging alarms and failed releases page")
 
 
 class Registry:

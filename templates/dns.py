@@ -8,6 +8,20 @@ fail over) while this region is down, and a single stack keeps the pair consiste
 
 CloudFront cannot fail the API over by itself (an origin group only serves behaviours limited to
 GET, HEAD and OPTIONS, and the API takes every method), so this is how API traffic moves.
+
+The move follows the database, not the load balancer alone: the DR region's database is a read-only
+secondary until it is promoted, so sending API traffic there on a failed check would turn an outage
+into failed writes. The primary record therefore follows ``FailoverGate``, a CALCULATED health check
+over the primary's own check with a health threshold of 0: Route 53 always considers it healthy
+("If you specify 0, Route 53 always considers this health check to be healthy", Route 53 API
+Reference, UpdateHealthCheck, HealthThreshold), so the name stays on the primary. The runbook's
+promotion step opens the gate (``update-health-check --health-threshold 1``): from then the gate is
+the primary's check, and Route 53 fails over while it fails (Route 53 Developer Guide, "Creating
+Amazon Route 53 health checks" and "Configuring DNS failover"). A stack update closes it again (0),
+the safe side. The primary's check requests the API service's own health path
+(``dr.dns.health_check_path``), so a failure of another service behind the same load balancer
+does not move API traffic; the primary alias does not evaluate target health, which would fail over
+on any target group of the load balancer and bypass the gate.
 """
 
 from __future__ import annotations
@@ -54,6 +68,15 @@ def build(env: Environment) -> Template:
             HealthCheckTags=Tags(Name=f"{ctx.stack_name}-primary"),
         )
     )
+    gate = t.add_resource(
+        route53.HealthCheck(
+            "FailoverGate",
+            HealthCheckConfig=route53.HealthCheckConfig(
+                Type="CALCULATED", ChildHealthChecks=[Ref(health)], HealthThreshold=0
+            ),
+            HealthCheckTags=Tags(Name=f"{ctx.stack_name}-failover-gate"),
+        )
+    )
     t.add_resource(
         _failover_record(
             "PRIMARY",
@@ -62,7 +85,7 @@ def build(env: Environment) -> Template:
             f"{env.name}-{env.region}",
             zone=ctx.import_value(Platform.LOAD_BALANCER_ZONE_ID),
             target=own_dns,
-            health_check=Ref(health),
+            health_check=Ref(gate),
         )
     )
     standby_dns = ctx.parameter_from(
@@ -82,6 +105,7 @@ def build(env: Environment) -> Template:
         )
     )
     ctx.output(t, Dns.HEALTH_CHECK_ID, Ref(health))
+    ctx.output(t, Dns.FAILOVER_GATE_ID, Ref(gate))
     return t
 
 
@@ -97,5 +121,6 @@ def _failover_record(
         SetIdentifier=identifier,
         Failover=role,
         **({} if health_check is None else {"HealthCheckId": health_check}),
-        AliasTarget=route53.AliasTarget(HostedZoneId=zone, DNSName=target, EvaluateTargetHealth=True),
+        # The primary follows its gate only; the secondary's load balancer must have healthy targets.
+        AliasTarget=route53.AliasTarget(HostedZoneId=zone, DNSName=target, EvaluateTargetHealth=health_check is None),
     )

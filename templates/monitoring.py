@@ -52,14 +52,18 @@ def build(env: Environment) -> Template:
     t = ctx.new_template("alarm topic, alarms on the ALB, database and NAT gateways, ECS events, dashboard")
     key, topic = alarm_topic(t, ctx, eventbridge=True)
     ctx.export(t, Monitoring.ALARM_TOPIC_ARN, Ref(topic))
+    paging = paging_topic(t, ctx, key)
+    ctx.export(t, Monitoring.PAGING_TOPIC_ARN, Ref(paging))
 
     topic_arn = Ref(topic)
-    _load_balancer_alarms(t, ctx, topic_arn)
+    _load_balancer_alarms(t, ctx, topic_arn, Ref(paging))
     _database_alarms(t, ctx, topic_arn)
     _nat_alarms(t, ctx, topic_arn)
     if env.standby is not None:
         _replication_alarms(t, ctx, topic_arn)
-    event_rules = _ecs_event_rules(t, ctx, topic)
+    if env.dr is not None:
+        _global_database_lag_alarm(t, ctx, topic_arn)
+    event_rules = _ecs_event_rules(t, ctx, topic, paging)
     if env.monitoring.ses_email.enabled:
         _ses_mailer(t, ctx, topic_arn, key, event_rules)
     return t
@@ -114,17 +118,40 @@ def alarm_topic(t: Template, ctx: LayerContext, *, eventbridge: bool) -> tuple[A
         )
     )
     _topic_policy(t, topic, eventbridge=eventbridge)
+    _email_subscriptions(t, env, topic, "EmailSubscription")
+    return key, topic
+
+
+def paging_topic(t: Template, ctx: LayerContext, key: Any) -> sns.Topic:
+    """The paging topic: only what users feel (the paging composite alarms) and failed releases
+    publish here, so whatever the on-call rota subscribes (a pager's HTTPS endpoint, SMS) wakes
+    someone for those alone; every other alarm stays on the notification topic. Encrypted with the
+    alarm topic's key (whose policy already lets CloudWatch and EventBridge use it); the same
+    e-mail recipients are subscribed so a page reaches someone before a pager is attached."""
+    env = ctx.env
+    topic = t.add_resource(
+        sns.Topic(
+            "PagingTopic",
+            DisplayName=f"{env.project} {env.name} PAGE",
+            KmsMasterKeyId=GetAtt(key, "Arn"),
+        )
+    )
+    _topic_policy(t, topic, eventbridge=True, logical_id="PagingTopicPolicy")
+    _email_subscriptions(t, env, topic, "PagingEmailSubscription")
+    return topic
+
+
+def _email_subscriptions(t: Template, env: Environment, topic: sns.Topic, prefix: str) -> None:
     if env.monitoring.sns_email.enabled:
         for index, address in enumerate(env.monitoring.sns_email.recipients):
             t.add_resource(
                 sns.SubscriptionResource(
-                    f"EmailSubscription{index + 1}", TopicArn=Ref(topic), Protocol="email", Endpoint=address
+                    f"{prefix}{index + 1}", TopicArn=Ref(topic), Protocol="email", Endpoint=address
                 )
             )
-    return key, topic
 
 
-def _topic_policy(t: Template, topic: sns.Topic, *, eventbridge: bool) -> None:
+def _topic_policy(t: Template, topic: sns.Topic, *, eventbridge: bool, logical_id: str = "AlarmTopicPolicy") -> None:
     """Only this account's CloudWatch alarms and EventBridge rules may publish to the topic."""
     statements = [
         iam.allow(
@@ -151,7 +178,7 @@ def _topic_policy(t: Template, topic: sns.Topic, *, eventbridge: bool) -> None:
                 principal=Principal("Service", "events.amazonaws.com"),
             )
         )
-    t.add_resource(sns.TopicPolicy("AlarmTopicPolicy", Topics=[Ref(topic)], PolicyDocument=iam.document(*statements)))
+    t.add_resource(sns.TopicPolicy(logical_id, Topics=[Ref(topic)], PolicyDocument=iam.document(*statements)))
 
 
 def _alarm(t: Template, ctx: LayerContext, topic_arn: Any, logical_id: str, **kwargs: Any) -> cloudwatch.Alarm:
@@ -168,21 +195,29 @@ def _alarm(t: Template, ctx: LayerContext, topic_arn: Any, logical_id: str, **kw
     )
 
 
-def _load_balancer_alarms(t: Template, ctx: LayerContext, topic_arn: Any) -> None:
+def _load_balancer_alarms(t: Template, ctx: LayerContext, topic_arn: Any, paging_arn: Any) -> None:
+    """The load balancer's alarms, and the environment's paging composite alarm over what users of
+    any service feel at the load balancer: 5xx of any origin (the targets' own, and the load
+    balancer's: no healthy target, timeouts, refused connections) and p99 latency past
+    ``alb_p99_response_seconds``. Metrics, dimensions and reporting: Elastic Load Balancing,
+    "CloudWatch metrics for your Application Load Balancer" (HTTPCode_ELB_5XX_Count,
+    HTTPCode_Target_5XX_Count, TargetResponseTime, dimension LoadBalancer). Per-service paging
+    (no healthy target, no running task) is each service stack's ``UsersAffectedAlarm``."""
     limits = ctx.env.monitoring.alarms
     alb = {"LoadBalancer": ctx.import_value(Platform.LOAD_BALANCER_FULL_NAME)}
+    paging: list[cloudwatch.Alarm] = []
     # The ALB publishes its 5xx counts and response times only when there is traffic: no data
     # means no errors and no slow answers, so missing data is not breaching.
     for logical_id, metric, who in (
         ("AlbTarget5xxAlarm", "HTTPCode_Target_5XX_Count", "the services"),
         ("AlbElb5xxAlarm", "HTTPCode_ELB_5XX_Count", "the load balancer itself (no healthy target, timeouts)"),
     ):
-        _alarm(
+        paging.append(_alarm(
             t, ctx, topic_arn, logical_id,
             description=f"{ctx.env.name}: more than {limits.alb_5xx_count} 5xx answers per period from {who}",
             namespace="AWS/ApplicationELB", metric=metric, dimensions=alb,
             comparison="GreaterThanThreshold", threshold=limits.alb_5xx_count, missing_data="notBreaching",
-        )  # fmt: skip
+        ))  # fmt: skip
     _alarm(
         t, ctx, topic_arn, "AlbRejectedConnectionsAlarm",
         description=f"{ctx.env.name}: the load balancer refused connections (it reached its maximum)",
@@ -196,6 +231,50 @@ def _load_balancer_alarms(t: Template, ctx: LayerContext, topic_arn: Any) -> Non
         namespace="AWS/ApplicationELB", metric="TargetResponseTime", dimensions=alb, statistic="p95",
         comparison="GreaterThanThreshold", threshold=limits.alb_p95_response_seconds,
         missing_data="notBreaching",  # no requests, no response time
+    )  # fmt: skip
+    paging.append(_alarm(
+        t, ctx, topic_arn, "AlbP99ResponseTimeAlarm",
+        description=f"{ctx.env.name}: p99 target response time above {limits.alb_p99_response_seconds} s",
+        namespace="AWS/ApplicationELB", metric="TargetResponseTime", dimensions=alb, statistic="p99",
+        comparison="GreaterThanThreshold", threshold=limits.alb_p99_response_seconds,
+        missing_data="notBreaching",  # no requests, no response time
+    ))  # fmt: skip
+    t.add_resource(
+        cloudwatch.CompositeAlarm(
+            "PagingAlarm",
+            AlarmDescription=f"PAGE: users of {ctx.env.project} {ctx.env.name} are affected: the load balancer "
+            f"answers 5xx (its own or the services') or p99 latency is above {limits.alb_p99_response_seconds} s",
+            AlarmRule=Sub(
+                " OR ".join(f'ALARM("${{{alarm.title}}}")' for alarm in paging),
+                **{alarm.title: GetAtt(alarm, "Arn") for alarm in paging},
+            ),
+            AlarmActions=[paging_arn],
+            OKActions=[paging_arn],
+        )
+    )
+
+
+def _global_database_lag_alarm(t: Template, ctx: LayerContext, topic_arn: Any) -> None:
+    """A DR environment's secondary cluster lagging behind the primary region by more than
+    ``dr.rpo_minutes``: a failover now would lose more than the RPO allows. AuroraGlobalDBReplicationLag
+    is a cluster-level metric of the secondary cluster, in milliseconds, in the secondary's region
+    (Aurora User Guide, "Amazon CloudWatch metrics for Amazon Aurora", cluster-level metrics;
+    "Monitoring an Amazon Aurora global database"). It lives in this (the secondary's) stack.
+
+    Missing data is not breaching: a headless pilot-light secondary, or a cluster between
+    promotion and re-joining, reports no lag. An RPO of 0 minutes cannot be met by asynchronous
+    replication at all, so no alarm is generated for it (it would be in ALARM by design)."""
+    env = ctx.env
+    assert env.dr is not None
+    if env.dr.rpo_minutes == 0:
+        return
+    _alarm(
+        t, ctx, topic_arn, "GlobalDatabaseReplicationLagAlarm",
+        description=f"{env.name}: the global database's copy here lags {env.dr.protects} by more than "
+        f"the RPO of {env.dr.rpo_minutes} minutes",
+        namespace="AWS/RDS", metric="AuroraGlobalDBReplicationLag",
+        dimensions={"DBClusterIdentifier": ctx.import_value(Data.CLUSTER_IDENTIFIER)}, statistic="Maximum",
+        comparison="GreaterThanThreshold", threshold=env.dr.rpo_minutes * 60 * 1000, missing_data="notBreaching",
     )  # fmt: skip
 
 
@@ -233,9 +312,12 @@ def _database_alarms(t: Template, ctx: LayerContext, topic_arn: Any) -> None:
     # is gone, which is worth an alarm, so missing data is breaching... unless it may pause (0 ACU):
     # a paused instance reports no CPU or memory, and paused is no outage ("Scaling to Zero ACUs
     # with automatic pause and resume for Aurora Serverless v2", Aurora User Guide).
+    # Likewise a pilot-light DR cluster: it has no instance until failover adds one (dr.posture),
+    # so it reports nothing by design.
     capacity = env.database.capacity
     pauses = isinstance(capacity, ServerlessCapacity) and capacity.min_acu == 0
-    silent = "notBreaching" if pauses else "breaching"
+    headless = env.dr is not None and env.dr.posture == "pilot-light"
+    silent = "notBreaching" if pauses or headless else "breaching"
     _alarm(
         t, ctx, topic_arn, "DatabaseCpuAlarm",
         description=f"{env.name}: database CPU above {limits.database_cpu_percent} %",
@@ -307,9 +389,10 @@ def _service_arns(ctx: LayerContext) -> Sub:
     )
 
 
-def _ecs_event_rules(t: Template, ctx: LayerContext, topic: sns.Topic) -> list[str]:
+def _ecs_event_rules(t: Template, ctx: LayerContext, topic: sns.Topic, paging: sns.Topic) -> list[str]:
     """Failed releases and service errors of this environment's cluster, to the topic; return the
-    rules' logical IDs.
+    rules' logical IDs. Failed releases page too (the paging topic): a release that rolled back
+    left the old version serving, but someone must look before the next one.
 
     A failed release reaches the topic whichever way the service deploys: ECS sends
     SERVICE_DEPLOYMENT_FAILED for services of the ECS controller (rolling with the circuit breaker,
@@ -354,13 +437,16 @@ def _ecs_event_rules(t: Template, ctx: LayerContext, topic: sns.Topic) -> list[s
         },
     )
     for logical_id, (description, pattern) in patterns.items():
+        targets = [events.Target(Id="AlarmTopic", Arn=Ref(topic))]
+        if logical_id != "ServiceErrorRule":
+            targets.append(events.Target(Id="PagingTopic", Arn=Ref(paging)))
         t.add_resource(
             events.Rule(
                 logical_id,
                 Description=f"{env.name}: {description}",
                 EventPattern=pattern,
                 State="ENABLED",
-                Targets=[events.Target(Id="AlarmTopic", Arn=Ref(topic))],
+                Targets=targets,
             )
         )
     return list(patterns)

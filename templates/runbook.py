@@ -71,9 +71,12 @@ def build(dr: Environment, primary: Environment, stacks: Sequence[Stack]) -> str
     if dns is not None:
         lines += [
             f"- **API**: CloudFront sends API calls to `{origin}`. Route 53 answers that name with",
-            f"  `{primary.name}`'s load balancer while its health check (HTTPS `{dns.health_check_path}`, every 30 s)",
-            f"  passes, and with `{dr.name}`'s load balancer after {dns.failure_threshold} failures in a row",
-            f"  (records and check in `{dns_stack}`, hosted zone `{dns.hosted_zone_id}`). `{dr.name}`'s",
+            f"  `{primary.name}`'s load balancer until the database has moved: the primary record follows a",
+            "  failover gate (a CALCULATED health check) that stays healthy until the promotion step below opens",
+            f"  it; from then it is the check of `{primary.name}`'s API (HTTPS `{dns.health_check_path}`, every 30 s),",
+            f"  and Route 53 answers with `{dr.name}`'s load balancer after {dns.failure_threshold} failures in a row",
+            f"  (records and checks in `{dns_stack}`, hosted zone `{dns.hosted_zone_id}`). Automatic failover",
+            f"  before the promotion would send writes to a read-only database. `{dr.name}`'s",
             f"  certificate (`platform.certificate_arn`) must cover `{origin}`: CloudFront checks it.",
         ]
     else:
@@ -86,6 +89,9 @@ def build(dr: Environment, primary: Environment, stacks: Sequence[Stack]) -> str
         "",
         "## Fail over (the primary region is down)",
         "",
+        "Steps in this order: the recovery region must be able to serve (a writer, the services scaled up)",
+        "before the database is promoted, and API traffic moves only after the promotion.",
+        "",
         "1. Decide: the primary is unavailable for longer than the RTO allows waiting. Announce it.",
     ]
     if headless:
@@ -93,47 +99,42 @@ def build(dr: Environment, primary: Environment, stacks: Sequence[Stack]) -> str
             "2. Give the recovery cluster a writer instance (about 10 minutes):",
             "",
             "   ```sh",
-            f"   aws rds create-db-instance --region {dr.region} --db-cluster-identifier {dr_cluster} \\",
-            f"     --db-instance-identifier {dr_cluster}-writer --db-instance-class {instance_class} \\",
-            f"     --engine {dr.database.engine}",
-            f"   aws rds wait db-instance-available --region {dr.region} --db-instance-identifier {dr_cluster}-writer",
+            *_add_writer(dr, dr_cluster, instance_class),
             "   ```",
             "",
         ]
     else:
         lines += ["2. The recovery cluster already has instances: nothing to add.", ""]
     lines += [
-        "3. Promote the recovery cluster. With the primary region down, detach it (data written in the last",
-        f"   seconds before the outage may be lost, within the {objectives.rpo_minutes}-minute RPO):",
+        "3. Scale the services up to production's counts (the cluster name is an output of the platform stack):",
         "",
         "   ```sh",
-        f"   aws rds failover-global-cluster --region {dr.region} --global-cluster-identifier {global_id} \\",
-        f"     --target-db-cluster-identifier {arn} --allow-data-loss",
-        "   ```",
-        "",
-        "4. Scale the services up to production's counts (the cluster name is an output of the platform stack):",
-        "",
-        "   ```sh",
-        f"   cluster=$(aws cloudformation describe-stacks --region {dr.region} --stack-name {cluster_stack} \\",
-        "     --query \"Stacks[0].Outputs[?OutputKey=='ClusterName'].OutputValue\" --output text)",
-    ]
-    for service in services:
-        count = primary.services[service].desired_count if service in primary.services else 1
-        lines.append(
-            f'   aws ecs update-service --region {dr.region} --cluster "$cluster" '
-            # The service stack names the ECS service after the service itself (ServiceName), not the stack.
-            f"--service {service} --desired-count {count}"
-        )
-    lines += [
+        *_scale(dr, primary, services, cluster_stack),
         "   ```",
         "",
         "   Then raise `services.<name>.desired_count` and `autoscaling` in "
         f"`environments/{dr.name}.yaml` to match, set `dr.posture: warm-standby`, regenerate and deploy",
         f"   `{dr.name}`, so the next stack update does not scale them back down.",
+        "4. Promote the recovery cluster. With the primary region down, detach it (data written in the last",
+        f"   seconds before the outage may be lost, within the {objectives.rpo_minutes}-minute RPO):",
+        "",
+        "   ```sh",
+        f"   aws rds failover-global-cluster --region {dr.region} --global-cluster-identifier {global_id} \\",
+        f"     --target-db-cluster-identifier {arn} --allow-data-loss",
+        f"   aws rds wait db-cluster-available --region {dr.region} --db-cluster-identifier {dr_cluster}",
+        "   ```",
+        "",
         *(
             [
-                f"5. Traffic: check that `{origin}` now answers with `{dr.name}`'s load balancer (Route 53 moved it):",
-                f"   `dig +short {origin}`. The public names stay on `{primary.name}`'s distribution.",
+                f"5. Traffic: open the failover gate, so Route 53 moves `{origin}` to `{dr.name}` while",
+                f"   `{primary.name}`'s API check fails; then check the name answers with `{dr.name}`'s load balancer.",
+                f"   The public names stay on `{primary.name}`'s distribution.",
+                "",
+                "   ```sh",
+                *_gate(primary, dns_stack, threshold=1),
+                f"   dig +short {origin}",
+                "   ```",
+                "",
             ]
             if dns is not None
             else [
@@ -146,17 +147,46 @@ def build(dr: Environment, primary: Environment, stacks: Sequence[Stack]) -> str
         "",
         "## Fail back (the primary region is healthy again)",
         "",
-        f"1. The old primary cluster `{primary_cluster}` was detached: delete it, or keep it as evidence,",
-        f"   and recreate `{primary.name}`'s data stack so it joins `{global_id}` as a secondary",
-        "   (the global database now has its writer in the recovery region).",
-        "2. When it has caught up, switch over without data loss (a planned, reversible operation):",
+        f"1. Re-establish the global database: the old primary cluster `{primary_cluster}` was detached and",
+        f"   its data went on in `{dr_cluster}`. Snapshot it if you want it as evidence, then make a cluster in",
+        f"   `{primary.region}` a secondary of `{global_id}` again (its writer is now in `{dr.region}`). The",
+        f"   templates do not generate this step yet: `{project}-{primary.name}-data` describes `{primary_cluster}`",
+        '   as the primary; replace it with a secondary by hand (Aurora User Guide, "Adding an AWS Region to an',
+        '   Amazon Aurora global database") and keep the name. Wait until it has caught up:',
+        "",
+        "   ```sh",
+        f"   aws rds describe-global-clusters --region {dr.region} --global-cluster-identifier {global_id} \\",
+        '     --query "GlobalClusters[0].GlobalClusterMembers[].[DBClusterArn,IsWriter,SynchronizationStatus]"',
+        f"   aws rds wait db-cluster-available --region {primary.region} --db-cluster-identifier {primary_cluster}",
+        "   ```",
+        "",
+        f"2. Check `{primary.name}`'s services run at their counts (they were never scaled down), then switch",
+        "   the writer back without data loss (a planned operation; writes pause for a minute or two):",
         "",
         "   ```sh",
         f"   aws rds switchover-global-cluster --region {primary.region} --global-cluster-identifier {global_id} \\",
         f"     --target-db-cluster-identifier {primary_arn}",
+        f"   aws rds wait db-cluster-available --region {primary.region} --db-cluster-identifier {primary_cluster}",
         "   ```",
         "",
-        "3. Copy back the assets written in the recovery region meanwhile (replication runs one way):",
+        *(
+            [
+                f"3. DNS: close the failover gate (only now: `{primary.name}`'s database takes writes again), so",
+                f"   Route 53 answers `{origin}` with `{primary.name}`'s load balancer again, and check:",
+                "",
+                "   ```sh",
+                *_gate(primary, dns_stack, threshold=0),
+                f"   dig +short {origin}",
+                "   ```",
+                "",
+            ]
+            if dns is not None
+            else [f"3. DNS: point `{origin}` back at `{primary.name}`'s load balancer.", ""]
+        ),
+        "4. Assets: the distribution serves `"
+        + primary.name
+        + "`'s bucket again; copy back those written in the recovery region meanwhile",
+        "   (replication runs one way):",
         "",
         "   ```sh",
         f"   replica=$(aws cloudformation describe-stacks --region {dr.region} --stack-name {replica_stack} \\",
@@ -166,23 +196,46 @@ def build(dr: Environment, primary: Environment, stacks: Sequence[Stack]) -> str
         '   aws s3 sync "s3://$replica" "s3://$assets"',
         "   ```",
         "",
-        (
-            f"4. Route 53 moves `{origin}` back once `{primary.name}`'s health check passes again. Scale"
-            if dns is not None
-            else f"4. Point `{origin}` back at `{primary.name}`'s load balancer. Scale"
+        f"5. Return `{dr.name}` to its posture: restore `environments/{dr.name}.yaml` (service counts,",
+        f"   `dr.posture: {objectives.posture}`), regenerate and deploy `{dr.name}`"
+        + (
+            f"; delete the writer added in step 2 of the fail-over: `aws rds delete-db-instance --region {dr.region}"
+            f" --db-instance-identifier {dr_cluster}-writer`."
+            if headless
+            else "."
         ),
-        f"   `{dr.name}` back to its posture (restore its settings and deploy).",
         "",
         "## Rehearse (every quarter, and after every change to the database layer)",
         "",
-        "A switchover exercises the same path as a failover without losing data:",
+        "A switchover exercises the database path of a failover without losing data. **It is not free and not",
+        f"invisible**: while it runs `{primary.name}`'s database is a read-only secondary, so `{primary.name}`'s",
+        "writes fail from the switchover until the switch back (plan a maintenance window of about 30 minutes;",
+        "each switchover pauses writes for a minute or two).",
+        *(
+            [
+                f"The recovery cluster is headless: the rehearsal adds a `{instance_class}` writer, billed by the",
+                "hour while it exists (its price: `make cost`, database instance lines), and deletes it at the end.",
+            ]
+            if headless
+            else []
+        ),
+        "To undo at any point: run the switch back below; it restores the state before the rehearsal.",
         "",
         "```sh",
+        *([line.removeprefix("   ") for line in _add_writer(dr, dr_cluster, instance_class)] if headless else []),
         f"aws rds switchover-global-cluster --region {dr.region} --global-cluster-identifier {global_id} \\",
         f"  --target-db-cluster-identifier {arn}",
+        f"aws rds wait db-cluster-available --region {dr.region} --db-cluster-identifier {dr_cluster}",
         "# ... run the smoke tests against the recovery region, time every step against the RTO ...",
+        "# switch back (the undo):",
         f"aws rds switchover-global-cluster --region {primary.region} --global-cluster-identifier {global_id} \\",
         f"  --target-db-cluster-identifier {primary_arn}",
+        f"aws rds wait db-cluster-available --region {primary.region} --db-cluster-identifier {primary_cluster}",
+        *(
+            [f"aws rds delete-db-instance --region {dr.region} --db-instance-identifier {dr_cluster}-writer"]
+            if headless
+            else []
+        ),
         "```",
         "",
         *_image_check(dr),
@@ -214,6 +267,42 @@ def build(dr: Environment, primary: Environment, stacks: Sequence[Stack]) -> str
         "",
     ]
     return "\n".join(lines)
+
+
+def _add_writer(dr: Environment, dr_cluster: str, instance_class: str) -> list[str]:
+    """Commands (indented for a numbered step) that give a headless recovery cluster its writer."""
+    return [
+        f"   aws rds create-db-instance --region {dr.region} --db-cluster-identifier {dr_cluster} \\",
+        f"     --db-instance-identifier {dr_cluster}-writer --db-instance-class {instance_class} \\",
+        f"     --engine {dr.database.engine}",
+        f"   aws rds wait db-instance-available --region {dr.region} --db-instance-identifier {dr_cluster}-writer",
+    ]
+
+
+def _scale(dr: Environment, primary: Environment, services: list[str], cluster_stack: str) -> list[str]:
+    """Commands that set the recovery services' counts to production's."""
+    lines = [
+        f"   cluster=$(aws cloudformation describe-stacks --region {dr.region} --stack-name {cluster_stack} \\",
+        "     --query \"Stacks[0].Outputs[?OutputKey=='ClusterName'].OutputValue\" --output text)",
+    ]
+    for service in services:
+        count = primary.services[service].desired_count if service in primary.services else 1
+        lines.append(
+            f'   aws ecs update-service --region {dr.region} --cluster "$cluster" '
+            # The service stack names the ECS service after the service itself (ServiceName), not the stack.
+            f"--service {service} --desired-count {count}"
+        )
+    return lines
+
+
+def _gate(primary: Environment, dns_stack: str, *, threshold: int) -> list[str]:
+    """Open (1: the primary record follows the primary's API check) or close (0: always healthy) the
+    failover gate of the primary's dns stack (templates/dns.py)."""
+    return [
+        f"   gate=$(aws cloudformation describe-stacks --region {primary.region} --stack-name {dns_stack} \\",
+        "     --query \"Stacks[0].Outputs[?OutputKey=='FailoverGateHealthCheckId'].OutputValue\" --output text)",
+        f'   aws route53 update-health-check --health-check-id "$gate" --health-threshold {threshold}',
+    ]
 
 
 def _images(dr: Environment) -> list[str]:

@@ -1138,13 +1138,24 @@ def _alarms(
     groups: tuple[elb.TargetGroup, ...],
 ) -> None:
     """The service's warnings (CPU, memory, tasks below the minimum, unhealthy targets) and one
-    composite alarm for paging: users are affected when its targets answer 5xx while it is short
-    of healthy targets. Every alarm tells the environment's alarm topic when it fires and clears.
+    composite alarm for paging, on the environment's paging topic: users are affected when its
+    targets answer 5xx while it is short of healthy targets, when no target is healthy, or when no
+    task runs. The last two exist only where the service must run (``autoscaling.min`` > 0): a
+    service scaled to zero (a pilot-light DR service) has no task and no target by design. Every
+    metric alarm tells the environment's alarm topic when it fires and clears.
+
+    No running task: ECS publishes a service's CPUUtilization every minute while it has a RUNNING
+    task and nothing otherwise (ECS Developer Guide, "Amazon ECS CloudWatch metrics"), so its
+    SampleCount below 1 with missing data breaching is "no task runs", with or without Container
+    Insights (whose RunningTaskCount is used only where ``platform.container_insights`` is on).
+    No healthy target: HealthyHostCount per target group (Elastic Load Balancing, "CloudWatch
+    metrics for your Application Load Balancer").
 
     The target-group alarms sum their metric over all of the service's target groups (both
     colours of a blue/green service), so they see the service's targets whichever colour serves."""
     limits = ctx.env.monitoring.alarms
     topic = ctx.import_value(Monitoring.ALARM_TOPIC_ARN)
+    paging = ctx.import_value(Monitoring.PAGING_TOPIC_ARN)
     cluster = ctx.import_value(Platform.CLUSTER_NAME)
     ecs_dims = {"ClusterName": cluster, "ServiceName": GetAtt(ecs_service, "Name")}
     tg_dims = [
@@ -1180,7 +1191,15 @@ def _alarms(
         namespace="AWS/ECS", metric="MemoryUtilization", dimensions=ecs_dims, statistic="Average",
         comparison="GreaterThanThreshold", threshold=limits.service_memory_percent, missing_data="notBreaching",
     )  # fmt: skip
-    if service.autoscaling.min > 0:
+    must_run = service.autoscaling.min > 0
+    down: list[cloudwatch.Alarm] = []
+    if must_run:
+        down.append(add(
+            "NoRunningTaskAlarm", description=f"{name}: no task runs (ECS reports no CPU sample)",
+            namespace="AWS/ECS", metric="CPUUtilization", dimensions=ecs_dims, statistic="SampleCount",
+            comparison="LessThanThreshold", threshold=1, missing_data="breaching",
+        ))  # fmt: skip
+    if must_run and ctx.env.platform.container_insights != "disabled":
         # Container Insights reports the count while tasks run: no data means none run, breaching.
         add(
             "RunningTasksAlarm",
@@ -1195,13 +1214,21 @@ def _alarms(
         comparison="GreaterThanThreshold", threshold=0,
         missing_data="notBreaching",  # reported while the target group is attached; absent means no targets yet
     )  # fmt: skip
-    healthy_low = add_over_groups(
-        "HealthyTargetsLowAlarm",
-        description=f"{name}: fewer healthy targets than the minimum of {max(service.autoscaling.min, 1)}",
-        namespace="AWS/ApplicationELB", metric="HealthyHostCount", statistic="Minimum",
-        comparison="LessThanThreshold", threshold=max(service.autoscaling.min, 1),
-        missing_data="breaching",  # no healthy-host data means the target group serves nobody
-    )  # fmt: skip
+    if must_run:
+        down.append(add_over_groups(
+            "NoHealthyTargetAlarm", description=f"{name}: the load balancer has no healthy target for it",
+            namespace="AWS/ApplicationELB", metric="HealthyHostCount", statistic="Minimum",
+            comparison="LessThanThreshold", threshold=1, missing_data="breaching",
+        ))  # fmt: skip
+    short: list[cloudwatch.Alarm] = []
+    if must_run:  # a service of minimum 0 (pilot light) is never short of targets
+        short.append(add_over_groups(
+            "HealthyTargetsLowAlarm",
+            description=f"{name}: fewer healthy targets than the minimum of {service.autoscaling.min}",
+            namespace="AWS/ApplicationELB", metric="HealthyHostCount", statistic="Minimum",
+            comparison="LessThanThreshold", threshold=service.autoscaling.min,
+            missing_data="breaching",  # no healthy-host data means the target group serves nobody
+        ))  # fmt: skip
     errors = add_over_groups(
         "Target5xxAlarm", description=f"{name}: more than {limits.service_5xx_count} 5xx answers per period",
         namespace="AWS/ApplicationELB", metric="HTTPCode_Target_5XX_Count",
@@ -1211,14 +1238,18 @@ def _alarms(
     t.add_resource(
         cloudwatch.CompositeAlarm(
             "UsersAffectedAlarm",
-            AlarmDescription=f"PAGE: users of {name} are affected: 5xx answers while short of healthy targets",
+            AlarmDescription=f"PAGE: users of {name} are affected: 5xx answers while short of healthy targets"
+            + (", no healthy target or no running task" if must_run else ""),
             AlarmRule=Sub(
-                'ALARM("${Errors}") AND ALARM("${HealthyLow}")',
-                Errors=GetAtt(errors, "Arn"),
-                HealthyLow=GetAtt(healthy_low, "Arn"),
+                " OR ".join(
+                    # a service that need not run (min 0) pages on its 5xx alone
+                    ["(" + " AND ".join(f'ALARM("${{{alarm.title}}}")' for alarm in [errors, *short]) + ")"]
+                    + [f'ALARM("${{{alarm.title}}}")' for alarm in down]
+                ),
+                **{alarm.title: GetAtt(alarm, "Arn") for alarm in [errors, *short, *down]},
             ),
-            AlarmActions=[topic],
-            OKActions=[topic],
+            AlarmActions=[paging],
+            OKActions=[paging],
         )
     )
 

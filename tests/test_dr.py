@@ -285,7 +285,16 @@ def test_route53_fails_the_api_origin_over_to_the_dr_load_balancer(stacks, envir
     zone = environments["dr"].dr.dns.hosted_zone_id
     assert (primary["Name"], primary["HostedZoneId"], primary["Failover"]) == (name, zone, "PRIMARY")
     assert (secondary["Name"], secondary["HostedZoneId"], secondary["Failover"]) == (name, zone, "SECONDARY")
-    assert primary["HealthCheckId"] == {"Ref": "PrimaryHealthCheck"}
+    # The primary record follows the failover gate: a CALCULATED check over the primary's own check
+    # with threshold 0, always healthy (Route 53 API Reference, UpdateHealthCheck, HealthThreshold:
+    # "If you specify 0, Route 53 always considers this health check to be healthy") until the
+    # runbook's promotion step opens it (threshold 1): the API name waits for the database.
+    assert primary["HealthCheckId"] == {"Ref": "FailoverGate"}
+    assert primary["AliasTarget"]["EvaluateTargetHealth"] is False  # would bypass the gate
+    assert secondary["AliasTarget"]["EvaluateTargetHealth"] is True
+    gate = dns.body["Resources"]["FailoverGate"]["Properties"]["HealthCheckConfig"]
+    assert gate == {"Type": "CALCULATED", "ChildHealthChecks": [{"Ref": "PrimaryHealthCheck"}], "HealthThreshold": 0}
+    assert dns.body["Outputs"]["FailoverGateHealthCheckId"]["Value"] == {"Ref": "FailoverGate"}
     assert primary["AliasTarget"]["DNSName"] == {"Fn::ImportValue": "shop-prod-platform-LoadBalancerDnsName"}
     assert secondary["AliasTarget"]["DNSName"] == {"Ref": "LoadBalancerDnsName"}
     assert secondary["AliasTarget"]["HostedZoneId"] == {"Ref": "LoadBalancerHostedZoneId"}
@@ -294,6 +303,33 @@ def test_route53_fails_the_api_origin_over_to_the_dr_load_balancer(stacks, envir
     assert check["Type"] == "HTTPS" and check["Port"] == 443
     assert check["FullyQualifiedDomainName"] == {"Fn::ImportValue": "shop-prod-platform-LoadBalancerDnsName"}
     assert check["ResourcePath"] == environments["dr"].dr.dns.health_check_path
+    # ...the API service's own health path, not another service's: a web-only failure keeps the API
+    services = environments["prod"].services
+    assert check["ResourcePath"] == services["api"].health_check.path
+    assert check["ResourcePath"] != services["web"].health_check.path
+
+
+def _steps(text: str, section: str) -> str:
+    start = text.index(f"## {section}")
+    return text[start : text.index("\n## ", start + 1)]
+
+
+def test_the_runbook_promotes_only_once_the_region_can_serve_and_moves_dns_only_after() -> None:
+    runbook = BUILT.files["dr"]["RUNBOOK.md"]
+    over = _steps(runbook, "Fail over")
+    add, scale = over.index("aws rds create-db-instance"), over.index("aws ecs update-service")
+    promote, gate = over.index("aws rds failover-global-cluster"), over.index("--health-threshold 1")
+    assert add < scale < promote < gate  # pilot light: a writer and tasks before promoting, DNS after
+    back = _steps(runbook, "Fail back")
+    switch, close = back.index("aws rds switchover-global-cluster"), back.index("--health-threshold 0")
+    assert switch < close < back.index("aws s3 sync")  # DNS back only once prod's database writes again
+    assert "aws rds delete-db-instance" in back  # the pilot light's writer goes again
+    rehearse = _steps(runbook, "Rehearse")
+    # the rehearsal gives the headless cluster a writer first, switches back, removes it, and says what it costs
+    order = [rehearse.index(c) for c in ("create-db-instance", "switchover-global-cluster", "delete-db-instance")]
+    assert order == sorted(order)
+    assert rehearse.count("switchover-global-cluster") == 2
+    assert "writes fail" in rehearse and "billed by the" in rehearse and "undo" in rehearse
 
 
 def test_without_dns_settings_there_are_no_failover_records(settings_dir: Path) -> None:

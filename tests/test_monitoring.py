@@ -5,6 +5,7 @@ group has a retention and a key."""
 from __future__ import annotations
 
 import json
+import re
 import sys
 import types
 from pathlib import Path
@@ -45,8 +46,15 @@ def test_every_alarm_in_every_template_notifies_the_topic_when_it_fires_and_clea
         # The monitoring stack's topic, or in us-east-1 the edge alarms' own (alarms notify only
         # topics of their region); the service stacks import the monitoring stack's.
         topic = {"Ref": "AlarmTopic"} if layer in {"monitoring", "edge-alarms"} else topic_export
+        # The paging composite alarms page on the paging topic instead (tests/test_paging.py).
+        paging_export = {"Fn::ImportValue": Monitoring.PAGING_TOPIC_ARN.name(environments[env])}
+        paging = {"Ref": "PagingTopic"} if layer == "monitoring" else paging_export
         for name, alarm in alarms(stack.body).items():
             props = alarm["Properties"]
+            if name in {"PagingAlarm", "UsersAffectedAlarm"}:
+                assert props["AlarmActions"] == props["OKActions"] == [paging], f"{env}/{layer} {name}"
+                counted += 1
+                continue
             assert props["AlarmActions"] == [topic], f"{env}/{layer} {name}"
             assert props["OKActions"] == [topic], f"{env}/{layer} {name}"
             if alarm["Type"] == "AWS::CloudWatch::Alarm":
@@ -77,8 +85,11 @@ def test_every_service_has_warnings_and_a_paging_alarm(stacks, environments, env
     for service, settings in environments[env].services.items():
         body = stacks[env][f"svc-{service}"].body
         found = alarms(body)
-        expected = {"CpuAlarm", "MemoryAlarm", "UnhealthyTargetsAlarm", "HealthyTargetsLowAlarm", "Target5xxAlarm"}
-        if settings.autoscaling.min > 0:
+        expected = {"CpuAlarm", "MemoryAlarm", "UnhealthyTargetsAlarm", "Target5xxAlarm"}
+        must_run = settings.autoscaling.min > 0
+        if must_run:
+            expected |= {"HealthyTargetsLowAlarm", "NoHealthyTargetAlarm", "NoRunningTaskAlarm"}
+        if must_run and environments[env].platform.container_insights != "disabled":
             expected.add("RunningTasksAlarm")
         blue_green = environments[env].strategy_of(service) == "blue-green"
         if blue_green:  # ECS (or CodeDeploy) rolls a release back on it
@@ -89,17 +100,23 @@ def test_every_service_has_warnings_and_a_paging_alarm(stacks, environments, env
             assert (tasks["Namespace"], tasks["MetricName"]) == ("ECS/ContainerInsights", "RunningTaskCount")
             assert tasks["Threshold"] == settings.autoscaling.min
             assert tasks["TreatMissingData"] == "breaching"  # no data: no task runs
-        for name in ("UnhealthyTargetsAlarm", "HealthyTargetsLowAlarm", "Target5xxAlarm", "ReleaseErrorsAlarm"):
+        for name in (
+            "UnhealthyTargetsAlarm", "HealthyTargetsLowAlarm", "NoHealthyTargetAlarm", "Target5xxAlarm",
+            "ReleaseErrorsAlarm",
+        ):  # fmt: skip
             if name in found:
                 assert groups_seen(found[name]["Properties"]) == (
                     [GREEN_AND_BLUE[0], GREEN_AND_BLUE[1]] if blue_green else [GREEN_AND_BLUE[0]]
                 ), f"{env}/{service} {name}: tied to one colour"
         rule = found["UsersAffectedAlarm"]["Properties"]["AlarmRule"]["Fn::Sub"]
-        assert rule[0] == 'ALARM("${Errors}") AND ALARM("${HealthyLow}")'
-        assert rule[1] == {
-            "Errors": {"Fn::GetAtt": ["Target5xxAlarm", "Arn"]},
-            "HealthyLow": {"Fn::GetAtt": ["HealthyTargetsLowAlarm", "Arn"]},
-        }
+        if must_run:
+            assert rule[0] == (
+                '(ALARM("${Target5xxAlarm}") AND ALARM("${HealthyTargetsLowAlarm}"))'
+                ' OR ALARM("${NoRunningTaskAlarm}") OR ALARM("${NoHealthyTargetAlarm}")'
+            )
+        else:
+            assert rule[0] == '(ALARM("${Target5xxAlarm}"))'
+        assert rule[1] == {name: {"Fn::GetAtt": [name, "Arn"]} for name in re.findall(r"\$\{(\w+)\}", rule[0])}
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)
@@ -108,7 +125,8 @@ def test_the_database_the_alb_and_every_nat_gateway_have_alarms(stacks, environm
     found = alarms(stacks[env]["monitoring"].body)
     by_metric: dict[str, list[dict[str, Any]]] = {}
     for alarm in found.values():
-        by_metric.setdefault(alarm["Properties"]["MetricName"], []).append(alarm["Properties"])
+        if "MetricName" in alarm["Properties"]:  # not the paging composite alarm
+            by_metric.setdefault(alarm["Properties"]["MetricName"], []).append(alarm["Properties"])
     for metric in ("CPUUtilization", "FreeableMemory", "DatabaseConnections"):
         (props,) = by_metric[metric]
         assert props["Dimensions"][0]["Name"] == "DBClusterIdentifier"
@@ -117,7 +135,7 @@ def test_the_database_the_alb_and_every_nat_gateway_have_alarms(stacks, environm
     assert ("AuroraReplicaLagMaximum" in by_metric) == (settings.database.capacity.readers > 0)
     for metric in ("HTTPCode_Target_5XX_Count", "HTTPCode_ELB_5XX_Count", "RejectedConnectionCount"):
         assert len(by_metric[metric]) == 1
-    assert by_metric["TargetResponseTime"][0]["ExtendedStatistic"] == "p95"
+    assert sorted(p["ExtendedStatistic"] for p in by_metric["TargetResponseTime"]) == ["p95", "p99"]
     nats = len(resources(stacks[env]["network"].body, "AWS::EC2::NatGateway"))
     assert nats == (1 if settings.network.nat_gateways == "single" else settings.network.availability_zones)
     assert len(by_metric["ErrorPortAllocation"]) == len(by_metric["PacketsDropCount"]) == nats
@@ -136,7 +154,7 @@ def test_the_topic_is_encrypted_and_only_cloudwatch_and_eventbridge_of_this_acco
         "cloudwatch.amazonaws.com": ["kms:GenerateDataKey", "kms:Decrypt"],
         "events.amazonaws.com": ["kms:GenerateDataKey", "kms:Decrypt"],
     }
-    (policy,) = resources(body, "AWS::SNS::TopicPolicy").values()
+    policy = resources(body, "AWS::SNS::TopicPolicy")["AlarmTopicPolicy"]
     statements = policy["Properties"]["PolicyDocument"]["Statement"]
     assert {s["Principal"]["Service"] for s in statements} == {"cloudwatch.amazonaws.com", "events.amazonaws.com"}
     for statement in statements:
@@ -239,8 +257,9 @@ def test_switching_the_ses_path_off_removes_the_mailer(settings_dir: Path) -> No
         assert not resources(off, type_), type_
     assert "AlarmStateChangeRule" not in off["Resources"]
     assert {"MailerErrorsAlarm", "MailerDeadLettersAlarm"} <= set(on["Resources"]) - set(off["Resources"])
-    for rule in resources(off, "AWS::Events::Rule").values():
-        assert [t["Id"] for t in rule["Properties"]["Targets"]] == ["AlarmTopic"]
+    for name, rule in resources(off, "AWS::Events::Rule").items():
+        pages = [] if name == "ServiceErrorRule" else ["PagingTopic"]  # failed releases page too
+        assert [t["Id"] for t in rule["Properties"]["Targets"]] == ["AlarmTopic", *pages]
     assert resources(off, "AWS::SNS::Topic")  # the alarms still have their topic
 
 
@@ -249,7 +268,11 @@ def test_switching_the_sns_email_path_off_removes_the_subscriptions(settings_dir
         settings_dir, "staging", monitoring__sns_email={"enabled": True, "recipients": ["a@x.io", "b@x.io"]}
     )
     subscriptions = resources(on, "AWS::SNS::Subscription")
-    assert sorted(s["Properties"]["Endpoint"] for s in subscriptions.values()) == ["a@x.io", "b@x.io"]
+    for topic in ("AlarmTopic", "PagingTopic"):  # both reach the recipients until a pager is attached
+        endpoints = [
+            s["Properties"]["Endpoint"] for s in subscriptions.values() if s["Properties"]["TopicArn"] == {"Ref": topic}
+        ]
+        assert sorted(endpoints) == ["a@x.io", "b@x.io"], topic
     assert all(s["Properties"]["Protocol"] == "email" for s in subscriptions.values())
     off = built_monitoring(settings_dir, "staging", monitoring__sns_email={"enabled": False})
     assert not resources(off, "AWS::SNS::Subscription")

@@ -639,7 +639,9 @@ class DnsFailover(Strict):
     health_check_path: str = Field(
         default="/",
         pattern=r"^/[A-Za-z0-9_\-.~/]*$",
-        description="Path Route 53 requests over HTTPS from the primary's load balancer; a 2xx or 3xx is healthy.",
+        description="Path Route 53 requests over HTTPS from the primary's load balancer; a 2xx or 3xx is healthy. "
+        "Use the API service's own health path (services.<api>.health_check.path), so that a failure of another "
+        "service behind the same load balancer does not move API traffic.",
     )
     failure_threshold: int = Field(
         default=3, ge=1, le=10, description="Consecutive failed checks (30 s apart) before Route 53 fails over."
@@ -1083,6 +1085,9 @@ class Thresholds(Strict):
     alb_5xx_count: int = Field(default=10, ge=1, description="ELB or target 5xx responses per period.")
     alb_rejected_connections: int = Field(default=1, ge=1, description="Connections refused at max connections.")
     alb_p95_response_seconds: float = Field(default=1.5, gt=0, le=60, description="p95 target response time.")
+    alb_p99_response_seconds: float = Field(
+        default=5, gt=0, le=60, description="p99 target response time past which the paging alarm fires."
+    )
     service_cpu_percent: int = Field(default=85, ge=1, le=100)
     service_memory_percent: int = Field(default=85, ge=1, le=100)
     service_5xx_count: int = Field(default=5, ge=1, description="A service's target 5xx per period (paging part).")
