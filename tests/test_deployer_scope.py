@@ -87,7 +87,9 @@ def test_a_resource_typed_action_moved_among_the_unscoped_ones_is_caught() -> No
     assert unaccepted_star_grants(body, "shop-prod-deployer") == [f"{statement['Sid']}: secretsmanager:GetSecretValue"]
 
 
-def test_without_an_accepted_entry_a_resource_typed_star_grant_is_caught(tmp_path: Path, monkeypatch) -> None:
+def test_without_an_accepted_entry_a_resource_typed_star_grant_is_caught(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     empty = tmp_path / "accepted.yaml"
     empty.write_text("[]\n")
     real = iam_analysis.load_accepted
