@@ -5,13 +5,17 @@ reviewer accepted in iam_accepted.yaml, each with its reason (issue 15)."""
 from __future__ import annotations
 
 import copy
+import fnmatch
 import json
 from pathlib import Path
 from typing import Any
 
 import pytest
+from troposphere import Template
+from troposphere.iam import Role
 
 from infra_templates import iam_analysis
+from infra_templates.layer import apply_permissions_boundary
 
 GOLDEN = Path(__file__).parent / "golden"
 ENVIRONMENTS = ("dev", "staging", "prod", "dr")
@@ -98,3 +102,74 @@ def test_without_an_accepted_entry_a_resource_typed_star_grant_is_caught(
         w.startswith("ManageSecretsmanagerResources: ")
         for w in unaccepted_star_grants(deployer("prod"), "shop-prod-deployer")
     )
+
+
+# --- the permissions boundary ---------------------------------------------------------------------
+
+
+def _resources(path: Path) -> dict[str, Any]:
+    body = json.loads(path.read_text())
+    return (body.get("Resources") or {}) if isinstance(body, dict) else {}
+
+
+def boundary_ref(env: str) -> dict[str, str]:
+    return {"Fn::Sub": f"arn:${{AWS::Partition}}:iam::${{AWS::AccountId}}:policy/shop-{env}-boundary"}
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_every_role_of_the_environments_stacks_carries_the_boundary(env: str) -> None:
+    roles = {
+        (path.name, logical_id): resource["Properties"].get("PermissionsBoundary")
+        for path in sorted((GOLDEN / env).glob("*.json"))
+        if path.name != "deployer.json"
+        for logical_id, resource in (_resources(path)).items()
+        if resource["Type"] == "AWS::IAM::Role"
+    }
+    assert len(roles) > 5, "too few roles found: the check would prove nothing"
+    assert {key: value for key, value in roles.items() if value != boundary_ref(env)} == {}
+
+
+def test_the_deployer_roles_have_no_boundary_and_the_boundary_is_in_the_deployer_stack() -> None:
+    body = deployer("prod")
+    assert body["Resources"]["PermissionsBoundary"]["Properties"]["ManagedPolicyName"] == "shop-prod-boundary"
+    for logical_id in ("ExecutionRole", "ActionRole"):
+        assert "PermissionsBoundary" not in body["Resources"][logical_id]["Properties"]
+
+
+def test_the_boundary_denies_every_iam_write_but_passrole() -> None:
+    statements = deployer("prod")["Resources"]["PermissionsBoundary"]["Properties"]["PolicyDocument"]["Statement"]
+    denied = next(s["Action"] for s in statements if s["Sid"] == "NeverChangeIam")
+    for name, entry in iam_analysis.service_privileges("iam").items():
+        matched = any(fnmatch.fnmatchcase(f"iam:{name}", pattern) for pattern in denied)
+        writes = entry["access_level"] in ("Write", "Permissions management", "Tagging")
+        assert matched == (writes and name != "PassRole"), name
+
+
+def test_the_deployer_changes_roles_only_with_the_boundary_and_never_removes_it() -> None:
+    statements = [
+        s
+        for resource in deployer("prod")["Resources"].values()
+        if resource["Type"] == "AWS::IAM::ManagedPolicy"
+        for s in resource["Properties"]["PolicyDocument"]["Statement"]
+    ]
+    by_sid = {s["Sid"]: s for s in statements}
+    bounded = by_sid["ChangeThisEnvironmentsRolesOnlyWithTheBoundary"]
+    assert {"iam:CreateRole", "iam:PutRolePolicy", "iam:AttachRolePolicy"} <= set(bounded["Action"])
+    assert bounded["Condition"] == {"StringEquals": {"iam:PermissionsBoundary": boundary_ref("prod")}}
+    unconditioned = [a for s in statements if s["Effect"] == "Allow" and "Condition" not in s for a in s["Action"]] + [
+        a for s in statements if s["Effect"] == "Allow" and s["Sid"] != bounded["Sid"] for a in s["Action"]
+    ]
+    assert not {"iam:CreateRole", "iam:PutRolePolicy", "iam:AttachRolePolicy"} & set(unconditioned)
+    assert by_sid["NeverRemoveTheBoundary"]["Effect"] == "Deny"
+    assert by_sid["NeverRemoveTheBoundary"]["Action"] == ["iam:DeleteRolePermissionsBoundary"]
+    assert by_sid["NeverChangeTheBoundary"]["Resource"] == [boundary_ref("prod")]
+
+
+def test_a_role_without_the_boundary_is_given_it_and_one_with_its_own_keeps_it() -> None:
+    t = Template()
+    t.add_resource(Role("Plain", AssumeRolePolicyDocument={}))
+    t.add_resource(Role("Own", AssumeRolePolicyDocument={}, PermissionsBoundary="arn:aws:iam::1:policy/own"))
+    apply_permissions_boundary(t, "arn:aws:iam::1:policy/env")
+    body = t.to_dict()["Resources"]
+    assert body["Plain"]["Properties"]["PermissionsBoundary"] == "arn:aws:iam::1:policy/env"
+    assert body["Own"]["Properties"]["PermissionsBoundary"] == "arn:aws:iam::1:policy/own"
