@@ -110,7 +110,10 @@ RUNNING: tuple[LayerSpec, ...] = (
 )
 # The deployer's roles come first: the first hand-run deploy.sh creates them, then the
 # infrastructure pipeline deploys the rest with them.
-LAYERS: tuple[LayerSpec, ...] = (LayerSpec("deployer", partial(deployer.build, layers=RUNNING)), *RUNNING)
+LAYERS: tuple[LayerSpec, ...] = (
+    LayerSpec("deployer", partial(deployer.build, layers=RUNNING), bounded=False),
+    *RUNNING,
+)
 
 # What a DR environment's stacks need from its primary's: (DR layer, primary layer). The DR
 # database joins the global cluster the primary's data stack creates; the DR edge lets the

@@ -282,9 +282,13 @@ def execution_statements(env: str) -> list[dict[str, Any]]:
     body = stack_of(env, "deployer").body
     return [
         s
-        for r in resources(body, "AWS::IAM::ManagedPolicy").values()
+        for name, r in resources(body, "AWS::IAM::ManagedPolicy").items()
+        if name.startswith("ExecutionPolicy")  # not the environment roles' PermissionsBoundary
         for s in r["Properties"]["PolicyDocument"]["Statement"]
     ]
+
+
+ROLE_STATEMENTS = ("ManageOnlyThisEnvironmentsRoles", "ChangeThisEnvironmentsRolesOnlyWithTheBoundary")
 
 
 @pytest.mark.parametrize("env", sorted(BUILT.environments))
@@ -322,7 +326,7 @@ def test_the_execution_role_may_do_exactly_what_its_resource_types_need(env: str
             continue
         assert all("*" not in a for a in listed), statement["Sid"]  # no service:* and never *:*
         allowed.update(listed)
-        if statement["Sid"] != "ManageOnlyThisEnvironmentsRoles":
+        if statement["Sid"] not in ROLE_STATEMENTS:
             assert statement["Condition"] == {"StringEquals": {"aws:RequestedRegion": regions}}
     assert allowed == wanted
 
@@ -336,12 +340,13 @@ def test_the_execution_roles_iam_actions_reach_only_this_environments_roles(env:
         {"Fn::Sub": f"arn:${{AWS::Partition}}:iam::${{AWS::AccountId}}:role/shop-{env}-*"},
         {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:role/aws-service-role/*"},
     ]
+    bounded = statements["ChangeThisEnvironmentsRolesOnlyWithTheBoundary"]
+    assert all(a.startswith("iam:") for a in bounded["Action"])
+    assert bounded["Resource"] == roles["Resource"][:1]  # never service-linked roles, never the deployer's
     assert not [
         s
         for s in statements.values()
-        if s["Sid"] != "ManageOnlyThisEnvironmentsRoles"
-        and any(a.startswith("iam:") for a in s["Action"])
-        and s["Effect"] == "Allow"
+        if s["Sid"] not in ROLE_STATEMENTS and any(a.startswith("iam:") for a in s["Action"]) and s["Effect"] == "Allow"
     ]
     deny = statements["NeverChangeTheDeployerRoles"]
     assert deny["Effect"] == "Deny" and deny["Action"] == ["iam:*"]

@@ -129,6 +129,13 @@ def privilege(action: str) -> dict[str, Any] | None:
     return None if proper is None else data["privileges"][proper]
 
 
+def service_privileges(service: str) -> dict[str, Any]:
+    """IAM's entries of every action of ``service`` (prefix, e.g. ``iam``), by action name; empty
+    when IAM lists no such service."""
+    data = _iam().get(service.lower())
+    return {} if data is None else dict(data["privileges"])
+
+
 def is_known(action: str) -> bool:
     """True when IAM lists the action, or, for a pattern (``s3:Get*``), at least one it matches."""
     if "*" not in action and "?" not in action:

@@ -122,6 +122,16 @@ class LayerContext:
 TAG_PROPERTIES = {"AWS::Route53::HealthCheck": "HealthCheckTags"}
 
 
+def apply_permissions_boundary(t: Template, boundary: object) -> None:
+    """Give every ``AWS::IAM::Role`` of ``t`` that sets none the permissions boundary ``boundary``
+    (a managed policy ARN, or an intrinsic that yields one), as CDK's ``PermissionsBoundary.of(scope)``
+    aspect does: one place, so no role of a layer can miss it (AWS::IAM::Role, property
+    PermissionsBoundary, CloudFormation User Guide)."""
+    for resource in t.resources.values():
+        if resource.resource_type == "AWS::IAM::Role" and "PermissionsBoundary" not in resource.properties:
+            resource.properties["PermissionsBoundary"] = boundary
+
+
 def apply_tags(t: Template, tags: dict[str, str]) -> None:
     """Give every taggable resource the standard tags, keeping tags a layer set itself (Name)."""
     for resource in t.resources.values():

@@ -117,3 +117,9 @@ def deployer_role_name(project: str, environment: str, purpose: str) -> str:
 
 def infrastructure_pipeline_role_name(project: str) -> str:
     return f"{project}-infrastructure-pipeline"
+
+
+def permissions_boundary_name(project: str, environment: str) -> str:
+    """``{project}-{env}-boundary``: the managed policy (IAM policy name, at most 128 characters)
+    every role of the environment's stacks carries as its permissions boundary."""
+    return f"{project}-{environment}-boundary"

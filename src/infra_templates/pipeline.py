@@ -16,13 +16,13 @@ from dataclasses import dataclass, replace
 from functools import cached_property
 from typing import Any
 
-from troposphere import Template
+from troposphere import Sub, Template
 
 from infra_templates import MANAGED_BY
 from infra_templates.config import Environment, Project
 from infra_templates.handover import handover_files
-from infra_templates.layer import SOURCES_METADATA, apply_tags
-from infra_templates.naming import stack_name, standard_tags
+from infra_templates.layer import SOURCES_METADATA, apply_permissions_boundary, apply_tags
+from infra_templates.naming import permissions_boundary_name, stack_name, standard_tags
 from infra_templates.render import template_dict, to_json, to_yaml
 
 PROJECT_FOLDER = "project"
@@ -43,6 +43,9 @@ class LayerSpec:
     per_service: bool = False
     region: Callable[[Environment], str] | None = None  # default: the environment's region
     when: Callable[[Environment], bool] | None = None  # default: always
+    # Every role of the layer gets the environment's permissions boundary; False only for the layer
+    # that defines the boundary and the deployer roles (they must manage IAM, the boundary denies it).
+    bounded: bool = True
 
 
 @dataclass(frozen=True)
@@ -183,6 +186,13 @@ def build_once() -> Iterator[None]:
         _BUILT.reset(token)
 
 
+def boundary_arn(env: Environment) -> Sub:
+    """The ARN of ``env``'s permissions boundary policy (IAM ARN format ``arn:aws:iam::account:policy/name``)."""
+    return Sub(
+        "arn:${AWS::Partition}:iam::${AWS::AccountId}:policy/%s" % permissions_boundary_name(env.project, env.name)
+    )
+
+
 def build_stacks(env: Environment, layers: Sequence[LayerSpec]) -> list[Stack]:
     """Every environment stack of ``env``, in deploy order."""
     check_layer_order(layers)
@@ -207,6 +217,8 @@ def build_stacks(env: Environment, layers: Sequence[LayerSpec]) -> list[Stack]:
             if body is None:
                 template = layer.build(*args)
                 apply_tags(template, standard_tags(env.project, env.name, unit, env.tags))
+                if layer.bounded:
+                    apply_permissions_boundary(template, boundary_arn(env))
                 body = template_dict(template)
                 if built is not None:
                     built[(settings, layer, unit)] = body
