@@ -23,8 +23,10 @@ templates: $(STAMP) dot ## write output/<env>/ for every environment (python gen
 gate: templates ## run the gate on output/: wiring, limits, cfn-lint, checkov, IAM analysis, shellcheck
 	$(PY) generate.py check
 
-deploy: gate ## deploy one environment: make deploy ENV=name [REVIEW=1: only create change sets]
-	@test -x "output/$(ENV)/deploy.sh" || { echo "usage: make deploy ENV=name [REVIEW=1]; environments: $$(ls output | tr '\n' ' ')" >&2; exit 2; }
+# ENV is checked before the gate (minutes): a missing or unknown one fails at once.
+deploy: ## deploy one environment: make deploy ENV=name [REVIEW=1: only create change sets]
+	@test -n "$(ENV)" && { test "$(ENV)" = project || test -f "environments/$(ENV).yaml"; } || { echo "usage: make deploy ENV=name [REVIEW=1]; environments: $$(cd environments && ls *.yaml | grep -v '^defaults.yaml$$' | sed 's/\.yaml$$//' | tr '\n' ' ')project" >&2; exit 2; }
+	@$(MAKE) --no-print-directory gate
 	output/$(ENV)/deploy.sh $(if $(REVIEW),--review)
 
 schema: $(STAMP) ## write schema/environment.schema.json (editor support) from the settings models
