@@ -18,7 +18,6 @@ venv: $(STAMP) ## create .venv with the pinned tools (done by every other target
 
 templates: $(STAMP) dot ## write output/<env>/ for every environment (python generate.py), diagrams included
 	$(PY) generate.py
-	$(PY) generate.py diagram
 
 gate: templates ## run the gate on output/: wiring, limits, cfn-lint, checkov, IAM analysis, shellcheck
 	$(PY) generate.py check
@@ -60,8 +59,7 @@ test: $(STAMP) dot ## lint, your environments/ built and gated, the tool's tests
 	@$(MAKE) --no-print-directory -j 3 --output-sync=target lint gate unit
 
 golden: $(STAMP) ## re-record tests/golden/ from the tool's fixtures, tests/fixtures/environments/ (review the diff!)
-	$(PY) generate.py --quiet --settings $(FIXTURES) --output tests/golden
-	$(PY) generate.py diagram --output tests/golden --dot-only
+	$(PY) generate.py --quiet --settings $(FIXTURES) --output tests/golden --diagrams dot
 
 format: $(STAMP) ## format the code with ruff
 	$(PY) -m ruff format generate.py src templates tests
