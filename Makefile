@@ -18,20 +18,22 @@ venv: $(STAMP) ## create .venv with the pinned tools (done by every other target
 
 templates: $(STAMP) dot ## write output/<env>/ for every environment (python generate.py), diagrams included
 	$(PY) generate.py
-	$(PY) generate.py diagram
 
 gate: templates ## run the gate on output/: wiring, limits, cfn-lint, checkov, IAM analysis, shellcheck
 	$(PY) generate.py check
 
-deploy: gate ## deploy one environment: make deploy ENV=name [REVIEW=1: only create change sets]
-	@test -x "output/$(ENV)/deploy.sh" || { echo "usage: make deploy ENV=name [REVIEW=1]; environments: $$(ls output | tr '\n' ' ')" >&2; exit 2; }
+# ENV is checked before the gate (minutes): a missing or unknown one fails at once.
+deploy: ## deploy one environment: make deploy ENV=name [REVIEW=1: only create change sets]
+	@test -n "$(ENV)" && { test "$(ENV)" = project || test -f "environments/$(ENV).yaml"; } || { echo "usage: make deploy ENV=name [REVIEW=1]; environments: $$(cd environments && ls *.yaml | grep -v '^defaults.yaml$$' | sed 's/\.yaml$$//' | tr '\n' ' ')project" >&2; exit 2; }
+	@$(MAKE) --no-print-directory gate
 	output/$(ENV)/deploy.sh $(if $(REVIEW),--review)
 
 schema: $(STAMP) ## write schema/environment.schema.json (editor support) from the settings models
 	$(PY) generate.py schema
 
-diff: $(STAMP) ## what a build would change against output/, stateful losses flagged (exit 3 on changes)
-	$(PY) generate.py diff
+# generate.py diff exits 3 on changes: an answer, not an error, so make does not print "Error 3".
+diff: $(STAMP) ## what a build would change against output/, with a verdict per stack (exit 0 on changes too)
+	@$(PY) generate.py diff || { status=$$?; test $$status -eq 3 || exit $$status; echo "make diff: changes found (generate.py diff exited 3)"; }
 
 cost: templates ## fixed monthly cost per environment and stack at AWS list prices (AGAINST=dir: what a change costs)
 	$(PY) generate.py cost $(if $(AGAINST),--against $(AGAINST))
@@ -58,8 +60,7 @@ test: $(STAMP) dot ## lint, your environments/ built and gated, the tool's tests
 	@$(MAKE) --no-print-directory -j 3 --output-sync=target lint gate unit
 
 golden: $(STAMP) ## re-record tests/golden/ from the tool's fixtures, tests/fixtures/environments/ (review the diff!)
-	$(PY) generate.py --quiet --settings $(FIXTURES) --output tests/golden
-	$(PY) generate.py diagram --output tests/golden --dot-only
+	$(PY) generate.py --quiet --settings $(FIXTURES) --output tests/golden --diagrams dot
 
 format: $(STAMP) ## format the code with ruff
 	$(PY) -m ruff format generate.py src templates tests

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """infra-templates: environment files in, CloudFormation templates out, checked before upload.
 
-    python generate.py [--env NAME ...] [--output DIR] [--quiet]   write output/<env>/ (default)
+    python generate.py [--env NAME ...] [--output DIR] [--quiet] [--diagrams all|dot|none]
+                                                                     write output/<env>/ and its diagrams (default)
     python generate.py check [--env NAME ...] [--output DIR]         run the gate on written output
     python generate.py diff [--env NAME ...] [--against DIR]         preview changes against DIR (output/)
     python generate.py schema [--check]                              write the environment files' JSON Schema
@@ -24,6 +25,19 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT))
+
+try:  # the pinned tools are in .venv/: another Python gets the command to use, not a traceback
+    import troposphere  # noqa: F401
+    import yaml  # noqa: F401
+except ModuleNotFoundError as missing:  # pragma: no cover - exercised by a subprocess test
+    venv = ROOT / ".venv" / "bin" / "python"
+    print(
+        f"generate.py: {sys.executable} lacks the module {missing.name!r}: run `make venv`, then "
+        f"`{venv.relative_to(Path.cwd()) if venv.is_relative_to(Path.cwd()) else venv} generate.py ...` "
+        "(or activate .venv first)",
+        file=sys.stderr,
+    )
+    sys.exit(1)
 
 from infra_templates.config import Environment, Project, SettingsError, load_settings  # noqa: E402
 from infra_templates.pipeline import (  # noqa: E402
@@ -107,6 +121,14 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
             default=ROOT / "environments",
             metavar="DIR",
             help="folder of defaults.yaml and <env>.yaml files (default: environments/)",
+        )
+    for sub in (parser, build):
+        sub.add_argument(
+            "--diagrams",
+            choices=("all", "dot", "none"),
+            default="all",
+            help="after writing, draw DIR/<folder>/architecture.*: all (DOT, and SVG and PNG when Graphviz's dot "
+            "is installed; the default, as `make templates`), dot (the DOT source only), none",
         )
     for sub in (parser, build, check, drawing, pricing):
         sub.add_argument(
@@ -277,7 +299,40 @@ def main(argv: list[str] | None = None) -> int:
         return run_cost(args.env, args.output, args.against)
     if args.command == "diff":
         return run_diff(args.env, args.settings, args.against, args.quiet)
-    return run_build(args.env, args.settings, args.output, args.quiet)
+    return build_and_draw(args)
+
+
+def build_and_draw(args: argparse.Namespace) -> int:
+    """The build command: write the folders, then draw what was written (``--diagrams``)."""
+    status = run_build(args.env, args.settings, args.output, args.quiet)
+    if status != 0 or args.diagrams == "none":
+        return status
+    return _draw_built(args.env, args.output, args.diagrams, args.quiet)
+
+
+def _draw_built(names: list[str] | None, output: Path, diagrams: str, quiet: bool) -> int:
+    """The build draws the diagrams of what it wrote, as ``make templates`` does, so both leave the
+    same files (a build swaps each folder whole: it used to drop the diagrams drawn into them). The
+    DOT source needs nothing; SVG and PNG need Graphviz's ``dot``: without it only the DOT is
+    written, and the build says so. A folder that cannot be drawn (``--env`` into an output without
+    the project folder its diagram reads) is named, and the build still succeeds: its templates are
+    written."""
+    import shutil  # noqa: PLC0415
+
+    from infra_templates import diagram  # noqa: PLC0415 - each command imports only what it runs
+
+    dot_only = diagrams == "dot"
+    if not dot_only and shutil.which("dot") is None:
+        dot_only = True
+        if not quiet:
+            print("diagrams: DOT source only, Graphviz's dot is not installed (`make dot` installs it)")
+    folders = [output / name for name in names] if names else sorted(p.parent for p in output.glob("*/manifest.json"))
+    for folder in folders:
+        try:
+            diagram.write(folder, dot_only=dot_only)
+        except (diagram.DiagramError, OSError) as error:
+            print(f"diagrams: {_relative(folder)} not drawn: {error}", file=sys.stderr)
+    return 0
 
 
 if __name__ == "__main__":

@@ -224,7 +224,10 @@ def bench_generation(repeat: int, scratch: Path, base: Sample) -> tuple[list[str
     generate_py = [sys.executable, str(ROOT / "generate.py")]
     settings = ["--settings", str(SETTINGS)]
     process = median(
-        [run_process([*generate_py, "--quiet", *settings, "--output", str(output)])[0] for _ in range(repeat)]
+        [
+            run_process([*generate_py, "--quiet", "--diagrams", "none", *settings, "--output", str(output)])[0]
+            for _ in range(repeat)
+        ]
     )
     drawing = median([run_process([*generate_py, "diagram", "--output", str(output)])[0] for _ in range(repeat)])
     code = f"import sys; sys.path[:0] = {[str(ROOT / 'src'), str(ROOT)]}; import generate"

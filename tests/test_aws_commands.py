@@ -157,6 +157,8 @@ def _substitute(command: str, variables: dict[str, str], inv: Inventory) -> tupl
 
     def value(match: re.Match[str]) -> str:
         name = match["name"] or match["braced"]
+        if name.startswith("IMAGE_TAG_") and name not in variables:  # deploy.sh: a service's first tag
+            return PLACEHOLDERS["<tag>"]
         if name not in variables:
             unknown.append(name)
             return ""

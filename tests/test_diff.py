@@ -191,7 +191,8 @@ def test_a_create_only_property_of_a_database_replaces_it_loudly() -> None:
     assert change.replacement == ("DatabaseName is create-only",)
     lines = report("test", [stack])
     assert "    ~ Db (AWS::RDS::DBCluster)  REPLACED: DatabaseName is create-only" in lines
-    assert lines[-1] == (
+    assert lines[-1] == "  t-data: replaces Db (stateful)"  # the verdict
+    assert lines[-3] == (
         "WARNING: REPLACES STATEFUL t-data Db (AWS::RDS::DBCluster): DatabaseName is create-only; "
         "UpdateReplacePolicy Snapshot keeps the old one, orphaned outside the stack"
     )
@@ -292,7 +293,12 @@ def test_a_capacity_mix_change_of_a_code_deploy_service_is_refused() -> None:
     (refusal,) = stack.refusals
     assert refusal.startswith("REFUSED: t-svc Service (AWS::ECS::Service, CODE_DEPLOY controller): ")
     assert "CapacityProviderStrategy changes" in refusal and "UpdateService" in refusal
-    assert report("test", [stack])[-1] == refusal
+    lines = report("test", [stack])
+    assert lines[-3:] == [
+        refusal,
+        "Verdict, per stack:",
+        f"  t-svc: cannot deploy: {refusal.removeprefix('REFUSED: ').split(';')[0]}",
+    ]
 
 
 def test_a_replaced_security_group_of_a_code_deploy_service_is_refused() -> None:
@@ -364,3 +370,78 @@ def test_a_changed_blue_green_listener_rule_warns_that_its_weights_are_reset() -
     old["Properties"]["Priority"] = 11
     (stack,) = diff_stacks([one({"Rule": old}, name="t-svc")], [one({"Rule": single}, name="t-svc")])
     assert stack.warnings == ()  # one target group: nothing a deployment moved
+
+
+# --- the verdict ----------------------------------------------------------------------------------
+
+
+def test_an_engine_change_of_a_cluster_is_a_replacement_decided_from_the_values() -> None:
+    # conditionalCreateOnlyProperties in the schema; the Template Reference: Engine "Update requires: Replacement"
+    changed = copy.deepcopy(CLUSTER)
+    changed["Properties"]["Engine"] = "aurora-mysql"
+    (stack,) = diff_stacks([one({"Db": CLUSTER})], [one({"Db": changed})])
+    (change,) = stack.changes
+    assert change.replacement == ("Engine changes, which replaces it",)
+    assert stack.verdict == "replaces Db (stateful)"
+
+
+def test_a_conditional_property_not_decided_from_the_value_may_replace() -> None:
+    changed = copy.deepcopy(CLUSTER)
+    changed["Properties"]["AvailabilityZones"] = ["eu-west-1a"]
+    (stack,) = diff_stacks([one({"Db": CLUSTER})], [one({"Db": changed})])
+    assert stack.verdict == "in place; may replace Db (AvailabilityZones): the change set decides"
+
+
+def test_a_custom_named_resource_that_would_be_replaced_cannot_deploy() -> None:
+    old = {"Type": "AWS::SQS::Queue", "Properties": {"QueueName": "jobs", "FifoQueue": False}}
+    new = {"Type": "AWS::SQS::Queue", "Properties": {"QueueName": "jobs", "FifoQueue": True}}
+    (stack,) = diff_stacks([one({"Q": old})], [one({"Q": new})])
+    assert stack.verdict.startswith(
+        "cannot deploy: Q (AWS::SQS::Queue) would be replaced but keeps its custom name jobs"
+    )
+
+
+def test_a_change_in_place_and_full_policy_values() -> None:
+    statement = {"Effect": "Allow", "Principal": {"AWS": [f"arn:aws:iam::123456789012:role/r{i}" for i in range(3)]}}
+    old = {"Type": "AWS::SNS::TopicPolicy", "Properties": {"PolicyDocument": {"Statement": [statement]}, "Topics": []}}
+    fewer = copy.deepcopy(old)
+    fewer["Properties"]["PolicyDocument"]["Statement"][0]["Principal"]["AWS"].pop()
+    (stack,) = diff_stacks([one({"P": old})], [one({"P": fewer})])
+    assert stack.verdict == "in place"
+    lines = report("test", [stack])
+    assert any("role/r2" in line and line.count("role/r1") == 2 for line in lines), lines  # nothing cut
+
+
+def test_an_export_in_use_cannot_change() -> None:
+    exporting = {
+        "Resources": {"T": {"Type": "AWS::SNS::Topic"}},
+        "Outputs": {"Arn": {"Value": {"Ref": "T"}, "Export": {"Name": "x-Arn"}}},
+    }
+    importer = {
+        "Resources": {"S": {"Type": "AWS::SNS::Subscription", "Properties": {"TopicArn": {"Fn::ImportValue": "x-Arn"}}}}
+    }
+    gone = {"Resources": {"T": {"Type": "AWS::SNS::Topic"}}}
+    old = [StackTemplate("x", "eu-west-1", exporting), StackTemplate("y", "eu-west-1", importer)]
+    new = [StackTemplate("x", "eu-west-1", gone), StackTemplate("y", "eu-west-1", importer)]
+    stack = diff_stacks(old, new)[0]
+    assert stack.verdict.startswith("cannot deploy: export x-Arn is imported by y")
+
+
+@pytest.mark.parametrize(("status", "make_status"), [(0, 0), (3, 0), (1, 2), (2, 2)])  # make exits 2 on an error
+def test_make_diff_presents_exit_3_as_an_answer_not_an_error(tmp_path: Path, status: int, make_status: int) -> None:
+    import os  # noqa: PLC0415
+    import subprocess  # noqa: PLC0415
+
+    from conftest import ROOT  # noqa: PLC0415
+
+    fake = tmp_path / "python"  # stands in for generate.py diff's interpreter: only its exit status matters
+    fake.write_text(f"#!/bin/sh\nexit {status}\n")
+    fake.chmod(0o755)
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("MAKE")}
+    result = subprocess.run(
+        ["make", "--no-print-directory", "diff", f"PY={fake}"],
+        capture_output=True, text=True, cwd=ROOT, env=environ, check=False,
+    )  # fmt: skip
+    assert result.returncode == make_status
+    assert "Error 3" not in result.stderr
+    assert ("changes found" in result.stdout) == (status == 3)

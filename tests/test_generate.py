@@ -7,7 +7,11 @@ from pathlib import Path
 
 from conftest import BUILT, ENVIRONMENTS, Generated, edit_yaml, generate
 
+from infra_templates import diagram
 from infra_templates.handover import FILES as HANDOVER_FILES
+
+# The build draws what it wrote, as `make templates` does: DOT, and SVG and PNG where dot is installed.
+DIAGRAMS = diagram.FILES if shutil.which("dot") else ("architecture.dot",)
 
 __all__ = ["generate", "snapshot"]  # generate (from conftest: builds from the fixtures) is imported from here too
 
@@ -22,14 +26,14 @@ def test_writes_every_environment_with_a_summary_line_per_stack(generated: Gener
         layers = BUILT.stacks[env]
         assert sorted(p.name for p in (output / env).iterdir()) == sorted(
             [f"{layer}.{ext}" for layer in layers for ext in ("yaml", "json")]
-            + ["manifest.json", *HANDOVER_FILES]
+            + ["manifest.json", *HANDOVER_FILES, *DIAGRAMS]
             + (["RUNBOOK.md"] if BUILT.environments[env].dr else [])
         )
         for layer in layers:
             assert f"shop-{env}-{layer}" in stdout
     assert sorted(p.name for p in (output / "project").iterdir()) == sorted(
         [f"{layer}.{ext}" for layer in BUILT.project_stacks for ext in ("yaml", "json")]
-        + ["manifest.json", *HANDOVER_FILES]
+        + ["manifest.json", *HANDOVER_FILES, *DIAGRAMS]
     )
     assert sorted(p.name for p in (output / "delivery").iterdir()) == sorted(BUILT.project.services)
     assert "resources" in stdout and "bytes" in stdout
@@ -98,3 +102,36 @@ def test_help_explains_every_option() -> None:
     assert result.returncode == 0
     for option in ("--env", "--quiet", "--settings", "--output", "check"):
         assert option in result.stdout
+
+
+def test_the_build_draws_what_make_templates_draws(generated: Generated, tmp_path: Path) -> None:
+    output = tmp_path / "output"
+    shutil.copytree(generated.output, output)
+    before = snapshot(output)
+    assert generate("diagram", "--output", str(output)).returncode == 0  # `make templates` used to run this after
+    assert snapshot(output) == before  # nothing new, nothing different: the build drew the same files
+    assert all((output / env / "architecture.dot").is_file() for env in ENVIRONMENTS)
+
+
+def test_diagrams_none_and_dot(tmp_path: Path) -> None:
+    assert generate("--quiet", "--diagrams", "none", "--env", "dev", "--output", str(tmp_path / "a")).returncode == 0
+    assert not list((tmp_path / "a").rglob("architecture.*"))
+    drawn = generate("--quiet", "--diagrams", "dot", "--env", "dev", "--output", str(tmp_path / "b"))
+    assert drawn.returncode == 0  # the templates are written; the diagram needs the project folder too
+    assert "diagrams: " in drawn.stderr and "dev not drawn: " in drawn.stderr
+
+
+def test_a_python_without_the_tools_gets_the_command_to_use(tmp_path: Path) -> None:
+    import subprocess  # noqa: PLC0415
+    import sys  # noqa: PLC0415
+
+    from conftest import ROOT, SETTINGS  # noqa: PLC0415
+
+    # -S: no site-packages, as a system Python without the pinned tools
+    result = subprocess.run(
+        [sys.executable, "-S", str(ROOT / "generate.py"), "--settings", str(SETTINGS), "--output", str(tmp_path)],
+        capture_output=True, text=True, cwd=ROOT, check=False,
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert "lacks the module" in result.stderr and ".venv/bin/python generate.py" in result.stderr

@@ -8,6 +8,7 @@ import os
 import re
 import stat
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -26,12 +27,22 @@ from infra_templates.render import replace_folders
 
 ROLE = {"Type": "AWS::IAM::Role", "Properties": {"AssumeRolePolicyDocument": {}}}
 FAKE_AWS = """#!/usr/bin/env bash
-# Stand-in for the AWS CLI: records each call; fails for the stack named in FAIL_STACK.
+# Stand-in for the AWS CLI: records each call; fails for the stack named in FAIL_STACK. An SSM
+# parameter named in FAKE_MISSING (space-separated) is missing; stacks in FAKE_ROLLBACK are in
+# ROLLBACK_COMPLETE; describe-* of a name in FAKE_ABSENT fails; FAKE_NO_OUTPUT: outputs read empty.
 printf '%s\\n' "$*" >> "$FAKE_AWS_LOG"
 if [[ "$1 $2" == "sts get-caller-identity" ]]; then echo "$FAKE_ACCOUNT"; exit 0; fi
 if [[ "$1 $2" == "cloudformation describe-stacks" ]]; then
+  [[ -n "${FAKE_NO_OUTPUT:-}" ]] && exit 0
   echo "arn:aws:wafv2:us-east-1:1:global/webacl/x/y"; exit 0
 fi
+if [[ "$1 $2" == "cloudformation list-stacks" ]]; then printf '%s\\n' "${FAKE_ROLLBACK:-}" | tr ' ' '\\t'; exit 0; fi
+if [[ "$1 $2" == "ssm get-parameters" ]]; then
+  if [[ " ${FAKE_MISSING:-} " == *" $4 "* ]]; then echo 1; else echo 0; fi; exit 0
+fi
+for arg in "$@"; do
+  if [[ -n "${FAKE_ABSENT:-}" && "$arg" == *"$FAKE_ABSENT"* ]]; then echo "$arg: not found" >&2; exit 254; fi
+done
 for arg in "$@"; do
   if [[ "$arg" == "${FAIL_STACK:-}" ]]; then echo "stack $arg failed" >&2; exit 255; fi
 done
@@ -131,11 +142,13 @@ def test_script_deploys_in_order_and_protects_the_stateful_stacks(written: Path,
     built = [*BUILT.project_stacks.values(), *(s for e in BUILT.stacks.values() for s in e.values())]
     holding = {s.name for s in built if termination_protection_reasons(s.body)}
     expected: list[str] = []
+    steps = ("deploy", "describe-stacks", "update-termination-protection")
+    calls = [c for c in calls if c.split()[1] in steps]  # the pre-flight reads are tested below
     for stack in stacks:
         # A parameter from another region's stack is read from that stack first.
         expected += ["describe-stacks"] * sum("stack" in p for p in stack["parameters"].values())
         expected += ["deploy", *(["update-termination-protection"] if stack["name"] in holding else [])]
-    assert [c.split()[1] for c in calls[1:]] == expected
+    assert [c.split()[1] for c in calls] == expected
     for stack, call in zip(stacks, [c for c in calls if c.startswith("cloudformation deploy ")], strict=True):
         assert f"--region {stack['region']} " in call
         template = Path(re.search(r"--template-file (\S+) ", call)[1]).resolve()
@@ -343,8 +356,8 @@ def test_parameters_without_default_come_from_the_environment(tmp_path: Path) ->
 
     status, calls, err = run_script(script, tmp_path, FAKE_ACCOUNT="123456789012", IMAGE_TAG="v1.2.3")
     assert status == 0, err
-    assert "--parameter-overrides ImageTag=v1.2.3 --tags" in calls[1]
-    assert "DesiredCount" not in calls[1]
+    assert "--parameter-overrides ImageTag=v1.2.3 --tags" in calls[2]
+    assert "DesiredCount" not in calls[2]
 
 
 # --- the gate's shellcheck step -------------------------------------------------------------------
@@ -421,3 +434,111 @@ def test_a_parameter_from_another_region_is_read_from_its_stack(written: Path, t
     assert "WebAclArn=arn:aws:wafv2:us-east-1:1:global/webacl/x/y " in calls[edge]
     guide = (written / "prod" / "DEPLOY.md").read_text()
     assert "the script reads it from the stack (`describe-stacks`, region `us-east-1`)" in guide
+
+
+def test_make_deploy_without_env_fails_at_once_with_the_environments() -> None:
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("MAKE")}
+    for args in ([], ["ENV=nope"]):
+        started = time.monotonic()
+        result = subprocess.run(
+            ["make", "--no-print-directory", "deploy", *args],
+            capture_output=True, text=True, cwd=ROOT, env=environ, check=False,
+        )  # fmt: skip
+        assert time.monotonic() - started < 5  # before the gate, which takes minutes
+        assert result.returncode == 2
+        assert "usage: make deploy ENV=name [REVIEW=1]; environments: " in result.stderr
+        assert "project" in result.stderr and "generate.py" not in result.stdout
+
+
+# --- first deployments and pre-flight checks --------------------------------------------------------
+
+API_TAG = "/shop/prod/api/image-tag"
+
+
+def test_a_first_deployment_needs_the_services_tag_and_names_the_parameter(written: Path, tmp_path: Path) -> None:
+    status, calls, err = run_script(
+        written / "prod" / "deploy.sh", tmp_path, FAKE_ACCOUNT="333333333333", FAKE_MISSING=API_TAG
+    )
+    assert status == 1 and deployed(calls) == []
+    assert f"deploy.sh: {API_TAG} (SSM, eu-west-1) does not exist: the first deployment of shop-prod-svc-api" in err
+    assert f"  aws ssm put-parameter --name {API_TAG} --type String --value <tag> --region eu-west-1" in err
+    assert "no stack was changed" in err
+
+
+def test_a_first_deployment_creates_the_tag_once_the_image_is_in_ecr(written: Path, tmp_path: Path) -> None:
+    status, calls, err = run_script(
+        written / "prod" / "deploy.sh", tmp_path, FAKE_ACCOUNT="333333333333", FAKE_MISSING=API_TAG, IMAGE_TAG_API="v3"
+    )
+    assert status == 0, err
+    assert (
+        "ecr describe-images --registry-id 444444444444 --repository-name shop/api --image-ids imageTag=v3 "
+        "--region eu-west-1" in calls
+    )
+    put = f"ssm put-parameter --name {API_TAG} --type String --value v3 --region eu-west-1"
+    assert [c for c in calls if "put-parameter" in c] == [put]  # never --overwrite; web's tag exists already
+    svc = next(i for i, c in enumerate(calls) if c.startswith("cloudformation deploy --stack-name shop-prod-svc-api "))
+    assert calls.index(put) == svc - 1  # right before its stack, once the stacks before it are up
+
+
+def test_a_tag_not_in_ecr_stops_before_any_stack(written: Path, tmp_path: Path) -> None:
+    status, calls, err = run_script(
+        written / "prod" / "deploy.sh", tmp_path, FAKE_ACCOUNT="333333333333", FAKE_MISSING=API_TAG,
+        IMAGE_TAG="nope1", FAKE_ABSENT="imageTag=nope1",
+    )  # fmt: skip
+    assert status == 1 and deployed(calls) == [] and not [c for c in calls if "put-parameter" in c]
+    assert "the image shop/api:nope1 is not in ECR (account 444444444444, eu-west-1)" in err
+
+
+def test_review_without_tags_skips_the_services_never_deployed(written: Path, tmp_path: Path) -> None:
+    script = written / "prod" / "deploy.sh"
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("AWS")}
+    status, calls, _ = run_script(script, tmp_path, "--review", FAKE_ACCOUNT="333333333333", FAKE_MISSING=API_TAG)
+    assert status == 0
+    stacks = [s["name"] for s in own_stacks(written / "prod")]
+    assert deployed(calls) == [s for s in stacks if s != "shop-prod-svc-api"]
+    assert not [c for c in calls if "put-parameter" in c or "ecr " in c]  # a review changes nothing
+    out = subprocess.run(
+        [str(script), "--review"], capture_output=True, text=True, check=False,
+        env={**environ, "PATH": f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}",
+             "FAKE_AWS_LOG": str(tmp_path / "again.log"), "FAKE_ACCOUNT": "333333333333", "FAKE_MISSING": API_TAG},
+    ).stdout  # fmt: skip
+    assert f"    skipped: {API_TAG} does not exist yet, so there is no change set to review" in out
+
+
+def test_a_stack_in_rollback_complete_stops_everything_with_the_command_that_clears_it(
+    written: Path, tmp_path: Path
+) -> None:
+    status, calls, err = run_script(
+        written / "prod" / "deploy.sh", tmp_path, FAKE_ACCOUNT="333333333333", FAKE_ROLLBACK="other shop-prod-data"
+    )
+    assert status == 1 and deployed(calls) == []
+    assert "deploy.sh: shop-prod-data (eu-west-1) is in ROLLBACK_COMPLETE" in err
+    assert "  aws cloudformation delete-stack --stack-name shop-prod-data --region eu-west-1" in err
+    assert "shop-prod-data-" not in err  # the match is by whole name
+
+
+@pytest.mark.parametrize(
+    ("absent", "message"),
+    [
+        ("payment-AbC123", "the secret arn:aws:secretsmanager:eu-west-1:333333333333:secret:shop/api/payment-AbC123, "
+         "which shop-prod-svc-api reads, does not exist"),
+        ("certificate/33333333-3333-3333-3333-333333333334", "which shop-prod-edge uses, does not exist"),
+    ],
+)  # fmt: skip
+def test_a_missing_secret_or_certificate_stops_before_any_stack(
+    written: Path, tmp_path: Path, absent: str, message: str
+) -> None:
+    status, calls, err = run_script(
+        written / "prod" / "deploy.sh", tmp_path, FAKE_ACCOUNT="333333333333", FAKE_ABSENT=absent
+    )
+    assert status == 1 and deployed(calls) == []
+    assert message in err
+
+
+def test_an_empty_cross_region_output_is_not_passed_on(written: Path, tmp_path: Path) -> None:
+    status, calls, err = run_script(
+        written / "prod" / "deploy.sh", tmp_path, FAKE_ACCOUNT="333333333333", FAKE_NO_OUTPUT="1"
+    )
+    assert status == 1
+    assert not [c for c in calls if "=None" in c or re.search(r"\w=( |$)", c)]
+    assert re.search(r"deploy.sh: \S+ \(\S+\) has no output \w+, which shop-prod-\S+ needs as \w+", err), err

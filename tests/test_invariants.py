@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ from cfnlint.decode import decode_str
 from cfnlint.schema import PROVIDER_SCHEMA_MANAGER
 from conftest import ALL_CASES, ENVIRONMENTS, SETTINGS, Generated, all_stacks, generate, resources, stack_of, walk
 
-from infra_templates import iam_analysis
+from infra_templates import diagram, iam_analysis
 from infra_templates.handover import FILES as HANDOVER_FILES
 from infra_templates.render import RESOURCE_KEY_ORDER, SECTION_ORDER
 
@@ -198,8 +199,12 @@ def test_output_is_byte_identical_across_runs_and_hash_seeds(tmp_path: Path, gen
     runbooks = sum(1 for e in ENVIRONMENTS if (SETTINGS / f"{e}.yaml").read_text().count("\ndr:"))
     release_files = len([p for p in first if p.startswith("delivery/")])
     assert release_files
-    # + a manifest, a guide and a script per folder, the DR environment's runbook, the release files
-    assert len(first) - release_files == 2 * len(ALL_CASES) + folders * (1 + len(HANDOVER_FILES)) + runbooks
+    # + a manifest, a guide and a script per folder, its diagrams (the build draws them: DOT, and SVG
+    # and PNG where Graphviz's dot is installed), the DR environment's runbook, the release files
+    diagrams = len(diagram.FILES) if shutil.which("dot") else 1
+    assert len(first) - release_files == (
+        2 * len(ALL_CASES) + folders * (1 + len(HANDOVER_FILES) + diagrams) + runbooks
+    )
     assert first == second
 
 

@@ -12,9 +12,16 @@ is replaced, since its physical ID changes. Deleting or replacing a resource of 
 
 It knows no layers: stacks are matched by stack name, resources by logical ID.
 
-Limits: properties whose replacement depends on the value (CloudFormation's "conditional"
-replacement) and values only known at deploy time (an ``Fn::ImportValue`` whose export changed)
-are not predicted; a change set (``deploy.sh --review``) is the final word.
+A conditional create-only property (the schema's ``conditionalCreateOnlyProperties``) replaces the
+resource when the value alone decides (:data:`DECIDED_CONDITIONAL`, e.g. a cluster's ``Engine``);
+the others are reported as "may replace". Each stack ends with a verdict (:attr:`StackDiff.verdict`):
+``in place``, ``replaces X (stateful)``, or ``cannot deploy: ...`` (an export other stacks import
+changed or removed, a change UpdateService refuses on a CODE_DEPLOY service, a replacement of a
+custom-named resource). Values are shown whole where cutting could hide a change (lists, objects,
+IAM policies).
+
+Limits: values only known at deploy time (an ``Fn::ImportValue`` whose export changed) are not
+predicted; a change set (``deploy.sh --review``) is the final word.
 """
 
 from __future__ import annotations
@@ -62,6 +69,8 @@ class Change:
     type: str = ""  # resource type (the new one when it changed)
     details: tuple[str, ...] = ()  # what changed: "Properties.CidrBlock: '10.0.0.0/16' -> '10.1.0.0/16'"
     replacement: tuple[str, ...] = ()  # why CloudFormation would replace the resource; empty: in place
+    maybe: tuple[str, ...] = ()  # conditional create-only properties that change: may replace it
+    named: str = ""  # the custom name it keeps, if replaced: CloudFormation cannot replace it
 
 
 @dataclass(frozen=True)
@@ -77,6 +86,34 @@ class StackDiff:
     @property
     def changed(self) -> bool:
         return self.action != "modify" or bool(self.changes)
+
+    @property
+    def verdict(self) -> str:
+        """One line: ``in place``, ``replaces X (stateful)``, ``cannot deploy: ...``, or what a new or
+        removed stack does."""
+        if self.action == "add":
+            return f"creates the stack ({self.resource_count} resources)"
+        if self.action == "remove":
+            return f"deletes the stack ({self.resource_count} resources), unless you keep it"
+        blocked = [r.removeprefix("REFUSED: ").split(";")[0] for r in self.refusals]
+        blocked += [d for c in self.changes for d in c.details if "CloudFormation refuses to" in d]
+        blocked += [
+            f"{c.key} ({c.type}) would be replaced but keeps its custom name {c.named} (CloudFormation cannot "
+            'replace a custom-named resource: CloudFormation Template Reference, "CloudFormation resource '
+            'custom naming"); give it a new name'
+            for c in self.changes
+            if c.replacement and c.named
+        ]
+        if blocked:
+            return "cannot deploy: " + "; ".join(blocked)
+        replaced = [
+            f"{c.key}{' (stateful)' if c.type in STATEFUL_TYPES else ''}"
+            for c in self.changes
+            if c.section == "Resources" and c.replacement
+        ]
+        maybe = [f"{c.key} ({', '.join(c.maybe)})" for c in self.changes if c.maybe and not c.replacement]
+        text = ("replaces " + ", ".join(replaced)) if replaced else "in place" if self.changes else "no changes"
+        return text + (f"; may replace {', '.join(maybe)}: the change set decides" if maybe else "")
 
 
 @dataclass
@@ -166,7 +203,13 @@ def _diff_stack(old: StackTemplate, new: StackTemplate, importers: Mapping[str, 
     for logical_id in dict.fromkeys(in_order):
         change = work.changes[logical_id]
         why = tuple(work.replaced.get(logical_id, ()))
-        changes.append(dataclasses.replace(change, replacement=why))
+        maybe: tuple[str, ...] = ()
+        named = ""
+        if change.action == "modify" and logical_id in old_resources:
+            maybe = tuple(_maybe_replaced(region, old_resources[logical_id], new_resources[logical_id]))
+            if why:
+                named = _custom_name(region, old_resources[logical_id], new_resources[logical_id])
+        changes.append(dataclasses.replace(change, replacement=why, maybe=maybe, named=named))
         if change.action == "remove" and change.type in STATEFUL_TYPES:
             warnings.append(_warn("DELETES", new.name, logical_id, old_resources[logical_id], _gone(change, work)))
         elif why and old_resources[logical_id].get("Type") in STATEFUL_TYPES:
@@ -272,14 +315,50 @@ def create_only_properties(region: str, type_: str) -> tuple[str, ...]:
     return tuple(schema.get("createOnlyProperties", ()))
 
 
+# Conditional create-only properties (the schema's conditionalCreateOnlyProperties) whose change
+# replaces the resource whenever the value differs, as the CloudFormation Template Reference says
+# for them: AWS::RDS::DBCluster Engine and MasterUsername ("Update requires: Replacement"). Other
+# conditional ones depend on more than the value: the diff says "may replace", the change set decides.
+DECIDED_CONDITIONAL = {
+    ("AWS::RDS::DBCluster", "/properties/Engine"),
+    ("AWS::RDS::DBCluster", "/properties/MasterUsername"),
+}
+
+
+@functools.cache
+def conditional_create_only_properties(region: str, type_: str) -> tuple[str, ...]:
+    """JSON pointers of the properties whose change may replace a resource, depending on the change."""
+    try:
+        schema = resource_schema(region, type_)
+    except KeyError:
+        return ()
+    return tuple(schema.get("conditionalCreateOnlyProperties", ()))
+
+
 def _replacement_reasons(region: str, old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
     if old.get("Type") != new.get("Type"):
         return [f"Type changes from {old.get('Type')} to {new.get('Type')}"]
     reasons = []
-    for pointer in create_only_properties(region, new.get("Type", "")):
-        if _at_pointer(old.get("Properties", {}), pointer) != _at_pointer(new.get("Properties", {}), pointer):
+    type_ = new.get("Type", "")
+    before, after = old.get("Properties", {}), new.get("Properties", {})
+    for pointer in create_only_properties(region, type_):
+        if _at_pointer(before, pointer) != _at_pointer(after, pointer):
             reasons.append(f"{_pointer_name(pointer)} is create-only")
+    for pointer in conditional_create_only_properties(region, type_):
+        if (type_, pointer) in DECIDED_CONDITIONAL and _at_pointer(before, pointer) != _at_pointer(after, pointer):
+            reasons.append(f"{_pointer_name(pointer)} changes, which replaces it")
     return reasons
+
+
+def _maybe_replaced(region: str, old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
+    """Conditional create-only properties that change, where the value alone does not decide."""
+    type_ = new.get("Type", "")
+    before, after = old.get("Properties", {}), new.get("Properties", {})
+    return [
+        _pointer_name(pointer)
+        for pointer in conditional_create_only_properties(region, type_)
+        if (type_, pointer) not in DECIDED_CONDITIONAL and _at_pointer(before, pointer) != _at_pointer(after, pointer)
+    ]
 
 
 def _cascade(
@@ -302,6 +381,25 @@ def _cascade(
                     )
                     settled = False
                     break
+
+
+def _custom_name(region: str, old: Mapping[str, Any], new: Mapping[str, Any]) -> str:
+    """The custom name a replaced resource keeps: its type's create-only name property (``QueueName``
+    of a Queue, ``DBClusterIdentifier`` of a DBCluster, ``Name``) given the same literal before and
+    after; else ``""``."""
+    type_ = str(new.get("Type", ""))
+    if old.get("Type") != type_:
+        return ""
+    kind = type_.rsplit("::", 1)[-1]
+    candidates = {f"/properties/{kind}Name", f"/properties/{kind}Identifier", "/properties/Name"}
+    for pointer in create_only_properties(region, type_):
+        if pointer not in candidates:
+            continue
+        name = pointer.split("/")[-1]
+        before = old.get("Properties", {}).get(name)
+        if isinstance(before, str) and before == new.get("Properties", {}).get(name):
+            return before
+    return ""
 
 
 def _pointer_name(pointer: str) -> str:
@@ -438,7 +536,10 @@ _ABSENT = object()
 
 def _details(old: Any, new: Any, path: str) -> tuple[str, ...]:
     found = list(_differences(old, new, path))
-    shown = [f"{where or '(value)'}: {_show(before)} -> {_show(after)}" for where, before, after in found[:MAX_DETAILS]]
+    shown = [
+        f"{where or '(value)'}: {_show(before, where)} -> {_show(after, where)}"
+        for where, before, after in found[:MAX_DETAILS]
+    ]
     if len(found) > MAX_DETAILS:
         shown.append(f"... and {len(found) - MAX_DETAILS} more")
     return tuple(shown)
@@ -457,11 +558,15 @@ def _differences(old: Any, new: Any, path: str) -> Iterator[tuple[str, Any, Any]
         yield path, old, new
 
 
-def _show(value: Any) -> str:
+def _show(value: Any, path: str = "") -> str:
+    """A value as JSON; long plain strings cut to MAX_VALUE, never lists, objects or anything of an
+    IAM policy (a removed principal must show)."""
     if value is _ABSENT:
         return "(absent)"
-    text = json.dumps(value, ensure_ascii=False) if not isinstance(value, str) else repr(value)
-    return text if len(text) <= MAX_VALUE else text[: MAX_VALUE - 3] + "..."
+    text = json.dumps(value, ensure_ascii=False, sort_keys=True) if not isinstance(value, str) else repr(value)
+    if isinstance(value, (list, dict)) or "Polic" in path or len(text) <= MAX_VALUE:
+        return text
+    return text[: MAX_VALUE - 3] + "..."
 
 
 def report(label: str, diffs: Sequence[StackDiff]) -> list[str]:
@@ -502,4 +607,6 @@ def report(label: str, diffs: Sequence[StackDiff]) -> list[str]:
             lines.extend(f"        {detail}" for detail in change.details)
     lines.extend(warning for stack in changed for warning in stack.warnings)
     lines.extend(refusal for stack in changed for refusal in stack.refusals)
+    lines.append("Verdict, per stack:")
+    lines.extend(f"  {stack.name}: {stack.verdict}" for stack in changed)
     return lines

@@ -16,7 +16,14 @@ deployed whole before the other. Deploying an unchanged stack again changes noth
 - termination protection: on for a stack that holds a resource of a stateful type or one whose
   DeletionPolicy keeps it (Retain, Snapshot);
 - parameters without a default: read by the script from an environment variable named after the
-  parameter (``ImageTag`` -> ``IMAGE_TAG``), all checked before the first stack is touched.
+  parameter (``ImageTag`` -> ``IMAGE_TAG``), all checked before the first stack is touched;
+- a service's image tag read from SSM (``/<project>/<env>/<service>/image-tag``): on a first deployment
+  the parameter does not exist, so the script creates it, right before the stack, from
+  ``IMAGE_TAG_<SERVICE>`` (or ``IMAGE_TAG``) once ECR holds that image; it never overwrites one
+  (``put-parameter`` without ``--overwrite``: that would roll a release back);
+- pre-flight checks before any stack: no stack in ``ROLLBACK_COMPLETE`` (CloudFormation User Guide,
+  "Stack status codes": such a stack can only be deleted; the script prints the ``delete-stack``
+  command), the referenced Secrets Manager secrets, SSM parameters and ACM certificates exist.
 """
 
 from __future__ import annotations
@@ -71,6 +78,25 @@ class Output:
 
 
 @dataclass(frozen=True)
+class ImageTag:
+    """A service stack's image tag kept in SSM: the parameter, the variable a first tag comes from,
+    and the ECR image it names (``None`` where the template's image is not an ECR URI)."""
+
+    parameter: str  # /shop/prod/api/image-tag
+    service: str  # api
+    registry: tuple[str, str, str] | None  # (account, region, repository)
+
+    @property
+    def variable(self) -> str:
+        """``IMAGE_TAG_API``: the tag of this service only (``IMAGE_TAG`` gives every service's)."""
+        return "IMAGE_TAG_" + re.sub(r"[^A-Za-z0-9]", "_", self.service).upper()
+
+    @property
+    def slug(self) -> str:
+        return re.sub(r"[^A-Za-z0-9]", "_", self.service).lower()
+
+
+@dataclass(frozen=True)
 class StackPlan:
     """How to deploy one stack: everything DEPLOY.md and deploy.sh say about it."""
 
@@ -88,6 +114,9 @@ class StackPlan:
     parameters: tuple[Parameter, ...]
     outputs: tuple[Output, ...]
     partner: str | None = None  # the DR pair's other environment it belongs to, if deployed from here
+    image_tag: ImageTag | None = None  # the SSM parameter its image tag is read from, if any
+    secrets: tuple[tuple[str, str], ...] = ()  # ("secretsmanager" | "ssm", secret ARN | parameter name)
+    certificates: tuple[str, ...] = ()  # ACM certificate ARNs it names
 
     @property
     def deployed_here(self) -> bool:
@@ -162,6 +191,77 @@ def _outputs(body: Mapping[str, Any]) -> tuple[Output, ...]:
     )
 
 
+_PSEUDO = {"${AWS::Partition}": "aws", "${AWS::URLSuffix}": "amazonaws.com"}
+_ECR_IMAGE = re.compile(
+    r"^(?P<account>\d{12})\.dkr\.ecr\.(?P<region>[a-z0-9-]+)\.amazonaws\.com/(?P<repo>[^:]+):\$\{ImageTag\}$"
+)
+_SECRET_ARN = re.compile(r"^(?P<arn>arn:aws:secretsmanager:[a-z0-9-]+:\d{12}:secret:[^:]+)")
+_PARAMETER_ARN = re.compile(r"^arn:aws:ssm:[a-z0-9-]+:\d{12}:parameter(?P<name>/\S+)$")
+_CERTIFICATE_ARN = re.compile(r"^arn:aws:acm:[a-z0-9-]+:\d{12}:certificate/[0-9a-f-]+$")
+
+
+def _literal(value: Any, region: str, account: str) -> str | None:
+    """A string or a ``Fn::Sub`` of pseudo parameters only, resolved; else ``None``."""
+    if isinstance(value, dict) and set(value) == {"Fn::Sub"} and isinstance(value["Fn::Sub"], str):
+        value = value["Fn::Sub"]
+    if not isinstance(value, str):
+        return None
+    for name, resolved in {**_PSEUDO, "${AWS::Region}": region, "${AWS::AccountId}": account}.items():
+        value = value.replace(name, resolved)
+    return value
+
+
+def _strings(node: Any) -> list[Any]:
+    """Every value under ``node`` that may be a literal: strings and ``Fn::Sub`` of one string."""
+    if isinstance(node, dict):
+        if set(node) == {"Fn::Sub"}:
+            return [node]
+        return [v for child in node.values() for v in _strings(child)]
+    if isinstance(node, list):
+        return [v for child in node for v in _strings(child)]
+    return [node] if isinstance(node, str) else []
+
+
+def _image_tag(body: Mapping[str, Any], region: str, account: str) -> ImageTag | None:
+    spec = body.get("Parameters", {}).get("ImageTag")
+    if not spec or not str(spec.get("Type", "")).startswith("AWS::SSM::Parameter::Value<"):
+        return None
+    parameter = str(spec.get("Default", ""))
+    if not parameter.startswith("/"):
+        return None
+    registry = None
+    for resource in body.get("Resources", {}).values():
+        if resource.get("Type") != "AWS::ECS::TaskDefinition":
+            continue
+        for container in resource.get("Properties", {}).get("ContainerDefinitions", []):
+            image = _ECR_IMAGE.match(_literal(container.get("Image"), region, account) or "")
+            if image and registry is None:
+                registry = (image["account"], image["region"], image["repo"])
+    return ImageTag(parameter, parameter.rstrip("/").split("/")[-2], registry)
+
+
+def _secrets(body: Mapping[str, Any], region: str, account: str) -> tuple[tuple[str, str], ...]:
+    """The Secrets Manager secrets and SSM parameters the containers name by literal ARN (ECS
+    Developer Guide, "Pass sensitive data to an Amazon ECS container": ``valueFrom``)."""
+    found: dict[tuple[str, str], None] = {}
+    for resource in body.get("Resources", {}).values():
+        if resource.get("Type") != "AWS::ECS::TaskDefinition":
+            continue
+        for container in resource.get("Properties", {}).get("ContainerDefinitions", []):
+            for secret in container.get("Secrets", []):
+                arn = _literal(secret.get("ValueFrom"), region, account) or ""
+                if match := _SECRET_ARN.match(arn):
+                    found[("secretsmanager", match["arn"])] = None
+                elif match := _PARAMETER_ARN.match(arn):
+                    found[("ssm", match["name"])] = None
+    return tuple(found)
+
+
+def _certificates(body: Mapping[str, Any], region: str, account: str) -> tuple[str, ...]:
+    found = (_literal(v, region, account) for v in _strings(body.get("Resources", {})))
+    return tuple(dict.fromkeys(v for v in found if v and _CERTIFICATE_ARN.match(v)))
+
+
 def _source_region(given: Mapping[str, str], region_of: Mapping[str, str], reader: str) -> str:
     """Where the stack a parameter is read from lives: as the template recorded it, else as the
     manifest lists it. Never a guess: a read in the wrong region stops the script half-way."""
@@ -212,6 +312,9 @@ def plan(manifest: Mapping[str, Any], templates: Mapping[str, Mapping[str, Any]]
                 parameters=_parameters(body, sources),
                 outputs=_outputs(body),
                 partner=partner,
+                image_tag=_image_tag(body, stack["region"], str(manifest["account_id"])),
+                secrets=_secrets(body, stack["region"], str(manifest["account_id"])),
+                certificates=_certificates(body, stack["region"], str(manifest["account_id"])),
             )
         )
     _check_variables([p for p in plans if p.deployed_here])
@@ -394,6 +497,7 @@ def deploy_script(context: Handover) -> str:
     if context.shared:
         names = ", ".join(f"{s.name} ({s.elsewhere}/deploy.sh)" for s in context.shared)
         out.append(f'echo "Assumes the shared stacks are up: {names}"')
+    out += _preflight(context)
     for stack in own:
         overrides = [f'"{p.name}=${{{p.variable}:?set {p.variable}}}"' for p in stack.required]
         overrides += [f'"{p.name}=${p.variable.lower()}"' for p in stack.sourced]
@@ -403,16 +507,46 @@ def deploy_script(context: Handover) -> str:
             "",
             f"# {stack.order}/{len(own)} {stack.name}",
             f'echo "==> {stack.order}/{len(own)} {stack.name} ({stack.region})"',
+            *([f"skip_{stack.order}=false"] if stack.sourced or stack.image_tag else []),
         ]
+        skips = []
         for p in stack.sourced:
             assert p.source is not None
             source, output, region = p.source
+            var = p.variable.lower()
             out += [
                 f"# {p.name} is an output of {source} in {region}: ImportValue cannot cross regions.",
-                f'{p.variable.lower()}="$(aws cloudformation describe-stacks \\',
+                f'{var}="$(aws cloudformation describe-stacks \\',
                 f"  --stack-name {q(source)} --region {q(region)} \\",
-                f'  --query "Stacks[0].Outputs[?OutputKey==\'{output}\'].OutputValue" --output text)"',
+                f'  --query "Stacks[0].Outputs[?OutputKey==\'{output}\'].OutputValue" --output text || true)"',
+                f'if [[ -z "${var}" || "${var}" == None ]]; then',
+                '  if [[ "$review" == true ]]; then',
+                f'    echo "    skipped: {source} ({region}) has no output {output} yet (deploy it first)"',
+                f"    skip_{stack.order}=true",
+                "  else",
+                f'    echo "deploy.sh: {source} ({region}) has no output {output}, which {stack.name} needs as '
+                f'{p.name}: deploy {source} first" >&2',
+                "    exit 1",
+                "  fi",
+                "fi",
             ]
+            skips.append(f"skip_{stack.order}")
+        tag = stack.image_tag
+        if tag is not None:
+            out += [
+                f'if [[ "$missing_tag_{tag.slug}" != 0 && "$review" == true ]]; then',
+                f'  echo "    skipped: {tag.parameter} does not exist yet, so there is no change set to review '
+                f'(give {tag.variable} and run without --review)"',
+                f"  skip_{stack.order}=true",
+                f'elif [[ "$missing_tag_{tag.slug}" != 0 ]]; then',
+                f'  echo "    first deployment: {tag.parameter} = ${tag.variable}"',
+                f'  aws ssm put-parameter --name {q(tag.parameter)} --type String --value "${tag.variable}" '
+                f"--region {q(stack.region)} >/dev/null",
+                "fi",
+            ]
+            skips.append(f"skip_{stack.order}")
+        if skips:
+            out.append(f'if [[ "$skip_{stack.order}" == false ]]; then')
         out.append(" \\\n  ".join(command))
         if stack.protect:
             out += [
@@ -423,6 +557,8 @@ def deploy_script(context: Handover) -> str:
                 f'  echo "    termination protection on for {stack.name}"',
                 "fi",
             ]
+        if skips:
+            out.append("fi")
     out += [
         "",
         'if [[ "$review" == true ]]; then',
@@ -432,6 +568,109 @@ def deploy_script(context: Handover) -> str:
         "fi",
     ]
     return "\n".join(out) + "\n"
+
+
+def _preflight(context: Handover) -> list[str]:
+    """The checks before any stack: what would otherwise stop the deployment half-way."""
+    q = shlex.quote
+    own = context.own
+    out = [
+        "",
+        "# Pre-flight, before any stack: what would stop the deployment half-way is found now.",
+        "failed=false",
+        "# A stack whose first create failed is left in ROLLBACK_COMPLETE and can only be deleted",
+        '# (CloudFormation User Guide, "Stack status codes").',
+    ]
+    for region in dict.fromkeys(s.region for s in own):
+        var = "rollback_" + re.sub(r"[^a-z0-9]", "_", region)
+        out.append(
+            f'{var}="$(aws cloudformation list-stacks --region {q(region)} --stack-status-filter ROLLBACK_COMPLETE '
+            '--query "StackSummaries[].StackName" --output text)"'
+        )
+        for stack in (s for s in own if s.region == region):
+            out += [
+                f"if [[ $'\\t'\"${var}\"$'\\t' == *$'\\t'{stack.name}$'\\t'* ]]; then",
+                "  cat >&2 <<'EOF'",
+                f"deploy.sh: {stack.name} ({region}) is in ROLLBACK_COMPLETE: its first create failed, and such a "
+                "stack can only be deleted. Delete it, then run this script again:",
+                f"  aws cloudformation delete-stack --stack-name {stack.name} --region {region}",
+                "EOF",
+                "  failed=true",
+                "fi",
+            ]
+    for stack in own:
+        tag = stack.image_tag
+        if tag is None:
+            continue
+        var = f"missing_tag_{tag.slug}"
+        out += [
+            f"# {stack.name} runs the tag held in {tag.parameter} (SSM); its first deployment creates the parameter",
+            f"# from ${tag.variable} (or $IMAGE_TAG), and never overwrites one: that would roll a release back.",
+            f'{tag.variable}="${{{tag.variable}:-${{IMAGE_TAG:-}}}}"',
+            f'{var}="$(aws ssm get-parameters --names {q(tag.parameter)} --region {q(stack.region)} '
+            '--query "length(InvalidParameters)" --output text)"',
+            f'if [[ "${var}" != 0 && "$review" == false ]]; then',
+            f'  if [[ -z "${tag.variable}" ]]; then',
+            "    cat >&2 <<'EOF'",
+            f"deploy.sh: {tag.parameter} (SSM, {stack.region}) does not exist: the first deployment of {stack.name} "
+            f"needs the image tag to run. Give it as {tag.variable}=<tag> (or IMAGE_TAG=<tag> for every service), "
+            "or create the parameter yourself:",
+            f"  aws ssm put-parameter --name {tag.parameter} --type String --value <tag> --region {stack.region}",
+            "EOF",
+            "    failed=true",
+        ]
+        if tag.registry is not None:
+            account, region, repository = tag.registry
+            out += [
+                f"  elif ! aws ecr describe-images --registry-id {account} --repository-name {q(repository)} "
+                f'--image-ids imageTag="${tag.variable}" --region {region} >/dev/null; then',
+                f'    echo "deploy.sh: the image {repository}:${tag.variable} is not in ECR (account {account}, '
+                f'{region}): push it first, or give the tag of one that is" >&2',
+                "    failed=true",
+            ]
+        out += ["  fi", "fi"]
+    secrets = dict.fromkeys((kind, name, s.region, s.name) for s in own for kind, name in s.secrets)
+    seen: set[tuple[str, str]] = set()
+    for index, (kind, name, region, owner) in enumerate(secrets, 1):
+        if (kind, name) in seen:
+            continue
+        seen.add((kind, name))
+        if kind == "secretsmanager":
+            where = name.split(":")[3]
+            out += [
+                f"if ! aws secretsmanager describe-secret --secret-id {q(name)} --region {where} >/dev/null; then",
+                f'  echo "deploy.sh: the secret {name}, which {owner} reads, does not exist: create it first" >&2',
+                "  failed=true",
+                "fi",
+            ]
+        else:
+            out += [
+                f'missing_parameter_{index}="$(aws ssm get-parameters --names {q(name)} --region {region} '
+                '--query "length(InvalidParameters)" --output text)"',
+                f'if [[ "$missing_parameter_{index}" != 0 ]]; then',
+                f'  echo "deploy.sh: the SSM parameter {name} ({region}), which {owner} reads, does not exist: '
+                'create it first" >&2',
+                "  failed=true",
+                "fi",
+            ]
+    certificates = dict.fromkeys((arn, s.name) for s in own for arn in s.certificates)
+    for arn in dict.fromkeys(a for a, _ in certificates):
+        owners = ", ".join(n for a, n in certificates if a == arn)
+        out += [
+            f"if ! aws acm describe-certificate --certificate-arn {q(arn)} "
+            f"--region {arn.split(':')[3]} >/dev/null; then",
+            f'  echo "deploy.sh: the certificate {arn}, which {owners} uses, '
+            'does not exist (or not in this account)" >&2',
+            "  failed=true",
+            "fi",
+        ]
+    out += [
+        'if [[ "$failed" == true ]]; then',
+        '  echo "deploy.sh: the pre-flight checks above failed; no stack was changed" >&2',
+        "  exit 1",
+        "fi",
+    ]
+    return out
 
 
 def _cost(manifest: Mapping[str, Any], templates: Mapping[str, Mapping[str, Any]], folder: str) -> str:
@@ -475,6 +714,25 @@ def deploy_guide(context: Handover) -> str:
     if context.required:
         out.append("- Set the values of the parameters without a default as environment variables:")
         out.extend(f"  `{variable}` for {required}" for variable, required in context.required.items())
+    tagged = [s for s in own if s.image_tag is not None]
+    if tagged:
+        out.append(
+            "- A service runs the image tag held in its SSM parameter, which the release writes. On the first "
+            "deployment it does not exist yet: give the tag to run (the image must be in ECR), and the script "
+            "creates the parameter right before the service's stack; it never overwrites one. With `--review` "
+            "such a service is skipped (no change set can resolve a missing parameter):"
+        )
+        out.extend(
+            f"  `{s.image_tag.variable}` (or `IMAGE_TAG` for every service) for `{s.image_tag.parameter}`, "
+            f"used by `{s.name}`"
+            for s in tagged
+            if s.image_tag is not None
+        )
+    out.append(
+        "- Before any stack the script checks that no stack of this folder is in `ROLLBACK_COMPLETE` (a failed first "
+        "create, which CloudFormation can only delete; it prints the `delete-stack` command), and that the secrets, "
+        "SSM parameters and certificates the templates name exist."
+    )
     out += [
         "",
         "## The short way: the script",

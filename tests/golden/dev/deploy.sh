@@ -43,6 +43,146 @@ if [[ "$account" != 111111111111 ]]; then
 fi
 echo "Assumes the shared stacks are up: shop-registry (../project/deploy.sh), shop-registry-api (../project/deploy.sh), shop-registry-web (../project/deploy.sh), shop-registry-replica-eu-central-1 (../project/deploy.sh), shop-registry-replication (../project/deploy.sh), shop-delivery (../project/deploy.sh), shop-delivery-artifacts-eu-central-1 (../project/deploy.sh), shop-delivery-artifacts-us-east-1 (../project/deploy.sh), shop-delivery-api (../project/deploy.sh), shop-delivery-web (../project/deploy.sh), shop-delivery-infrastructure (../project/deploy.sh)"
 
+# Pre-flight, before any stack: what would stop the deployment half-way is found now.
+failed=false
+# A stack whose first create failed is left in ROLLBACK_COMPLETE and can only be deleted
+# (CloudFormation User Guide, "Stack status codes").
+rollback_eu_west_1="$(aws cloudformation list-stacks --region eu-west-1 --stack-status-filter ROLLBACK_COMPLETE --query "StackSummaries[].StackName" --output text)"
+if [[ $'\t'"$rollback_eu_west_1"$'\t' == *$'\t'shop-dev-deployer$'\t'* ]]; then
+  cat >&2 <<'EOF'
+deploy.sh: shop-dev-deployer (eu-west-1) is in ROLLBACK_COMPLETE: its first create failed, and such a stack can only be deleted. Delete it, then run this script again:
+  aws cloudformation delete-stack --stack-name shop-dev-deployer --region eu-west-1
+EOF
+  failed=true
+fi
+if [[ $'\t'"$rollback_eu_west_1"$'\t' == *$'\t'shop-dev-keys$'\t'* ]]; then
+  cat >&2 <<'EOF'
+deploy.sh: shop-dev-keys (eu-west-1) is in ROLLBACK_COMPLETE: its first create failed, and such a stack can only be deleted. Delete it, then run this script again:
+  aws cloudformation delete-stack --stack-name shop-dev-keys --region eu-west-1
+EOF
+  failed=true
+fi
+if [[ $'\t'"$rollback_eu_west_1"$'\t' == *$'\t'shop-dev-network$'\t'* ]]; then
+  cat >&2 <<'EOF'
+deploy.sh: shop-dev-network (eu-west-1) is in ROLLBACK_COMPLETE: its first create failed, and such a stack can only be deleted. Delete it, then run this script again:
+  aws cloudformation delete-stack --stack-name shop-dev-network --region eu-west-1
+EOF
+  failed=true
+fi
+if [[ $'\t'"$rollback_eu_west_1"$'\t' == *$'\t'shop-dev-security$'\t'* ]]; then
+  cat >&2 <<'EOF'
+deploy.sh: shop-dev-security (eu-west-1) is in ROLLBACK_COMPLETE: its first create failed, and such a stack can only be deleted. Delete it, then run this script again:
+  aws cloudformation delete-stack --stack-name shop-dev-security --region eu-west-1
+EOF
+  failed=true
+fi
+if [[ $'\t'"$rollback_eu_west_1"$'\t' == *$'\t'shop-dev-data$'\t'* ]]; then
+  cat >&2 <<'EOF'
+deploy.sh: shop-dev-data (eu-west-1) is in ROLLBACK_COMPLETE: its first create failed, and such a stack can only be deleted. Delete it, then run this script again:
+  aws cloudformation delete-stack --stack-name shop-dev-data --region eu-west-1
+EOF
+  failed=true
+fi
+if [[ $'\t'"$rollback_eu_west_1"$'\t' == *$'\t'shop-dev-platform$'\t'* ]]; then
+  cat >&2 <<'EOF'
+deploy.sh: shop-dev-platform (eu-west-1) is in ROLLBACK_COMPLETE: its first create failed, and such a stack can only be deleted. Delete it, then run this script again:
+  aws cloudformation delete-stack --stack-name shop-dev-platform --region eu-west-1
+EOF
+  failed=true
+fi
+if [[ $'\t'"$rollback_eu_west_1"$'\t' == *$'\t'shop-dev-edge$'\t'* ]]; then
+  cat >&2 <<'EOF'
+deploy.sh: shop-dev-edge (eu-west-1) is in ROLLBACK_COMPLETE: its first create failed, and such a stack can only be deleted. Delete it, then run this script again:
+  aws cloudformation delete-stack --stack-name shop-dev-edge --region eu-west-1
+EOF
+  failed=true
+fi
+if [[ $'\t'"$rollback_eu_west_1"$'\t' == *$'\t'shop-dev-monitoring$'\t'* ]]; then
+  cat >&2 <<'EOF'
+deploy.sh: shop-dev-monitoring (eu-west-1) is in ROLLBACK_COMPLETE: its first create failed, and such a stack can only be deleted. Delete it, then run this script again:
+  aws cloudformation delete-stack --stack-name shop-dev-monitoring --region eu-west-1
+EOF
+  failed=true
+fi
+if [[ $'\t'"$rollback_eu_west_1"$'\t' == *$'\t'shop-dev-dashboard$'\t'* ]]; then
+  cat >&2 <<'EOF'
+deploy.sh: shop-dev-dashboard (eu-west-1) is in ROLLBACK_COMPLETE: its first create failed, and such a stack can only be deleted. Delete it, then run this script again:
+  aws cloudformation delete-stack --stack-name shop-dev-dashboard --region eu-west-1
+EOF
+  failed=true
+fi
+if [[ $'\t'"$rollback_eu_west_1"$'\t' == *$'\t'shop-dev-svc-api$'\t'* ]]; then
+  cat >&2 <<'EOF'
+deploy.sh: shop-dev-svc-api (eu-west-1) is in ROLLBACK_COMPLETE: its first create failed, and such a stack can only be deleted. Delete it, then run this script again:
+  aws cloudformation delete-stack --stack-name shop-dev-svc-api --region eu-west-1
+EOF
+  failed=true
+fi
+if [[ $'\t'"$rollback_eu_west_1"$'\t' == *$'\t'shop-dev-svc-web$'\t'* ]]; then
+  cat >&2 <<'EOF'
+deploy.sh: shop-dev-svc-web (eu-west-1) is in ROLLBACK_COMPLETE: its first create failed, and such a stack can only be deleted. Delete it, then run this script again:
+  aws cloudformation delete-stack --stack-name shop-dev-svc-web --region eu-west-1
+EOF
+  failed=true
+fi
+rollback_us_east_1="$(aws cloudformation list-stacks --region us-east-1 --stack-status-filter ROLLBACK_COMPLETE --query "StackSummaries[].StackName" --output text)"
+if [[ $'\t'"$rollback_us_east_1"$'\t' == *$'\t'shop-dev-edge-alarms$'\t'* ]]; then
+  cat >&2 <<'EOF'
+deploy.sh: shop-dev-edge-alarms (us-east-1) is in ROLLBACK_COMPLETE: its first create failed, and such a stack can only be deleted. Delete it, then run this script again:
+  aws cloudformation delete-stack --stack-name shop-dev-edge-alarms --region us-east-1
+EOF
+  failed=true
+fi
+# shop-dev-svc-api runs the tag held in /shop/dev/api/image-tag (SSM); its first deployment creates the parameter
+# from $IMAGE_TAG_API (or $IMAGE_TAG), and never overwrites one: that would roll a release back.
+IMAGE_TAG_API="${IMAGE_TAG_API:-${IMAGE_TAG:-}}"
+missing_tag_api="$(aws ssm get-parameters --names /shop/dev/api/image-tag --region eu-west-1 --query "length(InvalidParameters)" --output text)"
+if [[ "$missing_tag_api" != 0 && "$review" == false ]]; then
+  if [[ -z "$IMAGE_TAG_API" ]]; then
+    cat >&2 <<'EOF'
+deploy.sh: /shop/dev/api/image-tag (SSM, eu-west-1) does not exist: the first deployment of shop-dev-svc-api needs the image tag to run. Give it as IMAGE_TAG_API=<tag> (or IMAGE_TAG=<tag> for every service), or create the parameter yourself:
+  aws ssm put-parameter --name /shop/dev/api/image-tag --type String --value <tag> --region eu-west-1
+EOF
+    failed=true
+  elif ! aws ecr describe-images --registry-id 444444444444 --repository-name shop/api --image-ids imageTag="$IMAGE_TAG_API" --region eu-west-1 >/dev/null; then
+    echo "deploy.sh: the image shop/api:$IMAGE_TAG_API is not in ECR (account 444444444444, eu-west-1): push it first, or give the tag of one that is" >&2
+    failed=true
+  fi
+fi
+# shop-dev-svc-web runs the tag held in /shop/dev/web/image-tag (SSM); its first deployment creates the parameter
+# from $IMAGE_TAG_WEB (or $IMAGE_TAG), and never overwrites one: that would roll a release back.
+IMAGE_TAG_WEB="${IMAGE_TAG_WEB:-${IMAGE_TAG:-}}"
+missing_tag_web="$(aws ssm get-parameters --names /shop/dev/web/image-tag --region eu-west-1 --query "length(InvalidParameters)" --output text)"
+if [[ "$missing_tag_web" != 0 && "$review" == false ]]; then
+  if [[ -z "$IMAGE_TAG_WEB" ]]; then
+    cat >&2 <<'EOF'
+deploy.sh: /shop/dev/web/image-tag (SSM, eu-west-1) does not exist: the first deployment of shop-dev-svc-web needs the image tag to run. Give it as IMAGE_TAG_WEB=<tag> (or IMAGE_TAG=<tag> for every service), or create the parameter yourself:
+  aws ssm put-parameter --name /shop/dev/web/image-tag --type String --value <tag> --region eu-west-1
+EOF
+    failed=true
+  elif ! aws ecr describe-images --registry-id 444444444444 --repository-name shop/web --image-ids imageTag="$IMAGE_TAG_WEB" --region eu-west-1 >/dev/null; then
+    echo "deploy.sh: the image shop/web:$IMAGE_TAG_WEB is not in ECR (account 444444444444, eu-west-1): push it first, or give the tag of one that is" >&2
+    failed=true
+  fi
+fi
+if ! aws secretsmanager describe-secret --secret-id arn:aws:secretsmanager:eu-west-1:111111111111:secret:shop/api/payment-AbC123 --region eu-west-1 >/dev/null; then
+  echo "deploy.sh: the secret arn:aws:secretsmanager:eu-west-1:111111111111:secret:shop/api/payment-AbC123, which shop-dev-svc-api reads, does not exist: create it first" >&2
+  failed=true
+fi
+missing_parameter_2="$(aws ssm get-parameters --names /shop/api/signing-key --region eu-west-1 --query "length(InvalidParameters)" --output text)"
+if [[ "$missing_parameter_2" != 0 ]]; then
+  echo "deploy.sh: the SSM parameter /shop/api/signing-key (eu-west-1), which shop-dev-svc-api reads, does not exist: create it first" >&2
+  failed=true
+fi
+if ! aws acm describe-certificate --certificate-arn arn:aws:acm:eu-west-1:111111111111:certificate/11111111-1111-1111-1111-111111111111 --region eu-west-1 >/dev/null; then
+  echo "deploy.sh: the certificate arn:aws:acm:eu-west-1:111111111111:certificate/11111111-1111-1111-1111-111111111111, which shop-dev-platform uses, does not exist (or not in this account)" >&2
+  failed=true
+fi
+if [[ "$failed" == true ]]; then
+  echo "deploy.sh: the pre-flight checks above failed; no stack was changed" >&2
+  exit 1
+fi
+
 # 1/12 shop-dev-deployer
 echo "==> 1/12 shop-dev-deployer (eu-west-1)"
 aws cloudformation deploy \
@@ -165,10 +305,21 @@ aws cloudformation deploy \
 
 # 10/12 shop-dev-edge-alarms
 echo "==> 10/12 shop-dev-edge-alarms (us-east-1)"
+skip_10=false
 # DistributionId is an output of shop-dev-edge in eu-west-1: ImportValue cannot cross regions.
 distribution_id="$(aws cloudformation describe-stacks \
   --stack-name shop-dev-edge --region eu-west-1 \
-  --query "Stacks[0].Outputs[?OutputKey=='DistributionId'].OutputValue" --output text)"
+  --query "Stacks[0].Outputs[?OutputKey=='DistributionId'].OutputValue" --output text || true)"
+if [[ -z "$distribution_id" || "$distribution_id" == None ]]; then
+  if [[ "$review" == true ]]; then
+    echo "    skipped: shop-dev-edge (eu-west-1) has no output DistributionId yet (deploy it first)"
+    skip_10=true
+  else
+    echo "deploy.sh: shop-dev-edge (eu-west-1) has no output DistributionId, which shop-dev-edge-alarms needs as DistributionId: deploy shop-dev-edge first" >&2
+    exit 1
+  fi
+fi
+if [[ "$skip_10" == false ]]; then
 aws cloudformation deploy \
   --stack-name shop-dev-edge-alarms \
   --region us-east-1 \
@@ -182,9 +333,19 @@ if [[ "$review" == false ]]; then
     --stack-name shop-dev-edge-alarms --region us-east-1 >/dev/null
   echo "    termination protection on for shop-dev-edge-alarms"
 fi
+fi
 
 # 11/12 shop-dev-svc-api
 echo "==> 11/12 shop-dev-svc-api (eu-west-1)"
+skip_11=false
+if [[ "$missing_tag_api" != 0 && "$review" == true ]]; then
+  echo "    skipped: /shop/dev/api/image-tag does not exist yet, so there is no change set to review (give IMAGE_TAG_API and run without --review)"
+  skip_11=true
+elif [[ "$missing_tag_api" != 0 ]]; then
+  echo "    first deployment: /shop/dev/api/image-tag = $IMAGE_TAG_API"
+  aws ssm put-parameter --name /shop/dev/api/image-tag --type String --value "$IMAGE_TAG_API" --region eu-west-1 >/dev/null
+fi
+if [[ "$skip_11" == false ]]; then
 aws cloudformation deploy \
   --stack-name shop-dev-svc-api \
   --region eu-west-1 \
@@ -198,9 +359,19 @@ if [[ "$review" == false ]]; then
     --stack-name shop-dev-svc-api --region eu-west-1 >/dev/null
   echo "    termination protection on for shop-dev-svc-api"
 fi
+fi
 
 # 12/12 shop-dev-svc-web
 echo "==> 12/12 shop-dev-svc-web (eu-west-1)"
+skip_12=false
+if [[ "$missing_tag_web" != 0 && "$review" == true ]]; then
+  echo "    skipped: /shop/dev/web/image-tag does not exist yet, so there is no change set to review (give IMAGE_TAG_WEB and run without --review)"
+  skip_12=true
+elif [[ "$missing_tag_web" != 0 ]]; then
+  echo "    first deployment: /shop/dev/web/image-tag = $IMAGE_TAG_WEB"
+  aws ssm put-parameter --name /shop/dev/web/image-tag --type String --value "$IMAGE_TAG_WEB" --region eu-west-1 >/dev/null
+fi
+if [[ "$skip_12" == false ]]; then
 aws cloudformation deploy \
   --stack-name shop-dev-svc-web \
   --region eu-west-1 \
@@ -213,6 +384,7 @@ if [[ "$review" == false ]]; then
   aws cloudformation update-termination-protection --enable-termination-protection \
     --stack-name shop-dev-svc-web --region eu-west-1 >/dev/null
   echo "    termination protection on for shop-dev-svc-web"
+fi
 fi
 
 if [[ "$review" == true ]]; then

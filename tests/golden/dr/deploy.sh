@@ -44,6 +44,183 @@ if [[ "$account" != 333333333333 ]]; then
 fi
 echo "Assumes the shared stacks are up: shop-registry (../project/deploy.sh), shop-registry-api (../project/deploy.sh), shop-registry-web (../project/deploy.sh), shop-registry-replica-eu-central-1 (../project/deploy.sh), shop-registry-replication (../project/deploy.sh), shop-delivery (../project/deploy.sh), shop-delivery-artifacts-eu-central-1 (../project/deploy.sh), shop-delivery-artifacts-us-east-1 (../project/deploy.sh), shop-delivery-api (../project/deploy.sh), shop-delivery-web (../project/deploy.sh), shop-delivery-infrastructure (../project/deploy.sh)"
 
+# Pre-flight, before any stack: what would stop the deployment half-way is found now.
+failed=false
+# A stack whose first create failed is left in ROLLBACK_COMPLETE and can only be deleted
+# (CloudFormation User Guide, "Stack status codes").
+rollback_eu_central_1="$(aws cloudformation list-stacks --region eu-central-1 --stack-status-filter ROLLBACK_COMPLETE --query "StackSummaries[].StackName" --output text)"
+if [[ $'\t'"$rollback_eu_central_1"$'\t' == *$'\t'shop-dr-deployer$'\t'* ]]; then
+  cat >&2 <<'EOF'
+deploy.sh: shop-dr-deployer (eu-central-1) is in ROLLBACK_COMPLETE: its first create failed, and such a stack can only be deleted. Delete it, then run this script again:
+  aws cloudformation delete-stack --stack-name shop-dr-deployer --region eu-central-1
+EOF
+  failed=true
+fi
+if [[ $'\t'"$rollback_eu_central_1"$'\t' == *$'\t'shop-dr-keys$'\t'* ]]; then
+  cat >&2 <<'EOF'
+deploy.sh: shop-dr-keys (eu-central-1) is in ROLLBACK_COMPLETE: its first create failed, and such a stack can only be deleted. Delete it, then run this script again:
+  aws cloudformation delete-stack --stack-name shop-dr-keys --region eu-central-1
+EOF
+  failed=true
+fi
+if [[ $'\t'"$rollback_eu_central_1"$'\t' == *$'\t'shop-dr-network$'\t'* ]]; then
+  cat >&2 <<'EOF'
+deploy.sh: shop-dr-network (eu-central-1) is in ROLLBACK_COMPLETE: its first create failed, and such a stack can only be deleted. Delete it, then run this script again:
+  aws cloudformation delete-stack --stack-name shop-dr-network --region eu-central-1
+EOF
+  failed=true
+fi
+if [[ $'\t'"$rollback_eu_central_1"$'\t' == *$'\t'shop-dr-security$'\t'* ]]; then
+  cat >&2 <<'EOF'
+deploy.sh: shop-dr-security (eu-central-1) is in ROLLBACK_COMPLETE: its first create failed, and such a stack can only be deleted. Delete it, then run this script again:
+  aws cloudformation delete-stack --stack-name shop-dr-security --region eu-central-1
+EOF
+  failed=true
+fi
+if [[ $'\t'"$rollback_eu_central_1"$'\t' == *$'\t'shop-dr-data$'\t'* ]]; then
+  cat >&2 <<'EOF'
+deploy.sh: shop-dr-data (eu-central-1) is in ROLLBACK_COMPLETE: its first create failed, and such a stack can only be deleted. Delete it, then run this script again:
+  aws cloudformation delete-stack --stack-name shop-dr-data --region eu-central-1
+EOF
+  failed=true
+fi
+if [[ $'\t'"$rollback_eu_central_1"$'\t' == *$'\t'shop-dr-platform$'\t'* ]]; then
+  cat >&2 <<'EOF'
+deploy.sh: shop-dr-platform (eu-central-1) is in ROLLBACK_COMPLETE: its first create failed, and such a stack can only be deleted. Delete it, then run this script again:
+  aws cloudformation delete-stack --stack-name shop-dr-platform --region eu-central-1
+EOF
+  failed=true
+fi
+if [[ $'\t'"$rollback_eu_central_1"$'\t' == *$'\t'shop-dr-assets-replica$'\t'* ]]; then
+  cat >&2 <<'EOF'
+deploy.sh: shop-dr-assets-replica (eu-central-1) is in ROLLBACK_COMPLETE: its first create failed, and such a stack can only be deleted. Delete it, then run this script again:
+  aws cloudformation delete-stack --stack-name shop-dr-assets-replica --region eu-central-1
+EOF
+  failed=true
+fi
+if [[ $'\t'"$rollback_eu_central_1"$'\t' == *$'\t'shop-dr-edge$'\t'* ]]; then
+  cat >&2 <<'EOF'
+deploy.sh: shop-dr-edge (eu-central-1) is in ROLLBACK_COMPLETE: its first create failed, and such a stack can only be deleted. Delete it, then run this script again:
+  aws cloudformation delete-stack --stack-name shop-dr-edge --region eu-central-1
+EOF
+  failed=true
+fi
+if [[ $'\t'"$rollback_eu_central_1"$'\t' == *$'\t'shop-dr-monitoring$'\t'* ]]; then
+  cat >&2 <<'EOF'
+deploy.sh: shop-dr-monitoring (eu-central-1) is in ROLLBACK_COMPLETE: its first create failed, and such a stack can only be deleted. Delete it, then run this script again:
+  aws cloudformation delete-stack --stack-name shop-dr-monitoring --region eu-central-1
+EOF
+  failed=true
+fi
+if [[ $'\t'"$rollback_eu_central_1"$'\t' == *$'\t'shop-dr-dashboard$'\t'* ]]; then
+  cat >&2 <<'EOF'
+deploy.sh: shop-dr-dashboard (eu-central-1) is in ROLLBACK_COMPLETE: its first create failed, and such a stack can only be deleted. Delete it, then run this script again:
+  aws cloudformation delete-stack --stack-name shop-dr-dashboard --region eu-central-1
+EOF
+  failed=true
+fi
+if [[ $'\t'"$rollback_eu_central_1"$'\t' == *$'\t'shop-dr-svc-api$'\t'* ]]; then
+  cat >&2 <<'EOF'
+deploy.sh: shop-dr-svc-api (eu-central-1) is in ROLLBACK_COMPLETE: its first create failed, and such a stack can only be deleted. Delete it, then run this script again:
+  aws cloudformation delete-stack --stack-name shop-dr-svc-api --region eu-central-1
+EOF
+  failed=true
+fi
+if [[ $'\t'"$rollback_eu_central_1"$'\t' == *$'\t'shop-dr-svc-web$'\t'* ]]; then
+  cat >&2 <<'EOF'
+deploy.sh: shop-dr-svc-web (eu-central-1) is in ROLLBACK_COMPLETE: its first create failed, and such a stack can only be deleted. Delete it, then run this script again:
+  aws cloudformation delete-stack --stack-name shop-dr-svc-web --region eu-central-1
+EOF
+  failed=true
+fi
+rollback_eu_west_1="$(aws cloudformation list-stacks --region eu-west-1 --stack-status-filter ROLLBACK_COMPLETE --query "StackSummaries[].StackName" --output text)"
+if [[ $'\t'"$rollback_eu_west_1"$'\t' == *$'\t'shop-prod-data$'\t'* ]]; then
+  cat >&2 <<'EOF'
+deploy.sh: shop-prod-data (eu-west-1) is in ROLLBACK_COMPLETE: its first create failed, and such a stack can only be deleted. Delete it, then run this script again:
+  aws cloudformation delete-stack --stack-name shop-prod-data --region eu-west-1
+EOF
+  failed=true
+fi
+if [[ $'\t'"$rollback_eu_west_1"$'\t' == *$'\t'shop-prod-edge$'\t'* ]]; then
+  cat >&2 <<'EOF'
+deploy.sh: shop-prod-edge (eu-west-1) is in ROLLBACK_COMPLETE: its first create failed, and such a stack can only be deleted. Delete it, then run this script again:
+  aws cloudformation delete-stack --stack-name shop-prod-edge --region eu-west-1
+EOF
+  failed=true
+fi
+rollback_us_east_1="$(aws cloudformation list-stacks --region us-east-1 --stack-status-filter ROLLBACK_COMPLETE --query "StackSummaries[].StackName" --output text)"
+if [[ $'\t'"$rollback_us_east_1"$'\t' == *$'\t'shop-dr-edge-waf$'\t'* ]]; then
+  cat >&2 <<'EOF'
+deploy.sh: shop-dr-edge-waf (us-east-1) is in ROLLBACK_COMPLETE: its first create failed, and such a stack can only be deleted. Delete it, then run this script again:
+  aws cloudformation delete-stack --stack-name shop-dr-edge-waf --region us-east-1
+EOF
+  failed=true
+fi
+if [[ $'\t'"$rollback_us_east_1"$'\t' == *$'\t'shop-dr-edge-alarms$'\t'* ]]; then
+  cat >&2 <<'EOF'
+deploy.sh: shop-dr-edge-alarms (us-east-1) is in ROLLBACK_COMPLETE: its first create failed, and such a stack can only be deleted. Delete it, then run this script again:
+  aws cloudformation delete-stack --stack-name shop-dr-edge-alarms --region us-east-1
+EOF
+  failed=true
+fi
+# shop-dr-svc-api runs the tag held in /shop/dr/api/image-tag (SSM); its first deployment creates the parameter
+# from $IMAGE_TAG_API (or $IMAGE_TAG), and never overwrites one: that would roll a release back.
+IMAGE_TAG_API="${IMAGE_TAG_API:-${IMAGE_TAG:-}}"
+missing_tag_api="$(aws ssm get-parameters --names /shop/dr/api/image-tag --region eu-central-1 --query "length(InvalidParameters)" --output text)"
+if [[ "$missing_tag_api" != 0 && "$review" == false ]]; then
+  if [[ -z "$IMAGE_TAG_API" ]]; then
+    cat >&2 <<'EOF'
+deploy.sh: /shop/dr/api/image-tag (SSM, eu-central-1) does not exist: the first deployment of shop-dr-svc-api needs the image tag to run. Give it as IMAGE_TAG_API=<tag> (or IMAGE_TAG=<tag> for every service), or create the parameter yourself:
+  aws ssm put-parameter --name /shop/dr/api/image-tag --type String --value <tag> --region eu-central-1
+EOF
+    failed=true
+  elif ! aws ecr describe-images --registry-id 444444444444 --repository-name shop/api --image-ids imageTag="$IMAGE_TAG_API" --region eu-central-1 >/dev/null; then
+    echo "deploy.sh: the image shop/api:$IMAGE_TAG_API is not in ECR (account 444444444444, eu-central-1): push it first, or give the tag of one that is" >&2
+    failed=true
+  fi
+fi
+# shop-dr-svc-web runs the tag held in /shop/dr/web/image-tag (SSM); its first deployment creates the parameter
+# from $IMAGE_TAG_WEB (or $IMAGE_TAG), and never overwrites one: that would roll a release back.
+IMAGE_TAG_WEB="${IMAGE_TAG_WEB:-${IMAGE_TAG:-}}"
+missing_tag_web="$(aws ssm get-parameters --names /shop/dr/web/image-tag --region eu-central-1 --query "length(InvalidParameters)" --output text)"
+if [[ "$missing_tag_web" != 0 && "$review" == false ]]; then
+  if [[ -z "$IMAGE_TAG_WEB" ]]; then
+    cat >&2 <<'EOF'
+deploy.sh: /shop/dr/web/image-tag (SSM, eu-central-1) does not exist: the first deployment of shop-dr-svc-web needs the image tag to run. Give it as IMAGE_TAG_WEB=<tag> (or IMAGE_TAG=<tag> for every service), or create the parameter yourself:
+  aws ssm put-parameter --name /shop/dr/web/image-tag --type String --value <tag> --region eu-central-1
+EOF
+    failed=true
+  elif ! aws ecr describe-images --registry-id 444444444444 --repository-name shop/web --image-ids imageTag="$IMAGE_TAG_WEB" --region eu-central-1 >/dev/null; then
+    echo "deploy.sh: the image shop/web:$IMAGE_TAG_WEB is not in ECR (account 444444444444, eu-central-1): push it first, or give the tag of one that is" >&2
+    failed=true
+  fi
+fi
+if ! aws secretsmanager describe-secret --secret-id arn:aws:secretsmanager:eu-central-1:333333333333:secret:shop/api/payment-AbC123 --region eu-central-1 >/dev/null; then
+  echo "deploy.sh: the secret arn:aws:secretsmanager:eu-central-1:333333333333:secret:shop/api/payment-AbC123, which shop-dr-svc-api reads, does not exist: create it first" >&2
+  failed=true
+fi
+missing_parameter_2="$(aws ssm get-parameters --names /shop/api/signing-key --region eu-central-1 --query "length(InvalidParameters)" --output text)"
+if [[ "$missing_parameter_2" != 0 ]]; then
+  echo "deploy.sh: the SSM parameter /shop/api/signing-key (eu-central-1), which shop-dr-svc-api reads, does not exist: create it first" >&2
+  failed=true
+fi
+if ! aws acm describe-certificate --certificate-arn arn:aws:acm:eu-central-1:333333333333:certificate/44444444-4444-4444-4444-444444444444 --region eu-central-1 >/dev/null; then
+  echo "deploy.sh: the certificate arn:aws:acm:eu-central-1:333333333333:certificate/44444444-4444-4444-4444-444444444444, which shop-dr-platform uses, does not exist (or not in this account)" >&2
+  failed=true
+fi
+if ! aws acm describe-certificate --certificate-arn arn:aws:acm:us-east-1:333333333333:certificate/33333333-3333-3333-3333-333333333334 --region us-east-1 >/dev/null; then
+  echo "deploy.sh: the certificate arn:aws:acm:us-east-1:333333333333:certificate/33333333-3333-3333-3333-333333333334, which shop-prod-edge uses, does not exist (or not in this account)" >&2
+  failed=true
+fi
+if ! aws acm describe-certificate --certificate-arn arn:aws:acm:us-east-1:333333333333:certificate/33333333-3333-3333-3333-333333333335 --region us-east-1 >/dev/null; then
+  echo "deploy.sh: the certificate arn:aws:acm:us-east-1:333333333333:certificate/33333333-3333-3333-3333-333333333335, which shop-dr-edge uses, does not exist (or not in this account)" >&2
+  failed=true
+fi
+if [[ "$failed" == true ]]; then
+  echo "deploy.sh: the pre-flight checks above failed; no stack was changed" >&2
+  exit 1
+fi
+
 # 1/16 shop-dr-deployer
 echo "==> 1/16 shop-dr-deployer (eu-central-1)"
 aws cloudformation deploy \
@@ -96,14 +273,34 @@ aws cloudformation deploy \
 
 # 5/16 shop-prod-data
 echo "==> 5/16 shop-prod-data (eu-west-1)"
+skip_5=false
 # DataKeyArn is an output of shop-dr-keys in eu-central-1: ImportValue cannot cross regions.
 data_key_arn="$(aws cloudformation describe-stacks \
   --stack-name shop-dr-keys --region eu-central-1 \
-  --query "Stacks[0].Outputs[?OutputKey=='DataKeyArn'].OutputValue" --output text)"
+  --query "Stacks[0].Outputs[?OutputKey=='DataKeyArn'].OutputValue" --output text || true)"
+if [[ -z "$data_key_arn" || "$data_key_arn" == None ]]; then
+  if [[ "$review" == true ]]; then
+    echo "    skipped: shop-dr-keys (eu-central-1) has no output DataKeyArn yet (deploy it first)"
+    skip_5=true
+  else
+    echo "deploy.sh: shop-dr-keys (eu-central-1) has no output DataKeyArn, which shop-prod-data needs as DataKeyArn: deploy shop-dr-keys first" >&2
+    exit 1
+  fi
+fi
 # BackupVaultArn is an output of shop-dr-keys in eu-central-1: ImportValue cannot cross regions.
 backup_vault_arn="$(aws cloudformation describe-stacks \
   --stack-name shop-dr-keys --region eu-central-1 \
-  --query "Stacks[0].Outputs[?OutputKey=='BackupVaultArn'].OutputValue" --output text)"
+  --query "Stacks[0].Outputs[?OutputKey=='BackupVaultArn'].OutputValue" --output text || true)"
+if [[ -z "$backup_vault_arn" || "$backup_vault_arn" == None ]]; then
+  if [[ "$review" == true ]]; then
+    echo "    skipped: shop-dr-keys (eu-central-1) has no output BackupVaultArn yet (deploy it first)"
+    skip_5=true
+  else
+    echo "deploy.sh: shop-dr-keys (eu-central-1) has no output BackupVaultArn, which shop-prod-data needs as BackupVaultArn: deploy shop-dr-keys first" >&2
+    exit 1
+  fi
+fi
+if [[ "$skip_5" == false ]]; then
 aws cloudformation deploy \
   --stack-name shop-prod-data \
   --region eu-west-1 \
@@ -118,13 +315,25 @@ if [[ "$review" == false ]]; then
     --stack-name shop-prod-data --region eu-west-1 >/dev/null
   echo "    termination protection on for shop-prod-data"
 fi
+fi
 
 # 6/16 shop-dr-data
 echo "==> 6/16 shop-dr-data (eu-central-1)"
+skip_6=false
 # SecretArn is an output of shop-prod-data in eu-west-1: ImportValue cannot cross regions.
 secret_arn="$(aws cloudformation describe-stacks \
   --stack-name shop-prod-data --region eu-west-1 \
-  --query "Stacks[0].Outputs[?OutputKey=='SecretArn'].OutputValue" --output text)"
+  --query "Stacks[0].Outputs[?OutputKey=='SecretArn'].OutputValue" --output text || true)"
+if [[ -z "$secret_arn" || "$secret_arn" == None ]]; then
+  if [[ "$review" == true ]]; then
+    echo "    skipped: shop-prod-data (eu-west-1) has no output SecretArn yet (deploy it first)"
+    skip_6=true
+  else
+    echo "deploy.sh: shop-prod-data (eu-west-1) has no output SecretArn, which shop-dr-data needs as SecretArn: deploy shop-prod-data first" >&2
+    exit 1
+  fi
+fi
+if [[ "$skip_6" == false ]]; then
 aws cloudformation deploy \
   --stack-name shop-dr-data \
   --region eu-central-1 \
@@ -138,6 +347,7 @@ if [[ "$review" == false ]]; then
   aws cloudformation update-termination-protection --enable-termination-protection \
     --stack-name shop-dr-data --region eu-central-1 >/dev/null
   echo "    termination protection on for shop-dr-data"
+fi
 fi
 
 # 7/16 shop-dr-platform
@@ -187,22 +397,60 @@ fi
 
 # 10/16 shop-prod-edge
 echo "==> 10/16 shop-prod-edge (eu-west-1)"
+skip_10=false
 # ReplicaBucketArn is an output of shop-dr-assets-replica in eu-central-1: ImportValue cannot cross regions.
 replica_bucket_arn="$(aws cloudformation describe-stacks \
   --stack-name shop-dr-assets-replica --region eu-central-1 \
-  --query "Stacks[0].Outputs[?OutputKey=='ReplicaBucketArn'].OutputValue" --output text)"
+  --query "Stacks[0].Outputs[?OutputKey=='ReplicaBucketArn'].OutputValue" --output text || true)"
+if [[ -z "$replica_bucket_arn" || "$replica_bucket_arn" == None ]]; then
+  if [[ "$review" == true ]]; then
+    echo "    skipped: shop-dr-assets-replica (eu-central-1) has no output ReplicaBucketArn yet (deploy it first)"
+    skip_10=true
+  else
+    echo "deploy.sh: shop-dr-assets-replica (eu-central-1) has no output ReplicaBucketArn, which shop-prod-edge needs as ReplicaBucketArn: deploy shop-dr-assets-replica first" >&2
+    exit 1
+  fi
+fi
 # DataKeyArn is an output of shop-dr-keys in eu-central-1: ImportValue cannot cross regions.
 data_key_arn="$(aws cloudformation describe-stacks \
   --stack-name shop-dr-keys --region eu-central-1 \
-  --query "Stacks[0].Outputs[?OutputKey=='DataKeyArn'].OutputValue" --output text)"
+  --query "Stacks[0].Outputs[?OutputKey=='DataKeyArn'].OutputValue" --output text || true)"
+if [[ -z "$data_key_arn" || "$data_key_arn" == None ]]; then
+  if [[ "$review" == true ]]; then
+    echo "    skipped: shop-dr-keys (eu-central-1) has no output DataKeyArn yet (deploy it first)"
+    skip_10=true
+  else
+    echo "deploy.sh: shop-dr-keys (eu-central-1) has no output DataKeyArn, which shop-prod-edge needs as DataKeyArn: deploy shop-dr-keys first" >&2
+    exit 1
+  fi
+fi
 # ReplicaBucketDomainName is an output of shop-dr-assets-replica in eu-central-1: ImportValue cannot cross regions.
 replica_bucket_domain_name="$(aws cloudformation describe-stacks \
   --stack-name shop-dr-assets-replica --region eu-central-1 \
-  --query "Stacks[0].Outputs[?OutputKey=='ReplicaBucketDomainName'].OutputValue" --output text)"
+  --query "Stacks[0].Outputs[?OutputKey=='ReplicaBucketDomainName'].OutputValue" --output text || true)"
+if [[ -z "$replica_bucket_domain_name" || "$replica_bucket_domain_name" == None ]]; then
+  if [[ "$review" == true ]]; then
+    echo "    skipped: shop-dr-assets-replica (eu-central-1) has no output ReplicaBucketDomainName yet (deploy it first)"
+    skip_10=true
+  else
+    echo "deploy.sh: shop-dr-assets-replica (eu-central-1) has no output ReplicaBucketDomainName, which shop-prod-edge needs as ReplicaBucketDomainName: deploy shop-dr-assets-replica first" >&2
+    exit 1
+  fi
+fi
 # WebAclArn is an output of shop-prod-edge-waf in us-east-1: ImportValue cannot cross regions.
 web_acl_arn="$(aws cloudformation describe-stacks \
   --stack-name shop-prod-edge-waf --region us-east-1 \
-  --query "Stacks[0].Outputs[?OutputKey=='WebAclArn'].OutputValue" --output text)"
+  --query "Stacks[0].Outputs[?OutputKey=='WebAclArn'].OutputValue" --output text || true)"
+if [[ -z "$web_acl_arn" || "$web_acl_arn" == None ]]; then
+  if [[ "$review" == true ]]; then
+    echo "    skipped: shop-prod-edge-waf (us-east-1) has no output WebAclArn yet (deploy it first)"
+    skip_10=true
+  else
+    echo "deploy.sh: shop-prod-edge-waf (us-east-1) has no output WebAclArn, which shop-prod-edge needs as WebAclArn: deploy shop-prod-edge-waf first" >&2
+    exit 1
+  fi
+fi
+if [[ "$skip_10" == false ]]; then
 aws cloudformation deploy \
   --stack-name shop-prod-edge \
   --region eu-west-1 \
@@ -217,17 +465,38 @@ if [[ "$review" == false ]]; then
     --stack-name shop-prod-edge --region eu-west-1 >/dev/null
   echo "    termination protection on for shop-prod-edge"
 fi
+fi
 
 # 11/16 shop-dr-edge
 echo "==> 11/16 shop-dr-edge (eu-central-1)"
+skip_11=false
 # WebAclArn is an output of shop-dr-edge-waf in us-east-1: ImportValue cannot cross regions.
 web_acl_arn="$(aws cloudformation describe-stacks \
   --stack-name shop-dr-edge-waf --region us-east-1 \
-  --query "Stacks[0].Outputs[?OutputKey=='WebAclArn'].OutputValue" --output text)"
+  --query "Stacks[0].Outputs[?OutputKey=='WebAclArn'].OutputValue" --output text || true)"
+if [[ -z "$web_acl_arn" || "$web_acl_arn" == None ]]; then
+  if [[ "$review" == true ]]; then
+    echo "    skipped: shop-dr-edge-waf (us-east-1) has no output WebAclArn yet (deploy it first)"
+    skip_11=true
+  else
+    echo "deploy.sh: shop-dr-edge-waf (us-east-1) has no output WebAclArn, which shop-dr-edge needs as WebAclArn: deploy shop-dr-edge-waf first" >&2
+    exit 1
+  fi
+fi
 # DistributionId is an output of shop-prod-edge in eu-west-1: ImportValue cannot cross regions.
 distribution_id="$(aws cloudformation describe-stacks \
   --stack-name shop-prod-edge --region eu-west-1 \
-  --query "Stacks[0].Outputs[?OutputKey=='DistributionId'].OutputValue" --output text)"
+  --query "Stacks[0].Outputs[?OutputKey=='DistributionId'].OutputValue" --output text || true)"
+if [[ -z "$distribution_id" || "$distribution_id" == None ]]; then
+  if [[ "$review" == true ]]; then
+    echo "    skipped: shop-prod-edge (eu-west-1) has no output DistributionId yet (deploy it first)"
+    skip_11=true
+  else
+    echo "deploy.sh: shop-prod-edge (eu-west-1) has no output DistributionId, which shop-dr-edge needs as DistributionId: deploy shop-prod-edge first" >&2
+    exit 1
+  fi
+fi
+if [[ "$skip_11" == false ]]; then
 aws cloudformation deploy \
   --stack-name shop-dr-edge \
   --region eu-central-1 \
@@ -235,6 +504,7 @@ aws cloudformation deploy \
   --parameter-overrides "WebAclArn=$web_acl_arn" "DistributionId=$distribution_id" \
   --tags Project=shop Environment=dr ManagedBy=infra-templates \
   "${changeset[@]}"
+fi
 
 # 12/16 shop-dr-monitoring
 echo "==> 12/16 shop-dr-monitoring (eu-central-1)"
@@ -263,10 +533,21 @@ aws cloudformation deploy \
 
 # 14/16 shop-dr-edge-alarms
 echo "==> 14/16 shop-dr-edge-alarms (us-east-1)"
+skip_14=false
 # DistributionId is an output of shop-dr-edge in eu-central-1: ImportValue cannot cross regions.
 distribution_id="$(aws cloudformation describe-stacks \
   --stack-name shop-dr-edge --region eu-central-1 \
-  --query "Stacks[0].Outputs[?OutputKey=='DistributionId'].OutputValue" --output text)"
+  --query "Stacks[0].Outputs[?OutputKey=='DistributionId'].OutputValue" --output text || true)"
+if [[ -z "$distribution_id" || "$distribution_id" == None ]]; then
+  if [[ "$review" == true ]]; then
+    echo "    skipped: shop-dr-edge (eu-central-1) has no output DistributionId yet (deploy it first)"
+    skip_14=true
+  else
+    echo "deploy.sh: shop-dr-edge (eu-central-1) has no output DistributionId, which shop-dr-edge-alarms needs as DistributionId: deploy shop-dr-edge first" >&2
+    exit 1
+  fi
+fi
+if [[ "$skip_14" == false ]]; then
 aws cloudformation deploy \
   --stack-name shop-dr-edge-alarms \
   --region us-east-1 \
@@ -281,9 +562,19 @@ if [[ "$review" == false ]]; then
     --stack-name shop-dr-edge-alarms --region us-east-1 >/dev/null
   echo "    termination protection on for shop-dr-edge-alarms"
 fi
+fi
 
 # 15/16 shop-dr-svc-api
 echo "==> 15/16 shop-dr-svc-api (eu-central-1)"
+skip_15=false
+if [[ "$missing_tag_api" != 0 && "$review" == true ]]; then
+  echo "    skipped: /shop/dr/api/image-tag does not exist yet, so there is no change set to review (give IMAGE_TAG_API and run without --review)"
+  skip_15=true
+elif [[ "$missing_tag_api" != 0 ]]; then
+  echo "    first deployment: /shop/dr/api/image-tag = $IMAGE_TAG_API"
+  aws ssm put-parameter --name /shop/dr/api/image-tag --type String --value "$IMAGE_TAG_API" --region eu-central-1 >/dev/null
+fi
+if [[ "$skip_15" == false ]]; then
 aws cloudformation deploy \
   --stack-name shop-dr-svc-api \
   --region eu-central-1 \
@@ -297,9 +588,19 @@ if [[ "$review" == false ]]; then
     --stack-name shop-dr-svc-api --region eu-central-1 >/dev/null
   echo "    termination protection on for shop-dr-svc-api"
 fi
+fi
 
 # 16/16 shop-dr-svc-web
 echo "==> 16/16 shop-dr-svc-web (eu-central-1)"
+skip_16=false
+if [[ "$missing_tag_web" != 0 && "$review" == true ]]; then
+  echo "    skipped: /shop/dr/web/image-tag does not exist yet, so there is no change set to review (give IMAGE_TAG_WEB and run without --review)"
+  skip_16=true
+elif [[ "$missing_tag_web" != 0 ]]; then
+  echo "    first deployment: /shop/dr/web/image-tag = $IMAGE_TAG_WEB"
+  aws ssm put-parameter --name /shop/dr/web/image-tag --type String --value "$IMAGE_TAG_WEB" --region eu-central-1 >/dev/null
+fi
+if [[ "$skip_16" == false ]]; then
 aws cloudformation deploy \
   --stack-name shop-dr-svc-web \
   --region eu-central-1 \
@@ -312,6 +613,7 @@ if [[ "$review" == false ]]; then
   aws cloudformation update-termination-protection --enable-termination-protection \
     --stack-name shop-dr-svc-web --region eu-central-1 >/dev/null
   echo "    termination protection on for shop-dr-svc-web"
+fi
 fi
 
 if [[ "$review" == true ]]; then

@@ -44,6 +44,204 @@ if [[ "$account" != 333333333333 ]]; then
 fi
 echo "Assumes the shared stacks are up: shop-registry (../project/deploy.sh), shop-registry-api (../project/deploy.sh), shop-registry-web (../project/deploy.sh), shop-registry-replica-eu-central-1 (../project/deploy.sh), shop-registry-replication (../project/deploy.sh), shop-delivery (../project/deploy.sh), shop-delivery-artifacts-eu-central-1 (../project/deploy.sh), shop-delivery-artifacts-us-east-1 (../project/deploy.sh), shop-delivery-api (../project/deploy.sh), shop-delivery-web (../project/deploy.sh), shop-delivery-infrastructure (../project/deploy.sh)"
 
+# Pre-flight, before any stack: what would stop the deployment half-way is found now.
+failed=false
+# A stack whose first create failed is left in ROLLBACK_COMPLETE and can only be deleted
+# (CloudFormation User Guide, "Stack status codes").
+rollback_eu_west_1="$(aws cloudformation list-stacks --region eu-west-1 --stack-status-filter ROLLBACK_COMPLETE --query "StackSummaries[].StackName" --output text)"
+if [[ $'\t'"$rollback_eu_west_1"$'\t' == *$'\t'shop-prod-deployer$'\t'* ]]; then
+  cat >&2 <<'EOF'
+deploy.sh: shop-prod-deployer (eu-west-1) is in ROLLBACK_COMPLETE: its first create failed, and such a stack can only be deleted. Delete it, then run this script again:
+  aws cloudformation delete-stack --stack-name shop-prod-deployer --region eu-west-1
+EOF
+  failed=true
+fi
+if [[ $'\t'"$rollback_eu_west_1"$'\t' == *$'\t'shop-prod-keys$'\t'* ]]; then
+  cat >&2 <<'EOF'
+deploy.sh: shop-prod-keys (eu-west-1) is in ROLLBACK_COMPLETE: its first create failed, and such a stack can only be deleted. Delete it, then run this script again:
+  aws cloudformation delete-stack --stack-name shop-prod-keys --region eu-west-1
+EOF
+  failed=true
+fi
+if [[ $'\t'"$rollback_eu_west_1"$'\t' == *$'\t'shop-prod-network$'\t'* ]]; then
+  cat >&2 <<'EOF'
+deploy.sh: shop-prod-network (eu-west-1) is in ROLLBACK_COMPLETE: its first create failed, and such a stack can only be deleted. Delete it, then run this script again:
+  aws cloudformation delete-stack --stack-name shop-prod-network --region eu-west-1
+EOF
+  failed=true
+fi
+if [[ $'\t'"$rollback_eu_west_1"$'\t' == *$'\t'shop-prod-security$'\t'* ]]; then
+  cat >&2 <<'EOF'
+deploy.sh: shop-prod-security (eu-west-1) is in ROLLBACK_COMPLETE: its first create failed, and such a stack can only be deleted. Delete it, then run this script again:
+  aws cloudformation delete-stack --stack-name shop-prod-security --region eu-west-1
+EOF
+  failed=true
+fi
+if [[ $'\t'"$rollback_eu_west_1"$'\t' == *$'\t'shop-prod-data$'\t'* ]]; then
+  cat >&2 <<'EOF'
+deploy.sh: shop-prod-data (eu-west-1) is in ROLLBACK_COMPLETE: its first create failed, and such a stack can only be deleted. Delete it, then run this script again:
+  aws cloudformation delete-stack --stack-name shop-prod-data --region eu-west-1
+EOF
+  failed=true
+fi
+if [[ $'\t'"$rollback_eu_west_1"$'\t' == *$'\t'shop-prod-platform$'\t'* ]]; then
+  cat >&2 <<'EOF'
+deploy.sh: shop-prod-platform (eu-west-1) is in ROLLBACK_COMPLETE: its first create failed, and such a stack can only be deleted. Delete it, then run this script again:
+  aws cloudformation delete-stack --stack-name shop-prod-platform --region eu-west-1
+EOF
+  failed=true
+fi
+if [[ $'\t'"$rollback_eu_west_1"$'\t' == *$'\t'shop-prod-dns$'\t'* ]]; then
+  cat >&2 <<'EOF'
+deploy.sh: shop-prod-dns (eu-west-1) is in ROLLBACK_COMPLETE: its first create failed, and such a stack can only be deleted. Delete it, then run this script again:
+  aws cloudformation delete-stack --stack-name shop-prod-dns --region eu-west-1
+EOF
+  failed=true
+fi
+if [[ $'\t'"$rollback_eu_west_1"$'\t' == *$'\t'shop-prod-edge$'\t'* ]]; then
+  cat >&2 <<'EOF'
+deploy.sh: shop-prod-edge (eu-west-1) is in ROLLBACK_COMPLETE: its first create failed, and such a stack can only be deleted. Delete it, then run this script again:
+  aws cloudformation delete-stack --stack-name shop-prod-edge --region eu-west-1
+EOF
+  failed=true
+fi
+if [[ $'\t'"$rollback_eu_west_1"$'\t' == *$'\t'shop-prod-monitoring$'\t'* ]]; then
+  cat >&2 <<'EOF'
+deploy.sh: shop-prod-monitoring (eu-west-1) is in ROLLBACK_COMPLETE: its first create failed, and such a stack can only be deleted. Delete it, then run this script again:
+  aws cloudformation delete-stack --stack-name shop-prod-monitoring --region eu-west-1
+EOF
+  failed=true
+fi
+if [[ $'\t'"$rollback_eu_west_1"$'\t' == *$'\t'shop-prod-dashboard$'\t'* ]]; then
+  cat >&2 <<'EOF'
+deploy.sh: shop-prod-dashboard (eu-west-1) is in ROLLBACK_COMPLETE: its first create failed, and such a stack can only be deleted. Delete it, then run this script again:
+  aws cloudformation delete-stack --stack-name shop-prod-dashboard --region eu-west-1
+EOF
+  failed=true
+fi
+if [[ $'\t'"$rollback_eu_west_1"$'\t' == *$'\t'shop-prod-svc-api$'\t'* ]]; then
+  cat >&2 <<'EOF'
+deploy.sh: shop-prod-svc-api (eu-west-1) is in ROLLBACK_COMPLETE: its first create failed, and such a stack can only be deleted. Delete it, then run this script again:
+  aws cloudformation delete-stack --stack-name shop-prod-svc-api --region eu-west-1
+EOF
+  failed=true
+fi
+if [[ $'\t'"$rollback_eu_west_1"$'\t' == *$'\t'shop-prod-svc-web$'\t'* ]]; then
+  cat >&2 <<'EOF'
+deploy.sh: shop-prod-svc-web (eu-west-1) is in ROLLBACK_COMPLETE: its first create failed, and such a stack can only be deleted. Delete it, then run this script again:
+  aws cloudformation delete-stack --stack-name shop-prod-svc-web --region eu-west-1
+EOF
+  failed=true
+fi
+rollback_eu_central_1="$(aws cloudformation list-stacks --region eu-central-1 --stack-status-filter ROLLBACK_COMPLETE --query "StackSummaries[].StackName" --output text)"
+if [[ $'\t'"$rollback_eu_central_1"$'\t' == *$'\t'shop-dr-keys$'\t'* ]]; then
+  cat >&2 <<'EOF'
+deploy.sh: shop-dr-keys (eu-central-1) is in ROLLBACK_COMPLETE: its first create failed, and such a stack can only be deleted. Delete it, then run this script again:
+  aws cloudformation delete-stack --stack-name shop-dr-keys --region eu-central-1
+EOF
+  failed=true
+fi
+if [[ $'\t'"$rollback_eu_central_1"$'\t' == *$'\t'shop-dr-network$'\t'* ]]; then
+  cat >&2 <<'EOF'
+deploy.sh: shop-dr-network (eu-central-1) is in ROLLBACK_COMPLETE: its first create failed, and such a stack can only be deleted. Delete it, then run this script again:
+  aws cloudformation delete-stack --stack-name shop-dr-network --region eu-central-1
+EOF
+  failed=true
+fi
+if [[ $'\t'"$rollback_eu_central_1"$'\t' == *$'\t'shop-dr-security$'\t'* ]]; then
+  cat >&2 <<'EOF'
+deploy.sh: shop-dr-security (eu-central-1) is in ROLLBACK_COMPLETE: its first create failed, and such a stack can only be deleted. Delete it, then run this script again:
+  aws cloudformation delete-stack --stack-name shop-dr-security --region eu-central-1
+EOF
+  failed=true
+fi
+if [[ $'\t'"$rollback_eu_central_1"$'\t' == *$'\t'shop-dr-platform$'\t'* ]]; then
+  cat >&2 <<'EOF'
+deploy.sh: shop-dr-platform (eu-central-1) is in ROLLBACK_COMPLETE: its first create failed, and such a stack can only be deleted. Delete it, then run this script again:
+  aws cloudformation delete-stack --stack-name shop-dr-platform --region eu-central-1
+EOF
+  failed=true
+fi
+if [[ $'\t'"$rollback_eu_central_1"$'\t' == *$'\t'shop-dr-assets-replica$'\t'* ]]; then
+  cat >&2 <<'EOF'
+deploy.sh: shop-dr-assets-replica (eu-central-1) is in ROLLBACK_COMPLETE: its first create failed, and such a stack can only be deleted. Delete it, then run this script again:
+  aws cloudformation delete-stack --stack-name shop-dr-assets-replica --region eu-central-1
+EOF
+  failed=true
+fi
+rollback_us_east_1="$(aws cloudformation list-stacks --region us-east-1 --stack-status-filter ROLLBACK_COMPLETE --query "StackSummaries[].StackName" --output text)"
+if [[ $'\t'"$rollback_us_east_1"$'\t' == *$'\t'shop-prod-edge-waf$'\t'* ]]; then
+  cat >&2 <<'EOF'
+deploy.sh: shop-prod-edge-waf (us-east-1) is in ROLLBACK_COMPLETE: its first create failed, and such a stack can only be deleted. Delete it, then run this script again:
+  aws cloudformation delete-stack --stack-name shop-prod-edge-waf --region us-east-1
+EOF
+  failed=true
+fi
+if [[ $'\t'"$rollback_us_east_1"$'\t' == *$'\t'shop-prod-edge-alarms$'\t'* ]]; then
+  cat >&2 <<'EOF'
+deploy.sh: shop-prod-edge-alarms (us-east-1) is in ROLLBACK_COMPLETE: its first create failed, and such a stack can only be deleted. Delete it, then run this script again:
+  aws cloudformation delete-stack --stack-name shop-prod-edge-alarms --region us-east-1
+EOF
+  failed=true
+fi
+# shop-prod-svc-api runs the tag held in /shop/prod/api/image-tag (SSM); its first deployment creates the parameter
+# from $IMAGE_TAG_API (or $IMAGE_TAG), and never overwrites one: that would roll a release back.
+IMAGE_TAG_API="${IMAGE_TAG_API:-${IMAGE_TAG:-}}"
+missing_tag_api="$(aws ssm get-parameters --names /shop/prod/api/image-tag --region eu-west-1 --query "length(InvalidParameters)" --output text)"
+if [[ "$missing_tag_api" != 0 && "$review" == false ]]; then
+  if [[ -z "$IMAGE_TAG_API" ]]; then
+    cat >&2 <<'EOF'
+deploy.sh: /shop/prod/api/image-tag (SSM, eu-west-1) does not exist: the first deployment of shop-prod-svc-api needs the image tag to run. Give it as IMAGE_TAG_API=<tag> (or IMAGE_TAG=<tag> for every service), or create the parameter yourself:
+  aws ssm put-parameter --name /shop/prod/api/image-tag --type String --value <tag> --region eu-west-1
+EOF
+    failed=true
+  elif ! aws ecr describe-images --registry-id 444444444444 --repository-name shop/api --image-ids imageTag="$IMAGE_TAG_API" --region eu-west-1 >/dev/null; then
+    echo "deploy.sh: the image shop/api:$IMAGE_TAG_API is not in ECR (account 444444444444, eu-west-1): push it first, or give the tag of one that is" >&2
+    failed=true
+  fi
+fi
+# shop-prod-svc-web runs the tag held in /shop/prod/web/image-tag (SSM); its first deployment creates the parameter
+# from $IMAGE_TAG_WEB (or $IMAGE_TAG), and never overwrites one: that would roll a release back.
+IMAGE_TAG_WEB="${IMAGE_TAG_WEB:-${IMAGE_TAG:-}}"
+missing_tag_web="$(aws ssm get-parameters --names /shop/prod/web/image-tag --region eu-west-1 --query "length(InvalidParameters)" --output text)"
+if [[ "$missing_tag_web" != 0 && "$review" == false ]]; then
+  if [[ -z "$IMAGE_TAG_WEB" ]]; then
+    cat >&2 <<'EOF'
+deploy.sh: /shop/prod/web/image-tag (SSM, eu-west-1) does not exist: the first deployment of shop-prod-svc-web needs the image tag to run. Give it as IMAGE_TAG_WEB=<tag> (or IMAGE_TAG=<tag> for every service), or create the parameter yourself:
+  aws ssm put-parameter --name /shop/prod/web/image-tag --type String --value <tag> --region eu-west-1
+EOF
+    failed=true
+  elif ! aws ecr describe-images --registry-id 444444444444 --repository-name shop/web --image-ids imageTag="$IMAGE_TAG_WEB" --region eu-west-1 >/dev/null; then
+    echo "deploy.sh: the image shop/web:$IMAGE_TAG_WEB is not in ECR (account 444444444444, eu-west-1): push it first, or give the tag of one that is" >&2
+    failed=true
+  fi
+fi
+if ! aws secretsmanager describe-secret --secret-id arn:aws:secretsmanager:eu-west-1:333333333333:secret:shop/api/payment-AbC123 --region eu-west-1 >/dev/null; then
+  echo "deploy.sh: the secret arn:aws:secretsmanager:eu-west-1:333333333333:secret:shop/api/payment-AbC123, which shop-prod-svc-api reads, does not exist: create it first" >&2
+  failed=true
+fi
+missing_parameter_2="$(aws ssm get-parameters --names /shop/api/signing-key --region eu-west-1 --query "length(InvalidParameters)" --output text)"
+if [[ "$missing_parameter_2" != 0 ]]; then
+  echo "deploy.sh: the SSM parameter /shop/api/signing-key (eu-west-1), which shop-prod-svc-api reads, does not exist: create it first" >&2
+  failed=true
+fi
+if ! aws acm describe-certificate --certificate-arn arn:aws:acm:eu-west-1:333333333333:certificate/33333333-3333-3333-3333-333333333333 --region eu-west-1 >/dev/null; then
+  echo "deploy.sh: the certificate arn:aws:acm:eu-west-1:333333333333:certificate/33333333-3333-3333-3333-333333333333, which shop-prod-platform uses, does not exist (or not in this account)" >&2
+  failed=true
+fi
+if ! aws acm describe-certificate --certificate-arn arn:aws:acm:eu-central-1:333333333333:certificate/44444444-4444-4444-4444-444444444444 --region eu-central-1 >/dev/null; then
+  echo "deploy.sh: the certificate arn:aws:acm:eu-central-1:333333333333:certificate/44444444-4444-4444-4444-444444444444, which shop-dr-platform uses, does not exist (or not in this account)" >&2
+  failed=true
+fi
+if ! aws acm describe-certificate --certificate-arn arn:aws:acm:us-east-1:333333333333:certificate/33333333-3333-3333-3333-333333333334 --region us-east-1 >/dev/null; then
+  echo "deploy.sh: the certificate arn:aws:acm:us-east-1:333333333333:certificate/33333333-3333-3333-3333-333333333334, which shop-prod-edge uses, does not exist (or not in this account)" >&2
+  failed=true
+fi
+if [[ "$failed" == true ]]; then
+  echo "deploy.sh: the pre-flight checks above failed; no stack was changed" >&2
+  exit 1
+fi
+
 # 1/19 shop-prod-deployer
 echo "==> 1/19 shop-prod-deployer (eu-west-1)"
 aws cloudformation deploy \
@@ -111,14 +309,34 @@ fi
 
 # 6/19 shop-prod-data
 echo "==> 6/19 shop-prod-data (eu-west-1)"
+skip_6=false
 # DataKeyArn is an output of shop-dr-keys in eu-central-1: ImportValue cannot cross regions.
 data_key_arn="$(aws cloudformation describe-stacks \
   --stack-name shop-dr-keys --region eu-central-1 \
-  --query "Stacks[0].Outputs[?OutputKey=='DataKeyArn'].OutputValue" --output text)"
+  --query "Stacks[0].Outputs[?OutputKey=='DataKeyArn'].OutputValue" --output text || true)"
+if [[ -z "$data_key_arn" || "$data_key_arn" == None ]]; then
+  if [[ "$review" == true ]]; then
+    echo "    skipped: shop-dr-keys (eu-central-1) has no output DataKeyArn yet (deploy it first)"
+    skip_6=true
+  else
+    echo "deploy.sh: shop-dr-keys (eu-central-1) has no output DataKeyArn, which shop-prod-data needs as DataKeyArn: deploy shop-dr-keys first" >&2
+    exit 1
+  fi
+fi
 # BackupVaultArn is an output of shop-dr-keys in eu-central-1: ImportValue cannot cross regions.
 backup_vault_arn="$(aws cloudformation describe-stacks \
   --stack-name shop-dr-keys --region eu-central-1 \
-  --query "Stacks[0].Outputs[?OutputKey=='BackupVaultArn'].OutputValue" --output text)"
+  --query "Stacks[0].Outputs[?OutputKey=='BackupVaultArn'].OutputValue" --output text || true)"
+if [[ -z "$backup_vault_arn" || "$backup_vault_arn" == None ]]; then
+  if [[ "$review" == true ]]; then
+    echo "    skipped: shop-dr-keys (eu-central-1) has no output BackupVaultArn yet (deploy it first)"
+    skip_6=true
+  else
+    echo "deploy.sh: shop-dr-keys (eu-central-1) has no output BackupVaultArn, which shop-prod-data needs as BackupVaultArn: deploy shop-dr-keys first" >&2
+    exit 1
+  fi
+fi
+if [[ "$skip_6" == false ]]; then
 aws cloudformation deploy \
   --stack-name shop-prod-data \
   --region eu-west-1 \
@@ -132,6 +350,7 @@ if [[ "$review" == false ]]; then
   aws cloudformation update-termination-protection --enable-termination-protection \
     --stack-name shop-prod-data --region eu-west-1 >/dev/null
   echo "    termination protection on for shop-prod-data"
+fi
 fi
 
 # 7/19 shop-prod-platform
@@ -191,14 +410,34 @@ fi
 
 # 11/19 shop-prod-dns
 echo "==> 11/19 shop-prod-dns (eu-west-1)"
+skip_11=false
 # LoadBalancerDnsName is an output of shop-dr-platform in eu-central-1: ImportValue cannot cross regions.
 load_balancer_dns_name="$(aws cloudformation describe-stacks \
   --stack-name shop-dr-platform --region eu-central-1 \
-  --query "Stacks[0].Outputs[?OutputKey=='LoadBalancerDnsName'].OutputValue" --output text)"
+  --query "Stacks[0].Outputs[?OutputKey=='LoadBalancerDnsName'].OutputValue" --output text || true)"
+if [[ -z "$load_balancer_dns_name" || "$load_balancer_dns_name" == None ]]; then
+  if [[ "$review" == true ]]; then
+    echo "    skipped: shop-dr-platform (eu-central-1) has no output LoadBalancerDnsName yet (deploy it first)"
+    skip_11=true
+  else
+    echo "deploy.sh: shop-dr-platform (eu-central-1) has no output LoadBalancerDnsName, which shop-prod-dns needs as LoadBalancerDnsName: deploy shop-dr-platform first" >&2
+    exit 1
+  fi
+fi
 # LoadBalancerHostedZoneId is an output of shop-dr-platform in eu-central-1: ImportValue cannot cross regions.
 load_balancer_hosted_zone_id="$(aws cloudformation describe-stacks \
   --stack-name shop-dr-platform --region eu-central-1 \
-  --query "Stacks[0].Outputs[?OutputKey=='LoadBalancerHostedZoneId'].OutputValue" --output text)"
+  --query "Stacks[0].Outputs[?OutputKey=='LoadBalancerHostedZoneId'].OutputValue" --output text || true)"
+if [[ -z "$load_balancer_hosted_zone_id" || "$load_balancer_hosted_zone_id" == None ]]; then
+  if [[ "$review" == true ]]; then
+    echo "    skipped: shop-dr-platform (eu-central-1) has no output LoadBalancerHostedZoneId yet (deploy it first)"
+    skip_11=true
+  else
+    echo "deploy.sh: shop-dr-platform (eu-central-1) has no output LoadBalancerHostedZoneId, which shop-prod-dns needs as LoadBalancerHostedZoneId: deploy shop-dr-platform first" >&2
+    exit 1
+  fi
+fi
+if [[ "$skip_11" == false ]]; then
 aws cloudformation deploy \
   --stack-name shop-prod-dns \
   --region eu-west-1 \
@@ -206,6 +445,7 @@ aws cloudformation deploy \
   --parameter-overrides "LoadBalancerDnsName=$load_balancer_dns_name" "LoadBalancerHostedZoneId=$load_balancer_hosted_zone_id" \
   --tags Project=shop Environment=prod ManagedBy=infra-templates \
   "${changeset[@]}"
+fi
 
 # 12/19 shop-prod-edge-waf
 echo "==> 12/19 shop-prod-edge-waf (us-east-1)"
@@ -239,22 +479,60 @@ fi
 
 # 14/19 shop-prod-edge
 echo "==> 14/19 shop-prod-edge (eu-west-1)"
+skip_14=false
 # ReplicaBucketArn is an output of shop-dr-assets-replica in eu-central-1: ImportValue cannot cross regions.
 replica_bucket_arn="$(aws cloudformation describe-stacks \
   --stack-name shop-dr-assets-replica --region eu-central-1 \
-  --query "Stacks[0].Outputs[?OutputKey=='ReplicaBucketArn'].OutputValue" --output text)"
+  --query "Stacks[0].Outputs[?OutputKey=='ReplicaBucketArn'].OutputValue" --output text || true)"
+if [[ -z "$replica_bucket_arn" || "$replica_bucket_arn" == None ]]; then
+  if [[ "$review" == true ]]; then
+    echo "    skipped: shop-dr-assets-replica (eu-central-1) has no output ReplicaBucketArn yet (deploy it first)"
+    skip_14=true
+  else
+    echo "deploy.sh: shop-dr-assets-replica (eu-central-1) has no output ReplicaBucketArn, which shop-prod-edge needs as ReplicaBucketArn: deploy shop-dr-assets-replica first" >&2
+    exit 1
+  fi
+fi
 # DataKeyArn is an output of shop-dr-keys in eu-central-1: ImportValue cannot cross regions.
 data_key_arn="$(aws cloudformation describe-stacks \
   --stack-name shop-dr-keys --region eu-central-1 \
-  --query "Stacks[0].Outputs[?OutputKey=='DataKeyArn'].OutputValue" --output text)"
+  --query "Stacks[0].Outputs[?OutputKey=='DataKeyArn'].OutputValue" --output text || true)"
+if [[ -z "$data_key_arn" || "$data_key_arn" == None ]]; then
+  if [[ "$review" == true ]]; then
+    echo "    skipped: shop-dr-keys (eu-central-1) has no output DataKeyArn yet (deploy it first)"
+    skip_14=true
+  else
+    echo "deploy.sh: shop-dr-keys (eu-central-1) has no output DataKeyArn, which shop-prod-edge needs as DataKeyArn: deploy shop-dr-keys first" >&2
+    exit 1
+  fi
+fi
 # ReplicaBucketDomainName is an output of shop-dr-assets-replica in eu-central-1: ImportValue cannot cross regions.
 replica_bucket_domain_name="$(aws cloudformation describe-stacks \
   --stack-name shop-dr-assets-replica --region eu-central-1 \
-  --query "Stacks[0].Outputs[?OutputKey=='ReplicaBucketDomainName'].OutputValue" --output text)"
+  --query "Stacks[0].Outputs[?OutputKey=='ReplicaBucketDomainName'].OutputValue" --output text || true)"
+if [[ -z "$replica_bucket_domain_name" || "$replica_bucket_domain_name" == None ]]; then
+  if [[ "$review" == true ]]; then
+    echo "    skipped: shop-dr-assets-replica (eu-central-1) has no output ReplicaBucketDomainName yet (deploy it first)"
+    skip_14=true
+  else
+    echo "deploy.sh: shop-dr-assets-replica (eu-central-1) has no output ReplicaBucketDomainName, which shop-prod-edge needs as ReplicaBucketDomainName: deploy shop-dr-assets-replica first" >&2
+    exit 1
+  fi
+fi
 # WebAclArn is an output of shop-prod-edge-waf in us-east-1: ImportValue cannot cross regions.
 web_acl_arn="$(aws cloudformation describe-stacks \
   --stack-name shop-prod-edge-waf --region us-east-1 \
-  --query "Stacks[0].Outputs[?OutputKey=='WebAclArn'].OutputValue" --output text)"
+  --query "Stacks[0].Outputs[?OutputKey=='WebAclArn'].OutputValue" --output text || true)"
+if [[ -z "$web_acl_arn" || "$web_acl_arn" == None ]]; then
+  if [[ "$review" == true ]]; then
+    echo "    skipped: shop-prod-edge-waf (us-east-1) has no output WebAclArn yet (deploy it first)"
+    skip_14=true
+  else
+    echo "deploy.sh: shop-prod-edge-waf (us-east-1) has no output WebAclArn, which shop-prod-edge needs as WebAclArn: deploy shop-prod-edge-waf first" >&2
+    exit 1
+  fi
+fi
+if [[ "$skip_14" == false ]]; then
 aws cloudformation deploy \
   --stack-name shop-prod-edge \
   --region eu-west-1 \
@@ -269,13 +547,25 @@ if [[ "$review" == false ]]; then
     --stack-name shop-prod-edge --region eu-west-1 >/dev/null
   echo "    termination protection on for shop-prod-edge"
 fi
+fi
 
 # 15/19 shop-prod-monitoring
 echo "==> 15/19 shop-prod-monitoring (eu-west-1)"
+skip_15=false
 # ReplicaBucketName is an output of shop-dr-assets-replica in eu-central-1: ImportValue cannot cross regions.
 replica_bucket_name="$(aws cloudformation describe-stacks \
   --stack-name shop-dr-assets-replica --region eu-central-1 \
-  --query "Stacks[0].Outputs[?OutputKey=='ReplicaBucketName'].OutputValue" --output text)"
+  --query "Stacks[0].Outputs[?OutputKey=='ReplicaBucketName'].OutputValue" --output text || true)"
+if [[ -z "$replica_bucket_name" || "$replica_bucket_name" == None ]]; then
+  if [[ "$review" == true ]]; then
+    echo "    skipped: shop-dr-assets-replica (eu-central-1) has no output ReplicaBucketName yet (deploy it first)"
+    skip_15=true
+  else
+    echo "deploy.sh: shop-dr-assets-replica (eu-central-1) has no output ReplicaBucketName, which shop-prod-monitoring needs as ReplicaBucketName: deploy shop-dr-assets-replica first" >&2
+    exit 1
+  fi
+fi
+if [[ "$skip_15" == false ]]; then
 aws cloudformation deploy \
   --stack-name shop-prod-monitoring \
   --region eu-west-1 \
@@ -290,6 +580,7 @@ if [[ "$review" == false ]]; then
     --stack-name shop-prod-monitoring --region eu-west-1 >/dev/null
   echo "    termination protection on for shop-prod-monitoring"
 fi
+fi
 
 # 16/19 shop-prod-dashboard
 echo "==> 16/19 shop-prod-dashboard (eu-west-1)"
@@ -302,14 +593,34 @@ aws cloudformation deploy \
 
 # 17/19 shop-prod-edge-alarms
 echo "==> 17/19 shop-prod-edge-alarms (us-east-1)"
+skip_17=false
 # DistributionId is an output of shop-prod-edge in eu-west-1: ImportValue cannot cross regions.
 distribution_id="$(aws cloudformation describe-stacks \
   --stack-name shop-prod-edge --region eu-west-1 \
-  --query "Stacks[0].Outputs[?OutputKey=='DistributionId'].OutputValue" --output text)"
+  --query "Stacks[0].Outputs[?OutputKey=='DistributionId'].OutputValue" --output text || true)"
+if [[ -z "$distribution_id" || "$distribution_id" == None ]]; then
+  if [[ "$review" == true ]]; then
+    echo "    skipped: shop-prod-edge (eu-west-1) has no output DistributionId yet (deploy it first)"
+    skip_17=true
+  else
+    echo "deploy.sh: shop-prod-edge (eu-west-1) has no output DistributionId, which shop-prod-edge-alarms needs as DistributionId: deploy shop-prod-edge first" >&2
+    exit 1
+  fi
+fi
 # PrimaryHealthCheckId is an output of shop-prod-dns in eu-west-1: ImportValue cannot cross regions.
 primary_health_check_id="$(aws cloudformation describe-stacks \
   --stack-name shop-prod-dns --region eu-west-1 \
-  --query "Stacks[0].Outputs[?OutputKey=='PrimaryHealthCheckId'].OutputValue" --output text)"
+  --query "Stacks[0].Outputs[?OutputKey=='PrimaryHealthCheckId'].OutputValue" --output text || true)"
+if [[ -z "$primary_health_check_id" || "$primary_health_check_id" == None ]]; then
+  if [[ "$review" == true ]]; then
+    echo "    skipped: shop-prod-dns (eu-west-1) has no output PrimaryHealthCheckId yet (deploy it first)"
+    skip_17=true
+  else
+    echo "deploy.sh: shop-prod-dns (eu-west-1) has no output PrimaryHealthCheckId, which shop-prod-edge-alarms needs as PrimaryHealthCheckId: deploy shop-prod-dns first" >&2
+    exit 1
+  fi
+fi
+if [[ "$skip_17" == false ]]; then
 aws cloudformation deploy \
   --stack-name shop-prod-edge-alarms \
   --region us-east-1 \
@@ -324,9 +635,19 @@ if [[ "$review" == false ]]; then
     --stack-name shop-prod-edge-alarms --region us-east-1 >/dev/null
   echo "    termination protection on for shop-prod-edge-alarms"
 fi
+fi
 
 # 18/19 shop-prod-svc-api
 echo "==> 18/19 shop-prod-svc-api (eu-west-1)"
+skip_18=false
+if [[ "$missing_tag_api" != 0 && "$review" == true ]]; then
+  echo "    skipped: /shop/prod/api/image-tag does not exist yet, so there is no change set to review (give IMAGE_TAG_API and run without --review)"
+  skip_18=true
+elif [[ "$missing_tag_api" != 0 ]]; then
+  echo "    first deployment: /shop/prod/api/image-tag = $IMAGE_TAG_API"
+  aws ssm put-parameter --name /shop/prod/api/image-tag --type String --value "$IMAGE_TAG_API" --region eu-west-1 >/dev/null
+fi
+if [[ "$skip_18" == false ]]; then
 aws cloudformation deploy \
   --stack-name shop-prod-svc-api \
   --region eu-west-1 \
@@ -340,9 +661,19 @@ if [[ "$review" == false ]]; then
     --stack-name shop-prod-svc-api --region eu-west-1 >/dev/null
   echo "    termination protection on for shop-prod-svc-api"
 fi
+fi
 
 # 19/19 shop-prod-svc-web
 echo "==> 19/19 shop-prod-svc-web (eu-west-1)"
+skip_19=false
+if [[ "$missing_tag_web" != 0 && "$review" == true ]]; then
+  echo "    skipped: /shop/prod/web/image-tag does not exist yet, so there is no change set to review (give IMAGE_TAG_WEB and run without --review)"
+  skip_19=true
+elif [[ "$missing_tag_web" != 0 ]]; then
+  echo "    first deployment: /shop/prod/web/image-tag = $IMAGE_TAG_WEB"
+  aws ssm put-parameter --name /shop/prod/web/image-tag --type String --value "$IMAGE_TAG_WEB" --region eu-west-1 >/dev/null
+fi
+if [[ "$skip_19" == false ]]; then
 aws cloudformation deploy \
   --stack-name shop-prod-svc-web \
   --region eu-west-1 \
@@ -355,6 +686,7 @@ if [[ "$review" == false ]]; then
   aws cloudformation update-termination-protection --enable-termination-protection \
     --stack-name shop-prod-svc-web --region eu-west-1 >/dev/null
   echo "    termination protection on for shop-prod-svc-web"
+fi
 fi
 
 if [[ "$review" == true ]]; then

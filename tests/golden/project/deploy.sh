@@ -31,6 +31,95 @@ if [[ "$account" != 444444444444 ]]; then
   exit 1
 fi
 
+# Pre-flight, before any stack: what would stop the deployment half-way is found now.
+failed=false
+# A stack whose first create failed is left in ROLLBACK_COMPLETE and can only be deleted
+# (CloudFormation User Guide, "Stack status codes").
+rollback_eu_west_1="$(aws cloudformation list-stacks --region eu-west-1 --stack-status-filter ROLLBACK_COMPLETE --query "StackSummaries[].StackName" --output text)"
+if [[ $'\t'"$rollback_eu_west_1"$'\t' == *$'\t'shop-registry$'\t'* ]]; then
+  cat >&2 <<'EOF'
+deploy.sh: shop-registry (eu-west-1) is in ROLLBACK_COMPLETE: its first create failed, and such a stack can only be deleted. Delete it, then run this script again:
+  aws cloudformation delete-stack --stack-name shop-registry --region eu-west-1
+EOF
+  failed=true
+fi
+if [[ $'\t'"$rollback_eu_west_1"$'\t' == *$'\t'shop-registry-api$'\t'* ]]; then
+  cat >&2 <<'EOF'
+deploy.sh: shop-registry-api (eu-west-1) is in ROLLBACK_COMPLETE: its first create failed, and such a stack can only be deleted. Delete it, then run this script again:
+  aws cloudformation delete-stack --stack-name shop-registry-api --region eu-west-1
+EOF
+  failed=true
+fi
+if [[ $'\t'"$rollback_eu_west_1"$'\t' == *$'\t'shop-registry-web$'\t'* ]]; then
+  cat >&2 <<'EOF'
+deploy.sh: shop-registry-web (eu-west-1) is in ROLLBACK_COMPLETE: its first create failed, and such a stack can only be deleted. Delete it, then run this script again:
+  aws cloudformation delete-stack --stack-name shop-registry-web --region eu-west-1
+EOF
+  failed=true
+fi
+if [[ $'\t'"$rollback_eu_west_1"$'\t' == *$'\t'shop-registry-replication$'\t'* ]]; then
+  cat >&2 <<'EOF'
+deploy.sh: shop-registry-replication (eu-west-1) is in ROLLBACK_COMPLETE: its first create failed, and such a stack can only be deleted. Delete it, then run this script again:
+  aws cloudformation delete-stack --stack-name shop-registry-replication --region eu-west-1
+EOF
+  failed=true
+fi
+if [[ $'\t'"$rollback_eu_west_1"$'\t' == *$'\t'shop-delivery$'\t'* ]]; then
+  cat >&2 <<'EOF'
+deploy.sh: shop-delivery (eu-west-1) is in ROLLBACK_COMPLETE: its first create failed, and such a stack can only be deleted. Delete it, then run this script again:
+  aws cloudformation delete-stack --stack-name shop-delivery --region eu-west-1
+EOF
+  failed=true
+fi
+if [[ $'\t'"$rollback_eu_west_1"$'\t' == *$'\t'shop-delivery-api$'\t'* ]]; then
+  cat >&2 <<'EOF'
+deploy.sh: shop-delivery-api (eu-west-1) is in ROLLBACK_COMPLETE: its first create failed, and such a stack can only be deleted. Delete it, then run this script again:
+  aws cloudformation delete-stack --stack-name shop-delivery-api --region eu-west-1
+EOF
+  failed=true
+fi
+if [[ $'\t'"$rollback_eu_west_1"$'\t' == *$'\t'shop-delivery-web$'\t'* ]]; then
+  cat >&2 <<'EOF'
+deploy.sh: shop-delivery-web (eu-west-1) is in ROLLBACK_COMPLETE: its first create failed, and such a stack can only be deleted. Delete it, then run this script again:
+  aws cloudformation delete-stack --stack-name shop-delivery-web --region eu-west-1
+EOF
+  failed=true
+fi
+if [[ $'\t'"$rollback_eu_west_1"$'\t' == *$'\t'shop-delivery-infrastructure$'\t'* ]]; then
+  cat >&2 <<'EOF'
+deploy.sh: shop-delivery-infrastructure (eu-west-1) is in ROLLBACK_COMPLETE: its first create failed, and such a stack can only be deleted. Delete it, then run this script again:
+  aws cloudformation delete-stack --stack-name shop-delivery-infrastructure --region eu-west-1
+EOF
+  failed=true
+fi
+rollback_eu_central_1="$(aws cloudformation list-stacks --region eu-central-1 --stack-status-filter ROLLBACK_COMPLETE --query "StackSummaries[].StackName" --output text)"
+if [[ $'\t'"$rollback_eu_central_1"$'\t' == *$'\t'shop-registry-replica-eu-central-1$'\t'* ]]; then
+  cat >&2 <<'EOF'
+deploy.sh: shop-registry-replica-eu-central-1 (eu-central-1) is in ROLLBACK_COMPLETE: its first create failed, and such a stack can only be deleted. Delete it, then run this script again:
+  aws cloudformation delete-stack --stack-name shop-registry-replica-eu-central-1 --region eu-central-1
+EOF
+  failed=true
+fi
+if [[ $'\t'"$rollback_eu_central_1"$'\t' == *$'\t'shop-delivery-artifacts-eu-central-1$'\t'* ]]; then
+  cat >&2 <<'EOF'
+deploy.sh: shop-delivery-artifacts-eu-central-1 (eu-central-1) is in ROLLBACK_COMPLETE: its first create failed, and such a stack can only be deleted. Delete it, then run this script again:
+  aws cloudformation delete-stack --stack-name shop-delivery-artifacts-eu-central-1 --region eu-central-1
+EOF
+  failed=true
+fi
+rollback_us_east_1="$(aws cloudformation list-stacks --region us-east-1 --stack-status-filter ROLLBACK_COMPLETE --query "StackSummaries[].StackName" --output text)"
+if [[ $'\t'"$rollback_us_east_1"$'\t' == *$'\t'shop-delivery-artifacts-us-east-1$'\t'* ]]; then
+  cat >&2 <<'EOF'
+deploy.sh: shop-delivery-artifacts-us-east-1 (us-east-1) is in ROLLBACK_COMPLETE: its first create failed, and such a stack can only be deleted. Delete it, then run this script again:
+  aws cloudformation delete-stack --stack-name shop-delivery-artifacts-us-east-1 --region us-east-1
+EOF
+  failed=true
+fi
+if [[ "$failed" == true ]]; then
+  echo "deploy.sh: the pre-flight checks above failed; no stack was changed" >&2
+  exit 1
+fi
+
 # 1/11 shop-registry
 echo "==> 1/11 shop-registry (eu-west-1)"
 aws cloudformation deploy \

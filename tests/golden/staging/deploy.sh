@@ -43,6 +43,157 @@ if [[ "$account" != 222222222222 ]]; then
 fi
 echo "Assumes the shared stacks are up: shop-registry (../project/deploy.sh), shop-registry-api (../project/deploy.sh), shop-registry-web (../project/deploy.sh), shop-registry-replica-eu-central-1 (../project/deploy.sh), shop-registry-replication (../project/deploy.sh), shop-delivery (../project/deploy.sh), shop-delivery-artifacts-eu-central-1 (../project/deploy.sh), shop-delivery-artifacts-us-east-1 (../project/deploy.sh), shop-delivery-api (../project/deploy.sh), shop-delivery-web (../project/deploy.sh), shop-delivery-infrastructure (../project/deploy.sh)"
 
+# Pre-flight, before any stack: what would stop the deployment half-way is found now.
+failed=false
+# A stack whose first create failed is left in ROLLBACK_COMPLETE and can only be deleted
+# (CloudFormation User Guide, "Stack status codes").
+rollback_eu_west_1="$(aws cloudformation list-stacks --region eu-west-1 --stack-status-filter ROLLBACK_COMPLETE --query "StackSummaries[].StackName" --output text)"
+if [[ $'\t'"$rollback_eu_west_1"$'\t' == *$'\t'shop-staging-deployer$'\t'* ]]; then
+  cat >&2 <<'EOF'
+deploy.sh: shop-staging-deployer (eu-west-1) is in ROLLBACK_COMPLETE: its first create failed, and such a stack can only be deleted. Delete it, then run this script again:
+  aws cloudformation delete-stack --stack-name shop-staging-deployer --region eu-west-1
+EOF
+  failed=true
+fi
+if [[ $'\t'"$rollback_eu_west_1"$'\t' == *$'\t'shop-staging-keys$'\t'* ]]; then
+  cat >&2 <<'EOF'
+deploy.sh: shop-staging-keys (eu-west-1) is in ROLLBACK_COMPLETE: its first create failed, and such a stack can only be deleted. Delete it, then run this script again:
+  aws cloudformation delete-stack --stack-name shop-staging-keys --region eu-west-1
+EOF
+  failed=true
+fi
+if [[ $'\t'"$rollback_eu_west_1"$'\t' == *$'\t'shop-staging-network$'\t'* ]]; then
+  cat >&2 <<'EOF'
+deploy.sh: shop-staging-network (eu-west-1) is in ROLLBACK_COMPLETE: its first create failed, and such a stack can only be deleted. Delete it, then run this script again:
+  aws cloudformation delete-stack --stack-name shop-staging-network --region eu-west-1
+EOF
+  failed=true
+fi
+if [[ $'\t'"$rollback_eu_west_1"$'\t' == *$'\t'shop-staging-security$'\t'* ]]; then
+  cat >&2 <<'EOF'
+deploy.sh: shop-staging-security (eu-west-1) is in ROLLBACK_COMPLETE: its first create failed, and such a stack can only be deleted. Delete it, then run this script again:
+  aws cloudformation delete-stack --stack-name shop-staging-security --region eu-west-1
+EOF
+  failed=true
+fi
+if [[ $'\t'"$rollback_eu_west_1"$'\t' == *$'\t'shop-staging-data$'\t'* ]]; then
+  cat >&2 <<'EOF'
+deploy.sh: shop-staging-data (eu-west-1) is in ROLLBACK_COMPLETE: its first create failed, and such a stack can only be deleted. Delete it, then run this script again:
+  aws cloudformation delete-stack --stack-name shop-staging-data --region eu-west-1
+EOF
+  failed=true
+fi
+if [[ $'\t'"$rollback_eu_west_1"$'\t' == *$'\t'shop-staging-platform$'\t'* ]]; then
+  cat >&2 <<'EOF'
+deploy.sh: shop-staging-platform (eu-west-1) is in ROLLBACK_COMPLETE: its first create failed, and such a stack can only be deleted. Delete it, then run this script again:
+  aws cloudformation delete-stack --stack-name shop-staging-platform --region eu-west-1
+EOF
+  failed=true
+fi
+if [[ $'\t'"$rollback_eu_west_1"$'\t' == *$'\t'shop-staging-edge$'\t'* ]]; then
+  cat >&2 <<'EOF'
+deploy.sh: shop-staging-edge (eu-west-1) is in ROLLBACK_COMPLETE: its first create failed, and such a stack can only be deleted. Delete it, then run this script again:
+  aws cloudformation delete-stack --stack-name shop-staging-edge --region eu-west-1
+EOF
+  failed=true
+fi
+if [[ $'\t'"$rollback_eu_west_1"$'\t' == *$'\t'shop-staging-monitoring$'\t'* ]]; then
+  cat >&2 <<'EOF'
+deploy.sh: shop-staging-monitoring (eu-west-1) is in ROLLBACK_COMPLETE: its first create failed, and such a stack can only be deleted. Delete it, then run this script again:
+  aws cloudformation delete-stack --stack-name shop-staging-monitoring --region eu-west-1
+EOF
+  failed=true
+fi
+if [[ $'\t'"$rollback_eu_west_1"$'\t' == *$'\t'shop-staging-dashboard$'\t'* ]]; then
+  cat >&2 <<'EOF'
+deploy.sh: shop-staging-dashboard (eu-west-1) is in ROLLBACK_COMPLETE: its first create failed, and such a stack can only be deleted. Delete it, then run this script again:
+  aws cloudformation delete-stack --stack-name shop-staging-dashboard --region eu-west-1
+EOF
+  failed=true
+fi
+if [[ $'\t'"$rollback_eu_west_1"$'\t' == *$'\t'shop-staging-svc-api$'\t'* ]]; then
+  cat >&2 <<'EOF'
+deploy.sh: shop-staging-svc-api (eu-west-1) is in ROLLBACK_COMPLETE: its first create failed, and such a stack can only be deleted. Delete it, then run this script again:
+  aws cloudformation delete-stack --stack-name shop-staging-svc-api --region eu-west-1
+EOF
+  failed=true
+fi
+if [[ $'\t'"$rollback_eu_west_1"$'\t' == *$'\t'shop-staging-svc-web$'\t'* ]]; then
+  cat >&2 <<'EOF'
+deploy.sh: shop-staging-svc-web (eu-west-1) is in ROLLBACK_COMPLETE: its first create failed, and such a stack can only be deleted. Delete it, then run this script again:
+  aws cloudformation delete-stack --stack-name shop-staging-svc-web --region eu-west-1
+EOF
+  failed=true
+fi
+rollback_us_east_1="$(aws cloudformation list-stacks --region us-east-1 --stack-status-filter ROLLBACK_COMPLETE --query "StackSummaries[].StackName" --output text)"
+if [[ $'\t'"$rollback_us_east_1"$'\t' == *$'\t'shop-staging-edge-waf$'\t'* ]]; then
+  cat >&2 <<'EOF'
+deploy.sh: shop-staging-edge-waf (us-east-1) is in ROLLBACK_COMPLETE: its first create failed, and such a stack can only be deleted. Delete it, then run this script again:
+  aws cloudformation delete-stack --stack-name shop-staging-edge-waf --region us-east-1
+EOF
+  failed=true
+fi
+if [[ $'\t'"$rollback_us_east_1"$'\t' == *$'\t'shop-staging-edge-alarms$'\t'* ]]; then
+  cat >&2 <<'EOF'
+deploy.sh: shop-staging-edge-alarms (us-east-1) is in ROLLBACK_COMPLETE: its first create failed, and such a stack can only be deleted. Delete it, then run this script again:
+  aws cloudformation delete-stack --stack-name shop-staging-edge-alarms --region us-east-1
+EOF
+  failed=true
+fi
+# shop-staging-svc-api runs the tag held in /shop/staging/api/image-tag (SSM); its first deployment creates the parameter
+# from $IMAGE_TAG_API (or $IMAGE_TAG), and never overwrites one: that would roll a release back.
+IMAGE_TAG_API="${IMAGE_TAG_API:-${IMAGE_TAG:-}}"
+missing_tag_api="$(aws ssm get-parameters --names /shop/staging/api/image-tag --region eu-west-1 --query "length(InvalidParameters)" --output text)"
+if [[ "$missing_tag_api" != 0 && "$review" == false ]]; then
+  if [[ -z "$IMAGE_TAG_API" ]]; then
+    cat >&2 <<'EOF'
+deploy.sh: /shop/staging/api/image-tag (SSM, eu-west-1) does not exist: the first deployment of shop-staging-svc-api needs the image tag to run. Give it as IMAGE_TAG_API=<tag> (or IMAGE_TAG=<tag> for every service), or create the parameter yourself:
+  aws ssm put-parameter --name /shop/staging/api/image-tag --type String --value <tag> --region eu-west-1
+EOF
+    failed=true
+  elif ! aws ecr describe-images --registry-id 444444444444 --repository-name shop/api --image-ids imageTag="$IMAGE_TAG_API" --region eu-west-1 >/dev/null; then
+    echo "deploy.sh: the image shop/api:$IMAGE_TAG_API is not in ECR (account 444444444444, eu-west-1): push it first, or give the tag of one that is" >&2
+    failed=true
+  fi
+fi
+# shop-staging-svc-web runs the tag held in /shop/staging/web/image-tag (SSM); its first deployment creates the parameter
+# from $IMAGE_TAG_WEB (or $IMAGE_TAG), and never overwrites one: that would roll a release back.
+IMAGE_TAG_WEB="${IMAGE_TAG_WEB:-${IMAGE_TAG:-}}"
+missing_tag_web="$(aws ssm get-parameters --names /shop/staging/web/image-tag --region eu-west-1 --query "length(InvalidParameters)" --output text)"
+if [[ "$missing_tag_web" != 0 && "$review" == false ]]; then
+  if [[ -z "$IMAGE_TAG_WEB" ]]; then
+    cat >&2 <<'EOF'
+deploy.sh: /shop/staging/web/image-tag (SSM, eu-west-1) does not exist: the first deployment of shop-staging-svc-web needs the image tag to run. Give it as IMAGE_TAG_WEB=<tag> (or IMAGE_TAG=<tag> for every service), or create the parameter yourself:
+  aws ssm put-parameter --name /shop/staging/web/image-tag --type String --value <tag> --region eu-west-1
+EOF
+    failed=true
+  elif ! aws ecr describe-images --registry-id 444444444444 --repository-name shop/web --image-ids imageTag="$IMAGE_TAG_WEB" --region eu-west-1 >/dev/null; then
+    echo "deploy.sh: the image shop/web:$IMAGE_TAG_WEB is not in ECR (account 444444444444, eu-west-1): push it first, or give the tag of one that is" >&2
+    failed=true
+  fi
+fi
+if ! aws secretsmanager describe-secret --secret-id arn:aws:secretsmanager:eu-west-1:222222222222:secret:shop/api/payment-AbC123 --region eu-west-1 >/dev/null; then
+  echo "deploy.sh: the secret arn:aws:secretsmanager:eu-west-1:222222222222:secret:shop/api/payment-AbC123, which shop-staging-svc-api reads, does not exist: create it first" >&2
+  failed=true
+fi
+missing_parameter_2="$(aws ssm get-parameters --names /shop/api/signing-key --region eu-west-1 --query "length(InvalidParameters)" --output text)"
+if [[ "$missing_parameter_2" != 0 ]]; then
+  echo "deploy.sh: the SSM parameter /shop/api/signing-key (eu-west-1), which shop-staging-svc-api reads, does not exist: create it first" >&2
+  failed=true
+fi
+if ! aws acm describe-certificate --certificate-arn arn:aws:acm:eu-west-1:222222222222:certificate/22222222-2222-2222-2222-222222222222 --region eu-west-1 >/dev/null; then
+  echo "deploy.sh: the certificate arn:aws:acm:eu-west-1:222222222222:certificate/22222222-2222-2222-2222-222222222222, which shop-staging-platform uses, does not exist (or not in this account)" >&2
+  failed=true
+fi
+if ! aws acm describe-certificate --certificate-arn arn:aws:acm:us-east-1:222222222222:certificate/22222222-2222-2222-2222-222222222223 --region us-east-1 >/dev/null; then
+  echo "deploy.sh: the certificate arn:aws:acm:us-east-1:222222222222:certificate/22222222-2222-2222-2222-222222222223, which shop-staging-edge uses, does not exist (or not in this account)" >&2
+  failed=true
+fi
+if [[ "$failed" == true ]]; then
+  echo "deploy.sh: the pre-flight checks above failed; no stack was changed" >&2
+  exit 1
+fi
+
 # 1/13 shop-staging-deployer
 echo "==> 1/13 shop-staging-deployer (eu-west-1)"
 aws cloudformation deploy \
@@ -141,10 +292,21 @@ fi
 
 # 8/13 shop-staging-edge
 echo "==> 8/13 shop-staging-edge (eu-west-1)"
+skip_8=false
 # WebAclArn is an output of shop-staging-edge-waf in us-east-1: ImportValue cannot cross regions.
 web_acl_arn="$(aws cloudformation describe-stacks \
   --stack-name shop-staging-edge-waf --region us-east-1 \
-  --query "Stacks[0].Outputs[?OutputKey=='WebAclArn'].OutputValue" --output text)"
+  --query "Stacks[0].Outputs[?OutputKey=='WebAclArn'].OutputValue" --output text || true)"
+if [[ -z "$web_acl_arn" || "$web_acl_arn" == None ]]; then
+  if [[ "$review" == true ]]; then
+    echo "    skipped: shop-staging-edge-waf (us-east-1) has no output WebAclArn yet (deploy it first)"
+    skip_8=true
+  else
+    echo "deploy.sh: shop-staging-edge-waf (us-east-1) has no output WebAclArn, which shop-staging-edge needs as WebAclArn: deploy shop-staging-edge-waf first" >&2
+    exit 1
+  fi
+fi
+if [[ "$skip_8" == false ]]; then
 aws cloudformation deploy \
   --stack-name shop-staging-edge \
   --region eu-west-1 \
@@ -157,6 +319,7 @@ if [[ "$review" == false ]]; then
   aws cloudformation update-termination-protection --enable-termination-protection \
     --stack-name shop-staging-edge --region eu-west-1 >/dev/null
   echo "    termination protection on for shop-staging-edge"
+fi
 fi
 
 # 9/13 shop-staging-monitoring
@@ -185,10 +348,21 @@ aws cloudformation deploy \
 
 # 11/13 shop-staging-edge-alarms
 echo "==> 11/13 shop-staging-edge-alarms (us-east-1)"
+skip_11=false
 # DistributionId is an output of shop-staging-edge in eu-west-1: ImportValue cannot cross regions.
 distribution_id="$(aws cloudformation describe-stacks \
   --stack-name shop-staging-edge --region eu-west-1 \
-  --query "Stacks[0].Outputs[?OutputKey=='DistributionId'].OutputValue" --output text)"
+  --query "Stacks[0].Outputs[?OutputKey=='DistributionId'].OutputValue" --output text || true)"
+if [[ -z "$distribution_id" || "$distribution_id" == None ]]; then
+  if [[ "$review" == true ]]; then
+    echo "    skipped: shop-staging-edge (eu-west-1) has no output DistributionId yet (deploy it first)"
+    skip_11=true
+  else
+    echo "deploy.sh: shop-staging-edge (eu-west-1) has no output DistributionId, which shop-staging-edge-alarms needs as DistributionId: deploy shop-staging-edge first" >&2
+    exit 1
+  fi
+fi
+if [[ "$skip_11" == false ]]; then
 aws cloudformation deploy \
   --stack-name shop-staging-edge-alarms \
   --region us-east-1 \
@@ -202,9 +376,19 @@ if [[ "$review" == false ]]; then
     --stack-name shop-staging-edge-alarms --region us-east-1 >/dev/null
   echo "    termination protection on for shop-staging-edge-alarms"
 fi
+fi
 
 # 12/13 shop-staging-svc-api
 echo "==> 12/13 shop-staging-svc-api (eu-west-1)"
+skip_12=false
+if [[ "$missing_tag_api" != 0 && "$review" == true ]]; then
+  echo "    skipped: /shop/staging/api/image-tag does not exist yet, so there is no change set to review (give IMAGE_TAG_API and run without --review)"
+  skip_12=true
+elif [[ "$missing_tag_api" != 0 ]]; then
+  echo "    first deployment: /shop/staging/api/image-tag = $IMAGE_TAG_API"
+  aws ssm put-parameter --name /shop/staging/api/image-tag --type String --value "$IMAGE_TAG_API" --region eu-west-1 >/dev/null
+fi
+if [[ "$skip_12" == false ]]; then
 aws cloudformation deploy \
   --stack-name shop-staging-svc-api \
   --region eu-west-1 \
@@ -218,9 +402,19 @@ if [[ "$review" == false ]]; then
     --stack-name shop-staging-svc-api --region eu-west-1 >/dev/null
   echo "    termination protection on for shop-staging-svc-api"
 fi
+fi
 
 # 13/13 shop-staging-svc-web
 echo "==> 13/13 shop-staging-svc-web (eu-west-1)"
+skip_13=false
+if [[ "$missing_tag_web" != 0 && "$review" == true ]]; then
+  echo "    skipped: /shop/staging/web/image-tag does not exist yet, so there is no change set to review (give IMAGE_TAG_WEB and run without --review)"
+  skip_13=true
+elif [[ "$missing_tag_web" != 0 ]]; then
+  echo "    first deployment: /shop/staging/web/image-tag = $IMAGE_TAG_WEB"
+  aws ssm put-parameter --name /shop/staging/web/image-tag --type String --value "$IMAGE_TAG_WEB" --region eu-west-1 >/dev/null
+fi
+if [[ "$skip_13" == false ]]; then
 aws cloudformation deploy \
   --stack-name shop-staging-svc-web \
   --region eu-west-1 \
@@ -233,6 +427,7 @@ if [[ "$review" == false ]]; then
   aws cloudformation update-termination-protection --enable-termination-protection \
     --stack-name shop-staging-svc-web --region eu-west-1 >/dev/null
   echo "    termination protection on for shop-staging-svc-web"
+fi
 fi
 
 if [[ "$review" == true ]]; then
