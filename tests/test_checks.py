@@ -414,3 +414,81 @@ def test_a_missing_rule_pack_fails_the_gate_instead_of_passing_without_it(
     monkeypatch.setattr(checks, "RULES_DIR", tmp_path / "gone")
     with pytest.raises(RuntimeError, match="rule pack"):
         checks.default_rules()
+
+
+def several_stacks(folder: Path, bodies: dict[str, dict]) -> Path:
+    """One environment "test" with a stack per ``bodies`` entry (name: template), JSON and YAML twins."""
+    env = folder / "test"
+    env.mkdir(parents=True)
+    stacks = []
+    for name, body in bodies.items():
+        (env / f"{name}.json").write_text(to_json(body))
+        (env / f"{name}.yaml").write_text(to_json(body))  # JSON is YAML
+        stacks.append({**stack(f"t-{name}"), "templates": {"yaml": f"{name}.yaml", "json": f"{name}.json"}})
+    (env / "manifest.json").write_text(json.dumps({"environment": "test", "stacks": stacks}))
+    return folder
+
+
+SKIPPED_QUEUE = {
+    "Type": "AWS::SQS::Queue",
+    "Metadata": {"checkov": {"skip": [{"id": "CKV_AWS_27", "comment": "a reason long enough for a reviewer"}]}},
+}
+ENCRYPTED_QUEUE = {"Type": "AWS::SQS::Queue", "Properties": {"KmsMasterKeyId": "alias/aws/sqs"}}
+
+
+def test_checkov_split_over_processes_finds_what_one_run_finds(tmp_path: Path) -> None:
+    """The gate may run checkov as several processes over groups of files: every file lands in one
+    group, and a skip is judged against the findings of its own file, whichever group it is in."""
+    output = several_stacks(
+        tmp_path,
+        {
+            "a": {"Resources": {"Queue": {"Type": "AWS::SQS::Queue"}}},  # a finding, no skip
+            "b": {"Resources": {"Queue": SKIPPED_QUEUE, "Other": {"Type": "AWS::SQS::Queue"}}},  # one accepted
+            "c": {"Resources": {"Queue": {**ENCRYPTED_QUEUE, "Metadata": SKIPPED_QUEUE["Metadata"]}}},  # moot skip
+            "d": {"Resources": {"Queue": ENCRYPTED_QUEUE, "Bucket": BUCKET_WITHOUT_ANYTHING["Resources"]["Bucket"]}},
+        },
+    )
+    files = checks.template_files(checks.load_manifests(output))
+    parts = checks.checkov_parts(files, 2)
+    scanned = sorted(str(f.path) for f in files if f.path.suffix == ".json")
+    assert len(parts) == 2 and sorted(p for part in parts for p in part) == scanned  # disjoint, complete
+    whole = sorted(f"{p.where} {p.message}" for p in checks.check_checkov(output))
+    split = sorted(f"{p.where} {p.message}" for part in parts for p in checks.check_checkov(output, only=part))
+    assert split == whole
+    assert "test/a.json Queue CKV_AWS_27 Ensure all data stored in the SQS queue is encrypted" in whole
+    assert "test/b.json Other CKV_AWS_27 Ensure all data stored in the SQS queue is encrypted" in whole
+    assert not any(p.startswith("test/b.json Queue") for p in whole)  # the skip hides a finding: accepted
+    assert "test/c.json Queue skip of CKV_AWS_27 is not needed: it hides nothing" in whole
+    assert any(p.startswith("test/d.json Bucket CKV_AWS_18") for p in whole)
+    assert sorted(checks.checkov_parts(files, 9)) == [(path,) for path in scanned]  # never an empty group
+    with pytest.raises(RuntimeError, match="do not name"):
+        checks.check_checkov(output, only=(str(tmp_path / "elsewhere.json"),))
+
+
+def test_checkov_cli_finds_what_checkov_itself_finds(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """checkov_cli builds the JSONPath parser once (checkov's graph parses a path per Fn::Sub): same
+    findings and counts as checkov's own script, on Subs with pseudo parameters and references."""
+    sub = {"Fn::Sub": "arn:${AWS::Partition}:s3:::${Bucket}/logs/${AWS::AccountId}/*"}
+    body = {
+        "Resources": {
+            "Bucket": BUCKET_WITHOUT_ANYTHING["Resources"]["Bucket"],
+            "Queue": {"Type": "AWS::SQS::Queue", "Properties": {"QueueName": {"Fn::Sub": "${AWS::StackName}-q"}}},
+            "Policy": {
+                "Type": "AWS::IAM::ManagedPolicy",
+                "Properties": {
+                    "PolicyDocument": {
+                        "Version": "2012-10-17",
+                        "Statement": [{"Effect": "Allow", "Action": "*", "Resource": [sub, "*"]}],
+                    }
+                },
+            },
+        }
+    }
+    folder = tmp_path / "scan"
+    folder.mkdir()
+    (folder / "x.json").write_text(to_json(body))
+    ours = checks._run_checkov(folder)
+    monkeypatch.setattr(checks, "checkov_command", lambda: [str(Path(checks.sys.executable).parent / "checkov")])
+    theirs = checks._run_checkov(folder)
+    assert ours == theirs
+    assert ours[1] == 3 and {check for _, _, check in ours[0]} >= {"CKV_AWS_18", "CKV_AWS_27"}

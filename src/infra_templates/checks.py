@@ -18,6 +18,7 @@ A check that cannot run (a tool missing or crashing) is a failure, never a pass.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import multiprocessing
 import os
@@ -220,6 +221,10 @@ def _pipeline_limits(body: dict[str, Any]) -> Iterator[str]:
 # Our cfn-lint custom rules (cfn-lint's extension point, as `cfn-lint --append-rules DIR` loads
 # them): run on every template. A missing pack is an error, never a silent pass.
 RULES_DIR = Path(__file__).parent / "rules"
+CHECKOV_PROCESSES = 1  # checkov processes the gate runs (at most one per worker), over disjoint groups of files:
+# one since checkov_cli (10 s CPU for the shipped output, cfn-lint 17 s): a second costs its start-up (~2 s)
+# again and shortens nothing while the cfn-lint batches fill the other core; raise it where checkov is the
+# critical path (more cores, or an output mostly checkov's)
 LINT_BATCH = 6  # templates per cfn-lint job: small enough that the jobs spread evenly over the cores
 
 
@@ -326,14 +331,40 @@ def compare_twins(pairs: Sequence[tuple[str, str]]) -> list[Problem]:
 
 
 def checkov_command() -> list[str]:
-    beside = Path(sys.executable).parent / "checkov"
-    found = str(beside) if beside.exists() else shutil.which("checkov")
-    if not found:
+    """checkov's command line, run by this Python through ``checkov_cli`` (checkov's own script
+    with its JSONPath parser built once per process: 0.4x its CPU time on this project's output).
+    Raises RuntimeError when checkov is not installed."""
+    if importlib.util.find_spec("checkov") is None:
         raise RuntimeError("checkov is not installed (run `make venv`)")
-    return [found]
+    return [sys.executable, "-m", "infra_templates.checkov_cli"]
 
 
-def check_checkov(output: Path, environments: Sequence[str] | None = None) -> list[Problem]:
+def checkov_files(files: Iterable[TemplateFile]) -> list[TemplateFile]:
+    """The files checkov scans: every JSON template, and a YAML template only where it has no JSON
+    twin (cfn-lint's step checks that each twin holds the same template as its JSON)."""
+    files = list(files)
+    jsons = {file.path.with_suffix("") for file in files if file.path.suffix == ".json"}
+    return [f for f in files if f.path.suffix == ".json" or f.path.with_suffix("") not in jsons]
+
+
+def checkov_parts(files: Iterable[TemplateFile], parts: int) -> list[tuple[str, ...]]:
+    """``checkov_files(files)`` split into at most ``parts`` disjoint groups of paths whose sizes
+    in bytes are as even as a greedy split makes them (largest file first, to the lightest group),
+    for one checkov process each; each group sorted, no group empty. Every file lands in exactly
+    one group, with its skips: a file's findings and skips are judged in the same run."""
+    scanned = sorted(checkov_files(files), key=lambda f: (-f.path.stat().st_size, str(f.path)))
+    groups: list[list[str]] = [[] for _ in range(max(1, min(parts, len(scanned))))]
+    sizes = [0] * len(groups)
+    for file in scanned:
+        lightest = sizes.index(min(sizes))
+        groups[lightest].append(str(file.path))
+        sizes[lightest] += file.path.stat().st_size
+    return [tuple(sorted(group)) for group in groups if group]
+
+
+def check_checkov(
+    output: Path, environments: Sequence[str] | None = None, only: Sequence[str] | None = None
+) -> list[Problem]:
     """Zero failed checks; every skip in a template's Metadata has a reason and is really needed.
 
     checkov runs once, on a scratch copy of the JSON templates (the folders of ``environments``
@@ -342,10 +373,16 @@ def check_checkov(output: Path, environments: Sequence[str] | None = None) -> li
     fails, and a skip with no finding behind it fails too (it would silence a future regression
     unseen). The YAML twins are left out: cfn-lint's step checks that each holds the same
     template as its JSON, so scanning them too would only repeat each finding.
+    ``only``: scan just these of those files (absolute paths, a group of ``checkov_parts``), so
+    that the gate can run checkov on each core; a file's skips are judged with its own findings.
     """
-    files = template_files(load_manifests(output, environments))
-    jsons = {file.path.with_suffix("") for file in files if file.path.suffix == ".json"}
-    scanned_files = [f for f in files if f.path.suffix == ".json" or f.path.with_suffix("") not in jsons]
+    scanned_files = checkov_files(template_files(load_manifests(output, environments)))
+    if only is not None:
+        wanted = set(only)
+        scanned_files = [file for file in scanned_files if str(file.path) in wanted]
+        unknown = wanted - {str(file.path) for file in scanned_files}
+        if unknown:
+            raise RuntimeError(f"asked to scan files the manifests do not name: {', '.join(sorted(unknown))}")
     root = output.resolve()
     declared: dict[tuple[str, str, str], str] = {}
     with tempfile.TemporaryDirectory(prefix="checkov-") as scratch:
@@ -406,6 +443,8 @@ def _run_checkov(folder: Path) -> tuple[dict[tuple[str, str, str], str], int]:
     env = dict(os.environ)
     # No platform account: keep checkov from reaching out (guidelines, version checks, telemetry).
     env.update({"BC_SKIP_MAPPING": "TRUE", "CHECKOV_SKIP_VERSION_CHECK": "TRUE", "LOG_LEVEL": "ERROR"})
+    # checkov_cli is this package's module: the child finds it where this process found it
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(Path(__file__).resolve().parents[1]), env.get("PYTHONPATH")]))
     command = [
         *checkov_command(),
         "--directory", str(folder),
@@ -550,10 +589,11 @@ def run_gate(
     their manifests name, when given); print what each found and the time it took; 0 when all
     are silent, 1 when any found a problem or could not run, 2 when an environment has no folder.
 
-    checkov (a subprocess) and cfn-lint (in batches of templates) run as jobs on ``workers``
-    processes (default: one per core), checkov first as the longest; wiring, limits and the IAM
-    analysis run here meanwhile. Each check's time is the sum of its jobs' wall times (its share of the workers);
-    the last line gives the gate's wall time and the CPU time of it and every process it started.
+    checkov (``CHECKOV_PROCESSES`` subprocesses at most, over disjoint groups of the files
+    balanced by size) and cfn-lint (in batches of templates) run as jobs on ``workers`` processes
+    (default: one per core), checkov first as the longest; wiring, limits and the IAM analysis run
+    here meanwhile. Each check's time is the sum of its jobs' wall times (its share of the
+    workers); the last line gives the gate's wall time and the CPU time of it and every process it started.
     ``append_rules``: cfn-lint custom rule directories (default: ``default_rules()``).
     """
     started, cpu_before = time.perf_counter(), _cpu_seconds()
@@ -570,13 +610,17 @@ def run_gate(
     if missing:
         print_(f"gate: the manifest names files that are not there: {', '.join(str(f.path) for f in missing)}")
         return 1
-    checkov_args: tuple[Any, ...] = (output,) if environments is None else (output, tuple(environments))
+    workers = max(1, workers or _cores())
+    chosen = None if environments is None else tuple(environments)
+    # checkov first, the longest job; in CHECKOV_PROCESSES groups of files at most (no file: one
+    # run over nothing, which reports that it scanned nothing)
+    parts: list[tuple[str, ...] | None] = [*checkov_parts(files, min(workers, CHECKOV_PROCESSES))] or [None]
     jobs = [
-        Job("checkov", "check_checkov", checkov_args),
+        *(Job("checkov", "check_checkov", (output, chosen, part)) for part in parts),
         *cfn_lint_jobs(files, append_rules),
         Job("shellcheck", "check_shellcheck", (manifests,)),
     ]
-    workers = max(1, min(workers or _cores(), len(jobs)))
+    workers = min(workers, len(jobs))
     results: dict[str, list[Problem]] = {name: [] for name in CHECKS}
     seconds: dict[str, float] = dict.fromkeys(CHECKS, 0.0)
     with _pool(workers) as pool:

@@ -2,35 +2,27 @@
 
 from __future__ import annotations
 
-import re
+import importlib.util
+from pathlib import Path
 from typing import Any, ClassVar
 
 from cfnlint.rules import CloudFormationLintRule, RuleMatch
 
-# "Scaling to Zero ACUs with automatic pause and resume for Aurora Serverless v2": a minimum of
-# 0 ACUs needs Aurora PostgreSQL 13.15, 14.12, 15.7, 16.3 or higher minor versions (every later
-# major), or Aurora MySQL 3.08.0 or higher.
-POSTGRESQL_MINIMUM = {13: (13, 15), 14: (14, 12), 15: (15, 7), 16: (16, 3)}
-MYSQL_MINIMUM = (3, 8, 0)
-PAUSE_SECONDS = (300, 86_400)  # ServerlessV2ScalingConfiguration.SecondsUntilAutoPause
+
+def _contract() -> Any:
+    """``_zero_acu.py`` beside this file, loaded by path (this module is loaded standalone)."""
+    path = Path(__file__).with_name("_zero_acu.py")
+    spec = importlib.util.spec_from_file_location("infra_templates_rules_zero_acu", path)
+    assert spec is not None and spec.loader is not None, path
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
-def supports_zero_acu(engine: str, version: str) -> bool | None:
-    """Whether ``engine`` at ``version`` scales to 0 ACUs; None when the version is not a literal."""
-    if engine == "aurora-postgresql":
-        parts = re.match(r"^(\d+)(?:\.(\d+))?", version)
-        if not parts:
-            return None
-        major, minor = int(parts.group(1)), int(parts.group(2) or 0)
-        if major > max(POSTGRESQL_MINIMUM):
-            return True
-        return major in POSTGRESQL_MINIMUM and (major, minor) >= POSTGRESQL_MINIMUM[major]
-    if engine == "aurora-mysql":
-        parts = re.search(r"mysql_aurora\.(\d+)\.(\d+)\.(\d+)", version)
-        if not parts:
-            return None
-        return tuple(int(p) for p in parts.groups()) >= MYSQL_MINIMUM
-    return None
+_ZERO_ACU = _contract()
+POSTGRESQL_MINIMUM, MYSQL_MINIMUM = _ZERO_ACU.POSTGRESQL_MINIMUM, _ZERO_ACU.MYSQL_MINIMUM
+PAUSE_SECONDS = _ZERO_ACU.PAUSE_SECONDS
+supports_zero_acu = _ZERO_ACU.supports_zero_acu
 
 
 def _number(value: Any) -> float | None:
