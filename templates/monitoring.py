@@ -43,7 +43,6 @@ from infra_templates.naming import release_name
 from templates.contracts import AssetsReplica, Data, Edge, Keys, Monitoring, Network, Platform
 from templates.edge import replication_rule_id
 
-LAMBDA_RUNTIME = "python3.13"
 BUCKET_NAME = r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"
 
 
@@ -562,7 +561,7 @@ def _ses_mailer(t: Template, ctx: LayerContext, topic_arn: Any, key: Any, event_
     function = awslambda.Function(
         "Mailer",
         Description=f"Mails {env.project} {env.name} alarm state changes and ECS failures through SES",
-        Runtime=LAMBDA_RUNTIME,
+        Runtime=constructs.LAMBDA_RUNTIME,
         Handler="index.handler",
         Code=awslambda.Code(ZipFile=mailer_code(env)),
         Role=GetAtt(role, "Arn"),

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import awacs.ec2 as awsec2
 import awacs.logs as awslogs
-from troposphere import GetAtt, Join, Ref, Sub, Tags, Template, awslambda, cloudformation, ec2
-from troposphere.iam import Policy, Role
+from troposphere import GetAtt, Join, Ref, Sub, Tags, Template, cloudformation, ec2
 
 from infra_templates import constructs, iam
 from infra_templates.config import Environment
@@ -17,7 +16,6 @@ TIER_LABELS = {"public": "Public", "private": "Private", "data": "Data"}
 
 # A runtime cfn-lint (E2531) lists as supported; inline (ZipFile) Python code may import cfnresponse
 # (AWS: "cfn-response module", CloudFormation User Guide).
-CLOSER_RUNTIME = "python3.13"
 
 # Security Hub EC2.2 ("VPC default security groups should not allow inbound or outbound traffic"):
 # CloudFormation has no property for the default group's rules, so this function revokes them once,
@@ -275,63 +273,36 @@ def _close_default_security_group(t: Template, ctx: LayerContext, vpc: ec2.VPC) 
     group_arn = Sub(
         "arn:${AWS::Partition}:ec2:${AWS::Region}:${AWS::AccountId}:security-group/${Group}", Group=group_id
     )
-    logs = t.add_resource(
-        constructs.log_group(
-            "DefaultSecurityGroupCloserLogGroup",
-            ctx.env,
-            ctx.env.network.flow_logs.retention_days,
-            ctx.import_value(Keys.LOGS_KEY_ARN),
-        )
-    )
-    role = t.add_resource(
-        Role(
-            "DefaultSecurityGroupCloserRole",
-            Description=f"Revokes the rules of {ctx.stack_name}'s default security group, that group only",
-            AssumeRolePolicyDocument=iam.service_trust("lambda.amazonaws.com"),
-            Policies=[
-                Policy(
-                    PolicyName="close-the-default-security-group",
-                    PolicyDocument=iam.document(
-                        iam.allow(
-                            "RevokeTheDefaultGroupsRulesOnly",
-                            [awsec2.RevokeSecurityGroupIngress, awsec2.RevokeSecurityGroupEgress],
-                            [group_arn],
-                        ),
-                        # The service authorization reference lists no resource type for
-                        # ec2:DescribeSecurityGroups: it is granted on "*" or not at all.
-                        iam.allow("ReadTheGroupsRules", [awsec2.DescribeSecurityGroups], ["*"]),
-                        iam.allow(
-                            "WriteItsOwnLogs",
-                            [awslogs.CreateLogStream, awslogs.PutLogEvents],
-                            [GetAtt(logs, "Arn")],
-                        ),
-                    ),
-                )
-            ],
-        )
-    )
-    function = awslambda.Function(
+    function, _ = constructs.inline_function(
+        t,
+        ctx.env,
         "DefaultSecurityGroupCloser",
-        Description=f"Revokes every rule of {ctx.stack_name}'s default security group (Security Hub EC2.2)",
-        Runtime=CLOSER_RUNTIME,
-        Handler="index.handler",
-        Code=awslambda.Code(ZipFile=CLOSER_CODE),
-        Role=GetAtt(role, "Arn"),
-        MemorySize=128,
-        Timeout=60,
-        ReservedConcurrentExecutions=1,
-        LoggingConfig=awslambda.LoggingConfig(LogGroup=Ref(logs)),
-    )
-    constructs.skip_checkov(
-        function,
-        ("CKV_AWS_117", "No VPC on purpose: it calls the EC2 API and CloudFormation's response URL only"),
-        (
-            "CKV_AWS_116",
-            "Only CloudFormation invokes it, and a failed call fails the stack operation (its reason in the "
-            "function's log group): a dead-letter queue would hold nothing anyone acts on",
+        code=CLOSER_CODE,
+        description=f"Revokes every rule of {ctx.stack_name}'s default security group (Security Hub EC2.2)",
+        role_description=f"Revokes the rules of {ctx.stack_name}'s default security group, that group only",
+        policy_name="close-the-default-security-group",
+        statements=[
+            iam.allow(
+                "RevokeTheDefaultGroupsRulesOnly",
+                [awsec2.RevokeSecurityGroupIngress, awsec2.RevokeSecurityGroupEgress],
+                [group_arn],
+            ),
+            # The service authorization reference lists no resource type for
+            # ec2:DescribeSecurityGroups: it is granted on "*" or not at all.
+            iam.allow("ReadTheGroupsRules", [awsec2.DescribeSecurityGroups], ["*"]),
+        ],
+        log_group_title="DefaultSecurityGroupCloserLogGroup",
+        log_retention_days=ctx.env.network.flow_logs.retention_days,
+        logs_key_arn=ctx.import_value(Keys.LOGS_KEY_ARN),
+        skips=(
+            ("CKV_AWS_117", "No VPC on purpose: it calls the EC2 API and CloudFormation's response URL only"),
+            (
+                "CKV_AWS_116",
+                "Only CloudFormation invokes it, and a failed call fails the stack operation (its reason in the "
+                "function's log group): a dead-letter queue would hold nothing anyone acts on",
+            ),
         ),
     )
-    t.add_resource(function)
     t.add_resource(
         cloudformation.CustomResource(
             "DefaultSecurityGroupClosed",

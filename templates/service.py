@@ -29,7 +29,6 @@ from troposphere import (
     Sub,
     Template,
     applicationautoscaling,
-    awslambda,
     cloudwatch,
     codedeploy,
     ec2,
@@ -66,7 +65,6 @@ from templates.contracts import (
 )
 
 IMAGE_TAG = "ImageTag"
-LAMBDA_RUNTIME = "python3.13"
 
 
 def image(env: Environment, service: str) -> Sub:
@@ -732,77 +730,55 @@ def _pre_release_hook(
     rolls the deployment back (and with it the stack update of the release)."""
     env = ctx.env
     cluster = ctx.import_value(Platform.CLUSTER_NAME)
-    logs = t.add_resource(
-        constructs.log_group(
-            "PreReleaseLogGroup", env, env.platform.log_retention_days, ctx.import_value(Keys.LOGS_KEY_ARN)
-        )
-    )
     family = Sub("arn:${AWS::Partition}:ecs:${AWS::Region}:${AWS::AccountId}:task-definition/%s:*" % ctx.stack_name)
     in_cluster = [ArnEquals("ecs:cluster", ctx.import_value(Platform.CLUSTER_ARN))]
-    role = t.add_resource(
-        Role(
-            "PreReleaseRole",
-            Description=f"The pre-release hook of {ctx.stack_name}: runs one task of the new revision",
-            AssumeRolePolicyDocument=iam.service_trust("lambda.amazonaws.com"),
-            Policies=[
-                Policy(
-                    PolicyName="run-pre-release",
-                    PolicyDocument=iam.document(
-                        iam.allow(
-                            "ReadTheNewRevision",
-                            [ecs_actions.DescribeServiceRevisions],
-                            [
-                                Sub(
-                                    "arn:${AWS::Partition}:ecs:${AWS::Region}:${AWS::AccountId}:"
-                                    "service-revision/${Cluster}/%s/*" % name,
-                                    Cluster=cluster,
-                                )
-                            ],
-                        ),
-                        iam.allow("RunATaskOfThisService", [ecs_actions.RunTask], [family], conditions=in_cluster),
-                        # ecs:ListTasks is scoped by the cluster condition key, not by a resource ARN.
-                        iam.allow("FindItsTask", [ecs_actions.ListTasks], ["*"], conditions=in_cluster),
-                        iam.allow(
-                            "WatchItsTask",
-                            [ecs_actions.DescribeTasks],
-                            [
-                                Sub(
-                                    "arn:${AWS::Partition}:ecs:${AWS::Region}:${AWS::AccountId}:task/${Cluster}/*",
-                                    Cluster=cluster,
-                                )
-                            ],
-                        ),
-                        _pass_roles(roles),
-                        iam.allow(
-                            "WriteItsOwnLogs",
-                            [logs_actions.CreateLogStream, logs_actions.PutLogEvents],
-                            [GetAtt(logs, "Arn")],
-                        ),
-                    ),
-                )
-            ],
-        )
-    )
-    function = awslambda.Function(
+    function, _ = constructs.inline_function(
+        t,
+        env,
         "PreReleaseHook",
-        Description=f"Runs {name}'s pre-release command as a task of the new revision before traffic shifts",
-        Runtime=LAMBDA_RUNTIME,
-        Handler="index.handler",
-        Code=awslambda.Code(ZipFile=PRE_RELEASE_CODE),
-        Role=GetAtt(role, "Arn"),
-        MemorySize=128,
-        Timeout=60,
-        ReservedConcurrentExecutions=2,
-        Environment=awslambda.Environment(Variables={"CONTAINER": name, "COMMAND": json.dumps(command)}),
-        LoggingConfig=awslambda.LoggingConfig(LogGroup=Ref(logs)),
+        role_title="PreReleaseRole",
+        code=PRE_RELEASE_CODE,
+        description=f"Runs {name}'s pre-release command as a task of the new revision before traffic shifts",
+        role_description=f"The pre-release hook of {ctx.stack_name}: runs one task of the new revision",
+        policy_name="run-pre-release",
+        statements=[
+            iam.allow(
+                "ReadTheNewRevision",
+                [ecs_actions.DescribeServiceRevisions],
+                [
+                    Sub(
+                        "arn:${AWS::Partition}:ecs:${AWS::Region}:${AWS::AccountId}:"
+                        "service-revision/${Cluster}/%s/*" % name,
+                        Cluster=cluster,
+                    )
+                ],
+            ),
+            iam.allow("RunATaskOfThisService", [ecs_actions.RunTask], [family], conditions=in_cluster),
+            # ecs:ListTasks is scoped by the cluster condition key, not by a resource ARN.
+            iam.allow("FindItsTask", [ecs_actions.ListTasks], ["*"], conditions=in_cluster),
+            iam.allow(
+                "WatchItsTask",
+                [ecs_actions.DescribeTasks],
+                [
+                    Sub(
+                        "arn:${AWS::Partition}:ecs:${AWS::Region}:${AWS::AccountId}:task/${Cluster}/*",
+                        Cluster=cluster,
+                    )
+                ],
+            ),
+            _pass_roles(roles),
+        ],
+        log_group_title="PreReleaseLogGroup",
+        log_retention_days=env.platform.log_retention_days,
+        logs_key_arn=ctx.import_value(Keys.LOGS_KEY_ARN),
+        reserved_concurrency=2,
+        variables={"CONTAINER": name, "COMMAND": json.dumps(command)},
+        skips=(
+            ("CKV_AWS_117", "No VPC on purpose: the hook only calls the ECS API"),
+            ("CKV_AWS_116", "ECS invokes the hook synchronously and rolls back when it fails: no event to keep"),
+            ("CKV_AWS_173", "Its variables are the container name and the command from the settings, no secret"),
+        ),
     )
-    constructs.skip_checkov(
-        function,
-        ("CKV_AWS_117", "No VPC on purpose: the hook only calls the ECS API"),
-        ("CKV_AWS_116", "ECS invokes the hook synchronously and rolls back when it fails: no event to keep"),
-        ("CKV_AWS_173", "Its variables are the container name and the command from the settings, no secret"),
-    )
-    t.add_resource(function)
     invoker = t.add_resource(
         Role(
             "PreReleaseInvokeRole",

@@ -4,10 +4,28 @@ from __future__ import annotations
 
 from typing import Any
 
+from awacs import logs as logs_actions
 from awacs import s3 as s3_actions
 from awacs.aws import Allow, ArnLike, Bool, Condition, Deny, PolicyDocument, Principal, Statement, StringEquals
-from troposphere import AccountId, AWSObject, GetAtt, Ref, Sub, Tags, Template, cloudwatch, ec2, kms, logs, s3, wafv2
+from troposphere import (
+    AccountId,
+    AWSObject,
+    GetAtt,
+    Ref,
+    Sub,
+    Tags,
+    Template,
+    awslambda,
+    cloudwatch,
+    ec2,
+    kms,
+    logs,
+    s3,
+    wafv2,
+)
+from troposphere.iam import Policy, Role
 
+from infra_templates import iam
 from infra_templates.config import Environment
 
 
@@ -427,3 +445,63 @@ def metric_sum_alarm(
         AlarmActions=[topic_arn],
         OKActions=[topic_arn],
     )
+
+
+LAMBDA_RUNTIME = "python3.13"  # the Python runtime of every inline function (AWS Lambda's supported runtimes)
+
+
+def inline_function(
+    t: Template,
+    env: Environment,
+    title: str,
+    *,
+    code: str,
+    description: str,
+    role_description: str,
+    policy_name: str,
+    statements: list[Any],
+    log_group_title: str,
+    log_retention_days: int,
+    logs_key_arn: Any,
+    role_title: str | None = None,
+    timeout: int = 60,
+    reserved_concurrency: int = 1,
+    variables: dict[str, str] | None = None,
+    skips: tuple[tuple[str, str], ...] = (),
+) -> tuple[awslambda.Function, Role]:
+    """A small Lambda function whose code is inline (``index.handler``), with its own encrypted log
+    group (``log_retention_days``, ``logs_key_arn``) and its own role: ``statements`` (awacs
+    Statements) plus writing to that log group, nothing else. ``skips``: checkov (id, reason)
+    pairs set on the function. Adds the log group, the role and the function to ``t``, in that order,
+    and returns the function and its role."""
+    group = t.add_resource(log_group(log_group_title, env, log_retention_days, logs_key_arn))
+    own_logs = iam.allow(
+        "WriteItsOwnLogs", [logs_actions.CreateLogStream, logs_actions.PutLogEvents], [GetAtt(group, "Arn")]
+    )
+    role = t.add_resource(
+        Role(
+            role_title or f"{title}Role",
+            Description=role_description,
+            AssumeRolePolicyDocument=iam.service_trust("lambda.amazonaws.com"),
+            Policies=[Policy(PolicyName=policy_name, PolicyDocument=iam.document(*statements, own_logs))],
+        )
+    )
+    extra: dict[str, Any] = {}
+    if variables:
+        extra["Environment"] = awslambda.Environment(Variables=variables)
+    function = awslambda.Function(
+        title,
+        Description=description,
+        Runtime=LAMBDA_RUNTIME,
+        Handler="index.handler",
+        Code=awslambda.Code(ZipFile=code),
+        Role=GetAtt(role, "Arn"),
+        MemorySize=128,
+        Timeout=timeout,
+        ReservedConcurrentExecutions=reserved_concurrency,
+        **extra,
+        LoggingConfig=awslambda.LoggingConfig(LogGroup=Ref(group)),
+    )
+    skip_checkov(function, *skips)
+    t.add_resource(function)
+    return function, role
