@@ -2,12 +2,28 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import re
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any, ClassVar
 
 from cfnlint.rules import CloudFormationLintRule, RuleMatch
+
+
+def _intrinsics() -> Any:
+    """``_intrinsics.py`` beside this file, loaded by path (this module is loaded standalone)."""
+    path = Path(__file__).with_name("_intrinsics.py")
+    spec = importlib.util.spec_from_file_location("infra_templates_rules_intrinsics", path)
+    assert spec is not None and spec.loader is not None, path
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+_INTRINSICS = _intrinsics()
+TOKEN, canonical, _token = _INTRINSICS.TOKEN, _INTRINSICS.canonical, _INTRINSICS.opaque
 
 # Resource type -> the property that holds its repository policy (an object, or JSON text).
 ECR_POLICIES = {
@@ -17,45 +33,7 @@ ECR_POLICIES = {
 }
 KMS_POLICIES = {"AWS::KMS::Key": "KeyPolicy", "AWS::KMS::ReplicaKey": "KeyPolicy"}
 S3_POLICIES = {"AWS::S3::BucketPolicy": "PolicyDocument"}
-TOKEN = re.compile(r"\$\{[^}]*\}")
 PSEUDO = re.compile(r"^\$\{AWS::[A-Za-z]+\}")
-
-
-def canonical(value: Any) -> str | None:  # noqa: PLR0911 (one return per intrinsic form)
-    """``value`` as text, each intrinsic an opaque ``${...}`` token (the same normal form as in
-    secrets_arns.py: cfn-lint loads each rule module on its own, so modules share no code)."""
-    if isinstance(value, str):
-        return value
-    if not isinstance(value, dict) or len(value) != 1:
-        return None
-    ((function, argument),) = value.items()
-    if function == "Fn::Sub":
-        text, variables = (argument, {}) if isinstance(argument, str) else (argument[0], dict(argument[1]))
-        if not isinstance(text, str):
-            return None
-
-        def token(match: re.Match[str]) -> str:
-            name = match.group(0)[2:-1]
-            if name.startswith(("!", "AWS::")):
-                return match.group(0)
-            if name in variables:
-                inner = canonical(variables[name])
-                return inner if inner is not None else _token(variables[name])
-            if "." in name:
-                return _token({"Fn::GetAtt": name.split(".", 1)})
-            return _token({"Ref": name})
-
-        return TOKEN.sub(token, text)
-    if function == "Ref" and isinstance(argument, str) and argument.startswith("AWS::"):
-        return "${%s}" % argument
-    if function == "Fn::GetAtt" and isinstance(argument, str):
-        return _token({"Fn::GetAtt": argument.split(".", 1)})
-    return _token(value)
-
-
-def _token(value: Any) -> str:
-    text = json.dumps(value, sort_keys=True, separators=(",", ":"))
-    return "${%s}" % text.replace("{", "(").replace("}", ")")
 
 
 def _listify(value: Any) -> list[Any]:

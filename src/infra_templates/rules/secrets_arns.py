@@ -13,57 +13,33 @@ thing compare equal, and a token is never taken for a partial name (its value is
 
 from __future__ import annotations
 
-import json
+import importlib.util
 import re
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any, ClassVar
 
 from cfnlint.rules import CloudFormationLintRule, RuleMatch
 
+
+def _intrinsics() -> Any:
+    """``_intrinsics.py`` beside this file, loaded by path (this module is loaded standalone)."""
+    path = Path(__file__).with_name("_intrinsics.py")
+    spec = importlib.util.spec_from_file_location("infra_templates_rules_intrinsics", path)
+    assert spec is not None and spec.loader is not None, path
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+_INTRINSICS = _intrinsics()
+TOKEN, canonical, _token = _INTRINSICS.TOKEN, _INTRINSICS.canonical, _INTRINSICS.opaque
+
 SUFFIX = re.compile(r"-[A-Za-z0-9]{6}$")  # the 6 random characters Secrets Manager appends
-TOKEN = re.compile(r"\$\{[^}]*\}")
 PSEUDO = ("${AWS::Partition}", "${AWS::Region}", "${AWS::AccountId}", "${AWS::URLSuffix}")
 # What a Ref/GetAtt returns that is a secret's complete ARN.
 COMPLETE_ARN_ATTRIBUTES = {("AWS::RDS::DBCluster", "MasterUserSecret.SecretArn")}
 SECRET_TYPES = {"AWS::SecretsManager::Secret"}
-
-
-def canonical(value: Any) -> str | None:  # noqa: PLR0911 (one return per intrinsic form)
-    """``value`` as text with each intrinsic as an opaque ``${...}`` token; None if not a string form."""
-    if isinstance(value, str):
-        return value
-    if not isinstance(value, dict) or len(value) != 1:
-        return None
-    ((function, argument),) = value.items()
-    if function == "Fn::Sub":
-        text, variables = (argument, {}) if isinstance(argument, str) else (argument[0], dict(argument[1]))
-        if not isinstance(text, str):
-            return None
-
-        def token(match: re.Match[str]) -> str:
-            name = match.group(0)[2:-1]
-            if name.startswith(("!", "AWS::")):
-                return match.group(0)
-            if name in variables:
-                inner = canonical(variables[name])
-                return inner if inner is not None else _token(variables[name])
-            if "." in name:
-                resource, attribute = name.split(".", 1)
-                return _token({"Fn::GetAtt": [resource, attribute]})
-            return _token({"Ref": name})
-
-        return TOKEN.sub(token, text)
-    if function == "Ref" and isinstance(argument, str) and argument.startswith("AWS::"):
-        return "${%s}" % argument
-    if function == "Fn::GetAtt" and isinstance(argument, str):
-        return _token({"Fn::GetAtt": argument.split(".", 1)})
-    return _token(value)
-
-
-def _token(value: Any) -> str:
-    # Braces inside would end the token early: the JSON's own braces become parentheses.
-    text = json.dumps(value, sort_keys=True, separators=(",", ":"))
-    return "${%s}" % text.replace("{", "(").replace("}", ")")
 
 
 def _split_fields(text: str) -> list[str]:
