@@ -636,17 +636,7 @@ def _release_build_role(
             [artifact_objects(project, project.region)],
         ),
         iam.allow("UseTheArtifactKey", [kms_actions.Decrypt, kms_actions.DescribeKey], keys, conditions=[by_alias]),
-        iam.allow(
-            "ReleaseThroughThisServicesRoleInEachEnvironment",
-            [sts_actions.AssumeRole],
-            [
-                Sub(
-                    "arn:${AWS::Partition}:iam::%s:role/%s"
-                    % (env.account_id, service_role_name(project.name, env.name, service, "deploy"))
-                )
-                for env in environments
-            ],
-        ),
+        _assume_release_roles(project, service, environments),
     ]
     return Role(
         "ReleaseBuildRole",
@@ -812,19 +802,7 @@ def _pipeline_role(
         )
     stages = [env for env in stages if env.codedeploy(service)]
     if stages:
-        statements.append(
-            iam.allow(
-                "ReleaseThroughThisServicesRoleInEachEnvironment",
-                [sts_actions.AssumeRole],
-                [
-                    Sub(
-                        "arn:${AWS::Partition}:iam::%s:role/%s"
-                        % (env.account_id, service_role_name(project.name, env.name, service, "deploy"))
-                    )
-                    for env in stages
-                ],
-            )
-        )
+        statements.append(_assume_release_roles(project, service, stages))
     return Role(
         "PipelineRole",
         RoleName=pipeline_role_name(project.name, service),  # named: the release roles trust it by name
@@ -937,4 +915,19 @@ def read_source(project: Project, repository: codecommit.Repository | None, sid:
         "UseTheSourceConnection",
         [codestar_connections.UseConnection, codeconnections.UseConnection],
         [project.delivery.connection.arn],
+    )
+
+
+def _assume_release_roles(project: Project, service: str, environments: Sequence[Environment]) -> Statement:
+    """Assuming the service's release role (``shop-<env>-<service>-deploy``) in each of ``environments``."""
+    return iam.allow(
+        "ReleaseThroughThisServicesRoleInEachEnvironment",
+        [sts_actions.AssumeRole],
+        [
+            Sub(
+                "arn:${AWS::Partition}:iam::%s:role/%s"
+                % (env.account_id, service_role_name(project.name, env.name, service, "deploy"))
+            )
+            for env in environments
+        ],
     )
