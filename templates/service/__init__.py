@@ -1,0 +1,21 @@
+"""Service layer, one stack per service. Every kind (``Service.kind``) runs its task definition on
+Fargate + Fargate Spot in private subnets with its own roles, secrets by reference, logs, alarms
+and release role (the shared builders: ``roles``, ``containers``, ``network``, ``alarms``,
+``scaling``, ``release``); each kind's module adds what makes it that kind (``web``: the load
+balancer's target groups, listener rules and request scaling)."""
+
+from __future__ import annotations
+
+from troposphere import Template
+
+from infra_templates.config import Environment
+from templates.service import web
+from templates.service.containers import IMAGE_TAG, image
+from templates.service.release import PRE_RELEASE_CODE
+
+__all__ = ["IMAGE_TAG", "PRE_RELEASE_CODE", "build", "image"]
+
+
+def build(env: Environment, name: str) -> Template:
+    """The stack of service ``name``, built by its kind's module."""
+    return web.build(env, name)

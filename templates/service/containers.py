@@ -1,0 +1,126 @@
+"""The task definition every kind of service shares: the image (its tag from SSM or a parameter),
+variables and secrets by reference, a read-only root filesystem with a scratch volume, logs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from troposphere import GetAtt, Parameter, Ref, Region, Sub, ecs
+from troposphere.iam import Role
+
+from infra_templates import constructs
+from infra_templates.config import Environment, Service
+from infra_templates.layer import LayerContext
+from infra_templates.naming import image_region, image_repository, image_tag_parameter, repository_name
+from templates.contracts import Data, Keys
+from templates.service.roles import parameter_arn, secret_arn
+
+IMAGE_TAG = "ImageTag"
+
+
+def image(env: Environment, service: str) -> Sub:
+    """``<registry>/<repo>:<ImageTag>`` in the registry's account, in the region ``env`` pulls from
+    (partition-aware host)."""
+    repository = image_repository(
+        env.registry.account_id, image_region(env), env.project, service, url_suffix="${AWS::URLSuffix}"
+    )
+    return Sub("%s:${%s}" % (repository, IMAGE_TAG))
+
+
+def image_tag(env: Environment, name: str) -> Parameter:
+    """The image tag to run. ECS controller: the SSM parameter the release writes
+    (``/{project}/{env}/{service}/image-tag``), which CloudFormation resolves on every create and
+    update of the stack (CloudFormation User Guide, "Specify existing resources at runtime with
+    CloudFormation-supplied parameter types"): a release is a stack update, and a stack update by
+    anyone else (the infrastructure pipeline) runs the released tag, never an older one. CODE_DEPLOY
+    controller: given at creation only, since CodeDeploy releases the image."""
+    repository = repository_name(env.project, name)
+    if env.codedeploy(name):
+        return Parameter(
+            IMAGE_TAG,
+            Type="String",
+            AllowedPattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$",
+            Description=f"Tag of the {repository} image to run: the pushed commit id",
+        )
+    return Parameter(
+        IMAGE_TAG,
+        Type="AWS::SSM::Parameter::Value<String>",
+        Default=image_tag_parameter(env.project, env.name, name),
+        Description=f"The SSM parameter holding the tag of the {repository} image to run; the release writes it",
+    )
+
+
+def log_group(ctx: LayerContext) -> Any:
+    """The service's log group, named after its stack (the release's taskdef.json names it)."""
+    env = ctx.env
+    logs = constructs.log_group("LogGroup", env, env.platform.log_retention_days, ctx.import_value(Keys.LOGS_KEY_ARN))
+    logs.LogGroupName = ctx.stack_name  # named: the release's taskdef.json names it
+    return logs
+
+
+def secret_value_from(reference: str) -> Sub:
+    if reference.startswith("ssm:"):
+        return Sub(parameter_arn(reference))
+    name, _, key = reference.removeprefix("secretsmanager:").partition("#")
+    arn = secret_arn("secretsmanager:" + name)
+    return Sub(f"{arn}:{key}::" if key else arn)
+
+
+def task_definition(
+    ctx: LayerContext, name: str, service: Service, *, logs: Any, execution_role: Role, task_role: Role
+) -> ecs.TaskDefinition:
+    env = ctx.env
+    variables: dict[str, Any] = dict(service.environment)
+    secrets: dict[str, Any] = {k: secret_value_from(v) for k, v in service.secrets.items()}
+    if service.database_access:
+        variables.update(
+            DB_HOST=ctx.import_value(Data.ENDPOINT),
+            DB_PORT=ctx.import_value(Data.PORT),
+            DB_NAME=ctx.import_value(Data.DATABASE_NAME),
+        )
+        for variable, key in (("DB_USERNAME", "username"), ("DB_PASSWORD", "password")):
+            secrets[variable] = Sub("${Secret}:%s::" % key, Secret=ctx.import_value(Data.SECRET_ARN))
+    container = ecs.ContainerDefinition(
+        Name=name,
+        Image=image(env, name),
+        Essential=True,
+        # The container's own hard limit in MiB: the task's memory, which a task of one container may
+        # give it whole (ECS task definition parameters, "memory": on Fargate the containers' memory
+        # must not exceed the task's). Past it the container is killed, instead of starving the task.
+        Memory=service.memory,
+        PortMappings=[ecs.PortMapping(ContainerPort=service.port, Protocol="tcp")],
+        Environment=[ecs.Environment(Name=k, Value=v) for k, v in sorted(variables.items())],
+        Secrets=[ecs.Secret(Name=k, ValueFrom=v) for k, v in sorted(secrets.items())],
+        ReadonlyRootFilesystem=service.read_only_root_filesystem,
+        MountPoints=[ecs.MountPoint(SourceVolume="tmp", ContainerPath="/tmp", ReadOnly=False)],
+        LinuxParameters=ecs.LinuxParameters(InitProcessEnabled=True),
+        StopTimeout=30,
+        LogConfiguration=ecs.LogConfiguration(
+            LogDriver="awslogs",
+            Options={
+                "awslogs-group": Ref(logs),
+                "awslogs-region": Region,
+                "awslogs-stream-prefix": name,
+                # Never block the application on a slow log delivery; buffer instead.
+                "mode": "non-blocking",
+                "max-buffer-size": "25m",
+            },
+        ),
+    )
+    if service.user is not None:
+        container.User = service.user
+    task = ecs.TaskDefinition(
+        "TaskDefinition",
+        Family=ctx.stack_name,
+        Cpu=str(service.cpu),
+        Memory=str(service.memory),
+        NetworkMode="awsvpc",
+        RequiresCompatibilities=["FARGATE"],
+        RuntimePlatform=ecs.RuntimePlatform(OperatingSystemFamily="LINUX", CpuArchitecture=service.architecture),
+        ExecutionRoleArn=GetAtt(execution_role, "Arn"),
+        TaskRoleArn=GetAtt(task_role, "Arn"),
+        # A writable scratch space for a read-only root filesystem, gone with the task.
+        Volumes=[ecs.Volume(Name="tmp")],
+        ContainerDefinitions=[container],
+    )
+    return task
