@@ -3,6 +3,7 @@ layers that read it, so a renamed export breaks at build time in Python, not at 
 
 from infra_templates.config import Environment
 from infra_templates.layer import ExportSpec
+from infra_templates.naming import logical_id
 
 
 class Keys:
@@ -46,6 +47,17 @@ class Platform:
     LOG_BUCKET_NAME = ExportSpec("platform", "LogBucketName", "Bucket of the environment's access logs")
     TEST_LISTENER_ARN = ExportSpec(
         "platform", "TestListenerArn", "The ALB's test listener: a blue/green release's new tasks before the shift"
+    )
+    SERVICE_CONNECT_NAMESPACE_ARN = ExportSpec(
+        "platform", "ServiceConnectNamespaceArn", "Cloud Map HTTP namespace of the services' Service Connect names"
+    )
+
+
+def connect_group(service: str) -> ExportSpec:
+    """The Service Connect security group of ``service`` (templates/connect.py): a backend's opens
+    its port to its callers' groups; a caller's reaches the backends it calls."""
+    return ExportSpec(
+        "platform", logical_id(service, "connect", "group", "id"), f"Service Connect security group of {service}"
     )
 
 

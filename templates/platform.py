@@ -12,6 +12,7 @@ from infra_templates import constructs, iam
 from infra_templates.config import Environment, certificate_id
 from infra_templates.layer import LayerContext
 from infra_templates.naming import cluster_name
+from templates import connect
 from templates.contracts import Keys, Network, Platform, Security, for_load_balancer
 
 TLS_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"  # TLS 1.3 and 1.2 with forward secrecy only
@@ -32,6 +33,7 @@ def build(env: Environment) -> Template:
             DefaultCapacityProviderStrategy=_strategy(env),
         )
     )
+    connect.add(t, ctx, cluster)  # the Service Connect namespace and groups, if the settings have a backend
 
     if env.platform.container_insights == "disabled":
         constructs.skip_checkov(

@@ -15,6 +15,7 @@ import ipaddress
 import re
 import unicodedata
 import zlib
+import zoneinfo
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -351,15 +352,213 @@ class Autoscaling(Strict):
         return self
 
 
+def plain_variables(variables: dict[str, str]) -> dict[str, str]:
+    """``variables`` if every name is a variable name and no value looks like a credential."""
+    for key, value in variables.items():
+        if not re.fullmatch(ENV_VAR_NAME, key):
+            raise FieldValueError((key,), "is not a valid environment variable name")
+        kinds = credential_kinds(key, str(value))
+        if kinds:
+            raise FieldValueError(
+                (key,),
+                f"looks like a credential ({', '.join(kinds)}, by detect-secrets), and a plain variable is "
+                "written in clear into the templates and release files: store it in Secrets Manager or SSM "
+                "and give it under secrets: instead ('secretsmanager:NAME-SUFFIX[#json-key]' or "
+                "'ssm:/PARAMETER/NAME')",
+                "(hidden)",
+            )
+    return variables
+
+
+def secret_references(secrets: dict[str, str]) -> dict[str, str]:
+    """``secrets`` if every value is a complete reference (Secrets Manager or SSM), never a value."""
+    for key, value in secrets.items():
+        if not re.fullmatch(ENV_VAR_NAME, key):
+            raise FieldValueError((key,), "is not a valid environment variable name", value)
+        if not re.fullmatch(SECRET_REFERENCE, value):
+            raise FieldValueError(
+                (key,),
+                "looks like a value, not a reference: give 'secretsmanager:NAME' (optionally '#json-key') "
+                "or 'ssm:/PARAMETER/NAME' and keep the value in AWS",
+                "(hidden)",
+            )
+        if value.startswith("secretsmanager:") and not re.fullmatch(COMPLETE_SECRET_NAME, value):
+            raise FieldValueError(
+                (key,),
+                "names the secret without the 6 characters Secrets Manager appends to its name: give the "
+                "complete name as its ARN ends ('secretsmanager:shop/api/payment-AbC123#key', see "
+                "'aws secretsmanager describe-secret'); ECS takes a secret's full ARN",
+                value,
+            )
+    return secrets
+
+
+Kind = Literal["web", "backend", "worker", "job"]
+
+
+class Queue(Strict):
+    """A worker's SQS queue (Amazon SQS Developer Guide; ranges from the SQS API Reference,
+    SetQueueAttributes) and how the worker scales and alarms on it."""
+
+    visibility_timeout_seconds: int = Field(
+        default=300,
+        ge=0,
+        le=43_200,
+        description="How long a received message stays hidden from other consumers (SQS: 0 to 43,200 s); longer "
+        "than the worker takes to process one.",
+    )
+    retention_seconds: int = Field(
+        default=345_600, ge=60, le=1_209_600, description="How long SQS keeps a message (60 s to 14 days; 4 days)."
+    )
+    max_receive_count: int = Field(
+        default=5,
+        ge=1,
+        le=1000,
+        description="Receives before a message moves to the dead-letter queue (redrive policy maxReceiveCount).",
+    )
+    backlog_per_task: int = Field(
+        default=100,
+        ge=1,
+        le=1_000_000,
+        description="Messages waiting per running task the worker scales to hold (the acceptable latency divided "
+        "by the time one message takes; Application Auto Scaling, 'backlog per task').",
+    )
+    oldest_message_alarm_seconds: int = Field(
+        default=900,
+        ge=60,
+        le=1_209_600,
+        description="The age of the oldest waiting message (ApproximateAgeOfOldestMessage) that raises an alarm.",
+    )
+
+
+class Schedule(Strict):
+    """When a job runs: an EventBridge Scheduler expression in a time zone (EventBridge Scheduler User
+    Guide, "Schedule types on EventBridge Scheduler": cron-based and rate-based schedules)."""
+
+    expression: str = Field(
+        description="cron(minutes hours day-of-month month day-of-week year), e.g. 'cron(0 3 * * ? *)', or "
+        "rate(value unit), e.g. 'rate(6 hours)'."
+    )
+    timezone: str = Field(
+        default="UTC", description="IANA time zone the cron expression is read in ('Europe/Paris'); UTC by default."
+    )
+
+    @field_validator("expression")
+    @classmethod
+    def _expression(cls, expression: str) -> str:
+        cron = re.fullmatch(r"cron\((\S+) (\S+) (\S+) (\S+) (\S+) (\S+)\)", expression)
+        rate = re.fullmatch(r"rate\((1 (minute|hour|day)|[1-9][0-9]{0,8} (minutes|hours|days))\)", expression)
+        if not cron and not rate:
+            raise ValueError(
+                "is not a cron expression of 6 fields ('cron(0 3 * * ? *)': minutes hours day-of-month month "
+                "day-of-week year) nor a rate ('rate(1 day)', 'rate(6 hours)')"
+            )
+        if cron and "?" not in (cron.group(3), cron.group(5)):
+            # EventBridge Scheduler: "You can't specify the Day-of-month and Day-of-week fields in the same
+            # cron expression. If you specify a value in one of the fields, you must use a ? in the other."
+            raise ValueError("needs '?' in day-of-month or day-of-week (EventBridge cron: one of the two is '?')")
+        return expression
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, timezone: str) -> str:
+        if timezone not in zoneinfo.available_timezones():
+            raise ValueError("is not an IANA time zone name such as 'UTC' or 'Europe/Paris'")
+        return timezone
+
+
+class Sidecar(Strict):
+    """A helper container in a service's task beside the application's (a proxy, a collector...).
+    Never essential: the application's container is the task's one essential container."""
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9-]{0,62}$", description="The container's name in the task.")
+    image: str = Field(
+        pattern=r"^[a-z0-9][a-z0-9.-]*(:[0-9]+)?/[a-z0-9._/-]+(:[A-Za-z0-9_.-]{1,128}|@sha256:[0-9a-f]{64})$",
+        description="A public image with its registry, pinned by tag or digest "
+        "('public.ecr.aws/aws-observability/aws-otel-collector:v0.43.1'); the execution role grants no private "
+        "registry.",
+    )
+    memory: int = Field(ge=6, description="MiB: the container's hard limit, taken out of the task's memory.")
+    cpu: int | None = Field(default=None, ge=0, description="CPU units reserved for it out of the task's.")
+    port: int | None = Field(default=None, ge=1, le=65535, description="A port it listens on, if any.")
+    command: list[Annotated[str, Field(min_length=1)]] | None = Field(
+        default=None, min_length=1, description="Overrides the image's command (exec form)."
+    )
+    environment: dict[str, str] = Field(default_factory=dict, description="Plain, non-secret variables.")
+    secrets: dict[str, str] = Field(default_factory=dict, description="Variable -> reference, as a service's.")
+    user: str | None = Field(default="1000", pattern=r"^[0-9]{1,10}(:[0-9]{1,10})?$")
+    read_only_root_filesystem: bool = True
+
+    @field_validator("environment")
+    @classmethod
+    def _plain_names(cls, variables: dict[str, str]) -> dict[str, str]:
+        return plain_variables(variables)
+
+    @field_validator("secrets")
+    @classmethod
+    def _references_only(cls, secrets: dict[str, str]) -> dict[str, str]:
+        return secret_references(secrets)
+
+
+# What each kind takes: (required, refused) fields of Service; the rest are optional for every kind.
+KIND_FIELDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "web": (("port", "routing", "autoscaling", "desired_count"), ("schedule", "queue")),
+    "backend": (
+        ("port", "autoscaling", "desired_count"),
+        ("routing", "health_check", "schedule", "queue", "deployment_strategy", "pre_release"),
+    ),
+    "worker": (
+        ("autoscaling", "desired_count"),
+        ("port", "routing", "health_check", "schedule", "deployment_strategy", "pre_release"),
+    ),
+    "job": (
+        ("schedule",),
+        (
+            "port", "routing", "health_check", "autoscaling", "desired_count", "queue", "calls",
+            "deployment_strategy", "pre_release",
+        ),
+    ),
+}  # fmt: skip
+KIND_REASONS = {
+    "web": "a web service is routed by the load balancer and runs no schedule or queue",
+    "backend": "a backend is reached through Service Connect, not the load balancer, and releases rolling",
+    "worker": "a worker has no port and no load balancer (it consumes its queue) and releases rolling",
+    "job": "a job is one task per scheduled run: no port, no load balancer, no service to scale, and no Service "
+    "Connect (ECS supports it only for the tasks of a service)",
+}
+
+
 class Service(Strict):
     """One containerised service: one image, one ECS service, one stack."""
 
-    port: int = Field(ge=1, le=65535, description="The container port the ALB sends traffic to.")
+    kind: Kind = Field(
+        default="web",
+        description="web: HTTP behind the load balancer; backend: HTTP reached by other services through Service "
+        "Connect; worker: consumes its own SQS queue; job: a task run on a schedule.",
+    )
+    port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        description="The container port: the ALB sends traffic to it (web), callers reach it (backend).",
+    )
     cpu: int = Field(description="Fargate CPU units: 256, 512, 1024, 2048, 4096, 8192 or 16384.")
     memory: int = Field(description="MiB; must be a size Fargate accepts for the CPU.")
-    desired_count: int = Field(ge=0, le=1000)
-    autoscaling: Autoscaling
-    routing: Routing
+    desired_count: int | None = Field(default=None, ge=0, le=1000, description="Tasks at creation (not for a job).")
+    autoscaling: Autoscaling | None = Field(default=None, description="Task count bounds (not for a job).")
+    routing: Routing | None = Field(default=None, description="The load balancer's rule for it (web only).")
+    calls: list[Annotated[str, Field(pattern=SERVICE_NAME)]] = Field(
+        default_factory=list,
+        description="Backend services it calls through Service Connect (by name): their ports open to it alone.",
+    )
+    sends_to: list[Annotated[str, Field(pattern=SERVICE_NAME)]] = Field(
+        default_factory=list, description="Worker services whose queues it may send to (by name)."
+    )
+    queue: Queue = Field(default_factory=Queue, description="The worker's queue (worker only).")
+    schedule: Schedule | None = Field(default=None, description="When the job runs (job only).")
+    sidecars: list[Sidecar] = Field(
+        default_factory=list, description="Helper containers beside the application's (never essential)."
+    )
     health_check: HealthCheck = Field(default_factory=HealthCheck)
     environment: dict[str, str] = Field(default_factory=dict, description="Plain, non-secret variables.")
     secrets: dict[str, str] = Field(
@@ -424,7 +623,72 @@ class Service(Strict):
         return self
 
     @model_validator(mode="after")
+    def _kind_fields(self) -> Service:
+        """Each kind takes its own fields (KIND_FIELDS) and refuses those that cannot work for it."""
+        required, refused = KIND_FIELDS[self.kind]
+        for field in required:
+            if getattr(self, field) is None:
+                raise FieldValueError((field,), f"is required for a {self.kind} service (kind: {self.kind})")
+        for field in refused:
+            if field in self.model_fields_set and getattr(self, field) not in (None, []):
+                raise FieldValueError((field,), f"is not for a {self.kind} service: {KIND_REASONS[self.kind]}")
+        scaling = self.autoscaling
+        explicit = scaling is not None and "requests_per_target" in scaling.model_fields_set
+        if self.kind != "web" and explicit and scaling is not None and scaling.requests_per_target:
+            how = "its queue's backlog per task (queue.backlog_per_task) and CPU" if self.kind == "worker" else "CPU"
+            raise FieldValueError(
+                ("autoscaling", "requests_per_target"),
+                f"is for a web service (load balancer requests); a {self.kind} scales on {how}",
+            )
+        return self
+
+    @property
+    def scaling(self) -> Autoscaling:
+        """``autoscaling``, which every kind but job requires."""
+        if self.autoscaling is None:
+            raise ValueError(f"a {self.kind} service has no autoscaling")
+        return self.autoscaling
+
+    @property
+    def container_port(self) -> int:
+        """``port``, which a web service and a backend require."""
+        if self.port is None:
+            raise ValueError(f"a {self.kind} service has no port")
+        return self.port
+
+    @property
+    def web_routing(self) -> Routing:
+        """``routing``, which a web service requires."""
+        if self.routing is None:
+            raise ValueError(f"a {self.kind} service has no routing")
+        return self.routing
+
+    @model_validator(mode="after")
+    def _sidecars_fit(self) -> Service:
+        """Sidecars have their own names, and their memory and CPU fit in the task's beside the
+        application's (on Fargate the containers' memory must not exceed the task's; ECS Developer
+        Guide, task definition parameters "memory" and "cpu")."""
+        names = [sidecar.name for sidecar in self.sidecars]
+        for index, name in enumerate(names):
+            if names.index(name) != index:
+                raise FieldValueError(("sidecars", index, "name"), "is the name of another sidecar", name)
+        memory = sum(sidecar.memory for sidecar in self.sidecars)
+        if self.sidecars and memory >= self.memory:
+            raise FieldValueError(
+                ("sidecars",),
+                f"take {memory} MiB of the task's {self.memory}: leave memory for the application's container",
+            )
+        cpu = sum(sidecar.cpu or 0 for sidecar in self.sidecars)
+        if cpu >= self.cpu:
+            raise FieldValueError(
+                ("sidecars",), f"reserve {cpu} CPU units of the task's {self.cpu}: leave some for the application"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _count_in_range(self) -> Service:
+        if self.autoscaling is None or self.desired_count is None:
+            return self
         if not self.autoscaling.min <= self.desired_count <= self.autoscaling.max:
             raise FieldValueError(
                 ("desired_count",),
@@ -435,43 +699,12 @@ class Service(Strict):
     @field_validator("environment")
     @classmethod
     def _plain_names(cls, variables: dict[str, str]) -> dict[str, str]:
-        for key, value in variables.items():
-            if not re.fullmatch(ENV_VAR_NAME, key):
-                raise FieldValueError((key,), "is not a valid environment variable name")
-            kinds = credential_kinds(key, str(value))
-            if kinds:
-                raise FieldValueError(
-                    (key,),
-                    f"looks like a credential ({', '.join(kinds)}, by detect-secrets), and a plain variable is "
-                    "written in clear into the templates and release files: store it in Secrets Manager or SSM "
-                    "and give it under secrets: instead ('secretsmanager:NAME-SUFFIX[#json-key]' or "
-                    "'ssm:/PARAMETER/NAME')",
-                    "(hidden)",
-                )
-        return variables
+        return plain_variables(variables)
 
     @field_validator("secrets")
     @classmethod
     def _references_only(cls, secrets: dict[str, str]) -> dict[str, str]:
-        for key, value in secrets.items():
-            if not re.fullmatch(ENV_VAR_NAME, key):
-                raise FieldValueError((key,), "is not a valid environment variable name", value)
-            if not re.fullmatch(SECRET_REFERENCE, value):
-                raise FieldValueError(
-                    (key,),
-                    "looks like a value, not a reference: give 'secretsmanager:NAME' (optionally '#json-key') "
-                    "or 'ssm:/PARAMETER/NAME' and keep the value in AWS",
-                    "(hidden)",
-                )
-            if value.startswith("secretsmanager:") and not re.fullmatch(COMPLETE_SECRET_NAME, value):
-                raise FieldValueError(
-                    (key,),
-                    "names the secret without the 6 characters Secrets Manager appends to its name: give the "
-                    "complete name as its ARN ends ('secretsmanager:shop/api/payment-AbC123#key', see "
-                    "'aws secretsmanager describe-secret'); ECS takes a secret's full ARN",
-                    value,
-                )
-        return secrets
+        return secret_references(secrets)
 
     @model_validator(mode="after")
     def _no_overlap(self) -> Service:
@@ -1249,6 +1482,7 @@ class Environment(Strict):
             *self._architecture_problems(),
             *self._quota_problems(),
             *self._pre_release_problems(),
+            *self._kind_problems(),
         ]
         if problems:
             raise ManyFieldsError(problems)
@@ -1340,7 +1574,7 @@ class Environment(Strict):
              "listener rules on one load balancer (a blue-green service has a test listener rule too)"),
             (quotas.OUTBOUND_RULES_PER_GROUP, 1 + len(group),
              "outbound rules on a load balancer's security group (one per service, one that removes the default)"),
-            (quotas.TARGETS_PER_ALB, sum(self.services[n].autoscaling.max * per_service[n] for n in group),
+            (quotas.TARGETS_PER_ALB, sum(self.services[n].scaling.max * per_service[n] for n in group),
              "targets at most on one load balancer (autoscaling.max of each service, twice for blue-green)"),
         ]  # fmt: skip
 
@@ -1369,7 +1603,7 @@ class Environment(Strict):
         balancer) first, then by name. An environment that fits in one gets one, as before.
         """
         reached = self._reached_by_cloudfront()
-        order = reached + sorted(set(self.services) - set(reached))
+        order = reached + sorted(set(self.web_services) - set(reached))
         groups: list[list[str]] = [[]]
         for name in order:
             candidate = [*groups[-1], name]
@@ -1383,7 +1617,7 @@ class Environment(Strict):
     def _reached_by_cloudfront(self) -> list[str]:
         """Services with a path under ``edge.api_path``: CloudFront sends those to the first ALB."""
         api = self.edge.api_path.rstrip("*")
-        return sorted(n for n, s in self.services.items() if any(p.startswith(api) for p in s.routing.paths))
+        return sorted(n for n in self.web_services if any(p.startswith(api) for p in self.service_routing(n).paths))
 
     def _certificate_problems(self) -> list[FieldValueError]:
         match = re.fullmatch(
@@ -1405,8 +1639,8 @@ class Environment(Strict):
     def _route_problems(self) -> list[FieldValueError]:
         problems: list[FieldValueError] = []
         seen: dict[tuple[frozenset[str], str], str] = {}
-        for name in sorted(self.services):
-            routing = self.services[name].routing
+        for name in self.web_services:
+            routing = self.service_routing(name)
             hosts = frozenset(routing.hosts)
             for index, path in enumerate(routing.paths or ["(any)"]):
                 owner = seen.setdefault((hosts, path), name)
@@ -1419,8 +1653,8 @@ class Environment(Strict):
                         )
                     )
         priorities: dict[int, str] = {}
-        for name in sorted(self.services):
-            priority = self.services[name].routing.priority
+        for name in self.web_services:
+            priority = self.service_routing(name).priority
             if priority is not None:
                 owner = priorities.setdefault(priority, name)
                 if owner != name:
@@ -1443,7 +1677,7 @@ class Environment(Strict):
                 service.desired_count,
             )
             for name, service in sorted(self.services.items())
-            if service.desired_count > 1 or service.autoscaling.min > 1
+            if (service.desired_count or 0) > 1 or (service.autoscaling is not None and service.autoscaling.min > 1)
         ]
 
     def _edge_problems(self) -> list[FieldValueError]:
@@ -1572,8 +1806,83 @@ class Environment(Strict):
         return problems
 
     def strategy_of(self, service: str) -> Strategy:
-        """The service's own strategy if it sets one, else the environment's."""
+        """The service's own strategy if it sets one, else the environment's; a service of another
+        kind than web releases rolling (blue/green shifts a load balancer's traffic)."""
+        if self.services[service].kind != "web":
+            return "rolling"
         return self.services[service].deployment_strategy or self.deployment.strategy
+
+    @property
+    def web_services(self) -> list[str]:
+        """The services behind the load balancer (kind web), by name."""
+        return [name for name in sorted(self.services) if self.services[name].kind == "web"]
+
+    def of_kind(self, kind: str) -> list[str]:
+        """The services of ``kind``, by name."""
+        return [name for name in sorted(self.services) if self.services[name].kind == kind]
+
+    def service_routing(self, service: str) -> Routing:
+        """The routing of web service ``service`` (the settings require one of every web service)."""
+        return self.services[service].web_routing
+
+    def _kind_problems(self) -> list[FieldValueError]:
+        """What one service says of another: ``calls`` names backends (through Service Connect,
+        which the CODE_DEPLOY controller does not support: ECS Developer Guide, "Service Connect
+        considerations"), ``sends_to`` names workers; a worker that scales on its backlog needs
+        Container Insights (the backlog per task divides by its RunningTaskCount: Application Auto
+        Scaling User Guide, "Example: Amazon SQS queue backlog per task"); a worker's queue is named
+        after its stack, within SQS's 80 characters (SQS API Reference, CreateQueue QueueName)."""
+        problems: list[FieldValueError] = []
+        for name, service in sorted(self.services.items()):
+            for field, kind in (("calls", "backend"), ("sends_to", "worker")):
+                for index, other in enumerate(getattr(service, field)):
+                    if other == name:
+                        problems.append(FieldValueError(("services", name, field, index), "names itself", other))
+                    elif other not in self.services:
+                        problems.append(
+                            FieldValueError(
+                                ("services", name, field, index),
+                                f"is not a service; services are {', '.join(sorted(self.services))}",
+                                other,
+                            )
+                        )
+                    elif self.services[other].kind != kind:
+                        problems.append(
+                            FieldValueError(
+                                ("services", name, field, index),
+                                f"is a {self.services[other].kind} service; {field} names {kind} services only "
+                                f"({', '.join(self.of_kind(kind)) or 'none here'})",
+                                other,
+                            )
+                        )
+            if service.calls and self.codedeploy(name):
+                problems.append(
+                    FieldValueError(
+                        ("services", name, "calls"),
+                        "needs Service Connect, which ECS does not support with the CODE_DEPLOY controller "
+                        "(deployment.controller: codedeploy); use controller ecs or deployment_strategy rolling",
+                    )
+                )
+            if service.kind == "worker":
+                scaling = service.autoscaling
+                if scaling is not None and scaling.max > scaling.min and self.platform.container_insights == "disabled":
+                    problems.append(
+                        FieldValueError(
+                            ("services", name, "autoscaling", "max"),
+                            "above min makes the worker scale on its backlog per task, which divides by Container "
+                            "Insights' RunningTaskCount: turn platform.container_insights on, or set max to min",
+                            scaling.max,
+                        )
+                    )
+                queue = f"{self.project}-{self.name}-svc-{name}"
+                if len(queue) > 80:
+                    problems.append(
+                        FieldValueError(
+                            ("services", name),
+                            f"makes the queue name {queue} longer than SQS's 80 characters; use a shorter name",
+                        )
+                    )
+        return problems
 
     @property
     def blue_green_services(self) -> list[str]:
@@ -1600,12 +1909,12 @@ class Environment(Strict):
         of the name: adding a service leaves the others' priorities alone, so service stacks can
         be deployed in any order without two rules claiming one priority.
         """
-        taken = {s.routing.priority: n for n, s in self.services.items() if s.routing.priority is not None}
-        result = {name: priority for priority, name in taken.items()}
-        for name in sorted(self.services):
+        taken = {self.service_routing(n).priority: n for n in self.web_services if self.service_routing(n).priority}
+        result = {name: priority for priority, name in taken.items() if priority is not None}
+        for name in self.web_services:
             if name in result:
                 continue
-            routing = self.services[name].routing
+            routing = self.service_routing(name)
             depth = max(
                 (len([x for x in p.split("*")[0].split("?")[0].split("/") if x]) for p in routing.paths), default=0
             )

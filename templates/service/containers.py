@@ -9,10 +9,11 @@ from troposphere import GetAtt, Parameter, Ref, Region, Sub, ecs
 from troposphere.iam import Role
 
 from infra_templates import constructs
-from infra_templates.config import Environment, Service
+from infra_templates.config import Environment, Service, Sidecar
 from infra_templates.layer import LayerContext
 from infra_templates.naming import image_region, image_repository, image_tag_parameter, repository_name
 from templates.contracts import Data, Keys
+from templates.service import queues
 from templates.service.roles import parameter_arn, secret_arn
 
 IMAGE_TAG = "ImageTag"
@@ -67,10 +68,21 @@ def secret_value_from(reference: str) -> Sub:
 
 
 def task_definition(
-    ctx: LayerContext, name: str, service: Service, *, logs: Any, execution_role: Role, task_role: Role
+    ctx: LayerContext,
+    name: str,
+    service: Service,
+    *,
+    logs: Any,
+    execution_role: Role,
+    task_role: Role,
+    port_name: str | None = None,
 ) -> ecs.TaskDefinition:
+    """The task definition: the application's container (essential, the only one that is), then
+    its sidecars in the settings' order. ``port_name`` names the container port (Service Connect
+    refers to it by name)."""
     env = ctx.env
     variables: dict[str, Any] = dict(service.environment)
+    variables.update(queues.variables(env, name, service))
     secrets: dict[str, Any] = {k: secret_value_from(v) for k, v in service.secrets.items()}
     if service.database_access:
         variables.update(
@@ -87,8 +99,7 @@ def task_definition(
         # The container's own hard limit in MiB: the task's memory, which a task of one container may
         # give it whole (ECS task definition parameters, "memory": on Fargate the containers' memory
         # must not exceed the task's). Past it the container is killed, instead of starving the task.
-        Memory=service.memory,
-        PortMappings=[ecs.PortMapping(ContainerPort=service.port, Protocol="tcp")],
+        Memory=service.memory - sum(sidecar.memory for sidecar in service.sidecars),
         Environment=[ecs.Environment(Name=k, Value=v) for k, v in sorted(variables.items())],
         Secrets=[ecs.Secret(Name=k, ValueFrom=v) for k, v in sorted(secrets.items())],
         ReadonlyRootFilesystem=service.read_only_root_filesystem,
@@ -107,6 +118,12 @@ def task_definition(
             },
         ),
     )
+    if service.port is not None:
+        mapping = ecs.PortMapping(ContainerPort=service.port, Protocol="tcp")
+        if port_name is not None:
+            mapping.Name = port_name
+            mapping.AppProtocol = "http"
+        container.PortMappings = [mapping]
     if service.user is not None:
         container.User = service.user
     task = ecs.TaskDefinition(
@@ -121,6 +138,46 @@ def task_definition(
         TaskRoleArn=GetAtt(task_role, "Arn"),
         # A writable scratch space for a read-only root filesystem, gone with the task.
         Volumes=[ecs.Volume(Name="tmp")],
-        ContainerDefinitions=[container],
+        ContainerDefinitions=[container, *(_sidecar(sidecar, name, logs) for sidecar in service.sidecars)],
     )
     return task
+
+
+def _sidecar(sidecar: Sidecar, app: str, logs: Any) -> ecs.ContainerDefinition:
+    """A helper container beside the application: never essential (the task's one essential
+    container is the application's; ECS stops the task when an essential container exits, ECS
+    Developer Guide, task definition parameters "essential"), started after the application's has
+    started (``dependsOn`` START), with its own memory hard limit out of the task's, its own log
+    stream prefix in the service's log group, and the same read-only root filesystem and init
+    process as the application."""
+    container = ecs.ContainerDefinition(
+        Name=sidecar.name,
+        Image=sidecar.image,
+        Essential=False,
+        Memory=sidecar.memory,
+        DependsOn=[ecs.ContainerDependency(ContainerName=app, Condition="START")],
+        Environment=[ecs.Environment(Name=k, Value=v) for k, v in sorted(sidecar.environment.items())],
+        Secrets=[ecs.Secret(Name=k, ValueFrom=secret_value_from(v)) for k, v in sorted(sidecar.secrets.items())],
+        ReadonlyRootFilesystem=sidecar.read_only_root_filesystem,
+        LinuxParameters=ecs.LinuxParameters(InitProcessEnabled=True),
+        StopTimeout=30,
+        LogConfiguration=ecs.LogConfiguration(
+            LogDriver="awslogs",
+            Options={
+                "awslogs-group": Ref(logs),
+                "awslogs-region": Region,
+                "awslogs-stream-prefix": sidecar.name,
+                "mode": "non-blocking",
+                "max-buffer-size": "25m",
+            },
+        ),
+    )
+    if sidecar.cpu is not None:
+        container.Cpu = sidecar.cpu
+    if sidecar.port is not None:
+        container.PortMappings = [ecs.PortMapping(ContainerPort=sidecar.port, Protocol="tcp")]
+    if sidecar.command:
+        container.Command = sidecar.command
+    if sidecar.user is not None:
+        container.User = sidecar.user
+    return container

@@ -44,4 +44,3 @@ def outbound(t: Template, ctx: LayerContext, name: str, service: Service, own: A
             egress=("ServiceToDatabaseEgress", f"{name} connects to the database"),
             ingress=("DatabaseFromServiceIngress", f"{env.database.engine} port, from the {name} service"),
         )
-

@@ -42,9 +42,7 @@ def pass_roles(roles: list[Role]) -> Statement:
     )
 
 
-def release_role(
-    t: Template, ctx: LayerContext, name: str, *, ecs_service: ecs.Service, roles: list[Role], codedeploy: bool
-) -> None:
+def release_role(t: Template, ctx: LayerContext, name: str, *, roles: list[Role], codedeploy: bool) -> None:
     """The role this service's release (in the registry's account) assumes to release it here.
 
     Named, so the release can name it before this stack exists. ECS controller: trusted by the

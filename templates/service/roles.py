@@ -20,6 +20,7 @@ from infra_templates.config import Service
 from infra_templates.layer import LayerContext
 from infra_templates.naming import image_region, repository_name, service_role_name
 from templates.contracts import Data, Keys, assets_bucket_arn
+from templates.service import queues
 
 
 def ecs_trust() -> Any:
@@ -51,14 +52,15 @@ def execution_role(ctx: LayerContext, name: str, service: Service, logs: Any) ->
             "WriteThisServicesLogs", [logs_actions.CreateLogStream, logs_actions.PutLogEvents], [GetAtt(logs, "Arn")]
         ),
     ]
-    secret_arns = sorted({secret_arn(ref) for ref in service.secrets.values() if ref.startswith("secretsmanager:")})
+    references = [*service.secrets.values(), *(ref for sidecar in service.sidecars for ref in sidecar.secrets.values())]
+    secret_arns = sorted({secret_arn(ref) for ref in references if ref.startswith("secretsmanager:")})
     if secret_arns:
         # The complete ARNs that the task definition's ValueFrom names (the settings give each
         # secret's name with its 6-character suffix): what ECS reads is exactly what is granted.
         statements.append(
             iam.allow("ReadThisServicesSecrets", [secretsmanager.GetSecretValue], [Sub(a) for a in secret_arns])
         )
-    parameter_arns = sorted({parameter_arn(ref) for ref in service.secrets.values() if ref.startswith("ssm:")})
+    parameter_arns = sorted({parameter_arn(ref) for ref in references if ref.startswith("ssm:")})
     if parameter_arns:
         statements.append(
             iam.allow("ReadThisServicesParameters", [ssm.GetParameters], [Sub(a) for a in parameter_arns])
@@ -109,6 +111,7 @@ def task_role(ctx: LayerContext, name: str, service: Service) -> Role:
             )
         )
     statements.extend(_asset_statements(ctx, service))
+    statements.extend(queues.statements(ctx, name, service))
     role = Role(
         "TaskRole",
         RoleName=service_role_name(ctx.env.project, ctx.env.name, name, "task"),  # taskdef.json names it

@@ -32,6 +32,26 @@ def scalable_target(
     return target
 
 
+def metric_stat(
+    query_id: str, namespace: str, metric: str, dimensions: dict[str, Any], statistic: str
+) -> applicationautoscaling.TargetTrackingMetricDataQuery:
+    """One metric of a customized (metric math) target tracking metric, not returned itself."""
+    return applicationautoscaling.TargetTrackingMetricDataQuery(
+        Id=query_id,
+        ReturnData=False,
+        MetricStat=applicationautoscaling.TargetTrackingMetricStat(
+            Metric=applicationautoscaling.TargetTrackingMetric(
+                Namespace=namespace,
+                MetricName=metric,
+                Dimensions=[
+                    applicationautoscaling.TargetTrackingMetricDimension(Name=k, Value=v) for k, v in dimensions.items()
+                ],
+            ),
+            Stat=statistic,
+        ),
+    )
+
+
 def target_tracking(
     logical_id: str,
     suffix: str,

@@ -18,9 +18,9 @@ from infra_templates.config import Environment, Service
 from infra_templates.layer import ExportSpec, LayerContext
 from infra_templates.naming import release_name
 from templates.contracts import Monitoring, Network, Platform, Security, for_load_balancer
-from templates.service import alarms, containers, network, release, roles
+from templates.service import alarms, containers, network, release, roles, service_connect
 from templates.service.release import pass_roles
-from templates.service.scaling import scalable_target, target_tracking
+from templates.service.scaling import metric_stat, scalable_target, target_tracking
 
 
 def build(env: Environment, name: str) -> Template:
@@ -43,7 +43,7 @@ def build(env: Environment, name: str) -> Template:
             TargetType="ip",
             Protocol="HTTP",
             ProtocolVersion="HTTP1",
-            Port=service.port,
+            Port=service.container_port,
             VpcId=ctx.import_value(Network.VPC_ID),
             HealthCheckEnabled=True,
             HealthCheckProtocol="HTTP",
@@ -89,7 +89,9 @@ def build(env: Environment, name: str) -> Template:
                 )
             ),
             LoadBalancers=[
-                ecs.LoadBalancer(ContainerName=name, ContainerPort=service.port, TargetGroupArn=Ref(target_group))
+                ecs.LoadBalancer(
+                    ContainerName=name, ContainerPort=service.container_port, TargetGroupArn=Ref(target_group)
+                )
             ],
             HealthCheckGracePeriodSeconds=60,
             DeploymentConfiguration=ecs.DeploymentConfiguration(
@@ -103,6 +105,12 @@ def build(env: Environment, name: str) -> Template:
             PropagateTags="SERVICE",
         )
     )
+    connect = service_connect.configuration(ctx, name, service, logs)
+    if connect is not None:  # a caller of backends: a Service Connect client, in its group
+        ecs_service.ServiceConnectConfiguration = connect
+        ecs_service.NetworkConfiguration.AwsvpcConfiguration.SecurityGroups += service_connect.groups(
+            ctx, name, service
+        )
     groups = (target_group,) if green is None else (target_group, green)
     _autoscaling(t, ctx, service, ecs_service, groups)
     task_roles = [execution_role, task_role]
@@ -122,7 +130,7 @@ def build(env: Environment, name: str) -> Template:
         _ecs_blue_green(t, ctx, name, ecs_service=ecs_service, groups=(target_group, green), rule=rule)
         if service.pre_release:
             release.pre_release_hook(t, ctx, name, service.pre_release, ecs_service=ecs_service, roles=task_roles)
-    release.release_role(t, ctx, name, ecs_service=ecs_service, roles=task_roles, codedeploy=env.codedeploy(name))
+    release.release_role(t, ctx, name, roles=task_roles, codedeploy=env.codedeploy(name))
     _alarms(t, ctx, name, service=service, ecs_service=ecs_service, groups=groups)
     return t
 
@@ -154,13 +162,15 @@ def _alb(ctx: LayerContext, spec: ExportSpec) -> ExportSpec:
 
 def _conditions(service: Service) -> list[elb.Condition]:
     conditions = []
-    if service.routing.hosts:
+    if service.web_routing.hosts:
         conditions.append(
-            elb.Condition(Field="host-header", HostHeaderConfig=elb.HostHeaderConfig(Values=service.routing.hosts))
+            elb.Condition(Field="host-header", HostHeaderConfig=elb.HostHeaderConfig(Values=service.web_routing.hosts))
         )
-    if service.routing.paths:
+    if service.web_routing.paths:
         conditions.append(
-            elb.Condition(Field="path-pattern", PathPatternConfig=elb.PathPatternConfig(Values=service.routing.paths))
+            elb.Condition(
+                Field="path-pattern", PathPatternConfig=elb.PathPatternConfig(Values=service.web_routing.paths)
+            )
         )
     return conditions
 
@@ -182,7 +192,7 @@ def _autoscaling(
     Auto Scaling User Guide, "Create a target tracking scaling policy for Application Auto Scaling
     using metric math": a count divided by the service's ECS/ContainerInsights RunningTaskCount),
     so it follows whichever colour serves."""
-    scaling = service.autoscaling
+    scaling = service.scaling
     target = scalable_target(t, ctx, scaling, ecs_service)
     if scaling.requests_per_target is None:
         return
@@ -215,27 +225,9 @@ def _requests_per_task(
     ctx: LayerContext, ecs_service: ecs.Service, groups: tuple[elb.TargetGroup, ...]
 ) -> applicationautoscaling.CustomizedMetricSpecification:
     """ALB requests per minute over all of the service's target groups, per running task."""
-
-    def stat(query_id: str, namespace: str, metric: str, dimensions: dict[str, Any], statistic: str) -> Any:
-        return applicationautoscaling.TargetTrackingMetricDataQuery(
-            Id=query_id,
-            ReturnData=False,
-            MetricStat=applicationautoscaling.TargetTrackingMetricStat(
-                Metric=applicationautoscaling.TargetTrackingMetric(
-                    Namespace=namespace,
-                    MetricName=metric,
-                    Dimensions=[
-                        applicationautoscaling.TargetTrackingMetricDimension(Name=k, Value=v)
-                        for k, v in dimensions.items()
-                    ],
-                ),
-                Stat=statistic,
-            ),
-        )
-
     load_balancer = ctx.import_value(_alb(ctx, Platform.LOAD_BALANCER_FULL_NAME))
     queries = [
-        stat(
+        metric_stat(
             f"requests{index}",
             "AWS/ApplicationELB",
             "RequestCount",
@@ -245,7 +237,7 @@ def _requests_per_task(
         for index, group in enumerate(groups, start=1)
     ]
     queries.append(
-        stat(
+        metric_stat(
             "tasks",
             "ECS/ContainerInsights",
             "RunningTaskCount",
@@ -573,8 +565,8 @@ def _alarms(
             constructs.metric_sum_alarm(logical_id, topic, dimension_sets=tg_dims, **common, **kwargs)
         )
 
-    down = alarms.task_alarms(t, ctx, name, minimum=service.autoscaling.min, ecs_service=ecs_service)
-    must_run = service.autoscaling.min > 0
+    down = alarms.task_alarms(t, ctx, name, minimum=service.scaling.min, ecs_service=ecs_service)
+    must_run = service.scaling.min > 0
     add_over_groups(
         "UnhealthyTargetsAlarm", description=f"{name}: the load balancer sees unhealthy targets",
         namespace="AWS/ApplicationELB", metric="UnHealthyHostCount", statistic="Maximum",
@@ -591,9 +583,9 @@ def _alarms(
     if must_run:  # a service of minimum 0 (pilot light) is never short of targets
         short.append(add_over_groups(
             "HealthyTargetsLowAlarm",
-            description=f"{name}: fewer healthy targets than the minimum of {service.autoscaling.min}",
+            description=f"{name}: fewer healthy targets than the minimum of {service.scaling.min}",
             namespace="AWS/ApplicationELB", metric="HealthyHostCount", statistic="Minimum",
-            comparison="LessThanThreshold", threshold=service.autoscaling.min,
+            comparison="LessThanThreshold", threshold=service.scaling.min,
             missing_data="breaching",  # no healthy-host data means the target group serves nobody
         ))  # fmt: skip
     errors = add_over_groups(
@@ -617,13 +609,13 @@ def _security_group(t: Template, ctx: LayerContext, name: str, service: Service)
     """The service's group: its container port from the ALB only; out, HTTPS and (if it may) the
     database port. The rules on the ALB's and the database's groups that complete each path are
     here too, so the security stack does not grow with the services."""
-    group = network.security_group(t, ctx, f"{ctx.stack_name}: port {service.port} from the ALB only")
+    group = network.security_group(t, ctx, f"{ctx.stack_name}: port {service.container_port} from the ALB only")
     own = GetAtt(group, "GroupId")
     constructs.allow_between(
         t,
         ctx.import_value(_alb(ctx, Security.ALB_SECURITY_GROUP)),
         own,
-        service.port,
+        service.container_port,
         egress=("AlbToServiceEgress", f"ALB forwards to the {name} service's container port"),
         ingress=("ServiceFromAlbIngress", f"{name} container port, from the ALB only"),
     )

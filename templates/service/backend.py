@@ -1,0 +1,61 @@
+"""The ``backend`` kind: an HTTP service with no public route, reachable by name from the services
+that declare they call it, through ECS Service Connect in the environment's namespace. Its
+security group takes nothing from anywhere; its Service Connect group (platform layer) takes its
+port from its callers' groups alone."""
+
+from __future__ import annotations
+
+from troposphere import GetAtt, Template
+
+from infra_templates.config import Environment
+from infra_templates.layer import LayerContext
+from templates.service import alarms, containers, fargate, network, release, roles, service_connect
+from templates.service.scaling import scalable_target
+
+
+def build(env: Environment, name: str) -> Template:
+    """The stack of a ``backend`` service."""
+    service = env.services[name]
+    ctx = LayerContext(env, f"svc-{name}")
+    t = ctx.new_template(f"the {name} backend: task definition, ECS service on Service Connect, autoscaling")
+    t.add_parameter(containers.image_tag(env, name))
+
+    logs = t.add_resource(containers.log_group(ctx))
+    execution_role = t.add_resource(roles.execution_role(ctx, name, service, logs))
+    task_role = t.add_resource(roles.task_role(ctx, name, service))
+    task = t.add_resource(
+        containers.task_definition(
+            ctx,
+            name,
+            service,
+            logs=logs,
+            execution_role=execution_role,
+            task_role=task_role,
+            port_name=service_connect.PORT_NAME,
+        )
+    )
+    group = network.security_group(
+        t,
+        ctx,
+        f"{ctx.stack_name}: no way in but its Service Connect group (port {service.container_port}, callers only)",
+    )
+    network.outbound(t, ctx, name, service, GetAtt(group, "GroupId"))
+    ecs_service = t.add_resource(
+        fargate.service(
+            ctx,
+            name,
+            service,
+            task=task,
+            group=group,
+            more_groups=service_connect.groups(ctx, name, service),
+            ServiceConnectConfiguration=service_connect.configuration(ctx, name, service, logs),
+        )
+    )
+    scalable_target(t, ctx, service.scaling, ecs_service)
+    release.release_role(t, ctx, name, roles=[execution_role, task_role], codedeploy=False)
+    down = alarms.task_alarms(t, ctx, name, minimum=service.scaling.min, ecs_service=ecs_service)
+    if down:
+        alarms.paging_composite(
+            t, ctx, f"PAGE: the callers of {name} are affected: no task of it runs", all_of=[], any_of=down
+        )
+    return t
