@@ -75,8 +75,15 @@ def backup_vault(env: Environment, key_arn: object) -> backup.BackupVault:
     return vault
 
 
+def _data_services(env: Environment) -> list[str]:
+    """The services that use the data key for this account's principals: RDS, Secrets Manager, S3,
+    AWS Backup, and SQS where a worker's or a job's queue is encrypted with it."""
+    queues = any(s.kind in ("worker", "job") for s in env.services.values())
+    return ["rds", "secretsmanager", "s3", "backup", *(["sqs"] if queues else [])]
+
+
 def _data_services_may_use(ctx: LayerContext) -> Statement:
-    """RDS, Secrets Manager, S3 and AWS Backup (its vault) may use the key on behalf of this account's principals only.
+    """The data services (``_data_services``) may use the key on behalf of this account's principals only.
 
     The AWS-managed keys' pattern: the principal must be in this account (and still needs IAM
     permission), and the request must come through one of the named services in this region.
@@ -99,10 +106,7 @@ def _data_services_may_use(ctx: LayerContext) -> Statement:
             StringEquals("kms:CallerAccount", AccountId),
             StringEquals(
                 "kms:ViaService",
-                [
-                    Sub("%s.${AWS::Region}.amazonaws.com" % service)
-                    for service in ("rds", "secretsmanager", "s3", "backup")
-                ],
+                [Sub("%s.${AWS::Region}.amazonaws.com" % service) for service in _data_services(ctx.env)],
             ),
         ],
         principal=iam.account_root(),

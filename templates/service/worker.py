@@ -73,10 +73,9 @@ def _queues(t: Template, ctx: LayerContext, name: str) -> tuple[sqs.Queue, sqs.Q
             VisibilityTimeout=settings.visibility_timeout_seconds,
             MessageRetentionPeriod=settings.retention_seconds,
             ReceiveMessageWaitTimeSeconds=20,  # long polling: fewer empty receives
-            RedrivePolicy={
-                "deadLetterTargetArn": GetAtt(dead_letters, "Arn"),
-                "maxReceiveCount": settings.max_receive_count,
-            },
+            RedrivePolicy=sqs.RedrivePolicy(
+                deadLetterTargetArn=GetAtt(dead_letters, "Arn"), maxReceiveCount=settings.max_receive_count
+            ),
         )
     )
     return queue, dead_letters
