@@ -39,7 +39,7 @@ from troposphere.iam import Policy, Role
 from infra_templates import constructs, iam
 from infra_templates.config import Environment, ServerlessCapacity
 from infra_templates.layer import LayerContext
-from infra_templates.naming import release_name
+from infra_templates.naming import failed_run_rule_name, queue_name, release_name
 from templates.contracts import AssetsReplica, Data, Edge, Keys, Monitoring, Network, Platform
 from templates.edge import replication_rule_id
 
@@ -634,6 +634,42 @@ def _ses_mailer(t: Template, ctx: LayerContext, topic_arn: Any, key: Any, event_
     )  # fmt: skip
 
 
+def _kind_widgets(env: Environment, metrics: Any) -> list[dict[str, Any]]:
+    """The workers' queues (messages waiting, age of the oldest) and the jobs' failed runs (the
+    invocations of each job's failed-run rule, AWS/Events Invocations by RuleName), by the names
+    the service layer gives them."""
+    workers = env.of_kind("worker")
+    jobs = env.of_kind("job")
+    widgets = []
+    if workers:
+        queues = [queue_name(env.project, env.name, w) for w in workers]
+        widgets.append(
+            metrics(
+                "Worker queues: messages waiting",
+                [["AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName", q] for q in queues],
+                stat="Maximum",
+            )
+        )
+        widgets.append(
+            metrics(
+                "Worker queues: oldest message (s)",
+                [["AWS/SQS", "ApproximateAgeOfOldestMessage", "QueueName", q] for q in queues],
+                stat="Maximum",
+            )
+        )
+    if jobs:
+        widgets.append(
+            metrics(
+                "Jobs: failed runs",
+                [
+                    ["AWS/Events", "Invocations", "RuleName", failed_run_rule_name(env.project, env.name, j)]
+                    for j in jobs
+                ],
+            )
+        )
+    return widgets
+
+
 def _dashboard(t: Template, ctx: LayerContext) -> None:
     """One dashboard: the ALB, the services (every service of the cluster, by search), the database
     and CloudFront (whose metrics live in us-east-1). Built as sorted JSON, so it is deterministic."""
@@ -691,6 +727,7 @@ def _dashboard(t: Template, ctx: LayerContext) -> None:
             where="us-east-1",
         ),
     ]
+    widgets += _kind_widgets(env, metrics)
     if env.database.capacity.readers > 0:
         widgets.append(
             metrics("Database replica lag (ms)", [["AWS/RDS", "AuroraReplicaLagMaximum", *db]], stat="Maximum")

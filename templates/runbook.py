@@ -285,13 +285,17 @@ def _scale(dr: Environment, primary: Environment, services: list[str], cluster_s
         f"   cluster=$(aws cloudformation describe-stacks --region {dr.region} --stack-name {cluster_stack} \\",
         "     --query \"Stacks[0].Outputs[?OutputKey=='ClusterName'].OutputValue\" --output text)",
     ]
-    for service in services:
+    jobs = [service for service in services if dr.services[service].kind == "job"]
+    for service in (service for service in services if service not in jobs):
         count = primary.services[service].desired_count if service in primary.services else 1
         lines.append(
             f'   aws ecs update-service --region {dr.region} --cluster "$cluster" '
             # The service stack names the ECS service after the service itself (ServiceName), not the stack.
             f"--service {service} --desired-count {count}"
         )
+    if jobs:
+        # A job has no ECS service: its schedule is disabled in a pilot-light environment (templates/service/job.py).
+        lines.append(f"   # jobs ({', '.join(jobs)}): their schedules run again once warm-standby is deployed")
     return lines
 
 

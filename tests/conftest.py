@@ -263,5 +263,7 @@ def codedeploy_built(tmp_path_factory: pytest.TempPathFactory) -> Built:
     CodeDeploy releases (the ECS controller is the default)."""
     folder = tmp_path_factory.mktemp("codedeploy") / "environments"
     shutil.copytree(SETTINGS, folder)
-    edit_yaml(folder / "defaults.yaml", deployment__controller="codedeploy")
+    # Service Connect is not for services CodeDeploy releases (ECS Developer Guide, "Service Connect
+    # considerations"): here the api calls no backend.
+    edit_yaml(folder / "defaults.yaml", deployment__controller="codedeploy", services__api__calls=[])
     return build_all(folder)

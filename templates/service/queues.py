@@ -20,10 +20,9 @@ from awacs import sqs as sqs_actions
 from awacs.aws import Statement, StringEquals
 from troposphere import GetAtt, Sub, sqs
 
-from infra_templates import iam
+from infra_templates import iam, naming
 from infra_templates.config import Environment, Service
 from infra_templates.layer import LayerContext
-from infra_templates.naming import stack_name
 from templates.contracts import Keys
 
 # The longest retention SQS allows (14 days, Amazon SQS API Reference, SetQueueAttributes
@@ -32,8 +31,8 @@ DEAD_LETTER_RETENTION_SECONDS = 1_209_600
 
 
 def queue_name(env: Environment, worker: str) -> str:
-    """The physical name of ``worker``'s queue: its stack's name."""
-    return stack_name(env.project, env.name, f"svc-{worker}")
+    """The physical name of ``worker``'s queue: its stack's name (``naming.queue_name``)."""
+    return naming.queue_name(env.project, env.name, worker)
 
 
 def queue_arn(env: Environment, worker: str) -> Sub:
