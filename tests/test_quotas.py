@@ -151,6 +151,33 @@ def test_security_groups_per_network_interface(tmp_path: Path) -> None:
     assert "'Security groups per network interface' is 5" in problem
 
 
+def test_a_backends_tasks_count_against_its_cloud_map_service_twice_while_a_release_rolls(tmp_path: Path) -> None:
+    def backend(maximum: int) -> dict[str, Any]:
+        return {
+            "Resources": {
+                "Service": {
+                    "Type": "AWS::ECS::Service",
+                    "Properties": {
+                        "DeploymentConfiguration": {"MaximumPercent": 200},
+                        "ServiceConnectConfiguration": {"Enabled": True, "Services": [{"PortName": "http"}]},
+                    },
+                },
+                "ScalableTarget": {
+                    "Type": "AWS::ApplicationAutoScaling::ScalableTarget",
+                    "Properties": {
+                        "MaxCapacity": maximum,
+                        "ResourceId": {"Fn::Join": ["/", ["service", "c", {"Fn::GetAtt": ["Service", "Name"]}]]},
+                    },
+                },
+            }
+        }
+
+    assert _problems(_write(tmp_path / "ok", {"svc": backend(500)})) == []
+    [problem] = _problems(_write(tmp_path / "over", {"svc": backend(501)}))
+    assert "1002 tasks registered at most" in problem and "'Instances per service' is 1000" in problem
+    assert quotas.CLOUD_MAP_QUOTAS in problem
+
+
 def test_the_shipped_output_is_within_every_quota(tmp_path: Path) -> None:
     assert generate.run_build(None, SETTINGS, tmp_path, quiet=True) == 0
     manifests = load_manifests(tmp_path)

@@ -1863,6 +1863,16 @@ class Environment(Strict):
                         "(deployment.controller: codedeploy); use controller ecs or deployment_strategy rolling",
                     )
                 )
+            limit = quotas.INSTANCES_PER_CLOUD_MAP_SERVICE
+            if service.kind == "backend" and service.scaling.max * 2 > limit.default:
+                problems.append(
+                    FieldValueError(
+                        ("services", name, "autoscaling", "max"),
+                        f"lets {service.scaling.max * 2} tasks register while a release rolls (twice the maximum); "
+                        f"AWS quota '{limit.name}' of Cloud Map is {limit.default} ({limit.source})",
+                        service.scaling.max,
+                    )
+                )
             if service.kind == "worker":
                 scaling = service.autoscaling
                 if scaling is not None and scaling.max > scaling.min and self.platform.container_insights == "disabled":

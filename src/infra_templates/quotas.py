@@ -29,6 +29,8 @@ VPC_QUOTAS = "https://docs.aws.amazon.com/vpc/latest/userguide/amazon-vpc-limits
 PREFIX_LIST_WEIGHTS = "https://docs.aws.amazon.com/vpc/latest/userguide/working-with-aws-managed-prefix-lists.html"
 ECS_QUOTAS = "https://docs.aws.amazon.com/general/latest/gr/ecs-service.html"
 COMPOSITE_ALARMS = "https://docs.aws.amazon.com/AmazonCloudWatch/latest/APIReference/API_PutCompositeAlarm.html"
+CLOUD_MAP_QUOTAS = "https://docs.aws.amazon.com/general/latest/gr/cloud_map.html"
+SCHEDULER_QUOTAS = "https://docs.aws.amazon.com/scheduler/latest/UserGuide/scheduler-quotas.html"
 
 
 @dataclass(frozen=True)
@@ -93,6 +95,18 @@ ALARMS_PER_COMPOSITE_RULE = Quota(
     "underlying alarms in a composite alarm's rule expression", 100, "alarms in the rule", COMPOSITE_ALARMS
 )
 
+# Service Connect registers each task of a backend as an instance of the backend's Cloud Map service
+# (ECS Developer Guide, "Service Connect"): at most its maximum task count, twice during a rolling
+# deployment (maximumPercent 200).
+INSTANCES_PER_CLOUD_MAP_SERVICE = Quota(
+    "Instances per service", 1000, "tasks registered at most (autoscaling max, twice while a release rolls)",
+    CLOUD_MAP_QUOTAS,
+)  # fmt: skip
+SERVICES_PER_NAMESPACE = Quota("Services per namespace", 2000, "Service Connect services", CLOUD_MAP_QUOTAS)
+SCHEDULES_PER_REGION = Quota("Schedules", 1_000_000, "EventBridge Scheduler schedules", SCHEDULER_QUOTAS)
+# SQS sets no quota on the number of queues (Amazon SQS Developer Guide, "Amazon SQS quotas"): a
+# worker's queue and the dead-letter queues count against nothing here.
+
 QUOTAS: tuple[Quota, ...] = (
     LOAD_BALANCERS_PER_REGION,
     TARGET_GROUPS_PER_ALB,
@@ -108,6 +122,9 @@ QUOTAS: tuple[Quota, ...] = (
     GROUPS_PER_INTERFACE,
     SERVICES_PER_CLUSTER,
     ALARMS_PER_COMPOSITE_RULE,
+    INSTANCES_PER_CLOUD_MAP_SERVICE,
+    SERVICES_PER_NAMESPACE,
+    SCHEDULES_PER_REGION,
 )
 
 # A prefix list in a rule counts as its maximum entries ("weight"), not as one rule. AWS's
@@ -195,6 +212,7 @@ def check_quotas(manifests: Iterable[tuple[Path, dict[str, Any]]]) -> list[str]:
         problems.extend(f"{path.parent.name}: {p}" for p in _load_balancers(folder))
         problems.extend(f"{path.parent.name}: {p}" for p in _security_groups(folder))
         problems.extend(f"{path.parent.name}: {p}" for p in _per_resource(folder))
+        problems.extend(f"{path.parent.name}: {p}" for p in _service_connect(folder))
     return problems
 
 
@@ -278,11 +296,7 @@ def _targets(folder: _Folder) -> dict[Key, int]:
     """Each target group's most targets: the maximum task count of the ECS service registering in
     it (its scalable target's MaxCapacity, else its desired count). A blue/green service's two
     groups each get the maximum: during a release both colours run a full set."""
-    maximum: dict[Key, int] = {}
-    for stack, _, props in folder.resources("AWS::ApplicationAutoScaling::ScalableTarget"):
-        service = _service_of(props.get("ResourceId"))
-        if service is not None:
-            maximum[(stack, service)] = int(props.get("MaxCapacity", 0))
+    maximum = _maximum_tasks(folder)
     counts: dict[Key, int] = {}
     for stack, logical, props in folder.resources("AWS::ECS::Service"):
         tasks = maximum.get((stack, logical), int(props.get("DesiredCount", 1)))
@@ -349,3 +363,36 @@ def _per_resource(folder: _Folder) -> Iterator[str]:
         alarms = len(re.findall(r"\b(?:ALARM|OK|INSUFFICIENT_DATA)\(", json.dumps(props.get("AlarmRule"))))
         if alarms > ALARMS_PER_COMPOSITE_RULE.default:
             yield ALARMS_PER_COMPOSITE_RULE.exceeded(alarms, f"{stack} {logical}")
+
+
+def _service_connect(folder: _Folder) -> Iterator[str]:
+    """Cloud Map instances per backend (its tasks at most, twice while a rolling release runs both
+    revisions), Service Connect services per namespace, and schedules."""
+    maximum = _maximum_tasks(folder)
+    per_namespace: dict[str, int] = defaultdict(int)
+    for stack, logical, props in folder.resources("AWS::ECS::Service"):
+        connect = props.get("ServiceConnectConfiguration", {})
+        served = connect.get("Services", [])
+        if not served:
+            continue
+        per_namespace[json.dumps(connect.get("Namespace"), sort_keys=True)] += len(served)
+        percent = int(props.get("DeploymentConfiguration", {}).get("MaximumPercent", 200))
+        tasks = maximum.get((stack, logical), int(props.get("DesiredCount", 1))) * percent // 100
+        if tasks > INSTANCES_PER_CLOUD_MAP_SERVICE.default:
+            yield INSTANCES_PER_CLOUD_MAP_SERVICE.exceeded(tasks, f"{stack} {logical}")
+    for namespace, count in sorted(per_namespace.items()):
+        if count > SERVICES_PER_NAMESPACE.default:
+            yield SERVICES_PER_NAMESPACE.exceeded(count, f"namespace {namespace}")
+    schedules = sum(1 for _ in folder.resources("AWS::Scheduler::Schedule"))
+    if schedules > SCHEDULES_PER_REGION.default:
+        yield SCHEDULES_PER_REGION.exceeded(schedules, "this folder's stacks")
+
+
+def _maximum_tasks(folder: _Folder) -> dict[Key, int]:
+    """Each ECS service's most tasks: its scalable target's MaxCapacity."""
+    maximum: dict[Key, int] = {}
+    for stack, _, props in folder.resources("AWS::ApplicationAutoScaling::ScalableTarget"):
+        service = _service_of(props.get("ResourceId"))
+        if service is not None:
+            maximum[(stack, service)] = int(props.get("MaxCapacity", 0))
+    return maximum
