@@ -329,21 +329,40 @@ def scaled_settings(folder: Path, services: int) -> Path:
     defaults = yaml.safe_load((target / "defaults.yaml").read_text(encoding="utf-8")) or {}
     shipped = set(defaults.get("services", {})) | set(data.get("services", {}))
     extra = data.setdefault("services", {})
-    for i in range(services - len(shipped)):
-        name = f"svc{i:03d}"
-        extra[name] = {
-            "port": 8080,
-            "cpu": 256,
-            "memory": 512,
-            "desired_count": 2,
-            "autoscaling": {"min": 2, "max": 4, "cpu_target": 60, "requests_per_target": 1000},
-            "routing": {"paths": [f"/{name}/*"]},
-            "health_check": {"path": f"/{name}/healthz"},
-            "database_access": i % 2 == 0,  # half of them reach the database: rules in the security stack
-        }
+    count = services - len(shipped)
+    for i in range(count):
+        extra[f"svc{i:03d}"] = _scaled_service(i, count)
     header = text.splitlines()[0] + "\n" if text.startswith("#") else ""
     path.write_text(header + yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
     return target
+
+
+def _scaled_service(i: int, count: int) -> dict[str, Any]:
+    """The ``i``-th of ``count`` generated services, of every kind in turn: a web service (its own
+    route), a backend it calls through Service Connect, a worker it sends to, a nightly job."""
+    name = f"svc{i:03d}"
+    common = {"cpu": 256, "memory": 512, "database_access": i % 2 == 0}  # half reach the database
+    kind = ("web", "backend", "worker", "job")[i % 4]
+    if kind == "job":
+        return {**common, "kind": "job", "schedule": {"expression": "cron(0 3 * * ? *)"}}
+    scaling = {"min": 2, "max": 4, "cpu_target": 60}
+    if kind == "backend":
+        return {**common, "kind": "backend", "port": 9000, "desired_count": 2, "autoscaling": scaling}
+    if kind == "worker":
+        return {**common, "kind": "worker", "desired_count": 2, "autoscaling": scaling}
+    web = {
+        **common,
+        "port": 8080,
+        "desired_count": 2,
+        "autoscaling": {**scaling, "requests_per_target": 1000},
+        "routing": {"paths": [f"/{name}/*"]},
+        "health_check": {"path": f"/{name}/healthz"},
+    }
+    if i + 1 < count:
+        web["calls"] = [f"svc{i + 1:03d}"]  # the next service, a backend
+    if i + 2 < count:
+        web["sends_to"] = [f"svc{i + 2:03d}"]  # the one after, a worker
+    return web
 
 
 @contextmanager

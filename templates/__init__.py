@@ -27,6 +27,7 @@ from infra_templates.pipeline import (
 )
 from templates import (
     assets_replica,
+    connect,
     data,
     delivery,
     deployer,
@@ -107,6 +108,8 @@ RUNNING: tuple[LayerSpec, ...] = (
         imports_from=("keys", "network", "security", "data", "platform", "assets-replica", "edge", "monitoring"),
         per_service=True,
     ),
+    # Who may call whom (Service Connect): rules between the service stacks' own groups.
+    LayerSpec("connect", connect.build, imports_from=("svc",), when=connect.needed),
 )
 # The deployer's roles come first: the first hand-run deploy.sh creates them, then the
 # infrastructure pipeline deploys the rest with them.

@@ -1,14 +1,12 @@
-"""Service to service, in the platform layer: the environment's ECS Service Connect namespace (an
-AWS Cloud Map HTTP namespace, the cluster's default) and the security groups that open a
-``backend`` service's port to exactly the services that declare they call it (``calls``).
+"""Service to service: the environment's ECS Service Connect namespace (on the platform layer's
+cluster) and, in a layer of its own after the service stacks, the security group rules that open
+each ``backend`` service's port to exactly the services that declare they call it (``calls``).
 
-Each service that takes part (a backend, or a service that calls one) gets one group here, which
-its tasks wear beside their own: a backend's group takes its port from the groups of its callers,
-a caller's group may reach the ports of the backends it calls. Here rather than in the service
-stacks, since a rule names both groups and a service stack imports only from the environment's
-shared layers (never from another service's stack); and one group per service, whatever the
-number of calls, keeps a task within the five security groups a network interface takes (Amazon
-VPC quotas, "Security groups per network interface").
+The rules name the two services' own security groups, which their stacks export: a rule needs
+both groups, and a service stack imports only from the shared layers before it (never from
+another service's stack), so the rules come after all of them, here. Nothing is tagged here and
+nothing grows with the services but two rules per call, so the stack stays small (a hundred
+services with a call for each backend are some 25 pairs of rules).
 
 The namespace is given to the cluster and to every service by its ARN: a name makes ECS create a
 namespace of that name itself, concurrently with CloudFormation's (aws/aws-cdk#25554, "concurrent
@@ -24,7 +22,7 @@ from infra_templates import constructs
 from infra_templates.config import Environment
 from infra_templates.layer import LayerContext
 from infra_templates.naming import logical_id
-from templates.contracts import Network, Platform, connect_group
+from templates.contracts import Platform, service_group
 
 
 def members(env: Environment) -> list[str]:
@@ -32,9 +30,14 @@ def members(env: Environment) -> list[str]:
     return sorted(n for n, s in env.services.items() if s.kind == "backend" or s.calls)
 
 
-def add(t: Template, ctx: LayerContext, cluster: ecs.Cluster) -> None:
-    """The namespace (the cluster's Service Connect default) and the service-to-service groups,
-    when the settings have a backend; nothing otherwise."""
+def needed(env: Environment) -> bool:
+    """A ``connect`` stack exists where a service calls a backend."""
+    return any(s.calls for s in env.services.values())
+
+
+def add_namespace(t: Template, ctx: LayerContext, cluster: ecs.Cluster) -> None:
+    """The Cloud Map HTTP namespace, the cluster's Service Connect default, when the settings have a
+    backend; nothing otherwise."""
     env = ctx.env
     if not any(s.kind == "backend" for s in env.services.values()):
         return
@@ -46,37 +49,22 @@ def add(t: Template, ctx: LayerContext, cluster: ecs.Cluster) -> None:
         )
     )
     cluster.ServiceConnectDefaults = ecs.ServiceConnectDefaults(Namespace=GetAtt(namespace, "Arn"))
-    groups = {
-        name: t.add_resource(
-            constructs.security_group(
-                logical_id(name, "connect", "group"),
-                f"{ctx.stack_name}: Service Connect of {name}: {_purpose(env, name)}",
-                ctx.import_value(Network.VPC_ID),
-                f"{ctx.stack_name}-{name}-connect",
-            )
-        )
-        for name in members(env)
-    }
+    ctx.export(t, Platform.SERVICE_CONNECT_NAMESPACE_ARN, GetAtt(namespace, "Arn"))
+
+
+def build(env: Environment) -> Template:
+    """For each call (a service's ``calls``): the caller's group may reach the backend's port, and
+    the backend's group takes that port from the caller's group alone."""
+    ctx = LayerContext(env, "connect")
+    t = ctx.new_template("who may call whom: each backend's port, open to the services that call it")
     for caller in members(env):
         for backend in env.services[caller].calls:
-            port = env.services[backend].port
-            assert port is not None  # a backend has a port (settings)
             constructs.allow_between(
                 t,
-                GetAtt(groups[caller], "GroupId"),
-                GetAtt(groups[backend], "GroupId"),
-                port,
+                ctx.import_value(service_group(caller)),
+                ctx.import_value(service_group(backend)),
+                env.services[backend].container_port,
                 egress=(logical_id(caller, "to", backend, "egress"), f"{caller} calls {backend} (Service Connect)"),
                 ingress=(logical_id(backend, "from", caller, "ingress"), f"{backend} port, from {caller} only"),
             )
-    ctx.export(t, Platform.SERVICE_CONNECT_NAMESPACE_ARN, GetAtt(namespace, "Arn"))
-    for name, group in groups.items():
-        ctx.export(t, connect_group(name), GetAtt(group, "GroupId"))
-
-
-def _purpose(env: Environment, name: str) -> str:
-    service = env.services[name]
-    parts = ["its port from its callers only"] if service.kind == "backend" else []
-    if service.calls:
-        parts.append("calls " + ", ".join(service.calls))
-    return "; ".join(parts)
+    return t

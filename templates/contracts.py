@@ -3,7 +3,6 @@ layers that read it, so a renamed export breaks at build time in Python, not at 
 
 from infra_templates.config import Environment
 from infra_templates.layer import ExportSpec
-from infra_templates.naming import logical_id
 
 
 class Keys:
@@ -53,12 +52,10 @@ class Platform:
     )
 
 
-def connect_group(service: str) -> ExportSpec:
-    """The Service Connect security group of ``service`` (templates/connect.py): a backend's opens
-    its port to its callers' groups; a caller's reaches the backends it calls."""
-    return ExportSpec(
-        "platform", logical_id(service, "connect", "group", "id"), f"Service Connect security group of {service}"
-    )
+def service_group(service: str) -> ExportSpec:
+    """The own security group of ``service``'s stack, exported where it takes part in Service Connect
+    (templates/connect.py opens a backend's port to its callers' groups)."""
+    return ExportSpec(f"svc-{service}", "ServiceSecurityGroupId", f"Security group of the {service} service")
 
 
 def for_load_balancer(spec: ExportSpec, index: int) -> ExportSpec:

@@ -33,7 +33,7 @@ def build(env: Environment) -> Template:
             DefaultCapacityProviderStrategy=_strategy(env),
         )
     )
-    connect.add(t, ctx, cluster)  # the Service Connect namespace and groups, if the settings have a backend
+    connect.add_namespace(t, ctx, cluster)  # the Service Connect namespace, if the settings have a backend
 
     if env.platform.container_insights == "disabled":
         constructs.skip_checkov(

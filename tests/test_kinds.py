@@ -132,18 +132,22 @@ def test_a_backend_is_reached_through_service_connect_by_its_callers_only(stacks
     (mapping,) = props(body, "TaskDefinition")["ContainerDefinitions"][0]["PortMappings"]
     assert mapping == {"ContainerPort": 9000, "Protocol": "tcp", "Name": "http", "AppProtocol": "http"}
     groups = service["NetworkConfiguration"]["AwsvpcConfiguration"]["SecurityGroups"]
-    assert {"Fn::ImportValue": f"shop-{env}-platform-PaymentsConnectGroupId"} in groups
-    # Nothing in its own stack lets anything in: the only way in is the platform's rule below.
+    assert groups == [{"Fn::GetAtt": ["ServiceSecurityGroup", "GroupId"]}]
+    assert (
+        body["Outputs"]["ServiceSecurityGroupId"]["Export"]["Name"] == f"shop-{env}-svc-payments-ServiceSecurityGroupId"
+    )
+    # Nothing in its own stack lets anything in: the only way in is the connect stack's rule below.
     assert not resources(body, "AWS::EC2::SecurityGroupIngress")
+    connect = stacks[env]["connect"].body
+    (ingress,) = resources(connect, "AWS::EC2::SecurityGroupIngress").values()
+    assert ingress["Properties"]["GroupId"] == {"Fn::ImportValue": f"shop-{env}-svc-payments-ServiceSecurityGroupId"}
+    assert ingress["Properties"]["SourceSecurityGroupId"] == {
+        "Fn::ImportValue": f"shop-{env}-svc-api-ServiceSecurityGroupId"
+    }
+    assert (ingress["Properties"]["FromPort"], ingress["Properties"]["ToPort"]) == (9000, 9000)
+    (egress,) = resources(connect, "AWS::EC2::SecurityGroupEgress").values()
+    assert egress["Properties"]["GroupId"] == ingress["Properties"]["SourceSecurityGroupId"]
     platform = stacks[env]["platform"].body
-    ingress = resources(platform, "AWS::EC2::SecurityGroupIngress")
-    into_payments = [
-        r for r in ingress.values() if r["Properties"]["GroupId"] == {"Fn::GetAtt": ["PaymentsConnectGroup", "GroupId"]}
-    ]
-    assert [r["Properties"]["SourceSecurityGroupId"] for r in into_payments] == [
-        {"Fn::GetAtt": ["ApiConnectGroup", "GroupId"]}
-    ]
-    assert {r["Properties"]["FromPort"] for r in into_payments} == {9000}
     namespace = resources(platform, "AWS::ServiceDiscovery::HttpNamespace")
     assert list(namespace) == ["ServiceConnectNamespace"]
     assert props(platform, "Cluster")["ServiceConnectDefaults"] == {
@@ -156,11 +160,11 @@ def test_a_caller_joins_the_namespace_as_a_client_in_its_group(stacks, env) -> N
     service = props(stacks[env]["svc-api"].body, "Service")
     connect = service["ServiceConnectConfiguration"]
     assert connect["Enabled"] is True and "Services" not in connect
-    groups = service["NetworkConfiguration"]["AwsvpcConfiguration"]["SecurityGroups"]
-    assert groups[-1] == {"Fn::ImportValue": f"shop-{env}-platform-ApiConnectGroupId"}
+    assert "ServiceSecurityGroupId" in stacks[env]["svc-api"].body["Outputs"]
     # web calls nothing: no Service Connect, no group of it
-    web = props(stacks[env]["svc-web"].body, "Service")
-    assert "ServiceConnectConfiguration" not in web
+    web = stacks[env]["svc-web"].body
+    assert "ServiceConnectConfiguration" not in props(web, "Service")
+    assert "ServiceSecurityGroupId" not in web.get("Outputs", {})
 
 
 # --- worker: its queue, backlog scaling, alarms -------------------------------------------------------

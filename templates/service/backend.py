@@ -47,10 +47,10 @@ def build(env: Environment, name: str) -> Template:
             service,
             task=task,
             group=group,
-            more_groups=service_connect.groups(ctx, name, service),
             ServiceConnectConfiguration=service_connect.configuration(ctx, name, service, logs),
         )
     )
+    service_connect.export_group(t, ctx, name, service, group)
     scalable_target(t, ctx, service.scaling, ecs_service)
     release.release_role(t, ctx, name, roles=[execution_role, task_role], codedeploy=False)
     down = alarms.task_alarms(t, ctx, name, minimum=service.scaling.min, ecs_service=ecs_service)

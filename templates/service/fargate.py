@@ -41,12 +41,11 @@ def service(
     *,
     task: ecs.TaskDefinition,
     group: Any,
-    more_groups: list[Any] | None = None,
     **extra: Any,
 ) -> ecs.Service:
     """``Service``: named ``name`` (the release names it), rolling (ECS controller, circuit breaker
-    with rollback), ECS Exec if the settings turn it on, in its own ``group`` and ``more_groups``
-    (ids); ``extra`` ECS::Service properties (those that are None are left out)."""
+    with rollback), ECS Exec if the settings turn it on, in its own ``group``; ``extra``
+    ECS::Service properties (those that are None are left out)."""
     extra = {k: v for k, v in extra.items() if v is not None}
     return ecs.Service(
         "Service",
@@ -55,7 +54,7 @@ def service(
         TaskDefinition=Ref(task),
         DesiredCount=settings.desired_count,
         CapacityProviderStrategy=capacity_strategy(ctx, name),
-        NetworkConfiguration=network_configuration(ctx, [GetAtt(group, "GroupId"), *(more_groups or [])]),
+        NetworkConfiguration=network_configuration(ctx, [GetAtt(group, "GroupId")]),
         DeploymentConfiguration=ecs.DeploymentConfiguration(
             DeploymentCircuitBreaker=ecs.DeploymentCircuitBreaker(Enable=True, Rollback=True),
             MaximumPercent=200,

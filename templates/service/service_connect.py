@@ -3,18 +3,18 @@ environment's namespace; a service that calls backends joins the namespace as a 
 tasks resolve the backends' names through the Service Connect proxy ECS adds to them). Only tasks
 that an ECS service starts take part (ECS Developer Guide, "Service Connect": "Only the tasks that
 Amazon ECS services create are supported"), so a job cannot call a backend (the settings refuse
-it). The namespace comes by ARN, and each member wears its Service Connect security group from
-the platform layer (templates/connect.py)."""
+it). The namespace comes by ARN; each member exports its own security group, which the connect layer's
+rules open to exactly the callers (templates/connect.py)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from troposphere import Ref, Region, ecs
+from troposphere import GetAtt, Ref, Region, Template, ecs
 
 from infra_templates.config import Service
 from infra_templates.layer import LayerContext
-from templates.contracts import Platform, connect_group
+from templates.contracts import Platform, service_group
 
 PORT_NAME = "http"  # the backend's port mapping, which its Service Connect service names
 
@@ -49,8 +49,7 @@ def configuration(ctx: LayerContext, name: str, service: Service, logs: Any) -> 
     return configuration
 
 
-def groups(ctx: LayerContext, name: str, service: Service) -> list[Any]:
-    """The service's Service Connect security group (imported), if it takes part."""
-    if service.kind != "backend" and not service.calls:
-        return []
-    return [ctx.import_value(connect_group(name))]
+def export_group(t: Template, ctx: LayerContext, name: str, service: Service, group: Any) -> None:
+    """A service taking part exports its own security group for the connect layer's rules."""
+    if service.kind == "backend" or service.calls:
+        ctx.export(t, service_group(name), GetAtt(group, "GroupId"))

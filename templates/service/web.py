@@ -106,11 +106,9 @@ def build(env: Environment, name: str) -> Template:
         )
     )
     connect = service_connect.configuration(ctx, name, service, logs)
-    if connect is not None:  # a caller of backends: a Service Connect client, in its group
+    if connect is not None:  # a caller of backends: a Service Connect client
         ecs_service.ServiceConnectConfiguration = connect
-        ecs_service.NetworkConfiguration.AwsvpcConfiguration.SecurityGroups += service_connect.groups(
-            ctx, name, service
-        )
+        service_connect.export_group(t, ctx, name, service, group)
     groups = (target_group,) if green is None else (target_group, green)
     _autoscaling(t, ctx, service, ecs_service, groups)
     task_roles = [execution_role, task_role]

@@ -37,10 +37,10 @@ def build(env: Environment, name: str) -> Template:
             service,
             task=task,
             group=group,
-            more_groups=service_connect.groups(ctx, name, service),
             ServiceConnectConfiguration=service_connect.configuration(ctx, name, service, logs),
         )
     )
+    service_connect.export_group(t, ctx, name, service, group)
 
     target = scalable_target(t, ctx, service.scaling, ecs_service)
     if service.scaling.max > service.scaling.min:
