@@ -182,6 +182,8 @@ STACK_CASES = [(env, layer) for env in ENVIRONMENTS for layer in BUILT.stacks[en
 PROJECT_CASES = [("project", layer) for layer in BUILT.project_stacks]
 ALL_CASES = PROJECT_CASES + STACK_CASES
 SERVICES = sorted(BUILT.project.services)
+KINDS = {name: service.kind for env in BUILT.environments.values() for name, service in env.services.items()}
+WEB_SERVICES = [name for name in SERVICES if KINDS[name] == "web"]  # those behind the load balancer
 
 
 def stack_of(env: str, layer: str) -> Stack:

@@ -19,6 +19,8 @@ def _alarm(body: dict, name: str) -> dict:
 @pytest.mark.parametrize("mode", ["enabled", "enhanced", "disabled"])
 def test_container_insights_is_a_setting(settings_dir: Path, mode: str) -> None:
     edit_yaml(settings_dir / "staging.yaml", platform__container_insights=mode)
+    if mode == "disabled":  # a worker scaling on its backlog needs Container Insights (test_kinds.py)
+        edit_yaml(settings_dir / "staging.yaml", services={"mailer": {"autoscaling": {"min": 1, "max": 1}}})
     body = platform.build(load_environment("staging", settings_dir)).to_dict()
     assert body["Resources"]["Cluster"]["Properties"]["ClusterSettings"] == [
         {"Name": "containerInsights", "Value": mode}

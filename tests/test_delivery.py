@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import BUILT, SERVICES, SETTINGS, build_all, edit_yaml, resources, stack_of
+from conftest import BUILT, SERVICES, SETTINGS, WEB_SERVICES, build_all, edit_yaml, resources, stack_of
 
 from infra_templates import checks
 from infra_templates.checks import TemplateFile, check_cfn_lint, shellcheck_command
@@ -22,6 +22,9 @@ from infra_templates.config import SettingsError, load_environment, project_of
 from templates.delivery import RELEASE_BUILDSPEC
 from templates.release_files import IMAGE_PLACEHOLDER, delivery_files
 from templates.service import PRE_RELEASE_CODE
+
+# the example services besides web and api, each with its repository under a connection
+OTHER_REPOSITORIES = {"mailer": "acme/shop-mailer", "nightly": "acme/shop-nightly", "payments": "acme/shop-payments"}
 
 CONNECTION = "arn:aws:codeconnections:eu-west-1:444444444444:connection/11111111-2222-3333-4444-555555555555"
 
@@ -42,7 +45,7 @@ def role_policies(body: dict[str, Any], name: str) -> str:
 # --- the pipeline ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("service", SERVICES)
+@pytest.mark.parametrize("service", WEB_SERVICES)  # CodeDeploy releases blue/green services only (web)
 def test_the_pipeline_releases_through_the_stages_in_the_settings_order(service, codedeploy_built) -> None:
     pipeline = pipeline_of(codedeploy_built.project_stacks[f"delivery-{service}"].body)
     assert pipeline["PipelineType"] == "V2"
@@ -197,7 +200,7 @@ def test_pipeline_and_build_roles_name_only_their_own_service(service) -> None:
     ]
 
 
-@pytest.mark.parametrize(("env", "service"), [(e, s) for e in ("dev", "prod") for s in SERVICES])
+@pytest.mark.parametrize(("env", "service"), [(e, s) for e in ("dev", "prod") for s in WEB_SERVICES])
 def test_release_and_codedeploy_roles_are_scoped_to_their_service(env, service, codedeploy_built) -> None:
     body = codedeploy_built.stacks[env][f"svc-{service}"].body
     role = body["Resources"]["ReleaseRole"]["Properties"]
@@ -356,7 +359,7 @@ def test_a_bake_time_ecs_refuses_is_refused_with_the_ecs_controller(settings_dir
     edit_yaml(settings_dir / "defaults.yaml", deployment__termination_wait_minutes=1441)
     message = refusal(settings_dir, "prod")
     assert "deployment.termination_wait_minutes" in message and "1440" in message
-    edit_yaml(settings_dir / "defaults.yaml", deployment__controller="codedeploy")
+    edit_yaml(settings_dir / "defaults.yaml", deployment__controller="codedeploy", services__api__calls=[])
     assert load_environment("prod", settings_dir).deployment.termination_wait_minutes == 1441
 
 
@@ -387,7 +390,7 @@ def test_a_service_may_override_its_environments_strategy(settings_dir: Path) ->
 # --- files of the application repositories ------------------------------------------------------
 
 
-@pytest.mark.parametrize(("env", "service"), [(e, s) for e in ("staging", "prod", "dr") for s in SERVICES])
+@pytest.mark.parametrize(("env", "service"), [(e, s) for e in ("staging", "prod", "dr") for s in WEB_SERVICES])
 def test_taskdef_names_the_container_port_roles_and_logs_of_the_service_stack(env, service, codedeploy_built) -> None:
     built = codedeploy_built
     files = delivery_files(built.project, {e: list(s.values()) for e, s in built.stacks.items()})
@@ -467,7 +470,7 @@ def test_a_connection_replaces_the_codecommit_repositories(settings_dir: Path) -
         delivery__connection={
             "provider": "GitHub",
             "arn": CONNECTION,
-            "repositories": {"web": "acme/shop-web", "api": "acme/shop-api"},
+            "repositories": {"web": "acme/shop-web", "api": "acme/shop-api", **OTHER_REPOSITORIES},
             "infrastructure": "acme/shop-infrastructure",
         },
     )
@@ -534,7 +537,7 @@ def test_an_unknown_traffic_shift_is_refused(settings_dir: Path) -> None:
 def test_codedeploy_services_still_pass_cfn_lint_and_the_rule_pack(codedeploy_built, tmp_path: Path) -> None:
     files = []
     for env in ("staging", "prod", "dr"):
-        for service in SERVICES:
+        for service in WEB_SERVICES:  # the other kinds release rolling, through their stacks
             stack = codedeploy_built.stacks[env][f"svc-{service}"]
             assert stack.body["Resources"]["Service"]["Properties"]["DeploymentController"] == {"Type": "CODE_DEPLOY"}
             path = tmp_path / f"{env}-{service}.json"
@@ -554,7 +557,7 @@ def test_a_pre_release_command_needs_an_ecs_blue_green_service(settings_dir: Pat
     assert "services.api.pre_release" in message and "blue-green" in message
     edit_yaml(settings_dir / "dev.yaml", services__api__pre_release=None)
     assert load_environment("prod", settings_dir).services["api"].pre_release == MIGRATE
-    edit_yaml(settings_dir / "defaults.yaml", deployment__controller="codedeploy")
+    edit_yaml(settings_dir / "defaults.yaml", deployment__controller="codedeploy", services__api__calls=[])
     assert "services.api.pre_release" in refusal(settings_dir, "prod")
 
 

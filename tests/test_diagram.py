@@ -49,14 +49,17 @@ DATABASE = f"{PROD}-data/Cluster"
 
 
 def service(name: str) -> str:
-    return f"{PROD}-svc-{name}/Service"
+    """The node of a service: its ECS service, or a job's schedule (which runs its tasks)."""
+    kind = BUILT.environments["prod"].services[name].kind
+    return f"{PROD}-svc-{name}/{'Schedule' if kind == 'job' else 'Service'}"
 
 
 def test_prod_draws_every_service_the_database_alb_cdn_and_bucket() -> None:
     drawn = draw("prod")
-    for name in BUILT.environments["prod"].services:
+    for name, settings in BUILT.environments["prod"].services.items():
         assert service(name) in drawn.nodes
-        assert "ECS Service" in drawn.nodes[service(name)]
+        # a job has no ECS service: its schedule runs each task in the service's place
+        assert ("Scheduler Schedule" if settings.kind == "job" else "ECS Service") in drawn.nodes[service(name)]
     assert "RDS DBCluster" in drawn.nodes[DATABASE]
     assert "LoadBalancer" in drawn.nodes[ALB]
     assert "CloudFront Distribution" in drawn.nodes[f"{PROD}-edge/Distribution"]
@@ -88,13 +91,16 @@ def test_arrows_follow_the_security_groups() -> None:
     drawn = draw("prod")
     services = BUILT.environments["prod"].services
     for name, settings in services.items():
-        assert drawn.arrows(ALB, service(name)) == [f"tcp {settings.port}"]
+        assert drawn.arrows(ALB, service(name)) == ([f"tcp {settings.port}"] if settings.kind == "web" else [])
         assert drawn.arrows(service(name), ALB) == []
         expected = [f"tcp {BUILT.environments['prod'].database.port}"] if settings.database_access else []
         assert drawn.arrows(service(name), DATABASE) == expected
     assert any(s.database_access for s in services.values())
     assert not all(s.database_access for s in services.values())  # both cases above were exercised
     assert drawn.arrows("peer:0.0.0.0/0", ALB) == ["tcp 443", "tcp 80"]
+    # service to service: api calls the payments backend through Service Connect, and nothing else does
+    assert drawn.arrows(service("api"), service("payments")) == ["tcp 9000"]
+    assert drawn.arrows(service("web"), service("payments")) == []
 
 
 @pytest.mark.parametrize(

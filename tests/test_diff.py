@@ -326,7 +326,7 @@ def test_the_same_change_on_an_ecs_controller_service_is_a_plain_update() -> Non
 
 def test_diff_exits_1_on_a_change_update_service_refuses(tmp_path: Path, settings_dir: Path) -> None:
     # deployed with CodeDeploy; the settings then change prod's capacity mix
-    edit_yaml(settings_dir / "defaults.yaml", deployment__controller="codedeploy")
+    edit_yaml(settings_dir / "defaults.yaml", deployment__controller="codedeploy", services__api__calls=[])
     deployed = tmp_path / "deployed"
     assert (
         generate("--quiet", "--env", "prod", "--settings", str(settings_dir), "--output", str(deployed)).returncode == 0

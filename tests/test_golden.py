@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import ALL_CASES, BUILT, ENVIRONMENTS, ROOT, stack_of
+from conftest import ALL_CASES, BUILT, ENVIRONMENTS, KINDS, ROOT, stack_of
 
 from infra_templates.handover import FILES as HANDOVER_FILES
 from templates.release_files import delivery_files
@@ -29,7 +29,15 @@ PINNED_STATEFUL_IDS = {
     "monitoring": {"AlarmTopicKey"},  # + MailerLogGroup, MailerDeadLetterQueue where the SES path is on
     "dashboard": set(),
     "edge-alarms": {"AlarmTopicKey"},
-    **{f"svc-{service}": {"LogGroup"} for service in BUILT.project.services},
+    "connect": set(),  # security group rules only
+    # a worker keeps its queue and dead-letter queue, a job its dead-letter queue (logical IDs are an API)
+    **{
+        f"svc-{service}": {
+            "LogGroup",
+            *{"worker": ("Queue", "DeadLetterQueue"), "job": ("DeadLetterQueue",)}.get(kind, ()),
+        }
+        for service, kind in KINDS.items()
+    },
 }
 PINNED_PROJECT_IDS = {
     "registry": {"RegistryKey"},

@@ -15,6 +15,9 @@ from infra_templates.catalog import handler_permissions
 from infra_templates.regions import acting_regions
 from templates import infrastructure, infrastructure_plan
 
+# the example services besides web and api, each with its repository under a connection
+OTHER_REPOSITORIES = {"mailer": "acme/shop-mailer", "nightly": "acme/shop-nightly", "payments": "acme/shop-payments"}
+
 LAYER = "delivery-infrastructure"
 CONNECTION = "arn:aws:codeconnections:eu-west-1:444444444444:connection/11111111-2222-3333-4444-555555555555"
 
@@ -111,7 +114,7 @@ def test_the_service_stacks_are_deployed_with_the_released_tag_they_resolve() ->
     # deploying a service stack never rolls its release back
     services = [(stage, a) for stage, a in change_sets(BODY) if "-svc-" in a["Configuration"]["StackName"]]
     assert {a["Configuration"]["StackName"] for _, a in services} == {
-        f"shop-{env}-svc-{service}" for env in BUILT.environments for service in ("api", "web")
+        f"shop-{env}-svc-{service}" for env, settings in BUILT.environments.items() for service in settings.services
     }
     for _, action in services:
         assert "ImageTag" not in action["Configuration"].get("ParameterOverrides", "")
@@ -237,7 +240,7 @@ def test_a_connection_names_this_repository(settings_dir: Path) -> None:
         delivery__connection={
             "provider": "GitHub",
             "arn": CONNECTION,
-            "repositories": {"web": "acme/shop-web", "api": "acme/shop-api"},
+            "repositories": {"web": "acme/shop-web", "api": "acme/shop-api", **OTHER_REPOSITORIES},
             "infrastructure": "acme/shop-infrastructure",
         },
     )
@@ -251,7 +254,11 @@ def test_a_connection_names_this_repository(settings_dir: Path) -> None:
 def test_a_connection_without_this_repository_is_refused(settings_dir: Path) -> None:
     edit_yaml(
         settings_dir / "defaults.yaml",
-        delivery__connection={"provider": "GitHub", "arn": CONNECTION, "repositories": {"web": "a/w", "api": "a/a"}},
+        delivery__connection={
+            "provider": "GitHub",
+            "arn": CONNECTION,
+            "repositories": {"web": "a/w", "api": "a/a", **OTHER_REPOSITORIES},
+        },
     )
     message = refusal(settings_dir)
     assert "defaults.yaml: delivery.connection.infrastructure: is missing" in message
@@ -264,7 +271,7 @@ def test_a_malformed_repository_id_is_refused(settings_dir: Path) -> None:
         delivery__connection={
             "provider": "GitHub",
             "arn": CONNECTION,
-            "repositories": {"web": "a/w", "api": "a/a"},
+            "repositories": {"web": "a/w", "api": "a/a", **OTHER_REPOSITORIES},
             "infrastructure": "no-owner",
         },
     )

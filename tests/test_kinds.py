@@ -278,13 +278,12 @@ def test_a_jobs_failed_runs_are_alarms(stacks) -> None:
     alarm = props(body, "FailedRunsAlarm")
     assert alarm["Dimensions"] == [{"Name": "QueueName", "Value": {"Fn::GetAtt": ["DeadLetterQueue", "QueueName"]}}]
     rule = props(body, "FailedRunRule")
-    assert rule["Name"] == "shop-prod-nightly-failed"
     detail = rule["EventPattern"]["detail"]
     assert detail["group"] == ["job:nightly"] and detail["lastStatus"] == ["STOPPED"]
     assert {"containers": {"name": ["nightly"], "exitCode": [{"anything-but": 0}]}} in detail["$or"]
     assert rule["Targets"] == [{"Id": "AlarmTopic", "Arn": {"Fn::ImportValue": "shop-prod-monitoring-AlarmTopicArn"}}]
     dashboard = props(stacks["prod"]["dashboard"].body, "Dashboard")["DashboardBody"]["Fn::Sub"][0]
-    assert "shop-prod-nightly-failed" in dashboard and "shop-prod-svc-mailer" in dashboard
+    assert "FailedRunRule" in dashboard and "shop-prod-svc-mailer" in dashboard
 
 
 # --- sidecars -------------------------------------------------------------------------------------

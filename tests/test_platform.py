@@ -124,5 +124,6 @@ def test_exports_what_services_and_monitoring_need(stacks, env) -> None:
             "HttpsListenerArn",
             "LogBucketName",
             *(["TestListenerArn"] if env != "dev" else []),  # blue/green services need a test listener
+            "ServiceConnectNamespaceArn",  # the backends' and their callers' Service Connect namespace
         )
     )

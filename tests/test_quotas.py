@@ -229,7 +229,7 @@ def _with_services(settings_dir: Path, count: int, **extra: Any) -> None:
     path = settings_dir / "staging.yaml"
     data = yaml.safe_load(path.read_text()) or {}
     services = data.setdefault("services", {})
-    for i in range(count - 2):  # web and api come from defaults.yaml
+    for i in range(count - 2):  # web and api come from defaults.yaml (with a backend, a worker and a job)
         services[f"s{i:03d}"] = {
             "port": 8080,
             "cpu": 256,
@@ -247,7 +247,8 @@ def test_fifty_blue_green_services_fit_one_load_balancer(settings_dir: Path) -> 
     _with_services(settings_dir, 50)
     env = load_environment("staging", settings_dir)
     assert len(env.blue_green_services) == 50
-    assert env.load_balancer_groups() == [sorted(env.services, key=lambda n: (n != "api", n))]
+    # the load balancer holds the web services only: the backend, the worker and the job are not on it
+    assert env.load_balancer_groups() == [sorted(env.web_services, key=lambda n: (n != "api", n))]
 
 
 def test_past_a_load_balancers_quotas_the_services_split_over_more(settings_dir: Path, tmp_path: Path) -> None:
@@ -304,7 +305,7 @@ def test_api_services_beyond_the_first_load_balancer_are_refused(settings_dir: P
 
 
 def test_sixty_one_services_reaching_the_database_are_refused(settings_dir: Path) -> None:
-    _with_services(settings_dir, 62, database_access=True)  # 60 added, and api
+    _with_services(settings_dir, 61, database_access=True)  # 59 added, api and the nightly job
     message = refusal(settings_dir)
     assert "61 inbound rules on the database's security group" in message
     assert "'Inbound or outbound rules per security group' is 60" in message

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from conftest import ENVIRONMENTS, SERVICES, build_all, edit_yaml, resources, walk
+from conftest import ENVIRONMENTS, KINDS, SERVICES, WEB_SERVICES, build_all, edit_yaml, resources, walk
 
 CASES = [(env, service) for env in ENVIRONMENTS for service in SERVICES]
+WEB_CASES = [(env, service) for env in ENVIRONMENTS for service in WEB_SERVICES]
 
 
 def body_of(stacks, env: str, service: str) -> dict:
@@ -42,7 +43,7 @@ def test_the_image_tag_is_the_only_parameter(stacks, env, service) -> None:
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)
 def test_routing_sends_api_paths_to_api_before_the_catch_all(stacks, env) -> None:
-    rules = {s: body_of(stacks, env, s)["Resources"]["ListenerRule"]["Properties"] for s in SERVICES}
+    rules = {s: body_of(stacks, env, s)["Resources"]["ListenerRule"]["Properties"] for s in WEB_SERVICES}
     assert rules["api"]["Conditions"] == [{"Field": "path-pattern", "PathPatternConfig": {"Values": ["/api/*"]}}]
     assert rules["web"]["Conditions"] == [{"Field": "path-pattern", "PathPatternConfig": {"Values": ["/*"]}}]
     assert rules["api"]["Priority"] < rules["web"]["Priority"]  # lower is evaluated first
@@ -88,7 +89,11 @@ def test_task_definition_is_fargate_awsvpc_non_root_read_only(stacks, environmen
     assert definition["User"] == "1000"
     # Read-only unless the service asks for ECS Exec, whose agent needs a writable root (config refuses both).
     assert definition["ReadonlyRootFilesystem"] is (not settings.exec)
-    assert definition["PortMappings"] == [{"ContainerPort": settings.port, "Protocol": "tcp"}]
+    if settings.port is None:  # a worker or a job: no port
+        assert "PortMappings" not in definition
+    else:  # a backend's port is named: Service Connect refers to it by name
+        named = {"Name": "http", "AppProtocol": "http"} if settings.kind == "backend" else {}
+        assert definition["PortMappings"] == [{"ContainerPort": settings.port, "Protocol": "tcp", **named}]
     logging = definition["LogConfiguration"]
     assert logging["LogDriver"] == "awslogs" and logging["Options"]["awslogs-group"] == {"Ref": "LogGroup"}
     group = body["Resources"]["LogGroup"]["Properties"]
@@ -105,6 +110,10 @@ def test_secrets_are_injected_by_reference_never_as_environment(stacks, env) -> 
         "DB_HOST": {"Fn::ImportValue": f"shop-{env}-data-ClusterEndpoint"},
         "DB_PORT": {"Fn::ImportValue": f"shop-{env}-data-Port"},
         "DB_NAME": {"Fn::ImportValue": f"shop-{env}-data-DatabaseName"},
+        # api sends to the mailer worker's queue (sends_to)
+        "QUEUE_URL_MAILER": {
+            "Fn::Sub": f"https://sqs.${{AWS::Region}}.${{AWS::URLSuffix}}/${{AWS::AccountId}}/shop-{env}-svc-mailer"
+        },
     }
     secrets = {s["Name"]: s["ValueFrom"]["Fn::Sub"] for s in definition["Secrets"]}
     prefix = "arn:${AWS::Partition}:"
@@ -128,15 +137,25 @@ def test_a_service_without_database_access_gets_no_database_settings(stacks) -> 
 
 @pytest.mark.parametrize(("env", "service"), CASES)
 def test_service_runs_in_private_subnets_without_public_ip_with_circuit_breaker(stacks, env, service) -> None:
+    if KINDS[service] == "job":  # no service: each run's task gets the same network configuration
+        ecs = body_of(stacks, env, service)["Resources"]["Schedule"]["Properties"]["Target"]["EcsParameters"]
+        network = ecs["NetworkConfiguration"]["AwsvpcConfiguration"]
+        assert network["AssignPublicIp"] == "DISABLED"
+        assert network["Subnets"] == {"Fn::Split": [",", {"Fn::ImportValue": f"shop-{env}-network-PrivateSubnetIds"}]}
+        assert network["SecurityGroups"] == [{"Fn::GetAtt": ["ServiceSecurityGroup", "GroupId"]}]
+        return
     props = body_of(stacks, env, service)["Resources"]["Service"]["Properties"]
     network = props["NetworkConfiguration"]["AwsvpcConfiguration"]
     assert network["AssignPublicIp"] == "DISABLED"
     assert network["Subnets"] == {"Fn::Split": [",", {"Fn::ImportValue": f"shop-{env}-network-PrivateSubnetIds"}]}
     assert network["SecurityGroups"] == [{"Fn::GetAtt": ["ServiceSecurityGroup", "GroupId"]}]
-    if env == "dev":  # rolling; blue/green services roll back through CodeDeploy (test_delivery)
+    if env == "dev" or KINDS[service] != "web":  # rolling; blue/green: test_delivery
         breaker = props["DeploymentConfiguration"]["DeploymentCircuitBreaker"]
         assert breaker == {"Enable": True, "Rollback": True}
-    assert props["LoadBalancers"][0]["ContainerName"] == service
+    if KINDS[service] == "web":
+        assert props["LoadBalancers"][0]["ContainerName"] == service
+    else:
+        assert "LoadBalancers" not in props
 
 
 @pytest.mark.parametrize(
@@ -154,7 +173,11 @@ def test_ecs_exec_is_off_unless_asked(stacks, env, service, exec_on) -> None:
 )
 def test_spot_mix_per_environment(stacks, env, base, fargate, spot) -> None:
     for service in SERVICES:
-        strategy = body_of(stacks, env, service)["Resources"]["Service"]["Properties"]["CapacityProviderStrategy"]
+        resources_ = body_of(stacks, env, service)["Resources"]
+        if KINDS[service] == "job":  # each run's task takes the same mix
+            strategy = resources_["Schedule"]["Properties"]["Target"]["EcsParameters"]["CapacityProviderStrategy"]
+        else:
+            strategy = resources_["Service"]["Properties"]["CapacityProviderStrategy"]
         assert strategy == [
             {"CapacityProvider": "FARGATE", "Base": base, "Weight": fargate},
             {"CapacityProvider": "FARGATE_SPOT", "Weight": spot},
@@ -170,7 +193,7 @@ def test_a_service_can_override_the_capacity_mix(settings_dir) -> None:
     assert [s["Weight"] for s in strategy] == [1, 0]
 
 
-@pytest.mark.parametrize(("env", "service"), CASES)
+@pytest.mark.parametrize(("env", "service"), WEB_CASES)  # the other kinds: test_kinds.py
 def test_autoscaling_tracks_cpu_and_requests_per_target(stacks, environments, env, service) -> None:
     settings = environments[env].services[service].autoscaling
     body = body_of(stacks, env, service)
@@ -215,8 +238,9 @@ def test_requests_per_target_null_leaves_cpu_scaling_only(settings_dir) -> None:
 
 
 @pytest.mark.parametrize(("env", "service"), CASES)
-def test_execution_role_reaches_only_this_services_image_logs_and_secrets(stacks, env, service) -> None:
+def test_execution_role_reaches_only_this_services_image_logs_and_secrets(stacks, environments, env, service) -> None:
     body = body_of(stacks, env, service)
+    database = environments[env].services[service].database_access
     allowed = statements(body, "ExecutionRole")
     region = "eu-central-1" if env == "dr" else "eu-west-1"  # dr: ECR's replica in its region (test_dr.py)
     assert allowed["PullThisServicesImage"]["Resource"] == [
@@ -229,6 +253,7 @@ def test_execution_role_reaches_only_this_services_image_logs_and_secrets(stacks
         assert secret["Fn::Sub"].endswith(":secret:shop/api/payment-AbC123")  # exactly what ValueFrom names
         (parameter,) = allowed["ReadThisServicesParameters"]["Resource"]
         assert parameter["Fn::Sub"].endswith(":parameter/shop/api/signing-key")
+    if database:
         assert allowed["ReadTheDatabaseSecret"]["Resource"] == [{"Fn::ImportValue": f"shop-{env}-data-SecretArn"}]
         # in dr, the replica of prod's secret, encrypted with dr's own data key
         decrypt = allowed["DecryptTheDatabaseSecret"]
@@ -237,8 +262,11 @@ def test_execution_role_reaches_only_this_services_image_logs_and_secrets(stacks
         assert decrypt["Condition"] == {
             "StringEquals": {"kms:ViaService": {"Fn::Sub": "secretsmanager.${AWS::Region}.amazonaws.com"}}
         }
-    else:
-        assert set(allowed) == {"PullThisServicesImage", "GetRegistryLoginToken", "WriteThisServicesLogs"}
+    if service != "api":
+        database_grants = {"ReadTheDatabaseSecret", "DecryptTheDatabaseSecret"} if database else set()
+        assert set(allowed) == {"PullThisServicesImage", "GetRegistryLoginToken", "WriteThisServicesLogs"} | (
+            database_grants
+        )
 
 
 ASSET_GRANTS = {
@@ -253,6 +281,10 @@ def test_task_role_grants_nothing_the_settings_do_not(stacks, environments, env,
     settings = environments[env].services[service]
     granted = statements(body_of(stacks, env, service), "TaskRole")
     expected = ({"EcsExecSessionChannels"} if settings.exec else set()) | ASSET_GRANTS[settings.assets]
+    if settings.kind == "worker":  # its own queue (test_kinds.py)
+        expected |= {"ConsumeThisServicesQueue", "UseTheDataKeyThroughSqs"}
+    if settings.sends_to:
+        expected |= {"SendToTheWorkersQueues", "UseTheDataKeyThroughSqs"}
     assert set(granted) == expected
 
 

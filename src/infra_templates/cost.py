@@ -219,6 +219,11 @@ FREE_TYPES = frozenset(
         "AWS::SNS::TopicPolicy",
         "AWS::SecretsManager::SecretTargetAttachment",
         "AWS::SQS::QueuePolicy",
+        # EventBridge Scheduler: priced per million invocations past a monthly free tier (a nightly
+        # job's 30); Cloud Map: the HTTP namespace itself is free (its registered instances are not:
+        # Service Connect's tasks, $0.10 a month each, left out like the other usage of a task).
+        "AWS::Scheduler::Schedule",
+        "AWS::ServiceDiscovery::HttpNamespace",
         "AWS::WAFv2::LoggingConfiguration",
         "AWS::WAFv2::WebACLAssociation",
     }

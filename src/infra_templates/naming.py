@@ -129,10 +129,3 @@ def queue_name(project: str, environment: str, worker: str) -> str:
     """The SQS queue of a worker service: its stack's name, so its senders and the dashboard derive
     it from the settings (within SQS's 80 characters: the settings check)."""
     return stack_name(project, environment, f"svc-{worker}")
-
-
-def failed_run_rule_name(project: str, environment: str, job: str) -> str:
-    """The EventBridge rule that tells of a job's failed runs: ``{project}-{env}-{job}-failed``,
-    within EventBridge's 64 characters as the settings bound the release role's name
-    (``{project}-{env}-{job}-deploy``), of the same length."""
-    return f"{project}-{environment}-{job}-failed"

@@ -14,7 +14,6 @@ from troposphere.iam import Policy, Role
 from infra_templates import iam
 from infra_templates.config import Environment
 from infra_templates.layer import LayerContext
-from infra_templates.naming import failed_run_rule_name
 from templates.contracts import Monitoring, Network, Platform
 from templates.service import alarms, containers, network, queues, release, roles
 from templates.service.release import pass_roles
@@ -164,7 +163,6 @@ def _alarms(t: Template, ctx: LayerContext, name: str, *, dead_letters: object) 
     t.add_resource(
         events.Rule(
             "FailedRunRule",
-            Name=failed_run_rule_name(ctx.env.project, ctx.env.name, name),  # named: the dashboard charts it
             Description=f"A run of the {name} job failed: its application exited non-zero, or the task did not start",
             EventPattern=pattern,
             State="ENABLED",
