@@ -31,8 +31,11 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic.json_schema import SkipJsonSchema
 
 from infra_templates import quotas
+from infra_templates.addons import AddonError, Addons, unknown_environments
+from infra_templates.addons import load as load_addons
 from infra_templates.catalog import REGIONS, aurora_versions, zones_of
 from infra_templates.credentials import credential_kinds
 
@@ -1175,6 +1178,9 @@ class Environment(Strict):
     delivery: Delivery
     deployment: Deployment
     monitoring: Monitoring = Field(default_factory=Monitoring)
+    # Read from <settings>/addons/<name>/ (see infra_templates.addons), never from the file: not in
+    # the schema, not in the settings' JSON (the layers' cache key: add-ons apply after the layers).
+    addons: SkipJsonSchema[Addons] = Field(default_factory=Addons, exclude=True)
 
     @field_validator("project")
     @classmethod
@@ -1654,7 +1660,7 @@ def load_environment(name: str, folder: Path) -> Environment:
         raise SettingsError([f"{_show(env_path)}: no such environment file; environments here: {known}"])
     defaults = _read_mapping(defaults_path) if defaults_path.is_file() else {}
     own = _read_mapping(env_path)
-    for derived in ("name", "standby"):
+    for derived in ("name", "standby", "addons"):
         if derived in own or derived in defaults:
             raise SettingsError(
                 [f"{_show(env_path)}: {derived}: is set by the generator, not in a file; remove the key"]
@@ -1662,7 +1668,11 @@ def load_environment(name: str, folder: Path) -> Environment:
     merged = deep_merge(defaults, own)
     merged["name"] = name
     try:
-        return Environment.model_validate(merged)
+        env = Environment.model_validate(merged)
+        addons = load_addons(folder, name, env.services, _show)
+        return env.model_copy(update={"addons": addons}) if addons else env
+    except AddonError as error:
+        raise SettingsError(error.problems) from None
     except ValidationError as error:
         sources = {"own": (env_path, own), "defaults": (defaults_path, defaults)}
         lines = {line for e in error.errors() for line in _describe(e, sources, merged)}
@@ -2207,6 +2217,7 @@ def load_settings(
             loaded.append(load_environment(name, folder))
         except SettingsError as error:
             problems.extend(p for p in error.problems if p not in problems)  # defaults.yaml once
+    problems.extend(unknown_environments(folder, everything, _show))
     if problems:
         raise SettingsError(problems)
     project = project_of(loaded, folder)
