@@ -461,3 +461,45 @@ def test_the_gate_passes_a_good_addon_and_stops_a_broken_one(tmp_path: Path) -> 
     ]
     assert any("staging/svc-api.json" in m and "sqs:DeleteQueue" in m for m in iam), iam
     assert not any("/dev/" in m for m in iam), iam
+
+
+def test_an_addon_importing_another_comes_after_it(tmp_path: Path) -> None:
+    folder = with_addons(tmp_path)
+    stacks_folder = folder / "addons" / "dev" / "stacks"
+    write(
+        stacks_folder / "zeta.yaml",
+        "Resources:\n  Topic: {Type: AWS::SNS::Topic}\nOutputs:\n  TopicArn:\n    Value: !Ref Topic\n"
+        "    Export: {Name: !Sub '${AWS::StackName}-TopicArn'}\n",
+    )
+    write(
+        stacks_folder / "alpha.yaml",
+        "Resources:\n  Parameter:\n    Type: AWS::SSM::Parameter\n    Properties:\n      Type: String\n"
+        "      Value: !ImportValue shop-dev-addon-zeta-TopicArn\n",
+    )
+    stacks = built(folder)
+    order = list(stacks)
+    assert order.index("deployer") < order.index("addon-zeta") < order.index("addon-alpha")
+    assert stacks["addon-alpha"].depends_on == ["shop-dev-addon-zeta"]
+    assert stacks["addon-zeta"].depends_on == []
+
+
+def test_an_override_importing_an_addon_export_makes_the_stack_depend_on_it(addon_settings: Path) -> None:
+    write(
+        addon_settings / "addons" / "dev" / "overrides.yaml",
+        "- stack: svc-web\n  resource: TaskRole\n  path: /Properties/Description\n"
+        "  value: !ImportValue shop-dev-addon-orders-QueueArn\n",
+    )
+    assert "shop-dev-addon-orders" in built(addon_settings)["svc-web"].depends_on
+
+
+def test_a_malformed_addon_file_stops_the_build_with_exit_2(tmp_path: Path) -> None:
+    folder = with_addons(tmp_path)
+    write(folder / "addons" / "dev" / "stacks" / "q.yaml", "Resources:\n  Q: {Type: AWS::SQS::Queue\n")
+    output = tmp_path / "output"
+    write(output / "notes.txt", "mine")
+    status, out, err = generate_main("--settings", str(folder), "--output", str(output))
+    assert status == 2
+    assert out == ""
+    assert err.startswith("Refused: nothing was written. Fix these settings:\n")
+    assert "addons/dev/stacks/q.yaml (line 3, column 1): expected ',' or '}', but got '<stream end>'" in err
+    assert [p.name for p in output.rglob("*")] == ["notes.txt"]

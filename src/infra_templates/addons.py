@@ -245,8 +245,10 @@ def load(folder: Path, environment: str, services: Iterable[str], shown: Callabl
     path into how messages show it. Raises AddonError listing every problem found.
     """
     root = folder / FOLDER / environment
-    if not root.is_dir():
+    if not root.exists():
         return Addons()
+    if not root.is_dir():
+        raise AddonError([f"{shown(root)}: must be a folder ({STACKS}/, {SERVICES}/, {OVERRIDES})"])
     problems: list[str] = []
     known = sorted(services)
     for entry in sorted(root.iterdir()):
@@ -788,9 +790,8 @@ def extend(
         return stacks
     ordered = list(stacks)
     pending = [new_stack(addon) for addon in sorted(addons.stacks, key=lambda a: a.name)]
-    while (
-        pending
-    ):  # an add-on importing another's exports waits for it (a cycle: placed last, the wiring check says why)
+    # An add-on importing another's exports waits for it (a cycle: placed anyway, the wiring check says why).
+    while pending:
         exporters = {name: s for s in ordered for name in s.exports}
         ready = [s for s in pending if not any(_from_pending(n, pending, s) for n in s.imports)] or pending[:1]
         for stack in ready:
@@ -799,17 +800,18 @@ def extend(
             at = max((ordered.index(s) + 1 for s in sources), default=min(1, len(ordered)))
             ordered.insert(at, stack)
             pending.remove(stack)
+    changed = apply_overrides(ordered, addons.overrides, stack_name)
+    for stack in ordered:
+        if stack.name in changed:
+            stack.body = changed[stack.name]
+            stack.__dict__.pop("imports", None)  # cached properties, read from the old body
+            stack.__dict__.pop("exports", None)
+    # After the overrides: one may add an import of an add-on stack's export to a generated stack.
     added = {name: s for s in ordered if s.layer.startswith(LAYER_PREFIX) for name in s.exports}
     for stack in ordered:
         for dependency in sorted({added[n].name for n in stack.imports if n in added} - {stack.name}):
             if dependency not in stack.depends_on:
                 stack.depends_on.append(dependency)
-    changed = apply_overrides(ordered, addons.overrides, stack_name)
-    for stack in ordered:
-        if stack.name in changed:
-            stack.body = changed[stack.name]
-            stack.__dict__.pop("imports", None)  # a cached property read from the old body
-            stack.__dict__.pop("exports", None)
     return ordered
 
 
