@@ -107,6 +107,7 @@ RUNNING: tuple[LayerSpec, ...] = (
         service.build,
         imports_from=("keys", "network", "security", "data", "platform", "assets-replica", "edge", "monitoring"),
         per_service=True,
+        addon_role="TaskRole",  # addons/<env>/services/<service>.yaml: TaskRoleStatements join the task role
     ),
     # Who may call whom (Service Connect): rules between the service stacks' own groups.
     LayerSpec("connect", connect.build, imports_from=("svc",), when=connect.needed),
