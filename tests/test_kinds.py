@@ -314,3 +314,12 @@ def test_sidecars_run_beside_the_one_essential_application_container(settings_di
 def test_every_kind_builds_in_every_shipped_environment(environments) -> None:
     kinds = {s.kind for env in environments.values() for s in env.services.values()}
     assert kinds == {"web", "backend", "worker", "job"}
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_the_deployer_may_create_what_the_kinds_add(stacks, env) -> None:
+    # CloudFormation's role derives its actions from the resource types of the output (deployer.py):
+    # the queues, the schedule and the Service Connect namespace are among them.
+    text = stacks[env]["deployer"].json
+    for action in ("sqs:CreateQueue", "scheduler:CreateSchedule", "servicediscovery:CreateHttpNamespace"):
+        assert f'"{action}"' in text, action
