@@ -106,8 +106,10 @@ def test_the_deployer_may_manage_what_the_addons_add(addon_settings: Path) -> No
     """The deployer's roles derive from the resource types of every stack after it, add-ons included."""
     without = json.dumps(built(SETTINGS)["deployer"].body)
     with_ = json.dumps(built(addon_settings)["deployer"].body)
-    assert "sqs:CreateQueue" not in without
-    assert "sqs:CreateQueue" in with_
+    # an SSM parameter is a type of the add-ons' alone (the shipped settings have queues of their own:
+    # a worker's, a job's dead letters)
+    assert "ssm:PutParameter" not in without
+    assert "ssm:PutParameter" in with_
 
 
 def test_an_addon_stack_reaches_the_manifest_and_the_deploy_files(addon_settings: Path, tmp_path: Path) -> None:
