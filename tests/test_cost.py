@@ -253,11 +253,14 @@ def test_every_resource_of_the_golden_output_is_known() -> None:
         assert estimate.total > 0
 
 
-def test_deploy_guide_shows_the_figure_and_date() -> None:
-    dev = cost.read_folder(GOLDEN / "dev")
-    guide = (GOLDEN / "dev" / "DEPLOY.md").read_text(encoding="utf-8")
-    assert cost.summary_line(dev) in guide
-    assert cost.default_prices().read_on in guide
+@pytest.mark.parametrize("folder", ["dev", "staging", "prod", "dr", "project"])
+def test_deploy_guide_shows_the_figure_and_date_at_the_top(folder: str) -> None:
+    estimate = cost.read_folder(GOLDEN / folder)
+    guide = (GOLDEN / folder / "DEPLOY.md").read_text(encoding="utf-8")
+    line = cost.summary_line(estimate)
+    assert line in guide
+    assert cost.money(estimate.total) in line and cost.default_prices().read_on in line
+    assert guide.index(line) < guide.index("\n## ")  # before the first section: the first thing read
 
 
 def _run(*args: str) -> subprocess.CompletedProcess[str]:
