@@ -34,6 +34,7 @@ from pydantic import (
 
 from infra_templates import quotas
 from infra_templates.catalog import REGIONS, aurora_versions, zones_of
+from infra_templates.data_api import data_api_problem
 from infra_templates.credentials import credential_kinds
 
 DEFAULTS_FILE = "defaults.yaml"
@@ -244,9 +245,10 @@ SECRET_REFERENCE = r"^(secretsmanager:[A-Za-z0-9/_+=.@-]{1,512}(#[A-Za-z0-9_.-]+
 # (the end of its ARN). ECS takes the full ARN of a secret (ECS API reference, Secret.valueFrom).
 COMPLETE_SECRET_NAME = r"^secretsmanager:[A-Za-z0-9/_+=.@-]+-[A-Za-z0-9]{6}(#.*)?$"
 ENV_VAR_NAME = r"^[A-Za-z_][A-Za-z0-9_]{0,254}$"
-# What a service with database_access receives: host, port and name as variables, user and
-# password from the database's secret.
-DATABASE_VARIABLES = ("DB_HOST", "DB_PORT", "DB_NAME", "DB_USERNAME", "DB_PASSWORD")
+# What a service with database_access receives as variables: where the database is, the service's
+# own user and how it signs in (IAM database authentication: no password anywhere). DB_PASSWORD
+# stays reserved, so that no one sets one believing the application would use it.
+DATABASE_VARIABLES = ("DB_HOST", "DB_PORT", "DB_NAME", "DB_USERNAME", "DB_AUTH", "DB_REGION", "DB_PASSWORD")
 
 
 class Capacity(Strict):
@@ -1249,10 +1251,42 @@ class Environment(Strict):
             *self._architecture_problems(),
             *self._quota_problems(),
             *self._pre_release_problems(),
+            *self._database_user_problems(),
         ]
         if problems:
             raise ManyFieldsError(problems)
         return self
+
+    def _database_user_problems(self) -> list[FieldValueError]:
+        """Each service with ``database_access`` signs in as its own user, ``svc_<name>``, which the
+        data layer creates through the RDS Data API (data_api.py has its contract); a DR
+        environment's cluster receives the users with the data. MySQL user names are at most 32
+        characters ("User Names and Passwords", MySQL 8.0 Reference Manual)."""
+        users = sorted(name for name, service in self.services.items() if service.database_access)
+        if not users or self.dr is not None:
+            return []
+        database = self.database
+        instance_class = database.capacity.instance_class if isinstance(database.capacity, ProvisionedCapacity) else None
+        problem = data_api_problem(database.engine, database.engine_version, self.region, instance_class)
+        found = [
+            FieldValueError(
+                ("services", users[0], "database_access"),
+                f"needs the service's database user created through the RDS Data API, and {problem}",
+                True,
+            )
+        ] if problem else []
+        if database.engine == "aurora-mysql":
+            found += [
+                FieldValueError(
+                    ("services", name, "database_access"),
+                    f"its database user svc_{name.replace('-', '_')} would be longer than MySQL's 32 characters; "
+                    "use a service name of at most 28",
+                    True,
+                )
+                for name in users
+                if len(name) > 28
+            ]
+        return found
 
     def _architecture_problems(self) -> list[FieldValueError]:
         """ARM64 tasks never run on Fargate Spot ("Linux tasks with the ARM64 architecture don't
