@@ -115,8 +115,8 @@ def build(env: Environment) -> Template:
         instance.UpdateReplacePolicy = "Delete"
 
     writer = "WriterInstance"  # a primary environment's cluster always has one
-    data_access.service_users(t, ctx, cluster, secret_arn, secret_resource, writer)
-    data_access.master_rotation(t, ctx, cluster, writer)
+    data_access.service_users(t, ctx, cluster, secret_arn, secret_resource, writer=writer)
+    data_access.master_rotation(t, ctx, cluster, writer=writer)
 
     ctx.export(t, Data.CLUSTER_IDENTIFIER, Ref(cluster))
     ctx.export(t, Data.CLUSTER_RESOURCE_ID, GetAtt(cluster, "DBClusterResourceId"))

@@ -158,7 +158,7 @@ def user_statements(env: Environment, service: str) -> list[str]:
 
 
 def service_users(
-    t: Template, ctx: LayerContext, cluster: rds.DBCluster, secret_arn: Any, secret_resource: Any, writer: str
+    t: Template, ctx: LayerContext, cluster: rds.DBCluster, secret_arn: Any, secret_resource: Any, *, writer: str
 ) -> None:
     """One custom resource per service with ``database_access``: its user, created by the function
     through the RDS Data API once the writer is up. Only in a primary environment: a DR cluster is a
@@ -185,7 +185,7 @@ def service_users(
         log_retention_days=env.database.log_retention_days,
         logs_key_arn=ctx.import_value(Keys.LOGS_KEY_ARN),
         timeout=USERS_TIMEOUT_SECONDS,
-        skips=_function_skips("the RDS Data API (HTTPS) and CloudFormation's response URL"),
+        skips=_function_skips("the RDS Data API (HTTPS) and CloudFormation's response URL")[:2],
     )
     for service in services:
         t.add_resource(
@@ -203,7 +203,7 @@ def service_users(
         )
 
 
-def master_rotation(t: Template, ctx: LayerContext, cluster: rds.DBCluster, writer: str) -> None:
+def master_rotation(t: Template, ctx: LayerContext, cluster: rds.DBCluster, *, writer: str) -> None:
     """A rotation schedule for a generated administrator secret (``password: generated``; RDS
     rotates an RDS-managed one itself), every ``MASTER_ROTATION_DAYS``, by a function that changes
     the password through the RDS Data API. Only where the secret is generated: a DR environment's

@@ -16,9 +16,8 @@ from awacs import elasticloadbalancing as elb_actions
 from awacs import iam as iam_actions
 from awacs import kms as kms_actions
 from awacs import logs as logs_actions
-from awacs import rds_db
+from awacs import rds_db, secretsmanager, ssm, ssmmessages
 from awacs import s3 as s3_actions
-from awacs import secretsmanager, ssm, ssmmessages
 from awacs import sts as sts_actions
 from awacs.aws import Allow, ArnEquals, Condition, ForAnyValueStringEquals, Principal, Statement, StringEquals
 from troposphere import (

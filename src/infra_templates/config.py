@@ -34,8 +34,8 @@ from pydantic import (
 
 from infra_templates import quotas
 from infra_templates.catalog import REGIONS, aurora_versions, zones_of
-from infra_templates.data_api import data_api_problem
 from infra_templates.credentials import credential_kinds
+from infra_templates.data_api import data_api_problem
 
 DEFAULTS_FILE = "defaults.yaml"
 
@@ -1266,15 +1266,21 @@ class Environment(Strict):
         if not users or self.dr is not None:
             return []
         database = self.database
-        instance_class = database.capacity.instance_class if isinstance(database.capacity, ProvisionedCapacity) else None
+        instance_class = (
+            database.capacity.instance_class if isinstance(database.capacity, ProvisionedCapacity) else None
+        )
         problem = data_api_problem(database.engine, database.engine_version, self.region, instance_class)
-        found = [
-            FieldValueError(
-                ("services", users[0], "database_access"),
-                f"needs the service's database user created through the RDS Data API, and {problem}",
-                True,
-            )
-        ] if problem else []
+        found = (
+            [
+                FieldValueError(
+                    ("services", users[0], "database_access"),
+                    f"needs the service's database user created through the RDS Data API, and {problem}",
+                    True,
+                )
+            ]
+            if problem
+            else []
+        )
         if database.engine == "aurora-mysql":
             found += [
                 FieldValueError(

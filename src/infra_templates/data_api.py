@@ -45,21 +45,18 @@ def data_api_problem(engine: str, version: str, region: str, instance_class: str
     if instance_class is not None and instance_class.startswith("db.t"):
         return f"the RDS Data API does not run on T instance classes ({instance_class})"
     if engine == "aurora-postgresql":
-        parts = re.match(r"^(\d+)(?:\.(\d+))?", version)
-        if not parts:
-            return f"{version} is not an Aurora PostgreSQL version"
-        major, minor = int(parts.group(1)), int(parts.group(2) or 0)
-        if major > max(POSTGRESQL_MINIMUM):
-            return None
-        minimum = POSTGRESQL_MINIMUM.get(major)
-        if minimum is None or (major, minor) < minimum:
-            return (
-                "the RDS Data API needs Aurora PostgreSQL "
-                + ", ".join(f"{a}.{b}" for a, b in POSTGRESQL_MINIMUM.values())
-                + f" or a later minor version; {version} is older"
-            )
-        return None
+        return _postgresql_problem(version)
     parts = re.search(r"mysql_aurora\.(\d+)\.(\d+)", version)
     if not parts or (int(parts.group(1)), int(parts.group(2))) < MYSQL_MINIMUM:
         return f"the RDS Data API needs Aurora MySQL 3.07 or later; {version} is older"
     return None
+
+
+def _postgresql_problem(version: str) -> str | None:
+    parts = re.match(r"^(\d+)(?:\.(\d+))?", version)
+    major, minor = (int(parts.group(1)), int(parts.group(2) or 0)) if parts else (0, 0)
+    minimum = POSTGRESQL_MINIMUM.get(major)
+    if major > max(POSTGRESQL_MINIMUM) or (minimum is not None and (major, minor) >= minimum):
+        return None
+    listed = ", ".join(f"{a}.{b}" for a, b in POSTGRESQL_MINIMUM.values())
+    return f"the RDS Data API needs Aurora PostgreSQL {listed} or a later minor version; {version} is older"
