@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from conftest import ENVIRONMENTS, edit_yaml, refusal, resources, walk
 
-from infra_templates.data_api import data_api_problem
+from infra_templates.rules._data_api import data_api_problem
 from templates import data_access
 
 PRIMARIES = [env for env in ENVIRONMENTS if env != "dr"]

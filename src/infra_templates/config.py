@@ -35,7 +35,7 @@ from pydantic import (
 from infra_templates import quotas
 from infra_templates.catalog import REGIONS, aurora_versions, zones_of
 from infra_templates.credentials import credential_kinds
-from infra_templates.data_api import data_api_problem
+from infra_templates.rules._data_api import data_api_problem
 
 DEFAULTS_FILE = "defaults.yaml"
 

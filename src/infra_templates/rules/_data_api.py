@@ -1,5 +1,7 @@
-"""The RDS Data API's contract, in one place for the settings (config.py) and the data layer, which
-creates each service's database user through it (no driver, no VPC access: an HTTPS API).
+"""The RDS Data API's contract, in one place for the gate's rule E9012 (aurora.py, which loads this
+file by path), the settings (config.py) and the data layer, which creates each service's database
+user through it (no driver, no VPC access: an HTTPS API). The leading underscore keeps cfn-lint
+from loading it as a rule module.
 
 Sources (Amazon Aurora User Guide):
 - "Supported Regions and Aurora DB engines for RDS Data API"
