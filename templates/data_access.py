@@ -236,6 +236,20 @@ def master_rotation(t: Template, ctx: LayerContext, cluster: rds.DBCluster, *, w
             conditions=[StringEquals("kms:ViaService", Sub("secretsmanager.${AWS::Region}.amazonaws.com"))],
         )
     )
+    if env.standby is not None:
+        # Secrets Manager replicates each new version to the DR region with the caller's identity,
+        # re-encrypting it with the replica's key ("How Secrets Manager authorizes cross-account
+        # replication": decrypt with the primary's key, encrypt with the replica's; the same for a
+        # replica in another region, ReplicateSecretToRegions: kms:GenerateDataKey and kms:Encrypt).
+        (replica,) = secret.ReplicaRegions
+        statements.append(
+            iam.allow(
+                "EncryptTheReplicasVersion",
+                [kms_actions.Encrypt, kms_actions.GenerateDataKey],
+                [replica.KmsKeyId],
+                conditions=[StringEquals("kms:ViaService", f"secretsmanager.{env.standby.region}.amazonaws.com")],
+            )
+        )
     function, _ = constructs.inline_function(
         t,
         env,

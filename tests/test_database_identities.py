@@ -100,6 +100,14 @@ def test_a_generated_master_secret_has_a_rotation_schedule(stacks) -> None:
     permission = body["Resources"]["MasterRotationPermission"]["Properties"]
     assert permission["Principal"] == "secretsmanager.amazonaws.com"
     assert permission["SourceArn"] == {"Ref": "DatabaseSecret"}
+    policy = body["Resources"]["MasterRotationFunctionRole"]["Properties"]["Policies"][0]["PolicyDocument"]
+    granted = {s["Sid"]: s for s in policy["Statement"]}
+    assert granted["RotateTheAdministratorSecret"]["Resource"] == [{"Ref": "DatabaseSecret"}]
+    # each new version replicates to dr's region, re-encrypted with dr's data key
+    assert granted["EncryptTheReplicasVersion"]["Resource"] == [{"Ref": "DataKeyArn"}]
+    assert granted["EncryptTheReplicasVersion"]["Condition"] == {
+        "StringEquals": {"kms:ViaService": "secretsmanager.eu-central-1.amazonaws.com"}
+    }
     # dr holds a replica of prod's secret: it rotates in prod and replicates
     assert not resources(stacks["dr"]["data"].body, "AWS::SecretsManager::RotationSchedule")
 
