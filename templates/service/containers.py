@@ -12,7 +12,7 @@ from infra_templates import constructs
 from infra_templates.config import Environment, Service, Sidecar
 from infra_templates.layer import LayerContext
 from infra_templates.naming import image_region, image_repository, image_tag_parameter, repository_name
-from templates.contracts import Data, Keys
+from templates.contracts import Data, Keys, database_user
 from templates.service import queues
 from templates.service.roles import parameter_arn, secret_arn
 
@@ -67,6 +67,22 @@ def secret_value_from(reference: str) -> Sub:
     return Sub(f"{arn}:{key}::" if key else arn)
 
 
+def _database_variables(ctx: LayerContext, name: str, service: Service) -> dict[str, Any]:
+    """What the application needs to open a connection with IAM database authentication: where
+    (``DB_HOST``, ``DB_PORT``, ``DB_NAME``), as whom (``DB_USERNAME``), how (``DB_AUTH=iam``: sign a
+    token with the task role, ``DB_REGION``, and connect over TLS, which the cluster requires)."""
+    if not service.database_access:
+        return {}
+    return {
+        "DB_HOST": ctx.import_value(Data.ENDPOINT),
+        "DB_PORT": ctx.import_value(Data.PORT),
+        "DB_NAME": ctx.import_value(Data.DATABASE_NAME),
+        "DB_USERNAME": database_user(name),
+        "DB_AUTH": "iam",
+        "DB_REGION": Region,
+    }
+
+
 def task_definition(
     ctx: LayerContext,
     name: str,
@@ -84,14 +100,7 @@ def task_definition(
     variables: dict[str, Any] = dict(service.environment)
     variables.update(queues.variables(env, name, service))
     secrets: dict[str, Any] = {k: secret_value_from(v) for k, v in service.secrets.items()}
-    if service.database_access:
-        variables.update(
-            DB_HOST=ctx.import_value(Data.ENDPOINT),
-            DB_PORT=ctx.import_value(Data.PORT),
-            DB_NAME=ctx.import_value(Data.DATABASE_NAME),
-        )
-        for variable, key in (("DB_USERNAME", "username"), ("DB_PASSWORD", "password")):
-            secrets[variable] = Sub("${Secret}:%s::" % key, Secret=ctx.import_value(Data.SECRET_ARN))
+    variables.update(_database_variables(ctx, name, service))
     container = ecs.ContainerDefinition(
         Name=name,
         Image=image(env, name),
