@@ -41,8 +41,8 @@ def test_each_service_with_database_access_gets_its_user_created_by_the_data_sta
     body = stacks[env]["data"].body
     users = resources(body, "AWS::CloudFormation::CustomResource")
     wanted = sorted(n for n, s in environments[env].services.items() if s.database_access)
-    assert wanted == ["api"]
-    assert set(users) == {"DatabaseUserApi"}
+    assert wanted == ["api", "nightly"]  # the nightly job (kind job) reaches the database too
+    assert set(users) == {"DatabaseUserApi", "DatabaseUserNightly"}
     user = users["DatabaseUserApi"]
     assert user["DependsOn"] == ["WriterInstance"]  # the Data API runs on the writer only
     props = user["Properties"]
