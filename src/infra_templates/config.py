@@ -33,7 +33,14 @@ from pydantic import (
 )
 
 from infra_templates import quotas
-from infra_templates.catalog import REGIONS, aurora_versions, zones_of
+from infra_templates.catalog import (
+    REGIONS,
+    aurora_versions,
+    database_instance_classes,
+    nearest,
+    nearest_numbers,
+    zones_of,
+)
 from infra_templates.credentials import credential_kinds
 
 DEFAULTS_FILE = "defaults.yaml"
@@ -226,7 +233,10 @@ class Network(Strict):
         return self
 
 
-# Task sizes Fargate accepts: CPU units -> memory (MiB) choices.
+# Task sizes Fargate accepts: CPU units -> memory (MiB) choices (Amazon ECS Developer Guide, "Troubleshoot
+# Amazon ECS task definition invalid CPU or memory errors", the table for tasks hosted on Fargate:
+# https://docs.aws.amazon.com/AmazonECS/latest/developerguide/task-cpu-memory-error.html; every pair is
+# also in cfn-lint's fargate_cpu_memory.json, tests/test_catalog.py checks).
 FARGATE_SIZES: dict[int, tuple[int, ...]] = {
     256: (512, 1024, 2048),
     512: tuple(range(1024, 4097, 1024)),
@@ -398,15 +408,18 @@ class Service(Strict):
     @model_validator(mode="after")
     def _fargate_size(self) -> Service:
         if self.cpu not in FARGATE_SIZES:
+            guess = " or ".join(map(str, nearest_numbers(self.cpu, FARGATE_SIZES)))
             raise FieldValueError(
-                ("cpu",), f"is not a Fargate CPU size; use one of {', '.join(map(str, FARGATE_SIZES))}"
+                ("cpu",),
+                f"is not a Fargate CPU size (did you mean {guess}?); use one of {', '.join(map(str, FARGATE_SIZES))}",
             )
         if self.memory not in FARGATE_SIZES[self.cpu]:
             sizes = FARGATE_SIZES[self.cpu]
+            guess = " or ".join(map(str, nearest_numbers(self.memory, sizes)))
             raise FieldValueError(
                 ("memory",),
-                f"is not a size Fargate accepts with cpu {self.cpu}; use {sizes[0]} to {sizes[-1]} "
-                f"in steps of {sizes[1] - sizes[0]}",
+                f"is not a size Fargate accepts with cpu {self.cpu} (did you mean {guess}?); use {sizes[0]} to "
+                f"{sizes[-1]} in steps of {sizes[1] - sizes[0]}",
             )
         return self
 
@@ -1242,6 +1255,7 @@ class Environment(Strict):
             *self._certificate_problems(),
             *self._route_problems(),
             *self._zone_problems(),
+            *self._instance_class_problems(),
             *self._production_problems(),
             *self._edge_problems(),
             *self._posture_problems(),
@@ -1517,6 +1531,28 @@ class Environment(Strict):
                 )
             ]
         return []
+
+    def _instance_class_problems(self) -> list[FieldValueError]:
+        """A provisioned database's instance class is one AWS offers for its engine, version and region
+        (cfn-lint's tables, ``catalog.database_instance_classes``): caught here, with the nearest
+        classes, not minutes later by the lint on the generated JSON."""
+        database = self.database
+        if not isinstance(database.capacity, ProvisionedCapacity):
+            return []
+        chosen = database.capacity.instance_class
+        offered = database_instance_classes(database.engine, self.region, database.engine_version)
+        if not offered or chosen in offered:
+            return []
+        guesses = nearest(chosen, offered) or nearest(chosen.rsplit(".", 1)[0] + ".large", offered)
+        hint = f" (did you mean {' or '.join(guesses)}?)" if guesses else ""
+        return [
+            FieldValueError(
+                ("database", "capacity", "instance_class"),
+                f"is not an instance class AWS offers for {database.engine} {database.engine_version} in "
+                f"{self.region}{hint}",
+                chosen,
+            )
+        ]
 
     def _pre_release_problems(self) -> list[FieldValueError]:
         """A pre-release command runs from an ECS lifecycle hook (POST_SCALE_UP), which the ECS
