@@ -140,12 +140,18 @@ _DB_INSTANCE_FOLDER = ("data", "schemas", "extensions", "aws_rds_dbinstance")
 
 
 @cache
+def _region_table() -> dict[str, Any]:
+    """``dbinstanceclass_enum.json``: region -> rules by engine and license model (read once)."""
+    table: dict[str, Any] = _read_json(*_DB_INSTANCE_FOLDER, "dbinstanceclass_enum.json")
+    return table
+
+
+@cache
 def _classes_by_region(region: str) -> dict[str, frozenset[str]]:
     """engine -> the instance classes offered in ``region`` (``dbinstanceclass_enum.json``, the rules
     without a license model, as an Aurora cluster's instances have none)."""
-    table = _read_json(*_DB_INSTANCE_FOLDER, "dbinstanceclass_enum.json").get(region, {})
     found: dict[str, frozenset[str]] = {}
-    for rule in table.get("allOf", []):
+    for rule in _region_table().get(region, {}).get("allOf", []):
         condition = rule.get("if", {}).get("properties", {})
         engine = condition.get("Engine", {}).get("const")
         if engine and condition.get("LicenseModel") is False:
