@@ -16,8 +16,8 @@ $(STAMP): requirements.lock pyproject.toml
 
 venv: $(STAMP) ## create .venv with the pinned tools (done by every other target)
 
-templates: $(STAMP) dot ## write output/<env>/ for every environment (python generate.py), diagrams included
-	$(PY) generate.py
+templates: $(STAMP) dot ## write output/<env>/ for every environment (python generate.py), diagrams included (DIAGRAM_DETAIL=all: every resource)
+	$(PY) generate.py $(if $(DIAGRAM_DETAIL),--diagram-detail $(DIAGRAM_DETAIL))
 
 gate: templates ## run the gate on output/: wiring, limits, cfn-lint, checkov, IAM analysis, shellcheck
 	$(PY) generate.py check

@@ -335,10 +335,9 @@ def destroy_script(title: str, folder: str, account: str, stacks: list[Stack]) -
     if others:
         out += [
             "",
-            "Not touched (deleted from their own folders): "
-            + ", ".join(f"{s.name} ({s.note})" for s in others)
-            + ". CloudFormation refuses to delete a stack whose export another stack still imports: delete "
-            "those importers first.",
+            "Not touched: the stacks of other folders this one builds on (each deleted by its own folder's",
+            "destroy.sh; CloudFormation refuses to delete a stack whose export another stack still imports):",
+            *(f"  {s.name} ({s.note})" for s in others),
         ]
     out += [
         "EOF",
