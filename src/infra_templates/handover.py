@@ -1,6 +1,6 @@
 """Deploy guide and script of one output folder: ``DEPLOY.md`` and ``deploy.sh`` in ``output/<env>/``
-(with the day-2 scripts of ``day2.py`` beside them: ``status.sh``, ``logs.sh``, ``destroy.sh``)
-(and in ``output/project/`` for the project-wide stacks).
+(and in ``output/project/`` for the project-wide stacks), with the day-2 scripts of ``day2.py``
+beside them (``status.sh``, ``logs.sh``, ``destroy.sh``).
 
 Both are derived from the folder's manifest (stacks in deploy order, regions, template files) and
 from the templates themselves, so a new layer needs nothing here. A manifest may list stacks whose
