@@ -121,3 +121,5 @@ def test_nearest_names_the_closest_first(value: str, choices: tuple[str, ...], e
 def test_nearest_numbers() -> None:
     assert catalog.nearest_numbers(1000, FARGATE_SIZES) == [512, 1024]
     assert catalog.nearest_numbers(3000, FARGATE_SIZES[512]) == [2048, 3072]
+    assert catalog.nearest_numbers(4096, FARGATE_SIZES[256]) == [2048]  # above the range: its top only
+    assert catalog.nearest_numbers(100, FARGATE_SIZES) == [256]

@@ -192,6 +192,9 @@ def nearest(value: str, choices: Iterable[str], count: int = 3) -> list[str]:
     return difflib.get_close_matches(value, list(choices), n=count, cutoff=0.6)
 
 
-def nearest_numbers(value: int, choices: Iterable[int], count: int = 2) -> list[int]:
-    """Up to ``count`` of ``choices`` closest to ``value`` by distance (the smaller one first on a tie)."""
-    return sorted(sorted(set(choices), key=lambda c: (abs(c - value), c))[:count])
+def nearest_numbers(value: int, choices: Iterable[int]) -> list[int]:
+    """The choices either side of ``value``: the largest below it and the smallest above it (one of
+    them when ``value`` lies outside the choices' range), ascending."""
+    below = [c for c in choices if c < value]
+    above = [c for c in choices if c > value]
+    return [*([max(below)] if below else []), *([min(above)] if above else [])]
