@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import shutil
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -20,7 +21,7 @@ from typing import Any
 
 import aws_cli
 import pytest
-from conftest import BUILT, SETTINGS
+from conftest import BUILT, FIXTURES, SETTINGS
 
 import generate
 
@@ -35,10 +36,13 @@ DEFAULTED = re.compile(r"^\s*(?P<var>[a-z_]\w*)=\"\$\{[A-Z_]+:-(?P<value>[^}\"]*
 
 @pytest.fixture(scope="module")
 def output(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """output/ as ``python generate.py`` writes it, delivery folder included."""
-    folder = tmp_path_factory.mktemp("aws-commands") / "output"
-    assert generate.run_build(None, SETTINGS, folder, quiet=True) == 0
-    return folder
+    """output/ as ``python generate.py`` writes it, delivery folder included, from the fixture
+    settings with the sample add-ons (tests/fixtures/addons/): their stacks' commands too."""
+    root = tmp_path_factory.mktemp("aws-commands")
+    shutil.copytree(SETTINGS, root / "environments")
+    shutil.copytree(FIXTURES / "addons", root / "environments" / "addons")
+    assert generate.run_build(None, root / "environments", root / "output", quiet=True) == 0
+    return root / "output"
 
 
 @dataclass
