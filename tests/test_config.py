@@ -333,7 +333,9 @@ def test_a_prefix_list_id_is_refused_with_internet_ingress(settings_dir: Path) -
     edit_yaml(
         settings_dir / "staging.yaml", platform__ingress="internet", platform__cloudfront_prefix_list_id="pl-4fa04526"
     )
-    assert "platform.cloudfront_prefix_list_id: is only used when ingress is 'cloudfront'" in refusal(settings_dir)
+    assert "platform.cloudfront_prefix_list_id = 'pl-4fa04526': is only used when ingress is 'cloudfront'" in refusal(
+        settings_dir
+    )
 
 
 def test_registry_must_be_the_same_for_every_environment(settings_dir: Path) -> None:
