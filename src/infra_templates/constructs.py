@@ -261,16 +261,16 @@ def firewall(
             Statement=wafv2.Statement(
                 RateBasedStatement=wafv2.RateBasedStatement(
                     Limit=rate_limit,
+                    AggregateKeyType="FORWARDED_IP" if forwarded_ip else "IP",
                     EvaluationWindowSec=300,
                     **(
                         {
-                            "AggregateKeyType": "FORWARDED_IP",
                             "ForwardedIPConfig": wafv2.ForwardedIPConfiguration(
                                 HeaderName="X-Forwarded-For", FallbackBehavior="NO_MATCH"
-                            ),
+                            )
                         }
                         if forwarded_ip
-                        else {"AggregateKeyType": "IP"}
+                        else {}
                     ),
                 )
             ),
