@@ -331,9 +331,13 @@ def test_certificate_from_another_region_is_refused(settings_dir: Path) -> None:
     assert "an ALB can only use a certificate from its own account and region" in refusal(settings_dir)
 
 
-def test_cloudfront_ingress_needs_the_prefix_list(settings_dir: Path) -> None:
-    edit_yaml(settings_dir / "staging.yaml", platform__ingress="cloudfront")
-    assert "platform.cloudfront_prefix_list_id: is required when ingress is 'cloudfront'" in refusal(settings_dir)
+def test_a_prefix_list_id_is_refused_with_internet_ingress(settings_dir: Path) -> None:
+    edit_yaml(
+        settings_dir / "staging.yaml", platform__ingress="internet", platform__cloudfront_prefix_list_id="pl-4fa04526"
+    )
+    assert "platform.cloudfront_prefix_list_id = 'pl-4fa04526': is only used when ingress is 'cloudfront'" in refusal(
+        settings_dir
+    )
 
 
 def test_registry_must_be_the_same_for_every_environment(settings_dir: Path) -> None:

@@ -100,7 +100,9 @@ def test_arrows_follow_the_security_groups() -> None:
         assert drawn.arrows(service(name), DATABASE) == expected
     assert any(s.database_access for s in services.values())
     assert not all(s.database_access for s in services.values())  # both cases above were exercised
-    assert drawn.arrows("peer:0.0.0.0/0", ALB) == ["tcp 443", "tcp 80"]
+    # Behind CloudFront (the default): CloudFront's origin-facing list on 443, nothing from the internet.
+    assert drawn.arrows("peer:prefix list CloudFront", ALB) == ["tcp 443"]
+    assert drawn.arrows("peer:0.0.0.0/0", ALB) == []
 
 
 @pytest.mark.parametrize(
@@ -132,11 +134,10 @@ def test_a_cloudfront_only_alb_is_reached_from_the_prefix_list() -> None:
     _, bodies = built_stacks("prod")
     bodies = copy.deepcopy(bodies)
     rule = bodies[f"{PROD}-security"]["Resources"]["AlbHttpsIngress"]["Properties"]
-    del rule["CidrIp"]
-    rule["SourcePrefixListId"] = "pl-4fa04526"
+    rule["SourcePrefixListId"] = "pl-4fa04526"  # an id given in the settings instead of the lookup
     drawn = draw("prod", bodies)
     assert drawn.arrows("peer:pl-4fa04526", ALB) == ["tcp 443"]
-    assert drawn.arrows("peer:0.0.0.0/0", ALB) == ["tcp 80"]
+    assert drawn.arrows("peer:prefix list CloudFront", ALB) == []
 
 
 def test_a_new_layer_appears_by_resource_type() -> None:

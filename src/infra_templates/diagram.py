@@ -311,8 +311,13 @@ def _peer_of(rule: dict[str, Any], direction: str) -> str | None:
     for key in ("CidrIp", "CidrIpv6"):
         if isinstance(rule.get(key), str):
             return f"peer:{rule[key]}"
-    if isinstance(rule.get(f"{prefix}PrefixListId"), str):
-        return f"peer:{rule[f'{prefix}PrefixListId']}"
+    listed = rule.get(f"{prefix}PrefixListId")
+    if isinstance(listed, str):
+        return f"peer:{listed}"
+    if isinstance(listed, dict) and isinstance(listed.get("Fn::GetAtt"), list):
+        # An AWS-managed list whose id a custom resource looks up at deploy time (security stack):
+        # drawn by the attribute that names it ("CloudFront", "Route53HealthChecks").
+        return f"peer:prefix list {listed['Fn::GetAtt'][1]}"
     return None
 
 

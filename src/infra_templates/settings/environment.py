@@ -249,14 +249,13 @@ class Environment(Strict):
                 )
             )
         weight = quotas.CLOUDFRONT_ORIGIN_FACING_WEIGHT if self.platform.ingress == "cloudfront" else 1
-        inbound = weight * (2 if self.platform.http_redirect else 1) + (1 if self.blue_green_services else 0)
+        inbound = weight * (2 if self.platform.listens_http else 1) + (1 if self.blue_green_services else 0)
         database = sum(1 for s in self.services.values() if s.database_access)
         for where, count, what in (
             (
                 ("platform", "ingress"),
                 inbound,
-                "inbound rules on a load balancer's security group (the CloudFront origin-facing prefix list "
-                "weighs 55; platform.http_redirect adds a second port)",
+                "inbound rules on a load balancer's security group (platform.http_redirect adds a second port)",
             ),
             (
                 ("services",),

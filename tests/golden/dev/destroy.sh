@@ -41,6 +41,7 @@ Lost: stateful resources deleted with their stack:
   shop-dev-platform: WafLogGroup (AWS::Logs::LogGroup): deleted with its stack
   shop-dev-data: PostgresqlLogGroup (AWS::Logs::LogGroup): deleted with its stack
   shop-dev-data: DatabaseUsersFunctionLogGroup (AWS::Logs::LogGroup): deleted with its stack
+  shop-dev-security: PrefixListLookupLogGroup (AWS::Logs::LogGroup): deleted with its stack
   shop-dev-network: FlowLogGroup (AWS::Logs::LogGroup): deleted with its stack
   shop-dev-network: DefaultSecurityGroupCloserLogGroup (AWS::Logs::LogGroup): deleted with its stack
   shop-dev-keys: BackupVault (AWS::Backup::BackupVault): deleted with its stack

@@ -42,6 +42,7 @@ Kept by their DeletionPolicy (they stay in the account, and go on costing, until
   shop-dr-platform: WafLogGroup (AWS::Logs::LogGroup, DeletionPolicy Retain): kept
   shop-dr-data: PostgresqlLogGroup (AWS::Logs::LogGroup, DeletionPolicy Retain): kept
   shop-dr-data: Cluster (AWS::RDS::DBCluster, DeletionPolicy Snapshot): a final snapshot is kept
+  shop-dr-security: PrefixListLookupLogGroup (AWS::Logs::LogGroup, DeletionPolicy Retain): kept
   shop-dr-network: FlowLogGroup (AWS::Logs::LogGroup, DeletionPolicy Retain): kept
   shop-dr-network: DefaultSecurityGroupCloserLogGroup (AWS::Logs::LogGroup, DeletionPolicy Retain): kept
   shop-dr-keys: LogsKey (AWS::KMS::Key, DeletionPolicy Retain): kept

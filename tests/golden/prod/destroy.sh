@@ -45,6 +45,7 @@ Kept by their DeletionPolicy (they stay in the account, and go on costing, until
   shop-prod-data: Cluster (AWS::RDS::DBCluster, DeletionPolicy Snapshot): a final snapshot is kept
   shop-prod-data: DatabaseUsersFunctionLogGroup (AWS::Logs::LogGroup, DeletionPolicy Retain): kept
   shop-prod-data: MasterRotationFunctionLogGroup (AWS::Logs::LogGroup, DeletionPolicy Retain): kept
+  shop-prod-security: PrefixListLookupLogGroup (AWS::Logs::LogGroup, DeletionPolicy Retain): kept
   shop-prod-network: FlowLogGroup (AWS::Logs::LogGroup, DeletionPolicy Retain): kept
   shop-prod-network: DefaultSecurityGroupCloserLogGroup (AWS::Logs::LogGroup, DeletionPolicy Retain): kept
   shop-prod-keys: LogsKey (AWS::KMS::Key, DeletionPolicy Retain): kept

@@ -44,6 +44,7 @@ Lost: stateful resources deleted with their stack:
   shop-staging-platform: WafLogGroup (AWS::Logs::LogGroup): deleted with its stack
   shop-staging-data: PostgresqlLogGroup (AWS::Logs::LogGroup): deleted with its stack
   shop-staging-data: DatabaseUsersFunctionLogGroup (AWS::Logs::LogGroup): deleted with its stack
+  shop-staging-security: PrefixListLookupLogGroup (AWS::Logs::LogGroup): deleted with its stack
   shop-staging-network: FlowLogGroup (AWS::Logs::LogGroup): deleted with its stack
   shop-staging-network: DefaultSecurityGroupCloserLogGroup (AWS::Logs::LogGroup): deleted with its stack
   shop-staging-keys: BackupVault (AWS::Backup::BackupVault): deleted with its stack
