@@ -261,7 +261,8 @@ def _execution_role(env: Environment, stacks: Sequence[Stack], regions: list[str
         )
     )
     names = name_patterns(env, stacks)
-    grants = [grant for service, actions in needed.items() for grant in _grants(service, actions, names)]
+    untagged = untagged_types(stacks)
+    grants = [g for service, actions in needed.items() for g in _grants(service, actions, names, untagged)]
     statements.extend(_route_statements(env, grants))
     policies = []
     for index, chunk in enumerate(_chunks(statements), start=1):
@@ -426,6 +427,52 @@ NAME_SUFFIX = {"secretsmanager": "-??????"}
 SCOPE_TAGS = ("Project", "Environment")
 
 
+# CloudFormation types whose IAM resource type has another name than the type's own (IAM's data).
+IAM_TYPE_OF = {
+    "AWS::EC2::SecurityGroupEgress": "security-group-rule",
+    "AWS::EC2::SecurityGroupIngress": "security-group-rule",
+}
+
+
+def untagged_types(stacks: Sequence[Stack]) -> frozenset[tuple[str, str]]:
+    """The IAM resource types (service, type) of which the stacks create a resource that does not
+    carry the Project and Environment tags: CloudFormation gives the type no tags (an origin access
+    control, a KMS alias), or a backup plan's and vault's tags are their own properties the layers do
+    not set. A tag condition would deny CloudFormation on them, so no action reaching them is scoped
+    by tag. A type is matched to IAM's by its service (the handler permissions' prefix) and name."""
+    found: set[tuple[str, str]] = set()
+    for stack in stacks:
+        for resource in stack.body.get("Resources", {}).values():
+            kind = str(resource["Type"])
+            if _carries_scope_tags(resource.get("Properties", {})):
+                continue
+            services = sorted({a.split(":")[0] for a in handler_permissions(stack.region, kind)})
+            wanted = _squashed(IAM_TYPE_OF.get(kind, kind.rsplit("::", 1)[-1]))
+            found.update(
+                (service, name)
+                for service in services
+                for name in service_resources(service)
+                if _squashed(name) == wanted
+            )
+    return frozenset(found)
+
+
+def _carries_scope_tags(properties: dict[str, Any]) -> bool:
+    for key, value in properties.items():
+        if not key.endswith("Tags") or not isinstance(value, (dict, list)):
+            continue  # PropagateTags, EnableECSManagedTags: switches, not tags
+        tags = (
+            value if isinstance(value, dict) else {t.get("Key"): t.get("Value") for t in value if isinstance(t, dict)}
+        )
+        if all(k in tags for k in SCOPE_TAGS):
+            return True
+    return False
+
+
+def _squashed(name: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", name.lower())
+
+
 def name_patterns(env: Environment, stacks: Sequence[Stack]) -> dict[str, list[str]]:
     """The name patterns (IAM wildcards) of this environment's resources of each service of
     NAMED_TYPES whose names are predictable: ``{project}-{env}-*`` (the stacks' names, which
@@ -528,11 +575,15 @@ def _resource_types(service: str, action: str) -> list[str]:
     return [] if entry is None else [name for name in entry["resource_types"] if name]
 
 
-def _tag_scoped(service: str, action: str) -> bool:
+def _tag_scoped(service: str, action: str, untagged: frozenset[tuple[str, str]]) -> bool:
     """True when IAM lets every resource type of ``action`` be conditioned on its tags
-    (aws:ResourceTag), none of them being a resource the action creates (aws:RequestTag instead)."""
+    (aws:ResourceTag), none of them being a resource the action creates (aws:RequestTag instead) or
+    one of the environment's untagged ones (untagged_types)."""
     types = _resource_types(service, action)
-    return bool(types) and all("aws:ResourceTag/${TagKey}" in _condition_keys(service, action, t) for t in types)
+    return bool(types) and all(
+        "aws:ResourceTag/${TagKey}" in _condition_keys(service, action, t) and (service, t) not in untagged
+        for t in types
+    )
 
 
 # The routes of an action, as the Sids of their statements (iam_accepted.yaml names the accepted ones).
@@ -545,7 +596,9 @@ NEWER = "UseActionsNewerThanIamData"
 MERGED_CHARACTERS = 4000
 
 
-def scope_of(service: str, action: str, names: dict[str, list[str]]) -> str:
+def scope_of(
+    service: str, action: str, names: dict[str, list[str]], untagged: frozenset[tuple[str, str]] = frozenset()
+) -> str:
     """How the deployer grants ``service:action`` (IAM's service authorization data decides):
 
     - ``ByName``: the ARNs of the environment's resources (NAMED_TYPES, name_patterns);
@@ -564,7 +617,7 @@ def scope_of(service: str, action: str, names: dict[str, list[str]]) -> str:
         return BY_NAME
     if entry["access_level"] in ("List", "Read"):
         return IN_ACCOUNT
-    return BY_TAG if _tag_scoped(service, action) else IN_ACCOUNT
+    return BY_TAG if _tag_scoped(service, action, untagged) else IN_ACCOUNT
 
 
 @dataclass
@@ -597,12 +650,14 @@ def _namespace(arn: str) -> str:
     return fields[2] if len(fields) > 2 else ""
 
 
-def _grants(service: str, actions: Sequence[str], names: dict[str, list[str]]) -> list[_Grant]:
+def _grants(
+    service: str, actions: Sequence[str], names: dict[str, list[str]], untagged: frozenset[tuple[str, str]]
+) -> list[_Grant]:
     """``actions`` of ``service`` (handler permissions), each on the narrowest resources IAM's data
     allows (scope_of)."""
     routes: dict[str, list[str]] = {}
     for name in actions:
-        route = WITHOUT_TYPES if _only_on_star(f"{service}:{name}") else scope_of(service, name, names)
+        route = WITHOUT_TYPES if _only_on_star(f"{service}:{name}") else scope_of(service, name, names, untagged)
         routes.setdefault(route, []).append(name)
     grants = []
     for route, listed in sorted(routes.items()):
