@@ -601,21 +601,23 @@ def scope_of(
 ) -> str:
     """How the deployer grants ``service:action`` (IAM's service authorization data decides):
 
-    - ``ByName``: the ARNs of the environment's resources (NAMED_TYPES, name_patterns);
-    - ``ByTag``: every resource type takes aws:ResourceTag and the action neither creates one
+    - ``ManageResourcesByName``: the ARNs of the environment's resources (NAMED_TYPES, name_patterns);
+    - ``ManageResourcesByTag``: every resource type takes aws:ResourceTag and the action neither creates one
       (aws:RequestTag instead) nor reads (a describe call may list without naming a resource, where
       no tag can be evaluated): the service's ARNs in this account tagged with the environment's
       Project and Environment;
-    - ``InThisAccount``: the rest, an action creating a resource whose id AWS generates, or reading:
-      the service's ARNs in this account;
-    - ``NewerThanIamData``: IAM's data does not list the action: on ``*``.
-    Actions without a resource type are not routed here: "*" is all IAM accepts for them."""
+    - ``ManageResourcesInThisAccount``: the rest: an action creating a resource whose id AWS generates, reading,
+      or tagging (a handler that creates a resource, then tags it, tags it before it carries the
+      environment's tags): the service's ARNs in this account;
+    - ``UseActionsNewerThanIamData``: IAM's data does not list the action: on ``*``.
+    Actions without a resource type (``UseActionsWithoutResourceTypes``) are not routed here: "*" is
+    all IAM accepts for them."""
     entry = privilege(f"{service}:{action}")
     if entry is None:
         return NEWER
     if service in names and set(_resource_types(service, action)) & set(NAMED_TYPES[service]):
         return BY_NAME
-    if entry["access_level"] in ("List", "Read"):
+    if entry["access_level"] in ("List", "Read", "Tagging"):
         return IN_ACCOUNT
     return BY_TAG if _tag_scoped(service, action, untagged) else IN_ACCOUNT
 
