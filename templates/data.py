@@ -142,7 +142,7 @@ class ServerlessV2Scaling(rds.ServerlessV2ScalingConfiguration):
     ServerlessV2ScalingConfiguration.MinCapacity) and up to 256 ACUs ("Requirements and limitations
     for Aurora Serverless v2": "from a minimum of 0 ... to a maximum of 256 ACUs"; RDS API,
     ServerlessV2ScalingConfiguration.MaxCapacity: "256 for recent Aurora versions, or 128 for older
-    versions"). The one place the project works around troposphere: the settings (config.py,
+    versions"). The one place the project works around troposphere: the settings (settings/database.py,
     ServerlessCapacity) decide the range, and the gate's rule E9007 checks the engine version."""
 
     props: ClassVar[dict[str, Any]] = {

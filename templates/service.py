@@ -662,7 +662,14 @@ def _ecs_blue_green(
         MinimumHealthyPercent=100,
         Alarms=ecs.DeploymentAlarms(AlarmNames=[Ref(alarm) for alarm in alarms], Enable=True, Rollback=True),
     )
-    if strategy == "CANARY":
+    if strategy == "BLUE_GREEN":
+        # Tasks of the new revision that never reach a steady state fail the deployment (and send
+        # SERVICE_DEPLOYMENT_FAILED) instead of leaving it waiting: "Both methods [circuit breaker,
+        # CloudWatch alarms] only support rolling update deployment and blue/green deployment
+        # types" (Amazon ECS Developer Guide, "Amazon ECS deployment failure detection"). Canary and
+        # linear are documented with alarms only, so they keep alarms only (rule E9011).
+        configuration.DeploymentCircuitBreaker = ecs.DeploymentCircuitBreaker(Enable=True, Rollback=True)
+    elif strategy == "CANARY":
         configuration.CanaryConfiguration = ecs.CanaryConfiguration(
             CanaryPercent=percent, CanaryBakeTimeInMinutes=minutes
         )

@@ -347,6 +347,9 @@ def test_the_traffic_shift_becomes_the_ecs_strategy(settings_dir: Path, shift: s
     ]
     assert configuration["Strategy"] == strategy
     assert {k: configuration[k] for k in ("CanaryConfiguration", "LinearConfiguration") if k in configuration} == extra
+    # the circuit breaker with BLUE_GREEN only (ECS Developer Guide, "deployment failure detection")
+    breaker = configuration.get("DeploymentCircuitBreaker")
+    assert breaker == ({"Enable": True, "Rollback": True} if strategy == "BLUE_GREEN" else None)
 
 
 def test_a_bake_time_ecs_refuses_is_refused_with_the_ecs_controller(settings_dir: Path) -> None:

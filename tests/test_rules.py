@@ -362,7 +362,8 @@ def shifting_service(strategy: str = "CANARY", *, advanced: bool = True, **extra
     [
         shifting_service(advanced=False),
         shifting_service("LINEAR", CanaryConfiguration={"CanaryPercent": 10.0, "CanaryBakeTimeInMinutes": 5}),
-        shifting_service("BLUE_GREEN", DeploymentCircuitBreaker={"Enable": True, "Rollback": True}),
+        shifting_service("CANARY", DeploymentCircuitBreaker={"Enable": True, "Rollback": True}),
+        shifting_service("LINEAR", DeploymentCircuitBreaker={"Enable": True, "Rollback": True}),
     ],
 )
 def test_e9011_breaks_on_a_shift_without_its_resources_or_with_mismatched_settings(body: dict[str, Any]) -> None:
@@ -378,6 +379,12 @@ def test_e9011_breaks_on_a_shifting_strategy_with_code_deploy() -> None:
 @pytest.mark.parametrize("strategy", ["BLUE_GREEN", "CANARY", "LINEAR"])
 def test_e9011_keeps_a_shift_with_alternate_group_rule_and_role(strategy: str) -> None:
     assert "E9011" not in ids(template(shifting_service(strategy)))
+
+
+def test_e9011_keeps_the_circuit_breaker_on_a_blue_green_shift() -> None:
+    # Amazon ECS Developer Guide, "Amazon ECS deployment failure detection": rolling and blue/green.
+    body = shifting_service("BLUE_GREEN", DeploymentCircuitBreaker={"Enable": True, "Rollback": True})
+    assert "E9011" not in ids(template(body))
 
 
 # --- E9005: event patterns ------------------------------------------------------------------------

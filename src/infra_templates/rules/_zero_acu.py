@@ -1,5 +1,5 @@
 """Aurora Serverless v2's scale-to-zero contract, in one place for the rule E9007 (aurora.py) and
-the settings (config.py), which must not import cfn-lint to read it (0.75 s of CPU: sympy). The
+the settings (settings/database.py), which must not import cfn-lint to read it (0.75 s of CPU: sympy). The
 leading underscore keeps cfn-lint from loading this file as a rule module; aurora.py loads it by
 path, as cfn-lint loads aurora.py (standalone, not as part of this package)."""
 

@@ -188,9 +188,12 @@ class EcsBlueGreenNeedsItsResources(CloudFormationLintRule):
         "balancer of the service names in AdvancedConfiguration the alternate target group, the "
         "production listener rule (Application Load Balancer) and the IAM role ECS uses to call Elastic "
         "Load Balancing; CanaryConfiguration goes only with CANARY and LinearConfiguration only with "
-        "LINEAR; the deployment circuit breaker belongs to rolling updates only. Source: Amazon ECS "
-        "Developer Guide, 'Required resources for Amazon ECS blue/green deployments'; ECS API reference, "
-        "AdvancedConfiguration, CanaryConfiguration, LinearConfiguration, DeploymentCircuitBreaker."
+        "LINEAR; the deployment circuit breaker goes with rolling updates and BLUE_GREEN only ('Both "
+        "methods only support rolling update deployment and blue/green deployment types'), not with "
+        "CANARY or LINEAR, which detect failures with deployment alarms. Sources: Amazon ECS Developer "
+        "Guide, 'Required resources for Amazon ECS blue/green deployments' and 'Amazon ECS deployment "
+        "failure detection'; ECS API reference, AdvancedConfiguration, CanaryConfiguration, "
+        "LinearConfiguration."
     )
     source_url = "https://docs.aws.amazon.com/AmazonECS/latest/developerguide/blue-green-deployment-implementation.html"
     tags: ClassVar[list[str]] = ["resources", "ecs"]
@@ -214,12 +217,13 @@ class EcsBlueGreenNeedsItsResources(CloudFormationLintRule):
                     RuleMatch([*path, "Strategy"], f"Strategy {strategy} needs the ECS deployment controller")
                 )
             breaker = configuration.get("DeploymentCircuitBreaker", {})
-            if isinstance(breaker, dict) and breaker.get("Enable") in (True, "true", "True"):
+            enabled = isinstance(breaker, dict) and breaker.get("Enable") in (True, "true", "True")
+            if enabled and strategy != "BLUE_GREEN":
                 matches.append(
                     RuleMatch(
                         [*path, "DeploymentCircuitBreaker"],
-                        f"the circuit breaker is for rolling updates; Strategy {strategy} rolls back on "
-                        "deployment alarms",
+                        f"the circuit breaker is for rolling updates and BLUE_GREEN; Strategy {strategy} "
+                        "rolls back on deployment alarms",
                     )
                 )
             for index, balancer in enumerate(_listify(properties.get("LoadBalancers", []))):

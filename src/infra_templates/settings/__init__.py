@@ -1,0 +1,1 @@
+"""The settings models, one module per concern; import them from :mod:`infra_templates.config`."""

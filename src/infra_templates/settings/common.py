@@ -1,0 +1,135 @@
+"""Settings shared by every concern: the errors, the strict base model, field types and checks."""
+
+from __future__ import annotations
+
+import contextlib
+import difflib
+import ipaddress
+import unicodedata
+from collections.abc import Sequence
+from typing import Annotated
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+)
+
+from infra_templates.catalog import REGIONS
+
+DEFAULTS_FILE = "defaults.yaml"
+
+# CloudWatch Logs accepts only these retention periods (PutRetentionPolicy).
+LOG_RETENTION_DAYS = (
+    1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557,
+    2922, 3288, 3653,
+)  # fmt: skip
+RESERVED_TAG_KEYS = ("Project", "Environment", "Layer", "ManagedBy")
+RESERVED_ENVIRONMENT_NAMES = ("project", "defaults", "delivery")
+# AWS's tagging limits ("Tag restrictions": AWS Batch user guide, ECS API Tag): at most 50 tags per
+# resource, keys 1-128 characters, values at most 256. The generator adds its own four (standard_tags).
+MAX_TAGS_PER_RESOURCE = 50
+MAX_TAG_VALUE = 256
+
+
+class FieldValueError(ValueError):
+    """A validator's complaint about a field below the one it validates.
+
+    ``path`` is relative to the model the validator belongs to, so a cross-field rule can point at
+    the exact list item it refuses instead of at the whole model.
+    """
+
+    def __init__(self, path: tuple[str | int, ...], message: str, value: object = None) -> None:
+        super().__init__(message)
+        self.path = path
+        self.value = value
+
+
+class ManyFieldsError(ValueError):
+    """Several ManyFieldsError from one cross-field rule, so the user sees all of them at once."""
+
+    def __init__(self, errors: list[FieldValueError]) -> None:
+        super().__init__("; ".join(str(e) for e in errors))
+        self.errors = errors
+
+
+class SettingsError(Exception):
+    """One or more problems in the environment files; ``str()`` is ready to print."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+# --- field types ------------------------------------------------------------------------------
+
+
+def _cidr(value: object) -> ipaddress.IPv4Network:
+    if isinstance(value, ipaddress.IPv4Network):
+        return value
+    if not isinstance(value, str):
+        raise ValueError("must be an IPv4 CIDR block written as a string, such as '10.0.0.0/16'")
+    try:
+        return ipaddress.IPv4Network(value, strict=True)
+    except ValueError as error:
+        hint = ""
+        with contextlib.suppress(ValueError):
+            hint = f"; did you mean '{ipaddress.IPv4Network(value, strict=False)}'?"
+        raise ValueError(f"is not a valid IPv4 CIDR block ({error}){hint}") from None
+
+
+def quoted_string(value: object) -> object:
+    """Refuse a YAML number where a string is meant, with the fix (quote it) in the message."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        raise ValueError("must be a string: quote it in YAML (e.g. '012345678901')")
+    return value
+
+
+Cidr = Annotated[ipaddress.IPv4Network, BeforeValidator(_cidr)]
+
+
+class Strict(BaseModel):
+    """Base of every settings model: unknown keys refused, no type coercion, immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+def check_retention(days: int) -> int:
+    if days not in LOG_RETENTION_DAYS:
+        allowed = ", ".join(str(d) for d in LOG_RETENTION_DAYS)
+        raise ValueError(f"is not a retention CloudWatch Logs accepts; use one of {allowed}")
+    return days
+
+
+ENVIRONMENT_NAME = r"^[a-z][a-z0-9]{0,11}$"
+
+
+def check_region(region: str) -> str:
+    if region not in REGIONS:
+        raise ValueError(f"is not an AWS region{did_you_mean(region, REGIONS)}; use one of {', '.join(REGIONS)}")
+    return region
+
+
+def did_you_mean(given: object, valid: Sequence[object]) -> str:
+    """``"; did you mean 'x'?"`` for the valid choice closest to ``given`` (difflib, ratio 0.6 or
+    more, ignoring case and look-alike characters: ``eu-w\u0435st-1`` suggests ``eu-west-1``), else ``""``."""
+    text = str(given)
+    folded = {_fold(str(v)): v for v in valid}
+    close = difflib.get_close_matches(_fold(text), list(folded), n=1, cutoff=0.6)
+    if not close or str(folded[close[0]]) == text:
+        return ""
+    return f"; did you mean {folded[close[0]]!r}?"
+
+
+def _fold(text: str) -> str:
+    """Lower case, with each character replaced by its ASCII look-alike where NFKD gives one, and
+    Cyrillic/Greek letters that look Latin mapped to them (so a homoglyph is close to the real name)."""
+    ascii_text = unicodedata.normalize("NFKD", text).translate(_HOMOGLYPHS)
+    return ascii_text.lower()
+
+
+_HOMOGLYPHS = str.maketrans(
+    "\u0430\u0435\u043e\u0440\u0441\u0443\u0445\u0456\u0458\u0455\u0410\u0412\u0415\u041a\u041c\u041d"
+    "\u041e\u0420\u0421\u0422\u0425\u03bf\u039f\u0391\u0392\u0395",
+    "aeopcyxijsABEKMHOPCTXoOABE",
+)

@@ -1,0 +1,517 @@
+"""The environment model: every concern's settings together, with the rules across them."""
+
+from __future__ import annotations
+
+import re
+import zlib
+from collections.abc import Sequence
+from functools import cached_property
+from typing import Annotated, Any
+
+from pydantic import (
+    BeforeValidator,
+    Field,
+    field_validator,
+    model_validator,
+)
+
+from infra_templates import quotas
+from infra_templates.catalog import zones_of
+from infra_templates.settings.common import (
+    ENVIRONMENT_NAME,
+    MAX_TAG_VALUE,
+    MAX_TAGS_PER_RESOURCE,
+    RESERVED_ENVIRONMENT_NAMES,
+    RESERVED_TAG_KEYS,
+    FieldValueError,
+    ManyFieldsError,
+    Strict,
+    check_region,
+    quoted_string,
+)
+from infra_templates.settings.database import Database
+from infra_templates.settings.delivery import Delivery, Deployment, Strategy
+from infra_templates.settings.dr import DisasterRecovery, Standby
+from infra_templates.settings.edge import CLOUDFRONT_REGION, Edge
+from infra_templates.settings.monitoring import Monitoring
+from infra_templates.settings.network import Network
+from infra_templates.settings.platform import Platform, Registry
+from infra_templates.settings.services import (
+    PRIORITY_BAND,
+    RESERVED_SERVICE_NAMES,
+    RESERVED_SERVICE_PREFIXES,
+    SERVICE_NAME,
+    Capacity,
+    Service,
+)
+
+
+class Environment(Strict):
+    """One environment: what ``environments/defaults.yaml`` + ``environments/<name>.yaml`` say."""
+
+    name: str = Field(
+        pattern=ENVIRONMENT_NAME,
+        description="The file name without .yaml: lower-case letters and digits, starting with a letter, "
+        "at most 12 (it becomes part of every stack name)",
+    )
+    project: str = Field(
+        pattern=r"^[a-z][a-z0-9-]{0,19}$",
+        description="Lower-case letters, digits and hyphens, starting with a letter, at most 20.",
+    )
+    account_id: Annotated[str, BeforeValidator(quoted_string)] = Field(pattern=r"^[0-9]{12}$")
+    region: str
+    production: bool = Field(description="Production-grade safety nets (deletion protection...).")
+    tags: dict[str, str] = Field(default_factory=dict)
+    network: Network
+    platform: Platform
+    registry: Registry
+    database: Database
+    edge: Edge
+    dr: DisasterRecovery | None = Field(default=None, description="Only in a DR environment's own file.")
+    standby: Standby | None = Field(default=None, description="Set from the DR environment that protects this one.")
+    services: dict[str, Service] = Field(description="Services by name (DNS-safe, unique).")
+    delivery: Delivery
+    deployment: Deployment
+    monitoring: Monitoring = Field(default_factory=Monitoring)
+
+    @field_validator("project")
+    @classmethod
+    def _no_double_hyphen(cls, project: str) -> str:
+        if project.endswith("-") or "--" in project:
+            raise ValueError("must not end with a hyphen or contain '--' (it is joined to names with '-')")
+        return project
+
+    @field_validator("region")
+    @classmethod
+    def _known_region(cls, region: str) -> str:
+        return check_region(region)
+
+    @field_validator("services", mode="before")
+    @classmethod
+    def _service_names(cls, services: Any) -> Any:
+        for name in services if isinstance(services, dict) else ():
+            if not re.fullmatch(SERVICE_NAME, str(name)):
+                raise FieldValueError(
+                    (name,),
+                    "is not a DNS-safe service name: lower-case letters, digits and hyphens, starting with a "
+                    "letter, at most 32",
+                )
+            if name in RESERVED_SERVICE_NAMES or str(name).startswith(RESERVED_SERVICE_PREFIXES):
+                raise FieldValueError(
+                    (name,),
+                    "would give a service stack the name of one of the project's own stacks (registry-replication, "
+                    "registry-replica-<region>, delivery-infrastructure, delivery-artifacts-<region>); pick another "
+                    f"name (not {', '.join(RESERVED_SERVICE_NAMES)}, nor starting with "
+                    f"{', '.join(RESERVED_SERVICE_PREFIXES)})",
+                )
+        return services
+
+    @field_validator("tags")
+    @classmethod
+    def _tags(cls, tags: dict[str, str]) -> dict[str, str]:
+        room = MAX_TAGS_PER_RESOURCE - len(RESERVED_TAG_KEYS)
+        if len(tags) > room:
+            raise ValueError(
+                f"has {len(tags)} tags; a resource takes {MAX_TAGS_PER_RESOURCE} (AWS tagging limits) and the "
+                f"generator adds {len(RESERVED_TAG_KEYS)}, so at most {room}"
+            )
+        for key, value in tags.items():
+            if len(value) > MAX_TAG_VALUE:
+                raise FieldValueError(
+                    (key,), f"is {len(value):,} characters; a tag value takes at most {MAX_TAG_VALUE}", value
+                )
+            if key in RESERVED_TAG_KEYS:
+                raise FieldValueError((key,), f"is set by the generator; use another key than {RESERVED_TAG_KEYS}")
+            if key.lower().startswith("aws:") or not 1 <= len(key) <= 128:
+                raise FieldValueError((key,), "tag keys are 1-128 characters and must not start with 'aws:'")
+        return tags
+
+    @field_validator("name")
+    @classmethod
+    def _not_reserved(cls, name: str) -> str:
+        if name in RESERVED_ENVIRONMENT_NAMES:
+            raise ValueError("is reserved for the output of project-wide stacks; rename the file")
+        return name
+
+    @model_validator(mode="after")
+    def _cross_field_rules(self) -> Environment:
+        """Every rule that spans several settings, all reported at once."""
+        problems = [
+            *self._certificate_problems(),
+            *self._route_problems(),
+            *self._zone_problems(),
+            *self._production_problems(),
+            *self._edge_problems(),
+            *self._posture_problems(),
+            *self._delivery_problems(),
+            *self._architecture_problems(),
+            *self._quota_problems(),
+            *self._pre_release_problems(),
+        ]
+        if problems:
+            raise ManyFieldsError(problems)
+        return self
+
+    def _architecture_problems(self) -> list[FieldValueError]:
+        """ARM64 tasks never run on Fargate Spot ("Linux tasks with the ARM64 architecture don't
+        support the Fargate Spot capacity provider": ECS developer guide, Fargate capacity providers):
+        an ARM64 service's share on FARGATE_SPOT would never start."""
+        return [
+            FieldValueError(
+                ("services", name, "architecture"),
+                f"ARM64 tasks cannot run on Fargate Spot, and this service's capacity puts a share there "
+                f"(spot_weight {self.capacity_of(name).spot_weight}); give it capacity {{fargate_weight: 1, "
+                "spot_weight: 0}} or architecture X86_64",
+                "ARM64",
+            )
+            for name, service in sorted(self.services.items())
+            if service.architecture == "ARM64" and self.capacity_of(name).spot_weight > 0
+        ]
+
+    def _quota_problems(self) -> list[FieldValueError]:
+        """AWS's default quotas the environment's load balancers and security groups would exceed
+        (quotas.py has each quota's name, value and source; the gate counts the same in the
+        output). Services are split over as many load balancers as the quotas need
+        (``load_balancer_groups``); what no split can fix is refused, the quota named."""
+        problems: list[FieldValueError] = []
+        for group in self.load_balancer_groups():
+            problems += [
+                FieldValueError(
+                    ("services", group[0]) if len(group) == 1 else ("services",),
+                    f"{count} {what}; AWS quota '{quota.name}' is {quota.default} ({quota.source})",
+                )
+                for quota, count, what in self._load_balancer_usage(group)
+                if count > quota.default
+            ]
+        groups = len(self.load_balancer_groups())
+        reached = self._reached_by_cloudfront()
+        beyond = [name for group in self.load_balancer_groups()[1:] for name in group if name in reached]
+        if beyond:
+            problems.append(
+                FieldValueError(
+                    ("services", beyond[0]),
+                    f"routes under edge.api_path ({self.edge.api_path}), which CloudFront sends to the first load "
+                    f"balancer only, but the {len(reached)} such services do not fit on one (AWS's quotas per "
+                    "Application Load Balancer: 100 target groups, 100 rules; a blue-green service takes two of each)",
+                )
+            )
+        if groups > quotas.LOAD_BALANCERS_PER_REGION.default:
+            limit = quotas.LOAD_BALANCERS_PER_REGION
+            problems.append(
+                FieldValueError(
+                    ("services",),
+                    f"need {groups} load balancers; AWS quota '{limit.name}' is {limit.default} ({limit.source})",
+                )
+            )
+        weight = quotas.CLOUDFRONT_ORIGIN_FACING_WEIGHT if self.platform.ingress == "cloudfront" else 1
+        inbound = weight * (2 if self.platform.http_redirect else 1) + (1 if self.blue_green_services else 0)
+        database = sum(1 for s in self.services.values() if s.database_access)
+        for where, count, what in (
+            (
+                ("platform", "ingress"),
+                inbound,
+                "inbound rules on a load balancer's security group (the CloudFront origin-facing prefix list "
+                "weighs 55; platform.http_redirect adds a second port)",
+            ),
+            (
+                ("services",),
+                database,
+                "inbound rules on the database's security group (one per service with database_access)",
+            ),
+        ):
+            limit = quotas.INBOUND_RULES_PER_GROUP
+            if count > limit.default:
+                problems.append(
+                    FieldValueError(
+                        where, f"{count} {what}; AWS quota '{limit.name}' is {limit.default} ({limit.source})"
+                    )
+                )
+        return problems
+
+    def _load_balancer_usage(self, group: Sequence[str]) -> list[tuple[quotas.Quota, int, str]]:
+        """What the services of one load balancer put on it and on its security group."""
+        per_service = {name: 2 if self.strategy_of(name) == "blue-green" else 1 for name in group}
+        return [
+            (quotas.TARGET_GROUPS_PER_ALB, sum(per_service.values()),
+             "target groups on one load balancer (a blue-green service has two)"),
+            (quotas.RULES_PER_ALB, sum(per_service.values()),
+             "listener rules on one load balancer (a blue-green service has a test listener rule too)"),
+            (quotas.OUTBOUND_RULES_PER_GROUP, 1 + len(group),
+             "outbound rules on a load balancer's security group (one per service, one that removes the default)"),
+            (quotas.TARGETS_PER_ALB, sum(self.services[n].autoscaling.max * per_service[n] for n in group),
+             "targets at most on one load balancer (autoscaling.max of each service, twice for blue-green)"),
+        ]  # fmt: skip
+
+    def load_balancer_groups(self) -> list[list[str]]:
+        """The services of each load balancer (a copy of ``_load_balancer_groups``)."""
+        return [list(group) for group in self._load_balancer_groups]
+
+    def load_balancer_of(self, service: str) -> int:
+        """Index (from 0) of the load balancer whose listeners route to ``service``."""
+        return self._load_balancer_index[service]
+
+    @cached_property
+    def _load_balancer_index(self) -> dict[str, int]:
+        return {name: i for i, group in enumerate(self._load_balancer_groups) for name in group}
+
+    @cached_property
+    def _load_balancer_groups(self) -> tuple[tuple[str, ...], ...]:
+        """The services of each load balancer, the first load balancer's first (computed once:
+        every service stack asks which load balancer it is on).
+
+        One load balancer holds as many services as AWS's default quotas let it (100 target groups
+        and 100 rules, 60 outbound rules on its security group, 1,000 targets; a blue-green service
+        takes two target groups and two rules): services are taken in order and a new load balancer
+        starts when the next one would not fit. The order puts the services CloudFront reaches
+        (routes under ``edge.api_path``, served through ``edge.origin_domain``: the first load
+        balancer) first, then by name. An environment that fits in one gets one, as before.
+        """
+        reached = self._reached_by_cloudfront()
+        order = reached + sorted(set(self.services) - set(reached))
+        groups: list[list[str]] = [[]]
+        for name in order:
+            candidate = [*groups[-1], name]
+            fits = all(count <= quota.default for quota, count, _ in self._load_balancer_usage(candidate))
+            if groups[-1] and not fits:
+                groups.append([name])
+            else:
+                groups[-1].append(name)
+        return tuple(tuple(group) for group in groups)
+
+    def _reached_by_cloudfront(self) -> list[str]:
+        """Services with a path under ``edge.api_path``: CloudFront sends those to the first ALB."""
+        api = self.edge.api_path.rstrip("*")
+        return sorted(n for n, s in self.services.items() if any(p.startswith(api) for p in s.routing.paths))
+
+    def _certificate_problems(self) -> list[FieldValueError]:
+        match = re.fullmatch(
+            r"arn:aws(-[a-z]+)*:acm:([a-z0-9-]+):([0-9]{12}):certificate/[0-9a-f-]{36}", self.platform.certificate_arn
+        )
+        where = ("platform", "certificate_arn")
+        if not match:
+            return [FieldValueError(where, "is not an ACM certificate ARN (arn:aws:acm:REGION:ACCOUNT:certificate/ID)")]
+        if match.group(2) != self.region or match.group(3) != self.account_id:
+            return [
+                FieldValueError(
+                    where,
+                    f"must be a certificate in this environment's account {self.account_id} and region "
+                    f"{self.region}: an ALB can only use a certificate from its own account and region",
+                )
+            ]
+        return []
+
+    def _route_problems(self) -> list[FieldValueError]:
+        problems: list[FieldValueError] = []
+        seen: dict[tuple[frozenset[str], str], str] = {}
+        for name in sorted(self.services):
+            routing = self.services[name].routing
+            hosts = frozenset(routing.hosts)
+            for index, path in enumerate(routing.paths or ["(any)"]):
+                owner = seen.setdefault((hosts, path), name)
+                if owner != name:
+                    problems.append(
+                        FieldValueError(
+                            ("services", name, "routing", "paths" if routing.paths else "hosts", index),
+                            f"routes the same requests as services.{owner}; give each service its own paths or hosts",
+                            path,
+                        )
+                    )
+        priorities: dict[int, str] = {}
+        for name in sorted(self.services):
+            priority = self.services[name].routing.priority
+            if priority is not None:
+                owner = priorities.setdefault(priority, name)
+                if owner != name:
+                    problems.append(
+                        FieldValueError(
+                            ("services", name, "routing", "priority"),
+                            f"is already the priority of services.{owner}; priorities must be unique",
+                            priority,
+                        )
+                    )
+        return problems
+
+    def _posture_problems(self) -> list[FieldValueError]:
+        if self.dr is None or self.dr.posture != "pilot-light":
+            return []
+        return [
+            FieldValueError(
+                ("services", name, "desired_count"),
+                "must be 0 or 1 in a pilot-light DR environment (dr.posture); failover scales it up",
+                service.desired_count,
+            )
+            for name, service in sorted(self.services.items())
+            if service.desired_count > 1 or service.autoscaling.min > 1
+        ]
+
+    def _edge_problems(self) -> list[FieldValueError]:
+        edge = self.edge
+        where = ("edge", "certificate_arn")
+        if edge.certificate_arn is None:
+            if edge.aliases:
+                return [
+                    FieldValueError(
+                        where, "is required with edge.aliases: CloudFront serves an alias only with its certificate"
+                    )
+                ]
+            return []
+        if not edge.aliases:
+            return [FieldValueError(where, "is set but edge.aliases is empty: give the host names it is for")]
+        match = re.fullmatch(
+            r"arn:aws(-[a-z]+)*:acm:([a-z0-9-]+):([0-9]{12}):certificate/[0-9a-f-]{36}", edge.certificate_arn
+        )
+        problem = None
+        if not match:
+            problem = "is not an ACM certificate ARN (arn:aws:acm:us-east-1:ACCOUNT:certificate/ID)"
+        elif match.group(2) != CLOUDFRONT_REGION:
+            problem = f"must be a certificate in {CLOUDFRONT_REGION}: CloudFront uses no other region's"
+        elif match.group(3) != self.account_id:
+            problem = f"must be a certificate of this environment's account {self.account_id}"
+        return [FieldValueError(where, problem)] if problem else []
+
+    def _production_problems(self) -> list[FieldValueError]:
+        """Production environments keep their safety nets on."""
+        if not self.production:
+            return []
+        problems = []
+        if not self.database.deletion_protection:
+            problems.append(
+                FieldValueError(
+                    ("database", "deletion_protection"),
+                    "must be true in a production environment (production: true)",
+                    False,
+                )
+            )
+        if not self.platform.deletion_protection:
+            problems.append(
+                FieldValueError(
+                    ("platform", "deletion_protection"),
+                    "must be true in a production environment (production: true)",
+                    False,
+                )
+            )
+        if (
+            self.dr is None  # a DR cluster's instances follow its posture; its primary has the reader
+            and self.database.capacity.readers < 1
+        ):
+            problems.append(
+                FieldValueError(
+                    ("database", "capacity", "readers"),
+                    "must be at least 1 in a production environment: a reader in another zone takes over "
+                    "when the writer's zone fails",
+                    self.database.capacity.readers,
+                )
+            )
+        return problems
+
+    def _zone_problems(self) -> list[FieldValueError]:
+        known = len(zones_of(self.region))
+        if self.network.availability_zones > known:
+            return [
+                FieldValueError(
+                    ("network", "availability_zones"),
+                    f"{self.region} has {known} availability zones; use at most {known}",
+                    self.network.availability_zones,
+                )
+            ]
+        return []
+
+    def _pre_release_problems(self) -> list[FieldValueError]:
+        """A pre-release command runs from an ECS lifecycle hook (POST_SCALE_UP), which the ECS
+        controller calls for its blue/green, canary and linear deployments (Amazon ECS Developer
+        Guide, "Lifecycle hooks for Amazon ECS service deployments")."""
+        return [
+            FieldValueError(
+                ("services", name, "pre_release"),
+                "needs deployment strategy blue-green with deployment.controller ecs: the command runs from an "
+                f"ECS lifecycle hook before traffic shifts (this service: {self.strategy_of(name)}"
+                f"{', codedeploy' if self.codedeploy(name) else ''})",
+            )
+            for name, service in sorted(self.services.items())
+            if service.pre_release and (self.strategy_of(name) != "blue-green" or self.codedeploy(name))
+        ]
+
+    def _delivery_problems(self) -> list[FieldValueError]:
+        """Role names fit IAM's 64 characters; a connection names a repository for every service."""
+        problems = [
+            FieldValueError(
+                ("services", name),
+                f"makes the role name {self.project}-{self.name}-{name}-deploy longer than IAM's 64 characters; "
+                "use a shorter service, environment or project name",
+            )
+            for name in sorted(self.services)
+            if len(f"{self.project}-{self.name}-{name}-deploy") > 64
+        ]
+        connection = self.delivery.connection
+        if connection is None:
+            return problems
+        if connection.infrastructure is None:
+            problems.append(
+                FieldValueError(
+                    ("delivery", "connection", "infrastructure"),
+                    "is missing: with a connection, the infrastructure pipeline reads this repository through it "
+                    "too; give its repository id (owner/name)",
+                )
+            )
+        problems += [
+            FieldValueError(
+                ("delivery", "connection", "repositories", name),
+                "is missing: with a connection every service needs its repository id (owner/name)",
+            )
+            for name in sorted(set(self.services) - set(connection.repositories))
+        ]
+        problems += [
+            FieldValueError(
+                ("delivery", "connection", "repositories", name),
+                f"is not a service; services are {sorted(self.services)}",
+            )
+            for name in sorted(set(connection.repositories) - set(self.services))
+        ]
+        return problems
+
+    def strategy_of(self, service: str) -> Strategy:
+        """The service's own strategy if it sets one, else the environment's."""
+        return self.services[service].deployment_strategy or self.deployment.strategy
+
+    @property
+    def blue_green_services(self) -> list[str]:
+        """Services released blue/green, by either controller."""
+        return [name for name in sorted(self.services) if self.strategy_of(name) == "blue-green"]
+
+    @property
+    def codedeploy_services(self) -> list[str]:
+        """Blue/green services whose traffic CodeDeploy shifts (``deployment.controller: codedeploy``)."""
+        return self.blue_green_services if self.deployment.controller == "codedeploy" else []
+
+    def codedeploy(self, service: str) -> bool:
+        """Whether CodeDeploy releases ``service`` (CODE_DEPLOY controller); otherwise ECS does."""
+        return service in self.codedeploy_services
+
+    def capacity_of(self, service: str) -> Capacity:
+        return self.services[service].capacity or self.platform.capacity
+
+    def listener_priorities(self) -> dict[str, int]:
+        """A listener rule priority per service: explicit ones as given, the rest derived.
+
+        Derived priorities put more specific rules first (host headers before paths only, deeper
+        paths before shallower, the catch-all ``/*`` last) and, within that band, a slot from a hash
+        of the name: adding a service leaves the others' priorities alone, so service stacks can
+        be deployed in any order without two rules claiming one priority.
+        """
+        taken = {s.routing.priority: n for n, s in self.services.items() if s.routing.priority is not None}
+        result = {name: priority for priority, name in taken.items()}
+        for name in sorted(self.services):
+            if name in result:
+                continue
+            routing = self.services[name].routing
+            depth = max(
+                (len([x for x in p.split("*")[0].split("?")[0].split("/") if x]) for p in routing.paths), default=0
+            )
+            band = (0 if routing.hosts else 10) + 9 - min(depth, 9)
+            slot = zlib.crc32(name.encode()) % PRIORITY_BAND
+            priority = band * PRIORITY_BAND + 1 + slot
+            while priority in taken:
+                priority = band * PRIORITY_BAND + 1 + (priority - band * PRIORITY_BAND) % PRIORITY_BAND
+            taken[priority] = name
+            result[name] = priority
+        return dict(sorted(result.items()))

@@ -1,0 +1,388 @@
+"""Loading: environment files read, merged (defaults.yaml + <name>.yaml) and validated; every
+error names the file and the field."""
+
+from __future__ import annotations
+
+import codecs
+import ipaddress
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ValidationError,
+)
+
+from infra_templates.settings.common import DEFAULTS_FILE, FieldValueError, ManyFieldsError, SettingsError, did_you_mean
+from infra_templates.settings.environment import Environment
+
+
+def available_environments(folder: Path) -> list[str]:
+    """The environments of ``folder``: ``<name>.yaml`` for every visible ``*.yaml`` but defaults.yaml.
+
+    Hidden files (a name starting with ``.``: macOS's ``._prod.yaml``, Emacs's ``.#dev.yaml``, Vim's
+    ``.dev.yaml.swp``) and names not ending in ``.yaml`` (``dev.yaml~``, ``dev.yaml.bak``) are not
+    read. A visible ``*.yaml`` whose name breaks the environment-name rule is not skipped: loading it
+    refuses it by name, so nothing a user wrote is silently ignored.
+    """
+    return sorted(p.stem for p in folder.glob("*.yaml") if p.name != DEFAULTS_FILE and not p.name.startswith("."))
+
+
+def _misnamed(folder: Path) -> list[str]:
+    """Problems for visible files that look like environment files but are never read (``prod.yml``)."""
+    return [
+        f"{_show(p)}: is not read: environment files end in .yaml; rename it to {p.stem}.yaml"
+        for p in sorted(folder.glob("*.yml"))
+        if not p.name.startswith(".")
+    ]
+
+
+def load_environment(name: str, folder: Path) -> Environment:
+    """Read ``folder/defaults.yaml`` and ``folder/<name>.yaml``, merge and validate them.
+
+    Raises SettingsError whose lines name the file, the field, the value and what would be valid.
+    """
+    env_path = folder / f"{name}.yaml"
+    defaults_path = folder / DEFAULTS_FILE
+    if not env_path.is_file():
+        known = ", ".join(available_environments(folder)) or "none"
+        raise SettingsError([f"{_show(env_path)}: no such environment file; environments here: {known}"])
+    defaults = _read_mapping(defaults_path) if defaults_path.is_file() else {}
+    own = _read_mapping(env_path)
+    for derived in ("name", "standby"):
+        if derived in own or derived in defaults:
+            raise SettingsError(
+                [f"{_show(env_path)}: {derived}: is set by the generator, not in a file; remove the key"]
+            )
+    merged = deep_merge(defaults, own)
+    merged["name"] = name
+    try:
+        return Environment.model_validate(merged)
+    except ValidationError as error:
+        sources = {"own": (env_path, own), "defaults": (defaults_path, defaults)}
+        lines = {line for e in error.errors() for line in _describe(e, sources, merged)}
+        raise SettingsError(sorted(lines)) from None
+    except (ValueError, TypeError, ArithmeticError, RecursionError, LookupError) as error:
+        # A value no rule foresaw made a rule itself fail: still a refusal, never a traceback.
+        raise SettingsError(
+            [
+                f"{_show(env_path)}: could not be checked ({type(error).__name__}: {_escaped(str(error))}); "
+                "a value here or in defaults.yaml is of a kind the settings do not expect (please report it)"
+            ]
+        ) from None
+
+
+def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """Mappings merge key by key; anything else in ``override`` replaces what ``base`` had."""
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _construct_mapping_once(
+    self: yaml.constructor.SafeConstructor, node: yaml.MappingNode, deep: bool = False
+) -> dict[Any, Any]:
+    """A mapping, refusing a key given twice in it (PyYAML keeps the last silently)."""
+    seen: set[Any] = set()
+    for key_node, _ in node.value:
+        key = self.construct_object(key_node, deep=deep)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"key {key!r} is given twice in one mapping", key_node.start_mark
+            )
+        seen.add(key)
+    mapping: dict[Any, Any] = yaml.constructor.SafeConstructor.construct_mapping(self, node, deep=deep)
+    return mapping
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """Safe YAML that refuses a key given twice in one mapping."""
+
+    construct_mapping = _construct_mapping_once
+
+
+_FastStrictLoader: Any = _StrictLoader
+if yaml.__with_libyaml__:  # libyaml's parser (C), the same constructor: 3x faster on a valid file
+
+    class _CStrictLoader(yaml.CSafeLoader):
+        construct_mapping = _construct_mapping_once
+
+    _FastStrictLoader = _CStrictLoader
+
+
+MAX_FILE_BYTES = 1024 * 1024  # environment files are a few KB; 1 MiB is far beyond any real one
+MAX_NODES = 100_000  # values in one file once YAML aliases are expanded (a "billion laughs" stays small)
+_BOMS = (
+    (codecs.BOM_UTF32_LE, "UTF-32"),
+    (codecs.BOM_UTF32_BE, "UTF-32"),
+    (codecs.BOM_UTF16_LE, "UTF-16"),
+    (codecs.BOM_UTF16_BE, "UTF-16"),
+)
+
+
+def _read_mapping(path: Path) -> dict[str, Any]:
+    """The settings of one environment file: the one reading path of every file the tool reads.
+
+    Returns the top-level mapping (``{}`` for an empty file). Raises SettingsError naming the file
+    (and the line where YAML gives one) for every way a file can fail: unreadable, larger than
+    MAX_FILE_BYTES (checked before parsing: a 20 MB file is refused at once), not UTF-8 (a Latin-1
+    byte, a UTF-16 or UTF-32 file; a UTF-8 byte-order mark is accepted, as YAML allows), not YAML,
+    a tag this reader does not construct (``!!python/object``...), a key given twice, a merge key
+    (``<<``) on something other than a mapping, nesting too deep for the parser, or aliases that
+    expand to more than MAX_NODES values. Parsed by libyaml (the C loader) and, only when that
+    fails, again by PyYAML's own parser for its messages and line marks.
+    """
+    shown = _show(path)
+    try:
+        with path.open("rb") as stream:
+            raw = stream.read(MAX_FILE_BYTES + 1)
+    except OSError as error:
+        raise SettingsError([f"{shown}: cannot be read: {error.strerror or error}"]) from None
+    if len(raw) > MAX_FILE_BYTES:
+        raise SettingsError([f"{shown}: is larger than {MAX_FILE_BYTES // 1024} KiB; an environment file is a few KB"])
+    for bom, encoding in _BOMS:
+        if raw.startswith(bom):
+            raise SettingsError([f"{shown}: is {encoding} encoded; save it as UTF-8"])
+    if b"\x00" in raw:
+        line = raw[: raw.index(b"\x00")].count(b"\n") + 1
+        raise SettingsError([f"{shown}: line {line}: contains a NUL byte (UTF-16 or a binary file?); save it as UTF-8"])
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        line = raw[: error.start].count(b"\n") + 1
+        raise SettingsError(
+            [f"{shown}: line {line}: byte 0x{raw[error.start]:02x} is not UTF-8 (Latin-1?); save the file as UTF-8"]
+        ) from None
+    try:
+        data = _parse(text, _FastStrictLoader)
+    except (yaml.YAMLError, ValueError, TypeError, OverflowError, RecursionError):
+        try:  # read it again with PyYAML's own parser, whose messages (and marks) the user gets
+            data = _parse(text, _StrictLoader)
+        except yaml.YAMLError as error:
+            raise SettingsError([f"{shown}: is not valid YAML{_where(error)}: {_yaml_problem(error)}"]) from None
+        except RecursionError:
+            raise SettingsError([f"{shown}: is nested too deeply to be settings"]) from None
+        except (ValueError, TypeError, OverflowError) as error:
+            raise SettingsError([f"{shown}: is not valid YAML: {_escaped(str(error))}"]) from None
+    try:
+        size = _size(data, {})
+    except RecursionError:
+        raise SettingsError([f"{shown}: is nested too deeply to be settings"]) from None
+    if size > MAX_NODES:
+        raise SettingsError([f"{shown}: its aliases (*name) expand to more than {MAX_NODES:,} values; write them out"])
+    return _checked_mapping(path, data)
+
+
+def _parse(text: str, loader: Any) -> Any:
+    return yaml.load(text, Loader=loader)  # _StrictLoader or _CStrictLoader: both safe loaders
+
+
+def _escaped(text: str) -> str:
+    """``text`` with every character outside printable ASCII escaped (``\\u0435``), so a look-alike
+    (a Cyrillic e, U+0435, in eu-west-1), an invisible space or a control character shows in a message."""
+    return "".join(c if " " <= c <= "~" else c.encode("unicode_escape").decode("ascii") for c in text)
+
+
+def _where(error: yaml.YAMLError) -> str:
+    mark = getattr(error, "problem_mark", None) or getattr(error, "context_mark", None)
+    return f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+
+
+def _yaml_problem(error: yaml.YAMLError) -> str:
+    problem = getattr(error, "problem", None) or str(error)
+    if isinstance(error, yaml.constructor.ConstructorError) and "constructor for the tag" in problem:
+        problem += "; settings are plain mappings, lists, strings, numbers and booleans"
+    return _escaped(problem)
+
+
+def _size(data: Any, seen: dict[int, int]) -> int:
+    """How many values ``data`` holds with every alias written out (shared objects counted each
+    time they appear, computed once each: a billion laughs is measured without expanding it)."""
+    if not isinstance(data, dict | list):
+        return 1
+    known = seen.get(id(data))
+    if known is not None:
+        return known
+    seen[id(data)] = MAX_NODES + 1  # a recursive alias (&a [*a]) is refused as too large
+    items = [*data.keys(), *data.values()] if isinstance(data, dict) else data
+    total = 1
+    for item in items:
+        total += _size(item, seen)
+        if total > MAX_NODES:
+            break
+    seen[id(data)] = total
+    return total
+
+
+def _checked_mapping(path: Path, data: Any) -> dict[str, Any]:
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise SettingsError([f"{_show(path)}: must be a mapping of settings, not {type(data).__name__}"])
+    bad = [key for key in data if not isinstance(key, str)]
+    if bad:
+        raise SettingsError([f"{_show(path)}: key {bad[0]!r}: keys must be strings"])
+    return data
+
+
+def _show(path: Path) -> str:
+    """The path as the user would type it: relative to the working folder when inside it."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+def _describe(error: Any, sources: dict[str, tuple[Path, dict[str, Any]]], merged: dict[str, Any]) -> list[str]:
+    """One line per problem: ``file: field.path = value: what is wrong and what would be valid``."""
+    raw: tuple[str | int, ...] = tuple(error["loc"])
+    loc = _as_written(raw, merged)
+    value = error.get("input")
+    cause = (error.get("ctx") or {}).get("error")
+    causes = cause.errors if isinstance(cause, ManyFieldsError) else [cause]
+    if all(isinstance(c, FieldValueError) for c in causes):
+        return [
+            _line(
+                _as_written(raw + c.path, merged),
+                c.value if c.value is not None else _lookup(value, c.path),
+                str(c),
+                sources,
+            )
+            for c in causes
+            if isinstance(c, FieldValueError)
+        ]
+    if error["type"] == "extra_forbidden":
+        allowed = _fields_at(Environment, loc[:-1])
+        message = "is not a known setting" + did_you_mean(loc[-1], allowed)
+        message += f"; valid keys here: {', '.join(allowed)}" if allowed else ""
+    elif error["type"] == "missing":  # said of the file being loaded, where the value is missing
+        own_path, _ = sources["own"]
+        return [f"{_show(own_path)}: {_dotted(loc)}: is required and set neither in this file nor in {DEFAULTS_FILE}"]
+    else:
+        message = str(error["msg"]).removeprefix("Value error, ")
+        message = message[0].lower() + message[1:] if message else message
+        if error["type"] == "literal_error":  # "Input should be 'a', 'b' or 'c'"
+            choices = re.findall(r"'([^']*)'|(-?\d+)", str((error.get("ctx") or {}).get("expected", "")))
+            message += did_you_mean(value, [quoted or number for quoted, number in choices])
+        hint = _description_at(Environment, loc)
+        if hint and error["type"] != "value_error":
+            message += f" ({hint})"
+    return [_line(loc, value, message, sources)]
+
+
+def _line(
+    loc: tuple[str | int, ...], value: object, message: str, sources: dict[str, tuple[Path, dict[str, Any]]]
+) -> str:
+    shown = "" if value is None or isinstance(value, dict | list) else f" = {_shown(value)}"
+    return f"{_show(_origin(loc, sources))}: {_dotted(loc)}{shown}: {_escaped(message)}"
+
+
+def _shown(value: object, limit: int = 80) -> str:
+    """A value as a message shows it: Python's literal with non-ASCII escaped (``ascii``), so a
+    look-alike character shows; an over-long value cut, with its length."""
+    text = ascii(value)
+    return text if len(text) <= limit else f"{text[: limit - 10]}... ({len(str(value)):,} characters)"
+
+
+def _as_written(loc: tuple[str | int, ...], data: Any) -> tuple[str | int, ...]:
+    """``loc`` without the parts pydantic adds that are not in the file (a union's tag, such as
+    ``capacity.serverless.min_acu`` for what the file calls ``capacity.min_acu``)."""
+    written: list[str | int] = []
+    for index, part in enumerate(loc):
+        following = loc[index + 1] if index + 1 < len(loc) else None
+        if isinstance(data, dict) and isinstance(part, str) and part not in data and following in data:
+            continue
+        written.append(part)
+        data = _lookup(data, (part,)) if _has(data, (part,)) else None
+    return tuple(written)
+
+
+def _origin(loc: tuple[str | int, ...], sources: dict[str, tuple[Path, dict[str, Any]]]) -> Path:
+    """The file that set the value at ``loc`` (or the deepest part of it that exists)."""
+    own_path, own = sources["own"]
+    defaults_path, defaults = sources["defaults"]
+    for depth in range(len(loc), 0, -1):
+        if _has(own, loc[:depth]):
+            return own_path
+        if _has(defaults, loc[:depth]):
+            return defaults_path
+    return own_path
+
+
+def _has(data: object, path: tuple[str | int, ...]) -> bool:
+    for part in path:
+        if isinstance(data, dict) and isinstance(part, str) and part in data:
+            data = data[part]
+            continue
+        if isinstance(data, list) and isinstance(part, int) and 0 <= part < len(data):
+            data = data[part]
+            continue
+        return False
+    return True
+
+
+def _lookup(data: object, path: tuple[str | int, ...]) -> object:
+    for part in path:
+        if isinstance(data, BaseModel) and isinstance(part, str):
+            data = getattr(data, part, None)
+        elif isinstance(data, dict):
+            data = data.get(part)
+        elif isinstance(data, list) and isinstance(part, int) and 0 <= part < len(data):
+            data = data[part]
+        else:
+            return None
+    return str(data) if isinstance(data, ipaddress.IPv4Network) else data
+
+
+def _dotted(loc: tuple[str | int, ...]) -> str:
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{_escaped(str(part))}" if text else _escaped(str(part)))
+    return text or "(top level)"
+
+
+def _description_at(model: type[BaseModel], loc: tuple[str | int, ...]) -> str | None:
+    """The Field description of the setting at ``loc``, used as a hint in messages."""
+    fields = [part for part in loc if isinstance(part, str)]
+    if not fields:
+        return None
+    parent: Any = model
+    for part in fields[:-1]:
+        if not (isinstance(parent, type) and issubclass(parent, BaseModel)) or part not in parent.model_fields:
+            return None
+        parent = _model_in(parent.model_fields[part].annotation)
+    if isinstance(parent, type) and issubclass(parent, BaseModel) and fields[-1] in parent.model_fields:
+        return parent.model_fields[fields[-1]].description
+    return None
+
+
+def _fields_at(model: type[BaseModel], loc: tuple[str | int, ...]) -> list[str]:
+    """The keys a model accepts at ``loc`` (used to suggest what an unknown key should be)."""
+    current: Any = model
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        if not (isinstance(current, type) and issubclass(current, BaseModel)) or part not in current.model_fields:
+            return []
+        current = _model_in(current.model_fields[part].annotation)
+    if isinstance(current, type) and issubclass(current, BaseModel):
+        return sorted(k for k in current.model_fields if k != "name")
+    return []
+
+
+def _model_in(annotation: Any) -> Any:
+    """The BaseModel inside ``list[Model]`` / ``Model | None`` annotations, else the annotation."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()):
+        found = _model_in(arg)
+        if isinstance(found, type) and issubclass(found, BaseModel):
+            return found
+    return annotation

@@ -1,0 +1,241 @@
+"""The project: what all environments share, checked across them (aliases, shared fields, DR pairs)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import (
+    BaseModel,
+)
+
+from infra_templates.settings.common import DEFAULTS_FILE, ENVIRONMENT_NAME, SettingsError, did_you_mean
+from infra_templates.settings.delivery import Delivery
+from infra_templates.settings.dr import Standby
+from infra_templates.settings.environment import Environment
+from infra_templates.settings.loading import _dotted, _misnamed, _show, _shown, available_environments, load_environment
+from infra_templates.settings.platform import Registry
+
+
+@dataclass(frozen=True)
+class Project:
+    """What the environments share, for project-wide stacks (the image registry)."""
+
+    name: str
+    registry: Registry
+    environments: tuple[Environment, ...]
+
+    @property
+    def account_id(self) -> str:
+        return self.registry.account_id
+
+    @property
+    def region(self) -> str:
+        return self.registry.region
+
+    @property
+    def services(self) -> list[str]:
+        """Every service of any environment: each gets its repository."""
+        return sorted({name for env in self.environments for name in env.services})
+
+    @property
+    def delivery(self) -> Delivery:
+        return self.environments[0].delivery
+
+    @property
+    def accounts(self) -> list[str]:
+        """The accounts that run the environments (and pull images)."""
+        return sorted({env.account_id for env in self.environments})
+
+    @property
+    def tags(self) -> dict[str, str]:
+        """The extra tags every environment agrees on."""
+        first, *rest = self.environments
+        return {k: v for k, v in first.tags.items() if all(e.tags.get(k) == v for e in rest)}
+
+
+def project_of(environments: Sequence[Environment], folder: Path) -> Project:
+    """The project the environments describe; they must agree on its name and registry."""
+    if not environments:
+        raise SettingsError([f"{_show(folder)}: no environment files; add one such as dev.yaml"])
+    first = environments[0]
+    problems = [
+        line for field in ("project", "registry", "delivery") for line in _shared_problems(environments, field, folder)
+    ]
+    problems.extend(_dr_problems(environments, folder))
+    names = available_environments(folder)
+    for index, stage in enumerate(first.delivery.stages):
+        if stage not in names:
+            problems.append(
+                f"{_show(folder / DEFAULTS_FILE)}: delivery.stages[{index}] = {_shown(stage)}: is not an environment"
+                f"{did_you_mean(stage, names)}; environments are {names}"
+            )
+    problems.extend(_alias_problems(environments, folder))
+    if problems:
+        raise SettingsError(problems)
+    return Project(first.project, first.registry, tuple(environments))
+
+
+def _alias_problems(environments: Sequence[Environment], folder: Path) -> list[str]:
+    """A host name is the alias of one CloudFront distribution only ("CNAMEAlreadyExists": an
+    alternate domain name belongs to one distribution; CloudFront developer guide, "Use custom URLs
+    by adding alternate domain names (CNAMEs)"); two environments naming it would fail the second deploy."""
+    owner: dict[str, str] = {}
+    problems = []
+    for env in environments:
+        for index, alias in enumerate(env.edge.aliases):
+            if alias in owner:
+                problems.append(
+                    f"{_show(folder / (env.name + '.yaml'))}: edge.aliases[{index}] = {_shown(alias)}: is also "
+                    f"{owner[alias]}'s alias; a host name is the alias of one CloudFront distribution only"
+                )
+            else:
+                owner[alias] = env.name
+    return problems
+
+
+def _shared_problems(environments: Sequence[Environment], field: str, folder: Path) -> list[str]:
+    """A setting every environment must share, set differently by some: each line names the file
+    that differs from what most environments say (a tie: from the first environment in order), the
+    field path and its value there, and the value the others have."""
+    by_value: dict[str, list[Environment]] = {}
+    for env in environments:
+        by_value.setdefault(getattr(env, field).model_dump_json() if field != "project" else env.project, []).append(
+            env
+        )
+    if len(by_value) < 2:
+        return []
+    common = max(by_value.values(), key=len)  # max keeps the first of equals: the first environment's group
+    reference = common[0]
+    others = ", ".join(e.name for e in common)
+    problems = []
+    for env in environments:
+        if env in common:
+            continue
+        for path, value, expected in _differences(getattr(env, field), getattr(reference, field), (field,)):
+            problems.append(
+                f"{_show(folder / (env.name + '.yaml'))}: {_dotted(path)} = {_shown(value)}: differs from "
+                f"{_shown(expected)} in {others}; every environment shares one {field} (set it in "
+                f"{DEFAULTS_FILE} only)"
+            )
+    return problems
+
+
+def _differences(a: Any, b: Any, path: tuple[str | int, ...]) -> list[tuple[tuple[str | int, ...], Any, Any]]:
+    """The leaves where ``a`` and ``b`` differ: (path, value in ``a``, value in ``b``)."""
+    if isinstance(a, BaseModel) and type(a) is type(b):
+        return [d for key in type(a).model_fields for d in _differences(getattr(a, key), getattr(b, key), (*path, key))]
+    if isinstance(a, dict) and isinstance(b, dict):
+        return [d for key in sorted({*a, *b}, key=str) for d in _differences(a.get(key), b.get(key), (*path, key))]
+    return [] if a == b else [(path, a, b)]
+
+
+def _dr_problems(environments: Sequence[Environment], folder: Path) -> list[str]:
+    """A DR environment must pair with its primary the way an Aurora global database allows."""
+    by_name = {env.name: env for env in environments}
+    problems = []
+    for env in environments:
+        if env.dr is None:
+            continue
+        where = f"{_show(folder / (env.name + '.yaml'))}: dr.protects = {env.dr.protects!r}"
+        primary = by_name.get(env.dr.protects)
+        if primary is None or primary.dr is not None:
+            names = ", ".join(sorted(n for n, e in by_name.items() if e.dr is None and n != env.name))
+            problems.append(f"{where}: is not an environment it can protect; use one of {names}")
+            continue
+        checks = [
+            (
+                primary.region != env.region,
+                f"region: is {env.region}, the same as {primary.name}'s; a DR copy runs in another region",
+            ),
+            (
+                primary.account_id == env.account_id,
+                f"account_id: differs from {primary.name}'s; an Aurora global database spans one account",
+            ),
+            (
+                (primary.database.engine, primary.database.engine_version)
+                == (env.database.engine, env.database.engine_version),
+                f"database.engine_version: must equal {primary.name}'s ({primary.database.engine} "
+                f"{primary.database.engine_version}); a global database runs one version",
+            ),
+            (
+                # The DR vault's lock refuses a copy kept shorter than its minimum (AWS Backup Vault Lock).
+                not env.production
+                or primary.database.backup_plan_retention_days >= env.database.backup_plan_retention_days,
+                f"database.backup_plan_retention_days: is {env.database.backup_plan_retention_days}, the minimum "
+                f"its locked vault keeps, but {primary.name}'s backups are copied here for "
+                f"{primary.database.backup_plan_retention_days} days; use at most that",
+            ),
+        ]
+        problems.extend(f"{_show(folder / (env.name + '.yaml'))}: {message}" for ok, message in checks if not ok)
+        if env.dr.dns is not None and primary.platform.ingress == "cloudfront":
+            problems.append(
+                f"{_show(folder / (env.name + '.yaml'))}: dr.dns: Route 53 checks {primary.name}'s load balancer "
+                f"from the internet, but {primary.name}'s platform.ingress = 'cloudfront' lets only CloudFront in; "
+                f"set platform.ingress: internet in {primary.name}.yaml or remove dr.dns"
+            )
+        if primary.database.password == "managed":
+            problems.append(
+                f"{_show(folder / (primary.name + '.yaml'))}: database.password = 'managed': AWS does not allow an "
+                f"RDS-managed password on a global database member, and {env.name} protects {primary.name}; "
+                "set database.password: generated"
+            )
+    return problems
+
+
+def link(environments: Sequence[Environment]) -> list[Environment]:
+    """The environments, each primary told which DR environment stands by for it (``standby``)."""
+    linked = []
+    for env in environments:
+        guard = next((e for e in environments if e.dr is not None and e.dr.protects == env.name), None)
+        standby = (
+            None
+            if guard is None or guard.dr is None
+            else Standby(environment=guard.name, region=guard.region, dns=guard.dr.dns)
+        )
+        linked.append(env.model_copy(update={"standby": standby}) if standby else env)
+    return linked
+
+
+def primary_of(environment: Environment, environments: Sequence[Environment]) -> Environment | None:
+    """The environment a DR environment protects."""
+    if environment.dr is None:
+        return None
+    return next((e for e in environments if e.name == environment.dr.protects), None)
+
+
+def load_settings(
+    folder: Path, names: Sequence[str] | None = None
+) -> tuple[list[Environment], Project, list[Environment]]:
+    """The named environments (default: all), linked to their DR standby; the project; and every
+    environment, linked.
+
+    Every environment file is read and checked even when only some are named: the project-wide
+    stacks and a DR pairing depend on all of them. SettingsError lists every problem at once.
+    """
+    everything = available_environments(folder)
+    wanted = list(names or everything)
+    bad = [n for n in names or () if not re.fullmatch(ENVIRONMENT_NAME, n)]
+    if bad:  # never read a path made of a name (--env ../x, --env ._prod)
+        raise SettingsError(
+            [
+                f"--env {_shown(n)}: is not an environment name (lower-case letters and digits, starting with a "
+                f"letter, at most 12){did_you_mean(n, everything)}; environments here: {', '.join(everything)}"
+                for n in bad
+            ]
+        )
+    problems: list[str] = _misnamed(folder)
+    loaded = []
+    for name in [*everything, *(n for n in wanted if n not in everything)]:
+        try:
+            loaded.append(load_environment(name, folder))
+        except SettingsError as error:
+            problems.extend(p for p in error.problems if p not in problems)  # defaults.yaml once
+    if problems:
+        raise SettingsError(problems)
+    project = project_of(loaded, folder)
+    everyone = link(loaded)
+    return [env for env in everyone if env.name in wanted], project, everyone
