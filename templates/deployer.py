@@ -63,7 +63,9 @@ from infra_templates.pipeline import LayerSpec, Stack, boundary_arn, build_stack
 from infra_templates.regions import acting_regions
 
 CHANGE_SET_NAME = "infrastructure-pipeline"
-# IAM counts a managed policy's characters without white space: at most 6,144. Keep a margin, and
+# IAM counts a managed policy's characters without white space: at most 6,144, and a role takes 10
+# managed policies by default (IAM User Guide, "IAM and AWS STS quotas",
+# https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_iam-quotas.html). Keep a margin, and
 # measure the template's own text (its ${AWS::Partition} is longer than the "aws" it becomes).
 POLICY_CHARACTERS = 6000
 MAX_MANAGED_POLICIES = 10  # attached to one role (IAM's default quota)
