@@ -686,12 +686,13 @@ def _merged(grants: Sequence[_Grant], limit: int) -> list[_Grant]:
     merged: list[_Grant] = []
     for grant in grants:
         for into in merged:
-            wide = "*" in into.resources
+            stars = ["*"] in (into.resources, grant.resources)
+            both_stars = into.resources == grant.resources == ["*"]
             foreign = (grant.reach() & (into.namespaces() - grant.namespaces())) or (
                 into.reach() & (grant.namespaces() - into.namespaces())
             )
             size = sum(len(a) + 3 for a in into.actions + grant.actions + into.resources + grant.resources)
-            if into.route == grant.route and (wide or not foreign) and size < limit:
+            if into.route == grant.route and (both_stars or not (stars or foreign)) and size < limit:
                 into.actions = sorted({*into.actions, *grant.actions})
                 into.resources = sorted({*into.resources, *grant.resources})
                 break

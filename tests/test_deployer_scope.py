@@ -19,6 +19,7 @@ from troposphere.iam import Role
 from infra_templates import iam_analysis
 from infra_templates.layer import apply_permissions_boundary
 from templates import deployer as deployer_layer
+from templates.deployer import _Grant
 
 GOLDEN = Path(__file__).parent / "golden"
 ENVIRONMENTS = ("dev", "staging", "prod", "dr")
@@ -94,8 +95,9 @@ def test_the_actions_without_resource_types_come_from_iams_data() -> None:
 @pytest.mark.parametrize("env", ENVIRONMENTS)
 def test_only_what_neither_a_name_nor_a_tag_can_scope_is_granted_account_wide(env: str) -> None:
     """The accepted list shrinks to what is truly unscopable: every action of the account-wide
-    statements either reads (List, Read), tags (a new resource before it carries the tags) or has a resource type that IAM's data does not let
-    condition on aws:ResourceTag (a resource it creates), or one the environment leaves untagged."""
+    statements either reads (List, Read), tags (a new resource before it carries the tags), or has
+    a resource type that IAM's data does not let condition on aws:ResourceTag (a resource it
+    creates) or that the environment leaves untagged."""
     untagged = deployer_layer.untagged_types(list(BUILT.stacks[env].values()))
     account_wide = [
         a
@@ -155,6 +157,49 @@ def test_a_named_action_moved_to_an_account_wide_statement_is_caught_without_an_
     wrong = unaccepted_wide_grants(body, "shop-prod-deployer")
     assert any(w.startswith("ManageResourcesInThisAccount") for w in wrong)
     assert not any(w.startswith(("ManageResourcesByName", "ManageResourcesByTag")) for w in wrong)
+
+
+def widened(env: str, body: dict[str, Any]) -> tuple[list[str], int]:
+    """Actions that reach, through a merged statement, a resource of their reach that their own
+    service's grant would not give them; and how many actions were checked."""
+    stacks = list(BUILT.stacks[env].values())
+    names = deployer_layer.name_patterns(BUILT.environments[env], stacks)
+    untagged = deployer_layer.untagged_types(stacks)
+    needed = deployer_layer.permissions([s for s in stacks if s.layer != "deployer"])
+    needed.pop("iam", None)
+    own = {
+        action: set(grant.resources)
+        for service, actions in needed.items()
+        for grant in deployer_layer._grants(service, actions, names, untagged)
+        for action in grant.actions
+    }
+    wrong, checked = [], 0
+    for _, statement in execution_statements(body):
+        resources = {r["Fn::Sub"] if isinstance(r, dict) else r for r in statement["Resource"]}
+        for action in statement["Action"]:
+            if action not in own:
+                continue  # the IAM statements and the image tags: not merged
+            reach = _Grant("x", [action], []).reach()
+            reachable = {r for r in resources if r == "*" or deployer_layer._namespace(r) in reach}
+            if not reachable <= own[action]:
+                wrong.append(f"{statement['Sid']}: {action}")
+            checked += 1
+    return wrong, checked
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_merging_statements_grants_no_action_more_than_its_own_route(env: str) -> None:
+    wrong, checked = widened(env, deployer(env))
+    assert checked > 100
+    assert wrong == []
+
+
+def test_a_merge_that_widens_an_action_is_caught() -> None:
+    body = copy.deepcopy(deployer("prod"))
+    _, statement = next((i, s) for i, s in execution_statements(body) if s["Sid"].startswith("ManageResourcesByName"))
+    statement["Resource"].append({"Fn::Sub": "arn:${AWS::Partition}:logs:*:${AWS::AccountId}:*"})
+    wrong, _ = widened("prod", body)
+    assert f"{statement['Sid']}: logs:CreateLogGroup" in wrong
 
 
 # --- the names and tags the scope relies on ------------------------------------------------------
