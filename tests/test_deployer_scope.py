@@ -372,3 +372,24 @@ def test_a_role_without_the_boundary_is_given_it_and_one_with_its_own_keeps_it()
     body = t.to_dict()["Resources"]
     assert body["Plain"]["Properties"]["PermissionsBoundary"] == "arn:aws:iam::1:policy/env"
     assert body["Own"]["Properties"]["PermissionsBoundary"] == "arn:aws:iam::1:policy/own"
+
+
+def test_no_project_role_may_change_iam_so_a_boundary_would_cap_nothing() -> None:
+    """The project's stacks (registry, delivery) carry no permissions boundary (README, Security):
+    an administrator deploys them by hand, never the deployer's role, and none of their roles may
+    write IAM, the escalation a boundary stops. If one ever may, this fails and a boundary is due."""
+    writes = deployer_layer.iam_writes()
+    roles = 0
+    for path in sorted((GOLDEN / "project").glob("*.json")):
+        for logical_id, resource in _resources(path).items():
+            if resource["Type"] not in ("AWS::IAM::Role", "AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"):
+                continue
+            roles += resource["Type"] == "AWS::IAM::Role"
+            properties = resource["Properties"]
+            documents = [p["PolicyDocument"] for p in properties.get("Policies", [])]
+            documents += [properties["PolicyDocument"]] if "PolicyDocument" in properties else []
+            for statement in (s for d in documents for s in d["Statement"] if s["Effect"] == "Allow"):
+                actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+                changing = [a for a in actions if any(fnmatch.fnmatchcase(a, w) for w in writes) or a == "*"]
+                assert changing == [], f"{path.name} {logical_id} {statement['Sid']}: {changing}"
+    assert roles > 5, "too few project roles: the check would prove nothing"
