@@ -39,6 +39,7 @@ except ModuleNotFoundError as missing:  # pragma: no cover - exercised by a subp
     )
     sys.exit(1)
 
+from infra_templates.addons import AddonError  # noqa: E402
 from infra_templates.config import Environment, Project, SettingsError, load_settings  # noqa: E402
 from infra_templates.pipeline import (  # noqa: E402
     PROJECT_FOLDER,
@@ -145,8 +146,11 @@ def run_build(names: list[str] | None, settings: Path, output: Path, quiet: bool
         environments, project, everyone = load_settings(settings, names)
     except SettingsError as error:
         return _refuse(error.problems)
-    with build_once():  # each environment's stacks once, however many stacks derive from them
-        folders = _build_folders(names, environments, project, everyone, quiet)
+    try:
+        with build_once():  # each environment's stacks once, however many stacks derive from them
+            folders = _build_folders(names, environments, project, everyone, quiet)
+    except AddonError as error:  # an override naming what the built stacks lack, an add-on clashing
+        return _refuse(error.problems)
     replace_folders(output, folders, prune=not names)
     if not quiet:
         print(f"wrote {', '.join(f'{output.name}/{name}/' for name in folders)}")
@@ -203,10 +207,13 @@ def run_diff(names: list[str] | None, settings: Path, against: Path, quiet: bool
         environments, project, _ = load_settings(settings, names)
     except SettingsError as error:
         return _refuse(error.problems, "nothing was compared")
-    with build_once():
-        folders: list[tuple[str, list[Stack]]] = [(env.name, build_stacks(env, LAYERS)) for env in environments]
-        if not names:
-            folders.insert(0, (PROJECT_FOLDER, build_project_stacks(project, PROJECT_LAYERS)))
+    try:
+        with build_once():
+            folders: list[tuple[str, list[Stack]]] = [(env.name, build_stacks(env, LAYERS)) for env in environments]
+            if not names:
+                folders.insert(0, (PROJECT_FOLDER, build_project_stacks(project, PROJECT_LAYERS)))
+    except AddonError as error:
+        return _refuse(error.problems, "nothing was compared")
     if not names:
         built = {name for name, _ in folders}
         gone = sorted(p.parent.name for p in against.glob("*/manifest.json") if p.parent.name not in built)

@@ -106,6 +106,7 @@ RUNNING: tuple[LayerSpec, ...] = (
         service.build,
         imports_from=("keys", "network", "security", "data", "platform", "assets-replica", "edge", "monitoring"),
         per_service=True,
+        addon_role="TaskRole",  # addons/<env>/services/<service>.yaml: TaskRoleStatements join the task role
     ),
 )
 # The deployer's roles come first: the first hand-run deploy.sh creates them, then the

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -17,7 +18,7 @@ from typing import Any
 
 import aws_cli
 import pytest
-from conftest import SETTINGS
+from conftest import FIXTURES, SETTINGS
 
 import generate
 
@@ -30,10 +31,13 @@ ASSIGNMENT = re.compile(r"^\s*(?P<var>[A-Za-z_]\w*)=\"?\$\(\s*aws ")
 
 @pytest.fixture(scope="module")
 def output(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """output/ as ``python generate.py`` writes it, delivery folder included."""
-    folder = tmp_path_factory.mktemp("aws-commands") / "output"
-    assert generate.run_build(None, SETTINGS, folder, quiet=True) == 0
-    return folder
+    """output/ as ``python generate.py`` writes it, delivery folder included, from the fixture
+    settings with the sample add-ons (tests/fixtures/addons/): their stacks' commands too."""
+    root = tmp_path_factory.mktemp("aws-commands")
+    shutil.copytree(SETTINGS, root / "environments")
+    shutil.copytree(FIXTURES / "addons", root / "environments" / "addons")
+    assert generate.run_build(None, root / "environments", root / "output", quiet=True) == 0
+    return root / "output"
 
 
 @dataclass

@@ -50,6 +50,25 @@ def test_star_on_an_action_that_takes_a_resource_is_a_finding() -> None:
     assert findings(body) == {("resource-wildcard", "ReadEverything", ("s3:GetObject",))}
 
 
+@pytest.mark.parametrize(
+    ("actions", "expected"),
+    [
+        (["sqs:*"], {("resource-wildcard", ("sqs:*",)), ("permissions-management", ("sqs:*",))}),
+        (["s3:Get*"], {("resource-wildcard", ("s3:Get*",))}),
+        (["*"], {("resource-wildcard", ("*",)), ("permissions-management", ("*",))}),
+        # every action this pattern matches has no resource type: "*" is their only way
+        (["ecr:GetAuthorization*"], set()),
+    ],
+)
+def test_a_wildcard_action_is_judged_by_every_action_it_matches(actions: list[str], expected: set) -> None:
+    assert {(check, acts) for check, _, acts in findings(role(allow("Wide", actions)))} == expected
+
+
+def test_allow_with_not_action_is_a_finding() -> None:
+    statement = {"Sid": "AllBut", "Effect": "Allow", "NotAction": ["iam:*"], "Resource": "*"}
+    assert findings(role(statement)) == {("not-action", "AllBut", ("iam:*",))}
+
+
 def test_the_same_actions_scoped_to_an_arn_keep_the_rules() -> None:
     body = role(allow("ReadOneBucket", ["s3:GetObject"], ["arn:aws:s3:::bucket/*"]))
     assert findings(body) == set()

@@ -13,6 +13,12 @@ and the resource types it may be scoped to. Three findings, each per statement:
 - ``permissions-management``: an identity policy allows an action of IAM's "Permissions
   management" access level (``iam:PassRole``, ``iam:AttachRolePolicy``, ``kms:PutKeyPolicy``...):
   the actions that change who may do what, the road to privilege escalation.
+- ``not-action``: an identity policy allows with ``NotAction``: everything but the listed actions,
+  present and future, which no reviewer can bound.
+
+A pattern (``sqs:*``, ``s3:Get*``, ``*``) stands for every action IAM lists that it matches: it is
+a ``resource-wildcard`` or ``permissions-management`` finding when any of those is (the finding
+names the pattern as written), so a wildcard cannot hide what it grants.
 
 A finding a reviewer accepted is listed, with its reason, in ``iam_accepted.yaml`` beside this
 module; what is not listed fails the gate. Deny statements are not findings (a Deny may be broad).
@@ -34,7 +40,7 @@ import yaml
 ACCEPTED_FILE = Path(__file__).parent / "iam_accepted.yaml"
 IDENTITY_TYPES = frozenset({"AWS::IAM::Role", "AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"})
 TRUST_POLICY = "AssumeRolePolicyDocument"
-FINDINGS = ("unknown-action", "resource-wildcard", "permissions-management")
+FINDINGS = ("unknown-action", "resource-wildcard", "permissions-management", "not-action")
 PERMISSIONS_MANAGEMENT = "Permissions management"
 
 
@@ -147,23 +153,45 @@ def service_resources(service: str) -> dict[str, Any]:
 
 
 def is_known(action: str) -> bool:
-    """True when IAM lists the action, or, for a pattern (``s3:Get*``), at least one it matches."""
+    """True when IAM lists the action, or, for a pattern (``s3:Get*``, ``*``), at least one it matches."""
+    return bool(expand(action))
+
+
+def expand(action: str) -> list[dict[str, Any]]:
+    """IAM's entries of every action ``action`` names: itself, or for a pattern (``sqs:*``,
+    ``s3:Get*``, ``*``: IAM's wildcards, case-insensitive) every action IAM lists that it matches;
+    empty when it names none."""
     if "*" not in action and "?" not in action:
-        return privilege(action) is not None
+        entry = privilege(action)
+        return [] if entry is None else [entry]
     service, _, pattern = action.partition(":")
-    data = _iam().get(service.lower())
-    return data is not None and any(fnmatch.fnmatch(name, pattern.lower()) for name in data["privileges_lower_name"])
+    if action == "*":
+        services, pattern = [data for data in _iam().values() if isinstance(data, dict)], "*"
+    else:
+        data = _iam().get(service.lower())
+        services = [] if data is None else [data]
+    return [
+        data["privileges"][proper]
+        for data in services
+        for lower, proper in data["privileges_lower_name"].items()
+        if fnmatch.fnmatchcase(lower, pattern.lower())
+    ]
 
 
 def has_resource_types(action: str) -> bool:
-    """True when IAM lets the action be scoped to a resource type (resource-level permission)."""
-    entry = privilege(action)
-    return entry is not None and any(entry["resource_types"])
+    """True when IAM lets the action (or any action the pattern matches) be scoped to a resource
+    type (resource-level permission)."""
+    return any(any(entry["resource_types"]) for entry in expand(action))
 
 
 def access_level(action: str) -> str | None:
-    entry = privilege(action)
-    return None if entry is None else str(entry["access_level"])
+    """IAM's access level of the action (``Read``, ``Write``, ``List``, ``Tagging``, ``Permissions
+    management``); for a pattern, ``Permissions management`` when any action it matches has it, else
+    the level of the first match; None when it names no action."""
+    levels = [str(entry["access_level"]) for entry in expand(action)]
+    if PERMISSIONS_MANAGEMENT in levels:
+        return PERMISSIONS_MANAGEMENT
+    return levels[0] if levels else None
 
 
 def _as_list(value: Any) -> list[Any]:
@@ -221,6 +249,9 @@ def analyse_template(body: dict[str, Any], stack: str, path: str = "") -> list[F
                     ),
                     "permissions-management": (
                         [a for a in actions if access_level(a) == PERMISSIONS_MANAGEMENT] if identity else []
+                    ),
+                    "not-action": (
+                        [a for a in _as_list(statement.get("NotAction", [])) if isinstance(a, str)] if identity else []
                     ),
                 }
                 findings.extend(

@@ -13,12 +13,12 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, replace
-from functools import cached_property
+from functools import cached_property, partial
 from typing import Any
 
 from troposphere import Sub, Template
 
-from infra_templates import MANAGED_BY
+from infra_templates import MANAGED_BY, addons
 from infra_templates.config import Environment, Project
 from infra_templates.handover import handover_files
 from infra_templates.layer import SOURCES_METADATA, apply_permissions_boundary, apply_tags
@@ -46,6 +46,9 @@ class LayerSpec:
     # Every role of the layer gets the environment's permissions boundary; False only for the layer
     # that defines the boundary and the deployer roles (they must manage IAM, the boundary denies it).
     bounded: bool = True
+    # A per-service layer that takes service add-ons (addons/<env>/services/<service>.yaml): the
+    # logical ID of the role their TaskRoleStatements are attached to.
+    addon_role: str | None = None
 
 
 @dataclass(frozen=True)
@@ -222,9 +225,30 @@ def build_stacks(env: Environment, layers: Sequence[LayerSpec]) -> list[Stack]:
                 body = template_dict(template)
                 if built is not None:
                     built[(settings, layer, unit)] = body
+            if layer.addon_role and len(args) == 2 and args[1] in env.addons.services:
+                target = _addon_target(env, unit, region, bounded=layer.bounded)
+                body = addons.merge_service(body, env.addons.services[args[1]], layer.addon_role, target)
             stacks.append(Stack(name, unit, region, body, list(depends_on), scope="environment"))
             names[layer.name].append(name)
-    return stacks
+    return addons.extend(stacks, env.addons, partial(_addon_stack, env), partial(stack_name, env.project, env.name))
+
+
+def _addon_stack(env: Environment, addon: addons.AddonStack) -> Stack:
+    """An add-on stack of ``env`` (``addons/<env>/stacks/<name>.yaml``): ``{project}-{env}-addon-<name>``."""
+    unit = f"{addons.LAYER_PREFIX}{addon.name}"
+    target = _addon_target(env, unit, env.region, bounded=True)
+    return Stack(target.stack, unit, env.region, addons.stack_body(addon, target), [], scope="environment")
+
+
+def _addon_target(env: Environment, unit: str, region: str, *, bounded: bool) -> addons.Target:
+    return addons.Target(
+        stack=stack_name(env.project, env.name, unit),
+        project=env.project,
+        environment=env.name,
+        region=region,
+        tags=standard_tags(env.project, env.name, unit, env.tags),
+        boundary=boundary_arn(env).to_dict() if bounded else None,
+    )
 
 
 def build_project_stacks(project: Project, layers: Sequence[ProjectLayerSpec]) -> list[Stack]:

@@ -14,8 +14,10 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic.json_schema import SkipJsonSchema
 
 from infra_templates import quotas
+from infra_templates.addons import Addons
 from infra_templates.catalog import zones_of
 from infra_templates.settings.common import (
     ENVIRONMENT_NAME,
@@ -73,6 +75,9 @@ class Environment(Strict):
     delivery: Delivery
     deployment: Deployment
     monitoring: Monitoring = Field(default_factory=Monitoring)
+    # Read from <settings>/addons/<name>/ (see infra_templates.addons), never from the file: not in
+    # the schema, not in the settings' JSON (the layers' cache key: add-ons apply after the layers).
+    addons: SkipJsonSchema[Addons] = Field(default_factory=Addons, exclude=True)
 
     @field_validator("project")
     @classmethod

@@ -16,6 +16,8 @@ from pydantic import (
     ValidationError,
 )
 
+from infra_templates.addons import AddonError
+from infra_templates.addons import load as load_addons
 from infra_templates.settings.common import DEFAULTS_FILE, FieldValueError, ManyFieldsError, SettingsError, did_you_mean
 from infra_templates.settings.environment import Environment
 
@@ -52,7 +54,7 @@ def load_environment(name: str, folder: Path) -> Environment:
         raise SettingsError([f"{_show(env_path)}: no such environment file; environments here: {known}"])
     defaults = _read_mapping(defaults_path) if defaults_path.is_file() else {}
     own = _read_mapping(env_path)
-    for derived in ("name", "standby"):
+    for derived in ("name", "standby", "addons"):
         if derived in own or derived in defaults:
             raise SettingsError(
                 [f"{_show(env_path)}: {derived}: is set by the generator, not in a file; remove the key"]
@@ -60,7 +62,11 @@ def load_environment(name: str, folder: Path) -> Environment:
     merged = deep_merge(defaults, own)
     merged["name"] = name
     try:
-        return Environment.model_validate(merged)
+        env = Environment.model_validate(merged)
+        addons = load_addons(folder, name, env.services, _show)
+        return env.model_copy(update={"addons": addons}) if addons else env
+    except AddonError as error:
+        raise SettingsError(error.problems) from None
     except ValidationError as error:
         sources = {"own": (env_path, own), "defaults": (defaults_path, defaults)}
         lines = {line for e in error.errors() for line in _describe(e, sources, merged)}

@@ -12,6 +12,7 @@ from pydantic import (
     BaseModel,
 )
 
+from infra_templates.addons import unknown_environments
 from infra_templates.settings.common import DEFAULTS_FILE, ENVIRONMENT_NAME, SettingsError, did_you_mean
 from infra_templates.settings.delivery import Delivery
 from infra_templates.settings.dr import Standby
@@ -234,6 +235,7 @@ def load_settings(
             loaded.append(load_environment(name, folder))
         except SettingsError as error:
             problems.extend(p for p in error.problems if p not in problems)  # defaults.yaml once
+    problems.extend(unknown_environments(folder, everything, _show))
     if problems:
         raise SettingsError(problems)
     project = project_of(loaded, folder)
