@@ -99,7 +99,12 @@ RUNNING: tuple[LayerSpec, ...] = (
     LayerSpec("edge-waf", edge_waf.build, region=edge_waf.region, when=edge_waf.needed),
     LayerSpec("edge", edge.build, imports_from=("keys", "platform", "assets-replica", "edge-waf")),
     LayerSpec("monitoring", monitoring.build, imports_from=("keys", "network", "data", "platform", "edge")),
-    LayerSpec("dashboard", monitoring.build_dashboard, imports_from=("data", "platform", "edge")),
+    LayerSpec(
+        "dashboard",
+        monitoring.build_dashboard,
+        imports_from=("data", "platform", "edge"),
+        when=lambda env: env.monitoring.dashboard,  # a cost lever ("What it costs")
+    ),
     LayerSpec("edge-alarms", edge_alarms.build, region=edge_alarms.region, imports_from=("dns", "edge")),
     LayerSpec(
         "svc",

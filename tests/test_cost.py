@@ -253,11 +253,14 @@ def test_every_resource_of_the_golden_output_is_known() -> None:
         assert estimate.total > 0
 
 
-def test_deploy_guide_shows_the_figure_and_date() -> None:
-    dev = cost.read_folder(GOLDEN / "dev")
-    guide = (GOLDEN / "dev" / "DEPLOY.md").read_text(encoding="utf-8")
-    assert cost.summary_line(dev) in guide
-    assert cost.default_prices().read_on in guide
+@pytest.mark.parametrize("folder", ["dev", "staging", "prod", "dr", "project"])
+def test_deploy_guide_shows_the_figure_and_date_at_the_top(folder: str) -> None:
+    estimate = cost.read_folder(GOLDEN / folder)
+    guide = (GOLDEN / folder / "DEPLOY.md").read_text(encoding="utf-8")
+    line = cost.summary_line(estimate)
+    assert line in guide
+    assert cost.money(estimate.total) in line and cost.default_prices().read_on in line
+    assert guide.index(line) < guide.index("\n## ")  # before the first section: the first thing read
 
 
 def _run(*args: str) -> subprocess.CompletedProcess[str]:
@@ -335,3 +338,128 @@ def test_cli_against_an_empty_folder_shows_everything_as_new(tmp_path: Path) -> 
     assert result.returncode == 0, result.stderr
     dev = cost.read_folder(GOLDEN / "dev")
     assert f"dev          +{cost.money(dev.total)} ($0.00 -> {cost.money(dev.total)})" in result.stdout
+
+
+# --- the load balancer's Scheme, CloudFront VPC origins -------------------------------------------
+
+
+def test_an_internal_load_balancer_holds_no_public_address() -> None:
+    """An internal ALB (behind CloudFront VPC origins) costs its hour but no public IPv4 address."""
+    facing = priced(small_template(zones=2))
+    body = small_template(zones=2)
+    body["Resources"]["Alb"]["Properties"]["Scheme"] = "internal"
+    body["Resources"]["Origin"] = {"Type": "AWS::CloudFront::VpcOrigin", "Properties": {}}
+    internal = priced(body)
+    items = {line.item for line in internal.lines}
+    assert "load balancer Alb" in items
+    assert "load balancer Alb: public IPv4 addresses" not in items
+    assert facing.total - internal.total == pytest.approx(2 * 730 * 0.005)  # 7.30: one address per subnet
+    assert internal.unpriced == ()  # the VPC origin is known, and free
+
+
+def test_a_load_balancer_scheme_that_is_not_literal_is_refused() -> None:
+    body = small_template()
+    body["Resources"]["Alb"]["Properties"]["Scheme"] = {"Fn::If": ["Private", "internal", "internet-facing"]}
+    with pytest.raises(CostError, match=r"Alb: cannot price a load balancer whose Scheme"):
+        priced(body)
+
+
+# --- which prices are confirmed -------------------------------------------------------------------
+
+STATUSES = {"published", "consistent", "unconfirmed"}
+
+
+def test_every_shipped_price_says_how_it_was_confirmed_region_by_region() -> None:
+    prices = Prices.load()
+    for table in (prices.fixed, prices.usage):
+        for key, entry in table.items():
+            regions = set(entry) - cost.PRICE_META
+            checked = entry["checked"]
+            assert set(checked) <= regions | {"*"}, key
+            assert "*" in checked or regions <= set(checked), f"{key}: a Region without a 'checked' entry"
+            for region, record in checked.items():
+                assert record["status"] in STATUSES, (key, region)
+                assert record["url"].startswith("https://"), (key, region)
+                assert len(record["read_on"]) == 10 and record["read_on"] <= prices.read_on, (key, region)
+                # what was read, or why nothing was
+                assert record.get("why" if record["status"] == "unconfirmed" else "note"), (key, region)
+
+
+def test_the_figures_read_on_aws_pages_are_the_tables() -> None:
+    """The rates quoted as page text (see each price's 'checked'), converted by hand to the table's units."""
+    prices = Prices.load()
+    assert prices.fixed_price("public_ipv4_hour", "eu-west-1") == 0.005  # "In-use Public IPv4 Address $0.005"
+    assert prices.fixed_price("alb_hour", "us-east-1") == 0.0225  # ELB page's US-East-1 example
+    assert prices.fixed_price("nat_gateway_hour", "eu-west-1") == 0.048  # EU-NatGateway-Hours, Price List
+    # Fargate's page gives per-second rates for N. Virginia: $0.000011244 per vCPU-second, $0.000001235 per GB-second
+    assert prices.fixed_price("fargate_vcpu_hour", "us-east-1") == pytest.approx(0.000011244 * 3600, abs=1e-5)
+    assert prices.fixed_price("fargate_gb_hour", "us-east-1") == pytest.approx(0.000001235 * 3600, abs=2e-6)
+    assert prices.fixed_price("waf_web_acl_month", "eu-central-1") == 5.0  # the same in every Region
+    assert prices.fixed_price("waf_rule_month", "eu-west-1") == 1.0
+    assert prices.fixed_price("kms_key_month", "eu-west-1") == 1.0
+    assert prices.fixed_price("secret_month", "eu-west-1") == 0.4
+    assert prices.usage_price("waf_requests_million", "us-east-1") == 0.6
+    for key, region in (("public_ipv4_hour", "eu-west-1"), ("waf_rule_month", "us-east-1"), ("kms_key_month", "x")):
+        assert prices.checked(key, region)["status"] == "published", key
+
+
+def test_the_report_names_the_unconfirmed_prices_it_uses() -> None:
+    prices = Prices.load()
+    body = small_template()
+    del body["Resources"]["Reader"]  # an instance class the shipped table prices only unconfirmed
+    estimate = cost.estimate("test", [StackInput("s", "eu-west-1", body)], prices)
+    unconfirmed = {(key, region) for key, region, _ in estimate.unconfirmed(prices)}
+    assert ("fargate_spot_factor", "eu-west-1") in unconfirmed  # the Spot lines use the factor, an assumption
+    assert ("health_check_month", "eu-west-1") in unconfirmed
+    assert ("public_ipv4_hour", "eu-west-1") not in unconfirmed  # published
+    assert ("nat_gateway_hour", "eu-west-1") not in unconfirmed  # published (Price List)
+    keys = {key for line in estimate.lines for key in line.keys}
+    assert {key for key, _ in unconfirmed} <= keys  # only prices the figure uses
+
+
+# --- a change of settings changes the estimate by what it adds ------------------------------------
+
+
+def test_one_more_task_in_settings_costs_one_spot_task(settings_dir: Path) -> None:
+    """dev runs entirely on Spot (capacity: spot_weight 1): api's second task (0.5 vCPU, 1 GB) costs a month of
+    Spot at eu-west-1's prices, worked out by hand: 730 h x (0.5 x $0.04048 + 1 x $0.004445) x 0.3 = $5.406."""
+    before = _fixed_cost(settings_dir, "dev")
+    edit_yaml(settings_dir / "dev.yaml", services__api__desired_count=2)
+    after = _fixed_cost(settings_dir, "dev")
+    assert after - before == pytest.approx(730 * (0.5 * 0.04048 + 1 * 0.004445) * 0.3)
+    assert round(after - before, 2) == 5.41
+
+
+def test_a_third_zone_in_settings_costs_what_a_zone_holds(settings_dir: Path) -> None:
+    """staging has a NAT gateway per zone, four interface endpoints and an internet-facing load balancer: a third
+    zone adds a NAT gateway and its address, an endpoint zone for each endpoint, the load balancer's third
+    address and the new NAT gateway's two alarms (port allocation, dropped packets): at eu-west-1's prices
+    730 h x ($0.048 + $0.005 + 4 x $0.011 + $0.005) + 2 x $0.10 = $74.46 + $0.20 = $74.66."""
+    before = _fixed_cost(settings_dir, "staging")
+    edit_yaml(
+        settings_dir / "staging.yaml",
+        network__availability_zones=3,
+        network__subnets={
+            "public": ["10.20.0.0/24", "10.20.1.0/24", "10.20.2.0/24"],
+            "private": ["10.20.16.0/20", "10.20.32.0/20", "10.20.48.0/20"],
+            "data": ["10.20.64.0/24", "10.20.65.0/24", "10.20.66.0/24"],
+        },
+    )
+    after = _fixed_cost(settings_dir, "staging")
+    assert after - before == pytest.approx(730 * (0.048 + 0.005 + 4 * 0.011 + 0.005) + 2 * 0.10)
+    assert round(after - before, 2) == 74.66
+
+
+def test_compare_shows_the_change_per_stack() -> None:
+    dev = cost.read_folder(GOLDEN / "dev")
+    body = json.loads((GOLDEN / "dev" / "svc-api.json").read_text(encoding="utf-8"))
+    body["Resources"]["Service"]["Properties"]["DesiredCount"] += 1
+    api = cost.estimate("dev", [StackInput("shop-dev-svc-api", "eu-west-1", body)])
+    lines = tuple(line for line in dev.lines if line.stack != "shop-dev-svc-api") + api.lines
+    after = cost.Estimate("dev", lines, dev.usage, dev.stacks, dev.read_on)
+    delta = after.total - dev.total
+    assert delta == pytest.approx(730 * (0.5 * 0.04048 + 1 * 0.004445) * 0.3)  # one more Spot task, by hand
+    report = cost.compare([dev], [after])
+    assert f"  dev          +{cost.money(delta)} ({cost.money(dev.total)} -> {cost.money(after.total)})" in report
+    assert f"      {'shop-dev-svc-api':<40} +{cost.money(delta)}" in report
+    assert not any("shop-dev-svc-web" in line for line in report)  # only what differs

@@ -1,13 +1,15 @@
 """Every fixed-cost item is a setting: Container Insights, each WAF web ACL, the database's pause
-(and alarms that understand a paused database), NAT gateways per zone or one."""
+(and alarms that understand a paused database), NAT gateways per zone or one, the dashboard."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
-from conftest import edit_yaml, refusal, resources
+from conftest import build_all, edit_yaml, refusal, resources
 
+from infra_templates import cost
 from infra_templates.config import load_environment
 from templates import monitoring, network, platform
 
@@ -82,3 +84,20 @@ def test_a_database_that_may_pause_does_not_alarm_on_silence(settings_dir: Path,
     assert _alarm(body, "DatabaseCpuAlarm")["TreatMissingData"] == missing
     assert _alarm(body, "DatabaseMemoryAlarm")["TreatMissingData"] == missing
     assert _alarm(body, "DatabaseConnectionsAlarm")["TreatMissingData"] == "notBreaching"
+
+
+def test_the_dashboard_is_a_setting(settings_dir: Path) -> None:
+    """monitoring.dashboard: false drops the dashboard stack, and with it $3 a month (the dashboard's price)."""
+
+    def stacks_and_cost() -> tuple[list[str], float]:
+        built = build_all(settings_dir)
+        manifest = json.loads(built.files["dev"]["manifest.json"])
+        bodies = {s.name: s.body for s in [*built.project_stacks.values(), *built.stacks["dev"].values()]}
+        return [s["name"] for s in manifest["stacks"]], cost.folder_estimate(manifest, bodies, "dev").total
+
+    with_it, full = stacks_and_cost()
+    edit_yaml(settings_dir / "dev.yaml", monitoring__dashboard=False)
+    without, cheaper = stacks_and_cost()
+    assert "shop-dev-dashboard" in with_it
+    assert set(with_it) - set(without) == {"shop-dev-dashboard"}
+    assert full - cheaper == pytest.approx(cost.default_prices().fixed_price("dashboard_month", "eu-west-1"))

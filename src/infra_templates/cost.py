@@ -90,6 +90,17 @@ class Prices:
     def usage_price(self, key: str, region: str) -> float:
         return float(self._lookup(self.usage, key, region))
 
+    def checked(self, key: str, region: str) -> Mapping[str, str]:
+        """How the price ``key`` for ``region`` was confirmed: ``status`` ("published": read on the AWS page or
+        Price List file ``url`` on ``read_on``; "consistent": a Price List row or AWS bill quoted publicly agrees;
+        "unconfirmed": ``why`` says what was found). The table's own ``checked`` entry, by Region or "*"."""
+        entry = self.fixed.get(key) or self.usage[key]
+        checked = entry.get("checked", {})
+        found = checked.get(region, checked.get("*"))
+        if found is None:
+            return {"status": "unconfirmed", "why": f"no 'checked' entry for {region} in {PRICES_FILE.name}"}
+        return found
+
     def _lookup(self, table: Mapping[str, Mapping[str, Any]], key: str, region: str) -> Any:
         entry = table[key]
         if region not in entry:
@@ -127,6 +138,7 @@ class Line:
     quantity: float
     unit: str
     unit_price: float
+    keys: tuple[str, ...] = ()  # the prices/aws.json "fixed" keys the unit price comes from
 
     @property
     def monthly(self) -> float:
@@ -169,6 +181,21 @@ class Estimate:
     def regions(self) -> list[str]:
         return sorted({region for _, region in self.stacks})
 
+    def unconfirmed(self, prices: Prices | None = None) -> list[tuple[str, str, str]]:
+        """(price key, Region, why) of each price in the figure that is not confirmed against an AWS page or
+        Price List file (status other than "published"), once each, sorted."""
+        prices = prices or default_prices()
+        region_of = dict(self.stacks)
+        found: set[tuple[str, str, str]] = set()
+        for line in self.lines:
+            region = region_of[line.stack]
+            for key in line.keys:
+                checked = prices.checked(key, region)
+                if checked.get("status") != "published":
+                    why = checked.get("why", checked.get("note", ""))
+                    found.add((key, region, f"{checked.get('status')}: {why}"))
+        return sorted(found)
+
 
 # Resource types that cost nothing by themselves (their use may: see USAGE_OF). Source: each
 # service's pricing page: no charge for VPCs, subnets, route tables, security groups, IAM, ECS
@@ -183,6 +210,11 @@ FREE_TYPES = frozenset(
         "AWS::Backup::BackupSelection",
         "AWS::CloudFormation::CustomResource",  # a Lambda-backed custom resource: the function is priced
         "AWS::CloudFront::OriginAccessControl",
+        # A CloudFront VPC origin (the private way in to an internal load balancer) has no charge of its own:
+        # CloudFront bills the distribution's requests and data transfer (CloudFront pricing page; "Introducing
+        # CloudFront Virtual Private Cloud (VPC) Origins", AWS Networking & Content Delivery blog). Not found as a
+        # stated "no charge" on a stored pricing page: verify with the page before relying on it.
+        "AWS::CloudFront::VpcOrigin",
         "AWS::CloudFront::ResponseHeadersPolicy",
         "AWS::CodeDeploy::Application",
         "AWS::CodeDeploy::DeploymentGroup",
@@ -356,7 +388,7 @@ def _merged(lines: Sequence[Line]) -> list[Line]:
         merged[key] = (
             line
             if seen is None
-            else Line(line.stack, line.item, seen.quantity + line.quantity, line.unit, line.unit_price)
+            else Line(line.stack, line.item, seen.quantity + line.quantity, line.unit, line.unit_price, line.keys)
         )
     return list(merged.values())
 
@@ -378,18 +410,17 @@ class _Pricer:
     def price(self, key: str) -> float:
         return self.prices.fixed_price(key, self.stack.region)
 
-    def add(self, item: str, quantity: float, unit: str, unit_price: float) -> None:
+    def add(self, item: str, quantity: float, key: str, unit_price: float, also: tuple[str, ...] = ()) -> None:
         if quantity:
-            self.lines.append(Line(self.stack.name, item, quantity, unit, unit_price))
+            unit = self.prices.fixed[key]["unit"]
+            self.lines.append(Line(self.stack.name, item, quantity, unit, unit_price, (key, *also)))
 
-    def hourly(self, item: str, count: float, key: str, price: float | None = None) -> None:
-        """``count`` things billed by the hour, all month."""
-        self.add(
-            item, count * self.prices.hours, self.prices.fixed[key]["unit"], self.price(key) if price is None else price
-        )
+    def hourly(self, item: str, count: float, key: str, price: float | None = None, also: tuple[str, ...] = ()) -> None:
+        """``count`` things billed by the hour, all month (``also``: further price keys ``price`` was made with)."""
+        self.add(item, count * self.prices.hours, key, self.price(key) if price is None else price, also)
 
     def monthly(self, item: str, count: float, key: str) -> None:
-        self.add(item, count, self.prices.fixed[key]["unit"], self.price(key))
+        self.add(item, count, key, self.price(key))
 
     def use(self, key: str) -> None:
         self.usage_keys.add(key)
@@ -408,9 +439,17 @@ def _load_balancer(p: _Pricer, logical_id: str, props: Mapping[str, Any]) -> Non
     if props.get("Type", "application") != "application":
         raise CostError(f"{p.stack.name}: {logical_id} is a {props['Type']} load balancer: not priced")
     p.hourly(f"load balancer {logical_id}", 1, "alb_hour")
-    if props.get("Scheme", "internet-facing") == "internet-facing" and props.get("IpAddressType", "ipv4") != (
-        "dualstack-without-public-ipv4"
-    ):
+    # Scheme defaults to internet-facing; an internal load balancer's nodes have private addresses only, so it
+    # holds no public IPv4 address (AWS::ElasticLoadBalancingV2::LoadBalancer, Scheme; Elastic Load Balancing
+    # User Guide, "Internet-facing and internal load balancers"). Read from the template, never assumed.
+    scheme = props.get("Scheme", "internet-facing")
+    address_type = props.get("IpAddressType", "ipv4")
+    if not isinstance(scheme, str) or not isinstance(address_type, str):
+        raise CostError(
+            f"{p.stack.name}: {logical_id}: cannot price a load balancer whose Scheme or IpAddressType is not a "
+            f"literal ({json.dumps(scheme)}, {json.dumps(address_type)})"
+        )
+    if scheme == "internet-facing" and address_type != "dualstack-without-public-ipv4":
         # An internet-facing ALB holds a public IPv4 address in each of its subnets (more under load).
         zones = p.folder.list_length(props.get("Subnets", props.get("SubnetMappings", [])))
         p.hourly(f"load balancer {logical_id}: public IPv4 addresses", zones, "public_ipv4_hour")
@@ -454,15 +493,15 @@ def _service(p: _Pricer, logical_id: str, props: Mapping[str, Any]) -> None:
     on_demand, spot = fargate_split(desired, strategy)
     name = props.get("ServiceName", logical_id)
     factor = p.price("fargate_spot_factor")
-    for label, tasks, scale in (("Fargate", on_demand, 1.0), ("Fargate Spot", spot, factor)):
+    for label, tasks, scale, also in (
+        ("Fargate", on_demand, 1.0, ()),
+        ("Fargate Spot", spot, factor, ("fargate_spot_factor",)),
+    ):
         if tasks:
             what = f"service {name}: {_number(round(tasks, 4))} task(s) on {label}"
-            p.hourly(
-                f"{what}, {_number(vcpu)} vCPU", tasks * vcpu, "fargate_vcpu_hour", p.price("fargate_vcpu_hour") * scale
-            )
-            p.hourly(
-                f"{what}, {_number(memory)} GB", tasks * memory, "fargate_gb_hour", p.price("fargate_gb_hour") * scale
-            )
+            vcpu_price, gb_price = p.price("fargate_vcpu_hour") * scale, p.price("fargate_gb_hour") * scale
+            p.hourly(f"{what}, {_number(vcpu)} vCPU", tasks * vcpu, "fargate_vcpu_hour", vcpu_price, also)
+            p.hourly(f"{what}, {_number(memory)} GB", tasks * memory, "fargate_gb_hour", gb_price, also)
     p.use("fargate_vcpu_hour_scaled")
     network = props.get("NetworkConfiguration", {}).get("AwsvpcConfiguration", {})
     if network.get("AssignPublicIp") == "ENABLED":
@@ -692,6 +731,13 @@ def report(estimates: Sequence[Estimate], detail: bool = True) -> list[str]:
                 f"    {u.item}: {money_unit(u.unit_price)} per {u.unit} ({u.region}; {', '.join(u.stacks)})"
                 for u in e.usage
             )
+        unconfirmed = e.unconfirmed(prices)
+        if unconfirmed:
+            out += [
+                "",
+                f"  Prices in the figure not confirmed against an AWS pricing page or Price List file ({e.label}):",
+            ]
+            out.extend(f"    {key} ({region}): {why}" for key, region, why in unconfirmed)
         if e.unpriced:
             out += ["", f"  Not priced (unknown to prices/aws.json): {', '.join(e.unpriced)}"]
     return out

@@ -112,6 +112,11 @@ class Monitoring(Strict):
     sns_email: SnsEmail = Field(default_factory=SnsEmail)
     ses_email: SesEmail = Field(default_factory=SesEmail)
     alarms: Thresholds = Field(default_factory=Thresholds)
+    dashboard: bool = Field(
+        default=True,
+        description="Whether the environment has its CloudWatch dashboard, a stack of its own (<env>-dashboard): "
+        "$3 a month beyond the free tier's 3 dashboards per account.",
+    )
     log_retention_days: int = Field(default=30, description="Retention of the alarm mailer's log group.")
 
     _retention = field_validator("log_retention_days")(lambda cls, days: check_retention(days))
