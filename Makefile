@@ -5,6 +5,11 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# Python's bytecode cache on (__pycache__/, git-ignored) for every command make runs, even where the
+# caller's environment turned it off: without it each process compiles the project's modules again
+# and pytest rewrites every test module's assertions again, per worker (collecting the tests took
+# 6.2 s of CPU instead of 3.6 s, each generate.py process 0.13 s more).
+unexport PYTHONDONTWRITEBYTECODE
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'

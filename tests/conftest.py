@@ -7,6 +7,7 @@ settings keeps ``make test`` green. An audit hook fails any test that opens a fi
 
 from __future__ import annotations
 
+import fcntl
 import io
 import os
 import shutil
@@ -167,13 +168,26 @@ class Generated:
 
 
 @pytest.fixture(scope="session")
-def generated(tmp_path_factory: pytest.TempPathFactory) -> Generated:
+def generated(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Generated:
     """One full ``generate.py`` run over the fixtures (PYTHONHASHSEED=1), shared by the tests that need
-    written output: read it, or copy it (``shutil.copytree``) before changing anything."""
-    output = tmp_path_factory.mktemp("generated") / "output"
-    result = generate("--output", str(output), env={**os.environ, "PYTHONHASHSEED": "1"})
-    assert result.returncode == 0, result.stderr
-    return Generated(output, result.stdout)
+    written output: read it, or copy it (``shutil.copytree``) before changing anything.
+
+    One run for the whole test session: the pytest-xdist workers share it (the first to ask builds it
+    under a lock in their common temporary folder, the others wait and read it), where each used to
+    build and draw its own copy."""
+    shared = tmp_path_factory.getbasetemp()
+    if worker_id != "master":  # an xdist worker: its base folder's parent is the run's, shared by all
+        shared = shared.parent
+    folder = shared / "generated"
+    folder.mkdir(exist_ok=True)
+    output, printed = folder / "output", folder / "stdout.txt"
+    with (folder / "lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        if not printed.exists():
+            result = generate("--output", str(output), env={**os.environ, "PYTHONHASHSEED": "1"})
+            assert result.returncode == 0, result.stderr
+            printed.write_text(result.stdout)
+    return Generated(output, printed.read_text())
 
 
 # Built once at collection, so tests can be parametrized over every stack that exists.

@@ -211,15 +211,29 @@ def _literal(value: Any, region: str, account: str) -> str | None:
     return value
 
 
-def _strings(node: Any) -> list[Any]:
-    """Every value under ``node`` that may be a literal: strings and ``Fn::Sub`` of one string."""
-    if isinstance(node, dict):
-        if set(node) == {"Fn::Sub"}:
-            return [node]
-        return [v for child in node.values() for v in _strings(child)]
-    if isinstance(node, list):
-        return [v for child in node for v in _strings(child)]
-    return [node] if isinstance(node, str) else []
+def _strings(node: Any, containing: str = "") -> list[Any]:
+    """Every value under ``node`` that may be a literal: strings and ``Fn::Sub`` of one string;
+    with ``containing``, only those whose text holds it."""
+    found: list[Any] = []
+    _collect_strings(node, containing, found)
+    return found
+
+
+def _collect_strings(node: Any, containing: str, found: list[Any]) -> None:
+    if isinstance(node, str):
+        if containing in node:
+            found.append(node)
+    elif isinstance(node, dict):
+        if len(node) == 1 and "Fn::Sub" in node:
+            text = node["Fn::Sub"]
+            if not isinstance(text, str) or containing in text:
+                found.append(node)
+            return
+        for child in node.values():
+            _collect_strings(child, containing, found)
+    elif isinstance(node, list):
+        for child in node:
+            _collect_strings(child, containing, found)
 
 
 def _image_tag(body: Mapping[str, Any], region: str, account: str) -> ImageTag | None:
@@ -258,7 +272,10 @@ def _secrets(body: Mapping[str, Any], region: str, account: str) -> tuple[tuple[
 
 
 def _certificates(body: Mapping[str, Any], region: str, account: str) -> tuple[str, ...]:
-    found = (_literal(v, region, account) for v in _strings(body.get("Resources", {})))
+    # Only a text holding "certificate/" can resolve to a certificate's ARN: the pseudo parameters
+    # _literal substitutes (a partition, a domain suffix, a region, an account) never form it, so
+    # the others (nearly every string of a template) need not be resolved.
+    found = (_literal(v, region, account) for v in _strings(body.get("Resources", {}), "certificate/"))
     return tuple(dict.fromkeys(v for v in found if v and _CERTIFICATE_ARN.match(v)))
 
 
