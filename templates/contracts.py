@@ -68,6 +68,16 @@ class Data:
     SECRET_ARN = ExportSpec("data", "SecretArn", "Secrets Manager secret of the administrator (for ECS Secrets)")
     SECRET_RESOURCE = ExportSpec("data", "SecretResource", "The administrator secret's ARN as IAM policies name it")
     DATABASE_NAME = ExportSpec("data", "DatabaseName", "Name of the first database")
+    CLUSTER_RESOURCE_ID = ExportSpec(
+        "data", "ClusterResourceId", "The cluster's resource id, which names its users in rds-db:connect ARNs"
+    )
+
+
+def database_user(service: str) -> str:
+    """The database user a service signs in as with IAM database authentication (``svc_`` and the
+    service's name, hyphens as underscores: a name both engines take unquoted), created by the data
+    layer and named by the service's task role (``rds-db:connect``)."""
+    return "svc_" + service.replace("-", "_")
 
 
 class EdgeFirewall:

@@ -1,6 +1,7 @@
 """Data layer: an Aurora cluster (PostgreSQL or MySQL) in the isolated data subnets, reachable only
-from the services allowed to use it; encrypted, TLS-only, IAM authentication on, its administrator
-password managed by RDS in Secrets Manager, backed up, monitored, and kept on deletion."""
+from the services allowed to use it; encrypted, TLS-only, IAM authentication on, each service's own
+database user created here (data_access.py), its administrator password in Secrets Manager and
+rotated (by RDS, or by this stack's rotation schedule), backed up, monitored, and kept on deletion."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from troposphere.validators import double
 from infra_templates import constructs, iam
 from infra_templates.config import Environment, ServerlessCapacity
 from infra_templates.layer import LayerContext
+from templates import data_access
 from templates.contracts import Data, Keys, Network, Security
 
 # A secret's complete ARN: its name ends in a hyphen and the 6 characters Secrets Manager appends.
@@ -112,7 +114,12 @@ def build(env: Environment) -> Template:
         instance.DeletionPolicy = "Delete"
         instance.UpdateReplacePolicy = "Delete"
 
+    writer = "WriterInstance"  # a primary environment's cluster always has one
+    data_access.service_users(t, ctx, cluster, secret_arn, secret_resource, writer=writer)
+    data_access.master_rotation(t, ctx, cluster, writer=writer)
+
     ctx.export(t, Data.CLUSTER_IDENTIFIER, Ref(cluster))
+    ctx.export(t, Data.CLUSTER_RESOURCE_ID, GetAtt(cluster, "DBClusterResourceId"))
     ctx.export(t, Data.ENDPOINT, GetAtt(cluster, "Endpoint.Address"))
     ctx.export(t, Data.READER_ENDPOINT, GetAtt(cluster, "ReadEndpoint.Address"))
     ctx.export(t, Data.PORT, GetAtt(cluster, "Endpoint.Port"))

@@ -54,7 +54,9 @@ def build(dr: Environment, primary: Environment, stacks: Sequence[Stack]) -> str
             else f"It runs {instance_count(dr)} instance(s), ready to serve."
         ),
         f"- **Secret**: `{secret_name(project, primary.name)}`, replicated from `{primary.region}` with the",
-        f"  `{dr.region}` data key; the services of `{dr.name}` read it by that name.",
+        f"  `{dr.region}` data key; it is the administrator's, which no service uses: the services sign in",
+        "  as their own users (`svc_<service>`) with IAM database authentication, users that replicate with the",
+        "  data, so nothing about credentials changes at promotion.",
         f"- **Services**: {', '.join(f'`{project}-{dr.name}-svc-{s}`' for s in services)}, running at their",
         "  pilot-light or standby counts behind their own load balancer and distribution.",
         *_images(dr),

@@ -16,8 +16,8 @@ from awacs import elasticloadbalancing as elb_actions
 from awacs import iam as iam_actions
 from awacs import kms as kms_actions
 from awacs import logs as logs_actions
+from awacs import rds_db, secretsmanager, ssm, ssmmessages
 from awacs import s3 as s3_actions
-from awacs import secretsmanager, ssm, ssmmessages
 from awacs import sts as sts_actions
 from awacs.aws import Allow, ArnEquals, Condition, ForAnyValueStringEquals, Principal, Statement, StringEquals
 from troposphere import (
@@ -61,6 +61,7 @@ from templates.contracts import (
     Platform,
     Security,
     assets_bucket_arn,
+    database_user,
     for_load_balancer,
 )
 
@@ -277,25 +278,6 @@ def _execution_role(ctx: LayerContext, name: str, service: Service, logs: Any) -
         statements.append(
             iam.allow("ReadThisServicesParameters", [ssm.GetParameters], [Sub(a) for a in parameter_arns])
         )
-    if service.database_access:
-        statements.append(
-            iam.allow(
-                # The same complete ARN the task definition's DB_USERNAME/DB_PASSWORD read.
-                "ReadTheDatabaseSecret",
-                [secretsmanager.GetSecretValue],
-                [ctx.import_value(Data.SECRET_ARN)],
-            )
-        )
-        # The primary's secret, and its replica in a DR region, are encrypted with the data key
-        # of the region they are in.
-        statements.append(
-            iam.allow(
-                "DecryptTheDatabaseSecret",
-                [kms_actions.Decrypt],
-                [ctx.import_value(Keys.DATA_KEY_ARN)],
-                conditions=[StringEquals("kms:ViaService", Sub("secretsmanager.${AWS::Region}.amazonaws.com"))],
-            )
-        )
     return Role(
         "ExecutionRole",
         RoleName=service_role_name(env.project, env.name, name, "exec"),  # taskdef.json names it
@@ -323,6 +305,7 @@ def _task_role(ctx: LayerContext, name: str, service: Service) -> Role:
             )
         )
     statements.extend(_asset_statements(ctx, service))
+    statements.extend(_database_statements(ctx, name, service))
     role = Role(
         "TaskRole",
         RoleName=service_role_name(ctx.env.project, ctx.env.name, name, "task"),  # taskdef.json names it
@@ -332,6 +315,37 @@ def _task_role(ctx: LayerContext, name: str, service: Service) -> Role:
     if statements:
         role.Policies = [Policy(PolicyName="application", PolicyDocument=iam.document(*statements))]
     return role
+
+
+def _database_statements(ctx: LayerContext, name: str, service: Service) -> list[Statement]:
+    """With ``database_access``: sign in to the cluster as the service's own database user with IAM
+    database authentication, and as no other user. The resource is the user's ``dbuser`` ARN, named
+    by the cluster's resource id ("Creating and using an IAM policy for IAM database access",
+    Amazon Aurora User Guide). No secret: the application generates a 15-minute token per
+    connection with the task role's credentials, so there is no password to read or to rotate."""
+    if not service.database_access:
+        return []
+    user = Sub(
+        "arn:${AWS::Partition}:rds-db:${AWS::Region}:${AWS::AccountId}:dbuser:${ResourceId}/%s" % database_user(name),
+        ResourceId=ctx.import_value(Data.CLUSTER_RESOURCE_ID),
+    )
+    return [iam.allow("ConnectAsThisServicesDatabaseUser", [rds_db.connect], [user])]
+
+
+def _database_variables(ctx: LayerContext, name: str, service: Service) -> dict[str, Any]:
+    """What the application needs to open a connection with IAM database authentication: where
+    (``DB_HOST``, ``DB_PORT``, ``DB_NAME``), as whom (``DB_USERNAME``), how (``DB_AUTH=iam``: sign a
+    token with the task role, ``DB_REGION``, and connect over TLS, which the cluster requires)."""
+    if not service.database_access:
+        return {}
+    return {
+        "DB_HOST": ctx.import_value(Data.ENDPOINT),
+        "DB_PORT": ctx.import_value(Data.PORT),
+        "DB_NAME": ctx.import_value(Data.DATABASE_NAME),
+        "DB_USERNAME": database_user(name),
+        "DB_AUTH": "iam",
+        "DB_REGION": Region,
+    }
 
 
 def _asset_statements(ctx: LayerContext, service: Service) -> list[Statement]:
@@ -381,14 +395,7 @@ def _task_definition(
     env = ctx.env
     variables: dict[str, Any] = dict(service.environment)
     secrets: dict[str, Any] = {k: _secret_value_from(v) for k, v in service.secrets.items()}
-    if service.database_access:
-        variables.update(
-            DB_HOST=ctx.import_value(Data.ENDPOINT),
-            DB_PORT=ctx.import_value(Data.PORT),
-            DB_NAME=ctx.import_value(Data.DATABASE_NAME),
-        )
-        for variable, key in (("DB_USERNAME", "username"), ("DB_PASSWORD", "password")):
-            secrets[variable] = Sub("${Secret}:%s::" % key, Secret=ctx.import_value(Data.SECRET_ARN))
+    variables.update(_database_variables(ctx, name, service))
     container = ecs.ContainerDefinition(
         Name=name,
         Image=image(env, name),

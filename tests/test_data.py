@@ -156,6 +156,7 @@ def test_exports_what_services_and_monitoring_need(stacks, env) -> None:
             "SecretArn",
             "SecretResource",
             "DatabaseName",
+            "ClusterResourceId",
         )
     )
 

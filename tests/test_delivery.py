@@ -424,10 +424,11 @@ def test_database_values_known_only_at_deploy_time_name_their_export(codedeploy_
     placeholders = {p.split("@@")[0] for p in taskdef.split("@@")[1::2]}
     assert placeholders and placeholders <= imports
     # the settings decide the name and port: only what AWS names at creation stays a placeholder
-    assert placeholders == {"shop-prod-data-ClusterEndpoint", "shop-prod-data-SecretArn"}
+    assert placeholders == {"shop-prod-data-ClusterEndpoint"}
     variables = {v["name"]: v["value"] for v in json.loads(taskdef)["containerDefinitions"][0]["environment"]}
     assert variables["DB_NAME"] == built.environments["prod"].database.name
     assert variables["DB_PORT"] == "5432"
+    assert variables["DB_USERNAME"] == "svc_api" and variables["DB_REGION"] == "eu-west-1"
 
 
 def test_the_buildspec_pushes_the_commit_and_ships_what_the_deploy_actions_read(codedeploy_built) -> None:

@@ -102,6 +102,9 @@ def test_stateful_logical_ids_are_pinned(env, layer) -> None:
     expected = set(pinned[layer])
     if (env, layer) == ("prod", "data"):
         expected.add("DatabaseSecret")  # the generated secret of a global database's primary
+        expected.add("MasterRotationFunctionLogGroup")  # the rotation function of that secret
+    if layer == "data" and env != "dr":
+        expected.add("DatabaseUsersFunctionLogGroup")  # the function that creates the services' users
     if (env, layer) == ("dr", "edge"):
         expected.discard("AssetsBucket")
     if layer == "monitoring" and BUILT.environments[env].monitoring.ses_email.enabled:

@@ -487,6 +487,47 @@ def test_e9007_keeps(engine: str, version: str, minimum: float, pause: int | Non
     assert "E9007" not in ids(template(cluster(engine, version, minimum, pause)))
 
 
+# --- E9012: where the RDS Data API runs --------------------------------------------------------------
+
+
+def data_api_cluster(engine: str, version: str, instance_class: str) -> dict[str, Any]:
+    resources = cluster(engine, version, 0.5)
+    resources["Cluster"]["Properties"]["EnableHttpEndpoint"] = True
+    resources["Writer"] = {
+        "Type": "AWS::RDS::DBInstance",
+        "Properties": {"DBClusterIdentifier": {"Ref": "Cluster"}, "DBInstanceClass": instance_class, "Engine": engine},
+    }
+    return resources
+
+
+@pytest.mark.parametrize(
+    ("engine", "version", "instance_class"),
+    [
+        ("aurora-postgresql", "16.0", "db.serverless"),  # before the Data API
+        ("aurora-mysql", "8.0.mysql_aurora.3.06.0", "db.r7g.large"),
+        ("aurora-postgresql", "17.5", "db.t4g.medium"),  # no T classes
+    ],
+)
+def test_e9012_breaks(engine: str, version: str, instance_class: str) -> None:
+    assert "E9012" in ids(template(data_api_cluster(engine, version, instance_class)))
+
+
+@pytest.mark.parametrize(
+    ("engine", "version", "instance_class"),
+    [
+        ("aurora-postgresql", "17.5", "db.serverless"),
+        ("aurora-postgresql", "16.1", "db.r7g.large"),
+        ("aurora-mysql", "8.0.mysql_aurora.3.08.0", "db.r7g.large"),
+    ],
+)
+def test_e9012_keeps(engine: str, version: str, instance_class: str) -> None:
+    assert "E9012" not in ids(template(data_api_cluster(engine, version, instance_class)))
+    # without EnableHttpEndpoint, any version and class
+    resources = data_api_cluster("aurora-postgresql", "16.0", "db.t4g.medium")
+    del resources["Cluster"]["Properties"]["EnableHttpEndpoint"]
+    assert "E9012" not in ids(template(resources))
+
+
 # --- the pack as a whole -----------------------------------------------------------------------------
 
 

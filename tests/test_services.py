@@ -105,24 +105,40 @@ def test_secrets_are_injected_by_reference_never_as_environment(stacks, env) -> 
         "DB_HOST": {"Fn::ImportValue": f"shop-{env}-data-ClusterEndpoint"},
         "DB_PORT": {"Fn::ImportValue": f"shop-{env}-data-Port"},
         "DB_NAME": {"Fn::ImportValue": f"shop-{env}-data-DatabaseName"},
+        # IAM database authentication as the service's own user: no password, no secret
+        "DB_USERNAME": "svc_api",
+        "DB_AUTH": "iam",
+        "DB_REGION": {"Ref": "AWS::Region"},
     }
     secrets = {s["Name"]: s["ValueFrom"]["Fn::Sub"] for s in definition["Secrets"]}
     prefix = "arn:${AWS::Partition}:"
-    database_secret = {"Secret": {"Fn::ImportValue": f"shop-{env}-data-SecretArn"}}
     assert secrets == {
         # the complete ARN (name and the suffix Secrets Manager appended): ECS takes a full ARN
         "PAYMENT_API_KEY": prefix
         + "secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:shop/api/payment-AbC123:api_key::",
         "SIGNING_KEY": prefix + "ssm:${AWS::Region}:${AWS::AccountId}:parameter/shop/api/signing-key",
-        "DB_USERNAME": ["${Secret}:username::", database_secret],
-        "DB_PASSWORD": ["${Secret}:password::", database_secret],
     }
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_a_service_signs_in_to_the_database_as_its_own_user_only(stacks, env) -> None:
+    granted = statements(body_of(stacks, env, "api"), "TaskRole")["ConnectAsThisServicesDatabaseUser"]
+    assert granted["Action"] == ["rds-db:connect"]
+    assert granted["Resource"] == [
+        {
+            "Fn::Sub": [
+                "arn:${AWS::Partition}:rds-db:${AWS::Region}:${AWS::AccountId}:dbuser:${ResourceId}/svc_api",
+                {"ResourceId": {"Fn::ImportValue": f"shop-{env}-data-ClusterResourceId"}},
+            ]
+        }
+    ]
 
 
 def test_a_service_without_database_access_gets_no_database_settings(stacks) -> None:
     definition = container(body_of(stacks, "prod", "web"))
     names = {e["Name"] for e in definition.get("Environment", [])} | {s["Name"] for s in definition.get("Secrets", [])}
-    assert not names & {"DB_HOST", "DB_PORT", "DB_NAME", "DB_USERNAME", "DB_PASSWORD"}
+    assert not names & {"DB_HOST", "DB_PORT", "DB_NAME", "DB_USERNAME", "DB_AUTH", "DB_PASSWORD"}
+    assert "ConnectAsThisServicesDatabaseUser" not in statements(body_of(stacks, "prod", "web"), "TaskRole")
     assert "data-" not in stacks["prod"]["svc-web"].json
 
 
@@ -229,13 +245,13 @@ def test_execution_role_reaches_only_this_services_image_logs_and_secrets(stacks
         assert secret["Fn::Sub"].endswith(":secret:shop/api/payment-AbC123")  # exactly what ValueFrom names
         (parameter,) = allowed["ReadThisServicesParameters"]["Resource"]
         assert parameter["Fn::Sub"].endswith(":parameter/shop/api/signing-key")
-        assert allowed["ReadTheDatabaseSecret"]["Resource"] == [{"Fn::ImportValue": f"shop-{env}-data-SecretArn"}]
-        # in dr, the replica of prod's secret, encrypted with dr's own data key
-        decrypt = allowed["DecryptTheDatabaseSecret"]
-        assert decrypt["Action"] == ["kms:Decrypt"]
-        assert decrypt["Resource"] == [{"Fn::ImportValue": f"shop-{env}-keys-DataKeyArn"}]
-        assert decrypt["Condition"] == {
-            "StringEquals": {"kms:ViaService": {"Fn::Sub": "secretsmanager.${AWS::Region}.amazonaws.com"}}
+        # no database secret: the service signs in with IAM database authentication (its task role)
+        assert set(allowed) == {
+            "PullThisServicesImage",
+            "GetRegistryLoginToken",
+            "WriteThisServicesLogs",
+            "ReadThisServicesSecrets",
+            "ReadThisServicesParameters",
         }
     else:
         assert set(allowed) == {"PullThisServicesImage", "GetRegistryLoginToken", "WriteThisServicesLogs"}
@@ -253,6 +269,7 @@ def test_task_role_grants_nothing_the_settings_do_not(stacks, environments, env,
     settings = environments[env].services[service]
     granted = statements(body_of(stacks, env, service), "TaskRole")
     expected = ({"EcsExecSessionChannels"} if settings.exec else set()) | ASSET_GRANTS[settings.assets]
+    expected |= {"ConnectAsThisServicesDatabaseUser"} if settings.database_access else set()
     assert set(granted) == expected
 
 

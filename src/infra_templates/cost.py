@@ -249,6 +249,7 @@ FREE_TYPES = frozenset(
         "AWS::S3::BucketPolicy",
         "AWS::SNS::Topic",
         "AWS::SNS::TopicPolicy",
+        "AWS::SecretsManager::RotationSchedule",  # the secret and its rotation function are priced
         "AWS::SecretsManager::SecretTargetAttachment",
         "AWS::SQS::QueuePolicy",
         "AWS::WAFv2::LoggingConfiguration",

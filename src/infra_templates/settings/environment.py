@@ -19,6 +19,7 @@ from pydantic.json_schema import SkipJsonSchema
 from infra_templates import quotas
 from infra_templates.addons import Addons
 from infra_templates.catalog import zones_of
+from infra_templates.rules._data_api import data_api_problem
 from infra_templates.settings.common import (
     ENVIRONMENT_NAME,
     MAX_TAG_VALUE,
@@ -31,7 +32,7 @@ from infra_templates.settings.common import (
     check_region,
     quoted_string,
 )
-from infra_templates.settings.database import Database
+from infra_templates.settings.database import Database, ProvisionedCapacity
 from infra_templates.settings.delivery import Delivery, Deployment, Strategy
 from infra_templates.settings.dr import DisasterRecovery, Standby
 from infra_templates.settings.edge import CLOUDFRONT_REGION, Edge
@@ -152,10 +153,48 @@ class Environment(Strict):
             *self._architecture_problems(),
             *self._quota_problems(),
             *self._pre_release_problems(),
+            *self._database_user_problems(),
         ]
         if problems:
             raise ManyFieldsError(problems)
         return self
+
+    def _database_user_problems(self) -> list[FieldValueError]:
+        """Each service with ``database_access`` signs in as its own user, ``svc_<name>``, which the
+        data layer creates through the RDS Data API (rules/_data_api.py has its contract); a DR
+        environment's cluster receives the users with the data. MySQL user names are at most 32
+        characters ("User Names and Passwords", MySQL 8.0 Reference Manual)."""
+        users = sorted(name for name, service in self.services.items() if service.database_access)
+        if not users or self.dr is not None:
+            return []
+        database = self.database
+        instance_class = (
+            database.capacity.instance_class if isinstance(database.capacity, ProvisionedCapacity) else None
+        )
+        problem = data_api_problem(database.engine, database.engine_version, self.region, instance_class)
+        found = (
+            [
+                FieldValueError(
+                    ("services", users[0], "database_access"),
+                    f"needs the service's database user created through the RDS Data API, and {problem}",
+                    True,
+                )
+            ]
+            if problem
+            else []
+        )
+        if database.engine == "aurora-mysql":
+            found += [
+                FieldValueError(
+                    ("services", name, "database_access"),
+                    f"its database user svc_{name.replace('-', '_')} would be longer than MySQL's 32 characters; "
+                    "use a service name of at most 28",
+                    True,
+                )
+                for name in users
+                if len(name) > 28
+            ]
+        return found
 
     def _architecture_problems(self) -> list[FieldValueError]:
         """ARM64 tasks never run on Fargate Spot ("Linux tasks with the ARM64 architecture don't

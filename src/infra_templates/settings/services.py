@@ -41,9 +41,10 @@ SECRET_REFERENCE = r"^(secretsmanager:[A-Za-z0-9/_+=.@-]{1,512}(#[A-Za-z0-9_.-]+
 # (the end of its ARN). ECS takes the full ARN of a secret (ECS API reference, Secret.valueFrom).
 COMPLETE_SECRET_NAME = r"^secretsmanager:[A-Za-z0-9/_+=.@-]+-[A-Za-z0-9]{6}(#.*)?$"
 ENV_VAR_NAME = r"^[A-Za-z_][A-Za-z0-9_]{0,254}$"
-# What a service with database_access receives: host, port and name as variables, user and
-# password from the database's secret.
-DATABASE_VARIABLES = ("DB_HOST", "DB_PORT", "DB_NAME", "DB_USERNAME", "DB_PASSWORD")
+# What a service with database_access receives as variables: where the database is, the service's
+# own user and how it signs in (IAM database authentication: no password anywhere). DB_PASSWORD
+# stays reserved, so that no one sets one believing the application would use it.
+DATABASE_VARIABLES = ("DB_HOST", "DB_PORT", "DB_NAME", "DB_USERNAME", "DB_AUTH", "DB_REGION", "DB_PASSWORD")
 
 
 class Capacity(Strict):

@@ -345,7 +345,7 @@ aws cloudformation deploy \
   --parameter-overrides "DataKeyArn=$data_key_arn" "BackupVaultArn=$backup_vault_arn" \
   --tags Project=shop Environment=prod ManagedBy=infra-templates \
   "${changeset[@]}"
-# It holds PostgresqlLogGroup (AWS::Logs::LogGroup), DatabaseSecret (AWS::SecretsManager::Secret), Cluster (AWS::RDS::DBCluster), WriterInstance (AWS::RDS::DBInstance), ReaderInstance1 (AWS::RDS::DBInstance): deleting the stack must take a deliberate step.
+# It holds PostgresqlLogGroup (AWS::Logs::LogGroup), DatabaseSecret (AWS::SecretsManager::Secret), Cluster (AWS::RDS::DBCluster), WriterInstance (AWS::RDS::DBInstance), ReaderInstance1 (AWS::RDS::DBInstance), DatabaseUsersFunctionLogGroup (AWS::Logs::LogGroup), MasterRotationFunctionLogGroup (AWS::Logs::LogGroup): deleting the stack must take a deliberate step.
 if [[ "$review" == false ]]; then
   aws cloudformation update-termination-protection --enable-termination-protection \
     --stack-name shop-prod-data --region eu-west-1 >/dev/null
