@@ -21,8 +21,8 @@ $(STAMP): requirements.lock pyproject.toml
 
 venv: $(STAMP) ## create .venv with the pinned tools (done by every other target)
 
-templates: $(STAMP) dot ## write output/<env>/ for every environment (python generate.py), diagrams included
-	$(PY) generate.py
+templates: $(STAMP) dot ## write output/<env>/ for every environment (python generate.py), diagrams included (DIAGRAM_DETAIL=all: every resource)
+	$(PY) generate.py $(if $(DIAGRAM_DETAIL),--diagram-detail $(DIAGRAM_DETAIL))
 
 gate: templates ## run the gate on output/: wiring, limits, cfn-lint, checkov, IAM analysis, shellcheck
 	$(PY) generate.py check
@@ -32,6 +32,28 @@ deploy: ## deploy one environment: make deploy ENV=name [REVIEW=1: only create c
 	@test -n "$(ENV)" && { test "$(ENV)" = project || test -f "environments/$(ENV).yaml"; } || { echo "usage: make deploy ENV=name [REVIEW=1]; environments: $$(cd environments && ls *.yaml | grep -v '^defaults.yaml$$' | sed 's/\.yaml$$//' | tr '\n' ' ')project" >&2; exit 2; }
 	@$(MAKE) --no-print-directory gate
 	output/$(ENV)/deploy.sh $(if $(REVIEW),--review)
+
+# Day-2 commands: run the scripts make templates wrote into output/<env>/ (built first if missing).
+# ENV (and SERVICE) are checked first: a missing one fails at once, before anything is built.
+ENVIRONMENTS = $$(cd environments && ls *.yaml | grep -v '^defaults.yaml$$' | sed 's/\.yaml$$//' | tr '\n' ' ')project
+CHECK_ENV = test -n "$(ENV)" && { test "$(ENV)" = project || test -f "environments/$(ENV).yaml"; } || { echo "usage: make $@ ENV=name$(1); environments: $(ENVIRONMENTS)" >&2; exit 2; }
+DAY2 = test -x "output/$(ENV)/$(1)" || $(MAKE) --no-print-directory templates
+
+status: ## every stack of one environment in deploy order: status, drift, last failure: make status ENV=name
+	@$(call CHECK_ENV)
+	@$(call DAY2,status.sh)
+	@output/$(ENV)/status.sh
+
+logs: ## follow one service's log (aws logs tail, CLI v2): make logs ENV=name SERVICE=name [SINCE=1h]
+	@$(call CHECK_ENV, SERVICE=name [SINCE=1h])
+	@test -n "$(SERVICE)" || { echo "usage: make logs ENV=$(ENV) SERVICE=name [SINCE=1h]" >&2; exit 2; }
+	@$(call DAY2,logs.sh)
+	@SINCE="$(SINCE)" output/$(ENV)/logs.sh "$(SERVICE)"
+
+destroy: ## delete one environment's stacks (states what is kept first; asks for ENV typed back): make destroy ENV=name [CONFIRM=name]
+	@$(call CHECK_ENV, [CONFIRM=name])
+	@$(call DAY2,destroy.sh)
+	@CONFIRM="$(CONFIRM)" output/$(ENV)/destroy.sh
 
 schema: $(STAMP) ## write schema/environment.schema.json (editor support) from the settings models
 	$(PY) generate.py schema
@@ -74,7 +96,7 @@ format: $(STAMP) ## format the code with ruff
 clean: ## remove output/ and the virtual environment
 	rm -rf output $(VENV)
 
-.PHONY: help venv templates gate deploy schema diff cost lint unit unit-fast test golden format clean
+.PHONY: help venv templates gate deploy status logs destroy schema diff cost lint unit unit-fast test golden format clean
 
 dot: ## install Graphviz's dot (Debian package graphviz, as root) when it is missing
 	@command -v dot >/dev/null || (apt-get update && apt-get install -y graphviz)

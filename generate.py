@@ -2,11 +2,12 @@
 """infra-templates: environment files in, CloudFormation templates out, checked before upload.
 
     python generate.py [--env NAME ...] [--output DIR] [--quiet] [--diagrams all|dot|none]
-                                                                     write output/<env>/ and its diagrams (default)
+                       [--diagram-detail traffic|all]                write output/<env>/ and its diagrams (default)
     python generate.py check [--env NAME ...] [--output DIR]         run the gate on written output
     python generate.py diff [--env NAME ...] [--against DIR]         preview changes against DIR (output/)
     python generate.py schema [--check]                              write the environment files' JSON Schema
-    python generate.py diagram [--env NAME ...] [--output DIR] [--dot-only]  draw output/<env>/architecture.*
+    python generate.py diagram [--env NAME ...] [--output DIR] [--dot-only] [--diagram-detail traffic|all]
+                                                                     draw output/<env>/architecture.*
     python generate.py cost [--env NAME ...] [--output DIR] [--against DIR]    fixed monthly cost of written output
 
 Exit status: 0 done, 1 the gate found problems, 2 the settings were refused (nothing written) or
@@ -141,6 +142,14 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
             help="after writing, draw DIR/<folder>/architecture.*: all (DOT, and SVG and PNG when Graphviz's dot "
             "is installed; the default, as `make templates`), dot (the DOT source only), none",
         )
+    for sub in (parser, build, drawing):
+        sub.add_argument(
+            "--diagram-detail",
+            choices=("traffic", "all"),
+            default="traffic",
+            help="what an environment's diagram draws: traffic (the traffic paths, the default) or all (every "
+            "resource and reference); the project's sheet is always drawn whole",
+        )
     for sub in (parser, build, check, drawing, pricing):
         sub.add_argument(
             "--output", type=Path, default=ROOT / "output", metavar="DIR", help="output folder (default: output/)"
@@ -262,7 +271,7 @@ def run_schema(check: bool) -> int:
     return 0
 
 
-def run_diagram(names: list[str] | None, output: Path, dot_only: bool) -> int:
+def run_diagram(names: list[str] | None, output: Path, dot_only: bool, detail: str = "traffic") -> int:
     from infra_templates import diagram  # noqa: PLC0415 - each command imports only what it runs
 
     folders = [output / name for name in names] if names else sorted(p.parent for p in output.glob("*/manifest.json"))
@@ -271,7 +280,7 @@ def run_diagram(names: list[str] | None, output: Path, dot_only: bool) -> int:
         return 1
     try:
         for folder in folders:
-            diagram.write(folder, dot_only=dot_only)
+            diagram.write(folder, dot_only=dot_only, detail=detail)
     except diagram.DiagramError as error:
         print(f"diagram: {error}", file=sys.stderr)
         return 1
@@ -313,7 +322,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "schema":
         return run_schema(args.check)
     if args.command == "diagram":
-        return run_diagram(args.env, args.output, args.dot_only)
+        return run_diagram(args.env, args.output, args.dot_only, args.diagram_detail)
     if args.command == "cost":
         return run_cost(args.env, args.output, args.against)
     if args.command == "diff":
@@ -326,10 +335,10 @@ def build_and_draw(args: argparse.Namespace) -> int:
     status = run_build(args.env, args.settings, args.output, args.quiet)
     if status != 0 or args.diagrams == "none":
         return status
-    return _draw_built(args.env, args.output, args.diagrams, args.quiet)
+    return _draw_built(args.env, args.output, args.diagrams, args.quiet, args.diagram_detail)
 
 
-def _draw_built(names: list[str] | None, output: Path, diagrams: str, quiet: bool) -> int:
+def _draw_built(names: list[str] | None, output: Path, diagrams: str, quiet: bool, detail: str = "traffic") -> int:
     """The build draws the diagrams of what it wrote, as ``make templates`` does, so both leave the
     same files (a build swaps each folder whole: it used to drop the diagrams drawn into them). The
     DOT source needs nothing; SVG and PNG need Graphviz's ``dot``: without it only the DOT is
@@ -348,7 +357,7 @@ def _draw_built(names: list[str] | None, output: Path, diagrams: str, quiet: boo
     folders = [output / name for name in names] if names else sorted(p.parent for p in output.glob("*/manifest.json"))
     for folder in folders:
         try:
-            diagram.write(folder, dot_only=dot_only)
+            diagram.write(folder, dot_only=dot_only, detail=detail)
         except (diagram.DiagramError, OSError) as error:
             print(f"diagrams: {_relative(folder)} not drawn: {error}", file=sys.stderr)
     return 0

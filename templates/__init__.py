@@ -92,7 +92,7 @@ PROJECT_LAYERS: tuple[ProjectLayerSpec, ...] = (
 RUNNING: tuple[LayerSpec, ...] = (
     LayerSpec("keys", keys.build),
     LayerSpec("network", network.build, imports_from=("keys",)),
-    LayerSpec("security", security.build, imports_from=("network",)),
+    LayerSpec("security", security.build, imports_from=("keys", "network")),
     LayerSpec("data", data.build, imports_from=("keys", "network", "security")),
     LayerSpec("platform", platform.build, imports_from=("keys", "network", "security")),
     LayerSpec("dns", dns.build, imports_from=("platform",), when=dns.needed),

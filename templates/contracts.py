@@ -28,9 +28,19 @@ class Network:
 
 class Security:
     ALB_SECURITY_GROUP = ExportSpec("security", "AlbSecurityGroupId", "Security group of the load balancer")
+    ALB_HEALTH_CHECK_SECURITY_GROUP = ExportSpec(
+        "security", "AlbHealthCheckSecurityGroupId", "Second group of the first load balancer: Route 53 health checkers"
+    )
     DATABASE_SECURITY_GROUP = ExportSpec(
         "security", "DatabaseSecurityGroupId", "Security group of the database: its port, from services that may"
     )
+
+
+def alb_health_checked(env: Environment) -> bool:
+    """Whether the first load balancer also takes ``Security.ALB_HEALTH_CHECK_SECURITY_GROUP``:
+    behind CloudFront, in a primary whose DR environment fails the API name over by DNS (``dns``),
+    Route 53's health checkers need their own way in."""
+    return env.platform.ingress == "cloudfront" and env.standby is not None and env.standby.dns is not None
 
 
 class Platform:

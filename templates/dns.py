@@ -22,6 +22,10 @@ the safe side. The primary's check requests the API service's own health path
 (``dr.dns.health_check_path``), so a failure of another service behind the same load balancer
 does not move API traffic; the primary alias does not evaluate target health, which would fail over
 on any target group of the load balancer and bypass the gate.
+
+Behind CloudFront (``platform.ingress: cloudfront``) the primary's load balancer admits CloudFront
+only; its second security group (``security``: ``AlbHealthCheckSecurityGroup``) lets Route 53's
+health checkers make this check (the AWS-managed prefix list ``com.amazonaws.<region>.route53-healthchecks``).
 """
 
 from __future__ import annotations

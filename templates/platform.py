@@ -1,7 +1,12 @@
 """Platform layer: the ECS cluster (Fargate + Fargate Spot), the internet-facing ALB with HTTPS, its
-access-log bucket, and a WAF web ACL with AWS's managed rules and a rate limit."""
+access-log bucket, and a WAF web ACL with AWS's managed rules and a rate limit. Behind CloudFront
+(``platform.ingress: cloudfront``, the default) the ALB's security group admits CloudFront only
+(``security``), it has no port-80 listener, and the web ACL's rate limit counts the viewer's
+address CloudFront forwards in X-Forwarded-For."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from awacs import s3 as s3_actions
 from awacs.aws import Principal, StringEquals
@@ -13,7 +18,7 @@ from infra_templates.config import Environment, certificate_id
 from infra_templates.layer import LayerContext
 from infra_templates.naming import cluster_name
 from templates import connect
-from templates.contracts import Keys, Network, Platform, Security, for_load_balancer
+from templates.contracts import Keys, Network, Platform, Security, alb_health_checked, for_load_balancer
 
 TLS_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"  # TLS 1.3 and 1.2 with forward secrecy only
 ACCESS_LOG_PREFIX = "alb"
@@ -54,6 +59,8 @@ def build(env: Environment) -> Template:
             name=ctx.stack_name,
             scope="REGIONAL",
             rate_limit=env.platform.waf_rate_limit,
+            # Behind CloudFront every request comes from CloudFront's addresses: count the viewer's.
+            forwarded_ip=env.platform.ingress == "cloudfront",
             logs_key_arn=ctx.import_value(Keys.LOGS_KEY_ARN),
             retention_days=env.platform.log_retention_days,
         )
@@ -104,7 +111,7 @@ def _load_balancer(
             Scheme="internet-facing",
             IpAddressType="ipv4",
             Subnets=ctx.import_list(Network.PUBLIC_SUBNET_IDS),
-            SecurityGroups=[ctx.import_value(for_load_balancer(Security.ALB_SECURITY_GROUP, index))],
+            SecurityGroups=_security_groups(ctx, index),
             LoadBalancerAttributes=[
                 elb.LoadBalancerAttributes(Key=key, Value=value)
                 for key, value in (
@@ -122,7 +129,7 @@ def _load_balancer(
     )
     t.add_resource(_https_listener(f"HttpsListener{suffix}", env, alb, 443))
     _test_listener(t, ctx, alb, index)
-    if env.platform.http_redirect:
+    if env.platform.listens_http:
         t.add_resource(
             elb.Listener(
                 f"HttpRedirectListener{suffix}",
@@ -138,6 +145,15 @@ def _load_balancer(
             )
         )
     return alb
+
+
+def _security_groups(ctx: LayerContext, index: int) -> list[Any]:
+    """The load balancer's own group; the first also takes the Route 53 health checkers' group
+    when its DR environment fails the API name over by DNS behind CloudFront (``security``)."""
+    groups = [ctx.import_value(for_load_balancer(Security.ALB_SECURITY_GROUP, index))]
+    if index == 0 and alb_health_checked(ctx.env):
+        groups.append(ctx.import_value(Security.ALB_HEALTH_CHECK_SECURITY_GROUP))
+    return groups
 
 
 def _test_listener(t: Template, ctx: LayerContext, alb: elb.LoadBalancer, index: int) -> None:

@@ -3,7 +3,8 @@ the commands the output prints, without network: every API call is stopped after
 validated its parameters against the service model (``before-call``: no request leaves).
 
 ``commands(text)`` finds each ``aws …`` command in a shell script or a Markdown file (lines joined
-at a trailing backslash, cut at the first unquoted ``)``, ``|``, backquote, ``;``, ``&``, ``>``);
+at a trailing backslash, cut at the first unquoted ``)``, ``|``, backquote, ``;``, ``&``, ``>``, the
+file descriptor of a ``2>`` left out);
 ``run(argv)`` runs one through ``awscli.clidriver`` and returns the calls it would make."""
 
 from __future__ import annotations
@@ -90,7 +91,10 @@ def commands(line: str) -> Iterator[str]:
             elif char in _STOPS or (char == "#" and line[end - 1] == " "):
                 break
             end += 1
-        yield line[match.start() : end].strip()
+        command = line[match.start() : end].strip()
+        if line[end : end + 1] == ">":  # a redirection's file descriptor (``2>&1``) is the shell's, not an argument
+            command = re.sub(r"\s\d$", "", command)
+        yield command
 
 
 def split(command: str) -> list[str]:

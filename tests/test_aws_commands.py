@@ -1,12 +1,15 @@
-"""Every ``aws …`` command the output prints (deploy.sh, DEPLOY.md, RUNBOOK.md, the release
-READMEs) is one the real AWS CLI accepts: parsed by awscli's own argument parser, its API calls'
-parameters validated by botocore against the service models, no network (``tests/aws_cli.py``).
-And what a command names exists in the output, with that name, in that region: stacks (and the
-outputs a command reads of them), ECS clusters and services, Aurora clusters and global clusters,
-ECR repositories (in the registry's region or one it replicates to), secrets."""
+"""Every ``aws …`` command the output prints (deploy.sh, the day-2 scripts status.sh, logs.sh and
+destroy.sh, DEPLOY.md, RUNBOOK.md, the release READMEs) is one the real AWS CLI accepts: parsed by
+awscli's own argument parser, its API calls' parameters validated by botocore against the service
+models, no network (``tests/aws_cli.py``). ``aws logs tail``, an AWS CLI v2 command the v1 parser here
+lacks, is parsed against its documented synopsis instead (``V2_LOGS_TAIL``). And what a command names
+exists in the output, with that name, in that region: stacks (and the outputs a command reads of
+them), ECS clusters and services, Aurora clusters and global clusters, ECR repositories (in the
+registry's region or one it replicates to), secrets, log groups."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import re
 import shutil
@@ -18,7 +21,7 @@ from typing import Any
 
 import aws_cli
 import pytest
-from conftest import FIXTURES, SETTINGS
+from conftest import BUILT, FIXTURES, SETTINGS
 
 import generate
 
@@ -27,6 +30,8 @@ PLACEHOLDERS = {"<tag>": "0123456789abcdef", "<COMMIT_ID>": "0123456789abcdef", 
 ARN = re.compile(r"^arn:aws[a-z-]*:(?P<service>[a-z0-9-]+):(?P<region>[a-z0-9-]*):\d*:(?P<rest>.+)$")
 READ_OUTPUT = re.compile(r"OutputKey=='(?P<output>\w+)'")
 ASSIGNMENT = re.compile(r"^\s*(?P<var>[A-Za-z_]\w*)=\"?\$\(\s*aws ")
+# A script's variable with a default from the environment: since="${SINCE:-10m}" -> 10m.
+DEFAULTED = re.compile(r"^\s*(?P<var>[a-z_]\w*)=\"\$\{[A-Z_]+:-(?P<value>[^}\"]*)\}\"\s*$")
 
 
 @pytest.fixture(scope="module")
@@ -62,6 +67,7 @@ NAME_PROPERTIES = {
     "AWS::RDS::GlobalCluster": ("global-cluster", "GlobalClusterIdentifier"),
     "AWS::ECR::Repository": ("repository", "RepositoryName"),
     "AWS::SecretsManager::Secret": ("secret", "Name"),
+    "AWS::Logs::LogGroup": ("log-group", "LogGroupName"),
 }
 
 
@@ -128,6 +134,9 @@ def printed_commands(output: Path, inv: Inventory) -> Iterator[tuple[Printed, st
     """Every printed command of every file, with the problem of replacing its variables if any."""
     files = [
         *sorted(output.glob("*/deploy.sh")),
+        *sorted(output.glob("*/status.sh")),
+        *sorted(output.glob("*/logs.sh")),
+        *sorted(output.glob("*/destroy.sh")),
         *sorted(output.glob("*/DEPLOY.md")),
         *sorted(output.glob("*/RUNBOOK.md")),
         *sorted(output.glob("delivery/*/README.md")),
@@ -137,6 +146,8 @@ def printed_commands(output: Path, inv: Inventory) -> Iterator[tuple[Printed, st
         variables = {"here": str(file.parent), "account": inv.accounts.get(file.parent.name, "123456789012")}
         variables["IMAGE_TAG"] = PLACEHOLDERS["<tag>"]
         for number, line in aws_cli.logical_lines(file.read_text(encoding="utf-8")):
+            if defaulted := DEFAULTED.match(line):
+                variables[defaulted["var"]] = defaulted["value"]
             assigned = ASSIGNMENT.match(line)
             for command in aws_cli.commands(line):
                 text, problem = _substitute(command, variables, inv)
@@ -188,8 +199,44 @@ _runs: dict[tuple[str, ...], aws_cli.Result] = {}
 def _run(argv: list[str]) -> aws_cli.Result:
     key = tuple(argv)
     if key not in _runs:
-        _runs[key] = aws_cli.run(argv)
+        _runs[key] = _logs_tail(argv) if argv[:2] == ["logs", "tail"] else aws_cli.run(argv)
     return _runs[key]
+
+
+def _v2_logs_tail_parser() -> argparse.ArgumentParser:
+    """``aws logs tail`` as the AWS CLI v2 Command Reference documents it ("logs tail", Synopsis:
+    https://docs.aws.amazon.com/cli/latest/reference/logs/tail.html): a group name, then its own
+    options and the global ones a script may pass. An unknown option, or a --format outside the three
+    documented, is refused as the CLI refuses it."""
+    parser = argparse.ArgumentParser(prog="aws logs tail", add_help=False, exit_on_error=False, allow_abbrev=False)
+    parser.add_argument("group_name")
+    parser.add_argument("--since")
+    parser.add_argument("--follow", action="store_true")
+    parser.add_argument("--format", choices=("detailed", "short", "json"))
+    parser.add_argument("--filter-pattern")
+    parser.add_argument("--log-stream-names", nargs="+")
+    parser.add_argument("--log-stream-name-prefix")
+    parser.add_argument("--region", required=True)  # a script never relies on the machine's default region
+    parser.add_argument("--profile")
+    return parser
+
+
+V2_LOGS_TAIL = _v2_logs_tail_parser()
+
+
+def _logs_tail(argv: list[str]) -> aws_cli.Result:
+    """``logs tail`` parsed against its v2 synopsis: one call (FilterLogEvents, which it pages
+    through) with the group name and region, or refused."""
+    try:
+        args, unknown = V2_LOGS_TAIL.parse_known_args(argv[2:])
+    except (argparse.ArgumentError, SystemExit) as error:
+        return aws_cli.Result("exit 2", [], f"aws logs tail: {error}")
+    if unknown:
+        return aws_cli.Result("exit 2", [], f"aws logs tail: unknown options: {unknown}")
+    if args.since and not re.fullmatch(r"\d+[smhdw]|\d{4}-\d\d-\d\d.*", args.since):
+        return aws_cli.Result("exit 2", [], f"aws logs tail: --since {args.since} is not a time")
+    call = aws_cli.Call("logs", "FilterLogEvents", {"logGroupName": args.group_name}, args.region)
+    return aws_cli.Result(0, [call], "")
 
 
 def names_problems(printed: Printed, call: aws_cli.Call, inv: Inventory, created: set[str]) -> Iterator[str]:
@@ -203,6 +250,7 @@ def names_problems(printed: Printed, call: aws_cli.Call, inv: Inventory, created
         "rds": _rds_names,
         "ecr": _ecr_names,
         "secretsmanager": _secret_names,
+        "logs": _log_group_names,
     }.get(call.service)
     if checker is not None:
         yield from checker(printed, call.params, region, inv, created)
@@ -262,6 +310,12 @@ def _secret_names(_: Printed, params: dict[str, Any], region: str, inv: Inventor
         yield f"names secret {secret} in {region}, which the output does not create there"
 
 
+def _log_group_names(_: Printed, params: dict[str, Any], region: str, inv: Inventory, __: set[str]) -> Iterator[str]:
+    group = params.get("logGroupName")
+    if group and not inv.has("log-group", region, group):
+        yield f"names log group {group} in {region}, which the output does not create there"
+
+
 def _rds_cluster(value: str, region: str, inv: Inventory) -> Iterator[str]:
     arn = ARN.match(value)
     name, where = (arn["rest"].removeprefix("cluster:"), arn["region"]) if arn else (value, region)
@@ -314,6 +368,31 @@ def test_the_cli_validator_refuses_what_the_cli_refuses(
     assert aws_cli.run(argv).accepted is accepted
 
 
+@pytest.mark.parametrize(
+    ("argv", "accepted"),
+    [
+        (["logs", "tail", "g", "--region", "eu-west-1", "--follow", "--since", "10m", "--format", "short"], True),
+        (["logs", "tail", "g", "--region", "eu-west-1", "--format", "brief"], False),  # not a documented format
+        (["logs", "tail", "g", "--region", "eu-west-1", "--folow"], False),  # unknown option
+        (["logs", "tail", "--region", "eu-west-1"], False),  # no group
+        (["logs", "tail", "g", "--region", "eu-west-1", "--since", "soon"], False),
+    ],
+)  # fmt: skip
+def test_the_logs_tail_synopsis_refuses_what_the_v2_cli_refuses(argv: list[str], accepted: bool) -> None:
+    assert _logs_tail(argv).accepted is accepted
+
+
+def test_the_day2_scripts_are_checked_and_name_each_service_log_group(output: Path) -> None:
+    """logs.sh tails each service's own log group (in the inventory), so the test above covers it."""
+    inv = inventory(output)
+    text = (output / "prod" / "logs.sh").read_text(encoding="utf-8")
+    tails = [c for _, line in aws_cli.logical_lines(text) for c in aws_cli.commands(line) if " logs tail " in c]
+    assert len(tails) == len(BUILT.environments["prod"].services) >= 2
+    for command in tails:
+        group = aws_cli.split(command)[2]
+        assert inv.has("log-group", "eu-west-1", group), command
+
+
 def test_extraction_joins_continued_lines_and_stops_where_the_shell_does() -> None:
     text = 'x="$(aws cloudformation describe-stacks \\\n  --stack-name a --query "S[?K==\'v\'].O" --output text)"\n'
     [(number, line)] = list(aws_cli.logical_lines(text))
@@ -324,4 +403,7 @@ def test_extraction_joins_continued_lines_and_stops_where_the_shell_does() -> No
     assert list(aws_cli.commands("command -v aws >/dev/null || exit 1")) == []
     assert list(aws_cli.commands("aws ecr get-login-password --region r | docker login")) == [
         "aws ecr get-login-password --region r"
+    ]
+    assert list(aws_cli.commands('x="$(aws sts get-caller-identity --output text 2>&1)"')) == [
+        "aws sts get-caller-identity --output text"
     ]

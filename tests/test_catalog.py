@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
+from typing import Any
 
 import pytest
 from cfnlint.helpers import AVAILABILITY_ZONES
@@ -12,6 +14,7 @@ from cfnlint.schema import PROVIDER_SCHEMA_MANAGER
 from conftest import ROOT
 
 from infra_templates import catalog
+from infra_templates.config import FARGATE_SIZES
 
 # Every resource type a shipped layer uses and one the deployer reads permissions for, in the
 # regions the shipped environments use; one region cfn-lint has no table of its own for.
@@ -49,3 +52,74 @@ def test_generation_does_not_import_cfn_lint() -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
+
+
+# --- instance classes and Fargate sizes: what the settings accept is what cfn-lint accepts ------
+
+
+def _lint(resources: dict[str, dict[str, Any]], region: str) -> list[Any]:
+    from cfnlint.api import ManualArgs, lint  # noqa: PLC0415  (imports the whole linter: only here)
+
+    template = {"AWSTemplateFormatVersion": "2010-09-09", "Resources": resources}
+    return list(lint(json.dumps(template), config=ManualArgs(regions=[region])))
+
+
+@pytest.mark.parametrize("engine", ["aurora-postgresql", "aurora-mysql"])
+def test_instance_classes_are_those_cfn_lint_accepts(engine: str) -> None:
+    region, version = "eu-west-1", catalog.aurora_versions(engine)[-1]
+    offered = catalog.database_instance_classes(engine, region, version)
+    assert "db.r7g.large" in offered and len(offered) > 20
+    # every class cfn-lint knows for some engine in the region, but not offered for this one
+    refused = sorted(set().union(*catalog._classes_by_region(region).values()) - set(offered))[:5]
+    assert refused
+    chosen = [offered[0], offered[len(offered) // 2], offered[-1], *refused]
+
+    def instance(instance_class: str) -> dict[str, Any]:
+        properties = {"Engine": engine, "EngineVersion": version, "DBInstanceClass": instance_class}
+        return {"Type": "AWS::RDS::DBInstance", "Properties": {**properties, "DBClusterIdentifier": "c"}}
+
+    matches = _lint({f"I{i}": instance(c) for i, c in enumerate(chosen)}, region)
+    flagged = {m.path[1] for m in matches if m.rule.id in ("E3025", "E3062")}
+    assert flagged == {f"I{i}" for i in range(3, len(chosen))}
+
+
+def test_an_unknown_region_or_engine_refuses_nothing() -> None:
+    assert catalog.database_instance_classes("aurora-postgresql", "nowhere-1", "16.4") == ()
+    assert catalog.database_instance_classes("no-engine", "eu-west-1", "1") == ()
+
+
+def test_fargate_sizes_are_the_pairs_cfn_lint_accepts() -> None:
+    pairs = [(cpu, memory) for cpu, sizes in FARGATE_SIZES.items() for memory in sizes]
+    outside = [(256, 4096), (1024, 1024), (4096, 31744), (16384, 16384)]
+
+    def task(cpu: int, memory: int) -> dict[str, Any]:
+        return {
+            "Type": "AWS::ECS::TaskDefinition",
+            "Properties": {
+                "Cpu": str(cpu),
+                "Memory": str(memory),
+                "RequiresCompatibilities": ["FARGATE"],
+                "NetworkMode": "awsvpc",
+                "ContainerDefinitions": [{"Name": "app", "Image": "nginx"}],
+            },
+        }
+
+    cases = [*pairs, *outside]
+    matches = _lint({f"T{i}": task(*pair) for i, pair in enumerate(cases)}, "eu-west-1")
+    flagged = {m.path[1] for m in matches if m.rule.id.startswith("E")}
+    assert flagged == {f"T{i}" for i in range(len(pairs), len(cases))}
+
+
+@pytest.mark.parametrize(("value", "choices", "expected"), [
+    ("db.t4g.medum", ("db.t4g.medium", "db.t4g.large", "db.r7g.large"), ["db.t4g.medium"]),
+    ("db.r7g.lage", ("db.r6g.xlarge", "db.r7g.large", "db.r7g.xlarge"), ["db.r7g.large"]),
+])  # fmt: skip
+def test_nearest_names_the_closest_first(value: str, choices: tuple[str, ...], expected: list[str]) -> None:
+    assert catalog.nearest(value, choices)[: len(expected)] == expected
+
+
+def test_nearest_numbers() -> None:
+    assert catalog.nearest_numbers(1000, FARGATE_SIZES) == [512, 1024]
+    assert catalog.nearest_numbers(3000, FARGATE_SIZES[512]) == [2048, 3072]
+    assert catalog.nearest_numbers(4096, FARGATE_SIZES[256]) == [2048]  # above the range: its top only
+    assert catalog.nearest_numbers(100, FARGATE_SIZES) == [256]

@@ -265,6 +265,8 @@ def broken_output(folder: Path) -> Path:
     manifest["stacks"][0]["imports"] = ["nobody-Export"]
     manifest_path.write_text(json.dumps(manifest))
     (folder / "test" / "deploy.sh").write_text("#!/usr/bin/env bash\necho $1\n")
+    for script in checks.SHELL_SCRIPTS[1:]:  # the day-2 scripts: present and clean
+        (folder / "test" / script).write_text('#!/usr/bin/env bash\necho "$1"\n')
     return folder
 
 
@@ -298,7 +300,8 @@ def test_the_gate_passes_a_clean_output_and_says_so(tmp_path: Path) -> None:
         },
     }
     output = write_output(tmp_path, body)
-    (output / "test" / "deploy.sh").write_text('#!/usr/bin/env bash\necho "$1"\n')
+    for script in checks.SHELL_SCRIPTS:
+        (output / "test" / script).write_text('#!/usr/bin/env bash\necho "$1"\n')
     lines: list[str] = []
     status = checks.run_gate(output, lines.append)
     assert status == 0, lines

@@ -216,10 +216,12 @@ def test_services_merge_per_key_so_environments_override_counts(environments) ->
 
 
 @pytest.mark.parametrize(("cpu", "memory", "message"), [
-    (300, 512, "services.web.cpu = 300: is not a Fargate CPU size; use one of 256, 512"),
-    (256, 4096, "services.web.memory = 4096: is not a size Fargate accepts with cpu 256; use 512 to 2048"),
-    (1024, 1500, "services.web.memory = 1500: is not a size Fargate accepts with cpu 1024; use 2048 to 8192 "
-                 "in steps of 1024"),
+    (300, 512, "services.web.cpu = 300: is not a Fargate CPU size (did you mean 256 or 512?); use one of 256, 512"),
+    (256, 4096, "services.web.memory = 4096: is not a size Fargate accepts with cpu 256 (did you mean 2048?); "
+                "use 512 to 2048"),
+    (1024, 1500, "services.web.memory = 1500: is not a size Fargate accepts with cpu 1024 (did you mean 2048?); "
+                 "use 2048 to 8192 in steps of 1024"),
+    (1024, 9000, "services.web.memory = 9000: is not a size Fargate accepts with cpu 1024 (did you mean 8192?)"),
 ])  # fmt: skip
 def test_cpu_and_memory_must_be_a_fargate_size(settings_dir: Path, cpu: int, memory: int, message: str) -> None:
     edit_yaml(settings_dir / "staging.yaml", services__web__cpu=cpu, services__web__memory=memory)
@@ -329,9 +331,13 @@ def test_certificate_from_another_region_is_refused(settings_dir: Path) -> None:
     assert "an ALB can only use a certificate from its own account and region" in refusal(settings_dir)
 
 
-def test_cloudfront_ingress_needs_the_prefix_list(settings_dir: Path) -> None:
-    edit_yaml(settings_dir / "staging.yaml", platform__ingress="cloudfront")
-    assert "platform.cloudfront_prefix_list_id: is required when ingress is 'cloudfront'" in refusal(settings_dir)
+def test_a_prefix_list_id_is_refused_with_internet_ingress(settings_dir: Path) -> None:
+    edit_yaml(
+        settings_dir / "staging.yaml", platform__ingress="internet", platform__cloudfront_prefix_list_id="pl-4fa04526"
+    )
+    assert "platform.cloudfront_prefix_list_id = 'pl-4fa04526': is only used when ingress is 'cloudfront'" in refusal(
+        settings_dir
+    )
 
 
 def test_registry_must_be_the_same_for_every_environment(settings_dir: Path) -> None:

@@ -39,7 +39,7 @@ def test_container_insights_refuses_other_values(settings_dir: Path) -> None:
 
 
 def test_the_load_balancer_web_acl_may_go_only_behind_cloudfronts(settings_dir: Path) -> None:
-    edit_yaml(settings_dir / "staging.yaml", platform__waf={"load_balancer": False})
+    edit_yaml(settings_dir / "staging.yaml", platform__ingress="internet", platform__waf={"load_balancer": False})
     message = refusal(settings_dir)
     assert "staging.yaml: platform.waf.load_balancer" in message
     assert "ingress: cloudfront" in message
@@ -61,7 +61,6 @@ def test_behind_cloudfront_the_load_balancer_web_acl_can_go(settings_dir: Path) 
         platform__ingress="cloudfront",
         platform__cloudfront_prefix_list_id="pl-4fa04526",
         platform__waf={"load_balancer": False},
-        platform__http_redirect=False,  # two origin-facing prefix-list rules would weigh 110 of 60 (quotas)
     )
     body = platform.build(load_environment("staging", settings_dir)).to_dict()
     assert not resources(body, "AWS::WAFv2::WebACL")

@@ -7,7 +7,9 @@ import copy
 import html
 import json
 import os
+import re
 import shutil
+import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -30,9 +32,10 @@ def built_stacks(env: str) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
     return described, {entry["name"]: bodies[entry["name"]] for entry in described["stacks"]}
 
 
-def draw(env: str, bodies: dict[str, dict[str, Any]] | None = None) -> diagram.Diagram:
+def draw(env: str, bodies: dict[str, dict[str, Any]] | None = None, detail: str = "traffic") -> diagram.Diagram:
     described, built = built_stacks(env)
-    return diagram.build(described, diagram.stack_docs(described, bodies or built, BUILT.project.account_id))
+    docs = diagram.stack_docs(described, bodies or built, BUILT.project.account_id)
+    return diagram.build(described, docs, "all" if env == "project" else detail)
 
 
 def without(env: str, stack: str, logical: str) -> diagram.Diagram:
@@ -73,18 +76,21 @@ def test_one_node_per_subnet_tier_and_zone(env) -> None:
     drawn = draw(env)
     zones = "abc"[: BUILT.environments[env].network.availability_zones]
     assert set(drawn.subnets) == {(tier, zone) for tier in ("public", "private", "data") for zone in zones}
-    for (tier, _), node in drawn.subnets.items():
-        assert drawn.place[node][-1] == f"{tier} tier"
+    for (tier, zone), node in drawn.subnets.items():
+        assert drawn.place[node][-1] == f"zone {zone}"  # zones are the columns
+        assert drawn.tier[node] == tier  # tiers the rows
 
 
 def test_resources_sit_in_the_tier_of_their_subnets_and_regions_are_clusters() -> None:
     drawn = draw("prod")
-    assert drawn.place[ALB][-1] == "public tier"
-    assert drawn.place[DATABASE][-1] == "data tier"
-    assert all(drawn.place[service(n)][-1] == "private tier" for n in BUILT.environments["prod"].services)
+    assert drawn.tier[ALB] == "public"
+    assert drawn.tier[DATABASE] == "data"
+    assert all(drawn.tier[service(n)] == "private" for n in BUILT.environments["prod"].services)
+    assert drawn.place[ALB][-1].startswith("VPC ")  # in its VPC, on its tier's row
     assert drawn.place[f"{PROD}-edge-waf/WebAcl"][0] == "account 333333333333, us-east-1"
     registry = BUILT.project
-    assert drawn.place["shop-registry/RegistryKey"][0] == f"account {registry.account_id}, {registry.region}"
+    project = draw("project")
+    assert project.place["shop-registry/RegistryKey"][0] == f"account {registry.account_id}, {registry.region}"
 
 
 def test_arrows_follow_the_security_groups() -> None:
@@ -97,7 +103,9 @@ def test_arrows_follow_the_security_groups() -> None:
         assert drawn.arrows(service(name), DATABASE) == expected
     assert any(s.database_access for s in services.values())
     assert not all(s.database_access for s in services.values())  # both cases above were exercised
-    assert drawn.arrows("peer:0.0.0.0/0", ALB) == ["tcp 443", "tcp 80"]
+    # Behind CloudFront (the default): CloudFront's origin-facing list on 443, nothing from the internet.
+    assert drawn.arrows("peer:prefix list CloudFront", ALB) == ["tcp 443"]
+    assert drawn.arrows("peer:0.0.0.0/0", ALB) == []
     # service to service: api calls the payments backend through Service Connect, and nothing else does
     assert drawn.arrows(service("api"), service("payments")) == ["tcp 9000"]
     assert drawn.arrows(service("web"), service("payments")) == []
@@ -132,11 +140,10 @@ def test_a_cloudfront_only_alb_is_reached_from_the_prefix_list() -> None:
     _, bodies = built_stacks("prod")
     bodies = copy.deepcopy(bodies)
     rule = bodies[f"{PROD}-security"]["Resources"]["AlbHttpsIngress"]["Properties"]
-    del rule["CidrIp"]
-    rule["SourcePrefixListId"] = "pl-4fa04526"
+    rule["SourcePrefixListId"] = "pl-4fa04526"  # an id given in the settings instead of the lookup
     drawn = draw("prod", bodies)
     assert drawn.arrows("peer:pl-4fa04526", ALB) == ["tcp 443"]
-    assert drawn.arrows("peer:0.0.0.0/0", ALB) == ["tcp 80"]
+    assert drawn.arrows("peer:prefix list CloudFront", ALB) == []
 
 
 def test_a_new_layer_appears_by_resource_type() -> None:
@@ -147,11 +154,39 @@ def test_a_new_layer_appears_by_resource_type() -> None:
     platform["Alerts"] = {"Type": "AWS::SNS::Topic", "Properties": {}}
     for i in range(5):
         platform[f"Alarm{i}"] = {"Type": "AWS::CloudWatch::Alarm", "Properties": {"AlarmActions": [{"Ref": "Alerts"}]}}
-    drawn = draw("prod", bodies)
+    drawn = draw("prod", bodies, detail="all")
     assert "SNS Topic" in drawn.nodes[f"{PROD}-platform/Alerts"]
     alarms = f"{PROD}-platform/AWS::CloudWatch::Alarm"
     assert drawn.nodes[alarms].startswith("5 x CloudWatch Alarm")
     assert (alarms, f"{PROD}-platform/Alerts", "ref") in drawn.references
+
+
+def test_each_sheet_draws_its_own_stacks_only() -> None:
+    """The project's stacks have their own sheet; a DR partner's stacks are on the partner's."""
+    prod, project, dr = draw("prod", detail="all"), draw("project"), draw("dr", detail="all")
+    stacks = {node.split("/")[0] for node in prod.nodes if not node.startswith("peer:")}
+    assert stacks and all(name.startswith(f"{PROD}-") for name in stacks)
+    assert {node.split("/")[0] for node in project.nodes} >= {"shop-registry", "shop-delivery"}
+    assert not any(node.startswith(f"{PROD}-") for node in dr.nodes)
+
+
+def test_traffic_paths_by_default_everything_on_request() -> None:
+    traffic, everything = draw("prod"), draw("prod", detail="all")
+    assert traffic.flows == everything.flows  # every security-group arrow is a traffic path
+    assert set(traffic.nodes) < set(everything.nodes)
+    assert not [r for r in traffic.references if r[0] != f"{PROD}-edge/Distribution"]  # only the CDN's origins
+    assert len(traffic.flows) + len(traffic.references) < 40 < len(everything.flows) + len(everything.references)
+    assert f"{PROD}-keys/DataKey" in everything.nodes and f"{PROD}-keys/DataKey" not in traffic.nodes
+    with pytest.raises(diagram.DiagramError):
+        draw("prod", detail="some")
+
+
+def test_the_legend_names_what_the_sheet_draws() -> None:
+    source = diagram.dot_source(draw("prod"))
+    assert "<B>Legend</B> (traffic)" in source
+    assert "traffic the security groups allow" in source and "a CDN origin given as a host name" in source
+    assert "trapezium" in source.split("<B>Legend</B>")[1] and "load balancer" in source
+    assert "security groups allow" not in diagram.dot_source(draw("project"))  # no such arrow there
 
 
 @pytest.mark.parametrize("env", [*ENVIRONMENTS, "project"])
@@ -166,6 +201,21 @@ def _draw_output(output: Path, seed: str) -> dict[str, bytes]:
     command = [sys.executable, str(ROOT / "generate.py"), "diagram", "--output", str(output), "--env", "prod"]
     subprocess.run(command, check=True, env=env, capture_output=True)
     return {name: (output / "prod" / name).read_bytes() for name in diagram.FILES}
+
+
+@pytest.mark.slow  # Graphviz draws prod's diagram: ~2 s
+def test_prods_sheet_fits_a_page_width_with_its_legend_and_zones_in_order(tmp_path: Path, generated: Generated) -> None:
+    """Issue 19: the sheet was 2,663 x 7,553 px with 152 edges. Needs Graphviz's dot (not skipped)."""
+    output = tmp_path / "output"
+    shutil.copytree(generated.output, output)
+    drawn = _draw_output(output, "1")
+    width, height = struct.unpack(">II", drawn["architecture.png"][16:24])  # the PNG's IHDR chunk
+    assert width <= 2000 and height <= 1500, (width, height)
+    text = html.unescape(drawn["architecture.svg"].decode())
+    assert "Legend" in text
+    xs = {zone: float(x) for x, zone in re.findall(r'<text[^>]* x="([\d.]+)"[^>]*>zone ([a-c])</text>', text)}
+    assert sorted(xs, key=xs.__getitem__) == ["a", "b", "c"]  # the zones' columns, left to right
+    assert text.count('class="edge"') < 60
 
 
 @pytest.mark.slow  # Graphviz draws prod's diagram four times: ~5 s

@@ -339,16 +339,14 @@ def test_without_dns_settings_there_are_no_failover_records(settings_dir: Path) 
     assert "dns" not in build_all(settings_dir).stacks["prod"]
 
 
-def test_dns_failover_behind_a_cloudfront_only_load_balancer_is_refused(settings_dir: Path) -> None:
-    edit_yaml(
-        settings_dir / "prod.yaml",
-        platform__ingress="cloudfront",
-        platform__cloudfront_prefix_list_id="pl-4fa04526",
-        platform__http_redirect=False,  # two origin-facing prefix-list rules would weigh 110 of 60
-    )
-    message = project_refusal(settings_dir)
-    assert "dr.yaml: dr.dns: Route 53 checks prod's load balancer from the internet" in message
-    assert "set platform.ingress: internet in prod.yaml or remove dr.dns" in message
+def test_dns_failover_behind_cloudfront_admits_route53s_checkers_on_the_primary_only(settings_dir: Path) -> None:
+    """Behind CloudFront (the default) the primary's load balancer takes a second group that admits
+    Route 53's health checkers, so the failover check can pass; with ``ingress: internet`` it needs none."""
+    built = build_all(settings_dir).stacks
+    assert "AlbHealthCheckSecurityGroup" in built["prod"]["security"].body["Resources"]
+    assert "AlbHealthCheckSecurityGroup" not in built["dr"]["security"].body["Resources"]
+    edit_yaml(settings_dir / "prod.yaml", platform__ingress="internet")
+    assert "AlbHealthCheckSecurityGroup" not in build_all(settings_dir).stacks["prod"]["security"].body["Resources"]
 
 
 def test_a_malformed_hosted_zone_id_is_refused(settings_dir: Path) -> None:

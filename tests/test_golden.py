@@ -19,7 +19,7 @@ PINNED_STATEFUL_IDS = {
     "deployer": set(),
     "keys": {"LogsKey", "DataKey", "BackupVault"},
     "network": {"FlowLogGroup", "DefaultSecurityGroupCloserLogGroup"},
-    "security": set(),
+    "security": {"PrefixListLookupLogGroup"},  # the prefix-list lookup's logs (every environment is behind CloudFront)
     "data": {"Cluster", "PostgresqlLogGroup"},
     "platform": {"AccessLogBucket", "WafLogGroup"},
     "edge-waf": {"LogsKey", "WafLogGroup"},

@@ -370,6 +370,8 @@ def gate_folder(tmp_path: Path, script: str | None) -> Path:
     (folder / "manifest.json").write_text(json.dumps({"environment": "test", "stacks": []}))
     if script is not None:
         (folder / "deploy.sh").write_text(script)
+        for day2 in checks.SHELL_SCRIPTS[1:]:  # status.sh, logs.sh, destroy.sh: present and clean
+            (folder / day2).write_text('#!/usr/bin/env bash\necho "${1:-}"\n')
     return output
 
 
@@ -387,8 +389,9 @@ def test_shellcheck_step_accepts_a_clean_script(tmp_path: Path) -> None:
 
 def test_shellcheck_step_requires_a_script_per_environment(tmp_path: Path) -> None:
     output = gate_folder(tmp_path, None)
-    (problem,) = checks.check_shellcheck(checks.load_manifests(output))
-    assert problem.message == "is missing: run `make templates`"
+    problems = checks.check_shellcheck(checks.load_manifests(output))
+    assert [Path(p.where).name for p in problems] == list(checks.SHELL_SCRIPTS)  # deploy.sh and the day-2 scripts
+    assert all(p.message == "is missing: run `make templates`" for p in problems)
 
 
 def test_gate_fails_when_shellcheck_is_missing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

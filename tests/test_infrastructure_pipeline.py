@@ -323,6 +323,16 @@ def test_the_execution_role_may_do_exactly_what_its_resource_types_need(env: str
     # Where the stacks are, us-east-1 (global services), and where their resources act (a replica).
     acting = {r for s in stacks for r in acting_regions(s.body)}
     regions = sorted({s.region for s in stacks if s.layer != "deployer"} | {"us-east-1"} | acting)
+    fences = [s for s in execution_statements(env) if s["Sid"] == "StayInTheEnvironmentsRegions"]
+    assert fences == [
+        {
+            "Sid": "StayInTheEnvironmentsRegions",
+            "Effect": "Deny",
+            "Action": ["*"],
+            "Resource": ["*"],
+            "Condition": {"StringNotEquals": {"aws:RequestedRegion": regions}},
+        }
+    ]
     for statement in execution_statements(env):
         listed = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
         if statement["Effect"] == "Deny":
@@ -333,8 +343,6 @@ def test_the_execution_role_may_do_exactly_what_its_resource_types_need(env: str
             continue
         assert all("*" not in a for a in listed), statement["Sid"]  # no service:* and never *:*
         allowed.update(listed)
-        if statement["Sid"] not in ROLE_STATEMENTS:
-            assert statement["Condition"] == {"StringEquals": {"aws:RequestedRegion": regions}}
     assert allowed == wanted
 
 

@@ -115,14 +115,14 @@ SELF_RESOURCE_POLICIES = {"AWS::KMS::Key", "AWS::ECR::Repository"}
 
 
 def is_execution_policy(env: str, layer: str, holder: str, statement: dict) -> bool:
-    """The deployer's CloudFormation role: it creates resources that do not exist yet, most with
-    generated names, so it names no resource; instead its actions are exactly the handler
-    permissions of the environment's resource types, and only in the regions its stacks use
-    (tests/test_infrastructure_pipeline.py checks both)."""
+    """The deployer's CloudFormation role's statements on "*": the actions IAM's data lists without
+    a resource type and those newer than that data (tests/test_deployer_scope.py proves the routes
+    against IAM's data; tests/test_infrastructure_pipeline.py that the actions are exactly the
+    handler permissions, in the regions the stacks use)."""
     return (
         layer == "deployer"
         and holder.startswith("ExecutionPolicy")
-        and "aws:RequestedRegion" in statement.get("Condition", {}).get("StringEquals", {})
+        and statement["Sid"].startswith(("UseActionsWithoutResourceTypes", "UseActionsNewerThanIamData"))
     )
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import ENVIRONMENTS, resources
+from conftest import ENVIRONMENTS, build_all, edit_yaml, resources
 
 
 def attributes(body: dict) -> dict[str, object]:
@@ -59,8 +59,14 @@ def test_https_listener_uses_a_modern_policy_the_settings_certificate_and_a_404_
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)
-def test_http_only_redirects_to_https(stacks, env) -> None:
-    listener = stacks[env]["platform"].body["Resources"]["HttpRedirectListener"]["Properties"]
+def test_behind_cloudfront_there_is_no_port_80(stacks, env) -> None:
+    assert "HttpRedirectListener" not in stacks[env]["platform"].body["Resources"]
+
+
+def test_with_internet_ingress_http_only_redirects_to_https(settings_dir) -> None:
+    edit_yaml(settings_dir / "staging.yaml", platform__ingress="internet")
+    body = build_all(settings_dir).stacks["staging"]["platform"].body
+    listener = body["Resources"]["HttpRedirectListener"]["Properties"]
     (action,) = listener["DefaultActions"]
     assert action == {
         "Type": "redirect",

@@ -17,18 +17,31 @@ def rules(body: dict, kind: str) -> list[dict]:
     return [r["Properties"] for r in resources(body, f"AWS::EC2::SecurityGroup{kind}").values()]
 
 
+CLOUDFRONT = {"Fn::GetAtt": ["ManagedPrefixLists", "CloudFront"]}
+
+
 @pytest.mark.parametrize("env", ENVIRONMENTS)
-def test_alb_accepts_https_and_http_from_the_internet_only(stacks, environments, env) -> None:
+def test_alb_accepts_https_from_cloudfront_only_by_default(stacks, environments, env) -> None:
     body = stacks[env]["security"].body
     into_alb = [r for r in rules(body, "Ingress") if group_id(r["GroupId"]) == "AlbSecurityGroup"]
     test_listener = [(8443, 8443, str(environments[env].network.cidr))] if env != "dev" else []  # VPC only
-    assert sorted((r["FromPort"], r["ToPort"], r["CidrIp"]) for r in into_alb) == sorted(
-        [
-            (80, 80, "0.0.0.0/0"),
-            (443, 443, "0.0.0.0/0"),
-            *test_listener,
-        ]
+    assert sorted((r["FromPort"], r["ToPort"], r.get("CidrIp") or r["SourcePrefixListId"]) for r in into_alb) == sorted(
+        [(443, 443, CLOUDFRONT), *test_listener], key=str
     )
+    names = body["Resources"]["ManagedPrefixLists"]["Properties"]["Names"]
+    assert names["CloudFront"] == "com.amazonaws.global.cloudfront.origin-facing"
+
+
+def test_alb_accepts_https_and_http_from_the_internet_with_ingress_internet(settings_dir) -> None:
+    edit_yaml(settings_dir / "staging.yaml", platform__ingress="internet")
+    body = build_all(settings_dir).stacks["staging"]["security"].body
+    into_alb = [r for r in rules(body, "Ingress") if group_id(r["GroupId"]) == "AlbSecurityGroup"]
+    assert sorted((r["FromPort"], r["CidrIp"]) for r in into_alb) == [
+        (80, "0.0.0.0/0"),
+        (443, "0.0.0.0/0"),
+        (8443, "10.20.0.0/16"),
+    ]
+    assert "ManagedPrefixLists" not in body["Resources"]  # nothing to look up
 
 
 def service_rules(stacks, env: str, service: str, kind: str) -> list[dict]:
@@ -112,14 +125,8 @@ def test_every_group_starts_closed_and_every_rule_is_described(stacks, env) -> N
         assert len(rule["Description"]) > 10
 
 
-def test_cloudfront_only_ingress_uses_the_managed_prefix_list(settings_dir) -> None:
-    edit_yaml(
-        settings_dir / "staging.yaml",
-        platform__ingress="cloudfront",
-        platform__cloudfront_prefix_list_id="pl-4fa04526",
-        # The origin-facing prefix list weighs 55 rules: a second port (80) would make 110 of 60.
-        platform__http_redirect=False,
-    )
+def test_a_given_prefix_list_id_is_used_as_is_and_nothing_is_looked_up(settings_dir) -> None:
+    edit_yaml(settings_dir / "staging.yaml", platform__cloudfront_prefix_list_id="pl-4fa04526")
     body = security.build(load_environment("staging", settings_dir)).to_dict()
     into_alb = [
         r for r in rules(body, "Ingress") if group_id(r["GroupId"]) == "AlbSecurityGroup" and r["FromPort"] != 8443
@@ -127,10 +134,11 @@ def test_cloudfront_only_ingress_uses_the_managed_prefix_list(settings_dir) -> N
     assert {r["SourcePrefixListId"] for r in into_alb} == {"pl-4fa04526"}
     assert all("CidrIp" not in r for r in into_alb)
     assert all("Metadata" not in r for r in resources(body, "AWS::EC2::SecurityGroupIngress").values())
+    assert "ManagedPrefixLists" not in body["Resources"] and "PrefixListLookup" not in body["Resources"]
 
 
 def test_closing_port_80_removes_its_rule_and_its_skip(settings_dir) -> None:
-    edit_yaml(settings_dir / "staging.yaml", platform__http_redirect=False)
+    edit_yaml(settings_dir / "staging.yaml", platform__ingress="internet", platform__http_redirect=False)
     built = build_all(settings_dir)
     body = built.stacks["staging"]["security"].body
     assert "AlbHttpIngress" not in body["Resources"]

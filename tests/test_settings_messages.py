@@ -82,3 +82,31 @@ def test_invisible_characters_in_keys_and_values_are_escaped(settings_dir: Path)
 def test_did_you_mean_is_empty_when_nothing_is_close() -> None:
     assert did_you_mean("qqqq", ["rolling", "blue-green"]) == ""
     assert did_you_mean("ROLLING", ["rolling", "blue-green"]) == "; did you mean 'rolling'?"
+
+
+def test_an_instance_class_typo_is_refused_at_settings_time_with_the_nearest_classes(settings_dir: Path) -> None:
+    """Checked against AWS's catalogue as cfn-lint ships it (catalog.database_instance_classes):
+    here, naming the file and field, not minutes later by the lint on generated JSON (issue 19)."""
+    path = settings_dir / "prod.yaml"
+    path.write_text(path.read_text().replace("instance_class: db.r7g.large", "instance_class: db.t4g.medum"))
+    message = refusal(settings_dir, "prod")
+    assert f"{path}: database.capacity.instance_class = 'db.t4g.medum': is not an instance class AWS offers" in message
+    assert "(did you mean db.t4g.medium or " in message
+
+
+def test_an_instance_class_aws_does_not_offer_for_the_engine_is_refused(settings_dir: Path) -> None:
+    path = settings_dir / "prod.yaml"
+    path.write_text(path.read_text().replace("instance_class: db.r7g.large", "instance_class: db.m1.small"))
+    assert "database.capacity.instance_class = 'db.m1.small': is not an instance class AWS offers" in refusal(
+        settings_dir, "prod"
+    )
+
+
+@pytest.mark.parametrize(("changes", "expected"), [
+    ({"services__api__cpu": 1000}, "services.api.cpu = 1000: is not a Fargate CPU size (did you mean 512 or 1024?)"),
+    ({"services__api__memory": 3000},
+     "services.api.memory = 3000: is not a size Fargate accepts with cpu 512 (did you mean 2048 or 3072?)"),
+])  # fmt: skip
+def test_a_fargate_size_typo_names_the_nearest_sizes(settings_dir: Path, changes: dict, expected: str) -> None:
+    edit_yaml(settings_dir / "staging.yaml", **changes)
+    assert expected in refusal(settings_dir)

@@ -16,8 +16,11 @@ downloaded with ``cfn-lint --update-specs``), so the same inputs always give the
 from __future__ import annotations
 
 import ast
+import difflib
 import importlib.util
 import json
+import re
+from collections.abc import Iterable
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -126,3 +129,72 @@ def _iam_actions() -> frozenset[str]:
     """Every ``service:action`` IAM knows, lower-case, from the table cfn-lint checks policies with."""
     table = _read_json("data", "AdditionalSpecs", "Policies.json")
     return frozenset(f"{service}:{action}" for service, spec in table.items() for action in spec.get("Actions", {}))
+
+
+# --- database instance classes and Fargate task sizes: "did you mean" -------------------------
+
+# The two tables cfn-lint checks an AWS::RDS::DBInstance's DBInstanceClass against: rule E3025 per
+# region and engine (gathered from AWS's pricing API), rule E3062 per engine and engine version.
+# Several MB each: read only when a provisioned database is validated.
+_DB_INSTANCE_FOLDER = ("data", "schemas", "extensions", "aws_rds_dbinstance")
+
+
+@cache
+def _region_table() -> dict[str, Any]:
+    """``dbinstanceclass_enum.json``: region -> rules by engine and license model (read once)."""
+    table: dict[str, Any] = _read_json(*_DB_INSTANCE_FOLDER, "dbinstanceclass_enum.json")
+    return table
+
+
+@cache
+def _classes_by_region(region: str) -> dict[str, frozenset[str]]:
+    """engine -> the instance classes offered in ``region`` (``dbinstanceclass_enum.json``, the rules
+    without a license model, as an Aurora cluster's instances have none)."""
+    found: dict[str, frozenset[str]] = {}
+    for rule in _region_table().get(region, {}).get("allOf", []):
+        condition = rule.get("if", {}).get("properties", {})
+        engine = condition.get("Engine", {}).get("const")
+        if engine and condition.get("LicenseModel") is False:
+            found[engine] = frozenset(rule["then"]["properties"]["DBInstanceClass"]["enum"])
+    return found
+
+
+@cache
+def _classes_by_version() -> dict[str, list[tuple[str, frozenset[str]]]]:
+    """engine -> [(engine version pattern, instance classes)] (``db_instance_class.json``)."""
+    found: dict[str, list[tuple[str, frozenset[str]]]] = {}
+    for rule in _read_json(*_DB_INSTANCE_FOLDER, "db_instance_class.json").get("allOf", []):
+        condition = rule.get("if", {}).get("properties", {})
+        engine = condition.get("Engine", {}).get("const")
+        pattern = condition.get("EngineVersion", {}).get("pattern")
+        if engine and pattern:
+            classes = frozenset(rule["then"]["properties"]["DBInstanceClass"]["enum"])
+            found.setdefault(engine, []).append((pattern, classes))
+    return found
+
+
+def database_instance_classes(engine: str, region: str, engine_version: str) -> tuple[str, ...]:
+    """The DB instance classes an ``engine`` instance of ``engine_version`` can have in ``region``,
+    sorted: the intersection of cfn-lint's two tables (its rules E3025 and E3062). Empty when cfn-lint
+    has no table for that region or engine (then nothing is refused here: the lint decides)."""
+    offered = _classes_by_region(region).get(engine)
+    if offered is None:
+        return ()
+    for pattern, classes in _classes_by_version().get(engine, []):
+        if re.match(pattern, engine_version):
+            offered = offered & classes
+            break
+    return tuple(sorted(offered))
+
+
+def nearest(value: str, choices: Iterable[str], count: int = 3) -> list[str]:
+    """Up to ``count`` of ``choices`` closest to a mistyped ``value`` (``difflib``'s ratio), best first."""
+    return difflib.get_close_matches(value, list(choices), n=count, cutoff=0.6)
+
+
+def nearest_numbers(value: int, choices: Iterable[int]) -> list[int]:
+    """The choices either side of ``value``: the largest below it and the smallest above it (one of
+    them when ``value`` lies outside the choices' range), ascending."""
+    below = [c for c in choices if c < value]
+    above = [c for c in choices if c > value]
+    return [*([max(below)] if below else []), *([min(above)] if above else [])]

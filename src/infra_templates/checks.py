@@ -11,7 +11,7 @@
             stack's resources act in allowed to the deployer role (regions.py)
 3. cfn-lint every template, informational rules included, against its own region
 4. checkov  the CloudFormation framework over the whole folder; skips only in resource Metadata
-5. shellcheck every environment's deploy.sh (the script a human runs against the account)
+5. shellcheck every environment's deploy.sh and day-2 scripts (the scripts a human runs against the account)
 
 A check that cannot run (a tool missing or crashing) is a failure, never a pass.
 """
@@ -478,6 +478,9 @@ def _run_checkov(folder: Path) -> tuple[dict[tuple[str, str, str], str], int]:
 # --- shellcheck -------------------------------------------------------------------------------
 
 
+SHELL_SCRIPTS = ("deploy.sh", "status.sh", "logs.sh", "destroy.sh")  # handover.FILES' scripts
+
+
 def shellcheck_command() -> list[str]:
     beside = Path(sys.executable).parent / "shellcheck"
     found = str(beside) if beside.exists() else shutil.which("shellcheck")
@@ -487,8 +490,9 @@ def shellcheck_command() -> list[str]:
 
 
 def check_shellcheck(manifests: Iterable[tuple[Path, dict[str, Any]]]) -> list[Problem]:
-    """Every environment folder has a deploy.sh, and shellcheck finds nothing in it, style included."""
-    scripts = [path.parent / "deploy.sh" for path, _ in manifests]
+    """Every environment folder has its deploy.sh and day-2 scripts (status.sh, logs.sh, destroy.sh),
+    and shellcheck finds nothing in them, style included."""
+    scripts = [path.parent / name for path, _ in manifests for name in SHELL_SCRIPTS]
     problems = [Problem("shellcheck", str(s), "is missing: run `make templates`") for s in scripts if not s.is_file()]
     present = [str(s) for s in scripts if s.is_file()]
     if not present:

@@ -234,9 +234,18 @@ def firewall(
     rate_limit: int,
     logs_key_arn: Any,
     retention_days: int,
+    forwarded_ip: bool = False,
 ) -> wafv2.WebACL:
     """A WAFv2 web ACL: a rate limit per IP, then AWS's managed rule groups, logged to an encrypted
-    group named ``aws-waf-logs-<name>`` (WAF accepts no other name)."""
+    group named ``aws-waf-logs-<name>`` (WAF accepts no other name).
+
+    ``forwarded_ip``: the ACL sits behind CloudFront, whose addresses every request comes from, so
+    the rate limit counts the first address of X-Forwarded-For, the viewer's as CloudFront forwards
+    it (AWS WAF API Reference, "ForwardedIPConfig": "AWS WAF only evaluates the first IP address
+    found in the specified HTTP header"). A request without the header is not counted (NO_MATCH):
+    only Route 53's health checkers reach the load balancer without CloudFront. A viewer can put a
+    forged first address in its own X-Forwarded-For (CloudFront appends, it does not replace), so
+    CloudFront's web ACL, which counts the connecting address, stays the limit that cannot be dodged."""
     metric = name.replace("-", "")
 
     def visibility(rule: str) -> wafv2.VisibilityConfig:
@@ -251,7 +260,18 @@ def firewall(
             Action=wafv2.RuleAction(Block=wafv2.BlockAction()),
             Statement=wafv2.Statement(
                 RateBasedStatement=wafv2.RateBasedStatement(
-                    Limit=rate_limit, AggregateKeyType="IP", EvaluationWindowSec=300
+                    Limit=rate_limit,
+                    AggregateKeyType="FORWARDED_IP" if forwarded_ip else "IP",
+                    EvaluationWindowSec=300,
+                    **(
+                        {
+                            "ForwardedIPConfig": wafv2.ForwardedIPConfiguration(
+                                HeaderName="X-Forwarded-For", FallbackBehavior="NO_MATCH"
+                            )
+                        }
+                        if forwarded_ip
+                        else {}
+                    ),
                 )
             ),
             VisibilityConfig=visibility("RateLimitPerIp"),

@@ -18,14 +18,25 @@ knows this platform's layers; it reads resource types:
   dashed: ``Fn::ImportValue`` between stacks, or a parameter filled from another stack's output),
   followed through plumbing such as a target group; blue: a CDN origin given as a host name.
 
+One sheet per folder, for people: an environment's sheet draws only that environment's own stacks
+(the project's stacks have their own sheet, ``output/project/architecture.*``; a DR partner's are on
+its own). Availability zones are columns (one cluster per zone holding its subnets) and subnet
+tiers rows (public, private, data: the resources of a tier share its row), with a legend. By default
+(``detail="traffic"``) only the traffic paths are drawn: the security-group arrows, the CDN's
+origins and what they connect, plus the subnets; ``detail="all"`` draws every resource and every
+reference. The drawing is scaled to fit a page width (``PAGE_INCHES`` at 96 dpi: at most 2,000 px).
+
 ``dot_source`` is deterministic (everything sorted); ``render`` runs Graphviz's ``dot`` and strips
 the version comment from the SVG so the file does not change with the Graphviz release.
 """
 
 from __future__ import annotations
 
+import html
 import ipaddress
+import itertools
 import json
+import posixpath
 import re
 import shutil
 import subprocess
@@ -39,6 +50,9 @@ import graphviz  # type: ignore[import-untyped]  # python-graphviz ships no type
 from infra_templates.layer import SOURCES_METADATA
 
 FILES = ("architecture.dot", "architecture.svg", "architecture.png")
+DETAILS = ("traffic", "all")  # what a sheet draws: the traffic paths (the default), or everything
+PAGE_INCHES = "20.8,28"  # the largest drawing, width and height (dot scales a larger one down): 2,000 px wide
+TIER_ORDER = ("public", "private", "data")  # rows from the top; any other tier below them, by name
 COLLAPSE_OVER = 3
 ANY = "0.0.0.0/0"
 
@@ -114,6 +128,7 @@ class StackDoc:
     region: str
     account: str
     body: dict[str, Any]
+    own: bool = True  # its template is in the folder drawn (not the project's, nor a DR partner's)
 
 
 @dataclass
@@ -127,6 +142,8 @@ class Diagram:
     flows: set[tuple[str, str, str]] = field(default_factory=set)  # security-group arrows (from, to, ports)
     references: set[tuple[str, str, str]] = field(default_factory=set)  # (from, to, "ref" | "import" | label)
     subnets: dict[tuple[str, str], str] = field(default_factory=dict)  # (tier, zone) -> node id
+    tier: dict[str, str] = field(default_factory=dict)  # node id -> the subnet tier (row) it sits in
+    detail: str = "traffic"
 
     def arrows(self, source: str, target: str) -> list[str]:
         """The port labels of the security-group arrows from ``source`` to ``target``."""
@@ -162,9 +179,15 @@ def stack_docs(described: dict[str, Any], bodies: dict[str, dict[str, Any]], pro
             entry["region"],
             project_account if entry["scope"] == "project" else described["account_id"],
             bodies[entry["name"]],
+            _in_folder(str(entry["templates"]["json"]), described.get("environment") or "project"),
         )
         for entry in described["stacks"]
     ]
+
+
+def _in_folder(template: str, folder: str) -> bool:
+    """Whether a manifest's template path (relative to its folder) stays in that folder."""
+    return posixpath.dirname(posixpath.normpath(posixpath.join(folder, template))) == folder
 
 
 # --- the model --------------------------------------------------------------------------------
@@ -288,8 +311,13 @@ def _peer_of(rule: dict[str, Any], direction: str) -> str | None:
     for key in ("CidrIp", "CidrIpv6"):
         if isinstance(rule.get(key), str):
             return f"peer:{rule[key]}"
-    if isinstance(rule.get(f"{prefix}PrefixListId"), str):
-        return f"peer:{rule[f'{prefix}PrefixListId']}"
+    listed = rule.get(f"{prefix}PrefixListId")
+    if isinstance(listed, str):
+        return f"peer:{listed}"
+    if isinstance(listed, dict) and isinstance(listed.get("Fn::GetAtt"), list):
+        # An AWS-managed list whose id a custom resource looks up at deploy time (security stack):
+        # drawn by the attribute that names it ("CloudFront", "Route53HealthChecks").
+        return f"peer:prefix list {listed['Fn::GetAtt'][1]}"
     return None
 
 
@@ -318,11 +346,18 @@ class _Layout:
     vpc_of: dict[str, tuple[str, ...]] = field(default_factory=dict)  # stack -> cluster path of its VPC
 
 
-def build(described: dict[str, Any], stacks: list[StackDoc]) -> Diagram:
-    """The diagram of one manifest's stacks (an environment folder, or the project's)."""
+def build(described: dict[str, Any], stacks: list[StackDoc], detail: str = "traffic") -> Diagram:
+    """The diagram of one folder's own stacks (an environment's, or the project's): ``detail`` is
+    ``"traffic"`` (the traffic paths) or ``"all"`` (every resource and reference)."""
+    if detail not in DETAILS:
+        raise DiagramError(f"detail {detail!r}: use one of {', '.join(DETAILS)}")
+    stacks = [s for s in stacks if s.own]
     model = _Model(stacks)
     environment = described.get("environment") or "project"
-    diagram = Diagram(f"{described['project']} {environment}: architecture drawn from the generated templates")
+    shown = "traffic paths" if detail == "traffic" else "every resource"
+    diagram = Diagram(
+        f"{described['project']} {environment}: {shown}, drawn from the generated templates", detail=detail
+    )
     layout = _subnets(stacks, diagram)
     owner: dict[Node, str] = {}  # resource -> the node that draws it
     for stack in stacks:
@@ -334,7 +369,38 @@ def build(described: dict[str, Any], stacks: list[StackDoc]) -> Diagram:
             target = owner.get((s, r))
             if target and target != node:
                 diagram.references.add((node, target, "import" if imported else "ref"))
+    _rows(diagram)
+    if detail == "traffic":
+        _traffic_only(model, owner, diagram)
     return diagram
+
+
+def _rows(diagram: Diagram) -> None:
+    """A resource placed in a tier sits in its VPC's cluster, on its tier's row (zones are the columns)."""
+    for node, path in list(diagram.place.items()):
+        if node in diagram.tier or not path or not path[-1].endswith(" tier"):
+            continue
+        diagram.tier[node] = path[-1].removesuffix(" tier")
+        diagram.place[node] = path[:-1]
+
+
+def _traffic_only(model: _Model, owner: dict[Node, str], diagram: Diagram) -> None:
+    """Keep the traffic paths: security-group arrows, the CDN's origins (and its firewall), the
+    subnets; drop every other reference and the resources no path touches."""
+    edge_nodes = {
+        node: (s, r) for (s, r), node in owner.items() if model.type_of(s, r) == "AWS::CloudFront::Distribution"
+    }
+    diagram.references = {
+        (source, target, kind)
+        for source, target, kind in diagram.references
+        if kind not in ("ref", "import") or source in edge_nodes
+    }
+    kept = set(diagram.subnets.values())
+    kept.update(n for flow in diagram.flows for n in flow[:2])
+    kept.update(n for reference in diagram.references for n in reference[:2])
+    for node in set(diagram.nodes) - kept:
+        for table in (diagram.nodes, diagram.shapes, diagram.place, diagram.tier):
+            table.pop(node, None)
 
 
 def _subnets(stacks: list[StackDoc], diagram: Diagram) -> _Layout:
@@ -356,7 +422,8 @@ def _subnets(stacks: list[StackDoc], diagram: Diagram) -> _Layout:
             cidr = resource.get("Properties", {}).get("CidrBlock", "")
             diagram.nodes[node] = f"{tier} subnet\\nzone {zone}\\n{cidr}"
             diagram.shapes[node] = "box"
-            diagram.place[node] = (*layout.vpc_of.get(stack.name, _region_path(stack)), f"{tier} tier")
+            diagram.place[node] = (*layout.vpc_of.get(stack.name, _region_path(stack)), f"zone {zone}")
+            diagram.tier[node] = tier
             diagram.subnets[(tier, zone)] = node
     return layout
 
@@ -516,7 +583,18 @@ def _cluster_id(path: tuple[str, ...]) -> str:
 def dot_source(diagram: Diagram) -> str:
     """The DOT text of the diagram, everything in sorted order (byte-identical for the same input)."""
     graph = graphviz.Digraph("architecture", comment=None)
-    graph.attr(label=diagram.title, labelloc="t", rankdir="LR", compound="true", fontname="Helvetica", newrank="true")
+    graph.attr(
+        label=diagram.title,
+        labelloc="t",
+        rankdir="TB" if diagram.subnets else "LR",  # without a VPC (the project) stacks are rows, not columns
+        compound="true",
+        fontname="Helvetica",
+        newrank="true",
+        # a sheet for people fits a page width; every resource (all) is for zooming into the SVG
+        **({"size": PAGE_INCHES} if diagram.detail == "traffic" or not diagram.subnets else {}),
+        nodesep="0.3",
+        ranksep="0.5",
+    )
     graph.attr("node", fontname="Helvetica", fontsize="10", style="filled", fillcolor="white")
     graph.attr("edge", fontname="Helvetica", fontsize="9")
     ids = {node: re.sub(r"[^A-Za-z0-9]+", "_", node).strip("_") for node in diagram.nodes}
@@ -539,10 +617,11 @@ def dot_source(diagram: Diagram) -> str:
                 fill(sub, child)
 
     fill(graph, ())
+    _grid(graph, diagram, ids)
     for source, target, ports in sorted(diagram.flows):
         graph.edge(ids[source], ids[target], label=ports, color="firebrick", penwidth="1.5")
     for source, target, kind in sorted(diagram.references):
-        if kind in ("import", "ref"):
+        if kind in ("ref", "import"):
             graph.edge(
                 ids[source],
                 ids[target],
@@ -552,7 +631,82 @@ def dot_source(diagram: Diagram) -> str:
             )
         else:
             graph.edge(ids[source], ids[target], label=kind, color="steelblue")
+    graph.node("legend", label=_legend(diagram), shape="plaintext", fillcolor="white")
+    for node in _bottom_row(diagram):  # the legend below the zones' columns (which keeps them in order)
+        graph.edge(ids[node], "legend", style="invis")
     return graph.source
+
+
+def _bottom_row(diagram: Diagram) -> list[str]:
+    """The subnets of the lowest tier, zone by zone."""
+    if not diagram.subnets:
+        return []
+    last = max({tier for tier, _ in diagram.subnets}, key=_tier_key)
+    return [node for (tier, _), node in sorted(diagram.subnets.items()) if tier == last]
+
+
+def _tier_key(tier: str) -> tuple[int, str]:
+    return (TIER_ORDER.index(tier), "") if tier in TIER_ORDER else (len(TIER_ORDER), tier)
+
+
+def _grid(graph: graphviz.Digraph, diagram: Diagram, ids: dict[str, str]) -> None:
+    """Zones as columns, tiers as rows: per VPC, each tier's subnets and resources share a rank, the
+    subnets of a zone are stacked in tier order and the zones follow each other left to right
+    (invisible edges, which only order the layout)."""
+    vpcs = sorted({diagram.place[n][:-1] for n in diagram.subnets.values()})
+    for vpc in vpcs:
+        subnets = {key: node for key, node in diagram.subnets.items() if diagram.place[node][:-1] == vpc}
+        tiers = sorted({tier for tier, _ in subnets}, key=_tier_key)
+        zones = sorted({zone for _, zone in subnets})
+        for tier in tiers:
+            row = sorted(n for n, t in diagram.tier.items() if t == tier and diagram.place[n][: len(vpc)] == vpc)
+            with graph.subgraph() as rank:
+                rank.attr(rank="same")
+                for node in row:
+                    rank.node(ids[node])
+        for zone in zones:
+            column = [subnets[(tier, zone)] for tier in tiers if (tier, zone) in subnets]
+            for upper, lower in itertools.pairwise(column):
+                graph.edge(ids[upper], ids[lower], style="invis")
+
+
+def _legend(diagram: Diagram) -> str:
+    """An HTML-like table: what the arrows and shapes mean (only the arrows the sheet draws)."""
+    kinds = {kind for _, _, kind in diagram.references}
+    arrows = [("firebrick", "solid", "traffic the security groups allow (protocol, port)")] if diagram.flows else []
+    if kinds - {"ref", "import"}:
+        arrows.append(("steelblue", "solid", "a CDN origin given as a host name"))
+    if "ref" in kinds:
+        arrows.append(("gray50", "dotted", "a reference within a stack"))
+    if "import" in kinds:
+        arrows.append(("gray50", "dashed", "a reference across stacks (an export, or an output passed on)"))
+    shapes = sorted({diagram.shapes.get(n, "box") for n in diagram.nodes})
+    meaning = {
+        "box": "subnet (a row per tier, a column per zone) or other resource",
+        "box3d": "ECS cluster or service",
+        "cds": "SNS topic",
+        "component": "EC2 resource (NAT gateway, endpoint...)",
+        "cylinder": "database",
+        "ellipse": "outside the templates (the Internet, a prefix list, a host name)",
+        "folder": "S3 bucket or ECR repository",
+        "hexagon": "CloudFront distribution",
+        "note": "KMS key",
+        "octagon": "WAF web ACL",
+        "rarrow": "pipeline or build",
+        "tab": "CloudWatch",
+        "trapezium": "load balancer",
+    }
+    rows = [f'<TR><TD COLSPAN="2"><B>Legend</B> ({diagram.detail})</TD></TR>']
+    rows += [
+        f'<TR><TD><FONT COLOR="{color}">{"&#8594;" if style == "solid" else "&#8594; (" + style + ")"}</FONT></TD>'
+        f'<TD ALIGN="LEFT">{html.escape(text)}</TD></TR>'
+        for color, style, text in arrows
+    ]
+    rows += [
+        f'<TR><TD>{shape}</TD><TD ALIGN="LEFT">{html.escape(meaning.get(shape, "other resource"))}</TD></TR>'
+        for shape in shapes
+    ]
+    return '<<TABLE BORDER="1" CELLBORDER="0" CELLSPACING="2">' + "".join(rows) + "</TABLE>>"
 
 
 def dot_command() -> str:
@@ -572,9 +726,11 @@ def render(source: str, fmt: str) -> bytes:
     return result.stdout
 
 
-def write(folder: Path, dot_only: bool = False) -> list[Path]:
-    """Draw ``folder`` (an output/<env>/ folder) into architecture.dot, .svg and .png beside its templates."""
-    source = dot_source(build(*read_output(folder)))
+def write(folder: Path, dot_only: bool = False, detail: str = "traffic") -> list[Path]:
+    """Draw ``folder`` (an output/<env>/ folder) into architecture.dot, .svg and .png beside its templates.
+    The project's folder (no VPC, no traffic paths) is always drawn whole."""
+    described, stacks = read_output(folder)
+    source = dot_source(build(described, stacks, detail if described.get("environment") else "all"))
     outputs = {"architecture.dot": source.encode()}
     if not dot_only:
         outputs["architecture.svg"] = render(source, "svg")

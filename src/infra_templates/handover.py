@@ -1,5 +1,6 @@
 """Deploy guide and script of one output folder: ``DEPLOY.md`` and ``deploy.sh`` in ``output/<env>/``
-(and in ``output/project/`` for the project-wide stacks).
+(and in ``output/project/`` for the project-wide stacks), with the day-2 scripts of ``day2.py``
+beside them (``status.sh``, ``logs.sh``, ``destroy.sh``).
 
 Both are derived from the folder's manifest (stacks in deploy order, regions, template files) and
 from the templates themselves, so a new layer needs nothing here. A manifest may list stacks whose
@@ -35,13 +36,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from infra_templates import cost
+from infra_templates import cost, day2
 from infra_templates.stateful import kept_resources, stateful_resources
 
 GUIDE = "DEPLOY.md"
 SHARED_FOLDER = "project"  # the project-wide stacks' folder: deployed by its own script
 SCRIPT = "deploy.sh"
-FILES = (GUIDE, SCRIPT)
+FILES = (GUIDE, SCRIPT, *day2.SCRIPTS)  # the day-2 scripts (status, logs, destroy): day2.py
 
 # The property by which each IAM resource type sets its own name (CAPABILITY_NAMED_IAM).
 IAM_NAME_PROPERTIES = {
@@ -431,7 +432,20 @@ def handover_files(
         plans=tuple(plan(manifest, templates, folder)),
         cost=_cost(manifest, templates, folder),
     )
-    return {GUIDE: deploy_guide(context), SCRIPT: deploy_script(context)}
+    stacks = [
+        (
+            p.name,
+            p.region,
+            p.elsewhere is None,
+            "" if p.elsewhere is None else f"{p.partner}'s stack" if p.partner else "project stack",
+        )
+        for p in context.plans
+    ]
+    return {
+        GUIDE: deploy_guide(context),
+        SCRIPT: deploy_script(context),
+        **day2.day2_files(context.title, folder, context.account, stacks, templates),
+    }
 
 
 def _command(context: Handover, stack: StackPlan, template: str, overrides: list[str]) -> list[str]:

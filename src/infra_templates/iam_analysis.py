@@ -6,8 +6,9 @@ and the resource types it may be scoped to. Three findings, each per statement:
 
 - ``unknown-action``: an action (or an action pattern) IAM does not list: a typo grants nothing,
   and a reviewer cannot tell what it was meant to grant. Every policy, resource policies included.
-- ``resource-wildcard``: an identity policy allows on ``Resource: "*"`` an action that IAM lets
-  scope to a resource type: "*" grants it on every such resource of the account. Actions with no
+- ``resource-wildcard``: an identity policy allows on ``Resource: "*"``, or on every resource of a
+  service in an account (``arn:aws:ec2:*:111111111111:*``) without a condition on the resources'
+  tags, an action that IAM lets scope to a resource type: it is granted on every such resource. Actions with no
   resource type (``ec2:DescribeSecurityGroups``) can only be granted on "*" and are not findings.
 - ``permissions-management``: an identity policy allows an action of IAM's "Permissions
   management" access level (``iam:PassRole``, ``iam:AttachRolePolicy``, ``kms:PutKeyPolicy``...):
@@ -27,6 +28,7 @@ from __future__ import annotations
 
 import fnmatch
 import json
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import cache
@@ -142,6 +144,14 @@ def service_privileges(service: str) -> dict[str, Any]:
     return {} if data is None else dict(data["privileges"])
 
 
+def service_resources(service: str) -> dict[str, Any]:
+    """IAM's resource types of ``service`` (prefix), by name: each with its ``arn`` format
+    (``arn:${Partition}:logs:${Region}:${Account}:log-group:${LogGroupName}``) and the
+    ``condition_keys`` it takes; empty when IAM lists no such service."""
+    data = _iam().get(service.lower())
+    return {} if data is None else dict(data["resources"])
+
+
 def is_known(action: str) -> bool:
     """True when IAM lists the action, or, for a pattern (``s3:Get*``, ``*``), at least one it matches."""
     return bool(expand(action))
@@ -201,6 +211,25 @@ def _documents(node: Any, key: str = "") -> Iterator[tuple[str, dict[str, Any]]]
             yield from _documents(item, key)
 
 
+def _arn_text(resource: Any) -> str:
+    """A Resource entry as text, a ``Fn::Sub``'s variables (``${AWS::AccountId}``) as ``x``."""
+    if isinstance(resource, dict) and isinstance(resource.get("Fn::Sub"), str):
+        return re.sub(r"\$\{[^}]*\}", "x", str(resource["Fn::Sub"]))
+    return resource if isinstance(resource, str) else ""
+
+
+def _wide(statement: dict[str, Any]) -> bool:
+    """True when the statement reaches every resource of a kind: ``"*"``, or an ARN whose resource
+    part is ``*`` (``arn:aws:ec2:*:111111111111:*``: every resource of the service in an account),
+    unless a condition on the resource's tags (aws:ResourceTag) narrows it."""
+    resources = [_arn_text(r) for r in _as_list(statement.get("Resource", []))]
+    wide = any(r == "*" or (r.startswith("arn:") and r.split(":", 5)[5:] == ["*"]) for r in resources)
+    if not wide or "*" in resources:
+        return wide
+    keys = [key for values in (statement.get("Condition") or {}).values() if isinstance(values, dict) for key in values]
+    return not any(key.startswith("aws:ResourceTag/") for key in keys)
+
+
 def analyse_template(body: dict[str, Any], stack: str, path: str = "") -> list[Finding]:
     """The findings of one template's policies (identity, resource and trust policies)."""
     findings: list[Finding] = []
@@ -216,9 +245,7 @@ def analyse_template(body: dict[str, Any], stack: str, path: str = "") -> list[F
                 found = {
                     "unknown-action": [a for a in actions if not is_known(a)],
                     "resource-wildcard": (
-                        [a for a in actions if has_resource_types(a)]
-                        if identity and "*" in _as_list(statement.get("Resource", []))
-                        else []
+                        [a for a in actions if has_resource_types(a)] if identity and _wide(statement) else []
                     ),
                     "permissions-management": (
                         [a for a in actions if access_level(a) == PERMISSIONS_MANAGEMENT] if identity else []

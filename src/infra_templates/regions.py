@@ -64,7 +64,12 @@ def allowed_regions(body: dict[str, Any]) -> set[str] | None:
 
 
 def _conditions(node: Any) -> Iterator[dict[str, Any]]:
+    """The StringEquals conditions of ``node``'s statements, and the StringNotEquals of its Deny
+    statements (a Deny of every request outside some regions fences them just as well)."""
     if isinstance(node, dict):
+        fence = node.get("Condition", {}).get("StringNotEquals") if node.get("Effect") == "Deny" else None
+        if isinstance(fence, dict):
+            yield fence
         for key, value in node.items():
             if key == "StringEquals" and isinstance(value, dict):
                 yield value

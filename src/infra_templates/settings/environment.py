@@ -18,7 +18,7 @@ from pydantic.json_schema import SkipJsonSchema
 
 from infra_templates import quotas
 from infra_templates.addons import Addons
-from infra_templates.catalog import zones_of
+from infra_templates.catalog import database_instance_classes, nearest, zones_of
 from infra_templates.rules._data_api import data_api_problem
 from infra_templates.settings.common import (
     ENVIRONMENT_NAME,
@@ -147,6 +147,7 @@ class Environment(Strict):
             *self._certificate_problems(),
             *self._route_problems(),
             *self._zone_problems(),
+            *self._instance_class_problems(),
             *self._production_problems(),
             *self._edge_problems(),
             *self._posture_problems(),
@@ -250,14 +251,13 @@ class Environment(Strict):
                 )
             )
         weight = quotas.CLOUDFRONT_ORIGIN_FACING_WEIGHT if self.platform.ingress == "cloudfront" else 1
-        inbound = weight * (2 if self.platform.http_redirect else 1) + (1 if self.blue_green_services else 0)
+        inbound = weight * (2 if self.platform.listens_http else 1) + (1 if self.blue_green_services else 0)
         database = sum(1 for s in self.services.values() if s.database_access)
         for where, count, what in (
             (
                 ("platform", "ingress"),
                 inbound,
-                "inbound rules on a load balancer's security group (the CloudFront origin-facing prefix list "
-                "weighs 55; platform.http_redirect adds a second port)",
+                "inbound rules on a load balancer's security group (platform.http_redirect adds a second port)",
             ),
             (
                 ("services",),
@@ -461,6 +461,28 @@ class Environment(Strict):
                 )
             ]
         return []
+
+    def _instance_class_problems(self) -> list[FieldValueError]:
+        """A provisioned database's instance class is one AWS offers for its engine, version and region
+        (cfn-lint's tables, ``catalog.database_instance_classes``): caught here, with the nearest
+        classes, not minutes later by the lint on the generated JSON."""
+        database = self.database
+        if not isinstance(database.capacity, ProvisionedCapacity):
+            return []
+        chosen = database.capacity.instance_class
+        offered = database_instance_classes(database.engine, self.region, database.engine_version)
+        if not offered or chosen in offered:
+            return []
+        guesses = nearest(chosen, offered) or nearest(chosen.rsplit(".", 1)[0] + ".large", offered)
+        hint = f" (did you mean {' or '.join(guesses)}?)" if guesses else ""
+        return [
+            FieldValueError(
+                ("database", "capacity", "instance_class"),
+                f"is not an instance class AWS offers for {database.engine} {database.engine_version} in "
+                f"{self.region}{hint}",
+                chosen,
+            )
+        ]
 
     def _pre_release_problems(self) -> list[FieldValueError]:
         """A pre-release command runs from an ECS lifecycle hook (POST_SCALE_UP), which the ECS

@@ -38,14 +38,22 @@ class Platform(Strict):
         description="ACM certificate for the ALB's HTTPS listener, in the environment's account and region."
     )
     ingress: Literal["internet", "cloudfront"] = Field(
-        description="Who may reach the ALB: anyone, or only CloudFront (its managed prefix list)."
+        description="Who may reach the ALB: 'cloudfront' (the default) only CloudFront, through its origin-facing "
+        "managed prefix list, HTTPS only, and the regional web ACL counts the viewer's address (X-Forwarded-For); "
+        "'internet' anyone, on HTTPS and the HTTP redirect.",
     )
     cloudfront_prefix_list_id: str | None = Field(
         default=None,
         pattern=r"^pl-[0-9a-f]{8,17}$",
-        description="ID of com.amazonaws.global.cloudfront.origin-facing in this region (ingress: cloudfront).",
+        description="ID of com.amazonaws.global.cloudfront.origin-facing in this region (ingress: cloudfront). "
+        "Optional: without it the security stack looks the list up by name when it deploys.",
     )
-    http_redirect: bool = Field(default=True, description="Listen on port 80 only to redirect to HTTPS.")
+    http_redirect: bool = Field(
+        default=True,
+        description="Listen on port 80 only to redirect to HTTPS (ingress: internet). Behind CloudFront "
+        "(ingress: cloudfront) the load balancer has no port 80: CloudFront redirects viewers itself and reaches "
+        "the origin over HTTPS only.",
+    )
     deletion_protection: bool
     waf_rate_limit: int = Field(ge=10, le=2_000_000_000, description="Requests per IP per 5 minutes before WAF blocks.")
     waf: Firewalls = Field(default_factory=Firewalls, description="Which WAF web ACLs to create.")
@@ -63,12 +71,6 @@ class Platform(Strict):
 
     @model_validator(mode="after")
     def _prefix_list(self) -> Platform:
-        if self.ingress == "cloudfront" and self.cloudfront_prefix_list_id is None:
-            raise FieldValueError(
-                ("cloudfront_prefix_list_id",),
-                "is required when ingress is 'cloudfront': look it up with `aws ec2 describe-managed-prefix-lists "
-                "--filters Name=prefix-list-name,Values=com.amazonaws.global.cloudfront.origin-facing`",
-            )
         if self.ingress == "internet" and self.cloudfront_prefix_list_id is not None:
             raise FieldValueError(
                 ("cloudfront_prefix_list_id",), "is only used when ingress is 'cloudfront'; remove it"
@@ -81,6 +83,12 @@ class Platform(Strict):
                 False,
             )
         return self
+
+    @property
+    def listens_http(self) -> bool:
+        """Whether the load balancer has the port-80 redirect listener: only when the internet reaches
+        it. CloudFront talks to the origin over HTTPS only (the API origin's ``https-only`` policy)."""
+        return self.http_redirect and self.ingress == "internet"
 
 
 def certificate_id(arn: str) -> str:

@@ -172,12 +172,6 @@ def _dr_problems(environments: Sequence[Environment], folder: Path) -> list[str]
             ),
         ]
         problems.extend(f"{_show(folder / (env.name + '.yaml'))}: {message}" for ok, message in checks if not ok)
-        if env.dr.dns is not None and primary.platform.ingress == "cloudfront":
-            problems.append(
-                f"{_show(folder / (env.name + '.yaml'))}: dr.dns: Route 53 checks {primary.name}'s load balancer "
-                f"from the internet, but {primary.name}'s platform.ingress = 'cloudfront' lets only CloudFront in; "
-                f"set platform.ingress: internet in {primary.name}.yaml or remove dr.dns"
-            )
         if primary.database.password == "managed":
             problems.append(
                 f"{_show(folder / (primary.name + '.yaml'))}: database.password = 'managed': AWS does not allow an "

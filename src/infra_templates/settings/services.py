@@ -13,6 +13,7 @@ from pydantic import (
 )
 
 from infra_templates import quotas
+from infra_templates.catalog import nearest_numbers
 from infra_templates.credentials import credential_kinds
 from infra_templates.settings.common import FieldValueError, Strict
 
@@ -26,7 +27,10 @@ RESERVED_SERVICE_PREFIXES = ("replica-", "artifacts-")
 PRIORITY_BAND = 2000  # listener rule priorities per specificity band; 20 bands fit under 50,000
 
 
-# Task sizes Fargate accepts: CPU units -> memory (MiB) choices.
+# Task sizes Fargate accepts: CPU units -> memory (MiB) choices (Amazon ECS Developer Guide, "Troubleshoot
+# Amazon ECS task definition invalid CPU or memory errors", the table for tasks hosted on Fargate:
+# https://docs.aws.amazon.com/AmazonECS/latest/developerguide/task-cpu-memory-error.html; every pair is
+# also in cfn-lint's fargate_cpu_memory.json, tests/test_catalog.py checks).
 FARGATE_SIZES: dict[int, tuple[int, ...]] = {
     256: (512, 1024, 2048),
     512: tuple(range(1024, 4097, 1024)),
@@ -395,15 +399,18 @@ class Service(Strict):
     @model_validator(mode="after")
     def _fargate_size(self) -> Service:
         if self.cpu not in FARGATE_SIZES:
+            guess = " or ".join(map(str, nearest_numbers(self.cpu, FARGATE_SIZES)))
             raise FieldValueError(
-                ("cpu",), f"is not a Fargate CPU size; use one of {', '.join(map(str, FARGATE_SIZES))}"
+                ("cpu",),
+                f"is not a Fargate CPU size (did you mean {guess}?); use one of {', '.join(map(str, FARGATE_SIZES))}",
             )
         if self.memory not in FARGATE_SIZES[self.cpu]:
             sizes = FARGATE_SIZES[self.cpu]
+            guess = " or ".join(map(str, nearest_numbers(self.memory, sizes)))
             raise FieldValueError(
                 ("memory",),
-                f"is not a size Fargate accepts with cpu {self.cpu}; use {sizes[0]} to {sizes[-1]} "
-                f"in steps of {sizes[1] - sizes[0]}",
+                f"is not a size Fargate accepts with cpu {self.cpu} (did you mean {guess}?); use {sizes[0]} to "
+                f"{sizes[-1]} in steps of {sizes[1] - sizes[0]}",
             )
         return self
 

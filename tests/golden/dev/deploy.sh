@@ -312,8 +312,15 @@ aws cloudformation deploy \
   --stack-name shop-dev-security \
   --region eu-west-1 \
   --template-file "$here/security.yaml" \
+  --capabilities CAPABILITY_IAM \
   --tags Project=shop Environment=dev ManagedBy=infra-templates \
   "${changeset[@]}"
+# It holds PrefixListLookupLogGroup (AWS::Logs::LogGroup): deleting the stack must take a deliberate step.
+if [[ "$review" == false ]]; then
+  aws cloudformation update-termination-protection --enable-termination-protection \
+    --stack-name shop-dev-security --region eu-west-1 >/dev/null
+  echo "    termination protection on for shop-dev-security"
+fi
 
 # 5/16 shop-dev-data
 echo "==> 5/16 shop-dev-data (eu-west-1)"

@@ -350,8 +350,15 @@ aws cloudformation deploy \
   --stack-name shop-dr-security \
   --region eu-central-1 \
   --template-file "$here/security.yaml" \
+  --capabilities CAPABILITY_IAM \
   --tags Project=shop Environment=dr ManagedBy=infra-templates \
   "${changeset[@]}"
+# It holds PrefixListLookupLogGroup (AWS::Logs::LogGroup): deleting the stack must take a deliberate step.
+if [[ "$review" == false ]]; then
+  aws cloudformation update-termination-protection --enable-termination-protection \
+    --stack-name shop-dr-security --region eu-central-1 >/dev/null
+  echo "    termination protection on for shop-dr-security"
+fi
 
 # 5/20 shop-prod-data
 echo "==> 5/20 shop-prod-data (eu-west-1)"

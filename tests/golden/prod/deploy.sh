@@ -371,8 +371,15 @@ aws cloudformation deploy \
   --stack-name shop-prod-security \
   --region eu-west-1 \
   --template-file "$here/security.yaml" \
+  --capabilities CAPABILITY_IAM \
   --tags Project=shop Environment=prod ManagedBy=infra-templates \
   "${changeset[@]}"
+# It holds PrefixListLookupLogGroup (AWS::Logs::LogGroup): deleting the stack must take a deliberate step.
+if [[ "$review" == false ]]; then
+  aws cloudformation update-termination-protection --enable-termination-protection \
+    --stack-name shop-prod-security --region eu-west-1 >/dev/null
+  echo "    termination protection on for shop-prod-security"
+fi
 
 # 5/23 shop-dr-keys
 echo "==> 5/23 shop-dr-keys (eu-central-1)"
@@ -472,8 +479,15 @@ aws cloudformation deploy \
   --stack-name shop-dr-security \
   --region eu-central-1 \
   --template-file "$here/../dr/security.yaml" \
+  --capabilities CAPABILITY_IAM \
   --tags Project=shop Environment=dr ManagedBy=infra-templates \
   "${changeset[@]}"
+# It holds PrefixListLookupLogGroup (AWS::Logs::LogGroup): deleting the stack must take a deliberate step.
+if [[ "$review" == false ]]; then
+  aws cloudformation update-termination-protection --enable-termination-protection \
+    --stack-name shop-dr-security --region eu-central-1 >/dev/null
+  echo "    termination protection on for shop-dr-security"
+fi
 
 # 10/23 shop-dr-platform
 echo "==> 10/23 shop-dr-platform (eu-central-1)"

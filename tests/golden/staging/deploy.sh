@@ -323,8 +323,15 @@ aws cloudformation deploy \
   --stack-name shop-staging-security \
   --region eu-west-1 \
   --template-file "$here/security.yaml" \
+  --capabilities CAPABILITY_IAM \
   --tags Project=shop Environment=staging ManagedBy=infra-templates \
   "${changeset[@]}"
+# It holds PrefixListLookupLogGroup (AWS::Logs::LogGroup): deleting the stack must take a deliberate step.
+if [[ "$review" == false ]]; then
+  aws cloudformation update-termination-protection --enable-termination-protection \
+    --stack-name shop-staging-security --region eu-west-1 >/dev/null
+  echo "    termination protection on for shop-staging-security"
+fi
 
 # 5/17 shop-staging-data
 echo "==> 5/17 shop-staging-data (eu-west-1)"

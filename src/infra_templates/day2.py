@@ -1,0 +1,424 @@
+"""Day-2 scripts of one output folder, beside ``deploy.sh``: ``status.sh``, ``logs.sh``, ``destroy.sh``.
+
+Like ``deploy.sh`` they are derived from the folder's deployment plan (``handover.plan``) and the
+templates, name every stack, region, log group and cluster literally (no lookup by pattern), and
+need only the AWS CLI:
+
+- ``status.sh``: every stack of the manifest in its order (the project's and a DR partner's too,
+  marked), its status (``describe-stacks``), a drift hint (the stack's last drift detection:
+  ``DriftInformation.StackDriftStatus``; CloudFormation User Guide, "Detect drift on an entire
+  CloudFormation stack") and, for a stack in a failed or rolled-back state, its last failed event.
+  Exit 0 when every stack of this folder is ``*_COMPLETE`` without rollback, 1 otherwise.
+- ``logs.sh SERVICE``: ``aws logs tail <group> --follow`` on the service's log group (the group its
+  task definition's ``awslogs-group`` names); ``aws logs tail`` is an AWS CLI v2 command (AWS CLI
+  Command Reference, "logs tail").
+- ``destroy.sh``: deletes this folder's own stacks in reverse deploy order (never the project's
+  stacks, nor a DR partner's, which their own folders delete). Before anything is deleted it states
+  which stateful resources CloudFormation keeps (``DeletionPolicy`` Retain / RetainExceptOnCreate,
+  or a final snapshot with Snapshot: CloudFormation User Guide, "DeletionPolicy attribute") and
+  which are lost with their stack; it refuses while termination protection (CloudFormation User
+  Guide, "Protect a stack from being deleted") or a resource's deletion protection (Aurora
+  ``DeletionProtection``; the load balancer's ``deletion_protection.enabled``) would stop the
+  deletion half-way, printing the command that lifts each; and it asks for the environment's name
+  typed back unless ``CONFIRM=<name>`` is set.
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from infra_templates.stateful import kept_resources, stateful_resources
+
+STATUS = "status.sh"
+LOGS = "logs.sh"
+DESTROY = "destroy.sh"
+SCRIPTS = (STATUS, LOGS, DESTROY)
+
+# Statuses in which a stack is up and consistent (CloudFormation User Guide, "Stack status codes").
+HEALTHY = ("CREATE_COMPLETE", "UPDATE_COMPLETE", "IMPORT_COMPLETE")
+
+
+@dataclass(frozen=True)
+class Stack:
+    """What the day-2 scripts need of one stack of the plan."""
+
+    name: str
+    region: str
+    own: bool  # deployed (and deleted) from this folder
+    note: str  # "" | "project stack" | "dr's stack"
+    body: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class ServiceLog:
+    service: str
+    stack: str
+    region: str
+    group: str
+
+
+@dataclass(frozen=True)
+class Protection:
+    """A resource whose deletion protection would stop ``delete-stack``: how to read and lift it."""
+
+    stack: str
+    region: str
+    what: str  # "Aurora cluster shop-prod"
+    check: list[str]  # shell lines that set protected=true when it is on
+    lift: str  # the command that turns it off
+
+
+def _literal_name(body: Mapping[str, Any], value: Any, prop: str) -> str | None:
+    """A literal name, or the literal ``prop`` of the resource a ``Ref`` points at."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict) and set(value) == {"Ref"}:
+        target = body.get("Resources", {}).get(value["Ref"], {})
+        name = target.get("Properties", {}).get(prop)
+        return name if isinstance(name, str) else None
+    return None
+
+
+def service_logs(stacks: list[Stack]) -> list[ServiceLog]:
+    """Each ECS service of this folder's stacks and the log group its containers write to."""
+    found: dict[str, ServiceLog] = {}
+    for stack in (s for s in stacks if s.own):
+        resources = stack.body.get("Resources", {})
+        names = [
+            r["Properties"]["ServiceName"]
+            for r in resources.values()
+            if r.get("Type") == "AWS::ECS::Service" and isinstance(r.get("Properties", {}).get("ServiceName"), str)
+        ]
+        for resource in resources.values():
+            if resource.get("Type") != "AWS::ECS::TaskDefinition":
+                continue
+            for container in resource.get("Properties", {}).get("ContainerDefinitions", []):
+                options = container.get("LogConfiguration", {}).get("Options", {})
+                group = _literal_name(stack.body, options.get("awslogs-group"), "LogGroupName")
+                service = names[0] if names else container.get("Name")
+                if group and isinstance(service, str):
+                    found.setdefault(service, ServiceLog(service, stack.name, stack.region, group))
+    return [found[name] for name in sorted(found)]
+
+
+def _protections(stack: Stack) -> list[Protection]:
+    q = shlex.quote
+    found = []
+    for logical, resource in stack.body.get("Resources", {}).items():
+        kind, props = resource.get("Type"), resource.get("Properties", {})
+        if kind == "AWS::RDS::DBCluster" and props.get("DeletionProtection") in (True, "true"):
+            name = props.get("DBClusterIdentifier")
+            if not isinstance(name, str):
+                continue
+            found.append(
+                Protection(
+                    stack.name,
+                    stack.region,
+                    f"Aurora cluster {name}",
+                    [
+                        f'value="$(aws rds describe-db-clusters --db-cluster-identifier {q(name)} '
+                        f'--region {q(stack.region)} --query "DBClusters[0].DeletionProtection" --output text '
+                        '2>/dev/null || true)"',
+                    ],
+                    f"aws rds modify-db-cluster --db-cluster-identifier {name} --no-deletion-protection "
+                    f"--apply-immediately --region {stack.region}",
+                )
+            )
+        elif kind == "AWS::ElasticLoadBalancingV2::LoadBalancer" and any(
+            a.get("Key") == "deletion_protection.enabled" and str(a.get("Value")).lower() == "true"
+            for a in props.get("LoadBalancerAttributes", [])
+        ):
+            output = _output_of(stack.body, logical)
+            if output is None:
+                continue
+            found.append(
+                Protection(
+                    stack.name,
+                    stack.region,
+                    f"load balancer {logical} (output {output} of {stack.name})",
+                    [
+                        f'arn="$(aws cloudformation describe-stacks --stack-name {q(stack.name)} '
+                        f"--region {q(stack.region)} --query \"Stacks[0].Outputs[?OutputKey=='{output}'].OutputValue\" "
+                        '--output text 2>/dev/null || true)"',
+                        'value=""',
+                        'if [[ -n "$arn" && "$arn" != None ]]; then',
+                        f'  value="$(aws elbv2 describe-load-balancer-attributes --load-balancer-arn "$arn" '
+                        f"--region {q(stack.region)} --query \"Attributes[?Key=='deletion_protection.enabled'].Value\" "
+                        '--output text || true)"',
+                        "fi",
+                    ],
+                    f'aws elbv2 modify-load-balancer-attributes --load-balancer-arn "$arn" --region {stack.region} '
+                    "--attributes Key=deletion_protection.enabled,Value=false",
+                )
+            )
+    return found
+
+
+def _output_of(body: Mapping[str, Any], logical: str) -> str | None:
+    """The output whose value is ``Ref`` of the resource (its ARN for a load balancer)."""
+    for key, spec in body.get("Outputs", {}).items():
+        if spec.get("Value") == {"Ref": logical}:
+            return str(key)
+    return None
+
+
+# --- status.sh --------------------------------------------------------------------------------
+
+
+def status_script(title: str, stacks: list[Stack]) -> str:
+    q = shlex.quote
+    own = [s for s in stacks if s.own]
+    out = [
+        "#!/usr/bin/env bash",
+        f"# Status of {title}: every stack of its manifest in deploy order, with its status, its last drift",
+        "# detection and, for a stack in a failed or rolled-back state, its last failed event.",
+        "# Generated by infra-templates; do not edit: change the environment files and run `make templates`.",
+        "#",
+        f"# Exit 0 when the {len(own)} stack(s) this folder deploys are complete, 1 otherwise.",
+        "set -euo pipefail",
+        "",
+        "command -v aws >/dev/null || { echo 'status.sh: the AWS CLI (aws) is not installed' >&2; exit 1; }",
+        "healthy=true",
+        'row="%-44s %-14s %-24s %-12s %s\\n"',
+        "# shellcheck disable=SC2059 # the format is the one above, on purpose a variable",
+        'printf "$row" STACK REGION STATUS DRIFT ""',
+    ]
+    for stack in stacks:
+        name, region = q(stack.name), q(stack.region)
+        label = f" ({stack.note})" if stack.note else ""
+        note = q(stack.note) if stack.note else '""'
+        out += [
+            "",
+            f"# {stack.name}{label}",
+            'drift=""',
+            f'if state="$(aws cloudformation describe-stacks --stack-name {name} --region {region} '
+            '--query "Stacks[0].[StackStatus,DriftInformation.StackDriftStatus]" --output text 2>&1)"; then',
+            "  drift=\"${state#*$'\\t'}\"",
+            "  state=\"${state%%$'\\t'*}\"",
+            'elif [[ "$state" == *"does not exist"* ]]; then',
+            "  state=NOT_DEPLOYED",
+            "else",
+            "  state=\"ERROR: ${state//$'\\n'/ }\"",
+            "fi",
+            "# shellcheck disable=SC2059",
+            f'printf "$row" {name} {region} "$state" "$drift" {note}',
+            'case "$state" in',
+            f"  {'|'.join(HEALTHY)}) ;;",
+            f"  *) {'healthy=false' if stack.own else ':'} ;;",
+            "esac",
+            'case "$drift" in',
+            "  DRIFTED)",
+            "    cat <<'EOF'",
+            f"    drifted since it was deployed; what changed: aws cloudformation describe-stack-resource-drifts "
+            f"--stack-name {stack.name} --region {stack.region} --stack-resource-drift-status-filters MODIFIED DELETED",
+            "EOF",
+            "    ;;",
+            "  NOT_CHECKED)",
+            "    cat <<'EOF'",
+            f"    drift never checked; to check: aws cloudformation detect-stack-drift --stack-name {stack.name} "
+            f"--region {stack.region}",
+            "EOF",
+            "    ;;",
+            "esac",
+            'if [[ "$state" == *FAILED* || "$state" == *ROLLBACK* ]]; then',
+            '  echo "    last failed event:"',
+            f"  aws cloudformation describe-stack-events --stack-name {name} --region {region} "
+            "--query \"StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,"
+            'ResourceStatus,ResourceStatusReason]" --output text | sed "s/^/    /"',
+            "fi",
+        ]
+    out += [
+        "",
+        'if [[ "$healthy" == true ]]; then',
+        f'  echo "{title}: the {len(own)} stack(s) of this folder are complete."',
+        "else",
+        f'  echo "{title}: not every stack of this folder is complete (see above)." >&2',
+        "  exit 1",
+        "fi",
+    ]
+    return "\n".join(out) + "\n"
+
+
+# --- logs.sh ----------------------------------------------------------------------------------
+
+
+def logs_script(title: str, services: list[ServiceLog]) -> str:
+    q = shlex.quote
+    names = " ".join(s.service for s in services) or "(none)"
+    out = [
+        "#!/usr/bin/env bash",
+        f"# Follows the log of one service of {title}: its log group, tailed and followed (AWS CLI v2's logs tail).",
+        "# Generated by infra-templates; do not edit: change the environment files and run `make templates`.",
+        "#",
+        "#   ./logs.sh SERVICE            the last 10 minutes, then new events as they come",
+        "#   SINCE=2h ./logs.sh SERVICE   from 2 hours ago (s, m, h, d, w, or an ISO 8601 time)",
+        "#",
+        f"# Services: {names}",
+        "set -euo pipefail",
+        "",
+        f'usage="usage: $0 SERVICE (one of: {names})"',
+        'if [[ $# -ne 1 ]]; then echo "$usage" >&2; exit 2; fi',
+        "command -v aws >/dev/null || { echo 'logs.sh: the AWS CLI (aws) is not installed' >&2; exit 1; }",
+        'case "$(aws --version)" in',
+        "  aws-cli/1.*) echo 'logs.sh: the command it runs (logs tail) needs the AWS CLI version 2' >&2; exit 1 ;;",
+        "esac",
+        *(['since="${SINCE:-10m}"'] if services else []),
+        'case "$1" in',
+    ]
+    for s in services:
+        out += [
+            f"  {q(s.service)})",
+            f"    # {s.group}: the log group of {s.stack} ({s.region})",
+            f'    exec aws logs tail {q(s.group)} --region {q(s.region)} --follow --since "$since" --format short ;;',
+        ]
+    out += [
+        '  *) echo "logs.sh: no service $1 in this environment" >&2; echo "$usage" >&2; exit 2 ;;',
+        "esac",
+    ]
+    return "\n".join(out) + "\n"
+
+
+# --- destroy.sh -------------------------------------------------------------------------------
+
+
+def _fate(stacks: list[Stack]) -> tuple[list[str], list[str]]:
+    """(kept, lost): the stateful resources a deletion keeps (by their DeletionPolicy) and loses."""
+    kept, lost = [], []
+    for stack in stacks:
+        stateful = stateful_resources(stack.body)
+        policies = kept_resources(stack.body)
+        for name, policy in policies.items():
+            kind = stack.body["Resources"][name]["Type"]
+            what = "a final snapshot is kept" if policy == "Snapshot" else "kept"
+            kept.append(f"{stack.name}: {name} ({kind}, DeletionPolicy {policy}): {what}")
+        for name, kind in stateful.items():
+            # An Aurora cluster's instance holds no data (the cluster volume does): nothing is lost with it.
+            aurora_instance = "DBClusterIdentifier" in stack.body["Resources"][name].get("Properties", {})
+            if name not in policies and not aurora_instance:
+                lost.append(f"{stack.name}: {name} ({kind}): deleted with its stack")
+    return kept, lost
+
+
+def destroy_script(title: str, folder: str, account: str, stacks: list[Stack]) -> str:
+    q = shlex.quote
+    own = [s for s in stacks if s.own]
+    order = list(reversed(own))
+    kept, lost = _fate(order)
+    others = [s for s in stacks if not s.own]
+    out = [
+        "#!/usr/bin/env bash",
+        f"# Deletes {title}: the {len(own)} stack(s) of this folder, in reverse deploy order, from account {account}.",
+        "# Generated by infra-templates; do not edit: change the environment files and run `make templates`.",
+        "#",
+        f"#   ./destroy.sh                 states what is kept and lost, then asks for '{folder}' typed back",
+        f"#   CONFIRM={folder} ./destroy.sh   the same without the question",
+        "#",
+        "# It refuses while termination protection or deletion protection would stop a deletion half-way,",
+        "# and prints the command that lifts each. Stacks of other folders are never touched.",
+        "set -euo pipefail",
+        "",
+        "command -v aws >/dev/null || { echo 'destroy.sh: the AWS CLI (aws) is not installed' >&2; exit 1; }",
+        "",
+        "cat <<'EOF'",
+        f"Deleting {title} deletes these {len(own)} stack(s), in this order:",
+        *(f"  {s.name} ({s.region})" for s in order),
+        "",
+        "Kept by their DeletionPolicy (they stay in the account, and go on costing, until you delete them):",
+        *(f"  {line}" for line in kept or ["none"]),
+        "",
+        "Lost: stateful resources deleted with their stack:",
+        *(f"  {line}" for line in lost or ["none"]),
+    ]
+    if others:
+        out += [
+            "",
+            "Not touched: the stacks of other folders this one builds on (each deleted by its own folder's",
+            "destroy.sh; CloudFormation refuses to delete a stack whose export another stack still imports):",
+            *(f"  {s.name} ({s.note})" for s in others),
+        ]
+    out += [
+        "EOF",
+        "",
+        'signed_in="$(aws sts get-caller-identity --query Account --output text)"',
+        f'if [[ "$signed_in" != {q(account)} ]]; then',
+        f'  echo "destroy.sh: signed in to account $signed_in, but {title} lives in account {account}" >&2',
+        "  exit 1",
+        "fi",
+        "",
+        "# Refuse before deleting anything when a protection would stop the deletion half-way.",
+        "blocked=false",
+    ]
+    for stack in order:
+        name, region = q(stack.name), q(stack.region)
+        out += [
+            f'protection="$(aws cloudformation describe-stacks --stack-name {name} --region {region} '
+            '--query "Stacks[0].EnableTerminationProtection" --output text 2>/dev/null || true)"',
+            'if [[ "$protection" == True ]]; then',
+            "  cat >&2 <<'EOF'",
+            f"destroy.sh: {stack.name} has termination protection on; to lift it:",
+            "  aws cloudformation update-termination-protection --no-enable-termination-protection "
+            f"--stack-name {stack.name} --region {stack.region}",
+            "EOF",
+            "  blocked=true",
+            "fi",
+        ]
+        for protection in _protections(stack):
+            out += [
+                *protection.check,
+                'if [[ "$value" == True || "$value" == true ]]; then',
+                "  cat >&2 <<EOF",
+                f"destroy.sh: {protection.what} has deletion protection on; to lift it:",
+                f"  {protection.lift}",
+                "EOF",
+                "  blocked=true",
+                "fi",
+            ]
+    out += [
+        'if [[ "$blocked" == true ]]; then',
+        '  echo "destroy.sh: nothing was deleted; lift the protections above first (a deliberate act)" >&2',
+        "  exit 1",
+        "fi",
+        "",
+        'answer="${CONFIRM:-}"',
+        'if [[ -z "$answer" ]]; then',
+        f'  read -r -p "Type {folder} to delete its {len(own)} stack(s): " answer',
+        "fi",
+        f'if [[ "$answer" != {q(folder)} ]]; then',
+        f'  echo "destroy.sh: {folder} was not typed back; nothing was deleted" >&2',
+        "  exit 1",
+        "fi",
+    ]
+    for index, stack in enumerate(order, 1):
+        name, region = q(stack.name), q(stack.region)
+        out += [
+            "",
+            f'echo "==> {index}/{len(order)} deleting {stack.name} ({stack.region})"',
+            f"if aws cloudformation describe-stacks --stack-name {name} --region {region} >/dev/null 2>&1; then",
+            f"  aws cloudformation delete-stack --stack-name {name} --region {region}",
+            f"  aws cloudformation wait stack-delete-complete --stack-name {name} --region {region}",
+            "else",
+            '  echo "    not deployed: nothing to delete"',
+            "fi",
+        ]
+    out += ["", f'echo "{title}: {len(order)} stack(s) deleted."']
+    return "\n".join(out) + "\n"
+
+
+def day2_files(
+    title: str,
+    folder: str,
+    account: str,
+    plans: list[tuple[str, str, bool, str]],
+    templates: Mapping[str, Mapping[str, Any]],
+) -> dict[str, str]:
+    """``status.sh``, ``logs.sh`` and ``destroy.sh`` of one folder. ``plans``: (stack, region, own,
+    note) in the manifest's order; ``templates`` maps each stack to its template."""
+    stacks = [Stack(name, region, own, note, templates[name]) for name, region, own, note in plans]
+    return {
+        STATUS: status_script(title, stacks),
+        LOGS: logs_script(title, service_logs(stacks)),
+        DESTROY: destroy_script(title, folder, account, stacks),
+    }

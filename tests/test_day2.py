@@ -1,0 +1,224 @@
+"""The day-2 scripts (status.sh, logs.sh, destroy.sh) run against a stand-in ``aws`` on PATH that
+answers as CloudFormation, RDS and the CLI would and records every call: what each script asks,
+in which order, and that destroy.sh deletes nothing before it has said what is kept and lost, and
+nothing at all while a protection is on or the name was not typed back. (That each printed command
+is one the real AWS CLI accepts, naming what exists, is tests/test_aws_commands.py.) The Makefile
+targets fail at once without ENV."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from conftest import BUILT, ROOT
+
+PROD = "prod"
+ACCOUNT = "333333333333"
+PROTECTED_DEFAULT = "none"
+
+# The stand-in: answers by the operation and the stack named; every call appended to $AWS_CALLS.
+FAKE_AWS = r"""#!/usr/bin/env bash
+echo "$*" >> "$AWS_CALLS"
+args=" $* "
+case "$*" in
+  --version) echo "aws-cli/${FAKE_CLI_MAJOR:-2}.15.0 Python/3.11" ; exit 0 ;;
+  "sts get-caller-identity"*) echo "$FAKE_ACCOUNT" ;;
+  *"Stacks[0].EnableTerminationProtection"*)
+    if [[ "$args" == *" --stack-name $FAKE_PROTECTED "* ]]; then echo True; else echo False; fi ;;
+  *"rds describe-db-clusters"*) echo "${FAKE_DB_PROTECTED:-False}" ;;
+  *"OutputKey=='LoadBalancerArn'"*) echo "arn:aws:elasticloadbalancing:eu-west-1:333333333333:loadbalancer/app/x/1" ;;
+  *"describe-load-balancer-attributes"*) echo "${FAKE_LB_PROTECTED:-false}" ;;
+  *"Stacks[0].[StackStatus,DriftInformation.StackDriftStatus]"*)
+    if [[ "$args" == *" --stack-name $FAKE_MISSING "* ]]; then
+      echo "An error occurred (ValidationError) when calling the DescribeStacks operation:" \
+        "Stack with id $FAKE_MISSING does not exist" >&2
+      exit 254
+    elif [[ "$args" == *" --stack-name $FAKE_FAILED "* ]]; then printf 'UPDATE_ROLLBACK_COMPLETE\tDRIFTED\n'
+    else printf 'UPDATE_COMPLETE\tNOT_CHECKED\n'; fi ;;
+  *"describe-stack-events"*) printf '2026-11-30T04:00:00Z\tService\tUPDATE_FAILED\tCircuit breaker\n' ;;
+  *) ;;
+esac
+"""
+
+
+def _script(tmp_path: Path, name: str, folder: str = PROD) -> Path:
+    path = tmp_path / folder / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(BUILT.files[folder][name], encoding="utf-8")
+    path.chmod(0o755)
+    return path
+
+
+def _run(tmp_path: Path, script: Path, *args: str, stdin: str = "", **fake: str) -> tuple[int, str, str, list[str]]:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    (bin_dir / "aws").write_text(FAKE_AWS, encoding="utf-8")
+    (bin_dir / "aws").chmod(0o755)
+    calls = tmp_path / "calls.log"
+    calls.write_text("")
+    env = {
+        "PATH": f"{bin_dir}:/usr/bin:/bin",
+        "AWS_CALLS": str(calls),
+        "FAKE_ACCOUNT": ACCOUNT,
+        "FAKE_PROTECTED": PROTECTED_DEFAULT,
+        "FAKE_MISSING": "none",
+        "FAKE_FAILED": "none",
+        **fake,
+    }
+    result = subprocess.run(
+        ["bash", str(script), *args], input=stdin, capture_output=True, text=True, env=env, check=False, timeout=60
+    )
+    return result.returncode, result.stdout, result.stderr, calls.read_text().splitlines()
+
+
+def _own_stacks(folder: str = PROD) -> list[str]:
+    manifest = json.loads(BUILT.files[folder]["manifest.json"])
+    return [s["name"] for s in manifest["stacks"] if not s["templates"]["json"].startswith("../")]
+
+
+def _all_stacks(folder: str = PROD) -> list[str]:
+    return [s["name"] for s in json.loads(BUILT.files[folder]["manifest.json"])["stacks"]]
+
+
+# --- status.sh --------------------------------------------------------------------------------
+
+
+def test_status_lists_every_stack_in_manifest_order_and_passes_when_all_are_complete(tmp_path: Path) -> None:
+    status, out, err, calls = _run(tmp_path, _script(tmp_path, "status.sh"))
+    assert status == 0, err
+    rows = [line.split()[0] for line in out.splitlines()[1:] if line and not line.startswith(" ")]
+    assert rows[: len(_all_stacks())] == _all_stacks()
+    assert "project stack" in out and "dr's stack" in out  # the manifest's other folders, marked
+    assert out.count("drift never checked; to check: aws cloudformation detect-stack-drift") == len(_all_stacks())
+    assert not any("describe-stack-events" in c for c in calls)
+
+
+def test_status_shows_the_last_failed_event_drift_and_a_missing_stack_and_fails(tmp_path: Path) -> None:
+    failed, missing = "shop-prod-svc-api", "shop-prod-svc-web"
+    status, out, err, calls = _run(tmp_path, _script(tmp_path, "status.sh"), FAKE_FAILED=failed, FAKE_MISSING=missing)
+    assert status == 1
+    row = next(line for line in out.splitlines() if line.startswith(failed))
+    assert "UPDATE_ROLLBACK_COMPLETE" in row and "DRIFTED" in row
+    assert f"describe-stack-resource-drifts --stack-name {failed} --region eu-west-1" in out
+    assert "UPDATE_FAILED\tCircuit breaker" in out
+    assert [c for c in calls if "describe-stack-events" in c] == [
+        next(c for c in calls if "describe-stack-events" in c and failed in c)
+    ]
+    assert "NOT_DEPLOYED" in next(line for line in out.splitlines() if line.startswith(missing))
+    assert "not every stack of this folder is complete" in err
+
+
+def test_a_project_stack_that_failed_does_not_fail_the_environments_status(tmp_path: Path) -> None:
+    status, out, _, _ = _run(tmp_path, _script(tmp_path, "status.sh"), FAKE_FAILED="shop-registry")
+    assert status == 0
+    assert "UPDATE_FAILED" in out  # its last failed event is still shown
+
+
+# --- logs.sh ----------------------------------------------------------------------------------
+
+
+def test_logs_tails_the_services_own_log_group(tmp_path: Path) -> None:
+    status, _, err, calls = _run(tmp_path, _script(tmp_path, "logs.sh"), "api", SINCE="2h")
+    assert status == 0, err
+    assert calls[-1] == "logs tail shop-prod-svc-api --region eu-west-1 --follow --since 2h --format short"
+    status, _, _, calls = _run(tmp_path, _script(tmp_path, "logs.sh"), "web")
+    assert calls[-1].endswith("--since 10m --format short") and "shop-prod-svc-web" in calls[-1]
+
+
+@pytest.mark.parametrize(("args", "fake", "message"), [
+    (["nope"], {}, "no service nope in this environment"),
+    ([], {}, "usage:"),
+    (["api"], {"FAKE_CLI_MAJOR": "1"}, "needs the AWS CLI version 2"),
+])  # fmt: skip
+def test_logs_refuses_an_unknown_service_and_cli_v1(tmp_path, args, fake, message) -> None:
+    status, _, err, calls = _run(tmp_path, _script(tmp_path, "logs.sh"), *args, **fake)
+    assert status in (1, 2) and message in err
+    assert not any(c.startswith("logs tail") for c in calls)
+
+
+# --- destroy.sh -------------------------------------------------------------------------------
+
+
+def _deleted(calls: list[str]) -> list[str]:
+    return [c.split("--stack-name ")[1].split()[0] for c in calls if c.startswith("cloudformation delete-stack")]
+
+
+def test_destroy_states_what_is_kept_and_lost_then_deletes_in_reverse_order(tmp_path: Path) -> None:
+    status, out, err, calls = _run(tmp_path, _script(tmp_path, "destroy.sh"), CONFIRM=PROD)
+    assert status == 0, err
+    assert _deleted(calls) == list(reversed(_own_stacks()))
+    kept = out.split("Kept by their DeletionPolicy")[1].split("Lost:")[0]
+    assert "shop-prod-data: Cluster (AWS::RDS::DBCluster, DeletionPolicy Snapshot): a final snapshot is kept" in kept
+    assert "shop-prod-edge: AssetsBucket (AWS::S3::Bucket, DeletionPolicy Retain): kept" in kept
+    assert "WriterInstance" not in out  # an Aurora instance holds no data
+    # everything is stated before the first call that deletes
+    assert out.index("Kept by their DeletionPolicy") < out.index("==> 1/")
+    for name in _all_stacks():
+        if name not in _own_stacks():
+            assert name not in _deleted(calls)  # the project's and the DR partner's stacks are never touched
+    assert all(f"wait stack-delete-complete --stack-name {n} " in " ".join(calls) for n in _own_stacks())
+
+
+@pytest.mark.parametrize(("fake", "lift"), [
+    ({"FAKE_PROTECTED": "shop-prod-data"},
+     "aws cloudformation update-termination-protection --no-enable-termination-protection "
+     "--stack-name shop-prod-data --region eu-west-1"),
+    ({"FAKE_DB_PROTECTED": "True"},
+     "aws rds modify-db-cluster --db-cluster-identifier shop-prod --no-deletion-protection --apply-immediately "
+     "--region eu-west-1"),
+    ({"FAKE_LB_PROTECTED": "true"},
+     "aws elbv2 modify-load-balancer-attributes --load-balancer-arn "
+     '"arn:aws:elasticloadbalancing:eu-west-1:333333333333:loadbalancer/app/x/1" --region eu-west-1 '
+     "--attributes Key=deletion_protection.enabled,Value=false"),
+])  # fmt: skip
+def test_destroy_refuses_while_a_protection_is_on_and_prints_how_to_lift_it(tmp_path, fake, lift) -> None:
+    status, out, err, calls = _run(tmp_path, _script(tmp_path, "destroy.sh"), CONFIRM=PROD, **fake)
+    assert status == 1
+    assert lift in err
+    assert "nothing was deleted" in err
+    assert _deleted(calls) == []
+    assert "Kept by their DeletionPolicy" in out  # stated even when it refuses
+
+
+def test_destroy_asks_for_the_name_and_deletes_nothing_on_a_wrong_answer(tmp_path: Path) -> None:
+    status, _, err, calls = _run(tmp_path, _script(tmp_path, "destroy.sh"), stdin="staging\n")
+    assert status == 1 and "prod was not typed back" in err
+    assert _deleted(calls) == []
+    status, _, err, calls = _run(tmp_path, _script(tmp_path, "destroy.sh"), stdin="prod\n")
+    assert status == 0, err
+    assert _deleted(calls) == list(reversed(_own_stacks()))
+
+
+def test_destroy_refuses_another_account(tmp_path: Path) -> None:
+    status, _, err, calls = _run(tmp_path, _script(tmp_path, "destroy.sh"), CONFIRM=PROD, FAKE_ACCOUNT="999999999999")
+    assert status == 1 and "signed in to account 999999999999" in err
+    assert _deleted(calls) == []
+
+
+def test_destroy_of_the_project_deletes_only_the_project_stacks(tmp_path: Path) -> None:
+    status, _, err, calls = _run(tmp_path, _script(tmp_path, "destroy.sh", "project"), CONFIRM="project",
+                                 FAKE_ACCOUNT=BUILT.project.account_id)  # fmt: skip
+    assert status == 0, err
+    assert _deleted(calls) == list(reversed(_all_stacks("project")))
+
+
+# --- the Makefile targets ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("target", [["status"], ["logs"], ["destroy"], ["logs", "ENV=prod"], ["status", "ENV=nope"]])
+def test_make_targets_fail_at_once_without_env(target: list[str]) -> None:
+    started = time.monotonic()
+    result = subprocess.run(
+        ["make", "--no-print-directory", "-C", str(ROOT), *target],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "MAKEFLAGS": ""},
+    )
+    assert time.monotonic() - started < 1.0
+    assert result.returncode == 2
+    assert "usage: make" in result.stderr
