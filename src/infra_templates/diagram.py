@@ -619,7 +619,12 @@ def dot_source(diagram: Diagram) -> str:
     fill(graph, ())
     _grid(graph, diagram, ids)
     for source, target, ports in sorted(diagram.flows):
-        graph.edge(ids[source], ids[target], label=ports, color="firebrick", penwidth="1.5")
+        # Between two nodes of one cluster (a service calling another in its tier) the ports go in
+        # an xlabel: an edge label there makes Graphviz 2.43's dot fail ("trouble in init_rank").
+        same = diagram.place.get(source, ()) == diagram.place.get(target, ())
+        graph.edge(
+            ids[source], ids[target], **{"xlabel" if same else "label": ports}, color="firebrick", penwidth="1.5"
+        )
     for source, target, kind in sorted(diagram.references):
         if kind in ("ref", "import"):
             graph.edge(
