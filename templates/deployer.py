@@ -49,7 +49,7 @@ from troposphere.iam import ManagedPolicy, Policy, Role
 from infra_templates import constructs, iam
 from infra_templates.catalog import handler_permissions
 from infra_templates.config import CLOUDFRONT_REGION, Environment
-from infra_templates.iam_analysis import has_resource_types, is_known, privilege, service_privileges, service_resources
+from infra_templates.iam_analysis import has_resource_types, is_known, privilege, service_resources
 from infra_templates.layer import LayerContext
 from infra_templates.naming import (
     artifact_bucket_name,
@@ -296,89 +296,15 @@ def _takes_boundary_condition(action: str) -> bool:
     )
 
 
-def iam_writes() -> list[str]:
-    """IAM's actions that change IAM (access levels Write, Permissions management, Tagging, from its
-    service authorization data), as few patterns as the data allows: ``iam:Create*`` where every
-    action of that verb changes IAM, the action itself otherwise. iam:PassRole is left out: it
-    changes nothing, and the release and deployment roles must pass their task roles."""
-    actions = service_privileges("iam")
-    changes = {
-        name
-        for name, entry in actions.items()
-        if entry["access_level"] in ("Write", "Permissions management", "Tagging") and name != "PassRole"
-    }
-    by_verb: dict[str, list[str]] = {}
-    for name in actions:
-        by_verb.setdefault(_verb(name), []).append(name)
-    patterns = set()
-    for name in changes:
-        verb = _verb(name)
-        patterns.add(f"iam:{verb}*" if all(n in changes for n in by_verb[verb]) else f"iam:{name}")
-    return sorted(patterns)
-
-
-def _verb(name: str) -> str:
-    """``CreateRole`` -> ``Create``: the first word of an action's name."""
-    for index in range(1, len(name)):
-        if name[index].isupper():
-            return name[:index]
-    return name
-
-
-# Turning off the account's record of what happened: no workload of ours needs it.
-TRAIL_AND_LOG_OFF = (
-    "cloudtrail:DeleteTrail",
-    "cloudtrail:PutEventSelectors",
-    "cloudtrail:StopLogging",
-    "cloudtrail:UpdateTrail",
-    "ec2:DeleteFlowLogs",
-    "logs:DeleteLogGroup",
-    "logs:DeleteLogStream",
-)
-
-
 def _boundary(env: Environment, regions: list[str]) -> ManagedPolicy:
     """The permissions boundary of every role the environment's other stacks create (pipeline.py
-    applies it): a role may do at most what its own policies grant AND this allows (IAM User Guide,
-    "Permissions boundaries for IAM entities": the effective permissions are the intersection).
-    It allows everything, then denies what no workload of ours needs: changing IAM, acting outside
-    the environment's regions (aws:RequestedRegion; global services such as IAM, CloudFront and
-    Route 53 take their requests in us-east-1, IAM User Guide "AWS: Denies access to AWS based on
-    the requested Region"), and turning off trails and logs."""
-    policy = ManagedPolicy(
+    applies it): see constructs.permissions_boundary."""
+    return constructs.permissions_boundary(
         "PermissionsBoundary",
-        ManagedPolicyName=permissions_boundary_name(env.project, env.name),
-        Description=f"The permissions boundary of every role of {env.name}'s stacks but the deployer's",
-        PolicyDocument=iam.document(
-            # A boundary grants nothing itself: the role's own policies do, least privilege each.
-            Statement(Sid="AtMostWhatTheRolesOwnPoliciesGrant", Effect=Allow, Action=[Action("*")], Resource=["*"]),
-            Statement(
-                Sid="NeverChangeIam",
-                Effect=Deny,
-                Action=[Action(*a.split(":")) for a in iam_writes()],
-                Resource=["*"],
-            ),
-            Statement(
-                Sid="StayInTheEnvironmentsRegions",
-                Effect=Deny,
-                Action=[Action("*")],
-                Resource=["*"],
-                Condition=Condition(StringNotEquals("aws:RequestedRegion", sorted({*regions, GLOBAL_REGION}))),
-            ),
-            Statement(
-                Sid="NeverTurnOffTrailsOrLogs",
-                Effect=Deny,
-                Action=[Action(*a.split(":")) for a in TRAIL_AND_LOG_OFF],
-                Resource=["*"],
-            ),
-        ),
+        name=permissions_boundary_name(env.project, env.name),
+        description=f"The permissions boundary of every role of {env.name}'s stacks but the deployer's",
+        regions=sorted({*regions, GLOBAL_REGION}),
     )
-    reason = (
-        "a permissions boundary grants nothing: it caps the roles' own least-privilege policies (IAM User Guide, "
-        "'Permissions boundaries for IAM entities'); its Allow * is the cap, its Deny statements the limits"
-    )
-    constructs.skip_checkov(policy, ("CKV_AWS_109", reason), ("CKV_AWS_111", reason))
-    return policy
 
 
 # The resource types (IAM's names) of the services whose resources this environment names itself,

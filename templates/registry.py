@@ -22,9 +22,15 @@ from troposphere import AccountId, Export, GetAtt, ImportValue, Output, Sub, Tag
 from troposphere.iam import Policy, Role
 
 from infra_templates import constructs, iam
-from infra_templates.config import Project
-from infra_templates.naming import repository_name, repository_prefix, stack_name, standard_tags
-from infra_templates.pipeline import PROJECT_ENVIRONMENT_TAG
+from infra_templates.config import CLOUDFRONT_REGION, Project
+from infra_templates.naming import (
+    permissions_boundary_name,
+    repository_name,
+    repository_prefix,
+    stack_name,
+    standard_tags,
+)
+from infra_templates.pipeline import PROJECT_BOUNDARY, PROJECT_ENVIRONMENT_TAG
 from templates.contracts import Registry
 
 REPLICA_LAYER = "registry-replica"
@@ -34,6 +40,13 @@ REPLICATION_LAYER = "registry-replication"
 def replica_regions(project: Project) -> list[str]:
     """The regions of the DR environments other than the registry's: ECR replicates the images there."""
     return sorted({e.region for e in project.environments if e.dr is not None} - {project.region})
+
+
+def project_regions(project: Project) -> list[str]:
+    """Where the project's stacks and roles act: the registry's region, every environment's (the
+    pipelines' artifact buckets and deployments are there, and so are the DR replicas), and
+    us-east-1, where global services (IAM, CloudFront, Route 53) take their requests."""
+    return sorted({project.region, CLOUDFRONT_REGION, *(e.region for e in project.environments)})
 
 
 def replicates(project: Project) -> bool:
@@ -58,6 +71,14 @@ def build(project: Project) -> Template:
         constructs.kms_key("RegistryKey", None, f"Encrypts the container images of {project.name}", iam.key_policy())
     )
     t.add_resource(constructs.kms_alias("RegistryKeyAlias", f"{name}/images", key))
+    t.add_resource(
+        constructs.permissions_boundary(
+            "PermissionsBoundary",
+            name=permissions_boundary_name(project.name, PROJECT_BOUNDARY),
+            description=f"The permissions boundary of every role of {project.name}'s project stacks",
+            regions=project_regions(project),
+        )
+    )
     t.add_output(
         Output(
             Registry.KEY_ARN.key,

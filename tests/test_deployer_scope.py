@@ -16,7 +16,7 @@ from conftest import BUILT
 from troposphere import Template
 from troposphere.iam import Role
 
-from infra_templates import iam_analysis
+from infra_templates import iam, iam_analysis
 from infra_templates.layer import apply_permissions_boundary
 from templates import deployer as deployer_layer
 from templates.deployer import _Grant
@@ -374,16 +374,36 @@ def test_a_role_without_the_boundary_is_given_it_and_one_with_its_own_keeps_it()
     assert body["Own"]["Properties"]["PermissionsBoundary"] == "arn:aws:iam::1:policy/own"
 
 
-def test_no_project_role_may_change_iam_so_a_boundary_would_cap_nothing() -> None:
-    """The project's stacks (registry, delivery) carry no permissions boundary (README, Security):
-    an administrator deploys them by hand, never the deployer's role, and none of their roles may
-    write IAM, the escalation a boundary stops. If one ever may, this fails and a boundary is due."""
-    writes = deployer_layer.iam_writes()
+def test_every_project_role_carries_the_projects_boundary_from_the_registry_stack() -> None:
+    boundary = {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:policy/shop-project-boundary"}
+    roles = {
+        f"{path.name} {logical_id}": resource["Properties"].get("PermissionsBoundary")
+        for path in sorted((GOLDEN / "project").glob("*.json"))
+        for logical_id, resource in _resources(path).items()
+        if resource["Type"] == "AWS::IAM::Role"
+    }
+    assert len(roles) > 5, "too few project roles: the check would prove nothing"
+    assert {role: value for role, value in roles.items() if value != boundary} == {}
+    policy = _resources(GOLDEN / "project" / "registry.json")["PermissionsBoundary"]["Properties"]
+    assert policy["ManagedPolicyName"] == "shop-project-boundary"
+    statements = {s["Sid"]: s for s in policy["PolicyDocument"]["Statement"]}
+    assert set(statements["NeverChangeIam"]["Action"]) == set(iam.iam_writes())
+    # the registry stack, which holds the policy, comes first in the project's deploy order
+    manifest = json.loads((GOLDEN / "project" / "manifest.json").read_text())
+    assert manifest["stacks"][0]["name"] == "shop-registry"
+
+
+def test_no_project_role_may_change_iam() -> None:
+    """None of the project's roles may write IAM, the escalation a boundary stops; the boundary
+    denies it too, this keeps their own policies from asking for it."""
+    writes = iam.iam_writes()
     roles = 0
     for path in sorted((GOLDEN / "project").glob("*.json")):
         for logical_id, resource in _resources(path).items():
             if resource["Type"] not in ("AWS::IAM::Role", "AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"):
                 continue
+            if logical_id == "PermissionsBoundary":
+                continue  # the boundary itself: its Allow * is the cap, not a grant
             roles += resource["Type"] == "AWS::IAM::Role"
             properties = resource["Properties"]
             documents = [p["PolicyDocument"] for p in properties.get("Policies", [])]

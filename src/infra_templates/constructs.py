@@ -6,7 +6,19 @@ from typing import Any
 
 from awacs import logs as logs_actions
 from awacs import s3 as s3_actions
-from awacs.aws import Allow, ArnLike, Bool, Condition, Deny, PolicyDocument, Principal, Statement, StringEquals
+from awacs.aws import (
+    Action,
+    Allow,
+    ArnLike,
+    Bool,
+    Condition,
+    Deny,
+    PolicyDocument,
+    Principal,
+    Statement,
+    StringEquals,
+    StringNotEquals,
+)
 from troposphere import (
     AccountId,
     AWSObject,
@@ -23,7 +35,7 @@ from troposphere import (
     s3,
     wafv2,
 )
-from troposphere.iam import Policy, Role
+from troposphere.iam import ManagedPolicy, Policy, Role
 
 from infra_templates import iam
 from infra_templates.config import Environment
@@ -525,3 +537,47 @@ def inline_function(
     skip_checkov(function, *skips)
     t.add_resource(function)
     return function, role
+
+
+def permissions_boundary(title: str, *, name: str, description: str, regions: list[str]) -> ManagedPolicy:
+    """A permissions boundary (``AWS::IAM::ManagedPolicy`` named ``name``) for the roles of a set of
+    stacks: a role may do at most what its own policies grant AND this allows (IAM User Guide,
+    "Permissions boundaries for IAM entities": the effective permissions are the intersection).
+    It allows everything, then denies what no workload of ours needs: changing IAM
+    (``iam.iam_writes()``), acting outside ``regions`` (aws:RequestedRegion; include us-east-1,
+    where global services such as IAM, CloudFront and Route 53 take their requests: IAM User Guide
+    "AWS: Denies access to AWS based on the requested Region"), and turning off trails and logs."""
+    policy = ManagedPolicy(
+        title,
+        ManagedPolicyName=name,
+        Description=description,
+        PolicyDocument=iam.document(
+            # A boundary grants nothing itself: the role's own policies do, least privilege each.
+            Statement(Sid="AtMostWhatTheRolesOwnPoliciesGrant", Effect=Allow, Action=[Action("*")], Resource=["*"]),
+            Statement(
+                Sid="NeverChangeIam",
+                Effect=Deny,
+                Action=[Action(*a.split(":")) for a in iam.iam_writes()],
+                Resource=["*"],
+            ),
+            Statement(
+                Sid="StayInTheEnvironmentsRegions",
+                Effect=Deny,
+                Action=[Action("*")],
+                Resource=["*"],
+                Condition=Condition(StringNotEquals("aws:RequestedRegion", regions)),
+            ),
+            Statement(
+                Sid="NeverTurnOffTrailsOrLogs",
+                Effect=Deny,
+                Action=[Action(*a.split(":")) for a in iam.TRAIL_AND_LOG_OFF],
+                Resource=["*"],
+            ),
+        ),
+    )
+    reason = (
+        "a permissions boundary grants nothing: it caps the roles' own least-privilege policies (IAM User Guide, "
+        "'Permissions boundaries for IAM entities'); its Allow * is the cap, its Deny statements the limits"
+    )
+    skip_checkov(policy, ("CKV_AWS_109", reason), ("CKV_AWS_111", reason))
+    return policy

@@ -20,6 +20,8 @@ from awacs.aws import (
 from troposphere import AccountId, Sub
 from troposphere.iam import Policy, Role
 
+from infra_templates.iam_analysis import service_privileges
+
 VERSION = "2012-10-17"
 
 # What a key administrator needs, per AWS's "default key policy" guide, spelled out instead of kms:*.
@@ -123,3 +125,44 @@ def service_role(
         AssumeRolePolicyDocument=service_trust(service, source_arn=source_arn),
         Policies=[Policy(PolicyName=policy_name, PolicyDocument=document(*statements))],
     )
+
+
+def iam_writes() -> list[str]:
+    """IAM's actions that change IAM (access levels Write, Permissions management, Tagging, from its
+    service authorization data), as few patterns as the data allows: ``iam:Create*`` where every
+    action of that verb changes IAM, the action itself otherwise. iam:PassRole is left out: it
+    changes nothing, and the release and deployment roles must pass their task roles."""
+    actions = service_privileges("iam")
+    changes = {
+        name
+        for name, entry in actions.items()
+        if entry["access_level"] in ("Write", "Permissions management", "Tagging") and name != "PassRole"
+    }
+    by_verb: dict[str, list[str]] = {}
+    for name in actions:
+        by_verb.setdefault(_verb(name), []).append(name)
+    patterns = set()
+    for name in changes:
+        verb = _verb(name)
+        patterns.add(f"iam:{verb}*" if all(n in changes for n in by_verb[verb]) else f"iam:{name}")
+    return sorted(patterns)
+
+
+def _verb(name: str) -> str:
+    """``CreateRole`` -> ``Create``: the first word of an action's name."""
+    for index in range(1, len(name)):
+        if name[index].isupper():
+            return name[:index]
+    return name
+
+
+# Turning off the account's record of what happened: no workload of ours needs it.
+TRAIL_AND_LOG_OFF = (
+    "cloudtrail:DeleteTrail",
+    "cloudtrail:PutEventSelectors",
+    "cloudtrail:StopLogging",
+    "cloudtrail:UpdateTrail",
+    "ec2:DeleteFlowLogs",
+    "logs:DeleteLogGroup",
+    "logs:DeleteLogStream",
+)

@@ -196,6 +196,18 @@ def boundary_arn(env: Environment) -> Sub:
     )
 
 
+PROJECT_BOUNDARY = "project"  # {project}-project-boundary: "project" is no environment's name (reserved)
+
+
+def project_boundary_arn(project: Project) -> Sub:
+    """The ARN of the project's permissions boundary policy, which the registry stack (deployed
+    first) creates and every role of the project's stacks carries."""
+    return Sub(
+        "arn:${AWS::Partition}:iam::${AWS::AccountId}:policy/%s"
+        % permissions_boundary_name(project.name, PROJECT_BOUNDARY)
+    )
+
+
 def build_stacks(env: Environment, layers: Sequence[LayerSpec]) -> list[Stack]:
     """Every environment stack of ``env``, in deploy order."""
     check_layer_order(layers)
@@ -270,6 +282,9 @@ def build_project_stacks(project: Project, layers: Sequence[ProjectLayerSpec]) -
         for unit, region, args in units:
             template = layer.build(*args)
             apply_tags(template, standard_tags(project.name, PROJECT_ENVIRONMENT_TAG, unit, project.tags))
+            # Every role of the project's stacks, as of an environment's, carries a boundary: the
+            # project's, from the registry stack, which deploy.sh and DEPLOY.md deploy first.
+            apply_permissions_boundary(template, project_boundary_arn(project))
             name = stack_name(project.name, None, unit)
             stack = _stack(name, unit, region, template, depends_on=depends_on, scope="project")
             if layer.upload_bucket is not None:

@@ -168,6 +168,7 @@ aws cloudformation deploy \
   --stack-name shop-registry \
   --region eu-west-1 \
   --template-file "$here/registry.yaml" \
+  --capabilities CAPABILITY_NAMED_IAM \
   --tags Project=shop Environment=shared ManagedBy=infra-templates \
   "${changeset[@]}"
 # It holds RegistryKey (AWS::KMS::Key): deleting the stack must take a deliberate step.
