@@ -96,6 +96,7 @@ def test_the_dashboard_is_a_setting(settings_dir: Path) -> None:
         bodies = {s.name: s.body for s in [*built.project_stacks.values(), *built.stacks["dev"].values()]}
         return [s["name"] for s in manifest["stacks"]], cost.folder_estimate(manifest, bodies, "dev").total
 
+    edit_yaml(settings_dir / "dev.yaml", monitoring__dashboard=True)  # the example's dev goes without
     with_it, full = stacks_and_cost()
     edit_yaml(settings_dir / "dev.yaml", monitoring__dashboard=False)
     without, cheaper = stacks_and_cost()
