@@ -82,7 +82,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     check = commands.add_parser("check", help="run the gate (wiring, limits, cfn-lint, checkov, shellcheck) on output")
     changes = commands.add_parser(
         "diff",
-        help="build in memory and show what would change against written templates; exit 3 on changes",
+        help="build in memory and show what would change against written templates; exit 3 on changes, "
+        "1 on a change AWS refuses",
         description="Build the environments in memory and compare with the templates in DIR/<env>/ (and, "
         "without --env, DIR/project/): stacks, resources (added, removed, changed, replaced), outputs. Deleting "
         "or replacing a stateful resource prints a line starting with 'WARNING:'. Exit status: 0 no changes, "
@@ -291,6 +292,9 @@ def run_diagram(names: list[str] | None, output: Path, dot_only: bool, detail: s
 def run_cost(names: list[str] | None, output: Path, against: Path | None) -> int:
     from infra_templates import cost  # noqa: PLC0415 - each command imports only what it runs
 
+    if against is not None and not against.is_dir():
+        print(f"cost: --against {against}: no such folder (a copy of an earlier output/)", file=sys.stderr)
+        return 2
     try:
         estimates = cost.read_output(output, names)
         old = cost.read_output(against, names, missing_ok=True) if against is not None else None

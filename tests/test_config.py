@@ -218,7 +218,10 @@ def test_services_merge_per_key_so_environments_override_counts(environments) ->
 @pytest.mark.parametrize(("cpu", "memory", "message"), [
     (300, 512, "services.web.cpu = 300: is not a Fargate CPU size (did you mean 256 or 512?); use one of 256, 512"),
     (256, 4096, "services.web.memory = 4096: is not a size Fargate accepts with cpu 256 (did you mean 2048?); "
-                "use 512 to 2048"),
+                "use 512, 1024 or 2048"),
+    # 1536 lies between 512 and 2048 but is not one of cpu 256's sizes: the message lists them
+    (256, 1536, "services.web.memory = 1536: is not a size Fargate accepts with cpu 256 (did you mean 1024 or 2048?); "
+                "use 512, 1024 or 2048"),
     (1024, 1500, "services.web.memory = 1500: is not a size Fargate accepts with cpu 1024 (did you mean 2048?); "
                  "use 2048 to 8192 in steps of 1024"),
     (1024, 9000, "services.web.memory = 9000: is not a size Fargate accepts with cpu 1024 (did you mean 8192?)"),

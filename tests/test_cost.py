@@ -337,6 +337,12 @@ def test_dev_with_the_cheap_settings_costs_at_most_100_dollars(settings_dir: Pat
     assert full >= cheap
 
 
+def test_cli_against_a_folder_that_is_not_there_is_refused(tmp_path: Path) -> None:
+    result = _run("--output", str(GOLDEN), "--env", "dev", "--against", str(tmp_path / "nowhere"))
+    assert result.returncode == 2
+    assert "nowhere: no such folder" in result.stderr and "Traceback" not in result.stderr
+
+
 def test_cli_against_an_empty_folder_shows_everything_as_new(tmp_path: Path) -> None:
     result = _run("--output", str(GOLDEN), "--env", "dev", "--against", str(tmp_path))
     assert result.returncode == 0, result.stderr

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 import zoneinfo
 from typing import Annotated, Literal
@@ -330,6 +331,15 @@ KIND_REASONS = {
 }
 
 
+def _sizes_text(sizes: tuple[int, ...]) -> str:
+    """``512, 1024 or 2048`` when the sizes are not evenly spaced (cpu 256), else ``1024 to 4096 in
+    steps of 1024``: never a range the list does not keep."""
+    steps = {b - a for a, b in itertools.pairwise(sizes)}
+    if len(steps) == 1 and len(sizes) > 3:
+        return f"{sizes[0]} to {sizes[-1]} in steps of {steps.pop()}"
+    return ", ".join(map(str, sizes[:-1])) + f" or {sizes[-1]}"
+
+
 class Service(Strict):
     """One containerised service: one image, one ECS service, one stack."""
 
@@ -409,8 +419,7 @@ class Service(Strict):
             guess = " or ".join(map(str, nearest_numbers(self.memory, sizes)))
             raise FieldValueError(
                 ("memory",),
-                f"is not a size Fargate accepts with cpu {self.cpu} (did you mean {guess}?); use {sizes[0]} to "
-                f"{sizes[-1]} in steps of {sizes[1] - sizes[0]}",
+                f"is not a size Fargate accepts with cpu {self.cpu} (did you mean {guess}?); use " + _sizes_text(sizes),
             )
         return self
 
