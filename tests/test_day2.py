@@ -26,7 +26,9 @@ echo "$*" >> "$AWS_CALLS"
 args=" $* "
 case "$*" in
   --version) echo "aws-cli/${FAKE_CLI_MAJOR:-2}.15.0 Python/3.11" ; exit 0 ;;
-  "sts get-caller-identity"*) echo "$FAKE_ACCOUNT" ;;
+  "sts get-caller-identity"*)
+    if [[ "$FAKE_ACCOUNT" == none ]]; then echo "Unable to locate credentials." >&2; exit 255; fi
+    echo "$FAKE_ACCOUNT" ;;
   *"Stacks[0].EnableTerminationProtection"*)
     if [[ "$args" == *" --stack-name $FAKE_PROTECTED "* ]]; then echo True; else echo False; fi ;;
   *"rds describe-db-clusters"*) echo "${FAKE_DB_PROTECTED:-False}" ;;
@@ -110,6 +112,14 @@ def test_status_shows_the_last_failed_event_drift_and_a_missing_stack_and_fails(
     ]
     assert "NOT_DEPLOYED" in next(line for line in out.splitlines() if line.startswith(missing))
     assert "not every stack of this folder is complete" in err
+
+
+@pytest.mark.parametrize("name", ["status.sh", "destroy.sh"])
+def test_without_credentials_a_script_stops_at_once_and_touches_nothing(tmp_path: Path, name: str) -> None:
+    status, _, err, calls = _run(tmp_path, _script(tmp_path, name), stdin="prod\n", FAKE_ACCOUNT="none")
+    assert status == 1
+    assert "not signed in to AWS" in err and err.count("Unable to locate credentials") == 1
+    assert [c for c in calls if "get-caller-identity" not in c] == []
 
 
 def test_a_project_stack_that_failed_does_not_fail_the_environments_status(tmp_path: Path) -> None:

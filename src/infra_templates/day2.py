@@ -181,6 +181,10 @@ def status_script(title: str, stacks: list[Stack]) -> str:
         "set -euo pipefail",
         "",
         "command -v aws >/dev/null || { echo 'status.sh: the AWS CLI (aws) is not installed' >&2; exit 1; }",
+        # Signed in first: without credentials every stack's call would fail the same way.
+        "aws sts get-caller-identity --query Account --output text >/dev/null || "
+        "{ echo 'status.sh: not signed in to AWS (the CLI found no valid credentials): sign in, then run again' >&2; "
+        "exit 1; }",
         "healthy=true",
         'row="%-44s %-14s %-24s %-12s %s\\n"',
         "# shellcheck disable=SC2059 # the format is the one above, on purpose a variable",
@@ -342,7 +346,9 @@ def destroy_script(title: str, folder: str, account: str, stacks: list[Stack]) -
     out += [
         "EOF",
         "",
-        'signed_in="$(aws sts get-caller-identity --query Account --output text)"',
+        'signed_in="$(aws sts get-caller-identity --query Account --output text)" || '
+        "{ echo 'destroy.sh: not signed in to AWS (the CLI found no valid credentials): nothing was deleted' >&2; "
+        "exit 1; }",
         f'if [[ "$signed_in" != {q(account)} ]]; then',
         f'  echo "destroy.sh: signed in to account $signed_in, but {title} lives in account {account}" >&2',
         "  exit 1",

@@ -519,7 +519,9 @@ def deploy_script(context: Handover) -> str:
         out.append("")
     out += [
         "command -v aws >/dev/null || { echo 'deploy.sh: the AWS CLI (aws) is not installed' >&2; exit 1; }",
-        'account="$(aws sts get-caller-identity --query Account --output text)"',
+        'account="$(aws sts get-caller-identity --query Account --output text)" || '
+        "{ echo 'deploy.sh: not signed in to AWS (the CLI found no valid credentials): nothing was changed' >&2; "
+        "exit 1; }",
         f'if [[ "$account" != {q(account)} ]]; then',
         f'  echo "deploy.sh: signed in to account $account, but {title} lives in account {account}" >&2',
         "  exit 1",

@@ -88,7 +88,7 @@ destroy.sh; CloudFormation refuses to delete a stack whose export another stack 
   shop-dr-assets-replica (dr's stack)
 EOF
 
-signed_in="$(aws sts get-caller-identity --query Account --output text)"
+signed_in="$(aws sts get-caller-identity --query Account --output text)" || { echo 'destroy.sh: not signed in to AWS (the CLI found no valid credentials): nothing was deleted' >&2; exit 1; }
 if [[ "$signed_in" != 333333333333 ]]; then
   echo "destroy.sh: signed in to account $signed_in, but shop prod lives in account 333333333333" >&2
   exit 1

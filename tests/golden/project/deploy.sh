@@ -25,7 +25,7 @@ if [[ "$review" == true ]]; then
 fi
 
 command -v aws >/dev/null || { echo 'deploy.sh: the AWS CLI (aws) is not installed' >&2; exit 1; }
-account="$(aws sts get-caller-identity --query Account --output text)"
+account="$(aws sts get-caller-identity --query Account --output text)" || { echo 'deploy.sh: not signed in to AWS (the CLI found no valid credentials): nothing was changed' >&2; exit 1; }
 if [[ "$account" != 444444444444 ]]; then
   echo "deploy.sh: signed in to account $account, but shop shared stacks lives in account 444444444444" >&2
   exit 1

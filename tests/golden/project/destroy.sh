@@ -65,7 +65,7 @@ Lost: stateful resources deleted with their stack:
   none
 EOF
 
-signed_in="$(aws sts get-caller-identity --query Account --output text)"
+signed_in="$(aws sts get-caller-identity --query Account --output text)" || { echo 'destroy.sh: not signed in to AWS (the CLI found no valid credentials): nothing was deleted' >&2; exit 1; }
 if [[ "$signed_in" != 444444444444 ]]; then
   echo "destroy.sh: signed in to account $signed_in, but shop shared stacks lives in account 444444444444" >&2
   exit 1

@@ -77,7 +77,7 @@ destroy.sh; CloudFormation refuses to delete a stack whose export another stack 
   shop-delivery-infrastructure (project stack)
 EOF
 
-signed_in="$(aws sts get-caller-identity --query Account --output text)"
+signed_in="$(aws sts get-caller-identity --query Account --output text)" || { echo 'destroy.sh: not signed in to AWS (the CLI found no valid credentials): nothing was deleted' >&2; exit 1; }
 if [[ "$signed_in" != 222222222222 ]]; then
   echo "destroy.sh: signed in to account $signed_in, but shop staging lives in account 222222222222" >&2
   exit 1
