@@ -8,32 +8,20 @@ from __future__ import annotations
 from troposphere import GetAtt, Template
 
 from infra_templates.config import Environment
-from infra_templates.layer import LayerContext
-from templates.service import alarms, containers, fargate, network, release, roles, service_connect
+from templates.service import alarms, containers, fargate, network, release, service_connect
 from templates.service.scaling import scalable_target
 
 
 def build(env: Environment, name: str) -> Template:
     """The stack of a ``backend`` service."""
-    service = env.services[name]
-    ctx = LayerContext(env, f"svc-{name}")
-    t = ctx.new_template(f"the {name} backend: task definition, ECS service on Service Connect, autoscaling")
-    t.add_parameter(containers.image_tag(env, name))
-
-    logs = t.add_resource(containers.log_group(ctx))
-    execution_role = t.add_resource(roles.execution_role(ctx, name, service, logs))
-    task_role = t.add_resource(roles.task_role(ctx, name, service))
-    task = t.add_resource(
-        containers.task_definition(
-            ctx,
-            name,
-            service,
-            logs=logs,
-            execution_role=execution_role,
-            task_role=task_role,
-            port_name=service_connect.PORT_NAME,
-        )
+    f = containers.foundation(
+        env,
+        name,
+        f"the {name} backend: task definition, ECS service on Service Connect, autoscaling",
+        port_name=service_connect.PORT_NAME,
     )
+    ctx, t, service, logs, task = f.ctx, f.t, f.service, f.logs, f.task
+    execution_role, task_role = f.execution_role, f.task_role
     group = network.security_group(
         t,
         ctx,

@@ -3,9 +3,10 @@ variables and secrets by reference, a read-only root filesystem with a scratch v
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
-from troposphere import GetAtt, Parameter, Ref, Region, Sub, ecs
+from troposphere import GetAtt, Parameter, Ref, Region, Sub, Template, ecs
 from troposphere.iam import Role
 
 from infra_templates import constructs
@@ -13,7 +14,7 @@ from infra_templates.config import Environment, Service, Sidecar
 from infra_templates.layer import LayerContext
 from infra_templates.naming import image_region, image_repository, image_tag_parameter, repository_name
 from templates.contracts import Data, Keys, database_user
-from templates.service import queues
+from templates.service import queues, roles
 from templates.service.roles import parameter_arn, secret_arn
 
 IMAGE_TAG = "ImageTag"
@@ -190,3 +191,42 @@ def _sidecar(sidecar: Sidecar, app: str, logs: Any) -> ecs.ContainerDefinition:
     if sidecar.user is not None:
         container.User = sidecar.user
     return container
+
+
+@dataclass(frozen=True)
+class Foundation:
+    """What every kind's stack starts with: its context and template (the ``ImageTag`` parameter
+    added), the service's settings, its log group, execution and task roles and task definition."""
+
+    ctx: LayerContext
+    t: Template
+    service: Service
+    logs: Any
+    execution_role: Role
+    task_role: Role
+    task: ecs.TaskDefinition
+
+
+def foundation(env: Environment, name: str, description: str, *, port_name: str | None = None) -> Foundation:
+    """The stack ``svc-<name>`` of any kind, begun: a template described by ``description``, the
+    image tag parameter, then the log group, the two roles and the task definition, added in that
+    order (``port_name``: see task_definition)."""
+    service = env.services[name]
+    ctx = LayerContext(env, f"svc-{name}")
+    t = ctx.new_template(description)
+    t.add_parameter(image_tag(env, name))
+    logs = t.add_resource(log_group(ctx))
+    execution_role = t.add_resource(roles.execution_role(ctx, name, service, logs))
+    task_role = t.add_resource(roles.task_role(ctx, name, service))
+    task = t.add_resource(
+        task_definition(
+            ctx,
+            name,
+            service,
+            logs=logs,
+            execution_role=execution_role,
+            task_role=task_role,
+            port_name=port_name,
+        )
+    )
+    return Foundation(ctx, t, service, logs, execution_role, task_role, task)

@@ -15,7 +15,7 @@ from infra_templates import iam
 from infra_templates.config import Environment
 from infra_templates.layer import LayerContext
 from templates.contracts import Monitoring, Network, Platform
-from templates.service import alarms, containers, network, queues, release, roles
+from templates.service import alarms, containers, network, queues, release
 from templates.service.release import pass_roles
 
 # Retries of a run Scheduler could not start, and how long it keeps trying, before the run goes to
@@ -27,17 +27,9 @@ RETRY_MAXIMUM_AGE_SECONDS = 3600
 
 def build(env: Environment, name: str) -> Template:
     """The stack of a ``job`` service."""
-    service = env.services[name]
-    ctx = LayerContext(env, f"svc-{name}")
-    t = ctx.new_template(f"the {name} job: task definition, its schedule and the roles it runs with")
-    t.add_parameter(containers.image_tag(env, name))
-
-    logs = t.add_resource(containers.log_group(ctx))
-    execution_role = t.add_resource(roles.execution_role(ctx, name, service, logs))
-    task_role = t.add_resource(roles.task_role(ctx, name, service))
-    task = t.add_resource(
-        containers.task_definition(ctx, name, service, logs=logs, execution_role=execution_role, task_role=task_role)
-    )
+    f = containers.foundation(env, name, f"the {name} job: task definition, its schedule and the roles it runs with")
+    ctx, t, service, task = f.ctx, f.t, f.service, f.task
+    execution_role, task_role = f.execution_role, f.task_role
     group = network.security_group(t, ctx, f"{ctx.stack_name}: no way in; out to HTTPS (AWS APIs)")
     network.outbound(t, ctx, name, service, GetAtt(group, "GroupId"))
 

@@ -18,24 +18,16 @@ from infra_templates.config import Environment, Service
 from infra_templates.layer import ExportSpec, LayerContext
 from infra_templates.naming import release_name
 from templates.contracts import Monitoring, Network, Platform, Security, for_load_balancer
-from templates.service import alarms, containers, network, release, roles, service_connect
+from templates.service import alarms, containers, network, release, service_connect
 from templates.service.release import pass_roles
 from templates.service.scaling import metric_stat, scalable_target, target_tracking
 
 
 def build(env: Environment, name: str) -> Template:
     """The stack of a ``web`` service: public HTTP behind the shared load balancer."""
-    service = env.services[name]
-    ctx = LayerContext(env, f"svc-{name}")
-    t = ctx.new_template(f"the {name} service: task definition, ECS service, routing and autoscaling")
-    t.add_parameter(containers.image_tag(env, name))
-
-    logs = t.add_resource(containers.log_group(ctx))
-    execution_role = t.add_resource(roles.execution_role(ctx, name, service, logs))
-    task_role = t.add_resource(roles.task_role(ctx, name, service))
-    task = t.add_resource(
-        containers.task_definition(ctx, name, service, logs=logs, execution_role=execution_role, task_role=task_role)
-    )
+    f = containers.foundation(env, name, f"the {name} service: task definition, ECS service, routing and autoscaling")
+    ctx, t, service, logs, task = f.ctx, f.t, f.service, f.logs, f.task
+    execution_role, task_role = f.execution_role, f.task_role
 
     target_group = t.add_resource(
         elb.TargetGroup(

@@ -9,23 +9,17 @@ from troposphere import GetAtt, Template, applicationautoscaling, cloudwatch, ec
 from infra_templates.config import Environment
 from infra_templates.layer import LayerContext
 from templates.contracts import Platform
-from templates.service import alarms, containers, fargate, network, queues, release, roles, service_connect
+from templates.service import alarms, containers, fargate, network, queues, release, service_connect
 from templates.service.scaling import metric_stat, scalable_target, target_tracking
 
 
 def build(env: Environment, name: str) -> Template:
     """The stack of a ``worker`` service."""
-    service = env.services[name]
-    ctx = LayerContext(env, f"svc-{name}")
-    t = ctx.new_template(f"the {name} worker: its queue, task definition, ECS service and backlog scaling")
-    t.add_parameter(containers.image_tag(env, name))
-
-    logs = t.add_resource(containers.log_group(ctx))
-    execution_role = t.add_resource(roles.execution_role(ctx, name, service, logs))
-    task_role = t.add_resource(roles.task_role(ctx, name, service))
-    task = t.add_resource(
-        containers.task_definition(ctx, name, service, logs=logs, execution_role=execution_role, task_role=task_role)
+    f = containers.foundation(
+        env, name, f"the {name} worker: its queue, task definition, ECS service and backlog scaling"
     )
+    ctx, t, service, logs, task = f.ctx, f.t, f.service, f.logs, f.task
+    execution_role, task_role = f.execution_role, f.task_role
     queue, dead_letters = _queues(t, ctx, name)
 
     group = network.security_group(t, ctx, f"{ctx.stack_name}: no way in; out to HTTPS (SQS, AWS APIs)")
