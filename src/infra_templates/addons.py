@@ -43,6 +43,8 @@ from typing import Any, Protocol
 import yaml
 from pydantic import BaseModel, ConfigDict
 
+from infra_templates.render import SECTION_ORDER
+from infra_templates.settings.common import construct_mapping_once
 from infra_templates.stateful import KEEPING_POLICIES, STATEFUL_TYPES
 
 FOLDER = "addons"  # <settings>/addons/<env>/
@@ -58,17 +60,7 @@ DEPLOYER_LAYER = "deployer"  # never overridden: its roles deploy everything els
 # Top-level sections of a template ("Template anatomy", CloudFormation User Guide). Transform is left
 # out: a macro (SAM included) rewrites the template at deploy time, after the gate, and needs
 # CAPABILITY_AUTO_EXPAND, which the deploy does not pass.
-TEMPLATE_SECTIONS = (
-    "AWSTemplateFormatVersion",
-    "Description",
-    "Metadata",
-    "Parameters",
-    "Rules",
-    "Mappings",
-    "Conditions",
-    "Resources",
-    "Outputs",
-)
+TEMPLATE_SECTIONS = tuple(section for section in SECTION_ORDER if section != "Transform")
 SERVICE_SECTIONS = ("Conditions", "Resources", "Outputs", "TaskRoleStatements")
 STATEMENT_KEYS = ("Sid", "Effect", "Action", "Resource", "Condition")
 OVERRIDE_KEYS = ("stack", "resource", "path", "op", "value", "reason")
@@ -182,16 +174,7 @@ class Addons(_Frozen):
 class _Loader(yaml.SafeLoader):
     """YAML's plain types plus CloudFormation's short forms; a key given twice is refused."""
 
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        seen: set[Any] = set()
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)
-            if key in seen:
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"key {key!r} is given twice in one mapping", key_node.start_mark
-                )
-            seen.add(key)
-        return super().construct_mapping(node, deep=deep)
+    construct_mapping = construct_mapping_once
 
 
 def _short_form(function: str) -> Callable[[yaml.SafeLoader, yaml.Node], dict[str, Any]]:

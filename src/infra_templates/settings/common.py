@@ -7,8 +7,9 @@ import difflib
 import ipaddress
 import unicodedata
 from collections.abc import Sequence
-from typing import Annotated
+from typing import Annotated, Any
 
+import yaml
 from pydantic import (
     BaseModel,
     BeforeValidator,
@@ -133,3 +134,20 @@ _HOMOGLYPHS = str.maketrans(
     "\u041e\u0420\u0421\u0422\u0425\u03bf\u039f\u0391\u0392\u0395",
     "aeopcyxijsABEKMHOPCTXoOABE",
 )
+
+
+def construct_mapping_once(
+    self: yaml.constructor.SafeConstructor, node: yaml.MappingNode, deep: bool = False
+) -> dict[Any, Any]:
+    """A mapping, refusing a key given twice in it (PyYAML keeps the last silently): a PyYAML
+    loader's ``construct_mapping``, for the settings' loaders and the add-ons'."""
+    seen: set[Any] = set()
+    for key_node, _ in node.value:
+        key = self.construct_object(key_node, deep=deep)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"key {key!r} is given twice in one mapping", key_node.start_mark
+            )
+        seen.add(key)
+    mapping: dict[Any, Any] = yaml.constructor.SafeConstructor.construct_mapping(self, node, deep=deep)
+    return mapping

@@ -18,7 +18,14 @@ from pydantic import (
 
 from infra_templates.addons import AddonError
 from infra_templates.addons import load as load_addons
-from infra_templates.settings.common import DEFAULTS_FILE, FieldValueError, ManyFieldsError, SettingsError, did_you_mean
+from infra_templates.settings.common import (
+    DEFAULTS_FILE,
+    FieldValueError,
+    ManyFieldsError,
+    SettingsError,
+    construct_mapping_once,
+    did_you_mean,
+)
 from infra_templates.settings.environment import Environment
 
 
@@ -92,33 +99,17 @@ def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str
     return merged
 
 
-def _construct_mapping_once(
-    self: yaml.constructor.SafeConstructor, node: yaml.MappingNode, deep: bool = False
-) -> dict[Any, Any]:
-    """A mapping, refusing a key given twice in it (PyYAML keeps the last silently)."""
-    seen: set[Any] = set()
-    for key_node, _ in node.value:
-        key = self.construct_object(key_node, deep=deep)
-        if key in seen:
-            raise yaml.constructor.ConstructorError(
-                None, None, f"key {key!r} is given twice in one mapping", key_node.start_mark
-            )
-        seen.add(key)
-    mapping: dict[Any, Any] = yaml.constructor.SafeConstructor.construct_mapping(self, node, deep=deep)
-    return mapping
-
-
 class _StrictLoader(yaml.SafeLoader):
     """Safe YAML that refuses a key given twice in one mapping."""
 
-    construct_mapping = _construct_mapping_once
+    construct_mapping = construct_mapping_once
 
 
 _FastStrictLoader: Any = _StrictLoader
 if yaml.__with_libyaml__:  # libyaml's parser (C), the same constructor: 3x faster on a valid file
 
     class _CStrictLoader(yaml.CSafeLoader):
-        construct_mapping = _construct_mapping_once
+        construct_mapping = construct_mapping_once
 
     _FastStrictLoader = _CStrictLoader
 
