@@ -23,6 +23,7 @@ import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 from awacs import cloudformation as cfn_actions
@@ -567,16 +568,28 @@ class _Grant:
         balancer's elasticloadbalancing ARN too)."""
         found: set[str] = set()
         for action in self.actions:
-            service, _, name = action.partition(":")
-            known = service_resources(service)
-            found.update(_namespace(known[t]["arn"]) for t in _resource_types(service, name) if t in known)
-        found.discard("x")  # a namespace IAM's data leaves variable (backup's recoveryPoint)
+            found.update(_action_reach(action))
         return found
 
 
+@cache
+def _action_reach(action: str) -> frozenset[str]:
+    """The ARN namespaces the resource types of ``service:Action`` live in (asked for again at each
+    merge attempt: kept)."""
+    service, _, name = action.partition(":")
+    known = service_resources(service)
+    found = {_namespace(known[t]["arn"]) for t in _resource_types(service, name) if t in known}
+    found.discard("x")  # a namespace IAM's data leaves variable (backup's recoveryPoint)
+    return frozenset(found)
+
+
+_VARIABLE = re.compile(r"\$\{[^}]*\}")
+
+
+@cache
 def _namespace(arn: str) -> str:
     """The service field of an ARN (pattern), with ``${...}`` variables taken out."""
-    fields = re.sub(r"\$\{[^}]*\}", "x", arn).split(":")
+    fields = _VARIABLE.sub("x", arn).split(":")
     return fields[2] if len(fields) > 2 else ""
 
 
