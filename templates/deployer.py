@@ -491,17 +491,19 @@ def _without_covered(patterns: Sequence[str]) -> list[str]:
     return [p for p in unique if not any(o != p and fnmatch.fnmatchcase(p, o) for o in unique)]
 
 
-def _condition_keys(service: str, action: str, resource_type: str) -> list[str]:
+@cache  # asked for each action at every route decision: IAM's data does not change in a run
+def _condition_keys(service: str, action: str, resource_type: str) -> tuple[str, ...]:
     """The condition keys IAM lists for ``action`` on ``resource_type``: the action's own where it
     lists any, else the resource type's."""
     entry = privilege(f"{service}:{action}")
-    own = [] if entry is None else list(entry["resource_types"][resource_type]["condition_keys"])
-    return own or list(service_resources(service)[resource_type]["condition_keys"])
+    own = () if entry is None else tuple(entry["resource_types"][resource_type]["condition_keys"])
+    return own or tuple(service_resources(service)[resource_type]["condition_keys"])
 
 
-def _resource_types(service: str, action: str) -> list[str]:
+@cache
+def _resource_types(service: str, action: str) -> tuple[str, ...]:
     entry = privilege(f"{service}:{action}")
-    return [] if entry is None else [name for name in entry["resource_types"] if name]
+    return () if entry is None else tuple(name for name in entry["resource_types"] if name)
 
 
 def _tag_scoped(service: str, action: str, untagged: frozenset[tuple[str, str]]) -> bool:

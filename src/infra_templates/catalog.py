@@ -16,7 +16,6 @@ downloaded with ``cfn-lint --update-specs``), so the same inputs always give the
 from __future__ import annotations
 
 import ast
-import difflib
 import importlib.util
 import json
 import re
@@ -226,6 +225,8 @@ def database_instance_classes(engine: str, region: str, engine_version: str) -> 
 
 def nearest(value: str, choices: Iterable[str], count: int = 3) -> list[str]:
     """Up to ``count`` of ``choices`` closest to a mistyped ``value`` (``difflib``'s ratio), best first."""
+    import difflib  # noqa: PLC0415 - only for a mistyped value: 5 ms a build need not import
+
     return difflib.get_close_matches(value, list(choices), n=count, cutoff=0.6)
 
 
