@@ -7,13 +7,17 @@ import json
 from pathlib import Path
 
 import pytest
+import troposphere
 import yaml
 from conftest import SETTINGS
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from troposphere import Template
 
 import generate
-from infra_templates import config, render
+from infra_templates import config, pipeline, render
+
+ENCODE_TO_DICT = troposphere.encode_to_dict
 
 ODD_VALUES = [
     {},
@@ -124,3 +128,23 @@ def test_the_plain_patterns_are_pyyamls_analysis(text: str) -> None:
     analysis = render._ANALYSER.analyze_scalar(text)
     assert render._block_plain(text) == analysis.allow_block_plain
     assert render._flow_plain(text) == analysis.allow_flow_plain
+
+
+def test_template_dict_is_troposphere_s_own_to_dict(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every template of a build: render's encoder (which does not walk again what it made plain)
+    gives what troposphere's own ``Template.to_dict()`` gives, and leaves troposphere's in place."""
+    compared: list[str] = []
+    original = render.template_dict
+
+    def both(template: Template) -> dict[str, object]:
+        ours = original(template)
+        assert troposphere.encode_to_dict is ENCODE_TO_DICT
+        theirs = template.to_dict()
+        assert json.dumps(render._plain_dict(template)) == json.dumps(theirs)
+        assert ours == {**render._order(theirs, render.SECTION_ORDER), "Resources": ours.get("Resources", {})}
+        compared.append(template.description or "")
+        return ours
+
+    monkeypatch.setattr(pipeline, "template_dict", both)
+    assert generate.run_build(None, SETTINGS, tmp_path, quiet=True) == 0
+    assert len(compared) > 50

@@ -17,6 +17,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+import troposphere
 import yaml
 from troposphere import Template
 
@@ -47,7 +48,7 @@ RESOURCE_KEY_ORDER = (
 
 def template_dict(t: Template) -> dict[str, Any]:
     """The template as plain data, sections and resource attributes in CloudFormation's usual order."""
-    raw = t.to_dict()
+    raw = _plain_dict(t)
     ordered = {key: raw[key] for key in SECTION_ORDER if key in raw}
     ordered.update({key: value for key, value in raw.items() if key not in ordered})
     if "Resources" in ordered:
@@ -55,6 +56,44 @@ def template_dict(t: Template) -> dict[str, Any]:
             name: _order(resource, RESOURCE_KEY_ORDER) for name, resource in ordered["Resources"].items()
         }
     return ordered
+
+
+def _plain_dict(t: Template) -> dict[str, Any]:
+    """``t.to_dict()`` (every object validated as troposphere validates it), with troposphere's
+    ``encode_to_dict`` replaced for the call by one that leaves alone the lists and dicts it has
+    already made plain: troposphere's walks each object's result again at every level above it
+    (171,000 calls for the shipped templates' 55,000 values, the most of ``to_dict``'s time).
+    Otherwise the same steps in the same order: ``to_dict()`` where an object has one, lists and
+    tuples item by item, dicts value by value, ``JSONrepr()`` (awacs' policies), anything else as is."""
+    made: dict[int, Any] = {}  # id -> a container made here (kept, so that no other object gets its id)
+
+    def encode(value: Any) -> Any:
+        kind = type(value)
+        if kind is str or kind is int or kind is bool or value is None:
+            return value
+        if (kind is dict or kind is list) and made.get(id(value)) is value:
+            return value
+        if hasattr(value, "to_dict"):
+            return encode(value.to_dict())
+        if isinstance(value, (list, tuple)):
+            items = [encode(item) for item in value]
+            made[id(items)] = items
+            return items
+        if isinstance(value, dict):
+            props = {name: encode(prop) for name, prop in value.items()}
+            made[id(props)] = props
+            return props
+        if hasattr(value, "JSONrepr"):
+            return encode(value.JSONrepr())
+        return value
+
+    original = troposphere.encode_to_dict
+    troposphere.encode_to_dict = encode
+    try:
+        raw: dict[str, Any] = t.to_dict()
+    finally:
+        troposphere.encode_to_dict = original
+    return raw
 
 
 def _order(mapping: Mapping[str, Any], first: tuple[str, ...]) -> dict[str, Any]:
