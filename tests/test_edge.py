@@ -78,7 +78,8 @@ def test_web_owns_the_default_the_api_path_and_assets_have_their_own(stacks, env
     assert api["ViewerProtocolPolicy"] == "https-only"  # a POST must not be redirected into a GET
     for behaviour in (default, api):
         assert behaviour["CachePolicyId"] == "4135ea2d-6df8-44a3-9df3-4b5a84be39ad"  # CachingDisabled
-        assert behaviour["OriginRequestPolicyId"] == "b689b0a8-53d0-40ab-baf2-68738e2966ac"  # all viewer values but Host
+        # AllViewerExceptHostHeader: every viewer value but Host
+        assert behaviour["OriginRequestPolicyId"] == "b689b0a8-53d0-40ab-baf2-68738e2966ac"
         assert {"POST", "PUT", "DELETE", "PATCH"} <= set(behaviour["AllowedMethods"])
     (alb,) = (o for o in config["Origins"] if o["Id"] == "load-balancer")
     assert alb["DomainName"] == environments[env].edge.origin_domain

@@ -230,7 +230,8 @@ def test_more_cache_behaviours_than_cloudfronts_quota_are_refused(settings_dir: 
 
 
 def test_the_quota_leaves_room_for_seventy_three_routes(settings_dir: Path) -> None:
-    _web_services(settings_dir, 36, paths_each=2)  # and /api/*: 73 routes, 75 behaviours with the assets path and the default
+    # and /api/*: 73 routes; 75 behaviours with the assets path and the default
+    _web_services(settings_dir, 36, paths_each=2)
     env = load_environment("staging", settings_dir)
     config = distribution_of(env)
     assert len(config["CacheBehaviors"]) + 1 == 75
@@ -256,9 +257,9 @@ SEGMENTS = st.text("abAB09_-.", min_size=1, max_size=4)
 TOKENS = st.one_of(SEGMENTS, st.just("/"), st.just("*"), st.just("?"))
 PATTERNS = st.one_of(
     st.just("/*"),
-    st.lists(TOKENS, min_size=1, max_size=5).map(lambda tokens: "/" + "".join(tokens)).filter(
-        lambda p: p.count("*") + p.count("?") <= 2 and len(p) <= 40
-    ),
+    st.lists(TOKENS, min_size=1, max_size=5)
+    .map(lambda tokens: "/" + "".join(tokens))
+    .filter(lambda p: p.count("*") + p.count("?") <= 2 and len(p) <= 40),
 )
 
 
