@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import ENVIRONMENTS, SETTINGS, edit_yaml, refusal
+from conftest import BUILT, ENVIRONMENTS, SETTINGS, edit_yaml, refusal
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -306,3 +306,18 @@ def test_whatever_builds_every_route_reaches_its_load_balancer(
             for path in examples(route, tuple(fillers)):
                 if not path_pattern_matches(assets_path, path):
                     assert served_by(config, path) == LOAD_BALANCER, (route, path)
+
+
+# --- the hand-over: the origin name's DNS record and certificate ----------------------------------
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_deploy_guide_says_the_origin_name_needs_a_record_and_the_certificate(environments, env) -> None:
+    guide = BUILT.files[env]["DEPLOY.md"]
+    name = environments[env].edge.origin_domain
+    (line,) = [line for line in guide.splitlines() if line.startswith(f"- `{name}` is the name")]
+    assert "must cover it" in line and "platform.certificate_arn" in line
+    if env == "prod":  # dr.dns: the failover records of shop-prod-dns are its record
+        assert "`shop-prod-dns` holds its DNS record" in line
+    else:
+        assert f"output `LoadBalancerDnsName` of `shop-{env}-platform`" in line
