@@ -403,7 +403,7 @@ def test_without_dns_the_runbook_says_to_move_the_api_name_by_hand(settings_dir:
     )
     runbook = build_all(settings_dir).files["dr"]["RUNBOOK.md"]
     assert "- **API**: nothing. CloudFront cannot fail the API over itself" in runbook
-    assert "5. Traffic: point `origin.shop.example.com` (the API's origin name) at `dr`'s load balancer" in runbook
+    assert "5. Traffic: point `origin.shop.example.com` (every web route's origin name) at `dr`'s load balancer" in runbook
     assert "route53" not in runbook
 
 
