@@ -402,8 +402,9 @@ def test_without_dns_the_runbook_says_to_move_the_api_name_by_hand(settings_dir:
         settings_dir / "dr.yaml", dr={"protects": "prod", "posture": "pilot-light", "rto_minutes": 60, "rpo_minutes": 5}
     )
     runbook = build_all(settings_dir).files["dr"]["RUNBOOK.md"]
-    assert "- **API**: nothing. CloudFront cannot fail the API over itself" in runbook
-    assert "5. Traffic: point `origin.shop.example.com` (every web route's origin name) at `dr`'s load balancer" in runbook
+    assert "- **API and web routes**: nothing. CloudFront cannot fail them over itself" in runbook
+    traffic = "5. Traffic: point `origin.shop.example.com` (every web route's origin name) at `dr`'s load balancer"
+    assert traffic in runbook
     assert "route53" not in runbook
 
 
