@@ -88,6 +88,22 @@ def test_target_groups_and_rules_count_across_stacks_against_the_one_load_balanc
     assert quotas.ELB_QUOTAS in problem
 
 
+def _distribution(behaviours: int) -> dict[str, Any]:
+    config = {
+        "DefaultCacheBehavior": {"TargetOriginId": "a"},
+        "CacheBehaviors": [{"PathPattern": f"/p{i}/*", "TargetOriginId": "a"} for i in range(behaviours)],
+    }
+    return {"Resources": {"Distribution": {"Type": "AWS::CloudFront::Distribution", "Properties": {
+        "DistributionConfig": config}}}}  # fmt: skip
+
+
+def test_cache_behaviours_per_distribution_count_the_default(tmp_path: Path) -> None:
+    assert _problems(_write(tmp_path / "within", {"edge": _distribution(74)})) == []
+    [problem] = _problems(_write(tmp_path / "over", {"edge": _distribution(75)}))
+    assert "76 cache behaviours (the default one included) on edge Distribution" in problem
+    assert "'Cache behaviors per distribution' is 75" in problem and quotas.CLOUDFRONT_QUOTAS in problem
+
+
 def test_rules_per_load_balancer(tmp_path: Path) -> None:
     over = {"platform": _platform(), **{f"svc-{i}": _service(1) for i in range(101)}}
     problems = _problems(_write(tmp_path, over))
