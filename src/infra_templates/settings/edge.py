@@ -1,4 +1,5 @@
-"""Edge settings: CloudFront, its aliases and certificate, and how traffic reaches the load balancer."""
+"""Edge settings: CloudFront, its aliases and certificate, and how traffic reaches the load balancer;
+CloudFront's path-pattern matching, which the settings and the tests judge routes by."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ CLOUDFRONT_REGION = "us-east-1"  # CloudFront's certificates and web ACLs live h
 
 
 class Edge(Strict):
-    """Static assets in S3 and the API behind one CloudFront distribution."""
+    """Static assets in S3 and every web service's route behind one CloudFront distribution."""
 
     origin_domain: str = Field(
         pattern=HOST_NAME.replace("(\\*\\.)?", ""),
