@@ -199,4 +199,3 @@ def _parse_each_template_once() -> None:
         return copy.deepcopy(parsed[text])
 
     deploy.yaml_parse = once
-

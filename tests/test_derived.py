@@ -74,6 +74,8 @@ def test_a_changed_source_derives_the_table_again(monkeypatch: pytest.MonkeyPatc
     assert derived.Table("probe", lambda: [source], derive).get("x") == 1  # from the cache folder
     source.write_text(json.dumps({"x": 22}))
     os.utime(source, ns=(source.stat().st_atime_ns, source.stat().st_mtime_ns + 1_000_000))
+    before = list((tmp_path / "cache").glob("probe-*"))
     assert derived.Table("probe", lambda: [source], derive).get("x") == 22
-    assert len(list((tmp_path / "cache").glob("probe-*"))) == 2
+    after = list((tmp_path / "cache").glob("probe-*"))
+    assert len(before) == len(after) == 1 and before != after  # the earlier table removed
     assert not list((tmp_path / "cache").glob(".probe-*"))  # no staging folder left behind

@@ -9,10 +9,10 @@ So each table is derived once, split by key (a service prefix, a region, an engi
 JSON file per key under the virtual environment's cache folder (``<venv>/var/cache/infra-templates/``,
 beside the credential scanner's cache), in a folder named after a digest of the source files'
 paths, sizes and modification times and of the source text of the module that derives it: a new
-version of the tool's data, or a change to the derivation, derives the table again. The folder
-appears whole or not at all (written aside, then renamed), so concurrent processes (the test
-workers) never read half of one. Where that folder cannot be written, the derived table is kept
-in memory for the process, as before. The entries are the same either way: a cached table holds
+version of the tool's data, or a change to the derivation, derives the table again (and removes
+the earlier folder). The folder appears whole or not at all (written aside, then renamed), so
+concurrent processes (the test workers) never read half of one. Where that folder cannot be
+written, the derived table is kept in memory for the process, as before. The entries are the same either way: a cached table holds
 exactly what the derivation returns (tests/test_derived.py compares them).
 """
 
@@ -116,4 +116,7 @@ class Table:
                 shutil.rmtree(staging, ignore_errors=True)
         except OSError:
             return None  # a read-only installation: the table stays in memory
+        for earlier in CACHE_FOLDER.glob(f"{self.name}-*"):  # the table of other data or code: not read again
+            if earlier != folder:
+                shutil.rmtree(earlier, ignore_errors=True)
         return folder

@@ -75,17 +75,15 @@ def _plain_dict(t: Template) -> dict[str, Any]:
             return value
         if hasattr(value, "to_dict"):
             return encode(value.to_dict())
-        if isinstance(value, (list, tuple)):
-            items = [encode(item) for item in value]
-            made[id(items)] = items
-            return items
-        if isinstance(value, dict):
-            props = {name: encode(prop) for name, prop in value.items()}
-            made[id(props)] = props
-            return props
-        if hasattr(value, "JSONrepr"):
-            return encode(value.JSONrepr())
-        return value
+        if isinstance(value, (list, tuple, dict)):
+            plain: Any = (
+                [encode(item) for item in value]
+                if isinstance(value, (list, tuple))
+                else {name: encode(prop) for name, prop in value.items()}
+            )
+            made[id(plain)] = plain
+            return plain
+        return encode(value.JSONrepr()) if hasattr(value, "JSONrepr") else value
 
     original = troposphere.encode_to_dict
     troposphere.encode_to_dict = encode
