@@ -12,8 +12,9 @@ paths, sizes and modification times and of the source text of the module that de
 version of the tool's data, or a change to the derivation, derives the table again (and removes
 the earlier folder). The folder appears whole or not at all (written aside, then renamed), so
 concurrent processes (the test workers) never read half of one. Where that folder cannot be
-written, the derived table is kept in memory for the process, as before. The entries are the same either way: a cached table holds
-exactly what the derivation returns (tests/test_derived.py compares them).
+written, the derived table is kept in memory for the process, as before. The entries are the same
+either way: a cached table holds exactly what the derivation returns (tests/test_derived.py
+compares them).
 """
 
 from __future__ import annotations
