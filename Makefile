@@ -59,8 +59,10 @@ schema: $(STAMP) ## write schema/environment.schema.json (editor support) from t
 	$(PY) generate.py schema
 
 # generate.py diff exits 3 on changes: an answer, not an error, so make does not print "Error 3".
-diff: $(STAMP) ## what a build would change against output/, with a verdict per stack (exit 0 on changes too)
-	@$(PY) generate.py diff || { status=$$?; test $$status -eq 3 || exit $$status; echo "make diff: changes found (generate.py diff exited 3)"; }
+# It compares with deployed/<env>/, which deploy.sh records and no make target rewrites (output/ is
+# rewritten by every build, so a diff against it would be empty after any target).
+diff: $(STAMP) ## what a build would change against what deploy.sh recorded as deployed (deployed/), a verdict per stack: make diff [ENV=name] [AGAINST=dir]
+	@$(PY) generate.py diff $(if $(ENV),--env $(ENV)) $(if $(AGAINST),--against $(AGAINST)) || { status=$$?; test $$status -eq 3 || exit $$status; echo "make diff: changes found (generate.py diff exited 3)"; }
 
 cost: templates ## fixed monthly cost per environment and stack at AWS list prices (AGAINST=dir: what a change costs)
 	$(PY) generate.py cost $(if $(AGAINST),--against $(AGAINST))

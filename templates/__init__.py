@@ -9,7 +9,7 @@ layer: the roles that pipeline deploys the rest with, derived from the resource 
 layers after it.
 """
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from functools import partial
 
 from troposphere import Template
@@ -167,11 +167,13 @@ def environment_output(
     environments: Sequence[Environment],
     project_stacks: Sequence[Stack],
     layers: Sequence[LayerSpec] = LAYERS,
+    blocked: Mapping[str, str] | None = None,
 ) -> tuple[list[Stack], dict[str, str]]:
     """One environment's stacks and the files of its output folder, with the stacks of its DR pair
-    it needs listed where they are needed (and deployed from their own folder)."""
+    it needs listed where they are needed (and deployed from their own folder). ``blocked``: the
+    stacks its deploy.sh refuses without ``ALLOW_REPLACE``, with why (``generate.py``'s ``_blocked``)."""
     stacks, external = paired_stacks(env, environments, layers)
-    files = environment_files(env, stacks, project_stacks, external)
+    files = environment_files(env, stacks, project_stacks, external, blocked)
     primary = next((e for e in environments if env.dr is not None and e.name == env.dr.protects), None)
     if primary is not None:
         files["RUNBOOK.md"] = runbook.build(env, primary, stacks)

@@ -69,6 +69,7 @@ def _run(tmp_path: Path, script: Path, *args: str, stdin: str = "", **fake: str)
         "FAKE_PROTECTED": PROTECTED_DEFAULT,
         "FAKE_MISSING": "none",
         "FAKE_FAILED": "none",
+        "DEPLOYED_DIR": str(tmp_path / "deployed"),
         **fake,
     }
     result = subprocess.run(
@@ -201,6 +202,20 @@ def test_destroy_asks_for_the_name_and_deletes_nothing_on_a_wrong_answer(tmp_pat
     status, _, err, calls = _run(tmp_path, _script(tmp_path, "destroy.sh"), stdin="prod\n")
     assert status == 0, err
     assert _deleted(calls) == list(reversed(_own_stacks()))
+
+
+def test_destroy_drops_the_record_of_each_stack_it_deleted_and_only_those(tmp_path: Path) -> None:
+    manifest = json.loads(BUILT.files[PROD]["manifest.json"])
+    records = {}
+    for stack in manifest["stacks"]:
+        home = PROD if not stack["templates"]["json"].startswith("../") else stack["templates"]["json"].split("/")[1]
+        records[stack["name"]] = tmp_path / "deployed" / home / stack["region"] / f"{stack['name']}.json"
+        records[stack["name"]].parent.mkdir(parents=True, exist_ok=True)
+        records[stack["name"]].write_text("{}")
+    status, _, err, _ = _run(tmp_path, _script(tmp_path, "destroy.sh"), CONFIRM=PROD)
+    assert status == 0, err
+    assert sorted(n for n, path in records.items() if not path.exists()) == sorted(_own_stacks())
+    assert len(_own_stacks()) < len(records)  # the project's and the DR partner's records stay
 
 
 def test_destroy_refuses_another_account(tmp_path: Path) -> None:

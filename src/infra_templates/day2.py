@@ -322,8 +322,11 @@ def destroy_script(title: str, folder: str, account: str, stacks: list[Stack]) -
         "#",
         "# It refuses while termination protection or deletion protection would stop a deletion half-way,",
         "# and prints the command that lifts each. Stacks of other folders are never touched.",
+        "# Each stack deleted is dropped from $DEPLOYED_DIR (default: deployed/ beside output/), deploy.sh's record.",
         "set -euo pipefail",
         "",
+        'here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"',
+        'deployed="${DEPLOYED_DIR:-$here/../../deployed}"',
         "command -v aws >/dev/null || { echo 'destroy.sh: the AWS CLI (aws) is not installed' >&2; exit 1; }",
         "",
         "cat <<'EOF'",
@@ -408,6 +411,8 @@ def destroy_script(title: str, folder: str, account: str, stacks: list[Stack]) -
             "else",
             '  echo "    not deployed: nothing to delete"',
             "fi",
+            "# Gone: no longer the baseline make diff compares with (deploy.sh recorded it).",
+            f'rm -f "$deployed/{folder}/{stack.region}/{stack.name}.json"',
         ]
     out += ["", f'echo "{title}: {len(order)} stack(s) deleted."']
     return "\n".join(out) + "\n"

@@ -24,7 +24,12 @@ deployed whole before the other. Deploying an unchanged stack again changes noth
   (``put-parameter`` without ``--overwrite``: that would roll a release back);
 - pre-flight checks before any stack: no stack in ``ROLLBACK_COMPLETE`` (CloudFormation User Guide,
   "Stack status codes": such a stack can only be deleted; the script prints the ``delete-stack``
-  command), the referenced Secrets Manager secrets, SSM parameters and ACM certificates exist.
+  command), the referenced Secrets Manager secrets, SSM parameters and ACM certificates exist;
+- a stack whose update ``make diff`` blocks against what was deployed (``blocked``: a stateful resource
+  replaced or deleted, or a change AWS refuses) stops the script before any stack unless
+  ``ALLOW_REPLACE`` names it; after each stack it deploys, the script records the stack's JSON template
+  in ``deployed/<folder>/<region>/<stack>.json`` (beside ``output/``, which every build rewrites), the
+  baseline of ``make diff`` and of those verdicts.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ import posixpath
 import re
 import shlex
 from collections.abc import Mapping, Sequence
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -364,6 +370,19 @@ class Handover:
     tags: tuple[str, ...]  # Key=Value, the stack tags
     plans: tuple[StackPlan, ...]
     cost: str = ""  # one sentence: the fixed monthly cost of the folder's own stacks, and the prices' date
+    blocked: Mapping[str, str] = dataclasses.field(default_factory=dict)  # stack: why deploy.sh refuses it
+
+    def home(self, stack: StackPlan) -> str:
+        """The output folder a stack's templates are in (and its record under ``deployed/``)."""
+        return (
+            self.folder
+            if stack.elsewhere is None
+            else posixpath.basename(posixpath.normpath(posixpath.join(self.folder, stack.elsewhere)))
+        )
+
+    def record(self, stack: StackPlan) -> str:
+        """Where deploy.sh records the stack's template once deployed, under ``$deployed``."""
+        return f"{self.home(stack)}/{stack.region}/{stack.name}.json"
 
     @property
     def own(self) -> list[StackPlan]:
@@ -417,11 +436,16 @@ class Required:
 
 
 def handover_files(
-    manifest: Mapping[str, Any], templates: Mapping[str, Mapping[str, Any]], folder: str, tags: Mapping[str, str]
+    manifest: Mapping[str, Any],
+    templates: Mapping[str, Mapping[str, Any]],
+    folder: str,
+    tags: Mapping[str, str],
+    blocked: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
     """``DEPLOY.md`` and ``deploy.sh`` of the folder named ``folder``, whose manifest is ``manifest``.
 
     ``tags`` are put on every stack (CloudFormation copies them to the resources that take tags).
+    ``blocked`` (``{stack: why}``): stacks deploy.sh refuses unless ``ALLOW_REPLACE`` names them.
     """
     environment = manifest.get("environment")
     context = Handover(
@@ -431,6 +455,7 @@ def handover_files(
         tags=tuple(f"{k}={v}" for k, v in tags.items()),
         plans=tuple(plan(manifest, templates, folder)),
         cost=_cost(manifest, templates, folder),
+        blocked=dict(blocked or {}),
     )
     stacks = [
         (
@@ -481,6 +506,9 @@ def deploy_script(context: Handover) -> str:
         "#                          each in the CloudFormation console (or with the command printed)",
         "#",
         "# Needs the AWS CLI signed in to that account. DEPLOY.md beside this script explains each step.",
+        "# Each stack deployed is recorded in $DEPLOYED_DIR (default: deployed/ beside output/) as",
+        "# <folder>/<region>/<stack>.json: the baseline of `make diff`. ALLOW_REPLACE=stack[,stack]: deploy",
+        "# a stack whose update the diff blocks (a stateful resource replaced or deleted, a change AWS refuses).",
     ]
     for stack in context.shared:
         out.append(f"# Deployed first, once for every environment, by {stack.elsewhere}/deploy.sh: {stack.name}.")
@@ -497,6 +525,7 @@ def deploy_script(context: Handover) -> str:
         "set -euo pipefail",
         "",
         'here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"',
+        'deployed="${DEPLOYED_DIR:-$here/../../deployed}"',
         "review=false",
         'case "$*" in',
         '  "") ;;',
@@ -509,6 +538,9 @@ def deploy_script(context: Handover) -> str:
         'if [[ "$review" == true ]]; then',
         "  changeset+=(--no-execute-changeset)",
         "fi",
+        "# record FOLDER REGION STACK TEMPLATE: the stack is deployed; its JSON template becomes the baseline",
+        "# make diff compares the next build with.",
+        'record() { mkdir -p "$deployed/$1/$2" && cp "$here/$4" "$deployed/$1/$2/$3.json"; }',
         "",
     ]
     if context.required:
@@ -581,6 +613,8 @@ def deploy_script(context: Handover) -> str:
         if skips:
             out.append(f'if [[ "$skip_{stack.order}" == false ]]; then')
         out.append(" \\\n  ".join(command))
+        home = context.home(stack)
+        out.append(f'[[ "$review" == true ]] || record {home} {stack.region} {stack.name} {q(stack.json_template)}')
         if stack.protect:
             out += [
                 f"# It holds {', '.join(stack.holds)}: deleting the stack must take a deliberate step.",
@@ -697,6 +731,24 @@ def _preflight(context: Handover) -> list[str]:
             "  failed=true",
             "fi",
         ]
+    for stack in own:
+        why = context.blocked.get(stack.name)
+        if why is None:
+            continue
+        record = context.record(stack)
+        out += [
+            f"# make diff's verdict for {stack.name} against deployed/{record} when this script was generated;",
+            "# it holds while that record still differs from the template to deploy.",
+            f'if ! cmp -s "$deployed/{record}" "$here/{stack.json_template}" && '
+            f'[[ ",${{ALLOW_REPLACE:-}}," != *",{stack.name},"* ]]; then',
+            "  cat >&2 <<'EOF'",
+            f"deploy.sh: refusing {stack.name}: {why}.",
+            f"  See `make diff ENV={context.home(stack)}`. To deploy it deliberately: ALLOW_REPLACE={stack.name} "
+            "(comma-separated for several).",
+            "EOF",
+            "  failed=true",
+            "fi",
+        ]
     out += [
         'if [[ "$failed" == true ]]; then',
         '  echo "deploy.sh: the pre-flight checks above failed; no stack was changed" >&2',
@@ -766,6 +818,19 @@ def deploy_guide(context: Handover) -> str:
         "create, which CloudFormation can only delete; it prints the `delete-stack` command), and that the secrets, "
         "SSM parameters and certificates the templates name exist."
     )
+    out.append(
+        "- After each stack it deploys, the script records the template in `deployed/<folder>/<region>/<stack>.json` "
+        "(beside `output/`; `DEPLOYED_DIR` elsewhere): `make diff` compares the next build with that record. A stack "
+        "whose update the diff blocks against it (a stateful resource replaced or deleted, or a change AWS refuses) "
+        "stops the script before any stack, with the reason; `ALLOW_REPLACE=<stack>[,<stack>]` deploys it "
+        "deliberately."
+    )
+    if context.blocked:
+        out.extend(
+            f"  - **Blocked when this guide was generated:** `{s.name}`: {_cell(context.blocked[s.name])}"
+            for s in own
+            if s.name in context.blocked
+        )
     out += [
         "",
         "## The short way: the script",

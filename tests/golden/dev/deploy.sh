@@ -8,6 +8,9 @@
 #                          each in the CloudFormation console (or with the command printed)
 #
 # Needs the AWS CLI signed in to that account. DEPLOY.md beside this script explains each step.
+# Each stack deployed is recorded in $DEPLOYED_DIR (default: deployed/ beside output/) as
+# <folder>/<region>/<stack>.json: the baseline of `make diff`. ALLOW_REPLACE=stack[,stack]: deploy
+# a stack whose update the diff blocks (a stateful resource replaced or deleted, a change AWS refuses).
 # Deployed first, once for every environment, by ../project/deploy.sh: shop-registry.
 # Deployed first, once for every environment, by ../project/deploy.sh: shop-registry-api.
 # Deployed first, once for every environment, by ../project/deploy.sh: shop-registry-mailer.
@@ -28,6 +31,7 @@
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+deployed="${DEPLOYED_DIR:-$here/../../deployed}"
 review=false
 case "$*" in
   "") ;;
@@ -40,6 +44,9 @@ changeset=(--no-fail-on-empty-changeset)
 if [[ "$review" == true ]]; then
   changeset+=(--no-execute-changeset)
 fi
+# record FOLDER REGION STACK TEMPLATE: the stack is deployed; its JSON template becomes the baseline
+# make diff compares the next build with.
+record() { mkdir -p "$deployed/$1/$2" && cp "$here/$4" "$deployed/$1/$2/$3.json"; }
 
 command -v aws >/dev/null || { echo 'deploy.sh: the AWS CLI (aws) is not installed' >&2; exit 1; }
 account="$(aws sts get-caller-identity --query Account --output text)" || { echo 'deploy.sh: not signed in to AWS (the CLI found no valid credentials): nothing was changed' >&2; exit 1; }
@@ -267,6 +274,7 @@ aws cloudformation deploy \
   --capabilities CAPABILITY_NAMED_IAM \
   --tags Project=shop Environment=dev ManagedBy=infra-templates \
   "${changeset[@]}"
+[[ "$review" == true ]] || record dev eu-west-1 shop-dev-deployer deployer.json
 
 # 2/15 shop-dev-keys
 echo "==> 2/15 shop-dev-keys (eu-west-1)"
@@ -276,6 +284,7 @@ aws cloudformation deploy \
   --template-file "$here/keys.yaml" \
   --tags Project=shop Environment=dev ManagedBy=infra-templates \
   "${changeset[@]}"
+[[ "$review" == true ]] || record dev eu-west-1 shop-dev-keys keys.json
 # It holds LogsKey (AWS::KMS::Key), DataKey (AWS::KMS::Key), BackupVault (AWS::Backup::BackupVault): deleting the stack must take a deliberate step.
 if [[ "$review" == false ]]; then
   aws cloudformation update-termination-protection --enable-termination-protection \
@@ -292,6 +301,7 @@ aws cloudformation deploy \
   --capabilities CAPABILITY_IAM \
   --tags Project=shop Environment=dev ManagedBy=infra-templates \
   "${changeset[@]}"
+[[ "$review" == true ]] || record dev eu-west-1 shop-dev-network network.json
 # It holds FlowLogGroup (AWS::Logs::LogGroup), DefaultSecurityGroupCloserLogGroup (AWS::Logs::LogGroup): deleting the stack must take a deliberate step.
 if [[ "$review" == false ]]; then
   aws cloudformation update-termination-protection --enable-termination-protection \
@@ -308,6 +318,7 @@ aws cloudformation deploy \
   --capabilities CAPABILITY_IAM \
   --tags Project=shop Environment=dev ManagedBy=infra-templates \
   "${changeset[@]}"
+[[ "$review" == true ]] || record dev eu-west-1 shop-dev-security security.json
 # It holds PrefixListLookupLogGroup (AWS::Logs::LogGroup): deleting the stack must take a deliberate step.
 if [[ "$review" == false ]]; then
   aws cloudformation update-termination-protection --enable-termination-protection \
@@ -324,6 +335,7 @@ aws cloudformation deploy \
   --capabilities CAPABILITY_IAM \
   --tags Project=shop Environment=dev ManagedBy=infra-templates \
   "${changeset[@]}"
+[[ "$review" == true ]] || record dev eu-west-1 shop-dev-data data.json
 # It holds PostgresqlLogGroup (AWS::Logs::LogGroup), Cluster (AWS::RDS::DBCluster), WriterInstance (AWS::RDS::DBInstance), DatabaseUsersFunctionLogGroup (AWS::Logs::LogGroup): deleting the stack must take a deliberate step.
 if [[ "$review" == false ]]; then
   aws cloudformation update-termination-protection --enable-termination-protection \
@@ -339,6 +351,7 @@ aws cloudformation deploy \
   --template-file "$here/platform.yaml" \
   --tags Project=shop Environment=dev ManagedBy=infra-templates \
   "${changeset[@]}"
+[[ "$review" == true ]] || record dev eu-west-1 shop-dev-platform platform.json
 # It holds AccessLogBucket (AWS::S3::Bucket), WafLogGroup (AWS::Logs::LogGroup): deleting the stack must take a deliberate step.
 if [[ "$review" == false ]]; then
   aws cloudformation update-termination-protection --enable-termination-protection \
@@ -354,6 +367,7 @@ aws cloudformation deploy \
   --template-file "$here/edge.yaml" \
   --tags Project=shop Environment=dev ManagedBy=infra-templates \
   "${changeset[@]}"
+[[ "$review" == true ]] || record dev eu-west-1 shop-dev-edge edge.json
 # It holds AssetsBucket (AWS::S3::Bucket): deleting the stack must take a deliberate step.
 if [[ "$review" == false ]]; then
   aws cloudformation update-termination-protection --enable-termination-protection \
@@ -369,6 +383,7 @@ aws cloudformation deploy \
   --template-file "$here/monitoring.yaml" \
   --tags Project=shop Environment=dev ManagedBy=infra-templates \
   "${changeset[@]}"
+[[ "$review" == true ]] || record dev eu-west-1 shop-dev-monitoring monitoring.json
 # It holds AlarmTopicKey (AWS::KMS::Key): deleting the stack must take a deliberate step.
 if [[ "$review" == false ]]; then
   aws cloudformation update-termination-protection --enable-termination-protection \
@@ -400,6 +415,7 @@ aws cloudformation deploy \
   --parameter-overrides "DistributionId=$distribution_id" \
   --tags Project=shop Environment=dev ManagedBy=infra-templates \
   "${changeset[@]}"
+[[ "$review" == true ]] || record dev us-east-1 shop-dev-edge-alarms edge-alarms.json
 # It holds AlarmTopicKey (AWS::KMS::Key): deleting the stack must take a deliberate step.
 if [[ "$review" == false ]]; then
   aws cloudformation update-termination-protection --enable-termination-protection \
@@ -426,6 +442,7 @@ aws cloudformation deploy \
   --capabilities CAPABILITY_NAMED_IAM \
   --tags Project=shop Environment=dev ManagedBy=infra-templates \
   "${changeset[@]}"
+[[ "$review" == true ]] || record dev eu-west-1 shop-dev-svc-api svc-api.json
 # It holds LogGroup (AWS::Logs::LogGroup): deleting the stack must take a deliberate step.
 if [[ "$review" == false ]]; then
   aws cloudformation update-termination-protection --enable-termination-protection \
@@ -452,6 +469,7 @@ aws cloudformation deploy \
   --capabilities CAPABILITY_NAMED_IAM \
   --tags Project=shop Environment=dev ManagedBy=infra-templates \
   "${changeset[@]}"
+[[ "$review" == true ]] || record dev eu-west-1 shop-dev-svc-mailer svc-mailer.json
 # It holds LogGroup (AWS::Logs::LogGroup): deleting the stack must take a deliberate step.
 if [[ "$review" == false ]]; then
   aws cloudformation update-termination-protection --enable-termination-protection \
@@ -478,6 +496,7 @@ aws cloudformation deploy \
   --capabilities CAPABILITY_NAMED_IAM \
   --tags Project=shop Environment=dev ManagedBy=infra-templates \
   "${changeset[@]}"
+[[ "$review" == true ]] || record dev eu-west-1 shop-dev-svc-nightly svc-nightly.json
 # It holds LogGroup (AWS::Logs::LogGroup): deleting the stack must take a deliberate step.
 if [[ "$review" == false ]]; then
   aws cloudformation update-termination-protection --enable-termination-protection \
@@ -504,6 +523,7 @@ aws cloudformation deploy \
   --capabilities CAPABILITY_NAMED_IAM \
   --tags Project=shop Environment=dev ManagedBy=infra-templates \
   "${changeset[@]}"
+[[ "$review" == true ]] || record dev eu-west-1 shop-dev-svc-payments svc-payments.json
 # It holds LogGroup (AWS::Logs::LogGroup): deleting the stack must take a deliberate step.
 if [[ "$review" == false ]]; then
   aws cloudformation update-termination-protection --enable-termination-protection \
@@ -530,6 +550,7 @@ aws cloudformation deploy \
   --capabilities CAPABILITY_NAMED_IAM \
   --tags Project=shop Environment=dev ManagedBy=infra-templates \
   "${changeset[@]}"
+[[ "$review" == true ]] || record dev eu-west-1 shop-dev-svc-web svc-web.json
 # It holds LogGroup (AWS::Logs::LogGroup): deleting the stack must take a deliberate step.
 if [[ "$review" == false ]]; then
   aws cloudformation update-termination-protection --enable-termination-protection \
@@ -546,6 +567,7 @@ aws cloudformation deploy \
   --template-file "$here/connect.yaml" \
   --tags Project=shop Environment=dev ManagedBy=infra-templates \
   "${changeset[@]}"
+[[ "$review" == true ]] || record dev eu-west-1 shop-dev-connect connect.json
 
 if [[ "$review" == true ]]; then
   echo "Change sets created, none executed: review them, then run this script without --review."

@@ -7,8 +7,11 @@
 #
 # It refuses while termination protection or deletion protection would stop a deletion half-way,
 # and prints the command that lifts each. Stacks of other folders are never touched.
+# Each stack deleted is dropped from $DEPLOYED_DIR (default: deployed/ beside output/), deploy.sh's record.
 set -euo pipefail
 
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+deployed="${DEPLOYED_DIR:-$here/../../deployed}"
 command -v aws >/dev/null || { echo 'destroy.sh: the AWS CLI (aws) is not installed' >&2; exit 1; }
 
 cat <<'EOF'
@@ -222,6 +225,8 @@ if aws cloudformation describe-stacks --stack-name shop-dev-connect --region eu-
 else
   echo "    not deployed: nothing to delete"
 fi
+# Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
+rm -f "$deployed/dev/eu-west-1/shop-dev-connect.json"
 
 echo "==> 2/15 deleting shop-dev-svc-web (eu-west-1)"
 if aws cloudformation describe-stacks --stack-name shop-dev-svc-web --region eu-west-1 >/dev/null 2>&1; then
@@ -230,6 +235,8 @@ if aws cloudformation describe-stacks --stack-name shop-dev-svc-web --region eu-
 else
   echo "    not deployed: nothing to delete"
 fi
+# Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
+rm -f "$deployed/dev/eu-west-1/shop-dev-svc-web.json"
 
 echo "==> 3/15 deleting shop-dev-svc-payments (eu-west-1)"
 if aws cloudformation describe-stacks --stack-name shop-dev-svc-payments --region eu-west-1 >/dev/null 2>&1; then
@@ -238,6 +245,8 @@ if aws cloudformation describe-stacks --stack-name shop-dev-svc-payments --regio
 else
   echo "    not deployed: nothing to delete"
 fi
+# Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
+rm -f "$deployed/dev/eu-west-1/shop-dev-svc-payments.json"
 
 echo "==> 4/15 deleting shop-dev-svc-nightly (eu-west-1)"
 if aws cloudformation describe-stacks --stack-name shop-dev-svc-nightly --region eu-west-1 >/dev/null 2>&1; then
@@ -246,6 +255,8 @@ if aws cloudformation describe-stacks --stack-name shop-dev-svc-nightly --region
 else
   echo "    not deployed: nothing to delete"
 fi
+# Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
+rm -f "$deployed/dev/eu-west-1/shop-dev-svc-nightly.json"
 
 echo "==> 5/15 deleting shop-dev-svc-mailer (eu-west-1)"
 if aws cloudformation describe-stacks --stack-name shop-dev-svc-mailer --region eu-west-1 >/dev/null 2>&1; then
@@ -254,6 +265,8 @@ if aws cloudformation describe-stacks --stack-name shop-dev-svc-mailer --region 
 else
   echo "    not deployed: nothing to delete"
 fi
+# Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
+rm -f "$deployed/dev/eu-west-1/shop-dev-svc-mailer.json"
 
 echo "==> 6/15 deleting shop-dev-svc-api (eu-west-1)"
 if aws cloudformation describe-stacks --stack-name shop-dev-svc-api --region eu-west-1 >/dev/null 2>&1; then
@@ -262,6 +275,8 @@ if aws cloudformation describe-stacks --stack-name shop-dev-svc-api --region eu-
 else
   echo "    not deployed: nothing to delete"
 fi
+# Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
+rm -f "$deployed/dev/eu-west-1/shop-dev-svc-api.json"
 
 echo "==> 7/15 deleting shop-dev-edge-alarms (us-east-1)"
 if aws cloudformation describe-stacks --stack-name shop-dev-edge-alarms --region us-east-1 >/dev/null 2>&1; then
@@ -270,6 +285,8 @@ if aws cloudformation describe-stacks --stack-name shop-dev-edge-alarms --region
 else
   echo "    not deployed: nothing to delete"
 fi
+# Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
+rm -f "$deployed/dev/us-east-1/shop-dev-edge-alarms.json"
 
 echo "==> 8/15 deleting shop-dev-monitoring (eu-west-1)"
 if aws cloudformation describe-stacks --stack-name shop-dev-monitoring --region eu-west-1 >/dev/null 2>&1; then
@@ -278,6 +295,8 @@ if aws cloudformation describe-stacks --stack-name shop-dev-monitoring --region 
 else
   echo "    not deployed: nothing to delete"
 fi
+# Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
+rm -f "$deployed/dev/eu-west-1/shop-dev-monitoring.json"
 
 echo "==> 9/15 deleting shop-dev-edge (eu-west-1)"
 if aws cloudformation describe-stacks --stack-name shop-dev-edge --region eu-west-1 >/dev/null 2>&1; then
@@ -286,6 +305,8 @@ if aws cloudformation describe-stacks --stack-name shop-dev-edge --region eu-wes
 else
   echo "    not deployed: nothing to delete"
 fi
+# Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
+rm -f "$deployed/dev/eu-west-1/shop-dev-edge.json"
 
 echo "==> 10/15 deleting shop-dev-platform (eu-west-1)"
 if aws cloudformation describe-stacks --stack-name shop-dev-platform --region eu-west-1 >/dev/null 2>&1; then
@@ -294,6 +315,8 @@ if aws cloudformation describe-stacks --stack-name shop-dev-platform --region eu
 else
   echo "    not deployed: nothing to delete"
 fi
+# Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
+rm -f "$deployed/dev/eu-west-1/shop-dev-platform.json"
 
 echo "==> 11/15 deleting shop-dev-data (eu-west-1)"
 if aws cloudformation describe-stacks --stack-name shop-dev-data --region eu-west-1 >/dev/null 2>&1; then
@@ -302,6 +325,8 @@ if aws cloudformation describe-stacks --stack-name shop-dev-data --region eu-wes
 else
   echo "    not deployed: nothing to delete"
 fi
+# Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
+rm -f "$deployed/dev/eu-west-1/shop-dev-data.json"
 
 echo "==> 12/15 deleting shop-dev-security (eu-west-1)"
 if aws cloudformation describe-stacks --stack-name shop-dev-security --region eu-west-1 >/dev/null 2>&1; then
@@ -310,6 +335,8 @@ if aws cloudformation describe-stacks --stack-name shop-dev-security --region eu
 else
   echo "    not deployed: nothing to delete"
 fi
+# Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
+rm -f "$deployed/dev/eu-west-1/shop-dev-security.json"
 
 echo "==> 13/15 deleting shop-dev-network (eu-west-1)"
 if aws cloudformation describe-stacks --stack-name shop-dev-network --region eu-west-1 >/dev/null 2>&1; then
@@ -318,6 +345,8 @@ if aws cloudformation describe-stacks --stack-name shop-dev-network --region eu-
 else
   echo "    not deployed: nothing to delete"
 fi
+# Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
+rm -f "$deployed/dev/eu-west-1/shop-dev-network.json"
 
 echo "==> 14/15 deleting shop-dev-keys (eu-west-1)"
 if aws cloudformation describe-stacks --stack-name shop-dev-keys --region eu-west-1 >/dev/null 2>&1; then
@@ -326,6 +355,8 @@ if aws cloudformation describe-stacks --stack-name shop-dev-keys --region eu-wes
 else
   echo "    not deployed: nothing to delete"
 fi
+# Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
+rm -f "$deployed/dev/eu-west-1/shop-dev-keys.json"
 
 echo "==> 15/15 deleting shop-dev-deployer (eu-west-1)"
 if aws cloudformation describe-stacks --stack-name shop-dev-deployer --region eu-west-1 >/dev/null 2>&1; then
@@ -334,5 +365,7 @@ if aws cloudformation describe-stacks --stack-name shop-dev-deployer --region eu
 else
   echo "    not deployed: nothing to delete"
 fi
+# Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
+rm -f "$deployed/dev/eu-west-1/shop-dev-deployer.json"
 
 echo "shop dev: 15 stack(s) deleted."

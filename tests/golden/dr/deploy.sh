@@ -8,6 +8,9 @@
 #                          each in the CloudFormation console (or with the command printed)
 #
 # Needs the AWS CLI signed in to that account. DEPLOY.md beside this script explains each step.
+# Each stack deployed is recorded in $DEPLOYED_DIR (default: deployed/ beside output/) as
+# <folder>/<region>/<stack>.json: the baseline of `make diff`. ALLOW_REPLACE=stack[,stack]: deploy
+# a stack whose update the diff blocks (a stateful resource replaced or deleted, a change AWS refuses).
 # Deployed first, once for every environment, by ../project/deploy.sh: shop-registry.
 # Deployed first, once for every environment, by ../project/deploy.sh: shop-registry-api.
 # Deployed first, once for every environment, by ../project/deploy.sh: shop-registry-mailer.
@@ -29,6 +32,7 @@
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+deployed="${DEPLOYED_DIR:-$here/../../deployed}"
 review=false
 case "$*" in
   "") ;;
@@ -41,6 +45,9 @@ changeset=(--no-fail-on-empty-changeset)
 if [[ "$review" == true ]]; then
   changeset+=(--no-execute-changeset)
 fi
+# record FOLDER REGION STACK TEMPLATE: the stack is deployed; its JSON template becomes the baseline
+# make diff compares the next build with.
+record() { mkdir -p "$deployed/$1/$2" && cp "$here/$4" "$deployed/$1/$2/$3.json"; }
 
 command -v aws >/dev/null || { echo 'deploy.sh: the AWS CLI (aws) is not installed' >&2; exit 1; }
 account="$(aws sts get-caller-identity --query Account --output text)" || { echo 'deploy.sh: not signed in to AWS (the CLI found no valid credentials): nothing was changed' >&2; exit 1; }
@@ -312,6 +319,7 @@ aws cloudformation deploy \
   --capabilities CAPABILITY_NAMED_IAM \
   --tags Project=shop Environment=dr ManagedBy=infra-templates \
   "${changeset[@]}"
+[[ "$review" == true ]] || record dr eu-central-1 shop-dr-deployer deployer.json
 
 # 2/20 shop-dr-keys
 echo "==> 2/20 shop-dr-keys (eu-central-1)"
@@ -321,6 +329,7 @@ aws cloudformation deploy \
   --template-file "$here/keys.yaml" \
   --tags Project=shop Environment=dr ManagedBy=infra-templates \
   "${changeset[@]}"
+[[ "$review" == true ]] || record dr eu-central-1 shop-dr-keys keys.json
 # It holds LogsKey (AWS::KMS::Key), DataKey (AWS::KMS::Key), BackupVault (AWS::Backup::BackupVault): deleting the stack must take a deliberate step.
 if [[ "$review" == false ]]; then
   aws cloudformation update-termination-protection --enable-termination-protection \
@@ -337,6 +346,7 @@ aws cloudformation deploy \
   --capabilities CAPABILITY_IAM \
   --tags Project=shop Environment=dr ManagedBy=infra-templates \
   "${changeset[@]}"
+[[ "$review" == true ]] || record dr eu-central-1 shop-dr-network network.json
 # It holds FlowLogGroup (AWS::Logs::LogGroup), DefaultSecurityGroupCloserLogGroup (AWS::Logs::LogGroup): deleting the stack must take a deliberate step.
 if [[ "$review" == false ]]; then
   aws cloudformation update-termination-protection --enable-termination-protection \
@@ -353,6 +363,7 @@ aws cloudformation deploy \
   --capabilities CAPABILITY_IAM \
   --tags Project=shop Environment=dr ManagedBy=infra-templates \
   "${changeset[@]}"
+[[ "$review" == true ]] || record dr eu-central-1 shop-dr-security security.json
 # It holds PrefixListLookupLogGroup (AWS::Logs::LogGroup): deleting the stack must take a deliberate step.
 if [[ "$review" == false ]]; then
   aws cloudformation update-termination-protection --enable-termination-protection \
@@ -398,6 +409,7 @@ aws cloudformation deploy \
   --parameter-overrides "DataKeyArn=$data_key_arn" "BackupVaultArn=$backup_vault_arn" \
   --tags Project=shop Environment=prod ManagedBy=infra-templates \
   "${changeset[@]}"
+[[ "$review" == true ]] || record prod eu-west-1 shop-prod-data ../prod/data.json
 # It holds PostgresqlLogGroup (AWS::Logs::LogGroup), DatabaseSecret (AWS::SecretsManager::Secret), Cluster (AWS::RDS::DBCluster), WriterInstance (AWS::RDS::DBInstance), ReaderInstance1 (AWS::RDS::DBInstance), DatabaseUsersFunctionLogGroup (AWS::Logs::LogGroup), MasterRotationFunctionLogGroup (AWS::Logs::LogGroup): deleting the stack must take a deliberate step.
 if [[ "$review" == false ]]; then
   aws cloudformation update-termination-protection --enable-termination-protection \
@@ -431,6 +443,7 @@ aws cloudformation deploy \
   --parameter-overrides "SecretArn=$secret_arn" \
   --tags Project=shop Environment=dr ManagedBy=infra-templates \
   "${changeset[@]}"
+[[ "$review" == true ]] || record dr eu-central-1 shop-dr-data data.json
 # It holds PostgresqlLogGroup (AWS::Logs::LogGroup), Cluster (AWS::RDS::DBCluster): deleting the stack must take a deliberate step.
 if [[ "$review" == false ]]; then
   aws cloudformation update-termination-protection --enable-termination-protection \
@@ -447,6 +460,7 @@ aws cloudformation deploy \
   --template-file "$here/platform.yaml" \
   --tags Project=shop Environment=dr ManagedBy=infra-templates \
   "${changeset[@]}"
+[[ "$review" == true ]] || record dr eu-central-1 shop-dr-platform platform.json
 # It holds AccessLogBucket (AWS::S3::Bucket), WafLogGroup (AWS::Logs::LogGroup): deleting the stack must take a deliberate step.
 if [[ "$review" == false ]]; then
   aws cloudformation update-termination-protection --enable-termination-protection \
@@ -462,6 +476,7 @@ aws cloudformation deploy \
   --template-file "$here/assets-replica.yaml" \
   --tags Project=shop Environment=dr ManagedBy=infra-templates \
   "${changeset[@]}"
+[[ "$review" == true ]] || record dr eu-central-1 shop-dr-assets-replica assets-replica.json
 # It holds ReplicaBucket (AWS::S3::Bucket): deleting the stack must take a deliberate step.
 if [[ "$review" == false ]]; then
   aws cloudformation update-termination-protection --enable-termination-protection \
@@ -477,6 +492,7 @@ aws cloudformation deploy \
   --template-file "$here/edge-waf.yaml" \
   --tags Project=shop Environment=dr ManagedBy=infra-templates \
   "${changeset[@]}"
+[[ "$review" == true ]] || record dr us-east-1 shop-dr-edge-waf edge-waf.json
 # It holds LogsKey (AWS::KMS::Key), WafLogGroup (AWS::Logs::LogGroup): deleting the stack must take a deliberate step.
 if [[ "$review" == false ]]; then
   aws cloudformation update-termination-protection --enable-termination-protection \
@@ -548,6 +564,7 @@ aws cloudformation deploy \
   --parameter-overrides "ReplicaBucketArn=$replica_bucket_arn" "DataKeyArn=$data_key_arn" "ReplicaBucketDomainName=$replica_bucket_domain_name" "WebAclArn=$web_acl_arn" \
   --tags Project=shop Environment=prod ManagedBy=infra-templates \
   "${changeset[@]}"
+[[ "$review" == true ]] || record prod eu-west-1 shop-prod-edge ../prod/edge.json
 # It holds AssetsBucket (AWS::S3::Bucket): deleting the stack must take a deliberate step.
 if [[ "$review" == false ]]; then
   aws cloudformation update-termination-protection --enable-termination-protection \
@@ -593,6 +610,7 @@ aws cloudformation deploy \
   --parameter-overrides "WebAclArn=$web_acl_arn" "DistributionId=$distribution_id" \
   --tags Project=shop Environment=dr ManagedBy=infra-templates \
   "${changeset[@]}"
+[[ "$review" == true ]] || record dr eu-central-1 shop-dr-edge edge.json
 fi
 
 # 12/20 shop-dr-monitoring
@@ -604,6 +622,7 @@ aws cloudformation deploy \
   --capabilities CAPABILITY_IAM \
   --tags Project=shop Environment=dr ManagedBy=infra-templates \
   "${changeset[@]}"
+[[ "$review" == true ]] || record dr eu-central-1 shop-dr-monitoring monitoring.json
 # It holds AlarmTopicKey (AWS::KMS::Key), MailerLogGroup (AWS::Logs::LogGroup), MailerDeadLetterQueue (DeletionPolicy Retain): deleting the stack must take a deliberate step.
 if [[ "$review" == false ]]; then
   aws cloudformation update-termination-protection --enable-termination-protection \
@@ -619,6 +638,7 @@ aws cloudformation deploy \
   --template-file "$here/dashboard.yaml" \
   --tags Project=shop Environment=dr ManagedBy=infra-templates \
   "${changeset[@]}"
+[[ "$review" == true ]] || record dr eu-central-1 shop-dr-dashboard dashboard.json
 
 # 14/20 shop-dr-edge-alarms
 echo "==> 14/20 shop-dr-edge-alarms (us-east-1)"
@@ -645,6 +665,7 @@ aws cloudformation deploy \
   --parameter-overrides "DistributionId=$distribution_id" \
   --tags Project=shop Environment=dr ManagedBy=infra-templates \
   "${changeset[@]}"
+[[ "$review" == true ]] || record dr us-east-1 shop-dr-edge-alarms edge-alarms.json
 # It holds AlarmTopicKey (AWS::KMS::Key): deleting the stack must take a deliberate step.
 if [[ "$review" == false ]]; then
   aws cloudformation update-termination-protection --enable-termination-protection \
@@ -671,6 +692,7 @@ aws cloudformation deploy \
   --capabilities CAPABILITY_NAMED_IAM \
   --tags Project=shop Environment=dr ManagedBy=infra-templates \
   "${changeset[@]}"
+[[ "$review" == true ]] || record dr eu-central-1 shop-dr-svc-api svc-api.json
 # It holds LogGroup (AWS::Logs::LogGroup): deleting the stack must take a deliberate step.
 if [[ "$review" == false ]]; then
   aws cloudformation update-termination-protection --enable-termination-protection \
@@ -697,6 +719,7 @@ aws cloudformation deploy \
   --capabilities CAPABILITY_NAMED_IAM \
   --tags Project=shop Environment=dr ManagedBy=infra-templates \
   "${changeset[@]}"
+[[ "$review" == true ]] || record dr eu-central-1 shop-dr-svc-mailer svc-mailer.json
 # It holds LogGroup (AWS::Logs::LogGroup): deleting the stack must take a deliberate step.
 if [[ "$review" == false ]]; then
   aws cloudformation update-termination-protection --enable-termination-protection \
@@ -723,6 +746,7 @@ aws cloudformation deploy \
   --capabilities CAPABILITY_NAMED_IAM \
   --tags Project=shop Environment=dr ManagedBy=infra-templates \
   "${changeset[@]}"
+[[ "$review" == true ]] || record dr eu-central-1 shop-dr-svc-nightly svc-nightly.json
 # It holds LogGroup (AWS::Logs::LogGroup): deleting the stack must take a deliberate step.
 if [[ "$review" == false ]]; then
   aws cloudformation update-termination-protection --enable-termination-protection \
@@ -749,6 +773,7 @@ aws cloudformation deploy \
   --capabilities CAPABILITY_NAMED_IAM \
   --tags Project=shop Environment=dr ManagedBy=infra-templates \
   "${changeset[@]}"
+[[ "$review" == true ]] || record dr eu-central-1 shop-dr-svc-payments svc-payments.json
 # It holds LogGroup (AWS::Logs::LogGroup): deleting the stack must take a deliberate step.
 if [[ "$review" == false ]]; then
   aws cloudformation update-termination-protection --enable-termination-protection \
@@ -775,6 +800,7 @@ aws cloudformation deploy \
   --capabilities CAPABILITY_NAMED_IAM \
   --tags Project=shop Environment=dr ManagedBy=infra-templates \
   "${changeset[@]}"
+[[ "$review" == true ]] || record dr eu-central-1 shop-dr-svc-web svc-web.json
 # It holds LogGroup (AWS::Logs::LogGroup): deleting the stack must take a deliberate step.
 if [[ "$review" == false ]]; then
   aws cloudformation update-termination-protection --enable-termination-protection \
@@ -791,6 +817,7 @@ aws cloudformation deploy \
   --template-file "$here/connect.yaml" \
   --tags Project=shop Environment=dr ManagedBy=infra-templates \
   "${changeset[@]}"
+[[ "$review" == true ]] || record dr eu-central-1 shop-dr-connect connect.json
 
 if [[ "$review" == true ]]; then
   echo "Change sets created, none executed: review them, then run this script without --review."

@@ -8,6 +8,9 @@
 #                          each in the CloudFormation console (or with the command printed)
 #
 # Needs the AWS CLI signed in to that account. DEPLOY.md beside this script explains each step.
+# Each stack deployed is recorded in $DEPLOYED_DIR (default: deployed/ beside output/) as
+# <folder>/<region>/<stack>.json: the baseline of `make diff`. ALLOW_REPLACE=stack[,stack]: deploy
+# a stack whose update the diff blocks (a stateful resource replaced or deleted, a change AWS refuses).
 # Deployed first, once for every environment, by ../project/deploy.sh: shop-registry.
 # Deployed first, once for every environment, by ../project/deploy.sh: shop-registry-api.
 # Deployed first, once for every environment, by ../project/deploy.sh: shop-registry-mailer.
@@ -29,6 +32,7 @@
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+deployed="${DEPLOYED_DIR:-$here/../../deployed}"
 review=false
 case "$*" in
   "") ;;
@@ -41,6 +45,9 @@ changeset=(--no-fail-on-empty-changeset)
 if [[ "$review" == true ]]; then
   changeset+=(--no-execute-changeset)
 fi
+# record FOLDER REGION STACK TEMPLATE: the stack is deployed; its JSON template becomes the baseline
+# make diff compares the next build with.
+record() { mkdir -p "$deployed/$1/$2" && cp "$here/$4" "$deployed/$1/$2/$3.json"; }
 
 command -v aws >/dev/null || { echo 'deploy.sh: the AWS CLI (aws) is not installed' >&2; exit 1; }
 account="$(aws sts get-caller-identity --query Account --output text)" || { echo 'deploy.sh: not signed in to AWS (the CLI found no valid credentials): nothing was changed' >&2; exit 1; }
@@ -333,6 +340,7 @@ aws cloudformation deploy \
   --capabilities CAPABILITY_NAMED_IAM \
   --tags Project=shop Environment=prod ManagedBy=infra-templates \
   "${changeset[@]}"
+[[ "$review" == true ]] || record prod eu-west-1 shop-prod-deployer deployer.json
 
 # 2/23 shop-prod-keys
 echo "==> 2/23 shop-prod-keys (eu-west-1)"
@@ -342,6 +350,7 @@ aws cloudformation deploy \
   --template-file "$here/keys.yaml" \
   --tags Project=shop Environment=prod ManagedBy=infra-templates \
   "${changeset[@]}"
+[[ "$review" == true ]] || record prod eu-west-1 shop-prod-keys keys.json
 # It holds LogsKey (AWS::KMS::Key), DataKey (AWS::KMS::Key), BackupVault (AWS::Backup::BackupVault): deleting the stack must take a deliberate step.
 if [[ "$review" == false ]]; then
   aws cloudformation update-termination-protection --enable-termination-protection \
@@ -358,6 +367,7 @@ aws cloudformation deploy \
   --capabilities CAPABILITY_IAM \
   --tags Project=shop Environment=prod ManagedBy=infra-templates \
   "${changeset[@]}"
+[[ "$review" == true ]] || record prod eu-west-1 shop-prod-network network.json
 # It holds FlowLogGroup (AWS::Logs::LogGroup), DefaultSecurityGroupCloserLogGroup (AWS::Logs::LogGroup): deleting the stack must take a deliberate step.
 if [[ "$review" == false ]]; then
   aws cloudformation update-termination-protection --enable-termination-protection \
@@ -374,6 +384,7 @@ aws cloudformation deploy \
   --capabilities CAPABILITY_IAM \
   --tags Project=shop Environment=prod ManagedBy=infra-templates \
   "${changeset[@]}"
+[[ "$review" == true ]] || record prod eu-west-1 shop-prod-security security.json
 # It holds PrefixListLookupLogGroup (AWS::Logs::LogGroup): deleting the stack must take a deliberate step.
 if [[ "$review" == false ]]; then
   aws cloudformation update-termination-protection --enable-termination-protection \
@@ -389,6 +400,7 @@ aws cloudformation deploy \
   --template-file "$here/../dr/keys.yaml" \
   --tags Project=shop Environment=dr ManagedBy=infra-templates \
   "${changeset[@]}"
+[[ "$review" == true ]] || record dr eu-central-1 shop-dr-keys ../dr/keys.json
 # It holds LogsKey (AWS::KMS::Key), DataKey (AWS::KMS::Key), BackupVault (AWS::Backup::BackupVault): deleting the stack must take a deliberate step.
 if [[ "$review" == false ]]; then
   aws cloudformation update-termination-protection --enable-termination-protection \
@@ -434,6 +446,7 @@ aws cloudformation deploy \
   --parameter-overrides "DataKeyArn=$data_key_arn" "BackupVaultArn=$backup_vault_arn" \
   --tags Project=shop Environment=prod ManagedBy=infra-templates \
   "${changeset[@]}"
+[[ "$review" == true ]] || record prod eu-west-1 shop-prod-data data.json
 # It holds PostgresqlLogGroup (AWS::Logs::LogGroup), DatabaseSecret (AWS::SecretsManager::Secret), Cluster (AWS::RDS::DBCluster), WriterInstance (AWS::RDS::DBInstance), ReaderInstance1 (AWS::RDS::DBInstance), DatabaseUsersFunctionLogGroup (AWS::Logs::LogGroup), MasterRotationFunctionLogGroup (AWS::Logs::LogGroup): deleting the stack must take a deliberate step.
 if [[ "$review" == false ]]; then
   aws cloudformation update-termination-protection --enable-termination-protection \
@@ -450,6 +463,7 @@ aws cloudformation deploy \
   --template-file "$here/platform.yaml" \
   --tags Project=shop Environment=prod ManagedBy=infra-templates \
   "${changeset[@]}"
+[[ "$review" == true ]] || record prod eu-west-1 shop-prod-platform platform.json
 # It holds AccessLogBucket (AWS::S3::Bucket), WafLogGroup (AWS::Logs::LogGroup): deleting the stack must take a deliberate step.
 if [[ "$review" == false ]]; then
   aws cloudformation update-termination-protection --enable-termination-protection \
@@ -466,6 +480,7 @@ aws cloudformation deploy \
   --capabilities CAPABILITY_IAM \
   --tags Project=shop Environment=dr ManagedBy=infra-templates \
   "${changeset[@]}"
+[[ "$review" == true ]] || record dr eu-central-1 shop-dr-network ../dr/network.json
 # It holds FlowLogGroup (AWS::Logs::LogGroup), DefaultSecurityGroupCloserLogGroup (AWS::Logs::LogGroup): deleting the stack must take a deliberate step.
 if [[ "$review" == false ]]; then
   aws cloudformation update-termination-protection --enable-termination-protection \
@@ -482,6 +497,7 @@ aws cloudformation deploy \
   --capabilities CAPABILITY_IAM \
   --tags Project=shop Environment=dr ManagedBy=infra-templates \
   "${changeset[@]}"
+[[ "$review" == true ]] || record dr eu-central-1 shop-dr-security ../dr/security.json
 # It holds PrefixListLookupLogGroup (AWS::Logs::LogGroup): deleting the stack must take a deliberate step.
 if [[ "$review" == false ]]; then
   aws cloudformation update-termination-protection --enable-termination-protection \
@@ -497,6 +513,7 @@ aws cloudformation deploy \
   --template-file "$here/../dr/platform.yaml" \
   --tags Project=shop Environment=dr ManagedBy=infra-templates \
   "${changeset[@]}"
+[[ "$review" == true ]] || record dr eu-central-1 shop-dr-platform ../dr/platform.json
 # It holds AccessLogBucket (AWS::S3::Bucket), WafLogGroup (AWS::Logs::LogGroup): deleting the stack must take a deliberate step.
 if [[ "$review" == false ]]; then
   aws cloudformation update-termination-protection --enable-termination-protection \
@@ -541,6 +558,7 @@ aws cloudformation deploy \
   --parameter-overrides "LoadBalancerDnsName=$load_balancer_dns_name" "LoadBalancerHostedZoneId=$load_balancer_hosted_zone_id" \
   --tags Project=shop Environment=prod ManagedBy=infra-templates \
   "${changeset[@]}"
+[[ "$review" == true ]] || record prod eu-west-1 shop-prod-dns dns.json
 fi
 
 # 12/23 shop-prod-edge-waf
@@ -551,6 +569,7 @@ aws cloudformation deploy \
   --template-file "$here/edge-waf.yaml" \
   --tags Project=shop Environment=prod ManagedBy=infra-templates \
   "${changeset[@]}"
+[[ "$review" == true ]] || record prod us-east-1 shop-prod-edge-waf edge-waf.json
 # It holds LogsKey (AWS::KMS::Key), WafLogGroup (AWS::Logs::LogGroup): deleting the stack must take a deliberate step.
 if [[ "$review" == false ]]; then
   aws cloudformation update-termination-protection --enable-termination-protection \
@@ -566,6 +585,7 @@ aws cloudformation deploy \
   --template-file "$here/../dr/assets-replica.yaml" \
   --tags Project=shop Environment=dr ManagedBy=infra-templates \
   "${changeset[@]}"
+[[ "$review" == true ]] || record dr eu-central-1 shop-dr-assets-replica ../dr/assets-replica.json
 # It holds ReplicaBucket (AWS::S3::Bucket): deleting the stack must take a deliberate step.
 if [[ "$review" == false ]]; then
   aws cloudformation update-termination-protection --enable-termination-protection \
@@ -637,6 +657,7 @@ aws cloudformation deploy \
   --parameter-overrides "ReplicaBucketArn=$replica_bucket_arn" "DataKeyArn=$data_key_arn" "ReplicaBucketDomainName=$replica_bucket_domain_name" "WebAclArn=$web_acl_arn" \
   --tags Project=shop Environment=prod ManagedBy=infra-templates \
   "${changeset[@]}"
+[[ "$review" == true ]] || record prod eu-west-1 shop-prod-edge edge.json
 # It holds AssetsBucket (AWS::S3::Bucket): deleting the stack must take a deliberate step.
 if [[ "$review" == false ]]; then
   aws cloudformation update-termination-protection --enable-termination-protection \
@@ -670,6 +691,7 @@ aws cloudformation deploy \
   --parameter-overrides "ReplicaBucketName=$replica_bucket_name" \
   --tags Project=shop Environment=prod ManagedBy=infra-templates \
   "${changeset[@]}"
+[[ "$review" == true ]] || record prod eu-west-1 shop-prod-monitoring monitoring.json
 # It holds AlarmTopicKey (AWS::KMS::Key), MailerLogGroup (AWS::Logs::LogGroup), MailerDeadLetterQueue (DeletionPolicy Retain): deleting the stack must take a deliberate step.
 if [[ "$review" == false ]]; then
   aws cloudformation update-termination-protection --enable-termination-protection \
@@ -686,6 +708,7 @@ aws cloudformation deploy \
   --template-file "$here/dashboard.yaml" \
   --tags Project=shop Environment=prod ManagedBy=infra-templates \
   "${changeset[@]}"
+[[ "$review" == true ]] || record prod eu-west-1 shop-prod-dashboard dashboard.json
 
 # 17/23 shop-prod-edge-alarms
 echo "==> 17/23 shop-prod-edge-alarms (us-east-1)"
@@ -725,6 +748,7 @@ aws cloudformation deploy \
   --parameter-overrides "DistributionId=$distribution_id" "PrimaryHealthCheckId=$primary_health_check_id" \
   --tags Project=shop Environment=prod ManagedBy=infra-templates \
   "${changeset[@]}"
+[[ "$review" == true ]] || record prod us-east-1 shop-prod-edge-alarms edge-alarms.json
 # It holds AlarmTopicKey (AWS::KMS::Key): deleting the stack must take a deliberate step.
 if [[ "$review" == false ]]; then
   aws cloudformation update-termination-protection --enable-termination-protection \
@@ -751,6 +775,7 @@ aws cloudformation deploy \
   --capabilities CAPABILITY_NAMED_IAM \
   --tags Project=shop Environment=prod ManagedBy=infra-templates \
   "${changeset[@]}"
+[[ "$review" == true ]] || record prod eu-west-1 shop-prod-svc-api svc-api.json
 # It holds LogGroup (AWS::Logs::LogGroup): deleting the stack must take a deliberate step.
 if [[ "$review" == false ]]; then
   aws cloudformation update-termination-protection --enable-termination-protection \
@@ -777,6 +802,7 @@ aws cloudformation deploy \
   --capabilities CAPABILITY_NAMED_IAM \
   --tags Project=shop Environment=prod ManagedBy=infra-templates \
   "${changeset[@]}"
+[[ "$review" == true ]] || record prod eu-west-1 shop-prod-svc-mailer svc-mailer.json
 # It holds LogGroup (AWS::Logs::LogGroup): deleting the stack must take a deliberate step.
 if [[ "$review" == false ]]; then
   aws cloudformation update-termination-protection --enable-termination-protection \
@@ -803,6 +829,7 @@ aws cloudformation deploy \
   --capabilities CAPABILITY_NAMED_IAM \
   --tags Project=shop Environment=prod ManagedBy=infra-templates \
   "${changeset[@]}"
+[[ "$review" == true ]] || record prod eu-west-1 shop-prod-svc-nightly svc-nightly.json
 # It holds LogGroup (AWS::Logs::LogGroup): deleting the stack must take a deliberate step.
 if [[ "$review" == false ]]; then
   aws cloudformation update-termination-protection --enable-termination-protection \
@@ -829,6 +856,7 @@ aws cloudformation deploy \
   --capabilities CAPABILITY_NAMED_IAM \
   --tags Project=shop Environment=prod ManagedBy=infra-templates \
   "${changeset[@]}"
+[[ "$review" == true ]] || record prod eu-west-1 shop-prod-svc-payments svc-payments.json
 # It holds LogGroup (AWS::Logs::LogGroup): deleting the stack must take a deliberate step.
 if [[ "$review" == false ]]; then
   aws cloudformation update-termination-protection --enable-termination-protection \
@@ -855,6 +883,7 @@ aws cloudformation deploy \
   --capabilities CAPABILITY_NAMED_IAM \
   --tags Project=shop Environment=prod ManagedBy=infra-templates \
   "${changeset[@]}"
+[[ "$review" == true ]] || record prod eu-west-1 shop-prod-svc-web svc-web.json
 # It holds LogGroup (AWS::Logs::LogGroup): deleting the stack must take a deliberate step.
 if [[ "$review" == false ]]; then
   aws cloudformation update-termination-protection --enable-termination-protection \
@@ -871,6 +900,7 @@ aws cloudformation deploy \
   --template-file "$here/connect.yaml" \
   --tags Project=shop Environment=prod ManagedBy=infra-templates \
   "${changeset[@]}"
+[[ "$review" == true ]] || record prod eu-west-1 shop-prod-connect connect.json
 
 if [[ "$review" == true ]]; then
   echo "Change sets created, none executed: review them, then run this script without --review."

@@ -7,8 +7,11 @@
 #
 # It refuses while termination protection or deletion protection would stop a deletion half-way,
 # and prints the command that lifts each. Stacks of other folders are never touched.
+# Each stack deleted is dropped from $DEPLOYED_DIR (default: deployed/ beside output/), deploy.sh's record.
 set -euo pipefail
 
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+deployed="${DEPLOYED_DIR:-$here/../../deployed}"
 command -v aws >/dev/null || { echo 'destroy.sh: the AWS CLI (aws) is not installed' >&2; exit 1; }
 
 cat <<'EOF'
@@ -281,6 +284,8 @@ if aws cloudformation describe-stacks --stack-name shop-prod-connect --region eu
 else
   echo "    not deployed: nothing to delete"
 fi
+# Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
+rm -f "$deployed/prod/eu-west-1/shop-prod-connect.json"
 
 echo "==> 2/18 deleting shop-prod-svc-web (eu-west-1)"
 if aws cloudformation describe-stacks --stack-name shop-prod-svc-web --region eu-west-1 >/dev/null 2>&1; then
@@ -289,6 +294,8 @@ if aws cloudformation describe-stacks --stack-name shop-prod-svc-web --region eu
 else
   echo "    not deployed: nothing to delete"
 fi
+# Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
+rm -f "$deployed/prod/eu-west-1/shop-prod-svc-web.json"
 
 echo "==> 3/18 deleting shop-prod-svc-payments (eu-west-1)"
 if aws cloudformation describe-stacks --stack-name shop-prod-svc-payments --region eu-west-1 >/dev/null 2>&1; then
@@ -297,6 +304,8 @@ if aws cloudformation describe-stacks --stack-name shop-prod-svc-payments --regi
 else
   echo "    not deployed: nothing to delete"
 fi
+# Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
+rm -f "$deployed/prod/eu-west-1/shop-prod-svc-payments.json"
 
 echo "==> 4/18 deleting shop-prod-svc-nightly (eu-west-1)"
 if aws cloudformation describe-stacks --stack-name shop-prod-svc-nightly --region eu-west-1 >/dev/null 2>&1; then
@@ -305,6 +314,8 @@ if aws cloudformation describe-stacks --stack-name shop-prod-svc-nightly --regio
 else
   echo "    not deployed: nothing to delete"
 fi
+# Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
+rm -f "$deployed/prod/eu-west-1/shop-prod-svc-nightly.json"
 
 echo "==> 5/18 deleting shop-prod-svc-mailer (eu-west-1)"
 if aws cloudformation describe-stacks --stack-name shop-prod-svc-mailer --region eu-west-1 >/dev/null 2>&1; then
@@ -313,6 +324,8 @@ if aws cloudformation describe-stacks --stack-name shop-prod-svc-mailer --region
 else
   echo "    not deployed: nothing to delete"
 fi
+# Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
+rm -f "$deployed/prod/eu-west-1/shop-prod-svc-mailer.json"
 
 echo "==> 6/18 deleting shop-prod-svc-api (eu-west-1)"
 if aws cloudformation describe-stacks --stack-name shop-prod-svc-api --region eu-west-1 >/dev/null 2>&1; then
@@ -321,6 +334,8 @@ if aws cloudformation describe-stacks --stack-name shop-prod-svc-api --region eu
 else
   echo "    not deployed: nothing to delete"
 fi
+# Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
+rm -f "$deployed/prod/eu-west-1/shop-prod-svc-api.json"
 
 echo "==> 7/18 deleting shop-prod-edge-alarms (us-east-1)"
 if aws cloudformation describe-stacks --stack-name shop-prod-edge-alarms --region us-east-1 >/dev/null 2>&1; then
@@ -329,6 +344,8 @@ if aws cloudformation describe-stacks --stack-name shop-prod-edge-alarms --regio
 else
   echo "    not deployed: nothing to delete"
 fi
+# Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
+rm -f "$deployed/prod/us-east-1/shop-prod-edge-alarms.json"
 
 echo "==> 8/18 deleting shop-prod-dashboard (eu-west-1)"
 if aws cloudformation describe-stacks --stack-name shop-prod-dashboard --region eu-west-1 >/dev/null 2>&1; then
@@ -337,6 +354,8 @@ if aws cloudformation describe-stacks --stack-name shop-prod-dashboard --region 
 else
   echo "    not deployed: nothing to delete"
 fi
+# Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
+rm -f "$deployed/prod/eu-west-1/shop-prod-dashboard.json"
 
 echo "==> 9/18 deleting shop-prod-monitoring (eu-west-1)"
 if aws cloudformation describe-stacks --stack-name shop-prod-monitoring --region eu-west-1 >/dev/null 2>&1; then
@@ -345,6 +364,8 @@ if aws cloudformation describe-stacks --stack-name shop-prod-monitoring --region
 else
   echo "    not deployed: nothing to delete"
 fi
+# Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
+rm -f "$deployed/prod/eu-west-1/shop-prod-monitoring.json"
 
 echo "==> 10/18 deleting shop-prod-edge (eu-west-1)"
 if aws cloudformation describe-stacks --stack-name shop-prod-edge --region eu-west-1 >/dev/null 2>&1; then
@@ -353,6 +374,8 @@ if aws cloudformation describe-stacks --stack-name shop-prod-edge --region eu-we
 else
   echo "    not deployed: nothing to delete"
 fi
+# Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
+rm -f "$deployed/prod/eu-west-1/shop-prod-edge.json"
 
 echo "==> 11/18 deleting shop-prod-edge-waf (us-east-1)"
 if aws cloudformation describe-stacks --stack-name shop-prod-edge-waf --region us-east-1 >/dev/null 2>&1; then
@@ -361,6 +384,8 @@ if aws cloudformation describe-stacks --stack-name shop-prod-edge-waf --region u
 else
   echo "    not deployed: nothing to delete"
 fi
+# Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
+rm -f "$deployed/prod/us-east-1/shop-prod-edge-waf.json"
 
 echo "==> 12/18 deleting shop-prod-dns (eu-west-1)"
 if aws cloudformation describe-stacks --stack-name shop-prod-dns --region eu-west-1 >/dev/null 2>&1; then
@@ -369,6 +394,8 @@ if aws cloudformation describe-stacks --stack-name shop-prod-dns --region eu-wes
 else
   echo "    not deployed: nothing to delete"
 fi
+# Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
+rm -f "$deployed/prod/eu-west-1/shop-prod-dns.json"
 
 echo "==> 13/18 deleting shop-prod-platform (eu-west-1)"
 if aws cloudformation describe-stacks --stack-name shop-prod-platform --region eu-west-1 >/dev/null 2>&1; then
@@ -377,6 +404,8 @@ if aws cloudformation describe-stacks --stack-name shop-prod-platform --region e
 else
   echo "    not deployed: nothing to delete"
 fi
+# Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
+rm -f "$deployed/prod/eu-west-1/shop-prod-platform.json"
 
 echo "==> 14/18 deleting shop-prod-data (eu-west-1)"
 if aws cloudformation describe-stacks --stack-name shop-prod-data --region eu-west-1 >/dev/null 2>&1; then
@@ -385,6 +414,8 @@ if aws cloudformation describe-stacks --stack-name shop-prod-data --region eu-we
 else
   echo "    not deployed: nothing to delete"
 fi
+# Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
+rm -f "$deployed/prod/eu-west-1/shop-prod-data.json"
 
 echo "==> 15/18 deleting shop-prod-security (eu-west-1)"
 if aws cloudformation describe-stacks --stack-name shop-prod-security --region eu-west-1 >/dev/null 2>&1; then
@@ -393,6 +424,8 @@ if aws cloudformation describe-stacks --stack-name shop-prod-security --region e
 else
   echo "    not deployed: nothing to delete"
 fi
+# Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
+rm -f "$deployed/prod/eu-west-1/shop-prod-security.json"
 
 echo "==> 16/18 deleting shop-prod-network (eu-west-1)"
 if aws cloudformation describe-stacks --stack-name shop-prod-network --region eu-west-1 >/dev/null 2>&1; then
@@ -401,6 +434,8 @@ if aws cloudformation describe-stacks --stack-name shop-prod-network --region eu
 else
   echo "    not deployed: nothing to delete"
 fi
+# Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
+rm -f "$deployed/prod/eu-west-1/shop-prod-network.json"
 
 echo "==> 17/18 deleting shop-prod-keys (eu-west-1)"
 if aws cloudformation describe-stacks --stack-name shop-prod-keys --region eu-west-1 >/dev/null 2>&1; then
@@ -409,6 +444,8 @@ if aws cloudformation describe-stacks --stack-name shop-prod-keys --region eu-we
 else
   echo "    not deployed: nothing to delete"
 fi
+# Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
+rm -f "$deployed/prod/eu-west-1/shop-prod-keys.json"
 
 echo "==> 18/18 deleting shop-prod-deployer (eu-west-1)"
 if aws cloudformation describe-stacks --stack-name shop-prod-deployer --region eu-west-1 >/dev/null 2>&1; then
@@ -417,5 +454,7 @@ if aws cloudformation describe-stacks --stack-name shop-prod-deployer --region e
 else
   echo "    not deployed: nothing to delete"
 fi
+# Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
+rm -f "$deployed/prod/eu-west-1/shop-prod-deployer.json"
 
 echo "shop prod: 18 stack(s) deleted."

@@ -8,6 +8,9 @@
 #                          each in the CloudFormation console (or with the command printed)
 #
 # Needs the AWS CLI signed in to that account. DEPLOY.md beside this script explains each step.
+# Each stack deployed is recorded in $DEPLOYED_DIR (default: deployed/ beside output/) as
+# <folder>/<region>/<stack>.json: the baseline of `make diff`. ALLOW_REPLACE=stack[,stack]: deploy
+# a stack whose update the diff blocks (a stateful resource replaced or deleted, a change AWS refuses).
 # Deployed first, once for every environment, by ../project/deploy.sh: shop-registry.
 # Deployed first, once for every environment, by ../project/deploy.sh: shop-registry-api.
 # Deployed first, once for every environment, by ../project/deploy.sh: shop-registry-mailer.
@@ -28,6 +31,7 @@
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+deployed="${DEPLOYED_DIR:-$here/../../deployed}"
 review=false
 case "$*" in
   "") ;;
@@ -40,6 +44,9 @@ changeset=(--no-fail-on-empty-changeset)
 if [[ "$review" == true ]]; then
   changeset+=(--no-execute-changeset)
 fi
+# record FOLDER REGION STACK TEMPLATE: the stack is deployed; its JSON template becomes the baseline
+# make diff compares the next build with.
+record() { mkdir -p "$deployed/$1/$2" && cp "$here/$4" "$deployed/$1/$2/$3.json"; }
 
 command -v aws >/dev/null || { echo 'deploy.sh: the AWS CLI (aws) is not installed' >&2; exit 1; }
 account="$(aws sts get-caller-identity --query Account --output text)" || { echo 'deploy.sh: not signed in to AWS (the CLI found no valid credentials): nothing was changed' >&2; exit 1; }
@@ -285,6 +292,7 @@ aws cloudformation deploy \
   --capabilities CAPABILITY_NAMED_IAM \
   --tags Project=shop Environment=staging ManagedBy=infra-templates \
   "${changeset[@]}"
+[[ "$review" == true ]] || record staging eu-west-1 shop-staging-deployer deployer.json
 
 # 2/17 shop-staging-keys
 echo "==> 2/17 shop-staging-keys (eu-west-1)"
@@ -294,6 +302,7 @@ aws cloudformation deploy \
   --template-file "$here/keys.yaml" \
   --tags Project=shop Environment=staging ManagedBy=infra-templates \
   "${changeset[@]}"
+[[ "$review" == true ]] || record staging eu-west-1 shop-staging-keys keys.json
 # It holds LogsKey (AWS::KMS::Key), DataKey (AWS::KMS::Key), BackupVault (AWS::Backup::BackupVault): deleting the stack must take a deliberate step.
 if [[ "$review" == false ]]; then
   aws cloudformation update-termination-protection --enable-termination-protection \
@@ -310,6 +319,7 @@ aws cloudformation deploy \
   --capabilities CAPABILITY_IAM \
   --tags Project=shop Environment=staging ManagedBy=infra-templates \
   "${changeset[@]}"
+[[ "$review" == true ]] || record staging eu-west-1 shop-staging-network network.json
 # It holds FlowLogGroup (AWS::Logs::LogGroup), DefaultSecurityGroupCloserLogGroup (AWS::Logs::LogGroup): deleting the stack must take a deliberate step.
 if [[ "$review" == false ]]; then
   aws cloudformation update-termination-protection --enable-termination-protection \
@@ -326,6 +336,7 @@ aws cloudformation deploy \
   --capabilities CAPABILITY_IAM \
   --tags Project=shop Environment=staging ManagedBy=infra-templates \
   "${changeset[@]}"
+[[ "$review" == true ]] || record staging eu-west-1 shop-staging-security security.json
 # It holds PrefixListLookupLogGroup (AWS::Logs::LogGroup): deleting the stack must take a deliberate step.
 if [[ "$review" == false ]]; then
   aws cloudformation update-termination-protection --enable-termination-protection \
@@ -342,6 +353,7 @@ aws cloudformation deploy \
   --capabilities CAPABILITY_IAM \
   --tags Project=shop Environment=staging ManagedBy=infra-templates \
   "${changeset[@]}"
+[[ "$review" == true ]] || record staging eu-west-1 shop-staging-data data.json
 # It holds PostgresqlLogGroup (AWS::Logs::LogGroup), Cluster (AWS::RDS::DBCluster), WriterInstance (AWS::RDS::DBInstance), ReaderInstance1 (AWS::RDS::DBInstance), DatabaseUsersFunctionLogGroup (AWS::Logs::LogGroup): deleting the stack must take a deliberate step.
 if [[ "$review" == false ]]; then
   aws cloudformation update-termination-protection --enable-termination-protection \
@@ -357,6 +369,7 @@ aws cloudformation deploy \
   --template-file "$here/platform.yaml" \
   --tags Project=shop Environment=staging ManagedBy=infra-templates \
   "${changeset[@]}"
+[[ "$review" == true ]] || record staging eu-west-1 shop-staging-platform platform.json
 # It holds AccessLogBucket (AWS::S3::Bucket), WafLogGroup (AWS::Logs::LogGroup): deleting the stack must take a deliberate step.
 if [[ "$review" == false ]]; then
   aws cloudformation update-termination-protection --enable-termination-protection \
@@ -372,6 +385,7 @@ aws cloudformation deploy \
   --template-file "$here/edge-waf.yaml" \
   --tags Project=shop Environment=staging ManagedBy=infra-templates \
   "${changeset[@]}"
+[[ "$review" == true ]] || record staging us-east-1 shop-staging-edge-waf edge-waf.json
 # It holds LogsKey (AWS::KMS::Key), WafLogGroup (AWS::Logs::LogGroup): deleting the stack must take a deliberate step.
 if [[ "$review" == false ]]; then
   aws cloudformation update-termination-protection --enable-termination-protection \
@@ -403,6 +417,7 @@ aws cloudformation deploy \
   --parameter-overrides "WebAclArn=$web_acl_arn" \
   --tags Project=shop Environment=staging ManagedBy=infra-templates \
   "${changeset[@]}"
+[[ "$review" == true ]] || record staging eu-west-1 shop-staging-edge edge.json
 # It holds AssetsBucket (AWS::S3::Bucket): deleting the stack must take a deliberate step.
 if [[ "$review" == false ]]; then
   aws cloudformation update-termination-protection --enable-termination-protection \
@@ -419,6 +434,7 @@ aws cloudformation deploy \
   --template-file "$here/monitoring.yaml" \
   --tags Project=shop Environment=staging ManagedBy=infra-templates \
   "${changeset[@]}"
+[[ "$review" == true ]] || record staging eu-west-1 shop-staging-monitoring monitoring.json
 # It holds AlarmTopicKey (AWS::KMS::Key): deleting the stack must take a deliberate step.
 if [[ "$review" == false ]]; then
   aws cloudformation update-termination-protection --enable-termination-protection \
@@ -434,6 +450,7 @@ aws cloudformation deploy \
   --template-file "$here/dashboard.yaml" \
   --tags Project=shop Environment=staging ManagedBy=infra-templates \
   "${changeset[@]}"
+[[ "$review" == true ]] || record staging eu-west-1 shop-staging-dashboard dashboard.json
 
 # 11/17 shop-staging-edge-alarms
 echo "==> 11/17 shop-staging-edge-alarms (us-east-1)"
@@ -459,6 +476,7 @@ aws cloudformation deploy \
   --parameter-overrides "DistributionId=$distribution_id" \
   --tags Project=shop Environment=staging ManagedBy=infra-templates \
   "${changeset[@]}"
+[[ "$review" == true ]] || record staging us-east-1 shop-staging-edge-alarms edge-alarms.json
 # It holds AlarmTopicKey (AWS::KMS::Key): deleting the stack must take a deliberate step.
 if [[ "$review" == false ]]; then
   aws cloudformation update-termination-protection --enable-termination-protection \
@@ -485,6 +503,7 @@ aws cloudformation deploy \
   --capabilities CAPABILITY_NAMED_IAM \
   --tags Project=shop Environment=staging ManagedBy=infra-templates \
   "${changeset[@]}"
+[[ "$review" == true ]] || record staging eu-west-1 shop-staging-svc-api svc-api.json
 # It holds LogGroup (AWS::Logs::LogGroup): deleting the stack must take a deliberate step.
 if [[ "$review" == false ]]; then
   aws cloudformation update-termination-protection --enable-termination-protection \
@@ -511,6 +530,7 @@ aws cloudformation deploy \
   --capabilities CAPABILITY_NAMED_IAM \
   --tags Project=shop Environment=staging ManagedBy=infra-templates \
   "${changeset[@]}"
+[[ "$review" == true ]] || record staging eu-west-1 shop-staging-svc-mailer svc-mailer.json
 # It holds LogGroup (AWS::Logs::LogGroup): deleting the stack must take a deliberate step.
 if [[ "$review" == false ]]; then
   aws cloudformation update-termination-protection --enable-termination-protection \
@@ -537,6 +557,7 @@ aws cloudformation deploy \
   --capabilities CAPABILITY_NAMED_IAM \
   --tags Project=shop Environment=staging ManagedBy=infra-templates \
   "${changeset[@]}"
+[[ "$review" == true ]] || record staging eu-west-1 shop-staging-svc-nightly svc-nightly.json
 # It holds LogGroup (AWS::Logs::LogGroup): deleting the stack must take a deliberate step.
 if [[ "$review" == false ]]; then
   aws cloudformation update-termination-protection --enable-termination-protection \
@@ -563,6 +584,7 @@ aws cloudformation deploy \
   --capabilities CAPABILITY_NAMED_IAM \
   --tags Project=shop Environment=staging ManagedBy=infra-templates \
   "${changeset[@]}"
+[[ "$review" == true ]] || record staging eu-west-1 shop-staging-svc-payments svc-payments.json
 # It holds LogGroup (AWS::Logs::LogGroup): deleting the stack must take a deliberate step.
 if [[ "$review" == false ]]; then
   aws cloudformation update-termination-protection --enable-termination-protection \
@@ -589,6 +611,7 @@ aws cloudformation deploy \
   --capabilities CAPABILITY_NAMED_IAM \
   --tags Project=shop Environment=staging ManagedBy=infra-templates \
   "${changeset[@]}"
+[[ "$review" == true ]] || record staging eu-west-1 shop-staging-svc-web svc-web.json
 # It holds LogGroup (AWS::Logs::LogGroup): deleting the stack must take a deliberate step.
 if [[ "$review" == false ]]; then
   aws cloudformation update-termination-protection --enable-termination-protection \
@@ -605,6 +628,7 @@ aws cloudformation deploy \
   --template-file "$here/connect.yaml" \
   --tags Project=shop Environment=staging ManagedBy=infra-templates \
   "${changeset[@]}"
+[[ "$review" == true ]] || record staging eu-west-1 shop-staging-connect connect.json
 
 if [[ "$review" == true ]]; then
   echo "Change sets created, none executed: review them, then run this script without --review."

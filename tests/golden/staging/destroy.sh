@@ -7,8 +7,11 @@
 #
 # It refuses while termination protection or deletion protection would stop a deletion half-way,
 # and prints the command that lifts each. Stacks of other folders are never touched.
+# Each stack deleted is dropped from $DEPLOYED_DIR (default: deployed/ beside output/), deploy.sh's record.
 set -euo pipefail
 
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+deployed="${DEPLOYED_DIR:-$here/../../deployed}"
 command -v aws >/dev/null || { echo 'destroy.sh: the AWS CLI (aws) is not installed' >&2; exit 1; }
 
 cat <<'EOF'
@@ -262,6 +265,8 @@ if aws cloudformation describe-stacks --stack-name shop-staging-connect --region
 else
   echo "    not deployed: nothing to delete"
 fi
+# Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
+rm -f "$deployed/staging/eu-west-1/shop-staging-connect.json"
 
 echo "==> 2/17 deleting shop-staging-svc-web (eu-west-1)"
 if aws cloudformation describe-stacks --stack-name shop-staging-svc-web --region eu-west-1 >/dev/null 2>&1; then
@@ -270,6 +275,8 @@ if aws cloudformation describe-stacks --stack-name shop-staging-svc-web --region
 else
   echo "    not deployed: nothing to delete"
 fi
+# Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
+rm -f "$deployed/staging/eu-west-1/shop-staging-svc-web.json"
 
 echo "==> 3/17 deleting shop-staging-svc-payments (eu-west-1)"
 if aws cloudformation describe-stacks --stack-name shop-staging-svc-payments --region eu-west-1 >/dev/null 2>&1; then
@@ -278,6 +285,8 @@ if aws cloudformation describe-stacks --stack-name shop-staging-svc-payments --r
 else
   echo "    not deployed: nothing to delete"
 fi
+# Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
+rm -f "$deployed/staging/eu-west-1/shop-staging-svc-payments.json"
 
 echo "==> 4/17 deleting shop-staging-svc-nightly (eu-west-1)"
 if aws cloudformation describe-stacks --stack-name shop-staging-svc-nightly --region eu-west-1 >/dev/null 2>&1; then
@@ -286,6 +295,8 @@ if aws cloudformation describe-stacks --stack-name shop-staging-svc-nightly --re
 else
   echo "    not deployed: nothing to delete"
 fi
+# Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
+rm -f "$deployed/staging/eu-west-1/shop-staging-svc-nightly.json"
 
 echo "==> 5/17 deleting shop-staging-svc-mailer (eu-west-1)"
 if aws cloudformation describe-stacks --stack-name shop-staging-svc-mailer --region eu-west-1 >/dev/null 2>&1; then
@@ -294,6 +305,8 @@ if aws cloudformation describe-stacks --stack-name shop-staging-svc-mailer --reg
 else
   echo "    not deployed: nothing to delete"
 fi
+# Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
+rm -f "$deployed/staging/eu-west-1/shop-staging-svc-mailer.json"
 
 echo "==> 6/17 deleting shop-staging-svc-api (eu-west-1)"
 if aws cloudformation describe-stacks --stack-name shop-staging-svc-api --region eu-west-1 >/dev/null 2>&1; then
@@ -302,6 +315,8 @@ if aws cloudformation describe-stacks --stack-name shop-staging-svc-api --region
 else
   echo "    not deployed: nothing to delete"
 fi
+# Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
+rm -f "$deployed/staging/eu-west-1/shop-staging-svc-api.json"
 
 echo "==> 7/17 deleting shop-staging-edge-alarms (us-east-1)"
 if aws cloudformation describe-stacks --stack-name shop-staging-edge-alarms --region us-east-1 >/dev/null 2>&1; then
@@ -310,6 +325,8 @@ if aws cloudformation describe-stacks --stack-name shop-staging-edge-alarms --re
 else
   echo "    not deployed: nothing to delete"
 fi
+# Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
+rm -f "$deployed/staging/us-east-1/shop-staging-edge-alarms.json"
 
 echo "==> 8/17 deleting shop-staging-dashboard (eu-west-1)"
 if aws cloudformation describe-stacks --stack-name shop-staging-dashboard --region eu-west-1 >/dev/null 2>&1; then
@@ -318,6 +335,8 @@ if aws cloudformation describe-stacks --stack-name shop-staging-dashboard --regi
 else
   echo "    not deployed: nothing to delete"
 fi
+# Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
+rm -f "$deployed/staging/eu-west-1/shop-staging-dashboard.json"
 
 echo "==> 9/17 deleting shop-staging-monitoring (eu-west-1)"
 if aws cloudformation describe-stacks --stack-name shop-staging-monitoring --region eu-west-1 >/dev/null 2>&1; then
@@ -326,6 +345,8 @@ if aws cloudformation describe-stacks --stack-name shop-staging-monitoring --reg
 else
   echo "    not deployed: nothing to delete"
 fi
+# Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
+rm -f "$deployed/staging/eu-west-1/shop-staging-monitoring.json"
 
 echo "==> 10/17 deleting shop-staging-edge (eu-west-1)"
 if aws cloudformation describe-stacks --stack-name shop-staging-edge --region eu-west-1 >/dev/null 2>&1; then
@@ -334,6 +355,8 @@ if aws cloudformation describe-stacks --stack-name shop-staging-edge --region eu
 else
   echo "    not deployed: nothing to delete"
 fi
+# Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
+rm -f "$deployed/staging/eu-west-1/shop-staging-edge.json"
 
 echo "==> 11/17 deleting shop-staging-edge-waf (us-east-1)"
 if aws cloudformation describe-stacks --stack-name shop-staging-edge-waf --region us-east-1 >/dev/null 2>&1; then
@@ -342,6 +365,8 @@ if aws cloudformation describe-stacks --stack-name shop-staging-edge-waf --regio
 else
   echo "    not deployed: nothing to delete"
 fi
+# Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
+rm -f "$deployed/staging/us-east-1/shop-staging-edge-waf.json"
 
 echo "==> 12/17 deleting shop-staging-platform (eu-west-1)"
 if aws cloudformation describe-stacks --stack-name shop-staging-platform --region eu-west-1 >/dev/null 2>&1; then
@@ -350,6 +375,8 @@ if aws cloudformation describe-stacks --stack-name shop-staging-platform --regio
 else
   echo "    not deployed: nothing to delete"
 fi
+# Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
+rm -f "$deployed/staging/eu-west-1/shop-staging-platform.json"
 
 echo "==> 13/17 deleting shop-staging-data (eu-west-1)"
 if aws cloudformation describe-stacks --stack-name shop-staging-data --region eu-west-1 >/dev/null 2>&1; then
@@ -358,6 +385,8 @@ if aws cloudformation describe-stacks --stack-name shop-staging-data --region eu
 else
   echo "    not deployed: nothing to delete"
 fi
+# Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
+rm -f "$deployed/staging/eu-west-1/shop-staging-data.json"
 
 echo "==> 14/17 deleting shop-staging-security (eu-west-1)"
 if aws cloudformation describe-stacks --stack-name shop-staging-security --region eu-west-1 >/dev/null 2>&1; then
@@ -366,6 +395,8 @@ if aws cloudformation describe-stacks --stack-name shop-staging-security --regio
 else
   echo "    not deployed: nothing to delete"
 fi
+# Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
+rm -f "$deployed/staging/eu-west-1/shop-staging-security.json"
 
 echo "==> 15/17 deleting shop-staging-network (eu-west-1)"
 if aws cloudformation describe-stacks --stack-name shop-staging-network --region eu-west-1 >/dev/null 2>&1; then
@@ -374,6 +405,8 @@ if aws cloudformation describe-stacks --stack-name shop-staging-network --region
 else
   echo "    not deployed: nothing to delete"
 fi
+# Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
+rm -f "$deployed/staging/eu-west-1/shop-staging-network.json"
 
 echo "==> 16/17 deleting shop-staging-keys (eu-west-1)"
 if aws cloudformation describe-stacks --stack-name shop-staging-keys --region eu-west-1 >/dev/null 2>&1; then
@@ -382,6 +415,8 @@ if aws cloudformation describe-stacks --stack-name shop-staging-keys --region eu
 else
   echo "    not deployed: nothing to delete"
 fi
+# Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
+rm -f "$deployed/staging/eu-west-1/shop-staging-keys.json"
 
 echo "==> 17/17 deleting shop-staging-deployer (eu-west-1)"
 if aws cloudformation describe-stacks --stack-name shop-staging-deployer --region eu-west-1 >/dev/null 2>&1; then
@@ -390,5 +425,7 @@ if aws cloudformation describe-stacks --stack-name shop-staging-deployer --regio
 else
   echo "    not deployed: nothing to delete"
 fi
+# Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
+rm -f "$deployed/staging/eu-west-1/shop-staging-deployer.json"
 
 echo "shop staging: 17 stack(s) deleted."
