@@ -261,7 +261,10 @@ def test_a_connection_without_this_repository_is_refused(settings_dir: Path) -> 
         },
     )
     message = refusal(settings_dir)
-    assert "defaults.yaml: delivery.connection.infrastructure: is missing" in message
+    assert (
+        f"staging.yaml: delivery.connection.infrastructure (inherited from {settings_dir / 'defaults.yaml'}): is missing"
+        in message
+    )
     assert "owner/name" in message
 
 

@@ -17,7 +17,15 @@ from infra_templates.settings.common import DEFAULTS_FILE, ENVIRONMENT_NAME, Set
 from infra_templates.settings.delivery import Delivery
 from infra_templates.settings.dr import Standby
 from infra_templates.settings.environment import Environment
-from infra_templates.settings.loading import _dotted, _misnamed, _show, _shown, available_environments, load_environment
+from infra_templates.settings.loading import (
+    _dotted,
+    _misnamed,
+    _show,
+    _shown,
+    available_environments,
+    load_environment,
+    merge_inherited,
+)
 from infra_templates.settings.platform import Registry
 
 
@@ -229,6 +237,11 @@ def load_settings(
             loaded.append(load_environment(name, folder))
         except SettingsError as error:
             problems.extend(p for p in error.problems if p not in problems)  # defaults.yaml once
+    problems = merge_inherited(
+        problems,
+        [*everything, *(n for n in wanted if n not in everything)],
+        lambda name: _show(folder / f"{name}.yaml"),
+    )
     problems.extend(unknown_environments(folder, everything, _show))
     if problems:
         raise SettingsError(problems)
