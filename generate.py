@@ -177,7 +177,9 @@ def run_build(names: list[str] | None, settings: Path, output: Path, quiet: bool
         return _refuse(error.problems)
     try:
         with build_once():  # each environment's stacks once, however many stacks derive from them
-            folders = _build_folders(names, environments, project, everyone, quiet, output.parent / DEPLOYED_FOLDER)
+            folders = _build_folders(
+                names, environments, project, everyone, quiet, deployed=output.parent / DEPLOYED_FOLDER
+            )
     except AddonError as error:  # an override naming what the built stacks lack, an add-on clashing
         return _refuse(error.problems)
     replace_folders(output, folders, prune=not names)
@@ -192,6 +194,7 @@ def _build_folders(
     project: Project,
     everyone: list[Environment],
     quiet: bool,
+    *,
     deployed: Path,
 ) -> dict[str, dict[str, str]]:
     """Every folder's files (``{folder: {relative path: text}}``): the project's and the delivery
@@ -225,11 +228,10 @@ def _blocked(deployed: Path, everyone: list[Environment], project_stacks: list[S
 
     blocked: dict[str, str] = {}
     folders = [(PROJECT_FOLDER, project_stacks), *((e.name, None) for e in everyone)]
-    for name, stacks in folders:
+    for name, given in folders:
         if name not in recorded:
             continue
-        if stacks is None:
-            stacks = build_stacks(next(e for e in everyone if e.name == name), LAYERS)
+        stacks = given if given is not None else build_stacks(next(e for e in everyone if e.name == name), LAYERS)
         try:
             old = diff.read_deployed(deployed / name) or []
         except diff.DiffError as error:  # a record no diff can read: no stack of it goes unjudged

@@ -156,7 +156,7 @@ def test_logs_usage_lists_every_service_with_its_kind_before_any_aws_call(tmp_pa
     status, _, err, calls = _run(tmp_path, _script(tmp_path, "logs.sh"), *args, FAKE_ACCOUNT="none")
     assert status == 2 and calls == []  # no credentials needed to be told the names
     listed = err.split("(one of: ")[1].strip().removesuffix(")")
-    kinds = {name: kind for name, kind in (item[:-1].split(" (") for item in listed.split(", "))}
+    kinds = dict(item[:-1].split(" (") for item in listed.split(", "))
     expected = {n: s.kind for n, s in BUILT.environments[PROD].services.items()}
     assert kinds == expected and {"web", "backend", "worker", "job"} <= set(kinds.values())
 

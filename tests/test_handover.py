@@ -459,7 +459,7 @@ def test_make_deploy_without_env_fails_at_once_with_the_environments() -> None:
 
 
 def test_each_stack_deployed_is_recorded_as_make_diffs_baseline(written: Path, tmp_path: Path) -> None:
-    status, calls, err = run_script(written / "prod" / "deploy.sh", tmp_path, FAKE_ACCOUNT="333333333333")
+    status, _, err = run_script(written / "prod" / "deploy.sh", tmp_path, FAKE_ACCOUNT="333333333333")
     assert status == 0, err
     recorded = sorted(p.relative_to(tmp_path / "deployed").as_posix() for p in (tmp_path / "deployed").rglob("*.json"))
     expected = []

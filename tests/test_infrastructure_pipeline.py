@@ -261,10 +261,8 @@ def test_a_connection_without_this_repository_is_refused(settings_dir: Path) -> 
         },
     )
     message = refusal(settings_dir)
-    assert (
-        f"staging.yaml: delivery.connection.infrastructure (inherited from {settings_dir / 'defaults.yaml'}): is missing"
-        in message
-    )
+    defaults = settings_dir / "defaults.yaml"
+    assert f"staging.yaml: delivery.connection.infrastructure (inherited from {defaults}): is missing" in message
     assert "owner/name" in message
 
 

@@ -34,11 +34,11 @@ deployed whole before the other. Deploying an unchanged stack again changes noth
 
 from __future__ import annotations
 
+import dataclasses
 import posixpath
 import re
 import shlex
 from collections.abc import Mapping, Sequence
-import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
