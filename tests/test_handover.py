@@ -603,3 +603,52 @@ def test_an_empty_cross_region_output_is_not_passed_on(written: Path, tmp_path: 
     assert status == 1
     assert not [c for c in calls if "=None" in c or re.search(r"\w=( |$)", c)]
     assert re.search(r"deploy.sh: \S+ \(\S+\) has no output \w+, which shop-prod-\S+ needs as \w+", err), err
+
+
+# --- the origin names CloudFront reaches the load balancer by ---------------------------------------
+
+
+@pytest.mark.parametrize("folder", ENVIRONMENTS)
+def test_every_origin_name_has_its_step_right_after_the_load_balancers_stack(written: Path, folder: str) -> None:
+    guide = (written / folder / "DEPLOY.md").read_text()
+    names = set()
+    for stack in json.loads((written / folder / "manifest.json").read_text())["stacks"]:
+        if stack["templates"]["json"].startswith("../"):
+            continue  # another folder's stack: its own guide
+        body = json.loads((written / folder / stack["templates"]["json"]).read_text())
+        for resource in body["Resources"].values():
+            if resource["Type"] == "AWS::CloudFront::Distribution":
+                origins = resource["Properties"]["DistributionConfig"]["Origins"]
+                names |= {o["DomainName"] for o in origins if "CustomOriginConfig" in o}
+    env = BUILT.environments[folder]
+    assert names == {env.edge.origin_domain}
+    sections = re.findall(r"^### (\d+\. \S+|The origin name `[^`]+`)$", guide, flags=re.MULTILINE)
+    for name in names:
+        at = sections.index(f"The origin name `{name}`")
+        assert sections[at - 1].endswith(f"shop-{folder}-platform")  # the stack whose outputs name the ALB
+        section = guide.split(f"### The origin name `{name}`")[1].split("\n### ")[0]
+        certificate = env.platform.certificate_arn.split(":certificate/")[1]
+        assert re.search(
+            rf"`platform\.certificate_arn`: `arn:aws:acm:[a-z0-9-]+:\d+:certificate/{certificate}`", section
+        )
+        assert f"must cover `{name}`" in section
+
+
+def test_the_origin_record_is_created_where_the_settings_name_a_hosted_zone_else_at_the_dns_provider(
+    written: Path,
+) -> None:
+    def section(folder: str) -> str:
+        guide = (written / folder / "DEPLOY.md").read_text()
+        return guide.split("### The origin name `")[1].split("\n### ")[0]
+
+    # prod: its DR environment's dr.dns makes shop-prod-dns hold the failover records of prod's origin name.
+    assert "managed by the stack `shop-prod-dns`" in section("prod") and "route53" not in section("prod")
+    # dr: dr.dns names a hosted zone: the alias record, with the load balancer's outputs read first.
+    zone = BUILT.environments["dr"].dr.dns.hosted_zone_id
+    assert f"aws route53 change-resource-record-sets --hosted-zone-id {zone} " in section("dr")
+    assert "OutputKey=='LoadBalancerDnsName'" in section("dr") and "OutputKey=='LoadBalancerHostedZoneId'" in section(
+        "dr"
+    )
+    # dev: no hosted zone in the settings: the DNS provider, with the name to point at.
+    assert "route53" not in section("dev") and "create the record at your DNS provider, a CNAME" in section("dev")
+    assert "--stack-name shop-dev-platform --region eu-west-1" in section("dev")

@@ -411,7 +411,12 @@ def environment_files(
     described = manifest(env, ordered, project_stacks)
     files["manifest.json"] = to_json(described)
     tags = {"Project": env.project, "Environment": env.name, "ManagedBy": MANAGED_BY}
-    files.update(handover_files(described, _bodies([*project_stacks, *ordered]), env.name, tags, blocked))
+    # The one hosted zone the settings name (a DR environment's dr.dns, the zone of its primary's origin
+    # name): DEPLOY.md offers it for this environment's own origin name's record.
+    dns = env.dr.dns if env.dr is not None else None
+    zone = (dns.hosted_zone_id, f"dr.dns.hosted_zone_id of {env.name}") if dns is not None else None
+    bodies = _bodies([*project_stacks, *ordered])
+    files.update(handover_files(described, bodies, env.name, tags, blocked=blocked, hosted_zone=zone))
     return files
 
 
@@ -423,7 +428,7 @@ def project_files(
     described = project_manifest(project, stacks)
     files["manifest.json"] = to_json(described)
     tags = {"Project": project.name, "Environment": PROJECT_ENVIRONMENT_TAG, "ManagedBy": MANAGED_BY}
-    files.update(handover_files(described, _bodies(stacks), PROJECT_FOLDER, tags, blocked))
+    files.update(handover_files(described, _bodies(stacks), PROJECT_FOLDER, tags, blocked=blocked))
     return files
 
 
