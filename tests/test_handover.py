@@ -499,6 +499,11 @@ def test_an_update_that_loses_stateful_data_is_refused_until_allowed(written: Pa
     assert f"To deploy it deliberately: ALLOW_REPLACE={stack['name']} (comma-separated" in err
     assert "no stack was changed" in err
 
+    # --review makes its change set (that changes nothing), saying it would be refused.
+    status, calls, err = run_script(script, tmp_path, "--review", FAKE_ACCOUNT="111111111111")
+    assert status == 0, err
+    assert stack["name"] in deployed(calls) and record.read_text().count("FlowLogGroupOld")
+
     status, calls, err = run_script(script, tmp_path, FAKE_ACCOUNT="111111111111", ALLOW_REPLACE=f"x,{stack['name']}")
     assert status == 0, err
     assert stack["name"] in deployed(calls)

@@ -870,12 +870,16 @@ def _preflight(context: Handover) -> list[str]:
             "# it holds while that record still differs from the template to deploy.",
             f'if ! cmp -s "$deployed/{record}" "$here/{stack.json_template}" && '
             f'[[ ",${{ALLOW_REPLACE:-}}," != *",{stack.name},"* ]]; then',
-            "  cat >&2 <<'EOF'",
+            '  if [[ "$review" == true ]]; then  # a change set changes nothing: made, for its review',
+            f'    echo "deploy.sh: note: {stack.name} would be refused without --review; review its change set"',
+            "  else",
+            "    cat >&2 <<'EOF'",
             f"deploy.sh: refusing {stack.name}: {why}.",
             f"  See `make diff ENV={context.home(stack)}`. To deploy it deliberately: ALLOW_REPLACE={stack.name} "
             "(comma-separated for several).",
             "EOF",
-            "  failed=true",
+            "    failed=true",
+            "  fi",
             "fi",
         ]
     out += [
