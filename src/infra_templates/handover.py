@@ -410,7 +410,12 @@ def origin_records(
 
 
 def origin_dns_section(record: OriginRecord) -> list[str]:
-    """DEPLOY.md's step for one origin name, right after the stack that holds the load balancer."""
+    """DEPLOY.md's step for one origin name, right after the stack that holds the load balancer.
+
+    The certificate rule: https://docs.aws.amazon.com/AmazonCloudFront/latest/DeveloperGuide/
+    using-https-cloudfront-to-custom-origin.html and cnames-and-https-requirements.html ("Domain names
+    in the CloudFront distribution and in the certificate"); the alias target: Route 53 API Reference,
+    "AliasTarget" (an ELB load balancer: its DNS name and its canonical hosted zone ID)."""
     q = shlex.quote
     certificate = f": `{record.certificate}`" if record.certificate else ""
     out = [
@@ -420,8 +425,9 @@ def origin_dns_section(record: OriginRecord) -> list[str]:
         "",
         f"- the load balancer's certificate (`platform.certificate_arn`{certificate}) must cover `{record.name}` "
         "(as its name or a wildcard): CloudFront checks the origin's certificate against the origin's domain "
-        "name and fails the request otherwise (CloudFront Developer Guide, 'Requiring HTTPS for communication "
-        "between CloudFront and your custom origin');",
+        "name and fails the request otherwise (CloudFront Developer Guide, 'Require HTTPS for communication "
+        "between CloudFront and your custom origin' and 'Requirements for using SSL/TLS certificates with "
+        "CloudFront': domain names);",
     ]
     if record.managed_by:
         out += [
