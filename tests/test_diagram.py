@@ -205,7 +205,7 @@ def test_every_nat_gateway_is_drawn_with_the_routes_through_it(env) -> None:
 def test_cloudfronts_load_balancer_origin_leads_to_the_load_balancer(env) -> None:
     drawn = draw(env)
     origin = f"peer:{BUILT.environments[env].edge.origin_domain}"
-    assert (f"shop-{env}-edge/Distribution", origin, "origin api (https-only)") in drawn.references
+    assert (f"shop-{env}-edge/Distribution", origin, "origin load-balancer (https-only)") in drawn.references
     assert (origin, f"shop-{env}-platform/LoadBalancer", diagram.ORIGIN_RECORD) in drawn.references
 
 
