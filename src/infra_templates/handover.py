@@ -987,8 +987,8 @@ def deploy_guide(context: Handover) -> str:
     # The checklist line of each origin name, pointing to its step (the commands) after the load balancer's stack.
     steps = {f"- `{r.name}` is the name": r.stack for r in context.origins}
     for line in _origin_name_steps(own):
-        stack = next((at for start, at in steps.items() if line.startswith(start)), None)
-        out.append(line + (f" The step after `{stack}` below gives the commands." if stack else ""))
+        after = next((at for start, at in steps.items() if line.startswith(start)), None)
+        out.append(line + (f" The step after `{after}` below gives the commands." if after else ""))
     out.append("- Run the commands below from this folder: they name the templates relative to it.")
     if context.required:
         out.append("- Set the values of the parameters without a default as environment variables:")
