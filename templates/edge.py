@@ -22,6 +22,7 @@ from troposphere import iam as iam_resources
 from infra_templates import constructs, iam
 from infra_templates.config import CLOUDFRONT_REGION, Environment
 from infra_templates.layer import LayerContext
+from templates import origin_verify
 from templates.contracts import AssetsReplica, Edge, EdgeFirewall, Keys, Platform
 
 # AWS-managed CloudFront policies (their ids are the same in every account).
@@ -129,6 +130,7 @@ def build(env: Environment) -> Template:
                             HTTPSPort=443,
                             OriginSSLProtocols=["TLSv1.2"],
                         ),
+                        **origin_verify.custom_headers(env),  # the header the load balancer requires
                     ),
                 ],
                 DefaultCacheBehavior=cloudfront.DefaultCacheBehavior(
