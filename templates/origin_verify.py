@@ -101,12 +101,11 @@ def ours(tags):
     return all(tags.get(k) in v for k, v in TAGS.items())
 
 
-def ours_header(c):
+def has_header(c):
     return c.get("HttpHeaderConfig", {}).get("HttpHeaderName", "").lower() == H
 
 
-def value(sm, arn, stage, version=None):
-    kw = {"VersionId": version} if version else {}
+def value(sm, arn, stage, **kw):
     return json.loads(sm.get_secret_value(SecretId=arn, VersionStage=stage, **kw)["SecretString"])[KEY]
 
 
@@ -125,7 +124,7 @@ def rules():
                     continue
                 for li in elb.describe_listeners(LoadBalancerArn=arn)["Listeners"]:
                     for rule in elb.describe_rules(ListenerArn=li["ListenerArn"])["Rules"]:
-                        if any(map(ours_header, rule["Conditions"])):
+                        if any(map(has_header, rule["Conditions"])):
                             yield elb, rule
 
 
@@ -145,7 +144,7 @@ def handler(event, context):
                 arn = event["ResourceProperties"]["SecretId"]
                 sm.put_secret_value(SecretId=arn, SecretString=new_value(sm), VersionStages=["AWSCURRENT"])
         except Exception as error:
-            print(repr(error))
+            print(error)
             status = cfnresponse.FAILED
         return cfnresponse.send(event, context, status, {}, "second-version")
     arn, token, step = event["SecretId"], event["ClientRequestToken"], event["Step"]
@@ -161,24 +160,27 @@ def handler(event, context):
             sm.put_secret_value(SecretId=arn, ClientRequestToken=token, SecretString=new_value(sm),
                                 VersionStages=["AWSPENDING"])
         return
-    pending = value(sm, arn, "AWSPENDING", token)
+    pending = value(sm, arn, "AWSPENDING", VersionId=token)
     cf = boto3.client("cloudfront")
     if step == "setSecret":
         current = value(sm, arn, "AWSCURRENT")
+        found = {id: cf.get_distribution_config(Id=id) for id in distributions(cf)}
+        headers = {id: [h for o in f["DistributionConfig"]["Origins"]["Items"]
+                        for h in o.get("CustomHeaders", {}).get("Items", []) if h["HeaderName"].lower() == H]
+                   for id, f in found.items()}
+        if {h["HeaderValue"] for hs in headers.values() for h in hs} - {pending, current}:
+            raise ValueError("a distribution sends an unknown value")
         for elb, rule in rules():  # 1: every rule accepts pending and current
             conditions = [{k: v for k, v in c.items() if k != "Values" or len(c) == 2} for c in rule["Conditions"]]
-            for c in filter(ours_header, conditions):
+            for c in filter(has_header, conditions):
                 c["HttpHeaderConfig"]["Values"] = [pending, current]
             elb.modify_rule(RuleArn=rule["RuleArn"], Conditions=conditions)
-        for id in distributions(cf):  # 2: then every distribution sends pending
-            found = cf.get_distribution_config(Id=id)
-            config, changed = found["DistributionConfig"], False
-            for origin in config["Origins"]["Items"]:
-                for h in origin.get("CustomHeaders", {}).get("Items", []):
-                    if h["HeaderName"].lower() == H and h["HeaderValue"] != pending:
-                        h["HeaderValue"], changed = pending, True
-            if changed:
-                cf.update_distribution(Id=id, IfMatch=found["ETag"], DistributionConfig=config)
+        for id, hs in headers.items():  # 2: then every distribution sends pending
+            if any(h["HeaderValue"] != pending for h in hs):
+                for h in hs:
+                    h["HeaderValue"] = pending
+                f = found[id]
+                cf.update_distribution(Id=id, IfMatch=f["ETag"], DistributionConfig=f["DistributionConfig"])
     elif step == "testSecret":  # 3: every edge location sends pending
         for id in distributions(cf):
             cf.get_waiter("distribution_deployed").wait(Id=id, WaiterConfig={"Delay": 20, "MaxAttempts": 40})

@@ -380,43 +380,69 @@ def test_create_secret_stages_a_new_lowercase_value_as_pending(stacks, monkeypat
     clients.done()
 
 
-def test_set_secret_changes_every_rule_of_the_pair_before_any_distribution(stacks, monkeypatch) -> None:
+def _set_secret(stacks, monkeypatch, sent: str) -> _Clients:
+    """setSecret over prod's and dr's load balancers (one rule with the header, one without each) and
+    three distributions (prod's and dr's, tagged; staging's, not), which send ``sent``."""
     clients = _Clients()
     sm = clients.stub("secretsmanager")
     _stages(sm, ROTATING)
     _value(sm, "AWSPENDING", PENDING, TOKEN)
     _value(sm, "AWSCURRENT", CURRENT)
-    expected_conditions = [
-        {"Field": "path-pattern", "PathPatternConfig": {"Values": ["/api/*"]}},
-        {
-            "Field": "http-header",
-            "HttpHeaderConfig": {"HttpHeaderName": "X-Origin-Verify", "Values": [PENDING, CURRENT]},
-        },
-    ]
-    for region, env in (("eu-west-1", "prod"), ("eu-central-1", "dr")):
-        elb = clients.stub("elbv2", region)
-        rules = [_rule(region, env, 1, [CURRENT, "o" * 64]), _rule(region, env, 2, None)]  # the second: no header
-        _load_balancers(elb, region, env, rules)
-        elb.add_response(
-            "modify_rule",
-            {},
-            {"RuleArn": RULE_ARN.format(region=region, env=env, n=1), "Conditions": expected_conditions},
-        )
     cf = clients.stub("cloudfront")
-
-    def change(id: str) -> None:
-        found = {"DistributionConfig": _config(CURRENT), "ETag": f"E-{id}"}
-        cf.add_response("get_distribution_config", found, {"Id": id})
-        sent = {"Id": id, "IfMatch": f"E-{id}", "DistributionConfig": _config(PENDING)}
-        cf.add_response("update_distribution", {}, sent)
-
-    _distributions(cf, ours=["EPROD", "EDR"], others=["ESTAGING"], then=change)
-    _rotation(stacks, monkeypatch, clients).handler(_event("setSecret"), None)
+    _distributions(
+        cf,
+        ours=["EPROD", "EDR"],
+        others=["ESTAGING"],
+        then=lambda id: cf.add_response(
+            "get_distribution_config", {"DistributionConfig": _config(sent), "ETag": f"E-{id}"}, {"Id": id}
+        ),
+    )
+    if sent in (CURRENT, PENDING):
+        expected_conditions = [
+            {"Field": "path-pattern", "PathPatternConfig": {"Values": ["/api/*"]}},
+            {
+                "Field": "http-header",
+                "HttpHeaderConfig": {"HttpHeaderName": "X-Origin-Verify", "Values": [PENDING, CURRENT]},
+            },
+        ]
+        for region, env in (("eu-west-1", "prod"), ("eu-central-1", "dr")):
+            elb = clients.stub("elbv2", region)
+            rules = [_rule(region, env, 1, [CURRENT, "o" * 64]), _rule(region, env, 2, None)]  # 2: no header
+            _load_balancers(elb, region, env, rules)
+            changed = {"RuleArn": RULE_ARN.format(region=region, env=env, n=1), "Conditions": expected_conditions}
+            elb.add_response("modify_rule", {}, changed)
+        for id in ("EPROD", "EDR") if sent == CURRENT else ():
+            update = {"Id": id, "IfMatch": f"E-{id}", "DistributionConfig": _config(PENDING)}
+            cf.add_response("update_distribution", {}, update)
+    module = _rotation(stacks, monkeypatch, clients)
+    if sent in (CURRENT, PENDING):
+        module.handler(_event("setSecret"), None)
+    else:
+        with pytest.raises(ValueError, match="unknown value"):
+            module.handler(_event("setSecret"), None)
     clients.done()
+    return clients
+
+
+def test_set_secret_changes_every_rule_of_the_pair_before_any_distribution(stacks, monkeypatch) -> None:
+    clients = _set_secret(stacks, monkeypatch, CURRENT)
     changes = [(service, op) for service, _, op in clients.calls if op in ("ModifyRule", "UpdateDistribution")]
     # (1) the rules accept pending and current, in both regions; (2) only then CloudFront sends pending
     assert changes == [("elbv2", "ModifyRule")] * 2 + [("cloudfront", "UpdateDistribution")] * 2
     assert {region for service, region, op in clients.calls if op == "ModifyRule"} == {"eu-west-1", "eu-central-1"}
+
+
+def test_set_secret_again_leaves_a_distribution_that_sends_pending_alone(stacks, monkeypatch) -> None:
+    clients = _set_secret(stacks, monkeypatch, PENDING)  # a retried step: CloudFront moved already
+    assert [op for _, _, op in clients.calls].count("ModifyRule") == 2
+    assert "UpdateDistribution" not in [op for _, _, op in clients.calls]
+
+
+def test_set_secret_changes_nothing_while_a_distribution_sends_an_unknown_value(stacks, monkeypatch) -> None:
+    """A value neither current nor pending (a rotation left half done): moving the rules to (pending,
+    current) would refuse what that distribution sends, so the step stops before any change."""
+    clients = _set_secret(stacks, monkeypatch, "u" * 64)
+    assert not [op for _, _, op in clients.calls if op in ("ModifyRule", "UpdateDistribution")]
 
 
 def test_test_secret_waits_until_every_distribution_is_deployed(stacks, monkeypatch) -> None:
