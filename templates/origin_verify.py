@@ -200,6 +200,18 @@ def shipped_code() -> str:
     return re.sub(r"(?m)^((?:    )+)", lambda m: " " * (len(m.group(1)) // 4), code) + "\n"
 
 
+def runbook_lines(dr: Environment, primary: Environment) -> list[str]:
+    """What the DR runbook says of the origin header: nothing to do at fail-over or fail-back."""
+    if not needed(dr):
+        return []
+    return [
+        f"- **Origin header**: both distributions send the `{HEADER}` value of `{secret_name(dr)}`, a",
+        f"  secret of `{primary.name}` replicated into `{dr.region}`, and both load balancers' rules accept it:",
+        f"  nothing to do when API traffic moves. Its rotation runs in `{primary.region}`; while that region is",
+        "  down it does not run, and the value in use stays valid on both sides.",
+    ]
+
+
 def needed(env: Environment) -> bool:
     """Whether the environment's load balancers are behind CloudFront, and so check the header."""
     return env.platform.ingress == "cloudfront"
