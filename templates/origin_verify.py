@@ -324,12 +324,8 @@ def build(env: Environment) -> Template:
     ctx = LayerContext(env, LAYER)
     t = ctx.new_template(f"the secret {HEADER} header CloudFront sends to the load balancer, and its rotation")
     data_key = ctx.import_value(Keys.DATA_KEY_ARN)
-    # Its value is worth nothing once no distribution sends it, and a new one is generated on
-    # creation: deleting it loses nothing a rotation would not replace.
     secret = secretsmanager.Secret(
         "OriginVerifySecret",
-        DeletionPolicy="Delete",
-        UpdateReplacePolicy="Delete",
         Name=secret_name(env),
         Description=f"The value of the {HEADER} header CloudFront sends to {env.name}'s load balancers",
         KmsKeyId=data_key,
@@ -378,6 +374,7 @@ def build(env: Environment) -> Template:
         )
         regions.append(env.standby.region)
         environments.append(env.standby.environment)
+    constructs.protect(secret, env)  # kept in production, like every stateful resource there
     t.add_resource(secret)
     statements.extend(_change_statements(env, regions, environments))
     function, _ = constructs.inline_function(
