@@ -43,9 +43,8 @@ A DR environment owns no secret: its stacks read the primary's, which replicates
 (``ReplicaRegions``): both distributions may reach both load balancers (the API's origin name fails
 over by DNS, templates/dns.py), so the pair shares one value.
 
-The name avoids ending in a hyphen and six characters, which Secrets Manager can mistake for a
-partial ARN (AWS Secrets Manager User Guide, "Troubleshoot AWS Secrets Manager": "An AWS CLI or AWS
-SDK operation can't find my secret from a partial ARN").
+The name avoids ending in a hyphen and six characters ("Do not end your secret name with a hyphen
+followed by six characters": AWS Secrets Manager API Reference, CreateSecret, Name; rule E9013).
 """
 
 from __future__ import annotations
@@ -73,9 +72,10 @@ LAYER = "origin-verify"
 HEADER = "X-Origin-Verify"
 KEY = "header"  # the JSON key of the value in the secret string
 # A value of lower-case letters and digits only: the listener compares header values ignoring case
-# and reads * and ? as wildcards (Elastic Load Balancing, "Listener rules for your Application Load
-# Balancer", HTTP header conditions: "The comparison strings are case insensitive" and "supports
-# wildcards"); 64 of 36 characters are still 330 bits.
+# and reads * and ? as wildcards ("The maximum size of each string is 128 characters. The comparison
+# strings are case insensitive. The following wildcard characters are supported: * ... and ?":
+# AWS::ElasticLoadBalancingV2::ListenerRule HttpHeaderConfig, Values); 64 of 36 characters are still
+# 330 bits.
 LENGTH = 64
 ROTATION_DAYS = 30  # a month, as AWS's sample schedules it
 ROTATION_TIMEOUT_SECONDS = 900  # Lambda's maximum: testSecret waits for CloudFront's deployment
