@@ -18,7 +18,7 @@ import pytest
 from botocore.stub import Stubber
 from conftest import BUILT, ENVIRONMENTS, build_all, edit_yaml, refusal, resources
 
-from infra_templates.config import SettingsError, load_environment
+from infra_templates.config import SettingsError, load_environment, load_settings
 from templates import origin_verify
 
 RULE = "AWS::ElasticLoadBalancingV2::ListenerRule"
@@ -176,6 +176,14 @@ def test_a_route_that_no_longer_fits_the_quota_with_the_header_is_refused(settin
     # the same route is fine where the load balancer is reachable directly (no header condition)
     edit_yaml(settings_dir / "staging.yaml", platform__ingress="internet")
     assert "Condition values per rule" not in _load_or_message(settings_dir)
+
+
+def test_a_dr_pair_has_one_ingress(settings_dir) -> None:
+    """dr reads prod's origin-verify secret: a pair where only one side is behind CloudFront is refused."""
+    edit_yaml(settings_dir / "dr.yaml", platform__ingress="internet")
+    with pytest.raises(SettingsError) as caught:
+        load_settings(settings_dir)
+    assert "dr.yaml: platform.ingress: is 'internet', prod's is 'cloudfront'" in str(caught.value)
 
 
 def _load_or_message(settings_dir) -> str:
