@@ -187,16 +187,18 @@ def _read_image_tags(env: Environment, regions: list[str]) -> Statement:
 SECRET_REFERENCE = re.compile(r"\{\{resolve:secretsmanager:([A-Za-z0-9/_+=.@-]+)[:}]")
 
 
-def _referenced_secrets(stacks: Sequence[Stack]) -> Statement | None:
+def _referenced_secrets(stacks: Sequence[Stack], own: Sequence[str]) -> Statement | None:
     """CloudFormation resolves a template's ``{{resolve:secretsmanager:NAME...}}`` with the caller's
-    permissions: secretsmanager:GetSecretValue on each secret named so (a DR environment's stacks
-    name their primary's origin-verify secret, replicated into their region), in the stack's region."""
+    permissions: secretsmanager:GetSecretValue on each secret named so that the environment's own
+    secrets (``own``: name patterns, which the Secret handler's grant covers) do not include (a DR
+    environment's stacks name their primary's origin-verify secret, replicated into their region),
+    in the stack's region."""
     found = sorted(
         {
             (stack.region, name)
             for stack in stacks
             for name in SECRET_REFERENCE.findall(json.dumps(stack.body))
-            if not name.startswith("arn:")
+            if not name.startswith("arn:") and not any(fnmatch.fnmatchcase(name, pattern) for pattern in own)
         }
     )
     if not found:
@@ -234,7 +236,7 @@ def _execution_role(env: Environment, stacks: Sequence[Stack], regions: list[str
         "arn:${AWS::Partition}:iam::${AWS::AccountId}:role/%s" % deployer_role_name(env.project, env.name, "*")
     )
     statements: list[Statement] = [_read_image_tags(env, regions)]
-    referenced = _referenced_secrets(stacks)
+    referenced = _referenced_secrets(stacks, name_patterns(env, stacks).get("secretsmanager", []))
     if referenced:
         statements.append(referenced)
     iam_names = needed.pop("iam", [])

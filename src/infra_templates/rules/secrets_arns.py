@@ -308,9 +308,9 @@ class SecretNameWithoutArnSuffixShape(CloudFormationLintRule):
         "Secrets Manager appends a hyphen and 6 random characters to a secret's name in its ARN, and "
         "takes an identifier whose name ends in a hyphen and six characters for a complete ARN: "
         "'Do not end your secret name with a hyphen followed by six characters. If you do so, you risk "
-        "confusion and unexpected results when searching for a secret by partial ARN' (AWS Secrets "
-        "Manager API Reference, CreateSecret, Name; User Guide, 'Troubleshoot AWS Secrets Manager'). "
-        "A dynamic reference by such a name may not resolve."
+        "confusion and unexpected results when searching for a secret by partial ARN'. A dynamic "
+        "reference by such a name may not resolve. Source: AWS Secrets Manager API Reference, "
+        "'CreateSecret' (Name); AWS Secrets Manager User Guide, 'Troubleshoot AWS Secrets Manager'."
     )
     source_url = "https://docs.aws.amazon.com/secretsmanager/latest/apireference/API_CreateSecret.html"
     tags: ClassVar[list[str]] = ["resources", "secretsmanager"]
