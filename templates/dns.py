@@ -1,13 +1,15 @@
 """DNS layer, in a primary environment whose DR environment sets ``dr.dns``: Route 53 failover
-records for the API's origin name (``edge.origin_domain``, the name CloudFront sends API calls to).
+records for the origin name (``edge.origin_domain``, the name CloudFront reaches every web route by:
+the API and, with a service on '/*', the site).
 
 The primary record points at this environment's load balancer while a Route 53 health check of it
 passes; the secondary points at the DR environment's load balancer. Both records sit in this one
 stack, in the primary's region: Route 53 is a global service, so the records keep answering (and
 fail over) while this region is down, and a single stack keeps the pair consistent.
 
-CloudFront cannot fail the API over by itself (an origin group only serves behaviours limited to
-GET, HEAD and OPTIONS, and the API takes every method), so this is how API traffic moves.
+CloudFront cannot fail the load balancer over by itself (an origin group only serves behaviours
+limited to GET, HEAD and OPTIONS, and the load balancer's take every method), so this is how the
+web services' traffic moves.
 
 The move follows the database, not the load balancer alone: the DR region's database is a read-only
 secondary until it is promoted, so sending API traffic there on a failed check would turn an outage

@@ -1,11 +1,18 @@
 """Edge layer: a private static-assets bucket served by CloudFront through Origin Access Control,
-and the API behind the same distribution, over HTTPS to the ALB, uncached. Security headers,
-TLS 1.2+, HTTP/2 and HTTP/3, compression, access logs and a WAF web ACL.
+and every web service's route behind the same distribution, over HTTPS to the ALB, uncached.
+Security headers, TLS 1.2+, HTTP/2 and HTTP/3, compression, access logs and a WAF web ACL.
+
+Behaviours, in CloudFront's order (the first whose path pattern matches wins, the default last):
+``edge.assets_path`` from the bucket; one per distinct path pattern of the web services CloudFront
+reaches (``Environment.cloudfront_routes``: the first load balancer's, routed by path) to the load
+balancer; the default behaviour to the load balancer when one of them owns '/*'
+(``cloudfront_default_to_load_balancer``), else to the bucket. A route's behaviour carries the
+route's own pattern: CloudFront and the ALB match a pattern the same way (``settings.edge``).
 
 With a DR environment standing by, the assets bucket replicates to the DR environment's replica
-bucket (``assets-replica``), and the distribution's assets origin is an origin group that fails
-over to that replica. The API behaviour takes every method, and CloudFront fails over only
-behaviours limited to GET, HEAD and OPTIONS: the API's origin name moves by DNS instead (``dns``).
+bucket (``assets-replica``), and the assets behaviours reach an origin group that fails over to
+that replica. The load balancer's behaviours take every method, and CloudFront fails over only
+behaviours limited to GET, HEAD and OPTIONS: the origin name moves by DNS instead (``dns``).
 A DR environment's edge stack serves its replica bucket rather than a bucket of its own.
 """
 
@@ -34,7 +41,8 @@ ALL_VIEWER_EXCEPT_HOST = "b689b0a8-53d0-40ab-baf2-68738e2966ac"
 ASSETS = "assets"
 ASSETS_STANDBY = "assets-standby"
 ASSETS_GROUP = "assets-failover"
-API = "api"
+LOAD_BALANCER = "load-balancer"
+ALL_METHODS = ["GET", "HEAD", "OPTIONS", "PUT", "PATCH", "POST", "DELETE"]
 # What the assets origin answers when its region is in trouble (403: the key or bucket is
 # unreachable; 404: an object not replicated back yet is still looked for in the other copy).
 FAILOVER_STATUS_CODES = [403, 404, 500, 502, 503, 504]
@@ -109,53 +117,39 @@ def build(env: Environment) -> Template:
         # primary's edge stack, and lists not the primary's firewall stack): say so.
         web_acl = Ref(ctx.parameter_from(t, EdgeFirewall.WEB_ACL_ARN, region=CLOUDFRONT_REGION))
 
+    assets_origin = ASSETS_GROUP if standby_domain else ASSETS
+    to_load_balancer = env.cloudfront_default_to_load_balancer()
+    routes = env.cloudfront_routes()
     distribution = t.add_resource(
         cloudfront.Distribution(
             "Distribution",
             DistributionConfig=cloudfront.DistributionConfig(
-                Comment=f"{ctx.stack_name}: assets from S3, {edge.api_path} from the ALB",
+                Comment=_comment(ctx.stack_name, edge.assets_path, to_load_balancer, len(routes)),
                 Enabled=True,
                 HttpVersion="http2and3",
                 IPV6Enabled=True,
                 PriceClass=edge.price_class,
-                DefaultRootObject=edge.default_root_object,
+                # The root URL's object comes from the default behaviour's origin: only the bucket has it.
+                **({} if to_load_balancer else {"DefaultRootObject": edge.default_root_object}),
                 Origins=[
                     _bucket_origin(ASSETS, bucket_domain, access),
                     *([_bucket_origin(ASSETS_STANDBY, standby_domain, access)] if standby_domain else []),
-                    cloudfront.Origin(
-                        Id=API,
-                        DomainName=edge.origin_domain,
-                        CustomOriginConfig=cloudfront.CustomOriginConfig(
-                            OriginProtocolPolicy="https-only",
-                            HTTPSPort=443,
-                            OriginSSLProtocols=["TLSv1.2"],
-                        ),
-                        **origin_verify.custom_headers(env),  # the header the load balancer requires
-                    ),
+                    *([_alb_origin(env)] if to_load_balancer or routes else []),
                 ],
-                DefaultCacheBehavior=cloudfront.DefaultCacheBehavior(
-                    # Only GET, HEAD and OPTIONS: what CloudFront allows an origin group to fail over.
-                    TargetOriginId=ASSETS_GROUP if standby_domain else ASSETS,
-                    ViewerProtocolPolicy="redirect-to-https",
-                    AllowedMethods=["GET", "HEAD", "OPTIONS"],
-                    CachedMethods=["GET", "HEAD"],
-                    Compress=True,
-                    CachePolicyId=CACHING_OPTIMIZED,
-                    ResponseHeadersPolicyId=Ref(headers),
+                DefaultCacheBehavior=(
+                    # The site's entry: a viewer on http:// is redirected (as the ALB's own port-80
+                    # listener does with ingress: internet); HSTS keeps browsers on https after that.
+                    _load_balancer_behaviour(cloudfront.DefaultCacheBehavior, headers, "redirect-to-https")
+                    if to_load_balancer
+                    else _assets_behaviour(cloudfront.DefaultCacheBehavior, assets_origin, headers)
                 ),
                 CacheBehaviors=[
-                    cloudfront.CacheBehavior(
-                        PathPattern=edge.api_path,
-                        TargetOriginId=API,
-                        # An API call must not be redirected: a POST would turn into a GET.
-                        ViewerProtocolPolicy="https-only",
-                        AllowedMethods=["GET", "HEAD", "OPTIONS", "PUT", "PATCH", "POST", "DELETE"],
-                        CachedMethods=["GET", "HEAD"],
-                        Compress=True,
-                        CachePolicyId=CACHING_DISABLED,
-                        OriginRequestPolicyId=ALL_VIEWER_EXCEPT_HOST,
-                        ResponseHeadersPolicyId=Ref(headers),
-                    )
+                    _assets_behaviour(cloudfront.CacheBehavior, assets_origin, headers, PathPattern=edge.assets_path),
+                    # An API call must not be redirected: a POST would turn into a GET.
+                    *(
+                        _load_balancer_behaviour(cloudfront.CacheBehavior, headers, "https-only", PathPattern=route)
+                        for route in routes
+                    ),
                 ],
                 ViewerCertificate=_certificate(env),
                 Logging=cloudfront.Logging(
@@ -230,6 +224,59 @@ def replication_rule_id(env: Environment) -> str:
 def distribution_arn(name: str) -> Sub:
     """The ARN of the distribution whose id is the template's resource or parameter ``name``."""
     return Sub("arn:${AWS::Partition}:cloudfront::${AWS::AccountId}:distribution/${%s}" % name)
+
+
+def _comment(stack: str, assets_path: str, to_load_balancer: bool, routes: int) -> str:
+    if to_load_balancer:
+        return f"{stack}: {assets_path} from S3, everything else from the ALB"
+    return f"{stack}: {routes} route(s) from the ALB, everything else from S3 ({assets_path} first)"
+
+
+def _alb_origin(env: Environment) -> cloudfront.Origin:
+    """The first load balancer, by the name ``edge.origin_domain`` (a DNS record of it that
+    ``platform.certificate_arn`` covers: CloudFront checks the certificate against the name), over
+    HTTPS only, TLS 1.2."""
+    return cloudfront.Origin(
+        Id=LOAD_BALANCER,
+        DomainName=env.edge.origin_domain,
+        CustomOriginConfig=cloudfront.CustomOriginConfig(
+            OriginProtocolPolicy="https-only",
+            HTTPSPort=443,
+            OriginSSLProtocols=["TLSv1.2"],
+        ),
+        **origin_verify.custom_headers(env),  # the secret header the load balancer's rules require
+    )
+
+
+def _load_balancer_behaviour(kind: Any, headers: Any, viewer: str, **path: str) -> Any:
+    """Every method to the load balancer, uncached, with every viewer header, cookie and query
+    string but Host (``ALL_VIEWER_EXCEPT_HOST``)."""
+    return kind(
+        **path,
+        TargetOriginId=LOAD_BALANCER,
+        ViewerProtocolPolicy=viewer,
+        AllowedMethods=ALL_METHODS,
+        CachedMethods=["GET", "HEAD"],
+        Compress=True,
+        CachePolicyId=CACHING_DISABLED,
+        OriginRequestPolicyId=ALL_VIEWER_EXCEPT_HOST,
+        ResponseHeadersPolicyId=Ref(headers),
+    )
+
+
+def _assets_behaviour(kind: Any, origin: str, headers: Any, **path: str) -> Any:
+    """The bucket (or its failover group), cached. Only GET, HEAD and OPTIONS: what CloudFront
+    allows an origin group to fail over."""
+    return kind(
+        **path,
+        TargetOriginId=origin,
+        ViewerProtocolPolicy="redirect-to-https",
+        AllowedMethods=["GET", "HEAD", "OPTIONS"],
+        CachedMethods=["GET", "HEAD"],
+        Compress=True,
+        CachePolicyId=CACHING_OPTIMIZED,
+        ResponseHeadersPolicyId=Ref(headers),
+    )
 
 
 def _bucket_origin(origin_id: str, domain: Any, access: cloudfront.OriginAccessControl) -> cloudfront.Origin:

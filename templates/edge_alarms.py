@@ -58,7 +58,7 @@ def build(env: Environment) -> Template:
 
 
 def _failover_alarm(t: Template, ctx: LayerContext, topic_arn: Ref) -> None:
-    """The health check Route 53 fails the API's origin name over on: its metric is in us-east-1."""
+    """The health check Route 53 fails the origin name (every web route's) over on: its metric is in us-east-1."""
     check = ctx.parameter_from(t, Dns.HEALTH_CHECK_ID, pattern=HEALTH_CHECK_ID_PATTERN)
     limits = ctx.env.monitoring.alarms
     standby = ctx.env.standby

@@ -84,8 +84,8 @@ def build(dr: Environment, primary: Environment, stacks: Sequence[Stack]) -> str
         ]
     else:
         lines += [
-            "- **API**: nothing. CloudFront cannot fail the API over itself (it takes POST, and origin groups",
-            "  serve only GET, HEAD and OPTIONS), and no Route 53 zone is set (`dr.dns` in",
+            "- **API and web routes**: nothing. CloudFront cannot fail them over itself (they take POST, and",
+            "  origin groups serve only GET, HEAD and OPTIONS), and no Route 53 zone is set (`dr.dns` in",
             f"  `environments/{dr.name}.yaml`): point `{origin}` at `{dr.name}`'s load balancer by hand (step 5).",
         ]
     lines += origin_verify.runbook_lines(dr, primary)
@@ -142,7 +142,7 @@ def build(dr: Environment, primary: Environment, stacks: Sequence[Stack]) -> str
             ]
             if dns is not None
             else [
-                f"5. Traffic: point `{origin}` (the API's origin name) at `{dr.name}`'s load balancer, the",
+                f"5. Traffic: point `{origin}` (every web route's origin name) at `{dr.name}`'s load balancer, the",
                 f"   `LoadBalancerDnsName` output of `{cluster_stack}`. The public names stay on",
                 f"   `{primary.name}`'s distribution, whose assets already fail over.",
             ]

@@ -237,12 +237,13 @@ def test_prods_assets_origin_group_fails_over_to_the_dr_region(stacks) -> None:
     (group,) = config["OriginGroups"]["Items"]
     assert [m["OriginId"] for m in group["Members"]["Items"]] == ["assets", "assets-standby"]
     assert {500, 502, 503, 504} <= set(group["FailoverCriteria"]["StatusCodes"]["Items"])
-    default = config["DefaultCacheBehavior"]
-    assert default["TargetOriginId"] == group["Id"]
-    # CloudFront fails over only behaviours limited to GET, HEAD (and OPTIONS): the API moves by DNS.
-    assert set(default["AllowedMethods"]) <= {"GET", "HEAD", "OPTIONS"}
-    (api,) = config["CacheBehaviors"]
-    assert api["TargetOriginId"] == "api"
+    default = config["DefaultCacheBehavior"]  # web owns /*: the default behaviour is the load balancer's
+    # CloudFront fails over only behaviours limited to GET, HEAD (and OPTIONS): the load balancer's
+    # behaviours take every method and move by DNS.
+    assets, api = config["CacheBehaviors"]
+    assert (assets["PathPattern"], assets["TargetOriginId"]) == ("/assets/*", group["Id"])
+    assert set(assets["AllowedMethods"]) <= {"GET", "HEAD", "OPTIONS"}
+    assert (default["TargetOriginId"], api["TargetOriginId"]) == ("load-balancer", "load-balancer")
 
 
 def test_the_dr_distribution_serves_the_replica_which_both_distributions_may_read(stacks) -> None:
@@ -346,6 +347,7 @@ def test_dns_failover_behind_cloudfront_admits_route53s_checkers_on_the_primary_
     assert "AlbHealthCheckSecurityGroup" in built["prod"]["security"].body["Resources"]
     assert "AlbHealthCheckSecurityGroup" not in built["dr"]["security"].body["Resources"]
     edit_yaml(settings_dir / "prod.yaml", platform__ingress="internet")
+    edit_yaml(settings_dir / "dr.yaml", platform__ingress="internet")  # a DR pair shares its ingress
     assert "AlbHealthCheckSecurityGroup" not in build_all(settings_dir).stacks["prod"]["security"].body["Resources"]
 
 
@@ -401,8 +403,9 @@ def test_without_dns_the_runbook_says_to_move_the_api_name_by_hand(settings_dir:
         settings_dir / "dr.yaml", dr={"protects": "prod", "posture": "pilot-light", "rto_minutes": 60, "rpo_minutes": 5}
     )
     runbook = build_all(settings_dir).files["dr"]["RUNBOOK.md"]
-    assert "- **API**: nothing. CloudFront cannot fail the API over itself" in runbook
-    assert "5. Traffic: point `origin.shop.example.com` (the API's origin name) at `dr`'s load balancer" in runbook
+    assert "- **API and web routes**: nothing. CloudFront cannot fail them over itself" in runbook
+    traffic = "5. Traffic: point `origin.shop.example.com` (every web route's origin name) at `dr`'s load balancer"
+    assert traffic in runbook
     assert "route53" not in runbook
 
 

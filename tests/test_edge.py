@@ -60,19 +60,28 @@ def test_bucket_is_readable_by_its_distribution_only(stacks, env) -> None:
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)
-def test_static_by_default_and_the_api_path_to_the_alb_uncached_over_https(stacks, environments, env) -> None:
+def test_web_owns_the_default_the_api_path_and_assets_have_their_own(stacks, environments, env) -> None:
+    """web routes '/*': the default behaviour is the load balancer's (uncached, every method, every
+    viewer value but Host), the assets come first under edge.assets_path, the API keeps https-only."""
     config = distribution(stacks, env)
+    default = config["DefaultCacheBehavior"]
+    assert default["TargetOriginId"] == "load-balancer"
+    assert default["ViewerProtocolPolicy"] == "redirect-to-https"  # the site's entry: http:// is redirected
+    assert "DefaultRootObject" not in config  # '/' is the web service's, not index.html's
+    assets, api = config["CacheBehaviors"]
     # prod, protected by dr, fails its assets over to dr's replica (see test_dr.py)
-    assert config["DefaultCacheBehavior"]["TargetOriginId"] == ("assets-failover" if env == "prod" else "assets")
-    assert config["DefaultCacheBehavior"]["ViewerProtocolPolicy"] == "redirect-to-https"
-    assert config["DefaultCacheBehavior"]["Compress"] is True
-    (api,) = config["CacheBehaviors"]
-    assert api["PathPattern"] == "/api/*" and api["TargetOriginId"] == "api"
-    assert api["CachePolicyId"] == "4135ea2d-6df8-44a3-9df3-4b5a84be39ad"  # CachingDisabled
-    assert api["OriginRequestPolicyId"] == "b689b0a8-53d0-40ab-baf2-68738e2966ac"  # all viewer values but Host
-    assert api["ViewerProtocolPolicy"] == "https-only"
-    assert "POST" in api["AllowedMethods"]
-    (alb,) = (o for o in config["Origins"] if o["Id"] == "api")
+    assert assets["PathPattern"] == "/assets/*" == environments[env].edge.assets_path
+    assert assets["TargetOriginId"] == ("assets-failover" if env == "prod" else "assets")
+    assert assets["CachePolicyId"] == "658327ea-f89d-4fab-a63d-7e88639e58f6"  # CachingOptimized
+    assert assets["AllowedMethods"] == ["GET", "HEAD", "OPTIONS"] and assets["Compress"] is True
+    assert api["PathPattern"] == "/api/*" and api["TargetOriginId"] == "load-balancer"
+    assert api["ViewerProtocolPolicy"] == "https-only"  # a POST must not be redirected into a GET
+    for behaviour in (default, api):
+        assert behaviour["CachePolicyId"] == "4135ea2d-6df8-44a3-9df3-4b5a84be39ad"  # CachingDisabled
+        # AllViewerExceptHostHeader: every viewer value but Host
+        assert behaviour["OriginRequestPolicyId"] == "b689b0a8-53d0-40ab-baf2-68738e2966ac"
+        assert {"POST", "PUT", "DELETE", "PATCH"} <= set(behaviour["AllowedMethods"])
+    (alb,) = (o for o in config["Origins"] if o["Id"] == "load-balancer")
     assert alb["DomainName"] == environments[env].edge.origin_domain
     assert alb["CustomOriginConfig"]["OriginProtocolPolicy"] == "https-only"
     assert alb["CustomOriginConfig"]["OriginSSLProtocols"] == ["TLSv1.2"]

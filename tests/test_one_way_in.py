@@ -65,8 +65,8 @@ def test_no_request_reaches_a_load_balancer_except_through_cloudfront(stacks, en
         {x["Properties"]["Port"] for x in resources(platform, "AWS::ElasticLoadBalancingV2::Listener").values()}
     )
     assert ports == sorted({443} | ({test_port} if settings.blue_green_services else set()))
-    api = next(o for o in _distribution(stacks, env)["Origins"] if o["Id"] == "api")
-    assert api["CustomOriginConfig"]["OriginProtocolPolicy"] == "https-only"
+    alb = next(o for o in _distribution(stacks, env)["Origins"] if o["Id"] == "load-balancer")
+    assert alb["CustomOriginConfig"]["OriginProtocolPolicy"] == "https-only"
     names = sec["Resources"]["ManagedPrefixLists"]["Properties"]["Names"]
     assert names["CloudFront"] == "com.amazonaws.global.cloudfront.origin-facing"
 

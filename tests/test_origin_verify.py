@@ -19,7 +19,7 @@ from botocore.stub import Stubber
 from conftest import BUILT, ENVIRONMENTS, build_all, edit_yaml, refusal, resources
 
 from infra_templates.config import SettingsError, load_environment, load_settings
-from templates import origin_verify
+from templates import edge, origin_verify
 
 RULE = "AWS::ElasticLoadBalancingV2::ListenerRule"
 
@@ -37,7 +37,8 @@ def _header_conditions(rule: dict) -> list[dict]:
 
 def _api_origin(stacks, env: str) -> dict:
     (distribution,) = resources(stacks[env]["edge"].body, "AWS::CloudFront::Distribution").values()
-    return next(o for o in distribution["Properties"]["DistributionConfig"]["Origins"] if o["Id"] == "api")
+    origins = distribution["Properties"]["DistributionConfig"]["Origins"]
+    return next(o for o in origins if o["Id"] == edge.LOAD_BALANCER)
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)

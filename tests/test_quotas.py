@@ -88,6 +88,22 @@ def test_target_groups_and_rules_count_across_stacks_against_the_one_load_balanc
     assert quotas.ELB_QUOTAS in problem
 
 
+def _distribution(behaviours: int) -> dict[str, Any]:
+    config = {
+        "DefaultCacheBehavior": {"TargetOriginId": "a"},
+        "CacheBehaviors": [{"PathPattern": f"/p{i}/*", "TargetOriginId": "a"} for i in range(behaviours)],
+    }
+    return {"Resources": {"Distribution": {"Type": "AWS::CloudFront::Distribution", "Properties": {
+        "DistributionConfig": config}}}}  # fmt: skip
+
+
+def test_cache_behaviours_per_distribution_count_the_default(tmp_path: Path) -> None:
+    assert _problems(_write(tmp_path / "within", {"edge": _distribution(74)})) == []
+    [problem] = _problems(_write(tmp_path / "over", {"edge": _distribution(75)}))
+    assert "76 cache behaviours (the default one included) on edge Distribution" in problem
+    assert "'Cache behaviors per distribution' is 75" in problem and quotas.CLOUDFRONT_QUOTAS in problem
+
+
 def test_rules_per_load_balancer(tmp_path: Path) -> None:
     over = {"platform": _platform(), **{f"svc-{i}": _service(1) for i in range(101)}}
     problems = _problems(_write(tmp_path, over))
@@ -248,17 +264,19 @@ def test_fifty_blue_green_services_fit_one_load_balancer(settings_dir: Path) -> 
     env = load_environment("staging", settings_dir)
     assert len(env.blue_green_services) == 50
     # the load balancer holds the web services only: the backend, the worker and the job are not on it
-    assert env.load_balancer_groups() == [sorted(env.web_services, key=lambda n: (n != "api", n))]
+    assert env.load_balancer_groups() == [sorted(env.web_services)]
 
 
 def test_past_a_load_balancers_quotas_the_services_split_over_more(settings_dir: Path, tmp_path: Path) -> None:
     """51 blue-green services need 102 target groups: a second load balancer, with its own
     security group, listeners and exports; each service's stack uses its own load balancer's."""
     _with_services(settings_dir, 51)
+    # behind CloudFront a second load balancer is refused (test_edge_routes.py): open it to the internet
+    edit_yaml(settings_dir / "staging.yaml", platform__ingress="internet")
     env = load_environment("staging", settings_dir)
     groups = env.load_balancer_groups()
     assert [len(g) for g in groups] == [50, 1]
-    assert groups[0][0] == "api"  # routed under edge.api_path: on the load balancer CloudFront reaches
+    assert groups == [sorted(env.web_services)[:50], sorted(env.web_services)[50:]]  # by name
     [moved] = groups[1]
     assert generate.run_build(["staging"], settings_dir, tmp_path, quiet=True) == 0
     folder = tmp_path / "staging"
@@ -270,7 +288,7 @@ def test_past_a_load_balancers_quotas_the_services_split_over_more(settings_dir:
     platform, security, service = body("platform"), body("security"), body(f"svc-{moved}")
     for logical in ("LoadBalancer2", "HttpsListener2", "TestListener2", "WebAclAssociation2"):
         assert logical in platform["Resources"], logical
-    assert "HttpRedirectListener2" not in platform["Resources"]  # behind CloudFront: no port 80
+    assert "HttpRedirectListener2" in platform["Resources"]  # ingress internet: the port-80 redirect
     assert {"HttpsListenerArn2", "TestListenerArn2", "LoadBalancerFullName2"} <= set(platform["Outputs"])
     assert "AlbSecurityGroup2" in security["Resources"] and "AlbSecurityGroupId2" in security["Outputs"]
     rule = service["Resources"]["ListenerRule"]["Properties"]["ListenerArn"]
@@ -290,19 +308,6 @@ def test_what_no_split_fixes_is_refused_with_the_quota(settings_dir: Path) -> No
     message = refusal(settings_dir)
     assert "staging.yaml: services.web: 1002 targets at most on one load balancer" in message
     assert "AWS quota 'Targets per Application Load Balancer' is 1000" in message
-
-
-def test_api_services_beyond_the_first_load_balancer_are_refused(settings_dir: Path) -> None:
-    """CloudFront sends edge.api_path to the first load balancer only: its services must fit there."""
-    path = settings_dir / "staging.yaml"
-    _with_services(settings_dir, 52)
-    data = yaml.safe_load(path.read_text()) or {}
-    for name, service in data["services"].items():
-        if name.startswith("s"):
-            service["routing"] = {"paths": [f"/api/{name}/*"]}
-    path.write_text(yaml.safe_dump(data, sort_keys=False))
-    message = refusal(settings_dir)
-    assert "routes under edge.api_path (/api/*), which CloudFront sends to the first load balancer only" in message
 
 
 def test_sixty_one_services_reaching_the_database_are_refused(settings_dir: Path) -> None:

@@ -64,6 +64,7 @@ def test_priorities_are_unique_and_stable_when_a_service_is_added(settings_dir, 
             "autoscaling": {"min": 1, "max": 2},
             "routing": {"paths": ["/admin/*"], "hosts": ["admin.example.com"]},
         },
+        platform__ingress="internet",  # a host condition never matches behind CloudFront (test_edge_routes.py)
     )
     after = build_all(settings_dir).environments["prod"].listener_priorities()
     assert {k: after[k] for k in before} == before
@@ -350,8 +351,20 @@ def test_adding_a_service_adds_one_stack_and_one_repository(settings_dir) -> Non
     for env in before.stacks:
         assert set(after.stacks[env]) - set(before.stacks[env]) == {"svc-worker"}
         for layer in before.stacks[env]:
-            if layer not in ("monitoring", "dashboard"):  # which watch every service
+            if layer not in ("monitoring", "dashboard", "edge"):  # which watch every service
                 assert after.stacks[env][layer].body == before.stacks[env][layer].body, (env, layer)
+        # the distribution gains the route's cache behaviour (CloudFront reaches every web route), nothing else
+        config = {
+            when: built.stacks[env]["edge"].body["Resources"]["Distribution"]["Properties"]["DistributionConfig"]
+            for when, built in (("before", before), ("after", after))
+        }
+        added = [b for b in config["after"]["CacheBehaviors"] if b not in config["before"]["CacheBehaviors"]]
+        assert [(b["PathPattern"], b["TargetOriginId"]) for b in added] == [("/jobs/*", "load-balancer")]
+        assert {**config["after"], "CacheBehaviors": [], "Comment": ""} == {
+            **config["before"],
+            "CacheBehaviors": [],
+            "Comment": "",
+        }
     assert set(after.project_stacks) - set(before.project_stacks) == {"registry-worker", "delivery-worker"}
     worker = after.project_stacks["registry-worker"].body["Resources"]["Repository"]["Properties"]
     assert worker["RepositoryName"] == "shop/worker"

@@ -118,6 +118,8 @@ class StackPlan:
     image_tag: ImageTag | None = None  # the SSM parameter its image tag is read from, if any
     secrets: tuple[tuple[str, str], ...] = ()  # ("secretsmanager" | "ssm", secret ARN | parameter name)
     certificates: tuple[str, ...] = ()  # ACM certificate ARNs it names
+    origin_names: tuple[str, ...] = ()  # host names its CloudFront distributions reach custom origins by
+    records: tuple[str, ...] = ()  # the DNS names its Route 53 records answer
 
     @property
     def deployed_here(self) -> bool:
@@ -280,6 +282,48 @@ def _certificates(body: Mapping[str, Any], region: str, account: str) -> tuple[s
     return tuple(dict.fromkeys(v for v in found if v and _CERTIFICATE_ARN.match(v)))
 
 
+def _origin_names(body: Mapping[str, Any]) -> tuple[str, ...]:
+    """The host names (literals) a distribution of ``body`` reaches its custom origins by."""
+    return tuple(
+        dict.fromkeys(
+            origin["DomainName"]
+            for r in body.get("Resources", {}).values()
+            if r["Type"] == "AWS::CloudFront::Distribution"
+            for origin in r["Properties"]["DistributionConfig"].get("Origins", [])
+            if "CustomOriginConfig" in origin and isinstance(origin.get("DomainName"), str)
+        )
+    )
+
+
+def _origin_name_steps(own: Sequence[StackPlan]) -> list[str]:
+    """What CloudFront's custom origin names need outside the templates: a DNS record of the load
+    balancer (unless a stack here holds it) and the load balancer's certificate covering the name,
+    which CloudFront checks (CloudFront Developer Guide, "HTTP 502 status code (Bad Gateway)": the
+    origin's certificate must match the origin domain or the Host header CloudFront sends)."""
+    recorded = {(name, s.name) for s in own for name in s.records}
+    balancer = next((s.name for s in own if any(o.key == "LoadBalancerDnsName" for o in s.outputs)), None)
+    steps = []
+    for stack in (s for s in own if s.elsewhere is None):  # a DR partner's stack: in its own folder's guide
+        for name in stack.origin_names:
+            holder = next((h for n, h in recorded if n == name), None)
+            record = (
+                f"`{holder}` holds its DNS record"
+                if holder
+                else "create its DNS record once the load balancer is up: an alias (Route 53) or CNAME of the "
+                + (
+                    f"load balancer's DNS name, output `LoadBalancerDnsName` of `{balancer}`"
+                    if balancer
+                    else "load balancer's DNS name"
+                )
+            )
+            steps.append(
+                f"- `{name}` is the name `{stack.name}`'s CloudFront distribution reaches the load balancer by: "
+                f"{record}; the load balancer's certificate (`platform.certificate_arn`) must cover it, since "
+                "CloudFront checks the certificate against that name (502 Bad Gateway otherwise)."
+            )
+    return steps
+
+
 def _source_region(given: Mapping[str, str], region_of: Mapping[str, str], reader: str) -> str:
     """Where the stack a parameter is read from lives: as the template recorded it, else as the
     manifest lists it. Never a guess: a read in the wrong region stops the script half-way."""
@@ -333,6 +377,12 @@ def plan(manifest: Mapping[str, Any], templates: Mapping[str, Mapping[str, Any]]
                 image_tag=_image_tag(body, stack["region"], str(manifest["account_id"])),
                 secrets=_secrets(body, stack["region"], str(manifest["account_id"])),
                 certificates=_certificates(body, stack["region"], str(manifest["account_id"])),
+                origin_names=_origin_names(body),
+                records=tuple(
+                    str(r["Properties"]["Name"]).rstrip(".")
+                    for r in body.get("Resources", {}).values()
+                    if r["Type"] == "AWS::Route53::RecordSet"
+                ),
             )
         )
     _check_variables([p for p in plans if p.deployed_here])
@@ -743,6 +793,7 @@ def deploy_guide(context: Handover) -> str:
             "this environment needs them: deploy them from their folder's template at that point (the script "
             "does). If they are up already, deploying them again changes nothing."
         )
+    out.extend(_origin_name_steps(own))
     out.append("- Run the commands below from this folder: they name the templates relative to it.")
     if context.required:
         out.append("- Set the values of the parameters without a default as environment variables:")

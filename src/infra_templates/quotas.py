@@ -31,6 +31,7 @@ ECS_QUOTAS = "https://docs.aws.amazon.com/general/latest/gr/ecs-service.html"
 COMPOSITE_ALARMS = "https://docs.aws.amazon.com/AmazonCloudWatch/latest/APIReference/API_PutCompositeAlarm.html"
 CLOUD_MAP_QUOTAS = "https://docs.aws.amazon.com/general/latest/gr/cloud_map.html"
 SCHEDULER_QUOTAS = "https://docs.aws.amazon.com/scheduler/latest/UserGuide/scheduler-quotas.html"
+CLOUDFRONT_QUOTAS = "https://docs.aws.amazon.com/AmazonCloudFront/latest/DeveloperGuide/cloudfront-limits.html"
 
 
 @dataclass(frozen=True)
@@ -90,6 +91,10 @@ OUTBOUND_RULES_PER_GROUP = Quota(
 GROUPS_PER_INTERFACE = Quota(
     "Security groups per network interface", 5, "security groups on one network interface", VPC_QUOTAS
 )
+# The page does not say whether the default behaviour counts: it is counted, the safe side.
+CACHE_BEHAVIORS_PER_DISTRIBUTION = Quota(
+    "Cache behaviors per distribution", 75, "cache behaviours (the default one included)", CLOUDFRONT_QUOTAS
+)
 SERVICES_PER_CLUSTER = Quota("Services per cluster", 5000, "ECS services", ECS_QUOTAS)
 ALARMS_PER_COMPOSITE_RULE = Quota(
     "underlying alarms in a composite alarm's rule expression", 100, "alarms in the rule", COMPOSITE_ALARMS
@@ -120,6 +125,7 @@ QUOTAS: tuple[Quota, ...] = (
     INBOUND_RULES_PER_GROUP,
     OUTBOUND_RULES_PER_GROUP,
     GROUPS_PER_INTERFACE,
+    CACHE_BEHAVIORS_PER_DISTRIBUTION,
     SERVICES_PER_CLUSTER,
     ALARMS_PER_COMPOSITE_RULE,
     INSTANCES_PER_CLOUD_MAP_SERVICE,
@@ -352,6 +358,10 @@ def _per_resource(folder: _Folder) -> Iterator[str]:
                 node = node.get(step, {}) if isinstance(node, dict) else {}
             if isinstance(node, list) and len(node) > GROUPS_PER_INTERFACE.default:
                 yield GROUPS_PER_INTERFACE.exceeded(len(node), f"{stack} {logical}")
+    for stack, logical, props in folder.resources("AWS::CloudFront::Distribution"):
+        behaviours = 1 + len(props.get("DistributionConfig", {}).get("CacheBehaviors", []))
+        if behaviours > CACHE_BEHAVIORS_PER_DISTRIBUTION.default:
+            yield CACHE_BEHAVIORS_PER_DISTRIBUTION.exceeded(behaviours, f"{stack} {logical}")
     services: dict[Key | str, int] = defaultdict(int)
     for stack, _, props in folder.resources("AWS::ECS::Service"):
         cluster = props.get("Cluster")

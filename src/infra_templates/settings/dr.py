@@ -12,7 +12,8 @@ from infra_templates.settings.common import Strict
 
 
 class DnsFailover(Strict):
-    """Where the API's origin name lives in Route 53, and how its primary is checked."""
+    """Where the origin name (every web route's, through CloudFront) lives in Route 53, and how its
+    primary is checked."""
 
     hosted_zone_id: str = Field(
         pattern=r"^Z[A-Z0-9]{1,31}$", description="The public hosted zone that holds the primary's edge.origin_domain."
@@ -41,8 +42,9 @@ class DisasterRecovery(Strict):
     rpo_minutes: int = Field(ge=0, le=10080, description="Recovery point objective, repeated in the runbook.")
     dns: DnsFailover | None = Field(
         default=None,
-        description="Route 53 failover records for the primary's edge.origin_domain (the API's origin name): "
-        "the primary's load balancer while its health check passes, this environment's otherwise.",
+        description="Route 53 failover records for the primary's edge.origin_domain (the name CloudFront "
+        "reaches every web route by): the primary's load balancer while its health check passes, this "
+        "environment's otherwise.",
     )
 
 

@@ -35,7 +35,7 @@ from infra_templates.settings.common import (
 from infra_templates.settings.database import Database, ProvisionedCapacity
 from infra_templates.settings.delivery import Delivery, Deployment, Strategy
 from infra_templates.settings.dr import DisasterRecovery, Standby
-from infra_templates.settings.edge import CLOUDFRONT_REGION, Edge
+from infra_templates.settings.edge import CLOUDFRONT_REGION, Edge, is_catch_all, lies_under
 from infra_templates.settings.monitoring import Monitoring
 from infra_templates.settings.network import Network
 from infra_templates.settings.platform import Platform, Registry
@@ -151,6 +151,7 @@ class Environment(Strict):
             *self._instance_class_problems(),
             *self._production_problems(),
             *self._edge_problems(),
+            *self._cloudfront_problems(),
             *self._posture_problems(),
             *self._delivery_problems(),
             *self._architecture_problems(),
@@ -232,17 +233,6 @@ class Environment(Strict):
                 if count > quota.default
             ]
         groups = len(self.load_balancer_groups())
-        reached = self._reached_by_cloudfront()
-        beyond = [name for group in self.load_balancer_groups()[1:] for name in group if name in reached]
-        if beyond:
-            problems.append(
-                FieldValueError(
-                    ("services", beyond[0]),
-                    f"routes under edge.api_path ({self.edge.api_path}), which CloudFront sends to the first load "
-                    f"balancer only, but the {len(reached)} such services do not fit on one (AWS's quotas per "
-                    "Application Load Balancer: 100 target groups, 100 rules; a blue-green service takes two of each)",
-                )
-            )
         if groups > quotas.LOAD_BALANCERS_PER_REGION.default:
             limit = quotas.LOAD_BALANCERS_PER_REGION
             problems.append(
@@ -309,14 +299,12 @@ class Environment(Strict):
         One load balancer holds as many services as AWS's default quotas let it (100 target groups
         and 100 rules, 60 outbound rules on its security group, 1,000 targets; a blue-green service
         takes two target groups and two rules): services are taken in order and a new load balancer
-        starts when the next one would not fit. The order puts the services CloudFront reaches
-        (routes under ``edge.api_path``, served through ``edge.origin_domain``: the first load
-        balancer) first, then by name. An environment that fits in one gets one, as before.
+        starts when the next one would not fit, in the order of their names. CloudFront reaches the
+        first (``edge.origin_domain``); with ``platform.ingress: cloudfront`` the settings refuse a
+        second (``_cloudfront_problems``). An environment that fits in one gets one, as before.
         """
-        reached = self._reached_by_cloudfront()
-        order = reached + sorted(set(self.web_services) - set(reached))
         groups: list[list[str]] = [[]]
-        for name in order:
+        for name in self.web_services:
             candidate = [*groups[-1], name]
             fits = all(count <= quota.default for quota, count, _ in self._load_balancer_usage(candidate))
             if groups[-1] and not fits:
@@ -325,10 +313,87 @@ class Environment(Strict):
                 groups[-1].append(name)
         return tuple(tuple(group) for group in groups)
 
-    def _reached_by_cloudfront(self) -> list[str]:
-        """Services with a path under ``edge.api_path``: CloudFront sends those to the first ALB."""
-        api = self.edge.api_path.rstrip("*")
-        return sorted(n for n in self.web_services if any(p.startswith(api) for p in self.service_routing(n).paths))
+    def cloudfront_services(self) -> list[str]:
+        """The web services CloudFront reaches: those of the first load balancer (the one
+        ``edge.origin_domain`` names) routed by path alone. CloudFront presents the origin's name as
+        the Host (``templates/edge.py``), so a host-routed service is reached at its own host name
+        with ``platform.ingress: internet`` only (the settings refuse it behind CloudFront)."""
+        first = self.load_balancer_groups()[0]
+        return [name for name in first if not self.service_routing(name).hosts]
+
+    def cloudfront_default_to_load_balancer(self) -> bool:
+        """Whether a service CloudFront reaches owns '/*': then the distribution's default behaviour
+        goes to the load balancer, and the assets are served under ``edge.assets_path`` only."""
+        return any(is_catch_all(p) for n in self.cloudfront_services() for p in self.service_routing(n).paths)
+
+    def cloudfront_routes(self) -> list[str]:
+        """The path patterns CloudFront sends to the load balancer with a cache behaviour each:
+        every distinct ``routing.paths`` value of ``cloudfront_services`` but a catch-all (the
+        default behaviour's), sorted. CloudFront matches a pattern exactly as the ALB's
+        path-pattern condition does (``settings.edge``), so the same string reaches the same
+        requests."""
+        return sorted(
+            {p for n in self.cloudfront_services() for p in self.service_routing(n).paths if not is_catch_all(p)}
+        )
+
+    def _cloudfront_problems(self) -> list[FieldValueError]:
+        """What CloudFront could not deliver to the services it reaches, refused rather than lost:
+        a route under ``edge.assets_path`` (that behaviour comes first: the bucket would answer),
+        more cache behaviours than CloudFront's quota, and behind CloudFront (``platform.ingress:
+        cloudfront``) a host condition (CloudFront sends the origin's name as Host, never the
+        viewer's: see ``templates/edge.py``) or a second load balancer (CloudFront reaches the
+        first alone, and no other way in is open)."""
+        problems: list[FieldValueError] = []
+        assets = self.edge.assets_path
+        for name in self.cloudfront_services():
+            for index, path in enumerate(self.service_routing(name).paths):
+                if lies_under(path, assets):
+                    problems.append(
+                        FieldValueError(
+                            ("services", name, "routing", "paths", index),
+                            f"lies under edge.assets_path ({assets}), which CloudFront serves from the assets "
+                            "bucket before any route: the service would get none of these requests; move the "
+                            "route, or edge.assets_path",
+                            path,
+                        )
+                    )
+        behaviours = 2 + len(self.cloudfront_routes())  # the default, the assets path, one per route
+        limit = quotas.CACHE_BEHAVIORS_PER_DISTRIBUTION
+        if behaviours > limit.default:
+            problems.append(
+                FieldValueError(
+                    ("services",),
+                    f"the web services' {behaviours - 2} distinct routing.paths make {behaviours} CloudFront cache "
+                    f"behaviours with the default and edge.assets_path; AWS quota '{limit.name}' is "
+                    f"{limit.default} ({limit.source}); share path patterns (e.g. '/api/*')",
+                )
+            )
+        if self.platform.ingress != "cloudfront":
+            return problems
+        for name in self.web_services:
+            if self.service_routing(name).hosts:
+                problems.append(
+                    FieldValueError(
+                        ("services", name, "routing", "hosts"),
+                        f"never matches behind CloudFront (platform.ingress: cloudfront): CloudFront sends the "
+                        f"load balancer its origin name ({self.edge.origin_domain}) as Host, not the viewer's "
+                        "(CloudFront checks the load balancer's certificate against the Host it sends); route by "
+                        "paths, or set platform.ingress: internet and point the host names at the load balancer",
+                    )
+                )
+        beyond = [name for group in self.load_balancer_groups()[1:] for name in group]
+        if beyond:
+            problems.append(
+                FieldValueError(
+                    ("services", beyond[0]),
+                    f"is on load balancer 2 of {len(self.load_balancer_groups())} (the web services exceed one's "
+                    "quotas: 100 target groups, 100 rules; a blue-green service takes two of each), and behind "
+                    "CloudFront (platform.ingress: cloudfront) only the first is reached (edge.origin_domain); "
+                    "fewer web services, rolling ones, or platform.ingress: internet (the others are then reached "
+                    "at their own DNS names, outputs LoadBalancerDnsName2...)",
+                )
+            )
+        return problems
 
     def _certificate_problems(self) -> list[FieldValueError]:
         match = re.fullmatch(

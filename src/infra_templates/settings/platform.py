@@ -40,7 +40,8 @@ class Platform(Strict):
     ingress: Literal["internet", "cloudfront"] = Field(
         description="Who may reach the ALB: 'cloudfront' (the default) only CloudFront, through its origin-facing "
         "managed prefix list, HTTPS only, and the regional web ACL counts the viewer's address (X-Forwarded-For); "
-        "'internet' anyone, on HTTPS and the HTTP redirect.",
+        "'internet' anyone, on HTTPS and the HTTP redirect. Behind CloudFront a service's routing.hosts and a "
+        "second load balancer are refused: CloudFront sends the origin's name as Host and reaches the first only.",
     )
     cloudfront_prefix_list_id: str | None = Field(
         default=None,

@@ -82,10 +82,17 @@ class Routing(Strict):
     @field_validator("paths")
     @classmethod
     def _paths(cls, paths: list[str]) -> list[str]:
+        # The characters both an ALB path-pattern condition (Elastic Load Balancing API Reference,
+        # RuleCondition Values) and a CloudFront cache behaviour's PathPattern (CloudFront Developer
+        # Guide, "Cache behavior settings", Path pattern) take: CloudFront reaches each route with a
+        # behaviour of the same pattern, case-sensitive in both, '*' and '?' the same wildcards.
         for index, path in enumerate(paths):
-            if not re.fullmatch(r"/[A-Za-z0-9_\-.$/~\"'@:+*?&=%]{0,127}", path):
+            if not re.fullmatch(r"/[A-Za-z0-9_\-.$/~\"'@:+*?&]{0,127}", path):
                 raise FieldValueError(
-                    (index,), "a path pattern starts with '/' and has at most 128 URL characters, * or ?", path
+                    (index,),
+                    "a path pattern starts with '/' and has at most 128 characters: letters, digits, "
+                    "_ - . $ / ~ \" ' @ : + &, and the wildcards * and ?",
+                    path,
                 )
         return paths
 
