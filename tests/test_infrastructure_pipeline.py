@@ -342,6 +342,10 @@ def test_the_execution_role_may_do_exactly_what_its_resource_types_need(env: str
             assert listed == ["ssm:GetParameters"]
             assert all(f":parameter/shop/{env}/*" in r["Fn::Sub"] for r in statement["Resource"])
             continue
+        if statement["Sid"] == "ResolveTheSecretsTheTemplatesName":  # the origin-verify dynamic references
+            assert listed == ["secretsmanager:GetSecretValue"]
+            assert all(r["Fn::Sub"].endswith("-origin-verify-value-??????") for r in statement["Resource"])
+            continue
         assert all("*" not in a for a in listed), statement["Sid"]  # no service:* and never *:*
         allowed.update(listed)
     assert allowed == wanted

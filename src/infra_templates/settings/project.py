@@ -178,6 +178,14 @@ def _dr_problems(environments: Sequence[Environment], folder: Path) -> list[str]
                 f"its locked vault keeps, but {primary.name}'s backups are copied here for "
                 f"{primary.database.backup_plan_retention_days} days; use at most that",
             ),
+            (
+                # One origin-verify secret for the pair, the primary's (templates/origin_verify.py):
+                # both distributions reach both load balancers once the API's name fails over.
+                primary.platform.ingress == env.platform.ingress,
+                f"platform.ingress: is {env.platform.ingress!r}, {primary.name}'s is "
+                f"{primary.platform.ingress!r}; a DR pair shares its origin-verify header (both "
+                "distributions reach both load balancers), so both must be the same",
+            ),
         ]
         problems.extend(f"{_show(folder / (env.name + '.yaml'))}: {message}" for ok, message in checks if not ok)
         if primary.database.password == "managed":

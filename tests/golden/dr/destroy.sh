@@ -81,6 +81,7 @@ destroy.sh; CloudFormation refuses to delete a stack whose export another stack 
   shop-delivery-payments (project stack)
   shop-delivery-web (project stack)
   shop-delivery-infrastructure (project stack)
+  shop-prod-origin-verify (prod's stack)
   shop-prod-data (prod's stack)
   shop-prod-edge (prod's stack)
 EOF
