@@ -27,31 +27,37 @@ templates: $(STAMP) dot ## write output/<env>/ for every environment (python gen
 gate: templates ## run the gate on output/: wiring, limits, cfn-lint, checkov, IAM analysis, shellcheck
 	$(PY) generate.py check
 
-# ENV is checked before the gate (minutes): a missing or unknown one fails at once.
-deploy: ## deploy one environment: make deploy ENV=name [REVIEW=1: only create change sets]
-	@test -n "$(ENV)" && { test "$(ENV)" = project || test -f "environments/$(ENV).yaml"; } || { echo "usage: make deploy ENV=name [REVIEW=1]; environments: $$(cd environments && ls *.yaml | grep -v '^defaults.yaml$$' | sed 's/\.yaml$$//' | tr '\n' ' ')project" >&2; exit 2; }
+# The targets that act on AWS check, in this order, before anything slow (the gate takes minutes):
+# ENV (missing or unknown: the usage and the environments, exit 2), then the AWS CLI and its
+# credentials (one line, exit 1); only then do they build or gate. ENV, SERVICE and the day-2
+# scripts' own checks are in the scripts make templates wrote into output/<env>/ (built if missing).
+ENVIRONMENTS = $$(cd environments && ls *.yaml | grep -v '^defaults.yaml$$' | sed 's/\.yaml$$//' | tr '\n' ' ')project
+CHECK_ENV = test -n "$(ENV)" && { test "$(ENV)" = project || test -f "environments/$(ENV).yaml"; } || { echo "usage: make $@ ENV=name$(1); environments: $(ENVIRONMENTS)" >&2; exit 2; }
+CHECK_AWS = command -v aws >/dev/null || { echo "make $@: the AWS CLI (aws) is not installed; nothing was built or changed" >&2; exit 1; }; aws sts get-caller-identity --query Account --output text >/dev/null 2>&1 || { echo "make $@: not signed in to AWS (aws sts get-caller-identity found no valid credentials): sign in, then run again; nothing was built or changed" >&2; exit 1; }
+DAY2 = test -x "output/$(ENV)/$(1)" || $(MAKE) --no-print-directory templates
+
+deploy: ## deploy one environment: make deploy ENV=name [REVIEW=1: only create change sets] [ALLOW_REPLACE=stack,...]
+	@$(call CHECK_ENV, [REVIEW=1])
+	@$(call CHECK_AWS)
 	@$(MAKE) --no-print-directory gate
 	output/$(ENV)/deploy.sh $(if $(REVIEW),--review)
 
-# Day-2 commands: run the scripts make templates wrote into output/<env>/ (built first if missing).
-# ENV (and SERVICE) are checked first: a missing one fails at once, before anything is built.
-ENVIRONMENTS = $$(cd environments && ls *.yaml | grep -v '^defaults.yaml$$' | sed 's/\.yaml$$//' | tr '\n' ' ')project
-CHECK_ENV = test -n "$(ENV)" && { test "$(ENV)" = project || test -f "environments/$(ENV).yaml"; } || { echo "usage: make $@ ENV=name$(1); environments: $(ENVIRONMENTS)" >&2; exit 2; }
-DAY2 = test -x "output/$(ENV)/$(1)" || $(MAKE) --no-print-directory templates
-
 status: ## every stack of one environment in deploy order: status, drift, last failure: make status ENV=name
 	@$(call CHECK_ENV)
+	@$(call CHECK_AWS)
 	@$(call DAY2,status.sh)
 	@output/$(ENV)/status.sh
 
+# Without SERVICE, or with one the environment lacks, logs.sh prints the usage with the environment's
+# services and their kinds (no credentials needed for that); the credentials are checked after it.
 logs: ## follow one service's log (aws logs tail, CLI v2): make logs ENV=name SERVICE=name [SINCE=1h]
 	@$(call CHECK_ENV, SERVICE=name [SINCE=1h])
-	@test -n "$(SERVICE)" || { echo "usage: make logs ENV=$(ENV) SERVICE=name [SINCE=1h]" >&2; exit 2; }
 	@$(call DAY2,logs.sh)
-	@SINCE="$(SINCE)" output/$(ENV)/logs.sh "$(SERVICE)"
+	@SINCE="$(SINCE)" output/$(ENV)/logs.sh $(if $(SERVICE),"$(SERVICE)")
 
 destroy: ## delete one environment's stacks (states what is kept first; asks for ENV typed back): make destroy ENV=name [CONFIRM=name]
 	@$(call CHECK_ENV, [CONFIRM=name])
+	@$(call CHECK_AWS)
 	@$(call DAY2,destroy.sh)
 	@CONFIRM="$(CONFIRM)" output/$(ENV)/destroy.sh
 
@@ -59,8 +65,10 @@ schema: $(STAMP) ## write schema/environment.schema.json (editor support) from t
 	$(PY) generate.py schema
 
 # generate.py diff exits 3 on changes: an answer, not an error, so make does not print "Error 3".
-diff: $(STAMP) ## what a build would change against output/, with a verdict per stack (exit 0 on changes too)
-	@$(PY) generate.py diff || { status=$$?; test $$status -eq 3 || exit $$status; echo "make diff: changes found (generate.py diff exited 3)"; }
+# It compares with deployed/<env>/, which deploy.sh records and no make target rewrites (output/ is
+# rewritten by every build, so a diff against it would be empty after any target).
+diff: $(STAMP) ## what a build would change against what deploy.sh recorded as deployed (deployed/), a verdict per stack: make diff [ENV=name] [AGAINST=dir]
+	@$(PY) generate.py diff $(if $(ENV),--env $(ENV)) $(if $(AGAINST),--against $(AGAINST)) || { status=$$?; test $$status -eq 3 || exit $$status; echo "make diff: changes found (generate.py diff exited 3)"; }
 
 cost: templates ## fixed monthly cost per environment and stack at AWS list prices (AGAINST=dir: what a change costs)
 	$(PY) generate.py cost $(if $(AGAINST),--against $(AGAINST))

@@ -4,7 +4,7 @@
     python generate.py [--env NAME ...] [--output DIR] [--quiet] [--diagrams all|dot|none]
                        [--diagram-detail traffic|all]                write output/<env>/ and its diagrams (default)
     python generate.py check [--env NAME ...] [--output DIR]         run the gate on written output
-    python generate.py diff [--env NAME ...] [--against DIR]         preview changes against DIR (output/)
+    python generate.py diff [--env NAME ...] [--against DIR]         preview changes against DIR (deployed/)
     python generate.py schema [--check]                              write the environment files' JSON Schema
     python generate.py diagram [--env NAME ...] [--output DIR] [--dot-only] [--diagram-detail traffic|all]
                                                                      draw output/<env>/architecture.*
@@ -68,6 +68,9 @@ EXIT_SETTINGS = 2
 EXIT_CHANGES = 3
 SCHEMA_FILE = ROOT / "schema" / "environment.schema.json"
 DELIVERY_FOLDER = "delivery"  # output/delivery/<service>/: files for the application repositories
+# deployed/<folder>/<region>/<stack>.json: each template as deploy.sh last deployed it, beside output/
+# (deploy.sh writes it to $here/../../deployed), so no make target rewrites it. make diff compares with it.
+DEPLOYED_FOLDER = "deployed"
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -85,12 +88,18 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="build in memory and show what would change against written templates; exit 3 on changes, "
         "1 on a change AWS refuses",
         description="Build the environments in memory and compare with the templates in DIR/<env>/ (and, "
-        "without --env, DIR/project/): stacks, resources (added, removed, changed, replaced), outputs. Deleting "
+        "without --env, DIR/project/): stacks, resources (added, removed, changed, replaced), outputs. DIR is "
+        "deployed/ by default: what deploy.sh recorded as deployed (DIR/<env>/<region>/<stack>.json); a copy of "
+        "an earlier output/ (folders with a manifest.json) works too. Deleting "
         "or replacing a stateful resource prints a line starting with 'WARNING:'. Exit status: 0 no changes, "
         "3 changes, 2 settings refused.",
     )
     changes.add_argument(
-        "--against", type=Path, default=ROOT / "output", metavar="DIR", help="folder to compare with (default: output/)"
+        "--against",
+        type=Path,
+        default=ROOT / DEPLOYED_FOLDER,
+        metavar="DIR",
+        help="folder to compare with (default: deployed/, what deploy.sh recorded as deployed)",
     )
     schema_command = commands.add_parser(
         "schema", help="write schema/environment.schema.json (editor support) from the settings models"
@@ -168,7 +177,9 @@ def run_build(names: list[str] | None, settings: Path, output: Path, quiet: bool
         return _refuse(error.problems)
     try:
         with build_once():  # each environment's stacks once, however many stacks derive from them
-            folders = _build_folders(names, environments, project, everyone, quiet)
+            folders = _build_folders(
+                names, environments, project, everyone, quiet, deployed=output.parent / DEPLOYED_FOLDER
+            )
     except AddonError as error:  # an override naming what the built stacks lack, an add-on clashing
         return _refuse(error.problems)
     replace_folders(output, folders, prune=not names)
@@ -183,22 +194,51 @@ def _build_folders(
     project: Project,
     everyone: list[Environment],
     quiet: bool,
+    *,
+    deployed: Path,
 ) -> dict[str, dict[str, str]]:
     """Every folder's files (``{folder: {relative path: text}}``): the project's and the delivery
-    files on a full build (no ``names``), and each environment's."""
+    files on a full build (no ``names``), and each environment's. Each ``deploy.sh`` refuses the
+    stacks whose update the diff against ``deployed/`` blocks (:func:`_blocked`)."""
     project_stacks = build_project_stacks(project, PROJECT_LAYERS)
     folders: dict[str, dict[str, str]] = {}
     if not names:  # the project folder is written by full builds only
-        folders[PROJECT_FOLDER] = project_files(project, project_stacks)
         _summary(quiet, "project", project_stacks)
     built: dict[str, list[Stack]] = {}
+    blocked = _blocked(deployed, everyone, project_stacks)
+    if not names:
+        folders[PROJECT_FOLDER] = project_files(project, project_stacks, blocked)
     for env in environments:
-        stacks, folders[env.name] = environment_output(env, everyone, project_stacks, LAYERS)
+        stacks, folders[env.name] = environment_output(env, everyone, project_stacks, LAYERS, blocked)
         built[env.name] = stacks
         _summary(quiet, env.name, stacks)
     if not names:  # the release files of every service, from every environment's stacks
         folders[DELIVERY_FOLDER] = delivery_files(project, built)
     return folders
+
+
+def _blocked(deployed: Path, everyone: list[Environment], project_stacks: list[Stack]) -> dict[str, str]:
+    """``{stack: why}``: the stacks whose update would replace or delete a stateful resource, or that
+    AWS would refuse (``make diff``'s ``cannot deploy``), judged against what ``deploy.sh`` recorded in
+    ``deployed/<folder>/``; only folders with a record are built for it."""
+    recorded = {p.name for p in deployed.iterdir() if p.is_dir()} if deployed.is_dir() else set()
+    if not recorded:
+        return {}
+    from infra_templates import diff  # noqa: PLC0415 - only a build beside a deployed/ record needs it
+
+    blocked: dict[str, str] = {}
+    folders = [(PROJECT_FOLDER, project_stacks), *((e.name, None) for e in everyone)]
+    for name, given in folders:
+        if name not in recorded:
+            continue
+        stacks = given if given is not None else build_stacks(next(e for e in everyone if e.name == name), LAYERS)
+        try:
+            old = diff.read_deployed(deployed / name) or []
+        except diff.DiffError as error:  # a record no diff can read: no stack of it goes unjudged
+            blocked.update((s.name, f"{error}: the diff cannot judge the update") for s in stacks)
+            continue
+        blocked.update(diff.blocked_stacks(old, [diff.StackTemplate(s.name, s.region, s.body) for s in stacks]))
+    return blocked
 
 
 def _refuse(problems: list[str], what: str = "nothing was written") -> int:
@@ -236,18 +276,18 @@ def run_diff(names: list[str] | None, settings: Path, against: Path, quiet: bool
         return _refuse(error.problems, "nothing was compared")
     if not names:
         built = {name for name, _ in folders}
-        gone = sorted(p.parent.name for p in against.glob("*/manifest.json") if p.parent.name not in built)
+        gone = [name for name in diff.baseline_folders(against) if name not in built]
         folders.extend((name, []) for name in gone)
     changed = refused = False
     for name, stacks in folders:
         try:
-            old = diff.read_output(against / name)
+            old = diff.read_baseline(against / name)
         except diff.DiffError as error:
             print(f"diff: {error}", file=sys.stderr)
             return 1
         label = f"{name} (against {_relative(against / name)}/)"
         if old is None:
-            label += ": not there yet, every stack is new"
+            label += ": nothing recorded there (deploy.sh records each stack it deploys), every stack is new"
         diffs = diff.diff_stacks(old or [], [diff.StackTemplate(s.name, s.region, s.body) for s in stacks])
         changed = changed or any(d.changed for d in diffs)
         refused = refused or any(d.refusals for d in diffs)

@@ -9,7 +9,7 @@ layer: the roles that pipeline deploys the rest with, derived from the resource 
 layers after it.
 """
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from functools import partial
 
 from troposphere import Template
@@ -39,6 +39,7 @@ from templates import (
     keys,
     monitoring,
     network,
+    origin_verify,
     platform,
     registry,
     runbook,
@@ -92,13 +93,15 @@ PROJECT_LAYERS: tuple[ProjectLayerSpec, ...] = (
 RUNNING: tuple[LayerSpec, ...] = (
     LayerSpec("keys", keys.build),
     LayerSpec("network", network.build, imports_from=("keys",)),
+    # The secret header CloudFront sends and the load balancer's rules require (read by edge and svc).
+    LayerSpec(origin_verify.LAYER, origin_verify.build, imports_from=("keys",), when=origin_verify.owns),
     LayerSpec("security", security.build, imports_from=("keys", "network")),
     LayerSpec("data", data.build, imports_from=("keys", "network", "security")),
     LayerSpec("platform", platform.build, imports_from=("keys", "network", "security")),
     LayerSpec("dns", dns.build, imports_from=("platform",), when=dns.needed),
     LayerSpec("assets-replica", assets_replica.build, imports_from=("keys", "platform"), when=assets_replica.needed),
     LayerSpec("edge-waf", edge_waf.build, region=edge_waf.region, when=edge_waf.needed),
-    LayerSpec("edge", edge.build, imports_from=("keys", "platform", "assets-replica", "edge-waf")),
+    LayerSpec("edge", edge.build, imports_from=("keys", "platform", "assets-replica", "edge-waf", origin_verify.LAYER)),
     LayerSpec("monitoring", monitoring.build, imports_from=("keys", "network", "data", "platform", "edge")),
     LayerSpec(
         "dashboard",
@@ -110,7 +113,17 @@ RUNNING: tuple[LayerSpec, ...] = (
     LayerSpec(
         "svc",
         service.build,
-        imports_from=("keys", "network", "security", "data", "platform", "assets-replica", "edge", "monitoring"),
+        imports_from=(
+            "keys",
+            "network",
+            "security",
+            "data",
+            "platform",
+            "assets-replica",
+            "edge",
+            "monitoring",
+            origin_verify.LAYER,
+        ),
         per_service=True,
         addon_role="TaskRole",  # addons/<env>/services/<service>.yaml: TaskRoleStatements join the task role
     ),
@@ -128,7 +141,8 @@ LAYERS: tuple[LayerSpec, ...] = (
 # database joins the global cluster the primary's data stack creates; the DR edge lets the
 # primary's distribution (fail over and) read its replica bucket. The primary deploys first, so
 # these are its stacks alone, already deployed.
-STANDBY_NEEDS: tuple[tuple[str, str], ...] = (("data", "data"), ("edge", "edge"))
+# The DR edge and services read the primary's origin-verify secret, replicated into their region.
+STANDBY_NEEDS: tuple[tuple[str, str], ...] = (("data", "data"), ("edge", "edge"), ("edge", origin_verify.LAYER))
 # What a primary's stacks need from the DR environment protecting it: (primary layer, DR layer).
 # The primary's database secret replicates under the DR data key; its edge replicates its assets
 # into the DR replica bucket and fails over to it; its dns stack points the secondary record at
@@ -136,6 +150,7 @@ STANDBY_NEEDS: tuple[tuple[str, str], ...] = (("data", "data"), ("edge", "edge")
 # they stand on (keys, network, security, platform).
 PROTECTED_NEEDS: tuple[tuple[str, str], ...] = (
     ("data", "keys"),
+    (origin_verify.LAYER, "keys"),  # its secret replicates under the DR data key
     ("edge", "keys"),
     ("edge", "assets-replica"),
     ("dns", "platform"),
@@ -167,11 +182,13 @@ def environment_output(
     environments: Sequence[Environment],
     project_stacks: Sequence[Stack],
     layers: Sequence[LayerSpec] = LAYERS,
+    blocked: Mapping[str, str] | None = None,
 ) -> tuple[list[Stack], dict[str, str]]:
     """One environment's stacks and the files of its output folder, with the stacks of its DR pair
-    it needs listed where they are needed (and deployed from their own folder)."""
+    it needs listed where they are needed (and deployed from their own folder). ``blocked``: the
+    stacks its deploy.sh refuses without ``ALLOW_REPLACE``, with why (``generate.py``'s ``_blocked``)."""
     stacks, external = paired_stacks(env, environments, layers)
-    files = environment_files(env, stacks, project_stacks, external)
+    files = environment_files(env, stacks, project_stacks, external, blocked)
     primary = next((e for e in environments if env.dr is not None and e.name == env.dr.protects), None)
     if primary is not None:
         files["RUNBOOK.md"] = runbook.build(env, primary, stacks)

@@ -30,6 +30,7 @@ from awacs import cloudformation as cfn_actions
 from awacs import iam as iam_actions
 from awacs import kms as kms_actions
 from awacs import s3 as s3_actions
+from awacs import secretsmanager as secretsmanager_actions
 from awacs import ssm as ssm_actions
 from awacs import sts as sts_actions
 from awacs.aws import (
@@ -182,6 +183,40 @@ def _read_image_tags(env: Environment, regions: list[str]) -> Statement:
     )
 
 
+# A dynamic reference to a secret by name: {{resolve:secretsmanager:NAME:...}} (AWS Secrets Manager
+# User Guide, "Get an AWS Secrets Manager secret in an AWS CloudFormation resource").
+SECRET_REFERENCE = re.compile(r"\{\{resolve:secretsmanager:([A-Za-z0-9/_+=.@-]+)[:}]")
+
+
+def _referenced_secrets(stacks: Sequence[Stack], own: Sequence[str]) -> Statement | None:
+    """CloudFormation resolves a template's ``{{resolve:secretsmanager:NAME...}}`` with the caller's
+    permissions: secretsmanager:GetSecretValue on each secret named so that the environment's own
+    secrets (``own``: name patterns, which the Secret handler's grant covers) do not include (a DR
+    environment's stacks name their primary's origin-verify secret, replicated into their region),
+    in the stack's region."""
+    found = sorted(
+        {
+            (stack.region, name)
+            for stack in stacks
+            for name in SECRET_REFERENCE.findall(json.dumps(stack.body))
+            if not name.startswith("arn:") and not any(fnmatch.fnmatchcase(name, pattern) for pattern in own)
+        }
+    )
+    if not found:
+        return None
+    return iam.allow(
+        "ResolveTheSecretsTheTemplatesName",
+        [secretsmanager_actions.GetSecretValue],
+        [
+            Sub(
+                "arn:${AWS::Partition}:secretsmanager:%s:${AWS::AccountId}:secret:%s%s"
+                % (region, name, NAME_SUFFIX["secretsmanager"])
+            )
+            for region, name in found
+        ],
+    )
+
+
 def permissions(stacks: Sequence[Stack]) -> dict[str, list[str]]:
     """The actions CloudFormation needs for every resource type of ``stacks``, by service prefix."""
     by_service: dict[str, set[str]] = {}
@@ -202,6 +237,9 @@ def _execution_role(env: Environment, stacks: Sequence[Stack], regions: list[str
         "arn:${AWS::Partition}:iam::${AWS::AccountId}:role/%s" % deployer_role_name(env.project, env.name, "*")
     )
     statements: list[Statement] = [_read_image_tags(env, regions)]
+    referenced = _referenced_secrets(stacks, name_patterns(env, stacks).get("secretsmanager", []))
+    if referenced:
+        statements.append(referenced)
     iam_names = needed.pop("iam", [])
     # The actions IAM lets condition on iam:PermissionsBoundary (its service authorization data:
     # CreateRole, PutRolePolicy, AttachRolePolicy, ...) are allowed only when the role carries the

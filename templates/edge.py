@@ -29,6 +29,7 @@ from troposphere import iam as iam_resources
 from infra_templates import constructs, iam
 from infra_templates.config import CLOUDFRONT_REGION, Environment
 from infra_templates.layer import LayerContext
+from templates import origin_verify
 from templates.contracts import AssetsReplica, Edge, EdgeFirewall, Keys, Platform
 
 # AWS-managed CloudFront policies (their ids are the same in every account).
@@ -243,6 +244,7 @@ def _alb_origin(env: Environment) -> cloudfront.Origin:
             HTTPSPort=443,
             OriginSSLProtocols=["TLSv1.2"],
         ),
+        **origin_verify.custom_headers(env),  # the secret header the load balancer's rules require
     )
 
 

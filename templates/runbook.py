@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from infra_templates.config import Environment
 from infra_templates.naming import image_region, repository_name, stack_name
 from infra_templates.pipeline import Stack
+from templates import origin_verify
 from templates.data import cluster_identifier, global_cluster_identifier, instance_count, secret_name
 from templates.registry import REPLICA_LAYER, REPLICATION_LAYER
 
@@ -87,6 +88,7 @@ def build(dr: Environment, primary: Environment, stacks: Sequence[Stack]) -> str
             "  origin groups serve only GET, HEAD and OPTIONS), and no Route 53 zone is set (`dr.dns` in",
             f"  `environments/{dr.name}.yaml`): point `{origin}` at `{dr.name}`'s load balancer by hand (step 5).",
         ]
+    lines += origin_verify.runbook_lines(dr, primary)
     lines += [
         "",
         "## Fail over (the primary region is down)",

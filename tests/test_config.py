@@ -138,14 +138,20 @@ def test_unknown_region_is_refused_with_the_known_ones(settings_dir: Path) -> No
 def test_project_must_fit_in_a_stack_name(settings_dir: Path, project: str) -> None:
     edit_yaml(settings_dir / "defaults.yaml", project=project)
     message = refusal(settings_dir)
-    assert f"defaults.yaml: project = '{project}'" in message
+    assert f"staging.yaml: project = '{project}' (inherited from {settings_dir / 'defaults.yaml'}): " in message
 
 
 def test_problem_is_blamed_on_the_file_that_set_the_value(settings_dir: Path) -> None:
     edit_yaml(settings_dir / "defaults.yaml", network__flow_logs__traffic_type="SOME")
     message = refusal(settings_dir)
-    assert "defaults.yaml: network.flow_logs.traffic_type = 'SOME'" in message
-    assert "staging.yaml: network.flow_logs.traffic_type" not in message
+    # The environment being built, and the file the value comes from (the fix may be in either).
+    assert (
+        f"staging.yaml: network.flow_logs.traffic_type = 'SOME' (inherited from {settings_dir / 'defaults.yaml'}): "
+        in message
+    )
+    edit_yaml(settings_dir / "staging.yaml", network__flow_logs__traffic_type="SOME")
+    message = refusal(settings_dir)
+    assert "staging.yaml: network.flow_logs.traffic_type = 'SOME': " in message and "inherited" not in message
 
 
 def test_invalid_retention_lists_the_valid_ones(settings_dir: Path) -> None:
@@ -247,9 +253,11 @@ def test_a_service_named_twice_is_refused(settings_dir: Path) -> None:
 
 def test_two_services_on_the_same_route_are_refused(settings_dir: Path) -> None:
     edit_yaml(settings_dir / "staging.yaml", services__api__routing={"paths": ["/*"]})
-    assert "defaults.yaml: services.web.routing.paths[0] = '/*': routes the same requests as services.api" in refusal(
-        settings_dir
-    )
+    # web's route is defaults.yaml's; the conflict is staging's: the line names both files.
+    assert (
+        f"staging.yaml: services.web.routing.paths[0] = '/*' (inherited from {settings_dir / 'defaults.yaml'}): "
+        "routes the same requests as services.api"
+    ) in refusal(settings_dir)
 
 
 def test_two_services_with_one_priority_are_refused(settings_dir: Path) -> None:

@@ -69,6 +69,7 @@ def _run(tmp_path: Path, script: Path, *args: str, stdin: str = "", **fake: str)
         "FAKE_PROTECTED": PROTECTED_DEFAULT,
         "FAKE_MISSING": "none",
         "FAKE_FAILED": "none",
+        "DEPLOYED_DIR": str(tmp_path / "deployed"),
         **fake,
     }
     result = subprocess.run(
@@ -114,12 +115,12 @@ def test_status_shows_the_last_failed_event_drift_and_a_missing_stack_and_fails(
     assert "not every stack of this folder is complete" in err
 
 
-@pytest.mark.parametrize("name", ["status.sh", "destroy.sh"])
-def test_without_credentials_a_script_stops_at_once_and_touches_nothing(tmp_path: Path, name: str) -> None:
-    status, _, err, calls = _run(tmp_path, _script(tmp_path, name), stdin="prod\n", FAKE_ACCOUNT="none")
+@pytest.mark.parametrize(("name", "args"), [("status.sh", []), ("destroy.sh", []), ("logs.sh", ["api"])])
+def test_without_credentials_a_script_stops_at_once_and_touches_nothing(tmp_path: Path, name: str, args) -> None:
+    status, _, err, calls = _run(tmp_path, _script(tmp_path, name), *args, stdin="prod\n", FAKE_ACCOUNT="none")
     assert status == 1
     assert "not signed in to AWS" in err and err.count("Unable to locate credentials") == 1
-    assert [c for c in calls if "get-caller-identity" not in c] == []
+    assert [c for c in calls if "get-caller-identity" not in c and c != "--version"] == []
 
 
 def test_a_project_stack_that_failed_does_not_fail_the_environments_status(tmp_path: Path) -> None:
@@ -148,6 +149,16 @@ def test_logs_refuses_an_unknown_service_and_cli_v1(tmp_path, args, fake, messag
     status, _, err, calls = _run(tmp_path, _script(tmp_path, "logs.sh"), *args, **fake)
     assert status in (1, 2) and message in err
     assert not any(c.startswith("logs tail") for c in calls)
+
+
+@pytest.mark.parametrize("args", [[], ["nope"]])
+def test_logs_usage_lists_every_service_with_its_kind_before_any_aws_call(tmp_path: Path, args) -> None:
+    status, _, err, calls = _run(tmp_path, _script(tmp_path, "logs.sh"), *args, FAKE_ACCOUNT="none")
+    assert status == 2 and calls == []  # no credentials needed to be told the names
+    listed = err.split("(one of: ")[1].strip().removesuffix(")")
+    kinds = dict(item[:-1].split(" (") for item in listed.split(", "))
+    expected = {n: s.kind for n, s in BUILT.environments[PROD].services.items()}
+    assert kinds == expected and {"web", "backend", "worker", "job"} <= set(kinds.values())
 
 
 # --- destroy.sh -------------------------------------------------------------------------------
@@ -203,6 +214,20 @@ def test_destroy_asks_for_the_name_and_deletes_nothing_on_a_wrong_answer(tmp_pat
     assert _deleted(calls) == list(reversed(_own_stacks()))
 
 
+def test_destroy_drops_the_record_of_each_stack_it_deleted_and_only_those(tmp_path: Path) -> None:
+    manifest = json.loads(BUILT.files[PROD]["manifest.json"])
+    records = {}
+    for stack in manifest["stacks"]:
+        home = PROD if not stack["templates"]["json"].startswith("../") else stack["templates"]["json"].split("/")[1]
+        records[stack["name"]] = tmp_path / "deployed" / home / stack["region"] / f"{stack['name']}.json"
+        records[stack["name"]].parent.mkdir(parents=True, exist_ok=True)
+        records[stack["name"]].write_text("{}")
+    status, _, err, _ = _run(tmp_path, _script(tmp_path, "destroy.sh"), CONFIRM=PROD)
+    assert status == 0, err
+    assert sorted(n for n, path in records.items() if not path.exists()) == sorted(_own_stacks())
+    assert len(_own_stacks()) < len(records)  # the project's and the DR partner's records stay
+
+
 def test_destroy_refuses_another_account(tmp_path: Path) -> None:
     status, _, err, calls = _run(tmp_path, _script(tmp_path, "destroy.sh"), CONFIRM=PROD, FAKE_ACCOUNT="999999999999")
     assert status == 1 and "signed in to account 999999999999" in err
@@ -219,7 +244,7 @@ def test_destroy_of_the_project_deletes_only_the_project_stacks(tmp_path: Path) 
 # --- the Makefile targets ---------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("target", [["status"], ["logs"], ["destroy"], ["logs", "ENV=prod"], ["status", "ENV=nope"]])
+@pytest.mark.parametrize("target", [["status"], ["logs"], ["destroy"], ["logs", "ENV=nope"], ["status", "ENV=nope"]])
 def test_make_targets_fail_at_once_without_env(target: list[str]) -> None:
     started = time.monotonic()
     result = subprocess.run(
@@ -232,3 +257,53 @@ def test_make_targets_fail_at_once_without_env(target: list[str]) -> None:
     assert time.monotonic() - started < 1.0
     assert result.returncode == 2
     assert "usage: make" in result.stderr
+
+
+def test_make_logs_without_service_runs_the_script_for_its_usage() -> None:
+    # logs.sh prints the usage with the environment's services and kinds (above) when given no SERVICE.
+    dry = subprocess.run(
+        ["make", "--dry-run", "--no-print-directory", "-C", str(ROOT), "logs", "ENV=prod"],
+        capture_output=True, text=True, check=False, env={**os.environ, "MAKEFLAGS": ""},
+    )  # fmt: skip
+    assert dry.returncode == 0, dry.stderr
+    assert dry.stdout.splitlines()[-1] == 'SINCE="" output/prod/logs.sh '
+
+
+NO_CREDENTIALS = """#!/usr/bin/env bash
+echo "$*" >> "$AWS_CALLS"
+echo "Unable to locate credentials. You can configure credentials by running \"aws configure\"." >&2
+exit 253
+"""
+
+
+@pytest.mark.parametrize("target", ["deploy", "status", "destroy"])
+def test_make_targets_check_credentials_before_building_or_gating(tmp_path: Path, target: str) -> None:
+    (tmp_path / "aws").write_text(NO_CREDENTIALS)
+    (tmp_path / "aws").chmod(0o755)
+    calls = tmp_path / "calls.log"
+    started = time.monotonic()
+    result = subprocess.run(
+        ["make", "--no-print-directory", "-C", str(ROOT), target, "ENV=prod"],
+        capture_output=True, text=True, check=False,
+        env={
+            **{k: v for k, v in os.environ.items() if not k.startswith("MAKE")},  # also when run by `make test`
+            "PATH": f"{tmp_path}:{os.environ['PATH']}",
+            "AWS_CALLS": str(calls),
+        },
+    )  # fmt: skip
+    assert time.monotonic() - started < 5  # the gate takes minutes, a build seconds: neither ran
+    assert result.returncode == 2  # make's status for a recipe that failed (it adds the "***" line)
+    assert result.stderr.splitlines() == [
+        f"make {target}: not signed in to AWS (aws sts get-caller-identity found no valid credentials): sign in, "
+        "then run again; nothing was built or changed",
+        f"make: *** [Makefile:{_recipe_line(target)}: {target}] Error 1",
+    ]
+    assert calls.read_text().splitlines() == ["sts get-caller-identity --query Account --output text"]
+    assert "generate.py" not in result.stdout
+
+
+def _recipe_line(target: str) -> int:
+    """The Makefile line of the target's credentials check (make names it when the recipe fails)."""
+    lines = (ROOT / "Makefile").read_text().splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(f"{target}:"))
+    return next(i for i in range(start, len(lines)) if "CHECK_AWS" in lines[i]) + 1

@@ -505,7 +505,10 @@ def test_a_connection_without_a_services_repository_is_refused(settings_dir: Pat
         delivery__connection={"provider": "GitHub", "arn": CONNECTION, "repositories": {"web": "acme/shop-web"}},
     )
     message = refusal(settings_dir)
-    assert "defaults.yaml: delivery.connection.repositories.api" in message
+    assert (
+        f"staging.yaml: delivery.connection.repositories.api (inherited from {settings_dir / 'defaults.yaml'})"
+        in message
+    )
     assert "every service needs its repository id" in message
 
 
@@ -519,7 +522,9 @@ def test_a_provider_without_its_connection_arn_is_refused(settings_dir: Path) ->
 def test_an_approval_for_a_stage_not_released_to_is_refused(settings_dir: Path) -> None:
     edit_yaml(settings_dir / "defaults.yaml", delivery__approval_before=["qa"])
     message = refusal(settings_dir)
-    assert "defaults.yaml: delivery.approval_before[0] = 'qa'" in message
+    assert (
+        f"staging.yaml: delivery.approval_before[0] = 'qa' (inherited from {settings_dir / 'defaults.yaml'})" in message
+    )
 
 
 def test_a_stage_that_is_no_environment_is_refused(settings_dir: Path) -> None:

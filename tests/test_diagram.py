@@ -62,11 +62,12 @@ def test_prod_draws_every_service_the_database_alb_cdn_and_bucket() -> None:
     for name, settings in BUILT.environments["prod"].services.items():
         assert service(name) in drawn.nodes
         # a job has no ECS service: its schedule runs each task in the service's place
-        assert ("Scheduler Schedule" if settings.kind == "job" else "ECS Service") in drawn.nodes[service(name)]
-    assert "RDS DBCluster" in drawn.nodes[DATABASE]
-    assert "LoadBalancer" in drawn.nodes[ALB]
-    assert "CloudFront Distribution" in drawn.nodes[f"{PROD}-edge/Distribution"]
-    assert "S3 Bucket" in drawn.nodes[f"{PROD}-edge/AssetsBucket"]
+        expected = "EventBridge Scheduler schedule" if settings.kind == "job" else "ECS service"
+        assert drawn.nodes[service(name)].startswith(expected + "\\n")
+    assert drawn.nodes[DATABASE].startswith("Aurora cluster\\n")
+    assert drawn.nodes[ALB].startswith("load balancer\\n")
+    assert drawn.nodes[f"{PROD}-edge/Distribution"].startswith("CloudFront distribution\\n")
+    assert drawn.nodes[f"{PROD}-edge/AssetsBucket"].startswith("S3 bucket\\n")
     # the CDN serves the bucket (a reference in its template)
     assert (f"{PROD}-edge/Distribution", f"{PROD}-edge/AssetsBucket", "ref") in drawn.references
 
@@ -155,10 +156,57 @@ def test_a_new_layer_appears_by_resource_type() -> None:
     for i in range(5):
         platform[f"Alarm{i}"] = {"Type": "AWS::CloudWatch::Alarm", "Properties": {"AlarmActions": [{"Ref": "Alerts"}]}}
     drawn = draw("prod", bodies, detail="all")
-    assert "SNS Topic" in drawn.nodes[f"{PROD}-platform/Alerts"]
+    assert "SNS topic" in drawn.nodes[f"{PROD}-platform/Alerts"]
     alarms = f"{PROD}-platform/AWS::CloudWatch::Alarm"
-    assert drawn.nodes[alarms].startswith("5 x CloudWatch Alarm")
+    assert drawn.nodes[alarms].startswith("5 x CloudWatch alarm")
+    platform["Odd"] = {"Type": "AWS::Foo::Bar", "Properties": {}}  # a type without a readable name: its own
+    assert draw("prod", bodies, detail="all").nodes[f"{PROD}-platform/Odd"].startswith("Foo Bar\\n")
     assert (alarms, f"{PROD}-platform/Alerts", "ref") in drawn.references
+
+
+@pytest.mark.parametrize("env", [*ENVIRONMENTS, "project"])
+def test_every_drawn_resource_has_a_readable_label(env) -> None:
+    """Every type any sheet of the examples draws (every resource, not only the traffic paths) has
+    a name people use (READABLE), not its CloudFormation type: a new type fails here until named."""
+    drawn = draw(env, detail="all")
+    _, bodies = built_stacks(env)
+    for node, label in drawn.nodes.items():
+        if node.startswith("peer:") or node in drawn.subnets.values():
+            continue
+        stack, logical = node.split("/", 1)
+        resource = bodies[stack]["Resources"].get(logical)
+        type_ = resource["Type"] if resource else logical  # a collapsed node is named by its type
+        assert type_ in diagram.READABLE, f"{node}: add {type_} to diagram.READABLE"
+        assert label.split("\\n")[0].split(" x ", 1)[-1] == diagram.READABLE[type_], (node, label)
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_every_nat_gateway_is_drawn_with_the_routes_through_it(env) -> None:
+    drawn = draw(env)
+    _, bodies = built_stacks(env)
+    nats = {
+        f"{name}/{logical}"
+        for name, body in bodies.items()
+        if name.startswith(f"shop-{env}-")
+        for logical, resource in body["Resources"].items()
+        if resource["Type"] == "AWS::EC2::NatGateway"
+    }
+    assert nats, "every fixture environment has NAT gateways"
+    for nat in nats:
+        assert drawn.nodes[nat].startswith("NAT gateway\\n")
+        assert drawn.tier[nat] == "public" and drawn.place[nat][-1].startswith("zone ")  # in its zone's column
+        assert (nat, "peer:0.0.0.0/0", f"{diagram.ROUTE}to the Internet") in drawn.references
+    private = {node for (tier, _), node in drawn.subnets.items() if tier == "private"}
+    routed = {source for source, target, kind in drawn.references if target in nats and kind.startswith(diagram.ROUTE)}
+    assert routed == private  # every private subnet's default route leads to a NAT gateway
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_cloudfronts_load_balancer_origin_leads_to_the_load_balancer(env) -> None:
+    drawn = draw(env)
+    origin = f"peer:{BUILT.environments[env].edge.origin_domain}"
+    assert (f"shop-{env}-edge/Distribution", origin, "origin load-balancer (https-only)") in drawn.references
+    assert (origin, f"shop-{env}-platform/LoadBalancer", diagram.ORIGIN_RECORD) in drawn.references
 
 
 def test_each_sheet_draws_its_own_stacks_only() -> None:
@@ -174,7 +222,9 @@ def test_traffic_paths_by_default_everything_on_request() -> None:
     traffic, everything = draw("prod"), draw("prod", detail="all")
     assert traffic.flows == everything.flows  # every security-group arrow is a traffic path
     assert set(traffic.nodes) < set(everything.nodes)
-    assert not [r for r in traffic.references if r[0] != f"{PROD}-edge/Distribution"]  # only the CDN's origins
+    # only the CDN's origins (and the load balancer its origin name leads to) and the routes out
+    others = [r for r in traffic.references if r[0] != f"{PROD}-edge/Distribution"]
+    assert others and all(kind.startswith(diagram.ROUTE) or kind == diagram.ORIGIN_RECORD for _, _, kind in others)
     assert len(traffic.flows) + len(traffic.references) < 40 < len(everything.flows) + len(everything.references)
     assert f"{PROD}-keys/DataKey" in everything.nodes and f"{PROD}-keys/DataKey" not in traffic.nodes
     with pytest.raises(diagram.DiagramError):

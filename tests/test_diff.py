@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import shutil
+import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import BUILT, ENVIRONMENTS, Generated, edit_yaml, generate, generate_main
+from conftest import BUILT, ENVIRONMENTS, ROOT, Generated, edit_yaml, generate, generate_main
 
 from infra_templates.diff import StackTemplate, _at_pointer, diff_stacks, report
 
@@ -145,7 +148,7 @@ def test_the_project_folder_is_compared_on_a_full_diff(against: Path, settings_d
 def test_an_environment_never_written_is_all_new(tmp_path: Path) -> None:
     code, out, _ = diff("--env", "prod", "--against", str(tmp_path))
     assert code == 3
-    assert "not there yet, every stack is new" in out
+    assert "nothing recorded there (deploy.sh records each stack it deploys), every stack is new" in out
     assert f"+ stack shop-prod-keys (eu-west-1): new, {BUILT.stacks['prod']['keys'].resource_count} resources" in out
     assert "shop-registry" not in out  # with --env, the project folder is not compared
 
@@ -164,6 +167,76 @@ def test_a_folder_that_names_missing_templates_is_an_error(against: Path) -> Non
     code, _, err = diff("--env", "dev", "--against", str(against))
     assert code == 1
     assert "names network.json, which is not there" in err
+
+
+# --- the baseline: what deploy.sh recorded, never output/ --------------------------------------
+
+
+def record(deployed: Path, written: Path, folder: str, layer: str, edit: Callable[[str], str] = str) -> Path:
+    """Record ``written/<folder>/<layer>.json`` under ``deployed/`` as deploy.sh does, through ``edit``."""
+    manifest = json.loads((written / folder / "manifest.json").read_text())
+    stack = next(s for s in manifest["stacks"] if s["templates"]["json"] == f"{layer}.json")
+    path = deployed / folder / stack["region"] / f"{stack['name']}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(edit((written / folder / f"{layer}.json").read_text()))
+    return path
+
+
+def test_the_default_baseline_is_what_was_deployed_which_no_make_target_writes() -> None:
+    import generate as cli  # noqa: PLC0415
+
+    assert cli.parse_args(["diff"]).against == ROOT / "deployed"
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("MAKE")}
+    for target in ("templates", "gate", "test", "golden", "cost"):  # none of them may write the baseline
+        dry = subprocess.run(
+            ["make", "--dry-run", "--always-make", "--no-print-directory", target],
+            capture_output=True, text=True, cwd=ROOT, env=environ, check=False,
+        )  # fmt: skip
+        assert "deployed" not in dry.stdout, (target, dry.stdout)
+    dry = subprocess.run(
+        ["make", "--dry-run", "--no-print-directory", "diff", "ENV=dev"],
+        capture_output=True, text=True, cwd=ROOT, env=environ, check=False,
+    )  # fmt: skip
+    assert "generate.py diff --env dev" in dry.stdout and "--against" not in dry.stdout
+    assert "/deployed/" in (ROOT / ".gitignore").read_text().splitlines()
+
+
+def test_a_recorded_deployment_is_the_baseline_stack_by_stack(written: Path, tmp_path: Path) -> None:
+    deployed = tmp_path / "deployed"
+    record(deployed, written, "dev", "network", lambda text: text.replace('"FlowLogGroup"', '"FlowLogGroupOld"'))
+    record(deployed, written, "dev", "keys")
+    code, out, _ = diff("--env", "dev", "--against", str(deployed))
+    assert code == 3
+    assert out.startswith("dev (against ")
+    assert "WARNING: DELETES STATEFUL shop-dev-network FlowLogGroupOld (AWS::Logs::LogGroup)" in out
+    assert "  shop-dev-keys:" not in out  # recorded as built: unchanged
+    assert "  shop-dev-data: creates the stack" in out  # never recorded as deployed: new
+    assert "  shop-dev-network: replaces VpcFlowLog" in out
+
+
+def test_an_unreadable_record_is_an_error_not_an_empty_baseline(written: Path, tmp_path: Path) -> None:
+    record(tmp_path / "deployed", written, "dev", "network", lambda text: text[:100])
+    code, _, err = diff("--env", "dev", "--against", str(tmp_path / "deployed"))
+    assert code == 1
+    assert "a recorded template is not JSON" in err
+
+
+@pytest.mark.parametrize(
+    ("warning", "blocks"),
+    [
+        ("WARNING: REPLACES STATEFUL s Db (AWS::RDS::DBCluster): Engine changes", True),
+        ("WARNING: DELETES STATEFUL s Logs (AWS::Logs::LogGroup): its logical ID is gone", True),
+        ("WARNING: RESETS WEIGHTS s Rule (AWS::ElasticLoadBalancingV2::ListenerRule): ...", False),
+    ],
+)
+def test_what_blocks_a_deployment(warning: str, blocks: bool) -> None:
+    from infra_templates.diff import StackDiff  # noqa: PLC0415
+
+    stack = StackDiff("s", "eu-west-1", "modify", warnings=(warning,))
+    assert bool(stack.blocking) is blocks
+    assert not StackDiff("s", "eu-west-1", "add", warnings=(warning,)).blocking  # deploy.sh only creates it
+    refused = StackDiff("s", "eu-west-1", "modify", refusals=("REFUSED: s Svc: LoadBalancers changes; ...",))
+    assert refused.blocking == ("cannot deploy: s Svc: LoadBalancers changes",)
 
 
 # --- diff_stacks on synthetic templates ---------------------------------------------------------

@@ -347,6 +347,7 @@ def test_dns_failover_behind_cloudfront_admits_route53s_checkers_on_the_primary_
     assert "AlbHealthCheckSecurityGroup" in built["prod"]["security"].body["Resources"]
     assert "AlbHealthCheckSecurityGroup" not in built["dr"]["security"].body["Resources"]
     edit_yaml(settings_dir / "prod.yaml", platform__ingress="internet")
+    edit_yaml(settings_dir / "dr.yaml", platform__ingress="internet")  # a DR pair shares its ingress
     assert "AlbHealthCheckSecurityGroup" not in build_all(settings_dir).stacks["prod"]["security"].body["Resources"]
 
 

@@ -242,7 +242,9 @@ def test_a_second_load_balancer_behind_cloudfront_is_refused(settings_dir: Path)
     """51 blue-green services need two load balancers; CloudFront reaches the first alone."""
     _web_services(settings_dir, 49)
     message = refusal(settings_dir)
-    assert "defaults.yaml: services.web: is on load balancer 2 of 2" in message  # web is defaults.yaml's
+    # web is defaults.yaml's, the services that push it onto a second load balancer staging's: both named
+    defaults = settings_dir / "defaults.yaml"
+    assert f"staging.yaml: services.web (inherited from {defaults}): is on load balancer 2 of 2" in message
     assert "platform.ingress: internet" in message
     edit_yaml(settings_dir / "staging.yaml", platform__ingress="internet")
     env = load_environment("staging", settings_dir)

@@ -24,6 +24,8 @@ PINNED_STATEFUL_IDS = {
     "platform": {"AccessLogBucket", "WafLogGroup"},
     "edge-waf": {"LogsKey", "WafLogGroup"},
     "dns": set(),
+    # the header's secret and its rotation function's logs (primaries behind CloudFront)
+    "origin-verify": {"OriginVerifySecret", "OriginVerifyRotationLogGroup"},
     "assets-replica": {"ReplicaBucket"},
     "edge": {"AssetsBucket"},  # not in dr's: dr serves the replica of prod's assets
     "monitoring": {"AlarmTopicKey"},  # + MailerLogGroup, MailerDeadLetterQueue where the SES path is on

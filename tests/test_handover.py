@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import BUILT, ENVIRONMENTS, ROOT
+from conftest import BUILT, ENVIRONMENTS, ROOT, generate_main
 
 from infra_templates import checks
 from infra_templates.handover import (
@@ -86,7 +86,8 @@ def run_script(script: Path, tmp_path: Path, *args: str, **env: str) -> tuple[in
     log = tmp_path / "aws.log"
     log.write_text("")
     environ = {k: v for k, v in os.environ.items() if not k.startswith("AWS")}
-    environ.update(PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}", FAKE_AWS_LOG=str(log), **env)
+    environ.update(PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}", FAKE_AWS_LOG=str(log))
+    environ.update({"DEPLOYED_DIR": str(tmp_path / "deployed"), **env})  # never beside the shared `written`
     result = subprocess.run([str(script), *args], capture_output=True, text=True, env=environ, check=False)
     return result.returncode, log.read_text().splitlines(), result.stderr
 
@@ -346,7 +347,8 @@ def test_parameters_without_default_come_from_the_environment(tmp_path: Path) ->
     assert "`IMAGE_TAG` for ImageTag of app-test-svc: Image tag from the CI build" in guide
 
     output = tmp_path / "out"
-    replace_folders(output, {"test": {**files, "manifest.json": json.dumps(manifest_)}})
+    bodies = {f"{name}.json": json.dumps(body) for name, body in templates.items()}  # deploy.sh records them
+    replace_folders(output, {"test": {**files, **bodies, "manifest.json": json.dumps(manifest_)}})
     script = output / "test" / "deploy.sh"
     assert checks.check_shellcheck(checks.load_manifests(output)) == []
 
@@ -453,6 +455,67 @@ def test_make_deploy_without_env_fails_at_once_with_the_environments() -> None:
         assert "project" in result.stderr and "generate.py" not in result.stdout
 
 
+# --- the record of what was deployed, and the updates it blocks ----------------------------------
+
+
+def test_each_stack_deployed_is_recorded_as_make_diffs_baseline(written: Path, tmp_path: Path) -> None:
+    status, _, err = run_script(written / "prod" / "deploy.sh", tmp_path, FAKE_ACCOUNT="333333333333")
+    assert status == 0, err
+    recorded = sorted(p.relative_to(tmp_path / "deployed").as_posix() for p in (tmp_path / "deployed").rglob("*.json"))
+    expected = []
+    for stack in own_stacks(written / "prod"):
+        template = (written / "prod" / stack["templates"]["json"]).resolve()
+        expected.append(f"{template.parent.name}/{stack['region']}/{stack['name']}.json")
+        path = tmp_path / "deployed" / expected[-1]
+        assert path.read_bytes() == template.read_bytes()  # the JSON twin of the template deployed
+    assert recorded == sorted(expected)
+    assert any(e.startswith("dr/") for e in expected)  # the DR partner's stacks under dr/, as make diff reads them
+    (tmp_path / "review").mkdir()
+    status, _, err = run_script(
+        written / "prod" / "deploy.sh", tmp_path / "review", "--review", FAKE_ACCOUNT="333333333333"
+    )
+    assert status == 0, err
+    assert not (tmp_path / "review" / "deployed").exists()  # a change set changes nothing: nothing recorded
+
+
+def test_an_update_that_loses_stateful_data_is_refused_until_allowed(written: Path, tmp_path: Path) -> None:
+    # dev's network stack as deployed named its flow-log group FlowLogGroupOld: the build deletes it.
+    network = json.loads((written / "dev" / "manifest.json").read_text())["stacks"]
+    stack = next(s for s in network if s["templates"]["json"] == "network.json")
+    record = tmp_path / "deployed" / "dev" / stack["region"] / f"{stack['name']}.json"
+    record.parent.mkdir(parents=True)
+    record.write_text((written / "dev" / "network.json").read_text().replace('"FlowLogGroup"', '"FlowLogGroupOld"'))
+    code, _, err = generate_main(
+        "build", "--env", "dev", "--output", str(tmp_path / "output"), "--diagrams", "none", "--quiet"
+    )
+    assert code == 0, err
+    script = tmp_path / "output" / "dev" / "deploy.sh"
+    guide = (tmp_path / "output" / "dev" / "DEPLOY.md").read_text()
+    assert f"**Blocked when this guide was generated:** `{stack['name']}`: DELETES STATEFUL" in guide
+
+    status, calls, err = run_script(script, tmp_path, FAKE_ACCOUNT="111111111111")
+    assert status == 1 and deployed(calls) == []
+    assert f"deploy.sh: refusing {stack['name']}: DELETES STATEFUL {stack['name']} FlowLogGroupOld" in err
+    assert f"To deploy it deliberately: ALLOW_REPLACE={stack['name']} (comma-separated" in err
+    assert "no stack was changed" in err
+
+    # --review makes its change set (that changes nothing), saying it would be refused.
+    status, calls, err = run_script(script, tmp_path, "--review", FAKE_ACCOUNT="111111111111")
+    assert status == 0, err
+    assert stack["name"] in deployed(calls) and record.read_text().count("FlowLogGroupOld")
+
+    status, calls, err = run_script(script, tmp_path, FAKE_ACCOUNT="111111111111", ALLOW_REPLACE=f"x,{stack['name']}")
+    assert status == 0, err
+    assert stack["name"] in deployed(calls)
+    assert record.read_bytes() == (tmp_path / "output" / "dev" / "network.json").read_bytes()
+    # Deployed: the record now matches, so the same script (its verdict baked in) no longer refuses it.
+    status, _, err = run_script(script, tmp_path, FAKE_ACCOUNT="111111111111")
+    assert status == 0, err
+    # And the next build judges against the new record: nothing blocked.
+    generate_main("build", "--env", "dev", "--output", str(tmp_path / "output"), "--diagrams", "none", "--quiet")
+    assert "refusing" not in (tmp_path / "output" / "dev" / "deploy.sh").read_text()
+
+
 # --- first deployments and pre-flight checks --------------------------------------------------------
 
 API_TAG = "/shop/prod/api/image-tag"
@@ -545,3 +608,52 @@ def test_an_empty_cross_region_output_is_not_passed_on(written: Path, tmp_path: 
     assert status == 1
     assert not [c for c in calls if "=None" in c or re.search(r"\w=( |$)", c)]
     assert re.search(r"deploy.sh: \S+ \(\S+\) has no output \w+, which shop-prod-\S+ needs as \w+", err), err
+
+
+# --- the origin names CloudFront reaches the load balancer by ---------------------------------------
+
+
+@pytest.mark.parametrize("folder", ENVIRONMENTS)
+def test_every_origin_name_has_its_step_right_after_the_load_balancers_stack(written: Path, folder: str) -> None:
+    guide = (written / folder / "DEPLOY.md").read_text()
+    names = set()
+    for stack in json.loads((written / folder / "manifest.json").read_text())["stacks"]:
+        if stack["templates"]["json"].startswith("../"):
+            continue  # another folder's stack: its own guide
+        body = json.loads((written / folder / stack["templates"]["json"]).read_text())
+        for resource in body["Resources"].values():
+            if resource["Type"] == "AWS::CloudFront::Distribution":
+                origins = resource["Properties"]["DistributionConfig"]["Origins"]
+                names |= {o["DomainName"] for o in origins if "CustomOriginConfig" in o}
+    env = BUILT.environments[folder]
+    assert names == {env.edge.origin_domain}
+    sections = re.findall(r"^### (\d+\. \S+|The origin name `[^`]+`)$", guide, flags=re.MULTILINE)
+    for name in names:
+        at = sections.index(f"The origin name `{name}`")
+        assert sections[at - 1].endswith(f"shop-{folder}-platform")  # the stack whose outputs name the ALB
+        section = guide.split(f"### The origin name `{name}`")[1].split("\n### ")[0]
+        certificate = env.platform.certificate_arn.split(":certificate/")[1]
+        assert re.search(
+            rf"`platform\.certificate_arn`: `arn:aws:acm:[a-z0-9-]+:\d+:certificate/{certificate}`", section
+        )
+        assert f"must cover `{name}`" in section
+
+
+def test_the_origin_record_is_created_where_the_settings_name_a_hosted_zone_else_at_the_dns_provider(
+    written: Path,
+) -> None:
+    def section(folder: str) -> str:
+        guide = (written / folder / "DEPLOY.md").read_text()
+        return guide.split("### The origin name `")[1].split("\n### ")[0]
+
+    # prod: its DR environment's dr.dns makes shop-prod-dns hold the failover records of prod's origin name.
+    assert "managed by the stack `shop-prod-dns`" in section("prod") and "route53" not in section("prod")
+    # dr: dr.dns names a hosted zone: the alias record, with the load balancer's outputs read first.
+    zone = BUILT.environments["dr"].dr.dns.hosted_zone_id
+    assert f"aws route53 change-resource-record-sets --hosted-zone-id {zone} " in section("dr")
+    assert "OutputKey=='LoadBalancerDnsName'" in section("dr") and "OutputKey=='LoadBalancerHostedZoneId'" in section(
+        "dr"
+    )
+    # dev: no hosted zone in the settings: the DNS provider, with the name to point at.
+    assert "route53" not in section("dev") and "create the record at your DNS provider, a CNAME" in section("dev")
+    assert "--stack-name shop-dev-platform --region eu-west-1" in section("dev")

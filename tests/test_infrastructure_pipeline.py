@@ -261,7 +261,8 @@ def test_a_connection_without_this_repository_is_refused(settings_dir: Path) -> 
         },
     )
     message = refusal(settings_dir)
-    assert "defaults.yaml: delivery.connection.infrastructure: is missing" in message
+    defaults = settings_dir / "defaults.yaml"
+    assert f"staging.yaml: delivery.connection.infrastructure (inherited from {defaults}): is missing" in message
     assert "owner/name" in message
 
 
@@ -340,6 +341,10 @@ def test_the_execution_role_may_do_exactly_what_its_resource_types_need(env: str
         if statement["Sid"] == "ResolveTheReleasedImageTags":  # the service stacks' SSM parameter types
             assert listed == ["ssm:GetParameters"]
             assert all(f":parameter/shop/{env}/*" in r["Fn::Sub"] for r in statement["Resource"])
+            continue
+        if statement["Sid"] == "ResolveTheSecretsTheTemplatesName":  # the origin-verify dynamic references
+            assert listed == ["secretsmanager:GetSecretValue"]
+            assert all(r["Fn::Sub"].endswith("-origin-verify-value-??????") for r in statement["Resource"])
             continue
         assert all("*" not in a for a in listed), statement["Sid"]  # no service:* and never *:*
         allowed.update(listed)

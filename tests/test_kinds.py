@@ -50,7 +50,10 @@ BACKEND = {"kind": "backend", "port": 9000, "cpu": 256, "memory": 512, "desired_
         ({**JOB, "autoscaling": {"min": 1, "max": 2}}, ("services.extra.autoscaling", "is not for a job service")),
         ({**JOB, "calls": ["payments"]}, ("services.extra.calls", "is not for a job service")),
         ({**JOB, "schedule": None}, ("services.extra.schedule", "is required for a job service")),
-        ({**BACKEND, "autoscaling": {"min": 1, "max": 2}, "routing": {"paths": ["/b/*"]}}, "routing: is not for a"),
+        (
+            {**BACKEND, "autoscaling": {"min": 1, "max": 2}, "routing": {"paths": ["/b/*"]}},
+            ("services.extra.routing", "is not for a"),
+        ),
         ({**BACKEND}, ("services.extra.autoscaling", "is required for a backend service")),
         (
             {**BACKEND, "autoscaling": {"min": 1, "max": 2, "requests_per_target": 100}},
@@ -76,11 +79,11 @@ BACKEND = {"kind": "backend", "port": 9000, "cpu": 256, "memory": 512, "desired_
 def test_a_kind_refuses_what_it_cannot_do(settings_dir, settings, expected) -> None:
     set_service(settings_dir, "extra", **settings)
     message = refusal(settings_dir)
-    assert "defaults.yaml: " in message
+    assert f"(inherited from {settings_dir / 'defaults.yaml'})" in message
     where, what = expected if isinstance(expected, tuple) else (None, expected)
     assert what in message
     if where is not None:
-        assert f"defaults.yaml: {where}" in message
+        assert f"staging.yaml: {where}" in message
 
 
 @pytest.mark.parametrize(
@@ -94,7 +97,8 @@ def test_a_kind_refuses_what_it_cannot_do(settings_dir, settings, expected) -> N
 )
 def test_calls_and_sends_to_name_services_of_the_right_kind(settings_dir, field, names, expected) -> None:
     edit_yaml(settings_dir / "defaults.yaml", **{f"services__api__{field}": names})
-    assert expected in refusal(settings_dir)
+    setting, why = expected.split(": ", 1)
+    assert f"{setting} (inherited from {settings_dir / 'defaults.yaml'}): {why}" in refusal(settings_dir)
 
 
 def test_a_worker_scaling_on_its_backlog_needs_container_insights(settings_dir) -> None:
@@ -108,7 +112,9 @@ def test_the_refusal_exits_2_naming_file_and_field(settings_dir) -> None:
     set_service(settings_dir, "extra", **{**WORKER, "routing": {"paths": ["/q/*"]}})
     status, _, err = generate_main("--settings", str(settings_dir), "--env", "staging", "--output", "/nonexistent")
     assert status == 2
+    # Refused the same way in every environment: said once, of defaults.yaml, where the fix is.
     assert "defaults.yaml: services.extra.routing: is not for a worker service" in err
+    assert err.count("services.extra.routing") == 1 and "(every environment: dev, dr, prod, staging)" in err
     assert "Traceback" not in err
 
 

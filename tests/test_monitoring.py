@@ -311,7 +311,10 @@ def test_malformed_addresses_are_refused(settings_dir: Path) -> None:
 def test_sns_path_without_recipients_is_refused_naming_defaults(settings_dir: Path) -> None:
     edit_yaml(settings_dir / "defaults.yaml", monitoring__sns_email={"enabled": True, "recipients": []})
     message = refusal(settings_dir)
-    assert "defaults.yaml: monitoring.sns_email.recipients: is empty while enabled is true" in message
+    assert (
+        f"staging.yaml: monitoring.sns_email.recipients (inherited from {settings_dir / 'defaults.yaml'}): "
+        "is empty while enabled is true"
+    ) in message
 
 
 def test_datapoints_above_evaluation_periods_are_refused(settings_dir: Path) -> None:

@@ -160,6 +160,36 @@ def test_e9002_keeps_complete_arns_and_iam_wildcards() -> None:
     assert "E9002" not in ids(template(role, outputs))
 
 
+def named_secret(name: str) -> dict[str, Any]:
+    return {"Type": "AWS::SecretsManager::Secret", "Properties": {"Name": name, "GenerateSecretString": {}}}
+
+
+def resolving(name: str) -> dict[str, Any]:
+    return {
+        "Type": "AWS::SSM::Parameter",
+        "Properties": {"Type": "String", "Value": "{{resolve:secretsmanager:%s:SecretString:key:AWSPREVIOUS}}" % name},
+    }
+
+
+def test_e9013_breaks_on_a_secret_name_shaped_like_an_arn_suffix() -> None:
+    """'-verify' and '-secret' are a hyphen and six characters: the shape of the ARN's random suffix."""
+    found = [
+        m for rule, m in pack_findings(template({"S": named_secret("shop-prod-origin-verify")})) if rule == "E9013"
+    ]
+    assert len(found) == 1 and "'shop-prod-origin-verify'" in found[0]
+    found = [m for rule, m in pack_findings(template({"P": resolving("shop-prod-api-secret")})) if rule == "E9013"]
+    assert len(found) == 1 and "dynamic reference" in found[0]
+
+
+def test_e9013_keeps_other_names_and_arns() -> None:
+    resources = {
+        "S": named_secret("shop-prod-origin-verify-value"),
+        "P": resolving("shop/prod/database"),
+        "Q": resolving("arn:aws:secretsmanager:eu-west-1:111111111111:secret:shop-prod-api-AbCdEf"),
+    }
+    assert "E9013" not in ids(template(resources))
+
+
 # --- E9003 / E9008 / E9009: resource policies ---------------------------------------------------
 
 PULL = {

@@ -110,3 +110,35 @@ def test_an_instance_class_aws_does_not_offer_for_the_engine_is_refused(settings
 def test_a_fargate_size_typo_names_the_nearest_sizes(settings_dir: Path, changes: dict, expected: str) -> None:
     edit_yaml(settings_dir / "staging.yaml", **changes)
     assert expected in refusal(settings_dir)
+
+
+# --- a value an environment inherits: both files named (the new-user trial) -----------------------
+
+
+def test_an_inherited_value_refused_in_one_environment_names_that_environment_and_defaults(settings_dir: Path) -> None:
+    # web's "/*" is defaults.yaml's; staging alone gives api the same route: the fix may be either file's.
+    edit_yaml(settings_dir / "staging.yaml", services__api__routing={"paths": ["/*"]})
+    problems = [p for p in _settings_refusal(settings_dir) if "routes the same requests" in p]
+    assert problems == [
+        f"{settings_dir / 'staging.yaml'}: services.web.routing.paths[0] = '/*' (inherited from "
+        f"{settings_dir / 'defaults.yaml'}): routes the same requests as services.api; give each service its own "
+        "paths or hosts"
+    ]
+
+
+def test_a_value_set_in_the_environment_file_names_only_that_file(settings_dir: Path) -> None:
+    edit_yaml(settings_dir / "dev.yaml", network__flow_logs__traffic_type="SOME")
+    problems = _settings_refusal(settings_dir)
+    assert [p for p in problems if "traffic_type" in p] == [
+        f"{settings_dir / 'dev.yaml'}: network.flow_logs.traffic_type = 'SOME': "
+        + next(p for p in problems if "traffic_type" in p).split("'SOME': ", 1)[1]
+    ]
+    assert not any("inherited" in p for p in problems)
+
+
+def test_an_inherited_value_refused_in_every_environment_is_said_once_of_defaults(settings_dir: Path) -> None:
+    edit_yaml(settings_dir / "defaults.yaml", network__flow_logs__traffic_type="SOME")
+    problems = [p for p in _settings_refusal(settings_dir) if "traffic_type" in p]
+    assert len(problems) == 1
+    assert problems[0].startswith(f"{settings_dir / 'defaults.yaml'}: network.flow_logs.traffic_type = 'SOME': ")
+    assert problems[0].endswith(f"(every environment: {', '.join(ENVIRONMENTS)})")

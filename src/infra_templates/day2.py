@@ -58,6 +58,7 @@ class ServiceLog:
     stack: str
     region: str
     group: str
+    kind: str = "service"  # web, backend, worker or job: read from what the stack holds (see _kind)
 
 
 @dataclass(frozen=True)
@@ -100,8 +101,25 @@ def service_logs(stacks: list[Stack]) -> list[ServiceLog]:
                 group = _literal_name(stack.body, options.get("awslogs-group"), "LogGroupName")
                 service = names[0] if names else container.get("Name")
                 if group and isinstance(service, str):
-                    found.setdefault(service, ServiceLog(service, stack.name, stack.region, group))
+                    found.setdefault(service, ServiceLog(service, stack.name, stack.region, group, _kind(resources)))
     return [found[name] for name in sorted(found)]
+
+
+def _kind(resources: Mapping[str, Any]) -> str:
+    """The service kind (README, "Service kinds") a stack's resources show: a ``job`` is run by an
+    EventBridge Scheduler schedule and has no ECS service; a ``web`` service sits behind the load
+    balancer; a ``worker`` owns its SQS queue; a ``backend`` is reached through Service Connect."""
+    types = {r.get("Type") for r in resources.values()}
+    services = [r.get("Properties", {}) for r in resources.values() if r.get("Type") == "AWS::ECS::Service"]
+    if "AWS::Scheduler::Schedule" in types and not services:
+        return "job"
+    if any(p.get("LoadBalancers") for p in services):
+        return "web"
+    if "AWS::SQS::Queue" in types:
+        return "worker"
+    if any(p.get("ServiceConnectConfiguration") for p in services):
+        return "backend"
+    return "service"
 
 
 def _protections(stack: Stack) -> list[Protection]:
@@ -251,7 +269,8 @@ def status_script(title: str, stacks: list[Stack]) -> str:
 
 def logs_script(title: str, services: list[ServiceLog]) -> str:
     q = shlex.quote
-    names = " ".join(s.service for s in services) or "(none)"
+    names = ", ".join(f"{s.service} ({s.kind})" for s in services) or "none"
+    known = "|".join(q(s.service) for s in services) or "''"  # without services: a pattern only '' matches
     out = [
         "#!/usr/bin/env bash",
         f"# Follows the log of one service of {title}: its log group, tailed and followed (AWS CLI v2's logs tail).",
@@ -265,10 +284,18 @@ def logs_script(title: str, services: list[ServiceLog]) -> str:
         "",
         f'usage="usage: $0 SERVICE (one of: {names})"',
         'if [[ $# -ne 1 ]]; then echo "$usage" >&2; exit 2; fi',
+        "# The name first (no AWS call needed to refuse it), then the CLI and its credentials.",
+        'case "$1" in',
+        f"  {known}) ;;",
+        '  *) echo "logs.sh: no service $1 in this environment" >&2; echo "$usage" >&2; exit 2 ;;',
+        "esac",
         "command -v aws >/dev/null || { echo 'logs.sh: the AWS CLI (aws) is not installed' >&2; exit 1; }",
         'case "$(aws --version)" in',
         "  aws-cli/1.*) echo 'logs.sh: the command it runs (logs tail) needs the AWS CLI version 2' >&2; exit 1 ;;",
         "esac",
+        "aws sts get-caller-identity --query Account --output text >/dev/null || "
+        "{ echo 'logs.sh: not signed in to AWS (the CLI found no valid credentials): sign in, then run again' >&2; "
+        "exit 1; }",
         *(['since="${SINCE:-10m}"'] if services else []),
         'case "$1" in',
     ]
@@ -322,8 +349,11 @@ def destroy_script(title: str, folder: str, account: str, stacks: list[Stack]) -
         "#",
         "# It refuses while termination protection or deletion protection would stop a deletion half-way,",
         "# and prints the command that lifts each. Stacks of other folders are never touched.",
+        "# Each stack deleted is dropped from $DEPLOYED_DIR (default: deployed/ beside output/), deploy.sh's record.",
         "set -euo pipefail",
         "",
+        'here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"',
+        'deployed="${DEPLOYED_DIR:-$here/../../deployed}"',
         "command -v aws >/dev/null || { echo 'destroy.sh: the AWS CLI (aws) is not installed' >&2; exit 1; }",
         "",
         "cat <<'EOF'",
@@ -408,6 +438,8 @@ def destroy_script(title: str, folder: str, account: str, stacks: list[Stack]) -
             "else",
             '  echo "    not deployed: nothing to delete"',
             "fi",
+            "# Gone: no longer the baseline make diff compares with (deploy.sh recorded it).",
+            f'rm -f "$deployed/{folder}/{stack.region}/{stack.name}.json"',
         ]
     out += ["", f'echo "{title}: {len(order)} stack(s) deleted."']
     return "\n".join(out) + "\n"

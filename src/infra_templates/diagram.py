@@ -115,6 +115,51 @@ SHAPES = {
     "CodeBuild": "rarrow",
 }
 GLOBAL_PEER_LABELS = {ANY: "Internet (0.0.0.0/0)"}
+# What people call a resource type on a sheet (the AWS service's own name for it); any other type is
+# shown as its CloudFormation type without the "AWS::" prefix ("Scheduler Schedule").
+READABLE = {
+    "AWS::Backup::BackupPlan": "AWS Backup plan",
+    "AWS::Backup::BackupSelection": "AWS Backup selection",
+    "AWS::Backup::BackupVault": "AWS Backup vault",
+    "AWS::CloudFormation::CustomResource": "custom resource",
+    "AWS::CodeBuild::Project": "CodeBuild project",
+    "AWS::CodeCommit::Repository": "CodeCommit repository",
+    "AWS::CodePipeline::Pipeline": "CodePipeline pipeline",
+    "AWS::ECR::ReplicationConfiguration": "ECR replication",
+    "AWS::ECR::RepositoryCreationTemplate": "ECR repository creation template",
+    "AWS::Lambda::EventInvokeConfig": "Lambda asynchronous invocation settings",
+    "AWS::SES::EmailIdentity": "SES e-mail identity",
+    "AWS::SNS::Subscription": "SNS subscription",
+    "AWS::SecretsManager::RotationSchedule": "secret rotation schedule",
+    "AWS::SecretsManager::SecretTargetAttachment": "secret attached to the database",
+    "AWS::ServiceDiscovery::HttpNamespace": "Cloud Map namespace",
+    "AWS::CloudFront::Distribution": "CloudFront distribution",
+    "AWS::CloudWatch::Alarm": "CloudWatch alarm",
+    "AWS::CloudWatch::CompositeAlarm": "CloudWatch composite alarm",
+    "AWS::CloudWatch::Dashboard": "CloudWatch dashboard",
+    "AWS::EC2::InternetGateway": "internet gateway",
+    "AWS::EC2::NatGateway": "NAT gateway",
+    "AWS::EC2::VPCEndpoint": "VPC endpoint",
+    "AWS::ECR::Repository": "ECR repository",
+    "AWS::ECS::Cluster": "ECS cluster",
+    "AWS::ECS::Service": "ECS service",
+    "AWS::ElasticLoadBalancingV2::LoadBalancer": "load balancer",
+    "AWS::Events::Rule": "EventBridge rule",
+    "AWS::KMS::Key": "KMS key",
+    "AWS::Lambda::Function": "Lambda function",
+    "AWS::RDS::DBCluster": "Aurora cluster",
+    "AWS::RDS::GlobalCluster": "Aurora global database",
+    "AWS::Route53::HealthCheck": "Route 53 health check",
+    "AWS::Route53::RecordSet": "Route 53 record",
+    "AWS::S3::Bucket": "S3 bucket",
+    "AWS::Scheduler::Schedule": "EventBridge Scheduler schedule",
+    "AWS::SecretsManager::Secret": "Secrets Manager secret",
+    "AWS::SNS::Topic": "SNS topic",
+    "AWS::SQS::Queue": "SQS queue",
+    "AWS::WAFv2::WebACL": "WAF web ACL",
+}
+ROUTE = "route "  # a reference kind: a subnet's route to its NAT gateway, the NAT gateway's to the Internet
+ORIGIN_RECORD = "its DNS record (DEPLOY.md)"  # a host-name origin to the one load balancer it names
 
 
 class DiagramError(Exception):
@@ -287,6 +332,11 @@ def _short(type_: str) -> str:
     return type_.removeprefix("AWS::").replace("::", " ")
 
 
+def _label(type_: str) -> str:
+    """A resource type as a sheet names it: :data:`READABLE`, else its short CloudFormation type."""
+    return READABLE.get(type_, _short(type_))
+
+
 def _ports(rule: dict[str, Any]) -> tuple[str, int, int]:
     protocol = str(rule.get("IpProtocol", "-1"))
     if protocol == "-1":
@@ -364,6 +414,7 @@ def build(described: dict[str, Any], stacks: list[StackDoc], detail: str = "traf
         _resource_nodes(model, stack, layout, diagram, owner)
     _security_flows(model, stacks, diagram, owner)
     _literal_origins(stacks, diagram, owner)
+    _nat_routes(stacks, diagram, owner)
     for (stack_name, logical), node in sorted(owner.items()):  # references, followed through plumbing
         for s, r, imported in model.reach(stack_name, logical):
             target = owner.get((s, r))
@@ -440,21 +491,25 @@ def _resource_nodes(model: _Model, stack: StackDoc, layout: _Layout, diagram: Di
         places = {_placement(model, stack, logical, layout) for logical in logicals}
         if len(logicals) > COLLAPSE_OVER:
             node = f"{stack.name}/{type_}"
-            diagram.nodes[node] = f"{len(logicals)} x {_short(type_)}\\n{stack.name}"
+            diagram.nodes[node] = f"{len(logicals)} x {_label(type_)}\\n{stack.name}"
             diagram.shapes[node] = shape
             diagram.place[node] = places.pop() if len(places) == 1 else (*_region_path(stack), f"stack {stack.name}")
             owner.update({(stack.name, logical): node for logical in logicals})
             continue
         for logical in logicals:
             node = f"{stack.name}/{logical}"
-            diagram.nodes[node] = f"{_short(type_)}\\n{logical}\\n{stack.name}"
+            diagram.nodes[node] = f"{_label(type_)}\\n{logical}\\n{stack.name}"
             diagram.shapes[node] = shape
             diagram.place[node] = _placement(model, stack, logical, layout)
             owner[(stack.name, logical)] = node
 
 
 def _literal_origins(stacks: list[StackDoc], diagram: Diagram, owner: dict[Node, str]) -> None:
-    """A CDN origin given as a host name (not a reference) is drawn as a peer the CDN connects to."""
+    """A CDN origin given as a host name (not a reference) is drawn as a peer the CDN connects to,
+    and a custom (HTTP) origin's peer leads to the load balancer when the sheet has exactly one."""
+    balancers = sorted(
+        {node for (s, r), node in owner.items() if _type(stacks, s, r) == "AWS::ElasticLoadBalancingV2::LoadBalancer"}
+    )
     for stack in stacks:
         for logical, resource in sorted(stack.body.get("Resources", {}).items()):
             if resource.get("Type") != "AWS::CloudFront::Distribution" or (stack.name, logical) not in owner:
@@ -470,6 +525,52 @@ def _literal_origins(stacks: list[StackDoc], diagram: Diagram, owner: dict[Node,
                     protocol = origin.get("CustomOriginConfig", {}).get("OriginProtocolPolicy", "origin")
                     label = f"origin {origin.get('Id', '')} ({protocol})"
                     diagram.references.add((owner[(stack.name, logical)], peer, label))
+                    if "CustomOriginConfig" in origin and len(balancers) == 1:
+                        # The name is a DNS record outside the templates (DEPLOY.md: the origin name) or a
+                        # Route 53 record of the dns stack; either way it leads to the sheet's one load
+                        # balancer (its certificate must cover the name: CloudFront checks it).
+                        diagram.references.add((peer, balancers[0], ORIGIN_RECORD))
+
+
+def _type(stacks: list[StackDoc], stack: str, logical: str) -> str:
+    body = next((s.body for s in stacks if s.name == stack), {})
+    return str(body.get("Resources", {}).get(logical, {}).get("Type", ""))
+
+
+def _nat_routes(stacks: list[StackDoc], diagram: Diagram, owner: dict[Node, str]) -> None:
+    """The way out to the Internet: each subnet whose route table sends a destination to a NAT gateway
+    (``AWS::EC2::Route`` ``NatGatewayId``, through its ``SubnetRouteTableAssociation``) gets an arrow
+    to that gateway, and the gateway one to the Internet; the gateway sits in its subnet's zone."""
+    for stack in stacks:
+        resources = stack.body.get("Resources", {})
+        tables: dict[str, list[str]] = {}
+        for resource in resources.values():
+            props = resource.get("Properties", {})
+            if resource.get("Type") == "AWS::EC2::SubnetRouteTableAssociation":
+                table, subnet = props.get("RouteTableId", {}), props.get("SubnetId", {})
+                if isinstance(table, dict) and isinstance(subnet, dict) and "Ref" in table and "Ref" in subnet:
+                    tables.setdefault(table["Ref"], []).append(subnet["Ref"])
+        for _, resource in sorted(resources.items()):
+            props = resource.get("Properties", {})
+            gateway, table = props.get("NatGatewayId"), props.get("RouteTableId")
+            if resource.get("Type") != "AWS::EC2::Route" or not isinstance(gateway, dict) or "Ref" not in gateway:
+                continue
+            nat = owner.get((stack.name, gateway["Ref"]))
+            if nat is None or not isinstance(table, dict):
+                continue
+            label = f"{ROUTE}{props.get('DestinationCidrBlock', props.get('DestinationIpv6CidrBlock', ''))}"
+            for subnet in sorted(tables.get(str(table.get("Ref")), [])):
+                if f"{stack.name}/{subnet}" in diagram.nodes:
+                    diagram.references.add((f"{stack.name}/{subnet}", nat, label))
+            internet = f"peer:{ANY}"
+            diagram.nodes.setdefault(internet, GLOBAL_PEER_LABELS[ANY])
+            diagram.shapes.setdefault(internet, "ellipse")
+            diagram.place.setdefault(internet, ())
+            diagram.references.add((nat, internet, f"{ROUTE}to the Internet"))
+            home = (resources.get(gateway["Ref"], {}).get("Properties", {}).get("SubnetId") or {}).get("Ref")
+            if f"{stack.name}/{home}" in diagram.nodes and nat.endswith(f"/{gateway['Ref']}"):
+                diagram.place[nat] = diagram.place[f"{stack.name}/{home}"]  # its zone's column
+                diagram.tier[nat] = diagram.tier[f"{stack.name}/{home}"]
 
 
 def _placement(model: _Model, stack: StackDoc, logical: str, layout: _Layout) -> tuple[str, ...]:
@@ -634,8 +735,10 @@ def dot_source(diagram: Diagram) -> str:
                 color="gray50",
                 arrowsize="0.6",
             )
-        else:
-            graph.edge(ids[source], ids[target], label=kind, color="steelblue")
+        else:  # an origin or a route: labelled (an xlabel within one cluster, as for the flows above)
+            same = diagram.place.get(source, ()) == diagram.place.get(target, ())
+            color = "darkgreen" if kind.startswith(ROUTE) else "steelblue"
+            graph.edge(ids[source], ids[target], **{"xlabel" if same else "label": kind}, color=color)
     graph.node("legend", label=_legend(diagram), shape="plaintext", fillcolor="white")
     for node in _bottom_row(diagram):  # the legend below the zones' columns (which keeps them in order)
         graph.edge(ids[node], "legend", style="invis")
@@ -679,8 +782,10 @@ def _legend(diagram: Diagram) -> str:
     """An HTML-like table: what the arrows and shapes mean (only the arrows the sheet draws)."""
     kinds = {kind for _, _, kind in diagram.references}
     arrows = [("firebrick", "solid", "traffic the security groups allow (protocol, port)")] if diagram.flows else []
-    if kinds - {"ref", "import"}:
-        arrows.append(("steelblue", "solid", "a CDN origin given as a host name"))
+    if {k for k in kinds - {"ref", "import"} if not k.startswith(ROUTE)}:
+        arrows.append(("steelblue", "solid", "a CDN origin given as a host name, and the load balancer it names"))
+    if any(k.startswith(ROUTE) for k in kinds):
+        arrows.append(("darkgreen", "solid", "a route: a subnet's to its NAT gateway, the NAT gateway's out"))
     if "ref" in kinds:
         arrows.append(("gray50", "dotted", "a reference within a stack"))
     if "import" in kinds:
@@ -690,7 +795,7 @@ def _legend(diagram: Diagram) -> str:
         "box": "subnet (a row per tier, a column per zone) or other resource",
         "box3d": "ECS cluster or service",
         "cds": "SNS topic",
-        "component": "EC2 resource (NAT gateway, endpoint...)",
+        "component": "NAT gateway, VPC endpoint or other EC2 resource",
         "cylinder": "database",
         "ellipse": "outside the templates (the Internet, a prefix list, a host name)",
         "folder": "S3 bucket or ECR repository",

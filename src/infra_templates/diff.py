@@ -1,8 +1,10 @@
 """Change preview: what deploying freshly built templates would do to the stacks of an output folder.
 
-``diff_stacks(old, new)`` compares two sets of stacks (usually: the templates in ``output/<env>/``,
-which is what was last deployed, and the ones just built from the settings) and says, per stack,
-which resources CloudFormation would add, remove, change or replace, and which outputs change.
+``diff_stacks(old, new)`` compares two sets of stacks (usually: the templates ``deploy.sh`` recorded
+in ``deployed/<env>/`` as it deployed them, and the ones just built from the settings) and says, per
+stack, which resources CloudFormation would add, remove, change or replace, and which outputs change.
+The baseline is never ``output/``: every ``make`` target rewrites it, so a diff against it after any
+target is empty.
 
 Replacement is read from CloudFormation's own resource provider schemas, as cfn-lint ships them: a
 change to any of a type's ``createOnlyProperties`` replaces the resource; so does a new Type under
@@ -88,6 +90,18 @@ class StackDiff:
         return self.action != "modify" or bool(self.changes)
 
     @property
+    def blocking(self) -> tuple[str, ...]:
+        """Why ``deploy.sh`` must not deploy this stack without a deliberate ``ALLOW_REPLACE``: a
+        ``cannot deploy`` verdict (AWS would refuse the update and roll it back) and every stateful
+        resource the update replaces or deletes (its data goes unless its policy keeps it). Empty for
+        a new stack and a removed one (``deploy.sh`` deletes no stack)."""
+        if self.action != "modify":
+            return ()
+        found = [self.verdict] if self.verdict.startswith("cannot deploy") else []
+        found += [w.removeprefix("WARNING: ") for w in self.warnings if " STATEFUL " in w]
+        return tuple(found)
+
+    @property
     def verdict(self) -> str:
         """One line: ``in place``, ``replaces X (stateful)``, ``cannot deploy: ...``, or what a new or
         removed stack does."""
@@ -150,6 +164,38 @@ def read_output(folder: Path) -> list[StackTemplate] | None:
     except (json.JSONDecodeError, KeyError, TypeError) as error:
         raise DiffError(f"{folder}: not a generated output folder ({type(error).__name__}: {error})") from None
     return stacks
+
+
+def read_deployed(folder: Path) -> list[StackTemplate] | None:
+    """The stacks ``deploy.sh`` recorded as deployed from one output folder, each in
+    ``deployed/<folder>/<region>/<stack>.json`` (the JSON twin of the template it deployed, copied once
+    the stack's update succeeded), sorted by region and name; None when nothing was recorded."""
+    paths = sorted(folder.glob("*/*.json")) if folder.is_dir() else []
+    if not paths:
+        return None
+    try:
+        return [StackTemplate(p.stem, p.parent.name, json.loads(p.read_text(encoding="utf-8"))) for p in paths]
+    except json.JSONDecodeError as error:
+        raise DiffError(f"{folder}: a recorded template is not JSON ({error})") from None
+
+
+def read_baseline(folder: Path) -> list[StackTemplate] | None:
+    """What to compare a build with: a generated output folder (a ``manifest.json``: a copy of an
+    earlier ``output/<env>/``, ``tests/golden/<env>/``) or a folder ``deploy.sh`` recorded
+    (:func:`read_deployed`); None when it holds neither."""
+    if (folder / "manifest.json").is_file():
+        return read_output(folder)
+    return read_deployed(folder)
+
+
+def baseline_folders(root: Path) -> list[str]:
+    """The folder names under ``root`` that hold a baseline of either kind."""
+    return sorted(p.name for p in root.glob("*/") if (p / "manifest.json").is_file() or any(p.glob("*/*.json")))
+
+
+def blocked_stacks(old: Sequence[StackTemplate], new: Sequence[StackTemplate]) -> dict[str, str]:
+    """``{stack: why}`` for each stack of ``new`` whose update :attr:`StackDiff.blocking` stops."""
+    return {d.name: "; ".join(d.blocking) for d in diff_stacks(old, new) if d.blocking}
 
 
 # --- comparing --------------------------------------------------------------------------------

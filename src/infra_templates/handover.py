@@ -24,11 +24,18 @@ deployed whole before the other. Deploying an unchanged stack again changes noth
   (``put-parameter`` without ``--overwrite``: that would roll a release back);
 - pre-flight checks before any stack: no stack in ``ROLLBACK_COMPLETE`` (CloudFormation User Guide,
   "Stack status codes": such a stack can only be deleted; the script prints the ``delete-stack``
-  command), the referenced Secrets Manager secrets, SSM parameters and ACM certificates exist.
+  command), the referenced Secrets Manager secrets, SSM parameters and ACM certificates exist;
+- a stack whose update ``make diff`` blocks against what was deployed (``blocked``: a stateful resource
+  replaced or deleted, or a change AWS refuses) stops the script before any stack unless
+  ``ALLOW_REPLACE`` names it; after each stack it deploys, the script records the stack's JSON template
+  in ``deployed/<folder>/<region>/<stack>.json`` (beside ``output/``, which every build rewrites), the
+  baseline of ``make diff`` and of those verdicts.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import posixpath
 import re
 import shlex
@@ -404,6 +411,134 @@ def _check_variables(plans: Sequence[StackPlan]) -> None:
                 )
 
 
+# The output of the stack that holds the load balancer: its DNS name and its canonical hosted zone (the
+# AliasTarget of a Route 53 alias record to it: Route 53 API Reference, "AliasTarget").
+LOAD_BALANCER_DNS_OUTPUT = "LoadBalancerDnsName"
+LOAD_BALANCER_ZONE_OUTPUT = "LoadBalancerHostedZoneId"
+
+
+@dataclass(frozen=True)
+class OriginRecord:
+    """A DNS name CloudFront sends requests to (a custom origin's ``DomainName``, ``edge.origin_domain``)
+    and what the deployer must do for it: a record to the load balancer, a certificate that covers it."""
+
+    name: str  # origin.shop.example.com
+    stack: str  # the stack whose outputs give the load balancer's DNS name and hosted zone
+    region: str
+    certificate: str | None  # the load balancer's HTTPS certificate, which must cover ``name``
+    managed_by: str | None = None  # a stack of this folder that holds a Route 53 record of ``name``
+    hosted_zone: tuple[str, str] | None = None  # (zone id, the setting that gives it), where the settings have one
+
+
+def origin_records(
+    plans: Sequence[StackPlan], templates: Mapping[str, Mapping[str, Any]], hosted_zone: tuple[str, str] | None
+) -> tuple[OriginRecord, ...]:
+    """Each custom origin of a CloudFront distribution this folder deploys, reached over HTTPS by a
+    literal DNS name, with the stack that outputs the load balancer's DNS name (the one load balancer
+    of the folder today) and the Route 53 record of that name a stack of this folder holds, if any."""
+    own = [p for p in plans if p.deployed_here]
+    balancer = next((p for p in own if any(o.key == LOAD_BALANCER_DNS_OUTPUT for o in p.outputs)), None)
+    if balancer is None:
+        return ()
+    names: dict[str, None] = {}
+    records: dict[str, str] = {}
+    for stack in own:
+        for resource in templates[stack.name].get("Resources", {}).values():
+            props = resource.get("Properties", {})
+            # A DR partner's distribution is its own folder's: its origin is the partner's load balancer.
+            if resource.get("Type") == "AWS::CloudFront::Distribution" and stack.elsewhere is None:
+                for origin in props.get("DistributionConfig", {}).get("Origins", []):
+                    if "CustomOriginConfig" in origin and isinstance(origin.get("DomainName"), str):
+                        names[origin["DomainName"]] = None
+            elif resource.get("Type") == "AWS::Route53::RecordSet" and isinstance(props.get("Name"), str):
+                records.setdefault(props["Name"].rstrip("."), stack.name)
+    certificate = balancer.certificates[0] if balancer.certificates else None
+    return tuple(
+        OriginRecord(name, balancer.name, balancer.region, certificate, records.get(name), hosted_zone)
+        for name in names
+    )
+
+
+def origin_dns_section(record: OriginRecord) -> list[str]:
+    """DEPLOY.md's step for one origin name, right after the stack that holds the load balancer.
+
+    The certificate rule: https://docs.aws.amazon.com/AmazonCloudFront/latest/DeveloperGuide/
+    using-https-cloudfront-to-custom-origin.html and cnames-and-https-requirements.html ("Domain names
+    in the CloudFront distribution and in the certificate"); the alias target: Route 53 API Reference,
+    "AliasTarget" (an ELB load balancer: its DNS name and its canonical hosted zone ID)."""
+    q = shlex.quote
+    certificate = f": `{record.certificate}`" if record.certificate else ""
+    out = [
+        f"### The origin name `{record.name}`",
+        "",
+        f"CloudFront reaches the load balancer by the name `{record.name}` (`edge.origin_domain`), over HTTPS only:",
+        "",
+        f"- the load balancer's certificate (`platform.certificate_arn`{certificate}) must cover `{record.name}` "
+        "(as its name or a wildcard): CloudFront checks the origin's certificate against the origin's domain "
+        "name and fails the request otherwise (CloudFront Developer Guide, 'Require HTTPS for communication "
+        "between CloudFront and your custom origin' and 'Requirements for using SSL/TLS certificates with "
+        "CloudFront': domain names);",
+    ]
+    if record.managed_by:
+        out += [
+            f"- its DNS record is managed by the stack `{record.managed_by}` (Route 53 failover records, `dr.dns`): "
+            "nothing to create by hand; do not create another record of that name in that hosted zone.",
+        ]
+        return out
+    out.append(
+        f"- `{record.name}` must resolve to the load balancer: no stack creates that record. Create it once "
+        f"`{record.stack}` is up, as an alias (Route 53) or a CNAME (any DNS provider) to the load balancer's DNS "
+        "name, which the stack's outputs give:"
+    )
+    read = (
+        f"aws cloudformation describe-stacks --stack-name {q(record.stack)} --region {q(record.region)} "
+        "--query \"Stacks[0].Outputs[?OutputKey=='{output}'].OutputValue\" --output text"
+    )
+    out += [
+        "",
+        "```sh",
+        f'alb_dns="$({read.format(output=LOAD_BALANCER_DNS_OUTPUT)})"',
+        f'alb_zone="$({read.format(output=LOAD_BALANCER_ZONE_OUTPUT)})"',
+        'echo "$alb_dns"',
+    ]
+    if record.hosted_zone is not None:
+        zone, setting = record.hosted_zone
+        batch = {
+            "Changes": [
+                {
+                    "Action": "UPSERT",
+                    "ResourceRecordSet": {
+                        "Name": record.name,
+                        "Type": "A",
+                        "AliasTarget": {
+                            "HostedZoneId": "$alb_zone",
+                            "DNSName": "$alb_dns",
+                            "EvaluateTargetHealth": False,
+                        },
+                    },
+                }
+            ]
+        }
+        change = json.dumps(batch, separators=(",", ":")).replace('"', '\\"')  # inside "...": $alb_* expand
+        out += [
+            f"# In the hosted zone {zone} ({setting}), if it holds {record.name}: an alias A record",
+            f'aws route53 change-resource-record-sets --hosted-zone-id {zone} --change-batch "{change}"',
+        ]
+    out += ["```", ""]
+    if record.hosted_zone is None:
+        out.append(
+            f"No hosted zone is in the settings for this name: create the record at your DNS provider, a CNAME "
+            f"from `{record.name}` to the DNS name printed above (or an alias A record in the Route 53 hosted zone "
+            "that holds it, with the load balancer's hosted zone, `$alb_zone`)."
+        )
+    else:
+        out.append(
+            f"If `{record.name}` is in another zone or at another DNS provider, create it there: a CNAME to the DNS "
+            "name printed above."
+        )
+    return out
+
+
 @dataclass(frozen=True)
 class Handover:
     """One folder's deployment: who it is for, where, with which tags, and its stacks."""
@@ -414,6 +549,20 @@ class Handover:
     tags: tuple[str, ...]  # Key=Value, the stack tags
     plans: tuple[StackPlan, ...]
     cost: str = ""  # one sentence: the fixed monthly cost of the folder's own stacks, and the prices' date
+    blocked: Mapping[str, str] = dataclasses.field(default_factory=dict)  # stack: why deploy.sh refuses it
+    origins: tuple[OriginRecord, ...] = ()  # the DNS names CloudFront reaches the load balancer by
+
+    def home(self, stack: StackPlan) -> str:
+        """The output folder a stack's templates are in (and its record under ``deployed/``)."""
+        return (
+            self.folder
+            if stack.elsewhere is None
+            else posixpath.basename(posixpath.normpath(posixpath.join(self.folder, stack.elsewhere)))
+        )
+
+    def record(self, stack: StackPlan) -> str:
+        """Where deploy.sh records the stack's template once deployed, under ``$deployed``."""
+        return f"{self.home(stack)}/{stack.region}/{stack.name}.json"
 
     @property
     def own(self) -> list[StackPlan]:
@@ -467,20 +616,31 @@ class Required:
 
 
 def handover_files(
-    manifest: Mapping[str, Any], templates: Mapping[str, Mapping[str, Any]], folder: str, tags: Mapping[str, str]
+    manifest: Mapping[str, Any],
+    templates: Mapping[str, Mapping[str, Any]],
+    folder: str,
+    tags: Mapping[str, str],
+    *,
+    blocked: Mapping[str, str] | None = None,
+    hosted_zone: tuple[str, str] | None = None,
 ) -> dict[str, str]:
     """``DEPLOY.md`` and ``deploy.sh`` of the folder named ``folder``, whose manifest is ``manifest``.
 
     ``tags`` are put on every stack (CloudFormation copies them to the resources that take tags).
+    ``blocked`` (``{stack: why}``): stacks deploy.sh refuses unless ``ALLOW_REPLACE`` names them.
+    ``hosted_zone`` (zone id, the setting it comes from): where DEPLOY.md creates the origin names' records.
     """
     environment = manifest.get("environment")
+    plans = tuple(plan(manifest, templates, folder))
     context = Handover(
         title=f"{manifest['project']} {environment if environment else 'shared stacks'}",
         folder=folder,
         account=str(manifest["account_id"]),
         tags=tuple(f"{k}={v}" for k, v in tags.items()),
-        plans=tuple(plan(manifest, templates, folder)),
+        plans=plans,
         cost=_cost(manifest, templates, folder),
+        blocked=dict(blocked or {}),
+        origins=origin_records(plans, templates, hosted_zone),
     )
     stacks = [
         (
@@ -531,6 +691,9 @@ def deploy_script(context: Handover) -> str:
         "#                          each in the CloudFormation console (or with the command printed)",
         "#",
         "# Needs the AWS CLI signed in to that account. DEPLOY.md beside this script explains each step.",
+        "# Each stack deployed is recorded in $DEPLOYED_DIR (default: deployed/ beside output/) as",
+        "# <folder>/<region>/<stack>.json: the baseline of `make diff`. ALLOW_REPLACE=stack[,stack]: deploy",
+        "# a stack whose update the diff blocks (a stateful resource replaced or deleted, a change AWS refuses).",
     ]
     for stack in context.shared:
         out.append(f"# Deployed first, once for every environment, by {stack.elsewhere}/deploy.sh: {stack.name}.")
@@ -547,6 +710,7 @@ def deploy_script(context: Handover) -> str:
         "set -euo pipefail",
         "",
         'here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"',
+        'deployed="${DEPLOYED_DIR:-$here/../../deployed}"',
         "review=false",
         'case "$*" in',
         '  "") ;;',
@@ -559,6 +723,9 @@ def deploy_script(context: Handover) -> str:
         'if [[ "$review" == true ]]; then',
         "  changeset+=(--no-execute-changeset)",
         "fi",
+        "# record FOLDER REGION STACK TEMPLATE: the stack is deployed; its JSON template becomes the baseline",
+        "# make diff compares the next build with.",
+        'record() { mkdir -p "$deployed/$1/$2" && cp "$here/$4" "$deployed/$1/$2/$3.json"; }',
         "",
     ]
     if context.required:
@@ -631,6 +798,8 @@ def deploy_script(context: Handover) -> str:
         if skips:
             out.append(f'if [[ "$skip_{stack.order}" == false ]]; then')
         out.append(" \\\n  ".join(command))
+        home = context.home(stack)
+        out.append(f'[[ "$review" == true ]] || record {home} {stack.region} {stack.name} {q(stack.json_template)}')
         if stack.protect:
             out += [
                 f"# It holds {', '.join(stack.holds)}: deleting the stack must take a deliberate step.",
@@ -747,6 +916,28 @@ def _preflight(context: Handover) -> list[str]:
             "  failed=true",
             "fi",
         ]
+    for stack in own:
+        why = context.blocked.get(stack.name)
+        if why is None:
+            continue
+        record = context.record(stack)
+        out += [
+            f"# make diff's verdict for {stack.name} against deployed/{record} when this script was generated;",
+            "# it holds while that record still differs from the template to deploy.",
+            f'if ! cmp -s "$deployed/{record}" "$here/{stack.json_template}" && '
+            f'[[ ",${{ALLOW_REPLACE:-}}," != *",{stack.name},"* ]]; then',
+            '  if [[ "$review" == true ]]; then  # a change set changes nothing: made, for its review',
+            f'    echo "deploy.sh: note: {stack.name} would be refused without --review; review its change set"',
+            "  else",
+            "    cat >&2 <<'EOF'",
+            f"deploy.sh: refusing {stack.name}: {why}.",
+            f"  See `make diff ENV={context.home(stack)}`. To deploy it deliberately: ALLOW_REPLACE={stack.name} "
+            "(comma-separated for several).",
+            "EOF",
+            "    failed=true",
+            "  fi",
+            "fi",
+        ]
     out += [
         'if [[ "$failed" == true ]]; then',
         '  echo "deploy.sh: the pre-flight checks above failed; no stack was changed" >&2',
@@ -793,7 +984,11 @@ def deploy_guide(context: Handover) -> str:
             "this environment needs them: deploy them from their folder's template at that point (the script "
             "does). If they are up already, deploying them again changes nothing."
         )
-    out.extend(_origin_name_steps(own))
+    # The checklist line of each origin name, pointing to its step (the commands) after the load balancer's stack.
+    steps = {f"- `{r.name}` is the name": r.stack for r in context.origins}
+    for line in _origin_name_steps(own):
+        after = next((at for start, at in steps.items() if line.startswith(start)), None)
+        out.append(line + (f" The step after `{after}` below gives the commands." if after else ""))
     out.append("- Run the commands below from this folder: they name the templates relative to it.")
     if context.required:
         out.append("- Set the values of the parameters without a default as environment variables:")
@@ -817,6 +1012,19 @@ def deploy_guide(context: Handover) -> str:
         "create, which CloudFormation can only delete; it prints the `delete-stack` command), and that the secrets, "
         "SSM parameters and certificates the templates name exist."
     )
+    out.append(
+        "- After each stack it deploys, the script records the template in `deployed/<folder>/<region>/<stack>.json` "
+        "(beside `output/`; `DEPLOYED_DIR` elsewhere): `make diff` compares the next build with that record. A stack "
+        "whose update the diff blocks against it (a stateful resource replaced or deleted, or a change AWS refuses) "
+        "stops the script before any stack, with the reason; `ALLOW_REPLACE=<stack>[,<stack>]` deploys it "
+        "deliberately."
+    )
+    if context.blocked:
+        out.extend(
+            f"  - **Blocked when this guide was generated:** `{s.name}`: {_cell(context.blocked[s.name])}"
+            for s in own
+            if s.name in context.blocked
+        )
     out += [
         "",
         "## The short way: the script",
@@ -846,6 +1054,8 @@ def deploy_guide(context: Handover) -> str:
     )
     for stack in own:
         out += ["", *_stack_section(context, stack)]
+        for record in (r for r in context.origins if r.stack == stack.name):
+            out += ["", *origin_dns_section(record)]
     return "\n".join(out) + "\n"
 
 

@@ -9,7 +9,7 @@ Two kinds of layer:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, replace
@@ -401,6 +401,7 @@ def environment_files(
     stacks: Sequence[Stack],
     project_stacks: Sequence[Stack] = (),
     external: Sequence[Stack] = (),
+    blocked: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
     """The files of ``output/<env>/``: each template as YAML and JSON, the manifest, and the deploy
     guide and script (DEPLOY.md, deploy.sh) derived from them. ``external`` are the stacks of the
@@ -410,17 +411,24 @@ def environment_files(
     described = manifest(env, ordered, project_stacks)
     files["manifest.json"] = to_json(described)
     tags = {"Project": env.project, "Environment": env.name, "ManagedBy": MANAGED_BY}
-    files.update(handover_files(described, _bodies([*project_stacks, *ordered]), env.name, tags))
+    # The one hosted zone the settings name (a DR environment's dr.dns, the zone of its primary's origin
+    # name): DEPLOY.md offers it for this environment's own origin name's record.
+    dns = env.dr.dns if env.dr is not None else None
+    zone = (dns.hosted_zone_id, f"dr.dns.hosted_zone_id of {env.name}") if dns is not None else None
+    bodies = _bodies([*project_stacks, *ordered])
+    files.update(handover_files(described, bodies, env.name, tags, blocked=blocked, hosted_zone=zone))
     return files
 
 
-def project_files(project: Project, stacks: Sequence[Stack]) -> dict[str, str]:
+def project_files(
+    project: Project, stacks: Sequence[Stack], blocked: Mapping[str, str] | None = None
+) -> dict[str, str]:
     """The files of ``output/project/``, with their own DEPLOY.md and deploy.sh."""
     files = _template_files(stacks)
     described = project_manifest(project, stacks)
     files["manifest.json"] = to_json(described)
     tags = {"Project": project.name, "Environment": PROJECT_ENVIRONMENT_TAG, "ManagedBy": MANAGED_BY}
-    files.update(handover_files(described, _bodies(stacks), PROJECT_FOLDER, tags))
+    files.update(handover_files(described, _bodies(stacks), PROJECT_FOLDER, tags, blocked=blocked))
     return files
 
 

@@ -17,6 +17,7 @@ from infra_templates import constructs, iam
 from infra_templates.config import Environment, Service
 from infra_templates.layer import ExportSpec, LayerContext
 from infra_templates.naming import release_name
+from templates import origin_verify
 from templates.contracts import Monitoring, Network, Platform, Security, for_load_balancer
 from templates.service import alarms, containers, network, release, service_connect
 from templates.service.release import pass_roles
@@ -53,9 +54,22 @@ def build(env: Environment, name: str) -> Template:
     green = t.add_resource(_green_target_group(target_group)) if blue_green else None
     rule = t.add_resource(
         _listener_rule(
-            "ListenerRule", ctx, name, _alb(ctx, Platform.HTTPS_LISTENER_ARN), blue=target_group, green=green
+            "ListenerRule",
+            ctx,
+            name,
+            _alb(ctx, Platform.HTTPS_LISTENER_ARN),
+            blue=target_group,
+            green=green,
+            conditions=origin_verify.condition(env),  # only what comes through CloudFront
         )
     )
+    if origin_verify.health_check_service(env) == name:
+        groups_checked = [Ref(target_group)] + ([Ref(green)] if green is not None else [])
+        t.add_resource(
+            origin_verify.health_check_rule(
+                env, ctx.import_value(_alb(ctx, Platform.HTTPS_LISTENER_ARN)), groups_checked
+            )
+        )
 
     group = _security_group(t, ctx, name, service)
     capacity = env.capacity_of(name)
@@ -133,13 +147,16 @@ def _listener_rule(
     *,
     blue: elb.TargetGroup,
     green: elb.TargetGroup | None,
+    conditions: list[elb.Condition] | None = None,
 ) -> elb.ListenerRule:
-    """The service's rule on one of the ALB's listeners: its routes, its priority, its target groups."""
+    """The service's rule on one of the ALB's listeners: its routes (and ``conditions``), its
+    priority, its target groups. The blue/green test listener's rule takes no origin-verify
+    header: that listener admits the VPC only (templates/security.py), never CloudFront."""
     return elb.ListenerRule(
         logical_id,
         ListenerArn=ctx.import_value(listener),
         Priority=ctx.env.listener_priorities()[name],
-        Conditions=_conditions(ctx.env.services[name]),
+        Conditions=_conditions(ctx.env.services[name]) + (conditions or []),
         Actions=[_forward(blue, green)],
     )
 

@@ -291,3 +291,64 @@ def _iam_resources(resources: dict[str, Any]) -> Iterator[tuple[list[Any], Any]]
                 for r, value in enumerate(_listify(statement.get("Resource", []))):
                     path = ["Resources", logical, "Properties", *prefix, "Statement", s, "Resource", r]
                     yield path, value
+
+
+# A dynamic reference to a secret: {{resolve:secretsmanager:secret-id:...}} (AWS Secrets Manager User
+# Guide, "Get an AWS Secrets Manager secret in an AWS CloudFormation resource").
+DYNAMIC_SECRET = re.compile(r"\{\{resolve:secretsmanager:([^:}]+)")
+
+
+class SecretNameWithoutArnSuffixShape(CloudFormationLintRule):
+    """E9013: a secret's name, given to ``AWS::SecretsManager::Secret`` or read by name in a dynamic
+    reference, does not end in a hyphen and six characters."""
+
+    id = "E9013"
+    shortdesc = "Secret names do not end in a hyphen and six characters"
+    description = (
+        "Secrets Manager appends a hyphen and 6 random characters to a secret's name in its ARN, and "
+        "takes an identifier whose name ends in a hyphen and six characters for a complete ARN: "
+        "'Do not end your secret name with a hyphen followed by six characters. If you do so, you risk "
+        "confusion and unexpected results when searching for a secret by partial ARN'. A dynamic "
+        "reference by such a name may not resolve. Source: AWS Secrets Manager API Reference, "
+        "'CreateSecret' (Name); AWS Secrets Manager User Guide, 'Troubleshoot AWS Secrets Manager'."
+    )
+    source_url = "https://docs.aws.amazon.com/secretsmanager/latest/apireference/API_CreateSecret.html"
+    tags: ClassVar[list[str]] = ["resources", "secretsmanager"]
+
+    def match(self, cfn: Any) -> list[RuleMatch]:
+        matches: list[RuleMatch] = []
+        for logical, resource in cfn.template.get("Resources", {}).items():
+            if not isinstance(resource, dict):
+                continue
+            name = resource.get("Properties", {}).get("Name") if resource.get("Type") in SECRET_TYPES else None
+            if isinstance(name, str) and SUFFIX.search(name):
+                matches.append(
+                    RuleMatch(
+                        ["Resources", logical, "Properties", "Name"],
+                        f"secret name {name!r} ends in a hyphen and six characters, the shape of an ARN's "
+                        "random suffix: Secrets Manager may take it for a complete ARN",
+                    )
+                )
+            for path, text in _strings_in(resource, ["Resources", logical]):
+                for found in DYNAMIC_SECRET.findall(text):
+                    if not found.startswith("arn") and SUFFIX.search(found):
+                        matches.append(
+                            RuleMatch(
+                                path,
+                                f"dynamic reference names secret {found!r}, which ends in a hyphen and six "
+                                "characters: Secrets Manager may take it for a complete ARN and not find it",
+                            )
+                        )
+        return matches
+
+
+def _strings_in(node: Any, path: list[Any]) -> Iterator[tuple[list[Any], str]]:
+    """Every string below ``node``, with its path."""
+    if isinstance(node, str):
+        yield path, node
+    elif isinstance(node, dict):
+        for key, value in node.items():
+            yield from _strings_in(value, [*path, key])
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            yield from _strings_in(value, [*path, index])

@@ -40,6 +40,7 @@ from infra_templates.settings.monitoring import Monitoring
 from infra_templates.settings.network import Network
 from infra_templates.settings.platform import Platform, Registry
 from infra_templates.settings.services import (
+    ORIGIN_HEADER_VALUES,
     PRIORITY_BAND,
     RESERVED_SERVICE_NAMES,
     RESERVED_SERVICE_PREFIXES,
@@ -427,6 +428,7 @@ class Environment(Strict):
                             path,
                         )
                     )
+        problems.extend(self._origin_header_problems())
         priorities: dict[int, str] = {}
         for name in self.web_services:
             priority = self.service_routing(name).priority
@@ -440,6 +442,31 @@ class Environment(Strict):
                             priority,
                         )
                     )
+        return problems
+
+    def _origin_header_problems(self) -> list[FieldValueError]:
+        """Behind CloudFront every forwarding rule also requires the origin-verify header, whose
+        condition takes ORIGIN_HEADER_VALUES of the rule's condition values (its current and previous
+        value: templates/origin_verify.py): the paths and hosts keep the rest of AWS's quota."""
+        if self.platform.ingress != "cloudfront":
+            return []
+        limit = quotas.CONDITION_VALUES_PER_RULE
+        room = limit.default - ORIGIN_HEADER_VALUES
+        problems = []
+        for name in self.web_services:
+            routing = self.service_routing(name)
+            given = len(routing.paths) + len(routing.hosts)
+            if given > room:
+                problems.append(
+                    FieldValueError(
+                        ("services", name, "routing", "paths" if routing.paths else "hosts"),
+                        f"{len(routing.paths)} paths and {len(routing.hosts)} hosts, with the {ORIGIN_HEADER_VALUES} "
+                        "values of the origin-verify header condition every rule has behind CloudFront "
+                        f"(platform.ingress: cloudfront), make {given + ORIGIN_HEADER_VALUES} condition values; "
+                        f"AWS quota '{limit.name}' is {limit.default} ({limit.source}): give at most {room} paths "
+                        "and hosts together, or set platform.ingress: internet",
+                    )
+                )
         return problems
 
     def _posture_problems(self) -> list[FieldValueError]:

@@ -277,8 +277,47 @@ def _describe(error: Any, sources: dict[str, tuple[Path, dict[str, Any]]], merge
 def _line(
     loc: tuple[str | int, ...], value: object, message: str, sources: dict[str, tuple[Path, dict[str, Any]]]
 ) -> str:
+    """``env file: field = value: message``; a value the environment inherits names both files:
+    ``environments/dev.yaml: field = value (inherited from environments/defaults.yaml): message``, since
+    the fix may be in either (a default that conflicts with this environment's other settings)."""
     shown = "" if value is None or isinstance(value, dict | list) else f" = {_shown(value)}"
-    return f"{_show(_origin(loc, sources))}: {_dotted(loc)}{shown}: {_escaped(message)}"
+    own_path, _ = sources["own"]
+    origin = _origin(loc, sources)
+    inherited = "" if origin == own_path else f" ({INHERITED} {_show(origin)})"
+    return f"{_show(own_path)}: {_dotted(loc)}{shown}{inherited}: {_escaped(message)}"
+
+
+INHERITED = "inherited from"  # the words that mark a value an environment file takes from defaults.yaml
+_INHERITED_LINE = re.compile(rf"^(?P<env>[^:]+): (?P<field>.*?) \({INHERITED} (?P<defaults>[^)]+)\): (?P<why>.*)$")
+
+
+def merge_inherited(problems: list[str], environments: list[str], env_file: Any) -> list[str]:
+    """``problems`` with each inherited-value problem that every one of ``environments`` reports the
+    same way said once, of defaults.yaml (``defaults.yaml: field = value: why (every environment: dev,
+    prod)``): the fix is there. One that only some environments report stays a line per environment,
+    each naming its file: the fix may be there. ``env_file(name)`` is the file of each environment as
+    the lines show it."""
+    seen: dict[tuple[str, str, str], list[str]] = {}
+    for line in problems:
+        if match := _INHERITED_LINE.match(line):
+            seen.setdefault((match["field"], match["defaults"], match["why"]), []).append(match["env"])
+    everywhere = {
+        key
+        for key, files in seen.items()
+        if len(environments) > 1 and sorted(files) == sorted(env_file(name) for name in environments)
+    }
+    merged: list[str] = []
+    for line in problems:
+        match = _INHERITED_LINE.match(line)
+        key = (match["field"], match["defaults"], match["why"]) if match else None
+        if key is None or key not in everywhere:
+            merged.append(line)
+        elif key in everywhere:
+            field, defaults, why = key
+            said = f"{defaults}: {field}: {why} (every environment: {', '.join(environments)})"
+            if said not in merged:
+                merged.append(said)
+    return merged
 
 
 def _shown(value: object, limit: int = 80) -> str:

@@ -17,7 +17,15 @@ from infra_templates.settings.common import DEFAULTS_FILE, ENVIRONMENT_NAME, Set
 from infra_templates.settings.delivery import Delivery
 from infra_templates.settings.dr import Standby
 from infra_templates.settings.environment import Environment
-from infra_templates.settings.loading import _dotted, _misnamed, _show, _shown, available_environments, load_environment
+from infra_templates.settings.loading import (
+    _dotted,
+    _misnamed,
+    _show,
+    _shown,
+    available_environments,
+    load_environment,
+    merge_inherited,
+)
 from infra_templates.settings.platform import Registry
 
 
@@ -170,6 +178,14 @@ def _dr_problems(environments: Sequence[Environment], folder: Path) -> list[str]
                 f"its locked vault keeps, but {primary.name}'s backups are copied here for "
                 f"{primary.database.backup_plan_retention_days} days; use at most that",
             ),
+            (
+                # One origin-verify secret for the pair, the primary's (templates/origin_verify.py):
+                # both distributions reach both load balancers once the API's name fails over.
+                primary.platform.ingress == env.platform.ingress,
+                f"platform.ingress: is {env.platform.ingress!r}, {primary.name}'s is "
+                f"{primary.platform.ingress!r}; a DR pair shares its origin-verify header (both "
+                "distributions reach both load balancers), so both must be the same",
+            ),
         ]
         problems.extend(f"{_show(folder / (env.name + '.yaml'))}: {message}" for ok, message in checks if not ok)
         if primary.database.password == "managed":
@@ -229,6 +245,11 @@ def load_settings(
             loaded.append(load_environment(name, folder))
         except SettingsError as error:
             problems.extend(p for p in error.problems if p not in problems)  # defaults.yaml once
+    problems = merge_inherited(
+        problems,
+        [*everything, *(n for n in wanted if n not in everything)],
+        lambda name: _show(folder / f"{name}.yaml"),
+    )
     problems.extend(unknown_environments(folder, everything, _show))
     if problems:
         raise SettingsError(problems)

@@ -26,6 +26,9 @@ ALB_HEALTHY_CODES = (200, 499)  # TargetGroup Matcher.HttpCode for an Applicatio
 # __init__.py PROJECT_LAYERS; tests/test_settings_limits.py derives them from it).
 RESERVED_SERVICE_NAMES = ("infrastructure", "replication")
 RESERVED_SERVICE_PREFIXES = ("replica-", "artifacts-")
+# Condition values of the origin-verify header (its AWSCURRENT and AWSPREVIOUS value) in every
+# forwarding rule behind CloudFront (templates/origin_verify.py).
+ORIGIN_HEADER_VALUES = 2
 PRIORITY_BAND = 2000  # listener rule priorities per specificity band; 20 bands fit under 50,000
 
 

@@ -7,8 +7,11 @@
 #
 # It refuses while termination protection or deletion protection would stop a deletion half-way,
 # and prints the command that lifts each. Stacks of other folders are never touched.
+# Each stack deleted is dropped from $DEPLOYED_DIR (default: deployed/ beside output/), deploy.sh's record.
 set -euo pipefail
 
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+deployed="${DEPLOYED_DIR:-$here/../../deployed}"
 command -v aws >/dev/null || { echo 'destroy.sh: the AWS CLI (aws) is not installed' >&2; exit 1; }
 
 cat <<'EOF'
@@ -78,6 +81,7 @@ destroy.sh; CloudFormation refuses to delete a stack whose export another stack 
   shop-delivery-payments (project stack)
   shop-delivery-web (project stack)
   shop-delivery-infrastructure (project stack)
+  shop-prod-origin-verify (prod's stack)
   shop-prod-data (prod's stack)
   shop-prod-edge (prod's stack)
 EOF
@@ -275,6 +279,8 @@ if aws cloudformation describe-stacks --stack-name shop-dr-connect --region eu-c
 else
   echo "    not deployed: nothing to delete"
 fi
+# Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
+rm -f "$deployed/dr/eu-central-1/shop-dr-connect.json"
 
 echo "==> 2/18 deleting shop-dr-svc-web (eu-central-1)"
 if aws cloudformation describe-stacks --stack-name shop-dr-svc-web --region eu-central-1 >/dev/null 2>&1; then
@@ -283,6 +289,8 @@ if aws cloudformation describe-stacks --stack-name shop-dr-svc-web --region eu-c
 else
   echo "    not deployed: nothing to delete"
 fi
+# Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
+rm -f "$deployed/dr/eu-central-1/shop-dr-svc-web.json"
 
 echo "==> 3/18 deleting shop-dr-svc-payments (eu-central-1)"
 if aws cloudformation describe-stacks --stack-name shop-dr-svc-payments --region eu-central-1 >/dev/null 2>&1; then
@@ -291,6 +299,8 @@ if aws cloudformation describe-stacks --stack-name shop-dr-svc-payments --region
 else
   echo "    not deployed: nothing to delete"
 fi
+# Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
+rm -f "$deployed/dr/eu-central-1/shop-dr-svc-payments.json"
 
 echo "==> 4/18 deleting shop-dr-svc-nightly (eu-central-1)"
 if aws cloudformation describe-stacks --stack-name shop-dr-svc-nightly --region eu-central-1 >/dev/null 2>&1; then
@@ -299,6 +309,8 @@ if aws cloudformation describe-stacks --stack-name shop-dr-svc-nightly --region 
 else
   echo "    not deployed: nothing to delete"
 fi
+# Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
+rm -f "$deployed/dr/eu-central-1/shop-dr-svc-nightly.json"
 
 echo "==> 5/18 deleting shop-dr-svc-mailer (eu-central-1)"
 if aws cloudformation describe-stacks --stack-name shop-dr-svc-mailer --region eu-central-1 >/dev/null 2>&1; then
@@ -307,6 +319,8 @@ if aws cloudformation describe-stacks --stack-name shop-dr-svc-mailer --region e
 else
   echo "    not deployed: nothing to delete"
 fi
+# Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
+rm -f "$deployed/dr/eu-central-1/shop-dr-svc-mailer.json"
 
 echo "==> 6/18 deleting shop-dr-svc-api (eu-central-1)"
 if aws cloudformation describe-stacks --stack-name shop-dr-svc-api --region eu-central-1 >/dev/null 2>&1; then
@@ -315,6 +329,8 @@ if aws cloudformation describe-stacks --stack-name shop-dr-svc-api --region eu-c
 else
   echo "    not deployed: nothing to delete"
 fi
+# Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
+rm -f "$deployed/dr/eu-central-1/shop-dr-svc-api.json"
 
 echo "==> 7/18 deleting shop-dr-edge-alarms (us-east-1)"
 if aws cloudformation describe-stacks --stack-name shop-dr-edge-alarms --region us-east-1 >/dev/null 2>&1; then
@@ -323,6 +339,8 @@ if aws cloudformation describe-stacks --stack-name shop-dr-edge-alarms --region 
 else
   echo "    not deployed: nothing to delete"
 fi
+# Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
+rm -f "$deployed/dr/us-east-1/shop-dr-edge-alarms.json"
 
 echo "==> 8/18 deleting shop-dr-dashboard (eu-central-1)"
 if aws cloudformation describe-stacks --stack-name shop-dr-dashboard --region eu-central-1 >/dev/null 2>&1; then
@@ -331,6 +349,8 @@ if aws cloudformation describe-stacks --stack-name shop-dr-dashboard --region eu
 else
   echo "    not deployed: nothing to delete"
 fi
+# Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
+rm -f "$deployed/dr/eu-central-1/shop-dr-dashboard.json"
 
 echo "==> 9/18 deleting shop-dr-monitoring (eu-central-1)"
 if aws cloudformation describe-stacks --stack-name shop-dr-monitoring --region eu-central-1 >/dev/null 2>&1; then
@@ -339,6 +359,8 @@ if aws cloudformation describe-stacks --stack-name shop-dr-monitoring --region e
 else
   echo "    not deployed: nothing to delete"
 fi
+# Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
+rm -f "$deployed/dr/eu-central-1/shop-dr-monitoring.json"
 
 echo "==> 10/18 deleting shop-dr-edge (eu-central-1)"
 if aws cloudformation describe-stacks --stack-name shop-dr-edge --region eu-central-1 >/dev/null 2>&1; then
@@ -347,6 +369,8 @@ if aws cloudformation describe-stacks --stack-name shop-dr-edge --region eu-cent
 else
   echo "    not deployed: nothing to delete"
 fi
+# Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
+rm -f "$deployed/dr/eu-central-1/shop-dr-edge.json"
 
 echo "==> 11/18 deleting shop-dr-edge-waf (us-east-1)"
 if aws cloudformation describe-stacks --stack-name shop-dr-edge-waf --region us-east-1 >/dev/null 2>&1; then
@@ -355,6 +379,8 @@ if aws cloudformation describe-stacks --stack-name shop-dr-edge-waf --region us-
 else
   echo "    not deployed: nothing to delete"
 fi
+# Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
+rm -f "$deployed/dr/us-east-1/shop-dr-edge-waf.json"
 
 echo "==> 12/18 deleting shop-dr-assets-replica (eu-central-1)"
 if aws cloudformation describe-stacks --stack-name shop-dr-assets-replica --region eu-central-1 >/dev/null 2>&1; then
@@ -363,6 +389,8 @@ if aws cloudformation describe-stacks --stack-name shop-dr-assets-replica --regi
 else
   echo "    not deployed: nothing to delete"
 fi
+# Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
+rm -f "$deployed/dr/eu-central-1/shop-dr-assets-replica.json"
 
 echo "==> 13/18 deleting shop-dr-platform (eu-central-1)"
 if aws cloudformation describe-stacks --stack-name shop-dr-platform --region eu-central-1 >/dev/null 2>&1; then
@@ -371,6 +399,8 @@ if aws cloudformation describe-stacks --stack-name shop-dr-platform --region eu-
 else
   echo "    not deployed: nothing to delete"
 fi
+# Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
+rm -f "$deployed/dr/eu-central-1/shop-dr-platform.json"
 
 echo "==> 14/18 deleting shop-dr-data (eu-central-1)"
 if aws cloudformation describe-stacks --stack-name shop-dr-data --region eu-central-1 >/dev/null 2>&1; then
@@ -379,6 +409,8 @@ if aws cloudformation describe-stacks --stack-name shop-dr-data --region eu-cent
 else
   echo "    not deployed: nothing to delete"
 fi
+# Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
+rm -f "$deployed/dr/eu-central-1/shop-dr-data.json"
 
 echo "==> 15/18 deleting shop-dr-security (eu-central-1)"
 if aws cloudformation describe-stacks --stack-name shop-dr-security --region eu-central-1 >/dev/null 2>&1; then
@@ -387,6 +419,8 @@ if aws cloudformation describe-stacks --stack-name shop-dr-security --region eu-
 else
   echo "    not deployed: nothing to delete"
 fi
+# Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
+rm -f "$deployed/dr/eu-central-1/shop-dr-security.json"
 
 echo "==> 16/18 deleting shop-dr-network (eu-central-1)"
 if aws cloudformation describe-stacks --stack-name shop-dr-network --region eu-central-1 >/dev/null 2>&1; then
@@ -395,6 +429,8 @@ if aws cloudformation describe-stacks --stack-name shop-dr-network --region eu-c
 else
   echo "    not deployed: nothing to delete"
 fi
+# Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
+rm -f "$deployed/dr/eu-central-1/shop-dr-network.json"
 
 echo "==> 17/18 deleting shop-dr-keys (eu-central-1)"
 if aws cloudformation describe-stacks --stack-name shop-dr-keys --region eu-central-1 >/dev/null 2>&1; then
@@ -403,6 +439,8 @@ if aws cloudformation describe-stacks --stack-name shop-dr-keys --region eu-cent
 else
   echo "    not deployed: nothing to delete"
 fi
+# Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
+rm -f "$deployed/dr/eu-central-1/shop-dr-keys.json"
 
 echo "==> 18/18 deleting shop-dr-deployer (eu-central-1)"
 if aws cloudformation describe-stacks --stack-name shop-dr-deployer --region eu-central-1 >/dev/null 2>&1; then
@@ -411,5 +449,7 @@ if aws cloudformation describe-stacks --stack-name shop-dr-deployer --region eu-
 else
   echo "    not deployed: nothing to delete"
 fi
+# Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
+rm -f "$deployed/dr/eu-central-1/shop-dr-deployer.json"
 
 echo "shop dr: 18 stack(s) deleted."

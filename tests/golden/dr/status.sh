@@ -706,6 +706,39 @@ if [[ "$state" == *FAILED* || "$state" == *ROLLBACK* ]]; then
   aws cloudformation describe-stack-events --stack-name shop-dr-security --region eu-central-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text | sed "s/^/    /"
 fi
 
+# shop-prod-origin-verify (prod's stack)
+drift=""
+if state="$(aws cloudformation describe-stacks --stack-name shop-prod-origin-verify --region eu-west-1 --query "Stacks[0].[StackStatus,DriftInformation.StackDriftStatus]" --output text 2>&1)"; then
+  drift="${state#*$'\t'}"
+  state="${state%%$'\t'*}"
+elif [[ "$state" == *"does not exist"* ]]; then
+  state=NOT_DEPLOYED
+else
+  state="ERROR: ${state//$'\n'/ }"
+fi
+# shellcheck disable=SC2059
+printf "$row" shop-prod-origin-verify eu-west-1 "$state" "$drift" 'prod'"'"'s stack'
+case "$state" in
+  CREATE_COMPLETE|UPDATE_COMPLETE|IMPORT_COMPLETE) ;;
+  *) : ;;
+esac
+case "$drift" in
+  DRIFTED)
+    cat <<'EOF'
+    drifted since it was deployed; what changed: aws cloudformation describe-stack-resource-drifts --stack-name shop-prod-origin-verify --region eu-west-1 --stack-resource-drift-status-filters MODIFIED DELETED
+EOF
+    ;;
+  NOT_CHECKED)
+    cat <<'EOF'
+    drift never checked; to check: aws cloudformation detect-stack-drift --stack-name shop-prod-origin-verify --region eu-west-1
+EOF
+    ;;
+esac
+if [[ "$state" == *FAILED* || "$state" == *ROLLBACK* ]]; then
+  echo "    last failed event:"
+  aws cloudformation describe-stack-events --stack-name shop-prod-origin-verify --region eu-west-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text | sed "s/^/    /"
+fi
+
 # shop-prod-data (prod's stack)
 drift=""
 if state="$(aws cloudformation describe-stacks --stack-name shop-prod-data --region eu-west-1 --query "Stacks[0].[StackStatus,DriftInformation.StackDriftStatus]" --output text 2>&1)"; then

@@ -8,9 +8,13 @@
 #                          each in the CloudFormation console (or with the command printed)
 #
 # Needs the AWS CLI signed in to that account. DEPLOY.md beside this script explains each step.
+# Each stack deployed is recorded in $DEPLOYED_DIR (default: deployed/ beside output/) as
+# <folder>/<region>/<stack>.json: the baseline of `make diff`. ALLOW_REPLACE=stack[,stack]: deploy
+# a stack whose update the diff blocks (a stateful resource replaced or deleted, a change AWS refuses).
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+deployed="${DEPLOYED_DIR:-$here/../../deployed}"
 review=false
 case "$*" in
   "") ;;
@@ -23,6 +27,9 @@ changeset=(--no-fail-on-empty-changeset)
 if [[ "$review" == true ]]; then
   changeset+=(--no-execute-changeset)
 fi
+# record FOLDER REGION STACK TEMPLATE: the stack is deployed; its JSON template becomes the baseline
+# make diff compares the next build with.
+record() { mkdir -p "$deployed/$1/$2" && cp "$here/$4" "$deployed/$1/$2/$3.json"; }
 
 command -v aws >/dev/null || { echo 'deploy.sh: the AWS CLI (aws) is not installed' >&2; exit 1; }
 account="$(aws sts get-caller-identity --query Account --output text)" || { echo 'deploy.sh: not signed in to AWS (the CLI found no valid credentials): nothing was changed' >&2; exit 1; }
@@ -171,6 +178,7 @@ aws cloudformation deploy \
   --capabilities CAPABILITY_NAMED_IAM \
   --tags Project=shop Environment=shared ManagedBy=infra-templates \
   "${changeset[@]}"
+[[ "$review" == true ]] || record project eu-west-1 shop-registry registry.json
 # It holds RegistryKey (AWS::KMS::Key): deleting the stack must take a deliberate step.
 if [[ "$review" == false ]]; then
   aws cloudformation update-termination-protection --enable-termination-protection \
@@ -186,6 +194,7 @@ aws cloudformation deploy \
   --template-file "$here/registry-api.yaml" \
   --tags Project=shop Environment=shared ManagedBy=infra-templates \
   "${changeset[@]}"
+[[ "$review" == true ]] || record project eu-west-1 shop-registry-api registry-api.json
 # It holds Repository (AWS::ECR::Repository): deleting the stack must take a deliberate step.
 if [[ "$review" == false ]]; then
   aws cloudformation update-termination-protection --enable-termination-protection \
@@ -201,6 +210,7 @@ aws cloudformation deploy \
   --template-file "$here/registry-mailer.yaml" \
   --tags Project=shop Environment=shared ManagedBy=infra-templates \
   "${changeset[@]}"
+[[ "$review" == true ]] || record project eu-west-1 shop-registry-mailer registry-mailer.json
 # It holds Repository (AWS::ECR::Repository): deleting the stack must take a deliberate step.
 if [[ "$review" == false ]]; then
   aws cloudformation update-termination-protection --enable-termination-protection \
@@ -216,6 +226,7 @@ aws cloudformation deploy \
   --template-file "$here/registry-nightly.yaml" \
   --tags Project=shop Environment=shared ManagedBy=infra-templates \
   "${changeset[@]}"
+[[ "$review" == true ]] || record project eu-west-1 shop-registry-nightly registry-nightly.json
 # It holds Repository (AWS::ECR::Repository): deleting the stack must take a deliberate step.
 if [[ "$review" == false ]]; then
   aws cloudformation update-termination-protection --enable-termination-protection \
@@ -231,6 +242,7 @@ aws cloudformation deploy \
   --template-file "$here/registry-payments.yaml" \
   --tags Project=shop Environment=shared ManagedBy=infra-templates \
   "${changeset[@]}"
+[[ "$review" == true ]] || record project eu-west-1 shop-registry-payments registry-payments.json
 # It holds Repository (AWS::ECR::Repository): deleting the stack must take a deliberate step.
 if [[ "$review" == false ]]; then
   aws cloudformation update-termination-protection --enable-termination-protection \
@@ -246,6 +258,7 @@ aws cloudformation deploy \
   --template-file "$here/registry-web.yaml" \
   --tags Project=shop Environment=shared ManagedBy=infra-templates \
   "${changeset[@]}"
+[[ "$review" == true ]] || record project eu-west-1 shop-registry-web registry-web.json
 # It holds Repository (AWS::ECR::Repository): deleting the stack must take a deliberate step.
 if [[ "$review" == false ]]; then
   aws cloudformation update-termination-protection --enable-termination-protection \
@@ -262,6 +275,7 @@ aws cloudformation deploy \
   --capabilities CAPABILITY_IAM \
   --tags Project=shop Environment=shared ManagedBy=infra-templates \
   "${changeset[@]}"
+[[ "$review" == true ]] || record project eu-central-1 shop-registry-replica-eu-central-1 registry-replica-eu-central-1.json
 # It holds ReplicaKey (AWS::KMS::Key): deleting the stack must take a deliberate step.
 if [[ "$review" == false ]]; then
   aws cloudformation update-termination-protection --enable-termination-protection \
@@ -277,6 +291,7 @@ aws cloudformation deploy \
   --template-file "$here/registry-replication.yaml" \
   --tags Project=shop Environment=shared ManagedBy=infra-templates \
   "${changeset[@]}"
+[[ "$review" == true ]] || record project eu-west-1 shop-registry-replication registry-replication.json
 
 # 9/17 shop-delivery
 echo "==> 9/17 shop-delivery (eu-west-1)"
@@ -286,6 +301,7 @@ aws cloudformation deploy \
   --template-file "$here/delivery.yaml" \
   --tags Project=shop Environment=shared ManagedBy=infra-templates \
   "${changeset[@]}"
+[[ "$review" == true ]] || record project eu-west-1 shop-delivery delivery.json
 # It holds ArtifactKey (AWS::KMS::Key), ArtifactAccessLogBucket (AWS::S3::Bucket), ArtifactBucket (AWS::S3::Bucket): deleting the stack must take a deliberate step.
 if [[ "$review" == false ]]; then
   aws cloudformation update-termination-protection --enable-termination-protection \
@@ -301,6 +317,7 @@ aws cloudformation deploy \
   --template-file "$here/delivery-artifacts-eu-central-1.yaml" \
   --tags Project=shop Environment=shared ManagedBy=infra-templates \
   "${changeset[@]}"
+[[ "$review" == true ]] || record project eu-central-1 shop-delivery-artifacts-eu-central-1 delivery-artifacts-eu-central-1.json
 # It holds ArtifactKey (AWS::KMS::Key), ArtifactAccessLogBucket (AWS::S3::Bucket), ArtifactBucket (AWS::S3::Bucket): deleting the stack must take a deliberate step.
 if [[ "$review" == false ]]; then
   aws cloudformation update-termination-protection --enable-termination-protection \
@@ -316,6 +333,7 @@ aws cloudformation deploy \
   --template-file "$here/delivery-artifacts-us-east-1.yaml" \
   --tags Project=shop Environment=shared ManagedBy=infra-templates \
   "${changeset[@]}"
+[[ "$review" == true ]] || record project us-east-1 shop-delivery-artifacts-us-east-1 delivery-artifacts-us-east-1.json
 # It holds ArtifactKey (AWS::KMS::Key), ArtifactAccessLogBucket (AWS::S3::Bucket), ArtifactBucket (AWS::S3::Bucket): deleting the stack must take a deliberate step.
 if [[ "$review" == false ]]; then
   aws cloudformation update-termination-protection --enable-termination-protection \
@@ -332,6 +350,7 @@ aws cloudformation deploy \
   --capabilities CAPABILITY_NAMED_IAM \
   --tags Project=shop Environment=shared ManagedBy=infra-templates \
   "${changeset[@]}"
+[[ "$review" == true ]] || record project eu-west-1 shop-delivery-api delivery-api.json
 # It holds SourceRepository (AWS::CodeCommit::Repository), BuildLogGroup (AWS::Logs::LogGroup): deleting the stack must take a deliberate step.
 if [[ "$review" == false ]]; then
   aws cloudformation update-termination-protection --enable-termination-protection \
@@ -348,6 +367,7 @@ aws cloudformation deploy \
   --capabilities CAPABILITY_NAMED_IAM \
   --tags Project=shop Environment=shared ManagedBy=infra-templates \
   "${changeset[@]}"
+[[ "$review" == true ]] || record project eu-west-1 shop-delivery-mailer delivery-mailer.json
 # It holds SourceRepository (AWS::CodeCommit::Repository), BuildLogGroup (AWS::Logs::LogGroup): deleting the stack must take a deliberate step.
 if [[ "$review" == false ]]; then
   aws cloudformation update-termination-protection --enable-termination-protection \
@@ -364,6 +384,7 @@ aws cloudformation deploy \
   --capabilities CAPABILITY_NAMED_IAM \
   --tags Project=shop Environment=shared ManagedBy=infra-templates \
   "${changeset[@]}"
+[[ "$review" == true ]] || record project eu-west-1 shop-delivery-nightly delivery-nightly.json
 # It holds SourceRepository (AWS::CodeCommit::Repository), BuildLogGroup (AWS::Logs::LogGroup): deleting the stack must take a deliberate step.
 if [[ "$review" == false ]]; then
   aws cloudformation update-termination-protection --enable-termination-protection \
@@ -380,6 +401,7 @@ aws cloudformation deploy \
   --capabilities CAPABILITY_NAMED_IAM \
   --tags Project=shop Environment=shared ManagedBy=infra-templates \
   "${changeset[@]}"
+[[ "$review" == true ]] || record project eu-west-1 shop-delivery-payments delivery-payments.json
 # It holds SourceRepository (AWS::CodeCommit::Repository), BuildLogGroup (AWS::Logs::LogGroup): deleting the stack must take a deliberate step.
 if [[ "$review" == false ]]; then
   aws cloudformation update-termination-protection --enable-termination-protection \
@@ -396,6 +418,7 @@ aws cloudformation deploy \
   --capabilities CAPABILITY_NAMED_IAM \
   --tags Project=shop Environment=shared ManagedBy=infra-templates \
   "${changeset[@]}"
+[[ "$review" == true ]] || record project eu-west-1 shop-delivery-web delivery-web.json
 # It holds SourceRepository (AWS::CodeCommit::Repository), BuildLogGroup (AWS::Logs::LogGroup): deleting the stack must take a deliberate step.
 if [[ "$review" == false ]]; then
   aws cloudformation update-termination-protection --enable-termination-protection \
@@ -413,6 +436,7 @@ aws cloudformation deploy \
   --capabilities CAPABILITY_NAMED_IAM \
   --tags Project=shop Environment=shared ManagedBy=infra-templates \
   "${changeset[@]}"
+[[ "$review" == true ]] || record project eu-west-1 shop-delivery-infrastructure delivery-infrastructure.json
 # It holds SourceRepository (AWS::CodeCommit::Repository), BuildLogGroup (AWS::Logs::LogGroup): deleting the stack must take a deliberate step.
 if [[ "$review" == false ]]; then
   aws cloudformation update-termination-protection --enable-termination-protection \

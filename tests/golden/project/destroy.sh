@@ -7,8 +7,11 @@
 #
 # It refuses while termination protection or deletion protection would stop a deletion half-way,
 # and prints the command that lifts each. Stacks of other folders are never touched.
+# Each stack deleted is dropped from $DEPLOYED_DIR (default: deployed/ beside output/), deploy.sh's record.
 set -euo pipefail
 
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+deployed="${DEPLOYED_DIR:-$here/../../deployed}"
 command -v aws >/dev/null || { echo 'destroy.sh: the AWS CLI (aws) is not installed' >&2; exit 1; }
 
 cat <<'EOF'
@@ -230,6 +233,8 @@ if aws cloudformation describe-stacks --stack-name shop-delivery-infrastructure 
 else
   echo "    not deployed: nothing to delete"
 fi
+# Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
+rm -f "$deployed/project/eu-west-1/shop-delivery-infrastructure.json"
 
 echo "==> 2/17 deleting shop-delivery-web (eu-west-1)"
 if aws cloudformation describe-stacks --stack-name shop-delivery-web --region eu-west-1 >/dev/null 2>&1; then
@@ -238,6 +243,8 @@ if aws cloudformation describe-stacks --stack-name shop-delivery-web --region eu
 else
   echo "    not deployed: nothing to delete"
 fi
+# Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
+rm -f "$deployed/project/eu-west-1/shop-delivery-web.json"
 
 echo "==> 3/17 deleting shop-delivery-payments (eu-west-1)"
 if aws cloudformation describe-stacks --stack-name shop-delivery-payments --region eu-west-1 >/dev/null 2>&1; then
@@ -246,6 +253,8 @@ if aws cloudformation describe-stacks --stack-name shop-delivery-payments --regi
 else
   echo "    not deployed: nothing to delete"
 fi
+# Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
+rm -f "$deployed/project/eu-west-1/shop-delivery-payments.json"
 
 echo "==> 4/17 deleting shop-delivery-nightly (eu-west-1)"
 if aws cloudformation describe-stacks --stack-name shop-delivery-nightly --region eu-west-1 >/dev/null 2>&1; then
@@ -254,6 +263,8 @@ if aws cloudformation describe-stacks --stack-name shop-delivery-nightly --regio
 else
   echo "    not deployed: nothing to delete"
 fi
+# Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
+rm -f "$deployed/project/eu-west-1/shop-delivery-nightly.json"
 
 echo "==> 5/17 deleting shop-delivery-mailer (eu-west-1)"
 if aws cloudformation describe-stacks --stack-name shop-delivery-mailer --region eu-west-1 >/dev/null 2>&1; then
@@ -262,6 +273,8 @@ if aws cloudformation describe-stacks --stack-name shop-delivery-mailer --region
 else
   echo "    not deployed: nothing to delete"
 fi
+# Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
+rm -f "$deployed/project/eu-west-1/shop-delivery-mailer.json"
 
 echo "==> 6/17 deleting shop-delivery-api (eu-west-1)"
 if aws cloudformation describe-stacks --stack-name shop-delivery-api --region eu-west-1 >/dev/null 2>&1; then
@@ -270,6 +283,8 @@ if aws cloudformation describe-stacks --stack-name shop-delivery-api --region eu
 else
   echo "    not deployed: nothing to delete"
 fi
+# Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
+rm -f "$deployed/project/eu-west-1/shop-delivery-api.json"
 
 echo "==> 7/17 deleting shop-delivery-artifacts-us-east-1 (us-east-1)"
 if aws cloudformation describe-stacks --stack-name shop-delivery-artifacts-us-east-1 --region us-east-1 >/dev/null 2>&1; then
@@ -278,6 +293,8 @@ if aws cloudformation describe-stacks --stack-name shop-delivery-artifacts-us-ea
 else
   echo "    not deployed: nothing to delete"
 fi
+# Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
+rm -f "$deployed/project/us-east-1/shop-delivery-artifacts-us-east-1.json"
 
 echo "==> 8/17 deleting shop-delivery-artifacts-eu-central-1 (eu-central-1)"
 if aws cloudformation describe-stacks --stack-name shop-delivery-artifacts-eu-central-1 --region eu-central-1 >/dev/null 2>&1; then
@@ -286,6 +303,8 @@ if aws cloudformation describe-stacks --stack-name shop-delivery-artifacts-eu-ce
 else
   echo "    not deployed: nothing to delete"
 fi
+# Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
+rm -f "$deployed/project/eu-central-1/shop-delivery-artifacts-eu-central-1.json"
 
 echo "==> 9/17 deleting shop-delivery (eu-west-1)"
 if aws cloudformation describe-stacks --stack-name shop-delivery --region eu-west-1 >/dev/null 2>&1; then
@@ -294,6 +313,8 @@ if aws cloudformation describe-stacks --stack-name shop-delivery --region eu-wes
 else
   echo "    not deployed: nothing to delete"
 fi
+# Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
+rm -f "$deployed/project/eu-west-1/shop-delivery.json"
 
 echo "==> 10/17 deleting shop-registry-replication (eu-west-1)"
 if aws cloudformation describe-stacks --stack-name shop-registry-replication --region eu-west-1 >/dev/null 2>&1; then
@@ -302,6 +323,8 @@ if aws cloudformation describe-stacks --stack-name shop-registry-replication --r
 else
   echo "    not deployed: nothing to delete"
 fi
+# Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
+rm -f "$deployed/project/eu-west-1/shop-registry-replication.json"
 
 echo "==> 11/17 deleting shop-registry-replica-eu-central-1 (eu-central-1)"
 if aws cloudformation describe-stacks --stack-name shop-registry-replica-eu-central-1 --region eu-central-1 >/dev/null 2>&1; then
@@ -310,6 +333,8 @@ if aws cloudformation describe-stacks --stack-name shop-registry-replica-eu-cent
 else
   echo "    not deployed: nothing to delete"
 fi
+# Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
+rm -f "$deployed/project/eu-central-1/shop-registry-replica-eu-central-1.json"
 
 echo "==> 12/17 deleting shop-registry-web (eu-west-1)"
 if aws cloudformation describe-stacks --stack-name shop-registry-web --region eu-west-1 >/dev/null 2>&1; then
@@ -318,6 +343,8 @@ if aws cloudformation describe-stacks --stack-name shop-registry-web --region eu
 else
   echo "    not deployed: nothing to delete"
 fi
+# Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
+rm -f "$deployed/project/eu-west-1/shop-registry-web.json"
 
 echo "==> 13/17 deleting shop-registry-payments (eu-west-1)"
 if aws cloudformation describe-stacks --stack-name shop-registry-payments --region eu-west-1 >/dev/null 2>&1; then
@@ -326,6 +353,8 @@ if aws cloudformation describe-stacks --stack-name shop-registry-payments --regi
 else
   echo "    not deployed: nothing to delete"
 fi
+# Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
+rm -f "$deployed/project/eu-west-1/shop-registry-payments.json"
 
 echo "==> 14/17 deleting shop-registry-nightly (eu-west-1)"
 if aws cloudformation describe-stacks --stack-name shop-registry-nightly --region eu-west-1 >/dev/null 2>&1; then
@@ -334,6 +363,8 @@ if aws cloudformation describe-stacks --stack-name shop-registry-nightly --regio
 else
   echo "    not deployed: nothing to delete"
 fi
+# Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
+rm -f "$deployed/project/eu-west-1/shop-registry-nightly.json"
 
 echo "==> 15/17 deleting shop-registry-mailer (eu-west-1)"
 if aws cloudformation describe-stacks --stack-name shop-registry-mailer --region eu-west-1 >/dev/null 2>&1; then
@@ -342,6 +373,8 @@ if aws cloudformation describe-stacks --stack-name shop-registry-mailer --region
 else
   echo "    not deployed: nothing to delete"
 fi
+# Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
+rm -f "$deployed/project/eu-west-1/shop-registry-mailer.json"
 
 echo "==> 16/17 deleting shop-registry-api (eu-west-1)"
 if aws cloudformation describe-stacks --stack-name shop-registry-api --region eu-west-1 >/dev/null 2>&1; then
@@ -350,6 +383,8 @@ if aws cloudformation describe-stacks --stack-name shop-registry-api --region eu
 else
   echo "    not deployed: nothing to delete"
 fi
+# Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
+rm -f "$deployed/project/eu-west-1/shop-registry-api.json"
 
 echo "==> 17/17 deleting shop-registry (eu-west-1)"
 if aws cloudformation describe-stacks --stack-name shop-registry --region eu-west-1 >/dev/null 2>&1; then
@@ -358,5 +393,7 @@ if aws cloudformation describe-stacks --stack-name shop-registry --region eu-wes
 else
   echo "    not deployed: nothing to delete"
 fi
+# Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
+rm -f "$deployed/project/eu-west-1/shop-registry.json"
 
 echo "shop shared stacks: 17 stack(s) deleted."

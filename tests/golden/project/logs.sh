@@ -5,15 +5,21 @@
 #   ./logs.sh SERVICE            the last 10 minutes, then new events as they come
 #   SINCE=2h ./logs.sh SERVICE   from 2 hours ago (s, m, h, d, w, or an ISO 8601 time)
 #
-# Services: (none)
+# Services: none
 set -euo pipefail
 
-usage="usage: $0 SERVICE (one of: (none))"
+usage="usage: $0 SERVICE (one of: none)"
 if [[ $# -ne 1 ]]; then echo "$usage" >&2; exit 2; fi
+# The name first (no AWS call needed to refuse it), then the CLI and its credentials.
+case "$1" in
+  '') ;;
+  *) echo "logs.sh: no service $1 in this environment" >&2; echo "$usage" >&2; exit 2 ;;
+esac
 command -v aws >/dev/null || { echo 'logs.sh: the AWS CLI (aws) is not installed' >&2; exit 1; }
 case "$(aws --version)" in
   aws-cli/1.*) echo 'logs.sh: the command it runs (logs tail) needs the AWS CLI version 2' >&2; exit 1 ;;
 esac
+aws sts get-caller-identity --query Account --output text >/dev/null || { echo 'logs.sh: not signed in to AWS (the CLI found no valid credentials): sign in, then run again' >&2; exit 1; }
 case "$1" in
   *) echo "logs.sh: no service $1 in this environment" >&2; echo "$usage" >&2; exit 2 ;;
 esac
