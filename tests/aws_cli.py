@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import io
+import logging
 import os
 import re
 import shlex
@@ -19,6 +21,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import yaml
 from awscli.clidriver import create_clidriver
 from botocore.exceptions import ClientError
 
@@ -115,7 +118,12 @@ def run(argv: list[str], *, missing_stacks: bool = True) -> Result:
     state.calls = []
     state.missing_stacks = missing_stacks and argv[:2] == ["cloudformation", "deploy"]
     stderr = io.StringIO()
-    with contextlib.redirect_stderr(stderr), contextlib.redirect_stdout(io.StringIO()), _fresh_handlers(driver.session):
+    with (
+        contextlib.redirect_stderr(stderr),
+        contextlib.redirect_stdout(io.StringIO()),
+        _fresh_handlers(driver.session),
+        _fresh_log_handlers(),
+    ):
         try:
             status: int | str = driver.main(argv)
         except SystemExit as error:  # argparse refuses an argument
@@ -145,6 +153,22 @@ def _fresh_handlers(session: Any) -> Iterator[None]:
         del session.register
         for event_name, handler in reversed(added):
             session.unregister(event_name, handler)
+
+
+@contextlib.contextmanager
+def _fresh_log_handlers() -> Iterator[None]:
+    """The ``awscli`` logger's handlers as they were before the run, as in a new ``aws`` process:
+    each ``main()`` adds one more StreamHandler to it (botocore's ``Session.set_stream_logger``,
+    called by awscli's ``_set_logging``), so after 1,200 commands each of awscli's debug records
+    went through 1,200 handlers (7.6 of the test's 65 s of CPU)."""
+    logger = logging.getLogger("awscli")
+    before = list(logger.handlers)
+    try:
+        yield
+    finally:
+        for handler in logger.handlers[:]:
+            if handler not in before:
+                logger.removeHandler(handler)
 
 
 @dataclass
@@ -190,12 +214,37 @@ def _parse_each_template_once() -> None:
     the command gets its own copy of the result."""
     from awscli.customizations.cloudformation import deploy  # noqa: PLC0415 - only with the driver
 
-    parse = deploy.yaml_parse
     parsed: dict[str, Any] = {}
 
     def once(text: str) -> Any:
         if text not in parsed:
-            parsed[text] = parse(text)
+            parsed[text] = yaml_parse(text)
         return copy.deepcopy(parsed[text])
 
     deploy.yaml_parse = once
+
+
+def yaml_parse(text: str) -> Any:
+    """awscli's ``yamlhelper.yaml_parse`` (JSON first, then YAML with CloudFormation's short-form
+    intrinsics) with PyYAML's libyaml parser in place of its pure-Python one: the same constructors
+    (awscli's ``_dict_constructor`` and ``intrinsics_multi_constructor``) on the same resolver, so
+    the same data (tests/test_aws_commands.py compares both on a shipped template), at a tenth of
+    the CPU (the pure-Python parse of the templates deploy.sh and DEPLOY.md name took 14 s)."""
+    from awscli.customizations.cloudformation import yamlhelper  # noqa: PLC0415 - only with the driver
+
+    try:
+        return yamlhelper.json.loads(text, object_pairs_hook=yamlhelper.OrderedDict)
+    except ValueError:
+        return yaml.load(text, _libyaml_loader())  # noqa: S506 - a safe loader: CSafeLoader's subclass
+
+
+@functools.cache
+def _libyaml_loader() -> type:
+    from awscli.customizations.cloudformation import yamlhelper  # noqa: PLC0415 - only with the driver
+
+    class Loader(yaml.CSafeLoader):
+        """awscli's SafeLoaderWrapper on libyaml."""
+
+    Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, yamlhelper._dict_constructor)
+    Loader.add_multi_constructor("!", yamlhelper.intrinsics_multi_constructor)
+    return Loader

@@ -407,3 +407,17 @@ def test_extraction_joins_continued_lines_and_stops_where_the_shell_does() -> No
     assert list(aws_cli.commands('x="$(aws sts get-caller-identity --output text 2>&1)"')) == [
         "aws sts get-caller-identity --output text"
     ]
+
+
+def test_the_libyaml_parse_of_a_template_is_awscli_s_own(output: Path) -> None:
+    """aws_cli parses the templates ``cloudformation deploy`` reads with libyaml; awscli's own
+    pure-Python parse gives the same data (short-form intrinsics and all) on a shipped template."""
+    from awscli.customizations.cloudformation import yamlhelper  # noqa: PLC0415 - the CLI's own
+
+    path = max(output.glob("*/*.yaml"), key=lambda p: p.stat().st_size)  # the largest: the most to differ in
+    text = path.read_text(encoding="utf-8")
+    assert "!Sub" in text or "!GetAtt" in text or "!Ref" in text  # short forms to construct
+    ours, theirs = aws_cli.yaml_parse(text), yamlhelper.yaml_parse(text)
+    assert ours == theirs
+    assert json.dumps(ours) == json.dumps(theirs)  # key order too (OrderedDicts compare by order as well)
+    assert aws_cli.yaml_parse('{"a": [1]}') == yamlhelper.yaml_parse('{"a": [1]}')  # JSON first, as awscli
