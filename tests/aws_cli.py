@@ -235,7 +235,7 @@ def yaml_parse(text: str) -> Any:
     try:
         return yamlhelper.json.loads(text, object_pairs_hook=yamlhelper.OrderedDict)
     except ValueError:
-        return yaml.load(text, _libyaml_loader())  # noqa: S506 - a safe loader: CSafeLoader's subclass
+        return yaml.load(text, _libyaml_loader())  # a safe loader: CSafeLoader's subclass
 
 
 @functools.cache

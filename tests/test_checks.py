@@ -373,9 +373,12 @@ def test_cfn_lint_appends_a_custom_rules_directory(tmp_path: Path, monkeypatch: 
     assert any(p.message == "E9901 a queue" for p in checks.check_cfn_lint(files))
 
 
-def test_cfn_lint_in_batches_finds_what_it_finds_template_by_template(tmp_path: Path) -> None:
+def test_cfn_lint_in_batches_finds_what_it_finds_template_by_template(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The gate lints a region's templates in one run with the rules loaded once; the findings are
     those of cfn-lint's lint_file on each template on its own (what the gate did before)."""
+    monkeypatch.setenv("GATE_CACHE", "off")  # cfn-lint's own runs, both
     bodies = {
         "queue": QUEUE_WITH_A_TYPO,
         "table": {
@@ -475,16 +478,21 @@ def checkov_scan(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[s
     for folder, bodies in CHECKOV_CASES.items():
         several_stacks(output, bodies, folder)
     found: dict[str, list[str]] = {folder: [] for folder in CHECKOV_CASES}
-    for problem in checks.check_checkov(output):
-        folder, text = _as_alone(problem)
-        found[folder].append(text)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("GATE_CACHE", "off")  # checkov's own run (the split test compares runs)
+        for problem in checks.check_checkov(output):
+            folder, text = _as_alone(problem)
+            found[folder].append(text)
     return output, found
 
 
 @pytest.mark.xdist_group("checkov")
-def test_checkov_split_over_processes_finds_what_one_run_finds(checkov_scan: tuple[Path, dict[str, list[str]]]) -> None:
+def test_checkov_split_over_processes_finds_what_one_run_finds(
+    checkov_scan: tuple[Path, dict[str, list[str]]], monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The gate may run checkov as several processes over groups of files: every file lands in one
     group, and a skip is judged against the findings of its own file, whichever group it is in."""
+    monkeypatch.setenv("GATE_CACHE", "off")  # checkov's own runs, each
     output, found = checkov_scan
     files = checks.template_files(checks.load_manifests(output, ["split"]))
     parts = checks.checkov_parts(files, 2)
@@ -530,3 +538,74 @@ def test_checkov_cli_finds_what_checkov_itself_finds(tmp_path: Path, monkeypatch
     theirs = checks._run_checkov(folder)
     assert ours == theirs
     assert ours[1] == 3 and {check for _, _, check in ours[0]} >= {"CKV_AWS_18", "CKV_AWS_27"}
+
+
+def test_cfn_lint_findings_kept_are_those_found_and_keyed_by_all_they_depend_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A template linted once is not linted again: the gate reads what cfn-lint found (path put
+    back); another region, rule pack or template bytes is another key, linted afresh."""
+    from infra_templates import derived  # noqa: PLC0415
+
+    monkeypatch.setattr(derived, "CACHE_FOLDER", tmp_path / "cache")
+    path = tmp_path / "queue.json"
+    path.write_text(to_json(QUEUE_WITH_A_TYPO))
+    monkeypatch.setenv("GATE_CACHE", "off")
+    live = checks.lint_templates("eu-west-1", [str(path)], append_rules=())
+    assert live and not (tmp_path / "cache").exists()
+    monkeypatch.delenv("GATE_CACHE")
+    assert checks.lint_templates("eu-west-1", [str(path)], append_rules=()) == live  # linted, and kept
+    assert len(list((tmp_path / "cache" / "gate-findings").glob("cfn-lint-*.json"))) == 1
+
+    import cfnlint.runner  # noqa: PLC0415
+
+    def linted(*_: object) -> list[object]:
+        raise AssertionError("linted again")
+
+    monkeypatch.setattr(cfnlint.runner, "run_template_by_file_path", linted)
+    assert checks.lint_templates("eu-west-1", [str(path)], append_rules=()) == live  # read back
+    elsewhere = tmp_path / "copy" / "queue.json"  # the same bytes at another path: its own path in each finding
+    elsewhere.parent.mkdir()
+    elsewhere.write_text(path.read_text())
+    assert [p.where for p in checks.lint_templates("eu-west-1", [str(elsewhere)], append_rules=())] == [
+        p.where.replace(str(path), str(elsewhere)) for p in live
+    ]
+    for region, rules, body in (
+        ("us-east-1", (), QUEUE_WITH_A_TYPO),
+        ("eu-west-1", (str(checks.RULES_DIR),), QUEUE_WITH_A_TYPO),
+        ("eu-west-1", (), BUCKET_WITHOUT_ANYTHING),
+    ):
+        path.write_text(to_json(body))
+        with pytest.raises(AssertionError, match="linted again"):
+            checks.lint_templates(region, [str(path)], append_rules=rules)
+
+
+def test_checkov_findings_kept_are_those_found_and_keyed_by_the_scanned_text(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file scanned once is not scanned again: the gate reads what checkov found on the same
+    text (its skips judged afresh); another text is scanned; no scanner, no pass."""
+    from infra_templates import derived  # noqa: PLC0415
+
+    monkeypatch.setattr(derived, "CACHE_FOLDER", tmp_path / "cache")
+    output = write_output(tmp_path / "a", BUCKET_WITHOUT_ANYTHING)
+    found = checks.check_checkov(output)
+    assert any("CKV_AWS_18" in p.message for p in found)  # access logging: a finding to keep
+    assert len(list((tmp_path / "cache" / "gate-findings").glob("checkov-*.json"))) == 1
+
+    def scanned(*_: object) -> object:
+        raise AssertionError("scanned again")
+
+    monkeypatch.setattr(checks, "_run_checkov", scanned)
+    assert checks.check_checkov(write_output(tmp_path / "b", BUCKET_WITHOUT_ANYTHING)) == found  # read back
+    other = json.loads(json.dumps(BUCKET_WITHOUT_ANYTHING))
+    other["Resources"]["Bucket"]["Properties"] = {"BucketName": "another"}
+    with pytest.raises(AssertionError, match="scanned again"):
+        checks.check_checkov(write_output(tmp_path / "c", other))
+
+    def missing() -> list[str]:
+        raise RuntimeError("checkov is not installed")
+
+    monkeypatch.setattr(checks, "checkov_command", missing)
+    with pytest.raises(RuntimeError, match="not installed"):
+        checks.check_checkov(output)

@@ -18,6 +18,7 @@ A check that cannot run (a tool missing or crashing) is a failure, never a pass.
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import json
 import multiprocessing
@@ -293,19 +294,121 @@ def _cfn_lint_rules(append_rules: tuple[str, ...]) -> Any:
 
 def lint_templates(region: str, paths: Sequence[str], append_rules: Sequence[str] = ()) -> list[Problem]:
     """cfn-lint on ``paths``, each against ``region``, informational rules included: what
-    ``cfn-lint --regions REGION --include-checks I --append-rules DIR PATH...`` reports."""
+    ``cfn-lint --regions REGION --include-checks I --append-rules DIR PATH...`` reports; a template
+    whose findings the cache holds (see ``_cache_folder``) is not linted again."""
+    found: dict[str, list[Problem]] = {}
+    live: list[tuple[str, Path | None]] = []  # (path, where its findings are kept) of the templates not in the cache
+    for path in paths:
+        entry = _lint_cache_entry(region, path, tuple(append_rules))
+        cached = _read_cached(entry)
+        if cached is None:
+            live.append((path, entry))
+        else:
+            found[path] = [Problem("cfn-lint", f"{path}:{line}", text.replace(_PATH, path)) for line, text in cached]
+    if live:
+        _lint_live(region, live, append_rules, found)
+    return [problem for path in paths for problem in found.get(path, [])]
+
+
+def _lint_live(
+    region: str, live: Sequence[tuple[str, Path | None]], append_rules: Sequence[str], found: dict[str, list[Problem]]
+) -> None:
+    """cfn-lint itself on the templates of ``live`` (path, cache entry): their findings into ``found``, and kept."""
     from cfnlint.config import ConfigMixIn, ManualArgs  # noqa: PLC0415 - heavy: only where linting
     from cfnlint.runner import run_template_by_file_path  # noqa: PLC0415
 
     rules = _cfn_lint_rules(tuple(append_rules))
     config = ConfigMixIn(
-        **ManualArgs(templates=list(paths), regions=[region], include_checks=["I"], append_rules=list(append_rules))
+        **ManualArgs(
+            templates=[path for path, _ in live],
+            regions=[region],
+            include_checks=["I"],
+            append_rules=list(append_rules),
+        )
     )
-    problems: list[Problem] = []
-    for path in paths:
-        for match in run_template_by_file_path(path, config, rules, False):
-            problems.append(Problem("cfn-lint", f"{path}:{match.linenumber}", f"{match.rule.id} {match.message}"))
-    return problems
+    for path, entry in live:
+        matches = [
+            (match.linenumber, f"{match.rule.id} {match.message}")
+            for match in run_template_by_file_path(path, config, rules, False)
+        ]
+        found[path] = [Problem("cfn-lint", f"{path}:{line}", text) for line, text in matches]
+        _write_cached(entry, [(line, text.replace(path, _PATH)) for line, text in matches])
+
+
+# --- the findings cache -------------------------------------------------------------------------
+# cfn-lint's findings on a template are a function of the template's bytes, its region, the rule
+# set (cfn-lint's version: its rules and schemas; the custom rule pack's files) and how the gate
+# runs it (this module's source: the options above); a finding that names the template's path gets
+# it back from a placeholder. Kept per template under the virtual environment's cache folder
+# (derived.py's), so that the gate on templates it has seen reads their findings instead of linting
+# them again (the inner loop: a change rebuilds a few templates; the rest were linted by the last
+# gate). A fresh installation has an empty cache: the first gate lints everything.
+# GATE_CACHE=off turns it off (the tests that compare cfn-lint's own runs do).
+_PATH = "\x00template\x00"  # stands for the template's path in a kept finding
+
+
+def _cache_folder() -> Path | None:
+    """Where kept findings go; None when the cache is off."""
+    if os.environ.get("GATE_CACHE", "").lower() in ("0", "off", "no", "false"):
+        return None
+    from infra_templates.derived import CACHE_FOLDER  # noqa: PLC0415 - the toolkit's cache folder
+
+    return CACHE_FOLDER / "gate-findings"
+
+
+@cache
+def _lint_key_base(append_rules: tuple[str, ...]) -> bytes:
+    """The part of a cfn-lint finding's key shared by every template: cfn-lint's version, the rule
+    pack's files (names and bytes) and this module's source."""
+    from cfnlint.version import __version__  # noqa: PLC0415 - heavy: only where linting
+
+    digest = hashlib.sha256(f"cfn-lint {__version__}; include I;".encode())
+    digest.update(Path(__file__).read_bytes())
+    for folder in append_rules:
+        root = Path(folder)
+        for path in sorted(p for p in root.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
+            digest.update(f"{path.relative_to(root)}:{path.stat().st_size};".encode())
+            digest.update(path.read_bytes())
+    return digest.digest()
+
+
+def _lint_cache_entry(region: str, path: str, append_rules: tuple[str, ...]) -> Path | None:
+    folder = _cache_folder()
+    if folder is None:
+        return None
+    try:
+        body = Path(path).read_bytes()
+    except OSError:
+        return None  # cfn-lint reports what it cannot read
+    digest = hashlib.sha256(_lint_key_base(append_rules))
+    digest.update(f"{region};{Path(path).suffix};".encode())
+    digest.update(body)
+    return folder / f"cfn-lint-{digest.hexdigest()}.json"
+
+
+def _read_cached(entry: Path | None) -> list[Any] | None:
+    if entry is None:
+        return None
+    try:
+        kept = json.loads(entry.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return kept if isinstance(kept, list) else None
+
+
+def _write_cached(entry: Path | None, value: list[Any]) -> None:
+    """Write ``value`` whole or not at all (aside, then renamed: concurrent gates never read half
+    of one); a cache that cannot be written is no cache, not a failure."""
+    if entry is None:
+        return
+    try:
+        entry.parent.mkdir(parents=True, exist_ok=True)
+        handle, aside = tempfile.mkstemp(prefix=".", dir=entry.parent)
+        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            json.dump(value, stream)
+        os.replace(aside, entry)
+    except OSError:
+        return
 
 
 def compare_twins(pairs: Sequence[tuple[str, str]]) -> list[Problem]:
@@ -315,16 +418,35 @@ def compare_twins(pairs: Sequence[tuple[str, str]]) -> list[Problem]:
 
     problems: list[Problem] = []
     for yaml_path, json_path in pairs:
-        mine, errors = decode_str(Path(yaml_path).read_text(encoding="utf-8"))
+        text, json_text = Path(yaml_path).read_text(encoding="utf-8"), Path(json_path).read_text(encoding="utf-8")
+        entry = _twin_cache_entry(text, json_text)
+        if _read_cached(entry) == []:  # this pair of texts was found the same before
+            continue
+        mine, errors = decode_str(text)
         try:
-            theirs = json.loads(Path(json_path).read_text(encoding="utf-8"))
+            theirs = json.loads(json_text)
         except json.JSONDecodeError:
             theirs = None  # cfn-lint reports the JSON itself
         if errors or json.loads(json.dumps(mine)) != theirs:
             problems.append(
                 Problem("cfn-lint", yaml_path, f"does not hold the same template as {Path(json_path).name}: {errors}")
             )
+        else:
+            _write_cached(entry, [])  # only a pass is kept: a difference is found afresh each time
     return problems
+
+
+def _twin_cache_entry(yaml_text: str, json_text: str) -> Path | None:
+    """Where the verdict "the same template" on a YAML text and a JSON text is kept: keyed by both
+    texts, cfn-lint's version (its YAML loader) and this module's source."""
+    folder = _cache_folder()
+    if folder is None:
+        return None
+    digest = hashlib.sha256(_lint_key_base(()))
+    for text in (yaml_text, json_text):
+        digest.update(f"{len(text)};".encode())
+        digest.update(text.encode())
+    return folder / f"twins-{digest.hexdigest()}.json"
 
 
 # --- checkov ----------------------------------------------------------------------------------
@@ -383,22 +505,7 @@ def check_checkov(
         unknown = wanted - {str(file.path) for file in scanned_files}
         if unknown:
             raise RuntimeError(f"asked to scan files the manifests do not name: {', '.join(sorted(unknown))}")
-    root = output.resolve()
-    declared: dict[tuple[str, str, str], str] = {}
-    with tempfile.TemporaryDirectory(prefix="checkov-") as scratch:
-        for file in scanned_files:
-            relative = str(file.path.relative_to(root))
-            body = _plain_template(file.path)
-            for logical, resource in body.get("Resources", {}).items():
-                metadata = resource.get("Metadata", {})
-                for skip in metadata.pop("checkov", {}).get("skip", []):
-                    declared[(relative, logical, skip.get("id", ""))] = skip.get("comment", "")
-                if "Metadata" in resource and not metadata:
-                    del resource["Metadata"]
-            target = Path(scratch) / relative
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(to_json(body) if file.path.suffix == ".json" else to_yaml(body), encoding="utf-8")
-        findings, scanned = _run_checkov(Path(scratch))
+    declared, findings, scanned = _scan(output.resolve(), scanned_files)
     problems: list[Problem] = []
     for (relative, logical, check), name in sorted(findings.items()):
         if (relative, logical, check) not in declared:
@@ -415,6 +522,52 @@ def check_checkov(
     if scanned == 0:
         problems.append(Problem("checkov", str(output), "scanned no resources: is the output folder empty?"))
     return problems
+
+
+def _scan(
+    root: Path, scanned_files: Sequence[TemplateFile]
+) -> tuple[dict[tuple[str, str, str], str], dict[tuple[str, str, str], str], int]:
+    """The skips ``{(file, logical ID, check id): reason}`` taken out of ``scanned_files`` (paths
+    relative to ``root``), checkov's findings on what is left ``{(file, logical ID, check id): check
+    name}`` and the resources it scanned: one checkov run over the files whose findings the cache
+    does not hold (see ``_cache_folder``), none when it holds them all."""
+    checkov_command()  # a scanner that is not there fails the check, even where the cache holds every finding
+    declared: dict[tuple[str, str, str], str] = {}
+    findings: dict[tuple[str, str, str], str] = {}
+    scanned = 0
+    entries: dict[str, Path | None] = {}  # the files scanned live: where their findings are kept
+    with tempfile.TemporaryDirectory(prefix="checkov-") as scratch:
+        for file in scanned_files:
+            relative = str(file.path.relative_to(root))
+            body = _plain_template(file.path)
+            for logical, resource in body.get("Resources", {}).items():
+                metadata = resource.get("Metadata", {})
+                for skip in metadata.pop("checkov", {}).get("skip", []):
+                    declared[(relative, logical, skip.get("id", ""))] = skip.get("comment", "")
+                if "Metadata" in resource and not metadata:
+                    del resource["Metadata"]
+            text = to_json(body) if file.path.suffix == ".json" else to_yaml(body)
+            entry = _checkov_cache_entry(file.path.suffix, text)
+            kept = _read_cached(entry)
+            if kept is not None and len(kept) == 2:  # [findings, resources] as checkov reported them for this text
+                findings.update({(relative, logical, check): name for logical, check, name in kept[0]})
+                scanned += kept[1]
+                continue
+            entries[relative] = entry
+            target = Path(scratch) / relative
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(text, encoding="utf-8")
+        if entries or not scanned_files:  # no file: one run over nothing, which reports that it scanned nothing
+            resources: dict[str, set[str]] = {}
+            live, count = _run_checkov(Path(scratch), resources)
+            findings.update(live)
+            scanned += count
+            for relative, entry in entries.items():
+                mine = sorted(
+                    [logical, check, name] for (where, logical, check), name in live.items() if where == relative
+                )
+                _write_cached(entry, [mine, len(resources.get(relative, ()))])
+    return declared, findings, scanned
 
 
 def _plain_template(path: Path) -> dict[str, Any]:
@@ -438,8 +591,33 @@ def _plain_template(path: Path) -> dict[str, Any]:
     return body
 
 
-def _run_checkov(folder: Path) -> tuple[dict[tuple[str, str, str], str], int]:
-    """Failed checks ``{(file, logical ID, check id): check name}`` and the resources scanned."""
+def _checkov_cache_entry(suffix: str, text: str) -> Path | None:
+    """Where checkov's findings on a scanned file's ``text`` are kept (see ``_cache_folder``): keyed
+    by the text, checkov's version, ``checkov_cli``'s and this module's source (how it runs)."""
+    folder = _cache_folder()
+    if folder is None:
+        return None
+    digest = hashlib.sha256(_checkov_key_base())
+    digest.update(f"{suffix};".encode())
+    digest.update(text.encode())
+    return folder / f"checkov-{digest.hexdigest()}.json"
+
+
+@cache
+def _checkov_key_base() -> bytes:
+    from checkov.version import version  # noqa: PLC0415 - only where scanning
+
+    digest = hashlib.sha256(f"checkov {version}; cloudformation;".encode())
+    digest.update(Path(__file__).read_bytes())
+    digest.update(Path(__file__).with_name("checkov_cli.py").read_bytes())
+    return digest.digest()
+
+
+def _run_checkov(
+    folder: Path, resources: dict[str, set[str]] | None = None
+) -> tuple[dict[tuple[str, str, str], str], int]:
+    """Failed checks ``{(file, logical ID, check id): check name}`` and the resources scanned;
+    ``resources``, when given, gets the logical IDs checkov checked in each file (passed or failed)."""
     env = dict(os.environ)
     # No platform account: keep checkov from reaching out (guidelines, version checks, telemetry).
     env.update({"BC_SKIP_MAPPING": "TRUE", "CHECKOV_SKIP_VERSION_CHECK": "TRUE", "LOG_LEVEL": "ERROR"})
@@ -472,6 +650,11 @@ def _run_checkov(folder: Path) -> tuple[dict[tuple[str, str, str], str], int]:
             logical = str(failed.get("resource", "")).split(".", 1)[-1]
             key = (str(failed.get("file_path", "")).lstrip("/"), logical, failed["check_id"])
             findings[key] = failed.get("check_name", "")
+        if resources is not None:
+            for kind in ("passed_checks", "failed_checks"):
+                for result in entry.get("results", {}).get(kind, []):
+                    where = str(result.get("file_path", "")).lstrip("/")
+                    resources.setdefault(where, set()).add(str(result.get("resource", "")))
     return findings, scanned
 
 
