@@ -29,6 +29,9 @@ def build(dr: Environment, primary: Environment, stacks: Sequence[Stack]) -> str
     origin = primary.edge.origin_domain
     replica_stack = f"{project}-{dr.name}-assets-replica"
     primary_edge = f"{project}-{primary.name}-edge"
+    # The assets' key prefix: CloudFront asks the bucket for a request's whole path, so edge.assets_path
+    # '/assets/*' serves the objects under 'assets/' (README, "The edge"); the root object may not be one.
+    prefix = primary.edge.assets_path.removeprefix("/").removesuffix("*")
     dns_stack = f"{project}-{primary.name}-dns"
     lines = [
         f"# {project} {dr.name}: disaster recovery runbook",
@@ -73,7 +76,8 @@ def build(dr: Environment, primary: Environment, stacks: Sequence[Stack]) -> str
     ]
     if dns is not None:
         lines += [
-            f"- **API**: CloudFront sends API calls to `{origin}`. Route 53 answers that name with",
+            f"- **API and web routes**: CloudFront sends every web route (the site and the API) to `{origin}`.",
+            "  Route 53 answers that name with",
             f"  `{primary.name}`'s load balancer until the database has moved: the primary record follows a",
             "  failover gate (a CALCULATED health check) that stays healthy until the promotion step below opens",
             f"  it; from then it is the check of `{primary.name}`'s API (HTTPS `{dns.health_check_path}`, every 30 s),",
@@ -94,7 +98,7 @@ def build(dr: Environment, primary: Environment, stacks: Sequence[Stack]) -> str
         "## Fail over (the primary region is down)",
         "",
         "Steps in this order: the recovery region must be able to serve (a writer, the services scaled up)",
-        "before the database is promoted, and API traffic moves only after the promotion.",
+        "before the database is promoted, and web traffic (the site and the API) moves only after the promotion.",
         "",
         "1. Decide: the primary is unavailable for longer than the RTO allows waiting. Announce it.",
     ]
@@ -243,17 +247,20 @@ def build(dr: Environment, primary: Environment, stacks: Sequence[Stack]) -> str
         "```",
         "",
         *_image_check(dr),
-        "Check the assets' replication and the API's failover too:",
+        "Check the assets' replication and the origin name's failover too:",
         "",
         "```sh",
-        "# Assets: the replication status of an object (COMPLETED on the source means it is in the replica).",
+        "# Assets: the replication status of an object (COMPLETED on the source means it is in the replica):",
+        f"# the first under {prefix}, the key prefix CloudFront serves edge.assets_path ({primary.edge.assets_path}) from.",
         f"assets=$(aws cloudformation describe-stacks --region {primary.region} --stack-name {primary_edge} \\",
         "  --query \"Stacks[0].Outputs[?OutputKey=='AssetsBucketName'].OutputValue\" --output text)",
+        f'key=$(aws s3api list-objects-v2 --region {primary.region} --bucket "$assets" --prefix {prefix} \\',
+        '  --max-items 1 --query "Contents[0].Key" --output text)',
         f'aws s3api head-object --region {primary.region} --bucket "$assets" \\',
-        f"  --key {primary.edge.default_root_object} --query ReplicationStatus",
+        '  --key "$key" --query ReplicationStatus',
         *(
             [
-                "# API origin name: the health check Route 53 fails over on.",
+                "# The origin name (every web route's): the health check Route 53 fails over on.",
                 f"check=$(aws cloudformation describe-stacks --region {primary.region} --stack-name {dns_stack} \\",
                 "  --query \"Stacks[0].Outputs[?OutputKey=='PrimaryHealthCheckId'].OutputValue\" --output text)",
                 'aws route53 get-health-check-status --health-check-id "$check"',
