@@ -251,7 +251,8 @@ def build(dr: Environment, primary: Environment, stacks: Sequence[Stack]) -> str
         "",
         "```sh",
         "# Assets: the replication status of an object (COMPLETED on the source means it is in the replica):",
-        f"# the first under {prefix}, the key prefix CloudFront serves edge.assets_path ({primary.edge.assets_path}) from.",
+        f"# the first under {prefix}, the key prefix CloudFront serves edge.assets_path "
+        f"({primary.edge.assets_path}) from.",
         f"assets=$(aws cloudformation describe-stacks --region {primary.region} --stack-name {primary_edge} \\",
         "  --query \"Stacks[0].Outputs[?OutputKey=='AssetsBucketName'].OutputValue\" --output text)",
         f'key=$(aws s3api list-objects-v2 --region {primary.region} --bucket "$assets" --prefix {prefix} \\',

@@ -657,3 +657,36 @@ def test_the_origin_record_is_created_where_the_settings_name_a_hosted_zone_else
     # dev: no hosted zone in the settings: the DNS provider, with the name to point at.
     assert "route53" not in section("dev") and "create the record at your DNS provider, a CNAME" in section("dev")
     assert "--stack-name shop-dev-platform --region eu-west-1" in section("dev")
+
+
+@pytest.mark.parametrize(("folder", "reminded"), [("dev", True), ("dr", True), ("prod", False)])
+def test_the_script_ends_with_the_origin_record_no_stack_creates(
+    written: Path, tmp_path: Path, folder: str, reminded: bool
+) -> None:
+    """`make deploy` alone must not leave a site answering 502 unexplained: the origin name's record is the
+    one step the script cannot take, so it says so last, with the load balancer's DNS name read from the
+    stack. prod's record is its dns stack's (dr.dns): nothing to say there."""
+    run_script(written / folder / "deploy.sh", tmp_path)  # only to put the recording stand-in for aws in place
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("AWS")}
+    environ.update(
+        PATH=f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}",
+        FAKE_AWS_LOG=str(tmp_path / "aws.log"),
+        FAKE_ACCOUNT=account_of(written / folder),
+        DEPLOYED_DIR=str(tmp_path / "deployed"),
+        IMAGE_TAG="0123abc",
+    )
+    (tmp_path / "aws.log").write_text("")
+    result = subprocess.run(
+        [str(written / folder / "deploy.sh")], capture_output=True, text=True, env=environ, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    last = result.stdout.strip().splitlines()[-1]
+    name = BUILT.environments[folder].edge.origin_domain
+    if reminded:
+        read = f"cloudformation describe-stacks --stack-name shop-{folder}-platform"
+        assert read in (tmp_path / "aws.log").read_text().splitlines()[-1]
+        assert last.startswith(f"One step is yours, once: {name} must resolve to the load balancer, arn:")
+        assert "DEPLOY.md, 'The origin name', gives the commands." in last
+    else:
+        assert "One step is yours" not in result.stdout
+        assert last == f"shop {folder}: {len(own_stacks(written / folder))} CloudFormation stacks deployed."

@@ -817,9 +817,32 @@ def deploy_script(context: Handover) -> str:
         '  echo "Change sets created, none executed: review them, then run this script without --review."',
         "else",
         f'  echo "{title}: {_stacks(len(own))} deployed."',
+        *_origin_reminders(context),
         "fi",
     ]
     return "\n".join(out) + "\n"
+
+
+def _origin_reminders(context: Handover) -> list[str]:
+    """deploy.sh's last words for each origin name no stack holds a record of: the one step the script
+    cannot take (DEPLOY.md, "The origin name"), with the load balancer's DNS name to point it at. Until
+    that record resolves, CloudFront cannot reach the load balancer and every web route answers 502
+    (CloudFront Developer Guide, "HTTP 502 status code (DNS error)", NonS3OriginDnsError)."""
+    q = shlex.quote
+    out = []
+    for record in (r for r in context.origins if not r.managed_by):
+        read = (
+            f"aws cloudformation describe-stacks --stack-name {q(record.stack)} --region {q(record.region)} "
+            f"--query \"Stacks[0].Outputs[?OutputKey=='{LOAD_BALANCER_DNS_OUTPUT}'].OutputValue\" --output text"
+        )
+        out += [
+            f'  alb_dns="$({read} || true)"',
+            f'  echo "One step is yours, once: {record.name} must resolve to the load balancer, $alb_dns '
+            "(a CNAME, or a Route 53 alias A record), and its certificate must cover that name: "
+            "no stack creates that record, and until it "
+            "resolves CloudFront reaches no web route (502). DEPLOY.md, 'The origin name', gives the commands.\"",
+        ]
+    return out
 
 
 def _preflight(context: Handover) -> list[str]:
