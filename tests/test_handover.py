@@ -516,6 +516,28 @@ def test_an_update_that_loses_stateful_data_is_refused_until_allowed(written: Pa
     assert "refusing" not in (tmp_path / "output" / "dev" / "deploy.sh").read_text()
 
 
+def test_an_update_aws_would_refuse_says_allow_replace_cannot_make_it_pass(written: Path, tmp_path: Path) -> None:
+    # dev's database as deployed had another DatabaseName (create-only): the build replaces the cluster,
+    # which keeps its custom name, so CloudFormation refuses the update whatever ALLOW_REPLACE says.
+    stacks = json.loads((written / "dev" / "manifest.json").read_text())["stacks"]
+    stack = next(s for s in stacks if s["templates"]["json"] == "data.json")
+    record = tmp_path / "deployed" / "dev" / stack["region"] / f"{stack['name']}.json"
+    record.parent.mkdir(parents=True)
+    body = json.loads((written / "dev" / "data.json").read_text())
+    body["Resources"]["Cluster"]["Properties"]["DatabaseName"] = "before"
+    record.write_text(json.dumps(body))
+    code, _, err = generate_main(
+        "build", "--env", "dev", "--output", str(tmp_path / "output"), "--diagrams", "none", "--quiet"
+    )
+    assert code == 0, err
+    status, calls, err = run_script(tmp_path / "output" / "dev" / "deploy.sh", tmp_path, FAKE_ACCOUNT="111111111111")
+    assert status == 1 and deployed(calls) == []
+    assert f"deploy.sh: refusing {stack['name']}: cannot deploy: " in err
+    assert "CloudFormation would refuse this update and roll the stack back" in err
+    assert f"ALLOW_REPLACE={stack['name']} (comma-separated for several) only lets this script try it." in err
+    assert "To deploy it deliberately" not in err
+
+
 # --- first deployments and pre-flight checks --------------------------------------------------------
 
 API_TAG = "/shop/prod/api/image-tag"

@@ -954,8 +954,7 @@ def _preflight(context: Handover) -> list[str]:
             "  else",
             "    cat >&2 <<'EOF'",
             f"deploy.sh: refusing {stack.name}: {why}.",
-            f"  See `make diff ENV={context.home(stack)}`. To deploy it deliberately: ALLOW_REPLACE={stack.name} "
-            "(comma-separated for several).",
+            f"  See `make diff ENV={context.home(stack)}`. " + _way_through(stack.name, why),
             "EOF",
             "    failed=true",
             "  fi",
@@ -968,6 +967,20 @@ def _preflight(context: Handover) -> list[str]:
         "fi",
     ]
     return out
+
+
+def _way_through(stack: str, why: str) -> str:
+    """What lifts deploy.sh's refusal of ``stack``. A ``cannot deploy`` verdict is an update CloudFormation
+    itself refuses and rolls back (an export in use changed, a custom-named resource replaced: make diff's
+    verdict): ALLOW_REPLACE cannot make it pass, only let the script try; a change to the settings can.
+    A stateful resource replaced or deleted is a decision: ALLOW_REPLACE is how one takes it."""
+    allow = f"ALLOW_REPLACE={stack} (comma-separated for several)"
+    if why.startswith("cannot deploy"):
+        return (
+            "CloudFormation would refuse this update and roll the stack back: change the settings until make diff "
+            f"no longer says 'cannot deploy'. {allow} only lets this script try it."
+        )
+    return f"To deploy it deliberately: {allow}."
 
 
 def _cost(manifest: Mapping[str, Any], templates: Mapping[str, Mapping[str, Any]], folder: str) -> str:
