@@ -516,6 +516,43 @@ def test_an_update_that_loses_stateful_data_is_refused_until_allowed(written: Pa
     assert "refusing" not in (tmp_path / "output" / "dev" / "deploy.sh").read_text()
 
 
+def test_a_record_kept_elsewhere_is_the_one_the_build_and_make_diff_read(tmp_path: Path) -> None:
+    """deploy.sh records under $DEPLOYED_DIR when it is set: the build must judge against that folder
+    (else no stack is ever refused) and make diff compare with it (else every stack shows as new)."""
+    record = tmp_path / "elsewhere" / "dev" / "eu-west-1" / "shop-dev-network.json"
+    record.parent.mkdir(parents=True)
+    body = BUILT.files["dev"]["network.json"].replace('"FlowLogGroup"', '"FlowLogGroupOld"')
+    record.write_text(body)
+    output = tmp_path / "output"
+    build = ("build", "--env", "dev", "--output", str(output), "--diagrams", "none", "--quiet")
+    code, _, err = generate_main(*build, "--deployed", str(tmp_path / "elsewhere"))
+    assert code == 0, err
+    assert "**Blocked when this guide was generated:** `shop-dev-network`" in (output / "dev" / "DEPLOY.md").read_text()
+    code, _, err = generate_main(*build)  # deployed/ beside output/: nothing recorded there
+    assert code == 0, err
+    assert "Blocked when this guide" not in (output / "dev" / "DEPLOY.md").read_text()
+
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("MAKE") and k != "DEPLOYED_DIR"}
+
+    def dry(*args: str) -> str:
+        ran = subprocess.run(
+            ["make", "--dry-run", "--no-print-directory", *args],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            env=environ,
+            check=False,
+        )
+        assert ran.returncode == 0, ran.stderr
+        return ran.stdout
+
+    assert "--deployed /x/rec" in dry("templates", "DEPLOYED_DIR=/x/rec")
+    assert "--deployed" not in dry("templates")
+    assert "generate.py diff --env dev --against /x/rec" in dry("diff", "ENV=dev", "DEPLOYED_DIR=/x/rec")
+    assert "--against /a" in dry("diff", "DEPLOYED_DIR=/x/rec", "AGAINST=/a")  # AGAINST, when given, wins
+    assert "--against" not in dry("diff")
+
+
 def test_an_update_aws_would_refuse_says_allow_replace_cannot_make_it_pass(written: Path, tmp_path: Path) -> None:
     # dev's database as deployed had another DatabaseName (create-only): the build replaces the cluster,
     # which keeps its custom name, so CloudFormation refuses the update whatever ALLOW_REPLACE says.
