@@ -80,15 +80,16 @@ lint: $(STAMP) ## ruff and mypy on the project's own code
 	$(PY) -m mypy
 
 # The tool's tests run on its fixture environments (tests/fixtures/environments/), never on yours in
-# environments/: your settings are checked by the gate on output/. Two pytest workers (pytest-xdist).
+# environments/: your settings are checked by the gate on output/. Two pytest workers (pytest-xdist);
+# tests marked with one xdist_group run on the same worker (the checkov tests share one scan).
 TEST_JOBS ?= 2
 FIXTURES := tests/fixtures/environments
 
 unit: $(STAMP) dot ## the tool's tests, on tests/fixtures/ (TEST_JOBS=2 workers; the slow ones included)
-	$(PY) -m pytest -q -n $(TEST_JOBS)
+	$(PY) -m pytest -q -n $(TEST_JOBS) --dist loadgroup
 
 unit-fast: $(STAMP) ## the tool's tests without those marked slow, for the inner loop
-	$(PY) -m pytest -q -n $(TEST_JOBS) -m "not slow"
+	$(PY) -m pytest -q -n $(TEST_JOBS) --dist loadgroup -m "not slow"
 
 # The three side by side (each target's output printed whole when it ends): the gate and the tests
 # leave cores idle at times (one linter, one scanner, a slow test); together they keep both busy.

@@ -23,6 +23,7 @@ import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 from awacs import cloudformation as cfn_actions
@@ -528,17 +529,19 @@ def _without_covered(patterns: Sequence[str]) -> list[str]:
     return [p for p in unique if not any(o != p and fnmatch.fnmatchcase(p, o) for o in unique)]
 
 
-def _condition_keys(service: str, action: str, resource_type: str) -> list[str]:
+@cache  # asked for each action at every route decision: IAM's data does not change in a run
+def _condition_keys(service: str, action: str, resource_type: str) -> tuple[str, ...]:
     """The condition keys IAM lists for ``action`` on ``resource_type``: the action's own where it
     lists any, else the resource type's."""
     entry = privilege(f"{service}:{action}")
-    own = [] if entry is None else list(entry["resource_types"][resource_type]["condition_keys"])
-    return own or list(service_resources(service)[resource_type]["condition_keys"])
+    own = () if entry is None else tuple(entry["resource_types"][resource_type]["condition_keys"])
+    return own or tuple(service_resources(service)[resource_type]["condition_keys"])
 
 
-def _resource_types(service: str, action: str) -> list[str]:
+@cache
+def _resource_types(service: str, action: str) -> tuple[str, ...]:
     entry = privilege(f"{service}:{action}")
-    return [] if entry is None else [name for name in entry["resource_types"] if name]
+    return () if entry is None else tuple(name for name in entry["resource_types"] if name)
 
 
 def _tag_scoped(service: str, action: str, untagged: frozenset[tuple[str, str]]) -> bool:
@@ -605,16 +608,28 @@ class _Grant:
         balancer's elasticloadbalancing ARN too)."""
         found: set[str] = set()
         for action in self.actions:
-            service, _, name = action.partition(":")
-            known = service_resources(service)
-            found.update(_namespace(known[t]["arn"]) for t in _resource_types(service, name) if t in known)
-        found.discard("x")  # a namespace IAM's data leaves variable (backup's recoveryPoint)
+            found.update(_action_reach(action))
         return found
 
 
+@cache
+def _action_reach(action: str) -> frozenset[str]:
+    """The ARN namespaces the resource types of ``service:Action`` live in (asked for again at each
+    merge attempt: kept)."""
+    service, _, name = action.partition(":")
+    known = service_resources(service)
+    found = {_namespace(known[t]["arn"]) for t in _resource_types(service, name) if t in known}
+    found.discard("x")  # a namespace IAM's data leaves variable (backup's recoveryPoint)
+    return frozenset(found)
+
+
+_VARIABLE = re.compile(r"\$\{[^}]*\}")
+
+
+@cache
 def _namespace(arn: str) -> str:
     """The service field of an ARN (pattern), with ``${...}`` variables taken out."""
-    fields = re.sub(r"\$\{[^}]*\}", "x", arn).split(":")
+    fields = _VARIABLE.sub("x", arn).split(":")
     return fields[2] if len(fields) > 2 else ""
 
 

@@ -10,6 +10,7 @@ file descriptor of a ``2>`` left out);
 from __future__ import annotations
 
 import contextlib
+import copy
 import io
 import os
 import re
@@ -114,12 +115,36 @@ def run(argv: list[str], *, missing_stacks: bool = True) -> Result:
     state.calls = []
     state.missing_stacks = missing_stacks and argv[:2] == ["cloudformation", "deploy"]
     stderr = io.StringIO()
-    with contextlib.redirect_stderr(stderr), contextlib.redirect_stdout(io.StringIO()):
+    with contextlib.redirect_stderr(stderr), contextlib.redirect_stdout(io.StringIO()), _fresh_handlers(driver.session):
         try:
             status: int | str = driver.main(argv)
         except SystemExit as error:  # argparse refuses an argument
             status = f"exit {error.code}"
     return Result(status, state.calls, stderr.getvalue())
+
+
+@contextlib.contextmanager
+def _fresh_handlers(session: Any) -> Iterator[None]:
+    """The session's event handlers as they were before the run, as in a new ``aws`` process: each
+    ``main()`` emits session-initialized, whose handler registers one more URIArgumentHandler on
+    load-cli-arg (awscli/paramfile.py), so a shared driver ran every earlier run's handlers for each
+    argument of each later command (5 million calls, two thirds of the test's time, for 1,150
+    commands). Handlers registered without a unique id during the run are unregistered after it."""
+    added: list[tuple[str, Any]] = []
+    register = session.register
+
+    def recording(event_name: str, handler: Any, unique_id: Any = None, unique_id_uses_count: bool = False) -> Any:
+        if unique_id is None:
+            added.append((event_name, handler))
+        return register(event_name, handler, unique_id, unique_id_uses_count)
+
+    session.register = recording
+    try:
+        yield
+    finally:
+        del session.register
+        for event_name, handler in reversed(added):
+            session.unregister(event_name, handler)
 
 
 @dataclass
@@ -136,6 +161,7 @@ def _driver() -> tuple[Any, _State]:
     handlers recording into a state each run resets."""
     if _drivers:
         return _drivers[0]
+    _parse_each_template_once()
     driver, state = create_clidriver(), _State()
 
     def capture(params: dict[str, Any], model: Any, **_: Any) -> None:
@@ -155,3 +181,21 @@ def _driver() -> tuple[Any, _State]:
     driver.session.register("before-call", stop)
     _drivers.append((driver, state))
     return driver, state
+
+
+def _parse_each_template_once() -> None:
+    """``cloudformation deploy`` parses its template file (awscli's ``yaml_parse``: PyYAML's pure-Python
+    loader, 0.1 s for a service stack) to read its parameters; deploy.sh and DEPLOY.md deploy the
+    same files. The parse is a function of the text alone, so each text is parsed once here and
+    the command gets its own copy of the result."""
+    from awscli.customizations.cloudformation import deploy  # noqa: PLC0415 - only with the driver
+
+    parse = deploy.yaml_parse
+    parsed: dict[str, Any] = {}
+
+    def once(text: str) -> Any:
+        if text not in parsed:
+            parsed[text] = parse(text)
+        return copy.deepcopy(parsed[text])
+
+    deploy.yaml_parse = once

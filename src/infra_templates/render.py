@@ -8,6 +8,7 @@ import io
 import json
 import math
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -16,6 +17,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+import troposphere
 import yaml
 from troposphere import Template
 
@@ -46,7 +48,7 @@ RESOURCE_KEY_ORDER = (
 
 def template_dict(t: Template) -> dict[str, Any]:
     """The template as plain data, sections and resource attributes in CloudFormation's usual order."""
-    raw = t.to_dict()
+    raw = _plain_dict(t)
     ordered = {key: raw[key] for key in SECTION_ORDER if key in raw}
     ordered.update({key: value for key, value in raw.items() if key not in ordered})
     if "Resources" in ordered:
@@ -54,6 +56,42 @@ def template_dict(t: Template) -> dict[str, Any]:
             name: _order(resource, RESOURCE_KEY_ORDER) for name, resource in ordered["Resources"].items()
         }
     return ordered
+
+
+def _plain_dict(t: Template) -> dict[str, Any]:
+    """``t.to_dict()`` (every object validated as troposphere validates it), with troposphere's
+    ``encode_to_dict`` replaced for the call by one that leaves alone the lists and dicts it has
+    already made plain: troposphere's walks each object's result again at every level above it
+    (171,000 calls for the shipped templates' 55,000 values, the most of ``to_dict``'s time).
+    Otherwise the same steps in the same order: ``to_dict()`` where an object has one, lists and
+    tuples item by item, dicts value by value, ``JSONrepr()`` (awacs' policies), anything else as is."""
+    made: dict[int, Any] = {}  # id -> a container made here (kept, so that no other object gets its id)
+
+    def encode(value: Any) -> Any:
+        kind = type(value)
+        if kind is str or kind is int or kind is bool or value is None:
+            return value
+        if (kind is dict or kind is list) and made.get(id(value)) is value:
+            return value
+        if hasattr(value, "to_dict"):
+            return encode(value.to_dict())
+        if isinstance(value, (list, tuple, dict)):
+            plain: Any = (
+                [encode(item) for item in value]
+                if isinstance(value, (list, tuple))
+                else {name: encode(prop) for name, prop in value.items()}
+            )
+            made[id(plain)] = plain
+            return plain
+        return encode(value.JSONrepr()) if hasattr(value, "JSONrepr") else value
+
+    original = troposphere.encode_to_dict
+    troposphere.encode_to_dict = encode
+    try:
+        raw: dict[str, Any] = t.to_dict()
+    finally:
+        troposphere.encode_to_dict = original
+    return raw
 
 
 def _order(mapping: Mapping[str, Any], first: tuple[str, ...]) -> dict[str, Any]:
@@ -280,14 +318,22 @@ def _short_form(data: dict[str, Any], fallback: yaml.representer.SafeRepresenter
 
 
 def to_yaml(data: Any, *, pure_python: bool = False) -> str:
-    """The YAML text of a template: the same bytes from libyaml's emitter (when PyYAML has it),
-    fed nodes made by ``_node``, or from PyYAML's Python representers and emitter
-    (``pure_python``); ``tests/test_render.py`` holds them to the same text."""
+    """The YAML text of a template: the bytes libyaml's emitter writes when fed the nodes ``_node``
+    makes (PyYAML's representers, made directly), written by ``_direct_yaml`` where it can
+    (everything but rare scalars: a float, a tab, a non-ASCII character...), by libyaml itself
+    otherwise, or by PyYAML's Python representers and emitter (``pure_python``).
+    ``tests/test_render.py`` and ``tests/test_render_fast.py`` hold them to the same text."""
     if pure_python or _FastCfnDumper is None:
         text: str = yaml.dump(
             data, Dumper=_CfnDumper, sort_keys=False, default_flow_style=False, width=100_000, allow_unicode=True
         )
         return text
+    direct = _direct_yaml(data)
+    return direct if direct is not None else _libyaml_yaml(data)
+
+
+def _libyaml_yaml(data: Any) -> str:
+    """libyaml's C emitter fed the nodes ``_node`` makes."""
     stream = io.StringIO()
     dumper = _FastCfnDumper(stream, default_flow_style=False, width=100_000, allow_unicode=True, sort_keys=False)
     try:
@@ -297,6 +343,212 @@ def to_yaml(data: Any, *, pure_python: bool = False) -> str:
     finally:
         dumper.dispose()
     return stream.getvalue()
+
+
+# --- the direct YAML writer -------------------------------------------------------------------
+#
+# libyaml, fed nodes, spent most of a build's rendering time calling back into Python (a resolver
+# per scalar, twice) and the nodes themselves had to be made (61,000 for the shipped templates).
+# A template is a small language: mappings with string keys, sequences, strings, integers,
+# booleans, null, short-form intrinsics. Its block layout (two spaces, sequences in a mapping not
+# indented, a collection in a sequence started on the dash's line, empty ones as {} and []) is
+# written here directly; each distinct scalar's style (plain, quoted, literal block) is decided
+# once by PyYAML's own analysis and resolver, as its emitter decides it. Anything outside that
+# language (a float, a tab or another character needing escapes, a non-ASCII character, a key of
+# 128 characters or more, a "|+" block) sends the whole template to libyaml: same text, slower.
+
+
+class _NotDirectError(Exception):
+    """A value ``_direct_yaml`` leaves to libyaml."""
+
+
+_ANALYSER = yaml.emitter.Emitter(io.StringIO(), allow_unicode=True)  # only its analyze_scalar, which keeps no state
+_RESOLVER = yaml.resolver.Resolver()
+_LITERAL = "|"  # _scalar's answer for a literal block, written by _literal at its indent
+_PRINTABLE = frozenset(chr(c) for c in range(0x20, 0x7F)) | {"\n"}
+_FLOAT = "tag:yaml.org,2002:float"
+_MAX_PLAIN = 10_000  # far below the width (100,000) at which the emitter would fold a line
+_MAX_KEY = 100  # libyaml writes a key of more than 128 characters as "? key"
+
+
+@cache
+def _scalar(value: str, key: bool) -> str:
+    """The text of an untagged string (a mapping key when ``key``), as PyYAML's emitter chooses its
+    style (``Emitter.choose_scalar_style``): plain where the text reads back as the same string,
+    else single-quoted; a multi-line value as a literal block (``_LITERAL``)."""
+    if len(value) > (_MAX_KEY if key else _MAX_PLAIN) or not _PRINTABLE.issuperset(value):
+        raise _NotDirectError  # a long key is no simple key ("? key"), a line may be folded, characters escaped
+    if "\n" not in value:
+        if value and _block_plain(value) and _RESOLVER.resolve(yaml.ScalarNode, value, (True, False)) == _STR:
+            return value
+        return "'" + value.replace("'", "''") + "'"
+    analysis = _ANALYSER.analyze_scalar(value)
+    if key or not analysis.allow_block:
+        raise _NotDirectError  # a multi-line key, or a text only double quotes can hold
+    if value.endswith("\n") and (len(value) == 1 or value[-2] == "\n"):
+        raise _NotDirectError  # "|+": the emitter ends the document with "..."
+    return _LITERAL
+
+
+# What PyYAML's ``Emitter.analyze_scalar`` finds of a one-line printable ASCII text, as patterns:
+# a block indicator ("---" or "..." first, an indicator character first, "? ", ": ", "- " first,
+# ": " or a final ":", " #") or a space at either end rules out a plain scalar in block context;
+# a flow indicator (any of ",?[]{}:") also in flow context. tests/test_render_fast.py holds them
+# to analyze_scalar's answers.
+_NOT_BLOCK_PLAIN = re.compile(r"^(?:---|\.\.\.|[#,\[\]{}&*!|>'\"%@`]|[?:-](?: |$))|: |:$| #|^ | $")
+_FLOW_INDICATOR = re.compile(r"[,?\[\]{}:]")
+
+
+def _block_plain(value: str) -> bool:
+    """``analyze_scalar(value).allow_block_plain`` for a non-empty one-line printable ASCII text."""
+    return _NOT_BLOCK_PLAIN.search(value) is None
+
+
+def _flow_plain(value: str) -> bool:
+    """``analyze_scalar(value).allow_flow_plain`` for a non-empty one-line printable ASCII text."""
+    return _block_plain(value) and _FLOW_INDICATOR.search(value) is None
+
+
+@cache
+def _tagged(tag: str, value: str) -> str:
+    """``!Tag value`` of a short-form intrinsic's string, in ``_tagged_style``'s style: plain where
+    plain is unambiguous in block and flow context, else single-quoted."""
+    if len(value) > _MAX_PLAIN or not _PRINTABLE.issuperset(value) or "\n" in value or not tag[1:].isalnum():
+        raise _NotDirectError
+    if value and _flow_plain(value):
+        return f"{tag} {value}"
+    return tag + " '" + value.replace("'", "''") + "'"
+
+
+def _literal(value: str, indent: str) -> str:
+    """A literal block's header and lines (``Emitter.write_literal``), its lines at ``indent``."""
+    hints = ("2" if value[0] in " \n" else "") + ("" if value.endswith("\n") else "-")
+    lines = (value[:-1] if value.endswith("\n") else value).split("\n")
+    return "|" + hints + "\n" + "".join(indent + line + "\n" if line else "\n" for line in lines)
+
+
+def _direct_yaml(data: Any) -> str | None:
+    """The text libyaml writes for ``data`` (a template: a mapping), or None for what it leaves to libyaml."""
+    out: list[str] = []
+    try:
+        if type(data) is not dict or not data or (len(data) == 1 and _intrinsic(data) is not None):
+            return None
+        _mapping(data, "", out, False)
+    except _NotDirectError:
+        return None
+    return "".join(out)
+
+
+def _intrinsic(data: dict[str, Any]) -> tuple[str, Any] | None:
+    """A one-key mapping written in short form (``_short_form``'s choice): its tag and value."""
+    ((key, value),) = data.items()
+    if type(key) is not str:
+        raise _NotDirectError
+    if key == "Ref" and type(value) is str:
+        return "!Ref", value
+    if key == "Fn::GetAtt" and type(value) is list and all(type(v) is str for v in value):
+        return "!GetAtt", ".".join(value)
+    if (key.startswith("Fn::") or key == "Condition") and type(value) in (list, dict, str):
+        return "!" + key.removeprefix("Fn::"), value
+    return None
+
+
+def _mapping(data: dict[str, Any], indent: str, out: list[str], inline: bool) -> None:
+    """The entries of a non-empty mapping at ``indent``; the first on the current line when ``inline``."""
+    for key, value in data.items():
+        if type(key) is not str:
+            raise _NotDirectError
+        if inline:
+            inline = False
+        else:
+            out.append(indent)
+        out.append(_scalar(key, True))
+        out.append(":")
+        _value(value, indent, out, True)
+
+
+def _sequence(data: list[Any], indent: str, out: list[str], inline: bool) -> None:
+    """The items of a non-empty sequence, dashes at ``indent``; the first on the current line when ``inline``."""
+    for item in data:
+        if inline:
+            inline = False
+        else:
+            out.append(indent)
+        out.append("- ")
+        _value(item, indent, out, False)
+
+
+def _value(value: Any, indent: str, out: list[str], in_mapping: bool) -> None:
+    """A mapping's value after ``key:`` (``in_mapping``) or a sequence's item after ``- ``, the
+    collection's entries being at ``indent``."""
+    space = " " if in_mapping else ""
+    kind = type(value)
+    if kind is str:
+        text = _scalar(value, False)
+        out.append(space + (_literal(value, indent + "  ") if text is _LITERAL else text + "\n"))
+    elif kind is dict:
+        _dict_value(value, indent, out, in_mapping)
+    elif kind is list:
+        if not value:
+            out.append(space + "[]\n")
+        elif in_mapping:
+            out.append("\n")
+            _sequence(value, indent, out, False)
+        else:
+            _sequence(value, indent + "  ", out, True)
+    elif kind is bool:
+        out.append(space + ("true\n" if value else "false\n"))
+    elif kind is int:
+        out.append(space + int.__repr__(value) + "\n")
+    elif value is None:
+        out.append(space + "null\n")
+    elif kind is float:
+        out.append(space + _float(value) + "\n")
+    else:
+        raise _NotDirectError
+
+
+def _dict_value(value: dict[str, Any], indent: str, out: list[str], in_mapping: bool) -> None:
+    """``_value`` of a mapping: a block mapping, ``{}``, or a short-form intrinsic."""
+    space = " " if in_mapping else ""
+    if not value:
+        out.append(space + "{}\n")
+        return
+    short = _intrinsic(value) if len(value) == 1 else None
+    if short is None:
+        if in_mapping:
+            out.append("\n")
+            _mapping(value, indent + "  ", out, False)
+        else:
+            _mapping(value, indent + "  ", out, True)
+        return
+    tag, inner = short
+    if type(inner) is str:
+        out.append(space + _tagged(tag, inner) + "\n")
+    elif not tag[1:].isalnum():
+        raise _NotDirectError
+    elif not inner:
+        out.append(space + tag + (" {}\n" if type(inner) is dict else " []\n"))
+    elif type(inner) is dict:
+        out.append(space + tag + "\n")
+        _mapping(inner, indent + "  ", out, False)
+    else:
+        out.append(space + tag + "\n")
+        _sequence(inner, indent if in_mapping else indent + "  ", out, False)
+
+
+def _float(value: float) -> str:
+    """A float as PyYAML's representer writes it (``repr``, lower-case), where that text is plain
+    and reads back as a float (60.0, 0.5); NaN, infinities and exponents are left to libyaml."""
+    text = repr(value).lower()
+    if not math.isfinite(value) or not _plain_float(text):
+        raise _NotDirectError
+    return text
+
+
+@cache  # by text: a cache by value would take -0.0 for 0.0 (equal, same hash)
+def _plain_float(text: str) -> bool:
+    return "e" not in text and _RESOLVER.resolve(yaml.ScalarNode, text, (True, False)) == _FLOAT
 
 
 # --- writing ----------------------------------------------------------------------------------

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import difflib
 import ipaddress
 import unicodedata
 from collections.abc import Sequence
@@ -116,6 +115,8 @@ def did_you_mean(given: object, valid: Sequence[object]) -> str:
     more, ignoring case and look-alike characters: ``eu-w\u0435st-1`` suggests ``eu-west-1``), else ``""``."""
     text = str(given)
     folded = {_fold(str(v)): v for v in valid}
+    import difflib  # noqa: PLC0415 - only for a mistyped value: 5 ms a build need not import
+
     close = difflib.get_close_matches(_fold(text), list(folded), n=1, cutoff=0.6)
     if not close or str(folded[close[0]]) == text:
         return ""

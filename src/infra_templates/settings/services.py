@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import re
 import zoneinfo
+from functools import cache
 from typing import Annotated, Literal
 
 from pydantic import (
@@ -275,9 +276,16 @@ class Schedule(Strict):
     @field_validator("timezone")
     @classmethod
     def _timezone(cls, timezone: str) -> str:
-        if timezone not in zoneinfo.available_timezones():
+        if timezone not in _time_zones():
             raise ValueError("is not an IANA time zone name such as 'UTC' or 'Europe/Paris'")
         return timezone
+
+
+@cache
+def _time_zones() -> frozenset[str]:
+    """The IANA time zone names this system knows (``zoneinfo.available_timezones()`` walks the
+    time zone folders: once per process, not once per service)."""
+    return frozenset(zoneinfo.available_timezones())
 
 
 class Sidecar(Strict):
