@@ -18,7 +18,7 @@ from awacs import kms as kms_actions
 from awacs import rds_data
 from awacs import secretsmanager as secrets_actions
 from awacs.aws import StringEquals
-from troposphere import AccountId, GetAtt, Ref, Sub, Template, awslambda, cloudformation, rds, secretsmanager
+from troposphere import GetAtt, Ref, Sub, Template, cloudformation, rds, secretsmanager
 
 from infra_templates import constructs, iam
 from infra_templates.config import Environment
@@ -26,11 +26,15 @@ from infra_templates.layer import LayerContext
 from templates.contracts import Keys, database_user
 
 # Inline (ZipFile) Python code may import cfnresponse ("cfn-response module", CloudFormation User
-# Guide). It runs each statement the data layer computed through the RDS Data API, signed in as the
-# administrator with the master secret (ExecuteStatement, secretArn). A paused Serverless v2 writer
-# answers DatabaseResumingException and resumes ("Scaling to Zero ACUs with automatic pause and
-# resume for Aurora Serverless v2": "the Data API ... returns an error ... try again"): retried.
-# On delete it does nothing: the user owns the service's tables, which stay with the data.
+# Guide). For each user it runs each statement the data layer computed (USER in them replaced by the
+# user's name) through the RDS Data API, signed in as the administrator with the master secret
+# (ExecuteStatement, secretArn). One resource holds every user, not one resource each: a resource
+# per service put about 445 bytes per service in the data stack, past CloudFormation's 51,200-byte
+# template body from 54 services on ("CloudFormation quotas": template body size in a request).
+# A paused Serverless v2 writer answers DatabaseResumingException and resumes ("Scaling to Zero
+# ACUs with automatic pause and resume for Aurora Serverless v2": "the Data API ... returns an
+# error ... try again"): retried. On delete it does nothing: the users own the services' tables,
+# which stay with the data.
 USERS_CODE = """\
 import time
 
@@ -39,32 +43,33 @@ import cfnresponse
 from botocore.exceptions import ClientError
 
 RETRIED = ("DatabaseResumingException", "DatabaseUnavailableException")
+PHYSICAL_ID = "database-users"
 
 
 def handler(event, context):
     properties = event["ResourceProperties"]
-    user = properties["UserName"]
     try:
         if event["RequestType"] in ("Create", "Update"):
             data = boto3.client("rds-data")
-            for sql in properties["Statements"]:
-                for attempt in range(40):
-                    try:
-                        data.execute_statement(
-                            resourceArn=properties["ClusterArn"],
-                            secretArn=properties["SecretArn"],
-                            database=properties["Database"],
-                            sql=sql,
-                        )
-                        break
-                    except ClientError as error:
-                        if error.response["Error"]["Code"] not in RETRIED or attempt == 39:
-                            raise
-                        time.sleep(15)
-        cfnresponse.send(event, context, cfnresponse.SUCCESS, {}, user)
+            for user in properties["Users"]:
+                for sql in properties["Statements"]:
+                    for attempt in range(40):
+                        try:
+                            data.execute_statement(
+                                resourceArn=properties["ClusterArn"],
+                                secretArn=properties["SecretArn"],
+                                database=properties["Database"],
+                                sql=sql.replace(properties["Placeholder"], user),
+                            )
+                            break
+                        except ClientError as error:
+                            if error.response["Error"]["Code"] not in RETRIED or attempt == 39:
+                                raise
+                            time.sleep(15)
+        cfnresponse.send(event, context, cfnresponse.SUCCESS, {}, PHYSICAL_ID)
     except Exception as error:  # CloudFormation must hear of any failure, or it waits
         print(repr(error))
-        cfnresponse.send(event, context, cfnresponse.FAILED, {}, user, reason=repr(error)[:200])
+        cfnresponse.send(event, context, cfnresponse.FAILED, {}, PHYSICAL_ID, reason=repr(error)[:200])
 """
 
 USERS_TIMEOUT_SECONDS = 900  # Lambda's maximum: a paused writer resumes within it, with room to spare
@@ -131,6 +136,10 @@ ALTER_PASSWORD = {
 }
 
 
+# Where a user's name goes in the statements the users resource carries (no statement has braces).
+USER = "{user}"
+
+
 def user_statements(env: Environment, service: str) -> list[str]:
     """The SQL that creates ``service``'s user for IAM database authentication and lets it work in
     the environment's database; each statement may run again (an update) with the same result.
@@ -141,7 +150,13 @@ def user_statements(env: Environment, service: str) -> list[str]:
     - MySQL: a user identified by ``AWSAuthenticationPlugin AS 'RDS'`` (same page), TLS required,
       with every privilege on the environment's database and none beyond it.
     """
-    user, database = database_user(service), env.database.name
+    return [sql.replace(USER, database_user(service)) for sql in statement_templates(env)]
+
+
+def statement_templates(env: Environment) -> list[str]:
+    """``user_statements`` with ``USER`` where the user's name goes: what the users resource carries
+    once for every user (the function puts each name in)."""
+    user, database = USER, env.database.name
     if env.database.engine == "aurora-postgresql":
         return [
             f"DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{user}') "
@@ -160,8 +175,10 @@ def user_statements(env: Environment, service: str) -> list[str]:
 def service_users(
     t: Template, ctx: LayerContext, cluster: rds.DBCluster, secret_arn: Any, secret_resource: Any, *, writer: str
 ) -> None:
-    """One custom resource per service with ``database_access``: its user, created by the function
-    through the RDS Data API once the writer is up. Only in a primary environment: a DR cluster is a
+    """One custom resource for the services with ``database_access``: their users, created by the
+    function through the RDS Data API once the writer is up (a service added later: an update, which
+    runs every statement again for every user, each statement safe to run again; a service removed
+    keeps its user, which owns its tables). Only in a primary environment: a DR cluster is a
     global database's secondary, which receives the users with the data and has no writer for the
     Data API until it is promoted ("Limitations for the Amazon RDS Data API")."""
     env = ctx.env
@@ -187,20 +204,20 @@ def service_users(
         timeout=USERS_TIMEOUT_SECONDS,
         skips=_function_skips("the RDS Data API (HTTPS) and CloudFormation's response URL")[:2],
     )
-    for service in services:
-        t.add_resource(
-            cloudformation.CustomResource(
-                "DatabaseUser" + "".join(part.capitalize() for part in service.split("-")),
-                DependsOn=[writer],
-                ServiceToken=GetAtt(function, "Arn"),
-                ServiceTimeout=USERS_TIMEOUT_SECONDS,
-                UserName=database_user(service),
-                Statements=user_statements(env, service),
-                ClusterArn=cluster_arn,
-                SecretArn=secret_arn,
-                Database=env.database.name,
-            )
+    t.add_resource(
+        cloudformation.CustomResource(
+            "DatabaseUsers",
+            DependsOn=[writer],
+            ServiceToken=GetAtt(function, "Arn"),
+            ServiceTimeout=USERS_TIMEOUT_SECONDS,
+            Users=[database_user(service) for service in services],
+            Placeholder=USER,
+            Statements=statement_templates(env),
+            ClusterArn=cluster_arn,
+            SecretArn=secret_arn,
+            Database=env.database.name,
         )
+    )
 
 
 def master_rotation(t: Template, ctx: LayerContext, cluster: rds.DBCluster, *, writer: str) -> None:
@@ -271,27 +288,14 @@ def master_rotation(t: Template, ctx: LayerContext, cluster: rds.DBCluster, *, w
         },
         skips=_function_skips("the RDS Data API and Secrets Manager (HTTPS)"),
     )
-    # Secrets Manager invokes the function for this secret only ("Permissions for rotation",
-    # AWS Secrets Manager User Guide: the resource policy names the service and the secret).
-    permission = t.add_resource(
-        awslambda.Permission(
-            "MasterRotationPermission",
-            Action="lambda:InvokeFunction",
-            FunctionName=GetAtt(function, "Arn"),
-            Principal="secretsmanager.amazonaws.com",
-            SourceAccount=AccountId,
-            SourceArn=Ref(secret),
-        )
-    )
-    t.add_resource(
-        secretsmanager.RotationSchedule(
-            "MasterRotationSchedule",
-            # After the secret holds the cluster's endpoint, and the writer can take Data API calls.
-            DependsOn=["DatabaseSecretAttachment", writer, permission.title],
-            SecretId=Ref(secret),
-            RotationLambdaARN=GetAtt(function, "Arn"),
-            RotationRules=secretsmanager.RotationRules(AutomaticallyAfterDays=MASTER_ROTATION_DAYS),
-        )
+    # After the secret holds the cluster's endpoint, and the writer can take Data API calls.
+    constructs.rotation(
+        t,
+        "Master",
+        function=function,
+        secret=Ref(secret),
+        days=MASTER_ROTATION_DAYS,
+        depends_on=["DatabaseSecretAttachment", writer],
     )
 
 

@@ -68,3 +68,15 @@ def test_first_breaking_bisects(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
 def test_ratios_divide_cpu_by_the_floor() -> None:
     assert bench.ratio(0.7, 0.07) == "10.0x"
     assert bench.ratio(1.0, 0.0) == "-"
+
+
+@pytest.mark.slow  # builds prod with 100 services: ~2 s
+def test_one_hundred_mixed_services_break_no_limit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A shared stack that grows per service (the data stack's user per service did, past 51,200
+    bytes from 54 services) is caught here: at 100 services of every kind, half with database
+    access, every stack of prod and of the project stays within CloudFormation's limits."""
+    monkeypatch.setattr(bench, "SETTINGS", SETTINGS)
+    # shutil.rmtree opens each folder by its bare name (dir_fd): from here, conftest's guard does not
+    # take the scratch copy's environments/ for the user's
+    monkeypatch.chdir(tmp_path)
+    assert bench.breaks_a_limit(100, tmp_path) is None

@@ -42,15 +42,19 @@ def test_each_service_with_database_access_gets_its_user_created_by_the_data_sta
     users = resources(body, "AWS::CloudFormation::CustomResource")
     wanted = sorted(n for n, s in environments[env].services.items() if s.database_access)
     assert wanted == ["api", "nightly"]  # the nightly job (kind job) reaches the database too
-    assert set(users) == {"DatabaseUserApi", "DatabaseUserNightly"}
-    user = users["DatabaseUserApi"]
+    assert set(users) == {"DatabaseUsers"}  # one resource for every user: the template does not grow per service
+    user = users["DatabaseUsers"]
     assert user["DependsOn"] == ["WriterInstance"]  # the Data API runs on the writer only
     props = user["Properties"]
     assert props["ServiceToken"] == {"Fn::GetAtt": ["DatabaseUsersFunction", "Arn"]}
-    assert props["UserName"] == "svc_api"
+    assert props["Users"] == ["svc_api", "svc_nightly"]
     assert props["ClusterArn"] == {"Fn::GetAtt": ["Cluster", "DBClusterArn"]}
     assert props["Database"] == "shop"
-    assert 'GRANT rds_iam TO "svc_api"' in props["Statements"]
+    for service in wanted:  # each user gets exactly the statements user_statements computes for it
+        assert [sql.replace(props["Placeholder"], f"svc_{service}") for sql in props["Statements"]] == (
+            data_access.user_statements(environments[env], service)
+        )
+    assert 'GRANT rds_iam TO "svc_api"' in data_access.user_statements(environments[env], "api")
     assert body["Resources"]["Cluster"]["Properties"]["EnableHttpEndpoint"] is True
     # the function reaches this cluster and the administrator secret only
     policy = body["Resources"]["DatabaseUsersFunctionRole"]["Properties"]["Policies"][0]["PolicyDocument"]
@@ -211,22 +215,26 @@ def test_a_rotation_rehearsal_changes_the_password_and_never_reaches_a_running_t
 def test_the_users_function_waits_for_a_paused_writer_and_reports_to_cloudformation(
     stacks, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    props = stacks["dev"]["data"].body["Resources"]["DatabaseUserApi"]["Properties"]
+    props = stacks["dev"]["data"].body["Resources"]["DatabaseUsers"]["Properties"]
     data = FakeDataApi(failures=["DatabaseResumingException"])
     module = load_handler(data_access.USERS_CODE, monkeypatch, {"rds-data": data})
     monkeypatch.setattr(module.time, "sleep", lambda seconds: None)
     event = {"RequestType": "Create", "ResourceProperties": {**props, "ClusterArn": "c", "SecretArn": "s"}}
     module.handler(event, None)
-    assert [c["sql"] for c in data.calls] == props["Statements"]
-    assert module.sent == [("SUCCESS", "svc_api")]
-    # a delete leaves the user (it owns the service's tables) and still answers CloudFormation
+    expected = [sql.replace("{user}", user) for user in props["Users"] for sql in props["Statements"]]
+    assert [c["sql"] for c in data.calls] == expected and "{user}" not in str(expected)
+    assert module.sent == [("SUCCESS", "database-users")]
+    # an update (a service added) runs every statement again for every user: each is safe to repeat
+    module.handler({**event, "RequestType": "Update"}, None)
+    assert [c["sql"] for c in data.calls] == expected * 2
+    # a delete leaves the users (they own the services' tables) and still answers CloudFormation
     module.handler({**event, "RequestType": "Delete"}, None)
-    assert len(data.calls) == len(props["Statements"]) and module.sent[-1] == ("SUCCESS", "svc_api")
+    assert len(data.calls) == 2 * len(expected) and module.sent[-1] == ("SUCCESS", "database-users")
     # any other error fails the stack operation instead of leaving it waiting
     failing = FakeDataApi(failures=["BadRequestException"])
     module = load_handler(data_access.USERS_CODE, monkeypatch, {"rds-data": failing})
     module.handler(event, None)
-    assert module.sent == [("FAILED", "svc_api")]
+    assert module.sent == [("FAILED", "database-users")]
 
 
 def test_data_api_contract() -> None:

@@ -108,16 +108,13 @@ def test_the_runbook_names_this_projects_stacks_clusters_and_commands() -> None:
     assert "RUNBOOK.md" not in BUILT.files["prod"]
 
 
-def test_the_runbook_checks_replication_on_an_asset_and_fails_over_every_web_route() -> None:
-    """Behind CloudFront every web route (the web service owns /*) goes to the origin name, and the assets
-    are the objects under edge.assets_path's key prefix: index.html, the default root object, is no asset
-    there (README, "The edge"), so a replication check on it would answer 404 Not Found."""
+def test_the_runbook_says_every_web_route_fails_over_with_the_origin_name() -> None:
+    """Behind CloudFront every web route (the web service owns /*) goes to the origin name, not only the
+    API: the runbook must not tell the operator that only API calls move."""
     runbook = BUILT.files["dr"]["RUNBOOK.md"]
     assert "CloudFront sends every web route (the site and the API) to `origin.shop.example.com`" in runbook
-    assert "CloudFront sends API calls" not in runbook
-    assert 'list-objects-v2 --region eu-west-1 --bucket "$assets" --prefix assets/' in runbook
-    assert '--key "$key" --query ReplicationStatus' in runbook
-    assert "--key index.html" not in runbook
+    assert "web traffic (the site and the API) moves only after the promotion" in runbook
+    assert "API calls" not in runbook and "API traffic" not in runbook
 
 
 def project_refusal(settings_dir: Path) -> str:
