@@ -73,7 +73,8 @@ def build(dr: Environment, primary: Environment, stacks: Sequence[Stack]) -> str
     ]
     if dns is not None:
         lines += [
-            f"- **API**: CloudFront sends API calls to `{origin}`. Route 53 answers that name with",
+            f"- **API and web routes**: CloudFront sends every web route (the site and the API) to `{origin}`.",
+            "  Route 53 answers that name with",
             f"  `{primary.name}`'s load balancer until the database has moved: the primary record follows a",
             "  failover gate (a CALCULATED health check) that stays healthy until the promotion step below opens",
             f"  it; from then it is the check of `{primary.name}`'s API (HTTPS `{dns.health_check_path}`, every 30 s),",
@@ -94,7 +95,7 @@ def build(dr: Environment, primary: Environment, stacks: Sequence[Stack]) -> str
         "## Fail over (the primary region is down)",
         "",
         "Steps in this order: the recovery region must be able to serve (a writer, the services scaled up)",
-        "before the database is promoted, and API traffic moves only after the promotion.",
+        "before the database is promoted, and web traffic (the site and the API) moves only after the promotion.",
         "",
         "1. Decide: the primary is unavailable for longer than the RTO allows waiting. Announce it.",
     ]
@@ -243,17 +244,16 @@ def build(dr: Environment, primary: Environment, stacks: Sequence[Stack]) -> str
         "```",
         "",
         *_image_check(dr),
-        "Check the assets' replication and the API's failover too:",
+        "Check the assets' replication and the origin name's failover too:",
         "",
         "```sh",
         "# Assets: the replication status of an object (COMPLETED on the source means it is in the replica).",
         f"assets=$(aws cloudformation describe-stacks --region {primary.region} --stack-name {primary_edge} \\",
         "  --query \"Stacks[0].Outputs[?OutputKey=='AssetsBucketName'].OutputValue\" --output text)",
-        f'aws s3api head-object --region {primary.region} --bucket "$assets" \\',
-        f"  --key {primary.edge.default_root_object} --query ReplicationStatus",
+        *_replication_check(primary),
         *(
             [
-                "# API origin name: the health check Route 53 fails over on.",
+                "# Origin name (every web route): the health check Route 53 fails over on.",
                 f"check=$(aws cloudformation describe-stacks --region {primary.region} --stack-name {dns_stack} \\",
                 "  --query \"Stacks[0].Outputs[?OutputKey=='PrimaryHealthCheckId'].OutputValue\" --output text)",
                 'aws route53 get-health-check-status --health-check-id "$check"',
@@ -327,6 +327,24 @@ def _images(dr: Environment) -> list[str]:
         f"  that region's key (`{stack_name(dr.project, None, f'{REPLICA_LAYER}-{region}')}`). The services of",
         f"  `{dr.name}` pull from `{registry.account_id}.dkr.ecr.{region}.amazonaws.com`: a failover needs nothing",
         f"  from `{registry.region}`. Only images pushed after replication was set up are there: check below.",
+    ]
+
+
+def _replication_check(primary: Environment) -> list[str]:
+    """The head-object of an object the assets bucket holds: the default root object where the
+    distribution's default behaviour serves the bucket; else the first object under
+    ``edge.assets_path`` (the only keys CloudFront reads there), looked up first, since no name
+    there is known to exist."""
+    if not primary.cloudfront_default_to_load_balancer():
+        return [
+            f'aws s3api head-object --region {primary.region} --bucket "$assets" \\',
+            f"  --key {primary.edge.default_root_object} --query ReplicationStatus",
+        ]
+    prefix = primary.edge.assets_path.lstrip("/").removesuffix("*")
+    return [
+        f'key=$(aws s3api list-objects-v2 --region {primary.region} --bucket "$assets" --prefix {prefix} \\',
+        "  --max-items 1 --query 'Contents[0].Key' --output text)",
+        f'aws s3api head-object --region {primary.region} --bucket "$assets" --key "$key" --query ReplicationStatus',
     ]
 
 
