@@ -597,7 +597,9 @@ def test_checkov_findings_kept_are_those_found_and_keyed_by_the_scanned_text(
         raise AssertionError("scanned again")
 
     monkeypatch.setattr(checks, "_run_checkov", scanned)
-    assert checks.check_checkov(write_output(tmp_path / "b", BUCKET_WITHOUT_ANYTHING)) == found  # read back
+    again = checks.check_checkov(write_output(tmp_path / "b", BUCKET_WITHOUT_ANYTHING))
+    assert again == found  # read back
+    assert not any("scanned no resources" in p.message for p in again)  # its resource counts as scanned
     other = json.loads(json.dumps(BUCKET_WITHOUT_ANYTHING))
     other["Resources"]["Bucket"]["Properties"] = {"BucketName": "another"}
     with pytest.raises(AssertionError, match="scanned again"):

@@ -536,6 +536,7 @@ def _scan(
     findings: dict[tuple[str, str, str], str] = {}
     scanned = 0
     entries: dict[str, Path | None] = {}  # the files scanned live: where their findings are kept
+    sizes: dict[str, int] = {}  # and their resources
     with tempfile.TemporaryDirectory(prefix="checkov-") as scratch:
         for file in scanned_files:
             relative = str(file.path.relative_to(root))
@@ -553,20 +554,21 @@ def _scan(
                 findings.update({(relative, logical, check): name for logical, check, name in kept[0]})
                 scanned += kept[1]
                 continue
-            entries[relative] = entry
+            entries[relative], sizes[relative] = entry, len(body.get("Resources", {}))
             target = Path(scratch) / relative
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_text(text, encoding="utf-8")
         if entries or not scanned_files:  # no file: one run over nothing, which reports that it scanned nothing
-            resources: dict[str, set[str]] = {}
-            live, count = _run_checkov(Path(scratch), resources)
+            live, count = _run_checkov(Path(scratch))
             findings.update(live)
             scanned += count
             for relative, entry in entries.items():
                 mine = sorted(
                     [logical, check, name] for (where, logical, check), name in live.items() if where == relative
                 )
-                _write_cached(entry, [mine, len(resources.get(relative, ()))])
+                # checkov --quiet reports failed checks only, so no count per file: a file's resources
+                # count as scanned when read back if this run scanned any (the check for an empty output)
+                _write_cached(entry, [mine, sizes[relative] if count else 0])
     return declared, findings, scanned
 
 
@@ -613,11 +615,8 @@ def _checkov_key_base() -> bytes:
     return digest.digest()
 
 
-def _run_checkov(
-    folder: Path, resources: dict[str, set[str]] | None = None
-) -> tuple[dict[tuple[str, str, str], str], int]:
-    """Failed checks ``{(file, logical ID, check id): check name}`` and the resources scanned;
-    ``resources``, when given, gets the logical IDs checkov checked in each file (passed or failed)."""
+def _run_checkov(folder: Path) -> tuple[dict[tuple[str, str, str], str], int]:
+    """Failed checks ``{(file, logical ID, check id): check name}`` and the resources scanned."""
     env = dict(os.environ)
     # No platform account: keep checkov from reaching out (guidelines, version checks, telemetry).
     env.update({"BC_SKIP_MAPPING": "TRUE", "CHECKOV_SKIP_VERSION_CHECK": "TRUE", "LOG_LEVEL": "ERROR"})
@@ -650,11 +649,6 @@ def _run_checkov(
             logical = str(failed.get("resource", "")).split(".", 1)[-1]
             key = (str(failed.get("file_path", "")).lstrip("/"), logical, failed["check_id"])
             findings[key] = failed.get("check_name", "")
-        if resources is not None:
-            for kind in ("passed_checks", "failed_checks"):
-                for result in entry.get("results", {}).get(kind, []):
-                    where = str(result.get("file_path", "")).lstrip("/")
-                    resources.setdefault(where, set()).add(str(result.get("resource", "")))
     return findings, scanned
 
 
