@@ -102,7 +102,11 @@ RUNNING: tuple[LayerSpec, ...] = (
     LayerSpec("assets-replica", assets_replica.build, imports_from=("keys", "platform"), when=assets_replica.needed),
     LayerSpec("edge-waf", edge_waf.build, region=edge_waf.region, when=edge_waf.needed),
     LayerSpec("edge", edge.build, imports_from=("keys", "platform", "assets-replica", "edge-waf", origin_verify.LAYER)),
-    LayerSpec("monitoring", monitoring.build, imports_from=("keys", "network", "data", "platform", "edge")),
+    LayerSpec(
+        "monitoring",
+        monitoring.build,
+        imports_from=("keys", "network", "data", "platform", "edge", origin_verify.LAYER),
+    ),
     LayerSpec(
         "dashboard",
         monitoring.build_dashboard,
