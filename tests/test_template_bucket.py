@@ -14,11 +14,11 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import aws_cli
 import pytest
 import yaml
 from conftest import FIXTURES, SETTINGS, generate_main
 
-import aws_cli
 from infra_templates import checks
 from infra_templates.config import load_settings
 from infra_templates.pipeline import Stack, build_stacks, template_bytes
@@ -118,7 +118,7 @@ def test_deploy_sh_uploads_the_api_through_the_bucket_and_the_cli_accepts_it(out
 
 def test_the_gate_allows_the_uploaded_api_1_mb_and_a_body_51200_bytes(output: Path) -> None:
     files = checks.template_files(checks.load_manifests(output, ["prod"]))
-    assert [f for f in files if f.path.name == "svc-api.json"][0].uploaded
+    assert next(f for f in files if f.path.name == "svc-api.json").uploaded
     assert checks.check_limits(files) == []
     assert checks.check_wiring(checks.load_manifests(output, ["prod"])) == []
     # Without the manifest's upload_bucket the same file is beyond a request body: the limit is real.

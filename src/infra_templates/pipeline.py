@@ -91,12 +91,14 @@ class Stack:
     @cached_property
     def yaml(self) -> str:
         """The template as YAML, rendered when first asked for (stacks built only to be read, such
-        as those the deployer and the infrastructure pipeline derive from, are never rendered)."""
-        return to_yaml(self.body)
+        as those the deployer and the infrastructure pipeline derive from, are rendered only to
+        measure those after the template bucket: ``template_bytes``); inside ``build_once``, once
+        for every ``Stack`` carrying the same template data."""
+        return _rendered(self.body, to_yaml)
 
     @cached_property
     def json(self) -> str:
-        return to_json(self.body)
+        return _rendered(self.body, to_json)
 
     @cached_property
     def exports(self) -> list[str]:
@@ -171,8 +173,22 @@ def _stack(name: str, layer: str, region: str, template: Template, *, depends_on
 
 # (environment's settings as JSON, layer, unit) -> the unit's template as data; set inside build_once()
 _BUILT: ContextVar[dict[tuple[str, LayerSpec, str], dict[str, Any]] | None] = ContextVar("built", default=None)
-# id(template data) -> (the data, kept so the id stays its own; its larger rendering in bytes); inside build_once()
-_SIZES: ContextVar[dict[int, tuple[dict[str, Any], int]] | None] = ContextVar("sizes", default=None)
+# (id(template data), renderer) -> (the data, kept so the id stays its own; its text); inside build_once()
+_RENDERED: ContextVar[dict[tuple[int, Callable[..., str]], tuple[dict[str, Any], str]] | None] = ContextVar(
+    "rendered", default=None
+)
+
+
+def _rendered(body: dict[str, Any], render: Callable[[dict[str, Any]], str]) -> str:
+    cache = _RENDERED.get()
+    if cache is None:
+        return render(body)
+    known = cache.get((id(body), render))
+    if known is not None and known[0] is body:
+        return known[1]
+    text = render(body)
+    cache[(id(body), render)] = (body, text)
+    return text
 
 
 @contextmanager
@@ -189,11 +205,11 @@ def build_once() -> Iterator[None]:
     Outside the block nothing is kept: a test that changes a layer's module between builds
     sees the change.
     """
-    token, sizes = _BUILT.set({}), _SIZES.set({})
+    token, rendered = _BUILT.set({}), _RENDERED.set({})
     try:
         yield
     finally:
-        _SIZES.reset(sizes)
+        _RENDERED.reset(rendered)
         _BUILT.reset(token)
 
 
@@ -259,16 +275,8 @@ def build_stacks(env: Environment, layers: Sequence[LayerSpec]) -> list[Stack]:
 
 def template_bytes(stack: Stack) -> int:
     """The size of the stack's larger template file (YAML or JSON, UTF-8), in bytes: what
-    CloudFormation counts against its template size quotas (quotas.TEMPLATE_BODY_BYTES). Inside
-    ``build_once`` each template's size is measured once however many ``Stack`` objects carry it."""
-    sizes = _SIZES.get()
-    known = sizes.get(id(stack.body)) if sizes is not None else None
-    if known is not None and known[0] is stack.body:
-        return known[1]
-    size = max(len(stack.json.encode()), len(stack.yaml.encode()))
-    if sizes is not None:
-        sizes[id(stack.body)] = (stack.body, size)
-    return size
+    CloudFormation counts against its template size quotas (quotas.TEMPLATE_BODY_BYTES)."""
+    return max(len(stack.json.encode()), len(stack.yaml.encode()))
 
 
 def _through_template_bucket(stacks: list[Stack], bucket: tuple[str, str] | None) -> list[Stack]:
