@@ -9,6 +9,7 @@ shipped output has none (tests/golden/ is the output without it).
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import shutil
 from pathlib import Path
@@ -18,6 +19,7 @@ import aws_cli
 import pytest
 import yaml
 from conftest import FIXTURES, SETTINGS, generate_main
+from test_deployer_scope import named_patterns
 
 from infra_templates import checks
 from infra_templates.config import load_settings
@@ -95,6 +97,14 @@ def test_the_bucket_is_private_tls_only_sse_s3_logged_and_expires_uploads(output
     (statement,) = body["Resources"]["TemplateBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"]
     assert statement["Effect"] == "Deny"
     assert statement["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+
+
+def test_the_deployer_may_manage_the_bucket_by_its_name(output: Path) -> None:
+    """The infrastructure pipeline deploys the templates stack too, with the deployer's
+    CloudFormation role: the bucket's name begins with the environment's stack prefix it is scoped to."""
+    patterns = named_patterns(json.loads((output / "prod" / "deployer.json").read_text()))
+    assert any(fnmatch.fnmatchcase(f"arn:aws:s3:::{BUCKET}", p) for p in patterns), patterns
+    assert not any(fnmatch.fnmatchcase("arn:aws:s3:::shop-staging-templates-333333333333", p) for p in patterns)
 
 
 def test_deploy_sh_uploads_the_api_through_the_bucket_and_the_cli_accepts_it(output: Path) -> None:
