@@ -1138,7 +1138,9 @@ def _facts(stack: StackPlan) -> list[str]:
         *(
             [
                 f"- Uploaded through the bucket `{stack.upload_bucket}` (prefix `templates/`): the template is "
-                "beyond the 51,200 bytes CloudFormation takes in a request"
+                "beyond the 51,200 bytes CloudFormation takes in a request (up to 1 MB from S3). Whoever deploys "
+                f"it needs `s3:PutObject` and `s3:GetObject` on the objects `{stack.upload_bucket}/templates/*`: "
+                "the AWS CLI uploads it, and CloudFormation reads it with the caller's credentials"
             ]
             if stack.upload_bucket
             else []

@@ -23,6 +23,7 @@ from infra_templates.config import Environment, Project
 from infra_templates.handover import handover_files
 from infra_templates.layer import SOURCES_METADATA, apply_permissions_boundary, apply_tags
 from infra_templates.naming import permissions_boundary_name, stack_name, standard_tags
+from infra_templates.quotas import TEMPLATE_BODY_BYTES
 from infra_templates.render import template_dict, to_json, to_yaml
 
 PROJECT_FOLDER = "project"
@@ -49,6 +50,10 @@ class LayerSpec:
     # A per-service layer that takes service add-ons (addons/<env>/services/<service>.yaml): the
     # logical ID of the role their TaskRoleStatements are attached to.
     addon_role: str | None = None
+    # The layer is the environment's template bucket, of this name: its stack is kept only when a
+    # stack after it in its region is beyond the 51,200 bytes of a request body (JSON or YAML, the
+    # larger); each such stack is deployed through the bucket (``upload_bucket``) and after it.
+    template_bucket: Callable[[Environment], str] | None = None
 
 
 @dataclass(frozen=True)
@@ -86,12 +91,14 @@ class Stack:
     @cached_property
     def yaml(self) -> str:
         """The template as YAML, rendered when first asked for (stacks built only to be read, such
-        as those the deployer and the infrastructure pipeline derive from, are never rendered)."""
-        return to_yaml(self.body)
+        as those the deployer and the infrastructure pipeline derive from, are rendered only to
+        measure those after the template bucket: ``template_bytes``); inside ``build_once``, once
+        for every ``Stack`` carrying the same template data."""
+        return _rendered(self.body, to_yaml)
 
     @cached_property
     def json(self) -> str:
-        return to_json(self.body)
+        return _rendered(self.body, to_json)
 
     @cached_property
     def exports(self) -> list[str]:
@@ -166,6 +173,22 @@ def _stack(name: str, layer: str, region: str, template: Template, *, depends_on
 
 # (environment's settings as JSON, layer, unit) -> the unit's template as data; set inside build_once()
 _BUILT: ContextVar[dict[tuple[str, LayerSpec, str], dict[str, Any]] | None] = ContextVar("built", default=None)
+# (id(template data), renderer) -> (the data, kept so the id stays its own; its text); inside build_once()
+_RENDERED: ContextVar[dict[tuple[int, Callable[..., str]], tuple[dict[str, Any], str]] | None] = ContextVar(
+    "rendered", default=None
+)
+
+
+def _rendered(body: dict[str, Any], render: Callable[[dict[str, Any]], str]) -> str:
+    cache = _RENDERED.get()
+    if cache is None:
+        return render(body)
+    known = cache.get((id(body), render))
+    if known is not None and known[0] is body:
+        return known[1]
+    text = render(body)
+    cache[(id(body), render)] = (body, text)
+    return text
 
 
 @contextmanager
@@ -182,10 +205,11 @@ def build_once() -> Iterator[None]:
     Outside the block nothing is kept: a test that changes a layer's module between builds
     sees the change.
     """
-    token = _BUILT.set({})
+    token, rendered = _BUILT.set({}), _RENDERED.set({})
     try:
         yield
     finally:
+        _RENDERED.reset(rendered)
         _BUILT.reset(token)
 
 
@@ -215,6 +239,7 @@ def build_stacks(env: Environment, layers: Sequence[LayerSpec]) -> list[Stack]:
     settings = env.model_dump_json() if built is not None else ""
     stacks: list[Stack] = []
     names: dict[str, list[str]] = {}  # layer -> its stack names (several for a per-service layer)
+    bucket: tuple[str, str] | None = None  # the template bucket's (stack, bucket name)
     for layer in layers:
         depends_on = [n for dependency in layer.imports_from for n in names[dependency]]
         names[layer.name] = []
@@ -242,7 +267,35 @@ def build_stacks(env: Environment, layers: Sequence[LayerSpec]) -> list[Stack]:
                 body = addons.merge_service(body, env.addons.services[args[1]], layer.addon_role, target)
             stacks.append(Stack(name, unit, region, body, list(depends_on), scope="environment"))
             names[layer.name].append(name)
-    return addons.extend(stacks, env.addons, partial(_addon_stack, env), partial(stack_name, env.project, env.name))
+            if layer.template_bucket is not None:
+                bucket = (name, layer.template_bucket(env))
+    extended = addons.extend(stacks, env.addons, partial(_addon_stack, env), partial(stack_name, env.project, env.name))
+    return _through_template_bucket(extended, bucket)
+
+
+def template_bytes(stack: Stack) -> int:
+    """The size of the stack's larger template file (YAML or JSON, UTF-8), in bytes: what
+    CloudFormation counts against its template size quotas (quotas.TEMPLATE_BODY_BYTES)."""
+    return max(len(stack.json.encode()), len(stack.yaml.encode()))
+
+
+def _through_template_bucket(stacks: list[Stack], bucket: tuple[str, str] | None) -> list[Stack]:
+    """``stacks`` with the template bucket's stack kept only if a stack after it in its region is
+    beyond a request body's 51,200 bytes; those name the bucket and are deployed after its stack.
+    A stack before it or in another region keeps the request body (the gate's limits check says
+    which is too big)."""
+    if bucket is None:
+        return stacks
+    at = next(i for i, s in enumerate(stacks) if s.name == bucket[0])
+    store = stacks[at]
+    large = [s for s in stacks[at + 1 :] if s.region == store.region and template_bytes(s) > TEMPLATE_BODY_BYTES]
+    if not large:
+        return [*stacks[:at], *stacks[at + 1 :]]
+    for stack in large:
+        stack.upload_bucket = bucket[1]
+        if store.name not in stack.depends_on:
+            stack.depends_on.append(store.name)
+    return stacks
 
 
 def _addon_stack(env: Environment, addon: addons.AddonStack) -> Stack:
