@@ -198,7 +198,8 @@ def _referenced_secrets(stacks: Sequence[Stack], own: Sequence[str]) -> Statemen
         {
             (stack.region, name)
             for stack in stacks
-            for name in SECRET_REFERENCE.findall(json.dumps(stack.body))
+            # The template's JSON text, written anyway (made once for each template: build_once)
+            for name in SECRET_REFERENCE.findall(stack.json)
             if not name.startswith("arn:") and not any(fnmatch.fnmatchcase(name, pattern) for pattern in own)
         }
     )

@@ -87,11 +87,11 @@ class Stack:
     def yaml(self) -> str:
         """The template as YAML, rendered when first asked for (stacks built only to be read, such
         as those the deployer and the infrastructure pipeline derive from, are never rendered)."""
-        return to_yaml(self.body)
+        return _once(self.body, "yaml", to_yaml)
 
     @cached_property
     def json(self) -> str:
-        return to_json(self.body)
+        return _once(self.body, "json", to_json)
 
     @cached_property
     def exports(self) -> list[str]:
@@ -101,7 +101,7 @@ class Stack:
     def imports(self) -> list[str]:
         """Every export name the template imports (it walks the whole template: asked for by every
         manifest that lists the stack, so kept; the template data does not change once built)."""
-        return sorted(set(find_imports(self.body)))
+        return _once(self.body, "imports", lambda body: sorted(set(find_imports(body))))
 
     @property
     def parameters(self) -> dict[str, dict[str, str]]:
@@ -168,6 +168,26 @@ def _stack(name: str, layer: str, region: str, template: Template, *, depends_on
 _BUILT: ContextVar[dict[tuple[str, LayerSpec, str], dict[str, Any]] | None] = ContextVar("built", default=None)
 
 
+# id(body) -> (body, {what: result}); set inside build_once(). Each environment's stacks are asked for
+# several times (its folder, its DR pair's, the deployer's, the infrastructure pipeline's), each time
+# as new Stack objects around the same template data: its texts and imports are made once. The body
+# is kept with its results, so its id is not reused by another while the block lasts.
+_DERIVED: ContextVar[dict[int, tuple[dict[str, Any], dict[str, Any]]] | None] = ContextVar("derived", default=None)
+
+
+def _once(body: dict[str, Any], what: str, derive: Callable[[dict[str, Any]], Any]) -> Any:
+    """``derive(body)``, made once per body inside build_once() (the body must not change)."""
+    derived = _DERIVED.get()
+    if derived is None:
+        return derive(body)
+    entry = derived.get(id(body))
+    if entry is None or entry[0] is not body:
+        entry = derived[id(body)] = (body, {})
+    if what not in entry[1]:
+        entry[1][what] = derive(body)
+    return entry[1][what]
+
+
 @contextmanager
 def build_once() -> Iterator[None]:
     """Within this block, ``build_stacks`` builds each environment's layer (each service's, for a
@@ -178,14 +198,16 @@ def build_once() -> Iterator[None]:
     for the infrastructure pipeline (every environment it deploys). Layers are pure functions of
     the settings (STYLE.md), so equal settings (compared as their JSON) give the same template.
     Each call still returns new ``Stack`` objects with their own ``depends_on`` lists
-    (``prerequisites`` extends those); the template data is shared and must not be changed.
+    (``prerequisites`` extends those); the template data is shared and must not be changed, and
+    so are its YAML and JSON texts and its imports (``_once``).
     Outside the block nothing is kept: a test that changes a layer's module between builds
     sees the change.
     """
-    token = _BUILT.set({})
+    token, derived = _BUILT.set({}), _DERIVED.set({})
     try:
         yield
     finally:
+        _DERIVED.reset(derived)
         _BUILT.reset(token)
 
 
