@@ -559,12 +559,23 @@ def write_tree(files: Mapping[str, str], staging: Path) -> None:
 
     Scripts (``*.sh``) are made executable; everything else is written with the usual mode.
     """
+    # os.open/os.write: pathlib's write_text builds a text wrapper and an encoder for each file,
+    # a third of the time of writing some 200 files; each folder is made once.
+    made: set[Path] = set()
     for relative, text in sorted(files.items()):
         path = staging / relative
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
-        if path.suffix == ".sh":
-            path.chmod(0o755)
+        if path.parent not in made:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            made.add(path.parent)
+        data = memoryview(text.encode("utf-8"))
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
+        try:
+            while data:
+                data = data[os.write(descriptor, data) :]
+            if path.suffix == ".sh":
+                os.fchmod(descriptor, 0o755)
+        finally:
+            os.close(descriptor)
 
 
 def replace_folders(output: Path, folders: Mapping[str, Mapping[str, str]], prune: bool = False) -> None:
