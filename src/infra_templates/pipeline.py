@@ -9,6 +9,8 @@ Two kinds of layer:
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -23,7 +25,7 @@ from infra_templates.config import Environment, Project
 from infra_templates.handover import handover_files
 from infra_templates.layer import SOURCES_METADATA, apply_permissions_boundary, apply_tags
 from infra_templates.naming import permissions_boundary_name, stack_name, standard_tags
-from infra_templates.render import template_dict, to_json, to_yaml
+from infra_templates.render import keep_derived, made, once, template_dict, to_json, to_yaml
 
 PROJECT_FOLDER = "project"
 PROJECT_ENVIRONMENT_TAG = "shared"
@@ -87,11 +89,11 @@ class Stack:
     def yaml(self) -> str:
         """The template as YAML, rendered when first asked for (stacks built only to be read, such
         as those the deployer and the infrastructure pipeline derive from, are never rendered)."""
-        return _once(self.body, "yaml", to_yaml)
+        return once(self.body, "yaml", to_yaml)
 
     @cached_property
     def json(self) -> str:
-        return _once(self.body, "json", to_json)
+        return once(self.body, "json", to_json)
 
     @cached_property
     def exports(self) -> list[str]:
@@ -101,7 +103,7 @@ class Stack:
     def imports(self) -> list[str]:
         """Every export name the template imports (it walks the whole template: asked for by every
         manifest that lists the stack, so kept; the template data does not change once built)."""
-        return _once(self.body, "imports", lambda body: sorted(set(find_imports(body))))
+        return once(self.body, "imports", _imports)
 
     @property
     def parameters(self) -> dict[str, dict[str, str]]:
@@ -136,6 +138,29 @@ class Stack:
         return f"../{self.home}/" if self.home else ""
 
 
+def _imports(body: dict[str, Any]) -> list[str]:
+    """The sorted export names ``body`` imports: read from its JSON text where the build has made
+    it (a search of the text, instead of a walk of every value), else by walking the body."""
+    text = made(body, "json")
+    if text is None:
+        return sorted(set(find_imports(body)))
+    found: set[str] = set()
+    for match in _IMPORT.finditer(text):
+        start = text.rfind("\n", 0, match.start()) + 1
+        if not text[start : match.start()].strip(" "):  # the key itself, not the end of a longer key
+            found.add(json.loads(match[1]))
+    return sorted(found)
+
+
+# A literal Fn::ImportValue in a template's JSON text (render.to_json: one key a line, and no line
+# break inside a JSON string): the key, first on its line, and a string value, as find_imports
+# yields them. The search starts at the literal key (a pattern starting at a line's start is
+# tried at every character); inside a string every quote is escaped, so only a key ending with
+# an escaped quote and the name (`"x \"Fn::ImportValue": ...`) could match there: the caller
+# holds the match to the start of its line.
+_IMPORT = re.compile(r'"Fn::ImportValue": ("(?:[^"\\]|\\.)*"),?$', re.MULTILINE)
+
+
 def find_imports(node: Any) -> Iterator[str]:
     """Every literal name passed to Fn::ImportValue anywhere in a template."""
     if isinstance(node, dict):
@@ -168,26 +193,6 @@ def _stack(name: str, layer: str, region: str, template: Template, *, depends_on
 _BUILT: ContextVar[dict[tuple[str, LayerSpec, str], dict[str, Any]] | None] = ContextVar("built", default=None)
 
 
-# id(body) -> (body, {what: result}); set inside build_once(). Each environment's stacks are asked for
-# several times (its folder, its DR pair's, the deployer's, the infrastructure pipeline's), each time
-# as new Stack objects around the same template data: its texts and imports are made once. The body
-# is kept with its results, so its id is not reused by another while the block lasts.
-_DERIVED: ContextVar[dict[int, tuple[dict[str, Any], dict[str, Any]]] | None] = ContextVar("derived", default=None)
-
-
-def _once(body: dict[str, Any], what: str, derive: Callable[[dict[str, Any]], Any]) -> Any:
-    """``derive(body)``, made once per body inside build_once() (the body must not change)."""
-    derived = _DERIVED.get()
-    if derived is None:
-        return derive(body)
-    entry = derived.get(id(body))
-    if entry is None or entry[0] is not body:
-        entry = derived[id(body)] = (body, {})
-    if what not in entry[1]:
-        entry[1][what] = derive(body)
-    return entry[1][what]
-
-
 @contextmanager
 def build_once() -> Iterator[None]:
     """Within this block, ``build_stacks`` builds each environment's layer (each service's, for a
@@ -199,15 +204,15 @@ def build_once() -> Iterator[None]:
     the settings (STYLE.md), so equal settings (compared as their JSON) give the same template.
     Each call still returns new ``Stack`` objects with their own ``depends_on`` lists
     (``prerequisites`` extends those); the template data is shared and must not be changed, and
-    so are its YAML and JSON texts and its imports (``_once``).
+    so are its YAML and JSON texts and its imports (``render.once``).
     Outside the block nothing is kept: a test that changes a layer's module between builds
     sees the change.
     """
-    token, derived = _BUILT.set({}), _DERIVED.set({})
+    token = _BUILT.set({})
     try:
-        yield
+        with keep_derived():
+            yield
     finally:
-        _DERIVED.reset(derived)
         _BUILT.reset(token)
 
 
