@@ -1,5 +1,6 @@
 """What a build reads from a template's JSON text instead of walking its data (render.once, made)
-equals the walk: the imports of every stack, and the certificate search's shortcut."""
+equals the walk: the imports of every stack, and the certificate search's shortcut; and the
+handlers' actions read from the derived table equal the schemas'."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Any
 import pytest
 from conftest import all_stacks
 
-from infra_templates import handover
+from infra_templates import catalog, handover
 from infra_templates.pipeline import _imports, find_imports
 from infra_templates.render import keep_derived, made, once, to_json
 
@@ -80,3 +81,17 @@ def test_the_certificate_search_finds_the_same_with_the_json_text_made(value: An
         once(empty, "json", to_json)
         assert "certificate/" not in json.dumps(empty)
         assert handover._certificates(empty, "us-east-1", "123456789012") == ()
+
+
+def test_handler_permissions_from_the_derived_table_equal_the_schemas() -> None:
+    """catalog.handler_permissions reads catalog.HANDLERS: the same actions as the type's own
+    provider schema gives, for every resource type of every fixture stack in its region."""
+    kinds = {(s.region, r["Type"]) for _, _, s in all_stacks() for r in s.body.get("Resources", {}).values()}
+    assert len(kinds) > 40
+    for region, kind in sorted(kinds):
+        if kind.startswith("Custom::") or kind == "AWS::CloudFormation::CustomResource":
+            continue
+        expected = tuple(catalog._handlers_of(catalog.resource_schema(region, kind)))
+        assert catalog.handler_permissions(region, kind) == expected, (region, kind)
+    with pytest.raises(KeyError):
+        catalog.handler_permissions("us-east-1", "AWS::No::SuchType")
