@@ -18,7 +18,7 @@ from awacs import kms as kms_actions
 from awacs import rds_data
 from awacs import secretsmanager as secrets_actions
 from awacs.aws import StringEquals
-from troposphere import AccountId, GetAtt, Ref, Sub, Template, awslambda, cloudformation, rds, secretsmanager
+from troposphere import GetAtt, Ref, Sub, Template, cloudformation, rds, secretsmanager
 
 from infra_templates import constructs, iam
 from infra_templates.config import Environment
@@ -288,27 +288,14 @@ def master_rotation(t: Template, ctx: LayerContext, cluster: rds.DBCluster, *, w
         },
         skips=_function_skips("the RDS Data API and Secrets Manager (HTTPS)"),
     )
-    # Secrets Manager invokes the function for this secret only ("Permissions for rotation",
-    # AWS Secrets Manager User Guide: the resource policy names the service and the secret).
-    permission = t.add_resource(
-        awslambda.Permission(
-            "MasterRotationPermission",
-            Action="lambda:InvokeFunction",
-            FunctionName=GetAtt(function, "Arn"),
-            Principal="secretsmanager.amazonaws.com",
-            SourceAccount=AccountId,
-            SourceArn=Ref(secret),
-        )
-    )
-    t.add_resource(
-        secretsmanager.RotationSchedule(
-            "MasterRotationSchedule",
-            # After the secret holds the cluster's endpoint, and the writer can take Data API calls.
-            DependsOn=["DatabaseSecretAttachment", writer, permission.title],
-            SecretId=Ref(secret),
-            RotationLambdaARN=GetAtt(function, "Arn"),
-            RotationRules=secretsmanager.RotationRules(AutomaticallyAfterDays=MASTER_ROTATION_DAYS),
-        )
+    # After the secret holds the cluster's endpoint, and the writer can take Data API calls.
+    constructs.rotation(
+        t,
+        "Master",
+        function=function,
+        secret=Ref(secret),
+        days=MASTER_ROTATION_DAYS,
+        depends_on=["DatabaseSecretAttachment", writer],
     )
 
 

@@ -61,7 +61,7 @@ from awacs import elasticloadbalancing as elb_actions
 from awacs import kms as kms_actions
 from awacs import secretsmanager as secrets_actions
 from awacs.aws import StringEquals
-from troposphere import AccountId, GetAtt, Ref, Sub, Template, awslambda, cloudformation, cloudfront, secretsmanager
+from troposphere import GetAtt, Ref, Sub, Template, cloudformation, cloudfront, secretsmanager
 from troposphere import elasticloadbalancingv2 as elb
 
 from infra_templates import constructs, iam
@@ -417,25 +417,8 @@ def build(env: Environment) -> Template:
             SecretId=Ref(secret),
         )
     )
-    # Secrets Manager invokes the function for this secret only ("Permissions for rotation").
-    permission = t.add_resource(
-        awslambda.Permission(
-            "OriginVerifyRotationPermission",
-            Action="lambda:InvokeFunction",
-            FunctionName=GetAtt(function, "Arn"),
-            Principal="secretsmanager.amazonaws.com",
-            SourceAccount=AccountId,
-            SourceArn=Ref(secret),
-        )
-    )
-    t.add_resource(
-        secretsmanager.RotationSchedule(
-            "OriginVerifyRotationSchedule",
-            DependsOn=[second.title, permission.title],
-            SecretId=Ref(secret),
-            RotationLambdaARN=GetAtt(function, "Arn"),
-            RotationRules=secretsmanager.RotationRules(AutomaticallyAfterDays=ROTATION_DAYS),
-        )
+    constructs.rotation(
+        t, "OriginVerify", function=function, secret=Ref(secret), days=ROTATION_DAYS, depends_on=[second.title]
     )
     return t
 

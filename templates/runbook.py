@@ -249,11 +249,10 @@ def build(dr: Environment, primary: Environment, stacks: Sequence[Stack]) -> str
         "# Assets: the replication status of an object (COMPLETED on the source means it is in the replica).",
         f"assets=$(aws cloudformation describe-stacks --region {primary.region} --stack-name {primary_edge} \\",
         "  --query \"Stacks[0].Outputs[?OutputKey=='AssetsBucketName'].OutputValue\" --output text)",
-        f'aws s3api head-object --region {primary.region} --bucket "$assets" \\',
-        f"  --key {primary.edge.default_root_object} --query ReplicationStatus",
+        *_replication_check(primary),
         *(
             [
-                "# API origin name: the health check Route 53 fails over on.",
+                "# Origin name (every web route): the health check Route 53 fails over on.",
                 f"check=$(aws cloudformation describe-stacks --region {primary.region} --stack-name {dns_stack} \\",
                 "  --query \"Stacks[0].Outputs[?OutputKey=='PrimaryHealthCheckId'].OutputValue\" --output text)",
                 'aws route53 get-health-check-status --health-check-id "$check"',
@@ -327,6 +326,24 @@ def _images(dr: Environment) -> list[str]:
         f"  that region's key (`{stack_name(dr.project, None, f'{REPLICA_LAYER}-{region}')}`). The services of",
         f"  `{dr.name}` pull from `{registry.account_id}.dkr.ecr.{region}.amazonaws.com`: a failover needs nothing",
         f"  from `{registry.region}`. Only images pushed after replication was set up are there: check below.",
+    ]
+
+
+def _replication_check(primary: Environment) -> list[str]:
+    """The head-object of an object the assets bucket holds: the default root object where the
+    distribution's default behaviour serves the bucket; else the first object under
+    ``edge.assets_path`` (the only keys CloudFront reads there), looked up first, since no name
+    there is known to exist."""
+    if not primary.cloudfront_default_to_load_balancer():
+        return [
+            f'aws s3api head-object --region {primary.region} --bucket "$assets" \\',
+            f"  --key {primary.edge.default_root_object} --query ReplicationStatus",
+        ]
+    prefix = primary.edge.assets_path.lstrip("/").removesuffix("*")
+    return [
+        f'key=$(aws s3api list-objects-v2 --region {primary.region} --bucket "$assets" --prefix {prefix} \\',
+        "  --max-items 1 --query 'Contents[0].Key' --output text)",
+        f'aws s3api head-object --region {primary.region} --bucket "$assets" --key "$key" --query ReplicationStatus',
     ]
 
 

@@ -323,3 +323,27 @@ def test_deploy_guide_says_the_origin_name_needs_a_record_and_the_certificate(en
         assert "`shop-prod-dns` holds its DNS record" in line
     else:
         assert f"output `LoadBalancerDnsName` of `shop-{env}-platform`" in line
+
+
+@pytest.mark.parametrize("default_to_load_balancer", [True, False])
+def test_the_runbooks_replication_check_reads_a_key_the_bucket_serves(
+    settings_dir: Path, default_to_load_balancer
+) -> None:
+    """The DR runbook checks the replication of an object CloudFront reads from the bucket: under
+    the assets path when a service owns '/*' (no index.html there is known to exist), the default
+    root object when the bucket is the default behaviour."""
+    from templates import runbook  # noqa: PLC0415
+
+    if not default_to_load_balancer:
+        edit_yaml(settings_dir / "prod.yaml", services__web__routing={"paths": ["/shop/*"]})
+    prod = load_environment("prod", settings_dir)
+    assert prod.cloudfront_default_to_load_balancer() is default_to_load_balancer
+    lines = runbook._replication_check(prod)
+    config = distribution_of(prod)
+    if default_to_load_balancer:
+        prefix = lines[0].split("--prefix ")[1].split()[0]
+        assert served_by(config, "/" + prefix + "logo.png") in BUCKET
+        assert '--key "$key"' in lines[-1]
+    else:
+        key = lines[-1].split("--key ")[1].split()[0]
+        assert key == config["DefaultRootObject"] and served_by(config, "/" + key) in BUCKET

@@ -33,6 +33,7 @@ from troposphere import (
     kms,
     logs,
     s3,
+    secretsmanager,
     wafv2,
 )
 from troposphere.iam import ManagedPolicy, Policy, Role
@@ -537,6 +538,34 @@ def inline_function(
     skip_checkov(function, *skips)
     t.add_resource(function)
     return function, role
+
+
+def rotation(
+    t: Template, prefix: str, *, function: awslambda.Function, secret: Any, days: int, depends_on: list[str]
+) -> secretsmanager.RotationSchedule:
+    """``<prefix>RotationPermission``, Secrets Manager may invoke ``function`` for ``secret`` only
+    ("Permissions for rotation", AWS Secrets Manager User Guide: the resource policy names the
+    service, the account and the secret), and ``<prefix>RotationSchedule``, every ``days`` days,
+    after ``depends_on`` and the permission. Adds both to ``t`` and returns the schedule."""
+    permission = t.add_resource(
+        awslambda.Permission(
+            f"{prefix}RotationPermission",
+            Action="lambda:InvokeFunction",
+            FunctionName=GetAtt(function, "Arn"),
+            Principal="secretsmanager.amazonaws.com",
+            SourceAccount=AccountId,
+            SourceArn=secret,
+        )
+    )
+    return t.add_resource(
+        secretsmanager.RotationSchedule(
+            f"{prefix}RotationSchedule",
+            DependsOn=[*depends_on, permission.title],
+            SecretId=secret,
+            RotationLambdaARN=GetAtt(function, "Arn"),
+            RotationRules=secretsmanager.RotationRules(AutomaticallyAfterDays=days),
+        )
+    )
 
 
 def permissions_boundary(title: str, *, name: str, description: str, regions: list[str]) -> ManagedPolicy:
