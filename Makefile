@@ -22,7 +22,7 @@ $(STAMP): requirements.lock pyproject.toml
 venv: $(STAMP) ## create .venv with the pinned tools (done by every other target)
 
 templates: $(STAMP) dot ## write output/<env>/ for every environment (python generate.py), diagrams included (DIAGRAM_DETAIL=all: every resource)
-	$(PY) generate.py $(if $(DIAGRAM_DETAIL),--diagram-detail $(DIAGRAM_DETAIL))
+	$(PY) generate.py $(if $(DIAGRAM_DETAIL),--diagram-detail $(DIAGRAM_DETAIL)) $(if $(DEPLOYED_DIR),--deployed $(DEPLOYED_DIR))
 
 gate: templates ## run the gate on output/: wiring, limits, cfn-lint, checkov, IAM analysis, shellcheck
 	$(PY) generate.py check
@@ -66,9 +66,10 @@ schema: $(STAMP) ## write schema/environment.schema.json (editor support) from t
 
 # generate.py diff exits 3 on changes: an answer, not an error, so make does not print "Error 3".
 # It compares with deployed/<env>/, which deploy.sh records and no make target rewrites (output/ is
-# rewritten by every build, so a diff against it would be empty after any target).
+# rewritten by every build, so a diff against it would be empty after any target); with DEPLOYED_DIR
+# set (deploy.sh records there instead), with that folder, as templates judges updates against it.
 diff: $(STAMP) ## what a build would change against what deploy.sh recorded as deployed (deployed/), a verdict per stack: make diff [ENV=name] [AGAINST=dir]
-	@$(PY) generate.py diff $(if $(ENV),--env $(ENV)) $(if $(AGAINST),--against $(AGAINST)) || { status=$$?; test $$status -eq 3 || exit $$status; echo "make diff: changes found (generate.py diff exited 3)"; }
+	@$(PY) generate.py diff $(if $(ENV),--env $(ENV)) $(if $(AGAINST),--against $(AGAINST),$(if $(DEPLOYED_DIR),--against $(DEPLOYED_DIR))) || { status=$$?; test $$status -eq 3 || exit $$status; echo "make diff: changes found (generate.py diff exited 3)"; }
 
 cost: templates ## fixed monthly cost per environment and stack at AWS list prices (AGAINST=dir: what a change costs)
 	$(PY) generate.py cost $(if $(AGAINST),--against $(AGAINST))

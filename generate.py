@@ -2,7 +2,8 @@
 """infra-templates: environment files in, CloudFormation templates out, checked before upload.
 
     python generate.py [--env NAME ...] [--output DIR] [--quiet] [--diagrams all|dot|none]
-                       [--diagram-detail traffic|all]                write output/<env>/ and its diagrams (default)
+                       [--diagram-detail traffic|all] [--deployed DIR]
+                                                                     write output/<env>/ and its diagrams (default)
     python generate.py check [--env NAME ...] [--output DIR]         run the gate on written output
     python generate.py diff [--env NAME ...] [--against DIR]         preview changes against DIR (deployed/)
     python generate.py schema [--check]                              write the environment files' JSON Schema
@@ -152,6 +153,15 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
             help="after writing, draw DIR/<folder>/architecture.*: all (DOT, and SVG and PNG when Graphviz's dot "
             "is installed; the default, as `make templates`), dot (the DOT source only), none",
         )
+    for sub in (parser, build):
+        sub.add_argument(
+            "--deployed",
+            type=Path,
+            metavar="DIR",
+            help="what deploy.sh recorded as deployed (DIR/<folder>/<region>/<stack>.json), which the build judges "
+            "updates against (deploy.sh refuses the blocked ones); default: deployed/ beside the output folder. "
+            "make passes $DEPLOYED_DIR, the variable deploy.sh records under",
+        )
     for sub in (parser, build, drawing):
         sub.add_argument(
             "--diagram-detail",
@@ -170,7 +180,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return args
 
 
-def run_build(names: list[str] | None, settings: Path, output: Path, quiet: bool) -> int:
+def run_build(names: list[str] | None, settings: Path, output: Path, quiet: bool, deployed: Path | None = None) -> int:
+    """Write the folders of ``names`` (every environment and the project without), judging each update
+    against ``deployed`` (default: ``deployed/`` beside ``output``, where deploy.sh records by default)."""
     try:
         environments, project, everyone = load_settings(settings, names)
     except SettingsError as error:
@@ -178,7 +190,7 @@ def run_build(names: list[str] | None, settings: Path, output: Path, quiet: bool
     try:
         with build_once():  # each environment's stacks once, however many stacks derive from them
             folders = _build_folders(
-                names, environments, project, everyone, quiet, deployed=output.parent / DEPLOYED_FOLDER
+                names, environments, project, everyone, quiet, deployed=deployed or output.parent / DEPLOYED_FOLDER
             )
     except AddonError as error:  # an override naming what the built stacks lack, an add-on clashing
         return _refuse(error.problems)
@@ -376,7 +388,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def build_and_draw(args: argparse.Namespace) -> int:
     """The build command: write the folders, then draw what was written (``--diagrams``)."""
-    status = run_build(args.env, args.settings, args.output, args.quiet)
+    status = run_build(args.env, args.settings, args.output, args.quiet, args.deployed)
     if status != 0 or args.diagrams == "none":
         return status
     return _draw_built(args.env, args.output, args.diagrams, args.quiet, args.diagram_detail)

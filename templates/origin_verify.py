@@ -209,7 +209,7 @@ def runbook_lines(dr: Environment, primary: Environment) -> list[str]:
     return [
         f"- **Origin header**: both distributions send the `{HEADER}` value of `{secret_name(dr)}`, a",
         f"  secret of `{primary.name}` replicated into `{dr.region}`, and both load balancers' rules accept it:",
-        f"  nothing to do when API traffic moves. Its rotation runs in `{primary.region}`; while that region is",
+        f"  nothing to do when web traffic moves. Its rotation runs in `{primary.region}`; while that region is",
         "  down it does not run, and the value in use stays valid on both sides.",
     ]
 

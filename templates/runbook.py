@@ -73,7 +73,8 @@ def build(dr: Environment, primary: Environment, stacks: Sequence[Stack]) -> str
     ]
     if dns is not None:
         lines += [
-            f"- **API**: CloudFront sends API calls to `{origin}`. Route 53 answers that name with",
+            f"- **API and web routes**: CloudFront sends every web route (the site and the API) to `{origin}`.",
+            "  Route 53 answers that name with",
             f"  `{primary.name}`'s load balancer until the database has moved: the primary record follows a",
             "  failover gate (a CALCULATED health check) that stays healthy until the promotion step below opens",
             f"  it; from then it is the check of `{primary.name}`'s API (HTTPS `{dns.health_check_path}`, every 30 s),",
@@ -94,7 +95,7 @@ def build(dr: Environment, primary: Environment, stacks: Sequence[Stack]) -> str
         "## Fail over (the primary region is down)",
         "",
         "Steps in this order: the recovery region must be able to serve (a writer, the services scaled up)",
-        "before the database is promoted, and API traffic moves only after the promotion.",
+        "before the database is promoted, and web traffic (the site and the API) moves only after the promotion.",
         "",
         "1. Decide: the primary is unavailable for longer than the RTO allows waiting. Announce it.",
     ]
@@ -243,7 +244,7 @@ def build(dr: Environment, primary: Environment, stacks: Sequence[Stack]) -> str
         "```",
         "",
         *_image_check(dr),
-        "Check the assets' replication and the API's failover too:",
+        "Check the assets' replication and the origin name's failover too:",
         "",
         "```sh",
         "# Assets: the replication status of an object (COMPLETED on the source means it is in the replica).",

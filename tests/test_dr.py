@@ -108,6 +108,15 @@ def test_the_runbook_names_this_projects_stacks_clusters_and_commands() -> None:
     assert "RUNBOOK.md" not in BUILT.files["prod"]
 
 
+def test_the_runbook_says_every_web_route_fails_over_with_the_origin_name() -> None:
+    """Behind CloudFront every web route (the web service owns /*) goes to the origin name, not only the
+    API: the runbook must not tell the operator that only API calls move."""
+    runbook = BUILT.files["dr"]["RUNBOOK.md"]
+    assert "CloudFront sends every web route (the site and the API) to `origin.shop.example.com`" in runbook
+    assert "web traffic (the site and the API) moves only after the promotion" in runbook
+    assert "API calls" not in runbook and "API traffic" not in runbook
+
+
 def project_refusal(settings_dir: Path) -> str:
     environments = [load_environment(name, settings_dir) for name in ENVIRONMENTS]
     with pytest.raises(SettingsError) as caught:

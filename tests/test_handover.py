@@ -149,6 +149,12 @@ def test_script_deploys_in_order_and_protects_the_stateful_stacks(written: Path,
         # A parameter from another region's stack is read from that stack first.
         expected += ["describe-stacks"] * sum("stack" in p for p in stack["parameters"].values())
         expected += ["deploy", *(["update-termination-protection"] if stack["name"] in holding else [])]
+    # Last, the load balancer's DNS name for the origin record no stack holds: every environment's but
+    # one whose own dns stack holds it (prod, with dr.dns); the project's has no distribution.
+    if folder != PROJECT_FOLDER and not any(
+        s["layer"] == "dns" and home_of(written / folder, s) == folder for s in stacks
+    ):
+        expected.append("describe-stacks")
     assert [c.split()[1] for c in calls] == expected
     for stack, call in zip(stacks, [c for c in calls if c.startswith("cloudformation deploy ")], strict=True):
         assert f"--region {stack['region']} " in call
@@ -516,6 +522,65 @@ def test_an_update_that_loses_stateful_data_is_refused_until_allowed(written: Pa
     assert "refusing" not in (tmp_path / "output" / "dev" / "deploy.sh").read_text()
 
 
+def test_a_record_kept_elsewhere_is_the_one_the_build_and_make_diff_read(tmp_path: Path) -> None:
+    """deploy.sh records under $DEPLOYED_DIR when it is set: the build must judge against that folder
+    (else no stack is ever refused) and make diff compare with it (else every stack shows as new)."""
+    record = tmp_path / "elsewhere" / "dev" / "eu-west-1" / "shop-dev-network.json"
+    record.parent.mkdir(parents=True)
+    body = BUILT.files["dev"]["network.json"].replace('"FlowLogGroup"', '"FlowLogGroupOld"')
+    record.write_text(body)
+    output = tmp_path / "output"
+    build = ("build", "--env", "dev", "--output", str(output), "--diagrams", "none", "--quiet")
+    code, _, err = generate_main(*build, "--deployed", str(tmp_path / "elsewhere"))
+    assert code == 0, err
+    assert "**Blocked when this guide was generated:** `shop-dev-network`" in (output / "dev" / "DEPLOY.md").read_text()
+    code, _, err = generate_main(*build)  # deployed/ beside output/: nothing recorded there
+    assert code == 0, err
+    assert "Blocked when this guide" not in (output / "dev" / "DEPLOY.md").read_text()
+
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("MAKE") and k != "DEPLOYED_DIR"}
+
+    def dry(*args: str) -> str:
+        ran = subprocess.run(
+            ["make", "--dry-run", "--no-print-directory", *args],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            env=environ,
+            check=False,
+        )
+        assert ran.returncode == 0, ran.stderr
+        return ran.stdout
+
+    assert "--deployed /x/rec" in dry("templates", "DEPLOYED_DIR=/x/rec")
+    assert "--deployed" not in dry("templates")
+    assert "generate.py diff --env dev --against /x/rec" in dry("diff", "ENV=dev", "DEPLOYED_DIR=/x/rec")
+    assert "--against /a" in dry("diff", "DEPLOYED_DIR=/x/rec", "AGAINST=/a")  # AGAINST, when given, wins
+    assert "--against" not in dry("diff")
+
+
+def test_an_update_aws_would_refuse_says_allow_replace_cannot_make_it_pass(written: Path, tmp_path: Path) -> None:
+    # dev's database as deployed had another DatabaseName (create-only): the build replaces the cluster,
+    # which keeps its custom name, so CloudFormation refuses the update whatever ALLOW_REPLACE says.
+    stacks = json.loads((written / "dev" / "manifest.json").read_text())["stacks"]
+    stack = next(s for s in stacks if s["templates"]["json"] == "data.json")
+    record = tmp_path / "deployed" / "dev" / stack["region"] / f"{stack['name']}.json"
+    record.parent.mkdir(parents=True)
+    body = json.loads((written / "dev" / "data.json").read_text())
+    body["Resources"]["Cluster"]["Properties"]["DatabaseName"] = "before"
+    record.write_text(json.dumps(body))
+    code, _, err = generate_main(
+        "build", "--env", "dev", "--output", str(tmp_path / "output"), "--diagrams", "none", "--quiet"
+    )
+    assert code == 0, err
+    status, calls, err = run_script(tmp_path / "output" / "dev" / "deploy.sh", tmp_path, FAKE_ACCOUNT="111111111111")
+    assert status == 1 and deployed(calls) == []
+    assert f"deploy.sh: refusing {stack['name']}: cannot deploy: " in err
+    assert "CloudFormation would refuse this update and roll the stack back" in err
+    assert f"ALLOW_REPLACE={stack['name']} (comma-separated for several) only lets this script try it." in err
+    assert "To deploy it deliberately" not in err
+
+
 # --- first deployments and pre-flight checks --------------------------------------------------------
 
 API_TAG = "/shop/prod/api/image-tag"
@@ -657,3 +722,36 @@ def test_the_origin_record_is_created_where_the_settings_name_a_hosted_zone_else
     # dev: no hosted zone in the settings: the DNS provider, with the name to point at.
     assert "route53" not in section("dev") and "create the record at your DNS provider, a CNAME" in section("dev")
     assert "--stack-name shop-dev-platform --region eu-west-1" in section("dev")
+
+
+@pytest.mark.parametrize(("folder", "reminded"), [("dev", True), ("dr", True), ("prod", False)])
+def test_the_script_ends_with_the_origin_record_no_stack_creates(
+    written: Path, tmp_path: Path, folder: str, reminded: bool
+) -> None:
+    """`make deploy` alone must not leave a site answering 502 unexplained: the origin name's record is the
+    one step the script cannot take, so it says so last, with the load balancer's DNS name read from the
+    stack. prod's record is its dns stack's (dr.dns): nothing to say there."""
+    run_script(written / folder / "deploy.sh", tmp_path)  # only to put the recording stand-in for aws in place
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("AWS")}
+    environ.update(
+        PATH=f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}",
+        FAKE_AWS_LOG=str(tmp_path / "aws.log"),
+        FAKE_ACCOUNT=account_of(written / folder),
+        DEPLOYED_DIR=str(tmp_path / "deployed"),
+        IMAGE_TAG="0123abc",
+    )
+    (tmp_path / "aws.log").write_text("")
+    result = subprocess.run(
+        [str(written / folder / "deploy.sh")], capture_output=True, text=True, env=environ, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    last = result.stdout.strip().splitlines()[-1]
+    name = BUILT.environments[folder].edge.origin_domain
+    if reminded:
+        read = f"cloudformation describe-stacks --stack-name shop-{folder}-platform"
+        assert read in (tmp_path / "aws.log").read_text().splitlines()[-1]
+        assert last.startswith(f"One step is yours, once: {name} must resolve to the load balancer, arn:")
+        assert "DEPLOY.md, 'The origin name', gives the commands." in last
+    else:
+        assert "One step is yours" not in result.stdout
+        assert last == f"shop {folder}: {len(own_stacks(written / folder))} CloudFormation stacks deployed."

@@ -142,3 +142,23 @@ def test_an_inherited_value_refused_in_every_environment_is_said_once_of_default
     assert len(problems) == 1
     assert problems[0].startswith(f"{settings_dir / 'defaults.yaml'}: network.flow_logs.traffic_type = 'SOME': ")
     assert problems[0].endswith(f"(every environment: {', '.join(ENVIRONMENTS)})")
+
+
+def test_a_section_left_empty_or_given_a_list_is_told_in_settings_words_not_a_class_name(settings_dir: Path) -> None:
+    """A key whose lines were all removed or commented out reads as null: pydantic said 'input should be
+    a valid dictionary or instance of Edge', a class the user never wrote; the refusal names the keys."""
+    path = settings_dir / "dev.yaml"
+    text = path.read_text()
+    assert "\nedge:\n" in text
+    path.write_text(text.replace("\nedge:\n", "\nedge:\nxedge:\n", 1))  # edge: null, its lines under xedge
+    problems = refusal(settings_dir, "dev").splitlines()
+    assert (
+        f"{path}: edge: is empty: it takes a mapping of settings (aliases, assets_path, certificate_arn, "
+        "default_root_object, noncurrent_asset_days, origin_domain, price_class); remove the key to keep the defaults"
+    ) in problems
+    assert not any("instance of" in line for line in problems)
+    edit_yaml(path, network=[1])
+    problems = refusal(settings_dir, "dev").splitlines()
+    assert any(
+        line.startswith(f"{path}: network: is not a mapping of settings (availability_zones, ") for line in problems
+    )

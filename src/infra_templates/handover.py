@@ -822,9 +822,32 @@ def deploy_script(context: Handover) -> str:
         '  echo "Change sets created, none executed: review them, then run this script without --review."',
         "else",
         f'  echo "{title}: {_stacks(len(own))} deployed."',
+        *_origin_reminders(context),
         "fi",
     ]
     return "\n".join(out) + "\n"
+
+
+def _origin_reminders(context: Handover) -> list[str]:
+    """deploy.sh's last words for each origin name no stack holds a record of: the one step the script
+    cannot take (DEPLOY.md, "The origin name"), with the load balancer's DNS name to point it at. Until
+    that record resolves, CloudFront cannot reach the load balancer and every web route answers 502
+    (CloudFront Developer Guide, "HTTP 502 status code (DNS error)", NonS3OriginDnsError)."""
+    q = shlex.quote
+    out = []
+    for record in (r for r in context.origins if not r.managed_by):
+        read = (
+            f"aws cloudformation describe-stacks --stack-name {q(record.stack)} --region {q(record.region)} "
+            f"--query \"Stacks[0].Outputs[?OutputKey=='{LOAD_BALANCER_DNS_OUTPUT}'].OutputValue\" --output text"
+        )
+        out += [
+            f'  alb_dns="$({read} || true)"',
+            f'  echo "One step is yours, once: {record.name} must resolve to the load balancer, $alb_dns '
+            "(a CNAME, or a Route 53 alias A record), and its certificate must cover that name: "
+            "no stack creates that record, and until it "
+            "resolves CloudFront reaches no web route (502). DEPLOY.md, 'The origin name', gives the commands.\"",
+        ]
+    return out
 
 
 def _preflight(context: Handover) -> list[str]:
@@ -936,8 +959,7 @@ def _preflight(context: Handover) -> list[str]:
             "  else",
             "    cat >&2 <<'EOF'",
             f"deploy.sh: refusing {stack.name}: {why}.",
-            f"  See `make diff ENV={context.home(stack)}`. To deploy it deliberately: ALLOW_REPLACE={stack.name} "
-            "(comma-separated for several).",
+            f"  See `make diff ENV={context.home(stack)}`. " + _way_through(stack.name, why),
             "EOF",
             "    failed=true",
             "  fi",
@@ -950,6 +972,20 @@ def _preflight(context: Handover) -> list[str]:
         "fi",
     ]
     return out
+
+
+def _way_through(stack: str, why: str) -> str:
+    """What lifts deploy.sh's refusal of ``stack``. A ``cannot deploy`` verdict is an update CloudFormation
+    itself refuses and rolls back (an export in use changed, a custom-named resource replaced: make diff's
+    verdict): ALLOW_REPLACE cannot make it pass, only let the script try; a change to the settings can.
+    A stateful resource replaced or deleted is a decision: ALLOW_REPLACE is how one takes it."""
+    allow = f"ALLOW_REPLACE={stack} (comma-separated for several)"
+    if why.startswith("cannot deploy"):
+        return (
+            "CloudFormation would refuse this update and roll the stack back: change the settings until make diff "
+            f"no longer says 'cannot deploy'. {allow} only lets this script try it."
+        )
+    return f"To deploy it deliberately: {allow}."
 
 
 def _cost(manifest: Mapping[str, Any], templates: Mapping[str, Mapping[str, Any]], folder: str) -> str:

@@ -259,6 +259,13 @@ def _describe(error: Any, sources: dict[str, tuple[Path, dict[str, Any]]], merge
         allowed = _fields_at(Environment, loc[:-1])
         message = "is not a known setting" + did_you_mean(loc[-1], allowed)
         message += f"; valid keys here: {', '.join(allowed)}" if allowed else ""
+    elif error["type"] in ("model_type", "model_attributes_type", "dict_type"):
+        # pydantic's "input should be a valid dictionary or instance of Edge": a class name the user never wrote.
+        # A key left with nothing under it (every line below it removed or commented out) reads as null.
+        keys = _fields_at(Environment, loc)
+        message = "is empty: it takes a mapping of settings" if value is None else "is not a mapping of settings"
+        message += f" ({', '.join(keys)})" if keys else ""
+        message += "; remove the key to keep the defaults" if value is None else ""
     elif error["type"] == "missing":  # said of the file being loaded, where the value is missing
         own_path, _ = sources["own"]
         return [f"{_show(own_path)}: {_dotted(loc)}: is required and set neither in this file nor in {DEFAULTS_FILE}"]

@@ -597,4 +597,6 @@ if [[ "$review" == true ]]; then
   echo "Change sets created, none executed: review them, then run this script without --review."
 else
   echo "shop dev: 16 CloudFormation stacks deployed."
+  alb_dns="$(aws cloudformation describe-stacks --stack-name shop-dev-platform --region eu-west-1 --query "Stacks[0].Outputs[?OutputKey=='LoadBalancerDnsName'].OutputValue" --output text || true)"
+  echo "One step is yours, once: origin.dev.shop.example.com must resolve to the load balancer, $alb_dns (a CNAME, or a Route 53 alias A record), and its certificate must cover that name: no stack creates that record, and until it resolves CloudFront reaches no web route (502). DEPLOY.md, 'The origin name', gives the commands."
 fi
