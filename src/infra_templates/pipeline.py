@@ -9,6 +9,8 @@ Two kinds of layer:
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -24,7 +26,7 @@ from infra_templates.handover import handover_files
 from infra_templates.layer import SOURCES_METADATA, apply_permissions_boundary, apply_tags
 from infra_templates.naming import permissions_boundary_name, stack_name, standard_tags
 from infra_templates.quotas import TEMPLATE_BODY_BYTES
-from infra_templates.render import template_dict, to_json, to_yaml
+from infra_templates.render import keep_derived, made, once, template_dict, to_json, to_yaml
 
 PROJECT_FOLDER = "project"
 PROJECT_ENVIRONMENT_TAG = "shared"
@@ -94,11 +96,11 @@ class Stack:
         as those the deployer and the infrastructure pipeline derive from, are rendered only to
         measure those after the template bucket: ``template_bytes``); inside ``build_once``, once
         for every ``Stack`` carrying the same template data."""
-        return _rendered(self.body, to_yaml)
+        return once(self.body, "yaml", to_yaml)
 
     @cached_property
     def json(self) -> str:
-        return _rendered(self.body, to_json)
+        return once(self.body, "json", to_json)
 
     @cached_property
     def exports(self) -> list[str]:
@@ -108,7 +110,7 @@ class Stack:
     def imports(self) -> list[str]:
         """Every export name the template imports (it walks the whole template: asked for by every
         manifest that lists the stack, so kept; the template data does not change once built)."""
-        return sorted(set(find_imports(self.body)))
+        return once(self.body, "imports", _imports)
 
     @property
     def parameters(self) -> dict[str, dict[str, str]]:
@@ -143,6 +145,29 @@ class Stack:
         return f"../{self.home}/" if self.home else ""
 
 
+def _imports(body: dict[str, Any]) -> list[str]:
+    """The sorted export names ``body`` imports: read from its JSON text where the build has made
+    it (a search of the text, instead of a walk of every value), else by walking the body."""
+    text = made(body, "json")
+    if text is None:
+        return sorted(set(find_imports(body)))
+    found: set[str] = set()
+    for match in _IMPORT.finditer(text):
+        start = text.rfind("\n", 0, match.start()) + 1
+        if not text[start : match.start()].strip(" "):  # the key itself, not the end of a longer key
+            found.add(json.loads(match[1]))
+    return sorted(found)
+
+
+# A literal Fn::ImportValue in a template's JSON text (render.to_json: one key a line, and no line
+# break inside a JSON string): the key, first on its line, and a string value, as find_imports
+# yields them. The search starts at the literal key (a pattern starting at a line's start is
+# tried at every character); inside a string every quote is escaped, so only a key ending with
+# an escaped quote and the name (`"x \"Fn::ImportValue": ...`) could match there: the caller
+# holds the match to the start of its line.
+_IMPORT = re.compile(r'"Fn::ImportValue": ("(?:[^"\\]|\\.)*"),?$', re.MULTILINE)
+
+
 def find_imports(node: Any) -> Iterator[str]:
     """Every literal name passed to Fn::ImportValue anywhere in a template."""
     if isinstance(node, dict):
@@ -173,22 +198,6 @@ def _stack(name: str, layer: str, region: str, template: Template, *, depends_on
 
 # (environment's settings as JSON, layer, unit) -> the unit's template as data; set inside build_once()
 _BUILT: ContextVar[dict[tuple[str, LayerSpec, str], dict[str, Any]] | None] = ContextVar("built", default=None)
-# (id(template data), renderer) -> (the data, kept so the id stays its own; its text); inside build_once()
-_RENDERED: ContextVar[dict[tuple[int, Callable[..., str]], tuple[dict[str, Any], str]] | None] = ContextVar(
-    "rendered", default=None
-)
-
-
-def _rendered(body: dict[str, Any], render: Callable[[dict[str, Any]], str]) -> str:
-    cache = _RENDERED.get()
-    if cache is None:
-        return render(body)
-    known = cache.get((id(body), render))
-    if known is not None and known[0] is body:
-        return known[1]
-    text = render(body)
-    cache[(id(body), render)] = (body, text)
-    return text
 
 
 @contextmanager
@@ -201,15 +210,16 @@ def build_once() -> Iterator[None]:
     for the infrastructure pipeline (every environment it deploys). Layers are pure functions of
     the settings (STYLE.md), so equal settings (compared as their JSON) give the same template.
     Each call still returns new ``Stack`` objects with their own ``depends_on`` lists
-    (``prerequisites`` extends those); the template data is shared and must not be changed.
+    (``prerequisites`` extends those); the template data is shared and must not be changed, and
+    so are its YAML and JSON texts and its imports (``render.once``).
     Outside the block nothing is kept: a test that changes a layer's module between builds
     sees the change.
     """
-    token, rendered = _BUILT.set({}), _RENDERED.set({})
+    token = _BUILT.set({})
     try:
-        yield
+        with keep_derived():
+            yield
     finally:
-        _RENDERED.reset(rendered)
         _BUILT.reset(token)
 
 
