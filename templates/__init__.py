@@ -45,6 +45,7 @@ from templates import (
     runbook,
     security,
     service,
+    template_bucket,
 )
 
 
@@ -98,11 +99,22 @@ RUNNING: tuple[LayerSpec, ...] = (
     LayerSpec("security", security.build, imports_from=("keys", "network")),
     LayerSpec("data", data.build, imports_from=("keys", "network", "security")),
     LayerSpec("platform", platform.build, imports_from=("keys", "network", "security")),
+    # Kept only when a later stack's template is beyond a request's 51,200 bytes: deployed through it.
+    LayerSpec(
+        template_bucket.LAYER,
+        template_bucket.build,
+        imports_from=("platform",),
+        template_bucket=template_bucket.bucket_name,
+    ),
     LayerSpec("dns", dns.build, imports_from=("platform",), when=dns.needed),
     LayerSpec("assets-replica", assets_replica.build, imports_from=("keys", "platform"), when=assets_replica.needed),
     LayerSpec("edge-waf", edge_waf.build, region=edge_waf.region, when=edge_waf.needed),
     LayerSpec("edge", edge.build, imports_from=("keys", "platform", "assets-replica", "edge-waf", origin_verify.LAYER)),
-    LayerSpec("monitoring", monitoring.build, imports_from=("keys", "network", "data", "platform", "edge")),
+    LayerSpec(
+        "monitoring",
+        monitoring.build,
+        imports_from=("keys", "network", "data", "platform", "edge", origin_verify.LAYER),
+    ),
     LayerSpec(
         "dashboard",
         monitoring.build_dashboard,

@@ -90,6 +90,15 @@ class Data:
     CLUSTER_RESOURCE_ID = ExportSpec(
         "data", "ClusterResourceId", "The cluster's resource id, which names its users in rds-db:connect ARNs"
     )
+    MASTER_ROTATION_FUNCTION = ExportSpec(
+        "data", "MasterRotationFunctionName", "The administrator secret's rotation function (alarmed on its errors)"
+    )
+
+
+class OriginVerify:
+    ROTATION_FUNCTION = ExportSpec(
+        "origin-verify", "RotationFunctionName", "The origin-verify secret's rotation function (alarmed on its errors)"
+    )
 
 
 def database_user(service: str) -> str:

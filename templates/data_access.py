@@ -23,7 +23,7 @@ from troposphere import GetAtt, Ref, Sub, Template, cloudformation, rds, secrets
 from infra_templates import constructs, iam
 from infra_templates.config import Environment
 from infra_templates.layer import LayerContext
-from templates.contracts import Keys, database_user
+from templates.contracts import Data, Keys, database_user
 
 # Inline (ZipFile) Python code may import cfnresponse ("cfn-response module", CloudFormation User
 # Guide). For each user it runs each statement the data layer computed (USER in them replaced by the
@@ -227,7 +227,7 @@ def master_rotation(t: Template, ctx: LayerContext, cluster: rds.DBCluster, *, w
     copy is a replica of its primary's, which rotates there and replicates."""
     env = ctx.env
     secret = t.resources.get("DatabaseSecret")
-    if env.dr is not None or not isinstance(secret, secretsmanager.Secret):
+    if not rotates_master(env) or not isinstance(secret, secretsmanager.Secret):
         return
     cluster.EnableHttpEndpoint = True
     cluster_arn = GetAtt(cluster, "DBClusterArn")
@@ -297,6 +297,13 @@ def master_rotation(t: Template, ctx: LayerContext, cluster: rds.DBCluster, *, w
         days=MASTER_ROTATION_DAYS,
         depends_on=["DatabaseSecretAttachment", writer],
     )
+    ctx.export(t, Data.MASTER_ROTATION_FUNCTION, Ref(function))
+
+
+def rotates_master(env: Environment) -> bool:
+    """Whether the data stack rotates the administrator secret with a function of its own: a
+    generated secret in a primary environment (RDS rotates a managed one; a DR copy is a replica)."""
+    return env.dr is None and env.database.password == "generated"
 
 
 def _data_api_statements(ctx: LayerContext, cluster_arn: Any, secret_resource: Any) -> list[Any]:

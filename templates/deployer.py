@@ -198,7 +198,8 @@ def _referenced_secrets(stacks: Sequence[Stack], own: Sequence[str]) -> Statemen
         {
             (stack.region, name)
             for stack in stacks
-            for name in SECRET_REFERENCE.findall(json.dumps(stack.body))
+            # The template's JSON text, written anyway (made once for each template: build_once)
+            for name in SECRET_REFERENCE.findall(stack.json)
             if not name.startswith("arn:") and not any(fnmatch.fnmatchcase(name, pattern) for pattern in own)
         }
     )
@@ -220,11 +221,14 @@ def _referenced_secrets(stacks: Sequence[Stack], own: Sequence[str]) -> Statemen
 def permissions(stacks: Sequence[Stack]) -> dict[str, list[str]]:
     """The actions CloudFormation needs for every resource type of ``stacks``, by service prefix."""
     by_service: dict[str, set[str]] = {}
-    for stack in stacks:
-        for resource in stack.body.get("Resources", {}).values():
-            for action in handler_permissions(stack.region, resource["Type"]):
-                service, _, name = action.partition(":")
-                by_service.setdefault(service, set()).add(name)
+    # Each type once per region (a type has the same handlers for every resource of it)
+    kinds = {
+        (stack.region, resource["Type"]) for stack in stacks for resource in stack.body.get("Resources", {}).values()
+    }
+    for region, kind in kinds:
+        for action in handler_permissions(region, kind):
+            service, _, name = action.partition(":")
+            by_service.setdefault(service, set()).add(name)
     return {service: sorted(names) for service, names in sorted(by_service.items())}
 
 
@@ -413,15 +417,18 @@ def untagged_types(stacks: Sequence[Stack]) -> frozenset[tuple[str, str]]:
             kind = str(resource["Type"])
             if _carries_scope_tags(resource.get("Properties", {})):
                 continue
-            services = sorted({a.split(":")[0] for a in handler_permissions(stack.region, kind)})
-            wanted = _squashed(IAM_TYPE_OF.get(kind, kind.rsplit("::", 1)[-1]))
-            found.update(
-                (service, name)
-                for service in services
-                for name in service_resources(service)
-                if _squashed(name) == wanted
-            )
+            found.update(_iam_types(stack.region, kind))
     return frozenset(found)
+
+
+@cache  # by (region, type): asked for each untagged resource of every environment, IAM's data fixed in a run
+def _iam_types(region: str, kind: str) -> frozenset[tuple[str, str]]:
+    """The IAM resource types (service, type) a CloudFormation type is matched to (untagged_types)."""
+    services = sorted({a.split(":")[0] for a in handler_permissions(region, kind)})
+    wanted = _squashed(IAM_TYPE_OF.get(kind, kind.rsplit("::", 1)[-1]))
+    return frozenset(
+        (service, name) for service in services for name in service_resources(service) if _squashed(name) == wanted
+    )
 
 
 def _carries_scope_tags(properties: dict[str, Any]) -> bool:
@@ -697,6 +704,7 @@ def _route_statements(env: Environment, grants: Sequence[_Grant]) -> list[Statem
     return statements
 
 
+@cache  # asked for every action of every environment: IAM's data does not change in a run
 def _only_on_star(action: str) -> bool:
     """True when IAM's data lists ``action`` with no resource type: "*" is the only Resource it
     accepts. An action the data does not know (newer than it) is not: it stays with the scoped ones."""

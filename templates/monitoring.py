@@ -40,7 +40,8 @@ from infra_templates import constructs, iam
 from infra_templates.config import Environment, ServerlessCapacity
 from infra_templates.layer import LayerContext
 from infra_templates.naming import queue_name, release_name
-from templates.contracts import AssetsReplica, Data, Edge, Keys, Monitoring, Network, Platform
+from templates import data_access, origin_verify
+from templates.contracts import AssetsReplica, Data, Edge, Keys, Monitoring, Network, OriginVerify, Platform
 from templates.edge import replication_rule_id
 
 BUCKET_NAME = r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"
@@ -62,6 +63,7 @@ def build(env: Environment) -> Template:
         _replication_alarms(t, ctx, topic_arn)
     if env.dr is not None:
         _global_database_lag_alarm(t, ctx, topic_arn)
+    _rotation_alarms(t, ctx, topic_arn)
     event_rules = _ecs_event_rules(t, ctx, topic, paging)
     if env.monitoring.ses_email.enabled:
         _ses_mailer(t, ctx, topic_arn, key, event_rules)
@@ -632,6 +634,43 @@ def _ses_mailer(t: Template, ctx: LayerContext, topic_arn: Any, key: Any, event_
         comparison="GreaterThanThreshold", threshold=0,
         missing_data="notBreaching",  # SQS stops reporting an idle, empty queue after a while
     )  # fmt: skip
+
+
+def _rotation_alarms(t: Template, ctx: LayerContext, topic_arn: Any) -> None:
+    """An alarm on the errors of each rotation function of the environment (the administrator
+    secret's, the origin-verify secret's): a failed step leaves the secret's pending version, and
+    Secrets Manager refuses every later rotation while it stays ("RotateSecret": "If the AWSPENDING
+    staging label is present but not attached to the same version as AWSCURRENT, then any later
+    invocation of RotateSecret assumes that a previous rotation request is still in progress and
+    returns an error"), so a failure must reach people, not wait for the next schedule."""
+    env = ctx.env
+    functions = []
+    if data_access.rotates_master(env):
+        functions.append(("MasterRotationErrorsAlarm", Data.MASTER_ROTATION_FUNCTION, "the administrator secret"))
+    if origin_verify.owns(env):
+        functions.append(
+            ("OriginVerifyRotationErrorsAlarm", OriginVerify.ROTATION_FUNCTION, "the origin-verify secret")
+        )
+    for logical_id, export, secret in functions:
+        # One error is the event: a rotation step runs once per schedule, so the environment's
+        # "3 of 5 periods" (monitoring.alarms) would never see it; any error in 5 minutes fires.
+        t.add_resource(
+            constructs.metric_alarm(
+                logical_id,
+                topic_arn,
+                description=f"{env.name}: the rotation of {secret} failed (see the function's log group); "
+                "no later rotation starts until it is fixed (Secrets Manager User Guide, 'Troubleshoot rotation')",
+                namespace="AWS/Lambda",
+                metric="Errors",
+                dimensions={"FunctionName": ctx.import_value(export)},
+                comparison="GreaterThanThreshold",
+                threshold=0,
+                missing_data="notBreaching",  # published only when the function runs
+                period=300,
+                evaluation_periods=1,
+                datapoints=1,
+            )
+        )
 
 
 def _kind_widgets(env: Environment, metrics: Any) -> list[dict[str, Any]]:

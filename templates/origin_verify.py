@@ -53,20 +53,22 @@ import ast
 import json
 import re
 from fnmatch import fnmatchcase
+from functools import cache
 from typing import Any
 
 from awacs import cloudfront as cloudfront_actions
 from awacs import elasticloadbalancing as elb_actions
 from awacs import kms as kms_actions
 from awacs import secretsmanager as secrets_actions
+from awacs import wafv2 as wafv2_actions
 from awacs.aws import StringEquals
 from troposphere import GetAtt, Ref, Sub, Template, cloudformation, cloudfront, secretsmanager
 from troposphere import elasticloadbalancingv2 as elb
 
 from infra_templates import constructs, iam
-from infra_templates.config import Environment
+from infra_templates.config import CLOUDFRONT_REGION, Environment
 from infra_templates.layer import LayerContext
-from templates.contracts import Keys
+from templates.contracts import Keys, OriginVerify
 
 LAYER = "origin-verify"
 HEADER = "X-Origin-Verify"
@@ -84,7 +86,10 @@ STAGES = ("AWSCURRENT", "AWSPREVIOUS")
 # Inline (ZipFile) code: at most 4,096 characters (AWS::Lambda::Function Code, ZipFile), and it may
 # import cfnresponse ("cfn-response module", CloudFormation User Guide). The rules and distributions
 # to change are found by their tags (Project, and Environment of this environment or its DR
-# partner), as the sample finds them by configuration: a stack update never has to tell it.
+# partner), as the sample finds them by configuration: a stack update never has to tell it. Listeners
+# and rules are read in one page each: PageSize 400, the API's maximum (Elastic Load Balancing API
+# Reference, DescribeListeners and DescribeRules, PageSize 1-400), is more than AWS's quotas let a
+# load balancer hold (quotas.LISTENERS_PER_ALB, 50; quotas.RULES_PER_ALB, 100), so no rule is missed.
 ROTATION_CODE = """\
 import json
 import os
@@ -122,8 +127,8 @@ def rules():
                 arn = b["LoadBalancerArn"]
                 if not ours(elb.describe_tags(ResourceArns=[arn])["TagDescriptions"][0]["Tags"]):
                     continue
-                for li in elb.describe_listeners(LoadBalancerArn=arn)["Listeners"]:
-                    for rule in elb.describe_rules(ListenerArn=li["ListenerArn"])["Rules"]:
+                for li in elb.describe_listeners(LoadBalancerArn=arn, PageSize=400)["Listeners"]:
+                    for rule in elb.describe_rules(ListenerArn=li["ListenerArn"], PageSize=400)["Rules"]:
                         if any(map(has_header, rule["Conditions"])):
                             yield elb, rule
 
@@ -193,6 +198,7 @@ def handler(event, context):
 """
 
 
+@cache  # ROTATION_CODE is a constant: parsed and unparsed once per process, not per environment (7 ms each)
 def shipped_code() -> str:
     """ROTATION_CODE as the template carries it: without comments and blank lines, indented by one
     space a level (``ast.unparse``), to fit ZipFile's 4,096 characters; the same program."""
@@ -418,7 +424,31 @@ def build(env: Environment) -> Template:
     constructs.rotation(
         t, "OriginVerify", function=function, secret=Ref(secret), days=ROTATION_DAYS, depends_on=[second.title]
     )
+    ctx.export(t, OriginVerify.ROTATION_FUNCTION, Ref(function))
     return t
+
+
+def _web_acl_read(env: Environment, environments: list[str]) -> list[Any]:
+    """Reading the pair's CloudFront web ACLs (us-east-1, named ``<project>-<env>-...``), where a
+    distribution has one: UpdateDistribution sends the distribution's whole configuration, its
+    WebACLId included, and CloudFront answers "InvalidWebACLId: Unable to verify read permissions on
+    Web ACL" to a caller who may not read it (aws/aws-sdk-java#2901, hashicorp/terraform#17544; no AWS
+    page says it either way, and the read is harmless: the ACL's rules, never a change)."""
+    if not env.platform.waf.cloudfront:
+        return []
+    return [
+        iam.allow(
+            "ReadThePairsCloudFrontWebAcls",
+            [wafv2_actions.GetWebACL],
+            [
+                Sub(
+                    f"arn:${{AWS::Partition}}:wafv2:{CLOUDFRONT_REGION}:${{AWS::AccountId}}:global/webacl/"
+                    f"{env.project}-{name}-*/*"
+                )
+                for name in environments
+            ],
+        )
+    ]
 
 
 def _change_statements(env: Environment, regions: list[str], environments: list[str]) -> list[Any]:
@@ -452,6 +482,7 @@ def _change_statements(env: Environment, regions: list[str], environments: list[
             [cloudfront_actions.ListTagsForResource],
             [Sub("arn:${AWS::Partition}:cloudfront::${AWS::AccountId}:distribution/*")],
         ),
+        *_web_acl_read(env, environments),
         iam.allow(
             "ChangeThePairsDistributions",
             [

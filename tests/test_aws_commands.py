@@ -37,10 +37,13 @@ DEFAULTED = re.compile(r"^\s*(?P<var>[a-z_]\w*)=\"\$\{[A-Z_]+:-(?P<value>[^}\"]*
 @pytest.fixture(scope="module")
 def output(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """output/ as ``python generate.py`` writes it, delivery folder included, from the fixture
-    settings with the sample add-ons (tests/fixtures/addons/): their stacks' commands too."""
+    settings with the sample add-ons (tests/fixtures/addons/): their stacks' commands too; and
+    prod's add-on that puts its api's template beyond 51,200 bytes (tests/fixtures/addons-upload/):
+    its deploy command uploads through the environment's template bucket."""
     root = tmp_path_factory.mktemp("aws-commands")
     shutil.copytree(SETTINGS, root / "environments")
     shutil.copytree(FIXTURES / "addons", root / "environments" / "addons")
+    shutil.copytree(FIXTURES / "addons-upload", root / "environments" / "addons", dirs_exist_ok=True)
     assert generate.run_build(None, root / "environments", root / "output", quiet=True) == 0
     return root / "output"
 
@@ -68,6 +71,7 @@ NAME_PROPERTIES = {
     "AWS::ECR::Repository": ("repository", "RepositoryName"),
     "AWS::SecretsManager::Secret": ("secret", "Name"),
     "AWS::Logs::LogGroup": ("log-group", "LogGroupName"),
+    "AWS::S3::Bucket": ("bucket", "BucketName"),
 }
 
 
@@ -251,6 +255,7 @@ def names_problems(printed: Printed, call: aws_cli.Call, inv: Inventory, created
         "ecr": _ecr_names,
         "secretsmanager": _secret_names,
         "logs": _log_group_names,
+        "s3": _bucket_names,
     }.get(call.service)
     if checker is not None:
         yield from checker(printed, call.params, region, inv, created)
@@ -271,6 +276,15 @@ def _cloudformation_names(
         _, problem = _output_value(inv, stack, region, read["output"])
         if problem:
             yield problem
+
+
+def _bucket_names(printed: Printed, params: dict[str, Any], region: str, inv: Inventory, _: set[str]) -> Iterator[str]:
+    """``deploy --s3-bucket`` uploads the template to a bucket the output names, in the stack's
+    region (the CLI's TemplateURL is the path-style URL of that region's S3 endpoint). Other
+    commands name buckets through a stack's outputs (checked as such)."""
+    bucket = params.get("Bucket")
+    if "cloudformation deploy" in printed.command and bucket is not None and not inv.has("bucket", region, bucket):
+        yield f"names bucket {bucket} in {region}, which the output does not create there"
 
 
 def _ecs_names(_: Printed, params: dict[str, Any], region: str, inv: Inventory, __: set[str]) -> Iterator[str]:
@@ -421,3 +435,13 @@ def test_the_libyaml_parse_of_a_template_is_awscli_s_own(output: Path) -> None:
     assert ours == theirs
     assert json.dumps(ours) == json.dumps(theirs)  # key order too (OrderedDicts compare by order as well)
     assert aws_cli.yaml_parse('{"a": [1]}') == yamlhelper.yaml_parse('{"a": [1]}')  # JSON first, as awscli
+
+
+def test_a_deploy_uploading_to_a_bucket_the_output_lacks_is_reported(output: Path) -> None:
+    inv = inventory(output)
+    command = "aws cloudformation deploy --stack-name shop-prod-svc-api --region eu-west-1 --s3-bucket x"
+    printed = Printed(output / "prod" / "deploy.sh", 1, command, aws_cli.split(command), None)
+    for bucket, found in (("shop-prod-templates-333333333333", []), ("shop-prod-templates-nope", ["names bucket"])):
+        call = aws_cli.Call("s3", "PutObject", {"Bucket": bucket, "Key": "templates/x"}, "eu-west-1")
+        problems = list(names_problems(printed, call, inv, set()))
+        assert [p[: len("names bucket")] for p in problems] == found, problems

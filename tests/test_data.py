@@ -10,6 +10,7 @@ from cfnlint.api import ManualArgs, lint
 from conftest import ENVIRONMENTS, build_all, edit_yaml, refusal, resources, walk
 
 from infra_templates.checks import RULES_DIR
+from templates import data_access
 
 
 def cluster(stacks, env: str) -> dict:
@@ -145,7 +146,9 @@ def test_prod_has_a_writer_and_a_reader_in_another_zone(stacks) -> None:
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)
-def test_exports_what_services_and_monitoring_need(stacks, env) -> None:
+def test_exports_what_services_and_monitoring_need(stacks, environments, env) -> None:
+    # the administrator secret's rotation function, where this stack rotates it: monitoring alarms on its errors
+    rotation = ("MasterRotationFunctionName",) if data_access.rotates_master(environments[env]) else ()
     assert stacks[env]["data"].exports == sorted(
         f"shop-{env}-data-{key}"
         for key in (
@@ -157,6 +160,7 @@ def test_exports_what_services_and_monitoring_need(stacks, env) -> None:
             "SecretResource",
             "DatabaseName",
             "ClusterResourceId",
+            *rotation,
         )
     )
 

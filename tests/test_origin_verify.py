@@ -8,6 +8,7 @@ models (Stubber)."""
 from __future__ import annotations
 
 import datetime
+import fnmatch
 import json
 import sys
 import types
@@ -19,7 +20,7 @@ from botocore.stub import Stubber
 from conftest import BUILT, ENVIRONMENTS, build_all, edit_yaml, refusal, resources
 
 from infra_templates.config import SettingsError, load_environment, load_settings
-from templates import edge, origin_verify
+from templates import data_access, edge, origin_verify
 
 RULE = "AWS::ElasticLoadBalancingV2::ListenerRule"
 
@@ -110,6 +111,19 @@ def test_the_rotation_role_reaches_the_pairs_rules_and_distributions_only(stacks
     regions = sorted(r["Fn::Sub"].split(":")[5] for r in rules["Resource"])  # arn:${AWS::Partition}:service:REGION
     assert regions == sorted([environments["prod"].region, environments["dr"].region])
     assert grants["ChangeThePairsDistributions"]["Condition"] == tags
+    # UpdateDistribution resends the web ACL's id, which CloudFront may check the caller can read:
+    # the pair's CloudFront web ACLs (us-east-1, global), read only
+    acls = grants["ReadThePairsCloudFrontWebAcls"]
+    assert acls["Action"] == ["wafv2:GetWebACL"]
+    assert sorted(r["Fn::Sub"] for r in acls["Resource"]) == [
+        f"arn:${{AWS::Partition}}:wafv2:us-east-1:${{AWS::AccountId}}:global/webacl/shop-{e}-*/*"
+        for e in ("dr", "prod")
+    ]
+    for name in ("shop-prod-edge-waf", "shop-prod-edge-cloudfront"):  # the names edge_waf and edge give them
+        assert any(
+            fnmatch.fnmatchcase(f"global/webacl/{name}/abc", r["Fn::Sub"].split("${AWS::AccountId}:")[1])
+            for r in acls["Resource"]
+        )
     # "*" only where the API has no resource-level permission
     stars = sorted(sid for sid, s in grants.items() if s["Resource"] == ["*"])
     assert stars == ["FindTheDistributions", "FindTheLoadBalancerRules", "GenerateAValue"]
@@ -279,8 +293,10 @@ def _load_balancers(elb: Stubber, region: str, env: str, rules: list[dict]) -> N
         "describe_tags", {"TagDescriptions": [{"ResourceArn": lb, "Tags": _tags(env)}]}, {"ResourceArns": [lb]}
     )
     listener = LISTENER.format(region=region, env=env)
-    elb.add_response("describe_listeners", {"Listeners": [{"ListenerArn": listener}]}, {"LoadBalancerArn": lb})
-    elb.add_response("describe_rules", {"Rules": rules}, {"ListenerArn": listener})
+    elb.add_response(
+        "describe_listeners", {"Listeners": [{"ListenerArn": listener}]}, {"LoadBalancerArn": lb, "PageSize": 400}
+    )
+    elb.add_response("describe_rules", {"Rules": rules}, {"ListenerArn": listener, "PageSize": 400})
 
 
 def _rule(region: str, env: str, n: int, header: list[str] | None) -> dict:
@@ -533,3 +549,38 @@ def test_the_stacks_custom_resource_puts_a_second_version_on_create_only(stacks,
     module = _rotation(stacks, monkeypatch, clients)
     module.handler({"RequestType": "Create", "ResourceProperties": {"SecretId": ARN}}, None)
     assert sys.modules["cfnresponse"].sent == [("FAILED", "second-version")]
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_a_failed_rotation_reaches_people_at_its_first_error(stacks, environments, env) -> None:
+    """Each rotation function of the environment (the administrator secret's, the origin-verify
+    secret's) has an alarm on its errors in the monitoring stack, firing on one error: a failed step
+    leaves a pending version that blocks every later rotation, and a step runs once per schedule."""
+    alarms = resources(stacks[env]["monitoring"].body, "AWS::CloudWatch::Alarm")
+    expected = {
+        "MasterRotationErrorsAlarm": ("data", "MasterRotationFunction", data_access.rotates_master(environments[env])),
+        "OriginVerifyRotationErrorsAlarm": (
+            "origin-verify",
+            "OriginVerifyRotationFunction",
+            origin_verify.owns(environments[env]),
+        ),
+    }
+    for alarm, (layer, function, exists) in expected.items():
+        assert (alarm in alarms) is exists, (env, alarm)
+        if not exists:
+            continue
+        props = alarms[alarm]["Properties"]
+        assert (props["Namespace"], props["MetricName"], props["Statistic"]) == ("AWS/Lambda", "Errors", "Sum")
+        assert (props["EvaluationPeriods"], props["DatapointsToAlarm"], props["Threshold"]) == (1, 1, 0)
+        assert props["ComparisonOperator"] == "GreaterThanThreshold" and props["TreatMissingData"] == "notBreaching"
+        (dimension,) = props["Dimensions"]
+        export = dimension["Value"]["Fn::ImportValue"]
+        outputs = stacks[env][layer].body["Outputs"]
+        (exported,) = [o for o in outputs.values() if o.get("Export", {}).get("Name") == export]
+        assert exported["Value"] == {"Ref": function}
+
+
+def test_every_shipped_rotation_is_alarmed_somewhere(stacks, environments) -> None:
+    """The test above is not vacuous: the fixtures have both rotations."""
+    assert any(data_access.rotates_master(e) for e in environments.values())
+    assert any(origin_verify.owns(e) for e in environments.values())

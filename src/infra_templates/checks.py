@@ -37,11 +37,11 @@ from resource import RUSAGE_CHILDREN, RUSAGE_SELF, getrusage
 from typing import Any
 
 from infra_templates import iam_analysis
-from infra_templates.quotas import check_output_quotas
+from infra_templates.quotas import TEMPLATE_BODY_BYTES, TEMPLATE_S3_BYTES, check_output_quotas
 from infra_templates.render import to_json, to_yaml
 
-MAX_BODY_BYTES = 51_200
-MAX_UPLOADED_BYTES = 1_048_576  # a template CloudFormation reads from S3 (TemplateURL)
+MAX_BODY_BYTES = TEMPLATE_BODY_BYTES
+MAX_UPLOADED_BYTES = TEMPLATE_S3_BYTES  # a template CloudFormation reads from S3 (TemplateURL)
 MAX_RESOURCES = 500
 MAX_OUTPUTS = 200
 MAX_PARAMETERS = 200
@@ -186,7 +186,11 @@ def check_limits(files: Iterable[TemplateFile]) -> list[Problem]:
         size = file.path.stat().st_size
         limit, how = (MAX_UPLOADED_BYTES, "uploaded to S3") if file.uploaded else (MAX_BODY_BYTES, "body")
         if size > limit:
-            problems.append(Problem("limits", str(file.path), f"{size:,} bytes; a template {how} may have {limit:,}"))
+            # Beyond 1 MB no upload helps (CloudFormation quotas: "Template body size in an Amazon S3 object").
+            beyond = " (1 MB, CloudFormation's largest): move resources to another stack" if file.uploaded else ""
+            problems.append(
+                Problem("limits", str(file.path), f"{size:,} bytes; a template {how} may have {limit:,}{beyond}")
+            )
         if file.path.suffix != ".json":
             continue
         body = json.loads(file.path.read_text(encoding="utf-8"))

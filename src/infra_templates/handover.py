@@ -44,6 +44,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from infra_templates import cost, day2
+from infra_templates.render import made
 from infra_templates.stateful import kept_resources, stateful_resources
 
 GUIDE = "DEPLOY.md"
@@ -284,7 +285,11 @@ def _secrets(body: Mapping[str, Any], region: str, account: str) -> tuple[tuple[
 def _certificates(body: Mapping[str, Any], region: str, account: str) -> tuple[str, ...]:
     # Only a text holding "certificate/" can resolve to a certificate's ARN: the pseudo parameters
     # _literal substitutes (a partition, a domain suffix, a region, an account) never form it, so
-    # the others (nearly every string of a template) need not be resolved.
+    # the others (nearly every string of a template) need not be resolved. Where the build has made
+    # the template's JSON text, a text without it has no such string (JSON leaves "/" unescaped).
+    text = made(body, "json")
+    if text is not None and "certificate/" not in text:
+        return ()
     found = (_literal(v, region, account) for v in _strings(body.get("Resources", {}), "certificate/"))
     return tuple(dict.fromkeys(v for v in found if v and _CERTIFICATE_ARN.match(v)))
 
@@ -1138,7 +1143,9 @@ def _facts(stack: StackPlan) -> list[str]:
         *(
             [
                 f"- Uploaded through the bucket `{stack.upload_bucket}` (prefix `templates/`): the template is "
-                "beyond the 51,200 bytes CloudFormation takes in a request"
+                "beyond the 51,200 bytes CloudFormation takes in a request (up to 1 MB from S3). Whoever deploys "
+                f"it needs `s3:PutObject` and `s3:GetObject` on the objects `{stack.upload_bucket}/templates/*`: "
+                "the AWS CLI uploads it, and CloudFormation reads it with the caller's credentials"
             ]
             if stack.upload_bucket
             else []

@@ -103,6 +103,19 @@ def artifact_bucket_name(project: str, account: str, region: str) -> str:
     return f"{project}-delivery-{account}-{region}"
 
 
+def template_bucket_name(project: str, environment: str, account: str) -> str:
+    """The bucket ``deploy.sh`` uploads an environment's templates beyond a request's 51,200 bytes
+    through (``aws cloudformation deploy --s3-bucket``): global, so with the account.
+
+    Without the region, unlike ``artifact_bucket_name``: S3 bucket names have at most 63
+    characters (Amazon S3 User Guide, "General purpose bucket naming rules"), and a 20-character
+    project, a 12-character environment, ``-templates-``, the account and a 14-character region
+    would make 71; an environment lives in one region. It begins with ``{project}-{env}-``, the
+    prefix the deployer's role is scoped to (templates/deployer.py). At most 20+1+12+11+12 = 56.
+    """
+    return f"{project}-{environment}-templates-{account}"
+
+
 def artifact_key_alias(project: str) -> str:
     return f"alias/{project}-delivery/artifacts"
 

@@ -9,6 +9,8 @@ Two kinds of layer:
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -23,7 +25,8 @@ from infra_templates.config import Environment, Project
 from infra_templates.handover import handover_files
 from infra_templates.layer import SOURCES_METADATA, apply_permissions_boundary, apply_tags
 from infra_templates.naming import permissions_boundary_name, stack_name, standard_tags
-from infra_templates.render import template_dict, to_json, to_yaml
+from infra_templates.quotas import TEMPLATE_BODY_BYTES
+from infra_templates.render import keep_derived, made, once, template_dict, to_json, to_yaml
 
 PROJECT_FOLDER = "project"
 PROJECT_ENVIRONMENT_TAG = "shared"
@@ -49,6 +52,10 @@ class LayerSpec:
     # A per-service layer that takes service add-ons (addons/<env>/services/<service>.yaml): the
     # logical ID of the role their TaskRoleStatements are attached to.
     addon_role: str | None = None
+    # The layer is the environment's template bucket, of this name: its stack is kept only when a
+    # stack after it in its region is beyond the 51,200 bytes of a request body (JSON or YAML, the
+    # larger); each such stack is deployed through the bucket (``upload_bucket``) and after it.
+    template_bucket: Callable[[Environment], str] | None = None
 
 
 @dataclass(frozen=True)
@@ -86,12 +93,14 @@ class Stack:
     @cached_property
     def yaml(self) -> str:
         """The template as YAML, rendered when first asked for (stacks built only to be read, such
-        as those the deployer and the infrastructure pipeline derive from, are never rendered)."""
-        return to_yaml(self.body)
+        as those the deployer and the infrastructure pipeline derive from, are rendered only to
+        measure those after the template bucket: ``template_bytes``); inside ``build_once``, once
+        for every ``Stack`` carrying the same template data."""
+        return once(self.body, "yaml", to_yaml)
 
     @cached_property
     def json(self) -> str:
-        return to_json(self.body)
+        return once(self.body, "json", to_json)
 
     @cached_property
     def exports(self) -> list[str]:
@@ -101,7 +110,7 @@ class Stack:
     def imports(self) -> list[str]:
         """Every export name the template imports (it walks the whole template: asked for by every
         manifest that lists the stack, so kept; the template data does not change once built)."""
-        return sorted(set(find_imports(self.body)))
+        return once(self.body, "imports", _imports)
 
     @property
     def parameters(self) -> dict[str, dict[str, str]]:
@@ -134,6 +143,29 @@ class Stack:
         if self.scope == "project":
             return f"../{PROJECT_FOLDER}/"
         return f"../{self.home}/" if self.home else ""
+
+
+def _imports(body: dict[str, Any]) -> list[str]:
+    """The sorted export names ``body`` imports: read from its JSON text where the build has made
+    it (a search of the text, instead of a walk of every value), else by walking the body."""
+    text = made(body, "json")
+    if text is None:
+        return sorted(set(find_imports(body)))
+    found: set[str] = set()
+    for match in _IMPORT.finditer(text):
+        start = text.rfind("\n", 0, match.start()) + 1
+        if not text[start : match.start()].strip(" "):  # the key itself, not the end of a longer key
+            found.add(json.loads(match[1]))
+    return sorted(found)
+
+
+# A literal Fn::ImportValue in a template's JSON text (render.to_json: one key a line, and no line
+# break inside a JSON string): the key, first on its line, and a string value, as find_imports
+# yields them. The search starts at the literal key (a pattern starting at a line's start is
+# tried at every character); inside a string every quote is escaped, so only a key ending with
+# an escaped quote and the name (`"x \"Fn::ImportValue": ...`) could match there: the caller
+# holds the match to the start of its line.
+_IMPORT = re.compile(r'"Fn::ImportValue": ("(?:[^"\\]|\\.)*"),?$', re.MULTILINE)
 
 
 def find_imports(node: Any) -> Iterator[str]:
@@ -178,13 +210,15 @@ def build_once() -> Iterator[None]:
     for the infrastructure pipeline (every environment it deploys). Layers are pure functions of
     the settings (STYLE.md), so equal settings (compared as their JSON) give the same template.
     Each call still returns new ``Stack`` objects with their own ``depends_on`` lists
-    (``prerequisites`` extends those); the template data is shared and must not be changed.
+    (``prerequisites`` extends those); the template data is shared and must not be changed, and
+    so are its YAML and JSON texts and its imports (``render.once``).
     Outside the block nothing is kept: a test that changes a layer's module between builds
     sees the change.
     """
     token = _BUILT.set({})
     try:
-        yield
+        with keep_derived():
+            yield
     finally:
         _BUILT.reset(token)
 
@@ -215,6 +249,7 @@ def build_stacks(env: Environment, layers: Sequence[LayerSpec]) -> list[Stack]:
     settings = env.model_dump_json() if built is not None else ""
     stacks: list[Stack] = []
     names: dict[str, list[str]] = {}  # layer -> its stack names (several for a per-service layer)
+    bucket: tuple[str, str] | None = None  # the template bucket's (stack, bucket name)
     for layer in layers:
         depends_on = [n for dependency in layer.imports_from for n in names[dependency]]
         names[layer.name] = []
@@ -242,7 +277,35 @@ def build_stacks(env: Environment, layers: Sequence[LayerSpec]) -> list[Stack]:
                 body = addons.merge_service(body, env.addons.services[args[1]], layer.addon_role, target)
             stacks.append(Stack(name, unit, region, body, list(depends_on), scope="environment"))
             names[layer.name].append(name)
-    return addons.extend(stacks, env.addons, partial(_addon_stack, env), partial(stack_name, env.project, env.name))
+            if layer.template_bucket is not None:
+                bucket = (name, layer.template_bucket(env))
+    extended = addons.extend(stacks, env.addons, partial(_addon_stack, env), partial(stack_name, env.project, env.name))
+    return _through_template_bucket(extended, bucket)
+
+
+def template_bytes(stack: Stack) -> int:
+    """The size of the stack's larger template file (YAML or JSON, UTF-8), in bytes: what
+    CloudFormation counts against its template size quotas (quotas.TEMPLATE_BODY_BYTES)."""
+    return max(len(stack.json.encode()), len(stack.yaml.encode()))
+
+
+def _through_template_bucket(stacks: list[Stack], bucket: tuple[str, str] | None) -> list[Stack]:
+    """``stacks`` with the template bucket's stack kept only if a stack after it in its region is
+    beyond a request body's 51,200 bytes; those name the bucket and are deployed after its stack.
+    A stack before it or in another region keeps the request body (the gate's limits check says
+    which is too big)."""
+    if bucket is None:
+        return stacks
+    at = next(i for i, s in enumerate(stacks) if s.name == bucket[0])
+    store = stacks[at]
+    large = [s for s in stacks[at + 1 :] if s.region == store.region and template_bytes(s) > TEMPLATE_BODY_BYTES]
+    if not large:
+        return [*stacks[:at], *stacks[at + 1 :]]
+    for stack in large:
+        stack.upload_bucket = bucket[1]
+        if store.name not in stack.depends_on:
+            stack.depends_on.append(store.name)
+    return stacks
 
 
 def _addon_stack(env: Environment, addon: addons.AddonStack) -> Stack:

@@ -32,6 +32,13 @@ COMPOSITE_ALARMS = "https://docs.aws.amazon.com/AmazonCloudWatch/latest/APIRefer
 CLOUD_MAP_QUOTAS = "https://docs.aws.amazon.com/general/latest/gr/cloud_map.html"
 SCHEDULER_QUOTAS = "https://docs.aws.amazon.com/scheduler/latest/UserGuide/scheduler-quotas.html"
 CLOUDFRONT_QUOTAS = "https://docs.aws.amazon.com/AmazonCloudFront/latest/DeveloperGuide/cloudfront-limits.html"
+CLOUDFORMATION_QUOTAS = "https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/cloudformation-limits.html"
+
+# A template's size (CloudFormation User Guide, "CloudFormation quotas", CLOUDFORMATION_QUOTAS):
+# "Template body size in a request" (TemplateBody: `aws cloudformation deploy` without --s3-bucket)
+# and "Template body size in an Amazon S3 object" (TemplateURL: 1 MB). The same bytes as a file.
+TEMPLATE_BODY_BYTES = 51_200
+TEMPLATE_S3_BYTES = 1_048_576
 
 
 @dataclass(frozen=True)
