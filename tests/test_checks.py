@@ -611,3 +611,49 @@ def test_checkov_findings_kept_are_those_found_and_keyed_by_the_scanned_text(
     monkeypatch.setattr(checks, "checkov_command", missing)
     with pytest.raises(RuntimeError, match="not installed"):
         checks.check_checkov(output)
+
+
+def test_wiring_refuses_a_header_rule_no_distribution_sends(tmp_path: Path) -> None:
+    """A listener rule that requires X-Origin-Verify from a secret, in a folder whose distribution
+    does not send it (an override removed OriginCustomHeaders, say): every request CloudFront
+    forwards would get the default 404, and the gate says so; with the header sent, nothing."""
+    rule = {
+        "Type": "AWS::ElasticLoadBalancingV2::ListenerRule",
+        "Properties": {
+            "Conditions": [
+                {"Field": "path-pattern", "PathPatternConfig": {"Values": ["/*"]}},
+                {
+                    "Field": "http-header",
+                    "HttpHeaderConfig": {
+                        "HttpHeaderName": "X-Origin-Verify",
+                        "Values": [
+                            "{{resolve:secretsmanager:shop-x-origin-verify-value:SecretString:header:AWSCURRENT}}",
+                            "{{resolve:secretsmanager:shop-x-origin-verify-value:SecretString:header:AWSPREVIOUS}}",
+                        ],
+                    },
+                },
+            ]
+        },
+    }
+    header = {
+        "HeaderName": "x-origin-verify",  # header names compare ignoring case, as HTTP's do
+        "HeaderValue": "{{resolve:secretsmanager:shop-x-origin-verify-value:SecretString:header:AWSCURRENT}}",
+    }
+
+    def gate(headers: list[dict]) -> list[str]:
+        origin = {"Id": "load-balancer", "DomainName": "origin.example.com", "OriginCustomHeaders": headers}
+        distribution = {
+            "Type": "AWS::CloudFront::Distribution",
+            "Properties": {"DistributionConfig": {"Origins": [origin]}},
+        }
+        (tmp_path / "shop-x-edge.json").write_text(json.dumps({"Resources": {"Distribution": distribution}}))
+        (tmp_path / "shop-x-svc-api.json").write_text(json.dumps({"Resources": {"ListenerRule": rule}}))
+        manifest = {"environment": "x", "stacks": [stack("shop-x-edge"), stack("shop-x-svc-api")]}
+        return [p.message for p in checks.check_wiring([(tmp_path / "manifest.json", manifest)])]
+
+    assert gate([header]) == []
+    (problem,) = gate([])
+    assert problem.startswith("shop-x-svc-api ListenerRule forwards only requests with X-Origin-Verify")
+    assert "shop-x-origin-verify-value" in problem
+    other_secret = dict(header, HeaderValue=header["HeaderValue"].replace("shop-x-", "shop-y-"))
+    assert len(gate([other_secret])) == 1  # the header from another secret is not the one checked

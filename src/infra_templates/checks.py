@@ -23,6 +23,7 @@ import importlib.util
 import json
 import multiprocessing
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -131,7 +132,46 @@ def check_wiring(manifests: Iterable[tuple[Path, dict[str, Any]]]) -> list[Probl
             if not stack["templates"]["yaml"].startswith("../"):
                 problems.extend(Problem("wiring", str(path), message) for message in deployed.check(stack))
             deployed.add(stack)
+        problems.extend(Problem("wiring", str(path), message) for message in _origin_headers(path, manifest))
     return problems
+
+
+_SECRET_REFERENCE = re.compile(r"\{\{resolve:secretsmanager:([^:}]+)")
+
+
+def _origin_headers(path: Path, manifest: dict[str, Any]) -> Iterator[str]:
+    """Every listener rule of the folder that requires a header read from a secret has a
+    distribution in the folder that sends that header from that secret: otherwise every request
+    CloudFront forwards misses the rule and gets the listener's default answer (an override or an
+    add-on can remove a distribution's OriginCustomHeaders and nothing else would notice).
+    "Restrict access to Application Load Balancers" (CloudFront Developer Guide): the distribution
+    adds the header, the listener rules forward only requests that have it."""
+    sent: set[tuple[str, str]] = set()
+    required: list[tuple[str, str, str, str]] = []
+    for stack in manifest["stacks"]:
+        file = path.parent / stack["templates"]["json"]
+        if not file.is_file():  # a file the manifest names and lacks is the gate's own error (load_manifests)
+            continue
+        body = json.loads(file.read_text(encoding="utf-8"))
+        for logical, resource in body.get("Resources", {}).items():
+            properties = resource.get("Properties", {})
+            if resource.get("Type") == "AWS::CloudFront::Distribution":
+                for origin in properties.get("DistributionConfig", {}).get("Origins", []):
+                    for header in origin.get("OriginCustomHeaders", []):
+                        for secret in _SECRET_REFERENCE.findall(json.dumps(header.get("HeaderValue"))):
+                            sent.add((str(header.get("HeaderName", "")).lower(), secret))
+            elif resource.get("Type") == "AWS::ElasticLoadBalancingV2::ListenerRule":
+                for condition in properties.get("Conditions", []):
+                    config = condition.get("HttpHeaderConfig", {}) if isinstance(condition, dict) else {}
+                    for secret in sorted(set(_SECRET_REFERENCE.findall(json.dumps(config.get("Values"))))):
+                        required.append((stack["name"], logical, str(config.get("HttpHeaderName", "")), secret))
+    for stack_name, logical, header, secret in required:
+        if (header.lower(), secret) not in sent:
+            yield (
+                f"{stack_name} {logical} forwards only requests with {header} from the secret {secret}, which no "
+                "distribution in this folder sends (OriginCustomHeaders): every request CloudFront forwards would "
+                "get the listener's default answer"
+            )
 
 
 @dataclass
