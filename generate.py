@@ -174,6 +174,14 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         sub.add_argument(
             "--output", type=Path, default=ROOT / "output", metavar="DIR", help="output folder (default: output/)"
         )
+    # An option given before the command (`generate.py --output X check`) must not be overwritten
+    # by the command's own default for it: argparse's sub-parsers set their defaults over the values
+    # the main parser read. So a command's copy of a main option has no default of its own.
+    shared = {action.dest for action in parser._actions}
+    for sub in (build, check, changes, drawing, pricing):
+        for action in sub._actions:
+            if action.dest in shared and action.dest != "help":
+                action.default = argparse.SUPPRESS
     args = parser.parse_args(argv)
     if args.command is None:
         args.command = "build"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -338,6 +339,32 @@ def test_generate_check_takes_env_and_exits_2_for_a_folder_that_is_not_there(tmp
     output = two_environments_and_a_project(tmp_path)
     assert generate.main(["check", "--env", "c", "--output", str(output)]) == 2
     assert generate.parse_args(["check", "--env", "a", "--env", "b"]).env == ["a", "b"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "field", "expected"),
+    [
+        (["--output", "/x", "check"], "output", Path("/x")),  # was output/: the gate checked another folder
+        (["check", "--output", "/y"], "output", Path("/y")),
+        (["check"], "output", generate.ROOT / "output"),
+        (["--env", "dev", "check"], "env", ["dev"]),  # was every folder
+        (["--env", "dev", "diff"], "env", ["dev"]),
+        (["--settings", "s", "diff"], "settings", Path("s")),  # was environments/: the diff read other settings
+        (["diff"], "settings", generate.ROOT / "environments"),
+        (["--env", "b", "cost"], "env", ["b"]),
+        (["--output", "/z", "diagram"], "output", Path("/z")),
+    ],
+)
+def test_an_option_before_the_command_is_not_overwritten_by_the_commands_default(argv, field, expected) -> None:
+    assert getattr(generate.parse_args(argv), field) == expected
+
+
+def test_the_gate_of_a_folder_built_with_env_says_the_project_folder_was_never_built(tmp_path: Path, capsys) -> None:
+    output = two_environments_and_a_project(tmp_path)
+    shutil.rmtree(output / "project")  # what a build with --env leaves: its folders only
+    assert generate.main(["check", "--env", "a", "--output", str(output)]) == 1
+    out = capsys.readouterr().out
+    assert f"folder(s) never built: {output / 'project'}" in out and "build without --env" in out
 
 
 # --- cfn-lint as its CLI runs it: rules loaded once, custom rules appended ------------------------

@@ -833,7 +833,14 @@ def run_gate(
     files = template_files(manifests)
     missing = [f for f in files if not f.path.is_file()]
     if missing:
-        print_(f"gate: the manifest names files that are not there: {', '.join(str(f.path) for f in missing)}")
+        folders = sorted({f.path.parent for f in missing if not (f.path.parent / "manifest.json").is_file()})
+        unbuilt = (
+            f" (folder(s) never built: {', '.join(str(folder) for folder in folders)}; a build with --env writes only "
+            "those environments' folders, not the project's: build without --env, as `make templates` does)"
+            if folders
+            else ""
+        )
+        print_(f"gate: the manifest names files that are not there{unbuilt}: {', '.join(str(f.path) for f in missing)}")
         return 1
     workers = max(1, workers or _cores())
     chosen = None if environments is None else tuple(environments)
