@@ -183,17 +183,7 @@ def _topic_policy(t: Template, topic: sns.Topic, *, eventbridge: bool, logical_i
 
 
 def _alarm(t: Template, ctx: LayerContext, topic_arn: Any, logical_id: str, **kwargs: Any) -> cloudwatch.Alarm:
-    thresholds = ctx.env.monitoring.alarms
-    return t.add_resource(
-        constructs.metric_alarm(
-            logical_id,
-            topic_arn,
-            period=thresholds.period_seconds,
-            evaluation_periods=thresholds.evaluation_periods,
-            datapoints=thresholds.datapoints_to_alarm,
-            **kwargs,
-        )
-    )
+    return constructs.alarm_adder(t, ctx.env, topic_arn)(logical_id, **kwargs)
 
 
 def _load_balancer_alarms(t: Template, ctx: LayerContext, topic_arn: Any, paging_arn: Any) -> None:
@@ -626,14 +616,12 @@ def _ses_mailer(t: Template, ctx: LayerContext, topic_arn: Any, key: Any, event_
         comparison="GreaterThanThreshold", threshold=0,
         missing_data="notBreaching",  # published only when the function runs
     )  # fmt: skip
-    _alarm(
-        t, ctx, topic_arn, "MailerDeadLettersAlarm",
+    constructs.dead_letters_alarm(
+        constructs.alarm_adder(t, env, topic_arn),
+        "MailerDeadLettersAlarm",
+        dead_letters,
         description=f"{env.name}: alarm mails that could not be sent wait in the mailer's dead-letter queue",
-        namespace="AWS/SQS", metric="ApproximateNumberOfMessagesVisible",
-        dimensions={"QueueName": GetAtt(dead_letters, "QueueName")}, statistic="Maximum",
-        comparison="GreaterThanThreshold", threshold=0,
-        missing_data="notBreaching",  # SQS stops reporting an idle, empty queue after a while
-    )  # fmt: skip
+    )
 
 
 def _rotation_alarms(t: Template, ctx: LayerContext, topic_arn: Any) -> None:

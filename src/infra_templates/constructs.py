@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from awacs import logs as logs_actions
@@ -405,6 +406,42 @@ def metric_alarm(
         AlarmActions=[topic_arn],
         OKActions=[topic_arn],
         **stat,
+    )
+
+
+def alarm_adder(t: Template, env: Environment, topic_arn: Any) -> Callable[..., cloudwatch.Alarm]:
+    """A function ``add(logical_id, **metric_alarm's keywords)`` that adds a ``metric_alarm`` on
+    ``topic_arn`` to ``t``, judged with the environment's ``monitoring.alarms`` (period, evaluation
+    periods, datapoints) unless the call gives its own."""
+    limits = env.monitoring.alarms
+    common: dict[str, Any] = {
+        "period": limits.period_seconds,
+        "evaluation_periods": limits.evaluation_periods,
+        "datapoints": limits.datapoints_to_alarm,
+    }
+
+    def add(logical_id: str, **kwargs: Any) -> cloudwatch.Alarm:
+        return t.add_resource(metric_alarm(logical_id, topic_arn, **{**common, **kwargs}))
+
+    return add
+
+
+def dead_letters_alarm(
+    add: Callable[..., cloudwatch.Alarm], logical_id: str, queue: Any, *, description: str
+) -> cloudwatch.Alarm:
+    """An alarm (through ``add``, an ``alarm_adder``) as soon as the SQS queue ``queue`` (a resource or
+    its title) holds a message: AWS/SQS ApproximateNumberOfMessagesVisible, Maximum, above 0; missing
+    data is not breaching (SQS reports 0 for an empty queue and may stop reporting an idle one)."""
+    return add(
+        logical_id,
+        description=description,
+        namespace="AWS/SQS",
+        metric="ApproximateNumberOfMessagesVisible",
+        dimensions={"QueueName": GetAtt(queue, "QueueName")},
+        statistic="Maximum",
+        comparison="GreaterThanThreshold",
+        threshold=0,
+        missing_data="notBreaching",
     )
 
 

@@ -4,7 +4,6 @@ running task. Each kind adds its own (targets, queue, failed runs) and its pagin
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 from troposphere import GetAtt, Sub, Template, cloudwatch, ecs
 
@@ -15,19 +14,8 @@ from templates.contracts import Monitoring, Platform
 
 def adder(t: Template, ctx: LayerContext) -> Callable[..., cloudwatch.Alarm]:
     """A function that adds a metric alarm on the environment's alarm topic, with the settings'
-    period, evaluation periods and datapoints unless given."""
-    limits = ctx.env.monitoring.alarms
-    topic = ctx.import_value(Monitoring.ALARM_TOPIC_ARN)
-    common: dict[str, Any] = {
-        "period": limits.period_seconds,
-        "evaluation_periods": limits.evaluation_periods,
-        "datapoints": limits.datapoints_to_alarm,
-    }
-
-    def add(logical_id: str, **kwargs: Any) -> cloudwatch.Alarm:
-        return t.add_resource(constructs.metric_alarm(logical_id, topic, **{**common, **kwargs}))
-
-    return add
+    period, evaluation periods and datapoints unless given (``constructs.alarm_adder``)."""
+    return constructs.alarm_adder(t, ctx.env, ctx.import_value(Monitoring.ALARM_TOPIC_ARN))
 
 
 def task_alarms(

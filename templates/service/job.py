@@ -11,7 +11,7 @@ from awacs.aws import ArnEquals
 from troposphere import GetAtt, Ref, Sub, Template, events, scheduler
 from troposphere.iam import Policy, Role
 
-from infra_templates import iam
+from infra_templates import constructs, iam
 from infra_templates.config import Environment
 from infra_templates.layer import LayerContext
 from templates.contracts import Monitoring, Network, Platform
@@ -128,16 +128,11 @@ def _alarms(t: Template, ctx: LayerContext, name: str, *, dead_letters: object) 
     task group with lastStatus STOPPED (EventBridge events reference, "Amazon ECS task state
     change events": ``containers[].exitCode``, ``stopCode``): a rule sends it to the alarm topic."""
     add = alarms.adder(t, ctx)
-    add(
+    constructs.dead_letters_alarm(
+        add,
         "FailedRunsAlarm",
+        dead_letters,
         description=f"{name}: a scheduled run could not be started (it is in the job's dead-letter queue)",
-        namespace="AWS/SQS",
-        metric="ApproximateNumberOfMessagesVisible",
-        dimensions={"QueueName": GetAtt(dead_letters, "QueueName")},
-        statistic="Maximum",
-        comparison="GreaterThanThreshold",
-        threshold=0,
-        missing_data="notBreaching",  # SQS reports 0 for an empty queue; absent means no data yet
     )
     pattern = {
         "source": ["aws.ecs"],

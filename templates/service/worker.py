@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from troposphere import GetAtt, Template, applicationautoscaling, cloudwatch, ecs, sqs
 
+from infra_templates import constructs
 from infra_templates.config import Environment
 from infra_templates.layer import LayerContext
 from templates.contracts import Platform
@@ -134,16 +135,11 @@ def _alarms(
         threshold=age,
         missing_data="notBreaching",
     )
-    add(
+    constructs.dead_letters_alarm(
+        add,
         "DeadLettersAlarm",
+        dead_letters,
         description=f"{name}: messages in its dead-letter queue (failed {service.queue.max_receive_count} times)",
-        namespace="AWS/SQS",
-        metric="ApproximateNumberOfMessagesVisible",
-        dimensions={"QueueName": GetAtt(dead_letters, "QueueName")},
-        statistic="Maximum",
-        comparison="GreaterThanThreshold",
-        threshold=0,
-        missing_data="notBreaching",
     )
     alarms.paging_composite(
         t,
