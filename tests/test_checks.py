@@ -539,9 +539,18 @@ def test_checkov_split_over_processes_finds_what_one_run_finds(
 
 
 def test_checkov_cli_finds_what_checkov_itself_finds(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """checkov_cli builds the JSONPath parser once (checkov's graph parses a path per Fn::Sub): same
-    findings and counts as checkov's own script, on Subs with pseudo parameters and references."""
+    """checkov_cli's repairs (one JSONPath parser per process, cloudsplaining's action data kept,
+    templates parsed in its own process) change nothing: same findings and counts as checkov's own
+    script, on Subs with pseudo parameters and references and on IAM statements whose expanded
+    action lists overflow policy_sentry's 1,024-entry cache, some of them repeated, in two files."""
     sub = {"Fn::Sub": "arn:${AWS::Partition}:s3:::${Bucket}/logs/${AWS::AccountId}/*"}
+    wide = [
+        {"Effect": "Allow", "Action": ["s3:*", "ec2:*"], "Resource": "*"},
+        {"Effect": "Allow", "Action": ["iam:PassRole", "iam:CreateUser", "kms:Decrypt"], "Resource": "*"},
+        {"Effect": "Deny", "Action": "*", "Resource": "*", "Condition": {"Bool": {"aws:SecureTransport": "false"}}},
+        {"Effect": "Allow", "Action": ["s3:*", "ec2:*"], "Resource": "*"},  # a list seen before
+        {"Effect": "Allow", "Action": ["s3:GetObject"], "Resource": [sub]},
+    ]
     body = {
         "Resources": {
             "Bucket": BUCKET_WITHOUT_ANYTHING["Resources"]["Bucket"],
@@ -557,14 +566,38 @@ def test_checkov_cli_finds_what_checkov_itself_finds(tmp_path: Path, monkeypatch
             },
         }
     }
+    roles = {
+        "Resources": {
+            name: {
+                "Type": "AWS::IAM::Role",
+                "Properties": {
+                    "AssumeRolePolicyDocument": {
+                        "Version": "2012-10-17",
+                        "Statement": [
+                            {
+                                "Effect": "Allow",
+                                "Principal": {"Service": "ecs-tasks.amazonaws.com"},
+                                "Action": "sts:AssumeRole",
+                            }
+                        ],
+                    },
+                    "Policies": [{"PolicyName": "p", "PolicyDocument": {"Version": "2012-10-17", "Statement": wide}}],
+                },
+            }
+            for name in ("RoleA", "RoleB")
+        }
+    }
     folder = tmp_path / "scan"
     folder.mkdir()
     (folder / "x.json").write_text(to_json(body))
+    (folder / "y.json").write_text(to_json(roles))
     ours = checks._run_checkov(folder)
     monkeypatch.setattr(checks, "checkov_command", lambda: [str(Path(checks.sys.executable).parent / "checkov")])
     theirs = checks._run_checkov(folder)
     assert ours == theirs
-    assert ours[1] == 3 and {check for _, _, check in ours[0]} >= {"CKV_AWS_18", "CKV_AWS_27"}
+    assert ours[1] == 5 and {check for _, _, check in ours[0]} >= {"CKV_AWS_18", "CKV_AWS_27"}
+    role_checks = {check for where, logical, check in ours[0] if where.endswith("y.json") and logical == "RoleB"}
+    assert {"CKV_AWS_109", "CKV_AWS_111"} <= role_checks  # cloudsplaining's checks found something to compare
 
 
 def test_cfn_lint_findings_kept_are_those_found_and_keyed_by_all_they_depend_on(
