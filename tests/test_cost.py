@@ -12,10 +12,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import build_all, edit_yaml
+from conftest import edit_yaml
 
 from infra_templates import cost
+from infra_templates.config import load_settings
 from infra_templates.cost import CostError, Prices, StackInput
+from infra_templates.pipeline import build_once
+from templates import environment_output
 
 ROOT = Path(__file__).resolve().parent.parent
 GOLDEN = ROOT / "tests" / "golden"
@@ -310,10 +313,16 @@ CHEAP = {
 
 
 def _fixed_cost(settings: Path, env: str) -> float:
-    built = build_all(settings)
-    manifest = json.loads(built.files[env]["manifest.json"])
-    bodies = {s.name: s.body for s in [*built.project_stacks.values(), *built.stacks[env].values()]}
-    return cost.folder_estimate(manifest, bodies, env).total
+    """The fixed monthly cost of ``output/<env>/`` built from ``settings``: that environment's folder
+    alone (its stacks and those of its DR pair it lists), as ``generate.py`` builds it. The project's
+    stacks are left out: they live in ``output/project/``, which a folder's estimate does not count
+    (``cost.own_stacks``), and building them builds every environment (0.1 s instead of 1 s)."""
+    _, _, everyone = load_settings(settings)
+    [this] = [e for e in everyone if e.name == env]
+    with build_once():
+        stacks, files = environment_output(this, everyone, [])
+    manifest = json.loads(files["manifest.json"])
+    return cost.folder_estimate(manifest, {s.name: s.body for s in stacks}, env).total
 
 
 def test_dev_with_the_cheap_settings_costs_at_most_100_dollars(settings_dir: Path) -> None:
