@@ -32,7 +32,7 @@ from infra_templates.config import (
     load_settings,
 )
 from infra_templates.pipeline import PROJECT_FOLDER, Stack, build_once, build_project_stacks, project_files
-from templates import PROJECT_LAYERS, environment_output
+from templates import PROJECT_LAYERS, environment_output, paired_stacks
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "tests" / "fixtures"
@@ -66,6 +66,18 @@ def build_all(settings: Path = SETTINGS) -> Built:
             built, files[name] = environment_output(env, list(environments.values()), shared)
             stacks[name] = {s.layer: s for s in built}
     return Built(environments, project, {s.layer: s for s in shared}, stacks, files)
+
+
+def build_environment(settings: Path, name: str) -> dict[str, Stack]:
+    """``build_all(settings).stacks[name]`` without building the rest: that environment's stacks (by
+    layer), built as ``generate.py`` builds its folder (with its DR pair's settings). The project's
+    stacks build every environment for the infrastructure pipeline; an environment's stacks do not
+    depend on them (0.06 to 0.15 s of CPU instead of 0.26 s)."""
+    _, _, everyone = load_settings(settings)
+    [env] = [e for e in everyone if e.name == name]
+    with build_once():
+        stacks, _ = paired_stacks(env, everyone)
+    return {s.layer: s for s in stacks}
 
 
 # --- the guard: no test reads the user's settings ------------------------------------------------

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from cfnlint.api import ManualArgs, lint
-from conftest import ENVIRONMENTS, build_all, edit_yaml, refusal, resources, walk
+from conftest import ENVIRONMENTS, build_environment, edit_yaml, refusal, resources, walk
 
 from infra_templates.checks import RULES_DIR
 from templates import data_access
@@ -171,15 +171,15 @@ def test_mysql_gets_its_port_log_types_and_tls_parameter(settings_dir: Path) -> 
         database__engine="aurora-mysql",
         database__engine_version="8.0.mysql_aurora.3.08.2",
     )
-    built = build_all(settings_dir)
-    body = built.stacks["staging"]["data"].body
+    staging = build_environment(settings_dir, "staging")
+    body = staging["data"].body
     props = body["Resources"]["Cluster"]["Properties"]
     assert props["Port"] == 3306
     assert props["EnableCloudwatchLogsExports"] == ["audit", "error", "general", "slowquery"]
     (group,) = resources(body, "AWS::RDS::DBClusterParameterGroup").values()
     assert group["Properties"]["Family"] == "aurora-mysql8.0"
     assert group["Properties"]["Parameters"]["require_secure_transport"] == "ON"
-    service = built.stacks["staging"]["svc-api"].body
+    service = staging["svc-api"].body
     into_db = [
         r["Properties"]
         for r in resources(service, "AWS::EC2::SecurityGroupIngress").values()
@@ -234,7 +234,7 @@ def test_zero_acu_builds_with_auto_pause_and_passes_the_gate_lint(settings_dir: 
     # works around it in one place). The template must be what cfn-lint and the rule pack accept.
     capacity = {"mode": "serverless", "min_acu": 0, "max_acu": 4, "readers": 0, "seconds_until_auto_pause": 900}
     edit_yaml(settings_dir / "staging.yaml", database__capacity=capacity)
-    body = build_all(settings_dir).stacks["staging"]["data"].body
+    body = build_environment(settings_dir, "staging")["data"].body
     scaling = body["Resources"]["Cluster"]["Properties"]["ServerlessV2ScalingConfiguration"]
     assert scaling == {"MinCapacity": 0.0, "MaxCapacity": 4.0, "SecondsUntilAutoPause": 900}
     config = ManualArgs(include_checks=["I"], regions=["eu-west-1"], append_rules=[str(RULES_DIR)])

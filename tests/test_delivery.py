@@ -14,7 +14,17 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import BUILT, SERVICES, SETTINGS, WEB_SERVICES, build_all, edit_yaml, resources, stack_of
+from conftest import (
+    BUILT,
+    SERVICES,
+    SETTINGS,
+    WEB_SERVICES,
+    build_all,
+    build_environment,
+    edit_yaml,
+    resources,
+    stack_of,
+)
 
 from infra_templates import checks
 from infra_templates.checks import TemplateFile, check_cfn_lint, shellcheck_command
@@ -344,8 +354,7 @@ def test_ecs_may_shift_only_this_services_rules_and_target_groups() -> None:
 )
 def test_the_traffic_shift_becomes_the_ecs_strategy(settings_dir: Path, shift: str, strategy: str, extra: dict) -> None:
     edit_yaml(settings_dir / "defaults.yaml", deployment__traffic_shift=shift)
-    built = build_all(settings_dir)
-    configuration = built.stacks["prod"]["svc-web"].body["Resources"]["Service"]["Properties"][
+    configuration = build_environment(settings_dir, "prod")["svc-web"].body["Resources"]["Service"]["Properties"][
         "DeploymentConfiguration"
     ]
     assert configuration["Strategy"] == strategy
@@ -572,7 +581,7 @@ def with_pre_release(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]
     folder = tmp_path_factory.mktemp("pre-release") / "environments"
     shutil.copytree(SETTINGS, folder)
     edit_yaml(folder / "prod.yaml", services__api__pre_release=MIGRATE)
-    return build_all(folder).stacks["prod"]["svc-api"].body
+    return build_environment(folder, "prod")["svc-api"].body
 
 
 def test_the_pre_release_command_runs_from_a_lifecycle_hook_before_traffic_shifts(with_pre_release) -> None:

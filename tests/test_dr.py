@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import BUILT, ENVIRONMENTS, build_all, edit_yaml, refusal, resources
+from conftest import BUILT, ENVIRONMENTS, build_all, build_environment, edit_yaml, refusal, resources
 
 from infra_templates import checks
 from infra_templates.config import SettingsError, load_environment, project_of
@@ -179,7 +179,7 @@ def test_pilot_light_keeps_services_at_one_task(settings_dir: Path) -> None:
 
 def test_warm_standby_keeps_a_database_instance(settings_dir: Path) -> None:
     edit_yaml(settings_dir / "dr.yaml", dr__posture="warm-standby")
-    stacks = build_all(settings_dir).stacks["dr"]
+    stacks = build_environment(settings_dir, "dr")
     assert set(resources(stacks["data"].body, "AWS::RDS::DBInstance")) == {"WriterInstance", "ReaderInstance1"}
 
 
@@ -346,7 +346,7 @@ def test_without_dns_settings_there_are_no_failover_records(settings_dir: Path) 
     edit_yaml(
         settings_dir / "dr.yaml", dr={"protects": "prod", "posture": "pilot-light", "rto_minutes": 60, "rpo_minutes": 5}
     )
-    assert "dns" not in build_all(settings_dir).stacks["prod"]
+    assert "dns" not in build_environment(settings_dir, "prod")
 
 
 def test_dns_failover_behind_cloudfront_admits_route53s_checkers_on_the_primary_only(settings_dir: Path) -> None:
@@ -357,7 +357,7 @@ def test_dns_failover_behind_cloudfront_admits_route53s_checkers_on_the_primary_
     assert "AlbHealthCheckSecurityGroup" not in built["dr"]["security"].body["Resources"]
     edit_yaml(settings_dir / "prod.yaml", platform__ingress="internet")
     edit_yaml(settings_dir / "dr.yaml", platform__ingress="internet")  # a DR pair shares its ingress
-    assert "AlbHealthCheckSecurityGroup" not in build_all(settings_dir).stacks["prod"]["security"].body["Resources"]
+    assert "AlbHealthCheckSecurityGroup" not in build_environment(settings_dir, "prod")["security"].body["Resources"]
 
 
 def test_a_malformed_hosted_zone_id_is_refused(settings_dir: Path) -> None:

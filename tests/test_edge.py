@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import BUILT, ENVIRONMENTS, build_all, edit_yaml, refusal, resources
+from conftest import BUILT, ENVIRONMENTS, build_environment, edit_yaml, refusal, resources
 
 
 def distribution(stacks, env: str) -> dict:
@@ -149,7 +149,7 @@ def test_the_cloudfront_web_acl_lives_in_us_east_1(stacks, env) -> None:
 
 def test_without_the_cloudfront_web_acl_there_is_no_edge_waf_stack(settings_dir: Path) -> None:
     edit_yaml(settings_dir / "staging.yaml", platform__waf={"cloudfront": False})
-    stacks = build_all(settings_dir).stacks["staging"]
+    stacks = build_environment(settings_dir, "staging")
     assert "edge-waf" not in stacks
     body = stacks["edge"].body
     assert "WebACLId" not in body["Resources"]["Distribution"]["Properties"]["DistributionConfig"]
@@ -165,7 +165,7 @@ def test_an_environment_in_us_east_1_keeps_its_web_acl_in_the_edge_stack(setting
         region="us-east-1",
         platform__certificate_arn="arn:aws:acm:us-east-1:222222222222:certificate/22222222-2222-2222-2222-222222222222",
     )
-    stacks = build_all(settings_dir).stacks["staging"]
+    stacks = build_environment(settings_dir, "staging")
     assert "edge-waf" not in stacks
     body = stacks["edge"].body
     assert "Parameters" not in body

@@ -13,7 +13,7 @@ from typing import Any
 import boto3
 import pytest
 from botocore.stub import Stubber
-from conftest import ENVIRONMENTS, build_all, edit_yaml, resources
+from conftest import ENVIRONMENTS, build_environment, edit_yaml, resources
 
 from templates import security
 
@@ -105,7 +105,7 @@ def test_the_load_balancers_rate_limit_counts_the_viewers_address(stacks, enviro
 
 def test_ingress_internet_opens_https_and_the_redirect_and_counts_the_connecting_address(settings_dir) -> None:
     edit_yaml(settings_dir / "staging.yaml", platform__ingress="internet")
-    built = build_all(settings_dir).stacks["staging"]
+    built = build_environment(settings_dir, "staging")
     listeners = resources(built["platform"].body, "AWS::ElasticLoadBalancingV2::Listener").values()
     assert 80 in {x["Properties"]["Port"] for x in listeners}
     (acl,) = resources(built["platform"].body, "AWS::WAFv2::WebACL").values()

@@ -17,7 +17,7 @@ from typing import Any
 import boto3
 import pytest
 from botocore.stub import Stubber
-from conftest import BUILT, ENVIRONMENTS, build_all, edit_yaml, refusal, resources
+from conftest import BUILT, ENVIRONMENTS, build_environment, edit_yaml, refusal, resources
 
 from infra_templates.config import SettingsError, load_environment, load_settings
 from templates import data_access, edge, origin_verify
@@ -174,7 +174,7 @@ def test_route53_health_checks_reach_the_health_path_without_the_header(stacks, 
 
 def test_ingress_internet_stays_as_it_was(settings_dir) -> None:
     edit_yaml(settings_dir / "staging.yaml", platform__ingress="internet")
-    built = build_all(settings_dir).stacks["staging"]
+    built = build_environment(settings_dir, "staging")
     assert "origin-verify" not in built
     for stack in built.values():
         for rule in resources(stack.body, RULE).values():

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import ENVIRONMENTS, build_all, edit_yaml, resources
+from conftest import ENVIRONMENTS, build_environment, edit_yaml, resources
 
 
 def attributes(body: dict) -> dict[str, object]:
@@ -65,7 +65,7 @@ def test_behind_cloudfront_there_is_no_port_80(stacks, env) -> None:
 
 def test_with_internet_ingress_http_only_redirects_to_https(settings_dir) -> None:
     edit_yaml(settings_dir / "staging.yaml", platform__ingress="internet")
-    body = build_all(settings_dir).stacks["staging"]["platform"].body
+    body = build_environment(settings_dir, "staging")["platform"].body
     listener = body["Resources"]["HttpRedirectListener"]["Properties"]
     (action,) = listener["DefaultActions"]
     assert action == {

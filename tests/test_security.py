@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import ENVIRONMENTS, build_all, edit_yaml, resources
+from conftest import ENVIRONMENTS, build_environment, edit_yaml, resources
 
 from infra_templates.config import load_environment
 from templates import security
@@ -34,7 +34,7 @@ def test_alb_accepts_https_from_cloudfront_only_by_default(stacks, environments,
 
 def test_alb_accepts_https_and_http_from_the_internet_with_ingress_internet(settings_dir) -> None:
     edit_yaml(settings_dir / "staging.yaml", platform__ingress="internet")
-    body = build_all(settings_dir).stacks["staging"]["security"].body
+    body = build_environment(settings_dir, "staging")["security"].body
     into_alb = [r for r in rules(body, "Ingress") if group_id(r["GroupId"]) == "AlbSecurityGroup"]
     assert sorted((r["FromPort"], r["CidrIp"]) for r in into_alb) == [
         (80, "0.0.0.0/0"),
@@ -98,7 +98,7 @@ def test_services_reach_out_only_on_https_and_the_database_port(stacks, environm
 
 
 def test_the_security_stack_does_not_grow_with_the_services(settings_dir) -> None:
-    before = build_all(settings_dir).stacks["prod"]["security"].body
+    before = build_environment(settings_dir, "prod")["security"].body
     edit_yaml(
         settings_dir / "defaults.yaml",
         services__worker={
@@ -111,7 +111,7 @@ def test_the_security_stack_does_not_grow_with_the_services(settings_dir) -> Non
             "database_access": True,
         },
     )
-    assert build_all(settings_dir).stacks["prod"]["security"].body == before
+    assert build_environment(settings_dir, "prod")["security"].body == before
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)
@@ -139,7 +139,7 @@ def test_a_given_prefix_list_id_is_used_as_is_and_nothing_is_looked_up(settings_
 
 def test_closing_port_80_removes_its_rule_and_its_skip(settings_dir) -> None:
     edit_yaml(settings_dir / "staging.yaml", platform__ingress="internet", platform__http_redirect=False)
-    built = build_all(settings_dir)
-    body = built.stacks["staging"]["security"].body
+    staging = build_environment(settings_dir, "staging")
+    body = staging["security"].body
     assert "AlbHttpIngress" not in body["Resources"]
-    assert "HttpRedirectListener" not in built.stacks["staging"]["platform"].body["Resources"]
+    assert "HttpRedirectListener" not in staging["platform"].body["Resources"]

@@ -3,7 +3,17 @@
 from __future__ import annotations
 
 import pytest
-from conftest import ENVIRONMENTS, KINDS, SERVICES, WEB_SERVICES, build_all, edit_yaml, resources, walk
+from conftest import (
+    ENVIRONMENTS,
+    KINDS,
+    SERVICES,
+    WEB_SERVICES,
+    build_all,
+    build_environment,
+    edit_yaml,
+    resources,
+    walk,
+)
 
 CASES = [(env, service) for env in ENVIRONMENTS for service in SERVICES]
 WEB_CASES = [(env, service) for env in ENVIRONMENTS for service in WEB_SERVICES]
@@ -207,7 +217,7 @@ def test_a_service_can_override_the_capacity_mix(settings_dir) -> None:
     edit_yaml(
         settings_dir / "prod.yaml", services__web__capacity={"fargate_base": 0, "fargate_weight": 1, "spot_weight": 0}
     )
-    body = build_all(settings_dir).stacks["prod"]["svc-web"].body
+    body = build_environment(settings_dir, "prod")["svc-web"].body
     strategy = body["Resources"]["Service"]["Properties"]["CapacityProviderStrategy"]
     assert [s["Weight"] for s in strategy] == [1, 0]
 
@@ -252,7 +262,7 @@ def test_requests_per_target_null_leaves_cpu_scaling_only(settings_dir) -> None:
     edit_yaml(
         settings_dir / "defaults.yaml", services__web__autoscaling={"min": 2, "max": 6, "requests_per_target": None}
     )
-    body = build_all(settings_dir).stacks["prod"]["svc-web"].body
+    body = build_environment(settings_dir, "prod")["svc-web"].body
     assert "RequestScaling" not in body["Resources"] and "CpuScaling" in body["Resources"]
 
 
@@ -379,7 +389,7 @@ def test_adding_a_service_adds_one_stack_and_one_repository(settings_dir) -> Non
 
 def test_read_write_root_filesystem_only_when_asked(settings_dir) -> None:
     edit_yaml(settings_dir / "defaults.yaml", services__web__read_only_root_filesystem=False, services__web__user=None)
-    body = build_all(settings_dir).stacks["prod"]["svc-web"].body
+    body = build_environment(settings_dir, "prod")["svc-web"].body
     definition = container(body)
     assert definition["ReadonlyRootFilesystem"] is False
     assert "User" not in definition
