@@ -25,6 +25,10 @@ from conftest import BUILT, FIXTURES, SETTINGS
 
 import generate
 
+# One worker runs them all (make unit: --dist loadgroup), with test_template_bucket.py: each process
+# builds this module's output/ and loads the AWS CLI's driver (every service's model) once.
+pytestmark = pytest.mark.xdist_group("aws-cli")
+
 # Values of the placeholders the Markdown files ask the reader to fill in.
 PLACEHOLDERS = {"<tag>": "0123456789abcdef", "<COMMIT_ID>": "0123456789abcdef", "<value>": "0123456789abcdef"}
 ARN = re.compile(r"^arn:aws[a-z-]*:(?P<service>[a-z0-9-]+):(?P<region>[a-z0-9-]*):\d*:(?P<rest>.+)$")

@@ -119,6 +119,8 @@ def linted() -> dict[str, set[str]]:
     return found
 
 
+# The tests reading `linted` run on one worker (make unit: --dist loadgroup), which lints once.
+@pytest.mark.xdist_group("catalog-lint")
 @pytest.mark.parametrize("engine", ENGINES)
 def test_instance_classes_are_those_cfn_lint_accepts(engine: str, linted: dict[str, set[str]]) -> None:
     accepted, refused, _ = _instance_cases(engine)
@@ -134,6 +136,7 @@ def test_an_unknown_region_or_engine_refuses_nothing() -> None:
     assert catalog.database_instance_classes("no-engine", "eu-west-1", "1") == ()
 
 
+@pytest.mark.xdist_group("catalog-lint")
 def test_fargate_sizes_are_the_pairs_cfn_lint_accepts(linted: dict[str, set[str]]) -> None:
     pairs = [(cpu, memory) for cpu, sizes in FARGATE_SIZES.items() for memory in sizes]
     cases = [*pairs, *FARGATE_OUTSIDE]

@@ -31,6 +31,11 @@ UPLOAD = FIXTURES / "addons-upload"
 BUCKET = "shop-prod-templates-333333333333"  # {project}-{env}-templates-{account} of the fixture prod
 
 
+# One worker runs them all (make unit: --dist loadgroup), with test_aws_commands.py: each process
+# builds this module's output/ and loads the AWS CLI's driver once.
+pytestmark = pytest.mark.xdist_group("aws-cli")
+
+
 @pytest.fixture(scope="module")
 def output(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """output/ of the fixture settings with prod's api add-on that needs the upload."""
