@@ -9,6 +9,7 @@ region has, a reserved tag key, an interface endpoint listed twice.
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,14 @@ MODELINE = "# yaml-language-server: $schema=../schema/environment.schema.json"
 
 
 def validator() -> jsonschema.protocols.Validator:
-    schema = yaml.safe_load(SCHEMA_FILE.read_text())
+    return _validator(SCHEMA_FILE.read_text())
+
+
+@functools.cache
+def _validator(text: str) -> jsonschema.protocols.Validator:
+    """The validator of the schema file's text, checked against its metaschema, once per text (the
+    parse and the check took 0.1 s of CPU per test)."""
+    schema = yaml.safe_load(text)
     cls = jsonschema.validators.validator_for(schema)
     cls.check_schema(schema)
     return cls(schema)
