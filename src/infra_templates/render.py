@@ -10,6 +10,7 @@ import math
 import os
 import re
 import shutil
+import stat
 import sys
 import tempfile
 from collections.abc import Callable, Iterator, Mapping
@@ -597,20 +598,34 @@ def made(body: Any, what: str) -> Any | None:
 # --- writing ----------------------------------------------------------------------------------
 
 
-def write_tree(files: Mapping[str, str], staging: Path) -> None:
+def write_tree(files: Mapping[str, str], staging: Path, previous: Path | None = None) -> None:
     """Write ``{relative path: text}`` below ``staging`` (which must be empty or missing).
 
-    Scripts (``*.sh``) are made executable; everything else is written with the usual mode.
+    Scripts (``*.sh``) are made executable; everything else is written with the usual mode. A file
+    that ``previous`` (the folder being replaced) already holds with exactly these bytes, this mode
+    and no other link is linked into ``staging`` instead of written again (:func:`_link_unchanged`).
     """
     # os.open/os.write: pathlib's write_text builds a text wrapper and an encoder for each file,
     # a third of the time of writing some 200 files; each folder is made once.
     made: set[Path] = set()
+    mask = _umask()
+    # The folders of ``previous`` that are its own (no link on the way to elsewhere), by relative path
+    real: dict[str, bool] = {}
+    root = os.path.realpath(previous) if previous is not None else ""
     for relative, text in sorted(files.items()):
         path = staging / relative
         if path.parent not in made:
             path.parent.mkdir(parents=True, exist_ok=True)
             made.add(path.parent)
-        data = memoryview(text.encode("utf-8"))
+        encoded = text.encode("utf-8")
+        mode = 0o755 if path.suffix == ".sh" else 0o666 & ~mask
+        if previous is not None:
+            folder = os.path.dirname(relative)
+            if folder not in real:
+                real[folder] = os.path.realpath(previous / folder) == os.path.normpath(os.path.join(root, folder))
+            if real[folder] and _link_unchanged(previous / relative, path, encoded, mode):
+                continue
+        data = memoryview(encoded)
         descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
         try:
             while data:
@@ -619,6 +634,55 @@ def write_tree(files: Mapping[str, str], staging: Path) -> None:
                 os.fchmod(descriptor, 0o755)
         finally:
             os.close(descriptor)
+
+
+def _umask() -> int:
+    """The process's file mode creation mask (read by setting it, then setting it back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _link_unchanged(old: Path, new: Path, data: bytes, mode: int) -> bool:
+    """Hard-link ``old`` at ``new`` when ``old`` is a regular file of this user holding exactly
+    ``data`` with permissions ``mode`` and no other link (so that once the folder holding ``old``
+    is removed, as a replaced folder is, ``new`` is as independent as a file written anew); False,
+    and nothing done, otherwise.
+
+    Most of a build's files are the same as the last build's, and creating a file costs far more
+    than reading one: ext4 searches its inode tables for a free inode not recently freed (the
+    files a build just retired), which took 17% of the CPU of a build of every shipped environment
+    (`perf record`: ext4_create, recently_deleted). A link keeps the bytes, the permissions and the
+    modification time of the last build's file; every file's content is the build's own."""
+    try:
+        descriptor = os.open(old, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:
+        return False
+    try:
+        status = os.fstat(descriptor)
+        if (
+            not stat.S_ISREG(status.st_mode)
+            or status.st_size != len(data)
+            or status.st_nlink != 1
+            or stat.S_IMODE(status.st_mode) != mode
+            or status.st_uid != os.geteuid()
+        ):
+            return False
+        chunks = []
+        while chunk := os.read(descriptor, len(data) + 1):
+            chunks.append(chunk)
+        if b"".join(chunks) != data:
+            return False
+        try:
+            os.link(old, new, follow_symlinks=False)
+        except OSError:  # a filesystem without hard links, or one that refuses this one
+            return False
+        if os.stat(new, follow_symlinks=False).st_ino != status.st_ino:  # old was replaced meanwhile
+            os.unlink(new)
+            return False
+        return True
+    finally:
+        os.close(descriptor)
 
 
 def replace_folders(output: Path, folders: Mapping[str, Mapping[str, str]], prune: bool = False) -> None:
@@ -659,7 +723,7 @@ def _replace_whole(output: Path, folders: Mapping[str, Mapping[str, str]], stagi
     new.mkdir()
     for name, files in folders.items():
         (new / name).mkdir()
-        write_tree(files, new / name)
+        write_tree(files, new / name, _previous(output / name))
     if output.is_dir():
         for entry in sorted(output.iterdir()):
             generated = (entry / "manifest.json").is_file()
@@ -676,7 +740,7 @@ def _replace_whole(output: Path, folders: Mapping[str, Mapping[str, str]], stagi
 def _replace_each(output: Path, folders: Mapping[str, Mapping[str, str]], staging: Path) -> None:
     for name, files in folders.items():
         (staging / "new" / name).mkdir(parents=True)
-        write_tree(files, staging / "new" / name)
+        write_tree(files, staging / "new" / name, _previous(output / name))
     output.mkdir(exist_ok=True)
     (staging / "old").mkdir()
     done: list[str] = []
@@ -692,6 +756,11 @@ def _replace_each(output: Path, folders: Mapping[str, Mapping[str, str]], stagin
             else:
                 os.replace(target, staging / "new" / name)
         raise
+
+
+def _previous(folder: Path) -> Path | None:
+    """The folder a new one replaces, when it is a real folder (not a link to one elsewhere)."""
+    return folder if folder.is_dir() and not folder.is_symlink() else None
 
 
 def _swap_in(new: Path, target: Path, aside: Path) -> None:
