@@ -385,8 +385,7 @@ def _scalar(value: str, key: bool) -> str:
         if value and _block_plain(value) and _RESOLVER.resolve(yaml.ScalarNode, value, (True, False)) == _STR:
             return value
         return "'" + value.replace("'", "''") + "'"
-    analysis = _ANALYSER.analyze_scalar(value)
-    if key or not analysis.allow_block:
+    if key or not _allows_block(value):
         raise _NotDirectError  # a multi-line key, or a text only double quotes can hold
     if value.endswith("\n") and (len(value) == 1 or value[-2] == "\n"):
         raise _NotDirectError  # "|+": the emitter ends the document with "..."
@@ -400,6 +399,14 @@ def _scalar(value: str, key: bool) -> str:
 # to analyze_scalar's answers.
 _NOT_BLOCK_PLAIN = re.compile(r"^(?:---|\.\.\.|[#,\[\]{}&*!|>'\"%@`]|[?:-](?: |$))|: |:$| #|^ | $")
 _FLOW_INDICATOR = re.compile(r"[,?\[\]{}:]")
+
+
+def _allows_block(value: str) -> bool:
+    """``analyze_scalar(value).allow_block`` for a printable ASCII text (line breaks allowed): no
+    space at its end and none just before a line break (its ``trailing_space`` and ``space_break``;
+    its ``special_characters`` cannot be found in such a text). analyze_scalar's loop over every
+    character took about 1 ms for each long literal block (a function's code, a dashboard's body)."""
+    return not value.endswith(" ") and " \n" not in value
 
 
 def _block_plain(value: str) -> bool:
