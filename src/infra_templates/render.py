@@ -74,12 +74,20 @@ def _plain_dict(t: Template) -> dict[str, Any]:
         kind = type(value)
         if kind is str or kind is int or kind is bool or value is None:
             return value
-        if (kind is dict or kind is list) and made.get(id(value)) is value:
-            return value
+        if kind is dict or kind is list:  # a plain dict or list has no to_dict: straight to its items
+            if made.get(id(value)) is value:
+                return value
+            plain: Any = (
+                {name: encode(prop) for name, prop in value.items()}
+                if kind is dict
+                else [encode(item) for item in value]
+            )
+            made[id(plain)] = plain
+            return plain
         if hasattr(value, "to_dict"):
             return encode(value.to_dict())
         if isinstance(value, (list, tuple, dict)):
-            plain: Any = (
+            plain = (
                 [encode(item) for item in value]
                 if isinstance(value, (list, tuple))
                 else {name: encode(prop) for name, prop in value.items()}
