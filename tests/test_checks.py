@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -717,3 +719,25 @@ def test_wiring_refuses_a_header_rule_no_distribution_sends(tmp_path: Path) -> N
     assert "shop-x-origin-verify-value" in problem
     other_secret = dict(header, HeaderValue=header["HeaderValue"].replace("shop-x-", "shop-y-"))
     assert len(gate([other_secret])) == 1  # the header from another secret is not the one checked
+
+
+def test_the_findings_cache_drops_what_nobody_used_for_30_days(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each gate prunes the kept findings: an entry neither written nor read for CACHE_KEPT_DAYS goes,
+    one read since stays (a hit refreshes it), and a cache that is off prunes nothing."""
+    from infra_templates import derived  # noqa: PLC0415
+
+    monkeypatch.setattr(derived, "CACHE_FOLDER", tmp_path / "cache")
+    folder = tmp_path / "cache" / "gate-findings"
+    old, used, fresh = (folder / f"cfn-lint-{name}.json" for name in ("old", "used", "fresh"))
+    for entry in (old, used, fresh):
+        checks._write_cached(entry, [[1, "finding"]])
+    month_ago = time.time() - (checks.CACHE_KEPT_DAYS + 1) * 86400
+    for entry in (old, used):
+        os.utime(entry, (month_ago, month_ago))
+    assert checks._read_cached(used) == [[1, "finding"]]  # a hit: used today
+    monkeypatch.setenv("GATE_CACHE", "off")
+    assert checks.prune_cache() == 0 and old.exists()
+    monkeypatch.delenv("GATE_CACHE")
+    assert checks.prune_cache() == 1
+    assert not old.exists() and used.exists() and fresh.exists()
+    assert checks.prune_cache(now=time.time() + (checks.CACHE_KEPT_DAYS + 1) * 86400) == 2

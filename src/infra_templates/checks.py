@@ -31,6 +31,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import suppress
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -387,7 +388,8 @@ def _lint_live(
 # (derived.py's), so that the gate on templates it has seen reads their findings instead of linting
 # them again (the inner loop: a change rebuilds a few templates; the rest were linted by the last
 # gate). A fresh installation has an empty cache: the first gate lints everything.
-# GATE_CACHE=off turns it off (the tests that compare cfn-lint's own runs do).
+# GATE_CACHE=off turns it off (the tests that compare cfn-lint's own runs do). Each gate removes the entries
+# nobody used (wrote or read) for CACHE_KEPT_DAYS days (prune_cache), so it does not grow without end.
 _PATH = "\x00template\x00"  # stands for the template's path in a kept finding
 
 
@@ -430,14 +432,40 @@ def _lint_cache_entry(region: str, path: str, append_rules: tuple[str, ...]) -> 
     return folder / f"cfn-lint-{digest.hexdigest()}.json"
 
 
+CACHE_KEPT_DAYS = 30  # a kept finding nobody read for this long is removed by the next gate (prune_cache)
+
+
 def _read_cached(entry: Path | None) -> list[Any] | None:
+    """What ``entry`` holds, or None (no cache, no entry, or one unreadable); a hit refreshes the
+    entry's modification time, which ``prune_cache`` reads as its last use."""
     if entry is None:
         return None
     try:
         kept = json.loads(entry.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    return kept if isinstance(kept, list) else None
+    if not isinstance(kept, list):
+        return None
+    with suppress(OSError):
+        os.utime(entry)
+    return kept
+
+
+def prune_cache(days: float = CACHE_KEPT_DAYS, now: float | None = None) -> int:
+    """Remove the kept findings not used (written or read) for ``days`` days: without it the cache
+    grows by an entry for every template text ever checked. Returns how many were removed; a
+    cache that is off, missing or not writable removes nothing and fails nothing."""
+    folder = _cache_folder()
+    if folder is None or not folder.is_dir():
+        return 0
+    cutoff = (time.time() if now is None else now) - days * 86400
+    removed = 0
+    for entry in folder.iterdir():
+        with suppress(OSError):
+            if entry.is_file() and entry.stat().st_mtime < cutoff:
+                entry.unlink()
+                removed += 1
+    return removed
 
 
 def _write_cached(entry: Path | None, value: list[Any]) -> None:
@@ -875,6 +903,7 @@ def run_gate(
                 problems, spent = [Problem(job.check, "gate", f"could not run: {error!r}")], 0.0
             results[job.check] += problems
             seconds[job.check] += spent
+    prune_cache()  # after the checks, whose hits refreshed what they used
     print_(f"gate: {len(files)} template files, {len(manifests)} folders, {workers} worker processes")
     failed = False
     for name in CHECKS:
