@@ -741,3 +741,39 @@ def test_the_findings_cache_drops_what_nobody_used_for_30_days(tmp_path: Path, m
     assert checks.prune_cache() == 1
     assert not old.exists() and used.exists() and fresh.exists()
     assert checks.prune_cache(now=time.time() + (checks.CACHE_KEPT_DAYS + 1) * 86400) == 2
+
+
+def test_shellcheck_findings_kept_are_those_found_and_keyed_by_the_script(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A script checked once is not checked again: its findings are read back under its own path;
+    another script text is checked afresh; a shellcheck that is not there fails even so."""
+    from infra_templates import derived  # noqa: PLC0415
+
+    monkeypatch.setattr(derived, "CACHE_FOLDER", tmp_path / "cache")
+    output = broken_output(tmp_path / "a")
+    manifests = checks.load_manifests(output)
+    monkeypatch.setenv("GATE_CACHE", "off")
+    live = checks.check_shellcheck(manifests)
+    assert [p.check for p in live] == ["shellcheck"] and "SC2086" in live[0].message
+    monkeypatch.delenv("GATE_CACHE")
+    assert checks.check_shellcheck(manifests) == live  # checked, and kept
+    texts = {(output / "test" / script).read_bytes() for script in checks.SHELL_SCRIPTS}
+    assert len(list((tmp_path / "cache" / "gate-findings").glob("shellcheck-*.json"))) == len(texts) == 2
+
+    real_run = checks.subprocess.run
+
+    def no_run(*_: object, **__: object) -> object:
+        raise AssertionError("shellcheck ran again")
+
+    monkeypatch.setattr(checks.subprocess, "run", no_run)
+    again = broken_output(tmp_path / "b")  # the same scripts elsewhere: read back, each under its own path
+    assert [str(p) for p in checks.check_shellcheck(checks.load_manifests(again))] == [
+        str(p).replace(str(output), str(again)) for p in live
+    ]
+    monkeypatch.setattr(checks.subprocess, "run", real_run)
+    (again / "test" / "deploy.sh").write_text('#!/usr/bin/env bash\necho "$1"\n')  # fixed: another text
+    assert checks.check_shellcheck(checks.load_manifests(again)) == []
+    monkeypatch.setattr(checks, "shellcheck_command", lambda: (_ for _ in ()).throw(RuntimeError("not installed")))
+    with pytest.raises(RuntimeError, match="not installed"):
+        checks.check_shellcheck(checks.load_manifests(again))

