@@ -11,14 +11,15 @@ and its speed varies, the ratios much less. The CDK peer's figure is quoted, not
    per layer (each layer's build function, its own time only), plus the diagram of every folder;
 2. the gate on that output as users run it (`python generate.py check`, and with `--env` for one
    environment): wall and CPU time of the process and its workers, and each check's share as the
-   gate itself prints it;
-3. scale: a copy of environments/ whose prod runs --services services (distinct routes); its
+   gate itself prints it; with its findings cache off (a fresh clone's first gate) and filled;
+3. `make test` on a fresh clone of HEAD after `make venv` (the set-up, timed apart): wall and CPU;
+4. scale: a copy of environments/ whose prod runs --services services (distinct routes); its
    generation time, stack count, the largest template and the security stack's size and resource
    count, each template against CloudFormation's limits (the gate's own limits check), and the
    smallest number of services at which a template breaks a limit (found by bisection).
 
 Exit status 1 when a check reports problems or a scaled template breaks a limit: the figures of a
-broken build mean nothing. --quick (1 run, 5 services, no gate) is what the test suite runs.
+broken build mean nothing. --quick (1 run, 5 services, no gate, no `make test`) is what the test suite runs.
 """
 
 from __future__ import annotations
@@ -60,6 +61,10 @@ FLOOR_CODE = "import troposphere, awacs"
 # is quoted as measured on this machine, with the date.
 CDK_PEER_SECONDS = 10.3
 CDK_PEER = "10.3 s for one environment's `cdk synth`, measured 2026-11-30"
+# Issue 17's targets, each row that has one says whether it is met
+GENERATION_TARGET_SECONDS = 0.35  # every environment, one process, CPU
+GATE_TARGET_SECONDS = 25.0  # the gate on the shipped environments, wall, on 2 cores
+MAKE_TEST_TARGET_SECONDS = 90.0  # `make test` on a fresh clone after its set-up, wall
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -71,10 +76,17 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument(
         "--settings", type=Path, default=SETTINGS, metavar="DIR", help="environment files (default: environments/)"
     )
-    parser.add_argument("--quick", action="store_true", help="1 run, 5 services, no gate: does the bench still run?")
+    parser.add_argument(
+        "--no-make-test",
+        action="store_true",
+        help="do not time `make test` on a fresh clone (minutes, with its set-up)",
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="1 run, 5 services, no gate, no make test: does the bench still run?"
+    )
     args = parser.parse_args(argv)
     if args.quick:
-        args.repeat, args.gate_repeat, args.services, args.no_gate = 1, 1, 5, True
+        args.repeat, args.gate_repeat, args.services, args.no_gate, args.no_make_test = 1, 1, 5, True, True
     return args
 
 
@@ -242,7 +254,8 @@ def bench_generation(repeat: int, scratch: Path, base: Sample) -> tuple[list[str
     rows = [
         row(f"floor: `python -c \"{FLOOR_CODE}\"`", base.cpu, ms(base.wall)),
         row(
-            f"`python generate.py --quiet`: every environment ({', '.join(environments)}), one process",
+            f"`python generate.py --quiet --diagrams none`: every environment ({', '.join(environments)}), one "
+            f"process; {verdict(process.cpu, GENERATION_TARGET_SECONDS)} CPU",
             process.cpu,
             ms(process.wall),
         ),
@@ -276,15 +289,22 @@ def _layer_order(per_layer: dict[str, list[float]]) -> list[str]:
 GATE_STEP = re.compile(r"^gate: (\S+) +(ok|\d+ problem\(s\)) +([\d.]+) s$")
 
 
-def run_gate(output: Path, extra: list[str], repeat: int) -> tuple[Sample, dict[str, float], str]:
+def run_gate(
+    output: Path, extra: list[str], repeat: int, *, cache: bool = True
+) -> tuple[Sample, dict[str, float], str]:
     """`python generate.py check` (with ``extra`` arguments): its CPU and wall times (median of
-    ``repeat``), each check's share as the gate prints it (of the median run), and its first line."""
+    ``repeat``), each check's share as the gate prints it (of the median run), and its first line.
+    ``cache=False``: with its findings cache off (``GATE_CACHE=off``), as a fresh clone's first gate
+    runs (every template linted and scanned); otherwise with the cache as the runs before left it."""
     runs = []
+    env = dict(PROCESS_ENV or os.environ)
+    if not cache:
+        env["GATE_CACHE"] = "off"
     for _ in range(repeat):
         command = [sys.executable, str(ROOT / "generate.py"), "check", "--output", str(output), *extra]
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         start = time.perf_counter()
-        result = subprocess.run(command, capture_output=True, text=True, check=False, env=PROCESS_ENV)
+        result = subprocess.run(command, capture_output=True, text=True, check=False, env=env)
         wall = time.perf_counter() - start
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
         cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
@@ -299,20 +319,63 @@ def run_gate(output: Path, extra: list[str], repeat: int) -> tuple[Sample, dict[
     return median([s for s, _ in runs]), steps, result.stdout.splitlines()[0].removeprefix("gate: ")
 
 
+def verdict(value: float, target: float) -> str:
+    return f"{'within' if value <= target else '**over**'} {target:g} s"
+
+
 def bench_gate(output: Path, repeat: int, base: Sample) -> list[str]:
-    whole, steps, what = run_gate(output, [], repeat)
-    one, _, one_what = run_gate(output, ["--env", "dev"], repeat)
+    """The gate cold (``GATE_CACHE=off``: every template checked, as on a fresh clone) and warm
+    (its findings cache filled by the cold-equivalent run before: nothing changed), whole and for dev."""
+    cold, steps, what = run_gate(output, [], repeat, cache=False)
+    run_gate(output, [], 1)  # fills the findings cache for the warm rows
+    warm, _, _ = run_gate(output, [], repeat)
+    one, _, one_what = run_gate(output, ["--env", "dev"], repeat, cache=False)
 
     def row(label: str, sample: Sample) -> str:
         return f"| {label} | {seconds_text(sample.wall)} | {seconds_text(sample.cpu)} | {ratio(sample.cpu, base.cpu)} |"
 
     return [
-        row(f"`python generate.py check`: {what}", whole),
+        row(
+            f"`python generate.py check`, no findings cache (a fresh clone): {what}; "
+            f"{verdict(cold.wall, GATE_TARGET_SECONDS)} wall",
+            cold,
+        ),
         *(
             f"| &nbsp;&nbsp;{name}: its jobs' time on the workers | {seconds_text(spent)} | | |"
             for name, spent in steps.items()
         ),
-        row(f"`python generate.py check --env dev`: {one_what}", one),
+        row("`python generate.py check`, findings cache filled (nothing changed since the last gate)", warm),
+        row(f"`python generate.py check --env dev`, no findings cache: {one_what}", one),
+    ]
+
+
+def bench_make_test(scratch: Path, base: Sample) -> list[str]:
+    """`make test` on a fresh clone of this repository's HEAD (uncommitted changes are not in it):
+    ``make venv`` first (the set-up: pip from its cache; timed apart), then ``make test`` timed,
+    its wall time and the CPU time of every process it ran. Raises SystemExit when either fails."""
+    clone = scratch / "clone"
+    subprocess.run(["git", "clone", "--quiet", str(ROOT), str(clone)], check=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MAKE", "MFLAGS", "PYTEST_", "VIRTUAL_ENV"))}
+    samples = []
+    for target in ("venv", "test"):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        start = time.perf_counter()
+        result = subprocess.run(["make", target], cwd=clone, capture_output=True, text=True, check=False, env=env)
+        wall = time.perf_counter() - start
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        if result.returncode != 0:
+            raise SystemExit(
+                f"bench: make {target} on a fresh clone exited {result.returncode}:\n{result.stdout[-3000:]}"
+            )
+        samples.append(Sample((after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime), wall))
+    setup, test = samples
+    tests = re.search(r"(\d[\d,]*) passed", result.stdout)
+    return [
+        f"| `make venv` on a fresh clone (the set-up, not in the target) | {seconds_text(setup.wall)} | "
+        f"{seconds_text(setup.cpu)} | |",
+        f"| `make test` right after it: lint, the gate (no findings cache), "
+        f"{tests.group(1) if tests else '?'} tests; {verdict(test.wall, MAKE_TEST_TARGET_SECONDS)} wall | "
+        f"{seconds_text(test.wall)} | {seconds_text(test.cpu)} | {ratio(test.cpu, base.cpu)} |",
     ]
 
 
@@ -522,6 +585,11 @@ def main(argv: list[str] | None = None) -> int:
         else:
             print(f"\n| the gate (median of {args.gate_repeat}) | wall | CPU | ÷ floor |\n|---|---:|---:|---:|")
             print("\n".join(bench_gate(output, args.gate_repeat, base)))
+        print("\n| `make test` on a fresh clone | wall | CPU | ÷ floor |\n|---|---:|---:|---:|")
+        if args.no_make_test:
+            print("| not measured (--no-make-test) | - | - | - |")
+        else:
+            print("\n".join(bench_make_test(scratch, base)))
         scale_rows, scale_problems = bench_scale(args.services, args.repeat, scratch, base)
         problems += scale_problems
         print(f"\n| scale: {args.services} services | figure |\n|---|---|")

@@ -36,12 +36,15 @@ def test_bench_quick_mode_prints_every_table() -> None:
             layer.name
         )
     assert re.search(
-        r"\| `python generate.py --quiet`: every environment .* \| [\d,]+ ms \| [\d,]+ ms \| [\d.,]+x \|", out
+        r"\| `python generate.py --quiet --diagrams none`: every environment .* one process; "
+        r"(within|\*\*over\*\*) 0.35 s CPU \| [\d,]+ ms \| [\d,]+ ms \| [\d.,]+x \|",
+        out,
     )
     assert re.search(
         r"\| &nbsp;&nbsp;its one environment ÷ our every environment \(one process\) \| \| \| [\d.,]+x \|", out
     )
     assert "| not measured (--no-gate) | - | - | - |" in out
+    assert "| not measured (--no-make-test) | - | - | - |" in out
     assert "| services in `prod` | 5 |" in out
     assert re.search(r"\| security stack \| [\d,]+ bytes, \d+ resources \(limit 500\)", out)
     assert "| limits and wiring on the scaled output | ok |" in out
@@ -68,6 +71,7 @@ def test_first_breaking_bisects(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
 def test_ratios_divide_cpu_by_the_floor() -> None:
     assert bench.ratio(0.7, 0.07) == "10.0x"
     assert bench.ratio(1.0, 0.0) == "-"
+    assert bench.verdict(0.35, 0.35) == "within 0.35 s" and bench.verdict(90.5, 90) == "**over** 90 s"
 
 
 @pytest.mark.slow  # builds prod with 100 services: ~2 s

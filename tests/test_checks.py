@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -717,3 +719,61 @@ def test_wiring_refuses_a_header_rule_no_distribution_sends(tmp_path: Path) -> N
     assert "shop-x-origin-verify-value" in problem
     other_secret = dict(header, HeaderValue=header["HeaderValue"].replace("shop-x-", "shop-y-"))
     assert len(gate([other_secret])) == 1  # the header from another secret is not the one checked
+
+
+def test_the_findings_cache_drops_what_nobody_used_for_30_days(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each gate prunes the kept findings: an entry neither written nor read for CACHE_KEPT_DAYS goes,
+    one read since stays (a hit refreshes it), and a cache that is off prunes nothing."""
+    from infra_templates import derived  # noqa: PLC0415
+
+    monkeypatch.setattr(derived, "CACHE_FOLDER", tmp_path / "cache")
+    folder = tmp_path / "cache" / "gate-findings"
+    old, used, fresh = (folder / f"cfn-lint-{name}.json" for name in ("old", "used", "fresh"))
+    for entry in (old, used, fresh):
+        checks._write_cached(entry, [[1, "finding"]])
+    month_ago = time.time() - (checks.CACHE_KEPT_DAYS + 1) * 86400
+    for entry in (old, used):
+        os.utime(entry, (month_ago, month_ago))
+    assert checks._read_cached(used) == [[1, "finding"]]  # a hit: used today
+    monkeypatch.setenv("GATE_CACHE", "off")
+    assert checks.prune_cache() == 0 and old.exists()
+    monkeypatch.delenv("GATE_CACHE")
+    assert checks.prune_cache() == 1
+    assert not old.exists() and used.exists() and fresh.exists()
+    assert checks.prune_cache(now=time.time() + (checks.CACHE_KEPT_DAYS + 1) * 86400) == 2
+
+
+def test_shellcheck_findings_kept_are_those_found_and_keyed_by_the_script(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A script checked once is not checked again: its findings are read back under its own path;
+    another script text is checked afresh; a shellcheck that is not there fails even so."""
+    from infra_templates import derived  # noqa: PLC0415
+
+    monkeypatch.setattr(derived, "CACHE_FOLDER", tmp_path / "cache")
+    output = broken_output(tmp_path / "a")
+    manifests = checks.load_manifests(output)
+    monkeypatch.setenv("GATE_CACHE", "off")
+    live = checks.check_shellcheck(manifests)
+    assert [p.check for p in live] == ["shellcheck"] and "SC2086" in live[0].message
+    monkeypatch.delenv("GATE_CACHE")
+    assert checks.check_shellcheck(manifests) == live  # checked, and kept
+    texts = {(output / "test" / script).read_bytes() for script in checks.SHELL_SCRIPTS}
+    assert len(list((tmp_path / "cache" / "gate-findings").glob("shellcheck-*.json"))) == len(texts) == 2
+
+    real_run = checks.subprocess.run
+
+    def no_run(*_: object, **__: object) -> object:
+        raise AssertionError("shellcheck ran again")
+
+    monkeypatch.setattr(checks.subprocess, "run", no_run)
+    again = broken_output(tmp_path / "b")  # the same scripts elsewhere: read back, each under its own path
+    assert [str(p) for p in checks.check_shellcheck(checks.load_manifests(again))] == [
+        str(p).replace(str(output), str(again)) for p in live
+    ]
+    monkeypatch.setattr(checks.subprocess, "run", real_run)
+    (again / "test" / "deploy.sh").write_text('#!/usr/bin/env bash\necho "$1"\n')  # fixed: another text
+    assert checks.check_shellcheck(checks.load_manifests(again)) == []
+    monkeypatch.setattr(checks, "shellcheck_command", lambda: (_ for _ in ()).throw(RuntimeError("not installed")))
+    with pytest.raises(RuntimeError, match="not installed"):
+        checks.check_shellcheck(checks.load_manifests(again))

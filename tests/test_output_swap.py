@@ -89,11 +89,11 @@ def test_a_write_that_fails_midway_leaves_output_byte_identical(
     written: list[Path] = []
     real = render.write_tree
 
-    def fail_third(files: Any, staging: Path) -> None:
+    def fail_third(files: Any, staging: Path, previous: Path | None = None) -> None:
         written.append(staging)
         if len(written) == 3:
             raise OSError(28, "No space left on device")
-        real(files, staging)
+        real(files, staging, previous)
 
     monkeypatch.setattr(render, "write_tree", fail_third)
     folders = {name: {"manifest.json": "{}", "a.yaml": name} for name in ("dev", "staging", "prod", "dr")}

