@@ -217,20 +217,24 @@ def _reuse_clients(session: Any) -> None:
     """One botocore client per service, region and endpoint for all runs, as a new ``aws`` process
     would create it: creating one copies the session's event handlers (~900) and builds the client
     class with a method per operation (12 ms, 60 % of the test's time for 1,200 commands). A client
-    is a function of the session (its configuration and credentials, which runs do not change) and
-    the arguments; its handlers are the session's at creation, and what a run adds to the session
-    (argument-table, ``calling-command``, ``load-cli-arg`` and ``operation-args-parsed`` handlers,
-    removed after the run by ``_fresh_handlers``) is on the CLI's events, never a client's. Each API
-    call is still serialized and validated by the client on its own. A client created with a
-    ``config`` (``cloudformation deploy --s3-bucket``: an S3 client signing with SigV4) is new each
-    time, as the CLI makes it."""
+    is a function of the session (its configuration and credentials, which runs do not change), the
+    environment's AWS_ variables (the default region, for a command without --region) and the
+    arguments: one is reused only where all are the same. Its handlers are the session's at
+    creation, and what a run adds to the session (argument-table, ``calling-command``,
+    ``load-cli-arg`` and ``operation-args-parsed`` handlers, removed after the run by
+    ``_fresh_handlers``) is on the CLI's events, never a client's. Each API call is still serialized
+    and validated by the client on its own. A client created with a ``config`` (``cloudformation
+    deploy --s3-bucket``: an S3 client signing with SigV4) is new each time, as the CLI makes it."""
     create = session.create_client
     clients: dict[tuple[Any, ...], Any] = {}
 
     def reused(service_name: str, *args: Any, **kwargs: Any) -> Any:
         if args or kwargs.get("config") is not None:
             return create(service_name, *args, **kwargs)
-        key = (service_name, *sorted(kwargs.items()))
+        # A command without --region gets the session's default region, read from the environment
+        # (AWS_DEFAULT_REGION): that, and every AWS_ variable, is part of what the client is made of.
+        environment = tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith("AWS_")))
+        key = (service_name, *sorted(kwargs.items()), session.get_config_variable("region"), environment)
         if key not in clients:
             clients[key] = create(service_name, **kwargs)
         return clients[key]
