@@ -11,7 +11,19 @@ from pathlib import Path
 import pytest
 from cfnlint.decode import decode_str
 from cfnlint.schema import PROVIDER_SCHEMA_MANAGER
-from conftest import ALL_CASES, ENVIRONMENTS, SETTINGS, Generated, all_stacks, generate, resources, stack_of, walk
+from conftest import (
+    ALL_CASES,
+    BUILT,
+    ENVIRONMENTS,
+    SETTINGS,
+    Generated,
+    all_stacks,
+    build_environment,
+    generate,
+    resources,
+    stack_of,
+    walk,
+)
 
 from infra_templates import diagram, iam_analysis
 from infra_templates.handover import FILES as HANDOVER_FILES
@@ -178,6 +190,22 @@ def test_yaml_uses_short_form_intrinsics(stacks) -> None:
     text = stacks["prod"]["network"].yaml
     assert "VpcId: !Ref Vpc\n" in text
     assert "Fn::" not in text and "Ref:" not in text
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_one_environments_build_is_its_folder_of_the_whole_build(env: str) -> None:
+    """conftest's build_environment (what the tests of changed settings read) gives the stacks
+    build_all gives that folder: the same layers in order, names, regions, dependencies, templates."""
+    alone, whole = build_environment(SETTINGS, env), BUILT.stacks[env]
+    assert list(alone) == list(whole)
+    for layer, stack in alone.items():
+        other = whole[layer]
+        assert (stack.name, stack.region, stack.depends_on, stack.body) == (
+            other.name,
+            other.region,
+            other.depends_on,
+            other.body,
+        ), layer
 
 
 def test_every_stack_of_an_environment_is_named_project_env_layer(stacks) -> None:
