@@ -312,3 +312,15 @@ def codedeploy_built(tmp_path_factory: pytest.TempPathFactory) -> Built:
     # considerations"): here the api calls no backend.
     edit_yaml(folder / "defaults.yaml", deployment__controller="codedeploy", services__api__calls=[])
     return build_all(folder)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def checkov_fork_server() -> Iterator[None]:
+    """The session's checkov runs (a dozen, each on a small output) forked from a server that
+    imported checkov once, as the gate would run each (checks.serve_checkov); ended and waited for
+    at the end, so its CPU time is counted with this process's."""
+    from infra_templates import checks  # noqa: PLC0415
+
+    checks.serve_checkov()
+    yield
+    checks.stop_checkov_servers()

@@ -777,3 +777,25 @@ def test_shellcheck_findings_kept_are_those_found_and_keyed_by_the_script(
     monkeypatch.setattr(checks, "shellcheck_command", lambda: (_ for _ in ()).throw(RuntimeError("not installed")))
     with pytest.raises(RuntimeError, match="not installed"):
         checks.check_shellcheck(checks.load_manifests(again))
+
+
+def test_checkov_through_the_fork_server_finds_what_a_new_process_finds(tmp_path: Path) -> None:
+    """The tests' checkov runs are forks of a server that imported checkov once (conftest turns it
+    on): a run through it reports what a new `python -m infra_templates.checkov_cli` process reports,
+    run after run; stopped, the server ends and later runs are new processes again."""
+    folder = tmp_path / "scan"
+    folder.mkdir()
+    (folder / "x.json").write_text(to_json(BUCKET_WITHOUT_ANYTHING))
+    checks.serve_checkov()
+    try:
+        served = [checks._run_checkov(folder) for _ in range(2)]
+        servers = list(checks._checkov_servers.values())
+        assert servers and all(s.poll() is None for s in servers)
+    finally:
+        checks.stop_checkov_servers()
+    assert all(s.poll() is not None for s in servers) and not checks._checkov_servers
+    assert checks._checkov_server(checks.checkov_command(), dict(os.environ)) is None  # off: a process per run
+    alone = checks._run_checkov(folder)
+    checks.serve_checkov()  # as the session had it
+    assert served == [alone, alone]
+    assert alone[1] == 1 and any(check == "CKV_AWS_18" for _, _, check in alone[0])

@@ -5,7 +5,8 @@ none of its findings (tests/test_checks.py compares them with checkov's own scri
 2. the IAM action data cloudsplaining's checks look up is kept for the whole run, not 1,024 entries;
 3. the files are parsed in checkov's own process, not in a pool of forked ones.
 
-``python -m infra_templates.checkov_cli ARGS...`` takes checkov's own arguments and exits as it does.
+``python -m infra_templates.checkov_cli ARGS...`` takes checkov's own arguments and exits as it does;
+``python -m infra_templates.checkov_cli --serve`` is a fork server for many runs (see ``serve``).
 
 1. checkov renders the CloudFormation graph's ``Fn::Sub`` values through bc-jsonpath-ng, whose
 ``JsonPathParser.parse_token_stream`` calls ``ply.yacc.yacc(..., write_tables=0)`` on every parse
@@ -35,10 +36,13 @@ Together: checkov on the shipped output 20.2 s CPU before 2 and 3, 13.4 s after 
 from __future__ import annotations
 
 import functools
+import json
 import os
 import sys
+import traceback
 import warnings
 from collections.abc import Callable
+from contextlib import suppress
 from typing import Any
 
 
@@ -87,17 +91,81 @@ def memoize_action_data() -> None:
     statement_detail.remove_wildcard_only_actions = remove_wildcard_only_actions
 
 
-def main() -> int:
-    """checkov's console script, after the repairs above: its exit status."""
-    memoize_jsonpath_tables()
-    memoize_action_data()
-    os.environ.setdefault("CHECKOV_PARALLELIZATION_TYPE", "none")
-    from checkov.main import Checkov  # noqa: PLC0415 - after the repair, as checkov's script imports it
+_prepared: list[Any] = []  # checkov's CLI class, once the repairs are made (a process makes them once)
 
+
+def prepare() -> Any:
+    """Make the repairs above (once per process) and import checkov's CLI: its ``Checkov`` class."""
+    if not _prepared:
+        memoize_jsonpath_tables()
+        memoize_action_data()
+        from checkov.main import Checkov  # noqa: PLC0415 - after the repairs, as checkov's script imports it
+
+        _prepared.append(Checkov)
+    return _prepared[0]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """checkov's console script on ``argv`` (default: this process's arguments), after the repairs
+    above: its exit status. (``Checkov``'s own default is the arguments of the process that imported
+    it, which in a fork server are the server's.)"""
+    os.environ.setdefault("CHECKOV_PARALLELIZATION_TYPE", "none")
+    checkov = prepare()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", category=SyntaxWarning)
-        return int(Checkov().run() or 0)
+        return int(checkov(argv=sys.argv[1:] if argv is None else argv).run() or 0)
+
+
+SERVE = "--serve"
+
+
+def serve() -> int:
+    """A fork server for many checkov runs in one session (the tests make a dozen): checkov
+    imported once (1.8 s of CPU, most of a small run), then each request a forked copy of this
+    process running ``main()`` as a new ``python -m infra_templates.checkov_cli ARGS`` would.
+
+    Requests on stdin, one JSON object a line: ``{"argv": [...], "env": {...}, "cwd": path,
+    "stdout": path, "stderr": path}``; the child takes that environment and folder, writes its
+    output to those files and exits with ``main()``'s status; the answer on stdout is a line
+    ``{"exit": status}`` (a negative status: killed by that signal). Ends at the end of stdin.
+    The server's own environment is the one checkov's modules read as they are imported, so a
+    caller keeps one server per environment (``checks._checkov_server``)."""
+    prepare()
+    for line in sys.stdin:
+        request = json.loads(line)
+        sys.stdout.flush()
+        pid = os.fork()
+        if pid == 0:  # the child: never returns
+            _run_request(request)
+        _, status = os.waitpid(pid, 0)
+        sys.stdout.write(json.dumps({"exit": os.waitstatus_to_exitcode(status)}) + "\n")
+        sys.stdout.flush()
+    return 0
+
+
+def _run_request(request: dict[str, Any]) -> None:
+    status = 70  # EX_SOFTWARE: the request itself could not be run
+    try:
+        os.environ.clear()
+        os.environ.update(request["env"])
+        os.chdir(request["cwd"])
+        for stream, path in ((1, request["stdout"]), (2, request["stderr"])):
+            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            os.dup2(descriptor, stream)
+            os.close(descriptor)
+        sys.argv = ["checkov", *request["argv"]]
+        status = main(request["argv"])
+    except SystemExit as leaving:
+        code = leaving.code
+        status = code if isinstance(code, int) else (0 if code is None else 1)
+    except BaseException:  # reported on the request's stderr, as a process would report it
+        traceback.print_exc()
+    finally:
+        with suppress(Exception):
+            sys.stdout.flush()
+            sys.stderr.flush()
+        os._exit(status)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(serve() if sys.argv[1:] == [SERVE] else main())

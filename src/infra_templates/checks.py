@@ -703,7 +703,11 @@ def _run_checkov(folder: Path) -> tuple[dict[tuple[str, str, str], str], int]:
         "--compact",
         "--skip-download",
     ]  # fmt: skip
-    result = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
+    server = _checkov_server(command, env)
+    if server is None:
+        result = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
+    else:
+        result = _served(server, command, env)
     if result.returncode not in (0, 1):
         raise RuntimeError(f"checkov exited {result.returncode}: {result.stderr.strip()[-2000:]}")
     try:
@@ -722,6 +726,73 @@ def _run_checkov(folder: Path) -> tuple[dict[tuple[str, str, str], str], int]:
             key = (str(failed.get("file_path", "")).lstrip("/"), logical, failed["check_id"])
             findings[key] = failed.get("check_name", "")
     return findings, scanned
+
+
+# checkov's fork server (checkov_cli.serve), for sessions that run checkov many times: the tests
+# turn it on (conftest), the gate does not (it runs checkov once). A server imports checkov once
+# with the environment it is started in; each run is a fork of it that takes the run's environment,
+# as a new process would. One server per process (a forked gate worker starts its own, or none) and
+# per environment, but for the variables that change from one run to the next of a session and
+# that checkov does not read (pytest's current test, the gate's own cache switch).
+_serving: list[int] = []  # the process that turned the servers on (serve_checkov); none: off
+_PER_RUN_VARIABLES = frozenset({"PYTEST_CURRENT_TEST", "GATE_CACHE"})
+_checkov_servers: dict[tuple[int, tuple[tuple[str, str], ...]], subprocess.Popen[str]] = {}
+
+
+def _checkov_server(command: Sequence[str], env: dict[str, str]) -> subprocess.Popen[str] | None:
+    """The running fork server for ``env`` in this process, started if need be; None when the
+    servers are off or ``command`` is not checkov_cli (a stand-in, or checkov's own script)."""
+    ours = list(checkov_command()) == [sys.executable, "-m", "infra_templates.checkov_cli"]
+    if os.getpid() not in _serving or not ours:  # off, or a process forked from the one that turned them on
+        return None
+    key = (os.getpid(), tuple(sorted((k, v) for k, v in env.items() if k not in _PER_RUN_VARIABLES)))
+    server = _checkov_servers.get(key)
+    if server is None or server.poll() is not None:
+        server = subprocess.Popen(
+            [*checkov_command(), "--serve"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env
+        )
+        _checkov_servers[key] = server
+    return server
+
+
+def _served(
+    server: subprocess.Popen[str], command: Sequence[str], env: dict[str, str]
+) -> subprocess.CompletedProcess[str]:
+    """One checkov run of ``command``'s arguments by ``server``: what ``subprocess.run`` returns."""
+    assert server.stdin is not None and server.stdout is not None
+    with tempfile.TemporaryDirectory(prefix="checkov-run-") as scratch:
+        out, err = Path(scratch) / "stdout", Path(scratch) / "stderr"
+        request = {"argv": list(command[3:]), "env": env, "cwd": os.getcwd(), "stdout": str(out), "stderr": str(err)}
+        try:
+            server.stdin.write(json.dumps(request) + "\n")
+            server.stdin.flush()
+            answer = json.loads(server.stdout.readline() or "{}")
+        except (OSError, ValueError) as error:
+            raise RuntimeError(f"checkov's fork server failed: {error!r}") from error
+        if "exit" not in answer:
+            raise RuntimeError(f"checkov's fork server ended (exit {server.wait()})")
+        return subprocess.CompletedProcess(
+            list(command), answer["exit"], out.read_text(encoding="utf-8"), err.read_text(encoding="utf-8")
+        )
+
+
+def serve_checkov() -> None:
+    """Run this process's checkov runs through fork servers from now on (until stop_checkov_servers)."""
+    _serving[:] = [os.getpid()]
+
+
+def stop_checkov_servers() -> None:
+    """Turn the servers off, end this process's and wait for them (their CPU time is then this
+    process's children's)."""
+    _serving.clear()
+    for key, server in list(_checkov_servers.items()):
+        if key[0] != os.getpid():
+            continue
+        del _checkov_servers[key]
+        if server.stdin is not None:
+            with suppress(OSError):
+                server.stdin.close()
+        server.wait()
 
 
 # --- shellcheck -------------------------------------------------------------------------------
