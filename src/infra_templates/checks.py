@@ -30,7 +30,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from contextlib import suppress
 from dataclasses import dataclass, field
 from functools import cache
@@ -997,8 +997,11 @@ def run_gate(
     workers = min(workers, len(jobs))
     results: dict[str, list[Problem]] = {name: [] for name in CHECKS}
     seconds: dict[str, float] = dict.fromkeys(CHECKS, 0.0)
-    with _pool(workers) as pool:
-        futures = [(job, pool.submit(run_job, job)) for job in jobs]
+    # Where this process serves checkov's runs (the tests: serve_checkov), checkov's jobs wait on its
+    # fork server from a thread here instead of a worker: a forked worker would start checkov anew
+    serving = os.getpid() in _serving
+    with _pool(workers) as pool, ThreadPoolExecutor(max_workers=1) as beside:
+        futures = [(job, (beside if serving and job.check == "checkov" else pool).submit(run_job, job)) for job in jobs]
         # meanwhile, here: the quick checks on what the manifests say
         # The IAM analysis reads each JSON template once and looks actions up in a table (0.1 s for
         # the five environments): quick, like wiring and limits.
