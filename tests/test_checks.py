@@ -779,23 +779,20 @@ def test_shellcheck_findings_kept_are_those_found_and_keyed_by_the_script(
         checks.check_shellcheck(checks.load_manifests(again))
 
 
-def test_checkov_through_the_fork_server_finds_what_a_new_process_finds(tmp_path: Path) -> None:
+def test_checkov_runs_of_a_session_are_forks_of_one_server(tmp_path: Path) -> None:
     """The tests' checkov runs are forks of a server that imported checkov once (conftest turns it
-    on): a run through it reports what a new `python -m infra_templates.checkov_cli` process reports,
-    run after run; stopped, the server ends and later runs are new processes again."""
+    on; that a served run reports what checkov's own script reports is the checkov_cli test's):
+    run after run the same server answers, the same report; a process forked from the one that
+    turned the servers on (a gate worker) starts checkov anew instead of sharing its pipes."""
     folder = tmp_path / "scan"
     folder.mkdir()
     (folder / "x.json").write_text(to_json(BUCKET_WITHOUT_ANYTHING))
-    checks.serve_checkov()
-    try:
-        served = [checks._run_checkov(folder) for _ in range(2)]
-        servers = list(checks._checkov_servers.values())
-        assert servers and all(s.poll() is None for s in servers)
-    finally:
-        checks.stop_checkov_servers()
-    assert all(s.poll() is not None for s in servers) and not checks._checkov_servers
-    assert checks._checkov_server(checks.checkov_command(), dict(os.environ)) is None  # off: a process per run
-    alone = checks._run_checkov(folder)
-    checks.serve_checkov()  # as the session had it
-    assert served == [alone, alone]
-    assert alone[1] == 1 and any(check == "CKV_AWS_18" for _, _, check in alone[0])
+    first = checks._run_checkov(folder)
+    servers = {key: server for key, server in checks._checkov_servers.items() if key[0] == os.getpid()}
+    assert servers and all(server.poll() is None for server in servers.values())
+    assert checks._run_checkov(folder) == first
+    assert {key: server for key, server in checks._checkov_servers.items() if key[0] == os.getpid()} == servers
+    assert first[1] == 1 and any(check == "CKV_AWS_18" for _, _, check in first[0])
+    with pytest.MonkeyPatch.context() as patch:  # as seen from a process forked from this one
+        patch.setattr(checks.os, "getpid", lambda: -1)
+        assert checks._checkov_server(checks.checkov_command(), dict(os.environ)) is None
