@@ -298,8 +298,10 @@ def all_stacks() -> list[tuple[str, str, Stack]]:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Slow tests first: run two at a time (`make unit`), they overlap the many fast ones instead of trailing."""
-    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+    """Slow tests first: run two at a time (`make unit`), they overlap the many fast ones instead of
+    trailing; but those marked ``last`` last (in `make test`, the gate beside the tests has by then
+    kept its findings on the templates they share)."""
+    items.sort(key=lambda item: (item.get_closest_marker("last") is not None, item.get_closest_marker("slow") is None))
 
 
 @pytest.fixture(scope="session")

@@ -430,6 +430,7 @@ def test_addons_build_the_same_bytes_every_time(addon_settings: Path) -> None:
 
 
 @pytest.mark.slow  # cfn-lint, checkov and the IAM analysis on the add-on templates: ~1 minute
+@pytest.mark.xdist_group("checkov")  # on the worker whose checkov fork server the checkov tests started
 def test_the_gate_passes_a_good_addon_and_stops_a_broken_one(tmp_path: Path) -> None:
     folder = with_addons(tmp_path, ADDONS, BROKEN)
     output = tmp_path / "output"

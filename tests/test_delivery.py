@@ -605,6 +605,7 @@ def test_the_pre_release_command_runs_from_a_lifecycle_hook_before_traffic_shift
     }
 
 
+@pytest.mark.xdist_group("checkov")  # on the worker whose checkov fork server the checkov tests started
 def test_the_pre_release_template_passes_cfn_lint_and_checkov(with_pre_release, tmp_path: Path) -> None:
     path = tmp_path / "svc-api.json"
     path.write_text(json.dumps(with_pre_release), encoding="utf-8")

@@ -165,6 +165,9 @@ def run(copy: Path, *argv: str) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.mark.slow
+# last: dev's templates the user did not change are those `make test`'s own gate checks beside the tests,
+# whose findings it keeps by then (the gate's cache): only what the change touched is linted and scanned
+@pytest.mark.last
 def test_a_users_own_settings_keep_the_tests_and_the_gate_green(tmp_path: Path) -> None:
     copy = copy_of_the_project(tmp_path / "project")
     users = copy / "environments"
