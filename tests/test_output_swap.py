@@ -37,6 +37,19 @@ def output(tmp_path: Path, generated: Generated) -> Path:
     return folder
 
 
+@pytest.fixture(scope="module")
+def untouched(
+    tmp_path_factory: pytest.TempPathFactory, generated: Generated
+) -> tuple[Path, dict[str, tuple[bytes, int]]]:
+    """One output copy, and its snapshot, for the tests of builds that fail before writing: each
+    asserts the copy is as the snapshot says after its build, so a build that wrote anything fails
+    there (and the copy no longer being as recorded, every later one: the first failure names it)."""
+    folder = tmp_path_factory.mktemp("untouched") / "output"
+    shutil.copytree(generated.output, folder)
+    (folder / "notes.txt").write_text("mine")
+    return folder, _stat_snapshot(folder)
+
+
 def _boom(*_: Any, **__: Any) -> Any:
     raise RuntimeError("injected failure")
 
@@ -48,9 +61,9 @@ EVERY_LAYER = [spec.name for spec in LAYERS]
     ("layer", "only"), [*((name, None) for name in EVERY_LAYER), (EVERY_LAYER[-1], "prod"), (EVERY_LAYER[-2], "dev")]
 )
 def test_a_layer_that_fails_leaves_output_byte_identical(
-    output: Path, monkeypatch: pytest.MonkeyPatch, layer: str, only: str | None
+    untouched: tuple[Path, dict[str, tuple[bytes, int]]], monkeypatch: pytest.MonkeyPatch, layer: str, only: str | None
 ) -> None:
-    before = _stat_snapshot(output)
+    output, before = untouched
     broken = tuple(dataclasses.replace(s, build=_boom) if s.name == layer else s for s in LAYERS)
     monkeypatch.setattr(cli, "LAYERS", broken)
     with pytest.raises(RuntimeError, match="injected failure"):
@@ -61,9 +74,9 @@ def test_a_layer_that_fails_leaves_output_byte_identical(
 
 @pytest.mark.parametrize("layer", sorted({spec.name for spec in PROJECT_LAYERS}))
 def test_a_project_layer_that_fails_leaves_output_byte_identical(
-    output: Path, monkeypatch: pytest.MonkeyPatch, layer: str
+    untouched: tuple[Path, dict[str, tuple[bytes, int]]], monkeypatch: pytest.MonkeyPatch, layer: str
 ) -> None:
-    before = _stat_snapshot(output)
+    output, before = untouched
     broken = tuple(dataclasses.replace(s, build=_boom) if s.name == layer else s for s in PROJECT_LAYERS)
     monkeypatch.setattr(cli, "PROJECT_LAYERS", broken)
     with pytest.raises(RuntimeError, match="injected failure"):
@@ -72,13 +85,14 @@ def test_a_project_layer_that_fails_leaves_output_byte_identical(
 
 
 def test_the_release_files_failing_last_leave_output_byte_identical(
-    output: Path, monkeypatch: pytest.MonkeyPatch
+    untouched: tuple[Path, dict[str, tuple[bytes, int]]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    before = _stat_snapshot(output)
+    output, before = untouched
     monkeypatch.setattr(cli, "delivery_files", _boom)
     with pytest.raises(RuntimeError):
         generate_main("--quiet", "--output", str(output))
     assert _stat_snapshot(output) == before
+    assert [p.name for p in output.parent.iterdir()] == ["output"]
 
 
 @pytest.mark.parametrize("prune", [True, False])
