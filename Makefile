@@ -27,7 +27,7 @@ templates: $(STAMP) dot ## write output/<env>/ for every environment (python gen
 gate: templates ## run the gate on output/: wiring, limits, cfn-lint, checkov, IAM analysis, shellcheck
 	$(PY) generate.py check
 
-# The targets that act on AWS check, in this order, before anything slow (the gate takes minutes):
+# The targets that act on AWS check, in this order, before anything slow (the gate takes tens of seconds on a cold cache):
 # ENV (missing or unknown: the usage and the environments, exit 2), then the AWS CLI and its
 # credentials (one line, exit 1); only then do they build or gate. ENV, SERVICE and the day-2
 # scripts' own checks are in the scripts make templates wrote into output/<env>/ (built if missing).
