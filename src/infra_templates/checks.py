@@ -852,7 +852,9 @@ def check_shellcheck(manifests: Iterable[tuple[Path, dict[str, Any]]]) -> list[P
     return problems
 
 
-SHELLCHECK_OPTIONS = ("--format=json1", "--severity=style")
+# --norc: the scripts are checked as the tool wrote them, whatever .shellcheckrc lies above the output
+# folder or in the home folder (which shellcheck would otherwise read, and the kept findings not know of)
+SHELLCHECK_OPTIONS = ("--format=json1", "--severity=style", "--norc")
 
 
 def _shellcheck_cache_entry(executable: str, script: bytes) -> Path | None:
