@@ -415,19 +415,26 @@ def test_gate_fails_when_shellcheck_is_missing(tmp_path: Path, monkeypatch: pyte
     assert "  [shellcheck] gate: could not run: shellcheck is not installed" in lines
 
 
-def test_make_deploy_runs_the_environments_script() -> None:
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("MAKE")}  # also when run by `make test`
-    dry = subprocess.run(
-        ["make", "--dry-run", "--no-print-directory", "deploy", "ENV=dev", "REVIEW=1"],
+def make_dry_run(*args: str) -> str:
+    """What ``make --dry-run ARGS`` in the project would run, without the caller's make variables
+    (also when run by `make test`) and DEPLOYED_DIR; fails the test if make does."""
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("MAKE") and k != "DEPLOYED_DIR"}
+    ran = subprocess.run(
+        ["make", "--dry-run", "--no-print-directory", *args],
         capture_output=True,
         text=True,
         cwd=ROOT,
         env=environ,
         check=False,
     )
-    assert dry.returncode == 0, dry.stderr
-    assert dry.stdout.splitlines()[-1] == "output/dev/deploy.sh --review"
-    assert "generate.py check" in dry.stdout  # the gate runs first
+    assert ran.returncode == 0, ran.stderr
+    return ran.stdout
+
+
+def test_make_deploy_runs_the_environments_script() -> None:
+    dry = make_dry_run("deploy", "ENV=dev", "REVIEW=1")
+    assert dry.splitlines()[-1] == "output/dev/deploy.sh --review"
+    assert "generate.py check" in dry  # the gate runs first
 
 
 def test_a_parameter_from_another_region_is_read_from_its_stack(written: Path, tmp_path: Path) -> None:
@@ -538,25 +545,11 @@ def test_a_record_kept_elsewhere_is_the_one_the_build_and_make_diff_read(tmp_pat
     assert code == 0, err
     assert "Blocked when this guide" not in (output / "dev" / "DEPLOY.md").read_text()
 
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("MAKE") and k != "DEPLOYED_DIR"}
-
-    def dry(*args: str) -> str:
-        ran = subprocess.run(
-            ["make", "--dry-run", "--no-print-directory", *args],
-            capture_output=True,
-            text=True,
-            cwd=ROOT,
-            env=environ,
-            check=False,
-        )
-        assert ran.returncode == 0, ran.stderr
-        return ran.stdout
-
-    assert "--deployed /x/rec" in dry("templates", "DEPLOYED_DIR=/x/rec")
-    assert "--deployed" not in dry("templates")
-    assert "generate.py diff --env dev --against /x/rec" in dry("diff", "ENV=dev", "DEPLOYED_DIR=/x/rec")
-    assert "--against /a" in dry("diff", "DEPLOYED_DIR=/x/rec", "AGAINST=/a")  # AGAINST, when given, wins
-    assert "--against" not in dry("diff")
+    assert "--deployed /x/rec" in make_dry_run("templates", "DEPLOYED_DIR=/x/rec")
+    assert "--deployed" not in make_dry_run("templates")
+    assert "generate.py diff --env dev --against /x/rec" in make_dry_run("diff", "ENV=dev", "DEPLOYED_DIR=/x/rec")
+    assert "--against /a" in make_dry_run("diff", "DEPLOYED_DIR=/x/rec", "AGAINST=/a")  # AGAINST, when given, wins
+    assert "--against" not in make_dry_run("diff")
 
 
 def test_an_update_aws_would_refuse_says_allow_replace_cannot_make_it_pass(written: Path, tmp_path: Path) -> None:

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
 import itertools
-import os
-import posixpath
 import re
 import zoneinfo
 from functools import cache
@@ -285,52 +282,19 @@ class Schedule(Strict):
 
 
 @cache
-def _time_zones() -> frozenset[str]:
-    """The IANA time zone names this system knows (``zoneinfo.available_timezones()`` walks the
-    time zone folders: once per process, not once per service)."""
-    return frozenset(zoneinfo.available_timezones())
-
-
-@cache
 def is_time_zone(name: str) -> bool:
     """``name in zoneinfo.available_timezones()``, found without listing them all: that call opens
     each of the system's 600 time zone files to read its first bytes (10 ms of a build's CPU, for
-    the one or two names the settings give). The same rules for one name: a file found under a
-    folder of ``zoneinfo.TZPATH`` by a walk that follows no folder link and skips the top
-    ``right/`` and ``posix/`` folders, starting with TZif, and not ``posixrules``. Where the
-    ``tzdata`` package is installed (its list comes first) or paths are not ``/``-separated, the
-    whole list is asked for, as before."""
-    if os.sep != "/" or importlib.util.find_spec("tzdata") is not None:
-        return name in _time_zones()
+    the one or two names the settings give). zoneinfo's own loader finds and reads the one file;
+    the list leaves out what the loader would still take: the ``posix/`` and ``right/`` copies and
+    ``posixrules``."""
+    if name == "posixrules" or name.startswith(("posix/", "right/")):
+        return False
     try:
-        if not name or name == "posixrules" or posixpath.normpath(name) != name or name.startswith(("/", "..")):
-            return False
-        parts = name.split("/")
-        if len(parts) > 1 and parts[0] in ("right", "posix"):
-            return False
-        for root in zoneinfo.TZPATH:
-            if not os.path.exists(root):
-                continue
-            folder = root
-            for part in parts[:-1]:  # the walk enters folders, not links to them
-                folder = os.path.join(folder, part)
-                if os.path.islink(folder) or not os.path.isdir(folder):
-                    break
-            else:
-                path = os.path.join(root, name)
-                if not os.path.isdir(path) and _starts_as_time_zone(path):
-                    return True
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):  # none, a malformed name, not a TZif file
         return False
-    except ValueError:  # a name the file system cannot hold (a NUL character)
-        return False
-
-
-def _starts_as_time_zone(path: str) -> bool:
-    try:
-        with open(path, "rb") as file:
-            return file.read(4) == b"TZif"
-    except OSError:
-        return False
+    return True
 
 
 class Sidecar(Strict):
