@@ -8,6 +8,7 @@ import re
 import shutil
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cfnlint.api import ManualArgs, lint_file
@@ -276,7 +277,7 @@ def test_the_gate_sees_a_finding_of_every_tool_and_times_each(tmp_path: Path) ->
     assert re.search(r"^gate: FAILED in \d+\.\d s wall, \d+\.\d s CPU$", lines[-1])
 
 
-def test_the_gate_passes_a_clean_output_and_says_so(tmp_path: Path) -> None:
+def test_the_gate_passes_a_clean_output_and_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     body = {
         "AWSTemplateFormatVersion": "2010-09-09",
         "Description": "an encrypted queue",
@@ -292,10 +293,35 @@ def test_the_gate_passes_a_clean_output_and_says_so(tmp_path: Path) -> None:
     output = write_output(tmp_path, body)
     for script in checks.SHELL_SCRIPTS:
         (output / "test" / script).write_text('#!/usr/bin/env bash\necho "$1"\n')
+    # The order of submits, in a process that serves checkov (these tests): every worker of the
+    # pool is forked at its first submit, before the thread beside gets its first job (starting
+    # checkov's fork server there while a worker was forked left the gate waiting forever).
+    submits: list[str] = []
+    pool = checks._pool
+
+    def recorded_pool(workers: int) -> Any:
+        made = pool(workers)
+        submit = made.submit
+
+        def recorded(*a: Any, **k: Any) -> Any:
+            submits.append("pool")
+            return submit(*a, **k)
+
+        made.submit = recorded  # type: ignore[method-assign]
+        return made
+
+    class RecordedThreads(checks.ThreadPoolExecutor):
+        def submit(self, *a: Any, **k: Any) -> Any:  # type: ignore[override]
+            submits.append("thread")
+            return super().submit(*a, **k)
+
+    monkeypatch.setattr(checks, "_pool", recorded_pool)
+    monkeypatch.setattr(checks, "ThreadPoolExecutor", RecordedThreads)
     lines: list[str] = []
     status = checks.run_gate(output, lines.append)
     assert status == 0, lines
     assert re.search(r"^gate: passed in \d+\.\d s wall, \d+\.\d s CPU$", lines[-1])
+    assert submits[0] == "pool" and "thread" in submits, submits
 
 
 def test_the_gate_refuses_an_environment_without_a_folder(tmp_path: Path) -> None:

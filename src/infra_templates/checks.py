@@ -1020,7 +1020,14 @@ def run_gate(
     # fork server from a thread here instead of a worker: a forked worker would start checkov anew
     serving = os.getpid() in _serving
     with _pool(workers) as pool, ThreadPoolExecutor(max_workers=1) as beside:
-        futures = [(job, (beside if serving and job.check == "checkov" else pool).submit(run_job, job)) for job in jobs]
+        # The pool's jobs first: its first submit forks every worker, before the thread beside runs
+        # anything. A fork while that thread starts checkov's fork server (subprocess.Popen) gave
+        # the workers the pipe Popen waits on for the new process's exec: it never closed, and the
+        # gate waited forever (seen in `make test` on a fresh clone).
+        aside = {i for i, job in enumerate(jobs) if serving and job.check == "checkov"}
+        submitted = {i: pool.submit(run_job, job) for i, job in enumerate(jobs) if i not in aside}
+        submitted.update({i: beside.submit(run_job, jobs[i]) for i in sorted(aside)})
+        futures = [(job, submitted[i]) for i, job in enumerate(jobs)]
         # meanwhile, here: the quick checks on what the manifests say
         # The IAM analysis reads each JSON template once and looks actions up in a table (0.1 s for
         # the five environments): quick, like wiring and limits.
