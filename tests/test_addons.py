@@ -444,11 +444,12 @@ def test_the_gate_passes_a_good_addon_and_stops_a_broken_one(tmp_path: Path) -> 
     ]
     assert len(files) == 8  # JSON and YAML of each
 
-    wiring = [f"{p.where}: {p.message}" for p in checks.check_wiring(manifests)]
+    # the findings with the output folder's own path as "output" (the temporary folder's may hold "dev")
+    wiring = [f"{p.where}: {p.message}".replace(str(output), "output") for p in checks.check_wiring(manifests)]
     assert any("shop-staging-network-NoSuchExport" in w for w in wiring), wiring
     assert not any("dev" in w for w in wiring), wiring
 
-    lint = [f"{p.where}: {p.message}" for p in checks.check_cfn_lint(files)]
+    lint = [f"{p.where}: {p.message}".replace(str(output), "output") for p in checks.check_cfn_lint(files)]
     assert any("addon-broken.json" in m and "E3002" in m for m in lint), lint
     assert any("addon-broken.json" in m and "I3011" in m for m in lint), lint
     assert not any("/dev/" in m for m in lint), lint
@@ -459,7 +460,7 @@ def test_the_gate_passes_a_good_addon_and_stops_a_broken_one(tmp_path: Path) -> 
     assert not any(s.startswith("dev/") for s in scan), scan
 
     iam = [
-        f"{p.where}: {p.message}"
+        f"{p.where}: {p.message}".replace(str(output), "output")
         for p in checks.check_iam([(str(f.path), f.stack) for f in files if f.path.suffix == ".json"])
     ]
     assert any("staging/svc-api.json" in m and "sqs:DeleteQueue" in m for m in iam), iam
