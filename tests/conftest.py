@@ -19,21 +19,14 @@ from collections.abc import Iterator
 from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import yaml
 
-from infra_templates.config import (
-    Environment,
-    Project,
-    SettingsError,
-    available_environments,
-    load_environment,
-    load_settings,
-)
-from infra_templates.pipeline import PROJECT_FOLDER, Stack, build_once, build_project_stacks, project_files
-from templates import PROJECT_LAYERS, environment_output, paired_stacks
+if TYPE_CHECKING:  # the toolkit is imported where the tests need it: not in pytest-xdist's controller
+    from infra_templates.config import Environment, Project
+    from infra_templates.pipeline import Stack
 
 
 def _temporary_files_in_memory(folder: Path = Path("/dev/shm"), room: int = 2**30) -> None:
@@ -62,7 +55,6 @@ ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "tests" / "fixtures"
 SETTINGS = FIXTURES / "environments"  # the tool's own test settings: what the golden files are recorded from
 USER_SETTINGS = ROOT / "environments"  # the user's: read by `make templates` and the gate, never by these tests
-ENVIRONMENTS = available_environments(SETTINGS)
 
 
 @dataclass(frozen=True)
@@ -80,6 +72,10 @@ def build_all(settings: Path = SETTINGS) -> Built:
     own folder, its DR pair's, the deployer's roles, the infrastructure pipeline): 0.26 s of CPU for
     the fixtures instead of 0.9 s. The template data is shared between those stacks: read it, or
     ``copy.deepcopy`` it before changing it."""
+    from infra_templates.config import load_settings  # noqa: PLC0415 (see the TYPE_CHECKING imports)
+    from infra_templates.pipeline import PROJECT_FOLDER, build_once, build_project_stacks, project_files  # noqa: PLC0415
+    from templates import PROJECT_LAYERS, environment_output  # noqa: PLC0415
+
     with build_once():
         _, project, everyone = load_settings(settings)
         environments = {env.name: env for env in everyone}
@@ -97,6 +93,10 @@ def build_environment(settings: Path, name: str) -> dict[str, Stack]:
     layer), built as ``generate.py`` builds its folder (with its DR pair's settings). The project's
     stacks build every environment for the infrastructure pipeline; an environment's stacks do not
     depend on them (0.06 to 0.15 s of CPU instead of 0.26 s)."""
+    from infra_templates.config import load_settings  # noqa: PLC0415
+    from infra_templates.pipeline import build_once  # noqa: PLC0415
+    from templates import paired_stacks  # noqa: PLC0415
+
     _, _, everyone = load_settings(settings)
     [env] = [e for e in everyone if e.name == name]
     with build_once():
@@ -245,36 +245,80 @@ def generated(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Gener
 # generator is referred to, and a frozen module's dict is not seen (a HypothesisWarning).
 gc.set_threshold(10_000, 10, 10)
 
-# Built once at collection, so tests can be parametrized over every stack that exists.
-BUILT = build_all()
-gc.freeze()  # kept for the session (see above)
-STACK_CASES = [(env, layer) for env in ENVIRONMENTS for layer in BUILT.stacks[env]]
-PROJECT_CASES = [("project", layer) for layer in BUILT.project_stacks]
-ALL_CASES = PROJECT_CASES + STACK_CASES
-SERVICES = sorted(BUILT.project.services)
-KINDS = {name: service.kind for env in BUILT.environments.values() for name, service in env.services.items()}
-WEB_SERVICES = [name for name in SERVICES if KINDS[name] == "web"]  # those behind the load balancer
+# Built once before collection, so tests can be parametrized over every stack that exists: in a
+# process that collects tests (a pytest-xdist worker, or pytest without workers), at the start of its
+# session (pytest_sessionstart), before the test modules are imported; never in xdist's controller,
+# which runs no test (it built them in vain: 0.9 s of CPU with the imports). The names below are this
+# module's attributes (``from conftest import BUILT``), made on first use (PEP 562 ``__getattr__``).
+ENVIRONMENTS: list[str]
+BUILT: Built
+STACK_CASES: list[tuple[str, str]]
+PROJECT_CASES: list[tuple[str, str]]
+ALL_CASES: list[tuple[str, str]]
+SERVICES: list[str]
+KINDS: dict[str, str]
+WEB_SERVICES: list[str]  # those behind the load balancer
+_LAZY = ("ENVIRONMENTS", "BUILT", "STACK_CASES", "PROJECT_CASES", "ALL_CASES", "SERVICES", "KINDS", "WEB_SERVICES")
+_MADE: dict[str, Any] = {}
+
+
+def _built() -> Built:
+    if "BUILT" not in _MADE:
+        from infra_templates.config import available_environments  # noqa: PLC0415
+
+        environments = available_environments(SETTINGS)
+        built = build_all()
+        gc.freeze()  # kept for the session (see above)
+        stack_cases = [(env, layer) for env in environments for layer in built.stacks[env]]
+        project_cases = [("project", layer) for layer in built.project_stacks]
+        services = sorted(built.project.services)
+        kinds = {name: service.kind for env in built.environments.values() for name, service in env.services.items()}
+        _MADE.update(
+            ENVIRONMENTS=environments,
+            STACK_CASES=stack_cases,
+            PROJECT_CASES=project_cases,
+            ALL_CASES=project_cases + stack_cases,
+            SERVICES=services,
+            KINDS=kinds,
+            WEB_SERVICES=[name for name in services if kinds[name] == "web"],
+            BUILT=built,  # last: what marks the rest as made
+        )
+    built_: Built = _MADE["BUILT"]
+    return built_
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        _built()
+        return _MADE[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    if not session.config.pluginmanager.has_plugin("dsession"):  # xdist's controller: no tests here
+        _built()
 
 
 def stack_of(env: str, layer: str) -> Stack:
     """A built stack; ``env`` "project" names the project-wide stacks."""
-    return BUILT.project_stacks[layer] if env == "project" else BUILT.stacks[env][layer]
+    built = _built()
+    return built.project_stacks[layer] if env == "project" else built.stacks[env][layer]
 
 
 @pytest.fixture(scope="session")
 def environments() -> dict[str, Environment]:
-    return BUILT.environments
+    return _built().environments
 
 
 @pytest.fixture(scope="session")
 def stacks() -> dict[str, dict[str, Stack]]:
     """``stacks[env][layer]`` for every shipped environment; services are ``svc-<name>``."""
-    return BUILT.stacks
+    return _built().stacks
 
 
 @pytest.fixture(scope="session")
 def project_stacks() -> dict[str, Stack]:
-    return BUILT.project_stacks
+    return _built().project_stacks
 
 
 @pytest.fixture
@@ -287,6 +331,8 @@ def settings_dir(tmp_path: Path) -> Path:
 
 def refusal(settings_dir: Path, env: str = "staging") -> str:
     """The message loading ``env`` from ``settings_dir`` is refused with (failing if it loads)."""
+    from infra_templates.config import SettingsError, load_environment  # noqa: PLC0415
+
     with pytest.raises(SettingsError) as caught:
         load_environment(env, settings_dir)
     return str(caught.value)
@@ -321,7 +367,8 @@ def walk(node: Any) -> Iterator[Any]:
 
 
 def all_stacks() -> list[tuple[str, str, Stack]]:
-    return [(env, layer, stack_of(env, layer)) for env, layer in ALL_CASES]
+    _built()
+    return [(env, layer, stack_of(env, layer)) for env, layer in _MADE["ALL_CASES"]]
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
