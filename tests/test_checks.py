@@ -261,6 +261,7 @@ def broken_output(folder: Path) -> Path:
     return folder
 
 
+@pytest.mark.xdist_group("checkov")  # runs checkov: on the worker whose fork server the others use
 def test_the_gate_sees_a_finding_of_every_tool_and_times_each(tmp_path: Path) -> None:
     lines: list[str] = []
     assert checks.run_gate(broken_output(tmp_path), lines.append) == 1
@@ -277,6 +278,7 @@ def test_the_gate_sees_a_finding_of_every_tool_and_times_each(tmp_path: Path) ->
     assert re.search(r"^gate: FAILED in \d+\.\d s wall, \d+\.\d s CPU$", lines[-1])
 
 
+@pytest.mark.xdist_group("checkov")  # runs checkov: on the worker whose fork server the others use
 def test_the_gate_passes_a_clean_output_and_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     body = {
         "AWSTemplateFormatVersion": "2010-09-09",
@@ -566,6 +568,7 @@ def test_checkov_split_over_processes_finds_what_one_run_finds(
         checks.check_checkov(output, only=(str(output / "elsewhere.json"),))
 
 
+@pytest.mark.xdist_group("checkov")  # runs checkov: on the worker whose fork server the others use
 def test_checkov_cli_finds_what_checkov_itself_finds(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """checkov_cli's repairs (one JSONPath parser per process, cloudsplaining's action data kept,
     templates parsed in its own process) change nothing: same findings and counts as checkov's own
@@ -668,6 +671,7 @@ def test_cfn_lint_findings_kept_are_those_found_and_keyed_by_all_they_depend_on(
             checks.lint_templates(region, [str(path)], append_rules=rules)
 
 
+@pytest.mark.xdist_group("checkov")  # runs checkov: on the worker whose fork server the others use
 def test_checkov_findings_kept_are_those_found_and_keyed_by_the_scanned_text(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -805,6 +809,7 @@ def test_shellcheck_findings_kept_are_those_found_and_keyed_by_the_script(
         checks.check_shellcheck(checks.load_manifests(again))
 
 
+@pytest.mark.xdist_group("checkov")  # runs checkov: on the worker whose fork server the others use
 def test_checkov_runs_of_a_session_are_forks_of_one_server(tmp_path: Path) -> None:
     """The tests' checkov runs are forks of a server that imported checkov once (conftest turns it
     on; that a served run reports what checkov's own script reports is the checkov_cli test's):
