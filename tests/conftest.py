@@ -112,7 +112,7 @@ def build_environment(settings: Path, name: str) -> dict[str, Stack]:
 
 _USER_PREFIX = str(USER_SETTINGS) + os.sep
 _READS_SETTINGS = {None, "build", "diff"}  # generate.py's commands that read settings (None: the default, build)
-_TAKES_A_VALUE = {"--env", "--settings", "--output", "--against"}
+_TAKES_A_VALUE = {"--env", "--settings", "--output", "--against", "--diagrams", "--diagram-detail", "--deployed"}
 _USER_DEFAULTING = {str(ROOT / "generate.py"), str(ROOT / "bench" / "bench.py")}
 _seen_user_settings: list[str] = []
 

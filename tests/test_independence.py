@@ -51,6 +51,7 @@ def test_the_guard_leaves_the_fixtures_alone() -> None:
     [
         ([], True),  # the default command, build, from environments/
         (["--quiet", "--output", "x"], True),
+        (["--diagrams", "none", "--env", "dev"], True),  # a value is not the command (it read environments/)
         (["--env", "dev", "diff", "--against", "x"], True),
         (["diff", "--settings", "s"], False),
         (["--settings", "s", "--quiet"], False),
