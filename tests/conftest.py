@@ -294,9 +294,39 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
+@pytest.hookimpl(tryfirst=True)  # in xdist's controller, before it starts its workers
 def pytest_sessionstart(session: pytest.Session) -> None:
-    if not session.config.pluginmanager.has_plugin("dsession"):  # xdist's controller: no tests here
+    if session.config.pluginmanager.has_plugin("dsession"):  # xdist's controller: no tests here
+        _compile_once_for_the_workers(session.config)
+    else:
         _built()
+
+
+def _compile_once_for_the_workers(config: pytest.Config) -> None:
+    """The project's modules compiled and the test modules' assertions rewritten into their caches
+    (``__pycache__``) where they are not there yet (a fresh clone), once, before the workers start:
+    each worker did both for itself, at the same moment as the other (1.3 s of CPU each on a fresh
+    clone). Where the caches are current, this reads them only (0.1 s)."""
+    if sys.dont_write_bytecode:
+        return
+    import compileall  # noqa: PLC0415
+
+    for folder in (ROOT / "src", ROOT / "templates"):
+        compileall.compile_dir(folder, quiet=2)
+    for module in (ROOT / "generate.py", ROOT / "tests" / "aws_cli.py"):
+        compileall.compile_file(module, quiet=2)
+    try:  # pytest's own cache of a test module, as its import hook writes it (AssertionRewritingHook.exec_module)
+        from _pytest.assertion import rewrite  # noqa: PLC0415
+
+        state = config.stash[rewrite.assertstate_key]
+        for source in sorted((ROOT / "tests").glob("test_*.py")):
+            cache = rewrite.get_cache_dir(source)
+            pyc = cache / (source.name[:-3] + rewrite.PYC_TAIL)
+            if rewrite._read_pyc(source, pyc, state.trace) is None and rewrite.try_makedirs(cache):
+                source_stat, code = rewrite._rewrite_test(source, config)
+                rewrite._write_pyc(state, code, source_stat, pyc)
+    except Exception:  # pytest's internals changed: each worker rewrites its own, as before
+        return
 
 
 def stack_of(env: str, layer: str) -> Stack:
