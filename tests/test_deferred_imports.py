@@ -1,0 +1,114 @@
+"""What generate.py leaves unimported (infra_templates/deferred_imports.py) stays unimported by a
+build, and still works, as the library's own code, when something uses it.
+
+Each check runs in a fresh Python: the test process itself imported troposphere and pydantic the
+usual way (conftest).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import ROOT, SETTINGS
+
+IMPORT_GENERATE = f"import sys; sys.path[:0] = [{str(ROOT / 'src')!r}, {str(ROOT)!r}]; import generate; "
+# A template with the short forms cfn_flip writes (!Ref, !GetAtt, !Sub) and a long string.
+TEMPLATE = (
+    "from troposphere import GetAtt, Output, Ref, Sub, Template; from troposphere.sqs import Queue; "
+    "t = Template(Description='d' * 90); q = t.add_resource(Queue('Jobs', VisibilityTimeout=60)); "
+    "t.add_output(Output('Url', Value=Ref(q))); t.add_output(Output('Arn', Value=GetAtt(q, 'Arn'))); "
+    "t.add_output(Output('Name', Value=Sub('${AWS::StackName}-jobs'))); "
+)
+UNUSED = ("cfn_flip.yaml_dumper", "cfn_clean", "cfn_tools", "importlib.metadata", "email")
+
+
+def _python(code: str, plugins: str | None = "__all__") -> dict[str, object]:
+    """Run ``code`` in a fresh Python (PYDANTIC_DISABLE_PLUGINS as given, unset for None); the JSON
+    value it prints last."""
+    env = {k: v for k, v in os.environ.items() if k != "PYDANTIC_DISABLE_PLUGINS"}
+    if plugins is not None:
+        env["PYDANTIC_DISABLE_PLUGINS"] = plugins
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    value: dict[str, object] = json.loads(result.stdout.splitlines()[-1])
+    return value
+
+
+def _loaded(prefixes: tuple[str, ...] = UNUSED) -> str:
+    return f"sorted(m for m in sys.modules if m in {prefixes!r} or m.startswith(tuple(p + '.' for p in {prefixes!r})))"
+
+
+def test_a_build_imports_neither_cfn_flip_nor_importlib_metadata(tmp_path: Path) -> None:
+    seen = _python(
+        IMPORT_GENERATE
+        + "import json; "
+        + f"code = generate.main(['--quiet', '--diagrams', 'none', '--settings', {str(SETTINGS)!r}, "
+        + f"'--output', {str(tmp_path / 'output')!r}]); "
+        + f"print(json.dumps({{'code': code, 'loaded': {_loaded()}, "
+        + "'lazy': type(sys.modules['cfn_flip']).__name__}))"
+    )
+    assert seen["code"] == 0
+    assert seen["loaded"] == []
+    assert seen["lazy"] == "_LazyModule"  # troposphere imported it; nothing read it
+    assert (tmp_path / "output" / "project" / "manifest.json").is_file()
+
+
+def test_template_to_yaml_is_still_cfn_flips_text() -> None:
+    """troposphere's Template.to_yaml loads the deferred cfn_flip when called and returns what it
+    returns where cfn_flip was imported the usual way (no generate.py)."""
+    call = (
+        "print(json.dumps({'yaml': t.to_yaml(), 'long': t.to_yaml(long_form=True), 'loaded': "
+        + _loaded(("cfn_flip.yaml_dumper",))
+        + "}))"
+    )
+    deferred = _python(IMPORT_GENERATE + "import json; " + TEMPLATE + call)
+    usual = _python("import sys, json; " + TEMPLATE + call)
+    assert deferred == usual
+    assert "!GetAtt 'Jobs.Arn'" in str(usual["yaml"]) or "!GetAtt Jobs.Arn" in str(usual["yaml"])
+    assert usual["loaded"] == ["cfn_flip.yaml_dumper"]
+
+
+def test_plugins_off_pydantics_loader_and_ours_find_none() -> None:
+    ours = _python(
+        IMPORT_GENERATE + "import json; loader = sys.modules['pydantic.plugin._loader']; "
+        "print(json.dumps({'plugins': list(loader.get_plugins()), 'file': getattr(loader, '__file__', None), "
+        f"'loaded': {_loaded(('importlib.metadata',))}}}))"
+    )
+    pydantics = _python(
+        "import sys, json; from pydantic.plugin._loader import get_plugins; "
+        "print(json.dumps({'plugins': list(get_plugins()), 'file': sys.modules['pydantic.plugin._loader'].__file__}))"
+    )
+    assert ours["plugins"] == pydantics["plugins"] == []
+    assert ours["file"] is None  # ours: generate.py built a settings model with it
+    assert ours["loaded"] == []
+    assert str(pydantics["file"]).endswith("pydantic/plugin/_loader.py")
+
+
+def test_plugins_on_pydantics_own_loader_is_used() -> None:
+    """A user who turns only some plugins off (any other value) gets pydantic's loader, which reads
+    the installed distributions' entry points."""
+    seen = _python(
+        IMPORT_GENERATE + "import json; loader = sys.modules['pydantic.plugin._loader']; "
+        f"print(json.dumps({{'file': loader.__file__, 'loaded': {_loaded(('importlib.metadata',))}}}))",
+        plugins="some-plugin",
+    )
+    assert str(seen["file"]).endswith("pydantic/plugin/_loader.py")
+    assert "importlib.metadata" in seen["loaded"]  # read for the entry points
+
+
+def test_pydantic_imports_only_get_plugins_from_its_loader() -> None:
+    """Our stand-in has only ``get_plugins``: pydantic (as pinned) imports nothing else of it. An
+    upgrade that does fails here, before a build would."""
+    import pydantic  # noqa: PLC0415 - to find its files
+
+    package = Path(pydantic.__file__).parent
+    uses = sorted(
+        f"{path.relative_to(package)}: {line.strip()}"
+        for path in package.rglob("*.py")
+        for line in path.read_text(encoding="utf-8").splitlines()
+        if "_loader" in line and "import" in line
+    )
+    assert uses == ["plugin/_schema_validator.py: from ._loader import get_plugins"]
