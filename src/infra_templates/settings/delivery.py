@@ -11,7 +11,14 @@ from pydantic import (
     model_validator,
 )
 
-from infra_templates.settings.common import ENVIRONMENT_NAME, FieldValueError, ManyFieldsError, Strict, check_retention
+from infra_templates.settings.common import (
+    ENVIRONMENT_NAME,
+    FieldValueError,
+    ManyFieldsError,
+    Strict,
+    check_retention,
+    no_items,
+)
 
 TrafficShift = Literal[
     "CodeDeployDefault.ECSAllAtOnce",
@@ -108,7 +115,7 @@ class Delivery(Strict):
 
     stages: list[str] = Field(min_length=1, description="Environments a release goes through, in order.")
     approval_before: list[str] = Field(
-        default_factory=list, description="Stages that wait for a manual approval (notified by SNS) first."
+        default_factory=no_items, description="Stages that wait for a manual approval (notified by SNS) first."
     )
     branch: str = Field(default="main", pattern=r"^[A-Za-z0-9._/-]{1,100}$", description="The branch released.")
     connection: Connection | None = Field(

@@ -11,7 +11,7 @@ from pydantic import (
     model_validator,
 )
 
-from infra_templates.settings.common import FieldValueError, ManyFieldsError, Strict, check_retention
+from infra_templates.settings.common import FieldValueError, ManyFieldsError, Strict, check_retention, no_items
 
 EMAIL_ADDRESS = r"^[A-Za-z0-9._%+-]{1,64}@([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$"
 
@@ -29,7 +29,7 @@ class SnsEmail(Strict):
     """Path 1: the alarm topic's own e-mail subscriptions (plain JSON-ish SNS mails)."""
 
     enabled: bool = Field(default=False, description="Subscribe the recipients to the alarm topic by e-mail.")
-    recipients: list[str] = Field(default_factory=list, max_length=20, description="E-mail addresses.")
+    recipients: list[str] = Field(default_factory=no_items, max_length=20, description="E-mail addresses.")
 
     _emails = field_validator("recipients")(lambda cls, addresses: _check_emails(addresses))
 
@@ -47,7 +47,7 @@ class SesEmail(Strict):
     sender: str | None = Field(
         default=None, description="Verified SES e-mail identity the mails come from (created by the stack)."
     )
-    recipients: list[str] = Field(default_factory=list, max_length=20, description="E-mail addresses.")
+    recipients: list[str] = Field(default_factory=no_items, max_length=20, description="E-mail addresses.")
 
     _emails = field_validator("recipients")(lambda cls, addresses: _check_emails(addresses))
 

@@ -17,7 +17,7 @@ from pydantic import (
 from infra_templates import quotas
 from infra_templates.catalog import nearest_numbers
 from infra_templates.credentials import credential_kinds
-from infra_templates.settings.common import FieldValueError, Strict
+from infra_templates.settings.common import FieldValueError, Strict, no_items
 
 ALB_HEALTHY_CODES = (200, 499)  # TargetGroup Matcher.HttpCode for an Application Load Balancer
 # Services whose per-service project stacks would take another project stack's name: {project}-
@@ -74,8 +74,8 @@ class Capacity(Strict):
 class Routing(Strict):
     """Which requests the ALB sends to a service: path patterns and/or host headers."""
 
-    paths: list[str] = Field(default_factory=list, max_length=5)
-    hosts: list[str] = Field(default_factory=list, max_length=5)
+    paths: list[str] = Field(default_factory=no_items, max_length=5)
+    hosts: list[str] = Field(default_factory=no_items, max_length=5)
     priority: int | None = Field(
         default=None, ge=1, le=50000, description="Listener rule priority; derived from the rule when not set."
     )
@@ -387,16 +387,16 @@ class Service(Strict):
     autoscaling: Autoscaling | None = Field(default=None, description="Task count bounds (not for a job).")
     routing: Routing | None = Field(default=None, description="The load balancer's rule for it (web only).")
     calls: list[Annotated[str, Field(pattern=SERVICE_NAME)]] = Field(
-        default_factory=list,
+        default_factory=no_items,
         description="Backend services it calls through Service Connect (by name): their ports open to it alone.",
     )
     sends_to: list[Annotated[str, Field(pattern=SERVICE_NAME)]] = Field(
-        default_factory=list, description="Worker services whose queues it may send to (by name)."
+        default_factory=no_items, description="Worker services whose queues it may send to (by name)."
     )
     queue: Queue = Field(default_factory=Queue, description="The worker's queue (worker only).")
     schedule: Schedule | None = Field(default=None, description="When the job runs (job only).")
     sidecars: list[Sidecar] = Field(
-        default_factory=list, description="Helper containers beside the application's (never essential)."
+        default_factory=no_items, description="Helper containers beside the application's (never essential)."
     )
     health_check: HealthCheck = Field(default_factory=HealthCheck)
     environment: dict[str, str] = Field(default_factory=dict, description="Plain, non-secret variables.")
