@@ -1,7 +1,5 @@
 """Settings shared by every concern: the errors, the strict base model, field types and checks."""
 
-from __future__ import annotations
-
 import contextlib
 import ipaddress
 import unicodedata

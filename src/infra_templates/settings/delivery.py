@@ -1,7 +1,5 @@
 """Delivery settings: the release pipelines, their source connection and the deployment controller."""
 
-from __future__ import annotations
-
 import re
 from typing import Literal
 
@@ -61,7 +59,7 @@ class Deployment(Strict):
     )
 
     @model_validator(mode="after")
-    def _bake_time(self) -> Deployment:
+    def _bake_time(self) -> "Deployment":
         # ECS API reference, DeploymentConfiguration.bakeTimeInMinutes: 0 to 1440 minutes.
         if self.controller == "ecs" and self.termination_wait_minutes > ECS_MAX_BAKE_MINUTES:
             raise FieldValueError(
@@ -138,7 +136,7 @@ class Delivery(Strict):
         return check_retention(days)
 
     @model_validator(mode="after")
-    def _stages(self) -> Delivery:
+    def _stages(self) -> "Delivery":
         problems = []
         seen: set[str] = set()
         for index, stage in enumerate(self.stages):

@@ -1,8 +1,6 @@
 """Edge settings: CloudFront, its aliases and certificate, and how traffic reaches the load balancer;
 CloudFront's path-pattern matching, which the settings and the tests judge routes by."""
 
-from __future__ import annotations
-
 import re
 from typing import Literal
 

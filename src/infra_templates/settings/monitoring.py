@@ -1,7 +1,5 @@
 """Monitoring settings: alarm thresholds and the two notification paths (SNS e-mail, SES mail)."""
 
-from __future__ import annotations
-
 import re
 from typing import Literal
 
@@ -34,7 +32,7 @@ class SnsEmail(Strict):
     _emails = field_validator("recipients")(lambda cls, addresses: _check_emails(addresses))
 
     @model_validator(mode="after")
-    def _someone(self) -> SnsEmail:
+    def _someone(self) -> "SnsEmail":
         if self.enabled and not self.recipients:
             raise FieldValueError(("recipients",), "is empty while enabled is true: name who gets the alarms", [])
         return self
@@ -59,7 +57,7 @@ class SesEmail(Strict):
         return sender
 
     @model_validator(mode="after")
-    def _complete(self) -> SesEmail:
+    def _complete(self) -> "SesEmail":
         if not self.enabled:
             return self
         problems = []
@@ -100,7 +98,7 @@ class Thresholds(Strict):
     cloudfront_5xx_percent: float = Field(default=5, gt=0, le=100, description="CloudFront 5xxErrorRate, %.")
 
     @model_validator(mode="after")
-    def _datapoints(self) -> Thresholds:
+    def _datapoints(self) -> "Thresholds":
         if self.datapoints_to_alarm > self.evaluation_periods:
             raise FieldValueError(("datapoints_to_alarm",), f"is above evaluation_periods ({self.evaluation_periods})")
         return self

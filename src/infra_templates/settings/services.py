@@ -1,7 +1,5 @@
 """Service settings: one container service each (image, size, routing, health check, scaling, secrets)."""
 
-from __future__ import annotations
-
 import itertools
 import re
 import zoneinfo
@@ -65,7 +63,7 @@ class Capacity(Strict):
     spot_weight: int = Field(ge=0, le=1000, description="Share of tasks beyond the base placed on FARGATE_SPOT.")
 
     @model_validator(mode="after")
-    def _some_weight(self) -> Capacity:
+    def _some_weight(self) -> "Capacity":
         if self.fargate_weight == self.spot_weight == 0:
             raise FieldValueError(("spot_weight",), "fargate_weight and spot_weight cannot both be 0", 0)
         return self
@@ -106,7 +104,7 @@ class Routing(Strict):
         return hosts
 
     @model_validator(mode="after")
-    def _something(self) -> Routing:
+    def _something(self) -> "Routing":
         if not self.paths and not self.hosts:
             raise ValueError("give at least one path pattern or host header")
         limit = quotas.CONDITION_VALUES_PER_RULE
@@ -160,7 +158,7 @@ class Autoscaling(Strict):
     )
 
     @model_validator(mode="after")
-    def _order(self) -> Autoscaling:
+    def _order(self) -> "Autoscaling":
         if self.min > self.max:
             raise FieldValueError(("min",), f"is above max ({self.max})", self.min)
         return self
@@ -434,7 +432,7 @@ class Service(Strict):
     )
 
     @model_validator(mode="after")
-    def _fargate_size(self) -> Service:
+    def _fargate_size(self) -> "Service":
         if self.cpu not in FARGATE_SIZES:
             guess = " or ".join(map(str, nearest_numbers(self.cpu, FARGATE_SIZES)))
             raise FieldValueError(
@@ -451,7 +449,7 @@ class Service(Strict):
         return self
 
     @model_validator(mode="after")
-    def _exec_needs_writable_root(self) -> Service:
+    def _exec_needs_writable_root(self) -> "Service":
         # ECS Developer Guide, ECS Exec considerations: the SSM agent ECS Exec runs in the container
         # writes to its filesystem; the gate's rule E9004 checks the same on the template.
         if self.exec and self.read_only_root_filesystem:
@@ -464,7 +462,7 @@ class Service(Strict):
         return self
 
     @model_validator(mode="after")
-    def _kind_fields(self) -> Service:
+    def _kind_fields(self) -> "Service":
         """Each kind takes its own fields (KIND_FIELDS) and refuses those that cannot work for it."""
         required, refused = KIND_FIELDS[self.kind]
         for field in required:
@@ -505,7 +503,7 @@ class Service(Strict):
         return self.routing
 
     @model_validator(mode="after")
-    def _sidecars_fit(self) -> Service:
+    def _sidecars_fit(self) -> "Service":
         """Sidecars have their own names, and their memory and CPU fit in the task's beside the
         application's (on Fargate the containers' memory must not exceed the task's; ECS Developer
         Guide, task definition parameters "memory" and "cpu")."""
@@ -527,7 +525,7 @@ class Service(Strict):
         return self
 
     @model_validator(mode="after")
-    def _count_in_range(self) -> Service:
+    def _count_in_range(self) -> "Service":
         if self.autoscaling is None or self.desired_count is None:
             return self
         if not self.autoscaling.min <= self.desired_count <= self.autoscaling.max:
@@ -548,7 +546,7 @@ class Service(Strict):
         return secret_references(secrets)
 
     @model_validator(mode="after")
-    def _no_overlap(self) -> Service:
+    def _no_overlap(self) -> "Service":
         both = sorted(set(self.environment) & set(self.secrets))
         if both:
             raise FieldValueError(("secrets", both[0]), "is also set in environment; keep one")
