@@ -43,50 +43,59 @@ def _loaded(prefixes: tuple[str, ...] = UNUSED) -> str:
     return f"sorted(m for m in sys.modules if m in {prefixes!r} or m.startswith(tuple(p + '.' for p in {prefixes!r})))"
 
 
-def test_a_build_imports_neither_cfn_flip_nor_importlib_metadata(tmp_path: Path) -> None:
+# The two processes the tests below read (on one worker: xdist_group): a build with generate.py's
+# deferred imports, then troposphere's Template.to_yaml in it; and Python without generate.py.
+pytestmark = pytest.mark.xdist_group("deferred_imports")
+REPORT = (
+    "print(json.dumps({'yaml': t.to_yaml(), 'long': t.to_yaml(long_form=True), 'after_yaml': "
+    + _loaded(("cfn_flip.yaml_dumper",))
+    + ", 'plugins': list(loader.get_plugins()), 'loader_file': getattr(loader, '__file__', None)"
+)
+
+
+@pytest.fixture(scope="module")
+def deferred(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
+    """What a build of the fixture's dev environment imported, then Template.to_yaml's texts."""
+    output = tmp_path_factory.mktemp("deferred") / "output"
     seen = _python(
         IMPORT_GENERATE
         + "import json; "
-        + f"code = generate.main(['--quiet', '--diagrams', 'none', '--settings', {str(SETTINGS)!r}, "
-        + f"'--output', {str(tmp_path / 'output')!r}]); "
-        + f"print(json.dumps({{'code': code, 'loaded': {_loaded()}, "
-        + "'lazy': type(sys.modules['cfn_flip']).__name__}))"
+        + f"code = generate.main(['--quiet', '--diagrams', 'none', '--settings', {str(SETTINGS)!r}, '--env', 'dev', "
+        + f"'--output', {str(output)!r}]); "
+        + f"built = {{'code': code, 'loaded': {_loaded()}, 'lazy': type(sys.modules['cfn_flip']).__name__}}; "
+        + "loader = sys.modules['pydantic.plugin._loader']; "
+        + TEMPLATE
+        + REPORT
+        + ", **built}))"
     )
-    assert seen["code"] == 0
-    assert seen["loaded"] == []
-    assert seen["lazy"] == "_LazyModule"  # troposphere imported it; nothing read it
-    assert (tmp_path / "output" / "project" / "manifest.json").is_file()
+    return {**seen, "written": (output / "dev" / "manifest.json").is_file()}
 
 
-def test_template_to_yaml_is_still_cfn_flips_text() -> None:
+@pytest.fixture(scope="module")
+def usual() -> dict[str, object]:
+    """The same texts where cfn_flip and pydantic's plugin loader were imported the usual way."""
+    return _python("import sys, json; from pydantic.plugin import _loader as loader; " + TEMPLATE + REPORT + "}))")
+
+
+def test_a_build_imports_neither_cfn_flip_nor_importlib_metadata(deferred: dict[str, object]) -> None:
+    assert deferred["code"] == 0
+    assert deferred["written"] is True
+    assert deferred["loaded"] == []
+    assert deferred["lazy"] == "_LazyModule"  # troposphere imported it; nothing read it during the build
+
+
+def test_template_to_yaml_is_still_cfn_flips_text(deferred: dict[str, object], usual: dict[str, object]) -> None:
     """troposphere's Template.to_yaml loads the deferred cfn_flip when called and returns what it
     returns where cfn_flip was imported the usual way (no generate.py)."""
-    call = (
-        "print(json.dumps({'yaml': t.to_yaml(), 'long': t.to_yaml(long_form=True), 'loaded': "
-        + _loaded(("cfn_flip.yaml_dumper",))
-        + "}))"
-    )
-    deferred = _python(IMPORT_GENERATE + "import json; " + TEMPLATE + call)
-    usual = _python("import sys, json; " + TEMPLATE + call)
-    assert deferred == usual
+    assert (deferred["yaml"], deferred["long"]) == (usual["yaml"], usual["long"])
     assert "!GetAtt 'Jobs.Arn'" in str(usual["yaml"]) or "!GetAtt Jobs.Arn" in str(usual["yaml"])
-    assert usual["loaded"] == ["cfn_flip.yaml_dumper"]
+    assert deferred["after_yaml"] == usual["after_yaml"] == ["cfn_flip.yaml_dumper"]
 
 
-def test_plugins_off_pydantics_loader_and_ours_find_none() -> None:
-    ours = _python(
-        IMPORT_GENERATE + "import json; loader = sys.modules['pydantic.plugin._loader']; "
-        "print(json.dumps({'plugins': list(loader.get_plugins()), 'file': getattr(loader, '__file__', None), "
-        f"'loaded': {_loaded(('importlib.metadata',))}}}))"
-    )
-    pydantics = _python(
-        "import sys, json; from pydantic.plugin._loader import get_plugins; "
-        "print(json.dumps({'plugins': list(get_plugins()), 'file': sys.modules['pydantic.plugin._loader'].__file__}))"
-    )
-    assert ours["plugins"] == pydantics["plugins"] == []
-    assert ours["file"] is None  # ours: generate.py built a settings model with it
-    assert ours["loaded"] == []
-    assert str(pydantics["file"]).endswith("pydantic/plugin/_loader.py")
+def test_plugins_off_pydantics_loader_and_ours_find_none(deferred: dict[str, object], usual: dict[str, object]) -> None:
+    assert deferred["plugins"] == usual["plugins"] == []
+    assert deferred["loader_file"] is None  # ours, with which generate.py built the settings models
+    assert str(usual["loader_file"]).endswith("pydantic/plugin/_loader.py")
 
 
 def test_plugins_on_pydantics_own_loader_is_used() -> None:
