@@ -692,21 +692,35 @@ def _merged(grants: Sequence[_Grant], limit: int) -> list[_Grant]:
     when no action of either has a resource type in an ARN namespace only the other names (an
     ec2 action cannot act on an sns ARN), and the merged statement stays within ``limit`` characters."""
     merged: list[_Grant] = []
+    # Each merged grant's reach, namespaces and size, kept as it grows: asked for at every attempt
+    # (a grant's reach walks IAM's data for each of its actions).
+    kept: list[tuple[set[str], set[str], int]] = []
     for grant in grants:
-        for into in merged:
+        reach, spaces = grant.reach(), grant.namespaces()
+        own = _characters(grant.actions) + _characters(grant.resources)
+        for at, into in enumerate(merged):
+            into_reach, into_spaces, into_size = kept[at]
             stars = ["*"] in (into.resources, grant.resources)
             both_stars = into.resources == grant.resources == ["*"]
-            foreign = (grant.reach() & (into.namespaces() - grant.namespaces())) or (
-                into.reach() & (grant.namespaces() - into.namespaces())
-            )
-            size = sum(len(a) + 3 for a in into.actions + grant.actions + into.resources + grant.resources)
-            if into.route == grant.route and (both_stars or not (stars or foreign)) and size < limit:
+            foreign = (reach & (into_spaces - spaces)) or (into_reach & (spaces - into_spaces))
+            if into.route == grant.route and (both_stars or not (stars or foreign)) and into_size + own < limit:
                 into.actions = sorted({*into.actions, *grant.actions})
                 into.resources = sorted({*into.resources, *grant.resources})
+                kept[at] = (
+                    into_reach | reach,
+                    into_spaces | spaces,
+                    _characters(into.actions) + _characters(into.resources),
+                )
                 break
         else:
             merged.append(_Grant(grant.route, list(grant.actions), list(grant.resources)))
+            kept.append((reach, spaces, own))
     return merged
+
+
+def _characters(texts: Sequence[str]) -> int:
+    """A merged statement's measure of its actions or resources: each one's length and 3 (quotes, comma)."""
+    return sum(len(text) + 3 for text in texts)
 
 
 def _route_statements(env: Environment, grants: Sequence[_Grant]) -> list[Statement]:

@@ -151,12 +151,13 @@ def _imports(body: dict[str, Any]) -> list[str]:
     text = made(body, "json")
     if text is None:
         return sorted(set(find_imports(body)))
-    found: set[str] = set()
+    literals: set[str] = set()  # each name's JSON string, decoded once below
     for match in _IMPORT.finditer(text):
         start = text.rfind("\n", 0, match.start()) + 1
         if not text[start : match.start()].strip(" "):  # the key itself, not the end of a longer key
-            found.add(json.loads(match[1]))
-    return sorted(found)
+            literals.add(match[1])
+    # A JSON string without a backslash is its text between the quotes (to_json escapes nothing else)
+    return sorted({literal[1:-1] if "\\" not in literal else json.loads(literal) for literal in literals})
 
 
 # A literal Fn::ImportValue in a template's JSON text (render.to_json: one key a line, and no line
