@@ -444,7 +444,12 @@ def _carries_scope_tags(properties: dict[str, Any]) -> bool:
 
 
 def _squashed(name: str) -> str:
-    return re.sub(r"[^a-z0-9]", "", name.lower())
+    """``name`` in lower case with everything but a-z and 0-9 taken out (``log-group``: ``loggroup``)."""
+    lowered = name.lower()
+    plain = lowered.replace("-", "").replace("_", "")
+    if plain.isascii() and plain.isalnum():  # IAM's type names: letters, digits, dashes (no regex needed)
+        return plain
+    return re.sub(r"[^a-z0-9]", "", lowered)
 
 
 def name_patterns(env: Environment, stacks: Sequence[Stack]) -> dict[str, list[str]]:
