@@ -241,7 +241,8 @@ def _execution_role(env: Environment, stacks: Sequence[Stack], regions: list[str
         "arn:${AWS::Partition}:iam::${AWS::AccountId}:role/%s" % deployer_role_name(env.project, env.name, "*")
     )
     statements: list[Statement] = [_read_image_tags(env, regions)]
-    referenced = _referenced_secrets(stacks, name_patterns(env, stacks).get("secretsmanager", []))
+    names = name_patterns(env, stacks)
+    referenced = _referenced_secrets(stacks, names.get("secretsmanager", []))
     if referenced:
         statements.append(referenced)
     iam_names = needed.pop("iam", [])
@@ -305,7 +306,6 @@ def _execution_role(env: Environment, stacks: Sequence[Stack], regions: list[str
             Condition=Condition(StringNotEquals("aws:RequestedRegion", sorted({*regions, GLOBAL_REGION}))),
         )
     )
-    names = name_patterns(env, stacks)
     untagged = untagged_types(stacks)
     grants = [g for service, actions in needed.items() for g in _grants(service, actions, names, untagged)]
     statements.extend(_route_statements(env, grants))
@@ -615,14 +615,25 @@ def scope_of(
     - ``UseActionsNewerThanIamData``: IAM's data does not list the action: on ``*``.
     Actions without a resource type (``UseActionsWithoutResourceTypes``) are not routed here: "*" is
     all IAM accepts for them."""
-    entry = privilege(f"{service}:{action}")
-    if entry is None:
+    known, named, level = _scope_facts(service, action)
+    if not known:
         return NEWER
-    if service in names and set(_resource_types(service, action)) & set(NAMED_TYPES[service]):
+    if named and service in names:
         return BY_NAME
-    if entry["access_level"] in ("List", "Read", "Tagging"):
+    if level in ("List", "Read", "Tagging"):
         return IN_ACCOUNT
     return BY_TAG if _tag_scoped(service, action, untagged) else IN_ACCOUNT
+
+
+@cache  # asked for each action of every environment: IAM's data does not change in a run
+def _scope_facts(service: str, action: str) -> tuple[bool, bool, str | None]:
+    """What scope_of reads of IAM's data: whether it lists ``service:action``, whether a resource
+    type of the action is one of NAMED_TYPES' (of the service), and its access level."""
+    entry = privilege(f"{service}:{action}")
+    if entry is None:
+        return False, False, None
+    named = bool(set(_resource_types(service, action)) & set(NAMED_TYPES.get(service, ())))
+    return True, named, str(entry["access_level"])
 
 
 @dataclass
