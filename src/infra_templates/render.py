@@ -61,6 +61,9 @@ def template_dict(t: Template) -> dict[str, Any]:
     return ordered
 
 
+_SCALARS = frozenset((str, int, bool, type(None)))  # returned as they are (exactly these types)
+
+
 def _plain_dict(t: Template) -> dict[str, Any]:
     """``t.to_dict()`` (every object validated as troposphere validates it), with troposphere's
     ``encode_to_dict`` replaced for the call by one that leaves alone the lists and dicts it has
@@ -69,23 +72,25 @@ def _plain_dict(t: Template) -> dict[str, Any]:
     Otherwise the same steps in the same order: ``to_dict()`` where an object has one, lists and
     tuples item by item, dicts value by value, ``JSONrepr()`` (awacs' policies), anything else as is."""
     made: dict[int, Any] = {}  # id -> a container made here (kept, so that no other object gets its id)
+    scalars = _SCALARS
 
     def encode(value: Any) -> Any:
         kind = type(value)
-        if kind is str or kind is int or kind is bool or value is None:
+        if kind in scalars:
             return value
         if kind is dict or kind is list:  # a plain dict or list has no to_dict: straight to its items
             if made.get(id(value)) is value:
                 return value
-            plain: Any = (
-                {name: encode(prop) for name, prop in value.items()}
+            plain: Any = (  # a scalar item is kept as it is without a call (half the items)
+                {name: prop if type(prop) in scalars else encode(prop) for name, prop in value.items()}
                 if kind is dict
-                else [encode(item) for item in value]
+                else [item if type(item) in scalars else encode(item) for item in value]
             )
             made[id(plain)] = plain
             return plain
         if hasattr(value, "to_dict"):
-            return encode(value.to_dict())
+            result = value.to_dict()  # most often a container made here already: not walked again
+            return result if made.get(id(result)) is result else encode(result)
         if isinstance(value, (list, tuple, dict)):
             plain = (
                 [encode(item) for item in value]
