@@ -146,33 +146,61 @@ def _json_chunks(value: Any, indent: str, append: Callable[[str], None]) -> None
     if kind is str:
         append(_json_string(value))
     elif kind is dict:
-        if not value:
-            append("{}")
-            return
-        inner = indent + " "
-        separator = "{\n" + inner
-        for key, item in value.items():
-            if type(key) is not str:
-                raise _NotPlainError
-            append(separator)
-            append(_json_string(key))
-            append(": ")
-            _json_chunks(item, inner, append)
-            separator = ",\n" + inner
-        append("\n" + indent + "}")
+        _json_mapping(value, indent, append)
     elif kind is list:
-        if not value:
-            append("[]")
-            return
-        inner = indent + " "
-        separator = "[\n" + inner
-        for item in value:
-            append(separator)
-            _json_chunks(item, inner, append)
-            separator = ",\n" + inner
-        append("\n" + indent + "]")
+        _json_sequence(value, indent, append)
     else:
         append(_json_scalar(value))
+
+
+# The items of a mapping or sequence are dispatched in its own loop (a string, most of them,
+# without a call): a call less per value than through _json_chunks.
+
+
+def _json_mapping(value: dict[Any, Any], indent: str, append: Callable[[str], None]) -> None:
+    if not value:
+        append("{}")
+        return
+    inner = indent + " "
+    separator = "{\n" + inner
+    for key, item in value.items():
+        if type(key) is not str:
+            raise _NotPlainError
+        append(separator)
+        append(_json_string(key))
+        append(": ")
+        kind = type(item)
+        if kind is str:
+            append(_json_string(item))
+        elif kind is dict:
+            _json_mapping(item, inner, append)
+        elif kind is list:
+            _json_sequence(item, inner, append)
+        else:
+            append(_json_scalar(item))
+        separator = ",\n" + inner
+    append("\n" + indent + "}")
+
+
+def _json_sequence(value: list[Any], indent: str, append: Callable[[str], None]) -> None:
+    if not value:
+        append("[]")
+        return
+    inner = indent + " "
+    separator = "[\n" + inner
+    for item in value:
+        append(separator)
+        kind = type(item)
+        if kind is str:
+            append(_json_string(item))
+        elif kind is dict:
+            _json_mapping(item, inner, append)
+        elif kind is list:
+            _json_sequence(item, inner, append)
+        else:
+            append(_json_scalar(item))
+        separator = ",\n" + inner
+    append("\n" + indent + "]")
 
 
 def _json_scalar(value: Any) -> str:
@@ -512,8 +540,12 @@ def _mapping(data: dict[str, Any], indent: str, out: list[str], inline: bool) ->
         else:
             out.append(indent)
         out.append(_scalar(key, True))
-        out.append(":")
-        _value(value, indent, out, True)
+        if type(value) is str:  # most values: _value's first case, written here without the call
+            text = _scalar(value, False)
+            out.append(": " + (_literal(value, indent + "  ") if text is _LITERAL else text + "\n"))
+        else:
+            out.append(":")
+            _value(value, indent, out, True)
 
 
 def _sequence(data: list[Any], indent: str, out: list[str], inline: bool) -> None:
@@ -523,8 +555,12 @@ def _sequence(data: list[Any], indent: str, out: list[str], inline: bool) -> Non
             inline = False
         else:
             out.append(indent)
-        out.append("- ")
-        _value(item, indent, out, False)
+        if type(item) is str:  # as _value writes it, without the call
+            text = _scalar(item, False)
+            out.append("- " + (_literal(item, indent + "  ") if text is _LITERAL else text + "\n"))
+        else:
+            out.append("- ")
+            _value(item, indent, out, False)
 
 
 def _value(value: Any, indent: str, out: list[str], in_mapping: bool) -> None:
