@@ -540,9 +540,13 @@ def _mapping(data: dict[str, Any], indent: str, out: list[str], inline: bool) ->
         else:
             out.append(indent)
         out.append(_scalar(key, True))
-        if type(value) is str:  # most values: _value's first case, written here without the call
+        kind = type(value)
+        if kind is str:  # most values: _value's first case, written here without the call
             text = _scalar(value, False)
             out.append(": " + (_literal(value, indent + "  ") if text is _LITERAL else text + "\n"))
+        elif kind is dict:  # the next most: straight to _value's case of a mapping
+            out.append(":")
+            _dict_value(value, indent, out, True)
         else:
             out.append(":")
             _value(value, indent, out, True)
@@ -555,9 +559,13 @@ def _sequence(data: list[Any], indent: str, out: list[str], inline: bool) -> Non
             inline = False
         else:
             out.append(indent)
-        if type(item) is str:  # as _value writes it, without the call
+        kind = type(item)
+        if kind is str:  # as _value writes it, without the call
             text = _scalar(item, False)
             out.append("- " + (_literal(item, indent + "  ") if text is _LITERAL else text + "\n"))
+        elif kind is dict:
+            out.append("- ")
+            _dict_value(item, indent, out, False)
         else:
             out.append("- ")
             _value(item, indent, out, False)
