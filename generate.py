@@ -74,6 +74,12 @@ ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT))
 
+# Before troposphere and pydantic are imported: their imports a build never uses (cfn_flip,
+# importlib.metadata) are left undone (infra_templates/deferred_imports.py says how and why).
+from infra_templates.deferred_imports import install as defer_unused_imports  # noqa: E402
+
+defer_unused_imports()
+
 try:  # the pinned tools are in .venv/: another Python gets the command to use, not a traceback
     import troposphere  # noqa: F401
     import yaml  # noqa: F401

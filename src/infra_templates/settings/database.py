@@ -1,7 +1,5 @@
 """Database settings: Aurora engine, version, capacity (Serverless v2 or provisioned), backups."""
 
-from __future__ import annotations
-
 from typing import Literal
 
 from pydantic import (
@@ -43,7 +41,7 @@ class ServerlessCapacity(Strict):
     )
 
     @model_validator(mode="after")
-    def _order(self) -> ServerlessCapacity:
+    def _order(self) -> "ServerlessCapacity":
         problems = []
         for field in ("min_acu", "max_acu"):
             if (getattr(self, field) * 2) % 1:
@@ -161,7 +159,7 @@ class Database(Strict):
         return window
 
     @model_validator(mode="after")
-    def _windows_apart(self) -> Database:
+    def _windows_apart(self) -> "Database":
         start, end = (_clock_minutes(part) for part in self.preferred_backup_window.split("-"))
         backup = (end - start) % MINUTES_PER_DAY
         m_start, m_end = (_week_minutes(part) for part in self.preferred_maintenance_window.split("-"))
@@ -185,7 +183,7 @@ class Database(Strict):
         return days
 
     @model_validator(mode="after")
-    def _known_version(self) -> Database:
+    def _known_version(self) -> "Database":
         known = aurora_versions(self.engine)
         if self.engine_version not in known:
             raise FieldValueError(

@@ -1,7 +1,5 @@
 """Delivery settings: the release pipelines, their source connection and the deployment controller."""
 
-from __future__ import annotations
-
 import re
 from typing import Literal
 
@@ -11,7 +9,14 @@ from pydantic import (
     model_validator,
 )
 
-from infra_templates.settings.common import ENVIRONMENT_NAME, FieldValueError, ManyFieldsError, Strict, check_retention
+from infra_templates.settings.common import (
+    ENVIRONMENT_NAME,
+    FieldValueError,
+    ManyFieldsError,
+    Strict,
+    check_retention,
+    no_items,
+)
 
 TrafficShift = Literal[
     "CodeDeployDefault.ECSAllAtOnce",
@@ -54,7 +59,7 @@ class Deployment(Strict):
     )
 
     @model_validator(mode="after")
-    def _bake_time(self) -> Deployment:
+    def _bake_time(self) -> "Deployment":
         # ECS API reference, DeploymentConfiguration.bakeTimeInMinutes: 0 to 1440 minutes.
         if self.controller == "ecs" and self.termination_wait_minutes > ECS_MAX_BAKE_MINUTES:
             raise FieldValueError(
@@ -108,7 +113,7 @@ class Delivery(Strict):
 
     stages: list[str] = Field(min_length=1, description="Environments a release goes through, in order.")
     approval_before: list[str] = Field(
-        default_factory=list, description="Stages that wait for a manual approval (notified by SNS) first."
+        default_factory=no_items, description="Stages that wait for a manual approval (notified by SNS) first."
     )
     branch: str = Field(default="main", pattern=r"^[A-Za-z0-9._/-]{1,100}$", description="The branch released.")
     connection: Connection | None = Field(
@@ -131,7 +136,7 @@ class Delivery(Strict):
         return check_retention(days)
 
     @model_validator(mode="after")
-    def _stages(self) -> Delivery:
+    def _stages(self) -> "Delivery":
         problems = []
         seen: set[str] = set()
         for index, stage in enumerate(self.stages):

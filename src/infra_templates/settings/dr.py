@@ -1,7 +1,5 @@
 """Disaster-recovery settings: the DR environment's primary, posture, DNS failover and standby."""
 
-from __future__ import annotations
-
 from typing import Literal
 
 from pydantic import (

@@ -1,8 +1,6 @@
 """Edge settings: CloudFront, its aliases and certificate, and how traffic reaches the load balancer;
 CloudFront's path-pattern matching, which the settings and the tests judge routes by."""
 
-from __future__ import annotations
-
 import re
 from typing import Literal
 
@@ -12,7 +10,7 @@ from pydantic import (
     model_validator,
 )
 
-from infra_templates.settings.common import FieldValueError, Strict
+from infra_templates.settings.common import FieldValueError, Strict, no_items
 
 HOST_NAME = r"^(\*\.)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$"
 # '/<prefix>/*': a literal prefix of the characters CloudFront's path patterns take (CloudFront
@@ -35,7 +33,7 @@ class Edge(Strict):
         description="The path CloudFront serves from the assets bucket, before any web service's route: "
         "'/<prefix>/*', the objects under the key prefix '<prefix>/'.",
     )
-    aliases: list[str] = Field(default_factory=list, max_length=10, description="Viewer host names.")
+    aliases: list[str] = Field(default_factory=no_items, max_length=10, description="Viewer host names.")
     certificate_arn: str | None = Field(
         default=None, description="ACM certificate for the aliases; CloudFront needs it in us-east-1."
     )

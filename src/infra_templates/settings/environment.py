@@ -1,7 +1,5 @@
 """The environment model: every concern's settings together, with the rules across them."""
 
-from __future__ import annotations
-
 import re
 import zlib
 from collections.abc import Sequence
@@ -142,7 +140,7 @@ class Environment(Strict):
         return name
 
     @model_validator(mode="after")
-    def _cross_field_rules(self) -> Environment:
+    def _cross_field_rules(self) -> "Environment":
         """Every rule that spans several settings, all reported at once."""
         problems = [
             *self._certificate_problems(),

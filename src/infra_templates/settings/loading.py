@@ -1,8 +1,6 @@
 """Loading: environment files read, merged (defaults.yaml + <name>.yaml) and validated; every
 error names the file and the field."""
 
-from __future__ import annotations
-
 import codecs
 import ipaddress
 import re

@@ -1,7 +1,5 @@
 """Monitoring settings: alarm thresholds and the two notification paths (SNS e-mail, SES mail)."""
 
-from __future__ import annotations
-
 import re
 from typing import Literal
 
@@ -11,7 +9,7 @@ from pydantic import (
     model_validator,
 )
 
-from infra_templates.settings.common import FieldValueError, ManyFieldsError, Strict, check_retention
+from infra_templates.settings.common import FieldValueError, ManyFieldsError, Strict, check_retention, no_items
 
 EMAIL_ADDRESS = r"^[A-Za-z0-9._%+-]{1,64}@([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$"
 
@@ -29,12 +27,12 @@ class SnsEmail(Strict):
     """Path 1: the alarm topic's own e-mail subscriptions (plain JSON-ish SNS mails)."""
 
     enabled: bool = Field(default=False, description="Subscribe the recipients to the alarm topic by e-mail.")
-    recipients: list[str] = Field(default_factory=list, max_length=20, description="E-mail addresses.")
+    recipients: list[str] = Field(default_factory=no_items, max_length=20, description="E-mail addresses.")
 
     _emails = field_validator("recipients")(lambda cls, addresses: _check_emails(addresses))
 
     @model_validator(mode="after")
-    def _someone(self) -> SnsEmail:
+    def _someone(self) -> "SnsEmail":
         if self.enabled and not self.recipients:
             raise FieldValueError(("recipients",), "is empty while enabled is true: name who gets the alarms", [])
         return self
@@ -47,7 +45,7 @@ class SesEmail(Strict):
     sender: str | None = Field(
         default=None, description="Verified SES e-mail identity the mails come from (created by the stack)."
     )
-    recipients: list[str] = Field(default_factory=list, max_length=20, description="E-mail addresses.")
+    recipients: list[str] = Field(default_factory=no_items, max_length=20, description="E-mail addresses.")
 
     _emails = field_validator("recipients")(lambda cls, addresses: _check_emails(addresses))
 
@@ -59,7 +57,7 @@ class SesEmail(Strict):
         return sender
 
     @model_validator(mode="after")
-    def _complete(self) -> SesEmail:
+    def _complete(self) -> "SesEmail":
         if not self.enabled:
             return self
         problems = []
@@ -100,7 +98,7 @@ class Thresholds(Strict):
     cloudfront_5xx_percent: float = Field(default=5, gt=0, le=100, description="CloudFront 5xxErrorRate, %.")
 
     @model_validator(mode="after")
-    def _datapoints(self) -> Thresholds:
+    def _datapoints(self) -> "Thresholds":
         if self.datapoints_to_alarm > self.evaluation_periods:
             raise FieldValueError(("datapoints_to_alarm",), f"is above evaluation_periods ({self.evaluation_periods})")
         return self

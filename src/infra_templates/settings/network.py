@@ -1,7 +1,5 @@
 """Network settings: the VPC's CIDR, zones, subnets, NAT, endpoints and flow logs."""
 
-from __future__ import annotations
-
 import ipaddress
 from typing import Literal
 
@@ -68,7 +66,7 @@ class Network(Strict):
         return endpoints
 
     @model_validator(mode="after")
-    def _subnets_fit(self) -> Network:
+    def _subnets_fit(self) -> "Network":
         zones = self.availability_zones
         problems: list[FieldValueError] = []
         placed: list[tuple[str, int, ipaddress.IPv4Network]] = []

@@ -1,7 +1,5 @@
 """Platform settings: the cluster, the load balancer, its firewalls (WAF) and the image registry."""
 
-from __future__ import annotations
-
 from typing import Annotated, Literal
 
 from pydantic import (
@@ -71,7 +69,7 @@ class Platform(Strict):
     _retention = field_validator("log_retention_days")(lambda cls, days: check_retention(days))
 
     @model_validator(mode="after")
-    def _prefix_list(self) -> Platform:
+    def _prefix_list(self) -> "Platform":
         if self.ingress == "internet" and self.cloudfront_prefix_list_id is not None:
             raise FieldValueError(
                 ("cloudfront_prefix_list_id",), "is only used when ingress is 'cloudfront'; remove it"

@@ -1,7 +1,5 @@
 """The project: what all environments share, checked across them (aliases, shared fields, DR pairs)."""
 
-from __future__ import annotations
-
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass

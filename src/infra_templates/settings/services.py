@@ -1,7 +1,5 @@
 """Service settings: one container service each (image, size, routing, health check, scaling, secrets)."""
 
-from __future__ import annotations
-
 import itertools
 import re
 import zoneinfo
@@ -17,7 +15,7 @@ from pydantic import (
 from infra_templates import quotas
 from infra_templates.catalog import nearest_numbers
 from infra_templates.credentials import credential_kinds
-from infra_templates.settings.common import FieldValueError, Strict
+from infra_templates.settings.common import FieldValueError, Strict, no_items
 
 ALB_HEALTHY_CODES = (200, 499)  # TargetGroup Matcher.HttpCode for an Application Load Balancer
 # Services whose per-service project stacks would take another project stack's name: {project}-
@@ -65,7 +63,7 @@ class Capacity(Strict):
     spot_weight: int = Field(ge=0, le=1000, description="Share of tasks beyond the base placed on FARGATE_SPOT.")
 
     @model_validator(mode="after")
-    def _some_weight(self) -> Capacity:
+    def _some_weight(self) -> "Capacity":
         if self.fargate_weight == self.spot_weight == 0:
             raise FieldValueError(("spot_weight",), "fargate_weight and spot_weight cannot both be 0", 0)
         return self
@@ -74,8 +72,8 @@ class Capacity(Strict):
 class Routing(Strict):
     """Which requests the ALB sends to a service: path patterns and/or host headers."""
 
-    paths: list[str] = Field(default_factory=list, max_length=5)
-    hosts: list[str] = Field(default_factory=list, max_length=5)
+    paths: list[str] = Field(default_factory=no_items, max_length=5)
+    hosts: list[str] = Field(default_factory=no_items, max_length=5)
     priority: int | None = Field(
         default=None, ge=1, le=50000, description="Listener rule priority; derived from the rule when not set."
     )
@@ -106,7 +104,7 @@ class Routing(Strict):
         return hosts
 
     @model_validator(mode="after")
-    def _something(self) -> Routing:
+    def _something(self) -> "Routing":
         if not self.paths and not self.hosts:
             raise ValueError("give at least one path pattern or host header")
         limit = quotas.CONDITION_VALUES_PER_RULE
@@ -160,7 +158,7 @@ class Autoscaling(Strict):
     )
 
     @model_validator(mode="after")
-    def _order(self) -> Autoscaling:
+    def _order(self) -> "Autoscaling":
         if self.min > self.max:
             raise FieldValueError(("min",), f"is above max ({self.max})", self.min)
         return self
@@ -387,16 +385,16 @@ class Service(Strict):
     autoscaling: Autoscaling | None = Field(default=None, description="Task count bounds (not for a job).")
     routing: Routing | None = Field(default=None, description="The load balancer's rule for it (web only).")
     calls: list[Annotated[str, Field(pattern=SERVICE_NAME)]] = Field(
-        default_factory=list,
+        default_factory=no_items,
         description="Backend services it calls through Service Connect (by name): their ports open to it alone.",
     )
     sends_to: list[Annotated[str, Field(pattern=SERVICE_NAME)]] = Field(
-        default_factory=list, description="Worker services whose queues it may send to (by name)."
+        default_factory=no_items, description="Worker services whose queues it may send to (by name)."
     )
     queue: Queue = Field(default_factory=Queue, description="The worker's queue (worker only).")
     schedule: Schedule | None = Field(default=None, description="When the job runs (job only).")
     sidecars: list[Sidecar] = Field(
-        default_factory=list, description="Helper containers beside the application's (never essential)."
+        default_factory=no_items, description="Helper containers beside the application's (never essential)."
     )
     health_check: HealthCheck = Field(default_factory=HealthCheck)
     environment: dict[str, str] = Field(default_factory=dict, description="Plain, non-secret variables.")
@@ -434,7 +432,7 @@ class Service(Strict):
     )
 
     @model_validator(mode="after")
-    def _fargate_size(self) -> Service:
+    def _fargate_size(self) -> "Service":
         if self.cpu not in FARGATE_SIZES:
             guess = " or ".join(map(str, nearest_numbers(self.cpu, FARGATE_SIZES)))
             raise FieldValueError(
@@ -451,7 +449,7 @@ class Service(Strict):
         return self
 
     @model_validator(mode="after")
-    def _exec_needs_writable_root(self) -> Service:
+    def _exec_needs_writable_root(self) -> "Service":
         # ECS Developer Guide, ECS Exec considerations: the SSM agent ECS Exec runs in the container
         # writes to its filesystem; the gate's rule E9004 checks the same on the template.
         if self.exec and self.read_only_root_filesystem:
@@ -464,7 +462,7 @@ class Service(Strict):
         return self
 
     @model_validator(mode="after")
-    def _kind_fields(self) -> Service:
+    def _kind_fields(self) -> "Service":
         """Each kind takes its own fields (KIND_FIELDS) and refuses those that cannot work for it."""
         required, refused = KIND_FIELDS[self.kind]
         for field in required:
@@ -505,7 +503,7 @@ class Service(Strict):
         return self.routing
 
     @model_validator(mode="after")
-    def _sidecars_fit(self) -> Service:
+    def _sidecars_fit(self) -> "Service":
         """Sidecars have their own names, and their memory and CPU fit in the task's beside the
         application's (on Fargate the containers' memory must not exceed the task's; ECS Developer
         Guide, task definition parameters "memory" and "cpu")."""
@@ -527,7 +525,7 @@ class Service(Strict):
         return self
 
     @model_validator(mode="after")
-    def _count_in_range(self) -> Service:
+    def _count_in_range(self) -> "Service":
         if self.autoscaling is None or self.desired_count is None:
             return self
         if not self.autoscaling.min <= self.desired_count <= self.autoscaling.max:
@@ -548,7 +546,7 @@ class Service(Strict):
         return secret_references(secrets)
 
     @model_validator(mode="after")
-    def _no_overlap(self) -> Service:
+    def _no_overlap(self) -> "Service":
         both = sorted(set(self.environment) & set(self.secrets))
         if both:
             raise FieldValueError(("secrets", both[0]), "is also set in environment; keep one")
