@@ -241,7 +241,8 @@ def _execution_role(env: Environment, stacks: Sequence[Stack], regions: list[str
         "arn:${AWS::Partition}:iam::${AWS::AccountId}:role/%s" % deployer_role_name(env.project, env.name, "*")
     )
     statements: list[Statement] = [_read_image_tags(env, regions)]
-    referenced = _referenced_secrets(stacks, name_patterns(env, stacks).get("secretsmanager", []))
+    names = name_patterns(env, stacks)
+    referenced = _referenced_secrets(stacks, names.get("secretsmanager", []))
     if referenced:
         statements.append(referenced)
     iam_names = needed.pop("iam", [])
@@ -305,7 +306,6 @@ def _execution_role(env: Environment, stacks: Sequence[Stack], regions: list[str
             Condition=Condition(StringNotEquals("aws:RequestedRegion", sorted({*regions, GLOBAL_REGION}))),
         )
     )
-    names = name_patterns(env, stacks)
     untagged = untagged_types(stacks)
     grants = [g for service, actions in needed.items() for g in _grants(service, actions, names, untagged)]
     statements.extend(_route_statements(env, grants))
@@ -444,7 +444,12 @@ def _carries_scope_tags(properties: dict[str, Any]) -> bool:
 
 
 def _squashed(name: str) -> str:
-    return re.sub(r"[^a-z0-9]", "", name.lower())
+    """``name`` in lower case with everything but a-z and 0-9 taken out (``log-group``: ``loggroup``)."""
+    lowered = name.lower()
+    plain = lowered.replace("-", "").replace("_", "")
+    if plain.isascii() and plain.isalnum():  # IAM's type names: letters, digits, dashes (no regex needed)
+        return plain
+    return re.sub(r"[^a-z0-9]", "", lowered)
 
 
 def name_patterns(env: Environment, stacks: Sequence[Stack]) -> dict[str, list[str]]:
@@ -610,14 +615,25 @@ def scope_of(
     - ``UseActionsNewerThanIamData``: IAM's data does not list the action: on ``*``.
     Actions without a resource type (``UseActionsWithoutResourceTypes``) are not routed here: "*" is
     all IAM accepts for them."""
-    entry = privilege(f"{service}:{action}")
-    if entry is None:
+    known, named, level = _scope_facts(service, action)
+    if not known:
         return NEWER
-    if service in names and set(_resource_types(service, action)) & set(NAMED_TYPES[service]):
+    if named and service in names:
         return BY_NAME
-    if entry["access_level"] in ("List", "Read", "Tagging"):
+    if level in ("List", "Read", "Tagging"):
         return IN_ACCOUNT
     return BY_TAG if _tag_scoped(service, action, untagged) else IN_ACCOUNT
+
+
+@cache  # asked for each action of every environment: IAM's data does not change in a run
+def _scope_facts(service: str, action: str) -> tuple[bool, bool, str | None]:
+    """What scope_of reads of IAM's data: whether it lists ``service:action``, whether a resource
+    type of the action is one of NAMED_TYPES' (of the service), and its access level."""
+    entry = privilege(f"{service}:{action}")
+    if entry is None:
+        return False, False, None
+    named = bool(set(_resource_types(service, action)) & set(NAMED_TYPES.get(service, ())))
+    return True, named, str(entry["access_level"])
 
 
 @dataclass
@@ -692,21 +708,35 @@ def _merged(grants: Sequence[_Grant], limit: int) -> list[_Grant]:
     when no action of either has a resource type in an ARN namespace only the other names (an
     ec2 action cannot act on an sns ARN), and the merged statement stays within ``limit`` characters."""
     merged: list[_Grant] = []
+    # Each merged grant's reach, namespaces and size, kept as it grows: asked for at every attempt
+    # (a grant's reach walks IAM's data for each of its actions).
+    kept: list[tuple[set[str], set[str], int]] = []
     for grant in grants:
-        for into in merged:
+        reach, spaces = grant.reach(), grant.namespaces()
+        own = _characters(grant.actions) + _characters(grant.resources)
+        for at, into in enumerate(merged):
+            into_reach, into_spaces, into_size = kept[at]
             stars = ["*"] in (into.resources, grant.resources)
             both_stars = into.resources == grant.resources == ["*"]
-            foreign = (grant.reach() & (into.namespaces() - grant.namespaces())) or (
-                into.reach() & (grant.namespaces() - into.namespaces())
-            )
-            size = sum(len(a) + 3 for a in into.actions + grant.actions + into.resources + grant.resources)
-            if into.route == grant.route and (both_stars or not (stars or foreign)) and size < limit:
+            foreign = (reach & (into_spaces - spaces)) or (into_reach & (spaces - into_spaces))
+            if into.route == grant.route and (both_stars or not (stars or foreign)) and into_size + own < limit:
                 into.actions = sorted({*into.actions, *grant.actions})
                 into.resources = sorted({*into.resources, *grant.resources})
+                kept[at] = (
+                    into_reach | reach,
+                    into_spaces | spaces,
+                    _characters(into.actions) + _characters(into.resources),
+                )
                 break
         else:
             merged.append(_Grant(grant.route, list(grant.actions), list(grant.resources)))
+            kept.append((reach, spaces, own))
     return merged
+
+
+def _characters(texts: Sequence[str]) -> int:
+    """A merged statement's measure of its actions or resources: each one's length and 3 (quotes, comma)."""
+    return sum(len(text) + 3 for text in texts)
 
 
 def _route_statements(env: Environment, grants: Sequence[_Grant]) -> list[Statement]:

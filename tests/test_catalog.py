@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from typing import Any
@@ -129,6 +130,30 @@ def test_instance_classes_are_those_cfn_lint_accepts(engine: str, linted: dict[s
     assert len(mine) == len(accepted) + len(refused)
     flagged = {logical for logical, rules in mine.items() if rules & {"E3025", "E3062"}}
     assert flagged == {f"{prefix}{i}" for i in range(len(accepted), len(accepted) + len(refused))}
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_version_pattern_is_tried_only_on_versions_it_can_match(engine: str) -> None:
+    """database_instance_classes skips a pattern whose literal start the version lacks: every version
+    a pattern matches (each version cfn-lint's table names, its patch versions, odd texts) starts
+    with it, and the classes are those the first matching pattern gives, tried without the shortcut."""
+    rows = catalog._classes_by_version(engine)
+    assert rows and all(literal for _, literal, _ in rows)  # cfn-lint's shape: each pattern has one
+    versions = [*catalog.aurora_versions(engine), "16.9", "16.90", "8.0.mysql_aurora.3.08.0", "3.08.0", "16.9\n", ""]
+    versions += [f"{v}.1" for v in versions] + [f"{v}-rds" for v in versions]
+    for pattern, literal, _ in rows:
+        assert catalog._literal_start(pattern) == literal
+        for version in versions:
+            if re.match(pattern, version):
+                assert version.startswith(literal), (pattern, version)
+    offered = catalog._classes_by_region("eu-west-1")[engine]
+    for version in versions:
+        first = next((classes for pattern, _, classes in rows if re.match(pattern, version)), None)
+        expected = tuple(sorted(offered if first is None else offered & first))
+        assert catalog.database_instance_classes(engine, "eu-west-1", version) == expected
+    assert catalog._literal_start(r"^(16\.9\..+|16\.9)$") == "16.9"
+    assert catalog._literal_start(r"^(16\.9\..+|16\.10)$") == ""  # another shape: every version tried
+    assert catalog._literal_start(r"^16\.9$") == ""
 
 
 def test_an_unknown_region_or_engine_refuses_nothing() -> None:

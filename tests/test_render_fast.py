@@ -3,6 +3,7 @@ the standard library's json.dumps and PyYAML's own representers write."""
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
@@ -148,3 +149,46 @@ def test_template_dict_is_troposphere_s_own_to_dict(tmp_path: Path, monkeypatch:
     monkeypatch.setattr(pipeline, "template_dict", both)
     assert generate.run_build(None, SETTINGS, tmp_path, quiet=True) == 0
     assert len(compared) > 50
+
+
+def test_the_block_plain_test_is_pyyamls_analysis_on_every_short_text() -> None:
+    """_block_plain (str searches) against analyze_scalar on every text of up to three characters
+    of the indicators, a letter, a digit and a space: each first-character, pair and ending rule."""
+    alphabet = "a0 -:#?'\"!&*,[]{}|>%@`."
+    texts = ["".join(chars) for n in (1, 2, 3) for chars in itertools.product(alphabet, repeat=n)]
+    for text in [*texts, "----", "....", "a:b", "a :", "a#b", "a # b"]:
+        analysis = render._ANALYSER.analyze_scalar(text)
+        assert render._block_plain(text) == analysis.allow_block_plain, text
+
+
+def test_printable_is_printable_ascii_or_a_line_break() -> None:
+    allowed = {chr(c) for c in range(0x20, 0x7F)} | {"\n"}
+    for code in [*range(0x3000), 0xD800, 0xFEFF, 0x1F600, 0x10FFFF]:  # ASCII, Latin, controls, spaces, beyond
+        assert render._printable(chr(code)) == (chr(code) in allowed), hex(code)
+    assert render._printable("") and render._printable("a b\nc~") and not render._printable("a\tb")
+
+
+def test_a_text_reads_as_a_string_as_pyyamls_resolver_says(generated: Generated) -> None:
+    """_reads_as_string skips the resolver where no implicit resolver starts with the text's first
+    character: the same answer as the resolver on every string of the shipped templates and odd ones."""
+    texts: set[str] = set()
+
+    def collect(node: object) -> None:
+        if isinstance(node, str):
+            texts.add(node)
+        elif isinstance(node, dict):
+            for key, value in node.items():
+                collect(key)
+                collect(value)
+        elif isinstance(node, list):
+            for item in node:
+                collect(item)
+
+    for path in generated.output.glob("*/*.json"):
+        collect(json.loads(path.read_text()))
+    odd = ["true", "No", "~", "null", "1.5", "0x1F", "2026-11-30", "+1", ".inf", "<<", "=", "y", "Yes", "OFF"]
+    assert len(texts) > 1000
+    for text in [*texts, *odd]:
+        if text:
+            expected = render._RESOLVER.resolve(yaml.ScalarNode, text, (True, False)) == "tag:yaml.org,2002:str"
+            assert render._reads_as_string(text) == expected, text

@@ -231,9 +231,22 @@ def _classes_by_region(region: str) -> dict[str, frozenset[str]]:
 
 
 @cache
-def _classes_by_version(engine: str) -> list[tuple[str, frozenset[str]]]:
-    """[(engine version pattern, instance classes)] of ``engine`` (``db_instance_class.json``)."""
-    return [(pattern, frozenset(classes)) for pattern, classes in CLASSES_BY_VERSION.get(engine) or []]
+def _classes_by_version(engine: str) -> list[tuple[str, str, frozenset[str]]]:
+    """[(engine version pattern, the text every version it matches starts with, instance classes)]
+    of ``engine`` (``db_instance_class.json``)."""
+    return [
+        (pattern, _literal_start(pattern), frozenset(classes))
+        for pattern, classes in CLASSES_BY_VERSION.get(engine) or []
+    ]
+
+
+def _literal_start(pattern: str) -> str:
+    """The text every version ``pattern`` matches starts with, for cfn-lint's version patterns
+    ``^(X\\..+|X)$`` (X: letters, digits, ``-``, ``_`` and escaped dots; "16.9" for
+    ``^(16\\.9\\..+|16\\.9)$``); "" for a pattern of any other shape. Spares compiling the
+    patterns of the other versions (some 60 for an engine) to find the one that matches."""
+    shape = re.fullmatch(r"\^\((?P<start>(?:[A-Za-z0-9_-]|\\\.)+)\\\.\.\+\|(?P=start)\)\$", pattern)
+    return shape["start"].replace("\\.", ".") if shape else ""
 
 
 def database_instance_classes(engine: str, region: str, engine_version: str) -> tuple[str, ...]:
@@ -243,8 +256,9 @@ def database_instance_classes(engine: str, region: str, engine_version: str) -> 
     offered = _classes_by_region(region).get(engine)
     if offered is None:
         return ()
-    for pattern, classes in _classes_by_version(engine):
-        if re.match(pattern, engine_version):
+    for pattern, literal, classes in _classes_by_version(engine):
+        # A version not starting with the pattern's literal start cannot match: not compiled
+        if engine_version.startswith(literal) and re.match(pattern, engine_version):
             offered = offered & classes
             break
     return tuple(sorted(offered))

@@ -44,7 +44,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from infra_templates import cost, day2
-from infra_templates.render import made
+from infra_templates.render import made, once
 from infra_templates.stateful import kept_resources, stateful_resources
 
 GUIDE = "DEPLOY.md"
@@ -283,14 +283,24 @@ def _secrets(body: Mapping[str, Any], region: str, account: str) -> tuple[tuple[
 
 
 def _certificates(body: Mapping[str, Any], region: str, account: str) -> tuple[str, ...]:
+    """The ACM certificate ARNs the template's resources name (literals, or a ``Fn::Sub`` of pseudo
+    parameters only)."""
+    return _certificates_in(_certificate_texts(body), region, account)
+
+
+def _certificate_texts(body: Mapping[str, Any]) -> list[Any]:
     # Only a text holding "certificate/" can resolve to a certificate's ARN: the pseudo parameters
     # _literal substitutes (a partition, a domain suffix, a region, an account) never form it, so
     # the others (nearly every string of a template) need not be resolved. Where the build has made
     # the template's JSON text, a text without it has no such string (JSON leaves "/" unescaped).
     text = made(body, "json")
     if text is not None and "certificate/" not in text:
-        return ()
-    found = (_literal(v, region, account) for v in _strings(body.get("Resources", {}), "certificate/"))
+        return []
+    return _strings(body.get("Resources", {}), "certificate/")
+
+
+def _certificates_in(texts: Sequence[Any], region: str, account: str) -> tuple[str, ...]:
+    found = (_literal(v, region, account) for v in texts)
     return tuple(dict.fromkeys(v for v in found if v and _CERTIFICATE_ARN.match(v)))
 
 
@@ -375,30 +385,64 @@ def plan(manifest: Mapping[str, Any], templates: Mapping[str, Mapping[str, Any]]
                 order=position if here else 0,
                 name=stack["name"],
                 region=stack["region"],
-                template=posixpath.relpath(where, folder),
-                json_template=posixpath.relpath(posixpath.join(folder, stack["templates"]["json"]), folder),
+                template=_relative(where, folder),
+                json_template=_relative(posixpath.join(folder, stack["templates"]["json"]), folder),
                 upload_bucket=stack.get("upload_bucket"),
-                elsewhere=None if own else posixpath.relpath(home, folder),
+                elsewhere=None if own else _relative(home, folder),
                 depends_on=tuple(stack["depends_on"]),
-                capabilities=capabilities(body),
-                iam=tuple(k for k, r in body.get("Resources", {}).items() if r["Type"].startswith("AWS::IAM::")),
-                holds=termination_protection_reasons(body),
                 parameters=_parameters(body, sources),
-                outputs=_outputs(body),
                 partner=partner,
-                image_tag=_image_tag(body, stack["region"], str(manifest["account_id"])),
-                secrets=_secrets(body, stack["region"], str(manifest["account_id"])),
-                certificates=_certificates(body, stack["region"], str(manifest["account_id"])),
-                origin_names=_origin_names(body),
-                records=tuple(
-                    str(r["Properties"]["Name"]).rstrip(".")
-                    for r in body.get("Resources", {}).values()
-                    if r["Type"] == "AWS::Route53::RecordSet"
-                ),
+                **_read(body, stack["region"], str(manifest["account_id"])),
             )
         )
     _check_variables([p for p in plans if p.deployed_here])
     return plans
+
+
+def _read(body: Mapping[str, Any], region: str, account: str) -> dict[str, Any]:
+    """What a plan says of a stack that its template, region and account decide. What the template
+    alone decides is read once for each template while the build keeps what it derives from them
+    (``render.once``: the project's stacks are in every folder's manifest, a DR pair's in both)."""
+    read: dict[str, Any] = once(body, "handover", _read_template)
+    texts = read["certificate_texts"]
+    return {
+        **{key: value for key, value in read.items() if key != "certificate_texts"},
+        "image_tag": _image_tag(body, region, account),
+        "secrets": _secrets(body, region, account),
+        "certificates": _certificates_in(texts, region, account) if texts else (),
+    }
+
+
+def _read_template(body: Mapping[str, Any]) -> dict[str, Any]:
+    resources = body.get("Resources", {})
+    return {
+        "capabilities": capabilities(body),
+        "iam": tuple(k for k, r in resources.items() if r["Type"].startswith("AWS::IAM::")),
+        "holds": termination_protection_reasons(body),
+        "outputs": _outputs(body),
+        "origin_names": _origin_names(body),
+        "records": tuple(
+            str(r["Properties"]["Name"]).rstrip(".")
+            for r in resources.values()
+            if r["Type"] == "AWS::Route53::RecordSet"
+        ),
+        "certificate_texts": _certificate_texts(body),
+    }
+
+
+def _relative(path: str, start: str) -> str:
+    """``posixpath.relpath(path, start)`` of two relative paths, without the two calls for the
+    current folder relpath makes (its ``abspath``), where neither path leads above it: then the
+    folder both are joined to does not change the answer, so "/" stands for it."""
+    if (
+        path
+        and start
+        and not any(
+            p.startswith("/") or p == ".." or p.startswith("../") for p in map(posixpath.normpath, (path, start))
+        )
+    ):
+        return posixpath.relpath("/" + path, "/" + start)
+    return posixpath.relpath(path, start)
 
 
 def _check_variables(plans: Sequence[StackPlan]) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import cache
 from typing import Any
 
 from awacs import kms
@@ -132,6 +133,11 @@ def iam_writes() -> list[str]:
     service authorization data), as few patterns as the data allows: ``iam:Create*`` where every
     action of that verb changes IAM, the action itself otherwise. iam:PassRole is left out: it
     changes nothing, and the release and deployment roles must pass their task roles."""
+    return list(_iam_writes())
+
+
+@cache  # every permissions boundary asks (one per environment and the project's): IAM's data is fixed in a run
+def _iam_writes() -> tuple[str, ...]:
     actions = service_privileges("iam")
     changes = {
         name
@@ -145,7 +151,7 @@ def iam_writes() -> list[str]:
     for name in changes:
         verb = _verb(name)
         patterns.add(f"iam:{verb}*" if all(n in changes for n in by_verb[verb]) else f"iam:{name}")
-    return sorted(patterns)
+    return tuple(sorted(patterns))
 
 
 def _verb(name: str) -> str:

@@ -104,7 +104,8 @@ class Stack:
 
     @cached_property
     def exports(self) -> list[str]:
-        return sorted(out["Export"]["Name"] for out in self.body.get("Outputs", {}).values() if "Export" in out)
+        """The export names of the template's outputs, sorted (kept inside ``build_once``, as ``imports``)."""
+        return once(self.body, "exports", _exports)
 
     @cached_property
     def imports(self) -> list[str]:
@@ -117,21 +118,9 @@ class Stack:
         """Each parameter and where its value comes from: another stack's output (and its region, when
         the template records it), an SSM parameter
         CloudFormation resolves itself (an ``AWS::SSM::Parameter::Value<...>`` type with its name as
-        the default), or the deployer."""
-        sources = self.body.get("Metadata", {}).get(SOURCES_METADATA, {})
-        found: dict[str, dict[str, str]] = {}
-        for name, spec in self.body.get("Parameters", {}).items():
-            if name in sources:
-                found[name] = {
-                    "stack": sources[name]["Stack"],
-                    "output": sources[name]["Output"],
-                    **({"region": sources[name]["Region"]} if "Region" in sources[name] else {}),
-                }
-            elif str(spec.get("Type", "")).startswith("AWS::SSM::Parameter::Value<") and "Default" in spec:
-                found[name] = {"ssm": str(spec["Default"])}
-            else:
-                found[name] = {"from": "deployer", "description": spec.get("Description", "")}
-        return found
+        the default), or the deployer. Read once per template inside ``build_once`` (every manifest
+        listing the stack asks): shared, not to be changed."""
+        return once(self.body, "parameters", _parameters)
 
     @property
     def resource_count(self) -> int:
@@ -145,18 +134,40 @@ class Stack:
         return f"../{self.home}/" if self.home else ""
 
 
+def _exports(body: dict[str, Any]) -> list[str]:
+    return sorted(out["Export"]["Name"] for out in body.get("Outputs", {}).values() if "Export" in out)
+
+
+def _parameters(body: dict[str, Any]) -> dict[str, dict[str, str]]:
+    sources = body.get("Metadata", {}).get(SOURCES_METADATA, {})
+    found: dict[str, dict[str, str]] = {}
+    for name, spec in body.get("Parameters", {}).items():
+        if name in sources:
+            found[name] = {
+                "stack": sources[name]["Stack"],
+                "output": sources[name]["Output"],
+                **({"region": sources[name]["Region"]} if "Region" in sources[name] else {}),
+            }
+        elif str(spec.get("Type", "")).startswith("AWS::SSM::Parameter::Value<") and "Default" in spec:
+            found[name] = {"ssm": str(spec["Default"])}
+        else:
+            found[name] = {"from": "deployer", "description": spec.get("Description", "")}
+    return found
+
+
 def _imports(body: dict[str, Any]) -> list[str]:
     """The sorted export names ``body`` imports: read from its JSON text where the build has made
     it (a search of the text, instead of a walk of every value), else by walking the body."""
     text = made(body, "json")
     if text is None:
         return sorted(set(find_imports(body)))
-    found: set[str] = set()
+    literals: set[str] = set()  # each name's JSON string, decoded once below
     for match in _IMPORT.finditer(text):
         start = text.rfind("\n", 0, match.start()) + 1
         if not text[start : match.start()].strip(" "):  # the key itself, not the end of a longer key
-            found.add(json.loads(match[1]))
-    return sorted(found)
+            literals.add(match[1])
+    # A JSON string without a backslash is its text between the quotes (to_json escapes nothing else)
+    return sorted({literal[1:-1] if "\\" not in literal else json.loads(literal) for literal in literals})
 
 
 # A literal Fn::ImportValue in a template's JSON text (render.to_json: one key a line, and no line
