@@ -469,15 +469,20 @@ def _draw_built(names: list[str] | None, output: Path, diagrams: str, quiet: boo
     return 0
 
 
+EXIT_READER_GONE = 128 + 13  # 128 + SIGPIPE: what a shell reports for a command a closed pipe stopped
+
+
 def _stdout_closed() -> int:
-    """A reader that stopped reading (``generate.py | head``): no traceback, exit 1, as the Python
-    documentation's note on SIGPIPE does it (https://docs.python.org/3/library/signal.html#note-on-sigpipe):
-    the rest of stdout goes to /dev/null, so the interpreter's own flush at exit finds nothing to
-    report. A build stopped this way wrote nothing: its summary is printed before the folders are
-    swapped in."""
+    """A reader that stopped reading (``generate.py | head``): no traceback, and the status a shell
+    gives a command that a closed pipe stopped (141), which no command of this tool uses for anything
+    else (1 is a failed gate or a change AWS refuses, 2 settings refused, 3 changes found). The rest
+    of stdout goes to /dev/null, as the Python documentation's note on SIGPIPE does it
+    (https://docs.python.org/3/library/signal.html#note-on-sigpipe), so the interpreter's own flush
+    at exit finds nothing to report. A build stopped this way wrote nothing, or everything: its
+    summary is printed before the folders are swapped in, and flushed after."""
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, sys.stdout.fileno())
-    return 1
+    return EXIT_READER_GONE
 
 
 if __name__ == "__main__":
