@@ -283,3 +283,17 @@ def test_diagram_of_an_empty_folder_fails(tmp_path: Path) -> None:
     )
     assert result.returncode == 1
     assert "run `make templates` first" in result.stderr
+
+
+def test_a_dot_only_drawing_removes_the_images_of_an_earlier_one(generated: Generated, tmp_path: Path) -> None:
+    # An SVG and PNG left beside a DOT drawn afterwards (another detail) would show another drawing.
+    import shutil  # noqa: PLC0415
+
+    for name in ("dev", "project"):  # an environment's sheet reads the project folder beside it
+        shutil.copytree(generated.output / name, tmp_path / name)
+    folder = tmp_path / "dev"
+    assert all((folder / name).is_file() for name in diagram.FILES)  # the build drew all three
+    written = diagram.write(folder, dot_only=True, detail="all")
+    assert [p.name for p in written] == ["architecture.dot"]
+    assert sorted(p.name for p in folder.glob("architecture.*")) == ["architecture.dot"]
+    assert "subgraph" in (folder / "architecture.dot").read_text()

@@ -838,7 +838,9 @@ def render(source: str, fmt: str) -> bytes:
 
 def write(folder: Path, dot_only: bool = False, detail: str = "traffic") -> list[Path]:
     """Draw ``folder`` (an output/<env>/ folder) into architecture.dot, .svg and .png beside its templates.
-    The project's folder (no VPC, no traffic paths) is always drawn whole."""
+    The project's folder (no VPC, no traffic paths) is always drawn whole. With ``dot_only`` an SVG or
+    PNG drawn earlier is removed: it showed another drawing than the DOT written now (another detail,
+    or templates since rebuilt), and three files that disagree are worse than one."""
     described, stacks = read_output(folder)
     source = dot_source(build(described, stacks, detail if described.get("environment") else "all"))
     outputs = {"architecture.dot": source.encode()}
@@ -852,4 +854,8 @@ def write(folder: Path, dot_only: bool = False, detail: str = "traffic") -> list
         scratch.write_bytes(data)
         scratch.replace(path)
         written.append(path)
+    if dot_only:
+        for name in FILES:
+            if name not in outputs:
+                (folder / name).unlink(missing_ok=True)
     return written
