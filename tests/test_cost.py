@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import edit_yaml, generate_main
+from conftest import Generated, edit_yaml, generate_main
 
 from infra_templates import cost
 from infra_templates.config import load_settings
@@ -491,3 +491,21 @@ def test_compare_shows_the_change_per_stack() -> None:
     assert f"  dev          +{cost.money(delta)} ({cost.money(dev.total)} -> {cost.money(after.total)})" in report
     assert f"      {'shop-dev-svc-api':<40} +{cost.money(delta)}" in report
     assert not any("shop-dev-svc-web" in line for line in report)  # only what differs
+
+
+def test_the_readmes_make_cost_example_is_what_make_cost_prints(generated: Generated) -> None:
+    # The README shows `make cost` on the shipped settings (the fixtures build the same templates):
+    # its table of folders and each folder's total line must be today's figures, not an earlier build's.
+    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    example = readme.split("$ make cost\n", 1)[1].split("```", 1)[0]
+    status, out, err = generate_main("cost", "--output", str(generated.output))
+    assert status == 0, err
+    shown = [
+        line for line in example.splitlines() if line.startswith("  ") and line.rstrip().endswith(tuple("0123456789"))
+    ]
+    rows = [line for line in shown if line.split()[0] in ("dev", "dr", "prod", "project", "staging")]
+    assert len(rows) == 5, example
+    for line in rows:
+        assert line in out.splitlines(), line
+    totals = [line for line in example.splitlines() if " a month fixed" in line]
+    assert totals and all(line in out.splitlines() for line in totals), totals
