@@ -125,7 +125,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     )
     commands = parser.add_subparsers(dest="command", metavar="{build,check,diff,schema,diagram,cost}")
     build = commands.add_parser("build", help="write the templates (the default command)")
-    check = commands.add_parser("check", help="run the gate (wiring, limits, cfn-lint, checkov, shellcheck) on output")
+    check = commands.add_parser(
+        "check", help="run the gate (wiring, limits, quotas, cfn-lint, checkov, IAM analysis, shellcheck) on output"
+    )
     changes = commands.add_parser(
         "diff",
         help="build in memory and show what would change against written templates; exit 3 on changes, "
