@@ -474,7 +474,7 @@ def _draw_built(names: list[str] | None, output: Path, diagrams: str, quiet: boo
 EXIT_READER_GONE = 128 + 13  # 128 + SIGPIPE: what a shell reports for a command a closed pipe stopped
 
 
-def _stdout_closed() -> int:
+def stdout_closed() -> int:
     """A reader that stopped reading (``generate.py | head``): no traceback, and the status a shell
     gives a command that a closed pipe stopped (141), which no command of this tool uses for anything
     else (1 is a failed gate or a change AWS refuses, 2 settings refused, 3 changes found). The rest
@@ -484,6 +484,7 @@ def _stdout_closed() -> int:
     summary is printed before the folders are swapped in, and flushed after."""
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
     return EXIT_READER_GONE
 
 
@@ -492,7 +493,7 @@ if __name__ == "__main__":
         status = main()
         sys.stdout.flush()  # here, not at exit: a reader gone since the last line is handled below
     except BrokenPipeError:
-        status = _stdout_closed()
+        status = stdout_closed()
     # At exit the interpreter runs one last full collection over every object the run made, even
     # with the collector disabled (it clears the modules, then collects): with gc.disable() above,
     # all of a build's objects are still in the youngest generation, and that pass over them cost

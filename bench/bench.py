@@ -610,7 +610,6 @@ if __name__ == "__main__":
     try:
         status = main()
         sys.stdout.flush()
-    except BrokenPipeError:  # `make bench | head`: no traceback, 141 as generate.py (128 + SIGPIPE)
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        status = 141
+    except BrokenPipeError:  # `make bench | head`: no traceback, as generate.py ends then
+        status = generate.stdout_closed()
     sys.exit(status)

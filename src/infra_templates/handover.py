@@ -404,12 +404,11 @@ def _read(body: Mapping[str, Any], region: str, account: str) -> dict[str, Any]:
     alone decides is read once for each template while the build keeps what it derives from them
     (``render.once``: the project's stacks are in every folder's manifest, a DR pair's in both)."""
     read: dict[str, Any] = once(body, "handover", _read_template)
-    texts = read["certificate_texts"]
     return {
         **{key: value for key, value in read.items() if key != "certificate_texts"},
         "image_tag": _image_tag(body, region, account),
         "secrets": _secrets(body, region, account),
-        "certificates": _certificates_in(texts, region, account) if texts else (),
+        "certificates": _certificates_in(read["certificate_texts"], region, account),
     }
 
 
