@@ -9,12 +9,14 @@ from __future__ import annotations
 import importlib
 import pkgutil
 import sys
+from collections import Counter
 from collections.abc import Callable, Iterator
+from functools import partial
 from typing import Any
 
 import pytest
 import troposphere
-from troposphere import AWSHelperFn, AWSObject, BaseAWSObject, Ref, Template
+from troposphere import AWSHelperFn, AWSObject, BaseAWSObject, Ref, Tags, Template
 from troposphere.sqs import Queue
 
 from infra_templates import troposphere_speed
@@ -52,6 +54,7 @@ class _Wrong:
 
 
 WRONG = _Wrong()
+TAGS = Tags(Key1="value")
 
 
 def _state(obj: BaseAWSObject) -> dict[str, Any]:
@@ -90,29 +93,46 @@ _CANDIDATES = ("1", 1, True, "value", 1.5)
 
 def _typed(expected: Any) -> Any:
     """A value troposphere takes for a property of this expected type (its function validator
-    accepts it), or ``WRONG`` where none of the usual ones is taken."""
-    kinds = expected if isinstance(expected, tuple) else (expected,)
-    for kind, value in ((str, "value"), (bool, True), (int, 1), (float, 1.5), (dict, {}), (list, [])):
-        if kind in kinds:
-            return value
+    accepts it; a list holds one such item), or ``WRONG`` where none of the usual ones is taken."""
     if isinstance(expected, list):
-        return []
-    if isinstance(expected, type) and issubclass(expected, BaseAWSObject):
-        return expected()
-    if isinstance(expected, type):
-        return WRONG
-    for value in _CANDIDATES:
-        try:
-            expected(value)
-        except Exception:  # not a value this validator takes: the next one
-            continue
-        return value
-    return WRONG
+        item = _typed(expected[0]) if len(expected) == 1 else _typed(tuple(expected))
+        return [] if item is WRONG else [item]
+    if not isinstance(expected, (type, tuple)):
+        return next((value for value in _CANDIDATES if _takes(expected, value)), WRONG)
+    kinds = expected if isinstance(expected, tuple) else (expected,)
+    made = {str: "value", bool: True, int: 1, float: 1.5, dict: {"k": "v"}, Tags: TAGS, list: ["value"]}
+    made |= {kind: kind() for kind in kinds if isinstance(kind, type) and issubclass(kind, BaseAWSObject)}
+    return next(
+        (made[kind] for kind in (str, bool, int, float, dict, Tags, *kinds, list) if kind in kinds and kind in made),
+        WRONG,
+    )
+
+
+def _takes(validator: Any, value: Any) -> bool:
+    try:
+        validator(value)
+    except Exception:  # not a value this validator takes
+        return False
+    return True
+
+
+def _shape(expected: Any) -> str:
+    """How troposphere's ``__setattr__`` checks a property of this expected type."""
+    if isinstance(expected, list):
+        return (
+            "a list of one validator"
+            if len(expected) == 1 and callable(expected[0]) and not isinstance(expected[0], type)
+            else "a list"
+        )
+    return "a validator" if callable(expected) and not isinstance(expected, type) else "a type"
 
 
 def _cases(cls: type[BaseAWSObject]) -> Iterator[tuple[str, Callable[[], BaseAWSObject]]]:
-    """Each way ``__init__`` can go (every property's own check is troposphere's ``__setattr__``,
-    which both call: the typed values go in one object, the wrong type in the first property)."""
+    """Each way ``__init__`` can go: the class's own values, every property typed (one object) and
+    an intrinsic function (another), and for the first property of each way ``__setattr__`` checks
+    one (a type, a validator, a list, a list mapped through a validator): a value of no expected
+    type, a ``Tags`` (an intrinsic function troposphere checks), and for a list an item of no
+    expected type and an intrinsic function as an item."""
     title = "Name1"
     typed = {
         name: value for name, (expected, _required) in cls.props.items() if (value := _typed(expected)) is not WRONG
@@ -126,9 +146,20 @@ def _cases(cls: type[BaseAWSObject]) -> Iterator[tuple[str, Callable[[], BaseAWS
     yield "attributes", lambda: cls(title, DependsOn=[HELPER], Condition="Cond", Metadata={"k": "v"})
     if issubclass(cls, AWSObject):
         yield "in a template", lambda: cls(title, template=Template(), validation=False)
-    first = next(iter(cls.props), None)
-    if first is not None:
-        yield "wrong type", lambda: cls(title, **{first: WRONG})
+    firsts: dict[str, str] = {}
+    for name, (expected, _required) in cls.props.items():
+        firsts.setdefault(_shape(expected), name)
+    for shape, name in firsts.items():
+        values = {"wrong type": WRONG, "Tags": TAGS}
+        if shape.startswith("a list"):
+            values |= {
+                "a string": "12",
+                "wrong item": [WRONG],
+                "intrinsic item": [HELPER],
+                "typed and wrong items": [*typed.get(name, []), WRONG],
+            }
+        for case, value in values.items():
+            yield f"{name} ({shape}): {case}", partial(cls, title, **{name: value})  # type: ignore[misc]
 
 
 class DefaultedQueue(Queue):
@@ -139,9 +170,20 @@ class DefaultedQueue(Queue):
     FifoQueue = "yes"  # not a boolean troposphere takes: its error
 
 
+class OddNames(AWSObject):
+    """Properties named as a resource attribute or as an attribute troposphere's ``__init__`` sets:
+    its ``__setattr__`` takes those as such first (none of troposphere's classes has one)."""
+
+    resource_type = "AWS::Odd::Names"
+    props = {"Metadata": (dict, False), "resource": (dict, False), "Name": (str, False)}  # noqa: RUF012
+
+
+EXTRA = {"troposphere.sqs": [DefaultedQueue, OddNames]}  # compared with the classes of the module
+
+
 @pytest.mark.parametrize("module", MODULES)
 def test_fast_init_builds_what_troposphere_builds(module: str, capsys: pytest.CaptureFixture[str]) -> None:
-    classes = [*_classes(module), *([DefaultedQueue] if module == "troposphere.sqs" else [])]
+    classes = [*_classes(module), *EXTRA.get(module, [])]
     cases = [(f"{cls.__module__}.{cls.__name__}: {case}", build) for cls in classes for case, build in _cases(cls)]
     builds = [build for _case, build in cases]
     theirs, ours = _outcomes(ORIGINAL_INIT, builds), _outcomes(fast_init, builds)
@@ -163,11 +205,27 @@ def test_the_cases_reach_every_outcome() -> None:
         "AWS::ECS::Service object does not support attribute NotAProperty1",
     )
     assert seen["title not alphanumeric"][1:] == (ValueError, 'Name "not-alphanumeric" not alphanumeric')
-    assert seen["wrong type"][0] == "raised"
+    assert seen["DesiredCount (a validator): wrong type"][1:] == (ValueError, "<wrong> is not a valid integer")
     assert seen["every property typed"][0] == "built"
     assert seen["every property typed"][2]["properties"]["DesiredCount"] == "1"
     assert seen["every property an intrinsic"][0] == "built"
     assert seen["in a template"][2]["template"] == ["Name1"]
+    reached = Counter(
+        (
+            case.partition(": ")[0].partition(" (")[2] + ": " + case.partition(": ")[2] if " (" in case else case,
+            outcome[0],
+        )
+        for module in MODULES
+        for cls in _classes(module)
+        for case, outcome in ((case, _outcome(build)) for case, build in _cases(cls))
+    )
+    for shape in ("a type)", "a validator)", "a list)", "a list of one validator)"):
+        assert reached[(f"{shape}: wrong type", "raised")] > 0, shape
+    for shape in ("a list)", "a list of one validator)"):
+        assert reached[(f"{shape}: wrong item", "raised")] > 0, shape
+    assert reached[("a list): intrinsic item", "built")] > 0
+    assert reached[("a list of one validator): intrinsic item", "raised")] > 0  # its validator sees each item
+    assert reached[("every property typed", "built")] > 0.95 * sum(len(_classes(module)) for module in MODULES)
     assert "troposphere.sqs" in MODULES
     defaulted = {case: _outcome(build) for case, build in _cases(DefaultedQueue)}
     assert defaulted["no keywords"][:2] == ("raised", ValueError)  # FifoQueue "yes"
@@ -185,3 +243,52 @@ def test_generate_installs_it_for_the_pinned_troposphere_only(monkeypatch: pytes
     assert troposphere_speed.install() is False
     assert BaseAWSObject.__init__ is ORIGINAL_INIT
     assert isinstance(HELPER, AWSHelperFn)
+
+
+def _templates_to_render() -> Iterator[tuple[str, Template]]:
+    """Templates whose objects take each of render._plain_dict's ways through troposphere's to_dict."""
+    from troposphere import Parameter, Sub  # noqa: PLC0415
+    from troposphere.cloudformation import WaitConditionHandle  # noqa: PLC0415
+    from troposphere.ecs import ContainerDefinition, PortMapping, TaskDefinition  # noqa: PLC0415
+    from troposphere.sqs import QueuePolicy  # noqa: PLC0415
+
+    def template(*resources: BaseAWSObject, parameters: tuple[Parameter, ...] = ()) -> Template:
+        t = Template()
+        for parameter in parameters:
+            t.add_parameter(parameter)
+        for resource in resources:
+            t.add_resource(resource)
+        return t
+
+    task = partial(TaskDefinition, "Task", ContainerDefinitions=[ContainerDefinition(Name="app", Image="i")])
+    yield "valid", template(task(), Queue("Jobs", Tags=TAGS, RedrivePolicy=Sub("x")))
+    yield "a required property missing", template(QueuePolicy("Policy", Queues=["q"]))
+    yield "a nested required property missing", template(task(ContainerDefinitions=[ContainerDefinition(Name="app")]))
+    yield "missing but not validated", template(QueuePolicy("Policy", Queues=["q"]).no_validation())
+    yield (
+        "an empty nested object",
+        template(task(ContainerDefinitions=[ContainerDefinition(Name="a", Image="i", PortMappings=[PortMapping()])])),
+    )
+    yield "a resource without properties", template(WaitConditionHandle("Handle"))
+    yield "an object's own validate()", template(parameters=(Parameter("Size", Type="Number", Default="many"),))
+
+
+@pytest.mark.parametrize("case", [case for case, _template in _templates_to_render()])
+def test_render_plain_dict_is_troposphere_s_to_dict(case: str) -> None:
+    """render._plain_dict takes troposphere's BaseAWSObject.to_dict() and AWSHelperFn.to_dict() steps
+    itself: the same data, or the same error, as troposphere's own Template.to_dict()."""
+    from infra_templates import render  # noqa: PLC0415
+
+    template = dict(_templates_to_render())[case]
+    try:
+        theirs: Any = template.to_dict()
+    except Exception as error:  # the outcome compared is the exception itself
+        theirs = (type(error), str(error))
+    try:
+        ours: Any = render._plain_dict(template)
+    except Exception as error:  # the outcome compared is the exception itself
+        ours = (type(error), str(error))
+    assert ours == theirs
+    assert isinstance(theirs, dict) == (
+        case in ("valid", "missing but not validated", "an empty nested object", "a resource without properties")
+    )

@@ -88,18 +88,31 @@ def _plain_dict(t: Template) -> dict[str, Any]:
             )
             made[id(plain)] = plain
             return plain
-        if hasattr(value, "to_dict"):
-            result = value.to_dict()  # most often a container made here already: not walked again
-            return result if made.get(id(result)) is result else encode(result)
-        if isinstance(value, (list, tuple, dict)):
-            plain = (
+        how = _to_dict_of.get(kind)
+        if how is None:
+            how = _to_dict_kind(kind)
+        if how is _HELPER:  # an intrinsic function: troposphere's AWSHelperFn.to_dict() is encode(data)
+            result = encode(value.data)
+        elif how is not _OTHER:  # troposphere's BaseAWSObject.to_dict(), its steps here (how: the required names)
+            if value.do_validation:
+                properties = value.properties
+                for name in how:
+                    if name not in properties:
+                        value._validate_props()  # raises troposphere's own error for the first one missing
+                value.validate()
+            result = encode(value.resource) if value.properties else value.to_dict(validation=False)
+        elif hasattr(value, "to_dict"):
+            result = value.to_dict()
+        elif isinstance(value, (list, tuple, dict)):
+            result = (
                 [encode(item) for item in value]
                 if isinstance(value, (list, tuple))
                 else {name: encode(prop) for name, prop in value.items()}
             )
-            made[id(plain)] = plain
-            return plain
-        return encode(value.JSONrepr()) if hasattr(value, "JSONrepr") else value
+            made[id(result)] = result
+        else:
+            return encode(value.JSONrepr()) if hasattr(value, "JSONrepr") else value
+        return result if made.get(id(result)) is result else encode(result)  # most often made here: not walked again
 
     original = troposphere.encode_to_dict
     troposphere.encode_to_dict = encode
@@ -108,6 +121,27 @@ def _plain_dict(t: Template) -> dict[str, Any]:
     finally:
         troposphere.encode_to_dict = original
     return raw
+
+
+_HELPER: tuple[str, ...] = ("intrinsic function",)
+_OTHER: tuple[str, ...] = ("other",)
+_to_dict_of: dict[type, tuple[str, ...]] = {}  # class -> _HELPER, _OTHER or its required property names
+
+
+def _to_dict_kind(kind: Any) -> tuple[str, ...]:
+    """How ``_plain_dict`` makes an object of class ``kind`` plain: for a troposphere object class
+    whose ``to_dict`` and ``_validate_props`` are ``BaseAWSObject``'s (every class of troposphere
+    4.11.1), the names of its required properties in ``props`` order (those ``_validate_props``
+    checks); ``_HELPER`` for an intrinsic function whose ``to_dict`` is ``AWSHelperFn``'s; else
+    ``_OTHER`` (``to_dict()``, ``JSONrepr()`` or the value as it is)."""
+    base, helper = troposphere.BaseAWSObject, troposphere.AWSHelperFn
+    how = _OTHER
+    if issubclass(kind, base) and kind.to_dict is base.to_dict and kind._validate_props is base._validate_props:
+        how = tuple(name for name, (_, required) in kind.props.items() if required)
+    elif issubclass(kind, helper) and kind.to_dict is helper.to_dict:
+        how = _HELPER
+    _to_dict_of[kind] = how
+    return how
 
 
 def _order(mapping: Mapping[str, Any], first: tuple[str, ...]) -> dict[str, Any]:

@@ -31,10 +31,11 @@ an unknown property, a value of the wrong type and a title that is not alphanume
 
 from __future__ import annotations
 
+import types
 from typing import Any
 
 import troposphere
-from troposphere import BaseAWSObject
+from troposphere import AWSHelperFn, BaseAWSObject, Tags
 
 VERSION = "4.11.1"
 """The troposphere version whose ``BaseAWSObject.__init__`` :func:`fast_init` reproduces (requirements.lock)."""
@@ -52,19 +53,80 @@ _ATTRIBUTES = (
     "UpdateReplacePolicy",
 )  # troposphere's list of resource attributes, in its order
 
-_ClassInfo = tuple[frozenset[str], tuple[tuple[str, Any], ...], "str | None", "str | None"]
+# How fast_init assigns a keyword of each property (else through troposphere's __setattr__)
+_TYPE, _FUNCTION, _LIST, _LIST_FUNCTION = range(4)
+# The names troposphere's __setattr__ finds in an object's __dict__ once __init__ has set them
+# (assigned there as plain attributes, never as properties)
+_STATE = frozenset(
+    (
+        "title",
+        "template",
+        "do_validation",
+        "propnames",
+        "attributes",
+        "properties",
+        "resource",
+        "_BaseAWSObject__initialized",
+    )
+)
+
+_ClassInfo = tuple[frozenset[str], tuple[tuple[str, Any], ...], "str | None", "str | None", dict[str, tuple[int, Any]]]
 _classes: dict[type, _ClassInfo] = {}
+
+
+def _assignment(expected: Any) -> tuple[int, Any] | None:
+    """How ``__setattr__`` checks a value of a property of this expected type: ``(_TYPE, types)``
+    (``isinstance``), ``(_FUNCTION, validator)``, ``(_LIST, types)`` (a list whose items are of
+    them or intrinsic functions), ``(_LIST_FUNCTION, validator)`` (a list mapped through it); None
+    for anything else."""
+    if isinstance(expected, types.FunctionType):
+        return _FUNCTION, expected
+    if isinstance(expected, list):
+        if len(expected) == 1 and isinstance(expected[0], types.FunctionType):
+            return _LIST_FUNCTION, expected[0]
+        # an item of the expected types or an intrinsic function
+        return (_LIST, (*expected, AWSHelperFn)) if all(isinstance(kind, type) for kind in expected) else None
+    if isinstance(expected, type) or (isinstance(expected, tuple) and all(isinstance(kind, type) for kind in expected)):
+        return _TYPE, expected
+    return None
 
 
 def _class_info(cls: type) -> _ClassInfo:
     """What ``__init__`` derives from the class: its property names, its class-level defaults (name,
     value: those ``getattr(cls, name, None)`` finds not ``None``, in ``props`` order), its
-    ``dictname`` and its ``resource_type`` (``None`` where the class has none)."""
+    ``dictname``, its ``resource_type`` (``None`` where the class has none) and how each property is
+    assigned (:func:`_assignment`; none where the class has its own ``__setattr__``, or for a name
+    ``__setattr__`` takes as a resource attribute or a plain attribute first)."""
     props: dict[str, Any] = cls.props  # type: ignore[attr-defined]
     defaults = tuple((name, value) for name in props if (value := getattr(cls, name, None)) is not None)
-    info = (frozenset(props), defaults, getattr(cls, "dictname", None), getattr(cls, "resource_type", None))
+    assigned = {}
+    if getattr(cls, "__setattr__", None) is BaseAWSObject.__setattr__:
+        for name, (expected, _required) in props.items():
+            how = _assignment(expected)
+            if how is not None and name not in _ATTRIBUTES and name not in _STATE:
+                assigned[name] = how
+    info = (frozenset(props), defaults, getattr(cls, "dictname", None), getattr(cls, "resource_type", None), assigned)
     _classes[cls] = info
     return info
+
+
+_REFUSED: Any = object()
+
+
+def _checked(how: tuple[int, Any], value: Any) -> Any:
+    """What troposphere's ``__setattr__`` stores for ``value`` (not an intrinsic function) of a
+    property assigned ``how`` (:func:`_assignment`), or ``_REFUSED`` where it raises an error."""
+    kind, expected = how
+    if kind == _TYPE:
+        return value if isinstance(value, expected) else _REFUSED
+    if kind == _LIST:
+        return value if isinstance(value, list) and all(isinstance(item, expected) for item in value) else _REFUSED
+    if kind == _LIST_FUNCTION and not isinstance(value, list):
+        return _REFUSED
+    try:
+        return expected(value) if kind == _FUNCTION else list(map(expected, value))
+    except Exception:  # troposphere's __setattr__ reports it (stderr) and raises it
+        return _REFUSED
 
 
 def fast_init(
@@ -75,9 +137,15 @@ def fast_init(
     **kwargs: Any,
 ) -> None:
     """troposphere's ``BaseAWSObject.__init__`` (same arguments, same steps, same errors), with the
-    class-derived values of :func:`_class_info` computed once per class."""
+    class-derived values of :func:`_class_info` computed once per class, and each keyword that
+    troposphere's ``__setattr__`` would accept stored as it stores it: an intrinsic function (an
+    ``AWSHelperFn`` but ``Tags``) as it is, else a value of the expected type(s), a validator's
+    result, or a list (of the expected types or intrinsic functions, or mapped through the
+    validator). A keyword it would refuse goes through ``__setattr__`` itself, which raises
+    troposphere's error (a validator, a pure function, is then called a second time by it, which
+    writes troposphere's line on stderr)."""
     cls = type(self)
-    names, defaults, dictname, resource_type = _classes.get(cls) or _class_info(cls)
+    names, defaults, dictname, resource_type, assigned = _classes.get(cls) or _class_info(cls)
     state = self.__dict__
     state["title"] = title
     state["template"] = template
@@ -98,6 +166,15 @@ def fast_init(
         if name not in kwargs:
             set_attribute(name, value)
     for name, value in kwargs.items():
+        how = assigned.get(name)
+        if how is not None:
+            if isinstance(value, AWSHelperFn) and not isinstance(value, Tags):
+                properties[name] = value
+                continue
+            stored = _checked(how, value)
+            if stored is not _REFUSED:
+                properties[name] = stored
+                continue
         set_attribute(name, value)
     self.add_to_template()
 
