@@ -93,8 +93,8 @@ except ModuleNotFoundError as missing:  # pragma: no cover - exercised by a subp
     )
     sys.exit(1)
 
-# troposphere's BaseAWSObject.__init__ with what it derives from the class kept per class, for the
-# pinned troposphere only (infra_templates/troposphere_speed.py says how, why and what it saves).
+# troposphere's and awacs' __init__ with what they derive from the class kept per class, for the
+# pinned versions only (infra_templates/troposphere_speed.py says how, why and what it saves).
 from infra_templates.troposphere_speed import install as speed_up_troposphere  # noqa: E402
 
 speed_up_troposphere()

@@ -14,13 +14,15 @@ from collections.abc import Callable, Iterator
 from functools import partial
 from typing import Any
 
+import awacs
+import awacs.aws
 import pytest
 import troposphere
-from troposphere import AWSHelperFn, AWSObject, BaseAWSObject, Ref, Tags, Template
+from troposphere import AWSHelperFn, AWSObject, BaseAWSObject, Ref, Sub, Tags, Template
 from troposphere.sqs import Queue
 
 from infra_templates import troposphere_speed
-from infra_templates.troposphere_speed import ORIGINAL_INIT, fast_init
+from infra_templates.troposphere_speed import ORIGINAL_AWACS_INIT, ORIGINAL_INIT, fast_awacs_init, fast_init
 
 
 def _template_modules() -> list[str]:
@@ -232,17 +234,93 @@ def test_the_cases_reach_every_outcome() -> None:
     assert defaulted["every property typed"][2]["properties"]["FifoQueue"] is True  # the keyword wins
 
 
-def test_generate_installs_it_for_the_pinned_troposphere_only(monkeypatch: pytest.MonkeyPatch) -> None:
-    import generate  # noqa: F401, PLC0415 - its import installs fast_init
+def test_generate_installs_them_for_the_pinned_versions_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    import generate  # noqa: F401, PLC0415 - its import installs fast_init and fast_awacs_init
 
     assert troposphere.__version__ == troposphere_speed.VERSION
+    assert awacs.__version__ == troposphere_speed.AWACS_VERSION
     assert BaseAWSObject.__init__ is fast_init
-    assert troposphere_speed.install() is True  # again: nothing changes
+    assert awacs.AWSObject.__init__ is fast_awacs_init
+    assert troposphere_speed.install() == (True, True)  # again: nothing changes
     monkeypatch.setattr(BaseAWSObject, "__init__", ORIGINAL_INIT)
+    monkeypatch.setattr(awacs.AWSObject, "__init__", ORIGINAL_AWACS_INIT)
     monkeypatch.setattr(troposphere, "__version__", "9.9.9")
-    assert troposphere_speed.install() is False
+    monkeypatch.setattr(awacs, "__version__", "9.9.9")
+    assert troposphere_speed.install() == (False, False)
     assert BaseAWSObject.__init__ is ORIGINAL_INIT
+    assert awacs.AWSObject.__init__ is ORIGINAL_AWACS_INIT
     assert isinstance(HELPER, AWSHelperFn)
+
+
+class _Document(awacs.AWSObject):
+    """An awacs object made with its own props, a dictname and a name (as awacs' AWSObject allows)."""
+
+    def __init__(self, name: str | None, **kwargs: Any) -> None:
+        super().__init__(name, dictname="Document", props={"Sid": (str, True), "Items": ([str, int], False)}, **kwargs)
+
+
+def _awacs_cases() -> Iterator[tuple[str, Callable[[], awacs.AWSObject]]]:
+    """Each way awacs' ``AWSObject.__init__`` can go, for each of its classes (and ``_Document``)."""
+    action = awacs.aws.Action("sqs", "SendMessage")
+    statement = partial(awacs.aws.Statement, Effect=awacs.aws.Allow)
+    typed: dict[str, Any] = {
+        "Action": [action],
+        "Condition": awacs.aws.Condition(awacs.aws.StringEquals("aws:PrincipalTag/Team", "a")),
+        "NotAction": [action],
+        "Principal": awacs.aws.Principal("Service", "sqs.amazonaws.com"),
+        "Resource": ["*", Sub("arn:${AWS::Partition}:sqs:::q")],
+        "NotResource": ["x"],
+        "Sid": "Send",
+    }
+    yield "a statement, every property typed", partial(statement, **typed)
+    yield "a statement without its required Effect", partial(awacs.aws.Statement, Sid="Send")
+    yield "a statement, an effect awacs refuses", partial(awacs.aws.Statement, Effect="Maybe")
+    yield "a statement, an unknown property", partial(statement, Actions=[action])
+    for name in typed:
+        yield f"a statement, {name} of the wrong type", partial(statement, **{name: WRONG})
+    yield "a statement, an action list with a string", partial(statement, Action=["sqs:SendMessage"])
+    yield "a statement, an intrinsic function as Sid", partial(statement, Sid=Sub("${AWS::StackName}"))
+    yield "a statement, a list of actions as a tuple", partial(statement, Action=(action,))
+    for kind in (awacs.aws.Policy, awacs.aws.PolicyDocument):
+        yield f"{kind.__name__}", partial(kind, Version="2012-10-17", Statement=[statement(Sid="A")])
+        yield f"{kind.__name__}, a statement as a dict", partial(kind, Statement=[{"Sid": "A"}])
+        yield f"{kind.__name__}, no statement", partial(kind, Id="x")
+    yield "a document", partial(_Document, "Doc1", Sid="a", Items=["x", 1])
+    yield "a document, a name not alphanumeric", partial(_Document, "doc-1", Sid="a")
+    yield "a document, an item of neither type", partial(_Document, None, Items=[1.5])
+
+
+def _awacs_outcomes(init: Callable[..., None], builds: list[Callable[[], awacs.AWSObject]]) -> list[tuple[Any, ...]]:
+    installed = awacs.AWSObject.__init__
+    awacs.AWSObject.__init__ = init  # type: ignore[method-assign]
+    try:
+        return [_awacs_outcome(build) for build in builds]
+    finally:
+        awacs.AWSObject.__init__ = installed  # type: ignore[method-assign]
+
+
+def _awacs_outcome(build: Callable[[], awacs.AWSObject]) -> tuple[Any, ...]:
+    try:
+        obj = build()
+    except Exception as error:  # the outcome compared is the exception itself
+        return ("raised", type(error), str(error))
+    try:
+        as_json: Any = obj.JSONrepr()
+    except Exception as error:  # the outcome compared is the exception itself
+        as_json = ("raised", type(error), str(error))
+    return ("built", type(obj), dict(obj.__dict__), as_json)
+
+
+def test_fast_awacs_init_builds_what_awacs_builds() -> None:
+    cases = list(_awacs_cases())
+    builds = [build for _case, build in cases]
+    theirs, ours = _awacs_outcomes(ORIGINAL_AWACS_INIT, builds), _awacs_outcomes(fast_awacs_init, builds)
+    for (case, _build), their, our in zip(cases, theirs, ours, strict=True):
+        assert our == their, case
+    seen = {case: their[0] for (case, _build), their in zip(cases, theirs, strict=True)}
+    assert seen["a statement, every property typed"] == seen["a document"] == "built"
+    assert seen["a statement, Sid of the wrong type"] == seen["a document, an item of neither type"] == "raised"
+    assert seen["a statement, an intrinsic function as Sid"] == "built"  # awacs takes any AWSHelperFn
 
 
 def _templates_to_render() -> Iterator[tuple[str, Template]]:
