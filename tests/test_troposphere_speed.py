@@ -349,6 +349,22 @@ def _templates_to_render() -> Iterator[tuple[str, Template]]:
     )
     yield "a resource without properties", template(WaitConditionHandle("Handle"))
     yield "an object's own validate()", template(parameters=(Parameter("Size", Type="Number", Default="many"),))
+    statement = awacs.aws.Statement(
+        Effect=awacs.aws.Allow, Action=[awacs.aws.Action("sqs", "SendMessage")], Resource=["*"]
+    )
+    policy = partial(QueuePolicy, "Policy", Queues=["q"])
+    yield "an awacs policy", template(policy(PolicyDocument=awacs.aws.PolicyDocument(Statement=[statement])))
+    # awacs objects with a to_dict of their own: a property of that name (awacs' __getattr__ gives
+    # it: troposphere calls it, a string, and fails), an attribute (called)
+    named = _Document("Doc1", Sid="a")
+    named.properties["to_dict"] = "a property"
+    yield "an awacs object with a to_dict property", template(policy(PolicyDocument={}, Metadata={"Doc": named}))
+    action = awacs.aws.Action("sqs", "SendMessage")
+    action.to_dict = lambda: {"Action": "replaced"}  # type: ignore[attr-defined]
+    yield (
+        "an awacs object with a to_dict attribute",
+        template(policy(PolicyDocument={}, Metadata={"Action": action})),
+    )
 
 
 @pytest.mark.parametrize("case", [case for case, _template in _templates_to_render()])
@@ -368,5 +384,13 @@ def test_render_plain_dict_is_troposphere_s_to_dict(case: str) -> None:
         ours = (type(error), str(error))
     assert ours == theirs
     assert isinstance(theirs, dict) == (
-        case in ("valid", "missing but not validated", "an empty nested object", "a resource without properties")
+        case
+        in (
+            "valid",
+            "missing but not validated",
+            "an empty nested object",
+            "a resource without properties",
+            "an awacs policy",
+            "an awacs object with a to_dict attribute",
+        )
     )
