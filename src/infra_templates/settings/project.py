@@ -23,6 +23,7 @@ from infra_templates.settings.loading import (
     available_environments,
     load_environment,
     merge_inherited,
+    read_once,
 )
 from infra_templates.settings.platform import Registry
 
@@ -238,11 +239,12 @@ def load_settings(
         )
     problems: list[str] = _misnamed(folder)
     loaded = []
-    for name in [*everything, *(n for n in wanted if n not in everything)]:
-        try:
-            loaded.append(load_environment(name, folder))
-        except SettingsError as error:
-            problems.extend(p for p in error.problems if p not in problems)  # defaults.yaml once
+    with read_once():  # defaults.yaml parsed once for every environment
+        for name in [*everything, *(n for n in wanted if n not in everything)]:
+            try:
+                loaded.append(load_environment(name, folder))
+            except SettingsError as error:
+                problems.extend(p for p in error.problems if p not in problems)  # defaults.yaml once
     problems = merge_inherited(
         problems,
         [*everything, *(n for n in wanted if n not in everything)],
