@@ -20,6 +20,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+import awacs
 import troposphere
 import yaml
 from troposphere import Template
@@ -93,7 +94,15 @@ def _plain_dict(t: Template) -> dict[str, Any]:
             how = _to_dict_kind(kind)
         if how is _HELPER:  # an intrinsic function: troposphere's AWSHelperFn.to_dict() is encode(data)
             result = encode(value.data)
-        elif how is not _OTHER:  # troposphere's BaseAWSObject.to_dict(), its steps here (how: the required names)
+        elif (
+            how is _JSONREPR
+            and "to_dict" not in (state := value.__dict__)
+            and "to_dict" not in state.get("properties", ())
+        ):
+            return encode(value.JSONrepr())  # awacs: no to_dict (the object holds none of that name either)
+        elif how is _OTHER or how is _JSONREPR:
+            return _other(value, encode, made)
+        else:  # troposphere's BaseAWSObject.to_dict(), its steps here (how: the required names)
             if value.do_validation:
                 properties = value.properties
                 for name in how:
@@ -101,17 +110,6 @@ def _plain_dict(t: Template) -> dict[str, Any]:
                         value._validate_props()  # raises troposphere's own error for the first one missing
                 value.validate()
             result = encode(value.resource) if value.properties else value.to_dict(validation=False)
-        elif hasattr(value, "to_dict"):
-            result = value.to_dict()
-        elif isinstance(value, (list, tuple, dict)):
-            result = (
-                [encode(item) for item in value]
-                if isinstance(value, (list, tuple))
-                else {name: encode(prop) for name, prop in value.items()}
-            )
-            made[id(result)] = result
-        else:
-            return encode(value.JSONrepr()) if hasattr(value, "JSONrepr") else value
         return result if made.get(id(result)) is result else encode(result)  # most often made here: not walked again
 
     original = troposphere.encode_to_dict
@@ -123,8 +121,26 @@ def _plain_dict(t: Template) -> dict[str, Any]:
     return raw
 
 
+def _other(value: Any, encode: Callable[[Any], Any], made: dict[int, Any]) -> Any:
+    """``_plain_dict``'s ``encode`` of any other object: ``to_dict()`` where it has one, a list,
+    tuple or dict item by item, ``JSONrepr()``, or the value as it is."""
+    if hasattr(value, "to_dict"):
+        result = value.to_dict()
+        return result if made.get(id(result)) is result else encode(result)
+    if isinstance(value, (list, tuple, dict)):
+        plain = (
+            [encode(item) for item in value]
+            if isinstance(value, (list, tuple))
+            else {name: encode(prop) for name, prop in value.items()}
+        )
+        made[id(plain)] = plain
+        return plain
+    return encode(value.JSONrepr()) if hasattr(value, "JSONrepr") else value
+
+
 _HELPER: tuple[str, ...] = ("intrinsic function",)
 _OTHER: tuple[str, ...] = ("other",)
+_JSONREPR: tuple[str, ...] = ("awacs",)
 _to_dict_of: dict[type, tuple[str, ...]] = {}  # class -> _HELPER, _OTHER or its required property names
 
 
@@ -132,14 +148,24 @@ def _to_dict_kind(kind: Any) -> tuple[str, ...]:
     """How ``_plain_dict`` makes an object of class ``kind`` plain: for a troposphere object class
     whose ``to_dict`` and ``_validate_props`` are ``BaseAWSObject``'s (every class of troposphere
     4.11.1), the names of its required properties in ``props`` order (those ``_validate_props``
-    checks); ``_HELPER`` for an intrinsic function whose ``to_dict`` is ``AWSHelperFn``'s; else
-    ``_OTHER`` (``to_dict()``, ``JSONrepr()`` or the value as it is)."""
+    checks); ``_HELPER`` for an intrinsic function whose ``to_dict`` is ``AWSHelperFn``'s;
+    ``_JSONREPR`` for an awacs class without ``to_dict`` (an object of it has one only as an
+    attribute of its own or, through awacs' ``__getattr__``, a property: checked for each object)
+    with ``JSONrepr``; else ``_OTHER`` (``to_dict()``, ``JSONrepr()`` or the value as it is)."""
     base, helper = troposphere.BaseAWSObject, troposphere.AWSHelperFn
     how = _OTHER
     if issubclass(kind, base) and kind.to_dict is base.to_dict and kind._validate_props is base._validate_props:
         how = tuple(name for name, (_, required) in kind.props.items() if required)
     elif issubclass(kind, helper) and kind.to_dict is helper.to_dict:
         how = _HELPER
+    elif (
+        issubclass(kind, (awacs.AWSObject, awacs.AWSHelperFn))
+        and not issubclass(kind, (list, tuple, dict))
+        and not hasattr(kind, "to_dict")
+        and hasattr(kind, "JSONrepr")
+        and getattr(kind, "__getattr__", None) in (None, awacs.AWSObject.__getattr__)
+    ):
+        how = _JSONREPR
     _to_dict_of[kind] = how
     return how
 
@@ -191,18 +217,26 @@ def _json_chunks(value: Any, indent: str, append: Callable[[str], None]) -> None
 # without a call): a call less per value than through _json_chunks.
 
 
+_JSON_KEY: dict[str, str] = {}  # a key's JSON text and the separator after it, by key: made once in a run
+
+
+def _json_key(key: str) -> str:
+    text = _JSON_KEY[key] = _json_string(key) + ": "
+    return text
+
+
 def _json_mapping(value: dict[Any, Any], indent: str, append: Callable[[str], None]) -> None:
     if not value:
         append("{}")
         return
     inner = indent + " "
     separator = "{\n" + inner
+    keys = _JSON_KEY
     for key, item in value.items():
         if type(key) is not str:
             raise _NotPlainError
         append(separator)
-        append(_json_string(key))
-        append(": ")
+        append(keys.get(key) or _json_key(key))
         kind = type(item)
         if kind is str:
             append(_json_string(item))
@@ -564,8 +598,23 @@ def _intrinsic(data: dict[str, Any]) -> tuple[str, Any] | None:
     return None
 
 
+# Texts of the direct writer by string, made once in a run (the same keys and values recur in
+# every template): a key with its colon (``Type:``), a value after its key (`` AWS::SQS::Queue`` and
+# the line break), a sequence item with its dash (``- sqs:SendMessage`` and the line break). A
+# literal block (its lines at an indent) is written each time.
+_KEY_TEXT: dict[str, str] = {}
+_VALUE_LINE: dict[str, str] = {}
+_ITEM_LINE: dict[str, str] = {}
+
+
+def _key_text(key: str) -> str:
+    text = _KEY_TEXT[key] = _scalar(key, True) + ":"
+    return text
+
+
 def _mapping(data: dict[str, Any], indent: str, out: list[str], inline: bool) -> None:
     """The entries of a non-empty mapping at ``indent``; the first on the current line when ``inline``."""
+    keys, lines = _KEY_TEXT, _VALUE_LINE
     for key, value in data.items():
         if type(key) is not str:
             raise _NotDirectError
@@ -573,21 +622,26 @@ def _mapping(data: dict[str, Any], indent: str, out: list[str], inline: bool) ->
             inline = False
         else:
             out.append(indent)
-        out.append(_scalar(key, True))
+        out.append(keys.get(key) or _key_text(key))
         kind = type(value)
         if kind is str:  # most values: _value's first case, written here without the call
-            text = _scalar(value, False)
-            out.append(": " + (_literal(value, indent + "  ") if text is _LITERAL else text + "\n"))
+            line = lines.get(value)
+            if line is None:
+                text = _scalar(value, False)
+                if text is _LITERAL:
+                    out.append(" " + _literal(value, indent + "  "))
+                    continue
+                line = lines[value] = " " + text + "\n"
+            out.append(line)
         elif kind is dict:  # the next most: straight to _value's case of a mapping
-            out.append(":")
             _dict_value(value, indent, out, True)
         else:
-            out.append(":")
             _value(value, indent, out, True)
 
 
 def _sequence(data: list[Any], indent: str, out: list[str], inline: bool) -> None:
     """The items of a non-empty sequence, dashes at ``indent``; the first on the current line when ``inline``."""
+    lines = _ITEM_LINE
     for item in data:
         if inline:
             inline = False
@@ -595,8 +649,14 @@ def _sequence(data: list[Any], indent: str, out: list[str], inline: bool) -> Non
             out.append(indent)
         kind = type(item)
         if kind is str:  # as _value writes it, without the call
-            text = _scalar(item, False)
-            out.append("- " + (_literal(item, indent + "  ") if text is _LITERAL else text + "\n"))
+            line = lines.get(item)
+            if line is None:
+                text = _scalar(item, False)
+                if text is _LITERAL:
+                    out.append("- " + _literal(item, indent + "  "))
+                    continue
+                line = lines[item] = "- " + text + "\n"
+            out.append(line)
         elif kind is dict:
             out.append("- ")
             _dict_value(item, indent, out, False)
