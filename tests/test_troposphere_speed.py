@@ -365,6 +365,12 @@ def _templates_to_render() -> Iterator[tuple[str, Template]]:
         "an awacs object with a to_dict attribute",
         template(policy(PolicyDocument={}, Metadata={"Action": action})),
     )
+    ref = Ref("Elsewhere")
+    ref.to_dict = lambda: {"Ref": "Replaced"}  # type: ignore[method-assign]
+    yield "an intrinsic function with a to_dict attribute", template(policy(PolicyDocument={}, Metadata={"R": ref}))
+    queue = Queue("Jobs")
+    object.__setattr__(queue, "to_dict", lambda: {"Type": "AWS::SQS::Queue", "Replaced": True})
+    yield "a troposphere object with a to_dict attribute", template(queue)
 
 
 @pytest.mark.parametrize("case", [case for case, _template in _templates_to_render()])
@@ -392,5 +398,7 @@ def test_render_plain_dict_is_troposphere_s_to_dict(case: str) -> None:
             "a resource without properties",
             "an awacs policy",
             "an awacs object with a to_dict attribute",
+            "an intrinsic function with a to_dict attribute",
+            "a troposphere object with a to_dict attribute",
         )
     )

@@ -92,16 +92,16 @@ def _plain_dict(t: Template) -> dict[str, Any]:
         how = _to_dict_of.get(kind)
         if how is None:
             how = _to_dict_kind(kind)
+        if (  # any other object, or one with a to_dict of its own (an attribute, or an awacs property)
+            how is _OTHER
+            or "to_dict" in (state := value.__dict__)
+            or (how is _JSONREPR and "to_dict" in state.get("properties", ()))
+        ):
+            return _other(value, encode, made)
+        if how is _JSONREPR:  # awacs: no to_dict
+            return encode(value.JSONrepr())
         if how is _HELPER:  # an intrinsic function: troposphere's AWSHelperFn.to_dict() is encode(data)
             result = encode(value.data)
-        elif (
-            how is _JSONREPR
-            and "to_dict" not in (state := value.__dict__)
-            and "to_dict" not in state.get("properties", ())
-        ):
-            return encode(value.JSONrepr())  # awacs: no to_dict (the object holds none of that name either)
-        elif how is _OTHER or how is _JSONREPR:
-            return _other(value, encode, made)
         else:  # troposphere's BaseAWSObject.to_dict(), its steps here (how: the required names)
             if value.do_validation:
                 properties = value.properties
@@ -149,9 +149,10 @@ def _to_dict_kind(kind: Any) -> tuple[str, ...]:
     whose ``to_dict`` and ``_validate_props`` are ``BaseAWSObject``'s (every class of troposphere
     4.11.1), the names of its required properties in ``props`` order (those ``_validate_props``
     checks); ``_HELPER`` for an intrinsic function whose ``to_dict`` is ``AWSHelperFn``'s;
-    ``_JSONREPR`` for an awacs class without ``to_dict`` (an object of it has one only as an
-    attribute of its own or, through awacs' ``__getattr__``, a property: checked for each object)
-    with ``JSONrepr``; else ``_OTHER`` (``to_dict()``, ``JSONrepr()`` or the value as it is)."""
+    ``_JSONREPR`` for an awacs class without ``to_dict`` with ``JSONrepr``; else ``_OTHER``
+    (``to_dict()``, ``JSONrepr()`` or the value as it is). An object of the first three has a
+    ``to_dict`` of its own only as an attribute (or, through awacs' ``__getattr__``, a property):
+    ``encode`` checks each one and takes the ``_OTHER`` way for it."""
     base, helper = troposphere.BaseAWSObject, troposphere.AWSHelperFn
     how = _OTHER
     if issubclass(kind, base) and kind.to_dict is base.to_dict and kind._validate_props is base._validate_props:
