@@ -321,6 +321,9 @@ def test_fast_awacs_init_builds_what_awacs_builds() -> None:
     assert seen["a statement, every property typed"] == seen["a document"] == "built"
     assert seen["a statement, Sid of the wrong type"] == seen["a document, an item of neither type"] == "raised"
     assert seen["a statement, an intrinsic function as Sid"] == "built"  # awacs takes any AWSHelperFn
+    kept = len(troposphere_speed._awacs_props)
+    _awacs_outcomes(fast_awacs_init, [partial(_Document, "Doc1", Sid="a")] * 5)
+    assert len(troposphere_speed._awacs_props) == kept  # props made for one object are not kept
 
 
 def _templates_to_render() -> Iterator[tuple[str, Template]]:

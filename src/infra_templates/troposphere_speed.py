@@ -204,7 +204,7 @@ AWACS_VERSION = "2.6.1"
 ORIGINAL_AWACS_INIT = awacs.AWSObject.__init__
 """awacs' own ``AWSObject.__init__``, as imported."""
 
-# props dict (by id; kept with it) -> how each keyword is assigned: (_TYPE, type) or (_LIST, types)
+# a class's props dict (by id; kept with it) -> how each keyword is assigned: (_TYPE, type) or (_LIST, types)
 _awacs_props: dict[int, tuple[dict[str, Any], dict[str, tuple[int, Any]]]] = {}
 
 
@@ -246,7 +246,11 @@ def fast_awacs_init(
     state["properties"] = properties
     state["resource"] = {dictname: properties} if dictname else properties
     state["_AWSObject__initialized"] = True
-    assigned = _awacs_assignments(props) if getattr(type_of(self), "__setattr__", None) is _AWACS_SETATTR else {}
+    cls = type_of(self)
+    # A class's own props (Statement's, Policy's) are looked up once; props made for one object (an
+    # AWSObject given props=) are not kept: each keyword goes through __setattr__
+    shared = props is getattr(cls, "props", None) and getattr(cls, "__setattr__", None) is _AWACS_SETATTR
+    assigned = _awacs_assignments(props) if shared else {}
     set_attribute = self.__setattr__
     for key, value in kwargs.items():
         how = assigned.get(key)
