@@ -22,8 +22,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
-from awscli.clidriver import create_clidriver
-from botocore.exceptions import ClientError
 
 # No credentials, configuration or instance metadata of the machine that runs the tests.
 CLEAN_ENVIRONMENT = {
@@ -190,6 +188,11 @@ def _driver() -> tuple[Any, _State]:
     handlers recording into a state each run resets."""
     if _drivers:
         return _drivers[0]
+    # awscli and botocore imported here, with the driver: a test worker that runs no command (the
+    # tests using this module are one xdist group) does not import them when it collects (0.2 s)
+    from awscli.clidriver import create_clidriver  # noqa: PLC0415
+    from botocore.exceptions import ClientError  # noqa: PLC0415
+
     _parse_each_template_once()
     driver, state = create_clidriver(), _State()
 
