@@ -69,7 +69,7 @@ schema: $(STAMP) ## write schema/environment.schema.json (editor support) from t
 # rewritten by every build, so a diff against it would be empty after any target); with DEPLOYED_DIR
 # set (deploy.sh records there instead), with that folder, as templates judges updates against it.
 diff: $(STAMP) ## what a build would change against what deploy.sh recorded as deployed (deployed/), a verdict per stack: make diff [ENV=name] [AGAINST=dir]
-	@$(PY) generate.py diff $(if $(ENV),--env $(ENV)) $(if $(AGAINST),--against $(AGAINST),$(if $(DEPLOYED_DIR),--against $(DEPLOYED_DIR))) || { status=$$?; test $$status -eq 3 || exit $$status; echo "make diff: changes found (generate.py diff exited 3)"; }
+	@$(PY) generate.py$(if $(DEPLOYED_DIR), --deployed $(DEPLOYED_DIR)) diff $(if $(ENV),--env $(ENV)) $(if $(AGAINST),--against $(AGAINST)) || { status=$$?; test $$status -eq 3 || exit $$status; echo "make diff: changes found (generate.py diff exited 3)"; }
 
 cost: templates ## fixed monthly cost per environment and stack at AWS list prices (AGAINST=dir: what a change costs)
 	$(PY) generate.py cost $(if $(AGAINST),--against $(AGAINST))

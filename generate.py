@@ -142,9 +142,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     changes.add_argument(
         "--against",
         type=Path,
-        default=ROOT / DEPLOYED_FOLDER,
         metavar="DIR",
-        help="folder to compare with (default: deployed/, what deploy.sh recorded as deployed)",
+        help="folder to compare with, which must exist: a copy of an earlier output/ or a record deploy.sh "
+        "wrote (default: the --deployed folder, deployed/ unless given, where a missing folder means nothing "
+        "was deployed yet)",
     )
     schema_command = commands.add_parser(
         "schema", help="write schema/environment.schema.json (editor support) from the settings models"
@@ -197,14 +198,14 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
             help="after writing, draw DIR/<folder>/architecture.*: all (DOT, and SVG and PNG when Graphviz's dot "
             "is installed; the default, as `make templates`), dot (the DOT source only), none",
         )
-    for sub in (parser, build):
+    for sub in (parser, build, changes):
         sub.add_argument(
             "--deployed",
             type=Path,
             metavar="DIR",
             help="what deploy.sh recorded as deployed (DIR/<folder>/<region>/<stack>.json), which the build judges "
-            "updates against (deploy.sh refuses the blocked ones); default: deployed/ beside the output folder. "
-            "make passes $DEPLOYED_DIR, the variable deploy.sh records under",
+            "updates against (deploy.sh refuses the blocked ones) and diff compares with; default: deployed/ "
+            "beside the output folder. make passes $DEPLOYED_DIR, the variable deploy.sh records under",
         )
     for sub in (parser, build, drawing):
         sub.add_argument(
@@ -322,10 +323,29 @@ def _summary(quiet: bool, label: str, stacks: list[Stack]) -> None:
         )
 
 
-def run_diff(names: list[str] | None, settings: Path, against: Path, quiet: bool) -> int:
-    """Compare freshly built stacks with DIR/<folder>/, folder by folder, as a build would write them:
-    without --env also the project folder, and folders of environments whose file was deleted."""
+def diff_baseline(against: Path | None, deployed: Path | None) -> Path:
+    """The folder ``diff`` compares with: ``--against DIR``, else the ``--deployed`` record, else
+    ``deployed/`` (what deploy.sh records by default)."""
+    chosen = against or deployed
+    return chosen if chosen is not None else ROOT / DEPLOYED_FOLDER
+
+
+def run_diff(
+    names: list[str] | None, settings: Path, against: Path | None, quiet: bool, deployed: Path | None = None
+) -> int:
+    """Compare freshly built stacks with DIR/<folder>/ (:func:`diff_baseline`), folder by folder, as a
+    build would write them: without --env also the project folder, and folders of environments whose
+    file was deleted. ``against`` names a folder the user typed: a missing one is refused (exit 2, as
+    ``cost --against``). The deploy record may not exist yet: before a first deploy, every stack is new."""
     from infra_templates import diff  # noqa: PLC0415 - each command imports only what it runs
+
+    if against is not None and not against.is_dir():
+        print(
+            f"diff: --against {against}: no such folder (a copy of an earlier output/, or what deploy.sh recorded)",
+            file=sys.stderr,
+        )
+        return EXIT_SETTINGS
+    against = diff_baseline(against, deployed)
 
     try:
         environments, project, _ = load_settings(settings, names)
@@ -434,7 +454,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "cost":
         return run_cost(args.env, args.output, args.against)
     if args.command == "diff":
-        return run_diff(args.env, args.settings, args.against, args.quiet)
+        return run_diff(args.env, args.settings, args.against, args.quiet, args.deployed)
     return build_and_draw(args)
 
 

@@ -6,9 +6,11 @@ Every figure is also given as a ratio to a floor measured in the same run, a bar
 and its speed varies, the ratios much less. The CDK peer's figure is quoted, not measured here.
 
 1. generation: a whole `python generate.py` process (every shipped environment), the import of
-   `generate` alone, and every environment in process as `generate.py` builds it (settings,
-   layers, rendering, DEPLOY.md/deploy.sh, writing): CPU medians of --repeat runs, in total and
-   per layer (each layer's build function, its own time only), plus the diagram of every folder;
+   `generate` alone and, within it, of the libraries alone (the third-party modules a build imports,
+   none of ours: what no change to this project's code can take off), and every environment in
+   process as `generate.py` builds it (settings, layers, rendering, DEPLOY.md/deploy.sh, writing):
+   CPU medians of --repeat runs, in total and per layer (each layer's build function, its own time
+   only), plus the diagram of every folder;
 2. the gate on that output as users run it (`python generate.py check`, and with `--env` for one
    environment): wall and CPU time of the process and its workers, and each check's share as the
    gate itself prints it; with its findings cache off (a fresh clone's first gate) and filled;
@@ -251,6 +253,8 @@ def bench_generation(repeat: int, scratch: Path, base: Sample) -> tuple[list[str
     # The collector off, as generate.py turns it off before its imports when run as a command.
     code = f"import gc, sys; gc.disable(); sys.path[:0] = {[str(ROOT / 'src'), str(ROOT)]}; import generate"
     imports = median([run_process([sys.executable, "-c", code])[0] for _ in range(repeat)])
+    modules = library_modules(output)
+    libraries = median([run_process([sys.executable, "-c", libraries_code(modules)])[0] for _ in range(repeat)])
     environments = sorted(p.parent.name for p in output.glob("*/manifest.json"))
     in_process = statistics.median(totals)
 
@@ -266,6 +270,12 @@ def bench_generation(repeat: int, scratch: Path, base: Sample) -> tuple[list[str
             ms(process.wall),
         ),
         row("&nbsp;&nbsp;of which importing `generate`", imports.cpu, ms(imports.wall)),
+        row(
+            f"&nbsp;&nbsp;&nbsp;&nbsp;of which the libraries' {len(modules)} modules alone (troposphere, awacs, "
+            "pydantic, PyYAML and what they import; none of ours)",
+            libraries.cpu,
+            ms(libraries.wall),
+        ),
         row("&nbsp;&nbsp;of which building and writing every environment (in process)", in_process),
         *(
             row(f"&nbsp;&nbsp;&nbsp;&nbsp;layer `{name}`", statistics.median(per_layer[name]))
@@ -284,6 +294,44 @@ def bench_generation(repeat: int, scratch: Path, base: Sample) -> tuple[list[str
             ms(drawing.wall)),
     ]  # fmt: skip
     return rows, output
+
+
+LIBRARY_MODULES_CODE = """
+import gc, sys, sysconfig
+gc.disable()
+sys.path[:0] = {path!r}
+import generate
+status = generate.main(["--quiet", "--diagrams", "none", "--settings", {settings!r}, "--output", {output!r}])
+if status != 0:
+    raise SystemExit(status)
+site = {{sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]}}
+for name, module in sorted(sys.modules.items()):
+    if type(module).__name__ == "_LazyModule":  # deferred, never used (its attributes would load it)
+        continue
+    where = getattr(module, "__file__", None) or ""
+    if any(where.startswith(s + "/") for s in site):
+        print(name)
+"""
+
+
+def library_modules(output: Path) -> list[str]:
+    """The third-party modules (in the venv's site-packages) a whole `generate.py` build has imported
+    when it ends, in a process of its own: troposphere's, awacs', pydantic's, PyYAML's and what
+    they import. A module deferred and never used (cfn_flip, still a lazy module) is not counted."""
+    code = LIBRARY_MODULES_CODE.format(path=[str(ROOT / "src"), str(ROOT)], settings=str(SETTINGS), output=str(output))
+    return run_process([sys.executable, "-c", code])[1].split()
+
+
+def libraries_code(modules: list[str]) -> str:
+    """A process that imports ``modules`` and nothing of ours, as `generate.py` starts: the collector
+    off, pydantic's plugins off and its loader and cfn_flip deferred (deferred_imports, which
+    imports only the standard library)."""
+    return (
+        "import gc, os, sys; gc.disable(); os.environ.setdefault('PYDANTIC_DISABLE_PLUGINS', '__all__'); "
+        f"sys.path[:0] = [{str(ROOT / 'src')!r}]; "
+        "from infra_templates.deferred_imports import install; install(); "
+        f"import {', '.join(modules)}"
+    )
 
 
 def _layer_order(per_layer: dict[str, list[float]]) -> list[str]:

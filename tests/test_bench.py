@@ -40,6 +40,8 @@ def test_bench_quick_mode_prints_every_table() -> None:
         r"(within|\*\*over\*\*) 0.35 s CPU \| [\d,]+ ms \| [\d,]+ ms \| [\d.,]+x \|",
         out,
     )
+    libraries = re.search(r"of which the libraries' (\d+) modules alone \(troposphere, .*\| [\d,]+ ms \|", out)
+    assert libraries and int(libraries[1]) > 100, out  # troposphere's, awacs', pydantic's, PyYAML's
     assert re.search(
         r"\| &nbsp;&nbsp;its one environment ÷ our every environment \(one process\) \| \| \| [\d.,]+x \|", out
     )

@@ -153,6 +153,24 @@ def test_an_environment_never_written_is_all_new(tmp_path: Path) -> None:
     assert "shop-registry" not in out  # with --env, the project folder is not compared
 
 
+def test_a_missing_against_folder_is_refused_but_a_missing_record_means_nothing_deployed(
+    tmp_path: Path, settings_dir: Path
+) -> None:
+    """--against names a folder the user typed: a missing one is a typo, refused as ``cost --against``
+    refuses it (exit 2, nothing compared). The deploy record (--deployed, make's DEPLOYED_DIR) does not
+    exist before a first deploy: every stack is new (exit 3)."""
+    code, out, err = diff("--env", "dev", "--settings", str(settings_dir), "--against", str(tmp_path / "typo"))
+    assert (code, out) == (2, "")
+    assert f"diff: --against {tmp_path / 'typo'}: no such folder" in err
+    code, out, err = generate_main(
+        "--deployed", str(tmp_path / "never"), "diff", "--env", "dev", "--settings", str(settings_dir)
+    )
+    assert code == 3, err
+    assert f"dev (against {tmp_path / 'never' / 'dev'}/): nothing recorded there" in out
+    code, out, _ = diff("--env", "dev", "--settings", str(settings_dir), "--deployed", str(tmp_path / "never"))
+    assert code == 3 and "nothing recorded there" in out  # the option after the command as well
+
+
 def test_refused_settings_exit_2_like_build(against: Path, settings_dir: Path) -> None:
     edit_yaml(settings_dir / "prod.yaml", network__nat_gateways="some")
     code, out, err = diff("--settings", str(settings_dir), "--against", str(against))
@@ -185,7 +203,8 @@ def record(deployed: Path, written: Path, folder: str, layer: str, edit: Callabl
 def test_the_default_baseline_is_what_was_deployed_which_no_make_target_writes() -> None:
     import generate as cli  # noqa: PLC0415
 
-    assert cli.parse_args(["diff"]).against == ROOT / "deployed"
+    args = cli.parse_args(["diff"])
+    assert cli.diff_baseline(args.against, args.deployed) == ROOT / "deployed"
     environ = {k: v for k, v in os.environ.items() if not k.startswith("MAKE")}
     for target in ("templates", "gate", "test", "golden", "cost"):  # none of them may write the baseline
         dry = subprocess.run(

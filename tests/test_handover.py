@@ -547,9 +547,12 @@ def test_a_record_kept_elsewhere_is_the_one_the_build_and_make_diff_read(tmp_pat
 
     assert "--deployed /x/rec" in make_dry_run("templates", "DEPLOYED_DIR=/x/rec")
     assert "--deployed" not in make_dry_run("templates")
-    assert "generate.py diff --env dev --against /x/rec" in make_dry_run("diff", "ENV=dev", "DEPLOYED_DIR=/x/rec")
-    assert "--against /a" in make_dry_run("diff", "DEPLOYED_DIR=/x/rec", "AGAINST=/a")  # AGAINST, when given, wins
+    # diff compares with the record (a folder that may not exist yet: nothing deployed) through --deployed;
+    # AGAINST, when given, wins, and must exist (generate.main refuses a missing one)
+    assert "generate.py --deployed /x/rec diff --env dev" in make_dry_run("diff", "ENV=dev", "DEPLOYED_DIR=/x/rec")
+    assert "--against /a" in make_dry_run("diff", "DEPLOYED_DIR=/x/rec", "AGAINST=/a")
     assert "--against" not in make_dry_run("diff")
+    assert "--deployed" not in make_dry_run("diff")
 
 
 def test_an_update_aws_would_refuse_says_allow_replace_cannot_make_it_pass(written: Path, tmp_path: Path) -> None:

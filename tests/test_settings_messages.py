@@ -45,6 +45,33 @@ def test_an_unknown_key_close_to_a_valid_one_is_suggested(settings_dir: Path, ke
     assert f"staging.yaml: {key}: is not a known setting; did you mean '{suggested}'?" in refusal(settings_dir)
 
 
+@pytest.mark.parametrize(
+    ("key", "suggested"),
+    [
+        ("services__web__desired_cont", "desired_count"),  # a field of a service: under a name the user chose
+        ("services__api__autoscaling__mn", "min"),  # a model inside a service
+        ("services__api__health_check__pth", "path"),
+    ],
+)
+def test_an_unknown_key_under_a_service_gets_the_service_s_keys(settings_dir: Path, key: str, suggested: str) -> None:
+    """``services`` maps names the user chose to services: the walk to the model that refused a key
+    steps over the name (it once stopped there, and a typo in a service had no suggestion)."""
+    edit_yaml(settings_dir / "staging.yaml", **{key: 1})
+    shown = key.replace("__", ".")
+    message = refusal(settings_dir)
+    expected = f"staging.yaml: {shown} = 1: is not a known setting; did you mean '{suggested}'?; valid keys here:"
+    assert expected in message
+
+
+def test_a_wrong_type_under_a_service_gets_the_field_s_description(settings_dir: Path) -> None:
+    from infra_templates.config import Service  # noqa: PLC0415
+
+    edit_yaml(settings_dir / "staging.yaml", services__web__memory="lots")
+    described = Service.model_fields["memory"].description
+    assert described
+    assert f"services.web.memory = 'lots': input should be a valid integer ({described})" in refusal(settings_dir)
+
+
 def test_an_unknown_key_far_from_any_gets_no_suggestion(settings_dir: Path) -> None:
     path = settings_dir / "staging.yaml"
     path.write_text(path.read_text() + "\nzzzz: 1\n")

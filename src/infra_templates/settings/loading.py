@@ -6,7 +6,8 @@ import ipaddress
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from types import UnionType
+from typing import Any, Union, get_args, get_origin
 
 import yaml
 from pydantic import (
@@ -394,28 +395,42 @@ def _description_at(model: type[BaseModel], loc: tuple[str | int, ...]) -> str |
     fields = [part for part in loc if isinstance(part, str)]
     if not fields:
         return None
-    parent: Any = model
-    for part in fields[:-1]:
-        if not (isinstance(parent, type) and issubclass(parent, BaseModel)) or part not in parent.model_fields:
-            return None
-        parent = _model_in(parent.model_fields[part].annotation)
-    if isinstance(parent, type) and issubclass(parent, BaseModel) and fields[-1] in parent.model_fields:
+    parent = _model_at(model, tuple(fields[:-1]))
+    if parent is not None and fields[-1] in parent.model_fields:
         return parent.model_fields[fields[-1]].description
     return None
 
 
 def _fields_at(model: type[BaseModel], loc: tuple[str | int, ...]) -> list[str]:
     """The keys a model accepts at ``loc`` (used to suggest what an unknown key should be)."""
+    current = _model_at(model, loc)
+    return sorted(k for k in current.model_fields if k != "name") if current is not None else []
+
+
+def _model_at(model: type[BaseModel], loc: tuple[str | int, ...]) -> type[BaseModel] | None:
+    """The settings model at ``loc`` (``("services", "api", "autoscaling")``: a service's
+    ``Autoscaling``), or None where ``loc`` leaves the models. A list's index and a mapping's key
+    (``services``' service names: ``dict[str, Service]``) step into the item's model."""
     current: Any = model
+    keyed = False  # the part before was a field holding a mapping: this part is one of its keys
     for part in loc:
-        if isinstance(part, int):
+        if isinstance(part, int) or keyed:
+            keyed = False
             continue
         if not (isinstance(current, type) and issubclass(current, BaseModel)) or part not in current.model_fields:
-            return []
-        current = _model_in(current.model_fields[part].annotation)
-    if isinstance(current, type) and issubclass(current, BaseModel):
-        return sorted(k for k in current.model_fields if k != "name")
-    return []
+            return None
+        annotation = current.model_fields[part].annotation
+        keyed = _holds_mapping(annotation)
+        current = _model_in(annotation)
+    return current if isinstance(current, type) and issubclass(current, BaseModel) else None
+
+
+def _holds_mapping(annotation: Any) -> bool:
+    """``dict[K, V]`` or ``Mapping[K, V]``, alone or in a union (``dict[str, Service] | None``)."""
+    origin = get_origin(annotation)
+    if origin is dict or origin is Mapping:
+        return True
+    return origin in (Union, UnionType) and any(_holds_mapping(arg) for arg in get_args(annotation))
 
 
 def _model_in(annotation: Any) -> Any:
