@@ -605,9 +605,9 @@ def test_the_cli_loads_the_pack_with_append_rules(tmp_path: Path) -> None:
     assert result.stdout.count(":E9003:") == 2, result.stdout + result.stderr
 
 
-def test_the_pack_alone_finds_what_it_finds_among_cfn_lints_rules() -> None:
-    """The rule tests above run the pack alone (``pack()``): on a template that breaks most of its
-    rules at once, it finds exactly what it finds appended to cfn-lint's own rules."""
+def _breaking_every_rule() -> list[tuple[str, set[str]]]:
+    """Templates that break every rule of the pack between them, each several at once: (text, the
+    rules it breaks)."""
     parts = [
         service(controller="CODE_DEPLOY", exec_=True, read_only=True, breaker=True),
         repository({**PULL, "Resource": ["*"]}),
@@ -619,11 +619,27 @@ def test_the_pack_alone_finds_what_it_finds_among_cfn_lints_rules() -> None:
     ]
     resources = {name: resource for part in parts for name, resource in part.items()}
     assert len(resources) == sum(map(len, parts))  # no logical ID taken twice
-    text = template(resources)
-    alone = pack_findings(text)
-    assert sorted(alone) == sorted(pack_findings(text, rules()))
-    broken = {"E9003", "E9004", "E9005", "E9006", "E9007", "E9008", "E9009", "E9010", "E9013"}
-    assert {rule for rule, _ in alone} >= broken
+    secrets = {
+        **task_with_secret({"Fn::Sub": SECRET + ":api_key::"}, [{"Fn::Sub": SECRET}]),
+        **data_api_cluster("aurora-postgresql", "16.0", "db.serverless"),
+    }
+    return [
+        (template(resources), {"E9003", "E9004", "E9005", "E9006", "E9007", "E9008", "E9009", "E9010", "E9013"}),
+        (template(secrets, {"SecretArn": {"Value": {"Fn::Sub": SECRET}}}), {"E9001", "E9002", "E9012"}),
+        (template(shifting_service(advanced=False)), {"E9011"}),
+    ]
+
+
+def test_the_pack_alone_finds_what_it_finds_among_cfn_lints_rules() -> None:
+    """The rule tests above run the pack alone (``pack()``): on templates that break every one of its
+    rules between them, it finds exactly what it finds appended to cfn-lint's own rules."""
+    broken: set[str] = set()
+    for text, breaks in _breaking_every_rule():
+        alone = pack_findings(text)
+        assert sorted(alone) == sorted(pack_findings(text, rules()))
+        assert {rule for rule, _ in alone} >= breaks
+        broken |= breaks
+    assert broken == {rule.id for rule in pack_rules()}
 
 
 def test_the_gate_runs_the_pack(tmp_path: Path) -> None:
