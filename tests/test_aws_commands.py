@@ -386,6 +386,30 @@ def test_the_cli_validator_refuses_what_the_cli_refuses(
     assert aws_cli.run(argv).accepted is accepted
 
 
+def test_the_kept_top_level_parser_parses_as_a_new_one() -> None:
+    """aws_cli keeps the driver's top-level parser for every run (_one_top_level_parser): it parses
+    each command line, top-level options and refusals included, as the one a new ``aws`` makes."""
+    driver, _ = aws_cli._driver()
+    table = driver._get_command_table()
+    kept, new = driver._create_parser(table), type(driver)._create_parser(driver, table)
+    assert kept is driver._create_parser(table) and kept is not new
+    for argv in (
+        ["ecs", "update-service", "--cluster", "c"],
+        ["--region", "eu-west-1", "--output", "text", "cloudformation", "describe-stacks", "--query", "Stacks[0]"],
+        ["s3", "cp", "a", "s3://b/c", "--no-verify-ssl", "--endpoint-url", "https://x", "--debug"],
+        ["--output", "txt", "sts", "get-caller-identity"],
+        ["no-such-service", "x"],
+    ):
+        parses = []
+        for parser in (kept, new):
+            try:
+                parsed, rest = parser.parse_known_args(argv)
+                parses.append((vars(parsed), rest))
+            except SystemExit as refused:
+                parses.append(("exit", refused.code))
+        assert parses[0] == parses[1], argv
+
+
 @pytest.mark.parametrize(
     ("argv", "accepted"),
     [
