@@ -214,7 +214,7 @@ class Generated:
 
 
 @pytest.fixture(scope="session")
-def generated(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Generated:
+def generated(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Generated:
     """One full ``generate.py`` run over the fixtures (PYTHONHASHSEED=1), shared by the tests that need
     written output: read it, or copy it (``shutil.copytree``) before changing anything.
 
@@ -222,7 +222,9 @@ def generated(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Gener
     under a lock in their common temporary folder, the others wait and read it), where each used to
     build and draw its own copy."""
     shared = tmp_path_factory.getbasetemp()
-    if worker_id != "master":  # an xdist worker: its base folder's parent is the run's, shared by all
+    # An xdist worker (its config has xdist's workerinput; not xdist's worker_id fixture, which
+    # `-p no:xdist` removes): its base folder's parent is the run's, shared by all
+    if hasattr(request.config, "workerinput"):
         shared = shared.parent
     folder = shared / "generated"
     folder.mkdir(exist_ok=True)

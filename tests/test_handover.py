@@ -407,12 +407,16 @@ def test_gate_fails_when_shellcheck_is_missing(tmp_path: Path, monkeypatch: pyte
         raise RuntimeError("shellcheck is not installed")
 
     monkeypatch.setattr(checks, "shellcheck_command", missing)
-    monkeypatch.setattr(checks, "check_checkov", lambda output: [])  # keep this test fast: not what it is about
+    # keep this test fast: not what it is about (the gate's own call, with its arguments)
+    monkeypatch.setattr(checks, "check_checkov", lambda output, environments=None, only=None: [])
     # A folder the other checks pass (no templates, a clean script): only the missing shellcheck can fail it.
     output = gate_folder(tmp_path, '#!/usr/bin/env bash\nset -euo pipefail\necho "${1:-}"\n')
     lines: list[str] = []
     assert checks.run_gate(output, lines.append) == 1
     assert "  [shellcheck] gate: could not run: shellcheck is not installed" in lines
+    assert [line for line in lines if "could not run" in line] == [
+        "  [shellcheck] gate: could not run: shellcheck is not installed"
+    ]  # the stand-in took the gate's call: no other step failed
 
 
 def make_dry_run(*args: str) -> str:
