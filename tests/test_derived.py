@@ -6,6 +6,9 @@ from __future__ import annotations
 import ast
 import json
 import os
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -89,6 +92,36 @@ def test_a_changed_source_derives_the_table_again(monkeypatch: pytest.MonkeyPatc
     assert derived.Table("probe", lambda: [source], derive).get("x") == 22
     after = list((tmp_path / "cache").glob("probe-*"))
     assert len(before) == len(after) == 1 and before != after  # the earlier table removed
+    assert not list((tmp_path / "cache").glob(".probe-*"))  # no staging folder left behind
+
+
+def test_processes_that_need_a_missing_table_at_once_derive_it_once(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A fresh clone's `make test` starts the build, the gate's workers and the test workers together:
+    one derives and writes a table, the others wait for it and read its folder. Threads stand in for
+    the processes: each opens the lock file itself, and flock excludes open files, not processes."""
+    monkeypatch.setattr(derived, "CACHE_FOLDER", tmp_path / "cache")
+    source = tmp_path / "data.json"
+    source.write_text("{}")
+    calls: list[int] = []
+    started = threading.Barrier(4)
+
+    def derive() -> dict[str, Any]:
+        calls.append(1)
+        time.sleep(0.2)  # long enough for every other thread to reach the lock meanwhile
+        return {"x": 1, "y": [2]}
+
+    def read() -> tuple[Any, Any]:
+        table = derived.Table("probe", lambda: [source], derive)
+        started.wait()
+        return table.get("x"), table.get("y")
+
+    with ThreadPoolExecutor(4) as pool:
+        answers = list(pool.map(lambda _: read(), range(4)))
+    assert answers == [(1, [2])] * 4
+    assert calls == [1]
+    assert len(list((tmp_path / "cache").glob("probe-*"))) == 1
     assert not list((tmp_path / "cache").glob(".probe-*"))  # no staging folder left behind
 
 

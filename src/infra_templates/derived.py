@@ -13,14 +13,16 @@ beside the credential scanner's cache), in a folder named after a digest of the 
 paths, sizes and modification times and of the source text of the module that derives it: a new
 version of the tool's data, or a change to the derivation, derives the table again (and removes
 the earlier folder). The folder appears whole or not at all (written aside, then renamed), so
-concurrent processes (the test workers) never read half of one. Where that folder cannot be
-written, the derived table is kept in memory for the process, as before. The entries are the same
-either way: a cached table holds exactly what the derivation returns (tests/test_derived.py
-compares them).
+concurrent processes (the test workers) never read half of one, and one process at a time derives
+a table (a lock file beside it): the others wait for its folder instead of deriving their own.
+Where that folder cannot be written, the derived table is kept in memory for the process, as
+before. The entries are the same either way: a cached table holds exactly what the derivation
+returns (tests/test_derived.py compares them).
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -100,11 +102,27 @@ class Table:
         folder = CACHE_FOLDER / f"{self.name}-{stamp.hexdigest()[:16]}"
         if (folder / INDEX).is_file():
             return folder
+        try:
+            CACHE_FOLDER.mkdir(parents=True, exist_ok=True)
+            lock = (CACHE_FOLDER / f".{self.name}.lock").open("a")
+        except OSError:
+            return None  # a read-only installation: the table stays in memory
+        with lock:
+            # One process derives and writes a table at a time; another that needs it waits, then
+            # reads the folder. A fresh clone's `make test` starts the build, the gate's workers and
+            # the test workers at once: each derived the same tables and wrote, then deleted, its own
+            # copy of thousands of files (cfn-lint's handlers: 1,898).
+            fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+            if (folder / INDEX).is_file():
+                return folder
+            return self._write(folder)
+
+    def _write(self, folder: Path) -> Path | None:
+        """Derive the table and write it as ``folder``; None where it cannot be (kept in memory)."""
         table = self._whole()
         if not all(_KEY.match(key) for key in table):
             return None  # a key that is no safe file name: the table stays in memory
         try:
-            CACHE_FOLDER.mkdir(parents=True, exist_ok=True)
             staging = Path(tempfile.mkdtemp(prefix=f".{self.name}-", dir=CACHE_FOLDER))
             try:
                 for key, value in table.items():
