@@ -25,6 +25,7 @@ import atexit
 import gc
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 # pydantic loads its plugins, the first time it builds a model, from the entry points of every
@@ -143,7 +144,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "deployed/ by default: what deploy.sh recorded as deployed (DIR/<env>/<region>/<stack>.json); a copy of "
         "an earlier output/ (folders with a manifest.json) works too. Deleting "
         "or replacing a stateful resource prints a line starting with 'WARNING:'. Exit status: 0 no changes, "
-        "3 changes, 2 settings refused.",
+        "3 changes, 1 a change AWS refuses (or a folder compared with that cannot be read), 2 the settings or "
+        "a folder option refused.",
     )
     changes.add_argument(
         "--against",
@@ -242,6 +244,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 def run_build(names: list[str] | None, settings: Path, output: Path, quiet: bool, deployed: Path | None = None) -> int:
     """Write the folders of ``names`` (every environment and the project without), judging each update
     against ``deployed`` (default: ``deployed/`` beside ``output``, where deploy.sh records by default)."""
+    if deployed is not None and deployed.exists() and not deployed.is_dir():
+        print(f"generate.py: --deployed {deployed}: is not a folder (what deploy.sh recorded)", file=sys.stderr)
+        return EXIT_SETTINGS
     try:
         environments, project, everyone = load_settings(settings, names)
     except SettingsError as error:
@@ -336,6 +341,25 @@ def diff_baseline(against: Path | None, deployed: Path | None) -> Path:
     return chosen if chosen is not None else ROOT / DEPLOYED_FOLDER
 
 
+def _baseline_problem(
+    against: Path | None, deployed: Path | None, baseline_folders: Callable[[Path], list[str]]
+) -> str | None:
+    """Why diff cannot compare with the folder given, or None: ``--against`` must be a folder holding
+    a baseline (an output's ``<folder>/manifest.json`` or a record's ``<folder>/<region>/<stack>.json``:
+    a folder the user typed, where a typo must not read as "nothing deployed"); ``--deployed`` may be
+    missing (nothing deployed yet) but not a file; the two name two baselines."""
+    what = "a copy of an earlier output/, or what deploy.sh recorded"
+    if against is not None and deployed is not None:
+        return f"--against {against} and --deployed {deployed} name two folders to compare with; give one"
+    if against is not None and not against.is_dir():
+        return f"--against {against}: {'is not a' if against.exists() else 'no such'} folder ({what})"
+    if against is not None and not baseline_folders(against):
+        return f"--against {against}: holds no <folder>/manifest.json nor <folder>/<region>/<stack>.json ({what})"
+    if deployed is not None and deployed.exists() and not deployed.is_dir():
+        return f"--deployed {deployed}: is not a folder (what deploy.sh recorded)"
+    return None
+
+
 def run_diff(
     names: list[str] | None, settings: Path, against: Path | None, quiet: bool, deployed: Path | None = None
 ) -> int:
@@ -345,11 +369,9 @@ def run_diff(
     ``cost --against``). The deploy record may not exist yet: before a first deploy, every stack is new."""
     from infra_templates import diff  # noqa: PLC0415 - each command imports only what it runs
 
-    if against is not None and not against.is_dir():
-        print(
-            f"diff: --against {against}: no such folder (a copy of an earlier output/, or what deploy.sh recorded)",
-            file=sys.stderr,
-        )
+    unusable = _baseline_problem(against, deployed, diff.baseline_folders)
+    if unusable:
+        print(f"diff: {unusable}", file=sys.stderr)
         return EXIT_SETTINGS
     against = diff_baseline(against, deployed)
 

@@ -118,7 +118,7 @@ def test_stacks_added_and_removed_are_reported(against: Path) -> None:
     assert "1 added, 1 removed" in out
     count = BUILT.stacks["dev"]["network"].resource_count
     assert f"+ stack shop-dev-network (eu-west-1): new, {count} resources" in out
-    assert "- stack shop-dev-legacy (eu-west-1): no longer generated; it holds 1 resources" in out
+    assert "- stack shop-dev-legacy (eu-west-1): no longer generated; it holds 1 resource," in out
     assert (
         "WARNING: DELETES STATEFUL shop-dev-legacy Bucket (AWS::S3::Bucket): its stack is no longer generated; "
         "DeletionPolicy Retain keeps the old one, orphaned outside the stack"
@@ -146,7 +146,7 @@ def test_the_project_folder_is_compared_on_a_full_diff(against: Path, settings_d
 
 
 def test_an_environment_never_written_is_all_new(tmp_path: Path) -> None:
-    code, out, _ = diff("--env", "prod", "--against", str(tmp_path))
+    code, out, _ = diff("--env", "prod", "--deployed", str(tmp_path))  # a deploy record with nothing in it
     assert code == 3
     assert "nothing recorded there (deploy.sh records each stack it deploys), every stack is new" in out
     assert f"+ stack shop-prod-keys (eu-west-1): new, {BUILT.stacks['prod']['keys'].resource_count} resources" in out
@@ -162,6 +162,30 @@ def test_a_missing_against_folder_is_refused_but_a_missing_record_means_nothing_
     code, out, err = diff("--env", "dev", "--settings", str(settings_dir), "--against", str(tmp_path / "typo"))
     assert (code, out) == (2, "")
     assert f"diff: --against {tmp_path / 'typo'}: no such folder" in err
+    # a folder that holds no baseline of either kind (settings, an empty folder), a file, and both options
+    (tmp_path / "empty").mkdir()
+    for given, problem in (
+        (settings_dir, "holds no <folder>/manifest.json nor <folder>/<region>/<stack>.json"),
+        (tmp_path / "empty", "holds no <folder>/manifest.json"),
+        (settings_dir / "dev.yaml", "is not a folder"),
+    ):
+        code, out, err = diff("--env", "dev", "--settings", str(settings_dir), "--against", str(given))
+        assert (code, out) == (2, ""), given
+        assert f"diff: --against {given}: {problem}" in err
+    code, _, err = diff("--env", "dev", "--settings", str(settings_dir), "--deployed", str(settings_dir / "dev.yaml"))
+    assert code == 2 and f"diff: --deployed {settings_dir / 'dev.yaml'}: is not a folder" in err
+    code, _, err = generate_main(
+        "--deployed", str(tmp_path), "diff", "--env", "dev", "--settings", str(settings_dir), "--against", str(tmp_path)
+    )
+    assert code == 2 and "name two folders to compare with; give one" in err
+    # the build judges updates against --deployed too: a file there is refused before anything is built
+    output = tmp_path / "out"
+    code, _, err = generate_main(
+        "--deployed", str(settings_dir / "dev.yaml"), "--env", "dev", "--settings", str(settings_dir),
+        "--output", str(output), "--diagrams", "none",
+    )  # fmt: skip
+    assert code == 2 and f"generate.py: --deployed {settings_dir / 'dev.yaml'}: is not a folder" in err
+    assert not output.exists()
     code, out, err = generate_main(
         "--deployed", str(tmp_path / "never"), "diff", "--env", "dev", "--settings", str(settings_dir)
     )

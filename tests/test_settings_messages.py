@@ -72,6 +72,21 @@ def test_a_wrong_type_under_a_service_gets_the_field_s_description(settings_dir:
     assert f"services.web.memory = 'lots': input should be a valid integer ({described})" in refusal(settings_dir)
 
 
+@pytest.mark.parametrize("name", ["defaults", "project", "delivery"])
+def test_a_reserved_name_given_to_env_says_what_it_names(settings_dir: Path, name: str) -> None:
+    """``--env defaults`` read defaults.yaml as an environment: nine 'is required' lines and the advice
+    to rename the file, which would break every environment. One line now says what the name is."""
+    from infra_templates.settings.common import RESERVED_ENVIRONMENT_NAMES  # noqa: PLC0415
+    from infra_templates.settings.project import RESERVED_MEANINGS  # noqa: PLC0415
+
+    assert set(RESERVED_MEANINGS) == set(RESERVED_ENVIRONMENT_NAMES)
+    with pytest.raises(SettingsError) as caught:
+        load_settings(settings_dir, [name])
+    assert caught.value.problems == [
+        f"--env {name}: {RESERVED_MEANINGS[name]}, not an environment; environments here: {', '.join(ENVIRONMENTS)}"
+    ]
+
+
 def test_an_unknown_key_far_from_any_gets_no_suggestion(settings_dir: Path) -> None:
     path = settings_dir / "staging.yaml"
     path.write_text(path.read_text() + "\nzzzz: 1\n")

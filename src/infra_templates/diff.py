@@ -106,9 +106,9 @@ class StackDiff:
         """One line: ``in place``, ``replaces X (stateful)``, ``cannot deploy: ...``, or what a new or
         removed stack does."""
         if self.action == "add":
-            return f"creates the stack ({self.resource_count} resources)"
+            return f"creates the stack ({_resource_count(self.resource_count)})"
         if self.action == "remove":
-            return f"deletes the stack ({self.resource_count} resources), unless you keep it"
+            return f"deletes the stack ({_resource_count(self.resource_count)}), unless you keep it"
         blocked = [r.removeprefix("REFUSED: ").split(";")[0] for r in self.refusals]
         blocked += [d for c in self.changes for d in c.details if "CloudFormation refuses to" in d]
         blocked += [
@@ -626,12 +626,12 @@ def report(label: str, diffs: Sequence[StackDiff]) -> list[str]:
     ]
     for stack in changed:
         if stack.action == "add":
-            lines.append(f"+ stack {stack.name} ({stack.region}): new, {stack.resource_count} resources")
+            lines.append(f"+ stack {stack.name} ({stack.region}): new, {_resource_count(stack.resource_count)}")
             continue
         if stack.action == "remove":
             lines.append(
-                f"- stack {stack.name} ({stack.region}): no longer generated; it holds {stack.resource_count} "
-                "resources, which deleting the stack deletes"
+                f"- stack {stack.name} ({stack.region}): no longer generated; it holds "
+                f"{_resource_count(stack.resource_count)}, which deleting the stack deletes"
             )
             continue
         resources = [c for c in stack.changes if c.section == "Resources"]
@@ -656,3 +656,8 @@ def report(label: str, diffs: Sequence[StackDiff]) -> list[str]:
     lines.append("Verdict, per stack:")
     lines.extend(f"  {stack.name}: {stack.verdict}" for stack in changed)
     return lines
+
+
+def _resource_count(count: int) -> str:
+    """``1 resource``, ``3 resources``."""
+    return f"{count} resource{'' if count == 1 else 's'}"

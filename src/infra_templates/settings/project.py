@@ -217,6 +217,15 @@ def primary_of(environment: Environment, environments: Sequence[Environment]) ->
     return next((e for e in environments if e.name == environment.dr.protects), None)
 
 
+RESERVED_MEANINGS = {
+    "defaults": "names defaults.yaml, the settings every environment shares",
+    "project": "names the folder of the project-wide stacks (output/project/), which a build without --env writes",
+    "delivery": "names the folder of the services' release files (output/delivery/), which a build without --env "
+    "writes",
+}
+"""What each of settings.common.RESERVED_ENVIRONMENT_NAMES is, for a user who gives it to --env."""
+
+
 def load_settings(
     folder: Path, names: Sequence[str] | None = None
 ) -> tuple[list[Environment], Project, list[Environment]]:
@@ -235,6 +244,14 @@ def load_settings(
                 f"--env {_shown(n)}: is not an environment name (lower-case letters and digits, starting with a "
                 f"letter, at most 12){did_you_mean(n, everything)}; environments here: {', '.join(everything)}"
                 for n in bad
+            ]
+        )
+    reserved = [n for n in names or () if n in RESERVED_MEANINGS]
+    if reserved:  # not an environment: loading <name>.yaml would report a file that is not one
+        raise SettingsError(
+            [
+                f"--env {n}: {RESERVED_MEANINGS[n]}, not an environment; environments here: {', '.join(everything)}"
+                for n in reserved
             ]
         )
     problems: list[str] = _misnamed(folder)
