@@ -511,11 +511,19 @@ def _draw_built(names: list[str] | None, output: Path, diagrams: str, quiet: boo
         if not quiet:
             print("diagrams: DOT source only, Graphviz's dot is not installed (`make dot` installs it)")
     folders = [output / name for name in names] if names else sorted(p.parent for p in output.glob("*/manifest.json"))
+    unbuilt = output / PROJECT_FOLDER
     for folder in folders:
         try:
             diagram.write(folder, dot_only=dot_only, detail=detail)
         except (diagram.DiagramError, OSError) as error:
-            print(f"diagrams: {_relative(folder)} not drawn: {error}", file=sys.stderr)
+            reason = (
+                f"its diagram reads the project's stacks, and {_relative(unbuilt)}/ was never built there (a build "
+                "with --env writes only those environments' folders: build without --env once, as `make templates` "
+                "does, and --env draws from then on)"
+                if names and not (unbuilt / "manifest.json").is_file()
+                else str(error)
+            )
+            print(f"diagrams: {_relative(folder)} not drawn: {reason}", file=sys.stderr)
     return 0
 
 

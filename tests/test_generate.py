@@ -127,6 +127,9 @@ def test_diagrams_none_and_dot(tmp_path: Path) -> None:
     status, _, err = generate_main("--quiet", "--diagrams", "dot", "--env", "dev", "--output", str(tmp_path / "b"))
     assert status == 0  # the templates are written; the diagram needs the project folder too
     assert "diagrams: " in err and "dev not drawn: " in err
+    # it says why and what to do, as the gate does for the same folder (not a bare file-not-found)
+    assert f"{tmp_path / 'b' / 'project'}/ was never built there" in err
+    assert "build without --env once, as `make templates` does" in err and "Errno" not in err
 
 
 def test_a_python_without_the_tools_gets_the_command_to_use(tmp_path: Path) -> None:
