@@ -11,11 +11,11 @@
                                                                      draw output/<env>/architecture.*
     python generate.py cost [--env NAME ...] [--output DIR] [--against DIR]    fixed monthly cost of written output
 
-Exit status: 0 done, 1 the gate found problems, 2 the settings were refused (nothing written) or
-`check --env` names a folder that is not there, 3 (diff only) the built templates differ from those
-in DIR; diff exits 1 when a change is one AWS refuses (a REFUSED: line, e.g. a CODE_DEPLOY
-service's load balancers or capacity mix). schema --check exits 1 when the
-committed schema is stale.
+Exit status: 0 done, 1 the gate found problems, 2 the settings were refused (nothing written), a
+folder option cannot be used or `check`, `cost` or `diagram` `--env` names a folder that is not
+there, 3 (diff only) the built templates differ from those in DIR; diff exits 1 when a change is
+one AWS refuses (a REFUSED: line, e.g. a CODE_DEPLOY service's load balancers or capacity mix).
+schema --check exits 1 when the committed schema is stale.
 """
 
 from __future__ import annotations
@@ -345,15 +345,16 @@ def _baseline_problem(
     against: Path | None, deployed: Path | None, baseline_folders: Callable[[Path], list[str]]
 ) -> str | None:
     """Why diff cannot compare with the folder given, or None: ``--against`` must be a folder holding
-    a baseline (an output's ``<folder>/manifest.json`` or a record's ``<folder>/<region>/<stack>.json``:
-    a folder the user typed, where a typo must not read as "nothing deployed"); ``--deployed`` may be
+    a baseline (an output's ``<folder>/manifest.json`` or a record's ``<folder>/<region>/<stack>.json``)
+    or nothing at all (every stack new, as ``cost --against`` an empty folder): a folder the user
+    typed, where a typo must not read as "nothing deployed"; ``--deployed`` may be
     missing (nothing deployed yet) but not a file; the two name two baselines."""
     what = "a copy of an earlier output/, or what deploy.sh recorded"
     if against is not None and deployed is not None:
         return f"--against {against} and --deployed {deployed} name two folders to compare with; give one"
     if against is not None and not against.is_dir():
         return f"--against {against}: {'is not a' if against.exists() else 'no such'} folder ({what})"
-    if against is not None and not baseline_folders(against):
+    if against is not None and not baseline_folders(against) and any(against.iterdir()):  # empty: nothing before
         return f"--against {against}: holds no <folder>/manifest.json nor <folder>/<region>/<stack>.json ({what})"
     if deployed is not None and deployed.exists() and not deployed.is_dir():
         return f"--deployed {deployed}: is not a folder (what deploy.sh recorded)"
@@ -427,6 +428,8 @@ def run_schema(check: bool) -> int:
 def run_diagram(names: list[str] | None, output: Path, dot_only: bool, detail: str = "traffic") -> int:
     from infra_templates import diagram  # noqa: PLC0415 - each command imports only what it runs
 
+    if _unbuilt("diagram", names, output):
+        return EXIT_SETTINGS
     folders = [output / name for name in names] if names else sorted(p.parent for p in output.glob("*/manifest.json"))
     if not folders:
         print(f"diagram: no manifest.json under {_relative(output)}/: run `make templates` first", file=sys.stderr)
@@ -447,6 +450,8 @@ def run_cost(names: list[str] | None, output: Path, against: Path | None) -> int
     if against is not None and not against.is_dir():
         print(f"cost: --against {against}: no such folder (a copy of an earlier output/)", file=sys.stderr)
         return 2
+    if _unbuilt("cost", names, output):
+        return EXIT_SETTINGS
     try:
         estimates = cost.read_output(output, names)
         old = cost.read_output(against, names, missing_ok=True) if against is not None else None
@@ -455,6 +460,20 @@ def run_cost(names: list[str] | None, output: Path, against: Path | None) -> int
         return 1
     print("\n".join(cost.report(estimates, detail=old is None) if old is None else cost.compare(old, estimates)))
     return 0
+
+
+def _unbuilt(command: str, names: list[str] | None, output: Path) -> bool:
+    """Whether an ``--env`` names a folder of ``output`` without a manifest.json, said on stderr as the
+    gate says it for ``check --env`` (the same exit status, 2, by the caller)."""
+    missing = [name for name in names or () if not (output / name / "manifest.json").is_file()]
+    built = sorted(p.parent.name for p in output.glob("*/manifest.json"))
+    for name in missing:
+        print(
+            f"{command}: --env {name}: {_relative(output / name / 'manifest.json')} is not there (run `make "
+            f"templates`); folders: {', '.join(built) or 'none'}",
+            file=sys.stderr,
+        )
+    return bool(missing)
 
 
 def _relative(path: Path) -> str:

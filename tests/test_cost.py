@@ -361,6 +361,17 @@ def test_cli_against_a_folder_that_is_not_there_is_refused(tmp_path: Path) -> No
     assert "nowhere: no such folder" in result.stderr and "Traceback" not in result.stderr
 
 
+def test_cli_env_naming_a_folder_that_is_not_there_is_refused_as_check_refuses_it(tmp_path: Path) -> None:
+    result = _main("--output", str(GOLDEN), "--env", "nosuch")
+    assert result.returncode == 2 and "Traceback" not in result.stderr and "Errno" not in result.stderr
+    manifest = GOLDEN / "nosuch" / "manifest.json"  # shown relative to the working folder when inside it
+    shown = manifest.relative_to(Path.cwd()) if manifest.is_relative_to(Path.cwd()) else manifest
+    built = ", ".join(sorted(p.parent.name for p in GOLDEN.glob("*/manifest.json")))
+    assert f"cost: --env nosuch: {shown} is not there (run `make templates`); folders: {built}\n" == result.stderr
+    status, _, err = generate_main("diagram", "--output", str(tmp_path), "--env", "nosuch", "--dot-only")
+    assert status == 2 and f"diagram: --env nosuch: {tmp_path / 'nosuch' / 'manifest.json'} is not there" in err
+
+
 def test_cli_against_an_empty_folder_shows_everything_as_new(tmp_path: Path) -> None:
     result = _main("--output", str(GOLDEN), "--env", "dev", "--against", str(tmp_path))
     assert result.returncode == 0, result.stderr

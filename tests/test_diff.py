@@ -162,11 +162,13 @@ def test_a_missing_against_folder_is_refused_but_a_missing_record_means_nothing_
     code, out, err = diff("--env", "dev", "--settings", str(settings_dir), "--against", str(tmp_path / "typo"))
     assert (code, out) == (2, "")
     assert f"diff: --against {tmp_path / 'typo'}: no such folder" in err
-    # a folder that holds no baseline of either kind (settings, an empty folder), a file, and both options
+    # a folder that holds no baseline of either kind (the settings), a file, and both options; an empty
+    # folder is nothing before (every stack new), as for cost --against
     (tmp_path / "empty").mkdir()
+    code, out, _ = diff("--env", "dev", "--settings", str(settings_dir), "--against", str(tmp_path / "empty"))
+    assert code == 3 and "every stack is new" in out
     for given, problem in (
         (settings_dir, "holds no <folder>/manifest.json nor <folder>/<region>/<stack>.json"),
-        (tmp_path / "empty", "holds no <folder>/manifest.json"),
         (settings_dir / "dev.yaml", "is not a folder"),
     ):
         code, out, err = diff("--env", "dev", "--settings", str(settings_dir), "--against", str(given))
