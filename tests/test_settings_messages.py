@@ -63,6 +63,22 @@ def test_an_unknown_key_under_a_service_gets_the_service_s_keys(settings_dir: Pa
     assert expected in message
 
 
+def test_a_misspelt_service_name_is_suggested_not_only_its_missing_settings(settings_dir: Path) -> None:
+    """A service an environment's file names that defaults.yaml does not (``wbe`` for ``web``) lacks
+    the settings defaults.yaml gives the real one: the fix is its name, which the refusal suggests."""
+    path = settings_dir / "dev.yaml"
+    text = path.read_text()
+    assert "\n  web:" in text
+    path.write_text(text.replace("\n  web:", "\n  wbe:", 1))
+    message = refusal(settings_dir, "dev")
+    assert (
+        "dev.yaml: services.wbe.cpu: is required and set neither in this file nor in defaults.yaml "
+        "(services.wbe is in this file only; did you mean 'web'?)"
+    ) in message
+    path.write_text(text.replace("\n  web:", "\n  zzzzzz:", 1))  # far from any: no suggestion
+    assert "in this file only" not in refusal(settings_dir, "dev")
+
+
 def test_a_wrong_type_under_a_service_gets_the_field_s_description(settings_dir: Path) -> None:
     from infra_templates.config import Service  # noqa: PLC0415
 

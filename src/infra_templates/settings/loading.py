@@ -299,7 +299,8 @@ def _describe(error: Any, sources: dict[str, tuple[Path, dict[str, Any]]], merge
         message += "; remove the key to keep the defaults" if value is None else ""
     elif error["type"] == "missing":  # said of the file being loaded, where the value is missing
         own_path, _ = sources["own"]
-        return [f"{_show(own_path)}: {_dotted(loc)}: is required and set neither in this file nor in {DEFAULTS_FILE}"]
+        message = f"{_show(own_path)}: {_dotted(loc)}: is required and set neither in this file nor in {DEFAULTS_FILE}"
+        return [message + _new_service_hint(loc, sources)]
     else:
         message = str(error["msg"]).removeprefix("Value error, ")
         message = message[0].lower() + message[1:] if message else message
@@ -310,6 +311,20 @@ def _describe(error: Any, sources: dict[str, tuple[Path, dict[str, Any]]], merge
         if hint and error["type"] != "value_error":
             message += f" ({hint})"
     return [_line(loc, value, message, sources)]
+
+
+def _new_service_hint(loc: tuple[str | int, ...], sources: dict[str, tuple[Path, dict[str, Any]]]) -> str:
+    """For a setting missing from a service that only the environment's file names, close to one of
+    defaults.yaml's (``wbe`` beside ``web``): ``" (services.wbe is in this file only; did you mean
+    'web'?)"``, since the fix is then the name, not the settings asked for; else ``""``."""
+    if len(loc) < 3 or loc[0] != "services":
+        return ""
+    _, defaults = sources["defaults"]
+    named = defaults.get("services") if isinstance(defaults, dict) else None
+    if not isinstance(named, dict) or loc[1] in named:
+        return ""
+    hint = did_you_mean(loc[1], sorted(str(name) for name in named))
+    return f" (services.{loc[1]} is in this file only{hint})" if hint else ""
 
 
 def _line(
