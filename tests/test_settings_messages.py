@@ -220,3 +220,57 @@ def test_a_section_left_empty_or_given_a_list_is_told_in_settings_words_not_a_cl
     assert any(
         line.startswith(f"{path}: network: is not a mapping of settings (availability_zones, ") for line in problems
     )
+
+
+# --- from a new user's trial: the first line says what is wrong, not what follows from it ---------
+
+
+def test_a_settings_folder_that_is_not_there_is_said_so(tmp_path: Path) -> None:
+    with pytest.raises(SettingsError) as caught:
+        load_settings(tmp_path / "nowhere")
+    assert caught.value.problems == [
+        f"{tmp_path / 'nowhere'}: no such folder (the folder of defaults.yaml and <env>.yaml files)"
+    ]
+
+
+def test_a_file_name_given_to_env_suggests_the_environment(settings_dir: Path) -> None:
+    with pytest.raises(SettingsError) as caught:
+        load_settings(settings_dir, ["dev.yaml"])
+    assert "--env 'dev.yaml': is not an environment name" in caught.value.problems[0]
+    assert "; did you mean 'dev'?;" in caught.value.problems[0]
+
+
+def test_an_empty_file_and_a_missing_defaults_file_come_first(settings_dir: Path) -> None:
+    (settings_dir / "staging.yaml").write_text("# nothing yet\n")
+    problems = refusal(settings_dir).splitlines()
+    assert problems[0].endswith("staging.yaml: is empty: it must set at least what the lines below name")
+    assert all("is required and set neither" in line for line in problems[1:])
+    (settings_dir / "defaults.yaml").unlink()
+    problems = refusal(settings_dir, "dev").splitlines()
+    assert problems[0].endswith(
+        "defaults.yaml: is not there: it holds the settings every environment shares (start "
+        "from a copy of the shipped environments/defaults.yaml)"
+    )
+
+
+def test_a_misspelt_key_comes_before_the_missing_value_it_causes(settings_dir: Path) -> None:
+    path = settings_dir / "staging.yaml"
+    text = path.read_text()
+    assert "\nregion:" in text
+    path.write_text(text.replace("\nregion:", "\nregoin:", 1))
+    problems = refusal(settings_dir).splitlines()
+    misspelt = next(i for i, line in enumerate(problems) if "regoin" in line)
+    missing = next(i for i, line in enumerate(problems) if "region: is required" in line)
+    assert misspelt < missing
+    assert "did you mean 'region'?" in problems[misspelt]
+
+
+def test_the_valid_keys_are_those_a_file_may_set(settings_dir: Path) -> None:
+    """The keys the generator sets (name, standby, addons) are refused in a file: not offered as valid;
+    a model's own ``name`` (the database's) is a setting like any other."""
+    edit_yaml(settings_dir / "staging.yaml", colour="blue", database__nmae="shop")
+    message = refusal(settings_dir)
+    top = next(line for line in message.splitlines() if "colour" in line)
+    assert "valid keys here:" in top and not {"addons", "standby", "name"} & set(top.split(": ")[-1].split(", "))
+    database = next(line for line in message.splitlines() if "database.nmae" in line)
+    assert "did you mean 'name'?" in database and ", name," in database

@@ -51,6 +51,9 @@ def _misnamed(folder: Path) -> list[str]:
     ]
 
 
+SET_BY_THE_GENERATOR = ("name", "standby", "addons")  # Environment's fields no file may set
+
+
 def load_environment(name: str, folder: Path) -> Environment:
     """Read ``folder/defaults.yaml`` and ``folder/<name>.yaml``, merge and validate them.
 
@@ -63,7 +66,7 @@ def load_environment(name: str, folder: Path) -> Environment:
         raise SettingsError([f"{_show(env_path)}: no such environment file; environments here: {known}"])
     defaults = _read_mapping(defaults_path) if defaults_path.is_file() else {}
     own = _read_mapping(env_path)
-    for derived in ("name", "standby", "addons"):
+    for derived in SET_BY_THE_GENERATOR:
         if derived in own or derived in defaults:
             raise SettingsError(
                 [f"{_show(env_path)}: {derived}: is set by the generator, not in a file; remove the key"]
@@ -79,7 +82,18 @@ def load_environment(name: str, folder: Path) -> Environment:
     except ValidationError as error:
         sources = {"own": (env_path, own), "defaults": (defaults_path, defaults)}
         lines = {line for e in error.errors() for line in _describe(e, sources, merged)}
-        raise SettingsError(sorted(lines)) from None
+        # What is wrong before what is missing: a misspelt key (regoin) comes before the knock-on
+        # "region: is required" it causes
+        problems = sorted(lines, key=lambda line: ("is required and set neither" in line, line))
+        if not defaults_path.is_file():
+            problems.insert(
+                0,
+                f"{_show(defaults_path)}: is not there: it holds the settings every environment shares (start "
+                "from a copy of the shipped environments/defaults.yaml)",
+            )
+        elif not own:
+            problems.insert(0, f"{_show(env_path)}: is empty: it must set at least what the lines below name")
+        raise SettingsError(problems) from None
     except (ValueError, TypeError, ArithmeticError, RecursionError, LookupError) as error:
         # A value no rule foresaw made a rule itself fail: still a refusal, never a traceback.
         raise SettingsError(
@@ -451,7 +465,9 @@ def _description_at(model: type[BaseModel], loc: tuple[str | int, ...]) -> str |
 def _fields_at(model: type[BaseModel], loc: tuple[str | int, ...]) -> list[str]:
     """The keys a model accepts at ``loc`` (used to suggest what an unknown key should be)."""
     current = _model_at(model, loc)
-    return sorted(k for k in current.model_fields if k != "name") if current is not None else []
+    if current is None:
+        return []
+    return sorted(k for k in current.model_fields if not (current is Environment and k in SET_BY_THE_GENERATOR))
 
 
 def _model_at(model: type[BaseModel], loc: tuple[str | int, ...]) -> type[BaseModel] | None:

@@ -217,6 +217,13 @@ def primary_of(environment: Environment, environments: Sequence[Environment]) ->
     return next((e for e in environments if e.name == environment.dr.protects), None)
 
 
+def _file_name_hint(name: str, environments: Sequence[str]) -> str:
+    """``"; did you mean 'dev'?"`` for ``--env dev.yaml`` (a file's name where its environment's is
+    meant), else ``""``."""
+    stem = Path(name).name.removesuffix(".yaml").removesuffix(".yml")
+    return f"; did you mean {stem!r}?" if stem != name and stem in environments else ""
+
+
 RESERVED_MEANINGS = {
     "defaults": "names defaults.yaml, the settings every environment shares",
     "project": "names the folder of the project-wide stacks (output/project/), which a build without --env writes",
@@ -235,6 +242,8 @@ def load_settings(
     Every environment file is read and checked even when only some are named: the project-wide
     stacks and a DR pairing depend on all of them. SettingsError lists every problem at once.
     """
+    if not folder.is_dir():
+        raise SettingsError([f"{_show(folder)}: no such folder (the folder of defaults.yaml and <env>.yaml files)"])
     everything = available_environments(folder)
     wanted = list(names or everything)
     bad = [n for n in names or () if not re.fullmatch(ENVIRONMENT_NAME, n)]
@@ -242,7 +251,8 @@ def load_settings(
         raise SettingsError(
             [
                 f"--env {_shown(n)}: is not an environment name (lower-case letters and digits, starting with a "
-                f"letter, at most 12){did_you_mean(n, everything)}; environments here: {', '.join(everything)}"
+                f"letter, at most 12){_file_name_hint(n, everything) or did_you_mean(n, everything)}; environments "
+                f"here: {', '.join(everything)}"
                 for n in bad
             ]
         )
