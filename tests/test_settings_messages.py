@@ -274,3 +274,17 @@ def test_the_valid_keys_are_those_a_file_may_set(settings_dir: Path) -> None:
     assert "valid keys here:" in top and not {"addons", "standby", "name"} & set(top.split(": ")[-1].split(", "))
     database = next(line for line in message.splitlines() if "database.nmae" in line)
     assert "did you mean 'name'?" in database and ", name," in database
+
+
+def test_an_unquoted_account_id_with_a_leading_zero_is_shown_as_typed(settings_dir: Path) -> None:
+    """PyYAML reads 011111111111 as octal (1227133513): the refusal says what was typed."""
+    path = settings_dir / "staging.yaml"
+    text = path.read_text()
+    assert 'account_id: "222222222222"' in text
+    path.write_text(text.replace('account_id: "222222222222"', "account_id: 011111111111"))
+    message = refusal(settings_dir)
+    assert "account_id = 1227133513: must be a string: quote it in YAML" in message
+    assert "; if you typed 011111111111, YAML read it as the octal number 1227133513" in message
+    edit_yaml(settings_dir / "staging.yaml", account_id=123456789012)  # a decimal number: no such guess
+    message = refusal(settings_dir)
+    assert "account_id = 123456789012: must be a string" in message and "octal" not in message

@@ -79,8 +79,19 @@ def _cidr(value: object) -> ipaddress.IPv4Network:
 def quoted_string(value: object) -> object:
     """Refuse a YAML number where a string is meant, with the fix (quote it) in the message."""
     if isinstance(value, int | float) and not isinstance(value, bool):
-        raise ValueError("must be a string: quote it in YAML (e.g. '012345678901')")
+        raise ValueError(f"must be a string: quote it in YAML (e.g. '012345678901'){_octal_hint(value)}")
     return value
+
+
+def _octal_hint(value: object) -> str:
+    """YAML 1.1 (PyYAML) reads unquoted digits with a leading 0 as an octal number: an account ID
+    ``011111111111`` arrives as 1227133513, which the refusal shows. Where the value is the octal
+    reading of 12 digits starting with 0 (an account ID's length), what was most likely typed:
+    ``"; if you typed 011111111111, YAML read it as the octal number 1227133513"``."""
+    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+        return ""
+    typed = "0" + format(value, "o")
+    return f"; if you typed {typed}, YAML read it as the octal number {value}" if len(typed) == 12 else ""
 
 
 Cidr = Annotated[ipaddress.IPv4Network, BeforeValidator(_cidr)]
