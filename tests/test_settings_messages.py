@@ -85,7 +85,8 @@ def test_a_wrong_type_under_a_service_gets_the_field_s_description(settings_dir:
     edit_yaml(settings_dir / "staging.yaml", services__web__memory="lots")
     described = Service.model_fields["memory"].description
     assert described
-    assert f"services.web.memory = 'lots': input should be a valid integer ({described})" in refusal(settings_dir)
+    shown = described.rstrip(".")  # the description as a hint in parentheses, without its full stop
+    assert f"services.web.memory = 'lots': input should be a valid integer ({shown})" in refusal(settings_dir)
 
 
 @pytest.mark.parametrize("name", ["defaults", "project", "delivery"])

@@ -323,7 +323,7 @@ def _describe(error: Any, sources: dict[str, tuple[Path, dict[str, Any]]], merge
             message += did_you_mean(value, [quoted or number for quoted, number in choices])
         hint = _description_at(Environment, loc)
         if hint and error["type"] != "value_error":
-            message += f" ({hint})"
+            message += f" ({hint.rstrip('.')})"
     return [_line(loc, value, message, sources)]
 
 
