@@ -67,9 +67,10 @@ schema: $(STAMP) ## write schema/environment.schema.json (editor support) from t
 # generate.py diff exits 3 on changes: an answer, not an error, so make does not print "Error 3".
 # It compares with deployed/<env>/, which deploy.sh records and no make target rewrites (output/ is
 # rewritten by every build, so a diff against it would be empty after any target); with DEPLOYED_DIR
-# set (deploy.sh records there instead), with that folder, as templates judges updates against it.
+# set (deploy.sh records there instead), with that folder (--deployed: it may not exist yet, nothing
+# deployed), as templates judges updates against it; AGAINST=dir instead (--against: it must exist).
 diff: $(STAMP) ## what a build would change against what deploy.sh recorded as deployed (deployed/), a verdict per stack: make diff [ENV=name] [AGAINST=dir]
-	@$(PY) generate.py$(if $(DEPLOYED_DIR), --deployed $(DEPLOYED_DIR)) diff $(if $(ENV),--env $(ENV)) $(if $(AGAINST),--against $(AGAINST)) || { status=$$?; test $$status -eq 3 || exit $$status; echo "make diff: changes found (generate.py diff exited 3)"; }
+	@$(PY) generate.py$(if $(AGAINST),,$(if $(DEPLOYED_DIR), --deployed $(DEPLOYED_DIR))) diff $(if $(ENV),--env $(ENV)) $(if $(AGAINST),--against $(AGAINST)) || { status=$$?; test $$status -eq 3 || exit $$status; echo "make diff: changes found (generate.py diff exited 3)"; }
 
 cost: templates ## fixed monthly cost per environment and stack at AWS list prices (AGAINST=dir: what a change costs)
 	$(PY) generate.py cost $(if $(AGAINST),--against $(AGAINST))

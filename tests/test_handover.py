@@ -554,7 +554,8 @@ def test_a_record_kept_elsewhere_is_the_one_the_build_and_make_diff_read(tmp_pat
     # diff compares with the record (a folder that may not exist yet: nothing deployed) through --deployed;
     # AGAINST, when given, wins, and must exist (generate.main refuses a missing one)
     assert "generate.py --deployed /x/rec diff --env dev" in make_dry_run("diff", "ENV=dev", "DEPLOYED_DIR=/x/rec")
-    assert "--against /a" in make_dry_run("diff", "DEPLOYED_DIR=/x/rec", "AGAINST=/a")
+    with_both = make_dry_run("diff", "DEPLOYED_DIR=/x/rec", "AGAINST=/a")  # DEPLOYED_DIR may be exported
+    assert "--against /a" in with_both and "--deployed" not in with_both  # diff refuses the two together
     assert "--against" not in make_dry_run("diff")
     assert "--deployed" not in make_dry_run("diff")
 
