@@ -123,6 +123,14 @@ DELIVERY_FOLDER = "delivery"  # output/delivery/<service>/: files for the applic
 DEPLOYED_FOLDER = "deployed"
 
 
+def _path(text: str) -> Path:
+    """A folder option's value: refused when empty (``--against "$UNSET"``), which Path would read as
+    the working folder (argparse then exits 2 naming the option)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("an empty path (an unset variable?)")
+    return Path(text)
+
+
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="generate.py",
@@ -149,7 +157,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     )
     changes.add_argument(
         "--against",
-        type=Path,
+        type=_path,
         metavar="DIR",
         help="folder to compare with, which must exist: a copy of an earlier output/ or a record deploy.sh "
         "wrote (default: the --deployed folder, deployed/ unless given, where a missing folder means nothing "
@@ -182,7 +190,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "unit prices. With --against OLD: what changes per month from OLD's templates to DIR's.",
     )
     pricing.add_argument("--env", action="append", metavar="NAME", help="price only this folder (repeat for several)")
-    pricing.add_argument("--against", type=Path, metavar="DIR", help="show what changes against the templates in DIR")
+    pricing.add_argument("--against", type=_path, metavar="DIR", help="show what changes against the templates in DIR")
     for sub in (parser, build, changes):
         sub.add_argument(
             "--env",
@@ -193,7 +201,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         sub.add_argument("--quiet", action="store_true", help="print nothing but errors")
         sub.add_argument(
             "--settings",
-            type=Path,
+            type=_path,
             default=ROOT / "environments",
             metavar="DIR",
             help="folder of defaults.yaml and <env>.yaml files (default: environments/)",
@@ -209,7 +217,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     for sub in (parser, build, changes):
         sub.add_argument(
             "--deployed",
-            type=Path,
+            type=_path,
             metavar="DIR",
             help="what deploy.sh recorded as deployed (DIR/<folder>/<region>/<stack>.json), which the build judges "
             "updates against (deploy.sh refuses the blocked ones) and diff compares with; default: deployed/ "
@@ -225,7 +233,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         )
     for sub in (parser, build, check, drawing, pricing):
         sub.add_argument(
-            "--output", type=Path, default=ROOT / "output", metavar="DIR", help="output folder (default: output/)"
+            "--output", type=_path, default=ROOT / "output", metavar="DIR", help="output folder (default: output/)"
         )
     # An option given before the command (`generate.py --output X check`) must not be overwritten
     # by the command's own default for it: argparse's sub-parsers set their defaults over the values
@@ -260,7 +268,7 @@ def run_build(names: list[str] | None, settings: Path, output: Path, quiet: bool
         return _refuse(error.problems)
     replace_folders(output, folders, prune=not names)
     if not quiet:
-        print(f"wrote {', '.join(f'{output.name}/{name}/' for name in folders)}")
+        print(f"wrote {', '.join(f'{_relative(output / name)}/' for name in folders)}")
     return 0
 
 
@@ -334,11 +342,12 @@ def _summary(quiet: bool, label: str, stacks: list[Stack]) -> None:
         )
 
 
-def diff_baseline(against: Path | None, deployed: Path | None) -> Path:
+def diff_baseline(against: Path | None, deployed: Path | None, output: Path = ROOT / "output") -> Path:
     """The folder ``diff`` compares with: ``--against DIR``, else the ``--deployed`` record, else
-    ``deployed/`` (what deploy.sh records by default)."""
+    ``deployed/`` beside ``output`` (what deploy.sh records by default, and what a build with the same
+    ``--output`` judges its updates against)."""
     chosen = against or deployed
-    return chosen if chosen is not None else ROOT / DEPLOYED_FOLDER
+    return chosen if chosen is not None else output.parent / DEPLOYED_FOLDER
 
 
 def _baseline_problem(
@@ -354,6 +363,8 @@ def _baseline_problem(
         return f"--against {against} and --deployed {deployed} name two folders to compare with; give one"
     if against is not None and not against.is_dir():
         return f"--against {against}: {'is not a' if against.exists() else 'no such'} folder ({what})"
+    if against is not None and (against / "manifest.json").is_file():
+        return f"--against {against}: is one folder of an output; give the folder that holds it ({against.parent})"
     if against is not None and not baseline_folders(against) and any(against.iterdir()):  # empty: nothing before
         return f"--against {against}: holds no <folder>/manifest.json nor <folder>/<region>/<stack>.json ({what})"
     if deployed is not None and deployed.exists() and not deployed.is_dir():
@@ -362,7 +373,13 @@ def _baseline_problem(
 
 
 def run_diff(
-    names: list[str] | None, settings: Path, against: Path | None, quiet: bool, deployed: Path | None = None
+    names: list[str] | None,
+    settings: Path,
+    against: Path | None,
+    quiet: bool,
+    *,
+    deployed: Path | None = None,
+    output: Path = ROOT / "output",
 ) -> int:
     """Compare freshly built stacks with DIR/<folder>/ (:func:`diff_baseline`), folder by folder, as a
     build would write them: without --env also the project folder, and folders of environments whose
@@ -374,7 +391,8 @@ def run_diff(
     if unusable:
         print(f"diff: {unusable}", file=sys.stderr)
         return EXIT_SETTINGS
-    against = diff_baseline(against, deployed)
+    given_against = against is not None
+    against = diff_baseline(against, deployed, output)
 
     try:
         environments, project, _ = load_settings(settings, names)
@@ -400,7 +418,11 @@ def run_diff(
             return 1
         label = f"{name} (against {_relative(against / name)}/)"
         if old is None:
-            label += ": nothing recorded there (deploy.sh records each stack it deploys), every stack is new"
+            label += (
+                ": nothing there, every stack is new"
+                if given_against
+                else ": nothing recorded there (deploy.sh records each stack it deploys), every stack is new"
+            )
         diffs = diff.diff_stacks(old or [], [diff.StackTemplate(s.name, s.region, s.body) for s in stacks])
         changed = changed or any(d.changed for d in diffs)
         refused = refused or any(d.refusals for d in diffs)
@@ -438,10 +460,24 @@ def run_diagram(names: list[str] | None, output: Path, dot_only: bool, detail: s
         for folder in folders:
             diagram.write(folder, dot_only=dot_only, detail=detail)
     except diagram.DiagramError as error:
-        print(f"diagram: {error}", file=sys.stderr)
+        print(f"diagram: {_not_drawn(folder, output, error)}", file=sys.stderr)
         return 1
-    print(f"drew {', '.join(f'{_relative(f)}/architecture.*' for f in folders)}")
+    drawn = "architecture.dot" if dot_only else "architecture.*"
+    print(f"drew {', '.join(f'{_relative(f)}/{drawn}' for f in folders)}")
     return 0
+
+
+def _not_drawn(folder: Path, output: Path, error: Exception) -> str:
+    """Why ``folder``'s diagram was not drawn: where the output has no project folder (a build with
+    --env into a new output), that and what to do, not the file the reader missed."""
+    project = output / PROJECT_FOLDER
+    if folder != project and not (project / "manifest.json").is_file():
+        return (
+            f"{_relative(folder)} not drawn: its diagram reads the project's stacks, and {_relative(project)}/ was "
+            "never built there (a build with --env writes only those environments' folders: build without --env "
+            "once, as `make templates` does, and --env draws from then on)"
+        )
+    return f"{_relative(folder)} not drawn: {error}"
 
 
 def run_cost(names: list[str] | None, output: Path, against: Path | None) -> int:
@@ -465,15 +501,27 @@ def run_cost(names: list[str] | None, output: Path, against: Path | None) -> int
 def _unbuilt(command: str, names: list[str] | None, output: Path) -> bool:
     """Whether an ``--env`` names a folder of ``output`` without a manifest.json, said on stderr as the
     gate says it for ``check --env`` (the same exit status, 2, by the caller)."""
-    missing = [name for name in names or () if not (output / name / "manifest.json").is_file()]
+    from infra_templates.config import did_you_mean  # noqa: PLC0415 - only for a folder that is not there
+
     built = sorted(p.parent.name for p in output.glob("*/manifest.json"))
-    for name in missing:
-        print(
-            f"{command}: --env {name}: {_relative(output / name / 'manifest.json')} is not there (run `make "
-            f"templates`); folders: {', '.join(built) or 'none'}",
-            file=sys.stderr,
-        )
-    return bool(missing)
+    refused = False
+    for name in names or ():
+        folder = output / name
+        if name in built:
+            continue
+        if Path(name).name != name or name in (".", ".."):
+            why = "is a path; --env takes the name of a folder of the output"
+        elif name == "defaults":
+            why = "names defaults.yaml, the settings every environment shares, not a folder of the output"
+        elif folder.is_dir():
+            why = f"{_relative(folder)}/ has no manifest.json: not an environment's nor the project's folder"
+        else:
+            why = f"{_relative(folder / 'manifest.json')} is not there (run `make templates`)"
+        meant = Path(name).name.removesuffix(".yaml").removesuffix(".yml")  # ../output/dev, dev.yaml: dev
+        hint = f"; did you mean {meant!r}?" if meant != name and meant in built else did_you_mean(name, built)
+        print(f"{command}: --env {name}: {why}{hint}; folders: {', '.join(built) or 'none'}", file=sys.stderr)
+        refused = True
+    return refused
 
 
 def _relative(path: Path) -> str:
@@ -489,11 +537,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command not in (None, "build", "diff", "schema"):
         gc.enable()  # the gate, the diagrams and the cost read files and run tools: the usual collector
     if args.command == "check":
-        # The gate's module (and cfn-lint, in its workers) is imported only by the gate: a build
-        # that imported them spent more time importing than building.
-        from infra_templates import checks  # noqa: PLC0415
-
-        return checks.run_gate(args.output, environments=args.env)
+        return run_check(args.output, args.env)
     if args.command == "schema":
         return run_schema(args.check)
     if args.command == "diagram":
@@ -501,8 +545,20 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "cost":
         return run_cost(args.env, args.output, args.against)
     if args.command == "diff":
-        return run_diff(args.env, args.settings, args.against, args.quiet, args.deployed)
+        return run_diff(args.env, args.settings, args.against, args.quiet, deployed=args.deployed, output=args.output)
     return build_and_draw(args)
+
+
+def run_check(output: Path, names: list[str] | None) -> int:
+    """The gate on ``output`` (every folder, or ``names``'): a name that is no built folder refused
+    as cost and diagram refuse it (exit 2)."""
+    # The gate's module (and cfn-lint, in its workers) is imported only by the gate: a build
+    # that imported them spent more time importing than building.
+    from infra_templates import checks  # noqa: PLC0415
+
+    if output.is_dir() and _unbuilt("gate", names, output):
+        return EXIT_SETTINGS
+    return checks.run_gate(output, environments=names)
 
 
 def build_and_draw(args: argparse.Namespace) -> int:
@@ -530,19 +586,11 @@ def _draw_built(names: list[str] | None, output: Path, diagrams: str, quiet: boo
         if not quiet:
             print("diagrams: DOT source only, Graphviz's dot is not installed (`make dot` installs it)")
     folders = [output / name for name in names] if names else sorted(p.parent for p in output.glob("*/manifest.json"))
-    unbuilt = output / PROJECT_FOLDER
     for folder in folders:
         try:
             diagram.write(folder, dot_only=dot_only, detail=detail)
         except (diagram.DiagramError, OSError) as error:
-            reason = (
-                f"its diagram reads the project's stacks, and {_relative(unbuilt)}/ was never built there (a build "
-                "with --env writes only those environments' folders: build without --env once, as `make templates` "
-                "does, and --env draws from then on)"
-                if names and not (unbuilt / "manifest.json").is_file()
-                else str(error)
-            )
-            print(f"diagrams: {_relative(folder)} not drawn: {reason}", file=sys.stderr)
+            print(f"diagrams: {_not_drawn(folder, output, error)}", file=sys.stderr)
     return 0
 
 

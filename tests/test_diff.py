@@ -166,7 +166,11 @@ def test_a_missing_against_folder_is_refused_but_a_missing_record_means_nothing_
     # folder is nothing before (every stack new), as for cost --against
     (tmp_path / "empty").mkdir()
     code, out, _ = diff("--env", "dev", "--settings", str(settings_dir), "--against", str(tmp_path / "empty"))
-    assert code == 3 and "every stack is new" in out
+    assert code == 3 and ": nothing there, every stack is new" in out and "deploy.sh records" not in out
+    (tmp_path / "one" / "dev").mkdir(parents=True)  # one environment's folder given instead of the output
+    (tmp_path / "one" / "dev" / "manifest.json").write_text("{}")
+    code, _, err = diff("--env", "dev", "--settings", str(settings_dir), "--against", str(tmp_path / "one" / "dev"))
+    assert code == 2 and f"is one folder of an output; give the folder that holds it ({tmp_path / 'one'})" in err
     for given, problem in (
         (settings_dir, "holds no <folder>/manifest.json nor <folder>/<region>/<stack>.json"),
         (settings_dir / "dev.yaml", "is not a folder"),
@@ -230,7 +234,10 @@ def test_the_default_baseline_is_what_was_deployed_which_no_make_target_writes()
     import generate as cli  # noqa: PLC0415
 
     args = cli.parse_args(["diff"])
-    assert cli.diff_baseline(args.against, args.deployed) == ROOT / "deployed"
+    assert cli.diff_baseline(args.against, args.deployed, args.output) == ROOT / "deployed"
+    # beside another --output, as the build with that --output judges its updates against
+    args = cli.parse_args(["--output", "/x/out", "diff"])
+    assert cli.diff_baseline(args.against, args.deployed, args.output) == Path("/x/deployed")
     environ = {k: v for k, v in os.environ.items() if not k.startswith("MAKE")}
     for target in ("templates", "gate", "test", "golden", "cost"):  # none of them may write the baseline
         dry = subprocess.run(

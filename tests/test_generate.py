@@ -146,3 +146,31 @@ def test_a_python_without_the_tools_gets_the_command_to_use(tmp_path: Path) -> N
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     assert "lacks the module" in result.stderr and ".venv/bin/python generate.py" in result.stderr
+
+
+def test_folder_options_name_what_is_wrong(generated: Generated, tmp_path: Path) -> None:
+    """From a new user's trial: --env takes a folder's name (not a path), `defaults` and a folder
+    without a manifest are said to be what they are, an empty path (an unset variable) is refused by
+    argparse (exit 2), and the diagram command says why an output without its project folder cannot
+    be drawn."""
+    output = generated.output
+    for command in ("cost", "diagram", "check"):
+        status, _, err = generate_main(command, "--output", str(output), "--env", "../output/dev")
+        assert status == 2 and "--env ../output/dev: is a path; --env takes the name of a folder of the output" in err
+        assert "did you mean 'dev'?" in err, command
+        status, _, err = generate_main(command, "--output", str(output), "--env", "defaults")
+        assert status == 2 and "--env defaults: names defaults.yaml, the settings every environment shares" in err
+        status, _, err = generate_main(command, "--output", str(output), "--env", "delivery")
+        assert status == 2 and "delivery/ has no manifest.json: not an environment's nor the project's folder" in err
+    for argv in (["diff", "--against", ""], ["--deployed", " ", "diff"], ["--output", "", "cost"]):
+        status, _, err = generate_main(*argv)
+        assert status == 2 and "an empty path (an unset variable?)" in err, argv
+    new = tmp_path / "new"
+    assert generate_main("--quiet", "--diagrams", "none", "--env", "dev", "--output", str(new))[0] == 0
+    status, _, err = generate_main("diagram", "--output", str(new), "--env", "dev", "--dot-only")
+    assert status == 1 and f"{new / 'project'}/ was never built there" in err and "Errno" not in err
+
+
+def test_the_summary_names_the_folders_as_given(tmp_path: Path) -> None:
+    status, out, _ = generate_main("--diagrams", "none", "--env", "dev", "--output", str(tmp_path / "x" / "out"))
+    assert status == 0 and f"wrote {tmp_path / 'x' / 'out' / 'dev'}/" in out

@@ -230,7 +230,13 @@ def test_a_settings_folder_that_is_not_there_is_said_so(tmp_path: Path) -> None:
     with pytest.raises(SettingsError) as caught:
         load_settings(tmp_path / "nowhere")
     assert caught.value.problems == [
-        f"{tmp_path / 'nowhere'}: no such folder (the folder of defaults.yaml and <env>.yaml files)"
+        f"--settings {tmp_path / 'nowhere'}: no such folder (the folder of defaults.yaml and <env>.yaml files)"
+    ]
+    (tmp_path / "a-file").write_text("")
+    with pytest.raises(SettingsError) as caught:
+        load_settings(tmp_path / "a-file")
+    assert caught.value.problems == [
+        f"--settings {tmp_path / 'a-file'}: is not a folder (the folder of defaults.yaml and <env>.yaml files)"
     ]
 
 
@@ -289,3 +295,32 @@ def test_an_unquoted_account_id_with_a_leading_zero_is_shown_as_typed(settings_d
     edit_yaml(settings_dir / "staging.yaml", account_id=123456789012)  # a decimal number: no such guess
     message = refusal(settings_dir)
     assert "account_id = 123456789012: must be a string" in message and "octal" not in message
+
+
+def test_env_names_that_are_no_environment_get_the_right_hint(settings_dir: Path) -> None:
+    for given, hint in (
+        ("dev,prod", "; give each environment its own --env (--env dev --env prod)"),
+        ("prdo", "; did you mean 'prod'?"),
+    ):
+        with pytest.raises(SettingsError) as caught:
+            load_settings(settings_dir, [given])
+        assert hint in caught.value.problems[0], given
+
+
+def test_a_yml_twin_of_an_environment_file_is_not_advised_to_overwrite_it(settings_dir: Path) -> None:
+    (settings_dir / "dev.yml").write_text("region: eu-west-1\n")
+    (settings_dir / "qa.yml").write_text("region: eu-west-1\n")
+    with pytest.raises(SettingsError) as caught:
+        load_settings(settings_dir)
+    problems = "\n".join(caught.value.problems)
+    assert "dev.yml: is not read: environment files end in .yaml; dev.yaml is there too: remove one of the two" in (
+        problems
+    )
+    assert "qa.yml: is not read: environment files end in .yaml; rename it to qa.yaml" in problems
+
+
+def test_a_new_service_beside_the_one_it_resembles_gets_no_suggestion(settings_dir: Path) -> None:
+    """web2 in a file that also names web is a new service lacking its settings, not a misspelt web."""
+    edit_yaml(settings_dir / "dev.yaml", services__web2={"desired_count": 1})
+    message = refusal(settings_dir, "dev")
+    assert "services.web2.cpu: is required" in message and "in this file only" not in message

@@ -45,7 +45,12 @@ def available_environments(folder: Path) -> list[str]:
 def _misnamed(folder: Path) -> list[str]:
     """Problems for visible files that look like environment files but are never read (``prod.yml``)."""
     return [
-        f"{_show(p)}: is not read: environment files end in .yaml; rename it to {p.stem}.yaml"
+        f"{_show(p)}: is not read: environment files end in .yaml; "
+        + (
+            f"{p.stem}.yaml is there too: remove one of the two"
+            if (folder / f"{p.stem}.yaml").exists()
+            else f"rename it to {p.stem}.yaml"
+        )
         for p in sorted(folder.glob("*.yml"))
         if not p.name.startswith(".")
     ]
@@ -62,8 +67,10 @@ def load_environment(name: str, folder: Path) -> Environment:
     env_path = folder / f"{name}.yaml"
     defaults_path = folder / DEFAULTS_FILE
     if not env_path.is_file():
-        known = ", ".join(available_environments(folder)) or "none"
-        raise SettingsError([f"{_show(env_path)}: no such environment file; environments here: {known}"])
+        available = available_environments(folder)
+        known = ", ".join(available) or "none"
+        hint = did_you_mean(name, available)
+        raise SettingsError([f"{_show(env_path)}: no such environment file{hint}; environments here: {known}"])
     defaults = _read_mapping(defaults_path) if defaults_path.is_file() else {}
     own = _read_mapping(env_path)
     for derived in SET_BY_THE_GENERATOR:
@@ -334,10 +341,14 @@ def _new_service_hint(loc: tuple[str | int, ...], sources: dict[str, tuple[Path,
     if len(loc) < 3 or loc[0] != "services":
         return ""
     _, defaults = sources["defaults"]
+    _, own = sources["own"]
     named = defaults.get("services") if isinstance(defaults, dict) else None
     if not isinstance(named, dict) or loc[1] in named:
         return ""
-    hint = did_you_mean(loc[1], sorted(str(name) for name in named))
+    listed = own.get("services")
+    also_here: dict[Any, Any] = listed if isinstance(listed, dict) else {}
+    # a name this file also uses is no candidate (web2 beside web is a new service, not a misspelt web)
+    hint = did_you_mean(loc[1], sorted(str(name) for name in named if name not in also_here))
     return f" (services.{loc[1]} is in this file only{hint})" if hint else ""
 
 

@@ -219,7 +219,9 @@ def primary_of(environment: Environment, environments: Sequence[Environment]) ->
 
 def _file_name_hint(name: str, environments: Sequence[str]) -> str:
     """``"; did you mean 'dev'?"`` for ``--env dev.yaml`` (a file's name where its environment's is
-    meant), else ``""``."""
+    meant); ``--env dev,prod``: each with its own --env; else ``""``."""
+    if "," in name:
+        return f"; give each environment its own --env (--env {' --env '.join(n.strip() for n in name.split(','))})"
     stem = Path(name).name.removesuffix(".yaml").removesuffix(".yml")
     return f"; did you mean {stem!r}?" if stem != name and stem in environments else ""
 
@@ -243,7 +245,10 @@ def load_settings(
     stacks and a DR pairing depend on all of them. SettingsError lists every problem at once.
     """
     if not folder.is_dir():
-        raise SettingsError([f"{_show(folder)}: no such folder (the folder of defaults.yaml and <env>.yaml files)"])
+        what = "is not a" if folder.exists() else "no such"
+        raise SettingsError(
+            [f"--settings {_show(folder)}: {what} folder (the folder of defaults.yaml and <env>.yaml files)"]
+        )
     everything = available_environments(folder)
     wanted = list(names or everything)
     bad = [n for n in names or () if not re.fullmatch(ENVIRONMENT_NAME, n)]
