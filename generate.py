@@ -320,6 +320,11 @@ def _blocked(deployed: Path, everyone: list[Environment], project_stacks: list[S
             old = diff.read_deployed(deployed / name) or []
         except diff.DiffError as error:  # a record no diff can read: no stack of it goes unjudged
             blocked.update((s.name, f"{error}: the diff cannot judge the update") for s in stacks)
+            print(
+                f"generate.py: {error}: every stack of {name} is marked blocked in its DEPLOY.md and deploy.sh "
+                "(fix or remove the record, then build again)",
+                file=sys.stderr,
+            )
             continue
         blocked.update(diff.blocked_stacks(old, [diff.StackTemplate(s.name, s.region, s.body) for s in stacks]))
     return blocked

@@ -267,10 +267,25 @@ def test_a_recorded_deployment_is_the_baseline_stack_by_stack(written: Path, tmp
 
 
 def test_an_unreadable_record_is_an_error_not_an_empty_baseline(written: Path, tmp_path: Path) -> None:
-    record(tmp_path / "deployed", written, "dev", "network", lambda text: text[:100])
+    path = record(tmp_path / "deployed", written, "dev", "network", lambda text: text[:100])
     code, _, err = diff("--env", "dev", "--against", str(tmp_path / "deployed"))
     assert code == 1
-    assert "a recorded template is not JSON" in err
+    assert f"diff: {path}: not JSON (" in err  # the file, not only its folder
+    # a build judging its updates against it blocks every stack of dev, and says so naming the file
+    output = tmp_path / "out"
+    code, _, err = generate_main(
+        "--deployed", str(tmp_path / "deployed"), "--env", "dev", "--output", str(output), "--diagrams", "none"
+    )
+    assert code == 0
+    assert f"generate.py: {path}: not JSON (" in err and "every stack of dev is marked blocked" in err
+    assert f"{path}: not JSON" in (output / "dev" / "DEPLOY.md").read_text()
+
+
+def test_an_unreadable_template_of_an_output_copy_is_named(against: Path) -> None:
+    broken = against / "dev" / "network.json"
+    broken.write_text("{")
+    code, _, err = diff("--env", "dev", "--against", str(against))
+    assert code == 1 and f"diff: {broken}: not JSON (" in err
 
 
 @pytest.mark.parametrize(

@@ -153,17 +153,25 @@ def read_output(folder: Path) -> list[StackTemplate] | None:
         return None
     try:
         manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-        stacks = []
-        for stack in manifest["stacks"]:
-            path = folder / stack["templates"]["json"]
-            if path.resolve().parent != folder.resolve():
-                continue
-            if not path.is_file():
-                raise DiffError(f"{manifest_path} names {path.name}, which is not there")
-            stacks.append(StackTemplate(stack["name"], stack["region"], json.loads(path.read_text(encoding="utf-8"))))
+        listed = [(stack["name"], stack["region"], folder / stack["templates"]["json"]) for stack in manifest["stacks"]]
     except (json.JSONDecodeError, KeyError, TypeError) as error:
-        raise DiffError(f"{folder}: not a generated output folder ({type(error).__name__}: {error})") from None
+        raise DiffError(f"{manifest_path}: not a generated manifest ({type(error).__name__}: {error})") from None
+    stacks = []
+    for name, region, path in listed:
+        if path.resolve().parent != folder.resolve():
+            continue
+        if not path.is_file():
+            raise DiffError(f"{manifest_path} names {path.name}, which is not there")
+        stacks.append(StackTemplate(name, region, _template(path)))
     return stacks
+
+
+def _template(path: Path) -> Any:
+    """A template's JSON; DiffError naming the file where it is not JSON."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise DiffError(f"{path}: not JSON ({error})") from None
 
 
 def read_deployed(folder: Path) -> list[StackTemplate] | None:
@@ -173,10 +181,7 @@ def read_deployed(folder: Path) -> list[StackTemplate] | None:
     paths = sorted(folder.glob("*/*.json")) if folder.is_dir() else []
     if not paths:
         return None
-    try:
-        return [StackTemplate(p.stem, p.parent.name, json.loads(p.read_text(encoding="utf-8"))) for p in paths]
-    except json.JSONDecodeError as error:
-        raise DiffError(f"{folder}: a recorded template is not JSON ({error})") from None
+    return [StackTemplate(p.stem, p.parent.name, _template(p)) for p in paths]
 
 
 def read_baseline(folder: Path) -> list[StackTemplate] | None:
