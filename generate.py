@@ -241,9 +241,15 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     shared = {action.dest for action in parser._actions}
     for sub in (build, check, changes, drawing, pricing):
         for action in sub._actions:
-            if action.dest in shared and action.dest != "help":
+            if action.dest == "env":  # --env before and after the command both count (merged below)
+                action.dest = "env_after_command"
+                action.default = argparse.SUPPRESS
+            elif action.dest in shared and action.dest != "help":
                 action.default = argparse.SUPPRESS
     args = parser.parse_args(argv)
+    after = vars(args).pop("env_after_command", None)
+    if after:
+        args.env = [*(args.env or []), *after]
     if args.command is None:
         args.command = "build"
     return args

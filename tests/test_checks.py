@@ -383,6 +383,10 @@ def test_generate_check_takes_env_and_exits_2_for_a_folder_that_is_not_there(tmp
         (["diff"], "settings", generate.ROOT / "environments"),
         (["--env", "b", "cost"], "env", ["b"]),
         (["--output", "/z", "diagram"], "output", Path("/z")),
+        (["--env", "dev", "diff", "--env", "prod"], "env", ["dev", "prod"]),  # was prod only: dev dropped
+        (["--env", "a", "cost", "--env", "b"], "env", ["a", "b"]),
+        (["build", "--env", "x"], "env", ["x"]),
+        (["diff"], "env", None),
     ],
 )
 def test_an_option_before_the_command_is_not_overwritten_by_the_commands_default(argv, field, expected) -> None:
