@@ -543,21 +543,57 @@ def _relative(path: Path) -> str:
         return str(path)
 
 
+# The options of the main parser (given before the command) each command uses; another given there
+# is refused rather than ignored (`generate.py --settings other/ cost` priced output/ without a word).
+USED_OPTIONS = {
+    "build": {"env", "quiet", "settings", "diagrams", "deployed", "diagram_detail", "output"},
+    "diff": {"env", "quiet", "settings", "deployed", "output"},
+    "check": {"env", "output"},
+    "diagram": {"env", "output", "diagram_detail"},
+    "cost": {"env", "output"},
+    "schema": set(),
+}
+_OPTION_DEFAULTS = {
+    "env": None,
+    "quiet": False,
+    "settings": ROOT / "environments",
+    "diagrams": "all",
+    "deployed": None,
+    "diagram_detail": "traffic",
+    "output": ROOT / "output",
+}
+
+
+def _unused_options(args: argparse.Namespace) -> list[str]:
+    """The options given with a value other than their default that ``args.command`` does not use."""
+    used = USED_OPTIONS[args.command]
+    return [
+        "--" + name.replace("_", "-")
+        for name, default in _OPTION_DEFAULTS.items()
+        if name not in used and getattr(args, name, default) != default
+    ]
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
+    unused = _unused_options(args)
+    if unused:
+        print(
+            f"generate.py {args.command}: {', '.join(unused)}: not used by {args.command}; remove it", file=sys.stderr
+        )
+        return EXIT_SETTINGS
     if args.command not in (None, "build", "diff", "schema"):
         gc.enable()  # the gate, the diagrams and the cost read files and run tools: the usual collector
-    if args.command == "check":
-        return run_check(args.output, args.env)
-    if args.command == "schema":
-        return run_schema(args.check)
-    if args.command == "diagram":
-        return run_diagram(args.env, args.output, args.dot_only, args.diagram_detail)
-    if args.command == "cost":
-        return run_cost(args.env, args.output, args.against)
-    if args.command == "diff":
-        return run_diff(args.env, args.settings, args.against, args.quiet, deployed=args.deployed, output=args.output)
-    return build_and_draw(args)
+    commands: dict[str, Callable[[], int]] = {
+        "check": lambda: run_check(args.output, args.env),
+        "schema": lambda: run_schema(args.check),
+        "diagram": lambda: run_diagram(args.env, args.output, args.dot_only, args.diagram_detail),
+        "cost": lambda: run_cost(args.env, args.output, args.against),
+        "diff": lambda: run_diff(
+            args.env, args.settings, args.against, args.quiet, deployed=args.deployed, output=args.output
+        ),
+    }
+    return commands.get(args.command, lambda: build_and_draw(args))()
 
 
 def run_check(output: Path, names: list[str] | None) -> int:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import pytest
 from conftest import BUILT, ENVIRONMENTS, Generated, edit_yaml, generate, generate_main
 
 from infra_templates import diagram
@@ -174,3 +175,21 @@ def test_folder_options_name_what_is_wrong(generated: Generated, tmp_path: Path)
 def test_the_summary_names_the_folders_as_given(tmp_path: Path) -> None:
     status, out, _ = generate_main("--diagrams", "none", "--env", "dev", "--output", str(tmp_path / "x" / "out"))
     assert status == 0 and f"wrote {tmp_path / 'x' / 'out' / 'dev'}/" in out
+
+
+@pytest.mark.parametrize(
+    ("argv", "unused"),
+    [
+        (["--settings", "other", "cost"], "--settings"),  # priced output/ without a word
+        (["--deployed", "/x", "check"], "--deployed"),
+        (["--diagrams", "none", "diagram"], "--diagrams"),
+        (["--quiet", "schema", "--check"], "--quiet"),
+    ],
+)
+def test_an_option_before_a_command_that_does_not_use_it_is_refused(argv: list[str], unused: str) -> None:
+    import generate as cli  # noqa: PLC0415
+
+    status, out, err = generate_main(*argv)
+    assert (status, out) == (2, "")
+    assert f"generate.py {argv[-1] if argv[-1] != '--check' else 'schema'}: {unused}: not used by" in err
+    assert set(cli.USED_OPTIONS) == {"build", "diff", "check", "diagram", "cost", "schema"}  # every command
