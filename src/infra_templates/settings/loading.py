@@ -91,7 +91,7 @@ def load_environment(name: str, folder: Path) -> Environment:
         lines = {line for e in error.errors() for line in _describe(e, sources, merged)}
         # What is wrong before what is missing: a misspelt key (regoin) comes before the knock-on
         # "region: is required" it causes
-        problems = sorted(lines, key=lambda line: ("is required and set neither" in line, line))
+        problems = _few_required_lines(sorted(lines, key=lambda line: ("is required and set neither" in line, line)))
         if not defaults_path.is_file():
             problems.insert(
                 0,
@@ -99,7 +99,7 @@ def load_environment(name: str, folder: Path) -> Environment:
                 "from a copy of the shipped environments/defaults.yaml)",
             )
         elif not own:
-            problems.insert(0, f"{_show(env_path)}: is empty: it must set at least what the lines below name")
+            problems.insert(0, f"{_show(env_path)}: is empty: it must set at least what follows")
         raise SettingsError(problems) from None
     except (ValueError, TypeError, ArithmeticError, RecursionError, LookupError) as error:
         # A value no rule foresaw made a rule itself fail: still a refusal, never a traceback.
@@ -332,6 +332,26 @@ def _describe(error: Any, sources: dict[str, tuple[Path, dict[str, Any]]], merge
         if hint and error["type"] != "value_error":
             message += f" ({hint.rstrip('.')})"
     return [_line(loc, value, message, sources)]
+
+
+MISSING = ": is required and set neither in this file nor in "
+MAX_MISSING_LINES = 3  # more settings missing than this from one file: one line naming them all
+
+
+def _few_required_lines(problems: list[str]) -> list[str]:
+    """``problems`` with its "is required" lines of one file, when there are more than
+    :data:`MAX_MISSING_LINES` (an empty file, a missing defaults.yaml: dozens), as one line naming
+    every setting: ``dev.yaml: 18 settings are required and set neither in this file nor in
+    defaults.yaml: account_id, region, ...``."""
+    missing = [p for p in problems if MISSING in p and not p.endswith(")")]
+    if len(missing) <= MAX_MISSING_LINES:
+        return problems
+    where = missing[0].split(": ", 1)[0]
+    if any(p.split(": ", 1)[0] != where for p in missing):
+        return problems
+    names = [p.split(": ", 2)[1] for p in missing]
+    shown = f"{where}: {len(names)} settings are required and set neither in this file nor in {DEFAULTS_FILE}: "
+    return [p for p in problems if p not in missing] + [shown + ", ".join(names)]
 
 
 def _new_service_hint(loc: tuple[str | int, ...], sources: dict[str, tuple[Path, dict[str, Any]]]) -> str:
