@@ -513,6 +513,7 @@ def _unbuilt(command: str, names: list[str] | None, output: Path) -> bool:
     """Whether an ``--env`` names a folder of ``output`` without a manifest.json, said on stderr as the
     gate says it for ``check --env`` (the same exit status, 2, by the caller)."""
     from infra_templates.config import did_you_mean  # noqa: PLC0415 - only for a folder that is not there
+    from infra_templates.settings.project import RESERVED_MEANINGS  # noqa: PLC0415
 
     built = sorted(p.parent.name for p in output.glob("*/manifest.json"))
     refused = False
@@ -523,7 +524,7 @@ def _unbuilt(command: str, names: list[str] | None, output: Path) -> bool:
         if Path(name).name != name or name in (".", ".."):
             why = "is a path; --env takes the name of a folder of the output"
         elif name == "defaults":
-            why = "names defaults.yaml, the settings every environment shares, not a folder of the output"
+            why = f"{RESERVED_MEANINGS['defaults']}, not a folder of the output"
         elif folder.is_dir():
             why = f"{_relative(folder)}/ has no manifest.json: not an environment's nor the project's folder"
         else:
