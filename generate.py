@@ -461,12 +461,9 @@ def run_schema(check: bool) -> int:
 def run_diagram(names: list[str] | None, output: Path, dot_only: bool, detail: str = "traffic") -> int:
     from infra_templates import diagram  # noqa: PLC0415 - each command imports only what it runs
 
-    if _unbuilt("diagram", names, output):
+    if _nothing_built("diagram", output) or _unbuilt("diagram", names, output):
         return EXIT_SETTINGS
     folders = [output / name for name in names] if names else sorted(p.parent for p in output.glob("*/manifest.json"))
-    if not folders:
-        print(f"diagram: no manifest.json under {_relative(output)}/: run `make templates` first", file=sys.stderr)
-        return 1
     try:
         for folder in folders:
             diagram.write(folder, dot_only=dot_only, detail=detail)
@@ -497,7 +494,7 @@ def run_cost(names: list[str] | None, output: Path, against: Path | None) -> int
     if against is not None and not against.is_dir():
         print(f"cost: --against {against}: no such folder (a copy of an earlier output/)", file=sys.stderr)
         return 2
-    if _unbuilt("cost", names, output):
+    if _nothing_built("cost", output) or _unbuilt("cost", names, output):
         return EXIT_SETTINGS
     try:
         estimates = cost.read_output(output, names)
@@ -507,6 +504,24 @@ def run_cost(names: list[str] | None, output: Path, against: Path | None) -> int
         return 1
     print("\n".join(cost.report(estimates, detail=old is None) if old is None else cost.compare(old, estimates)))
     return 0
+
+
+def _nothing_built(command: str, output: Path) -> bool:
+    """Whether ``output`` holds no built folder (no ``*/manifest.json``): missing, a file, or a folder
+    of something else, said on stderr; the caller exits 2, as for a folder option that cannot be used
+    (1 would read as "the gate found problems" in a user's CI)."""
+    if output.is_dir() and any(output.glob("*/manifest.json")):
+        return False
+    shown = _relative(output) + ("" if output.is_file() else "/")
+    if not output.exists():
+        why = "no such folder"
+    elif not output.is_dir():
+        why = "is a file, not a folder"
+    else:
+        why = "no manifest.json in any of its folders"
+    hint = "run `make templates` first, or give --output the folder it wrote"
+    print(f"{command}: {shown}: {why}: {hint}", file=sys.stderr)
+    return True
 
 
 def _unbuilt(command: str, names: list[str] | None, output: Path) -> bool:
@@ -604,7 +619,7 @@ def run_check(output: Path, names: list[str] | None) -> int:
     # that imported them spent more time importing than building.
     from infra_templates import checks  # noqa: PLC0415
 
-    if output.is_dir() and _unbuilt("gate", names, output):
+    if _nothing_built("gate", output) or _unbuilt("gate", names, output):
         return EXIT_SETTINGS
     return checks.run_gate(output, environments=names)
 

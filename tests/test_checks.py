@@ -162,7 +162,7 @@ def test_gate_fails_when_a_check_cannot_run(tmp_path: Path, monkeypatch: pytest.
 
 def test_gate_fails_on_an_empty_folder(tmp_path: Path) -> None:
     lines: list[str] = []
-    assert checks.run_gate(tmp_path, lines.append) == 1
+    assert checks.run_gate(tmp_path, lines.append) == 2
     assert "run `make templates` first" in lines[0]
 
 

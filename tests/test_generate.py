@@ -172,6 +172,27 @@ def test_folder_options_name_what_is_wrong(generated: Generated, tmp_path: Path)
     assert status == 1 and f"{new / 'project'}/ was never built there" in err and "Errno" not in err
 
 
+@pytest.mark.parametrize("command", ["check", "cost", "diagram"])
+def test_an_output_folder_with_nothing_built_is_refused_with_exit_2(command: str, tmp_path: Path) -> None:
+    """From a new user's trial: `check`, `cost` and `diagram` on an --output that is missing, a file
+    or a folder of something else exit 2 (a folder option that cannot be used), as an --env naming no
+    folder does; they used to exit 1, which in a CI job reads as "the gate found problems"."""
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "notes").mkdir()
+    file = tmp_path / "file.txt"
+    file.write_text("x")
+    for output, why in (
+        (tmp_path / "missing", "no such folder"),
+        (file, "is a file, not a folder"),
+        (empty, "no manifest.json in any of its folders"),
+    ):
+        status, out, err = generate_main(command, "--output", str(output))
+        assert status == 2, (output, err)
+        assert f": {why}: run `make templates` first, or give --output the folder it wrote" in err
+        assert "Traceback" not in err and out == ""
+
+
 def test_the_summary_names_the_folders_as_given(tmp_path: Path) -> None:
     status, out, _ = generate_main("--diagrams", "none", "--env", "dev", "--output", str(tmp_path / "x" / "out"))
     assert status == 0 and f"wrote {tmp_path / 'x' / 'out' / 'dev'}/" in out

@@ -972,7 +972,8 @@ def run_gate(
 ) -> int:
     """Run every check on ``output`` (only the folders of ``environments`` and the project folder
     their manifests name, when given); print what each found and the time it took; 0 when all
-    are silent, 1 when any found a problem or could not run, 2 when an environment has no folder.
+    are silent, 1 when any found a problem or could not run, 2 when an environment has no folder
+    or nothing is built under ``output``.
 
     checkov (``CHECKOV_PROCESSES`` subprocesses at most, over disjoint groups of the files
     balanced by size) and cfn-lint (in batches of templates) run as jobs on ``workers`` processes
@@ -989,7 +990,7 @@ def run_gate(
         return 2
     if not manifests:
         print_(f"gate: no manifest.json under {output}/: run `make templates` first")
-        return 1
+        return 2  # as generate.py refuses an output folder that holds nothing built
     files = template_files(manifests)
     missing = [f for f in files if not f.path.is_file()]
     if missing:
