@@ -19,7 +19,8 @@ def _settings_refusal(settings_dir: Path) -> list[str]:
 
 def test_a_section_missing_from_dev_is_reported_against_dev(settings_dir: Path) -> None:
     path = settings_dir / "dev.yaml"
-    path.write_text(path.read_text().replace("  capacity: {mode: serverless", "  capacity_: {mode: serverless"))
+    # a key no "did you mean" ties to capacity (capacity_ is one line: _without_knock_on)
+    path.write_text(path.read_text().replace("  capacity: {mode: serverless", "  sizing: {mode: serverless"))
     problems = refusal(settings_dir, "dev").splitlines()
     assert f"{path}: database.capacity: is required and set neither in this file nor in defaults.yaml" in problems
     assert not any("defaults.yaml: database" in line for line in problems)
@@ -265,16 +266,25 @@ def test_an_empty_file_and_a_missing_defaults_file_come_first(settings_dir: Path
     )
 
 
-def test_a_misspelt_key_comes_before_the_missing_value_it_causes(settings_dir: Path) -> None:
+def test_a_misspelt_key_is_said_once_not_again_as_the_missing_value_it_causes(settings_dir: Path) -> None:
+    """``regoin`` (at the top) and ``imgae`` (in a sidecar) are each one line with "did you mean";
+    the required setting they leave unset is not a second line (fixing the key sets it). A required
+    setting missing beside a key that names something else is still said."""
     path = settings_dir / "staging.yaml"
     text = path.read_text()
     assert "\nregion:" in text
     path.write_text(text.replace("\nregion:", "\nregoin:", 1))
     problems = refusal(settings_dir).splitlines()
-    misspelt = next(i for i, line in enumerate(problems) if "regoin" in line)
-    missing = next(i for i, line in enumerate(problems) if "region: is required" in line)
-    assert misspelt < missing
-    assert "did you mean 'region'?" in problems[misspelt]
+    assert len(problems) == 1 and "regoin = 'eu-west-1': is not a known setting; did you mean 'region'?" in problems[0]
+    path.write_text(text.replace("\nregion:", "\nzzz_unrelated:", 1))
+    problems = refusal(settings_dir).splitlines()
+    assert len(problems) == 2 and any("region: is required and set neither" in line for line in problems)
+    path.write_text(text)
+    sidecar = {"name": "otel", "imgae": "public.ecr.aws/aws-observability/aws-otel-collector:v0.43.1", "memory": 64}
+    edit_yaml(settings_dir / "staging.yaml", services__web__sidecars=[sidecar])
+    problems = refusal(settings_dir).splitlines()
+    assert len(problems) == 1 and "services.web.sidecars[0].imgae" in problems[0], problems
+    assert "did you mean 'image'?" in problems[0]
 
 
 def test_the_valid_keys_are_those_a_file_may_set(settings_dir: Path) -> None:

@@ -130,14 +130,20 @@ def check_region(region: str) -> str:
 def did_you_mean(given: object, valid: Sequence[object]) -> str:
     """``"; did you mean 'x'?"`` for the valid choice closest to ``given`` (difflib, ratio 0.6 or
     more, ignoring case and look-alike characters: ``eu-w\u0435st-1`` suggests ``eu-west-1``), else ``""``."""
+    meant = closest(given, valid)
+    return "" if meant is None else f"; did you mean {meant!r}?"
+
+
+def closest(given: object, valid: Sequence[object]) -> object | None:
+    """The valid choice :func:`did_you_mean` suggests for ``given``, or None (none close, or ``given`` itself)."""
     text = str(given)
     folded = {_fold(str(v)): v for v in valid}
     import difflib  # noqa: PLC0415 - only for a mistyped value: 5 ms a build need not import
 
     close = difflib.get_close_matches(_fold(text), list(folded), n=1, cutoff=0.6)
     if not close or str(folded[close[0]]) == text:
-        return ""
-    return f"; did you mean {folded[close[0]]!r}?"
+        return None
+    return folded[close[0]]
 
 
 def _fold(text: str) -> str:

@@ -25,6 +25,7 @@ from infra_templates.settings.common import (
     FieldValueError,
     ManyFieldsError,
     SettingsError,
+    closest,
     construct_mapping_once,
     did_you_mean,
 )
@@ -88,7 +89,7 @@ def load_environment(name: str, folder: Path) -> Environment:
         raise SettingsError(error.problems) from None
     except ValidationError as error:
         sources = {"own": (env_path, own), "defaults": (defaults_path, defaults)}
-        lines = {line for e in error.errors() for line in _describe(e, sources, merged)}
+        lines = {line for e in _without_knock_on(error.errors(), merged) for line in _describe(e, sources, merged)}
         # What is wrong before what is missing: a misspelt key (regoin) comes before the knock-on
         # "region: is required" it causes
         problems = _few_required_lines(sorted(lines, key=lambda line: ("is required and set neither" in line, line)))
@@ -332,6 +333,20 @@ def _describe(error: Any, sources: dict[str, tuple[Path, dict[str, Any]]], merge
         if hint and error["type"] != "value_error":
             message += f" ({hint.rstrip('.')})"
     return [_line(loc, value, message, sources)]
+
+
+def _without_knock_on(errors: list[Any], merged: dict[str, Any]) -> list[Any]:
+    """``errors`` without the "missing" of a required setting that a misspelt key beside it names
+    (``imgae`` under a sidecar, ``regoin`` at the top): the misspelt key's line already says "did
+    you mean 'image'?", and fixing it sets the setting, so a second line saying it is required
+    would send the user after a second problem that is not there."""
+    meant = set()
+    for e in errors:
+        if e["type"] == "extra_forbidden":
+            raw = tuple(e["loc"])
+            name = closest(raw[-1], _fields_at(Environment, _as_written(raw, merged)[:-1]))
+            meant.add((raw[:-1], name))
+    return [e for e in errors if e["type"] != "missing" or (tuple(e["loc"])[:-1], e["loc"][-1]) not in meant]
 
 
 MISSING = ": is required and set neither in this file nor in "
