@@ -258,8 +258,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 def run_build(names: list[str] | None, settings: Path, output: Path, quiet: bool, deployed: Path | None = None) -> int:
     """Write the folders of ``names`` (every environment and the project without), judging each update
     against ``deployed`` (default: ``deployed/`` beside ``output``, where deploy.sh records by default)."""
-    if deployed is not None and deployed.exists() and not deployed.is_dir():
-        print(f"generate.py: --deployed {deployed}: is not a folder (what deploy.sh recorded)", file=sys.stderr)
+    unusable = _record_problem(deployed)
+    if unusable:
+        print(f"generate.py: {unusable}", file=sys.stderr)
         return EXIT_SETTINGS
     try:
         environments, project, everyone = load_settings(settings, names)
@@ -378,9 +379,30 @@ def _baseline_problem(
         return f"--against {against}: is one folder of an output; give the folder that holds it ({against.parent})"
     if against is not None and not baseline_folders(against) and any(against.iterdir()):  # empty: nothing before
         return f"--against {against}: holds no <folder>/manifest.json nor <folder>/<region>/<stack>.json ({what})"
-    if deployed is not None and deployed.exists() and not deployed.is_dir():
-        return f"--deployed {deployed}: is not a folder (what deploy.sh recorded)"
-    return None
+    return _record_problem(deployed)
+
+
+def _record_problem(deployed: Path | None) -> str | None:
+    """Why ``--deployed`` cannot be deploy.sh's record, or None. A missing folder is nothing deployed
+    yet, and so is one holding only files (a README); a file, or a folder whose folders hold no
+    ``<folder>/<region>/<stack>.json`` (another folder typed, or ``DEPLOYED_DIR`` set to it), is
+    refused: read as "nothing recorded", it would judge every update as a first deploy and let one
+    that replaces a database through."""
+    what = "what deploy.sh records"
+    if deployed is None or not deployed.exists():
+        return None
+    if not deployed.is_dir():
+        return f"--deployed {deployed}: is not a folder ({what}: <folder>/<region>/<stack>.json)"
+    folders = [p for p in deployed.iterdir() if p.is_dir() and not p.name.startswith(".")]
+    if (deployed / "manifest.json").is_file() or any((p / "manifest.json").is_file() for p in folders):
+        why = f"is an output, not {what} (diff --against compares with an output)"
+    elif not folders or any(any(p.glob("*/*.json")) for p in folders):  # files alone (a README): nothing yet
+        return None
+    elif any(any(p.glob("*.json")) for p in folders):
+        why = f"is one folder of the record; give the folder that holds it ({deployed.parent})"
+    else:
+        why = f"holds no <folder>/<region>/<stack>.json ({what})"
+    return f"--deployed {deployed}: {why}"
 
 
 def run_diff(

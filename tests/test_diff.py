@@ -201,6 +201,45 @@ def test_a_missing_against_folder_is_refused_but_a_missing_record_means_nothing_
     assert code == 3 and "nothing recorded there" in out  # the option after the command as well
 
 
+def test_a_deployed_folder_that_is_not_a_record_is_refused(
+    tmp_path: Path, settings_dir: Path, generated: Generated
+) -> None:
+    """From a new user's trial: a DEPLOYED_DIR set to the wrong folder read as "nothing recorded",
+    which judges every update as a first deploy (a replaced database goes unblocked). A folder whose
+    folders hold no ``<folder>/<region>/<stack>.json`` is refused, naming what it is instead: an
+    output, one folder of a record, or something else. Files alone (a README before the first deploy)
+    still mean nothing recorded."""
+    one = tmp_path / "record" / "dev" / "eu-west-1"
+    one.mkdir(parents=True)
+    (one / "shop-dev-keys.json").write_text("{}")
+    (tmp_path / "other" / "src").mkdir(parents=True)
+    for given, problem in (
+        (generated.output, "is an output, not what deploy.sh records (diff --against compares with an output)"),
+        (generated.output / "dev", "is an output, not what deploy.sh records"),
+        (
+            tmp_path / "record" / "dev",
+            f"is one folder of the record; give the folder that holds it ({tmp_path / 'record'})",
+        ),
+        (tmp_path / "other", "holds no <folder>/<region>/<stack>.json (what deploy.sh records)"),
+    ):
+        code, out, err = diff("--env", "dev", "--settings", str(settings_dir), "--deployed", str(given))
+        assert (code, out) == (2, ""), given
+        assert f"diff: --deployed {given}: {problem}" in err
+        output = tmp_path / "out"
+        code, _, err = generate_main(
+            "--deployed", str(given), "--env", "dev", "--settings", str(settings_dir),
+            "--output", str(output), "--diagrams", "none",
+        )  # fmt: skip
+        assert code == 2 and f"generate.py: --deployed {given}: {problem}" in err and not output.exists()
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "README.md").write_text("deploy.sh records what it deployed here\n")
+    code, out, _ = diff("--env", "dev", "--settings", str(settings_dir), "--deployed", str(notes))
+    assert code == 3 and "nothing recorded there" in out
+    code, _, err = diff("--env", "dev", "--settings", str(settings_dir), "--deployed", str(tmp_path / "record"))
+    assert code in (0, 3) and err == ""  # a record: compared
+
+
 def test_refused_settings_exit_2_like_build(against: Path, settings_dir: Path) -> None:
     edit_yaml(settings_dir / "prod.yaml", network__nat_gateways="some")
     code, out, err = diff("--settings", str(settings_dir), "--against", str(against))
