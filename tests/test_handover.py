@@ -470,6 +470,8 @@ def test_make_deploy_without_env_fails_at_once_with_the_environments() -> None:
         assert result.returncode == 2
         assert "usage: make deploy ENV=name [REVIEW=1]; environments: " in result.stderr
         assert "project" in result.stderr and "generate.py" not in result.stdout
+        named = "make deploy: ENV=nope is not an environment (no environments/nope.yaml); usage: " in result.stderr
+        assert named == bool(args)  # an unknown name is said to be one, not only the usage
 
 
 # --- the record of what was deployed, and the updates it blocks ----------------------------------
