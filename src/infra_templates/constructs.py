@@ -179,7 +179,7 @@ def access_log_bucket(
         Principal=Principal("Service", "logging.s3.amazonaws.com"),
         Action=[s3_actions.PutObject],
         Resource=[Sub("${%s.Arn}/s3/*" % logical_id)],
-        Condition=Condition(
+        Condition=iam.condition(
             [
                 ArnLike("aws:SourceArn", [Sub("arn:${AWS::Partition}:s3:::%s" % n) for n in source_bucket_names]),
                 StringEquals("aws:SourceAccount", AccountId),

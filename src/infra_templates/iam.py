@@ -56,8 +56,28 @@ def allow(
     fields["Action"] = list(actions)
     fields["Resource"] = list(resources)
     if conditions:
-        fields["Condition"] = Condition(list(conditions))
+        fields["Condition"] = condition(conditions)
     return Statement(**fields)
+
+
+def condition(elements: Sequence[ConditionElement]) -> Condition:
+    """A Condition block of ``elements``, those of one operator merged into one (their keys ANDed,
+    as IAM reads several keys under one operator). awacs' Condition writes each element as
+    ``{operator: {key: value}}`` into one mapping, so a second element of the same operator
+    replaced the first and its key was silently dropped (a statement two ``StringEquals`` keys
+    narrow lost one). Raises ValueError when one operator names a key twice with two values."""
+    merged: dict[str, ConditionElement] = {}
+    for element in elements:
+        operator, keys = element.condition, element.get_dict()
+        if operator not in merged:
+            merged[operator] = element
+            continue
+        have = merged[operator].get_dict()
+        clash = [k for k in keys if k in have and have[k] != keys[k]]
+        if clash:
+            raise ValueError(f"condition {operator} names {', '.join(clash)} twice with different values")
+        merged[operator] = type(element)({**have, **keys})
+    return Condition(list(merged.values()))
 
 
 def document(*statements: Statement) -> PolicyDocument:
@@ -78,7 +98,7 @@ def service_trust(service: str, source_arn: Any | None = None) -> PolicyDocument
             Effect=Allow,
             Principal=Principal("Service", service),
             Action=[Action("sts", "AssumeRole")],
-            Condition=Condition(conditions),
+            Condition=condition(conditions),
         )
     )
 
