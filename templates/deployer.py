@@ -51,7 +51,7 @@ from troposphere.iam import ManagedPolicy, Policy, Role
 from infra_templates import constructs, iam
 from infra_templates.catalog import handler_permissions
 from infra_templates.config import CLOUDFRONT_REGION, Environment
-from infra_templates.iam_analysis import has_resource_types, is_known, privilege, service_resources
+from infra_templates.iam_analysis import creates, has_resource_types, is_known, privilege, service_resources
 from infra_templates.layer import LayerContext
 from infra_templates.naming import (
     artifact_bucket_name,
@@ -232,6 +232,46 @@ def permissions(stacks: Sequence[Stack]) -> dict[str, list[str]]:
     return {service: sorted(names) for service, names in sorted(by_service.items())}
 
 
+def _encrypt_secret_replicas(env: Environment, stacks: Sequence[Stack]) -> list[Statement]:
+    """CloudFormation creates a secret with ``ReplicaRegions`` (the standby's region, its own data
+    key) as the caller: Secrets Manager then needs the caller to hold kms:GenerateDataKey and
+    kms:Encrypt on the replica's key ("To encrypt the replicated secret with a KMS key other than
+    aws/secretsmanager, you need kms:GenerateDataKey and kms:Encrypt to the key": AWS Secrets Manager
+    API Reference, ReplicateSecretToRegions). That key is the standby environment's (tagged with its
+    name), which no other statement of this role reaches: granted on keys of the replica's region
+    tagged with the project and the standby's name, only through Secrets Manager there. Empty when
+    no stack replicates a secret."""
+    replicas = sorted(
+        {
+            str(replica["Region"])
+            for stack in stacks
+            for resource in stack.body.get("Resources", {}).values()
+            if resource.get("Type") == "AWS::SecretsManager::Secret"
+            for replica in resource.get("Properties", {}).get("ReplicaRegions", [])
+            if "KmsKeyId" in replica
+        }
+    )
+    if not replicas or env.standby is None:
+        return []
+    return [
+        iam.allow(
+            f"EncryptSecretReplicasWithTheStandbysKey{region.title().replace('-', '')}",
+            [kms_actions.Encrypt, kms_actions.GenerateDataKey],
+            [Sub("arn:${AWS::Partition}:kms:%s:${AWS::AccountId}:key/*" % region)],
+            [
+                StringEquals(
+                    {
+                        "kms:ViaService": f"secretsmanager.{region}.amazonaws.com",
+                        "aws:ResourceTag/Project": env.project,
+                        "aws:ResourceTag/Environment": env.standby.environment,
+                    }
+                )
+            ],
+        )
+        for region in replicas
+    ]
+
+
 def _execution_role(env: Environment, stacks: Sequence[Stack], regions: list[str], t: Template) -> Role:
     needed = permissions(stacks)
     prefix = stack_name(env.project, env.name, "")
@@ -241,6 +281,7 @@ def _execution_role(env: Environment, stacks: Sequence[Stack], regions: list[str
         "arn:${AWS::Partition}:iam::${AWS::AccountId}:role/%s" % deployer_role_name(env.project, env.name, "*")
     )
     statements: list[Statement] = [_read_image_tags(env, regions)]
+    statements.extend(_encrypt_secret_replicas(env, stacks))
     names = name_patterns(env, stacks)
     referenced = _referenced_secrets(stacks, names.get("secretsmanager", []))
     if referenced:
@@ -580,12 +621,16 @@ def _resource_types(service: str, action: str) -> tuple[str, ...]:
 
 def _tag_scoped(service: str, action: str, untagged: frozenset[tuple[str, str]]) -> bool:
     """True when IAM lets every resource type of ``action`` be conditioned on its tags
-    (aws:ResourceTag), none of them being a resource the action creates (aws:RequestTag instead) or
-    one of the environment's untagged ones (untagged_types)."""
+    (aws:ResourceTag), none of them being a resource the action creates (``creates``: aws:RequestTag
+    instead) or one of the environment's untagged ones (untagged_types)."""
     types = _resource_types(service, action)
-    return bool(types) and all(
-        "aws:ResourceTag/${TagKey}" in _condition_keys(service, action, t) and (service, t) not in untagged
-        for t in types
+    return (
+        bool(types)
+        and not creates(f"{service}:{action}")
+        and all(
+            "aws:ResourceTag/${TagKey}" in _condition_keys(service, action, t) and (service, t) not in untagged
+            for t in types
+        )
     )
 
 

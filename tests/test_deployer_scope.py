@@ -118,9 +118,20 @@ def test_only_what_neither_a_name_nor_a_tag_can_scope_is_granted_account_wide(en
             and (service, t) not in untagged
             for t in types
         )
-        assert entry["access_level"] in ("List", "Read", "Tagging") or not taggable, action
+        # a create is never tag-conditioned: what it creates has no tags yet (iam_analysis.creates)
+        assert entry["access_level"] in ("List", "Read", "Tagging") or not taggable or iam_analysis.creates(action), (
+            action
+        )
     # and every action the environment names is scoped by name, never account-wide
     assert not [a for a in account_wide if a.split(":")[0] in ("logs", "sns", "sqs", "events", "secretsmanager")]
+    # no tag-conditioned statement grants a create (it would always be denied)
+    by_tag = [
+        a
+        for _, s in execution_statements(deployer(env))
+        if s["Sid"].startswith("ManageResourcesByTag")
+        for a in s["Action"]
+    ]
+    assert by_tag and not [a for a in by_tag if iam_analysis.creates(a)]
 
 
 def test_secrets_are_reached_by_name_only() -> None:
@@ -175,6 +186,8 @@ def widened(env: str, body: dict[str, Any]) -> tuple[list[str], int]:
     }
     wrong, checked = [], 0
     for _, statement in execution_statements(body):
+        if statement["Sid"].startswith("EncryptSecretReplicas"):
+            continue  # its own statement, on the standby's key: never merged with a route's
         resources = {r["Fn::Sub"] if isinstance(r, dict) else r for r in statement["Resource"]}
         for action in statement["Action"]:
             if action not in own:
@@ -294,7 +307,9 @@ def test_what_is_scoped_by_tag_carries_the_tags(env: str) -> None:
         reached = {(service, t) for t in entry["resource_types"] if t}
         assert not reached & untagged, action
         statement = next(
-            s for _, s in execution_statements(deployer(env)) if action in s["Action"] and "Condition" in s
+            s
+            for _, s in execution_statements(deployer(env))
+            if action in s["Action"] and s["Sid"].startswith("ManageResourcesByTag")
         )
         assert statement["Condition"] == {
             "StringEquals": {"aws:ResourceTag/Project": "shop", "aws:ResourceTag/Environment": env}
@@ -427,3 +442,24 @@ def test_a_type_name_is_squashed_as_the_regex_squashes_it() -> None:
     assert len(names) > 100
     for name in [*names, "Log_Group", "a.b", "x y", "İd", "ﬁle", "é", "", "-", "ABC9"]:
         assert deployer_layer._squashed(name) == re.sub(r"[^a-z0-9]", "", name.lower()), name
+
+
+def test_cloudformation_may_encrypt_a_secrets_replica_with_the_standbys_key_only_through_secrets_manager() -> None:
+    """From an audit against AWS's documentation: prod's data and origin-verify secrets replicate to
+    dr's region encrypted with dr's data key, and Secrets Manager needs the caller (CloudFormation's
+    role) to hold kms:GenerateDataKey and kms:Encrypt on it (ReplicateSecretToRegions); no other
+    statement reached a key tagged with dr's name. An environment without replicas gets nothing."""
+    replicas = [s for _, s in execution_statements(deployer("prod")) if s["Sid"].startswith("EncryptSecretReplicas")]
+    assert len(replicas) == 1
+    (statement,) = replicas
+    assert statement["Action"] == ["kms:Encrypt", "kms:GenerateDataKey"]
+    assert [arn_text(r) for r in statement["Resource"]] == ["arn:aws:kms:eu-central-1:123456789012:key/*"]
+    assert statement["Condition"] == {
+        "StringEquals": {
+            "kms:ViaService": "secretsmanager.eu-central-1.amazonaws.com",
+            "aws:ResourceTag/Project": "shop",
+            "aws:ResourceTag/Environment": "dr",
+        }
+    }
+    for env in ("dev", "staging", "dr"):
+        assert not [s for _, s in execution_statements(deployer(env)) if s["Sid"].startswith("EncryptSecretReplicas")]

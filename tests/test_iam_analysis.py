@@ -74,6 +74,31 @@ def test_the_same_actions_scoped_to_an_arn_keep_the_rules() -> None:
     assert findings(body) == set()
 
 
+def test_a_create_conditioned_on_the_resources_tags_is_a_finding() -> None:
+    """From an audit against AWS's documentation: the deployer granted CreateLoadBalancer,
+    CreateDistribution, PutMetricAlarm... only on resources tagged with the environment, which a
+    resource being created never is: every first create would have been denied. A create is granted
+    on aws:RequestTag or without a tag condition; the existing resources' actions keep theirs."""
+    arn = "arn:aws:elasticloadbalancing:eu-west-1:111111111111:loadbalancer/app/shop-dev-*"
+    tagged = {"StringEquals": {"aws:ResourceTag/Project": "shop", "aws:ResourceTag/Environment": "dev"}}
+    creating = ["elasticloadbalancing:CreateLoadBalancer", "cloudfront:CreateDistribution", "cloudwatch:PutMetricAlarm"]
+    existing = [
+        "elasticloadbalancing:ModifyLoadBalancerAttributes",
+        "ec2:CreateRoute",
+        "elasticloadbalancing:RegisterTargets",
+    ]
+    body = role({**allow("ByTag", [*creating, *existing], arn), "Condition": tagged})
+    assert findings(body) == {("create-on-resource-tag", "ByTag", tuple(sorted(creating)))}
+    on_request = {"StringEquals": {"aws:RequestTag/Project": "shop"}}
+    assert findings(role({**allow("OnRequest", creating, arn), "Condition": on_request})) == set()
+    absent = {"Null": {"aws:ResourceTag/Project": "true"}}  # a Null test may ask for no tag at all
+    assert findings(role({**allow("Untagged", creating, arn), "Condition": absent})) == set()
+    for action in creating:
+        assert iam_analysis.creates(action), action
+    for action in [*existing, "elasticloadbalancing:*", "nosuch:CreateThing"]:
+        assert not iam_analysis.creates(action), action
+
+
 def test_a_misspelt_action_is_a_finding_in_any_policy() -> None:
     body = role(allow("Typo", ["s3:GetObjekt", "s3:Get*", "s3:Nothing*"], ["arn:aws:s3:::bucket/*"]))
     body["Resources"]["Key"] = {

@@ -15,6 +15,9 @@ and the resource types it may be scoped to. Three findings, each per statement:
   the actions that change who may do what, the road to privilege escalation.
 - ``not-action``: an identity policy allows with ``NotAction``: everything but the listed actions,
   present and future, which no reviewer can bound.
+- ``create-on-resource-tag``: an identity policy allows, on a condition on aws:ResourceTag, an action
+  that creates a resource (:func:`creates`): what it creates has no tags when IAM evaluates the call,
+  so the condition never matches and the create is denied (not a finding to accept: a fault).
 
 A pattern (``sqs:*``, ``s3:Get*``, ``*``) stands for every action IAM lists that it matches: it is
 a ``resource-wildcard`` or ``permissions-management`` finding when any of those is (the finding
@@ -32,6 +35,7 @@ import json
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +46,7 @@ from infra_templates import derived
 ACCEPTED_FILE = Path(__file__).parent / "iam_accepted.yaml"
 IDENTITY_TYPES = frozenset({"AWS::IAM::Role", "AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"})
 TRUST_POLICY = "AssumeRolePolicyDocument"
-FINDINGS = ("unknown-action", "resource-wildcard", "permissions-management", "not-action")
+FINDINGS = ("unknown-action", "resource-wildcard", "permissions-management", "not-action", "create-on-resource-tag")
 PERMISSIONS_MANAGEMENT = "Permissions management"
 
 
@@ -238,6 +242,32 @@ def has_resource_types(action: str) -> bool:
     return any(any(entry["resource_types"]) for entry in expand(action))
 
 
+@cache  # asked for each action of every statement; IAM's data does not change in a run
+def creates(action: str) -> bool:
+    """Whether ``service:Action`` creates a resource: IAM lists aws:RequestTag among the action's own
+    condition keys (its request may tag what it makes: ELB's CreateLoadBalancer and CreateListener,
+    CloudWatch's PutMetricAlarm, RDS's CreateDBInstance, SES's CreateEmailIdentity), or its name is
+    Create followed by the name of one of its resource types (CloudFront's CreateDistribution,
+    which takes no tags). What it creates has no tags yet when IAM evaluates the call, so a
+    condition on aws:ResourceTag cannot match and the call is denied: AWS's own policies for these
+    actions condition on aws:RequestTag or on nothing ("ELB API permissions to tag resources during
+    creation", Elastic Load Balancing User Guide; "Controlling access to AWS resources using tags",
+    IAM User Guide; hashicorp/terraform#7577: a tag-scoped policy refused every create). False for
+    an action IAM does not list and for a pattern."""
+    entry = privilege(action) if "*" not in action and "?" not in action else None
+    if entry is None:
+        return False
+    name = action.partition(":")[2]
+    own = entry["resource_types"].get("", {}).get("condition_keys", ())
+    made = _letters(name.removeprefix("Create")) if name.startswith("Create") else None
+    return "aws:RequestTag/${TagKey}" in own or any(_letters(t) == made for t in entry["resource_types"] if t)
+
+
+def _letters(name: str) -> str:
+    """``name`` in lower case with everything but a-z and 0-9 taken out (``log-group``: ``loggroup``)."""
+    return re.sub(r"[^a-z0-9]", "", name.lower())
+
+
 def access_level(action: str) -> str | None:
     """IAM's access level of the action (``Read``, ``Write``, ``List``, ``Tagging``, ``Permissions
     management``); for a pattern, ``Permissions management`` when any action it matches has it, else
@@ -270,6 +300,17 @@ def _arn_text(resource: Any) -> str:
     if isinstance(resource, dict) and isinstance(resource.get("Fn::Sub"), str):
         return re.sub(r"\$\{[^}]*\}", "x", str(resource["Fn::Sub"]))
     return resource if isinstance(resource, str) else ""
+
+
+def _on_resource_tag(statement: dict[str, Any]) -> bool:
+    """True when the statement applies only where the resource carries a tag: a condition on
+    aws:ResourceTag under any operator but ``Null`` (which may test for its absence)."""
+    return any(
+        key.startswith("aws:ResourceTag/")
+        for operator, values in (statement.get("Condition") or {}).items()
+        if isinstance(values, dict) and not operator.startswith("Null")
+        for key in values
+    )
 
 
 def _wide(statement: dict[str, Any]) -> bool:
@@ -306,6 +347,9 @@ def analyse_template(body: dict[str, Any], stack: str, path: str = "") -> list[F
                     ),
                     "not-action": (
                         [a for a in _as_list(statement.get("NotAction", [])) if isinstance(a, str)] if identity else []
+                    ),
+                    "create-on-resource-tag": (
+                        [a for a in actions if creates(a)] if identity and _on_resource_tag(statement) else []
                     ),
                 }
                 findings.extend(
