@@ -724,7 +724,8 @@ def test_a_stack_in_rollback_complete_stops_everything_with_the_command_that_cle
          "--query ARN --output text"),
         ("payment-Pr3x8N", "in environments/prod.yaml, services.api.secrets.PAYMENT_API_KEY: "
          "secretsmanager:<complete name>#api_key"),
-        ("certificate/33333333-3333-3333-3333-333333333334", "which shop-prod-edge uses, does not exist"),
+        ("certificate/33333333-3333-3333-3333-333333333334",
+         "which shop-prod-edge uses, does not exist in account 333333333333: request or import it there"),
     ],
 )  # fmt: skip
 def test_a_missing_secret_or_certificate_stops_before_any_stack(
@@ -904,3 +905,13 @@ def test_each_environment_has_its_own_secret_suffix() -> None:
     complete = {env: s.services["api"].secrets["PAYMENT_API_KEY"] for env, s in BUILT.environments.items()}
     assert len(set(complete.values())) == len(complete) == len(ENVIRONMENTS)
     assert "secretsmanager:" not in (SETTINGS / "defaults.yaml").read_text()
+
+
+def test_a_certificate_this_account_may_not_read_is_not_called_missing(written: Path, tmp_path: Path) -> None:
+    status, calls, err = run_script(
+        written / "prod" / "deploy.sh", tmp_path, FAKE_ACCOUNT="333333333333",
+        FAKE_ABSENT="certificate/33333333-3333-3333-3333-333333333334", FAKE_ERROR="AccessDeniedException",
+    )  # fmt: skip
+    assert status == 1 and deployed(calls) == []
+    assert "could not read the certificate arn:aws:acm:us-east-1:333333333333:certificate/33333333-" in err
+    assert "AccessDeniedException" in err and "does not exist" not in err

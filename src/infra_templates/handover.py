@@ -1082,13 +1082,20 @@ def _preflight(context: Handover) -> list[str]:
             seen.add((secret.kind, secret.name))
             out += _secret_check(context, stack, secret, len(seen))
     certificates = dict.fromkeys((arn, s.name) for s in own for arn in s.certificates)
-    for arn in dict.fromkeys(a for a, _ in certificates):
+    for index, arn in enumerate(dict.fromkeys(a for a, _ in certificates), 1):
         owners = ", ".join(n for a, n in certificates if a == arn)
+        var = f"certificate_{index}"
+        # The settings keep a certificate in the environment's account (an ALB or CloudFront uses no other's):
+        # ResourceNotFoundException is "not there"; any other error is the call's, said as such.
         out += [
-            f"if ! aws acm describe-certificate --certificate-arn {q(arn)} "
-            f"--region {arn.split(':')[3]} >/dev/null; then",
-            f'  echo "deploy.sh: the certificate {arn}, which {owners} uses, '
-            'does not exist (or not in this account)" >&2',
+            f'if ! {var}="$(aws acm describe-certificate --certificate-arn {q(arn)} '
+            f'--region {arn.split(":")[3]} --query Certificate.Status --output text 2>&1)"; then',
+            f'  if [[ "${var}" == *ResourceNotFound* ]]; then',
+            f'    echo "deploy.sh: the certificate {arn}, which {owners} uses, does not exist in account '
+            f'{context.account}: request or import it there, or correct the setting" >&2',
+            "  else",
+            f'    echo "deploy.sh: could not read the certificate {arn}, which {owners} uses: ${var}" >&2',
+            "  fi",
             "  failed=true",
             "fi",
         ]

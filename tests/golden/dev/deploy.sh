@@ -348,8 +348,12 @@ deploy.sh: the SSM parameter /shop/api/signing-key (eu-west-1), which shop-dev-s
 EOF
   failed=true
 fi
-if ! aws acm describe-certificate --certificate-arn arn:aws:acm:eu-west-1:111111111111:certificate/11111111-1111-1111-1111-111111111111 --region eu-west-1 >/dev/null; then
-  echo "deploy.sh: the certificate arn:aws:acm:eu-west-1:111111111111:certificate/11111111-1111-1111-1111-111111111111, which shop-dev-platform uses, does not exist (or not in this account)" >&2
+if ! certificate_1="$(aws acm describe-certificate --certificate-arn arn:aws:acm:eu-west-1:111111111111:certificate/11111111-1111-1111-1111-111111111111 --region eu-west-1 --query Certificate.Status --output text 2>&1)"; then
+  if [[ "$certificate_1" == *ResourceNotFound* ]]; then
+    echo "deploy.sh: the certificate arn:aws:acm:eu-west-1:111111111111:certificate/11111111-1111-1111-1111-111111111111, which shop-dev-platform uses, does not exist in account 111111111111: request or import it there, or correct the setting" >&2
+  else
+    echo "deploy.sh: could not read the certificate arn:aws:acm:eu-west-1:111111111111:certificate/11111111-1111-1111-1111-111111111111, which shop-dev-platform uses: $certificate_1" >&2
+  fi
   failed=true
 fi
 if [[ "$failed" == true ]]; then

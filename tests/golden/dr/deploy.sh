@@ -385,16 +385,28 @@ deploy.sh: the SSM parameter /shop/api/signing-key (eu-central-1), which shop-dr
 EOF
   failed=true
 fi
-if ! aws acm describe-certificate --certificate-arn arn:aws:acm:eu-central-1:333333333333:certificate/44444444-4444-4444-4444-444444444444 --region eu-central-1 >/dev/null; then
-  echo "deploy.sh: the certificate arn:aws:acm:eu-central-1:333333333333:certificate/44444444-4444-4444-4444-444444444444, which shop-dr-platform uses, does not exist (or not in this account)" >&2
+if ! certificate_1="$(aws acm describe-certificate --certificate-arn arn:aws:acm:eu-central-1:333333333333:certificate/44444444-4444-4444-4444-444444444444 --region eu-central-1 --query Certificate.Status --output text 2>&1)"; then
+  if [[ "$certificate_1" == *ResourceNotFound* ]]; then
+    echo "deploy.sh: the certificate arn:aws:acm:eu-central-1:333333333333:certificate/44444444-4444-4444-4444-444444444444, which shop-dr-platform uses, does not exist in account 333333333333: request or import it there, or correct the setting" >&2
+  else
+    echo "deploy.sh: could not read the certificate arn:aws:acm:eu-central-1:333333333333:certificate/44444444-4444-4444-4444-444444444444, which shop-dr-platform uses: $certificate_1" >&2
+  fi
   failed=true
 fi
-if ! aws acm describe-certificate --certificate-arn arn:aws:acm:us-east-1:333333333333:certificate/33333333-3333-3333-3333-333333333334 --region us-east-1 >/dev/null; then
-  echo "deploy.sh: the certificate arn:aws:acm:us-east-1:333333333333:certificate/33333333-3333-3333-3333-333333333334, which shop-prod-edge uses, does not exist (or not in this account)" >&2
+if ! certificate_2="$(aws acm describe-certificate --certificate-arn arn:aws:acm:us-east-1:333333333333:certificate/33333333-3333-3333-3333-333333333334 --region us-east-1 --query Certificate.Status --output text 2>&1)"; then
+  if [[ "$certificate_2" == *ResourceNotFound* ]]; then
+    echo "deploy.sh: the certificate arn:aws:acm:us-east-1:333333333333:certificate/33333333-3333-3333-3333-333333333334, which shop-prod-edge uses, does not exist in account 333333333333: request or import it there, or correct the setting" >&2
+  else
+    echo "deploy.sh: could not read the certificate arn:aws:acm:us-east-1:333333333333:certificate/33333333-3333-3333-3333-333333333334, which shop-prod-edge uses: $certificate_2" >&2
+  fi
   failed=true
 fi
-if ! aws acm describe-certificate --certificate-arn arn:aws:acm:us-east-1:333333333333:certificate/33333333-3333-3333-3333-333333333335 --region us-east-1 >/dev/null; then
-  echo "deploy.sh: the certificate arn:aws:acm:us-east-1:333333333333:certificate/33333333-3333-3333-3333-333333333335, which shop-dr-edge uses, does not exist (or not in this account)" >&2
+if ! certificate_3="$(aws acm describe-certificate --certificate-arn arn:aws:acm:us-east-1:333333333333:certificate/33333333-3333-3333-3333-333333333335 --region us-east-1 --query Certificate.Status --output text 2>&1)"; then
+  if [[ "$certificate_3" == *ResourceNotFound* ]]; then
+    echo "deploy.sh: the certificate arn:aws:acm:us-east-1:333333333333:certificate/33333333-3333-3333-3333-333333333335, which shop-dr-edge uses, does not exist in account 333333333333: request or import it there, or correct the setting" >&2
+  else
+    echo "deploy.sh: could not read the certificate arn:aws:acm:us-east-1:333333333333:certificate/33333333-3333-3333-3333-333333333335, which shop-dr-edge uses: $certificate_3" >&2
+  fi
   failed=true
 fi
 if [[ "$failed" == true ]]; then

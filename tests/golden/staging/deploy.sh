@@ -362,12 +362,20 @@ deploy.sh: the SSM parameter /shop/api/signing-key (eu-west-1), which shop-stagi
 EOF
   failed=true
 fi
-if ! aws acm describe-certificate --certificate-arn arn:aws:acm:eu-west-1:222222222222:certificate/22222222-2222-2222-2222-222222222222 --region eu-west-1 >/dev/null; then
-  echo "deploy.sh: the certificate arn:aws:acm:eu-west-1:222222222222:certificate/22222222-2222-2222-2222-222222222222, which shop-staging-platform uses, does not exist (or not in this account)" >&2
+if ! certificate_1="$(aws acm describe-certificate --certificate-arn arn:aws:acm:eu-west-1:222222222222:certificate/22222222-2222-2222-2222-222222222222 --region eu-west-1 --query Certificate.Status --output text 2>&1)"; then
+  if [[ "$certificate_1" == *ResourceNotFound* ]]; then
+    echo "deploy.sh: the certificate arn:aws:acm:eu-west-1:222222222222:certificate/22222222-2222-2222-2222-222222222222, which shop-staging-platform uses, does not exist in account 222222222222: request or import it there, or correct the setting" >&2
+  else
+    echo "deploy.sh: could not read the certificate arn:aws:acm:eu-west-1:222222222222:certificate/22222222-2222-2222-2222-222222222222, which shop-staging-platform uses: $certificate_1" >&2
+  fi
   failed=true
 fi
-if ! aws acm describe-certificate --certificate-arn arn:aws:acm:us-east-1:222222222222:certificate/22222222-2222-2222-2222-222222222223 --region us-east-1 >/dev/null; then
-  echo "deploy.sh: the certificate arn:aws:acm:us-east-1:222222222222:certificate/22222222-2222-2222-2222-222222222223, which shop-staging-edge uses, does not exist (or not in this account)" >&2
+if ! certificate_2="$(aws acm describe-certificate --certificate-arn arn:aws:acm:us-east-1:222222222222:certificate/22222222-2222-2222-2222-222222222223 --region us-east-1 --query Certificate.Status --output text 2>&1)"; then
+  if [[ "$certificate_2" == *ResourceNotFound* ]]; then
+    echo "deploy.sh: the certificate arn:aws:acm:us-east-1:222222222222:certificate/22222222-2222-2222-2222-222222222223, which shop-staging-edge uses, does not exist in account 222222222222: request or import it there, or correct the setting" >&2
+  else
+    echo "deploy.sh: could not read the certificate arn:aws:acm:us-east-1:222222222222:certificate/22222222-2222-2222-2222-222222222223, which shop-staging-edge uses: $certificate_2" >&2
+  fi
   failed=true
 fi
 if [[ "$failed" == true ]]; then
