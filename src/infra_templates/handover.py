@@ -971,12 +971,16 @@ def _deploy_help(context: Handover) -> list[str]:
             "make diff (default: deployed/ beside output/)",
         ),
     ]
+    checks = ["the account", "no stack in ROLLBACK_COMPLETE"]
+    checks += ["the services' first image tags and their images in ECR"] if tagged else []
+    checks += ["the secrets and SSM parameters the services read"] if any(s.secrets for s in own) else []
+    checks += ["the certificates the templates name"] if any(s.certificates for s in own) else []
+    checks += ["the updates make diff blocks"]
     about = [
         f"Deploys {title}: the {_stacks(len(own))} of this folder, in order, to account {context.account}, with",
         "the AWS CLI signed in to that account; then turns termination protection on where a stack holds data.",
-        "Before any stack it checks what would stop it half-way: the account, no stack in ROLLBACK_COMPLETE,",
-        "the first image tags and their images in ECR, the secrets, SSM parameters and certificates the",
-        "templates name, the updates make diff blocks. DEPLOY.md beside it explains each step.",
+        "Before any stack it checks what would stop it half-way:",
+        f"{', '.join(checks)}. DEPLOY.md beside it explains each step.",
     ]
     return day2.help_lines(
         "./deploy.sh [--review]",

@@ -37,9 +37,8 @@ Usage: ./deploy.sh [--review]
 
 Deploys shop dev: the 16 CloudFormation stacks of this folder, in order, to account 111111111111, with
 the AWS CLI signed in to that account; then turns termination protection on where a stack holds data.
-Before any stack it checks what would stop it half-way: the account, no stack in ROLLBACK_COMPLETE,
-the first image tags and their images in ECR, the secrets, SSM parameters and certificates the
-templates name, the updates make diff blocks. DEPLOY.md beside it explains each step.
+Before any stack it checks what would stop it half-way:
+the account, no stack in ROLLBACK_COMPLETE, the services' first image tags and their images in ECR, the secrets and SSM parameters the services read, the certificates the templates name, the updates make diff blocks. DEPLOY.md beside it explains each step.
 
 Options:
   (none)              create or update every stack; stops at the first failure
