@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from infra_templates.config import Environment
+from infra_templates.handover import CREDENTIALS_MARK
 from infra_templates.naming import image_region, repository_name, stack_name
 from infra_templates.pipeline import Stack
 from templates import origin_verify
@@ -349,28 +350,44 @@ def _replication_check(primary: Environment) -> list[str]:
 
 
 def _image_check(dr: Environment) -> list[str]:
-    """The rehearsal's check that the images the services run are in the recovery region."""
+    """The rehearsal's check that the images the services run are in the recovery region, with the
+    credentials the rest of the runbook uses (the environment's account): ``batch-get-image``, the
+    action a pull makes, which the replicas' repository policy grants that account (their repository
+    creation template, templates/registry.py). A call into the registry's account needs its
+    repository policy to allow the action (ECR User Guide, "Private repository policies in Amazon
+    ECR"): ``describe-images`` is not granted. An image it lacks is a ``failures[].failureCode``
+    (ImageNotFound: ECR API Reference, ImageFailure). Replication's own status is the registry's,
+    readable only with that account's credentials: that block says so (``CREDENTIALS_MARK``)."""
     registry = dr.registry
     region = image_region(dr)
     if region == registry.region:
         return []
     lines = [
-        f"Check that the images `{dr.name}` would run are in `{region}`, with credentials of the registry's account",
-        f"`{registry.account_id}` (`<tag>`: the commit id running in production; a release replicates there in",
-        "minutes). An image pushed before replication was set up is not there: release that service again (a new",
-        "commit) before relying on the recovery region.",
+        f"Check that the images `{dr.name}` would run are in `{region}` and that `{dr.name}`'s account can pull them",
+        "(with the credentials of the rest of this runbook; `<tag>`: the commit id running in production; a",
+        "release replicates there in minutes). Each prints nothing when the image is there, `ImageNotFound` when",
+        "it is not. An image pushed before replication was set up is not there: release that service again (a",
+        "new commit) before relying on the recovery region.",
         "",
         "```sh",
     ]
     for service in sorted(dr.services):
         repository = repository_name(dr.project, service)
         lines += [
-            f"aws ecr describe-images --region {region} --registry-id {registry.account_id} \\",
-            f"  --repository-name {repository} --image-ids imageTag=<tag>",
+            f"aws ecr batch-get-image --region {region} --registry-id {registry.account_id} \\",
+            f"  --repository-name {repository} --image-ids imageTag=<tag> \\",
+            "  --query 'failures[].failureCode' --output text",
         ]
     lines += [
-        "# an image missing there: what the registry's region says of its replication",
-        f"aws ecr describe-image-replication-status --region {registry.region} "
+        "```",
+        "",
+        "An image missing there: ask the registry's region what it says of its replication. That status is the",
+        f"registry's own (its repository policy grants `{dr.name}`'s account only the pull), so this runs with the",
+        f"credentials of the registry's account `{registry.account_id}`:",
+        "",
+        "```sh",
+        f"{CREDENTIALS_MARK} {registry.account_id}",
+        f"aws ecr describe-image-replication-status --region {registry.region} --registry-id {registry.account_id} "
         f"--repository-name {repository_name(dr.project, '<service>')} --image-id imageTag=<tag>",
         "```",
         "",

@@ -10,6 +10,7 @@ registry's region or one it replicates to), secrets, log groups."""
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import json
 import re
 import shutil
@@ -21,9 +22,10 @@ from typing import Any
 
 import aws_cli
 import pytest
-from conftest import BUILT, FIXTURES, SETTINGS
+from conftest import BUILT, ENVIRONMENTS, FIXTURES, SETTINGS
 
 import generate
+from infra_templates.handover import CREDENTIALS_MARK
 
 # One worker runs them all (make unit: --dist loadgroup), with test_template_bucket.py: each process
 # builds this module's output/ and loads the AWS CLI's driver (every service's model) once.
@@ -62,6 +64,7 @@ class Inventory:
     accounts: dict[str, str] = field(default_factory=dict)  # folder -> account
     services: set[str] = field(default_factory=set)
     registry: tuple[str, str] = ("", "")  # account, region
+    stack_accounts: dict[tuple[str, str], str] = field(default_factory=dict)  # (stack, region) -> its account
 
     def has(self, kind: str, region: str, name: str) -> bool:
         return name in self.named[(kind, region)]
@@ -95,11 +98,13 @@ def inventory(output: Path) -> Inventory:
                 value = resource.get("Properties", {}).get(prop)
                 if kind and isinstance(value, str):
                     found.named[(kind, region)].add(value)
+                found.named[("secret", region)] |= _secret_names_read(resource)
                 if resource["Type"] == "AWS::ECR::Repository" and isinstance(value, str):
                     found.services.add(value.rsplit("/", 1)[-1])
                     # the project's stacks are described by every manifest: the project's own has its account
                     if path.parent.name == "project":
                         found.registry = (manifest["account_id"], region)
+    found.stack_accounts = _stack_accounts(output)
     # ECR replicates each repository to the destinations of the registry's replication rules.
     for (_, region), body in list(found.templates.items()):
         for resource in body.get("Resources", {}).values():
@@ -108,6 +113,29 @@ def inventory(output: Path) -> Inventory:
             for rule in resource["Properties"]["ReplicationConfiguration"]["Rules"]:
                 for destination in rule["Destinations"]:
                     found.named[("repository", destination["Region"])] |= found.named[("repository", region)]
+    return found
+
+
+def _stack_accounts(output: Path) -> dict[tuple[str, str], str]:
+    """Each stack's account: the account of the folder its templates are in (the project's stacks,
+    listed by every manifest, are the project's; a DR partner's are in the same account, by rule)."""
+    found: dict[tuple[str, str], str] = {}
+    for path in sorted(output.glob("*/manifest.json")):
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+        for stack in manifest["stacks"]:
+            if path.parent.name == "project" or not stack["templates"]["json"].startswith("../project/"):
+                found.setdefault((stack["name"], stack["region"]), manifest["account_id"])
+    return found
+
+
+def _secret_names_read(resource: dict[str, Any]) -> set[str]:
+    """The secrets a task definition's containers read, by name without their suffix: the deployer
+    creates them by that name (DEPLOY.md, "Secrets and parameters"), so a command may name them."""
+    found = set()
+    for container in resource.get("Properties", {}).get("ContainerDefinitions", []):
+        for secret in container.get("Secrets", []):
+            if complete := re.search(r":secret:([\w/+=.@-]+?)-[A-Za-z0-9]{6}\b", json.dumps(secret.get("ValueFrom"))):
+                found.add(complete[1])
     return found
 
 
@@ -136,6 +164,7 @@ class Printed:
     command: str  # as printed
     argv: list[str]  # with variables and placeholders replaced
     assigns: str | None  # the shell variable the command's output is assigned to
+    account: str = ""  # the account whose credentials run it: the folder's, or a Markdown block's CREDENTIALS_MARK
 
 
 def printed_commands(output: Path, inv: Inventory) -> Iterator[tuple[Printed, str]]:
@@ -151,16 +180,22 @@ def printed_commands(output: Path, inv: Inventory) -> Iterator[tuple[Printed, st
     ]
     assert files, f"no file with commands under {output}"
     for file in files:
-        variables = {"here": str(file.parent), "account": inv.accounts.get(file.parent.name, "123456789012")}
+        folder_account = inv.accounts.get(file.parent.name, inv.registry[0])  # delivery/: the registry's
+        variables = {"here": str(file.parent), "account": folder_account}
         variables["IMAGE_TAG"] = PLACEHOLDERS["<tag>"]
+        credentials = folder_account
         for number, line in aws_cli.logical_lines(file.read_text(encoding="utf-8")):
             if defaulted := DEFAULTED.match(line):
                 variables[defaulted["var"]] = defaulted["value"]
+            if line.strip().startswith(CREDENTIALS_MARK) and file.suffix == ".md":
+                credentials = line.strip().removeprefix(CREDENTIALS_MARK).strip()
+            elif line.strip().startswith("```"):  # a code block's end: the folder's credentials again
+                credentials = folder_account
             assigned = ASSIGNMENT.match(line)
             for command in aws_cli.commands(line):
                 text, problem = _substitute(command, variables, inv)
                 argv = aws_cli.split(text) if not problem else []
-                printed = Printed(file, number, command, argv, assigned["var"] if assigned else None)
+                printed = Printed(file, number, command, argv, assigned["var"] if assigned else None, credentials)
                 yield printed, problem
                 if assigned and not problem:
                     variables[assigned["var"]] = _assigned_value(printed, inv)
@@ -473,3 +508,162 @@ def test_a_deploy_uploading_to_a_bucket_the_output_lacks_is_reported(output: Pat
         call = aws_cli.Call("s3", "PutObject", {"Bucket": bucket, "Key": "templates/x"}, "eu-west-1")
         problems = list(names_problems(printed, call, inv, set()))
         assert [p[: len("names bucket")] for p in problems] == found, problems
+
+
+# --- calls into another account -----------------------------------------------------------------
+# A request to a resource of another account is allowed only where the resource's own policy allows
+# the caller the action (IAM User Guide, "Cross account resource access in IAM"; for ECR: "Private
+# repository policies in Amazon ECR", both the repository policy and the caller's IAM policy must
+# allow it). A service without resource-based policies (CloudFormation: IAM User Guide, "AWS services
+# that work with IAM") cannot be called across accounts at all, whatever the credentials may do.
+ACCOUNT_ARN = re.compile(r"^arn:aws[a-z-]*:[a-z0-9-]+:[a-z0-9-]*:(?P<account>\d{12}):")
+
+
+def _resolved(value: Any, account: str) -> Any:
+    """A template's policy with its ``Fn::Sub`` of pseudo parameters resolved, as deployed in ``account``."""
+    if isinstance(value, dict) and set(value) == {"Fn::Sub"} and isinstance(value["Fn::Sub"], str):
+        value = value["Fn::Sub"]
+    if isinstance(value, str):
+        return value.replace("${AWS::Partition}", "aws").replace("${AWS::AccountId}", account)
+    if isinstance(value, dict):
+        return {k: _resolved(v, account) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_resolved(v, account) for v in value]
+    return value
+
+
+def repository_policies(inv: Inventory) -> dict[tuple[str, str], list[dict[str, Any]]]:
+    """``{(region, repository): statements}``: each repository's ``RepositoryPolicyText`` where the
+    output creates it, and in a region ECR replicates to, the ``RepositoryPolicy`` of the repository
+    creation template whose prefix covers it (CloudFormation User Guide,
+    AWS::ECR::RepositoryCreationTemplate: Prefix, RepositoryPolicy)."""
+    found: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    names = {n for (kind, _), ns in inv.named.items() if kind == "repository" for n in ns}
+    for (stack, region), body in inv.templates.items():
+        account = inv.stack_accounts.get((stack, region), "")
+        for resource in body.get("Resources", {}).values():
+            properties = _resolved(resource.get("Properties", {}), account)
+            if resource["Type"] == "AWS::ECR::Repository" and "RepositoryPolicyText" in properties:
+                found[(region, properties["RepositoryName"])] = properties["RepositoryPolicyText"]["Statement"]
+            if resource["Type"] == "AWS::ECR::RepositoryCreationTemplate" and "RepositoryPolicy" in properties:
+                prefix, statements = properties["Prefix"], json.loads(properties["RepositoryPolicy"])["Statement"]
+                for name in names:
+                    if prefix == "ROOT" or name.startswith(f"{prefix}/"):
+                        found.setdefault((region, name), statements)
+    return found
+
+
+def _matches(patterns: Any, value: str) -> bool:
+    return any(fnmatch.fnmatchcase(value, p) for p in ([patterns] if isinstance(patterns, str) else patterns))
+
+
+def policy_allows(statements: list[dict[str, Any]], action: str, caller: str) -> bool:
+    """Whether a resource policy allows ``caller``'s account the action: an Allow naming the account
+    (its root, or "*") and the action, without a condition (none can be judged here), and no Deny."""
+    principal = f"arn:aws:iam::{caller}:root"
+
+    def applies(statement: dict[str, Any]) -> bool:
+        who = statement.get("Principal", {})
+        who = who.get("AWS", []) if isinstance(who, dict) else who
+        return who == "*" or _matches(who, principal)
+
+    relevant = [s for s in statements if applies(s) and _matches(s.get("Action", []), action)]
+    return any(s["Effect"] == "Allow" and "Condition" not in s for s in relevant) and not any(
+        s["Effect"] == "Deny" for s in relevant
+    )
+
+
+def _owners(call: aws_cli.Call, caller: str, inv: Inventory) -> set[str]:
+    """The accounts whose resources a call acts on: ECR's ``registryId``, a stack's account, an ARN's."""
+    owners = set()
+    if call.service == "ecr":
+        owners.add(call.params.get("registryId", caller))
+    if call.service == "cloudformation" and "StackName" in call.params:
+        owners.add(inv.stack_accounts.get((call.params["StackName"], call.region or ""), caller))
+    texts = [v for v in call.params.values() if isinstance(v, str)]
+    owners |= {m["account"] for m in map(ACCOUNT_ARN.match, texts) if m}
+    return owners
+
+
+def cross_account_problems(printed: Printed, call: aws_cli.Call, inv: Inventory, policies: dict) -> Iterator[str]:
+    caller = printed.account
+    for owner in sorted(_owners(call, caller, inv) - {caller}):
+        action = f"{call.service}:{call.operation}"
+        if call.service == "ecr":
+            key = (call.region or "", call.params.get("repositoryName", ""))
+            if key not in policies:
+                yield f"{action} on {key[1]} in account {owner}, {key[0]}: no repository policy there in the output"
+            elif not policy_allows(policies[key], action, caller):
+                yield (
+                    f"{action} on {key[1]} in account {owner}, {key[0]}, with the credentials of account {caller}: "
+                    "the repository policy does not allow it"
+                )
+        else:
+            yield (
+                f"{action} on a resource of account {owner} with the credentials of account {caller}: "
+                f"{call.service} has no resource policy in the output that could allow it"
+            )
+
+
+def test_every_call_into_another_account_is_one_its_resource_policy_allows(
+    output: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each printed command runs with the credentials of its folder's account (deploy.sh and the day-2
+    scripts check they are signed in there; DEPLOY.md and RUNBOOK.md say so), or of the account a
+    Markdown block names (``CREDENTIALS_MARK``). A call that reaches another account's resource must
+    be one that resource's policy, as the output deploys it, allows that account: deploy.sh's image
+    check (ecr:BatchGetImage, granted; ecr:DescribeImages was not) and the runbook's, never a
+    CloudFormation call on the project's stacks from an environment's account."""
+    for key, value in aws_cli.CLEAN_ENVIRONMENT.items():
+        monkeypatch.setenv(key, value)
+    inv = inventory(output)
+    policies = repository_policies(inv)
+    assert policies, "no repository policy found in the output"
+    problems, crossing = [], []
+    for printed, problem in printed_commands(output, inv):
+        if problem:
+            continue  # reported by the test above
+        monkeypatch.chdir(printed.file.parent)
+        for call in _run(printed.argv).calls:
+            where = f"{printed.file.relative_to(output)}:{printed.line}"
+            found = list(cross_account_problems(printed, call, inv, policies))
+            problems += [f"{where}: {p}" for p in found]
+            if _owners(call, printed.account, inv) - {printed.account}:
+                crossing.append(f"{where}: {call.service}:{call.operation}")
+    # the image checks of every environment's deploy.sh and the DR runbook's cross into the registry
+    assert sum("deploy.sh" in c and "ecr:BatchGetImage" in c for c in crossing) >= len(ENVIRONMENTS), crossing
+    assert any("RUNBOOK.md" in c and "ecr:BatchGetImage" in c for c in crossing), crossing
+    assert not problems, "\n".join(problems)
+
+
+@pytest.mark.parametrize(
+    ("file", "command", "problem"),
+    [
+        ("dev/deploy.sh", "aws ecr describe-images --registry-id 444444444444 --repository-name shop/api "
+         "--image-ids imageTag=x --region eu-west-1", "the repository policy does not allow it"),
+        ("dr/RUNBOOK.md", "aws ecr describe-image-replication-status --registry-id 444444444444 --region eu-west-1 "
+         "--repository-name shop/api --image-id imageTag=x", "the repository policy does not allow it"),
+        ("dev/status.sh", "aws cloudformation describe-stacks --stack-name shop-registry --region eu-west-1",
+         "cloudformation has no resource policy"),
+        ("dev/deploy.sh", "aws ecr batch-get-image --registry-id 444444444444 --repository-name shop/api "
+         "--image-ids imageTag=x --region eu-west-1", ""),
+        ("dr/deploy.sh", "aws ecr batch-get-image --registry-id 444444444444 --repository-name shop/api "
+         "--image-ids imageTag=x --region eu-central-1", ""),  # the replica: its creation template's policy
+        ("project/deploy.sh", "aws cloudformation describe-stacks --stack-name shop-registry --region eu-west-1", ""),
+    ],
+)  # fmt: skip
+def test_the_cross_account_check_refuses_what_the_resource_policy_refuses(
+    output: Path, monkeypatch: pytest.MonkeyPatch, file: str, command: str, problem: str
+) -> None:
+    """The check fails the commands the trial found (describe-images into the registry, status.sh's
+    describe-stacks of a project stack) and passes the pull's own action, in both regions."""
+    for key, value in aws_cli.CLEAN_ENVIRONMENT.items():
+        monkeypatch.setenv(key, value)
+    inv = inventory(output)
+    folder = file.split("/", 1)[0]
+    argv = aws_cli.split(command)
+    printed = Printed(output / file, 1, command, argv, None, inv.accounts[folder])
+    found = [
+        p for call in _run(argv).calls for p in cross_account_problems(printed, call, inv, repository_policies(inv))
+    ]
+    assert (problem in found[0]) if problem else not found, found

@@ -245,7 +245,8 @@ def test_service_names_must_be_dns_safe(settings_dir: Path, name: str) -> None:
 
 def test_a_service_named_twice_is_refused(settings_dir: Path) -> None:
     path = settings_dir / "staging.yaml"
-    path.write_text(path.read_text() + "services:\n  web: {desired_count: 2}\n  web: {desired_count: 3}\n")
+    twice = "services:\n  web: {desired_count: 2}\n  web: {desired_count: 3}\n"
+    path.write_text(path.read_text().replace("services:\n", twice, 1))  # staging has a services block
     message = refusal(settings_dir)
     assert "staging.yaml: is not valid YAML (line" in message
     assert "key 'web' is given twice in one mapping" in message

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
 from conftest import BUILT, ROOT
+
+from infra_templates import day2
 
 PROD = "prod"
 ACCOUNT = "333333333333"
@@ -96,7 +99,8 @@ def test_status_lists_every_stack_in_manifest_order_and_passes_when_all_are_comp
     rows = [line.split()[0] for line in out.splitlines()[1:] if line and not line.startswith(" ")]
     assert rows[: len(_all_stacks())] == _all_stacks()
     assert "project stack" in out and "dr's stack" in out  # the manifest's other folders, marked
-    assert out.count("drift never checked; to check: aws cloudformation detect-stack-drift") == len(_all_stacks())
+    asked = [s for s in _all_stacks() if not s.startswith("shop-registry") and not s.startswith("shop-delivery")]
+    assert out.count("drift never checked; to check: aws cloudformation detect-stack-drift") == len(asked)
     assert not any("describe-stack-events" in c for c in calls)
 
 
@@ -123,10 +127,57 @@ def test_without_credentials_a_script_stops_at_once_and_touches_nothing(tmp_path
     assert [c for c in calls if "get-caller-identity" not in c and c != "--version"] == []
 
 
-def test_a_project_stack_that_failed_does_not_fail_the_environments_status(tmp_path: Path) -> None:
-    status, out, _, _ = _run(tmp_path, _script(tmp_path, "status.sh"), FAKE_FAILED="shop-registry")
+def test_the_project_stacks_of_another_account_are_left_to_the_project_folders_status(tmp_path: Path) -> None:
+    """The project's stacks are in the registry's account (444444444444): with prod's credentials
+    CloudFormation would answer "does not exist" (it has no resource-based policy: IAM User Guide,
+    "AWS services that work with IAM"), read as not deployed. Their rows say where they are instead."""
+    status, out, _, calls = _run(tmp_path, _script(tmp_path, "status.sh"), FAKE_FAILED="shop-registry")
     assert status == 0
-    assert "UPDATE_FAILED" in out  # its last failed event is still shown
+    project = [s for s in _all_stacks() if s.startswith(("shop-registry", "shop-delivery"))]
+    assert project and not [c for c in calls if any(f"--stack-name {s} " in c for s in project)]
+    for stack in project:
+        row = next(line for line in out.splitlines() if line.startswith(f"{stack} "))
+        assert "account 444444444444" in row and "project stack: ../project/status.sh" in row
+    assert "NOT_DEPLOYED" not in out and "UPDATE_FAILED" not in out
+
+
+def test_stacks_of_the_folders_own_account_are_asked_about() -> None:
+    """Where the registry shares the environment's account, the project's stacks are described as any."""
+    body: dict = {"Resources": {}}
+    stacks = [
+        day2.Stack("shop-registry", "eu-west-1", False, "project stack", body, "333333333333", "project"),
+        day2.Stack("shop-prod-keys", "eu-west-1", True, "", body, "333333333333", "prod"),
+    ]
+    text = day2.status_script("shop prod", stacks, "333333333333")
+    assert "describe-stacks --stack-name shop-registry " in text and "account 333333333333'" not in text
+    text = day2.status_script("shop prod", stacks[:1] + stacks[1:], "111111111111")
+    assert "describe-stacks --stack-name shop-registry " not in text
+
+
+@pytest.mark.parametrize(
+    ("name", "variables"),
+    [("status.sh", []), ("logs.sh", ["SINCE"]), ("destroy.sh", ["CONFIRM", "DEPLOYED_DIR"])],
+)
+def test_help_says_what_the_script_does_what_it_reads_and_its_exit_statuses(
+    tmp_path: Path, name: str, variables: list[str]
+) -> None:
+    script = _script(tmp_path, name)
+    text = script.read_text()
+    assert set(re.findall(r"\$\{([A-Z][A-Z0-9_]*)[:}]", text)) == set(variables)  # what it reads, all listed
+    for option in ("--help", "-h"):
+        status, out, err, calls = _run(tmp_path, script, option)
+        assert (status, err, calls) == (0, "", []), err
+        assert out.startswith(f"Usage: ./{name}") and "Exit status:" in out
+        for variable in variables:
+            assert re.search(rf"^  {variable} ", out, re.MULTILINE), variable
+        for code in ("0" if name != "logs.sh" else "130", "1", "2"):
+            assert re.search(rf"^  {code} ", out, re.MULTILINE), code
+
+
+@pytest.mark.parametrize("name", ["status.sh", "destroy.sh"])
+def test_an_unknown_argument_is_refused_before_any_aws_call(tmp_path: Path, name: str) -> None:
+    status, _, err, calls = _run(tmp_path, _script(tmp_path, name), "--yes", stdin="prod\n")
+    assert (status, calls) == (2, []) and "usage:" in err and "--help" in err
 
 
 # --- logs.sh ----------------------------------------------------------------------------------

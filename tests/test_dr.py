@@ -509,8 +509,13 @@ def test_the_dr_release_action_takes_its_image_from_the_task_definition(codedepl
 def test_the_runbook_says_the_images_are_already_there_and_how_to_check() -> None:
     runbook = BUILT.files["dr"]["RUNBOOK.md"]
     assert "- **Images**: ECR replicates every image pushed to `shop/*` in `eu-west-1`" in runbook
-    assert "aws ecr describe-images --region eu-central-1 --registry-id 444444444444 \\\n" in runbook
-    assert "  --repository-name shop/api --image-ids imageTag=<tag>" in runbook
+    # with dr's credentials, as the rest of the runbook: the pull's action, which the replica's policy grants
+    assert "aws ecr batch-get-image --region eu-central-1 --registry-id 444444444444 \\\n" in runbook
+    assert "  --repository-name shop/api --image-ids imageTag=<tag> \\\n" in runbook
+    assert "describe-images" not in runbook
+    # replication's status is the registry's: its block says whose credentials it needs
+    block = runbook.split("# with the credentials of account 444444444444\n", 1)[1].split("```", 1)[0]
+    assert block.startswith("aws ecr describe-image-replication-status --region eu-west-1 --registry-id 444444444444 ")
 
 
 def test_dr_releases_the_same_way_its_stack_naming_the_replica(stacks) -> None:

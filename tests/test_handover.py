@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import BUILT, ENVIRONMENTS, ROOT, generate_main
+from conftest import BUILT, ENVIRONMENTS, ROOT, SETTINGS, generate_main
 
 from infra_templates import checks
 from infra_templates.handover import (
@@ -29,7 +29,8 @@ ROLE = {"Type": "AWS::IAM::Role", "Properties": {"AssumeRolePolicyDocument": {}}
 FAKE_AWS = """#!/usr/bin/env bash
 # Stand-in for the AWS CLI: records each call; fails for the stack named in FAIL_STACK. An SSM
 # parameter named in FAKE_MISSING (space-separated) is missing; stacks in FAKE_ROLLBACK are in
-# ROLLBACK_COMPLETE; describe-* of a name in FAKE_ABSENT fails; FAKE_NO_OUTPUT: outputs read empty.
+# ROLLBACK_COMPLETE; describe-* of a name in FAKE_ABSENT fails (an image: ECR's ImageNotFound);
+# FAKE_NO_OUTPUT: outputs read empty.
 printf '%s\\n' "$*" >> "$FAKE_AWS_LOG"
 if [[ "$1 $2" == "sts get-caller-identity" ]]; then echo "$FAKE_ACCOUNT"; exit 0; fi
 if [[ "$1 $2" == "cloudformation describe-stacks" ]]; then
@@ -40,8 +41,14 @@ if [[ "$1 $2" == "cloudformation list-stacks" ]]; then printf '%s\\n' "${FAKE_RO
 if [[ "$1 $2" == "ssm get-parameters" ]]; then
   if [[ " ${FAKE_MISSING:-} " == *" $4 "* ]]; then echo 1; else echo 0; fi; exit 0
 fi
-for arg in "$@"; do
-  if [[ -n "${FAKE_ABSENT:-}" && "$arg" == *"$FAKE_ABSENT"* ]]; then echo "$arg: not found" >&2; exit 254; fi
+if [[ "$1 $2" == "ecr batch-get-image" ]]; then  # FAKE_ECR_ERROR: the call fails so; FAKE_ABSENT: no such image
+  if [[ -n "${FAKE_ECR_ERROR:-}" ]]; then echo "$FAKE_ECR_ERROR" >&2; exit 254; fi
+  if [[ -n "${FAKE_ABSENT:-}" && " $* " == *"$FAKE_ABSENT"* ]]; then echo ImageNotFound; else echo None; fi; exit 0
+fi
+for arg in "$@"; do  # FAKE_ERROR: the error code (ResourceNotFoundException by default)
+  if [[ -n "${FAKE_ABSENT:-}" && "$arg" == *"$FAKE_ABSENT"* ]]; then
+    echo "An error occurred (${FAKE_ERROR:-ResourceNotFoundException}) when calling the operation: $arg" >&2; exit 254
+  fi
 done
 for arg in "$@"; do
   if [[ "$arg" == "${FAIL_STACK:-}" ]]; then echo "stack $arg failed" >&2; exit 255; fi
@@ -604,10 +611,12 @@ def test_a_first_deployment_creates_the_tag_once_the_image_is_in_ecr(written: Pa
         written / "prod" / "deploy.sh", tmp_path, FAKE_ACCOUNT="333333333333", FAKE_MISSING=API_TAG, IMAGE_TAG_API="v3"
     )
     assert status == 0, err
+    # the pull's own action, which the repository policy grants this account (ecr:BatchGetImage)
     assert (
-        "ecr describe-images --registry-id 444444444444 --repository-name shop/api --image-ids imageTag=v3 "
-        "--region eu-west-1" in calls
+        "ecr batch-get-image --registry-id 444444444444 --repository-name shop/api --image-ids imageTag=v3 "
+        "--region eu-west-1 --query failures[0].failureCode --output text" in calls
     )
+    assert not [c for c in calls if "describe-images" in c]  # not granted across accounts
     put = f"ssm put-parameter --name {API_TAG} --type String --value v3 --region eu-west-1"
     assert [c for c in calls if "put-parameter" in c] == [put]  # never --overwrite; web's tag exists already
     svc = next(i for i, c in enumerate(calls) if c.startswith("cloudformation deploy --stack-name shop-prod-svc-api "))
@@ -620,7 +629,60 @@ def test_a_tag_not_in_ecr_stops_before_any_stack(written: Path, tmp_path: Path) 
         IMAGE_TAG="nope1", FAKE_ABSENT="imageTag=nope1",
     )  # fmt: skip
     assert status == 1 and deployed(calls) == [] and not [c for c in calls if "put-parameter" in c]
-    assert "the image shop/api:nope1 is not in ECR (account 444444444444, eu-west-1)" in err
+    assert "the image shop/api:nope1 is not in ECR (account 444444444444, eu-west-1; ECR: ImageNotFound)" in err
+    assert "push it first" in err and "no stack was changed" in err
+
+
+@pytest.mark.parametrize(
+    ("error", "says", "not_says"),
+    [
+        ("An error occurred (AccessDeniedException) when calling the BatchGetImage operation: User: "
+         "arn:aws:iam::333333333333:user/x is not authorized to perform: ecr:BatchGetImage because no "
+         "resource-based policy allows the ecr:BatchGetImage action",
+         ["account 333333333333 may not read the repository shop/api (ECR, account 444444444444, eu-west-1)",
+          "the repository policy of shop-registry-api (../project/deploy.sh) must allow account 333333333333 "
+          "ecr:BatchGetImage, and your IAM identity needs that action on it too", "AccessDeniedException"],
+         "push it first"),
+        ("An error occurred (RepositoryNotFoundException) when calling the BatchGetImage operation: The "
+         "repository with name 'shop/api' does not exist in the registry with id '444444444444'",
+         ["the repository shop/api does not exist in ECR (account 444444444444, eu-west-1): deploy the shared "
+          "stacks first: ../project/deploy.sh, in account 444444444444"], "push it first"),
+        ("Unable to locate credentials. You can configure credentials by running \"aws configure\".",
+         ["AWS refused the CLI's credentials while checking shop/api:v5 in ECR: sign in again"], "push it first"),
+        ("Could not connect to the endpoint URL", ["could not check the image shop/api:v5 in ECR"], "push it first"),
+    ],
+)  # fmt: skip
+def test_an_image_check_ecr_refuses_is_not_called_missing(
+    written: Path, tmp_path: Path, error: str, says: list[str], not_says: str
+) -> None:
+    """A refused call (access, no repository, credentials, other) says what it is and what to do, never
+    "not in ECR": that verdict is ECR's failure code for an image it was allowed to look for."""
+    status, calls, err = run_script(
+        written / "prod" / "deploy.sh", tmp_path, FAKE_ACCOUNT="333333333333", FAKE_MISSING=API_TAG,
+        IMAGE_TAG="v5", FAKE_ECR_ERROR=error,
+    )  # fmt: skip
+    assert status == 1 and deployed(calls) == [], err
+    for text in says:
+        assert text in err, err
+    assert not_says not in err and "is not in ECR" not in err
+
+
+def test_the_replicas_image_check_names_the_creation_template_and_what_creates_the_repository(
+    written: Path, tmp_path: Path
+) -> None:
+    """dr pulls from ECR's replica in its own region: its repository comes from the registry's
+    replication, its policy from the repository creation template."""
+    status, _, err = run_script(
+        written / "dr" / "deploy.sh", tmp_path, FAKE_ACCOUNT="333333333333", FAKE_MISSING="/shop/dr/api/image-tag",
+        IMAGE_TAG="v6", FAKE_ECR_ERROR="An error occurred (RepositoryNotFoundException) when calling BatchGetImage",
+    )  # fmt: skip
+    assert status == 1
+    assert "the repository shop/api does not exist in ECR (account 444444444444, eu-central-1): ECR creates it" in err
+    status, _, err = run_script(
+        written / "dr" / "deploy.sh", tmp_path, FAKE_ACCOUNT="333333333333", FAKE_MISSING="/shop/dr/api/image-tag",
+        IMAGE_TAG="v6", FAKE_ECR_ERROR="An error occurred (AccessDeniedException) when calling BatchGetImage",
+    )  # fmt: skip
+    assert "the repository creation template of shop-registry-replica-eu-central-1" in err
 
 
 def test_review_without_tags_skips_the_services_never_deployed(written: Path, tmp_path: Path) -> None:
@@ -654,9 +716,16 @@ def test_a_stack_in_rollback_complete_stops_everything_with_the_command_that_cle
 @pytest.mark.parametrize(
     ("absent", "message"),
     [
-        ("payment-AbC123", "the secret arn:aws:secretsmanager:eu-west-1:333333333333:secret:shop/api/payment-AbC123, "
-         "which shop-prod-svc-api reads, does not exist"),
-        ("certificate/33333333-3333-3333-3333-333333333334", "which shop-prod-edge uses, does not exist"),
+        ("payment-Pr3x8N", "the secret shop/api/payment-Pr3x8N (eu-west-1), which shop-prod-svc-api reads as "
+         "PAYMENT_API_KEY, does not exist in account 333333333333. No one chooses a secret's suffix"),
+        ("payment-Pr3x8N", "  aws secretsmanager create-secret --name shop/api/payment --region eu-west-1 "
+         """--secret-string '{"api_key":"<value>"}'"""),
+        ("payment-Pr3x8N", "  aws secretsmanager describe-secret --secret-id shop/api/payment --region eu-west-1 "
+         "--query ARN --output text"),
+        ("payment-Pr3x8N", "in environments/prod.yaml, services.api.secrets.PAYMENT_API_KEY: "
+         "secretsmanager:<complete name>#api_key"),
+        ("certificate/33333333-3333-3333-3333-333333333334",
+         "which shop-prod-edge uses, does not exist in account 333333333333: request or import it there"),
     ],
 )  # fmt: skip
 def test_a_missing_secret_or_certificate_stops_before_any_stack(
@@ -758,3 +827,91 @@ def test_the_script_ends_with_the_origin_record_no_stack_creates(
     else:
         assert "One step is yours" not in result.stdout
         assert last == f"shop {folder}: {len(own_stacks(written / folder))} CloudFormation stacks deployed."
+
+
+def test_a_secret_this_account_may_not_read_is_not_called_missing(written: Path, tmp_path: Path) -> None:
+    status, calls, err = run_script(
+        written / "prod" / "deploy.sh", tmp_path, FAKE_ACCOUNT="333333333333", FAKE_ABSENT="payment-Pr3x8N",
+        FAKE_ERROR="AccessDeniedException",
+    )  # fmt: skip
+    assert status == 1 and deployed(calls) == []
+    assert "could not read the secret shop/api/payment-Pr3x8N (eu-west-1), which shop-prod-svc-api reads as " in err
+    assert "AccessDeniedException" in err and "does not exist" not in err
+
+
+def test_a_missing_ssm_parameter_says_how_to_create_it(written: Path, tmp_path: Path) -> None:
+    status, calls, err = run_script(
+        written / "prod" / "deploy.sh", tmp_path, FAKE_ACCOUNT="333333333333", FAKE_MISSING="/shop/api/signing-key"
+    )
+    assert status == 1 and deployed(calls) == []
+    assert "the SSM parameter /shop/api/signing-key (eu-west-1), which shop-prod-svc-api reads as SIGNING_KEY, " in err
+    assert "  aws ssm put-parameter --name /shop/api/signing-key --type SecureString --value <value> " in err
+
+
+@pytest.mark.parametrize("folder", FOLDERS)
+def test_help_names_every_variable_the_script_reads_and_exits_0(written: Path, tmp_path: Path, folder: str) -> None:
+    """--help (and -h) prints what the script does, each variable it reads and its exit statuses, on
+    stdout, asks AWS nothing and exits 0; each ${VAR...} the script reads from the environment is in it."""
+    script = written / folder / "deploy.sh"
+    text = script.read_text()
+    for option in ("--help", "-h"):
+        result = subprocess.run(
+            [str(script), option], capture_output=True, text=True, check=False, env={"PATH": "/bin"}
+        )
+        assert (result.returncode, result.stderr) == (0, ""), result.stderr
+        out = result.stdout
+        assert out.startswith("Usage: ./deploy.sh [--review]") and "Exit status:" in out
+        # every variable read from the environment: ${NAME:-...}, ${NAME:?...}, ${NAME} of an upper-case name
+        read = set(re.findall(r"\$\{([A-Z][A-Z0-9_]*)[:}]", text)) | {"ALLOW_REPLACE", "DEPLOYED_DIR"}
+        assert read >= {"DEPLOYED_DIR", "ALLOW_REPLACE"}
+        if folder != PROJECT_FOLDER:
+            assert {"IMAGE_TAG", "IMAGE_TAG_API"} <= read
+        for variable in read:
+            assert re.search(rf"^  {variable} ", out, re.MULTILINE), f"{variable} missing from --help"
+        for status in ("0", "1", "2"):
+            assert re.search(rf"^  {status} ", out, re.MULTILINE)
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_the_guide_lists_each_secret_and_parameter_with_the_commands_that_create_it(written: Path, env: str) -> None:
+    """DEPLOY.md names every secret and SSM parameter the environment's containers read (as the
+    task definitions name them), with the command that creates it and where its name goes."""
+    guide = (written / env / "DEPLOY.md").read_text()
+    section = guide.split("## Secrets and parameters", 1)[1].split("\n## ", 1)[0]
+    settings = BUILT.environments[env]
+    expected = 0
+    for name, service in settings.services.items():
+        for variable, reference in service.secrets.items():
+            expected += 1
+            kind, _, rest = reference.partition(":")
+            assert f"`shop-{env}-svc-{name}` as `{variable}`" in section
+            assert f"`environments/{env}.yaml`, `services.{name}.secrets.{variable}`" in section or (
+                f"`services.{name}.secrets.{variable}`: `ssm:" in section
+            )
+            if kind == "secretsmanager":
+                complete, _, key = rest.partition("#")
+                base = complete.rsplit("-", 1)[0]
+                assert f"aws secretsmanager create-secret --name {base} --region {settings.region} " in section
+                assert f"aws secretsmanager describe-secret --secret-id {base} --region {settings.region} " in section
+                assert f"(now `secretsmanager:{complete}#{key}`)" in section
+            else:
+                assert f"aws ssm put-parameter --name {rest} --type SecureString --value <value> " in section
+    assert expected and section.count("\n- ") == expected
+
+
+def test_each_environment_has_its_own_secret_suffix() -> None:
+    """A secret's suffix is chosen by Secrets Manager in each account and region: one reference cannot
+    be right for two environments, so defaults.yaml gives none."""
+    complete = {env: s.services["api"].secrets["PAYMENT_API_KEY"] for env, s in BUILT.environments.items()}
+    assert len(set(complete.values())) == len(complete) == len(ENVIRONMENTS)
+    assert "secretsmanager:" not in (SETTINGS / "defaults.yaml").read_text()
+
+
+def test_a_certificate_this_account_may_not_read_is_not_called_missing(written: Path, tmp_path: Path) -> None:
+    status, calls, err = run_script(
+        written / "prod" / "deploy.sh", tmp_path, FAKE_ACCOUNT="333333333333",
+        FAKE_ABSENT="certificate/33333333-3333-3333-3333-333333333334", FAKE_ERROR="AccessDeniedException",
+    )  # fmt: skip
+    assert status == 1 and deployed(calls) == []
+    assert "could not read the certificate arn:aws:acm:us-east-1:333333333333:certificate/33333333-" in err
+    assert "AccessDeniedException" in err and "does not exist" not in err

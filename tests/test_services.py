@@ -18,6 +18,9 @@ from conftest import (
 CASES = [(env, service) for env in ENVIRONMENTS for service in SERVICES]
 WEB_CASES = [(env, service) for env in ENVIRONMENTS for service in WEB_SERVICES]
 
+# The payment secret's suffix in each fixture environment: Secrets Manager's, per account and region.
+SUFFIX = {"dev": "Dv4k9Q", "staging": "St7mW2", "prod": "Pr3x8N", "dr": "Dr5nE3"}
+
 
 def body_of(stacks, env: str, service: str) -> dict:
     return stacks[env][f"svc-{service}"].body
@@ -137,7 +140,7 @@ def test_secrets_are_injected_by_reference_never_as_environment(stacks, env) -> 
     assert secrets == {
         # the complete ARN (name and the suffix Secrets Manager appended): ECS takes a full ARN
         "PAYMENT_API_KEY": prefix
-        + "secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:shop/api/payment-AbC123:api_key::",
+        + f"secretsmanager:${{AWS::Region}}:${{AWS::AccountId}}:secret:shop/api/payment-{SUFFIX[env]}:api_key::",
         "SIGNING_KEY": prefix + "ssm:${AWS::Region}:${AWS::AccountId}:parameter/shop/api/signing-key",
     }
 
@@ -278,7 +281,7 @@ def test_execution_role_reaches_only_this_services_image_logs_and_secrets(stacks
     assert allowed["WriteThisServicesLogs"]["Resource"] == [{"Fn::GetAtt": ["LogGroup", "Arn"]}]
     if service == "api":
         (secret,) = allowed["ReadThisServicesSecrets"]["Resource"]
-        assert secret["Fn::Sub"].endswith(":secret:shop/api/payment-AbC123")  # exactly what ValueFrom names
+        assert secret["Fn::Sub"].endswith(f":secret:shop/api/payment-{SUFFIX[env]}")  # exactly what ValueFrom names
         (parameter,) = allowed["ReadThisServicesParameters"]["Resource"]
         assert parameter["Fn::Sub"].endswith(":parameter/shop/api/signing-key")
         # no database secret: the service signs in with IAM database authentication (its task role)

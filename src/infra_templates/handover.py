@@ -60,6 +60,9 @@ IAM_NAME_PROPERTIES = {
     "AWS::IAM::Role": "RoleName",
     "AWS::IAM::User": "UserName",
 }
+# A Markdown code block's line saying its commands run with another account's credentials than the
+# folder's (tests/test_aws_commands.py holds every other command to the folder's account).
+CREDENTIALS_MARK = "# with the credentials of account"
 # Variables a parameter must not be read from: the shell's, the locale's and the AWS CLI's own.
 RESERVED_VARIABLES = {"HOME", "IFS", "OLDPWD", "PATH", "PWD", "SHELL", "TERM", "TMPDIR", "USER"}
 RESERVED_PREFIXES = ("AWS_", "BASH", "LC_")
@@ -106,6 +109,33 @@ class ImageTag:
 
 
 @dataclass(frozen=True)
+class SecretRef:
+    """A secret or SSM parameter a container of the stack reads (ECS Developer Guide, "Pass sensitive
+    data to an Amazon ECS container": ``valueFrom``), which the deployer creates in the account."""
+
+    kind: str  # "secretsmanager" | "ssm"
+    name: str  # the secret's ARN (complete name, no JSON key) | the parameter's name
+    variable: str  # the container's environment variable
+    key: str | None  # the JSON key of the secret's value it reads, if any
+    container: str  # the container that reads it
+
+    @property
+    def region(self) -> str:
+        return self.name.split(":")[3] if self.kind == "secretsmanager" else ""
+
+    @property
+    def complete_name(self) -> str:
+        """``shop/api/payment-AbC123``: the secret's name with the 6 characters Secrets Manager added."""
+        return self.name.split(":secret:", 1)[-1]
+
+    @property
+    def base_name(self) -> str:
+        """``shop/api/payment``: the name to create; Secrets Manager adds "-" and 6 random characters
+        to the ARN (Secrets Manager API Reference, CreateSecret: ARN), so no one chooses the suffix."""
+        return re.sub(r"-[A-Za-z0-9]{6}$", "", self.complete_name) if self.kind == "secretsmanager" else self.name
+
+
+@dataclass(frozen=True)
 class StackPlan:
     """How to deploy one stack: everything DEPLOY.md and deploy.sh say about it."""
 
@@ -124,7 +154,7 @@ class StackPlan:
     outputs: tuple[Output, ...]
     partner: str | None = None  # the DR pair's other environment it belongs to, if deployed from here
     image_tag: ImageTag | None = None  # the SSM parameter its image tag is read from, if any
-    secrets: tuple[tuple[str, str], ...] = ()  # ("secretsmanager" | "ssm", secret ARN | parameter name)
+    secrets: tuple[SecretRef, ...] = ()  # the secrets and SSM parameters its containers read
     certificates: tuple[str, ...] = ()  # ACM certificate ARNs it names
     origin_names: tuple[str, ...] = ()  # host names its CloudFront distributions reach custom origins by
     records: tuple[str, ...] = ()  # the DNS names its Route 53 records answer
@@ -265,20 +295,23 @@ def _image_tag(body: Mapping[str, Any], region: str, account: str) -> ImageTag |
     return ImageTag(parameter, parameter.rstrip("/").split("/")[-2], registry)
 
 
-def _secrets(body: Mapping[str, Any], region: str, account: str) -> tuple[tuple[str, str], ...]:
+def _secrets(body: Mapping[str, Any], region: str, account: str) -> tuple[SecretRef, ...]:
     """The Secrets Manager secrets and SSM parameters the containers name by literal ARN (ECS
-    Developer Guide, "Pass sensitive data to an Amazon ECS container": ``valueFrom``)."""
-    found: dict[tuple[str, str], None] = {}
+    Developer Guide, "Pass sensitive data to an Amazon ECS container": ``valueFrom``, a secret's ARN
+    then ``:json-key:version-stage:version-id``)."""
+    found: dict[SecretRef, None] = {}
     for resource in body.get("Resources", {}).values():
         if resource.get("Type") != "AWS::ECS::TaskDefinition":
             continue
         for container in resource.get("Properties", {}).get("ContainerDefinitions", []):
             for secret in container.get("Secrets", []):
                 arn = _literal(secret.get("ValueFrom"), region, account) or ""
+                variable, name = str(secret.get("Name", "")), str(container.get("Name", ""))
                 if match := _SECRET_ARN.match(arn):
-                    found[("secretsmanager", match["arn"])] = None
+                    key = (arn[len(match["arn"]) :].split(":")[1:2] or [""])[0] or None
+                    found[SecretRef("secretsmanager", match["arn"], variable, key, name)] = None
                 elif match := _PARAMETER_ARN.match(arn):
-                    found[("ssm", match["name"])] = None
+                    found[SecretRef("ssm", match["name"], variable, None, name)] = None
     return tuple(found)
 
 
@@ -599,6 +632,8 @@ class Handover:
     cost: str = ""  # one sentence: the fixed monthly cost of the folder's own stacks, and the prices' date
     blocked: Mapping[str, str] = dataclasses.field(default_factory=dict)  # stack: why deploy.sh refuses it
     origins: tuple[OriginRecord, ...] = ()  # the DNS names CloudFront reaches the load balancer by
+    # (region, repository) -> (the stack whose policy grants the environments' pulls, a replica's template?)
+    repositories: Mapping[tuple[str, str], tuple[str, bool]] = dataclasses.field(default_factory=dict)
 
     def home(self, stack: StackPlan) -> str:
         """The output folder a stack's templates are in (and its record under ``deployed/``)."""
@@ -660,6 +695,33 @@ class Required:
         return text + (" (one value for all of them)" if len(self.stacks) > 1 else "")
 
 
+def repository_holders(
+    plans: Sequence[StackPlan], templates: Mapping[str, Mapping[str, Any]]
+) -> dict[tuple[str, str], tuple[str, bool]]:
+    """``{(region, repository): (stack, replica)}`` for each image a service stack runs: the stack whose
+    ``AWS::ECR::Repository`` (its ``RepositoryPolicyText``) grants the pulls, or, in a region ECR
+    replicates to, the stack whose ``AWS::ECR::RepositoryCreationTemplate`` gives the replica its
+    policy (a prefix of the repository's name, "ROOT" for every one: CloudFormation User Guide,
+    AWS::ECR::RepositoryCreationTemplate, Prefix)."""
+    found: dict[tuple[str, str], tuple[str, bool]] = {}
+    wanted = {p.image_tag.registry[1:] for p in plans if p.image_tag is not None and p.image_tag.registry}
+    kinds = ("AWS::ECR::Repository", "AWS::ECR::RepositoryCreationTemplate")
+    for stack in plans:
+        for resource in templates[stack.name].get("Resources", {}).values():
+            kind, properties = resource.get("Type"), resource.get("Properties", {})
+            if kind not in kinds:
+                continue
+            for region, repository in wanted:
+                if region != stack.region or (region, repository) in found:
+                    continue
+                if kind == kinds[0] and properties.get("RepositoryName") == repository:
+                    found[(region, repository)] = (stack.name, False)
+                prefix = properties.get("Prefix")
+                if kind == kinds[1] and (prefix == "ROOT" or repository.startswith(f"{prefix}/")):
+                    found[(region, repository)] = (stack.name, True)
+    return found
+
+
 # --- the files --------------------------------------------------------------------------------
 
 
@@ -671,12 +733,15 @@ def handover_files(
     *,
     blocked: Mapping[str, str] | None = None,
     hosted_zone: tuple[str, str] | None = None,
+    project_account: str | None = None,
 ) -> dict[str, str]:
     """``DEPLOY.md`` and ``deploy.sh`` of the folder named ``folder``, whose manifest is ``manifest``.
 
     ``tags`` are put on every stack (CloudFormation copies them to the resources that take tags).
     ``blocked`` (``{stack: why}``): stacks deploy.sh refuses unless ``ALLOW_REPLACE`` names them.
     ``hosted_zone`` (zone id, the setting it comes from): where DEPLOY.md creates the origin names' records.
+    ``project_account``: the account of the project's stacks (the registry's), where it is not this folder's:
+    status.sh leaves them to the project folder's status.sh (None: the same account).
     """
     environment = manifest.get("environment")
     plans = tuple(plan(manifest, templates, folder))
@@ -689,6 +754,7 @@ def handover_files(
         cost=_cost(manifest, templates, folder),
         blocked=dict(blocked or {}),
         origins=origin_records(plans, templates, hosted_zone),
+        repositories=repository_holders(plans, templates),
     )
     stacks = [
         (
@@ -696,6 +762,9 @@ def handover_files(
             p.region,
             p.elsewhere is None,
             "" if p.elsewhere is None else f"{p.partner}'s stack" if p.partner else "project stack",
+            # the project's stacks are in the registry's account (project_account), a DR partner's in this one
+            (project_account or context.account) if not p.deployed_here else context.account,
+            context.home(p),
         )
         for p in context.plans
     ]
@@ -757,13 +826,15 @@ def deploy_script(context: Handover) -> str:
     out += [
         "set -euo pipefail",
         "",
+        *_deploy_help(context),
         'here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"',
         'deployed="${DEPLOYED_DIR:-$here/../../deployed}"',
         "review=false",
         'case "$*" in',
         '  "") ;;',
         "  --review) review=true ;;",
-        '  *) echo "usage: $0 [--review]" >&2; exit 2 ;;',
+        "  -h|--help) usage; exit 0 ;;",
+        '  *) echo "usage: $0 [--review] (or --help)" >&2; exit 2 ;;',
         "esac",
         "# Options of every deploy below: succeed when nothing changed; with --review, create the change set",
         '# and stop. (Never empty, so "${changeset[@]}" also works under `set -u` in bash 3.2, as on macOS.)',
@@ -774,6 +845,7 @@ def deploy_script(context: Handover) -> str:
         "# record FOLDER REGION STACK TEMPLATE: the stack is deployed; its JSON template becomes the baseline",
         "# make diff compares the next build with.",
         'record() { mkdir -p "$deployed/$1/$2" && cp "$here/$4" "$deployed/$1/$2/$3.json"; }',
+        *_ecr_functions(context),
         "",
     ]
     if context.required:
@@ -871,6 +943,67 @@ def deploy_script(context: Handover) -> str:
     return "\n".join(out) + "\n"
 
 
+def _deploy_help(context: Handover) -> list[str]:
+    """deploy.sh's ``--help``: what it does, each variable it reads, its exit statuses."""
+    own, title = context.own, context.title
+    variables: list[tuple[str, str]] = []
+    tagged = [s.image_tag for s in own if s.image_tag is not None]
+    if tagged:
+        variables.append(
+            (
+                "IMAGE_TAG",
+                "the image tag of every service's first deployment (its SSM parameter does not exist yet; "
+                "an existing one is never overwritten)",
+            )
+        )
+        variables += [(t.variable, f"the same for {t.service} only ({t.parameter}); before IMAGE_TAG") for t in tagged]
+    variables += [(v, str(r)) for v, r in context.required.items()]
+    blocked = ", ".join(s.name for s in own if s.name in context.blocked) or "none in this build"
+    variables += [
+        (
+            "ALLOW_REPLACE",
+            f"stack[,stack]: deploy a stack whose update make diff blocks (a stateful resource replaced or deleted, "
+            f"a change AWS refuses) all the same; blocked: {blocked}",
+        ),
+        (
+            "DEPLOYED_DIR",
+            "where each stack deployed is recorded, <folder>/<region>/<stack>.json, the baseline of "
+            "make diff (default: deployed/ beside output/)",
+        ),
+    ]
+    checks = ["the account", "no stack in ROLLBACK_COMPLETE"]
+    checks += ["the services' first image tags and their images in ECR"] if tagged else []
+    checks += ["the secrets and SSM parameters the services read"] if any(s.secrets for s in own) else []
+    checks += ["the certificates the templates name"] if any(s.certificates for s in own) else []
+    checks += ["the updates make diff blocks"]
+    about = [
+        f"Deploys {title}: the {_stacks(len(own))} of this folder, in order, to account {context.account}, with",
+        "the AWS CLI signed in to that account; then turns termination protection on where a stack holds data.",
+        "Before any stack it checks what would stop it half-way:",
+        f"{', '.join(checks)}. DEPLOY.md beside it explains each step.",
+    ]
+    return day2.help_lines(
+        "./deploy.sh [--review]",
+        about,
+        [
+            ("(none)", "create or update every stack; stops at the first failure"),
+            ("--review", "only create a change set per stack and execute none: review each in the console"),
+            ("-h, --help", "print this help and exit"),
+        ],
+        variables,
+        [
+            ("0", "every stack deployed (with --review: every change set created)"),
+            (
+                "1",
+                "a check failed and no stack was changed (the messages say which and what to do), or a "
+                "variable a parameter needs is not set",
+            ),
+            ("2", "an unknown option"),
+            ("other", day2.CLI_STATUS + ": the stacks before it are deployed"),
+        ],
+    )
+
+
 def _origin_reminders(context: Handover) -> list[str]:
     """deploy.sh's last words for each origin name no stack holds a record of: the one step the script
     cannot take (DEPLOY.md, "The origin name"), with the load balancer's DNS name to point it at. Until
@@ -943,47 +1076,30 @@ def _preflight(context: Handover) -> list[str]:
             "    failed=true",
         ]
         if tag.registry is not None:
-            account, region, repository = tag.registry
-            out += [
-                f"  elif ! aws ecr describe-images --registry-id {account} --repository-name {q(repository)} "
-                f'--image-ids imageTag="${tag.variable}" --region {region} >/dev/null; then',
-                f'    echo "deploy.sh: the image {repository}:${tag.variable} is not in ECR (account {account}, '
-                f'{region}): push it first, or give the tag of one that is" >&2',
-                "    failed=true",
-            ]
+            out += _image_check(context, tag)
         out += ["  fi", "fi"]
-    secrets = dict.fromkeys((kind, name, s.region, s.name) for s in own for kind, name in s.secrets)
     seen: set[tuple[str, str]] = set()
-    for index, (kind, name, region, owner) in enumerate(secrets, 1):
-        if (kind, name) in seen:
-            continue
-        seen.add((kind, name))
-        if kind == "secretsmanager":
-            where = name.split(":")[3]
-            out += [
-                f"if ! aws secretsmanager describe-secret --secret-id {q(name)} --region {where} >/dev/null; then",
-                f'  echo "deploy.sh: the secret {name}, which {owner} reads, does not exist: create it first" >&2',
-                "  failed=true",
-                "fi",
-            ]
-        else:
-            out += [
-                f'missing_parameter_{index}="$(aws ssm get-parameters --names {q(name)} --region {region} '
-                '--query "length(InvalidParameters)" --output text)"',
-                f'if [[ "$missing_parameter_{index}" != 0 ]]; then',
-                f'  echo "deploy.sh: the SSM parameter {name} ({region}), which {owner} reads, does not exist: '
-                'create it first" >&2',
-                "  failed=true",
-                "fi",
-            ]
+    for stack in own:
+        for secret in stack.secrets:
+            if (secret.kind, secret.name) in seen:
+                continue
+            seen.add((secret.kind, secret.name))
+            out += _secret_check(context, stack, secret, len(seen))
     certificates = dict.fromkeys((arn, s.name) for s in own for arn in s.certificates)
-    for arn in dict.fromkeys(a for a, _ in certificates):
+    for index, arn in enumerate(dict.fromkeys(a for a, _ in certificates), 1):
         owners = ", ".join(n for a, n in certificates if a == arn)
+        var = f"certificate_{index}"
+        # The settings keep a certificate in the environment's account (an ALB or CloudFront uses no other's):
+        # ResourceNotFoundException is "not there"; any other error is the call's, said as such.
         out += [
-            f"if ! aws acm describe-certificate --certificate-arn {q(arn)} "
-            f"--region {arn.split(':')[3]} >/dev/null; then",
-            f'  echo "deploy.sh: the certificate {arn}, which {owners} uses, '
-            'does not exist (or not in this account)" >&2',
+            f'if ! {var}="$(aws acm describe-certificate --certificate-arn {q(arn)} '
+            f'--region {arn.split(":")[3]} --query Certificate.Status --output text 2>&1)"; then',
+            f'  if [[ "${var}" == *ResourceNotFound* ]]; then',
+            f'    echo "deploy.sh: the certificate {arn}, which {owners} uses, does not exist in account '
+            f'{context.account}: request or import it there, or correct the setting" >&2',
+            "  else",
+            f'    echo "deploy.sh: could not read the certificate {arn}, which {owners} uses: ${var}" >&2',
+            "  fi",
             "  failed=true",
             "fi",
         ]
@@ -1015,6 +1131,191 @@ def _preflight(context: Handover) -> list[str]:
         "fi",
     ]
     return out
+
+
+# The AWS CLI's words for a request refused for its credentials (missing, expired, unknown): a shell pattern.
+CREDENTIALS_REFUSED = (
+    '*"Unable to locate credentials"*|*ExpiredToken*|*InvalidClientTokenId*|*UnrecognizedClient*|*"security token"*'
+)
+
+
+def _ecr_functions(context: Handover) -> list[str]:
+    """deploy.sh's two verdicts on an image tag ECR did not confirm: ``ecr_error`` when the request
+    failed (the AWS CLI's error text: access refused, no such repository, credentials refused, other),
+    ``ecr_missing`` when ECR answered with a failure code for the image (ECR API Reference,
+    ImageFailure: ImageNotFound, ImageTagDoesNotMatchDigest, InvalidImageTag, KmsError...). Each says
+    what to do; none is read as "not pushed" unless ECR said so."""
+    if not any(s.image_tag is not None and s.image_tag.registry is not None for s in context.own):
+        return []
+    return [
+        "# ecr_error TEXT REPOSITORY TAG REGISTRY REGION POLICY MISSING: ECR answered the image check with an error",
+        "# (TEXT, the AWS CLI's); POLICY: what grants this account the read; MISSING: what creates the repository.",
+        "ecr_error() {",
+        '  case "$1" in',
+        "    *AccessDenied*)",
+        '      echo "deploy.sh: account $account may not read the repository $2 (ECR, account $4, $5), so whether'
+        " $2:$3 is there is unknown: $6 must allow account $account ecr:BatchGetImage, and your IAM identity needs"
+        ' that action on it too. The AWS CLI said: $1" >&2 ;;',
+        "    *RepositoryNotFound*)",
+        '      echo "deploy.sh: the repository $2 does not exist in ECR (account $4, $5): $7. The AWS CLI said: $1"'
+        " >&2 ;;",
+        f"    {CREDENTIALS_REFUSED})",
+        "      echo \"deploy.sh: AWS refused the CLI's credentials while checking $2:$3 in ECR: sign in again, then"
+        ' run this script again. The AWS CLI said: $1" >&2 ;;',
+        '    *) echo "deploy.sh: could not check the image $2:$3 in ECR (account $4, $5): $1" >&2 ;;',
+        "  esac",
+        "}",
+        "# ecr_missing CODE REPOSITORY TAG REGISTRY REGION NOTE: ECR answered, with this failure code for the image.",
+        "ecr_missing() {",
+        '  case "$1" in',
+        "    ImageNotFound|ImageTagDoesNotMatchDigest|InvalidImageTag)",
+        '      echo "deploy.sh: the image $2:$3 is not in ECR (account $4, $5; ECR: $1)$6: push it first, or give'
+        ' the tag of one that is" >&2 ;;',
+        '    *) echo "deploy.sh: ECR did not return the image $2:$3 (account $4, $5): $1" >&2 ;;',
+        "  esac",
+        "}",
+    ]
+
+
+def _image_check(context: Handover, tag: ImageTag) -> list[str]:
+    """The check that ECR holds the first tag a service is given, run with the environment account's
+    credentials: ``batch-get-image``, the action a pull makes (ECR API Reference, BatchGetImage: "When an
+    image is pulled, the BatchGetImage API is called once to retrieve the image manifest") and the one
+    the repository policy grants the environment accounts (templates/registry.py). A call into another
+    account's repository needs the repository policy to allow the action (ECR User Guide, "Private
+    repository policies in Amazon ECR"); ``describe-images`` is not granted, and granting it would let
+    every environment list the project's images: the pull action answers the one question asked. An
+    image it lacks is a ``failures[].failureCode`` of a successful call (ECR API Reference, ImageFailure),
+    told apart from a refused call (ecr_error)."""
+    assert tag.registry is not None
+    q = shlex.quote
+    registry, region, repository = tag.registry
+    holder = context.repositories.get((region, repository))
+    var = f"image_{tag.slug}"
+    if holder is None:
+        policy = f"the policy of the repository {repository}"
+        missing = f"create it in account {registry}, {region}"
+        note = ""
+    elif holder[1]:  # a replica: created by ECR from the registry's repository creation template
+        policy = f"the repository creation template of {holder[0]} (../{SHARED_FOLDER}/deploy.sh)"
+        missing = (
+            f"ECR creates it in {region} as it replicates the first image pushed once the shared stacks are "
+            f"deployed (../{SHARED_FOLDER}/deploy.sh): release the service once"
+        )
+        note = f"; {region} holds a replica: only images pushed after replication was set up, minutes after the push"
+    else:
+        policy = f"the repository policy of {holder[0]} (../{SHARED_FOLDER}/deploy.sh)"
+        missing = f"deploy the shared stacks first: ../{SHARED_FOLDER}/deploy.sh, in account {registry}"
+        note = ""
+    return [
+        f'  elif ! {var}="$(aws ecr batch-get-image --registry-id {registry} --repository-name {q(repository)} '
+        f'--image-ids imageTag="${tag.variable}" --region {region} --query "failures[0].failureCode" '
+        '--output text 2>&1)"; then',
+        f'    ecr_error "${var}" {q(repository)} "${tag.variable}" {registry} {region} {q(policy)} {q(missing)}',
+        "    failed=true",
+        f'  elif [[ "${var}" != None ]]; then',
+        f'    ecr_missing "${var}" {q(repository)} "${tag.variable}" {registry} {region} {q(note)}',
+        "    failed=true",
+    ]
+
+
+def _settings_path(stack: StackPlan, secret: SecretRef) -> str:
+    """Where the environment file gives the reference: the service's ``secrets`` or a sidecar's."""
+    service = stack.image_tag.service if stack.image_tag is not None else secret.container
+    if secret.container == service:
+        return f"services.{service}.secrets.{secret.variable}"
+    return f"services.{service}.sidecars (the sidecar {secret.container}), secrets.{secret.variable}"
+
+
+def secret_steps(context: Handover, stack: StackPlan, secret: SecretRef) -> tuple[str, list[str], str]:
+    """(what to do, the commands, the sentence saying where the result goes) to create one secret or parameter the
+    services read. A secret is created by name without a suffix: Secrets Manager appends "-" and 6
+    random characters to its ARN (Secrets Manager API Reference, CreateSecret, "ARN"; the docs advise
+    against names ending in "-" and 6 characters), so the complete name is only known once it exists,
+    and differs in every account and region. Both are created with the account's default keys
+    (aws/secretsmanager, aws/ssm): the task execution role has no kms:Decrypt, needed only for a key of
+    one's own (ECS Developer Guide, "Required IAM permissions for Amazon ECS secrets")."""
+    q = shlex.quote
+    environment = stack.partner or context.folder
+    path = _settings_path(stack, secret)
+    file = f"environments/{environment}.yaml"
+    if secret.kind == "secretsmanager":
+        region = secret.region
+        value = '{"' + secret.key + '":"<value>"}' if secret.key else "<value>"
+        key = f"#{secret.key}" if secret.key else ""
+        commands = [
+            f"aws secretsmanager create-secret --name {q(secret.base_name)} --region {region} "
+            f"--secret-string {q(value)}",
+            f"aws secretsmanager describe-secret --secret-id {q(secret.base_name)} --region {region} "
+            "--query ARN --output text",
+        ]
+        what = (
+            f"Create the secret `{secret.base_name}` in account `{context.account}`, region `{region}` (skip "
+            f"create-secret if describe-secret finds it already); its ARN ends with its complete name, "
+            f"`{secret.base_name}-` and 6 random characters"
+        )
+        where = (
+            f"Then put its complete name (the ARN's end, after `secret:`) in `{file}`, `{path}`: "
+            f"`secretsmanager:<complete name>{key}` (now `secretsmanager:{secret.complete_name}{key}`), and run "
+            "`make templates`."
+        )
+    else:
+        region = stack.region
+        commands = [
+            f"aws ssm put-parameter --name {q(secret.name)} --type SecureString --value <value> --region {region}"
+        ]
+        what = (
+            f"Create the SSM parameter `{secret.name}` (SecureString) in account `{context.account}`, region `{region}`"
+        )
+        where = f"Nothing to write: `{file}` names it already (`{path}`: `ssm:{secret.name}`)."
+    return what, commands, where
+
+
+def _secret_check(context: Handover, stack: StackPlan, secret: SecretRef, index: int) -> list[str]:
+    """The pre-flight check of one secret or SSM parameter: absent (with the steps that create it),
+    or unreadable (the AWS CLI's error: access, credentials), each with its own message."""
+    q = shlex.quote
+    _, commands, where = secret_steps(context, stack, secret)
+    var = f"secret_{index}"
+    reads = f"which {stack.name} reads as {secret.variable}"
+    if secret.kind == "secretsmanager":
+        region = secret.region
+        missing = [
+            f'  if [[ "${var}" == *ResourceNotFound* ]]; then',
+            "    cat >&2 <<'EOF'",
+            f"deploy.sh: the secret {secret.complete_name} ({region}), {reads}, does not exist in account "
+            f"{context.account}. No one chooses a secret's suffix (Secrets Manager adds 6 random characters): create "
+            f"{secret.base_name}, the name without it (skip create-secret if describe-secret finds it already), and "
+            "read its ARN:",
+            *(f"  {c}" for c in commands),
+            where.replace("`", "") + " Then run this script again.",
+            "EOF",
+            "  else",
+            f'    echo "deploy.sh: could not read the secret {secret.complete_name} ({region}), {reads}: ${var}" >&2',
+            "  fi",
+        ]
+        return [
+            f'if ! {var}="$(aws secretsmanager describe-secret --secret-id {q(secret.name)} --region {region} '
+            '--query ARN --output text 2>&1)"; then',
+            *missing,
+            "  failed=true",
+            "fi",
+        ]
+    region = stack.region
+    return [
+        f'if ! {var}="$(aws ssm get-parameters --names {q(secret.name)} --region {region} '
+        '--query "length(InvalidParameters)" --output text 2>&1)"; then',
+        f'  echo "deploy.sh: could not read the SSM parameter {secret.name} ({region}), {reads}: ${var}" >&2',
+        "  failed=true",
+        f'elif [[ "${var}" != 0 ]]; then',
+        "  cat >&2 <<'EOF'",
+        f"deploy.sh: the SSM parameter {secret.name} ({region}), {reads}, does not exist in account "
+        f"{context.account}: create it (a SecureString, with the account's default key):",
+        *(f"  {c}" for c in commands),
+        "EOF",
+        "  failed=true",
+        "fi",
+    ]
 
 
 def _way_through(stack: str, why: str) -> str:
@@ -1094,7 +1395,9 @@ def deploy_guide(context: Handover) -> str:
     out.append(
         "- Before any stack the script checks that no stack of this folder is in `ROLLBACK_COMPLETE` (a failed first "
         "create, which CloudFormation can only delete; it prints the `delete-stack` command), and that the secrets, "
-        "SSM parameters and certificates the templates name exist."
+        "SSM parameters and certificates the templates name exist"
+        + (' ("Secrets and parameters" below: the ones to create)' if any(s.secrets for s in own) else "")
+        + ". `./deploy.sh --help` lists every variable it reads and its exit statuses."
     )
     out.append(
         "- After each stack it deploys, the script records the template in `deployed/<folder>/<region>/<stack>.json` "
@@ -1109,6 +1412,7 @@ def deploy_guide(context: Handover) -> str:
             for s in own
             if s.name in context.blocked
         )
+    out += _secrets_section(context)
     out += [
         "",
         "## The short way: the script",
@@ -1141,6 +1445,43 @@ def deploy_guide(context: Handover) -> str:
         for record in (r for r in context.origins if r.stack == stack.name):
             out += ["", *origin_dns_section(record)]
     return "\n".join(out) + "\n"
+
+
+def _secrets_section(context: Handover) -> list[str]:
+    """DEPLOY.md's "Secrets and parameters": each secret and SSM parameter the services read, which the
+    deployer creates in this account before the first deployment (no stack creates them: their values
+    are never in a template), with the commands and where the result goes (``secret_steps``)."""
+    found: dict[tuple[str, str], tuple[StackPlan, SecretRef, list[str]]] = {}
+    for stack in context.own:
+        for secret in stack.secrets:
+            entry = found.setdefault((secret.kind, secret.name), (stack, secret, []))
+            entry[2].append(f"`{stack.name}` as `{secret.variable}`")
+    if not found:
+        return []
+    out = [
+        "",
+        "## Secrets and parameters",
+        "",
+        f"The services read these from account `{context.account}`; no stack creates them (a value never goes in a "
+        "template). Create each once, before the first deployment, with the account's default keys "
+        "(`aws/secretsmanager`, `aws/ssm`: the services' execution roles decrypt no key of your own). A secret's "
+        "name in the environment file is its complete name, which Secrets Manager makes by adding `-` and 6 random "
+        "characters when it creates the secret: so it differs in every account and region, and is only known once "
+        "the secret exists. `deploy.sh` checks each before any stack.",
+    ]
+    for stack, secret, readers in found.values():
+        what, commands, where = secret_steps(context, stack, secret)
+        out += [
+            "",
+            f"- {what}; read by {', '.join(readers)}:",
+            "",
+            "  ```sh",
+            *(f"  {c}" for c in commands),
+            "  ```",
+            "",
+            f"  {where}",
+        ]
+    return out
 
 
 def _stack_section(context: Handover, stack: StackPlan) -> list[str]:

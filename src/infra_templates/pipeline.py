@@ -490,7 +490,18 @@ def environment_files(
     dns = env.dr.dns if env.dr is not None else None
     zone = (dns.hosted_zone_id, f"dr.dns.hosted_zone_id of {env.name}") if dns is not None else None
     bodies = _bodies([*project_stacks, *ordered])
-    files.update(handover_files(described, bodies, env.name, tags, blocked=blocked, hosted_zone=zone))
+    # The project's stacks are in the registry's account: status.sh asks that account's folder about them.
+    files.update(
+        handover_files(
+            described,
+            bodies,
+            env.name,
+            tags,
+            blocked=blocked,
+            hosted_zone=zone,
+            project_account=env.registry.account_id,
+        )
+    )
     return files
 
 

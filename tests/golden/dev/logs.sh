@@ -5,10 +5,34 @@
 #   ./logs.sh SERVICE            the last 10 minutes, then new events as they come
 #   SINCE=2h ./logs.sh SERVICE   from 2 hours ago (s, m, h, d, w, or an ISO 8601 time)
 #
-# Services: api (web), mailer (worker), nightly (job), payments (backend), web (web)
+# Services: api (web), mailer (worker), nightly (job), payments (backend), web (web). --help: all of it.
 set -euo pipefail
 
-usage="usage: $0 SERVICE (one of: api (web), mailer (worker), nightly (job), payments (backend), web (web))"
+# usage: logs.sh's help (--help, -h).
+usage() {
+  cat <<'EOF'
+Usage: ./logs.sh SERVICE
+
+Follows the log of one service of shop dev: its CloudWatch Logs log group, tailed and followed
+(the AWS CLI version 2's logs tail, with --follow) until Ctrl-C. It changes nothing.
+SERVICE: one of api (web), mailer (worker), nightly (job), payments (backend), web (web).
+
+Options:
+  -h, --help      print this help and exit
+
+Environment variables it reads:
+  SINCE           how far back to start: 10m by default; s, m, h, d, w, or an ISO 8601 time
+  AWS_PROFILE...  the AWS CLI's own: the credentials it signs in with (every command names its region itself)
+
+Exit status:
+  130    stopped with Ctrl-C (SIGINT), the usual end
+  1      the AWS CLI is missing, is version 1, or is not signed in
+  2      no SERVICE, more than one, or one this environment does not have
+  other  the AWS CLI's status of the command that failed, e.g. 254 (AWS refused the request), 255 (the command failed); AWS CLI User Guide, "Command line return codes"
+EOF
+}
+usage="usage: $0 SERVICE|--help (one of: api (web), mailer (worker), nightly (job), payments (backend), web (web))"
+case "${1:-}" in -h|--help) usage; exit 0 ;; esac
 if [[ $# -ne 1 ]]; then echo "$usage" >&2; exit 2; fi
 # The name first (no AWS call needed to refuse it), then the CLI and its credentials.
 case "$1" in

@@ -13,13 +13,41 @@
 # a stack whose update the diff blocks (a stateful resource replaced or deleted, a change AWS refuses).
 set -euo pipefail
 
+# usage: deploy.sh's help (--help, -h).
+usage() {
+  cat <<'EOF'
+Usage: ./deploy.sh [--review]
+
+Deploys shop shared stacks: the 17 CloudFormation stacks of this folder, in order, to account 444444444444, with
+the AWS CLI signed in to that account; then turns termination protection on where a stack holds data.
+Before any stack it checks what would stop it half-way:
+the account, no stack in ROLLBACK_COMPLETE, the updates make diff blocks. DEPLOY.md beside it explains each step.
+
+Options:
+  (none)          create or update every stack; stops at the first failure
+  --review        only create a change set per stack and execute none: review each in the console
+  -h, --help      print this help and exit
+
+Environment variables it reads:
+  ALLOW_REPLACE   stack[,stack]: deploy a stack whose update make diff blocks (a stateful resource replaced or deleted, a change AWS refuses) all the same; blocked: none in this build
+  DEPLOYED_DIR    where each stack deployed is recorded, <folder>/<region>/<stack>.json, the baseline of make diff (default: deployed/ beside output/)
+  AWS_PROFILE...  the AWS CLI's own: the credentials it signs in with (every command names its region itself)
+
+Exit status:
+  0      every stack deployed (with --review: every change set created)
+  1      a check failed and no stack was changed (the messages say which and what to do), or a variable a parameter needs is not set
+  2      an unknown option
+  other  the AWS CLI's status of the command that failed, e.g. 254 (AWS refused the request), 255 (the command failed); AWS CLI User Guide, "Command line return codes": the stacks before it are deployed
+EOF
+}
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 deployed="${DEPLOYED_DIR:-$here/../../deployed}"
 review=false
 case "$*" in
   "") ;;
   --review) review=true ;;
-  *) echo "usage: $0 [--review]" >&2; exit 2 ;;
+  -h|--help) usage; exit 0 ;;
+  *) echo "usage: $0 [--review] (or --help)" >&2; exit 2 ;;
 esac
 # Options of every deploy below: succeed when nothing changed; with --review, create the change set
 # and stop. (Never empty, so "${changeset[@]}" also works under `set -u` in bash 3.2, as on macOS.)

@@ -8,8 +8,39 @@
 # It refuses while termination protection or deletion protection would stop a deletion half-way,
 # and prints the command that lifts each. Stacks of other folders are never touched.
 # Each stack deleted is dropped from $DEPLOYED_DIR (default: deployed/ beside output/), deploy.sh's record.
+# --help: all of it.
 set -euo pipefail
 
+# usage: destroy.sh's help (--help, -h).
+usage() {
+  cat <<'EOF'
+Usage: ./destroy.sh
+
+Deletes shop shared stacks: the 17 stack(s) of this folder, in reverse deploy order, from account 444444444444.
+First it states which stateful resources are kept (DeletionPolicy) and which are lost, refuses
+while termination or deletion protection would stop a deletion half-way (printing the command
+that lifts each), and asks for 'project' typed back. Stacks of other folders are never touched.
+
+Options:
+  -h, --help      print this help and exit
+
+Environment variables it reads:
+  CONFIRM         'project': delete without asking (the name typed back in advance)
+  DEPLOYED_DIR    deploy.sh's record, from which each deleted stack is dropped (default: deployed/ beside output/)
+  AWS_PROFILE...  the AWS CLI's own: the credentials it signs in with (every command names its region itself)
+
+Exit status:
+  0      every stack of this folder deleted (or not deployed)
+  1      nothing deleted: a protection is on, the name was not typed back, the AWS CLI is missing, not signed in, or signed in to another account
+  2      an unknown argument
+  other  the AWS CLI's status of the command that failed, e.g. 254 (AWS refused the request), 255 (the command failed); AWS CLI User Guide, "Command line return codes": the stacks before it are deleted
+EOF
+}
+case "$*" in
+  "") ;;
+  -h|--help) usage; exit 0 ;;
+  *) echo "usage: $0 (or --help; CONFIRM=<name> to skip the question)" >&2; exit 2 ;;
+esac
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 deployed="${DEPLOYED_DIR:-$here/../../deployed}"
 command -v aws >/dev/null || { echo 'destroy.sh: the AWS CLI (aws) is not installed' >&2; exit 1; }

@@ -30,13 +30,47 @@
 # Deployed first, once for every environment, by ../project/deploy.sh: shop-delivery-infrastructure.
 set -euo pipefail
 
+# usage: deploy.sh's help (--help, -h).
+usage() {
+  cat <<'EOF'
+Usage: ./deploy.sh [--review]
+
+Deploys shop staging: the 18 CloudFormation stacks of this folder, in order, to account 222222222222, with
+the AWS CLI signed in to that account; then turns termination protection on where a stack holds data.
+Before any stack it checks what would stop it half-way:
+the account, no stack in ROLLBACK_COMPLETE, the services' first image tags and their images in ECR, the secrets and SSM parameters the services read, the certificates the templates name, the updates make diff blocks. DEPLOY.md beside it explains each step.
+
+Options:
+  (none)              create or update every stack; stops at the first failure
+  --review            only create a change set per stack and execute none: review each in the console
+  -h, --help          print this help and exit
+
+Environment variables it reads:
+  IMAGE_TAG           the image tag of every service's first deployment (its SSM parameter does not exist yet; an existing one is never overwritten)
+  IMAGE_TAG_API       the same for api only (/shop/staging/api/image-tag); before IMAGE_TAG
+  IMAGE_TAG_MAILER    the same for mailer only (/shop/staging/mailer/image-tag); before IMAGE_TAG
+  IMAGE_TAG_NIGHTLY   the same for nightly only (/shop/staging/nightly/image-tag); before IMAGE_TAG
+  IMAGE_TAG_PAYMENTS  the same for payments only (/shop/staging/payments/image-tag); before IMAGE_TAG
+  IMAGE_TAG_WEB       the same for web only (/shop/staging/web/image-tag); before IMAGE_TAG
+  ALLOW_REPLACE       stack[,stack]: deploy a stack whose update make diff blocks (a stateful resource replaced or deleted, a change AWS refuses) all the same; blocked: none in this build
+  DEPLOYED_DIR        where each stack deployed is recorded, <folder>/<region>/<stack>.json, the baseline of make diff (default: deployed/ beside output/)
+  AWS_PROFILE...      the AWS CLI's own: the credentials it signs in with (every command names its region itself)
+
+Exit status:
+  0      every stack deployed (with --review: every change set created)
+  1      a check failed and no stack was changed (the messages say which and what to do), or a variable a parameter needs is not set
+  2      an unknown option
+  other  the AWS CLI's status of the command that failed, e.g. 254 (AWS refused the request), 255 (the command failed); AWS CLI User Guide, "Command line return codes": the stacks before it are deployed
+EOF
+}
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 deployed="${DEPLOYED_DIR:-$here/../../deployed}"
 review=false
 case "$*" in
   "") ;;
   --review) review=true ;;
-  *) echo "usage: $0 [--review]" >&2; exit 2 ;;
+  -h|--help) usage; exit 0 ;;
+  *) echo "usage: $0 [--review] (or --help)" >&2; exit 2 ;;
 esac
 # Options of every deploy below: succeed when nothing changed; with --review, create the change set
 # and stop. (Never empty, so "${changeset[@]}" also works under `set -u` in bash 3.2, as on macOS.)
@@ -47,6 +81,27 @@ fi
 # record FOLDER REGION STACK TEMPLATE: the stack is deployed; its JSON template becomes the baseline
 # make diff compares the next build with.
 record() { mkdir -p "$deployed/$1/$2" && cp "$here/$4" "$deployed/$1/$2/$3.json"; }
+# ecr_error TEXT REPOSITORY TAG REGISTRY REGION POLICY MISSING: ECR answered the image check with an error
+# (TEXT, the AWS CLI's); POLICY: what grants this account the read; MISSING: what creates the repository.
+ecr_error() {
+  case "$1" in
+    *AccessDenied*)
+      echo "deploy.sh: account $account may not read the repository $2 (ECR, account $4, $5), so whether $2:$3 is there is unknown: $6 must allow account $account ecr:BatchGetImage, and your IAM identity needs that action on it too. The AWS CLI said: $1" >&2 ;;
+    *RepositoryNotFound*)
+      echo "deploy.sh: the repository $2 does not exist in ECR (account $4, $5): $7. The AWS CLI said: $1" >&2 ;;
+    *"Unable to locate credentials"*|*ExpiredToken*|*InvalidClientTokenId*|*UnrecognizedClient*|*"security token"*)
+      echo "deploy.sh: AWS refused the CLI's credentials while checking $2:$3 in ECR: sign in again, then run this script again. The AWS CLI said: $1" >&2 ;;
+    *) echo "deploy.sh: could not check the image $2:$3 in ECR (account $4, $5): $1" >&2 ;;
+  esac
+}
+# ecr_missing CODE REPOSITORY TAG REGISTRY REGION NOTE: ECR answered, with this failure code for the image.
+ecr_missing() {
+  case "$1" in
+    ImageNotFound|ImageTagDoesNotMatchDigest|InvalidImageTag)
+      echo "deploy.sh: the image $2:$3 is not in ECR (account $4, $5; ECR: $1)$6: push it first, or give the tag of one that is" >&2 ;;
+    *) echo "deploy.sh: ECR did not return the image $2:$3 (account $4, $5): $1" >&2 ;;
+  esac
+}
 
 command -v aws >/dev/null || { echo 'deploy.sh: the AWS CLI (aws) is not installed' >&2; exit 1; }
 account="$(aws sts get-caller-identity --query Account --output text)" || { echo 'deploy.sh: not signed in to AWS (the CLI found no valid credentials): nothing was changed' >&2; exit 1; }
@@ -199,8 +254,11 @@ deploy.sh: /shop/staging/api/image-tag (SSM, eu-west-1) does not exist: the firs
   aws ssm put-parameter --name /shop/staging/api/image-tag --type String --value <tag> --region eu-west-1
 EOF
     failed=true
-  elif ! aws ecr describe-images --registry-id 444444444444 --repository-name shop/api --image-ids imageTag="$IMAGE_TAG_API" --region eu-west-1 >/dev/null; then
-    echo "deploy.sh: the image shop/api:$IMAGE_TAG_API is not in ECR (account 444444444444, eu-west-1): push it first, or give the tag of one that is" >&2
+  elif ! image_api="$(aws ecr batch-get-image --registry-id 444444444444 --repository-name shop/api --image-ids imageTag="$IMAGE_TAG_API" --region eu-west-1 --query "failures[0].failureCode" --output text 2>&1)"; then
+    ecr_error "$image_api" shop/api "$IMAGE_TAG_API" 444444444444 eu-west-1 'the repository policy of shop-registry-api (../project/deploy.sh)' 'deploy the shared stacks first: ../project/deploy.sh, in account 444444444444'
+    failed=true
+  elif [[ "$image_api" != None ]]; then
+    ecr_missing "$image_api" shop/api "$IMAGE_TAG_API" 444444444444 eu-west-1 ''
     failed=true
   fi
 fi
@@ -215,8 +273,11 @@ deploy.sh: /shop/staging/mailer/image-tag (SSM, eu-west-1) does not exist: the f
   aws ssm put-parameter --name /shop/staging/mailer/image-tag --type String --value <tag> --region eu-west-1
 EOF
     failed=true
-  elif ! aws ecr describe-images --registry-id 444444444444 --repository-name shop/mailer --image-ids imageTag="$IMAGE_TAG_MAILER" --region eu-west-1 >/dev/null; then
-    echo "deploy.sh: the image shop/mailer:$IMAGE_TAG_MAILER is not in ECR (account 444444444444, eu-west-1): push it first, or give the tag of one that is" >&2
+  elif ! image_mailer="$(aws ecr batch-get-image --registry-id 444444444444 --repository-name shop/mailer --image-ids imageTag="$IMAGE_TAG_MAILER" --region eu-west-1 --query "failures[0].failureCode" --output text 2>&1)"; then
+    ecr_error "$image_mailer" shop/mailer "$IMAGE_TAG_MAILER" 444444444444 eu-west-1 'the repository policy of shop-registry-mailer (../project/deploy.sh)' 'deploy the shared stacks first: ../project/deploy.sh, in account 444444444444'
+    failed=true
+  elif [[ "$image_mailer" != None ]]; then
+    ecr_missing "$image_mailer" shop/mailer "$IMAGE_TAG_MAILER" 444444444444 eu-west-1 ''
     failed=true
   fi
 fi
@@ -231,8 +292,11 @@ deploy.sh: /shop/staging/nightly/image-tag (SSM, eu-west-1) does not exist: the 
   aws ssm put-parameter --name /shop/staging/nightly/image-tag --type String --value <tag> --region eu-west-1
 EOF
     failed=true
-  elif ! aws ecr describe-images --registry-id 444444444444 --repository-name shop/nightly --image-ids imageTag="$IMAGE_TAG_NIGHTLY" --region eu-west-1 >/dev/null; then
-    echo "deploy.sh: the image shop/nightly:$IMAGE_TAG_NIGHTLY is not in ECR (account 444444444444, eu-west-1): push it first, or give the tag of one that is" >&2
+  elif ! image_nightly="$(aws ecr batch-get-image --registry-id 444444444444 --repository-name shop/nightly --image-ids imageTag="$IMAGE_TAG_NIGHTLY" --region eu-west-1 --query "failures[0].failureCode" --output text 2>&1)"; then
+    ecr_error "$image_nightly" shop/nightly "$IMAGE_TAG_NIGHTLY" 444444444444 eu-west-1 'the repository policy of shop-registry-nightly (../project/deploy.sh)' 'deploy the shared stacks first: ../project/deploy.sh, in account 444444444444'
+    failed=true
+  elif [[ "$image_nightly" != None ]]; then
+    ecr_missing "$image_nightly" shop/nightly "$IMAGE_TAG_NIGHTLY" 444444444444 eu-west-1 ''
     failed=true
   fi
 fi
@@ -247,8 +311,11 @@ deploy.sh: /shop/staging/payments/image-tag (SSM, eu-west-1) does not exist: the
   aws ssm put-parameter --name /shop/staging/payments/image-tag --type String --value <tag> --region eu-west-1
 EOF
     failed=true
-  elif ! aws ecr describe-images --registry-id 444444444444 --repository-name shop/payments --image-ids imageTag="$IMAGE_TAG_PAYMENTS" --region eu-west-1 >/dev/null; then
-    echo "deploy.sh: the image shop/payments:$IMAGE_TAG_PAYMENTS is not in ECR (account 444444444444, eu-west-1): push it first, or give the tag of one that is" >&2
+  elif ! image_payments="$(aws ecr batch-get-image --registry-id 444444444444 --repository-name shop/payments --image-ids imageTag="$IMAGE_TAG_PAYMENTS" --region eu-west-1 --query "failures[0].failureCode" --output text 2>&1)"; then
+    ecr_error "$image_payments" shop/payments "$IMAGE_TAG_PAYMENTS" 444444444444 eu-west-1 'the repository policy of shop-registry-payments (../project/deploy.sh)' 'deploy the shared stacks first: ../project/deploy.sh, in account 444444444444'
+    failed=true
+  elif [[ "$image_payments" != None ]]; then
+    ecr_missing "$image_payments" shop/payments "$IMAGE_TAG_PAYMENTS" 444444444444 eu-west-1 ''
     failed=true
   fi
 fi
@@ -263,26 +330,51 @@ deploy.sh: /shop/staging/web/image-tag (SSM, eu-west-1) does not exist: the firs
   aws ssm put-parameter --name /shop/staging/web/image-tag --type String --value <tag> --region eu-west-1
 EOF
     failed=true
-  elif ! aws ecr describe-images --registry-id 444444444444 --repository-name shop/web --image-ids imageTag="$IMAGE_TAG_WEB" --region eu-west-1 >/dev/null; then
-    echo "deploy.sh: the image shop/web:$IMAGE_TAG_WEB is not in ECR (account 444444444444, eu-west-1): push it first, or give the tag of one that is" >&2
+  elif ! image_web="$(aws ecr batch-get-image --registry-id 444444444444 --repository-name shop/web --image-ids imageTag="$IMAGE_TAG_WEB" --region eu-west-1 --query "failures[0].failureCode" --output text 2>&1)"; then
+    ecr_error "$image_web" shop/web "$IMAGE_TAG_WEB" 444444444444 eu-west-1 'the repository policy of shop-registry-web (../project/deploy.sh)' 'deploy the shared stacks first: ../project/deploy.sh, in account 444444444444'
+    failed=true
+  elif [[ "$image_web" != None ]]; then
+    ecr_missing "$image_web" shop/web "$IMAGE_TAG_WEB" 444444444444 eu-west-1 ''
     failed=true
   fi
 fi
-if ! aws secretsmanager describe-secret --secret-id arn:aws:secretsmanager:eu-west-1:222222222222:secret:shop/api/payment-AbC123 --region eu-west-1 >/dev/null; then
-  echo "deploy.sh: the secret arn:aws:secretsmanager:eu-west-1:222222222222:secret:shop/api/payment-AbC123, which shop-staging-svc-api reads, does not exist: create it first" >&2
+if ! secret_1="$(aws secretsmanager describe-secret --secret-id arn:aws:secretsmanager:eu-west-1:222222222222:secret:shop/api/payment-St7mW2 --region eu-west-1 --query ARN --output text 2>&1)"; then
+  if [[ "$secret_1" == *ResourceNotFound* ]]; then
+    cat >&2 <<'EOF'
+deploy.sh: the secret shop/api/payment-St7mW2 (eu-west-1), which shop-staging-svc-api reads as PAYMENT_API_KEY, does not exist in account 222222222222. No one chooses a secret's suffix (Secrets Manager adds 6 random characters): create shop/api/payment, the name without it (skip create-secret if describe-secret finds it already), and read its ARN:
+  aws secretsmanager create-secret --name shop/api/payment --region eu-west-1 --secret-string '{"api_key":"<value>"}'
+  aws secretsmanager describe-secret --secret-id shop/api/payment --region eu-west-1 --query ARN --output text
+Then put its complete name (the ARN's end, after secret:) in environments/staging.yaml, services.api.secrets.PAYMENT_API_KEY: secretsmanager:<complete name>#api_key (now secretsmanager:shop/api/payment-St7mW2#api_key), and run make templates. Then run this script again.
+EOF
+  else
+    echo "deploy.sh: could not read the secret shop/api/payment-St7mW2 (eu-west-1), which shop-staging-svc-api reads as PAYMENT_API_KEY: $secret_1" >&2
+  fi
   failed=true
 fi
-missing_parameter_2="$(aws ssm get-parameters --names /shop/api/signing-key --region eu-west-1 --query "length(InvalidParameters)" --output text)"
-if [[ "$missing_parameter_2" != 0 ]]; then
-  echo "deploy.sh: the SSM parameter /shop/api/signing-key (eu-west-1), which shop-staging-svc-api reads, does not exist: create it first" >&2
+if ! secret_2="$(aws ssm get-parameters --names /shop/api/signing-key --region eu-west-1 --query "length(InvalidParameters)" --output text 2>&1)"; then
+  echo "deploy.sh: could not read the SSM parameter /shop/api/signing-key (eu-west-1), which shop-staging-svc-api reads as SIGNING_KEY: $secret_2" >&2
+  failed=true
+elif [[ "$secret_2" != 0 ]]; then
+  cat >&2 <<'EOF'
+deploy.sh: the SSM parameter /shop/api/signing-key (eu-west-1), which shop-staging-svc-api reads as SIGNING_KEY, does not exist in account 222222222222: create it (a SecureString, with the account's default key):
+  aws ssm put-parameter --name /shop/api/signing-key --type SecureString --value <value> --region eu-west-1
+EOF
   failed=true
 fi
-if ! aws acm describe-certificate --certificate-arn arn:aws:acm:eu-west-1:222222222222:certificate/22222222-2222-2222-2222-222222222222 --region eu-west-1 >/dev/null; then
-  echo "deploy.sh: the certificate arn:aws:acm:eu-west-1:222222222222:certificate/22222222-2222-2222-2222-222222222222, which shop-staging-platform uses, does not exist (or not in this account)" >&2
+if ! certificate_1="$(aws acm describe-certificate --certificate-arn arn:aws:acm:eu-west-1:222222222222:certificate/22222222-2222-2222-2222-222222222222 --region eu-west-1 --query Certificate.Status --output text 2>&1)"; then
+  if [[ "$certificate_1" == *ResourceNotFound* ]]; then
+    echo "deploy.sh: the certificate arn:aws:acm:eu-west-1:222222222222:certificate/22222222-2222-2222-2222-222222222222, which shop-staging-platform uses, does not exist in account 222222222222: request or import it there, or correct the setting" >&2
+  else
+    echo "deploy.sh: could not read the certificate arn:aws:acm:eu-west-1:222222222222:certificate/22222222-2222-2222-2222-222222222222, which shop-staging-platform uses: $certificate_1" >&2
+  fi
   failed=true
 fi
-if ! aws acm describe-certificate --certificate-arn arn:aws:acm:us-east-1:222222222222:certificate/22222222-2222-2222-2222-222222222223 --region us-east-1 >/dev/null; then
-  echo "deploy.sh: the certificate arn:aws:acm:us-east-1:222222222222:certificate/22222222-2222-2222-2222-222222222223, which shop-staging-edge uses, does not exist (or not in this account)" >&2
+if ! certificate_2="$(aws acm describe-certificate --certificate-arn arn:aws:acm:us-east-1:222222222222:certificate/22222222-2222-2222-2222-222222222223 --region us-east-1 --query Certificate.Status --output text 2>&1)"; then
+  if [[ "$certificate_2" == *ResourceNotFound* ]]; then
+    echo "deploy.sh: the certificate arn:aws:acm:us-east-1:222222222222:certificate/22222222-2222-2222-2222-222222222223, which shop-staging-edge uses, does not exist in account 222222222222: request or import it there, or correct the setting" >&2
+  else
+    echo "deploy.sh: could not read the certificate arn:aws:acm:us-east-1:222222222222:certificate/22222222-2222-2222-2222-222222222223, which shop-staging-edge uses: $certificate_2" >&2
+  fi
   failed=true
 fi
 if [[ "$failed" == true ]]; then
