@@ -4,14 +4,16 @@ import contextlib
 import ipaddress
 import unicodedata
 from collections.abc import Sequence
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 import yaml
 from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
+    ValidationError,
 )
+from pydantic_core import InitErrorDetails
 
 from infra_templates.catalog import REGIONS
 
@@ -49,6 +51,19 @@ class ManyFieldsError(ValueError):
     def __init__(self, errors: list[FieldValueError]) -> None:
         super().__init__("; ".join(str(e) for e in errors))
         self.errors = errors
+
+
+def with_problems(
+    error: ValidationError, loc: tuple[str | int, ...], problems: Sequence[FieldValueError]
+) -> ValidationError:
+    """``error`` with ``problems`` (each at ``loc`` + its own path) added: what a wrap validator
+    raises when the rules it runs on the values that passed their own checks find more, so that
+    one run reports both (pydantic gives the raised error's locations the model's place)."""
+    details: list[InitErrorDetails] = [cast(InitErrorDetails, e) for e in error.errors()]
+    details += [
+        InitErrorDetails(type="value_error", loc=loc, input=None, ctx={"error": problem}) for problem in problems
+    ]
+    return ValidationError.from_exception_data(error.title, details)
 
 
 class SettingsError(Exception):

@@ -9,6 +9,8 @@ from typing import Annotated, Any
 from pydantic import (
     BeforeValidator,
     Field,
+    ModelWrapValidatorHandler,
+    ValidationError,
     field_validator,
     model_validator,
 )
@@ -28,7 +30,9 @@ from infra_templates.settings.common import (
     ManyFieldsError,
     Strict,
     check_region,
+    did_you_mean,
     quoted_string,
+    with_problems,
 )
 from infra_templates.settings.database import Database, ProvisionedCapacity
 from infra_templates.settings.delivery import Delivery, Deployment, Strategy
@@ -112,24 +116,55 @@ class Environment(Strict):
                 )
         return services
 
-    @field_validator("tags")
+    @field_validator("tags", mode="before")
     @classmethod
-    def _tags(cls, tags: dict[str, str]) -> dict[str, str]:
-        room = MAX_TAGS_PER_RESOURCE - len(RESERVED_TAG_KEYS)
-        if len(tags) > room:
-            raise ValueError(
-                f"has {len(tags)} tags; a resource takes {MAX_TAGS_PER_RESOURCE} (AWS tagging limits) and the "
-                f"generator adds {len(RESERVED_TAG_KEYS)}, so at most {room}"
+    def _tags(cls, tags: Any) -> Any:
+        """Every problem of ``tags`` at once (a key the generator sets, a number where a string is
+        meant, an ``aws:`` key): checked before pydantic's own type check, which would stop at the
+        first value that is not a string and hide the rest. AWS's tag restrictions: keys 1-128
+        characters, not starting with ``aws:`` (reserved for AWS's use), values at most 256
+        characters, 50 tags a resource ("Tag restrictions", Tagging AWS Resources User Guide)."""
+        if not isinstance(tags, dict):
+            raise FieldValueError(
+                (),
+                "takes a mapping of tag key to value, one a line (Owner: team-shop), not "
+                + ("a list" if isinstance(tags, list) else f"{type(tags).__name__} {tags!r}"),
             )
-        for key, value in tags.items():
-            if len(value) > MAX_TAG_VALUE:
-                raise FieldValueError(
-                    (key,), f"is {len(value):,} characters; a tag value takes at most {MAX_TAG_VALUE}", value
+        room = MAX_TAGS_PER_RESOURCE - len(RESERVED_TAG_KEYS)
+        problems: list[FieldValueError] = []
+        if len(tags) > room:
+            problems.append(
+                FieldValueError(
+                    (),
+                    f"has {len(tags)} tags; a resource takes {MAX_TAGS_PER_RESOURCE} (AWS tagging limits) and the "
+                    f"generator adds {len(RESERVED_TAG_KEYS)}, so at most {room}",
                 )
+            )
+        reserved = ", ".join(RESERVED_TAG_KEYS[:-1]) + " and " + RESERVED_TAG_KEYS[-1]
+        for key, value in tags.items():
+            if not isinstance(key, str):
+                problems.append(FieldValueError((key,), "a tag key is a string: quote it", key))
+                continue
             if key in RESERVED_TAG_KEYS:
-                raise FieldValueError((key,), f"is set by the generator; use another key than {RESERVED_TAG_KEYS}")
-            if key.lower().startswith("aws:") or not 1 <= len(key) <= 128:
-                raise FieldValueError((key,), "tag keys are 1-128 characters and must not start with 'aws:'")
+                problems.append(
+                    FieldValueError((key,), f"is set by the generator ({reserved} are); use another key", value)
+                )
+            elif key.lower().startswith("aws:") or not 1 <= len(key) <= 128:
+                problems.append(
+                    FieldValueError((key,), "tag keys are 1-128 characters and must not start with 'aws:'", value)
+                )
+            if not isinstance(value, str):
+                problems.append(
+                    FieldValueError((key,), "a tag value is a string: quote it in YAML (Owner: '12')", value)
+                )
+            elif len(value) > MAX_TAG_VALUE:
+                problems.append(
+                    FieldValueError(
+                        (key,), f"is {len(value):,} characters; a tag value takes at most {MAX_TAG_VALUE}", value
+                    )
+                )
+        if problems:
+            raise ManyFieldsError(problems)
         return tags
 
     @field_validator("name")
@@ -138,6 +173,27 @@ class Environment(Strict):
         if name in RESERVED_ENVIRONMENT_NAMES:
             raise ValueError("is reserved for the output of project-wide stacks; rename the file")
         return name
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _references_too(cls, data: Any, handler: ModelWrapValidatorHandler["Environment"]) -> "Environment":
+        """When some setting fails its own check, the rules across settings (_cross_field_rules)
+        cannot run: they need every value valid. Those of them that need only the file's names still
+        run, so one run reports them too: each service's ``calls`` and ``sends_to`` naming a service
+        the file has (a ``kind: webb`` must not hide a ``calls: [nobody]``)."""
+        try:
+            return handler(data)
+        except ValidationError as error:
+            failed = [tuple(e["loc"]) for e in error.errors()]
+            services = data.get("services") if isinstance(data, dict) else None
+            extra = [
+                problem
+                for problem in reference_problems(services if isinstance(services, dict) else {})
+                if not any(_related(("services", *problem.path), loc) for loc in failed)
+            ]
+            if not extra:
+                raise
+            raise with_problems(error, ("services",), extra) from None
 
     @model_validator(mode="after")
     def _cross_field_rules(self) -> "Environment":
@@ -654,21 +710,16 @@ class Environment(Strict):
         Container Insights (the backlog per task divides by its RunningTaskCount: Application Auto
         Scaling User Guide, "Example: Amazon SQS queue backlog per task"); a worker's queue is named
         after its stack, within SQS's 80 characters (SQS API Reference, CreateQueue QueueName)."""
-        problems: list[FieldValueError] = []
+        problems: list[FieldValueError] = [
+            FieldValueError(("services", *p.path), str(p), p.value)
+            for p in reference_problems({name: s.model_dump() for name, s in self.services.items()})
+        ]
         for name, service in sorted(self.services.items()):
             for field, kind in (("calls", "backend"), ("sends_to", "worker")):
                 for index, other in enumerate(getattr(service, field)):
-                    if other == name:
-                        problems.append(FieldValueError(("services", name, field, index), "names itself", other))
-                    elif other not in self.services:
-                        problems.append(
-                            FieldValueError(
-                                ("services", name, field, index),
-                                f"is not a service; services are {', '.join(sorted(self.services))}",
-                                other,
-                            )
-                        )
-                    elif self.services[other].kind != kind:
+                    if other == name or other not in self.services:
+                        continue  # reference_problems
+                    if self.services[other].kind != kind:
                         problems.append(
                             FieldValueError(
                                 ("services", name, field, index),
@@ -758,3 +809,32 @@ class Environment(Strict):
             taken[priority] = name
             result[name] = priority
         return dict(sorted(result.items()))
+
+
+def reference_problems(services: dict[Any, Any]) -> list[FieldValueError]:
+    """Each service's ``calls`` and ``sends_to`` entries that name itself or no service of
+    ``services`` (the file's mapping of service name to settings, validated or not: only names are
+    read), with paths below ``services``."""
+    problems: list[FieldValueError] = []
+    names = sorted(str(n) for n in services)
+    for name, service in sorted(services.items(), key=lambda item: str(item[0])):
+        for field in ("calls", "sends_to"):
+            listed = service.get(field) if isinstance(service, dict) else None
+            for index, other in enumerate(listed if isinstance(listed, list) else []):
+                if other == name:
+                    problems.append(FieldValueError((name, field, index), "names itself", other))
+                elif isinstance(other, str) and other not in services:
+                    problems.append(
+                        FieldValueError(
+                            (name, field, index),
+                            f"is not a service{did_you_mean(other, names)}; services are {', '.join(names)}",
+                            other,
+                        )
+                    )
+    return problems
+
+
+def _related(a: tuple[Any, ...], b: tuple[Any, ...]) -> bool:
+    """Whether one location is the other or lies under it (a problem already said of the same value)."""
+    n = min(len(a), len(b))
+    return a[:n] == b[:n]

@@ -15,7 +15,7 @@ from pydantic import (
 from infra_templates import quotas
 from infra_templates.catalog import nearest_numbers
 from infra_templates.credentials import credential_kinds
-from infra_templates.settings.common import FieldValueError, Strict, no_items
+from infra_templates.settings.common import FieldValueError, ManyFieldsError, Strict, no_items
 
 ALB_HEALTHY_CODES = (200, 499)  # TargetGroup Matcher.HttpCode for an Application Load Balancer
 # Services whose per-service project stacks would take another project stack's name: {project}-
@@ -356,6 +356,28 @@ KIND_REASONS = {
 }
 
 
+def _takes(field: str) -> str:
+    """What a service's ``field`` takes, for the line that says it is missing: a mapping's keys
+    (``autoscaling``: ``a mapping of min, max (required), cpu_target, requests_per_target``), else
+    the field's description."""
+    info = Service.model_fields[field]
+    model = next(
+        (
+            a
+            for a in (info.annotation, *getattr(info.annotation, "__args__", ()))
+            if isinstance(a, type) and issubclass(a, Strict)
+        ),
+        None,
+    )
+    if model is None:
+        text = re.sub(r" \(not for [^)]*\)", "", info.description or "a value").rstrip(".")
+        return text[:1].lower() + text[1:]
+    required = [k for k, f in model.model_fields.items() if f.is_required()]
+    optional = [k for k, f in model.model_fields.items() if not f.is_required()]
+    text = f"a mapping of {', '.join(required)} (required)" if required else "a mapping"
+    return text + (f", {', '.join(optional)}" if optional else "")
+
+
 def _sizes_text(sizes: tuple[int, ...]) -> str:
     """``512, 1024 or 2048`` when the sizes are not evenly spaced (cpu 256), else ``1024 to 4096 in
     steps of 1024``: never a range the list does not keep."""
@@ -381,7 +403,9 @@ class Service(Strict):
     )
     cpu: int = Field(description="Fargate CPU units: 256, 512, 1024, 2048, 4096, 8192 or 16384.")
     memory: int = Field(description="MiB; must be a size Fargate accepts for the CPU.")
-    desired_count: int | None = Field(default=None, ge=0, le=1000, description="Tasks at creation (not for a job).")
+    desired_count: int | None = Field(
+        default=None, ge=0, le=1000, description="Tasks at creation, 0 to 1000 (not for a job)."
+    )
     autoscaling: Autoscaling | None = Field(default=None, description="Task count bounds (not for a job).")
     routing: Routing | None = Field(default=None, description="The load balancer's rule for it (web only).")
     calls: list[Annotated[str, Field(pattern=SERVICE_NAME)]] = Field(
@@ -431,7 +455,6 @@ class Service(Strict):
         "back. Needs deployment strategy blue-green with controller ecs (an ECS lifecycle hook).",
     )
 
-    @model_validator(mode="after")
     def _fargate_size(self) -> "Service":
         if self.cpu not in FARGATE_SIZES:
             guess = " or ".join(map(str, nearest_numbers(self.cpu, FARGATE_SIZES)))
@@ -448,7 +471,6 @@ class Service(Strict):
             )
         return self
 
-    @model_validator(mode="after")
     def _exec_needs_writable_root(self) -> "Service":
         # ECS Developer Guide, ECS Exec considerations: the SSM agent ECS Exec runs in the container
         # writes to its filesystem; the gate's rule E9004 checks the same on the template.
@@ -461,13 +483,16 @@ class Service(Strict):
             )
         return self
 
-    @model_validator(mode="after")
     def _kind_fields(self) -> "Service":
         """Each kind takes its own fields (KIND_FIELDS) and refuses those that cannot work for it."""
         required, refused = KIND_FIELDS[self.kind]
-        for field in required:
-            if getattr(self, field) is None:
-                raise FieldValueError((field,), f"is required for a {self.kind} service (kind: {self.kind})")
+        missing = [
+            FieldValueError((field,), f"is required for a {self.kind} service (kind: {self.kind}): {_takes(field)}")
+            for field in required
+            if getattr(self, field) is None
+        ]
+        if missing:  # every one at once: adding a service is one run, not one per missing setting
+            raise ManyFieldsError(missing)
         for field in refused:
             if field in self.model_fields_set and getattr(self, field) not in (None, []):
                 raise FieldValueError((field,), f"is not for a {self.kind} service: {KIND_REASONS[self.kind]}")
@@ -479,6 +504,29 @@ class Service(Strict):
                 ("autoscaling", "requests_per_target"),
                 f"is for a web service (load balancer requests); a {self.kind} scales on {how}",
             )
+        return self
+
+    @model_validator(mode="after")
+    def _rules(self) -> "Service":
+        """Every rule of one service, all reported at once: one validator that collects, since
+        pydantic stops at the first model validator that raises and would hide the rest."""
+        problems: list[FieldValueError] = []
+        for rule in (
+            self._fargate_size,
+            self._exec_needs_writable_root,
+            self._kind_fields,
+            self._sidecars_fit,
+            self._count_in_range,
+            self._no_overlap,
+        ):
+            try:
+                rule()
+            except ManyFieldsError as error:
+                problems.extend(error.errors)
+            except FieldValueError as error:
+                problems.append(error)
+        if problems:
+            raise ManyFieldsError(problems)
         return self
 
     @property
@@ -502,7 +550,6 @@ class Service(Strict):
             raise ValueError(f"a {self.kind} service has no routing")
         return self.routing
 
-    @model_validator(mode="after")
     def _sidecars_fit(self) -> "Service":
         """Sidecars have their own names, and their memory and CPU fit in the task's beside the
         application's (on Fargate the containers' memory must not exceed the task's; ECS Developer
@@ -524,7 +571,6 @@ class Service(Strict):
             )
         return self
 
-    @model_validator(mode="after")
     def _count_in_range(self) -> "Service":
         if self.autoscaling is None or self.desired_count is None:
             return self
@@ -545,7 +591,6 @@ class Service(Strict):
     def _references_only(cls, secrets: dict[str, str]) -> dict[str, str]:
         return secret_references(secrets)
 
-    @model_validator(mode="after")
     def _no_overlap(self) -> "Service":
         both = sorted(set(self.environment) & set(self.secrets))
         if both:
