@@ -126,6 +126,16 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
+def mapping_text(model: type[BaseModel]) -> str:
+    """What a setting of ``model`` takes, for the line that says it is missing: ``a mapping of min,
+    max, and optionally cpu_target, requests_per_target``."""
+    required = [k for k, f in model.model_fields.items() if f.is_required()]
+    optional = [k for k, f in model.model_fields.items() if not f.is_required()]
+    if not required:
+        return f"a mapping, optionally of {', '.join(optional)}"
+    return f"a mapping of {', '.join(required)}" + (f", and optionally {', '.join(optional)}" if optional else "")
+
+
 def check_retention(days: int) -> int:
     if days not in LOG_RETENTION_DAYS:
         allowed = ", ".join(str(d) for d in LOG_RETENTION_DAYS)
@@ -134,6 +144,26 @@ def check_retention(days: int) -> int:
 
 
 ENVIRONMENT_NAME = r"^[a-z][a-z0-9]{0,11}$"
+HOST_NAME = r"^(\*\.)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$"
+
+# What a value refused by a Field's ``pattern`` should be, in words: a refusal says this instead of
+# the regular expression (tests/test_settings_messages.py checks each pattern is one of a model's).
+# A pattern not here is shown as it is, where it is the clearest statement (an ARN's shape) or the
+# setting's description, which the refusal adds, says it in words (name, project).
+PATTERN_WORDS = {
+    HOST_NAME.replace("(\\*\\.)?", ""): "a host name in lower case, such as 'origin.example.com': labels of "
+    "letters, digits and hyphens (not at either end of a label), separated by dots, ending in a top-level domain "
+    "of letters; no '*', no '_', no trailing dot",
+    r"^/[A-Za-z0-9_\-.~/?=&%]{0,1023}$": "a path the load balancer requests, starting with '/', at most 1024 "
+    "characters: letters, digits and _ - . ~ / ? = & %",
+    r"^/[A-Za-z0-9_\-.~/]*$": "a path starting with '/', of letters, digits and _ - . ~ / (no query string)",
+    r"^Z[A-Z0-9]{1,31}$": "a Route 53 hosted zone ID: 'Z' and up to 31 upper-case letters and digits, such as "
+    "Z0123456789ABCDEFGHIJ",
+    r"^[0-9]{12}$": "an AWS account ID: 12 digits, quoted ('012345678901')",
+    r"^[a-z][a-z0-9-]{0,30}[a-z0-9]$": "a service name: lower-case letters, digits and hyphens, starting with a "
+    "letter and not ending with a hyphen, 2 to 32 characters",
+    r"^[0-9]{1,10}(:[0-9]{1,10})?$": "a numeric user ID, optionally with a group ID ('1000' or '1000:1000')",
+}
 
 
 def check_region(region: str) -> str:

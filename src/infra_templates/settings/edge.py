@@ -10,9 +10,8 @@ from pydantic import (
     model_validator,
 )
 
-from infra_templates.settings.common import FieldValueError, Strict, no_items
+from infra_templates.settings.common import HOST_NAME, FieldValueError, Strict, no_items
 
-HOST_NAME = r"^(\*\.)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$"
 # '/<prefix>/*': a literal prefix of the characters CloudFront's path patterns take (CloudFront
 # Developer Guide, "Cache behavior settings", Path pattern), then one '*'.
 ASSETS_PATH = r"^/[A-Za-z0-9_\-.$~\"'@:+&]+(/[A-Za-z0-9_\-.$~\"'@:+&]+)*/\*$"

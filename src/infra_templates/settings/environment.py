@@ -128,7 +128,7 @@ class Environment(Strict):
             raise FieldValueError(
                 (),
                 "takes a mapping of tag key to value, one a line (Owner: team-shop), not "
-                + ("a list" if isinstance(tags, list) else f"{type(tags).__name__} {tags!r}"),
+                + ("a list" if isinstance(tags, list) else "nothing" if tags is None else "a single value"),
             )
         room = MAX_TAGS_PER_RESOURCE - len(RESERVED_TAG_KEYS)
         problems: list[FieldValueError] = []
@@ -677,7 +677,7 @@ class Environment(Strict):
         problems += [
             FieldValueError(
                 ("delivery", "connection", "repositories", name),
-                f"is not a service; services are {sorted(self.services)}",
+                f"is not a service; services are {', '.join(sorted(self.services))}",
             )
             for name in sorted(set(connection.repositories) - set(self.services))
         ]

@@ -79,7 +79,7 @@ def project_of(environments: Sequence[Environment], folder: Path) -> Project:
         if stage not in names:
             problems.append(
                 f"{_show(folder / DEFAULTS_FILE)}: delivery.stages[{index}] = {_shown(stage)}: is not an environment"
-                f"{did_you_mean(stage, names)}; environments are {names}"
+                f"{did_you_mean(stage, names)}; environments are {', '.join(names)}"
             )
     problems.extend(_alias_problems(environments, folder))
     problems.extend(_origin_domain_problems(environments, folder))

@@ -15,7 +15,7 @@ from pydantic import (
 from infra_templates import quotas
 from infra_templates.catalog import nearest_numbers
 from infra_templates.credentials import credential_kinds
-from infra_templates.settings.common import FieldValueError, ManyFieldsError, Strict, no_items
+from infra_templates.settings.common import FieldValueError, ManyFieldsError, Strict, mapping_text, no_items
 
 ALB_HEALTHY_CODES = (200, 499)  # TargetGroup Matcher.HttpCode for an Application Load Balancer
 # Services whose per-service project stacks would take another project stack's name: {project}-
@@ -372,10 +372,7 @@ def _takes(field: str) -> str:
     if model is None:
         text = re.sub(r" \(not for [^)]*\)", "", info.description or "a value").rstrip(".")
         return text[:1].lower() + text[1:]
-    required = [k for k, f in model.model_fields.items() if f.is_required()]
-    optional = [k for k, f in model.model_fields.items() if not f.is_required()]
-    text = f"a mapping of {', '.join(required)} (required)" if required else "a mapping"
-    return text + (f", {', '.join(optional)}" if optional else "")
+    return mapping_text(model)
 
 
 def _sizes_text(sizes: tuple[int, ...]) -> str:
