@@ -113,8 +113,8 @@ def test_overlapping_ranges_of_unrelated_environments_are_refused(settings_dir: 
     problems = _problems(settings_dir)
     assert len(problems) == 1
     assert problems[0].startswith(
-        f"{staging}: network.cidr = '10.10.0.0/20': overlaps dev's network.cidr 10.10.0.0/16 ({settings_dir / 'dev.yaml'}); "
-        "every environment has its own range"
+        f"{staging}: network.cidr = '10.10.0.0/20': overlaps dev's network.cidr 10.10.0.0/16 "
+        f"({settings_dir / 'dev.yaml'}); every environment has its own range"
     )
 
 
