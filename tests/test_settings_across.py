@@ -210,7 +210,8 @@ def test_a_qa_yaml_that_is_no_file_is_said_to_be_what_it_is(settings_dir: Path, 
         expected = f"{qa}: is a folder, not an environment file (a YAML file): rename or remove it"
     else:
         os.symlink("nowhere.yaml", qa)
-        expected = f"{qa}: is a symbolic link to nowhere.yaml, which is not there: point it at an environment file or remove it"
+        expected = f"{qa}: is a symbolic link to nowhere.yaml, which is not there: point it at an environment file "
+        expected += "or remove it"
     assert refusal(settings_dir, "qa") == expected
     assert _problems(settings_dir) == [expected]  # a build of all says so too: nothing is silently skipped
     shutil.rmtree(qa) if kind == "folder" else qa.unlink()
