@@ -243,3 +243,25 @@ def test_an_unknown_stage_lists_environments_in_words(settings_dir: Path) -> Non
         )
         for p in _problems(settings_dir)
     )
+
+
+def test_two_environments_in_one_account_and_region_cannot_both_create_one_ses_identity(settings_dir: Path) -> None:
+    staging = settings_dir / "staging.yaml"
+    # prod's account and region, prod's sender: its monitoring stack would create prod's identity again
+    edit_yaml(
+        staging,
+        account_id="333333333333",
+        platform__certificate_arn="arn:aws:acm:eu-west-1:333333333333:certificate/22222222-2222-2222-2222-222222222222",
+        edge__certificate_arn="arn:aws:acm:us-east-1:333333333333:certificate/22222222-2222-2222-2222-222222222223",
+        monitoring__ses_email={"enabled": True, "sender": "alarms@shop.example.com", "recipients": ["a@example.com"]},
+    )
+    problems = _problems(settings_dir)
+    assert problems == [
+        f"{settings_dir / 'staging.yaml'}: monitoring.ses_email.sender = 'alarms@shop.example.com': is also prod's, "
+        "in the same account (333333333333) and region (eu-west-1); each environment's monitoring stack creates the "
+        "SES identity of its sender, and an account holds one per address in a region, so the second stack would "
+        "fail: give this environment another sender"
+    ]
+    # dr: prod's account, another region: the shipped settings load
+    edit_yaml(staging, monitoring__ses_email__sender="staging-alarms@shop.example.com")
+    load_settings(settings_dir)

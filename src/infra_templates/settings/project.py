@@ -84,6 +84,7 @@ def project_of(environments: Sequence[Environment], folder: Path) -> Project:
     problems.extend(_alias_problems(environments, folder))
     problems.extend(_origin_domain_problems(environments, folder))
     problems.extend(_cidr_problems(environments, folder))
+    problems.extend(_ses_identity_problems(environments, folder))
     if problems:
         raise SettingsError(problems)
     return Project(first.project, first.registry, tuple(environments))
@@ -192,6 +193,32 @@ def _cidr_problems(environments: Sequence[Environment], folder: Path) -> list[st
                 f"{_show(folder / (env.name + '.yaml'))}: network.cidr = {_shown(str(env.network.cidr))}: overlaps "
                 f"{other.name}'s network.cidr {other.network.cidr} ({_show(folder / (other.name + '.yaml'))}); {why}; "
                 "pick a range no other environment uses (and move network.subnets into it)"
+            )
+    return problems
+
+
+def _ses_identity_problems(environments: Sequence[Environment], folder: Path) -> list[str]:
+    """One SES identity per address in an account and region: the monitoring stack of each
+    environment with ``monitoring.ses_email`` creates ``AWS::SES::EmailIdentity`` for its sender
+    (templates/monitoring.py), and an identity belongs to the account in one AWS Region ("Adds an
+    email address to the list of identities for your Amazon SES account in the current AWS Region":
+    SES API Reference, VerifyEmailIdentity), so a second stack creating the same one fails
+    ("Resource of type 'AWS::SES::EmailIdentity' with identifier ... already exists":
+    widdix/mastodon-on-aws issue 27). prod and dr share an account but not a region: no clash."""
+    owner: dict[tuple[str, str, str], Environment] = {}
+    problems = []
+    for env in environments:
+        mail = env.monitoring.ses_email
+        if not mail.enabled or mail.sender is None:
+            continue
+        key = (env.account_id, env.region, mail.sender.lower())
+        first = owner.setdefault(key, env)
+        if first is not env:
+            problems.append(
+                f"{_show(folder / (env.name + '.yaml'))}: monitoring.ses_email.sender = {_shown(mail.sender)}: is "
+                f"also {first.name}'s, in the same account ({env.account_id}) and region ({env.region}); each "
+                "environment's monitoring stack creates the SES identity of its sender, and an account holds one "
+                "per address in a region, so the second stack would fail: give this environment another sender"
             )
     return problems
 
