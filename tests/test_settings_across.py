@@ -265,3 +265,25 @@ def test_two_environments_in_one_account_and_region_cannot_both_create_one_ses_i
     # dr: prod's account, another region: the shipped settings load
     edit_yaml(staging, monitoring__ses_email__sender="staging-alarms@shop.example.com")
     load_settings(settings_dir)
+
+
+def test_a_new_service_missing_settings_still_hears_of_its_call_to_no_service(settings_dir: Path) -> None:
+    edit_yaml(
+        settings_dir / "dev.yaml",
+        services={
+            "admin": {
+                "port": 8081,
+                "cpu": 256,
+                "memory": 512,
+                "routing": {"paths": ["/admin/*"]},
+                "calls": ["paymnets"],
+            }
+        },
+    )
+    problems = refusal(settings_dir, "dev").splitlines()
+    assert [p.split(": ", 2)[1] for p in problems] == [
+        "services.admin.autoscaling",
+        "services.admin.calls[0] = 'paymnets'",
+        "services.admin.desired_count",
+    ]
+    assert "is not a service; did you mean 'payments'?" in problems[1]

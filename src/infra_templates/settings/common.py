@@ -53,6 +53,20 @@ class ManyFieldsError(ValueError):
         self.errors = errors
 
 
+def failed_locations(error: ValidationError) -> list[tuple[str | int, ...]]:
+    """Where each of ``error``'s problems is, relative to the model validated: pydantic's location,
+    extended by the path of a FieldValueError a validator raised there (a service's rule points
+    below the service)."""
+    found: list[tuple[str | int, ...]] = []
+    for detail in error.errors():
+        loc = tuple(detail["loc"])
+        cause = (detail.get("ctx") or {}).get("error")
+        causes = cause.errors if isinstance(cause, ManyFieldsError) else [cause]
+        paths = [c.path for c in causes if isinstance(c, FieldValueError)]
+        found += [loc + path for path in paths] if paths and len(paths) == len(causes) else [loc]
+    return found
+
+
 def with_problems(
     error: ValidationError, loc: tuple[str | int, ...], problems: Sequence[FieldValueError]
 ) -> ValidationError:

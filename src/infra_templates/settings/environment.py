@@ -31,6 +31,7 @@ from infra_templates.settings.common import (
     Strict,
     check_region,
     did_you_mean,
+    failed_locations,
     quoted_string,
     with_problems,
 )
@@ -184,7 +185,7 @@ class Environment(Strict):
         try:
             return handler(data)
         except ValidationError as error:
-            failed = [tuple(e["loc"]) for e in error.errors()]
+            failed = failed_locations(error)
             services = data.get("services") if isinstance(data, dict) else None
             extra = [
                 problem

@@ -17,6 +17,7 @@ from infra_templates.settings.common import (
     ManyFieldsError,
     Strict,
     check_retention,
+    failed_locations,
     with_problems,
 )
 
@@ -84,7 +85,7 @@ class Network(Strict):
         try:
             network = handler(data)
         except ValidationError as error:
-            failed = [tuple(e["loc"]) for e in error.errors()]
+            failed = failed_locations(error)
             raw = data if isinstance(data, dict) else {}
             extra = [
                 p
