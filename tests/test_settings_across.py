@@ -287,3 +287,26 @@ def test_a_new_service_missing_settings_still_hears_of_its_call_to_no_service(se
         "services.admin.desired_count",
     ]
     assert "is not a service; did you mean 'payments'?" in problems[1]
+
+
+def test_every_bad_item_of_a_list_or_mapping_is_reported(settings_dir: Path) -> None:
+    edit_yaml(settings_dir / "staging.yaml", edge__aliases=["Bad_Name", "staging.shop.example.com", "also bad"])
+    problems = refusal(settings_dir).splitlines()
+    assert [p.split(": ", 2)[1] for p in problems] == ["edge.aliases[0] = 'Bad_Name'", "edge.aliases[2] = 'also bad'"]
+    edit_yaml(settings_dir / "staging.yaml", edge__aliases=["staging.shop.example.com"])
+    edit_yaml(
+        settings_dir / "staging.yaml",
+        services={
+            "web": {
+                "secrets": {"A": "plain-value", "B": "ssm:/x", "C": "secretsmanager:shop/key"},
+                "routing": {"paths": ["api", "/ok", "x"]},
+            }
+        },
+    )
+    fields = [p.split(": ", 2)[1].split(" = ")[0] for p in refusal(settings_dir).splitlines()]
+    assert fields == [
+        "services.web.routing.paths[0]",
+        "services.web.routing.paths[2]",
+        "services.web.secrets.A",
+        "services.web.secrets.C",
+    ]

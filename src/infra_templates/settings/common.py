@@ -3,8 +3,8 @@
 import contextlib
 import ipaddress
 import unicodedata
-from collections.abc import Sequence
-from typing import Annotated, Any, cast
+from collections.abc import Callable, Iterable, Sequence
+from typing import Annotated, Any, TypeVar, cast
 
 import yaml
 from pydantic import (
@@ -18,6 +18,7 @@ from pydantic_core import InitErrorDetails
 from infra_templates.catalog import REGIONS
 
 DEFAULTS_FILE = "defaults.yaml"
+T = TypeVar("T")
 
 # CloudWatch Logs accepts only these retention periods (PutRetentionPolicy).
 LOG_RETENTION_DAYS = (
@@ -51,6 +52,23 @@ class ManyFieldsError(ValueError):
     def __init__(self, errors: list[FieldValueError]) -> None:
         super().__init__("; ".join(str(e) for e in errors))
         self.errors = errors
+
+
+def check_each(items: Iterable[T], check: Callable[[T], object]) -> None:
+    """``check`` of every item, each FieldValueError it raises kept: all of them raised together
+    (one run reports every bad item of a list or mapping, not the first only)."""
+    problems: list[FieldValueError] = []
+    for item in items:
+        try:
+            check(item)
+        except ManyFieldsError as error:
+            problems.extend(error.errors)
+        except FieldValueError as error:
+            problems.append(error)
+    if len(problems) == 1:
+        raise problems[0]
+    if problems:
+        raise ManyFieldsError(problems)
 
 
 def failed_locations(error: ValidationError) -> list[tuple[str | int, ...]]:

@@ -10,7 +10,7 @@ from pydantic import (
     model_validator,
 )
 
-from infra_templates.settings.common import HOST_NAME, FieldValueError, Strict, no_items
+from infra_templates.settings.common import HOST_NAME, FieldValueError, Strict, check_each, no_items
 
 # '/<prefix>/*': a literal prefix of the characters CloudFront's path patterns take (CloudFront
 # Developer Guide, "Cache behavior settings", Path pattern), then one '*'.
@@ -55,11 +55,14 @@ class Edge(Strict):
     @field_validator("aliases")
     @classmethod
     def _hosts(cls, aliases: list[str]) -> list[str]:
-        for index, alias in enumerate(aliases):
+        def check(item: tuple[int, str]) -> None:
+            index, alias = item
             if not re.fullmatch(HOST_NAME, alias):
                 raise FieldValueError((index,), "is not a host name such as 'www.example.com'", alias)
             if alias in aliases[:index]:
                 raise FieldValueError((index,), "is listed twice", alias)
+
+        check_each(enumerate(aliases), check)
         return aliases
 
 

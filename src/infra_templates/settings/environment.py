@@ -29,6 +29,7 @@ from infra_templates.settings.common import (
     FieldValueError,
     ManyFieldsError,
     Strict,
+    check_each,
     check_region,
     did_you_mean,
     failed_locations,
@@ -100,7 +101,7 @@ class Environment(Strict):
     @field_validator("services", mode="before")
     @classmethod
     def _service_names(cls, services: Any) -> Any:
-        for name in services if isinstance(services, dict) else ():
+        def check(name: Any) -> None:
             if not re.fullmatch(SERVICE_NAME, str(name)):
                 raise FieldValueError(
                     (name,),
@@ -115,6 +116,8 @@ class Environment(Strict):
                     f"name (not {', '.join(RESERVED_SERVICE_NAMES)}, nor starting with "
                     f"{', '.join(RESERVED_SERVICE_PREFIXES)})",
                 )
+
+        check_each(services if isinstance(services, dict) else (), check)
         return services
 
     @field_validator("tags", mode="before")

@@ -15,7 +15,15 @@ from pydantic import (
 from infra_templates import quotas
 from infra_templates.catalog import nearest_numbers
 from infra_templates.credentials import credential_kinds
-from infra_templates.settings.common import FieldValueError, ManyFieldsError, Strict, mapping_text, no_items
+from infra_templates.settings.common import (
+    HOST_NAME,
+    FieldValueError,
+    ManyFieldsError,
+    Strict,
+    check_each,
+    mapping_text,
+    no_items,
+)
 
 ALB_HEALTHY_CODES = (200, 499)  # TargetGroup Matcher.HttpCode for an Application Load Balancer
 # Services whose per-service project stacks would take another project stack's name: {project}-
@@ -55,6 +63,10 @@ ENV_VAR_NAME = r"^[A-Za-z_][A-Za-z0-9_]{0,254}$"
 DATABASE_VARIABLES = ("DB_HOST", "DB_PORT", "DB_NAME", "DB_USERNAME", "DB_AUTH", "DB_REGION", "DB_PASSWORD")
 
 
+def _raise(error: Exception) -> None:
+    raise error
+
+
 class Capacity(Strict):
     """How a service's tasks are spread over FARGATE and FARGATE_SPOT."""
 
@@ -85,22 +97,32 @@ class Routing(Strict):
         # RuleCondition Values) and a CloudFront cache behaviour's PathPattern (CloudFront Developer
         # Guide, "Cache behavior settings", Path pattern) take: CloudFront reaches each route with a
         # behaviour of the same pattern, case-sensitive in both, '*' and '?' the same wildcards.
-        for index, path in enumerate(paths):
-            if not re.fullmatch(r"/[A-Za-z0-9_\-.$/~\"'@:+*?&]{0,127}", path):
-                raise FieldValueError(
-                    (index,),
+        check_each(
+            (
+                (index, path)
+                for index, path in enumerate(paths)
+                if not re.fullmatch(r"/[A-Za-z0-9_\-.$/~\"'@:+*?&]{0,127}", path)
+            ),
+            lambda bad: _raise(
+                FieldValueError(
+                    (bad[0],),
                     "a path pattern starts with '/' and has at most 128 characters: letters, digits, "
                     "_ - . $ / ~ \" ' @ : + &, and the wildcards * and ?",
-                    path,
+                    bad[1],
                 )
+            ),
+        )
         return paths
 
     @field_validator("hosts")
     @classmethod
     def _hosts(cls, hosts: list[str]) -> list[str]:
-        for index, host in enumerate(hosts):
-            if not re.fullmatch(r"(\*\.)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}", host):
-                raise FieldValueError((index,), "is not a host name such as 'api.example.com' or '*.example.com'", host)
+        check_each(
+            ((index, host) for index, host in enumerate(hosts) if not re.fullmatch(HOST_NAME, host)),
+            lambda bad: _raise(
+                FieldValueError((bad[0],), "is not a host name such as 'api.example.com' or '*.example.com'", bad[1])
+            ),
+        )
         return hosts
 
     @model_validator(mode="after")
@@ -166,7 +188,9 @@ class Autoscaling(Strict):
 
 def plain_variables(variables: dict[str, str]) -> dict[str, str]:
     """``variables`` if every name is a variable name and no value looks like a credential."""
-    for key, value in variables.items():
+
+    def check(item: tuple[str, str]) -> None:
+        key, value = item
         if not re.fullmatch(ENV_VAR_NAME, key):
             raise FieldValueError((key,), "is not a valid environment variable name")
         kinds = credential_kinds(key, str(value))
@@ -179,12 +203,16 @@ def plain_variables(variables: dict[str, str]) -> dict[str, str]:
                 "'ssm:/PARAMETER/NAME')",
                 "(hidden)",
             )
+
+    check_each(variables.items(), check)
     return variables
 
 
 def secret_references(secrets: dict[str, str]) -> dict[str, str]:
     """``secrets`` if every value is a complete reference (Secrets Manager or SSM), never a value."""
-    for key, value in secrets.items():
+
+    def check(item: tuple[str, str]) -> None:
+        key, value = item
         if not re.fullmatch(ENV_VAR_NAME, key):
             raise FieldValueError((key,), "is not a valid environment variable name", value)
         if not re.fullmatch(SECRET_REFERENCE, value):
@@ -202,6 +230,8 @@ def secret_references(secrets: dict[str, str]) -> dict[str, str]:
                 "'aws secretsmanager describe-secret'); ECS takes a secret's full ARN",
                 value,
             )
+
+    check_each(secrets.items(), check)
     return secrets
 
 
