@@ -53,7 +53,8 @@ def test_the_failover_name_of_a_dr_pair_is_not_another_environments_origin(setti
     assert any(
         p.startswith(
             f"{settings_dir / 'staging.yaml'}: edge.origin_domain = 'origin.shop.example.com': is also "
-            "prod's edge.origin_domain"
+            f"prod's edge.origin_domain ({settings_dir / 'prod.yaml'}, which prod's dns stack holds as Route 53 "
+            "failover records)"
         )
         for p in problems
     )

@@ -145,9 +145,11 @@ def _origin_domain_problems(environments: Sequence[Environment], folder: Path) -
                 else "an origin name is the DNS name of one environment's load balancer: DEPLOY.md of each would "
                 "point it at its own, taking the other's web routes"
             )
+            failover = any(e.dr is not None and e.dr.protects == other.name and e.dr.dns for e in environments)
+            held = f", which {other.name}'s dns stack holds as Route 53 failover records" if failover else ""
             problems.append(
-                f"{where}: is also {other.name}'s edge.origin_domain ({_show(folder / (other.name + '.yaml'))}); "
-                f"{why}; give each environment its own (such as origin.<environment>.<domain>)"
+                f"{where}: is also {other.name}'s edge.origin_domain ({_show(folder / (other.name + '.yaml'))}"
+                f"{held}); {why}; give each environment its own (such as origin.<environment>.<domain>)"
             )
         if name in aliases:
             owner, index = aliases[name]
