@@ -164,7 +164,7 @@ def mapping_text(model: type[BaseModel]) -> str:
     required = [k for k, f in model.model_fields.items() if f.is_required()]
     optional = [k for k, f in model.model_fields.items() if not f.is_required()]
     if not required:
-        return f"a mapping, optionally of {', '.join(optional)}"
+        return f"a mapping of any of {', '.join(optional)}"
     return f"a mapping of {', '.join(required)}" + (f", and optionally {', '.join(optional)}" if optional else "")
 
 
