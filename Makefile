@@ -32,7 +32,7 @@ gate: templates ## run the gate on output/: wiring, limits, cfn-lint, checkov, I
 # credentials (one line, exit 1); only then do they build or gate. ENV, SERVICE and the day-2
 # scripts' own checks are in the scripts make templates wrote into output/<env>/ (built if missing).
 ENVIRONMENTS = $$(cd environments && ls *.yaml | grep -v '^defaults.yaml$$' | sed 's/\.yaml$$//' | tr '\n' ' ')project
-CHECK_ENV = test -n "$(ENV)" || { echo "usage: make $@ ENV=name$(1); environments: $(ENVIRONMENTS)" >&2; exit 2; }; test "$(ENV)" = project || test -f "environments/$(ENV).yaml" || { echo "make $@: ENV=$(ENV) is not an environment (no environments/$(ENV).yaml); usage: make $@ ENV=name$(1); environments: $(ENVIRONMENTS)" >&2; exit 2; }
+CHECK_ENV = test -n "$(ENV)" || { echo "usage: make $@ ENV=name$(1); environments: $(ENVIRONMENTS)" >&2; exit 2; }; test "$(ENV)" = project || { test "$(ENV)" != defaults && test -f "environments/$(ENV).yaml"; } || { echo "make $@: ENV=$(ENV) is not an environment ($(if $(filter defaults,$(ENV)),defaults.yaml holds the settings every environment shares,no environments/$(ENV).yaml)); usage: make $@ ENV=name$(1); environments: $(ENVIRONMENTS)" >&2; exit 2; }
 CHECK_AWS = command -v aws >/dev/null || { echo "make $@: the AWS CLI (aws) is not installed; nothing was built or changed" >&2; exit 1; }; aws sts get-caller-identity --query Account --output text >/dev/null 2>&1 || { echo "make $@: not signed in to AWS (aws sts get-caller-identity found no valid credentials): sign in, then run again; nothing was built or changed" >&2; exit 1; }
 DAY2 = test -x "output/$(ENV)/$(1)" || $(MAKE) --no-print-directory templates
 

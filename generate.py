@@ -14,7 +14,8 @@
 Exit status: 0 done, 1 the gate found problems, 2 the settings were refused (nothing written), a
 folder option cannot be used or `check`, `cost` or `diagram` `--env` names a folder that is not
 there, 3 (diff only) the built templates differ from those in DIR; diff exits 1 when a change is
-one AWS refuses (a REFUSED: line, e.g. a CODE_DEPLOY service's load balancers or capacity mix).
+one AWS refuses (a "cannot deploy" verdict: a REFUSED: line such as a CODE_DEPLOY service's load
+balancers or capacity mix, an export another stack imports changed, a custom-named resource replaced).
 schema --check exits 1 when the committed schema is stale.
 """
 
@@ -258,7 +259,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 def run_build(names: list[str] | None, settings: Path, output: Path, quiet: bool, deployed: Path | None = None) -> int:
     """Write the folders of ``names`` (every environment and the project without), judging each update
     against ``deployed`` (default: ``deployed/`` beside ``output``, where deploy.sh records by default)."""
-    unusable = _record_problem(deployed)
+    unusable = _output_problem(output, settings) or _record_problem(deployed)
     if unusable:
         print(f"generate.py: {unusable}", file=sys.stderr)
         return EXIT_SETTINGS
@@ -273,10 +274,46 @@ def run_build(names: list[str] | None, settings: Path, output: Path, quiet: bool
             )
     except AddonError as error:  # an override naming what the built stacks lack, an add-on clashing
         return _refuse(error.problems)
+    dropped = (
+        [] if names else sorted(p.parent.name for p in output.glob("*/manifest.json") if p.parent.name not in folders)
+    )
     replace_folders(output, folders, prune=not names)
     if not quiet:
         print(f"wrote {', '.join(f'{_relative(output / name)}/' for name in folders)}")
+    _say_dropped(dropped, output, settings, deployed or output.parent / DEPLOYED_FOLDER, quiet)
     return 0
+
+
+def _say_dropped(dropped: list[str], output: Path, settings: Path, deployed: Path, quiet: bool) -> None:
+    """Name each folder a full build removed (its environment's file is gone). One whose stacks
+    deploy.sh recorded as deployed is said on stderr, even with --quiet: its deploy, status and destroy
+    scripts went with it, and its stacks still run (and cost) until destroyed with them."""
+    for name in dropped:
+        stacks = sorted((deployed / name).glob("*/*.json")) if (deployed / name).is_dir() else []
+        gone = f"removed {_relative(output / name)}/: {_relative(settings / f'{name}.yaml')} is gone"
+        if stacks:
+            print(
+                f"generate.py: {gone}, but {_relative(deployed / name)}/ records {len(stacks)} "
+                f"stack{'s' if len(stacks) != 1 else ''} of it as deployed: to delete "
+                f"{'them' if len(stacks) != 1 else 'it'}, restore the file (git checkout), rebuild, run "
+                f"`make destroy ENV={name}`, then delete the file again",
+                file=sys.stderr,
+            )
+        elif not quiet:
+            print(gone)
+
+
+def _output_problem(output: Path, settings: Path) -> str | None:
+    """Why a build cannot write ``output``, or None: a file there would be replaced by the folder (the
+    build swaps a whole new ``output`` in), and the settings folder or one that holds it would be
+    swapped with everything in it (copied first, as a user's files are)."""
+    if output.exists() and not output.is_dir():
+        return f"--output {_relative(output)}: is not a folder (a file there would be replaced by the output)"
+    where, given = output.resolve(), settings.resolve()
+    if where == given or where in given.parents:
+        what = "is the settings folder" if where == given else f"holds the settings folder ({_relative(settings)}/)"
+        return f"--output {_relative(output)}: {what}: give a folder of its own (default: output/ beside it)"
+    return None
 
 
 def _build_folders(
@@ -305,6 +342,20 @@ def _build_folders(
         _summary(quiet, env.name, stacks)
     if not names:  # the release files of every service, from every environment's stacks
         folders[DELIVERY_FOLDER] = delivery_files(project, built)
+    written = [*(project_stacks if not names else []), *(s for stacks in built.values() for s in stacks)]
+    for stack in (s for s in written if s.name in blocked) if not quiet else ():
+        why = blocked[stack.name]
+        kind = (
+            "cannot deploy, AWS would refuse the update"
+            if why.startswith("cannot deploy")
+            else "replaces or deletes a stateful resource"
+            if "STATEFUL" in why
+            else why
+        )
+        print(
+            f"blocked  {stack.name}: {kind}, against {_relative(deployed)}/ (`make diff` says why); its deploy.sh "
+            f"refuses it unless ALLOW_REPLACE={stack.name}"
+        )
     return folders
 
 
@@ -458,7 +509,7 @@ def run_diff(
             )
         diffs = diff.diff_stacks(old or [], [diff.StackTemplate(s.name, s.region, s.body) for s in stacks])
         changed = changed or any(d.changed for d in diffs)
-        refused = refused or any(d.refusals for d in diffs)
+        refused = refused or any(d.cannot_deploy for d in diffs)
         if not quiet:
             print("\n".join(diff.report(label, diffs)))
     if refused:

@@ -244,7 +244,17 @@ def test_destroy_of_the_project_deletes_only_the_project_stacks(tmp_path: Path) 
 # --- the Makefile targets ---------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("target", [["status"], ["logs"], ["destroy"], ["logs", "ENV=nope"], ["status", "ENV=nope"]])
+@pytest.mark.parametrize(
+    "target",
+    [
+        ["status"],
+        ["logs"],
+        ["destroy"],
+        ["logs", "ENV=nope"],
+        ["status", "ENV=nope"],
+        ["logs", "ENV=defaults", "SERVICE=api"],
+    ],
+)
 def test_make_targets_fail_at_once_without_env(target: list[str]) -> None:
     started = time.monotonic()
     result = subprocess.run(
@@ -257,6 +267,10 @@ def test_make_targets_fail_at_once_without_env(target: list[str]) -> None:
     assert time.monotonic() - started < 1.0
     assert result.returncode == 2
     assert "usage: make" in result.stderr
+    if "ENV=defaults" in target:  # defaults.yaml is there, yet no environment: refused before any build
+        assert "ENV=defaults is not an environment (defaults.yaml holds the settings every environment shares)" in (
+            result.stderr
+        )
 
 
 def test_make_logs_without_service_runs_the_script_for_its_usage() -> None:

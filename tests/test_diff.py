@@ -94,7 +94,8 @@ def test_a_new_vpc_cidr_replaces_the_vpc_and_everything_placed_in_it(against: Pa
         },
     )
     code, out, _ = diff("--env", "dev", "--settings", str(settings_dir), "--against", str(against))
-    assert code == 3
+    assert code == 1  # the network stack's exports, imported by the other stacks, change: a cannot-deploy verdict
+    assert "shop-dev-network: cannot deploy: export shop-dev-network-VpcId is imported by" in out
     assert "    ~ Vpc (AWS::EC2::VPC)  REPLACED: CidrBlock is create-only" in out
     assert "        Properties.CidrBlock: '10.10.0.0/16' -> '10.11.0.0/16'" in out
     assert "    ~ PrivateRouteTableA (AWS::EC2::RouteTable)  REPLACED: VpcId refers to Vpc, which is replaced" in out
@@ -517,6 +518,39 @@ def test_diff_exits_1_on_a_change_update_service_refuses(tmp_path: Path, setting
     refused = [line for line in out.splitlines() if line.startswith("REFUSED:")]
     assert {line.split()[1] for line in refused} == {"shop-prod-svc-api", "shop-prod-svc-web"}
     assert all("CapacityProviderStrategy changes" in line for line in refused)
+
+
+def test_diff_exits_1_on_a_cannot_deploy_verdict_not_only_on_a_refused_line(tmp_path: Path, settings_dir: Path) -> None:
+    """From a new user's trial: an export another stack imports, changed, is a ``cannot deploy``
+    verdict (CloudFormation refuses the update) but exited 3 like any change, so a CI job gating on
+    the status let it through; only CodeDeploy's ``REFUSED:`` lines exited 1."""
+    deployed = tmp_path / "deployed"
+    built, _, err = generate_main(
+        "--quiet", "--env", "dev", "--settings", str(settings_dir), "--output", str(deployed), "--diagrams", "none"
+    )
+    assert built == 0, err
+    edit_yaml(settings_dir / "defaults.yaml", database__name="shop2")  # the data stack exports the name
+    code, out, _ = diff("--env", "dev", "--settings", str(settings_dir), "--against", str(deployed))
+    assert code == 1, out
+    assert "shop-dev-data: cannot deploy: export shop-dev-data-DatabaseName is imported by" in out
+    assert not any(line.startswith("REFUSED:") for line in out.splitlines())
+    # a build judged against a deploy record of the same stacks names the stack it blocks
+    record = tmp_path / "record"
+    for stack in json.loads((deployed / "dev" / "manifest.json").read_text())["stacks"]:
+        if stack["scope"] == "project":  # not built with --env
+            continue
+        (record / "dev" / stack["region"]).mkdir(parents=True, exist_ok=True)
+        shutil.copy(
+            deployed / "dev" / stack["templates"]["json"], record / "dev" / stack["region"] / f"{stack['name']}.json"
+        )
+    argv = ["--env", "dev", "--settings", str(settings_dir), "--output", str(tmp_path / "out"), "--diagrams", "none"]
+    code, out, err = generate_main(*argv, "--deployed", str(record))
+    assert code == 0, err
+    assert (
+        f"blocked  shop-dev-data: cannot deploy, AWS would refuse the update, against {record}/ (`make diff` says "
+        "why); its deploy.sh refuses it unless ALLOW_REPLACE=shop-dev-data\n"
+    ) in out
+    assert sum(line.startswith("blocked ") for line in out.splitlines()) == 1
 
 
 def weighted_rule(paths: list[str]) -> dict:

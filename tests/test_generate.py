@@ -104,6 +104,32 @@ def test_full_build_retires_output_of_a_deleted_environment(tmp_path: Path, sett
     )
     assert status == 0, err
     assert sorted(p.name for p in output.iterdir()) == ["delivery", "dev", "dr", "notes", "prod", "project"]
+    assert err == ""  # nothing recorded as deployed of it: said on stdout only, and --quiet says nothing
+
+
+def test_a_retired_folder_whose_stacks_are_recorded_as_deployed_is_said_even_when_quiet(
+    tmp_path: Path, settings_dir: Path, generated: Generated
+) -> None:
+    """From a new user's trial: deleting an environment's file silently removed its deploy, status
+    and destroy scripts while its stacks still ran. The build still removes the folder, and says so,
+    naming the record and the way to delete the stacks; without a record, a line on stdout."""
+    output, deployed = tmp_path / "out", tmp_path / "deployed"
+    shutil.copytree(generated.output, output)
+    (settings_dir / "staging.yaml").unlink()
+    edit_yaml(settings_dir / "defaults.yaml", delivery__stages=["dev", "prod", "dr"])
+    base = ["--diagrams", "none", "--settings", str(settings_dir), "--output", str(output)]
+    status, out, err = generate_main(*base)
+    assert status == 0 and f"removed {output / 'staging'}/: {settings_dir / 'staging.yaml'} is gone\n" in out
+    assert err == ""
+    shutil.rmtree(output)
+    shutil.copytree(generated.output, output)
+    for stack in ("shop-staging-keys", "shop-staging-network"):
+        (deployed / "staging" / "eu-west-1").mkdir(parents=True, exist_ok=True)
+        (deployed / "staging" / "eu-west-1" / f"{stack}.json").write_text("{}")
+    status, _, err = generate_main("--quiet", "--deployed", str(deployed), *base)
+    assert status == 0 and not (output / "staging").exists()
+    assert f"{deployed / 'staging'}/ records 2 stacks of it as deployed: to delete them, restore the file" in err
+    assert "`make destroy ENV=staging`" in err
 
 
 def test_help_explains_every_option() -> None:
@@ -170,6 +196,26 @@ def test_folder_options_name_what_is_wrong(generated: Generated, tmp_path: Path)
     assert generate_main("--quiet", "--diagrams", "none", "--env", "dev", "--output", str(new))[0] == 0
     status, _, err = generate_main("diagram", "--output", str(new), "--env", "dev", "--dot-only")
     assert status == 1 and f"{new / 'project'}/ was never built there" in err and "Errno" not in err
+
+
+def test_a_build_refuses_an_output_that_is_a_file_or_holds_the_settings(tmp_path: Path, settings_dir: Path) -> None:
+    """From a new user's trial: ``--output`` naming a file replaced the file by the output folder
+    (its content lost, exit 0), and with ``--env`` ended in a traceback. A file, the settings folder
+    and a folder holding it are refused, exit 2, before anything is read or written."""
+    notes = tmp_path / "notes.txt"
+    notes.write_text("my notes\n")
+    for argv in ([], ["--env", "dev"]):
+        status, _, err = generate_main("--quiet", "--settings", str(settings_dir), "--output", str(notes), *argv)
+        assert status == 2 and f"--output {notes}: is not a folder" in err and "Traceback" not in err
+        assert notes.read_text() == "my notes\n"
+    before = snapshot(settings_dir.parent)
+    for output, what in (
+        (settings_dir, "is the settings folder"),
+        (settings_dir.parent, f"holds the settings folder ({settings_dir}/)"),
+    ):
+        status, _, err = generate_main("--quiet", "--settings", str(settings_dir), "--output", str(output))
+        assert status == 2 and f"--output {output}: {what}: give a folder of its own" in err
+    assert snapshot(settings_dir.parent) == before
 
 
 @pytest.mark.parametrize("command", ["check", "cost", "diagram"])

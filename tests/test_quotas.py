@@ -278,8 +278,8 @@ def test_past_a_load_balancers_quotas_the_services_split_over_more(settings_dir:
     assert [len(g) for g in groups] == [50, 1]
     assert groups == [sorted(env.web_services)[:50], sorted(env.web_services)[50:]]  # by name
     [moved] = groups[1]
-    assert generate.run_build(["staging"], settings_dir, tmp_path, quiet=True) == 0
-    folder = tmp_path / "staging"
+    assert generate.run_build(["staging"], settings_dir, tmp_path / "out", quiet=True) == 0
+    folder = tmp_path / "out" / "staging"
 
     def body(name: str) -> dict[str, Any]:
         data: dict[str, Any] = json.loads((folder / f"{name}.json").read_text(encoding="utf-8"))

@@ -90,6 +90,12 @@ class StackDiff:
         return self.action != "modify" or bool(self.changes)
 
     @property
+    def cannot_deploy(self) -> bool:
+        """Whether AWS would refuse the update (a ``cannot deploy`` verdict: a ``REFUSED:`` change, an
+        export in use changed or removed, a custom-named resource replaced): ``diff`` exits 1."""
+        return self.verdict.startswith("cannot deploy")
+
+    @property
     def blocking(self) -> tuple[str, ...]:
         """Why ``deploy.sh`` must not deploy this stack without a deliberate ``ALLOW_REPLACE``: a
         ``cannot deploy`` verdict (AWS would refuse the update and roll it back) and every stateful
@@ -97,7 +103,7 @@ class StackDiff:
         a new stack and a removed one (``deploy.sh`` deletes no stack)."""
         if self.action != "modify":
             return ()
-        found = [self.verdict] if self.verdict.startswith("cannot deploy") else []
+        found = [self.verdict] if self.cannot_deploy else []
         found += [w.removeprefix("WARNING: ") for w in self.warnings if " STATEFUL " in w]
         return tuple(found)
 
