@@ -311,3 +311,13 @@ def test_every_bad_item_of_a_list_or_mapping_is_reported(settings_dir: Path) -> 
         "services.web.secrets.A",
         "services.web.secrets.C",
     ]
+
+
+def test_a_defaults_yaml_that_is_a_folder_is_said_to_be_one(settings_dir: Path) -> None:
+    defaults = settings_dir / "defaults.yaml"
+    defaults.unlink()
+    defaults.mkdir()
+    expected = f"{defaults}: is a folder, not the file of the settings every environment shares (a YAML file): "
+    expected += "rename or remove it"
+    assert refusal(settings_dir, "dev") == expected
+    assert _problems(settings_dir) == [expected]

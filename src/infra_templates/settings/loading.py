@@ -49,18 +49,19 @@ def available_environments(folder: Path) -> list[str]:
 
 def _not_a_file(path: Path) -> str | None:
     """What ``path`` is when it is there but is no file to read (a folder, a broken symbolic link,
-    a device): ``"is a folder, not an environment file"``; None for a file or nothing there."""
+    a device): ``"is a folder, not an environment file ..."``; None for a file or nothing there."""
     if path.is_file():
         return None
+    what = "the file of the settings every environment shares" if path.name == DEFAULTS_FILE else "an environment file"
     if path.is_symlink() and not path.exists():
         with suppress(OSError):
             target = path.readlink()
-            return f"is a symbolic link to {target}, which is not there: point it at an environment file or remove it"
-        return "is a broken symbolic link: point it at an environment file or remove it"
+            return f"is a symbolic link to {target}, which is not there: point it at {what} or remove it"
+        return f"is a broken symbolic link: point it at {what} or remove it"
     if path.is_dir():
-        return "is a folder, not an environment file (a YAML file): rename or remove it"
+        return f"is a folder, not {what} (a YAML file): rename or remove it"
     if path.exists():
-        return "is not a regular file (a device or a pipe?), not an environment file: remove it"
+        return f"is not a regular file (a device or a pipe?), not {what}: remove it"
     return None
 
 
@@ -93,8 +94,9 @@ def load_environment(name: str, folder: Path) -> Environment:
     """
     env_path = folder / f"{name}.yaml"
     defaults_path = folder / DEFAULTS_FILE
-    if (what := _not_a_file(env_path)) is not None:
-        raise SettingsError([f"{_show(env_path)}: {what}"])
+    odd = [f"{_show(path)}: {what}" for path in (env_path, defaults_path) if (what := _not_a_file(path)) is not None]
+    if odd:
+        raise SettingsError(odd)
     if not env_path.is_file():
         available = available_environments(folder)
         known = ", ".join(available) or "none"
