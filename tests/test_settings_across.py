@@ -321,3 +321,29 @@ def test_a_defaults_yaml_that_is_a_folder_is_said_to_be_one(settings_dir: Path) 
     expected += "rename or remove it"
     assert refusal(settings_dir, "dev") == expected
     assert _problems(settings_dir) == [expected]
+
+
+def test_a_rule_across_settings_runs_beside_a_setting_that_failed_its_own_check(settings_dir: Path) -> None:
+    # tags fails its own check; the edge's certificate rule reads only valid settings: both in one run
+    edit_yaml(
+        settings_dir / "staging.yaml",
+        tags={"Owner": 12},
+        edge__certificate_arn="arn:aws:acm:eu-west-1:222222222222:certificate/22222222-2222-2222-2222-222222222223",
+    )
+    fields = [p.split(": ", 2)[1].split(" = ")[0] for p in refusal(settings_dir).splitlines()]
+    assert fields == ["edge.certificate_arn", "tags.Owner"]
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"region": "eu-wst-1"}, "region"),  # the certificate and zone rules read the region
+        ({"production": "yes"}, "production"),  # the production rules read it
+        ({"account_id": "1234"}, "account_id"),  # the certificate rules compare accounts
+    ],
+)
+def test_a_rule_reading_a_failed_setting_says_nothing(settings_dir: Path, change: dict[str, str], field: str) -> None:
+    edit_yaml(settings_dir / "prod.yaml", **change)
+    problems = refusal(settings_dir, "prod").splitlines()
+    assert len(problems) == 1, problems
+    assert problems[0].split(": ", 2)[1].startswith(f"{field} = ")

@@ -86,14 +86,15 @@ def failed_locations(error: ValidationError) -> list[tuple[str | int, ...]]:
 
 
 def with_problems(
-    error: ValidationError, loc: tuple[str | int, ...], problems: Sequence[FieldValueError]
+    error: ValidationError, loc: tuple[str | int, ...], problems: Sequence[FieldValueError], data: Any = None
 ) -> ValidationError:
     """``error`` with ``problems`` (each at ``loc`` + its own path) added: what a wrap validator
     raises when the rules it runs on the values that passed their own checks find more, so that
-    one run reports both (pydantic gives the raised error's locations the model's place)."""
+    one run reports both (pydantic gives the raised error's locations the model's place). ``data``:
+    the input at ``loc``, where a message finds the value a problem's path points at."""
     details: list[InitErrorDetails] = [cast(InitErrorDetails, e) for e in error.errors()]
     details += [
-        InitErrorDetails(type="value_error", loc=loc, input=None, ctx={"error": problem}) for problem in problems
+        InitErrorDetails(type="value_error", loc=loc, input=data, ctx={"error": problem}) for problem in problems
     ]
     return ValidationError.from_exception_data(error.title, details)
 

@@ -3,13 +3,14 @@
 import re
 import zlib
 from collections.abc import Sequence
-from functools import cached_property
-from typing import Annotated, Any
+from functools import cache, cached_property
+from typing import Annotated, Any, cast
 
 from pydantic import (
     BeforeValidator,
     Field,
     ModelWrapValidatorHandler,
+    TypeAdapter,
     ValidationError,
     field_validator,
     model_validator,
@@ -180,47 +181,70 @@ class Environment(Strict):
 
     @model_validator(mode="wrap")
     @classmethod
-    def _references_too(cls, data: Any, handler: ModelWrapValidatorHandler["Environment"]) -> "Environment":
-        """When some setting fails its own check, the rules across settings (_cross_field_rules)
-        cannot run: they need every value valid. Those of them that need only the file's names still
-        run, so one run reports them too: each service's ``calls`` and ``sends_to`` naming a service
-        the file has (a ``kind: webb`` must not hide a ``calls: [nobody]``)."""
+    def _rules_that_can_run(cls, data: Any, handler: ModelWrapValidatorHandler["Environment"]) -> "Environment":
+        """When some setting fails its own check, pydantic runs no model validator after it, so the
+        rules across settings (_cross_field_rules) would wait for a second run. Those that read only
+        settings that passed run now, on those values (:func:`_partial`: a rule that reads a failed
+        setting stops and says nothing, never judging a stand-in value), and so does each service's
+        ``calls`` and ``sends_to`` naming a service the file has, which needs only the names (a
+        ``kind: webb`` must not hide a ``calls: [nobody]``). A problem at or under a location already
+        reported is left out: one line per mistake."""
         try:
             return handler(data)
         except ValidationError as error:
             failed = failed_locations(error)
             services = data.get("services") if isinstance(data, dict) else None
             extra = [
-                problem
-                for problem in reference_problems(services if isinstance(services, dict) else {})
-                if not any(_related(("services", *problem.path), loc) for loc in failed)
+                FieldValueError(("services", *p.path), str(p), p.value)
+                for p in reference_problems(services if isinstance(services, dict) else {})
             ]
-            if not extra:
+            partial = _partial(cls, data, {loc[0] for loc in failed if loc})
+            if partial is not None:
+                extra += partial._rule_problems(skip_unavailable=True)
+            kept: dict[tuple[tuple[str | int, ...], str], FieldValueError] = {}
+            for problem in extra:
+                if not any(_related(problem.path, loc) for loc in failed):
+                    kept.setdefault((problem.path, str(problem)), problem)
+            if not kept:
                 raise
-            raise with_problems(error, ("services",), extra) from None
+            raise with_problems(error, (), list(kept.values()), data) from None
 
     @model_validator(mode="after")
     def _cross_field_rules(self) -> "Environment":
         """Every rule that spans several settings, all reported at once."""
-        problems = [
-            *self._certificate_problems(),
-            *self._route_problems(),
-            *self._zone_problems(),
-            *self._instance_class_problems(),
-            *self._production_problems(),
-            *self._edge_problems(),
-            *self._cloudfront_problems(),
-            *self._posture_problems(),
-            *self._delivery_problems(),
-            *self._architecture_problems(),
-            *self._quota_problems(),
-            *self._pre_release_problems(),
-            *self._kind_problems(),
-            *self._database_user_problems(),
-        ]
+        problems = self._rule_problems()
         if problems:
             raise ManyFieldsError(problems)
         return self
+
+    def _rule_problems(self, *, skip_unavailable: bool = False) -> list[FieldValueError]:
+        """The problems of every rule across settings; with ``skip_unavailable``, a rule that reads
+        a setting which failed its own check (an :class:`_Unavailable`) is left out."""
+        problems: list[FieldValueError] = []
+        for rule in (
+            self._certificate_problems,
+            self._route_problems,
+            self._zone_problems,
+            self._instance_class_problems,
+            self._production_problems,
+            self._edge_problems,
+            self._cloudfront_problems,
+            self._posture_problems,
+            self._delivery_problems,
+            self._architecture_problems,
+            self._quota_problems,
+            self._pre_release_problems,
+            self._kind_problems,
+            self._database_user_problems,
+        ):
+            if not skip_unavailable:
+                problems += rule()
+                continue
+            try:
+                problems += rule()
+            except (_UnavailableError, TypeError, AttributeError, KeyError):
+                continue  # it reads a setting that failed its own check: it runs once that is fixed
+        return problems
 
     def _database_user_problems(self) -> list[FieldValueError]:
         """Each service with ``database_access`` signs in as its own user, ``svc_<name>``, which the
@@ -842,3 +866,51 @@ def _related(a: tuple[Any, ...], b: tuple[Any, ...]) -> bool:
     """Whether one location is the other or lies under it (a problem already said of the same value)."""
     n = min(len(a), len(b))
     return a[:n] == b[:n]
+
+
+class _UnavailableError(Exception):
+    """A rule read a setting that failed its own check."""
+
+
+class _Unavailable:
+    """Stands in for a setting that failed its own check, in :func:`_partial`: anything a rule does
+    with it (an attribute, a comparison, a truth test, iteration, formatting) raises
+    _UnavailableError, so the rule stops instead of judging a value the file does not have."""
+
+    def _refuse(self, *args: Any, **kwargs: Any) -> Any:
+        raise _UnavailableError
+
+    __getattr__ = __getitem__ = __iter__ = __len__ = __bool__ = __contains__ = _refuse
+    __eq__ = __ne__ = __lt__ = __le__ = __gt__ = __ge__ = __hash__ = _refuse
+    __str__ = __repr__ = __format__ = __int__ = __float__ = __index__ = _refuse
+    __add__ = __radd__ = __sub__ = __rsub__ = __mul__ = __rmul__ = __truediv__ = __rtruediv__ = _refuse
+
+
+def _partial(model: type["Environment"], data: Any, failed: set[Any]) -> "Environment | None":
+    """An Environment of the settings in ``data`` that pass their own checks, each setting in
+    ``failed`` (a top-level key whose value failed) an :class:`_Unavailable`; None if ``data`` is
+    not a mapping. Only for reporting more problems of a refused file: never built otherwise."""
+    if not isinstance(data, dict):
+        return None
+    values: dict[str, Any] = {}
+    for name, info in model.model_fields.items():
+        if name in failed:
+            values[name] = _Unavailable()
+        elif name in data:
+            try:
+                values[name] = _field_adapter(model, name).validate_python(data[name], strict=True)
+            except ValidationError:  # passed inside the model, fails alone: judge nothing of it
+                values[name] = _Unavailable()
+        elif not info.is_required():
+            values[name] = info.get_default(call_default_factory=True, validated_data=values)
+        else:
+            values[name] = _Unavailable()
+    return model.model_construct(**values)
+
+
+@cache
+def _field_adapter(model: type["Environment"], name: str) -> TypeAdapter[Any]:
+    """A validator of one field of ``model`` alone (its type and its constraints, not the model's
+    own field validators: the value already passed those inside the model)."""
+    info = model.model_fields[name]
+    return TypeAdapter(cast(Any, Annotated[info.annotation, info]))

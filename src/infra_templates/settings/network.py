@@ -94,7 +94,7 @@ class Network(Strict):
             ]
             if not extra:
                 raise
-            raise with_problems(error, (), extra) from None
+            raise with_problems(error, (), extra, data) from None
         problems = subnet_problems(network.cidr, network.availability_zones, network.subnets.model_dump())
         if problems:
             raise ManyFieldsError(problems)
