@@ -347,3 +347,13 @@ def test_a_rule_reading_a_failed_setting_says_nothing(settings_dir: Path, change
     problems = refusal(settings_dir, "prod").splitlines()
     assert len(problems) == 1, problems
     assert problems[0].split(": ", 2)[1].startswith(f"{field} = ")
+
+
+def test_a_copied_origin_name_is_reported_beside_another_files_mistake(settings_dir: Path) -> None:
+    qa = _add_qa_as_the_readme_says(settings_dir)
+    qa.write_text(qa.read_text().replace("region: eu-west-1", "regoin: eu-west-1"))  # qa does not load
+    edit_yaml(settings_dir / "dev.yaml", edge__origin_domain="origin.staging.shop.example.com")
+    problems = _problems(settings_dir)
+    assert any(p.startswith(f"{qa}: regoin = 'eu-west-1': is not a known setting") for p in problems), problems
+    assert any(p.startswith(f"{settings_dir / 'dev.yaml'}: edge.origin_domain") for p in problems)
+    assert any(p.startswith(f"{settings_dir / 'staging.yaml'}: edge.origin_domain") for p in problems)

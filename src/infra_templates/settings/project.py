@@ -81,13 +81,22 @@ def project_of(environments: Sequence[Environment], folder: Path) -> Project:
                 f"{_show(folder / DEFAULTS_FILE)}: delivery.stages[{index}] = {_shown(stage)}: is not an environment"
                 f"{did_you_mean(stage, names)}; environments are {', '.join(names)}"
             )
-    problems.extend(_alias_problems(environments, folder))
-    problems.extend(_origin_domain_problems(environments, folder))
-    problems.extend(_cidr_problems(environments, folder))
-    problems.extend(_ses_identity_problems(environments, folder))
+    problems.extend(_ownership_problems(environments, folder))
     if problems:
         raise SettingsError(problems)
     return Project(first.project, first.registry, tuple(environments))
+
+
+def _ownership_problems(environments: Sequence[Environment], folder: Path) -> list[str]:
+    """What two environments would both own (a DNS name, a VPC range, an SES identity): pairwise
+    rules, so they hold of any subset of the environments (load_settings runs them on those that
+    loaded when another file is refused, so a copied name is reported in the same run)."""
+    return [
+        *_alias_problems(environments, folder),
+        *_origin_domain_problems(environments, folder),
+        *_cidr_problems(environments, folder),
+        *_ses_identity_problems(environments, folder),
+    ]
 
 
 def _alias_problems(environments: Sequence[Environment], folder: Path) -> list[str]:
@@ -404,7 +413,7 @@ def load_settings(
     )
     problems.extend(unknown_environments(folder, everything, _show))
     if problems:
-        raise SettingsError(problems)
+        raise SettingsError(problems + [p for p in _ownership_problems(loaded, folder) if p not in problems])
     project = project_of(loaded, folder)
     everyone = link(loaded)
     return [env for env in everyone if env.name in wanted], project, everyone
