@@ -196,6 +196,18 @@ PATTERN_WORDS = {
     r"^[a-z][a-z0-9-]{0,30}[a-z0-9]$": "a service name: lower-case letters, digits and hyphens, starting with a "
     "letter and not ending with a hyphen, 2 to 32 characters",
     r"^[0-9]{1,10}(:[0-9]{1,10})?$": "a numeric user ID, optionally with a group ID ('1000' or '1000:1000')",
+    r"^[a-z][a-z0-9_]{0,62}$": "a database name: lower-case letters, digits and underscores, starting with a "
+    "letter, at most 63",
+    r"^[a-z][a-z0-9_]{0,15}$": "a database user name: lower-case letters, digits and underscores, starting with "
+    "a letter, at most 16",
+    r"^([01][0-9]|2[0-3]):[0-5][0-9]-([01][0-9]|2[0-3]):[0-5][0-9]$": "a time range hh:mm-hh:mm in 24-hour UTC, "
+    "such as 03:00-03:30",
+    r"^(mon|tue|wed|thu|fri|sat|sun):[0-2][0-9]:[0-5][0-9]-(mon|tue|wed|thu|fri|sat|sun):[0-2][0-9]:[0-5][0-9]$": (
+        "a weekly range ddd:hh:mm-ddd:hh:mm in 24-hour UTC, the day in lower case (mon to sun), such as "
+        "sun:04:00-sun:04:30"
+    ),
+    r"^[a-z][a-z0-9-]{0,62}$": "a container name: lower-case letters, digits and hyphens, starting with a letter, "
+    "at most 63",
 }
 
 
