@@ -119,7 +119,7 @@ def test_more_zones_than_the_region_has_is_refused(settings_dir: Path) -> None:
 def test_account_id_must_be_twelve_digits(settings_dir: Path, account: str) -> None:
     edit_yaml(settings_dir / "staging.yaml", account_id=account)
     message = refusal(settings_dir)
-    assert f"staging.yaml: account_id = '{account}': string should match pattern '^[0-9]{{12}}$'" in message
+    assert f"staging.yaml: account_id = '{account}': is not an AWS account ID: 12 digits" in message
 
 
 def test_unquoted_account_id_is_refused_with_the_fix(settings_dir: Path) -> None:

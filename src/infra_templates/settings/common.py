@@ -3,19 +3,22 @@
 import contextlib
 import ipaddress
 import unicodedata
-from collections.abc import Sequence
-from typing import Annotated, Any
+from collections.abc import Callable, Iterable, Sequence
+from typing import Annotated, Any, TypeVar, cast
 
 import yaml
 from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
+    ValidationError,
 )
+from pydantic_core import InitErrorDetails
 
 from infra_templates.catalog import REGIONS
 
 DEFAULTS_FILE = "defaults.yaml"
+T = TypeVar("T")
 
 # CloudWatch Logs accepts only these retention periods (PutRetentionPolicy).
 LOG_RETENTION_DAYS = (
@@ -49,6 +52,51 @@ class ManyFieldsError(ValueError):
     def __init__(self, errors: list[FieldValueError]) -> None:
         super().__init__("; ".join(str(e) for e in errors))
         self.errors = errors
+
+
+def check_each(items: Iterable[T], check: Callable[[T], object]) -> None:
+    """``check`` of every item, each FieldValueError it raises kept: all of them raised together
+    (one run reports every bad item of a list or mapping, not the first only)."""
+    problems: list[FieldValueError] = []
+    for item in items:
+        try:
+            check(item)
+        except ManyFieldsError as error:
+            problems.extend(error.errors)
+        except FieldValueError as error:
+            problems.append(error)
+    if len(problems) == 1:
+        raise problems[0]
+    if problems:
+        raise ManyFieldsError(problems)
+
+
+def failed_locations(error: ValidationError) -> list[tuple[str | int, ...]]:
+    """Where each of ``error``'s problems is, relative to the model validated: pydantic's location,
+    extended by the path of a FieldValueError a validator raised there (a service's rule points
+    below the service)."""
+    found: list[tuple[str | int, ...]] = []
+    for detail in error.errors():
+        loc = tuple(detail["loc"])
+        cause = (detail.get("ctx") or {}).get("error")
+        causes = cause.errors if isinstance(cause, ManyFieldsError) else [cause]
+        paths = [c.path for c in causes if isinstance(c, FieldValueError)]
+        found += [loc + path for path in paths] if paths and len(paths) == len(causes) else [loc]
+    return found
+
+
+def with_problems(
+    error: ValidationError, loc: tuple[str | int, ...], problems: Sequence[FieldValueError], data: Any = None
+) -> ValidationError:
+    """``error`` with ``problems`` (each at ``loc`` + its own path) added: what a wrap validator
+    raises when the rules it runs on the values that passed their own checks find more, so that
+    one run reports both (pydantic gives the raised error's locations the model's place). ``data``:
+    the input at ``loc``, where a message finds the value a problem's path points at."""
+    details: list[InitErrorDetails] = [cast(InitErrorDetails, e) for e in error.errors()]
+    details += [
+        InitErrorDetails(type="value_error", loc=loc, input=data, ctx={"error": problem}) for problem in problems
+    ]
+    return ValidationError.from_exception_data(error.title, details)
 
 
 class SettingsError(Exception):
@@ -111,6 +159,16 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
+def mapping_text(model: type[BaseModel]) -> str:
+    """What a setting of ``model`` takes, for the line that says it is missing: ``a mapping of min,
+    max, and optionally cpu_target, requests_per_target``."""
+    required = [k for k, f in model.model_fields.items() if f.is_required()]
+    optional = [k for k, f in model.model_fields.items() if not f.is_required()]
+    if not required:
+        return f"a mapping of any of {', '.join(optional)}"
+    return f"a mapping of {', '.join(required)}" + (f", and optionally {', '.join(optional)}" if optional else "")
+
+
 def check_retention(days: int) -> int:
     if days not in LOG_RETENTION_DAYS:
         allowed = ", ".join(str(d) for d in LOG_RETENTION_DAYS)
@@ -119,6 +177,38 @@ def check_retention(days: int) -> int:
 
 
 ENVIRONMENT_NAME = r"^[a-z][a-z0-9]{0,11}$"
+HOST_NAME = r"^(\*\.)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$"
+
+# What a value refused by a Field's ``pattern`` should be, in words: a refusal says this instead of
+# the regular expression (tests/test_settings_messages.py checks each pattern is one of a model's).
+# A pattern not here is shown as it is, where it is the clearest statement (an ARN's shape) or the
+# setting's description, which the refusal adds, says it in words (name, project).
+PATTERN_WORDS = {
+    HOST_NAME.replace("(\\*\\.)?", ""): "a host name in lower case, such as 'origin.example.com': labels of "
+    "letters, digits and hyphens (not at either end of a label), separated by dots, ending in a top-level domain "
+    "of letters; no '*', no '_', no trailing dot",
+    r"^/[A-Za-z0-9_\-.~/?=&%]{0,1023}$": "a path the load balancer requests, starting with '/', at most 1024 "
+    "characters: letters, digits and _ - . ~ / ? = & %",
+    r"^/[A-Za-z0-9_\-.~/]*$": "a path starting with '/', of letters, digits and _ - . ~ / (no query string)",
+    r"^Z[A-Z0-9]{1,31}$": "a Route 53 hosted zone ID: 'Z' and up to 31 upper-case letters and digits, such as "
+    "Z0123456789ABCDEFGHIJ",
+    r"^[0-9]{12}$": "an AWS account ID: 12 digits, quoted ('012345678901')",
+    r"^[a-z][a-z0-9-]{0,30}[a-z0-9]$": "a service name: lower-case letters, digits and hyphens, starting with a "
+    "letter and not ending with a hyphen, 2 to 32 characters",
+    r"^[0-9]{1,10}(:[0-9]{1,10})?$": "a numeric user ID, optionally with a group ID ('1000' or '1000:1000')",
+    r"^[a-z][a-z0-9_]{0,62}$": "a database name: lower-case letters, digits and underscores, starting with a "
+    "letter, at most 63",
+    r"^[a-z][a-z0-9_]{0,15}$": "a database user name: lower-case letters, digits and underscores, starting with "
+    "a letter, at most 16",
+    r"^([01][0-9]|2[0-3]):[0-5][0-9]-([01][0-9]|2[0-3]):[0-5][0-9]$": "a time range hh:mm-hh:mm in 24-hour UTC, "
+    "such as 03:00-03:30",
+    r"^(mon|tue|wed|thu|fri|sat|sun):[0-2][0-9]:[0-5][0-9]-(mon|tue|wed|thu|fri|sat|sun):[0-2][0-9]:[0-5][0-9]$": (
+        "a weekly range ddd:hh:mm-ddd:hh:mm in 24-hour UTC, the day in lower case (mon to sun), such as "
+        "sun:04:00-sun:04:30"
+    ),
+    r"^[a-z][a-z0-9-]{0,62}$": "a container name: lower-case letters, digits and hyphens, starting with a letter, "
+    "at most 63",
+}
 
 
 def check_region(region: str) -> str:

@@ -158,7 +158,9 @@ class Delivery(Strict):
         for index, stage in enumerate(self.approval_before):
             if stage not in seen:
                 problems.append(
-                    FieldValueError(("approval_before", index), f"is not one of delivery.stages {self.stages}", stage)
+                    FieldValueError(
+                        ("approval_before", index), f"is not one of delivery.stages ({', '.join(self.stages)})", stage
+                    )
                 )
         if problems:
             raise ManyFieldsError(problems)

@@ -10,9 +10,8 @@ from pydantic import (
     model_validator,
 )
 
-from infra_templates.settings.common import FieldValueError, Strict, no_items
+from infra_templates.settings.common import HOST_NAME, FieldValueError, Strict, check_each, no_items
 
-HOST_NAME = r"^(\*\.)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$"
 # '/<prefix>/*': a literal prefix of the characters CloudFront's path patterns take (CloudFront
 # Developer Guide, "Cache behavior settings", Path pattern), then one '*'.
 ASSETS_PATH = r"^/[A-Za-z0-9_\-.$~\"'@:+&]+(/[A-Za-z0-9_\-.$~\"'@:+&]+)*/\*$"
@@ -56,11 +55,14 @@ class Edge(Strict):
     @field_validator("aliases")
     @classmethod
     def _hosts(cls, aliases: list[str]) -> list[str]:
-        for index, alias in enumerate(aliases):
+        def check(item: tuple[int, str]) -> None:
+            index, alias = item
             if not re.fullmatch(HOST_NAME, alias):
                 raise FieldValueError((index,), "is not a host name such as 'www.example.com'", alias)
             if alias in aliases[:index]:
                 raise FieldValueError((index,), "is listed twice", alias)
+
+        check_each(enumerate(aliases), check)
         return aliases
 
 

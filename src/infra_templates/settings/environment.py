@@ -3,12 +3,15 @@
 import re
 import zlib
 from collections.abc import Sequence
-from functools import cached_property
-from typing import Annotated, Any
+from functools import cache, cached_property
+from typing import Annotated, Any, cast
 
 from pydantic import (
     BeforeValidator,
     Field,
+    ModelWrapValidatorHandler,
+    TypeAdapter,
+    ValidationError,
     field_validator,
     model_validator,
 )
@@ -27,8 +30,12 @@ from infra_templates.settings.common import (
     FieldValueError,
     ManyFieldsError,
     Strict,
+    check_each,
     check_region,
+    did_you_mean,
+    failed_locations,
     quoted_string,
+    with_problems,
 )
 from infra_templates.settings.database import Database, ProvisionedCapacity
 from infra_templates.settings.delivery import Delivery, Deployment, Strategy
@@ -95,7 +102,7 @@ class Environment(Strict):
     @field_validator("services", mode="before")
     @classmethod
     def _service_names(cls, services: Any) -> Any:
-        for name in services if isinstance(services, dict) else ():
+        def check(name: Any) -> None:
             if not re.fullmatch(SERVICE_NAME, str(name)):
                 raise FieldValueError(
                     (name,),
@@ -110,26 +117,59 @@ class Environment(Strict):
                     f"name (not {', '.join(RESERVED_SERVICE_NAMES)}, nor starting with "
                     f"{', '.join(RESERVED_SERVICE_PREFIXES)})",
                 )
+
+        check_each(services if isinstance(services, dict) else (), check)
         return services
 
-    @field_validator("tags")
+    @field_validator("tags", mode="before")
     @classmethod
-    def _tags(cls, tags: dict[str, str]) -> dict[str, str]:
-        room = MAX_TAGS_PER_RESOURCE - len(RESERVED_TAG_KEYS)
-        if len(tags) > room:
-            raise ValueError(
-                f"has {len(tags)} tags; a resource takes {MAX_TAGS_PER_RESOURCE} (AWS tagging limits) and the "
-                f"generator adds {len(RESERVED_TAG_KEYS)}, so at most {room}"
+    def _tags(cls, tags: Any) -> Any:
+        """Every problem of ``tags`` at once (a key the generator sets, a number where a string is
+        meant, an ``aws:`` key): checked before pydantic's own type check, which would stop at the
+        first value that is not a string and hide the rest. AWS's tag restrictions: keys 1-128
+        characters, not starting with ``aws:`` (reserved for AWS's use), values at most 256
+        characters, 50 tags a resource ("Tag restrictions", Tagging AWS Resources User Guide)."""
+        if not isinstance(tags, dict):
+            raise FieldValueError(
+                (),
+                "takes a mapping of tag key to value, one a line (Owner: team-shop), not "
+                + ("a list" if isinstance(tags, list) else "nothing" if tags is None else "a single value"),
             )
-        for key, value in tags.items():
-            if len(value) > MAX_TAG_VALUE:
-                raise FieldValueError(
-                    (key,), f"is {len(value):,} characters; a tag value takes at most {MAX_TAG_VALUE}", value
+        room = MAX_TAGS_PER_RESOURCE - len(RESERVED_TAG_KEYS)
+        problems: list[FieldValueError] = []
+        if len(tags) > room:
+            problems.append(
+                FieldValueError(
+                    (),
+                    f"has {len(tags)} tags; a resource takes {MAX_TAGS_PER_RESOURCE} (AWS tagging limits) and the "
+                    f"generator adds {len(RESERVED_TAG_KEYS)}, so at most {room}",
                 )
+            )
+        reserved = ", ".join(RESERVED_TAG_KEYS[:-1]) + " and " + RESERVED_TAG_KEYS[-1]
+        for key, value in tags.items():
+            if not isinstance(key, str):
+                problems.append(FieldValueError((key,), "a tag key is a string: quote it", key))
+                continue
             if key in RESERVED_TAG_KEYS:
-                raise FieldValueError((key,), f"is set by the generator; use another key than {RESERVED_TAG_KEYS}")
-            if key.lower().startswith("aws:") or not 1 <= len(key) <= 128:
-                raise FieldValueError((key,), "tag keys are 1-128 characters and must not start with 'aws:'")
+                problems.append(
+                    FieldValueError((key,), f"is set by the generator ({reserved} are); use another key", value)
+                )
+            elif key.lower().startswith("aws:") or not 1 <= len(key) <= 128:
+                problems.append(
+                    FieldValueError((key,), "tag keys are 1-128 characters and must not start with 'aws:'", value)
+                )
+            if not isinstance(value, str):
+                problems.append(
+                    FieldValueError((key,), "a tag value is a string: quote it in YAML (Owner: '12')", value)
+                )
+            elif len(value) > MAX_TAG_VALUE:
+                problems.append(
+                    FieldValueError(
+                        (key,), f"is {len(value):,} characters; a tag value takes at most {MAX_TAG_VALUE}", value
+                    )
+                )
+        if problems:
+            raise ManyFieldsError(problems)
         return tags
 
     @field_validator("name")
@@ -139,28 +179,72 @@ class Environment(Strict):
             raise ValueError("is reserved for the output of project-wide stacks; rename the file")
         return name
 
+    @model_validator(mode="wrap")
+    @classmethod
+    def _rules_that_can_run(cls, data: Any, handler: ModelWrapValidatorHandler["Environment"]) -> "Environment":
+        """When some setting fails its own check, pydantic runs no model validator after it, so the
+        rules across settings (_cross_field_rules) would wait for a second run. Those that read only
+        settings that passed run now, on those values (:func:`_partial`: a rule that reads a failed
+        setting stops and says nothing, never judging a stand-in value), and so does each service's
+        ``calls`` and ``sends_to`` naming a service the file has, which needs only the names (a
+        ``kind: webb`` must not hide a ``calls: [nobody]``). A problem at or under a location already
+        reported is left out: one line per mistake."""
+        try:
+            return handler(data)
+        except ValidationError as error:
+            failed = failed_locations(error)
+            services = data.get("services") if isinstance(data, dict) else None
+            extra = [
+                FieldValueError(("services", *p.path), str(p), p.value)
+                for p in reference_problems(services if isinstance(services, dict) else {})
+            ]
+            partial = _partial(cls, data, {loc[0] for loc in failed if loc})
+            if partial is not None:
+                extra += partial._rule_problems(skip_unavailable=True)
+            kept: dict[tuple[tuple[str | int, ...], str], FieldValueError] = {}
+            for problem in extra:
+                if not any(_related(problem.path, loc) for loc in failed):
+                    kept.setdefault((problem.path, str(problem)), problem)
+            if not kept:
+                raise
+            raise with_problems(error, (), list(kept.values()), data) from None
+
     @model_validator(mode="after")
     def _cross_field_rules(self) -> "Environment":
         """Every rule that spans several settings, all reported at once."""
-        problems = [
-            *self._certificate_problems(),
-            *self._route_problems(),
-            *self._zone_problems(),
-            *self._instance_class_problems(),
-            *self._production_problems(),
-            *self._edge_problems(),
-            *self._cloudfront_problems(),
-            *self._posture_problems(),
-            *self._delivery_problems(),
-            *self._architecture_problems(),
-            *self._quota_problems(),
-            *self._pre_release_problems(),
-            *self._kind_problems(),
-            *self._database_user_problems(),
-        ]
+        problems = self._rule_problems()
         if problems:
             raise ManyFieldsError(problems)
         return self
+
+    def _rule_problems(self, *, skip_unavailable: bool = False) -> list[FieldValueError]:
+        """The problems of every rule across settings; with ``skip_unavailable``, a rule that reads
+        a setting which failed its own check (an :class:`_Unavailable`) is left out."""
+        problems: list[FieldValueError] = []
+        for rule in (
+            self._certificate_problems,
+            self._route_problems,
+            self._zone_problems,
+            self._instance_class_problems,
+            self._production_problems,
+            self._edge_problems,
+            self._cloudfront_problems,
+            self._posture_problems,
+            self._delivery_problems,
+            self._architecture_problems,
+            self._quota_problems,
+            self._pre_release_problems,
+            self._kind_problems,
+            self._database_user_problems,
+        ):
+            if not skip_unavailable:
+                problems += rule()
+                continue
+            try:
+                problems += rule()
+            except (_UnavailableError, TypeError, AttributeError, KeyError):
+                continue  # it reads a setting that failed its own check: it runs once that is fixed
+        return problems
 
     def _database_user_problems(self) -> list[FieldValueError]:
         """Each service with ``database_access`` signs in as its own user, ``svc_<name>``, which the
@@ -621,7 +705,7 @@ class Environment(Strict):
         problems += [
             FieldValueError(
                 ("delivery", "connection", "repositories", name),
-                f"is not a service; services are {sorted(self.services)}",
+                f"is not a service; services are {', '.join(sorted(self.services))}",
             )
             for name in sorted(set(connection.repositories) - set(self.services))
         ]
@@ -654,21 +738,16 @@ class Environment(Strict):
         Container Insights (the backlog per task divides by its RunningTaskCount: Application Auto
         Scaling User Guide, "Example: Amazon SQS queue backlog per task"); a worker's queue is named
         after its stack, within SQS's 80 characters (SQS API Reference, CreateQueue QueueName)."""
-        problems: list[FieldValueError] = []
+        problems: list[FieldValueError] = [
+            FieldValueError(("services", *p.path), str(p), p.value)
+            for p in reference_problems({name: s.model_dump() for name, s in self.services.items()})
+        ]
         for name, service in sorted(self.services.items()):
             for field, kind in (("calls", "backend"), ("sends_to", "worker")):
                 for index, other in enumerate(getattr(service, field)):
-                    if other == name:
-                        problems.append(FieldValueError(("services", name, field, index), "names itself", other))
-                    elif other not in self.services:
-                        problems.append(
-                            FieldValueError(
-                                ("services", name, field, index),
-                                f"is not a service; services are {', '.join(sorted(self.services))}",
-                                other,
-                            )
-                        )
-                    elif self.services[other].kind != kind:
+                    if other == name or other not in self.services:
+                        continue  # reference_problems
+                    if self.services[other].kind != kind:
                         problems.append(
                             FieldValueError(
                                 ("services", name, field, index),
@@ -758,3 +837,80 @@ class Environment(Strict):
             taken[priority] = name
             result[name] = priority
         return dict(sorted(result.items()))
+
+
+def reference_problems(services: dict[Any, Any]) -> list[FieldValueError]:
+    """Each service's ``calls`` and ``sends_to`` entries that name itself or no service of
+    ``services`` (the file's mapping of service name to settings, validated or not: only names are
+    read), with paths below ``services``."""
+    problems: list[FieldValueError] = []
+    names = sorted(str(n) for n in services)
+    for name, service in sorted(services.items(), key=lambda item: str(item[0])):
+        for field in ("calls", "sends_to"):
+            listed = service.get(field) if isinstance(service, dict) else None
+            for index, other in enumerate(listed if isinstance(listed, list) else []):
+                if other == name:
+                    problems.append(FieldValueError((name, field, index), "names itself", other))
+                elif isinstance(other, str) and other not in services:
+                    problems.append(
+                        FieldValueError(
+                            (name, field, index),
+                            f"is not a service{did_you_mean(other, names)}; services are {', '.join(names)}",
+                            other,
+                        )
+                    )
+    return problems
+
+
+def _related(a: tuple[Any, ...], b: tuple[Any, ...]) -> bool:
+    """Whether one location is the other or lies under it (a problem already said of the same value)."""
+    n = min(len(a), len(b))
+    return a[:n] == b[:n]
+
+
+class _UnavailableError(Exception):
+    """A rule read a setting that failed its own check."""
+
+
+class _Unavailable:
+    """Stands in for a setting that failed its own check, in :func:`_partial`: anything a rule does
+    with it (an attribute, a comparison, a truth test, iteration, formatting) raises
+    _UnavailableError, so the rule stops instead of judging a value the file does not have."""
+
+    def _refuse(self, *args: Any, **kwargs: Any) -> Any:
+        raise _UnavailableError
+
+    __getattr__ = __getitem__ = __iter__ = __len__ = __bool__ = __contains__ = _refuse
+    __eq__ = __ne__ = __lt__ = __le__ = __gt__ = __ge__ = __hash__ = _refuse
+    __str__ = __repr__ = __format__ = __int__ = __float__ = __index__ = _refuse
+    __add__ = __radd__ = __sub__ = __rsub__ = __mul__ = __rmul__ = __truediv__ = __rtruediv__ = _refuse
+
+
+def _partial(model: type["Environment"], data: Any, failed: set[Any]) -> "Environment | None":
+    """An Environment of the settings in ``data`` that pass their own checks, each setting in
+    ``failed`` (a top-level key whose value failed) an :class:`_Unavailable`; None if ``data`` is
+    not a mapping. Only for reporting more problems of a refused file: never built otherwise."""
+    if not isinstance(data, dict):
+        return None
+    values: dict[str, Any] = {}
+    for name, info in model.model_fields.items():
+        if name in failed:
+            values[name] = _Unavailable()
+        elif name in data:
+            try:
+                values[name] = _field_adapter(model, name).validate_python(data[name], strict=True)
+            except ValidationError:  # passed inside the model, fails alone: judge nothing of it
+                values[name] = _Unavailable()
+        elif not info.is_required():
+            values[name] = info.get_default(call_default_factory=True, validated_data=values)
+        else:
+            values[name] = _Unavailable()
+    return model.model_construct(**values)
+
+
+@cache
+def _field_adapter(model: type["Environment"], name: str) -> TypeAdapter[Any]:
+    """A validator of one field of ``model`` alone (its type and its constraints, not the model's
+    own field validators: the value already passed those inside the model)."""
+    info = model.model_fields[name]
+    return TypeAdapter(cast(Any, Annotated[info.annotation, info]))

@@ -22,12 +22,14 @@ from infra_templates.addons import AddonError
 from infra_templates.addons import load as load_addons
 from infra_templates.settings.common import (
     DEFAULTS_FILE,
+    PATTERN_WORDS,
     FieldValueError,
     ManyFieldsError,
     SettingsError,
     closest,
     construct_mapping_once,
     did_you_mean,
+    mapping_text,
 )
 from infra_templates.settings.environment import Environment
 
@@ -40,12 +42,37 @@ def available_environments(folder: Path) -> list[str]:
     read. A visible ``*.yaml`` whose name breaks the environment-name rule is not skipped: loading it
     refuses it by name, so nothing a user wrote is silently ignored.
     """
-    return sorted(p.stem for p in folder.glob("*.yaml") if p.name != DEFAULTS_FILE and not p.name.startswith("."))
+    return sorted(
+        p.stem for p in folder.glob("*.yaml") if p.name != DEFAULTS_FILE and not p.name.startswith(".") and p.is_file()
+    )
+
+
+def _not_a_file(path: Path) -> str | None:
+    """What ``path`` is when it is there but is no file to read (a folder, a broken symbolic link,
+    a device): ``"is a folder, not an environment file ..."``; None for a file or nothing there."""
+    if path.is_file():
+        return None
+    what = "the file of the settings every environment shares" if path.name == DEFAULTS_FILE else "an environment file"
+    if path.is_symlink() and not path.exists():
+        with suppress(OSError):
+            target = path.readlink()
+            return f"is a symbolic link to {target}, which is not there: point it at {what} or remove it"
+        return f"is a broken symbolic link: point it at {what} or remove it"
+    if path.is_dir():
+        return f"is a folder, not {what} (a YAML file): rename or remove it"
+    if path.exists():
+        return f"is not a regular file (a device or a pipe?), not {what}: remove it"
+    return None
 
 
 def _misnamed(folder: Path) -> list[str]:
     """Problems for visible files that look like environment files but are never read (``prod.yml``)."""
-    return [
+    odd = [
+        f"{_show(p)}: {what}"
+        for p in sorted(folder.glob("*.yaml"))
+        if not p.name.startswith(".") and (what := _not_a_file(p)) is not None
+    ]
+    return odd + [
         f"{_show(p)}: is not read: environment files end in .yaml; "
         + (
             f"{p.stem}.yaml is there too: remove one of the two"
@@ -67,6 +94,9 @@ def load_environment(name: str, folder: Path) -> Environment:
     """
     env_path = folder / f"{name}.yaml"
     defaults_path = folder / DEFAULTS_FILE
+    odd = [f"{_show(path)}: {what}" for path in (env_path, defaults_path) if (what := _not_a_file(path)) is not None]
+    if odd:
+        raise SettingsError(odd)
     if not env_path.is_file():
         available = available_environments(folder)
         known = ", ".join(available) or "none"
@@ -322,7 +352,14 @@ def _describe(error: Any, sources: dict[str, tuple[Path, dict[str, Any]]], merge
     elif error["type"] == "missing":  # said of the file being loaded, where the value is missing
         own_path, _ = sources["own"]
         message = f"{_show(own_path)}: {_dotted(loc)}: is required and set neither in this file nor in {DEFAULTS_FILE}"
-        return [message + _new_service_hint(loc, sources)]
+        model = _model_at(Environment, loc)
+        one_kind = model is not None and len(_models_in(_annotation_at(Environment, loc))) == 1
+        takes = f"; it takes {mapping_text(model)}" if model is not None and one_kind and len(loc) > 1 else ""
+        return [message + takes + _new_service_hint(loc, sources)]
+    elif error["type"] == "string_pattern_mismatch" and (ctx := error.get("ctx") or {}).get("pattern") in PATTERN_WORDS:
+        message = f"is not {PATTERN_WORDS[ctx['pattern']]}"
+        hint = _description_at(Environment, loc)
+        message += f" ({hint.rstrip('.')})" if hint else ""
     else:
         message = str(error["msg"]).removeprefix("Value error, ")
         message = message[0].lower() + message[1:] if message else message
@@ -532,6 +569,22 @@ def _model_at(model: type[BaseModel], loc: tuple[str | int, ...]) -> type[BaseMo
         keyed = _holds_mapping(annotation)
         current = _model_in(annotation)
     return current if isinstance(current, type) and issubclass(current, BaseModel) else None
+
+
+def _annotation_at(model: type[BaseModel], loc: tuple[str | int, ...]) -> Any:
+    """The annotation of the field at ``loc`` (a str key below a model), or None."""
+    fields = [part for part in loc if isinstance(part, str)]
+    parent = _model_at(model, loc[:-1]) if loc and isinstance(loc[-1], str) else None
+    if parent is None or not fields or fields[-1] not in parent.model_fields:
+        return None
+    return parent.model_fields[fields[-1]].annotation
+
+
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
+    """Every settings model an annotation may hold (``Serverless | Provisioned``: two)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [m for arg in get_args(annotation) for m in _models_in(arg)]
 
 
 def _holds_mapping(annotation: Any) -> bool:

@@ -79,12 +79,24 @@ def project_of(environments: Sequence[Environment], folder: Path) -> Project:
         if stage not in names:
             problems.append(
                 f"{_show(folder / DEFAULTS_FILE)}: delivery.stages[{index}] = {_shown(stage)}: is not an environment"
-                f"{did_you_mean(stage, names)}; environments are {names}"
+                f"{did_you_mean(stage, names)}; environments are {', '.join(names)}"
             )
-    problems.extend(_alias_problems(environments, folder))
+    problems.extend(_ownership_problems(environments, folder))
     if problems:
         raise SettingsError(problems)
     return Project(first.project, first.registry, tuple(environments))
+
+
+def _ownership_problems(environments: Sequence[Environment], folder: Path) -> list[str]:
+    """What two environments would both own (a DNS name, a VPC range, an SES identity): pairwise
+    rules, so they hold of any subset of the environments (load_settings runs them on those that
+    loaded when another file is refused, so a copied name is reported in the same run)."""
+    return [
+        *_alias_problems(environments, folder),
+        *_origin_domain_problems(environments, folder),
+        *_cidr_problems(environments, folder),
+        *_ses_identity_problems(environments, folder),
+    ]
 
 
 def _alias_problems(environments: Sequence[Environment], folder: Path) -> list[str]:
@@ -102,6 +114,123 @@ def _alias_problems(environments: Sequence[Environment], folder: Path) -> list[s
                 )
             else:
                 owner[alias] = env.name
+    return problems
+
+
+def _origin_domain_problems(environments: Sequence[Environment], folder: Path) -> list[str]:
+    """Every DNS name an environment's stacks own or point is one environment's: ``edge.origin_domain``
+    names the environment's own load balancer (DEPLOY.md has the user point it there, and a DR
+    primary's ``dns`` stack holds it as Route 53 failover records), so two environments naming it
+    would send one's CloudFront traffic to the other's load balancer, and the second's hand-over would
+    re-point the first's name. A DR pair shares no name: the primary's origin name fails over to the
+    DR load balancer through the primary's ``dns`` stack (or the runbook, by hand), while the DR
+    environment's own distribution reaches its load balancer by its own name (templates/dns.py).
+
+    An origin name must not be a viewer alias (``edge.aliases``) of any environment either: the alias
+    resolves to a CloudFront distribution (Route 53 Developer Guide, "Routing traffic to an Amazon
+    CloudFront distribution by using your domain name"), so CloudFront would send its origin requests
+    to a distribution, its own (a loop) or another environment's, instead of a load balancer
+    (CloudFront Developer Guide, "Use custom URLs by adding alternate domain names (CNAMEs)" and
+    "Origin settings", Origin domain)."""
+    problems = []
+    aliases = {alias: (env, index) for env in reversed(environments) for index, alias in enumerate(env.edge.aliases)}
+    by_origin: dict[str, list[Environment]] = {}
+    for env in environments:
+        by_origin.setdefault(env.edge.origin_domain, []).append(env)
+    for env in environments:
+        name = env.edge.origin_domain
+        where = f"{_show(folder / (env.name + '.yaml'))}: edge.origin_domain = {_shown(name)}"
+        for other in by_origin[name]:
+            if other is env:
+                continue
+            pair = (env.dr is not None and env.dr.protects == other.name) or (
+                other.dr is not None and other.dr.protects == env.name
+            )
+            why = (
+                f"a DR pair shares no name: {other.name if env.dr else env.name}'s origin name fails over to "
+                f"{env.name if env.dr else other.name}'s load balancer through Route 53 records (dr.dns) or the "
+                "runbook, and each distribution reaches its own load balancer by its own name"
+                if pair
+                else "an origin name is the DNS name of one environment's load balancer: DEPLOY.md of each would "
+                "point it at its own, taking the other's web routes"
+            )
+            failover = any(e.dr is not None and e.dr.protects == other.name and e.dr.dns for e in environments)
+            held = f", which {other.name}'s dns stack holds as Route 53 failover records" if failover else ""
+            problems.append(
+                f"{where}: is also {other.name}'s edge.origin_domain ({_show(folder / (other.name + '.yaml'))}"
+                f"{held}); {why}; give each environment its own (such as origin.<environment>.<domain>)"
+            )
+        if name in aliases:
+            owner, index = aliases[name]
+            whose = (
+                f"this environment's own viewer alias (edge.aliases[{index}]): CloudFront would send its origin "
+                "requests to itself"
+                if owner is env
+                else f"{owner.name}'s viewer alias (edge.aliases[{index}] in {_show(folder / (owner.name + '.yaml'))}):"
+                f" CloudFront would send {env.name}'s origin requests to {owner.name}'s distribution"
+            )
+            problems.append(
+                f"{where}: is {whose}; the origin name must resolve to this environment's load balancer, not to a "
+                "CloudFront distribution"
+            )
+    return problems
+
+
+def _cidr_problems(environments: Sequence[Environment], folder: Path) -> list[str]:
+    """No two environments' VPCs overlap (``network.cidr``): a VPC peering connection between VPCs
+    with overlapping IPv4 CIDR blocks fails ("Ensure that the VPCs do not have overlapping IPv4 CIDR
+    blocks. If they overlap, the status of the VPC peering connection immediately goes to failed":
+    Amazon VPC Peering Guide, "Create a VPC peering connection",
+    https://docs.aws.amazon.com/vpc/latest/peering/create-vpc-peering-connection.html), and a route
+    to an overlapping range cannot be told from the VPC's own local route. A DR pair is peered (or
+    joined by a transit gateway) to replicate; any two environments may be connected later."""
+    problems = []
+    for index, env in enumerate(environments):
+        for other in environments[:index]:
+            if not env.network.cidr.overlaps(other.network.cidr):
+                continue
+            pair = (env.dr is not None and env.dr.protects == other.name) or (
+                other.dr is not None and other.dr.protects == env.name
+            )
+            why = (
+                "a DR pair's VPCs are peered, and AWS fails a VPC peering connection between VPCs whose IPv4 "
+                "CIDR blocks overlap (Amazon VPC Peering Guide, 'Create a VPC peering connection')"
+                if pair
+                else "every environment has its own range, so that any two can be peered or joined to a transit "
+                "gateway (AWS fails a VPC peering connection between overlapping IPv4 CIDR blocks: Amazon VPC "
+                "Peering Guide, 'Create a VPC peering connection')"
+            )
+            problems.append(
+                f"{_show(folder / (env.name + '.yaml'))}: network.cidr = {_shown(str(env.network.cidr))}: overlaps "
+                f"{other.name}'s network.cidr {other.network.cidr} ({_show(folder / (other.name + '.yaml'))}); {why}; "
+                "pick a range no other environment uses (and move network.subnets into it)"
+            )
+    return problems
+
+
+def _ses_identity_problems(environments: Sequence[Environment], folder: Path) -> list[str]:
+    """One SES identity per address in an account and region: the monitoring stack of each
+    environment with ``monitoring.ses_email`` creates ``AWS::SES::EmailIdentity`` for its sender
+    (templates/monitoring.py), and an identity belongs to the account in one AWS Region ("Adds an
+    email address to the list of identities for your Amazon SES account in the current AWS Region":
+    SES API Reference, VerifyEmailIdentity), so a second stack creating the same one fails
+    ("Resource of type 'AWS::SES::EmailIdentity' with identifier ... already exists":
+    widdix/mastodon-on-aws issue 27). prod and dr share an account but not a region: no clash."""
+    owner: dict[tuple[str, str, str], Environment] = {}
+    problems = []
+    for env in environments:
+        mail = env.monitoring.ses_email
+        if not mail.enabled or mail.sender is None:
+            continue
+        key = (env.account_id, env.region, mail.sender.lower())
+        first = owner.setdefault(key, env)
+        if first is not env:
+            problems.append(
+                f"{_show(folder / (env.name + '.yaml'))}: monitoring.ses_email.sender = {_shown(mail.sender)}: is "
+                f"also {first.name}'s, in the same account ({env.account_id}) and region ({env.region}); each "
+                "environment's monitoring stack creates the SES identity of its sender, and an account holds one "
+                "per address in a region, so the second stack would fail: give this environment another sender"
+            )
     return problems
 
 
@@ -284,7 +413,7 @@ def load_settings(
     )
     problems.extend(unknown_environments(folder, everything, _show))
     if problems:
-        raise SettingsError(problems)
+        raise SettingsError(problems + [p for p in _ownership_problems(loaded, folder) if p not in problems])
     project = project_of(loaded, folder)
     everyone = link(loaded)
     return [env for env in everyone if env.name in wanted], project, everyone

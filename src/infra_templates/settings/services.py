@@ -15,7 +15,15 @@ from pydantic import (
 from infra_templates import quotas
 from infra_templates.catalog import nearest_numbers
 from infra_templates.credentials import credential_kinds
-from infra_templates.settings.common import FieldValueError, Strict, no_items
+from infra_templates.settings.common import (
+    HOST_NAME,
+    FieldValueError,
+    ManyFieldsError,
+    Strict,
+    check_each,
+    mapping_text,
+    no_items,
+)
 
 ALB_HEALTHY_CODES = (200, 499)  # TargetGroup Matcher.HttpCode for an Application Load Balancer
 # Services whose per-service project stacks would take another project stack's name: {project}-
@@ -55,6 +63,10 @@ ENV_VAR_NAME = r"^[A-Za-z_][A-Za-z0-9_]{0,254}$"
 DATABASE_VARIABLES = ("DB_HOST", "DB_PORT", "DB_NAME", "DB_USERNAME", "DB_AUTH", "DB_REGION", "DB_PASSWORD")
 
 
+def _raise(error: Exception) -> None:
+    raise error
+
+
 class Capacity(Strict):
     """How a service's tasks are spread over FARGATE and FARGATE_SPOT."""
 
@@ -85,22 +97,32 @@ class Routing(Strict):
         # RuleCondition Values) and a CloudFront cache behaviour's PathPattern (CloudFront Developer
         # Guide, "Cache behavior settings", Path pattern) take: CloudFront reaches each route with a
         # behaviour of the same pattern, case-sensitive in both, '*' and '?' the same wildcards.
-        for index, path in enumerate(paths):
-            if not re.fullmatch(r"/[A-Za-z0-9_\-.$/~\"'@:+*?&]{0,127}", path):
-                raise FieldValueError(
-                    (index,),
+        check_each(
+            (
+                (index, path)
+                for index, path in enumerate(paths)
+                if not re.fullmatch(r"/[A-Za-z0-9_\-.$/~\"'@:+*?&]{0,127}", path)
+            ),
+            lambda bad: _raise(
+                FieldValueError(
+                    (bad[0],),
                     "a path pattern starts with '/' and has at most 128 characters: letters, digits, "
                     "_ - . $ / ~ \" ' @ : + &, and the wildcards * and ?",
-                    path,
+                    bad[1],
                 )
+            ),
+        )
         return paths
 
     @field_validator("hosts")
     @classmethod
     def _hosts(cls, hosts: list[str]) -> list[str]:
-        for index, host in enumerate(hosts):
-            if not re.fullmatch(r"(\*\.)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}", host):
-                raise FieldValueError((index,), "is not a host name such as 'api.example.com' or '*.example.com'", host)
+        check_each(
+            ((index, host) for index, host in enumerate(hosts) if not re.fullmatch(HOST_NAME, host)),
+            lambda bad: _raise(
+                FieldValueError((bad[0],), "is not a host name such as 'api.example.com' or '*.example.com'", bad[1])
+            ),
+        )
         return hosts
 
     @model_validator(mode="after")
@@ -166,7 +188,9 @@ class Autoscaling(Strict):
 
 def plain_variables(variables: dict[str, str]) -> dict[str, str]:
     """``variables`` if every name is a variable name and no value looks like a credential."""
-    for key, value in variables.items():
+
+    def check(item: tuple[str, str]) -> None:
+        key, value = item
         if not re.fullmatch(ENV_VAR_NAME, key):
             raise FieldValueError((key,), "is not a valid environment variable name")
         kinds = credential_kinds(key, str(value))
@@ -179,12 +203,16 @@ def plain_variables(variables: dict[str, str]) -> dict[str, str]:
                 "'ssm:/PARAMETER/NAME')",
                 "(hidden)",
             )
+
+    check_each(variables.items(), check)
     return variables
 
 
 def secret_references(secrets: dict[str, str]) -> dict[str, str]:
     """``secrets`` if every value is a complete reference (Secrets Manager or SSM), never a value."""
-    for key, value in secrets.items():
+
+    def check(item: tuple[str, str]) -> None:
+        key, value = item
         if not re.fullmatch(ENV_VAR_NAME, key):
             raise FieldValueError((key,), "is not a valid environment variable name", value)
         if not re.fullmatch(SECRET_REFERENCE, value):
@@ -202,6 +230,8 @@ def secret_references(secrets: dict[str, str]) -> dict[str, str]:
                 "'aws secretsmanager describe-secret'); ECS takes a secret's full ARN",
                 value,
             )
+
+    check_each(secrets.items(), check)
     return secrets
 
 
@@ -356,6 +386,25 @@ KIND_REASONS = {
 }
 
 
+def _takes(field: str) -> str:
+    """What a service's ``field`` takes, for the line that says it is missing: a mapping's keys
+    (``autoscaling``: ``a mapping of min, max (required), cpu_target, requests_per_target``), else
+    the field's description."""
+    info = Service.model_fields[field]
+    model = next(
+        (
+            a
+            for a in (info.annotation, *getattr(info.annotation, "__args__", ()))
+            if isinstance(a, type) and issubclass(a, Strict)
+        ),
+        None,
+    )
+    if model is None:
+        text = re.sub(r" \(not for [^)]*\)", "", info.description or "a value").rstrip(".")
+        return text[:1].lower() + text[1:]
+    return mapping_text(model)
+
+
 def _sizes_text(sizes: tuple[int, ...]) -> str:
     """``512, 1024 or 2048`` when the sizes are not evenly spaced (cpu 256), else ``1024 to 4096 in
     steps of 1024``: never a range the list does not keep."""
@@ -381,7 +430,9 @@ class Service(Strict):
     )
     cpu: int = Field(description="Fargate CPU units: 256, 512, 1024, 2048, 4096, 8192 or 16384.")
     memory: int = Field(description="MiB; must be a size Fargate accepts for the CPU.")
-    desired_count: int | None = Field(default=None, ge=0, le=1000, description="Tasks at creation (not for a job).")
+    desired_count: int | None = Field(
+        default=None, ge=0, le=1000, description="Tasks at creation, 0 to 1000 (not for a job)."
+    )
     autoscaling: Autoscaling | None = Field(default=None, description="Task count bounds (not for a job).")
     routing: Routing | None = Field(default=None, description="The load balancer's rule for it (web only).")
     calls: list[Annotated[str, Field(pattern=SERVICE_NAME)]] = Field(
@@ -431,7 +482,6 @@ class Service(Strict):
         "back. Needs deployment strategy blue-green with controller ecs (an ECS lifecycle hook).",
     )
 
-    @model_validator(mode="after")
     def _fargate_size(self) -> "Service":
         if self.cpu not in FARGATE_SIZES:
             guess = " or ".join(map(str, nearest_numbers(self.cpu, FARGATE_SIZES)))
@@ -448,7 +498,6 @@ class Service(Strict):
             )
         return self
 
-    @model_validator(mode="after")
     def _exec_needs_writable_root(self) -> "Service":
         # ECS Developer Guide, ECS Exec considerations: the SSM agent ECS Exec runs in the container
         # writes to its filesystem; the gate's rule E9004 checks the same on the template.
@@ -461,13 +510,16 @@ class Service(Strict):
             )
         return self
 
-    @model_validator(mode="after")
     def _kind_fields(self) -> "Service":
         """Each kind takes its own fields (KIND_FIELDS) and refuses those that cannot work for it."""
         required, refused = KIND_FIELDS[self.kind]
-        for field in required:
-            if getattr(self, field) is None:
-                raise FieldValueError((field,), f"is required for a {self.kind} service (kind: {self.kind})")
+        missing = [
+            FieldValueError((field,), f"is required for a {self.kind} service (kind: {self.kind}): {_takes(field)}")
+            for field in required
+            if getattr(self, field) is None
+        ]
+        if missing:  # every one at once: adding a service is one run, not one per missing setting
+            raise ManyFieldsError(missing)
         for field in refused:
             if field in self.model_fields_set and getattr(self, field) not in (None, []):
                 raise FieldValueError((field,), f"is not for a {self.kind} service: {KIND_REASONS[self.kind]}")
@@ -479,6 +531,29 @@ class Service(Strict):
                 ("autoscaling", "requests_per_target"),
                 f"is for a web service (load balancer requests); a {self.kind} scales on {how}",
             )
+        return self
+
+    @model_validator(mode="after")
+    def _rules(self) -> "Service":
+        """Every rule of one service, all reported at once: one validator that collects, since
+        pydantic stops at the first model validator that raises and would hide the rest."""
+        problems: list[FieldValueError] = []
+        for rule in (
+            self._fargate_size,
+            self._exec_needs_writable_root,
+            self._kind_fields,
+            self._sidecars_fit,
+            self._count_in_range,
+            self._no_overlap,
+        ):
+            try:
+                rule()
+            except ManyFieldsError as error:
+                problems.extend(error.errors)
+            except FieldValueError as error:
+                problems.append(error)
+        if problems:
+            raise ManyFieldsError(problems)
         return self
 
     @property
@@ -502,7 +577,6 @@ class Service(Strict):
             raise ValueError(f"a {self.kind} service has no routing")
         return self.routing
 
-    @model_validator(mode="after")
     def _sidecars_fit(self) -> "Service":
         """Sidecars have their own names, and their memory and CPU fit in the task's beside the
         application's (on Fargate the containers' memory must not exceed the task's; ECS Developer
@@ -524,7 +598,6 @@ class Service(Strict):
             )
         return self
 
-    @model_validator(mode="after")
     def _count_in_range(self) -> "Service":
         if self.autoscaling is None or self.desired_count is None:
             return self
@@ -545,7 +618,6 @@ class Service(Strict):
     def _references_only(cls, secrets: dict[str, str]) -> dict[str, str]:
         return secret_references(secrets)
 
-    @model_validator(mode="after")
     def _no_overlap(self) -> "Service":
         both = sorted(set(self.environment) & set(self.secrets))
         if both:
