@@ -58,7 +58,9 @@ def build(env: Environment) -> Template:
 
 
 def _failover_alarm(t: Template, ctx: LayerContext, topic_arn: Ref) -> None:
-    """The health check Route 53 fails the origin name (every web route's) over on: its metric is in us-east-1."""
+    """The primary load balancer's Route 53 health check (its metric is in us-east-1). The origin name
+    (every web route's) fails over only once the DR runbook's promotion opens the failover gate
+    (templates/dns.py), so the alarm says the check failed, not that traffic moved."""
     check = ctx.parameter_from(t, Dns.HEALTH_CHECK_ID, pattern=HEALTH_CHECK_ID_PATTERN)
     limits = ctx.env.monitoring.alarms
     standby = ctx.env.standby
@@ -68,7 +70,8 @@ def _failover_alarm(t: Template, ctx: LayerContext, topic_arn: Ref) -> None:
             "ApiFailoverAlarm",
             topic_arn,
             description=f"{ctx.env.name}: the load balancer fails its Route 53 health check; "
-            f"{ctx.env.edge.origin_domain} answers with {standby.environment}'s (see the DR runbook)",
+            f"{ctx.env.edge.origin_domain} stays on it until the DR runbook's promotion opens the failover "
+            f"gate, then answers with {standby.environment}'s",
             namespace="AWS/Route53",
             metric="HealthCheckStatus",
             dimensions={"HealthCheckId": Ref(check)},

@@ -559,12 +559,12 @@ def _ses_mailer(t: Template, ctx: LayerContext, topic_arn: Any, key: Any, event_
         Role=GetAtt(role, "Arn"),
         MemorySize=128,
         Timeout=30,
-        ReservedConcurrentExecutions=2,
         DeadLetterConfig=awslambda.DeadLetterConfig(TargetArn=GetAtt(dead_letters, "Arn")),
         LoggingConfig=awslambda.LoggingConfig(LogGroup=Ref(logs)),
     )
     constructs.skip_checkov(
         function,
+        constructs.NO_RESERVED_CONCURRENCY,
         (
             "CKV_AWS_117",
             "No VPC on purpose: the mailer only calls SES's public API and reaches no private resource",

@@ -107,6 +107,20 @@ def security_group(logical_id: str, description: str, vpc_id: Any, name: str) ->
     )
 
 
+# No function of the platform reserves concurrency. Reserving any leaves the account's unreserved
+# concurrency at 100 or more or fails ("You can reserve up to the Unreserved account concurrency value
+# that is shown, minus 100 for functions that don't have reserved concurrency": Lambda Developer
+# Guide, "Configuring reserved concurrency"); a new account's concurrency quota can be as low as 10,
+# where every stack with a reservation failed (aws-samples/alarm-context-tool#2), and reservations
+# add up with each service's release hook. Security Hub's Lambda controls ask for none.
+NO_RESERVED_CONCURRENCY = (
+    "CKV_AWS_115",
+    "No reserved concurrency on purpose: a reservation needs the account's unreserved concurrency to stay at 100 "
+    "or more (Lambda, Configuring reserved concurrency), which a new account's quota fails; only AWS services "
+    "invoke this function (its resource policy), a few times a day",
+)
+
+
 def skip_checkov(resource: AWSObject, *reasons: tuple[str, str]) -> None:
     """Record checkov skips in the resource's Metadata, each with the reason a reviewer reads."""
     metadata = dict(getattr(resource, "Metadata", None) or {})
@@ -535,7 +549,6 @@ def inline_function(
     logs_key_arn: Any,
     role_title: str | None = None,
     timeout: int = 60,
-    reserved_concurrency: int = 1,
     variables: dict[str, str] | None = None,
     skips: tuple[tuple[str, str], ...] = (),
 ) -> tuple[awslambda.Function, Role]:
@@ -568,11 +581,10 @@ def inline_function(
         Role=GetAtt(role, "Arn"),
         MemorySize=128,
         Timeout=timeout,
-        ReservedConcurrentExecutions=reserved_concurrency,
         **extra,
         LoggingConfig=awslambda.LoggingConfig(LogGroup=Ref(group)),
     )
-    skip_checkov(function, *skips)
+    skip_checkov(function, NO_RESERVED_CONCURRENCY, *skips)
     t.add_resource(function)
     return function, role
 

@@ -254,7 +254,6 @@ def pre_release_hook(
         log_group_title="PreReleaseLogGroup",
         log_retention_days=env.platform.log_retention_days,
         logs_key_arn=ctx.import_value(Keys.LOGS_KEY_ARN),
-        reserved_concurrency=2,
         variables={"CONTAINER": name, "COMMAND": json.dumps(command)},
         skips=(
             ("CKV_AWS_117", "No VPC on purpose: the hook only calls the ECS API"),
