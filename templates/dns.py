@@ -20,14 +20,40 @@ Reference, UpdateHealthCheck, HealthThreshold), so the name stays on the primary
 promotion step opens the gate (``update-health-check --health-threshold 1``): from then the gate is
 the primary's check, and Route 53 fails over while it fails (Route 53 Developer Guide, "Creating
 Amazon Route 53 health checks" and "Configuring DNS failover"). A stack update closes it again (0),
-the safe side. The primary's check requests the API service's own health path
-(``dr.dns.health_check_path``), so a failure of another service behind the same load balancer
-does not move API traffic; the primary alias does not evaluate target health, which would fail over
-on any target group of the load balancer and bypass the gate.
+the safe side. The primary alias does not evaluate target health, which would fail over on any
+target group of the load balancer and bypass the gate.
+
+The primary's check (``PrimaryHealthCheck``) is CALCULATED too, healthy while ALL its children are
+(HealthThreshold = their number; Route 53 API Reference, "HealthCheckConfig", HealthThreshold and
+ChildHealthChecks):
+
+- ``LoadBalancerHealthCheck``: HTTPS to the load balancer's own name, ``dr.dns.health_check_path``
+  every 30 s. Behind CloudFront the checkers, who send no custom header, get the load balancer's own
+  fixed 200 (``origin_verify.health_check_rule``): it proves the load balancer, its listener and
+  certificate answer, reaches no target group, and so makes no 5xx of its own. With ``ingress:
+  internet`` the service's own rule answers it (the rule ECS moves between colours).
+- ``TargetHealthCheck``: the API service's own health as its load balancer sees it, a CALCULATED
+  check healthy while one of its children is (HealthThreshold 1): a CLOUDWATCH_METRIC check per
+  target group of the service whose route covers the health path (``dns_checked_service``: both
+  colours of a blue/green service, one otherwise), each on that group's alarm "no healthy target"
+  (``service.alarms.target_health_alarm``, in the service's stack in this region, its name
+  exported). Between releases the idle colour's alarm is in ALARM and its check unhealthy; the live
+  colour's keeps the pair healthy. An alarm CloudWatch cannot judge (a region down) is unhealthy
+  (``InsufficientDataHealthStatus``: "Unhealthy: Route 53 considers the health check to be
+  unhealthy"), and the alarm treats missing data as breaching: silence is no healthy target.
+
+So a failure of another service behind the same load balancer does not move API traffic, and no
+check request lands on a target group that may be empty.
+
+A calculated check has no ``GetHealthCheckStatus`` ("You can't use GetHealthCheckStatus to get the
+status of a calculated health check", Route 53 API Reference): its status is the CloudWatch metric
+``HealthCheckStatus`` in us-east-1, which ``edge_alarms``' ``ApiFailoverAlarm`` watches; the runbook
+reads that alarm and the load balancer check's status.
 
 Behind CloudFront (``platform.ingress: cloudfront``) the primary's load balancer admits CloudFront
 only; its second security group (``security``: ``AlbHealthCheckSecurityGroup``) lets Route 53's
-health checkers make this check (the AWS-managed prefix list ``com.amazonaws.<region>.route53-healthchecks``).
+health checkers make the HTTPS check (the AWS-managed prefix list
+``com.amazonaws.<region>.route53-healthchecks``).
 """
 
 from __future__ import annotations
@@ -38,7 +64,7 @@ from troposphere import Ref, Tags, Template, route53
 
 from infra_templates.config import Environment
 from infra_templates.layer import LayerContext
-from templates.contracts import Dns, Platform
+from templates.contracts import Dns, Platform, dns_checked_service, target_health_alarm
 
 LOAD_BALANCER_DNS = r"^[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.elb\.amazonaws\.com(\.cn)?$"
 HOSTED_ZONE_ID = r"^Z[A-Z0-9]{1,31}$"
@@ -59,9 +85,9 @@ def build(env: Environment) -> Template:
         f"Route 53 failover of {env.edge.origin_domain}: this load balancer, else {standby.environment}'s"
     )
     own_dns = ctx.import_value(Platform.LOAD_BALANCER_DNS_NAME)
-    health = t.add_resource(
+    endpoint = t.add_resource(
         route53.HealthCheck(
-            "PrimaryHealthCheck",
+            "LoadBalancerHealthCheck",
             HealthCheckConfig=route53.HealthCheckConfig(
                 Type="HTTPS",
                 FullyQualifiedDomainName=own_dns,
@@ -70,6 +96,19 @@ def build(env: Environment) -> Template:
                 RequestInterval=CHECK_INTERVAL_SECONDS,
                 FailureThreshold=dns.failure_threshold,
                 EnableSNI=True,
+            ),
+            HealthCheckTags=Tags(Name=f"{ctx.stack_name}-load-balancer"),
+        )
+    )
+    children = [Ref(endpoint)]
+    service = dns_checked_service(env)
+    if service is not None:
+        children.append(Ref(_target_health(t, ctx, env, service)))
+    health = t.add_resource(
+        route53.HealthCheck(
+            "PrimaryHealthCheck",
+            HealthCheckConfig=route53.HealthCheckConfig(
+                Type="CALCULATED", ChildHealthChecks=children, HealthThreshold=len(children)
             ),
             HealthCheckTags=Tags(Name=f"{ctx.stack_name}-primary"),
         )
@@ -111,8 +150,46 @@ def build(env: Environment) -> Template:
         )
     )
     ctx.output(t, Dns.HEALTH_CHECK_ID, Ref(health))
+    ctx.output(t, Dns.LOAD_BALANCER_CHECK_ID, Ref(endpoint))
     ctx.output(t, Dns.FAILOVER_GATE_ID, Ref(gate))
     return t
+
+
+def target_groups(env: Environment, service: str) -> list[str]:
+    """The logical ids of ``service``'s target groups (templates/service/web.py): both colours of a
+    blue/green service, one otherwise."""
+    return ["TargetGroup", "GreenTargetGroup"] if env.strategy_of(service) == "blue-green" else ["TargetGroup"]
+
+
+def _target_health(t: Template, ctx: LayerContext, env: Environment, service: str) -> route53.HealthCheck:
+    """``TargetHealthCheck``: healthy while one of ``service``'s target groups has a healthy target,
+    one CLOUDWATCH_METRIC check per group on its alarm in the service's stack (this region)."""
+    colours = []
+    for group in target_groups(env, service):
+        colours.append(
+            t.add_resource(
+                route53.HealthCheck(
+                    f"{group}HealthCheck",
+                    HealthCheckConfig=route53.HealthCheckConfig(
+                        Type="CLOUDWATCH_METRIC",
+                        AlarmIdentifier=route53.AlarmIdentifier(
+                            Name=ctx.import_value(target_health_alarm(service, group)), Region=env.region
+                        ),
+                        InsufficientDataHealthStatus="Unhealthy",
+                    ),
+                    HealthCheckTags=Tags(Name=f"{ctx.stack_name}-{service}-{group}"),
+                )
+            )
+        )
+    return t.add_resource(
+        route53.HealthCheck(
+            "TargetHealthCheck",
+            HealthCheckConfig=route53.HealthCheckConfig(
+                Type="CALCULATED", ChildHealthChecks=[Ref(c) for c in colours], HealthThreshold=1
+            ),
+            HealthCheckTags=Tags(Name=f"{ctx.stack_name}-{service}-targets"),
+        )
+    )
 
 
 def _failover_record(
