@@ -146,14 +146,11 @@ def dns_checked_service(env: Environment) -> str | None:
     return None
 
 
-def target_health_alarm(service: str, target_group: str) -> ExportSpec:
-    """The name of the alarm "no healthy target in ``target_group``" (its logical id: TargetGroup,
-    GreenTargetGroup) of ``service``'s stack, which a Route 53 health check of the dns stack
-    monitors (``AlarmIdentifier`` takes the alarm's name and region)."""
+def target_group_full_name(service: str, target_group: str) -> ExportSpec:
+    """The CloudWatch name (``TargetGroupFullName``) of ``service``'s target group ``target_group``
+    (its logical id: TargetGroup, GreenTargetGroup), for the dns stack's alarm on its healthy targets."""
     return ExportSpec(
-        f"svc-{service}",
-        f"{target_group}HealthAlarmName",
-        f"Alarm: no healthy target in {service}'s {target_group} (a Route 53 health check monitors it)",
+        f"svc-{service}", f"{target_group}FullName", f"{service}'s {target_group} in CloudWatch metrics (dns reads it)"
     )
 
 

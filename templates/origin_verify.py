@@ -283,9 +283,9 @@ HEALTH_CHECK_PRIORITY = 50000
 
 
 def health_check_service(env: Environment) -> str | None:
-    """The web service whose stack holds the rule that answers the Route 53 health check of DNS
-    failover behind CloudFront (``health_check_rule``), or None: without the header only that
-    rule answers, so it exists where the check's path is a service's (``dns_checked_service``)."""
+    """Behind CloudFront, the web service whose health path the Route 53 health check of DNS failover
+    requests (``dns_checked_service``), or None: the dns stack then adds ``health_check_rule``,
+    the one rule that answers without the header."""
     if not needed(env):
         return None
     return dns_checked_service(env)

@@ -25,7 +25,7 @@ from templates.contracts import (
     Security,
     dns_checked_service,
     for_load_balancer,
-    target_health_alarm,
+    target_group_full_name,
 )
 from templates.service import alarms, containers, network, release, service_connect
 from templates.service.release import pass_roles
@@ -71,8 +71,6 @@ def build(env: Environment, name: str) -> Template:
             conditions=origin_verify.condition(env),  # only what comes through CloudFront
         )
     )
-    if origin_verify.health_check_service(env) == name:
-        t.add_resource(origin_verify.health_check_rule(env, ctx.import_value(_alb(ctx, Platform.HTTPS_LISTENER_ARN))))
 
     group = _security_group(t, ctx, name, service)
     capacity = env.capacity_of(name)
@@ -139,9 +137,9 @@ def build(env: Environment, name: str) -> Template:
             release.pre_release_hook(t, ctx, name, service.pre_release, ecs_service=ecs_service, roles=task_roles)
     release.release_role(t, ctx, name, roles=task_roles, codedeploy=env.codedeploy(name))
     _alarms(t, ctx, name, service=service, ecs_service=ecs_service, groups=groups)
-    if dns_checked_service(env) == name:
+    if dns_checked_service(env) == name:  # the dns stack's Route 53 check alarms on its healthy targets
         for group in groups:
-            ctx.export(t, target_health_alarm(name, group.title), Ref(alarms.target_health_alarm(t, ctx, group)))
+            ctx.export(t, target_group_full_name(name, group.title), GetAtt(group, "TargetGroupFullName"))
     return t
 
 
