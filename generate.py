@@ -281,6 +281,13 @@ def run_build(names: list[str] | None, settings: Path, output: Path, quiet: bool
     if not quiet:
         print(f"wrote {', '.join(f'{_relative(output / name)}/' for name in folders)}")
     _say_dropped(dropped, output, settings, deployed or output.parent / DEPLOYED_FOLDER, quiet)
+    stages = project.delivery.stages
+    for env in environments if not quiet else ():
+        if env.name not in stages:
+            print(
+                f"note: {env.name} is not in delivery.stages ({', '.join(stages)}): it builds and deploys by hand "
+                "(make deploy), but no release pipeline deploys to it (README, Adding an environment)"
+            )
     return 0
 
 

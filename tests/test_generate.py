@@ -260,3 +260,25 @@ def test_an_option_before_a_command_that_does_not_use_it_is_refused(argv: list[s
     assert (status, out) == (2, "")
     assert f"generate.py {argv[-1] if argv[-1] != '--check' else 'schema'}: {unused}: not used by" in err
     assert set(cli.USED_OPTIONS) == {"build", "diff", "check", "diagram", "cost", "schema"}  # every command
+
+
+def test_an_environment_no_release_reaches_is_noted(tmp_path: Path, settings_dir: Path) -> None:
+    """An environment left out of delivery.stages builds, but nothing ever releases to it: the build
+    says so (not with --quiet), as the README's "Adding an environment" warns."""
+    edit_yaml(settings_dir / "defaults.yaml", delivery__stages=["dev", "prod", "dr"])
+    argv = [
+        "--diagrams",
+        "none",
+        "--settings",
+        str(settings_dir),
+        "--output",
+        str(tmp_path / "out"),
+        "--env",
+        "staging",
+    ]
+    status, out, err = generate_main(*argv)
+    assert status == 0, err
+    assert "note: staging is not in delivery.stages (dev, prod, dr): it builds and deploys by hand" in out
+    assert "note: dev " not in out
+    status, out, _ = generate_main("--quiet", *argv)
+    assert status == 0 and out == ""
