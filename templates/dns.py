@@ -179,6 +179,8 @@ def _target_health(t: Template, ctx: LayerContext, env: Environment, service: st
                         # Ref of an alarm is its name; the region is the alarm's (this stack's)
                         AlarmIdentifier=route53.AlarmIdentifier(Name=Ref(alarm), Region=env.region),
                         InsufficientDataHealthStatus="Unhealthy",
+                        # nothing of an endpoint check (RequestInterval, FailureThreshold): Route 53
+                        # refuses them on an alarm check (hashicorp/terraform-provider-aws#5905)
                     ),
                     HealthCheckTags=Tags(Name=f"{ctx.stack_name}-{service}-{group}"),
                 )

@@ -401,6 +401,17 @@ def test_the_target_health_alarms_are_what_route53_and_elb_document(stacks) -> N
         assert "AlarmActions" not in props and "OKActions" not in props
 
 
+def test_with_ingress_internet_the_services_own_rule_answers_the_check(settings_dir: Path) -> None:
+    """Without CloudFront the check needs no rule of its own: the api's rule (the one its release
+    moves between colours) answers it; the target health is checked the same way."""
+    edit_yaml(settings_dir / "prod.yaml", platform__ingress="internet")
+    edit_yaml(settings_dir / "dr.yaml", platform__ingress="internet")  # a DR pair shares its ingress
+    built = build_environment(settings_dir, "prod")
+    assert "HealthCheckListenerRule" not in built["dns"].body["Resources"]
+    checks = resources(built["dns"].body, "AWS::Route53::HealthCheck")
+    assert {"LoadBalancerHealthCheck", "TargetHealthCheck"} <= set(checks)
+
+
 def test_a_service_with_one_target_group_gets_one_alarm_check(settings_dir: Path) -> None:
     edit_yaml(settings_dir / "prod.yaml", deployment__strategy="rolling")
     built = build_environment(settings_dir, "prod")
