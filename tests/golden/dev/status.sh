@@ -405,39 +405,6 @@ if [[ "$state" == *FAILED* || "$state" == *ROLLBACK* ]]; then
   aws cloudformation describe-stack-events --stack-name shop-dev-monitoring --region eu-west-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text | sed "s/^/    /"
 fi
 
-# shop-dev-edge-alarms
-drift=""
-if state="$(aws cloudformation describe-stacks --stack-name shop-dev-edge-alarms --region us-east-1 --query "Stacks[0].[StackStatus,DriftInformation.StackDriftStatus]" --output text 2>&1)"; then
-  drift="${state#*$'\t'}"
-  state="${state%%$'\t'*}"
-elif [[ "$state" == *"does not exist"* ]]; then
-  state=NOT_DEPLOYED
-else
-  state="ERROR: ${state//$'\n'/ }"
-fi
-# shellcheck disable=SC2059
-printf "$row" shop-dev-edge-alarms us-east-1 "$state" "$drift" ""
-case "$state" in
-  CREATE_COMPLETE|UPDATE_COMPLETE|IMPORT_COMPLETE) ;;
-  *) healthy=false ;;
-esac
-case "$drift" in
-  DRIFTED)
-    cat <<'EOF'
-    drifted since it was deployed; what changed: aws cloudformation describe-stack-resource-drifts --stack-name shop-dev-edge-alarms --region us-east-1 --stack-resource-drift-status-filters MODIFIED DELETED
-EOF
-    ;;
-  NOT_CHECKED)
-    cat <<'EOF'
-    drift never checked; to check: aws cloudformation detect-stack-drift --stack-name shop-dev-edge-alarms --region us-east-1
-EOF
-    ;;
-esac
-if [[ "$state" == *FAILED* || "$state" == *ROLLBACK* ]]; then
-  echo "    last failed event:"
-  aws cloudformation describe-stack-events --stack-name shop-dev-edge-alarms --region us-east-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text | sed "s/^/    /"
-fi
-
 # shop-dev-svc-api
 drift=""
 if state="$(aws cloudformation describe-stacks --stack-name shop-dev-svc-api --region eu-west-1 --query "Stacks[0].[StackStatus,DriftInformation.StackDriftStatus]" --output text 2>&1)"; then
@@ -634,6 +601,39 @@ esac
 if [[ "$state" == *FAILED* || "$state" == *ROLLBACK* ]]; then
   echo "    last failed event:"
   aws cloudformation describe-stack-events --stack-name shop-dev-connect --region eu-west-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text | sed "s/^/    /"
+fi
+
+# shop-dev-edge-alarms
+drift=""
+if state="$(aws cloudformation describe-stacks --stack-name shop-dev-edge-alarms --region us-east-1 --query "Stacks[0].[StackStatus,DriftInformation.StackDriftStatus]" --output text 2>&1)"; then
+  drift="${state#*$'\t'}"
+  state="${state%%$'\t'*}"
+elif [[ "$state" == *"does not exist"* ]]; then
+  state=NOT_DEPLOYED
+else
+  state="ERROR: ${state//$'\n'/ }"
+fi
+# shellcheck disable=SC2059
+printf "$row" shop-dev-edge-alarms us-east-1 "$state" "$drift" ""
+case "$state" in
+  CREATE_COMPLETE|UPDATE_COMPLETE|IMPORT_COMPLETE) ;;
+  *) healthy=false ;;
+esac
+case "$drift" in
+  DRIFTED)
+    cat <<'EOF'
+    drifted since it was deployed; what changed: aws cloudformation describe-stack-resource-drifts --stack-name shop-dev-edge-alarms --region us-east-1 --stack-resource-drift-status-filters MODIFIED DELETED
+EOF
+    ;;
+  NOT_CHECKED)
+    cat <<'EOF'
+    drift never checked; to check: aws cloudformation detect-stack-drift --stack-name shop-dev-edge-alarms --region us-east-1
+EOF
+    ;;
+esac
+if [[ "$state" == *FAILED* || "$state" == *ROLLBACK* ]]; then
+  echo "    last failed event:"
+  aws cloudformation describe-stack-events --stack-name shop-dev-edge-alarms --region us-east-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text | sed "s/^/    /"
 fi
 
 if [[ "$healthy" == true ]]; then

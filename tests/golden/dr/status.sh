@@ -570,39 +570,6 @@ if [[ "$state" == *FAILED* || "$state" == *ROLLBACK* ]]; then
   aws cloudformation describe-stack-events --stack-name shop-dr-dashboard --region eu-central-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text | sed "s/^/    /"
 fi
 
-# shop-dr-edge-alarms
-drift=""
-if state="$(aws cloudformation describe-stacks --stack-name shop-dr-edge-alarms --region us-east-1 --query "Stacks[0].[StackStatus,DriftInformation.StackDriftStatus]" --output text 2>&1)"; then
-  drift="${state#*$'\t'}"
-  state="${state%%$'\t'*}"
-elif [[ "$state" == *"does not exist"* ]]; then
-  state=NOT_DEPLOYED
-else
-  state="ERROR: ${state//$'\n'/ }"
-fi
-# shellcheck disable=SC2059
-printf "$row" shop-dr-edge-alarms us-east-1 "$state" "$drift" ""
-case "$state" in
-  CREATE_COMPLETE|UPDATE_COMPLETE|IMPORT_COMPLETE) ;;
-  *) healthy=false ;;
-esac
-case "$drift" in
-  DRIFTED)
-    cat <<'EOF'
-    drifted since it was deployed; what changed: aws cloudformation describe-stack-resource-drifts --stack-name shop-dr-edge-alarms --region us-east-1 --stack-resource-drift-status-filters MODIFIED DELETED
-EOF
-    ;;
-  NOT_CHECKED)
-    cat <<'EOF'
-    drift never checked; to check: aws cloudformation detect-stack-drift --stack-name shop-dr-edge-alarms --region us-east-1
-EOF
-    ;;
-esac
-if [[ "$state" == *FAILED* || "$state" == *ROLLBACK* ]]; then
-  echo "    last failed event:"
-  aws cloudformation describe-stack-events --stack-name shop-dr-edge-alarms --region us-east-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text | sed "s/^/    /"
-fi
-
 # shop-dr-svc-api
 drift=""
 if state="$(aws cloudformation describe-stacks --stack-name shop-dr-svc-api --region eu-central-1 --query "Stacks[0].[StackStatus,DriftInformation.StackDriftStatus]" --output text 2>&1)"; then
@@ -799,6 +766,39 @@ esac
 if [[ "$state" == *FAILED* || "$state" == *ROLLBACK* ]]; then
   echo "    last failed event:"
   aws cloudformation describe-stack-events --stack-name shop-dr-connect --region eu-central-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text | sed "s/^/    /"
+fi
+
+# shop-dr-edge-alarms
+drift=""
+if state="$(aws cloudformation describe-stacks --stack-name shop-dr-edge-alarms --region us-east-1 --query "Stacks[0].[StackStatus,DriftInformation.StackDriftStatus]" --output text 2>&1)"; then
+  drift="${state#*$'\t'}"
+  state="${state%%$'\t'*}"
+elif [[ "$state" == *"does not exist"* ]]; then
+  state=NOT_DEPLOYED
+else
+  state="ERROR: ${state//$'\n'/ }"
+fi
+# shellcheck disable=SC2059
+printf "$row" shop-dr-edge-alarms us-east-1 "$state" "$drift" ""
+case "$state" in
+  CREATE_COMPLETE|UPDATE_COMPLETE|IMPORT_COMPLETE) ;;
+  *) healthy=false ;;
+esac
+case "$drift" in
+  DRIFTED)
+    cat <<'EOF'
+    drifted since it was deployed; what changed: aws cloudformation describe-stack-resource-drifts --stack-name shop-dr-edge-alarms --region us-east-1 --stack-resource-drift-status-filters MODIFIED DELETED
+EOF
+    ;;
+  NOT_CHECKED)
+    cat <<'EOF'
+    drift never checked; to check: aws cloudformation detect-stack-drift --stack-name shop-dr-edge-alarms --region us-east-1
+EOF
+    ;;
+esac
+if [[ "$state" == *FAILED* || "$state" == *ROLLBACK* ]]; then
+  echo "    last failed event:"
+  aws cloudformation describe-stack-events --stack-name shop-dr-edge-alarms --region us-east-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text | sed "s/^/    /"
 fi
 
 if [[ "$healthy" == true ]]; then

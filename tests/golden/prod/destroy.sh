@@ -47,18 +47,18 @@ command -v aws >/dev/null || { echo 'destroy.sh: the AWS CLI (aws) is not instal
 
 cat <<'EOF'
 Deleting shop prod deletes these 19 stack(s), in this order:
+  shop-prod-edge-alarms (us-east-1)
+  shop-prod-dns (eu-west-1)
   shop-prod-connect (eu-west-1)
   shop-prod-svc-web (eu-west-1)
   shop-prod-svc-payments (eu-west-1)
   shop-prod-svc-nightly (eu-west-1)
   shop-prod-svc-mailer (eu-west-1)
   shop-prod-svc-api (eu-west-1)
-  shop-prod-edge-alarms (us-east-1)
   shop-prod-dashboard (eu-west-1)
   shop-prod-monitoring (eu-west-1)
   shop-prod-edge (eu-west-1)
   shop-prod-edge-waf (us-east-1)
-  shop-prod-dns (eu-west-1)
   shop-prod-platform (eu-west-1)
   shop-prod-data (eu-west-1)
   shop-prod-security (eu-west-1)
@@ -68,12 +68,12 @@ Deleting shop prod deletes these 19 stack(s), in this order:
   shop-prod-deployer (eu-west-1)
 
 Kept by their DeletionPolicy (they stay in the account, and go on costing, until you delete them):
+  shop-prod-edge-alarms: AlarmTopicKey (AWS::KMS::Key, DeletionPolicy Retain): kept
   shop-prod-svc-web: LogGroup (AWS::Logs::LogGroup, DeletionPolicy Retain): kept
   shop-prod-svc-payments: LogGroup (AWS::Logs::LogGroup, DeletionPolicy Retain): kept
   shop-prod-svc-nightly: LogGroup (AWS::Logs::LogGroup, DeletionPolicy Retain): kept
   shop-prod-svc-mailer: LogGroup (AWS::Logs::LogGroup, DeletionPolicy Retain): kept
   shop-prod-svc-api: LogGroup (AWS::Logs::LogGroup, DeletionPolicy Retain): kept
-  shop-prod-edge-alarms: AlarmTopicKey (AWS::KMS::Key, DeletionPolicy Retain): kept
   shop-prod-monitoring: AlarmTopicKey (AWS::KMS::Key, DeletionPolicy Retain): kept
   shop-prod-monitoring: MailerLogGroup (AWS::Logs::LogGroup, DeletionPolicy Retain): kept
   shop-prod-monitoring: MailerDeadLetterQueue (AWS::SQS::Queue, DeletionPolicy Retain): kept
@@ -133,6 +133,22 @@ fi
 
 # Refuse before deleting anything when a protection would stop the deletion half-way.
 blocked=false
+protection="$(aws cloudformation describe-stacks --stack-name shop-prod-edge-alarms --region us-east-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>/dev/null || true)"
+if [[ "$protection" == True ]]; then
+  cat >&2 <<'EOF'
+destroy.sh: shop-prod-edge-alarms has termination protection on; to lift it:
+  aws cloudformation update-termination-protection --no-enable-termination-protection --stack-name shop-prod-edge-alarms --region us-east-1
+EOF
+  blocked=true
+fi
+protection="$(aws cloudformation describe-stacks --stack-name shop-prod-dns --region eu-west-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>/dev/null || true)"
+if [[ "$protection" == True ]]; then
+  cat >&2 <<'EOF'
+destroy.sh: shop-prod-dns has termination protection on; to lift it:
+  aws cloudformation update-termination-protection --no-enable-termination-protection --stack-name shop-prod-dns --region eu-west-1
+EOF
+  blocked=true
+fi
 protection="$(aws cloudformation describe-stacks --stack-name shop-prod-connect --region eu-west-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>/dev/null || true)"
 if [[ "$protection" == True ]]; then
   cat >&2 <<'EOF'
@@ -181,14 +197,6 @@ destroy.sh: shop-prod-svc-api has termination protection on; to lift it:
 EOF
   blocked=true
 fi
-protection="$(aws cloudformation describe-stacks --stack-name shop-prod-edge-alarms --region us-east-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>/dev/null || true)"
-if [[ "$protection" == True ]]; then
-  cat >&2 <<'EOF'
-destroy.sh: shop-prod-edge-alarms has termination protection on; to lift it:
-  aws cloudformation update-termination-protection --no-enable-termination-protection --stack-name shop-prod-edge-alarms --region us-east-1
-EOF
-  blocked=true
-fi
 protection="$(aws cloudformation describe-stacks --stack-name shop-prod-dashboard --region eu-west-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>/dev/null || true)"
 if [[ "$protection" == True ]]; then
   cat >&2 <<'EOF'
@@ -218,14 +226,6 @@ if [[ "$protection" == True ]]; then
   cat >&2 <<'EOF'
 destroy.sh: shop-prod-edge-waf has termination protection on; to lift it:
   aws cloudformation update-termination-protection --no-enable-termination-protection --stack-name shop-prod-edge-waf --region us-east-1
-EOF
-  blocked=true
-fi
-protection="$(aws cloudformation describe-stacks --stack-name shop-prod-dns --region eu-west-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>/dev/null || true)"
-if [[ "$protection" == True ]]; then
-  cat >&2 <<'EOF'
-destroy.sh: shop-prod-dns has termination protection on; to lift it:
-  aws cloudformation update-termination-protection --no-enable-termination-protection --stack-name shop-prod-dns --region eu-west-1
 EOF
   blocked=true
 fi
@@ -319,67 +319,7 @@ if [[ "$answer" != prod ]]; then
   exit 1
 fi
 
-echo "==> 1/19 deleting shop-prod-connect (eu-west-1)"
-if aws cloudformation describe-stacks --stack-name shop-prod-connect --region eu-west-1 >/dev/null 2>&1; then
-  aws cloudformation delete-stack --stack-name shop-prod-connect --region eu-west-1
-  aws cloudformation wait stack-delete-complete --stack-name shop-prod-connect --region eu-west-1
-else
-  echo "    not deployed: nothing to delete"
-fi
-# Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
-rm -f "$deployed/prod/eu-west-1/shop-prod-connect.json"
-
-echo "==> 2/19 deleting shop-prod-svc-web (eu-west-1)"
-if aws cloudformation describe-stacks --stack-name shop-prod-svc-web --region eu-west-1 >/dev/null 2>&1; then
-  aws cloudformation delete-stack --stack-name shop-prod-svc-web --region eu-west-1
-  aws cloudformation wait stack-delete-complete --stack-name shop-prod-svc-web --region eu-west-1
-else
-  echo "    not deployed: nothing to delete"
-fi
-# Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
-rm -f "$deployed/prod/eu-west-1/shop-prod-svc-web.json"
-
-echo "==> 3/19 deleting shop-prod-svc-payments (eu-west-1)"
-if aws cloudformation describe-stacks --stack-name shop-prod-svc-payments --region eu-west-1 >/dev/null 2>&1; then
-  aws cloudformation delete-stack --stack-name shop-prod-svc-payments --region eu-west-1
-  aws cloudformation wait stack-delete-complete --stack-name shop-prod-svc-payments --region eu-west-1
-else
-  echo "    not deployed: nothing to delete"
-fi
-# Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
-rm -f "$deployed/prod/eu-west-1/shop-prod-svc-payments.json"
-
-echo "==> 4/19 deleting shop-prod-svc-nightly (eu-west-1)"
-if aws cloudformation describe-stacks --stack-name shop-prod-svc-nightly --region eu-west-1 >/dev/null 2>&1; then
-  aws cloudformation delete-stack --stack-name shop-prod-svc-nightly --region eu-west-1
-  aws cloudformation wait stack-delete-complete --stack-name shop-prod-svc-nightly --region eu-west-1
-else
-  echo "    not deployed: nothing to delete"
-fi
-# Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
-rm -f "$deployed/prod/eu-west-1/shop-prod-svc-nightly.json"
-
-echo "==> 5/19 deleting shop-prod-svc-mailer (eu-west-1)"
-if aws cloudformation describe-stacks --stack-name shop-prod-svc-mailer --region eu-west-1 >/dev/null 2>&1; then
-  aws cloudformation delete-stack --stack-name shop-prod-svc-mailer --region eu-west-1
-  aws cloudformation wait stack-delete-complete --stack-name shop-prod-svc-mailer --region eu-west-1
-else
-  echo "    not deployed: nothing to delete"
-fi
-# Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
-rm -f "$deployed/prod/eu-west-1/shop-prod-svc-mailer.json"
-
-echo "==> 6/19 deleting shop-prod-svc-api (eu-west-1)"
-if aws cloudformation describe-stacks --stack-name shop-prod-svc-api --region eu-west-1 >/dev/null 2>&1; then
-  aws cloudformation delete-stack --stack-name shop-prod-svc-api --region eu-west-1
-  aws cloudformation wait stack-delete-complete --stack-name shop-prod-svc-api --region eu-west-1
-else
-  echo "    not deployed: nothing to delete"
-fi
-# Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
-rm -f "$deployed/prod/eu-west-1/shop-prod-svc-api.json"
-
-echo "==> 7/19 deleting shop-prod-edge-alarms (us-east-1)"
+echo "==> 1/19 deleting shop-prod-edge-alarms (us-east-1)"
 if aws cloudformation describe-stacks --stack-name shop-prod-edge-alarms --region us-east-1 >/dev/null 2>&1; then
   aws cloudformation delete-stack --stack-name shop-prod-edge-alarms --region us-east-1
   aws cloudformation wait stack-delete-complete --stack-name shop-prod-edge-alarms --region us-east-1
@@ -389,7 +329,77 @@ fi
 # Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
 rm -f "$deployed/prod/us-east-1/shop-prod-edge-alarms.json"
 
-echo "==> 8/19 deleting shop-prod-dashboard (eu-west-1)"
+echo "==> 2/19 deleting shop-prod-dns (eu-west-1)"
+if aws cloudformation describe-stacks --stack-name shop-prod-dns --region eu-west-1 >/dev/null 2>&1; then
+  aws cloudformation delete-stack --stack-name shop-prod-dns --region eu-west-1
+  aws cloudformation wait stack-delete-complete --stack-name shop-prod-dns --region eu-west-1
+else
+  echo "    not deployed: nothing to delete"
+fi
+# Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
+rm -f "$deployed/prod/eu-west-1/shop-prod-dns.json"
+
+echo "==> 3/19 deleting shop-prod-connect (eu-west-1)"
+if aws cloudformation describe-stacks --stack-name shop-prod-connect --region eu-west-1 >/dev/null 2>&1; then
+  aws cloudformation delete-stack --stack-name shop-prod-connect --region eu-west-1
+  aws cloudformation wait stack-delete-complete --stack-name shop-prod-connect --region eu-west-1
+else
+  echo "    not deployed: nothing to delete"
+fi
+# Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
+rm -f "$deployed/prod/eu-west-1/shop-prod-connect.json"
+
+echo "==> 4/19 deleting shop-prod-svc-web (eu-west-1)"
+if aws cloudformation describe-stacks --stack-name shop-prod-svc-web --region eu-west-1 >/dev/null 2>&1; then
+  aws cloudformation delete-stack --stack-name shop-prod-svc-web --region eu-west-1
+  aws cloudformation wait stack-delete-complete --stack-name shop-prod-svc-web --region eu-west-1
+else
+  echo "    not deployed: nothing to delete"
+fi
+# Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
+rm -f "$deployed/prod/eu-west-1/shop-prod-svc-web.json"
+
+echo "==> 5/19 deleting shop-prod-svc-payments (eu-west-1)"
+if aws cloudformation describe-stacks --stack-name shop-prod-svc-payments --region eu-west-1 >/dev/null 2>&1; then
+  aws cloudformation delete-stack --stack-name shop-prod-svc-payments --region eu-west-1
+  aws cloudformation wait stack-delete-complete --stack-name shop-prod-svc-payments --region eu-west-1
+else
+  echo "    not deployed: nothing to delete"
+fi
+# Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
+rm -f "$deployed/prod/eu-west-1/shop-prod-svc-payments.json"
+
+echo "==> 6/19 deleting shop-prod-svc-nightly (eu-west-1)"
+if aws cloudformation describe-stacks --stack-name shop-prod-svc-nightly --region eu-west-1 >/dev/null 2>&1; then
+  aws cloudformation delete-stack --stack-name shop-prod-svc-nightly --region eu-west-1
+  aws cloudformation wait stack-delete-complete --stack-name shop-prod-svc-nightly --region eu-west-1
+else
+  echo "    not deployed: nothing to delete"
+fi
+# Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
+rm -f "$deployed/prod/eu-west-1/shop-prod-svc-nightly.json"
+
+echo "==> 7/19 deleting shop-prod-svc-mailer (eu-west-1)"
+if aws cloudformation describe-stacks --stack-name shop-prod-svc-mailer --region eu-west-1 >/dev/null 2>&1; then
+  aws cloudformation delete-stack --stack-name shop-prod-svc-mailer --region eu-west-1
+  aws cloudformation wait stack-delete-complete --stack-name shop-prod-svc-mailer --region eu-west-1
+else
+  echo "    not deployed: nothing to delete"
+fi
+# Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
+rm -f "$deployed/prod/eu-west-1/shop-prod-svc-mailer.json"
+
+echo "==> 8/19 deleting shop-prod-svc-api (eu-west-1)"
+if aws cloudformation describe-stacks --stack-name shop-prod-svc-api --region eu-west-1 >/dev/null 2>&1; then
+  aws cloudformation delete-stack --stack-name shop-prod-svc-api --region eu-west-1
+  aws cloudformation wait stack-delete-complete --stack-name shop-prod-svc-api --region eu-west-1
+else
+  echo "    not deployed: nothing to delete"
+fi
+# Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
+rm -f "$deployed/prod/eu-west-1/shop-prod-svc-api.json"
+
+echo "==> 9/19 deleting shop-prod-dashboard (eu-west-1)"
 if aws cloudformation describe-stacks --stack-name shop-prod-dashboard --region eu-west-1 >/dev/null 2>&1; then
   aws cloudformation delete-stack --stack-name shop-prod-dashboard --region eu-west-1
   aws cloudformation wait stack-delete-complete --stack-name shop-prod-dashboard --region eu-west-1
@@ -399,7 +409,7 @@ fi
 # Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
 rm -f "$deployed/prod/eu-west-1/shop-prod-dashboard.json"
 
-echo "==> 9/19 deleting shop-prod-monitoring (eu-west-1)"
+echo "==> 10/19 deleting shop-prod-monitoring (eu-west-1)"
 if aws cloudformation describe-stacks --stack-name shop-prod-monitoring --region eu-west-1 >/dev/null 2>&1; then
   aws cloudformation delete-stack --stack-name shop-prod-monitoring --region eu-west-1
   aws cloudformation wait stack-delete-complete --stack-name shop-prod-monitoring --region eu-west-1
@@ -409,7 +419,7 @@ fi
 # Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
 rm -f "$deployed/prod/eu-west-1/shop-prod-monitoring.json"
 
-echo "==> 10/19 deleting shop-prod-edge (eu-west-1)"
+echo "==> 11/19 deleting shop-prod-edge (eu-west-1)"
 if aws cloudformation describe-stacks --stack-name shop-prod-edge --region eu-west-1 >/dev/null 2>&1; then
   aws cloudformation delete-stack --stack-name shop-prod-edge --region eu-west-1
   aws cloudformation wait stack-delete-complete --stack-name shop-prod-edge --region eu-west-1
@@ -419,7 +429,7 @@ fi
 # Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
 rm -f "$deployed/prod/eu-west-1/shop-prod-edge.json"
 
-echo "==> 11/19 deleting shop-prod-edge-waf (us-east-1)"
+echo "==> 12/19 deleting shop-prod-edge-waf (us-east-1)"
 if aws cloudformation describe-stacks --stack-name shop-prod-edge-waf --region us-east-1 >/dev/null 2>&1; then
   aws cloudformation delete-stack --stack-name shop-prod-edge-waf --region us-east-1
   aws cloudformation wait stack-delete-complete --stack-name shop-prod-edge-waf --region us-east-1
@@ -428,16 +438,6 @@ else
 fi
 # Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
 rm -f "$deployed/prod/us-east-1/shop-prod-edge-waf.json"
-
-echo "==> 12/19 deleting shop-prod-dns (eu-west-1)"
-if aws cloudformation describe-stacks --stack-name shop-prod-dns --region eu-west-1 >/dev/null 2>&1; then
-  aws cloudformation delete-stack --stack-name shop-prod-dns --region eu-west-1
-  aws cloudformation wait stack-delete-complete --stack-name shop-prod-dns --region eu-west-1
-else
-  echo "    not deployed: nothing to delete"
-fi
-# Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
-rm -f "$deployed/prod/eu-west-1/shop-prod-dns.json"
 
 echo "==> 13/19 deleting shop-prod-platform (eu-west-1)"
 if aws cloudformation describe-stacks --stack-name shop-prod-platform --region eu-west-1 >/dev/null 2>&1; then

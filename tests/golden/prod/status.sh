@@ -372,6 +372,39 @@ if [[ "$state" == *FAILED* || "$state" == *ROLLBACK* ]]; then
   aws cloudformation describe-stack-events --stack-name shop-prod-platform --region eu-west-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text | sed "s/^/    /"
 fi
 
+# shop-prod-edge-waf
+drift=""
+if state="$(aws cloudformation describe-stacks --stack-name shop-prod-edge-waf --region us-east-1 --query "Stacks[0].[StackStatus,DriftInformation.StackDriftStatus]" --output text 2>&1)"; then
+  drift="${state#*$'\t'}"
+  state="${state%%$'\t'*}"
+elif [[ "$state" == *"does not exist"* ]]; then
+  state=NOT_DEPLOYED
+else
+  state="ERROR: ${state//$'\n'/ }"
+fi
+# shellcheck disable=SC2059
+printf "$row" shop-prod-edge-waf us-east-1 "$state" "$drift" ""
+case "$state" in
+  CREATE_COMPLETE|UPDATE_COMPLETE|IMPORT_COMPLETE) ;;
+  *) healthy=false ;;
+esac
+case "$drift" in
+  DRIFTED)
+    cat <<'EOF'
+    drifted since it was deployed; what changed: aws cloudformation describe-stack-resource-drifts --stack-name shop-prod-edge-waf --region us-east-1 --stack-resource-drift-status-filters MODIFIED DELETED
+EOF
+    ;;
+  NOT_CHECKED)
+    cat <<'EOF'
+    drift never checked; to check: aws cloudformation detect-stack-drift --stack-name shop-prod-edge-waf --region us-east-1
+EOF
+    ;;
+esac
+if [[ "$state" == *FAILED* || "$state" == *ROLLBACK* ]]; then
+  echo "    last failed event:"
+  aws cloudformation describe-stack-events --stack-name shop-prod-edge-waf --region us-east-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text | sed "s/^/    /"
+fi
+
 # shop-dr-network (dr's stack)
 drift=""
 if state="$(aws cloudformation describe-stacks --stack-name shop-dr-network --region eu-central-1 --query "Stacks[0].[StackStatus,DriftInformation.StackDriftStatus]" --output text 2>&1)"; then
@@ -469,72 +502,6 @@ esac
 if [[ "$state" == *FAILED* || "$state" == *ROLLBACK* ]]; then
   echo "    last failed event:"
   aws cloudformation describe-stack-events --stack-name shop-dr-platform --region eu-central-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text | sed "s/^/    /"
-fi
-
-# shop-prod-dns
-drift=""
-if state="$(aws cloudformation describe-stacks --stack-name shop-prod-dns --region eu-west-1 --query "Stacks[0].[StackStatus,DriftInformation.StackDriftStatus]" --output text 2>&1)"; then
-  drift="${state#*$'\t'}"
-  state="${state%%$'\t'*}"
-elif [[ "$state" == *"does not exist"* ]]; then
-  state=NOT_DEPLOYED
-else
-  state="ERROR: ${state//$'\n'/ }"
-fi
-# shellcheck disable=SC2059
-printf "$row" shop-prod-dns eu-west-1 "$state" "$drift" ""
-case "$state" in
-  CREATE_COMPLETE|UPDATE_COMPLETE|IMPORT_COMPLETE) ;;
-  *) healthy=false ;;
-esac
-case "$drift" in
-  DRIFTED)
-    cat <<'EOF'
-    drifted since it was deployed; what changed: aws cloudformation describe-stack-resource-drifts --stack-name shop-prod-dns --region eu-west-1 --stack-resource-drift-status-filters MODIFIED DELETED
-EOF
-    ;;
-  NOT_CHECKED)
-    cat <<'EOF'
-    drift never checked; to check: aws cloudformation detect-stack-drift --stack-name shop-prod-dns --region eu-west-1
-EOF
-    ;;
-esac
-if [[ "$state" == *FAILED* || "$state" == *ROLLBACK* ]]; then
-  echo "    last failed event:"
-  aws cloudformation describe-stack-events --stack-name shop-prod-dns --region eu-west-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text | sed "s/^/    /"
-fi
-
-# shop-prod-edge-waf
-drift=""
-if state="$(aws cloudformation describe-stacks --stack-name shop-prod-edge-waf --region us-east-1 --query "Stacks[0].[StackStatus,DriftInformation.StackDriftStatus]" --output text 2>&1)"; then
-  drift="${state#*$'\t'}"
-  state="${state%%$'\t'*}"
-elif [[ "$state" == *"does not exist"* ]]; then
-  state=NOT_DEPLOYED
-else
-  state="ERROR: ${state//$'\n'/ }"
-fi
-# shellcheck disable=SC2059
-printf "$row" shop-prod-edge-waf us-east-1 "$state" "$drift" ""
-case "$state" in
-  CREATE_COMPLETE|UPDATE_COMPLETE|IMPORT_COMPLETE) ;;
-  *) healthy=false ;;
-esac
-case "$drift" in
-  DRIFTED)
-    cat <<'EOF'
-    drifted since it was deployed; what changed: aws cloudformation describe-stack-resource-drifts --stack-name shop-prod-edge-waf --region us-east-1 --stack-resource-drift-status-filters MODIFIED DELETED
-EOF
-    ;;
-  NOT_CHECKED)
-    cat <<'EOF'
-    drift never checked; to check: aws cloudformation detect-stack-drift --stack-name shop-prod-edge-waf --region us-east-1
-EOF
-    ;;
-esac
-if [[ "$state" == *FAILED* || "$state" == *ROLLBACK* ]]; then
-  echo "    last failed event:"
-  aws cloudformation describe-stack-events --stack-name shop-prod-edge-waf --region us-east-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text | sed "s/^/    /"
 fi
 
 # shop-dr-assets-replica (dr's stack)
@@ -667,39 +634,6 @@ esac
 if [[ "$state" == *FAILED* || "$state" == *ROLLBACK* ]]; then
   echo "    last failed event:"
   aws cloudformation describe-stack-events --stack-name shop-prod-dashboard --region eu-west-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text | sed "s/^/    /"
-fi
-
-# shop-prod-edge-alarms
-drift=""
-if state="$(aws cloudformation describe-stacks --stack-name shop-prod-edge-alarms --region us-east-1 --query "Stacks[0].[StackStatus,DriftInformation.StackDriftStatus]" --output text 2>&1)"; then
-  drift="${state#*$'\t'}"
-  state="${state%%$'\t'*}"
-elif [[ "$state" == *"does not exist"* ]]; then
-  state=NOT_DEPLOYED
-else
-  state="ERROR: ${state//$'\n'/ }"
-fi
-# shellcheck disable=SC2059
-printf "$row" shop-prod-edge-alarms us-east-1 "$state" "$drift" ""
-case "$state" in
-  CREATE_COMPLETE|UPDATE_COMPLETE|IMPORT_COMPLETE) ;;
-  *) healthy=false ;;
-esac
-case "$drift" in
-  DRIFTED)
-    cat <<'EOF'
-    drifted since it was deployed; what changed: aws cloudformation describe-stack-resource-drifts --stack-name shop-prod-edge-alarms --region us-east-1 --stack-resource-drift-status-filters MODIFIED DELETED
-EOF
-    ;;
-  NOT_CHECKED)
-    cat <<'EOF'
-    drift never checked; to check: aws cloudformation detect-stack-drift --stack-name shop-prod-edge-alarms --region us-east-1
-EOF
-    ;;
-esac
-if [[ "$state" == *FAILED* || "$state" == *ROLLBACK* ]]; then
-  echo "    last failed event:"
-  aws cloudformation describe-stack-events --stack-name shop-prod-edge-alarms --region us-east-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text | sed "s/^/    /"
 fi
 
 # shop-prod-svc-api
@@ -898,6 +832,72 @@ esac
 if [[ "$state" == *FAILED* || "$state" == *ROLLBACK* ]]; then
   echo "    last failed event:"
   aws cloudformation describe-stack-events --stack-name shop-prod-connect --region eu-west-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text | sed "s/^/    /"
+fi
+
+# shop-prod-dns
+drift=""
+if state="$(aws cloudformation describe-stacks --stack-name shop-prod-dns --region eu-west-1 --query "Stacks[0].[StackStatus,DriftInformation.StackDriftStatus]" --output text 2>&1)"; then
+  drift="${state#*$'\t'}"
+  state="${state%%$'\t'*}"
+elif [[ "$state" == *"does not exist"* ]]; then
+  state=NOT_DEPLOYED
+else
+  state="ERROR: ${state//$'\n'/ }"
+fi
+# shellcheck disable=SC2059
+printf "$row" shop-prod-dns eu-west-1 "$state" "$drift" ""
+case "$state" in
+  CREATE_COMPLETE|UPDATE_COMPLETE|IMPORT_COMPLETE) ;;
+  *) healthy=false ;;
+esac
+case "$drift" in
+  DRIFTED)
+    cat <<'EOF'
+    drifted since it was deployed; what changed: aws cloudformation describe-stack-resource-drifts --stack-name shop-prod-dns --region eu-west-1 --stack-resource-drift-status-filters MODIFIED DELETED
+EOF
+    ;;
+  NOT_CHECKED)
+    cat <<'EOF'
+    drift never checked; to check: aws cloudformation detect-stack-drift --stack-name shop-prod-dns --region eu-west-1
+EOF
+    ;;
+esac
+if [[ "$state" == *FAILED* || "$state" == *ROLLBACK* ]]; then
+  echo "    last failed event:"
+  aws cloudformation describe-stack-events --stack-name shop-prod-dns --region eu-west-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text | sed "s/^/    /"
+fi
+
+# shop-prod-edge-alarms
+drift=""
+if state="$(aws cloudformation describe-stacks --stack-name shop-prod-edge-alarms --region us-east-1 --query "Stacks[0].[StackStatus,DriftInformation.StackDriftStatus]" --output text 2>&1)"; then
+  drift="${state#*$'\t'}"
+  state="${state%%$'\t'*}"
+elif [[ "$state" == *"does not exist"* ]]; then
+  state=NOT_DEPLOYED
+else
+  state="ERROR: ${state//$'\n'/ }"
+fi
+# shellcheck disable=SC2059
+printf "$row" shop-prod-edge-alarms us-east-1 "$state" "$drift" ""
+case "$state" in
+  CREATE_COMPLETE|UPDATE_COMPLETE|IMPORT_COMPLETE) ;;
+  *) healthy=false ;;
+esac
+case "$drift" in
+  DRIFTED)
+    cat <<'EOF'
+    drifted since it was deployed; what changed: aws cloudformation describe-stack-resource-drifts --stack-name shop-prod-edge-alarms --region us-east-1 --stack-resource-drift-status-filters MODIFIED DELETED
+EOF
+    ;;
+  NOT_CHECKED)
+    cat <<'EOF'
+    drift never checked; to check: aws cloudformation detect-stack-drift --stack-name shop-prod-edge-alarms --region us-east-1
+EOF
+    ;;
+esac
+if [[ "$state" == *FAILED* || "$state" == *ROLLBACK* ]]; then
+  echo "    last failed event:"
+  aws cloudformation describe-stack-events --stack-name shop-prod-edge-alarms --region us-east-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text | sed "s/^/    /"
 fi
 
 if [[ "$healthy" == true ]]; then

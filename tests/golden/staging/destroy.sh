@@ -47,13 +47,13 @@ command -v aws >/dev/null || { echo 'destroy.sh: the AWS CLI (aws) is not instal
 
 cat <<'EOF'
 Deleting shop staging deletes these 18 stack(s), in this order:
+  shop-staging-edge-alarms (us-east-1)
   shop-staging-connect (eu-west-1)
   shop-staging-svc-web (eu-west-1)
   shop-staging-svc-payments (eu-west-1)
   shop-staging-svc-nightly (eu-west-1)
   shop-staging-svc-mailer (eu-west-1)
   shop-staging-svc-api (eu-west-1)
-  shop-staging-edge-alarms (us-east-1)
   shop-staging-dashboard (eu-west-1)
   shop-staging-monitoring (eu-west-1)
   shop-staging-edge (eu-west-1)
@@ -122,6 +122,14 @@ fi
 
 # Refuse before deleting anything when a protection would stop the deletion half-way.
 blocked=false
+protection="$(aws cloudformation describe-stacks --stack-name shop-staging-edge-alarms --region us-east-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>/dev/null || true)"
+if [[ "$protection" == True ]]; then
+  cat >&2 <<'EOF'
+destroy.sh: shop-staging-edge-alarms has termination protection on; to lift it:
+  aws cloudformation update-termination-protection --no-enable-termination-protection --stack-name shop-staging-edge-alarms --region us-east-1
+EOF
+  blocked=true
+fi
 protection="$(aws cloudformation describe-stacks --stack-name shop-staging-connect --region eu-west-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>/dev/null || true)"
 if [[ "$protection" == True ]]; then
   cat >&2 <<'EOF'
@@ -167,14 +175,6 @@ if [[ "$protection" == True ]]; then
   cat >&2 <<'EOF'
 destroy.sh: shop-staging-svc-api has termination protection on; to lift it:
   aws cloudformation update-termination-protection --no-enable-termination-protection --stack-name shop-staging-svc-api --region eu-west-1
-EOF
-  blocked=true
-fi
-protection="$(aws cloudformation describe-stacks --stack-name shop-staging-edge-alarms --region us-east-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>/dev/null || true)"
-if [[ "$protection" == True ]]; then
-  cat >&2 <<'EOF'
-destroy.sh: shop-staging-edge-alarms has termination protection on; to lift it:
-  aws cloudformation update-termination-protection --no-enable-termination-protection --stack-name shop-staging-edge-alarms --region us-east-1
 EOF
   blocked=true
 fi
@@ -300,7 +300,17 @@ if [[ "$answer" != staging ]]; then
   exit 1
 fi
 
-echo "==> 1/18 deleting shop-staging-connect (eu-west-1)"
+echo "==> 1/18 deleting shop-staging-edge-alarms (us-east-1)"
+if aws cloudformation describe-stacks --stack-name shop-staging-edge-alarms --region us-east-1 >/dev/null 2>&1; then
+  aws cloudformation delete-stack --stack-name shop-staging-edge-alarms --region us-east-1
+  aws cloudformation wait stack-delete-complete --stack-name shop-staging-edge-alarms --region us-east-1
+else
+  echo "    not deployed: nothing to delete"
+fi
+# Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
+rm -f "$deployed/staging/us-east-1/shop-staging-edge-alarms.json"
+
+echo "==> 2/18 deleting shop-staging-connect (eu-west-1)"
 if aws cloudformation describe-stacks --stack-name shop-staging-connect --region eu-west-1 >/dev/null 2>&1; then
   aws cloudformation delete-stack --stack-name shop-staging-connect --region eu-west-1
   aws cloudformation wait stack-delete-complete --stack-name shop-staging-connect --region eu-west-1
@@ -310,7 +320,7 @@ fi
 # Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
 rm -f "$deployed/staging/eu-west-1/shop-staging-connect.json"
 
-echo "==> 2/18 deleting shop-staging-svc-web (eu-west-1)"
+echo "==> 3/18 deleting shop-staging-svc-web (eu-west-1)"
 if aws cloudformation describe-stacks --stack-name shop-staging-svc-web --region eu-west-1 >/dev/null 2>&1; then
   aws cloudformation delete-stack --stack-name shop-staging-svc-web --region eu-west-1
   aws cloudformation wait stack-delete-complete --stack-name shop-staging-svc-web --region eu-west-1
@@ -320,7 +330,7 @@ fi
 # Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
 rm -f "$deployed/staging/eu-west-1/shop-staging-svc-web.json"
 
-echo "==> 3/18 deleting shop-staging-svc-payments (eu-west-1)"
+echo "==> 4/18 deleting shop-staging-svc-payments (eu-west-1)"
 if aws cloudformation describe-stacks --stack-name shop-staging-svc-payments --region eu-west-1 >/dev/null 2>&1; then
   aws cloudformation delete-stack --stack-name shop-staging-svc-payments --region eu-west-1
   aws cloudformation wait stack-delete-complete --stack-name shop-staging-svc-payments --region eu-west-1
@@ -330,7 +340,7 @@ fi
 # Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
 rm -f "$deployed/staging/eu-west-1/shop-staging-svc-payments.json"
 
-echo "==> 4/18 deleting shop-staging-svc-nightly (eu-west-1)"
+echo "==> 5/18 deleting shop-staging-svc-nightly (eu-west-1)"
 if aws cloudformation describe-stacks --stack-name shop-staging-svc-nightly --region eu-west-1 >/dev/null 2>&1; then
   aws cloudformation delete-stack --stack-name shop-staging-svc-nightly --region eu-west-1
   aws cloudformation wait stack-delete-complete --stack-name shop-staging-svc-nightly --region eu-west-1
@@ -340,7 +350,7 @@ fi
 # Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
 rm -f "$deployed/staging/eu-west-1/shop-staging-svc-nightly.json"
 
-echo "==> 5/18 deleting shop-staging-svc-mailer (eu-west-1)"
+echo "==> 6/18 deleting shop-staging-svc-mailer (eu-west-1)"
 if aws cloudformation describe-stacks --stack-name shop-staging-svc-mailer --region eu-west-1 >/dev/null 2>&1; then
   aws cloudformation delete-stack --stack-name shop-staging-svc-mailer --region eu-west-1
   aws cloudformation wait stack-delete-complete --stack-name shop-staging-svc-mailer --region eu-west-1
@@ -350,7 +360,7 @@ fi
 # Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
 rm -f "$deployed/staging/eu-west-1/shop-staging-svc-mailer.json"
 
-echo "==> 6/18 deleting shop-staging-svc-api (eu-west-1)"
+echo "==> 7/18 deleting shop-staging-svc-api (eu-west-1)"
 if aws cloudformation describe-stacks --stack-name shop-staging-svc-api --region eu-west-1 >/dev/null 2>&1; then
   aws cloudformation delete-stack --stack-name shop-staging-svc-api --region eu-west-1
   aws cloudformation wait stack-delete-complete --stack-name shop-staging-svc-api --region eu-west-1
@@ -359,16 +369,6 @@ else
 fi
 # Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
 rm -f "$deployed/staging/eu-west-1/shop-staging-svc-api.json"
-
-echo "==> 7/18 deleting shop-staging-edge-alarms (us-east-1)"
-if aws cloudformation describe-stacks --stack-name shop-staging-edge-alarms --region us-east-1 >/dev/null 2>&1; then
-  aws cloudformation delete-stack --stack-name shop-staging-edge-alarms --region us-east-1
-  aws cloudformation wait stack-delete-complete --stack-name shop-staging-edge-alarms --region us-east-1
-else
-  echo "    not deployed: nothing to delete"
-fi
-# Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
-rm -f "$deployed/staging/us-east-1/shop-staging-edge-alarms.json"
 
 echo "==> 8/18 deleting shop-staging-dashboard (eu-west-1)"
 if aws cloudformation describe-stacks --stack-name shop-staging-dashboard --region eu-west-1 >/dev/null 2>&1; then
