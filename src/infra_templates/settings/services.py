@@ -21,6 +21,7 @@ from infra_templates.settings.common import (
     ManyFieldsError,
     Strict,
     check_each,
+    lower_case_hint,
     mapping_text,
     no_items,
 )
@@ -120,7 +121,12 @@ class Routing(Strict):
         check_each(
             ((index, host) for index, host in enumerate(hosts) if not re.fullmatch(HOST_NAME, host)),
             lambda bad: _raise(
-                FieldValueError((bad[0],), "is not a host name such as 'api.example.com' or '*.example.com'", bad[1])
+                FieldValueError(
+                    (bad[0],),
+                    "is not a host name such as 'api.example.com' or '*.example.com'"
+                    + lower_case_hint(bad[1], HOST_NAME),
+                    bad[1],
+                )
             ),
         )
         return hosts
