@@ -224,16 +224,20 @@ def secret_references(secrets: dict[str, str]) -> dict[str, str]:
         if not re.fullmatch(SECRET_REFERENCE, value):
             raise FieldValueError(
                 (key,),
-                "looks like a value, not a reference: give 'secretsmanager:NAME' (optionally '#json-key') "
-                "or 'ssm:/PARAMETER/NAME' and keep the value in AWS",
+                "looks like a value, not a reference: give 'secretsmanager:NAME-SUFFIX' (the secret's complete "
+                "name, with the 6 characters Secrets Manager appends; optionally '#json-key') or "
+                "'ssm:/PARAMETER/NAME' and keep the value in AWS (DEPLOY.md, 'Secrets and parameters', creates both)",
                 "(hidden)",
             )
         if value.startswith("secretsmanager:") and not re.fullmatch(COMPLETE_SECRET_NAME, value):
+            name = value.removeprefix("secretsmanager:").split("#")[0]
             raise FieldValueError(
                 (key,),
                 "names the secret without the 6 characters Secrets Manager appends to its name: give the "
-                "complete name as its ARN ends ('secretsmanager:shop/api/payment-AbC123#key', see "
-                "'aws secretsmanager describe-secret'); ECS takes a secret's full ARN",
+                "complete name as its ARN ends ('secretsmanager:shop/api/payment-AbC123#key'; ECS takes a "
+                f"secret's full ARN). In the environment's account and region, 'aws secretsmanager describe-secret "
+                f"--secret-id {name} --query ARN' gives it, once 'aws secretsmanager create-secret --name {name}' "
+                "has made it",
                 value,
             )
 
