@@ -590,13 +590,22 @@ def run_cost(names: list[str] | None, output: Path, against: Path | None) -> int
         return 2
     if _nothing_built("cost", output) or _unbuilt("cost", names, output):
         return EXIT_SETTINGS
+    estimates, failed = [], []
+    for name in names or sorted(p.parent.name for p in output.glob("*/manifest.json")):
+        try:  # each folder on its own: one region without prices leaves the others' figures
+            estimates.append(cost.read_folder(output / name))
+        except cost.CostError as error:
+            failed.append(f"cost: {name} left out: {error}")
     try:
-        estimates = cost.read_output(output, names)
         old = cost.read_output(against, names, missing_ok=True) if against is not None else None
     except cost.CostError as error:
         print(f"cost: {error}", file=sys.stderr)
         return 1
-    print("\n".join(cost.report(estimates, detail=old is None) if old is None else cost.compare(old, estimates)))
+    if estimates:
+        print("\n".join(cost.report(estimates, detail=old is None) if old is None else cost.compare(old, estimates)))
+    if failed:
+        print("\n".join(failed), file=sys.stderr)
+        return 1
     return 0
 
 

@@ -535,3 +535,21 @@ def test_every_route53_health_check_of_the_failover_is_priced() -> None:
     features = {item: line.quantity for item, line in lines.items() if item.endswith(": optional features")}
     with_features = {item for item, quantity in features.items() if quantity}
     assert with_features == {"health check LoadBalancerHealthCheck: optional features"}
+
+
+def test_a_folder_in_a_region_without_prices_leaves_the_others_figures(tmp_path: Path) -> None:
+    """From a second new user's trial: one environment in a region the price table lacks made `cost`
+    print nothing for any; now the others are estimated and the folder left out is named (exit 1)."""
+    output = tmp_path / "output"
+    shutil.copytree(GOLDEN, output, ignore=shutil.ignore_patterns("*.png", "*.svg"))
+    manifest = output / "staging" / "manifest.json"
+    data = json.loads(manifest.read_text())
+    for stack in data["stacks"]:
+        if stack["region"] == "eu-west-1" and stack["scope"] != "project":
+            stack["region"] = "sa-east-1"
+    data["region"] = "sa-east-1"
+    manifest.write_text(json.dumps(data))
+    result = _main("--output", str(output))
+    assert result.returncode == 1
+    assert "dev " in result.stdout and "prod " in result.stdout and "staging " not in result.stdout
+    assert "cost: staging left out: no prices for region sa-east-1" in result.stderr
