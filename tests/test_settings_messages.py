@@ -373,3 +373,11 @@ def test_a_secret_named_without_its_suffix_gets_the_commands_that_give_the_compl
     message = refusal(settings_dir)
     assert "looks like a value, not a reference: give 'secretsmanager:NAME-SUFFIX'" in message
     assert "hunter2" not in message
+
+
+def test_a_number_where_text_is_expected_is_told_to_be_quoted(settings_dir: Path) -> None:
+    """From a second trial: `engine_version: 17.5` was "input should be a valid string", with no word
+    on why (YAML read a number; 16.10 would already be 16.1)."""
+    edit_yaml(settings_dir / "staging.yaml", database__engine_version=17.5)
+    message = refusal(settings_dir)
+    assert "database.engine_version = 17.5: input should be a valid string; quote it in YAML" in message

@@ -366,6 +366,9 @@ def _describe(error: Any, sources: dict[str, tuple[Path, dict[str, Any]]], merge
         if error["type"] == "literal_error":  # "Input should be 'a', 'b' or 'c'"
             choices = re.findall(r"'([^']*)'|(-?\d+)", str((error.get("ctx") or {}).get("expected", "")))
             message += did_you_mean(value, [quoted or number for quoted, number in choices])
+        if error["type"] == "string_type" and isinstance(value, int | float) and not isinstance(value, bool):
+            # YAML read the unquoted text as a number: 16.10 is already 16.1 here
+            message += "; quote it in YAML ('...'): unquoted, YAML reads it as a number"
         hint = _description_at(Environment, loc)
         if hint and error["type"] != "value_error":
             message += f" ({hint.rstrip('.')})"
