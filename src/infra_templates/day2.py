@@ -97,6 +97,14 @@ def stack_absent(stack: str) -> str:
     return f'*"(ValidationError)"*"Stack with id {stack} does not exist"*'
 
 
+# --help or -h wherever it is among the arguments: the help, exit 0 (GNU Coding Standards, "--help").
+HELP_ANYWHERE = [
+    'for arg in "$@"; do',
+    '  case "$arg" in -h|--help) usage; exit 0 ;; esac',
+    "done",
+]
+
+
 def signed_in_check(script: str, title: str, account: str, consequence: str, var: str = "signed_in") -> list[str]:
     """The shell lines every script runs before its first other AWS call: signed in (``aws sts
     get-caller-identity``, which needs no permission: STS API Reference, GetCallerIdentity), and to
@@ -311,10 +319,10 @@ def status_script(title: str, stacks: list[Stack], account: str = "") -> str:
                 ("2", "an unknown argument"),
             ],
         ),
+        *HELP_ANYWHERE,
         'case "$*" in',
         '  "") ;;',
-        "  -h|--help) usage; exit 0 ;;",
-        '  *) echo "usage: $0 (or --help)" >&2; exit 2 ;;',
+        '  *) echo "status.sh: unknown option or argument: $*" >&2; echo "usage: $0 (or --help)" >&2; exit 2 ;;',
         "esac",
         "command -v aws >/dev/null || { echo 'status.sh: the AWS CLI (aws) is not installed' >&2; exit 1; }",
         # Signed in first, to the folder's account: without credentials every stack's call would fail the
@@ -439,9 +447,7 @@ def logs_script(title: str, services: list[ServiceLog], account: str) -> str:
             ],
         ),
         f'usage="usage: $0 SERVICE|--help (one of: {names})"',
-        'for arg in "$@"; do',
-        '  case "$arg" in -h|--help) usage; exit 0 ;; esac',
-        "done",
+        *HELP_ANYWHERE,
         'if [[ $# -ne 1 ]]; then echo "$usage" >&2; exit 2; fi',
         "# The name first (no AWS call needed to refuse it), then the CLI and its credentials.",
         'case "$1" in',
@@ -541,10 +547,11 @@ def destroy_script(title: str, folder: str, account: str, stacks: list[Stack]) -
                 ("other", CLI_STATUS + ": the stacks before it are deleted"),
             ],
         ),
+        *HELP_ANYWHERE,
         'case "$*" in',
         '  "") ;;',
-        "  -h|--help) usage; exit 0 ;;",
-        '  *) echo "usage: $0 (or --help; CONFIRM=<name> to skip the question)" >&2; exit 2 ;;',
+        '  *) echo "destroy.sh: unknown option or argument: $*" >&2',
+        '     echo "usage: $0 (or --help; CONFIRM=<name> to skip the question)" >&2; exit 2 ;;',
         "esac",
         'here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"',
         'deployed="${DEPLOYED_DIR:-$here/../../deployed}"',
