@@ -393,6 +393,9 @@ def test_every_printed_aws_command_is_accepted_and_names_what_exists(
             problems.append(f"{where}: {problem}")
             continue
         monkeypatch.chdir(printed.file.parent)  # DEPLOY.md names templates relative to its folder
+        for arg in printed.argv:  # a value read from a file (file://), as the deployer types it first
+            if arg.startswith("file://"):
+                (printed.file.parent / arg.removeprefix("file://")).write_text(PLACEHOLDERS["<value>"])
         result = _run(printed.argv)
         if not result.accepted:
             problems.append(f"{where}: the AWS CLI refuses it ({result.status}): {result.stderr.strip()[-400:]}")

@@ -785,7 +785,8 @@ def test_a_stack_in_rollback_complete_stops_everything_with_the_command_that_cle
         ("payment-Pr3x8N", "the secret shop/api/payment-Pr3x8N (eu-west-1), which shop-prod-svc-api reads as "
          "PAYMENT_API_KEY, does not exist in account 333333333333. No one chooses a secret's suffix"),
         ("payment-Pr3x8N", "  aws secretsmanager create-secret --name shop/api/payment --region eu-west-1 "
-         """--secret-string '{"api_key":"<value>"}'"""),
+         "--secret-string file://value.txt\n  rm -f value.txt\n"),
+        ("payment-Pr3x8N", """type {"api_key":"<value>"} and then Ctrl-D twice"""),
         ("payment-Pr3x8N", "  aws secretsmanager describe-secret --secret-id shop/api/payment --region eu-west-1 "
          "--query ARN --output text"),
         ("payment-Pr3x8N", "in environments/prod.yaml, services.api.secrets.PAYMENT_API_KEY: "
@@ -911,7 +912,7 @@ def test_a_missing_ssm_parameter_says_how_to_create_it(written: Path, tmp_path: 
     )
     assert status == 1 and deployed(calls) == []
     assert "the SSM parameter /shop/api/signing-key (eu-west-1), which shop-prod-svc-api reads as SIGNING_KEY, " in err
-    assert "  aws ssm put-parameter --name /shop/api/signing-key --type SecureString --value <value> " in err
+    assert "  aws ssm put-parameter --name /shop/api/signing-key --type SecureString --value file://value.txt " in err
 
 
 @pytest.mark.parametrize("folder", FOLDERS)
@@ -961,8 +962,28 @@ def test_the_guide_lists_each_secret_and_parameter_with_the_commands_that_create
                 assert f"aws secretsmanager describe-secret --secret-id {base} --region {settings.region} " in section
                 assert f"(now `secretsmanager:{complete}#{key}`)" in section
             else:
-                assert f"aws ssm put-parameter --name {rest} --type SecureString --value <value> " in section
+                assert f"aws ssm put-parameter --name {rest} --type SecureString --value file://value.txt " in section
     assert expected and section.count("\n- ") == expected
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_no_secret_value_is_ever_on_a_command_line(written: Path, env: str) -> None:
+    """A value typed on a command line lands in the shell's history (Secrets Manager User Guide,
+    "Mitigate the risks of using the AWS CLI to store your AWS Secrets Manager secrets"): every command
+    that writes a secret or a SecureString reads its value from a file (file://) the deployer types into."""
+    found = 0
+    for name in ("DEPLOY.md", "deploy.sh", "RUNBOOK.md"):
+        path = written / env / name
+        text = path.read_text() if path.exists() else ""
+        writes = re.findall(r"aws (?:secretsmanager (?:create-secret|put-secret-value|update-secret)|ssm put-parameter"
+                            r" [^\n]*SecureString)[^\n]*", text)  # fmt: skip
+        found += len(writes)
+        for command in writes:
+            value = re.search(r"--(?:secret-string|value) (\S+)", command)
+            assert value and value[1] == "file://value.txt", (name, command)
+        if "file://value.txt" in text:
+            assert "(umask 077 && cat > value.txt)" in text and "rm -f value.txt" in text
+    assert found or not any(s.secrets for s in BUILT.environments[env].services.values())
 
 
 def test_each_environment_has_its_own_secret_suffix() -> None:

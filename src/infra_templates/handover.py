@@ -1249,6 +1249,30 @@ def _settings_path(stack: StackPlan, secret: SecretRef) -> str:
     return f"services.{service}.sidecars (the sidecar {secret.container}), secrets.{secret.variable}"
 
 
+# The file a secret's value is typed into and read from (file://: AWS CLI User Guide, "Loading a parameter
+# from a file in the AWS CLI"), never on a command line, where it would land in the shell's history and
+# the process list (Secrets Manager User Guide, "Mitigate the risks of using the AWS CLI to store your
+# AWS Secrets Manager secrets", which types the value into a file with cat, then removes it).
+VALUE_FILE = "value.txt"
+VALUE_STEPS = (f"(umask 077 && cat > {VALUE_FILE})", f"rm -f {VALUE_FILE}")
+
+
+def _typing(value: str) -> str:
+    """How to type ``value`` into VALUE_FILE at the first of VALUE_STEPS."""
+    return (
+        f"at `{VALUE_STEPS[0]}`, type `{value}` and then Ctrl-D twice, without Enter (a newline would be part "
+        f"of the value); the file is readable by you alone and removed at once: the value is never on a command "
+        "line, so never in your shell's history"
+    )
+
+
+def _secret_value(secret: SecretRef) -> str:
+    """What the deployer types as the value: a JSON object with the key the reference reads, or the value."""
+    if secret.kind == "secretsmanager" and secret.key:
+        return '{"' + secret.key + '":"<value>"}'
+    return "<value>"
+
+
 def secret_steps(context: Handover, stack: StackPlan, secret: SecretRef) -> tuple[str, list[str], str]:
     """(what to do, the commands, the sentence saying where the result goes) to create one secret or parameter the
     services read. A secret is created by name without a suffix: Secrets Manager appends "-" and 6
@@ -1263,18 +1287,20 @@ def secret_steps(context: Handover, stack: StackPlan, secret: SecretRef) -> tupl
     file = f"environments/{environment}.yaml"
     if secret.kind == "secretsmanager":
         region = secret.region
-        value = '{"' + secret.key + '":"<value>"}' if secret.key else "<value>"
+        value = _secret_value(secret)
         key = f"#{secret.key}" if secret.key else ""
         commands = [
+            VALUE_STEPS[0],
             f"aws secretsmanager create-secret --name {q(secret.base_name)} --region {region} "
-            f"--secret-string {q(value)}",
+            f"--secret-string file://{VALUE_FILE}",
+            VALUE_STEPS[1],
             f"aws secretsmanager describe-secret --secret-id {q(secret.base_name)} --region {region} "
             "--query ARN --output text",
         ]
         what = (
             f"Create the secret `{secret.base_name}` in account `{context.account}`, region `{region}` (skip "
-            f"create-secret if describe-secret finds it already); its ARN ends with its complete name, "
-            f"`{secret.base_name}-` and 6 random characters"
+            f"create-secret if describe-secret finds it already; {_typing(value)}); its ARN ends with its complete "
+            f"name, `{secret.base_name}-` and 6 random characters"
         )
         where = (
             f"Then put its complete name (the ARN's end, after `secret:`) in `{file}`, `{path}`: "
@@ -1284,10 +1310,14 @@ def secret_steps(context: Handover, stack: StackPlan, secret: SecretRef) -> tupl
     else:
         region = stack.region
         commands = [
-            f"aws ssm put-parameter --name {q(secret.name)} --type SecureString --value <value> --region {region}"
+            VALUE_STEPS[0],
+            f"aws ssm put-parameter --name {q(secret.name)} --type SecureString --value file://{VALUE_FILE} "
+            f"--region {region}",
+            VALUE_STEPS[1],
         ]
         what = (
-            f"Create the SSM parameter `{secret.name}` (SecureString) in account `{context.account}`, region `{region}`"
+            f"Create the SSM parameter `{secret.name}` (SecureString) in account `{context.account}`, region "
+            f"`{region}` ({_typing('<value>')})"
         )
         where = f"Nothing to write: `{file}` names it already (`{path}`: `ssm:{secret.name}`)."
     return what, commands, where
@@ -1298,6 +1328,8 @@ def _secret_check(context: Handover, stack: StackPlan, secret: SecretRef, index:
     or unreadable (the AWS CLI's error: access, credentials), each with its own message."""
     q = shlex.quote
     _, commands, where = secret_steps(context, stack, secret)
+    note = _typing(_secret_value(secret)).replace("`", "")
+    commands = [*commands, f"({note[0].upper()}{note[1:]}.)"]
     var = f"secret_{index}"
     reads = f"which {stack.name} reads as {secret.variable}"
     if secret.kind == "secretsmanager":
