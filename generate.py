@@ -311,15 +311,25 @@ def _say_dropped(dropped: list[str], output: Path, settings: Path, deployed: Pat
 
 
 def _output_problem(output: Path, settings: Path) -> str | None:
-    """Why a build cannot write ``output``, or None: a file there would be replaced by the folder (the
-    build swaps a whole new ``output`` in), and the settings folder or one that holds it would be
-    swapped with everything in it (copied first, as a user's files are)."""
+    """Why a build cannot write ``output``, or None: a file or a symbolic link there would be replaced
+    by the folder (the build swaps a whole new ``output`` in), and the settings folder, the working
+    folder or one that holds either would be swapped with everything in it (copied first, as a
+    user's files are; the working folder cannot be renamed at all)."""
+    shown = _relative(output)
+    if output.is_symlink():
+        return (
+            f"--output {shown}: is a symbolic link (to {os.readlink(output)}): a build swaps the folder in whole and "
+            "would replace the link; give the folder it points to"
+        )
     if output.exists() and not output.is_dir():
-        return f"--output {_relative(output)}: is not a folder (a file there would be replaced by the output)"
-    where, given = output.resolve(), settings.resolve()
+        return f"--output {shown}: is not a folder (a file there would be replaced by the output)"
+    where, given, here = output.resolve(), settings.resolve(), Path.cwd().resolve()
     if where == given or where in given.parents:
         what = "is the settings folder" if where == given else f"holds the settings folder ({_relative(settings)}/)"
-        return f"--output {_relative(output)}: {what}: give a folder of its own (default: output/ beside it)"
+        return f"--output {shown}: {what}: give a folder of its own (default: output/ beside it)"
+    if where == here or where in here.parents:
+        what = "is the working folder" if where == here else "holds the working folder"
+        return f"--output {shown}: {what}; a build swaps the whole folder in: give a folder of its own"
     return None
 
 
@@ -352,17 +362,12 @@ def _build_folders(
     written = [*(project_stacks if not names else []), *(s for stacks in built.values() for s in stacks)]
     for stack in (s for s in written if s.name in blocked) if not quiet else ():
         why = blocked[stack.name]
-        kind = (
-            "cannot deploy, AWS would refuse the update"
-            if why.startswith("cannot deploy")
-            else "replaces or deletes a stateful resource"
-            if "STATEFUL" in why
-            else why
-        )
-        print(
-            f"blocked  {stack.name}: {kind}, against {_relative(deployed)}/ (`make diff` says why); its deploy.sh "
-            f"refuses it unless ALLOW_REPLACE={stack.name}"
-        )
+        if why.startswith("cannot deploy"):  # ALLOW_REPLACE only lets the script try: the update fails
+            kind, way = "cannot deploy, AWS would refuse the update", "change the settings until it no longer says so"
+        else:
+            kind = "replaces or deletes a stateful resource" if "STATEFUL" in why else why
+            way = f"its deploy.sh refuses it unless ALLOW_REPLACE={stack.name}"
+        print(f"blocked  {stack.name}: {kind}, against {_relative(deployed)}/ (`make diff` says why); {way}")
     return folders
 
 
@@ -442,21 +447,30 @@ def _baseline_problem(
 
 def _record_problem(deployed: Path | None) -> str | None:
     """Why ``--deployed`` cannot be deploy.sh's record, or None. A missing folder is nothing deployed
-    yet, and so is one holding only files (a README); a file, or a folder whose folders hold no
-    ``<folder>/<region>/<stack>.json`` (another folder typed, or ``DEPLOYED_DIR`` set to it), is
-    refused: read as "nothing recorded", it would judge every update as a first deploy and let one
-    that replaces a database through."""
+    yet, and so is one holding nothing but notes (README files, hidden files); a file, or a folder
+    with no ``<folder>/<region>/<stack>.json`` (an AWS region's name in the middle: another folder
+    typed, or ``DEPLOYED_DIR`` set to it), is refused: read as "nothing recorded", it would judge
+    every update as a first deploy and let one that replaces a database through."""
+    from infra_templates.settings.common import REGIONS  # noqa: PLC0415 - only for a --deployed given
+
     what = "what deploy.sh records"
     if deployed is None or not deployed.exists():
         return None
     if not deployed.is_dir():
         return f"--deployed {deployed}: is not a folder ({what}: <folder>/<region>/<stack>.json)"
-    folders = [p for p in deployed.iterdir() if p.is_dir() and not p.name.startswith(".")]
+    entries = [p for p in deployed.iterdir() if not p.name.startswith(".")]
+    folders = [p for p in entries if p.is_dir()]
+
+    def recorded(folder: Path) -> bool:  # <region>/<stack>.json below it
+        return any(r.is_dir() and r.name in REGIONS and any(r.glob("*.json")) for r in folder.iterdir())
+
     if (deployed / "manifest.json").is_file() or any((p / "manifest.json").is_file() for p in folders):
         why = f"is an output, not {what} (diff --against compares with an output)"
-    elif not folders or any(any(p.glob("*/*.json")) for p in folders):  # files alone (a README): nothing yet
+    elif any(recorded(p) for p in folders) or all(  # a record, or notes alone (nothing deployed yet)
+        p.is_file() and p.name.upper().startswith("README") for p in entries
+    ):
         return None
-    elif any(any(p.glob("*.json")) for p in folders):
+    elif recorded(deployed):
         why = f"is one folder of the record; give the folder that holds it ({deployed.parent})"
     else:
         why = f"holds no <folder>/<region>/<stack>.json ({what})"

@@ -106,7 +106,6 @@ RUNNING: tuple[LayerSpec, ...] = (
         imports_from=("platform",),
         template_bucket=template_bucket.bucket_name,
     ),
-    LayerSpec("dns", dns.build, imports_from=("platform",), when=dns.needed),
     LayerSpec("assets-replica", assets_replica.build, imports_from=("keys", "platform"), when=assets_replica.needed),
     LayerSpec("edge-waf", edge_waf.build, region=edge_waf.region, when=edge_waf.needed),
     LayerSpec("edge", edge.build, imports_from=("keys", "platform", "assets-replica", "edge-waf", origin_verify.LAYER)),
@@ -121,7 +120,6 @@ RUNNING: tuple[LayerSpec, ...] = (
         imports_from=("data", "platform", "edge"),
         when=lambda env: env.monitoring.dashboard,  # a cost lever ("What it costs")
     ),
-    LayerSpec("edge-alarms", edge_alarms.build, region=edge_alarms.region, imports_from=("dns", "edge")),
     LayerSpec(
         "svc",
         service.build,
@@ -141,6 +139,9 @@ RUNNING: tuple[LayerSpec, ...] = (
     ),
     # Who may call whom (Service Connect): rules between the service stacks' own groups.
     LayerSpec("connect", connect.build, imports_from=("svc",), when=connect.needed),
+    # After the services: the primary's Route 53 check monitors its API's target-group alarms.
+    LayerSpec("dns", dns.build, imports_from=("platform", "svc"), when=dns.needed),
+    LayerSpec("edge-alarms", edge_alarms.build, region=edge_alarms.region, imports_from=("dns", "edge")),
 )
 # The deployer's roles come first: the first hand-run deploy.sh creates them, then the
 # infrastructure pipeline deploys the rest with them.

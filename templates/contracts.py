@@ -1,6 +1,8 @@
 """Every name a layer exports, in one place: imported by the layer that exports it and by the
 layers that read it, so a renamed export breaks at build time in Python, not at deploy time."""
 
+from fnmatch import fnmatchcase
+
 from infra_templates.config import Environment
 from infra_templates.layer import ExportSpec
 
@@ -125,11 +127,42 @@ class AssetsReplica:
     )
 
 
+def dns_checked_service(env: Environment) -> str | None:
+    """The web service whose health the Route 53 check of DNS failover follows (templates/dns.py),
+    or None (no ``dr.dns``, or no service covers the path): the first by priority, on the first load
+    balancer (the one health-checked), without a host condition (the checkers send the load
+    balancer's own name as Host) and with a path pattern matching ``dr.dns.health_check_path``
+    (``*`` and ``?`` wildcards, case-sensitive: "Listener rules for your Application Load Balancer",
+    path conditions)."""
+    if env.standby is None or env.standby.dns is None:
+        return None
+    path = env.standby.dns.health_check_path
+    priorities = env.listener_priorities()
+    candidates = [name for name in env.load_balancer_groups()[0] if name in priorities]
+    for name in sorted(candidates, key=priorities.__getitem__):
+        routing = env.service_routing(name)
+        if not routing.hosts and any(fnmatchcase(path, pattern) for pattern in routing.paths):
+            return name
+    return None
+
+
+def target_group_full_name(service: str, target_group: str) -> ExportSpec:
+    """The CloudWatch name (``TargetGroupFullName``) of ``service``'s target group ``target_group``
+    (its logical id: TargetGroup, GreenTargetGroup), for the dns stack's alarm on its healthy targets."""
+    return ExportSpec(
+        f"svc-{service}", f"{target_group}FullName", f"{service}'s {target_group} in CloudWatch metrics (dns reads it)"
+    )
+
+
 class Dns:
-    """Outputs of a primary's dns stack, read by its us-east-1 alarms (Route 53's metrics are there)."""
+    """Outputs of a primary's dns stack, read by its us-east-1 alarms (Route 53's metrics are there)
+    and the DR runbook."""
 
     HEALTH_CHECK_ID = ExportSpec(
-        "dns", "PrimaryHealthCheckId", "Route 53 health check of this load balancer's API health path"
+        "dns", "PrimaryHealthCheckId", "Route 53 check of this environment's API: load balancer and healthy targets"
+    )
+    LOAD_BALANCER_CHECK_ID = ExportSpec(
+        "dns", "LoadBalancerHealthCheckId", "Route 53 HTTPS check of the load balancer (answered by the load balancer)"
     )
     FAILOVER_GATE_ID = ExportSpec(
         "dns", "FailoverGateHealthCheckId", "Route 53 check the primary record follows: healthy until opened"

@@ -20,25 +20,52 @@ Reference, UpdateHealthCheck, HealthThreshold), so the name stays on the primary
 promotion step opens the gate (``update-health-check --health-threshold 1``): from then the gate is
 the primary's check, and Route 53 fails over while it fails (Route 53 Developer Guide, "Creating
 Amazon Route 53 health checks" and "Configuring DNS failover"). A stack update closes it again (0),
-the safe side. The primary's check requests the API service's own health path
-(``dr.dns.health_check_path``), so a failure of another service behind the same load balancer
-does not move API traffic; the primary alias does not evaluate target health, which would fail over
-on any target group of the load balancer and bypass the gate.
+the safe side. The primary alias does not evaluate target health, which would fail over on any
+target group of the load balancer and bypass the gate.
+
+The primary's check (``PrimaryHealthCheck``) is CALCULATED too, healthy while ALL its children are
+(HealthThreshold = their number; Route 53 API Reference, "HealthCheckConfig", HealthThreshold and
+ChildHealthChecks):
+
+- ``LoadBalancerHealthCheck``: HTTPS to the load balancer's own name, ``dr.dns.health_check_path``
+  every 30 s. Behind CloudFront the checkers, who send no custom header, get the load balancer's own
+  fixed 200 (``origin_verify.health_check_rule``, a listener rule of this stack): it proves the load
+  balancer, its listener and certificate answer, reaches no target group, and so makes no 5xx of
+  its own. With ``ingress: internet`` the service's own rule answers it (the rule ECS moves).
+- ``TargetHealthCheck``: the API service's own health as its load balancer sees it, a CALCULATED
+  check healthy while one of its children is (HealthThreshold 1): a CLOUDWATCH_METRIC check per
+  target group of the service whose route covers the health path (``dns_checked_service``: both
+  colours of a blue/green service, one otherwise), each on that group's alarm "no healthy target"
+  (``_no_healthy_target``, in this stack, on the target group names the service's stack exports).
+  Between releases the idle colour's alarm is in ALARM and its check unhealthy; the live colour's
+  keeps the pair healthy. An alarm CloudWatch cannot judge (a region down) is unhealthy
+  (``InsufficientDataHealthStatus``: "Unhealthy: Route 53 considers the health check to be
+  unhealthy"), and the alarm treats missing data as breaching: silence is no healthy target.
+
+So a failure of another service behind the same load balancer does not move API traffic, and no
+check request lands on a target group that may be empty.
+
+A calculated check has no ``GetHealthCheckStatus`` ("You can't use GetHealthCheckStatus to get the
+status of a calculated health check", Route 53 API Reference): its status is the CloudWatch metric
+``HealthCheckStatus`` in us-east-1, which ``edge_alarms``' ``ApiFailoverAlarm`` watches; the runbook
+reads that alarm and the load balancer check's status.
 
 Behind CloudFront (``platform.ingress: cloudfront``) the primary's load balancer admits CloudFront
 only; its second security group (``security``: ``AlbHealthCheckSecurityGroup``) lets Route 53's
-health checkers make this check (the AWS-managed prefix list ``com.amazonaws.<region>.route53-healthchecks``).
+health checkers make the HTTPS check (the AWS-managed prefix list
+``com.amazonaws.<region>.route53-healthchecks``).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from troposphere import Ref, Tags, Template, route53
+from troposphere import Ref, Tags, Template, cloudwatch, route53
 
 from infra_templates.config import Environment
 from infra_templates.layer import LayerContext
-from templates.contracts import Dns, Platform
+from templates import origin_verify
+from templates.contracts import Dns, Platform, dns_checked_service, target_group_full_name
 
 LOAD_BALANCER_DNS = r"^[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.elb\.amazonaws\.com(\.cn)?$"
 HOSTED_ZONE_ID = r"^Z[A-Z0-9]{1,31}$"
@@ -59,9 +86,11 @@ def build(env: Environment) -> Template:
         f"Route 53 failover of {env.edge.origin_domain}: this load balancer, else {standby.environment}'s"
     )
     own_dns = ctx.import_value(Platform.LOAD_BALANCER_DNS_NAME)
-    health = t.add_resource(
+    if origin_verify.health_check_service(env) is not None:  # behind CloudFront: the checkers' own answer
+        t.add_resource(origin_verify.health_check_rule(env, ctx.import_value(Platform.HTTPS_LISTENER_ARN)))
+    endpoint = t.add_resource(
         route53.HealthCheck(
-            "PrimaryHealthCheck",
+            "LoadBalancerHealthCheck",
             HealthCheckConfig=route53.HealthCheckConfig(
                 Type="HTTPS",
                 FullyQualifiedDomainName=own_dns,
@@ -70,6 +99,19 @@ def build(env: Environment) -> Template:
                 RequestInterval=CHECK_INTERVAL_SECONDS,
                 FailureThreshold=dns.failure_threshold,
                 EnableSNI=True,
+            ),
+            HealthCheckTags=Tags(Name=f"{ctx.stack_name}-load-balancer"),
+        )
+    )
+    children = [Ref(endpoint)]
+    service = dns_checked_service(env)
+    if service is not None:
+        children.append(Ref(_target_health(t, ctx, env, service)))
+    health = t.add_resource(
+        route53.HealthCheck(
+            "PrimaryHealthCheck",
+            HealthCheckConfig=route53.HealthCheckConfig(
+                Type="CALCULATED", ChildHealthChecks=children, HealthThreshold=len(children)
             ),
             HealthCheckTags=Tags(Name=f"{ctx.stack_name}-primary"),
         )
@@ -111,8 +153,90 @@ def build(env: Environment) -> Template:
         )
     )
     ctx.output(t, Dns.HEALTH_CHECK_ID, Ref(health))
+    ctx.output(t, Dns.LOAD_BALANCER_CHECK_ID, Ref(endpoint))
     ctx.output(t, Dns.FAILOVER_GATE_ID, Ref(gate))
     return t
+
+
+def target_groups(env: Environment, service: str) -> list[str]:
+    """The logical ids of ``service``'s target groups (templates/service/web.py): both colours of a
+    blue/green service, one otherwise."""
+    return ["TargetGroup", "GreenTargetGroup"] if env.strategy_of(service) == "blue-green" else ["TargetGroup"]
+
+
+def _target_health(t: Template, ctx: LayerContext, env: Environment, service: str) -> route53.HealthCheck:
+    """``TargetHealthCheck``: healthy while one of ``service``'s target groups has a healthy target,
+    one CLOUDWATCH_METRIC check per group on its alarm (``_no_healthy_target``), in this region."""
+    colours = []
+    for group in target_groups(env, service):
+        alarm = t.add_resource(_no_healthy_target(ctx, service, group))
+        colours.append(
+            t.add_resource(
+                route53.HealthCheck(
+                    f"{group}HealthCheck",
+                    HealthCheckConfig=route53.HealthCheckConfig(
+                        Type="CLOUDWATCH_METRIC",
+                        # Ref of an alarm is its name; the region is the alarm's (this stack's)
+                        AlarmIdentifier=route53.AlarmIdentifier(Name=Ref(alarm), Region=env.region),
+                        InsufficientDataHealthStatus="Unhealthy",
+                        # nothing of an endpoint check (RequestInterval, FailureThreshold): Route 53
+                        # refuses them on an alarm check (hashicorp/terraform-provider-aws#5905)
+                    ),
+                    HealthCheckTags=Tags(Name=f"{ctx.stack_name}-{service}-{group}"),
+                )
+            )
+        )
+    return t.add_resource(
+        route53.HealthCheck(
+            "TargetHealthCheck",
+            HealthCheckConfig=route53.HealthCheckConfig(
+                Type="CALCULATED", ChildHealthChecks=[Ref(c) for c in colours], HealthThreshold=1
+            ),
+            HealthCheckTags=Tags(Name=f"{ctx.stack_name}-{service}-targets"),
+        )
+    )
+
+
+def _no_healthy_target(ctx: LayerContext, service: str, group: str) -> cloudwatch.Alarm:
+    """``<group>HealthAlarm``: no healthy target in ``service``'s target group ``group``, one per
+    group (both colours of a blue/green service), each a plain metric: Route 53 takes alarms on
+    standard-resolution metrics with the statistics Average, Minimum, Maximum, Sum or SampleCount,
+    not metric math (AWS::Route53::HealthCheck AlarmIdentifier, Name), which rules out the
+    service's own ``NoHealthyTargetAlarm`` (a sum over both colours).
+
+    HealthyHostCount, dimensions TargetGroup and LoadBalancer ("CloudWatch metrics for your
+    Application Load Balancer": published every 60 s, "Reported if health checks are enabled"),
+    Maximum below 1: not one healthy target in any report of the period, judged with the settings'
+    ``monitoring.alarms`` periods. Missing data is breaching: Elastic Load Balancing reports nothing
+    for a metric without data (same page), which is the idle colour (no targets; its check unhealthy
+    either way, the check over the colours asks for one) or a load balancer that no longer reports.
+
+    No alarm actions: the idle colour is in ALARM between releases by design, and the service's
+    ``NoHealthyTargetAlarm`` (over both colours) is the one that notifies.
+
+    Here rather than in the service's stack, which exports the target groups' names: the service's
+    template stays within the 51,200 bytes CloudFormation takes in a request (quotas.py)."""
+    limits = ctx.env.monitoring.alarms
+    return cloudwatch.Alarm(
+        f"{group}HealthAlarm",
+        AlarmDescription=f"{service}: no healthy target in {group}; a Route 53 health check reads it "
+        "(between releases the idle colour's is in ALARM)",
+        Namespace="AWS/ApplicationELB",
+        MetricName="HealthyHostCount",
+        Dimensions=[
+            cloudwatch.MetricDimension(
+                Name="TargetGroup", Value=ctx.import_value(target_group_full_name(service, group))
+            ),
+            cloudwatch.MetricDimension(Name="LoadBalancer", Value=ctx.import_value(Platform.LOAD_BALANCER_FULL_NAME)),
+        ],
+        Statistic="Maximum",
+        ComparisonOperator="LessThanThreshold",
+        Threshold=1.0,
+        Period=limits.period_seconds,
+        EvaluationPeriods=limits.evaluation_periods,
+        DatapointsToAlarm=limits.datapoints_to_alarm,
+        TreatMissingData="breaching",
+    )
 
 
 def _failover_record(

@@ -58,9 +58,13 @@ def build(env: Environment) -> Template:
 
 
 def _failover_alarm(t: Template, ctx: LayerContext, topic_arn: Ref) -> None:
-    """The primary load balancer's Route 53 health check (its metric is in us-east-1). The origin name
-    (every web route's) fails over only once the DR runbook's promotion opens the failover gate
-    (templates/dns.py), so the alarm says the check failed, not that traffic moved."""
+    """The primary's Route 53 health check (its metric is in us-east-1): a CALCULATED check, healthy
+    while the load balancer answers its HTTPS check and the API has a healthy target (templates/dns.py);
+    Route 53 publishes ``HealthCheckStatus`` for calculated checks too, the only way to read their
+    status ("If you want to check the status of a calculated health check, you must use the Amazon
+    Route 53 console or the CloudWatch console", Route 53 API Reference, GetHealthCheckStatus). The
+    origin name (every web route's) fails over only once the DR runbook's promotion opens the failover
+    gate, so the alarm says the check failed, not that traffic moved."""
     check = ctx.parameter_from(t, Dns.HEALTH_CHECK_ID, pattern=HEALTH_CHECK_ID_PATTERN)
     limits = ctx.env.monitoring.alarms
     standby = ctx.env.standby
@@ -69,7 +73,7 @@ def _failover_alarm(t: Template, ctx: LayerContext, topic_arn: Ref) -> None:
         constructs.metric_alarm(
             "ApiFailoverAlarm",
             topic_arn,
-            description=f"{ctx.env.name}: the load balancer fails its Route 53 health check; "
+            description=f"{ctx.env.name}: the API fails its Route 53 health check (load balancer or healthy targets); "
             f"{ctx.env.edge.origin_domain} stays on it until the DR runbook's promotion opens the failover "
             f"gate, then answers with {standby.environment}'s",
             namespace="AWS/Route53",

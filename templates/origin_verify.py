@@ -52,7 +52,6 @@ from __future__ import annotations
 import ast
 import json
 import re
-from fnmatch import fnmatchcase
 from functools import cache
 from typing import Any
 
@@ -68,7 +67,7 @@ from troposphere import elasticloadbalancingv2 as elb
 from infra_templates import constructs, derived, iam
 from infra_templates.config import CLOUDFRONT_REGION, Environment
 from infra_templates.layer import LayerContext
-from templates.contracts import Keys, OriginVerify
+from templates.contracts import Keys, OriginVerify, dns_checked_service
 
 LAYER = "origin-verify"
 HEADER = "X-Origin-Verify"
@@ -284,46 +283,37 @@ HEALTH_CHECK_PRIORITY = 50000
 
 
 def health_check_service(env: Environment) -> str | None:
-    """The web service whose rule answers the Route 53 health check of DNS failover (templates/dns.py),
-    or None: the first by priority, on the first load balancer (the one health-checked), without a
-    host condition (the checkers send the load balancer's own name as Host) and with a path pattern
-    matching ``dr.dns.health_check_path`` (``*`` and ``?`` wildcards, case-sensitive: "Listener rules
-    for your Application Load Balancer", path conditions)."""
-    if not needed(env) or env.standby is None or env.standby.dns is None:
+    """Behind CloudFront, the web service whose health path the Route 53 health check of DNS failover
+    requests (``dns_checked_service``), or None: the dns stack then adds ``health_check_rule``,
+    the one rule that answers without the header."""
+    if not needed(env):
         return None
-    path = env.standby.dns.health_check_path
-    priorities = env.listener_priorities()
-    candidates = [name for name in env.load_balancer_groups()[0] if name in priorities]
-    for name in sorted(candidates, key=priorities.__getitem__):
-        routing = env.service_routing(name)
-        if not routing.hosts and any(fnmatchcase(path, pattern) for pattern in routing.paths):
-            return name
-    return None
+    return dns_checked_service(env)
 
 
-def health_check_rule(env: Environment, listener: Any, groups: list[Any]) -> elb.ListenerRule:
-    """The rule that lets Route 53's health checkers reach the health path without the header: a
+HEALTH_CHECK_STATUS = "200"
+HEALTH_CHECK_BODY = "ok"
+
+
+def health_check_rule(env: Environment, listener: Any) -> elb.ListenerRule:
+    """The rule that answers Route 53's health checkers on the health path without the header: a
     Route 53 health check sends no custom header (Route 53 API Reference, "HealthCheckConfig": a
     path, a host name, a search string, no headers), and its checkers reach the load balancer
     through their own security group (templates/security.py). It matches that one path only, at the
-    lowest precedence, so it answers nothing but the health path, which the service answers anyway.
+    lowest precedence, so a request with the header (CloudFront's) still reaches the service.
 
-    ECS or CodeDeploy move a blue/green service's own rule between its target groups, not this one:
-    it forwards to both groups at equal weight. Between releases one group has no targets, and half
-    the checks may fail; Route 53 counts an endpoint healthy while more than 18 % of its checkers
-    report it healthy ("How Amazon Route 53 determines whether a health check is healthy", Route 53
-    Developer Guide), and a checker turns unhealthy only after ``failure_threshold`` failures in a
-    row, so the check follows the service: healthy while either colour serves, unhealthy when none does."""
+    The load balancer answers it itself (a ``fixed-response`` action: "Fixed-response actions",
+    Elastic Load Balancing, "Listeners for your Application Load Balancers"), so the check proves
+    the load balancer, its listener and certificate, and never reaches a target group. Forwarding
+    instead would not work for a blue/green service: ECS or CodeDeploy move only the service's own
+    rule between its two target groups, so this rule would forward to both at equal weight ("each
+    target group receives half of the traffic", AWS::ElasticLoadBalancingV2::ListenerRule
+    ForwardConfig), and between releases half the checks would meet the empty colour and get the
+    load balancer's own 503 ("HTTP 503: Service unavailable: the target groups for the load
+    balancer have no registered targets", "Troubleshoot your Application Load Balancers"), counted
+    in ``HTTPCode_ELB_5XX_Count`` and paging on-call. The service's own health is the other half of
+    the Route 53 check: its target groups' healthy targets (templates/dns.py)."""
     assert env.standby is not None and env.standby.dns is not None
-    if len(groups) == 1:
-        action = elb.ListenerRuleAction(Type="forward", TargetGroupArn=groups[0])
-    else:
-        action = elb.ListenerRuleAction(
-            Type="forward",
-            ForwardConfig=elb.ForwardConfig(
-                TargetGroups=[elb.TargetGroupTuple(TargetGroupArn=group, Weight=1) for group in groups]
-            ),
-        )
     return elb.ListenerRule(
         "HealthCheckListenerRule",
         ListenerArn=listener,
@@ -334,7 +324,14 @@ def health_check_rule(env: Environment, listener: Any, groups: list[Any]) -> elb
                 PathPatternConfig=elb.PathPatternConfig(Values=[env.standby.dns.health_check_path]),
             )
         ],
-        Actions=[action],
+        Actions=[
+            elb.ListenerRuleAction(
+                Type="fixed-response",
+                FixedResponseConfig=elb.FixedResponseConfig(
+                    StatusCode=HEALTH_CHECK_STATUS, ContentType="text/plain", MessageBody=HEALTH_CHECK_BODY
+                ),
+            )
+        ],
     )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from infra_templates.config import Environment
+from infra_templates.config import CLOUDFRONT_REGION, Environment
 from infra_templates.handover import CREDENTIALS_MARK
 from infra_templates.naming import image_region, repository_name, stack_name
 from infra_templates.pipeline import Stack
@@ -31,6 +31,7 @@ def build(dr: Environment, primary: Environment, stacks: Sequence[Stack]) -> str
     replica_stack = f"{project}-{dr.name}-assets-replica"
     primary_edge = f"{project}-{primary.name}-edge"
     dns_stack = f"{project}-{primary.name}-dns"
+    edge_alarms_stack = f"{project}-{primary.name}-edge-alarms"
     lines = [
         f"# {project} {dr.name}: disaster recovery runbook",
         "",
@@ -78,8 +79,10 @@ def build(dr: Environment, primary: Environment, stacks: Sequence[Stack]) -> str
             "  Route 53 answers that name with",
             f"  `{primary.name}`'s load balancer until the database has moved: the primary record follows a",
             "  failover gate (a CALCULATED health check) that stays healthy until the promotion step below opens",
-            f"  it; from then it is the check of `{primary.name}`'s API (HTTPS `{dns.health_check_path}`, every 30 s),",
-            f"  and Route 53 answers with `{dr.name}`'s load balancer after {dns.failure_threshold} failures in a row",
+            f"  it; from then it is the check of `{primary.name}`'s API: its load balancer answers HTTPS",
+            f"  `{dns.health_check_path}` (every 30 s; unhealthy after {dns.failure_threshold} failures in a row)",
+            "  AND a target group of the API has a healthy target (a CloudWatch alarm per target group);",
+            f"  while it fails, Route 53 answers with `{dr.name}`'s load balancer",
             f"  (records and checks in `{dns_stack}`, hosted zone `{dns.hosted_zone_id}`). Automatic failover",
             f"  before the promotion would send writes to a read-only database. `{dr.name}`'s",
             f"  certificate (`platform.certificate_arn`) must cover `{origin}`: CloudFront checks it.",
@@ -254,9 +257,13 @@ def build(dr: Environment, primary: Environment, stacks: Sequence[Stack]) -> str
         *_replication_check(primary),
         *(
             [
-                "# Origin name (every web route): the health check Route 53 fails over on.",
+                "# Origin name (every web route): the check Route 53 fails over on is CALCULATED, which",
+                "# get-health-check-status cannot read: its alarm in us-east-1 (OK: healthy), then the",
+                "# load balancer's own HTTPS check as each Route 53 checker sees it.",
+                f"aws cloudwatch describe-alarms --region {CLOUDFRONT_REGION} \\",
+                f'  --alarm-name-prefix {edge_alarms_stack}-ApiFailoverAlarm --query "MetricAlarms[].StateValue"',
                 f"check=$(aws cloudformation describe-stacks --region {primary.region} --stack-name {dns_stack} \\",
-                "  --query \"Stacks[0].Outputs[?OutputKey=='PrimaryHealthCheckId'].OutputValue\" --output text)",
+                "  --query \"Stacks[0].Outputs[?OutputKey=='LoadBalancerHealthCheckId'].OutputValue\" --output text)",
                 'aws route53 get-health-check-status --health-check-id "$check"',
             ]
             if dns is not None

@@ -379,7 +379,8 @@ def test_a_secret_named_without_its_suffix_is_refused(settings_dir: Path) -> Non
 def test_exec_with_a_read_only_root_filesystem_is_refused(settings_dir: Path) -> None:
     # ECS Exec's agent writes to the container's filesystem (ECS Developer Guide, ECS Exec).
     edit_yaml(settings_dir / "staging.yaml", services__web__exec=True)
-    assert "services.web.exec = True: needs read_only_root_filesystem: false" in refusal(settings_dir)
+    # the value as YAML writes it (true), not as Python does
+    assert "services.web.exec = true: needs read_only_root_filesystem: false" in refusal(settings_dir)
     edit_yaml(settings_dir / "staging.yaml", services__web__read_only_root_filesystem=False)
     assert load_environment("staging", settings_dir).services["web"].exec
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Generated, edit_yaml, generate_main
+from conftest import BUILT, Generated, edit_yaml, generate_main, resources
 
 from infra_templates import cost
 from infra_templates.config import load_settings
@@ -521,3 +521,17 @@ def test_the_readmes_make_cost_example_is_what_make_cost_prints(generated: Gener
         assert line in out.splitlines(), line
     totals = [line for line in example.splitlines() if " a month fixed" in line]
     assert totals and all(line in out.splitlines() for line in totals), totals
+
+
+def test_every_route53_health_check_of_the_failover_is_priced() -> None:
+    """Route 53 bills every health check, CALCULATED and CLOUDWATCH_METRIC ones included; only the
+    HTTPS check that makes requests has an optional feature (HTTPS) (Route 53 pricing, "Health checks")."""
+    body = BUILT.stacks["prod"]["dns"].body
+    checks = resources(body, "AWS::Route53::HealthCheck")
+    assert len(checks) == 6  # gate, primary, load balancer, targets, and one per colour
+    lines = {line.item: line for line in priced(body).lines if line.item.startswith("health check ")}
+    for name in checks:
+        assert lines[f"health check {name}"].quantity == 1, name
+    features = {item: line.quantity for item, line in lines.items() if item.endswith(": optional features")}
+    with_features = {item for item, quantity in features.items() if quantity}
+    assert with_features == {"health check LoadBalancerHealthCheck: optional features"}

@@ -202,7 +202,7 @@ def test_serverless_min_above_max_is_refused(settings_dir: Path) -> None:
 
 def test_production_without_deletion_protection_is_refused(settings_dir: Path) -> None:
     edit_yaml(settings_dir / "prod.yaml", database__deletion_protection=False)
-    assert "prod.yaml: database.deletion_protection = False: must be true in a production environment" in refusal(
+    assert "prod.yaml: database.deletion_protection = false: must be true in a production environment" in refusal(
         settings_dir, "prod"
     )
 

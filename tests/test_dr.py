@@ -103,6 +103,9 @@ def test_the_runbook_names_this_projects_stacks_clusters_and_commands() -> None:
         "hosted zone `Z0123456789SHOPEXAMPLE`",
         'aws s3 sync "s3://$replica" "s3://$assets"',
         "aws route53 get-health-check-status",
+        # the primary's check is CALCULATED: GetHealthCheckStatus cannot read it, its alarm can
+        "--alarm-name-prefix shop-prod-edge-alarms-ApiFailoverAlarm",
+        "OutputKey=='LoadBalancerHealthCheckId'",
     ):
         assert expected in runbook, expected
     assert "RUNBOOK.md" not in BUILT.files["prod"]
@@ -309,7 +312,10 @@ def test_route53_fails_the_api_origin_over_to_the_dr_load_balancer(stacks, envir
     assert secondary["AliasTarget"]["DNSName"] == {"Ref": "LoadBalancerDnsName"}
     assert secondary["AliasTarget"]["HostedZoneId"] == {"Ref": "LoadBalancerHostedZoneId"}
     assert dns.parameters["LoadBalancerDnsName"] == {"stack": "shop-dr-platform", "output": "LoadBalancerDnsName"}
-    check = dns.body["Resources"]["PrimaryHealthCheck"]["Properties"]["HealthCheckConfig"]
+    checks = {
+        n: r["Properties"]["HealthCheckConfig"] for n, r in resources(dns.body, "AWS::Route53::HealthCheck").items()
+    }
+    check = checks["LoadBalancerHealthCheck"]
     assert check["Type"] == "HTTPS" and check["Port"] == 443
     assert check["FullyQualifiedDomainName"] == {"Fn::ImportValue": "shop-prod-platform-LoadBalancerDnsName"}
     assert check["ResourcePath"] == environments["dr"].dr.dns.health_check_path
@@ -317,6 +323,107 @@ def test_route53_fails_the_api_origin_over_to_the_dr_load_balancer(stacks, envir
     services = environments["prod"].services
     assert check["ResourcePath"] == services["api"].health_check.path
     assert check["ResourcePath"] != services["web"].health_check.path
+
+
+def test_the_primarys_check_is_the_load_balancer_and_a_healthy_colour_of_the_api(stacks, environments) -> None:
+    """PrimaryHealthCheck: CALCULATED over ALL of (the load balancer's HTTPS check, the API's target
+    health); the target health: CALCULATED over ANY colour (HealthThreshold 1), each colour a
+    CLOUDWATCH_METRIC check on its alarm in svc-api (Route 53 API Reference, "HealthCheckConfig")."""
+    dns = stacks["prod"]["dns"].body
+    checks = {n: r["Properties"]["HealthCheckConfig"] for n, r in resources(dns, "AWS::Route53::HealthCheck").items()}
+    assert set(checks) == {
+        "FailoverGate",
+        "PrimaryHealthCheck",
+        "LoadBalancerHealthCheck",
+        "TargetHealthCheck",
+        "TargetGroupHealthCheck",
+        "GreenTargetGroupHealthCheck",
+    }
+    primary = checks["PrimaryHealthCheck"]
+    assert primary["Type"] == "CALCULATED"
+    assert primary["ChildHealthChecks"] == [{"Ref": "LoadBalancerHealthCheck"}, {"Ref": "TargetHealthCheck"}]
+    assert primary["HealthThreshold"] == len(primary["ChildHealthChecks"])  # all of them
+    colours = checks["TargetHealthCheck"]
+    assert colours == {
+        "Type": "CALCULATED",
+        "ChildHealthChecks": [{"Ref": "TargetGroupHealthCheck"}, {"Ref": "GreenTargetGroupHealthCheck"}],
+        "HealthThreshold": 1,  # either colour: between releases the idle one has no target
+    }
+    api = stacks["prod"]["svc-api"].body
+    for group in ("TargetGroup", "GreenTargetGroup"):
+        config = checks[f"{group}HealthCheck"]
+        assert config == {
+            "Type": "CLOUDWATCH_METRIC",
+            "AlarmIdentifier": {
+                "Name": {"Ref": f"{group}HealthAlarm"},  # Ref of an alarm: its name
+                "Region": environments["prod"].region,  # the alarm's region: this stack's, the target groups'
+            },
+            # CloudWatch cannot judge the alarm (a region down): not healthy
+            "InsufficientDataHealthStatus": "Unhealthy",
+        }
+        output = api["Outputs"][f"{group}FullName"]
+        assert output["Value"] == {"Fn::GetAtt": [group, "TargetGroupFullName"]}
+        assert output["Export"]["Name"] == f"shop-prod-svc-api-{group}FullName"
+    # the dns stack deploys after the service stack whose target groups it reads
+    assert "shop-prod-svc-api" in stacks["prod"]["dns"].depends_on
+    assert "shop-prod-dns" in stacks["prod"]["edge-alarms"].depends_on
+    # only the checked service exports them
+    assert not any(key.endswith("TargetGroupFullName") for key in stacks["prod"]["svc-web"].body.get("Outputs", {}))
+
+
+def test_the_target_health_alarms_are_what_route53_and_elb_document(stacks) -> None:
+    """Each colour's alarm: AWS/ApplicationELB HealthyHostCount with the dimensions TargetGroup and
+    LoadBalancer ("CloudWatch metrics for your Application Load Balancer"), a plain statistic Route 53
+    supports (Average, Minimum, Maximum, Sum, SampleCount; no extended statistic, no metric math:
+    AWS::Route53::HealthCheck AlarmIdentifier), standard resolution (a period of 60 s or more),
+    missing data breaching (no report is no healthy target), and no action (the idle colour stays in
+    ALARM between releases; NoHealthyTargetAlarm notifies)."""
+    dns = stacks["prod"]["dns"].body["Resources"]
+    api = stacks["prod"]["svc-api"].body["Resources"]
+    for group in ("TargetGroup", "GreenTargetGroup"):
+        alarm = dns[f"{group}HealthAlarm"]
+        assert alarm["Type"] == "AWS::CloudWatch::Alarm"
+        props = alarm["Properties"]
+        assert (props["Namespace"], props["MetricName"]) == ("AWS/ApplicationELB", "HealthyHostCount")
+        assert props["Dimensions"] == [
+            {"Name": "TargetGroup", "Value": {"Fn::ImportValue": f"shop-prod-svc-api-{group}FullName"}},
+            {"Name": "LoadBalancer", "Value": {"Fn::ImportValue": "shop-prod-platform-LoadBalancerFullName"}},
+        ]
+        # the api's target group, on the load balancer its listener rule is on
+        assert api[group]["Type"] == "AWS::ElasticLoadBalancingV2::TargetGroup"
+        listener = api["ListenerRule"]["Properties"]["ListenerArn"]
+        assert listener == {"Fn::ImportValue": "shop-prod-platform-HttpsListenerArn"}
+        assert props["Statistic"] in {"Average", "Minimum", "Maximum", "Sum", "SampleCount"}
+        assert "ExtendedStatistic" not in props and "Metrics" not in props
+        assert props["Period"] >= 60
+        assert (props["ComparisonOperator"], props["Threshold"]) == ("LessThanThreshold", 1.0)
+        assert props["TreatMissingData"] == "breaching"
+        assert "AlarmActions" not in props and "OKActions" not in props
+
+
+def test_with_ingress_internet_the_services_own_rule_answers_the_check(settings_dir: Path) -> None:
+    """Without CloudFront the check needs no rule of its own: the api's rule (the one its release
+    moves between colours) answers it; the target health is checked the same way."""
+    edit_yaml(settings_dir / "prod.yaml", platform__ingress="internet")
+    edit_yaml(settings_dir / "dr.yaml", platform__ingress="internet")  # a DR pair shares its ingress
+    built = build_environment(settings_dir, "prod")
+    assert "HealthCheckListenerRule" not in built["dns"].body["Resources"]
+    checks = resources(built["dns"].body, "AWS::Route53::HealthCheck")
+    assert {"LoadBalancerHealthCheck", "TargetHealthCheck"} <= set(checks)
+
+
+def test_a_service_with_one_target_group_gets_one_alarm_check(settings_dir: Path) -> None:
+    edit_yaml(settings_dir / "prod.yaml", deployment__strategy="rolling")
+    built = build_environment(settings_dir, "prod")
+    checks = resources(built["dns"].body, "AWS::Route53::HealthCheck")
+    assert checks["TargetHealthCheck"]["Properties"]["HealthCheckConfig"]["ChildHealthChecks"] == [
+        {"Ref": "TargetGroupHealthCheck"}
+    ]
+    assert "GreenTargetGroupHealthCheck" not in checks
+    assert "GreenTargetGroupHealthAlarm" not in built["dns"].body["Resources"]
+    assert "TargetGroupHealthAlarm" in built["dns"].body["Resources"]
+    assert set(built["svc-api"].body["Outputs"]) >= {"TargetGroupFullName"}
+    assert "GreenTargetGroupFullName" not in built["svc-api"].body["Outputs"]
 
 
 def _steps(text: str, section: str) -> str:

@@ -198,7 +198,9 @@ def test_folder_options_name_what_is_wrong(generated: Generated, tmp_path: Path)
     assert status == 1 and f"{new / 'project'}/ was never built there" in err and "Errno" not in err
 
 
-def test_a_build_refuses_an_output_that_is_a_file_or_holds_the_settings(tmp_path: Path, settings_dir: Path) -> None:
+def test_a_build_refuses_an_output_that_is_a_file_or_holds_the_settings(
+    tmp_path: Path, settings_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """From a new user's trial: ``--output`` naming a file replaced the file by the output folder
     (its content lost, exit 0), and with ``--env`` ended in a traceback. A file, the settings folder
     and a folder holding it are refused, exit 2, before anything is read or written."""
@@ -216,6 +218,21 @@ def test_a_build_refuses_an_output_that_is_a_file_or_holds_the_settings(tmp_path
         status, _, err = generate_main("--quiet", "--settings", str(settings_dir), "--output", str(output))
         assert status == 2 and f"--output {output}: {what}: give a folder of its own" in err
     assert snapshot(settings_dir.parent) == before
+    # the working folder or one holding it (a traceback: a folder in use cannot be renamed) and a
+    # symbolic link (a build replaced the link by a folder, the target kept its stale files)
+    inside = tmp_path / "out" / "notes"
+    inside.mkdir(parents=True)
+    link = tmp_path / "link"
+    link.symlink_to(tmp_path / "out")
+    for output, what in (
+        (".", "is the working folder"),
+        ("..", "holds the working folder"),
+        (str(link), "is a symbolic link"),
+    ):
+        monkeypatch.chdir(inside)
+        status, _, err = generate_main("--quiet", "--settings", str(settings_dir), "--output", output)
+        assert status == 2 and f"--output {output}: {what}" in err and "Traceback" not in err, err
+    assert link.is_symlink() and sorted(p.name for p in (tmp_path / "out").iterdir()) == ["notes"]
 
 
 @pytest.mark.parametrize("command", ["check", "cost", "diagram"])

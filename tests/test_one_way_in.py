@@ -85,9 +85,16 @@ def test_only_the_dns_failover_primary_admits_route53_health_checkers(stacks) ->
         assert len(first["Properties"]["SecurityGroups"]) == (2 if checked else 1)
     names = stacks["prod"]["security"].body["Resources"]["ManagedPrefixLists"]["Properties"]["Names"]
     assert names["Route53HealthChecks"] == {"Fn::Sub": "com.amazonaws.${AWS::Region}.route53-healthchecks"}
-    # and the check it admits is the one the dns stack makes, on the same port
-    check = stacks["prod"]["dns"].body["Resources"]["PrimaryHealthCheck"]["Properties"]["HealthCheckConfig"]
-    assert (check["Type"], check["Port"]) == ("HTTPS", 443)
+    # and the check it admits is the one the dns stack makes, on the same port: the only check
+    # that makes requests (the others are CALCULATED or read CloudWatch alarms)
+    checks = resources(stacks["prod"]["dns"].body, "AWS::Route53::HealthCheck")
+    endpoints = {n: c["Properties"]["HealthCheckConfig"] for n, c in checks.items()}
+    endpoints = {n: c for n, c in endpoints.items() if c["Type"] not in {"CALCULATED", "CLOUDWATCH_METRIC"}}
+    assert list(endpoints) == ["LoadBalancerHealthCheck"]
+    assert (endpoints["LoadBalancerHealthCheck"]["Type"], endpoints["LoadBalancerHealthCheck"]["Port"]) == (
+        "HTTPS",
+        443,
+    )
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)

@@ -54,9 +54,14 @@ def test_every_forwarding_rule_requires_the_header_cloudfront_sends(stacks, envi
     for layer, stack in stacks[env].items():
         for logical, rule in resources(stack.body, RULE).items():
             listener = rule["Properties"]["ListenerArn"]["Fn::ImportValue"]
-            assert any(a["Type"] == "forward" for a in rule["Properties"]["Actions"])
-            if "TestListenerArn" in listener or logical == "HealthCheckListenerRule":
-                # the VPC-only test listener, and Route 53's health path: no header (below)
+            forwards = any(a["Type"] == "forward" for a in rule["Properties"]["Actions"])
+            if logical == "HealthCheckListenerRule":
+                # Route 53's health path: no header, and answered by the load balancer itself (below)
+                assert not _header_conditions(rule) and not forwards, (layer, logical)
+                continue
+            assert forwards, (layer, logical)
+            if "TestListenerArn" in listener:
+                # the VPC-only test listener: no header
                 assert not _header_conditions(rule), (layer, logical)
                 continue
             assert "HttpsListenerArn" in listener, (layer, logical)
@@ -142,9 +147,11 @@ def test_the_rotation_role_reaches_the_pairs_rules_and_distributions_only(stacks
 
 def test_route53_health_checks_reach_the_health_path_without_the_header(stacks, environments) -> None:
     """A Route 53 health check sends no custom header: one rule for exactly the DR pair's health
-    path, at the lowest precedence, forwards it to the service whose route covers it (api)."""
+    path (the api's), at the lowest precedence, in the dns stack, answered by the load balancer
+    itself: a fixed 200, no target group (a blue/green service's idle colour has no target, and ECS
+    moves only the service's own rule)."""
     path = environments["dr"].dr.dns.health_check_path
-    check = stacks["prod"]["dns"].body["Resources"]["PrimaryHealthCheck"]["Properties"]["HealthCheckConfig"]
+    check = stacks["prod"]["dns"].body["Resources"]["LoadBalancerHealthCheck"]["Properties"]["HealthCheckConfig"]
     assert check["ResourcePath"] == path
     found = {
         (env, layer): rule
@@ -153,17 +160,19 @@ def test_route53_health_checks_reach_the_health_path_without_the_header(stacks, 
         for logical, rule in resources(stack.body, RULE).items()
         if logical == "HealthCheckListenerRule"
     }
-    assert list(found) == [("prod", "svc-api")]  # only the DNS-failover primary is health-checked
-    rule = found["prod", "svc-api"]["Properties"]
+    # only the DNS-failover primary is health-checked; the rule is the dns stack's (it reaches no service)
+    assert list(found) == [("prod", "dns")]
+    rule = found["prod", "dns"]["Properties"]
     assert rule["Conditions"] == [{"Field": "path-pattern", "PathPatternConfig": {"Values": [path]}}]
     assert rule["Priority"] == 50000
     assert rule["ListenerArn"] == {"Fn::ImportValue": "shop-prod-platform-HttpsListenerArn"}
     (action,) = rule["Actions"]
-    groups = action["ForwardConfig"]["TargetGroups"]  # api is blue/green: both colours, equal weight
-    assert groups == [
-        {"TargetGroupArn": {"Ref": "TargetGroup"}, "Weight": 1},
-        {"TargetGroupArn": {"Ref": "GreenTargetGroup"}, "Weight": 1},
-    ]
+    # Route 53 counts 2xx and 3xx as healthy (HealthCheckConfig Type: HTTPS)
+    assert action == {
+        "Type": "fixed-response",
+        "FixedResponseConfig": {"StatusCode": "200", "ContentType": "text/plain", "MessageBody": "ok"},
+    }
+    assert "TargetGroup" not in json.dumps(rule)  # no target group receives it
     priorities = [r["Properties"]["Priority"] for r in resources(stacks["prod"]["svc-web"].body, RULE).values()] + [
         r["Properties"]["Priority"]
         for n, r in resources(stacks["prod"]["svc-api"].body, RULE).items()

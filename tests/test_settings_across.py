@@ -96,8 +96,9 @@ def test_a_dr_range_overlapping_its_primarys_cites_the_vpc_peering_rule(settings
     assert problems == [
         f"{settings_dir / 'prod.yaml'}: network.cidr = '10.30.0.0/16': overlaps dr's network.cidr 10.30.0.0/16 "
         f"({dr}); a DR pair's VPCs are peered, and AWS fails a VPC peering connection between VPCs whose IPv4 "
-        "CIDR blocks overlap (Amazon VPC Peering Guide, 'Create a VPC peering connection'); pick a range no other "
-        "environment uses (and move network.subnets into it)"
+        "CIDR blocks overlap (Amazon VPC Peering Guide, 'Create a VPC peering connection'); give the one not "
+        "deployed yet a range no other environment uses, with network.subnets inside it (a deployed VPC's new range "
+        "replaces the VPC)"
     ]
 
 

@@ -158,8 +158,9 @@ def test_a_cloudfront_alias_used_by_two_environments_is_refused(settings_dir: Pa
     with pytest.raises(SettingsError) as caught:
         load_settings(settings_dir)
     assert (
-        f"{settings_dir / 'staging.yaml'}: edge.aliases[0] = 'www.shop.example.com': is also prod's alias; "
-        "a host name is the alias of one CloudFront distribution only"
+        f"{settings_dir / 'staging.yaml'}: edge.aliases[0] = 'www.shop.example.com': is also prod's alias "
+        f"({settings_dir / 'prod.yaml'}); a host name is the alias of one CloudFront distribution only: give the "
+        "environment that does not serve it yet another"
     ) in caught.value.problems
 
 

@@ -285,6 +285,10 @@ def test_a_misspelt_key_is_said_once_not_again_as_the_missing_value_it_causes(se
     problems = refusal(settings_dir).splitlines()
     assert len(problems) == 1 and "services.web.sidecars[0].imgae" in problems[0], problems
     assert "did you mean 'image'?" in problems[0]
+    # a misspelt section: the settings under it are not each "required" too
+    path.write_text(text.replace("\nnetwork:", "\nnetwrok:", 1))
+    problems = refusal(settings_dir).splitlines()
+    assert len(problems) == 1 and "netwrok: is not a known setting; did you mean 'network'?" in problems[0], problems
 
 
 def test_the_valid_keys_are_those_a_file_may_set(settings_dir: Path) -> None:

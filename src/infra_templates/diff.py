@@ -120,7 +120,7 @@ class StackDiff:
         blocked += [
             f"{c.key} ({c.type}) would be replaced but keeps its custom name {c.named} (CloudFormation cannot "
             'replace a custom-named resource: CloudFormation Template Reference, "CloudFormation resource '
-            'custom naming"); give it a new name'
+            'custom naming"); undo the change that replaces it, or give it a new name'
             for c in self.changes
             if c.replacement and c.named
         ]

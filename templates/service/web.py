@@ -18,7 +18,15 @@ from infra_templates.config import Environment, Service
 from infra_templates.layer import ExportSpec, LayerContext
 from infra_templates.naming import release_name
 from templates import origin_verify
-from templates.contracts import Monitoring, Network, Platform, Security, for_load_balancer
+from templates.contracts import (
+    Monitoring,
+    Network,
+    Platform,
+    Security,
+    dns_checked_service,
+    for_load_balancer,
+    target_group_full_name,
+)
 from templates.service import alarms, containers, network, release, service_connect
 from templates.service.release import pass_roles
 from templates.service.scaling import metric_stat, scalable_target, target_tracking
@@ -63,13 +71,6 @@ def build(env: Environment, name: str) -> Template:
             conditions=origin_verify.condition(env),  # only what comes through CloudFront
         )
     )
-    if origin_verify.health_check_service(env) == name:
-        groups_checked = [Ref(target_group)] + ([Ref(green)] if green is not None else [])
-        t.add_resource(
-            origin_verify.health_check_rule(
-                env, ctx.import_value(_alb(ctx, Platform.HTTPS_LISTENER_ARN)), groups_checked
-            )
-        )
 
     group = _security_group(t, ctx, name, service)
     capacity = env.capacity_of(name)
@@ -136,6 +137,9 @@ def build(env: Environment, name: str) -> Template:
             release.pre_release_hook(t, ctx, name, service.pre_release, ecs_service=ecs_service, roles=task_roles)
     release.release_role(t, ctx, name, roles=task_roles, codedeploy=env.codedeploy(name))
     _alarms(t, ctx, name, service=service, ecs_service=ecs_service, groups=groups)
+    if dns_checked_service(env) == name:  # the dns stack's Route 53 check alarms on its healthy targets
+        for group in groups:
+            ctx.export(t, target_group_full_name(name, group.title), GetAtt(group, "TargetGroupFullName"))
     return t
 
 

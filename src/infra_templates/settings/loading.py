@@ -374,16 +374,23 @@ def _describe(error: Any, sources: dict[str, tuple[Path, dict[str, Any]]], merge
 
 def _without_knock_on(errors: list[Any], merged: dict[str, Any]) -> list[Any]:
     """``errors`` without the "missing" of a required setting that a misspelt key beside it names
-    (``imgae`` under a sidecar, ``regoin`` at the top): the misspelt key's line already says "did
-    you mean 'image'?", and fixing it sets the setting, so a second line saying it is required
-    would send the user after a second problem that is not there."""
+    (``imgae`` under a sidecar, ``regoin`` at the top), or that lies under one (``netwrok``: every
+    ``network.*`` missing): the misspelt key's line already says "did you mean 'image'?", and fixing
+    it sets the setting, so a second line saying it is required would send the user after a second
+    problem that is not there."""
     meant = set()
     for e in errors:
         if e["type"] == "extra_forbidden":
             raw = tuple(e["loc"])
             name = closest(raw[-1], _fields_at(Environment, _as_written(raw, merged)[:-1]))
             meant.add((raw[:-1], name))
-    return [e for e in errors if e["type"] != "missing" or (tuple(e["loc"])[:-1], e["loc"][-1]) not in meant]
+    return [e for e in errors if e["type"] != "missing" or not _under_meant(tuple(e["loc"]), meant)]
+
+
+def _under_meant(loc: tuple[Any, ...], meant: set[tuple[tuple[Any, ...], Any]]) -> bool:
+    """Whether a missing setting at ``loc`` is, or lies under, a key a misspelt one names (``netwrok``
+    names ``network``: ``network.cidr`` missing is its knock-on too)."""
+    return any((loc[:i], loc[i]) in meant for i in range(len(loc)))
 
 
 MISSING = ": is required and set neither in this file nor in "
@@ -471,9 +478,10 @@ def merge_inherited(problems: list[str], environments: list[str], env_file: Any)
 
 
 def _shown(value: object, limit: int = 80) -> str:
-    """A value as a message shows it: Python's literal with non-ASCII escaped (``ascii``), so a
-    look-alike character shows; an over-long value cut, with its length."""
-    text = ascii(value)
+    """A value as a message shows it: as YAML writes it for a boolean or null (``true``, not Python's
+    ``True``), else Python's literal with non-ASCII escaped (``ascii``), so a look-alike character
+    shows; an over-long value cut, with its length."""
+    text = ("true" if value else "false") if isinstance(value, bool) else "null" if value is None else ascii(value)
     return text if len(text) <= limit else f"{text[: limit - 10]}... ({len(str(value)):,} characters)"
 
 

@@ -110,7 +110,8 @@ def _alias_problems(environments: Sequence[Environment], folder: Path) -> list[s
             if alias in owner:
                 problems.append(
                     f"{_show(folder / (env.name + '.yaml'))}: edge.aliases[{index}] = {_shown(alias)}: is also "
-                    f"{owner[alias]}'s alias; a host name is the alias of one CloudFront distribution only"
+                    f"{owner[alias]}'s alias ({_show(folder / (owner[alias] + '.yaml'))}); a host name is the alias of "
+                    "one CloudFront distribution only: give the environment that does not serve it yet another"
                 )
             else:
                 owner[alias] = env.name
@@ -158,7 +159,7 @@ def _origin_domain_problems(environments: Sequence[Environment], folder: Path) -
             held = f", which {other.name}'s dns stack holds as Route 53 failover records" if failover else ""
             problems.append(
                 f"{where}: is also {other.name}'s edge.origin_domain ({_show(folder / (other.name + '.yaml'))}"
-                f"{held}); {why}; give each environment its own (such as origin.<environment>.<domain>)"
+                f"{held}); {why}; give the environment not deployed yet its own (such as origin.<environment>.<domain>)"
             )
         if name in aliases:
             owner, index = aliases[name]
@@ -203,7 +204,8 @@ def _cidr_problems(environments: Sequence[Environment], folder: Path) -> list[st
             problems.append(
                 f"{_show(folder / (env.name + '.yaml'))}: network.cidr = {_shown(str(env.network.cidr))}: overlaps "
                 f"{other.name}'s network.cidr {other.network.cidr} ({_show(folder / (other.name + '.yaml'))}); {why}; "
-                "pick a range no other environment uses (and move network.subnets into it)"
+                "give the one not deployed yet a range no other environment uses, with network.subnets inside it "
+                "(a deployed VPC's new range replaces the VPC)"
             )
     return problems
 

@@ -530,57 +530,17 @@ if [[ "$review" == false ]]; then
   echo "    termination protection on for shop-dev-monitoring"
 fi
 
-# 10/16 shop-dev-edge-alarms
-echo "==> 10/16 shop-dev-edge-alarms (us-east-1)"
+# 10/16 shop-dev-svc-api
+echo "==> 10/16 shop-dev-svc-api (eu-west-1)"
 skip_10=false
-# DistributionId is an output of shop-dev-edge in eu-west-1: ImportValue cannot cross regions. Only
-# CloudFormation's "does not exist" means the stack is not there yet; any other error stops here.
-if ! distribution_id="$(aws cloudformation describe-stacks \
-  --stack-name shop-dev-edge --region eu-west-1 \
-  --query "Stacks[0].Outputs[?OutputKey=='DistributionId'].OutputValue" --output text 2>&1)"; then
-  case "$distribution_id" in
-    *"(ValidationError)"*"Stack with id shop-dev-edge does not exist"*) distribution_id="" ;;
-    *) echo "deploy.sh: could not read the output DistributionId of shop-dev-edge (eu-west-1), which shop-dev-edge-alarms needs as DistributionId; the stacks before shop-dev-edge-alarms are deployed, it and those after it are not: fix the cause (a permission your identity lacks, expired credentials...) and run this script again. The AWS CLI said: ${distribution_id//$'\n'/ }" >&2
-      exit 1 ;;
-  esac
-fi
-if [[ -z "$distribution_id" || "$distribution_id" == None ]]; then
-  if [[ "$review" == true ]]; then
-    echo "    skipped: shop-dev-edge (eu-west-1) has no output DistributionId yet (deploy it first)"
-    skip_10=true
-  else
-    echo "deploy.sh: shop-dev-edge (eu-west-1) has no output DistributionId, which shop-dev-edge-alarms needs as DistributionId: deploy shop-dev-edge first" >&2
-    exit 1
-  fi
-fi
-if [[ "$skip_10" == false ]]; then
-aws cloudformation deploy \
-  --stack-name shop-dev-edge-alarms \
-  --region us-east-1 \
-  --template-file "$here/edge-alarms.yaml" \
-  --parameter-overrides "DistributionId=$distribution_id" \
-  --tags Project=shop Environment=dev ManagedBy=infra-templates \
-  "${changeset[@]}"
-[[ "$review" == true ]] || record dev us-east-1 shop-dev-edge-alarms edge-alarms.json
-# It holds AlarmTopicKey (AWS::KMS::Key): deleting the stack must take a deliberate step.
-if [[ "$review" == false ]]; then
-  aws cloudformation update-termination-protection --enable-termination-protection \
-    --stack-name shop-dev-edge-alarms --region us-east-1 >/dev/null
-  echo "    termination protection on for shop-dev-edge-alarms"
-fi
-fi
-
-# 11/16 shop-dev-svc-api
-echo "==> 11/16 shop-dev-svc-api (eu-west-1)"
-skip_11=false
 if [[ "$missing_tag_api" != 0 && "$review" == true ]]; then
   echo "    skipped: /shop/dev/api/image-tag does not exist yet, so there is no change set to review (give IMAGE_TAG_API and run without --review)"
-  skip_11=true
+  skip_10=true
 elif [[ "$missing_tag_api" != 0 ]]; then
   echo "    first deployment: /shop/dev/api/image-tag = $IMAGE_TAG_API"
   aws ssm put-parameter --name /shop/dev/api/image-tag --type String --value "$IMAGE_TAG_API" --region eu-west-1 >/dev/null
 fi
-if [[ "$skip_11" == false ]]; then
+if [[ "$skip_10" == false ]]; then
 aws cloudformation deploy \
   --stack-name shop-dev-svc-api \
   --region eu-west-1 \
@@ -597,17 +557,17 @@ if [[ "$review" == false ]]; then
 fi
 fi
 
-# 12/16 shop-dev-svc-mailer
-echo "==> 12/16 shop-dev-svc-mailer (eu-west-1)"
-skip_12=false
+# 11/16 shop-dev-svc-mailer
+echo "==> 11/16 shop-dev-svc-mailer (eu-west-1)"
+skip_11=false
 if [[ "$missing_tag_mailer" != 0 && "$review" == true ]]; then
   echo "    skipped: /shop/dev/mailer/image-tag does not exist yet, so there is no change set to review (give IMAGE_TAG_MAILER and run without --review)"
-  skip_12=true
+  skip_11=true
 elif [[ "$missing_tag_mailer" != 0 ]]; then
   echo "    first deployment: /shop/dev/mailer/image-tag = $IMAGE_TAG_MAILER"
   aws ssm put-parameter --name /shop/dev/mailer/image-tag --type String --value "$IMAGE_TAG_MAILER" --region eu-west-1 >/dev/null
 fi
-if [[ "$skip_12" == false ]]; then
+if [[ "$skip_11" == false ]]; then
 aws cloudformation deploy \
   --stack-name shop-dev-svc-mailer \
   --region eu-west-1 \
@@ -624,17 +584,17 @@ if [[ "$review" == false ]]; then
 fi
 fi
 
-# 13/16 shop-dev-svc-nightly
-echo "==> 13/16 shop-dev-svc-nightly (eu-west-1)"
-skip_13=false
+# 12/16 shop-dev-svc-nightly
+echo "==> 12/16 shop-dev-svc-nightly (eu-west-1)"
+skip_12=false
 if [[ "$missing_tag_nightly" != 0 && "$review" == true ]]; then
   echo "    skipped: /shop/dev/nightly/image-tag does not exist yet, so there is no change set to review (give IMAGE_TAG_NIGHTLY and run without --review)"
-  skip_13=true
+  skip_12=true
 elif [[ "$missing_tag_nightly" != 0 ]]; then
   echo "    first deployment: /shop/dev/nightly/image-tag = $IMAGE_TAG_NIGHTLY"
   aws ssm put-parameter --name /shop/dev/nightly/image-tag --type String --value "$IMAGE_TAG_NIGHTLY" --region eu-west-1 >/dev/null
 fi
-if [[ "$skip_13" == false ]]; then
+if [[ "$skip_12" == false ]]; then
 aws cloudformation deploy \
   --stack-name shop-dev-svc-nightly \
   --region eu-west-1 \
@@ -651,17 +611,17 @@ if [[ "$review" == false ]]; then
 fi
 fi
 
-# 14/16 shop-dev-svc-payments
-echo "==> 14/16 shop-dev-svc-payments (eu-west-1)"
-skip_14=false
+# 13/16 shop-dev-svc-payments
+echo "==> 13/16 shop-dev-svc-payments (eu-west-1)"
+skip_13=false
 if [[ "$missing_tag_payments" != 0 && "$review" == true ]]; then
   echo "    skipped: /shop/dev/payments/image-tag does not exist yet, so there is no change set to review (give IMAGE_TAG_PAYMENTS and run without --review)"
-  skip_14=true
+  skip_13=true
 elif [[ "$missing_tag_payments" != 0 ]]; then
   echo "    first deployment: /shop/dev/payments/image-tag = $IMAGE_TAG_PAYMENTS"
   aws ssm put-parameter --name /shop/dev/payments/image-tag --type String --value "$IMAGE_TAG_PAYMENTS" --region eu-west-1 >/dev/null
 fi
-if [[ "$skip_14" == false ]]; then
+if [[ "$skip_13" == false ]]; then
 aws cloudformation deploy \
   --stack-name shop-dev-svc-payments \
   --region eu-west-1 \
@@ -678,17 +638,17 @@ if [[ "$review" == false ]]; then
 fi
 fi
 
-# 15/16 shop-dev-svc-web
-echo "==> 15/16 shop-dev-svc-web (eu-west-1)"
-skip_15=false
+# 14/16 shop-dev-svc-web
+echo "==> 14/16 shop-dev-svc-web (eu-west-1)"
+skip_14=false
 if [[ "$missing_tag_web" != 0 && "$review" == true ]]; then
   echo "    skipped: /shop/dev/web/image-tag does not exist yet, so there is no change set to review (give IMAGE_TAG_WEB and run without --review)"
-  skip_15=true
+  skip_14=true
 elif [[ "$missing_tag_web" != 0 ]]; then
   echo "    first deployment: /shop/dev/web/image-tag = $IMAGE_TAG_WEB"
   aws ssm put-parameter --name /shop/dev/web/image-tag --type String --value "$IMAGE_TAG_WEB" --region eu-west-1 >/dev/null
 fi
-if [[ "$skip_15" == false ]]; then
+if [[ "$skip_14" == false ]]; then
 aws cloudformation deploy \
   --stack-name shop-dev-svc-web \
   --region eu-west-1 \
@@ -705,8 +665,8 @@ if [[ "$review" == false ]]; then
 fi
 fi
 
-# 16/16 shop-dev-connect
-echo "==> 16/16 shop-dev-connect (eu-west-1)"
+# 15/16 shop-dev-connect
+echo "==> 15/16 shop-dev-connect (eu-west-1)"
 aws cloudformation deploy \
   --stack-name shop-dev-connect \
   --region eu-west-1 \
@@ -714,6 +674,46 @@ aws cloudformation deploy \
   --tags Project=shop Environment=dev ManagedBy=infra-templates \
   "${changeset[@]}"
 [[ "$review" == true ]] || record dev eu-west-1 shop-dev-connect connect.json
+
+# 16/16 shop-dev-edge-alarms
+echo "==> 16/16 shop-dev-edge-alarms (us-east-1)"
+skip_16=false
+# DistributionId is an output of shop-dev-edge in eu-west-1: ImportValue cannot cross regions. Only
+# CloudFormation's "does not exist" means the stack is not there yet; any other error stops here.
+if ! distribution_id="$(aws cloudformation describe-stacks \
+  --stack-name shop-dev-edge --region eu-west-1 \
+  --query "Stacks[0].Outputs[?OutputKey=='DistributionId'].OutputValue" --output text 2>&1)"; then
+  case "$distribution_id" in
+    *"(ValidationError)"*"Stack with id shop-dev-edge does not exist"*) distribution_id="" ;;
+    *) echo "deploy.sh: could not read the output DistributionId of shop-dev-edge (eu-west-1), which shop-dev-edge-alarms needs as DistributionId; the stacks before shop-dev-edge-alarms are deployed, it and those after it are not: fix the cause (a permission your identity lacks, expired credentials...) and run this script again. The AWS CLI said: ${distribution_id//$'\n'/ }" >&2
+      exit 1 ;;
+  esac
+fi
+if [[ -z "$distribution_id" || "$distribution_id" == None ]]; then
+  if [[ "$review" == true ]]; then
+    echo "    skipped: shop-dev-edge (eu-west-1) has no output DistributionId yet (deploy it first)"
+    skip_16=true
+  else
+    echo "deploy.sh: shop-dev-edge (eu-west-1) has no output DistributionId, which shop-dev-edge-alarms needs as DistributionId: deploy shop-dev-edge first" >&2
+    exit 1
+  fi
+fi
+if [[ "$skip_16" == false ]]; then
+aws cloudformation deploy \
+  --stack-name shop-dev-edge-alarms \
+  --region us-east-1 \
+  --template-file "$here/edge-alarms.yaml" \
+  --parameter-overrides "DistributionId=$distribution_id" \
+  --tags Project=shop Environment=dev ManagedBy=infra-templates \
+  "${changeset[@]}"
+[[ "$review" == true ]] || record dev us-east-1 shop-dev-edge-alarms edge-alarms.json
+# It holds AlarmTopicKey (AWS::KMS::Key): deleting the stack must take a deliberate step.
+if [[ "$review" == false ]]; then
+  aws cloudformation update-termination-protection --enable-termination-protection \
+    --stack-name shop-dev-edge-alarms --region us-east-1 >/dev/null
+  echo "    termination protection on for shop-dev-edge-alarms"
+fi
+fi
 
 if [[ "$review" == true ]]; then
   echo "Change sets created, none executed: review them, then run this script without --review."

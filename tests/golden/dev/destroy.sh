@@ -50,13 +50,13 @@ command -v aws >/dev/null || { echo 'destroy.sh: the AWS CLI (aws) is not instal
 
 cat <<'EOF'
 Deleting shop dev deletes these 16 stack(s), in this order:
+  shop-dev-edge-alarms (us-east-1)
   shop-dev-connect (eu-west-1)
   shop-dev-svc-web (eu-west-1)
   shop-dev-svc-payments (eu-west-1)
   shop-dev-svc-nightly (eu-west-1)
   shop-dev-svc-mailer (eu-west-1)
   shop-dev-svc-api (eu-west-1)
-  shop-dev-edge-alarms (us-east-1)
   shop-dev-monitoring (eu-west-1)
   shop-dev-edge (eu-west-1)
   shop-dev-platform (eu-west-1)
@@ -132,6 +132,19 @@ unreadable() {
 
 # Refuse before deleting anything when a protection would stop the deletion half-way.
 blocked=false
+if ! protection="$(aws cloudformation describe-stacks --stack-name shop-dev-edge-alarms --region us-east-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>&1)"; then
+  case "$protection" in
+    *"(ValidationError)"*"Stack with id shop-dev-edge-alarms does not exist"*) protection=absent ;;  # not deployed: nothing to protect
+    *) unreadable 'the stack shop-dev-edge-alarms (us-east-1)' "$protection" ;;
+  esac
+fi
+if [[ "$protection" == True ]]; then
+  cat >&2 <<'EOF'
+destroy.sh: shop-dev-edge-alarms has termination protection on; to lift it:
+  aws cloudformation update-termination-protection --no-enable-termination-protection --stack-name shop-dev-edge-alarms --region us-east-1
+EOF
+  blocked=true
+fi
 if ! protection="$(aws cloudformation describe-stacks --stack-name shop-dev-connect --region eu-west-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>&1)"; then
   case "$protection" in
     *"(ValidationError)"*"Stack with id shop-dev-connect does not exist"*) protection=absent ;;  # not deployed: nothing to protect
@@ -207,19 +220,6 @@ if [[ "$protection" == True ]]; then
   cat >&2 <<'EOF'
 destroy.sh: shop-dev-svc-api has termination protection on; to lift it:
   aws cloudformation update-termination-protection --no-enable-termination-protection --stack-name shop-dev-svc-api --region eu-west-1
-EOF
-  blocked=true
-fi
-if ! protection="$(aws cloudformation describe-stacks --stack-name shop-dev-edge-alarms --region us-east-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>&1)"; then
-  case "$protection" in
-    *"(ValidationError)"*"Stack with id shop-dev-edge-alarms does not exist"*) protection=absent ;;  # not deployed: nothing to protect
-    *) unreadable 'the stack shop-dev-edge-alarms (us-east-1)' "$protection" ;;
-  esac
-fi
-if [[ "$protection" == True ]]; then
-  cat >&2 <<'EOF'
-destroy.sh: shop-dev-edge-alarms has termination protection on; to lift it:
-  aws cloudformation update-termination-protection --no-enable-termination-protection --stack-name shop-dev-edge-alarms --region us-east-1
 EOF
   blocked=true
 fi
@@ -354,7 +354,21 @@ if [[ "$answer" != dev ]]; then
   exit 1
 fi
 
-echo "==> 1/16 deleting shop-dev-connect (eu-west-1)"
+echo "==> 1/16 deleting shop-dev-edge-alarms (us-east-1)"
+if found="$(aws cloudformation describe-stacks --stack-name shop-dev-edge-alarms --region us-east-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
+  aws cloudformation delete-stack --stack-name shop-dev-edge-alarms --region us-east-1
+  aws cloudformation wait stack-delete-complete --stack-name shop-dev-edge-alarms --region us-east-1
+  deleted=$((deleted + 1))
+else
+  case "$found" in
+    *"(ValidationError)"*"Stack with id shop-dev-edge-alarms does not exist"*) echo "    not deployed: nothing to delete" ;;
+    *) unreadable 'the stack shop-dev-edge-alarms (us-east-1)' "$found" ;;
+  esac
+fi
+# Gone (deleted, or never there): no longer the baseline make diff compares with (deploy.sh recorded it).
+rm -f "$deployed/dev/us-east-1/shop-dev-edge-alarms.json"
+
+echo "==> 2/16 deleting shop-dev-connect (eu-west-1)"
 if found="$(aws cloudformation describe-stacks --stack-name shop-dev-connect --region eu-west-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
   aws cloudformation delete-stack --stack-name shop-dev-connect --region eu-west-1
   aws cloudformation wait stack-delete-complete --stack-name shop-dev-connect --region eu-west-1
@@ -368,7 +382,7 @@ fi
 # Gone (deleted, or never there): no longer the baseline make diff compares with (deploy.sh recorded it).
 rm -f "$deployed/dev/eu-west-1/shop-dev-connect.json"
 
-echo "==> 2/16 deleting shop-dev-svc-web (eu-west-1)"
+echo "==> 3/16 deleting shop-dev-svc-web (eu-west-1)"
 if found="$(aws cloudformation describe-stacks --stack-name shop-dev-svc-web --region eu-west-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
   aws cloudformation delete-stack --stack-name shop-dev-svc-web --region eu-west-1
   aws cloudformation wait stack-delete-complete --stack-name shop-dev-svc-web --region eu-west-1
@@ -382,7 +396,7 @@ fi
 # Gone (deleted, or never there): no longer the baseline make diff compares with (deploy.sh recorded it).
 rm -f "$deployed/dev/eu-west-1/shop-dev-svc-web.json"
 
-echo "==> 3/16 deleting shop-dev-svc-payments (eu-west-1)"
+echo "==> 4/16 deleting shop-dev-svc-payments (eu-west-1)"
 if found="$(aws cloudformation describe-stacks --stack-name shop-dev-svc-payments --region eu-west-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
   aws cloudformation delete-stack --stack-name shop-dev-svc-payments --region eu-west-1
   aws cloudformation wait stack-delete-complete --stack-name shop-dev-svc-payments --region eu-west-1
@@ -396,7 +410,7 @@ fi
 # Gone (deleted, or never there): no longer the baseline make diff compares with (deploy.sh recorded it).
 rm -f "$deployed/dev/eu-west-1/shop-dev-svc-payments.json"
 
-echo "==> 4/16 deleting shop-dev-svc-nightly (eu-west-1)"
+echo "==> 5/16 deleting shop-dev-svc-nightly (eu-west-1)"
 if found="$(aws cloudformation describe-stacks --stack-name shop-dev-svc-nightly --region eu-west-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
   aws cloudformation delete-stack --stack-name shop-dev-svc-nightly --region eu-west-1
   aws cloudformation wait stack-delete-complete --stack-name shop-dev-svc-nightly --region eu-west-1
@@ -410,7 +424,7 @@ fi
 # Gone (deleted, or never there): no longer the baseline make diff compares with (deploy.sh recorded it).
 rm -f "$deployed/dev/eu-west-1/shop-dev-svc-nightly.json"
 
-echo "==> 5/16 deleting shop-dev-svc-mailer (eu-west-1)"
+echo "==> 6/16 deleting shop-dev-svc-mailer (eu-west-1)"
 if found="$(aws cloudformation describe-stacks --stack-name shop-dev-svc-mailer --region eu-west-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
   aws cloudformation delete-stack --stack-name shop-dev-svc-mailer --region eu-west-1
   aws cloudformation wait stack-delete-complete --stack-name shop-dev-svc-mailer --region eu-west-1
@@ -424,7 +438,7 @@ fi
 # Gone (deleted, or never there): no longer the baseline make diff compares with (deploy.sh recorded it).
 rm -f "$deployed/dev/eu-west-1/shop-dev-svc-mailer.json"
 
-echo "==> 6/16 deleting shop-dev-svc-api (eu-west-1)"
+echo "==> 7/16 deleting shop-dev-svc-api (eu-west-1)"
 if found="$(aws cloudformation describe-stacks --stack-name shop-dev-svc-api --region eu-west-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
   aws cloudformation delete-stack --stack-name shop-dev-svc-api --region eu-west-1
   aws cloudformation wait stack-delete-complete --stack-name shop-dev-svc-api --region eu-west-1
@@ -437,20 +451,6 @@ else
 fi
 # Gone (deleted, or never there): no longer the baseline make diff compares with (deploy.sh recorded it).
 rm -f "$deployed/dev/eu-west-1/shop-dev-svc-api.json"
-
-echo "==> 7/16 deleting shop-dev-edge-alarms (us-east-1)"
-if found="$(aws cloudformation describe-stacks --stack-name shop-dev-edge-alarms --region us-east-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
-  aws cloudformation delete-stack --stack-name shop-dev-edge-alarms --region us-east-1
-  aws cloudformation wait stack-delete-complete --stack-name shop-dev-edge-alarms --region us-east-1
-  deleted=$((deleted + 1))
-else
-  case "$found" in
-    *"(ValidationError)"*"Stack with id shop-dev-edge-alarms does not exist"*) echo "    not deployed: nothing to delete" ;;
-    *) unreadable 'the stack shop-dev-edge-alarms (us-east-1)' "$found" ;;
-  esac
-fi
-# Gone (deleted, or never there): no longer the baseline make diff compares with (deploy.sh recorded it).
-rm -f "$deployed/dev/us-east-1/shop-dev-edge-alarms.json"
 
 echo "==> 8/16 deleting shop-dev-monitoring (eu-west-1)"
 if found="$(aws cloudformation describe-stacks --stack-name shop-dev-monitoring --region eu-west-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then

@@ -457,44 +457,6 @@ if [[ "$state" == *FAILED* || "$state" == *ROLLBACK* ]]; then
   fi
 fi
 
-# shop-dev-edge-alarms
-drift=""
-if state="$(aws cloudformation describe-stacks --stack-name shop-dev-edge-alarms --region us-east-1 --query "Stacks[0].[StackStatus,DriftInformation.StackDriftStatus]" --output text 2>&1)"; then
-  drift="${state#*$'\t'}"
-  state="${state%%$'\t'*}"
-elif [[ "$state" == *"(ValidationError)"*"Stack with id shop-dev-edge-alarms does not exist"* ]]; then
-  state=NOT_DEPLOYED
-else  # not an answer about the stack (access refused, credentials, throttling): said as such
-  state="ERROR: ${state//$'\n'/ }"
-  unreadable=$((unreadable + 1))
-fi
-# shellcheck disable=SC2059
-printf "$row" shop-dev-edge-alarms us-east-1 "$state" "$drift" ""
-case "$state" in
-  CREATE_COMPLETE|UPDATE_COMPLETE|IMPORT_COMPLETE) ;;
-  *) healthy=false ;;
-esac
-case "$drift" in
-  DRIFTED)
-    cat <<'EOF'
-    drifted since it was deployed; what changed: aws cloudformation describe-stack-resource-drifts --stack-name shop-dev-edge-alarms --region us-east-1 --stack-resource-drift-status-filters MODIFIED DELETED
-EOF
-    ;;
-  NOT_CHECKED)
-    cat <<'EOF'
-    drift never checked; to check: aws cloudformation detect-stack-drift --stack-name shop-dev-edge-alarms --region us-east-1
-EOF
-    ;;
-esac
-if [[ "$state" == *FAILED* || "$state" == *ROLLBACK* ]]; then
-  if event="$(aws cloudformation describe-stack-events --stack-name shop-dev-edge-alarms --region us-east-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text 2>&1)"; then
-    echo "    last failed event:"
-    echo "    ${event//$'\n'/$'\n'    }"
-  else
-    echo "    last failed event: could not read it: ${event//$'\n'/ }"
-  fi
-fi
-
 # shop-dev-svc-api
 drift=""
 if state="$(aws cloudformation describe-stacks --stack-name shop-dev-svc-api --region eu-west-1 --query "Stacks[0].[StackStatus,DriftInformation.StackDriftStatus]" --output text 2>&1)"; then
@@ -716,6 +678,44 @@ EOF
 esac
 if [[ "$state" == *FAILED* || "$state" == *ROLLBACK* ]]; then
   if event="$(aws cloudformation describe-stack-events --stack-name shop-dev-connect --region eu-west-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text 2>&1)"; then
+    echo "    last failed event:"
+    echo "    ${event//$'\n'/$'\n'    }"
+  else
+    echo "    last failed event: could not read it: ${event//$'\n'/ }"
+  fi
+fi
+
+# shop-dev-edge-alarms
+drift=""
+if state="$(aws cloudformation describe-stacks --stack-name shop-dev-edge-alarms --region us-east-1 --query "Stacks[0].[StackStatus,DriftInformation.StackDriftStatus]" --output text 2>&1)"; then
+  drift="${state#*$'\t'}"
+  state="${state%%$'\t'*}"
+elif [[ "$state" == *"(ValidationError)"*"Stack with id shop-dev-edge-alarms does not exist"* ]]; then
+  state=NOT_DEPLOYED
+else  # not an answer about the stack (access refused, credentials, throttling): said as such
+  state="ERROR: ${state//$'\n'/ }"
+  unreadable=$((unreadable + 1))
+fi
+# shellcheck disable=SC2059
+printf "$row" shop-dev-edge-alarms us-east-1 "$state" "$drift" ""
+case "$state" in
+  CREATE_COMPLETE|UPDATE_COMPLETE|IMPORT_COMPLETE) ;;
+  *) healthy=false ;;
+esac
+case "$drift" in
+  DRIFTED)
+    cat <<'EOF'
+    drifted since it was deployed; what changed: aws cloudformation describe-stack-resource-drifts --stack-name shop-dev-edge-alarms --region us-east-1 --stack-resource-drift-status-filters MODIFIED DELETED
+EOF
+    ;;
+  NOT_CHECKED)
+    cat <<'EOF'
+    drift never checked; to check: aws cloudformation detect-stack-drift --stack-name shop-dev-edge-alarms --region us-east-1
+EOF
+    ;;
+esac
+if [[ "$state" == *FAILED* || "$state" == *ROLLBACK* ]]; then
+  if event="$(aws cloudformation describe-stack-events --stack-name shop-dev-edge-alarms --region us-east-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text 2>&1)"; then
     echo "    last failed event:"
     echo "    ${event//$'\n'/$'\n'    }"
   else

@@ -878,58 +878,17 @@ aws cloudformation deploy \
   "${changeset[@]}"
 [[ "$review" == true ]] || record dr eu-central-1 shop-dr-dashboard dashboard.json
 
-# 15/21 shop-dr-edge-alarms
-echo "==> 15/21 shop-dr-edge-alarms (us-east-1)"
+# 15/21 shop-dr-svc-api
+echo "==> 15/21 shop-dr-svc-api (eu-central-1)"
 skip_15=false
-# DistributionId is an output of shop-dr-edge in eu-central-1: ImportValue cannot cross regions. Only
-# CloudFormation's "does not exist" means the stack is not there yet; any other error stops here.
-if ! distribution_id="$(aws cloudformation describe-stacks \
-  --stack-name shop-dr-edge --region eu-central-1 \
-  --query "Stacks[0].Outputs[?OutputKey=='DistributionId'].OutputValue" --output text 2>&1)"; then
-  case "$distribution_id" in
-    *"(ValidationError)"*"Stack with id shop-dr-edge does not exist"*) distribution_id="" ;;
-    *) echo "deploy.sh: could not read the output DistributionId of shop-dr-edge (eu-central-1), which shop-dr-edge-alarms needs as DistributionId; the stacks before shop-dr-edge-alarms are deployed, it and those after it are not: fix the cause (a permission your identity lacks, expired credentials...) and run this script again. The AWS CLI said: ${distribution_id//$'\n'/ }" >&2
-      exit 1 ;;
-  esac
-fi
-if [[ -z "$distribution_id" || "$distribution_id" == None ]]; then
-  if [[ "$review" == true ]]; then
-    echo "    skipped: shop-dr-edge (eu-central-1) has no output DistributionId yet (deploy it first)"
-    skip_15=true
-  else
-    echo "deploy.sh: shop-dr-edge (eu-central-1) has no output DistributionId, which shop-dr-edge-alarms needs as DistributionId: deploy shop-dr-edge first" >&2
-    exit 1
-  fi
-fi
-if [[ "$skip_15" == false ]]; then
-aws cloudformation deploy \
-  --stack-name shop-dr-edge-alarms \
-  --region us-east-1 \
-  --template-file "$here/edge-alarms.yaml" \
-  --capabilities CAPABILITY_IAM \
-  --parameter-overrides "DistributionId=$distribution_id" \
-  --tags Project=shop Environment=dr ManagedBy=infra-templates \
-  "${changeset[@]}"
-[[ "$review" == true ]] || record dr us-east-1 shop-dr-edge-alarms edge-alarms.json
-# It holds AlarmTopicKey (AWS::KMS::Key): deleting the stack must take a deliberate step.
-if [[ "$review" == false ]]; then
-  aws cloudformation update-termination-protection --enable-termination-protection \
-    --stack-name shop-dr-edge-alarms --region us-east-1 >/dev/null
-  echo "    termination protection on for shop-dr-edge-alarms"
-fi
-fi
-
-# 16/21 shop-dr-svc-api
-echo "==> 16/21 shop-dr-svc-api (eu-central-1)"
-skip_16=false
 if [[ "$missing_tag_api" != 0 && "$review" == true ]]; then
   echo "    skipped: /shop/dr/api/image-tag does not exist yet, so there is no change set to review (give IMAGE_TAG_API and run without --review)"
-  skip_16=true
+  skip_15=true
 elif [[ "$missing_tag_api" != 0 ]]; then
   echo "    first deployment: /shop/dr/api/image-tag = $IMAGE_TAG_API"
   aws ssm put-parameter --name /shop/dr/api/image-tag --type String --value "$IMAGE_TAG_API" --region eu-central-1 >/dev/null
 fi
-if [[ "$skip_16" == false ]]; then
+if [[ "$skip_15" == false ]]; then
 aws cloudformation deploy \
   --stack-name shop-dr-svc-api \
   --region eu-central-1 \
@@ -946,17 +905,17 @@ if [[ "$review" == false ]]; then
 fi
 fi
 
-# 17/21 shop-dr-svc-mailer
-echo "==> 17/21 shop-dr-svc-mailer (eu-central-1)"
-skip_17=false
+# 16/21 shop-dr-svc-mailer
+echo "==> 16/21 shop-dr-svc-mailer (eu-central-1)"
+skip_16=false
 if [[ "$missing_tag_mailer" != 0 && "$review" == true ]]; then
   echo "    skipped: /shop/dr/mailer/image-tag does not exist yet, so there is no change set to review (give IMAGE_TAG_MAILER and run without --review)"
-  skip_17=true
+  skip_16=true
 elif [[ "$missing_tag_mailer" != 0 ]]; then
   echo "    first deployment: /shop/dr/mailer/image-tag = $IMAGE_TAG_MAILER"
   aws ssm put-parameter --name /shop/dr/mailer/image-tag --type String --value "$IMAGE_TAG_MAILER" --region eu-central-1 >/dev/null
 fi
-if [[ "$skip_17" == false ]]; then
+if [[ "$skip_16" == false ]]; then
 aws cloudformation deploy \
   --stack-name shop-dr-svc-mailer \
   --region eu-central-1 \
@@ -973,17 +932,17 @@ if [[ "$review" == false ]]; then
 fi
 fi
 
-# 18/21 shop-dr-svc-nightly
-echo "==> 18/21 shop-dr-svc-nightly (eu-central-1)"
-skip_18=false
+# 17/21 shop-dr-svc-nightly
+echo "==> 17/21 shop-dr-svc-nightly (eu-central-1)"
+skip_17=false
 if [[ "$missing_tag_nightly" != 0 && "$review" == true ]]; then
   echo "    skipped: /shop/dr/nightly/image-tag does not exist yet, so there is no change set to review (give IMAGE_TAG_NIGHTLY and run without --review)"
-  skip_18=true
+  skip_17=true
 elif [[ "$missing_tag_nightly" != 0 ]]; then
   echo "    first deployment: /shop/dr/nightly/image-tag = $IMAGE_TAG_NIGHTLY"
   aws ssm put-parameter --name /shop/dr/nightly/image-tag --type String --value "$IMAGE_TAG_NIGHTLY" --region eu-central-1 >/dev/null
 fi
-if [[ "$skip_18" == false ]]; then
+if [[ "$skip_17" == false ]]; then
 aws cloudformation deploy \
   --stack-name shop-dr-svc-nightly \
   --region eu-central-1 \
@@ -1000,17 +959,17 @@ if [[ "$review" == false ]]; then
 fi
 fi
 
-# 19/21 shop-dr-svc-payments
-echo "==> 19/21 shop-dr-svc-payments (eu-central-1)"
-skip_19=false
+# 18/21 shop-dr-svc-payments
+echo "==> 18/21 shop-dr-svc-payments (eu-central-1)"
+skip_18=false
 if [[ "$missing_tag_payments" != 0 && "$review" == true ]]; then
   echo "    skipped: /shop/dr/payments/image-tag does not exist yet, so there is no change set to review (give IMAGE_TAG_PAYMENTS and run without --review)"
-  skip_19=true
+  skip_18=true
 elif [[ "$missing_tag_payments" != 0 ]]; then
   echo "    first deployment: /shop/dr/payments/image-tag = $IMAGE_TAG_PAYMENTS"
   aws ssm put-parameter --name /shop/dr/payments/image-tag --type String --value "$IMAGE_TAG_PAYMENTS" --region eu-central-1 >/dev/null
 fi
-if [[ "$skip_19" == false ]]; then
+if [[ "$skip_18" == false ]]; then
 aws cloudformation deploy \
   --stack-name shop-dr-svc-payments \
   --region eu-central-1 \
@@ -1027,17 +986,17 @@ if [[ "$review" == false ]]; then
 fi
 fi
 
-# 20/21 shop-dr-svc-web
-echo "==> 20/21 shop-dr-svc-web (eu-central-1)"
-skip_20=false
+# 19/21 shop-dr-svc-web
+echo "==> 19/21 shop-dr-svc-web (eu-central-1)"
+skip_19=false
 if [[ "$missing_tag_web" != 0 && "$review" == true ]]; then
   echo "    skipped: /shop/dr/web/image-tag does not exist yet, so there is no change set to review (give IMAGE_TAG_WEB and run without --review)"
-  skip_20=true
+  skip_19=true
 elif [[ "$missing_tag_web" != 0 ]]; then
   echo "    first deployment: /shop/dr/web/image-tag = $IMAGE_TAG_WEB"
   aws ssm put-parameter --name /shop/dr/web/image-tag --type String --value "$IMAGE_TAG_WEB" --region eu-central-1 >/dev/null
 fi
-if [[ "$skip_20" == false ]]; then
+if [[ "$skip_19" == false ]]; then
 aws cloudformation deploy \
   --stack-name shop-dr-svc-web \
   --region eu-central-1 \
@@ -1054,8 +1013,8 @@ if [[ "$review" == false ]]; then
 fi
 fi
 
-# 21/21 shop-dr-connect
-echo "==> 21/21 shop-dr-connect (eu-central-1)"
+# 20/21 shop-dr-connect
+echo "==> 20/21 shop-dr-connect (eu-central-1)"
 aws cloudformation deploy \
   --stack-name shop-dr-connect \
   --region eu-central-1 \
@@ -1063,6 +1022,47 @@ aws cloudformation deploy \
   --tags Project=shop Environment=dr ManagedBy=infra-templates \
   "${changeset[@]}"
 [[ "$review" == true ]] || record dr eu-central-1 shop-dr-connect connect.json
+
+# 21/21 shop-dr-edge-alarms
+echo "==> 21/21 shop-dr-edge-alarms (us-east-1)"
+skip_21=false
+# DistributionId is an output of shop-dr-edge in eu-central-1: ImportValue cannot cross regions. Only
+# CloudFormation's "does not exist" means the stack is not there yet; any other error stops here.
+if ! distribution_id="$(aws cloudformation describe-stacks \
+  --stack-name shop-dr-edge --region eu-central-1 \
+  --query "Stacks[0].Outputs[?OutputKey=='DistributionId'].OutputValue" --output text 2>&1)"; then
+  case "$distribution_id" in
+    *"(ValidationError)"*"Stack with id shop-dr-edge does not exist"*) distribution_id="" ;;
+    *) echo "deploy.sh: could not read the output DistributionId of shop-dr-edge (eu-central-1), which shop-dr-edge-alarms needs as DistributionId; the stacks before shop-dr-edge-alarms are deployed, it and those after it are not: fix the cause (a permission your identity lacks, expired credentials...) and run this script again. The AWS CLI said: ${distribution_id//$'\n'/ }" >&2
+      exit 1 ;;
+  esac
+fi
+if [[ -z "$distribution_id" || "$distribution_id" == None ]]; then
+  if [[ "$review" == true ]]; then
+    echo "    skipped: shop-dr-edge (eu-central-1) has no output DistributionId yet (deploy it first)"
+    skip_21=true
+  else
+    echo "deploy.sh: shop-dr-edge (eu-central-1) has no output DistributionId, which shop-dr-edge-alarms needs as DistributionId: deploy shop-dr-edge first" >&2
+    exit 1
+  fi
+fi
+if [[ "$skip_21" == false ]]; then
+aws cloudformation deploy \
+  --stack-name shop-dr-edge-alarms \
+  --region us-east-1 \
+  --template-file "$here/edge-alarms.yaml" \
+  --capabilities CAPABILITY_IAM \
+  --parameter-overrides "DistributionId=$distribution_id" \
+  --tags Project=shop Environment=dr ManagedBy=infra-templates \
+  "${changeset[@]}"
+[[ "$review" == true ]] || record dr us-east-1 shop-dr-edge-alarms edge-alarms.json
+# It holds AlarmTopicKey (AWS::KMS::Key): deleting the stack must take a deliberate step.
+if [[ "$review" == false ]]; then
+  aws cloudformation update-termination-protection --enable-termination-protection \
+    --stack-name shop-dr-edge-alarms --region us-east-1 >/dev/null
+  echo "    termination protection on for shop-dr-edge-alarms"
+fi
+fi
 
 if [[ "$review" == true ]]; then
   echo "Change sets created, none executed: review them, then run this script without --review."

@@ -50,13 +50,13 @@ command -v aws >/dev/null || { echo 'destroy.sh: the AWS CLI (aws) is not instal
 
 cat <<'EOF'
 Deleting shop dr deletes these 18 stack(s), in this order:
+  shop-dr-edge-alarms (us-east-1)
   shop-dr-connect (eu-central-1)
   shop-dr-svc-web (eu-central-1)
   shop-dr-svc-payments (eu-central-1)
   shop-dr-svc-nightly (eu-central-1)
   shop-dr-svc-mailer (eu-central-1)
   shop-dr-svc-api (eu-central-1)
-  shop-dr-edge-alarms (us-east-1)
   shop-dr-dashboard (eu-central-1)
   shop-dr-monitoring (eu-central-1)
   shop-dr-edge (eu-central-1)
@@ -70,12 +70,12 @@ Deleting shop dr deletes these 18 stack(s), in this order:
   shop-dr-deployer (eu-central-1)
 
 Kept by their DeletionPolicy (they stay in the account, and go on costing, until you delete them):
+  shop-dr-edge-alarms: AlarmTopicKey (AWS::KMS::Key, DeletionPolicy Retain): kept
   shop-dr-svc-web: LogGroup (AWS::Logs::LogGroup, DeletionPolicy Retain): kept
   shop-dr-svc-payments: LogGroup (AWS::Logs::LogGroup, DeletionPolicy Retain): kept
   shop-dr-svc-nightly: LogGroup (AWS::Logs::LogGroup, DeletionPolicy Retain): kept
   shop-dr-svc-mailer: LogGroup (AWS::Logs::LogGroup, DeletionPolicy Retain): kept
   shop-dr-svc-api: LogGroup (AWS::Logs::LogGroup, DeletionPolicy Retain): kept
-  shop-dr-edge-alarms: AlarmTopicKey (AWS::KMS::Key, DeletionPolicy Retain): kept
   shop-dr-monitoring: AlarmTopicKey (AWS::KMS::Key, DeletionPolicy Retain): kept
   shop-dr-monitoring: MailerLogGroup (AWS::Logs::LogGroup, DeletionPolicy Retain): kept
   shop-dr-monitoring: MailerDeadLetterQueue (AWS::SQS::Queue, DeletionPolicy Retain): kept
@@ -139,6 +139,19 @@ unreadable() {
 
 # Refuse before deleting anything when a protection would stop the deletion half-way.
 blocked=false
+if ! protection="$(aws cloudformation describe-stacks --stack-name shop-dr-edge-alarms --region us-east-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>&1)"; then
+  case "$protection" in
+    *"(ValidationError)"*"Stack with id shop-dr-edge-alarms does not exist"*) protection=absent ;;  # not deployed: nothing to protect
+    *) unreadable 'the stack shop-dr-edge-alarms (us-east-1)' "$protection" ;;
+  esac
+fi
+if [[ "$protection" == True ]]; then
+  cat >&2 <<'EOF'
+destroy.sh: shop-dr-edge-alarms has termination protection on; to lift it:
+  aws cloudformation update-termination-protection --no-enable-termination-protection --stack-name shop-dr-edge-alarms --region us-east-1
+EOF
+  blocked=true
+fi
 if ! protection="$(aws cloudformation describe-stacks --stack-name shop-dr-connect --region eu-central-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>&1)"; then
   case "$protection" in
     *"(ValidationError)"*"Stack with id shop-dr-connect does not exist"*) protection=absent ;;  # not deployed: nothing to protect
@@ -214,19 +227,6 @@ if [[ "$protection" == True ]]; then
   cat >&2 <<'EOF'
 destroy.sh: shop-dr-svc-api has termination protection on; to lift it:
   aws cloudformation update-termination-protection --no-enable-termination-protection --stack-name shop-dr-svc-api --region eu-central-1
-EOF
-  blocked=true
-fi
-if ! protection="$(aws cloudformation describe-stacks --stack-name shop-dr-edge-alarms --region us-east-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>&1)"; then
-  case "$protection" in
-    *"(ValidationError)"*"Stack with id shop-dr-edge-alarms does not exist"*) protection=absent ;;  # not deployed: nothing to protect
-    *) unreadable 'the stack shop-dr-edge-alarms (us-east-1)' "$protection" ;;
-  esac
-fi
-if [[ "$protection" == True ]]; then
-  cat >&2 <<'EOF'
-destroy.sh: shop-dr-edge-alarms has termination protection on; to lift it:
-  aws cloudformation update-termination-protection --no-enable-termination-protection --stack-name shop-dr-edge-alarms --region us-east-1
 EOF
   blocked=true
 fi
@@ -418,7 +418,21 @@ if [[ "$answer" != dr ]]; then
   exit 1
 fi
 
-echo "==> 1/18 deleting shop-dr-connect (eu-central-1)"
+echo "==> 1/18 deleting shop-dr-edge-alarms (us-east-1)"
+if found="$(aws cloudformation describe-stacks --stack-name shop-dr-edge-alarms --region us-east-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
+  aws cloudformation delete-stack --stack-name shop-dr-edge-alarms --region us-east-1
+  aws cloudformation wait stack-delete-complete --stack-name shop-dr-edge-alarms --region us-east-1
+  deleted=$((deleted + 1))
+else
+  case "$found" in
+    *"(ValidationError)"*"Stack with id shop-dr-edge-alarms does not exist"*) echo "    not deployed: nothing to delete" ;;
+    *) unreadable 'the stack shop-dr-edge-alarms (us-east-1)' "$found" ;;
+  esac
+fi
+# Gone (deleted, or never there): no longer the baseline make diff compares with (deploy.sh recorded it).
+rm -f "$deployed/dr/us-east-1/shop-dr-edge-alarms.json"
+
+echo "==> 2/18 deleting shop-dr-connect (eu-central-1)"
 if found="$(aws cloudformation describe-stacks --stack-name shop-dr-connect --region eu-central-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
   aws cloudformation delete-stack --stack-name shop-dr-connect --region eu-central-1
   aws cloudformation wait stack-delete-complete --stack-name shop-dr-connect --region eu-central-1
@@ -432,7 +446,7 @@ fi
 # Gone (deleted, or never there): no longer the baseline make diff compares with (deploy.sh recorded it).
 rm -f "$deployed/dr/eu-central-1/shop-dr-connect.json"
 
-echo "==> 2/18 deleting shop-dr-svc-web (eu-central-1)"
+echo "==> 3/18 deleting shop-dr-svc-web (eu-central-1)"
 if found="$(aws cloudformation describe-stacks --stack-name shop-dr-svc-web --region eu-central-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
   aws cloudformation delete-stack --stack-name shop-dr-svc-web --region eu-central-1
   aws cloudformation wait stack-delete-complete --stack-name shop-dr-svc-web --region eu-central-1
@@ -446,7 +460,7 @@ fi
 # Gone (deleted, or never there): no longer the baseline make diff compares with (deploy.sh recorded it).
 rm -f "$deployed/dr/eu-central-1/shop-dr-svc-web.json"
 
-echo "==> 3/18 deleting shop-dr-svc-payments (eu-central-1)"
+echo "==> 4/18 deleting shop-dr-svc-payments (eu-central-1)"
 if found="$(aws cloudformation describe-stacks --stack-name shop-dr-svc-payments --region eu-central-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
   aws cloudformation delete-stack --stack-name shop-dr-svc-payments --region eu-central-1
   aws cloudformation wait stack-delete-complete --stack-name shop-dr-svc-payments --region eu-central-1
@@ -460,7 +474,7 @@ fi
 # Gone (deleted, or never there): no longer the baseline make diff compares with (deploy.sh recorded it).
 rm -f "$deployed/dr/eu-central-1/shop-dr-svc-payments.json"
 
-echo "==> 4/18 deleting shop-dr-svc-nightly (eu-central-1)"
+echo "==> 5/18 deleting shop-dr-svc-nightly (eu-central-1)"
 if found="$(aws cloudformation describe-stacks --stack-name shop-dr-svc-nightly --region eu-central-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
   aws cloudformation delete-stack --stack-name shop-dr-svc-nightly --region eu-central-1
   aws cloudformation wait stack-delete-complete --stack-name shop-dr-svc-nightly --region eu-central-1
@@ -474,7 +488,7 @@ fi
 # Gone (deleted, or never there): no longer the baseline make diff compares with (deploy.sh recorded it).
 rm -f "$deployed/dr/eu-central-1/shop-dr-svc-nightly.json"
 
-echo "==> 5/18 deleting shop-dr-svc-mailer (eu-central-1)"
+echo "==> 6/18 deleting shop-dr-svc-mailer (eu-central-1)"
 if found="$(aws cloudformation describe-stacks --stack-name shop-dr-svc-mailer --region eu-central-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
   aws cloudformation delete-stack --stack-name shop-dr-svc-mailer --region eu-central-1
   aws cloudformation wait stack-delete-complete --stack-name shop-dr-svc-mailer --region eu-central-1
@@ -488,7 +502,7 @@ fi
 # Gone (deleted, or never there): no longer the baseline make diff compares with (deploy.sh recorded it).
 rm -f "$deployed/dr/eu-central-1/shop-dr-svc-mailer.json"
 
-echo "==> 6/18 deleting shop-dr-svc-api (eu-central-1)"
+echo "==> 7/18 deleting shop-dr-svc-api (eu-central-1)"
 if found="$(aws cloudformation describe-stacks --stack-name shop-dr-svc-api --region eu-central-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
   aws cloudformation delete-stack --stack-name shop-dr-svc-api --region eu-central-1
   aws cloudformation wait stack-delete-complete --stack-name shop-dr-svc-api --region eu-central-1
@@ -501,20 +515,6 @@ else
 fi
 # Gone (deleted, or never there): no longer the baseline make diff compares with (deploy.sh recorded it).
 rm -f "$deployed/dr/eu-central-1/shop-dr-svc-api.json"
-
-echo "==> 7/18 deleting shop-dr-edge-alarms (us-east-1)"
-if found="$(aws cloudformation describe-stacks --stack-name shop-dr-edge-alarms --region us-east-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
-  aws cloudformation delete-stack --stack-name shop-dr-edge-alarms --region us-east-1
-  aws cloudformation wait stack-delete-complete --stack-name shop-dr-edge-alarms --region us-east-1
-  deleted=$((deleted + 1))
-else
-  case "$found" in
-    *"(ValidationError)"*"Stack with id shop-dr-edge-alarms does not exist"*) echo "    not deployed: nothing to delete" ;;
-    *) unreadable 'the stack shop-dr-edge-alarms (us-east-1)' "$found" ;;
-  esac
-fi
-# Gone (deleted, or never there): no longer the baseline make diff compares with (deploy.sh recorded it).
-rm -f "$deployed/dr/us-east-1/shop-dr-edge-alarms.json"
 
 echo "==> 8/18 deleting shop-dr-dashboard (eu-central-1)"
 if found="$(aws cloudformation describe-stacks --stack-name shop-dr-dashboard --region eu-central-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then

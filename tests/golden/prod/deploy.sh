@@ -173,13 +173,6 @@ deploy.sh: shop-prod-platform (eu-west-1) is in ROLLBACK_COMPLETE: its first cre
 EOF
   failed=true
 fi
-if [[ $'\t'"$rollback_eu_west_1"$'\t' == *$'\t'shop-prod-dns$'\t'* ]]; then
-  cat >&2 <<'EOF'
-deploy.sh: shop-prod-dns (eu-west-1) is in ROLLBACK_COMPLETE: its first create failed, and such a stack can only be deleted. Delete it, then run this script again:
-  aws cloudformation delete-stack --stack-name shop-prod-dns --region eu-west-1
-EOF
-  failed=true
-fi
 if [[ $'\t'"$rollback_eu_west_1"$'\t' == *$'\t'shop-prod-edge$'\t'* ]]; then
   cat >&2 <<'EOF'
 deploy.sh: shop-prod-edge (eu-west-1) is in ROLLBACK_COMPLETE: its first create failed, and such a stack can only be deleted. Delete it, then run this script again:
@@ -240,6 +233,13 @@ if [[ $'\t'"$rollback_eu_west_1"$'\t' == *$'\t'shop-prod-connect$'\t'* ]]; then
   cat >&2 <<'EOF'
 deploy.sh: shop-prod-connect (eu-west-1) is in ROLLBACK_COMPLETE: its first create failed, and such a stack can only be deleted. Delete it, then run this script again:
   aws cloudformation delete-stack --stack-name shop-prod-connect --region eu-west-1
+EOF
+  failed=true
+fi
+if [[ $'\t'"$rollback_eu_west_1"$'\t' == *$'\t'shop-prod-dns$'\t'* ]]; then
+  cat >&2 <<'EOF'
+deploy.sh: shop-prod-dns (eu-west-1) is in ROLLBACK_COMPLETE: its first create failed, and such a stack can only be deleted. Delete it, then run this script again:
+  aws cloudformation delete-stack --stack-name shop-prod-dns --region eu-west-1
 EOF
   failed=true
 fi
@@ -660,8 +660,24 @@ if [[ "$review" == false ]]; then
   echo "    termination protection on for shop-prod-platform"
 fi
 
-# 9/24 shop-dr-network
-echo "==> 9/24 shop-dr-network (eu-central-1)"
+# 9/24 shop-prod-edge-waf
+echo "==> 9/24 shop-prod-edge-waf (us-east-1)"
+aws cloudformation deploy \
+  --stack-name shop-prod-edge-waf \
+  --region us-east-1 \
+  --template-file "$here/edge-waf.yaml" \
+  --tags Project=shop Environment=prod ManagedBy=infra-templates \
+  "${changeset[@]}"
+[[ "$review" == true ]] || record prod us-east-1 shop-prod-edge-waf edge-waf.json
+# It holds LogsKey (AWS::KMS::Key), WafLogGroup (AWS::Logs::LogGroup): deleting the stack must take a deliberate step.
+if [[ "$review" == false ]]; then
+  aws cloudformation update-termination-protection --enable-termination-protection \
+    --stack-name shop-prod-edge-waf --region us-east-1 >/dev/null
+  echo "    termination protection on for shop-prod-edge-waf"
+fi
+
+# 10/24 shop-dr-network
+echo "==> 10/24 shop-dr-network (eu-central-1)"
 aws cloudformation deploy \
   --stack-name shop-dr-network \
   --region eu-central-1 \
@@ -677,8 +693,8 @@ if [[ "$review" == false ]]; then
   echo "    termination protection on for shop-dr-network"
 fi
 
-# 10/24 shop-dr-security
-echo "==> 10/24 shop-dr-security (eu-central-1)"
+# 11/24 shop-dr-security
+echo "==> 11/24 shop-dr-security (eu-central-1)"
 aws cloudformation deploy \
   --stack-name shop-dr-security \
   --region eu-central-1 \
@@ -694,8 +710,8 @@ if [[ "$review" == false ]]; then
   echo "    termination protection on for shop-dr-security"
 fi
 
-# 11/24 shop-dr-platform
-echo "==> 11/24 shop-dr-platform (eu-central-1)"
+# 12/24 shop-dr-platform
+echo "==> 12/24 shop-dr-platform (eu-central-1)"
 aws cloudformation deploy \
   --stack-name shop-dr-platform \
   --region eu-central-1 \
@@ -710,78 +726,8 @@ if [[ "$review" == false ]]; then
   echo "    termination protection on for shop-dr-platform"
 fi
 
-# 12/24 shop-prod-dns
-echo "==> 12/24 shop-prod-dns (eu-west-1)"
-skip_12=false
-# LoadBalancerDnsName is an output of shop-dr-platform in eu-central-1: ImportValue cannot cross regions. Only
-# CloudFormation's "does not exist" means the stack is not there yet; any other error stops here.
-if ! load_balancer_dns_name="$(aws cloudformation describe-stacks \
-  --stack-name shop-dr-platform --region eu-central-1 \
-  --query "Stacks[0].Outputs[?OutputKey=='LoadBalancerDnsName'].OutputValue" --output text 2>&1)"; then
-  case "$load_balancer_dns_name" in
-    *"(ValidationError)"*"Stack with id shop-dr-platform does not exist"*) load_balancer_dns_name="" ;;
-    *) echo "deploy.sh: could not read the output LoadBalancerDnsName of shop-dr-platform (eu-central-1), which shop-prod-dns needs as LoadBalancerDnsName; the stacks before shop-prod-dns are deployed, it and those after it are not: fix the cause (a permission your identity lacks, expired credentials...) and run this script again. The AWS CLI said: ${load_balancer_dns_name//$'\n'/ }" >&2
-      exit 1 ;;
-  esac
-fi
-if [[ -z "$load_balancer_dns_name" || "$load_balancer_dns_name" == None ]]; then
-  if [[ "$review" == true ]]; then
-    echo "    skipped: shop-dr-platform (eu-central-1) has no output LoadBalancerDnsName yet (deploy it first)"
-    skip_12=true
-  else
-    echo "deploy.sh: shop-dr-platform (eu-central-1) has no output LoadBalancerDnsName, which shop-prod-dns needs as LoadBalancerDnsName: deploy shop-dr-platform first" >&2
-    exit 1
-  fi
-fi
-# LoadBalancerHostedZoneId is an output of shop-dr-platform in eu-central-1: ImportValue cannot cross regions. Only
-# CloudFormation's "does not exist" means the stack is not there yet; any other error stops here.
-if ! load_balancer_hosted_zone_id="$(aws cloudformation describe-stacks \
-  --stack-name shop-dr-platform --region eu-central-1 \
-  --query "Stacks[0].Outputs[?OutputKey=='LoadBalancerHostedZoneId'].OutputValue" --output text 2>&1)"; then
-  case "$load_balancer_hosted_zone_id" in
-    *"(ValidationError)"*"Stack with id shop-dr-platform does not exist"*) load_balancer_hosted_zone_id="" ;;
-    *) echo "deploy.sh: could not read the output LoadBalancerHostedZoneId of shop-dr-platform (eu-central-1), which shop-prod-dns needs as LoadBalancerHostedZoneId; the stacks before shop-prod-dns are deployed, it and those after it are not: fix the cause (a permission your identity lacks, expired credentials...) and run this script again. The AWS CLI said: ${load_balancer_hosted_zone_id//$'\n'/ }" >&2
-      exit 1 ;;
-  esac
-fi
-if [[ -z "$load_balancer_hosted_zone_id" || "$load_balancer_hosted_zone_id" == None ]]; then
-  if [[ "$review" == true ]]; then
-    echo "    skipped: shop-dr-platform (eu-central-1) has no output LoadBalancerHostedZoneId yet (deploy it first)"
-    skip_12=true
-  else
-    echo "deploy.sh: shop-dr-platform (eu-central-1) has no output LoadBalancerHostedZoneId, which shop-prod-dns needs as LoadBalancerHostedZoneId: deploy shop-dr-platform first" >&2
-    exit 1
-  fi
-fi
-if [[ "$skip_12" == false ]]; then
-aws cloudformation deploy \
-  --stack-name shop-prod-dns \
-  --region eu-west-1 \
-  --template-file "$here/dns.yaml" \
-  --parameter-overrides "LoadBalancerDnsName=$load_balancer_dns_name" "LoadBalancerHostedZoneId=$load_balancer_hosted_zone_id" \
-  --tags Project=shop Environment=prod ManagedBy=infra-templates \
-  "${changeset[@]}"
-[[ "$review" == true ]] || record prod eu-west-1 shop-prod-dns dns.json
-fi
-
-# 13/24 shop-prod-edge-waf
-echo "==> 13/24 shop-prod-edge-waf (us-east-1)"
-aws cloudformation deploy \
-  --stack-name shop-prod-edge-waf \
-  --region us-east-1 \
-  --template-file "$here/edge-waf.yaml" \
-  --tags Project=shop Environment=prod ManagedBy=infra-templates \
-  "${changeset[@]}"
-[[ "$review" == true ]] || record prod us-east-1 shop-prod-edge-waf edge-waf.json
-# It holds LogsKey (AWS::KMS::Key), WafLogGroup (AWS::Logs::LogGroup): deleting the stack must take a deliberate step.
-if [[ "$review" == false ]]; then
-  aws cloudformation update-termination-protection --enable-termination-protection \
-    --stack-name shop-prod-edge-waf --region us-east-1 >/dev/null
-  echo "    termination protection on for shop-prod-edge-waf"
-fi
-
-# 14/24 shop-dr-assets-replica
-echo "==> 14/24 shop-dr-assets-replica (eu-central-1)"
+# 13/24 shop-dr-assets-replica
+echo "==> 13/24 shop-dr-assets-replica (eu-central-1)"
 aws cloudformation deploy \
   --stack-name shop-dr-assets-replica \
   --region eu-central-1 \
@@ -796,9 +742,9 @@ if [[ "$review" == false ]]; then
   echo "    termination protection on for shop-dr-assets-replica"
 fi
 
-# 15/24 shop-prod-edge
-echo "==> 15/24 shop-prod-edge (eu-west-1)"
-skip_15=false
+# 14/24 shop-prod-edge
+echo "==> 14/24 shop-prod-edge (eu-west-1)"
+skip_14=false
 # ReplicaBucketArn is an output of shop-dr-assets-replica in eu-central-1: ImportValue cannot cross regions. Only
 # CloudFormation's "does not exist" means the stack is not there yet; any other error stops here.
 if ! replica_bucket_arn="$(aws cloudformation describe-stacks \
@@ -813,7 +759,7 @@ fi
 if [[ -z "$replica_bucket_arn" || "$replica_bucket_arn" == None ]]; then
   if [[ "$review" == true ]]; then
     echo "    skipped: shop-dr-assets-replica (eu-central-1) has no output ReplicaBucketArn yet (deploy it first)"
-    skip_15=true
+    skip_14=true
   else
     echo "deploy.sh: shop-dr-assets-replica (eu-central-1) has no output ReplicaBucketArn, which shop-prod-edge needs as ReplicaBucketArn: deploy shop-dr-assets-replica first" >&2
     exit 1
@@ -833,7 +779,7 @@ fi
 if [[ -z "$data_key_arn" || "$data_key_arn" == None ]]; then
   if [[ "$review" == true ]]; then
     echo "    skipped: shop-dr-keys (eu-central-1) has no output DataKeyArn yet (deploy it first)"
-    skip_15=true
+    skip_14=true
   else
     echo "deploy.sh: shop-dr-keys (eu-central-1) has no output DataKeyArn, which shop-prod-edge needs as DataKeyArn: deploy shop-dr-keys first" >&2
     exit 1
@@ -853,7 +799,7 @@ fi
 if [[ -z "$replica_bucket_domain_name" || "$replica_bucket_domain_name" == None ]]; then
   if [[ "$review" == true ]]; then
     echo "    skipped: shop-dr-assets-replica (eu-central-1) has no output ReplicaBucketDomainName yet (deploy it first)"
-    skip_15=true
+    skip_14=true
   else
     echo "deploy.sh: shop-dr-assets-replica (eu-central-1) has no output ReplicaBucketDomainName, which shop-prod-edge needs as ReplicaBucketDomainName: deploy shop-dr-assets-replica first" >&2
     exit 1
@@ -873,13 +819,13 @@ fi
 if [[ -z "$web_acl_arn" || "$web_acl_arn" == None ]]; then
   if [[ "$review" == true ]]; then
     echo "    skipped: shop-prod-edge-waf (us-east-1) has no output WebAclArn yet (deploy it first)"
-    skip_15=true
+    skip_14=true
   else
     echo "deploy.sh: shop-prod-edge-waf (us-east-1) has no output WebAclArn, which shop-prod-edge needs as WebAclArn: deploy shop-prod-edge-waf first" >&2
     exit 1
   fi
 fi
-if [[ "$skip_15" == false ]]; then
+if [[ "$skip_14" == false ]]; then
 aws cloudformation deploy \
   --stack-name shop-prod-edge \
   --region eu-west-1 \
@@ -897,9 +843,9 @@ if [[ "$review" == false ]]; then
 fi
 fi
 
-# 16/24 shop-prod-monitoring
-echo "==> 16/24 shop-prod-monitoring (eu-west-1)"
-skip_16=false
+# 15/24 shop-prod-monitoring
+echo "==> 15/24 shop-prod-monitoring (eu-west-1)"
+skip_15=false
 # ReplicaBucketName is an output of shop-dr-assets-replica in eu-central-1: ImportValue cannot cross regions. Only
 # CloudFormation's "does not exist" means the stack is not there yet; any other error stops here.
 if ! replica_bucket_name="$(aws cloudformation describe-stacks \
@@ -914,13 +860,13 @@ fi
 if [[ -z "$replica_bucket_name" || "$replica_bucket_name" == None ]]; then
   if [[ "$review" == true ]]; then
     echo "    skipped: shop-dr-assets-replica (eu-central-1) has no output ReplicaBucketName yet (deploy it first)"
-    skip_16=true
+    skip_15=true
   else
     echo "deploy.sh: shop-dr-assets-replica (eu-central-1) has no output ReplicaBucketName, which shop-prod-monitoring needs as ReplicaBucketName: deploy shop-dr-assets-replica first" >&2
     exit 1
   fi
 fi
-if [[ "$skip_16" == false ]]; then
+if [[ "$skip_15" == false ]]; then
 aws cloudformation deploy \
   --stack-name shop-prod-monitoring \
   --region eu-west-1 \
@@ -938,8 +884,8 @@ if [[ "$review" == false ]]; then
 fi
 fi
 
-# 17/24 shop-prod-dashboard
-echo "==> 17/24 shop-prod-dashboard (eu-west-1)"
+# 16/24 shop-prod-dashboard
+echo "==> 16/24 shop-prod-dashboard (eu-west-1)"
 aws cloudformation deploy \
   --stack-name shop-prod-dashboard \
   --region eu-west-1 \
@@ -948,9 +894,208 @@ aws cloudformation deploy \
   "${changeset[@]}"
 [[ "$review" == true ]] || record prod eu-west-1 shop-prod-dashboard dashboard.json
 
-# 18/24 shop-prod-edge-alarms
-echo "==> 18/24 shop-prod-edge-alarms (us-east-1)"
+# 17/24 shop-prod-svc-api
+echo "==> 17/24 shop-prod-svc-api (eu-west-1)"
+skip_17=false
+if [[ "$missing_tag_api" != 0 && "$review" == true ]]; then
+  echo "    skipped: /shop/prod/api/image-tag does not exist yet, so there is no change set to review (give IMAGE_TAG_API and run without --review)"
+  skip_17=true
+elif [[ "$missing_tag_api" != 0 ]]; then
+  echo "    first deployment: /shop/prod/api/image-tag = $IMAGE_TAG_API"
+  aws ssm put-parameter --name /shop/prod/api/image-tag --type String --value "$IMAGE_TAG_API" --region eu-west-1 >/dev/null
+fi
+if [[ "$skip_17" == false ]]; then
+aws cloudformation deploy \
+  --stack-name shop-prod-svc-api \
+  --region eu-west-1 \
+  --template-file "$here/svc-api.yaml" \
+  --capabilities CAPABILITY_NAMED_IAM \
+  --tags Project=shop Environment=prod ManagedBy=infra-templates \
+  "${changeset[@]}"
+[[ "$review" == true ]] || record prod eu-west-1 shop-prod-svc-api svc-api.json
+# It holds LogGroup (AWS::Logs::LogGroup): deleting the stack must take a deliberate step.
+if [[ "$review" == false ]]; then
+  aws cloudformation update-termination-protection --enable-termination-protection \
+    --stack-name shop-prod-svc-api --region eu-west-1 >/dev/null
+  echo "    termination protection on for shop-prod-svc-api"
+fi
+fi
+
+# 18/24 shop-prod-svc-mailer
+echo "==> 18/24 shop-prod-svc-mailer (eu-west-1)"
 skip_18=false
+if [[ "$missing_tag_mailer" != 0 && "$review" == true ]]; then
+  echo "    skipped: /shop/prod/mailer/image-tag does not exist yet, so there is no change set to review (give IMAGE_TAG_MAILER and run without --review)"
+  skip_18=true
+elif [[ "$missing_tag_mailer" != 0 ]]; then
+  echo "    first deployment: /shop/prod/mailer/image-tag = $IMAGE_TAG_MAILER"
+  aws ssm put-parameter --name /shop/prod/mailer/image-tag --type String --value "$IMAGE_TAG_MAILER" --region eu-west-1 >/dev/null
+fi
+if [[ "$skip_18" == false ]]; then
+aws cloudformation deploy \
+  --stack-name shop-prod-svc-mailer \
+  --region eu-west-1 \
+  --template-file "$here/svc-mailer.yaml" \
+  --capabilities CAPABILITY_NAMED_IAM \
+  --tags Project=shop Environment=prod ManagedBy=infra-templates \
+  "${changeset[@]}"
+[[ "$review" == true ]] || record prod eu-west-1 shop-prod-svc-mailer svc-mailer.json
+# It holds LogGroup (AWS::Logs::LogGroup): deleting the stack must take a deliberate step.
+if [[ "$review" == false ]]; then
+  aws cloudformation update-termination-protection --enable-termination-protection \
+    --stack-name shop-prod-svc-mailer --region eu-west-1 >/dev/null
+  echo "    termination protection on for shop-prod-svc-mailer"
+fi
+fi
+
+# 19/24 shop-prod-svc-nightly
+echo "==> 19/24 shop-prod-svc-nightly (eu-west-1)"
+skip_19=false
+if [[ "$missing_tag_nightly" != 0 && "$review" == true ]]; then
+  echo "    skipped: /shop/prod/nightly/image-tag does not exist yet, so there is no change set to review (give IMAGE_TAG_NIGHTLY and run without --review)"
+  skip_19=true
+elif [[ "$missing_tag_nightly" != 0 ]]; then
+  echo "    first deployment: /shop/prod/nightly/image-tag = $IMAGE_TAG_NIGHTLY"
+  aws ssm put-parameter --name /shop/prod/nightly/image-tag --type String --value "$IMAGE_TAG_NIGHTLY" --region eu-west-1 >/dev/null
+fi
+if [[ "$skip_19" == false ]]; then
+aws cloudformation deploy \
+  --stack-name shop-prod-svc-nightly \
+  --region eu-west-1 \
+  --template-file "$here/svc-nightly.yaml" \
+  --capabilities CAPABILITY_NAMED_IAM \
+  --tags Project=shop Environment=prod ManagedBy=infra-templates \
+  "${changeset[@]}"
+[[ "$review" == true ]] || record prod eu-west-1 shop-prod-svc-nightly svc-nightly.json
+# It holds LogGroup (AWS::Logs::LogGroup): deleting the stack must take a deliberate step.
+if [[ "$review" == false ]]; then
+  aws cloudformation update-termination-protection --enable-termination-protection \
+    --stack-name shop-prod-svc-nightly --region eu-west-1 >/dev/null
+  echo "    termination protection on for shop-prod-svc-nightly"
+fi
+fi
+
+# 20/24 shop-prod-svc-payments
+echo "==> 20/24 shop-prod-svc-payments (eu-west-1)"
+skip_20=false
+if [[ "$missing_tag_payments" != 0 && "$review" == true ]]; then
+  echo "    skipped: /shop/prod/payments/image-tag does not exist yet, so there is no change set to review (give IMAGE_TAG_PAYMENTS and run without --review)"
+  skip_20=true
+elif [[ "$missing_tag_payments" != 0 ]]; then
+  echo "    first deployment: /shop/prod/payments/image-tag = $IMAGE_TAG_PAYMENTS"
+  aws ssm put-parameter --name /shop/prod/payments/image-tag --type String --value "$IMAGE_TAG_PAYMENTS" --region eu-west-1 >/dev/null
+fi
+if [[ "$skip_20" == false ]]; then
+aws cloudformation deploy \
+  --stack-name shop-prod-svc-payments \
+  --region eu-west-1 \
+  --template-file "$here/svc-payments.yaml" \
+  --capabilities CAPABILITY_NAMED_IAM \
+  --tags Project=shop Environment=prod ManagedBy=infra-templates \
+  "${changeset[@]}"
+[[ "$review" == true ]] || record prod eu-west-1 shop-prod-svc-payments svc-payments.json
+# It holds LogGroup (AWS::Logs::LogGroup): deleting the stack must take a deliberate step.
+if [[ "$review" == false ]]; then
+  aws cloudformation update-termination-protection --enable-termination-protection \
+    --stack-name shop-prod-svc-payments --region eu-west-1 >/dev/null
+  echo "    termination protection on for shop-prod-svc-payments"
+fi
+fi
+
+# 21/24 shop-prod-svc-web
+echo "==> 21/24 shop-prod-svc-web (eu-west-1)"
+skip_21=false
+if [[ "$missing_tag_web" != 0 && "$review" == true ]]; then
+  echo "    skipped: /shop/prod/web/image-tag does not exist yet, so there is no change set to review (give IMAGE_TAG_WEB and run without --review)"
+  skip_21=true
+elif [[ "$missing_tag_web" != 0 ]]; then
+  echo "    first deployment: /shop/prod/web/image-tag = $IMAGE_TAG_WEB"
+  aws ssm put-parameter --name /shop/prod/web/image-tag --type String --value "$IMAGE_TAG_WEB" --region eu-west-1 >/dev/null
+fi
+if [[ "$skip_21" == false ]]; then
+aws cloudformation deploy \
+  --stack-name shop-prod-svc-web \
+  --region eu-west-1 \
+  --template-file "$here/svc-web.yaml" \
+  --capabilities CAPABILITY_NAMED_IAM \
+  --tags Project=shop Environment=prod ManagedBy=infra-templates \
+  "${changeset[@]}"
+[[ "$review" == true ]] || record prod eu-west-1 shop-prod-svc-web svc-web.json
+# It holds LogGroup (AWS::Logs::LogGroup): deleting the stack must take a deliberate step.
+if [[ "$review" == false ]]; then
+  aws cloudformation update-termination-protection --enable-termination-protection \
+    --stack-name shop-prod-svc-web --region eu-west-1 >/dev/null
+  echo "    termination protection on for shop-prod-svc-web"
+fi
+fi
+
+# 22/24 shop-prod-connect
+echo "==> 22/24 shop-prod-connect (eu-west-1)"
+aws cloudformation deploy \
+  --stack-name shop-prod-connect \
+  --region eu-west-1 \
+  --template-file "$here/connect.yaml" \
+  --tags Project=shop Environment=prod ManagedBy=infra-templates \
+  "${changeset[@]}"
+[[ "$review" == true ]] || record prod eu-west-1 shop-prod-connect connect.json
+
+# 23/24 shop-prod-dns
+echo "==> 23/24 shop-prod-dns (eu-west-1)"
+skip_23=false
+# LoadBalancerDnsName is an output of shop-dr-platform in eu-central-1: ImportValue cannot cross regions. Only
+# CloudFormation's "does not exist" means the stack is not there yet; any other error stops here.
+if ! load_balancer_dns_name="$(aws cloudformation describe-stacks \
+  --stack-name shop-dr-platform --region eu-central-1 \
+  --query "Stacks[0].Outputs[?OutputKey=='LoadBalancerDnsName'].OutputValue" --output text 2>&1)"; then
+  case "$load_balancer_dns_name" in
+    *"(ValidationError)"*"Stack with id shop-dr-platform does not exist"*) load_balancer_dns_name="" ;;
+    *) echo "deploy.sh: could not read the output LoadBalancerDnsName of shop-dr-platform (eu-central-1), which shop-prod-dns needs as LoadBalancerDnsName; the stacks before shop-prod-dns are deployed, it and those after it are not: fix the cause (a permission your identity lacks, expired credentials...) and run this script again. The AWS CLI said: ${load_balancer_dns_name//$'\n'/ }" >&2
+      exit 1 ;;
+  esac
+fi
+if [[ -z "$load_balancer_dns_name" || "$load_balancer_dns_name" == None ]]; then
+  if [[ "$review" == true ]]; then
+    echo "    skipped: shop-dr-platform (eu-central-1) has no output LoadBalancerDnsName yet (deploy it first)"
+    skip_23=true
+  else
+    echo "deploy.sh: shop-dr-platform (eu-central-1) has no output LoadBalancerDnsName, which shop-prod-dns needs as LoadBalancerDnsName: deploy shop-dr-platform first" >&2
+    exit 1
+  fi
+fi
+# LoadBalancerHostedZoneId is an output of shop-dr-platform in eu-central-1: ImportValue cannot cross regions. Only
+# CloudFormation's "does not exist" means the stack is not there yet; any other error stops here.
+if ! load_balancer_hosted_zone_id="$(aws cloudformation describe-stacks \
+  --stack-name shop-dr-platform --region eu-central-1 \
+  --query "Stacks[0].Outputs[?OutputKey=='LoadBalancerHostedZoneId'].OutputValue" --output text 2>&1)"; then
+  case "$load_balancer_hosted_zone_id" in
+    *"(ValidationError)"*"Stack with id shop-dr-platform does not exist"*) load_balancer_hosted_zone_id="" ;;
+    *) echo "deploy.sh: could not read the output LoadBalancerHostedZoneId of shop-dr-platform (eu-central-1), which shop-prod-dns needs as LoadBalancerHostedZoneId; the stacks before shop-prod-dns are deployed, it and those after it are not: fix the cause (a permission your identity lacks, expired credentials...) and run this script again. The AWS CLI said: ${load_balancer_hosted_zone_id//$'\n'/ }" >&2
+      exit 1 ;;
+  esac
+fi
+if [[ -z "$load_balancer_hosted_zone_id" || "$load_balancer_hosted_zone_id" == None ]]; then
+  if [[ "$review" == true ]]; then
+    echo "    skipped: shop-dr-platform (eu-central-1) has no output LoadBalancerHostedZoneId yet (deploy it first)"
+    skip_23=true
+  else
+    echo "deploy.sh: shop-dr-platform (eu-central-1) has no output LoadBalancerHostedZoneId, which shop-prod-dns needs as LoadBalancerHostedZoneId: deploy shop-dr-platform first" >&2
+    exit 1
+  fi
+fi
+if [[ "$skip_23" == false ]]; then
+aws cloudformation deploy \
+  --stack-name shop-prod-dns \
+  --region eu-west-1 \
+  --template-file "$here/dns.yaml" \
+  --parameter-overrides "LoadBalancerDnsName=$load_balancer_dns_name" "LoadBalancerHostedZoneId=$load_balancer_hosted_zone_id" \
+  --tags Project=shop Environment=prod ManagedBy=infra-templates \
+  "${changeset[@]}"
+[[ "$review" == true ]] || record prod eu-west-1 shop-prod-dns dns.json
+fi
+
+# 24/24 shop-prod-edge-alarms
+echo "==> 24/24 shop-prod-edge-alarms (us-east-1)"
+skip_24=false
 # DistributionId is an output of shop-prod-edge in eu-west-1: ImportValue cannot cross regions. Only
 # CloudFormation's "does not exist" means the stack is not there yet; any other error stops here.
 if ! distribution_id="$(aws cloudformation describe-stacks \
@@ -965,7 +1110,7 @@ fi
 if [[ -z "$distribution_id" || "$distribution_id" == None ]]; then
   if [[ "$review" == true ]]; then
     echo "    skipped: shop-prod-edge (eu-west-1) has no output DistributionId yet (deploy it first)"
-    skip_18=true
+    skip_24=true
   else
     echo "deploy.sh: shop-prod-edge (eu-west-1) has no output DistributionId, which shop-prod-edge-alarms needs as DistributionId: deploy shop-prod-edge first" >&2
     exit 1
@@ -985,13 +1130,13 @@ fi
 if [[ -z "$primary_health_check_id" || "$primary_health_check_id" == None ]]; then
   if [[ "$review" == true ]]; then
     echo "    skipped: shop-prod-dns (eu-west-1) has no output PrimaryHealthCheckId yet (deploy it first)"
-    skip_18=true
+    skip_24=true
   else
     echo "deploy.sh: shop-prod-dns (eu-west-1) has no output PrimaryHealthCheckId, which shop-prod-edge-alarms needs as PrimaryHealthCheckId: deploy shop-prod-dns first" >&2
     exit 1
   fi
 fi
-if [[ "$skip_18" == false ]]; then
+if [[ "$skip_24" == false ]]; then
 aws cloudformation deploy \
   --stack-name shop-prod-edge-alarms \
   --region us-east-1 \
@@ -1008,151 +1153,6 @@ if [[ "$review" == false ]]; then
   echo "    termination protection on for shop-prod-edge-alarms"
 fi
 fi
-
-# 19/24 shop-prod-svc-api
-echo "==> 19/24 shop-prod-svc-api (eu-west-1)"
-skip_19=false
-if [[ "$missing_tag_api" != 0 && "$review" == true ]]; then
-  echo "    skipped: /shop/prod/api/image-tag does not exist yet, so there is no change set to review (give IMAGE_TAG_API and run without --review)"
-  skip_19=true
-elif [[ "$missing_tag_api" != 0 ]]; then
-  echo "    first deployment: /shop/prod/api/image-tag = $IMAGE_TAG_API"
-  aws ssm put-parameter --name /shop/prod/api/image-tag --type String --value "$IMAGE_TAG_API" --region eu-west-1 >/dev/null
-fi
-if [[ "$skip_19" == false ]]; then
-aws cloudformation deploy \
-  --stack-name shop-prod-svc-api \
-  --region eu-west-1 \
-  --template-file "$here/svc-api.yaml" \
-  --capabilities CAPABILITY_NAMED_IAM \
-  --tags Project=shop Environment=prod ManagedBy=infra-templates \
-  "${changeset[@]}"
-[[ "$review" == true ]] || record prod eu-west-1 shop-prod-svc-api svc-api.json
-# It holds LogGroup (AWS::Logs::LogGroup): deleting the stack must take a deliberate step.
-if [[ "$review" == false ]]; then
-  aws cloudformation update-termination-protection --enable-termination-protection \
-    --stack-name shop-prod-svc-api --region eu-west-1 >/dev/null
-  echo "    termination protection on for shop-prod-svc-api"
-fi
-fi
-
-# 20/24 shop-prod-svc-mailer
-echo "==> 20/24 shop-prod-svc-mailer (eu-west-1)"
-skip_20=false
-if [[ "$missing_tag_mailer" != 0 && "$review" == true ]]; then
-  echo "    skipped: /shop/prod/mailer/image-tag does not exist yet, so there is no change set to review (give IMAGE_TAG_MAILER and run without --review)"
-  skip_20=true
-elif [[ "$missing_tag_mailer" != 0 ]]; then
-  echo "    first deployment: /shop/prod/mailer/image-tag = $IMAGE_TAG_MAILER"
-  aws ssm put-parameter --name /shop/prod/mailer/image-tag --type String --value "$IMAGE_TAG_MAILER" --region eu-west-1 >/dev/null
-fi
-if [[ "$skip_20" == false ]]; then
-aws cloudformation deploy \
-  --stack-name shop-prod-svc-mailer \
-  --region eu-west-1 \
-  --template-file "$here/svc-mailer.yaml" \
-  --capabilities CAPABILITY_NAMED_IAM \
-  --tags Project=shop Environment=prod ManagedBy=infra-templates \
-  "${changeset[@]}"
-[[ "$review" == true ]] || record prod eu-west-1 shop-prod-svc-mailer svc-mailer.json
-# It holds LogGroup (AWS::Logs::LogGroup): deleting the stack must take a deliberate step.
-if [[ "$review" == false ]]; then
-  aws cloudformation update-termination-protection --enable-termination-protection \
-    --stack-name shop-prod-svc-mailer --region eu-west-1 >/dev/null
-  echo "    termination protection on for shop-prod-svc-mailer"
-fi
-fi
-
-# 21/24 shop-prod-svc-nightly
-echo "==> 21/24 shop-prod-svc-nightly (eu-west-1)"
-skip_21=false
-if [[ "$missing_tag_nightly" != 0 && "$review" == true ]]; then
-  echo "    skipped: /shop/prod/nightly/image-tag does not exist yet, so there is no change set to review (give IMAGE_TAG_NIGHTLY and run without --review)"
-  skip_21=true
-elif [[ "$missing_tag_nightly" != 0 ]]; then
-  echo "    first deployment: /shop/prod/nightly/image-tag = $IMAGE_TAG_NIGHTLY"
-  aws ssm put-parameter --name /shop/prod/nightly/image-tag --type String --value "$IMAGE_TAG_NIGHTLY" --region eu-west-1 >/dev/null
-fi
-if [[ "$skip_21" == false ]]; then
-aws cloudformation deploy \
-  --stack-name shop-prod-svc-nightly \
-  --region eu-west-1 \
-  --template-file "$here/svc-nightly.yaml" \
-  --capabilities CAPABILITY_NAMED_IAM \
-  --tags Project=shop Environment=prod ManagedBy=infra-templates \
-  "${changeset[@]}"
-[[ "$review" == true ]] || record prod eu-west-1 shop-prod-svc-nightly svc-nightly.json
-# It holds LogGroup (AWS::Logs::LogGroup): deleting the stack must take a deliberate step.
-if [[ "$review" == false ]]; then
-  aws cloudformation update-termination-protection --enable-termination-protection \
-    --stack-name shop-prod-svc-nightly --region eu-west-1 >/dev/null
-  echo "    termination protection on for shop-prod-svc-nightly"
-fi
-fi
-
-# 22/24 shop-prod-svc-payments
-echo "==> 22/24 shop-prod-svc-payments (eu-west-1)"
-skip_22=false
-if [[ "$missing_tag_payments" != 0 && "$review" == true ]]; then
-  echo "    skipped: /shop/prod/payments/image-tag does not exist yet, so there is no change set to review (give IMAGE_TAG_PAYMENTS and run without --review)"
-  skip_22=true
-elif [[ "$missing_tag_payments" != 0 ]]; then
-  echo "    first deployment: /shop/prod/payments/image-tag = $IMAGE_TAG_PAYMENTS"
-  aws ssm put-parameter --name /shop/prod/payments/image-tag --type String --value "$IMAGE_TAG_PAYMENTS" --region eu-west-1 >/dev/null
-fi
-if [[ "$skip_22" == false ]]; then
-aws cloudformation deploy \
-  --stack-name shop-prod-svc-payments \
-  --region eu-west-1 \
-  --template-file "$here/svc-payments.yaml" \
-  --capabilities CAPABILITY_NAMED_IAM \
-  --tags Project=shop Environment=prod ManagedBy=infra-templates \
-  "${changeset[@]}"
-[[ "$review" == true ]] || record prod eu-west-1 shop-prod-svc-payments svc-payments.json
-# It holds LogGroup (AWS::Logs::LogGroup): deleting the stack must take a deliberate step.
-if [[ "$review" == false ]]; then
-  aws cloudformation update-termination-protection --enable-termination-protection \
-    --stack-name shop-prod-svc-payments --region eu-west-1 >/dev/null
-  echo "    termination protection on for shop-prod-svc-payments"
-fi
-fi
-
-# 23/24 shop-prod-svc-web
-echo "==> 23/24 shop-prod-svc-web (eu-west-1)"
-skip_23=false
-if [[ "$missing_tag_web" != 0 && "$review" == true ]]; then
-  echo "    skipped: /shop/prod/web/image-tag does not exist yet, so there is no change set to review (give IMAGE_TAG_WEB and run without --review)"
-  skip_23=true
-elif [[ "$missing_tag_web" != 0 ]]; then
-  echo "    first deployment: /shop/prod/web/image-tag = $IMAGE_TAG_WEB"
-  aws ssm put-parameter --name /shop/prod/web/image-tag --type String --value "$IMAGE_TAG_WEB" --region eu-west-1 >/dev/null
-fi
-if [[ "$skip_23" == false ]]; then
-aws cloudformation deploy \
-  --stack-name shop-prod-svc-web \
-  --region eu-west-1 \
-  --template-file "$here/svc-web.yaml" \
-  --capabilities CAPABILITY_NAMED_IAM \
-  --tags Project=shop Environment=prod ManagedBy=infra-templates \
-  "${changeset[@]}"
-[[ "$review" == true ]] || record prod eu-west-1 shop-prod-svc-web svc-web.json
-# It holds LogGroup (AWS::Logs::LogGroup): deleting the stack must take a deliberate step.
-if [[ "$review" == false ]]; then
-  aws cloudformation update-termination-protection --enable-termination-protection \
-    --stack-name shop-prod-svc-web --region eu-west-1 >/dev/null
-  echo "    termination protection on for shop-prod-svc-web"
-fi
-fi
-
-# 24/24 shop-prod-connect
-echo "==> 24/24 shop-prod-connect (eu-west-1)"
-aws cloudformation deploy \
-  --stack-name shop-prod-connect \
-  --region eu-west-1 \
-  --template-file "$here/connect.yaml" \
-  --tags Project=shop Environment=prod ManagedBy=infra-templates \
-  "${changeset[@]}"
-[[ "$review" == true ]] || record prod eu-west-1 shop-prod-connect connect.json
 
 if [[ "$review" == true ]]; then
   echo "Change sets created, none executed: review them, then run this script without --review."

@@ -50,18 +50,18 @@ command -v aws >/dev/null || { echo 'destroy.sh: the AWS CLI (aws) is not instal
 
 cat <<'EOF'
 Deleting shop prod deletes these 19 stack(s), in this order:
+  shop-prod-edge-alarms (us-east-1)
+  shop-prod-dns (eu-west-1)
   shop-prod-connect (eu-west-1)
   shop-prod-svc-web (eu-west-1)
   shop-prod-svc-payments (eu-west-1)
   shop-prod-svc-nightly (eu-west-1)
   shop-prod-svc-mailer (eu-west-1)
   shop-prod-svc-api (eu-west-1)
-  shop-prod-edge-alarms (us-east-1)
   shop-prod-dashboard (eu-west-1)
   shop-prod-monitoring (eu-west-1)
   shop-prod-edge (eu-west-1)
   shop-prod-edge-waf (us-east-1)
-  shop-prod-dns (eu-west-1)
   shop-prod-platform (eu-west-1)
   shop-prod-data (eu-west-1)
   shop-prod-security (eu-west-1)
@@ -71,12 +71,12 @@ Deleting shop prod deletes these 19 stack(s), in this order:
   shop-prod-deployer (eu-west-1)
 
 Kept by their DeletionPolicy (they stay in the account, and go on costing, until you delete them):
+  shop-prod-edge-alarms: AlarmTopicKey (AWS::KMS::Key, DeletionPolicy Retain): kept
   shop-prod-svc-web: LogGroup (AWS::Logs::LogGroup, DeletionPolicy Retain): kept
   shop-prod-svc-payments: LogGroup (AWS::Logs::LogGroup, DeletionPolicy Retain): kept
   shop-prod-svc-nightly: LogGroup (AWS::Logs::LogGroup, DeletionPolicy Retain): kept
   shop-prod-svc-mailer: LogGroup (AWS::Logs::LogGroup, DeletionPolicy Retain): kept
   shop-prod-svc-api: LogGroup (AWS::Logs::LogGroup, DeletionPolicy Retain): kept
-  shop-prod-edge-alarms: AlarmTopicKey (AWS::KMS::Key, DeletionPolicy Retain): kept
   shop-prod-monitoring: AlarmTopicKey (AWS::KMS::Key, DeletionPolicy Retain): kept
   shop-prod-monitoring: MailerLogGroup (AWS::Logs::LogGroup, DeletionPolicy Retain): kept
   shop-prod-monitoring: MailerDeadLetterQueue (AWS::SQS::Queue, DeletionPolicy Retain): kept
@@ -147,6 +147,32 @@ unreadable() {
 
 # Refuse before deleting anything when a protection would stop the deletion half-way.
 blocked=false
+if ! protection="$(aws cloudformation describe-stacks --stack-name shop-prod-edge-alarms --region us-east-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>&1)"; then
+  case "$protection" in
+    *"(ValidationError)"*"Stack with id shop-prod-edge-alarms does not exist"*) protection=absent ;;  # not deployed: nothing to protect
+    *) unreadable 'the stack shop-prod-edge-alarms (us-east-1)' "$protection" ;;
+  esac
+fi
+if [[ "$protection" == True ]]; then
+  cat >&2 <<'EOF'
+destroy.sh: shop-prod-edge-alarms has termination protection on; to lift it:
+  aws cloudformation update-termination-protection --no-enable-termination-protection --stack-name shop-prod-edge-alarms --region us-east-1
+EOF
+  blocked=true
+fi
+if ! protection="$(aws cloudformation describe-stacks --stack-name shop-prod-dns --region eu-west-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>&1)"; then
+  case "$protection" in
+    *"(ValidationError)"*"Stack with id shop-prod-dns does not exist"*) protection=absent ;;  # not deployed: nothing to protect
+    *) unreadable 'the stack shop-prod-dns (eu-west-1)' "$protection" ;;
+  esac
+fi
+if [[ "$protection" == True ]]; then
+  cat >&2 <<'EOF'
+destroy.sh: shop-prod-dns has termination protection on; to lift it:
+  aws cloudformation update-termination-protection --no-enable-termination-protection --stack-name shop-prod-dns --region eu-west-1
+EOF
+  blocked=true
+fi
 if ! protection="$(aws cloudformation describe-stacks --stack-name shop-prod-connect --region eu-west-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>&1)"; then
   case "$protection" in
     *"(ValidationError)"*"Stack with id shop-prod-connect does not exist"*) protection=absent ;;  # not deployed: nothing to protect
@@ -225,19 +251,6 @@ destroy.sh: shop-prod-svc-api has termination protection on; to lift it:
 EOF
   blocked=true
 fi
-if ! protection="$(aws cloudformation describe-stacks --stack-name shop-prod-edge-alarms --region us-east-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>&1)"; then
-  case "$protection" in
-    *"(ValidationError)"*"Stack with id shop-prod-edge-alarms does not exist"*) protection=absent ;;  # not deployed: nothing to protect
-    *) unreadable 'the stack shop-prod-edge-alarms (us-east-1)' "$protection" ;;
-  esac
-fi
-if [[ "$protection" == True ]]; then
-  cat >&2 <<'EOF'
-destroy.sh: shop-prod-edge-alarms has termination protection on; to lift it:
-  aws cloudformation update-termination-protection --no-enable-termination-protection --stack-name shop-prod-edge-alarms --region us-east-1
-EOF
-  blocked=true
-fi
 if ! protection="$(aws cloudformation describe-stacks --stack-name shop-prod-dashboard --region eu-west-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>&1)"; then
   case "$protection" in
     *"(ValidationError)"*"Stack with id shop-prod-dashboard does not exist"*) protection=absent ;;  # not deployed: nothing to protect
@@ -287,19 +300,6 @@ if [[ "$protection" == True ]]; then
   cat >&2 <<'EOF'
 destroy.sh: shop-prod-edge-waf has termination protection on; to lift it:
   aws cloudformation update-termination-protection --no-enable-termination-protection --stack-name shop-prod-edge-waf --region us-east-1
-EOF
-  blocked=true
-fi
-if ! protection="$(aws cloudformation describe-stacks --stack-name shop-prod-dns --region eu-west-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>&1)"; then
-  case "$protection" in
-    *"(ValidationError)"*"Stack with id shop-prod-dns does not exist"*) protection=absent ;;  # not deployed: nothing to protect
-    *) unreadable 'the stack shop-prod-dns (eu-west-1)' "$protection" ;;
-  esac
-fi
-if [[ "$protection" == True ]]; then
-  cat >&2 <<'EOF'
-destroy.sh: shop-prod-dns has termination protection on; to lift it:
-  aws cloudformation update-termination-protection --no-enable-termination-protection --stack-name shop-prod-dns --region eu-west-1
 EOF
   blocked=true
 fi
@@ -439,91 +439,7 @@ if [[ "$answer" != prod ]]; then
   exit 1
 fi
 
-echo "==> 1/19 deleting shop-prod-connect (eu-west-1)"
-if found="$(aws cloudformation describe-stacks --stack-name shop-prod-connect --region eu-west-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
-  aws cloudformation delete-stack --stack-name shop-prod-connect --region eu-west-1
-  aws cloudformation wait stack-delete-complete --stack-name shop-prod-connect --region eu-west-1
-  deleted=$((deleted + 1))
-else
-  case "$found" in
-    *"(ValidationError)"*"Stack with id shop-prod-connect does not exist"*) echo "    not deployed: nothing to delete" ;;
-    *) unreadable 'the stack shop-prod-connect (eu-west-1)' "$found" ;;
-  esac
-fi
-# Gone (deleted, or never there): no longer the baseline make diff compares with (deploy.sh recorded it).
-rm -f "$deployed/prod/eu-west-1/shop-prod-connect.json"
-
-echo "==> 2/19 deleting shop-prod-svc-web (eu-west-1)"
-if found="$(aws cloudformation describe-stacks --stack-name shop-prod-svc-web --region eu-west-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
-  aws cloudformation delete-stack --stack-name shop-prod-svc-web --region eu-west-1
-  aws cloudformation wait stack-delete-complete --stack-name shop-prod-svc-web --region eu-west-1
-  deleted=$((deleted + 1))
-else
-  case "$found" in
-    *"(ValidationError)"*"Stack with id shop-prod-svc-web does not exist"*) echo "    not deployed: nothing to delete" ;;
-    *) unreadable 'the stack shop-prod-svc-web (eu-west-1)' "$found" ;;
-  esac
-fi
-# Gone (deleted, or never there): no longer the baseline make diff compares with (deploy.sh recorded it).
-rm -f "$deployed/prod/eu-west-1/shop-prod-svc-web.json"
-
-echo "==> 3/19 deleting shop-prod-svc-payments (eu-west-1)"
-if found="$(aws cloudformation describe-stacks --stack-name shop-prod-svc-payments --region eu-west-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
-  aws cloudformation delete-stack --stack-name shop-prod-svc-payments --region eu-west-1
-  aws cloudformation wait stack-delete-complete --stack-name shop-prod-svc-payments --region eu-west-1
-  deleted=$((deleted + 1))
-else
-  case "$found" in
-    *"(ValidationError)"*"Stack with id shop-prod-svc-payments does not exist"*) echo "    not deployed: nothing to delete" ;;
-    *) unreadable 'the stack shop-prod-svc-payments (eu-west-1)' "$found" ;;
-  esac
-fi
-# Gone (deleted, or never there): no longer the baseline make diff compares with (deploy.sh recorded it).
-rm -f "$deployed/prod/eu-west-1/shop-prod-svc-payments.json"
-
-echo "==> 4/19 deleting shop-prod-svc-nightly (eu-west-1)"
-if found="$(aws cloudformation describe-stacks --stack-name shop-prod-svc-nightly --region eu-west-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
-  aws cloudformation delete-stack --stack-name shop-prod-svc-nightly --region eu-west-1
-  aws cloudformation wait stack-delete-complete --stack-name shop-prod-svc-nightly --region eu-west-1
-  deleted=$((deleted + 1))
-else
-  case "$found" in
-    *"(ValidationError)"*"Stack with id shop-prod-svc-nightly does not exist"*) echo "    not deployed: nothing to delete" ;;
-    *) unreadable 'the stack shop-prod-svc-nightly (eu-west-1)' "$found" ;;
-  esac
-fi
-# Gone (deleted, or never there): no longer the baseline make diff compares with (deploy.sh recorded it).
-rm -f "$deployed/prod/eu-west-1/shop-prod-svc-nightly.json"
-
-echo "==> 5/19 deleting shop-prod-svc-mailer (eu-west-1)"
-if found="$(aws cloudformation describe-stacks --stack-name shop-prod-svc-mailer --region eu-west-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
-  aws cloudformation delete-stack --stack-name shop-prod-svc-mailer --region eu-west-1
-  aws cloudformation wait stack-delete-complete --stack-name shop-prod-svc-mailer --region eu-west-1
-  deleted=$((deleted + 1))
-else
-  case "$found" in
-    *"(ValidationError)"*"Stack with id shop-prod-svc-mailer does not exist"*) echo "    not deployed: nothing to delete" ;;
-    *) unreadable 'the stack shop-prod-svc-mailer (eu-west-1)' "$found" ;;
-  esac
-fi
-# Gone (deleted, or never there): no longer the baseline make diff compares with (deploy.sh recorded it).
-rm -f "$deployed/prod/eu-west-1/shop-prod-svc-mailer.json"
-
-echo "==> 6/19 deleting shop-prod-svc-api (eu-west-1)"
-if found="$(aws cloudformation describe-stacks --stack-name shop-prod-svc-api --region eu-west-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
-  aws cloudformation delete-stack --stack-name shop-prod-svc-api --region eu-west-1
-  aws cloudformation wait stack-delete-complete --stack-name shop-prod-svc-api --region eu-west-1
-  deleted=$((deleted + 1))
-else
-  case "$found" in
-    *"(ValidationError)"*"Stack with id shop-prod-svc-api does not exist"*) echo "    not deployed: nothing to delete" ;;
-    *) unreadable 'the stack shop-prod-svc-api (eu-west-1)' "$found" ;;
-  esac
-fi
-# Gone (deleted, or never there): no longer the baseline make diff compares with (deploy.sh recorded it).
-rm -f "$deployed/prod/eu-west-1/shop-prod-svc-api.json"
-
-echo "==> 7/19 deleting shop-prod-edge-alarms (us-east-1)"
+echo "==> 1/19 deleting shop-prod-edge-alarms (us-east-1)"
 if found="$(aws cloudformation describe-stacks --stack-name shop-prod-edge-alarms --region us-east-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
   aws cloudformation delete-stack --stack-name shop-prod-edge-alarms --region us-east-1
   aws cloudformation wait stack-delete-complete --stack-name shop-prod-edge-alarms --region us-east-1
@@ -537,7 +453,105 @@ fi
 # Gone (deleted, or never there): no longer the baseline make diff compares with (deploy.sh recorded it).
 rm -f "$deployed/prod/us-east-1/shop-prod-edge-alarms.json"
 
-echo "==> 8/19 deleting shop-prod-dashboard (eu-west-1)"
+echo "==> 2/19 deleting shop-prod-dns (eu-west-1)"
+if found="$(aws cloudformation describe-stacks --stack-name shop-prod-dns --region eu-west-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
+  aws cloudformation delete-stack --stack-name shop-prod-dns --region eu-west-1
+  aws cloudformation wait stack-delete-complete --stack-name shop-prod-dns --region eu-west-1
+  deleted=$((deleted + 1))
+else
+  case "$found" in
+    *"(ValidationError)"*"Stack with id shop-prod-dns does not exist"*) echo "    not deployed: nothing to delete" ;;
+    *) unreadable 'the stack shop-prod-dns (eu-west-1)' "$found" ;;
+  esac
+fi
+# Gone (deleted, or never there): no longer the baseline make diff compares with (deploy.sh recorded it).
+rm -f "$deployed/prod/eu-west-1/shop-prod-dns.json"
+
+echo "==> 3/19 deleting shop-prod-connect (eu-west-1)"
+if found="$(aws cloudformation describe-stacks --stack-name shop-prod-connect --region eu-west-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
+  aws cloudformation delete-stack --stack-name shop-prod-connect --region eu-west-1
+  aws cloudformation wait stack-delete-complete --stack-name shop-prod-connect --region eu-west-1
+  deleted=$((deleted + 1))
+else
+  case "$found" in
+    *"(ValidationError)"*"Stack with id shop-prod-connect does not exist"*) echo "    not deployed: nothing to delete" ;;
+    *) unreadable 'the stack shop-prod-connect (eu-west-1)' "$found" ;;
+  esac
+fi
+# Gone (deleted, or never there): no longer the baseline make diff compares with (deploy.sh recorded it).
+rm -f "$deployed/prod/eu-west-1/shop-prod-connect.json"
+
+echo "==> 4/19 deleting shop-prod-svc-web (eu-west-1)"
+if found="$(aws cloudformation describe-stacks --stack-name shop-prod-svc-web --region eu-west-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
+  aws cloudformation delete-stack --stack-name shop-prod-svc-web --region eu-west-1
+  aws cloudformation wait stack-delete-complete --stack-name shop-prod-svc-web --region eu-west-1
+  deleted=$((deleted + 1))
+else
+  case "$found" in
+    *"(ValidationError)"*"Stack with id shop-prod-svc-web does not exist"*) echo "    not deployed: nothing to delete" ;;
+    *) unreadable 'the stack shop-prod-svc-web (eu-west-1)' "$found" ;;
+  esac
+fi
+# Gone (deleted, or never there): no longer the baseline make diff compares with (deploy.sh recorded it).
+rm -f "$deployed/prod/eu-west-1/shop-prod-svc-web.json"
+
+echo "==> 5/19 deleting shop-prod-svc-payments (eu-west-1)"
+if found="$(aws cloudformation describe-stacks --stack-name shop-prod-svc-payments --region eu-west-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
+  aws cloudformation delete-stack --stack-name shop-prod-svc-payments --region eu-west-1
+  aws cloudformation wait stack-delete-complete --stack-name shop-prod-svc-payments --region eu-west-1
+  deleted=$((deleted + 1))
+else
+  case "$found" in
+    *"(ValidationError)"*"Stack with id shop-prod-svc-payments does not exist"*) echo "    not deployed: nothing to delete" ;;
+    *) unreadable 'the stack shop-prod-svc-payments (eu-west-1)' "$found" ;;
+  esac
+fi
+# Gone (deleted, or never there): no longer the baseline make diff compares with (deploy.sh recorded it).
+rm -f "$deployed/prod/eu-west-1/shop-prod-svc-payments.json"
+
+echo "==> 6/19 deleting shop-prod-svc-nightly (eu-west-1)"
+if found="$(aws cloudformation describe-stacks --stack-name shop-prod-svc-nightly --region eu-west-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
+  aws cloudformation delete-stack --stack-name shop-prod-svc-nightly --region eu-west-1
+  aws cloudformation wait stack-delete-complete --stack-name shop-prod-svc-nightly --region eu-west-1
+  deleted=$((deleted + 1))
+else
+  case "$found" in
+    *"(ValidationError)"*"Stack with id shop-prod-svc-nightly does not exist"*) echo "    not deployed: nothing to delete" ;;
+    *) unreadable 'the stack shop-prod-svc-nightly (eu-west-1)' "$found" ;;
+  esac
+fi
+# Gone (deleted, or never there): no longer the baseline make diff compares with (deploy.sh recorded it).
+rm -f "$deployed/prod/eu-west-1/shop-prod-svc-nightly.json"
+
+echo "==> 7/19 deleting shop-prod-svc-mailer (eu-west-1)"
+if found="$(aws cloudformation describe-stacks --stack-name shop-prod-svc-mailer --region eu-west-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
+  aws cloudformation delete-stack --stack-name shop-prod-svc-mailer --region eu-west-1
+  aws cloudformation wait stack-delete-complete --stack-name shop-prod-svc-mailer --region eu-west-1
+  deleted=$((deleted + 1))
+else
+  case "$found" in
+    *"(ValidationError)"*"Stack with id shop-prod-svc-mailer does not exist"*) echo "    not deployed: nothing to delete" ;;
+    *) unreadable 'the stack shop-prod-svc-mailer (eu-west-1)' "$found" ;;
+  esac
+fi
+# Gone (deleted, or never there): no longer the baseline make diff compares with (deploy.sh recorded it).
+rm -f "$deployed/prod/eu-west-1/shop-prod-svc-mailer.json"
+
+echo "==> 8/19 deleting shop-prod-svc-api (eu-west-1)"
+if found="$(aws cloudformation describe-stacks --stack-name shop-prod-svc-api --region eu-west-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
+  aws cloudformation delete-stack --stack-name shop-prod-svc-api --region eu-west-1
+  aws cloudformation wait stack-delete-complete --stack-name shop-prod-svc-api --region eu-west-1
+  deleted=$((deleted + 1))
+else
+  case "$found" in
+    *"(ValidationError)"*"Stack with id shop-prod-svc-api does not exist"*) echo "    not deployed: nothing to delete" ;;
+    *) unreadable 'the stack shop-prod-svc-api (eu-west-1)' "$found" ;;
+  esac
+fi
+# Gone (deleted, or never there): no longer the baseline make diff compares with (deploy.sh recorded it).
+rm -f "$deployed/prod/eu-west-1/shop-prod-svc-api.json"
+
+echo "==> 9/19 deleting shop-prod-dashboard (eu-west-1)"
 if found="$(aws cloudformation describe-stacks --stack-name shop-prod-dashboard --region eu-west-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
   aws cloudformation delete-stack --stack-name shop-prod-dashboard --region eu-west-1
   aws cloudformation wait stack-delete-complete --stack-name shop-prod-dashboard --region eu-west-1
@@ -551,7 +565,7 @@ fi
 # Gone (deleted, or never there): no longer the baseline make diff compares with (deploy.sh recorded it).
 rm -f "$deployed/prod/eu-west-1/shop-prod-dashboard.json"
 
-echo "==> 9/19 deleting shop-prod-monitoring (eu-west-1)"
+echo "==> 10/19 deleting shop-prod-monitoring (eu-west-1)"
 if found="$(aws cloudformation describe-stacks --stack-name shop-prod-monitoring --region eu-west-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
   aws cloudformation delete-stack --stack-name shop-prod-monitoring --region eu-west-1
   aws cloudformation wait stack-delete-complete --stack-name shop-prod-monitoring --region eu-west-1
@@ -565,7 +579,7 @@ fi
 # Gone (deleted, or never there): no longer the baseline make diff compares with (deploy.sh recorded it).
 rm -f "$deployed/prod/eu-west-1/shop-prod-monitoring.json"
 
-echo "==> 10/19 deleting shop-prod-edge (eu-west-1)"
+echo "==> 11/19 deleting shop-prod-edge (eu-west-1)"
 if found="$(aws cloudformation describe-stacks --stack-name shop-prod-edge --region eu-west-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
   aws cloudformation delete-stack --stack-name shop-prod-edge --region eu-west-1
   aws cloudformation wait stack-delete-complete --stack-name shop-prod-edge --region eu-west-1
@@ -579,7 +593,7 @@ fi
 # Gone (deleted, or never there): no longer the baseline make diff compares with (deploy.sh recorded it).
 rm -f "$deployed/prod/eu-west-1/shop-prod-edge.json"
 
-echo "==> 11/19 deleting shop-prod-edge-waf (us-east-1)"
+echo "==> 12/19 deleting shop-prod-edge-waf (us-east-1)"
 if found="$(aws cloudformation describe-stacks --stack-name shop-prod-edge-waf --region us-east-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
   aws cloudformation delete-stack --stack-name shop-prod-edge-waf --region us-east-1
   aws cloudformation wait stack-delete-complete --stack-name shop-prod-edge-waf --region us-east-1
@@ -592,20 +606,6 @@ else
 fi
 # Gone (deleted, or never there): no longer the baseline make diff compares with (deploy.sh recorded it).
 rm -f "$deployed/prod/us-east-1/shop-prod-edge-waf.json"
-
-echo "==> 12/19 deleting shop-prod-dns (eu-west-1)"
-if found="$(aws cloudformation describe-stacks --stack-name shop-prod-dns --region eu-west-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
-  aws cloudformation delete-stack --stack-name shop-prod-dns --region eu-west-1
-  aws cloudformation wait stack-delete-complete --stack-name shop-prod-dns --region eu-west-1
-  deleted=$((deleted + 1))
-else
-  case "$found" in
-    *"(ValidationError)"*"Stack with id shop-prod-dns does not exist"*) echo "    not deployed: nothing to delete" ;;
-    *) unreadable 'the stack shop-prod-dns (eu-west-1)' "$found" ;;
-  esac
-fi
-# Gone (deleted, or never there): no longer the baseline make diff compares with (deploy.sh recorded it).
-rm -f "$deployed/prod/eu-west-1/shop-prod-dns.json"
 
 echo "==> 13/19 deleting shop-prod-platform (eu-west-1)"
 if found="$(aws cloudformation describe-stacks --stack-name shop-prod-platform --region eu-west-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then

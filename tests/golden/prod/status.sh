@@ -419,6 +419,44 @@ if [[ "$state" == *FAILED* || "$state" == *ROLLBACK* ]]; then
   fi
 fi
 
+# shop-prod-edge-waf
+drift=""
+if state="$(aws cloudformation describe-stacks --stack-name shop-prod-edge-waf --region us-east-1 --query "Stacks[0].[StackStatus,DriftInformation.StackDriftStatus]" --output text 2>&1)"; then
+  drift="${state#*$'\t'}"
+  state="${state%%$'\t'*}"
+elif [[ "$state" == *"(ValidationError)"*"Stack with id shop-prod-edge-waf does not exist"* ]]; then
+  state=NOT_DEPLOYED
+else  # not an answer about the stack (access refused, credentials, throttling): said as such
+  state="ERROR: ${state//$'\n'/ }"
+  unreadable=$((unreadable + 1))
+fi
+# shellcheck disable=SC2059
+printf "$row" shop-prod-edge-waf us-east-1 "$state" "$drift" ""
+case "$state" in
+  CREATE_COMPLETE|UPDATE_COMPLETE|IMPORT_COMPLETE) ;;
+  *) healthy=false ;;
+esac
+case "$drift" in
+  DRIFTED)
+    cat <<'EOF'
+    drifted since it was deployed; what changed: aws cloudformation describe-stack-resource-drifts --stack-name shop-prod-edge-waf --region us-east-1 --stack-resource-drift-status-filters MODIFIED DELETED
+EOF
+    ;;
+  NOT_CHECKED)
+    cat <<'EOF'
+    drift never checked; to check: aws cloudformation detect-stack-drift --stack-name shop-prod-edge-waf --region us-east-1
+EOF
+    ;;
+esac
+if [[ "$state" == *FAILED* || "$state" == *ROLLBACK* ]]; then
+  if event="$(aws cloudformation describe-stack-events --stack-name shop-prod-edge-waf --region us-east-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text 2>&1)"; then
+    echo "    last failed event:"
+    echo "    ${event//$'\n'/$'\n'    }"
+  else
+    echo "    last failed event: could not read it: ${event//$'\n'/ }"
+  fi
+fi
+
 # shop-dr-network (dr's stack)
 drift=""
 if state="$(aws cloudformation describe-stacks --stack-name shop-dr-network --region eu-central-1 --query "Stacks[0].[StackStatus,DriftInformation.StackDriftStatus]" --output text 2>&1)"; then
@@ -526,82 +564,6 @@ EOF
 esac
 if [[ "$state" == *FAILED* || "$state" == *ROLLBACK* ]]; then
   if event="$(aws cloudformation describe-stack-events --stack-name shop-dr-platform --region eu-central-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text 2>&1)"; then
-    echo "    last failed event:"
-    echo "    ${event//$'\n'/$'\n'    }"
-  else
-    echo "    last failed event: could not read it: ${event//$'\n'/ }"
-  fi
-fi
-
-# shop-prod-dns
-drift=""
-if state="$(aws cloudformation describe-stacks --stack-name shop-prod-dns --region eu-west-1 --query "Stacks[0].[StackStatus,DriftInformation.StackDriftStatus]" --output text 2>&1)"; then
-  drift="${state#*$'\t'}"
-  state="${state%%$'\t'*}"
-elif [[ "$state" == *"(ValidationError)"*"Stack with id shop-prod-dns does not exist"* ]]; then
-  state=NOT_DEPLOYED
-else  # not an answer about the stack (access refused, credentials, throttling): said as such
-  state="ERROR: ${state//$'\n'/ }"
-  unreadable=$((unreadable + 1))
-fi
-# shellcheck disable=SC2059
-printf "$row" shop-prod-dns eu-west-1 "$state" "$drift" ""
-case "$state" in
-  CREATE_COMPLETE|UPDATE_COMPLETE|IMPORT_COMPLETE) ;;
-  *) healthy=false ;;
-esac
-case "$drift" in
-  DRIFTED)
-    cat <<'EOF'
-    drifted since it was deployed; what changed: aws cloudformation describe-stack-resource-drifts --stack-name shop-prod-dns --region eu-west-1 --stack-resource-drift-status-filters MODIFIED DELETED
-EOF
-    ;;
-  NOT_CHECKED)
-    cat <<'EOF'
-    drift never checked; to check: aws cloudformation detect-stack-drift --stack-name shop-prod-dns --region eu-west-1
-EOF
-    ;;
-esac
-if [[ "$state" == *FAILED* || "$state" == *ROLLBACK* ]]; then
-  if event="$(aws cloudformation describe-stack-events --stack-name shop-prod-dns --region eu-west-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text 2>&1)"; then
-    echo "    last failed event:"
-    echo "    ${event//$'\n'/$'\n'    }"
-  else
-    echo "    last failed event: could not read it: ${event//$'\n'/ }"
-  fi
-fi
-
-# shop-prod-edge-waf
-drift=""
-if state="$(aws cloudformation describe-stacks --stack-name shop-prod-edge-waf --region us-east-1 --query "Stacks[0].[StackStatus,DriftInformation.StackDriftStatus]" --output text 2>&1)"; then
-  drift="${state#*$'\t'}"
-  state="${state%%$'\t'*}"
-elif [[ "$state" == *"(ValidationError)"*"Stack with id shop-prod-edge-waf does not exist"* ]]; then
-  state=NOT_DEPLOYED
-else  # not an answer about the stack (access refused, credentials, throttling): said as such
-  state="ERROR: ${state//$'\n'/ }"
-  unreadable=$((unreadable + 1))
-fi
-# shellcheck disable=SC2059
-printf "$row" shop-prod-edge-waf us-east-1 "$state" "$drift" ""
-case "$state" in
-  CREATE_COMPLETE|UPDATE_COMPLETE|IMPORT_COMPLETE) ;;
-  *) healthy=false ;;
-esac
-case "$drift" in
-  DRIFTED)
-    cat <<'EOF'
-    drifted since it was deployed; what changed: aws cloudformation describe-stack-resource-drifts --stack-name shop-prod-edge-waf --region us-east-1 --stack-resource-drift-status-filters MODIFIED DELETED
-EOF
-    ;;
-  NOT_CHECKED)
-    cat <<'EOF'
-    drift never checked; to check: aws cloudformation detect-stack-drift --stack-name shop-prod-edge-waf --region us-east-1
-EOF
-    ;;
-esac
-if [[ "$state" == *FAILED* || "$state" == *ROLLBACK* ]]; then
-  if event="$(aws cloudformation describe-stack-events --stack-name shop-prod-edge-waf --region us-east-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text 2>&1)"; then
     echo "    last failed event:"
     echo "    ${event//$'\n'/$'\n'    }"
   else
@@ -754,44 +716,6 @@ EOF
 esac
 if [[ "$state" == *FAILED* || "$state" == *ROLLBACK* ]]; then
   if event="$(aws cloudformation describe-stack-events --stack-name shop-prod-dashboard --region eu-west-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text 2>&1)"; then
-    echo "    last failed event:"
-    echo "    ${event//$'\n'/$'\n'    }"
-  else
-    echo "    last failed event: could not read it: ${event//$'\n'/ }"
-  fi
-fi
-
-# shop-prod-edge-alarms
-drift=""
-if state="$(aws cloudformation describe-stacks --stack-name shop-prod-edge-alarms --region us-east-1 --query "Stacks[0].[StackStatus,DriftInformation.StackDriftStatus]" --output text 2>&1)"; then
-  drift="${state#*$'\t'}"
-  state="${state%%$'\t'*}"
-elif [[ "$state" == *"(ValidationError)"*"Stack with id shop-prod-edge-alarms does not exist"* ]]; then
-  state=NOT_DEPLOYED
-else  # not an answer about the stack (access refused, credentials, throttling): said as such
-  state="ERROR: ${state//$'\n'/ }"
-  unreadable=$((unreadable + 1))
-fi
-# shellcheck disable=SC2059
-printf "$row" shop-prod-edge-alarms us-east-1 "$state" "$drift" ""
-case "$state" in
-  CREATE_COMPLETE|UPDATE_COMPLETE|IMPORT_COMPLETE) ;;
-  *) healthy=false ;;
-esac
-case "$drift" in
-  DRIFTED)
-    cat <<'EOF'
-    drifted since it was deployed; what changed: aws cloudformation describe-stack-resource-drifts --stack-name shop-prod-edge-alarms --region us-east-1 --stack-resource-drift-status-filters MODIFIED DELETED
-EOF
-    ;;
-  NOT_CHECKED)
-    cat <<'EOF'
-    drift never checked; to check: aws cloudformation detect-stack-drift --stack-name shop-prod-edge-alarms --region us-east-1
-EOF
-    ;;
-esac
-if [[ "$state" == *FAILED* || "$state" == *ROLLBACK* ]]; then
-  if event="$(aws cloudformation describe-stack-events --stack-name shop-prod-edge-alarms --region us-east-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text 2>&1)"; then
     echo "    last failed event:"
     echo "    ${event//$'\n'/$'\n'    }"
   else
@@ -1020,6 +944,82 @@ EOF
 esac
 if [[ "$state" == *FAILED* || "$state" == *ROLLBACK* ]]; then
   if event="$(aws cloudformation describe-stack-events --stack-name shop-prod-connect --region eu-west-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text 2>&1)"; then
+    echo "    last failed event:"
+    echo "    ${event//$'\n'/$'\n'    }"
+  else
+    echo "    last failed event: could not read it: ${event//$'\n'/ }"
+  fi
+fi
+
+# shop-prod-dns
+drift=""
+if state="$(aws cloudformation describe-stacks --stack-name shop-prod-dns --region eu-west-1 --query "Stacks[0].[StackStatus,DriftInformation.StackDriftStatus]" --output text 2>&1)"; then
+  drift="${state#*$'\t'}"
+  state="${state%%$'\t'*}"
+elif [[ "$state" == *"(ValidationError)"*"Stack with id shop-prod-dns does not exist"* ]]; then
+  state=NOT_DEPLOYED
+else  # not an answer about the stack (access refused, credentials, throttling): said as such
+  state="ERROR: ${state//$'\n'/ }"
+  unreadable=$((unreadable + 1))
+fi
+# shellcheck disable=SC2059
+printf "$row" shop-prod-dns eu-west-1 "$state" "$drift" ""
+case "$state" in
+  CREATE_COMPLETE|UPDATE_COMPLETE|IMPORT_COMPLETE) ;;
+  *) healthy=false ;;
+esac
+case "$drift" in
+  DRIFTED)
+    cat <<'EOF'
+    drifted since it was deployed; what changed: aws cloudformation describe-stack-resource-drifts --stack-name shop-prod-dns --region eu-west-1 --stack-resource-drift-status-filters MODIFIED DELETED
+EOF
+    ;;
+  NOT_CHECKED)
+    cat <<'EOF'
+    drift never checked; to check: aws cloudformation detect-stack-drift --stack-name shop-prod-dns --region eu-west-1
+EOF
+    ;;
+esac
+if [[ "$state" == *FAILED* || "$state" == *ROLLBACK* ]]; then
+  if event="$(aws cloudformation describe-stack-events --stack-name shop-prod-dns --region eu-west-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text 2>&1)"; then
+    echo "    last failed event:"
+    echo "    ${event//$'\n'/$'\n'    }"
+  else
+    echo "    last failed event: could not read it: ${event//$'\n'/ }"
+  fi
+fi
+
+# shop-prod-edge-alarms
+drift=""
+if state="$(aws cloudformation describe-stacks --stack-name shop-prod-edge-alarms --region us-east-1 --query "Stacks[0].[StackStatus,DriftInformation.StackDriftStatus]" --output text 2>&1)"; then
+  drift="${state#*$'\t'}"
+  state="${state%%$'\t'*}"
+elif [[ "$state" == *"(ValidationError)"*"Stack with id shop-prod-edge-alarms does not exist"* ]]; then
+  state=NOT_DEPLOYED
+else  # not an answer about the stack (access refused, credentials, throttling): said as such
+  state="ERROR: ${state//$'\n'/ }"
+  unreadable=$((unreadable + 1))
+fi
+# shellcheck disable=SC2059
+printf "$row" shop-prod-edge-alarms us-east-1 "$state" "$drift" ""
+case "$state" in
+  CREATE_COMPLETE|UPDATE_COMPLETE|IMPORT_COMPLETE) ;;
+  *) healthy=false ;;
+esac
+case "$drift" in
+  DRIFTED)
+    cat <<'EOF'
+    drifted since it was deployed; what changed: aws cloudformation describe-stack-resource-drifts --stack-name shop-prod-edge-alarms --region us-east-1 --stack-resource-drift-status-filters MODIFIED DELETED
+EOF
+    ;;
+  NOT_CHECKED)
+    cat <<'EOF'
+    drift never checked; to check: aws cloudformation detect-stack-drift --stack-name shop-prod-edge-alarms --region us-east-1
+EOF
+    ;;
+esac
+if [[ "$state" == *FAILED* || "$state" == *ROLLBACK* ]]; then
+  if event="$(aws cloudformation describe-stack-events --stack-name shop-prod-edge-alarms --region us-east-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text 2>&1)"; then
     echo "    last failed event:"
     echo "    ${event//$'\n'/$'\n'    }"
   else

@@ -602,57 +602,17 @@ aws cloudformation deploy \
   "${changeset[@]}"
 [[ "$review" == true ]] || record staging eu-west-1 shop-staging-dashboard dashboard.json
 
-# 12/18 shop-staging-edge-alarms
-echo "==> 12/18 shop-staging-edge-alarms (us-east-1)"
+# 12/18 shop-staging-svc-api
+echo "==> 12/18 shop-staging-svc-api (eu-west-1)"
 skip_12=false
-# DistributionId is an output of shop-staging-edge in eu-west-1: ImportValue cannot cross regions. Only
-# CloudFormation's "does not exist" means the stack is not there yet; any other error stops here.
-if ! distribution_id="$(aws cloudformation describe-stacks \
-  --stack-name shop-staging-edge --region eu-west-1 \
-  --query "Stacks[0].Outputs[?OutputKey=='DistributionId'].OutputValue" --output text 2>&1)"; then
-  case "$distribution_id" in
-    *"(ValidationError)"*"Stack with id shop-staging-edge does not exist"*) distribution_id="" ;;
-    *) echo "deploy.sh: could not read the output DistributionId of shop-staging-edge (eu-west-1), which shop-staging-edge-alarms needs as DistributionId; the stacks before shop-staging-edge-alarms are deployed, it and those after it are not: fix the cause (a permission your identity lacks, expired credentials...) and run this script again. The AWS CLI said: ${distribution_id//$'\n'/ }" >&2
-      exit 1 ;;
-  esac
-fi
-if [[ -z "$distribution_id" || "$distribution_id" == None ]]; then
-  if [[ "$review" == true ]]; then
-    echo "    skipped: shop-staging-edge (eu-west-1) has no output DistributionId yet (deploy it first)"
-    skip_12=true
-  else
-    echo "deploy.sh: shop-staging-edge (eu-west-1) has no output DistributionId, which shop-staging-edge-alarms needs as DistributionId: deploy shop-staging-edge first" >&2
-    exit 1
-  fi
-fi
-if [[ "$skip_12" == false ]]; then
-aws cloudformation deploy \
-  --stack-name shop-staging-edge-alarms \
-  --region us-east-1 \
-  --template-file "$here/edge-alarms.yaml" \
-  --parameter-overrides "DistributionId=$distribution_id" \
-  --tags Project=shop Environment=staging ManagedBy=infra-templates \
-  "${changeset[@]}"
-[[ "$review" == true ]] || record staging us-east-1 shop-staging-edge-alarms edge-alarms.json
-# It holds AlarmTopicKey (AWS::KMS::Key): deleting the stack must take a deliberate step.
-if [[ "$review" == false ]]; then
-  aws cloudformation update-termination-protection --enable-termination-protection \
-    --stack-name shop-staging-edge-alarms --region us-east-1 >/dev/null
-  echo "    termination protection on for shop-staging-edge-alarms"
-fi
-fi
-
-# 13/18 shop-staging-svc-api
-echo "==> 13/18 shop-staging-svc-api (eu-west-1)"
-skip_13=false
 if [[ "$missing_tag_api" != 0 && "$review" == true ]]; then
   echo "    skipped: /shop/staging/api/image-tag does not exist yet, so there is no change set to review (give IMAGE_TAG_API and run without --review)"
-  skip_13=true
+  skip_12=true
 elif [[ "$missing_tag_api" != 0 ]]; then
   echo "    first deployment: /shop/staging/api/image-tag = $IMAGE_TAG_API"
   aws ssm put-parameter --name /shop/staging/api/image-tag --type String --value "$IMAGE_TAG_API" --region eu-west-1 >/dev/null
 fi
-if [[ "$skip_13" == false ]]; then
+if [[ "$skip_12" == false ]]; then
 aws cloudformation deploy \
   --stack-name shop-staging-svc-api \
   --region eu-west-1 \
@@ -669,17 +629,17 @@ if [[ "$review" == false ]]; then
 fi
 fi
 
-# 14/18 shop-staging-svc-mailer
-echo "==> 14/18 shop-staging-svc-mailer (eu-west-1)"
-skip_14=false
+# 13/18 shop-staging-svc-mailer
+echo "==> 13/18 shop-staging-svc-mailer (eu-west-1)"
+skip_13=false
 if [[ "$missing_tag_mailer" != 0 && "$review" == true ]]; then
   echo "    skipped: /shop/staging/mailer/image-tag does not exist yet, so there is no change set to review (give IMAGE_TAG_MAILER and run without --review)"
-  skip_14=true
+  skip_13=true
 elif [[ "$missing_tag_mailer" != 0 ]]; then
   echo "    first deployment: /shop/staging/mailer/image-tag = $IMAGE_TAG_MAILER"
   aws ssm put-parameter --name /shop/staging/mailer/image-tag --type String --value "$IMAGE_TAG_MAILER" --region eu-west-1 >/dev/null
 fi
-if [[ "$skip_14" == false ]]; then
+if [[ "$skip_13" == false ]]; then
 aws cloudformation deploy \
   --stack-name shop-staging-svc-mailer \
   --region eu-west-1 \
@@ -696,17 +656,17 @@ if [[ "$review" == false ]]; then
 fi
 fi
 
-# 15/18 shop-staging-svc-nightly
-echo "==> 15/18 shop-staging-svc-nightly (eu-west-1)"
-skip_15=false
+# 14/18 shop-staging-svc-nightly
+echo "==> 14/18 shop-staging-svc-nightly (eu-west-1)"
+skip_14=false
 if [[ "$missing_tag_nightly" != 0 && "$review" == true ]]; then
   echo "    skipped: /shop/staging/nightly/image-tag does not exist yet, so there is no change set to review (give IMAGE_TAG_NIGHTLY and run without --review)"
-  skip_15=true
+  skip_14=true
 elif [[ "$missing_tag_nightly" != 0 ]]; then
   echo "    first deployment: /shop/staging/nightly/image-tag = $IMAGE_TAG_NIGHTLY"
   aws ssm put-parameter --name /shop/staging/nightly/image-tag --type String --value "$IMAGE_TAG_NIGHTLY" --region eu-west-1 >/dev/null
 fi
-if [[ "$skip_15" == false ]]; then
+if [[ "$skip_14" == false ]]; then
 aws cloudformation deploy \
   --stack-name shop-staging-svc-nightly \
   --region eu-west-1 \
@@ -723,17 +683,17 @@ if [[ "$review" == false ]]; then
 fi
 fi
 
-# 16/18 shop-staging-svc-payments
-echo "==> 16/18 shop-staging-svc-payments (eu-west-1)"
-skip_16=false
+# 15/18 shop-staging-svc-payments
+echo "==> 15/18 shop-staging-svc-payments (eu-west-1)"
+skip_15=false
 if [[ "$missing_tag_payments" != 0 && "$review" == true ]]; then
   echo "    skipped: /shop/staging/payments/image-tag does not exist yet, so there is no change set to review (give IMAGE_TAG_PAYMENTS and run without --review)"
-  skip_16=true
+  skip_15=true
 elif [[ "$missing_tag_payments" != 0 ]]; then
   echo "    first deployment: /shop/staging/payments/image-tag = $IMAGE_TAG_PAYMENTS"
   aws ssm put-parameter --name /shop/staging/payments/image-tag --type String --value "$IMAGE_TAG_PAYMENTS" --region eu-west-1 >/dev/null
 fi
-if [[ "$skip_16" == false ]]; then
+if [[ "$skip_15" == false ]]; then
 aws cloudformation deploy \
   --stack-name shop-staging-svc-payments \
   --region eu-west-1 \
@@ -750,17 +710,17 @@ if [[ "$review" == false ]]; then
 fi
 fi
 
-# 17/18 shop-staging-svc-web
-echo "==> 17/18 shop-staging-svc-web (eu-west-1)"
-skip_17=false
+# 16/18 shop-staging-svc-web
+echo "==> 16/18 shop-staging-svc-web (eu-west-1)"
+skip_16=false
 if [[ "$missing_tag_web" != 0 && "$review" == true ]]; then
   echo "    skipped: /shop/staging/web/image-tag does not exist yet, so there is no change set to review (give IMAGE_TAG_WEB and run without --review)"
-  skip_17=true
+  skip_16=true
 elif [[ "$missing_tag_web" != 0 ]]; then
   echo "    first deployment: /shop/staging/web/image-tag = $IMAGE_TAG_WEB"
   aws ssm put-parameter --name /shop/staging/web/image-tag --type String --value "$IMAGE_TAG_WEB" --region eu-west-1 >/dev/null
 fi
-if [[ "$skip_17" == false ]]; then
+if [[ "$skip_16" == false ]]; then
 aws cloudformation deploy \
   --stack-name shop-staging-svc-web \
   --region eu-west-1 \
@@ -777,8 +737,8 @@ if [[ "$review" == false ]]; then
 fi
 fi
 
-# 18/18 shop-staging-connect
-echo "==> 18/18 shop-staging-connect (eu-west-1)"
+# 17/18 shop-staging-connect
+echo "==> 17/18 shop-staging-connect (eu-west-1)"
 aws cloudformation deploy \
   --stack-name shop-staging-connect \
   --region eu-west-1 \
@@ -786,6 +746,46 @@ aws cloudformation deploy \
   --tags Project=shop Environment=staging ManagedBy=infra-templates \
   "${changeset[@]}"
 [[ "$review" == true ]] || record staging eu-west-1 shop-staging-connect connect.json
+
+# 18/18 shop-staging-edge-alarms
+echo "==> 18/18 shop-staging-edge-alarms (us-east-1)"
+skip_18=false
+# DistributionId is an output of shop-staging-edge in eu-west-1: ImportValue cannot cross regions. Only
+# CloudFormation's "does not exist" means the stack is not there yet; any other error stops here.
+if ! distribution_id="$(aws cloudformation describe-stacks \
+  --stack-name shop-staging-edge --region eu-west-1 \
+  --query "Stacks[0].Outputs[?OutputKey=='DistributionId'].OutputValue" --output text 2>&1)"; then
+  case "$distribution_id" in
+    *"(ValidationError)"*"Stack with id shop-staging-edge does not exist"*) distribution_id="" ;;
+    *) echo "deploy.sh: could not read the output DistributionId of shop-staging-edge (eu-west-1), which shop-staging-edge-alarms needs as DistributionId; the stacks before shop-staging-edge-alarms are deployed, it and those after it are not: fix the cause (a permission your identity lacks, expired credentials...) and run this script again. The AWS CLI said: ${distribution_id//$'\n'/ }" >&2
+      exit 1 ;;
+  esac
+fi
+if [[ -z "$distribution_id" || "$distribution_id" == None ]]; then
+  if [[ "$review" == true ]]; then
+    echo "    skipped: shop-staging-edge (eu-west-1) has no output DistributionId yet (deploy it first)"
+    skip_18=true
+  else
+    echo "deploy.sh: shop-staging-edge (eu-west-1) has no output DistributionId, which shop-staging-edge-alarms needs as DistributionId: deploy shop-staging-edge first" >&2
+    exit 1
+  fi
+fi
+if [[ "$skip_18" == false ]]; then
+aws cloudformation deploy \
+  --stack-name shop-staging-edge-alarms \
+  --region us-east-1 \
+  --template-file "$here/edge-alarms.yaml" \
+  --parameter-overrides "DistributionId=$distribution_id" \
+  --tags Project=shop Environment=staging ManagedBy=infra-templates \
+  "${changeset[@]}"
+[[ "$review" == true ]] || record staging us-east-1 shop-staging-edge-alarms edge-alarms.json
+# It holds AlarmTopicKey (AWS::KMS::Key): deleting the stack must take a deliberate step.
+if [[ "$review" == false ]]; then
+  aws cloudformation update-termination-protection --enable-termination-protection \
+    --stack-name shop-staging-edge-alarms --region us-east-1 >/dev/null
+  echo "    termination protection on for shop-staging-edge-alarms"
+fi
+fi
 
 if [[ "$review" == true ]]; then
   echo "Change sets created, none executed: review them, then run this script without --review."

@@ -50,13 +50,13 @@ command -v aws >/dev/null || { echo 'destroy.sh: the AWS CLI (aws) is not instal
 
 cat <<'EOF'
 Deleting shop staging deletes these 18 stack(s), in this order:
+  shop-staging-edge-alarms (us-east-1)
   shop-staging-connect (eu-west-1)
   shop-staging-svc-web (eu-west-1)
   shop-staging-svc-payments (eu-west-1)
   shop-staging-svc-nightly (eu-west-1)
   shop-staging-svc-mailer (eu-west-1)
   shop-staging-svc-api (eu-west-1)
-  shop-staging-edge-alarms (us-east-1)
   shop-staging-dashboard (eu-west-1)
   shop-staging-monitoring (eu-west-1)
   shop-staging-edge (eu-west-1)
@@ -136,6 +136,19 @@ unreadable() {
 
 # Refuse before deleting anything when a protection would stop the deletion half-way.
 blocked=false
+if ! protection="$(aws cloudformation describe-stacks --stack-name shop-staging-edge-alarms --region us-east-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>&1)"; then
+  case "$protection" in
+    *"(ValidationError)"*"Stack with id shop-staging-edge-alarms does not exist"*) protection=absent ;;  # not deployed: nothing to protect
+    *) unreadable 'the stack shop-staging-edge-alarms (us-east-1)' "$protection" ;;
+  esac
+fi
+if [[ "$protection" == True ]]; then
+  cat >&2 <<'EOF'
+destroy.sh: shop-staging-edge-alarms has termination protection on; to lift it:
+  aws cloudformation update-termination-protection --no-enable-termination-protection --stack-name shop-staging-edge-alarms --region us-east-1
+EOF
+  blocked=true
+fi
 if ! protection="$(aws cloudformation describe-stacks --stack-name shop-staging-connect --region eu-west-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>&1)"; then
   case "$protection" in
     *"(ValidationError)"*"Stack with id shop-staging-connect does not exist"*) protection=absent ;;  # not deployed: nothing to protect
@@ -211,19 +224,6 @@ if [[ "$protection" == True ]]; then
   cat >&2 <<'EOF'
 destroy.sh: shop-staging-svc-api has termination protection on; to lift it:
   aws cloudformation update-termination-protection --no-enable-termination-protection --stack-name shop-staging-svc-api --region eu-west-1
-EOF
-  blocked=true
-fi
-if ! protection="$(aws cloudformation describe-stacks --stack-name shop-staging-edge-alarms --region us-east-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>&1)"; then
-  case "$protection" in
-    *"(ValidationError)"*"Stack with id shop-staging-edge-alarms does not exist"*) protection=absent ;;  # not deployed: nothing to protect
-    *) unreadable 'the stack shop-staging-edge-alarms (us-east-1)' "$protection" ;;
-  esac
-fi
-if [[ "$protection" == True ]]; then
-  cat >&2 <<'EOF'
-destroy.sh: shop-staging-edge-alarms has termination protection on; to lift it:
-  aws cloudformation update-termination-protection --no-enable-termination-protection --stack-name shop-staging-edge-alarms --region us-east-1
 EOF
   blocked=true
 fi
@@ -415,7 +415,21 @@ if [[ "$answer" != staging ]]; then
   exit 1
 fi
 
-echo "==> 1/18 deleting shop-staging-connect (eu-west-1)"
+echo "==> 1/18 deleting shop-staging-edge-alarms (us-east-1)"
+if found="$(aws cloudformation describe-stacks --stack-name shop-staging-edge-alarms --region us-east-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
+  aws cloudformation delete-stack --stack-name shop-staging-edge-alarms --region us-east-1
+  aws cloudformation wait stack-delete-complete --stack-name shop-staging-edge-alarms --region us-east-1
+  deleted=$((deleted + 1))
+else
+  case "$found" in
+    *"(ValidationError)"*"Stack with id shop-staging-edge-alarms does not exist"*) echo "    not deployed: nothing to delete" ;;
+    *) unreadable 'the stack shop-staging-edge-alarms (us-east-1)' "$found" ;;
+  esac
+fi
+# Gone (deleted, or never there): no longer the baseline make diff compares with (deploy.sh recorded it).
+rm -f "$deployed/staging/us-east-1/shop-staging-edge-alarms.json"
+
+echo "==> 2/18 deleting shop-staging-connect (eu-west-1)"
 if found="$(aws cloudformation describe-stacks --stack-name shop-staging-connect --region eu-west-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
   aws cloudformation delete-stack --stack-name shop-staging-connect --region eu-west-1
   aws cloudformation wait stack-delete-complete --stack-name shop-staging-connect --region eu-west-1
@@ -429,7 +443,7 @@ fi
 # Gone (deleted, or never there): no longer the baseline make diff compares with (deploy.sh recorded it).
 rm -f "$deployed/staging/eu-west-1/shop-staging-connect.json"
 
-echo "==> 2/18 deleting shop-staging-svc-web (eu-west-1)"
+echo "==> 3/18 deleting shop-staging-svc-web (eu-west-1)"
 if found="$(aws cloudformation describe-stacks --stack-name shop-staging-svc-web --region eu-west-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
   aws cloudformation delete-stack --stack-name shop-staging-svc-web --region eu-west-1
   aws cloudformation wait stack-delete-complete --stack-name shop-staging-svc-web --region eu-west-1
@@ -443,7 +457,7 @@ fi
 # Gone (deleted, or never there): no longer the baseline make diff compares with (deploy.sh recorded it).
 rm -f "$deployed/staging/eu-west-1/shop-staging-svc-web.json"
 
-echo "==> 3/18 deleting shop-staging-svc-payments (eu-west-1)"
+echo "==> 4/18 deleting shop-staging-svc-payments (eu-west-1)"
 if found="$(aws cloudformation describe-stacks --stack-name shop-staging-svc-payments --region eu-west-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
   aws cloudformation delete-stack --stack-name shop-staging-svc-payments --region eu-west-1
   aws cloudformation wait stack-delete-complete --stack-name shop-staging-svc-payments --region eu-west-1
@@ -457,7 +471,7 @@ fi
 # Gone (deleted, or never there): no longer the baseline make diff compares with (deploy.sh recorded it).
 rm -f "$deployed/staging/eu-west-1/shop-staging-svc-payments.json"
 
-echo "==> 4/18 deleting shop-staging-svc-nightly (eu-west-1)"
+echo "==> 5/18 deleting shop-staging-svc-nightly (eu-west-1)"
 if found="$(aws cloudformation describe-stacks --stack-name shop-staging-svc-nightly --region eu-west-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
   aws cloudformation delete-stack --stack-name shop-staging-svc-nightly --region eu-west-1
   aws cloudformation wait stack-delete-complete --stack-name shop-staging-svc-nightly --region eu-west-1
@@ -471,7 +485,7 @@ fi
 # Gone (deleted, or never there): no longer the baseline make diff compares with (deploy.sh recorded it).
 rm -f "$deployed/staging/eu-west-1/shop-staging-svc-nightly.json"
 
-echo "==> 5/18 deleting shop-staging-svc-mailer (eu-west-1)"
+echo "==> 6/18 deleting shop-staging-svc-mailer (eu-west-1)"
 if found="$(aws cloudformation describe-stacks --stack-name shop-staging-svc-mailer --region eu-west-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
   aws cloudformation delete-stack --stack-name shop-staging-svc-mailer --region eu-west-1
   aws cloudformation wait stack-delete-complete --stack-name shop-staging-svc-mailer --region eu-west-1
@@ -485,7 +499,7 @@ fi
 # Gone (deleted, or never there): no longer the baseline make diff compares with (deploy.sh recorded it).
 rm -f "$deployed/staging/eu-west-1/shop-staging-svc-mailer.json"
 
-echo "==> 6/18 deleting shop-staging-svc-api (eu-west-1)"
+echo "==> 7/18 deleting shop-staging-svc-api (eu-west-1)"
 if found="$(aws cloudformation describe-stacks --stack-name shop-staging-svc-api --region eu-west-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
   aws cloudformation delete-stack --stack-name shop-staging-svc-api --region eu-west-1
   aws cloudformation wait stack-delete-complete --stack-name shop-staging-svc-api --region eu-west-1
@@ -498,20 +512,6 @@ else
 fi
 # Gone (deleted, or never there): no longer the baseline make diff compares with (deploy.sh recorded it).
 rm -f "$deployed/staging/eu-west-1/shop-staging-svc-api.json"
-
-echo "==> 7/18 deleting shop-staging-edge-alarms (us-east-1)"
-if found="$(aws cloudformation describe-stacks --stack-name shop-staging-edge-alarms --region us-east-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
-  aws cloudformation delete-stack --stack-name shop-staging-edge-alarms --region us-east-1
-  aws cloudformation wait stack-delete-complete --stack-name shop-staging-edge-alarms --region us-east-1
-  deleted=$((deleted + 1))
-else
-  case "$found" in
-    *"(ValidationError)"*"Stack with id shop-staging-edge-alarms does not exist"*) echo "    not deployed: nothing to delete" ;;
-    *) unreadable 'the stack shop-staging-edge-alarms (us-east-1)' "$found" ;;
-  esac
-fi
-# Gone (deleted, or never there): no longer the baseline make diff compares with (deploy.sh recorded it).
-rm -f "$deployed/staging/us-east-1/shop-staging-edge-alarms.json"
 
 echo "==> 8/18 deleting shop-staging-dashboard (eu-west-1)"
 if found="$(aws cloudformation describe-stacks --stack-name shop-staging-dashboard --region eu-west-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
