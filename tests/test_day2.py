@@ -319,8 +319,8 @@ def test_destroy_stops_at_an_error_that_is_not_does_not_exist_and_deletes_nothin
     records = _records(tmp_path)
     status, out, err, calls = _run(tmp_path, _script(tmp_path, "destroy.sh"), CONFIRM=PROD, FAKE_DENIED="all")
     assert status == 1
-    first = _own_stacks()[-1]
-    assert f"destroy.sh: could not read the stack {first} (eu-west-1)" in err and "nothing was deleted" in err
+    first = _own_stacks()[-1]  # the first deleted, the first asked about
+    assert f"destroy.sh: could not read the stack {first} (" in err and "nothing was deleted" in err
     assert "(AccessDenied)" in err and "cloudformation:DescribeStacks" in err  # the CLI's error, quoted
     assert _deleted(calls) == [] and "not deployed" not in out and "deleted." not in out
     assert all(path.exists() for path in records.values())
@@ -335,7 +335,7 @@ def test_destroy_stopped_half_way_by_an_error_keeps_the_record_of_every_stack_no
                                    FAKE_DENIED_QUERY="Stacks[0].StackStatus ")  # fmt: skip
     assert status == 1, err
     assert _deleted(calls) == order[:3]
-    assert f"could not read the stack {denied} (eu-west-1)" in err and "3 stack(s) deleted before it" in err
+    assert f"could not read the stack {denied} (" in err and "3 stack(s) deleted before it" in err
     assert sorted(n for n, path in records.items() if not path.exists()) == sorted(order[:3])
 
 
