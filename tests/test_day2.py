@@ -61,6 +61,12 @@ case "$*" in
   *"Stacks[0].[StackStatus,DriftInformation.StackDriftStatus]"*)
     if [[ "$args" == *" --stack-name $FAKE_FAILED "* ]]; then printf 'UPDATE_ROLLBACK_COMPLETE\tDRIFTED\n'
     else printf 'UPDATE_COMPLETE\tNOT_CHECKED\n'; fi ;;
+  *"wait stack-delete-complete"*)
+    if [[ "$args" == *" --stack-name ${FAKE_DELETE_FAILED:-none} "* ]]; then
+      echo "Waiter StackDeleteComplete failed: Waiter encountered a terminal failure state: For expression" \
+        "\"Stacks[].StackStatus\" we matched expected path: \"DELETE_FAILED\" at least once" >&2
+      exit 255
+    fi ;;
   *"describe-stack-events"*)
     if [[ -n "${FAKE_EVENTS_ERROR:-}" ]]; then echo "$FAKE_EVENTS_ERROR" >&2; exit 254; fi
     printf '2026-11-30T04:00:00Z\tService\tUPDATE_FAILED\tCircuit breaker\n' ;;
@@ -337,6 +343,18 @@ def test_destroy_stopped_half_way_by_an_error_keeps_the_record_of_every_stack_no
     assert _deleted(calls) == order[:3]
     assert f"could not read the stack {denied} (" in err and "3 stack(s) deleted before it" in err
     assert sorted(n for n, path in records.items() if not path.exists()) == sorted(order[:3])
+
+
+def test_a_deletion_that_fails_stops_the_script_with_a_line_that_names_the_stack(tmp_path: Path) -> None:
+    records = _records(tmp_path)
+    order = list(reversed(_own_stacks()))
+    status, _, err, calls = _run(tmp_path, _script(tmp_path, "destroy.sh"), CONFIRM=PROD,
+                                 FAKE_DELETE_FAILED=order[2])  # fmt: skip
+    assert status == 1  # as its help says: no AWS CLI status passes through
+    assert _deleted(calls) == order[:3]  # asked to delete, then the wait saw DELETE_FAILED
+    assert f"destroy.sh: {order[2]} (" in err and "was not deleted: its deletion did not complete" in err
+    assert "2 stack(s) deleted before it, nothing after it" in err and "DELETE_FAILED" in err
+    assert sorted(n for n, path in records.items() if not path.exists()) == sorted(order[:2])
 
 
 def test_destroy_counts_only_what_it_deleted(tmp_path: Path) -> None:

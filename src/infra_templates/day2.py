@@ -540,11 +540,11 @@ def destroy_script(title: str, folder: str, account: str, stacks: list[Stack]) -
                     "1",
                     "nothing deleted: a protection is on, the name was not typed back, the AWS CLI is missing, "
                     "not signed in, or signed in to another account; or AWS answered a read with an error (not "
-                    '"does not exist": access refused, credentials, throttling), quoted with the stack: the stacks '
-                    "before it are deleted, nothing after it, and the record of every stack not deleted is kept",
+                    '"does not exist": access refused, credentials, throttling), quoted with the stack, or a '
+                    "deletion failed: the stacks before it are deleted, nothing after it, and the record of every "
+                    "stack not deleted is kept",
                 ),
                 ("2", "an unknown argument"),
-                ("other", CLI_STATUS + ": the stacks before it are deleted"),
             ],
         ),
         *HELP_ANYWHERE,
@@ -588,6 +588,15 @@ def destroy_script(title: str, folder: str, account: str, stacks: list[Stack]) -
         '  if [[ "$deleted" != 0 ]]; then done="$deleted stack(s) deleted before it, nothing after it"; fi',
         '  echo "destroy.sh: could not read $1, so whether it is there is unknown: $done; fix the cause (a permission '
         "your identity lacks, expired credentials...) and run it again. The AWS CLI said: ${2//$'\\n'/ }\" >&2",
+        "  exit 1",
+        "}",
+        "# not_deleted STACK WHY: a deletion failed (the AWS CLI's error is above): the script stops there, the",
+        "# stack's record stays.",
+        "not_deleted() {",
+        '  local done="no stack was deleted"',
+        '  if [[ "$deleted" != 0 ]]; then done="$deleted stack(s) deleted before it, nothing after it"; fi',
+        '  echo "destroy.sh: $1 was not deleted: $2; $done. Its status and last failed event: status.sh beside '
+        'this script" >&2',
         "  exit 1",
         "}",
         "",
@@ -651,8 +660,11 @@ def destroy_script(title: str, folder: str, account: str, stacks: list[Stack]) -
             f'echo "==> {index}/{len(order)} deleting {stack.name} ({stack.region})"',
             f'if found="$(aws cloudformation describe-stacks --stack-name {name} --region {region} '
             '--query "Stacks[0].StackStatus" --output text 2>&1)"; then',
-            f"  aws cloudformation delete-stack --stack-name {name} --region {region}",
-            f"  aws cloudformation wait stack-delete-complete --stack-name {name} --region {region}",
+            f"  aws cloudformation delete-stack --stack-name {name} --region {region} || "
+            f"not_deleted {q(f'{stack.name} ({stack.region})')} 'AWS refused delete-stack'",
+            f"  aws cloudformation wait stack-delete-complete --stack-name {name} --region {region} || "
+            f"not_deleted {q(f'{stack.name} ({stack.region})')} "
+            "'its deletion did not complete (DELETE_FAILED: its events say why; or the wait gave up)'",
             "  deleted=$((deleted + 1))",
             "else",
             '  case "$found" in',

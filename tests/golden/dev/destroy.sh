@@ -31,9 +31,8 @@ Environment variables it reads:
 
 Exit status:
   0      every stack of this folder deleted (or not deployed); the last line counts those deleted
-  1      nothing deleted: a protection is on, the name was not typed back, the AWS CLI is missing, not signed in, or signed in to another account; or AWS answered a read with an error (not "does not exist": access refused, credentials, throttling), quoted with the stack: the stacks before it are deleted, nothing after it, and the record of every stack not deleted is kept
+  1      nothing deleted: a protection is on, the name was not typed back, the AWS CLI is missing, not signed in, or signed in to another account; or AWS answered a read with an error (not "does not exist": access refused, credentials, throttling), quoted with the stack, or a deletion failed: the stacks before it are deleted, nothing after it, and the record of every stack not deleted is kept
   2      an unknown argument
-  other  the AWS CLI's status of the command that failed, e.g. 254 (AWS refused the request), 255 (the command failed); AWS CLI User Guide, "Command line return codes": the stacks before it are deleted
 EOF
 }
 for arg in "$@"; do
@@ -127,6 +126,14 @@ unreadable() {
   local done="nothing was deleted"
   if [[ "$deleted" != 0 ]]; then done="$deleted stack(s) deleted before it, nothing after it"; fi
   echo "destroy.sh: could not read $1, so whether it is there is unknown: $done; fix the cause (a permission your identity lacks, expired credentials...) and run it again. The AWS CLI said: ${2//$'\n'/ }" >&2
+  exit 1
+}
+# not_deleted STACK WHY: a deletion failed (the AWS CLI's error is above): the script stops there, the
+# stack's record stays.
+not_deleted() {
+  local done="no stack was deleted"
+  if [[ "$deleted" != 0 ]]; then done="$deleted stack(s) deleted before it, nothing after it"; fi
+  echo "destroy.sh: $1 was not deleted: $2; $done. Its status and last failed event: status.sh beside this script" >&2
   exit 1
 }
 
@@ -356,8 +363,8 @@ fi
 
 echo "==> 1/16 deleting shop-dev-edge-alarms (us-east-1)"
 if found="$(aws cloudformation describe-stacks --stack-name shop-dev-edge-alarms --region us-east-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
-  aws cloudformation delete-stack --stack-name shop-dev-edge-alarms --region us-east-1
-  aws cloudformation wait stack-delete-complete --stack-name shop-dev-edge-alarms --region us-east-1
+  aws cloudformation delete-stack --stack-name shop-dev-edge-alarms --region us-east-1 || not_deleted 'shop-dev-edge-alarms (us-east-1)' 'AWS refused delete-stack'
+  aws cloudformation wait stack-delete-complete --stack-name shop-dev-edge-alarms --region us-east-1 || not_deleted 'shop-dev-edge-alarms (us-east-1)' 'its deletion did not complete (DELETE_FAILED: its events say why; or the wait gave up)'
   deleted=$((deleted + 1))
 else
   case "$found" in
@@ -370,8 +377,8 @@ rm -f "$deployed/dev/us-east-1/shop-dev-edge-alarms.json"
 
 echo "==> 2/16 deleting shop-dev-connect (eu-west-1)"
 if found="$(aws cloudformation describe-stacks --stack-name shop-dev-connect --region eu-west-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
-  aws cloudformation delete-stack --stack-name shop-dev-connect --region eu-west-1
-  aws cloudformation wait stack-delete-complete --stack-name shop-dev-connect --region eu-west-1
+  aws cloudformation delete-stack --stack-name shop-dev-connect --region eu-west-1 || not_deleted 'shop-dev-connect (eu-west-1)' 'AWS refused delete-stack'
+  aws cloudformation wait stack-delete-complete --stack-name shop-dev-connect --region eu-west-1 || not_deleted 'shop-dev-connect (eu-west-1)' 'its deletion did not complete (DELETE_FAILED: its events say why; or the wait gave up)'
   deleted=$((deleted + 1))
 else
   case "$found" in
@@ -384,8 +391,8 @@ rm -f "$deployed/dev/eu-west-1/shop-dev-connect.json"
 
 echo "==> 3/16 deleting shop-dev-svc-web (eu-west-1)"
 if found="$(aws cloudformation describe-stacks --stack-name shop-dev-svc-web --region eu-west-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
-  aws cloudformation delete-stack --stack-name shop-dev-svc-web --region eu-west-1
-  aws cloudformation wait stack-delete-complete --stack-name shop-dev-svc-web --region eu-west-1
+  aws cloudformation delete-stack --stack-name shop-dev-svc-web --region eu-west-1 || not_deleted 'shop-dev-svc-web (eu-west-1)' 'AWS refused delete-stack'
+  aws cloudformation wait stack-delete-complete --stack-name shop-dev-svc-web --region eu-west-1 || not_deleted 'shop-dev-svc-web (eu-west-1)' 'its deletion did not complete (DELETE_FAILED: its events say why; or the wait gave up)'
   deleted=$((deleted + 1))
 else
   case "$found" in
@@ -398,8 +405,8 @@ rm -f "$deployed/dev/eu-west-1/shop-dev-svc-web.json"
 
 echo "==> 4/16 deleting shop-dev-svc-payments (eu-west-1)"
 if found="$(aws cloudformation describe-stacks --stack-name shop-dev-svc-payments --region eu-west-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
-  aws cloudformation delete-stack --stack-name shop-dev-svc-payments --region eu-west-1
-  aws cloudformation wait stack-delete-complete --stack-name shop-dev-svc-payments --region eu-west-1
+  aws cloudformation delete-stack --stack-name shop-dev-svc-payments --region eu-west-1 || not_deleted 'shop-dev-svc-payments (eu-west-1)' 'AWS refused delete-stack'
+  aws cloudformation wait stack-delete-complete --stack-name shop-dev-svc-payments --region eu-west-1 || not_deleted 'shop-dev-svc-payments (eu-west-1)' 'its deletion did not complete (DELETE_FAILED: its events say why; or the wait gave up)'
   deleted=$((deleted + 1))
 else
   case "$found" in
@@ -412,8 +419,8 @@ rm -f "$deployed/dev/eu-west-1/shop-dev-svc-payments.json"
 
 echo "==> 5/16 deleting shop-dev-svc-nightly (eu-west-1)"
 if found="$(aws cloudformation describe-stacks --stack-name shop-dev-svc-nightly --region eu-west-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
-  aws cloudformation delete-stack --stack-name shop-dev-svc-nightly --region eu-west-1
-  aws cloudformation wait stack-delete-complete --stack-name shop-dev-svc-nightly --region eu-west-1
+  aws cloudformation delete-stack --stack-name shop-dev-svc-nightly --region eu-west-1 || not_deleted 'shop-dev-svc-nightly (eu-west-1)' 'AWS refused delete-stack'
+  aws cloudformation wait stack-delete-complete --stack-name shop-dev-svc-nightly --region eu-west-1 || not_deleted 'shop-dev-svc-nightly (eu-west-1)' 'its deletion did not complete (DELETE_FAILED: its events say why; or the wait gave up)'
   deleted=$((deleted + 1))
 else
   case "$found" in
@@ -426,8 +433,8 @@ rm -f "$deployed/dev/eu-west-1/shop-dev-svc-nightly.json"
 
 echo "==> 6/16 deleting shop-dev-svc-mailer (eu-west-1)"
 if found="$(aws cloudformation describe-stacks --stack-name shop-dev-svc-mailer --region eu-west-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
-  aws cloudformation delete-stack --stack-name shop-dev-svc-mailer --region eu-west-1
-  aws cloudformation wait stack-delete-complete --stack-name shop-dev-svc-mailer --region eu-west-1
+  aws cloudformation delete-stack --stack-name shop-dev-svc-mailer --region eu-west-1 || not_deleted 'shop-dev-svc-mailer (eu-west-1)' 'AWS refused delete-stack'
+  aws cloudformation wait stack-delete-complete --stack-name shop-dev-svc-mailer --region eu-west-1 || not_deleted 'shop-dev-svc-mailer (eu-west-1)' 'its deletion did not complete (DELETE_FAILED: its events say why; or the wait gave up)'
   deleted=$((deleted + 1))
 else
   case "$found" in
@@ -440,8 +447,8 @@ rm -f "$deployed/dev/eu-west-1/shop-dev-svc-mailer.json"
 
 echo "==> 7/16 deleting shop-dev-svc-api (eu-west-1)"
 if found="$(aws cloudformation describe-stacks --stack-name shop-dev-svc-api --region eu-west-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
-  aws cloudformation delete-stack --stack-name shop-dev-svc-api --region eu-west-1
-  aws cloudformation wait stack-delete-complete --stack-name shop-dev-svc-api --region eu-west-1
+  aws cloudformation delete-stack --stack-name shop-dev-svc-api --region eu-west-1 || not_deleted 'shop-dev-svc-api (eu-west-1)' 'AWS refused delete-stack'
+  aws cloudformation wait stack-delete-complete --stack-name shop-dev-svc-api --region eu-west-1 || not_deleted 'shop-dev-svc-api (eu-west-1)' 'its deletion did not complete (DELETE_FAILED: its events say why; or the wait gave up)'
   deleted=$((deleted + 1))
 else
   case "$found" in
@@ -454,8 +461,8 @@ rm -f "$deployed/dev/eu-west-1/shop-dev-svc-api.json"
 
 echo "==> 8/16 deleting shop-dev-monitoring (eu-west-1)"
 if found="$(aws cloudformation describe-stacks --stack-name shop-dev-monitoring --region eu-west-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
-  aws cloudformation delete-stack --stack-name shop-dev-monitoring --region eu-west-1
-  aws cloudformation wait stack-delete-complete --stack-name shop-dev-monitoring --region eu-west-1
+  aws cloudformation delete-stack --stack-name shop-dev-monitoring --region eu-west-1 || not_deleted 'shop-dev-monitoring (eu-west-1)' 'AWS refused delete-stack'
+  aws cloudformation wait stack-delete-complete --stack-name shop-dev-monitoring --region eu-west-1 || not_deleted 'shop-dev-monitoring (eu-west-1)' 'its deletion did not complete (DELETE_FAILED: its events say why; or the wait gave up)'
   deleted=$((deleted + 1))
 else
   case "$found" in
@@ -468,8 +475,8 @@ rm -f "$deployed/dev/eu-west-1/shop-dev-monitoring.json"
 
 echo "==> 9/16 deleting shop-dev-edge (eu-west-1)"
 if found="$(aws cloudformation describe-stacks --stack-name shop-dev-edge --region eu-west-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
-  aws cloudformation delete-stack --stack-name shop-dev-edge --region eu-west-1
-  aws cloudformation wait stack-delete-complete --stack-name shop-dev-edge --region eu-west-1
+  aws cloudformation delete-stack --stack-name shop-dev-edge --region eu-west-1 || not_deleted 'shop-dev-edge (eu-west-1)' 'AWS refused delete-stack'
+  aws cloudformation wait stack-delete-complete --stack-name shop-dev-edge --region eu-west-1 || not_deleted 'shop-dev-edge (eu-west-1)' 'its deletion did not complete (DELETE_FAILED: its events say why; or the wait gave up)'
   deleted=$((deleted + 1))
 else
   case "$found" in
@@ -482,8 +489,8 @@ rm -f "$deployed/dev/eu-west-1/shop-dev-edge.json"
 
 echo "==> 10/16 deleting shop-dev-platform (eu-west-1)"
 if found="$(aws cloudformation describe-stacks --stack-name shop-dev-platform --region eu-west-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
-  aws cloudformation delete-stack --stack-name shop-dev-platform --region eu-west-1
-  aws cloudformation wait stack-delete-complete --stack-name shop-dev-platform --region eu-west-1
+  aws cloudformation delete-stack --stack-name shop-dev-platform --region eu-west-1 || not_deleted 'shop-dev-platform (eu-west-1)' 'AWS refused delete-stack'
+  aws cloudformation wait stack-delete-complete --stack-name shop-dev-platform --region eu-west-1 || not_deleted 'shop-dev-platform (eu-west-1)' 'its deletion did not complete (DELETE_FAILED: its events say why; or the wait gave up)'
   deleted=$((deleted + 1))
 else
   case "$found" in
@@ -496,8 +503,8 @@ rm -f "$deployed/dev/eu-west-1/shop-dev-platform.json"
 
 echo "==> 11/16 deleting shop-dev-data (eu-west-1)"
 if found="$(aws cloudformation describe-stacks --stack-name shop-dev-data --region eu-west-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
-  aws cloudformation delete-stack --stack-name shop-dev-data --region eu-west-1
-  aws cloudformation wait stack-delete-complete --stack-name shop-dev-data --region eu-west-1
+  aws cloudformation delete-stack --stack-name shop-dev-data --region eu-west-1 || not_deleted 'shop-dev-data (eu-west-1)' 'AWS refused delete-stack'
+  aws cloudformation wait stack-delete-complete --stack-name shop-dev-data --region eu-west-1 || not_deleted 'shop-dev-data (eu-west-1)' 'its deletion did not complete (DELETE_FAILED: its events say why; or the wait gave up)'
   deleted=$((deleted + 1))
 else
   case "$found" in
@@ -510,8 +517,8 @@ rm -f "$deployed/dev/eu-west-1/shop-dev-data.json"
 
 echo "==> 12/16 deleting shop-dev-security (eu-west-1)"
 if found="$(aws cloudformation describe-stacks --stack-name shop-dev-security --region eu-west-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
-  aws cloudformation delete-stack --stack-name shop-dev-security --region eu-west-1
-  aws cloudformation wait stack-delete-complete --stack-name shop-dev-security --region eu-west-1
+  aws cloudformation delete-stack --stack-name shop-dev-security --region eu-west-1 || not_deleted 'shop-dev-security (eu-west-1)' 'AWS refused delete-stack'
+  aws cloudformation wait stack-delete-complete --stack-name shop-dev-security --region eu-west-1 || not_deleted 'shop-dev-security (eu-west-1)' 'its deletion did not complete (DELETE_FAILED: its events say why; or the wait gave up)'
   deleted=$((deleted + 1))
 else
   case "$found" in
@@ -524,8 +531,8 @@ rm -f "$deployed/dev/eu-west-1/shop-dev-security.json"
 
 echo "==> 13/16 deleting shop-dev-origin-verify (eu-west-1)"
 if found="$(aws cloudformation describe-stacks --stack-name shop-dev-origin-verify --region eu-west-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
-  aws cloudformation delete-stack --stack-name shop-dev-origin-verify --region eu-west-1
-  aws cloudformation wait stack-delete-complete --stack-name shop-dev-origin-verify --region eu-west-1
+  aws cloudformation delete-stack --stack-name shop-dev-origin-verify --region eu-west-1 || not_deleted 'shop-dev-origin-verify (eu-west-1)' 'AWS refused delete-stack'
+  aws cloudformation wait stack-delete-complete --stack-name shop-dev-origin-verify --region eu-west-1 || not_deleted 'shop-dev-origin-verify (eu-west-1)' 'its deletion did not complete (DELETE_FAILED: its events say why; or the wait gave up)'
   deleted=$((deleted + 1))
 else
   case "$found" in
@@ -538,8 +545,8 @@ rm -f "$deployed/dev/eu-west-1/shop-dev-origin-verify.json"
 
 echo "==> 14/16 deleting shop-dev-network (eu-west-1)"
 if found="$(aws cloudformation describe-stacks --stack-name shop-dev-network --region eu-west-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
-  aws cloudformation delete-stack --stack-name shop-dev-network --region eu-west-1
-  aws cloudformation wait stack-delete-complete --stack-name shop-dev-network --region eu-west-1
+  aws cloudformation delete-stack --stack-name shop-dev-network --region eu-west-1 || not_deleted 'shop-dev-network (eu-west-1)' 'AWS refused delete-stack'
+  aws cloudformation wait stack-delete-complete --stack-name shop-dev-network --region eu-west-1 || not_deleted 'shop-dev-network (eu-west-1)' 'its deletion did not complete (DELETE_FAILED: its events say why; or the wait gave up)'
   deleted=$((deleted + 1))
 else
   case "$found" in
@@ -552,8 +559,8 @@ rm -f "$deployed/dev/eu-west-1/shop-dev-network.json"
 
 echo "==> 15/16 deleting shop-dev-keys (eu-west-1)"
 if found="$(aws cloudformation describe-stacks --stack-name shop-dev-keys --region eu-west-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
-  aws cloudformation delete-stack --stack-name shop-dev-keys --region eu-west-1
-  aws cloudformation wait stack-delete-complete --stack-name shop-dev-keys --region eu-west-1
+  aws cloudformation delete-stack --stack-name shop-dev-keys --region eu-west-1 || not_deleted 'shop-dev-keys (eu-west-1)' 'AWS refused delete-stack'
+  aws cloudformation wait stack-delete-complete --stack-name shop-dev-keys --region eu-west-1 || not_deleted 'shop-dev-keys (eu-west-1)' 'its deletion did not complete (DELETE_FAILED: its events say why; or the wait gave up)'
   deleted=$((deleted + 1))
 else
   case "$found" in
@@ -566,8 +573,8 @@ rm -f "$deployed/dev/eu-west-1/shop-dev-keys.json"
 
 echo "==> 16/16 deleting shop-dev-deployer (eu-west-1)"
 if found="$(aws cloudformation describe-stacks --stack-name shop-dev-deployer --region eu-west-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
-  aws cloudformation delete-stack --stack-name shop-dev-deployer --region eu-west-1
-  aws cloudformation wait stack-delete-complete --stack-name shop-dev-deployer --region eu-west-1
+  aws cloudformation delete-stack --stack-name shop-dev-deployer --region eu-west-1 || not_deleted 'shop-dev-deployer (eu-west-1)' 'AWS refused delete-stack'
+  aws cloudformation wait stack-delete-complete --stack-name shop-dev-deployer --region eu-west-1 || not_deleted 'shop-dev-deployer (eu-west-1)' 'its deletion did not complete (DELETE_FAILED: its events say why; or the wait gave up)'
   deleted=$((deleted + 1))
 else
   case "$found" in

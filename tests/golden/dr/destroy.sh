@@ -31,9 +31,8 @@ Environment variables it reads:
 
 Exit status:
   0      every stack of this folder deleted (or not deployed); the last line counts those deleted
-  1      nothing deleted: a protection is on, the name was not typed back, the AWS CLI is missing, not signed in, or signed in to another account; or AWS answered a read with an error (not "does not exist": access refused, credentials, throttling), quoted with the stack: the stacks before it are deleted, nothing after it, and the record of every stack not deleted is kept
+  1      nothing deleted: a protection is on, the name was not typed back, the AWS CLI is missing, not signed in, or signed in to another account; or AWS answered a read with an error (not "does not exist": access refused, credentials, throttling), quoted with the stack, or a deletion failed: the stacks before it are deleted, nothing after it, and the record of every stack not deleted is kept
   2      an unknown argument
-  other  the AWS CLI's status of the command that failed, e.g. 254 (AWS refused the request), 255 (the command failed); AWS CLI User Guide, "Command line return codes": the stacks before it are deleted
 EOF
 }
 for arg in "$@"; do
@@ -134,6 +133,14 @@ unreadable() {
   local done="nothing was deleted"
   if [[ "$deleted" != 0 ]]; then done="$deleted stack(s) deleted before it, nothing after it"; fi
   echo "destroy.sh: could not read $1, so whether it is there is unknown: $done; fix the cause (a permission your identity lacks, expired credentials...) and run it again. The AWS CLI said: ${2//$'\n'/ }" >&2
+  exit 1
+}
+# not_deleted STACK WHY: a deletion failed (the AWS CLI's error is above): the script stops there, the
+# stack's record stays.
+not_deleted() {
+  local done="no stack was deleted"
+  if [[ "$deleted" != 0 ]]; then done="$deleted stack(s) deleted before it, nothing after it"; fi
+  echo "destroy.sh: $1 was not deleted: $2; $done. Its status and last failed event: status.sh beside this script" >&2
   exit 1
 }
 
@@ -420,8 +427,8 @@ fi
 
 echo "==> 1/18 deleting shop-dr-edge-alarms (us-east-1)"
 if found="$(aws cloudformation describe-stacks --stack-name shop-dr-edge-alarms --region us-east-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
-  aws cloudformation delete-stack --stack-name shop-dr-edge-alarms --region us-east-1
-  aws cloudformation wait stack-delete-complete --stack-name shop-dr-edge-alarms --region us-east-1
+  aws cloudformation delete-stack --stack-name shop-dr-edge-alarms --region us-east-1 || not_deleted 'shop-dr-edge-alarms (us-east-1)' 'AWS refused delete-stack'
+  aws cloudformation wait stack-delete-complete --stack-name shop-dr-edge-alarms --region us-east-1 || not_deleted 'shop-dr-edge-alarms (us-east-1)' 'its deletion did not complete (DELETE_FAILED: its events say why; or the wait gave up)'
   deleted=$((deleted + 1))
 else
   case "$found" in
@@ -434,8 +441,8 @@ rm -f "$deployed/dr/us-east-1/shop-dr-edge-alarms.json"
 
 echo "==> 2/18 deleting shop-dr-connect (eu-central-1)"
 if found="$(aws cloudformation describe-stacks --stack-name shop-dr-connect --region eu-central-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
-  aws cloudformation delete-stack --stack-name shop-dr-connect --region eu-central-1
-  aws cloudformation wait stack-delete-complete --stack-name shop-dr-connect --region eu-central-1
+  aws cloudformation delete-stack --stack-name shop-dr-connect --region eu-central-1 || not_deleted 'shop-dr-connect (eu-central-1)' 'AWS refused delete-stack'
+  aws cloudformation wait stack-delete-complete --stack-name shop-dr-connect --region eu-central-1 || not_deleted 'shop-dr-connect (eu-central-1)' 'its deletion did not complete (DELETE_FAILED: its events say why; or the wait gave up)'
   deleted=$((deleted + 1))
 else
   case "$found" in
@@ -448,8 +455,8 @@ rm -f "$deployed/dr/eu-central-1/shop-dr-connect.json"
 
 echo "==> 3/18 deleting shop-dr-svc-web (eu-central-1)"
 if found="$(aws cloudformation describe-stacks --stack-name shop-dr-svc-web --region eu-central-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
-  aws cloudformation delete-stack --stack-name shop-dr-svc-web --region eu-central-1
-  aws cloudformation wait stack-delete-complete --stack-name shop-dr-svc-web --region eu-central-1
+  aws cloudformation delete-stack --stack-name shop-dr-svc-web --region eu-central-1 || not_deleted 'shop-dr-svc-web (eu-central-1)' 'AWS refused delete-stack'
+  aws cloudformation wait stack-delete-complete --stack-name shop-dr-svc-web --region eu-central-1 || not_deleted 'shop-dr-svc-web (eu-central-1)' 'its deletion did not complete (DELETE_FAILED: its events say why; or the wait gave up)'
   deleted=$((deleted + 1))
 else
   case "$found" in
@@ -462,8 +469,8 @@ rm -f "$deployed/dr/eu-central-1/shop-dr-svc-web.json"
 
 echo "==> 4/18 deleting shop-dr-svc-payments (eu-central-1)"
 if found="$(aws cloudformation describe-stacks --stack-name shop-dr-svc-payments --region eu-central-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
-  aws cloudformation delete-stack --stack-name shop-dr-svc-payments --region eu-central-1
-  aws cloudformation wait stack-delete-complete --stack-name shop-dr-svc-payments --region eu-central-1
+  aws cloudformation delete-stack --stack-name shop-dr-svc-payments --region eu-central-1 || not_deleted 'shop-dr-svc-payments (eu-central-1)' 'AWS refused delete-stack'
+  aws cloudformation wait stack-delete-complete --stack-name shop-dr-svc-payments --region eu-central-1 || not_deleted 'shop-dr-svc-payments (eu-central-1)' 'its deletion did not complete (DELETE_FAILED: its events say why; or the wait gave up)'
   deleted=$((deleted + 1))
 else
   case "$found" in
@@ -476,8 +483,8 @@ rm -f "$deployed/dr/eu-central-1/shop-dr-svc-payments.json"
 
 echo "==> 5/18 deleting shop-dr-svc-nightly (eu-central-1)"
 if found="$(aws cloudformation describe-stacks --stack-name shop-dr-svc-nightly --region eu-central-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
-  aws cloudformation delete-stack --stack-name shop-dr-svc-nightly --region eu-central-1
-  aws cloudformation wait stack-delete-complete --stack-name shop-dr-svc-nightly --region eu-central-1
+  aws cloudformation delete-stack --stack-name shop-dr-svc-nightly --region eu-central-1 || not_deleted 'shop-dr-svc-nightly (eu-central-1)' 'AWS refused delete-stack'
+  aws cloudformation wait stack-delete-complete --stack-name shop-dr-svc-nightly --region eu-central-1 || not_deleted 'shop-dr-svc-nightly (eu-central-1)' 'its deletion did not complete (DELETE_FAILED: its events say why; or the wait gave up)'
   deleted=$((deleted + 1))
 else
   case "$found" in
@@ -490,8 +497,8 @@ rm -f "$deployed/dr/eu-central-1/shop-dr-svc-nightly.json"
 
 echo "==> 6/18 deleting shop-dr-svc-mailer (eu-central-1)"
 if found="$(aws cloudformation describe-stacks --stack-name shop-dr-svc-mailer --region eu-central-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
-  aws cloudformation delete-stack --stack-name shop-dr-svc-mailer --region eu-central-1
-  aws cloudformation wait stack-delete-complete --stack-name shop-dr-svc-mailer --region eu-central-1
+  aws cloudformation delete-stack --stack-name shop-dr-svc-mailer --region eu-central-1 || not_deleted 'shop-dr-svc-mailer (eu-central-1)' 'AWS refused delete-stack'
+  aws cloudformation wait stack-delete-complete --stack-name shop-dr-svc-mailer --region eu-central-1 || not_deleted 'shop-dr-svc-mailer (eu-central-1)' 'its deletion did not complete (DELETE_FAILED: its events say why; or the wait gave up)'
   deleted=$((deleted + 1))
 else
   case "$found" in
@@ -504,8 +511,8 @@ rm -f "$deployed/dr/eu-central-1/shop-dr-svc-mailer.json"
 
 echo "==> 7/18 deleting shop-dr-svc-api (eu-central-1)"
 if found="$(aws cloudformation describe-stacks --stack-name shop-dr-svc-api --region eu-central-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
-  aws cloudformation delete-stack --stack-name shop-dr-svc-api --region eu-central-1
-  aws cloudformation wait stack-delete-complete --stack-name shop-dr-svc-api --region eu-central-1
+  aws cloudformation delete-stack --stack-name shop-dr-svc-api --region eu-central-1 || not_deleted 'shop-dr-svc-api (eu-central-1)' 'AWS refused delete-stack'
+  aws cloudformation wait stack-delete-complete --stack-name shop-dr-svc-api --region eu-central-1 || not_deleted 'shop-dr-svc-api (eu-central-1)' 'its deletion did not complete (DELETE_FAILED: its events say why; or the wait gave up)'
   deleted=$((deleted + 1))
 else
   case "$found" in
@@ -518,8 +525,8 @@ rm -f "$deployed/dr/eu-central-1/shop-dr-svc-api.json"
 
 echo "==> 8/18 deleting shop-dr-dashboard (eu-central-1)"
 if found="$(aws cloudformation describe-stacks --stack-name shop-dr-dashboard --region eu-central-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
-  aws cloudformation delete-stack --stack-name shop-dr-dashboard --region eu-central-1
-  aws cloudformation wait stack-delete-complete --stack-name shop-dr-dashboard --region eu-central-1
+  aws cloudformation delete-stack --stack-name shop-dr-dashboard --region eu-central-1 || not_deleted 'shop-dr-dashboard (eu-central-1)' 'AWS refused delete-stack'
+  aws cloudformation wait stack-delete-complete --stack-name shop-dr-dashboard --region eu-central-1 || not_deleted 'shop-dr-dashboard (eu-central-1)' 'its deletion did not complete (DELETE_FAILED: its events say why; or the wait gave up)'
   deleted=$((deleted + 1))
 else
   case "$found" in
@@ -532,8 +539,8 @@ rm -f "$deployed/dr/eu-central-1/shop-dr-dashboard.json"
 
 echo "==> 9/18 deleting shop-dr-monitoring (eu-central-1)"
 if found="$(aws cloudformation describe-stacks --stack-name shop-dr-monitoring --region eu-central-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
-  aws cloudformation delete-stack --stack-name shop-dr-monitoring --region eu-central-1
-  aws cloudformation wait stack-delete-complete --stack-name shop-dr-monitoring --region eu-central-1
+  aws cloudformation delete-stack --stack-name shop-dr-monitoring --region eu-central-1 || not_deleted 'shop-dr-monitoring (eu-central-1)' 'AWS refused delete-stack'
+  aws cloudformation wait stack-delete-complete --stack-name shop-dr-monitoring --region eu-central-1 || not_deleted 'shop-dr-monitoring (eu-central-1)' 'its deletion did not complete (DELETE_FAILED: its events say why; or the wait gave up)'
   deleted=$((deleted + 1))
 else
   case "$found" in
@@ -546,8 +553,8 @@ rm -f "$deployed/dr/eu-central-1/shop-dr-monitoring.json"
 
 echo "==> 10/18 deleting shop-dr-edge (eu-central-1)"
 if found="$(aws cloudformation describe-stacks --stack-name shop-dr-edge --region eu-central-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
-  aws cloudformation delete-stack --stack-name shop-dr-edge --region eu-central-1
-  aws cloudformation wait stack-delete-complete --stack-name shop-dr-edge --region eu-central-1
+  aws cloudformation delete-stack --stack-name shop-dr-edge --region eu-central-1 || not_deleted 'shop-dr-edge (eu-central-1)' 'AWS refused delete-stack'
+  aws cloudformation wait stack-delete-complete --stack-name shop-dr-edge --region eu-central-1 || not_deleted 'shop-dr-edge (eu-central-1)' 'its deletion did not complete (DELETE_FAILED: its events say why; or the wait gave up)'
   deleted=$((deleted + 1))
 else
   case "$found" in
@@ -560,8 +567,8 @@ rm -f "$deployed/dr/eu-central-1/shop-dr-edge.json"
 
 echo "==> 11/18 deleting shop-dr-edge-waf (us-east-1)"
 if found="$(aws cloudformation describe-stacks --stack-name shop-dr-edge-waf --region us-east-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
-  aws cloudformation delete-stack --stack-name shop-dr-edge-waf --region us-east-1
-  aws cloudformation wait stack-delete-complete --stack-name shop-dr-edge-waf --region us-east-1
+  aws cloudformation delete-stack --stack-name shop-dr-edge-waf --region us-east-1 || not_deleted 'shop-dr-edge-waf (us-east-1)' 'AWS refused delete-stack'
+  aws cloudformation wait stack-delete-complete --stack-name shop-dr-edge-waf --region us-east-1 || not_deleted 'shop-dr-edge-waf (us-east-1)' 'its deletion did not complete (DELETE_FAILED: its events say why; or the wait gave up)'
   deleted=$((deleted + 1))
 else
   case "$found" in
@@ -574,8 +581,8 @@ rm -f "$deployed/dr/us-east-1/shop-dr-edge-waf.json"
 
 echo "==> 12/18 deleting shop-dr-assets-replica (eu-central-1)"
 if found="$(aws cloudformation describe-stacks --stack-name shop-dr-assets-replica --region eu-central-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
-  aws cloudformation delete-stack --stack-name shop-dr-assets-replica --region eu-central-1
-  aws cloudformation wait stack-delete-complete --stack-name shop-dr-assets-replica --region eu-central-1
+  aws cloudformation delete-stack --stack-name shop-dr-assets-replica --region eu-central-1 || not_deleted 'shop-dr-assets-replica (eu-central-1)' 'AWS refused delete-stack'
+  aws cloudformation wait stack-delete-complete --stack-name shop-dr-assets-replica --region eu-central-1 || not_deleted 'shop-dr-assets-replica (eu-central-1)' 'its deletion did not complete (DELETE_FAILED: its events say why; or the wait gave up)'
   deleted=$((deleted + 1))
 else
   case "$found" in
@@ -588,8 +595,8 @@ rm -f "$deployed/dr/eu-central-1/shop-dr-assets-replica.json"
 
 echo "==> 13/18 deleting shop-dr-platform (eu-central-1)"
 if found="$(aws cloudformation describe-stacks --stack-name shop-dr-platform --region eu-central-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
-  aws cloudformation delete-stack --stack-name shop-dr-platform --region eu-central-1
-  aws cloudformation wait stack-delete-complete --stack-name shop-dr-platform --region eu-central-1
+  aws cloudformation delete-stack --stack-name shop-dr-platform --region eu-central-1 || not_deleted 'shop-dr-platform (eu-central-1)' 'AWS refused delete-stack'
+  aws cloudformation wait stack-delete-complete --stack-name shop-dr-platform --region eu-central-1 || not_deleted 'shop-dr-platform (eu-central-1)' 'its deletion did not complete (DELETE_FAILED: its events say why; or the wait gave up)'
   deleted=$((deleted + 1))
 else
   case "$found" in
@@ -602,8 +609,8 @@ rm -f "$deployed/dr/eu-central-1/shop-dr-platform.json"
 
 echo "==> 14/18 deleting shop-dr-data (eu-central-1)"
 if found="$(aws cloudformation describe-stacks --stack-name shop-dr-data --region eu-central-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
-  aws cloudformation delete-stack --stack-name shop-dr-data --region eu-central-1
-  aws cloudformation wait stack-delete-complete --stack-name shop-dr-data --region eu-central-1
+  aws cloudformation delete-stack --stack-name shop-dr-data --region eu-central-1 || not_deleted 'shop-dr-data (eu-central-1)' 'AWS refused delete-stack'
+  aws cloudformation wait stack-delete-complete --stack-name shop-dr-data --region eu-central-1 || not_deleted 'shop-dr-data (eu-central-1)' 'its deletion did not complete (DELETE_FAILED: its events say why; or the wait gave up)'
   deleted=$((deleted + 1))
 else
   case "$found" in
@@ -616,8 +623,8 @@ rm -f "$deployed/dr/eu-central-1/shop-dr-data.json"
 
 echo "==> 15/18 deleting shop-dr-security (eu-central-1)"
 if found="$(aws cloudformation describe-stacks --stack-name shop-dr-security --region eu-central-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
-  aws cloudformation delete-stack --stack-name shop-dr-security --region eu-central-1
-  aws cloudformation wait stack-delete-complete --stack-name shop-dr-security --region eu-central-1
+  aws cloudformation delete-stack --stack-name shop-dr-security --region eu-central-1 || not_deleted 'shop-dr-security (eu-central-1)' 'AWS refused delete-stack'
+  aws cloudformation wait stack-delete-complete --stack-name shop-dr-security --region eu-central-1 || not_deleted 'shop-dr-security (eu-central-1)' 'its deletion did not complete (DELETE_FAILED: its events say why; or the wait gave up)'
   deleted=$((deleted + 1))
 else
   case "$found" in
@@ -630,8 +637,8 @@ rm -f "$deployed/dr/eu-central-1/shop-dr-security.json"
 
 echo "==> 16/18 deleting shop-dr-network (eu-central-1)"
 if found="$(aws cloudformation describe-stacks --stack-name shop-dr-network --region eu-central-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
-  aws cloudformation delete-stack --stack-name shop-dr-network --region eu-central-1
-  aws cloudformation wait stack-delete-complete --stack-name shop-dr-network --region eu-central-1
+  aws cloudformation delete-stack --stack-name shop-dr-network --region eu-central-1 || not_deleted 'shop-dr-network (eu-central-1)' 'AWS refused delete-stack'
+  aws cloudformation wait stack-delete-complete --stack-name shop-dr-network --region eu-central-1 || not_deleted 'shop-dr-network (eu-central-1)' 'its deletion did not complete (DELETE_FAILED: its events say why; or the wait gave up)'
   deleted=$((deleted + 1))
 else
   case "$found" in
@@ -644,8 +651,8 @@ rm -f "$deployed/dr/eu-central-1/shop-dr-network.json"
 
 echo "==> 17/18 deleting shop-dr-keys (eu-central-1)"
 if found="$(aws cloudformation describe-stacks --stack-name shop-dr-keys --region eu-central-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
-  aws cloudformation delete-stack --stack-name shop-dr-keys --region eu-central-1
-  aws cloudformation wait stack-delete-complete --stack-name shop-dr-keys --region eu-central-1
+  aws cloudformation delete-stack --stack-name shop-dr-keys --region eu-central-1 || not_deleted 'shop-dr-keys (eu-central-1)' 'AWS refused delete-stack'
+  aws cloudformation wait stack-delete-complete --stack-name shop-dr-keys --region eu-central-1 || not_deleted 'shop-dr-keys (eu-central-1)' 'its deletion did not complete (DELETE_FAILED: its events say why; or the wait gave up)'
   deleted=$((deleted + 1))
 else
   case "$found" in
@@ -658,8 +665,8 @@ rm -f "$deployed/dr/eu-central-1/shop-dr-keys.json"
 
 echo "==> 18/18 deleting shop-dr-deployer (eu-central-1)"
 if found="$(aws cloudformation describe-stacks --stack-name shop-dr-deployer --region eu-central-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
-  aws cloudformation delete-stack --stack-name shop-dr-deployer --region eu-central-1
-  aws cloudformation wait stack-delete-complete --stack-name shop-dr-deployer --region eu-central-1
+  aws cloudformation delete-stack --stack-name shop-dr-deployer --region eu-central-1 || not_deleted 'shop-dr-deployer (eu-central-1)' 'AWS refused delete-stack'
+  aws cloudformation wait stack-delete-complete --stack-name shop-dr-deployer --region eu-central-1 || not_deleted 'shop-dr-deployer (eu-central-1)' 'its deletion did not complete (DELETE_FAILED: its events say why; or the wait gave up)'
   deleted=$((deleted + 1))
 else
   case "$found" in

@@ -31,9 +31,8 @@ Environment variables it reads:
 
 Exit status:
   0      every stack of this folder deleted (or not deployed); the last line counts those deleted
-  1      nothing deleted: a protection is on, the name was not typed back, the AWS CLI is missing, not signed in, or signed in to another account; or AWS answered a read with an error (not "does not exist": access refused, credentials, throttling), quoted with the stack: the stacks before it are deleted, nothing after it, and the record of every stack not deleted is kept
+  1      nothing deleted: a protection is on, the name was not typed back, the AWS CLI is missing, not signed in, or signed in to another account; or AWS answered a read with an error (not "does not exist": access refused, credentials, throttling), quoted with the stack, or a deletion failed: the stacks before it are deleted, nothing after it, and the record of every stack not deleted is kept
   2      an unknown argument
-  other  the AWS CLI's status of the command that failed, e.g. 254 (AWS refused the request), 255 (the command failed); AWS CLI User Guide, "Command line return codes": the stacks before it are deleted
 EOF
 }
 for arg in "$@"; do
@@ -142,6 +141,14 @@ unreadable() {
   local done="nothing was deleted"
   if [[ "$deleted" != 0 ]]; then done="$deleted stack(s) deleted before it, nothing after it"; fi
   echo "destroy.sh: could not read $1, so whether it is there is unknown: $done; fix the cause (a permission your identity lacks, expired credentials...) and run it again. The AWS CLI said: ${2//$'\n'/ }" >&2
+  exit 1
+}
+# not_deleted STACK WHY: a deletion failed (the AWS CLI's error is above): the script stops there, the
+# stack's record stays.
+not_deleted() {
+  local done="no stack was deleted"
+  if [[ "$deleted" != 0 ]]; then done="$deleted stack(s) deleted before it, nothing after it"; fi
+  echo "destroy.sh: $1 was not deleted: $2; $done. Its status and last failed event: status.sh beside this script" >&2
   exit 1
 }
 
@@ -441,8 +448,8 @@ fi
 
 echo "==> 1/19 deleting shop-prod-edge-alarms (us-east-1)"
 if found="$(aws cloudformation describe-stacks --stack-name shop-prod-edge-alarms --region us-east-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
-  aws cloudformation delete-stack --stack-name shop-prod-edge-alarms --region us-east-1
-  aws cloudformation wait stack-delete-complete --stack-name shop-prod-edge-alarms --region us-east-1
+  aws cloudformation delete-stack --stack-name shop-prod-edge-alarms --region us-east-1 || not_deleted 'shop-prod-edge-alarms (us-east-1)' 'AWS refused delete-stack'
+  aws cloudformation wait stack-delete-complete --stack-name shop-prod-edge-alarms --region us-east-1 || not_deleted 'shop-prod-edge-alarms (us-east-1)' 'its deletion did not complete (DELETE_FAILED: its events say why; or the wait gave up)'
   deleted=$((deleted + 1))
 else
   case "$found" in
@@ -455,8 +462,8 @@ rm -f "$deployed/prod/us-east-1/shop-prod-edge-alarms.json"
 
 echo "==> 2/19 deleting shop-prod-dns (eu-west-1)"
 if found="$(aws cloudformation describe-stacks --stack-name shop-prod-dns --region eu-west-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
-  aws cloudformation delete-stack --stack-name shop-prod-dns --region eu-west-1
-  aws cloudformation wait stack-delete-complete --stack-name shop-prod-dns --region eu-west-1
+  aws cloudformation delete-stack --stack-name shop-prod-dns --region eu-west-1 || not_deleted 'shop-prod-dns (eu-west-1)' 'AWS refused delete-stack'
+  aws cloudformation wait stack-delete-complete --stack-name shop-prod-dns --region eu-west-1 || not_deleted 'shop-prod-dns (eu-west-1)' 'its deletion did not complete (DELETE_FAILED: its events say why; or the wait gave up)'
   deleted=$((deleted + 1))
 else
   case "$found" in
@@ -469,8 +476,8 @@ rm -f "$deployed/prod/eu-west-1/shop-prod-dns.json"
 
 echo "==> 3/19 deleting shop-prod-connect (eu-west-1)"
 if found="$(aws cloudformation describe-stacks --stack-name shop-prod-connect --region eu-west-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
-  aws cloudformation delete-stack --stack-name shop-prod-connect --region eu-west-1
-  aws cloudformation wait stack-delete-complete --stack-name shop-prod-connect --region eu-west-1
+  aws cloudformation delete-stack --stack-name shop-prod-connect --region eu-west-1 || not_deleted 'shop-prod-connect (eu-west-1)' 'AWS refused delete-stack'
+  aws cloudformation wait stack-delete-complete --stack-name shop-prod-connect --region eu-west-1 || not_deleted 'shop-prod-connect (eu-west-1)' 'its deletion did not complete (DELETE_FAILED: its events say why; or the wait gave up)'
   deleted=$((deleted + 1))
 else
   case "$found" in
@@ -483,8 +490,8 @@ rm -f "$deployed/prod/eu-west-1/shop-prod-connect.json"
 
 echo "==> 4/19 deleting shop-prod-svc-web (eu-west-1)"
 if found="$(aws cloudformation describe-stacks --stack-name shop-prod-svc-web --region eu-west-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
-  aws cloudformation delete-stack --stack-name shop-prod-svc-web --region eu-west-1
-  aws cloudformation wait stack-delete-complete --stack-name shop-prod-svc-web --region eu-west-1
+  aws cloudformation delete-stack --stack-name shop-prod-svc-web --region eu-west-1 || not_deleted 'shop-prod-svc-web (eu-west-1)' 'AWS refused delete-stack'
+  aws cloudformation wait stack-delete-complete --stack-name shop-prod-svc-web --region eu-west-1 || not_deleted 'shop-prod-svc-web (eu-west-1)' 'its deletion did not complete (DELETE_FAILED: its events say why; or the wait gave up)'
   deleted=$((deleted + 1))
 else
   case "$found" in
@@ -497,8 +504,8 @@ rm -f "$deployed/prod/eu-west-1/shop-prod-svc-web.json"
 
 echo "==> 5/19 deleting shop-prod-svc-payments (eu-west-1)"
 if found="$(aws cloudformation describe-stacks --stack-name shop-prod-svc-payments --region eu-west-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
-  aws cloudformation delete-stack --stack-name shop-prod-svc-payments --region eu-west-1
-  aws cloudformation wait stack-delete-complete --stack-name shop-prod-svc-payments --region eu-west-1
+  aws cloudformation delete-stack --stack-name shop-prod-svc-payments --region eu-west-1 || not_deleted 'shop-prod-svc-payments (eu-west-1)' 'AWS refused delete-stack'
+  aws cloudformation wait stack-delete-complete --stack-name shop-prod-svc-payments --region eu-west-1 || not_deleted 'shop-prod-svc-payments (eu-west-1)' 'its deletion did not complete (DELETE_FAILED: its events say why; or the wait gave up)'
   deleted=$((deleted + 1))
 else
   case "$found" in
@@ -511,8 +518,8 @@ rm -f "$deployed/prod/eu-west-1/shop-prod-svc-payments.json"
 
 echo "==> 6/19 deleting shop-prod-svc-nightly (eu-west-1)"
 if found="$(aws cloudformation describe-stacks --stack-name shop-prod-svc-nightly --region eu-west-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
-  aws cloudformation delete-stack --stack-name shop-prod-svc-nightly --region eu-west-1
-  aws cloudformation wait stack-delete-complete --stack-name shop-prod-svc-nightly --region eu-west-1
+  aws cloudformation delete-stack --stack-name shop-prod-svc-nightly --region eu-west-1 || not_deleted 'shop-prod-svc-nightly (eu-west-1)' 'AWS refused delete-stack'
+  aws cloudformation wait stack-delete-complete --stack-name shop-prod-svc-nightly --region eu-west-1 || not_deleted 'shop-prod-svc-nightly (eu-west-1)' 'its deletion did not complete (DELETE_FAILED: its events say why; or the wait gave up)'
   deleted=$((deleted + 1))
 else
   case "$found" in
@@ -525,8 +532,8 @@ rm -f "$deployed/prod/eu-west-1/shop-prod-svc-nightly.json"
 
 echo "==> 7/19 deleting shop-prod-svc-mailer (eu-west-1)"
 if found="$(aws cloudformation describe-stacks --stack-name shop-prod-svc-mailer --region eu-west-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
-  aws cloudformation delete-stack --stack-name shop-prod-svc-mailer --region eu-west-1
-  aws cloudformation wait stack-delete-complete --stack-name shop-prod-svc-mailer --region eu-west-1
+  aws cloudformation delete-stack --stack-name shop-prod-svc-mailer --region eu-west-1 || not_deleted 'shop-prod-svc-mailer (eu-west-1)' 'AWS refused delete-stack'
+  aws cloudformation wait stack-delete-complete --stack-name shop-prod-svc-mailer --region eu-west-1 || not_deleted 'shop-prod-svc-mailer (eu-west-1)' 'its deletion did not complete (DELETE_FAILED: its events say why; or the wait gave up)'
   deleted=$((deleted + 1))
 else
   case "$found" in
@@ -539,8 +546,8 @@ rm -f "$deployed/prod/eu-west-1/shop-prod-svc-mailer.json"
 
 echo "==> 8/19 deleting shop-prod-svc-api (eu-west-1)"
 if found="$(aws cloudformation describe-stacks --stack-name shop-prod-svc-api --region eu-west-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
-  aws cloudformation delete-stack --stack-name shop-prod-svc-api --region eu-west-1
-  aws cloudformation wait stack-delete-complete --stack-name shop-prod-svc-api --region eu-west-1
+  aws cloudformation delete-stack --stack-name shop-prod-svc-api --region eu-west-1 || not_deleted 'shop-prod-svc-api (eu-west-1)' 'AWS refused delete-stack'
+  aws cloudformation wait stack-delete-complete --stack-name shop-prod-svc-api --region eu-west-1 || not_deleted 'shop-prod-svc-api (eu-west-1)' 'its deletion did not complete (DELETE_FAILED: its events say why; or the wait gave up)'
   deleted=$((deleted + 1))
 else
   case "$found" in
@@ -553,8 +560,8 @@ rm -f "$deployed/prod/eu-west-1/shop-prod-svc-api.json"
 
 echo "==> 9/19 deleting shop-prod-dashboard (eu-west-1)"
 if found="$(aws cloudformation describe-stacks --stack-name shop-prod-dashboard --region eu-west-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
-  aws cloudformation delete-stack --stack-name shop-prod-dashboard --region eu-west-1
-  aws cloudformation wait stack-delete-complete --stack-name shop-prod-dashboard --region eu-west-1
+  aws cloudformation delete-stack --stack-name shop-prod-dashboard --region eu-west-1 || not_deleted 'shop-prod-dashboard (eu-west-1)' 'AWS refused delete-stack'
+  aws cloudformation wait stack-delete-complete --stack-name shop-prod-dashboard --region eu-west-1 || not_deleted 'shop-prod-dashboard (eu-west-1)' 'its deletion did not complete (DELETE_FAILED: its events say why; or the wait gave up)'
   deleted=$((deleted + 1))
 else
   case "$found" in
@@ -567,8 +574,8 @@ rm -f "$deployed/prod/eu-west-1/shop-prod-dashboard.json"
 
 echo "==> 10/19 deleting shop-prod-monitoring (eu-west-1)"
 if found="$(aws cloudformation describe-stacks --stack-name shop-prod-monitoring --region eu-west-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
-  aws cloudformation delete-stack --stack-name shop-prod-monitoring --region eu-west-1
-  aws cloudformation wait stack-delete-complete --stack-name shop-prod-monitoring --region eu-west-1
+  aws cloudformation delete-stack --stack-name shop-prod-monitoring --region eu-west-1 || not_deleted 'shop-prod-monitoring (eu-west-1)' 'AWS refused delete-stack'
+  aws cloudformation wait stack-delete-complete --stack-name shop-prod-monitoring --region eu-west-1 || not_deleted 'shop-prod-monitoring (eu-west-1)' 'its deletion did not complete (DELETE_FAILED: its events say why; or the wait gave up)'
   deleted=$((deleted + 1))
 else
   case "$found" in
@@ -581,8 +588,8 @@ rm -f "$deployed/prod/eu-west-1/shop-prod-monitoring.json"
 
 echo "==> 11/19 deleting shop-prod-edge (eu-west-1)"
 if found="$(aws cloudformation describe-stacks --stack-name shop-prod-edge --region eu-west-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
-  aws cloudformation delete-stack --stack-name shop-prod-edge --region eu-west-1
-  aws cloudformation wait stack-delete-complete --stack-name shop-prod-edge --region eu-west-1
+  aws cloudformation delete-stack --stack-name shop-prod-edge --region eu-west-1 || not_deleted 'shop-prod-edge (eu-west-1)' 'AWS refused delete-stack'
+  aws cloudformation wait stack-delete-complete --stack-name shop-prod-edge --region eu-west-1 || not_deleted 'shop-prod-edge (eu-west-1)' 'its deletion did not complete (DELETE_FAILED: its events say why; or the wait gave up)'
   deleted=$((deleted + 1))
 else
   case "$found" in
@@ -595,8 +602,8 @@ rm -f "$deployed/prod/eu-west-1/shop-prod-edge.json"
 
 echo "==> 12/19 deleting shop-prod-edge-waf (us-east-1)"
 if found="$(aws cloudformation describe-stacks --stack-name shop-prod-edge-waf --region us-east-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
-  aws cloudformation delete-stack --stack-name shop-prod-edge-waf --region us-east-1
-  aws cloudformation wait stack-delete-complete --stack-name shop-prod-edge-waf --region us-east-1
+  aws cloudformation delete-stack --stack-name shop-prod-edge-waf --region us-east-1 || not_deleted 'shop-prod-edge-waf (us-east-1)' 'AWS refused delete-stack'
+  aws cloudformation wait stack-delete-complete --stack-name shop-prod-edge-waf --region us-east-1 || not_deleted 'shop-prod-edge-waf (us-east-1)' 'its deletion did not complete (DELETE_FAILED: its events say why; or the wait gave up)'
   deleted=$((deleted + 1))
 else
   case "$found" in
@@ -609,8 +616,8 @@ rm -f "$deployed/prod/us-east-1/shop-prod-edge-waf.json"
 
 echo "==> 13/19 deleting shop-prod-platform (eu-west-1)"
 if found="$(aws cloudformation describe-stacks --stack-name shop-prod-platform --region eu-west-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
-  aws cloudformation delete-stack --stack-name shop-prod-platform --region eu-west-1
-  aws cloudformation wait stack-delete-complete --stack-name shop-prod-platform --region eu-west-1
+  aws cloudformation delete-stack --stack-name shop-prod-platform --region eu-west-1 || not_deleted 'shop-prod-platform (eu-west-1)' 'AWS refused delete-stack'
+  aws cloudformation wait stack-delete-complete --stack-name shop-prod-platform --region eu-west-1 || not_deleted 'shop-prod-platform (eu-west-1)' 'its deletion did not complete (DELETE_FAILED: its events say why; or the wait gave up)'
   deleted=$((deleted + 1))
 else
   case "$found" in
@@ -623,8 +630,8 @@ rm -f "$deployed/prod/eu-west-1/shop-prod-platform.json"
 
 echo "==> 14/19 deleting shop-prod-data (eu-west-1)"
 if found="$(aws cloudformation describe-stacks --stack-name shop-prod-data --region eu-west-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
-  aws cloudformation delete-stack --stack-name shop-prod-data --region eu-west-1
-  aws cloudformation wait stack-delete-complete --stack-name shop-prod-data --region eu-west-1
+  aws cloudformation delete-stack --stack-name shop-prod-data --region eu-west-1 || not_deleted 'shop-prod-data (eu-west-1)' 'AWS refused delete-stack'
+  aws cloudformation wait stack-delete-complete --stack-name shop-prod-data --region eu-west-1 || not_deleted 'shop-prod-data (eu-west-1)' 'its deletion did not complete (DELETE_FAILED: its events say why; or the wait gave up)'
   deleted=$((deleted + 1))
 else
   case "$found" in
@@ -637,8 +644,8 @@ rm -f "$deployed/prod/eu-west-1/shop-prod-data.json"
 
 echo "==> 15/19 deleting shop-prod-security (eu-west-1)"
 if found="$(aws cloudformation describe-stacks --stack-name shop-prod-security --region eu-west-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
-  aws cloudformation delete-stack --stack-name shop-prod-security --region eu-west-1
-  aws cloudformation wait stack-delete-complete --stack-name shop-prod-security --region eu-west-1
+  aws cloudformation delete-stack --stack-name shop-prod-security --region eu-west-1 || not_deleted 'shop-prod-security (eu-west-1)' 'AWS refused delete-stack'
+  aws cloudformation wait stack-delete-complete --stack-name shop-prod-security --region eu-west-1 || not_deleted 'shop-prod-security (eu-west-1)' 'its deletion did not complete (DELETE_FAILED: its events say why; or the wait gave up)'
   deleted=$((deleted + 1))
 else
   case "$found" in
@@ -651,8 +658,8 @@ rm -f "$deployed/prod/eu-west-1/shop-prod-security.json"
 
 echo "==> 16/19 deleting shop-prod-origin-verify (eu-west-1)"
 if found="$(aws cloudformation describe-stacks --stack-name shop-prod-origin-verify --region eu-west-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
-  aws cloudformation delete-stack --stack-name shop-prod-origin-verify --region eu-west-1
-  aws cloudformation wait stack-delete-complete --stack-name shop-prod-origin-verify --region eu-west-1
+  aws cloudformation delete-stack --stack-name shop-prod-origin-verify --region eu-west-1 || not_deleted 'shop-prod-origin-verify (eu-west-1)' 'AWS refused delete-stack'
+  aws cloudformation wait stack-delete-complete --stack-name shop-prod-origin-verify --region eu-west-1 || not_deleted 'shop-prod-origin-verify (eu-west-1)' 'its deletion did not complete (DELETE_FAILED: its events say why; or the wait gave up)'
   deleted=$((deleted + 1))
 else
   case "$found" in
@@ -665,8 +672,8 @@ rm -f "$deployed/prod/eu-west-1/shop-prod-origin-verify.json"
 
 echo "==> 17/19 deleting shop-prod-network (eu-west-1)"
 if found="$(aws cloudformation describe-stacks --stack-name shop-prod-network --region eu-west-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
-  aws cloudformation delete-stack --stack-name shop-prod-network --region eu-west-1
-  aws cloudformation wait stack-delete-complete --stack-name shop-prod-network --region eu-west-1
+  aws cloudformation delete-stack --stack-name shop-prod-network --region eu-west-1 || not_deleted 'shop-prod-network (eu-west-1)' 'AWS refused delete-stack'
+  aws cloudformation wait stack-delete-complete --stack-name shop-prod-network --region eu-west-1 || not_deleted 'shop-prod-network (eu-west-1)' 'its deletion did not complete (DELETE_FAILED: its events say why; or the wait gave up)'
   deleted=$((deleted + 1))
 else
   case "$found" in
@@ -679,8 +686,8 @@ rm -f "$deployed/prod/eu-west-1/shop-prod-network.json"
 
 echo "==> 18/19 deleting shop-prod-keys (eu-west-1)"
 if found="$(aws cloudformation describe-stacks --stack-name shop-prod-keys --region eu-west-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
-  aws cloudformation delete-stack --stack-name shop-prod-keys --region eu-west-1
-  aws cloudformation wait stack-delete-complete --stack-name shop-prod-keys --region eu-west-1
+  aws cloudformation delete-stack --stack-name shop-prod-keys --region eu-west-1 || not_deleted 'shop-prod-keys (eu-west-1)' 'AWS refused delete-stack'
+  aws cloudformation wait stack-delete-complete --stack-name shop-prod-keys --region eu-west-1 || not_deleted 'shop-prod-keys (eu-west-1)' 'its deletion did not complete (DELETE_FAILED: its events say why; or the wait gave up)'
   deleted=$((deleted + 1))
 else
   case "$found" in
@@ -693,8 +700,8 @@ rm -f "$deployed/prod/eu-west-1/shop-prod-keys.json"
 
 echo "==> 19/19 deleting shop-prod-deployer (eu-west-1)"
 if found="$(aws cloudformation describe-stacks --stack-name shop-prod-deployer --region eu-west-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
-  aws cloudformation delete-stack --stack-name shop-prod-deployer --region eu-west-1
-  aws cloudformation wait stack-delete-complete --stack-name shop-prod-deployer --region eu-west-1
+  aws cloudformation delete-stack --stack-name shop-prod-deployer --region eu-west-1 || not_deleted 'shop-prod-deployer (eu-west-1)' 'AWS refused delete-stack'
+  aws cloudformation wait stack-delete-complete --stack-name shop-prod-deployer --region eu-west-1 || not_deleted 'shop-prod-deployer (eu-west-1)' 'its deletion did not complete (DELETE_FAILED: its events say why; or the wait gave up)'
   deleted=$((deleted + 1))
 else
   case "$found" in

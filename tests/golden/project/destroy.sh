@@ -31,9 +31,8 @@ Environment variables it reads:
 
 Exit status:
   0      every stack of this folder deleted (or not deployed); the last line counts those deleted
-  1      nothing deleted: a protection is on, the name was not typed back, the AWS CLI is missing, not signed in, or signed in to another account; or AWS answered a read with an error (not "does not exist": access refused, credentials, throttling), quoted with the stack: the stacks before it are deleted, nothing after it, and the record of every stack not deleted is kept
+  1      nothing deleted: a protection is on, the name was not typed back, the AWS CLI is missing, not signed in, or signed in to another account; or AWS answered a read with an error (not "does not exist": access refused, credentials, throttling), quoted with the stack, or a deletion failed: the stacks before it are deleted, nothing after it, and the record of every stack not deleted is kept
   2      an unknown argument
-  other  the AWS CLI's status of the command that failed, e.g. 254 (AWS refused the request), 255 (the command failed); AWS CLI User Guide, "Command line return codes": the stacks before it are deleted
 EOF
 }
 for arg in "$@"; do
@@ -116,6 +115,14 @@ unreadable() {
   local done="nothing was deleted"
   if [[ "$deleted" != 0 ]]; then done="$deleted stack(s) deleted before it, nothing after it"; fi
   echo "destroy.sh: could not read $1, so whether it is there is unknown: $done; fix the cause (a permission your identity lacks, expired credentials...) and run it again. The AWS CLI said: ${2//$'\n'/ }" >&2
+  exit 1
+}
+# not_deleted STACK WHY: a deletion failed (the AWS CLI's error is above): the script stops there, the
+# stack's record stays.
+not_deleted() {
+  local done="no stack was deleted"
+  if [[ "$deleted" != 0 ]]; then done="$deleted stack(s) deleted before it, nothing after it"; fi
+  echo "destroy.sh: $1 was not deleted: $2; $done. Its status and last failed event: status.sh beside this script" >&2
   exit 1
 }
 
@@ -358,8 +365,8 @@ fi
 
 echo "==> 1/17 deleting shop-delivery-infrastructure (eu-west-1)"
 if found="$(aws cloudformation describe-stacks --stack-name shop-delivery-infrastructure --region eu-west-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
-  aws cloudformation delete-stack --stack-name shop-delivery-infrastructure --region eu-west-1
-  aws cloudformation wait stack-delete-complete --stack-name shop-delivery-infrastructure --region eu-west-1
+  aws cloudformation delete-stack --stack-name shop-delivery-infrastructure --region eu-west-1 || not_deleted 'shop-delivery-infrastructure (eu-west-1)' 'AWS refused delete-stack'
+  aws cloudformation wait stack-delete-complete --stack-name shop-delivery-infrastructure --region eu-west-1 || not_deleted 'shop-delivery-infrastructure (eu-west-1)' 'its deletion did not complete (DELETE_FAILED: its events say why; or the wait gave up)'
   deleted=$((deleted + 1))
 else
   case "$found" in
@@ -372,8 +379,8 @@ rm -f "$deployed/project/eu-west-1/shop-delivery-infrastructure.json"
 
 echo "==> 2/17 deleting shop-delivery-web (eu-west-1)"
 if found="$(aws cloudformation describe-stacks --stack-name shop-delivery-web --region eu-west-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
-  aws cloudformation delete-stack --stack-name shop-delivery-web --region eu-west-1
-  aws cloudformation wait stack-delete-complete --stack-name shop-delivery-web --region eu-west-1
+  aws cloudformation delete-stack --stack-name shop-delivery-web --region eu-west-1 || not_deleted 'shop-delivery-web (eu-west-1)' 'AWS refused delete-stack'
+  aws cloudformation wait stack-delete-complete --stack-name shop-delivery-web --region eu-west-1 || not_deleted 'shop-delivery-web (eu-west-1)' 'its deletion did not complete (DELETE_FAILED: its events say why; or the wait gave up)'
   deleted=$((deleted + 1))
 else
   case "$found" in
@@ -386,8 +393,8 @@ rm -f "$deployed/project/eu-west-1/shop-delivery-web.json"
 
 echo "==> 3/17 deleting shop-delivery-payments (eu-west-1)"
 if found="$(aws cloudformation describe-stacks --stack-name shop-delivery-payments --region eu-west-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
-  aws cloudformation delete-stack --stack-name shop-delivery-payments --region eu-west-1
-  aws cloudformation wait stack-delete-complete --stack-name shop-delivery-payments --region eu-west-1
+  aws cloudformation delete-stack --stack-name shop-delivery-payments --region eu-west-1 || not_deleted 'shop-delivery-payments (eu-west-1)' 'AWS refused delete-stack'
+  aws cloudformation wait stack-delete-complete --stack-name shop-delivery-payments --region eu-west-1 || not_deleted 'shop-delivery-payments (eu-west-1)' 'its deletion did not complete (DELETE_FAILED: its events say why; or the wait gave up)'
   deleted=$((deleted + 1))
 else
   case "$found" in
@@ -400,8 +407,8 @@ rm -f "$deployed/project/eu-west-1/shop-delivery-payments.json"
 
 echo "==> 4/17 deleting shop-delivery-nightly (eu-west-1)"
 if found="$(aws cloudformation describe-stacks --stack-name shop-delivery-nightly --region eu-west-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
-  aws cloudformation delete-stack --stack-name shop-delivery-nightly --region eu-west-1
-  aws cloudformation wait stack-delete-complete --stack-name shop-delivery-nightly --region eu-west-1
+  aws cloudformation delete-stack --stack-name shop-delivery-nightly --region eu-west-1 || not_deleted 'shop-delivery-nightly (eu-west-1)' 'AWS refused delete-stack'
+  aws cloudformation wait stack-delete-complete --stack-name shop-delivery-nightly --region eu-west-1 || not_deleted 'shop-delivery-nightly (eu-west-1)' 'its deletion did not complete (DELETE_FAILED: its events say why; or the wait gave up)'
   deleted=$((deleted + 1))
 else
   case "$found" in
@@ -414,8 +421,8 @@ rm -f "$deployed/project/eu-west-1/shop-delivery-nightly.json"
 
 echo "==> 5/17 deleting shop-delivery-mailer (eu-west-1)"
 if found="$(aws cloudformation describe-stacks --stack-name shop-delivery-mailer --region eu-west-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
-  aws cloudformation delete-stack --stack-name shop-delivery-mailer --region eu-west-1
-  aws cloudformation wait stack-delete-complete --stack-name shop-delivery-mailer --region eu-west-1
+  aws cloudformation delete-stack --stack-name shop-delivery-mailer --region eu-west-1 || not_deleted 'shop-delivery-mailer (eu-west-1)' 'AWS refused delete-stack'
+  aws cloudformation wait stack-delete-complete --stack-name shop-delivery-mailer --region eu-west-1 || not_deleted 'shop-delivery-mailer (eu-west-1)' 'its deletion did not complete (DELETE_FAILED: its events say why; or the wait gave up)'
   deleted=$((deleted + 1))
 else
   case "$found" in
@@ -428,8 +435,8 @@ rm -f "$deployed/project/eu-west-1/shop-delivery-mailer.json"
 
 echo "==> 6/17 deleting shop-delivery-api (eu-west-1)"
 if found="$(aws cloudformation describe-stacks --stack-name shop-delivery-api --region eu-west-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
-  aws cloudformation delete-stack --stack-name shop-delivery-api --region eu-west-1
-  aws cloudformation wait stack-delete-complete --stack-name shop-delivery-api --region eu-west-1
+  aws cloudformation delete-stack --stack-name shop-delivery-api --region eu-west-1 || not_deleted 'shop-delivery-api (eu-west-1)' 'AWS refused delete-stack'
+  aws cloudformation wait stack-delete-complete --stack-name shop-delivery-api --region eu-west-1 || not_deleted 'shop-delivery-api (eu-west-1)' 'its deletion did not complete (DELETE_FAILED: its events say why; or the wait gave up)'
   deleted=$((deleted + 1))
 else
   case "$found" in
@@ -442,8 +449,8 @@ rm -f "$deployed/project/eu-west-1/shop-delivery-api.json"
 
 echo "==> 7/17 deleting shop-delivery-artifacts-us-east-1 (us-east-1)"
 if found="$(aws cloudformation describe-stacks --stack-name shop-delivery-artifacts-us-east-1 --region us-east-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
-  aws cloudformation delete-stack --stack-name shop-delivery-artifacts-us-east-1 --region us-east-1
-  aws cloudformation wait stack-delete-complete --stack-name shop-delivery-artifacts-us-east-1 --region us-east-1
+  aws cloudformation delete-stack --stack-name shop-delivery-artifacts-us-east-1 --region us-east-1 || not_deleted 'shop-delivery-artifacts-us-east-1 (us-east-1)' 'AWS refused delete-stack'
+  aws cloudformation wait stack-delete-complete --stack-name shop-delivery-artifacts-us-east-1 --region us-east-1 || not_deleted 'shop-delivery-artifacts-us-east-1 (us-east-1)' 'its deletion did not complete (DELETE_FAILED: its events say why; or the wait gave up)'
   deleted=$((deleted + 1))
 else
   case "$found" in
@@ -456,8 +463,8 @@ rm -f "$deployed/project/us-east-1/shop-delivery-artifacts-us-east-1.json"
 
 echo "==> 8/17 deleting shop-delivery-artifacts-eu-central-1 (eu-central-1)"
 if found="$(aws cloudformation describe-stacks --stack-name shop-delivery-artifacts-eu-central-1 --region eu-central-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
-  aws cloudformation delete-stack --stack-name shop-delivery-artifacts-eu-central-1 --region eu-central-1
-  aws cloudformation wait stack-delete-complete --stack-name shop-delivery-artifacts-eu-central-1 --region eu-central-1
+  aws cloudformation delete-stack --stack-name shop-delivery-artifacts-eu-central-1 --region eu-central-1 || not_deleted 'shop-delivery-artifacts-eu-central-1 (eu-central-1)' 'AWS refused delete-stack'
+  aws cloudformation wait stack-delete-complete --stack-name shop-delivery-artifacts-eu-central-1 --region eu-central-1 || not_deleted 'shop-delivery-artifacts-eu-central-1 (eu-central-1)' 'its deletion did not complete (DELETE_FAILED: its events say why; or the wait gave up)'
   deleted=$((deleted + 1))
 else
   case "$found" in
@@ -470,8 +477,8 @@ rm -f "$deployed/project/eu-central-1/shop-delivery-artifacts-eu-central-1.json"
 
 echo "==> 9/17 deleting shop-delivery (eu-west-1)"
 if found="$(aws cloudformation describe-stacks --stack-name shop-delivery --region eu-west-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
-  aws cloudformation delete-stack --stack-name shop-delivery --region eu-west-1
-  aws cloudformation wait stack-delete-complete --stack-name shop-delivery --region eu-west-1
+  aws cloudformation delete-stack --stack-name shop-delivery --region eu-west-1 || not_deleted 'shop-delivery (eu-west-1)' 'AWS refused delete-stack'
+  aws cloudformation wait stack-delete-complete --stack-name shop-delivery --region eu-west-1 || not_deleted 'shop-delivery (eu-west-1)' 'its deletion did not complete (DELETE_FAILED: its events say why; or the wait gave up)'
   deleted=$((deleted + 1))
 else
   case "$found" in
@@ -484,8 +491,8 @@ rm -f "$deployed/project/eu-west-1/shop-delivery.json"
 
 echo "==> 10/17 deleting shop-registry-replication (eu-west-1)"
 if found="$(aws cloudformation describe-stacks --stack-name shop-registry-replication --region eu-west-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
-  aws cloudformation delete-stack --stack-name shop-registry-replication --region eu-west-1
-  aws cloudformation wait stack-delete-complete --stack-name shop-registry-replication --region eu-west-1
+  aws cloudformation delete-stack --stack-name shop-registry-replication --region eu-west-1 || not_deleted 'shop-registry-replication (eu-west-1)' 'AWS refused delete-stack'
+  aws cloudformation wait stack-delete-complete --stack-name shop-registry-replication --region eu-west-1 || not_deleted 'shop-registry-replication (eu-west-1)' 'its deletion did not complete (DELETE_FAILED: its events say why; or the wait gave up)'
   deleted=$((deleted + 1))
 else
   case "$found" in
@@ -498,8 +505,8 @@ rm -f "$deployed/project/eu-west-1/shop-registry-replication.json"
 
 echo "==> 11/17 deleting shop-registry-replica-eu-central-1 (eu-central-1)"
 if found="$(aws cloudformation describe-stacks --stack-name shop-registry-replica-eu-central-1 --region eu-central-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
-  aws cloudformation delete-stack --stack-name shop-registry-replica-eu-central-1 --region eu-central-1
-  aws cloudformation wait stack-delete-complete --stack-name shop-registry-replica-eu-central-1 --region eu-central-1
+  aws cloudformation delete-stack --stack-name shop-registry-replica-eu-central-1 --region eu-central-1 || not_deleted 'shop-registry-replica-eu-central-1 (eu-central-1)' 'AWS refused delete-stack'
+  aws cloudformation wait stack-delete-complete --stack-name shop-registry-replica-eu-central-1 --region eu-central-1 || not_deleted 'shop-registry-replica-eu-central-1 (eu-central-1)' 'its deletion did not complete (DELETE_FAILED: its events say why; or the wait gave up)'
   deleted=$((deleted + 1))
 else
   case "$found" in
@@ -512,8 +519,8 @@ rm -f "$deployed/project/eu-central-1/shop-registry-replica-eu-central-1.json"
 
 echo "==> 12/17 deleting shop-registry-web (eu-west-1)"
 if found="$(aws cloudformation describe-stacks --stack-name shop-registry-web --region eu-west-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
-  aws cloudformation delete-stack --stack-name shop-registry-web --region eu-west-1
-  aws cloudformation wait stack-delete-complete --stack-name shop-registry-web --region eu-west-1
+  aws cloudformation delete-stack --stack-name shop-registry-web --region eu-west-1 || not_deleted 'shop-registry-web (eu-west-1)' 'AWS refused delete-stack'
+  aws cloudformation wait stack-delete-complete --stack-name shop-registry-web --region eu-west-1 || not_deleted 'shop-registry-web (eu-west-1)' 'its deletion did not complete (DELETE_FAILED: its events say why; or the wait gave up)'
   deleted=$((deleted + 1))
 else
   case "$found" in
@@ -526,8 +533,8 @@ rm -f "$deployed/project/eu-west-1/shop-registry-web.json"
 
 echo "==> 13/17 deleting shop-registry-payments (eu-west-1)"
 if found="$(aws cloudformation describe-stacks --stack-name shop-registry-payments --region eu-west-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
-  aws cloudformation delete-stack --stack-name shop-registry-payments --region eu-west-1
-  aws cloudformation wait stack-delete-complete --stack-name shop-registry-payments --region eu-west-1
+  aws cloudformation delete-stack --stack-name shop-registry-payments --region eu-west-1 || not_deleted 'shop-registry-payments (eu-west-1)' 'AWS refused delete-stack'
+  aws cloudformation wait stack-delete-complete --stack-name shop-registry-payments --region eu-west-1 || not_deleted 'shop-registry-payments (eu-west-1)' 'its deletion did not complete (DELETE_FAILED: its events say why; or the wait gave up)'
   deleted=$((deleted + 1))
 else
   case "$found" in
@@ -540,8 +547,8 @@ rm -f "$deployed/project/eu-west-1/shop-registry-payments.json"
 
 echo "==> 14/17 deleting shop-registry-nightly (eu-west-1)"
 if found="$(aws cloudformation describe-stacks --stack-name shop-registry-nightly --region eu-west-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
-  aws cloudformation delete-stack --stack-name shop-registry-nightly --region eu-west-1
-  aws cloudformation wait stack-delete-complete --stack-name shop-registry-nightly --region eu-west-1
+  aws cloudformation delete-stack --stack-name shop-registry-nightly --region eu-west-1 || not_deleted 'shop-registry-nightly (eu-west-1)' 'AWS refused delete-stack'
+  aws cloudformation wait stack-delete-complete --stack-name shop-registry-nightly --region eu-west-1 || not_deleted 'shop-registry-nightly (eu-west-1)' 'its deletion did not complete (DELETE_FAILED: its events say why; or the wait gave up)'
   deleted=$((deleted + 1))
 else
   case "$found" in
@@ -554,8 +561,8 @@ rm -f "$deployed/project/eu-west-1/shop-registry-nightly.json"
 
 echo "==> 15/17 deleting shop-registry-mailer (eu-west-1)"
 if found="$(aws cloudformation describe-stacks --stack-name shop-registry-mailer --region eu-west-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
-  aws cloudformation delete-stack --stack-name shop-registry-mailer --region eu-west-1
-  aws cloudformation wait stack-delete-complete --stack-name shop-registry-mailer --region eu-west-1
+  aws cloudformation delete-stack --stack-name shop-registry-mailer --region eu-west-1 || not_deleted 'shop-registry-mailer (eu-west-1)' 'AWS refused delete-stack'
+  aws cloudformation wait stack-delete-complete --stack-name shop-registry-mailer --region eu-west-1 || not_deleted 'shop-registry-mailer (eu-west-1)' 'its deletion did not complete (DELETE_FAILED: its events say why; or the wait gave up)'
   deleted=$((deleted + 1))
 else
   case "$found" in
@@ -568,8 +575,8 @@ rm -f "$deployed/project/eu-west-1/shop-registry-mailer.json"
 
 echo "==> 16/17 deleting shop-registry-api (eu-west-1)"
 if found="$(aws cloudformation describe-stacks --stack-name shop-registry-api --region eu-west-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
-  aws cloudformation delete-stack --stack-name shop-registry-api --region eu-west-1
-  aws cloudformation wait stack-delete-complete --stack-name shop-registry-api --region eu-west-1
+  aws cloudformation delete-stack --stack-name shop-registry-api --region eu-west-1 || not_deleted 'shop-registry-api (eu-west-1)' 'AWS refused delete-stack'
+  aws cloudformation wait stack-delete-complete --stack-name shop-registry-api --region eu-west-1 || not_deleted 'shop-registry-api (eu-west-1)' 'its deletion did not complete (DELETE_FAILED: its events say why; or the wait gave up)'
   deleted=$((deleted + 1))
 else
   case "$found" in
@@ -582,8 +589,8 @@ rm -f "$deployed/project/eu-west-1/shop-registry-api.json"
 
 echo "==> 17/17 deleting shop-registry (eu-west-1)"
 if found="$(aws cloudformation describe-stacks --stack-name shop-registry --region eu-west-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
-  aws cloudformation delete-stack --stack-name shop-registry --region eu-west-1
-  aws cloudformation wait stack-delete-complete --stack-name shop-registry --region eu-west-1
+  aws cloudformation delete-stack --stack-name shop-registry --region eu-west-1 || not_deleted 'shop-registry (eu-west-1)' 'AWS refused delete-stack'
+  aws cloudformation wait stack-delete-complete --stack-name shop-registry --region eu-west-1 || not_deleted 'shop-registry (eu-west-1)' 'its deletion did not complete (DELETE_FAILED: its events say why; or the wait gave up)'
   deleted=$((deleted + 1))
 else
   case "$found" in

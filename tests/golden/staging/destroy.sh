@@ -31,9 +31,8 @@ Environment variables it reads:
 
 Exit status:
   0      every stack of this folder deleted (or not deployed); the last line counts those deleted
-  1      nothing deleted: a protection is on, the name was not typed back, the AWS CLI is missing, not signed in, or signed in to another account; or AWS answered a read with an error (not "does not exist": access refused, credentials, throttling), quoted with the stack: the stacks before it are deleted, nothing after it, and the record of every stack not deleted is kept
+  1      nothing deleted: a protection is on, the name was not typed back, the AWS CLI is missing, not signed in, or signed in to another account; or AWS answered a read with an error (not "does not exist": access refused, credentials, throttling), quoted with the stack, or a deletion failed: the stacks before it are deleted, nothing after it, and the record of every stack not deleted is kept
   2      an unknown argument
-  other  the AWS CLI's status of the command that failed, e.g. 254 (AWS refused the request), 255 (the command failed); AWS CLI User Guide, "Command line return codes": the stacks before it are deleted
 EOF
 }
 for arg in "$@"; do
@@ -131,6 +130,14 @@ unreadable() {
   local done="nothing was deleted"
   if [[ "$deleted" != 0 ]]; then done="$deleted stack(s) deleted before it, nothing after it"; fi
   echo "destroy.sh: could not read $1, so whether it is there is unknown: $done; fix the cause (a permission your identity lacks, expired credentials...) and run it again. The AWS CLI said: ${2//$'\n'/ }" >&2
+  exit 1
+}
+# not_deleted STACK WHY: a deletion failed (the AWS CLI's error is above): the script stops there, the
+# stack's record stays.
+not_deleted() {
+  local done="no stack was deleted"
+  if [[ "$deleted" != 0 ]]; then done="$deleted stack(s) deleted before it, nothing after it"; fi
+  echo "destroy.sh: $1 was not deleted: $2; $done. Its status and last failed event: status.sh beside this script" >&2
   exit 1
 }
 
@@ -417,8 +424,8 @@ fi
 
 echo "==> 1/18 deleting shop-staging-edge-alarms (us-east-1)"
 if found="$(aws cloudformation describe-stacks --stack-name shop-staging-edge-alarms --region us-east-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
-  aws cloudformation delete-stack --stack-name shop-staging-edge-alarms --region us-east-1
-  aws cloudformation wait stack-delete-complete --stack-name shop-staging-edge-alarms --region us-east-1
+  aws cloudformation delete-stack --stack-name shop-staging-edge-alarms --region us-east-1 || not_deleted 'shop-staging-edge-alarms (us-east-1)' 'AWS refused delete-stack'
+  aws cloudformation wait stack-delete-complete --stack-name shop-staging-edge-alarms --region us-east-1 || not_deleted 'shop-staging-edge-alarms (us-east-1)' 'its deletion did not complete (DELETE_FAILED: its events say why; or the wait gave up)'
   deleted=$((deleted + 1))
 else
   case "$found" in
@@ -431,8 +438,8 @@ rm -f "$deployed/staging/us-east-1/shop-staging-edge-alarms.json"
 
 echo "==> 2/18 deleting shop-staging-connect (eu-west-1)"
 if found="$(aws cloudformation describe-stacks --stack-name shop-staging-connect --region eu-west-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
-  aws cloudformation delete-stack --stack-name shop-staging-connect --region eu-west-1
-  aws cloudformation wait stack-delete-complete --stack-name shop-staging-connect --region eu-west-1
+  aws cloudformation delete-stack --stack-name shop-staging-connect --region eu-west-1 || not_deleted 'shop-staging-connect (eu-west-1)' 'AWS refused delete-stack'
+  aws cloudformation wait stack-delete-complete --stack-name shop-staging-connect --region eu-west-1 || not_deleted 'shop-staging-connect (eu-west-1)' 'its deletion did not complete (DELETE_FAILED: its events say why; or the wait gave up)'
   deleted=$((deleted + 1))
 else
   case "$found" in
@@ -445,8 +452,8 @@ rm -f "$deployed/staging/eu-west-1/shop-staging-connect.json"
 
 echo "==> 3/18 deleting shop-staging-svc-web (eu-west-1)"
 if found="$(aws cloudformation describe-stacks --stack-name shop-staging-svc-web --region eu-west-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
-  aws cloudformation delete-stack --stack-name shop-staging-svc-web --region eu-west-1
-  aws cloudformation wait stack-delete-complete --stack-name shop-staging-svc-web --region eu-west-1
+  aws cloudformation delete-stack --stack-name shop-staging-svc-web --region eu-west-1 || not_deleted 'shop-staging-svc-web (eu-west-1)' 'AWS refused delete-stack'
+  aws cloudformation wait stack-delete-complete --stack-name shop-staging-svc-web --region eu-west-1 || not_deleted 'shop-staging-svc-web (eu-west-1)' 'its deletion did not complete (DELETE_FAILED: its events say why; or the wait gave up)'
   deleted=$((deleted + 1))
 else
   case "$found" in
@@ -459,8 +466,8 @@ rm -f "$deployed/staging/eu-west-1/shop-staging-svc-web.json"
 
 echo "==> 4/18 deleting shop-staging-svc-payments (eu-west-1)"
 if found="$(aws cloudformation describe-stacks --stack-name shop-staging-svc-payments --region eu-west-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
-  aws cloudformation delete-stack --stack-name shop-staging-svc-payments --region eu-west-1
-  aws cloudformation wait stack-delete-complete --stack-name shop-staging-svc-payments --region eu-west-1
+  aws cloudformation delete-stack --stack-name shop-staging-svc-payments --region eu-west-1 || not_deleted 'shop-staging-svc-payments (eu-west-1)' 'AWS refused delete-stack'
+  aws cloudformation wait stack-delete-complete --stack-name shop-staging-svc-payments --region eu-west-1 || not_deleted 'shop-staging-svc-payments (eu-west-1)' 'its deletion did not complete (DELETE_FAILED: its events say why; or the wait gave up)'
   deleted=$((deleted + 1))
 else
   case "$found" in
@@ -473,8 +480,8 @@ rm -f "$deployed/staging/eu-west-1/shop-staging-svc-payments.json"
 
 echo "==> 5/18 deleting shop-staging-svc-nightly (eu-west-1)"
 if found="$(aws cloudformation describe-stacks --stack-name shop-staging-svc-nightly --region eu-west-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
-  aws cloudformation delete-stack --stack-name shop-staging-svc-nightly --region eu-west-1
-  aws cloudformation wait stack-delete-complete --stack-name shop-staging-svc-nightly --region eu-west-1
+  aws cloudformation delete-stack --stack-name shop-staging-svc-nightly --region eu-west-1 || not_deleted 'shop-staging-svc-nightly (eu-west-1)' 'AWS refused delete-stack'
+  aws cloudformation wait stack-delete-complete --stack-name shop-staging-svc-nightly --region eu-west-1 || not_deleted 'shop-staging-svc-nightly (eu-west-1)' 'its deletion did not complete (DELETE_FAILED: its events say why; or the wait gave up)'
   deleted=$((deleted + 1))
 else
   case "$found" in
@@ -487,8 +494,8 @@ rm -f "$deployed/staging/eu-west-1/shop-staging-svc-nightly.json"
 
 echo "==> 6/18 deleting shop-staging-svc-mailer (eu-west-1)"
 if found="$(aws cloudformation describe-stacks --stack-name shop-staging-svc-mailer --region eu-west-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
-  aws cloudformation delete-stack --stack-name shop-staging-svc-mailer --region eu-west-1
-  aws cloudformation wait stack-delete-complete --stack-name shop-staging-svc-mailer --region eu-west-1
+  aws cloudformation delete-stack --stack-name shop-staging-svc-mailer --region eu-west-1 || not_deleted 'shop-staging-svc-mailer (eu-west-1)' 'AWS refused delete-stack'
+  aws cloudformation wait stack-delete-complete --stack-name shop-staging-svc-mailer --region eu-west-1 || not_deleted 'shop-staging-svc-mailer (eu-west-1)' 'its deletion did not complete (DELETE_FAILED: its events say why; or the wait gave up)'
   deleted=$((deleted + 1))
 else
   case "$found" in
@@ -501,8 +508,8 @@ rm -f "$deployed/staging/eu-west-1/shop-staging-svc-mailer.json"
 
 echo "==> 7/18 deleting shop-staging-svc-api (eu-west-1)"
 if found="$(aws cloudformation describe-stacks --stack-name shop-staging-svc-api --region eu-west-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
-  aws cloudformation delete-stack --stack-name shop-staging-svc-api --region eu-west-1
-  aws cloudformation wait stack-delete-complete --stack-name shop-staging-svc-api --region eu-west-1
+  aws cloudformation delete-stack --stack-name shop-staging-svc-api --region eu-west-1 || not_deleted 'shop-staging-svc-api (eu-west-1)' 'AWS refused delete-stack'
+  aws cloudformation wait stack-delete-complete --stack-name shop-staging-svc-api --region eu-west-1 || not_deleted 'shop-staging-svc-api (eu-west-1)' 'its deletion did not complete (DELETE_FAILED: its events say why; or the wait gave up)'
   deleted=$((deleted + 1))
 else
   case "$found" in
@@ -515,8 +522,8 @@ rm -f "$deployed/staging/eu-west-1/shop-staging-svc-api.json"
 
 echo "==> 8/18 deleting shop-staging-dashboard (eu-west-1)"
 if found="$(aws cloudformation describe-stacks --stack-name shop-staging-dashboard --region eu-west-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
-  aws cloudformation delete-stack --stack-name shop-staging-dashboard --region eu-west-1
-  aws cloudformation wait stack-delete-complete --stack-name shop-staging-dashboard --region eu-west-1
+  aws cloudformation delete-stack --stack-name shop-staging-dashboard --region eu-west-1 || not_deleted 'shop-staging-dashboard (eu-west-1)' 'AWS refused delete-stack'
+  aws cloudformation wait stack-delete-complete --stack-name shop-staging-dashboard --region eu-west-1 || not_deleted 'shop-staging-dashboard (eu-west-1)' 'its deletion did not complete (DELETE_FAILED: its events say why; or the wait gave up)'
   deleted=$((deleted + 1))
 else
   case "$found" in
@@ -529,8 +536,8 @@ rm -f "$deployed/staging/eu-west-1/shop-staging-dashboard.json"
 
 echo "==> 9/18 deleting shop-staging-monitoring (eu-west-1)"
 if found="$(aws cloudformation describe-stacks --stack-name shop-staging-monitoring --region eu-west-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
-  aws cloudformation delete-stack --stack-name shop-staging-monitoring --region eu-west-1
-  aws cloudformation wait stack-delete-complete --stack-name shop-staging-monitoring --region eu-west-1
+  aws cloudformation delete-stack --stack-name shop-staging-monitoring --region eu-west-1 || not_deleted 'shop-staging-monitoring (eu-west-1)' 'AWS refused delete-stack'
+  aws cloudformation wait stack-delete-complete --stack-name shop-staging-monitoring --region eu-west-1 || not_deleted 'shop-staging-monitoring (eu-west-1)' 'its deletion did not complete (DELETE_FAILED: its events say why; or the wait gave up)'
   deleted=$((deleted + 1))
 else
   case "$found" in
@@ -543,8 +550,8 @@ rm -f "$deployed/staging/eu-west-1/shop-staging-monitoring.json"
 
 echo "==> 10/18 deleting shop-staging-edge (eu-west-1)"
 if found="$(aws cloudformation describe-stacks --stack-name shop-staging-edge --region eu-west-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
-  aws cloudformation delete-stack --stack-name shop-staging-edge --region eu-west-1
-  aws cloudformation wait stack-delete-complete --stack-name shop-staging-edge --region eu-west-1
+  aws cloudformation delete-stack --stack-name shop-staging-edge --region eu-west-1 || not_deleted 'shop-staging-edge (eu-west-1)' 'AWS refused delete-stack'
+  aws cloudformation wait stack-delete-complete --stack-name shop-staging-edge --region eu-west-1 || not_deleted 'shop-staging-edge (eu-west-1)' 'its deletion did not complete (DELETE_FAILED: its events say why; or the wait gave up)'
   deleted=$((deleted + 1))
 else
   case "$found" in
@@ -557,8 +564,8 @@ rm -f "$deployed/staging/eu-west-1/shop-staging-edge.json"
 
 echo "==> 11/18 deleting shop-staging-edge-waf (us-east-1)"
 if found="$(aws cloudformation describe-stacks --stack-name shop-staging-edge-waf --region us-east-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
-  aws cloudformation delete-stack --stack-name shop-staging-edge-waf --region us-east-1
-  aws cloudformation wait stack-delete-complete --stack-name shop-staging-edge-waf --region us-east-1
+  aws cloudformation delete-stack --stack-name shop-staging-edge-waf --region us-east-1 || not_deleted 'shop-staging-edge-waf (us-east-1)' 'AWS refused delete-stack'
+  aws cloudformation wait stack-delete-complete --stack-name shop-staging-edge-waf --region us-east-1 || not_deleted 'shop-staging-edge-waf (us-east-1)' 'its deletion did not complete (DELETE_FAILED: its events say why; or the wait gave up)'
   deleted=$((deleted + 1))
 else
   case "$found" in
@@ -571,8 +578,8 @@ rm -f "$deployed/staging/us-east-1/shop-staging-edge-waf.json"
 
 echo "==> 12/18 deleting shop-staging-platform (eu-west-1)"
 if found="$(aws cloudformation describe-stacks --stack-name shop-staging-platform --region eu-west-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
-  aws cloudformation delete-stack --stack-name shop-staging-platform --region eu-west-1
-  aws cloudformation wait stack-delete-complete --stack-name shop-staging-platform --region eu-west-1
+  aws cloudformation delete-stack --stack-name shop-staging-platform --region eu-west-1 || not_deleted 'shop-staging-platform (eu-west-1)' 'AWS refused delete-stack'
+  aws cloudformation wait stack-delete-complete --stack-name shop-staging-platform --region eu-west-1 || not_deleted 'shop-staging-platform (eu-west-1)' 'its deletion did not complete (DELETE_FAILED: its events say why; or the wait gave up)'
   deleted=$((deleted + 1))
 else
   case "$found" in
@@ -585,8 +592,8 @@ rm -f "$deployed/staging/eu-west-1/shop-staging-platform.json"
 
 echo "==> 13/18 deleting shop-staging-data (eu-west-1)"
 if found="$(aws cloudformation describe-stacks --stack-name shop-staging-data --region eu-west-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
-  aws cloudformation delete-stack --stack-name shop-staging-data --region eu-west-1
-  aws cloudformation wait stack-delete-complete --stack-name shop-staging-data --region eu-west-1
+  aws cloudformation delete-stack --stack-name shop-staging-data --region eu-west-1 || not_deleted 'shop-staging-data (eu-west-1)' 'AWS refused delete-stack'
+  aws cloudformation wait stack-delete-complete --stack-name shop-staging-data --region eu-west-1 || not_deleted 'shop-staging-data (eu-west-1)' 'its deletion did not complete (DELETE_FAILED: its events say why; or the wait gave up)'
   deleted=$((deleted + 1))
 else
   case "$found" in
@@ -599,8 +606,8 @@ rm -f "$deployed/staging/eu-west-1/shop-staging-data.json"
 
 echo "==> 14/18 deleting shop-staging-security (eu-west-1)"
 if found="$(aws cloudformation describe-stacks --stack-name shop-staging-security --region eu-west-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
-  aws cloudformation delete-stack --stack-name shop-staging-security --region eu-west-1
-  aws cloudformation wait stack-delete-complete --stack-name shop-staging-security --region eu-west-1
+  aws cloudformation delete-stack --stack-name shop-staging-security --region eu-west-1 || not_deleted 'shop-staging-security (eu-west-1)' 'AWS refused delete-stack'
+  aws cloudformation wait stack-delete-complete --stack-name shop-staging-security --region eu-west-1 || not_deleted 'shop-staging-security (eu-west-1)' 'its deletion did not complete (DELETE_FAILED: its events say why; or the wait gave up)'
   deleted=$((deleted + 1))
 else
   case "$found" in
@@ -613,8 +620,8 @@ rm -f "$deployed/staging/eu-west-1/shop-staging-security.json"
 
 echo "==> 15/18 deleting shop-staging-origin-verify (eu-west-1)"
 if found="$(aws cloudformation describe-stacks --stack-name shop-staging-origin-verify --region eu-west-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
-  aws cloudformation delete-stack --stack-name shop-staging-origin-verify --region eu-west-1
-  aws cloudformation wait stack-delete-complete --stack-name shop-staging-origin-verify --region eu-west-1
+  aws cloudformation delete-stack --stack-name shop-staging-origin-verify --region eu-west-1 || not_deleted 'shop-staging-origin-verify (eu-west-1)' 'AWS refused delete-stack'
+  aws cloudformation wait stack-delete-complete --stack-name shop-staging-origin-verify --region eu-west-1 || not_deleted 'shop-staging-origin-verify (eu-west-1)' 'its deletion did not complete (DELETE_FAILED: its events say why; or the wait gave up)'
   deleted=$((deleted + 1))
 else
   case "$found" in
@@ -627,8 +634,8 @@ rm -f "$deployed/staging/eu-west-1/shop-staging-origin-verify.json"
 
 echo "==> 16/18 deleting shop-staging-network (eu-west-1)"
 if found="$(aws cloudformation describe-stacks --stack-name shop-staging-network --region eu-west-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
-  aws cloudformation delete-stack --stack-name shop-staging-network --region eu-west-1
-  aws cloudformation wait stack-delete-complete --stack-name shop-staging-network --region eu-west-1
+  aws cloudformation delete-stack --stack-name shop-staging-network --region eu-west-1 || not_deleted 'shop-staging-network (eu-west-1)' 'AWS refused delete-stack'
+  aws cloudformation wait stack-delete-complete --stack-name shop-staging-network --region eu-west-1 || not_deleted 'shop-staging-network (eu-west-1)' 'its deletion did not complete (DELETE_FAILED: its events say why; or the wait gave up)'
   deleted=$((deleted + 1))
 else
   case "$found" in
@@ -641,8 +648,8 @@ rm -f "$deployed/staging/eu-west-1/shop-staging-network.json"
 
 echo "==> 17/18 deleting shop-staging-keys (eu-west-1)"
 if found="$(aws cloudformation describe-stacks --stack-name shop-staging-keys --region eu-west-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
-  aws cloudformation delete-stack --stack-name shop-staging-keys --region eu-west-1
-  aws cloudformation wait stack-delete-complete --stack-name shop-staging-keys --region eu-west-1
+  aws cloudformation delete-stack --stack-name shop-staging-keys --region eu-west-1 || not_deleted 'shop-staging-keys (eu-west-1)' 'AWS refused delete-stack'
+  aws cloudformation wait stack-delete-complete --stack-name shop-staging-keys --region eu-west-1 || not_deleted 'shop-staging-keys (eu-west-1)' 'its deletion did not complete (DELETE_FAILED: its events say why; or the wait gave up)'
   deleted=$((deleted + 1))
 else
   case "$found" in
@@ -655,8 +662,8 @@ rm -f "$deployed/staging/eu-west-1/shop-staging-keys.json"
 
 echo "==> 18/18 deleting shop-staging-deployer (eu-west-1)"
 if found="$(aws cloudformation describe-stacks --stack-name shop-staging-deployer --region eu-west-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
-  aws cloudformation delete-stack --stack-name shop-staging-deployer --region eu-west-1
-  aws cloudformation wait stack-delete-complete --stack-name shop-staging-deployer --region eu-west-1
+  aws cloudformation delete-stack --stack-name shop-staging-deployer --region eu-west-1 || not_deleted 'shop-staging-deployer (eu-west-1)' 'AWS refused delete-stack'
+  aws cloudformation wait stack-delete-complete --stack-name shop-staging-deployer --region eu-west-1 || not_deleted 'shop-staging-deployer (eu-west-1)' 'its deletion did not complete (DELETE_FAILED: its events say why; or the wait gave up)'
   deleted=$((deleted + 1))
 else
   case "$found" in
