@@ -394,14 +394,14 @@ def status_script(title: str, stacks: list[Stack], account: str = "") -> str:
         ]
     out += [
         "",
+        'if [[ "$unreadable" != 0 ]]; then',
+        "  echo \"status.sh: $unreadable stack(s) could not be read (ERROR: the AWS CLI's error, e.g. a permission "
+        'your identity lacks): their state is unknown, not absent" >&2',
+        "fi",
         'if [[ "$healthy" == true ]]; then',
         f'  echo "{title}: the {len(own)} stack(s) of this folder are complete."',
         "else",
         f'  echo "{title}: not every stack of this folder is complete (see above)." >&2',
-        '  if [[ "$unreadable" != 0 ]]; then',
-        "    echo \"status.sh: $unreadable stack(s) could not be read (ERROR: the AWS CLI's error, e.g. a permission "
-        'your identity lacks): their state is unknown, not absent" >&2',
-        "  fi",
         "  exit 1",
         "fi",
     ]

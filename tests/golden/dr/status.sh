@@ -913,12 +913,12 @@ if [[ "$state" == *FAILED* || "$state" == *ROLLBACK* ]]; then
   fi
 fi
 
+if [[ "$unreadable" != 0 ]]; then
+  echo "status.sh: $unreadable stack(s) could not be read (ERROR: the AWS CLI's error, e.g. a permission your identity lacks): their state is unknown, not absent" >&2
+fi
 if [[ "$healthy" == true ]]; then
   echo "shop dr: the 18 stack(s) of this folder are complete."
 else
   echo "shop dr: not every stack of this folder is complete (see above)." >&2
-  if [[ "$unreadable" != 0 ]]; then
-    echo "status.sh: $unreadable stack(s) could not be read (ERROR: the AWS CLI's error, e.g. a permission your identity lacks): their state is unknown, not absent" >&2
-  fi
   exit 1
 fi
