@@ -358,3 +358,24 @@ def test_a_copied_origin_name_is_reported_beside_another_files_mistake(settings_
     assert any(p.startswith(f"{qa}: regoin = 'eu-west-1': is not a known setting") for p in problems), problems
     assert any(p.startswith(f"{settings_dir / 'dev.yaml'}: edge.origin_domain") for p in problems)
     assert any(p.startswith(f"{settings_dir / 'staging.yaml'}: edge.origin_domain") for p in problems)
+
+
+def test_a_refused_file_still_takes_part_in_the_rules_across_environments(settings_dir: Path) -> None:
+    """From a second new user's trial: a typo anywhere in dev's file hid that dev copied prod's origin
+    name, and dev's range overlapping staging's was left for a run after dev's subnets were fixed. A
+    refused file's range, origin name and aliases still meet the other environments' in the same run;
+    a value its own check refuses (an unparsable range) is left out, never judged."""
+    edit_yaml(
+        settings_dir / "dev.yaml",
+        network__nat_gateways="singel",
+        edge__origin_domain="origin.shop.example.com",
+        network__cidr="10.20.0.0/20",
+    )
+    problems = _problems(settings_dir)
+    assert any("dev.yaml: network.nat_gateways = 'singel'" in p for p in problems)
+    assert any("dev.yaml: edge.origin_domain = 'origin.shop.example.com': is also prod's" in p for p in problems)
+    assert any("network.cidr" in p and "overlaps" in p and "staging" in p and "dev" in p for p in problems)
+    edit_yaml(settings_dir / "dev.yaml", network__cidr="10.20.0.0/99")  # refused by its own check: not compared
+    problems = _problems(settings_dir)
+    assert not any("overlaps" in p for p in problems)
+    assert any("dev.yaml: network.cidr = '10.20.0.0/99'" in p for p in problems)

@@ -343,3 +343,33 @@ def test_a_new_service_beside_the_one_it_resembles_gets_no_suggestion(settings_d
     edit_yaml(settings_dir / "dev.yaml", services__web2={"desired_count": 1})
     message = refusal(settings_dir, "dev")
     assert "services.web2.cpu: is required" in message and "in this file only" not in message
+
+
+def test_a_host_name_or_address_in_capitals_is_told_to_be_lower_case(settings_dir: Path) -> None:
+    """From a new user's trial: 'QA.shop.example.com' was only "not a host name". An e-mail address's
+    local part keeps its case; only its domain is lowered."""
+    edit_yaml(
+        settings_dir / "staging.yaml",
+        edge__aliases=["Staging.Shop.example.com"],
+        monitoring__ses_email__sender="Alarms@Shop.Example.com",
+    )
+    message = refusal(settings_dir)
+    assert "is not a host name such as 'www.example.com'; write it in lower case: 'staging.shop.example.com'" in message
+    assert "write it in lower case: 'Alarms@shop.example.com'" in message
+    edit_yaml(settings_dir / "staging.yaml", edge__aliases=["not a host"])
+    assert "lower case" not in refusal(settings_dir).split("edge.aliases[0]")[1].splitlines()[0]
+
+
+def test_a_secret_named_without_its_suffix_gets_the_commands_that_give_the_complete_name(settings_dir: Path) -> None:
+    """From a new user's trial: a new environment has no DEPLOY.md yet (its settings are refused), so
+    the refusal itself names the two commands; a value typed instead of a reference is told the
+    reference's complete form, not one the next run refuses."""
+    edit_yaml(settings_dir / "staging.yaml", services__api__secrets={"PAY": "secretsmanager:shop/api/pay#key"})
+    message = refusal(settings_dir)
+    assert "services.api.secrets.PAY = 'secretsmanager:shop/api/pay#key': names the secret without the 6" in message
+    assert "'aws secretsmanager describe-secret --secret-id shop/api/pay --query ARN' gives it" in message
+    assert "once 'aws secretsmanager create-secret --name shop/api/pay' has made it" in message
+    edit_yaml(settings_dir / "staging.yaml", services__api__secrets={"PAY": "hunter2hunter2"})
+    message = refusal(settings_dir)
+    assert "looks like a value, not a reference: give 'secretsmanager:NAME-SUFFIX'" in message
+    assert "hunter2" not in message

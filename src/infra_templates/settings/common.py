@@ -2,6 +2,7 @@
 
 import contextlib
 import ipaddress
+import re
 import unicodedata
 from collections.abc import Callable, Iterable, Sequence
 from typing import Annotated, Any, TypeVar, cast
@@ -209,6 +210,15 @@ PATTERN_WORDS = {
     r"^[a-z][a-z0-9-]{0,62}$": "a container name: lower-case letters, digits and hyphens, starting with a letter, "
     "at most 63",
 }
+
+
+def lower_case_hint(value: str, pattern: str) -> str:
+    """``"; write it in lower case: 'x'"`` when ``value`` fails ``pattern`` only for the capitals of
+    its host name (``QA.shop.example.com``, or an e-mail address's domain: its local part keeps its
+    case), else ``""``."""
+    local, at, domain = value.rpartition("@")
+    lowered = f"{local}{at}{domain.lower()}"
+    return f"; write it in lower case: {lowered!r}" if lowered != value and re.fullmatch(pattern, lowered) else ""
 
 
 def check_region(region: str) -> str:

@@ -10,7 +10,7 @@ from pydantic import (
     model_validator,
 )
 
-from infra_templates.settings.common import HOST_NAME, FieldValueError, Strict, check_each, no_items
+from infra_templates.settings.common import HOST_NAME, FieldValueError, Strict, check_each, lower_case_hint, no_items
 
 # '/<prefix>/*': a literal prefix of the characters CloudFront's path patterns take (CloudFront
 # Developer Guide, "Cache behavior settings", Path pattern), then one '*'.
@@ -58,7 +58,8 @@ class Edge(Strict):
         def check(item: tuple[int, str]) -> None:
             index, alias = item
             if not re.fullmatch(HOST_NAME, alias):
-                raise FieldValueError((index,), "is not a host name such as 'www.example.com'", alias)
+                hint = lower_case_hint(alias, HOST_NAME)
+                raise FieldValueError((index,), f"is not a host name such as 'www.example.com'{hint}", alias)
             if alias in aliases[:index]:
                 raise FieldValueError((index,), "is listed twice", alias)
 

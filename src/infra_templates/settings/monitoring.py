@@ -9,7 +9,14 @@ from pydantic import (
     model_validator,
 )
 
-from infra_templates.settings.common import FieldValueError, ManyFieldsError, Strict, check_retention, no_items
+from infra_templates.settings.common import (
+    FieldValueError,
+    ManyFieldsError,
+    Strict,
+    check_retention,
+    lower_case_hint,
+    no_items,
+)
 
 EMAIL_ADDRESS = r"^[A-Za-z0-9._%+-]{1,64}@([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$"
 
@@ -17,7 +24,8 @@ EMAIL_ADDRESS = r"^[A-Za-z0-9._%+-]{1,64}@([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)
 def _check_emails(addresses: list[str]) -> list[str]:
     for index, address in enumerate(addresses):
         if not re.fullmatch(EMAIL_ADDRESS, address):
-            raise FieldValueError((index,), "is not an e-mail address such as 'ops@example.com'", address)
+            hint = lower_case_hint(address, EMAIL_ADDRESS)
+            raise FieldValueError((index,), f"is not an e-mail address such as 'ops@example.com'{hint}", address)
     if len(set(addresses)) != len(addresses):
         raise ValueError("lists an address twice")
     return addresses
@@ -53,7 +61,9 @@ class SesEmail(Strict):
     @classmethod
     def _sender(cls, sender: str | None) -> str | None:
         if sender is not None and not re.fullmatch(EMAIL_ADDRESS, sender):
-            raise ValueError("is not an e-mail address such as 'alarms@example.com'")
+            raise ValueError(
+                f"is not an e-mail address such as 'alarms@example.com'{lower_case_hint(sender, EMAIL_ADDRESS)}"
+            )
         return sender
 
     @model_validator(mode="after")

@@ -1,5 +1,6 @@
 """The project: what all environments share, checked across them (aliases, shared fields, DR pairs)."""
 
+import ipaddress
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -11,16 +12,18 @@ from pydantic import (
 )
 
 from infra_templates.addons import unknown_environments
-from infra_templates.settings.common import DEFAULTS_FILE, ENVIRONMENT_NAME, SettingsError, did_you_mean
+from infra_templates.settings.common import DEFAULTS_FILE, ENVIRONMENT_NAME, HOST_NAME, SettingsError, did_you_mean
 from infra_templates.settings.delivery import Delivery
 from infra_templates.settings.dr import Standby
 from infra_templates.settings.environment import Environment
 from infra_templates.settings.loading import (
     _dotted,
     _misnamed,
+    _read_mapping,
     _show,
     _shown,
     available_environments,
+    deep_merge,
     load_environment,
     merge_inherited,
     read_once,
@@ -87,6 +90,55 @@ def project_of(environments: Sequence[Environment], folder: Path) -> Project:
     return Project(first.project, first.registry, tuple(environments))
 
 
+def _owned_names(name: str, folder: Path) -> Any:
+    """What a refused environment's files say it owns, for the rules across environments
+    (:func:`_ownership_problems`): its name, account, region, VPC range, origin name, aliases, DR
+    pairing and SES sender, each where the files give it in a form its own check accepts (else left
+    out of the rule that reads it), so a mistake elsewhere in the file does not hide a range or a name
+    copied from another environment until a second run. None when the files cannot be read."""
+    from types import SimpleNamespace  # noqa: PLC0415 - only when a file is refused
+
+    try:
+        defaults = _read_mapping(folder / DEFAULTS_FILE) if (folder / DEFAULTS_FILE).is_file() else {}
+        raw = deep_merge(defaults, _read_mapping(folder / f"{name}.yaml"))
+    except SettingsError:
+        return None
+
+    def at(*path: str) -> Any:
+        node: Any = raw
+        for part in path:
+            node = node.get(part) if isinstance(node, dict) else None
+        return node
+
+    try:
+        cidr = ipaddress.ip_network(at("network", "cidr")) if isinstance(at("network", "cidr"), str) else None
+    except ValueError:
+        cidr = None
+    origin, aliases, sender = at("edge", "origin_domain"), at("edge", "aliases"), at("monitoring", "ses_email")
+    host = re.compile(HOST_NAME)
+    return SimpleNamespace(
+        name=name,
+        account_id=str(at("account_id")),
+        region=str(at("region")),
+        network=SimpleNamespace(cidr=cidr),
+        edge=SimpleNamespace(
+            origin_domain=origin if isinstance(origin, str) and host.fullmatch(origin) else None,
+            aliases=[a for a in aliases if isinstance(a, str) and host.fullmatch(a)]
+            if isinstance(aliases, list)
+            else [],
+        ),
+        dr=SimpleNamespace(protects=at("dr", "protects"), dns=at("dr", "dns")) if isinstance(at("dr"), dict) else None,
+        monitoring=SimpleNamespace(
+            ses_email=SimpleNamespace(
+                enabled=isinstance(sender, dict) and sender.get("enabled") is True,
+                sender=sender.get("sender")
+                if isinstance(sender, dict) and isinstance(sender.get("sender"), str)
+                else None,
+            )
+        ),
+    )
+
+
 def _ownership_problems(environments: Sequence[Environment], folder: Path) -> list[str]:
     """What two environments would both own (a DNS name, a VPC range, an SES identity): pairwise
     rules, so they hold of any subset of the environments (load_settings runs them on those that
@@ -136,9 +188,10 @@ def _origin_domain_problems(environments: Sequence[Environment], folder: Path) -
     problems = []
     aliases = {alias: (env, index) for env in reversed(environments) for index, alias in enumerate(env.edge.aliases)}
     by_origin: dict[str, list[Environment]] = {}
-    for env in environments:
+    named = [e for e in environments if e.edge.origin_domain is not None]  # a refused file's bad name: none
+    for env in named:
         by_origin.setdefault(env.edge.origin_domain, []).append(env)
-    for env in environments:
+    for env in named:
         name = env.edge.origin_domain
         where = f"{_show(folder / (env.name + '.yaml'))}: edge.origin_domain = {_shown(name)}"
         for other in by_origin[name]:
@@ -186,8 +239,9 @@ def _cidr_problems(environments: Sequence[Environment], folder: Path) -> list[st
     to an overlapping range cannot be told from the VPC's own local route. A DR pair is peered (or
     joined by a transit gateway) to replicate; any two environments may be connected later."""
     problems = []
-    for index, env in enumerate(environments):
-        for other in environments[:index]:
+    ranged = [e for e in environments if e.network.cidr is not None]  # a refused file's unparsable range: none
+    for index, env in enumerate(ranged):
+        for other in ranged[:index]:
             if not env.network.cidr.overlaps(other.network.cidr):
                 continue
             pair = (env.dr is not None and env.dr.protects == other.name) or (
@@ -402,12 +456,14 @@ def load_settings(
         )
     problems: list[str] = _misnamed(folder)
     loaded = []
+    refused: list[str] = []
     with read_once():  # defaults.yaml parsed once for every environment
         for name in [*everything, *(n for n in wanted if n not in everything)]:
             try:
                 loaded.append(load_environment(name, folder))
             except SettingsError as error:
                 problems.extend(p for p in error.problems if p not in problems)  # defaults.yaml once
+                refused.append(name)
     problems = merge_inherited(
         problems,
         [*everything, *(n for n in wanted if n not in everything)],
@@ -415,7 +471,8 @@ def load_settings(
     )
     problems.extend(unknown_environments(folder, everything, _show))
     if problems:
-        raise SettingsError(problems + [p for p in _ownership_problems(loaded, folder) if p not in problems])
+        owners = [*loaded, *(e for e in (_owned_names(n, folder) for n in refused) if e is not None)]
+        raise SettingsError(problems + [p for p in _ownership_problems(owners, folder) if p not in problems])
     project = project_of(loaded, folder)
     everyone = link(loaded)
     return [env for env in everyone if env.name in wanted], project, everyone

@@ -21,6 +21,7 @@ from infra_templates.settings.common import (
     ManyFieldsError,
     Strict,
     check_each,
+    lower_case_hint,
     mapping_text,
     no_items,
 )
@@ -120,7 +121,12 @@ class Routing(Strict):
         check_each(
             ((index, host) for index, host in enumerate(hosts) if not re.fullmatch(HOST_NAME, host)),
             lambda bad: _raise(
-                FieldValueError((bad[0],), "is not a host name such as 'api.example.com' or '*.example.com'", bad[1])
+                FieldValueError(
+                    (bad[0],),
+                    "is not a host name such as 'api.example.com' or '*.example.com'"
+                    + lower_case_hint(bad[1], HOST_NAME),
+                    bad[1],
+                )
             ),
         )
         return hosts
@@ -218,16 +224,20 @@ def secret_references(secrets: dict[str, str]) -> dict[str, str]:
         if not re.fullmatch(SECRET_REFERENCE, value):
             raise FieldValueError(
                 (key,),
-                "looks like a value, not a reference: give 'secretsmanager:NAME' (optionally '#json-key') "
-                "or 'ssm:/PARAMETER/NAME' and keep the value in AWS",
+                "looks like a value, not a reference: give 'secretsmanager:NAME-SUFFIX' (the secret's complete "
+                "name, with the 6 characters Secrets Manager appends; optionally '#json-key') or "
+                "'ssm:/PARAMETER/NAME' and keep the value in AWS (DEPLOY.md, 'Secrets and parameters', creates both)",
                 "(hidden)",
             )
         if value.startswith("secretsmanager:") and not re.fullmatch(COMPLETE_SECRET_NAME, value):
+            name = value.removeprefix("secretsmanager:").split("#")[0]
             raise FieldValueError(
                 (key,),
                 "names the secret without the 6 characters Secrets Manager appends to its name: give the "
-                "complete name as its ARN ends ('secretsmanager:shop/api/payment-AbC123#key', see "
-                "'aws secretsmanager describe-secret'); ECS takes a secret's full ARN",
+                "complete name as its ARN ends ('secretsmanager:shop/api/payment-AbC123#key'; ECS takes a "
+                f"secret's full ARN). In the environment's account and region, 'aws secretsmanager describe-secret "
+                f"--secret-id {name} --query ARN' gives it, once 'aws secretsmanager create-secret --name {name}' "
+                "has made it",
                 value,
             )
 
