@@ -35,7 +35,8 @@ pytestmark = pytest.mark.xdist_group("aws-cli")
 PLACEHOLDERS = {"<tag>": "0123456789abcdef", "<COMMIT_ID>": "0123456789abcdef", "<value>": "0123456789abcdef"}
 ARN = re.compile(r"^arn:aws[a-z-]*:(?P<service>[a-z0-9-]+):(?P<region>[a-z0-9-]*):\d*:(?P<rest>.+)$")
 READ_OUTPUT = re.compile(r"OutputKey=='(?P<output>\w+)'")
-ASSIGNMENT = re.compile(r"^\s*(?P<var>[A-Za-z_]\w*)=\"?\$\(\s*aws ")
+# var="$(aws ...)", also as the condition of an if/elif that handles its error: if ! var="$(aws ...)"
+ASSIGNMENT = re.compile(r"^\s*(?:(?:el)?if\s+!\s*)?(?P<var>[A-Za-z_]\w*)=\"?\$\(\s*aws ")
 # A script's variable with a default from the environment: since="${SINCE:-10m}" -> 10m.
 DEFAULTED = re.compile(r"^\s*(?P<var>[a-z_]\w*)=\"\$\{[A-Z_]+:-(?P<value>[^}\"]*)\}\"\s*$")
 
@@ -392,6 +393,9 @@ def test_every_printed_aws_command_is_accepted_and_names_what_exists(
             problems.append(f"{where}: {problem}")
             continue
         monkeypatch.chdir(printed.file.parent)  # DEPLOY.md names templates relative to its folder
+        for arg in printed.argv:  # a value read from a file (file://), as the deployer types it first
+            if arg.startswith("file://"):
+                (printed.file.parent / arg.removeprefix("file://")).write_text(PLACEHOLDERS["<value>"])
         result = _run(printed.argv)
         if not result.accepted:
             problems.append(f"{where}: the AWS CLI refuses it ({result.status}): {result.stderr.strip()[-400:]}")

@@ -24,9 +24,27 @@ ACCOUNT = "333333333333"
 PROTECTED_DEFAULT = "none"
 
 # The stand-in: answers by the operation and the stack named; every call appended to $AWS_CALLS.
+# FAKE_MISSING: a stack (or "all") CloudFormation says does not exist; FAKE_DENIED: a stack (or "all")
+# whose describe-stacks AWS refuses (AccessDenied, as the AWS CLI prints it, exit 254), only those
+# whose arguments hold FAKE_DENIED_QUERY where it is set.
 FAKE_AWS = r"""#!/usr/bin/env bash
 echo "$*" >> "$AWS_CALLS"
 args=" $* "
+if [[ "$1 $2" == "cloudformation describe-stacks" ]]; then
+  if [[ ("$FAKE_DENIED" == all || "$args" == *" --stack-name $FAKE_DENIED "*) &&
+        "$args" == *"${FAKE_DENIED_QUERY:-}"* ]]; then
+    echo "An error occurred (AccessDenied) when calling the DescribeStacks operation: User:" \
+      "arn:aws:iam::$FAKE_ACCOUNT:user/trial is not authorized to perform: cloudformation:DescribeStacks" >&2
+    exit 254
+  fi
+  stack="${args#* --stack-name }"; stack="${stack%% *}"
+  if [[ "$FAKE_MISSING" == all || "$stack" == "$FAKE_MISSING" ]]; then
+    echo "" >&2
+    echo "An error occurred (ValidationError) when calling the DescribeStacks operation:" \
+      "Stack with id $stack does not exist" >&2
+    exit 254
+  fi
+fi
 case "$*" in
   --version) echo "aws-cli/${FAKE_CLI_MAJOR:-2}.15.0 Python/3.11" ; exit 0 ;;
   "sts get-caller-identity"*)
@@ -34,17 +52,24 @@ case "$*" in
     echo "$FAKE_ACCOUNT" ;;
   *"Stacks[0].EnableTerminationProtection"*)
     if [[ "$args" == *" --stack-name $FAKE_PROTECTED "* ]]; then echo True; else echo False; fi ;;
-  *"rds describe-db-clusters"*) echo "${FAKE_DB_PROTECTED:-False}" ;;
+  *"rds describe-db-clusters"*)
+    if [[ -n "${FAKE_RDS_ERROR:-}" ]]; then echo "$FAKE_RDS_ERROR" >&2; exit 254; fi
+    echo "${FAKE_DB_PROTECTED:-False}" ;;
   *"OutputKey=='LoadBalancerArn'"*) echo "arn:aws:elasticloadbalancing:eu-west-1:333333333333:loadbalancer/app/x/1" ;;
   *"describe-load-balancer-attributes"*) echo "${FAKE_LB_PROTECTED:-false}" ;;
+  *"Stacks[0].StackStatus"*) echo UPDATE_COMPLETE ;;
   *"Stacks[0].[StackStatus,DriftInformation.StackDriftStatus]"*)
-    if [[ "$args" == *" --stack-name $FAKE_MISSING "* ]]; then
-      echo "An error occurred (ValidationError) when calling the DescribeStacks operation:" \
-        "Stack with id $FAKE_MISSING does not exist" >&2
-      exit 254
-    elif [[ "$args" == *" --stack-name $FAKE_FAILED "* ]]; then printf 'UPDATE_ROLLBACK_COMPLETE\tDRIFTED\n'
+    if [[ "$args" == *" --stack-name $FAKE_FAILED "* ]]; then printf 'UPDATE_ROLLBACK_COMPLETE\tDRIFTED\n'
     else printf 'UPDATE_COMPLETE\tNOT_CHECKED\n'; fi ;;
-  *"describe-stack-events"*) printf '2026-11-30T04:00:00Z\tService\tUPDATE_FAILED\tCircuit breaker\n' ;;
+  *"wait stack-delete-complete"*)
+    if [[ "$args" == *" --stack-name ${FAKE_DELETE_FAILED:-none} "* ]]; then
+      echo "Waiter StackDeleteComplete failed: Waiter encountered a terminal failure state: For expression" \
+        "\"Stacks[].StackStatus\" we matched expected path: \"DELETE_FAILED\" at least once" >&2
+      exit 255
+    fi ;;
+  *"describe-stack-events"*)
+    if [[ -n "${FAKE_EVENTS_ERROR:-}" ]]; then echo "$FAKE_EVENTS_ERROR" >&2; exit 254; fi
+    printf '2026-11-30T04:00:00Z\tService\tUPDATE_FAILED\tCircuit breaker\n' ;;
   *) ;;
 esac
 """
@@ -72,6 +97,7 @@ def _run(tmp_path: Path, script: Path, *args: str, stdin: str = "", **fake: str)
         "FAKE_PROTECTED": PROTECTED_DEFAULT,
         "FAKE_MISSING": "none",
         "FAKE_FAILED": "none",
+        "FAKE_DENIED": "none",
         "DEPLOYED_DIR": str(tmp_path / "deployed"),
         **fake,
     }
@@ -290,6 +316,115 @@ def test_destroy_of_the_project_deletes_only_the_project_stacks(tmp_path: Path) 
                                  FAKE_ACCOUNT=BUILT.project.account_id)  # fmt: skip
     assert status == 0, err
     assert _deleted(calls) == list(reversed(_all_stacks("project")))
+
+
+def test_destroy_stops_at_an_error_that_is_not_does_not_exist_and_deletes_nothing(tmp_path: Path) -> None:
+    """The trial's fault: AccessDenied on describe-stacks read as "not deployed", every stack "deleted"
+    and every record dropped while the stacks kept running. Only CloudFormation's ValidationError
+    "Stack with id X does not exist" (CloudFormation API Reference, DescribeStacks) means not deployed."""
+    records = _records(tmp_path)
+    status, out, err, calls = _run(tmp_path, _script(tmp_path, "destroy.sh"), CONFIRM=PROD, FAKE_DENIED="all")
+    assert status == 1
+    first = _own_stacks()[-1]  # the first deleted, the first asked about
+    assert f"destroy.sh: could not read the stack {first} (" in err and "nothing was deleted" in err
+    assert "(AccessDenied)" in err and "cloudformation:DescribeStacks" in err  # the CLI's error, quoted
+    assert _deleted(calls) == [] and "not deployed" not in out and "deleted." not in out
+    assert all(path.exists() for path in records.values())
+
+
+def test_destroy_stopped_half_way_by_an_error_keeps_the_record_of_every_stack_not_deleted(tmp_path: Path) -> None:
+    records = _records(tmp_path)
+    order = list(reversed(_own_stacks()))
+    denied = order[3]
+    # the protection checks pass; the deletion's own read of the 4th stack is refused
+    status, _, err, calls = _run(tmp_path, _script(tmp_path, "destroy.sh"), CONFIRM=PROD, FAKE_DENIED=denied,
+                                   FAKE_DENIED_QUERY="Stacks[0].StackStatus ")  # fmt: skip
+    assert status == 1, err
+    assert _deleted(calls) == order[:3]
+    assert f"could not read the stack {denied} (" in err and "3 stack(s) deleted before it" in err
+    assert sorted(n for n, path in records.items() if not path.exists()) == sorted(order[:3])
+
+
+def test_a_deletion_that_fails_stops_the_script_with_a_line_that_names_the_stack(tmp_path: Path) -> None:
+    records = _records(tmp_path)
+    order = list(reversed(_own_stacks()))
+    status, _, err, calls = _run(tmp_path, _script(tmp_path, "destroy.sh"), CONFIRM=PROD,
+                                 FAKE_DELETE_FAILED=order[2])  # fmt: skip
+    assert status == 1  # as its help says: no AWS CLI status passes through
+    assert _deleted(calls) == order[:3]  # asked to delete, then the wait saw DELETE_FAILED
+    assert f"destroy.sh: {order[2]} (" in err and "was not deleted: its deletion did not complete" in err
+    assert "2 stack(s) deleted before it, nothing after it" in err and "DELETE_FAILED" in err
+    assert sorted(n for n, path in records.items() if not path.exists()) == sorted(order[:2])
+
+
+def test_destroy_counts_only_what_it_deleted(tmp_path: Path) -> None:
+    status, out, err, calls = _run(tmp_path, _script(tmp_path, "destroy.sh"), CONFIRM=PROD, FAKE_MISSING="all")
+    assert status == 0, err
+    assert _deleted(calls) == []
+    assert out.count("not deployed: nothing to delete") == len(_own_stacks())
+    assert f"shop prod: 0 stack(s) deleted, {len(_own_stacks())} not deployed." in out
+    script = _script(tmp_path, "destroy.sh")
+    status, out, err, calls = _run(tmp_path, script, CONFIRM=PROD, FAKE_MISSING="shop-prod-edge")
+    assert status == 0, err
+    assert f"shop prod: {len(_own_stacks()) - 1} stack(s) deleted, 1 not deployed." in out
+    assert "shop-prod-edge" not in _deleted(calls)
+
+
+def test_destroy_refuses_a_deletion_protection_it_cannot_read(tmp_path: Path) -> None:
+    error = "An error occurred (AccessDenied) when calling the DescribeDBClusters operation: not authorized"
+    status, _, err, calls = _run(tmp_path, _script(tmp_path, "destroy.sh"), CONFIRM=PROD, FAKE_RDS_ERROR=error)
+    assert status == 1 and _deleted(calls) == []
+    assert "could not read the deletion protection of Aurora cluster shop-prod (eu-west-1)" in err and error in err
+    missing = "An error occurred (DBClusterNotFoundFault) when calling the DescribeDBClusters operation: none"
+    status, _, err, calls = _run(tmp_path, _script(tmp_path, "destroy.sh"), CONFIRM=PROD, FAKE_RDS_ERROR=missing)
+    assert status == 0, err  # no cluster: no protection to stop the deletion
+
+
+def _records(tmp_path: Path) -> dict[str, Path]:
+    """deploy.sh's record of every stack of prod's manifest, in $DEPLOYED_DIR."""
+    manifest = json.loads(BUILT.files[PROD]["manifest.json"])
+    records = {}
+    for stack in manifest["stacks"]:
+        home = PROD if not stack["templates"]["json"].startswith("../") else stack["templates"]["json"].split("/")[1]
+        records[stack["name"]] = tmp_path / "deployed" / home / stack["region"] / f"{stack['name']}.json"
+        records[stack["name"]].parent.mkdir(parents=True, exist_ok=True)
+        records[stack["name"]].write_text("{}")
+    return records
+
+
+@pytest.mark.parametrize(("name", "args"), [("status.sh", []), ("destroy.sh", []), ("logs.sh", ["api"])])
+def test_a_script_refuses_another_account_before_any_other_call(tmp_path: Path, name: str, args) -> None:
+    """With another account's credentials every stack would read "does not exist"."""
+    status, out, err, calls = _run(tmp_path, _script(tmp_path, name), *args, CONFIRM=PROD, FAKE_ACCOUNT="999999999999")
+    assert status == 1
+    assert f"{name}: signed in to account 999999999999, but shop prod lives in account {ACCOUNT}" in err
+    assert [c for c in calls if "get-caller-identity" not in c and c != "--version"] == []
+    assert "NOT_DEPLOYED" not in out
+
+
+def test_status_says_a_stack_it_could_not_read_is_unknown_not_absent(tmp_path: Path) -> None:
+    status, out, err, _ = _run(tmp_path, _script(tmp_path, "status.sh"), FAKE_DENIED="shop-prod-data")
+    assert status == 1
+    row = next(line for line in out.splitlines() if line.startswith("shop-prod-data "))
+    assert "ERROR: An error occurred (AccessDenied)" in row and "NOT_DEPLOYED" not in row
+    assert "1 stack(s) could not be read" in err and "unknown, not absent" in err
+
+
+def test_status_says_when_it_could_not_read_the_last_failed_event(tmp_path: Path) -> None:
+    error = "An error occurred (Throttling) when calling the DescribeStackEvents operation: Rate exceeded"
+    status, out, _, _ = _run(tmp_path, _script(tmp_path, "status.sh"), FAKE_FAILED="shop-prod-svc-api",
+                               FAKE_EVENTS_ERROR=error)  # fmt: skip
+    assert status == 1  # the rolled-back stack, not the script stopped half-way
+    assert f"last failed event: could not read it: {error}" in out
+    assert any(line.startswith(f"{_all_stacks()[-1]} ") for line in out.splitlines())  # it went on to the last row
+
+
+def test_logs_calls_an_unknown_option_one_with_its_usage(tmp_path: Path) -> None:
+    status, _, err, calls = _run(tmp_path, _script(tmp_path, "logs.sh"), "--bogus")
+    assert (status, calls) == (2, [])
+    assert "logs.sh: unknown option --bogus" in err and "usage:" in err and "no service" not in err
+    status, out, _, calls = _run(tmp_path, _script(tmp_path, "logs.sh"), "api", "--help")
+    assert (status, calls) == (0, []) and out.startswith("Usage: ./logs.sh")
 
 
 # --- the Makefile targets ---------------------------------------------------------------------

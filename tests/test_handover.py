@@ -30,8 +30,20 @@ FAKE_AWS = """#!/usr/bin/env bash
 # Stand-in for the AWS CLI: records each call; fails for the stack named in FAIL_STACK. An SSM
 # parameter named in FAKE_MISSING (space-separated) is missing; stacks in FAKE_ROLLBACK are in
 # ROLLBACK_COMPLETE; describe-* of a name in FAKE_ABSENT fails (an image: ECR's ImageNotFound);
-# FAKE_NO_OUTPUT: outputs read empty.
+# FAKE_NO_OUTPUT: outputs read empty. FAKE_DENIED: a call whose arguments hold it is refused, as the
+# AWS CLI prints AccessDenied (exit 254); FAKE_NOT_DEPLOYED: describe-stacks of that stack answers
+# CloudFormation's ValidationError "Stack with id X does not exist".
 printf '%s\\n' "$*" >> "$FAKE_AWS_LOG"
+if [[ -n "${FAKE_DENIED:-}" && "$*" == *"$FAKE_DENIED"* ]]; then
+  printf '\\nAn error occurred (AccessDenied) when calling the %s operation: %s\\n' \\
+    "$2" "User: arn:aws:iam::1:user/trial is not authorized to perform: $1:$2" >&2
+  exit 254
+fi
+if [[ "$1 $2" == "cloudformation describe-stacks" && "$4" == "${FAKE_NOT_DEPLOYED:-}" ]]; then
+  printf '\\nAn error occurred (ValidationError) when calling the DescribeStacks operation: Stack with id %s %s\\n' \\
+    "$4" "does not exist" >&2
+  exit 254
+fi
 if [[ "$1 $2" == "sts get-caller-identity" ]]; then echo "$FAKE_ACCOUNT"; exit 0; fi
 if [[ "$1 $2" == "cloudformation describe-stacks" ]]; then
   [[ -n "${FAKE_NO_OUTPUT:-}" ]] && exit 0
@@ -596,6 +608,60 @@ def test_an_update_aws_would_refuse_says_allow_replace_cannot_make_it_pass(writt
 API_TAG = "/shop/prod/api/image-tag"
 
 
+@pytest.mark.parametrize(("denied", "said"), [
+    ("ssm get-parameters --names /shop/prod/api/image-tag",
+     "deploy.sh: could not read the SSM parameter /shop/prod/api/image-tag (eu-west-1), the image tag "
+     "shop-prod-svc-api runs"),
+    ("cloudformation list-stacks", "deploy.sh: could not list the stacks in ROLLBACK_COMPLETE in eu-west-1"),
+])  # fmt: skip
+def test_a_preflight_call_aws_refuses_is_a_failed_check_not_the_clis_exit(
+    written: Path, tmp_path: Path, denied: str, said: str
+) -> None:
+    """The trial's fault: under set -e an AccessDenied ended the script with the CLI's line and 254."""
+    status, calls, err = run_script(
+        written / "prod" / "deploy.sh", tmp_path, FAKE_ACCOUNT="333333333333", IMAGE_TAG="v1", FAKE_DENIED=denied
+    )
+    assert status == 1 and deployed(calls) == []
+    assert said in err and "(AccessDenied)" in err  # what failed, and the CLI's own words
+    assert "does not exist" not in err  # an unreadable parameter is not a missing one
+    assert "deploy.sh: the pre-flight checks above failed; no stack was changed" in err
+
+
+def test_an_output_aws_refuses_to_read_between_stacks_stops_with_a_deploy_sh_line(
+    written: Path, tmp_path: Path
+) -> None:
+    read = "describe-stacks --stack-name shop-prod-edge-waf"
+    status, calls, err = run_script(
+        written / "prod" / "deploy.sh", tmp_path, FAKE_ACCOUNT="333333333333", IMAGE_TAG="v1", FAKE_DENIED=read
+    )
+    assert status == 1
+    assert "deploy.sh: could not read the output WebAclArn of shop-prod-edge-waf (us-east-1)" in err
+    assert "(AccessDenied)" in err and "has no output" not in err
+    assert "shop-prod-edge" not in deployed(calls) and "shop-prod-edge-waf" in deployed(calls)
+    # CloudFormation's "does not exist" is the one answer that means the stack is not there yet
+    status, calls, err = run_script(
+        written / "prod" / "deploy.sh", tmp_path, FAKE_ACCOUNT="333333333333", IMAGE_TAG="v1",
+        FAKE_NOT_DEPLOYED="shop-prod-edge-waf",
+    )  # fmt: skip
+    assert status == 1 and "shop-prod-edge-waf (us-east-1) has no output WebAclArn" in err
+    assert "deploy shop-prod-edge-waf first" in err
+
+
+@pytest.mark.parametrize("args", [["--review", "--help"], ["--help", "--review"], ["-h", "nope"]])
+def test_help_wherever_it_is_prints_the_help(written: Path, tmp_path: Path, args: list[str]) -> None:
+    status, calls, err = run_script(written / "prod" / "deploy.sh", tmp_path, *args, FAKE_ACCOUNT="333333333333")
+    assert (status, calls, err) == (0, [], "")
+
+
+def test_every_exit_status_the_script_can_end_with_is_in_its_help(written: Path, tmp_path: Path) -> None:
+    text = (written / "prod" / "deploy.sh").read_text()
+    help_text = text.split("cat <<'EOF'\n", 1)[1].split("\nEOF\n", 1)[0]
+    statuses = re.findall(r"^  (\d+|other) ", help_text.split("Exit status:")[1], re.MULTILINE)
+    ends = set(re.findall(r"\bexit (\d+)", text))
+    assert ends <= set(statuses), (ends, statuses)
+    assert "could not be read or is missing" in help_text  # an output between two stacks: status 1
+
+
 def test_a_first_deployment_needs_the_services_tag_and_names_the_parameter(written: Path, tmp_path: Path) -> None:
     status, calls, err = run_script(
         written / "prod" / "deploy.sh", tmp_path, FAKE_ACCOUNT="333333333333", FAKE_MISSING=API_TAG
@@ -719,7 +785,8 @@ def test_a_stack_in_rollback_complete_stops_everything_with_the_command_that_cle
         ("payment-Pr3x8N", "the secret shop/api/payment-Pr3x8N (eu-west-1), which shop-prod-svc-api reads as "
          "PAYMENT_API_KEY, does not exist in account 333333333333. No one chooses a secret's suffix"),
         ("payment-Pr3x8N", "  aws secretsmanager create-secret --name shop/api/payment --region eu-west-1 "
-         """--secret-string '{"api_key":"<value>"}'"""),
+         "--secret-string file://value.txt\n  rm -f value.txt\n"),
+        ("payment-Pr3x8N", """type {"api_key":"<value>"} and then Ctrl-D twice"""),
         ("payment-Pr3x8N", "  aws secretsmanager describe-secret --secret-id shop/api/payment --region eu-west-1 "
          "--query ARN --output text"),
         ("payment-Pr3x8N", "in environments/prod.yaml, services.api.secrets.PAYMENT_API_KEY: "
@@ -845,7 +912,7 @@ def test_a_missing_ssm_parameter_says_how_to_create_it(written: Path, tmp_path: 
     )
     assert status == 1 and deployed(calls) == []
     assert "the SSM parameter /shop/api/signing-key (eu-west-1), which shop-prod-svc-api reads as SIGNING_KEY, " in err
-    assert "  aws ssm put-parameter --name /shop/api/signing-key --type SecureString --value <value> " in err
+    assert "  aws ssm put-parameter --name /shop/api/signing-key --type SecureString --value file://value.txt " in err
 
 
 @pytest.mark.parametrize("folder", FOLDERS)
@@ -895,8 +962,28 @@ def test_the_guide_lists_each_secret_and_parameter_with_the_commands_that_create
                 assert f"aws secretsmanager describe-secret --secret-id {base} --region {settings.region} " in section
                 assert f"(now `secretsmanager:{complete}#{key}`)" in section
             else:
-                assert f"aws ssm put-parameter --name {rest} --type SecureString --value <value> " in section
+                assert f"aws ssm put-parameter --name {rest} --type SecureString --value file://value.txt " in section
     assert expected and section.count("\n- ") == expected
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_no_secret_value_is_ever_on_a_command_line(written: Path, env: str) -> None:
+    """A value typed on a command line lands in the shell's history (Secrets Manager User Guide,
+    "Mitigate the risks of using the AWS CLI to store your AWS Secrets Manager secrets"): every command
+    that writes a secret or a SecureString reads its value from a file (file://) the deployer types into."""
+    found = 0
+    for name in ("DEPLOY.md", "deploy.sh", "RUNBOOK.md"):
+        path = written / env / name
+        text = path.read_text() if path.exists() else ""
+        writes = re.findall(r"aws (?:secretsmanager (?:create-secret|put-secret-value|update-secret)|ssm put-parameter"
+                            r" [^\n]*SecureString)[^\n]*", text)  # fmt: skip
+        found += len(writes)
+        for command in writes:
+            value = re.search(r"--(?:secret-string|value) (\S+)", command)
+            assert value and value[1] == "file://value.txt", (name, command)
+        if "file://value.txt" in text:
+            assert "(umask 077 && cat > value.txt)" in text and "rm -f value.txt" in text
+    assert found or not any(s.secrets for s in BUILT.environments[env].services.values())
 
 
 def test_each_environment_has_its_own_secret_suffix() -> None:

@@ -87,6 +87,42 @@ CLI_VARIABLES = (
 )
 
 
+def stack_absent(stack: str) -> str:
+    """The shell pattern of the AWS CLI's error when ``describe-stacks`` names a stack that does not
+    exist: CloudFormation's ``ValidationError`` (CloudFormation API Reference, DescribeStacks: "If the
+    stack doesn't exist, a ValidationError is returned"), whose message is "Stack with id STACK does not
+    exist" (boto/boto3#2807 quotes the service's answer). Only this answer means "not deployed": any
+    other error (AccessDenied, expired credentials, throttling, no network) says nothing about the
+    stack, and reading it as absent would let destroy.sh drop records and status.sh report nothing."""
+    return f'*"(ValidationError)"*"Stack with id {stack} does not exist"*'
+
+
+# --help or -h wherever it is among the arguments: the help, exit 0 (GNU Coding Standards, "--help").
+HELP_ANYWHERE = [
+    'for arg in "$@"; do',
+    '  case "$arg" in -h|--help) usage; exit 0 ;; esac',
+    "done",
+]
+
+
+def signed_in_check(script: str, title: str, account: str, consequence: str, var: str = "signed_in") -> list[str]:
+    """The shell lines every script runs before its first other AWS call: signed in (``aws sts
+    get-caller-identity``, which needs no permission: STS API Reference, GetCallerIdentity), and to
+    ``account``, the one the folder's stacks live in. With other credentials every answer about a stack
+    would be another account's: "does not exist" everywhere. ``consequence``: what that means for this
+    script ("nothing was changed"); ``var``: the shell variable left holding the account."""
+    return [
+        f'{var}="$(aws sts get-caller-identity --query Account --output text)" || '
+        f"{{ echo '{script}: not signed in to AWS (the CLI found no valid credentials; its error is above): "
+        f"{consequence}' >&2; exit 1; }}",
+        f'if [[ "${var}" != {shlex.quote(account)} ]]; then',
+        f'  echo "{script}: signed in to account ${var}, but {title} lives in account {account}: sign in to '
+        f'{account}, then run again; {consequence}" >&2',
+        "  exit 1",
+        "fi",
+    ]
+
+
 def help_lines(
     usage: str,
     about: Sequence[str],
@@ -181,9 +217,17 @@ def _protections(stack: Stack) -> list[Protection]:
                     stack.region,
                     f"Aurora cluster {name}",
                     [
-                        f'value="$(aws rds describe-db-clusters --db-cluster-identifier {q(name)} '
+                        f'if ! value="$(aws rds describe-db-clusters --db-cluster-identifier {q(name)} '
                         f'--region {q(stack.region)} --query "DBClusters[0].DeletionProtection" --output text '
-                        '2>/dev/null || true)"',
+                        '2>&1)"; then',
+                        # RDS API Reference, DescribeDBClusters, Errors: DBClusterNotFoundFault, the one
+                        # answer that means there is no cluster (and so no protection).
+                        '  case "$value" in',
+                        "    *DBClusterNotFoundFault*) value=None ;;",
+                        f"    *) unreadable {q(f'the deletion protection of Aurora cluster {name} ({stack.region})')} "
+                        '"$value" ;;',
+                        "  esac",
+                        "fi",
                     ],
                     f"aws rds modify-db-cluster --db-cluster-identifier {name} --no-deletion-protection "
                     f"--apply-immediately --region {stack.region}",
@@ -202,14 +246,19 @@ def _protections(stack: Stack) -> list[Protection]:
                     stack.region,
                     f"load balancer {logical} (output {output} of {stack.name})",
                     [
-                        f'arn="$(aws cloudformation describe-stacks --stack-name {q(stack.name)} '
+                        f'if ! arn="$(aws cloudformation describe-stacks --stack-name {q(stack.name)} '
                         f"--region {q(stack.region)} --query \"Stacks[0].Outputs[?OutputKey=='{output}'].OutputValue\" "
-                        '--output text 2>/dev/null || true)"',
+                        '--output text 2>&1)"; then',
+                        f'  unreadable {q(f"the stack {stack.name} ({stack.region})")} "$arn"',
+                        "fi",
                         'value=""',
-                        'if [[ -n "$arn" && "$arn" != None ]]; then',
-                        f'  value="$(aws elbv2 describe-load-balancer-attributes --load-balancer-arn "$arn" '
-                        f"--region {q(stack.region)} --query \"Attributes[?Key=='deletion_protection.enabled'].Value\" "
-                        '--output text || true)"',
+                        'if [[ -n "$arn" && "$arn" != None ]] && '
+                        '! value="$(aws elbv2 describe-load-balancer-attributes '
+                        f'--load-balancer-arn "$arn" --region {q(stack.region)} '
+                        '--query "Attributes[?Key==\'deletion_protection.enabled\'].Value" --output text 2>&1)"; then',
+                        "  unreadable "
+                        + q(f"the deletion protection of the load balancer of {stack.name} ({stack.region})")
+                        + ' "$value"',
                         "fi",
                     ],
                     f'aws elbv2 modify-load-balancer-attributes --load-balancer-arn "$arn" --region {stack.region} '
@@ -263,23 +312,24 @@ def status_script(title: str, stacks: list[Stack], account: str = "") -> str:
                 ("0", f"the {len(own)} stack(s) this folder deploys are complete (CREATE, UPDATE or IMPORT_COMPLETE)"),
                 (
                     "1",
-                    "a stack of this folder is not complete (not deployed, failed, rolled back, in progress), "
-                    "the AWS CLI is missing, or it is not signed in",
+                    "a stack of this folder is not complete (not deployed, failed, rolled back, in progress) "
+                    "or could not be read (its row quotes the AWS CLI's error), the AWS CLI is missing, it is not "
+                    f"signed in, or signed in to another account than {account}",
                 ),
                 ("2", "an unknown argument"),
             ],
         ),
+        *HELP_ANYWHERE,
         'case "$*" in',
         '  "") ;;',
-        "  -h|--help) usage; exit 0 ;;",
-        '  *) echo "usage: $0 (or --help)" >&2; exit 2 ;;',
+        '  *) echo "status.sh: unknown option or argument: $*" >&2; echo "usage: $0 (or --help)" >&2; exit 2 ;;',
         "esac",
         "command -v aws >/dev/null || { echo 'status.sh: the AWS CLI (aws) is not installed' >&2; exit 1; }",
-        # Signed in first: without credentials every stack's call would fail the same way.
-        "aws sts get-caller-identity --query Account --output text >/dev/null || "
-        "{ echo 'status.sh: not signed in to AWS (the CLI found no valid credentials): sign in, then run again' >&2; "
-        "exit 1; }",
+        # Signed in first, to the folder's account: without credentials every stack's call would fail the
+        # same way, and another account's answer for each stack would be "does not exist".
+        *signed_in_check("status.sh", title, account, "no stack was read"),
         "healthy=true",
+        "unreadable=0",
         'row="%-44s %-14s %-24s %-12s %s\\n"',
         "# shellcheck disable=SC2059 # the format is the one above, on purpose a variable",
         'printf "$row" STACK REGION STATUS DRIFT ""',
@@ -305,10 +355,11 @@ def status_script(title: str, stacks: list[Stack], account: str = "") -> str:
             '--query "Stacks[0].[StackStatus,DriftInformation.StackDriftStatus]" --output text 2>&1)"; then',
             "  drift=\"${state#*$'\\t'}\"",
             "  state=\"${state%%$'\\t'*}\"",
-            'elif [[ "$state" == *"does not exist"* ]]; then',
+            f'elif [[ "$state" == {stack_absent(stack.name)} ]]; then',
             "  state=NOT_DEPLOYED",
-            "else",
+            "else  # not an answer about the stack (access refused, credentials, throttling): said as such",
             "  state=\"ERROR: ${state//$'\\n'/ }\"",
+            "  unreadable=$((unreadable + 1))",
             "fi",
             "# shellcheck disable=SC2059",
             f'printf "$row" {name} {region} "$state" "$drift" {note}',
@@ -331,14 +382,22 @@ def status_script(title: str, stacks: list[Stack], account: str = "") -> str:
             "    ;;",
             "esac",
             'if [[ "$state" == *FAILED* || "$state" == *ROLLBACK* ]]; then',
-            '  echo "    last failed event:"',
-            f"  aws cloudformation describe-stack-events --stack-name {name} --region {region} "
+            f'  if event="$(aws cloudformation describe-stack-events --stack-name {name} --region {region} '
             "--query \"StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,"
-            'ResourceStatus,ResourceStatusReason]" --output text | sed "s/^/    /"',
+            'ResourceStatus,ResourceStatusReason]" --output text 2>&1)"; then',
+            '    echo "    last failed event:"',
+            "    echo \"    ${event//$'\\n'/$'\\n'    }\"",
+            "  else",
+            "    echo \"    last failed event: could not read it: ${event//$'\\n'/ }\"",
+            "  fi",
             "fi",
         ]
     out += [
         "",
+        'if [[ "$unreadable" != 0 ]]; then',
+        "  echo \"status.sh: $unreadable stack(s) could not be read (ERROR: the AWS CLI's error, e.g. a permission "
+        'your identity lacks): their state is unknown, not absent" >&2',
+        "fi",
         'if [[ "$healthy" == true ]]; then',
         f'  echo "{title}: the {len(own)} stack(s) of this folder are complete."',
         "else",
@@ -352,7 +411,7 @@ def status_script(title: str, stacks: list[Stack], account: str = "") -> str:
 # --- logs.sh ----------------------------------------------------------------------------------
 
 
-def logs_script(title: str, services: list[ServiceLog]) -> str:
+def logs_script(title: str, services: list[ServiceLog], account: str) -> str:
     q = shlex.quote
     names = ", ".join(f"{s.service} ({s.kind})" for s in services) or "none"
     known = "|".join(q(s.service) for s in services) or "''"  # without services: a pattern only '' matches
@@ -378,26 +437,29 @@ def logs_script(title: str, services: list[ServiceLog]) -> str:
             [("SINCE", "how far back to start: 10m by default; s, m, h, d, w, or an ISO 8601 time")],
             [
                 ("130", "stopped with Ctrl-C (SIGINT), the usual end"),
-                ("1", "the AWS CLI is missing, is version 1, or is not signed in"),
-                ("2", "no SERVICE, more than one, or one this environment does not have"),
+                (
+                    "1",
+                    f"the AWS CLI is missing, is version 1, is not signed in, or signed in to another account than "
+                    f"{account}",
+                ),
+                ("2", "no SERVICE, more than one, one this environment does not have, or an unknown option"),
                 ("other", CLI_STATUS),
             ],
         ),
         f'usage="usage: $0 SERVICE|--help (one of: {names})"',
-        'case "${1:-}" in -h|--help) usage; exit 0 ;; esac',
+        *HELP_ANYWHERE,
         'if [[ $# -ne 1 ]]; then echo "$usage" >&2; exit 2; fi',
         "# The name first (no AWS call needed to refuse it), then the CLI and its credentials.",
         'case "$1" in',
         f"  {known}) ;;",
+        '  -*) echo "logs.sh: unknown option $1" >&2; echo "$usage" >&2; exit 2 ;;',
         '  *) echo "logs.sh: no service $1 in this environment" >&2; echo "$usage" >&2; exit 2 ;;',
         "esac",
         "command -v aws >/dev/null || { echo 'logs.sh: the AWS CLI (aws) is not installed' >&2; exit 1; }",
         'case "$(aws --version)" in',
         "  aws-cli/1.*) echo 'logs.sh: the command it runs (logs tail) needs the AWS CLI version 2' >&2; exit 1 ;;",
         "esac",
-        "aws sts get-caller-identity --query Account --output text >/dev/null || "
-        "{ echo 'logs.sh: not signed in to AWS (the CLI found no valid credentials): sign in, then run again' >&2; "
-        "exit 1; }",
+        *signed_in_check("logs.sh", title, account, "no log was read"),
         *(['since="${SINCE:-10m}"'] if services else []),
         'case "$1" in',
     ]
@@ -473,20 +535,23 @@ def destroy_script(title: str, folder: str, account: str, stacks: list[Stack]) -
                 ),
             ],
             [
-                ("0", "every stack of this folder deleted (or not deployed)"),
+                ("0", "every stack of this folder deleted (or not deployed); the last line counts those deleted"),
                 (
                     "1",
                     "nothing deleted: a protection is on, the name was not typed back, the AWS CLI is missing, "
-                    "not signed in, or signed in to another account",
+                    "not signed in, or signed in to another account; or AWS answered a read with an error (not "
+                    '"does not exist": access refused, credentials, throttling), quoted with the stack, or a '
+                    "deletion failed: the stacks before it are deleted, nothing after it, and the record of every "
+                    "stack not deleted is kept",
                 ),
                 ("2", "an unknown argument"),
-                ("other", CLI_STATUS + ": the stacks before it are deleted"),
             ],
         ),
+        *HELP_ANYWHERE,
         'case "$*" in',
         '  "") ;;',
-        "  -h|--help) usage; exit 0 ;;",
-        '  *) echo "usage: $0 (or --help; CONFIRM=<name> to skip the question)" >&2; exit 2 ;;',
+        '  *) echo "destroy.sh: unknown option or argument: $*" >&2',
+        '     echo "usage: $0 (or --help; CONFIRM=<name> to skip the question)" >&2; exit 2 ;;',
         "esac",
         'here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"',
         'deployed="${DEPLOYED_DIR:-$here/../../deployed}"',
@@ -512,13 +577,28 @@ def destroy_script(title: str, folder: str, account: str, stacks: list[Stack]) -
     out += [
         "EOF",
         "",
-        'signed_in="$(aws sts get-caller-identity --query Account --output text)" || '
-        "{ echo 'destroy.sh: not signed in to AWS (the CLI found no valid credentials): nothing was deleted' >&2; "
-        "exit 1; }",
-        f'if [[ "$signed_in" != {q(account)} ]]; then',
-        f'  echo "destroy.sh: signed in to account $signed_in, but {title} lives in account {account}" >&2',
+        *signed_in_check("destroy.sh", title, account, "nothing was deleted"),
+        "",
+        "deleted=0",
+        '# unreadable WHAT ERROR: AWS answered a read with an error other than "does not exist" (access refused,',
+        "# credentials, throttling): whether WHAT is there is unknown, so the script stops; nothing further is",
+        "# deleted, and the record of every stack not deleted stays.",
+        "unreadable() {",
+        '  local done="nothing was deleted"',
+        '  if [[ "$deleted" != 0 ]]; then done="$deleted stack(s) deleted before it, nothing after it"; fi',
+        '  echo "destroy.sh: could not read $1, so whether it is there is unknown: $done; fix the cause (a permission '
+        "your identity lacks, expired credentials...) and run it again. The AWS CLI said: ${2//$'\\n'/ }\" >&2",
         "  exit 1",
-        "fi",
+        "}",
+        "# not_deleted STACK WHY: a deletion failed (the AWS CLI's error is above): the script stops there, the",
+        "# stack's record stays.",
+        "not_deleted() {",
+        '  local done="no stack was deleted"',
+        '  if [[ "$deleted" != 0 ]]; then done="$deleted stack(s) deleted before it, nothing after it"; fi',
+        '  echo "destroy.sh: $1 was not deleted: $2; $done. Its status and last failed event: status.sh beside '
+        'this script" >&2',
+        "  exit 1",
+        "}",
         "",
         "# Refuse before deleting anything when a protection would stop the deletion half-way.",
         "blocked=false",
@@ -526,8 +606,13 @@ def destroy_script(title: str, folder: str, account: str, stacks: list[Stack]) -
     for stack in order:
         name, region = q(stack.name), q(stack.region)
         out += [
-            f'protection="$(aws cloudformation describe-stacks --stack-name {name} --region {region} '
-            '--query "Stacks[0].EnableTerminationProtection" --output text 2>/dev/null || true)"',
+            f'if ! protection="$(aws cloudformation describe-stacks --stack-name {name} --region {region} '
+            '--query "Stacks[0].EnableTerminationProtection" --output text 2>&1)"; then',
+            '  case "$protection" in',
+            f"    {stack_absent(stack.name)}) protection=absent ;;  # not deployed: nothing to protect",
+            f'    *) unreadable {q(f"the stack {stack.name} ({stack.region})")} "$protection" ;;',
+            "  esac",
+            "fi",
             'if [[ "$protection" == True ]]; then',
             "  cat >&2 <<'EOF'",
             f"destroy.sh: {stack.name} has termination protection on; to lift it:",
@@ -537,7 +622,10 @@ def destroy_script(title: str, folder: str, account: str, stacks: list[Stack]) -
             "  blocked=true",
             "fi",
         ]
-        for protection in _protections(stack):
+        protections = _protections(stack)
+        if protections:
+            out.append('if [[ "$protection" != absent ]]; then  # its resources, only where the stack is deployed')
+        for protection in protections:
             out += [
                 *protection.check,
                 'if [[ "$value" == True || "$value" == true ]]; then',
@@ -548,6 +636,8 @@ def destroy_script(title: str, folder: str, account: str, stacks: list[Stack]) -
                 "  blocked=true",
                 "fi",
             ]
+        if protections:
+            out.append("fi")
     out += [
         'if [[ "$blocked" == true ]]; then',
         '  echo "destroy.sh: nothing was deleted; lift the protections above first (a deliberate act)" >&2',
@@ -568,16 +658,27 @@ def destroy_script(title: str, folder: str, account: str, stacks: list[Stack]) -
         out += [
             "",
             f'echo "==> {index}/{len(order)} deleting {stack.name} ({stack.region})"',
-            f"if aws cloudformation describe-stacks --stack-name {name} --region {region} >/dev/null 2>&1; then",
-            f"  aws cloudformation delete-stack --stack-name {name} --region {region}",
-            f"  aws cloudformation wait stack-delete-complete --stack-name {name} --region {region}",
+            f'if found="$(aws cloudformation describe-stacks --stack-name {name} --region {region} '
+            '--query "Stacks[0].StackStatus" --output text 2>&1)"; then',
+            f"  aws cloudformation delete-stack --stack-name {name} --region {region} || "
+            f"not_deleted {q(f'{stack.name} ({stack.region})')} 'AWS refused delete-stack'",
+            f"  aws cloudformation wait stack-delete-complete --stack-name {name} --region {region} || "
+            f"not_deleted {q(f'{stack.name} ({stack.region})')} "
+            "'its deletion did not complete (DELETE_FAILED: its events say why; or the wait gave up)'",
+            "  deleted=$((deleted + 1))",
             "else",
-            '  echo "    not deployed: nothing to delete"',
+            '  case "$found" in',
+            f'    {stack_absent(stack.name)}) echo "    not deployed: nothing to delete" ;;',
+            f'    *) unreadable {q(f"the stack {stack.name} ({stack.region})")} "$found" ;;',
+            "  esac",
             "fi",
-            "# Gone: no longer the baseline make diff compares with (deploy.sh recorded it).",
+            "# Gone (deleted, or never there): no longer the baseline make diff compares with (deploy.sh recorded it).",
             f'rm -f "$deployed/{folder}/{stack.region}/{stack.name}.json"',
         ]
-    out += ["", f'echo "{title}: {len(order)} stack(s) deleted."']
+    out += [
+        "",
+        f'echo "{title}: $deleted stack(s) deleted, $(({len(order)} - deleted)) not deployed."',
+    ]
     return "\n".join(out) + "\n"
 
 
@@ -594,6 +695,6 @@ def day2_files(
     stacks = [Stack(name, region, own, note, templates[name], *more) for name, region, own, note, *more in plans]
     return {
         STATUS: status_script(title, stacks, account),
-        LOGS: logs_script(title, service_logs(stacks)),
+        LOGS: logs_script(title, service_logs(stacks), account),
         DESTROY: destroy_script(title, folder, account, stacks),
     }

@@ -830,11 +830,12 @@ def deploy_script(context: Handover) -> str:
         'here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"',
         'deployed="${DEPLOYED_DIR:-$here/../../deployed}"',
         "review=false",
+        *day2.HELP_ANYWHERE,
         'case "$*" in',
         '  "") ;;',
         "  --review) review=true ;;",
-        "  -h|--help) usage; exit 0 ;;",
-        '  *) echo "usage: $0 [--review] (or --help)" >&2; exit 2 ;;',
+        '  *) echo "deploy.sh: unknown option or argument: $*" >&2',
+        '     echo "usage: $0 [--review] (or --help)" >&2; exit 2 ;;',
         "esac",
         "# Options of every deploy below: succeed when nothing changed; with --review, create the change set",
         '# and stop. (Never empty, so "${changeset[@]}" also works under `set -u` in bash 3.2, as on macOS.)',
@@ -856,13 +857,7 @@ def deploy_script(context: Handover) -> str:
         out.append("")
     out += [
         "command -v aws >/dev/null || { echo 'deploy.sh: the AWS CLI (aws) is not installed' >&2; exit 1; }",
-        'account="$(aws sts get-caller-identity --query Account --output text)" || '
-        "{ echo 'deploy.sh: not signed in to AWS (the CLI found no valid credentials): nothing was changed' >&2; "
-        "exit 1; }",
-        f'if [[ "$account" != {q(account)} ]]; then',
-        f'  echo "deploy.sh: signed in to account $account, but {title} lives in account {account}" >&2',
-        "  exit 1",
-        "fi",
+        *day2.signed_in_check("deploy.sh", title, account, "nothing was changed", var="account"),
     ]
     if context.shared:
         names = ", ".join(f"{s.name} ({s.elsewhere}/deploy.sh)" for s in context.shared)
@@ -885,10 +880,21 @@ def deploy_script(context: Handover) -> str:
             source, output, region = p.source
             var = p.variable.lower()
             out += [
-                f"# {p.name} is an output of {source} in {region}: ImportValue cannot cross regions.",
-                f'{var}="$(aws cloudformation describe-stacks \\',
+                f"# {p.name} is an output of {source} in {region}: ImportValue cannot cross regions. Only",
+                '# CloudFormation\'s "does not exist" means the stack is not there yet; any other error stops here.',
+                f'if ! {var}="$(aws cloudformation describe-stacks \\',
                 f"  --stack-name {q(source)} --region {q(region)} \\",
-                f'  --query "Stacks[0].Outputs[?OutputKey==\'{output}\'].OutputValue" --output text || true)"',
+                f'  --query "Stacks[0].Outputs[?OutputKey==\'{output}\'].OutputValue" --output text 2>&1)"; then',
+                f'  case "${var}" in',
+                f'    {day2.stack_absent(source)}) {var}="" ;;',
+                f'    *) echo "deploy.sh: could not read the output {output} of {source} ({region}), which '
+                f"{stack.name} needs as {p.name}; the stacks before {stack.name} are deployed, it and those "
+                "after it are not: fix the cause (a permission your identity lacks, expired credentials...) "
+                "and run this script again. "
+                f"The AWS CLI said: ${{{var}//$'\\n'/ }}\" >&2",
+                "      exit 1 ;;",
+                "  esac",
+                "fi",
                 f'if [[ -z "${var}" || "${var}" == None ]]; then',
                 '  if [[ "$review" == true ]]; then',
                 f'    echo "    skipped: {source} ({region}) has no output {output} yet (deploy it first)"',
@@ -995,10 +1001,12 @@ def _deploy_help(context: Handover) -> list[str]:
             ("0", "every stack deployed (with --review: every change set created)"),
             (
                 "1",
-                "a check failed and no stack was changed (the messages say which and what to do), or a "
-                "variable a parameter needs is not set",
+                "a check failed and no stack was changed (the messages say which and what to do: a check AWS "
+                "answered with an error says so and quotes it), or a variable a parameter needs is not set; or, "
+                "between two stacks, an output a stack needs could not be read or is missing: the message says "
+                "which, and the stacks before it are deployed",
             ),
-            ("2", "an unknown option"),
+            ("2", "an unknown option or argument (--help wherever it is: this help, exit 0)"),
             ("other", day2.CLI_STATUS + ": the stacks before it are deployed"),
         ],
     )
@@ -1017,7 +1025,7 @@ def _origin_reminders(context: Handover) -> list[str]:
             f"--query \"Stacks[0].Outputs[?OutputKey=='{LOAD_BALANCER_DNS_OUTPUT}'].OutputValue\" --output text"
         )
         out += [
-            f'  alb_dns="$({read} || true)"',
+            f'  alb_dns="$({read} 2>&1)" || alb_dns="(its DNS name: could not read it, ${{alb_dns//$\'\\n\'/ }})"',
             f'  echo "One step is yours, once: {record.name} must resolve to the load balancer, $alb_dns '
             "(a CNAME, or a Route 53 alias A record), and its certificate must cover that name: "
             "no stack creates that record, and until it "
@@ -1039,10 +1047,19 @@ def _preflight(context: Handover) -> list[str]:
     ]
     for region in dict.fromkeys(s.region for s in own):
         var = "rollback_" + re.sub(r"[^a-z0-9]", "_", region)
-        out.append(
-            f'{var}="$(aws cloudformation list-stacks --region {q(region)} --stack-status-filter ROLLBACK_COMPLETE '
-            '--query "StackSummaries[].StackName" --output text)"'
-        )
+        out += [
+            f'if ! {var}="$(aws cloudformation list-stacks --region {q(region)} '
+            "--stack-status-filter ROLLBACK_COMPLETE "
+            '--query "StackSummaries[].StackName" --output text 2>&1)"; then',
+            f'  echo "deploy.sh: could not list the stacks in ROLLBACK_COMPLETE in {region} '
+            "(cloudformation:ListStacks), so whether a stack of this folder can only be deleted is unknown: "
+            "fix the cause (a permission your identity lacks, expired credentials...) and run this script "
+            "again. The AWS CLI said: "
+            f"${{{var}//$'\\n'/ }}\" >&2",
+            f'  {var}=""',
+            "  failed=true",
+            "fi",
+        ]
         for stack in (s for s in own if s.region == region):
             out += [
                 f"if [[ $'\\t'\"${var}\"$'\\t' == *$'\\t'{stack.name}$'\\t'* ]]; then",
@@ -1063,9 +1080,14 @@ def _preflight(context: Handover) -> list[str]:
             f"# {stack.name} runs the tag held in {tag.parameter} (SSM); its first deployment creates the parameter",
             f"# from ${tag.variable} (or $IMAGE_TAG), and never overwrites one: that would roll a release back.",
             f'{tag.variable}="${{{tag.variable}:-${{IMAGE_TAG:-}}}}"',
-            f'{var}="$(aws ssm get-parameters --names {q(tag.parameter)} --region {q(stack.region)} '
-            '--query "length(InvalidParameters)" --output text)"',
-            f'if [[ "${var}" != 0 && "$review" == false ]]; then',
+            f'if ! {var}="$(aws ssm get-parameters --names {q(tag.parameter)} --region {q(stack.region)} '
+            '--query "length(InvalidParameters)" --output text 2>&1)"; then',
+            f'  echo "deploy.sh: could not read the SSM parameter {tag.parameter} ({stack.region}), the image tag '
+            f"{stack.name} runs, so whether this is its first deployment is unknown: fix the cause (a permission "
+            "your identity lacks, ssm:GetParameters; expired credentials...) and run this script again. The AWS CLI "
+            f"said: ${{{var}//$'\\n'/ }}\" >&2",
+            "  failed=true",
+            f'elif [[ "${var}" != 0 && "$review" == false ]]; then',
             f'  if [[ -z "${tag.variable}" ]]; then',
             "    cat >&2 <<'EOF'",
             f"deploy.sh: {tag.parameter} (SSM, {stack.region}) does not exist: the first deployment of {stack.name} "
@@ -1227,6 +1249,30 @@ def _settings_path(stack: StackPlan, secret: SecretRef) -> str:
     return f"services.{service}.sidecars (the sidecar {secret.container}), secrets.{secret.variable}"
 
 
+# The file a secret's value is typed into and read from (file://: AWS CLI User Guide, "Loading a parameter
+# from a file in the AWS CLI"), never on a command line, where it would land in the shell's history and
+# the process list (Secrets Manager User Guide, "Mitigate the risks of using the AWS CLI to store your
+# AWS Secrets Manager secrets", which types the value into a file with cat, then removes it).
+VALUE_FILE = "value.txt"
+VALUE_STEPS = (f"(umask 077 && cat > {VALUE_FILE})", f"rm -f {VALUE_FILE}")
+
+
+def _typing(value: str) -> str:
+    """How to type ``value`` into VALUE_FILE at the first of VALUE_STEPS."""
+    return (
+        f"at `{VALUE_STEPS[0]}`, type `{value}` and then Ctrl-D twice, without Enter (a newline would be part "
+        f"of the value); the file is readable by you alone and removed at once: the value is never on a command "
+        "line, so never in your shell's history"
+    )
+
+
+def _secret_value(secret: SecretRef) -> str:
+    """What the deployer types as the value: a JSON object with the key the reference reads, or the value."""
+    if secret.kind == "secretsmanager" and secret.key:
+        return '{"' + secret.key + '":"<value>"}'
+    return "<value>"
+
+
 def secret_steps(context: Handover, stack: StackPlan, secret: SecretRef) -> tuple[str, list[str], str]:
     """(what to do, the commands, the sentence saying where the result goes) to create one secret or parameter the
     services read. A secret is created by name without a suffix: Secrets Manager appends "-" and 6
@@ -1241,18 +1287,20 @@ def secret_steps(context: Handover, stack: StackPlan, secret: SecretRef) -> tupl
     file = f"environments/{environment}.yaml"
     if secret.kind == "secretsmanager":
         region = secret.region
-        value = '{"' + secret.key + '":"<value>"}' if secret.key else "<value>"
+        value = _secret_value(secret)
         key = f"#{secret.key}" if secret.key else ""
         commands = [
+            VALUE_STEPS[0],
             f"aws secretsmanager create-secret --name {q(secret.base_name)} --region {region} "
-            f"--secret-string {q(value)}",
+            f"--secret-string file://{VALUE_FILE}",
+            VALUE_STEPS[1],
             f"aws secretsmanager describe-secret --secret-id {q(secret.base_name)} --region {region} "
             "--query ARN --output text",
         ]
         what = (
             f"Create the secret `{secret.base_name}` in account `{context.account}`, region `{region}` (skip "
-            f"create-secret if describe-secret finds it already); its ARN ends with its complete name, "
-            f"`{secret.base_name}-` and 6 random characters"
+            f"create-secret if describe-secret finds it already; {_typing(value)}); its ARN ends with its complete "
+            f"name, `{secret.base_name}-` and 6 random characters"
         )
         where = (
             f"Then put its complete name (the ARN's end, after `secret:`) in `{file}`, `{path}`: "
@@ -1262,10 +1310,14 @@ def secret_steps(context: Handover, stack: StackPlan, secret: SecretRef) -> tupl
     else:
         region = stack.region
         commands = [
-            f"aws ssm put-parameter --name {q(secret.name)} --type SecureString --value <value> --region {region}"
+            VALUE_STEPS[0],
+            f"aws ssm put-parameter --name {q(secret.name)} --type SecureString --value file://{VALUE_FILE} "
+            f"--region {region}",
+            VALUE_STEPS[1],
         ]
         what = (
-            f"Create the SSM parameter `{secret.name}` (SecureString) in account `{context.account}`, region `{region}`"
+            f"Create the SSM parameter `{secret.name}` (SecureString) in account `{context.account}`, region "
+            f"`{region}` ({_typing('<value>')})"
         )
         where = f"Nothing to write: `{file}` names it already (`{path}`: `ssm:{secret.name}`)."
     return what, commands, where
@@ -1276,6 +1328,8 @@ def _secret_check(context: Handover, stack: StackPlan, secret: SecretRef, index:
     or unreadable (the AWS CLI's error: access, credentials), each with its own message."""
     q = shlex.quote
     _, commands, where = secret_steps(context, stack, secret)
+    note = _typing(_secret_value(secret)).replace("`", "")
+    commands = [*commands, f"({note[0].upper()}{note[1:]}.)"]
     var = f"secret_{index}"
     reads = f"which {stack.name} reads as {secret.variable}"
     if secret.kind == "secretsmanager":

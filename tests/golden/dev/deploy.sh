@@ -58,19 +58,22 @@ Environment variables it reads:
 
 Exit status:
   0      every stack deployed (with --review: every change set created)
-  1      a check failed and no stack was changed (the messages say which and what to do), or a variable a parameter needs is not set
-  2      an unknown option
+  1      a check failed and no stack was changed (the messages say which and what to do: a check AWS answered with an error says so and quotes it), or a variable a parameter needs is not set; or, between two stacks, an output a stack needs could not be read or is missing: the message says which, and the stacks before it are deployed
+  2      an unknown option or argument (--help wherever it is: this help, exit 0)
   other  the AWS CLI's status of the command that failed, e.g. 254 (AWS refused the request), 255 (the command failed); AWS CLI User Guide, "Command line return codes": the stacks before it are deployed
 EOF
 }
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 deployed="${DEPLOYED_DIR:-$here/../../deployed}"
 review=false
+for arg in "$@"; do
+  case "$arg" in -h|--help) usage; exit 0 ;; esac
+done
 case "$*" in
   "") ;;
   --review) review=true ;;
-  -h|--help) usage; exit 0 ;;
-  *) echo "usage: $0 [--review] (or --help)" >&2; exit 2 ;;
+  *) echo "deploy.sh: unknown option or argument: $*" >&2
+     echo "usage: $0 [--review] (or --help)" >&2; exit 2 ;;
 esac
 # Options of every deploy below: succeed when nothing changed; with --review, create the change set
 # and stop. (Never empty, so "${changeset[@]}" also works under `set -u` in bash 3.2, as on macOS.)
@@ -104,9 +107,9 @@ ecr_missing() {
 }
 
 command -v aws >/dev/null || { echo 'deploy.sh: the AWS CLI (aws) is not installed' >&2; exit 1; }
-account="$(aws sts get-caller-identity --query Account --output text)" || { echo 'deploy.sh: not signed in to AWS (the CLI found no valid credentials): nothing was changed' >&2; exit 1; }
+account="$(aws sts get-caller-identity --query Account --output text)" || { echo 'deploy.sh: not signed in to AWS (the CLI found no valid credentials; its error is above): nothing was changed' >&2; exit 1; }
 if [[ "$account" != 111111111111 ]]; then
-  echo "deploy.sh: signed in to account $account, but shop dev lives in account 111111111111" >&2
+  echo "deploy.sh: signed in to account $account, but shop dev lives in account 111111111111: sign in to 111111111111, then run again; nothing was changed" >&2
   exit 1
 fi
 echo "Assumes the shared stacks are up: shop-registry (../project/deploy.sh), shop-registry-api (../project/deploy.sh), shop-registry-mailer (../project/deploy.sh), shop-registry-nightly (../project/deploy.sh), shop-registry-payments (../project/deploy.sh), shop-registry-web (../project/deploy.sh), shop-registry-replica-eu-central-1 (../project/deploy.sh), shop-registry-replication (../project/deploy.sh), shop-delivery (../project/deploy.sh), shop-delivery-artifacts-eu-central-1 (../project/deploy.sh), shop-delivery-artifacts-us-east-1 (../project/deploy.sh), shop-delivery-api (../project/deploy.sh), shop-delivery-mailer (../project/deploy.sh), shop-delivery-nightly (../project/deploy.sh), shop-delivery-payments (../project/deploy.sh), shop-delivery-web (../project/deploy.sh), shop-delivery-infrastructure (../project/deploy.sh)"
@@ -115,7 +118,11 @@ echo "Assumes the shared stacks are up: shop-registry (../project/deploy.sh), sh
 failed=false
 # A stack whose first create failed is left in ROLLBACK_COMPLETE and can only be deleted
 # (CloudFormation User Guide, "Stack status codes").
-rollback_eu_west_1="$(aws cloudformation list-stacks --region eu-west-1 --stack-status-filter ROLLBACK_COMPLETE --query "StackSummaries[].StackName" --output text)"
+if ! rollback_eu_west_1="$(aws cloudformation list-stacks --region eu-west-1 --stack-status-filter ROLLBACK_COMPLETE --query "StackSummaries[].StackName" --output text 2>&1)"; then
+  echo "deploy.sh: could not list the stacks in ROLLBACK_COMPLETE in eu-west-1 (cloudformation:ListStacks), so whether a stack of this folder can only be deleted is unknown: fix the cause (a permission your identity lacks, expired credentials...) and run this script again. The AWS CLI said: ${rollback_eu_west_1//$'\n'/ }" >&2
+  rollback_eu_west_1=""
+  failed=true
+fi
 if [[ $'\t'"$rollback_eu_west_1"$'\t' == *$'\t'shop-dev-deployer$'\t'* ]]; then
   cat >&2 <<'EOF'
 deploy.sh: shop-dev-deployer (eu-west-1) is in ROLLBACK_COMPLETE: its first create failed, and such a stack can only be deleted. Delete it, then run this script again:
@@ -221,7 +228,11 @@ deploy.sh: shop-dev-connect (eu-west-1) is in ROLLBACK_COMPLETE: its first creat
 EOF
   failed=true
 fi
-rollback_us_east_1="$(aws cloudformation list-stacks --region us-east-1 --stack-status-filter ROLLBACK_COMPLETE --query "StackSummaries[].StackName" --output text)"
+if ! rollback_us_east_1="$(aws cloudformation list-stacks --region us-east-1 --stack-status-filter ROLLBACK_COMPLETE --query "StackSummaries[].StackName" --output text 2>&1)"; then
+  echo "deploy.sh: could not list the stacks in ROLLBACK_COMPLETE in us-east-1 (cloudformation:ListStacks), so whether a stack of this folder can only be deleted is unknown: fix the cause (a permission your identity lacks, expired credentials...) and run this script again. The AWS CLI said: ${rollback_us_east_1//$'\n'/ }" >&2
+  rollback_us_east_1=""
+  failed=true
+fi
 if [[ $'\t'"$rollback_us_east_1"$'\t' == *$'\t'shop-dev-edge-alarms$'\t'* ]]; then
   cat >&2 <<'EOF'
 deploy.sh: shop-dev-edge-alarms (us-east-1) is in ROLLBACK_COMPLETE: its first create failed, and such a stack can only be deleted. Delete it, then run this script again:
@@ -232,8 +243,10 @@ fi
 # shop-dev-svc-api runs the tag held in /shop/dev/api/image-tag (SSM); its first deployment creates the parameter
 # from $IMAGE_TAG_API (or $IMAGE_TAG), and never overwrites one: that would roll a release back.
 IMAGE_TAG_API="${IMAGE_TAG_API:-${IMAGE_TAG:-}}"
-missing_tag_api="$(aws ssm get-parameters --names /shop/dev/api/image-tag --region eu-west-1 --query "length(InvalidParameters)" --output text)"
-if [[ "$missing_tag_api" != 0 && "$review" == false ]]; then
+if ! missing_tag_api="$(aws ssm get-parameters --names /shop/dev/api/image-tag --region eu-west-1 --query "length(InvalidParameters)" --output text 2>&1)"; then
+  echo "deploy.sh: could not read the SSM parameter /shop/dev/api/image-tag (eu-west-1), the image tag shop-dev-svc-api runs, so whether this is its first deployment is unknown: fix the cause (a permission your identity lacks, ssm:GetParameters; expired credentials...) and run this script again. The AWS CLI said: ${missing_tag_api//$'\n'/ }" >&2
+  failed=true
+elif [[ "$missing_tag_api" != 0 && "$review" == false ]]; then
   if [[ -z "$IMAGE_TAG_API" ]]; then
     cat >&2 <<'EOF'
 deploy.sh: /shop/dev/api/image-tag (SSM, eu-west-1) does not exist: the first deployment of shop-dev-svc-api needs the image tag to run. Give it as IMAGE_TAG_API=<tag> (or IMAGE_TAG=<tag> for every service), or create the parameter yourself:
@@ -251,8 +264,10 @@ fi
 # shop-dev-svc-mailer runs the tag held in /shop/dev/mailer/image-tag (SSM); its first deployment creates the parameter
 # from $IMAGE_TAG_MAILER (or $IMAGE_TAG), and never overwrites one: that would roll a release back.
 IMAGE_TAG_MAILER="${IMAGE_TAG_MAILER:-${IMAGE_TAG:-}}"
-missing_tag_mailer="$(aws ssm get-parameters --names /shop/dev/mailer/image-tag --region eu-west-1 --query "length(InvalidParameters)" --output text)"
-if [[ "$missing_tag_mailer" != 0 && "$review" == false ]]; then
+if ! missing_tag_mailer="$(aws ssm get-parameters --names /shop/dev/mailer/image-tag --region eu-west-1 --query "length(InvalidParameters)" --output text 2>&1)"; then
+  echo "deploy.sh: could not read the SSM parameter /shop/dev/mailer/image-tag (eu-west-1), the image tag shop-dev-svc-mailer runs, so whether this is its first deployment is unknown: fix the cause (a permission your identity lacks, ssm:GetParameters; expired credentials...) and run this script again. The AWS CLI said: ${missing_tag_mailer//$'\n'/ }" >&2
+  failed=true
+elif [[ "$missing_tag_mailer" != 0 && "$review" == false ]]; then
   if [[ -z "$IMAGE_TAG_MAILER" ]]; then
     cat >&2 <<'EOF'
 deploy.sh: /shop/dev/mailer/image-tag (SSM, eu-west-1) does not exist: the first deployment of shop-dev-svc-mailer needs the image tag to run. Give it as IMAGE_TAG_MAILER=<tag> (or IMAGE_TAG=<tag> for every service), or create the parameter yourself:
@@ -270,8 +285,10 @@ fi
 # shop-dev-svc-nightly runs the tag held in /shop/dev/nightly/image-tag (SSM); its first deployment creates the parameter
 # from $IMAGE_TAG_NIGHTLY (or $IMAGE_TAG), and never overwrites one: that would roll a release back.
 IMAGE_TAG_NIGHTLY="${IMAGE_TAG_NIGHTLY:-${IMAGE_TAG:-}}"
-missing_tag_nightly="$(aws ssm get-parameters --names /shop/dev/nightly/image-tag --region eu-west-1 --query "length(InvalidParameters)" --output text)"
-if [[ "$missing_tag_nightly" != 0 && "$review" == false ]]; then
+if ! missing_tag_nightly="$(aws ssm get-parameters --names /shop/dev/nightly/image-tag --region eu-west-1 --query "length(InvalidParameters)" --output text 2>&1)"; then
+  echo "deploy.sh: could not read the SSM parameter /shop/dev/nightly/image-tag (eu-west-1), the image tag shop-dev-svc-nightly runs, so whether this is its first deployment is unknown: fix the cause (a permission your identity lacks, ssm:GetParameters; expired credentials...) and run this script again. The AWS CLI said: ${missing_tag_nightly//$'\n'/ }" >&2
+  failed=true
+elif [[ "$missing_tag_nightly" != 0 && "$review" == false ]]; then
   if [[ -z "$IMAGE_TAG_NIGHTLY" ]]; then
     cat >&2 <<'EOF'
 deploy.sh: /shop/dev/nightly/image-tag (SSM, eu-west-1) does not exist: the first deployment of shop-dev-svc-nightly needs the image tag to run. Give it as IMAGE_TAG_NIGHTLY=<tag> (or IMAGE_TAG=<tag> for every service), or create the parameter yourself:
@@ -289,8 +306,10 @@ fi
 # shop-dev-svc-payments runs the tag held in /shop/dev/payments/image-tag (SSM); its first deployment creates the parameter
 # from $IMAGE_TAG_PAYMENTS (or $IMAGE_TAG), and never overwrites one: that would roll a release back.
 IMAGE_TAG_PAYMENTS="${IMAGE_TAG_PAYMENTS:-${IMAGE_TAG:-}}"
-missing_tag_payments="$(aws ssm get-parameters --names /shop/dev/payments/image-tag --region eu-west-1 --query "length(InvalidParameters)" --output text)"
-if [[ "$missing_tag_payments" != 0 && "$review" == false ]]; then
+if ! missing_tag_payments="$(aws ssm get-parameters --names /shop/dev/payments/image-tag --region eu-west-1 --query "length(InvalidParameters)" --output text 2>&1)"; then
+  echo "deploy.sh: could not read the SSM parameter /shop/dev/payments/image-tag (eu-west-1), the image tag shop-dev-svc-payments runs, so whether this is its first deployment is unknown: fix the cause (a permission your identity lacks, ssm:GetParameters; expired credentials...) and run this script again. The AWS CLI said: ${missing_tag_payments//$'\n'/ }" >&2
+  failed=true
+elif [[ "$missing_tag_payments" != 0 && "$review" == false ]]; then
   if [[ -z "$IMAGE_TAG_PAYMENTS" ]]; then
     cat >&2 <<'EOF'
 deploy.sh: /shop/dev/payments/image-tag (SSM, eu-west-1) does not exist: the first deployment of shop-dev-svc-payments needs the image tag to run. Give it as IMAGE_TAG_PAYMENTS=<tag> (or IMAGE_TAG=<tag> for every service), or create the parameter yourself:
@@ -308,8 +327,10 @@ fi
 # shop-dev-svc-web runs the tag held in /shop/dev/web/image-tag (SSM); its first deployment creates the parameter
 # from $IMAGE_TAG_WEB (or $IMAGE_TAG), and never overwrites one: that would roll a release back.
 IMAGE_TAG_WEB="${IMAGE_TAG_WEB:-${IMAGE_TAG:-}}"
-missing_tag_web="$(aws ssm get-parameters --names /shop/dev/web/image-tag --region eu-west-1 --query "length(InvalidParameters)" --output text)"
-if [[ "$missing_tag_web" != 0 && "$review" == false ]]; then
+if ! missing_tag_web="$(aws ssm get-parameters --names /shop/dev/web/image-tag --region eu-west-1 --query "length(InvalidParameters)" --output text 2>&1)"; then
+  echo "deploy.sh: could not read the SSM parameter /shop/dev/web/image-tag (eu-west-1), the image tag shop-dev-svc-web runs, so whether this is its first deployment is unknown: fix the cause (a permission your identity lacks, ssm:GetParameters; expired credentials...) and run this script again. The AWS CLI said: ${missing_tag_web//$'\n'/ }" >&2
+  failed=true
+elif [[ "$missing_tag_web" != 0 && "$review" == false ]]; then
   if [[ -z "$IMAGE_TAG_WEB" ]]; then
     cat >&2 <<'EOF'
 deploy.sh: /shop/dev/web/image-tag (SSM, eu-west-1) does not exist: the first deployment of shop-dev-svc-web needs the image tag to run. Give it as IMAGE_TAG_WEB=<tag> (or IMAGE_TAG=<tag> for every service), or create the parameter yourself:
@@ -328,8 +349,11 @@ if ! secret_1="$(aws secretsmanager describe-secret --secret-id arn:aws:secretsm
   if [[ "$secret_1" == *ResourceNotFound* ]]; then
     cat >&2 <<'EOF'
 deploy.sh: the secret shop/api/payment-Dv4k9Q (eu-west-1), which shop-dev-svc-api reads as PAYMENT_API_KEY, does not exist in account 111111111111. No one chooses a secret's suffix (Secrets Manager adds 6 random characters): create shop/api/payment, the name without it (skip create-secret if describe-secret finds it already), and read its ARN:
-  aws secretsmanager create-secret --name shop/api/payment --region eu-west-1 --secret-string '{"api_key":"<value>"}'
+  (umask 077 && cat > value.txt)
+  aws secretsmanager create-secret --name shop/api/payment --region eu-west-1 --secret-string file://value.txt
+  rm -f value.txt
   aws secretsmanager describe-secret --secret-id shop/api/payment --region eu-west-1 --query ARN --output text
+  (At (umask 077 && cat > value.txt), type {"api_key":"<value>"} and then Ctrl-D twice, without Enter (a newline would be part of the value); the file is readable by you alone and removed at once: the value is never on a command line, so never in your shell's history.)
 Then put its complete name (the ARN's end, after secret:) in environments/dev.yaml, services.api.secrets.PAYMENT_API_KEY: secretsmanager:<complete name>#api_key (now secretsmanager:shop/api/payment-Dv4k9Q#api_key), and run make templates. Then run this script again.
 EOF
   else
@@ -343,7 +367,10 @@ if ! secret_2="$(aws ssm get-parameters --names /shop/api/signing-key --region e
 elif [[ "$secret_2" != 0 ]]; then
   cat >&2 <<'EOF'
 deploy.sh: the SSM parameter /shop/api/signing-key (eu-west-1), which shop-dev-svc-api reads as SIGNING_KEY, does not exist in account 111111111111: create it (a SecureString, with the account's default key):
-  aws ssm put-parameter --name /shop/api/signing-key --type SecureString --value <value> --region eu-west-1
+  (umask 077 && cat > value.txt)
+  aws ssm put-parameter --name /shop/api/signing-key --type SecureString --value file://value.txt --region eu-west-1
+  rm -f value.txt
+  (At (umask 077 && cat > value.txt), type <value> and then Ctrl-D twice, without Enter (a newline would be part of the value); the file is readable by you alone and removed at once: the value is never on a command line, so never in your shell's history.)
 EOF
   failed=true
 fi
@@ -651,10 +678,17 @@ aws cloudformation deploy \
 # 16/16 shop-dev-edge-alarms
 echo "==> 16/16 shop-dev-edge-alarms (us-east-1)"
 skip_16=false
-# DistributionId is an output of shop-dev-edge in eu-west-1: ImportValue cannot cross regions.
-distribution_id="$(aws cloudformation describe-stacks \
+# DistributionId is an output of shop-dev-edge in eu-west-1: ImportValue cannot cross regions. Only
+# CloudFormation's "does not exist" means the stack is not there yet; any other error stops here.
+if ! distribution_id="$(aws cloudformation describe-stacks \
   --stack-name shop-dev-edge --region eu-west-1 \
-  --query "Stacks[0].Outputs[?OutputKey=='DistributionId'].OutputValue" --output text || true)"
+  --query "Stacks[0].Outputs[?OutputKey=='DistributionId'].OutputValue" --output text 2>&1)"; then
+  case "$distribution_id" in
+    *"(ValidationError)"*"Stack with id shop-dev-edge does not exist"*) distribution_id="" ;;
+    *) echo "deploy.sh: could not read the output DistributionId of shop-dev-edge (eu-west-1), which shop-dev-edge-alarms needs as DistributionId; the stacks before shop-dev-edge-alarms are deployed, it and those after it are not: fix the cause (a permission your identity lacks, expired credentials...) and run this script again. The AWS CLI said: ${distribution_id//$'\n'/ }" >&2
+      exit 1 ;;
+  esac
+fi
 if [[ -z "$distribution_id" || "$distribution_id" == None ]]; then
   if [[ "$review" == true ]]; then
     echo "    skipped: shop-dev-edge (eu-west-1) has no output DistributionId yet (deploy it first)"
@@ -685,6 +719,6 @@ if [[ "$review" == true ]]; then
   echo "Change sets created, none executed: review them, then run this script without --review."
 else
   echo "shop dev: 16 CloudFormation stacks deployed."
-  alb_dns="$(aws cloudformation describe-stacks --stack-name shop-dev-platform --region eu-west-1 --query "Stacks[0].Outputs[?OutputKey=='LoadBalancerDnsName'].OutputValue" --output text || true)"
+  alb_dns="$(aws cloudformation describe-stacks --stack-name shop-dev-platform --region eu-west-1 --query "Stacks[0].Outputs[?OutputKey=='LoadBalancerDnsName'].OutputValue" --output text 2>&1)" || alb_dns="(its DNS name: could not read it, ${alb_dns//$'\n'/ })"
   echo "One step is yours, once: origin.dev.shop.example.com must resolve to the load balancer, $alb_dns (a CNAME, or a Route 53 alias A record), and its certificate must cover that name: no stack creates that record, and until it resolves CloudFront reaches no web route (502). DEPLOY.md, 'The origin name', gives the commands."
 fi

@@ -30,16 +30,18 @@ Environment variables it reads:
   AWS_PROFILE...  the AWS CLI's own: the credentials it signs in with (every command names its region itself)
 
 Exit status:
-  0      every stack of this folder deleted (or not deployed)
-  1      nothing deleted: a protection is on, the name was not typed back, the AWS CLI is missing, not signed in, or signed in to another account
+  0      every stack of this folder deleted (or not deployed); the last line counts those deleted
+  1      nothing deleted: a protection is on, the name was not typed back, the AWS CLI is missing, not signed in, or signed in to another account; or AWS answered a read with an error (not "does not exist": access refused, credentials, throttling), quoted with the stack, or a deletion failed: the stacks before it are deleted, nothing after it, and the record of every stack not deleted is kept
   2      an unknown argument
-  other  the AWS CLI's status of the command that failed, e.g. 254 (AWS refused the request), 255 (the command failed); AWS CLI User Guide, "Command line return codes": the stacks before it are deleted
 EOF
 }
+for arg in "$@"; do
+  case "$arg" in -h|--help) usage; exit 0 ;; esac
+done
 case "$*" in
   "") ;;
-  -h|--help) usage; exit 0 ;;
-  *) echo "usage: $0 (or --help; CONFIRM=<name> to skip the question)" >&2; exit 2 ;;
+  *) echo "destroy.sh: unknown option or argument: $*" >&2
+     echo "usage: $0 (or --help; CONFIRM=<name> to skip the question)" >&2; exit 2 ;;
 esac
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 deployed="${DEPLOYED_DIR:-$here/../../deployed}"
@@ -110,15 +112,39 @@ destroy.sh; CloudFormation refuses to delete a stack whose export another stack 
   shop-delivery-infrastructure (project stack)
 EOF
 
-signed_in="$(aws sts get-caller-identity --query Account --output text)" || { echo 'destroy.sh: not signed in to AWS (the CLI found no valid credentials): nothing was deleted' >&2; exit 1; }
+signed_in="$(aws sts get-caller-identity --query Account --output text)" || { echo 'destroy.sh: not signed in to AWS (the CLI found no valid credentials; its error is above): nothing was deleted' >&2; exit 1; }
 if [[ "$signed_in" != 111111111111 ]]; then
-  echo "destroy.sh: signed in to account $signed_in, but shop dev lives in account 111111111111" >&2
+  echo "destroy.sh: signed in to account $signed_in, but shop dev lives in account 111111111111: sign in to 111111111111, then run again; nothing was deleted" >&2
   exit 1
 fi
 
+deleted=0
+# unreadable WHAT ERROR: AWS answered a read with an error other than "does not exist" (access refused,
+# credentials, throttling): whether WHAT is there is unknown, so the script stops; nothing further is
+# deleted, and the record of every stack not deleted stays.
+unreadable() {
+  local done="nothing was deleted"
+  if [[ "$deleted" != 0 ]]; then done="$deleted stack(s) deleted before it, nothing after it"; fi
+  echo "destroy.sh: could not read $1, so whether it is there is unknown: $done; fix the cause (a permission your identity lacks, expired credentials...) and run it again. The AWS CLI said: ${2//$'\n'/ }" >&2
+  exit 1
+}
+# not_deleted STACK WHY: a deletion failed (the AWS CLI's error is above): the script stops there, the
+# stack's record stays.
+not_deleted() {
+  local done="no stack was deleted"
+  if [[ "$deleted" != 0 ]]; then done="$deleted stack(s) deleted before it, nothing after it"; fi
+  echo "destroy.sh: $1 was not deleted: $2; $done. Its status and last failed event: status.sh beside this script" >&2
+  exit 1
+}
+
 # Refuse before deleting anything when a protection would stop the deletion half-way.
 blocked=false
-protection="$(aws cloudformation describe-stacks --stack-name shop-dev-edge-alarms --region us-east-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>/dev/null || true)"
+if ! protection="$(aws cloudformation describe-stacks --stack-name shop-dev-edge-alarms --region us-east-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>&1)"; then
+  case "$protection" in
+    *"(ValidationError)"*"Stack with id shop-dev-edge-alarms does not exist"*) protection=absent ;;  # not deployed: nothing to protect
+    *) unreadable 'the stack shop-dev-edge-alarms (us-east-1)' "$protection" ;;
+  esac
+fi
 if [[ "$protection" == True ]]; then
   cat >&2 <<'EOF'
 destroy.sh: shop-dev-edge-alarms has termination protection on; to lift it:
@@ -126,7 +152,12 @@ destroy.sh: shop-dev-edge-alarms has termination protection on; to lift it:
 EOF
   blocked=true
 fi
-protection="$(aws cloudformation describe-stacks --stack-name shop-dev-connect --region eu-west-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>/dev/null || true)"
+if ! protection="$(aws cloudformation describe-stacks --stack-name shop-dev-connect --region eu-west-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>&1)"; then
+  case "$protection" in
+    *"(ValidationError)"*"Stack with id shop-dev-connect does not exist"*) protection=absent ;;  # not deployed: nothing to protect
+    *) unreadable 'the stack shop-dev-connect (eu-west-1)' "$protection" ;;
+  esac
+fi
 if [[ "$protection" == True ]]; then
   cat >&2 <<'EOF'
 destroy.sh: shop-dev-connect has termination protection on; to lift it:
@@ -134,7 +165,12 @@ destroy.sh: shop-dev-connect has termination protection on; to lift it:
 EOF
   blocked=true
 fi
-protection="$(aws cloudformation describe-stacks --stack-name shop-dev-svc-web --region eu-west-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>/dev/null || true)"
+if ! protection="$(aws cloudformation describe-stacks --stack-name shop-dev-svc-web --region eu-west-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>&1)"; then
+  case "$protection" in
+    *"(ValidationError)"*"Stack with id shop-dev-svc-web does not exist"*) protection=absent ;;  # not deployed: nothing to protect
+    *) unreadable 'the stack shop-dev-svc-web (eu-west-1)' "$protection" ;;
+  esac
+fi
 if [[ "$protection" == True ]]; then
   cat >&2 <<'EOF'
 destroy.sh: shop-dev-svc-web has termination protection on; to lift it:
@@ -142,7 +178,12 @@ destroy.sh: shop-dev-svc-web has termination protection on; to lift it:
 EOF
   blocked=true
 fi
-protection="$(aws cloudformation describe-stacks --stack-name shop-dev-svc-payments --region eu-west-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>/dev/null || true)"
+if ! protection="$(aws cloudformation describe-stacks --stack-name shop-dev-svc-payments --region eu-west-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>&1)"; then
+  case "$protection" in
+    *"(ValidationError)"*"Stack with id shop-dev-svc-payments does not exist"*) protection=absent ;;  # not deployed: nothing to protect
+    *) unreadable 'the stack shop-dev-svc-payments (eu-west-1)' "$protection" ;;
+  esac
+fi
 if [[ "$protection" == True ]]; then
   cat >&2 <<'EOF'
 destroy.sh: shop-dev-svc-payments has termination protection on; to lift it:
@@ -150,7 +191,12 @@ destroy.sh: shop-dev-svc-payments has termination protection on; to lift it:
 EOF
   blocked=true
 fi
-protection="$(aws cloudformation describe-stacks --stack-name shop-dev-svc-nightly --region eu-west-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>/dev/null || true)"
+if ! protection="$(aws cloudformation describe-stacks --stack-name shop-dev-svc-nightly --region eu-west-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>&1)"; then
+  case "$protection" in
+    *"(ValidationError)"*"Stack with id shop-dev-svc-nightly does not exist"*) protection=absent ;;  # not deployed: nothing to protect
+    *) unreadable 'the stack shop-dev-svc-nightly (eu-west-1)' "$protection" ;;
+  esac
+fi
 if [[ "$protection" == True ]]; then
   cat >&2 <<'EOF'
 destroy.sh: shop-dev-svc-nightly has termination protection on; to lift it:
@@ -158,7 +204,12 @@ destroy.sh: shop-dev-svc-nightly has termination protection on; to lift it:
 EOF
   blocked=true
 fi
-protection="$(aws cloudformation describe-stacks --stack-name shop-dev-svc-mailer --region eu-west-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>/dev/null || true)"
+if ! protection="$(aws cloudformation describe-stacks --stack-name shop-dev-svc-mailer --region eu-west-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>&1)"; then
+  case "$protection" in
+    *"(ValidationError)"*"Stack with id shop-dev-svc-mailer does not exist"*) protection=absent ;;  # not deployed: nothing to protect
+    *) unreadable 'the stack shop-dev-svc-mailer (eu-west-1)' "$protection" ;;
+  esac
+fi
 if [[ "$protection" == True ]]; then
   cat >&2 <<'EOF'
 destroy.sh: shop-dev-svc-mailer has termination protection on; to lift it:
@@ -166,7 +217,12 @@ destroy.sh: shop-dev-svc-mailer has termination protection on; to lift it:
 EOF
   blocked=true
 fi
-protection="$(aws cloudformation describe-stacks --stack-name shop-dev-svc-api --region eu-west-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>/dev/null || true)"
+if ! protection="$(aws cloudformation describe-stacks --stack-name shop-dev-svc-api --region eu-west-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>&1)"; then
+  case "$protection" in
+    *"(ValidationError)"*"Stack with id shop-dev-svc-api does not exist"*) protection=absent ;;  # not deployed: nothing to protect
+    *) unreadable 'the stack shop-dev-svc-api (eu-west-1)' "$protection" ;;
+  esac
+fi
 if [[ "$protection" == True ]]; then
   cat >&2 <<'EOF'
 destroy.sh: shop-dev-svc-api has termination protection on; to lift it:
@@ -174,7 +230,12 @@ destroy.sh: shop-dev-svc-api has termination protection on; to lift it:
 EOF
   blocked=true
 fi
-protection="$(aws cloudformation describe-stacks --stack-name shop-dev-monitoring --region eu-west-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>/dev/null || true)"
+if ! protection="$(aws cloudformation describe-stacks --stack-name shop-dev-monitoring --region eu-west-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>&1)"; then
+  case "$protection" in
+    *"(ValidationError)"*"Stack with id shop-dev-monitoring does not exist"*) protection=absent ;;  # not deployed: nothing to protect
+    *) unreadable 'the stack shop-dev-monitoring (eu-west-1)' "$protection" ;;
+  esac
+fi
 if [[ "$protection" == True ]]; then
   cat >&2 <<'EOF'
 destroy.sh: shop-dev-monitoring has termination protection on; to lift it:
@@ -182,7 +243,12 @@ destroy.sh: shop-dev-monitoring has termination protection on; to lift it:
 EOF
   blocked=true
 fi
-protection="$(aws cloudformation describe-stacks --stack-name shop-dev-edge --region eu-west-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>/dev/null || true)"
+if ! protection="$(aws cloudformation describe-stacks --stack-name shop-dev-edge --region eu-west-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>&1)"; then
+  case "$protection" in
+    *"(ValidationError)"*"Stack with id shop-dev-edge does not exist"*) protection=absent ;;  # not deployed: nothing to protect
+    *) unreadable 'the stack shop-dev-edge (eu-west-1)' "$protection" ;;
+  esac
+fi
 if [[ "$protection" == True ]]; then
   cat >&2 <<'EOF'
 destroy.sh: shop-dev-edge has termination protection on; to lift it:
@@ -190,7 +256,12 @@ destroy.sh: shop-dev-edge has termination protection on; to lift it:
 EOF
   blocked=true
 fi
-protection="$(aws cloudformation describe-stacks --stack-name shop-dev-platform --region eu-west-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>/dev/null || true)"
+if ! protection="$(aws cloudformation describe-stacks --stack-name shop-dev-platform --region eu-west-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>&1)"; then
+  case "$protection" in
+    *"(ValidationError)"*"Stack with id shop-dev-platform does not exist"*) protection=absent ;;  # not deployed: nothing to protect
+    *) unreadable 'the stack shop-dev-platform (eu-west-1)' "$protection" ;;
+  esac
+fi
 if [[ "$protection" == True ]]; then
   cat >&2 <<'EOF'
 destroy.sh: shop-dev-platform has termination protection on; to lift it:
@@ -198,7 +269,12 @@ destroy.sh: shop-dev-platform has termination protection on; to lift it:
 EOF
   blocked=true
 fi
-protection="$(aws cloudformation describe-stacks --stack-name shop-dev-data --region eu-west-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>/dev/null || true)"
+if ! protection="$(aws cloudformation describe-stacks --stack-name shop-dev-data --region eu-west-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>&1)"; then
+  case "$protection" in
+    *"(ValidationError)"*"Stack with id shop-dev-data does not exist"*) protection=absent ;;  # not deployed: nothing to protect
+    *) unreadable 'the stack shop-dev-data (eu-west-1)' "$protection" ;;
+  esac
+fi
 if [[ "$protection" == True ]]; then
   cat >&2 <<'EOF'
 destroy.sh: shop-dev-data has termination protection on; to lift it:
@@ -206,7 +282,12 @@ destroy.sh: shop-dev-data has termination protection on; to lift it:
 EOF
   blocked=true
 fi
-protection="$(aws cloudformation describe-stacks --stack-name shop-dev-security --region eu-west-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>/dev/null || true)"
+if ! protection="$(aws cloudformation describe-stacks --stack-name shop-dev-security --region eu-west-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>&1)"; then
+  case "$protection" in
+    *"(ValidationError)"*"Stack with id shop-dev-security does not exist"*) protection=absent ;;  # not deployed: nothing to protect
+    *) unreadable 'the stack shop-dev-security (eu-west-1)' "$protection" ;;
+  esac
+fi
 if [[ "$protection" == True ]]; then
   cat >&2 <<'EOF'
 destroy.sh: shop-dev-security has termination protection on; to lift it:
@@ -214,7 +295,12 @@ destroy.sh: shop-dev-security has termination protection on; to lift it:
 EOF
   blocked=true
 fi
-protection="$(aws cloudformation describe-stacks --stack-name shop-dev-origin-verify --region eu-west-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>/dev/null || true)"
+if ! protection="$(aws cloudformation describe-stacks --stack-name shop-dev-origin-verify --region eu-west-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>&1)"; then
+  case "$protection" in
+    *"(ValidationError)"*"Stack with id shop-dev-origin-verify does not exist"*) protection=absent ;;  # not deployed: nothing to protect
+    *) unreadable 'the stack shop-dev-origin-verify (eu-west-1)' "$protection" ;;
+  esac
+fi
 if [[ "$protection" == True ]]; then
   cat >&2 <<'EOF'
 destroy.sh: shop-dev-origin-verify has termination protection on; to lift it:
@@ -222,7 +308,12 @@ destroy.sh: shop-dev-origin-verify has termination protection on; to lift it:
 EOF
   blocked=true
 fi
-protection="$(aws cloudformation describe-stacks --stack-name shop-dev-network --region eu-west-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>/dev/null || true)"
+if ! protection="$(aws cloudformation describe-stacks --stack-name shop-dev-network --region eu-west-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>&1)"; then
+  case "$protection" in
+    *"(ValidationError)"*"Stack with id shop-dev-network does not exist"*) protection=absent ;;  # not deployed: nothing to protect
+    *) unreadable 'the stack shop-dev-network (eu-west-1)' "$protection" ;;
+  esac
+fi
 if [[ "$protection" == True ]]; then
   cat >&2 <<'EOF'
 destroy.sh: shop-dev-network has termination protection on; to lift it:
@@ -230,7 +321,12 @@ destroy.sh: shop-dev-network has termination protection on; to lift it:
 EOF
   blocked=true
 fi
-protection="$(aws cloudformation describe-stacks --stack-name shop-dev-keys --region eu-west-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>/dev/null || true)"
+if ! protection="$(aws cloudformation describe-stacks --stack-name shop-dev-keys --region eu-west-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>&1)"; then
+  case "$protection" in
+    *"(ValidationError)"*"Stack with id shop-dev-keys does not exist"*) protection=absent ;;  # not deployed: nothing to protect
+    *) unreadable 'the stack shop-dev-keys (eu-west-1)' "$protection" ;;
+  esac
+fi
 if [[ "$protection" == True ]]; then
   cat >&2 <<'EOF'
 destroy.sh: shop-dev-keys has termination protection on; to lift it:
@@ -238,7 +334,12 @@ destroy.sh: shop-dev-keys has termination protection on; to lift it:
 EOF
   blocked=true
 fi
-protection="$(aws cloudformation describe-stacks --stack-name shop-dev-deployer --region eu-west-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>/dev/null || true)"
+if ! protection="$(aws cloudformation describe-stacks --stack-name shop-dev-deployer --region eu-west-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>&1)"; then
+  case "$protection" in
+    *"(ValidationError)"*"Stack with id shop-dev-deployer does not exist"*) protection=absent ;;  # not deployed: nothing to protect
+    *) unreadable 'the stack shop-dev-deployer (eu-west-1)' "$protection" ;;
+  esac
+fi
 if [[ "$protection" == True ]]; then
   cat >&2 <<'EOF'
 destroy.sh: shop-dev-deployer has termination protection on; to lift it:
@@ -261,163 +362,227 @@ if [[ "$answer" != dev ]]; then
 fi
 
 echo "==> 1/16 deleting shop-dev-edge-alarms (us-east-1)"
-if aws cloudformation describe-stacks --stack-name shop-dev-edge-alarms --region us-east-1 >/dev/null 2>&1; then
-  aws cloudformation delete-stack --stack-name shop-dev-edge-alarms --region us-east-1
-  aws cloudformation wait stack-delete-complete --stack-name shop-dev-edge-alarms --region us-east-1
+if found="$(aws cloudformation describe-stacks --stack-name shop-dev-edge-alarms --region us-east-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
+  aws cloudformation delete-stack --stack-name shop-dev-edge-alarms --region us-east-1 || not_deleted 'shop-dev-edge-alarms (us-east-1)' 'AWS refused delete-stack'
+  aws cloudformation wait stack-delete-complete --stack-name shop-dev-edge-alarms --region us-east-1 || not_deleted 'shop-dev-edge-alarms (us-east-1)' 'its deletion did not complete (DELETE_FAILED: its events say why; or the wait gave up)'
+  deleted=$((deleted + 1))
 else
-  echo "    not deployed: nothing to delete"
+  case "$found" in
+    *"(ValidationError)"*"Stack with id shop-dev-edge-alarms does not exist"*) echo "    not deployed: nothing to delete" ;;
+    *) unreadable 'the stack shop-dev-edge-alarms (us-east-1)' "$found" ;;
+  esac
 fi
-# Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
+# Gone (deleted, or never there): no longer the baseline make diff compares with (deploy.sh recorded it).
 rm -f "$deployed/dev/us-east-1/shop-dev-edge-alarms.json"
 
 echo "==> 2/16 deleting shop-dev-connect (eu-west-1)"
-if aws cloudformation describe-stacks --stack-name shop-dev-connect --region eu-west-1 >/dev/null 2>&1; then
-  aws cloudformation delete-stack --stack-name shop-dev-connect --region eu-west-1
-  aws cloudformation wait stack-delete-complete --stack-name shop-dev-connect --region eu-west-1
+if found="$(aws cloudformation describe-stacks --stack-name shop-dev-connect --region eu-west-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
+  aws cloudformation delete-stack --stack-name shop-dev-connect --region eu-west-1 || not_deleted 'shop-dev-connect (eu-west-1)' 'AWS refused delete-stack'
+  aws cloudformation wait stack-delete-complete --stack-name shop-dev-connect --region eu-west-1 || not_deleted 'shop-dev-connect (eu-west-1)' 'its deletion did not complete (DELETE_FAILED: its events say why; or the wait gave up)'
+  deleted=$((deleted + 1))
 else
-  echo "    not deployed: nothing to delete"
+  case "$found" in
+    *"(ValidationError)"*"Stack with id shop-dev-connect does not exist"*) echo "    not deployed: nothing to delete" ;;
+    *) unreadable 'the stack shop-dev-connect (eu-west-1)' "$found" ;;
+  esac
 fi
-# Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
+# Gone (deleted, or never there): no longer the baseline make diff compares with (deploy.sh recorded it).
 rm -f "$deployed/dev/eu-west-1/shop-dev-connect.json"
 
 echo "==> 3/16 deleting shop-dev-svc-web (eu-west-1)"
-if aws cloudformation describe-stacks --stack-name shop-dev-svc-web --region eu-west-1 >/dev/null 2>&1; then
-  aws cloudformation delete-stack --stack-name shop-dev-svc-web --region eu-west-1
-  aws cloudformation wait stack-delete-complete --stack-name shop-dev-svc-web --region eu-west-1
+if found="$(aws cloudformation describe-stacks --stack-name shop-dev-svc-web --region eu-west-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
+  aws cloudformation delete-stack --stack-name shop-dev-svc-web --region eu-west-1 || not_deleted 'shop-dev-svc-web (eu-west-1)' 'AWS refused delete-stack'
+  aws cloudformation wait stack-delete-complete --stack-name shop-dev-svc-web --region eu-west-1 || not_deleted 'shop-dev-svc-web (eu-west-1)' 'its deletion did not complete (DELETE_FAILED: its events say why; or the wait gave up)'
+  deleted=$((deleted + 1))
 else
-  echo "    not deployed: nothing to delete"
+  case "$found" in
+    *"(ValidationError)"*"Stack with id shop-dev-svc-web does not exist"*) echo "    not deployed: nothing to delete" ;;
+    *) unreadable 'the stack shop-dev-svc-web (eu-west-1)' "$found" ;;
+  esac
 fi
-# Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
+# Gone (deleted, or never there): no longer the baseline make diff compares with (deploy.sh recorded it).
 rm -f "$deployed/dev/eu-west-1/shop-dev-svc-web.json"
 
 echo "==> 4/16 deleting shop-dev-svc-payments (eu-west-1)"
-if aws cloudformation describe-stacks --stack-name shop-dev-svc-payments --region eu-west-1 >/dev/null 2>&1; then
-  aws cloudformation delete-stack --stack-name shop-dev-svc-payments --region eu-west-1
-  aws cloudformation wait stack-delete-complete --stack-name shop-dev-svc-payments --region eu-west-1
+if found="$(aws cloudformation describe-stacks --stack-name shop-dev-svc-payments --region eu-west-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
+  aws cloudformation delete-stack --stack-name shop-dev-svc-payments --region eu-west-1 || not_deleted 'shop-dev-svc-payments (eu-west-1)' 'AWS refused delete-stack'
+  aws cloudformation wait stack-delete-complete --stack-name shop-dev-svc-payments --region eu-west-1 || not_deleted 'shop-dev-svc-payments (eu-west-1)' 'its deletion did not complete (DELETE_FAILED: its events say why; or the wait gave up)'
+  deleted=$((deleted + 1))
 else
-  echo "    not deployed: nothing to delete"
+  case "$found" in
+    *"(ValidationError)"*"Stack with id shop-dev-svc-payments does not exist"*) echo "    not deployed: nothing to delete" ;;
+    *) unreadable 'the stack shop-dev-svc-payments (eu-west-1)' "$found" ;;
+  esac
 fi
-# Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
+# Gone (deleted, or never there): no longer the baseline make diff compares with (deploy.sh recorded it).
 rm -f "$deployed/dev/eu-west-1/shop-dev-svc-payments.json"
 
 echo "==> 5/16 deleting shop-dev-svc-nightly (eu-west-1)"
-if aws cloudformation describe-stacks --stack-name shop-dev-svc-nightly --region eu-west-1 >/dev/null 2>&1; then
-  aws cloudformation delete-stack --stack-name shop-dev-svc-nightly --region eu-west-1
-  aws cloudformation wait stack-delete-complete --stack-name shop-dev-svc-nightly --region eu-west-1
+if found="$(aws cloudformation describe-stacks --stack-name shop-dev-svc-nightly --region eu-west-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
+  aws cloudformation delete-stack --stack-name shop-dev-svc-nightly --region eu-west-1 || not_deleted 'shop-dev-svc-nightly (eu-west-1)' 'AWS refused delete-stack'
+  aws cloudformation wait stack-delete-complete --stack-name shop-dev-svc-nightly --region eu-west-1 || not_deleted 'shop-dev-svc-nightly (eu-west-1)' 'its deletion did not complete (DELETE_FAILED: its events say why; or the wait gave up)'
+  deleted=$((deleted + 1))
 else
-  echo "    not deployed: nothing to delete"
+  case "$found" in
+    *"(ValidationError)"*"Stack with id shop-dev-svc-nightly does not exist"*) echo "    not deployed: nothing to delete" ;;
+    *) unreadable 'the stack shop-dev-svc-nightly (eu-west-1)' "$found" ;;
+  esac
 fi
-# Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
+# Gone (deleted, or never there): no longer the baseline make diff compares with (deploy.sh recorded it).
 rm -f "$deployed/dev/eu-west-1/shop-dev-svc-nightly.json"
 
 echo "==> 6/16 deleting shop-dev-svc-mailer (eu-west-1)"
-if aws cloudformation describe-stacks --stack-name shop-dev-svc-mailer --region eu-west-1 >/dev/null 2>&1; then
-  aws cloudformation delete-stack --stack-name shop-dev-svc-mailer --region eu-west-1
-  aws cloudformation wait stack-delete-complete --stack-name shop-dev-svc-mailer --region eu-west-1
+if found="$(aws cloudformation describe-stacks --stack-name shop-dev-svc-mailer --region eu-west-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
+  aws cloudformation delete-stack --stack-name shop-dev-svc-mailer --region eu-west-1 || not_deleted 'shop-dev-svc-mailer (eu-west-1)' 'AWS refused delete-stack'
+  aws cloudformation wait stack-delete-complete --stack-name shop-dev-svc-mailer --region eu-west-1 || not_deleted 'shop-dev-svc-mailer (eu-west-1)' 'its deletion did not complete (DELETE_FAILED: its events say why; or the wait gave up)'
+  deleted=$((deleted + 1))
 else
-  echo "    not deployed: nothing to delete"
+  case "$found" in
+    *"(ValidationError)"*"Stack with id shop-dev-svc-mailer does not exist"*) echo "    not deployed: nothing to delete" ;;
+    *) unreadable 'the stack shop-dev-svc-mailer (eu-west-1)' "$found" ;;
+  esac
 fi
-# Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
+# Gone (deleted, or never there): no longer the baseline make diff compares with (deploy.sh recorded it).
 rm -f "$deployed/dev/eu-west-1/shop-dev-svc-mailer.json"
 
 echo "==> 7/16 deleting shop-dev-svc-api (eu-west-1)"
-if aws cloudformation describe-stacks --stack-name shop-dev-svc-api --region eu-west-1 >/dev/null 2>&1; then
-  aws cloudformation delete-stack --stack-name shop-dev-svc-api --region eu-west-1
-  aws cloudformation wait stack-delete-complete --stack-name shop-dev-svc-api --region eu-west-1
+if found="$(aws cloudformation describe-stacks --stack-name shop-dev-svc-api --region eu-west-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
+  aws cloudformation delete-stack --stack-name shop-dev-svc-api --region eu-west-1 || not_deleted 'shop-dev-svc-api (eu-west-1)' 'AWS refused delete-stack'
+  aws cloudformation wait stack-delete-complete --stack-name shop-dev-svc-api --region eu-west-1 || not_deleted 'shop-dev-svc-api (eu-west-1)' 'its deletion did not complete (DELETE_FAILED: its events say why; or the wait gave up)'
+  deleted=$((deleted + 1))
 else
-  echo "    not deployed: nothing to delete"
+  case "$found" in
+    *"(ValidationError)"*"Stack with id shop-dev-svc-api does not exist"*) echo "    not deployed: nothing to delete" ;;
+    *) unreadable 'the stack shop-dev-svc-api (eu-west-1)' "$found" ;;
+  esac
 fi
-# Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
+# Gone (deleted, or never there): no longer the baseline make diff compares with (deploy.sh recorded it).
 rm -f "$deployed/dev/eu-west-1/shop-dev-svc-api.json"
 
 echo "==> 8/16 deleting shop-dev-monitoring (eu-west-1)"
-if aws cloudformation describe-stacks --stack-name shop-dev-monitoring --region eu-west-1 >/dev/null 2>&1; then
-  aws cloudformation delete-stack --stack-name shop-dev-monitoring --region eu-west-1
-  aws cloudformation wait stack-delete-complete --stack-name shop-dev-monitoring --region eu-west-1
+if found="$(aws cloudformation describe-stacks --stack-name shop-dev-monitoring --region eu-west-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
+  aws cloudformation delete-stack --stack-name shop-dev-monitoring --region eu-west-1 || not_deleted 'shop-dev-monitoring (eu-west-1)' 'AWS refused delete-stack'
+  aws cloudformation wait stack-delete-complete --stack-name shop-dev-monitoring --region eu-west-1 || not_deleted 'shop-dev-monitoring (eu-west-1)' 'its deletion did not complete (DELETE_FAILED: its events say why; or the wait gave up)'
+  deleted=$((deleted + 1))
 else
-  echo "    not deployed: nothing to delete"
+  case "$found" in
+    *"(ValidationError)"*"Stack with id shop-dev-monitoring does not exist"*) echo "    not deployed: nothing to delete" ;;
+    *) unreadable 'the stack shop-dev-monitoring (eu-west-1)' "$found" ;;
+  esac
 fi
-# Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
+# Gone (deleted, or never there): no longer the baseline make diff compares with (deploy.sh recorded it).
 rm -f "$deployed/dev/eu-west-1/shop-dev-monitoring.json"
 
 echo "==> 9/16 deleting shop-dev-edge (eu-west-1)"
-if aws cloudformation describe-stacks --stack-name shop-dev-edge --region eu-west-1 >/dev/null 2>&1; then
-  aws cloudformation delete-stack --stack-name shop-dev-edge --region eu-west-1
-  aws cloudformation wait stack-delete-complete --stack-name shop-dev-edge --region eu-west-1
+if found="$(aws cloudformation describe-stacks --stack-name shop-dev-edge --region eu-west-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
+  aws cloudformation delete-stack --stack-name shop-dev-edge --region eu-west-1 || not_deleted 'shop-dev-edge (eu-west-1)' 'AWS refused delete-stack'
+  aws cloudformation wait stack-delete-complete --stack-name shop-dev-edge --region eu-west-1 || not_deleted 'shop-dev-edge (eu-west-1)' 'its deletion did not complete (DELETE_FAILED: its events say why; or the wait gave up)'
+  deleted=$((deleted + 1))
 else
-  echo "    not deployed: nothing to delete"
+  case "$found" in
+    *"(ValidationError)"*"Stack with id shop-dev-edge does not exist"*) echo "    not deployed: nothing to delete" ;;
+    *) unreadable 'the stack shop-dev-edge (eu-west-1)' "$found" ;;
+  esac
 fi
-# Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
+# Gone (deleted, or never there): no longer the baseline make diff compares with (deploy.sh recorded it).
 rm -f "$deployed/dev/eu-west-1/shop-dev-edge.json"
 
 echo "==> 10/16 deleting shop-dev-platform (eu-west-1)"
-if aws cloudformation describe-stacks --stack-name shop-dev-platform --region eu-west-1 >/dev/null 2>&1; then
-  aws cloudformation delete-stack --stack-name shop-dev-platform --region eu-west-1
-  aws cloudformation wait stack-delete-complete --stack-name shop-dev-platform --region eu-west-1
+if found="$(aws cloudformation describe-stacks --stack-name shop-dev-platform --region eu-west-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
+  aws cloudformation delete-stack --stack-name shop-dev-platform --region eu-west-1 || not_deleted 'shop-dev-platform (eu-west-1)' 'AWS refused delete-stack'
+  aws cloudformation wait stack-delete-complete --stack-name shop-dev-platform --region eu-west-1 || not_deleted 'shop-dev-platform (eu-west-1)' 'its deletion did not complete (DELETE_FAILED: its events say why; or the wait gave up)'
+  deleted=$((deleted + 1))
 else
-  echo "    not deployed: nothing to delete"
+  case "$found" in
+    *"(ValidationError)"*"Stack with id shop-dev-platform does not exist"*) echo "    not deployed: nothing to delete" ;;
+    *) unreadable 'the stack shop-dev-platform (eu-west-1)' "$found" ;;
+  esac
 fi
-# Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
+# Gone (deleted, or never there): no longer the baseline make diff compares with (deploy.sh recorded it).
 rm -f "$deployed/dev/eu-west-1/shop-dev-platform.json"
 
 echo "==> 11/16 deleting shop-dev-data (eu-west-1)"
-if aws cloudformation describe-stacks --stack-name shop-dev-data --region eu-west-1 >/dev/null 2>&1; then
-  aws cloudformation delete-stack --stack-name shop-dev-data --region eu-west-1
-  aws cloudformation wait stack-delete-complete --stack-name shop-dev-data --region eu-west-1
+if found="$(aws cloudformation describe-stacks --stack-name shop-dev-data --region eu-west-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
+  aws cloudformation delete-stack --stack-name shop-dev-data --region eu-west-1 || not_deleted 'shop-dev-data (eu-west-1)' 'AWS refused delete-stack'
+  aws cloudformation wait stack-delete-complete --stack-name shop-dev-data --region eu-west-1 || not_deleted 'shop-dev-data (eu-west-1)' 'its deletion did not complete (DELETE_FAILED: its events say why; or the wait gave up)'
+  deleted=$((deleted + 1))
 else
-  echo "    not deployed: nothing to delete"
+  case "$found" in
+    *"(ValidationError)"*"Stack with id shop-dev-data does not exist"*) echo "    not deployed: nothing to delete" ;;
+    *) unreadable 'the stack shop-dev-data (eu-west-1)' "$found" ;;
+  esac
 fi
-# Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
+# Gone (deleted, or never there): no longer the baseline make diff compares with (deploy.sh recorded it).
 rm -f "$deployed/dev/eu-west-1/shop-dev-data.json"
 
 echo "==> 12/16 deleting shop-dev-security (eu-west-1)"
-if aws cloudformation describe-stacks --stack-name shop-dev-security --region eu-west-1 >/dev/null 2>&1; then
-  aws cloudformation delete-stack --stack-name shop-dev-security --region eu-west-1
-  aws cloudformation wait stack-delete-complete --stack-name shop-dev-security --region eu-west-1
+if found="$(aws cloudformation describe-stacks --stack-name shop-dev-security --region eu-west-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
+  aws cloudformation delete-stack --stack-name shop-dev-security --region eu-west-1 || not_deleted 'shop-dev-security (eu-west-1)' 'AWS refused delete-stack'
+  aws cloudformation wait stack-delete-complete --stack-name shop-dev-security --region eu-west-1 || not_deleted 'shop-dev-security (eu-west-1)' 'its deletion did not complete (DELETE_FAILED: its events say why; or the wait gave up)'
+  deleted=$((deleted + 1))
 else
-  echo "    not deployed: nothing to delete"
+  case "$found" in
+    *"(ValidationError)"*"Stack with id shop-dev-security does not exist"*) echo "    not deployed: nothing to delete" ;;
+    *) unreadable 'the stack shop-dev-security (eu-west-1)' "$found" ;;
+  esac
 fi
-# Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
+# Gone (deleted, or never there): no longer the baseline make diff compares with (deploy.sh recorded it).
 rm -f "$deployed/dev/eu-west-1/shop-dev-security.json"
 
 echo "==> 13/16 deleting shop-dev-origin-verify (eu-west-1)"
-if aws cloudformation describe-stacks --stack-name shop-dev-origin-verify --region eu-west-1 >/dev/null 2>&1; then
-  aws cloudformation delete-stack --stack-name shop-dev-origin-verify --region eu-west-1
-  aws cloudformation wait stack-delete-complete --stack-name shop-dev-origin-verify --region eu-west-1
+if found="$(aws cloudformation describe-stacks --stack-name shop-dev-origin-verify --region eu-west-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
+  aws cloudformation delete-stack --stack-name shop-dev-origin-verify --region eu-west-1 || not_deleted 'shop-dev-origin-verify (eu-west-1)' 'AWS refused delete-stack'
+  aws cloudformation wait stack-delete-complete --stack-name shop-dev-origin-verify --region eu-west-1 || not_deleted 'shop-dev-origin-verify (eu-west-1)' 'its deletion did not complete (DELETE_FAILED: its events say why; or the wait gave up)'
+  deleted=$((deleted + 1))
 else
-  echo "    not deployed: nothing to delete"
+  case "$found" in
+    *"(ValidationError)"*"Stack with id shop-dev-origin-verify does not exist"*) echo "    not deployed: nothing to delete" ;;
+    *) unreadable 'the stack shop-dev-origin-verify (eu-west-1)' "$found" ;;
+  esac
 fi
-# Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
+# Gone (deleted, or never there): no longer the baseline make diff compares with (deploy.sh recorded it).
 rm -f "$deployed/dev/eu-west-1/shop-dev-origin-verify.json"
 
 echo "==> 14/16 deleting shop-dev-network (eu-west-1)"
-if aws cloudformation describe-stacks --stack-name shop-dev-network --region eu-west-1 >/dev/null 2>&1; then
-  aws cloudformation delete-stack --stack-name shop-dev-network --region eu-west-1
-  aws cloudformation wait stack-delete-complete --stack-name shop-dev-network --region eu-west-1
+if found="$(aws cloudformation describe-stacks --stack-name shop-dev-network --region eu-west-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
+  aws cloudformation delete-stack --stack-name shop-dev-network --region eu-west-1 || not_deleted 'shop-dev-network (eu-west-1)' 'AWS refused delete-stack'
+  aws cloudformation wait stack-delete-complete --stack-name shop-dev-network --region eu-west-1 || not_deleted 'shop-dev-network (eu-west-1)' 'its deletion did not complete (DELETE_FAILED: its events say why; or the wait gave up)'
+  deleted=$((deleted + 1))
 else
-  echo "    not deployed: nothing to delete"
+  case "$found" in
+    *"(ValidationError)"*"Stack with id shop-dev-network does not exist"*) echo "    not deployed: nothing to delete" ;;
+    *) unreadable 'the stack shop-dev-network (eu-west-1)' "$found" ;;
+  esac
 fi
-# Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
+# Gone (deleted, or never there): no longer the baseline make diff compares with (deploy.sh recorded it).
 rm -f "$deployed/dev/eu-west-1/shop-dev-network.json"
 
 echo "==> 15/16 deleting shop-dev-keys (eu-west-1)"
-if aws cloudformation describe-stacks --stack-name shop-dev-keys --region eu-west-1 >/dev/null 2>&1; then
-  aws cloudformation delete-stack --stack-name shop-dev-keys --region eu-west-1
-  aws cloudformation wait stack-delete-complete --stack-name shop-dev-keys --region eu-west-1
+if found="$(aws cloudformation describe-stacks --stack-name shop-dev-keys --region eu-west-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
+  aws cloudformation delete-stack --stack-name shop-dev-keys --region eu-west-1 || not_deleted 'shop-dev-keys (eu-west-1)' 'AWS refused delete-stack'
+  aws cloudformation wait stack-delete-complete --stack-name shop-dev-keys --region eu-west-1 || not_deleted 'shop-dev-keys (eu-west-1)' 'its deletion did not complete (DELETE_FAILED: its events say why; or the wait gave up)'
+  deleted=$((deleted + 1))
 else
-  echo "    not deployed: nothing to delete"
+  case "$found" in
+    *"(ValidationError)"*"Stack with id shop-dev-keys does not exist"*) echo "    not deployed: nothing to delete" ;;
+    *) unreadable 'the stack shop-dev-keys (eu-west-1)' "$found" ;;
+  esac
 fi
-# Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
+# Gone (deleted, or never there): no longer the baseline make diff compares with (deploy.sh recorded it).
 rm -f "$deployed/dev/eu-west-1/shop-dev-keys.json"
 
 echo "==> 16/16 deleting shop-dev-deployer (eu-west-1)"
-if aws cloudformation describe-stacks --stack-name shop-dev-deployer --region eu-west-1 >/dev/null 2>&1; then
-  aws cloudformation delete-stack --stack-name shop-dev-deployer --region eu-west-1
-  aws cloudformation wait stack-delete-complete --stack-name shop-dev-deployer --region eu-west-1
+if found="$(aws cloudformation describe-stacks --stack-name shop-dev-deployer --region eu-west-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
+  aws cloudformation delete-stack --stack-name shop-dev-deployer --region eu-west-1 || not_deleted 'shop-dev-deployer (eu-west-1)' 'AWS refused delete-stack'
+  aws cloudformation wait stack-delete-complete --stack-name shop-dev-deployer --region eu-west-1 || not_deleted 'shop-dev-deployer (eu-west-1)' 'its deletion did not complete (DELETE_FAILED: its events say why; or the wait gave up)'
+  deleted=$((deleted + 1))
 else
-  echo "    not deployed: nothing to delete"
+  case "$found" in
+    *"(ValidationError)"*"Stack with id shop-dev-deployer does not exist"*) echo "    not deployed: nothing to delete" ;;
+    *) unreadable 'the stack shop-dev-deployer (eu-west-1)' "$found" ;;
+  esac
 fi
-# Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
+# Gone (deleted, or never there): no longer the baseline make diff compares with (deploy.sh recorded it).
 rm -f "$deployed/dev/eu-west-1/shop-dev-deployer.json"
 
-echo "shop dev: 16 stack(s) deleted."
+echo "shop dev: $deleted stack(s) deleted, $((16 - deleted)) not deployed."

@@ -26,24 +26,31 @@ Environment variables it reads:
 
 Exit status:
   130    stopped with Ctrl-C (SIGINT), the usual end
-  1      the AWS CLI is missing, is version 1, or is not signed in
-  2      no SERVICE, more than one, or one this environment does not have
+  1      the AWS CLI is missing, is version 1, is not signed in, or signed in to another account than 111111111111
+  2      no SERVICE, more than one, one this environment does not have, or an unknown option
   other  the AWS CLI's status of the command that failed, e.g. 254 (AWS refused the request), 255 (the command failed); AWS CLI User Guide, "Command line return codes"
 EOF
 }
 usage="usage: $0 SERVICE|--help (one of: api (web), mailer (worker), nightly (job), payments (backend), web (web))"
-case "${1:-}" in -h|--help) usage; exit 0 ;; esac
+for arg in "$@"; do
+  case "$arg" in -h|--help) usage; exit 0 ;; esac
+done
 if [[ $# -ne 1 ]]; then echo "$usage" >&2; exit 2; fi
 # The name first (no AWS call needed to refuse it), then the CLI and its credentials.
 case "$1" in
   api|mailer|nightly|payments|web) ;;
+  -*) echo "logs.sh: unknown option $1" >&2; echo "$usage" >&2; exit 2 ;;
   *) echo "logs.sh: no service $1 in this environment" >&2; echo "$usage" >&2; exit 2 ;;
 esac
 command -v aws >/dev/null || { echo 'logs.sh: the AWS CLI (aws) is not installed' >&2; exit 1; }
 case "$(aws --version)" in
   aws-cli/1.*) echo 'logs.sh: the command it runs (logs tail) needs the AWS CLI version 2' >&2; exit 1 ;;
 esac
-aws sts get-caller-identity --query Account --output text >/dev/null || { echo 'logs.sh: not signed in to AWS (the CLI found no valid credentials): sign in, then run again' >&2; exit 1; }
+signed_in="$(aws sts get-caller-identity --query Account --output text)" || { echo 'logs.sh: not signed in to AWS (the CLI found no valid credentials; its error is above): no log was read' >&2; exit 1; }
+if [[ "$signed_in" != 111111111111 ]]; then
+  echo "logs.sh: signed in to account $signed_in, but shop dev lives in account 111111111111: sign in to 111111111111, then run again; no log was read" >&2
+  exit 1
+fi
 since="${SINCE:-10m}"
 case "$1" in
   api)

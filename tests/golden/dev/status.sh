@@ -24,18 +24,25 @@ Environment variables it reads:
 
 Exit status:
   0      the 16 stack(s) this folder deploys are complete (CREATE, UPDATE or IMPORT_COMPLETE)
-  1      a stack of this folder is not complete (not deployed, failed, rolled back, in progress), the AWS CLI is missing, or it is not signed in
+  1      a stack of this folder is not complete (not deployed, failed, rolled back, in progress) or could not be read (its row quotes the AWS CLI's error), the AWS CLI is missing, it is not signed in, or signed in to another account than 111111111111
   2      an unknown argument
 EOF
 }
+for arg in "$@"; do
+  case "$arg" in -h|--help) usage; exit 0 ;; esac
+done
 case "$*" in
   "") ;;
-  -h|--help) usage; exit 0 ;;
-  *) echo "usage: $0 (or --help)" >&2; exit 2 ;;
+  *) echo "status.sh: unknown option or argument: $*" >&2; echo "usage: $0 (or --help)" >&2; exit 2 ;;
 esac
 command -v aws >/dev/null || { echo 'status.sh: the AWS CLI (aws) is not installed' >&2; exit 1; }
-aws sts get-caller-identity --query Account --output text >/dev/null || { echo 'status.sh: not signed in to AWS (the CLI found no valid credentials): sign in, then run again' >&2; exit 1; }
+signed_in="$(aws sts get-caller-identity --query Account --output text)" || { echo 'status.sh: not signed in to AWS (the CLI found no valid credentials; its error is above): no stack was read' >&2; exit 1; }
+if [[ "$signed_in" != 111111111111 ]]; then
+  echo "status.sh: signed in to account $signed_in, but shop dev lives in account 111111111111: sign in to 111111111111, then run again; no stack was read" >&2
+  exit 1
+fi
 healthy=true
+unreadable=0
 row="%-44s %-14s %-24s %-12s %s\n"
 # shellcheck disable=SC2059 # the format is the one above, on purpose a variable
 printf "$row" STACK REGION STATUS DRIFT ""
@@ -113,10 +120,11 @@ drift=""
 if state="$(aws cloudformation describe-stacks --stack-name shop-dev-deployer --region eu-west-1 --query "Stacks[0].[StackStatus,DriftInformation.StackDriftStatus]" --output text 2>&1)"; then
   drift="${state#*$'\t'}"
   state="${state%%$'\t'*}"
-elif [[ "$state" == *"does not exist"* ]]; then
+elif [[ "$state" == *"(ValidationError)"*"Stack with id shop-dev-deployer does not exist"* ]]; then
   state=NOT_DEPLOYED
-else
+else  # not an answer about the stack (access refused, credentials, throttling): said as such
   state="ERROR: ${state//$'\n'/ }"
+  unreadable=$((unreadable + 1))
 fi
 # shellcheck disable=SC2059
 printf "$row" shop-dev-deployer eu-west-1 "$state" "$drift" ""
@@ -137,8 +145,12 @@ EOF
     ;;
 esac
 if [[ "$state" == *FAILED* || "$state" == *ROLLBACK* ]]; then
-  echo "    last failed event:"
-  aws cloudformation describe-stack-events --stack-name shop-dev-deployer --region eu-west-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text | sed "s/^/    /"
+  if event="$(aws cloudformation describe-stack-events --stack-name shop-dev-deployer --region eu-west-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text 2>&1)"; then
+    echo "    last failed event:"
+    echo "    ${event//$'\n'/$'\n'    }"
+  else
+    echo "    last failed event: could not read it: ${event//$'\n'/ }"
+  fi
 fi
 
 # shop-dev-keys
@@ -146,10 +158,11 @@ drift=""
 if state="$(aws cloudformation describe-stacks --stack-name shop-dev-keys --region eu-west-1 --query "Stacks[0].[StackStatus,DriftInformation.StackDriftStatus]" --output text 2>&1)"; then
   drift="${state#*$'\t'}"
   state="${state%%$'\t'*}"
-elif [[ "$state" == *"does not exist"* ]]; then
+elif [[ "$state" == *"(ValidationError)"*"Stack with id shop-dev-keys does not exist"* ]]; then
   state=NOT_DEPLOYED
-else
+else  # not an answer about the stack (access refused, credentials, throttling): said as such
   state="ERROR: ${state//$'\n'/ }"
+  unreadable=$((unreadable + 1))
 fi
 # shellcheck disable=SC2059
 printf "$row" shop-dev-keys eu-west-1 "$state" "$drift" ""
@@ -170,8 +183,12 @@ EOF
     ;;
 esac
 if [[ "$state" == *FAILED* || "$state" == *ROLLBACK* ]]; then
-  echo "    last failed event:"
-  aws cloudformation describe-stack-events --stack-name shop-dev-keys --region eu-west-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text | sed "s/^/    /"
+  if event="$(aws cloudformation describe-stack-events --stack-name shop-dev-keys --region eu-west-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text 2>&1)"; then
+    echo "    last failed event:"
+    echo "    ${event//$'\n'/$'\n'    }"
+  else
+    echo "    last failed event: could not read it: ${event//$'\n'/ }"
+  fi
 fi
 
 # shop-dev-network
@@ -179,10 +196,11 @@ drift=""
 if state="$(aws cloudformation describe-stacks --stack-name shop-dev-network --region eu-west-1 --query "Stacks[0].[StackStatus,DriftInformation.StackDriftStatus]" --output text 2>&1)"; then
   drift="${state#*$'\t'}"
   state="${state%%$'\t'*}"
-elif [[ "$state" == *"does not exist"* ]]; then
+elif [[ "$state" == *"(ValidationError)"*"Stack with id shop-dev-network does not exist"* ]]; then
   state=NOT_DEPLOYED
-else
+else  # not an answer about the stack (access refused, credentials, throttling): said as such
   state="ERROR: ${state//$'\n'/ }"
+  unreadable=$((unreadable + 1))
 fi
 # shellcheck disable=SC2059
 printf "$row" shop-dev-network eu-west-1 "$state" "$drift" ""
@@ -203,8 +221,12 @@ EOF
     ;;
 esac
 if [[ "$state" == *FAILED* || "$state" == *ROLLBACK* ]]; then
-  echo "    last failed event:"
-  aws cloudformation describe-stack-events --stack-name shop-dev-network --region eu-west-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text | sed "s/^/    /"
+  if event="$(aws cloudformation describe-stack-events --stack-name shop-dev-network --region eu-west-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text 2>&1)"; then
+    echo "    last failed event:"
+    echo "    ${event//$'\n'/$'\n'    }"
+  else
+    echo "    last failed event: could not read it: ${event//$'\n'/ }"
+  fi
 fi
 
 # shop-dev-origin-verify
@@ -212,10 +234,11 @@ drift=""
 if state="$(aws cloudformation describe-stacks --stack-name shop-dev-origin-verify --region eu-west-1 --query "Stacks[0].[StackStatus,DriftInformation.StackDriftStatus]" --output text 2>&1)"; then
   drift="${state#*$'\t'}"
   state="${state%%$'\t'*}"
-elif [[ "$state" == *"does not exist"* ]]; then
+elif [[ "$state" == *"(ValidationError)"*"Stack with id shop-dev-origin-verify does not exist"* ]]; then
   state=NOT_DEPLOYED
-else
+else  # not an answer about the stack (access refused, credentials, throttling): said as such
   state="ERROR: ${state//$'\n'/ }"
+  unreadable=$((unreadable + 1))
 fi
 # shellcheck disable=SC2059
 printf "$row" shop-dev-origin-verify eu-west-1 "$state" "$drift" ""
@@ -236,8 +259,12 @@ EOF
     ;;
 esac
 if [[ "$state" == *FAILED* || "$state" == *ROLLBACK* ]]; then
-  echo "    last failed event:"
-  aws cloudformation describe-stack-events --stack-name shop-dev-origin-verify --region eu-west-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text | sed "s/^/    /"
+  if event="$(aws cloudformation describe-stack-events --stack-name shop-dev-origin-verify --region eu-west-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text 2>&1)"; then
+    echo "    last failed event:"
+    echo "    ${event//$'\n'/$'\n'    }"
+  else
+    echo "    last failed event: could not read it: ${event//$'\n'/ }"
+  fi
 fi
 
 # shop-dev-security
@@ -245,10 +272,11 @@ drift=""
 if state="$(aws cloudformation describe-stacks --stack-name shop-dev-security --region eu-west-1 --query "Stacks[0].[StackStatus,DriftInformation.StackDriftStatus]" --output text 2>&1)"; then
   drift="${state#*$'\t'}"
   state="${state%%$'\t'*}"
-elif [[ "$state" == *"does not exist"* ]]; then
+elif [[ "$state" == *"(ValidationError)"*"Stack with id shop-dev-security does not exist"* ]]; then
   state=NOT_DEPLOYED
-else
+else  # not an answer about the stack (access refused, credentials, throttling): said as such
   state="ERROR: ${state//$'\n'/ }"
+  unreadable=$((unreadable + 1))
 fi
 # shellcheck disable=SC2059
 printf "$row" shop-dev-security eu-west-1 "$state" "$drift" ""
@@ -269,8 +297,12 @@ EOF
     ;;
 esac
 if [[ "$state" == *FAILED* || "$state" == *ROLLBACK* ]]; then
-  echo "    last failed event:"
-  aws cloudformation describe-stack-events --stack-name shop-dev-security --region eu-west-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text | sed "s/^/    /"
+  if event="$(aws cloudformation describe-stack-events --stack-name shop-dev-security --region eu-west-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text 2>&1)"; then
+    echo "    last failed event:"
+    echo "    ${event//$'\n'/$'\n'    }"
+  else
+    echo "    last failed event: could not read it: ${event//$'\n'/ }"
+  fi
 fi
 
 # shop-dev-data
@@ -278,10 +310,11 @@ drift=""
 if state="$(aws cloudformation describe-stacks --stack-name shop-dev-data --region eu-west-1 --query "Stacks[0].[StackStatus,DriftInformation.StackDriftStatus]" --output text 2>&1)"; then
   drift="${state#*$'\t'}"
   state="${state%%$'\t'*}"
-elif [[ "$state" == *"does not exist"* ]]; then
+elif [[ "$state" == *"(ValidationError)"*"Stack with id shop-dev-data does not exist"* ]]; then
   state=NOT_DEPLOYED
-else
+else  # not an answer about the stack (access refused, credentials, throttling): said as such
   state="ERROR: ${state//$'\n'/ }"
+  unreadable=$((unreadable + 1))
 fi
 # shellcheck disable=SC2059
 printf "$row" shop-dev-data eu-west-1 "$state" "$drift" ""
@@ -302,8 +335,12 @@ EOF
     ;;
 esac
 if [[ "$state" == *FAILED* || "$state" == *ROLLBACK* ]]; then
-  echo "    last failed event:"
-  aws cloudformation describe-stack-events --stack-name shop-dev-data --region eu-west-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text | sed "s/^/    /"
+  if event="$(aws cloudformation describe-stack-events --stack-name shop-dev-data --region eu-west-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text 2>&1)"; then
+    echo "    last failed event:"
+    echo "    ${event//$'\n'/$'\n'    }"
+  else
+    echo "    last failed event: could not read it: ${event//$'\n'/ }"
+  fi
 fi
 
 # shop-dev-platform
@@ -311,10 +348,11 @@ drift=""
 if state="$(aws cloudformation describe-stacks --stack-name shop-dev-platform --region eu-west-1 --query "Stacks[0].[StackStatus,DriftInformation.StackDriftStatus]" --output text 2>&1)"; then
   drift="${state#*$'\t'}"
   state="${state%%$'\t'*}"
-elif [[ "$state" == *"does not exist"* ]]; then
+elif [[ "$state" == *"(ValidationError)"*"Stack with id shop-dev-platform does not exist"* ]]; then
   state=NOT_DEPLOYED
-else
+else  # not an answer about the stack (access refused, credentials, throttling): said as such
   state="ERROR: ${state//$'\n'/ }"
+  unreadable=$((unreadable + 1))
 fi
 # shellcheck disable=SC2059
 printf "$row" shop-dev-platform eu-west-1 "$state" "$drift" ""
@@ -335,8 +373,12 @@ EOF
     ;;
 esac
 if [[ "$state" == *FAILED* || "$state" == *ROLLBACK* ]]; then
-  echo "    last failed event:"
-  aws cloudformation describe-stack-events --stack-name shop-dev-platform --region eu-west-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text | sed "s/^/    /"
+  if event="$(aws cloudformation describe-stack-events --stack-name shop-dev-platform --region eu-west-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text 2>&1)"; then
+    echo "    last failed event:"
+    echo "    ${event//$'\n'/$'\n'    }"
+  else
+    echo "    last failed event: could not read it: ${event//$'\n'/ }"
+  fi
 fi
 
 # shop-dev-edge
@@ -344,10 +386,11 @@ drift=""
 if state="$(aws cloudformation describe-stacks --stack-name shop-dev-edge --region eu-west-1 --query "Stacks[0].[StackStatus,DriftInformation.StackDriftStatus]" --output text 2>&1)"; then
   drift="${state#*$'\t'}"
   state="${state%%$'\t'*}"
-elif [[ "$state" == *"does not exist"* ]]; then
+elif [[ "$state" == *"(ValidationError)"*"Stack with id shop-dev-edge does not exist"* ]]; then
   state=NOT_DEPLOYED
-else
+else  # not an answer about the stack (access refused, credentials, throttling): said as such
   state="ERROR: ${state//$'\n'/ }"
+  unreadable=$((unreadable + 1))
 fi
 # shellcheck disable=SC2059
 printf "$row" shop-dev-edge eu-west-1 "$state" "$drift" ""
@@ -368,8 +411,12 @@ EOF
     ;;
 esac
 if [[ "$state" == *FAILED* || "$state" == *ROLLBACK* ]]; then
-  echo "    last failed event:"
-  aws cloudformation describe-stack-events --stack-name shop-dev-edge --region eu-west-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text | sed "s/^/    /"
+  if event="$(aws cloudformation describe-stack-events --stack-name shop-dev-edge --region eu-west-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text 2>&1)"; then
+    echo "    last failed event:"
+    echo "    ${event//$'\n'/$'\n'    }"
+  else
+    echo "    last failed event: could not read it: ${event//$'\n'/ }"
+  fi
 fi
 
 # shop-dev-monitoring
@@ -377,10 +424,11 @@ drift=""
 if state="$(aws cloudformation describe-stacks --stack-name shop-dev-monitoring --region eu-west-1 --query "Stacks[0].[StackStatus,DriftInformation.StackDriftStatus]" --output text 2>&1)"; then
   drift="${state#*$'\t'}"
   state="${state%%$'\t'*}"
-elif [[ "$state" == *"does not exist"* ]]; then
+elif [[ "$state" == *"(ValidationError)"*"Stack with id shop-dev-monitoring does not exist"* ]]; then
   state=NOT_DEPLOYED
-else
+else  # not an answer about the stack (access refused, credentials, throttling): said as such
   state="ERROR: ${state//$'\n'/ }"
+  unreadable=$((unreadable + 1))
 fi
 # shellcheck disable=SC2059
 printf "$row" shop-dev-monitoring eu-west-1 "$state" "$drift" ""
@@ -401,8 +449,12 @@ EOF
     ;;
 esac
 if [[ "$state" == *FAILED* || "$state" == *ROLLBACK* ]]; then
-  echo "    last failed event:"
-  aws cloudformation describe-stack-events --stack-name shop-dev-monitoring --region eu-west-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text | sed "s/^/    /"
+  if event="$(aws cloudformation describe-stack-events --stack-name shop-dev-monitoring --region eu-west-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text 2>&1)"; then
+    echo "    last failed event:"
+    echo "    ${event//$'\n'/$'\n'    }"
+  else
+    echo "    last failed event: could not read it: ${event//$'\n'/ }"
+  fi
 fi
 
 # shop-dev-svc-api
@@ -410,10 +462,11 @@ drift=""
 if state="$(aws cloudformation describe-stacks --stack-name shop-dev-svc-api --region eu-west-1 --query "Stacks[0].[StackStatus,DriftInformation.StackDriftStatus]" --output text 2>&1)"; then
   drift="${state#*$'\t'}"
   state="${state%%$'\t'*}"
-elif [[ "$state" == *"does not exist"* ]]; then
+elif [[ "$state" == *"(ValidationError)"*"Stack with id shop-dev-svc-api does not exist"* ]]; then
   state=NOT_DEPLOYED
-else
+else  # not an answer about the stack (access refused, credentials, throttling): said as such
   state="ERROR: ${state//$'\n'/ }"
+  unreadable=$((unreadable + 1))
 fi
 # shellcheck disable=SC2059
 printf "$row" shop-dev-svc-api eu-west-1 "$state" "$drift" ""
@@ -434,8 +487,12 @@ EOF
     ;;
 esac
 if [[ "$state" == *FAILED* || "$state" == *ROLLBACK* ]]; then
-  echo "    last failed event:"
-  aws cloudformation describe-stack-events --stack-name shop-dev-svc-api --region eu-west-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text | sed "s/^/    /"
+  if event="$(aws cloudformation describe-stack-events --stack-name shop-dev-svc-api --region eu-west-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text 2>&1)"; then
+    echo "    last failed event:"
+    echo "    ${event//$'\n'/$'\n'    }"
+  else
+    echo "    last failed event: could not read it: ${event//$'\n'/ }"
+  fi
 fi
 
 # shop-dev-svc-mailer
@@ -443,10 +500,11 @@ drift=""
 if state="$(aws cloudformation describe-stacks --stack-name shop-dev-svc-mailer --region eu-west-1 --query "Stacks[0].[StackStatus,DriftInformation.StackDriftStatus]" --output text 2>&1)"; then
   drift="${state#*$'\t'}"
   state="${state%%$'\t'*}"
-elif [[ "$state" == *"does not exist"* ]]; then
+elif [[ "$state" == *"(ValidationError)"*"Stack with id shop-dev-svc-mailer does not exist"* ]]; then
   state=NOT_DEPLOYED
-else
+else  # not an answer about the stack (access refused, credentials, throttling): said as such
   state="ERROR: ${state//$'\n'/ }"
+  unreadable=$((unreadable + 1))
 fi
 # shellcheck disable=SC2059
 printf "$row" shop-dev-svc-mailer eu-west-1 "$state" "$drift" ""
@@ -467,8 +525,12 @@ EOF
     ;;
 esac
 if [[ "$state" == *FAILED* || "$state" == *ROLLBACK* ]]; then
-  echo "    last failed event:"
-  aws cloudformation describe-stack-events --stack-name shop-dev-svc-mailer --region eu-west-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text | sed "s/^/    /"
+  if event="$(aws cloudformation describe-stack-events --stack-name shop-dev-svc-mailer --region eu-west-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text 2>&1)"; then
+    echo "    last failed event:"
+    echo "    ${event//$'\n'/$'\n'    }"
+  else
+    echo "    last failed event: could not read it: ${event//$'\n'/ }"
+  fi
 fi
 
 # shop-dev-svc-nightly
@@ -476,10 +538,11 @@ drift=""
 if state="$(aws cloudformation describe-stacks --stack-name shop-dev-svc-nightly --region eu-west-1 --query "Stacks[0].[StackStatus,DriftInformation.StackDriftStatus]" --output text 2>&1)"; then
   drift="${state#*$'\t'}"
   state="${state%%$'\t'*}"
-elif [[ "$state" == *"does not exist"* ]]; then
+elif [[ "$state" == *"(ValidationError)"*"Stack with id shop-dev-svc-nightly does not exist"* ]]; then
   state=NOT_DEPLOYED
-else
+else  # not an answer about the stack (access refused, credentials, throttling): said as such
   state="ERROR: ${state//$'\n'/ }"
+  unreadable=$((unreadable + 1))
 fi
 # shellcheck disable=SC2059
 printf "$row" shop-dev-svc-nightly eu-west-1 "$state" "$drift" ""
@@ -500,8 +563,12 @@ EOF
     ;;
 esac
 if [[ "$state" == *FAILED* || "$state" == *ROLLBACK* ]]; then
-  echo "    last failed event:"
-  aws cloudformation describe-stack-events --stack-name shop-dev-svc-nightly --region eu-west-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text | sed "s/^/    /"
+  if event="$(aws cloudformation describe-stack-events --stack-name shop-dev-svc-nightly --region eu-west-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text 2>&1)"; then
+    echo "    last failed event:"
+    echo "    ${event//$'\n'/$'\n'    }"
+  else
+    echo "    last failed event: could not read it: ${event//$'\n'/ }"
+  fi
 fi
 
 # shop-dev-svc-payments
@@ -509,10 +576,11 @@ drift=""
 if state="$(aws cloudformation describe-stacks --stack-name shop-dev-svc-payments --region eu-west-1 --query "Stacks[0].[StackStatus,DriftInformation.StackDriftStatus]" --output text 2>&1)"; then
   drift="${state#*$'\t'}"
   state="${state%%$'\t'*}"
-elif [[ "$state" == *"does not exist"* ]]; then
+elif [[ "$state" == *"(ValidationError)"*"Stack with id shop-dev-svc-payments does not exist"* ]]; then
   state=NOT_DEPLOYED
-else
+else  # not an answer about the stack (access refused, credentials, throttling): said as such
   state="ERROR: ${state//$'\n'/ }"
+  unreadable=$((unreadable + 1))
 fi
 # shellcheck disable=SC2059
 printf "$row" shop-dev-svc-payments eu-west-1 "$state" "$drift" ""
@@ -533,8 +601,12 @@ EOF
     ;;
 esac
 if [[ "$state" == *FAILED* || "$state" == *ROLLBACK* ]]; then
-  echo "    last failed event:"
-  aws cloudformation describe-stack-events --stack-name shop-dev-svc-payments --region eu-west-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text | sed "s/^/    /"
+  if event="$(aws cloudformation describe-stack-events --stack-name shop-dev-svc-payments --region eu-west-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text 2>&1)"; then
+    echo "    last failed event:"
+    echo "    ${event//$'\n'/$'\n'    }"
+  else
+    echo "    last failed event: could not read it: ${event//$'\n'/ }"
+  fi
 fi
 
 # shop-dev-svc-web
@@ -542,10 +614,11 @@ drift=""
 if state="$(aws cloudformation describe-stacks --stack-name shop-dev-svc-web --region eu-west-1 --query "Stacks[0].[StackStatus,DriftInformation.StackDriftStatus]" --output text 2>&1)"; then
   drift="${state#*$'\t'}"
   state="${state%%$'\t'*}"
-elif [[ "$state" == *"does not exist"* ]]; then
+elif [[ "$state" == *"(ValidationError)"*"Stack with id shop-dev-svc-web does not exist"* ]]; then
   state=NOT_DEPLOYED
-else
+else  # not an answer about the stack (access refused, credentials, throttling): said as such
   state="ERROR: ${state//$'\n'/ }"
+  unreadable=$((unreadable + 1))
 fi
 # shellcheck disable=SC2059
 printf "$row" shop-dev-svc-web eu-west-1 "$state" "$drift" ""
@@ -566,8 +639,12 @@ EOF
     ;;
 esac
 if [[ "$state" == *FAILED* || "$state" == *ROLLBACK* ]]; then
-  echo "    last failed event:"
-  aws cloudformation describe-stack-events --stack-name shop-dev-svc-web --region eu-west-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text | sed "s/^/    /"
+  if event="$(aws cloudformation describe-stack-events --stack-name shop-dev-svc-web --region eu-west-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text 2>&1)"; then
+    echo "    last failed event:"
+    echo "    ${event//$'\n'/$'\n'    }"
+  else
+    echo "    last failed event: could not read it: ${event//$'\n'/ }"
+  fi
 fi
 
 # shop-dev-connect
@@ -575,10 +652,11 @@ drift=""
 if state="$(aws cloudformation describe-stacks --stack-name shop-dev-connect --region eu-west-1 --query "Stacks[0].[StackStatus,DriftInformation.StackDriftStatus]" --output text 2>&1)"; then
   drift="${state#*$'\t'}"
   state="${state%%$'\t'*}"
-elif [[ "$state" == *"does not exist"* ]]; then
+elif [[ "$state" == *"(ValidationError)"*"Stack with id shop-dev-connect does not exist"* ]]; then
   state=NOT_DEPLOYED
-else
+else  # not an answer about the stack (access refused, credentials, throttling): said as such
   state="ERROR: ${state//$'\n'/ }"
+  unreadable=$((unreadable + 1))
 fi
 # shellcheck disable=SC2059
 printf "$row" shop-dev-connect eu-west-1 "$state" "$drift" ""
@@ -599,8 +677,12 @@ EOF
     ;;
 esac
 if [[ "$state" == *FAILED* || "$state" == *ROLLBACK* ]]; then
-  echo "    last failed event:"
-  aws cloudformation describe-stack-events --stack-name shop-dev-connect --region eu-west-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text | sed "s/^/    /"
+  if event="$(aws cloudformation describe-stack-events --stack-name shop-dev-connect --region eu-west-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text 2>&1)"; then
+    echo "    last failed event:"
+    echo "    ${event//$'\n'/$'\n'    }"
+  else
+    echo "    last failed event: could not read it: ${event//$'\n'/ }"
+  fi
 fi
 
 # shop-dev-edge-alarms
@@ -608,10 +690,11 @@ drift=""
 if state="$(aws cloudformation describe-stacks --stack-name shop-dev-edge-alarms --region us-east-1 --query "Stacks[0].[StackStatus,DriftInformation.StackDriftStatus]" --output text 2>&1)"; then
   drift="${state#*$'\t'}"
   state="${state%%$'\t'*}"
-elif [[ "$state" == *"does not exist"* ]]; then
+elif [[ "$state" == *"(ValidationError)"*"Stack with id shop-dev-edge-alarms does not exist"* ]]; then
   state=NOT_DEPLOYED
-else
+else  # not an answer about the stack (access refused, credentials, throttling): said as such
   state="ERROR: ${state//$'\n'/ }"
+  unreadable=$((unreadable + 1))
 fi
 # shellcheck disable=SC2059
 printf "$row" shop-dev-edge-alarms us-east-1 "$state" "$drift" ""
@@ -632,10 +715,17 @@ EOF
     ;;
 esac
 if [[ "$state" == *FAILED* || "$state" == *ROLLBACK* ]]; then
-  echo "    last failed event:"
-  aws cloudformation describe-stack-events --stack-name shop-dev-edge-alarms --region us-east-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text | sed "s/^/    /"
+  if event="$(aws cloudformation describe-stack-events --stack-name shop-dev-edge-alarms --region us-east-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text 2>&1)"; then
+    echo "    last failed event:"
+    echo "    ${event//$'\n'/$'\n'    }"
+  else
+    echo "    last failed event: could not read it: ${event//$'\n'/ }"
+  fi
 fi
 
+if [[ "$unreadable" != 0 ]]; then
+  echo "status.sh: $unreadable stack(s) could not be read (ERROR: the AWS CLI's error, e.g. a permission your identity lacks): their state is unknown, not absent" >&2
+fi
 if [[ "$healthy" == true ]]; then
   echo "shop dev: the 16 stack(s) of this folder are complete."
 else

@@ -59,19 +59,22 @@ Environment variables it reads:
 
 Exit status:
   0      every stack deployed (with --review: every change set created)
-  1      a check failed and no stack was changed (the messages say which and what to do), or a variable a parameter needs is not set
-  2      an unknown option
+  1      a check failed and no stack was changed (the messages say which and what to do: a check AWS answered with an error says so and quotes it), or a variable a parameter needs is not set; or, between two stacks, an output a stack needs could not be read or is missing: the message says which, and the stacks before it are deployed
+  2      an unknown option or argument (--help wherever it is: this help, exit 0)
   other  the AWS CLI's status of the command that failed, e.g. 254 (AWS refused the request), 255 (the command failed); AWS CLI User Guide, "Command line return codes": the stacks before it are deployed
 EOF
 }
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 deployed="${DEPLOYED_DIR:-$here/../../deployed}"
 review=false
+for arg in "$@"; do
+  case "$arg" in -h|--help) usage; exit 0 ;; esac
+done
 case "$*" in
   "") ;;
   --review) review=true ;;
-  -h|--help) usage; exit 0 ;;
-  *) echo "usage: $0 [--review] (or --help)" >&2; exit 2 ;;
+  *) echo "deploy.sh: unknown option or argument: $*" >&2
+     echo "usage: $0 [--review] (or --help)" >&2; exit 2 ;;
 esac
 # Options of every deploy below: succeed when nothing changed; with --review, create the change set
 # and stop. (Never empty, so "${changeset[@]}" also works under `set -u` in bash 3.2, as on macOS.)
@@ -105,9 +108,9 @@ ecr_missing() {
 }
 
 command -v aws >/dev/null || { echo 'deploy.sh: the AWS CLI (aws) is not installed' >&2; exit 1; }
-account="$(aws sts get-caller-identity --query Account --output text)" || { echo 'deploy.sh: not signed in to AWS (the CLI found no valid credentials): nothing was changed' >&2; exit 1; }
+account="$(aws sts get-caller-identity --query Account --output text)" || { echo 'deploy.sh: not signed in to AWS (the CLI found no valid credentials; its error is above): nothing was changed' >&2; exit 1; }
 if [[ "$account" != 333333333333 ]]; then
-  echo "deploy.sh: signed in to account $account, but shop dr lives in account 333333333333" >&2
+  echo "deploy.sh: signed in to account $account, but shop dr lives in account 333333333333: sign in to 333333333333, then run again; nothing was changed" >&2
   exit 1
 fi
 echo "Assumes the shared stacks are up: shop-registry (../project/deploy.sh), shop-registry-api (../project/deploy.sh), shop-registry-mailer (../project/deploy.sh), shop-registry-nightly (../project/deploy.sh), shop-registry-payments (../project/deploy.sh), shop-registry-web (../project/deploy.sh), shop-registry-replica-eu-central-1 (../project/deploy.sh), shop-registry-replication (../project/deploy.sh), shop-delivery (../project/deploy.sh), shop-delivery-artifacts-eu-central-1 (../project/deploy.sh), shop-delivery-artifacts-us-east-1 (../project/deploy.sh), shop-delivery-api (../project/deploy.sh), shop-delivery-mailer (../project/deploy.sh), shop-delivery-nightly (../project/deploy.sh), shop-delivery-payments (../project/deploy.sh), shop-delivery-web (../project/deploy.sh), shop-delivery-infrastructure (../project/deploy.sh)"
@@ -116,7 +119,11 @@ echo "Assumes the shared stacks are up: shop-registry (../project/deploy.sh), sh
 failed=false
 # A stack whose first create failed is left in ROLLBACK_COMPLETE and can only be deleted
 # (CloudFormation User Guide, "Stack status codes").
-rollback_eu_central_1="$(aws cloudformation list-stacks --region eu-central-1 --stack-status-filter ROLLBACK_COMPLETE --query "StackSummaries[].StackName" --output text)"
+if ! rollback_eu_central_1="$(aws cloudformation list-stacks --region eu-central-1 --stack-status-filter ROLLBACK_COMPLETE --query "StackSummaries[].StackName" --output text 2>&1)"; then
+  echo "deploy.sh: could not list the stacks in ROLLBACK_COMPLETE in eu-central-1 (cloudformation:ListStacks), so whether a stack of this folder can only be deleted is unknown: fix the cause (a permission your identity lacks, expired credentials...) and run this script again. The AWS CLI said: ${rollback_eu_central_1//$'\n'/ }" >&2
+  rollback_eu_central_1=""
+  failed=true
+fi
 if [[ $'\t'"$rollback_eu_central_1"$'\t' == *$'\t'shop-dr-deployer$'\t'* ]]; then
   cat >&2 <<'EOF'
 deploy.sh: shop-dr-deployer (eu-central-1) is in ROLLBACK_COMPLETE: its first create failed, and such a stack can only be deleted. Delete it, then run this script again:
@@ -229,7 +236,11 @@ deploy.sh: shop-dr-connect (eu-central-1) is in ROLLBACK_COMPLETE: its first cre
 EOF
   failed=true
 fi
-rollback_eu_west_1="$(aws cloudformation list-stacks --region eu-west-1 --stack-status-filter ROLLBACK_COMPLETE --query "StackSummaries[].StackName" --output text)"
+if ! rollback_eu_west_1="$(aws cloudformation list-stacks --region eu-west-1 --stack-status-filter ROLLBACK_COMPLETE --query "StackSummaries[].StackName" --output text 2>&1)"; then
+  echo "deploy.sh: could not list the stacks in ROLLBACK_COMPLETE in eu-west-1 (cloudformation:ListStacks), so whether a stack of this folder can only be deleted is unknown: fix the cause (a permission your identity lacks, expired credentials...) and run this script again. The AWS CLI said: ${rollback_eu_west_1//$'\n'/ }" >&2
+  rollback_eu_west_1=""
+  failed=true
+fi
 if [[ $'\t'"$rollback_eu_west_1"$'\t' == *$'\t'shop-prod-origin-verify$'\t'* ]]; then
   cat >&2 <<'EOF'
 deploy.sh: shop-prod-origin-verify (eu-west-1) is in ROLLBACK_COMPLETE: its first create failed, and such a stack can only be deleted. Delete it, then run this script again:
@@ -251,7 +262,11 @@ deploy.sh: shop-prod-edge (eu-west-1) is in ROLLBACK_COMPLETE: its first create 
 EOF
   failed=true
 fi
-rollback_us_east_1="$(aws cloudformation list-stacks --region us-east-1 --stack-status-filter ROLLBACK_COMPLETE --query "StackSummaries[].StackName" --output text)"
+if ! rollback_us_east_1="$(aws cloudformation list-stacks --region us-east-1 --stack-status-filter ROLLBACK_COMPLETE --query "StackSummaries[].StackName" --output text 2>&1)"; then
+  echo "deploy.sh: could not list the stacks in ROLLBACK_COMPLETE in us-east-1 (cloudformation:ListStacks), so whether a stack of this folder can only be deleted is unknown: fix the cause (a permission your identity lacks, expired credentials...) and run this script again. The AWS CLI said: ${rollback_us_east_1//$'\n'/ }" >&2
+  rollback_us_east_1=""
+  failed=true
+fi
 if [[ $'\t'"$rollback_us_east_1"$'\t' == *$'\t'shop-dr-edge-waf$'\t'* ]]; then
   cat >&2 <<'EOF'
 deploy.sh: shop-dr-edge-waf (us-east-1) is in ROLLBACK_COMPLETE: its first create failed, and such a stack can only be deleted. Delete it, then run this script again:
@@ -269,8 +284,10 @@ fi
 # shop-dr-svc-api runs the tag held in /shop/dr/api/image-tag (SSM); its first deployment creates the parameter
 # from $IMAGE_TAG_API (or $IMAGE_TAG), and never overwrites one: that would roll a release back.
 IMAGE_TAG_API="${IMAGE_TAG_API:-${IMAGE_TAG:-}}"
-missing_tag_api="$(aws ssm get-parameters --names /shop/dr/api/image-tag --region eu-central-1 --query "length(InvalidParameters)" --output text)"
-if [[ "$missing_tag_api" != 0 && "$review" == false ]]; then
+if ! missing_tag_api="$(aws ssm get-parameters --names /shop/dr/api/image-tag --region eu-central-1 --query "length(InvalidParameters)" --output text 2>&1)"; then
+  echo "deploy.sh: could not read the SSM parameter /shop/dr/api/image-tag (eu-central-1), the image tag shop-dr-svc-api runs, so whether this is its first deployment is unknown: fix the cause (a permission your identity lacks, ssm:GetParameters; expired credentials...) and run this script again. The AWS CLI said: ${missing_tag_api//$'\n'/ }" >&2
+  failed=true
+elif [[ "$missing_tag_api" != 0 && "$review" == false ]]; then
   if [[ -z "$IMAGE_TAG_API" ]]; then
     cat >&2 <<'EOF'
 deploy.sh: /shop/dr/api/image-tag (SSM, eu-central-1) does not exist: the first deployment of shop-dr-svc-api needs the image tag to run. Give it as IMAGE_TAG_API=<tag> (or IMAGE_TAG=<tag> for every service), or create the parameter yourself:
@@ -288,8 +305,10 @@ fi
 # shop-dr-svc-mailer runs the tag held in /shop/dr/mailer/image-tag (SSM); its first deployment creates the parameter
 # from $IMAGE_TAG_MAILER (or $IMAGE_TAG), and never overwrites one: that would roll a release back.
 IMAGE_TAG_MAILER="${IMAGE_TAG_MAILER:-${IMAGE_TAG:-}}"
-missing_tag_mailer="$(aws ssm get-parameters --names /shop/dr/mailer/image-tag --region eu-central-1 --query "length(InvalidParameters)" --output text)"
-if [[ "$missing_tag_mailer" != 0 && "$review" == false ]]; then
+if ! missing_tag_mailer="$(aws ssm get-parameters --names /shop/dr/mailer/image-tag --region eu-central-1 --query "length(InvalidParameters)" --output text 2>&1)"; then
+  echo "deploy.sh: could not read the SSM parameter /shop/dr/mailer/image-tag (eu-central-1), the image tag shop-dr-svc-mailer runs, so whether this is its first deployment is unknown: fix the cause (a permission your identity lacks, ssm:GetParameters; expired credentials...) and run this script again. The AWS CLI said: ${missing_tag_mailer//$'\n'/ }" >&2
+  failed=true
+elif [[ "$missing_tag_mailer" != 0 && "$review" == false ]]; then
   if [[ -z "$IMAGE_TAG_MAILER" ]]; then
     cat >&2 <<'EOF'
 deploy.sh: /shop/dr/mailer/image-tag (SSM, eu-central-1) does not exist: the first deployment of shop-dr-svc-mailer needs the image tag to run. Give it as IMAGE_TAG_MAILER=<tag> (or IMAGE_TAG=<tag> for every service), or create the parameter yourself:
@@ -307,8 +326,10 @@ fi
 # shop-dr-svc-nightly runs the tag held in /shop/dr/nightly/image-tag (SSM); its first deployment creates the parameter
 # from $IMAGE_TAG_NIGHTLY (or $IMAGE_TAG), and never overwrites one: that would roll a release back.
 IMAGE_TAG_NIGHTLY="${IMAGE_TAG_NIGHTLY:-${IMAGE_TAG:-}}"
-missing_tag_nightly="$(aws ssm get-parameters --names /shop/dr/nightly/image-tag --region eu-central-1 --query "length(InvalidParameters)" --output text)"
-if [[ "$missing_tag_nightly" != 0 && "$review" == false ]]; then
+if ! missing_tag_nightly="$(aws ssm get-parameters --names /shop/dr/nightly/image-tag --region eu-central-1 --query "length(InvalidParameters)" --output text 2>&1)"; then
+  echo "deploy.sh: could not read the SSM parameter /shop/dr/nightly/image-tag (eu-central-1), the image tag shop-dr-svc-nightly runs, so whether this is its first deployment is unknown: fix the cause (a permission your identity lacks, ssm:GetParameters; expired credentials...) and run this script again. The AWS CLI said: ${missing_tag_nightly//$'\n'/ }" >&2
+  failed=true
+elif [[ "$missing_tag_nightly" != 0 && "$review" == false ]]; then
   if [[ -z "$IMAGE_TAG_NIGHTLY" ]]; then
     cat >&2 <<'EOF'
 deploy.sh: /shop/dr/nightly/image-tag (SSM, eu-central-1) does not exist: the first deployment of shop-dr-svc-nightly needs the image tag to run. Give it as IMAGE_TAG_NIGHTLY=<tag> (or IMAGE_TAG=<tag> for every service), or create the parameter yourself:
@@ -326,8 +347,10 @@ fi
 # shop-dr-svc-payments runs the tag held in /shop/dr/payments/image-tag (SSM); its first deployment creates the parameter
 # from $IMAGE_TAG_PAYMENTS (or $IMAGE_TAG), and never overwrites one: that would roll a release back.
 IMAGE_TAG_PAYMENTS="${IMAGE_TAG_PAYMENTS:-${IMAGE_TAG:-}}"
-missing_tag_payments="$(aws ssm get-parameters --names /shop/dr/payments/image-tag --region eu-central-1 --query "length(InvalidParameters)" --output text)"
-if [[ "$missing_tag_payments" != 0 && "$review" == false ]]; then
+if ! missing_tag_payments="$(aws ssm get-parameters --names /shop/dr/payments/image-tag --region eu-central-1 --query "length(InvalidParameters)" --output text 2>&1)"; then
+  echo "deploy.sh: could not read the SSM parameter /shop/dr/payments/image-tag (eu-central-1), the image tag shop-dr-svc-payments runs, so whether this is its first deployment is unknown: fix the cause (a permission your identity lacks, ssm:GetParameters; expired credentials...) and run this script again. The AWS CLI said: ${missing_tag_payments//$'\n'/ }" >&2
+  failed=true
+elif [[ "$missing_tag_payments" != 0 && "$review" == false ]]; then
   if [[ -z "$IMAGE_TAG_PAYMENTS" ]]; then
     cat >&2 <<'EOF'
 deploy.sh: /shop/dr/payments/image-tag (SSM, eu-central-1) does not exist: the first deployment of shop-dr-svc-payments needs the image tag to run. Give it as IMAGE_TAG_PAYMENTS=<tag> (or IMAGE_TAG=<tag> for every service), or create the parameter yourself:
@@ -345,8 +368,10 @@ fi
 # shop-dr-svc-web runs the tag held in /shop/dr/web/image-tag (SSM); its first deployment creates the parameter
 # from $IMAGE_TAG_WEB (or $IMAGE_TAG), and never overwrites one: that would roll a release back.
 IMAGE_TAG_WEB="${IMAGE_TAG_WEB:-${IMAGE_TAG:-}}"
-missing_tag_web="$(aws ssm get-parameters --names /shop/dr/web/image-tag --region eu-central-1 --query "length(InvalidParameters)" --output text)"
-if [[ "$missing_tag_web" != 0 && "$review" == false ]]; then
+if ! missing_tag_web="$(aws ssm get-parameters --names /shop/dr/web/image-tag --region eu-central-1 --query "length(InvalidParameters)" --output text 2>&1)"; then
+  echo "deploy.sh: could not read the SSM parameter /shop/dr/web/image-tag (eu-central-1), the image tag shop-dr-svc-web runs, so whether this is its first deployment is unknown: fix the cause (a permission your identity lacks, ssm:GetParameters; expired credentials...) and run this script again. The AWS CLI said: ${missing_tag_web//$'\n'/ }" >&2
+  failed=true
+elif [[ "$missing_tag_web" != 0 && "$review" == false ]]; then
   if [[ -z "$IMAGE_TAG_WEB" ]]; then
     cat >&2 <<'EOF'
 deploy.sh: /shop/dr/web/image-tag (SSM, eu-central-1) does not exist: the first deployment of shop-dr-svc-web needs the image tag to run. Give it as IMAGE_TAG_WEB=<tag> (or IMAGE_TAG=<tag> for every service), or create the parameter yourself:
@@ -365,8 +390,11 @@ if ! secret_1="$(aws secretsmanager describe-secret --secret-id arn:aws:secretsm
   if [[ "$secret_1" == *ResourceNotFound* ]]; then
     cat >&2 <<'EOF'
 deploy.sh: the secret shop/api/payment-Dr5nE3 (eu-central-1), which shop-dr-svc-api reads as PAYMENT_API_KEY, does not exist in account 333333333333. No one chooses a secret's suffix (Secrets Manager adds 6 random characters): create shop/api/payment, the name without it (skip create-secret if describe-secret finds it already), and read its ARN:
-  aws secretsmanager create-secret --name shop/api/payment --region eu-central-1 --secret-string '{"api_key":"<value>"}'
+  (umask 077 && cat > value.txt)
+  aws secretsmanager create-secret --name shop/api/payment --region eu-central-1 --secret-string file://value.txt
+  rm -f value.txt
   aws secretsmanager describe-secret --secret-id shop/api/payment --region eu-central-1 --query ARN --output text
+  (At (umask 077 && cat > value.txt), type {"api_key":"<value>"} and then Ctrl-D twice, without Enter (a newline would be part of the value); the file is readable by you alone and removed at once: the value is never on a command line, so never in your shell's history.)
 Then put its complete name (the ARN's end, after secret:) in environments/dr.yaml, services.api.secrets.PAYMENT_API_KEY: secretsmanager:<complete name>#api_key (now secretsmanager:shop/api/payment-Dr5nE3#api_key), and run make templates. Then run this script again.
 EOF
   else
@@ -380,7 +408,10 @@ if ! secret_2="$(aws ssm get-parameters --names /shop/api/signing-key --region e
 elif [[ "$secret_2" != 0 ]]; then
   cat >&2 <<'EOF'
 deploy.sh: the SSM parameter /shop/api/signing-key (eu-central-1), which shop-dr-svc-api reads as SIGNING_KEY, does not exist in account 333333333333: create it (a SecureString, with the account's default key):
-  aws ssm put-parameter --name /shop/api/signing-key --type SecureString --value <value> --region eu-central-1
+  (umask 077 && cat > value.txt)
+  aws ssm put-parameter --name /shop/api/signing-key --type SecureString --value file://value.txt --region eu-central-1
+  rm -f value.txt
+  (At (umask 077 && cat > value.txt), type <value> and then Ctrl-D twice, without Enter (a newline would be part of the value); the file is readable by you alone and removed at once: the value is never on a command line, so never in your shell's history.)
 EOF
   failed=true
 fi
@@ -477,10 +508,17 @@ fi
 # 5/21 shop-prod-origin-verify
 echo "==> 5/21 shop-prod-origin-verify (eu-west-1)"
 skip_5=false
-# DataKeyArn is an output of shop-dr-keys in eu-central-1: ImportValue cannot cross regions.
-data_key_arn="$(aws cloudformation describe-stacks \
+# DataKeyArn is an output of shop-dr-keys in eu-central-1: ImportValue cannot cross regions. Only
+# CloudFormation's "does not exist" means the stack is not there yet; any other error stops here.
+if ! data_key_arn="$(aws cloudformation describe-stacks \
   --stack-name shop-dr-keys --region eu-central-1 \
-  --query "Stacks[0].Outputs[?OutputKey=='DataKeyArn'].OutputValue" --output text || true)"
+  --query "Stacks[0].Outputs[?OutputKey=='DataKeyArn'].OutputValue" --output text 2>&1)"; then
+  case "$data_key_arn" in
+    *"(ValidationError)"*"Stack with id shop-dr-keys does not exist"*) data_key_arn="" ;;
+    *) echo "deploy.sh: could not read the output DataKeyArn of shop-dr-keys (eu-central-1), which shop-prod-origin-verify needs as DataKeyArn; the stacks before shop-prod-origin-verify are deployed, it and those after it are not: fix the cause (a permission your identity lacks, expired credentials...) and run this script again. The AWS CLI said: ${data_key_arn//$'\n'/ }" >&2
+      exit 1 ;;
+  esac
+fi
 if [[ -z "$data_key_arn" || "$data_key_arn" == None ]]; then
   if [[ "$review" == true ]]; then
     echo "    skipped: shop-dr-keys (eu-central-1) has no output DataKeyArn yet (deploy it first)"
@@ -511,10 +549,17 @@ fi
 # 6/21 shop-prod-data
 echo "==> 6/21 shop-prod-data (eu-west-1)"
 skip_6=false
-# DataKeyArn is an output of shop-dr-keys in eu-central-1: ImportValue cannot cross regions.
-data_key_arn="$(aws cloudformation describe-stacks \
+# DataKeyArn is an output of shop-dr-keys in eu-central-1: ImportValue cannot cross regions. Only
+# CloudFormation's "does not exist" means the stack is not there yet; any other error stops here.
+if ! data_key_arn="$(aws cloudformation describe-stacks \
   --stack-name shop-dr-keys --region eu-central-1 \
-  --query "Stacks[0].Outputs[?OutputKey=='DataKeyArn'].OutputValue" --output text || true)"
+  --query "Stacks[0].Outputs[?OutputKey=='DataKeyArn'].OutputValue" --output text 2>&1)"; then
+  case "$data_key_arn" in
+    *"(ValidationError)"*"Stack with id shop-dr-keys does not exist"*) data_key_arn="" ;;
+    *) echo "deploy.sh: could not read the output DataKeyArn of shop-dr-keys (eu-central-1), which shop-prod-data needs as DataKeyArn; the stacks before shop-prod-data are deployed, it and those after it are not: fix the cause (a permission your identity lacks, expired credentials...) and run this script again. The AWS CLI said: ${data_key_arn//$'\n'/ }" >&2
+      exit 1 ;;
+  esac
+fi
 if [[ -z "$data_key_arn" || "$data_key_arn" == None ]]; then
   if [[ "$review" == true ]]; then
     echo "    skipped: shop-dr-keys (eu-central-1) has no output DataKeyArn yet (deploy it first)"
@@ -524,10 +569,17 @@ if [[ -z "$data_key_arn" || "$data_key_arn" == None ]]; then
     exit 1
   fi
 fi
-# BackupVaultArn is an output of shop-dr-keys in eu-central-1: ImportValue cannot cross regions.
-backup_vault_arn="$(aws cloudformation describe-stacks \
+# BackupVaultArn is an output of shop-dr-keys in eu-central-1: ImportValue cannot cross regions. Only
+# CloudFormation's "does not exist" means the stack is not there yet; any other error stops here.
+if ! backup_vault_arn="$(aws cloudformation describe-stacks \
   --stack-name shop-dr-keys --region eu-central-1 \
-  --query "Stacks[0].Outputs[?OutputKey=='BackupVaultArn'].OutputValue" --output text || true)"
+  --query "Stacks[0].Outputs[?OutputKey=='BackupVaultArn'].OutputValue" --output text 2>&1)"; then
+  case "$backup_vault_arn" in
+    *"(ValidationError)"*"Stack with id shop-dr-keys does not exist"*) backup_vault_arn="" ;;
+    *) echo "deploy.sh: could not read the output BackupVaultArn of shop-dr-keys (eu-central-1), which shop-prod-data needs as BackupVaultArn; the stacks before shop-prod-data are deployed, it and those after it are not: fix the cause (a permission your identity lacks, expired credentials...) and run this script again. The AWS CLI said: ${backup_vault_arn//$'\n'/ }" >&2
+      exit 1 ;;
+  esac
+fi
 if [[ -z "$backup_vault_arn" || "$backup_vault_arn" == None ]]; then
   if [[ "$review" == true ]]; then
     echo "    skipped: shop-dr-keys (eu-central-1) has no output BackupVaultArn yet (deploy it first)"
@@ -558,10 +610,17 @@ fi
 # 7/21 shop-dr-data
 echo "==> 7/21 shop-dr-data (eu-central-1)"
 skip_7=false
-# SecretArn is an output of shop-prod-data in eu-west-1: ImportValue cannot cross regions.
-secret_arn="$(aws cloudformation describe-stacks \
+# SecretArn is an output of shop-prod-data in eu-west-1: ImportValue cannot cross regions. Only
+# CloudFormation's "does not exist" means the stack is not there yet; any other error stops here.
+if ! secret_arn="$(aws cloudformation describe-stacks \
   --stack-name shop-prod-data --region eu-west-1 \
-  --query "Stacks[0].Outputs[?OutputKey=='SecretArn'].OutputValue" --output text || true)"
+  --query "Stacks[0].Outputs[?OutputKey=='SecretArn'].OutputValue" --output text 2>&1)"; then
+  case "$secret_arn" in
+    *"(ValidationError)"*"Stack with id shop-prod-data does not exist"*) secret_arn="" ;;
+    *) echo "deploy.sh: could not read the output SecretArn of shop-prod-data (eu-west-1), which shop-dr-data needs as SecretArn; the stacks before shop-dr-data are deployed, it and those after it are not: fix the cause (a permission your identity lacks, expired credentials...) and run this script again. The AWS CLI said: ${secret_arn//$'\n'/ }" >&2
+      exit 1 ;;
+  esac
+fi
 if [[ -z "$secret_arn" || "$secret_arn" == None ]]; then
   if [[ "$review" == true ]]; then
     echo "    skipped: shop-prod-data (eu-west-1) has no output SecretArn yet (deploy it first)"
@@ -640,10 +699,17 @@ fi
 # 11/21 shop-prod-edge
 echo "==> 11/21 shop-prod-edge (eu-west-1)"
 skip_11=false
-# ReplicaBucketArn is an output of shop-dr-assets-replica in eu-central-1: ImportValue cannot cross regions.
-replica_bucket_arn="$(aws cloudformation describe-stacks \
+# ReplicaBucketArn is an output of shop-dr-assets-replica in eu-central-1: ImportValue cannot cross regions. Only
+# CloudFormation's "does not exist" means the stack is not there yet; any other error stops here.
+if ! replica_bucket_arn="$(aws cloudformation describe-stacks \
   --stack-name shop-dr-assets-replica --region eu-central-1 \
-  --query "Stacks[0].Outputs[?OutputKey=='ReplicaBucketArn'].OutputValue" --output text || true)"
+  --query "Stacks[0].Outputs[?OutputKey=='ReplicaBucketArn'].OutputValue" --output text 2>&1)"; then
+  case "$replica_bucket_arn" in
+    *"(ValidationError)"*"Stack with id shop-dr-assets-replica does not exist"*) replica_bucket_arn="" ;;
+    *) echo "deploy.sh: could not read the output ReplicaBucketArn of shop-dr-assets-replica (eu-central-1), which shop-prod-edge needs as ReplicaBucketArn; the stacks before shop-prod-edge are deployed, it and those after it are not: fix the cause (a permission your identity lacks, expired credentials...) and run this script again. The AWS CLI said: ${replica_bucket_arn//$'\n'/ }" >&2
+      exit 1 ;;
+  esac
+fi
 if [[ -z "$replica_bucket_arn" || "$replica_bucket_arn" == None ]]; then
   if [[ "$review" == true ]]; then
     echo "    skipped: shop-dr-assets-replica (eu-central-1) has no output ReplicaBucketArn yet (deploy it first)"
@@ -653,10 +719,17 @@ if [[ -z "$replica_bucket_arn" || "$replica_bucket_arn" == None ]]; then
     exit 1
   fi
 fi
-# DataKeyArn is an output of shop-dr-keys in eu-central-1: ImportValue cannot cross regions.
-data_key_arn="$(aws cloudformation describe-stacks \
+# DataKeyArn is an output of shop-dr-keys in eu-central-1: ImportValue cannot cross regions. Only
+# CloudFormation's "does not exist" means the stack is not there yet; any other error stops here.
+if ! data_key_arn="$(aws cloudformation describe-stacks \
   --stack-name shop-dr-keys --region eu-central-1 \
-  --query "Stacks[0].Outputs[?OutputKey=='DataKeyArn'].OutputValue" --output text || true)"
+  --query "Stacks[0].Outputs[?OutputKey=='DataKeyArn'].OutputValue" --output text 2>&1)"; then
+  case "$data_key_arn" in
+    *"(ValidationError)"*"Stack with id shop-dr-keys does not exist"*) data_key_arn="" ;;
+    *) echo "deploy.sh: could not read the output DataKeyArn of shop-dr-keys (eu-central-1), which shop-prod-edge needs as DataKeyArn; the stacks before shop-prod-edge are deployed, it and those after it are not: fix the cause (a permission your identity lacks, expired credentials...) and run this script again. The AWS CLI said: ${data_key_arn//$'\n'/ }" >&2
+      exit 1 ;;
+  esac
+fi
 if [[ -z "$data_key_arn" || "$data_key_arn" == None ]]; then
   if [[ "$review" == true ]]; then
     echo "    skipped: shop-dr-keys (eu-central-1) has no output DataKeyArn yet (deploy it first)"
@@ -666,10 +739,17 @@ if [[ -z "$data_key_arn" || "$data_key_arn" == None ]]; then
     exit 1
   fi
 fi
-# ReplicaBucketDomainName is an output of shop-dr-assets-replica in eu-central-1: ImportValue cannot cross regions.
-replica_bucket_domain_name="$(aws cloudformation describe-stacks \
+# ReplicaBucketDomainName is an output of shop-dr-assets-replica in eu-central-1: ImportValue cannot cross regions. Only
+# CloudFormation's "does not exist" means the stack is not there yet; any other error stops here.
+if ! replica_bucket_domain_name="$(aws cloudformation describe-stacks \
   --stack-name shop-dr-assets-replica --region eu-central-1 \
-  --query "Stacks[0].Outputs[?OutputKey=='ReplicaBucketDomainName'].OutputValue" --output text || true)"
+  --query "Stacks[0].Outputs[?OutputKey=='ReplicaBucketDomainName'].OutputValue" --output text 2>&1)"; then
+  case "$replica_bucket_domain_name" in
+    *"(ValidationError)"*"Stack with id shop-dr-assets-replica does not exist"*) replica_bucket_domain_name="" ;;
+    *) echo "deploy.sh: could not read the output ReplicaBucketDomainName of shop-dr-assets-replica (eu-central-1), which shop-prod-edge needs as ReplicaBucketDomainName; the stacks before shop-prod-edge are deployed, it and those after it are not: fix the cause (a permission your identity lacks, expired credentials...) and run this script again. The AWS CLI said: ${replica_bucket_domain_name//$'\n'/ }" >&2
+      exit 1 ;;
+  esac
+fi
 if [[ -z "$replica_bucket_domain_name" || "$replica_bucket_domain_name" == None ]]; then
   if [[ "$review" == true ]]; then
     echo "    skipped: shop-dr-assets-replica (eu-central-1) has no output ReplicaBucketDomainName yet (deploy it first)"
@@ -679,10 +759,17 @@ if [[ -z "$replica_bucket_domain_name" || "$replica_bucket_domain_name" == None 
     exit 1
   fi
 fi
-# WebAclArn is an output of shop-prod-edge-waf in us-east-1: ImportValue cannot cross regions.
-web_acl_arn="$(aws cloudformation describe-stacks \
+# WebAclArn is an output of shop-prod-edge-waf in us-east-1: ImportValue cannot cross regions. Only
+# CloudFormation's "does not exist" means the stack is not there yet; any other error stops here.
+if ! web_acl_arn="$(aws cloudformation describe-stacks \
   --stack-name shop-prod-edge-waf --region us-east-1 \
-  --query "Stacks[0].Outputs[?OutputKey=='WebAclArn'].OutputValue" --output text || true)"
+  --query "Stacks[0].Outputs[?OutputKey=='WebAclArn'].OutputValue" --output text 2>&1)"; then
+  case "$web_acl_arn" in
+    *"(ValidationError)"*"Stack with id shop-prod-edge-waf does not exist"*) web_acl_arn="" ;;
+    *) echo "deploy.sh: could not read the output WebAclArn of shop-prod-edge-waf (us-east-1), which shop-prod-edge needs as WebAclArn; the stacks before shop-prod-edge are deployed, it and those after it are not: fix the cause (a permission your identity lacks, expired credentials...) and run this script again. The AWS CLI said: ${web_acl_arn//$'\n'/ }" >&2
+      exit 1 ;;
+  esac
+fi
 if [[ -z "$web_acl_arn" || "$web_acl_arn" == None ]]; then
   if [[ "$review" == true ]]; then
     echo "    skipped: shop-prod-edge-waf (us-east-1) has no output WebAclArn yet (deploy it first)"
@@ -713,10 +800,17 @@ fi
 # 12/21 shop-dr-edge
 echo "==> 12/21 shop-dr-edge (eu-central-1)"
 skip_12=false
-# WebAclArn is an output of shop-dr-edge-waf in us-east-1: ImportValue cannot cross regions.
-web_acl_arn="$(aws cloudformation describe-stacks \
+# WebAclArn is an output of shop-dr-edge-waf in us-east-1: ImportValue cannot cross regions. Only
+# CloudFormation's "does not exist" means the stack is not there yet; any other error stops here.
+if ! web_acl_arn="$(aws cloudformation describe-stacks \
   --stack-name shop-dr-edge-waf --region us-east-1 \
-  --query "Stacks[0].Outputs[?OutputKey=='WebAclArn'].OutputValue" --output text || true)"
+  --query "Stacks[0].Outputs[?OutputKey=='WebAclArn'].OutputValue" --output text 2>&1)"; then
+  case "$web_acl_arn" in
+    *"(ValidationError)"*"Stack with id shop-dr-edge-waf does not exist"*) web_acl_arn="" ;;
+    *) echo "deploy.sh: could not read the output WebAclArn of shop-dr-edge-waf (us-east-1), which shop-dr-edge needs as WebAclArn; the stacks before shop-dr-edge are deployed, it and those after it are not: fix the cause (a permission your identity lacks, expired credentials...) and run this script again. The AWS CLI said: ${web_acl_arn//$'\n'/ }" >&2
+      exit 1 ;;
+  esac
+fi
 if [[ -z "$web_acl_arn" || "$web_acl_arn" == None ]]; then
   if [[ "$review" == true ]]; then
     echo "    skipped: shop-dr-edge-waf (us-east-1) has no output WebAclArn yet (deploy it first)"
@@ -726,10 +820,17 @@ if [[ -z "$web_acl_arn" || "$web_acl_arn" == None ]]; then
     exit 1
   fi
 fi
-# DistributionId is an output of shop-prod-edge in eu-west-1: ImportValue cannot cross regions.
-distribution_id="$(aws cloudformation describe-stacks \
+# DistributionId is an output of shop-prod-edge in eu-west-1: ImportValue cannot cross regions. Only
+# CloudFormation's "does not exist" means the stack is not there yet; any other error stops here.
+if ! distribution_id="$(aws cloudformation describe-stacks \
   --stack-name shop-prod-edge --region eu-west-1 \
-  --query "Stacks[0].Outputs[?OutputKey=='DistributionId'].OutputValue" --output text || true)"
+  --query "Stacks[0].Outputs[?OutputKey=='DistributionId'].OutputValue" --output text 2>&1)"; then
+  case "$distribution_id" in
+    *"(ValidationError)"*"Stack with id shop-prod-edge does not exist"*) distribution_id="" ;;
+    *) echo "deploy.sh: could not read the output DistributionId of shop-prod-edge (eu-west-1), which shop-dr-edge needs as DistributionId; the stacks before shop-dr-edge are deployed, it and those after it are not: fix the cause (a permission your identity lacks, expired credentials...) and run this script again. The AWS CLI said: ${distribution_id//$'\n'/ }" >&2
+      exit 1 ;;
+  esac
+fi
 if [[ -z "$distribution_id" || "$distribution_id" == None ]]; then
   if [[ "$review" == true ]]; then
     echo "    skipped: shop-prod-edge (eu-west-1) has no output DistributionId yet (deploy it first)"
@@ -925,10 +1026,17 @@ aws cloudformation deploy \
 # 21/21 shop-dr-edge-alarms
 echo "==> 21/21 shop-dr-edge-alarms (us-east-1)"
 skip_21=false
-# DistributionId is an output of shop-dr-edge in eu-central-1: ImportValue cannot cross regions.
-distribution_id="$(aws cloudformation describe-stacks \
+# DistributionId is an output of shop-dr-edge in eu-central-1: ImportValue cannot cross regions. Only
+# CloudFormation's "does not exist" means the stack is not there yet; any other error stops here.
+if ! distribution_id="$(aws cloudformation describe-stacks \
   --stack-name shop-dr-edge --region eu-central-1 \
-  --query "Stacks[0].Outputs[?OutputKey=='DistributionId'].OutputValue" --output text || true)"
+  --query "Stacks[0].Outputs[?OutputKey=='DistributionId'].OutputValue" --output text 2>&1)"; then
+  case "$distribution_id" in
+    *"(ValidationError)"*"Stack with id shop-dr-edge does not exist"*) distribution_id="" ;;
+    *) echo "deploy.sh: could not read the output DistributionId of shop-dr-edge (eu-central-1), which shop-dr-edge-alarms needs as DistributionId; the stacks before shop-dr-edge-alarms are deployed, it and those after it are not: fix the cause (a permission your identity lacks, expired credentials...) and run this script again. The AWS CLI said: ${distribution_id//$'\n'/ }" >&2
+      exit 1 ;;
+  esac
+fi
 if [[ -z "$distribution_id" || "$distribution_id" == None ]]; then
   if [[ "$review" == true ]]; then
     echo "    skipped: shop-dr-edge (eu-central-1) has no output DistributionId yet (deploy it first)"
@@ -960,6 +1068,6 @@ if [[ "$review" == true ]]; then
   echo "Change sets created, none executed: review them, then run this script without --review."
 else
   echo "shop dr: 21 CloudFormation stacks deployed."
-  alb_dns="$(aws cloudformation describe-stacks --stack-name shop-dr-platform --region eu-central-1 --query "Stacks[0].Outputs[?OutputKey=='LoadBalancerDnsName'].OutputValue" --output text || true)"
+  alb_dns="$(aws cloudformation describe-stacks --stack-name shop-dr-platform --region eu-central-1 --query "Stacks[0].Outputs[?OutputKey=='LoadBalancerDnsName'].OutputValue" --output text 2>&1)" || alb_dns="(its DNS name: could not read it, ${alb_dns//$'\n'/ })"
   echo "One step is yours, once: origin.dr.shop.example.com must resolve to the load balancer, $alb_dns (a CNAME, or a Route 53 alias A record), and its certificate must cover that name: no stack creates that record, and until it resolves CloudFront reaches no web route (502). DEPLOY.md, 'The origin name', gives the commands."
 fi

@@ -30,16 +30,18 @@ Environment variables it reads:
   AWS_PROFILE...  the AWS CLI's own: the credentials it signs in with (every command names its region itself)
 
 Exit status:
-  0      every stack of this folder deleted (or not deployed)
-  1      nothing deleted: a protection is on, the name was not typed back, the AWS CLI is missing, not signed in, or signed in to another account
+  0      every stack of this folder deleted (or not deployed); the last line counts those deleted
+  1      nothing deleted: a protection is on, the name was not typed back, the AWS CLI is missing, not signed in, or signed in to another account; or AWS answered a read with an error (not "does not exist": access refused, credentials, throttling), quoted with the stack, or a deletion failed: the stacks before it are deleted, nothing after it, and the record of every stack not deleted is kept
   2      an unknown argument
-  other  the AWS CLI's status of the command that failed, e.g. 254 (AWS refused the request), 255 (the command failed); AWS CLI User Guide, "Command line return codes": the stacks before it are deleted
 EOF
 }
+for arg in "$@"; do
+  case "$arg" in -h|--help) usage; exit 0 ;; esac
+done
 case "$*" in
   "") ;;
-  -h|--help) usage; exit 0 ;;
-  *) echo "usage: $0 (or --help; CONFIRM=<name> to skip the question)" >&2; exit 2 ;;
+  *) echo "destroy.sh: unknown option or argument: $*" >&2
+     echo "usage: $0 (or --help; CONFIRM=<name> to skip the question)" >&2; exit 2 ;;
 esac
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 deployed="${DEPLOYED_DIR:-$here/../../deployed}"
@@ -117,15 +119,39 @@ destroy.sh; CloudFormation refuses to delete a stack whose export another stack 
   shop-prod-edge (prod's stack)
 EOF
 
-signed_in="$(aws sts get-caller-identity --query Account --output text)" || { echo 'destroy.sh: not signed in to AWS (the CLI found no valid credentials): nothing was deleted' >&2; exit 1; }
+signed_in="$(aws sts get-caller-identity --query Account --output text)" || { echo 'destroy.sh: not signed in to AWS (the CLI found no valid credentials; its error is above): nothing was deleted' >&2; exit 1; }
 if [[ "$signed_in" != 333333333333 ]]; then
-  echo "destroy.sh: signed in to account $signed_in, but shop dr lives in account 333333333333" >&2
+  echo "destroy.sh: signed in to account $signed_in, but shop dr lives in account 333333333333: sign in to 333333333333, then run again; nothing was deleted" >&2
   exit 1
 fi
 
+deleted=0
+# unreadable WHAT ERROR: AWS answered a read with an error other than "does not exist" (access refused,
+# credentials, throttling): whether WHAT is there is unknown, so the script stops; nothing further is
+# deleted, and the record of every stack not deleted stays.
+unreadable() {
+  local done="nothing was deleted"
+  if [[ "$deleted" != 0 ]]; then done="$deleted stack(s) deleted before it, nothing after it"; fi
+  echo "destroy.sh: could not read $1, so whether it is there is unknown: $done; fix the cause (a permission your identity lacks, expired credentials...) and run it again. The AWS CLI said: ${2//$'\n'/ }" >&2
+  exit 1
+}
+# not_deleted STACK WHY: a deletion failed (the AWS CLI's error is above): the script stops there, the
+# stack's record stays.
+not_deleted() {
+  local done="no stack was deleted"
+  if [[ "$deleted" != 0 ]]; then done="$deleted stack(s) deleted before it, nothing after it"; fi
+  echo "destroy.sh: $1 was not deleted: $2; $done. Its status and last failed event: status.sh beside this script" >&2
+  exit 1
+}
+
 # Refuse before deleting anything when a protection would stop the deletion half-way.
 blocked=false
-protection="$(aws cloudformation describe-stacks --stack-name shop-dr-edge-alarms --region us-east-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>/dev/null || true)"
+if ! protection="$(aws cloudformation describe-stacks --stack-name shop-dr-edge-alarms --region us-east-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>&1)"; then
+  case "$protection" in
+    *"(ValidationError)"*"Stack with id shop-dr-edge-alarms does not exist"*) protection=absent ;;  # not deployed: nothing to protect
+    *) unreadable 'the stack shop-dr-edge-alarms (us-east-1)' "$protection" ;;
+  esac
+fi
 if [[ "$protection" == True ]]; then
   cat >&2 <<'EOF'
 destroy.sh: shop-dr-edge-alarms has termination protection on; to lift it:
@@ -133,7 +159,12 @@ destroy.sh: shop-dr-edge-alarms has termination protection on; to lift it:
 EOF
   blocked=true
 fi
-protection="$(aws cloudformation describe-stacks --stack-name shop-dr-connect --region eu-central-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>/dev/null || true)"
+if ! protection="$(aws cloudformation describe-stacks --stack-name shop-dr-connect --region eu-central-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>&1)"; then
+  case "$protection" in
+    *"(ValidationError)"*"Stack with id shop-dr-connect does not exist"*) protection=absent ;;  # not deployed: nothing to protect
+    *) unreadable 'the stack shop-dr-connect (eu-central-1)' "$protection" ;;
+  esac
+fi
 if [[ "$protection" == True ]]; then
   cat >&2 <<'EOF'
 destroy.sh: shop-dr-connect has termination protection on; to lift it:
@@ -141,7 +172,12 @@ destroy.sh: shop-dr-connect has termination protection on; to lift it:
 EOF
   blocked=true
 fi
-protection="$(aws cloudformation describe-stacks --stack-name shop-dr-svc-web --region eu-central-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>/dev/null || true)"
+if ! protection="$(aws cloudformation describe-stacks --stack-name shop-dr-svc-web --region eu-central-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>&1)"; then
+  case "$protection" in
+    *"(ValidationError)"*"Stack with id shop-dr-svc-web does not exist"*) protection=absent ;;  # not deployed: nothing to protect
+    *) unreadable 'the stack shop-dr-svc-web (eu-central-1)' "$protection" ;;
+  esac
+fi
 if [[ "$protection" == True ]]; then
   cat >&2 <<'EOF'
 destroy.sh: shop-dr-svc-web has termination protection on; to lift it:
@@ -149,7 +185,12 @@ destroy.sh: shop-dr-svc-web has termination protection on; to lift it:
 EOF
   blocked=true
 fi
-protection="$(aws cloudformation describe-stacks --stack-name shop-dr-svc-payments --region eu-central-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>/dev/null || true)"
+if ! protection="$(aws cloudformation describe-stacks --stack-name shop-dr-svc-payments --region eu-central-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>&1)"; then
+  case "$protection" in
+    *"(ValidationError)"*"Stack with id shop-dr-svc-payments does not exist"*) protection=absent ;;  # not deployed: nothing to protect
+    *) unreadable 'the stack shop-dr-svc-payments (eu-central-1)' "$protection" ;;
+  esac
+fi
 if [[ "$protection" == True ]]; then
   cat >&2 <<'EOF'
 destroy.sh: shop-dr-svc-payments has termination protection on; to lift it:
@@ -157,7 +198,12 @@ destroy.sh: shop-dr-svc-payments has termination protection on; to lift it:
 EOF
   blocked=true
 fi
-protection="$(aws cloudformation describe-stacks --stack-name shop-dr-svc-nightly --region eu-central-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>/dev/null || true)"
+if ! protection="$(aws cloudformation describe-stacks --stack-name shop-dr-svc-nightly --region eu-central-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>&1)"; then
+  case "$protection" in
+    *"(ValidationError)"*"Stack with id shop-dr-svc-nightly does not exist"*) protection=absent ;;  # not deployed: nothing to protect
+    *) unreadable 'the stack shop-dr-svc-nightly (eu-central-1)' "$protection" ;;
+  esac
+fi
 if [[ "$protection" == True ]]; then
   cat >&2 <<'EOF'
 destroy.sh: shop-dr-svc-nightly has termination protection on; to lift it:
@@ -165,7 +211,12 @@ destroy.sh: shop-dr-svc-nightly has termination protection on; to lift it:
 EOF
   blocked=true
 fi
-protection="$(aws cloudformation describe-stacks --stack-name shop-dr-svc-mailer --region eu-central-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>/dev/null || true)"
+if ! protection="$(aws cloudformation describe-stacks --stack-name shop-dr-svc-mailer --region eu-central-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>&1)"; then
+  case "$protection" in
+    *"(ValidationError)"*"Stack with id shop-dr-svc-mailer does not exist"*) protection=absent ;;  # not deployed: nothing to protect
+    *) unreadable 'the stack shop-dr-svc-mailer (eu-central-1)' "$protection" ;;
+  esac
+fi
 if [[ "$protection" == True ]]; then
   cat >&2 <<'EOF'
 destroy.sh: shop-dr-svc-mailer has termination protection on; to lift it:
@@ -173,7 +224,12 @@ destroy.sh: shop-dr-svc-mailer has termination protection on; to lift it:
 EOF
   blocked=true
 fi
-protection="$(aws cloudformation describe-stacks --stack-name shop-dr-svc-api --region eu-central-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>/dev/null || true)"
+if ! protection="$(aws cloudformation describe-stacks --stack-name shop-dr-svc-api --region eu-central-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>&1)"; then
+  case "$protection" in
+    *"(ValidationError)"*"Stack with id shop-dr-svc-api does not exist"*) protection=absent ;;  # not deployed: nothing to protect
+    *) unreadable 'the stack shop-dr-svc-api (eu-central-1)' "$protection" ;;
+  esac
+fi
 if [[ "$protection" == True ]]; then
   cat >&2 <<'EOF'
 destroy.sh: shop-dr-svc-api has termination protection on; to lift it:
@@ -181,7 +237,12 @@ destroy.sh: shop-dr-svc-api has termination protection on; to lift it:
 EOF
   blocked=true
 fi
-protection="$(aws cloudformation describe-stacks --stack-name shop-dr-dashboard --region eu-central-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>/dev/null || true)"
+if ! protection="$(aws cloudformation describe-stacks --stack-name shop-dr-dashboard --region eu-central-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>&1)"; then
+  case "$protection" in
+    *"(ValidationError)"*"Stack with id shop-dr-dashboard does not exist"*) protection=absent ;;  # not deployed: nothing to protect
+    *) unreadable 'the stack shop-dr-dashboard (eu-central-1)' "$protection" ;;
+  esac
+fi
 if [[ "$protection" == True ]]; then
   cat >&2 <<'EOF'
 destroy.sh: shop-dr-dashboard has termination protection on; to lift it:
@@ -189,7 +250,12 @@ destroy.sh: shop-dr-dashboard has termination protection on; to lift it:
 EOF
   blocked=true
 fi
-protection="$(aws cloudformation describe-stacks --stack-name shop-dr-monitoring --region eu-central-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>/dev/null || true)"
+if ! protection="$(aws cloudformation describe-stacks --stack-name shop-dr-monitoring --region eu-central-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>&1)"; then
+  case "$protection" in
+    *"(ValidationError)"*"Stack with id shop-dr-monitoring does not exist"*) protection=absent ;;  # not deployed: nothing to protect
+    *) unreadable 'the stack shop-dr-monitoring (eu-central-1)' "$protection" ;;
+  esac
+fi
 if [[ "$protection" == True ]]; then
   cat >&2 <<'EOF'
 destroy.sh: shop-dr-monitoring has termination protection on; to lift it:
@@ -197,7 +263,12 @@ destroy.sh: shop-dr-monitoring has termination protection on; to lift it:
 EOF
   blocked=true
 fi
-protection="$(aws cloudformation describe-stacks --stack-name shop-dr-edge --region eu-central-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>/dev/null || true)"
+if ! protection="$(aws cloudformation describe-stacks --stack-name shop-dr-edge --region eu-central-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>&1)"; then
+  case "$protection" in
+    *"(ValidationError)"*"Stack with id shop-dr-edge does not exist"*) protection=absent ;;  # not deployed: nothing to protect
+    *) unreadable 'the stack shop-dr-edge (eu-central-1)' "$protection" ;;
+  esac
+fi
 if [[ "$protection" == True ]]; then
   cat >&2 <<'EOF'
 destroy.sh: shop-dr-edge has termination protection on; to lift it:
@@ -205,7 +276,12 @@ destroy.sh: shop-dr-edge has termination protection on; to lift it:
 EOF
   blocked=true
 fi
-protection="$(aws cloudformation describe-stacks --stack-name shop-dr-edge-waf --region us-east-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>/dev/null || true)"
+if ! protection="$(aws cloudformation describe-stacks --stack-name shop-dr-edge-waf --region us-east-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>&1)"; then
+  case "$protection" in
+    *"(ValidationError)"*"Stack with id shop-dr-edge-waf does not exist"*) protection=absent ;;  # not deployed: nothing to protect
+    *) unreadable 'the stack shop-dr-edge-waf (us-east-1)' "$protection" ;;
+  esac
+fi
 if [[ "$protection" == True ]]; then
   cat >&2 <<'EOF'
 destroy.sh: shop-dr-edge-waf has termination protection on; to lift it:
@@ -213,7 +289,12 @@ destroy.sh: shop-dr-edge-waf has termination protection on; to lift it:
 EOF
   blocked=true
 fi
-protection="$(aws cloudformation describe-stacks --stack-name shop-dr-assets-replica --region eu-central-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>/dev/null || true)"
+if ! protection="$(aws cloudformation describe-stacks --stack-name shop-dr-assets-replica --region eu-central-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>&1)"; then
+  case "$protection" in
+    *"(ValidationError)"*"Stack with id shop-dr-assets-replica does not exist"*) protection=absent ;;  # not deployed: nothing to protect
+    *) unreadable 'the stack shop-dr-assets-replica (eu-central-1)' "$protection" ;;
+  esac
+fi
 if [[ "$protection" == True ]]; then
   cat >&2 <<'EOF'
 destroy.sh: shop-dr-assets-replica has termination protection on; to lift it:
@@ -221,7 +302,12 @@ destroy.sh: shop-dr-assets-replica has termination protection on; to lift it:
 EOF
   blocked=true
 fi
-protection="$(aws cloudformation describe-stacks --stack-name shop-dr-platform --region eu-central-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>/dev/null || true)"
+if ! protection="$(aws cloudformation describe-stacks --stack-name shop-dr-platform --region eu-central-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>&1)"; then
+  case "$protection" in
+    *"(ValidationError)"*"Stack with id shop-dr-platform does not exist"*) protection=absent ;;  # not deployed: nothing to protect
+    *) unreadable 'the stack shop-dr-platform (eu-central-1)' "$protection" ;;
+  esac
+fi
 if [[ "$protection" == True ]]; then
   cat >&2 <<'EOF'
 destroy.sh: shop-dr-platform has termination protection on; to lift it:
@@ -229,10 +315,13 @@ destroy.sh: shop-dr-platform has termination protection on; to lift it:
 EOF
   blocked=true
 fi
-arn="$(aws cloudformation describe-stacks --stack-name shop-dr-platform --region eu-central-1 --query "Stacks[0].Outputs[?OutputKey=='LoadBalancerArn'].OutputValue" --output text 2>/dev/null || true)"
+if [[ "$protection" != absent ]]; then  # its resources, only where the stack is deployed
+if ! arn="$(aws cloudformation describe-stacks --stack-name shop-dr-platform --region eu-central-1 --query "Stacks[0].Outputs[?OutputKey=='LoadBalancerArn'].OutputValue" --output text 2>&1)"; then
+  unreadable 'the stack shop-dr-platform (eu-central-1)' "$arn"
+fi
 value=""
-if [[ -n "$arn" && "$arn" != None ]]; then
-  value="$(aws elbv2 describe-load-balancer-attributes --load-balancer-arn "$arn" --region eu-central-1 --query "Attributes[?Key=='deletion_protection.enabled'].Value" --output text || true)"
+if [[ -n "$arn" && "$arn" != None ]] && ! value="$(aws elbv2 describe-load-balancer-attributes --load-balancer-arn "$arn" --region eu-central-1 --query "Attributes[?Key=='deletion_protection.enabled'].Value" --output text 2>&1)"; then
+  unreadable 'the deletion protection of the load balancer of shop-dr-platform (eu-central-1)' "$value"
 fi
 if [[ "$value" == True || "$value" == true ]]; then
   cat >&2 <<EOF
@@ -241,7 +330,13 @@ destroy.sh: load balancer LoadBalancer (output LoadBalancerArn of shop-dr-platfo
 EOF
   blocked=true
 fi
-protection="$(aws cloudformation describe-stacks --stack-name shop-dr-data --region eu-central-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>/dev/null || true)"
+fi
+if ! protection="$(aws cloudformation describe-stacks --stack-name shop-dr-data --region eu-central-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>&1)"; then
+  case "$protection" in
+    *"(ValidationError)"*"Stack with id shop-dr-data does not exist"*) protection=absent ;;  # not deployed: nothing to protect
+    *) unreadable 'the stack shop-dr-data (eu-central-1)' "$protection" ;;
+  esac
+fi
 if [[ "$protection" == True ]]; then
   cat >&2 <<'EOF'
 destroy.sh: shop-dr-data has termination protection on; to lift it:
@@ -249,7 +344,13 @@ destroy.sh: shop-dr-data has termination protection on; to lift it:
 EOF
   blocked=true
 fi
-value="$(aws rds describe-db-clusters --db-cluster-identifier shop-dr --region eu-central-1 --query "DBClusters[0].DeletionProtection" --output text 2>/dev/null || true)"
+if [[ "$protection" != absent ]]; then  # its resources, only where the stack is deployed
+if ! value="$(aws rds describe-db-clusters --db-cluster-identifier shop-dr --region eu-central-1 --query "DBClusters[0].DeletionProtection" --output text 2>&1)"; then
+  case "$value" in
+    *DBClusterNotFoundFault*) value=None ;;
+    *) unreadable 'the deletion protection of Aurora cluster shop-dr (eu-central-1)' "$value" ;;
+  esac
+fi
 if [[ "$value" == True || "$value" == true ]]; then
   cat >&2 <<EOF
 destroy.sh: Aurora cluster shop-dr has deletion protection on; to lift it:
@@ -257,7 +358,13 @@ destroy.sh: Aurora cluster shop-dr has deletion protection on; to lift it:
 EOF
   blocked=true
 fi
-protection="$(aws cloudformation describe-stacks --stack-name shop-dr-security --region eu-central-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>/dev/null || true)"
+fi
+if ! protection="$(aws cloudformation describe-stacks --stack-name shop-dr-security --region eu-central-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>&1)"; then
+  case "$protection" in
+    *"(ValidationError)"*"Stack with id shop-dr-security does not exist"*) protection=absent ;;  # not deployed: nothing to protect
+    *) unreadable 'the stack shop-dr-security (eu-central-1)' "$protection" ;;
+  esac
+fi
 if [[ "$protection" == True ]]; then
   cat >&2 <<'EOF'
 destroy.sh: shop-dr-security has termination protection on; to lift it:
@@ -265,7 +372,12 @@ destroy.sh: shop-dr-security has termination protection on; to lift it:
 EOF
   blocked=true
 fi
-protection="$(aws cloudformation describe-stacks --stack-name shop-dr-network --region eu-central-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>/dev/null || true)"
+if ! protection="$(aws cloudformation describe-stacks --stack-name shop-dr-network --region eu-central-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>&1)"; then
+  case "$protection" in
+    *"(ValidationError)"*"Stack with id shop-dr-network does not exist"*) protection=absent ;;  # not deployed: nothing to protect
+    *) unreadable 'the stack shop-dr-network (eu-central-1)' "$protection" ;;
+  esac
+fi
 if [[ "$protection" == True ]]; then
   cat >&2 <<'EOF'
 destroy.sh: shop-dr-network has termination protection on; to lift it:
@@ -273,7 +385,12 @@ destroy.sh: shop-dr-network has termination protection on; to lift it:
 EOF
   blocked=true
 fi
-protection="$(aws cloudformation describe-stacks --stack-name shop-dr-keys --region eu-central-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>/dev/null || true)"
+if ! protection="$(aws cloudformation describe-stacks --stack-name shop-dr-keys --region eu-central-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>&1)"; then
+  case "$protection" in
+    *"(ValidationError)"*"Stack with id shop-dr-keys does not exist"*) protection=absent ;;  # not deployed: nothing to protect
+    *) unreadable 'the stack shop-dr-keys (eu-central-1)' "$protection" ;;
+  esac
+fi
 if [[ "$protection" == True ]]; then
   cat >&2 <<'EOF'
 destroy.sh: shop-dr-keys has termination protection on; to lift it:
@@ -281,7 +398,12 @@ destroy.sh: shop-dr-keys has termination protection on; to lift it:
 EOF
   blocked=true
 fi
-protection="$(aws cloudformation describe-stacks --stack-name shop-dr-deployer --region eu-central-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>/dev/null || true)"
+if ! protection="$(aws cloudformation describe-stacks --stack-name shop-dr-deployer --region eu-central-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>&1)"; then
+  case "$protection" in
+    *"(ValidationError)"*"Stack with id shop-dr-deployer does not exist"*) protection=absent ;;  # not deployed: nothing to protect
+    *) unreadable 'the stack shop-dr-deployer (eu-central-1)' "$protection" ;;
+  esac
+fi
 if [[ "$protection" == True ]]; then
   cat >&2 <<'EOF'
 destroy.sh: shop-dr-deployer has termination protection on; to lift it:
@@ -304,183 +426,255 @@ if [[ "$answer" != dr ]]; then
 fi
 
 echo "==> 1/18 deleting shop-dr-edge-alarms (us-east-1)"
-if aws cloudformation describe-stacks --stack-name shop-dr-edge-alarms --region us-east-1 >/dev/null 2>&1; then
-  aws cloudformation delete-stack --stack-name shop-dr-edge-alarms --region us-east-1
-  aws cloudformation wait stack-delete-complete --stack-name shop-dr-edge-alarms --region us-east-1
+if found="$(aws cloudformation describe-stacks --stack-name shop-dr-edge-alarms --region us-east-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
+  aws cloudformation delete-stack --stack-name shop-dr-edge-alarms --region us-east-1 || not_deleted 'shop-dr-edge-alarms (us-east-1)' 'AWS refused delete-stack'
+  aws cloudformation wait stack-delete-complete --stack-name shop-dr-edge-alarms --region us-east-1 || not_deleted 'shop-dr-edge-alarms (us-east-1)' 'its deletion did not complete (DELETE_FAILED: its events say why; or the wait gave up)'
+  deleted=$((deleted + 1))
 else
-  echo "    not deployed: nothing to delete"
+  case "$found" in
+    *"(ValidationError)"*"Stack with id shop-dr-edge-alarms does not exist"*) echo "    not deployed: nothing to delete" ;;
+    *) unreadable 'the stack shop-dr-edge-alarms (us-east-1)' "$found" ;;
+  esac
 fi
-# Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
+# Gone (deleted, or never there): no longer the baseline make diff compares with (deploy.sh recorded it).
 rm -f "$deployed/dr/us-east-1/shop-dr-edge-alarms.json"
 
 echo "==> 2/18 deleting shop-dr-connect (eu-central-1)"
-if aws cloudformation describe-stacks --stack-name shop-dr-connect --region eu-central-1 >/dev/null 2>&1; then
-  aws cloudformation delete-stack --stack-name shop-dr-connect --region eu-central-1
-  aws cloudformation wait stack-delete-complete --stack-name shop-dr-connect --region eu-central-1
+if found="$(aws cloudformation describe-stacks --stack-name shop-dr-connect --region eu-central-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
+  aws cloudformation delete-stack --stack-name shop-dr-connect --region eu-central-1 || not_deleted 'shop-dr-connect (eu-central-1)' 'AWS refused delete-stack'
+  aws cloudformation wait stack-delete-complete --stack-name shop-dr-connect --region eu-central-1 || not_deleted 'shop-dr-connect (eu-central-1)' 'its deletion did not complete (DELETE_FAILED: its events say why; or the wait gave up)'
+  deleted=$((deleted + 1))
 else
-  echo "    not deployed: nothing to delete"
+  case "$found" in
+    *"(ValidationError)"*"Stack with id shop-dr-connect does not exist"*) echo "    not deployed: nothing to delete" ;;
+    *) unreadable 'the stack shop-dr-connect (eu-central-1)' "$found" ;;
+  esac
 fi
-# Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
+# Gone (deleted, or never there): no longer the baseline make diff compares with (deploy.sh recorded it).
 rm -f "$deployed/dr/eu-central-1/shop-dr-connect.json"
 
 echo "==> 3/18 deleting shop-dr-svc-web (eu-central-1)"
-if aws cloudformation describe-stacks --stack-name shop-dr-svc-web --region eu-central-1 >/dev/null 2>&1; then
-  aws cloudformation delete-stack --stack-name shop-dr-svc-web --region eu-central-1
-  aws cloudformation wait stack-delete-complete --stack-name shop-dr-svc-web --region eu-central-1
+if found="$(aws cloudformation describe-stacks --stack-name shop-dr-svc-web --region eu-central-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
+  aws cloudformation delete-stack --stack-name shop-dr-svc-web --region eu-central-1 || not_deleted 'shop-dr-svc-web (eu-central-1)' 'AWS refused delete-stack'
+  aws cloudformation wait stack-delete-complete --stack-name shop-dr-svc-web --region eu-central-1 || not_deleted 'shop-dr-svc-web (eu-central-1)' 'its deletion did not complete (DELETE_FAILED: its events say why; or the wait gave up)'
+  deleted=$((deleted + 1))
 else
-  echo "    not deployed: nothing to delete"
+  case "$found" in
+    *"(ValidationError)"*"Stack with id shop-dr-svc-web does not exist"*) echo "    not deployed: nothing to delete" ;;
+    *) unreadable 'the stack shop-dr-svc-web (eu-central-1)' "$found" ;;
+  esac
 fi
-# Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
+# Gone (deleted, or never there): no longer the baseline make diff compares with (deploy.sh recorded it).
 rm -f "$deployed/dr/eu-central-1/shop-dr-svc-web.json"
 
 echo "==> 4/18 deleting shop-dr-svc-payments (eu-central-1)"
-if aws cloudformation describe-stacks --stack-name shop-dr-svc-payments --region eu-central-1 >/dev/null 2>&1; then
-  aws cloudformation delete-stack --stack-name shop-dr-svc-payments --region eu-central-1
-  aws cloudformation wait stack-delete-complete --stack-name shop-dr-svc-payments --region eu-central-1
+if found="$(aws cloudformation describe-stacks --stack-name shop-dr-svc-payments --region eu-central-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
+  aws cloudformation delete-stack --stack-name shop-dr-svc-payments --region eu-central-1 || not_deleted 'shop-dr-svc-payments (eu-central-1)' 'AWS refused delete-stack'
+  aws cloudformation wait stack-delete-complete --stack-name shop-dr-svc-payments --region eu-central-1 || not_deleted 'shop-dr-svc-payments (eu-central-1)' 'its deletion did not complete (DELETE_FAILED: its events say why; or the wait gave up)'
+  deleted=$((deleted + 1))
 else
-  echo "    not deployed: nothing to delete"
+  case "$found" in
+    *"(ValidationError)"*"Stack with id shop-dr-svc-payments does not exist"*) echo "    not deployed: nothing to delete" ;;
+    *) unreadable 'the stack shop-dr-svc-payments (eu-central-1)' "$found" ;;
+  esac
 fi
-# Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
+# Gone (deleted, or never there): no longer the baseline make diff compares with (deploy.sh recorded it).
 rm -f "$deployed/dr/eu-central-1/shop-dr-svc-payments.json"
 
 echo "==> 5/18 deleting shop-dr-svc-nightly (eu-central-1)"
-if aws cloudformation describe-stacks --stack-name shop-dr-svc-nightly --region eu-central-1 >/dev/null 2>&1; then
-  aws cloudformation delete-stack --stack-name shop-dr-svc-nightly --region eu-central-1
-  aws cloudformation wait stack-delete-complete --stack-name shop-dr-svc-nightly --region eu-central-1
+if found="$(aws cloudformation describe-stacks --stack-name shop-dr-svc-nightly --region eu-central-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
+  aws cloudformation delete-stack --stack-name shop-dr-svc-nightly --region eu-central-1 || not_deleted 'shop-dr-svc-nightly (eu-central-1)' 'AWS refused delete-stack'
+  aws cloudformation wait stack-delete-complete --stack-name shop-dr-svc-nightly --region eu-central-1 || not_deleted 'shop-dr-svc-nightly (eu-central-1)' 'its deletion did not complete (DELETE_FAILED: its events say why; or the wait gave up)'
+  deleted=$((deleted + 1))
 else
-  echo "    not deployed: nothing to delete"
+  case "$found" in
+    *"(ValidationError)"*"Stack with id shop-dr-svc-nightly does not exist"*) echo "    not deployed: nothing to delete" ;;
+    *) unreadable 'the stack shop-dr-svc-nightly (eu-central-1)' "$found" ;;
+  esac
 fi
-# Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
+# Gone (deleted, or never there): no longer the baseline make diff compares with (deploy.sh recorded it).
 rm -f "$deployed/dr/eu-central-1/shop-dr-svc-nightly.json"
 
 echo "==> 6/18 deleting shop-dr-svc-mailer (eu-central-1)"
-if aws cloudformation describe-stacks --stack-name shop-dr-svc-mailer --region eu-central-1 >/dev/null 2>&1; then
-  aws cloudformation delete-stack --stack-name shop-dr-svc-mailer --region eu-central-1
-  aws cloudformation wait stack-delete-complete --stack-name shop-dr-svc-mailer --region eu-central-1
+if found="$(aws cloudformation describe-stacks --stack-name shop-dr-svc-mailer --region eu-central-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
+  aws cloudformation delete-stack --stack-name shop-dr-svc-mailer --region eu-central-1 || not_deleted 'shop-dr-svc-mailer (eu-central-1)' 'AWS refused delete-stack'
+  aws cloudformation wait stack-delete-complete --stack-name shop-dr-svc-mailer --region eu-central-1 || not_deleted 'shop-dr-svc-mailer (eu-central-1)' 'its deletion did not complete (DELETE_FAILED: its events say why; or the wait gave up)'
+  deleted=$((deleted + 1))
 else
-  echo "    not deployed: nothing to delete"
+  case "$found" in
+    *"(ValidationError)"*"Stack with id shop-dr-svc-mailer does not exist"*) echo "    not deployed: nothing to delete" ;;
+    *) unreadable 'the stack shop-dr-svc-mailer (eu-central-1)' "$found" ;;
+  esac
 fi
-# Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
+# Gone (deleted, or never there): no longer the baseline make diff compares with (deploy.sh recorded it).
 rm -f "$deployed/dr/eu-central-1/shop-dr-svc-mailer.json"
 
 echo "==> 7/18 deleting shop-dr-svc-api (eu-central-1)"
-if aws cloudformation describe-stacks --stack-name shop-dr-svc-api --region eu-central-1 >/dev/null 2>&1; then
-  aws cloudformation delete-stack --stack-name shop-dr-svc-api --region eu-central-1
-  aws cloudformation wait stack-delete-complete --stack-name shop-dr-svc-api --region eu-central-1
+if found="$(aws cloudformation describe-stacks --stack-name shop-dr-svc-api --region eu-central-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
+  aws cloudformation delete-stack --stack-name shop-dr-svc-api --region eu-central-1 || not_deleted 'shop-dr-svc-api (eu-central-1)' 'AWS refused delete-stack'
+  aws cloudformation wait stack-delete-complete --stack-name shop-dr-svc-api --region eu-central-1 || not_deleted 'shop-dr-svc-api (eu-central-1)' 'its deletion did not complete (DELETE_FAILED: its events say why; or the wait gave up)'
+  deleted=$((deleted + 1))
 else
-  echo "    not deployed: nothing to delete"
+  case "$found" in
+    *"(ValidationError)"*"Stack with id shop-dr-svc-api does not exist"*) echo "    not deployed: nothing to delete" ;;
+    *) unreadable 'the stack shop-dr-svc-api (eu-central-1)' "$found" ;;
+  esac
 fi
-# Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
+# Gone (deleted, or never there): no longer the baseline make diff compares with (deploy.sh recorded it).
 rm -f "$deployed/dr/eu-central-1/shop-dr-svc-api.json"
 
 echo "==> 8/18 deleting shop-dr-dashboard (eu-central-1)"
-if aws cloudformation describe-stacks --stack-name shop-dr-dashboard --region eu-central-1 >/dev/null 2>&1; then
-  aws cloudformation delete-stack --stack-name shop-dr-dashboard --region eu-central-1
-  aws cloudformation wait stack-delete-complete --stack-name shop-dr-dashboard --region eu-central-1
+if found="$(aws cloudformation describe-stacks --stack-name shop-dr-dashboard --region eu-central-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
+  aws cloudformation delete-stack --stack-name shop-dr-dashboard --region eu-central-1 || not_deleted 'shop-dr-dashboard (eu-central-1)' 'AWS refused delete-stack'
+  aws cloudformation wait stack-delete-complete --stack-name shop-dr-dashboard --region eu-central-1 || not_deleted 'shop-dr-dashboard (eu-central-1)' 'its deletion did not complete (DELETE_FAILED: its events say why; or the wait gave up)'
+  deleted=$((deleted + 1))
 else
-  echo "    not deployed: nothing to delete"
+  case "$found" in
+    *"(ValidationError)"*"Stack with id shop-dr-dashboard does not exist"*) echo "    not deployed: nothing to delete" ;;
+    *) unreadable 'the stack shop-dr-dashboard (eu-central-1)' "$found" ;;
+  esac
 fi
-# Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
+# Gone (deleted, or never there): no longer the baseline make diff compares with (deploy.sh recorded it).
 rm -f "$deployed/dr/eu-central-1/shop-dr-dashboard.json"
 
 echo "==> 9/18 deleting shop-dr-monitoring (eu-central-1)"
-if aws cloudformation describe-stacks --stack-name shop-dr-monitoring --region eu-central-1 >/dev/null 2>&1; then
-  aws cloudformation delete-stack --stack-name shop-dr-monitoring --region eu-central-1
-  aws cloudformation wait stack-delete-complete --stack-name shop-dr-monitoring --region eu-central-1
+if found="$(aws cloudformation describe-stacks --stack-name shop-dr-monitoring --region eu-central-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
+  aws cloudformation delete-stack --stack-name shop-dr-monitoring --region eu-central-1 || not_deleted 'shop-dr-monitoring (eu-central-1)' 'AWS refused delete-stack'
+  aws cloudformation wait stack-delete-complete --stack-name shop-dr-monitoring --region eu-central-1 || not_deleted 'shop-dr-monitoring (eu-central-1)' 'its deletion did not complete (DELETE_FAILED: its events say why; or the wait gave up)'
+  deleted=$((deleted + 1))
 else
-  echo "    not deployed: nothing to delete"
+  case "$found" in
+    *"(ValidationError)"*"Stack with id shop-dr-monitoring does not exist"*) echo "    not deployed: nothing to delete" ;;
+    *) unreadable 'the stack shop-dr-monitoring (eu-central-1)' "$found" ;;
+  esac
 fi
-# Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
+# Gone (deleted, or never there): no longer the baseline make diff compares with (deploy.sh recorded it).
 rm -f "$deployed/dr/eu-central-1/shop-dr-monitoring.json"
 
 echo "==> 10/18 deleting shop-dr-edge (eu-central-1)"
-if aws cloudformation describe-stacks --stack-name shop-dr-edge --region eu-central-1 >/dev/null 2>&1; then
-  aws cloudformation delete-stack --stack-name shop-dr-edge --region eu-central-1
-  aws cloudformation wait stack-delete-complete --stack-name shop-dr-edge --region eu-central-1
+if found="$(aws cloudformation describe-stacks --stack-name shop-dr-edge --region eu-central-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
+  aws cloudformation delete-stack --stack-name shop-dr-edge --region eu-central-1 || not_deleted 'shop-dr-edge (eu-central-1)' 'AWS refused delete-stack'
+  aws cloudformation wait stack-delete-complete --stack-name shop-dr-edge --region eu-central-1 || not_deleted 'shop-dr-edge (eu-central-1)' 'its deletion did not complete (DELETE_FAILED: its events say why; or the wait gave up)'
+  deleted=$((deleted + 1))
 else
-  echo "    not deployed: nothing to delete"
+  case "$found" in
+    *"(ValidationError)"*"Stack with id shop-dr-edge does not exist"*) echo "    not deployed: nothing to delete" ;;
+    *) unreadable 'the stack shop-dr-edge (eu-central-1)' "$found" ;;
+  esac
 fi
-# Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
+# Gone (deleted, or never there): no longer the baseline make diff compares with (deploy.sh recorded it).
 rm -f "$deployed/dr/eu-central-1/shop-dr-edge.json"
 
 echo "==> 11/18 deleting shop-dr-edge-waf (us-east-1)"
-if aws cloudformation describe-stacks --stack-name shop-dr-edge-waf --region us-east-1 >/dev/null 2>&1; then
-  aws cloudformation delete-stack --stack-name shop-dr-edge-waf --region us-east-1
-  aws cloudformation wait stack-delete-complete --stack-name shop-dr-edge-waf --region us-east-1
+if found="$(aws cloudformation describe-stacks --stack-name shop-dr-edge-waf --region us-east-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
+  aws cloudformation delete-stack --stack-name shop-dr-edge-waf --region us-east-1 || not_deleted 'shop-dr-edge-waf (us-east-1)' 'AWS refused delete-stack'
+  aws cloudformation wait stack-delete-complete --stack-name shop-dr-edge-waf --region us-east-1 || not_deleted 'shop-dr-edge-waf (us-east-1)' 'its deletion did not complete (DELETE_FAILED: its events say why; or the wait gave up)'
+  deleted=$((deleted + 1))
 else
-  echo "    not deployed: nothing to delete"
+  case "$found" in
+    *"(ValidationError)"*"Stack with id shop-dr-edge-waf does not exist"*) echo "    not deployed: nothing to delete" ;;
+    *) unreadable 'the stack shop-dr-edge-waf (us-east-1)' "$found" ;;
+  esac
 fi
-# Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
+# Gone (deleted, or never there): no longer the baseline make diff compares with (deploy.sh recorded it).
 rm -f "$deployed/dr/us-east-1/shop-dr-edge-waf.json"
 
 echo "==> 12/18 deleting shop-dr-assets-replica (eu-central-1)"
-if aws cloudformation describe-stacks --stack-name shop-dr-assets-replica --region eu-central-1 >/dev/null 2>&1; then
-  aws cloudformation delete-stack --stack-name shop-dr-assets-replica --region eu-central-1
-  aws cloudformation wait stack-delete-complete --stack-name shop-dr-assets-replica --region eu-central-1
+if found="$(aws cloudformation describe-stacks --stack-name shop-dr-assets-replica --region eu-central-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
+  aws cloudformation delete-stack --stack-name shop-dr-assets-replica --region eu-central-1 || not_deleted 'shop-dr-assets-replica (eu-central-1)' 'AWS refused delete-stack'
+  aws cloudformation wait stack-delete-complete --stack-name shop-dr-assets-replica --region eu-central-1 || not_deleted 'shop-dr-assets-replica (eu-central-1)' 'its deletion did not complete (DELETE_FAILED: its events say why; or the wait gave up)'
+  deleted=$((deleted + 1))
 else
-  echo "    not deployed: nothing to delete"
+  case "$found" in
+    *"(ValidationError)"*"Stack with id shop-dr-assets-replica does not exist"*) echo "    not deployed: nothing to delete" ;;
+    *) unreadable 'the stack shop-dr-assets-replica (eu-central-1)' "$found" ;;
+  esac
 fi
-# Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
+# Gone (deleted, or never there): no longer the baseline make diff compares with (deploy.sh recorded it).
 rm -f "$deployed/dr/eu-central-1/shop-dr-assets-replica.json"
 
 echo "==> 13/18 deleting shop-dr-platform (eu-central-1)"
-if aws cloudformation describe-stacks --stack-name shop-dr-platform --region eu-central-1 >/dev/null 2>&1; then
-  aws cloudformation delete-stack --stack-name shop-dr-platform --region eu-central-1
-  aws cloudformation wait stack-delete-complete --stack-name shop-dr-platform --region eu-central-1
+if found="$(aws cloudformation describe-stacks --stack-name shop-dr-platform --region eu-central-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
+  aws cloudformation delete-stack --stack-name shop-dr-platform --region eu-central-1 || not_deleted 'shop-dr-platform (eu-central-1)' 'AWS refused delete-stack'
+  aws cloudformation wait stack-delete-complete --stack-name shop-dr-platform --region eu-central-1 || not_deleted 'shop-dr-platform (eu-central-1)' 'its deletion did not complete (DELETE_FAILED: its events say why; or the wait gave up)'
+  deleted=$((deleted + 1))
 else
-  echo "    not deployed: nothing to delete"
+  case "$found" in
+    *"(ValidationError)"*"Stack with id shop-dr-platform does not exist"*) echo "    not deployed: nothing to delete" ;;
+    *) unreadable 'the stack shop-dr-platform (eu-central-1)' "$found" ;;
+  esac
 fi
-# Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
+# Gone (deleted, or never there): no longer the baseline make diff compares with (deploy.sh recorded it).
 rm -f "$deployed/dr/eu-central-1/shop-dr-platform.json"
 
 echo "==> 14/18 deleting shop-dr-data (eu-central-1)"
-if aws cloudformation describe-stacks --stack-name shop-dr-data --region eu-central-1 >/dev/null 2>&1; then
-  aws cloudformation delete-stack --stack-name shop-dr-data --region eu-central-1
-  aws cloudformation wait stack-delete-complete --stack-name shop-dr-data --region eu-central-1
+if found="$(aws cloudformation describe-stacks --stack-name shop-dr-data --region eu-central-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
+  aws cloudformation delete-stack --stack-name shop-dr-data --region eu-central-1 || not_deleted 'shop-dr-data (eu-central-1)' 'AWS refused delete-stack'
+  aws cloudformation wait stack-delete-complete --stack-name shop-dr-data --region eu-central-1 || not_deleted 'shop-dr-data (eu-central-1)' 'its deletion did not complete (DELETE_FAILED: its events say why; or the wait gave up)'
+  deleted=$((deleted + 1))
 else
-  echo "    not deployed: nothing to delete"
+  case "$found" in
+    *"(ValidationError)"*"Stack with id shop-dr-data does not exist"*) echo "    not deployed: nothing to delete" ;;
+    *) unreadable 'the stack shop-dr-data (eu-central-1)' "$found" ;;
+  esac
 fi
-# Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
+# Gone (deleted, or never there): no longer the baseline make diff compares with (deploy.sh recorded it).
 rm -f "$deployed/dr/eu-central-1/shop-dr-data.json"
 
 echo "==> 15/18 deleting shop-dr-security (eu-central-1)"
-if aws cloudformation describe-stacks --stack-name shop-dr-security --region eu-central-1 >/dev/null 2>&1; then
-  aws cloudformation delete-stack --stack-name shop-dr-security --region eu-central-1
-  aws cloudformation wait stack-delete-complete --stack-name shop-dr-security --region eu-central-1
+if found="$(aws cloudformation describe-stacks --stack-name shop-dr-security --region eu-central-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
+  aws cloudformation delete-stack --stack-name shop-dr-security --region eu-central-1 || not_deleted 'shop-dr-security (eu-central-1)' 'AWS refused delete-stack'
+  aws cloudformation wait stack-delete-complete --stack-name shop-dr-security --region eu-central-1 || not_deleted 'shop-dr-security (eu-central-1)' 'its deletion did not complete (DELETE_FAILED: its events say why; or the wait gave up)'
+  deleted=$((deleted + 1))
 else
-  echo "    not deployed: nothing to delete"
+  case "$found" in
+    *"(ValidationError)"*"Stack with id shop-dr-security does not exist"*) echo "    not deployed: nothing to delete" ;;
+    *) unreadable 'the stack shop-dr-security (eu-central-1)' "$found" ;;
+  esac
 fi
-# Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
+# Gone (deleted, or never there): no longer the baseline make diff compares with (deploy.sh recorded it).
 rm -f "$deployed/dr/eu-central-1/shop-dr-security.json"
 
 echo "==> 16/18 deleting shop-dr-network (eu-central-1)"
-if aws cloudformation describe-stacks --stack-name shop-dr-network --region eu-central-1 >/dev/null 2>&1; then
-  aws cloudformation delete-stack --stack-name shop-dr-network --region eu-central-1
-  aws cloudformation wait stack-delete-complete --stack-name shop-dr-network --region eu-central-1
+if found="$(aws cloudformation describe-stacks --stack-name shop-dr-network --region eu-central-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
+  aws cloudformation delete-stack --stack-name shop-dr-network --region eu-central-1 || not_deleted 'shop-dr-network (eu-central-1)' 'AWS refused delete-stack'
+  aws cloudformation wait stack-delete-complete --stack-name shop-dr-network --region eu-central-1 || not_deleted 'shop-dr-network (eu-central-1)' 'its deletion did not complete (DELETE_FAILED: its events say why; or the wait gave up)'
+  deleted=$((deleted + 1))
 else
-  echo "    not deployed: nothing to delete"
+  case "$found" in
+    *"(ValidationError)"*"Stack with id shop-dr-network does not exist"*) echo "    not deployed: nothing to delete" ;;
+    *) unreadable 'the stack shop-dr-network (eu-central-1)' "$found" ;;
+  esac
 fi
-# Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
+# Gone (deleted, or never there): no longer the baseline make diff compares with (deploy.sh recorded it).
 rm -f "$deployed/dr/eu-central-1/shop-dr-network.json"
 
 echo "==> 17/18 deleting shop-dr-keys (eu-central-1)"
-if aws cloudformation describe-stacks --stack-name shop-dr-keys --region eu-central-1 >/dev/null 2>&1; then
-  aws cloudformation delete-stack --stack-name shop-dr-keys --region eu-central-1
-  aws cloudformation wait stack-delete-complete --stack-name shop-dr-keys --region eu-central-1
+if found="$(aws cloudformation describe-stacks --stack-name shop-dr-keys --region eu-central-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
+  aws cloudformation delete-stack --stack-name shop-dr-keys --region eu-central-1 || not_deleted 'shop-dr-keys (eu-central-1)' 'AWS refused delete-stack'
+  aws cloudformation wait stack-delete-complete --stack-name shop-dr-keys --region eu-central-1 || not_deleted 'shop-dr-keys (eu-central-1)' 'its deletion did not complete (DELETE_FAILED: its events say why; or the wait gave up)'
+  deleted=$((deleted + 1))
 else
-  echo "    not deployed: nothing to delete"
+  case "$found" in
+    *"(ValidationError)"*"Stack with id shop-dr-keys does not exist"*) echo "    not deployed: nothing to delete" ;;
+    *) unreadable 'the stack shop-dr-keys (eu-central-1)' "$found" ;;
+  esac
 fi
-# Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
+# Gone (deleted, or never there): no longer the baseline make diff compares with (deploy.sh recorded it).
 rm -f "$deployed/dr/eu-central-1/shop-dr-keys.json"
 
 echo "==> 18/18 deleting shop-dr-deployer (eu-central-1)"
-if aws cloudformation describe-stacks --stack-name shop-dr-deployer --region eu-central-1 >/dev/null 2>&1; then
-  aws cloudformation delete-stack --stack-name shop-dr-deployer --region eu-central-1
-  aws cloudformation wait stack-delete-complete --stack-name shop-dr-deployer --region eu-central-1
+if found="$(aws cloudformation describe-stacks --stack-name shop-dr-deployer --region eu-central-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
+  aws cloudformation delete-stack --stack-name shop-dr-deployer --region eu-central-1 || not_deleted 'shop-dr-deployer (eu-central-1)' 'AWS refused delete-stack'
+  aws cloudformation wait stack-delete-complete --stack-name shop-dr-deployer --region eu-central-1 || not_deleted 'shop-dr-deployer (eu-central-1)' 'its deletion did not complete (DELETE_FAILED: its events say why; or the wait gave up)'
+  deleted=$((deleted + 1))
 else
-  echo "    not deployed: nothing to delete"
+  case "$found" in
+    *"(ValidationError)"*"Stack with id shop-dr-deployer does not exist"*) echo "    not deployed: nothing to delete" ;;
+    *) unreadable 'the stack shop-dr-deployer (eu-central-1)' "$found" ;;
+  esac
 fi
-# Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
+# Gone (deleted, or never there): no longer the baseline make diff compares with (deploy.sh recorded it).
 rm -f "$deployed/dr/eu-central-1/shop-dr-deployer.json"
 
-echo "shop dr: 18 stack(s) deleted."
+echo "shop dr: $deleted stack(s) deleted, $((18 - deleted)) not deployed."

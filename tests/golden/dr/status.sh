@@ -24,18 +24,25 @@ Environment variables it reads:
 
 Exit status:
   0      the 18 stack(s) this folder deploys are complete (CREATE, UPDATE or IMPORT_COMPLETE)
-  1      a stack of this folder is not complete (not deployed, failed, rolled back, in progress), the AWS CLI is missing, or it is not signed in
+  1      a stack of this folder is not complete (not deployed, failed, rolled back, in progress) or could not be read (its row quotes the AWS CLI's error), the AWS CLI is missing, it is not signed in, or signed in to another account than 333333333333
   2      an unknown argument
 EOF
 }
+for arg in "$@"; do
+  case "$arg" in -h|--help) usage; exit 0 ;; esac
+done
 case "$*" in
   "") ;;
-  -h|--help) usage; exit 0 ;;
-  *) echo "usage: $0 (or --help)" >&2; exit 2 ;;
+  *) echo "status.sh: unknown option or argument: $*" >&2; echo "usage: $0 (or --help)" >&2; exit 2 ;;
 esac
 command -v aws >/dev/null || { echo 'status.sh: the AWS CLI (aws) is not installed' >&2; exit 1; }
-aws sts get-caller-identity --query Account --output text >/dev/null || { echo 'status.sh: not signed in to AWS (the CLI found no valid credentials): sign in, then run again' >&2; exit 1; }
+signed_in="$(aws sts get-caller-identity --query Account --output text)" || { echo 'status.sh: not signed in to AWS (the CLI found no valid credentials; its error is above): no stack was read' >&2; exit 1; }
+if [[ "$signed_in" != 333333333333 ]]; then
+  echo "status.sh: signed in to account $signed_in, but shop dr lives in account 333333333333: sign in to 333333333333, then run again; no stack was read" >&2
+  exit 1
+fi
 healthy=true
+unreadable=0
 row="%-44s %-14s %-24s %-12s %s\n"
 # shellcheck disable=SC2059 # the format is the one above, on purpose a variable
 printf "$row" STACK REGION STATUS DRIFT ""
@@ -113,10 +120,11 @@ drift=""
 if state="$(aws cloudformation describe-stacks --stack-name shop-dr-deployer --region eu-central-1 --query "Stacks[0].[StackStatus,DriftInformation.StackDriftStatus]" --output text 2>&1)"; then
   drift="${state#*$'\t'}"
   state="${state%%$'\t'*}"
-elif [[ "$state" == *"does not exist"* ]]; then
+elif [[ "$state" == *"(ValidationError)"*"Stack with id shop-dr-deployer does not exist"* ]]; then
   state=NOT_DEPLOYED
-else
+else  # not an answer about the stack (access refused, credentials, throttling): said as such
   state="ERROR: ${state//$'\n'/ }"
+  unreadable=$((unreadable + 1))
 fi
 # shellcheck disable=SC2059
 printf "$row" shop-dr-deployer eu-central-1 "$state" "$drift" ""
@@ -137,8 +145,12 @@ EOF
     ;;
 esac
 if [[ "$state" == *FAILED* || "$state" == *ROLLBACK* ]]; then
-  echo "    last failed event:"
-  aws cloudformation describe-stack-events --stack-name shop-dr-deployer --region eu-central-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text | sed "s/^/    /"
+  if event="$(aws cloudformation describe-stack-events --stack-name shop-dr-deployer --region eu-central-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text 2>&1)"; then
+    echo "    last failed event:"
+    echo "    ${event//$'\n'/$'\n'    }"
+  else
+    echo "    last failed event: could not read it: ${event//$'\n'/ }"
+  fi
 fi
 
 # shop-dr-keys
@@ -146,10 +158,11 @@ drift=""
 if state="$(aws cloudformation describe-stacks --stack-name shop-dr-keys --region eu-central-1 --query "Stacks[0].[StackStatus,DriftInformation.StackDriftStatus]" --output text 2>&1)"; then
   drift="${state#*$'\t'}"
   state="${state%%$'\t'*}"
-elif [[ "$state" == *"does not exist"* ]]; then
+elif [[ "$state" == *"(ValidationError)"*"Stack with id shop-dr-keys does not exist"* ]]; then
   state=NOT_DEPLOYED
-else
+else  # not an answer about the stack (access refused, credentials, throttling): said as such
   state="ERROR: ${state//$'\n'/ }"
+  unreadable=$((unreadable + 1))
 fi
 # shellcheck disable=SC2059
 printf "$row" shop-dr-keys eu-central-1 "$state" "$drift" ""
@@ -170,8 +183,12 @@ EOF
     ;;
 esac
 if [[ "$state" == *FAILED* || "$state" == *ROLLBACK* ]]; then
-  echo "    last failed event:"
-  aws cloudformation describe-stack-events --stack-name shop-dr-keys --region eu-central-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text | sed "s/^/    /"
+  if event="$(aws cloudformation describe-stack-events --stack-name shop-dr-keys --region eu-central-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text 2>&1)"; then
+    echo "    last failed event:"
+    echo "    ${event//$'\n'/$'\n'    }"
+  else
+    echo "    last failed event: could not read it: ${event//$'\n'/ }"
+  fi
 fi
 
 # shop-dr-network
@@ -179,10 +196,11 @@ drift=""
 if state="$(aws cloudformation describe-stacks --stack-name shop-dr-network --region eu-central-1 --query "Stacks[0].[StackStatus,DriftInformation.StackDriftStatus]" --output text 2>&1)"; then
   drift="${state#*$'\t'}"
   state="${state%%$'\t'*}"
-elif [[ "$state" == *"does not exist"* ]]; then
+elif [[ "$state" == *"(ValidationError)"*"Stack with id shop-dr-network does not exist"* ]]; then
   state=NOT_DEPLOYED
-else
+else  # not an answer about the stack (access refused, credentials, throttling): said as such
   state="ERROR: ${state//$'\n'/ }"
+  unreadable=$((unreadable + 1))
 fi
 # shellcheck disable=SC2059
 printf "$row" shop-dr-network eu-central-1 "$state" "$drift" ""
@@ -203,8 +221,12 @@ EOF
     ;;
 esac
 if [[ "$state" == *FAILED* || "$state" == *ROLLBACK* ]]; then
-  echo "    last failed event:"
-  aws cloudformation describe-stack-events --stack-name shop-dr-network --region eu-central-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text | sed "s/^/    /"
+  if event="$(aws cloudformation describe-stack-events --stack-name shop-dr-network --region eu-central-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text 2>&1)"; then
+    echo "    last failed event:"
+    echo "    ${event//$'\n'/$'\n'    }"
+  else
+    echo "    last failed event: could not read it: ${event//$'\n'/ }"
+  fi
 fi
 
 # shop-dr-security
@@ -212,10 +234,11 @@ drift=""
 if state="$(aws cloudformation describe-stacks --stack-name shop-dr-security --region eu-central-1 --query "Stacks[0].[StackStatus,DriftInformation.StackDriftStatus]" --output text 2>&1)"; then
   drift="${state#*$'\t'}"
   state="${state%%$'\t'*}"
-elif [[ "$state" == *"does not exist"* ]]; then
+elif [[ "$state" == *"(ValidationError)"*"Stack with id shop-dr-security does not exist"* ]]; then
   state=NOT_DEPLOYED
-else
+else  # not an answer about the stack (access refused, credentials, throttling): said as such
   state="ERROR: ${state//$'\n'/ }"
+  unreadable=$((unreadable + 1))
 fi
 # shellcheck disable=SC2059
 printf "$row" shop-dr-security eu-central-1 "$state" "$drift" ""
@@ -236,8 +259,12 @@ EOF
     ;;
 esac
 if [[ "$state" == *FAILED* || "$state" == *ROLLBACK* ]]; then
-  echo "    last failed event:"
-  aws cloudformation describe-stack-events --stack-name shop-dr-security --region eu-central-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text | sed "s/^/    /"
+  if event="$(aws cloudformation describe-stack-events --stack-name shop-dr-security --region eu-central-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text 2>&1)"; then
+    echo "    last failed event:"
+    echo "    ${event//$'\n'/$'\n'    }"
+  else
+    echo "    last failed event: could not read it: ${event//$'\n'/ }"
+  fi
 fi
 
 # shop-prod-origin-verify (prod's stack)
@@ -245,10 +272,11 @@ drift=""
 if state="$(aws cloudformation describe-stacks --stack-name shop-prod-origin-verify --region eu-west-1 --query "Stacks[0].[StackStatus,DriftInformation.StackDriftStatus]" --output text 2>&1)"; then
   drift="${state#*$'\t'}"
   state="${state%%$'\t'*}"
-elif [[ "$state" == *"does not exist"* ]]; then
+elif [[ "$state" == *"(ValidationError)"*"Stack with id shop-prod-origin-verify does not exist"* ]]; then
   state=NOT_DEPLOYED
-else
+else  # not an answer about the stack (access refused, credentials, throttling): said as such
   state="ERROR: ${state//$'\n'/ }"
+  unreadable=$((unreadable + 1))
 fi
 # shellcheck disable=SC2059
 printf "$row" shop-prod-origin-verify eu-west-1 "$state" "$drift" 'prod'"'"'s stack'
@@ -269,8 +297,12 @@ EOF
     ;;
 esac
 if [[ "$state" == *FAILED* || "$state" == *ROLLBACK* ]]; then
-  echo "    last failed event:"
-  aws cloudformation describe-stack-events --stack-name shop-prod-origin-verify --region eu-west-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text | sed "s/^/    /"
+  if event="$(aws cloudformation describe-stack-events --stack-name shop-prod-origin-verify --region eu-west-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text 2>&1)"; then
+    echo "    last failed event:"
+    echo "    ${event//$'\n'/$'\n'    }"
+  else
+    echo "    last failed event: could not read it: ${event//$'\n'/ }"
+  fi
 fi
 
 # shop-prod-data (prod's stack)
@@ -278,10 +310,11 @@ drift=""
 if state="$(aws cloudformation describe-stacks --stack-name shop-prod-data --region eu-west-1 --query "Stacks[0].[StackStatus,DriftInformation.StackDriftStatus]" --output text 2>&1)"; then
   drift="${state#*$'\t'}"
   state="${state%%$'\t'*}"
-elif [[ "$state" == *"does not exist"* ]]; then
+elif [[ "$state" == *"(ValidationError)"*"Stack with id shop-prod-data does not exist"* ]]; then
   state=NOT_DEPLOYED
-else
+else  # not an answer about the stack (access refused, credentials, throttling): said as such
   state="ERROR: ${state//$'\n'/ }"
+  unreadable=$((unreadable + 1))
 fi
 # shellcheck disable=SC2059
 printf "$row" shop-prod-data eu-west-1 "$state" "$drift" 'prod'"'"'s stack'
@@ -302,8 +335,12 @@ EOF
     ;;
 esac
 if [[ "$state" == *FAILED* || "$state" == *ROLLBACK* ]]; then
-  echo "    last failed event:"
-  aws cloudformation describe-stack-events --stack-name shop-prod-data --region eu-west-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text | sed "s/^/    /"
+  if event="$(aws cloudformation describe-stack-events --stack-name shop-prod-data --region eu-west-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text 2>&1)"; then
+    echo "    last failed event:"
+    echo "    ${event//$'\n'/$'\n'    }"
+  else
+    echo "    last failed event: could not read it: ${event//$'\n'/ }"
+  fi
 fi
 
 # shop-dr-data
@@ -311,10 +348,11 @@ drift=""
 if state="$(aws cloudformation describe-stacks --stack-name shop-dr-data --region eu-central-1 --query "Stacks[0].[StackStatus,DriftInformation.StackDriftStatus]" --output text 2>&1)"; then
   drift="${state#*$'\t'}"
   state="${state%%$'\t'*}"
-elif [[ "$state" == *"does not exist"* ]]; then
+elif [[ "$state" == *"(ValidationError)"*"Stack with id shop-dr-data does not exist"* ]]; then
   state=NOT_DEPLOYED
-else
+else  # not an answer about the stack (access refused, credentials, throttling): said as such
   state="ERROR: ${state//$'\n'/ }"
+  unreadable=$((unreadable + 1))
 fi
 # shellcheck disable=SC2059
 printf "$row" shop-dr-data eu-central-1 "$state" "$drift" ""
@@ -335,8 +373,12 @@ EOF
     ;;
 esac
 if [[ "$state" == *FAILED* || "$state" == *ROLLBACK* ]]; then
-  echo "    last failed event:"
-  aws cloudformation describe-stack-events --stack-name shop-dr-data --region eu-central-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text | sed "s/^/    /"
+  if event="$(aws cloudformation describe-stack-events --stack-name shop-dr-data --region eu-central-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text 2>&1)"; then
+    echo "    last failed event:"
+    echo "    ${event//$'\n'/$'\n'    }"
+  else
+    echo "    last failed event: could not read it: ${event//$'\n'/ }"
+  fi
 fi
 
 # shop-dr-platform
@@ -344,10 +386,11 @@ drift=""
 if state="$(aws cloudformation describe-stacks --stack-name shop-dr-platform --region eu-central-1 --query "Stacks[0].[StackStatus,DriftInformation.StackDriftStatus]" --output text 2>&1)"; then
   drift="${state#*$'\t'}"
   state="${state%%$'\t'*}"
-elif [[ "$state" == *"does not exist"* ]]; then
+elif [[ "$state" == *"(ValidationError)"*"Stack with id shop-dr-platform does not exist"* ]]; then
   state=NOT_DEPLOYED
-else
+else  # not an answer about the stack (access refused, credentials, throttling): said as such
   state="ERROR: ${state//$'\n'/ }"
+  unreadable=$((unreadable + 1))
 fi
 # shellcheck disable=SC2059
 printf "$row" shop-dr-platform eu-central-1 "$state" "$drift" ""
@@ -368,8 +411,12 @@ EOF
     ;;
 esac
 if [[ "$state" == *FAILED* || "$state" == *ROLLBACK* ]]; then
-  echo "    last failed event:"
-  aws cloudformation describe-stack-events --stack-name shop-dr-platform --region eu-central-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text | sed "s/^/    /"
+  if event="$(aws cloudformation describe-stack-events --stack-name shop-dr-platform --region eu-central-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text 2>&1)"; then
+    echo "    last failed event:"
+    echo "    ${event//$'\n'/$'\n'    }"
+  else
+    echo "    last failed event: could not read it: ${event//$'\n'/ }"
+  fi
 fi
 
 # shop-dr-assets-replica
@@ -377,10 +424,11 @@ drift=""
 if state="$(aws cloudformation describe-stacks --stack-name shop-dr-assets-replica --region eu-central-1 --query "Stacks[0].[StackStatus,DriftInformation.StackDriftStatus]" --output text 2>&1)"; then
   drift="${state#*$'\t'}"
   state="${state%%$'\t'*}"
-elif [[ "$state" == *"does not exist"* ]]; then
+elif [[ "$state" == *"(ValidationError)"*"Stack with id shop-dr-assets-replica does not exist"* ]]; then
   state=NOT_DEPLOYED
-else
+else  # not an answer about the stack (access refused, credentials, throttling): said as such
   state="ERROR: ${state//$'\n'/ }"
+  unreadable=$((unreadable + 1))
 fi
 # shellcheck disable=SC2059
 printf "$row" shop-dr-assets-replica eu-central-1 "$state" "$drift" ""
@@ -401,8 +449,12 @@ EOF
     ;;
 esac
 if [[ "$state" == *FAILED* || "$state" == *ROLLBACK* ]]; then
-  echo "    last failed event:"
-  aws cloudformation describe-stack-events --stack-name shop-dr-assets-replica --region eu-central-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text | sed "s/^/    /"
+  if event="$(aws cloudformation describe-stack-events --stack-name shop-dr-assets-replica --region eu-central-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text 2>&1)"; then
+    echo "    last failed event:"
+    echo "    ${event//$'\n'/$'\n'    }"
+  else
+    echo "    last failed event: could not read it: ${event//$'\n'/ }"
+  fi
 fi
 
 # shop-dr-edge-waf
@@ -410,10 +462,11 @@ drift=""
 if state="$(aws cloudformation describe-stacks --stack-name shop-dr-edge-waf --region us-east-1 --query "Stacks[0].[StackStatus,DriftInformation.StackDriftStatus]" --output text 2>&1)"; then
   drift="${state#*$'\t'}"
   state="${state%%$'\t'*}"
-elif [[ "$state" == *"does not exist"* ]]; then
+elif [[ "$state" == *"(ValidationError)"*"Stack with id shop-dr-edge-waf does not exist"* ]]; then
   state=NOT_DEPLOYED
-else
+else  # not an answer about the stack (access refused, credentials, throttling): said as such
   state="ERROR: ${state//$'\n'/ }"
+  unreadable=$((unreadable + 1))
 fi
 # shellcheck disable=SC2059
 printf "$row" shop-dr-edge-waf us-east-1 "$state" "$drift" ""
@@ -434,8 +487,12 @@ EOF
     ;;
 esac
 if [[ "$state" == *FAILED* || "$state" == *ROLLBACK* ]]; then
-  echo "    last failed event:"
-  aws cloudformation describe-stack-events --stack-name shop-dr-edge-waf --region us-east-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text | sed "s/^/    /"
+  if event="$(aws cloudformation describe-stack-events --stack-name shop-dr-edge-waf --region us-east-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text 2>&1)"; then
+    echo "    last failed event:"
+    echo "    ${event//$'\n'/$'\n'    }"
+  else
+    echo "    last failed event: could not read it: ${event//$'\n'/ }"
+  fi
 fi
 
 # shop-prod-edge (prod's stack)
@@ -443,10 +500,11 @@ drift=""
 if state="$(aws cloudformation describe-stacks --stack-name shop-prod-edge --region eu-west-1 --query "Stacks[0].[StackStatus,DriftInformation.StackDriftStatus]" --output text 2>&1)"; then
   drift="${state#*$'\t'}"
   state="${state%%$'\t'*}"
-elif [[ "$state" == *"does not exist"* ]]; then
+elif [[ "$state" == *"(ValidationError)"*"Stack with id shop-prod-edge does not exist"* ]]; then
   state=NOT_DEPLOYED
-else
+else  # not an answer about the stack (access refused, credentials, throttling): said as such
   state="ERROR: ${state//$'\n'/ }"
+  unreadable=$((unreadable + 1))
 fi
 # shellcheck disable=SC2059
 printf "$row" shop-prod-edge eu-west-1 "$state" "$drift" 'prod'"'"'s stack'
@@ -467,8 +525,12 @@ EOF
     ;;
 esac
 if [[ "$state" == *FAILED* || "$state" == *ROLLBACK* ]]; then
-  echo "    last failed event:"
-  aws cloudformation describe-stack-events --stack-name shop-prod-edge --region eu-west-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text | sed "s/^/    /"
+  if event="$(aws cloudformation describe-stack-events --stack-name shop-prod-edge --region eu-west-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text 2>&1)"; then
+    echo "    last failed event:"
+    echo "    ${event//$'\n'/$'\n'    }"
+  else
+    echo "    last failed event: could not read it: ${event//$'\n'/ }"
+  fi
 fi
 
 # shop-dr-edge
@@ -476,10 +538,11 @@ drift=""
 if state="$(aws cloudformation describe-stacks --stack-name shop-dr-edge --region eu-central-1 --query "Stacks[0].[StackStatus,DriftInformation.StackDriftStatus]" --output text 2>&1)"; then
   drift="${state#*$'\t'}"
   state="${state%%$'\t'*}"
-elif [[ "$state" == *"does not exist"* ]]; then
+elif [[ "$state" == *"(ValidationError)"*"Stack with id shop-dr-edge does not exist"* ]]; then
   state=NOT_DEPLOYED
-else
+else  # not an answer about the stack (access refused, credentials, throttling): said as such
   state="ERROR: ${state//$'\n'/ }"
+  unreadable=$((unreadable + 1))
 fi
 # shellcheck disable=SC2059
 printf "$row" shop-dr-edge eu-central-1 "$state" "$drift" ""
@@ -500,8 +563,12 @@ EOF
     ;;
 esac
 if [[ "$state" == *FAILED* || "$state" == *ROLLBACK* ]]; then
-  echo "    last failed event:"
-  aws cloudformation describe-stack-events --stack-name shop-dr-edge --region eu-central-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text | sed "s/^/    /"
+  if event="$(aws cloudformation describe-stack-events --stack-name shop-dr-edge --region eu-central-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text 2>&1)"; then
+    echo "    last failed event:"
+    echo "    ${event//$'\n'/$'\n'    }"
+  else
+    echo "    last failed event: could not read it: ${event//$'\n'/ }"
+  fi
 fi
 
 # shop-dr-monitoring
@@ -509,10 +576,11 @@ drift=""
 if state="$(aws cloudformation describe-stacks --stack-name shop-dr-monitoring --region eu-central-1 --query "Stacks[0].[StackStatus,DriftInformation.StackDriftStatus]" --output text 2>&1)"; then
   drift="${state#*$'\t'}"
   state="${state%%$'\t'*}"
-elif [[ "$state" == *"does not exist"* ]]; then
+elif [[ "$state" == *"(ValidationError)"*"Stack with id shop-dr-monitoring does not exist"* ]]; then
   state=NOT_DEPLOYED
-else
+else  # not an answer about the stack (access refused, credentials, throttling): said as such
   state="ERROR: ${state//$'\n'/ }"
+  unreadable=$((unreadable + 1))
 fi
 # shellcheck disable=SC2059
 printf "$row" shop-dr-monitoring eu-central-1 "$state" "$drift" ""
@@ -533,8 +601,12 @@ EOF
     ;;
 esac
 if [[ "$state" == *FAILED* || "$state" == *ROLLBACK* ]]; then
-  echo "    last failed event:"
-  aws cloudformation describe-stack-events --stack-name shop-dr-monitoring --region eu-central-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text | sed "s/^/    /"
+  if event="$(aws cloudformation describe-stack-events --stack-name shop-dr-monitoring --region eu-central-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text 2>&1)"; then
+    echo "    last failed event:"
+    echo "    ${event//$'\n'/$'\n'    }"
+  else
+    echo "    last failed event: could not read it: ${event//$'\n'/ }"
+  fi
 fi
 
 # shop-dr-dashboard
@@ -542,10 +614,11 @@ drift=""
 if state="$(aws cloudformation describe-stacks --stack-name shop-dr-dashboard --region eu-central-1 --query "Stacks[0].[StackStatus,DriftInformation.StackDriftStatus]" --output text 2>&1)"; then
   drift="${state#*$'\t'}"
   state="${state%%$'\t'*}"
-elif [[ "$state" == *"does not exist"* ]]; then
+elif [[ "$state" == *"(ValidationError)"*"Stack with id shop-dr-dashboard does not exist"* ]]; then
   state=NOT_DEPLOYED
-else
+else  # not an answer about the stack (access refused, credentials, throttling): said as such
   state="ERROR: ${state//$'\n'/ }"
+  unreadable=$((unreadable + 1))
 fi
 # shellcheck disable=SC2059
 printf "$row" shop-dr-dashboard eu-central-1 "$state" "$drift" ""
@@ -566,8 +639,12 @@ EOF
     ;;
 esac
 if [[ "$state" == *FAILED* || "$state" == *ROLLBACK* ]]; then
-  echo "    last failed event:"
-  aws cloudformation describe-stack-events --stack-name shop-dr-dashboard --region eu-central-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text | sed "s/^/    /"
+  if event="$(aws cloudformation describe-stack-events --stack-name shop-dr-dashboard --region eu-central-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text 2>&1)"; then
+    echo "    last failed event:"
+    echo "    ${event//$'\n'/$'\n'    }"
+  else
+    echo "    last failed event: could not read it: ${event//$'\n'/ }"
+  fi
 fi
 
 # shop-dr-svc-api
@@ -575,10 +652,11 @@ drift=""
 if state="$(aws cloudformation describe-stacks --stack-name shop-dr-svc-api --region eu-central-1 --query "Stacks[0].[StackStatus,DriftInformation.StackDriftStatus]" --output text 2>&1)"; then
   drift="${state#*$'\t'}"
   state="${state%%$'\t'*}"
-elif [[ "$state" == *"does not exist"* ]]; then
+elif [[ "$state" == *"(ValidationError)"*"Stack with id shop-dr-svc-api does not exist"* ]]; then
   state=NOT_DEPLOYED
-else
+else  # not an answer about the stack (access refused, credentials, throttling): said as such
   state="ERROR: ${state//$'\n'/ }"
+  unreadable=$((unreadable + 1))
 fi
 # shellcheck disable=SC2059
 printf "$row" shop-dr-svc-api eu-central-1 "$state" "$drift" ""
@@ -599,8 +677,12 @@ EOF
     ;;
 esac
 if [[ "$state" == *FAILED* || "$state" == *ROLLBACK* ]]; then
-  echo "    last failed event:"
-  aws cloudformation describe-stack-events --stack-name shop-dr-svc-api --region eu-central-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text | sed "s/^/    /"
+  if event="$(aws cloudformation describe-stack-events --stack-name shop-dr-svc-api --region eu-central-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text 2>&1)"; then
+    echo "    last failed event:"
+    echo "    ${event//$'\n'/$'\n'    }"
+  else
+    echo "    last failed event: could not read it: ${event//$'\n'/ }"
+  fi
 fi
 
 # shop-dr-svc-mailer
@@ -608,10 +690,11 @@ drift=""
 if state="$(aws cloudformation describe-stacks --stack-name shop-dr-svc-mailer --region eu-central-1 --query "Stacks[0].[StackStatus,DriftInformation.StackDriftStatus]" --output text 2>&1)"; then
   drift="${state#*$'\t'}"
   state="${state%%$'\t'*}"
-elif [[ "$state" == *"does not exist"* ]]; then
+elif [[ "$state" == *"(ValidationError)"*"Stack with id shop-dr-svc-mailer does not exist"* ]]; then
   state=NOT_DEPLOYED
-else
+else  # not an answer about the stack (access refused, credentials, throttling): said as such
   state="ERROR: ${state//$'\n'/ }"
+  unreadable=$((unreadable + 1))
 fi
 # shellcheck disable=SC2059
 printf "$row" shop-dr-svc-mailer eu-central-1 "$state" "$drift" ""
@@ -632,8 +715,12 @@ EOF
     ;;
 esac
 if [[ "$state" == *FAILED* || "$state" == *ROLLBACK* ]]; then
-  echo "    last failed event:"
-  aws cloudformation describe-stack-events --stack-name shop-dr-svc-mailer --region eu-central-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text | sed "s/^/    /"
+  if event="$(aws cloudformation describe-stack-events --stack-name shop-dr-svc-mailer --region eu-central-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text 2>&1)"; then
+    echo "    last failed event:"
+    echo "    ${event//$'\n'/$'\n'    }"
+  else
+    echo "    last failed event: could not read it: ${event//$'\n'/ }"
+  fi
 fi
 
 # shop-dr-svc-nightly
@@ -641,10 +728,11 @@ drift=""
 if state="$(aws cloudformation describe-stacks --stack-name shop-dr-svc-nightly --region eu-central-1 --query "Stacks[0].[StackStatus,DriftInformation.StackDriftStatus]" --output text 2>&1)"; then
   drift="${state#*$'\t'}"
   state="${state%%$'\t'*}"
-elif [[ "$state" == *"does not exist"* ]]; then
+elif [[ "$state" == *"(ValidationError)"*"Stack with id shop-dr-svc-nightly does not exist"* ]]; then
   state=NOT_DEPLOYED
-else
+else  # not an answer about the stack (access refused, credentials, throttling): said as such
   state="ERROR: ${state//$'\n'/ }"
+  unreadable=$((unreadable + 1))
 fi
 # shellcheck disable=SC2059
 printf "$row" shop-dr-svc-nightly eu-central-1 "$state" "$drift" ""
@@ -665,8 +753,12 @@ EOF
     ;;
 esac
 if [[ "$state" == *FAILED* || "$state" == *ROLLBACK* ]]; then
-  echo "    last failed event:"
-  aws cloudformation describe-stack-events --stack-name shop-dr-svc-nightly --region eu-central-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text | sed "s/^/    /"
+  if event="$(aws cloudformation describe-stack-events --stack-name shop-dr-svc-nightly --region eu-central-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text 2>&1)"; then
+    echo "    last failed event:"
+    echo "    ${event//$'\n'/$'\n'    }"
+  else
+    echo "    last failed event: could not read it: ${event//$'\n'/ }"
+  fi
 fi
 
 # shop-dr-svc-payments
@@ -674,10 +766,11 @@ drift=""
 if state="$(aws cloudformation describe-stacks --stack-name shop-dr-svc-payments --region eu-central-1 --query "Stacks[0].[StackStatus,DriftInformation.StackDriftStatus]" --output text 2>&1)"; then
   drift="${state#*$'\t'}"
   state="${state%%$'\t'*}"
-elif [[ "$state" == *"does not exist"* ]]; then
+elif [[ "$state" == *"(ValidationError)"*"Stack with id shop-dr-svc-payments does not exist"* ]]; then
   state=NOT_DEPLOYED
-else
+else  # not an answer about the stack (access refused, credentials, throttling): said as such
   state="ERROR: ${state//$'\n'/ }"
+  unreadable=$((unreadable + 1))
 fi
 # shellcheck disable=SC2059
 printf "$row" shop-dr-svc-payments eu-central-1 "$state" "$drift" ""
@@ -698,8 +791,12 @@ EOF
     ;;
 esac
 if [[ "$state" == *FAILED* || "$state" == *ROLLBACK* ]]; then
-  echo "    last failed event:"
-  aws cloudformation describe-stack-events --stack-name shop-dr-svc-payments --region eu-central-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text | sed "s/^/    /"
+  if event="$(aws cloudformation describe-stack-events --stack-name shop-dr-svc-payments --region eu-central-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text 2>&1)"; then
+    echo "    last failed event:"
+    echo "    ${event//$'\n'/$'\n'    }"
+  else
+    echo "    last failed event: could not read it: ${event//$'\n'/ }"
+  fi
 fi
 
 # shop-dr-svc-web
@@ -707,10 +804,11 @@ drift=""
 if state="$(aws cloudformation describe-stacks --stack-name shop-dr-svc-web --region eu-central-1 --query "Stacks[0].[StackStatus,DriftInformation.StackDriftStatus]" --output text 2>&1)"; then
   drift="${state#*$'\t'}"
   state="${state%%$'\t'*}"
-elif [[ "$state" == *"does not exist"* ]]; then
+elif [[ "$state" == *"(ValidationError)"*"Stack with id shop-dr-svc-web does not exist"* ]]; then
   state=NOT_DEPLOYED
-else
+else  # not an answer about the stack (access refused, credentials, throttling): said as such
   state="ERROR: ${state//$'\n'/ }"
+  unreadable=$((unreadable + 1))
 fi
 # shellcheck disable=SC2059
 printf "$row" shop-dr-svc-web eu-central-1 "$state" "$drift" ""
@@ -731,8 +829,12 @@ EOF
     ;;
 esac
 if [[ "$state" == *FAILED* || "$state" == *ROLLBACK* ]]; then
-  echo "    last failed event:"
-  aws cloudformation describe-stack-events --stack-name shop-dr-svc-web --region eu-central-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text | sed "s/^/    /"
+  if event="$(aws cloudformation describe-stack-events --stack-name shop-dr-svc-web --region eu-central-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text 2>&1)"; then
+    echo "    last failed event:"
+    echo "    ${event//$'\n'/$'\n'    }"
+  else
+    echo "    last failed event: could not read it: ${event//$'\n'/ }"
+  fi
 fi
 
 # shop-dr-connect
@@ -740,10 +842,11 @@ drift=""
 if state="$(aws cloudformation describe-stacks --stack-name shop-dr-connect --region eu-central-1 --query "Stacks[0].[StackStatus,DriftInformation.StackDriftStatus]" --output text 2>&1)"; then
   drift="${state#*$'\t'}"
   state="${state%%$'\t'*}"
-elif [[ "$state" == *"does not exist"* ]]; then
+elif [[ "$state" == *"(ValidationError)"*"Stack with id shop-dr-connect does not exist"* ]]; then
   state=NOT_DEPLOYED
-else
+else  # not an answer about the stack (access refused, credentials, throttling): said as such
   state="ERROR: ${state//$'\n'/ }"
+  unreadable=$((unreadable + 1))
 fi
 # shellcheck disable=SC2059
 printf "$row" shop-dr-connect eu-central-1 "$state" "$drift" ""
@@ -764,8 +867,12 @@ EOF
     ;;
 esac
 if [[ "$state" == *FAILED* || "$state" == *ROLLBACK* ]]; then
-  echo "    last failed event:"
-  aws cloudformation describe-stack-events --stack-name shop-dr-connect --region eu-central-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text | sed "s/^/    /"
+  if event="$(aws cloudformation describe-stack-events --stack-name shop-dr-connect --region eu-central-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text 2>&1)"; then
+    echo "    last failed event:"
+    echo "    ${event//$'\n'/$'\n'    }"
+  else
+    echo "    last failed event: could not read it: ${event//$'\n'/ }"
+  fi
 fi
 
 # shop-dr-edge-alarms
@@ -773,10 +880,11 @@ drift=""
 if state="$(aws cloudformation describe-stacks --stack-name shop-dr-edge-alarms --region us-east-1 --query "Stacks[0].[StackStatus,DriftInformation.StackDriftStatus]" --output text 2>&1)"; then
   drift="${state#*$'\t'}"
   state="${state%%$'\t'*}"
-elif [[ "$state" == *"does not exist"* ]]; then
+elif [[ "$state" == *"(ValidationError)"*"Stack with id shop-dr-edge-alarms does not exist"* ]]; then
   state=NOT_DEPLOYED
-else
+else  # not an answer about the stack (access refused, credentials, throttling): said as such
   state="ERROR: ${state//$'\n'/ }"
+  unreadable=$((unreadable + 1))
 fi
 # shellcheck disable=SC2059
 printf "$row" shop-dr-edge-alarms us-east-1 "$state" "$drift" ""
@@ -797,10 +905,17 @@ EOF
     ;;
 esac
 if [[ "$state" == *FAILED* || "$state" == *ROLLBACK* ]]; then
-  echo "    last failed event:"
-  aws cloudformation describe-stack-events --stack-name shop-dr-edge-alarms --region us-east-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text | sed "s/^/    /"
+  if event="$(aws cloudformation describe-stack-events --stack-name shop-dr-edge-alarms --region us-east-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text 2>&1)"; then
+    echo "    last failed event:"
+    echo "    ${event//$'\n'/$'\n'    }"
+  else
+    echo "    last failed event: could not read it: ${event//$'\n'/ }"
+  fi
 fi
 
+if [[ "$unreadable" != 0 ]]; then
+  echo "status.sh: $unreadable stack(s) could not be read (ERROR: the AWS CLI's error, e.g. a permission your identity lacks): their state is unknown, not absent" >&2
+fi
 if [[ "$healthy" == true ]]; then
   echo "shop dr: the 18 stack(s) of this folder are complete."
 else

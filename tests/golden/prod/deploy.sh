@@ -59,19 +59,22 @@ Environment variables it reads:
 
 Exit status:
   0      every stack deployed (with --review: every change set created)
-  1      a check failed and no stack was changed (the messages say which and what to do), or a variable a parameter needs is not set
-  2      an unknown option
+  1      a check failed and no stack was changed (the messages say which and what to do: a check AWS answered with an error says so and quotes it), or a variable a parameter needs is not set; or, between two stacks, an output a stack needs could not be read or is missing: the message says which, and the stacks before it are deployed
+  2      an unknown option or argument (--help wherever it is: this help, exit 0)
   other  the AWS CLI's status of the command that failed, e.g. 254 (AWS refused the request), 255 (the command failed); AWS CLI User Guide, "Command line return codes": the stacks before it are deployed
 EOF
 }
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 deployed="${DEPLOYED_DIR:-$here/../../deployed}"
 review=false
+for arg in "$@"; do
+  case "$arg" in -h|--help) usage; exit 0 ;; esac
+done
 case "$*" in
   "") ;;
   --review) review=true ;;
-  -h|--help) usage; exit 0 ;;
-  *) echo "usage: $0 [--review] (or --help)" >&2; exit 2 ;;
+  *) echo "deploy.sh: unknown option or argument: $*" >&2
+     echo "usage: $0 [--review] (or --help)" >&2; exit 2 ;;
 esac
 # Options of every deploy below: succeed when nothing changed; with --review, create the change set
 # and stop. (Never empty, so "${changeset[@]}" also works under `set -u` in bash 3.2, as on macOS.)
@@ -105,9 +108,9 @@ ecr_missing() {
 }
 
 command -v aws >/dev/null || { echo 'deploy.sh: the AWS CLI (aws) is not installed' >&2; exit 1; }
-account="$(aws sts get-caller-identity --query Account --output text)" || { echo 'deploy.sh: not signed in to AWS (the CLI found no valid credentials): nothing was changed' >&2; exit 1; }
+account="$(aws sts get-caller-identity --query Account --output text)" || { echo 'deploy.sh: not signed in to AWS (the CLI found no valid credentials; its error is above): nothing was changed' >&2; exit 1; }
 if [[ "$account" != 333333333333 ]]; then
-  echo "deploy.sh: signed in to account $account, but shop prod lives in account 333333333333" >&2
+  echo "deploy.sh: signed in to account $account, but shop prod lives in account 333333333333: sign in to 333333333333, then run again; nothing was changed" >&2
   exit 1
 fi
 echo "Assumes the shared stacks are up: shop-registry (../project/deploy.sh), shop-registry-api (../project/deploy.sh), shop-registry-mailer (../project/deploy.sh), shop-registry-nightly (../project/deploy.sh), shop-registry-payments (../project/deploy.sh), shop-registry-web (../project/deploy.sh), shop-registry-replica-eu-central-1 (../project/deploy.sh), shop-registry-replication (../project/deploy.sh), shop-delivery (../project/deploy.sh), shop-delivery-artifacts-eu-central-1 (../project/deploy.sh), shop-delivery-artifacts-us-east-1 (../project/deploy.sh), shop-delivery-api (../project/deploy.sh), shop-delivery-mailer (../project/deploy.sh), shop-delivery-nightly (../project/deploy.sh), shop-delivery-payments (../project/deploy.sh), shop-delivery-web (../project/deploy.sh), shop-delivery-infrastructure (../project/deploy.sh)"
@@ -116,7 +119,11 @@ echo "Assumes the shared stacks are up: shop-registry (../project/deploy.sh), sh
 failed=false
 # A stack whose first create failed is left in ROLLBACK_COMPLETE and can only be deleted
 # (CloudFormation User Guide, "Stack status codes").
-rollback_eu_west_1="$(aws cloudformation list-stacks --region eu-west-1 --stack-status-filter ROLLBACK_COMPLETE --query "StackSummaries[].StackName" --output text)"
+if ! rollback_eu_west_1="$(aws cloudformation list-stacks --region eu-west-1 --stack-status-filter ROLLBACK_COMPLETE --query "StackSummaries[].StackName" --output text 2>&1)"; then
+  echo "deploy.sh: could not list the stacks in ROLLBACK_COMPLETE in eu-west-1 (cloudformation:ListStacks), so whether a stack of this folder can only be deleted is unknown: fix the cause (a permission your identity lacks, expired credentials...) and run this script again. The AWS CLI said: ${rollback_eu_west_1//$'\n'/ }" >&2
+  rollback_eu_west_1=""
+  failed=true
+fi
 if [[ $'\t'"$rollback_eu_west_1"$'\t' == *$'\t'shop-prod-deployer$'\t'* ]]; then
   cat >&2 <<'EOF'
 deploy.sh: shop-prod-deployer (eu-west-1) is in ROLLBACK_COMPLETE: its first create failed, and such a stack can only be deleted. Delete it, then run this script again:
@@ -236,7 +243,11 @@ deploy.sh: shop-prod-dns (eu-west-1) is in ROLLBACK_COMPLETE: its first create f
 EOF
   failed=true
 fi
-rollback_eu_central_1="$(aws cloudformation list-stacks --region eu-central-1 --stack-status-filter ROLLBACK_COMPLETE --query "StackSummaries[].StackName" --output text)"
+if ! rollback_eu_central_1="$(aws cloudformation list-stacks --region eu-central-1 --stack-status-filter ROLLBACK_COMPLETE --query "StackSummaries[].StackName" --output text 2>&1)"; then
+  echo "deploy.sh: could not list the stacks in ROLLBACK_COMPLETE in eu-central-1 (cloudformation:ListStacks), so whether a stack of this folder can only be deleted is unknown: fix the cause (a permission your identity lacks, expired credentials...) and run this script again. The AWS CLI said: ${rollback_eu_central_1//$'\n'/ }" >&2
+  rollback_eu_central_1=""
+  failed=true
+fi
 if [[ $'\t'"$rollback_eu_central_1"$'\t' == *$'\t'shop-dr-keys$'\t'* ]]; then
   cat >&2 <<'EOF'
 deploy.sh: shop-dr-keys (eu-central-1) is in ROLLBACK_COMPLETE: its first create failed, and such a stack can only be deleted. Delete it, then run this script again:
@@ -272,7 +283,11 @@ deploy.sh: shop-dr-assets-replica (eu-central-1) is in ROLLBACK_COMPLETE: its fi
 EOF
   failed=true
 fi
-rollback_us_east_1="$(aws cloudformation list-stacks --region us-east-1 --stack-status-filter ROLLBACK_COMPLETE --query "StackSummaries[].StackName" --output text)"
+if ! rollback_us_east_1="$(aws cloudformation list-stacks --region us-east-1 --stack-status-filter ROLLBACK_COMPLETE --query "StackSummaries[].StackName" --output text 2>&1)"; then
+  echo "deploy.sh: could not list the stacks in ROLLBACK_COMPLETE in us-east-1 (cloudformation:ListStacks), so whether a stack of this folder can only be deleted is unknown: fix the cause (a permission your identity lacks, expired credentials...) and run this script again. The AWS CLI said: ${rollback_us_east_1//$'\n'/ }" >&2
+  rollback_us_east_1=""
+  failed=true
+fi
 if [[ $'\t'"$rollback_us_east_1"$'\t' == *$'\t'shop-prod-edge-waf$'\t'* ]]; then
   cat >&2 <<'EOF'
 deploy.sh: shop-prod-edge-waf (us-east-1) is in ROLLBACK_COMPLETE: its first create failed, and such a stack can only be deleted. Delete it, then run this script again:
@@ -290,8 +305,10 @@ fi
 # shop-prod-svc-api runs the tag held in /shop/prod/api/image-tag (SSM); its first deployment creates the parameter
 # from $IMAGE_TAG_API (or $IMAGE_TAG), and never overwrites one: that would roll a release back.
 IMAGE_TAG_API="${IMAGE_TAG_API:-${IMAGE_TAG:-}}"
-missing_tag_api="$(aws ssm get-parameters --names /shop/prod/api/image-tag --region eu-west-1 --query "length(InvalidParameters)" --output text)"
-if [[ "$missing_tag_api" != 0 && "$review" == false ]]; then
+if ! missing_tag_api="$(aws ssm get-parameters --names /shop/prod/api/image-tag --region eu-west-1 --query "length(InvalidParameters)" --output text 2>&1)"; then
+  echo "deploy.sh: could not read the SSM parameter /shop/prod/api/image-tag (eu-west-1), the image tag shop-prod-svc-api runs, so whether this is its first deployment is unknown: fix the cause (a permission your identity lacks, ssm:GetParameters; expired credentials...) and run this script again. The AWS CLI said: ${missing_tag_api//$'\n'/ }" >&2
+  failed=true
+elif [[ "$missing_tag_api" != 0 && "$review" == false ]]; then
   if [[ -z "$IMAGE_TAG_API" ]]; then
     cat >&2 <<'EOF'
 deploy.sh: /shop/prod/api/image-tag (SSM, eu-west-1) does not exist: the first deployment of shop-prod-svc-api needs the image tag to run. Give it as IMAGE_TAG_API=<tag> (or IMAGE_TAG=<tag> for every service), or create the parameter yourself:
@@ -309,8 +326,10 @@ fi
 # shop-prod-svc-mailer runs the tag held in /shop/prod/mailer/image-tag (SSM); its first deployment creates the parameter
 # from $IMAGE_TAG_MAILER (or $IMAGE_TAG), and never overwrites one: that would roll a release back.
 IMAGE_TAG_MAILER="${IMAGE_TAG_MAILER:-${IMAGE_TAG:-}}"
-missing_tag_mailer="$(aws ssm get-parameters --names /shop/prod/mailer/image-tag --region eu-west-1 --query "length(InvalidParameters)" --output text)"
-if [[ "$missing_tag_mailer" != 0 && "$review" == false ]]; then
+if ! missing_tag_mailer="$(aws ssm get-parameters --names /shop/prod/mailer/image-tag --region eu-west-1 --query "length(InvalidParameters)" --output text 2>&1)"; then
+  echo "deploy.sh: could not read the SSM parameter /shop/prod/mailer/image-tag (eu-west-1), the image tag shop-prod-svc-mailer runs, so whether this is its first deployment is unknown: fix the cause (a permission your identity lacks, ssm:GetParameters; expired credentials...) and run this script again. The AWS CLI said: ${missing_tag_mailer//$'\n'/ }" >&2
+  failed=true
+elif [[ "$missing_tag_mailer" != 0 && "$review" == false ]]; then
   if [[ -z "$IMAGE_TAG_MAILER" ]]; then
     cat >&2 <<'EOF'
 deploy.sh: /shop/prod/mailer/image-tag (SSM, eu-west-1) does not exist: the first deployment of shop-prod-svc-mailer needs the image tag to run. Give it as IMAGE_TAG_MAILER=<tag> (or IMAGE_TAG=<tag> for every service), or create the parameter yourself:
@@ -328,8 +347,10 @@ fi
 # shop-prod-svc-nightly runs the tag held in /shop/prod/nightly/image-tag (SSM); its first deployment creates the parameter
 # from $IMAGE_TAG_NIGHTLY (or $IMAGE_TAG), and never overwrites one: that would roll a release back.
 IMAGE_TAG_NIGHTLY="${IMAGE_TAG_NIGHTLY:-${IMAGE_TAG:-}}"
-missing_tag_nightly="$(aws ssm get-parameters --names /shop/prod/nightly/image-tag --region eu-west-1 --query "length(InvalidParameters)" --output text)"
-if [[ "$missing_tag_nightly" != 0 && "$review" == false ]]; then
+if ! missing_tag_nightly="$(aws ssm get-parameters --names /shop/prod/nightly/image-tag --region eu-west-1 --query "length(InvalidParameters)" --output text 2>&1)"; then
+  echo "deploy.sh: could not read the SSM parameter /shop/prod/nightly/image-tag (eu-west-1), the image tag shop-prod-svc-nightly runs, so whether this is its first deployment is unknown: fix the cause (a permission your identity lacks, ssm:GetParameters; expired credentials...) and run this script again. The AWS CLI said: ${missing_tag_nightly//$'\n'/ }" >&2
+  failed=true
+elif [[ "$missing_tag_nightly" != 0 && "$review" == false ]]; then
   if [[ -z "$IMAGE_TAG_NIGHTLY" ]]; then
     cat >&2 <<'EOF'
 deploy.sh: /shop/prod/nightly/image-tag (SSM, eu-west-1) does not exist: the first deployment of shop-prod-svc-nightly needs the image tag to run. Give it as IMAGE_TAG_NIGHTLY=<tag> (or IMAGE_TAG=<tag> for every service), or create the parameter yourself:
@@ -347,8 +368,10 @@ fi
 # shop-prod-svc-payments runs the tag held in /shop/prod/payments/image-tag (SSM); its first deployment creates the parameter
 # from $IMAGE_TAG_PAYMENTS (or $IMAGE_TAG), and never overwrites one: that would roll a release back.
 IMAGE_TAG_PAYMENTS="${IMAGE_TAG_PAYMENTS:-${IMAGE_TAG:-}}"
-missing_tag_payments="$(aws ssm get-parameters --names /shop/prod/payments/image-tag --region eu-west-1 --query "length(InvalidParameters)" --output text)"
-if [[ "$missing_tag_payments" != 0 && "$review" == false ]]; then
+if ! missing_tag_payments="$(aws ssm get-parameters --names /shop/prod/payments/image-tag --region eu-west-1 --query "length(InvalidParameters)" --output text 2>&1)"; then
+  echo "deploy.sh: could not read the SSM parameter /shop/prod/payments/image-tag (eu-west-1), the image tag shop-prod-svc-payments runs, so whether this is its first deployment is unknown: fix the cause (a permission your identity lacks, ssm:GetParameters; expired credentials...) and run this script again. The AWS CLI said: ${missing_tag_payments//$'\n'/ }" >&2
+  failed=true
+elif [[ "$missing_tag_payments" != 0 && "$review" == false ]]; then
   if [[ -z "$IMAGE_TAG_PAYMENTS" ]]; then
     cat >&2 <<'EOF'
 deploy.sh: /shop/prod/payments/image-tag (SSM, eu-west-1) does not exist: the first deployment of shop-prod-svc-payments needs the image tag to run. Give it as IMAGE_TAG_PAYMENTS=<tag> (or IMAGE_TAG=<tag> for every service), or create the parameter yourself:
@@ -366,8 +389,10 @@ fi
 # shop-prod-svc-web runs the tag held in /shop/prod/web/image-tag (SSM); its first deployment creates the parameter
 # from $IMAGE_TAG_WEB (or $IMAGE_TAG), and never overwrites one: that would roll a release back.
 IMAGE_TAG_WEB="${IMAGE_TAG_WEB:-${IMAGE_TAG:-}}"
-missing_tag_web="$(aws ssm get-parameters --names /shop/prod/web/image-tag --region eu-west-1 --query "length(InvalidParameters)" --output text)"
-if [[ "$missing_tag_web" != 0 && "$review" == false ]]; then
+if ! missing_tag_web="$(aws ssm get-parameters --names /shop/prod/web/image-tag --region eu-west-1 --query "length(InvalidParameters)" --output text 2>&1)"; then
+  echo "deploy.sh: could not read the SSM parameter /shop/prod/web/image-tag (eu-west-1), the image tag shop-prod-svc-web runs, so whether this is its first deployment is unknown: fix the cause (a permission your identity lacks, ssm:GetParameters; expired credentials...) and run this script again. The AWS CLI said: ${missing_tag_web//$'\n'/ }" >&2
+  failed=true
+elif [[ "$missing_tag_web" != 0 && "$review" == false ]]; then
   if [[ -z "$IMAGE_TAG_WEB" ]]; then
     cat >&2 <<'EOF'
 deploy.sh: /shop/prod/web/image-tag (SSM, eu-west-1) does not exist: the first deployment of shop-prod-svc-web needs the image tag to run. Give it as IMAGE_TAG_WEB=<tag> (or IMAGE_TAG=<tag> for every service), or create the parameter yourself:
@@ -386,8 +411,11 @@ if ! secret_1="$(aws secretsmanager describe-secret --secret-id arn:aws:secretsm
   if [[ "$secret_1" == *ResourceNotFound* ]]; then
     cat >&2 <<'EOF'
 deploy.sh: the secret shop/api/payment-Pr3x8N (eu-west-1), which shop-prod-svc-api reads as PAYMENT_API_KEY, does not exist in account 333333333333. No one chooses a secret's suffix (Secrets Manager adds 6 random characters): create shop/api/payment, the name without it (skip create-secret if describe-secret finds it already), and read its ARN:
-  aws secretsmanager create-secret --name shop/api/payment --region eu-west-1 --secret-string '{"api_key":"<value>"}'
+  (umask 077 && cat > value.txt)
+  aws secretsmanager create-secret --name shop/api/payment --region eu-west-1 --secret-string file://value.txt
+  rm -f value.txt
   aws secretsmanager describe-secret --secret-id shop/api/payment --region eu-west-1 --query ARN --output text
+  (At (umask 077 && cat > value.txt), type {"api_key":"<value>"} and then Ctrl-D twice, without Enter (a newline would be part of the value); the file is readable by you alone and removed at once: the value is never on a command line, so never in your shell's history.)
 Then put its complete name (the ARN's end, after secret:) in environments/prod.yaml, services.api.secrets.PAYMENT_API_KEY: secretsmanager:<complete name>#api_key (now secretsmanager:shop/api/payment-Pr3x8N#api_key), and run make templates. Then run this script again.
 EOF
   else
@@ -401,7 +429,10 @@ if ! secret_2="$(aws ssm get-parameters --names /shop/api/signing-key --region e
 elif [[ "$secret_2" != 0 ]]; then
   cat >&2 <<'EOF'
 deploy.sh: the SSM parameter /shop/api/signing-key (eu-west-1), which shop-prod-svc-api reads as SIGNING_KEY, does not exist in account 333333333333: create it (a SecureString, with the account's default key):
-  aws ssm put-parameter --name /shop/api/signing-key --type SecureString --value <value> --region eu-west-1
+  (umask 077 && cat > value.txt)
+  aws ssm put-parameter --name /shop/api/signing-key --type SecureString --value file://value.txt --region eu-west-1
+  rm -f value.txt
+  (At (umask 077 && cat > value.txt), type <value> and then Ctrl-D twice, without Enter (a newline would be part of the value); the file is readable by you alone and removed at once: the value is never on a command line, so never in your shell's history.)
 EOF
   failed=true
 fi
@@ -497,10 +528,17 @@ fi
 # 5/24 shop-prod-origin-verify
 echo "==> 5/24 shop-prod-origin-verify (eu-west-1)"
 skip_5=false
-# DataKeyArn is an output of shop-dr-keys in eu-central-1: ImportValue cannot cross regions.
-data_key_arn="$(aws cloudformation describe-stacks \
+# DataKeyArn is an output of shop-dr-keys in eu-central-1: ImportValue cannot cross regions. Only
+# CloudFormation's "does not exist" means the stack is not there yet; any other error stops here.
+if ! data_key_arn="$(aws cloudformation describe-stacks \
   --stack-name shop-dr-keys --region eu-central-1 \
-  --query "Stacks[0].Outputs[?OutputKey=='DataKeyArn'].OutputValue" --output text || true)"
+  --query "Stacks[0].Outputs[?OutputKey=='DataKeyArn'].OutputValue" --output text 2>&1)"; then
+  case "$data_key_arn" in
+    *"(ValidationError)"*"Stack with id shop-dr-keys does not exist"*) data_key_arn="" ;;
+    *) echo "deploy.sh: could not read the output DataKeyArn of shop-dr-keys (eu-central-1), which shop-prod-origin-verify needs as DataKeyArn; the stacks before shop-prod-origin-verify are deployed, it and those after it are not: fix the cause (a permission your identity lacks, expired credentials...) and run this script again. The AWS CLI said: ${data_key_arn//$'\n'/ }" >&2
+      exit 1 ;;
+  esac
+fi
 if [[ -z "$data_key_arn" || "$data_key_arn" == None ]]; then
   if [[ "$review" == true ]]; then
     echo "    skipped: shop-dr-keys (eu-central-1) has no output DataKeyArn yet (deploy it first)"
@@ -548,10 +586,17 @@ fi
 # 7/24 shop-prod-data
 echo "==> 7/24 shop-prod-data (eu-west-1)"
 skip_7=false
-# DataKeyArn is an output of shop-dr-keys in eu-central-1: ImportValue cannot cross regions.
-data_key_arn="$(aws cloudformation describe-stacks \
+# DataKeyArn is an output of shop-dr-keys in eu-central-1: ImportValue cannot cross regions. Only
+# CloudFormation's "does not exist" means the stack is not there yet; any other error stops here.
+if ! data_key_arn="$(aws cloudformation describe-stacks \
   --stack-name shop-dr-keys --region eu-central-1 \
-  --query "Stacks[0].Outputs[?OutputKey=='DataKeyArn'].OutputValue" --output text || true)"
+  --query "Stacks[0].Outputs[?OutputKey=='DataKeyArn'].OutputValue" --output text 2>&1)"; then
+  case "$data_key_arn" in
+    *"(ValidationError)"*"Stack with id shop-dr-keys does not exist"*) data_key_arn="" ;;
+    *) echo "deploy.sh: could not read the output DataKeyArn of shop-dr-keys (eu-central-1), which shop-prod-data needs as DataKeyArn; the stacks before shop-prod-data are deployed, it and those after it are not: fix the cause (a permission your identity lacks, expired credentials...) and run this script again. The AWS CLI said: ${data_key_arn//$'\n'/ }" >&2
+      exit 1 ;;
+  esac
+fi
 if [[ -z "$data_key_arn" || "$data_key_arn" == None ]]; then
   if [[ "$review" == true ]]; then
     echo "    skipped: shop-dr-keys (eu-central-1) has no output DataKeyArn yet (deploy it first)"
@@ -561,10 +606,17 @@ if [[ -z "$data_key_arn" || "$data_key_arn" == None ]]; then
     exit 1
   fi
 fi
-# BackupVaultArn is an output of shop-dr-keys in eu-central-1: ImportValue cannot cross regions.
-backup_vault_arn="$(aws cloudformation describe-stacks \
+# BackupVaultArn is an output of shop-dr-keys in eu-central-1: ImportValue cannot cross regions. Only
+# CloudFormation's "does not exist" means the stack is not there yet; any other error stops here.
+if ! backup_vault_arn="$(aws cloudformation describe-stacks \
   --stack-name shop-dr-keys --region eu-central-1 \
-  --query "Stacks[0].Outputs[?OutputKey=='BackupVaultArn'].OutputValue" --output text || true)"
+  --query "Stacks[0].Outputs[?OutputKey=='BackupVaultArn'].OutputValue" --output text 2>&1)"; then
+  case "$backup_vault_arn" in
+    *"(ValidationError)"*"Stack with id shop-dr-keys does not exist"*) backup_vault_arn="" ;;
+    *) echo "deploy.sh: could not read the output BackupVaultArn of shop-dr-keys (eu-central-1), which shop-prod-data needs as BackupVaultArn; the stacks before shop-prod-data are deployed, it and those after it are not: fix the cause (a permission your identity lacks, expired credentials...) and run this script again. The AWS CLI said: ${backup_vault_arn//$'\n'/ }" >&2
+      exit 1 ;;
+  esac
+fi
 if [[ -z "$backup_vault_arn" || "$backup_vault_arn" == None ]]; then
   if [[ "$review" == true ]]; then
     echo "    skipped: shop-dr-keys (eu-central-1) has no output BackupVaultArn yet (deploy it first)"
@@ -693,10 +745,17 @@ fi
 # 14/24 shop-prod-edge
 echo "==> 14/24 shop-prod-edge (eu-west-1)"
 skip_14=false
-# ReplicaBucketArn is an output of shop-dr-assets-replica in eu-central-1: ImportValue cannot cross regions.
-replica_bucket_arn="$(aws cloudformation describe-stacks \
+# ReplicaBucketArn is an output of shop-dr-assets-replica in eu-central-1: ImportValue cannot cross regions. Only
+# CloudFormation's "does not exist" means the stack is not there yet; any other error stops here.
+if ! replica_bucket_arn="$(aws cloudformation describe-stacks \
   --stack-name shop-dr-assets-replica --region eu-central-1 \
-  --query "Stacks[0].Outputs[?OutputKey=='ReplicaBucketArn'].OutputValue" --output text || true)"
+  --query "Stacks[0].Outputs[?OutputKey=='ReplicaBucketArn'].OutputValue" --output text 2>&1)"; then
+  case "$replica_bucket_arn" in
+    *"(ValidationError)"*"Stack with id shop-dr-assets-replica does not exist"*) replica_bucket_arn="" ;;
+    *) echo "deploy.sh: could not read the output ReplicaBucketArn of shop-dr-assets-replica (eu-central-1), which shop-prod-edge needs as ReplicaBucketArn; the stacks before shop-prod-edge are deployed, it and those after it are not: fix the cause (a permission your identity lacks, expired credentials...) and run this script again. The AWS CLI said: ${replica_bucket_arn//$'\n'/ }" >&2
+      exit 1 ;;
+  esac
+fi
 if [[ -z "$replica_bucket_arn" || "$replica_bucket_arn" == None ]]; then
   if [[ "$review" == true ]]; then
     echo "    skipped: shop-dr-assets-replica (eu-central-1) has no output ReplicaBucketArn yet (deploy it first)"
@@ -706,10 +765,17 @@ if [[ -z "$replica_bucket_arn" || "$replica_bucket_arn" == None ]]; then
     exit 1
   fi
 fi
-# DataKeyArn is an output of shop-dr-keys in eu-central-1: ImportValue cannot cross regions.
-data_key_arn="$(aws cloudformation describe-stacks \
+# DataKeyArn is an output of shop-dr-keys in eu-central-1: ImportValue cannot cross regions. Only
+# CloudFormation's "does not exist" means the stack is not there yet; any other error stops here.
+if ! data_key_arn="$(aws cloudformation describe-stacks \
   --stack-name shop-dr-keys --region eu-central-1 \
-  --query "Stacks[0].Outputs[?OutputKey=='DataKeyArn'].OutputValue" --output text || true)"
+  --query "Stacks[0].Outputs[?OutputKey=='DataKeyArn'].OutputValue" --output text 2>&1)"; then
+  case "$data_key_arn" in
+    *"(ValidationError)"*"Stack with id shop-dr-keys does not exist"*) data_key_arn="" ;;
+    *) echo "deploy.sh: could not read the output DataKeyArn of shop-dr-keys (eu-central-1), which shop-prod-edge needs as DataKeyArn; the stacks before shop-prod-edge are deployed, it and those after it are not: fix the cause (a permission your identity lacks, expired credentials...) and run this script again. The AWS CLI said: ${data_key_arn//$'\n'/ }" >&2
+      exit 1 ;;
+  esac
+fi
 if [[ -z "$data_key_arn" || "$data_key_arn" == None ]]; then
   if [[ "$review" == true ]]; then
     echo "    skipped: shop-dr-keys (eu-central-1) has no output DataKeyArn yet (deploy it first)"
@@ -719,10 +785,17 @@ if [[ -z "$data_key_arn" || "$data_key_arn" == None ]]; then
     exit 1
   fi
 fi
-# ReplicaBucketDomainName is an output of shop-dr-assets-replica in eu-central-1: ImportValue cannot cross regions.
-replica_bucket_domain_name="$(aws cloudformation describe-stacks \
+# ReplicaBucketDomainName is an output of shop-dr-assets-replica in eu-central-1: ImportValue cannot cross regions. Only
+# CloudFormation's "does not exist" means the stack is not there yet; any other error stops here.
+if ! replica_bucket_domain_name="$(aws cloudformation describe-stacks \
   --stack-name shop-dr-assets-replica --region eu-central-1 \
-  --query "Stacks[0].Outputs[?OutputKey=='ReplicaBucketDomainName'].OutputValue" --output text || true)"
+  --query "Stacks[0].Outputs[?OutputKey=='ReplicaBucketDomainName'].OutputValue" --output text 2>&1)"; then
+  case "$replica_bucket_domain_name" in
+    *"(ValidationError)"*"Stack with id shop-dr-assets-replica does not exist"*) replica_bucket_domain_name="" ;;
+    *) echo "deploy.sh: could not read the output ReplicaBucketDomainName of shop-dr-assets-replica (eu-central-1), which shop-prod-edge needs as ReplicaBucketDomainName; the stacks before shop-prod-edge are deployed, it and those after it are not: fix the cause (a permission your identity lacks, expired credentials...) and run this script again. The AWS CLI said: ${replica_bucket_domain_name//$'\n'/ }" >&2
+      exit 1 ;;
+  esac
+fi
 if [[ -z "$replica_bucket_domain_name" || "$replica_bucket_domain_name" == None ]]; then
   if [[ "$review" == true ]]; then
     echo "    skipped: shop-dr-assets-replica (eu-central-1) has no output ReplicaBucketDomainName yet (deploy it first)"
@@ -732,10 +805,17 @@ if [[ -z "$replica_bucket_domain_name" || "$replica_bucket_domain_name" == None 
     exit 1
   fi
 fi
-# WebAclArn is an output of shop-prod-edge-waf in us-east-1: ImportValue cannot cross regions.
-web_acl_arn="$(aws cloudformation describe-stacks \
+# WebAclArn is an output of shop-prod-edge-waf in us-east-1: ImportValue cannot cross regions. Only
+# CloudFormation's "does not exist" means the stack is not there yet; any other error stops here.
+if ! web_acl_arn="$(aws cloudformation describe-stacks \
   --stack-name shop-prod-edge-waf --region us-east-1 \
-  --query "Stacks[0].Outputs[?OutputKey=='WebAclArn'].OutputValue" --output text || true)"
+  --query "Stacks[0].Outputs[?OutputKey=='WebAclArn'].OutputValue" --output text 2>&1)"; then
+  case "$web_acl_arn" in
+    *"(ValidationError)"*"Stack with id shop-prod-edge-waf does not exist"*) web_acl_arn="" ;;
+    *) echo "deploy.sh: could not read the output WebAclArn of shop-prod-edge-waf (us-east-1), which shop-prod-edge needs as WebAclArn; the stacks before shop-prod-edge are deployed, it and those after it are not: fix the cause (a permission your identity lacks, expired credentials...) and run this script again. The AWS CLI said: ${web_acl_arn//$'\n'/ }" >&2
+      exit 1 ;;
+  esac
+fi
 if [[ -z "$web_acl_arn" || "$web_acl_arn" == None ]]; then
   if [[ "$review" == true ]]; then
     echo "    skipped: shop-prod-edge-waf (us-east-1) has no output WebAclArn yet (deploy it first)"
@@ -766,10 +846,17 @@ fi
 # 15/24 shop-prod-monitoring
 echo "==> 15/24 shop-prod-monitoring (eu-west-1)"
 skip_15=false
-# ReplicaBucketName is an output of shop-dr-assets-replica in eu-central-1: ImportValue cannot cross regions.
-replica_bucket_name="$(aws cloudformation describe-stacks \
+# ReplicaBucketName is an output of shop-dr-assets-replica in eu-central-1: ImportValue cannot cross regions. Only
+# CloudFormation's "does not exist" means the stack is not there yet; any other error stops here.
+if ! replica_bucket_name="$(aws cloudformation describe-stacks \
   --stack-name shop-dr-assets-replica --region eu-central-1 \
-  --query "Stacks[0].Outputs[?OutputKey=='ReplicaBucketName'].OutputValue" --output text || true)"
+  --query "Stacks[0].Outputs[?OutputKey=='ReplicaBucketName'].OutputValue" --output text 2>&1)"; then
+  case "$replica_bucket_name" in
+    *"(ValidationError)"*"Stack with id shop-dr-assets-replica does not exist"*) replica_bucket_name="" ;;
+    *) echo "deploy.sh: could not read the output ReplicaBucketName of shop-dr-assets-replica (eu-central-1), which shop-prod-monitoring needs as ReplicaBucketName; the stacks before shop-prod-monitoring are deployed, it and those after it are not: fix the cause (a permission your identity lacks, expired credentials...) and run this script again. The AWS CLI said: ${replica_bucket_name//$'\n'/ }" >&2
+      exit 1 ;;
+  esac
+fi
 if [[ -z "$replica_bucket_name" || "$replica_bucket_name" == None ]]; then
   if [[ "$review" == true ]]; then
     echo "    skipped: shop-dr-assets-replica (eu-central-1) has no output ReplicaBucketName yet (deploy it first)"
@@ -955,10 +1042,17 @@ aws cloudformation deploy \
 # 23/24 shop-prod-dns
 echo "==> 23/24 shop-prod-dns (eu-west-1)"
 skip_23=false
-# LoadBalancerDnsName is an output of shop-dr-platform in eu-central-1: ImportValue cannot cross regions.
-load_balancer_dns_name="$(aws cloudformation describe-stacks \
+# LoadBalancerDnsName is an output of shop-dr-platform in eu-central-1: ImportValue cannot cross regions. Only
+# CloudFormation's "does not exist" means the stack is not there yet; any other error stops here.
+if ! load_balancer_dns_name="$(aws cloudformation describe-stacks \
   --stack-name shop-dr-platform --region eu-central-1 \
-  --query "Stacks[0].Outputs[?OutputKey=='LoadBalancerDnsName'].OutputValue" --output text || true)"
+  --query "Stacks[0].Outputs[?OutputKey=='LoadBalancerDnsName'].OutputValue" --output text 2>&1)"; then
+  case "$load_balancer_dns_name" in
+    *"(ValidationError)"*"Stack with id shop-dr-platform does not exist"*) load_balancer_dns_name="" ;;
+    *) echo "deploy.sh: could not read the output LoadBalancerDnsName of shop-dr-platform (eu-central-1), which shop-prod-dns needs as LoadBalancerDnsName; the stacks before shop-prod-dns are deployed, it and those after it are not: fix the cause (a permission your identity lacks, expired credentials...) and run this script again. The AWS CLI said: ${load_balancer_dns_name//$'\n'/ }" >&2
+      exit 1 ;;
+  esac
+fi
 if [[ -z "$load_balancer_dns_name" || "$load_balancer_dns_name" == None ]]; then
   if [[ "$review" == true ]]; then
     echo "    skipped: shop-dr-platform (eu-central-1) has no output LoadBalancerDnsName yet (deploy it first)"
@@ -968,10 +1062,17 @@ if [[ -z "$load_balancer_dns_name" || "$load_balancer_dns_name" == None ]]; then
     exit 1
   fi
 fi
-# LoadBalancerHostedZoneId is an output of shop-dr-platform in eu-central-1: ImportValue cannot cross regions.
-load_balancer_hosted_zone_id="$(aws cloudformation describe-stacks \
+# LoadBalancerHostedZoneId is an output of shop-dr-platform in eu-central-1: ImportValue cannot cross regions. Only
+# CloudFormation's "does not exist" means the stack is not there yet; any other error stops here.
+if ! load_balancer_hosted_zone_id="$(aws cloudformation describe-stacks \
   --stack-name shop-dr-platform --region eu-central-1 \
-  --query "Stacks[0].Outputs[?OutputKey=='LoadBalancerHostedZoneId'].OutputValue" --output text || true)"
+  --query "Stacks[0].Outputs[?OutputKey=='LoadBalancerHostedZoneId'].OutputValue" --output text 2>&1)"; then
+  case "$load_balancer_hosted_zone_id" in
+    *"(ValidationError)"*"Stack with id shop-dr-platform does not exist"*) load_balancer_hosted_zone_id="" ;;
+    *) echo "deploy.sh: could not read the output LoadBalancerHostedZoneId of shop-dr-platform (eu-central-1), which shop-prod-dns needs as LoadBalancerHostedZoneId; the stacks before shop-prod-dns are deployed, it and those after it are not: fix the cause (a permission your identity lacks, expired credentials...) and run this script again. The AWS CLI said: ${load_balancer_hosted_zone_id//$'\n'/ }" >&2
+      exit 1 ;;
+  esac
+fi
 if [[ -z "$load_balancer_hosted_zone_id" || "$load_balancer_hosted_zone_id" == None ]]; then
   if [[ "$review" == true ]]; then
     echo "    skipped: shop-dr-platform (eu-central-1) has no output LoadBalancerHostedZoneId yet (deploy it first)"
@@ -995,10 +1096,17 @@ fi
 # 24/24 shop-prod-edge-alarms
 echo "==> 24/24 shop-prod-edge-alarms (us-east-1)"
 skip_24=false
-# DistributionId is an output of shop-prod-edge in eu-west-1: ImportValue cannot cross regions.
-distribution_id="$(aws cloudformation describe-stacks \
+# DistributionId is an output of shop-prod-edge in eu-west-1: ImportValue cannot cross regions. Only
+# CloudFormation's "does not exist" means the stack is not there yet; any other error stops here.
+if ! distribution_id="$(aws cloudformation describe-stacks \
   --stack-name shop-prod-edge --region eu-west-1 \
-  --query "Stacks[0].Outputs[?OutputKey=='DistributionId'].OutputValue" --output text || true)"
+  --query "Stacks[0].Outputs[?OutputKey=='DistributionId'].OutputValue" --output text 2>&1)"; then
+  case "$distribution_id" in
+    *"(ValidationError)"*"Stack with id shop-prod-edge does not exist"*) distribution_id="" ;;
+    *) echo "deploy.sh: could not read the output DistributionId of shop-prod-edge (eu-west-1), which shop-prod-edge-alarms needs as DistributionId; the stacks before shop-prod-edge-alarms are deployed, it and those after it are not: fix the cause (a permission your identity lacks, expired credentials...) and run this script again. The AWS CLI said: ${distribution_id//$'\n'/ }" >&2
+      exit 1 ;;
+  esac
+fi
 if [[ -z "$distribution_id" || "$distribution_id" == None ]]; then
   if [[ "$review" == true ]]; then
     echo "    skipped: shop-prod-edge (eu-west-1) has no output DistributionId yet (deploy it first)"
@@ -1008,10 +1116,17 @@ if [[ -z "$distribution_id" || "$distribution_id" == None ]]; then
     exit 1
   fi
 fi
-# PrimaryHealthCheckId is an output of shop-prod-dns in eu-west-1: ImportValue cannot cross regions.
-primary_health_check_id="$(aws cloudformation describe-stacks \
+# PrimaryHealthCheckId is an output of shop-prod-dns in eu-west-1: ImportValue cannot cross regions. Only
+# CloudFormation's "does not exist" means the stack is not there yet; any other error stops here.
+if ! primary_health_check_id="$(aws cloudformation describe-stacks \
   --stack-name shop-prod-dns --region eu-west-1 \
-  --query "Stacks[0].Outputs[?OutputKey=='PrimaryHealthCheckId'].OutputValue" --output text || true)"
+  --query "Stacks[0].Outputs[?OutputKey=='PrimaryHealthCheckId'].OutputValue" --output text 2>&1)"; then
+  case "$primary_health_check_id" in
+    *"(ValidationError)"*"Stack with id shop-prod-dns does not exist"*) primary_health_check_id="" ;;
+    *) echo "deploy.sh: could not read the output PrimaryHealthCheckId of shop-prod-dns (eu-west-1), which shop-prod-edge-alarms needs as PrimaryHealthCheckId; the stacks before shop-prod-edge-alarms are deployed, it and those after it are not: fix the cause (a permission your identity lacks, expired credentials...) and run this script again. The AWS CLI said: ${primary_health_check_id//$'\n'/ }" >&2
+      exit 1 ;;
+  esac
+fi
 if [[ -z "$primary_health_check_id" || "$primary_health_check_id" == None ]]; then
   if [[ "$review" == true ]]; then
     echo "    skipped: shop-prod-dns (eu-west-1) has no output PrimaryHealthCheckId yet (deploy it first)"

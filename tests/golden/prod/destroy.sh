@@ -30,16 +30,18 @@ Environment variables it reads:
   AWS_PROFILE...  the AWS CLI's own: the credentials it signs in with (every command names its region itself)
 
 Exit status:
-  0      every stack of this folder deleted (or not deployed)
-  1      nothing deleted: a protection is on, the name was not typed back, the AWS CLI is missing, not signed in, or signed in to another account
+  0      every stack of this folder deleted (or not deployed); the last line counts those deleted
+  1      nothing deleted: a protection is on, the name was not typed back, the AWS CLI is missing, not signed in, or signed in to another account; or AWS answered a read with an error (not "does not exist": access refused, credentials, throttling), quoted with the stack, or a deletion failed: the stacks before it are deleted, nothing after it, and the record of every stack not deleted is kept
   2      an unknown argument
-  other  the AWS CLI's status of the command that failed, e.g. 254 (AWS refused the request), 255 (the command failed); AWS CLI User Guide, "Command line return codes": the stacks before it are deleted
 EOF
 }
+for arg in "$@"; do
+  case "$arg" in -h|--help) usage; exit 0 ;; esac
+done
 case "$*" in
   "") ;;
-  -h|--help) usage; exit 0 ;;
-  *) echo "usage: $0 (or --help; CONFIRM=<name> to skip the question)" >&2; exit 2 ;;
+  *) echo "destroy.sh: unknown option or argument: $*" >&2
+     echo "usage: $0 (or --help; CONFIRM=<name> to skip the question)" >&2; exit 2 ;;
 esac
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 deployed="${DEPLOYED_DIR:-$here/../../deployed}"
@@ -125,15 +127,39 @@ destroy.sh; CloudFormation refuses to delete a stack whose export another stack 
   shop-dr-assets-replica (dr's stack)
 EOF
 
-signed_in="$(aws sts get-caller-identity --query Account --output text)" || { echo 'destroy.sh: not signed in to AWS (the CLI found no valid credentials): nothing was deleted' >&2; exit 1; }
+signed_in="$(aws sts get-caller-identity --query Account --output text)" || { echo 'destroy.sh: not signed in to AWS (the CLI found no valid credentials; its error is above): nothing was deleted' >&2; exit 1; }
 if [[ "$signed_in" != 333333333333 ]]; then
-  echo "destroy.sh: signed in to account $signed_in, but shop prod lives in account 333333333333" >&2
+  echo "destroy.sh: signed in to account $signed_in, but shop prod lives in account 333333333333: sign in to 333333333333, then run again; nothing was deleted" >&2
   exit 1
 fi
 
+deleted=0
+# unreadable WHAT ERROR: AWS answered a read with an error other than "does not exist" (access refused,
+# credentials, throttling): whether WHAT is there is unknown, so the script stops; nothing further is
+# deleted, and the record of every stack not deleted stays.
+unreadable() {
+  local done="nothing was deleted"
+  if [[ "$deleted" != 0 ]]; then done="$deleted stack(s) deleted before it, nothing after it"; fi
+  echo "destroy.sh: could not read $1, so whether it is there is unknown: $done; fix the cause (a permission your identity lacks, expired credentials...) and run it again. The AWS CLI said: ${2//$'\n'/ }" >&2
+  exit 1
+}
+# not_deleted STACK WHY: a deletion failed (the AWS CLI's error is above): the script stops there, the
+# stack's record stays.
+not_deleted() {
+  local done="no stack was deleted"
+  if [[ "$deleted" != 0 ]]; then done="$deleted stack(s) deleted before it, nothing after it"; fi
+  echo "destroy.sh: $1 was not deleted: $2; $done. Its status and last failed event: status.sh beside this script" >&2
+  exit 1
+}
+
 # Refuse before deleting anything when a protection would stop the deletion half-way.
 blocked=false
-protection="$(aws cloudformation describe-stacks --stack-name shop-prod-edge-alarms --region us-east-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>/dev/null || true)"
+if ! protection="$(aws cloudformation describe-stacks --stack-name shop-prod-edge-alarms --region us-east-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>&1)"; then
+  case "$protection" in
+    *"(ValidationError)"*"Stack with id shop-prod-edge-alarms does not exist"*) protection=absent ;;  # not deployed: nothing to protect
+    *) unreadable 'the stack shop-prod-edge-alarms (us-east-1)' "$protection" ;;
+  esac
+fi
 if [[ "$protection" == True ]]; then
   cat >&2 <<'EOF'
 destroy.sh: shop-prod-edge-alarms has termination protection on; to lift it:
@@ -141,7 +167,12 @@ destroy.sh: shop-prod-edge-alarms has termination protection on; to lift it:
 EOF
   blocked=true
 fi
-protection="$(aws cloudformation describe-stacks --stack-name shop-prod-dns --region eu-west-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>/dev/null || true)"
+if ! protection="$(aws cloudformation describe-stacks --stack-name shop-prod-dns --region eu-west-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>&1)"; then
+  case "$protection" in
+    *"(ValidationError)"*"Stack with id shop-prod-dns does not exist"*) protection=absent ;;  # not deployed: nothing to protect
+    *) unreadable 'the stack shop-prod-dns (eu-west-1)' "$protection" ;;
+  esac
+fi
 if [[ "$protection" == True ]]; then
   cat >&2 <<'EOF'
 destroy.sh: shop-prod-dns has termination protection on; to lift it:
@@ -149,7 +180,12 @@ destroy.sh: shop-prod-dns has termination protection on; to lift it:
 EOF
   blocked=true
 fi
-protection="$(aws cloudformation describe-stacks --stack-name shop-prod-connect --region eu-west-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>/dev/null || true)"
+if ! protection="$(aws cloudformation describe-stacks --stack-name shop-prod-connect --region eu-west-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>&1)"; then
+  case "$protection" in
+    *"(ValidationError)"*"Stack with id shop-prod-connect does not exist"*) protection=absent ;;  # not deployed: nothing to protect
+    *) unreadable 'the stack shop-prod-connect (eu-west-1)' "$protection" ;;
+  esac
+fi
 if [[ "$protection" == True ]]; then
   cat >&2 <<'EOF'
 destroy.sh: shop-prod-connect has termination protection on; to lift it:
@@ -157,7 +193,12 @@ destroy.sh: shop-prod-connect has termination protection on; to lift it:
 EOF
   blocked=true
 fi
-protection="$(aws cloudformation describe-stacks --stack-name shop-prod-svc-web --region eu-west-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>/dev/null || true)"
+if ! protection="$(aws cloudformation describe-stacks --stack-name shop-prod-svc-web --region eu-west-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>&1)"; then
+  case "$protection" in
+    *"(ValidationError)"*"Stack with id shop-prod-svc-web does not exist"*) protection=absent ;;  # not deployed: nothing to protect
+    *) unreadable 'the stack shop-prod-svc-web (eu-west-1)' "$protection" ;;
+  esac
+fi
 if [[ "$protection" == True ]]; then
   cat >&2 <<'EOF'
 destroy.sh: shop-prod-svc-web has termination protection on; to lift it:
@@ -165,7 +206,12 @@ destroy.sh: shop-prod-svc-web has termination protection on; to lift it:
 EOF
   blocked=true
 fi
-protection="$(aws cloudformation describe-stacks --stack-name shop-prod-svc-payments --region eu-west-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>/dev/null || true)"
+if ! protection="$(aws cloudformation describe-stacks --stack-name shop-prod-svc-payments --region eu-west-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>&1)"; then
+  case "$protection" in
+    *"(ValidationError)"*"Stack with id shop-prod-svc-payments does not exist"*) protection=absent ;;  # not deployed: nothing to protect
+    *) unreadable 'the stack shop-prod-svc-payments (eu-west-1)' "$protection" ;;
+  esac
+fi
 if [[ "$protection" == True ]]; then
   cat >&2 <<'EOF'
 destroy.sh: shop-prod-svc-payments has termination protection on; to lift it:
@@ -173,7 +219,12 @@ destroy.sh: shop-prod-svc-payments has termination protection on; to lift it:
 EOF
   blocked=true
 fi
-protection="$(aws cloudformation describe-stacks --stack-name shop-prod-svc-nightly --region eu-west-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>/dev/null || true)"
+if ! protection="$(aws cloudformation describe-stacks --stack-name shop-prod-svc-nightly --region eu-west-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>&1)"; then
+  case "$protection" in
+    *"(ValidationError)"*"Stack with id shop-prod-svc-nightly does not exist"*) protection=absent ;;  # not deployed: nothing to protect
+    *) unreadable 'the stack shop-prod-svc-nightly (eu-west-1)' "$protection" ;;
+  esac
+fi
 if [[ "$protection" == True ]]; then
   cat >&2 <<'EOF'
 destroy.sh: shop-prod-svc-nightly has termination protection on; to lift it:
@@ -181,7 +232,12 @@ destroy.sh: shop-prod-svc-nightly has termination protection on; to lift it:
 EOF
   blocked=true
 fi
-protection="$(aws cloudformation describe-stacks --stack-name shop-prod-svc-mailer --region eu-west-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>/dev/null || true)"
+if ! protection="$(aws cloudformation describe-stacks --stack-name shop-prod-svc-mailer --region eu-west-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>&1)"; then
+  case "$protection" in
+    *"(ValidationError)"*"Stack with id shop-prod-svc-mailer does not exist"*) protection=absent ;;  # not deployed: nothing to protect
+    *) unreadable 'the stack shop-prod-svc-mailer (eu-west-1)' "$protection" ;;
+  esac
+fi
 if [[ "$protection" == True ]]; then
   cat >&2 <<'EOF'
 destroy.sh: shop-prod-svc-mailer has termination protection on; to lift it:
@@ -189,7 +245,12 @@ destroy.sh: shop-prod-svc-mailer has termination protection on; to lift it:
 EOF
   blocked=true
 fi
-protection="$(aws cloudformation describe-stacks --stack-name shop-prod-svc-api --region eu-west-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>/dev/null || true)"
+if ! protection="$(aws cloudformation describe-stacks --stack-name shop-prod-svc-api --region eu-west-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>&1)"; then
+  case "$protection" in
+    *"(ValidationError)"*"Stack with id shop-prod-svc-api does not exist"*) protection=absent ;;  # not deployed: nothing to protect
+    *) unreadable 'the stack shop-prod-svc-api (eu-west-1)' "$protection" ;;
+  esac
+fi
 if [[ "$protection" == True ]]; then
   cat >&2 <<'EOF'
 destroy.sh: shop-prod-svc-api has termination protection on; to lift it:
@@ -197,7 +258,12 @@ destroy.sh: shop-prod-svc-api has termination protection on; to lift it:
 EOF
   blocked=true
 fi
-protection="$(aws cloudformation describe-stacks --stack-name shop-prod-dashboard --region eu-west-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>/dev/null || true)"
+if ! protection="$(aws cloudformation describe-stacks --stack-name shop-prod-dashboard --region eu-west-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>&1)"; then
+  case "$protection" in
+    *"(ValidationError)"*"Stack with id shop-prod-dashboard does not exist"*) protection=absent ;;  # not deployed: nothing to protect
+    *) unreadable 'the stack shop-prod-dashboard (eu-west-1)' "$protection" ;;
+  esac
+fi
 if [[ "$protection" == True ]]; then
   cat >&2 <<'EOF'
 destroy.sh: shop-prod-dashboard has termination protection on; to lift it:
@@ -205,7 +271,12 @@ destroy.sh: shop-prod-dashboard has termination protection on; to lift it:
 EOF
   blocked=true
 fi
-protection="$(aws cloudformation describe-stacks --stack-name shop-prod-monitoring --region eu-west-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>/dev/null || true)"
+if ! protection="$(aws cloudformation describe-stacks --stack-name shop-prod-monitoring --region eu-west-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>&1)"; then
+  case "$protection" in
+    *"(ValidationError)"*"Stack with id shop-prod-monitoring does not exist"*) protection=absent ;;  # not deployed: nothing to protect
+    *) unreadable 'the stack shop-prod-monitoring (eu-west-1)' "$protection" ;;
+  esac
+fi
 if [[ "$protection" == True ]]; then
   cat >&2 <<'EOF'
 destroy.sh: shop-prod-monitoring has termination protection on; to lift it:
@@ -213,7 +284,12 @@ destroy.sh: shop-prod-monitoring has termination protection on; to lift it:
 EOF
   blocked=true
 fi
-protection="$(aws cloudformation describe-stacks --stack-name shop-prod-edge --region eu-west-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>/dev/null || true)"
+if ! protection="$(aws cloudformation describe-stacks --stack-name shop-prod-edge --region eu-west-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>&1)"; then
+  case "$protection" in
+    *"(ValidationError)"*"Stack with id shop-prod-edge does not exist"*) protection=absent ;;  # not deployed: nothing to protect
+    *) unreadable 'the stack shop-prod-edge (eu-west-1)' "$protection" ;;
+  esac
+fi
 if [[ "$protection" == True ]]; then
   cat >&2 <<'EOF'
 destroy.sh: shop-prod-edge has termination protection on; to lift it:
@@ -221,7 +297,12 @@ destroy.sh: shop-prod-edge has termination protection on; to lift it:
 EOF
   blocked=true
 fi
-protection="$(aws cloudformation describe-stacks --stack-name shop-prod-edge-waf --region us-east-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>/dev/null || true)"
+if ! protection="$(aws cloudformation describe-stacks --stack-name shop-prod-edge-waf --region us-east-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>&1)"; then
+  case "$protection" in
+    *"(ValidationError)"*"Stack with id shop-prod-edge-waf does not exist"*) protection=absent ;;  # not deployed: nothing to protect
+    *) unreadable 'the stack shop-prod-edge-waf (us-east-1)' "$protection" ;;
+  esac
+fi
 if [[ "$protection" == True ]]; then
   cat >&2 <<'EOF'
 destroy.sh: shop-prod-edge-waf has termination protection on; to lift it:
@@ -229,7 +310,12 @@ destroy.sh: shop-prod-edge-waf has termination protection on; to lift it:
 EOF
   blocked=true
 fi
-protection="$(aws cloudformation describe-stacks --stack-name shop-prod-platform --region eu-west-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>/dev/null || true)"
+if ! protection="$(aws cloudformation describe-stacks --stack-name shop-prod-platform --region eu-west-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>&1)"; then
+  case "$protection" in
+    *"(ValidationError)"*"Stack with id shop-prod-platform does not exist"*) protection=absent ;;  # not deployed: nothing to protect
+    *) unreadable 'the stack shop-prod-platform (eu-west-1)' "$protection" ;;
+  esac
+fi
 if [[ "$protection" == True ]]; then
   cat >&2 <<'EOF'
 destroy.sh: shop-prod-platform has termination protection on; to lift it:
@@ -237,10 +323,13 @@ destroy.sh: shop-prod-platform has termination protection on; to lift it:
 EOF
   blocked=true
 fi
-arn="$(aws cloudformation describe-stacks --stack-name shop-prod-platform --region eu-west-1 --query "Stacks[0].Outputs[?OutputKey=='LoadBalancerArn'].OutputValue" --output text 2>/dev/null || true)"
+if [[ "$protection" != absent ]]; then  # its resources, only where the stack is deployed
+if ! arn="$(aws cloudformation describe-stacks --stack-name shop-prod-platform --region eu-west-1 --query "Stacks[0].Outputs[?OutputKey=='LoadBalancerArn'].OutputValue" --output text 2>&1)"; then
+  unreadable 'the stack shop-prod-platform (eu-west-1)' "$arn"
+fi
 value=""
-if [[ -n "$arn" && "$arn" != None ]]; then
-  value="$(aws elbv2 describe-load-balancer-attributes --load-balancer-arn "$arn" --region eu-west-1 --query "Attributes[?Key=='deletion_protection.enabled'].Value" --output text || true)"
+if [[ -n "$arn" && "$arn" != None ]] && ! value="$(aws elbv2 describe-load-balancer-attributes --load-balancer-arn "$arn" --region eu-west-1 --query "Attributes[?Key=='deletion_protection.enabled'].Value" --output text 2>&1)"; then
+  unreadable 'the deletion protection of the load balancer of shop-prod-platform (eu-west-1)' "$value"
 fi
 if [[ "$value" == True || "$value" == true ]]; then
   cat >&2 <<EOF
@@ -249,7 +338,13 @@ destroy.sh: load balancer LoadBalancer (output LoadBalancerArn of shop-prod-plat
 EOF
   blocked=true
 fi
-protection="$(aws cloudformation describe-stacks --stack-name shop-prod-data --region eu-west-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>/dev/null || true)"
+fi
+if ! protection="$(aws cloudformation describe-stacks --stack-name shop-prod-data --region eu-west-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>&1)"; then
+  case "$protection" in
+    *"(ValidationError)"*"Stack with id shop-prod-data does not exist"*) protection=absent ;;  # not deployed: nothing to protect
+    *) unreadable 'the stack shop-prod-data (eu-west-1)' "$protection" ;;
+  esac
+fi
 if [[ "$protection" == True ]]; then
   cat >&2 <<'EOF'
 destroy.sh: shop-prod-data has termination protection on; to lift it:
@@ -257,7 +352,13 @@ destroy.sh: shop-prod-data has termination protection on; to lift it:
 EOF
   blocked=true
 fi
-value="$(aws rds describe-db-clusters --db-cluster-identifier shop-prod --region eu-west-1 --query "DBClusters[0].DeletionProtection" --output text 2>/dev/null || true)"
+if [[ "$protection" != absent ]]; then  # its resources, only where the stack is deployed
+if ! value="$(aws rds describe-db-clusters --db-cluster-identifier shop-prod --region eu-west-1 --query "DBClusters[0].DeletionProtection" --output text 2>&1)"; then
+  case "$value" in
+    *DBClusterNotFoundFault*) value=None ;;
+    *) unreadable 'the deletion protection of Aurora cluster shop-prod (eu-west-1)' "$value" ;;
+  esac
+fi
 if [[ "$value" == True || "$value" == true ]]; then
   cat >&2 <<EOF
 destroy.sh: Aurora cluster shop-prod has deletion protection on; to lift it:
@@ -265,7 +366,13 @@ destroy.sh: Aurora cluster shop-prod has deletion protection on; to lift it:
 EOF
   blocked=true
 fi
-protection="$(aws cloudformation describe-stacks --stack-name shop-prod-security --region eu-west-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>/dev/null || true)"
+fi
+if ! protection="$(aws cloudformation describe-stacks --stack-name shop-prod-security --region eu-west-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>&1)"; then
+  case "$protection" in
+    *"(ValidationError)"*"Stack with id shop-prod-security does not exist"*) protection=absent ;;  # not deployed: nothing to protect
+    *) unreadable 'the stack shop-prod-security (eu-west-1)' "$protection" ;;
+  esac
+fi
 if [[ "$protection" == True ]]; then
   cat >&2 <<'EOF'
 destroy.sh: shop-prod-security has termination protection on; to lift it:
@@ -273,7 +380,12 @@ destroy.sh: shop-prod-security has termination protection on; to lift it:
 EOF
   blocked=true
 fi
-protection="$(aws cloudformation describe-stacks --stack-name shop-prod-origin-verify --region eu-west-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>/dev/null || true)"
+if ! protection="$(aws cloudformation describe-stacks --stack-name shop-prod-origin-verify --region eu-west-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>&1)"; then
+  case "$protection" in
+    *"(ValidationError)"*"Stack with id shop-prod-origin-verify does not exist"*) protection=absent ;;  # not deployed: nothing to protect
+    *) unreadable 'the stack shop-prod-origin-verify (eu-west-1)' "$protection" ;;
+  esac
+fi
 if [[ "$protection" == True ]]; then
   cat >&2 <<'EOF'
 destroy.sh: shop-prod-origin-verify has termination protection on; to lift it:
@@ -281,7 +393,12 @@ destroy.sh: shop-prod-origin-verify has termination protection on; to lift it:
 EOF
   blocked=true
 fi
-protection="$(aws cloudformation describe-stacks --stack-name shop-prod-network --region eu-west-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>/dev/null || true)"
+if ! protection="$(aws cloudformation describe-stacks --stack-name shop-prod-network --region eu-west-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>&1)"; then
+  case "$protection" in
+    *"(ValidationError)"*"Stack with id shop-prod-network does not exist"*) protection=absent ;;  # not deployed: nothing to protect
+    *) unreadable 'the stack shop-prod-network (eu-west-1)' "$protection" ;;
+  esac
+fi
 if [[ "$protection" == True ]]; then
   cat >&2 <<'EOF'
 destroy.sh: shop-prod-network has termination protection on; to lift it:
@@ -289,7 +406,12 @@ destroy.sh: shop-prod-network has termination protection on; to lift it:
 EOF
   blocked=true
 fi
-protection="$(aws cloudformation describe-stacks --stack-name shop-prod-keys --region eu-west-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>/dev/null || true)"
+if ! protection="$(aws cloudformation describe-stacks --stack-name shop-prod-keys --region eu-west-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>&1)"; then
+  case "$protection" in
+    *"(ValidationError)"*"Stack with id shop-prod-keys does not exist"*) protection=absent ;;  # not deployed: nothing to protect
+    *) unreadable 'the stack shop-prod-keys (eu-west-1)' "$protection" ;;
+  esac
+fi
 if [[ "$protection" == True ]]; then
   cat >&2 <<'EOF'
 destroy.sh: shop-prod-keys has termination protection on; to lift it:
@@ -297,7 +419,12 @@ destroy.sh: shop-prod-keys has termination protection on; to lift it:
 EOF
   blocked=true
 fi
-protection="$(aws cloudformation describe-stacks --stack-name shop-prod-deployer --region eu-west-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>/dev/null || true)"
+if ! protection="$(aws cloudformation describe-stacks --stack-name shop-prod-deployer --region eu-west-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>&1)"; then
+  case "$protection" in
+    *"(ValidationError)"*"Stack with id shop-prod-deployer does not exist"*) protection=absent ;;  # not deployed: nothing to protect
+    *) unreadable 'the stack shop-prod-deployer (eu-west-1)' "$protection" ;;
+  esac
+fi
 if [[ "$protection" == True ]]; then
   cat >&2 <<'EOF'
 destroy.sh: shop-prod-deployer has termination protection on; to lift it:
@@ -320,193 +447,269 @@ if [[ "$answer" != prod ]]; then
 fi
 
 echo "==> 1/19 deleting shop-prod-edge-alarms (us-east-1)"
-if aws cloudformation describe-stacks --stack-name shop-prod-edge-alarms --region us-east-1 >/dev/null 2>&1; then
-  aws cloudformation delete-stack --stack-name shop-prod-edge-alarms --region us-east-1
-  aws cloudformation wait stack-delete-complete --stack-name shop-prod-edge-alarms --region us-east-1
+if found="$(aws cloudformation describe-stacks --stack-name shop-prod-edge-alarms --region us-east-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
+  aws cloudformation delete-stack --stack-name shop-prod-edge-alarms --region us-east-1 || not_deleted 'shop-prod-edge-alarms (us-east-1)' 'AWS refused delete-stack'
+  aws cloudformation wait stack-delete-complete --stack-name shop-prod-edge-alarms --region us-east-1 || not_deleted 'shop-prod-edge-alarms (us-east-1)' 'its deletion did not complete (DELETE_FAILED: its events say why; or the wait gave up)'
+  deleted=$((deleted + 1))
 else
-  echo "    not deployed: nothing to delete"
+  case "$found" in
+    *"(ValidationError)"*"Stack with id shop-prod-edge-alarms does not exist"*) echo "    not deployed: nothing to delete" ;;
+    *) unreadable 'the stack shop-prod-edge-alarms (us-east-1)' "$found" ;;
+  esac
 fi
-# Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
+# Gone (deleted, or never there): no longer the baseline make diff compares with (deploy.sh recorded it).
 rm -f "$deployed/prod/us-east-1/shop-prod-edge-alarms.json"
 
 echo "==> 2/19 deleting shop-prod-dns (eu-west-1)"
-if aws cloudformation describe-stacks --stack-name shop-prod-dns --region eu-west-1 >/dev/null 2>&1; then
-  aws cloudformation delete-stack --stack-name shop-prod-dns --region eu-west-1
-  aws cloudformation wait stack-delete-complete --stack-name shop-prod-dns --region eu-west-1
+if found="$(aws cloudformation describe-stacks --stack-name shop-prod-dns --region eu-west-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
+  aws cloudformation delete-stack --stack-name shop-prod-dns --region eu-west-1 || not_deleted 'shop-prod-dns (eu-west-1)' 'AWS refused delete-stack'
+  aws cloudformation wait stack-delete-complete --stack-name shop-prod-dns --region eu-west-1 || not_deleted 'shop-prod-dns (eu-west-1)' 'its deletion did not complete (DELETE_FAILED: its events say why; or the wait gave up)'
+  deleted=$((deleted + 1))
 else
-  echo "    not deployed: nothing to delete"
+  case "$found" in
+    *"(ValidationError)"*"Stack with id shop-prod-dns does not exist"*) echo "    not deployed: nothing to delete" ;;
+    *) unreadable 'the stack shop-prod-dns (eu-west-1)' "$found" ;;
+  esac
 fi
-# Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
+# Gone (deleted, or never there): no longer the baseline make diff compares with (deploy.sh recorded it).
 rm -f "$deployed/prod/eu-west-1/shop-prod-dns.json"
 
 echo "==> 3/19 deleting shop-prod-connect (eu-west-1)"
-if aws cloudformation describe-stacks --stack-name shop-prod-connect --region eu-west-1 >/dev/null 2>&1; then
-  aws cloudformation delete-stack --stack-name shop-prod-connect --region eu-west-1
-  aws cloudformation wait stack-delete-complete --stack-name shop-prod-connect --region eu-west-1
+if found="$(aws cloudformation describe-stacks --stack-name shop-prod-connect --region eu-west-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
+  aws cloudformation delete-stack --stack-name shop-prod-connect --region eu-west-1 || not_deleted 'shop-prod-connect (eu-west-1)' 'AWS refused delete-stack'
+  aws cloudformation wait stack-delete-complete --stack-name shop-prod-connect --region eu-west-1 || not_deleted 'shop-prod-connect (eu-west-1)' 'its deletion did not complete (DELETE_FAILED: its events say why; or the wait gave up)'
+  deleted=$((deleted + 1))
 else
-  echo "    not deployed: nothing to delete"
+  case "$found" in
+    *"(ValidationError)"*"Stack with id shop-prod-connect does not exist"*) echo "    not deployed: nothing to delete" ;;
+    *) unreadable 'the stack shop-prod-connect (eu-west-1)' "$found" ;;
+  esac
 fi
-# Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
+# Gone (deleted, or never there): no longer the baseline make diff compares with (deploy.sh recorded it).
 rm -f "$deployed/prod/eu-west-1/shop-prod-connect.json"
 
 echo "==> 4/19 deleting shop-prod-svc-web (eu-west-1)"
-if aws cloudformation describe-stacks --stack-name shop-prod-svc-web --region eu-west-1 >/dev/null 2>&1; then
-  aws cloudformation delete-stack --stack-name shop-prod-svc-web --region eu-west-1
-  aws cloudformation wait stack-delete-complete --stack-name shop-prod-svc-web --region eu-west-1
+if found="$(aws cloudformation describe-stacks --stack-name shop-prod-svc-web --region eu-west-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
+  aws cloudformation delete-stack --stack-name shop-prod-svc-web --region eu-west-1 || not_deleted 'shop-prod-svc-web (eu-west-1)' 'AWS refused delete-stack'
+  aws cloudformation wait stack-delete-complete --stack-name shop-prod-svc-web --region eu-west-1 || not_deleted 'shop-prod-svc-web (eu-west-1)' 'its deletion did not complete (DELETE_FAILED: its events say why; or the wait gave up)'
+  deleted=$((deleted + 1))
 else
-  echo "    not deployed: nothing to delete"
+  case "$found" in
+    *"(ValidationError)"*"Stack with id shop-prod-svc-web does not exist"*) echo "    not deployed: nothing to delete" ;;
+    *) unreadable 'the stack shop-prod-svc-web (eu-west-1)' "$found" ;;
+  esac
 fi
-# Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
+# Gone (deleted, or never there): no longer the baseline make diff compares with (deploy.sh recorded it).
 rm -f "$deployed/prod/eu-west-1/shop-prod-svc-web.json"
 
 echo "==> 5/19 deleting shop-prod-svc-payments (eu-west-1)"
-if aws cloudformation describe-stacks --stack-name shop-prod-svc-payments --region eu-west-1 >/dev/null 2>&1; then
-  aws cloudformation delete-stack --stack-name shop-prod-svc-payments --region eu-west-1
-  aws cloudformation wait stack-delete-complete --stack-name shop-prod-svc-payments --region eu-west-1
+if found="$(aws cloudformation describe-stacks --stack-name shop-prod-svc-payments --region eu-west-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
+  aws cloudformation delete-stack --stack-name shop-prod-svc-payments --region eu-west-1 || not_deleted 'shop-prod-svc-payments (eu-west-1)' 'AWS refused delete-stack'
+  aws cloudformation wait stack-delete-complete --stack-name shop-prod-svc-payments --region eu-west-1 || not_deleted 'shop-prod-svc-payments (eu-west-1)' 'its deletion did not complete (DELETE_FAILED: its events say why; or the wait gave up)'
+  deleted=$((deleted + 1))
 else
-  echo "    not deployed: nothing to delete"
+  case "$found" in
+    *"(ValidationError)"*"Stack with id shop-prod-svc-payments does not exist"*) echo "    not deployed: nothing to delete" ;;
+    *) unreadable 'the stack shop-prod-svc-payments (eu-west-1)' "$found" ;;
+  esac
 fi
-# Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
+# Gone (deleted, or never there): no longer the baseline make diff compares with (deploy.sh recorded it).
 rm -f "$deployed/prod/eu-west-1/shop-prod-svc-payments.json"
 
 echo "==> 6/19 deleting shop-prod-svc-nightly (eu-west-1)"
-if aws cloudformation describe-stacks --stack-name shop-prod-svc-nightly --region eu-west-1 >/dev/null 2>&1; then
-  aws cloudformation delete-stack --stack-name shop-prod-svc-nightly --region eu-west-1
-  aws cloudformation wait stack-delete-complete --stack-name shop-prod-svc-nightly --region eu-west-1
+if found="$(aws cloudformation describe-stacks --stack-name shop-prod-svc-nightly --region eu-west-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
+  aws cloudformation delete-stack --stack-name shop-prod-svc-nightly --region eu-west-1 || not_deleted 'shop-prod-svc-nightly (eu-west-1)' 'AWS refused delete-stack'
+  aws cloudformation wait stack-delete-complete --stack-name shop-prod-svc-nightly --region eu-west-1 || not_deleted 'shop-prod-svc-nightly (eu-west-1)' 'its deletion did not complete (DELETE_FAILED: its events say why; or the wait gave up)'
+  deleted=$((deleted + 1))
 else
-  echo "    not deployed: nothing to delete"
+  case "$found" in
+    *"(ValidationError)"*"Stack with id shop-prod-svc-nightly does not exist"*) echo "    not deployed: nothing to delete" ;;
+    *) unreadable 'the stack shop-prod-svc-nightly (eu-west-1)' "$found" ;;
+  esac
 fi
-# Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
+# Gone (deleted, or never there): no longer the baseline make diff compares with (deploy.sh recorded it).
 rm -f "$deployed/prod/eu-west-1/shop-prod-svc-nightly.json"
 
 echo "==> 7/19 deleting shop-prod-svc-mailer (eu-west-1)"
-if aws cloudformation describe-stacks --stack-name shop-prod-svc-mailer --region eu-west-1 >/dev/null 2>&1; then
-  aws cloudformation delete-stack --stack-name shop-prod-svc-mailer --region eu-west-1
-  aws cloudformation wait stack-delete-complete --stack-name shop-prod-svc-mailer --region eu-west-1
+if found="$(aws cloudformation describe-stacks --stack-name shop-prod-svc-mailer --region eu-west-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
+  aws cloudformation delete-stack --stack-name shop-prod-svc-mailer --region eu-west-1 || not_deleted 'shop-prod-svc-mailer (eu-west-1)' 'AWS refused delete-stack'
+  aws cloudformation wait stack-delete-complete --stack-name shop-prod-svc-mailer --region eu-west-1 || not_deleted 'shop-prod-svc-mailer (eu-west-1)' 'its deletion did not complete (DELETE_FAILED: its events say why; or the wait gave up)'
+  deleted=$((deleted + 1))
 else
-  echo "    not deployed: nothing to delete"
+  case "$found" in
+    *"(ValidationError)"*"Stack with id shop-prod-svc-mailer does not exist"*) echo "    not deployed: nothing to delete" ;;
+    *) unreadable 'the stack shop-prod-svc-mailer (eu-west-1)' "$found" ;;
+  esac
 fi
-# Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
+# Gone (deleted, or never there): no longer the baseline make diff compares with (deploy.sh recorded it).
 rm -f "$deployed/prod/eu-west-1/shop-prod-svc-mailer.json"
 
 echo "==> 8/19 deleting shop-prod-svc-api (eu-west-1)"
-if aws cloudformation describe-stacks --stack-name shop-prod-svc-api --region eu-west-1 >/dev/null 2>&1; then
-  aws cloudformation delete-stack --stack-name shop-prod-svc-api --region eu-west-1
-  aws cloudformation wait stack-delete-complete --stack-name shop-prod-svc-api --region eu-west-1
+if found="$(aws cloudformation describe-stacks --stack-name shop-prod-svc-api --region eu-west-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
+  aws cloudformation delete-stack --stack-name shop-prod-svc-api --region eu-west-1 || not_deleted 'shop-prod-svc-api (eu-west-1)' 'AWS refused delete-stack'
+  aws cloudformation wait stack-delete-complete --stack-name shop-prod-svc-api --region eu-west-1 || not_deleted 'shop-prod-svc-api (eu-west-1)' 'its deletion did not complete (DELETE_FAILED: its events say why; or the wait gave up)'
+  deleted=$((deleted + 1))
 else
-  echo "    not deployed: nothing to delete"
+  case "$found" in
+    *"(ValidationError)"*"Stack with id shop-prod-svc-api does not exist"*) echo "    not deployed: nothing to delete" ;;
+    *) unreadable 'the stack shop-prod-svc-api (eu-west-1)' "$found" ;;
+  esac
 fi
-# Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
+# Gone (deleted, or never there): no longer the baseline make diff compares with (deploy.sh recorded it).
 rm -f "$deployed/prod/eu-west-1/shop-prod-svc-api.json"
 
 echo "==> 9/19 deleting shop-prod-dashboard (eu-west-1)"
-if aws cloudformation describe-stacks --stack-name shop-prod-dashboard --region eu-west-1 >/dev/null 2>&1; then
-  aws cloudformation delete-stack --stack-name shop-prod-dashboard --region eu-west-1
-  aws cloudformation wait stack-delete-complete --stack-name shop-prod-dashboard --region eu-west-1
+if found="$(aws cloudformation describe-stacks --stack-name shop-prod-dashboard --region eu-west-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
+  aws cloudformation delete-stack --stack-name shop-prod-dashboard --region eu-west-1 || not_deleted 'shop-prod-dashboard (eu-west-1)' 'AWS refused delete-stack'
+  aws cloudformation wait stack-delete-complete --stack-name shop-prod-dashboard --region eu-west-1 || not_deleted 'shop-prod-dashboard (eu-west-1)' 'its deletion did not complete (DELETE_FAILED: its events say why; or the wait gave up)'
+  deleted=$((deleted + 1))
 else
-  echo "    not deployed: nothing to delete"
+  case "$found" in
+    *"(ValidationError)"*"Stack with id shop-prod-dashboard does not exist"*) echo "    not deployed: nothing to delete" ;;
+    *) unreadable 'the stack shop-prod-dashboard (eu-west-1)' "$found" ;;
+  esac
 fi
-# Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
+# Gone (deleted, or never there): no longer the baseline make diff compares with (deploy.sh recorded it).
 rm -f "$deployed/prod/eu-west-1/shop-prod-dashboard.json"
 
 echo "==> 10/19 deleting shop-prod-monitoring (eu-west-1)"
-if aws cloudformation describe-stacks --stack-name shop-prod-monitoring --region eu-west-1 >/dev/null 2>&1; then
-  aws cloudformation delete-stack --stack-name shop-prod-monitoring --region eu-west-1
-  aws cloudformation wait stack-delete-complete --stack-name shop-prod-monitoring --region eu-west-1
+if found="$(aws cloudformation describe-stacks --stack-name shop-prod-monitoring --region eu-west-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
+  aws cloudformation delete-stack --stack-name shop-prod-monitoring --region eu-west-1 || not_deleted 'shop-prod-monitoring (eu-west-1)' 'AWS refused delete-stack'
+  aws cloudformation wait stack-delete-complete --stack-name shop-prod-monitoring --region eu-west-1 || not_deleted 'shop-prod-monitoring (eu-west-1)' 'its deletion did not complete (DELETE_FAILED: its events say why; or the wait gave up)'
+  deleted=$((deleted + 1))
 else
-  echo "    not deployed: nothing to delete"
+  case "$found" in
+    *"(ValidationError)"*"Stack with id shop-prod-monitoring does not exist"*) echo "    not deployed: nothing to delete" ;;
+    *) unreadable 'the stack shop-prod-monitoring (eu-west-1)' "$found" ;;
+  esac
 fi
-# Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
+# Gone (deleted, or never there): no longer the baseline make diff compares with (deploy.sh recorded it).
 rm -f "$deployed/prod/eu-west-1/shop-prod-monitoring.json"
 
 echo "==> 11/19 deleting shop-prod-edge (eu-west-1)"
-if aws cloudformation describe-stacks --stack-name shop-prod-edge --region eu-west-1 >/dev/null 2>&1; then
-  aws cloudformation delete-stack --stack-name shop-prod-edge --region eu-west-1
-  aws cloudformation wait stack-delete-complete --stack-name shop-prod-edge --region eu-west-1
+if found="$(aws cloudformation describe-stacks --stack-name shop-prod-edge --region eu-west-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
+  aws cloudformation delete-stack --stack-name shop-prod-edge --region eu-west-1 || not_deleted 'shop-prod-edge (eu-west-1)' 'AWS refused delete-stack'
+  aws cloudformation wait stack-delete-complete --stack-name shop-prod-edge --region eu-west-1 || not_deleted 'shop-prod-edge (eu-west-1)' 'its deletion did not complete (DELETE_FAILED: its events say why; or the wait gave up)'
+  deleted=$((deleted + 1))
 else
-  echo "    not deployed: nothing to delete"
+  case "$found" in
+    *"(ValidationError)"*"Stack with id shop-prod-edge does not exist"*) echo "    not deployed: nothing to delete" ;;
+    *) unreadable 'the stack shop-prod-edge (eu-west-1)' "$found" ;;
+  esac
 fi
-# Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
+# Gone (deleted, or never there): no longer the baseline make diff compares with (deploy.sh recorded it).
 rm -f "$deployed/prod/eu-west-1/shop-prod-edge.json"
 
 echo "==> 12/19 deleting shop-prod-edge-waf (us-east-1)"
-if aws cloudformation describe-stacks --stack-name shop-prod-edge-waf --region us-east-1 >/dev/null 2>&1; then
-  aws cloudformation delete-stack --stack-name shop-prod-edge-waf --region us-east-1
-  aws cloudformation wait stack-delete-complete --stack-name shop-prod-edge-waf --region us-east-1
+if found="$(aws cloudformation describe-stacks --stack-name shop-prod-edge-waf --region us-east-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
+  aws cloudformation delete-stack --stack-name shop-prod-edge-waf --region us-east-1 || not_deleted 'shop-prod-edge-waf (us-east-1)' 'AWS refused delete-stack'
+  aws cloudformation wait stack-delete-complete --stack-name shop-prod-edge-waf --region us-east-1 || not_deleted 'shop-prod-edge-waf (us-east-1)' 'its deletion did not complete (DELETE_FAILED: its events say why; or the wait gave up)'
+  deleted=$((deleted + 1))
 else
-  echo "    not deployed: nothing to delete"
+  case "$found" in
+    *"(ValidationError)"*"Stack with id shop-prod-edge-waf does not exist"*) echo "    not deployed: nothing to delete" ;;
+    *) unreadable 'the stack shop-prod-edge-waf (us-east-1)' "$found" ;;
+  esac
 fi
-# Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
+# Gone (deleted, or never there): no longer the baseline make diff compares with (deploy.sh recorded it).
 rm -f "$deployed/prod/us-east-1/shop-prod-edge-waf.json"
 
 echo "==> 13/19 deleting shop-prod-platform (eu-west-1)"
-if aws cloudformation describe-stacks --stack-name shop-prod-platform --region eu-west-1 >/dev/null 2>&1; then
-  aws cloudformation delete-stack --stack-name shop-prod-platform --region eu-west-1
-  aws cloudformation wait stack-delete-complete --stack-name shop-prod-platform --region eu-west-1
+if found="$(aws cloudformation describe-stacks --stack-name shop-prod-platform --region eu-west-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
+  aws cloudformation delete-stack --stack-name shop-prod-platform --region eu-west-1 || not_deleted 'shop-prod-platform (eu-west-1)' 'AWS refused delete-stack'
+  aws cloudformation wait stack-delete-complete --stack-name shop-prod-platform --region eu-west-1 || not_deleted 'shop-prod-platform (eu-west-1)' 'its deletion did not complete (DELETE_FAILED: its events say why; or the wait gave up)'
+  deleted=$((deleted + 1))
 else
-  echo "    not deployed: nothing to delete"
+  case "$found" in
+    *"(ValidationError)"*"Stack with id shop-prod-platform does not exist"*) echo "    not deployed: nothing to delete" ;;
+    *) unreadable 'the stack shop-prod-platform (eu-west-1)' "$found" ;;
+  esac
 fi
-# Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
+# Gone (deleted, or never there): no longer the baseline make diff compares with (deploy.sh recorded it).
 rm -f "$deployed/prod/eu-west-1/shop-prod-platform.json"
 
 echo "==> 14/19 deleting shop-prod-data (eu-west-1)"
-if aws cloudformation describe-stacks --stack-name shop-prod-data --region eu-west-1 >/dev/null 2>&1; then
-  aws cloudformation delete-stack --stack-name shop-prod-data --region eu-west-1
-  aws cloudformation wait stack-delete-complete --stack-name shop-prod-data --region eu-west-1
+if found="$(aws cloudformation describe-stacks --stack-name shop-prod-data --region eu-west-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
+  aws cloudformation delete-stack --stack-name shop-prod-data --region eu-west-1 || not_deleted 'shop-prod-data (eu-west-1)' 'AWS refused delete-stack'
+  aws cloudformation wait stack-delete-complete --stack-name shop-prod-data --region eu-west-1 || not_deleted 'shop-prod-data (eu-west-1)' 'its deletion did not complete (DELETE_FAILED: its events say why; or the wait gave up)'
+  deleted=$((deleted + 1))
 else
-  echo "    not deployed: nothing to delete"
+  case "$found" in
+    *"(ValidationError)"*"Stack with id shop-prod-data does not exist"*) echo "    not deployed: nothing to delete" ;;
+    *) unreadable 'the stack shop-prod-data (eu-west-1)' "$found" ;;
+  esac
 fi
-# Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
+# Gone (deleted, or never there): no longer the baseline make diff compares with (deploy.sh recorded it).
 rm -f "$deployed/prod/eu-west-1/shop-prod-data.json"
 
 echo "==> 15/19 deleting shop-prod-security (eu-west-1)"
-if aws cloudformation describe-stacks --stack-name shop-prod-security --region eu-west-1 >/dev/null 2>&1; then
-  aws cloudformation delete-stack --stack-name shop-prod-security --region eu-west-1
-  aws cloudformation wait stack-delete-complete --stack-name shop-prod-security --region eu-west-1
+if found="$(aws cloudformation describe-stacks --stack-name shop-prod-security --region eu-west-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
+  aws cloudformation delete-stack --stack-name shop-prod-security --region eu-west-1 || not_deleted 'shop-prod-security (eu-west-1)' 'AWS refused delete-stack'
+  aws cloudformation wait stack-delete-complete --stack-name shop-prod-security --region eu-west-1 || not_deleted 'shop-prod-security (eu-west-1)' 'its deletion did not complete (DELETE_FAILED: its events say why; or the wait gave up)'
+  deleted=$((deleted + 1))
 else
-  echo "    not deployed: nothing to delete"
+  case "$found" in
+    *"(ValidationError)"*"Stack with id shop-prod-security does not exist"*) echo "    not deployed: nothing to delete" ;;
+    *) unreadable 'the stack shop-prod-security (eu-west-1)' "$found" ;;
+  esac
 fi
-# Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
+# Gone (deleted, or never there): no longer the baseline make diff compares with (deploy.sh recorded it).
 rm -f "$deployed/prod/eu-west-1/shop-prod-security.json"
 
 echo "==> 16/19 deleting shop-prod-origin-verify (eu-west-1)"
-if aws cloudformation describe-stacks --stack-name shop-prod-origin-verify --region eu-west-1 >/dev/null 2>&1; then
-  aws cloudformation delete-stack --stack-name shop-prod-origin-verify --region eu-west-1
-  aws cloudformation wait stack-delete-complete --stack-name shop-prod-origin-verify --region eu-west-1
+if found="$(aws cloudformation describe-stacks --stack-name shop-prod-origin-verify --region eu-west-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
+  aws cloudformation delete-stack --stack-name shop-prod-origin-verify --region eu-west-1 || not_deleted 'shop-prod-origin-verify (eu-west-1)' 'AWS refused delete-stack'
+  aws cloudformation wait stack-delete-complete --stack-name shop-prod-origin-verify --region eu-west-1 || not_deleted 'shop-prod-origin-verify (eu-west-1)' 'its deletion did not complete (DELETE_FAILED: its events say why; or the wait gave up)'
+  deleted=$((deleted + 1))
 else
-  echo "    not deployed: nothing to delete"
+  case "$found" in
+    *"(ValidationError)"*"Stack with id shop-prod-origin-verify does not exist"*) echo "    not deployed: nothing to delete" ;;
+    *) unreadable 'the stack shop-prod-origin-verify (eu-west-1)' "$found" ;;
+  esac
 fi
-# Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
+# Gone (deleted, or never there): no longer the baseline make diff compares with (deploy.sh recorded it).
 rm -f "$deployed/prod/eu-west-1/shop-prod-origin-verify.json"
 
 echo "==> 17/19 deleting shop-prod-network (eu-west-1)"
-if aws cloudformation describe-stacks --stack-name shop-prod-network --region eu-west-1 >/dev/null 2>&1; then
-  aws cloudformation delete-stack --stack-name shop-prod-network --region eu-west-1
-  aws cloudformation wait stack-delete-complete --stack-name shop-prod-network --region eu-west-1
+if found="$(aws cloudformation describe-stacks --stack-name shop-prod-network --region eu-west-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
+  aws cloudformation delete-stack --stack-name shop-prod-network --region eu-west-1 || not_deleted 'shop-prod-network (eu-west-1)' 'AWS refused delete-stack'
+  aws cloudformation wait stack-delete-complete --stack-name shop-prod-network --region eu-west-1 || not_deleted 'shop-prod-network (eu-west-1)' 'its deletion did not complete (DELETE_FAILED: its events say why; or the wait gave up)'
+  deleted=$((deleted + 1))
 else
-  echo "    not deployed: nothing to delete"
+  case "$found" in
+    *"(ValidationError)"*"Stack with id shop-prod-network does not exist"*) echo "    not deployed: nothing to delete" ;;
+    *) unreadable 'the stack shop-prod-network (eu-west-1)' "$found" ;;
+  esac
 fi
-# Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
+# Gone (deleted, or never there): no longer the baseline make diff compares with (deploy.sh recorded it).
 rm -f "$deployed/prod/eu-west-1/shop-prod-network.json"
 
 echo "==> 18/19 deleting shop-prod-keys (eu-west-1)"
-if aws cloudformation describe-stacks --stack-name shop-prod-keys --region eu-west-1 >/dev/null 2>&1; then
-  aws cloudformation delete-stack --stack-name shop-prod-keys --region eu-west-1
-  aws cloudformation wait stack-delete-complete --stack-name shop-prod-keys --region eu-west-1
+if found="$(aws cloudformation describe-stacks --stack-name shop-prod-keys --region eu-west-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
+  aws cloudformation delete-stack --stack-name shop-prod-keys --region eu-west-1 || not_deleted 'shop-prod-keys (eu-west-1)' 'AWS refused delete-stack'
+  aws cloudformation wait stack-delete-complete --stack-name shop-prod-keys --region eu-west-1 || not_deleted 'shop-prod-keys (eu-west-1)' 'its deletion did not complete (DELETE_FAILED: its events say why; or the wait gave up)'
+  deleted=$((deleted + 1))
 else
-  echo "    not deployed: nothing to delete"
+  case "$found" in
+    *"(ValidationError)"*"Stack with id shop-prod-keys does not exist"*) echo "    not deployed: nothing to delete" ;;
+    *) unreadable 'the stack shop-prod-keys (eu-west-1)' "$found" ;;
+  esac
 fi
-# Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
+# Gone (deleted, or never there): no longer the baseline make diff compares with (deploy.sh recorded it).
 rm -f "$deployed/prod/eu-west-1/shop-prod-keys.json"
 
 echo "==> 19/19 deleting shop-prod-deployer (eu-west-1)"
-if aws cloudformation describe-stacks --stack-name shop-prod-deployer --region eu-west-1 >/dev/null 2>&1; then
-  aws cloudformation delete-stack --stack-name shop-prod-deployer --region eu-west-1
-  aws cloudformation wait stack-delete-complete --stack-name shop-prod-deployer --region eu-west-1
+if found="$(aws cloudformation describe-stacks --stack-name shop-prod-deployer --region eu-west-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
+  aws cloudformation delete-stack --stack-name shop-prod-deployer --region eu-west-1 || not_deleted 'shop-prod-deployer (eu-west-1)' 'AWS refused delete-stack'
+  aws cloudformation wait stack-delete-complete --stack-name shop-prod-deployer --region eu-west-1 || not_deleted 'shop-prod-deployer (eu-west-1)' 'its deletion did not complete (DELETE_FAILED: its events say why; or the wait gave up)'
+  deleted=$((deleted + 1))
 else
-  echo "    not deployed: nothing to delete"
+  case "$found" in
+    *"(ValidationError)"*"Stack with id shop-prod-deployer does not exist"*) echo "    not deployed: nothing to delete" ;;
+    *) unreadable 'the stack shop-prod-deployer (eu-west-1)' "$found" ;;
+  esac
 fi
-# Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
+# Gone (deleted, or never there): no longer the baseline make diff compares with (deploy.sh recorded it).
 rm -f "$deployed/prod/eu-west-1/shop-prod-deployer.json"
 
-echo "shop prod: 19 stack(s) deleted."
+echo "shop prod: $deleted stack(s) deleted, $((19 - deleted)) not deployed."

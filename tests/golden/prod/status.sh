@@ -24,18 +24,25 @@ Environment variables it reads:
 
 Exit status:
   0      the 19 stack(s) this folder deploys are complete (CREATE, UPDATE or IMPORT_COMPLETE)
-  1      a stack of this folder is not complete (not deployed, failed, rolled back, in progress), the AWS CLI is missing, or it is not signed in
+  1      a stack of this folder is not complete (not deployed, failed, rolled back, in progress) or could not be read (its row quotes the AWS CLI's error), the AWS CLI is missing, it is not signed in, or signed in to another account than 333333333333
   2      an unknown argument
 EOF
 }
+for arg in "$@"; do
+  case "$arg" in -h|--help) usage; exit 0 ;; esac
+done
 case "$*" in
   "") ;;
-  -h|--help) usage; exit 0 ;;
-  *) echo "usage: $0 (or --help)" >&2; exit 2 ;;
+  *) echo "status.sh: unknown option or argument: $*" >&2; echo "usage: $0 (or --help)" >&2; exit 2 ;;
 esac
 command -v aws >/dev/null || { echo 'status.sh: the AWS CLI (aws) is not installed' >&2; exit 1; }
-aws sts get-caller-identity --query Account --output text >/dev/null || { echo 'status.sh: not signed in to AWS (the CLI found no valid credentials): sign in, then run again' >&2; exit 1; }
+signed_in="$(aws sts get-caller-identity --query Account --output text)" || { echo 'status.sh: not signed in to AWS (the CLI found no valid credentials; its error is above): no stack was read' >&2; exit 1; }
+if [[ "$signed_in" != 333333333333 ]]; then
+  echo "status.sh: signed in to account $signed_in, but shop prod lives in account 333333333333: sign in to 333333333333, then run again; no stack was read" >&2
+  exit 1
+fi
 healthy=true
+unreadable=0
 row="%-44s %-14s %-24s %-12s %s\n"
 # shellcheck disable=SC2059 # the format is the one above, on purpose a variable
 printf "$row" STACK REGION STATUS DRIFT ""
@@ -113,10 +120,11 @@ drift=""
 if state="$(aws cloudformation describe-stacks --stack-name shop-prod-deployer --region eu-west-1 --query "Stacks[0].[StackStatus,DriftInformation.StackDriftStatus]" --output text 2>&1)"; then
   drift="${state#*$'\t'}"
   state="${state%%$'\t'*}"
-elif [[ "$state" == *"does not exist"* ]]; then
+elif [[ "$state" == *"(ValidationError)"*"Stack with id shop-prod-deployer does not exist"* ]]; then
   state=NOT_DEPLOYED
-else
+else  # not an answer about the stack (access refused, credentials, throttling): said as such
   state="ERROR: ${state//$'\n'/ }"
+  unreadable=$((unreadable + 1))
 fi
 # shellcheck disable=SC2059
 printf "$row" shop-prod-deployer eu-west-1 "$state" "$drift" ""
@@ -137,8 +145,12 @@ EOF
     ;;
 esac
 if [[ "$state" == *FAILED* || "$state" == *ROLLBACK* ]]; then
-  echo "    last failed event:"
-  aws cloudformation describe-stack-events --stack-name shop-prod-deployer --region eu-west-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text | sed "s/^/    /"
+  if event="$(aws cloudformation describe-stack-events --stack-name shop-prod-deployer --region eu-west-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text 2>&1)"; then
+    echo "    last failed event:"
+    echo "    ${event//$'\n'/$'\n'    }"
+  else
+    echo "    last failed event: could not read it: ${event//$'\n'/ }"
+  fi
 fi
 
 # shop-prod-keys
@@ -146,10 +158,11 @@ drift=""
 if state="$(aws cloudformation describe-stacks --stack-name shop-prod-keys --region eu-west-1 --query "Stacks[0].[StackStatus,DriftInformation.StackDriftStatus]" --output text 2>&1)"; then
   drift="${state#*$'\t'}"
   state="${state%%$'\t'*}"
-elif [[ "$state" == *"does not exist"* ]]; then
+elif [[ "$state" == *"(ValidationError)"*"Stack with id shop-prod-keys does not exist"* ]]; then
   state=NOT_DEPLOYED
-else
+else  # not an answer about the stack (access refused, credentials, throttling): said as such
   state="ERROR: ${state//$'\n'/ }"
+  unreadable=$((unreadable + 1))
 fi
 # shellcheck disable=SC2059
 printf "$row" shop-prod-keys eu-west-1 "$state" "$drift" ""
@@ -170,8 +183,12 @@ EOF
     ;;
 esac
 if [[ "$state" == *FAILED* || "$state" == *ROLLBACK* ]]; then
-  echo "    last failed event:"
-  aws cloudformation describe-stack-events --stack-name shop-prod-keys --region eu-west-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text | sed "s/^/    /"
+  if event="$(aws cloudformation describe-stack-events --stack-name shop-prod-keys --region eu-west-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text 2>&1)"; then
+    echo "    last failed event:"
+    echo "    ${event//$'\n'/$'\n'    }"
+  else
+    echo "    last failed event: could not read it: ${event//$'\n'/ }"
+  fi
 fi
 
 # shop-prod-network
@@ -179,10 +196,11 @@ drift=""
 if state="$(aws cloudformation describe-stacks --stack-name shop-prod-network --region eu-west-1 --query "Stacks[0].[StackStatus,DriftInformation.StackDriftStatus]" --output text 2>&1)"; then
   drift="${state#*$'\t'}"
   state="${state%%$'\t'*}"
-elif [[ "$state" == *"does not exist"* ]]; then
+elif [[ "$state" == *"(ValidationError)"*"Stack with id shop-prod-network does not exist"* ]]; then
   state=NOT_DEPLOYED
-else
+else  # not an answer about the stack (access refused, credentials, throttling): said as such
   state="ERROR: ${state//$'\n'/ }"
+  unreadable=$((unreadable + 1))
 fi
 # shellcheck disable=SC2059
 printf "$row" shop-prod-network eu-west-1 "$state" "$drift" ""
@@ -203,8 +221,12 @@ EOF
     ;;
 esac
 if [[ "$state" == *FAILED* || "$state" == *ROLLBACK* ]]; then
-  echo "    last failed event:"
-  aws cloudformation describe-stack-events --stack-name shop-prod-network --region eu-west-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text | sed "s/^/    /"
+  if event="$(aws cloudformation describe-stack-events --stack-name shop-prod-network --region eu-west-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text 2>&1)"; then
+    echo "    last failed event:"
+    echo "    ${event//$'\n'/$'\n'    }"
+  else
+    echo "    last failed event: could not read it: ${event//$'\n'/ }"
+  fi
 fi
 
 # shop-dr-keys (dr's stack)
@@ -212,10 +234,11 @@ drift=""
 if state="$(aws cloudformation describe-stacks --stack-name shop-dr-keys --region eu-central-1 --query "Stacks[0].[StackStatus,DriftInformation.StackDriftStatus]" --output text 2>&1)"; then
   drift="${state#*$'\t'}"
   state="${state%%$'\t'*}"
-elif [[ "$state" == *"does not exist"* ]]; then
+elif [[ "$state" == *"(ValidationError)"*"Stack with id shop-dr-keys does not exist"* ]]; then
   state=NOT_DEPLOYED
-else
+else  # not an answer about the stack (access refused, credentials, throttling): said as such
   state="ERROR: ${state//$'\n'/ }"
+  unreadable=$((unreadable + 1))
 fi
 # shellcheck disable=SC2059
 printf "$row" shop-dr-keys eu-central-1 "$state" "$drift" 'dr'"'"'s stack'
@@ -236,8 +259,12 @@ EOF
     ;;
 esac
 if [[ "$state" == *FAILED* || "$state" == *ROLLBACK* ]]; then
-  echo "    last failed event:"
-  aws cloudformation describe-stack-events --stack-name shop-dr-keys --region eu-central-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text | sed "s/^/    /"
+  if event="$(aws cloudformation describe-stack-events --stack-name shop-dr-keys --region eu-central-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text 2>&1)"; then
+    echo "    last failed event:"
+    echo "    ${event//$'\n'/$'\n'    }"
+  else
+    echo "    last failed event: could not read it: ${event//$'\n'/ }"
+  fi
 fi
 
 # shop-prod-origin-verify
@@ -245,10 +272,11 @@ drift=""
 if state="$(aws cloudformation describe-stacks --stack-name shop-prod-origin-verify --region eu-west-1 --query "Stacks[0].[StackStatus,DriftInformation.StackDriftStatus]" --output text 2>&1)"; then
   drift="${state#*$'\t'}"
   state="${state%%$'\t'*}"
-elif [[ "$state" == *"does not exist"* ]]; then
+elif [[ "$state" == *"(ValidationError)"*"Stack with id shop-prod-origin-verify does not exist"* ]]; then
   state=NOT_DEPLOYED
-else
+else  # not an answer about the stack (access refused, credentials, throttling): said as such
   state="ERROR: ${state//$'\n'/ }"
+  unreadable=$((unreadable + 1))
 fi
 # shellcheck disable=SC2059
 printf "$row" shop-prod-origin-verify eu-west-1 "$state" "$drift" ""
@@ -269,8 +297,12 @@ EOF
     ;;
 esac
 if [[ "$state" == *FAILED* || "$state" == *ROLLBACK* ]]; then
-  echo "    last failed event:"
-  aws cloudformation describe-stack-events --stack-name shop-prod-origin-verify --region eu-west-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text | sed "s/^/    /"
+  if event="$(aws cloudformation describe-stack-events --stack-name shop-prod-origin-verify --region eu-west-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text 2>&1)"; then
+    echo "    last failed event:"
+    echo "    ${event//$'\n'/$'\n'    }"
+  else
+    echo "    last failed event: could not read it: ${event//$'\n'/ }"
+  fi
 fi
 
 # shop-prod-security
@@ -278,10 +310,11 @@ drift=""
 if state="$(aws cloudformation describe-stacks --stack-name shop-prod-security --region eu-west-1 --query "Stacks[0].[StackStatus,DriftInformation.StackDriftStatus]" --output text 2>&1)"; then
   drift="${state#*$'\t'}"
   state="${state%%$'\t'*}"
-elif [[ "$state" == *"does not exist"* ]]; then
+elif [[ "$state" == *"(ValidationError)"*"Stack with id shop-prod-security does not exist"* ]]; then
   state=NOT_DEPLOYED
-else
+else  # not an answer about the stack (access refused, credentials, throttling): said as such
   state="ERROR: ${state//$'\n'/ }"
+  unreadable=$((unreadable + 1))
 fi
 # shellcheck disable=SC2059
 printf "$row" shop-prod-security eu-west-1 "$state" "$drift" ""
@@ -302,8 +335,12 @@ EOF
     ;;
 esac
 if [[ "$state" == *FAILED* || "$state" == *ROLLBACK* ]]; then
-  echo "    last failed event:"
-  aws cloudformation describe-stack-events --stack-name shop-prod-security --region eu-west-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text | sed "s/^/    /"
+  if event="$(aws cloudformation describe-stack-events --stack-name shop-prod-security --region eu-west-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text 2>&1)"; then
+    echo "    last failed event:"
+    echo "    ${event//$'\n'/$'\n'    }"
+  else
+    echo "    last failed event: could not read it: ${event//$'\n'/ }"
+  fi
 fi
 
 # shop-prod-data
@@ -311,10 +348,11 @@ drift=""
 if state="$(aws cloudformation describe-stacks --stack-name shop-prod-data --region eu-west-1 --query "Stacks[0].[StackStatus,DriftInformation.StackDriftStatus]" --output text 2>&1)"; then
   drift="${state#*$'\t'}"
   state="${state%%$'\t'*}"
-elif [[ "$state" == *"does not exist"* ]]; then
+elif [[ "$state" == *"(ValidationError)"*"Stack with id shop-prod-data does not exist"* ]]; then
   state=NOT_DEPLOYED
-else
+else  # not an answer about the stack (access refused, credentials, throttling): said as such
   state="ERROR: ${state//$'\n'/ }"
+  unreadable=$((unreadable + 1))
 fi
 # shellcheck disable=SC2059
 printf "$row" shop-prod-data eu-west-1 "$state" "$drift" ""
@@ -335,8 +373,12 @@ EOF
     ;;
 esac
 if [[ "$state" == *FAILED* || "$state" == *ROLLBACK* ]]; then
-  echo "    last failed event:"
-  aws cloudformation describe-stack-events --stack-name shop-prod-data --region eu-west-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text | sed "s/^/    /"
+  if event="$(aws cloudformation describe-stack-events --stack-name shop-prod-data --region eu-west-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text 2>&1)"; then
+    echo "    last failed event:"
+    echo "    ${event//$'\n'/$'\n'    }"
+  else
+    echo "    last failed event: could not read it: ${event//$'\n'/ }"
+  fi
 fi
 
 # shop-prod-platform
@@ -344,10 +386,11 @@ drift=""
 if state="$(aws cloudformation describe-stacks --stack-name shop-prod-platform --region eu-west-1 --query "Stacks[0].[StackStatus,DriftInformation.StackDriftStatus]" --output text 2>&1)"; then
   drift="${state#*$'\t'}"
   state="${state%%$'\t'*}"
-elif [[ "$state" == *"does not exist"* ]]; then
+elif [[ "$state" == *"(ValidationError)"*"Stack with id shop-prod-platform does not exist"* ]]; then
   state=NOT_DEPLOYED
-else
+else  # not an answer about the stack (access refused, credentials, throttling): said as such
   state="ERROR: ${state//$'\n'/ }"
+  unreadable=$((unreadable + 1))
 fi
 # shellcheck disable=SC2059
 printf "$row" shop-prod-platform eu-west-1 "$state" "$drift" ""
@@ -368,8 +411,12 @@ EOF
     ;;
 esac
 if [[ "$state" == *FAILED* || "$state" == *ROLLBACK* ]]; then
-  echo "    last failed event:"
-  aws cloudformation describe-stack-events --stack-name shop-prod-platform --region eu-west-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text | sed "s/^/    /"
+  if event="$(aws cloudformation describe-stack-events --stack-name shop-prod-platform --region eu-west-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text 2>&1)"; then
+    echo "    last failed event:"
+    echo "    ${event//$'\n'/$'\n'    }"
+  else
+    echo "    last failed event: could not read it: ${event//$'\n'/ }"
+  fi
 fi
 
 # shop-prod-edge-waf
@@ -377,10 +424,11 @@ drift=""
 if state="$(aws cloudformation describe-stacks --stack-name shop-prod-edge-waf --region us-east-1 --query "Stacks[0].[StackStatus,DriftInformation.StackDriftStatus]" --output text 2>&1)"; then
   drift="${state#*$'\t'}"
   state="${state%%$'\t'*}"
-elif [[ "$state" == *"does not exist"* ]]; then
+elif [[ "$state" == *"(ValidationError)"*"Stack with id shop-prod-edge-waf does not exist"* ]]; then
   state=NOT_DEPLOYED
-else
+else  # not an answer about the stack (access refused, credentials, throttling): said as such
   state="ERROR: ${state//$'\n'/ }"
+  unreadable=$((unreadable + 1))
 fi
 # shellcheck disable=SC2059
 printf "$row" shop-prod-edge-waf us-east-1 "$state" "$drift" ""
@@ -401,8 +449,12 @@ EOF
     ;;
 esac
 if [[ "$state" == *FAILED* || "$state" == *ROLLBACK* ]]; then
-  echo "    last failed event:"
-  aws cloudformation describe-stack-events --stack-name shop-prod-edge-waf --region us-east-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text | sed "s/^/    /"
+  if event="$(aws cloudformation describe-stack-events --stack-name shop-prod-edge-waf --region us-east-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text 2>&1)"; then
+    echo "    last failed event:"
+    echo "    ${event//$'\n'/$'\n'    }"
+  else
+    echo "    last failed event: could not read it: ${event//$'\n'/ }"
+  fi
 fi
 
 # shop-dr-network (dr's stack)
@@ -410,10 +462,11 @@ drift=""
 if state="$(aws cloudformation describe-stacks --stack-name shop-dr-network --region eu-central-1 --query "Stacks[0].[StackStatus,DriftInformation.StackDriftStatus]" --output text 2>&1)"; then
   drift="${state#*$'\t'}"
   state="${state%%$'\t'*}"
-elif [[ "$state" == *"does not exist"* ]]; then
+elif [[ "$state" == *"(ValidationError)"*"Stack with id shop-dr-network does not exist"* ]]; then
   state=NOT_DEPLOYED
-else
+else  # not an answer about the stack (access refused, credentials, throttling): said as such
   state="ERROR: ${state//$'\n'/ }"
+  unreadable=$((unreadable + 1))
 fi
 # shellcheck disable=SC2059
 printf "$row" shop-dr-network eu-central-1 "$state" "$drift" 'dr'"'"'s stack'
@@ -434,8 +487,12 @@ EOF
     ;;
 esac
 if [[ "$state" == *FAILED* || "$state" == *ROLLBACK* ]]; then
-  echo "    last failed event:"
-  aws cloudformation describe-stack-events --stack-name shop-dr-network --region eu-central-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text | sed "s/^/    /"
+  if event="$(aws cloudformation describe-stack-events --stack-name shop-dr-network --region eu-central-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text 2>&1)"; then
+    echo "    last failed event:"
+    echo "    ${event//$'\n'/$'\n'    }"
+  else
+    echo "    last failed event: could not read it: ${event//$'\n'/ }"
+  fi
 fi
 
 # shop-dr-security (dr's stack)
@@ -443,10 +500,11 @@ drift=""
 if state="$(aws cloudformation describe-stacks --stack-name shop-dr-security --region eu-central-1 --query "Stacks[0].[StackStatus,DriftInformation.StackDriftStatus]" --output text 2>&1)"; then
   drift="${state#*$'\t'}"
   state="${state%%$'\t'*}"
-elif [[ "$state" == *"does not exist"* ]]; then
+elif [[ "$state" == *"(ValidationError)"*"Stack with id shop-dr-security does not exist"* ]]; then
   state=NOT_DEPLOYED
-else
+else  # not an answer about the stack (access refused, credentials, throttling): said as such
   state="ERROR: ${state//$'\n'/ }"
+  unreadable=$((unreadable + 1))
 fi
 # shellcheck disable=SC2059
 printf "$row" shop-dr-security eu-central-1 "$state" "$drift" 'dr'"'"'s stack'
@@ -467,8 +525,12 @@ EOF
     ;;
 esac
 if [[ "$state" == *FAILED* || "$state" == *ROLLBACK* ]]; then
-  echo "    last failed event:"
-  aws cloudformation describe-stack-events --stack-name shop-dr-security --region eu-central-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text | sed "s/^/    /"
+  if event="$(aws cloudformation describe-stack-events --stack-name shop-dr-security --region eu-central-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text 2>&1)"; then
+    echo "    last failed event:"
+    echo "    ${event//$'\n'/$'\n'    }"
+  else
+    echo "    last failed event: could not read it: ${event//$'\n'/ }"
+  fi
 fi
 
 # shop-dr-platform (dr's stack)
@@ -476,10 +538,11 @@ drift=""
 if state="$(aws cloudformation describe-stacks --stack-name shop-dr-platform --region eu-central-1 --query "Stacks[0].[StackStatus,DriftInformation.StackDriftStatus]" --output text 2>&1)"; then
   drift="${state#*$'\t'}"
   state="${state%%$'\t'*}"
-elif [[ "$state" == *"does not exist"* ]]; then
+elif [[ "$state" == *"(ValidationError)"*"Stack with id shop-dr-platform does not exist"* ]]; then
   state=NOT_DEPLOYED
-else
+else  # not an answer about the stack (access refused, credentials, throttling): said as such
   state="ERROR: ${state//$'\n'/ }"
+  unreadable=$((unreadable + 1))
 fi
 # shellcheck disable=SC2059
 printf "$row" shop-dr-platform eu-central-1 "$state" "$drift" 'dr'"'"'s stack'
@@ -500,8 +563,12 @@ EOF
     ;;
 esac
 if [[ "$state" == *FAILED* || "$state" == *ROLLBACK* ]]; then
-  echo "    last failed event:"
-  aws cloudformation describe-stack-events --stack-name shop-dr-platform --region eu-central-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text | sed "s/^/    /"
+  if event="$(aws cloudformation describe-stack-events --stack-name shop-dr-platform --region eu-central-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text 2>&1)"; then
+    echo "    last failed event:"
+    echo "    ${event//$'\n'/$'\n'    }"
+  else
+    echo "    last failed event: could not read it: ${event//$'\n'/ }"
+  fi
 fi
 
 # shop-dr-assets-replica (dr's stack)
@@ -509,10 +576,11 @@ drift=""
 if state="$(aws cloudformation describe-stacks --stack-name shop-dr-assets-replica --region eu-central-1 --query "Stacks[0].[StackStatus,DriftInformation.StackDriftStatus]" --output text 2>&1)"; then
   drift="${state#*$'\t'}"
   state="${state%%$'\t'*}"
-elif [[ "$state" == *"does not exist"* ]]; then
+elif [[ "$state" == *"(ValidationError)"*"Stack with id shop-dr-assets-replica does not exist"* ]]; then
   state=NOT_DEPLOYED
-else
+else  # not an answer about the stack (access refused, credentials, throttling): said as such
   state="ERROR: ${state//$'\n'/ }"
+  unreadable=$((unreadable + 1))
 fi
 # shellcheck disable=SC2059
 printf "$row" shop-dr-assets-replica eu-central-1 "$state" "$drift" 'dr'"'"'s stack'
@@ -533,8 +601,12 @@ EOF
     ;;
 esac
 if [[ "$state" == *FAILED* || "$state" == *ROLLBACK* ]]; then
-  echo "    last failed event:"
-  aws cloudformation describe-stack-events --stack-name shop-dr-assets-replica --region eu-central-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text | sed "s/^/    /"
+  if event="$(aws cloudformation describe-stack-events --stack-name shop-dr-assets-replica --region eu-central-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text 2>&1)"; then
+    echo "    last failed event:"
+    echo "    ${event//$'\n'/$'\n'    }"
+  else
+    echo "    last failed event: could not read it: ${event//$'\n'/ }"
+  fi
 fi
 
 # shop-prod-edge
@@ -542,10 +614,11 @@ drift=""
 if state="$(aws cloudformation describe-stacks --stack-name shop-prod-edge --region eu-west-1 --query "Stacks[0].[StackStatus,DriftInformation.StackDriftStatus]" --output text 2>&1)"; then
   drift="${state#*$'\t'}"
   state="${state%%$'\t'*}"
-elif [[ "$state" == *"does not exist"* ]]; then
+elif [[ "$state" == *"(ValidationError)"*"Stack with id shop-prod-edge does not exist"* ]]; then
   state=NOT_DEPLOYED
-else
+else  # not an answer about the stack (access refused, credentials, throttling): said as such
   state="ERROR: ${state//$'\n'/ }"
+  unreadable=$((unreadable + 1))
 fi
 # shellcheck disable=SC2059
 printf "$row" shop-prod-edge eu-west-1 "$state" "$drift" ""
@@ -566,8 +639,12 @@ EOF
     ;;
 esac
 if [[ "$state" == *FAILED* || "$state" == *ROLLBACK* ]]; then
-  echo "    last failed event:"
-  aws cloudformation describe-stack-events --stack-name shop-prod-edge --region eu-west-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text | sed "s/^/    /"
+  if event="$(aws cloudformation describe-stack-events --stack-name shop-prod-edge --region eu-west-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text 2>&1)"; then
+    echo "    last failed event:"
+    echo "    ${event//$'\n'/$'\n'    }"
+  else
+    echo "    last failed event: could not read it: ${event//$'\n'/ }"
+  fi
 fi
 
 # shop-prod-monitoring
@@ -575,10 +652,11 @@ drift=""
 if state="$(aws cloudformation describe-stacks --stack-name shop-prod-monitoring --region eu-west-1 --query "Stacks[0].[StackStatus,DriftInformation.StackDriftStatus]" --output text 2>&1)"; then
   drift="${state#*$'\t'}"
   state="${state%%$'\t'*}"
-elif [[ "$state" == *"does not exist"* ]]; then
+elif [[ "$state" == *"(ValidationError)"*"Stack with id shop-prod-monitoring does not exist"* ]]; then
   state=NOT_DEPLOYED
-else
+else  # not an answer about the stack (access refused, credentials, throttling): said as such
   state="ERROR: ${state//$'\n'/ }"
+  unreadable=$((unreadable + 1))
 fi
 # shellcheck disable=SC2059
 printf "$row" shop-prod-monitoring eu-west-1 "$state" "$drift" ""
@@ -599,8 +677,12 @@ EOF
     ;;
 esac
 if [[ "$state" == *FAILED* || "$state" == *ROLLBACK* ]]; then
-  echo "    last failed event:"
-  aws cloudformation describe-stack-events --stack-name shop-prod-monitoring --region eu-west-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text | sed "s/^/    /"
+  if event="$(aws cloudformation describe-stack-events --stack-name shop-prod-monitoring --region eu-west-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text 2>&1)"; then
+    echo "    last failed event:"
+    echo "    ${event//$'\n'/$'\n'    }"
+  else
+    echo "    last failed event: could not read it: ${event//$'\n'/ }"
+  fi
 fi
 
 # shop-prod-dashboard
@@ -608,10 +690,11 @@ drift=""
 if state="$(aws cloudformation describe-stacks --stack-name shop-prod-dashboard --region eu-west-1 --query "Stacks[0].[StackStatus,DriftInformation.StackDriftStatus]" --output text 2>&1)"; then
   drift="${state#*$'\t'}"
   state="${state%%$'\t'*}"
-elif [[ "$state" == *"does not exist"* ]]; then
+elif [[ "$state" == *"(ValidationError)"*"Stack with id shop-prod-dashboard does not exist"* ]]; then
   state=NOT_DEPLOYED
-else
+else  # not an answer about the stack (access refused, credentials, throttling): said as such
   state="ERROR: ${state//$'\n'/ }"
+  unreadable=$((unreadable + 1))
 fi
 # shellcheck disable=SC2059
 printf "$row" shop-prod-dashboard eu-west-1 "$state" "$drift" ""
@@ -632,8 +715,12 @@ EOF
     ;;
 esac
 if [[ "$state" == *FAILED* || "$state" == *ROLLBACK* ]]; then
-  echo "    last failed event:"
-  aws cloudformation describe-stack-events --stack-name shop-prod-dashboard --region eu-west-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text | sed "s/^/    /"
+  if event="$(aws cloudformation describe-stack-events --stack-name shop-prod-dashboard --region eu-west-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text 2>&1)"; then
+    echo "    last failed event:"
+    echo "    ${event//$'\n'/$'\n'    }"
+  else
+    echo "    last failed event: could not read it: ${event//$'\n'/ }"
+  fi
 fi
 
 # shop-prod-svc-api
@@ -641,10 +728,11 @@ drift=""
 if state="$(aws cloudformation describe-stacks --stack-name shop-prod-svc-api --region eu-west-1 --query "Stacks[0].[StackStatus,DriftInformation.StackDriftStatus]" --output text 2>&1)"; then
   drift="${state#*$'\t'}"
   state="${state%%$'\t'*}"
-elif [[ "$state" == *"does not exist"* ]]; then
+elif [[ "$state" == *"(ValidationError)"*"Stack with id shop-prod-svc-api does not exist"* ]]; then
   state=NOT_DEPLOYED
-else
+else  # not an answer about the stack (access refused, credentials, throttling): said as such
   state="ERROR: ${state//$'\n'/ }"
+  unreadable=$((unreadable + 1))
 fi
 # shellcheck disable=SC2059
 printf "$row" shop-prod-svc-api eu-west-1 "$state" "$drift" ""
@@ -665,8 +753,12 @@ EOF
     ;;
 esac
 if [[ "$state" == *FAILED* || "$state" == *ROLLBACK* ]]; then
-  echo "    last failed event:"
-  aws cloudformation describe-stack-events --stack-name shop-prod-svc-api --region eu-west-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text | sed "s/^/    /"
+  if event="$(aws cloudformation describe-stack-events --stack-name shop-prod-svc-api --region eu-west-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text 2>&1)"; then
+    echo "    last failed event:"
+    echo "    ${event//$'\n'/$'\n'    }"
+  else
+    echo "    last failed event: could not read it: ${event//$'\n'/ }"
+  fi
 fi
 
 # shop-prod-svc-mailer
@@ -674,10 +766,11 @@ drift=""
 if state="$(aws cloudformation describe-stacks --stack-name shop-prod-svc-mailer --region eu-west-1 --query "Stacks[0].[StackStatus,DriftInformation.StackDriftStatus]" --output text 2>&1)"; then
   drift="${state#*$'\t'}"
   state="${state%%$'\t'*}"
-elif [[ "$state" == *"does not exist"* ]]; then
+elif [[ "$state" == *"(ValidationError)"*"Stack with id shop-prod-svc-mailer does not exist"* ]]; then
   state=NOT_DEPLOYED
-else
+else  # not an answer about the stack (access refused, credentials, throttling): said as such
   state="ERROR: ${state//$'\n'/ }"
+  unreadable=$((unreadable + 1))
 fi
 # shellcheck disable=SC2059
 printf "$row" shop-prod-svc-mailer eu-west-1 "$state" "$drift" ""
@@ -698,8 +791,12 @@ EOF
     ;;
 esac
 if [[ "$state" == *FAILED* || "$state" == *ROLLBACK* ]]; then
-  echo "    last failed event:"
-  aws cloudformation describe-stack-events --stack-name shop-prod-svc-mailer --region eu-west-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text | sed "s/^/    /"
+  if event="$(aws cloudformation describe-stack-events --stack-name shop-prod-svc-mailer --region eu-west-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text 2>&1)"; then
+    echo "    last failed event:"
+    echo "    ${event//$'\n'/$'\n'    }"
+  else
+    echo "    last failed event: could not read it: ${event//$'\n'/ }"
+  fi
 fi
 
 # shop-prod-svc-nightly
@@ -707,10 +804,11 @@ drift=""
 if state="$(aws cloudformation describe-stacks --stack-name shop-prod-svc-nightly --region eu-west-1 --query "Stacks[0].[StackStatus,DriftInformation.StackDriftStatus]" --output text 2>&1)"; then
   drift="${state#*$'\t'}"
   state="${state%%$'\t'*}"
-elif [[ "$state" == *"does not exist"* ]]; then
+elif [[ "$state" == *"(ValidationError)"*"Stack with id shop-prod-svc-nightly does not exist"* ]]; then
   state=NOT_DEPLOYED
-else
+else  # not an answer about the stack (access refused, credentials, throttling): said as such
   state="ERROR: ${state//$'\n'/ }"
+  unreadable=$((unreadable + 1))
 fi
 # shellcheck disable=SC2059
 printf "$row" shop-prod-svc-nightly eu-west-1 "$state" "$drift" ""
@@ -731,8 +829,12 @@ EOF
     ;;
 esac
 if [[ "$state" == *FAILED* || "$state" == *ROLLBACK* ]]; then
-  echo "    last failed event:"
-  aws cloudformation describe-stack-events --stack-name shop-prod-svc-nightly --region eu-west-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text | sed "s/^/    /"
+  if event="$(aws cloudformation describe-stack-events --stack-name shop-prod-svc-nightly --region eu-west-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text 2>&1)"; then
+    echo "    last failed event:"
+    echo "    ${event//$'\n'/$'\n'    }"
+  else
+    echo "    last failed event: could not read it: ${event//$'\n'/ }"
+  fi
 fi
 
 # shop-prod-svc-payments
@@ -740,10 +842,11 @@ drift=""
 if state="$(aws cloudformation describe-stacks --stack-name shop-prod-svc-payments --region eu-west-1 --query "Stacks[0].[StackStatus,DriftInformation.StackDriftStatus]" --output text 2>&1)"; then
   drift="${state#*$'\t'}"
   state="${state%%$'\t'*}"
-elif [[ "$state" == *"does not exist"* ]]; then
+elif [[ "$state" == *"(ValidationError)"*"Stack with id shop-prod-svc-payments does not exist"* ]]; then
   state=NOT_DEPLOYED
-else
+else  # not an answer about the stack (access refused, credentials, throttling): said as such
   state="ERROR: ${state//$'\n'/ }"
+  unreadable=$((unreadable + 1))
 fi
 # shellcheck disable=SC2059
 printf "$row" shop-prod-svc-payments eu-west-1 "$state" "$drift" ""
@@ -764,8 +867,12 @@ EOF
     ;;
 esac
 if [[ "$state" == *FAILED* || "$state" == *ROLLBACK* ]]; then
-  echo "    last failed event:"
-  aws cloudformation describe-stack-events --stack-name shop-prod-svc-payments --region eu-west-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text | sed "s/^/    /"
+  if event="$(aws cloudformation describe-stack-events --stack-name shop-prod-svc-payments --region eu-west-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text 2>&1)"; then
+    echo "    last failed event:"
+    echo "    ${event//$'\n'/$'\n'    }"
+  else
+    echo "    last failed event: could not read it: ${event//$'\n'/ }"
+  fi
 fi
 
 # shop-prod-svc-web
@@ -773,10 +880,11 @@ drift=""
 if state="$(aws cloudformation describe-stacks --stack-name shop-prod-svc-web --region eu-west-1 --query "Stacks[0].[StackStatus,DriftInformation.StackDriftStatus]" --output text 2>&1)"; then
   drift="${state#*$'\t'}"
   state="${state%%$'\t'*}"
-elif [[ "$state" == *"does not exist"* ]]; then
+elif [[ "$state" == *"(ValidationError)"*"Stack with id shop-prod-svc-web does not exist"* ]]; then
   state=NOT_DEPLOYED
-else
+else  # not an answer about the stack (access refused, credentials, throttling): said as such
   state="ERROR: ${state//$'\n'/ }"
+  unreadable=$((unreadable + 1))
 fi
 # shellcheck disable=SC2059
 printf "$row" shop-prod-svc-web eu-west-1 "$state" "$drift" ""
@@ -797,8 +905,12 @@ EOF
     ;;
 esac
 if [[ "$state" == *FAILED* || "$state" == *ROLLBACK* ]]; then
-  echo "    last failed event:"
-  aws cloudformation describe-stack-events --stack-name shop-prod-svc-web --region eu-west-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text | sed "s/^/    /"
+  if event="$(aws cloudformation describe-stack-events --stack-name shop-prod-svc-web --region eu-west-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text 2>&1)"; then
+    echo "    last failed event:"
+    echo "    ${event//$'\n'/$'\n'    }"
+  else
+    echo "    last failed event: could not read it: ${event//$'\n'/ }"
+  fi
 fi
 
 # shop-prod-connect
@@ -806,10 +918,11 @@ drift=""
 if state="$(aws cloudformation describe-stacks --stack-name shop-prod-connect --region eu-west-1 --query "Stacks[0].[StackStatus,DriftInformation.StackDriftStatus]" --output text 2>&1)"; then
   drift="${state#*$'\t'}"
   state="${state%%$'\t'*}"
-elif [[ "$state" == *"does not exist"* ]]; then
+elif [[ "$state" == *"(ValidationError)"*"Stack with id shop-prod-connect does not exist"* ]]; then
   state=NOT_DEPLOYED
-else
+else  # not an answer about the stack (access refused, credentials, throttling): said as such
   state="ERROR: ${state//$'\n'/ }"
+  unreadable=$((unreadable + 1))
 fi
 # shellcheck disable=SC2059
 printf "$row" shop-prod-connect eu-west-1 "$state" "$drift" ""
@@ -830,8 +943,12 @@ EOF
     ;;
 esac
 if [[ "$state" == *FAILED* || "$state" == *ROLLBACK* ]]; then
-  echo "    last failed event:"
-  aws cloudformation describe-stack-events --stack-name shop-prod-connect --region eu-west-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text | sed "s/^/    /"
+  if event="$(aws cloudformation describe-stack-events --stack-name shop-prod-connect --region eu-west-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text 2>&1)"; then
+    echo "    last failed event:"
+    echo "    ${event//$'\n'/$'\n'    }"
+  else
+    echo "    last failed event: could not read it: ${event//$'\n'/ }"
+  fi
 fi
 
 # shop-prod-dns
@@ -839,10 +956,11 @@ drift=""
 if state="$(aws cloudformation describe-stacks --stack-name shop-prod-dns --region eu-west-1 --query "Stacks[0].[StackStatus,DriftInformation.StackDriftStatus]" --output text 2>&1)"; then
   drift="${state#*$'\t'}"
   state="${state%%$'\t'*}"
-elif [[ "$state" == *"does not exist"* ]]; then
+elif [[ "$state" == *"(ValidationError)"*"Stack with id shop-prod-dns does not exist"* ]]; then
   state=NOT_DEPLOYED
-else
+else  # not an answer about the stack (access refused, credentials, throttling): said as such
   state="ERROR: ${state//$'\n'/ }"
+  unreadable=$((unreadable + 1))
 fi
 # shellcheck disable=SC2059
 printf "$row" shop-prod-dns eu-west-1 "$state" "$drift" ""
@@ -863,8 +981,12 @@ EOF
     ;;
 esac
 if [[ "$state" == *FAILED* || "$state" == *ROLLBACK* ]]; then
-  echo "    last failed event:"
-  aws cloudformation describe-stack-events --stack-name shop-prod-dns --region eu-west-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text | sed "s/^/    /"
+  if event="$(aws cloudformation describe-stack-events --stack-name shop-prod-dns --region eu-west-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text 2>&1)"; then
+    echo "    last failed event:"
+    echo "    ${event//$'\n'/$'\n'    }"
+  else
+    echo "    last failed event: could not read it: ${event//$'\n'/ }"
+  fi
 fi
 
 # shop-prod-edge-alarms
@@ -872,10 +994,11 @@ drift=""
 if state="$(aws cloudformation describe-stacks --stack-name shop-prod-edge-alarms --region us-east-1 --query "Stacks[0].[StackStatus,DriftInformation.StackDriftStatus]" --output text 2>&1)"; then
   drift="${state#*$'\t'}"
   state="${state%%$'\t'*}"
-elif [[ "$state" == *"does not exist"* ]]; then
+elif [[ "$state" == *"(ValidationError)"*"Stack with id shop-prod-edge-alarms does not exist"* ]]; then
   state=NOT_DEPLOYED
-else
+else  # not an answer about the stack (access refused, credentials, throttling): said as such
   state="ERROR: ${state//$'\n'/ }"
+  unreadable=$((unreadable + 1))
 fi
 # shellcheck disable=SC2059
 printf "$row" shop-prod-edge-alarms us-east-1 "$state" "$drift" ""
@@ -896,10 +1019,17 @@ EOF
     ;;
 esac
 if [[ "$state" == *FAILED* || "$state" == *ROLLBACK* ]]; then
-  echo "    last failed event:"
-  aws cloudformation describe-stack-events --stack-name shop-prod-edge-alarms --region us-east-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text | sed "s/^/    /"
+  if event="$(aws cloudformation describe-stack-events --stack-name shop-prod-edge-alarms --region us-east-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text 2>&1)"; then
+    echo "    last failed event:"
+    echo "    ${event//$'\n'/$'\n'    }"
+  else
+    echo "    last failed event: could not read it: ${event//$'\n'/ }"
+  fi
 fi
 
+if [[ "$unreadable" != 0 ]]; then
+  echo "status.sh: $unreadable stack(s) could not be read (ERROR: the AWS CLI's error, e.g. a permission your identity lacks): their state is unknown, not absent" >&2
+fi
 if [[ "$healthy" == true ]]; then
   echo "shop prod: the 19 stack(s) of this folder are complete."
 else

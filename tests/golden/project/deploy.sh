@@ -35,19 +35,22 @@ Environment variables it reads:
 
 Exit status:
   0      every stack deployed (with --review: every change set created)
-  1      a check failed and no stack was changed (the messages say which and what to do), or a variable a parameter needs is not set
-  2      an unknown option
+  1      a check failed and no stack was changed (the messages say which and what to do: a check AWS answered with an error says so and quotes it), or a variable a parameter needs is not set; or, between two stacks, an output a stack needs could not be read or is missing: the message says which, and the stacks before it are deployed
+  2      an unknown option or argument (--help wherever it is: this help, exit 0)
   other  the AWS CLI's status of the command that failed, e.g. 254 (AWS refused the request), 255 (the command failed); AWS CLI User Guide, "Command line return codes": the stacks before it are deployed
 EOF
 }
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 deployed="${DEPLOYED_DIR:-$here/../../deployed}"
 review=false
+for arg in "$@"; do
+  case "$arg" in -h|--help) usage; exit 0 ;; esac
+done
 case "$*" in
   "") ;;
   --review) review=true ;;
-  -h|--help) usage; exit 0 ;;
-  *) echo "usage: $0 [--review] (or --help)" >&2; exit 2 ;;
+  *) echo "deploy.sh: unknown option or argument: $*" >&2
+     echo "usage: $0 [--review] (or --help)" >&2; exit 2 ;;
 esac
 # Options of every deploy below: succeed when nothing changed; with --review, create the change set
 # and stop. (Never empty, so "${changeset[@]}" also works under `set -u` in bash 3.2, as on macOS.)
@@ -60,9 +63,9 @@ fi
 record() { mkdir -p "$deployed/$1/$2" && cp "$here/$4" "$deployed/$1/$2/$3.json"; }
 
 command -v aws >/dev/null || { echo 'deploy.sh: the AWS CLI (aws) is not installed' >&2; exit 1; }
-account="$(aws sts get-caller-identity --query Account --output text)" || { echo 'deploy.sh: not signed in to AWS (the CLI found no valid credentials): nothing was changed' >&2; exit 1; }
+account="$(aws sts get-caller-identity --query Account --output text)" || { echo 'deploy.sh: not signed in to AWS (the CLI found no valid credentials; its error is above): nothing was changed' >&2; exit 1; }
 if [[ "$account" != 444444444444 ]]; then
-  echo "deploy.sh: signed in to account $account, but shop shared stacks lives in account 444444444444" >&2
+  echo "deploy.sh: signed in to account $account, but shop shared stacks lives in account 444444444444: sign in to 444444444444, then run again; nothing was changed" >&2
   exit 1
 fi
 
@@ -70,7 +73,11 @@ fi
 failed=false
 # A stack whose first create failed is left in ROLLBACK_COMPLETE and can only be deleted
 # (CloudFormation User Guide, "Stack status codes").
-rollback_eu_west_1="$(aws cloudformation list-stacks --region eu-west-1 --stack-status-filter ROLLBACK_COMPLETE --query "StackSummaries[].StackName" --output text)"
+if ! rollback_eu_west_1="$(aws cloudformation list-stacks --region eu-west-1 --stack-status-filter ROLLBACK_COMPLETE --query "StackSummaries[].StackName" --output text 2>&1)"; then
+  echo "deploy.sh: could not list the stacks in ROLLBACK_COMPLETE in eu-west-1 (cloudformation:ListStacks), so whether a stack of this folder can only be deleted is unknown: fix the cause (a permission your identity lacks, expired credentials...) and run this script again. The AWS CLI said: ${rollback_eu_west_1//$'\n'/ }" >&2
+  rollback_eu_west_1=""
+  failed=true
+fi
 if [[ $'\t'"$rollback_eu_west_1"$'\t' == *$'\t'shop-registry$'\t'* ]]; then
   cat >&2 <<'EOF'
 deploy.sh: shop-registry (eu-west-1) is in ROLLBACK_COMPLETE: its first create failed, and such a stack can only be deleted. Delete it, then run this script again:
@@ -169,7 +176,11 @@ deploy.sh: shop-delivery-infrastructure (eu-west-1) is in ROLLBACK_COMPLETE: its
 EOF
   failed=true
 fi
-rollback_eu_central_1="$(aws cloudformation list-stacks --region eu-central-1 --stack-status-filter ROLLBACK_COMPLETE --query "StackSummaries[].StackName" --output text)"
+if ! rollback_eu_central_1="$(aws cloudformation list-stacks --region eu-central-1 --stack-status-filter ROLLBACK_COMPLETE --query "StackSummaries[].StackName" --output text 2>&1)"; then
+  echo "deploy.sh: could not list the stacks in ROLLBACK_COMPLETE in eu-central-1 (cloudformation:ListStacks), so whether a stack of this folder can only be deleted is unknown: fix the cause (a permission your identity lacks, expired credentials...) and run this script again. The AWS CLI said: ${rollback_eu_central_1//$'\n'/ }" >&2
+  rollback_eu_central_1=""
+  failed=true
+fi
 if [[ $'\t'"$rollback_eu_central_1"$'\t' == *$'\t'shop-registry-replica-eu-central-1$'\t'* ]]; then
   cat >&2 <<'EOF'
 deploy.sh: shop-registry-replica-eu-central-1 (eu-central-1) is in ROLLBACK_COMPLETE: its first create failed, and such a stack can only be deleted. Delete it, then run this script again:
@@ -184,7 +195,11 @@ deploy.sh: shop-delivery-artifacts-eu-central-1 (eu-central-1) is in ROLLBACK_CO
 EOF
   failed=true
 fi
-rollback_us_east_1="$(aws cloudformation list-stacks --region us-east-1 --stack-status-filter ROLLBACK_COMPLETE --query "StackSummaries[].StackName" --output text)"
+if ! rollback_us_east_1="$(aws cloudformation list-stacks --region us-east-1 --stack-status-filter ROLLBACK_COMPLETE --query "StackSummaries[].StackName" --output text 2>&1)"; then
+  echo "deploy.sh: could not list the stacks in ROLLBACK_COMPLETE in us-east-1 (cloudformation:ListStacks), so whether a stack of this folder can only be deleted is unknown: fix the cause (a permission your identity lacks, expired credentials...) and run this script again. The AWS CLI said: ${rollback_us_east_1//$'\n'/ }" >&2
+  rollback_us_east_1=""
+  failed=true
+fi
 if [[ $'\t'"$rollback_us_east_1"$'\t' == *$'\t'shop-delivery-artifacts-us-east-1$'\t'* ]]; then
   cat >&2 <<'EOF'
 deploy.sh: shop-delivery-artifacts-us-east-1 (us-east-1) is in ROLLBACK_COMPLETE: its first create failed, and such a stack can only be deleted. Delete it, then run this script again:

@@ -30,16 +30,18 @@ Environment variables it reads:
   AWS_PROFILE...  the AWS CLI's own: the credentials it signs in with (every command names its region itself)
 
 Exit status:
-  0      every stack of this folder deleted (or not deployed)
-  1      nothing deleted: a protection is on, the name was not typed back, the AWS CLI is missing, not signed in, or signed in to another account
+  0      every stack of this folder deleted (or not deployed); the last line counts those deleted
+  1      nothing deleted: a protection is on, the name was not typed back, the AWS CLI is missing, not signed in, or signed in to another account; or AWS answered a read with an error (not "does not exist": access refused, credentials, throttling), quoted with the stack, or a deletion failed: the stacks before it are deleted, nothing after it, and the record of every stack not deleted is kept
   2      an unknown argument
-  other  the AWS CLI's status of the command that failed, e.g. 254 (AWS refused the request), 255 (the command failed); AWS CLI User Guide, "Command line return codes": the stacks before it are deleted
 EOF
 }
+for arg in "$@"; do
+  case "$arg" in -h|--help) usage; exit 0 ;; esac
+done
 case "$*" in
   "") ;;
-  -h|--help) usage; exit 0 ;;
-  *) echo "usage: $0 (or --help; CONFIRM=<name> to skip the question)" >&2; exit 2 ;;
+  *) echo "destroy.sh: unknown option or argument: $*" >&2
+     echo "usage: $0 (or --help; CONFIRM=<name> to skip the question)" >&2; exit 2 ;;
 esac
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 deployed="${DEPLOYED_DIR:-$here/../../deployed}"
@@ -99,15 +101,39 @@ Lost: stateful resources deleted with their stack:
   none
 EOF
 
-signed_in="$(aws sts get-caller-identity --query Account --output text)" || { echo 'destroy.sh: not signed in to AWS (the CLI found no valid credentials): nothing was deleted' >&2; exit 1; }
+signed_in="$(aws sts get-caller-identity --query Account --output text)" || { echo 'destroy.sh: not signed in to AWS (the CLI found no valid credentials; its error is above): nothing was deleted' >&2; exit 1; }
 if [[ "$signed_in" != 444444444444 ]]; then
-  echo "destroy.sh: signed in to account $signed_in, but shop shared stacks lives in account 444444444444" >&2
+  echo "destroy.sh: signed in to account $signed_in, but shop shared stacks lives in account 444444444444: sign in to 444444444444, then run again; nothing was deleted" >&2
   exit 1
 fi
 
+deleted=0
+# unreadable WHAT ERROR: AWS answered a read with an error other than "does not exist" (access refused,
+# credentials, throttling): whether WHAT is there is unknown, so the script stops; nothing further is
+# deleted, and the record of every stack not deleted stays.
+unreadable() {
+  local done="nothing was deleted"
+  if [[ "$deleted" != 0 ]]; then done="$deleted stack(s) deleted before it, nothing after it"; fi
+  echo "destroy.sh: could not read $1, so whether it is there is unknown: $done; fix the cause (a permission your identity lacks, expired credentials...) and run it again. The AWS CLI said: ${2//$'\n'/ }" >&2
+  exit 1
+}
+# not_deleted STACK WHY: a deletion failed (the AWS CLI's error is above): the script stops there, the
+# stack's record stays.
+not_deleted() {
+  local done="no stack was deleted"
+  if [[ "$deleted" != 0 ]]; then done="$deleted stack(s) deleted before it, nothing after it"; fi
+  echo "destroy.sh: $1 was not deleted: $2; $done. Its status and last failed event: status.sh beside this script" >&2
+  exit 1
+}
+
 # Refuse before deleting anything when a protection would stop the deletion half-way.
 blocked=false
-protection="$(aws cloudformation describe-stacks --stack-name shop-delivery-infrastructure --region eu-west-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>/dev/null || true)"
+if ! protection="$(aws cloudformation describe-stacks --stack-name shop-delivery-infrastructure --region eu-west-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>&1)"; then
+  case "$protection" in
+    *"(ValidationError)"*"Stack with id shop-delivery-infrastructure does not exist"*) protection=absent ;;  # not deployed: nothing to protect
+    *) unreadable 'the stack shop-delivery-infrastructure (eu-west-1)' "$protection" ;;
+  esac
+fi
 if [[ "$protection" == True ]]; then
   cat >&2 <<'EOF'
 destroy.sh: shop-delivery-infrastructure has termination protection on; to lift it:
@@ -115,7 +141,12 @@ destroy.sh: shop-delivery-infrastructure has termination protection on; to lift 
 EOF
   blocked=true
 fi
-protection="$(aws cloudformation describe-stacks --stack-name shop-delivery-web --region eu-west-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>/dev/null || true)"
+if ! protection="$(aws cloudformation describe-stacks --stack-name shop-delivery-web --region eu-west-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>&1)"; then
+  case "$protection" in
+    *"(ValidationError)"*"Stack with id shop-delivery-web does not exist"*) protection=absent ;;  # not deployed: nothing to protect
+    *) unreadable 'the stack shop-delivery-web (eu-west-1)' "$protection" ;;
+  esac
+fi
 if [[ "$protection" == True ]]; then
   cat >&2 <<'EOF'
 destroy.sh: shop-delivery-web has termination protection on; to lift it:
@@ -123,7 +154,12 @@ destroy.sh: shop-delivery-web has termination protection on; to lift it:
 EOF
   blocked=true
 fi
-protection="$(aws cloudformation describe-stacks --stack-name shop-delivery-payments --region eu-west-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>/dev/null || true)"
+if ! protection="$(aws cloudformation describe-stacks --stack-name shop-delivery-payments --region eu-west-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>&1)"; then
+  case "$protection" in
+    *"(ValidationError)"*"Stack with id shop-delivery-payments does not exist"*) protection=absent ;;  # not deployed: nothing to protect
+    *) unreadable 'the stack shop-delivery-payments (eu-west-1)' "$protection" ;;
+  esac
+fi
 if [[ "$protection" == True ]]; then
   cat >&2 <<'EOF'
 destroy.sh: shop-delivery-payments has termination protection on; to lift it:
@@ -131,7 +167,12 @@ destroy.sh: shop-delivery-payments has termination protection on; to lift it:
 EOF
   blocked=true
 fi
-protection="$(aws cloudformation describe-stacks --stack-name shop-delivery-nightly --region eu-west-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>/dev/null || true)"
+if ! protection="$(aws cloudformation describe-stacks --stack-name shop-delivery-nightly --region eu-west-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>&1)"; then
+  case "$protection" in
+    *"(ValidationError)"*"Stack with id shop-delivery-nightly does not exist"*) protection=absent ;;  # not deployed: nothing to protect
+    *) unreadable 'the stack shop-delivery-nightly (eu-west-1)' "$protection" ;;
+  esac
+fi
 if [[ "$protection" == True ]]; then
   cat >&2 <<'EOF'
 destroy.sh: shop-delivery-nightly has termination protection on; to lift it:
@@ -139,7 +180,12 @@ destroy.sh: shop-delivery-nightly has termination protection on; to lift it:
 EOF
   blocked=true
 fi
-protection="$(aws cloudformation describe-stacks --stack-name shop-delivery-mailer --region eu-west-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>/dev/null || true)"
+if ! protection="$(aws cloudformation describe-stacks --stack-name shop-delivery-mailer --region eu-west-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>&1)"; then
+  case "$protection" in
+    *"(ValidationError)"*"Stack with id shop-delivery-mailer does not exist"*) protection=absent ;;  # not deployed: nothing to protect
+    *) unreadable 'the stack shop-delivery-mailer (eu-west-1)' "$protection" ;;
+  esac
+fi
 if [[ "$protection" == True ]]; then
   cat >&2 <<'EOF'
 destroy.sh: shop-delivery-mailer has termination protection on; to lift it:
@@ -147,7 +193,12 @@ destroy.sh: shop-delivery-mailer has termination protection on; to lift it:
 EOF
   blocked=true
 fi
-protection="$(aws cloudformation describe-stacks --stack-name shop-delivery-api --region eu-west-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>/dev/null || true)"
+if ! protection="$(aws cloudformation describe-stacks --stack-name shop-delivery-api --region eu-west-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>&1)"; then
+  case "$protection" in
+    *"(ValidationError)"*"Stack with id shop-delivery-api does not exist"*) protection=absent ;;  # not deployed: nothing to protect
+    *) unreadable 'the stack shop-delivery-api (eu-west-1)' "$protection" ;;
+  esac
+fi
 if [[ "$protection" == True ]]; then
   cat >&2 <<'EOF'
 destroy.sh: shop-delivery-api has termination protection on; to lift it:
@@ -155,7 +206,12 @@ destroy.sh: shop-delivery-api has termination protection on; to lift it:
 EOF
   blocked=true
 fi
-protection="$(aws cloudformation describe-stacks --stack-name shop-delivery-artifacts-us-east-1 --region us-east-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>/dev/null || true)"
+if ! protection="$(aws cloudformation describe-stacks --stack-name shop-delivery-artifacts-us-east-1 --region us-east-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>&1)"; then
+  case "$protection" in
+    *"(ValidationError)"*"Stack with id shop-delivery-artifacts-us-east-1 does not exist"*) protection=absent ;;  # not deployed: nothing to protect
+    *) unreadable 'the stack shop-delivery-artifacts-us-east-1 (us-east-1)' "$protection" ;;
+  esac
+fi
 if [[ "$protection" == True ]]; then
   cat >&2 <<'EOF'
 destroy.sh: shop-delivery-artifacts-us-east-1 has termination protection on; to lift it:
@@ -163,7 +219,12 @@ destroy.sh: shop-delivery-artifacts-us-east-1 has termination protection on; to 
 EOF
   blocked=true
 fi
-protection="$(aws cloudformation describe-stacks --stack-name shop-delivery-artifacts-eu-central-1 --region eu-central-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>/dev/null || true)"
+if ! protection="$(aws cloudformation describe-stacks --stack-name shop-delivery-artifacts-eu-central-1 --region eu-central-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>&1)"; then
+  case "$protection" in
+    *"(ValidationError)"*"Stack with id shop-delivery-artifacts-eu-central-1 does not exist"*) protection=absent ;;  # not deployed: nothing to protect
+    *) unreadable 'the stack shop-delivery-artifacts-eu-central-1 (eu-central-1)' "$protection" ;;
+  esac
+fi
 if [[ "$protection" == True ]]; then
   cat >&2 <<'EOF'
 destroy.sh: shop-delivery-artifacts-eu-central-1 has termination protection on; to lift it:
@@ -171,7 +232,12 @@ destroy.sh: shop-delivery-artifacts-eu-central-1 has termination protection on; 
 EOF
   blocked=true
 fi
-protection="$(aws cloudformation describe-stacks --stack-name shop-delivery --region eu-west-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>/dev/null || true)"
+if ! protection="$(aws cloudformation describe-stacks --stack-name shop-delivery --region eu-west-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>&1)"; then
+  case "$protection" in
+    *"(ValidationError)"*"Stack with id shop-delivery does not exist"*) protection=absent ;;  # not deployed: nothing to protect
+    *) unreadable 'the stack shop-delivery (eu-west-1)' "$protection" ;;
+  esac
+fi
 if [[ "$protection" == True ]]; then
   cat >&2 <<'EOF'
 destroy.sh: shop-delivery has termination protection on; to lift it:
@@ -179,7 +245,12 @@ destroy.sh: shop-delivery has termination protection on; to lift it:
 EOF
   blocked=true
 fi
-protection="$(aws cloudformation describe-stacks --stack-name shop-registry-replication --region eu-west-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>/dev/null || true)"
+if ! protection="$(aws cloudformation describe-stacks --stack-name shop-registry-replication --region eu-west-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>&1)"; then
+  case "$protection" in
+    *"(ValidationError)"*"Stack with id shop-registry-replication does not exist"*) protection=absent ;;  # not deployed: nothing to protect
+    *) unreadable 'the stack shop-registry-replication (eu-west-1)' "$protection" ;;
+  esac
+fi
 if [[ "$protection" == True ]]; then
   cat >&2 <<'EOF'
 destroy.sh: shop-registry-replication has termination protection on; to lift it:
@@ -187,7 +258,12 @@ destroy.sh: shop-registry-replication has termination protection on; to lift it:
 EOF
   blocked=true
 fi
-protection="$(aws cloudformation describe-stacks --stack-name shop-registry-replica-eu-central-1 --region eu-central-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>/dev/null || true)"
+if ! protection="$(aws cloudformation describe-stacks --stack-name shop-registry-replica-eu-central-1 --region eu-central-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>&1)"; then
+  case "$protection" in
+    *"(ValidationError)"*"Stack with id shop-registry-replica-eu-central-1 does not exist"*) protection=absent ;;  # not deployed: nothing to protect
+    *) unreadable 'the stack shop-registry-replica-eu-central-1 (eu-central-1)' "$protection" ;;
+  esac
+fi
 if [[ "$protection" == True ]]; then
   cat >&2 <<'EOF'
 destroy.sh: shop-registry-replica-eu-central-1 has termination protection on; to lift it:
@@ -195,7 +271,12 @@ destroy.sh: shop-registry-replica-eu-central-1 has termination protection on; to
 EOF
   blocked=true
 fi
-protection="$(aws cloudformation describe-stacks --stack-name shop-registry-web --region eu-west-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>/dev/null || true)"
+if ! protection="$(aws cloudformation describe-stacks --stack-name shop-registry-web --region eu-west-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>&1)"; then
+  case "$protection" in
+    *"(ValidationError)"*"Stack with id shop-registry-web does not exist"*) protection=absent ;;  # not deployed: nothing to protect
+    *) unreadable 'the stack shop-registry-web (eu-west-1)' "$protection" ;;
+  esac
+fi
 if [[ "$protection" == True ]]; then
   cat >&2 <<'EOF'
 destroy.sh: shop-registry-web has termination protection on; to lift it:
@@ -203,7 +284,12 @@ destroy.sh: shop-registry-web has termination protection on; to lift it:
 EOF
   blocked=true
 fi
-protection="$(aws cloudformation describe-stacks --stack-name shop-registry-payments --region eu-west-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>/dev/null || true)"
+if ! protection="$(aws cloudformation describe-stacks --stack-name shop-registry-payments --region eu-west-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>&1)"; then
+  case "$protection" in
+    *"(ValidationError)"*"Stack with id shop-registry-payments does not exist"*) protection=absent ;;  # not deployed: nothing to protect
+    *) unreadable 'the stack shop-registry-payments (eu-west-1)' "$protection" ;;
+  esac
+fi
 if [[ "$protection" == True ]]; then
   cat >&2 <<'EOF'
 destroy.sh: shop-registry-payments has termination protection on; to lift it:
@@ -211,7 +297,12 @@ destroy.sh: shop-registry-payments has termination protection on; to lift it:
 EOF
   blocked=true
 fi
-protection="$(aws cloudformation describe-stacks --stack-name shop-registry-nightly --region eu-west-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>/dev/null || true)"
+if ! protection="$(aws cloudformation describe-stacks --stack-name shop-registry-nightly --region eu-west-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>&1)"; then
+  case "$protection" in
+    *"(ValidationError)"*"Stack with id shop-registry-nightly does not exist"*) protection=absent ;;  # not deployed: nothing to protect
+    *) unreadable 'the stack shop-registry-nightly (eu-west-1)' "$protection" ;;
+  esac
+fi
 if [[ "$protection" == True ]]; then
   cat >&2 <<'EOF'
 destroy.sh: shop-registry-nightly has termination protection on; to lift it:
@@ -219,7 +310,12 @@ destroy.sh: shop-registry-nightly has termination protection on; to lift it:
 EOF
   blocked=true
 fi
-protection="$(aws cloudformation describe-stacks --stack-name shop-registry-mailer --region eu-west-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>/dev/null || true)"
+if ! protection="$(aws cloudformation describe-stacks --stack-name shop-registry-mailer --region eu-west-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>&1)"; then
+  case "$protection" in
+    *"(ValidationError)"*"Stack with id shop-registry-mailer does not exist"*) protection=absent ;;  # not deployed: nothing to protect
+    *) unreadable 'the stack shop-registry-mailer (eu-west-1)' "$protection" ;;
+  esac
+fi
 if [[ "$protection" == True ]]; then
   cat >&2 <<'EOF'
 destroy.sh: shop-registry-mailer has termination protection on; to lift it:
@@ -227,7 +323,12 @@ destroy.sh: shop-registry-mailer has termination protection on; to lift it:
 EOF
   blocked=true
 fi
-protection="$(aws cloudformation describe-stacks --stack-name shop-registry-api --region eu-west-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>/dev/null || true)"
+if ! protection="$(aws cloudformation describe-stacks --stack-name shop-registry-api --region eu-west-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>&1)"; then
+  case "$protection" in
+    *"(ValidationError)"*"Stack with id shop-registry-api does not exist"*) protection=absent ;;  # not deployed: nothing to protect
+    *) unreadable 'the stack shop-registry-api (eu-west-1)' "$protection" ;;
+  esac
+fi
 if [[ "$protection" == True ]]; then
   cat >&2 <<'EOF'
 destroy.sh: shop-registry-api has termination protection on; to lift it:
@@ -235,7 +336,12 @@ destroy.sh: shop-registry-api has termination protection on; to lift it:
 EOF
   blocked=true
 fi
-protection="$(aws cloudformation describe-stacks --stack-name shop-registry --region eu-west-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>/dev/null || true)"
+if ! protection="$(aws cloudformation describe-stacks --stack-name shop-registry --region eu-west-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>&1)"; then
+  case "$protection" in
+    *"(ValidationError)"*"Stack with id shop-registry does not exist"*) protection=absent ;;  # not deployed: nothing to protect
+    *) unreadable 'the stack shop-registry (eu-west-1)' "$protection" ;;
+  esac
+fi
 if [[ "$protection" == True ]]; then
   cat >&2 <<'EOF'
 destroy.sh: shop-registry has termination protection on; to lift it:
@@ -258,173 +364,241 @@ if [[ "$answer" != project ]]; then
 fi
 
 echo "==> 1/17 deleting shop-delivery-infrastructure (eu-west-1)"
-if aws cloudformation describe-stacks --stack-name shop-delivery-infrastructure --region eu-west-1 >/dev/null 2>&1; then
-  aws cloudformation delete-stack --stack-name shop-delivery-infrastructure --region eu-west-1
-  aws cloudformation wait stack-delete-complete --stack-name shop-delivery-infrastructure --region eu-west-1
+if found="$(aws cloudformation describe-stacks --stack-name shop-delivery-infrastructure --region eu-west-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
+  aws cloudformation delete-stack --stack-name shop-delivery-infrastructure --region eu-west-1 || not_deleted 'shop-delivery-infrastructure (eu-west-1)' 'AWS refused delete-stack'
+  aws cloudformation wait stack-delete-complete --stack-name shop-delivery-infrastructure --region eu-west-1 || not_deleted 'shop-delivery-infrastructure (eu-west-1)' 'its deletion did not complete (DELETE_FAILED: its events say why; or the wait gave up)'
+  deleted=$((deleted + 1))
 else
-  echo "    not deployed: nothing to delete"
+  case "$found" in
+    *"(ValidationError)"*"Stack with id shop-delivery-infrastructure does not exist"*) echo "    not deployed: nothing to delete" ;;
+    *) unreadable 'the stack shop-delivery-infrastructure (eu-west-1)' "$found" ;;
+  esac
 fi
-# Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
+# Gone (deleted, or never there): no longer the baseline make diff compares with (deploy.sh recorded it).
 rm -f "$deployed/project/eu-west-1/shop-delivery-infrastructure.json"
 
 echo "==> 2/17 deleting shop-delivery-web (eu-west-1)"
-if aws cloudformation describe-stacks --stack-name shop-delivery-web --region eu-west-1 >/dev/null 2>&1; then
-  aws cloudformation delete-stack --stack-name shop-delivery-web --region eu-west-1
-  aws cloudformation wait stack-delete-complete --stack-name shop-delivery-web --region eu-west-1
+if found="$(aws cloudformation describe-stacks --stack-name shop-delivery-web --region eu-west-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
+  aws cloudformation delete-stack --stack-name shop-delivery-web --region eu-west-1 || not_deleted 'shop-delivery-web (eu-west-1)' 'AWS refused delete-stack'
+  aws cloudformation wait stack-delete-complete --stack-name shop-delivery-web --region eu-west-1 || not_deleted 'shop-delivery-web (eu-west-1)' 'its deletion did not complete (DELETE_FAILED: its events say why; or the wait gave up)'
+  deleted=$((deleted + 1))
 else
-  echo "    not deployed: nothing to delete"
+  case "$found" in
+    *"(ValidationError)"*"Stack with id shop-delivery-web does not exist"*) echo "    not deployed: nothing to delete" ;;
+    *) unreadable 'the stack shop-delivery-web (eu-west-1)' "$found" ;;
+  esac
 fi
-# Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
+# Gone (deleted, or never there): no longer the baseline make diff compares with (deploy.sh recorded it).
 rm -f "$deployed/project/eu-west-1/shop-delivery-web.json"
 
 echo "==> 3/17 deleting shop-delivery-payments (eu-west-1)"
-if aws cloudformation describe-stacks --stack-name shop-delivery-payments --region eu-west-1 >/dev/null 2>&1; then
-  aws cloudformation delete-stack --stack-name shop-delivery-payments --region eu-west-1
-  aws cloudformation wait stack-delete-complete --stack-name shop-delivery-payments --region eu-west-1
+if found="$(aws cloudformation describe-stacks --stack-name shop-delivery-payments --region eu-west-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
+  aws cloudformation delete-stack --stack-name shop-delivery-payments --region eu-west-1 || not_deleted 'shop-delivery-payments (eu-west-1)' 'AWS refused delete-stack'
+  aws cloudformation wait stack-delete-complete --stack-name shop-delivery-payments --region eu-west-1 || not_deleted 'shop-delivery-payments (eu-west-1)' 'its deletion did not complete (DELETE_FAILED: its events say why; or the wait gave up)'
+  deleted=$((deleted + 1))
 else
-  echo "    not deployed: nothing to delete"
+  case "$found" in
+    *"(ValidationError)"*"Stack with id shop-delivery-payments does not exist"*) echo "    not deployed: nothing to delete" ;;
+    *) unreadable 'the stack shop-delivery-payments (eu-west-1)' "$found" ;;
+  esac
 fi
-# Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
+# Gone (deleted, or never there): no longer the baseline make diff compares with (deploy.sh recorded it).
 rm -f "$deployed/project/eu-west-1/shop-delivery-payments.json"
 
 echo "==> 4/17 deleting shop-delivery-nightly (eu-west-1)"
-if aws cloudformation describe-stacks --stack-name shop-delivery-nightly --region eu-west-1 >/dev/null 2>&1; then
-  aws cloudformation delete-stack --stack-name shop-delivery-nightly --region eu-west-1
-  aws cloudformation wait stack-delete-complete --stack-name shop-delivery-nightly --region eu-west-1
+if found="$(aws cloudformation describe-stacks --stack-name shop-delivery-nightly --region eu-west-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
+  aws cloudformation delete-stack --stack-name shop-delivery-nightly --region eu-west-1 || not_deleted 'shop-delivery-nightly (eu-west-1)' 'AWS refused delete-stack'
+  aws cloudformation wait stack-delete-complete --stack-name shop-delivery-nightly --region eu-west-1 || not_deleted 'shop-delivery-nightly (eu-west-1)' 'its deletion did not complete (DELETE_FAILED: its events say why; or the wait gave up)'
+  deleted=$((deleted + 1))
 else
-  echo "    not deployed: nothing to delete"
+  case "$found" in
+    *"(ValidationError)"*"Stack with id shop-delivery-nightly does not exist"*) echo "    not deployed: nothing to delete" ;;
+    *) unreadable 'the stack shop-delivery-nightly (eu-west-1)' "$found" ;;
+  esac
 fi
-# Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
+# Gone (deleted, or never there): no longer the baseline make diff compares with (deploy.sh recorded it).
 rm -f "$deployed/project/eu-west-1/shop-delivery-nightly.json"
 
 echo "==> 5/17 deleting shop-delivery-mailer (eu-west-1)"
-if aws cloudformation describe-stacks --stack-name shop-delivery-mailer --region eu-west-1 >/dev/null 2>&1; then
-  aws cloudformation delete-stack --stack-name shop-delivery-mailer --region eu-west-1
-  aws cloudformation wait stack-delete-complete --stack-name shop-delivery-mailer --region eu-west-1
+if found="$(aws cloudformation describe-stacks --stack-name shop-delivery-mailer --region eu-west-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
+  aws cloudformation delete-stack --stack-name shop-delivery-mailer --region eu-west-1 || not_deleted 'shop-delivery-mailer (eu-west-1)' 'AWS refused delete-stack'
+  aws cloudformation wait stack-delete-complete --stack-name shop-delivery-mailer --region eu-west-1 || not_deleted 'shop-delivery-mailer (eu-west-1)' 'its deletion did not complete (DELETE_FAILED: its events say why; or the wait gave up)'
+  deleted=$((deleted + 1))
 else
-  echo "    not deployed: nothing to delete"
+  case "$found" in
+    *"(ValidationError)"*"Stack with id shop-delivery-mailer does not exist"*) echo "    not deployed: nothing to delete" ;;
+    *) unreadable 'the stack shop-delivery-mailer (eu-west-1)' "$found" ;;
+  esac
 fi
-# Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
+# Gone (deleted, or never there): no longer the baseline make diff compares with (deploy.sh recorded it).
 rm -f "$deployed/project/eu-west-1/shop-delivery-mailer.json"
 
 echo "==> 6/17 deleting shop-delivery-api (eu-west-1)"
-if aws cloudformation describe-stacks --stack-name shop-delivery-api --region eu-west-1 >/dev/null 2>&1; then
-  aws cloudformation delete-stack --stack-name shop-delivery-api --region eu-west-1
-  aws cloudformation wait stack-delete-complete --stack-name shop-delivery-api --region eu-west-1
+if found="$(aws cloudformation describe-stacks --stack-name shop-delivery-api --region eu-west-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
+  aws cloudformation delete-stack --stack-name shop-delivery-api --region eu-west-1 || not_deleted 'shop-delivery-api (eu-west-1)' 'AWS refused delete-stack'
+  aws cloudformation wait stack-delete-complete --stack-name shop-delivery-api --region eu-west-1 || not_deleted 'shop-delivery-api (eu-west-1)' 'its deletion did not complete (DELETE_FAILED: its events say why; or the wait gave up)'
+  deleted=$((deleted + 1))
 else
-  echo "    not deployed: nothing to delete"
+  case "$found" in
+    *"(ValidationError)"*"Stack with id shop-delivery-api does not exist"*) echo "    not deployed: nothing to delete" ;;
+    *) unreadable 'the stack shop-delivery-api (eu-west-1)' "$found" ;;
+  esac
 fi
-# Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
+# Gone (deleted, or never there): no longer the baseline make diff compares with (deploy.sh recorded it).
 rm -f "$deployed/project/eu-west-1/shop-delivery-api.json"
 
 echo "==> 7/17 deleting shop-delivery-artifacts-us-east-1 (us-east-1)"
-if aws cloudformation describe-stacks --stack-name shop-delivery-artifacts-us-east-1 --region us-east-1 >/dev/null 2>&1; then
-  aws cloudformation delete-stack --stack-name shop-delivery-artifacts-us-east-1 --region us-east-1
-  aws cloudformation wait stack-delete-complete --stack-name shop-delivery-artifacts-us-east-1 --region us-east-1
+if found="$(aws cloudformation describe-stacks --stack-name shop-delivery-artifacts-us-east-1 --region us-east-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
+  aws cloudformation delete-stack --stack-name shop-delivery-artifacts-us-east-1 --region us-east-1 || not_deleted 'shop-delivery-artifacts-us-east-1 (us-east-1)' 'AWS refused delete-stack'
+  aws cloudformation wait stack-delete-complete --stack-name shop-delivery-artifacts-us-east-1 --region us-east-1 || not_deleted 'shop-delivery-artifacts-us-east-1 (us-east-1)' 'its deletion did not complete (DELETE_FAILED: its events say why; or the wait gave up)'
+  deleted=$((deleted + 1))
 else
-  echo "    not deployed: nothing to delete"
+  case "$found" in
+    *"(ValidationError)"*"Stack with id shop-delivery-artifacts-us-east-1 does not exist"*) echo "    not deployed: nothing to delete" ;;
+    *) unreadable 'the stack shop-delivery-artifacts-us-east-1 (us-east-1)' "$found" ;;
+  esac
 fi
-# Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
+# Gone (deleted, or never there): no longer the baseline make diff compares with (deploy.sh recorded it).
 rm -f "$deployed/project/us-east-1/shop-delivery-artifacts-us-east-1.json"
 
 echo "==> 8/17 deleting shop-delivery-artifacts-eu-central-1 (eu-central-1)"
-if aws cloudformation describe-stacks --stack-name shop-delivery-artifacts-eu-central-1 --region eu-central-1 >/dev/null 2>&1; then
-  aws cloudformation delete-stack --stack-name shop-delivery-artifacts-eu-central-1 --region eu-central-1
-  aws cloudformation wait stack-delete-complete --stack-name shop-delivery-artifacts-eu-central-1 --region eu-central-1
+if found="$(aws cloudformation describe-stacks --stack-name shop-delivery-artifacts-eu-central-1 --region eu-central-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
+  aws cloudformation delete-stack --stack-name shop-delivery-artifacts-eu-central-1 --region eu-central-1 || not_deleted 'shop-delivery-artifacts-eu-central-1 (eu-central-1)' 'AWS refused delete-stack'
+  aws cloudformation wait stack-delete-complete --stack-name shop-delivery-artifacts-eu-central-1 --region eu-central-1 || not_deleted 'shop-delivery-artifacts-eu-central-1 (eu-central-1)' 'its deletion did not complete (DELETE_FAILED: its events say why; or the wait gave up)'
+  deleted=$((deleted + 1))
 else
-  echo "    not deployed: nothing to delete"
+  case "$found" in
+    *"(ValidationError)"*"Stack with id shop-delivery-artifacts-eu-central-1 does not exist"*) echo "    not deployed: nothing to delete" ;;
+    *) unreadable 'the stack shop-delivery-artifacts-eu-central-1 (eu-central-1)' "$found" ;;
+  esac
 fi
-# Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
+# Gone (deleted, or never there): no longer the baseline make diff compares with (deploy.sh recorded it).
 rm -f "$deployed/project/eu-central-1/shop-delivery-artifacts-eu-central-1.json"
 
 echo "==> 9/17 deleting shop-delivery (eu-west-1)"
-if aws cloudformation describe-stacks --stack-name shop-delivery --region eu-west-1 >/dev/null 2>&1; then
-  aws cloudformation delete-stack --stack-name shop-delivery --region eu-west-1
-  aws cloudformation wait stack-delete-complete --stack-name shop-delivery --region eu-west-1
+if found="$(aws cloudformation describe-stacks --stack-name shop-delivery --region eu-west-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
+  aws cloudformation delete-stack --stack-name shop-delivery --region eu-west-1 || not_deleted 'shop-delivery (eu-west-1)' 'AWS refused delete-stack'
+  aws cloudformation wait stack-delete-complete --stack-name shop-delivery --region eu-west-1 || not_deleted 'shop-delivery (eu-west-1)' 'its deletion did not complete (DELETE_FAILED: its events say why; or the wait gave up)'
+  deleted=$((deleted + 1))
 else
-  echo "    not deployed: nothing to delete"
+  case "$found" in
+    *"(ValidationError)"*"Stack with id shop-delivery does not exist"*) echo "    not deployed: nothing to delete" ;;
+    *) unreadable 'the stack shop-delivery (eu-west-1)' "$found" ;;
+  esac
 fi
-# Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
+# Gone (deleted, or never there): no longer the baseline make diff compares with (deploy.sh recorded it).
 rm -f "$deployed/project/eu-west-1/shop-delivery.json"
 
 echo "==> 10/17 deleting shop-registry-replication (eu-west-1)"
-if aws cloudformation describe-stacks --stack-name shop-registry-replication --region eu-west-1 >/dev/null 2>&1; then
-  aws cloudformation delete-stack --stack-name shop-registry-replication --region eu-west-1
-  aws cloudformation wait stack-delete-complete --stack-name shop-registry-replication --region eu-west-1
+if found="$(aws cloudformation describe-stacks --stack-name shop-registry-replication --region eu-west-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
+  aws cloudformation delete-stack --stack-name shop-registry-replication --region eu-west-1 || not_deleted 'shop-registry-replication (eu-west-1)' 'AWS refused delete-stack'
+  aws cloudformation wait stack-delete-complete --stack-name shop-registry-replication --region eu-west-1 || not_deleted 'shop-registry-replication (eu-west-1)' 'its deletion did not complete (DELETE_FAILED: its events say why; or the wait gave up)'
+  deleted=$((deleted + 1))
 else
-  echo "    not deployed: nothing to delete"
+  case "$found" in
+    *"(ValidationError)"*"Stack with id shop-registry-replication does not exist"*) echo "    not deployed: nothing to delete" ;;
+    *) unreadable 'the stack shop-registry-replication (eu-west-1)' "$found" ;;
+  esac
 fi
-# Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
+# Gone (deleted, or never there): no longer the baseline make diff compares with (deploy.sh recorded it).
 rm -f "$deployed/project/eu-west-1/shop-registry-replication.json"
 
 echo "==> 11/17 deleting shop-registry-replica-eu-central-1 (eu-central-1)"
-if aws cloudformation describe-stacks --stack-name shop-registry-replica-eu-central-1 --region eu-central-1 >/dev/null 2>&1; then
-  aws cloudformation delete-stack --stack-name shop-registry-replica-eu-central-1 --region eu-central-1
-  aws cloudformation wait stack-delete-complete --stack-name shop-registry-replica-eu-central-1 --region eu-central-1
+if found="$(aws cloudformation describe-stacks --stack-name shop-registry-replica-eu-central-1 --region eu-central-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
+  aws cloudformation delete-stack --stack-name shop-registry-replica-eu-central-1 --region eu-central-1 || not_deleted 'shop-registry-replica-eu-central-1 (eu-central-1)' 'AWS refused delete-stack'
+  aws cloudformation wait stack-delete-complete --stack-name shop-registry-replica-eu-central-1 --region eu-central-1 || not_deleted 'shop-registry-replica-eu-central-1 (eu-central-1)' 'its deletion did not complete (DELETE_FAILED: its events say why; or the wait gave up)'
+  deleted=$((deleted + 1))
 else
-  echo "    not deployed: nothing to delete"
+  case "$found" in
+    *"(ValidationError)"*"Stack with id shop-registry-replica-eu-central-1 does not exist"*) echo "    not deployed: nothing to delete" ;;
+    *) unreadable 'the stack shop-registry-replica-eu-central-1 (eu-central-1)' "$found" ;;
+  esac
 fi
-# Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
+# Gone (deleted, or never there): no longer the baseline make diff compares with (deploy.sh recorded it).
 rm -f "$deployed/project/eu-central-1/shop-registry-replica-eu-central-1.json"
 
 echo "==> 12/17 deleting shop-registry-web (eu-west-1)"
-if aws cloudformation describe-stacks --stack-name shop-registry-web --region eu-west-1 >/dev/null 2>&1; then
-  aws cloudformation delete-stack --stack-name shop-registry-web --region eu-west-1
-  aws cloudformation wait stack-delete-complete --stack-name shop-registry-web --region eu-west-1
+if found="$(aws cloudformation describe-stacks --stack-name shop-registry-web --region eu-west-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
+  aws cloudformation delete-stack --stack-name shop-registry-web --region eu-west-1 || not_deleted 'shop-registry-web (eu-west-1)' 'AWS refused delete-stack'
+  aws cloudformation wait stack-delete-complete --stack-name shop-registry-web --region eu-west-1 || not_deleted 'shop-registry-web (eu-west-1)' 'its deletion did not complete (DELETE_FAILED: its events say why; or the wait gave up)'
+  deleted=$((deleted + 1))
 else
-  echo "    not deployed: nothing to delete"
+  case "$found" in
+    *"(ValidationError)"*"Stack with id shop-registry-web does not exist"*) echo "    not deployed: nothing to delete" ;;
+    *) unreadable 'the stack shop-registry-web (eu-west-1)' "$found" ;;
+  esac
 fi
-# Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
+# Gone (deleted, or never there): no longer the baseline make diff compares with (deploy.sh recorded it).
 rm -f "$deployed/project/eu-west-1/shop-registry-web.json"
 
 echo "==> 13/17 deleting shop-registry-payments (eu-west-1)"
-if aws cloudformation describe-stacks --stack-name shop-registry-payments --region eu-west-1 >/dev/null 2>&1; then
-  aws cloudformation delete-stack --stack-name shop-registry-payments --region eu-west-1
-  aws cloudformation wait stack-delete-complete --stack-name shop-registry-payments --region eu-west-1
+if found="$(aws cloudformation describe-stacks --stack-name shop-registry-payments --region eu-west-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
+  aws cloudformation delete-stack --stack-name shop-registry-payments --region eu-west-1 || not_deleted 'shop-registry-payments (eu-west-1)' 'AWS refused delete-stack'
+  aws cloudformation wait stack-delete-complete --stack-name shop-registry-payments --region eu-west-1 || not_deleted 'shop-registry-payments (eu-west-1)' 'its deletion did not complete (DELETE_FAILED: its events say why; or the wait gave up)'
+  deleted=$((deleted + 1))
 else
-  echo "    not deployed: nothing to delete"
+  case "$found" in
+    *"(ValidationError)"*"Stack with id shop-registry-payments does not exist"*) echo "    not deployed: nothing to delete" ;;
+    *) unreadable 'the stack shop-registry-payments (eu-west-1)' "$found" ;;
+  esac
 fi
-# Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
+# Gone (deleted, or never there): no longer the baseline make diff compares with (deploy.sh recorded it).
 rm -f "$deployed/project/eu-west-1/shop-registry-payments.json"
 
 echo "==> 14/17 deleting shop-registry-nightly (eu-west-1)"
-if aws cloudformation describe-stacks --stack-name shop-registry-nightly --region eu-west-1 >/dev/null 2>&1; then
-  aws cloudformation delete-stack --stack-name shop-registry-nightly --region eu-west-1
-  aws cloudformation wait stack-delete-complete --stack-name shop-registry-nightly --region eu-west-1
+if found="$(aws cloudformation describe-stacks --stack-name shop-registry-nightly --region eu-west-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
+  aws cloudformation delete-stack --stack-name shop-registry-nightly --region eu-west-1 || not_deleted 'shop-registry-nightly (eu-west-1)' 'AWS refused delete-stack'
+  aws cloudformation wait stack-delete-complete --stack-name shop-registry-nightly --region eu-west-1 || not_deleted 'shop-registry-nightly (eu-west-1)' 'its deletion did not complete (DELETE_FAILED: its events say why; or the wait gave up)'
+  deleted=$((deleted + 1))
 else
-  echo "    not deployed: nothing to delete"
+  case "$found" in
+    *"(ValidationError)"*"Stack with id shop-registry-nightly does not exist"*) echo "    not deployed: nothing to delete" ;;
+    *) unreadable 'the stack shop-registry-nightly (eu-west-1)' "$found" ;;
+  esac
 fi
-# Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
+# Gone (deleted, or never there): no longer the baseline make diff compares with (deploy.sh recorded it).
 rm -f "$deployed/project/eu-west-1/shop-registry-nightly.json"
 
 echo "==> 15/17 deleting shop-registry-mailer (eu-west-1)"
-if aws cloudformation describe-stacks --stack-name shop-registry-mailer --region eu-west-1 >/dev/null 2>&1; then
-  aws cloudformation delete-stack --stack-name shop-registry-mailer --region eu-west-1
-  aws cloudformation wait stack-delete-complete --stack-name shop-registry-mailer --region eu-west-1
+if found="$(aws cloudformation describe-stacks --stack-name shop-registry-mailer --region eu-west-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
+  aws cloudformation delete-stack --stack-name shop-registry-mailer --region eu-west-1 || not_deleted 'shop-registry-mailer (eu-west-1)' 'AWS refused delete-stack'
+  aws cloudformation wait stack-delete-complete --stack-name shop-registry-mailer --region eu-west-1 || not_deleted 'shop-registry-mailer (eu-west-1)' 'its deletion did not complete (DELETE_FAILED: its events say why; or the wait gave up)'
+  deleted=$((deleted + 1))
 else
-  echo "    not deployed: nothing to delete"
+  case "$found" in
+    *"(ValidationError)"*"Stack with id shop-registry-mailer does not exist"*) echo "    not deployed: nothing to delete" ;;
+    *) unreadable 'the stack shop-registry-mailer (eu-west-1)' "$found" ;;
+  esac
 fi
-# Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
+# Gone (deleted, or never there): no longer the baseline make diff compares with (deploy.sh recorded it).
 rm -f "$deployed/project/eu-west-1/shop-registry-mailer.json"
 
 echo "==> 16/17 deleting shop-registry-api (eu-west-1)"
-if aws cloudformation describe-stacks --stack-name shop-registry-api --region eu-west-1 >/dev/null 2>&1; then
-  aws cloudformation delete-stack --stack-name shop-registry-api --region eu-west-1
-  aws cloudformation wait stack-delete-complete --stack-name shop-registry-api --region eu-west-1
+if found="$(aws cloudformation describe-stacks --stack-name shop-registry-api --region eu-west-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
+  aws cloudformation delete-stack --stack-name shop-registry-api --region eu-west-1 || not_deleted 'shop-registry-api (eu-west-1)' 'AWS refused delete-stack'
+  aws cloudformation wait stack-delete-complete --stack-name shop-registry-api --region eu-west-1 || not_deleted 'shop-registry-api (eu-west-1)' 'its deletion did not complete (DELETE_FAILED: its events say why; or the wait gave up)'
+  deleted=$((deleted + 1))
 else
-  echo "    not deployed: nothing to delete"
+  case "$found" in
+    *"(ValidationError)"*"Stack with id shop-registry-api does not exist"*) echo "    not deployed: nothing to delete" ;;
+    *) unreadable 'the stack shop-registry-api (eu-west-1)' "$found" ;;
+  esac
 fi
-# Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
+# Gone (deleted, or never there): no longer the baseline make diff compares with (deploy.sh recorded it).
 rm -f "$deployed/project/eu-west-1/shop-registry-api.json"
 
 echo "==> 17/17 deleting shop-registry (eu-west-1)"
-if aws cloudformation describe-stacks --stack-name shop-registry --region eu-west-1 >/dev/null 2>&1; then
-  aws cloudformation delete-stack --stack-name shop-registry --region eu-west-1
-  aws cloudformation wait stack-delete-complete --stack-name shop-registry --region eu-west-1
+if found="$(aws cloudformation describe-stacks --stack-name shop-registry --region eu-west-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
+  aws cloudformation delete-stack --stack-name shop-registry --region eu-west-1 || not_deleted 'shop-registry (eu-west-1)' 'AWS refused delete-stack'
+  aws cloudformation wait stack-delete-complete --stack-name shop-registry --region eu-west-1 || not_deleted 'shop-registry (eu-west-1)' 'its deletion did not complete (DELETE_FAILED: its events say why; or the wait gave up)'
+  deleted=$((deleted + 1))
 else
-  echo "    not deployed: nothing to delete"
+  case "$found" in
+    *"(ValidationError)"*"Stack with id shop-registry does not exist"*) echo "    not deployed: nothing to delete" ;;
+    *) unreadable 'the stack shop-registry (eu-west-1)' "$found" ;;
+  esac
 fi
-# Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
+# Gone (deleted, or never there): no longer the baseline make diff compares with (deploy.sh recorded it).
 rm -f "$deployed/project/eu-west-1/shop-registry.json"
 
-echo "shop shared stacks: 17 stack(s) deleted."
+echo "shop shared stacks: $deleted stack(s) deleted, $((17 - deleted)) not deployed."

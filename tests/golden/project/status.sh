@@ -24,18 +24,25 @@ Environment variables it reads:
 
 Exit status:
   0      the 17 stack(s) this folder deploys are complete (CREATE, UPDATE or IMPORT_COMPLETE)
-  1      a stack of this folder is not complete (not deployed, failed, rolled back, in progress), the AWS CLI is missing, or it is not signed in
+  1      a stack of this folder is not complete (not deployed, failed, rolled back, in progress) or could not be read (its row quotes the AWS CLI's error), the AWS CLI is missing, it is not signed in, or signed in to another account than 444444444444
   2      an unknown argument
 EOF
 }
+for arg in "$@"; do
+  case "$arg" in -h|--help) usage; exit 0 ;; esac
+done
 case "$*" in
   "") ;;
-  -h|--help) usage; exit 0 ;;
-  *) echo "usage: $0 (or --help)" >&2; exit 2 ;;
+  *) echo "status.sh: unknown option or argument: $*" >&2; echo "usage: $0 (or --help)" >&2; exit 2 ;;
 esac
 command -v aws >/dev/null || { echo 'status.sh: the AWS CLI (aws) is not installed' >&2; exit 1; }
-aws sts get-caller-identity --query Account --output text >/dev/null || { echo 'status.sh: not signed in to AWS (the CLI found no valid credentials): sign in, then run again' >&2; exit 1; }
+signed_in="$(aws sts get-caller-identity --query Account --output text)" || { echo 'status.sh: not signed in to AWS (the CLI found no valid credentials; its error is above): no stack was read' >&2; exit 1; }
+if [[ "$signed_in" != 444444444444 ]]; then
+  echo "status.sh: signed in to account $signed_in, but shop shared stacks lives in account 444444444444: sign in to 444444444444, then run again; no stack was read" >&2
+  exit 1
+fi
 healthy=true
+unreadable=0
 row="%-44s %-14s %-24s %-12s %s\n"
 # shellcheck disable=SC2059 # the format is the one above, on purpose a variable
 printf "$row" STACK REGION STATUS DRIFT ""
@@ -45,10 +52,11 @@ drift=""
 if state="$(aws cloudformation describe-stacks --stack-name shop-registry --region eu-west-1 --query "Stacks[0].[StackStatus,DriftInformation.StackDriftStatus]" --output text 2>&1)"; then
   drift="${state#*$'\t'}"
   state="${state%%$'\t'*}"
-elif [[ "$state" == *"does not exist"* ]]; then
+elif [[ "$state" == *"(ValidationError)"*"Stack with id shop-registry does not exist"* ]]; then
   state=NOT_DEPLOYED
-else
+else  # not an answer about the stack (access refused, credentials, throttling): said as such
   state="ERROR: ${state//$'\n'/ }"
+  unreadable=$((unreadable + 1))
 fi
 # shellcheck disable=SC2059
 printf "$row" shop-registry eu-west-1 "$state" "$drift" ""
@@ -69,8 +77,12 @@ EOF
     ;;
 esac
 if [[ "$state" == *FAILED* || "$state" == *ROLLBACK* ]]; then
-  echo "    last failed event:"
-  aws cloudformation describe-stack-events --stack-name shop-registry --region eu-west-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text | sed "s/^/    /"
+  if event="$(aws cloudformation describe-stack-events --stack-name shop-registry --region eu-west-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text 2>&1)"; then
+    echo "    last failed event:"
+    echo "    ${event//$'\n'/$'\n'    }"
+  else
+    echo "    last failed event: could not read it: ${event//$'\n'/ }"
+  fi
 fi
 
 # shop-registry-api
@@ -78,10 +90,11 @@ drift=""
 if state="$(aws cloudformation describe-stacks --stack-name shop-registry-api --region eu-west-1 --query "Stacks[0].[StackStatus,DriftInformation.StackDriftStatus]" --output text 2>&1)"; then
   drift="${state#*$'\t'}"
   state="${state%%$'\t'*}"
-elif [[ "$state" == *"does not exist"* ]]; then
+elif [[ "$state" == *"(ValidationError)"*"Stack with id shop-registry-api does not exist"* ]]; then
   state=NOT_DEPLOYED
-else
+else  # not an answer about the stack (access refused, credentials, throttling): said as such
   state="ERROR: ${state//$'\n'/ }"
+  unreadable=$((unreadable + 1))
 fi
 # shellcheck disable=SC2059
 printf "$row" shop-registry-api eu-west-1 "$state" "$drift" ""
@@ -102,8 +115,12 @@ EOF
     ;;
 esac
 if [[ "$state" == *FAILED* || "$state" == *ROLLBACK* ]]; then
-  echo "    last failed event:"
-  aws cloudformation describe-stack-events --stack-name shop-registry-api --region eu-west-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text | sed "s/^/    /"
+  if event="$(aws cloudformation describe-stack-events --stack-name shop-registry-api --region eu-west-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text 2>&1)"; then
+    echo "    last failed event:"
+    echo "    ${event//$'\n'/$'\n'    }"
+  else
+    echo "    last failed event: could not read it: ${event//$'\n'/ }"
+  fi
 fi
 
 # shop-registry-mailer
@@ -111,10 +128,11 @@ drift=""
 if state="$(aws cloudformation describe-stacks --stack-name shop-registry-mailer --region eu-west-1 --query "Stacks[0].[StackStatus,DriftInformation.StackDriftStatus]" --output text 2>&1)"; then
   drift="${state#*$'\t'}"
   state="${state%%$'\t'*}"
-elif [[ "$state" == *"does not exist"* ]]; then
+elif [[ "$state" == *"(ValidationError)"*"Stack with id shop-registry-mailer does not exist"* ]]; then
   state=NOT_DEPLOYED
-else
+else  # not an answer about the stack (access refused, credentials, throttling): said as such
   state="ERROR: ${state//$'\n'/ }"
+  unreadable=$((unreadable + 1))
 fi
 # shellcheck disable=SC2059
 printf "$row" shop-registry-mailer eu-west-1 "$state" "$drift" ""
@@ -135,8 +153,12 @@ EOF
     ;;
 esac
 if [[ "$state" == *FAILED* || "$state" == *ROLLBACK* ]]; then
-  echo "    last failed event:"
-  aws cloudformation describe-stack-events --stack-name shop-registry-mailer --region eu-west-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text | sed "s/^/    /"
+  if event="$(aws cloudformation describe-stack-events --stack-name shop-registry-mailer --region eu-west-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text 2>&1)"; then
+    echo "    last failed event:"
+    echo "    ${event//$'\n'/$'\n'    }"
+  else
+    echo "    last failed event: could not read it: ${event//$'\n'/ }"
+  fi
 fi
 
 # shop-registry-nightly
@@ -144,10 +166,11 @@ drift=""
 if state="$(aws cloudformation describe-stacks --stack-name shop-registry-nightly --region eu-west-1 --query "Stacks[0].[StackStatus,DriftInformation.StackDriftStatus]" --output text 2>&1)"; then
   drift="${state#*$'\t'}"
   state="${state%%$'\t'*}"
-elif [[ "$state" == *"does not exist"* ]]; then
+elif [[ "$state" == *"(ValidationError)"*"Stack with id shop-registry-nightly does not exist"* ]]; then
   state=NOT_DEPLOYED
-else
+else  # not an answer about the stack (access refused, credentials, throttling): said as such
   state="ERROR: ${state//$'\n'/ }"
+  unreadable=$((unreadable + 1))
 fi
 # shellcheck disable=SC2059
 printf "$row" shop-registry-nightly eu-west-1 "$state" "$drift" ""
@@ -168,8 +191,12 @@ EOF
     ;;
 esac
 if [[ "$state" == *FAILED* || "$state" == *ROLLBACK* ]]; then
-  echo "    last failed event:"
-  aws cloudformation describe-stack-events --stack-name shop-registry-nightly --region eu-west-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text | sed "s/^/    /"
+  if event="$(aws cloudformation describe-stack-events --stack-name shop-registry-nightly --region eu-west-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text 2>&1)"; then
+    echo "    last failed event:"
+    echo "    ${event//$'\n'/$'\n'    }"
+  else
+    echo "    last failed event: could not read it: ${event//$'\n'/ }"
+  fi
 fi
 
 # shop-registry-payments
@@ -177,10 +204,11 @@ drift=""
 if state="$(aws cloudformation describe-stacks --stack-name shop-registry-payments --region eu-west-1 --query "Stacks[0].[StackStatus,DriftInformation.StackDriftStatus]" --output text 2>&1)"; then
   drift="${state#*$'\t'}"
   state="${state%%$'\t'*}"
-elif [[ "$state" == *"does not exist"* ]]; then
+elif [[ "$state" == *"(ValidationError)"*"Stack with id shop-registry-payments does not exist"* ]]; then
   state=NOT_DEPLOYED
-else
+else  # not an answer about the stack (access refused, credentials, throttling): said as such
   state="ERROR: ${state//$'\n'/ }"
+  unreadable=$((unreadable + 1))
 fi
 # shellcheck disable=SC2059
 printf "$row" shop-registry-payments eu-west-1 "$state" "$drift" ""
@@ -201,8 +229,12 @@ EOF
     ;;
 esac
 if [[ "$state" == *FAILED* || "$state" == *ROLLBACK* ]]; then
-  echo "    last failed event:"
-  aws cloudformation describe-stack-events --stack-name shop-registry-payments --region eu-west-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text | sed "s/^/    /"
+  if event="$(aws cloudformation describe-stack-events --stack-name shop-registry-payments --region eu-west-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text 2>&1)"; then
+    echo "    last failed event:"
+    echo "    ${event//$'\n'/$'\n'    }"
+  else
+    echo "    last failed event: could not read it: ${event//$'\n'/ }"
+  fi
 fi
 
 # shop-registry-web
@@ -210,10 +242,11 @@ drift=""
 if state="$(aws cloudformation describe-stacks --stack-name shop-registry-web --region eu-west-1 --query "Stacks[0].[StackStatus,DriftInformation.StackDriftStatus]" --output text 2>&1)"; then
   drift="${state#*$'\t'}"
   state="${state%%$'\t'*}"
-elif [[ "$state" == *"does not exist"* ]]; then
+elif [[ "$state" == *"(ValidationError)"*"Stack with id shop-registry-web does not exist"* ]]; then
   state=NOT_DEPLOYED
-else
+else  # not an answer about the stack (access refused, credentials, throttling): said as such
   state="ERROR: ${state//$'\n'/ }"
+  unreadable=$((unreadable + 1))
 fi
 # shellcheck disable=SC2059
 printf "$row" shop-registry-web eu-west-1 "$state" "$drift" ""
@@ -234,8 +267,12 @@ EOF
     ;;
 esac
 if [[ "$state" == *FAILED* || "$state" == *ROLLBACK* ]]; then
-  echo "    last failed event:"
-  aws cloudformation describe-stack-events --stack-name shop-registry-web --region eu-west-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text | sed "s/^/    /"
+  if event="$(aws cloudformation describe-stack-events --stack-name shop-registry-web --region eu-west-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text 2>&1)"; then
+    echo "    last failed event:"
+    echo "    ${event//$'\n'/$'\n'    }"
+  else
+    echo "    last failed event: could not read it: ${event//$'\n'/ }"
+  fi
 fi
 
 # shop-registry-replica-eu-central-1
@@ -243,10 +280,11 @@ drift=""
 if state="$(aws cloudformation describe-stacks --stack-name shop-registry-replica-eu-central-1 --region eu-central-1 --query "Stacks[0].[StackStatus,DriftInformation.StackDriftStatus]" --output text 2>&1)"; then
   drift="${state#*$'\t'}"
   state="${state%%$'\t'*}"
-elif [[ "$state" == *"does not exist"* ]]; then
+elif [[ "$state" == *"(ValidationError)"*"Stack with id shop-registry-replica-eu-central-1 does not exist"* ]]; then
   state=NOT_DEPLOYED
-else
+else  # not an answer about the stack (access refused, credentials, throttling): said as such
   state="ERROR: ${state//$'\n'/ }"
+  unreadable=$((unreadable + 1))
 fi
 # shellcheck disable=SC2059
 printf "$row" shop-registry-replica-eu-central-1 eu-central-1 "$state" "$drift" ""
@@ -267,8 +305,12 @@ EOF
     ;;
 esac
 if [[ "$state" == *FAILED* || "$state" == *ROLLBACK* ]]; then
-  echo "    last failed event:"
-  aws cloudformation describe-stack-events --stack-name shop-registry-replica-eu-central-1 --region eu-central-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text | sed "s/^/    /"
+  if event="$(aws cloudformation describe-stack-events --stack-name shop-registry-replica-eu-central-1 --region eu-central-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text 2>&1)"; then
+    echo "    last failed event:"
+    echo "    ${event//$'\n'/$'\n'    }"
+  else
+    echo "    last failed event: could not read it: ${event//$'\n'/ }"
+  fi
 fi
 
 # shop-registry-replication
@@ -276,10 +318,11 @@ drift=""
 if state="$(aws cloudformation describe-stacks --stack-name shop-registry-replication --region eu-west-1 --query "Stacks[0].[StackStatus,DriftInformation.StackDriftStatus]" --output text 2>&1)"; then
   drift="${state#*$'\t'}"
   state="${state%%$'\t'*}"
-elif [[ "$state" == *"does not exist"* ]]; then
+elif [[ "$state" == *"(ValidationError)"*"Stack with id shop-registry-replication does not exist"* ]]; then
   state=NOT_DEPLOYED
-else
+else  # not an answer about the stack (access refused, credentials, throttling): said as such
   state="ERROR: ${state//$'\n'/ }"
+  unreadable=$((unreadable + 1))
 fi
 # shellcheck disable=SC2059
 printf "$row" shop-registry-replication eu-west-1 "$state" "$drift" ""
@@ -300,8 +343,12 @@ EOF
     ;;
 esac
 if [[ "$state" == *FAILED* || "$state" == *ROLLBACK* ]]; then
-  echo "    last failed event:"
-  aws cloudformation describe-stack-events --stack-name shop-registry-replication --region eu-west-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text | sed "s/^/    /"
+  if event="$(aws cloudformation describe-stack-events --stack-name shop-registry-replication --region eu-west-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text 2>&1)"; then
+    echo "    last failed event:"
+    echo "    ${event//$'\n'/$'\n'    }"
+  else
+    echo "    last failed event: could not read it: ${event//$'\n'/ }"
+  fi
 fi
 
 # shop-delivery
@@ -309,10 +356,11 @@ drift=""
 if state="$(aws cloudformation describe-stacks --stack-name shop-delivery --region eu-west-1 --query "Stacks[0].[StackStatus,DriftInformation.StackDriftStatus]" --output text 2>&1)"; then
   drift="${state#*$'\t'}"
   state="${state%%$'\t'*}"
-elif [[ "$state" == *"does not exist"* ]]; then
+elif [[ "$state" == *"(ValidationError)"*"Stack with id shop-delivery does not exist"* ]]; then
   state=NOT_DEPLOYED
-else
+else  # not an answer about the stack (access refused, credentials, throttling): said as such
   state="ERROR: ${state//$'\n'/ }"
+  unreadable=$((unreadable + 1))
 fi
 # shellcheck disable=SC2059
 printf "$row" shop-delivery eu-west-1 "$state" "$drift" ""
@@ -333,8 +381,12 @@ EOF
     ;;
 esac
 if [[ "$state" == *FAILED* || "$state" == *ROLLBACK* ]]; then
-  echo "    last failed event:"
-  aws cloudformation describe-stack-events --stack-name shop-delivery --region eu-west-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text | sed "s/^/    /"
+  if event="$(aws cloudformation describe-stack-events --stack-name shop-delivery --region eu-west-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text 2>&1)"; then
+    echo "    last failed event:"
+    echo "    ${event//$'\n'/$'\n'    }"
+  else
+    echo "    last failed event: could not read it: ${event//$'\n'/ }"
+  fi
 fi
 
 # shop-delivery-artifacts-eu-central-1
@@ -342,10 +394,11 @@ drift=""
 if state="$(aws cloudformation describe-stacks --stack-name shop-delivery-artifacts-eu-central-1 --region eu-central-1 --query "Stacks[0].[StackStatus,DriftInformation.StackDriftStatus]" --output text 2>&1)"; then
   drift="${state#*$'\t'}"
   state="${state%%$'\t'*}"
-elif [[ "$state" == *"does not exist"* ]]; then
+elif [[ "$state" == *"(ValidationError)"*"Stack with id shop-delivery-artifacts-eu-central-1 does not exist"* ]]; then
   state=NOT_DEPLOYED
-else
+else  # not an answer about the stack (access refused, credentials, throttling): said as such
   state="ERROR: ${state//$'\n'/ }"
+  unreadable=$((unreadable + 1))
 fi
 # shellcheck disable=SC2059
 printf "$row" shop-delivery-artifacts-eu-central-1 eu-central-1 "$state" "$drift" ""
@@ -366,8 +419,12 @@ EOF
     ;;
 esac
 if [[ "$state" == *FAILED* || "$state" == *ROLLBACK* ]]; then
-  echo "    last failed event:"
-  aws cloudformation describe-stack-events --stack-name shop-delivery-artifacts-eu-central-1 --region eu-central-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text | sed "s/^/    /"
+  if event="$(aws cloudformation describe-stack-events --stack-name shop-delivery-artifacts-eu-central-1 --region eu-central-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text 2>&1)"; then
+    echo "    last failed event:"
+    echo "    ${event//$'\n'/$'\n'    }"
+  else
+    echo "    last failed event: could not read it: ${event//$'\n'/ }"
+  fi
 fi
 
 # shop-delivery-artifacts-us-east-1
@@ -375,10 +432,11 @@ drift=""
 if state="$(aws cloudformation describe-stacks --stack-name shop-delivery-artifacts-us-east-1 --region us-east-1 --query "Stacks[0].[StackStatus,DriftInformation.StackDriftStatus]" --output text 2>&1)"; then
   drift="${state#*$'\t'}"
   state="${state%%$'\t'*}"
-elif [[ "$state" == *"does not exist"* ]]; then
+elif [[ "$state" == *"(ValidationError)"*"Stack with id shop-delivery-artifacts-us-east-1 does not exist"* ]]; then
   state=NOT_DEPLOYED
-else
+else  # not an answer about the stack (access refused, credentials, throttling): said as such
   state="ERROR: ${state//$'\n'/ }"
+  unreadable=$((unreadable + 1))
 fi
 # shellcheck disable=SC2059
 printf "$row" shop-delivery-artifacts-us-east-1 us-east-1 "$state" "$drift" ""
@@ -399,8 +457,12 @@ EOF
     ;;
 esac
 if [[ "$state" == *FAILED* || "$state" == *ROLLBACK* ]]; then
-  echo "    last failed event:"
-  aws cloudformation describe-stack-events --stack-name shop-delivery-artifacts-us-east-1 --region us-east-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text | sed "s/^/    /"
+  if event="$(aws cloudformation describe-stack-events --stack-name shop-delivery-artifacts-us-east-1 --region us-east-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text 2>&1)"; then
+    echo "    last failed event:"
+    echo "    ${event//$'\n'/$'\n'    }"
+  else
+    echo "    last failed event: could not read it: ${event//$'\n'/ }"
+  fi
 fi
 
 # shop-delivery-api
@@ -408,10 +470,11 @@ drift=""
 if state="$(aws cloudformation describe-stacks --stack-name shop-delivery-api --region eu-west-1 --query "Stacks[0].[StackStatus,DriftInformation.StackDriftStatus]" --output text 2>&1)"; then
   drift="${state#*$'\t'}"
   state="${state%%$'\t'*}"
-elif [[ "$state" == *"does not exist"* ]]; then
+elif [[ "$state" == *"(ValidationError)"*"Stack with id shop-delivery-api does not exist"* ]]; then
   state=NOT_DEPLOYED
-else
+else  # not an answer about the stack (access refused, credentials, throttling): said as such
   state="ERROR: ${state//$'\n'/ }"
+  unreadable=$((unreadable + 1))
 fi
 # shellcheck disable=SC2059
 printf "$row" shop-delivery-api eu-west-1 "$state" "$drift" ""
@@ -432,8 +495,12 @@ EOF
     ;;
 esac
 if [[ "$state" == *FAILED* || "$state" == *ROLLBACK* ]]; then
-  echo "    last failed event:"
-  aws cloudformation describe-stack-events --stack-name shop-delivery-api --region eu-west-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text | sed "s/^/    /"
+  if event="$(aws cloudformation describe-stack-events --stack-name shop-delivery-api --region eu-west-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text 2>&1)"; then
+    echo "    last failed event:"
+    echo "    ${event//$'\n'/$'\n'    }"
+  else
+    echo "    last failed event: could not read it: ${event//$'\n'/ }"
+  fi
 fi
 
 # shop-delivery-mailer
@@ -441,10 +508,11 @@ drift=""
 if state="$(aws cloudformation describe-stacks --stack-name shop-delivery-mailer --region eu-west-1 --query "Stacks[0].[StackStatus,DriftInformation.StackDriftStatus]" --output text 2>&1)"; then
   drift="${state#*$'\t'}"
   state="${state%%$'\t'*}"
-elif [[ "$state" == *"does not exist"* ]]; then
+elif [[ "$state" == *"(ValidationError)"*"Stack with id shop-delivery-mailer does not exist"* ]]; then
   state=NOT_DEPLOYED
-else
+else  # not an answer about the stack (access refused, credentials, throttling): said as such
   state="ERROR: ${state//$'\n'/ }"
+  unreadable=$((unreadable + 1))
 fi
 # shellcheck disable=SC2059
 printf "$row" shop-delivery-mailer eu-west-1 "$state" "$drift" ""
@@ -465,8 +533,12 @@ EOF
     ;;
 esac
 if [[ "$state" == *FAILED* || "$state" == *ROLLBACK* ]]; then
-  echo "    last failed event:"
-  aws cloudformation describe-stack-events --stack-name shop-delivery-mailer --region eu-west-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text | sed "s/^/    /"
+  if event="$(aws cloudformation describe-stack-events --stack-name shop-delivery-mailer --region eu-west-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text 2>&1)"; then
+    echo "    last failed event:"
+    echo "    ${event//$'\n'/$'\n'    }"
+  else
+    echo "    last failed event: could not read it: ${event//$'\n'/ }"
+  fi
 fi
 
 # shop-delivery-nightly
@@ -474,10 +546,11 @@ drift=""
 if state="$(aws cloudformation describe-stacks --stack-name shop-delivery-nightly --region eu-west-1 --query "Stacks[0].[StackStatus,DriftInformation.StackDriftStatus]" --output text 2>&1)"; then
   drift="${state#*$'\t'}"
   state="${state%%$'\t'*}"
-elif [[ "$state" == *"does not exist"* ]]; then
+elif [[ "$state" == *"(ValidationError)"*"Stack with id shop-delivery-nightly does not exist"* ]]; then
   state=NOT_DEPLOYED
-else
+else  # not an answer about the stack (access refused, credentials, throttling): said as such
   state="ERROR: ${state//$'\n'/ }"
+  unreadable=$((unreadable + 1))
 fi
 # shellcheck disable=SC2059
 printf "$row" shop-delivery-nightly eu-west-1 "$state" "$drift" ""
@@ -498,8 +571,12 @@ EOF
     ;;
 esac
 if [[ "$state" == *FAILED* || "$state" == *ROLLBACK* ]]; then
-  echo "    last failed event:"
-  aws cloudformation describe-stack-events --stack-name shop-delivery-nightly --region eu-west-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text | sed "s/^/    /"
+  if event="$(aws cloudformation describe-stack-events --stack-name shop-delivery-nightly --region eu-west-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text 2>&1)"; then
+    echo "    last failed event:"
+    echo "    ${event//$'\n'/$'\n'    }"
+  else
+    echo "    last failed event: could not read it: ${event//$'\n'/ }"
+  fi
 fi
 
 # shop-delivery-payments
@@ -507,10 +584,11 @@ drift=""
 if state="$(aws cloudformation describe-stacks --stack-name shop-delivery-payments --region eu-west-1 --query "Stacks[0].[StackStatus,DriftInformation.StackDriftStatus]" --output text 2>&1)"; then
   drift="${state#*$'\t'}"
   state="${state%%$'\t'*}"
-elif [[ "$state" == *"does not exist"* ]]; then
+elif [[ "$state" == *"(ValidationError)"*"Stack with id shop-delivery-payments does not exist"* ]]; then
   state=NOT_DEPLOYED
-else
+else  # not an answer about the stack (access refused, credentials, throttling): said as such
   state="ERROR: ${state//$'\n'/ }"
+  unreadable=$((unreadable + 1))
 fi
 # shellcheck disable=SC2059
 printf "$row" shop-delivery-payments eu-west-1 "$state" "$drift" ""
@@ -531,8 +609,12 @@ EOF
     ;;
 esac
 if [[ "$state" == *FAILED* || "$state" == *ROLLBACK* ]]; then
-  echo "    last failed event:"
-  aws cloudformation describe-stack-events --stack-name shop-delivery-payments --region eu-west-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text | sed "s/^/    /"
+  if event="$(aws cloudformation describe-stack-events --stack-name shop-delivery-payments --region eu-west-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text 2>&1)"; then
+    echo "    last failed event:"
+    echo "    ${event//$'\n'/$'\n'    }"
+  else
+    echo "    last failed event: could not read it: ${event//$'\n'/ }"
+  fi
 fi
 
 # shop-delivery-web
@@ -540,10 +622,11 @@ drift=""
 if state="$(aws cloudformation describe-stacks --stack-name shop-delivery-web --region eu-west-1 --query "Stacks[0].[StackStatus,DriftInformation.StackDriftStatus]" --output text 2>&1)"; then
   drift="${state#*$'\t'}"
   state="${state%%$'\t'*}"
-elif [[ "$state" == *"does not exist"* ]]; then
+elif [[ "$state" == *"(ValidationError)"*"Stack with id shop-delivery-web does not exist"* ]]; then
   state=NOT_DEPLOYED
-else
+else  # not an answer about the stack (access refused, credentials, throttling): said as such
   state="ERROR: ${state//$'\n'/ }"
+  unreadable=$((unreadable + 1))
 fi
 # shellcheck disable=SC2059
 printf "$row" shop-delivery-web eu-west-1 "$state" "$drift" ""
@@ -564,8 +647,12 @@ EOF
     ;;
 esac
 if [[ "$state" == *FAILED* || "$state" == *ROLLBACK* ]]; then
-  echo "    last failed event:"
-  aws cloudformation describe-stack-events --stack-name shop-delivery-web --region eu-west-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text | sed "s/^/    /"
+  if event="$(aws cloudformation describe-stack-events --stack-name shop-delivery-web --region eu-west-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text 2>&1)"; then
+    echo "    last failed event:"
+    echo "    ${event//$'\n'/$'\n'    }"
+  else
+    echo "    last failed event: could not read it: ${event//$'\n'/ }"
+  fi
 fi
 
 # shop-delivery-infrastructure
@@ -573,10 +660,11 @@ drift=""
 if state="$(aws cloudformation describe-stacks --stack-name shop-delivery-infrastructure --region eu-west-1 --query "Stacks[0].[StackStatus,DriftInformation.StackDriftStatus]" --output text 2>&1)"; then
   drift="${state#*$'\t'}"
   state="${state%%$'\t'*}"
-elif [[ "$state" == *"does not exist"* ]]; then
+elif [[ "$state" == *"(ValidationError)"*"Stack with id shop-delivery-infrastructure does not exist"* ]]; then
   state=NOT_DEPLOYED
-else
+else  # not an answer about the stack (access refused, credentials, throttling): said as such
   state="ERROR: ${state//$'\n'/ }"
+  unreadable=$((unreadable + 1))
 fi
 # shellcheck disable=SC2059
 printf "$row" shop-delivery-infrastructure eu-west-1 "$state" "$drift" ""
@@ -597,10 +685,17 @@ EOF
     ;;
 esac
 if [[ "$state" == *FAILED* || "$state" == *ROLLBACK* ]]; then
-  echo "    last failed event:"
-  aws cloudformation describe-stack-events --stack-name shop-delivery-infrastructure --region eu-west-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text | sed "s/^/    /"
+  if event="$(aws cloudformation describe-stack-events --stack-name shop-delivery-infrastructure --region eu-west-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text 2>&1)"; then
+    echo "    last failed event:"
+    echo "    ${event//$'\n'/$'\n'    }"
+  else
+    echo "    last failed event: could not read it: ${event//$'\n'/ }"
+  fi
 fi
 
+if [[ "$unreadable" != 0 ]]; then
+  echo "status.sh: $unreadable stack(s) could not be read (ERROR: the AWS CLI's error, e.g. a permission your identity lacks): their state is unknown, not absent" >&2
+fi
 if [[ "$healthy" == true ]]; then
   echo "shop shared stacks: the 17 stack(s) of this folder are complete."
 else

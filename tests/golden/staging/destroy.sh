@@ -30,16 +30,18 @@ Environment variables it reads:
   AWS_PROFILE...  the AWS CLI's own: the credentials it signs in with (every command names its region itself)
 
 Exit status:
-  0      every stack of this folder deleted (or not deployed)
-  1      nothing deleted: a protection is on, the name was not typed back, the AWS CLI is missing, not signed in, or signed in to another account
+  0      every stack of this folder deleted (or not deployed); the last line counts those deleted
+  1      nothing deleted: a protection is on, the name was not typed back, the AWS CLI is missing, not signed in, or signed in to another account; or AWS answered a read with an error (not "does not exist": access refused, credentials, throttling), quoted with the stack, or a deletion failed: the stacks before it are deleted, nothing after it, and the record of every stack not deleted is kept
   2      an unknown argument
-  other  the AWS CLI's status of the command that failed, e.g. 254 (AWS refused the request), 255 (the command failed); AWS CLI User Guide, "Command line return codes": the stacks before it are deleted
 EOF
 }
+for arg in "$@"; do
+  case "$arg" in -h|--help) usage; exit 0 ;; esac
+done
 case "$*" in
   "") ;;
-  -h|--help) usage; exit 0 ;;
-  *) echo "usage: $0 (or --help; CONFIRM=<name> to skip the question)" >&2; exit 2 ;;
+  *) echo "destroy.sh: unknown option or argument: $*" >&2
+     echo "usage: $0 (or --help; CONFIRM=<name> to skip the question)" >&2; exit 2 ;;
 esac
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 deployed="${DEPLOYED_DIR:-$here/../../deployed}"
@@ -114,15 +116,39 @@ destroy.sh; CloudFormation refuses to delete a stack whose export another stack 
   shop-delivery-infrastructure (project stack)
 EOF
 
-signed_in="$(aws sts get-caller-identity --query Account --output text)" || { echo 'destroy.sh: not signed in to AWS (the CLI found no valid credentials): nothing was deleted' >&2; exit 1; }
+signed_in="$(aws sts get-caller-identity --query Account --output text)" || { echo 'destroy.sh: not signed in to AWS (the CLI found no valid credentials; its error is above): nothing was deleted' >&2; exit 1; }
 if [[ "$signed_in" != 222222222222 ]]; then
-  echo "destroy.sh: signed in to account $signed_in, but shop staging lives in account 222222222222" >&2
+  echo "destroy.sh: signed in to account $signed_in, but shop staging lives in account 222222222222: sign in to 222222222222, then run again; nothing was deleted" >&2
   exit 1
 fi
 
+deleted=0
+# unreadable WHAT ERROR: AWS answered a read with an error other than "does not exist" (access refused,
+# credentials, throttling): whether WHAT is there is unknown, so the script stops; nothing further is
+# deleted, and the record of every stack not deleted stays.
+unreadable() {
+  local done="nothing was deleted"
+  if [[ "$deleted" != 0 ]]; then done="$deleted stack(s) deleted before it, nothing after it"; fi
+  echo "destroy.sh: could not read $1, so whether it is there is unknown: $done; fix the cause (a permission your identity lacks, expired credentials...) and run it again. The AWS CLI said: ${2//$'\n'/ }" >&2
+  exit 1
+}
+# not_deleted STACK WHY: a deletion failed (the AWS CLI's error is above): the script stops there, the
+# stack's record stays.
+not_deleted() {
+  local done="no stack was deleted"
+  if [[ "$deleted" != 0 ]]; then done="$deleted stack(s) deleted before it, nothing after it"; fi
+  echo "destroy.sh: $1 was not deleted: $2; $done. Its status and last failed event: status.sh beside this script" >&2
+  exit 1
+}
+
 # Refuse before deleting anything when a protection would stop the deletion half-way.
 blocked=false
-protection="$(aws cloudformation describe-stacks --stack-name shop-staging-edge-alarms --region us-east-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>/dev/null || true)"
+if ! protection="$(aws cloudformation describe-stacks --stack-name shop-staging-edge-alarms --region us-east-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>&1)"; then
+  case "$protection" in
+    *"(ValidationError)"*"Stack with id shop-staging-edge-alarms does not exist"*) protection=absent ;;  # not deployed: nothing to protect
+    *) unreadable 'the stack shop-staging-edge-alarms (us-east-1)' "$protection" ;;
+  esac
+fi
 if [[ "$protection" == True ]]; then
   cat >&2 <<'EOF'
 destroy.sh: shop-staging-edge-alarms has termination protection on; to lift it:
@@ -130,7 +156,12 @@ destroy.sh: shop-staging-edge-alarms has termination protection on; to lift it:
 EOF
   blocked=true
 fi
-protection="$(aws cloudformation describe-stacks --stack-name shop-staging-connect --region eu-west-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>/dev/null || true)"
+if ! protection="$(aws cloudformation describe-stacks --stack-name shop-staging-connect --region eu-west-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>&1)"; then
+  case "$protection" in
+    *"(ValidationError)"*"Stack with id shop-staging-connect does not exist"*) protection=absent ;;  # not deployed: nothing to protect
+    *) unreadable 'the stack shop-staging-connect (eu-west-1)' "$protection" ;;
+  esac
+fi
 if [[ "$protection" == True ]]; then
   cat >&2 <<'EOF'
 destroy.sh: shop-staging-connect has termination protection on; to lift it:
@@ -138,7 +169,12 @@ destroy.sh: shop-staging-connect has termination protection on; to lift it:
 EOF
   blocked=true
 fi
-protection="$(aws cloudformation describe-stacks --stack-name shop-staging-svc-web --region eu-west-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>/dev/null || true)"
+if ! protection="$(aws cloudformation describe-stacks --stack-name shop-staging-svc-web --region eu-west-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>&1)"; then
+  case "$protection" in
+    *"(ValidationError)"*"Stack with id shop-staging-svc-web does not exist"*) protection=absent ;;  # not deployed: nothing to protect
+    *) unreadable 'the stack shop-staging-svc-web (eu-west-1)' "$protection" ;;
+  esac
+fi
 if [[ "$protection" == True ]]; then
   cat >&2 <<'EOF'
 destroy.sh: shop-staging-svc-web has termination protection on; to lift it:
@@ -146,7 +182,12 @@ destroy.sh: shop-staging-svc-web has termination protection on; to lift it:
 EOF
   blocked=true
 fi
-protection="$(aws cloudformation describe-stacks --stack-name shop-staging-svc-payments --region eu-west-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>/dev/null || true)"
+if ! protection="$(aws cloudformation describe-stacks --stack-name shop-staging-svc-payments --region eu-west-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>&1)"; then
+  case "$protection" in
+    *"(ValidationError)"*"Stack with id shop-staging-svc-payments does not exist"*) protection=absent ;;  # not deployed: nothing to protect
+    *) unreadable 'the stack shop-staging-svc-payments (eu-west-1)' "$protection" ;;
+  esac
+fi
 if [[ "$protection" == True ]]; then
   cat >&2 <<'EOF'
 destroy.sh: shop-staging-svc-payments has termination protection on; to lift it:
@@ -154,7 +195,12 @@ destroy.sh: shop-staging-svc-payments has termination protection on; to lift it:
 EOF
   blocked=true
 fi
-protection="$(aws cloudformation describe-stacks --stack-name shop-staging-svc-nightly --region eu-west-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>/dev/null || true)"
+if ! protection="$(aws cloudformation describe-stacks --stack-name shop-staging-svc-nightly --region eu-west-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>&1)"; then
+  case "$protection" in
+    *"(ValidationError)"*"Stack with id shop-staging-svc-nightly does not exist"*) protection=absent ;;  # not deployed: nothing to protect
+    *) unreadable 'the stack shop-staging-svc-nightly (eu-west-1)' "$protection" ;;
+  esac
+fi
 if [[ "$protection" == True ]]; then
   cat >&2 <<'EOF'
 destroy.sh: shop-staging-svc-nightly has termination protection on; to lift it:
@@ -162,7 +208,12 @@ destroy.sh: shop-staging-svc-nightly has termination protection on; to lift it:
 EOF
   blocked=true
 fi
-protection="$(aws cloudformation describe-stacks --stack-name shop-staging-svc-mailer --region eu-west-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>/dev/null || true)"
+if ! protection="$(aws cloudformation describe-stacks --stack-name shop-staging-svc-mailer --region eu-west-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>&1)"; then
+  case "$protection" in
+    *"(ValidationError)"*"Stack with id shop-staging-svc-mailer does not exist"*) protection=absent ;;  # not deployed: nothing to protect
+    *) unreadable 'the stack shop-staging-svc-mailer (eu-west-1)' "$protection" ;;
+  esac
+fi
 if [[ "$protection" == True ]]; then
   cat >&2 <<'EOF'
 destroy.sh: shop-staging-svc-mailer has termination protection on; to lift it:
@@ -170,7 +221,12 @@ destroy.sh: shop-staging-svc-mailer has termination protection on; to lift it:
 EOF
   blocked=true
 fi
-protection="$(aws cloudformation describe-stacks --stack-name shop-staging-svc-api --region eu-west-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>/dev/null || true)"
+if ! protection="$(aws cloudformation describe-stacks --stack-name shop-staging-svc-api --region eu-west-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>&1)"; then
+  case "$protection" in
+    *"(ValidationError)"*"Stack with id shop-staging-svc-api does not exist"*) protection=absent ;;  # not deployed: nothing to protect
+    *) unreadable 'the stack shop-staging-svc-api (eu-west-1)' "$protection" ;;
+  esac
+fi
 if [[ "$protection" == True ]]; then
   cat >&2 <<'EOF'
 destroy.sh: shop-staging-svc-api has termination protection on; to lift it:
@@ -178,7 +234,12 @@ destroy.sh: shop-staging-svc-api has termination protection on; to lift it:
 EOF
   blocked=true
 fi
-protection="$(aws cloudformation describe-stacks --stack-name shop-staging-dashboard --region eu-west-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>/dev/null || true)"
+if ! protection="$(aws cloudformation describe-stacks --stack-name shop-staging-dashboard --region eu-west-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>&1)"; then
+  case "$protection" in
+    *"(ValidationError)"*"Stack with id shop-staging-dashboard does not exist"*) protection=absent ;;  # not deployed: nothing to protect
+    *) unreadable 'the stack shop-staging-dashboard (eu-west-1)' "$protection" ;;
+  esac
+fi
 if [[ "$protection" == True ]]; then
   cat >&2 <<'EOF'
 destroy.sh: shop-staging-dashboard has termination protection on; to lift it:
@@ -186,7 +247,12 @@ destroy.sh: shop-staging-dashboard has termination protection on; to lift it:
 EOF
   blocked=true
 fi
-protection="$(aws cloudformation describe-stacks --stack-name shop-staging-monitoring --region eu-west-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>/dev/null || true)"
+if ! protection="$(aws cloudformation describe-stacks --stack-name shop-staging-monitoring --region eu-west-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>&1)"; then
+  case "$protection" in
+    *"(ValidationError)"*"Stack with id shop-staging-monitoring does not exist"*) protection=absent ;;  # not deployed: nothing to protect
+    *) unreadable 'the stack shop-staging-monitoring (eu-west-1)' "$protection" ;;
+  esac
+fi
 if [[ "$protection" == True ]]; then
   cat >&2 <<'EOF'
 destroy.sh: shop-staging-monitoring has termination protection on; to lift it:
@@ -194,7 +260,12 @@ destroy.sh: shop-staging-monitoring has termination protection on; to lift it:
 EOF
   blocked=true
 fi
-protection="$(aws cloudformation describe-stacks --stack-name shop-staging-edge --region eu-west-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>/dev/null || true)"
+if ! protection="$(aws cloudformation describe-stacks --stack-name shop-staging-edge --region eu-west-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>&1)"; then
+  case "$protection" in
+    *"(ValidationError)"*"Stack with id shop-staging-edge does not exist"*) protection=absent ;;  # not deployed: nothing to protect
+    *) unreadable 'the stack shop-staging-edge (eu-west-1)' "$protection" ;;
+  esac
+fi
 if [[ "$protection" == True ]]; then
   cat >&2 <<'EOF'
 destroy.sh: shop-staging-edge has termination protection on; to lift it:
@@ -202,7 +273,12 @@ destroy.sh: shop-staging-edge has termination protection on; to lift it:
 EOF
   blocked=true
 fi
-protection="$(aws cloudformation describe-stacks --stack-name shop-staging-edge-waf --region us-east-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>/dev/null || true)"
+if ! protection="$(aws cloudformation describe-stacks --stack-name shop-staging-edge-waf --region us-east-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>&1)"; then
+  case "$protection" in
+    *"(ValidationError)"*"Stack with id shop-staging-edge-waf does not exist"*) protection=absent ;;  # not deployed: nothing to protect
+    *) unreadable 'the stack shop-staging-edge-waf (us-east-1)' "$protection" ;;
+  esac
+fi
 if [[ "$protection" == True ]]; then
   cat >&2 <<'EOF'
 destroy.sh: shop-staging-edge-waf has termination protection on; to lift it:
@@ -210,7 +286,12 @@ destroy.sh: shop-staging-edge-waf has termination protection on; to lift it:
 EOF
   blocked=true
 fi
-protection="$(aws cloudformation describe-stacks --stack-name shop-staging-platform --region eu-west-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>/dev/null || true)"
+if ! protection="$(aws cloudformation describe-stacks --stack-name shop-staging-platform --region eu-west-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>&1)"; then
+  case "$protection" in
+    *"(ValidationError)"*"Stack with id shop-staging-platform does not exist"*) protection=absent ;;  # not deployed: nothing to protect
+    *) unreadable 'the stack shop-staging-platform (eu-west-1)' "$protection" ;;
+  esac
+fi
 if [[ "$protection" == True ]]; then
   cat >&2 <<'EOF'
 destroy.sh: shop-staging-platform has termination protection on; to lift it:
@@ -218,10 +299,13 @@ destroy.sh: shop-staging-platform has termination protection on; to lift it:
 EOF
   blocked=true
 fi
-arn="$(aws cloudformation describe-stacks --stack-name shop-staging-platform --region eu-west-1 --query "Stacks[0].Outputs[?OutputKey=='LoadBalancerArn'].OutputValue" --output text 2>/dev/null || true)"
+if [[ "$protection" != absent ]]; then  # its resources, only where the stack is deployed
+if ! arn="$(aws cloudformation describe-stacks --stack-name shop-staging-platform --region eu-west-1 --query "Stacks[0].Outputs[?OutputKey=='LoadBalancerArn'].OutputValue" --output text 2>&1)"; then
+  unreadable 'the stack shop-staging-platform (eu-west-1)' "$arn"
+fi
 value=""
-if [[ -n "$arn" && "$arn" != None ]]; then
-  value="$(aws elbv2 describe-load-balancer-attributes --load-balancer-arn "$arn" --region eu-west-1 --query "Attributes[?Key=='deletion_protection.enabled'].Value" --output text || true)"
+if [[ -n "$arn" && "$arn" != None ]] && ! value="$(aws elbv2 describe-load-balancer-attributes --load-balancer-arn "$arn" --region eu-west-1 --query "Attributes[?Key=='deletion_protection.enabled'].Value" --output text 2>&1)"; then
+  unreadable 'the deletion protection of the load balancer of shop-staging-platform (eu-west-1)' "$value"
 fi
 if [[ "$value" == True || "$value" == true ]]; then
   cat >&2 <<EOF
@@ -230,7 +314,13 @@ destroy.sh: load balancer LoadBalancer (output LoadBalancerArn of shop-staging-p
 EOF
   blocked=true
 fi
-protection="$(aws cloudformation describe-stacks --stack-name shop-staging-data --region eu-west-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>/dev/null || true)"
+fi
+if ! protection="$(aws cloudformation describe-stacks --stack-name shop-staging-data --region eu-west-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>&1)"; then
+  case "$protection" in
+    *"(ValidationError)"*"Stack with id shop-staging-data does not exist"*) protection=absent ;;  # not deployed: nothing to protect
+    *) unreadable 'the stack shop-staging-data (eu-west-1)' "$protection" ;;
+  esac
+fi
 if [[ "$protection" == True ]]; then
   cat >&2 <<'EOF'
 destroy.sh: shop-staging-data has termination protection on; to lift it:
@@ -238,7 +328,13 @@ destroy.sh: shop-staging-data has termination protection on; to lift it:
 EOF
   blocked=true
 fi
-value="$(aws rds describe-db-clusters --db-cluster-identifier shop-staging --region eu-west-1 --query "DBClusters[0].DeletionProtection" --output text 2>/dev/null || true)"
+if [[ "$protection" != absent ]]; then  # its resources, only where the stack is deployed
+if ! value="$(aws rds describe-db-clusters --db-cluster-identifier shop-staging --region eu-west-1 --query "DBClusters[0].DeletionProtection" --output text 2>&1)"; then
+  case "$value" in
+    *DBClusterNotFoundFault*) value=None ;;
+    *) unreadable 'the deletion protection of Aurora cluster shop-staging (eu-west-1)' "$value" ;;
+  esac
+fi
 if [[ "$value" == True || "$value" == true ]]; then
   cat >&2 <<EOF
 destroy.sh: Aurora cluster shop-staging has deletion protection on; to lift it:
@@ -246,7 +342,13 @@ destroy.sh: Aurora cluster shop-staging has deletion protection on; to lift it:
 EOF
   blocked=true
 fi
-protection="$(aws cloudformation describe-stacks --stack-name shop-staging-security --region eu-west-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>/dev/null || true)"
+fi
+if ! protection="$(aws cloudformation describe-stacks --stack-name shop-staging-security --region eu-west-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>&1)"; then
+  case "$protection" in
+    *"(ValidationError)"*"Stack with id shop-staging-security does not exist"*) protection=absent ;;  # not deployed: nothing to protect
+    *) unreadable 'the stack shop-staging-security (eu-west-1)' "$protection" ;;
+  esac
+fi
 if [[ "$protection" == True ]]; then
   cat >&2 <<'EOF'
 destroy.sh: shop-staging-security has termination protection on; to lift it:
@@ -254,7 +356,12 @@ destroy.sh: shop-staging-security has termination protection on; to lift it:
 EOF
   blocked=true
 fi
-protection="$(aws cloudformation describe-stacks --stack-name shop-staging-origin-verify --region eu-west-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>/dev/null || true)"
+if ! protection="$(aws cloudformation describe-stacks --stack-name shop-staging-origin-verify --region eu-west-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>&1)"; then
+  case "$protection" in
+    *"(ValidationError)"*"Stack with id shop-staging-origin-verify does not exist"*) protection=absent ;;  # not deployed: nothing to protect
+    *) unreadable 'the stack shop-staging-origin-verify (eu-west-1)' "$protection" ;;
+  esac
+fi
 if [[ "$protection" == True ]]; then
   cat >&2 <<'EOF'
 destroy.sh: shop-staging-origin-verify has termination protection on; to lift it:
@@ -262,7 +369,12 @@ destroy.sh: shop-staging-origin-verify has termination protection on; to lift it
 EOF
   blocked=true
 fi
-protection="$(aws cloudformation describe-stacks --stack-name shop-staging-network --region eu-west-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>/dev/null || true)"
+if ! protection="$(aws cloudformation describe-stacks --stack-name shop-staging-network --region eu-west-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>&1)"; then
+  case "$protection" in
+    *"(ValidationError)"*"Stack with id shop-staging-network does not exist"*) protection=absent ;;  # not deployed: nothing to protect
+    *) unreadable 'the stack shop-staging-network (eu-west-1)' "$protection" ;;
+  esac
+fi
 if [[ "$protection" == True ]]; then
   cat >&2 <<'EOF'
 destroy.sh: shop-staging-network has termination protection on; to lift it:
@@ -270,7 +382,12 @@ destroy.sh: shop-staging-network has termination protection on; to lift it:
 EOF
   blocked=true
 fi
-protection="$(aws cloudformation describe-stacks --stack-name shop-staging-keys --region eu-west-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>/dev/null || true)"
+if ! protection="$(aws cloudformation describe-stacks --stack-name shop-staging-keys --region eu-west-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>&1)"; then
+  case "$protection" in
+    *"(ValidationError)"*"Stack with id shop-staging-keys does not exist"*) protection=absent ;;  # not deployed: nothing to protect
+    *) unreadable 'the stack shop-staging-keys (eu-west-1)' "$protection" ;;
+  esac
+fi
 if [[ "$protection" == True ]]; then
   cat >&2 <<'EOF'
 destroy.sh: shop-staging-keys has termination protection on; to lift it:
@@ -278,7 +395,12 @@ destroy.sh: shop-staging-keys has termination protection on; to lift it:
 EOF
   blocked=true
 fi
-protection="$(aws cloudformation describe-stacks --stack-name shop-staging-deployer --region eu-west-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>/dev/null || true)"
+if ! protection="$(aws cloudformation describe-stacks --stack-name shop-staging-deployer --region eu-west-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>&1)"; then
+  case "$protection" in
+    *"(ValidationError)"*"Stack with id shop-staging-deployer does not exist"*) protection=absent ;;  # not deployed: nothing to protect
+    *) unreadable 'the stack shop-staging-deployer (eu-west-1)' "$protection" ;;
+  esac
+fi
 if [[ "$protection" == True ]]; then
   cat >&2 <<'EOF'
 destroy.sh: shop-staging-deployer has termination protection on; to lift it:
@@ -301,183 +423,255 @@ if [[ "$answer" != staging ]]; then
 fi
 
 echo "==> 1/18 deleting shop-staging-edge-alarms (us-east-1)"
-if aws cloudformation describe-stacks --stack-name shop-staging-edge-alarms --region us-east-1 >/dev/null 2>&1; then
-  aws cloudformation delete-stack --stack-name shop-staging-edge-alarms --region us-east-1
-  aws cloudformation wait stack-delete-complete --stack-name shop-staging-edge-alarms --region us-east-1
+if found="$(aws cloudformation describe-stacks --stack-name shop-staging-edge-alarms --region us-east-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
+  aws cloudformation delete-stack --stack-name shop-staging-edge-alarms --region us-east-1 || not_deleted 'shop-staging-edge-alarms (us-east-1)' 'AWS refused delete-stack'
+  aws cloudformation wait stack-delete-complete --stack-name shop-staging-edge-alarms --region us-east-1 || not_deleted 'shop-staging-edge-alarms (us-east-1)' 'its deletion did not complete (DELETE_FAILED: its events say why; or the wait gave up)'
+  deleted=$((deleted + 1))
 else
-  echo "    not deployed: nothing to delete"
+  case "$found" in
+    *"(ValidationError)"*"Stack with id shop-staging-edge-alarms does not exist"*) echo "    not deployed: nothing to delete" ;;
+    *) unreadable 'the stack shop-staging-edge-alarms (us-east-1)' "$found" ;;
+  esac
 fi
-# Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
+# Gone (deleted, or never there): no longer the baseline make diff compares with (deploy.sh recorded it).
 rm -f "$deployed/staging/us-east-1/shop-staging-edge-alarms.json"
 
 echo "==> 2/18 deleting shop-staging-connect (eu-west-1)"
-if aws cloudformation describe-stacks --stack-name shop-staging-connect --region eu-west-1 >/dev/null 2>&1; then
-  aws cloudformation delete-stack --stack-name shop-staging-connect --region eu-west-1
-  aws cloudformation wait stack-delete-complete --stack-name shop-staging-connect --region eu-west-1
+if found="$(aws cloudformation describe-stacks --stack-name shop-staging-connect --region eu-west-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
+  aws cloudformation delete-stack --stack-name shop-staging-connect --region eu-west-1 || not_deleted 'shop-staging-connect (eu-west-1)' 'AWS refused delete-stack'
+  aws cloudformation wait stack-delete-complete --stack-name shop-staging-connect --region eu-west-1 || not_deleted 'shop-staging-connect (eu-west-1)' 'its deletion did not complete (DELETE_FAILED: its events say why; or the wait gave up)'
+  deleted=$((deleted + 1))
 else
-  echo "    not deployed: nothing to delete"
+  case "$found" in
+    *"(ValidationError)"*"Stack with id shop-staging-connect does not exist"*) echo "    not deployed: nothing to delete" ;;
+    *) unreadable 'the stack shop-staging-connect (eu-west-1)' "$found" ;;
+  esac
 fi
-# Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
+# Gone (deleted, or never there): no longer the baseline make diff compares with (deploy.sh recorded it).
 rm -f "$deployed/staging/eu-west-1/shop-staging-connect.json"
 
 echo "==> 3/18 deleting shop-staging-svc-web (eu-west-1)"
-if aws cloudformation describe-stacks --stack-name shop-staging-svc-web --region eu-west-1 >/dev/null 2>&1; then
-  aws cloudformation delete-stack --stack-name shop-staging-svc-web --region eu-west-1
-  aws cloudformation wait stack-delete-complete --stack-name shop-staging-svc-web --region eu-west-1
+if found="$(aws cloudformation describe-stacks --stack-name shop-staging-svc-web --region eu-west-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
+  aws cloudformation delete-stack --stack-name shop-staging-svc-web --region eu-west-1 || not_deleted 'shop-staging-svc-web (eu-west-1)' 'AWS refused delete-stack'
+  aws cloudformation wait stack-delete-complete --stack-name shop-staging-svc-web --region eu-west-1 || not_deleted 'shop-staging-svc-web (eu-west-1)' 'its deletion did not complete (DELETE_FAILED: its events say why; or the wait gave up)'
+  deleted=$((deleted + 1))
 else
-  echo "    not deployed: nothing to delete"
+  case "$found" in
+    *"(ValidationError)"*"Stack with id shop-staging-svc-web does not exist"*) echo "    not deployed: nothing to delete" ;;
+    *) unreadable 'the stack shop-staging-svc-web (eu-west-1)' "$found" ;;
+  esac
 fi
-# Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
+# Gone (deleted, or never there): no longer the baseline make diff compares with (deploy.sh recorded it).
 rm -f "$deployed/staging/eu-west-1/shop-staging-svc-web.json"
 
 echo "==> 4/18 deleting shop-staging-svc-payments (eu-west-1)"
-if aws cloudformation describe-stacks --stack-name shop-staging-svc-payments --region eu-west-1 >/dev/null 2>&1; then
-  aws cloudformation delete-stack --stack-name shop-staging-svc-payments --region eu-west-1
-  aws cloudformation wait stack-delete-complete --stack-name shop-staging-svc-payments --region eu-west-1
+if found="$(aws cloudformation describe-stacks --stack-name shop-staging-svc-payments --region eu-west-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
+  aws cloudformation delete-stack --stack-name shop-staging-svc-payments --region eu-west-1 || not_deleted 'shop-staging-svc-payments (eu-west-1)' 'AWS refused delete-stack'
+  aws cloudformation wait stack-delete-complete --stack-name shop-staging-svc-payments --region eu-west-1 || not_deleted 'shop-staging-svc-payments (eu-west-1)' 'its deletion did not complete (DELETE_FAILED: its events say why; or the wait gave up)'
+  deleted=$((deleted + 1))
 else
-  echo "    not deployed: nothing to delete"
+  case "$found" in
+    *"(ValidationError)"*"Stack with id shop-staging-svc-payments does not exist"*) echo "    not deployed: nothing to delete" ;;
+    *) unreadable 'the stack shop-staging-svc-payments (eu-west-1)' "$found" ;;
+  esac
 fi
-# Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
+# Gone (deleted, or never there): no longer the baseline make diff compares with (deploy.sh recorded it).
 rm -f "$deployed/staging/eu-west-1/shop-staging-svc-payments.json"
 
 echo "==> 5/18 deleting shop-staging-svc-nightly (eu-west-1)"
-if aws cloudformation describe-stacks --stack-name shop-staging-svc-nightly --region eu-west-1 >/dev/null 2>&1; then
-  aws cloudformation delete-stack --stack-name shop-staging-svc-nightly --region eu-west-1
-  aws cloudformation wait stack-delete-complete --stack-name shop-staging-svc-nightly --region eu-west-1
+if found="$(aws cloudformation describe-stacks --stack-name shop-staging-svc-nightly --region eu-west-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
+  aws cloudformation delete-stack --stack-name shop-staging-svc-nightly --region eu-west-1 || not_deleted 'shop-staging-svc-nightly (eu-west-1)' 'AWS refused delete-stack'
+  aws cloudformation wait stack-delete-complete --stack-name shop-staging-svc-nightly --region eu-west-1 || not_deleted 'shop-staging-svc-nightly (eu-west-1)' 'its deletion did not complete (DELETE_FAILED: its events say why; or the wait gave up)'
+  deleted=$((deleted + 1))
 else
-  echo "    not deployed: nothing to delete"
+  case "$found" in
+    *"(ValidationError)"*"Stack with id shop-staging-svc-nightly does not exist"*) echo "    not deployed: nothing to delete" ;;
+    *) unreadable 'the stack shop-staging-svc-nightly (eu-west-1)' "$found" ;;
+  esac
 fi
-# Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
+# Gone (deleted, or never there): no longer the baseline make diff compares with (deploy.sh recorded it).
 rm -f "$deployed/staging/eu-west-1/shop-staging-svc-nightly.json"
 
 echo "==> 6/18 deleting shop-staging-svc-mailer (eu-west-1)"
-if aws cloudformation describe-stacks --stack-name shop-staging-svc-mailer --region eu-west-1 >/dev/null 2>&1; then
-  aws cloudformation delete-stack --stack-name shop-staging-svc-mailer --region eu-west-1
-  aws cloudformation wait stack-delete-complete --stack-name shop-staging-svc-mailer --region eu-west-1
+if found="$(aws cloudformation describe-stacks --stack-name shop-staging-svc-mailer --region eu-west-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
+  aws cloudformation delete-stack --stack-name shop-staging-svc-mailer --region eu-west-1 || not_deleted 'shop-staging-svc-mailer (eu-west-1)' 'AWS refused delete-stack'
+  aws cloudformation wait stack-delete-complete --stack-name shop-staging-svc-mailer --region eu-west-1 || not_deleted 'shop-staging-svc-mailer (eu-west-1)' 'its deletion did not complete (DELETE_FAILED: its events say why; or the wait gave up)'
+  deleted=$((deleted + 1))
 else
-  echo "    not deployed: nothing to delete"
+  case "$found" in
+    *"(ValidationError)"*"Stack with id shop-staging-svc-mailer does not exist"*) echo "    not deployed: nothing to delete" ;;
+    *) unreadable 'the stack shop-staging-svc-mailer (eu-west-1)' "$found" ;;
+  esac
 fi
-# Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
+# Gone (deleted, or never there): no longer the baseline make diff compares with (deploy.sh recorded it).
 rm -f "$deployed/staging/eu-west-1/shop-staging-svc-mailer.json"
 
 echo "==> 7/18 deleting shop-staging-svc-api (eu-west-1)"
-if aws cloudformation describe-stacks --stack-name shop-staging-svc-api --region eu-west-1 >/dev/null 2>&1; then
-  aws cloudformation delete-stack --stack-name shop-staging-svc-api --region eu-west-1
-  aws cloudformation wait stack-delete-complete --stack-name shop-staging-svc-api --region eu-west-1
+if found="$(aws cloudformation describe-stacks --stack-name shop-staging-svc-api --region eu-west-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
+  aws cloudformation delete-stack --stack-name shop-staging-svc-api --region eu-west-1 || not_deleted 'shop-staging-svc-api (eu-west-1)' 'AWS refused delete-stack'
+  aws cloudformation wait stack-delete-complete --stack-name shop-staging-svc-api --region eu-west-1 || not_deleted 'shop-staging-svc-api (eu-west-1)' 'its deletion did not complete (DELETE_FAILED: its events say why; or the wait gave up)'
+  deleted=$((deleted + 1))
 else
-  echo "    not deployed: nothing to delete"
+  case "$found" in
+    *"(ValidationError)"*"Stack with id shop-staging-svc-api does not exist"*) echo "    not deployed: nothing to delete" ;;
+    *) unreadable 'the stack shop-staging-svc-api (eu-west-1)' "$found" ;;
+  esac
 fi
-# Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
+# Gone (deleted, or never there): no longer the baseline make diff compares with (deploy.sh recorded it).
 rm -f "$deployed/staging/eu-west-1/shop-staging-svc-api.json"
 
 echo "==> 8/18 deleting shop-staging-dashboard (eu-west-1)"
-if aws cloudformation describe-stacks --stack-name shop-staging-dashboard --region eu-west-1 >/dev/null 2>&1; then
-  aws cloudformation delete-stack --stack-name shop-staging-dashboard --region eu-west-1
-  aws cloudformation wait stack-delete-complete --stack-name shop-staging-dashboard --region eu-west-1
+if found="$(aws cloudformation describe-stacks --stack-name shop-staging-dashboard --region eu-west-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
+  aws cloudformation delete-stack --stack-name shop-staging-dashboard --region eu-west-1 || not_deleted 'shop-staging-dashboard (eu-west-1)' 'AWS refused delete-stack'
+  aws cloudformation wait stack-delete-complete --stack-name shop-staging-dashboard --region eu-west-1 || not_deleted 'shop-staging-dashboard (eu-west-1)' 'its deletion did not complete (DELETE_FAILED: its events say why; or the wait gave up)'
+  deleted=$((deleted + 1))
 else
-  echo "    not deployed: nothing to delete"
+  case "$found" in
+    *"(ValidationError)"*"Stack with id shop-staging-dashboard does not exist"*) echo "    not deployed: nothing to delete" ;;
+    *) unreadable 'the stack shop-staging-dashboard (eu-west-1)' "$found" ;;
+  esac
 fi
-# Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
+# Gone (deleted, or never there): no longer the baseline make diff compares with (deploy.sh recorded it).
 rm -f "$deployed/staging/eu-west-1/shop-staging-dashboard.json"
 
 echo "==> 9/18 deleting shop-staging-monitoring (eu-west-1)"
-if aws cloudformation describe-stacks --stack-name shop-staging-monitoring --region eu-west-1 >/dev/null 2>&1; then
-  aws cloudformation delete-stack --stack-name shop-staging-monitoring --region eu-west-1
-  aws cloudformation wait stack-delete-complete --stack-name shop-staging-monitoring --region eu-west-1
+if found="$(aws cloudformation describe-stacks --stack-name shop-staging-monitoring --region eu-west-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
+  aws cloudformation delete-stack --stack-name shop-staging-monitoring --region eu-west-1 || not_deleted 'shop-staging-monitoring (eu-west-1)' 'AWS refused delete-stack'
+  aws cloudformation wait stack-delete-complete --stack-name shop-staging-monitoring --region eu-west-1 || not_deleted 'shop-staging-monitoring (eu-west-1)' 'its deletion did not complete (DELETE_FAILED: its events say why; or the wait gave up)'
+  deleted=$((deleted + 1))
 else
-  echo "    not deployed: nothing to delete"
+  case "$found" in
+    *"(ValidationError)"*"Stack with id shop-staging-monitoring does not exist"*) echo "    not deployed: nothing to delete" ;;
+    *) unreadable 'the stack shop-staging-monitoring (eu-west-1)' "$found" ;;
+  esac
 fi
-# Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
+# Gone (deleted, or never there): no longer the baseline make diff compares with (deploy.sh recorded it).
 rm -f "$deployed/staging/eu-west-1/shop-staging-monitoring.json"
 
 echo "==> 10/18 deleting shop-staging-edge (eu-west-1)"
-if aws cloudformation describe-stacks --stack-name shop-staging-edge --region eu-west-1 >/dev/null 2>&1; then
-  aws cloudformation delete-stack --stack-name shop-staging-edge --region eu-west-1
-  aws cloudformation wait stack-delete-complete --stack-name shop-staging-edge --region eu-west-1
+if found="$(aws cloudformation describe-stacks --stack-name shop-staging-edge --region eu-west-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
+  aws cloudformation delete-stack --stack-name shop-staging-edge --region eu-west-1 || not_deleted 'shop-staging-edge (eu-west-1)' 'AWS refused delete-stack'
+  aws cloudformation wait stack-delete-complete --stack-name shop-staging-edge --region eu-west-1 || not_deleted 'shop-staging-edge (eu-west-1)' 'its deletion did not complete (DELETE_FAILED: its events say why; or the wait gave up)'
+  deleted=$((deleted + 1))
 else
-  echo "    not deployed: nothing to delete"
+  case "$found" in
+    *"(ValidationError)"*"Stack with id shop-staging-edge does not exist"*) echo "    not deployed: nothing to delete" ;;
+    *) unreadable 'the stack shop-staging-edge (eu-west-1)' "$found" ;;
+  esac
 fi
-# Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
+# Gone (deleted, or never there): no longer the baseline make diff compares with (deploy.sh recorded it).
 rm -f "$deployed/staging/eu-west-1/shop-staging-edge.json"
 
 echo "==> 11/18 deleting shop-staging-edge-waf (us-east-1)"
-if aws cloudformation describe-stacks --stack-name shop-staging-edge-waf --region us-east-1 >/dev/null 2>&1; then
-  aws cloudformation delete-stack --stack-name shop-staging-edge-waf --region us-east-1
-  aws cloudformation wait stack-delete-complete --stack-name shop-staging-edge-waf --region us-east-1
+if found="$(aws cloudformation describe-stacks --stack-name shop-staging-edge-waf --region us-east-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
+  aws cloudformation delete-stack --stack-name shop-staging-edge-waf --region us-east-1 || not_deleted 'shop-staging-edge-waf (us-east-1)' 'AWS refused delete-stack'
+  aws cloudformation wait stack-delete-complete --stack-name shop-staging-edge-waf --region us-east-1 || not_deleted 'shop-staging-edge-waf (us-east-1)' 'its deletion did not complete (DELETE_FAILED: its events say why; or the wait gave up)'
+  deleted=$((deleted + 1))
 else
-  echo "    not deployed: nothing to delete"
+  case "$found" in
+    *"(ValidationError)"*"Stack with id shop-staging-edge-waf does not exist"*) echo "    not deployed: nothing to delete" ;;
+    *) unreadable 'the stack shop-staging-edge-waf (us-east-1)' "$found" ;;
+  esac
 fi
-# Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
+# Gone (deleted, or never there): no longer the baseline make diff compares with (deploy.sh recorded it).
 rm -f "$deployed/staging/us-east-1/shop-staging-edge-waf.json"
 
 echo "==> 12/18 deleting shop-staging-platform (eu-west-1)"
-if aws cloudformation describe-stacks --stack-name shop-staging-platform --region eu-west-1 >/dev/null 2>&1; then
-  aws cloudformation delete-stack --stack-name shop-staging-platform --region eu-west-1
-  aws cloudformation wait stack-delete-complete --stack-name shop-staging-platform --region eu-west-1
+if found="$(aws cloudformation describe-stacks --stack-name shop-staging-platform --region eu-west-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
+  aws cloudformation delete-stack --stack-name shop-staging-platform --region eu-west-1 || not_deleted 'shop-staging-platform (eu-west-1)' 'AWS refused delete-stack'
+  aws cloudformation wait stack-delete-complete --stack-name shop-staging-platform --region eu-west-1 || not_deleted 'shop-staging-platform (eu-west-1)' 'its deletion did not complete (DELETE_FAILED: its events say why; or the wait gave up)'
+  deleted=$((deleted + 1))
 else
-  echo "    not deployed: nothing to delete"
+  case "$found" in
+    *"(ValidationError)"*"Stack with id shop-staging-platform does not exist"*) echo "    not deployed: nothing to delete" ;;
+    *) unreadable 'the stack shop-staging-platform (eu-west-1)' "$found" ;;
+  esac
 fi
-# Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
+# Gone (deleted, or never there): no longer the baseline make diff compares with (deploy.sh recorded it).
 rm -f "$deployed/staging/eu-west-1/shop-staging-platform.json"
 
 echo "==> 13/18 deleting shop-staging-data (eu-west-1)"
-if aws cloudformation describe-stacks --stack-name shop-staging-data --region eu-west-1 >/dev/null 2>&1; then
-  aws cloudformation delete-stack --stack-name shop-staging-data --region eu-west-1
-  aws cloudformation wait stack-delete-complete --stack-name shop-staging-data --region eu-west-1
+if found="$(aws cloudformation describe-stacks --stack-name shop-staging-data --region eu-west-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
+  aws cloudformation delete-stack --stack-name shop-staging-data --region eu-west-1 || not_deleted 'shop-staging-data (eu-west-1)' 'AWS refused delete-stack'
+  aws cloudformation wait stack-delete-complete --stack-name shop-staging-data --region eu-west-1 || not_deleted 'shop-staging-data (eu-west-1)' 'its deletion did not complete (DELETE_FAILED: its events say why; or the wait gave up)'
+  deleted=$((deleted + 1))
 else
-  echo "    not deployed: nothing to delete"
+  case "$found" in
+    *"(ValidationError)"*"Stack with id shop-staging-data does not exist"*) echo "    not deployed: nothing to delete" ;;
+    *) unreadable 'the stack shop-staging-data (eu-west-1)' "$found" ;;
+  esac
 fi
-# Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
+# Gone (deleted, or never there): no longer the baseline make diff compares with (deploy.sh recorded it).
 rm -f "$deployed/staging/eu-west-1/shop-staging-data.json"
 
 echo "==> 14/18 deleting shop-staging-security (eu-west-1)"
-if aws cloudformation describe-stacks --stack-name shop-staging-security --region eu-west-1 >/dev/null 2>&1; then
-  aws cloudformation delete-stack --stack-name shop-staging-security --region eu-west-1
-  aws cloudformation wait stack-delete-complete --stack-name shop-staging-security --region eu-west-1
+if found="$(aws cloudformation describe-stacks --stack-name shop-staging-security --region eu-west-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
+  aws cloudformation delete-stack --stack-name shop-staging-security --region eu-west-1 || not_deleted 'shop-staging-security (eu-west-1)' 'AWS refused delete-stack'
+  aws cloudformation wait stack-delete-complete --stack-name shop-staging-security --region eu-west-1 || not_deleted 'shop-staging-security (eu-west-1)' 'its deletion did not complete (DELETE_FAILED: its events say why; or the wait gave up)'
+  deleted=$((deleted + 1))
 else
-  echo "    not deployed: nothing to delete"
+  case "$found" in
+    *"(ValidationError)"*"Stack with id shop-staging-security does not exist"*) echo "    not deployed: nothing to delete" ;;
+    *) unreadable 'the stack shop-staging-security (eu-west-1)' "$found" ;;
+  esac
 fi
-# Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
+# Gone (deleted, or never there): no longer the baseline make diff compares with (deploy.sh recorded it).
 rm -f "$deployed/staging/eu-west-1/shop-staging-security.json"
 
 echo "==> 15/18 deleting shop-staging-origin-verify (eu-west-1)"
-if aws cloudformation describe-stacks --stack-name shop-staging-origin-verify --region eu-west-1 >/dev/null 2>&1; then
-  aws cloudformation delete-stack --stack-name shop-staging-origin-verify --region eu-west-1
-  aws cloudformation wait stack-delete-complete --stack-name shop-staging-origin-verify --region eu-west-1
+if found="$(aws cloudformation describe-stacks --stack-name shop-staging-origin-verify --region eu-west-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
+  aws cloudformation delete-stack --stack-name shop-staging-origin-verify --region eu-west-1 || not_deleted 'shop-staging-origin-verify (eu-west-1)' 'AWS refused delete-stack'
+  aws cloudformation wait stack-delete-complete --stack-name shop-staging-origin-verify --region eu-west-1 || not_deleted 'shop-staging-origin-verify (eu-west-1)' 'its deletion did not complete (DELETE_FAILED: its events say why; or the wait gave up)'
+  deleted=$((deleted + 1))
 else
-  echo "    not deployed: nothing to delete"
+  case "$found" in
+    *"(ValidationError)"*"Stack with id shop-staging-origin-verify does not exist"*) echo "    not deployed: nothing to delete" ;;
+    *) unreadable 'the stack shop-staging-origin-verify (eu-west-1)' "$found" ;;
+  esac
 fi
-# Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
+# Gone (deleted, or never there): no longer the baseline make diff compares with (deploy.sh recorded it).
 rm -f "$deployed/staging/eu-west-1/shop-staging-origin-verify.json"
 
 echo "==> 16/18 deleting shop-staging-network (eu-west-1)"
-if aws cloudformation describe-stacks --stack-name shop-staging-network --region eu-west-1 >/dev/null 2>&1; then
-  aws cloudformation delete-stack --stack-name shop-staging-network --region eu-west-1
-  aws cloudformation wait stack-delete-complete --stack-name shop-staging-network --region eu-west-1
+if found="$(aws cloudformation describe-stacks --stack-name shop-staging-network --region eu-west-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
+  aws cloudformation delete-stack --stack-name shop-staging-network --region eu-west-1 || not_deleted 'shop-staging-network (eu-west-1)' 'AWS refused delete-stack'
+  aws cloudformation wait stack-delete-complete --stack-name shop-staging-network --region eu-west-1 || not_deleted 'shop-staging-network (eu-west-1)' 'its deletion did not complete (DELETE_FAILED: its events say why; or the wait gave up)'
+  deleted=$((deleted + 1))
 else
-  echo "    not deployed: nothing to delete"
+  case "$found" in
+    *"(ValidationError)"*"Stack with id shop-staging-network does not exist"*) echo "    not deployed: nothing to delete" ;;
+    *) unreadable 'the stack shop-staging-network (eu-west-1)' "$found" ;;
+  esac
 fi
-# Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
+# Gone (deleted, or never there): no longer the baseline make diff compares with (deploy.sh recorded it).
 rm -f "$deployed/staging/eu-west-1/shop-staging-network.json"
 
 echo "==> 17/18 deleting shop-staging-keys (eu-west-1)"
-if aws cloudformation describe-stacks --stack-name shop-staging-keys --region eu-west-1 >/dev/null 2>&1; then
-  aws cloudformation delete-stack --stack-name shop-staging-keys --region eu-west-1
-  aws cloudformation wait stack-delete-complete --stack-name shop-staging-keys --region eu-west-1
+if found="$(aws cloudformation describe-stacks --stack-name shop-staging-keys --region eu-west-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
+  aws cloudformation delete-stack --stack-name shop-staging-keys --region eu-west-1 || not_deleted 'shop-staging-keys (eu-west-1)' 'AWS refused delete-stack'
+  aws cloudformation wait stack-delete-complete --stack-name shop-staging-keys --region eu-west-1 || not_deleted 'shop-staging-keys (eu-west-1)' 'its deletion did not complete (DELETE_FAILED: its events say why; or the wait gave up)'
+  deleted=$((deleted + 1))
 else
-  echo "    not deployed: nothing to delete"
+  case "$found" in
+    *"(ValidationError)"*"Stack with id shop-staging-keys does not exist"*) echo "    not deployed: nothing to delete" ;;
+    *) unreadable 'the stack shop-staging-keys (eu-west-1)' "$found" ;;
+  esac
 fi
-# Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
+# Gone (deleted, or never there): no longer the baseline make diff compares with (deploy.sh recorded it).
 rm -f "$deployed/staging/eu-west-1/shop-staging-keys.json"
 
 echo "==> 18/18 deleting shop-staging-deployer (eu-west-1)"
-if aws cloudformation describe-stacks --stack-name shop-staging-deployer --region eu-west-1 >/dev/null 2>&1; then
-  aws cloudformation delete-stack --stack-name shop-staging-deployer --region eu-west-1
-  aws cloudformation wait stack-delete-complete --stack-name shop-staging-deployer --region eu-west-1
+if found="$(aws cloudformation describe-stacks --stack-name shop-staging-deployer --region eu-west-1 --query "Stacks[0].StackStatus" --output text 2>&1)"; then
+  aws cloudformation delete-stack --stack-name shop-staging-deployer --region eu-west-1 || not_deleted 'shop-staging-deployer (eu-west-1)' 'AWS refused delete-stack'
+  aws cloudformation wait stack-delete-complete --stack-name shop-staging-deployer --region eu-west-1 || not_deleted 'shop-staging-deployer (eu-west-1)' 'its deletion did not complete (DELETE_FAILED: its events say why; or the wait gave up)'
+  deleted=$((deleted + 1))
 else
-  echo "    not deployed: nothing to delete"
+  case "$found" in
+    *"(ValidationError)"*"Stack with id shop-staging-deployer does not exist"*) echo "    not deployed: nothing to delete" ;;
+    *) unreadable 'the stack shop-staging-deployer (eu-west-1)' "$found" ;;
+  esac
 fi
-# Gone: no longer the baseline make diff compares with (deploy.sh recorded it).
+# Gone (deleted, or never there): no longer the baseline make diff compares with (deploy.sh recorded it).
 rm -f "$deployed/staging/eu-west-1/shop-staging-deployer.json"
 
-echo "shop staging: 18 stack(s) deleted."
+echo "shop staging: $deleted stack(s) deleted, $((18 - deleted)) not deployed."

@@ -24,18 +24,25 @@ Environment variables it reads:
 
 Exit status:
   0      the 18 stack(s) this folder deploys are complete (CREATE, UPDATE or IMPORT_COMPLETE)
-  1      a stack of this folder is not complete (not deployed, failed, rolled back, in progress), the AWS CLI is missing, or it is not signed in
+  1      a stack of this folder is not complete (not deployed, failed, rolled back, in progress) or could not be read (its row quotes the AWS CLI's error), the AWS CLI is missing, it is not signed in, or signed in to another account than 222222222222
   2      an unknown argument
 EOF
 }
+for arg in "$@"; do
+  case "$arg" in -h|--help) usage; exit 0 ;; esac
+done
 case "$*" in
   "") ;;
-  -h|--help) usage; exit 0 ;;
-  *) echo "usage: $0 (or --help)" >&2; exit 2 ;;
+  *) echo "status.sh: unknown option or argument: $*" >&2; echo "usage: $0 (or --help)" >&2; exit 2 ;;
 esac
 command -v aws >/dev/null || { echo 'status.sh: the AWS CLI (aws) is not installed' >&2; exit 1; }
-aws sts get-caller-identity --query Account --output text >/dev/null || { echo 'status.sh: not signed in to AWS (the CLI found no valid credentials): sign in, then run again' >&2; exit 1; }
+signed_in="$(aws sts get-caller-identity --query Account --output text)" || { echo 'status.sh: not signed in to AWS (the CLI found no valid credentials; its error is above): no stack was read' >&2; exit 1; }
+if [[ "$signed_in" != 222222222222 ]]; then
+  echo "status.sh: signed in to account $signed_in, but shop staging lives in account 222222222222: sign in to 222222222222, then run again; no stack was read" >&2
+  exit 1
+fi
 healthy=true
+unreadable=0
 row="%-44s %-14s %-24s %-12s %s\n"
 # shellcheck disable=SC2059 # the format is the one above, on purpose a variable
 printf "$row" STACK REGION STATUS DRIFT ""
@@ -113,10 +120,11 @@ drift=""
 if state="$(aws cloudformation describe-stacks --stack-name shop-staging-deployer --region eu-west-1 --query "Stacks[0].[StackStatus,DriftInformation.StackDriftStatus]" --output text 2>&1)"; then
   drift="${state#*$'\t'}"
   state="${state%%$'\t'*}"
-elif [[ "$state" == *"does not exist"* ]]; then
+elif [[ "$state" == *"(ValidationError)"*"Stack with id shop-staging-deployer does not exist"* ]]; then
   state=NOT_DEPLOYED
-else
+else  # not an answer about the stack (access refused, credentials, throttling): said as such
   state="ERROR: ${state//$'\n'/ }"
+  unreadable=$((unreadable + 1))
 fi
 # shellcheck disable=SC2059
 printf "$row" shop-staging-deployer eu-west-1 "$state" "$drift" ""
@@ -137,8 +145,12 @@ EOF
     ;;
 esac
 if [[ "$state" == *FAILED* || "$state" == *ROLLBACK* ]]; then
-  echo "    last failed event:"
-  aws cloudformation describe-stack-events --stack-name shop-staging-deployer --region eu-west-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text | sed "s/^/    /"
+  if event="$(aws cloudformation describe-stack-events --stack-name shop-staging-deployer --region eu-west-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text 2>&1)"; then
+    echo "    last failed event:"
+    echo "    ${event//$'\n'/$'\n'    }"
+  else
+    echo "    last failed event: could not read it: ${event//$'\n'/ }"
+  fi
 fi
 
 # shop-staging-keys
@@ -146,10 +158,11 @@ drift=""
 if state="$(aws cloudformation describe-stacks --stack-name shop-staging-keys --region eu-west-1 --query "Stacks[0].[StackStatus,DriftInformation.StackDriftStatus]" --output text 2>&1)"; then
   drift="${state#*$'\t'}"
   state="${state%%$'\t'*}"
-elif [[ "$state" == *"does not exist"* ]]; then
+elif [[ "$state" == *"(ValidationError)"*"Stack with id shop-staging-keys does not exist"* ]]; then
   state=NOT_DEPLOYED
-else
+else  # not an answer about the stack (access refused, credentials, throttling): said as such
   state="ERROR: ${state//$'\n'/ }"
+  unreadable=$((unreadable + 1))
 fi
 # shellcheck disable=SC2059
 printf "$row" shop-staging-keys eu-west-1 "$state" "$drift" ""
@@ -170,8 +183,12 @@ EOF
     ;;
 esac
 if [[ "$state" == *FAILED* || "$state" == *ROLLBACK* ]]; then
-  echo "    last failed event:"
-  aws cloudformation describe-stack-events --stack-name shop-staging-keys --region eu-west-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text | sed "s/^/    /"
+  if event="$(aws cloudformation describe-stack-events --stack-name shop-staging-keys --region eu-west-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text 2>&1)"; then
+    echo "    last failed event:"
+    echo "    ${event//$'\n'/$'\n'    }"
+  else
+    echo "    last failed event: could not read it: ${event//$'\n'/ }"
+  fi
 fi
 
 # shop-staging-network
@@ -179,10 +196,11 @@ drift=""
 if state="$(aws cloudformation describe-stacks --stack-name shop-staging-network --region eu-west-1 --query "Stacks[0].[StackStatus,DriftInformation.StackDriftStatus]" --output text 2>&1)"; then
   drift="${state#*$'\t'}"
   state="${state%%$'\t'*}"
-elif [[ "$state" == *"does not exist"* ]]; then
+elif [[ "$state" == *"(ValidationError)"*"Stack with id shop-staging-network does not exist"* ]]; then
   state=NOT_DEPLOYED
-else
+else  # not an answer about the stack (access refused, credentials, throttling): said as such
   state="ERROR: ${state//$'\n'/ }"
+  unreadable=$((unreadable + 1))
 fi
 # shellcheck disable=SC2059
 printf "$row" shop-staging-network eu-west-1 "$state" "$drift" ""
@@ -203,8 +221,12 @@ EOF
     ;;
 esac
 if [[ "$state" == *FAILED* || "$state" == *ROLLBACK* ]]; then
-  echo "    last failed event:"
-  aws cloudformation describe-stack-events --stack-name shop-staging-network --region eu-west-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text | sed "s/^/    /"
+  if event="$(aws cloudformation describe-stack-events --stack-name shop-staging-network --region eu-west-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text 2>&1)"; then
+    echo "    last failed event:"
+    echo "    ${event//$'\n'/$'\n'    }"
+  else
+    echo "    last failed event: could not read it: ${event//$'\n'/ }"
+  fi
 fi
 
 # shop-staging-origin-verify
@@ -212,10 +234,11 @@ drift=""
 if state="$(aws cloudformation describe-stacks --stack-name shop-staging-origin-verify --region eu-west-1 --query "Stacks[0].[StackStatus,DriftInformation.StackDriftStatus]" --output text 2>&1)"; then
   drift="${state#*$'\t'}"
   state="${state%%$'\t'*}"
-elif [[ "$state" == *"does not exist"* ]]; then
+elif [[ "$state" == *"(ValidationError)"*"Stack with id shop-staging-origin-verify does not exist"* ]]; then
   state=NOT_DEPLOYED
-else
+else  # not an answer about the stack (access refused, credentials, throttling): said as such
   state="ERROR: ${state//$'\n'/ }"
+  unreadable=$((unreadable + 1))
 fi
 # shellcheck disable=SC2059
 printf "$row" shop-staging-origin-verify eu-west-1 "$state" "$drift" ""
@@ -236,8 +259,12 @@ EOF
     ;;
 esac
 if [[ "$state" == *FAILED* || "$state" == *ROLLBACK* ]]; then
-  echo "    last failed event:"
-  aws cloudformation describe-stack-events --stack-name shop-staging-origin-verify --region eu-west-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text | sed "s/^/    /"
+  if event="$(aws cloudformation describe-stack-events --stack-name shop-staging-origin-verify --region eu-west-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text 2>&1)"; then
+    echo "    last failed event:"
+    echo "    ${event//$'\n'/$'\n'    }"
+  else
+    echo "    last failed event: could not read it: ${event//$'\n'/ }"
+  fi
 fi
 
 # shop-staging-security
@@ -245,10 +272,11 @@ drift=""
 if state="$(aws cloudformation describe-stacks --stack-name shop-staging-security --region eu-west-1 --query "Stacks[0].[StackStatus,DriftInformation.StackDriftStatus]" --output text 2>&1)"; then
   drift="${state#*$'\t'}"
   state="${state%%$'\t'*}"
-elif [[ "$state" == *"does not exist"* ]]; then
+elif [[ "$state" == *"(ValidationError)"*"Stack with id shop-staging-security does not exist"* ]]; then
   state=NOT_DEPLOYED
-else
+else  # not an answer about the stack (access refused, credentials, throttling): said as such
   state="ERROR: ${state//$'\n'/ }"
+  unreadable=$((unreadable + 1))
 fi
 # shellcheck disable=SC2059
 printf "$row" shop-staging-security eu-west-1 "$state" "$drift" ""
@@ -269,8 +297,12 @@ EOF
     ;;
 esac
 if [[ "$state" == *FAILED* || "$state" == *ROLLBACK* ]]; then
-  echo "    last failed event:"
-  aws cloudformation describe-stack-events --stack-name shop-staging-security --region eu-west-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text | sed "s/^/    /"
+  if event="$(aws cloudformation describe-stack-events --stack-name shop-staging-security --region eu-west-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text 2>&1)"; then
+    echo "    last failed event:"
+    echo "    ${event//$'\n'/$'\n'    }"
+  else
+    echo "    last failed event: could not read it: ${event//$'\n'/ }"
+  fi
 fi
 
 # shop-staging-data
@@ -278,10 +310,11 @@ drift=""
 if state="$(aws cloudformation describe-stacks --stack-name shop-staging-data --region eu-west-1 --query "Stacks[0].[StackStatus,DriftInformation.StackDriftStatus]" --output text 2>&1)"; then
   drift="${state#*$'\t'}"
   state="${state%%$'\t'*}"
-elif [[ "$state" == *"does not exist"* ]]; then
+elif [[ "$state" == *"(ValidationError)"*"Stack with id shop-staging-data does not exist"* ]]; then
   state=NOT_DEPLOYED
-else
+else  # not an answer about the stack (access refused, credentials, throttling): said as such
   state="ERROR: ${state//$'\n'/ }"
+  unreadable=$((unreadable + 1))
 fi
 # shellcheck disable=SC2059
 printf "$row" shop-staging-data eu-west-1 "$state" "$drift" ""
@@ -302,8 +335,12 @@ EOF
     ;;
 esac
 if [[ "$state" == *FAILED* || "$state" == *ROLLBACK* ]]; then
-  echo "    last failed event:"
-  aws cloudformation describe-stack-events --stack-name shop-staging-data --region eu-west-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text | sed "s/^/    /"
+  if event="$(aws cloudformation describe-stack-events --stack-name shop-staging-data --region eu-west-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text 2>&1)"; then
+    echo "    last failed event:"
+    echo "    ${event//$'\n'/$'\n'    }"
+  else
+    echo "    last failed event: could not read it: ${event//$'\n'/ }"
+  fi
 fi
 
 # shop-staging-platform
@@ -311,10 +348,11 @@ drift=""
 if state="$(aws cloudformation describe-stacks --stack-name shop-staging-platform --region eu-west-1 --query "Stacks[0].[StackStatus,DriftInformation.StackDriftStatus]" --output text 2>&1)"; then
   drift="${state#*$'\t'}"
   state="${state%%$'\t'*}"
-elif [[ "$state" == *"does not exist"* ]]; then
+elif [[ "$state" == *"(ValidationError)"*"Stack with id shop-staging-platform does not exist"* ]]; then
   state=NOT_DEPLOYED
-else
+else  # not an answer about the stack (access refused, credentials, throttling): said as such
   state="ERROR: ${state//$'\n'/ }"
+  unreadable=$((unreadable + 1))
 fi
 # shellcheck disable=SC2059
 printf "$row" shop-staging-platform eu-west-1 "$state" "$drift" ""
@@ -335,8 +373,12 @@ EOF
     ;;
 esac
 if [[ "$state" == *FAILED* || "$state" == *ROLLBACK* ]]; then
-  echo "    last failed event:"
-  aws cloudformation describe-stack-events --stack-name shop-staging-platform --region eu-west-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text | sed "s/^/    /"
+  if event="$(aws cloudformation describe-stack-events --stack-name shop-staging-platform --region eu-west-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text 2>&1)"; then
+    echo "    last failed event:"
+    echo "    ${event//$'\n'/$'\n'    }"
+  else
+    echo "    last failed event: could not read it: ${event//$'\n'/ }"
+  fi
 fi
 
 # shop-staging-edge-waf
@@ -344,10 +386,11 @@ drift=""
 if state="$(aws cloudformation describe-stacks --stack-name shop-staging-edge-waf --region us-east-1 --query "Stacks[0].[StackStatus,DriftInformation.StackDriftStatus]" --output text 2>&1)"; then
   drift="${state#*$'\t'}"
   state="${state%%$'\t'*}"
-elif [[ "$state" == *"does not exist"* ]]; then
+elif [[ "$state" == *"(ValidationError)"*"Stack with id shop-staging-edge-waf does not exist"* ]]; then
   state=NOT_DEPLOYED
-else
+else  # not an answer about the stack (access refused, credentials, throttling): said as such
   state="ERROR: ${state//$'\n'/ }"
+  unreadable=$((unreadable + 1))
 fi
 # shellcheck disable=SC2059
 printf "$row" shop-staging-edge-waf us-east-1 "$state" "$drift" ""
@@ -368,8 +411,12 @@ EOF
     ;;
 esac
 if [[ "$state" == *FAILED* || "$state" == *ROLLBACK* ]]; then
-  echo "    last failed event:"
-  aws cloudformation describe-stack-events --stack-name shop-staging-edge-waf --region us-east-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text | sed "s/^/    /"
+  if event="$(aws cloudformation describe-stack-events --stack-name shop-staging-edge-waf --region us-east-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text 2>&1)"; then
+    echo "    last failed event:"
+    echo "    ${event//$'\n'/$'\n'    }"
+  else
+    echo "    last failed event: could not read it: ${event//$'\n'/ }"
+  fi
 fi
 
 # shop-staging-edge
@@ -377,10 +424,11 @@ drift=""
 if state="$(aws cloudformation describe-stacks --stack-name shop-staging-edge --region eu-west-1 --query "Stacks[0].[StackStatus,DriftInformation.StackDriftStatus]" --output text 2>&1)"; then
   drift="${state#*$'\t'}"
   state="${state%%$'\t'*}"
-elif [[ "$state" == *"does not exist"* ]]; then
+elif [[ "$state" == *"(ValidationError)"*"Stack with id shop-staging-edge does not exist"* ]]; then
   state=NOT_DEPLOYED
-else
+else  # not an answer about the stack (access refused, credentials, throttling): said as such
   state="ERROR: ${state//$'\n'/ }"
+  unreadable=$((unreadable + 1))
 fi
 # shellcheck disable=SC2059
 printf "$row" shop-staging-edge eu-west-1 "$state" "$drift" ""
@@ -401,8 +449,12 @@ EOF
     ;;
 esac
 if [[ "$state" == *FAILED* || "$state" == *ROLLBACK* ]]; then
-  echo "    last failed event:"
-  aws cloudformation describe-stack-events --stack-name shop-staging-edge --region eu-west-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text | sed "s/^/    /"
+  if event="$(aws cloudformation describe-stack-events --stack-name shop-staging-edge --region eu-west-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text 2>&1)"; then
+    echo "    last failed event:"
+    echo "    ${event//$'\n'/$'\n'    }"
+  else
+    echo "    last failed event: could not read it: ${event//$'\n'/ }"
+  fi
 fi
 
 # shop-staging-monitoring
@@ -410,10 +462,11 @@ drift=""
 if state="$(aws cloudformation describe-stacks --stack-name shop-staging-monitoring --region eu-west-1 --query "Stacks[0].[StackStatus,DriftInformation.StackDriftStatus]" --output text 2>&1)"; then
   drift="${state#*$'\t'}"
   state="${state%%$'\t'*}"
-elif [[ "$state" == *"does not exist"* ]]; then
+elif [[ "$state" == *"(ValidationError)"*"Stack with id shop-staging-monitoring does not exist"* ]]; then
   state=NOT_DEPLOYED
-else
+else  # not an answer about the stack (access refused, credentials, throttling): said as such
   state="ERROR: ${state//$'\n'/ }"
+  unreadable=$((unreadable + 1))
 fi
 # shellcheck disable=SC2059
 printf "$row" shop-staging-monitoring eu-west-1 "$state" "$drift" ""
@@ -434,8 +487,12 @@ EOF
     ;;
 esac
 if [[ "$state" == *FAILED* || "$state" == *ROLLBACK* ]]; then
-  echo "    last failed event:"
-  aws cloudformation describe-stack-events --stack-name shop-staging-monitoring --region eu-west-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text | sed "s/^/    /"
+  if event="$(aws cloudformation describe-stack-events --stack-name shop-staging-monitoring --region eu-west-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text 2>&1)"; then
+    echo "    last failed event:"
+    echo "    ${event//$'\n'/$'\n'    }"
+  else
+    echo "    last failed event: could not read it: ${event//$'\n'/ }"
+  fi
 fi
 
 # shop-staging-dashboard
@@ -443,10 +500,11 @@ drift=""
 if state="$(aws cloudformation describe-stacks --stack-name shop-staging-dashboard --region eu-west-1 --query "Stacks[0].[StackStatus,DriftInformation.StackDriftStatus]" --output text 2>&1)"; then
   drift="${state#*$'\t'}"
   state="${state%%$'\t'*}"
-elif [[ "$state" == *"does not exist"* ]]; then
+elif [[ "$state" == *"(ValidationError)"*"Stack with id shop-staging-dashboard does not exist"* ]]; then
   state=NOT_DEPLOYED
-else
+else  # not an answer about the stack (access refused, credentials, throttling): said as such
   state="ERROR: ${state//$'\n'/ }"
+  unreadable=$((unreadable + 1))
 fi
 # shellcheck disable=SC2059
 printf "$row" shop-staging-dashboard eu-west-1 "$state" "$drift" ""
@@ -467,8 +525,12 @@ EOF
     ;;
 esac
 if [[ "$state" == *FAILED* || "$state" == *ROLLBACK* ]]; then
-  echo "    last failed event:"
-  aws cloudformation describe-stack-events --stack-name shop-staging-dashboard --region eu-west-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text | sed "s/^/    /"
+  if event="$(aws cloudformation describe-stack-events --stack-name shop-staging-dashboard --region eu-west-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text 2>&1)"; then
+    echo "    last failed event:"
+    echo "    ${event//$'\n'/$'\n'    }"
+  else
+    echo "    last failed event: could not read it: ${event//$'\n'/ }"
+  fi
 fi
 
 # shop-staging-svc-api
@@ -476,10 +538,11 @@ drift=""
 if state="$(aws cloudformation describe-stacks --stack-name shop-staging-svc-api --region eu-west-1 --query "Stacks[0].[StackStatus,DriftInformation.StackDriftStatus]" --output text 2>&1)"; then
   drift="${state#*$'\t'}"
   state="${state%%$'\t'*}"
-elif [[ "$state" == *"does not exist"* ]]; then
+elif [[ "$state" == *"(ValidationError)"*"Stack with id shop-staging-svc-api does not exist"* ]]; then
   state=NOT_DEPLOYED
-else
+else  # not an answer about the stack (access refused, credentials, throttling): said as such
   state="ERROR: ${state//$'\n'/ }"
+  unreadable=$((unreadable + 1))
 fi
 # shellcheck disable=SC2059
 printf "$row" shop-staging-svc-api eu-west-1 "$state" "$drift" ""
@@ -500,8 +563,12 @@ EOF
     ;;
 esac
 if [[ "$state" == *FAILED* || "$state" == *ROLLBACK* ]]; then
-  echo "    last failed event:"
-  aws cloudformation describe-stack-events --stack-name shop-staging-svc-api --region eu-west-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text | sed "s/^/    /"
+  if event="$(aws cloudformation describe-stack-events --stack-name shop-staging-svc-api --region eu-west-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text 2>&1)"; then
+    echo "    last failed event:"
+    echo "    ${event//$'\n'/$'\n'    }"
+  else
+    echo "    last failed event: could not read it: ${event//$'\n'/ }"
+  fi
 fi
 
 # shop-staging-svc-mailer
@@ -509,10 +576,11 @@ drift=""
 if state="$(aws cloudformation describe-stacks --stack-name shop-staging-svc-mailer --region eu-west-1 --query "Stacks[0].[StackStatus,DriftInformation.StackDriftStatus]" --output text 2>&1)"; then
   drift="${state#*$'\t'}"
   state="${state%%$'\t'*}"
-elif [[ "$state" == *"does not exist"* ]]; then
+elif [[ "$state" == *"(ValidationError)"*"Stack with id shop-staging-svc-mailer does not exist"* ]]; then
   state=NOT_DEPLOYED
-else
+else  # not an answer about the stack (access refused, credentials, throttling): said as such
   state="ERROR: ${state//$'\n'/ }"
+  unreadable=$((unreadable + 1))
 fi
 # shellcheck disable=SC2059
 printf "$row" shop-staging-svc-mailer eu-west-1 "$state" "$drift" ""
@@ -533,8 +601,12 @@ EOF
     ;;
 esac
 if [[ "$state" == *FAILED* || "$state" == *ROLLBACK* ]]; then
-  echo "    last failed event:"
-  aws cloudformation describe-stack-events --stack-name shop-staging-svc-mailer --region eu-west-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text | sed "s/^/    /"
+  if event="$(aws cloudformation describe-stack-events --stack-name shop-staging-svc-mailer --region eu-west-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text 2>&1)"; then
+    echo "    last failed event:"
+    echo "    ${event//$'\n'/$'\n'    }"
+  else
+    echo "    last failed event: could not read it: ${event//$'\n'/ }"
+  fi
 fi
 
 # shop-staging-svc-nightly
@@ -542,10 +614,11 @@ drift=""
 if state="$(aws cloudformation describe-stacks --stack-name shop-staging-svc-nightly --region eu-west-1 --query "Stacks[0].[StackStatus,DriftInformation.StackDriftStatus]" --output text 2>&1)"; then
   drift="${state#*$'\t'}"
   state="${state%%$'\t'*}"
-elif [[ "$state" == *"does not exist"* ]]; then
+elif [[ "$state" == *"(ValidationError)"*"Stack with id shop-staging-svc-nightly does not exist"* ]]; then
   state=NOT_DEPLOYED
-else
+else  # not an answer about the stack (access refused, credentials, throttling): said as such
   state="ERROR: ${state//$'\n'/ }"
+  unreadable=$((unreadable + 1))
 fi
 # shellcheck disable=SC2059
 printf "$row" shop-staging-svc-nightly eu-west-1 "$state" "$drift" ""
@@ -566,8 +639,12 @@ EOF
     ;;
 esac
 if [[ "$state" == *FAILED* || "$state" == *ROLLBACK* ]]; then
-  echo "    last failed event:"
-  aws cloudformation describe-stack-events --stack-name shop-staging-svc-nightly --region eu-west-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text | sed "s/^/    /"
+  if event="$(aws cloudformation describe-stack-events --stack-name shop-staging-svc-nightly --region eu-west-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text 2>&1)"; then
+    echo "    last failed event:"
+    echo "    ${event//$'\n'/$'\n'    }"
+  else
+    echo "    last failed event: could not read it: ${event//$'\n'/ }"
+  fi
 fi
 
 # shop-staging-svc-payments
@@ -575,10 +652,11 @@ drift=""
 if state="$(aws cloudformation describe-stacks --stack-name shop-staging-svc-payments --region eu-west-1 --query "Stacks[0].[StackStatus,DriftInformation.StackDriftStatus]" --output text 2>&1)"; then
   drift="${state#*$'\t'}"
   state="${state%%$'\t'*}"
-elif [[ "$state" == *"does not exist"* ]]; then
+elif [[ "$state" == *"(ValidationError)"*"Stack with id shop-staging-svc-payments does not exist"* ]]; then
   state=NOT_DEPLOYED
-else
+else  # not an answer about the stack (access refused, credentials, throttling): said as such
   state="ERROR: ${state//$'\n'/ }"
+  unreadable=$((unreadable + 1))
 fi
 # shellcheck disable=SC2059
 printf "$row" shop-staging-svc-payments eu-west-1 "$state" "$drift" ""
@@ -599,8 +677,12 @@ EOF
     ;;
 esac
 if [[ "$state" == *FAILED* || "$state" == *ROLLBACK* ]]; then
-  echo "    last failed event:"
-  aws cloudformation describe-stack-events --stack-name shop-staging-svc-payments --region eu-west-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text | sed "s/^/    /"
+  if event="$(aws cloudformation describe-stack-events --stack-name shop-staging-svc-payments --region eu-west-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text 2>&1)"; then
+    echo "    last failed event:"
+    echo "    ${event//$'\n'/$'\n'    }"
+  else
+    echo "    last failed event: could not read it: ${event//$'\n'/ }"
+  fi
 fi
 
 # shop-staging-svc-web
@@ -608,10 +690,11 @@ drift=""
 if state="$(aws cloudformation describe-stacks --stack-name shop-staging-svc-web --region eu-west-1 --query "Stacks[0].[StackStatus,DriftInformation.StackDriftStatus]" --output text 2>&1)"; then
   drift="${state#*$'\t'}"
   state="${state%%$'\t'*}"
-elif [[ "$state" == *"does not exist"* ]]; then
+elif [[ "$state" == *"(ValidationError)"*"Stack with id shop-staging-svc-web does not exist"* ]]; then
   state=NOT_DEPLOYED
-else
+else  # not an answer about the stack (access refused, credentials, throttling): said as such
   state="ERROR: ${state//$'\n'/ }"
+  unreadable=$((unreadable + 1))
 fi
 # shellcheck disable=SC2059
 printf "$row" shop-staging-svc-web eu-west-1 "$state" "$drift" ""
@@ -632,8 +715,12 @@ EOF
     ;;
 esac
 if [[ "$state" == *FAILED* || "$state" == *ROLLBACK* ]]; then
-  echo "    last failed event:"
-  aws cloudformation describe-stack-events --stack-name shop-staging-svc-web --region eu-west-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text | sed "s/^/    /"
+  if event="$(aws cloudformation describe-stack-events --stack-name shop-staging-svc-web --region eu-west-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text 2>&1)"; then
+    echo "    last failed event:"
+    echo "    ${event//$'\n'/$'\n'    }"
+  else
+    echo "    last failed event: could not read it: ${event//$'\n'/ }"
+  fi
 fi
 
 # shop-staging-connect
@@ -641,10 +728,11 @@ drift=""
 if state="$(aws cloudformation describe-stacks --stack-name shop-staging-connect --region eu-west-1 --query "Stacks[0].[StackStatus,DriftInformation.StackDriftStatus]" --output text 2>&1)"; then
   drift="${state#*$'\t'}"
   state="${state%%$'\t'*}"
-elif [[ "$state" == *"does not exist"* ]]; then
+elif [[ "$state" == *"(ValidationError)"*"Stack with id shop-staging-connect does not exist"* ]]; then
   state=NOT_DEPLOYED
-else
+else  # not an answer about the stack (access refused, credentials, throttling): said as such
   state="ERROR: ${state//$'\n'/ }"
+  unreadable=$((unreadable + 1))
 fi
 # shellcheck disable=SC2059
 printf "$row" shop-staging-connect eu-west-1 "$state" "$drift" ""
@@ -665,8 +753,12 @@ EOF
     ;;
 esac
 if [[ "$state" == *FAILED* || "$state" == *ROLLBACK* ]]; then
-  echo "    last failed event:"
-  aws cloudformation describe-stack-events --stack-name shop-staging-connect --region eu-west-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text | sed "s/^/    /"
+  if event="$(aws cloudformation describe-stack-events --stack-name shop-staging-connect --region eu-west-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text 2>&1)"; then
+    echo "    last failed event:"
+    echo "    ${event//$'\n'/$'\n'    }"
+  else
+    echo "    last failed event: could not read it: ${event//$'\n'/ }"
+  fi
 fi
 
 # shop-staging-edge-alarms
@@ -674,10 +766,11 @@ drift=""
 if state="$(aws cloudformation describe-stacks --stack-name shop-staging-edge-alarms --region us-east-1 --query "Stacks[0].[StackStatus,DriftInformation.StackDriftStatus]" --output text 2>&1)"; then
   drift="${state#*$'\t'}"
   state="${state%%$'\t'*}"
-elif [[ "$state" == *"does not exist"* ]]; then
+elif [[ "$state" == *"(ValidationError)"*"Stack with id shop-staging-edge-alarms does not exist"* ]]; then
   state=NOT_DEPLOYED
-else
+else  # not an answer about the stack (access refused, credentials, throttling): said as such
   state="ERROR: ${state//$'\n'/ }"
+  unreadable=$((unreadable + 1))
 fi
 # shellcheck disable=SC2059
 printf "$row" shop-staging-edge-alarms us-east-1 "$state" "$drift" ""
@@ -698,10 +791,17 @@ EOF
     ;;
 esac
 if [[ "$state" == *FAILED* || "$state" == *ROLLBACK* ]]; then
-  echo "    last failed event:"
-  aws cloudformation describe-stack-events --stack-name shop-staging-edge-alarms --region us-east-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text | sed "s/^/    /"
+  if event="$(aws cloudformation describe-stack-events --stack-name shop-staging-edge-alarms --region us-east-1 --query "StackEvents[?contains(ResourceStatus, 'FAILED')] | [0].[Timestamp,LogicalResourceId,ResourceStatus,ResourceStatusReason]" --output text 2>&1)"; then
+    echo "    last failed event:"
+    echo "    ${event//$'\n'/$'\n'    }"
+  else
+    echo "    last failed event: could not read it: ${event//$'\n'/ }"
+  fi
 fi
 
+if [[ "$unreadable" != 0 ]]; then
+  echo "status.sh: $unreadable stack(s) could not be read (ERROR: the AWS CLI's error, e.g. a permission your identity lacks): their state is unknown, not absent" >&2
+fi
 if [[ "$healthy" == true ]]; then
   echo "shop staging: the 18 stack(s) of this folder are complete."
 else
