@@ -6,11 +6,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from troposphere import GetAtt, Sub, Template, cloudwatch, ecs
-from troposphere import elasticloadbalancingv2 as elb
 
 from infra_templates import constructs
 from infra_templates.layer import LayerContext
-from templates.contracts import Monitoring, Platform, for_load_balancer
+from templates.contracts import Monitoring, Platform
 
 
 def adder(t: Template, ctx: LayerContext) -> Callable[..., cloudwatch.Alarm]:
@@ -82,49 +81,5 @@ def paging_composite(
             AlarmRule=Sub(" OR ".join(terms), **{alarm.title: GetAtt(alarm, "Arn") for alarm in [*all_of, *any_of]}),
             AlarmActions=[paging],
             OKActions=[paging],
-        )
-    )
-
-
-def target_health_alarm(t: Template, ctx: LayerContext, group: elb.TargetGroup) -> cloudwatch.Alarm:
-    """``<group>HealthAlarm``: no healthy target in ``group``, the alarm a Route 53 health check
-    of DNS failover monitors (templates/dns.py), one per target group (both colours of a blue/green
-    service), so each is a plain metric: Route 53 takes alarms on standard-resolution metrics with
-    the statistics Average, Minimum, Maximum, Sum or SampleCount, not metric math (AWS::Route53::
-    HealthCheck AlarmIdentifier, Name), which rules out the service's own ``NoHealthyTargetAlarm``
-    (a sum over both colours).
-
-    HealthyHostCount, dimensions TargetGroup and LoadBalancer ("CloudWatch metrics for your
-    Application Load Balancer": published every 60 s, "Reported if health checks are enabled"),
-    Maximum below 1: not one healthy target in any report of the period, judged with the settings'
-    ``monitoring.alarms`` periods. Missing data is breaching: Elastic Load Balancing reports nothing
-    for a metric without data (same page), which is the idle colour (no targets, and its check
-    unhealthy either way: the Route 53 check over the colours asks for one) or a load balancer that
-    no longer reports (its region down: Route 53 then reads no alarm state at all, and its
-    ``InsufficientDataHealthStatus`` says Unhealthy too).
-
-    No alarm actions: the idle colour is in ALARM between releases by design, and the service's
-    ``NoHealthyTargetAlarm`` (over both colours) is the one that notifies."""
-    limits = ctx.env.monitoring.alarms
-    service = ctx.layer.removeprefix("svc-")
-    balancer = for_load_balancer(Platform.LOAD_BALANCER_FULL_NAME, ctx.env.load_balancer_of(service))
-    return t.add_resource(
-        cloudwatch.Alarm(
-            f"{group.title}HealthAlarm",
-            AlarmDescription=f"{service}: no healthy target in {group.title} (a Route 53 health check of the "
-            "DNS failover reads it; the idle colour of a blue/green service is in ALARM between releases)",
-            Namespace="AWS/ApplicationELB",
-            MetricName="HealthyHostCount",
-            Dimensions=[
-                cloudwatch.MetricDimension(Name="TargetGroup", Value=GetAtt(group, "TargetGroupFullName")),
-                cloudwatch.MetricDimension(Name="LoadBalancer", Value=ctx.import_value(balancer)),
-            ],
-            Statistic="Maximum",
-            ComparisonOperator="LessThanThreshold",
-            Threshold=1.0,
-            Period=limits.period_seconds,
-            EvaluationPeriods=limits.evaluation_periods,
-            DatapointsToAlarm=limits.datapoints_to_alarm,
-            TreatMissingData="breaching",
         )
     )
