@@ -14,33 +14,41 @@ web services' traffic moves.
 The move follows the database, not the load balancer alone: the DR region's database is a read-only
 secondary until it is promoted, so sending API traffic there on a failed check would turn an outage
 into failed writes. The primary record therefore follows ``FailoverGate``, a CALCULATED health check
-over the primary's own check with a health threshold of 0: Route 53 always considers it healthy
+over the primary's plain checks with a health threshold of 0: Route 53 always considers it healthy
 ("If you specify 0, Route 53 always considers this health check to be healthy", Route 53 API
 Reference, UpdateHealthCheck, HealthThreshold), so the name stays on the primary. The runbook's
-promotion step opens the gate (``update-health-check --health-threshold 1``): from then the gate is
-the primary's check, and Route 53 fails over while it fails (Route 53 Developer Guide, "Creating
-Amazon Route 53 health checks" and "Configuring DNS failover"). A stack update closes it again (0),
-the safe side. The primary alias does not evaluate target health, which would fail over on any
-target group of the load balancer and bypass the gate.
+promotion step opens the gate (``update-health-check --health-threshold`` :func:`open_threshold`):
+from then the gate judges the primary as ``PrimaryHealthCheck`` does, and Route 53 fails over while
+it is unhealthy (Route 53 Developer Guide, "Creating Amazon Route 53 health checks" and
+"Configuring DNS failover"). The runbook's fail-back closes it (0); a stack update sets 0 again only
+when it changes the gate's own properties (CloudFormation leaves a resource whose template did not
+change alone: the open gate is then drift). The primary alias does not evaluate target health,
+which would fail over on any target group of the load balancer and bypass the gate.
 
-The primary's check (``PrimaryHealthCheck``) is CALCULATED too, healthy while ALL its children are
-(HealthThreshold = their number; Route 53 API Reference, "HealthCheckConfig", HealthThreshold and
-ChildHealthChecks):
+Route 53 lets no calculated check watch another ("You can't configure a calculated health check to
+monitor the health of other calculated health checks": Route 53 Developer Guide, "Values that you
+specify when you create or update health checks"), so the gate and ``PrimaryHealthCheck`` (the
+primary's status, which ``edge_alarms``' ``ApiFailoverAlarm`` watches) are both CALCULATED over the
+same plain checks, healthy while :func:`open_threshold` of them are:
 
 - ``LoadBalancerHealthCheck``: HTTPS to the load balancer's own name, ``dr.dns.health_check_path``
   every 30 s. Behind CloudFront the checkers, who send no custom header, get the load balancer's own
   fixed 200 (``origin_verify.health_check_rule``, a listener rule of this stack): it proves the load
   balancer, its listener and certificate answer, reaches no target group, and so makes no 5xx of
   its own. With ``ingress: internet`` the service's own rule answers it (the rule ECS moves).
-- ``TargetHealthCheck``: the API service's own health as its load balancer sees it, a CALCULATED
-  check healthy while one of its children is (HealthThreshold 1): a CLOUDWATCH_METRIC check per
-  target group of the service whose route covers the health path (``dns_checked_service``: both
-  colours of a blue/green service, one otherwise), each on that group's alarm "no healthy target"
-  (``_no_healthy_target``, in this stack, on the target group names the service's stack exports).
-  Between releases the idle colour's alarm is in ALARM and its check unhealthy; the live colour's
-  keeps the pair healthy. An alarm CloudWatch cannot judge (a region down) is unhealthy
+- ``<group>HealthCheck``: the API service's own health as its load balancer sees it, a
+  CLOUDWATCH_METRIC check per target group of the service whose route covers the health path
+  (``dns_checked_service``: both colours of a blue/green service, one otherwise), each on that
+  group's alarm "no healthy target" (``_no_healthy_target``, in this stack, on the target group names
+  the service's stack exports). Between releases the idle colour's alarm is in ALARM and its check
+  unhealthy; the live colour's counts. An alarm CloudWatch cannot judge (a region down) is unhealthy
   (``InsufficientDataHealthStatus``: "Unhealthy: Route 53 considers the health check to be
-  unhealthy"), and the alarm treats missing data as breaching: silence is no healthy target.
+  unhealthy"). Route 53 evaluates the alarm's metric with its own copy of the alarm's settings
+  (period, evaluation periods, threshold, statistic: "Route 53 monitors data streams for CloudWatch
+  metrics, not the state of the corresponding alarm"; after a change of the alarm's settings the
+  check must be updated too), so the alarm's ``DatapointsToAlarm`` and missing-data treatment are
+  not what Route 53 applies: a change to ``monitoring.alarms`` needs the check recreated (replace
+  the dns stack's checks) to take effect there.
 
 So a failure of another service behind the same load balancer does not move API traffic, and no
 check request lands on a target group that may be empty.
@@ -106,12 +114,16 @@ def build(env: Environment) -> Template:
     children = [Ref(endpoint)]
     service = dns_checked_service(env)
     if service is not None:
-        children.append(Ref(_target_health(t, ctx, env, service)))
+        children += [Ref(check) for check in _colour_checks(t, ctx, env, service)]
+    # Both calculated checks watch the same plain checks: Route 53 lets no calculated check watch
+    # another ("You can't configure a calculated health check to monitor the health of other
+    # calculated health checks": Route 53 Developer Guide, "Values that you specify when you create
+    # or update health checks", Health checks to monitor).
     health = t.add_resource(
         route53.HealthCheck(
             "PrimaryHealthCheck",
             HealthCheckConfig=route53.HealthCheckConfig(
-                Type="CALCULATED", ChildHealthChecks=children, HealthThreshold=len(children)
+                Type="CALCULATED", ChildHealthChecks=children, HealthThreshold=open_threshold(env)
             ),
             HealthCheckTags=Tags(Name=f"{ctx.stack_name}-primary"),
         )
@@ -120,7 +132,7 @@ def build(env: Environment) -> Template:
         route53.HealthCheck(
             "FailoverGate",
             HealthCheckConfig=route53.HealthCheckConfig(
-                Type="CALCULATED", ChildHealthChecks=[Ref(health)], HealthThreshold=0
+                Type="CALCULATED", ChildHealthChecks=children, HealthThreshold=0
             ),
             HealthCheckTags=Tags(Name=f"{ctx.stack_name}-failover-gate"),
         )
@@ -164,9 +176,19 @@ def target_groups(env: Environment, service: str) -> list[str]:
     return ["TargetGroup", "GreenTargetGroup"] if env.strategy_of(service) == "blue-green" else ["TargetGroup"]
 
 
-def _target_health(t: Template, ctx: LayerContext, env: Environment, service: str) -> route53.HealthCheck:
-    """``TargetHealthCheck``: healthy while one of ``service``'s target groups has a healthy target,
-    one CLOUDWATCH_METRIC check per group on its alarm (``_no_healthy_target``), in this region."""
+def open_threshold(env: Environment) -> int:
+    """How many of the primary's plain checks must be healthy for it to count as healthy (the
+    ``PrimaryHealthCheck``'s threshold, and the gate's once the runbook opens it): the load balancer's
+    HTTPS check and, where a service's health path is checked, one of its target groups' (the live
+    colour: between releases the idle one has no target). Two, or one without a checked service. A
+    calculated check counts its healthy children, nothing finer: with both colours healthy (during a
+    release) it also counts the pair without the load balancer's check, the one case it cannot tell."""
+    return 2 if dns_checked_service(env) is not None else 1
+
+
+def _colour_checks(t: Template, ctx: LayerContext, env: Environment, service: str) -> list[route53.HealthCheck]:
+    """One CLOUDWATCH_METRIC check per target group of ``service`` (both colours of a blue/green
+    service), each on its group's alarm (``_no_healthy_target``), in this region."""
     colours = []
     for group in target_groups(env, service):
         alarm = t.add_resource(_no_healthy_target(ctx, service, group))
@@ -186,15 +208,7 @@ def _target_health(t: Template, ctx: LayerContext, env: Environment, service: st
                 )
             )
         )
-    return t.add_resource(
-        route53.HealthCheck(
-            "TargetHealthCheck",
-            HealthCheckConfig=route53.HealthCheckConfig(
-                Type="CALCULATED", ChildHealthChecks=[Ref(c) for c in colours], HealthThreshold=1
-            ),
-            HealthCheckTags=Tags(Name=f"{ctx.stack_name}-{service}-targets"),
-        )
-    )
+    return colours
 
 
 def _no_healthy_target(ctx: LayerContext, service: str, group: str) -> cloudwatch.Alarm:

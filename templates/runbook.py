@@ -8,6 +8,7 @@ from infra_templates.config import CLOUDFRONT_REGION, Environment
 from infra_templates.handover import CREDENTIALS_MARK
 from infra_templates.naming import image_region, repository_name, stack_name
 from infra_templates.pipeline import Stack
+from templates import dns as dns_layer
 from templates import origin_verify
 from templates.data import cluster_identifier, global_cluster_identifier, instance_count, secret_name
 from templates.registry import REPLICA_LAYER, REPLICATION_LAYER
@@ -140,7 +141,7 @@ def build(dr: Environment, primary: Environment, stacks: Sequence[Stack]) -> str
                 f"   The public names stay on `{primary.name}`'s distribution.",
                 "",
                 "   ```sh",
-                *_gate(primary, dns_stack, threshold=1),
+                *_gate(primary, dns_stack, threshold=dns_layer.open_threshold(primary)),
                 f"   dig +short {origin}",
                 "   ```",
                 "",
@@ -312,8 +313,8 @@ def _scale(dr: Environment, primary: Environment, services: list[str], cluster_s
 
 
 def _gate(primary: Environment, dns_stack: str, *, threshold: int) -> list[str]:
-    """Open (1: the primary record follows the primary's API check) or close (0: always healthy) the
-    failover gate of the primary's dns stack (templates/dns.py)."""
+    """Open (``dns.open_threshold``: the primary record follows the primary's checks) or close (0:
+    always healthy) the failover gate of the primary's dns stack (templates/dns.py)."""
     return [
         f"   gate=$(aws cloudformation describe-stacks --region {primary.region} --stack-name {dns_stack} \\",
         "     --query \"Stacks[0].Outputs[?OutputKey=='FailoverGateHealthCheckId'].OutputValue\" --output text)",

@@ -298,15 +298,20 @@ def test_route53_fails_the_api_origin_over_to_the_dr_load_balancer(stacks, envir
     zone = environments["dr"].dr.dns.hosted_zone_id
     assert (primary["Name"], primary["HostedZoneId"], primary["Failover"]) == (name, zone, "PRIMARY")
     assert (secondary["Name"], secondary["HostedZoneId"], secondary["Failover"]) == (name, zone, "SECONDARY")
-    # The primary record follows the failover gate: a CALCULATED check over the primary's own check
-    # with threshold 0, always healthy (Route 53 API Reference, UpdateHealthCheck, HealthThreshold:
+    # The primary record follows the failover gate: a CALCULATED check over the primary's plain
+    # checks with threshold 0, always healthy (Route 53 API Reference, UpdateHealthCheck, HealthThreshold:
     # "If you specify 0, Route 53 always considers this health check to be healthy") until the
-    # runbook's promotion step opens it (threshold 1): the API name waits for the database.
+    # runbook's promotion step opens it (dns.open_threshold): the API name waits for the database.
     assert primary["HealthCheckId"] == {"Ref": "FailoverGate"}
     assert primary["AliasTarget"]["EvaluateTargetHealth"] is False  # would bypass the gate
     assert secondary["AliasTarget"]["EvaluateTargetHealth"] is True
     gate = dns.body["Resources"]["FailoverGate"]["Properties"]["HealthCheckConfig"]
-    assert gate == {"Type": "CALCULATED", "ChildHealthChecks": [{"Ref": "PrimaryHealthCheck"}], "HealthThreshold": 0}
+    plain = [
+        {"Ref": "LoadBalancerHealthCheck"},
+        {"Ref": "TargetGroupHealthCheck"},
+        {"Ref": "GreenTargetGroupHealthCheck"},
+    ]
+    assert gate == {"Type": "CALCULATED", "ChildHealthChecks": plain, "HealthThreshold": 0}
     assert dns.body["Outputs"]["FailoverGateHealthCheckId"]["Value"] == {"Ref": "FailoverGate"}
     assert primary["AliasTarget"]["DNSName"] == {"Fn::ImportValue": "shop-prod-platform-LoadBalancerDnsName"}
     assert secondary["AliasTarget"]["DNSName"] == {"Ref": "LoadBalancerDnsName"}
@@ -326,29 +331,33 @@ def test_route53_fails_the_api_origin_over_to_the_dr_load_balancer(stacks, envir
 
 
 def test_the_primarys_check_is_the_load_balancer_and_a_healthy_colour_of_the_api(stacks, environments) -> None:
-    """PrimaryHealthCheck: CALCULATED over ALL of (the load balancer's HTTPS check, the API's target
-    health); the target health: CALCULATED over ANY colour (HealthThreshold 1), each colour a
-    CLOUDWATCH_METRIC check on its alarm in svc-api (Route 53 API Reference, "HealthCheckConfig")."""
+    """PrimaryHealthCheck: CALCULATED over the load balancer's HTTPS check and one CLOUDWATCH_METRIC
+    check per colour, healthy with 2 of them (the load balancer and the live colour: between releases
+    the idle one has no target); no calculated check watches another, which Route 53 refuses ("You
+    can't configure a calculated health check to monitor the health of other calculated health
+    checks": Route 53 Developer Guide, "Values that you specify when you create or update health checks")."""
     dns = stacks["prod"]["dns"].body
     checks = {n: r["Properties"]["HealthCheckConfig"] for n, r in resources(dns, "AWS::Route53::HealthCheck").items()}
     assert set(checks) == {
         "FailoverGate",
         "PrimaryHealthCheck",
         "LoadBalancerHealthCheck",
-        "TargetHealthCheck",
         "TargetGroupHealthCheck",
         "GreenTargetGroupHealthCheck",
     }
     primary = checks["PrimaryHealthCheck"]
-    assert primary["Type"] == "CALCULATED"
-    assert primary["ChildHealthChecks"] == [{"Ref": "LoadBalancerHealthCheck"}, {"Ref": "TargetHealthCheck"}]
-    assert primary["HealthThreshold"] == len(primary["ChildHealthChecks"])  # all of them
-    colours = checks["TargetHealthCheck"]
-    assert colours == {
+    assert primary == {
         "Type": "CALCULATED",
-        "ChildHealthChecks": [{"Ref": "TargetGroupHealthCheck"}, {"Ref": "GreenTargetGroupHealthCheck"}],
-        "HealthThreshold": 1,  # either colour: between releases the idle one has no target
+        "ChildHealthChecks": [
+            {"Ref": "LoadBalancerHealthCheck"},
+            {"Ref": "TargetGroupHealthCheck"},
+            {"Ref": "GreenTargetGroupHealthCheck"},
+        ],
+        "HealthThreshold": 2,  # the load balancer and one colour
     }
+    calculated = {n for n, c in checks.items() if c["Type"] == "CALCULATED"}
+    for name in calculated:
+        assert not {ref["Ref"] for ref in checks[name]["ChildHealthChecks"]} & calculated, name
     api = stacks["prod"]["svc-api"].body
     for group in ("TargetGroup", "GreenTargetGroup"):
         config = checks[f"{group}HealthCheck"]
@@ -409,16 +418,16 @@ def test_with_ingress_internet_the_services_own_rule_answers_the_check(settings_
     built = build_environment(settings_dir, "prod")
     assert "HealthCheckListenerRule" not in built["dns"].body["Resources"]
     checks = resources(built["dns"].body, "AWS::Route53::HealthCheck")
-    assert {"LoadBalancerHealthCheck", "TargetHealthCheck"} <= set(checks)
+    assert {"LoadBalancerHealthCheck", "TargetGroupHealthCheck", "GreenTargetGroupHealthCheck"} <= set(checks)
 
 
 def test_a_service_with_one_target_group_gets_one_alarm_check(settings_dir: Path) -> None:
     edit_yaml(settings_dir / "prod.yaml", deployment__strategy="rolling")
     built = build_environment(settings_dir, "prod")
     checks = resources(built["dns"].body, "AWS::Route53::HealthCheck")
-    assert checks["TargetHealthCheck"]["Properties"]["HealthCheckConfig"]["ChildHealthChecks"] == [
-        {"Ref": "TargetGroupHealthCheck"}
-    ]
+    primary = checks["PrimaryHealthCheck"]["Properties"]["HealthCheckConfig"]
+    assert primary["ChildHealthChecks"] == [{"Ref": "LoadBalancerHealthCheck"}, {"Ref": "TargetGroupHealthCheck"}]
+    assert primary["HealthThreshold"] == 2  # both: the one group is the live one
     assert "GreenTargetGroupHealthCheck" not in checks
     assert "GreenTargetGroupHealthAlarm" not in built["dns"].body["Resources"]
     assert "TargetGroupHealthAlarm" in built["dns"].body["Resources"]
@@ -435,7 +444,7 @@ def test_the_runbook_promotes_only_once_the_region_can_serve_and_moves_dns_only_
     runbook = BUILT.files["dr"]["RUNBOOK.md"]
     over = _steps(runbook, "Fail over")
     add, scale = over.index("aws rds create-db-instance"), over.index("aws ecs update-service")
-    promote, gate = over.index("aws rds failover-global-cluster"), over.index("--health-threshold 1")
+    promote, gate = over.index("aws rds failover-global-cluster"), over.index("--health-threshold 2")
     assert add < scale < promote < gate  # pilot light: a writer and tasks before promoting, DNS after
     back = _steps(runbook, "Fail back")
     switch, close = back.index("aws rds switchover-global-cluster"), back.index("--health-threshold 0")
