@@ -55,6 +55,7 @@ case "$*" in
   *"rds describe-db-clusters"*)
     if [[ -n "${FAKE_RDS_ERROR:-}" ]]; then echo "$FAKE_RDS_ERROR" >&2; exit 254; fi
     echo "${FAKE_DB_PROTECTED:-False}" ;;
+  *"rds describe-global-clusters"*) echo "${FAKE_GLOBAL_PROTECTED:-False}" ;;
   *"OutputKey=='LoadBalancerArn'"*) echo "arn:aws:elasticloadbalancing:eu-west-1:333333333333:loadbalancer/app/x/1" ;;
   *"describe-load-balancer-attributes"*) echo "${FAKE_LB_PROTECTED:-false}" ;;
   *"Stacks[0].StackStatus"*) echo UPDATE_COMPLETE ;;
@@ -149,7 +150,8 @@ def test_status_shows_the_last_failed_event_drift_and_a_missing_stack_and_fails(
 def test_without_credentials_a_script_stops_at_once_and_touches_nothing(tmp_path: Path, name: str, args) -> None:
     status, _, err, calls = _run(tmp_path, _script(tmp_path, name), *args, stdin="prod\n", FAKE_ACCOUNT="none")
     assert status == 1
-    assert "not signed in to AWS" in err and err.count("Unable to locate credentials") == 1
+    assert "could not ask AWS which account this is (STS GetCallerIdentity failed, its error above" in err
+    assert err.count("Unable to locate credentials") == 1
     assert [c for c in calls if "get-caller-identity" not in c and c != "--version"] == []
 
 
@@ -267,6 +269,10 @@ def test_destroy_states_what_is_kept_and_lost_then_deletes_in_reverse_order(tmp_
      "--stack-name shop-prod-data --region eu-west-1"),
     ({"FAKE_DB_PROTECTED": "True"},
      "aws rds modify-db-cluster --db-cluster-identifier shop-prod --no-deletion-protection --apply-immediately "
+     "--region eu-west-1"),
+    # the global database's own protection: the data stack's delete stopped half-way without it
+    ({"FAKE_GLOBAL_PROTECTED": "True"},
+     "aws rds modify-global-cluster --global-cluster-identifier shop-prod-global --no-deletion-protection "
      "--region eu-west-1"),
     ({"FAKE_LB_PROTECTED": "true"},
      "aws elbv2 modify-load-balancer-attributes --load-balancer-arn "
@@ -507,3 +513,11 @@ def _recipe_line(target: str) -> int:
     lines = (ROOT / "Makefile").read_text().splitlines()
     start = next(i for i, line in enumerate(lines) if line.startswith(f"{target}:"))
     return next(i for i in range(start, len(lines)) if "CHECK_AWS" in lines[i]) + 1
+
+
+def test_destroy_without_an_answer_to_read_says_so(tmp_path: Path) -> None:
+    """From a review: with no CONFIRM and nothing on standard input (a CI job), read failed under
+    set -e and the script ended with status 1 and not a word."""
+    status, _, err, calls = _run(tmp_path, _script(tmp_path, "destroy.sh"), stdin="")
+    assert status == 1 and "no answer to read (no terminal?); set CONFIRM=prod" in err
+    assert _deleted(calls) == []

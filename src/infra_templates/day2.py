@@ -17,8 +17,9 @@ need only the AWS CLI:
   which stateful resources CloudFormation keeps (``DeletionPolicy`` Retain / RetainExceptOnCreate,
   or a final snapshot with Snapshot: CloudFormation User Guide, "DeletionPolicy attribute") and
   which are lost with their stack; it refuses while termination protection (CloudFormation User
-  Guide, "Protect a stack from being deleted") or a resource's deletion protection (Aurora
-  ``DeletionProtection``; the load balancer's ``deletion_protection.enabled``) would stop the
+  Guide, "Protect a stack from being deleted") or a resource's deletion protection (an Aurora
+  cluster's or global database's ``DeletionProtection``; the load balancer's
+  ``deletion_protection.enabled``) would stop the
   deletion half-way, printing the command that lifts each; and it asks for the environment's name
   typed back unless ``CONFIRM=<name>`` is set.
 """
@@ -113,7 +114,8 @@ def signed_in_check(script: str, title: str, account: str, consequence: str, var
     script ("nothing was changed"); ``var``: the shell variable left holding the account."""
     return [
         f'{var}="$(aws sts get-caller-identity --query Account --output text)" || '
-        f"{{ echo '{script}: not signed in to AWS (the CLI found no valid credentials; its error is above): "
+        f"{{ echo '{script}: could not ask AWS which account this is (STS GetCallerIdentity failed, its error "
+        "above: no or expired credentials, a throttled or unreachable endpoint): "
         f"{consequence}' >&2; exit 1; }}",
         f'if [[ "${var}" != {shlex.quote(account)} ]]; then',
         f'  echo "{script}: signed in to account ${var}, but {title} lives in account {account}: sign in to '
@@ -231,6 +233,34 @@ def _protections(stack: Stack) -> list[Protection]:
                     ],
                     f"aws rds modify-db-cluster --db-cluster-identifier {name} --no-deletion-protection "
                     f"--apply-immediately --region {stack.region}",
+                )
+            )
+        elif kind == "AWS::RDS::GlobalCluster" and props.get("DeletionProtection") in (True, "true"):
+            name = props.get("GlobalClusterIdentifier")
+            if not isinstance(name, str):
+                continue
+            found.append(
+                Protection(
+                    stack.name,
+                    stack.region,
+                    f"Aurora global database {name}",
+                    [
+                        f'if ! value="$(aws rds describe-global-clusters --global-cluster-identifier {q(name)} '
+                        f'--region {q(stack.region)} --query "GlobalClusters[0].DeletionProtection" --output text '
+                        '2>&1)"; then',
+                        # RDS API Reference, DescribeGlobalClusters, Errors: GlobalClusterNotFoundFault, the
+                        # one answer that means there is no global database ("The global database cluster
+                        # can't be deleted when deletion protection is enabled": ModifyGlobalCluster).
+                        '  case "$value" in',
+                        "    *GlobalClusterNotFoundFault*) value=None ;;",
+                        "    *) unreadable "
+                        + q(f"the deletion protection of Aurora global database {name} ({stack.region})")
+                        + ' "$value" ;;',
+                        "  esac",
+                        "fi",
+                    ],
+                    f"aws rds modify-global-cluster --global-cluster-identifier {name} --no-deletion-protection "
+                    f"--region {stack.region}",
                 )
             )
         elif kind == "AWS::ElasticLoadBalancingV2::LoadBalancer" and any(
@@ -646,7 +676,13 @@ def destroy_script(title: str, folder: str, account: str, stacks: list[Stack]) -
         "",
         'answer="${CONFIRM:-}"',
         'if [[ -z "$answer" ]]; then',
-        f'  read -r -p "Type {folder} to delete its {len(own)} stack(s): " answer',
+        # read fails at the end of its input (a CI job with no terminal): under set -e that ended
+        # the script without a word
+        f'  if ! read -r -p "Type {folder} to delete its {len(own)} stack(s): " answer && [[ -z "$answer" ]]; then',
+        f'    echo "destroy.sh: no answer to read (no terminal?); set CONFIRM={folder} to delete without the '
+        'question; nothing was deleted" >&2',
+        "    exit 1",
+        "  fi",
         "fi",
         f'if [[ "$answer" != {q(folder)} ]]; then',
         f'  echo "destroy.sh: {folder} was not typed back; nothing was deleted" >&2',

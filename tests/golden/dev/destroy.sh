@@ -112,7 +112,7 @@ destroy.sh; CloudFormation refuses to delete a stack whose export another stack 
   shop-delivery-infrastructure (project stack)
 EOF
 
-signed_in="$(aws sts get-caller-identity --query Account --output text)" || { echo 'destroy.sh: not signed in to AWS (the CLI found no valid credentials; its error is above): nothing was deleted' >&2; exit 1; }
+signed_in="$(aws sts get-caller-identity --query Account --output text)" || { echo 'destroy.sh: could not ask AWS which account this is (STS GetCallerIdentity failed, its error above: no or expired credentials, a throttled or unreachable endpoint): nothing was deleted' >&2; exit 1; }
 if [[ "$signed_in" != 111111111111 ]]; then
   echo "destroy.sh: signed in to account $signed_in, but shop dev lives in account 111111111111: sign in to 111111111111, then run again; nothing was deleted" >&2
   exit 1
@@ -354,7 +354,10 @@ fi
 
 answer="${CONFIRM:-}"
 if [[ -z "$answer" ]]; then
-  read -r -p "Type dev to delete its 16 stack(s): " answer
+  if ! read -r -p "Type dev to delete its 16 stack(s): " answer && [[ -z "$answer" ]]; then
+    echo "destroy.sh: no answer to read (no terminal?); set CONFIRM=dev to delete without the question; nothing was deleted" >&2
+    exit 1
+  fi
 fi
 if [[ "$answer" != dev ]]; then
   echo "destroy.sh: dev was not typed back; nothing was deleted" >&2

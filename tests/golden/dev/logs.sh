@@ -46,7 +46,7 @@ command -v aws >/dev/null || { echo 'logs.sh: the AWS CLI (aws) is not installed
 case "$(aws --version)" in
   aws-cli/1.*) echo 'logs.sh: the command it runs (logs tail) needs the AWS CLI version 2' >&2; exit 1 ;;
 esac
-signed_in="$(aws sts get-caller-identity --query Account --output text)" || { echo 'logs.sh: not signed in to AWS (the CLI found no valid credentials; its error is above): no log was read' >&2; exit 1; }
+signed_in="$(aws sts get-caller-identity --query Account --output text)" || { echo 'logs.sh: could not ask AWS which account this is (STS GetCallerIdentity failed, its error above: no or expired credentials, a throttled or unreachable endpoint): no log was read' >&2; exit 1; }
 if [[ "$signed_in" != 111111111111 ]]; then
   echo "logs.sh: signed in to account $signed_in, but shop dev lives in account 111111111111: sign in to 111111111111, then run again; no log was read" >&2
   exit 1

@@ -119,7 +119,7 @@ destroy.sh; CloudFormation refuses to delete a stack whose export another stack 
   shop-prod-edge (prod's stack)
 EOF
 
-signed_in="$(aws sts get-caller-identity --query Account --output text)" || { echo 'destroy.sh: not signed in to AWS (the CLI found no valid credentials; its error is above): nothing was deleted' >&2; exit 1; }
+signed_in="$(aws sts get-caller-identity --query Account --output text)" || { echo 'destroy.sh: could not ask AWS which account this is (STS GetCallerIdentity failed, its error above: no or expired credentials, a throttled or unreachable endpoint): nothing was deleted' >&2; exit 1; }
 if [[ "$signed_in" != 333333333333 ]]; then
   echo "destroy.sh: signed in to account $signed_in, but shop dr lives in account 333333333333: sign in to 333333333333, then run again; nothing was deleted" >&2
   exit 1
@@ -418,7 +418,10 @@ fi
 
 answer="${CONFIRM:-}"
 if [[ -z "$answer" ]]; then
-  read -r -p "Type dr to delete its 18 stack(s): " answer
+  if ! read -r -p "Type dr to delete its 18 stack(s): " answer && [[ -z "$answer" ]]; then
+    echo "destroy.sh: no answer to read (no terminal?); set CONFIRM=dr to delete without the question; nothing was deleted" >&2
+    exit 1
+  fi
 fi
 if [[ "$answer" != dr ]]; then
   echo "destroy.sh: dr was not typed back; nothing was deleted" >&2

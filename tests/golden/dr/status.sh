@@ -36,7 +36,7 @@ case "$*" in
   *) echo "status.sh: unknown option or argument: $*" >&2; echo "usage: $0 (or --help)" >&2; exit 2 ;;
 esac
 command -v aws >/dev/null || { echo 'status.sh: the AWS CLI (aws) is not installed' >&2; exit 1; }
-signed_in="$(aws sts get-caller-identity --query Account --output text)" || { echo 'status.sh: not signed in to AWS (the CLI found no valid credentials; its error is above): no stack was read' >&2; exit 1; }
+signed_in="$(aws sts get-caller-identity --query Account --output text)" || { echo 'status.sh: could not ask AWS which account this is (STS GetCallerIdentity failed, its error above: no or expired credentials, a throttled or unreachable endpoint): no stack was read' >&2; exit 1; }
 if [[ "$signed_in" != 333333333333 ]]; then
   echo "status.sh: signed in to account $signed_in, but shop dr lives in account 333333333333: sign in to 333333333333, then run again; no stack was read" >&2
   exit 1

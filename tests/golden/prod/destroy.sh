@@ -127,7 +127,7 @@ destroy.sh; CloudFormation refuses to delete a stack whose export another stack 
   shop-dr-assets-replica (dr's stack)
 EOF
 
-signed_in="$(aws sts get-caller-identity --query Account --output text)" || { echo 'destroy.sh: not signed in to AWS (the CLI found no valid credentials; its error is above): nothing was deleted' >&2; exit 1; }
+signed_in="$(aws sts get-caller-identity --query Account --output text)" || { echo 'destroy.sh: could not ask AWS which account this is (STS GetCallerIdentity failed, its error above: no or expired credentials, a throttled or unreachable endpoint): nothing was deleted' >&2; exit 1; }
 if [[ "$signed_in" != 333333333333 ]]; then
   echo "destroy.sh: signed in to account $signed_in, but shop prod lives in account 333333333333: sign in to 333333333333, then run again; nothing was deleted" >&2
   exit 1
@@ -366,6 +366,19 @@ destroy.sh: Aurora cluster shop-prod has deletion protection on; to lift it:
 EOF
   blocked=true
 fi
+if ! value="$(aws rds describe-global-clusters --global-cluster-identifier shop-prod-global --region eu-west-1 --query "GlobalClusters[0].DeletionProtection" --output text 2>&1)"; then
+  case "$value" in
+    *GlobalClusterNotFoundFault*) value=None ;;
+    *) unreadable 'the deletion protection of Aurora global database shop-prod-global (eu-west-1)' "$value" ;;
+  esac
+fi
+if [[ "$value" == True || "$value" == true ]]; then
+  cat >&2 <<EOF
+destroy.sh: Aurora global database shop-prod-global has deletion protection on; to lift it:
+  aws rds modify-global-cluster --global-cluster-identifier shop-prod-global --no-deletion-protection --region eu-west-1
+EOF
+  blocked=true
+fi
 fi
 if ! protection="$(aws cloudformation describe-stacks --stack-name shop-prod-security --region eu-west-1 --query "Stacks[0].EnableTerminationProtection" --output text 2>&1)"; then
   case "$protection" in
@@ -439,7 +452,10 @@ fi
 
 answer="${CONFIRM:-}"
 if [[ -z "$answer" ]]; then
-  read -r -p "Type prod to delete its 19 stack(s): " answer
+  if ! read -r -p "Type prod to delete its 19 stack(s): " answer && [[ -z "$answer" ]]; then
+    echo "destroy.sh: no answer to read (no terminal?); set CONFIRM=prod to delete without the question; nothing was deleted" >&2
+    exit 1
+  fi
 fi
 if [[ "$answer" != prod ]]; then
   echo "destroy.sh: prod was not typed back; nothing was deleted" >&2

@@ -101,7 +101,7 @@ Lost: stateful resources deleted with their stack:
   none
 EOF
 
-signed_in="$(aws sts get-caller-identity --query Account --output text)" || { echo 'destroy.sh: not signed in to AWS (the CLI found no valid credentials; its error is above): nothing was deleted' >&2; exit 1; }
+signed_in="$(aws sts get-caller-identity --query Account --output text)" || { echo 'destroy.sh: could not ask AWS which account this is (STS GetCallerIdentity failed, its error above: no or expired credentials, a throttled or unreachable endpoint): nothing was deleted' >&2; exit 1; }
 if [[ "$signed_in" != 444444444444 ]]; then
   echo "destroy.sh: signed in to account $signed_in, but shop shared stacks lives in account 444444444444: sign in to 444444444444, then run again; nothing was deleted" >&2
   exit 1
@@ -356,7 +356,10 @@ fi
 
 answer="${CONFIRM:-}"
 if [[ -z "$answer" ]]; then
-  read -r -p "Type project to delete its 17 stack(s): " answer
+  if ! read -r -p "Type project to delete its 17 stack(s): " answer && [[ -z "$answer" ]]; then
+    echo "destroy.sh: no answer to read (no terminal?); set CONFIRM=project to delete without the question; nothing was deleted" >&2
+    exit 1
+  fi
 fi
 if [[ "$answer" != project ]]; then
   echo "destroy.sh: project was not typed back; nothing was deleted" >&2

@@ -107,7 +107,7 @@ ecr_missing() {
 }
 
 command -v aws >/dev/null || { echo 'deploy.sh: the AWS CLI (aws) is not installed' >&2; exit 1; }
-account="$(aws sts get-caller-identity --query Account --output text)" || { echo 'deploy.sh: not signed in to AWS (the CLI found no valid credentials; its error is above): nothing was changed' >&2; exit 1; }
+account="$(aws sts get-caller-identity --query Account --output text)" || { echo 'deploy.sh: could not ask AWS which account this is (STS GetCallerIdentity failed, its error above: no or expired credentials, a throttled or unreachable endpoint): nothing was changed' >&2; exit 1; }
 if [[ "$account" != 222222222222 ]]; then
   echo "deploy.sh: signed in to account $account, but shop staging lives in account 222222222222: sign in to 222222222222, then run again; nothing was changed" >&2
   exit 1

@@ -116,7 +116,7 @@ destroy.sh; CloudFormation refuses to delete a stack whose export another stack 
   shop-delivery-infrastructure (project stack)
 EOF
 
-signed_in="$(aws sts get-caller-identity --query Account --output text)" || { echo 'destroy.sh: not signed in to AWS (the CLI found no valid credentials; its error is above): nothing was deleted' >&2; exit 1; }
+signed_in="$(aws sts get-caller-identity --query Account --output text)" || { echo 'destroy.sh: could not ask AWS which account this is (STS GetCallerIdentity failed, its error above: no or expired credentials, a throttled or unreachable endpoint): nothing was deleted' >&2; exit 1; }
 if [[ "$signed_in" != 222222222222 ]]; then
   echo "destroy.sh: signed in to account $signed_in, but shop staging lives in account 222222222222: sign in to 222222222222, then run again; nothing was deleted" >&2
   exit 1
@@ -415,7 +415,10 @@ fi
 
 answer="${CONFIRM:-}"
 if [[ -z "$answer" ]]; then
-  read -r -p "Type staging to delete its 18 stack(s): " answer
+  if ! read -r -p "Type staging to delete its 18 stack(s): " answer && [[ -z "$answer" ]]; then
+    echo "destroy.sh: no answer to read (no terminal?); set CONFIRM=staging to delete without the question; nothing was deleted" >&2
+    exit 1
+  fi
 fi
 if [[ "$answer" != staging ]]; then
   echo "destroy.sh: staging was not typed back; nothing was deleted" >&2
