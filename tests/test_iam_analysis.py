@@ -149,6 +149,10 @@ def test_an_accepted_entry_covers_only_its_actions(tmp_path: Path) -> None:
         ("- {check: resource-wildcard, stack: '*', resource: '*', sid: '*', reason: ''}\n", "needs its reason"),
         ("- {check: resource-wildcard, stack: '*', resource: '*', sid: '*'}\n", "needs exactly"),
         ("- {check: everything, stack: '*', resource: '*', sid: '*', reason: x}\n", "is none of"),
+        (  # a create the tag condition denies is a fault, whatever the reason given
+            "- {check: create-on-resource-tag, stack: '*', resource: '*', sid: '*', reason: x}\n",
+            "is a fault AWS denies at deploy time, not a finding to accept",
+        ),
     ],
 )
 def test_a_malformed_accepted_list_fails_the_check_naming_the_entry(tmp_path: Path, text: str, message: str) -> None:

@@ -48,6 +48,7 @@ IDENTITY_TYPES = frozenset({"AWS::IAM::Role", "AWS::IAM::Policy", "AWS::IAM::Man
 TRUST_POLICY = "AssumeRolePolicyDocument"
 FINDINGS = ("unknown-action", "resource-wildcard", "permissions-management", "not-action", "create-on-resource-tag")
 PERMISSIONS_MANAGEMENT = "Permissions management"
+FAULTS = ("create-on-resource-tag",)  # never accepted: the call is denied, whatever a reviewer says
 
 
 @dataclass(frozen=True)
@@ -108,6 +109,10 @@ def load_accepted(path: Path = ACCEPTED_FILE) -> list[Accepted]:
             raise AcceptedListError(f"{where}: needs exactly {sorted(required)} and optionally actions")
         if entry["check"] not in FINDINGS:
             raise AcceptedListError(f"{where}: check {entry['check']!r} is none of {', '.join(FINDINGS)}")
+        if entry["check"] in FAULTS:
+            raise AcceptedListError(
+                f"{where}: {entry['check']} is a fault AWS denies at deploy time, not a finding to accept"
+            )
         if not str(entry["reason"]).strip():
             raise AcceptedListError(f"{where}: an accepted finding needs its reason")
         actions = entry.get("actions", ["*"])
