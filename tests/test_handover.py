@@ -28,8 +28,9 @@ from infra_templates.render import replace_folders
 ROLE = {"Type": "AWS::IAM::Role", "Properties": {"AssumeRolePolicyDocument": {}}}
 FAKE_AWS = """#!/usr/bin/env bash
 # Stand-in for the AWS CLI: records each call; fails for the stack named in FAIL_STACK. An SSM
-# parameter named in FAKE_MISSING (space-separated) is missing; stacks in FAKE_ROLLBACK are in
-# ROLLBACK_COMPLETE; describe-* of a name in FAKE_ABSENT fails (an image: ECR's ImageNotFound);
+# parameter named in FAKE_MISSING (space-separated) is missing; stacks in FAKE_ROLLBACK (name or
+# name:STATUS) are in ROLLBACK_COMPLETE or that status; describe-* of a name in FAKE_ABSENT fails
+# (an image: ECR's ImageNotFound);
 # FAKE_NO_OUTPUT: outputs read empty. FAKE_DENIED: a call whose arguments hold it is refused, as the
 # AWS CLI prints AccessDenied (exit 254); FAKE_NOT_DEPLOYED: describe-stacks of that stack answers
 # CloudFormation's ValidationError "Stack with id X does not exist".
@@ -49,7 +50,13 @@ if [[ "$1 $2" == "cloudformation describe-stacks" ]]; then
   [[ -n "${FAKE_NO_OUTPUT:-}" ]] && exit 0
   echo "arn:aws:wafv2:us-east-1:1:global/webacl/x/y"; exit 0
 fi
-if [[ "$1 $2" == "cloudformation list-stacks" ]]; then printf '%s\\n' "${FAKE_ROLLBACK:-}" | tr ' ' '\\t'; exit 0; fi
+if [[ "$1 $2" == "cloudformation list-stacks" ]]; then
+  for entry in ${FAKE_ROLLBACK:-}; do  # name or name:STATUS (default ROLLBACK_COMPLETE), a row each
+    name="${entry%%:*}"; state="${entry#*:}"; [[ "$state" == "$entry" ]] && state=ROLLBACK_COMPLETE
+    printf '%s\\t%s\\n' "$name" "$state"
+  done
+  exit 0
+fi
 if [[ "$1 $2" == "ssm get-parameters" ]]; then
   if [[ " ${FAKE_MISSING:-} " == *" $4 "* ]]; then echo 1; else echo 0; fi; exit 0
 fi
@@ -612,7 +619,8 @@ API_TAG = "/shop/prod/api/image-tag"
     ("ssm get-parameters --names /shop/prod/api/image-tag",
      "deploy.sh: could not read the SSM parameter /shop/prod/api/image-tag (eu-west-1), the image tag "
      "shop-prod-svc-api runs"),
-    ("cloudformation list-stacks", "deploy.sh: could not list the stacks in ROLLBACK_COMPLETE in eu-west-1"),
+    ("cloudformation list-stacks",
+     "deploy.sh: could not list the stacks CloudFormation cannot update now in eu-west-1"),
 ])  # fmt: skip
 def test_a_preflight_call_aws_refuses_is_a_failed_check_not_the_clis_exit(
     written: Path, tmp_path: Path, denied: str, said: str
@@ -774,9 +782,31 @@ def test_a_stack_in_rollback_complete_stops_everything_with_the_command_that_cle
         written / "prod" / "deploy.sh", tmp_path, FAKE_ACCOUNT="333333333333", FAKE_ROLLBACK="other shop-prod-data"
     )
     assert status == 1 and deployed(calls) == []
-    assert "deploy.sh: shop-prod-data (eu-west-1) is in ROLLBACK_COMPLETE" in err
+    assert "deploy.sh: shop-prod-data (eu-west-1) is in ROLLBACK_COMPLETE or ROLLBACK_FAILED" in err
     assert "  aws cloudformation delete-stack --stack-name shop-prod-data --region eu-west-1" in err
     assert "shop-prod-data-" not in err  # the match is by whole name
+
+
+@pytest.mark.parametrize(
+    ("state", "said", "command"),
+    [
+        ("UPDATE_ROLLBACK_FAILED", "is in UPDATE_ROLLBACK_FAILED", "aws cloudformation continue-update-rollback"),
+        ("DELETE_FAILED", "is in DELETE_FAILED: a delete of it stopped half-way", "aws cloudformation delete-stack"),
+        ("UPDATE_IN_PROGRESS", "has an operation in progress: wait for it to end", ""),
+    ],
+)
+def test_a_stack_cloudformation_cannot_update_now_stops_everything_before_any_stack(
+    written: Path, tmp_path: Path, state: str, said: str, command: str
+) -> None:
+    """From a review: the pre-flight looked for ROLLBACK_COMPLETE only, so a stack whose rollback or
+    delete failed, or one still in an operation, stopped `cloudformation deploy` half-way with the
+    CLI's status instead."""
+    status, calls, err = run_script(
+        written / "prod" / "deploy.sh", tmp_path, FAKE_ACCOUNT="333333333333", FAKE_ROLLBACK=f"shop-prod-data:{state}"
+    )
+    assert status == 1 and deployed(calls) == []
+    assert f"deploy.sh: shop-prod-data (eu-west-1) {said}" in err
+    assert f"{command} --stack-name shop-prod-data --region eu-west-1" in err if command else True
 
 
 @pytest.mark.parametrize(

@@ -22,9 +22,11 @@ deployed whole before the other. Deploying an unchanged stack again changes noth
   the parameter does not exist, so the script creates it, right before the stack, from
   ``IMAGE_TAG_<SERVICE>`` (or ``IMAGE_TAG``) once ECR holds that image; it never overwrites one
   (``put-parameter`` without ``--overwrite``: that would roll a release back);
-- pre-flight checks before any stack: no stack in ``ROLLBACK_COMPLETE`` (CloudFormation User Guide,
-  "Stack status codes": such a stack can only be deleted; the script prints the ``delete-stack``
-  command), the referenced Secrets Manager secrets, SSM parameters and ACM certificates exist;
+- pre-flight checks before any stack: no stack in a status CloudFormation updates nothing in
+  (``BLOCKING_STATUSES``; CloudFormation User Guide, "Stack status codes": ``ROLLBACK_COMPLETE`` can
+  only be deleted, ``UPDATE_ROLLBACK_FAILED`` needs its rollback continued, ``DELETE_FAILED`` its
+  delete finished, an operation in progress its end; the script prints the command for each), the
+  referenced Secrets Manager secrets, SSM parameters and ACM certificates exist;
 - a stack whose update ``make diff`` blocks against what was deployed (``blocked``: a stateful resource
   replaced or deleted, or a change AWS refuses) stops the script before any stack unless
   ``ALLOW_REPLACE`` names it; after each stack it deploys, the script records the stack's JSON template
@@ -51,6 +53,23 @@ GUIDE = "DEPLOY.md"
 SHARED_FOLDER = "project"  # the project-wide stacks' folder: deployed by its own script
 SCRIPT = "deploy.sh"
 FILES = (GUIDE, SCRIPT, *day2.SCRIPTS)  # the day-2 scripts (status, logs, destroy): day2.py
+# The stack statuses in which CloudFormation updates nothing until someone acts (CloudFormation User
+# Guide, "Stack status codes"): deploy.sh's pre-flight names each stack of its folder in one.
+BLOCKING_STATUSES = (
+    "ROLLBACK_COMPLETE",
+    "ROLLBACK_FAILED",
+    "UPDATE_ROLLBACK_FAILED",
+    "DELETE_FAILED",
+    "CREATE_IN_PROGRESS",
+    "ROLLBACK_IN_PROGRESS",
+    "DELETE_IN_PROGRESS",
+    "UPDATE_IN_PROGRESS",
+    "UPDATE_COMPLETE_CLEANUP_IN_PROGRESS",
+    "UPDATE_ROLLBACK_IN_PROGRESS",
+    "UPDATE_ROLLBACK_COMPLETE_CLEANUP_IN_PROGRESS",
+    "IMPORT_IN_PROGRESS",
+    "IMPORT_ROLLBACK_IN_PROGRESS",
+)
 
 # The property by which each IAM resource type sets its own name (CAPABILITY_NAMED_IAM).
 IAM_NAME_PROPERTIES = {
@@ -977,7 +996,11 @@ def _deploy_help(context: Handover) -> list[str]:
             "make diff (default: deployed/ beside output/)",
         ),
     ]
-    checks = ["the account", "no stack in ROLLBACK_COMPLETE"]
+    checks = [
+        "the account",
+        "no stack CloudFormation cannot update now (ROLLBACK_COMPLETE, a failed rollback or delete, "
+        "an operation in progress)",
+    ]
     checks += ["the services' first image tags and their images in ECR"] if tagged else []
     checks += ["the secrets and SSM parameters the services read"] if any(s.secrets for s in own) else []
     checks += ["the certificates the templates name"] if any(s.certificates for s in own) else []
@@ -1042,17 +1065,19 @@ def _preflight(context: Handover) -> list[str]:
         "",
         "# Pre-flight, before any stack: what would stop the deployment half-way is found now.",
         "failed=false",
-        "# A stack whose first create failed is left in ROLLBACK_COMPLETE and can only be deleted",
-        '# (CloudFormation User Guide, "Stack status codes").',
+        "# A stack CloudFormation cannot update now: ROLLBACK_COMPLETE and ROLLBACK_FAILED (a failed first",
+        "# create: it can only be deleted), UPDATE_ROLLBACK_FAILED (its rollback must be continued first:",
+        "# ContinueUpdateRollback), DELETE_FAILED (a failed delete) and any operation still in progress",
+        '# (CloudFormation User Guide, "Stack status codes"; API Reference, ContinueUpdateRollback).',
     ]
     for region in dict.fromkeys(s.region for s in own):
-        var = "rollback_" + re.sub(r"[^a-z0-9]", "_", region)
+        var = "blocking_" + re.sub(r"[^a-z0-9]", "_", region)
         out += [
             f'if ! {var}="$(aws cloudformation list-stacks --region {q(region)} '
-            "--stack-status-filter ROLLBACK_COMPLETE "
-            '--query "StackSummaries[].StackName" --output text 2>&1)"; then',
-            f'  echo "deploy.sh: could not list the stacks in ROLLBACK_COMPLETE in {region} '
-            "(cloudformation:ListStacks), so whether a stack of this folder can only be deleted is unknown: "
+            f"--stack-status-filter {' '.join(BLOCKING_STATUSES)} "
+            '--query "StackSummaries[].[StackName,StackStatus]" --output text 2>&1)"; then',
+            f'  echo "deploy.sh: could not list the stacks CloudFormation cannot update now in {region} '
+            "(cloudformation:ListStacks), so whether a stack of this folder is one is unknown: "
             "fix the cause (a permission your identity lacks, expired credentials...) and run this script "
             "again. The AWS CLI said: "
             f"${{{var}//$'\\n'/ }}\" >&2",
@@ -1061,15 +1086,35 @@ def _preflight(context: Handover) -> list[str]:
             "fi",
         ]
         for stack in (s for s in own if s.region == region):
+            name = stack.name
             out += [
-                f"if [[ $'\\t'\"${var}\"$'\\t' == *$'\\t'{stack.name}$'\\t'* ]]; then",
-                "  cat >&2 <<'EOF'",
-                f"deploy.sh: {stack.name} ({region}) is in ROLLBACK_COMPLETE: its first create failed, and such a "
-                "stack can only be deleted. Delete it, then run this script again:",
-                f"  aws cloudformation delete-stack --stack-name {stack.name} --region {region}",
+                f'case "$(awk -v n={q(name)} \'$1 == n {{print $2; exit}}\' <<<"${var}")" in',
+                "  ROLLBACK_COMPLETE | ROLLBACK_FAILED)",
+                "    cat >&2 <<'EOF'",
+                f"deploy.sh: {name} ({region}) is in ROLLBACK_COMPLETE or ROLLBACK_FAILED: its first create failed, "
+                "and such a stack can only be deleted. Delete it, then run this script again:",
+                f"  aws cloudformation delete-stack --stack-name {name} --region {region}",
                 "EOF",
-                "  failed=true",
-                "fi",
+                "    failed=true ;;",
+                "  UPDATE_ROLLBACK_FAILED)",
+                "    cat >&2 <<'EOF'",
+                f"deploy.sh: {name} ({region}) is in UPDATE_ROLLBACK_FAILED: CloudFormation could not roll its last "
+                "update back and updates nothing until the rollback goes on. Fix what its events name, then:",
+                f"  aws cloudformation continue-update-rollback --stack-name {name} --region {region}",
+                "EOF",
+                "    failed=true ;;",
+                "  DELETE_FAILED)",
+                "    cat >&2 <<'EOF'",
+                f"deploy.sh: {name} ({region}) is in DELETE_FAILED: a delete of it stopped half-way. Finish it "
+                "(its events name what blocked it), then run this script again:",
+                f"  aws cloudformation delete-stack --stack-name {name} --region {region}",
+                "EOF",
+                "    failed=true ;;",
+                "  *_IN_PROGRESS)",
+                f'    echo "deploy.sh: {name} ({region}) has an operation in progress: wait for it to end, then run '
+                'this script again" >&2',
+                "    failed=true ;;",
+                "esac",
             ]
     for stack in own:
         tag = stack.image_tag
@@ -1447,9 +1492,10 @@ def deploy_guide(context: Handover) -> str:
             if s.image_tag is not None
         )
     out.append(
-        "- Before any stack the script checks that no stack of this folder is in `ROLLBACK_COMPLETE` (a failed first "
-        "create, which CloudFormation can only delete; it prints the `delete-stack` command), and that the secrets, "
-        "SSM parameters and certificates the templates name exist"
+        "- Before any stack the script checks that no stack of this folder is in a status CloudFormation updates "
+        "nothing in (`ROLLBACK_COMPLETE`, a failed first create, which it can only delete; `UPDATE_ROLLBACK_FAILED`; "
+        "`DELETE_FAILED`; an operation in progress), printing for each the command that clears it, and that the "
+        "secrets, SSM parameters and certificates the templates name exist"
         + (' ("Secrets and parameters" below: the ones to create)' if any(s.secrets for s in own) else "")
         + ". `./deploy.sh --help` lists every variable it reads and its exit statuses."
     )

@@ -39,7 +39,7 @@ Usage: ./deploy.sh [--review]
 Deploys shop dr: the 21 CloudFormation stacks of this folder, in order, to account 333333333333, with
 the AWS CLI signed in to that account; then turns termination protection on where a stack holds data.
 Before any stack it checks what would stop it half-way:
-the account, no stack in ROLLBACK_COMPLETE, the services' first image tags and their images in ECR, the secrets and SSM parameters the services read, the certificates the templates name, the updates make diff blocks. DEPLOY.md beside it explains each step.
+the account, no stack CloudFormation cannot update now (ROLLBACK_COMPLETE, a failed rollback or delete, an operation in progress), the services' first image tags and their images in ECR, the secrets and SSM parameters the services read, the certificates the templates name, the updates make diff blocks. DEPLOY.md beside it explains each step.
 
 Options:
   (none)              create or update every stack; stops at the first failure
@@ -117,170 +117,508 @@ echo "Assumes the shared stacks are up: shop-registry (../project/deploy.sh), sh
 
 # Pre-flight, before any stack: what would stop the deployment half-way is found now.
 failed=false
-# A stack whose first create failed is left in ROLLBACK_COMPLETE and can only be deleted
-# (CloudFormation User Guide, "Stack status codes").
-if ! rollback_eu_central_1="$(aws cloudformation list-stacks --region eu-central-1 --stack-status-filter ROLLBACK_COMPLETE --query "StackSummaries[].StackName" --output text 2>&1)"; then
-  echo "deploy.sh: could not list the stacks in ROLLBACK_COMPLETE in eu-central-1 (cloudformation:ListStacks), so whether a stack of this folder can only be deleted is unknown: fix the cause (a permission your identity lacks, expired credentials...) and run this script again. The AWS CLI said: ${rollback_eu_central_1//$'\n'/ }" >&2
-  rollback_eu_central_1=""
+# A stack CloudFormation cannot update now: ROLLBACK_COMPLETE and ROLLBACK_FAILED (a failed first
+# create: it can only be deleted), UPDATE_ROLLBACK_FAILED (its rollback must be continued first:
+# ContinueUpdateRollback), DELETE_FAILED (a failed delete) and any operation still in progress
+# (CloudFormation User Guide, "Stack status codes"; API Reference, ContinueUpdateRollback).
+if ! blocking_eu_central_1="$(aws cloudformation list-stacks --region eu-central-1 --stack-status-filter ROLLBACK_COMPLETE ROLLBACK_FAILED UPDATE_ROLLBACK_FAILED DELETE_FAILED CREATE_IN_PROGRESS ROLLBACK_IN_PROGRESS DELETE_IN_PROGRESS UPDATE_IN_PROGRESS UPDATE_COMPLETE_CLEANUP_IN_PROGRESS UPDATE_ROLLBACK_IN_PROGRESS UPDATE_ROLLBACK_COMPLETE_CLEANUP_IN_PROGRESS IMPORT_IN_PROGRESS IMPORT_ROLLBACK_IN_PROGRESS --query "StackSummaries[].[StackName,StackStatus]" --output text 2>&1)"; then
+  echo "deploy.sh: could not list the stacks CloudFormation cannot update now in eu-central-1 (cloudformation:ListStacks), so whether a stack of this folder is one is unknown: fix the cause (a permission your identity lacks, expired credentials...) and run this script again. The AWS CLI said: ${blocking_eu_central_1//$'\n'/ }" >&2
+  blocking_eu_central_1=""
   failed=true
 fi
-if [[ $'\t'"$rollback_eu_central_1"$'\t' == *$'\t'shop-dr-deployer$'\t'* ]]; then
-  cat >&2 <<'EOF'
-deploy.sh: shop-dr-deployer (eu-central-1) is in ROLLBACK_COMPLETE: its first create failed, and such a stack can only be deleted. Delete it, then run this script again:
+case "$(awk -v n=shop-dr-deployer '$1 == n {print $2; exit}' <<<"$blocking_eu_central_1")" in
+  ROLLBACK_COMPLETE | ROLLBACK_FAILED)
+    cat >&2 <<'EOF'
+deploy.sh: shop-dr-deployer (eu-central-1) is in ROLLBACK_COMPLETE or ROLLBACK_FAILED: its first create failed, and such a stack can only be deleted. Delete it, then run this script again:
   aws cloudformation delete-stack --stack-name shop-dr-deployer --region eu-central-1
 EOF
-  failed=true
-fi
-if [[ $'\t'"$rollback_eu_central_1"$'\t' == *$'\t'shop-dr-keys$'\t'* ]]; then
-  cat >&2 <<'EOF'
-deploy.sh: shop-dr-keys (eu-central-1) is in ROLLBACK_COMPLETE: its first create failed, and such a stack can only be deleted. Delete it, then run this script again:
+    failed=true ;;
+  UPDATE_ROLLBACK_FAILED)
+    cat >&2 <<'EOF'
+deploy.sh: shop-dr-deployer (eu-central-1) is in UPDATE_ROLLBACK_FAILED: CloudFormation could not roll its last update back and updates nothing until the rollback goes on. Fix what its events name, then:
+  aws cloudformation continue-update-rollback --stack-name shop-dr-deployer --region eu-central-1
+EOF
+    failed=true ;;
+  DELETE_FAILED)
+    cat >&2 <<'EOF'
+deploy.sh: shop-dr-deployer (eu-central-1) is in DELETE_FAILED: a delete of it stopped half-way. Finish it (its events name what blocked it), then run this script again:
+  aws cloudformation delete-stack --stack-name shop-dr-deployer --region eu-central-1
+EOF
+    failed=true ;;
+  *_IN_PROGRESS)
+    echo "deploy.sh: shop-dr-deployer (eu-central-1) has an operation in progress: wait for it to end, then run this script again" >&2
+    failed=true ;;
+esac
+case "$(awk -v n=shop-dr-keys '$1 == n {print $2; exit}' <<<"$blocking_eu_central_1")" in
+  ROLLBACK_COMPLETE | ROLLBACK_FAILED)
+    cat >&2 <<'EOF'
+deploy.sh: shop-dr-keys (eu-central-1) is in ROLLBACK_COMPLETE or ROLLBACK_FAILED: its first create failed, and such a stack can only be deleted. Delete it, then run this script again:
   aws cloudformation delete-stack --stack-name shop-dr-keys --region eu-central-1
 EOF
-  failed=true
-fi
-if [[ $'\t'"$rollback_eu_central_1"$'\t' == *$'\t'shop-dr-network$'\t'* ]]; then
-  cat >&2 <<'EOF'
-deploy.sh: shop-dr-network (eu-central-1) is in ROLLBACK_COMPLETE: its first create failed, and such a stack can only be deleted. Delete it, then run this script again:
+    failed=true ;;
+  UPDATE_ROLLBACK_FAILED)
+    cat >&2 <<'EOF'
+deploy.sh: shop-dr-keys (eu-central-1) is in UPDATE_ROLLBACK_FAILED: CloudFormation could not roll its last update back and updates nothing until the rollback goes on. Fix what its events name, then:
+  aws cloudformation continue-update-rollback --stack-name shop-dr-keys --region eu-central-1
+EOF
+    failed=true ;;
+  DELETE_FAILED)
+    cat >&2 <<'EOF'
+deploy.sh: shop-dr-keys (eu-central-1) is in DELETE_FAILED: a delete of it stopped half-way. Finish it (its events name what blocked it), then run this script again:
+  aws cloudformation delete-stack --stack-name shop-dr-keys --region eu-central-1
+EOF
+    failed=true ;;
+  *_IN_PROGRESS)
+    echo "deploy.sh: shop-dr-keys (eu-central-1) has an operation in progress: wait for it to end, then run this script again" >&2
+    failed=true ;;
+esac
+case "$(awk -v n=shop-dr-network '$1 == n {print $2; exit}' <<<"$blocking_eu_central_1")" in
+  ROLLBACK_COMPLETE | ROLLBACK_FAILED)
+    cat >&2 <<'EOF'
+deploy.sh: shop-dr-network (eu-central-1) is in ROLLBACK_COMPLETE or ROLLBACK_FAILED: its first create failed, and such a stack can only be deleted. Delete it, then run this script again:
   aws cloudformation delete-stack --stack-name shop-dr-network --region eu-central-1
 EOF
-  failed=true
-fi
-if [[ $'\t'"$rollback_eu_central_1"$'\t' == *$'\t'shop-dr-security$'\t'* ]]; then
-  cat >&2 <<'EOF'
-deploy.sh: shop-dr-security (eu-central-1) is in ROLLBACK_COMPLETE: its first create failed, and such a stack can only be deleted. Delete it, then run this script again:
+    failed=true ;;
+  UPDATE_ROLLBACK_FAILED)
+    cat >&2 <<'EOF'
+deploy.sh: shop-dr-network (eu-central-1) is in UPDATE_ROLLBACK_FAILED: CloudFormation could not roll its last update back and updates nothing until the rollback goes on. Fix what its events name, then:
+  aws cloudformation continue-update-rollback --stack-name shop-dr-network --region eu-central-1
+EOF
+    failed=true ;;
+  DELETE_FAILED)
+    cat >&2 <<'EOF'
+deploy.sh: shop-dr-network (eu-central-1) is in DELETE_FAILED: a delete of it stopped half-way. Finish it (its events name what blocked it), then run this script again:
+  aws cloudformation delete-stack --stack-name shop-dr-network --region eu-central-1
+EOF
+    failed=true ;;
+  *_IN_PROGRESS)
+    echo "deploy.sh: shop-dr-network (eu-central-1) has an operation in progress: wait for it to end, then run this script again" >&2
+    failed=true ;;
+esac
+case "$(awk -v n=shop-dr-security '$1 == n {print $2; exit}' <<<"$blocking_eu_central_1")" in
+  ROLLBACK_COMPLETE | ROLLBACK_FAILED)
+    cat >&2 <<'EOF'
+deploy.sh: shop-dr-security (eu-central-1) is in ROLLBACK_COMPLETE or ROLLBACK_FAILED: its first create failed, and such a stack can only be deleted. Delete it, then run this script again:
   aws cloudformation delete-stack --stack-name shop-dr-security --region eu-central-1
 EOF
-  failed=true
-fi
-if [[ $'\t'"$rollback_eu_central_1"$'\t' == *$'\t'shop-dr-data$'\t'* ]]; then
-  cat >&2 <<'EOF'
-deploy.sh: shop-dr-data (eu-central-1) is in ROLLBACK_COMPLETE: its first create failed, and such a stack can only be deleted. Delete it, then run this script again:
+    failed=true ;;
+  UPDATE_ROLLBACK_FAILED)
+    cat >&2 <<'EOF'
+deploy.sh: shop-dr-security (eu-central-1) is in UPDATE_ROLLBACK_FAILED: CloudFormation could not roll its last update back and updates nothing until the rollback goes on. Fix what its events name, then:
+  aws cloudformation continue-update-rollback --stack-name shop-dr-security --region eu-central-1
+EOF
+    failed=true ;;
+  DELETE_FAILED)
+    cat >&2 <<'EOF'
+deploy.sh: shop-dr-security (eu-central-1) is in DELETE_FAILED: a delete of it stopped half-way. Finish it (its events name what blocked it), then run this script again:
+  aws cloudformation delete-stack --stack-name shop-dr-security --region eu-central-1
+EOF
+    failed=true ;;
+  *_IN_PROGRESS)
+    echo "deploy.sh: shop-dr-security (eu-central-1) has an operation in progress: wait for it to end, then run this script again" >&2
+    failed=true ;;
+esac
+case "$(awk -v n=shop-dr-data '$1 == n {print $2; exit}' <<<"$blocking_eu_central_1")" in
+  ROLLBACK_COMPLETE | ROLLBACK_FAILED)
+    cat >&2 <<'EOF'
+deploy.sh: shop-dr-data (eu-central-1) is in ROLLBACK_COMPLETE or ROLLBACK_FAILED: its first create failed, and such a stack can only be deleted. Delete it, then run this script again:
   aws cloudformation delete-stack --stack-name shop-dr-data --region eu-central-1
 EOF
-  failed=true
-fi
-if [[ $'\t'"$rollback_eu_central_1"$'\t' == *$'\t'shop-dr-platform$'\t'* ]]; then
-  cat >&2 <<'EOF'
-deploy.sh: shop-dr-platform (eu-central-1) is in ROLLBACK_COMPLETE: its first create failed, and such a stack can only be deleted. Delete it, then run this script again:
+    failed=true ;;
+  UPDATE_ROLLBACK_FAILED)
+    cat >&2 <<'EOF'
+deploy.sh: shop-dr-data (eu-central-1) is in UPDATE_ROLLBACK_FAILED: CloudFormation could not roll its last update back and updates nothing until the rollback goes on. Fix what its events name, then:
+  aws cloudformation continue-update-rollback --stack-name shop-dr-data --region eu-central-1
+EOF
+    failed=true ;;
+  DELETE_FAILED)
+    cat >&2 <<'EOF'
+deploy.sh: shop-dr-data (eu-central-1) is in DELETE_FAILED: a delete of it stopped half-way. Finish it (its events name what blocked it), then run this script again:
+  aws cloudformation delete-stack --stack-name shop-dr-data --region eu-central-1
+EOF
+    failed=true ;;
+  *_IN_PROGRESS)
+    echo "deploy.sh: shop-dr-data (eu-central-1) has an operation in progress: wait for it to end, then run this script again" >&2
+    failed=true ;;
+esac
+case "$(awk -v n=shop-dr-platform '$1 == n {print $2; exit}' <<<"$blocking_eu_central_1")" in
+  ROLLBACK_COMPLETE | ROLLBACK_FAILED)
+    cat >&2 <<'EOF'
+deploy.sh: shop-dr-platform (eu-central-1) is in ROLLBACK_COMPLETE or ROLLBACK_FAILED: its first create failed, and such a stack can only be deleted. Delete it, then run this script again:
   aws cloudformation delete-stack --stack-name shop-dr-platform --region eu-central-1
 EOF
-  failed=true
-fi
-if [[ $'\t'"$rollback_eu_central_1"$'\t' == *$'\t'shop-dr-assets-replica$'\t'* ]]; then
-  cat >&2 <<'EOF'
-deploy.sh: shop-dr-assets-replica (eu-central-1) is in ROLLBACK_COMPLETE: its first create failed, and such a stack can only be deleted. Delete it, then run this script again:
+    failed=true ;;
+  UPDATE_ROLLBACK_FAILED)
+    cat >&2 <<'EOF'
+deploy.sh: shop-dr-platform (eu-central-1) is in UPDATE_ROLLBACK_FAILED: CloudFormation could not roll its last update back and updates nothing until the rollback goes on. Fix what its events name, then:
+  aws cloudformation continue-update-rollback --stack-name shop-dr-platform --region eu-central-1
+EOF
+    failed=true ;;
+  DELETE_FAILED)
+    cat >&2 <<'EOF'
+deploy.sh: shop-dr-platform (eu-central-1) is in DELETE_FAILED: a delete of it stopped half-way. Finish it (its events name what blocked it), then run this script again:
+  aws cloudformation delete-stack --stack-name shop-dr-platform --region eu-central-1
+EOF
+    failed=true ;;
+  *_IN_PROGRESS)
+    echo "deploy.sh: shop-dr-platform (eu-central-1) has an operation in progress: wait for it to end, then run this script again" >&2
+    failed=true ;;
+esac
+case "$(awk -v n=shop-dr-assets-replica '$1 == n {print $2; exit}' <<<"$blocking_eu_central_1")" in
+  ROLLBACK_COMPLETE | ROLLBACK_FAILED)
+    cat >&2 <<'EOF'
+deploy.sh: shop-dr-assets-replica (eu-central-1) is in ROLLBACK_COMPLETE or ROLLBACK_FAILED: its first create failed, and such a stack can only be deleted. Delete it, then run this script again:
   aws cloudformation delete-stack --stack-name shop-dr-assets-replica --region eu-central-1
 EOF
-  failed=true
-fi
-if [[ $'\t'"$rollback_eu_central_1"$'\t' == *$'\t'shop-dr-edge$'\t'* ]]; then
-  cat >&2 <<'EOF'
-deploy.sh: shop-dr-edge (eu-central-1) is in ROLLBACK_COMPLETE: its first create failed, and such a stack can only be deleted. Delete it, then run this script again:
+    failed=true ;;
+  UPDATE_ROLLBACK_FAILED)
+    cat >&2 <<'EOF'
+deploy.sh: shop-dr-assets-replica (eu-central-1) is in UPDATE_ROLLBACK_FAILED: CloudFormation could not roll its last update back and updates nothing until the rollback goes on. Fix what its events name, then:
+  aws cloudformation continue-update-rollback --stack-name shop-dr-assets-replica --region eu-central-1
+EOF
+    failed=true ;;
+  DELETE_FAILED)
+    cat >&2 <<'EOF'
+deploy.sh: shop-dr-assets-replica (eu-central-1) is in DELETE_FAILED: a delete of it stopped half-way. Finish it (its events name what blocked it), then run this script again:
+  aws cloudformation delete-stack --stack-name shop-dr-assets-replica --region eu-central-1
+EOF
+    failed=true ;;
+  *_IN_PROGRESS)
+    echo "deploy.sh: shop-dr-assets-replica (eu-central-1) has an operation in progress: wait for it to end, then run this script again" >&2
+    failed=true ;;
+esac
+case "$(awk -v n=shop-dr-edge '$1 == n {print $2; exit}' <<<"$blocking_eu_central_1")" in
+  ROLLBACK_COMPLETE | ROLLBACK_FAILED)
+    cat >&2 <<'EOF'
+deploy.sh: shop-dr-edge (eu-central-1) is in ROLLBACK_COMPLETE or ROLLBACK_FAILED: its first create failed, and such a stack can only be deleted. Delete it, then run this script again:
   aws cloudformation delete-stack --stack-name shop-dr-edge --region eu-central-1
 EOF
-  failed=true
-fi
-if [[ $'\t'"$rollback_eu_central_1"$'\t' == *$'\t'shop-dr-monitoring$'\t'* ]]; then
-  cat >&2 <<'EOF'
-deploy.sh: shop-dr-monitoring (eu-central-1) is in ROLLBACK_COMPLETE: its first create failed, and such a stack can only be deleted. Delete it, then run this script again:
+    failed=true ;;
+  UPDATE_ROLLBACK_FAILED)
+    cat >&2 <<'EOF'
+deploy.sh: shop-dr-edge (eu-central-1) is in UPDATE_ROLLBACK_FAILED: CloudFormation could not roll its last update back and updates nothing until the rollback goes on. Fix what its events name, then:
+  aws cloudformation continue-update-rollback --stack-name shop-dr-edge --region eu-central-1
+EOF
+    failed=true ;;
+  DELETE_FAILED)
+    cat >&2 <<'EOF'
+deploy.sh: shop-dr-edge (eu-central-1) is in DELETE_FAILED: a delete of it stopped half-way. Finish it (its events name what blocked it), then run this script again:
+  aws cloudformation delete-stack --stack-name shop-dr-edge --region eu-central-1
+EOF
+    failed=true ;;
+  *_IN_PROGRESS)
+    echo "deploy.sh: shop-dr-edge (eu-central-1) has an operation in progress: wait for it to end, then run this script again" >&2
+    failed=true ;;
+esac
+case "$(awk -v n=shop-dr-monitoring '$1 == n {print $2; exit}' <<<"$blocking_eu_central_1")" in
+  ROLLBACK_COMPLETE | ROLLBACK_FAILED)
+    cat >&2 <<'EOF'
+deploy.sh: shop-dr-monitoring (eu-central-1) is in ROLLBACK_COMPLETE or ROLLBACK_FAILED: its first create failed, and such a stack can only be deleted. Delete it, then run this script again:
   aws cloudformation delete-stack --stack-name shop-dr-monitoring --region eu-central-1
 EOF
-  failed=true
-fi
-if [[ $'\t'"$rollback_eu_central_1"$'\t' == *$'\t'shop-dr-dashboard$'\t'* ]]; then
-  cat >&2 <<'EOF'
-deploy.sh: shop-dr-dashboard (eu-central-1) is in ROLLBACK_COMPLETE: its first create failed, and such a stack can only be deleted. Delete it, then run this script again:
+    failed=true ;;
+  UPDATE_ROLLBACK_FAILED)
+    cat >&2 <<'EOF'
+deploy.sh: shop-dr-monitoring (eu-central-1) is in UPDATE_ROLLBACK_FAILED: CloudFormation could not roll its last update back and updates nothing until the rollback goes on. Fix what its events name, then:
+  aws cloudformation continue-update-rollback --stack-name shop-dr-monitoring --region eu-central-1
+EOF
+    failed=true ;;
+  DELETE_FAILED)
+    cat >&2 <<'EOF'
+deploy.sh: shop-dr-monitoring (eu-central-1) is in DELETE_FAILED: a delete of it stopped half-way. Finish it (its events name what blocked it), then run this script again:
+  aws cloudformation delete-stack --stack-name shop-dr-monitoring --region eu-central-1
+EOF
+    failed=true ;;
+  *_IN_PROGRESS)
+    echo "deploy.sh: shop-dr-monitoring (eu-central-1) has an operation in progress: wait for it to end, then run this script again" >&2
+    failed=true ;;
+esac
+case "$(awk -v n=shop-dr-dashboard '$1 == n {print $2; exit}' <<<"$blocking_eu_central_1")" in
+  ROLLBACK_COMPLETE | ROLLBACK_FAILED)
+    cat >&2 <<'EOF'
+deploy.sh: shop-dr-dashboard (eu-central-1) is in ROLLBACK_COMPLETE or ROLLBACK_FAILED: its first create failed, and such a stack can only be deleted. Delete it, then run this script again:
   aws cloudformation delete-stack --stack-name shop-dr-dashboard --region eu-central-1
 EOF
-  failed=true
-fi
-if [[ $'\t'"$rollback_eu_central_1"$'\t' == *$'\t'shop-dr-svc-api$'\t'* ]]; then
-  cat >&2 <<'EOF'
-deploy.sh: shop-dr-svc-api (eu-central-1) is in ROLLBACK_COMPLETE: its first create failed, and such a stack can only be deleted. Delete it, then run this script again:
+    failed=true ;;
+  UPDATE_ROLLBACK_FAILED)
+    cat >&2 <<'EOF'
+deploy.sh: shop-dr-dashboard (eu-central-1) is in UPDATE_ROLLBACK_FAILED: CloudFormation could not roll its last update back and updates nothing until the rollback goes on. Fix what its events name, then:
+  aws cloudformation continue-update-rollback --stack-name shop-dr-dashboard --region eu-central-1
+EOF
+    failed=true ;;
+  DELETE_FAILED)
+    cat >&2 <<'EOF'
+deploy.sh: shop-dr-dashboard (eu-central-1) is in DELETE_FAILED: a delete of it stopped half-way. Finish it (its events name what blocked it), then run this script again:
+  aws cloudformation delete-stack --stack-name shop-dr-dashboard --region eu-central-1
+EOF
+    failed=true ;;
+  *_IN_PROGRESS)
+    echo "deploy.sh: shop-dr-dashboard (eu-central-1) has an operation in progress: wait for it to end, then run this script again" >&2
+    failed=true ;;
+esac
+case "$(awk -v n=shop-dr-svc-api '$1 == n {print $2; exit}' <<<"$blocking_eu_central_1")" in
+  ROLLBACK_COMPLETE | ROLLBACK_FAILED)
+    cat >&2 <<'EOF'
+deploy.sh: shop-dr-svc-api (eu-central-1) is in ROLLBACK_COMPLETE or ROLLBACK_FAILED: its first create failed, and such a stack can only be deleted. Delete it, then run this script again:
   aws cloudformation delete-stack --stack-name shop-dr-svc-api --region eu-central-1
 EOF
-  failed=true
-fi
-if [[ $'\t'"$rollback_eu_central_1"$'\t' == *$'\t'shop-dr-svc-mailer$'\t'* ]]; then
-  cat >&2 <<'EOF'
-deploy.sh: shop-dr-svc-mailer (eu-central-1) is in ROLLBACK_COMPLETE: its first create failed, and such a stack can only be deleted. Delete it, then run this script again:
+    failed=true ;;
+  UPDATE_ROLLBACK_FAILED)
+    cat >&2 <<'EOF'
+deploy.sh: shop-dr-svc-api (eu-central-1) is in UPDATE_ROLLBACK_FAILED: CloudFormation could not roll its last update back and updates nothing until the rollback goes on. Fix what its events name, then:
+  aws cloudformation continue-update-rollback --stack-name shop-dr-svc-api --region eu-central-1
+EOF
+    failed=true ;;
+  DELETE_FAILED)
+    cat >&2 <<'EOF'
+deploy.sh: shop-dr-svc-api (eu-central-1) is in DELETE_FAILED: a delete of it stopped half-way. Finish it (its events name what blocked it), then run this script again:
+  aws cloudformation delete-stack --stack-name shop-dr-svc-api --region eu-central-1
+EOF
+    failed=true ;;
+  *_IN_PROGRESS)
+    echo "deploy.sh: shop-dr-svc-api (eu-central-1) has an operation in progress: wait for it to end, then run this script again" >&2
+    failed=true ;;
+esac
+case "$(awk -v n=shop-dr-svc-mailer '$1 == n {print $2; exit}' <<<"$blocking_eu_central_1")" in
+  ROLLBACK_COMPLETE | ROLLBACK_FAILED)
+    cat >&2 <<'EOF'
+deploy.sh: shop-dr-svc-mailer (eu-central-1) is in ROLLBACK_COMPLETE or ROLLBACK_FAILED: its first create failed, and such a stack can only be deleted. Delete it, then run this script again:
   aws cloudformation delete-stack --stack-name shop-dr-svc-mailer --region eu-central-1
 EOF
-  failed=true
-fi
-if [[ $'\t'"$rollback_eu_central_1"$'\t' == *$'\t'shop-dr-svc-nightly$'\t'* ]]; then
-  cat >&2 <<'EOF'
-deploy.sh: shop-dr-svc-nightly (eu-central-1) is in ROLLBACK_COMPLETE: its first create failed, and such a stack can only be deleted. Delete it, then run this script again:
+    failed=true ;;
+  UPDATE_ROLLBACK_FAILED)
+    cat >&2 <<'EOF'
+deploy.sh: shop-dr-svc-mailer (eu-central-1) is in UPDATE_ROLLBACK_FAILED: CloudFormation could not roll its last update back and updates nothing until the rollback goes on. Fix what its events name, then:
+  aws cloudformation continue-update-rollback --stack-name shop-dr-svc-mailer --region eu-central-1
+EOF
+    failed=true ;;
+  DELETE_FAILED)
+    cat >&2 <<'EOF'
+deploy.sh: shop-dr-svc-mailer (eu-central-1) is in DELETE_FAILED: a delete of it stopped half-way. Finish it (its events name what blocked it), then run this script again:
+  aws cloudformation delete-stack --stack-name shop-dr-svc-mailer --region eu-central-1
+EOF
+    failed=true ;;
+  *_IN_PROGRESS)
+    echo "deploy.sh: shop-dr-svc-mailer (eu-central-1) has an operation in progress: wait for it to end, then run this script again" >&2
+    failed=true ;;
+esac
+case "$(awk -v n=shop-dr-svc-nightly '$1 == n {print $2; exit}' <<<"$blocking_eu_central_1")" in
+  ROLLBACK_COMPLETE | ROLLBACK_FAILED)
+    cat >&2 <<'EOF'
+deploy.sh: shop-dr-svc-nightly (eu-central-1) is in ROLLBACK_COMPLETE or ROLLBACK_FAILED: its first create failed, and such a stack can only be deleted. Delete it, then run this script again:
   aws cloudformation delete-stack --stack-name shop-dr-svc-nightly --region eu-central-1
 EOF
-  failed=true
-fi
-if [[ $'\t'"$rollback_eu_central_1"$'\t' == *$'\t'shop-dr-svc-payments$'\t'* ]]; then
-  cat >&2 <<'EOF'
-deploy.sh: shop-dr-svc-payments (eu-central-1) is in ROLLBACK_COMPLETE: its first create failed, and such a stack can only be deleted. Delete it, then run this script again:
+    failed=true ;;
+  UPDATE_ROLLBACK_FAILED)
+    cat >&2 <<'EOF'
+deploy.sh: shop-dr-svc-nightly (eu-central-1) is in UPDATE_ROLLBACK_FAILED: CloudFormation could not roll its last update back and updates nothing until the rollback goes on. Fix what its events name, then:
+  aws cloudformation continue-update-rollback --stack-name shop-dr-svc-nightly --region eu-central-1
+EOF
+    failed=true ;;
+  DELETE_FAILED)
+    cat >&2 <<'EOF'
+deploy.sh: shop-dr-svc-nightly (eu-central-1) is in DELETE_FAILED: a delete of it stopped half-way. Finish it (its events name what blocked it), then run this script again:
+  aws cloudformation delete-stack --stack-name shop-dr-svc-nightly --region eu-central-1
+EOF
+    failed=true ;;
+  *_IN_PROGRESS)
+    echo "deploy.sh: shop-dr-svc-nightly (eu-central-1) has an operation in progress: wait for it to end, then run this script again" >&2
+    failed=true ;;
+esac
+case "$(awk -v n=shop-dr-svc-payments '$1 == n {print $2; exit}' <<<"$blocking_eu_central_1")" in
+  ROLLBACK_COMPLETE | ROLLBACK_FAILED)
+    cat >&2 <<'EOF'
+deploy.sh: shop-dr-svc-payments (eu-central-1) is in ROLLBACK_COMPLETE or ROLLBACK_FAILED: its first create failed, and such a stack can only be deleted. Delete it, then run this script again:
   aws cloudformation delete-stack --stack-name shop-dr-svc-payments --region eu-central-1
 EOF
-  failed=true
-fi
-if [[ $'\t'"$rollback_eu_central_1"$'\t' == *$'\t'shop-dr-svc-web$'\t'* ]]; then
-  cat >&2 <<'EOF'
-deploy.sh: shop-dr-svc-web (eu-central-1) is in ROLLBACK_COMPLETE: its first create failed, and such a stack can only be deleted. Delete it, then run this script again:
+    failed=true ;;
+  UPDATE_ROLLBACK_FAILED)
+    cat >&2 <<'EOF'
+deploy.sh: shop-dr-svc-payments (eu-central-1) is in UPDATE_ROLLBACK_FAILED: CloudFormation could not roll its last update back and updates nothing until the rollback goes on. Fix what its events name, then:
+  aws cloudformation continue-update-rollback --stack-name shop-dr-svc-payments --region eu-central-1
+EOF
+    failed=true ;;
+  DELETE_FAILED)
+    cat >&2 <<'EOF'
+deploy.sh: shop-dr-svc-payments (eu-central-1) is in DELETE_FAILED: a delete of it stopped half-way. Finish it (its events name what blocked it), then run this script again:
+  aws cloudformation delete-stack --stack-name shop-dr-svc-payments --region eu-central-1
+EOF
+    failed=true ;;
+  *_IN_PROGRESS)
+    echo "deploy.sh: shop-dr-svc-payments (eu-central-1) has an operation in progress: wait for it to end, then run this script again" >&2
+    failed=true ;;
+esac
+case "$(awk -v n=shop-dr-svc-web '$1 == n {print $2; exit}' <<<"$blocking_eu_central_1")" in
+  ROLLBACK_COMPLETE | ROLLBACK_FAILED)
+    cat >&2 <<'EOF'
+deploy.sh: shop-dr-svc-web (eu-central-1) is in ROLLBACK_COMPLETE or ROLLBACK_FAILED: its first create failed, and such a stack can only be deleted. Delete it, then run this script again:
   aws cloudformation delete-stack --stack-name shop-dr-svc-web --region eu-central-1
 EOF
-  failed=true
-fi
-if [[ $'\t'"$rollback_eu_central_1"$'\t' == *$'\t'shop-dr-connect$'\t'* ]]; then
-  cat >&2 <<'EOF'
-deploy.sh: shop-dr-connect (eu-central-1) is in ROLLBACK_COMPLETE: its first create failed, and such a stack can only be deleted. Delete it, then run this script again:
+    failed=true ;;
+  UPDATE_ROLLBACK_FAILED)
+    cat >&2 <<'EOF'
+deploy.sh: shop-dr-svc-web (eu-central-1) is in UPDATE_ROLLBACK_FAILED: CloudFormation could not roll its last update back and updates nothing until the rollback goes on. Fix what its events name, then:
+  aws cloudformation continue-update-rollback --stack-name shop-dr-svc-web --region eu-central-1
+EOF
+    failed=true ;;
+  DELETE_FAILED)
+    cat >&2 <<'EOF'
+deploy.sh: shop-dr-svc-web (eu-central-1) is in DELETE_FAILED: a delete of it stopped half-way. Finish it (its events name what blocked it), then run this script again:
+  aws cloudformation delete-stack --stack-name shop-dr-svc-web --region eu-central-1
+EOF
+    failed=true ;;
+  *_IN_PROGRESS)
+    echo "deploy.sh: shop-dr-svc-web (eu-central-1) has an operation in progress: wait for it to end, then run this script again" >&2
+    failed=true ;;
+esac
+case "$(awk -v n=shop-dr-connect '$1 == n {print $2; exit}' <<<"$blocking_eu_central_1")" in
+  ROLLBACK_COMPLETE | ROLLBACK_FAILED)
+    cat >&2 <<'EOF'
+deploy.sh: shop-dr-connect (eu-central-1) is in ROLLBACK_COMPLETE or ROLLBACK_FAILED: its first create failed, and such a stack can only be deleted. Delete it, then run this script again:
   aws cloudformation delete-stack --stack-name shop-dr-connect --region eu-central-1
 EOF
+    failed=true ;;
+  UPDATE_ROLLBACK_FAILED)
+    cat >&2 <<'EOF'
+deploy.sh: shop-dr-connect (eu-central-1) is in UPDATE_ROLLBACK_FAILED: CloudFormation could not roll its last update back and updates nothing until the rollback goes on. Fix what its events name, then:
+  aws cloudformation continue-update-rollback --stack-name shop-dr-connect --region eu-central-1
+EOF
+    failed=true ;;
+  DELETE_FAILED)
+    cat >&2 <<'EOF'
+deploy.sh: shop-dr-connect (eu-central-1) is in DELETE_FAILED: a delete of it stopped half-way. Finish it (its events name what blocked it), then run this script again:
+  aws cloudformation delete-stack --stack-name shop-dr-connect --region eu-central-1
+EOF
+    failed=true ;;
+  *_IN_PROGRESS)
+    echo "deploy.sh: shop-dr-connect (eu-central-1) has an operation in progress: wait for it to end, then run this script again" >&2
+    failed=true ;;
+esac
+if ! blocking_eu_west_1="$(aws cloudformation list-stacks --region eu-west-1 --stack-status-filter ROLLBACK_COMPLETE ROLLBACK_FAILED UPDATE_ROLLBACK_FAILED DELETE_FAILED CREATE_IN_PROGRESS ROLLBACK_IN_PROGRESS DELETE_IN_PROGRESS UPDATE_IN_PROGRESS UPDATE_COMPLETE_CLEANUP_IN_PROGRESS UPDATE_ROLLBACK_IN_PROGRESS UPDATE_ROLLBACK_COMPLETE_CLEANUP_IN_PROGRESS IMPORT_IN_PROGRESS IMPORT_ROLLBACK_IN_PROGRESS --query "StackSummaries[].[StackName,StackStatus]" --output text 2>&1)"; then
+  echo "deploy.sh: could not list the stacks CloudFormation cannot update now in eu-west-1 (cloudformation:ListStacks), so whether a stack of this folder is one is unknown: fix the cause (a permission your identity lacks, expired credentials...) and run this script again. The AWS CLI said: ${blocking_eu_west_1//$'\n'/ }" >&2
+  blocking_eu_west_1=""
   failed=true
 fi
-if ! rollback_eu_west_1="$(aws cloudformation list-stacks --region eu-west-1 --stack-status-filter ROLLBACK_COMPLETE --query "StackSummaries[].StackName" --output text 2>&1)"; then
-  echo "deploy.sh: could not list the stacks in ROLLBACK_COMPLETE in eu-west-1 (cloudformation:ListStacks), so whether a stack of this folder can only be deleted is unknown: fix the cause (a permission your identity lacks, expired credentials...) and run this script again. The AWS CLI said: ${rollback_eu_west_1//$'\n'/ }" >&2
-  rollback_eu_west_1=""
-  failed=true
-fi
-if [[ $'\t'"$rollback_eu_west_1"$'\t' == *$'\t'shop-prod-origin-verify$'\t'* ]]; then
-  cat >&2 <<'EOF'
-deploy.sh: shop-prod-origin-verify (eu-west-1) is in ROLLBACK_COMPLETE: its first create failed, and such a stack can only be deleted. Delete it, then run this script again:
+case "$(awk -v n=shop-prod-origin-verify '$1 == n {print $2; exit}' <<<"$blocking_eu_west_1")" in
+  ROLLBACK_COMPLETE | ROLLBACK_FAILED)
+    cat >&2 <<'EOF'
+deploy.sh: shop-prod-origin-verify (eu-west-1) is in ROLLBACK_COMPLETE or ROLLBACK_FAILED: its first create failed, and such a stack can only be deleted. Delete it, then run this script again:
   aws cloudformation delete-stack --stack-name shop-prod-origin-verify --region eu-west-1
 EOF
-  failed=true
-fi
-if [[ $'\t'"$rollback_eu_west_1"$'\t' == *$'\t'shop-prod-data$'\t'* ]]; then
-  cat >&2 <<'EOF'
-deploy.sh: shop-prod-data (eu-west-1) is in ROLLBACK_COMPLETE: its first create failed, and such a stack can only be deleted. Delete it, then run this script again:
+    failed=true ;;
+  UPDATE_ROLLBACK_FAILED)
+    cat >&2 <<'EOF'
+deploy.sh: shop-prod-origin-verify (eu-west-1) is in UPDATE_ROLLBACK_FAILED: CloudFormation could not roll its last update back and updates nothing until the rollback goes on. Fix what its events name, then:
+  aws cloudformation continue-update-rollback --stack-name shop-prod-origin-verify --region eu-west-1
+EOF
+    failed=true ;;
+  DELETE_FAILED)
+    cat >&2 <<'EOF'
+deploy.sh: shop-prod-origin-verify (eu-west-1) is in DELETE_FAILED: a delete of it stopped half-way. Finish it (its events name what blocked it), then run this script again:
+  aws cloudformation delete-stack --stack-name shop-prod-origin-verify --region eu-west-1
+EOF
+    failed=true ;;
+  *_IN_PROGRESS)
+    echo "deploy.sh: shop-prod-origin-verify (eu-west-1) has an operation in progress: wait for it to end, then run this script again" >&2
+    failed=true ;;
+esac
+case "$(awk -v n=shop-prod-data '$1 == n {print $2; exit}' <<<"$blocking_eu_west_1")" in
+  ROLLBACK_COMPLETE | ROLLBACK_FAILED)
+    cat >&2 <<'EOF'
+deploy.sh: shop-prod-data (eu-west-1) is in ROLLBACK_COMPLETE or ROLLBACK_FAILED: its first create failed, and such a stack can only be deleted. Delete it, then run this script again:
   aws cloudformation delete-stack --stack-name shop-prod-data --region eu-west-1
 EOF
-  failed=true
-fi
-if [[ $'\t'"$rollback_eu_west_1"$'\t' == *$'\t'shop-prod-edge$'\t'* ]]; then
-  cat >&2 <<'EOF'
-deploy.sh: shop-prod-edge (eu-west-1) is in ROLLBACK_COMPLETE: its first create failed, and such a stack can only be deleted. Delete it, then run this script again:
+    failed=true ;;
+  UPDATE_ROLLBACK_FAILED)
+    cat >&2 <<'EOF'
+deploy.sh: shop-prod-data (eu-west-1) is in UPDATE_ROLLBACK_FAILED: CloudFormation could not roll its last update back and updates nothing until the rollback goes on. Fix what its events name, then:
+  aws cloudformation continue-update-rollback --stack-name shop-prod-data --region eu-west-1
+EOF
+    failed=true ;;
+  DELETE_FAILED)
+    cat >&2 <<'EOF'
+deploy.sh: shop-prod-data (eu-west-1) is in DELETE_FAILED: a delete of it stopped half-way. Finish it (its events name what blocked it), then run this script again:
+  aws cloudformation delete-stack --stack-name shop-prod-data --region eu-west-1
+EOF
+    failed=true ;;
+  *_IN_PROGRESS)
+    echo "deploy.sh: shop-prod-data (eu-west-1) has an operation in progress: wait for it to end, then run this script again" >&2
+    failed=true ;;
+esac
+case "$(awk -v n=shop-prod-edge '$1 == n {print $2; exit}' <<<"$blocking_eu_west_1")" in
+  ROLLBACK_COMPLETE | ROLLBACK_FAILED)
+    cat >&2 <<'EOF'
+deploy.sh: shop-prod-edge (eu-west-1) is in ROLLBACK_COMPLETE or ROLLBACK_FAILED: its first create failed, and such a stack can only be deleted. Delete it, then run this script again:
   aws cloudformation delete-stack --stack-name shop-prod-edge --region eu-west-1
 EOF
+    failed=true ;;
+  UPDATE_ROLLBACK_FAILED)
+    cat >&2 <<'EOF'
+deploy.sh: shop-prod-edge (eu-west-1) is in UPDATE_ROLLBACK_FAILED: CloudFormation could not roll its last update back and updates nothing until the rollback goes on. Fix what its events name, then:
+  aws cloudformation continue-update-rollback --stack-name shop-prod-edge --region eu-west-1
+EOF
+    failed=true ;;
+  DELETE_FAILED)
+    cat >&2 <<'EOF'
+deploy.sh: shop-prod-edge (eu-west-1) is in DELETE_FAILED: a delete of it stopped half-way. Finish it (its events name what blocked it), then run this script again:
+  aws cloudformation delete-stack --stack-name shop-prod-edge --region eu-west-1
+EOF
+    failed=true ;;
+  *_IN_PROGRESS)
+    echo "deploy.sh: shop-prod-edge (eu-west-1) has an operation in progress: wait for it to end, then run this script again" >&2
+    failed=true ;;
+esac
+if ! blocking_us_east_1="$(aws cloudformation list-stacks --region us-east-1 --stack-status-filter ROLLBACK_COMPLETE ROLLBACK_FAILED UPDATE_ROLLBACK_FAILED DELETE_FAILED CREATE_IN_PROGRESS ROLLBACK_IN_PROGRESS DELETE_IN_PROGRESS UPDATE_IN_PROGRESS UPDATE_COMPLETE_CLEANUP_IN_PROGRESS UPDATE_ROLLBACK_IN_PROGRESS UPDATE_ROLLBACK_COMPLETE_CLEANUP_IN_PROGRESS IMPORT_IN_PROGRESS IMPORT_ROLLBACK_IN_PROGRESS --query "StackSummaries[].[StackName,StackStatus]" --output text 2>&1)"; then
+  echo "deploy.sh: could not list the stacks CloudFormation cannot update now in us-east-1 (cloudformation:ListStacks), so whether a stack of this folder is one is unknown: fix the cause (a permission your identity lacks, expired credentials...) and run this script again. The AWS CLI said: ${blocking_us_east_1//$'\n'/ }" >&2
+  blocking_us_east_1=""
   failed=true
 fi
-if ! rollback_us_east_1="$(aws cloudformation list-stacks --region us-east-1 --stack-status-filter ROLLBACK_COMPLETE --query "StackSummaries[].StackName" --output text 2>&1)"; then
-  echo "deploy.sh: could not list the stacks in ROLLBACK_COMPLETE in us-east-1 (cloudformation:ListStacks), so whether a stack of this folder can only be deleted is unknown: fix the cause (a permission your identity lacks, expired credentials...) and run this script again. The AWS CLI said: ${rollback_us_east_1//$'\n'/ }" >&2
-  rollback_us_east_1=""
-  failed=true
-fi
-if [[ $'\t'"$rollback_us_east_1"$'\t' == *$'\t'shop-dr-edge-waf$'\t'* ]]; then
-  cat >&2 <<'EOF'
-deploy.sh: shop-dr-edge-waf (us-east-1) is in ROLLBACK_COMPLETE: its first create failed, and such a stack can only be deleted. Delete it, then run this script again:
+case "$(awk -v n=shop-dr-edge-waf '$1 == n {print $2; exit}' <<<"$blocking_us_east_1")" in
+  ROLLBACK_COMPLETE | ROLLBACK_FAILED)
+    cat >&2 <<'EOF'
+deploy.sh: shop-dr-edge-waf (us-east-1) is in ROLLBACK_COMPLETE or ROLLBACK_FAILED: its first create failed, and such a stack can only be deleted. Delete it, then run this script again:
   aws cloudformation delete-stack --stack-name shop-dr-edge-waf --region us-east-1
 EOF
-  failed=true
-fi
-if [[ $'\t'"$rollback_us_east_1"$'\t' == *$'\t'shop-dr-edge-alarms$'\t'* ]]; then
-  cat >&2 <<'EOF'
-deploy.sh: shop-dr-edge-alarms (us-east-1) is in ROLLBACK_COMPLETE: its first create failed, and such a stack can only be deleted. Delete it, then run this script again:
+    failed=true ;;
+  UPDATE_ROLLBACK_FAILED)
+    cat >&2 <<'EOF'
+deploy.sh: shop-dr-edge-waf (us-east-1) is in UPDATE_ROLLBACK_FAILED: CloudFormation could not roll its last update back and updates nothing until the rollback goes on. Fix what its events name, then:
+  aws cloudformation continue-update-rollback --stack-name shop-dr-edge-waf --region us-east-1
+EOF
+    failed=true ;;
+  DELETE_FAILED)
+    cat >&2 <<'EOF'
+deploy.sh: shop-dr-edge-waf (us-east-1) is in DELETE_FAILED: a delete of it stopped half-way. Finish it (its events name what blocked it), then run this script again:
+  aws cloudformation delete-stack --stack-name shop-dr-edge-waf --region us-east-1
+EOF
+    failed=true ;;
+  *_IN_PROGRESS)
+    echo "deploy.sh: shop-dr-edge-waf (us-east-1) has an operation in progress: wait for it to end, then run this script again" >&2
+    failed=true ;;
+esac
+case "$(awk -v n=shop-dr-edge-alarms '$1 == n {print $2; exit}' <<<"$blocking_us_east_1")" in
+  ROLLBACK_COMPLETE | ROLLBACK_FAILED)
+    cat >&2 <<'EOF'
+deploy.sh: shop-dr-edge-alarms (us-east-1) is in ROLLBACK_COMPLETE or ROLLBACK_FAILED: its first create failed, and such a stack can only be deleted. Delete it, then run this script again:
   aws cloudformation delete-stack --stack-name shop-dr-edge-alarms --region us-east-1
 EOF
-  failed=true
-fi
+    failed=true ;;
+  UPDATE_ROLLBACK_FAILED)
+    cat >&2 <<'EOF'
+deploy.sh: shop-dr-edge-alarms (us-east-1) is in UPDATE_ROLLBACK_FAILED: CloudFormation could not roll its last update back and updates nothing until the rollback goes on. Fix what its events name, then:
+  aws cloudformation continue-update-rollback --stack-name shop-dr-edge-alarms --region us-east-1
+EOF
+    failed=true ;;
+  DELETE_FAILED)
+    cat >&2 <<'EOF'
+deploy.sh: shop-dr-edge-alarms (us-east-1) is in DELETE_FAILED: a delete of it stopped half-way. Finish it (its events name what blocked it), then run this script again:
+  aws cloudformation delete-stack --stack-name shop-dr-edge-alarms --region us-east-1
+EOF
+    failed=true ;;
+  *_IN_PROGRESS)
+    echo "deploy.sh: shop-dr-edge-alarms (us-east-1) has an operation in progress: wait for it to end, then run this script again" >&2
+    failed=true ;;
+esac
 # shop-dr-svc-api runs the tag held in /shop/dr/api/image-tag (SSM); its first deployment creates the parameter
 # from $IMAGE_TAG_API (or $IMAGE_TAG), and never overwrites one: that would roll a release back.
 IMAGE_TAG_API="${IMAGE_TAG_API:-${IMAGE_TAG:-}}"

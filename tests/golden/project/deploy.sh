@@ -21,7 +21,7 @@ Usage: ./deploy.sh [--review]
 Deploys shop shared stacks: the 17 CloudFormation stacks of this folder, in order, to account 444444444444, with
 the AWS CLI signed in to that account; then turns termination protection on where a stack holds data.
 Before any stack it checks what would stop it half-way:
-the account, no stack in ROLLBACK_COMPLETE, the updates make diff blocks. DEPLOY.md beside it explains each step.
+the account, no stack CloudFormation cannot update now (ROLLBACK_COMPLETE, a failed rollback or delete, an operation in progress), the updates make diff blocks. DEPLOY.md beside it explains each step.
 
 Options:
   (none)          create or update every stack; stops at the first failure
@@ -71,142 +71,416 @@ fi
 
 # Pre-flight, before any stack: what would stop the deployment half-way is found now.
 failed=false
-# A stack whose first create failed is left in ROLLBACK_COMPLETE and can only be deleted
-# (CloudFormation User Guide, "Stack status codes").
-if ! rollback_eu_west_1="$(aws cloudformation list-stacks --region eu-west-1 --stack-status-filter ROLLBACK_COMPLETE --query "StackSummaries[].StackName" --output text 2>&1)"; then
-  echo "deploy.sh: could not list the stacks in ROLLBACK_COMPLETE in eu-west-1 (cloudformation:ListStacks), so whether a stack of this folder can only be deleted is unknown: fix the cause (a permission your identity lacks, expired credentials...) and run this script again. The AWS CLI said: ${rollback_eu_west_1//$'\n'/ }" >&2
-  rollback_eu_west_1=""
+# A stack CloudFormation cannot update now: ROLLBACK_COMPLETE and ROLLBACK_FAILED (a failed first
+# create: it can only be deleted), UPDATE_ROLLBACK_FAILED (its rollback must be continued first:
+# ContinueUpdateRollback), DELETE_FAILED (a failed delete) and any operation still in progress
+# (CloudFormation User Guide, "Stack status codes"; API Reference, ContinueUpdateRollback).
+if ! blocking_eu_west_1="$(aws cloudformation list-stacks --region eu-west-1 --stack-status-filter ROLLBACK_COMPLETE ROLLBACK_FAILED UPDATE_ROLLBACK_FAILED DELETE_FAILED CREATE_IN_PROGRESS ROLLBACK_IN_PROGRESS DELETE_IN_PROGRESS UPDATE_IN_PROGRESS UPDATE_COMPLETE_CLEANUP_IN_PROGRESS UPDATE_ROLLBACK_IN_PROGRESS UPDATE_ROLLBACK_COMPLETE_CLEANUP_IN_PROGRESS IMPORT_IN_PROGRESS IMPORT_ROLLBACK_IN_PROGRESS --query "StackSummaries[].[StackName,StackStatus]" --output text 2>&1)"; then
+  echo "deploy.sh: could not list the stacks CloudFormation cannot update now in eu-west-1 (cloudformation:ListStacks), so whether a stack of this folder is one is unknown: fix the cause (a permission your identity lacks, expired credentials...) and run this script again. The AWS CLI said: ${blocking_eu_west_1//$'\n'/ }" >&2
+  blocking_eu_west_1=""
   failed=true
 fi
-if [[ $'\t'"$rollback_eu_west_1"$'\t' == *$'\t'shop-registry$'\t'* ]]; then
-  cat >&2 <<'EOF'
-deploy.sh: shop-registry (eu-west-1) is in ROLLBACK_COMPLETE: its first create failed, and such a stack can only be deleted. Delete it, then run this script again:
+case "$(awk -v n=shop-registry '$1 == n {print $2; exit}' <<<"$blocking_eu_west_1")" in
+  ROLLBACK_COMPLETE | ROLLBACK_FAILED)
+    cat >&2 <<'EOF'
+deploy.sh: shop-registry (eu-west-1) is in ROLLBACK_COMPLETE or ROLLBACK_FAILED: its first create failed, and such a stack can only be deleted. Delete it, then run this script again:
   aws cloudformation delete-stack --stack-name shop-registry --region eu-west-1
 EOF
-  failed=true
-fi
-if [[ $'\t'"$rollback_eu_west_1"$'\t' == *$'\t'shop-registry-api$'\t'* ]]; then
-  cat >&2 <<'EOF'
-deploy.sh: shop-registry-api (eu-west-1) is in ROLLBACK_COMPLETE: its first create failed, and such a stack can only be deleted. Delete it, then run this script again:
+    failed=true ;;
+  UPDATE_ROLLBACK_FAILED)
+    cat >&2 <<'EOF'
+deploy.sh: shop-registry (eu-west-1) is in UPDATE_ROLLBACK_FAILED: CloudFormation could not roll its last update back and updates nothing until the rollback goes on. Fix what its events name, then:
+  aws cloudformation continue-update-rollback --stack-name shop-registry --region eu-west-1
+EOF
+    failed=true ;;
+  DELETE_FAILED)
+    cat >&2 <<'EOF'
+deploy.sh: shop-registry (eu-west-1) is in DELETE_FAILED: a delete of it stopped half-way. Finish it (its events name what blocked it), then run this script again:
+  aws cloudformation delete-stack --stack-name shop-registry --region eu-west-1
+EOF
+    failed=true ;;
+  *_IN_PROGRESS)
+    echo "deploy.sh: shop-registry (eu-west-1) has an operation in progress: wait for it to end, then run this script again" >&2
+    failed=true ;;
+esac
+case "$(awk -v n=shop-registry-api '$1 == n {print $2; exit}' <<<"$blocking_eu_west_1")" in
+  ROLLBACK_COMPLETE | ROLLBACK_FAILED)
+    cat >&2 <<'EOF'
+deploy.sh: shop-registry-api (eu-west-1) is in ROLLBACK_COMPLETE or ROLLBACK_FAILED: its first create failed, and such a stack can only be deleted. Delete it, then run this script again:
   aws cloudformation delete-stack --stack-name shop-registry-api --region eu-west-1
 EOF
-  failed=true
-fi
-if [[ $'\t'"$rollback_eu_west_1"$'\t' == *$'\t'shop-registry-mailer$'\t'* ]]; then
-  cat >&2 <<'EOF'
-deploy.sh: shop-registry-mailer (eu-west-1) is in ROLLBACK_COMPLETE: its first create failed, and such a stack can only be deleted. Delete it, then run this script again:
+    failed=true ;;
+  UPDATE_ROLLBACK_FAILED)
+    cat >&2 <<'EOF'
+deploy.sh: shop-registry-api (eu-west-1) is in UPDATE_ROLLBACK_FAILED: CloudFormation could not roll its last update back and updates nothing until the rollback goes on. Fix what its events name, then:
+  aws cloudformation continue-update-rollback --stack-name shop-registry-api --region eu-west-1
+EOF
+    failed=true ;;
+  DELETE_FAILED)
+    cat >&2 <<'EOF'
+deploy.sh: shop-registry-api (eu-west-1) is in DELETE_FAILED: a delete of it stopped half-way. Finish it (its events name what blocked it), then run this script again:
+  aws cloudformation delete-stack --stack-name shop-registry-api --region eu-west-1
+EOF
+    failed=true ;;
+  *_IN_PROGRESS)
+    echo "deploy.sh: shop-registry-api (eu-west-1) has an operation in progress: wait for it to end, then run this script again" >&2
+    failed=true ;;
+esac
+case "$(awk -v n=shop-registry-mailer '$1 == n {print $2; exit}' <<<"$blocking_eu_west_1")" in
+  ROLLBACK_COMPLETE | ROLLBACK_FAILED)
+    cat >&2 <<'EOF'
+deploy.sh: shop-registry-mailer (eu-west-1) is in ROLLBACK_COMPLETE or ROLLBACK_FAILED: its first create failed, and such a stack can only be deleted. Delete it, then run this script again:
   aws cloudformation delete-stack --stack-name shop-registry-mailer --region eu-west-1
 EOF
-  failed=true
-fi
-if [[ $'\t'"$rollback_eu_west_1"$'\t' == *$'\t'shop-registry-nightly$'\t'* ]]; then
-  cat >&2 <<'EOF'
-deploy.sh: shop-registry-nightly (eu-west-1) is in ROLLBACK_COMPLETE: its first create failed, and such a stack can only be deleted. Delete it, then run this script again:
+    failed=true ;;
+  UPDATE_ROLLBACK_FAILED)
+    cat >&2 <<'EOF'
+deploy.sh: shop-registry-mailer (eu-west-1) is in UPDATE_ROLLBACK_FAILED: CloudFormation could not roll its last update back and updates nothing until the rollback goes on. Fix what its events name, then:
+  aws cloudformation continue-update-rollback --stack-name shop-registry-mailer --region eu-west-1
+EOF
+    failed=true ;;
+  DELETE_FAILED)
+    cat >&2 <<'EOF'
+deploy.sh: shop-registry-mailer (eu-west-1) is in DELETE_FAILED: a delete of it stopped half-way. Finish it (its events name what blocked it), then run this script again:
+  aws cloudformation delete-stack --stack-name shop-registry-mailer --region eu-west-1
+EOF
+    failed=true ;;
+  *_IN_PROGRESS)
+    echo "deploy.sh: shop-registry-mailer (eu-west-1) has an operation in progress: wait for it to end, then run this script again" >&2
+    failed=true ;;
+esac
+case "$(awk -v n=shop-registry-nightly '$1 == n {print $2; exit}' <<<"$blocking_eu_west_1")" in
+  ROLLBACK_COMPLETE | ROLLBACK_FAILED)
+    cat >&2 <<'EOF'
+deploy.sh: shop-registry-nightly (eu-west-1) is in ROLLBACK_COMPLETE or ROLLBACK_FAILED: its first create failed, and such a stack can only be deleted. Delete it, then run this script again:
   aws cloudformation delete-stack --stack-name shop-registry-nightly --region eu-west-1
 EOF
-  failed=true
-fi
-if [[ $'\t'"$rollback_eu_west_1"$'\t' == *$'\t'shop-registry-payments$'\t'* ]]; then
-  cat >&2 <<'EOF'
-deploy.sh: shop-registry-payments (eu-west-1) is in ROLLBACK_COMPLETE: its first create failed, and such a stack can only be deleted. Delete it, then run this script again:
+    failed=true ;;
+  UPDATE_ROLLBACK_FAILED)
+    cat >&2 <<'EOF'
+deploy.sh: shop-registry-nightly (eu-west-1) is in UPDATE_ROLLBACK_FAILED: CloudFormation could not roll its last update back and updates nothing until the rollback goes on. Fix what its events name, then:
+  aws cloudformation continue-update-rollback --stack-name shop-registry-nightly --region eu-west-1
+EOF
+    failed=true ;;
+  DELETE_FAILED)
+    cat >&2 <<'EOF'
+deploy.sh: shop-registry-nightly (eu-west-1) is in DELETE_FAILED: a delete of it stopped half-way. Finish it (its events name what blocked it), then run this script again:
+  aws cloudformation delete-stack --stack-name shop-registry-nightly --region eu-west-1
+EOF
+    failed=true ;;
+  *_IN_PROGRESS)
+    echo "deploy.sh: shop-registry-nightly (eu-west-1) has an operation in progress: wait for it to end, then run this script again" >&2
+    failed=true ;;
+esac
+case "$(awk -v n=shop-registry-payments '$1 == n {print $2; exit}' <<<"$blocking_eu_west_1")" in
+  ROLLBACK_COMPLETE | ROLLBACK_FAILED)
+    cat >&2 <<'EOF'
+deploy.sh: shop-registry-payments (eu-west-1) is in ROLLBACK_COMPLETE or ROLLBACK_FAILED: its first create failed, and such a stack can only be deleted. Delete it, then run this script again:
   aws cloudformation delete-stack --stack-name shop-registry-payments --region eu-west-1
 EOF
-  failed=true
-fi
-if [[ $'\t'"$rollback_eu_west_1"$'\t' == *$'\t'shop-registry-web$'\t'* ]]; then
-  cat >&2 <<'EOF'
-deploy.sh: shop-registry-web (eu-west-1) is in ROLLBACK_COMPLETE: its first create failed, and such a stack can only be deleted. Delete it, then run this script again:
+    failed=true ;;
+  UPDATE_ROLLBACK_FAILED)
+    cat >&2 <<'EOF'
+deploy.sh: shop-registry-payments (eu-west-1) is in UPDATE_ROLLBACK_FAILED: CloudFormation could not roll its last update back and updates nothing until the rollback goes on. Fix what its events name, then:
+  aws cloudformation continue-update-rollback --stack-name shop-registry-payments --region eu-west-1
+EOF
+    failed=true ;;
+  DELETE_FAILED)
+    cat >&2 <<'EOF'
+deploy.sh: shop-registry-payments (eu-west-1) is in DELETE_FAILED: a delete of it stopped half-way. Finish it (its events name what blocked it), then run this script again:
+  aws cloudformation delete-stack --stack-name shop-registry-payments --region eu-west-1
+EOF
+    failed=true ;;
+  *_IN_PROGRESS)
+    echo "deploy.sh: shop-registry-payments (eu-west-1) has an operation in progress: wait for it to end, then run this script again" >&2
+    failed=true ;;
+esac
+case "$(awk -v n=shop-registry-web '$1 == n {print $2; exit}' <<<"$blocking_eu_west_1")" in
+  ROLLBACK_COMPLETE | ROLLBACK_FAILED)
+    cat >&2 <<'EOF'
+deploy.sh: shop-registry-web (eu-west-1) is in ROLLBACK_COMPLETE or ROLLBACK_FAILED: its first create failed, and such a stack can only be deleted. Delete it, then run this script again:
   aws cloudformation delete-stack --stack-name shop-registry-web --region eu-west-1
 EOF
-  failed=true
-fi
-if [[ $'\t'"$rollback_eu_west_1"$'\t' == *$'\t'shop-registry-replication$'\t'* ]]; then
-  cat >&2 <<'EOF'
-deploy.sh: shop-registry-replication (eu-west-1) is in ROLLBACK_COMPLETE: its first create failed, and such a stack can only be deleted. Delete it, then run this script again:
+    failed=true ;;
+  UPDATE_ROLLBACK_FAILED)
+    cat >&2 <<'EOF'
+deploy.sh: shop-registry-web (eu-west-1) is in UPDATE_ROLLBACK_FAILED: CloudFormation could not roll its last update back and updates nothing until the rollback goes on. Fix what its events name, then:
+  aws cloudformation continue-update-rollback --stack-name shop-registry-web --region eu-west-1
+EOF
+    failed=true ;;
+  DELETE_FAILED)
+    cat >&2 <<'EOF'
+deploy.sh: shop-registry-web (eu-west-1) is in DELETE_FAILED: a delete of it stopped half-way. Finish it (its events name what blocked it), then run this script again:
+  aws cloudformation delete-stack --stack-name shop-registry-web --region eu-west-1
+EOF
+    failed=true ;;
+  *_IN_PROGRESS)
+    echo "deploy.sh: shop-registry-web (eu-west-1) has an operation in progress: wait for it to end, then run this script again" >&2
+    failed=true ;;
+esac
+case "$(awk -v n=shop-registry-replication '$1 == n {print $2; exit}' <<<"$blocking_eu_west_1")" in
+  ROLLBACK_COMPLETE | ROLLBACK_FAILED)
+    cat >&2 <<'EOF'
+deploy.sh: shop-registry-replication (eu-west-1) is in ROLLBACK_COMPLETE or ROLLBACK_FAILED: its first create failed, and such a stack can only be deleted. Delete it, then run this script again:
   aws cloudformation delete-stack --stack-name shop-registry-replication --region eu-west-1
 EOF
-  failed=true
-fi
-if [[ $'\t'"$rollback_eu_west_1"$'\t' == *$'\t'shop-delivery$'\t'* ]]; then
-  cat >&2 <<'EOF'
-deploy.sh: shop-delivery (eu-west-1) is in ROLLBACK_COMPLETE: its first create failed, and such a stack can only be deleted. Delete it, then run this script again:
+    failed=true ;;
+  UPDATE_ROLLBACK_FAILED)
+    cat >&2 <<'EOF'
+deploy.sh: shop-registry-replication (eu-west-1) is in UPDATE_ROLLBACK_FAILED: CloudFormation could not roll its last update back and updates nothing until the rollback goes on. Fix what its events name, then:
+  aws cloudformation continue-update-rollback --stack-name shop-registry-replication --region eu-west-1
+EOF
+    failed=true ;;
+  DELETE_FAILED)
+    cat >&2 <<'EOF'
+deploy.sh: shop-registry-replication (eu-west-1) is in DELETE_FAILED: a delete of it stopped half-way. Finish it (its events name what blocked it), then run this script again:
+  aws cloudformation delete-stack --stack-name shop-registry-replication --region eu-west-1
+EOF
+    failed=true ;;
+  *_IN_PROGRESS)
+    echo "deploy.sh: shop-registry-replication (eu-west-1) has an operation in progress: wait for it to end, then run this script again" >&2
+    failed=true ;;
+esac
+case "$(awk -v n=shop-delivery '$1 == n {print $2; exit}' <<<"$blocking_eu_west_1")" in
+  ROLLBACK_COMPLETE | ROLLBACK_FAILED)
+    cat >&2 <<'EOF'
+deploy.sh: shop-delivery (eu-west-1) is in ROLLBACK_COMPLETE or ROLLBACK_FAILED: its first create failed, and such a stack can only be deleted. Delete it, then run this script again:
   aws cloudformation delete-stack --stack-name shop-delivery --region eu-west-1
 EOF
-  failed=true
-fi
-if [[ $'\t'"$rollback_eu_west_1"$'\t' == *$'\t'shop-delivery-api$'\t'* ]]; then
-  cat >&2 <<'EOF'
-deploy.sh: shop-delivery-api (eu-west-1) is in ROLLBACK_COMPLETE: its first create failed, and such a stack can only be deleted. Delete it, then run this script again:
+    failed=true ;;
+  UPDATE_ROLLBACK_FAILED)
+    cat >&2 <<'EOF'
+deploy.sh: shop-delivery (eu-west-1) is in UPDATE_ROLLBACK_FAILED: CloudFormation could not roll its last update back and updates nothing until the rollback goes on. Fix what its events name, then:
+  aws cloudformation continue-update-rollback --stack-name shop-delivery --region eu-west-1
+EOF
+    failed=true ;;
+  DELETE_FAILED)
+    cat >&2 <<'EOF'
+deploy.sh: shop-delivery (eu-west-1) is in DELETE_FAILED: a delete of it stopped half-way. Finish it (its events name what blocked it), then run this script again:
+  aws cloudformation delete-stack --stack-name shop-delivery --region eu-west-1
+EOF
+    failed=true ;;
+  *_IN_PROGRESS)
+    echo "deploy.sh: shop-delivery (eu-west-1) has an operation in progress: wait for it to end, then run this script again" >&2
+    failed=true ;;
+esac
+case "$(awk -v n=shop-delivery-api '$1 == n {print $2; exit}' <<<"$blocking_eu_west_1")" in
+  ROLLBACK_COMPLETE | ROLLBACK_FAILED)
+    cat >&2 <<'EOF'
+deploy.sh: shop-delivery-api (eu-west-1) is in ROLLBACK_COMPLETE or ROLLBACK_FAILED: its first create failed, and such a stack can only be deleted. Delete it, then run this script again:
   aws cloudformation delete-stack --stack-name shop-delivery-api --region eu-west-1
 EOF
-  failed=true
-fi
-if [[ $'\t'"$rollback_eu_west_1"$'\t' == *$'\t'shop-delivery-mailer$'\t'* ]]; then
-  cat >&2 <<'EOF'
-deploy.sh: shop-delivery-mailer (eu-west-1) is in ROLLBACK_COMPLETE: its first create failed, and such a stack can only be deleted. Delete it, then run this script again:
+    failed=true ;;
+  UPDATE_ROLLBACK_FAILED)
+    cat >&2 <<'EOF'
+deploy.sh: shop-delivery-api (eu-west-1) is in UPDATE_ROLLBACK_FAILED: CloudFormation could not roll its last update back and updates nothing until the rollback goes on. Fix what its events name, then:
+  aws cloudformation continue-update-rollback --stack-name shop-delivery-api --region eu-west-1
+EOF
+    failed=true ;;
+  DELETE_FAILED)
+    cat >&2 <<'EOF'
+deploy.sh: shop-delivery-api (eu-west-1) is in DELETE_FAILED: a delete of it stopped half-way. Finish it (its events name what blocked it), then run this script again:
+  aws cloudformation delete-stack --stack-name shop-delivery-api --region eu-west-1
+EOF
+    failed=true ;;
+  *_IN_PROGRESS)
+    echo "deploy.sh: shop-delivery-api (eu-west-1) has an operation in progress: wait for it to end, then run this script again" >&2
+    failed=true ;;
+esac
+case "$(awk -v n=shop-delivery-mailer '$1 == n {print $2; exit}' <<<"$blocking_eu_west_1")" in
+  ROLLBACK_COMPLETE | ROLLBACK_FAILED)
+    cat >&2 <<'EOF'
+deploy.sh: shop-delivery-mailer (eu-west-1) is in ROLLBACK_COMPLETE or ROLLBACK_FAILED: its first create failed, and such a stack can only be deleted. Delete it, then run this script again:
   aws cloudformation delete-stack --stack-name shop-delivery-mailer --region eu-west-1
 EOF
-  failed=true
-fi
-if [[ $'\t'"$rollback_eu_west_1"$'\t' == *$'\t'shop-delivery-nightly$'\t'* ]]; then
-  cat >&2 <<'EOF'
-deploy.sh: shop-delivery-nightly (eu-west-1) is in ROLLBACK_COMPLETE: its first create failed, and such a stack can only be deleted. Delete it, then run this script again:
+    failed=true ;;
+  UPDATE_ROLLBACK_FAILED)
+    cat >&2 <<'EOF'
+deploy.sh: shop-delivery-mailer (eu-west-1) is in UPDATE_ROLLBACK_FAILED: CloudFormation could not roll its last update back and updates nothing until the rollback goes on. Fix what its events name, then:
+  aws cloudformation continue-update-rollback --stack-name shop-delivery-mailer --region eu-west-1
+EOF
+    failed=true ;;
+  DELETE_FAILED)
+    cat >&2 <<'EOF'
+deploy.sh: shop-delivery-mailer (eu-west-1) is in DELETE_FAILED: a delete of it stopped half-way. Finish it (its events name what blocked it), then run this script again:
+  aws cloudformation delete-stack --stack-name shop-delivery-mailer --region eu-west-1
+EOF
+    failed=true ;;
+  *_IN_PROGRESS)
+    echo "deploy.sh: shop-delivery-mailer (eu-west-1) has an operation in progress: wait for it to end, then run this script again" >&2
+    failed=true ;;
+esac
+case "$(awk -v n=shop-delivery-nightly '$1 == n {print $2; exit}' <<<"$blocking_eu_west_1")" in
+  ROLLBACK_COMPLETE | ROLLBACK_FAILED)
+    cat >&2 <<'EOF'
+deploy.sh: shop-delivery-nightly (eu-west-1) is in ROLLBACK_COMPLETE or ROLLBACK_FAILED: its first create failed, and such a stack can only be deleted. Delete it, then run this script again:
   aws cloudformation delete-stack --stack-name shop-delivery-nightly --region eu-west-1
 EOF
-  failed=true
-fi
-if [[ $'\t'"$rollback_eu_west_1"$'\t' == *$'\t'shop-delivery-payments$'\t'* ]]; then
-  cat >&2 <<'EOF'
-deploy.sh: shop-delivery-payments (eu-west-1) is in ROLLBACK_COMPLETE: its first create failed, and such a stack can only be deleted. Delete it, then run this script again:
+    failed=true ;;
+  UPDATE_ROLLBACK_FAILED)
+    cat >&2 <<'EOF'
+deploy.sh: shop-delivery-nightly (eu-west-1) is in UPDATE_ROLLBACK_FAILED: CloudFormation could not roll its last update back and updates nothing until the rollback goes on. Fix what its events name, then:
+  aws cloudformation continue-update-rollback --stack-name shop-delivery-nightly --region eu-west-1
+EOF
+    failed=true ;;
+  DELETE_FAILED)
+    cat >&2 <<'EOF'
+deploy.sh: shop-delivery-nightly (eu-west-1) is in DELETE_FAILED: a delete of it stopped half-way. Finish it (its events name what blocked it), then run this script again:
+  aws cloudformation delete-stack --stack-name shop-delivery-nightly --region eu-west-1
+EOF
+    failed=true ;;
+  *_IN_PROGRESS)
+    echo "deploy.sh: shop-delivery-nightly (eu-west-1) has an operation in progress: wait for it to end, then run this script again" >&2
+    failed=true ;;
+esac
+case "$(awk -v n=shop-delivery-payments '$1 == n {print $2; exit}' <<<"$blocking_eu_west_1")" in
+  ROLLBACK_COMPLETE | ROLLBACK_FAILED)
+    cat >&2 <<'EOF'
+deploy.sh: shop-delivery-payments (eu-west-1) is in ROLLBACK_COMPLETE or ROLLBACK_FAILED: its first create failed, and such a stack can only be deleted. Delete it, then run this script again:
   aws cloudformation delete-stack --stack-name shop-delivery-payments --region eu-west-1
 EOF
-  failed=true
-fi
-if [[ $'\t'"$rollback_eu_west_1"$'\t' == *$'\t'shop-delivery-web$'\t'* ]]; then
-  cat >&2 <<'EOF'
-deploy.sh: shop-delivery-web (eu-west-1) is in ROLLBACK_COMPLETE: its first create failed, and such a stack can only be deleted. Delete it, then run this script again:
+    failed=true ;;
+  UPDATE_ROLLBACK_FAILED)
+    cat >&2 <<'EOF'
+deploy.sh: shop-delivery-payments (eu-west-1) is in UPDATE_ROLLBACK_FAILED: CloudFormation could not roll its last update back and updates nothing until the rollback goes on. Fix what its events name, then:
+  aws cloudformation continue-update-rollback --stack-name shop-delivery-payments --region eu-west-1
+EOF
+    failed=true ;;
+  DELETE_FAILED)
+    cat >&2 <<'EOF'
+deploy.sh: shop-delivery-payments (eu-west-1) is in DELETE_FAILED: a delete of it stopped half-way. Finish it (its events name what blocked it), then run this script again:
+  aws cloudformation delete-stack --stack-name shop-delivery-payments --region eu-west-1
+EOF
+    failed=true ;;
+  *_IN_PROGRESS)
+    echo "deploy.sh: shop-delivery-payments (eu-west-1) has an operation in progress: wait for it to end, then run this script again" >&2
+    failed=true ;;
+esac
+case "$(awk -v n=shop-delivery-web '$1 == n {print $2; exit}' <<<"$blocking_eu_west_1")" in
+  ROLLBACK_COMPLETE | ROLLBACK_FAILED)
+    cat >&2 <<'EOF'
+deploy.sh: shop-delivery-web (eu-west-1) is in ROLLBACK_COMPLETE or ROLLBACK_FAILED: its first create failed, and such a stack can only be deleted. Delete it, then run this script again:
   aws cloudformation delete-stack --stack-name shop-delivery-web --region eu-west-1
 EOF
-  failed=true
-fi
-if [[ $'\t'"$rollback_eu_west_1"$'\t' == *$'\t'shop-delivery-infrastructure$'\t'* ]]; then
-  cat >&2 <<'EOF'
-deploy.sh: shop-delivery-infrastructure (eu-west-1) is in ROLLBACK_COMPLETE: its first create failed, and such a stack can only be deleted. Delete it, then run this script again:
+    failed=true ;;
+  UPDATE_ROLLBACK_FAILED)
+    cat >&2 <<'EOF'
+deploy.sh: shop-delivery-web (eu-west-1) is in UPDATE_ROLLBACK_FAILED: CloudFormation could not roll its last update back and updates nothing until the rollback goes on. Fix what its events name, then:
+  aws cloudformation continue-update-rollback --stack-name shop-delivery-web --region eu-west-1
+EOF
+    failed=true ;;
+  DELETE_FAILED)
+    cat >&2 <<'EOF'
+deploy.sh: shop-delivery-web (eu-west-1) is in DELETE_FAILED: a delete of it stopped half-way. Finish it (its events name what blocked it), then run this script again:
+  aws cloudformation delete-stack --stack-name shop-delivery-web --region eu-west-1
+EOF
+    failed=true ;;
+  *_IN_PROGRESS)
+    echo "deploy.sh: shop-delivery-web (eu-west-1) has an operation in progress: wait for it to end, then run this script again" >&2
+    failed=true ;;
+esac
+case "$(awk -v n=shop-delivery-infrastructure '$1 == n {print $2; exit}' <<<"$blocking_eu_west_1")" in
+  ROLLBACK_COMPLETE | ROLLBACK_FAILED)
+    cat >&2 <<'EOF'
+deploy.sh: shop-delivery-infrastructure (eu-west-1) is in ROLLBACK_COMPLETE or ROLLBACK_FAILED: its first create failed, and such a stack can only be deleted. Delete it, then run this script again:
   aws cloudformation delete-stack --stack-name shop-delivery-infrastructure --region eu-west-1
 EOF
+    failed=true ;;
+  UPDATE_ROLLBACK_FAILED)
+    cat >&2 <<'EOF'
+deploy.sh: shop-delivery-infrastructure (eu-west-1) is in UPDATE_ROLLBACK_FAILED: CloudFormation could not roll its last update back and updates nothing until the rollback goes on. Fix what its events name, then:
+  aws cloudformation continue-update-rollback --stack-name shop-delivery-infrastructure --region eu-west-1
+EOF
+    failed=true ;;
+  DELETE_FAILED)
+    cat >&2 <<'EOF'
+deploy.sh: shop-delivery-infrastructure (eu-west-1) is in DELETE_FAILED: a delete of it stopped half-way. Finish it (its events name what blocked it), then run this script again:
+  aws cloudformation delete-stack --stack-name shop-delivery-infrastructure --region eu-west-1
+EOF
+    failed=true ;;
+  *_IN_PROGRESS)
+    echo "deploy.sh: shop-delivery-infrastructure (eu-west-1) has an operation in progress: wait for it to end, then run this script again" >&2
+    failed=true ;;
+esac
+if ! blocking_eu_central_1="$(aws cloudformation list-stacks --region eu-central-1 --stack-status-filter ROLLBACK_COMPLETE ROLLBACK_FAILED UPDATE_ROLLBACK_FAILED DELETE_FAILED CREATE_IN_PROGRESS ROLLBACK_IN_PROGRESS DELETE_IN_PROGRESS UPDATE_IN_PROGRESS UPDATE_COMPLETE_CLEANUP_IN_PROGRESS UPDATE_ROLLBACK_IN_PROGRESS UPDATE_ROLLBACK_COMPLETE_CLEANUP_IN_PROGRESS IMPORT_IN_PROGRESS IMPORT_ROLLBACK_IN_PROGRESS --query "StackSummaries[].[StackName,StackStatus]" --output text 2>&1)"; then
+  echo "deploy.sh: could not list the stacks CloudFormation cannot update now in eu-central-1 (cloudformation:ListStacks), so whether a stack of this folder is one is unknown: fix the cause (a permission your identity lacks, expired credentials...) and run this script again. The AWS CLI said: ${blocking_eu_central_1//$'\n'/ }" >&2
+  blocking_eu_central_1=""
   failed=true
 fi
-if ! rollback_eu_central_1="$(aws cloudformation list-stacks --region eu-central-1 --stack-status-filter ROLLBACK_COMPLETE --query "StackSummaries[].StackName" --output text 2>&1)"; then
-  echo "deploy.sh: could not list the stacks in ROLLBACK_COMPLETE in eu-central-1 (cloudformation:ListStacks), so whether a stack of this folder can only be deleted is unknown: fix the cause (a permission your identity lacks, expired credentials...) and run this script again. The AWS CLI said: ${rollback_eu_central_1//$'\n'/ }" >&2
-  rollback_eu_central_1=""
-  failed=true
-fi
-if [[ $'\t'"$rollback_eu_central_1"$'\t' == *$'\t'shop-registry-replica-eu-central-1$'\t'* ]]; then
-  cat >&2 <<'EOF'
-deploy.sh: shop-registry-replica-eu-central-1 (eu-central-1) is in ROLLBACK_COMPLETE: its first create failed, and such a stack can only be deleted. Delete it, then run this script again:
+case "$(awk -v n=shop-registry-replica-eu-central-1 '$1 == n {print $2; exit}' <<<"$blocking_eu_central_1")" in
+  ROLLBACK_COMPLETE | ROLLBACK_FAILED)
+    cat >&2 <<'EOF'
+deploy.sh: shop-registry-replica-eu-central-1 (eu-central-1) is in ROLLBACK_COMPLETE or ROLLBACK_FAILED: its first create failed, and such a stack can only be deleted. Delete it, then run this script again:
   aws cloudformation delete-stack --stack-name shop-registry-replica-eu-central-1 --region eu-central-1
 EOF
-  failed=true
-fi
-if [[ $'\t'"$rollback_eu_central_1"$'\t' == *$'\t'shop-delivery-artifacts-eu-central-1$'\t'* ]]; then
-  cat >&2 <<'EOF'
-deploy.sh: shop-delivery-artifacts-eu-central-1 (eu-central-1) is in ROLLBACK_COMPLETE: its first create failed, and such a stack can only be deleted. Delete it, then run this script again:
+    failed=true ;;
+  UPDATE_ROLLBACK_FAILED)
+    cat >&2 <<'EOF'
+deploy.sh: shop-registry-replica-eu-central-1 (eu-central-1) is in UPDATE_ROLLBACK_FAILED: CloudFormation could not roll its last update back and updates nothing until the rollback goes on. Fix what its events name, then:
+  aws cloudformation continue-update-rollback --stack-name shop-registry-replica-eu-central-1 --region eu-central-1
+EOF
+    failed=true ;;
+  DELETE_FAILED)
+    cat >&2 <<'EOF'
+deploy.sh: shop-registry-replica-eu-central-1 (eu-central-1) is in DELETE_FAILED: a delete of it stopped half-way. Finish it (its events name what blocked it), then run this script again:
+  aws cloudformation delete-stack --stack-name shop-registry-replica-eu-central-1 --region eu-central-1
+EOF
+    failed=true ;;
+  *_IN_PROGRESS)
+    echo "deploy.sh: shop-registry-replica-eu-central-1 (eu-central-1) has an operation in progress: wait for it to end, then run this script again" >&2
+    failed=true ;;
+esac
+case "$(awk -v n=shop-delivery-artifacts-eu-central-1 '$1 == n {print $2; exit}' <<<"$blocking_eu_central_1")" in
+  ROLLBACK_COMPLETE | ROLLBACK_FAILED)
+    cat >&2 <<'EOF'
+deploy.sh: shop-delivery-artifacts-eu-central-1 (eu-central-1) is in ROLLBACK_COMPLETE or ROLLBACK_FAILED: its first create failed, and such a stack can only be deleted. Delete it, then run this script again:
   aws cloudformation delete-stack --stack-name shop-delivery-artifacts-eu-central-1 --region eu-central-1
 EOF
+    failed=true ;;
+  UPDATE_ROLLBACK_FAILED)
+    cat >&2 <<'EOF'
+deploy.sh: shop-delivery-artifacts-eu-central-1 (eu-central-1) is in UPDATE_ROLLBACK_FAILED: CloudFormation could not roll its last update back and updates nothing until the rollback goes on. Fix what its events name, then:
+  aws cloudformation continue-update-rollback --stack-name shop-delivery-artifacts-eu-central-1 --region eu-central-1
+EOF
+    failed=true ;;
+  DELETE_FAILED)
+    cat >&2 <<'EOF'
+deploy.sh: shop-delivery-artifacts-eu-central-1 (eu-central-1) is in DELETE_FAILED: a delete of it stopped half-way. Finish it (its events name what blocked it), then run this script again:
+  aws cloudformation delete-stack --stack-name shop-delivery-artifacts-eu-central-1 --region eu-central-1
+EOF
+    failed=true ;;
+  *_IN_PROGRESS)
+    echo "deploy.sh: shop-delivery-artifacts-eu-central-1 (eu-central-1) has an operation in progress: wait for it to end, then run this script again" >&2
+    failed=true ;;
+esac
+if ! blocking_us_east_1="$(aws cloudformation list-stacks --region us-east-1 --stack-status-filter ROLLBACK_COMPLETE ROLLBACK_FAILED UPDATE_ROLLBACK_FAILED DELETE_FAILED CREATE_IN_PROGRESS ROLLBACK_IN_PROGRESS DELETE_IN_PROGRESS UPDATE_IN_PROGRESS UPDATE_COMPLETE_CLEANUP_IN_PROGRESS UPDATE_ROLLBACK_IN_PROGRESS UPDATE_ROLLBACK_COMPLETE_CLEANUP_IN_PROGRESS IMPORT_IN_PROGRESS IMPORT_ROLLBACK_IN_PROGRESS --query "StackSummaries[].[StackName,StackStatus]" --output text 2>&1)"; then
+  echo "deploy.sh: could not list the stacks CloudFormation cannot update now in us-east-1 (cloudformation:ListStacks), so whether a stack of this folder is one is unknown: fix the cause (a permission your identity lacks, expired credentials...) and run this script again. The AWS CLI said: ${blocking_us_east_1//$'\n'/ }" >&2
+  blocking_us_east_1=""
   failed=true
 fi
-if ! rollback_us_east_1="$(aws cloudformation list-stacks --region us-east-1 --stack-status-filter ROLLBACK_COMPLETE --query "StackSummaries[].StackName" --output text 2>&1)"; then
-  echo "deploy.sh: could not list the stacks in ROLLBACK_COMPLETE in us-east-1 (cloudformation:ListStacks), so whether a stack of this folder can only be deleted is unknown: fix the cause (a permission your identity lacks, expired credentials...) and run this script again. The AWS CLI said: ${rollback_us_east_1//$'\n'/ }" >&2
-  rollback_us_east_1=""
-  failed=true
-fi
-if [[ $'\t'"$rollback_us_east_1"$'\t' == *$'\t'shop-delivery-artifacts-us-east-1$'\t'* ]]; then
-  cat >&2 <<'EOF'
-deploy.sh: shop-delivery-artifacts-us-east-1 (us-east-1) is in ROLLBACK_COMPLETE: its first create failed, and such a stack can only be deleted. Delete it, then run this script again:
+case "$(awk -v n=shop-delivery-artifacts-us-east-1 '$1 == n {print $2; exit}' <<<"$blocking_us_east_1")" in
+  ROLLBACK_COMPLETE | ROLLBACK_FAILED)
+    cat >&2 <<'EOF'
+deploy.sh: shop-delivery-artifacts-us-east-1 (us-east-1) is in ROLLBACK_COMPLETE or ROLLBACK_FAILED: its first create failed, and such a stack can only be deleted. Delete it, then run this script again:
   aws cloudformation delete-stack --stack-name shop-delivery-artifacts-us-east-1 --region us-east-1
 EOF
-  failed=true
-fi
+    failed=true ;;
+  UPDATE_ROLLBACK_FAILED)
+    cat >&2 <<'EOF'
+deploy.sh: shop-delivery-artifacts-us-east-1 (us-east-1) is in UPDATE_ROLLBACK_FAILED: CloudFormation could not roll its last update back and updates nothing until the rollback goes on. Fix what its events name, then:
+  aws cloudformation continue-update-rollback --stack-name shop-delivery-artifacts-us-east-1 --region us-east-1
+EOF
+    failed=true ;;
+  DELETE_FAILED)
+    cat >&2 <<'EOF'
+deploy.sh: shop-delivery-artifacts-us-east-1 (us-east-1) is in DELETE_FAILED: a delete of it stopped half-way. Finish it (its events name what blocked it), then run this script again:
+  aws cloudformation delete-stack --stack-name shop-delivery-artifacts-us-east-1 --region us-east-1
+EOF
+    failed=true ;;
+  *_IN_PROGRESS)
+    echo "deploy.sh: shop-delivery-artifacts-us-east-1 (us-east-1) has an operation in progress: wait for it to end, then run this script again" >&2
+    failed=true ;;
+esac
 if [[ "$failed" == true ]]; then
   echo "deploy.sh: the pre-flight checks above failed; no stack was changed" >&2
   exit 1

@@ -38,7 +38,7 @@ Usage: ./deploy.sh [--review]
 Deploys shop staging: the 18 CloudFormation stacks of this folder, in order, to account 222222222222, with
 the AWS CLI signed in to that account; then turns termination protection on where a stack holds data.
 Before any stack it checks what would stop it half-way:
-the account, no stack in ROLLBACK_COMPLETE, the services' first image tags and their images in ECR, the secrets and SSM parameters the services read, the certificates the templates name, the updates make diff blocks. DEPLOY.md beside it explains each step.
+the account, no stack CloudFormation cannot update now (ROLLBACK_COMPLETE, a failed rollback or delete, an operation in progress), the services' first image tags and their images in ECR, the secrets and SSM parameters the services read, the certificates the templates name, the updates make diff blocks. DEPLOY.md beside it explains each step.
 
 Options:
   (none)              create or update every stack; stops at the first failure
@@ -116,144 +116,434 @@ echo "Assumes the shared stacks are up: shop-registry (../project/deploy.sh), sh
 
 # Pre-flight, before any stack: what would stop the deployment half-way is found now.
 failed=false
-# A stack whose first create failed is left in ROLLBACK_COMPLETE and can only be deleted
-# (CloudFormation User Guide, "Stack status codes").
-if ! rollback_eu_west_1="$(aws cloudformation list-stacks --region eu-west-1 --stack-status-filter ROLLBACK_COMPLETE --query "StackSummaries[].StackName" --output text 2>&1)"; then
-  echo "deploy.sh: could not list the stacks in ROLLBACK_COMPLETE in eu-west-1 (cloudformation:ListStacks), so whether a stack of this folder can only be deleted is unknown: fix the cause (a permission your identity lacks, expired credentials...) and run this script again. The AWS CLI said: ${rollback_eu_west_1//$'\n'/ }" >&2
-  rollback_eu_west_1=""
+# A stack CloudFormation cannot update now: ROLLBACK_COMPLETE and ROLLBACK_FAILED (a failed first
+# create: it can only be deleted), UPDATE_ROLLBACK_FAILED (its rollback must be continued first:
+# ContinueUpdateRollback), DELETE_FAILED (a failed delete) and any operation still in progress
+# (CloudFormation User Guide, "Stack status codes"; API Reference, ContinueUpdateRollback).
+if ! blocking_eu_west_1="$(aws cloudformation list-stacks --region eu-west-1 --stack-status-filter ROLLBACK_COMPLETE ROLLBACK_FAILED UPDATE_ROLLBACK_FAILED DELETE_FAILED CREATE_IN_PROGRESS ROLLBACK_IN_PROGRESS DELETE_IN_PROGRESS UPDATE_IN_PROGRESS UPDATE_COMPLETE_CLEANUP_IN_PROGRESS UPDATE_ROLLBACK_IN_PROGRESS UPDATE_ROLLBACK_COMPLETE_CLEANUP_IN_PROGRESS IMPORT_IN_PROGRESS IMPORT_ROLLBACK_IN_PROGRESS --query "StackSummaries[].[StackName,StackStatus]" --output text 2>&1)"; then
+  echo "deploy.sh: could not list the stacks CloudFormation cannot update now in eu-west-1 (cloudformation:ListStacks), so whether a stack of this folder is one is unknown: fix the cause (a permission your identity lacks, expired credentials...) and run this script again. The AWS CLI said: ${blocking_eu_west_1//$'\n'/ }" >&2
+  blocking_eu_west_1=""
   failed=true
 fi
-if [[ $'\t'"$rollback_eu_west_1"$'\t' == *$'\t'shop-staging-deployer$'\t'* ]]; then
-  cat >&2 <<'EOF'
-deploy.sh: shop-staging-deployer (eu-west-1) is in ROLLBACK_COMPLETE: its first create failed, and such a stack can only be deleted. Delete it, then run this script again:
+case "$(awk -v n=shop-staging-deployer '$1 == n {print $2; exit}' <<<"$blocking_eu_west_1")" in
+  ROLLBACK_COMPLETE | ROLLBACK_FAILED)
+    cat >&2 <<'EOF'
+deploy.sh: shop-staging-deployer (eu-west-1) is in ROLLBACK_COMPLETE or ROLLBACK_FAILED: its first create failed, and such a stack can only be deleted. Delete it, then run this script again:
   aws cloudformation delete-stack --stack-name shop-staging-deployer --region eu-west-1
 EOF
-  failed=true
-fi
-if [[ $'\t'"$rollback_eu_west_1"$'\t' == *$'\t'shop-staging-keys$'\t'* ]]; then
-  cat >&2 <<'EOF'
-deploy.sh: shop-staging-keys (eu-west-1) is in ROLLBACK_COMPLETE: its first create failed, and such a stack can only be deleted. Delete it, then run this script again:
+    failed=true ;;
+  UPDATE_ROLLBACK_FAILED)
+    cat >&2 <<'EOF'
+deploy.sh: shop-staging-deployer (eu-west-1) is in UPDATE_ROLLBACK_FAILED: CloudFormation could not roll its last update back and updates nothing until the rollback goes on. Fix what its events name, then:
+  aws cloudformation continue-update-rollback --stack-name shop-staging-deployer --region eu-west-1
+EOF
+    failed=true ;;
+  DELETE_FAILED)
+    cat >&2 <<'EOF'
+deploy.sh: shop-staging-deployer (eu-west-1) is in DELETE_FAILED: a delete of it stopped half-way. Finish it (its events name what blocked it), then run this script again:
+  aws cloudformation delete-stack --stack-name shop-staging-deployer --region eu-west-1
+EOF
+    failed=true ;;
+  *_IN_PROGRESS)
+    echo "deploy.sh: shop-staging-deployer (eu-west-1) has an operation in progress: wait for it to end, then run this script again" >&2
+    failed=true ;;
+esac
+case "$(awk -v n=shop-staging-keys '$1 == n {print $2; exit}' <<<"$blocking_eu_west_1")" in
+  ROLLBACK_COMPLETE | ROLLBACK_FAILED)
+    cat >&2 <<'EOF'
+deploy.sh: shop-staging-keys (eu-west-1) is in ROLLBACK_COMPLETE or ROLLBACK_FAILED: its first create failed, and such a stack can only be deleted. Delete it, then run this script again:
   aws cloudformation delete-stack --stack-name shop-staging-keys --region eu-west-1
 EOF
-  failed=true
-fi
-if [[ $'\t'"$rollback_eu_west_1"$'\t' == *$'\t'shop-staging-network$'\t'* ]]; then
-  cat >&2 <<'EOF'
-deploy.sh: shop-staging-network (eu-west-1) is in ROLLBACK_COMPLETE: its first create failed, and such a stack can only be deleted. Delete it, then run this script again:
+    failed=true ;;
+  UPDATE_ROLLBACK_FAILED)
+    cat >&2 <<'EOF'
+deploy.sh: shop-staging-keys (eu-west-1) is in UPDATE_ROLLBACK_FAILED: CloudFormation could not roll its last update back and updates nothing until the rollback goes on. Fix what its events name, then:
+  aws cloudformation continue-update-rollback --stack-name shop-staging-keys --region eu-west-1
+EOF
+    failed=true ;;
+  DELETE_FAILED)
+    cat >&2 <<'EOF'
+deploy.sh: shop-staging-keys (eu-west-1) is in DELETE_FAILED: a delete of it stopped half-way. Finish it (its events name what blocked it), then run this script again:
+  aws cloudformation delete-stack --stack-name shop-staging-keys --region eu-west-1
+EOF
+    failed=true ;;
+  *_IN_PROGRESS)
+    echo "deploy.sh: shop-staging-keys (eu-west-1) has an operation in progress: wait for it to end, then run this script again" >&2
+    failed=true ;;
+esac
+case "$(awk -v n=shop-staging-network '$1 == n {print $2; exit}' <<<"$blocking_eu_west_1")" in
+  ROLLBACK_COMPLETE | ROLLBACK_FAILED)
+    cat >&2 <<'EOF'
+deploy.sh: shop-staging-network (eu-west-1) is in ROLLBACK_COMPLETE or ROLLBACK_FAILED: its first create failed, and such a stack can only be deleted. Delete it, then run this script again:
   aws cloudformation delete-stack --stack-name shop-staging-network --region eu-west-1
 EOF
-  failed=true
-fi
-if [[ $'\t'"$rollback_eu_west_1"$'\t' == *$'\t'shop-staging-origin-verify$'\t'* ]]; then
-  cat >&2 <<'EOF'
-deploy.sh: shop-staging-origin-verify (eu-west-1) is in ROLLBACK_COMPLETE: its first create failed, and such a stack can only be deleted. Delete it, then run this script again:
+    failed=true ;;
+  UPDATE_ROLLBACK_FAILED)
+    cat >&2 <<'EOF'
+deploy.sh: shop-staging-network (eu-west-1) is in UPDATE_ROLLBACK_FAILED: CloudFormation could not roll its last update back and updates nothing until the rollback goes on. Fix what its events name, then:
+  aws cloudformation continue-update-rollback --stack-name shop-staging-network --region eu-west-1
+EOF
+    failed=true ;;
+  DELETE_FAILED)
+    cat >&2 <<'EOF'
+deploy.sh: shop-staging-network (eu-west-1) is in DELETE_FAILED: a delete of it stopped half-way. Finish it (its events name what blocked it), then run this script again:
+  aws cloudformation delete-stack --stack-name shop-staging-network --region eu-west-1
+EOF
+    failed=true ;;
+  *_IN_PROGRESS)
+    echo "deploy.sh: shop-staging-network (eu-west-1) has an operation in progress: wait for it to end, then run this script again" >&2
+    failed=true ;;
+esac
+case "$(awk -v n=shop-staging-origin-verify '$1 == n {print $2; exit}' <<<"$blocking_eu_west_1")" in
+  ROLLBACK_COMPLETE | ROLLBACK_FAILED)
+    cat >&2 <<'EOF'
+deploy.sh: shop-staging-origin-verify (eu-west-1) is in ROLLBACK_COMPLETE or ROLLBACK_FAILED: its first create failed, and such a stack can only be deleted. Delete it, then run this script again:
   aws cloudformation delete-stack --stack-name shop-staging-origin-verify --region eu-west-1
 EOF
-  failed=true
-fi
-if [[ $'\t'"$rollback_eu_west_1"$'\t' == *$'\t'shop-staging-security$'\t'* ]]; then
-  cat >&2 <<'EOF'
-deploy.sh: shop-staging-security (eu-west-1) is in ROLLBACK_COMPLETE: its first create failed, and such a stack can only be deleted. Delete it, then run this script again:
+    failed=true ;;
+  UPDATE_ROLLBACK_FAILED)
+    cat >&2 <<'EOF'
+deploy.sh: shop-staging-origin-verify (eu-west-1) is in UPDATE_ROLLBACK_FAILED: CloudFormation could not roll its last update back and updates nothing until the rollback goes on. Fix what its events name, then:
+  aws cloudformation continue-update-rollback --stack-name shop-staging-origin-verify --region eu-west-1
+EOF
+    failed=true ;;
+  DELETE_FAILED)
+    cat >&2 <<'EOF'
+deploy.sh: shop-staging-origin-verify (eu-west-1) is in DELETE_FAILED: a delete of it stopped half-way. Finish it (its events name what blocked it), then run this script again:
+  aws cloudformation delete-stack --stack-name shop-staging-origin-verify --region eu-west-1
+EOF
+    failed=true ;;
+  *_IN_PROGRESS)
+    echo "deploy.sh: shop-staging-origin-verify (eu-west-1) has an operation in progress: wait for it to end, then run this script again" >&2
+    failed=true ;;
+esac
+case "$(awk -v n=shop-staging-security '$1 == n {print $2; exit}' <<<"$blocking_eu_west_1")" in
+  ROLLBACK_COMPLETE | ROLLBACK_FAILED)
+    cat >&2 <<'EOF'
+deploy.sh: shop-staging-security (eu-west-1) is in ROLLBACK_COMPLETE or ROLLBACK_FAILED: its first create failed, and such a stack can only be deleted. Delete it, then run this script again:
   aws cloudformation delete-stack --stack-name shop-staging-security --region eu-west-1
 EOF
-  failed=true
-fi
-if [[ $'\t'"$rollback_eu_west_1"$'\t' == *$'\t'shop-staging-data$'\t'* ]]; then
-  cat >&2 <<'EOF'
-deploy.sh: shop-staging-data (eu-west-1) is in ROLLBACK_COMPLETE: its first create failed, and such a stack can only be deleted. Delete it, then run this script again:
+    failed=true ;;
+  UPDATE_ROLLBACK_FAILED)
+    cat >&2 <<'EOF'
+deploy.sh: shop-staging-security (eu-west-1) is in UPDATE_ROLLBACK_FAILED: CloudFormation could not roll its last update back and updates nothing until the rollback goes on. Fix what its events name, then:
+  aws cloudformation continue-update-rollback --stack-name shop-staging-security --region eu-west-1
+EOF
+    failed=true ;;
+  DELETE_FAILED)
+    cat >&2 <<'EOF'
+deploy.sh: shop-staging-security (eu-west-1) is in DELETE_FAILED: a delete of it stopped half-way. Finish it (its events name what blocked it), then run this script again:
+  aws cloudformation delete-stack --stack-name shop-staging-security --region eu-west-1
+EOF
+    failed=true ;;
+  *_IN_PROGRESS)
+    echo "deploy.sh: shop-staging-security (eu-west-1) has an operation in progress: wait for it to end, then run this script again" >&2
+    failed=true ;;
+esac
+case "$(awk -v n=shop-staging-data '$1 == n {print $2; exit}' <<<"$blocking_eu_west_1")" in
+  ROLLBACK_COMPLETE | ROLLBACK_FAILED)
+    cat >&2 <<'EOF'
+deploy.sh: shop-staging-data (eu-west-1) is in ROLLBACK_COMPLETE or ROLLBACK_FAILED: its first create failed, and such a stack can only be deleted. Delete it, then run this script again:
   aws cloudformation delete-stack --stack-name shop-staging-data --region eu-west-1
 EOF
-  failed=true
-fi
-if [[ $'\t'"$rollback_eu_west_1"$'\t' == *$'\t'shop-staging-platform$'\t'* ]]; then
-  cat >&2 <<'EOF'
-deploy.sh: shop-staging-platform (eu-west-1) is in ROLLBACK_COMPLETE: its first create failed, and such a stack can only be deleted. Delete it, then run this script again:
+    failed=true ;;
+  UPDATE_ROLLBACK_FAILED)
+    cat >&2 <<'EOF'
+deploy.sh: shop-staging-data (eu-west-1) is in UPDATE_ROLLBACK_FAILED: CloudFormation could not roll its last update back and updates nothing until the rollback goes on. Fix what its events name, then:
+  aws cloudformation continue-update-rollback --stack-name shop-staging-data --region eu-west-1
+EOF
+    failed=true ;;
+  DELETE_FAILED)
+    cat >&2 <<'EOF'
+deploy.sh: shop-staging-data (eu-west-1) is in DELETE_FAILED: a delete of it stopped half-way. Finish it (its events name what blocked it), then run this script again:
+  aws cloudformation delete-stack --stack-name shop-staging-data --region eu-west-1
+EOF
+    failed=true ;;
+  *_IN_PROGRESS)
+    echo "deploy.sh: shop-staging-data (eu-west-1) has an operation in progress: wait for it to end, then run this script again" >&2
+    failed=true ;;
+esac
+case "$(awk -v n=shop-staging-platform '$1 == n {print $2; exit}' <<<"$blocking_eu_west_1")" in
+  ROLLBACK_COMPLETE | ROLLBACK_FAILED)
+    cat >&2 <<'EOF'
+deploy.sh: shop-staging-platform (eu-west-1) is in ROLLBACK_COMPLETE or ROLLBACK_FAILED: its first create failed, and such a stack can only be deleted. Delete it, then run this script again:
   aws cloudformation delete-stack --stack-name shop-staging-platform --region eu-west-1
 EOF
-  failed=true
-fi
-if [[ $'\t'"$rollback_eu_west_1"$'\t' == *$'\t'shop-staging-edge$'\t'* ]]; then
-  cat >&2 <<'EOF'
-deploy.sh: shop-staging-edge (eu-west-1) is in ROLLBACK_COMPLETE: its first create failed, and such a stack can only be deleted. Delete it, then run this script again:
+    failed=true ;;
+  UPDATE_ROLLBACK_FAILED)
+    cat >&2 <<'EOF'
+deploy.sh: shop-staging-platform (eu-west-1) is in UPDATE_ROLLBACK_FAILED: CloudFormation could not roll its last update back and updates nothing until the rollback goes on. Fix what its events name, then:
+  aws cloudformation continue-update-rollback --stack-name shop-staging-platform --region eu-west-1
+EOF
+    failed=true ;;
+  DELETE_FAILED)
+    cat >&2 <<'EOF'
+deploy.sh: shop-staging-platform (eu-west-1) is in DELETE_FAILED: a delete of it stopped half-way. Finish it (its events name what blocked it), then run this script again:
+  aws cloudformation delete-stack --stack-name shop-staging-platform --region eu-west-1
+EOF
+    failed=true ;;
+  *_IN_PROGRESS)
+    echo "deploy.sh: shop-staging-platform (eu-west-1) has an operation in progress: wait for it to end, then run this script again" >&2
+    failed=true ;;
+esac
+case "$(awk -v n=shop-staging-edge '$1 == n {print $2; exit}' <<<"$blocking_eu_west_1")" in
+  ROLLBACK_COMPLETE | ROLLBACK_FAILED)
+    cat >&2 <<'EOF'
+deploy.sh: shop-staging-edge (eu-west-1) is in ROLLBACK_COMPLETE or ROLLBACK_FAILED: its first create failed, and such a stack can only be deleted. Delete it, then run this script again:
   aws cloudformation delete-stack --stack-name shop-staging-edge --region eu-west-1
 EOF
-  failed=true
-fi
-if [[ $'\t'"$rollback_eu_west_1"$'\t' == *$'\t'shop-staging-monitoring$'\t'* ]]; then
-  cat >&2 <<'EOF'
-deploy.sh: shop-staging-monitoring (eu-west-1) is in ROLLBACK_COMPLETE: its first create failed, and such a stack can only be deleted. Delete it, then run this script again:
+    failed=true ;;
+  UPDATE_ROLLBACK_FAILED)
+    cat >&2 <<'EOF'
+deploy.sh: shop-staging-edge (eu-west-1) is in UPDATE_ROLLBACK_FAILED: CloudFormation could not roll its last update back and updates nothing until the rollback goes on. Fix what its events name, then:
+  aws cloudformation continue-update-rollback --stack-name shop-staging-edge --region eu-west-1
+EOF
+    failed=true ;;
+  DELETE_FAILED)
+    cat >&2 <<'EOF'
+deploy.sh: shop-staging-edge (eu-west-1) is in DELETE_FAILED: a delete of it stopped half-way. Finish it (its events name what blocked it), then run this script again:
+  aws cloudformation delete-stack --stack-name shop-staging-edge --region eu-west-1
+EOF
+    failed=true ;;
+  *_IN_PROGRESS)
+    echo "deploy.sh: shop-staging-edge (eu-west-1) has an operation in progress: wait for it to end, then run this script again" >&2
+    failed=true ;;
+esac
+case "$(awk -v n=shop-staging-monitoring '$1 == n {print $2; exit}' <<<"$blocking_eu_west_1")" in
+  ROLLBACK_COMPLETE | ROLLBACK_FAILED)
+    cat >&2 <<'EOF'
+deploy.sh: shop-staging-monitoring (eu-west-1) is in ROLLBACK_COMPLETE or ROLLBACK_FAILED: its first create failed, and such a stack can only be deleted. Delete it, then run this script again:
   aws cloudformation delete-stack --stack-name shop-staging-monitoring --region eu-west-1
 EOF
-  failed=true
-fi
-if [[ $'\t'"$rollback_eu_west_1"$'\t' == *$'\t'shop-staging-dashboard$'\t'* ]]; then
-  cat >&2 <<'EOF'
-deploy.sh: shop-staging-dashboard (eu-west-1) is in ROLLBACK_COMPLETE: its first create failed, and such a stack can only be deleted. Delete it, then run this script again:
+    failed=true ;;
+  UPDATE_ROLLBACK_FAILED)
+    cat >&2 <<'EOF'
+deploy.sh: shop-staging-monitoring (eu-west-1) is in UPDATE_ROLLBACK_FAILED: CloudFormation could not roll its last update back and updates nothing until the rollback goes on. Fix what its events name, then:
+  aws cloudformation continue-update-rollback --stack-name shop-staging-monitoring --region eu-west-1
+EOF
+    failed=true ;;
+  DELETE_FAILED)
+    cat >&2 <<'EOF'
+deploy.sh: shop-staging-monitoring (eu-west-1) is in DELETE_FAILED: a delete of it stopped half-way. Finish it (its events name what blocked it), then run this script again:
+  aws cloudformation delete-stack --stack-name shop-staging-monitoring --region eu-west-1
+EOF
+    failed=true ;;
+  *_IN_PROGRESS)
+    echo "deploy.sh: shop-staging-monitoring (eu-west-1) has an operation in progress: wait for it to end, then run this script again" >&2
+    failed=true ;;
+esac
+case "$(awk -v n=shop-staging-dashboard '$1 == n {print $2; exit}' <<<"$blocking_eu_west_1")" in
+  ROLLBACK_COMPLETE | ROLLBACK_FAILED)
+    cat >&2 <<'EOF'
+deploy.sh: shop-staging-dashboard (eu-west-1) is in ROLLBACK_COMPLETE or ROLLBACK_FAILED: its first create failed, and such a stack can only be deleted. Delete it, then run this script again:
   aws cloudformation delete-stack --stack-name shop-staging-dashboard --region eu-west-1
 EOF
-  failed=true
-fi
-if [[ $'\t'"$rollback_eu_west_1"$'\t' == *$'\t'shop-staging-svc-api$'\t'* ]]; then
-  cat >&2 <<'EOF'
-deploy.sh: shop-staging-svc-api (eu-west-1) is in ROLLBACK_COMPLETE: its first create failed, and such a stack can only be deleted. Delete it, then run this script again:
+    failed=true ;;
+  UPDATE_ROLLBACK_FAILED)
+    cat >&2 <<'EOF'
+deploy.sh: shop-staging-dashboard (eu-west-1) is in UPDATE_ROLLBACK_FAILED: CloudFormation could not roll its last update back and updates nothing until the rollback goes on. Fix what its events name, then:
+  aws cloudformation continue-update-rollback --stack-name shop-staging-dashboard --region eu-west-1
+EOF
+    failed=true ;;
+  DELETE_FAILED)
+    cat >&2 <<'EOF'
+deploy.sh: shop-staging-dashboard (eu-west-1) is in DELETE_FAILED: a delete of it stopped half-way. Finish it (its events name what blocked it), then run this script again:
+  aws cloudformation delete-stack --stack-name shop-staging-dashboard --region eu-west-1
+EOF
+    failed=true ;;
+  *_IN_PROGRESS)
+    echo "deploy.sh: shop-staging-dashboard (eu-west-1) has an operation in progress: wait for it to end, then run this script again" >&2
+    failed=true ;;
+esac
+case "$(awk -v n=shop-staging-svc-api '$1 == n {print $2; exit}' <<<"$blocking_eu_west_1")" in
+  ROLLBACK_COMPLETE | ROLLBACK_FAILED)
+    cat >&2 <<'EOF'
+deploy.sh: shop-staging-svc-api (eu-west-1) is in ROLLBACK_COMPLETE or ROLLBACK_FAILED: its first create failed, and such a stack can only be deleted. Delete it, then run this script again:
   aws cloudformation delete-stack --stack-name shop-staging-svc-api --region eu-west-1
 EOF
-  failed=true
-fi
-if [[ $'\t'"$rollback_eu_west_1"$'\t' == *$'\t'shop-staging-svc-mailer$'\t'* ]]; then
-  cat >&2 <<'EOF'
-deploy.sh: shop-staging-svc-mailer (eu-west-1) is in ROLLBACK_COMPLETE: its first create failed, and such a stack can only be deleted. Delete it, then run this script again:
+    failed=true ;;
+  UPDATE_ROLLBACK_FAILED)
+    cat >&2 <<'EOF'
+deploy.sh: shop-staging-svc-api (eu-west-1) is in UPDATE_ROLLBACK_FAILED: CloudFormation could not roll its last update back and updates nothing until the rollback goes on. Fix what its events name, then:
+  aws cloudformation continue-update-rollback --stack-name shop-staging-svc-api --region eu-west-1
+EOF
+    failed=true ;;
+  DELETE_FAILED)
+    cat >&2 <<'EOF'
+deploy.sh: shop-staging-svc-api (eu-west-1) is in DELETE_FAILED: a delete of it stopped half-way. Finish it (its events name what blocked it), then run this script again:
+  aws cloudformation delete-stack --stack-name shop-staging-svc-api --region eu-west-1
+EOF
+    failed=true ;;
+  *_IN_PROGRESS)
+    echo "deploy.sh: shop-staging-svc-api (eu-west-1) has an operation in progress: wait for it to end, then run this script again" >&2
+    failed=true ;;
+esac
+case "$(awk -v n=shop-staging-svc-mailer '$1 == n {print $2; exit}' <<<"$blocking_eu_west_1")" in
+  ROLLBACK_COMPLETE | ROLLBACK_FAILED)
+    cat >&2 <<'EOF'
+deploy.sh: shop-staging-svc-mailer (eu-west-1) is in ROLLBACK_COMPLETE or ROLLBACK_FAILED: its first create failed, and such a stack can only be deleted. Delete it, then run this script again:
   aws cloudformation delete-stack --stack-name shop-staging-svc-mailer --region eu-west-1
 EOF
-  failed=true
-fi
-if [[ $'\t'"$rollback_eu_west_1"$'\t' == *$'\t'shop-staging-svc-nightly$'\t'* ]]; then
-  cat >&2 <<'EOF'
-deploy.sh: shop-staging-svc-nightly (eu-west-1) is in ROLLBACK_COMPLETE: its first create failed, and such a stack can only be deleted. Delete it, then run this script again:
+    failed=true ;;
+  UPDATE_ROLLBACK_FAILED)
+    cat >&2 <<'EOF'
+deploy.sh: shop-staging-svc-mailer (eu-west-1) is in UPDATE_ROLLBACK_FAILED: CloudFormation could not roll its last update back and updates nothing until the rollback goes on. Fix what its events name, then:
+  aws cloudformation continue-update-rollback --stack-name shop-staging-svc-mailer --region eu-west-1
+EOF
+    failed=true ;;
+  DELETE_FAILED)
+    cat >&2 <<'EOF'
+deploy.sh: shop-staging-svc-mailer (eu-west-1) is in DELETE_FAILED: a delete of it stopped half-way. Finish it (its events name what blocked it), then run this script again:
+  aws cloudformation delete-stack --stack-name shop-staging-svc-mailer --region eu-west-1
+EOF
+    failed=true ;;
+  *_IN_PROGRESS)
+    echo "deploy.sh: shop-staging-svc-mailer (eu-west-1) has an operation in progress: wait for it to end, then run this script again" >&2
+    failed=true ;;
+esac
+case "$(awk -v n=shop-staging-svc-nightly '$1 == n {print $2; exit}' <<<"$blocking_eu_west_1")" in
+  ROLLBACK_COMPLETE | ROLLBACK_FAILED)
+    cat >&2 <<'EOF'
+deploy.sh: shop-staging-svc-nightly (eu-west-1) is in ROLLBACK_COMPLETE or ROLLBACK_FAILED: its first create failed, and such a stack can only be deleted. Delete it, then run this script again:
   aws cloudformation delete-stack --stack-name shop-staging-svc-nightly --region eu-west-1
 EOF
-  failed=true
-fi
-if [[ $'\t'"$rollback_eu_west_1"$'\t' == *$'\t'shop-staging-svc-payments$'\t'* ]]; then
-  cat >&2 <<'EOF'
-deploy.sh: shop-staging-svc-payments (eu-west-1) is in ROLLBACK_COMPLETE: its first create failed, and such a stack can only be deleted. Delete it, then run this script again:
+    failed=true ;;
+  UPDATE_ROLLBACK_FAILED)
+    cat >&2 <<'EOF'
+deploy.sh: shop-staging-svc-nightly (eu-west-1) is in UPDATE_ROLLBACK_FAILED: CloudFormation could not roll its last update back and updates nothing until the rollback goes on. Fix what its events name, then:
+  aws cloudformation continue-update-rollback --stack-name shop-staging-svc-nightly --region eu-west-1
+EOF
+    failed=true ;;
+  DELETE_FAILED)
+    cat >&2 <<'EOF'
+deploy.sh: shop-staging-svc-nightly (eu-west-1) is in DELETE_FAILED: a delete of it stopped half-way. Finish it (its events name what blocked it), then run this script again:
+  aws cloudformation delete-stack --stack-name shop-staging-svc-nightly --region eu-west-1
+EOF
+    failed=true ;;
+  *_IN_PROGRESS)
+    echo "deploy.sh: shop-staging-svc-nightly (eu-west-1) has an operation in progress: wait for it to end, then run this script again" >&2
+    failed=true ;;
+esac
+case "$(awk -v n=shop-staging-svc-payments '$1 == n {print $2; exit}' <<<"$blocking_eu_west_1")" in
+  ROLLBACK_COMPLETE | ROLLBACK_FAILED)
+    cat >&2 <<'EOF'
+deploy.sh: shop-staging-svc-payments (eu-west-1) is in ROLLBACK_COMPLETE or ROLLBACK_FAILED: its first create failed, and such a stack can only be deleted. Delete it, then run this script again:
   aws cloudformation delete-stack --stack-name shop-staging-svc-payments --region eu-west-1
 EOF
-  failed=true
-fi
-if [[ $'\t'"$rollback_eu_west_1"$'\t' == *$'\t'shop-staging-svc-web$'\t'* ]]; then
-  cat >&2 <<'EOF'
-deploy.sh: shop-staging-svc-web (eu-west-1) is in ROLLBACK_COMPLETE: its first create failed, and such a stack can only be deleted. Delete it, then run this script again:
+    failed=true ;;
+  UPDATE_ROLLBACK_FAILED)
+    cat >&2 <<'EOF'
+deploy.sh: shop-staging-svc-payments (eu-west-1) is in UPDATE_ROLLBACK_FAILED: CloudFormation could not roll its last update back and updates nothing until the rollback goes on. Fix what its events name, then:
+  aws cloudformation continue-update-rollback --stack-name shop-staging-svc-payments --region eu-west-1
+EOF
+    failed=true ;;
+  DELETE_FAILED)
+    cat >&2 <<'EOF'
+deploy.sh: shop-staging-svc-payments (eu-west-1) is in DELETE_FAILED: a delete of it stopped half-way. Finish it (its events name what blocked it), then run this script again:
+  aws cloudformation delete-stack --stack-name shop-staging-svc-payments --region eu-west-1
+EOF
+    failed=true ;;
+  *_IN_PROGRESS)
+    echo "deploy.sh: shop-staging-svc-payments (eu-west-1) has an operation in progress: wait for it to end, then run this script again" >&2
+    failed=true ;;
+esac
+case "$(awk -v n=shop-staging-svc-web '$1 == n {print $2; exit}' <<<"$blocking_eu_west_1")" in
+  ROLLBACK_COMPLETE | ROLLBACK_FAILED)
+    cat >&2 <<'EOF'
+deploy.sh: shop-staging-svc-web (eu-west-1) is in ROLLBACK_COMPLETE or ROLLBACK_FAILED: its first create failed, and such a stack can only be deleted. Delete it, then run this script again:
   aws cloudformation delete-stack --stack-name shop-staging-svc-web --region eu-west-1
 EOF
-  failed=true
-fi
-if [[ $'\t'"$rollback_eu_west_1"$'\t' == *$'\t'shop-staging-connect$'\t'* ]]; then
-  cat >&2 <<'EOF'
-deploy.sh: shop-staging-connect (eu-west-1) is in ROLLBACK_COMPLETE: its first create failed, and such a stack can only be deleted. Delete it, then run this script again:
+    failed=true ;;
+  UPDATE_ROLLBACK_FAILED)
+    cat >&2 <<'EOF'
+deploy.sh: shop-staging-svc-web (eu-west-1) is in UPDATE_ROLLBACK_FAILED: CloudFormation could not roll its last update back and updates nothing until the rollback goes on. Fix what its events name, then:
+  aws cloudformation continue-update-rollback --stack-name shop-staging-svc-web --region eu-west-1
+EOF
+    failed=true ;;
+  DELETE_FAILED)
+    cat >&2 <<'EOF'
+deploy.sh: shop-staging-svc-web (eu-west-1) is in DELETE_FAILED: a delete of it stopped half-way. Finish it (its events name what blocked it), then run this script again:
+  aws cloudformation delete-stack --stack-name shop-staging-svc-web --region eu-west-1
+EOF
+    failed=true ;;
+  *_IN_PROGRESS)
+    echo "deploy.sh: shop-staging-svc-web (eu-west-1) has an operation in progress: wait for it to end, then run this script again" >&2
+    failed=true ;;
+esac
+case "$(awk -v n=shop-staging-connect '$1 == n {print $2; exit}' <<<"$blocking_eu_west_1")" in
+  ROLLBACK_COMPLETE | ROLLBACK_FAILED)
+    cat >&2 <<'EOF'
+deploy.sh: shop-staging-connect (eu-west-1) is in ROLLBACK_COMPLETE or ROLLBACK_FAILED: its first create failed, and such a stack can only be deleted. Delete it, then run this script again:
   aws cloudformation delete-stack --stack-name shop-staging-connect --region eu-west-1
 EOF
+    failed=true ;;
+  UPDATE_ROLLBACK_FAILED)
+    cat >&2 <<'EOF'
+deploy.sh: shop-staging-connect (eu-west-1) is in UPDATE_ROLLBACK_FAILED: CloudFormation could not roll its last update back and updates nothing until the rollback goes on. Fix what its events name, then:
+  aws cloudformation continue-update-rollback --stack-name shop-staging-connect --region eu-west-1
+EOF
+    failed=true ;;
+  DELETE_FAILED)
+    cat >&2 <<'EOF'
+deploy.sh: shop-staging-connect (eu-west-1) is in DELETE_FAILED: a delete of it stopped half-way. Finish it (its events name what blocked it), then run this script again:
+  aws cloudformation delete-stack --stack-name shop-staging-connect --region eu-west-1
+EOF
+    failed=true ;;
+  *_IN_PROGRESS)
+    echo "deploy.sh: shop-staging-connect (eu-west-1) has an operation in progress: wait for it to end, then run this script again" >&2
+    failed=true ;;
+esac
+if ! blocking_us_east_1="$(aws cloudformation list-stacks --region us-east-1 --stack-status-filter ROLLBACK_COMPLETE ROLLBACK_FAILED UPDATE_ROLLBACK_FAILED DELETE_FAILED CREATE_IN_PROGRESS ROLLBACK_IN_PROGRESS DELETE_IN_PROGRESS UPDATE_IN_PROGRESS UPDATE_COMPLETE_CLEANUP_IN_PROGRESS UPDATE_ROLLBACK_IN_PROGRESS UPDATE_ROLLBACK_COMPLETE_CLEANUP_IN_PROGRESS IMPORT_IN_PROGRESS IMPORT_ROLLBACK_IN_PROGRESS --query "StackSummaries[].[StackName,StackStatus]" --output text 2>&1)"; then
+  echo "deploy.sh: could not list the stacks CloudFormation cannot update now in us-east-1 (cloudformation:ListStacks), so whether a stack of this folder is one is unknown: fix the cause (a permission your identity lacks, expired credentials...) and run this script again. The AWS CLI said: ${blocking_us_east_1//$'\n'/ }" >&2
+  blocking_us_east_1=""
   failed=true
 fi
-if ! rollback_us_east_1="$(aws cloudformation list-stacks --region us-east-1 --stack-status-filter ROLLBACK_COMPLETE --query "StackSummaries[].StackName" --output text 2>&1)"; then
-  echo "deploy.sh: could not list the stacks in ROLLBACK_COMPLETE in us-east-1 (cloudformation:ListStacks), so whether a stack of this folder can only be deleted is unknown: fix the cause (a permission your identity lacks, expired credentials...) and run this script again. The AWS CLI said: ${rollback_us_east_1//$'\n'/ }" >&2
-  rollback_us_east_1=""
-  failed=true
-fi
-if [[ $'\t'"$rollback_us_east_1"$'\t' == *$'\t'shop-staging-edge-waf$'\t'* ]]; then
-  cat >&2 <<'EOF'
-deploy.sh: shop-staging-edge-waf (us-east-1) is in ROLLBACK_COMPLETE: its first create failed, and such a stack can only be deleted. Delete it, then run this script again:
+case "$(awk -v n=shop-staging-edge-waf '$1 == n {print $2; exit}' <<<"$blocking_us_east_1")" in
+  ROLLBACK_COMPLETE | ROLLBACK_FAILED)
+    cat >&2 <<'EOF'
+deploy.sh: shop-staging-edge-waf (us-east-1) is in ROLLBACK_COMPLETE or ROLLBACK_FAILED: its first create failed, and such a stack can only be deleted. Delete it, then run this script again:
   aws cloudformation delete-stack --stack-name shop-staging-edge-waf --region us-east-1
 EOF
-  failed=true
-fi
-if [[ $'\t'"$rollback_us_east_1"$'\t' == *$'\t'shop-staging-edge-alarms$'\t'* ]]; then
-  cat >&2 <<'EOF'
-deploy.sh: shop-staging-edge-alarms (us-east-1) is in ROLLBACK_COMPLETE: its first create failed, and such a stack can only be deleted. Delete it, then run this script again:
+    failed=true ;;
+  UPDATE_ROLLBACK_FAILED)
+    cat >&2 <<'EOF'
+deploy.sh: shop-staging-edge-waf (us-east-1) is in UPDATE_ROLLBACK_FAILED: CloudFormation could not roll its last update back and updates nothing until the rollback goes on. Fix what its events name, then:
+  aws cloudformation continue-update-rollback --stack-name shop-staging-edge-waf --region us-east-1
+EOF
+    failed=true ;;
+  DELETE_FAILED)
+    cat >&2 <<'EOF'
+deploy.sh: shop-staging-edge-waf (us-east-1) is in DELETE_FAILED: a delete of it stopped half-way. Finish it (its events name what blocked it), then run this script again:
+  aws cloudformation delete-stack --stack-name shop-staging-edge-waf --region us-east-1
+EOF
+    failed=true ;;
+  *_IN_PROGRESS)
+    echo "deploy.sh: shop-staging-edge-waf (us-east-1) has an operation in progress: wait for it to end, then run this script again" >&2
+    failed=true ;;
+esac
+case "$(awk -v n=shop-staging-edge-alarms '$1 == n {print $2; exit}' <<<"$blocking_us_east_1")" in
+  ROLLBACK_COMPLETE | ROLLBACK_FAILED)
+    cat >&2 <<'EOF'
+deploy.sh: shop-staging-edge-alarms (us-east-1) is in ROLLBACK_COMPLETE or ROLLBACK_FAILED: its first create failed, and such a stack can only be deleted. Delete it, then run this script again:
   aws cloudformation delete-stack --stack-name shop-staging-edge-alarms --region us-east-1
 EOF
-  failed=true
-fi
+    failed=true ;;
+  UPDATE_ROLLBACK_FAILED)
+    cat >&2 <<'EOF'
+deploy.sh: shop-staging-edge-alarms (us-east-1) is in UPDATE_ROLLBACK_FAILED: CloudFormation could not roll its last update back and updates nothing until the rollback goes on. Fix what its events name, then:
+  aws cloudformation continue-update-rollback --stack-name shop-staging-edge-alarms --region us-east-1
+EOF
+    failed=true ;;
+  DELETE_FAILED)
+    cat >&2 <<'EOF'
+deploy.sh: shop-staging-edge-alarms (us-east-1) is in DELETE_FAILED: a delete of it stopped half-way. Finish it (its events name what blocked it), then run this script again:
+  aws cloudformation delete-stack --stack-name shop-staging-edge-alarms --region us-east-1
+EOF
+    failed=true ;;
+  *_IN_PROGRESS)
+    echo "deploy.sh: shop-staging-edge-alarms (us-east-1) has an operation in progress: wait for it to end, then run this script again" >&2
+    failed=true ;;
+esac
 # shop-staging-svc-api runs the tag held in /shop/staging/api/image-tag (SSM); its first deployment creates the parameter
 # from $IMAGE_TAG_API (or $IMAGE_TAG), and never overwrites one: that would roll a release back.
 IMAGE_TAG_API="${IMAGE_TAG_API:-${IMAGE_TAG:-}}"
