@@ -204,65 +204,73 @@ def _kind(resources: Mapping[str, Any]) -> str:
     return "service"
 
 
+@dataclass(frozen=True)
+class _RdsKind:
+    """How destroy.sh reads and lifts the ``DeletionProtection`` of one RDS resource type."""
+
+    what: str  # "Aurora cluster"
+    id_property: str  # the template property that names it
+    describe: str  # "describe-db-clusters --db-cluster-identifier"
+    query: str  # "DBClusters[0].DeletionProtection"
+    not_found: str  # the RDS error that means there is none (and so no protection)
+    lift: str  # "modify-db-cluster --db-cluster-identifier {name} --no-deletion-protection --apply-immediately"
+
+
+# RDS API Reference, DescribeDBClusters and DescribeGlobalClusters, Errors: DBClusterNotFoundFault and
+# GlobalClusterNotFoundFault, the one answer each that means there is nothing to protect; a global
+# database's own protection stops its stack's delete as the cluster's does ("The global database
+# cluster can't be deleted when deletion protection is enabled": ModifyGlobalCluster).
+_RDS_PROTECTED = {
+    "AWS::RDS::DBCluster": _RdsKind(
+        "Aurora cluster",
+        "DBClusterIdentifier",
+        "describe-db-clusters --db-cluster-identifier",
+        "DBClusters[0].DeletionProtection",
+        "DBClusterNotFoundFault",
+        "modify-db-cluster --db-cluster-identifier {name} --no-deletion-protection --apply-immediately",
+    ),
+    "AWS::RDS::GlobalCluster": _RdsKind(
+        "Aurora global database",
+        "GlobalClusterIdentifier",
+        "describe-global-clusters --global-cluster-identifier",
+        "GlobalClusters[0].DeletionProtection",
+        "GlobalClusterNotFoundFault",
+        "modify-global-cluster --global-cluster-identifier {name} --no-deletion-protection",
+    ),
+}
+
+
+def _rds_protection(stack: Stack, kind: _RdsKind, name: str) -> Protection:
+    q = shlex.quote
+    return Protection(
+        stack.name,
+        stack.region,
+        f"{kind.what} {name}",
+        [
+            f'if ! value="$(aws rds {kind.describe} {q(name)} --region {q(stack.region)} '
+            f'--query "{kind.query}" --output text 2>&1)"; then',
+            '  case "$value" in',
+            f"    *{kind.not_found}*) value=None ;;",
+            "    *) unreadable "
+            + q(f"the deletion protection of {kind.what} {name} ({stack.region})")
+            + ' "$value" ;;',
+            "  esac",
+            "fi",
+        ],
+        f"aws rds {kind.lift.format(name=name)} --region {stack.region}",
+    )
+
+
 def _protections(stack: Stack) -> list[Protection]:
     q = shlex.quote
     found = []
     for logical, resource in stack.body.get("Resources", {}).items():
         kind, props = resource.get("Type"), resource.get("Properties", {})
-        if kind == "AWS::RDS::DBCluster" and props.get("DeletionProtection") in (True, "true"):
-            name = props.get("DBClusterIdentifier")
-            if not isinstance(name, str):
-                continue
-            found.append(
-                Protection(
-                    stack.name,
-                    stack.region,
-                    f"Aurora cluster {name}",
-                    [
-                        f'if ! value="$(aws rds describe-db-clusters --db-cluster-identifier {q(name)} '
-                        f'--region {q(stack.region)} --query "DBClusters[0].DeletionProtection" --output text '
-                        '2>&1)"; then',
-                        # RDS API Reference, DescribeDBClusters, Errors: DBClusterNotFoundFault, the one
-                        # answer that means there is no cluster (and so no protection).
-                        '  case "$value" in',
-                        "    *DBClusterNotFoundFault*) value=None ;;",
-                        f"    *) unreadable {q(f'the deletion protection of Aurora cluster {name} ({stack.region})')} "
-                        '"$value" ;;',
-                        "  esac",
-                        "fi",
-                    ],
-                    f"aws rds modify-db-cluster --db-cluster-identifier {name} --no-deletion-protection "
-                    f"--apply-immediately --region {stack.region}",
-                )
-            )
-        elif kind == "AWS::RDS::GlobalCluster" and props.get("DeletionProtection") in (True, "true"):
-            name = props.get("GlobalClusterIdentifier")
-            if not isinstance(name, str):
-                continue
-            found.append(
-                Protection(
-                    stack.name,
-                    stack.region,
-                    f"Aurora global database {name}",
-                    [
-                        f'if ! value="$(aws rds describe-global-clusters --global-cluster-identifier {q(name)} '
-                        f'--region {q(stack.region)} --query "GlobalClusters[0].DeletionProtection" --output text '
-                        '2>&1)"; then',
-                        # RDS API Reference, DescribeGlobalClusters, Errors: GlobalClusterNotFoundFault, the
-                        # one answer that means there is no global database ("The global database cluster
-                        # can't be deleted when deletion protection is enabled": ModifyGlobalCluster).
-                        '  case "$value" in',
-                        "    *GlobalClusterNotFoundFault*) value=None ;;",
-                        "    *) unreadable "
-                        + q(f"the deletion protection of Aurora global database {name} ({stack.region})")
-                        + ' "$value" ;;',
-                        "  esac",
-                        "fi",
-                    ],
-                    f"aws rds modify-global-cluster --global-cluster-identifier {name} --no-deletion-protection "
-                    f"--region {stack.region}",
-                )
-            )
+        rds = _RDS_PROTECTED.get(str(kind))
+        if rds is not None and props.get("DeletionProtection") in (True, "true"):
+            name = props.get(rds.id_property)
+            if isinstance(name, str):
+                found.append(_rds_protection(stack, rds, name))
         elif kind == "AWS::ElasticLoadBalancingV2::LoadBalancer" and any(
             a.get("Key") == "deletion_protection.enabled" and str(a.get("Value")).lower() == "true"
             for a in props.get("LoadBalancerAttributes", [])
