@@ -557,7 +557,7 @@ def run_diagram(names: list[str] | None, output: Path, dot_only: bool, detail: s
 
     if _nothing_built("diagram", output) or _unbuilt("diagram", names, output):
         return EXIT_SETTINGS
-    folders = [output / name for name in names] if names else sorted(p.parent for p in output.glob("*/manifest.json"))
+    folders = _folders(output, names)
     try:
         for folder in folders:
             diagram.write(folder, dot_only=dot_only, detail=detail)
@@ -591,11 +591,11 @@ def run_cost(names: list[str] | None, output: Path, against: Path | None) -> int
     if _nothing_built("cost", output) or _unbuilt("cost", names, output):
         return EXIT_SETTINGS
     estimates, failed = [], []
-    for name in names or sorted(p.parent.name for p in output.glob("*/manifest.json")):
+    for folder in _folders(output, names):
         try:  # each folder on its own: one region without prices leaves the others' figures
-            estimates.append(cost.read_folder(output / name))
+            estimates.append(cost.read_folder(folder))
         except cost.CostError as error:
-            failed.append(f"cost: {name} left out: {error}")
+            failed.append(f"cost: {folder.name} left out: {error}")
     try:
         old = cost.read_output(against, names, missing_ok=True) if against is not None else None
     except cost.CostError as error:
@@ -607,6 +607,12 @@ def run_cost(names: list[str] | None, output: Path, against: Path | None) -> int
         print("\n".join(failed), file=sys.stderr)
         return 1
     return 0
+
+
+def _folders(output: Path, names: list[str] | None) -> list[Path]:
+    """The folders of ``output`` a command reads: those ``names`` names, else every built one (a
+    ``manifest.json``), sorted."""
+    return [output / name for name in names] if names else sorted(p.parent for p in output.glob("*/manifest.json"))
 
 
 def _nothing_built(command: str, output: Path) -> bool:
@@ -751,7 +757,7 @@ def _draw_built(names: list[str] | None, output: Path, diagrams: str, quiet: boo
         dot_only = True
         if not quiet:
             print("diagrams: DOT source only, Graphviz's dot is not installed (`make dot` installs it)")
-    folders = [output / name for name in names] if names else sorted(p.parent for p in output.glob("*/manifest.json"))
+    folders = _folders(output, names)
     for folder in folders:
         try:
             diagram.write(folder, dot_only=dot_only, detail=detail)

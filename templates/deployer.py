@@ -51,7 +51,14 @@ from troposphere.iam import ManagedPolicy, Policy, Role
 from infra_templates import constructs, iam
 from infra_templates.catalog import handler_permissions
 from infra_templates.config import CLOUDFRONT_REGION, Environment
-from infra_templates.iam_analysis import creates, has_resource_types, is_known, privilege, service_resources
+from infra_templates.iam_analysis import (
+    creates,
+    has_resource_types,
+    is_known,
+    privilege,
+    service_resources,
+    squashed,
+)
 from infra_templates.layer import LayerContext
 from infra_templates.naming import (
     artifact_bucket_name,
@@ -466,9 +473,9 @@ def untagged_types(stacks: Sequence[Stack]) -> frozenset[tuple[str, str]]:
 def _iam_types(region: str, kind: str) -> frozenset[tuple[str, str]]:
     """The IAM resource types (service, type) a CloudFormation type is matched to (untagged_types)."""
     services = sorted({a.split(":")[0] for a in handler_permissions(region, kind)})
-    wanted = _squashed(IAM_TYPE_OF.get(kind, kind.rsplit("::", 1)[-1]))
+    wanted = squashed(IAM_TYPE_OF.get(kind, kind.rsplit("::", 1)[-1]))
     return frozenset(
-        (service, name) for service in services for name in service_resources(service) if _squashed(name) == wanted
+        (service, name) for service in services for name in service_resources(service) if squashed(name) == wanted
     )
 
 
@@ -482,15 +489,6 @@ def _carries_scope_tags(properties: dict[str, Any]) -> bool:
         if all(k in tags for k in SCOPE_TAGS):
             return True
     return False
-
-
-def _squashed(name: str) -> str:
-    """``name`` in lower case with everything but a-z and 0-9 taken out (``log-group``: ``loggroup``)."""
-    lowered = name.lower()
-    plain = lowered.replace("-", "").replace("_", "")
-    if plain.isascii() and plain.isalnum():  # IAM's type names: letters, digits, dashes (no regex needed)
-        return plain
-    return re.sub(r"[^a-z0-9]", "", lowered)
 
 
 def name_patterns(env: Environment, stacks: Sequence[Stack]) -> dict[str, list[str]]:

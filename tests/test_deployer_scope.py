@@ -431,8 +431,8 @@ def test_no_project_role_may_change_iam() -> None:
 
 
 def test_a_type_name_is_squashed_as_the_regex_squashes_it() -> None:
-    """_squashed's shortcut (no regex for a name of letters, digits, dashes and underscores) gives
-    what the regex gives, on every resource type name of the services the deployer reads and on odd
+    """iam_analysis.squashed's shortcut (no regex for a name of letters, digits, dashes and underscores)
+    gives what the regex gives, on every resource type name of the services the deployer reads and on odd
     names the regex is left for."""
     names = [
         name
@@ -441,7 +441,7 @@ def test_a_type_name_is_squashed_as_the_regex_squashes_it() -> None:
     ]
     assert len(names) > 100
     for name in [*names, "Log_Group", "a.b", "x y", "İd", "ﬁle", "é", "", "-", "ABC9"]:
-        assert deployer_layer._squashed(name) == re.sub(r"[^a-z0-9]", "", name.lower()), name
+        assert iam_analysis.squashed(name) == re.sub(r"[^a-z0-9]", "", name.lower()), name
 
 
 def test_cloudformation_may_encrypt_a_secrets_replica_with_the_standbys_key_only_through_secrets_manager() -> None:

@@ -264,13 +264,18 @@ def creates(action: str) -> bool:
         return False
     name = action.partition(":")[2]
     own = entry["resource_types"].get("", {}).get("condition_keys", ())
-    made = _letters(name.removeprefix("Create")) if name.startswith("Create") else None
-    return "aws:RequestTag/${TagKey}" in own or any(_letters(t) == made for t in entry["resource_types"] if t)
+    made = squashed(name.removeprefix("Create")) if name.startswith("Create") else None
+    return "aws:RequestTag/${TagKey}" in own or any(squashed(t) == made for t in entry["resource_types"] if t)
 
 
-def _letters(name: str) -> str:
-    """``name`` in lower case with everything but a-z and 0-9 taken out (``log-group``: ``loggroup``)."""
-    return re.sub(r"[^a-z0-9]", "", name.lower())
+def squashed(name: str) -> str:
+    """``name`` in lower case with everything but a-z and 0-9 taken out (``log-group``: ``loggroup``),
+    how a CloudFormation type's or an action's noun is matched to an IAM resource type's name."""
+    lowered = name.lower()
+    plain = lowered.replace("-", "").replace("_", "")
+    if plain.isascii() and plain.isalnum():  # IAM's type names: letters, digits, dashes (no regex needed)
+        return plain
+    return re.sub(r"[^a-z0-9]", "", lowered)
 
 
 def access_level(action: str) -> str | None:

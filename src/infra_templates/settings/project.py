@@ -18,6 +18,7 @@ from infra_templates.settings.dr import Standby
 from infra_templates.settings.environment import Environment
 from infra_templates.settings.loading import (
     _dotted,
+    _lookup,
     _misnamed,
     _read_mapping,
     _show,
@@ -105,10 +106,7 @@ def _owned_names(name: str, folder: Path) -> Any:
         return None
 
     def at(*path: str) -> Any:
-        node: Any = raw
-        for part in path:
-            node = node.get(part) if isinstance(node, dict) else None
-        return node
+        return _lookup(raw, path)
 
     try:
         cidr = ipaddress.ip_network(at("network", "cidr")) if isinstance(at("network", "cidr"), str) else None
